@@ -1,0 +1,47 @@
+"""The one place that maps failures to CLI messages and exit codes."""
+
+from __future__ import annotations
+
+from bifrost.client.publisher import PublishError
+from bifrost.config.settings import SettingsError
+from bifrost.schemas.jsonschema import UnknownSchema
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_UNAVAILABLE = 3
+
+
+class CliError(Exception):
+    """A failure with a message meant for the operator."""
+
+    exit_code = EXIT_FAILURE
+
+
+class UsageError(CliError):
+    """The command line asks for something that cannot be done as written."""
+
+    exit_code = EXIT_USAGE
+
+
+class Unavailable(CliError):
+    """A service the command needs (Kafka, a worker) cannot be reached."""
+
+    exit_code = EXIT_UNAVAILABLE
+
+
+def explain(exc: BaseException) -> tuple[int, str]:
+    """Exit code and message for an exception the CLI knows how to explain."""
+    if isinstance(exc, CliError):
+        return exc.exit_code, str(exc)
+    if isinstance(exc, (SettingsError, UnknownSchema)):
+        return EXIT_USAGE, str(exc).strip("'\"")
+    if isinstance(exc, PublishError):
+        return EXIT_UNAVAILABLE, f"{exc} (is the broker running? `bifrost-opt kafka start`, or set BIFROST_KAFKA_BOOTSTRAP)"
+    try:
+        from bifrost.devkafka import BrokerError
+    except ImportError:  # pragma: no cover - devkafka ships with the package
+        BrokerError = ()  # type: ignore[assignment,misc]
+    if BrokerError and isinstance(exc, BrokerError):
+        return EXIT_UNAVAILABLE, str(exc)
+    raise exc

@@ -1,0 +1,78 @@
+"""`bifrost-opt metrics`: per-arm and per-model figures from a worker's HTTP view."""
+
+from __future__ import annotations
+
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Any
+
+import orjson
+
+from bifrost.cli.errors import CliError, Unavailable, UsageError
+
+COLUMNS = (
+    ("count", "count", "{:d}"),
+    ("err%", "error_rate", "{:.2%}"),
+    ("p50 ms", "p50_ms", "{:.0f}"),
+    ("p95 ms", "p95_ms", "{:.0f}"),
+    ("p99 ms", "p99_ms", "{:.0f}"),
+    ("$/task", "cost_per_task", "{:.5f}"),
+    ("quality", "quality", "{:.3f}"),
+    ("win rate", "win_rate", "{:.1%}"),
+)
+
+
+def fetch_metrics(worker_url: str, router: str, since: str, until: float | None, timeout: float = 10.0) -> dict[str, Any]:
+    """GET the router's metrics from the worker; raise CLI errors with a clear message."""
+    query = {"since": since}
+    if until is not None:
+        query["until"] = str(until)
+    url = f"{worker_url.rstrip('/')}/v1/routers/{urllib.parse.quote(router, safe='')}/metrics?{urllib.parse.urlencode(query)}"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return orjson.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        detail = _error_text(exc.read())
+        if exc.code == 400:
+            raise UsageError(detail) from None
+        if exc.code == 404:
+            raise CliError(detail) from None
+        raise Unavailable(f"worker at {worker_url} answered {exc.code}: {detail}") from None
+    except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise Unavailable(
+            f"cannot reach a worker at {worker_url} ({reason}); start one with `bifrost-opt worker` "
+            "or point BIFROST_WORKER_URL / --worker-url at one"
+        ) from None
+
+
+def _error_text(body: bytes) -> str:
+    try:
+        return str(orjson.loads(body).get("error", body.decode(errors="replace")))
+    except orjson.JSONDecodeError:
+        return body.decode(errors="replace")
+
+
+def render_table(metrics: dict[str, Any]) -> str:
+    """Human-readable tables of arms, models and buckets."""
+    lines = [
+        f"router {metrics['router_id']}  window [{metrics['from_ts']}, {metrics['to_ts']})  "
+        f"({metrics['windows']} windows with data)"
+    ]
+    for section in ("arms", "models", "buckets"):
+        rows = metrics.get(section) or {}
+        if not rows:
+            continue
+        header = [section[:-1]] + [title for title, _, _ in COLUMNS]
+        body = [[name] + [_cell(stats.get(field), fmt) for _, field, fmt in COLUMNS] for name, stats in rows.items()]
+        widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
+        lines.append("")
+        lines.append("  ".join(h.ljust(w) if i == 0 else h.rjust(w) for i, (h, w) in enumerate(zip(header, widths))))
+        for row in body:
+            lines.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))))
+    return "\n".join(lines)
+
+
+def _cell(value: Any, fmt: str) -> str:
+    return "-" if value is None else fmt.format(value)

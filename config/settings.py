@@ -1,0 +1,88 @@
+"""One typed settings object, read from ``BIFROST_*`` environment variables.
+
+Every field documents its variable and default; ``bifrost-opt config`` prints them.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import MISSING, dataclass, field, fields
+from typing import Any, Mapping
+
+from bifrost.schemas.codec import Limits
+from bifrost.schemas.topics import Topics
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value of the wrong kind."""
+
+
+def _setting(default: Any, env: str, doc: str) -> Any:
+    return field(default=default, metadata={"env": env, "doc": doc})
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Configuration of every bifrost process (worker, CLI, simulator, trainer)."""
+
+    kafka_bootstrap: str = _setting("127.0.0.1:9092", "BIFROST_KAFKA_BOOTSTRAP", "Kafka bootstrap servers, comma separated.")
+    topic_prefix: str = _setting("bifrost.", "BIFROST_TOPIC_PREFIX", "Prefix of every topic name.")
+    app_id: str = _setting("bifrost-optimizer", "BIFROST_APP_ID", "Faust application id: consumer group and changelog topic prefix.")
+    partitions: int = _setting(8, "BIFROST_PARTITIONS", "Partitions of the input topics and tables (set before first start).")
+    replication_factor: int = _setting(1, "BIFROST_REPLICATION_FACTOR", "Replication factor of topics the worker creates.")
+    store: str = _setting("memory://", "BIFROST_STORE", "Table store: memory:// (tests) or rocksdb:// (production; needs the rocksdb extra).")
+    data_dir: str = _setting("var/worker", "BIFROST_DATA_DIR", "Worker data directory (RocksDB tables).")
+    window_seconds: int = _setting(60, "BIFROST_WINDOW_SECONDS", "Tumbling window size, by event time.")
+    grace_seconds: int = _setting(300, "BIFROST_GRACE_SECONDS", "Late events this far behind a partition's newest event time still count.")
+    feedback_grace_seconds: int = _setting(86400, "BIFROST_FEEDBACK_GRACE_SECONDS", "Feedback may arrive this long after its request's newest window and still count.")
+    retention_seconds: int = _setting(8 * 86400, "BIFROST_RETENTION_SECONDS", "How long closed windows are kept (7-day trends need ≥ 7 days).")
+    max_event_bytes: int = _setting(64 * 1024, "BIFROST_MAX_EVENT_BYTES", "Larger payloads go to the DLQ as oversized.")
+    max_future_skew_seconds: float = _setting(300.0, "BIFROST_MAX_FUTURE_SKEW_SECONDS", "Event times further ahead of the worker's clock go to the DLQ.")
+    batch_max: int = _setting(10_000, "BIFROST_BATCH_MAX", "Most events the ingest agent folds into one table update.")
+    batch_within_seconds: float = _setting(0.25, "BIFROST_BATCH_WITHIN_SECONDS", "Longest wait to fill a batch.")
+    web_host: str = _setting("127.0.0.1", "BIFROST_WEB_HOST", "Worker HTTP bind address.")
+    web_port: int = _setting(6066, "BIFROST_WEB_PORT", "Worker HTTP port (metrics views, /metrics, health).")
+    worker_url: str = _setting("http://127.0.0.1:6066", "BIFROST_WORKER_URL", "Where the CLI finds a worker's HTTP views.")
+    log_level: str = _setting("info", "BIFROST_LOG_LEVEL", "Log level of bifrost processes.")
+
+    @property
+    def topics(self) -> Topics:
+        """Topic names under :attr:`topic_prefix`."""
+        return Topics(self.topic_prefix)
+
+    @property
+    def limits(self) -> Limits:
+        """Validation limits for decoding events."""
+        return Limits(self.max_event_bytes, self.max_future_skew_seconds)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
+        """Settings from ``environ`` (default ``os.environ``), then explicit overrides."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = environ.get(f.metadata["env"])
+            if raw is not None and raw != "":
+                values[f.name] = _parse(raw, f.type, f.metadata["env"])
+        values.update(overrides)
+        return cls(**values)
+
+    @classmethod
+    def describe(cls) -> list[tuple[str, str, str]]:
+        """(variable, default, meaning) of every setting, for docs and ``bifrost-opt config``."""
+        return [
+            (f.metadata["env"], repr(f.default) if f.default is not MISSING else "", f.metadata["doc"])
+            for f in fields(cls)
+        ]
+
+
+def _parse(raw: str, type_name: Any, env: str) -> Any:
+    kind = type_name if isinstance(type_name, str) else type_name.__name__
+    try:
+        if kind == "int":
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+    except ValueError:
+        raise SettingsError(f"{env}={raw!r} is not a valid {kind}") from None
+    return raw

@@ -1,0 +1,33 @@
+"""JSON Schema export of the wire contract, for producers in other languages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from bifrost.schemas.dlq import DeadLetter
+from bifrost.schemas.events import FeedbackEvent, RoutingEvent
+
+SCHEMA_TYPES: dict[str, type[msgspec.Struct]] = {
+    "routing-event": RoutingEvent,
+    "feedback": FeedbackEvent,
+    "dlq": DeadLetter,
+}
+
+
+class UnknownSchema(KeyError):
+    """Asked for a schema name that does not exist."""
+
+
+def json_schema(name: str) -> dict[str, Any]:
+    """JSON Schema (draft 2020-12) for a named wire type, e.g. ``"routing-event"``."""
+    try:
+        struct = SCHEMA_TYPES[name]
+    except KeyError:
+        known = ", ".join(sorted(SCHEMA_TYPES))
+        raise UnknownSchema(f"unknown schema {name!r}; choose one of: {known}") from None
+    schema = msgspec.json.schema(struct)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = f"bifrost {name}"
+    return schema

@@ -1,0 +1,142 @@
+"""Per-window statistics of one arm, model or bucket: the unit every view merges.
+
+Follows the aggregation protocol ``initialize / agg / merge / result``: ``WindowStats()``
+is the initial value, :meth:`add_event` and :meth:`add_feedback` fold inputs in,
+:meth:`merge` combines partials from different partitions, :meth:`summary` gives the
+figures operators and gates read.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from bifrost.schemas.events import FeedbackEvent, Outcome, RoutingEvent
+from bifrost.streams.aggregates.sketch import QuantileSketch
+
+
+class StatsSummary(msgspec.Struct, kw_only=True):
+    """Derived figures of a :class:`WindowStats`; ``None`` where there is no data."""
+
+    count: int
+    errors: int
+    rate_limited: int
+    error_rate: float | None
+    p50_ms: float | None
+    p95_ms: float | None
+    p99_ms: float | None
+    cost_usd: float
+    cost_per_task: float | None
+    quality: float | None
+    quality_count: int
+    wins: int
+    losses: int
+    ties: int
+    win_rate: float | None
+
+
+class WindowStats(msgspec.Struct, kw_only=True):
+    """Counts, sums and a latency sketch for one key in one window (mergeable)."""
+
+    count: int = 0
+    errors: int = 0
+    rate_limited: int = 0
+    fallbacks: int = 0
+    cost_usd: float = 0.0
+    tokens_in: int = 0
+    tokens_out: int = 0
+    latency_ms: QuantileSketch = msgspec.field(default_factory=QuantileSketch)
+    quality_sum: float = 0.0
+    quality_count: int = 0
+    wins: int = 0
+    losses: int = 0
+    ties: int = 0
+    task_success: int = 0
+    task_feedback: int = 0
+
+    def add_event(self, event: RoutingEvent) -> None:
+        """Fold one routing event in."""
+        self.count += 1
+        if not event.success:
+            self.errors += 1
+        if event.rate_limited:
+            self.rate_limited += 1
+        if event.fallback_used:
+            self.fallbacks += 1
+        self.cost_usd += event.cost_usd
+        self.tokens_in += event.tokens_in
+        self.tokens_out += event.tokens_out
+        self.latency_ms.add(event.latency_ms)
+        if event.quality is not None:
+            self.quality_sum += event.quality
+            self.quality_count += 1
+        if event.win is not None:
+            self._add_outcome(event.win)
+
+    def add_feedback(self, feedback: FeedbackEvent) -> None:
+        """Fold one late feedback signal in (it does not count as a request)."""
+        if feedback.grade is not None:
+            self.quality_sum += feedback.grade
+            self.quality_count += 1
+        if feedback.outcome is not None:
+            self._add_outcome(feedback.outcome)
+        if feedback.success is not None:
+            self.task_feedback += 1
+            self.task_success += int(feedback.success)
+
+    def _add_outcome(self, outcome: Outcome) -> None:
+        if outcome is Outcome.WIN:
+            self.wins += 1
+        elif outcome is Outcome.LOSS:
+            self.losses += 1
+        else:
+            self.ties += 1
+
+    def merge(self, other: "WindowStats") -> None:
+        """Add ``other`` into this one (commutative and associative)."""
+        self.count += other.count
+        self.errors += other.errors
+        self.rate_limited += other.rate_limited
+        self.fallbacks += other.fallbacks
+        self.cost_usd += other.cost_usd
+        self.tokens_in += other.tokens_in
+        self.tokens_out += other.tokens_out
+        self.latency_ms.merge(other.latency_ms)
+        self.quality_sum += other.quality_sum
+        self.quality_count += other.quality_count
+        self.wins += other.wins
+        self.losses += other.losses
+        self.ties += other.ties
+        self.task_success += other.task_success
+        self.task_feedback += other.task_feedback
+
+    def summary(self) -> StatsSummary:
+        """Error rate, latency quantiles, cost per task, quality and win rate.
+
+        Win rate counts a tie as half a win: ``(wins + ties/2) / (wins + losses + ties)``.
+        """
+        judged = self.wins + self.losses + self.ties
+        return StatsSummary(
+            count=self.count,
+            errors=self.errors,
+            rate_limited=self.rate_limited,
+            error_rate=self.errors / self.count if self.count else None,
+            p50_ms=self.latency_ms.quantile(0.50),
+            p95_ms=self.latency_ms.quantile(0.95),
+            p99_ms=self.latency_ms.quantile(0.99),
+            cost_usd=self.cost_usd,
+            cost_per_task=self.cost_usd / self.count if self.count else None,
+            quality=self.quality_sum / self.quality_count if self.quality_count else None,
+            quality_count=self.quality_count,
+            wins=self.wins,
+            losses=self.losses,
+            ties=self.ties,
+            win_rate=(self.wins + 0.5 * self.ties) / judged if judged else None,
+        )
+
+
+def merged(parts: "list[WindowStats]") -> WindowStats:
+    """A new :class:`WindowStats` holding the sum of ``parts``."""
+    total = WindowStats()
+    for part in parts:
+        total.merge(part)
+    return total

@@ -1,0 +1,87 @@
+"""The Faust application: topics, tables, agents and views, wired from settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import faust
+
+from bifrost.config import Settings
+from bifrost.streams.ingest.agent import IngestState, register_ingest
+from bifrost.streams.rollup.agent import RouterMetricsReader, register_rollup
+from bifrost.streams.tables import PartitionKeyedTable
+from bifrost.streams.web.views import register_views
+
+
+@dataclass(frozen=True, slots=True)
+class Worker:
+    """A configured app and handles to its parts (for tests and views)."""
+
+    app: faust.App
+    ingest: IngestState
+    reader: RouterMetricsReader
+
+
+def create_app(settings: Settings) -> Worker:
+    """Build the worker's Faust app from ``settings``."""
+    app = faust.App(
+        settings.app_id,
+        broker=[f"kafka://{host.strip()}" for host in settings.kafka_bootstrap.split(",")],
+        store=settings.store,
+        datadir=settings.data_dir,
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication_factor,
+        web_host=settings.web_host,
+        web_port=settings.web_port,
+        canonical_url=f"http://{settings.web_host}:{settings.web_port}",
+        autodiscover=False,
+        producer_acks=-1,
+        consumer_auto_offset_reset="earliest",
+        broker_commit_interval=1.0,
+        web_enabled=True,
+    )
+    topics = settings.topics
+    n = settings.partitions
+    inputs = app.topic(
+        topics.routing_events, topics.feedback,
+        key_serializer="raw", value_serializer="raw", partitions=n, internal=True,
+    )
+    dlq = app.topic(topics.dlq, key_serializer="raw", value_serializer="raw", partitions=n, internal=True)
+    partials_topic = app.topic(
+        topics.window_partials,
+        key_type=str, key_serializer="json", value_serializer="raw", partitions=n, internal=True,
+    )
+    # Keys are text (JSON-serialized so routing by key matches the topic keys); values
+    # are encoded WindowPartial bytes, decoded only when needed.
+    state_schema = faust.Schema(key_type=str, value_type=bytes, key_serializer="json", value_serializer="raw")
+    partition_table = app.tables.add(
+        PartitionKeyedTable(
+            app,
+            name="partition-windows",
+            schema=state_schema,
+            partitions=n,
+            beacon=app.tables.beacon,
+        )
+    )
+    router_table = app.Table(
+        "router-windows",
+        schema=state_schema,
+        partitions=n,
+    )
+    ingest = register_ingest(
+        app, settings, inputs=inputs, dlq=dlq, partials_topic=partials_topic, table=partition_table
+    )
+    reader = register_rollup(app, settings, partials_topic=partials_topic, table=router_table)
+    register_views(app, reader=reader, ingest_state=ingest, router_table=router_table)
+    return Worker(app=app, ingest=ingest, reader=reader)
+
+
+def run_worker(settings: Settings) -> None:
+    """Run a worker in the foreground until SIGTERM/SIGINT."""
+    worker = create_app(settings)
+    faust.Worker(
+        worker.app,
+        loglevel=settings.log_level,
+        web_host=settings.web_host,
+        web_port=settings.web_port,
+    ).execute_from_commandline()

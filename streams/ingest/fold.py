@@ -1,0 +1,232 @@
+"""Folding a batch of raw input records into per-partition window partials (pure).
+
+No Faust and no I/O: the agent hands in raw records and a way to load existing
+partials, and gets back what to write, what to delete and what to dead-letter. The same
+code runs in unit tests, in the benchmark and in the worker.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from bifrost.schemas.codec import EventDecoder, InvalidEvent, Limits
+from bifrost.schemas.dlq import DeadLetter, RejectReason, b64
+from bifrost.schemas.events import FeedbackEvent, RoutingEvent
+from bifrost.streams.aggregates.partial import WindowPartial, partial_key, window_start_of
+from bifrost.streams.aggregates.stats import WindowStats
+
+
+@dataclass(frozen=True, slots=True)
+class InputRecord:
+    """One consumed Kafka record, as the fold needs it."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class WindowPolicy:
+    """Event-time windowing: size, lateness allowed, and how long windows are kept."""
+
+    window_seconds: int = 60
+    grace_seconds: float = 300.0
+    feedback_grace_seconds: float = 86_400.0
+    retention_seconds: float = 8 * 86_400.0
+
+
+@dataclass(slots=True)
+class PartitionState:
+    """What the fold remembers per input partition between batches.
+
+    ``watermark`` is the newest accepted event time; ``windows`` maps each live partial
+    key of this partition to its window start (for expiry). Rebuilt from the table after
+    a rebalance or restart with :func:`rebuild_partition_state`.
+    """
+
+    watermark: float = 0.0
+    windows: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class FoldResult:
+    """What one batch changed; ``accepted`` and ``duplicates`` count records per topic."""
+
+    changed: dict[str, WindowPartial] = field(default_factory=dict)
+    expired: list[str] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    accepted: Counter[str] = field(default_factory=Counter)
+    duplicates: Counter[str] = field(default_factory=Counter)
+
+
+Loader = Callable[[str], WindowPartial | None]
+
+
+class BatchFolder:
+    """Folds batches of routing and feedback records into :class:`WindowPartial` records.
+
+    Example:
+        >>> folder = BatchFolder(routing_topic="r", feedback_topic="f")
+        >>> result = folder.fold([InputRecord("r", 0, 0, None, b"{}")], load=lambda k: None, states={})
+        >>> result.dead_letters[0].reason.value
+        'schema'
+    """
+
+    def __init__(
+        self,
+        *,
+        routing_topic: str,
+        feedback_topic: str,
+        policy: WindowPolicy = WindowPolicy(),
+        limits: Limits = Limits(),
+    ) -> None:
+        self.routing_topic = routing_topic
+        self.feedback_topic = feedback_topic
+        self.policy = policy
+        self._routing = EventDecoder(RoutingEvent, limits)
+        self._feedback = EventDecoder(FeedbackEvent, limits)
+
+    def fold(
+        self,
+        records: Iterable[InputRecord],
+        *,
+        load: Loader,
+        states: dict[tuple[str, int], PartitionState],
+        now: float | None = None,
+    ) -> FoldResult:
+        """Fold ``records`` (in offset order per partition) and report the changes.
+
+        ``load`` returns the stored partial for a key (or ``None``); ``states`` is updated
+        in place. Records at or below a partial's ``last_offset`` are counted as
+        duplicates and not folded again.
+        """
+        now = time.time() if now is None else now
+        policy = self.policy
+        size = policy.window_seconds
+        result = FoldResult()
+        changed = result.changed
+        touched: set[tuple[str, int]] = set()
+        for record in records:
+            is_routing = record.topic == self.routing_topic
+            tp = (record.topic, record.partition)
+            state = states.get(tp)
+            if state is None:
+                state = states[tp] = PartitionState()
+            try:
+                if is_routing:
+                    event: RoutingEvent | FeedbackEvent = self._routing.decode(record.value, now=now)
+                else:
+                    event = self._feedback.decode(record.value, now=now)
+            except InvalidEvent as exc:
+                result.dead_letters.append(_dead_letter(record, exc.reason, exc.message, now))
+                continue
+            start = window_start_of(event.ts, size)
+            key = partial_key(record.topic, record.partition, event.router_id, start)
+            partial = changed.get(key)
+            if partial is None:
+                partial = load(key)
+                if partial is not None and record.offset <= partial.last_offset:
+                    result.duplicates[record.topic] += 1
+                    continue
+            elif record.offset <= partial.last_offset:
+                result.duplicates[record.topic] += 1
+                continue
+            grace = policy.grace_seconds if is_routing else policy.feedback_grace_seconds
+            watermark = max(state.watermark, event.ts)
+            if start + size + grace < watermark:
+                result.dead_letters.append(
+                    _dead_letter(
+                        record,
+                        RejectReason.TOO_LATE,
+                        f"event time {event.ts:.3f} is {watermark - event.ts:.0f} s behind the "
+                        f"partition's newest event time; windows close {grace:.0f} s after their "
+                        "end (BIFROST_GRACE_SECONDS / BIFROST_FEEDBACK_GRACE_SECONDS)",
+                        now,
+                    )
+                )
+                continue
+            state.watermark = watermark
+            if partial is None:
+                partial = WindowPartial(
+                    router_id=event.router_id,
+                    window_start=start,
+                    window_seconds=size,
+                    source_topic=record.topic,
+                    partition=record.partition,
+                )
+            changed[key] = partial
+            state.windows[key] = start
+            touched.add(tp)
+            partial.last_offset = record.offset
+            if event.ts > partial.max_event_ts:
+                partial.max_event_ts = event.ts
+            if is_routing:
+                _fold_event(partial, event)  # type: ignore[arg-type]
+            else:
+                _fold_feedback(partial, event)  # type: ignore[arg-type]
+            result.accepted[record.topic] += 1
+        for tp in touched:
+            result.expired.extend(expire(states[tp], policy))
+        for key in result.expired:
+            changed.pop(key, None)
+        return result
+
+
+def _stats(table: dict[str, WindowStats], name: str) -> WindowStats:
+    stats = table.get(name)
+    if stats is None:
+        stats = table[name] = WindowStats()
+    return stats
+
+
+def _fold_event(partial: WindowPartial, event: RoutingEvent) -> None:
+    _stats(partial.arms, event.arm).add_event(event)
+    _stats(partial.models, event.model).add_event(event)
+    _stats(partial.buckets, event.bucket.value).add_event(event)
+
+
+def _fold_feedback(partial: WindowPartial, feedback: FeedbackEvent) -> None:
+    _stats(partial.arms, feedback.arm).add_feedback(feedback)
+    _stats(partial.models, feedback.model).add_feedback(feedback)
+    if feedback.bucket is not None:
+        _stats(partial.buckets, feedback.bucket.value).add_feedback(feedback)
+
+
+def expire(state: PartitionState, policy: WindowPolicy) -> list[str]:
+    """Keys of windows that ended more than the retention period before the watermark."""
+    horizon = state.watermark - policy.retention_seconds - policy.window_seconds
+    old = [key for key, start in state.windows.items() if start < horizon]
+    for key in old:
+        del state.windows[key]
+    return old
+
+
+def rebuild_partition_state(partials: Iterable[WindowPartial]) -> dict[tuple[str, int], PartitionState]:
+    """Partition states implied by stored partials (after a restart or rebalance)."""
+    states: dict[tuple[str, int], PartitionState] = {}
+    for partial in partials:
+        tp = (partial.source_topic, partial.partition)
+        state = states.get(tp)
+        if state is None:
+            state = states[tp] = PartitionState()
+        state.windows[partial.key] = partial.window_start
+        state.watermark = max(state.watermark, partial.max_event_ts)
+    return states
+
+
+def _dead_letter(record: InputRecord, reason: RejectReason, error: str, now: float) -> DeadLetter:
+    return DeadLetter(
+        source_topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        reason=reason,
+        error=error,
+        original_b64=b64(record.value or b"") or "",
+        key_b64=b64(record.key),
+        rejected_at=now,
+    )

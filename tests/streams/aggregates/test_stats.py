@@ -1,0 +1,56 @@
+"""Window statistics: folding, merging and the derived figures."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bifrost.schemas import Bucket, FeedbackEvent, Outcome, RoutingEvent
+from bifrost.streams.aggregates.stats import WindowStats, merged
+
+
+def event(latency: float = 100.0, *, success: bool = True, cost: float = 0.01, rate_limited: bool = False,
+          quality: float | None = None, win: Outcome | None = None) -> RoutingEvent:
+    return RoutingEvent(request_id="r", ts=1.0, router_id="a", arm="v1", model="m", provider="p",
+                        bucket=Bucket.MID, latency_ms=latency, cost_usd=cost, success=success,
+                        rate_limited=rate_limited, quality=quality, win=win)
+
+
+def test_summary_figures() -> None:
+    stats = WindowStats()
+    for i in range(100):
+        stats.add_event(event(latency=float(i + 1), success=i % 10 != 0, rate_limited=i == 5, cost=0.02))
+    stats.add_feedback(FeedbackEvent(request_id="r", ts=1.0, router_id="a", arm="v1", model="m", grade=0.5, outcome=Outcome.WIN))
+    stats.add_feedback(FeedbackEvent(request_id="r", ts=1.0, router_id="a", arm="v1", model="m", grade=1.0, outcome=Outcome.TIE))
+    stats.add_feedback(FeedbackEvent(request_id="r", ts=1.0, router_id="a", arm="v1", model="m", outcome=Outcome.LOSS))
+    summary = stats.summary()
+    assert summary.count == 100 and summary.errors == 10 and summary.rate_limited == 1
+    assert summary.error_rate == 0.1
+    assert abs((summary.p95_ms or 0) - 95) <= 1.0
+    assert abs((summary.cost_per_task or 0) - 0.02) < 1e-12
+    assert summary.quality == 0.75 and summary.quality_count == 2
+    assert summary.win_rate == 0.5  # (1 win + 0.5 tie) / 3
+
+
+def test_empty_summary_has_no_rates() -> None:
+    summary = WindowStats().summary()
+    assert summary.error_rate is None and summary.p95_ms is None and summary.win_rate is None
+
+
+latencies = st.lists(st.floats(min_value=0.1, max_value=1e5, allow_nan=False), max_size=50)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(latencies, min_size=1, max_size=6))
+def test_merge_is_order_independent(groups: list[list[float]]) -> None:
+    parts = []
+    for group in groups:
+        stats = WindowStats()
+        for latency in group:
+            stats.add_event(event(latency=latency, success=latency > 50))
+        parts.append(stats)
+    forward, backward = merged(parts), merged(list(reversed(parts)))
+    assert forward.count == backward.count == sum(len(g) for g in groups)
+    assert forward.errors == backward.errors
+    assert forward.latency_ms.bins == backward.latency_ms.bins
+    assert forward.summary().p99_ms == backward.summary().p99_ms

@@ -1,0 +1,134 @@
+"""The pure batch fold: exact counts, DLQ reasons, re-delivery, lateness, expiry."""
+
+from __future__ import annotations
+
+import orjson
+
+from bifrost.schemas import RejectReason
+from bifrost.streams.aggregates.partial import WindowPartial, decode_partial, encode_partial
+from bifrost.streams.ingest.fold import BatchFolder, InputRecord, PartitionState, WindowPolicy, rebuild_partition_state
+
+NOW = 1_764_000_000.0
+T0 = 1_763_989_980  # a window boundary (divisible by 60)
+
+
+def routing(ts: float, arm: str = "v1", **extra: object) -> bytes:
+    return orjson.dumps({
+        "request_id": f"r-{ts}", "ts": ts, "router_id": "router-a", "arm": arm, "model": "m1",
+        "provider": "p", "bucket": "cheap", "latency_ms": 100.0, "cost_usd": 0.01, "success": True, **extra,
+    })
+
+
+def feedback(ts: float, arm: str = "v1") -> bytes:
+    return orjson.dumps({"request_id": "r", "ts": ts, "router_id": "router-a", "arm": arm, "model": "m1", "outcome": "win", "grade": 0.9})
+
+
+class Store:
+    """A dict standing in for the table (the fold only needs a loader)."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, bytes] = {}
+
+    def load(self, key: str) -> WindowPartial | None:
+        raw = self.data.get(key)
+        return None if raw is None else decode_partial(raw)
+
+    def apply(self, changed: dict[str, WindowPartial], expired: list[str]) -> None:
+        for key, partial in changed.items():
+            self.data[key] = encode_partial(partial)
+        for key in expired:
+            self.data.pop(key, None)
+
+    def count(self, arm: str) -> int:
+        return sum(p.arms[arm].count for p in map(decode_partial, self.data.values()) if arm in p.arms)
+
+
+def folder(**policy: float) -> BatchFolder:
+    return BatchFolder(routing_topic="ev", feedback_topic="fb", policy=WindowPolicy(**policy))  # type: ignore[arg-type]
+
+
+def records(values: list[bytes], topic: str = "ev", partition: int = 0, start: int = 0) -> list[InputRecord]:
+    return [InputRecord(topic, partition, start + i, None, v) for i, v in enumerate(values)]
+
+
+def test_counts_and_dlq_account_for_every_record() -> None:
+    store, states = Store(), {}
+    values = [routing(T0 + i, arm="v1" if i % 3 else "v2") for i in range(90)]
+    values[7] = b"{oops"
+    values[20] = routing(T0, latency_ms=-1)
+    result = folder().fold(records(values), load=store.load, states=states, now=NOW)
+    store.apply(result.changed, result.expired)
+    assert sum(result.accepted.values()) + len(result.dead_letters) == 90
+    assert [d.offset for d in result.dead_letters] == [7, 20]
+    assert [d.reason for d in result.dead_letters] == [RejectReason.BAD_JSON, RejectReason.SCHEMA]
+    assert result.dead_letters[0].original == b"{oops"
+    assert store.count("v1") + store.count("v2") == 88
+    # 90 seconds from a window boundary: two one-minute windows.
+    assert sorted(p.window_start for p in map(decode_partial, store.data.values())) == [T0, T0 + 60]
+
+
+def test_redelivered_records_are_not_counted_twice() -> None:
+    store, states = Store(), {}
+    batch = records([routing(T0 + i) for i in range(50)])
+    first = folder().fold(batch, load=store.load, states=states, now=NOW)
+    store.apply(first.changed, first.expired)
+    # A crash before the offset commit: the same records arrive again, plus new ones.
+    again = batch[30:] + records([routing(T0 + 50 + i) for i in range(5)], start=50)
+    second = folder().fold(again, load=store.load, states=rebuild_partition_state(map(decode_partial, store.data.values())), now=NOW)
+    store.apply(second.changed, second.expired)
+    assert second.duplicates["ev"] == 20 and second.accepted["ev"] == 5
+    assert store.count("v1") == 55
+
+
+def test_late_events_inside_grace_count_and_beyond_grace_go_to_dlq() -> None:
+    store, states = Store(), {}
+    f = folder(grace_seconds=120)
+    head = f.fold(records([routing(T0 + 600)]), load=store.load, states=states, now=NOW)
+    store.apply(head.changed, head.expired)
+    late_ok = routing(T0 + 600 - 150)     # window ends 90 s before the watermark: inside grace
+    too_late = routing(T0 + 600 - 400)    # window ended 340 s before: beyond 120 s grace
+    result = f.fold(records([late_ok, too_late], start=1), load=store.load, states=states, now=NOW)
+    store.apply(result.changed, result.expired)
+    assert result.accepted["ev"] == 1
+    assert [d.reason for d in result.dead_letters] == [RejectReason.TOO_LATE]
+    assert "behind" in result.dead_letters[0].error
+    assert store.count("v1") == 2
+
+
+def test_feedback_counts_in_the_requests_window_with_its_own_grace() -> None:
+    store, states = Store(), {}
+    f = folder(grace_seconds=60, feedback_grace_seconds=7200)
+    fb = [feedback(T0 + 3000), feedback(T0)]  # second arrives ~50 min late: still counts
+    result = f.fold(records(fb, topic="fb", partition=2), load=store.load, states=states, now=NOW)
+    store.apply(result.changed, result.expired)
+    assert result.accepted["fb"] == 2 and not result.dead_letters
+    partials = sorted(map(decode_partial, store.data.values()), key=lambda p: p.window_start)
+    assert partials[0].window_start == T0 and partials[0].arms["v1"].wins == 1
+    assert partials[0].arms["v1"].count == 0  # feedback is not a request
+    assert all(p.partition == 2 and p.source_topic == "fb" for p in partials)
+
+
+def test_old_windows_expire_after_retention() -> None:
+    store, states = Store(), {}
+    f = folder(retention_seconds=600, grace_seconds=30)
+    first = f.fold(records([routing(T0)]), load=store.load, states=states, now=NOW)
+    store.apply(first.changed, first.expired)
+    later = f.fold(records([routing(T0 + 3600)], start=1), load=store.load, states=states, now=NOW)
+    store.apply(later.changed, later.expired)
+    assert len(later.expired) == 1
+    assert [p.window_start for p in map(decode_partial, store.data.values())] == [T0 + 3600]
+
+
+def test_partitions_keep_separate_partials_and_watermarks() -> None:
+    store, states = Store(), {}
+    batch = records([routing(T0 + 1000)], partition=0) + records([routing(T0)], partition=1)
+    result = folder(grace_seconds=10).fold(batch, load=store.load, states=states, now=NOW)
+    assert result.accepted["ev"] == 2  # partition 1's old event is not late for partition 1
+    assert {p.partition for p in result.changed.values()} == {0, 1}
+    assert states[("ev", 0)].watermark == T0 + 1000 and states[("ev", 1)].watermark == T0
+
+
+def test_rebuild_partition_state_from_partials() -> None:
+    p = WindowPartial(router_id="a", window_start=60, window_seconds=60, source_topic="ev", partition=3, max_event_ts=99.0)
+    states = rebuild_partition_state([p])
+    assert states[("ev", 3)] == PartitionState(watermark=99.0, windows={p.key: 60})

@@ -67,6 +67,10 @@ class Settings:
         values.update(overrides)
         return cls(**values)
 
+    def to_env(self) -> dict[str, str]:
+        """``BIFROST_*`` variables that reproduce these settings in a child process."""
+        return {f.metadata["env"]: str(getattr(self, f.name)) for f in fields(self)}
+
     @classmethod
     def describe(cls) -> list[tuple[str, str, str]]:
         """(variable, default, meaning) of every setting, for docs and ``bifrost-opt config``."""

@@ -52,13 +52,16 @@ def create_app(settings: Settings) -> Worker:
         key_type=str, key_serializer="json", value_serializer="raw", partitions=n, internal=True,
     )
     # Keys are text (JSON-serialized so routing by key matches the topic keys); values
-    # are encoded WindowPartial bytes, decoded only when needed.
+    # are encoded WindowPartial bytes, decoded only when needed. Faust derives the
+    # changelog serializers from key_type/value_type, so both are given.
     state_schema = faust.Schema(key_type=str, value_type=bytes, key_serializer="json", value_serializer="raw")
     partition_table = app.tables.add(
         PartitionKeyedTable(
             app,
             name="partition-windows",
             schema=state_schema,
+            key_type=str,
+            value_type=bytes,
             partitions=n,
             beacon=app.tables.beacon,
         )
@@ -66,6 +69,8 @@ def create_app(settings: Settings) -> Worker:
     router_table = app.Table(
         "router-windows",
         schema=state_schema,
+        key_type=str,
+        value_type=bytes,
         partitions=n,
     )
     ingest = register_ingest(
@@ -82,6 +87,4 @@ def run_worker(settings: Settings) -> None:
     faust.Worker(
         worker.app,
         loglevel=settings.log_level,
-        web_host=settings.web_host,
-        web_port=settings.web_port,
     ).execute_from_commandline()

@@ -85,6 +85,10 @@ def register_ingest(
 
     @app.agent(inputs, name="ingest")
     async def ingest(stream: faust.StreamT) -> None:
+        # Output-only topics are not declared by Faust; create them (with our partition
+        # count) before the first write rather than rely on broker auto-creation.
+        await dlq.maybe_declare()
+        await partials_topic.maybe_declare()
         async for events in stream.take_events(settings.batch_max, settings.batch_within_seconds):
             await _fold_batch(events)
 

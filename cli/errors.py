@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from bifrost.client.publisher import PublishError
 from bifrost.config.settings import SettingsError
+from bifrost.devkafka import BrokerError
+from bifrost.streams.app import KafkaUnreachable
 from bifrost.schemas.jsonschema import UnknownSchema
 
 EXIT_OK = 0
@@ -38,10 +40,6 @@ def explain(exc: BaseException) -> tuple[int, str]:
         return EXIT_USAGE, str(exc).strip("'\"")
     if isinstance(exc, PublishError):
         return EXIT_UNAVAILABLE, f"{exc} (is the broker running? `bifrost-opt kafka start`, or set BIFROST_KAFKA_BOOTSTRAP)"
-    try:
-        from bifrost.devkafka import BrokerError
-    except ImportError:  # pragma: no cover - devkafka ships with the package
-        BrokerError = ()  # type: ignore[assignment,misc]
-    if BrokerError and isinstance(exc, BrokerError):
+    if isinstance(exc, (BrokerError, KafkaUnreachable)):
         return EXIT_UNAVAILABLE, str(exc)
     raise exc

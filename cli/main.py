@@ -67,6 +67,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # aiokafka logs every failed connection attempt; our own error message says it once.
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     try:
         return _dispatch(args)
     except KeyboardInterrupt:
@@ -159,7 +161,7 @@ async def _simulate(args: argparse.Namespace, settings: Settings) -> int:
         feedback_fraction=args.feedback,
         seed=args.seed,
     )
-    config = anchored(config, speed=args.speed if args.speed > 0 else duration / 1.0, now=time.time())
+    config = anchored(config, speed=args.speed, now=time.time())
     async with Publisher(settings.kafka_bootstrap, settings.topics) as publisher:
         report = await run_simulation(publisher, config, speed=args.speed)
     if args.json:

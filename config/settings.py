@@ -40,6 +40,8 @@ class Settings:
     max_future_skew_seconds: float = _setting(300.0, "BIFROST_MAX_FUTURE_SKEW_SECONDS", "Event times further ahead of the worker's clock go to the DLQ.")
     batch_max: int = _setting(10_000, "BIFROST_BATCH_MAX", "Most events the ingest agent folds into one table update.")
     batch_within_seconds: float = _setting(0.25, "BIFROST_BATCH_WITHIN_SECONDS", "Longest wait to fill a batch.")
+    commit_interval_seconds: float = _setting(1.0, "BIFROST_COMMIT_INTERVAL_SECONDS", "How often consumed offsets are committed (re-delivery after a crash is de-duplicated).")
+    session_timeout_seconds: float = _setting(30.0, "BIFROST_SESSION_TIMEOUT_SECONDS", "Consumer group session timeout: how soon a dead worker's partitions move.")
     web_host: str = _setting("127.0.0.1", "BIFROST_WEB_HOST", "Worker HTTP bind address.")
     web_port: int = _setting(6066, "BIFROST_WEB_PORT", "Worker HTTP port (metrics views, /metrics, health).")
     worker_url: str = _setting("http://127.0.0.1:6066", "BIFROST_WORKER_URL", "Where the CLI finds a worker's HTTP views.")

@@ -37,7 +37,9 @@ def create_app(settings: Settings) -> Worker:
         autodiscover=False,
         producer_acks=-1,
         consumer_auto_offset_reset="earliest",
-        broker_commit_interval=1.0,
+        broker_commit_interval=settings.commit_interval_seconds,
+        broker_session_timeout=settings.session_timeout_seconds,
+        broker_heartbeat_interval=min(3.0, settings.session_timeout_seconds / 3),
         web_enabled=True,
     )
     topics = settings.topics
@@ -81,8 +83,23 @@ def create_app(settings: Settings) -> Worker:
     return Worker(app=app, ingest=ingest, reader=reader)
 
 
-def run_worker(settings: Settings) -> None:
-    """Run a worker in the foreground until SIGTERM/SIGINT."""
+class KafkaUnreachable(RuntimeError):
+    """The configured bootstrap servers do not answer Kafka requests."""
+
+
+def run_worker(settings: Settings, *, preflight_timeout: float = 15.0) -> None:
+    """Run a worker in the foreground until SIGTERM/SIGINT.
+
+    Checks first that Kafka answers, so a wrong address fails fast with a clear
+    message instead of a worker that retries forever.
+    """
+    from bifrost.devkafka import probe_kafka
+
+    if not probe_kafka(settings.kafka_bootstrap, timeout=preflight_timeout):
+        raise KafkaUnreachable(
+            f"cannot reach Kafka at {settings.kafka_bootstrap} within {preflight_timeout:.0f} s "
+            "(set BIFROST_KAFKA_BOOTSTRAP, or start the local broker: bifrost-opt kafka start)"
+        )
     worker = create_app(settings)
     faust.Worker(
         worker.app,

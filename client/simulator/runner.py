@@ -43,9 +43,10 @@ class SimulationReport:
 def anchored(config: TrafficConfig, *, speed: float, now: float) -> TrafficConfig:
     """Place the simulated span so that it ends at wall-clock ``now + duration/speed``.
 
-    Events then never lie in the future, however strong the compression.
+    Events then never lie in the future, however strong the compression. ``speed <= 0``
+    (as fast as possible) places the span just before ``now``.
     """
-    wall_span = config.duration_seconds / speed
+    wall_span = config.duration_seconds / speed if speed > 0 else 0.0
     return replace(config, start_ts=now + wall_span - config.duration_seconds)
 
 

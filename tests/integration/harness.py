@@ -42,6 +42,7 @@ def isolated_settings(bootstrap: str, **overrides: Any) -> Settings:
         topic_prefix=f"t{tag}.",
         partitions=4,
         batch_within_seconds=0.1,
+        session_timeout_seconds=6.0,
     )
     values.update(overrides)
     return Settings.from_env({}, **values)
@@ -81,7 +82,10 @@ class WorkerProcess:
     def get(self, path: str) -> tuple[int, Any]:
         try:
             with urllib.request.urlopen(self.url + path, timeout=5) as response:
-                return response.status, json.loads(response.read())
+                body = response.read()
+                if response.headers.get_content_type() != "application/json":
+                    return response.status, body.decode()
+                return response.status, json.loads(body)
         except urllib.error.HTTPError as exc:
             body = exc.read()
             try:
@@ -145,6 +149,16 @@ def arm_counts(worker: WorkerProcess, router: str, *, since: str = "30d") -> dic
     if status != 200:
         return {}
     return {arm: stats["count"] for arm, stats in body["arms"].items()}
+
+
+def duplicates_skipped(worker: WorkerProcess) -> float:
+    """Re-delivered records the worker recognised and skipped (from its /metrics)."""
+    _, text = worker.get("/metrics")
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in str(text).splitlines()
+        if line.startswith("bifrost_ingest_duplicates_total{")
+    )
 
 
 async def read_dead_letters(bootstrap: str, topic: str, expected: int, timeout: float = 60.0) -> list[DeadLetter]:

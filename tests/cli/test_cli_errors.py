@@ -1,0 +1,64 @@
+"""CLI misuse and unreachable services: a clear message and exit code, never a traceback."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.integration.harness import free_port
+
+
+def run(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("BIFROST_")}
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "bifrost.cli.main", *args],
+        capture_output=True, text=True, env=full_env, timeout=timeout,
+    )
+
+
+def closed_port_url() -> str:
+    return f"127.0.0.1:{free_port()}"
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "code", "fragment"),
+    [
+        (("frobnicate",), {}, 2, "invalid choice"),
+        ((), {}, 2, "COMMAND"),
+        (("metrics",), {}, 2, "--router"),
+        (("metrics", "--router", "a", "--since", "soon"), {}, 2, "not a duration"),
+        (("schema", "nope"), {}, 2, "choose one of"),
+        (("config",), {"BIFROST_PARTITIONS": "many"}, 2, "BIFROST_PARTITIONS"),
+        (("simulate", "--arms", "v1=lots"), {}, 2, "NAME=NUMBER"),
+        (("simulate", "--rate", "-1"), {}, 2, "--rate"),
+        (("simulate", "--duration", "1m", "--speed", "0"), {"BIFROST_KAFKA_BOOTSTRAP": "@closed"}, 3, "cannot reach Kafka"),
+        (("metrics", "--router", "a"), {"BIFROST_WORKER_URL": "http://@closed"}, 3, "cannot reach a worker"),
+        (("worker",), {"BIFROST_KAFKA_BOOTSTRAP": "@closed"}, 3, "cannot reach Kafka"),
+    ],
+)
+def test_misuse_and_unreachable_services_explain_themselves(
+    args: tuple[str, ...], env: dict[str, str], code: int, fragment: str
+) -> None:
+    env = {k: v.replace("@closed", closed_port_url()) for k, v in env.items()}
+    result = run(*args, env=env)
+    assert result.returncode == code, result.stderr
+    assert fragment in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_schema_command_prints_json_schema() -> None:
+    result = run("schema", "routing-event")
+    assert result.returncode == 0
+    schema = json.loads(result.stdout)
+    assert schema["$defs"]["RoutingEvent"]["properties"]["latency_ms"]["minimum"] == 0
+
+
+def test_config_lists_every_variable() -> None:
+    result = run("config")
+    assert result.returncode == 0
+    assert "BIFROST_KAFKA_BOOTSTRAP" in result.stdout and "BIFROST_GRACE_SECONDS" in result.stdout

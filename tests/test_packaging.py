@@ -1,0 +1,39 @@
+"""The built wheel installs one namespace and works without the source tree."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_wheel_installs_under_one_namespace(tmp_path: Path) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), str(ROOT)],
+        check=True,
+    )
+    (wheel,) = tmp_path.glob("bifrost_optimizer-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    top_level = {name.split("/", 1)[0] for name in names if not name.split("/", 1)[0].endswith(".dist-info")}
+    assert top_level == {"bifrost"}, top_level
+    assert "bifrost/devkafka/pom.xml" in names
+
+    target = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)], check=True)
+    probe = (
+        "import bifrost.schemas, bifrost.streams.app, bifrost.cli.main, sys;"
+        "print(bifrost.schemas.__file__);"
+        "import importlib.util as u; print(u.find_spec('schemas'), u.find_spec('streams'))"
+    )
+    # -I: isolated mode, so neither the source tree nor an editable install is on the path.
+    result = subprocess.run(
+        [sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {str(target)!r}); " + probe],
+        capture_output=True, text=True, cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    first, second = result.stdout.splitlines()
+    assert first.startswith(str(target))
+    assert second == "None None"  # no generic top-level names leak

@@ -1,0 +1,191 @@
+"""``python -m bifrost.devkafka``: a long-running local Kafka broker for development.
+
+    python -m bifrost.devkafka start  --data-dir var/kafka [--port 9092]
+    python -m bifrost.devkafka status --data-dir var/kafka
+    python -m bifrost.devkafka stop   --data-dir var/kafka
+    python -m bifrost.devkafka fetch                      # only fill the jar cache (CI)
+
+``start`` prints only the bootstrap address on stdout (``BOOT=$(... start ...)``);
+everything else goes to stderr. Exit codes: 0 ok, 1 failure, 2 usage error,
+3 not running (``status``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from bifrost.devkafka.broker import (
+    DEFAULT_KAFKA_VERSION,
+    LOG_FILE,
+    BrokerError,
+    LocalBroker,
+    broker_status,
+    ensure_kafka_jars,
+    stop_broker,
+)
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_NOT_RUNNING = 3
+
+PROG = "python -m bifrost.devkafka"
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 < value < 65536:
+        raise argparse.ArgumentTypeError(f"{value} is not a TCP port (1-65535)")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be > 0")
+    return value
+
+
+def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
+    """The argument parser (exposed so another CLI can embed or document it)."""
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description="Local single-node Apache Kafka broker (KRaft) on 127.0.0.1, "
+        "fetched from Maven Central and run with your Java.",
+        epilog="exit codes: 0 ok, 1 failure, 2 usage error, 3 not running (status)",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging (mvn output, client logs)")
+    sub = parser.add_subparsers(dest="command", metavar="{start,stop,status,fetch}")
+    sub.required = True
+
+    def with_data_dir(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--data-dir", type=Path, default=Path("var/kafka"),
+                       help="config, logs and Kafka data (default: var/kafka)")
+
+    start = sub.add_parser("start", help="start a detached broker and print its bootstrap address")
+    with_data_dir(start)
+    start.add_argument("--port", type=_port, help="client (PLAINTEXT) port; default: previous port or a free one")
+    start.add_argument("--controller-port", type=_port, help="KRaft controller port; default: a free one")
+    start.add_argument("--timeout", type=_seconds, default=90.0, help="seconds to wait for the broker (default 90)")
+    start.add_argument("--heap", default="512m", help="JVM max heap (default 512m)")
+    start.add_argument("--kafka-version", default=DEFAULT_KAFKA_VERSION, help=f"default {DEFAULT_KAFKA_VERSION}")
+
+    stop = sub.add_parser("stop", help="stop the broker of a data dir")
+    with_data_dir(stop)
+    stop.add_argument("--timeout", type=_seconds, default=20.0, help="seconds before SIGKILL (default 20)")
+
+    status = sub.add_parser("status", help="is the broker of a data dir running and answering?")
+    with_data_dir(status)
+
+    fetch = sub.add_parser("fetch", help="download the Kafka jars into the cache (nothing else)")
+    fetch.add_argument("--kafka-version", default=DEFAULT_KAFKA_VERSION, help=f"default {DEFAULT_KAFKA_VERSION}")
+    return parser
+
+
+def _setup_logging(verbose: bool) -> None:
+    root = logging.getLogger()
+    if root.handlers:  # embedded in an application that configured logging already
+        return
+    logging.basicConfig(stream=sys.stderr, level=logging.DEBUG if verbose else logging.INFO,
+                        format="devkafka: %(message)s")
+    if not verbose:
+        logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+
+
+def _err(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def _start(args: argparse.Namespace) -> int:
+    data_dir: Path = args.data_dir.expanduser().resolve()
+    status = broker_status(data_dir)
+    if status.alive:
+        if args.port is not None and status.bootstrap != f"127.0.0.1:{args.port}":
+            _err(f"error: a broker already runs on {data_dir} at {status.bootstrap} (pid {status.pid}), "
+                 f"not on port {args.port}; stop it first: {PROG} stop --data-dir {args.data_dir}")
+            return EXIT_FAILURE
+        _err(f"already running: {status.bootstrap} (pid {status.pid}, data dir {data_dir})"
+             + ("" if status.responsive else " - but it does not answer Kafka requests yet"))
+        print(status.bootstrap)
+        return EXIT_OK
+    broker = LocalBroker(args.port, controller_port=args.controller_port, data_dir=data_dir,
+                         version=args.kafka_version, heap=args.heap)
+    bootstrap = broker.start(timeout=args.timeout)
+    pid = broker.detach()
+    _err(f"Kafka {args.kafka_version} running at {bootstrap} (pid {pid}); log {data_dir / LOG_FILE}; "
+         f"stop with: {PROG} stop --data-dir {args.data_dir}")
+    print(bootstrap)
+    return EXIT_OK
+
+
+def _stop(args: argparse.Namespace) -> int:
+    data_dir: Path = args.data_dir.expanduser().resolve()
+    if not data_dir.is_dir():
+        _err(f"not running: {data_dir} does not exist")
+        return EXIT_OK
+    if stop_broker(data_dir, timeout=args.timeout):
+        _err(f"stopped the broker of {data_dir}")
+    else:
+        _err(f"not running: no live broker recorded in {data_dir}")
+    return EXIT_OK
+
+
+def _status(args: argparse.Namespace) -> int:
+    data_dir: Path = args.data_dir.expanduser().resolve()
+    status = broker_status(data_dir)
+    if status.running:
+        print(f"running bootstrap={status.bootstrap} pid={status.pid} data_dir={data_dir}")
+        return EXIT_OK
+    if status.alive:
+        print(f"unresponsive bootstrap={status.bootstrap} pid={status.pid} data_dir={data_dir} "
+              f"(process alive, no Kafka answer; see {data_dir / LOG_FILE})")
+        return EXIT_FAILURE
+    stale = " (stale pid file)" if status.pid is not None else ""
+    print(f"not running data_dir={data_dir}{stale}")
+    return EXIT_NOT_RUNNING
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code instead of exiting.
+
+    Args:
+        argv: Arguments without the program name; default ``sys.argv[1:]``.
+    """
+    parser = build_parser()
+    try:
+        args = parser.parse_args(list(argv) if argv is not None else None)
+    except SystemExit as exc:  # argparse already printed usage + message
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    _setup_logging(args.verbose)
+    try:
+        if args.command == "start":
+            return _start(args)
+        if args.command == "stop":
+            return _stop(args)
+        if args.command == "status":
+            return _status(args)
+        if args.command == "fetch":
+            print(ensure_kafka_jars(args.kafka_version))
+            return EXIT_OK
+    except BrokerError as exc:
+        _err(f"error: {exc}")
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        _err("interrupted")
+        return 130
+    _err(f"error: unknown command {args.command!r}")  # pragma: no cover - argparse rejects it first
+    return EXIT_USAGE  # pragma: no cover
+
+
+if __name__ == "__main__":
+    sys.exit(main())

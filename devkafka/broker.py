@@ -1,0 +1,964 @@
+"""A real single-node Apache Kafka broker (KRaft mode) for development, tests and CI.
+
+The broker jars come from Maven Central (see ``pom.xml`` next to this module) and
+are cached, so only the first run needs the network::
+
+    from bifrost.devkafka import LocalBroker
+
+    with LocalBroker() as broker:          # free ports, fresh temp data dir
+        use(broker.bootstrap)              # "127.0.0.1:39123"
+
+One JVM runs a combined broker + controller (``process.roles=broker,controller``)
+bound to 127.0.0.1 only. Storage is formatted with ``kafka.tools.StorageTool``
+on first use of a data dir and reused afterwards.
+
+Needs ``java`` (17+, ``$JAVA_HOME/bin/java`` or on ``PATH``) and, for the first
+fetch only, ``mvn``. POSIX only (process groups, ``flock``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import base64
+import concurrent.futures
+import contextlib
+import fcntl
+import importlib.resources
+import logging
+import os
+import re
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from collections import deque
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_KAFKA_VERSION = "3.9.1"
+"""Kafka version used when none is given (aiokafka 0.14 and faust-streaming 0.15 work with 3.9.x)."""
+
+HOST = "127.0.0.1"
+"""The broker binds and advertises this address only."""
+
+NODE_ID = 1
+
+# Files in the data dir.
+PID_FILE = "broker.pid"
+BOOTSTRAP_FILE = "bootstrap"
+LOG_FILE = "broker.log"  # log4j output of the broker (rolled at 10 MB)
+STDOUT_FILE = "broker.stdout.log"  # raw stdout/stderr of the JVM (JVM errors, crashes)
+PROPERTIES_FILE = "server.properties"
+LOG4J_FILE = "log4j.properties"
+LOG4J_TOOLS_FILE = "log4j-tools.properties"  # StorageTool: warnings to stderr only
+KAFKA_LOG_DIR = "logs"  # log.dirs: topic data and the KRaft metadata log
+_LOCK_FILE = ".devkafka.lock"
+
+_TAIL_LINES = 40
+_VERSION_RE = re.compile(r"^\d+\.\d+\.\d+$")
+_ANSI_RE = re.compile(r"\x1b\[[0-9;]*m")
+_LISTENER_RE = re.compile(r"(PLAINTEXT|CONTROLLER)://[^:,]*:(\d+)")
+
+
+class BrokerError(RuntimeError):
+    """The local broker cannot be fetched, started, reached or stopped.
+
+    The message is meant for a human: it says what failed and, where there is
+    one, includes the tail of the relevant log (mvn output or broker log).
+    """
+
+
+@dataclass(frozen=True)
+class BrokerStatus:
+    """What a data dir says about a (possibly detached) broker.
+
+    Attributes:
+        data_dir: The broker's data dir.
+        pid: Process id from ``broker.pid``, or None when there is no pid file.
+        alive: The process in ``broker.pid`` exists and is our Kafka broker.
+        bootstrap: ``host:port`` from the ``bootstrap`` file, if any.
+        responsive: The broker answered a Kafka metadata request.
+    """
+
+    data_dir: Path
+    pid: int | None
+    alive: bool
+    bootstrap: str | None
+    responsive: bool
+
+    @property
+    def running(self) -> bool:
+        """Alive and answering Kafka requests."""
+        return self.alive and self.responsive
+
+
+# --------------------------------------------------------------------------- tools
+
+
+def default_cache_dir() -> Path:
+    """Jar cache root: ``$BIFROST_KAFKA_CACHE`` or ``~/.cache/bifrost/kafka``."""
+    env = os.environ.get("BIFROST_KAFKA_CACHE")
+    if env:
+        return Path(env).expanduser()
+    return Path.home() / ".cache" / "bifrost" / "kafka"
+
+
+def find_java() -> str:
+    """Path of the ``java`` executable (``$JAVA_HOME/bin/java`` first, then ``PATH``).
+
+    Raises:
+        BrokerError: No Java runtime found.
+    """
+    java_home = os.environ.get("JAVA_HOME")
+    if java_home:
+        candidate = Path(java_home) / "bin" / "java"
+        if os.access(candidate, os.X_OK):
+            return str(candidate)
+    found = shutil.which("java")
+    if found is None:
+        raise BrokerError(
+            "java not found: the local Kafka broker needs a Java 17+ runtime "
+            "(e.g. `apt-get install openjdk-17-jre-headless`), on PATH or in $JAVA_HOME"
+        )
+    return found
+
+
+def find_mvn() -> str:
+    """Path of the ``mvn`` executable.
+
+    Raises:
+        BrokerError: Maven is not on ``PATH``.
+    """
+    found = shutil.which("mvn")
+    if found is None:
+        raise BrokerError(
+            "mvn not found: Maven is needed once to fetch the Kafka jars from Maven Central "
+            "(e.g. `apt-get install maven`), or pre-fill the cache "
+            f"({default_cache_dir()}, env BIFROST_KAFKA_CACHE)"
+        )
+    return found
+
+
+def _check_version(version: str) -> None:
+    if not _VERSION_RE.match(version):
+        raise BrokerError(f"invalid Kafka version {version!r}: expected MAJOR.MINOR.PATCH, e.g. {DEFAULT_KAFKA_VERSION}")
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    """Exclusive ``flock`` on ``path`` (created if needed), across processes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+b") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def _jars_ready(libs: Path, version: str) -> bool:
+    return (libs.parent / ".complete").is_file() and (libs / f"kafka_2.13-{version}.jar").is_file()
+
+
+def ensure_kafka_jars(version: str = DEFAULT_KAFKA_VERSION, cache_dir: Path | None = None) -> Path:
+    """Return the folder holding the Kafka broker jars, fetching them once with Maven.
+
+    The jars of ``org.apache.kafka:kafka_2.13:<version>``, all its runtime
+    dependencies and a log4j backend (reload4j) are copied into
+    ``<cache_dir>/kafka-<version>/libs``. A completed fetch is marked, so later
+    calls return at once without running ``mvn``; concurrent callers (e.g. test
+    workers) wait on a file lock instead of fetching twice.
+
+    Args:
+        version: Kafka version, e.g. ``"3.9.1"``.
+        cache_dir: Cache root; default :func:`default_cache_dir`.
+
+    Returns:
+        The ``libs`` folder (use ``<libs>/*`` as the Java class path).
+
+    Raises:
+        BrokerError: ``java`` or ``mvn`` is missing, or Maven fails (the message
+            ends with the tail of its output).
+    """
+    _check_version(version)
+    root = (cache_dir if cache_dir is not None else default_cache_dir()).expanduser().resolve()
+    target = root / f"kafka-{version}"
+    libs = target / "libs"
+    if _jars_ready(libs, version):
+        logger.debug("kafka.jars.cached version=%s path=%s", version, libs)
+        return libs
+
+    find_java()  # no point downloading 50 MB for a machine that cannot run them
+    mvn = find_mvn()
+    with _file_lock(root / f"kafka-{version}.lock"):
+        if _jars_ready(libs, version):  # another process fetched while we waited
+            return libs
+        target.mkdir(parents=True, exist_ok=True)
+        staging = target / f"libs.partial-{os.getpid()}"
+        shutil.rmtree(staging, ignore_errors=True)
+        logger.info("fetching Kafka %s from Maven Central … cache=%s", version, libs)
+        started = time.monotonic()
+        with tempfile.TemporaryDirectory(prefix="bifrost-kafka-mvn-") as work:
+            # Run from a scratch copy so Maven never writes into the source tree.
+            pom = Path(work) / "pom.xml"
+            pom.write_bytes(importlib.resources.files(__package__ or "bifrost.devkafka").joinpath("pom.xml").read_bytes())
+            cmd = [
+                mvn,
+                "-B",
+                "--no-transfer-progress",
+                "-f",
+                str(pom),
+                f"-Dkafka.version={version}",
+                "dependency:copy-dependencies",
+                f"-DoutputDirectory={staging}",
+            ]
+            tail: deque[str] = deque(maxlen=_TAIL_LINES)
+            try:
+                proc = subprocess.Popen(
+                    cmd,
+                    cwd=work,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    text=True,
+                    errors="replace",
+                )
+            except OSError as exc:
+                raise BrokerError(f"cannot run mvn ({mvn}): {exc}") from exc
+            assert proc.stdout is not None
+            with proc:
+                for raw in proc.stdout:
+                    line = _ANSI_RE.sub("", raw).rstrip()
+                    if line:
+                        tail.append(line)
+                        logger.debug("mvn %s", line)
+            if proc.returncode != 0:
+                shutil.rmtree(staging, ignore_errors=True)
+                output = "\n".join(tail)
+                raise BrokerError(
+                    f"mvn failed (exit {proc.returncode}) fetching Kafka {version} from Maven Central; "
+                    f"last lines of its output:\n{output}"
+                )
+        jars = sorted(staging.glob("*.jar"))
+        if not (staging / f"kafka_2.13-{version}.jar").is_file():
+            shutil.rmtree(staging, ignore_errors=True)
+            raise BrokerError(f"mvn succeeded but kafka_2.13-{version}.jar is missing from its output ({len(jars)} jars)")
+        shutil.rmtree(libs, ignore_errors=True)
+        staging.rename(libs)
+        (target / ".complete").write_text(f"{len(jars)}\n")
+        logger.info("done, %d jars path=%s elapsed=%.1fs", len(jars), libs, time.monotonic() - started)
+    return libs
+
+
+# --------------------------------------------------------------------------- small helpers
+
+
+def _port_in_use(port: int) -> bool:
+    """True when something listens on ``HOST:port`` (checked the way the JVM binds: SO_REUSEADDR)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((HOST, port))
+        except OSError:
+            return True
+    return False
+
+
+def _free_ports(count: int) -> list[int]:
+    """``count`` distinct ports that were free a moment ago."""
+    sockets: list[socket.socket] = []
+    try:
+        for _ in range(count):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sockets.append(sock)
+            sock.bind((HOST, 0))
+        return [int(s.getsockname()[1]) for s in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def _tcp_accepts(port: int, timeout: float) -> bool:
+    try:
+        with socket.create_connection((HOST, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _file_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _tail(path: Path, lines: int = _TAIL_LINES, since: int = 0) -> str:
+    """Last ``lines`` lines of a text file written after byte offset ``since`` ('' if none).
+
+    Reads at most the last 256 kB. If the file shrank (log rolled), reads from its start.
+    """
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            start = since if since <= size else 0
+            handle.seek(max(start, size - 256 * 1024))
+            data = handle.read()
+    except OSError:
+        return ""
+    return "\n".join(data.decode("utf-8", "replace").splitlines()[-lines:])
+
+
+def _read_properties(path: Path) -> dict[str, str]:
+    """Minimal Java ``.properties`` reader (``key=value`` lines, ``#`` comments)."""
+    props: dict[str, str] = {}
+    try:
+        text = path.read_text()
+    except OSError:
+        return props
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line[0] in "#!":
+            continue
+        key, _, value = line.partition("=")
+        props[key.strip()] = value.strip()
+    return props
+
+
+def _write_properties(path: Path, props: Mapping[str, str], header: str) -> None:
+    body = "".join(f"{key}={value}\n" for key, value in props.items())
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(f"# {header}\n{body}")
+    tmp.replace(path)
+
+
+def _random_cluster_id() -> str:
+    """A Kafka cluster id: 16 random bytes, URL-safe base64 without padding (like ``Uuid.randomUuid``)."""
+    while True:
+        text = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not text.startswith("-"):  # Kafka avoids ids that look like command-line options
+            return text
+
+
+def _process_state(pid: int) -> str | None:
+    """Process state letter from /proc (``'Z'`` for a zombie), or None if unknown."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rpartition(")")[2].split()[0] if ")" in stat else None
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return _process_state(pid) != "Z"
+
+
+def _process_cmdline(pid: int) -> str | None:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode("utf-8", "replace")
+    except OSError:
+        pass
+    try:  # no /proc (macOS)
+        out = subprocess.run(["ps", "-o", "command=", "-p", str(pid)], capture_output=True, text=True, check=False)
+    except OSError:
+        return None
+    return out.stdout.strip() or None
+
+
+def _is_our_broker(pid: int, data_dir: Path) -> bool:
+    """The process ``pid`` is a Kafka broker started on ``data_dir``'s server.properties."""
+    if not _pid_alive(pid):
+        return False
+    cmdline = _process_cmdline(pid)
+    if cmdline is None:
+        return True  # cannot tell; trust the pid file
+    return "kafka.Kafka" in cmdline and str(data_dir / PROPERTIES_FILE) in cmdline
+
+
+def _wait_pid_exit(pid: int, timeout: float) -> bool:
+    """Wait until ``pid`` (not our child) exits; True if it did within ``timeout``."""
+    deadline = time.monotonic() + timeout
+    pidfd_open = getattr(os, "pidfd_open", None)
+    if pidfd_open is not None:
+        try:
+            fd = pidfd_open(pid)
+        except ProcessLookupError:
+            return True
+        except OSError:
+            fd = None
+        if fd is not None:
+            try:
+                poller = select.poll()
+                poller.register(fd, select.POLLIN)
+                while time.monotonic() < deadline:
+                    # readable once the process has exited (zombie or reaped)
+                    if poller.poll(max(1, int((deadline - time.monotonic()) * 1000))):
+                        return True
+                return not _pid_alive(pid)
+            finally:
+                os.close(fd)
+    while time.monotonic() < deadline:  # fallback: poll the pid
+        if not _pid_alive(pid):
+            return True
+        time.sleep(0.05)
+    return not _pid_alive(pid)
+
+
+def _kill_group(pid: int, sig: signal.Signals) -> None:
+    """Signal the process group led by ``pid`` (the broker runs in its own session)."""
+    try:
+        os.killpg(pid, sig)
+    except ProcessLookupError:
+        pass
+    except PermissionError as exc:
+        raise BrokerError(f"not allowed to signal broker process group {pid}: {exc}") from exc
+
+
+async def _probe_async(bootstrap: str, timeout: float, node_id: int | None) -> bool:
+    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.errors import KafkaError
+
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap,
+        client_id="bifrost-devkafka-probe",
+        request_timeout_ms=max(1000, int(timeout * 1000)),
+    )
+    try:
+        await asyncio.wait_for(admin.start(), timeout)
+        cluster = await asyncio.wait_for(admin.describe_cluster(), timeout)
+        brokers = cluster.get("brokers", [])
+        return any(node_id is None or b.get("node_id") == node_id for b in brokers)
+    except (KafkaError, OSError, asyncio.TimeoutError):
+        return False
+    finally:
+        with contextlib.suppress(Exception):
+            await admin.close()
+
+
+def probe_kafka(bootstrap: str, timeout: float = 5.0, node_id: int | None = None) -> bool:
+    """True when ``bootstrap`` answers a Kafka metadata request that lists a broker.
+
+    Args:
+        bootstrap: ``host:port[,host:port...]``.
+        timeout: Seconds for connecting and for the request.
+        node_id: Require this broker id in the answer (any broker if None).
+
+    Uses aiokafka on a private event loop in a helper thread, so it is safe to
+    call from synchronous code even while another event loop runs in this thread
+    (it blocks that loop for up to ``timeout`` seconds, though).
+    """
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="devkafka-probe") as pool:
+        return pool.submit(asyncio.run, _probe_async(bootstrap, timeout, node_id)).result()
+
+
+# --------------------------------------------------------------------------- the broker
+
+# Strong references: an owned broker stays reachable (and gets stopped at exit)
+# even if the caller drops its LocalBroker without calling stop().
+_RUNNING: set[LocalBroker] = set()
+
+
+@atexit.register
+def _stop_leftovers() -> None:
+    """Do not leave owned (non-detached) brokers behind when the interpreter exits."""
+    for broker in list(_RUNNING):
+        with contextlib.suppress(Exception):
+            broker.stop()
+
+
+class LocalBroker:
+    """One Kafka JVM in KRaft mode (combined broker + controller) on 127.0.0.1.
+
+    Ports are picked free unless given. With no ``data_dir`` a fresh temporary
+    one is used and deleted by :meth:`stop`; a given ``data_dir`` is kept, and its
+    formatted storage is reused on the next start (topics and offsets survive).
+
+    Files in the data dir: ``server.properties``, ``log4j.properties`` (and
+    ``log4j-tools.properties`` for the storage format step),
+    ``broker.log`` (broker log), ``broker.stdout.log`` (JVM stdout/stderr),
+    ``broker.pid``, ``bootstrap`` and ``logs/`` (Kafka data).
+
+    Use as a context manager, or call :meth:`start` / :meth:`stop`.
+    """
+
+    def __init__(
+        self,
+        port: int | None = None,
+        *,
+        controller_port: int | None = None,
+        data_dir: Path | str | None = None,
+        version: str = DEFAULT_KAFKA_VERSION,
+        cache_dir: Path | None = None,
+        heap: str = "512m",
+        extra_properties: Mapping[str, str] | None = None,
+    ) -> None:
+        """Describe a broker; nothing runs until :meth:`start`.
+
+        Args:
+            port: PLAINTEXT listener port (clients); free port if None (a persistent
+                data dir reuses its previous port when that is free).
+            controller_port: KRaft CONTROLLER listener port; free port if None.
+            data_dir: Where config, logs and Kafka data live; temp dir if None.
+            version: Kafka version to fetch and run.
+            cache_dir: Jar cache root (see :func:`ensure_kafka_jars`).
+            heap: JVM max heap (``-Xmx``), e.g. ``"512m"``.
+            extra_properties: ``server.properties`` entries that override the defaults.
+        """
+        _check_version(version)
+        self.version = version
+        self.cache_dir = cache_dir
+        self.heap = heap
+        self.extra_properties: dict[str, str] = dict(extra_properties or {})
+        self._requested_port = port
+        self._requested_controller_port = controller_port
+        self._owns_data_dir = data_dir is None
+        self._data_dir: Path | None = Path(data_dir).expanduser().resolve() if data_dir is not None else None
+        self._port: int | None = None
+        self._controller_port: int | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._detached = False
+        self._log_marks = (0, 0)  # sizes of broker.log / broker.stdout.log at launch
+
+    # ---------------------------------------------------------------- properties
+
+    @property
+    def bootstrap(self) -> str:
+        """``"127.0.0.1:<port>"`` of the running broker.
+
+        Raises:
+            BrokerError: The broker has not been started.
+        """
+        if self._port is None:
+            raise BrokerError("the broker is not started; call start() first")
+        return f"{HOST}:{self._port}"
+
+    @property
+    def port(self) -> int | None:
+        """The client (PLAINTEXT) port once started, else the requested one."""
+        return self._port if self._port is not None else self._requested_port
+
+    @property
+    def controller_port(self) -> int | None:
+        """The CONTROLLER port once started, else the requested one."""
+        return self._controller_port if self._controller_port is not None else self._requested_controller_port
+
+    @property
+    def data_dir(self) -> Path | None:
+        """The data dir (None before start when a temp dir will be created)."""
+        return self._data_dir
+
+    @property
+    def log_path(self) -> Path | None:
+        """The broker log file (``<data_dir>/broker.log``)."""
+        return self._data_dir / LOG_FILE if self._data_dir is not None else None
+
+    @property
+    def pid(self) -> int | None:
+        """Process id of the broker JVM while started."""
+        return self._proc.pid if self._proc is not None else None
+
+    def is_running(self) -> bool:
+        """The broker JVM started by this object is still alive."""
+        return self._proc is not None and self._proc.poll() is None
+
+    # ---------------------------------------------------------------- lifecycle
+
+    def start(self, timeout: float = 60.0) -> str:
+        """Start the broker and wait until it answers Kafka requests.
+
+        Fetches the jars if needed (not counted in ``timeout``), writes the
+        config, formats storage unless the data dir is already formatted, starts
+        ``kafka.Kafka`` in its own process group and polls until a metadata
+        request lists the broker.
+
+        Args:
+            timeout: Seconds to wait for the broker to answer after launching it.
+
+        Returns:
+            The bootstrap address, e.g. ``"127.0.0.1:39123"``.
+
+        Raises:
+            BrokerError: Port in use, java/mvn missing, storage format failed, the
+                broker exited or did not answer in time (the message then ends
+                with the last 40 lines of the broker log).
+        """
+        if self._proc is not None:
+            if self._proc.poll() is None:
+                return self.bootstrap
+            self._forget()
+
+        if self._data_dir is not None:
+            _refuse_if_running(self._data_dir)  # a clearer message than "port in use"
+        self._check_requested_ports()
+        java = find_java()
+        libs = ensure_kafka_jars(self.version, self.cache_dir)
+
+        if self._data_dir is None:
+            self._data_dir = Path(tempfile.mkdtemp(prefix="bifrost-kafka-"))
+            self._owns_data_dir = True
+        data_dir = self._data_dir
+        data_dir.mkdir(parents=True, exist_ok=True)
+
+        try:
+            with _file_lock(data_dir / _LOCK_FILE):
+                _refuse_if_running(data_dir)
+                self._port, self._controller_port = self._choose_ports(data_dir)
+                self._write_config(data_dir)
+                self._format_storage(java, libs, data_dir)
+                launched = time.monotonic()
+                self._launch(java, libs, data_dir)
+            _RUNNING.add(self)
+            self._wait_ready(launched + timeout)
+        except BaseException:
+            self.stop()  # kills a launched JVM, removes a temp data dir
+            raise
+        logger.info(
+            "kafka.broker.ready bootstrap=%s pid=%s version=%s data_dir=%s startup=%.1fs",
+            self.bootstrap,
+            self.pid,
+            self.version,
+            data_dir,
+            time.monotonic() - launched,
+        )
+        return self.bootstrap
+
+    def stop(self, timeout: float = 20.0) -> None:
+        """Stop the broker: SIGTERM to its process group, SIGKILL after ``timeout`` s.
+
+        Removes ``broker.pid``/``bootstrap`` and, when this object created the
+        temp data dir, the whole data dir. Safe to call more than once.
+        """
+        proc = self._proc
+        if proc is not None:
+            if proc.poll() is None:
+                started = time.monotonic()
+                _kill_group(proc.pid, signal.SIGTERM)
+                try:
+                    proc.wait(timeout)
+                except subprocess.TimeoutExpired:
+                    logger.warning("kafka.broker.kill pid=%d reason=no-exit-after-sigterm timeout=%.0fs", proc.pid, timeout)
+                    _kill_group(proc.pid, signal.SIGKILL)
+                    proc.wait()
+                logger.info("kafka.broker.stopped pid=%d rc=%s took=%.1fs", proc.pid, proc.returncode, time.monotonic() - started)
+            else:
+                _kill_group(proc.pid, signal.SIGKILL)  # stray children, if any
+            self._forget()
+        if self._data_dir is not None and self._owns_data_dir and not self._detached:
+            shutil.rmtree(self._data_dir, ignore_errors=True)
+            self._data_dir = None
+
+    def detach(self) -> int:
+        """Leave the broker running after this Python process exits.
+
+        Its ``broker.pid`` and ``bootstrap`` files stay in the data dir; stop it
+        later with :func:`stop_broker` (``python -m bifrost.devkafka stop``).
+
+        Returns:
+            The broker's process id.
+
+        Raises:
+            BrokerError: The broker is not running.
+        """
+        if not self.is_running() or self._proc is None:
+            raise BrokerError("the broker is not running; nothing to detach")
+        self._detached = True
+        _RUNNING.discard(self)
+        return self._proc.pid
+
+    def __enter__(self) -> LocalBroker:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        state = "running" if self.is_running() else "stopped"
+        return f"LocalBroker(version={self.version!r}, port={self.port}, data_dir={str(self._data_dir)!r}, {state})"
+
+    # ---------------------------------------------------------------- internals
+
+    def _forget(self) -> None:
+        self._proc = None
+        _RUNNING.discard(self)
+        if self._data_dir is not None:
+            for name in (PID_FILE, BOOTSTRAP_FILE):
+                with contextlib.suppress(FileNotFoundError):
+                    (self._data_dir / name).unlink()
+
+    def _check_requested_ports(self) -> None:
+        port, cport = self._requested_port, self._requested_controller_port
+        for value, what in ((port, "--port (broker listener)"), (cport, "controller port")):
+            if value is not None and not 0 < value < 65536:
+                raise BrokerError(f"{what} {value} is not a TCP port (1-65535)")
+        if port is not None and port == cport:
+            raise BrokerError(f"broker port and controller port must differ (both {port})")
+        for value, what in ((port, "broker"), (cport, "controller")):
+            if value is not None and _port_in_use(value):
+                raise BrokerError(
+                    f"port {value} on {HOST} is already in use ({what} listener): "
+                    "stop whatever listens there or choose another port"
+                )
+
+    def _choose_ports(self, data_dir: Path) -> tuple[int, int]:
+        port, cport = self._requested_port, self._requested_controller_port
+        # A persistent data dir keeps its previous ports when they are still free,
+        # so `start` after `stop` gives the same bootstrap address.
+        previous = dict(
+            (name, int(num)) for name, num in _LISTENER_RE.findall(_read_properties(data_dir / PROPERTIES_FILE).get("listeners", ""))
+        )
+        taken = {p for p in (port, cport) if p is not None}
+        if port is None:
+            old = previous.get("PLAINTEXT")
+            if old is not None and old not in taken and not _port_in_use(old):
+                port = old
+        if cport is None:
+            old = previous.get("CONTROLLER")
+            if old is not None and old != port and not _port_in_use(old):
+                cport = old
+        fresh = iter(p for p in _free_ports(4) if p not in {port, cport})
+        return (port if port is not None else next(fresh)), (cport if cport is not None else next(fresh))
+
+    def _server_properties(self, data_dir: Path) -> dict[str, str]:
+        port, cport = self._port, self._controller_port
+        props = {
+            "process.roles": "broker,controller",
+            "node.id": str(NODE_ID),
+            "controller.quorum.voters": f"{NODE_ID}@{HOST}:{cport}",
+            "listeners": f"PLAINTEXT://{HOST}:{port},CONTROLLER://{HOST}:{cport}",
+            "advertised.listeners": f"PLAINTEXT://{HOST}:{port}",
+            "inter.broker.listener.name": "PLAINTEXT",
+            "controller.listener.names": "CONTROLLER",
+            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            "log.dirs": str(data_dir / KAFKA_LOG_DIR),
+            "num.partitions": "4",
+            "default.replication.factor": "1",
+            "min.insync.replicas": "1",
+            "offsets.topic.replication.factor": "1",
+            "offsets.topic.num.partitions": "4",
+            "transaction.state.log.replication.factor": "1",
+            "transaction.state.log.min.isr": "1",
+            "transaction.state.log.num.partitions": "4",
+            "group.initial.rebalance.delay.ms": "0",
+            "auto.create.topics.enable": "true",
+            "delete.topic.enable": "true",
+            "num.network.threads": "2",
+            "num.io.threads": "4",
+            "num.recovery.threads.per.data.dir": "1",
+            "log.retention.hours": "168",
+        }
+        props.update(self.extra_properties)
+        return props
+
+    def _write_config(self, data_dir: Path) -> None:
+        _write_properties(
+            data_dir / PROPERTIES_FILE,
+            self._server_properties(data_dir),
+            f"Written by bifrost.devkafka for Kafka {self.version}; rewritten on every start.",
+        )
+        log4j = {
+            "log4j.rootLogger": "INFO, file",
+            "log4j.appender.file": "org.apache.log4j.RollingFileAppender",
+            "log4j.appender.file.File": str(data_dir / LOG_FILE),
+            "log4j.appender.file.MaxFileSize": "10MB",
+            "log4j.appender.file.MaxBackupIndex": "3",
+            "log4j.appender.file.layout": "org.apache.log4j.PatternLayout",
+            "log4j.appender.file.layout.ConversionPattern": "[%d] %p %m (%c)%n",
+            "log4j.logger.kafka": "INFO",
+            "log4j.logger.org.apache.kafka": "INFO",
+            "log4j.logger.kafka.request.logger": "WARN",
+            "log4j.logger.state.change.logger": "WARN",
+            "log4j.logger.org.apache.zookeeper": "WARN",
+        }
+        _write_properties(data_dir / LOG4J_FILE, log4j, "log4j 1.x (reload4j) config of the local broker")
+        tools = {
+            "log4j.rootLogger": "WARN, stderr",
+            "log4j.appender.stderr": "org.apache.log4j.ConsoleAppender",
+            "log4j.appender.stderr.Target": "System.err",
+            "log4j.appender.stderr.layout": "org.apache.log4j.PatternLayout",
+            "log4j.appender.stderr.layout.ConversionPattern": "[%d] %p %m (%c)%n",
+        }
+        _write_properties(data_dir / LOG4J_TOOLS_FILE, tools, "log4j config of kafka.tools.StorageTool runs")
+
+    def _jvm_base(self, java: str, libs: Path, data_dir: Path, log4j: str = LOG4J_FILE) -> list[str]:
+        return [
+            java,
+            "-Djava.awt.headless=true",
+            f"-Dlog4j.configuration={(data_dir / log4j).as_uri()}",
+            f"-Dkafka.logs.dir={data_dir}",
+            "-cp",
+            f"{libs}{os.sep}*",
+        ]
+
+    def _format_storage(self, java: str, libs: Path, data_dir: Path) -> None:
+        meta = data_dir / KAFKA_LOG_DIR / "meta.properties"
+        if meta.is_file():
+            cluster_id = _read_properties(meta).get("cluster.id", "?")
+            logger.info("kafka.storage.reuse data_dir=%s cluster_id=%s", data_dir, cluster_id)
+            return
+        cluster_id = _random_cluster_id()
+        base = self._jvm_base(java, libs, data_dir, LOG4J_TOOLS_FILE)
+        # A short-lived JVM: C1 only starts faster.
+        cmd = [base[0], "-Xmx256m", "-XX:TieredStopAtLevel=1", *base[1:], "kafka.tools.StorageTool", "format",
+               "-t", cluster_id, "-c", str(data_dir / PROPERTIES_FILE)]
+        started = time.monotonic()
+        try:
+            out = subprocess.run(cmd, cwd=data_dir, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                                 errors="replace", timeout=120, check=False)
+        except subprocess.TimeoutExpired as exc:
+            raise BrokerError(f"formatting Kafka storage in {data_dir} did not finish in 120 s") from exc
+        if out.returncode != 0:
+            output = "\n".join((out.stdout + out.stderr).splitlines()[-_TAIL_LINES:])
+            raise BrokerError(f"formatting Kafka storage failed (exit {out.returncode}, data dir {data_dir}):\n{output}")
+        logger.info("kafka.storage.formatted data_dir=%s cluster_id=%s took=%.1fs", data_dir, cluster_id, time.monotonic() - started)
+
+    def _launch(self, java: str, libs: Path, data_dir: Path) -> None:
+        base = self._jvm_base(java, libs, data_dir)
+        cmd = [
+            base[0],
+            f"-Xmx{self.heap}",
+            "-XX:+UseG1GC",
+            "-XX:MaxGCPauseMillis=20",
+            "-XX:+ExitOnOutOfMemoryError",
+            *base[1:],
+            "kafka.Kafka",
+            str(data_dir / PROPERTIES_FILE),
+        ]
+        self._log_marks = (_file_size(data_dir / LOG_FILE), _file_size(data_dir / STDOUT_FILE))
+        with open(data_dir / STDOUT_FILE, "ab") as out:
+            out.write(f"\n===== {time.strftime('%Y-%m-%d %H:%M:%S')} starting Kafka {self.version}: {' '.join(cmd)}\n".encode())
+            out.flush()
+            try:
+                self._proc = subprocess.Popen(
+                    cmd,
+                    cwd=data_dir,
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,  # own process group: stop() signals the whole group
+                )
+            except OSError as exc:
+                raise BrokerError(f"cannot start java ({java}): {exc}") from exc
+        self._detached = False
+        (data_dir / PID_FILE).write_text(f"{self._proc.pid}\n")
+        (data_dir / BOOTSTRAP_FILE).write_text(f"{self.bootstrap}\n")
+        logger.info("kafka.broker.launch pid=%d bootstrap=%s controller_port=%d log=%s",
+                    self._proc.pid, self.bootstrap, self._controller_port, data_dir / LOG_FILE)
+
+    def _failure_details(self) -> str:
+        """Tails of this run's broker log and JVM output, for error messages."""
+        assert self._data_dir is not None
+        log_mark, stdout_mark = self._log_marks
+        log = self._data_dir / LOG_FILE
+        parts = [f"--- last {_TAIL_LINES} lines of {log} ---", _tail(log, since=log_mark) or "(nothing logged)"]
+        # Only JVM-level output lands there (log4j writes broker.log); skip our own header line.
+        jvm = [line for line in _tail(self._data_dir / STDOUT_FILE, 20, since=stdout_mark).splitlines()
+               if line and not line.startswith("===== ")]
+        if jvm:
+            parts += [f"--- JVM output ({self._data_dir / STDOUT_FILE}) ---", *jvm]
+        return "\n".join(parts)
+
+    def _wait_ready(self, deadline: float) -> None:
+        proc = self._proc
+        assert proc is not None and self._port is not None
+        while True:
+            rc = proc.poll()
+            if rc is not None:
+                raise BrokerError(f"the Kafka broker exited with code {rc} during startup.\n{self._failure_details()}")
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise BrokerError(
+                    f"the Kafka broker did not answer at {self.bootstrap} within the startup timeout "
+                    f"(pid {proc.pid}).\n{self._failure_details()}"
+                )
+            if _tcp_accepts(self._port, timeout=min(1.0, remaining)) and probe_kafka(
+                self.bootstrap, min(5.0, max(1.0, remaining)), node_id=NODE_ID
+            ):
+                return
+            # Poll interval that also returns at once if the JVM dies.
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=min(0.1, max(0.0, deadline - time.monotonic())))
+
+
+# --------------------------------------------------------------------------- detached brokers
+
+
+def _refuse_if_running(data_dir: Path) -> None:
+    status = broker_status(data_dir, probe=False)
+    if status.alive:
+        raise BrokerError(
+            f"a Kafka broker is already running on data dir {data_dir} "
+            f"(pid {status.pid}, bootstrap {status.bootstrap}); stop it first: "
+            f"python -m bifrost.devkafka stop --data-dir {data_dir}"
+        )
+
+
+def broker_status(data_dir: Path | str, probe: bool = True, probe_timeout: float = 5.0) -> BrokerStatus:
+    """Inspect the broker recorded in ``data_dir`` (``broker.pid`` / ``bootstrap``).
+
+    Args:
+        data_dir: The broker's data dir.
+        probe: Also send a Kafka metadata request to the recorded bootstrap.
+        probe_timeout: Seconds for that request.
+    """
+    data_dir = Path(data_dir).expanduser().resolve()
+    pid: int | None
+    try:
+        pid = int((data_dir / PID_FILE).read_text().strip())
+    except (OSError, ValueError):
+        pid = None
+    try:
+        bootstrap: str | None = (data_dir / BOOTSTRAP_FILE).read_text().strip() or None
+    except OSError:
+        bootstrap = None
+    alive = pid is not None and _is_our_broker(pid, data_dir)
+    responsive = bool(alive and probe and bootstrap and probe_kafka(bootstrap, probe_timeout, node_id=NODE_ID))
+    return BrokerStatus(data_dir=data_dir, pid=pid, alive=alive, bootstrap=bootstrap, responsive=responsive)
+
+
+def stop_broker(data_dir: Path | str, timeout: float = 20.0) -> bool:
+    """Stop the (detached) broker recorded in ``data_dir``.
+
+    Sends SIGTERM to its process group, waits up to ``timeout`` seconds, then
+    SIGKILLs it. Removes stale ``broker.pid``/``bootstrap`` files either way.
+
+    Returns:
+        True if a running broker was stopped, False if none was running.
+    """
+    data_dir = Path(data_dir).expanduser().resolve()
+    status = broker_status(data_dir, probe=False)
+    if status.alive and status.pid is not None:
+        pid = status.pid
+        started = time.monotonic()
+        _kill_group(pid, signal.SIGTERM)
+        if not _wait_pid_exit(pid, timeout):
+            logger.warning("kafka.broker.kill pid=%d reason=no-exit-after-sigterm timeout=%.0fs", pid, timeout)
+            _kill_group(pid, signal.SIGKILL)
+            if not _wait_pid_exit(pid, 10.0):
+                raise BrokerError(f"broker process {pid} did not exit even after SIGKILL")
+        logger.info("kafka.broker.stopped pid=%d took=%.1fs data_dir=%s", pid, time.monotonic() - started, data_dir)
+    for name in (PID_FILE, BOOTSTRAP_FILE):
+        with contextlib.suppress(FileNotFoundError):
+            (data_dir / name).unlink()
+    return status.alive

@@ -35,13 +35,17 @@ class StatsSummary(msgspec.Struct, kw_only=True):
 
 
 class WindowStats(msgspec.Struct, kw_only=True):
-    """Counts, sums and a latency sketch for one key in one window (mergeable)."""
+    """Counts, sums and a latency sketch for one key in one window (mergeable).
+
+    ``cost_sq`` (sum of squared costs) lets gates estimate the variance of cost per task.
+    """
 
     count: int = 0
     errors: int = 0
     rate_limited: int = 0
     fallbacks: int = 0
     cost_usd: float = 0.0
+    cost_sq: float = 0.0
     tokens_in: int = 0
     tokens_out: int = 0
     latency_ms: QuantileSketch = msgspec.field(default_factory=QuantileSketch)
@@ -63,6 +67,7 @@ class WindowStats(msgspec.Struct, kw_only=True):
         if event.fallback_used:
             self.fallbacks += 1
         self.cost_usd += event.cost_usd
+        self.cost_sq += event.cost_usd * event.cost_usd
         self.tokens_in += event.tokens_in
         self.tokens_out += event.tokens_out
         self.latency_ms.add(event.latency_ms)
@@ -98,6 +103,7 @@ class WindowStats(msgspec.Struct, kw_only=True):
         self.rate_limited += other.rate_limited
         self.fallbacks += other.fallbacks
         self.cost_usd += other.cost_usd
+        self.cost_sq += other.cost_sq
         self.tokens_in += other.tokens_in
         self.tokens_out += other.tokens_out
         self.latency_ms.merge(other.latency_ms)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from bifrost.client.publisher import PublishError
 from bifrost.config.settings import SettingsError
 from bifrost.devkafka import BrokerError
-from bifrost.streams.app import KafkaUnreachable
+from bifrost.streams.preflight import KafkaUnreachable
 from bifrost.schemas.jsonschema import UnknownSchema
 
 EXIT_OK = 0

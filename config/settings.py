@@ -42,6 +42,17 @@ class Settings:
     batch_within_seconds: float = _setting(0.25, "BIFROST_BATCH_WITHIN_SECONDS", "Longest wait to fill a batch.")
     commit_interval_seconds: float = _setting(1.0, "BIFROST_COMMIT_INTERVAL_SECONDS", "How often consumed offsets are committed (re-delivery after a crash is de-duplicated).")
     session_timeout_seconds: float = _setting(30.0, "BIFROST_SESSION_TIMEOUT_SECONDS", "Consumer group session timeout: how soon a dead worker's partitions move.")
+    rollout_stages: str = _setting("0.05,0.25,0.5,1.0", "BIFROST_ROLLOUT_STAGES", "Canary traffic shares of the rollout stages; the last must be 1.0.")
+    rollout_min_stage_seconds: float = _setting(900.0, "BIFROST_ROLLOUT_MIN_STAGE_SECONDS", "Minimum event-time duration of a stage before it may advance.")
+    rollout_min_samples: int = _setting(100, "BIFROST_ROLLOUT_MIN_SAMPLES", "Minimum requests per arm in a stage before it may advance or a gate may fail.")
+    rollout_require_approval: bool = _setting(False, "BIFROST_ROLLOUT_REQUIRE_APPROVAL", "A started rollout waits for an approve command.")
+    gate_error_rate_increase: float = _setting(0.10, "BIFROST_GATE_ERROR_RATE_INCREASE", "Relative error-rate regression a gate must catch.")
+    gate_latency_p95_increase: float = _setting(0.50, "BIFROST_GATE_LATENCY_P95_INCREASE", "Relative P95 latency regression a gate must catch.")
+    gate_cost_increase: float = _setting(0.30, "BIFROST_GATE_COST_INCREASE", "Relative cost-per-task regression a gate must catch.")
+    gate_win_rate_decrease: float = _setting(0.10, "BIFROST_GATE_WIN_RATE_DECREASE", "Relative win-rate drop a gate must catch.")
+    gate_alpha: float = _setting(0.01, "BIFROST_GATE_ALPHA", "False-rollback budget of a stage (always-valid, across continuous monitoring).")
+    slo_p95_ms: float = _setting(2500.0, "BIFROST_SLO_P95_MS", "No promotion while the canary's P95 latency is above this.")
+    slo_min_win_rate: float = _setting(0.85, "BIFROST_SLO_MIN_WIN_RATE", "No promotion while the canary's win rate is below this.")
     web_host: str = _setting("127.0.0.1", "BIFROST_WEB_HOST", "Worker HTTP bind address.")
     web_port: int = _setting(6066, "BIFROST_WEB_PORT", "Worker HTTP port (metrics views, /metrics, health).")
     worker_url: str = _setting("http://127.0.0.1:6066", "BIFROST_WORKER_URL", "Where the CLI finds a worker's HTTP views.")
@@ -51,6 +62,17 @@ class Settings:
     def topics(self) -> Topics:
         """Topic names under :attr:`topic_prefix`."""
         return Topics(self.topic_prefix)
+
+    @property
+    def stages(self) -> tuple[float, ...]:
+        """Parsed :attr:`rollout_stages`."""
+        try:
+            stages = tuple(float(part) for part in self.rollout_stages.split(","))
+        except ValueError:
+            raise SettingsError(f"BIFROST_ROLLOUT_STAGES={self.rollout_stages!r} is not a list of fractions") from None
+        if not stages or stages[-1] != 1.0 or any(not 0 < a < b for a, b in zip(stages, stages[1:])) or stages[0] <= 0:
+            raise SettingsError(f"BIFROST_ROLLOUT_STAGES={self.rollout_stages!r}: increasing fractions ending at 1.0")
+        return stages
 
     @property
     def limits(self) -> Limits:
@@ -84,6 +106,12 @@ class Settings:
 
 def _parse(raw: str, type_name: Any, env: str) -> Any:
     kind = type_name if isinstance(type_name, str) else type_name.__name__
+    if kind == "bool":
+        if raw.lower() in ("1", "true", "yes", "on"):
+            return True
+        if raw.lower() in ("0", "false", "no", "off"):
+            return False
+        raise SettingsError(f"{env}={raw!r} is not a boolean (true/false)")
     try:
         if kind == "int":
             return int(raw)

@@ -8,7 +8,9 @@ import faust
 
 from bifrost.config import Settings
 from bifrost.streams.ingest.agent import IngestState, register_ingest
-from bifrost.streams.rollup.agent import RouterMetricsReader, register_rollup
+from bifrost.streams.preflight import require_kafka
+from bifrost.streams.rollout.agent import RolloutStates, register_router_loop
+from bifrost.streams.rollup.store import RouterWindows
 from bifrost.streams.tables import PartitionKeyedTable
 from bifrost.streams.web.views import register_views
 
@@ -19,7 +21,8 @@ class Worker:
 
     app: faust.App
     ingest: IngestState
-    reader: RouterMetricsReader
+    windows: RouterWindows
+    states: RolloutStates
 
 
 def create_app(settings: Settings) -> Worker:
@@ -78,13 +81,21 @@ def create_app(settings: Settings) -> Worker:
     ingest = register_ingest(
         app, settings, inputs=inputs, dlq=dlq, partials_topic=partials_topic, table=partition_table
     )
-    reader = register_rollup(app, settings, partials_topic=partials_topic, table=router_table)
-    register_views(app, reader=reader, ingest_state=ingest, router_table=router_table)
-    return Worker(app=app, ingest=ingest, reader=reader)
-
-
-class KafkaUnreachable(RuntimeError):
-    """The configured bootstrap servers do not answer Kafka requests."""
+    rollout_table = app.Table("rollout-state", schema=state_schema, key_type=str, value_type=bytes, partitions=n)
+    router_keyed = dict(key_type=str, key_serializer="json", value_serializer="raw", partitions=n, internal=True)
+    loop_topic = app.topic(topics.window_partials, topics.rollout_commands, **router_keyed)
+    state_topic = app.topic(topics.rollout_state, compacting=True, **router_keyed)
+    rollbacks_topic = app.topic(topics.rollbacks, **router_keyed)
+    windows = RouterWindows(
+        router_table, window_seconds=settings.window_seconds, retention_seconds=settings.retention_seconds
+    )
+    states = RolloutStates(rollout_table)
+    register_router_loop(
+        app, settings, loop_topic=loop_topic, state_topic=state_topic, rollbacks_topic=rollbacks_topic,
+        windows=windows, states=states,
+    )
+    register_views(app, windows=windows, states=states, ingest_state=ingest, router_table=router_table)
+    return Worker(app=app, ingest=ingest, windows=windows, states=states)
 
 
 def run_worker(settings: Settings, *, preflight_timeout: float = 15.0) -> None:
@@ -93,13 +104,7 @@ def run_worker(settings: Settings, *, preflight_timeout: float = 15.0) -> None:
     Checks first that Kafka answers, so a wrong address fails fast with a clear
     message instead of a worker that retries forever.
     """
-    from bifrost.devkafka import probe_kafka
-
-    if not probe_kafka(settings.kafka_bootstrap, timeout=preflight_timeout):
-        raise KafkaUnreachable(
-            f"cannot reach Kafka at {settings.kafka_bootstrap} within {preflight_timeout:.0f} s "
-            "(set BIFROST_KAFKA_BOOTSTRAP, or start the local broker: bifrost-opt kafka start)"
-        )
+    require_kafka(settings.kafka_bootstrap, timeout=preflight_timeout)
     worker = create_app(settings)
     faust.Worker(
         worker.app,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 
 import msgspec
 
@@ -22,32 +23,49 @@ class RouterMetrics(msgspec.Struct, kw_only=True):
     buckets: dict[str, StatsSummary]
 
 
-def merge_partials(
-    router_id: str, partials: Iterable[WindowPartial], *, from_ts: int, to_ts: int
-) -> RouterMetrics:
+@dataclass(slots=True)
+class MergedStats:
+    """Merged statistics of a set of partials (mergeable further)."""
+
+    arms: dict[str, WindowStats] = field(default_factory=dict)
+    models: dict[str, WindowStats] = field(default_factory=dict)
+    buckets: dict[str, WindowStats] = field(default_factory=dict)
+    windows: set[int] = field(default_factory=set)
+
+
+def merge_stats(partials: Iterable[WindowPartial], *, from_ts: int, to_ts: int) -> MergedStats:
     """Merge the partials whose window starts in ``[from_ts, to_ts)``."""
-    arms: dict[str, WindowStats] = {}
-    models: dict[str, WindowStats] = {}
-    buckets: dict[str, WindowStats] = {}
-    windows: set[int] = set()
+    merged = MergedStats()
     for partial in partials:
         if not from_ts <= partial.window_start < to_ts:
             continue
-        windows.add(partial.window_start)
-        for target, source in ((arms, partial.arms), (models, partial.models), (buckets, partial.buckets)):
+        merged.windows.add(partial.window_start)
+        for target, source in ((merged.arms, partial.arms), (merged.models, partial.models), (merged.buckets, partial.buckets)):
             for name, stats in source.items():
                 total = target.get(name)
                 if total is None:
                     total = target[name] = WindowStats()
                 total.merge(stats)
+    return merged
+
+
+def merge_partials(
+    router_id: str, partials: Iterable[WindowPartial], *, from_ts: int, to_ts: int
+) -> RouterMetrics:
+    """Summaries of the partials whose window starts in ``[from_ts, to_ts)``."""
+    return summarize(router_id, merge_stats(partials, from_ts=from_ts, to_ts=to_ts), from_ts=from_ts, to_ts=to_ts)
+
+
+def summarize(router_id: str, merged: MergedStats, *, from_ts: int, to_ts: int) -> RouterMetrics:
+    """Operator-facing figures of merged statistics."""
     return RouterMetrics(
         router_id=router_id,
         from_ts=from_ts,
         to_ts=to_ts,
-        windows=len(windows),
-        arms={name: s.summary() for name, s in sorted(arms.items())},
-        models={name: s.summary() for name, s in sorted(models.items())},
-        buckets={name: s.summary() for name, s in sorted(buckets.items())},
+        windows=len(merged.windows),
+        arms={name: s.summary() for name, s in sorted(merged.arms.items())},
+        models={name: s.summary() for name, s in sorted(merged.models.items())},
+        buckets={name: s.summary() for name, s in sorted(merged.buckets.items())},
     )
 
 

@@ -10,9 +10,11 @@ import orjson
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from bifrost.schemas.codec import encode
 from bifrost.streams import observability as obs
 from bifrost.streams.ingest.agent import IngestState
-from bifrost.streams.rollup.agent import RouterMetricsReader
+from bifrost.streams.rollout.agent import RolloutStates
+from bifrost.streams.rollup.store import RouterWindows
 
 _DURATION = re.compile(r"^(\d+)([smhd]?)$")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -42,7 +44,8 @@ def _json(web: View, payload: object, status: int = 200) -> Response:
 def register_views(
     app: faust.App,
     *,
-    reader: RouterMetricsReader,
+    windows: RouterWindows,
+    states: RolloutStates,
     ingest_state: IngestState,
     router_table: faust.Table,
 ) -> None:
@@ -64,7 +67,7 @@ def register_views(
                 until = int(float(until_raw)) if until_raw else None
             except (BadDuration, ValueError) as exc:
                 return _json(self, {"error": str(exc)}, status=400)
-            metrics = reader.metrics(router, since_seconds=since, until_ts=until)
+            metrics = windows.metrics(router, since_seconds=since, until_ts=until)
             if metrics is None:
                 return _json(self, {"error": f"no metrics for router {router!r} yet"}, status=404)
             return self.bytes(
@@ -76,7 +79,15 @@ def register_views(
         """Routers with metrics held by this worker."""
 
         async def get(self, request: Request) -> Response:
-            return _json(self, {"routers": reader.routers()})
+            return _json(self, {"routers": windows.routers()})
+
+    @app.page("/v1/routers/{router}/rollout")
+    class RolloutView(View):
+        """The router's rollout state (what routers obey), from its controller."""
+
+        @app.table_route(table=router_table, match_info="router")
+        async def get(self, request: Request, router: str) -> Response:
+            return self.bytes(encode(states.get(router)), content_type="application/json")
 
     @app.page("/health")
     class HealthView(View):

@@ -1,0 +1,1 @@
+"""Progressive canary rollouts: the pure state machine, the gates, and the agent."""

@@ -1,0 +1,170 @@
+"""The router loop agent: per-router windows, gate evaluation, rollout commands.
+
+One agent consumes ``window-partials`` and ``rollout-commands``; both are keyed by
+router id and co-partitioned, so exactly one worker holds a router's windows and acts
+as its controller, and its state table is written to that router's partition.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import logging
+import time
+
+import faust
+import msgspec
+
+from bifrost.config import Settings
+from bifrost.schemas.codec import encode
+from bifrost.schemas.rollout import RolloutCommand, RolloutState
+from bifrost.streams.aggregates.stats import WindowStats
+from bifrost.streams.rollout.controller import Decision, RolloutPolicy, apply_command, on_window_closed
+from bifrost.streams.rollup.store import RouterWindows
+
+if TYPE_CHECKING:
+    from bifrost.streams.rollout.gates import GateConfig
+
+log = logging.getLogger("bifrost.rollout")
+_state_decoder = msgspec.json.Decoder(RolloutState)
+_command_decoder = msgspec.json.Decoder(RolloutCommand)
+
+
+class RolloutStates:
+    """Controller state per router, over a Faust table of encoded :class:`RolloutState`."""
+
+    def __init__(self, table: faust.Table) -> None:
+        self._table = table
+
+    def get(self, router_id: str) -> RolloutState:
+        raw = self._table.get(router_id)
+        return RolloutState(router_id=router_id) if raw is None else _state_decoder.decode(raw)
+
+    def put(self, state: RolloutState) -> bytes:
+        raw = encode(state)
+        self._table[state.router_id] = raw
+        return raw
+
+    def known(self) -> list[str]:
+        return sorted(self._table.keys())
+
+
+def gate_config(settings: Settings) -> "GateConfig":
+    """Gate thresholds from settings."""
+    from bifrost.streams.rollout.gates import GateConfig
+
+    return GateConfig(
+        error_rate_increase=settings.gate_error_rate_increase,
+        latency_p95_increase=settings.gate_latency_p95_increase,
+        cost_per_task_increase=settings.gate_cost_increase,
+        win_rate_decrease=settings.gate_win_rate_decrease,
+        alpha=settings.gate_alpha,
+        min_samples=settings.rollout_min_samples,
+        slo_p95_ms=settings.slo_p95_ms,
+        slo_min_win_rate=settings.slo_min_win_rate,
+    )
+
+
+def rollout_policy(settings: Settings) -> RolloutPolicy:
+    """Stages and minimums from settings."""
+    return RolloutPolicy(
+        stages=settings.stages,
+        min_stage_seconds=settings.rollout_min_stage_seconds,
+        min_samples=settings.rollout_min_samples,
+        require_approval=settings.rollout_require_approval,
+    )
+
+
+def register_router_loop(
+    app: faust.App,
+    settings: Settings,
+    *,
+    loop_topic: faust.TopicT,
+    state_topic: faust.TopicT,
+    rollbacks_topic: faust.TopicT,
+    windows: RouterWindows,
+    states: RolloutStates,
+) -> None:
+    """Attach the agent that keeps per-router windows and runs the controllers."""
+    policy = rollout_policy(settings)
+    partials_name = settings.topics.window_partials
+
+    def evaluate(canary: WindowStats, control: WindowStats):  # type: ignore[no-untyped-def]
+        from bifrost.streams.rollout.gates import evaluate_gates
+
+        return evaluate_gates(canary, control, gate_config(settings))
+
+    @app.on_partitions_assigned.connect
+    async def reset_on_assign(sender: object, assigned: set, **_: object) -> None:
+        windows.invalidate()
+
+    @app.on_partitions_revoked.connect
+    async def reset_on_revoke(sender: object, revoked: set, **_: object) -> None:
+        windows.invalidate()
+
+    async def publish(decision: Decision) -> None:
+        if not decision.changed:
+            return
+        raw = states.put(decision.state)
+        await state_topic.send(key=decision.state.router_id, value=raw)
+        if decision.rollback is not None:
+            await rollbacks_topic.send(key=decision.state.router_id, value=encode(decision.rollback))
+            log.warning(
+                "event=rollout.rollback router=%s canary=%s gate=%s stage=%s reason=%r",
+                decision.rollback.router_id, decision.rollback.canary_version, decision.rollback.gate,
+                decision.rollback.stage_percent, decision.rollback.reason,
+            )
+
+    async def on_partial(raw: bytes) -> None:
+        stored = windows.store(raw)
+        if not stored.window_closed:
+            return
+        router = stored.partial.router_id
+        state = states.get(router)
+        if state.canary_version is None or state.control_version is None:
+            return
+        clock = windows.clock(router) or 0
+        merged = windows.merged(router, int(state.since), clock)
+        decision = on_window_closed(
+            state,
+            clock=float(clock),
+            canary=merged.arms.get(state.canary_version, WindowStats()),
+            control=merged.arms.get(state.control_version, WindowStats()),
+            evaluate=evaluate,
+            wall=time.time(),
+            policy=policy,
+        )
+        await publish(decision)
+
+    async def on_command(raw: bytes) -> None:
+        try:
+            command = _command_decoder.decode(raw)
+        except msgspec.DecodeError as exc:
+            log.warning("event=rollout.command.invalid error=%r", str(exc))
+            return
+        state = states.get(command.router_id)
+        clock = windows.clock(command.router_id)
+        if clock is not None and clock > state.clock:
+            state = msgspec.structs.replace(state, clock=float(clock))
+        recent = windows.merged(command.router_id, int(state.clock) - 900, int(state.clock) + 1) if clock else None
+        traffic = {arm: stats.count for arm, stats in recent.arms.items()} if recent else {}
+        decision = apply_command(state, command, arm_traffic=traffic, wall=time.time(), policy=policy)
+        outcome = decision.state.last_command
+        log.info(
+            "event=rollout.command router=%s kind=%s accepted=%s reason=%r",
+            command.router_id, command.kind.value, outcome.accepted if outcome else None, outcome.reason if outcome else "",
+        )
+        await publish(decision)
+
+    # One event at a time: Faust writes table changes to the changelog partition of the
+    # current event, which here is the router's partition. Volume is small (one partial
+    # per batch, input partition and router; commands are rare).
+    @app.agent(loop_topic, name="router-loop")
+    async def router_loop(stream: faust.StreamT) -> None:
+        await state_topic.maybe_declare()
+        await rollbacks_topic.maybe_declare()
+        async for event in stream.events():
+            if event.message.topic == partials_name:
+                await on_partial(event.message.value)
+            else:
+                await on_command(event.message.value)

@@ -48,12 +48,17 @@ def _parser() -> argparse.ArgumentParser:
     simulate.add_argument("--seed", type=int, default=7)
     simulate.add_argument("--latency-factor", action="append", default=[], metavar="ARM=F",
                           help="slow an arm down, e.g. v2=1.5 (repeatable)")
+    simulate.add_argument("--ignore-rollouts", action="store_true", help="do not obey rollout-state traffic weights")
     simulate.add_argument("--json", action="store_true", help="print the report as JSON")
 
     kafka = sub.add_parser("kafka", help="local single-node Kafka for development (start|stop|status)")
     kafka.add_argument("kafka_args", nargs=argparse.REMAINDER, help="arguments of python -m bifrost.devkafka")
 
     sub.add_parser("config", help="list settings, their variables and defaults")
+
+    from bifrost.cli.rollout_cmd import add_rollout_parser
+
+    add_rollout_parser(sub)
 
     up = sub.add_parser("up", help="run the whole loop locally: Kafka, worker, simulated traffic")
     up.add_argument("--data-dir", default="var", help="where Kafka and worker data live")
@@ -114,6 +119,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         for env, default, doc in Settings.describe():
             print(f"{env:34} {default:26} {doc}")
         return EXIT_OK
+    if args.command == "rollout":
+        from bifrost.cli.rollout_cmd import run_rollout
+
+        return run_rollout(args, settings)
     if args.command == "up":
         from bifrost.cli.up import run_local_loop
 
@@ -137,8 +146,7 @@ def _pairs(text: str, option: str) -> dict[str, float]:
 
 
 async def _simulate(args: argparse.Namespace, settings: Settings) -> int:
-    from bifrost.client import Publisher
-    from bifrost.client.simulator import ArmEffect, TrafficConfig, anchored, run_simulation
+    from bifrost.client.simulator import ArmEffect, TrafficConfig, anchored, simulate
     from bifrost.streams.web.views import BadDuration, parse_duration
 
     try:
@@ -162,8 +170,9 @@ async def _simulate(args: argparse.Namespace, settings: Settings) -> int:
         seed=args.seed,
     )
     config = anchored(config, speed=args.speed, now=time.time())
-    async with Publisher(settings.kafka_bootstrap, settings.topics) as publisher:
-        report = await run_simulation(publisher, config, speed=args.speed)
+    report = await simulate(
+        settings.kafka_bootstrap, settings.topics, config, speed=args.speed, follow_rollouts=not args.ignore_rollouts
+    )
     if args.json:
         print(orjson.dumps(report.as_dict()).decode())
     else:

@@ -18,8 +18,7 @@ import urllib.request
 from pathlib import Path
 
 from bifrost.cli.errors import Unavailable, UsageError
-from bifrost.client import Publisher
-from bifrost.client.simulator import TrafficConfig, anchored, run_simulation
+from bifrost.client.simulator import TrafficConfig, anchored, simulate
 from bifrost.config import Settings
 from bifrost.devkafka import LocalBroker, broker_status
 from bifrost.streams.web.views import BadDuration, parse_duration
@@ -134,8 +133,7 @@ async def _traffic(settings: Settings, *, rate: float, speed: float, run_for: fl
         malformed_fraction=0.001,
     )
     config = anchored(config, speed=max(speed, 1.0), now=time.time())
-    async with Publisher(settings.kafka_bootstrap, settings.topics) as publisher:
-        report = await run_simulation(publisher, config, speed=max(speed, 1.0), progress_every_s=10)
+    report = await simulate(settings.kafka_bootstrap, settings.topics, config, speed=max(speed, 1.0), progress_every_s=10)
     print(f"published {report.events} events ({report.malformed} malformed, {report.feedback} feedback)")
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from bifrost.schemas.events import Bucket, FeedbackEvent, Outcome, RoutingEvent
@@ -37,9 +37,9 @@ class ArmEffect:
 
 
 DEFAULT_MODELS: tuple[ModelProfile, ...] = (
-    ModelProfile("small-fast", "acme", 250.0, usd_per_1k_tokens=0.0002, quality_mean=0.72, win_probability=0.42),
-    ModelProfile("mid-general", "acme", 600.0, usd_per_1k_tokens=0.002, quality_mean=0.84, win_probability=0.55),
-    ModelProfile("large-reasoner", "frontier", 1400.0, latency_sigma=0.45, usd_per_1k_tokens=0.015, quality_mean=0.92, win_probability=0.7),
+    ModelProfile("small-fast", "acme", 250.0, usd_per_1k_tokens=0.0002, quality_mean=0.82, win_probability=0.86),
+    ModelProfile("mid-general", "acme", 600.0, usd_per_1k_tokens=0.002, quality_mean=0.88, win_probability=0.9),
+    ModelProfile("large-reasoner", "frontier", 1400.0, latency_sigma=0.45, usd_per_1k_tokens=0.015, quality_mean=0.93, win_probability=0.93),
 )
 BUCKET_MODEL = {Bucket.CHEAP: 0, Bucket.MID: 1, Bucket.HARD: 2}
 BUCKET_MIX = ((Bucket.CHEAP, 0.5), (Bucket.MID, 0.3), (Bucket.HARD, 0.2))
@@ -83,8 +83,15 @@ MALFORMED_SAMPLES: tuple[bytes, ...] = (
 )
 
 
-def generate(config: TrafficConfig) -> Iterator[Generated]:
-    """Yield simulated requests in event-time order, evenly spaced at the configured rate."""
+WeightLookup = Callable[[str], Mapping[str, float] | None]
+
+
+def generate(config: TrafficConfig, weights: WeightLookup | None = None) -> Iterator[Generated]:
+    """Yield simulated requests in event-time order, evenly spaced at the configured rate.
+
+    ``weights`` (e.g. what rollout-state says) overrides ``config.arms`` per router
+    whenever it returns a mapping; the simulator then obeys the rollout controller.
+    """
     rng = random.Random(config.seed)
     total = int(config.rate_per_second * config.duration_seconds)
     step = 1.0 / config.rate_per_second
@@ -98,7 +105,11 @@ def generate(config: TrafficConfig) -> Iterator[Generated]:
             yield Generated(ts=ts, event=None, malformed=MALFORMED_SAMPLES[i % len(MALFORMED_SAMPLES)])
             continue
         router = config.routers[i % len(config.routers)]
-        arm = rng.choices(arm_names, arm_weights)[0]
+        live = weights(router) if weights is not None else None
+        if live:
+            arm = rng.choices(list(live), list(live.values()))[0]
+        else:
+            arm = rng.choices(arm_names, arm_weights)[0]
         bucket = rng.choices(buckets, bucket_weights)[0]
         model = config.models[min(BUCKET_MODEL[bucket], len(config.models) - 1)]
         event = _request(rng, i, ts, router, arm, bucket, model, config.arm_effects.get(arm, ArmEffect()))
@@ -144,7 +155,7 @@ def _feedback(rng: random.Random, event: RoutingEvent, model: ModelProfile, effe
     grade = min(1.0, max(0.0, rng.gauss(model.quality_mean + effect.quality_delta, 0.1)))
     p_win = min(1.0, max(0.0, model.win_probability + effect.win_delta))
     roll = rng.random()
-    outcome = Outcome.WIN if roll < p_win else (Outcome.TIE if roll < p_win + 0.1 else Outcome.LOSS)
+    outcome = Outcome.WIN if roll < p_win else (Outcome.TIE if roll < p_win + 0.04 else Outcome.LOSS)
     return FeedbackEvent(
         request_id=event.request_id,
         ts=event.ts,

@@ -9,7 +9,8 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 
 from bifrost.client.publisher import Publisher
-from bifrost.client.simulator.model import TrafficConfig, generate
+from bifrost.schemas.topics import Topics
+from bifrost.client.simulator.model import TrafficConfig, WeightLookup, generate
 
 log = logging.getLogger("bifrost.simulate")
 
@@ -26,6 +27,7 @@ class SimulationReport:
     first_ts: float = 0.0
     last_ts: float = 0.0
     wall_seconds: float = 0.0
+    timeline: list[tuple[float, float]] = field(default_factory=list)  # (event time, wall clock) samples
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -56,16 +58,18 @@ async def run_simulation(
     *,
     speed: float = 60.0,
     progress_every_s: float = 5.0,
+    weights: WeightLookup | None = None,
 ) -> SimulationReport:
     """Publish ``config``'s traffic; one simulated second takes ``1/speed`` wall seconds.
 
-    ``speed <= 0`` publishes as fast as possible.
+    ``speed <= 0`` publishes as fast as possible. ``weights`` makes the traffic obey
+    rollout-state (see :class:`bifrost.client.rollout.WeightsFollower`).
     """
     report = SimulationReport()
     wall0 = time.monotonic()
     last_progress = wall0
     sim0 = config.start_ts
-    for i, item in enumerate(generate(config)):
+    for i, item in enumerate(generate(config, weights)):
         if i == 0:
             report.first_ts = item.ts
         report.last_ts = item.ts
@@ -80,6 +84,8 @@ async def run_simulation(
         if item.feedback is not None:
             await publisher.publish_feedback(item.feedback)
             report.feedback += 1
+        if i % 256 == 0:
+            report.timeline.append((item.ts, time.time()))
         if speed > 0 and i % 256 == 0:
             ahead = (item.ts - sim0) / speed - (time.monotonic() - wall0)
             if ahead > 0:
@@ -94,3 +100,29 @@ async def run_simulation(
     await publisher.flush()
     report.wall_seconds = time.monotonic() - wall0
     return report
+
+
+async def simulate(
+    bootstrap: str,
+    topics: Topics,
+    config: TrafficConfig,
+    *,
+    speed: float,
+    follow_rollouts: bool = True,
+    progress_every_s: float = 5.0,
+) -> SimulationReport:
+    """Publish ``config``'s traffic to Kafka, obeying rollout-state weights when asked."""
+    from bifrost.client.rollout import WeightsFollower
+
+    follower = WeightsFollower(bootstrap, topics, set(config.routers)) if follow_rollouts else None
+    if follower is not None:
+        follower.start()
+    try:
+        async with Publisher(bootstrap, topics) as publisher:
+            return await run_simulation(
+                publisher, config, speed=speed, progress_every_s=progress_every_s,
+                weights=follower.lookup if follower is not None else None,
+            )
+    finally:
+        if follower is not None:
+            await follower.stop()

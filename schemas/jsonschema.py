@@ -8,11 +8,15 @@ import msgspec
 
 from bifrost.schemas.dlq import DeadLetter
 from bifrost.schemas.events import FeedbackEvent, RoutingEvent
+from bifrost.schemas.rollout import RollbackEvent, RolloutCommand, RolloutState
 
 SCHEMA_TYPES: dict[str, type[msgspec.Struct]] = {
     "routing-event": RoutingEvent,
     "feedback": FeedbackEvent,
     "dlq": DeadLetter,
+    "rollout-command": RolloutCommand,
+    "rollout-state": RolloutState,
+    "rollback": RollbackEvent,
 }
 
 

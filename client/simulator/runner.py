@@ -59,13 +59,15 @@ async def run_simulation(
     speed: float = 60.0,
     progress_every_s: float = 5.0,
     weights: WeightLookup | None = None,
+    report: SimulationReport | None = None,
 ) -> SimulationReport:
     """Publish ``config``'s traffic; one simulated second takes ``1/speed`` wall seconds.
 
     ``speed <= 0`` publishes as fast as possible. ``weights`` makes the traffic obey
-    rollout-state (see :class:`bifrost.client.rollout.WeightsFollower`).
+    rollout-state (see :class:`bifrost.client.rollout.WeightsFollower`). Pass ``report``
+    to watch progress while it runs.
     """
-    report = SimulationReport()
+    report = SimulationReport() if report is None else report
     wall0 = time.monotonic()
     last_progress = wall0
     sim0 = config.start_ts
@@ -110,6 +112,7 @@ async def simulate(
     speed: float,
     follow_rollouts: bool = True,
     progress_every_s: float = 5.0,
+    report: SimulationReport | None = None,
 ) -> SimulationReport:
     """Publish ``config``'s traffic to Kafka, obeying rollout-state weights when asked."""
     from bifrost.client.rollout import WeightsFollower
@@ -121,7 +124,7 @@ async def simulate(
         async with Publisher(bootstrap, topics) as publisher:
             return await run_simulation(
                 publisher, config, speed=speed, progress_every_s=progress_every_s,
-                weights=follower.lookup if follower is not None else None,
+                weights=follower.lookup if follower is not None else None, report=report,
             )
     finally:
         if follower is not None:

@@ -123,7 +123,9 @@ def register_router_loop(
         state = states.get(router)
         if state.canary_version is None or state.control_version is None:
             return
-        clock = windows.clock(router) or 0
+        # The window that just closed ends where the newest one starts: that is the
+        # controller's clock, and only closed windows are judged.
+        clock = (windows.clock(router) or 0) - settings.window_seconds
         merged = windows.merged(router, int(state.since), clock)
         decision = on_window_closed(
             state,
@@ -143,10 +145,10 @@ def register_router_loop(
             log.warning("event=rollout.command.invalid error=%r", str(exc))
             return
         state = states.get(command.router_id)
-        clock = windows.clock(command.router_id)
-        if clock is not None and clock > state.clock:
-            state = msgspec.structs.replace(state, clock=float(clock))
-        recent = windows.merged(command.router_id, int(state.clock) - 900, int(state.clock) + 1) if clock else None
+        newest_end = windows.clock(command.router_id)
+        if newest_end is not None and newest_end - settings.window_seconds > state.clock:
+            state = msgspec.structs.replace(state, clock=float(newest_end - settings.window_seconds))
+        recent = windows.merged(command.router_id, newest_end - 900, newest_end) if newest_end else None
         traffic = {arm: stats.count for arm, stats in recent.arms.items()} if recent else {}
         decision = apply_command(state, command, arm_traffic=traffic, wall=time.time(), policy=policy)
         outcome = decision.state.last_command

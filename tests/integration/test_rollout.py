@@ -1,0 +1,262 @@
+"""Progressive canary rollouts end to end on the real broker, with compressed time."""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from bifrost.client.rollout import follow, new_command, wait_for_outcome
+from bifrost.client.simulator import ArmEffect, SimulationReport, TrafficConfig, anchored, simulate
+from bifrost.config import Settings
+from bifrost.schemas.rollout import CommandKind, Phase, RollbackEvent, RolloutState
+from tests.integration.harness import WorkerProcess, arm_counts, eventually, settings_env
+
+pytestmark = pytest.mark.kafka
+
+ROUTER = "router-a"
+SPEED = 120.0  # one simulated minute (a window) every half second
+
+
+@pytest.fixture
+def settings(kafka_bootstrap: str, settings: Settings) -> Settings:  # type: ignore[override]
+    return Settings.from_env(settings.to_env(), partitions=2, batch_within_seconds=0.05)
+
+
+@dataclass
+class Recorder:
+    """Everything a router-keyed topic carried while the test ran."""
+
+    items: list[Any] = field(default_factory=list)
+    received_at: list[float] = field(default_factory=list)
+
+
+@asynccontextmanager
+async def recording(bootstrap: str, topic: str, value_type: type) -> AsyncIterator[Recorder]:
+    recorder = Recorder()
+
+    async def run() -> None:
+        async for item in follow(bootstrap, topic, value_type, routers={ROUTER}):
+            recorder.items.append(item)
+            recorder.received_at.append(time.time())
+
+    task = asyncio.ensure_future(run())
+    try:
+        yield recorder
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+@asynccontextmanager
+async def traffic(settings: Settings, effects: dict[str, ArmEffect] | None = None) -> AsyncIterator[SimulationReport]:
+    config = TrafficConfig(
+        routers=(ROUTER,), arms={"v1": 1.0}, arm_effects=effects or {}, rate_per_second=20.0,
+        duration_seconds=3 * 3600, feedback_fraction=0.6, seed=11,
+    )
+    config = anchored(config, speed=SPEED, now=time.time())
+    report = SimulationReport()
+    task = asyncio.ensure_future(simulate(settings.kafka_bootstrap, settings.topics, config, speed=SPEED, report=report))
+    try:
+        yield report
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def started_canary(settings: Settings, worker: WorkerProcess, artifact: str = "v2") -> RolloutState:
+    await eventually(lambda: arm_counts(worker, ROUTER, since="10m").get("v1", 0) >= 200, timeout=90, what="control traffic")
+    state = await wait_for_outcome(settings.kafka_bootstrap, settings.topics, new_command(ROUTER, CommandKind.START, artifact=artifact))
+    assert state is not None and state.last_command is not None and state.last_command.accepted, state
+    assert state.phase is Phase.CANARY and state.weights == {"v1": 0.95, artifact: 0.05}
+    return state
+
+
+def latest(recorder: Recorder) -> RolloutState | None:
+    return recorder.items[-1] if recorder.items else None
+
+
+async def ready(worker: WorkerProcess) -> None:
+    await eventually(lambda: len(worker.owns_inputs()) == worker.settings.partitions, timeout=90, what="worker ready")
+
+
+async def test_healthy_canary_is_promoted_stage_by_stage(settings: Settings, start_worker: Callable[..., WorkerProcess]) -> None:
+    worker = start_worker(settings)
+    await ready(worker)
+    async with recording(settings.kafka_bootstrap, settings.topics.rollout_state, RolloutState) as states, traffic(settings):
+        await started_canary(settings, worker)
+        await eventually(lambda: (s := latest(states)) is not None and s.phase is Phase.PROMOTED, timeout=120,
+                         what="promotion")
+    stages = []
+    for state in states.items:
+        if state.stage_percent is not None and (not stages or stages[-1] != state.stage_percent):
+            stages.append(state.stage_percent)
+    assert stages == [5.0, 25.0, 50.0, 100.0]
+    by_stage = {s.stage_percent: s.weights for s in states.items if s.phase in (Phase.CANARY, Phase.PROMOTED)}
+    assert by_stage[25.0] == {"v1": 0.75, "v2": 0.25} and by_stage[100.0] == {"v2": 1.0}
+    final = states.items[-1]
+    assert final.last_good_version == "v2" and final.control_version == "v2"
+    # Each stage lasted at least its minimum duration of event time.
+    starts = sorted({s.since for s in states.items if s.phase in (Phase.CANARY, Phase.PROMOTED)})
+    assert len(starts) == 4
+    assert all(b - a >= settings.rollout_min_stage_seconds for a, b in zip(starts, starts[1:]))
+
+
+REGRESSIONS = {
+    "latency": (ArmEffect(latency_factor=1.5), "latency_p95"),
+    "errors": (ArmEffect(error_factor=8.0), "error_rate"),
+    "cost": (ArmEffect(cost_factor=1.6), "cost_per_task"),
+    "wins": (ArmEffect(win_delta=-0.3), "win_rate"),
+}
+
+
+def wall_time_of(report_timeline: list[tuple[float, float]], event_ts: float) -> float:
+    """When the simulator published event time ``event_ts`` (from its samples)."""
+    times = [ts for ts, _ in report_timeline]
+    i = min(bisect.bisect_left(times, event_ts), len(times) - 1)
+    return report_timeline[i][1]
+
+
+@pytest.mark.parametrize("drill", sorted(REGRESSIONS))
+async def test_regressed_canary_is_rolled_back_with_evidence(
+    drill: str, settings: Settings, start_worker: Callable[..., WorkerProcess]
+) -> None:
+    effect, gate = REGRESSIONS[drill]
+    worker = start_worker(settings)
+    await ready(worker)
+    async with (
+        recording(settings.kafka_bootstrap, settings.topics.rollbacks, RollbackEvent) as rollbacks,
+        recording(settings.kafka_bootstrap, settings.topics.rollout_state, RolloutState) as states,
+        traffic(settings, {"v2": effect}),
+    ):
+        await started_canary(settings, worker)
+        await eventually(lambda: rollbacks.items, timeout=120, what=f"a rollback ({drill})")
+        await eventually(lambda: (s := latest(states)) is not None and s.phase is Phase.ROLLED_BACK, what="rolled-back state")
+    rollback = rollbacks.items[0]
+    assert rollback.gate == gate, rollback
+    assert rollback.canary_version == "v2" and rollback.control_version == "v1" and rollback.stage_percent == 5.0
+    tripped = next(e for e in rollback.evidence if e.gate == gate)
+    assert tripped.status.value == "fail" and tripped.statistic is not None and tripped.bound is not None
+    assert tripped.canary_samples > 0 and tripped.control_samples > 0 and tripped.method
+    assert states.items[-1].weights["v2"] == 0.0 and states.items[-1].weights["v1"] == 1.0
+    assert len(rollbacks.items) == 1
+
+
+async def test_rollback_is_published_within_a_second_of_the_window(
+    settings: Settings, start_worker: Callable[..., WorkerProcess]
+) -> None:
+    worker = start_worker(settings)
+    await ready(worker)
+    async with (
+        recording(settings.kafka_bootstrap, settings.topics.rollbacks, RollbackEvent) as rollbacks,
+        traffic(settings, {"v2": ArmEffect(latency_factor=1.5)}) as report,
+    ):
+        await started_canary(settings, worker)
+        await eventually(lambda: rollbacks.items, timeout=120, what="a rollback")
+        timeline = list(report.timeline)
+    rollback, received = rollbacks.items[0], rollbacks.received_at[0]
+    assert rollback.gate == "latency_p95"
+    # The tripping window closed when the simulator published its end (event time);
+    # take the last sample at or before it, so the measured delay is never flattered.
+    times = [ts for ts, _ in timeline]
+    published = timeline[max(bisect.bisect_right(times, rollback.window_end) - 1, 0)][1]
+    delay = received - published
+    print(f"rollback delay after its window closed: {delay:.3f} s")
+    assert delay < 1.0
+
+
+async def test_operator_commands_from_the_cli(settings: Settings, start_worker: Callable[..., WorkerProcess]) -> None:
+    worker = start_worker(settings)
+    await ready(worker)
+    env = settings_env(Settings.from_env(settings.to_env(), worker_url=worker.url))
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "bifrost.cli.main", "rollout", *args, "--router", ROUTER],
+                              capture_output=True, text=True, env=env, timeout=60)
+
+    async with recording(settings.kafka_bootstrap, settings.topics.rollbacks, RollbackEvent) as rollbacks, traffic(settings):
+        await started_canary(settings, worker)
+        paused = cli("pause")
+        assert paused.returncode == 0 and "paused" in paused.stdout, paused.stderr
+        refused = cli("pause")
+        assert refused.returncode == 1 and "refused: cannot pause while paused" in refused.stderr
+        assert cli("resume").returncode == 0
+        forced = cli("rollback", "--reason", "bad answers reported by support")
+        assert forced.returncode == 0 and "rolled_back" in forced.stdout, forced.stderr
+        await eventually(lambda: rollbacks.items, what="manual rollback event")
+        assert rollbacks.items[0].gate == "manual" and rollbacks.items[0].reason == "bad answers reported by support"
+        restarted = cli("start", "--artifact", "v3")
+        assert restarted.returncode == 0 and "canary" in restarted.stdout, restarted.stderr
+        stopped = cli("stop", "--reason", "incident 42")
+        assert stopped.returncode == 0 and "emergency_stopped" in stopped.stdout, stopped.stderr
+        status = cli("status", "--json")
+        assert status.returncode == 0 and '"phase": "emergency_stopped"' in status.stdout
+        assert '"v1": 1.0' in status.stdout
+        # Emergency stop does not restart by itself: a healthy window changes nothing.
+        await asyncio.sleep(2 * 60 / SPEED)
+        assert '"phase": "emergency_stopped"' in cli("status", "--json").stdout
+
+
+async def test_unknown_router_and_illegal_commands_are_refused(
+    settings: Settings, start_worker: Callable[..., WorkerProcess]
+) -> None:
+    worker = start_worker(settings)
+    await ready(worker)
+    ask = lambda **kw: wait_for_outcome(settings.kafka_bootstrap, settings.topics, new_command(**kw))  # noqa: E731
+    unknown = await ask(router_id="ghost", kind=CommandKind.START, artifact="v2")
+    assert unknown is not None and not unknown.last_command.accepted  # type: ignore[union-attr]
+    assert "unknown router" in unknown.last_command.reason  # type: ignore[union-attr]
+    async with traffic(settings):
+        await started_canary(settings, worker)
+        wrong = await ask(router_id=ROUTER, kind=CommandKind.PROMOTE, artifact="v9")
+        assert wrong is not None and "canary is v2" in wrong.last_command.reason  # type: ignore[union-attr]
+        twice = await ask(router_id=ROUTER, kind=CommandKind.START, artifact="v3")
+        assert twice is not None and not twice.last_command.accepted and twice.phase is Phase.CANARY  # type: ignore[union-attr]
+    assert "event=rollout.command" in worker.log_tail(400) and "accepted=False" in worker.log_tail(400)
+
+
+async def test_restart_mid_rollout_resumes_the_stage_without_duplicate_rollbacks(
+    settings: Settings, start_worker: Callable[..., WorkerProcess]
+) -> None:
+    first = start_worker(settings)
+    await ready(first)
+    async with (
+        recording(settings.kafka_bootstrap, settings.topics.rollout_state, RolloutState) as states,
+        recording(settings.kafka_bootstrap, settings.topics.rollbacks, RollbackEvent) as rollbacks,
+        traffic(settings, {"v3": ArmEffect(latency_factor=1.6)}),
+    ):
+        await started_canary(settings, first)
+        await eventually(lambda: (s := latest(states)) is not None and (s.stage_percent or 0) >= 25.0, timeout=90,
+                         what="stage 25%")
+        first.kill()
+        at_kill = latest(states)
+        second = start_worker(settings, web_port=first.settings.web_port, data_dir=first.settings.data_dir)
+        await ready(second)
+        status, body = second.get(f"/v1/routers/{ROUTER}/rollout")
+        assert status == 200 and body["stage_index"] >= at_kill.stage_index and body["phase"] in ("canary", "promoted")  # type: ignore[union-attr]
+        await eventually(lambda: (s := latest(states)) is not None and s.phase is Phase.PROMOTED, timeout=120, what="promotion after restart")
+        # A regressed canary after the restart: one rollback, then a restart must not repeat it.
+        state = await wait_for_outcome(settings.kafka_bootstrap, settings.topics, new_command(ROUTER, CommandKind.START, artifact="v3"))
+        assert state is not None and state.phase is Phase.CANARY and state.control_version == "v2"
+        await eventually(lambda: rollbacks.items, timeout=120, what="rollback of v3")
+        _, before = second.get(f"/v1/routers/{ROUTER}/metrics?since=1h")
+        second.kill()
+        third = start_worker(settings, web_port=first.settings.web_port, data_dir=first.settings.data_dir)
+        await ready(third)
+        # Let the restarted controller see several more windows close.
+        await eventually(
+            lambda: (m := third.get(f"/v1/routers/{ROUTER}/metrics?since=1h")[1]) and isinstance(m, dict)
+            and m.get("to_ts", 0) >= before["to_ts"] + 5 * settings.window_seconds,
+            timeout=90, what="more windows after the restart",
+        )
+        status, body = third.get(f"/v1/routers/{ROUTER}/rollout")
+        assert status == 200 and body["phase"] == "rolled_back"
+    assert len(rollbacks.items) == 1, rollbacks.items

@@ -48,3 +48,15 @@ LIVE_WINDOWS = Gauge(
     ["stage"],
     registry=REGISTRY,
 )
+ROLLBACKS = Counter(
+    "bifrost_rollout_rollbacks_total",
+    "Rollbacks decided by this worker's controllers, by gate.",
+    ["gate"],
+    registry=REGISTRY,
+)
+COMMANDS = Counter(
+    "bifrost_rollout_commands_total",
+    "Rollout commands handled, by kind and outcome.",
+    ["kind", "outcome"],
+    registry=REGISTRY,
+)

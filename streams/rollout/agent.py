@@ -18,6 +18,7 @@ import msgspec
 from bifrost.config import Settings
 from bifrost.schemas.codec import encode
 from bifrost.schemas.rollout import RolloutCommand, RolloutState
+from bifrost.streams import observability as obs
 from bifrost.streams.aggregates.stats import WindowStats
 from bifrost.streams.rollout.controller import Decision, RolloutPolicy, apply_command, on_window_closed
 from bifrost.streams.rollup.store import RouterWindows
@@ -109,6 +110,7 @@ def register_router_loop(
         await state_topic.send(key=decision.state.router_id, value=raw)
         if decision.rollback is not None:
             await rollbacks_topic.send(key=decision.state.router_id, value=encode(decision.rollback))
+            obs.ROLLBACKS.labels(decision.rollback.gate).inc()
             log.warning(
                 "event=rollout.rollback router=%s canary=%s gate=%s stage=%s reason=%r",
                 decision.rollback.router_id, decision.rollback.canary_version, decision.rollback.gate,
@@ -152,6 +154,7 @@ def register_router_loop(
         traffic = {arm: stats.count for arm, stats in recent.arms.items()} if recent else {}
         decision = apply_command(state, command, arm_traffic=traffic, wall=time.time(), policy=policy)
         outcome = decision.state.last_command
+        obs.COMMANDS.labels(command.kind.value, "accepted" if outcome and outcome.accepted else "refused").inc()
         log.info(
             "event=rollout.command router=%s kind=%s accepted=%s reason=%r",
             command.router_id, command.kind.value, outcome.accepted if outcome else None, outcome.reason if outcome else "",

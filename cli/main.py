@@ -7,7 +7,7 @@ import asyncio
 import logging
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import orjson
 
@@ -56,6 +56,13 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("config", help="list settings, their variables and defaults")
 
+    gates = sub.add_parser(
+        "simulate-gates",
+        help="rollback gates on synthetic A/A and regressed canaries (no Kafka): false-rollback and detection rates",
+        add_help=False,
+    )
+    gates.add_argument("gate_args", nargs=argparse.REMAINDER, help="--rollouts N --seed S --json")
+
     from bifrost.cli.rollout_cmd import add_rollout_parser
 
     add_rollout_parser(sub)
@@ -70,12 +77,36 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in PASSTHROUGH:
+        # These commands own their whole argument list (and their --help).
+        return _guarded(lambda: PASSTHROUGH[argv[0]]()(argv[1:]))
     args = _parser().parse_args(argv)
+    return _guarded(lambda: _dispatch(args))
+
+
+def _kafka_main() -> Callable[[list[str]], int]:
+    from bifrost.devkafka.__main__ import main as kafka_main
+
+    return kafka_main
+
+
+def _gates_main() -> Callable[[list[str]], int]:
+    from bifrost.streams.rollout.gates.cli import main_simulate_gates
+
+    return main_simulate_gates
+
+
+PASSTHROUGH: dict[str, Callable[[], Callable[[list[str]], int]]] = {"kafka": _kafka_main, "simulate-gates": _gates_main}
+
+
+def _guarded(run: Callable[[], int]) -> int:
+    """Run a command; explain known failures instead of showing a traceback."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     # aiokafka logs every failed connection attempt; our own error message says it once.
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     try:
-        return _dispatch(args)
+        return run()
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # noqa: BLE001 - explain() re-raises what it does not know
@@ -111,10 +142,6 @@ def _dispatch(args: argparse.Namespace) -> int:
         return EXIT_OK
     if args.command == "simulate":
         return asyncio.run(_simulate(args, settings))
-    if args.command == "kafka":
-        from bifrost.devkafka.__main__ import main as kafka_main
-
-        return kafka_main(list(args.kafka_args))
     if args.command == "config":
         for env, default, doc in Settings.describe():
             print(f"{env:34} {default:26} {doc}")

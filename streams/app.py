@@ -1,4 +1,4 @@
-"""The Faust application: topics, tables, agents and views, wired from settings."""
+"""The worker: the ingest loop plus the Faust app (per-router tables, controllers, views)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,10 @@ from dataclasses import dataclass
 import faust
 
 from bifrost.config import Settings
-from bifrost.streams.ingest.agent import IngestState, register_ingest
+from bifrost.streams.ingest.service import IngestService
 from bifrost.streams.preflight import require_kafka
 from bifrost.streams.rollout.agent import RolloutStates, register_router_loop
 from bifrost.streams.rollup.store import RouterWindows
-from bifrost.streams.tables import PartitionKeyedTable
 from bifrost.streams.web.views import register_views
 
 
@@ -20,7 +19,7 @@ class Worker:
     """A configured app and handles to its parts (for tests and views)."""
 
     app: faust.App
-    ingest: IngestState
+    ingest: IngestService
     windows: RouterWindows
     states: RolloutStates
 
@@ -47,40 +46,20 @@ def create_app(settings: Settings) -> Worker:
     )
     topics = settings.topics
     n = settings.partitions
-    inputs = app.topic(
-        topics.routing_events, topics.feedback,
-        key_serializer="raw", value_serializer="raw", partitions=n, internal=True,
-    )
-    dlq = app.topic(topics.dlq, key_serializer="raw", value_serializer="raw", partitions=n, internal=True)
-    partials_topic = app.topic(
-        topics.window_partials,
-        key_type=str, key_serializer="json", value_serializer="raw", partitions=n, internal=True,
-    )
     # Keys are text (JSON-serialized so routing by key matches the topic keys); values
-    # are encoded WindowPartial bytes, decoded only when needed. Faust derives the
-    # changelog serializers from key_type/value_type, so both are given.
+    # are encoded bytes, decoded only when needed. Faust derives the changelog
+    # serializers from key_type/value_type, so both are given.
     state_schema = faust.Schema(key_type=str, value_type=bytes, key_serializer="json", value_serializer="raw")
-    partition_table = app.tables.add(
-        PartitionKeyedTable(
-            app,
-            name="partition-windows",
-            schema=state_schema,
-            key_type=str,
-            value_type=bytes,
-            partitions=n,
-            beacon=app.tables.beacon,
-        )
-    )
     router_table = app.Table(
-        "router-windows",
-        schema=state_schema,
-        key_type=str,
-        value_type=bytes,
-        partitions=n,
+        "router-windows", schema=state_schema, key_type=str, value_type=bytes, partitions=n,
     )
-    ingest = register_ingest(
-        app, settings, inputs=inputs, dlq=dlq, partials_topic=partials_topic, table=partition_table
-    )
+    ingest = IngestService(settings)
+
+    @app.task
+    async def run_ingest() -> None:
+        # Stage 1 runs beside the Faust agents, in the same process and event loop.
+        await ingest.run()
+
     rollout_table = app.Table("rollout-state", schema=state_schema, key_type=str, value_type=bytes, partitions=n)
     router_keyed = dict(key_type=str, key_serializer="json", value_serializer="raw", partitions=n, internal=True)
     loop_topic = app.topic(topics.window_partials, topics.rollout_commands, **router_keyed)
@@ -94,7 +73,7 @@ def create_app(settings: Settings) -> Worker:
         app, settings, loop_topic=loop_topic, state_topic=state_topic, rollbacks_topic=rollbacks_topic,
         windows=windows, states=states,
     )
-    register_views(app, windows=windows, states=states, ingest_state=ingest, router_table=router_table)
+    register_views(app, windows=windows, states=states, ingest=ingest.status, router_table=router_table)
     return Worker(app=app, ingest=ingest, windows=windows, states=states)
 
 

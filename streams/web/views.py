@@ -12,7 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from bifrost.schemas.codec import encode
 from bifrost.streams import observability as obs
-from bifrost.streams.ingest.agent import IngestState
+from bifrost.streams.ingest.service import IngestStatus
 from bifrost.streams.rollout.agent import RolloutStates
 from bifrost.streams.rollup.store import RouterWindows
 
@@ -46,7 +46,7 @@ def register_views(
     *,
     windows: RouterWindows,
     states: RolloutStates,
-    ingest_state: IngestState,
+    ingest: IngestStatus,
     router_table: faust.Table,
 ) -> None:
     """Mount the HTTP views on the worker's web server."""
@@ -94,16 +94,19 @@ def register_views(
         """Liveness and progress of this worker."""
 
         async def get(self, request: Request) -> Response:
-            recovered = app.tables.recovery.completed.is_set()
-            assigned = sorted(f"{tp.topic}:{tp.partition}" for tp in app.consumer.assignment())
+            recovered = app.tables.recovery.completed.is_set() and not ingest.recovering
+            assigned = sorted(
+                {f"{tp.topic}:{tp.partition}" for tp in app.consumer.assignment()} | set(ingest.assigned)
+            )
             return _json(
                 self,
                 {
                     "status": "ok" if recovered else "recovering",
                     "recovered": recovered,
                     "assigned": assigned,
-                    "batches": ingest_state.batches,
-                    "seconds_since_last_batch": round(time.time() - ingest_state.last_batch_at, 3),
+                    "batches": ingest.batches,
+                    "records": ingest.records,
+                    "seconds_since_last_batch": round(time.time() - ingest.last_batch_at, 3),
                 },
                 status=200 if recovered else 503,
             )

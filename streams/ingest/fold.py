@@ -111,6 +111,10 @@ class BatchFolder:
         result = FoldResult()
         changed = result.changed
         touched: set[tuple[str, int]] = set()
+        # Routing events are first folded into one WindowStats per (partial, arm, model,
+        # bucket) — a handful per batch — and merged into the partial's three views at
+        # the end: one statistics update per event instead of three.
+        combos: dict[tuple[str, str, str, str], WindowStats] = {}
         for record in records:
             is_routing = record.topic == self.routing_topic
             tp = (record.topic, record.partition)
@@ -166,10 +170,19 @@ class BatchFolder:
             if event.ts > partial.max_event_ts:
                 partial.max_event_ts = event.ts
             if is_routing:
-                _fold_event(partial, event)  # type: ignore[arg-type]
+                combo_key = (key, event.arm, event.model, event.bucket.value)  # type: ignore[union-attr]
+                combo = combos.get(combo_key)
+                if combo is None:
+                    combo = combos[combo_key] = WindowStats()
+                combo.add_event(event)  # type: ignore[arg-type]
             else:
                 _fold_feedback(partial, event)  # type: ignore[arg-type]
             result.accepted[record.topic] += 1
+        for (key, arm, model, bucket), combo in combos.items():
+            partial = changed[key]
+            _stats(partial.arms, arm).merge(combo)
+            _stats(partial.models, model).merge(combo)
+            _stats(partial.buckets, bucket).merge(combo)
         for tp in touched:
             result.expired.extend(expire(states[tp], policy))
         for key in result.expired:
@@ -182,12 +195,6 @@ def _stats(table: dict[str, WindowStats], name: str) -> WindowStats:
     if stats is None:
         stats = table[name] = WindowStats()
     return stats
-
-
-def _fold_event(partial: WindowPartial, event: RoutingEvent) -> None:
-    _stats(partial.arms, event.arm).add_event(event)
-    _stats(partial.models, event.model).add_event(event)
-    _stats(partial.buckets, event.bucket.value).add_event(event)
 
 
 def _fold_feedback(partial: WindowPartial, feedback: FeedbackEvent) -> None:

@@ -37,3 +37,15 @@ def test_wheel_installs_under_one_namespace(tmp_path: Path) -> None:
     first, second = result.stdout.splitlines()
     assert first.startswith(str(target))
     assert second == "None None"  # no generic top-level names leak
+
+
+def test_every_subpackage_is_listed() -> None:
+    import tomllib
+
+    tool = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    listed = set(tool["packages"])
+    for name, folder in tool["package-dir"].items():
+        for init in (ROOT / folder).rglob("__init__.py"):
+            relative = init.parent.relative_to(ROOT / folder)
+            dotted = ".".join([name, *relative.parts]) if relative.parts else name
+            assert dotted in listed, f"{dotted} is missing from [tool.setuptools] packages"

@@ -91,8 +91,8 @@ def mean_decrease_test(canary: MeanEstimate, control: MeanEstimate, margin: floa
     contrast = control.mean - q0 * canary.mean
     reject = contrast > z * math.sqrt(vk + q0 * q0 * vc)
     lower = ratio_lower_bound(control.mean, vk, canary.mean, vc, z)
-    statistic = 1.0 - 1.0 / lower if lower > 0 else None
-    return Outcome(reject=reject, statistic=_finite(statistic) if statistic is not None else None, bound=margin, method=NORMAL_MIXTURE)
+    statistic = _finite(1.0 - 1.0 / lower) if lower > 0 else None
+    return Outcome(reject=reject, statistic=statistic, bound=margin, method=NORMAL_MIXTURE)
 
 
 def log_shift_test(canary: MeanEstimate, control: MeanEstimate, margin: float, alpha: float, t_opt: float) -> Outcome:

@@ -161,6 +161,15 @@ def _cost(canary: WindowStats, control: WindowStats, config: GateConfig) -> Gate
 
 def _win_rate(canary: WindowStats, control: WindowStats, config: GateConfig) -> GateResult:
     gate = "win_rate"
+    if metrics.judged(canary) == 0 and metrics.judged(control) == 0:
+        # A deployment without a judge (no win/loss feedback for either arm) cannot
+        # measure this gate; it must not block promotion forever. It blocks as soon as
+        # judged samples exist for one arm and are still too few for the other.
+        return GateResult(
+            gate=gate, status=GateStatus.PASS, threshold=config.tolerance(gate),
+            method="not measured: no judged samples in either arm (no win/loss feedback)",
+            alpha=config.gate_alpha,
+        )
     c_est, k_est = metrics.win_estimate(canary), metrics.win_estimate(control)
     outcome = None
     if c_est is not None and k_est is not None and _enough(config, c_est.n, k_est.n):

@@ -199,3 +199,21 @@ def test_gate_config_validation() -> None:
                 {"win_rate_decrease": 1.0}, {"slo_p95_ms": 0.0}, {"slo_min_win_rate": 2.0}):
         with pytest.raises(ValueError):
             GateConfig(**bad)  # type: ignore[arg-type]
+
+
+def test_win_rate_without_any_judged_samples_does_not_block_promotion() -> None:
+    from bifrost.schemas import Bucket, RoutingEvent
+    from bifrost.streams.aggregates.stats import WindowStats
+    from bifrost.streams.rollout.gates import GateStatus, evaluate_gates
+
+    def arm(n: int) -> WindowStats:
+        stats = WindowStats()
+        for i in range(n):
+            stats.add_event(RoutingEvent(request_id=str(i), ts=1.0, router_id="r", arm="a", model="m", provider="p",
+                                         bucket=Bucket.MID, latency_ms=100.0 + i % 7, cost_usd=0.01, success=True))
+        return stats
+
+    report = evaluate_gates(arm(500), arm(5000))
+    win = next(r for r in report.results if r.gate == "win_rate")
+    assert win.status is GateStatus.PASS and "not measured" in win.method
+    assert not any(r.status is GateStatus.FAIL for r in report.results)

@@ -112,8 +112,9 @@ def _banner(settings: Settings, data_dir: Path, started_broker: bool) -> None:
                 f"  worker       {url}   (health: {url}/health, Prometheus: {url}/metrics)",
                 f"  per-arm JSON {url}/v1/routers/router-a/metrics?since=15m",
                 f"  CLI          BIFROST_WORKER_URL={url} bifrost-opt metrics --router router-a --since 15m",
+                f"  rollouts     bifrost-opt rollout start --router router-a --artifact v2   (then: rollout status)",
                 f"  data, logs   {data_dir}",
-                "  not yet part of the loop: trainer, rollout controller, dashboard page (see README, 'Status')",
+                "  not yet part of the loop: trainer service, dashboard page (see README, 'Status')",
                 "Publishing simulated traffic; Ctrl-C stops everything.",
                 "",
             ]
@@ -126,7 +127,7 @@ async def _traffic(settings: Settings, *, rate: float, speed: float, run_for: fl
     wall = run_for if run_for else 7 * 86400 / max(speed, 1.0)
     config = TrafficConfig(
         routers=("router-a", "router-b"),
-        arms={"v1": 0.9, "v2": 0.1},
+        arms={"v1": 1.0},
         rate_per_second=rate,
         duration_seconds=wall * max(speed, 1.0),
         feedback_fraction=0.3,

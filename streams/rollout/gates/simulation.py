@@ -2,8 +2,9 @@
 
 Every rollout synthesizes one canary stage window by window (by default 2,000 requests
 a minute, 5% to the canary, up to 60 windows), keeps cumulative :class:`WindowStats`
-for both arms, and after every window asks both :func:`evaluate_gates` and
-:func:`naive_gates` (same traffic) whether to roll back. Each scenario's canary differs
+for both arms, and after every window closes hands them to the rollout controller
+(:func:`~bifrost.streams.rollout.controller.on_window_closed`, holding the stage) twice:
+judged by :func:`evaluate_gates` and by :func:`naive_gates` (same traffic). Each scenario's canary differs
 from the control as described; the control stream is shared by all scenarios of a
 rollout (common random numbers) and every stream is seeded from ``(seed, rollout,
 scenario)``, so results do not depend on the number of worker processes.
@@ -29,7 +30,9 @@ from typing import Literal
 
 import msgspec
 
+from bifrost.schemas.rollout import CommandKind, RolloutCommand, RolloutState
 from bifrost.streams.aggregates.stats import WindowStats
+from bifrost.streams.rollout.controller import RolloutPolicy, apply_command, on_window_closed
 from bifrost.streams.rollout.gates.config import GateConfig
 from bifrost.streams.rollout.gates.gates import evaluate_gates
 from bifrost.streams.rollout.gates.naive import naive_gates
@@ -139,9 +142,25 @@ class SimulationReport(msgspec.Struct, frozen=True, kw_only=True):
 _Record = tuple[str, int] | None
 
 
-def _first_rollback(report: GateReport, samples: int) -> _Record:
-    tripped = report.rollback
-    return None if tripped is None else (tripped.gate, samples)
+# The controller holds the stage (no promotion) so one stage is measured end to end.
+_ONE_STAGE = RolloutPolicy(min_stage_seconds=math.inf)
+
+
+def _canary_state() -> RolloutState:
+    start = RolloutCommand(command_id="sim", router_id="sim", kind=CommandKind.START, artifact="canary", control="control")
+    return apply_command(RolloutState(router_id="sim"), start, arm_traffic={"control": 1}, wall=0.0, policy=_ONE_STAGE).state
+
+
+def _controller_step(
+    state: RolloutState, evaluate: Callable[[WindowStats, WindowStats], GateReport],
+    canary: WindowStats, control: WindowStats, clock: float,
+) -> tuple[RolloutState, _Record]:
+    """One window close through the real rollout controller; its rollback, if any."""
+    decision = on_window_closed(
+        state, clock=clock, canary=canary, control=control, evaluate=evaluate, wall=0.0, policy=_ONE_STAGE,
+    )
+    rollback = decision.rollback
+    return decision.state, None if rollback is None else (rollback.gate, canary.count)
 
 
 def run_rollout(
@@ -156,9 +175,14 @@ def run_rollout(
     canaries = [WindowStats() for _ in scenarios]
     seq: list[_Record] = [None] * len(scenarios)
     naive: list[_Record] = [None] * len(scenarios)
+    seq_states = [_canary_state() for _ in scenarios]
+    naive_states = [_canary_state() for _ in scenarios]
+    sequential = lambda c, k: evaluate_gates(c, k, config)  # noqa: E731
+    fixed = lambda c, k: naive_gates(c, k, config)  # noqa: E731
     active = list(range(len(scenarios)))
     total = traffic.requests_per_window
-    for _ in range(traffic.windows):
+    for window in range(traffic.windows):
+        clock = 60.0 * (window + 1)
         if not active:
             break
         if traffic.split == "exact":
@@ -171,9 +195,9 @@ def run_rollout(
             canary = canaries[i]
             samplers[i].add_window(canary, canary_rngs[i], n_canary)
             if seq[i] is None:
-                seq[i] = _first_rollback(evaluate_gates(canary, control, config), canary.count)
+                seq_states[i], seq[i] = _controller_step(seq_states[i], sequential, canary, control, clock)
             if naive[i] is None:
-                naive[i] = _first_rollback(naive_gates(canary, control, config), canary.count)
+                naive_states[i], naive[i] = _controller_step(naive_states[i], fixed, canary, control, clock)
             if seq[i] is None or naive[i] is None:
                 still.append(i)
         active = still

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from types import TracebackType
-from typing import Self
+from typing import Protocol, Self
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError, KafkaError
@@ -19,6 +19,21 @@ log = logging.getLogger("bifrost.client")
 
 class PublishError(RuntimeError):
     """Kafka refused or could not be reached; the message says which and where."""
+
+
+class _Startable(Protocol):
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+async def connect(client: _Startable, bootstrap: str) -> None:
+    """Start an aiokafka client, or raise :class:`PublishError` saying Kafka is unreachable."""
+    try:
+        await client.start()
+    except KafkaConnectionError as exc:
+        await client.stop()
+        raise PublishError(f"cannot reach Kafka at {bootstrap}: {exc}") from None
 
 
 class Publisher:
@@ -60,11 +75,7 @@ class Publisher:
 
     async def start(self) -> None:
         """Connect to the cluster; raise :class:`PublishError` if it cannot be reached."""
-        try:
-            await self._producer.start()
-        except KafkaConnectionError as exc:
-            await self._producer.stop()
-            raise PublishError(f"cannot reach Kafka at {self.bootstrap}: {exc}") from None
+        await connect(self._producer, self.bootstrap)
 
     async def stop(self) -> None:
         """Flush and disconnect."""

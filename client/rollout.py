@@ -11,9 +11,8 @@ from typing import TypeVar
 import msgspec
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.errors import KafkaConnectionError
 
-from bifrost.client.publisher import PublishError
+from bifrost.client.publisher import connect
 from bifrost.schemas.codec import encode
 from bifrost.schemas.rollout import CommandKind, RollbackEvent, RolloutCommand, RolloutState
 from bifrost.schemas.topics import Topics
@@ -41,11 +40,7 @@ def new_command(router_id: str, kind: CommandKind, *, artifact: str | None = Non
 async def send_command(bootstrap: str, topics: Topics, command: RolloutCommand) -> None:
     """Publish one command (acks=all)."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
-    try:
-        await producer.start()
-    except KafkaConnectionError as exc:
-        await producer.stop()
-        raise PublishError(f"cannot reach Kafka at {bootstrap}: {exc}") from None
+    await connect(producer, bootstrap)
     try:
         await producer.send_and_wait(topics.rollout_commands, encode(command), key=router_key(command.router_id))
     finally:
@@ -73,11 +68,7 @@ async def follow(
         bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
         auto_offset_reset="earliest" if from_beginning else "latest",
     )
-    try:
-        await consumer.start()
-    except KafkaConnectionError as exc:
-        await consumer.stop()
-        raise PublishError(f"cannot reach Kafka at {bootstrap}: {exc}") from None
+    await connect(consumer, bootstrap)
     try:
         consumer.subscribe([topic])
         decoder = msgspec.json.Decoder(value_type)
@@ -94,11 +85,7 @@ async def follow(
 async def wait_for_outcome(bootstrap: str, topics: Topics, command: RolloutCommand, *, timeout: float = 20.0) -> RolloutState | None:
     """Send ``command`` and return the state that reports its outcome (None on timeout)."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, auto_offset_reset="latest")
-    try:
-        await consumer.start()
-    except KafkaConnectionError as exc:
-        await consumer.stop()
-        raise PublishError(f"cannot reach Kafka at {bootstrap}: {exc}") from None
+    await connect(consumer, bootstrap)
     decoder = msgspec.json.Decoder(RolloutState)
     deadline = time.monotonic() + timeout
     try:

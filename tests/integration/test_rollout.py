@@ -135,12 +135,22 @@ async def test_regressed_canary_is_rolled_back_with_evidence(
     async with (
         recording(settings.kafka_bootstrap, settings.topics.rollbacks, RollbackEvent) as rollbacks,
         recording(settings.kafka_bootstrap, settings.topics.rollout_state, RolloutState) as states,
-        traffic(settings, {"v2": effect}),
+        traffic(settings, {"v2": effect}) as report,
     ):
         await started_canary(settings, worker)
         await eventually(lambda: rollbacks.items, timeout=120, what=f"a rollback ({drill})")
         await eventually(lambda: (s := latest(states)) is not None and s.phase is Phase.ROLLED_BACK, what="rolled-back state")
+        timeline = list(report.timeline)
     rollback = rollbacks.items[0]
+    # The tripping window closed when the simulator published its end (event time); take
+    # the last sample at or before it, so the measured delay is never flattered.
+    times = [ts for ts, _ in timeline]
+    closed_at = timeline[max(bisect.bisect_right(times, rollback.window_end) - 1, 0)][1]
+    delay = rollbacks.received_at[0] - closed_at
+    print(f"{drill}: rollback arrived {delay:.3f} s after its window closed")
+    assert delay < 1.0
+    rolled_back_state = next(s for s in states.items if s.phase is Phase.ROLLED_BACK)
+    assert states.received_at[states.items.index(rolled_back_state)] - closed_at < 1.0
     assert rollback.gate == gate, rollback
     assert rollback.canary_version == "v2" and rollback.control_version == "v1" and rollback.stage_percent == 5.0
     tripped = next(e for e in rollback.evidence if e.gate == gate)
@@ -148,29 +158,6 @@ async def test_regressed_canary_is_rolled_back_with_evidence(
     assert tripped.canary_samples > 0 and tripped.control_samples > 0 and tripped.method
     assert states.items[-1].weights["v2"] == 0.0 and states.items[-1].weights["v1"] == 1.0
     assert len(rollbacks.items) == 1
-
-
-async def test_rollback_is_published_within_a_second_of_the_window(
-    settings: Settings, start_worker: Callable[..., WorkerProcess]
-) -> None:
-    worker = start_worker(settings)
-    await ready(worker)
-    async with (
-        recording(settings.kafka_bootstrap, settings.topics.rollbacks, RollbackEvent) as rollbacks,
-        traffic(settings, {"v2": ArmEffect(latency_factor=1.5)}) as report,
-    ):
-        await started_canary(settings, worker)
-        await eventually(lambda: rollbacks.items, timeout=120, what="a rollback")
-        timeline = list(report.timeline)
-    rollback, received = rollbacks.items[0], rollbacks.received_at[0]
-    assert rollback.gate == "latency_p95"
-    # The tripping window closed when the simulator published its end (event time);
-    # take the last sample at or before it, so the measured delay is never flattered.
-    times = [ts for ts, _ in timeline]
-    published = timeline[max(bisect.bisect_right(times, rollback.window_end) - 1, 0)][1]
-    delay = received - published
-    print(f"rollback delay after its window closed: {delay:.3f} s")
-    assert delay < 1.0
 
 
 async def test_operator_commands_from_the_cli(settings: Settings, start_worker: Callable[..., WorkerProcess]) -> None:

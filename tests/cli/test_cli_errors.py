@@ -39,6 +39,13 @@ def closed_port_url() -> str:
         (("simulate", "--duration", "1m", "--speed", "0"), {"BIFROST_KAFKA_BOOTSTRAP": "@closed"}, 3, "cannot reach Kafka"),
         (("metrics", "--router", "a"), {"BIFROST_WORKER_URL": "http://@closed"}, 3, "cannot reach a worker"),
         (("worker",), {"BIFROST_KAFKA_BOOTSTRAP": "@closed"}, 3, "cannot reach Kafka"),
+        (("rollout", "start", "--router", "a"), {}, 2, "--artifact"),
+        (("rollout", "launch", "--router", "a"), {}, 2, "invalid choice"),
+        (("rollout", "rollback", "--router", "a"), {}, 2, "--reason"),
+        (("rollout", "pause", "--router", "a"), {"BIFROST_KAFKA_BOOTSTRAP": "@closed"}, 3, "cannot reach Kafka"),
+        (("rollout", "status", "--router", "a"), {"BIFROST_WORKER_URL": "http://@closed"}, 3, "cannot reach a worker"),
+        (("simulate-gates", "--rollouts", "many"), {}, 2, "--rollouts"),
+        (("config",), {"BIFROST_ROLLOUT_REQUIRE_APPROVAL": "perhaps"}, 2, "not a boolean"),
     ],
 )
 def test_misuse_and_unreachable_services_explain_themselves(

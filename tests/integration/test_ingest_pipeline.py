@@ -118,12 +118,13 @@ async def test_late_events_inside_grace_count_in_their_window(
     assert orjson.loads(letters[0].original)["request_id"] == "late-101"
 
 
+@pytest.mark.parametrize("store", ["memory://", "rocksdb://"])
 async def test_sigkill_and_restart_recovers_tables_without_double_counting(
-    settings: Settings, start_worker: Callable[..., WorkerProcess]
+    store: str, settings: Settings, start_worker: Callable[..., WorkerProcess]
 ) -> None:
     # Offsets are committed rarely, so the kill lands after processing but before the
     # commit: the restarted worker is re-delivered records it already folded.
-    settings = Settings.from_env(settings.to_env(), commit_interval_seconds=600.0)
+    settings = Settings.from_env(settings.to_env(), commit_interval_seconds=600.0, store=store)
     first = start_worker(settings)
     await ready(first)
     before = traffic(4000, seed=2)

@@ -405,7 +405,11 @@ def wait_for(probe: Callable[[], Any], *, timeout: float, interval: float, what:
 
 
 def worker_settings(bootstrap: str, prefix: str, partitions: int, data_dir: Path, app_id: str) -> Settings:
-    """Production defaults, except: fresh app id (consumer group), our topic prefix, memory store."""
+    """Production defaults, except: fresh app id (consumer group), our topic prefix, memory store.
+
+    The warehouse sink is off: it is a separate consumer of the same input and would
+    share the worker's core; this measures ingest (validate, fold, per-router merge).
+    """
     return Settings(
         kafka_bootstrap=bootstrap,
         topic_prefix=prefix,
@@ -416,6 +420,7 @@ def worker_settings(bootstrap: str, prefix: str, partitions: int, data_dir: Path
         web_port=free_port(),
         worker_url="",
         log_level="info",
+        warehouse_dir="",
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import faust
 
@@ -11,6 +12,7 @@ from bifrost.streams.ingest.service import IngestService
 from bifrost.streams.preflight import require_kafka
 from bifrost.streams.rollout.agent import RolloutStates, register_router_loop
 from bifrost.streams.rollup.store import RouterWindows
+from bifrost.streams.warehouse.sink import WarehouseSink
 from bifrost.streams.web.views import register_views
 
 
@@ -59,6 +61,13 @@ def create_app(settings: Settings) -> Worker:
     async def run_ingest() -> None:
         # Stage 1 runs beside the Faust agents, in the same process and event loop.
         await ingest.run()
+
+    if settings.warehouse_dir:
+        sink = WarehouseSink(settings, Path(settings.warehouse_dir), max_age_s=settings.warehouse_flush_seconds)
+
+        @app.task
+        async def run_warehouse() -> None:
+            await sink.run()
 
     rollout_table = app.Table("rollout-state", schema=state_schema, key_type=str, value_type=bytes, partitions=n)
     router_keyed = dict(key_type=str, key_serializer="json", value_serializer="raw", partitions=n, internal=True)

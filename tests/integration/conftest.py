@@ -26,7 +26,11 @@ def start_worker(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Cal
 
     def start(settings: Settings, **overrides: Any) -> WorkerProcess:
         n = len(workers)
-        values = {"web_port": free_port(), "data_dir": str(tmp_path / f"worker-{n}")}
+        values = {
+            "web_port": free_port(),
+            "data_dir": str(tmp_path / f"worker-{n}"),
+            "warehouse_dir": str(tmp_path / "warehouse"),  # shared, like object storage
+        }
         values.update(overrides)
         own = Settings.from_env(settings.to_env(), **values)
         worker = WorkerProcess(own, tmp_path / f"worker-{n}.log").start()

@@ -1,0 +1,1 @@
+"""The metrics warehouse: validated events as Parquet files, partitioned by date and hour."""

@@ -67,6 +67,7 @@ async def follow(
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
         auto_offset_reset="earliest" if from_beginning else "latest",
+        metadata_max_age_ms=5000,  # notice a topic created after we subscribed
     )
     await connect(consumer, bootstrap)
     try:

@@ -12,6 +12,7 @@ from bifrost.streams.ingest.service import IngestService
 from bifrost.streams.preflight import require_kafka
 from bifrost.streams.rollout.agent import RolloutStates, register_router_loop
 from bifrost.streams.rollup.store import RouterWindows
+from bifrost.streams.triggers.agent import register_triggers
 from bifrost.streams.warehouse.sink import WarehouseSink
 from bifrost.streams.web.views import register_views
 
@@ -78,9 +79,10 @@ def create_app(settings: Settings) -> Worker:
         router_table, window_seconds=settings.window_seconds, retention_seconds=settings.retention_seconds
     )
     states = RolloutStates(rollout_table)
+    triggers = register_triggers(app, settings)
     register_router_loop(
         app, settings, loop_topic=loop_topic, state_topic=state_topic, rollbacks_topic=rollbacks_topic,
-        windows=windows, states=states,
+        windows=windows, states=states, triggers=triggers,
     )
     register_views(app, windows=windows, states=states, ingest=ingest.status, router_table=router_table)
     return Worker(app=app, ingest=ingest, windows=windows, states=states)

@@ -55,7 +55,10 @@ class PartitionState:
 
 @dataclass(slots=True)
 class FoldResult:
-    """What one batch changed; ``accepted`` and ``duplicates`` count records per topic."""
+    """What one batch changed; ``accepted`` and ``duplicates`` count records per topic.
+
+    Apply ``changed`` before ``expired``: a key can be in both.
+    """
 
     changed: dict[str, WindowPartial] = field(default_factory=dict)
     expired: list[str] = field(default_factory=list)
@@ -185,8 +188,8 @@ class BatchFolder:
             _stats(partial.buckets, bucket).merge(combo)
         for tp in touched:
             result.expired.extend(expire(states[tp], policy))
-        for key in result.expired:
-            changed.pop(key, None)
+        # A partial that expired in this very batch (a backlog spanning more than the
+        # retention) stays in ``changed``: its final snapshot must still reach readers.
         return result
 
 

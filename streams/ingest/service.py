@@ -152,6 +152,12 @@ class IngestService:
         result = self._folder.fold(records, load=self._partials.get, states=self._states)
         producer = self._producer
         assert producer is not None
+        # Count before the first await: a reader that sees this batch's effects
+        # downstream must also see it in /metrics.
+        for topic, n in result.accepted.items():
+            obs.INGESTED.labels(topic).inc(n)
+        for topic, n in result.duplicates.items():
+            obs.DUPLICATES.labels(topic).inc(n)
         for key, partial in result.changed.items():
             self._partials[key] = partial
             raw = encode_partial(partial)
@@ -163,10 +169,6 @@ class IngestService:
         for letter in result.dead_letters:
             await producer.send(self.settings.topics.dlq, encode(letter), key=letter.source_topic.encode())
             obs.REJECTED.labels(letter.source_topic, letter.reason.value).inc()
-        for topic, n in result.accepted.items():
-            obs.INGESTED.labels(topic).inc(n)
-        for topic, n in result.duplicates.items():
-            obs.DUPLICATES.labels(topic).inc(n)
         self.status.batches += 1
         self.status.records += len(records)
         self.status.last_batch_at = time.time()

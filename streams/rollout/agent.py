@@ -22,6 +22,7 @@ from bifrost.streams import observability as obs
 from bifrost.streams.aggregates.stats import WindowStats
 from bifrost.streams.rollout.controller import Decision, RolloutPolicy, apply_command, on_window_closed
 from bifrost.streams.rollup.store import RouterWindows
+from bifrost.streams.triggers.agent import TriggerEmitter
 
 if TYPE_CHECKING:
     from bifrost.streams.rollout.gates import GateConfig
@@ -85,6 +86,7 @@ def register_router_loop(
     rollbacks_topic: faust.TopicT,
     windows: RouterWindows,
     states: RolloutStates,
+    triggers: TriggerEmitter,
 ) -> None:
     """Attach the agent that keeps per-router windows and runs the controllers."""
     policy = rollout_policy(settings)
@@ -119,9 +121,12 @@ def register_router_loop(
 
     async def on_partial(raw: bytes) -> None:
         stored = windows.store(raw)
+        router = stored.partial.router_id
+        if stored.stored:
+            # A lagging partition catching up settles hours without closing a window.
+            await triggers.on_progress(windows, router)
         if not stored.window_closed:
             return
-        router = stored.partial.router_id
         state = states.get(router)
         if state.canary_version is None or state.control_version is None:
             return

@@ -66,6 +66,14 @@ class RouterWindows:
         """End of the router's newest window: its event-time "now"."""
         return self.index().newest_window_end(router_id, self._window_seconds)
 
+    def settled_until(self, router_id: str, topic: str) -> int | None:
+        """See :meth:`RouterIndex.settled_until`."""
+        return self.index().settled_until(router_id, topic)
+
+    def history_start(self, router_id: str) -> int | None:
+        """Start of the router's oldest stored window."""
+        return self.index().oldest_window(router_id)
+
     def merged(self, router_id: str, from_ts: int, to_ts: int) -> MergedStats:
         """Merged statistics of the router's windows starting in ``[from_ts, to_ts)``."""
         keys = self.index().keys_between(router_id, from_ts, to_ts)

@@ -129,7 +129,7 @@ async def test_sigkill_and_restart_recovers_tables_without_double_counting(
     await ready(first)
     before = traffic(4000, seed=2)
     await publish(settings, before)
-    await eventually(lambda: sum(arm_counts(first, "router-a").values()) >= 2000, what="half the events counted")
+    await eventually(lambda: sum(arm_counts(first, "router-a").values()) >= 2000, timeout=120, what="half the events counted")
     # Kill while it is still working: offsets past the last commit will be re-delivered.
     first.kill()
     during = traffic(1000, seed=3, start=time.time() - 1800)

@@ -132,3 +132,16 @@ def test_rebuild_partition_state_from_partials() -> None:
     p = WindowPartial(router_id="a", window_start=60, window_seconds=60, source_topic="ev", partition=3, max_event_ts=99.0)
     states = rebuild_partition_state([p])
     assert states[("ev", 3)] == PartitionState(watermark=99.0, windows={p.key: 60})
+
+
+def test_a_backlog_longer_than_retention_still_reports_every_window() -> None:
+    store, states = Store(), {}
+    f = folder(retention_seconds=600, grace_seconds=30)
+    values = [routing(T0 + 60 * i) for i in range(60)]  # one hour of windows in one batch
+    result = f.fold(records(values), load=store.load, states=states, now=NOW)
+    # Every window's final snapshot is reported (for the per-router view) ...
+    assert sum(p.arms["v1"].count for p in result.changed.values()) == 60
+    # ... and the ones past retention are also marked for deletion from stage 1.
+    assert set(result.expired) <= set(result.changed) and len(result.expired) > 40
+    store.apply(result.changed, result.expired)
+    assert len(store.data) == 60 - len(result.expired)

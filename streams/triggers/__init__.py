@@ -1,0 +1,1 @@
+"""Training triggers: the weekly schedule and the degradation rule."""

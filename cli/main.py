@@ -54,6 +54,11 @@ def _parser() -> argparse.ArgumentParser:
     kafka = sub.add_parser("kafka", help="local single-node Kafka for development (start|stop|status)")
     kafka.add_argument("kafka_args", nargs=argparse.REMAINDER, help="arguments of python -m bifrost.devkafka")
 
+    retrain = sub.add_parser("retrain", help="ask the trainer for a new artifact (a manual training trigger)")
+    retrain.add_argument("--router", help="limit the data window to one router")
+    retrain.add_argument("--since", default="7d", help="data window, back from now (e.g. 7d, 36h)")
+    retrain.add_argument("--reason", default="manual", help="why, for the run report")
+
     sub.add_parser("config", help="list settings, their variables and defaults")
 
     gates = sub.add_parser(
@@ -146,6 +151,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         for env, default, doc in Settings.describe():
             print(f"{env:34} {default:26} {doc}")
         return EXIT_OK
+    if args.command == "retrain":
+        return asyncio.run(_retrain(args, settings))
     if args.command == "rollout":
         from bifrost.cli.rollout_cmd import run_rollout
 
@@ -170,6 +177,29 @@ def _pairs(text: str, option: str) -> dict[str, float]:
     if not pairs:
         raise UsageError(f"{option}: give at least one NAME=NUMBER")
     return pairs
+
+
+async def _retrain(args: argparse.Namespace, settings: Settings) -> int:
+    import uuid
+
+    from bifrost.client import Publisher
+    from bifrost.schemas.codec import encode
+    from bifrost.schemas.triggers import TrainingTrigger, TriggerReason
+    from bifrost.streams.web.views import BadDuration, parse_duration
+
+    try:
+        window = parse_duration(args.since)
+    except BadDuration as exc:
+        raise UsageError(f"--since: {exc}") from None
+    now = time.time()
+    trigger = TrainingTrigger(
+        trigger_id=f"manual-{uuid.uuid4().hex[:12]}", reason=TriggerReason.MANUAL, window_from=now - window,
+        window_to=now, router_id=args.router, details={"note": args.reason}, requested_by="cli", created_at=now,
+    )
+    async with Publisher(settings.kafka_bootstrap, settings.topics) as publisher:
+        await publisher.send_raw(settings.topics.training_triggers, trigger.trigger_id.encode(), encode(trigger))
+    print(f"training trigger {trigger.trigger_id} published on {settings.topics.training_triggers}")
+    return EXIT_OK
 
 
 async def _simulate(args: argparse.Namespace, settings: Settings) -> int:

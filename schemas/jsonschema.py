@@ -9,6 +9,7 @@ import msgspec
 from bifrost.schemas.dlq import DeadLetter
 from bifrost.schemas.events import FeedbackEvent, RoutingEvent
 from bifrost.schemas.rollout import RollbackEvent, RolloutCommand, RolloutState
+from bifrost.schemas.triggers import TrainingTrigger
 
 SCHEMA_TYPES: dict[str, type[msgspec.Struct]] = {
     "routing-event": RoutingEvent,
@@ -17,6 +18,7 @@ SCHEMA_TYPES: dict[str, type[msgspec.Struct]] = {
     "rollout-command": RolloutCommand,
     "rollout-state": RolloutState,
     "rollback": RollbackEvent,
+    "training-trigger": TrainingTrigger,
 }
 
 

@@ -8,6 +8,7 @@ import logging
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 import orjson
 
@@ -46,8 +47,8 @@ def _parser() -> argparse.ArgumentParser:
     simulate.add_argument("--malformed", type=float, default=0.0, help="fraction of malformed events (DLQ drill)")
     simulate.add_argument("--feedback", type=float, default=0.3, help="fraction of requests that get feedback")
     simulate.add_argument("--seed", type=int, default=7)
-    simulate.add_argument("--latency-factor", action="append", default=[], metavar="ARM=F",
-                          help="slow an arm down, e.g. v2=1.5 (repeatable)")
+    for flag, meaning in EFFECT_FLAGS.items():
+        simulate.add_argument(f"--{flag}", action="append", default=[], metavar="ARM=X", help=f"{meaning} (repeatable)")
     simulate.add_argument("--ignore-rollouts", action="store_true", help="do not obey rollout-state traffic weights")
     simulate.add_argument("--json", action="store_true", help="print the report as JSON")
 
@@ -164,7 +165,16 @@ def _dispatch(args: argparse.Namespace) -> int:
     raise UsageError(f"unknown command {args.command!r}")  # pragma: no cover - argparse rejects it
 
 
-def _pairs(text: str, option: str) -> dict[str, float]:
+EFFECT_FLAGS = {
+    "latency-factor": "multiply an arm's latencies, e.g. v2=1.5",
+    "error-factor": "multiply an arm's error rate, e.g. v2=3",
+    "cost-factor": "multiply an arm's cost, e.g. v2=1.3",
+    "quality-delta": "shift an arm's graded quality, e.g. v2=-0.1",
+    "win-delta": "shift an arm's win probability, e.g. v2=-0.1",
+}
+
+
+def _pairs(text: str, option: str, *, allow_negative: bool = False) -> dict[str, float]:
     pairs: dict[str, float] = {}
     for item in filter(None, (p.strip() for p in text.split(","))):
         name, sep, value = item.partition("=")
@@ -172,7 +182,7 @@ def _pairs(text: str, option: str) -> dict[str, float]:
             pairs[name] = float(value) if sep else 1.0
         except ValueError:
             raise UsageError(f"{option}: {item!r} is not NAME=NUMBER") from None
-        if not name or pairs[name] < 0:
+        if not name or (pairs[name] < 0 and not allow_negative):
             raise UsageError(f"{option}: {item!r} is not NAME=NUMBER with NUMBER ≥ 0")
     if not pairs:
         raise UsageError(f"{option}: give at least one NAME=NUMBER")
@@ -215,7 +225,13 @@ async def _simulate(args: argparse.Namespace, settings: Settings) -> int:
     if not 0 <= args.malformed <= 1 or not 0 <= args.feedback <= 1:
         raise UsageError("--malformed and --feedback are fractions between 0 and 1")
     arms = _pairs(args.arms, "--arms")
-    effects = {arm: ArmEffect(latency_factor=f) for arm, f in _pairs(",".join(args.latency_factor), "--latency-factor").items()} if args.latency_factor else {}
+    effects: dict[str, ArmEffect] = {}
+    for flag in EFFECT_FLAGS:
+        given = getattr(args, flag.replace("-", "_"))
+        if not given:
+            continue
+        for arm, value in _pairs(",".join(given), f"--{flag}", allow_negative=flag.endswith("delta")).items():
+            effects[arm] = replace(effects.get(arm, ArmEffect()), **{flag.replace("-", "_"): value})
     config = TrafficConfig(
         routers=tuple(r.strip() for r in args.routers.split(",") if r.strip()),
         arms=arms,

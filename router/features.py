@@ -1,0 +1,192 @@
+"""Prompt text → the triage feature vector the router logs (``RoutingEvent.features``).
+
+The vector has two parts, named in :class:`FeatureSchema` (recorded in the artifact):
+
+* ``BASE_FEATURES``: surface signals that need nothing learned: length (characters,
+  approximate tokens, words, lines), code signals (keywords, brackets, indentation),
+  math signals (numbers, operators, LaTeX, math words), reasoning and question-format
+  signals (reasoning words, multiple-choice markers, numbered clues).
+* ``sim_0 … sim_{k-1}``: cosine similarity of the prompt's hashed TF-IDF vector
+  (:mod:`bifrost.router.text`) to each of the artifact's ``k`` centroids. The cluster id
+  is the index of the largest one.
+
+Bump ``FEATURE_SCHEMA_VERSION`` whenever a base feature changes meaning.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+import msgspec
+import numpy as np
+
+from bifrost.router.text import HashedTfidf, TextSpec
+
+FEATURE_SCHEMA_NAME = "bifrost-triage"
+FEATURE_SCHEMA_VERSION = 1
+CHARS_PER_TOKEN = 4.0
+
+_CODE_KEYWORDS = re.compile(
+    r"\b(?:def|return|import|class|lambda|elif|self|print|function|const|var|void|int|str|list|dict|"
+    r"none|true|false|null|python|java|javascript|code|program|implement)\b"
+)
+_CODE_SYMBOLS = re.compile(r"[{}\[\]();]|==|!=|->|=>|::|\+=|<=|>=")
+_FUNCTION_CALL = re.compile(r"\b[a-z_][a-z0-9_]*\([^()\n]{0,80}\)")
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
+_MATH_OPERATOR = re.compile(r"[+*/^=<>%]|(?<=\d)\s*-\s*(?=\d)")
+_LATEX = re.compile(r"\\[a-z]+|\$")
+_MATH_WORDS = re.compile(
+    r"\b(?:sum|product|integer|integers|equation|solve|calculate|compute|probability|percent|"
+    r"remainder|divisible|fraction|ratio|total|how many|how much|average|square|prime|digits?)\b"
+)
+_REASONING_WORDS = re.compile(
+    r"\b(?:why|explain|reason|reasoning|step|steps|prove|therefore|because|deduce|infer|clue|"
+    r"logic|determine|conclude|assume|hypothesis|following)\b"
+)
+_INSTRUCTION_WORDS = re.compile(r"\b(?:write|generate|create|compose|describe|list|summarize|translate|sentence)\b")
+_QUESTION_START = re.compile(r"^\W*(?:q:\s*)?(?:what|who|whom|when|where|which|why|how|is|are|do|does|can)\b")
+_CHOICE_MARKER = re.compile(r"^\s*\(?[a-e][.:)]\s|\([a-e]\)", re.MULTILINE)
+_NUMBERED_LINE = re.compile(r"^\s*\d+[.)]\s", re.MULTILINE)
+_SENTENCE_END = re.compile(r"[.!?](?:\s|$)")
+_WORD = re.compile(r"\w+")
+
+BASE_FEATURES: tuple[str, ...] = (
+    "chars",
+    "tokens_approx",
+    "words",
+    "lines",
+    "mean_word_chars",
+    "frac_digits",
+    "frac_upper",
+    "frac_punct",
+    "frac_non_ascii",
+    "numbers",
+    "math_operators",
+    "latex",
+    "math_words",
+    "code_keywords",
+    "code_symbols",
+    "function_calls",
+    "indented_lines",
+    "code_fences",
+    "reasoning_words",
+    "instruction_words",
+    "question_marks",
+    "question_start",
+    "ends_with_question",
+    "choice_markers",
+    "numbered_lines",
+    "sentences",
+)
+
+
+class FeatureSchema(msgspec.Struct, frozen=True, kw_only=True):
+    """Names and version of the feature vector, and the text representation behind it."""
+
+    name: str = FEATURE_SCHEMA_NAME
+    version: int = FEATURE_SCHEMA_VERSION
+    names: list[str] = []
+    text: TextSpec = TextSpec()
+    clusters: int = 0
+
+    @classmethod
+    def build(cls, text: TextSpec, clusters: int) -> "FeatureSchema":
+        """The schema of base features followed by ``clusters`` similarity features."""
+        return cls(names=[*BASE_FEATURES, *(f"sim_{c}" for c in range(clusters))], text=text, clusters=clusters)
+
+
+def base_features(prompt: str, *, max_chars: int = 20_000) -> list[float]:
+    """The ``BASE_FEATURES`` of one prompt, in order (lengths are of the whole prompt)."""
+    n_chars = len(prompt)
+    text = prompt[:max_chars]
+    lower = text.lower()
+    n = max(len(text), 1)
+    words = _WORD.findall(text)
+    n_words = len(words)
+    digits = sum(ch.isdigit() for ch in text)
+    upper = sum(ch.isupper() for ch in text)
+    non_ascii = sum(ord(ch) > 127 for ch in text) if not text.isascii() else 0
+    alnum_space = sum(ch.isalnum() or ch.isspace() for ch in text)
+    lines = text.split("\n")
+    stripped = lower.rstrip()
+    return [
+        float(n_chars),
+        n_chars / CHARS_PER_TOKEN,
+        float(n_words),
+        float(len(lines)),
+        (sum(map(len, words)) / n_words) if n_words else 0.0,
+        digits / n,
+        upper / n,
+        (len(text) - alnum_space) / n,
+        non_ascii / n,
+        float(len(_NUMBER.findall(text))),
+        float(len(_MATH_OPERATOR.findall(text))),
+        float(len(_LATEX.findall(lower))),
+        float(len(_MATH_WORDS.findall(lower))),
+        float(len(_CODE_KEYWORDS.findall(lower))),
+        float(len(_CODE_SYMBOLS.findall(text))),
+        float(len(_FUNCTION_CALL.findall(lower))),
+        float(sum(1 for line in lines if line.startswith(("    ", "\t")))),
+        float(text.count("```")),
+        float(len(_REASONING_WORDS.findall(lower))),
+        float(len(_INSTRUCTION_WORDS.findall(lower))),
+        float(text.count("?")),
+        1.0 if _QUESTION_START.match(lower) else 0.0,
+        1.0 if stripped.endswith("?") else 0.0,
+        float(len(_CHOICE_MARKER.findall(lower))),
+        float(len(_NUMBERED_LINE.findall(text))),
+        float(len(_SENTENCE_END.findall(text))),
+    ]
+
+
+class FeatureExtractor:
+    """Computes the full feature vector and cluster id, given a schema and centroids.
+
+    ``centroids`` are unit-length rows over the hashed TF-IDF space (``k × dimensions``).
+
+    Example:
+        >>> from bifrost.router.text import fit_idf
+        >>> schema = FeatureSchema.build(fit_idf(["a b", "c d"], dimensions=16), clusters=1)
+        >>> vector, cluster = FeatureExtractor(schema, [[0.25] * 16]).extract("a b")
+        >>> len(vector) == len(schema.names), cluster
+        (True, 0)
+    """
+
+    def __init__(self, schema: FeatureSchema, centroids: Sequence[Sequence[float]] | np.ndarray) -> None:
+        if schema.name != FEATURE_SCHEMA_NAME or schema.version != FEATURE_SCHEMA_VERSION:
+            raise ValueError(
+                f"feature schema {schema.name} v{schema.version} is not the one this router computes "
+                f"({FEATURE_SCHEMA_NAME} v{FEATURE_SCHEMA_VERSION})"
+            )
+        self.schema = schema
+        self.vectorizer = HashedTfidf(schema.text)
+        self.centroids = np.ascontiguousarray(np.asarray(centroids, dtype=np.float64).reshape(len(centroids), -1))
+        if self.centroids.shape != (schema.clusters, schema.text.dimensions):
+            raise ValueError(
+                f"centroids are {self.centroids.shape}, the schema says {schema.clusters} × {schema.text.dimensions}"
+            )
+        if list(schema.names) != [*BASE_FEATURES, *(f"sim_{c}" for c in range(schema.clusters))]:
+            raise ValueError("feature names differ from this router's base features plus sim_0..sim_{k-1}")
+        self.n_base = len(BASE_FEATURES)
+
+    def similarities(self, prompt: str) -> np.ndarray:
+        """Cosine similarity of the prompt to every centroid."""
+        idx, weights = self.vectorizer.sparse(prompt)
+        if idx.size == 0:
+            return np.zeros(self.schema.clusters)
+        return self.centroids[:, idx] @ weights
+
+    def extract(self, prompt: str) -> tuple[list[float], int]:
+        """(feature vector in schema order, cluster id) of one prompt."""
+        sims = self.similarities(prompt)
+        vector = base_features(prompt, max_chars=self.schema.text.max_chars)
+        vector.extend(sims.tolist())
+        return vector, int(np.argmax(sims)) if sims.size else 0
+
+    def cluster_of(self, features: Sequence[float]) -> int:
+        """Cluster id encoded in a logged feature vector (largest similarity)."""
+        sims = features[self.n_base :]
+        if len(sims) != self.schema.clusters:
+            raise ValueError(f"feature vector has {len(features)} values, the schema {len(self.schema.names)}")
+        return int(np.argmax(sims)) if len(sims) else 0

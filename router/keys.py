@@ -1,0 +1,159 @@
+"""Ed25519 keys for signing and verifying artifacts.
+
+Private keys come from a file (PKCS#8 PEM, or the raw 32-byte seed in base64) or from the
+``BIFROST_SIGNING_KEY`` environment variable (same two encodings); public keys from a PEM
+or raw base64 file or string, or derived from a private key. Error messages name the
+source (a path or a variable), never the key material.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+SIGNING_KEY_ENV = "BIFROST_SIGNING_KEY"
+SIGNING_KEY_FILE_ENV = "BIFROST_SIGNING_KEY_FILE"
+VERIFY_KEY_ENV = "BIFROST_VERIFY_KEY"
+DEFAULT_KEY_PATH = Path("var/keys/artifact-signing.pem")
+
+PublicKeySource = Ed25519PublicKey | Ed25519PrivateKey | bytes | str | Path
+
+
+class SigningKeyError(ValueError):
+    """A key could not be found or read; the message says where it was looked for."""
+
+
+def load_private_key(path: str | Path | None = None, *, environ: Mapping[str, str] | None = None) -> Ed25519PrivateKey:
+    """The signing key from ``path``, else ``BIFROST_SIGNING_KEY``, else ``BIFROST_SIGNING_KEY_FILE``.
+
+    Raises:
+        SigningKeyError: nothing found, or the content is not an Ed25519 private key.
+    """
+    environ = os.environ if environ is None else environ
+    if path is not None:
+        return _private_from_bytes(_read(Path(path)), f"key file {path}")
+    if environ.get(SIGNING_KEY_ENV):
+        return _private_from_bytes(environ[SIGNING_KEY_ENV].encode(), f"${SIGNING_KEY_ENV}")
+    if environ.get(SIGNING_KEY_FILE_ENV):
+        file = Path(environ[SIGNING_KEY_FILE_ENV])
+        return _private_from_bytes(_read(file), f"key file {file} (${SIGNING_KEY_FILE_ENV})")
+    raise SigningKeyError(f"no signing key: pass a key file, or set ${SIGNING_KEY_ENV} or ${SIGNING_KEY_FILE_ENV}")
+
+
+def load_public_key(source: PublicKeySource) -> Ed25519PublicKey:
+    """A verification key from a key object, PEM or raw-base64 bytes/text, or a file path.
+
+    A private key (object, PEM or file) yields its public half. Raw base64 of 32 bytes is
+    read as a public key.
+    """
+    if isinstance(source, Ed25519PublicKey):
+        return source
+    if isinstance(source, Ed25519PrivateKey):
+        return source.public_key()
+    if isinstance(source, Path) or (isinstance(source, str) and not _looks_inline(source)):
+        path = Path(source)
+        return _public_from_bytes(_read(path), f"key file {path}")
+    data = source.encode() if isinstance(source, str) else source
+    return _public_from_bytes(data, "the given key")
+
+
+def public_key_from_environment(environ: Mapping[str, str] | None = None) -> Ed25519PublicKey | None:
+    """``BIFROST_VERIFY_KEY``, else the public half of the signing key variables; None if unset."""
+    environ = os.environ if environ is None else environ
+    if environ.get(VERIFY_KEY_ENV):
+        return _public_from_bytes(environ[VERIFY_KEY_ENV].encode(), f"${VERIFY_KEY_ENV}")
+    if environ.get(SIGNING_KEY_ENV) or environ.get(SIGNING_KEY_FILE_ENV):
+        return load_private_key(environ=environ).public_key()
+    return None
+
+
+def generate_private_key(path: str | Path) -> Ed25519PrivateKey:
+    """Create a new Ed25519 key as a PKCS#8 PEM file readable only by its owner."""
+    path = Path(path)
+    if path.exists():
+        raise SigningKeyError(f"key file {path} already exists; not overwriting it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = Ed25519PrivateKey.generate()
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    temp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, pem)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(temp, path)
+    return key
+
+
+def public_key_pem(key: Ed25519PublicKey | Ed25519PrivateKey) -> bytes:
+    """The public key as SubjectPublicKeyInfo PEM (safe to share)."""
+    public = key.public_key() if isinstance(key, Ed25519PrivateKey) else key
+    return public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def key_id(key: Ed25519PublicKey | Ed25519PrivateKey) -> str:
+    """A short fingerprint of the public key, for logs and reports."""
+    public = key.public_key() if isinstance(key, Ed25519PrivateKey) else key
+    raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return "ed25519:" + hashlib.sha256(raw).hexdigest()[:16]
+
+
+def _looks_inline(text: str) -> bool:
+    return text.lstrip().startswith("-----BEGIN") or (len(text.strip()) == 44 and text.strip().endswith("="))
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise SigningKeyError(f"key file {path} does not exist") from None
+    except OSError as exc:
+        raise SigningKeyError(f"key file {path} cannot be read: {exc.strerror}") from None
+
+
+def _raw_base64(data: bytes) -> bytes | None:
+    try:
+        raw = base64.b64decode(data.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return raw if len(raw) == 32 else None
+
+
+def _private_from_bytes(data: bytes, where: str) -> Ed25519PrivateKey:
+    if data.lstrip().startswith(b"-----BEGIN"):
+        try:
+            key = serialization.load_pem_private_key(data, password=None)
+        except (ValueError, TypeError):
+            raise SigningKeyError(f"{where} is not an unencrypted PEM private key") from None
+        if not isinstance(key, Ed25519PrivateKey):
+            raise SigningKeyError(f"{where} holds a {type(key).__name__}, not an Ed25519 key")
+        return key
+    raw = _raw_base64(data)
+    if raw is None:
+        raise SigningKeyError(f"{where} is neither a PEM key nor a base64 32-byte Ed25519 seed")
+    return Ed25519PrivateKey.from_private_bytes(raw)
+
+
+def _public_from_bytes(data: bytes, where: str) -> Ed25519PublicKey:
+    if data.lstrip().startswith(b"-----BEGIN") and b"PRIVATE KEY" in data:
+        return _private_from_bytes(data, where).public_key()
+    if data.lstrip().startswith(b"-----BEGIN"):
+        try:
+            key = serialization.load_pem_public_key(data)
+        except ValueError:
+            raise SigningKeyError(f"{where} is not a PEM public key") from None
+        if not isinstance(key, Ed25519PublicKey):
+            raise SigningKeyError(f"{where} holds a {type(key).__name__}, not an Ed25519 key")
+        return key
+    raw = _raw_base64(data)
+    if raw is None:
+        raise SigningKeyError(f"{where} is neither a PEM key nor a base64 32-byte Ed25519 public key")
+    return Ed25519PublicKey.from_public_bytes(raw)

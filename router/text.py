@@ -1,0 +1,106 @@
+"""Hashed TF-IDF: a text representation that needs no vocabulary file, no network, no model.
+
+Tokens are lower-cased words and single punctuation marks; unigrams and bigrams are
+hashed (CRC-32, stable across processes and machines, unlike ``hash()``) into
+``dimensions`` buckets. A document's vector is ``(1 + log tf) * idf``, L2-normalized, so a
+dot product with a unit-length centroid is a cosine similarity.
+
+The IDF weights are learned on a training corpus and shipped inside the artifact
+(:class:`TextSpec`), so the router computes exactly the vectors the trainer clustered.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import zlib
+from collections.abc import Iterable
+
+import msgspec
+import numpy as np
+
+TOKEN_PATTERN = re.compile(r"[a-z0-9_]+|[^\sa-z0-9_]")
+_BIGRAM_MULTIPLIER = 0x9E3779B1
+_CACHE_LIMIT = 200_000
+
+
+class TextSpec(msgspec.Struct, frozen=True, kw_only=True):
+    """How prompt text becomes a vector; part of the artifact's feature schema."""
+
+    method: str = "hashed-tfidf"
+    hash: str = "crc32"
+    dimensions: int = 2048
+    ngrams: int = 2
+    max_chars: int = 20_000
+    idf: list[float] = []
+
+
+class HashedTfidf:
+    """Sparse hashed TF-IDF vectors of prompts, per :class:`TextSpec`.
+
+    Example:
+        >>> spec = fit_idf(["def f(x): return x", "What is 2 + 2?"], dimensions=64)
+        >>> idx, weights = HashedTfidf(spec).sparse("What is 3 + 3?")
+        >>> round(float((weights ** 2).sum()), 6)
+        1.0
+    """
+
+    def __init__(self, spec: TextSpec) -> None:
+        if spec.method != "hashed-tfidf" or spec.hash != "crc32":
+            raise ValueError(f"unsupported text representation {spec.method}/{spec.hash}")
+        self.spec = spec
+        self.dimensions = spec.dimensions
+        self.idf = np.asarray(spec.idf, dtype=np.float64) if spec.idf else np.ones(spec.dimensions)
+        if self.idf.shape != (spec.dimensions,):
+            raise ValueError(f"idf has {self.idf.shape[0]} weights for {spec.dimensions} dimensions")
+        self._cache: dict[str, int] = {}
+
+    def hashes(self, text: str) -> list[int]:
+        """Bucket index of every unigram and bigram of ``text`` (with repeats)."""
+        cache = self._cache
+        if len(cache) > _CACHE_LIMIT:
+            cache.clear()
+        unigrams = []
+        for token in TOKEN_PATTERN.findall(text[: self.spec.max_chars].lower()):
+            value = cache.get(token)
+            if value is None:
+                value = cache[token] = zlib.crc32(token.encode("utf-8"))
+            unigrams.append(value)
+        dims = self.dimensions
+        out = [h % dims for h in unigrams]
+        if self.spec.ngrams >= 2:
+            out.extend(((a * _BIGRAM_MULTIPLIER) ^ b) % dims for a, b in zip(unigrams, unigrams[1:]))
+        return out
+
+    def sparse(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        """(bucket indices, unit-norm weights) of ``text``; empty arrays for empty text."""
+        buckets = self.hashes(text)
+        if not buckets:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
+        idx, counts = np.unique(np.asarray(buckets, dtype=np.int64), return_counts=True)
+        weights = (1.0 + np.log(counts)) * self.idf[idx]
+        norm = math.sqrt(float(weights @ weights))
+        if norm > 0:
+            weights /= norm
+        return idx, weights
+
+    def dense(self, texts: Iterable[str]) -> np.ndarray:
+        """Rows of unit-norm vectors (float32), one per text."""
+        texts = list(texts)
+        matrix = np.zeros((len(texts), self.dimensions), dtype=np.float32)
+        for row, text in enumerate(texts):
+            idx, weights = self.sparse(text)
+            matrix[row, idx] = weights
+        return matrix
+
+
+def fit_idf(texts: Iterable[str], *, dimensions: int = 2048, ngrams: int = 2) -> TextSpec:
+    """Learn smoothed IDF weights ``log((1 + N) / (1 + df)) + 1`` over a corpus."""
+    blank = HashedTfidf(TextSpec(dimensions=dimensions, ngrams=ngrams))
+    df = np.zeros(dimensions, dtype=np.float64)
+    n = 0
+    for text in texts:
+        n += 1
+        df[np.unique(np.asarray(blank.hashes(text), dtype=np.int64))] += 1
+    idf = np.log((1.0 + n) / (1.0 + df)) + 1.0
+    return TextSpec(dimensions=dimensions, ngrams=ngrams, idf=[round(float(v), 6) for v in idf])

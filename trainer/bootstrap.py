@@ -1,0 +1,323 @@
+"""Bootstrap a first artifact from a full-information dataset, before any traffic exists.
+
+Steps (each logged as ``event=trainer.step step=…`` and timed):
+
+1. ``load`` and ``quality``: read the file, raw data-quality checks (stop on failure).
+2. ``cluster``: hashed TF-IDF IDF weights and spherical k-means on the *fit* rows; a
+   stratified-by-task *holdout* of the train split is kept aside for validation.
+3. ``features``: every train row through the router's own feature extractor; cost tiers,
+   nested buckets, triage labels; class balance and cluster sizes join the quality report.
+4. ``cv``: LightGBM triage with stratified k-fold CV (out-of-fold probabilities, metrics),
+   then the final model on all fit rows.
+5. ``search``: Optuna TPE over α, τ_cheap, τ_hard, penalties on out-of-fold estimates.
+6. ``validate``: the assembled artifact routes the holdout from prompt text; it must pass
+   (:mod:`bifrost.trainer.validate`) or nothing is signed.
+7. ``export``: canonical bytes, sha256, Ed25519 signature.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime, timezone
+from pathlib import Path
+
+import lightgbm as lgb
+import msgspec
+import numpy as np
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from bifrost.router.artifact import BUCKETS, Artifact, Gbdt, Reports, Thresholds, encode, sha256_hex, sign
+from bifrost.router.features import FeatureExtractor, FeatureSchema
+from bifrost.router.keys import key_id, load_private_key
+from bifrost.router.policy import PolicyTables
+from bifrost.router.reference import ReferenceRouter
+from bifrost.router.text import HashedTfidf, fit_idf
+from bifrost.trainer.clustering import spherical_kmeans
+from bifrost.trainer.dataset import FullInfoDataset, load_dataset
+from bifrost.trainer.estimates import normalized_costs, out_of_fold_quality, quality_table
+from bifrost.trainer.progress import Timings, step
+from bifrost.trainer.quality import QualityReport, QualityThresholds, assess_dataset, assess_training_set, require
+from bifrost.trainer.search import SearchData, SearchObjective, SearchReport, SearchSpace, search_policy
+from bifrost.trainer.triage import CvReport, bucket_members, cost_tiers, stratified_folds, train_triage, triage_labels
+from bifrost.trainer.validate import ValidationFailed, ValidationReport, validate_candidate
+
+_DECIMALS = 6
+
+
+class BootstrapConfig(msgspec.Struct, frozen=True, kw_only=True):
+    """Knobs of a bootstrap run; the defaults are the ones the README results use."""
+
+    trials: int = 200
+    seed: int = 0
+    folds: int = 5
+    clusters: int = 48
+    dimensions: int = 2048
+    holdout_fraction: float = 0.15
+    label_tolerance: float = 0.05
+    prior_strength: float = 5.0
+    train_split: str = "train"
+    objective: SearchObjective = SearchObjective()
+    space: SearchSpace = SearchSpace()
+    quality: QualityThresholds = QualityThresholds()
+    quality_tolerance: float = 0.02
+    decision_slo_ms: float = 5.0
+
+
+class BootstrapReport(msgspec.Struct, kw_only=True):
+    """The run report kept with the artifact (JSON and Markdown)."""
+
+    version: str
+    parent: str | None
+    dataset: str
+    config: BootstrapConfig
+    rows: dict[str, int]
+    quality: QualityReport
+    tiers: dict[str, int]
+    buckets: dict[str, list[str]]
+    clustering: dict[str, float]
+    cv: CvReport
+    search: SearchReport
+    validation: ValidationReport
+    timings: dict[str, float]
+    sha256: str = ""
+    signature: str = ""
+    key_id: str = ""
+
+    def to_json(self) -> bytes:
+        return msgspec.json.format(msgspec.json.encode(self), indent=2)
+
+    def to_markdown(self) -> str:
+        s, cv = self.search, self.cv
+        lines = [
+            f"# Training run {self.version}",
+            "",
+            f"Dataset `{self.dataset}`; rows {self.rows}; parent {self.parent or '—'}; sha256 `{self.sha256}`; key {self.key_id}",
+            "",
+            self.quality.to_markdown(),
+            "## Triage (LightGBM, cheap/mid/hard)",
+            "",
+            f"Cost tiers: {self.tiers}. Buckets: " + "; ".join(f"{b}: {', '.join(m)}" for b, m in self.buckets.items()),
+            "",
+            f"{cv.folds}-fold CV: log-loss {cv.logloss:.4f}, accuracy {cv.accuracy:.4f} (majority class {cv.majority_accuracy:.4f}), "
+            f"macro-F1 {cv.macro_f1:.4f}, recall {cv.recall}, final model {cv.rounds} rounds.",
+            "",
+            "| fold | rows | log-loss | accuracy | macro-F1 | rounds |",
+            "|---|---|---|---|---|---|",
+            *(f"| {f.fold} | {f.rows} | {f.logloss:.4f} | {f.accuracy:.4f} | {f.macro_f1:.4f} | {f.best_iteration} |" for f in cv.per_fold),
+            "",
+            "## Search (Optuna TPE, out-of-fold estimates)",
+            "",
+            f"{s.trials} trials, seed {s.seed}; best trial {s.best_trial}: α={s.alpha:.4f}, τ_cheap={s.tau_cheap:.4f}, "
+            f"τ_hard={s.tau_hard:.4f}; estimated score {s.score:.4f} at {s.cost_ratio:.1%} of {s.reference_model}'s cost "
+            f"(its score {s.reference_score:.4f}); buckets {s.bucket_share}.",
+            "",
+            self.validation.to_markdown(),
+            "## Timings (s)",
+            "",
+            "| step | seconds |",
+            "|---|---|",
+            *(f"| {name} | {sec:.2f} |" for name, sec in self.timings.items()),
+        ]
+        return "\n".join(lines) + "\n"
+
+
+def new_version(now: datetime | None = None) -> str:
+    """A sortable, unique artifact version: ``v20250101-030000-1a2b3c``."""
+    now = now or datetime.now(timezone.utc)
+    return f"v{now:%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+
+
+def holdout_mask(tasks: np.ndarray, fraction: float, *, seed: int) -> np.ndarray:
+    """Rows kept aside for validation: ``fraction`` of every task (at least one if it has ≥ 2 rows)."""
+    rng = np.random.default_rng(seed + 7919)
+    mask = np.zeros(len(tasks), dtype=bool)
+    if fraction <= 0:
+        return mask
+    for task in sorted(set(tasks.tolist())):
+        rows = np.flatnonzero(tasks == task)
+        if len(rows) < 2:
+            continue
+        rng.shuffle(rows)
+        mask[rows[: max(1, int(round(fraction * len(rows))))]] = True
+    return mask
+
+
+def bootstrap_artifact(
+    dataset: str | Path | FullInfoDataset,
+    *,
+    trials: int = 200,
+    seed: int = 0,
+    signing_key: Ed25519PrivateKey | str | Path | None = None,
+    parent: Artifact | None = None,
+    config: BootstrapConfig | None = None,
+    version: str | None = None,
+) -> tuple[Artifact, BootstrapReport]:
+    """Train, validate and sign a first artifact from a full-information dataset.
+
+    Args:
+        dataset: path of a full-information file, or a loaded (e.g. sampled) dataset.
+        trials: Optuna trials (overrides ``config.trials``).
+        seed: seed of every random step (overrides ``config.seed``).
+        signing_key: Ed25519 key, or a key file; default from ``BIFROST_SIGNING_KEY``.
+        parent: the current artifact: validation must show the candidate non-inferior
+            in quality and not more expensive, and it becomes the ``parent``.
+        config: other knobs (:class:`BootstrapConfig`).
+        version: the artifact version (default: time-based, unique).
+
+    Returns:
+        The signed artifact (``encode(artifact)`` is the signed bytes) and the run report
+        (its ``sha256`` and ``signature`` publish it).
+
+    Raises:
+        DataQualityError: the data failed a quality check (the report says which).
+        ValidationFailed: the candidate failed validation; nothing was signed.
+        SigningKeyError: no usable signing key.
+    """
+    config = msgspec.structs.replace(config or BootstrapConfig(), trials=trials, seed=seed)
+    key = signing_key if isinstance(signing_key, Ed25519PrivateKey) else load_private_key(signing_key)
+    timings = Timings()
+    version = version or new_version()
+    step("start", version=version, trials=config.trials, seed=config.seed, clusters=config.clusters)
+
+    with timings.measure("load"):
+        full = dataset if isinstance(dataset, FullInfoDataset) else load_dataset(dataset)
+    with timings.measure("quality"):
+        quality = require(assess_dataset(full, config.quality, train_split=config.train_split))
+        train = full.split(config.train_split)
+        train = train.take(train.valid_rows())
+        step("quality", rows=len(full), train=len(train), checks=len(quality.checks), passed=quality.passed)
+
+    with timings.measure("cluster"):
+        held = holdout_mask(train.tasks, config.holdout_fraction, seed=config.seed)
+        fit, holdout = train.take(~held), train.take(held)
+        text = fit_idf(fit.prompts, dimensions=config.dimensions)
+        dense = HashedTfidf(text).dense(fit.prompts)
+        clustering = spherical_kmeans(dense, config.clusters, seed=config.seed)
+        k = clustering.centroids.shape[0]
+        centroids = np.round(clustering.centroids, _DECIMALS)
+        step("cluster", fit=len(fit), holdout=len(holdout), k=k, mean_similarity=clustering.mean_similarity,
+             iterations=clustering.iterations)
+
+    with timings.measure("features"):
+        schema = FeatureSchema.build(text, k)
+        extractor = FeatureExtractor(schema, centroids)
+        extracted = [extractor.extract(p) for p in fit.prompts]
+        X = np.asarray([v for v, _ in extracted], dtype=np.float64)
+        clusters = np.asarray([c for _, c in extracted], dtype=np.int64)
+        mean_costs = fit.costs.mean(axis=0)
+        tiers = cost_tiers(mean_costs)
+        buckets = bucket_members(fit.models, tiers)
+        labels = triage_labels(fit.scores, tiers, tolerance=config.label_tolerance)
+        require(assess_training_set(quality, clusters, labels, n_clusters=k, classes=BUCKETS, thresholds=config.quality))
+        step("features", rows=len(X), features=X.shape[1], labels=dict(zip(BUCKETS, np.bincount(labels, minlength=3).tolist())))
+
+    with timings.measure("cv", folds=config.folds):
+        folds = stratified_folds(labels, config.folds, seed=config.seed)
+        triage = train_triage(X, labels, folds, feature_names=list(schema.names), seed=config.seed)
+
+    with timings.measure("search", trials=config.trials):
+        qhat = quality_table(fit.scores, clusters, k, prior_strength=config.prior_strength)
+        chat = normalized_costs(fit.costs)
+        models = fit.models
+        base = _artifact(
+            version=version, parent=parent, alpha=1.0, tau_cheap=1.0, tau_hard=1.0, penalties=np.zeros(len(models)),
+            models=models, qhat=qhat, chat=chat, buckets=buckets, context=full.context, centroids=centroids,
+            model_string=triage.model_string, schema=schema,
+        )
+        data = SearchData(
+            tables=PolicyTables.from_artifact(base),
+            probabilities=triage.oof,
+            q_rows=out_of_fold_quality(fit.scores, clusters, k, folds, prior_strength=config.prior_strength),
+            scores=fit.scores,
+            costs=fit.costs,
+            tokens=X[:, list(schema.names).index("tokens_approx")],
+            tiers=tiers,
+        )
+        search = search_policy(data, trials=config.trials, seed=config.seed, objective=config.objective, space=config.space)
+
+    with timings.measure("validate", rows=len(holdout)):
+        candidate = _artifact(
+            version=version, parent=parent, alpha=search.alpha, tau_cheap=search.tau_cheap, tau_hard=search.tau_hard,
+            penalties=np.array([search.penalties[m] for m in models]), models=models, qhat=qhat, chat=chat,
+            buckets=buckets, context=full.context, centroids=centroids, model_string=triage.model_string, schema=schema,
+        )
+        validation = validate_candidate(
+            ReferenceRouter(candidate), holdout if len(holdout) else fit,
+            parent=ReferenceRouter(parent) if parent is not None else None,
+            quality_tolerance=config.quality_tolerance, decision_slo_ms=config.decision_slo_ms,
+        )
+        step("validate", passed=validation.passed, score=validation.candidate.score,
+             cost_vs_best=validation.candidate.cost_vs_best, decision_ms_p50=validation.decision_ms["p50"])
+
+    report = BootstrapReport(
+        version=version,
+        parent=parent.version if parent else None,
+        dataset=full.source,
+        config=config,
+        rows={"dataset": len(full), "train": len(train), "fit": len(fit), "holdout": len(holdout)},
+        quality=quality,
+        tiers={m: int(t) for m, t in zip(models, tiers)},
+        buckets=buckets,
+        clustering={"k": k, "mean_similarity": round(clustering.mean_similarity, 6), "iterations": clustering.iterations},
+        cv=triage.cv,
+        search=search,
+        validation=validation,
+        timings={},
+    )
+    if not validation.passed:
+        report.timings = {name: round(sec, 3) for name, sec in timings.seconds.items()}
+        raise ValidationFailed(validation)
+
+    with timings.measure("export"):
+        training = msgspec.to_builtins({
+            "dataset": full.source, "rows": report.rows, "config": config, "quality": quality, "tiers": report.tiers,
+            "clustering": report.clustering, "cv": triage.cv, "search": search,
+            "timings_s": {name: round(sec, 3) for name, sec in timings.seconds.items()},
+        })
+        artifact = msgspec.structs.replace(
+            candidate, reports=Reports(training=training, validation=msgspec.to_builtins(validation))
+        ).check()
+        data_bytes = encode(artifact)
+        report.sha256 = sha256_hex(data_bytes)
+        report.signature = sign(data_bytes, key)
+        report.key_id = key_id(key)
+        step("export", version=version, bytes=len(data_bytes), sha256=report.sha256[:16], key=report.key_id)
+    report.timings = {name: round(sec, 3) for name, sec in timings.seconds.items()}
+    report.timings["total"] = round(timings.total, 3)
+    step("done", version=version, seconds=report.timings["total"])
+    return artifact, report
+
+
+def _artifact(
+    *,
+    version: str,
+    parent: Artifact | None,
+    alpha: float,
+    tau_cheap: float,
+    tau_hard: float,
+    penalties: np.ndarray,
+    models: tuple[str, ...],
+    qhat: np.ndarray,
+    chat: np.ndarray,
+    buckets: dict[str, list[str]],
+    context: dict[str, int],
+    centroids: np.ndarray,
+    model_string: str,
+    schema: FeatureSchema,
+) -> Artifact:
+    r = _DECIMALS
+    return Artifact(
+        version=version,
+        created_at=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        parent=parent.version if parent is not None else None,
+        alpha=round(float(alpha), r),
+        thresholds=Thresholds(cheap=round(float(tau_cheap), r), hard=round(float(tau_hard), r)),
+        penalties={m: round(float(p), r) for m, p in zip(models, penalties)},
+        qhat={m: [round(float(v), r) for v in qhat[j]] for j, m in enumerate(models)},
+        chat={m: round(float(chat[j]), r) for j, m in enumerate(models)},
+        buckets=buckets,
+        centroids=[[round(float(v), r) for v in row] for row in centroids],
+        gbdt=Gbdt(framework="lightgbm", framework_version=lgb.__version__, model=model_string, feature_schema=schema),
+        context={m: c for m, c in context.items() if m in models},
+    ).check()
+

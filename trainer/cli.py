@@ -1,0 +1,291 @@
+"""Command-line entry points of the trainer (wired into ``bifrost-opt`` by the CLI).
+
+Each takes ``argv`` (without the command name) and returns an exit code: 0 success,
+1 the work failed (data quality, validation, verification), 2 misuse (bad arguments,
+missing files or keys, unknown versions). Failures print one clear line, no traceback.
+
+Keys: signing uses ``--key FILE``, else ``BIFROST_SIGNING_KEY`` / ``BIFROST_SIGNING_KEY_FILE``,
+else ``var/keys/artifact-signing.pem`` (``train`` creates it, owner-only, if absent).
+Verification uses ``--key FILE`` (public or private PEM / base64), else
+``BIFROST_VERIFY_KEY``, else the signing-key sources above.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import msgspec
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from bifrost.router.artifact import ArtifactError, ArtifactVerificationError
+from bifrost.router.keys import (
+    DEFAULT_KEY_PATH,
+    SIGNING_KEY_ENV,
+    SIGNING_KEY_FILE_ENV,
+    VERIFY_KEY_ENV,
+    SigningKeyError,
+    generate_private_key,
+    key_id,
+    load_private_key,
+    load_public_key,
+    public_key_from_environment,
+)
+from bifrost.router.reference import ReferenceRouter
+from bifrost.trainer.dataset import DatasetError, load_dataset
+from bifrost.trainer.evaluate import EvaluationError, evaluate_artifact
+from bifrost.trainer.quality import DataQualityError
+from bifrost.trainer.store import DEFAULT_ROOT, ArtifactStore, StoreError
+from bifrost.trainer.validate import ValidationFailed
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+log = logging.getLogger("bifrost.trainer")
+
+
+class _Usage(Exception):
+    """Misuse: message for the operator, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise _Usage(f"{self.prog}: {message}")
+
+
+def _guard(run: Callable[[], int]) -> int:
+    """Run a command: known failures become one line on stderr and an exit code."""
+    try:
+        return run()
+    except SystemExit as exc:  # --help
+        return int(exc.code or 0)
+    except _Usage as exc:
+        _say(f"error: {exc}")
+        return EXIT_USAGE
+    except (DatasetError, SigningKeyError, StoreError, FileNotFoundError) as exc:
+        _say(f"error: {exc}")
+        return EXIT_USAGE
+    except DataQualityError as exc:
+        _say(exc.report.to_markdown())
+        _say(f"error: {exc}; nothing was published")
+        return EXIT_FAILURE
+    except ValidationFailed as exc:
+        _say(exc.report.to_markdown())
+        _say(f"error: {exc}; nothing was published")
+        return EXIT_FAILURE
+    except (ArtifactError, EvaluationError) as exc:
+        _say(f"error: {exc}")
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        _say("interrupted")
+        return 130
+
+
+def _say(text: str) -> None:
+    print(text.rstrip("\n"), file=sys.stderr)
+
+
+def _setup_logging(verbose: bool) -> None:
+    root = logging.getLogger()
+    if not root.handlers:
+        logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s", stream=sys.stderr)
+    logging.getLogger("bifrost.trainer").setLevel(logging.INFO if verbose else logging.WARNING)
+
+
+# -- train ----------------------------------------------------------------------------------
+
+
+def main_train(argv: Sequence[str] | None = None) -> int:
+    """``train --dataset FILE [--trials N] [--seed S] [--store DIR] [--key FILE]``: bootstrap and publish."""
+    parser = _Parser(prog="bifrost-opt train", description="Bootstrap a signed artifact from a full-information dataset "
+                     "(every model's score and cost per prompt), validate it and publish it in the artifact store.")
+    parser.add_argument("--dataset", required=True, help="full-information JSONL(.gz) file")
+    parser.add_argument("--trials", type=int, default=200, help="Optuna trials (default 200)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of every random step (default 0)")
+    parser.add_argument("--store", default=str(DEFAULT_ROOT), help=f"artifact store folder (default {DEFAULT_ROOT})")
+    parser.add_argument("--key", help=f"Ed25519 signing key file (default ${SIGNING_KEY_ENV}, ${SIGNING_KEY_FILE_ENV}, "
+                        f"else {DEFAULT_KEY_PATH}, created if missing)")
+    parser.add_argument("--clusters", type=int, help="number of prompt clusters (default 48)")
+    parser.add_argument("--no-parent", action="store_true", help="do not validate against the store's current artifact")
+    parser.add_argument("--no-publish", action="store_true", help="train and validate only")
+    parser.add_argument("--json", action="store_true", help="print the run report as JSON on stdout")
+    parser.add_argument("--quiet", action="store_true", help="no progress lines")
+    return _guard(lambda: _train(parser.parse_args(argv)))
+
+
+def _train(args: argparse.Namespace) -> int:
+    from bifrost.trainer.bootstrap import BootstrapConfig, bootstrap_artifact  # lightgbm/optuna load here only
+
+    if args.trials < 1:
+        raise _Usage("--trials must be at least 1")
+    dataset = Path(args.dataset)
+    if not dataset.is_file():
+        raise _Usage(f"--dataset {dataset} does not exist")
+    _setup_logging(not args.quiet)
+    key = _signing_key(args.key)
+    store = ArtifactStore(args.store)
+    parent = None
+    if not args.no_parent and store.current():
+        parent = store.verify(store.current(), key.public_key())
+    config = BootstrapConfig() if args.clusters is None else BootstrapConfig(clusters=args.clusters)
+    artifact, report = bootstrap_artifact(dataset, trials=args.trials, seed=args.seed, signing_key=key,
+                                          parent=parent, config=config)
+    from bifrost.router.artifact import encode
+
+    test = None
+    full = load_dataset(dataset)
+    if (full.splits == "test").any():
+        test = evaluate_artifact(artifact, full, split="test")
+    if not args.no_publish:
+        reports = {"report.json": report.to_json(), "report.md": report.to_markdown().encode()}
+        if test is not None:
+            reports["evaluation-test.json"] = test.to_json()
+            reports["evaluation-test.md"] = test.to_markdown().encode()
+        store.publish(encode(artifact), report.signature, reports=reports, reason=f"bootstrap from {dataset.name}")
+    if args.json:
+        sys.stdout.write(report.to_json().decode() + "\n")
+    else:
+        v = report.validation
+        print(f"artifact {artifact.version} sha256 {report.sha256} signed by {report.key_id}")
+        print(f"{'published in ' + str(store.root) + ' (current)' if not args.no_publish else 'not published (--no-publish)'}")
+        print(f"holdout ({v.rows} prompts): score {v.candidate.score:.4f} at {v.candidate.cost_vs_best:.1%} of "
+              f"{v.best_single.name}'s cost (its score {v.best_single.score:.4f}); oracle {v.oracle.score:.4f}")
+        if test is not None:
+            print(f"test split ({test.rows} prompts, not used in training): score {test.policy.score:.4f} at "
+                  f"{test.policy.cost_vs_best:.1%} of {test.best_single.name}'s cost (its score {test.best_single.score:.4f}); "
+                  f"goal {'met' if test.goal.met else 'not met'}")
+        print("timings (s): " + ", ".join(f"{k} {v:.2f}" for k, v in report.timings.items()))
+    return EXIT_OK
+
+
+def _signing_key(path: str | None) -> Ed25519PrivateKey:
+    if path is not None:
+        return load_private_key(path)
+    try:
+        return load_private_key()
+    except SigningKeyError:
+        pass
+    if DEFAULT_KEY_PATH.exists():
+        return load_private_key(DEFAULT_KEY_PATH)
+    key = generate_private_key(DEFAULT_KEY_PATH)
+    _say(f"note: no signing key configured; created {DEFAULT_KEY_PATH} ({key_id(key)}). Keep it secret; "
+         f"routers verify with its public half.")
+    return key
+
+
+def _verify_key(path: str | None) -> Ed25519PublicKey:
+    if path is not None:
+        return load_public_key(Path(path))
+    from_env = public_key_from_environment()
+    if from_env is not None:
+        return from_env
+    if DEFAULT_KEY_PATH.exists():
+        return load_public_key(DEFAULT_KEY_PATH)
+    raise SigningKeyError(f"no verification key: pass --key FILE, or set ${VERIFY_KEY_ENV}")
+
+
+# -- evaluate -------------------------------------------------------------------------------
+
+
+def main_evaluate(argv: Sequence[str] | None = None) -> int:
+    """``evaluate ARTIFACT --dataset FILE [--against VERSION] [--json]``: offline evaluation."""
+    parser = _Parser(prog="bifrost-opt evaluate", description="Evaluate an artifact on a full-information dataset: "
+                     "quality and cost per task, vs every single model, the oracle and another artifact.")
+    parser.add_argument("artifact", metavar="ARTIFACT", help="version in the store, a version folder, or an artifact.json path")
+    parser.add_argument("--dataset", required=True, help="full-information JSONL(.gz) file")
+    parser.add_argument("--against", metavar="VERSION", help="compare with this artifact (version or path; "
+                        "'current' for the store's current one)")
+    parser.add_argument("--split", default="test", help="dataset split to evaluate on (default test; 'all' for every row)")
+    parser.add_argument("--store", default=str(DEFAULT_ROOT), help=f"artifact store folder (default {DEFAULT_ROOT})")
+    parser.add_argument("--key", help="verification key file (public or private Ed25519, PEM or base64)")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    return _guard(lambda: _evaluate(parser.parse_args(argv)))
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    dataset = Path(args.dataset)
+    if not dataset.is_file():
+        raise _Usage(f"--dataset {dataset} does not exist")
+    key = _verify_key(args.key)
+    store = ArtifactStore(args.store)
+    router = _open(args.artifact, store, key)
+    against = _open(args.against, store, key) if args.against else None
+    report = evaluate_artifact(router, dataset, split=args.split, against=against)
+    if args.json:
+        sys.stdout.write(report.to_json().decode() + "\n")
+    else:
+        sys.stdout.write(report.to_markdown())
+    return EXIT_OK
+
+
+def _open(reference: str, store: ArtifactStore, key: Ed25519PublicKey) -> ReferenceRouter:
+    """A verified router from a store version, 'current', a version folder or an artifact.json path."""
+    if reference == "current":
+        current = store.current()
+        if current is None:
+            raise StoreError(f"{store.root} has no current artifact")
+        reference = current
+    path = Path(reference)
+    if path.exists():
+        return ReferenceRouter.load(path, key)
+    if any(m.version == reference for m in store.list()):
+        return ReferenceRouter(store.verify(reference, key))
+    raise StoreError(f"{reference!r} is neither a file nor a version in {store.root}")
+
+
+# -- artifacts ------------------------------------------------------------------------------
+
+
+def main_artifacts(argv: Sequence[str] | None = None) -> int:
+    """``artifacts list|show V|verify V|rollback V [--store DIR] [--key FILE]``."""
+    parser = _Parser(prog="bifrost-opt artifacts", description="List, inspect, verify and roll back stored artifacts.")
+    parser.add_argument("--store", default=str(DEFAULT_ROOT), help=f"artifact store folder (default {DEFAULT_ROOT})")
+    parser.add_argument("--key", help="verification key file (verify, rollback)")
+    parser.add_argument("--json", action="store_true", help="print JSON")
+    sub = parser.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
+    sub.required = True
+    sub.add_parser("list", help="every complete version, oldest first; * marks the current one")
+    for name, text in (("show", "metadata and routing parameters"), ("verify", "check digest and signature"),
+                       ("rollback", "make an earlier version current again")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("version")
+        if name == "rollback":
+            p.add_argument("--reason", default="manual rollback", help="recorded in the index history")
+    return _guard(lambda: _artifacts(parser.parse_args(argv)))
+
+
+def _artifacts(args: argparse.Namespace) -> int:
+    store = ArtifactStore(args.store)
+    if args.action == "list":
+        versions, current = store.list(), store.current()
+        if args.json:
+            sys.stdout.write(msgspec.json.encode({"current": current, "versions": versions}).decode() + "\n")
+        elif not versions:
+            print(f"no artifacts in {store.root}")
+        else:
+            for m in versions:
+                mark = "*" if m.version == current else " "
+                print(f"{mark} {m.version}  created {m.created_at}  parent {m.parent or '-'}  sha256 {m.sha256[:16]}…")
+        return EXIT_OK
+    if args.action == "show":
+        info = store.show(args.version)
+        if args.json:
+            sys.stdout.write(msgspec.json.encode(info).decode() + "\n")
+        else:
+            for key, value in info.items():
+                print(f"{key}: {value}")
+        return EXIT_OK
+    if args.action == "verify":
+        key = _verify_key(args.key)
+        try:
+            artifact = store.verify(args.version, key)
+        except ArtifactVerificationError as exc:
+            _say(f"FAILED {args.version}: {exc}")
+            return EXIT_FAILURE
+        print(f"OK {artifact.version}: sha256 {store.meta(args.version).sha256} and signature by {key_id(key)} verified")
+        return EXIT_OK
+    key = _verify_key(args.key) if (args.key or public_key_from_environment() or DEFAULT_KEY_PATH.exists()) else None
+    previous = store.rollback(args.version, reason=args.reason, public_key=key)
+    print(f"current is now {args.version} (was {previous or '-'})" + ("" if key else "; signature not checked (no key)"))
+    return EXIT_OK

@@ -1,0 +1,197 @@
+"""Data-quality assessment: is this data good enough to train on? If not, say why.
+
+Two stages share one report. :func:`assess_dataset` looks at the raw rows (decoding,
+coverage of every model's label, null and range checks, duplicates, size); after
+clustering and labelling, :func:`assess_training_set` adds samples per cluster and per
+bucket and the class balance of the triage labels. A failed check raises
+:class:`DataQualityError`, which carries the report.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Literal
+
+import msgspec
+import numpy as np
+
+from bifrost.trainer.dataset import FullInfoDataset
+
+Status = Literal["pass", "warn", "fail"]
+
+
+class Check(msgspec.Struct, frozen=True, kw_only=True):
+    """One check: what was measured, against what, and the verdict."""
+
+    name: str
+    status: Status
+    value: float | int | str
+    threshold: str
+    message: str = ""
+
+
+class ModelStats(msgspec.Struct, frozen=True, kw_only=True):
+    """Per-model label coverage and means (over rows where the label exists)."""
+
+    coverage: float
+    mean_score: float
+    mean_cost_usd: float
+
+
+class QualityThresholds(msgspec.Struct, frozen=True, kw_only=True):
+    """What the data must satisfy; the defaults suit a few thousand prompts."""
+
+    min_train_rows: int = 200
+    min_models: int = 2
+    min_label_coverage: float = 0.99
+    max_invalid_fraction: float = 0.01
+    max_malformed_fraction: float = 0.01
+    max_duplicate_fraction: float = 0.01
+    min_class_rows: int = 10
+    warn_class_fraction: float = 0.05
+    warn_cluster_rows: int = 5
+
+
+class QualityReport(msgspec.Struct, kw_only=True):
+    """Everything the assessment saw; ``passed`` is false if any check failed."""
+
+    source: str
+    passed: bool = True
+    rows: int = 0
+    usable_rows: int = 0
+    splits: dict[str, int] = {}
+    per_task: dict[str, int] = {}
+    per_model: dict[str, ModelStats] = {}
+    per_cluster: dict[str, int] = {}
+    per_bucket: dict[str, int] = {}
+    time_coverage: str = "n/a (full-information set: no event times)"
+    checks: list[Check] = []
+
+    def add(self, check: Check) -> None:
+        self.checks.append(check)
+        if check.status == "fail":
+            self.passed = False
+
+    @property
+    def failures(self) -> list[Check]:
+        return [c for c in self.checks if c.status == "fail"]
+
+    def to_markdown(self) -> str:
+        """A human-readable report: verdict, checks, and the sample counts."""
+        lines = [f"## Data quality: {'passed' if self.passed else 'FAILED'}", "", f"Source: `{self.source}`  ",
+                 f"Rows: {self.rows} read, {self.usable_rows} usable; splits {dict(self.splits)}", "",
+                 "| check | status | value | threshold | note |", "|---|---|---|---|---|"]
+        for c in self.checks:
+            lines.append(f"| {c.name} | {c.status} | {c.value} | {c.threshold} | {c.message} |")
+        lines += ["", "| model | coverage | mean score | mean cost (USD) |", "|---|---|---|---|"]
+        for model, s in self.per_model.items():
+            lines.append(f"| {model} | {s.coverage:.3f} | {s.mean_score:.3f} | {s.mean_cost_usd:.3g} |")
+        for title, counts in (("task", self.per_task), ("cluster", self.per_cluster), ("bucket", self.per_bucket)):
+            if counts:
+                lines += ["", f"Samples per {title}: " + ", ".join(f"{k}={v}" for k, v in counts.items())]
+        return "\n".join(lines) + "\n"
+
+
+class DataQualityError(ValueError):
+    """The data failed a quality check; ``report`` says which and why."""
+
+    def __init__(self, report: QualityReport) -> None:
+        self.report = report
+        reasons = "; ".join(f"{c.name}: {c.message}" for c in report.failures)
+        super().__init__(f"data quality check failed ({reasons})")
+
+
+def assess_dataset(
+    dataset: FullInfoDataset, thresholds: QualityThresholds = QualityThresholds(), *, train_split: str = "train"
+) -> QualityReport:
+    """Raw-row checks. Returns the report (``passed`` may be false; see :func:`require`)."""
+    report = QualityReport(source=dataset.source, rows=len(dataset))
+    report.splits = dict(sorted(Counter(dataset.splits.tolist()).items()))
+    report.per_task = dict(sorted(Counter(dataset.tasks[dataset.splits == train_split].tolist()).items()))
+    valid = dataset.valid_rows()
+    report.usable_rows = int(valid.sum())
+
+    malformed = len(dataset.problems) / max(dataset.lines, 1)
+    report.add(_limit("malformed_lines", malformed, thresholds.max_malformed_fraction,
+                      f"{len(dataset.problems)} of {dataset.lines} lines do not decode"
+                      + (f" (first: {dataset.problems[0][:120]})" if dataset.problems else "")))
+
+    n_models = len(dataset.models)
+    report.add(Check(name="models", status="pass" if n_models >= thresholds.min_models else "fail", value=n_models,
+                     threshold=f">= {thresholds.min_models}", message="models with labels"))
+
+    for j, model in enumerate(dataset.models):
+        have = np.isfinite(dataset.scores[:, j]) & np.isfinite(dataset.costs[:, j])
+        coverage = float(have.mean()) if len(dataset) else 0.0
+        report.per_model[model] = ModelStats(
+            coverage=round(coverage, 4),
+            mean_score=round(float(np.nanmean(dataset.scores[:, j])) if have.any() else float("nan"), 4),
+            mean_cost_usd=float(np.nanmean(dataset.costs[:, j])) if have.any() else float("nan"),
+        )
+    coverage = min((s.coverage for s in report.per_model.values()), default=0.0)
+    worst = min(report.per_model, key=lambda m: report.per_model[m].coverage) if report.per_model else "-"
+    report.add(Check(name="label_coverage", status="pass" if coverage >= thresholds.min_label_coverage else "fail",
+                     value=round(coverage, 4), threshold=f">= {thresholds.min_label_coverage}",
+                     message=f"lowest: {worst} (share of rows with its score and cost)"))
+
+    nulls = int((~np.isfinite(dataset.scores)).sum() + (~np.isfinite(dataset.costs)).sum())
+    out_of_range = int(((dataset.scores < 0) | (dataset.scores > 1)).sum() + (dataset.costs < 0).sum())
+    empty_prompts = sum(1 for p in dataset.prompts if not p.strip())
+    invalid = 1.0 - report.usable_rows / max(len(dataset), 1)
+    report.add(_limit("null_or_out_of_range", invalid, thresholds.max_invalid_fraction,
+                      f"{nulls} null labels, {out_of_range} out of range (score ∉ [0,1] or cost < 0), "
+                      f"{empty_prompts} empty prompts; such rows are dropped"))
+
+    keyed = list(zip(dataset.splits.tolist(), dataset.prompt_ids))
+    duplicates = len(keyed) - len(set(keyed))
+    report.add(_limit("duplicate_prompt_ids", duplicates / max(len(dataset), 1), thresholds.max_duplicate_fraction,
+                      f"{duplicates} prompt ids repeated within a split"))
+    in_train = {pid for split, pid in keyed if split == train_split}
+    overlap = sum(1 for split, pid in set(keyed) if split != train_split and pid in in_train)
+    report.add(Check(name="split_overlap", status="warn" if overlap else "pass", value=overlap, threshold="0",
+                     message="prompt ids of other splits that also appear in the train split (evaluation leakage)"))
+
+    train_rows = int(((dataset.splits == train_split) & valid).sum())
+    report.add(Check(name="train_rows", status="pass" if train_rows >= thresholds.min_train_rows else "fail",
+                     value=train_rows, threshold=f">= {thresholds.min_train_rows}",
+                     message=f"usable rows in split '{train_split}'"))
+    return report
+
+
+def assess_training_set(
+    report: QualityReport,
+    clusters: np.ndarray,
+    labels: np.ndarray,
+    *,
+    n_clusters: int,
+    classes: tuple[str, ...],
+    thresholds: QualityThresholds = QualityThresholds(),
+) -> QualityReport:
+    """Add per-cluster and per-bucket samples and the triage class balance to ``report``."""
+    cluster_counts = np.bincount(clusters, minlength=n_clusters)
+    report.per_cluster = {str(c): int(n) for c, n in enumerate(cluster_counts)}
+    small = int((cluster_counts < thresholds.warn_cluster_rows).sum())
+    report.add(Check(name="cluster_sizes", status="warn" if small else "pass", value=int(cluster_counts.min()),
+                     threshold=f">= {thresholds.warn_cluster_rows} per cluster",
+                     message=f"{small} clusters below; their Q̂ leans on the model's overall mean"))
+    counts = np.bincount(labels, minlength=len(classes))
+    report.per_bucket = {name: int(n) for name, n in zip(classes, counts)}
+    smallest = int(counts.min())
+    share = smallest / max(int(counts.sum()), 1)
+    status: Status = "fail" if smallest < thresholds.min_class_rows else "warn" if share < thresholds.warn_class_fraction else "pass"
+    report.add(Check(name="class_balance", status=status, value=round(share, 4),
+                     threshold=f">= {thresholds.min_class_rows} rows per class (warn < {thresholds.warn_class_fraction:.0%})",
+                     message="triage labels " + ", ".join(f"{k}={v}" for k, v in report.per_bucket.items())))
+    return report
+
+
+def require(report: QualityReport) -> QualityReport:
+    """Raise :class:`DataQualityError` if the report failed; else return it."""
+    if not report.passed:
+        raise DataQualityError(report)
+    return report
+
+
+def _limit(name: str, value: float, limit: float, message: str) -> Check:
+    return Check(name=name, status="pass" if value <= limit else "fail", value=round(value, 4),
+                 threshold=f"<= {limit}", message=message)

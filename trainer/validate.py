@@ -1,0 +1,123 @@
+"""Validation of a candidate artifact before it is published.
+
+On held-out rows (never used for clustering, the triage model, Q̂ or the search), the
+candidate is routed from prompt text exactly as a router would. It must be
+
+* non-inferior to the current artifact (the parent) in quality: score ≥ (1 − 2%) × parent's,
+* no more expensive than the parent,
+* fast: median routing decision (feature extraction included) within ``decision_slo_ms``,
+* and, without a parent, at least as good as the cheapest single model (a sanity floor).
+
+A candidate that fails is not published (:class:`ValidationFailed` carries the report).
+"""
+
+from __future__ import annotations
+
+import time
+
+import msgspec
+import numpy as np
+
+from bifrost.router.reference import ReferenceRouter
+from bifrost.trainer.dataset import FullInfoDataset
+from bifrost.trainer.evaluate import EvaluationReport, PolicyMetrics, evaluate_artifact
+
+
+class ValidationCheck(msgspec.Struct, frozen=True, kw_only=True):
+    name: str
+    passed: bool
+    value: float
+    threshold: float
+    message: str
+
+
+class ValidationReport(msgspec.Struct, frozen=True, kw_only=True):
+    """Verdict, checks, and the held-out figures behind them."""
+
+    passed: bool
+    rows: int
+    candidate: PolicyMetrics
+    parent: PolicyMetrics | None
+    best_single: PolicyMetrics
+    cheapest_single: PolicyMetrics
+    oracle: PolicyMetrics
+    decision_ms: dict[str, float]
+    checks: list[ValidationCheck]
+
+    def to_markdown(self) -> str:
+        lines = [f"## Validation: {'passed' if self.passed else 'FAILED'} ({self.rows} held-out prompts)", "",
+                 "| check | passed | value | threshold | note |", "|---|---|---|---|---|"]
+        lines += [f"| {c.name} | {'yes' if c.passed else 'NO'} | {c.value:.6g} | {c.threshold:.6g} | {c.message} |"
+                  for c in self.checks]
+        lines += ["", "| policy | score | cost (USD) | cost vs best single |", "|---|---|---|---|"]
+        for m in (self.candidate, self.parent, self.best_single, self.cheapest_single, self.oracle):
+            if m is not None:
+                lines.append(f"| {m.name} | {m.score:.4f} | {m.cost_usd:.3g} | {m.cost_vs_best:.1%} |")
+        lines += ["", "Decision time (ms, feature extraction included): "
+                  + ", ".join(f"{k} {v:.3f}" for k, v in self.decision_ms.items())]
+        return "\n".join(lines) + "\n"
+
+
+class ValidationFailed(RuntimeError):
+    """The candidate did not pass validation; it must not be published."""
+
+    def __init__(self, report: ValidationReport) -> None:
+        self.report = report
+        failed = "; ".join(f"{c.name}: {c.message}" for c in report.checks if not c.passed)
+        super().__init__(f"candidate failed validation ({failed})")
+
+
+def decision_times(router: ReferenceRouter, prompts: list[str], *, sample: int = 200) -> dict[str, float]:
+    """Median, P99 and mean wall time of single ``route(prompt)`` calls, in milliseconds."""
+    chosen = prompts[:sample]
+    if not chosen:
+        return {"p50": 0.0, "p99": 0.0, "mean": 0.0}
+    router.route(chosen[0])  # warm caches
+    times = []
+    for prompt in chosen:
+        start = time.perf_counter()
+        router.route(prompt)
+        times.append((time.perf_counter() - start) * 1000.0)
+    values = np.asarray(times)
+    return {"p50": round(float(np.median(values)), 4), "p99": round(float(np.percentile(values, 99)), 4),
+            "mean": round(float(values.mean()), 4)}
+
+
+def validate_candidate(
+    candidate: ReferenceRouter,
+    holdout: FullInfoDataset,
+    *,
+    parent: ReferenceRouter | None = None,
+    quality_tolerance: float = 0.02,
+    decision_slo_ms: float = 5.0,
+) -> ValidationReport:
+    """Check the candidate on held-out rows; returns the report (see ``passed``)."""
+    evaluation: EvaluationReport = evaluate_artifact(candidate, holdout, split="all", against=parent)
+    mine = evaluation.policy
+    checks = []
+    if parent is not None and evaluation.against is not None:
+        theirs = evaluation.against
+        floor = (1.0 - quality_tolerance) * theirs.score
+        checks.append(ValidationCheck(name="quality_non_inferior", passed=mine.score >= floor, value=mine.score,
+                                      threshold=floor, message=f"score vs current {theirs.name} ({theirs.score:.4f}) −{quality_tolerance:.0%}"))
+        checks.append(ValidationCheck(name="cost_not_higher", passed=mine.cost_usd <= theirs.cost_usd * (1 + 1e-9),
+                                      value=mine.cost_usd, threshold=theirs.cost_usd,
+                                      message=f"mean cost vs current {theirs.name}"))
+    else:
+        floor = evaluation.cheapest_single.score
+        checks.append(ValidationCheck(name="quality_floor", passed=mine.score >= floor, value=mine.score, threshold=floor,
+                                      message=f"no current artifact: score vs cheapest single model {evaluation.cheapest_single.name}"))
+    timing = decision_times(candidate, holdout.prompts)
+    checks.append(ValidationCheck(name="decision_latency", passed=timing["p50"] <= decision_slo_ms, value=timing["p50"],
+                                  threshold=decision_slo_ms, message="median ms per routing decision from prompt text"))
+    return ValidationReport(
+        passed=all(c.passed for c in checks),
+        rows=evaluation.rows,
+        candidate=mine,
+        parent=evaluation.against,
+        best_single=evaluation.best_single,
+        cheapest_single=evaluation.cheapest_single,
+        oracle=evaluation.oracle,
+        decision_ms=timing,
+        checks=checks,
+    )

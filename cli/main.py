@@ -9,11 +9,16 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import orjson
 
 from bifrost.cli.errors import EXIT_OK, UsageError, explain
 from bifrost.config import Settings
+
+if TYPE_CHECKING:  # imported where used, so that other commands do not load the simulator
+    from bifrost.client.simulator import TrafficConfig
+    from bifrost.client.simulator.replay import ReplayConfig, ReplayTraffic
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -40,7 +45,9 @@ def _parser() -> argparse.ArgumentParser:
 
     simulate = sub.add_parser("simulate", help="publish simulated router traffic")
     simulate.add_argument("--routers", default="router-a", help="comma-separated router ids")
-    simulate.add_argument("--arms", default="v1=0.9,v2=0.1", help="arm=weight pairs")
+    simulate.add_argument(
+        "--arms", help=f"arm=weight pairs (default {SYNTHETIC_ARMS}; with --dataset, the store's current version)"
+    )
     simulate.add_argument("--rate", type=float, default=100.0, help="events per simulated second")
     simulate.add_argument("--duration", default="10m", help="simulated span (e.g. 1h)")
     simulate.add_argument("--speed", type=float, default=60.0, help="time compression; 0 = as fast as possible")
@@ -51,6 +58,24 @@ def _parser() -> argparse.ArgumentParser:
         simulate.add_argument(f"--{flag}", action="append", default=[], metavar="ARM=X", help=f"{meaning} (repeatable)")
     simulate.add_argument("--ignore-rollouts", action="store_true", help="do not obey rollout-state traffic weights")
     simulate.add_argument("--json", action="store_true", help="print the report as JSON")
+    replay = simulate.add_argument_group(
+        "dataset replay", "replay a full-information dataset's prompts through the reference router (arms are "
+        "artifact versions, loaded verified from the artifact store); cost and quality come from the dataset",
+    )
+    replay.add_argument("--dataset", metavar="FILE", help="full-information JSONL(.gz) file to replay")
+    replay.add_argument(
+        "--split", help="rows to replay: train (default: traffic the trainer may learn from), "
+        "test (held out: what evaluation reports on), or all",
+    )
+    replay.add_argument("--store", metavar="DIR", help="artifact store folder (default var/artifacts)")
+    replay.add_argument(
+        "--verify-key", metavar="FILE", help="artifact verification key (default $BIFROST_VERIFY_KEY, else the "
+        "signing key variables, else var/keys/artifact-signing.pem)",
+    )
+    replay.add_argument(
+        "--exploration", type=float, metavar="FRACTION",
+        help="ε: share of requests served by a uniformly drawn eligible model (logged propensities; default 0.1)",
+    )
 
     kafka = sub.add_parser("kafka", help="local single-node Kafka for development (start|stop|status)")
     kafka.add_argument("kafka_args", nargs=argparse.REMAINDER, help="arguments of python -m bifrost.devkafka")
@@ -61,6 +86,13 @@ def _parser() -> argparse.ArgumentParser:
     retrain.add_argument("--reason", default="manual", help="why, for the run report")
 
     sub.add_parser("config", help="list settings, their variables and defaults")
+
+    for name, text in (("train", "bootstrap a signed artifact from a full-information dataset (--dataset FILE)"),
+                       ("evaluate", "evaluate an artifact offline on a full-information dataset"),
+                       ("artifacts", "list | show | verify | rollback stored artifacts"),
+                       ("trainer", "run the trainer service (consumes training-triggers, publishes artifacts)")):
+        passthrough = sub.add_parser(name, help=text, add_help=False)
+        passthrough.add_argument("rest", nargs=argparse.REMAINDER, help="see bifrost-opt " + name + " --help")
 
     gates = sub.add_parser(
         "simulate-gates",
@@ -103,7 +135,23 @@ def _gates_main() -> Callable[[list[str]], int]:
     return main_simulate_gates
 
 
-PASSTHROUGH: dict[str, Callable[[], Callable[[list[str]], int]]] = {"kafka": _kafka_main, "simulate-gates": _gates_main}
+def _trainer_main(name: str) -> Callable[[], Callable[[list[str]], int]]:
+    def load() -> Callable[[list[str]], int]:
+        from bifrost.trainer import cli as trainer_cli
+
+        return getattr(trainer_cli, name)
+
+    return load
+
+
+PASSTHROUGH: dict[str, Callable[[], Callable[[list[str]], int]]] = {
+    "kafka": _kafka_main,
+    "simulate-gates": _gates_main,
+    "train": _trainer_main("main_train"),
+    "evaluate": _trainer_main("main_evaluate"),
+    "artifacts": _trainer_main("main_artifacts"),
+    "trainer": _trainer_main("main_service"),
+}
 
 
 def _guarded(run: Callable[[], int]) -> int:
@@ -149,8 +197,13 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "simulate":
         return asyncio.run(_simulate(args, settings))
     if args.command == "config":
-        for env, default, doc in Settings.describe():
-            print(f"{env:34} {default:26} {doc}")
+        from bifrost.trainer.settings import TrainerSettings
+
+        listed = set()
+        for env, default, doc in [*Settings.describe(), *TrainerSettings.describe()]:
+            if env not in listed:
+                listed.add(env)
+                print(f"{env:34} {default:26} {doc}")
         return EXIT_OK
     if args.command == "retrain":
         return asyncio.run(_retrain(args, settings))
@@ -212,8 +265,15 @@ async def _retrain(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
+SYNTHETIC_ARMS = "v1=0.9,v2=0.1"
+REPLAY_OPTIONS = ("split", "store", "verify_key", "exploration")
+DEFAULT_EXPLORATION = 0.1
+
+
 async def _simulate(args: argparse.Namespace, settings: Settings) -> int:
-    from bifrost.client.simulator import ArmEffect, TrafficConfig, anchored, simulate
+    from functools import partial
+
+    from bifrost.client.simulator import anchored, simulate
     from bifrost.streams.web.views import BadDuration, parse_duration
 
     try:
@@ -224,7 +284,42 @@ async def _simulate(args: argparse.Namespace, settings: Settings) -> int:
         raise UsageError("--rate must be positive")
     if not 0 <= args.malformed <= 1 or not 0 <= args.feedback <= 1:
         raise UsageError("--malformed and --feedback are fractions between 0 and 1")
-    arms = _pairs(args.arms, "--arms")
+    routers = tuple(r.strip() for r in args.routers.split(",") if r.strip())
+    if not routers:
+        raise UsageError("--routers: give at least one router id")
+    replay_options = [f"--{name.replace('_', '-')}" for name in REPLAY_OPTIONS if getattr(args, name) is not None]
+    if args.dataset:
+        traffic, config = _replay(args, routers, duration)
+    elif replay_options:
+        raise UsageError(f"{', '.join(replay_options)}: only with --dataset FILE")
+    else:
+        traffic, config = None, _synthetic(args, routers, duration)
+    config = anchored(config, speed=args.speed, now=time.time())
+    report = await simulate(
+        settings.kafka_bootstrap, settings.topics, config, speed=args.speed, follow_rollouts=not args.ignore_rollouts,
+        source=partial(traffic.generate, config) if traffic is not None else None,
+    )
+    unavailable = {
+        version: {"reason": reason, "rerouted": traffic.pool.rerouted[version]}
+        for version, reason in (traffic.pool.failures.items() if traffic is not None else ())
+    }
+    if args.json:
+        print(orjson.dumps({**report.as_dict(), **({"unavailable_arms": unavailable} if traffic is not None else {})}).decode())
+    else:
+        print(
+            f"published {report.events} events, {report.malformed} malformed, {report.feedback} feedback "
+            f"in {report.wall_seconds:.1f} s"
+        )
+    for version, info in unavailable.items():
+        print(f"bifrost-opt: warning: arm {version} was not routed with ({info['reason']}); "
+              f"{info['rerouted']} of its requests were served by the last good arm", file=sys.stderr)
+    return EXIT_OK
+
+
+def _synthetic(args: argparse.Namespace, routers: tuple[str, ...], duration: float) -> TrafficConfig:
+    """The synthetic traffic model of the command line (arms are made-up names)."""
+    from bifrost.client.simulator import ArmEffect, TrafficConfig
+
     effects: dict[str, ArmEffect] = {}
     for flag in EFFECT_FLAGS:
         given = getattr(args, flag.replace("-", "_"))
@@ -232,9 +327,9 @@ async def _simulate(args: argparse.Namespace, settings: Settings) -> int:
             continue
         for arm, value in _pairs(",".join(given), f"--{flag}", allow_negative=flag.endswith("delta")).items():
             effects[arm] = replace(effects.get(arm, ArmEffect()), **{flag.replace("-", "_"): value})
-    config = TrafficConfig(
-        routers=tuple(r.strip() for r in args.routers.split(",") if r.strip()),
-        arms=arms,
+    return TrafficConfig(
+        routers=routers,
+        arms=_pairs(args.arms or SYNTHETIC_ARMS, "--arms"),
         arm_effects=effects,
         rate_per_second=args.rate,
         duration_seconds=duration,
@@ -242,18 +337,32 @@ async def _simulate(args: argparse.Namespace, settings: Settings) -> int:
         feedback_fraction=args.feedback,
         seed=args.seed,
     )
-    config = anchored(config, speed=args.speed, now=time.time())
-    report = await simulate(
-        settings.kafka_bootstrap, settings.topics, config, speed=args.speed, follow_rollouts=not args.ignore_rollouts
-    )
-    if args.json:
-        print(orjson.dumps(report.as_dict()).decode())
-    else:
-        print(
-            f"published {report.events} events, {report.malformed} malformed, {report.feedback} feedback "
-            f"in {report.wall_seconds:.1f} s"
+
+
+def _replay(args: argparse.Namespace, routers: tuple[str, ...], duration: float) -> tuple[ReplayTraffic, ReplayConfig]:
+    """A replay of ``--dataset`` through verified artifacts of ``--store`` (misuse → UsageError)."""
+    from bifrost.client.simulator.launch import ReplaySetupError, open_replay
+    from bifrost.client.simulator.replay import ReplayConfig, ReplayError
+
+    shaped = [f"--{flag}" for flag in EFFECT_FLAGS if getattr(args, flag.replace("-", "_"))]
+    if shaped:
+        raise UsageError(f"{', '.join(shaped)} shape synthetic traffic only; they cannot be combined with --dataset")
+    exploration = DEFAULT_EXPLORATION if args.exploration is None else args.exploration
+    if not 0 <= exploration <= 1:
+        raise UsageError("--exploration is a fraction between 0 and 1")
+    arms = _pairs(args.arms, "--arms") if args.arms else None
+    try:
+        traffic, weights = open_replay(
+            args.dataset, store=args.store, key=args.verify_key, arms=arms, split=args.split or "train"
         )
-    return EXIT_OK
+        config = ReplayConfig(
+            arms=weights, routers=routers, exploration=exploration, rate_per_second=args.rate,
+            duration_seconds=duration, malformed_fraction=args.malformed, feedback_fraction=args.feedback,
+            seed=args.seed,
+        )
+    except (ReplaySetupError, ReplayError) as exc:
+        raise UsageError(str(exc)) from None
+    return traffic, config
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -63,12 +63,16 @@ class TrafficConfig:
 
 @dataclass(frozen=True, slots=True)
 class Generated:
-    """One simulated request: the event (or malformed bytes) and optional feedback."""
+    """One simulated request: the event (or malformed bytes) and optional feedback.
+
+    ``row`` is the dataset row a replayed request came from (None for synthetic traffic).
+    """
 
     ts: float
     event: RoutingEvent | None
     malformed: bytes | None = None
     feedback: FeedbackEvent | None = None
+    row: int | None = None
 
 
 MALFORMED_SAMPLES: tuple[bytes, ...] = (
@@ -84,6 +88,8 @@ MALFORMED_SAMPLES: tuple[bytes, ...] = (
 
 
 WeightLookup = Callable[[str], Mapping[str, float] | None]
+TrafficSource = Callable[[WeightLookup | None], Iterator[Generated]]
+"""Anything that yields simulated requests given live weights: ``generate`` or a replay."""
 
 
 def generate(config: TrafficConfig, weights: WeightLookup | None = None) -> Iterator[Generated]:

@@ -7,10 +7,11 @@ import logging
 import time
 from collections import Counter
 from dataclasses import dataclass, field, replace
+from typing import Any, ClassVar, Protocol, TypeVar
 
 from bifrost.client.publisher import Publisher
 from bifrost.schemas.topics import Topics
-from bifrost.client.simulator.model import TrafficConfig, WeightLookup, generate
+from bifrost.client.simulator.model import TrafficSource, WeightLookup, generate
 
 log = logging.getLogger("bifrost.simulate")
 
@@ -42,7 +43,25 @@ class SimulationReport:
         }
 
 
-def anchored(config: TrafficConfig, *, speed: float, now: float) -> TrafficConfig:
+class Span(Protocol):
+    """What the runner needs of a traffic config (:class:`TrafficConfig`, ``ReplayConfig``)."""
+
+    __dataclass_fields__: ClassVar[dict[str, Any]]
+
+    @property
+    def routers(self) -> tuple[str, ...]: ...
+
+    @property
+    def start_ts(self) -> float: ...
+
+    @property
+    def duration_seconds(self) -> float: ...
+
+
+SpanT = TypeVar("SpanT", bound=Span)
+
+
+def anchored(config: SpanT, *, speed: float, now: float) -> SpanT:
     """Place the simulated span so that it ends at wall-clock ``now + duration/speed``.
 
     Events then never lie in the future, however strong the compression. ``speed <= 0``
@@ -54,24 +73,27 @@ def anchored(config: TrafficConfig, *, speed: float, now: float) -> TrafficConfi
 
 async def run_simulation(
     publisher: Publisher,
-    config: TrafficConfig,
+    config: Span,
     *,
     speed: float = 60.0,
     progress_every_s: float = 5.0,
     weights: WeightLookup | None = None,
     report: SimulationReport | None = None,
+    source: TrafficSource | None = None,
 ) -> SimulationReport:
     """Publish ``config``'s traffic; one simulated second takes ``1/speed`` wall seconds.
 
     ``speed <= 0`` publishes as fast as possible. ``weights`` makes the traffic obey
     rollout-state (see :class:`bifrost.client.rollout.WeightsFollower`). Pass ``report``
-    to watch progress while it runs.
+    to watch progress while it runs. ``source`` replaces the synthetic traffic model
+    (``generate(config, weights)``), e.g. with a dataset replay over the same span.
     """
     report = SimulationReport() if report is None else report
     wall0 = time.monotonic()
     last_progress = wall0
     sim0 = config.start_ts
-    for i, item in enumerate(generate(config, weights)):
+    items = source(weights) if source is not None else generate(config, weights)  # type: ignore[arg-type]
+    for i, item in enumerate(items):
         if i == 0:
             report.first_ts = item.ts
         report.last_ts = item.ts
@@ -107,14 +129,19 @@ async def run_simulation(
 async def simulate(
     bootstrap: str,
     topics: Topics,
-    config: TrafficConfig,
+    config: Span,
     *,
     speed: float,
     follow_rollouts: bool = True,
     progress_every_s: float = 5.0,
     report: SimulationReport | None = None,
+    source: TrafficSource | None = None,
 ) -> SimulationReport:
-    """Publish ``config``'s traffic to Kafka, obeying rollout-state weights when asked."""
+    """Publish ``config``'s traffic to Kafka, obeying rollout-state weights when asked.
+
+    ``source`` (default: the synthetic model of ``config``) yields the requests; see
+    :func:`run_simulation`.
+    """
     from bifrost.client.rollout import WeightsFollower
 
     follower = WeightsFollower(bootstrap, topics, set(config.routers)) if follow_rollouts else None
@@ -124,7 +151,7 @@ async def simulate(
         async with Publisher(bootstrap, topics) as publisher:
             return await run_simulation(
                 publisher, config, speed=speed, progress_every_s=progress_every_s,
-                weights=follower.lookup if follower is not None else None, report=report,
+                weights=follower.lookup if follower is not None else None, report=report, source=source,
             )
     finally:
         if follower is not None:

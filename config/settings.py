@@ -55,6 +55,7 @@ class Settings:
     slo_min_win_rate: float = _setting(0.85, "BIFROST_SLO_MIN_WIN_RATE", "No promotion while the canary's win rate is below this.")
     retrain_cron: str = _setting("0 3 * * 0", "BIFROST_RETRAIN_CRON", "When the weekly retrain trigger fires (cron, UTC; leader only).")
     degradation_tolerance: float = _setting(0.05, "BIFROST_DEGRADATION_TOLERANCE", "Last day worse than the 6 days before by more than this (win rate, cost, P95) triggers a retrain.")
+    verify_key_file: str = _setting("var/keys/artifact-signing.pem", "BIFROST_VERIFY_KEY_FILE", "Key that verifies artifact signatures before a canary starts (public PEM, or the signing key's file); BIFROST_VERIFY_KEY (inline) wins.")
     warehouse_dir: str = _setting("var/warehouse", "BIFROST_WAREHOUSE_DIR", "Where the warehouse sink writes Parquet files; empty disables the sink.")
     warehouse_flush_seconds: float = _setting(60.0, "BIFROST_WAREHOUSE_FLUSH_SECONDS", "Longest a warehouse buffer waits before it is written as a file.")
     web_host: str = _setting("127.0.0.1", "BIFROST_WEB_HOST", "Worker HTTP bind address.")

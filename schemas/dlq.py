@@ -16,6 +16,7 @@ class RejectReason(str, enum.Enum):
     SCHEMA = "schema"
     INVALID_VALUE = "invalid_value"
     TOO_LATE = "too_late"
+    UNVERIFIED = "unverified"
 
 
 class DeadLetter(msgspec.Struct, frozen=True, kw_only=True):

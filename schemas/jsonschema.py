@@ -6,6 +6,7 @@ from typing import Any
 
 import msgspec
 
+from bifrost.schemas.artifacts import ArtifactPublished
 from bifrost.schemas.dlq import DeadLetter
 from bifrost.schemas.events import FeedbackEvent, RoutingEvent
 from bifrost.schemas.rollout import RollbackEvent, RolloutCommand, RolloutState
@@ -19,6 +20,7 @@ SCHEMA_TYPES: dict[str, type[msgspec.Struct]] = {
     "rollout-state": RolloutState,
     "rollback": RollbackEvent,
     "training-trigger": TrainingTrigger,
+    "artifact-published": ArtifactPublished,
 }
 
 

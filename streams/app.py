@@ -8,6 +8,7 @@ from pathlib import Path
 import faust
 
 from bifrost.config import Settings
+from bifrost.streams.artifacts.listener import ArtifactListener
 from bifrost.streams.ingest.service import IngestService
 from bifrost.streams.preflight import require_kafka
 from bifrost.streams.rollout.agent import RolloutStates, register_router_loop
@@ -69,6 +70,12 @@ def create_app(settings: Settings) -> Worker:
         @app.task
         async def run_warehouse() -> None:
             await sink.run()
+
+    listener = ArtifactListener(settings)
+
+    @app.task
+    async def run_artifact_listener() -> None:
+        await listener.run()
 
     rollout_table = app.Table("rollout-state", schema=state_schema, key_type=str, value_type=bytes, partitions=n)
     router_keyed = dict(key_type=str, key_serializer="json", value_serializer="raw", partitions=n, internal=True)

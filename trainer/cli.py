@@ -38,6 +38,7 @@ from bifrost.router.reference import ReferenceRouter
 from bifrost.trainer.dataset import DatasetError, load_dataset
 from bifrost.trainer.evaluate import EvaluationError, evaluate_artifact
 from bifrost.trainer.quality import DataQualityError
+from bifrost.trainer.settings import TrainerSettings, TrainerSettingsError
 from bifrost.trainer.store import DEFAULT_ROOT, ArtifactStore, StoreError
 from bifrost.trainer.validate import ValidationFailed
 
@@ -288,4 +289,52 @@ def _artifacts(args: argparse.Namespace) -> int:
     key = _verify_key(args.key) if (args.key or public_key_from_environment() or DEFAULT_KEY_PATH.exists()) else None
     previous = store.rollback(args.version, reason=args.reason, public_key=key)
     print(f"current is now {args.version} (was {previous or '-'})" + ("" if key else "; signature not checked (no key)"))
+    return EXIT_OK
+
+
+# -- trainer service -----------------------------------------------------------------------
+
+
+def main_service(argv: Sequence[str] | None = None) -> int:
+    """``trainer [--once]``: the trainer service (consumes training-triggers)."""
+    parser = _Parser(prog="bifrost-opt trainer", description="Run the trainer service: consume training-triggers in the "
+                     "consumer group <app_id>-trainer, retrain from the warehouse, publish signed artifacts on "
+                     "artifacts. Settings: BIFROST_* variables (bifrost-opt config).")
+    parser.add_argument("--once", action="store_true", help="exit after handling one trigger")
+    parser.add_argument("--key", help="signing key file (default BIFROST_SIGNING_KEY, else BIFROST_SIGNING_KEY_FILE)")
+
+    def run() -> int:
+        args = parser.parse_args(argv)
+        try:
+            settings = TrainerSettings.from_env()
+        except TrainerSettingsError as exc:
+            raise _Usage(str(exc)) from None
+        _setup_logging(True)
+        key = load_private_key(args.key or settings.signing_key_file) if (args.key or not _inline_key()) else load_private_key()
+        log.info("event=trainer.key key=%s", key_id(key))
+        return _serve(settings, key, once=args.once)
+
+    return _guard(run)
+
+
+def _inline_key() -> bool:
+    import os
+
+    return bool(os.environ.get(SIGNING_KEY_ENV))
+
+
+def _serve(settings: TrainerSettings, key: Ed25519PrivateKey, *, once: bool) -> int:
+    import asyncio
+
+    from aiokafka.errors import KafkaConnectionError
+
+    from bifrost.trainer.service import TrainerService
+
+    try:
+        asyncio.run(TrainerService(settings, key).run(stop_after=1 if once else None))
+    except KafkaConnectionError as exc:
+        _say(f"error: cannot reach Kafka at {settings.kafka_bootstrap}: {exc}")
+        return 3
+    except KeyboardInterrupt:
+        return 130
     return EXIT_OK

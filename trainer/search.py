@@ -13,6 +13,7 @@ where ``r`` is the policy's mean cost relative to the best single model's.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import msgspec
@@ -31,9 +32,14 @@ class SearchObjective(msgspec.Struct, frozen=True, kw_only=True):
     cost_weight: float = 0.02
     cost_budget: float = 0.5
     budget_penalty: float = 1.0
+    score_floor: float | None = None
+    floor_penalty: float = 10.0
 
     def value(self, score: float, cost_ratio: float) -> float:
-        return score - self.cost_weight * cost_ratio - self.budget_penalty * max(0.0, cost_ratio - self.cost_budget)
+        value = score - self.cost_weight * cost_ratio - self.budget_penalty * max(0.0, cost_ratio - self.cost_budget)
+        if self.score_floor is not None:
+            value -= self.floor_penalty * max(0.0, self.score_floor - score)
+        return value
 
 
 class SearchSpace(msgspec.Struct, frozen=True, kw_only=True):
@@ -94,6 +100,10 @@ class SearchData:
     tiers: np.ndarray
 
 
+Estimator = Callable[[PolicyTables], tuple[float, float, np.ndarray]]
+"""(mean score, mean cost, bucket per row) of a policy's tables."""
+
+
 def replay(data: SearchData, tables: PolicyTables) -> tuple[float, float, np.ndarray]:
     """(mean score, mean cost, bucket per row) of a policy on the search rows."""
     chosen, buckets, _, _ = choose(tables, data.probabilities, np.zeros(len(data.scores), dtype=np.int64),
@@ -110,14 +120,27 @@ def search_policy(
     objective: SearchObjective = SearchObjective(),
     space: SearchSpace = SearchSpace(),
     log_every: int | None = None,
+    estimator: Estimator | None = None,
+    reference: tuple[str, float, float] | None = None,
+    corners: Sequence[Mapping[str, float]] = (),
 ) -> SearchReport:
-    """Run the seeded TPE search; returns the best parameters and their estimates."""
+    """Run the seeded TPE search; returns the best parameters and their estimates.
+
+    By default a candidate is replayed on full-information rows (:func:`replay`) and cost
+    is relative to the best single model's. ``estimator`` replaces the replay (e.g. an
+    off-policy estimate on logged data) and ``reference`` = (name, score, cost) what
+    cost ratios are relative to. ``corners`` are extra starting points (α, τ_cheap,
+    τ_hard; no penalties), e.g. the current artifact's parameters.
+    """
     if space.penalties not in PENALTY_MODES:
         raise ValueError(f"penalties must be one of {PENALTY_MODES}")
     models = data.tables.models
-    mean_scores = data.scores.mean(axis=0)
-    reference = int(np.argmax(mean_scores))
-    reference_cost = float(data.costs[:, reference].mean()) or 1.0
+    if reference is None:
+        mean_scores = data.scores.mean(axis=0)
+        best = int(np.argmax(mean_scores))
+        reference = (models[best], float(mean_scores[best]), float(data.costs[:, best].mean()))
+    reference_name, reference_score, reference_cost = reference[0], reference[1], reference[2] or 1.0
+    estimate = estimator or (lambda tables: replay(data, tables))
     log_every = log_every or max(1, trials // 10)
 
     def penalties_of(params: dict[str, float]) -> np.ndarray:
@@ -130,7 +153,7 @@ def search_policy(
     def evaluate(params: dict[str, float]) -> tuple[float, float, float, np.ndarray]:
         tables = data.tables.with_params(alpha=params["alpha"], tau_cheap=params["tau_cheap"],
                                          tau_hard=params["tau_hard"], penalty=penalties_of(params))
-        score, cost, buckets = replay(data, tables)
+        score, cost, buckets = estimate(tables)
         ratio = cost / reference_cost
         return objective.value(score, ratio), score, ratio, buckets
 
@@ -170,7 +193,7 @@ def search_policy(
         {f"penalty[tier{t}]": 0.0 for t in sorted(set(data.tiers.tolist()))} if space.penalties == "tier" else {})
     for corner in ({"alpha": 1.0, "tau_cheap": 1.0, "tau_hard": space.tau_hard[0]},
                    {"alpha": 0.9, "tau_cheap": 1.0, "tau_hard": space.tau_hard[0]},
-                   {"alpha": 0.8, "tau_cheap": 0.5, "tau_hard": 0.4}):
+                   {"alpha": 0.8, "tau_cheap": 0.5, "tau_hard": 0.4}, *corners):
         study.enqueue_trial({**corner, **zero}, skip_if_exists=True)
     try:
         study.optimize(run, n_trials=trials, callbacks=[progress], gc_after_trial=False)
@@ -189,8 +212,8 @@ def search_policy(
         objective=objective,
         space=space,
         rows=len(data.scores),
-        reference_model=models[reference],
-        reference_score=round(float(mean_scores[reference]), 6),
+        reference_model=reference_name,
+        reference_score=round(float(reference_score), 6),
         reference_cost_usd=reference_cost,
         best_trial=best.number,
         value=round(value, 6),

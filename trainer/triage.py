@@ -133,6 +133,7 @@ def train_triage(
     feature_names: list[str],
     seed: int = 0,
     params: dict[str, object] | None = None,
+    max_rounds: int = MAX_ROUNDS,
 ) -> TriageModel:
     """k-fold CV (early stopping per fold), then one model on every row.
 
@@ -147,12 +148,12 @@ def train_triage(
         train = lgb.Dataset(X[~held], labels[~held], feature_name=feature_names, free_raw_data=False)
         valid = lgb.Dataset(X[held], labels[held], reference=train)
         booster = lgb.train(
-            params, train, num_boost_round=MAX_ROUNDS, valid_sets=[valid],
+            params, train, num_boost_round=max_rounds, valid_sets=[valid],
             callbacks=[lgb.early_stopping(EARLY_STOPPING, verbose=False)],
         )
         oof[held] = booster.predict(X[held], num_iteration=booster.best_iteration)
         metrics = _metrics(labels[held], oof[held])
-        per_fold.append(FoldMetrics(fold=fold + 1, rows=int(held.sum()), best_iteration=int(booster.best_iteration or MAX_ROUNDS), **metrics))
+        per_fold.append(FoldMetrics(fold=fold + 1, rows=int(held.sum()), best_iteration=int(booster.best_iteration or max_rounds), **metrics))
         step("cv", fold=f"{fold + 1}/{k}", rows=int(held.sum()), logloss=metrics["logloss"],
              accuracy=metrics["accuracy"], macro_f1=metrics["macro_f1"], rounds=per_fold[-1].best_iteration)
     rounds = max(1, int(np.median([f.best_iteration for f in per_fold])))

@@ -1,0 +1,1 @@
+"""Artifact announcements → canary rollouts, after the signature checks out."""

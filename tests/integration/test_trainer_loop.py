@@ -1,0 +1,217 @@
+"""The trainer loop on the real broker: logged traffic → trigger → signed artifact → canary.
+
+One scenario, in order (each step needs the previous one's state):
+
+1. A worker runs with the warehouse sink; the current artifact sends every request to the
+   best single model (expensive). Real prompts are replayed through it with 30% exploration.
+2. The same trigger is sent twice, plus a trigger over a window with no data.
+3. A trainer process is SIGKILLed mid-run: the store holds no partial artifact.
+4. A second trainer handles the trigger again: it publishes one signed artifact that keeps
+   quality within −2% and lowers cost on held-out prompts; the duplicate trains nothing;
+   the empty window stops at data quality with a report; the worker starts a canary.
+5. A tampered artifact announced on ``artifacts`` is refused (DLQ, reason unverified).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import msgspec
+import pyarrow.parquet as pq
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from bifrost.client import Publisher
+from bifrost.client.rollout import follow
+from bifrost.client.simulator.replay import ReplayConfig, ReplayTraffic
+from bifrost.config import Settings
+from bifrost.router import ReferenceRouter
+from bifrost.router.artifact import Artifact, Thresholds, encode, sign
+from bifrost.router.keys import generate_private_key
+from bifrost.schemas.artifacts import ArtifactPublished
+from bifrost.schemas.dlq import RejectReason
+from bifrost.schemas.rollout import Phase, RolloutState
+from bifrost.schemas.triggers import TrainingTrigger, TriggerReason
+from bifrost.trainer.bootstrap import BootstrapConfig, bootstrap_artifact
+from bifrost.trainer.dataset import FullInfoDataset, load_dataset
+from bifrost.trainer.evaluate import evaluate_artifact
+from bifrost.trainer.store import ArtifactStore
+from tests.integration.harness import WorkerProcess, eventually, read_dead_letters, settings_env
+
+pytestmark = pytest.mark.kafka
+
+DATASET = Path(__file__).resolve().parents[3] / "shared" / "data" / "routing-eval" / "llmrouter-dc.jsonl.gz"
+BEST_SINGLE = "llama-3.1-nemotron-51b-instruct"
+EVENTS_PER_HOUR = 30_000
+HOURS = 2
+
+
+@pytest.fixture(scope="module")
+def dataset() -> FullInfoDataset:
+    if not DATASET.exists():
+        pytest.skip(f"{DATASET} not found")
+    return load_dataset(DATASET)
+
+
+@pytest.fixture(scope="module")
+def expensive_parent(dataset: FullInfoDataset, tmp_path_factory: pytest.TempPathFactory) -> tuple[Artifact, Path]:
+    """A first artifact that sends everything to the best single model (what teams start with)."""
+    key_path = tmp_path_factory.mktemp("keys") / "signing.pem"
+    key = generate_private_key(key_path)
+    base, _ = bootstrap_artifact(dataset, trials=20, seed=0, signing_key=key, config=BootstrapConfig(clusters=24))
+    parent = msgspec.structs.replace(
+        base, version="v-expensive", alpha=1.0, thresholds=Thresholds(cheap=1.0, hard=0.0),
+        penalties={m: 0.0 if m == BEST_SINGLE else 1.0 for m in base.models},
+    ).check()
+    return parent, key_path
+
+
+def publish_parent(store: ArtifactStore, parent: Artifact, key: Ed25519PrivateKey) -> None:
+    data = encode(parent)
+    store.publish(data, sign(data, key), reason="test parent")
+
+
+def stored_events(root: Path, topic: str) -> int:
+    return sum(pq.read_metadata(p).num_rows for p in (root / topic).glob("date=*/hour=*/*.parquet"))
+
+
+def trainer_process(settings: Settings, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-m", "bifrost.cli.main", "trainer"], env={**settings_env(settings), **env},
+                            stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True)
+
+
+@pytest.fixture
+def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
+    started: list[subprocess.Popen[bytes]] = []
+    yield started
+    for process in started:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+
+
+async def read_topic(bootstrap: str, topic: str, type_: type[msgspec.Struct], want: int, timeout: float) -> list:
+    found: list = []
+
+    async def run() -> None:
+        async for value in follow(bootstrap, topic, type_):  # type: ignore[arg-type]
+            found.append(value)
+            if len(found) >= want:
+                return
+
+    try:
+        await asyncio.wait_for(run(), timeout)
+    except asyncio.TimeoutError:
+        pass
+    return found
+
+
+async def test_logged_traffic_to_signed_artifact_to_canary(
+    settings: Settings, start_worker: Callable[..., WorkerProcess], dataset: FullInfoDataset,
+    expensive_parent: tuple[Artifact, Path], tmp_path: Path, processes: list[subprocess.Popen[bytes]],
+) -> None:
+    parent, key_path = expensive_parent
+    from bifrost.router.keys import load_private_key
+
+    key = load_private_key(key_path)
+    store = ArtifactStore(tmp_path / "artifacts")
+    publish_parent(store, parent, key)
+    settings = Settings.from_env(settings.to_env(), warehouse_flush_seconds=1.0, verify_key_file=str(key_path))
+    worker = start_worker(settings)
+    warehouse = Path(worker.settings.warehouse_dir)
+    await eventually(lambda: len(worker.owns_inputs()) == 4, timeout=90, what="worker ready")
+
+    # 1. Logged traffic: real prompts through the current artifact, 30% exploration.
+    end = time.time() - 60
+    start = end - HOURS * 3600
+    replay = ReplayTraffic(dataset, {parent.version: ReferenceRouter(parent)}, split="train")
+    config = ReplayConfig(arms={parent.version: 1.0}, routers=("router-a",), exploration=0.3,
+                          rate_per_second=EVENTS_PER_HOUR / 3600, duration_seconds=HOURS * 3600, start_ts=start, seed=3)
+    published = 0
+    async with Publisher(settings.kafka_bootstrap, settings.topics) as publisher:
+        for item in replay.generate(config):
+            if item.event is not None:
+                await publisher.publish(item.event)
+                published += 1
+    await eventually(lambda: stored_events(warehouse, settings.topics.routing_events) >= published, timeout=120,
+                     what="every event in the warehouse")
+
+    # 2. Triggers: one trigger twice, and one over a window without traffic.
+    trigger = TrainingTrigger(trigger_id="manual-test-1", reason=TriggerReason.MANUAL, window_from=start,
+                              window_to=end + 60, router_id="router-a", created_at=time.time())
+    empty = TrainingTrigger(trigger_id="manual-empty", reason=TriggerReason.MANUAL, window_from=start - 30 * 86400,
+                            window_to=start - 29 * 86400, router_id="router-a", created_at=time.time())
+    async with Publisher(settings.kafka_bootstrap, settings.topics) as publisher:
+        for t in (trigger, trigger, empty):
+            await publisher.send_raw(settings.topics.training_triggers, t.trigger_id.encode(), msgspec.json.encode(t))
+        await publisher.flush()
+
+    runs = tmp_path / "trainer"
+    env = {"BIFROST_ARTIFACT_STORE": str(store.root), "BIFROST_TRAINER_RUNS_DIR": str(runs),
+           "BIFROST_SIGNING_KEY_FILE": str(key_path), "BIFROST_TRAINER_TRIALS": "60",
+           "BIFROST_WAREHOUSE_DIR": str(warehouse), "BIFROST_TRAINER_EVALUATION_SET": str(DATASET)}
+
+    # 3. A trainer killed mid-run leaves no partial artifact.
+    first_log = tmp_path / "trainer-1.log"
+    first = trainer_process(settings, env, first_log)
+    processes.append(first)
+    await eventually(lambda: "step=cv status=start" in first_log.read_text(errors="replace"), timeout=120,
+                     what="first trainer mid-run")
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait(timeout=10)
+    assert [m.version for m in store.list()] == [parent.version]
+    assert store.current() == parent.version
+
+    # 4. The restarted trainer handles the trigger again, once.
+    second_log = tmp_path / "trainer-2.log"
+    second = trainer_process(settings, env, second_log)
+    processes.append(second)
+    announced = await read_topic(settings.kafka_bootstrap, settings.topics.artifacts, ArtifactPublished, 1, timeout=240)
+    assert announced, "no artifact announced\n" + second_log.read_text(errors="replace")[-3000:]
+    version = announced[0].version
+    assert announced[0].router_ids == ["router-a"] and announced[0].trigger_id == trigger.trigger_id
+    await eventually(lambda: "trigger=manual-empty" in second_log.read_text(errors="replace")
+                     and "event=trainer.duplicate trigger=manual-test-1" in second_log.read_text(errors="replace"),
+                     timeout=120, what="duplicate and empty triggers handled")
+    assert [m.version for m in store.list()] == [parent.version, version]  # the duplicate trained nothing
+    new = store.verify(version, key.public_key())
+    assert new.parent == parent.version
+
+    # The empty window stopped at data quality, with a report, and published nothing.
+    empty_reports = list(runs.glob("runs/manual-empty-*/report.md"))
+    assert empty_reports and "stopped at quality" in empty_reports[0].read_text()
+
+    # Held-out prompts (the dataset's test split, never replayed): quality within −2%, cost lower.
+    held_out = evaluate_artifact(new, dataset, split="test", against=parent)
+    assert held_out.against is not None
+    assert held_out.policy.score >= 0.98 * held_out.against.score
+    assert held_out.policy.cost_usd < held_out.against.cost_usd
+
+    # The worker verified the announcement and started a canary of the new version.
+    async def canary() -> bool:
+        states = await read_topic(settings.kafka_bootstrap, settings.topics.rollout_state, RolloutState, 1, timeout=5)
+        return any(s.router_id == "router-a" and s.canary_version == version and s.phase is Phase.CANARY for s in states)
+
+    await eventually(canary, timeout=60, what="canary of the new artifact")
+
+    # 5. A tampered artifact is never rolled out.
+    tampered = store.root / "v-tampered"
+    tampered.mkdir()
+    data = encode(msgspec.structs.replace(new, version="v-tampered", alpha=0.0))
+    (tampered / "artifact.json").write_bytes(data)
+    bad = ArtifactPublished(version="v-tampered", sha256=announced[0].sha256, signature=announced[0].signature,
+                            location=str(tampered), router_ids=["router-a"], published_at=time.time())
+    async with Publisher(settings.kafka_bootstrap, settings.topics) as publisher:
+        await publisher.send_raw(settings.topics.artifacts, b"v-tampered", msgspec.json.encode(bad))
+        await publisher.flush()
+    letters = await read_dead_letters(settings.kafka_bootstrap, settings.topics.dlq, expected=1, timeout=60)
+    refused = [d for d in letters if d.source_topic == settings.topics.artifacts]
+    assert refused and refused[0].reason is RejectReason.UNVERIFIED
+    assert "v-tampered" in refused[0].error

@@ -1,0 +1,237 @@
+"""`bifrost-opt trainer`: consume training triggers, retrain, publish signed artifacts.
+
+One aiokafka consumer group (``<app_id>-trainer``) reads ``training-triggers``, so one
+trainer acts on each trigger. A trigger is handled at most once: its id goes into a
+ledger (one file per id under the runs folder) when the run ends. The offset is
+committed only after that, so a trainer killed mid-run handles the trigger again after
+a restart; the artifact store writes versions atomically, so the killed run leaves no
+partial artifact.
+
+Outcomes, kept in the ledger and the run folder (``report.json`` / ``report.md``):
+
+* ``published`` — stored, made current, announced on ``artifacts``;
+* ``rejected`` — data quality or validation failed; nothing published (final);
+* ``skipped`` — nothing to do yet (no current artifact, no warehouse); not recorded as
+  handled, so the same trigger id can be sent again once the cause is fixed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import msgspec
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from bifrost.router.artifact import encode
+from bifrost.schemas.artifacts import ArtifactPublished
+from bifrost.schemas.triggers import TrainingTrigger
+from bifrost.trainer.dataset import DatasetError, FullInfoDataset, load_dataset
+from bifrost.trainer.logged import WarehouseError, load_window
+from bifrost.trainer.retrain import RetrainConfig, RetrainReport, RetrainStopped, retrain_from_logs
+from bifrost.trainer.settings import TrainerSettings
+from bifrost.trainer.store import ArtifactStore, StoreError
+
+log = logging.getLogger("bifrost.trainer")
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+
+
+class Outcome(msgspec.Struct, frozen=True, kw_only=True):
+    """How a trigger ended (the ledger entry)."""
+
+    trigger_id: str
+    outcome: str
+    reason: str = ""
+    version: str | None = None
+    announced: bool = False
+    finished_at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Ledger:
+    """Handled trigger ids: ``<runs>/<safe id>/outcome.json``, written atomically."""
+
+    root: Path
+
+    def folder(self, trigger_id: str) -> Path:
+        safe = _UNSAFE.sub("_", trigger_id)[:80]
+        return self.root / f"{safe}-{hashlib.sha256(trigger_id.encode()).hexdigest()[:10]}"
+
+    def get(self, trigger_id: str) -> Outcome | None:
+        try:
+            return msgspec.json.decode((self.folder(trigger_id) / "outcome.json").read_bytes(), type=Outcome)
+        except (FileNotFoundError, msgspec.DecodeError):
+            return None
+
+    def put(self, outcome: Outcome) -> None:
+        folder = self.folder(outcome.trigger_id)
+        _write_atomic(folder / "outcome.json", msgspec.json.encode(outcome))
+
+    def write_report(self, trigger_id: str, report: RetrainReport) -> Path:
+        folder = self.folder(trigger_id)
+        _write_atomic(folder / "report.json", report.to_json())
+        _write_atomic(folder / "report.md", report.to_markdown().encode())
+        return folder
+
+
+class TrainerService:
+    """The trainer loop. ``run(stop_after=n)`` returns after ``n`` triggers (tests)."""
+
+    def __init__(self, settings: TrainerSettings, signing_key: Ed25519PrivateKey) -> None:
+        self.settings = settings
+        self.key = signing_key
+        self.store = ArtifactStore(settings.artifact_store)
+        self.ledger = Ledger(Path(settings.runs_dir) / "runs")
+        self.handled = 0
+        self._evaluation_set: FullInfoDataset | None = None
+
+    async def run(self, *, stop_after: int | None = None) -> None:
+        s = self.settings
+        topics = s.topics
+        await _ensure_topics(s)
+        consumer = AIOKafkaConsumer(
+            topics.training_triggers, bootstrap_servers=s.kafka_bootstrap, group_id=f"{s.app_id}-trainer",
+            enable_auto_commit=False, auto_offset_reset="earliest", max_poll_records=1,
+            max_poll_interval_ms=30 * 60 * 1000,
+        )
+        producer = AIOKafkaProducer(bootstrap_servers=s.kafka_bootstrap, acks="all", enable_idempotence=True)
+        await consumer.start()
+        await producer.start()
+        log.info("event=trainer.started group=%s-trainer topic=%s store=%s", s.app_id, topics.training_triggers,
+                 self.store.root)
+        try:
+            while stop_after is None or self.handled < stop_after:
+                batches = await consumer.getmany(timeout_ms=1000, max_records=1)
+                for records in batches.values():
+                    for record in records:
+                        await self.handle(record.value, producer)
+                        await consumer.commit()
+                        self.handled += 1
+        finally:
+            await consumer.stop()
+            await producer.stop()
+
+    async def handle(self, value: bytes | None, producer: AIOKafkaProducer) -> Outcome | None:
+        """Handle one trigger record; returns its outcome (None for an undecodable record)."""
+        try:
+            trigger = msgspec.json.decode(value or b"", type=TrainingTrigger)
+        except msgspec.DecodeError as exc:
+            log.error("event=trainer.bad_trigger reason=%r", str(exc))
+            return None
+        previous = self.ledger.get(trigger.trigger_id)
+        if previous is not None and previous.announced or previous is not None and previous.outcome == "rejected":
+            log.info("event=trainer.duplicate trigger=%s outcome=%s version=%s", trigger.trigger_id,
+                     previous.outcome, previous.version)
+            return previous
+        if previous is not None and previous.version is not None:
+            outcome = previous  # stored before a crash, not announced yet
+        else:
+            outcome = await asyncio.to_thread(self._train, trigger)
+            if outcome.outcome == "skipped":
+                return outcome
+            self.ledger.put(outcome)
+        if outcome.outcome == "published" and not outcome.announced:
+            await self._announce(outcome, trigger, producer)
+            outcome = msgspec.structs.replace(outcome, announced=True)
+            self.ledger.put(outcome)
+        return outcome
+
+    def _train(self, trigger: TrainingTrigger) -> Outcome:
+        s = self.settings
+        log.info("event=trainer.trigger trigger=%s reason=%s router=%s window_from=%.0f window_to=%.0f",
+                 trigger.trigger_id, trigger.reason.value, trigger.router_id or "all", trigger.window_from, trigger.window_to)
+        current = self.store.current()
+        if current is None:
+            return self._skip(trigger, f"no current artifact in {self.store.root}: bootstrap one with "
+                                       "`bifrost-opt train --dataset FILE`")
+        try:
+            parent = self.store.verify(current, self.key.public_key())
+            data = load_window(s.warehouse_dir, s.topics.routing_events, s.topics.feedback, trigger.window_from,
+                               trigger.window_to, router_id=trigger.router_id)
+            evaluation_set = self._evaluation()
+        except (WarehouseError, DatasetError, StoreError, ValueError) as exc:
+            return self._skip(trigger, str(exc))
+        config = RetrainConfig(trials=s.trials, seed=s.seed, min_rows=s.min_rows, slo_p95_ms=s.slo_p95_ms,
+                               max_triage_rows=s.max_triage_rows)
+        try:
+            artifact, report = retrain_from_logs(data, parent, signing_key=self.key, config=config,
+                                                 trigger_id=trigger.trigger_id, router_id=trigger.router_id,
+                                                 evaluation_set=evaluation_set)
+        except RetrainStopped as stopped:
+            folder = self.ledger.write_report(trigger.trigger_id, stopped.report)
+            log.warning("event=trainer.rejected trigger=%s at=%s reason=%r report=%s", trigger.trigger_id,
+                        stopped.report.stopped_at, stopped.report.reason, folder / "report.md")
+            return Outcome(trigger_id=trigger.trigger_id, outcome="rejected", reason=str(stopped), finished_at=time.time())
+        folder = self.ledger.write_report(trigger.trigger_id, report)
+        routers = sorted({str(r) for r in data.router_ids.tolist()}) if trigger.router_id is None else [trigger.router_id]
+        self.store.publish(encode(artifact), report.signature,
+                           reports={"report.json": report.to_json(), "report.md": report.to_markdown().encode(),
+                                    "routers.json": msgspec.json.encode(routers)},
+                           reason=f"trigger {trigger.trigger_id}")
+        log.info("event=trainer.published trigger=%s version=%s parent=%s sha256=%s report=%s", trigger.trigger_id,
+                 artifact.version, parent.version, report.sha256[:16], folder / "report.md")
+        return Outcome(trigger_id=trigger.trigger_id, outcome="published", version=artifact.version, finished_at=time.time())
+
+    def _skip(self, trigger: TrainingTrigger, reason: str) -> Outcome:
+        log.error("event=trainer.skipped trigger=%s reason=%r", trigger.trigger_id, reason)
+        return Outcome(trigger_id=trigger.trigger_id, outcome="skipped", reason=reason, finished_at=time.time())
+
+    def _evaluation(self) -> FullInfoDataset | None:
+        if self.settings.evaluation_set and self._evaluation_set is None:
+            self._evaluation_set = load_dataset(self.settings.evaluation_set)
+        return self._evaluation_set
+
+    async def _announce(self, outcome: Outcome, trigger: TrainingTrigger, producer: AIOKafkaProducer) -> None:
+        assert outcome.version is not None
+        meta = self.store.meta(outcome.version)
+        _, signature, digest = self.store.read(outcome.version)
+        folder = self.store.root / outcome.version
+        try:
+            routers = msgspec.json.decode((folder / "routers.json").read_bytes(), type=list[str])
+        except (FileNotFoundError, msgspec.DecodeError):
+            routers = [trigger.router_id] if trigger.router_id else []
+        announcement = ArtifactPublished(
+            version=outcome.version, sha256=digest, signature=signature, location=str(folder.resolve()),
+            router_ids=routers, parent=meta.parent, trigger_id=trigger.trigger_id, created_at=meta.created_at,
+            published_at=time.time(),
+        )
+        await producer.send_and_wait(self.settings.topics.artifacts, msgspec.json.encode(announcement),
+                                     key=outcome.version.encode())
+        log.info("event=trainer.announced version=%s routers=%s topic=%s", outcome.version, ",".join(routers),
+                 self.settings.topics.artifacts)
+
+
+async def _ensure_topics(s: TrainerSettings) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=s.kafka_bootstrap)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        wanted = [NewTopic(s.topics.training_triggers, s.partitions, 1),
+                  NewTopic(s.topics.artifacts, 1, 1, topic_configs={"cleanup.policy": "compact"})]
+        missing = [t for t in wanted if t.name not in existing]
+        if missing:
+            try:
+                await admin.create_topics(missing)
+            except TopicAlreadyExistsError:
+                pass
+    finally:
+        await admin.close()
+
+
+def _write_atomic(path: Path, content: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.tmp")
+    with open(temp, "wb") as handle:
+        handle.write(content)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temp, path)

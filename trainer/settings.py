@@ -1,0 +1,68 @@
+"""The trainer service's settings, read from ``BIFROST_*`` environment variables.
+
+The trainer is a separate service that shares only ``schemas/`` (and the artifact
+format in ``router/``) with the stream workers, so it reads its own settings; the
+variables it shares with the workers (bootstrap, prefix, app id, partitions, warehouse
+folder, SLO) have the same names and defaults. ``bifrost-opt config`` lists them all.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import MISSING, dataclass, field, fields
+from typing import Any, Mapping
+
+from bifrost.schemas.topics import Topics
+
+
+class TrainerSettingsError(ValueError):
+    """An environment variable holds a value of the wrong kind."""
+
+
+def _setting(default: Any, env: str, doc: str) -> Any:
+    return field(default=default, metadata={"env": env, "doc": doc})
+
+
+@dataclass(frozen=True, slots=True)
+class TrainerSettings:
+    """Configuration of ``bifrost-opt trainer``."""
+
+    kafka_bootstrap: str = _setting("127.0.0.1:9092", "BIFROST_KAFKA_BOOTSTRAP", "Kafka bootstrap servers, comma separated.")
+    topic_prefix: str = _setting("bifrost.", "BIFROST_TOPIC_PREFIX", "Prefix of every topic name.")
+    app_id: str = _setting("bifrost-optimizer", "BIFROST_APP_ID", "Consumer group prefix (the trainer's group is <app_id>-trainer).")
+    partitions: int = _setting(8, "BIFROST_PARTITIONS", "Partitions of training-triggers if the trainer creates it.")
+    warehouse_dir: str = _setting("var/warehouse", "BIFROST_WAREHOUSE_DIR", "Where the warehouse sink's Parquet files are read from.")
+    artifact_store: str = _setting("var/artifacts", "BIFROST_ARTIFACT_STORE", "Versioned artifact store folder (shared with routers and the worker).")
+    runs_dir: str = _setting("var/trainer", "BIFROST_TRAINER_RUNS_DIR", "Run reports and the ledger of handled trigger ids.")
+    signing_key_file: str = _setting("var/keys/artifact-signing.pem", "BIFROST_SIGNING_KEY_FILE", "Ed25519 signing key (PEM); BIFROST_SIGNING_KEY (inline) wins when set.")
+    trials: int = _setting(200, "BIFROST_TRAINER_TRIALS", "Optuna trials per run.")
+    seed: int = _setting(0, "BIFROST_TRAINER_SEED", "Seed of every random step of a run.")
+    min_rows: int = _setting(2000, "BIFROST_TRAINER_MIN_ROWS", "Fewest usable logged requests a run trains on.")
+    max_triage_rows: int = _setting(200_000, "BIFROST_TRAINER_MAX_TRIAGE_ROWS", "The triage model and the search use a uniform sample of at most this many rows.")
+    evaluation_set: str = _setting("", "BIFROST_TRAINER_EVALUATION_SET", "Optional full-information dataset: candidates must also be non-inferior on it.")
+    slo_p95_ms: float = _setting(2500.0, "BIFROST_SLO_P95_MS", "A candidate whose models' P95 latency exceeds this is not published.")
+
+    @property
+    def topics(self) -> Topics:
+        return Topics(self.topic_prefix)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "TrainerSettings":
+        """Settings from ``environ`` (default ``os.environ``), then explicit overrides."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = environ.get(f.metadata["env"])
+            if raw:
+                kind = f.type if isinstance(f.type, str) else f.type.__name__
+                try:
+                    values[f.name] = {"int": int, "float": float}.get(kind, str)(raw)
+                except ValueError:
+                    raise TrainerSettingsError(f"{f.metadata['env']}={raw!r} is not a valid {kind}") from None
+        values.update(overrides)
+        return cls(**values)
+
+    @classmethod
+    def describe(cls) -> list[tuple[str, str, str]]:
+        """(variable, default, meaning) of every setting."""
+        return [(f.metadata["env"], repr(f.default) if f.default is not MISSING else "", f.metadata["doc"]) for f in fields(cls)]

@@ -127,6 +127,7 @@ class Artifact(msgspec.Struct, frozen=True, kw_only=True):
             problems.append(f"gbdt classes {self.gbdt.classes} are not {list(BUCKETS)}")
         numbers = [self.alpha, *self.penalties.values(), *self.chat.values()]
         numbers += [v for q in self.qhat.values() for v in q]
+        numbers += [v for row in self.centroids for v in row]  # NaN/inf would encode as null: unreadable
         if not all(math.isfinite(v) for v in numbers):
             problems.append("a number is not finite")
         if problems:

@@ -109,10 +109,11 @@ class ReferenceRouter:
                 sig_path = path.with_name(SIGNATURE_FILE)
                 if not sig_path.exists():
                     raise ArtifactVerificationError(f"{path} has no {SIGNATURE_FILE} beside it; refusing to load")
-                signature = sig_path.read_text()
+                signature = sig_path.read_text(encoding="ascii", errors="replace")
             digest_path = path.with_name(DIGEST_FILE)
             if expected_sha256 is None and digest_path.exists():
-                expected_sha256 = digest_path.read_text().split()[0] if digest_path.read_text().strip() else ""
+                digest = digest_path.read_text(encoding="ascii", errors="replace").split()
+                expected_sha256 = digest[0] if digest else ""
         return cls(load_verified(data, signature, public_key, expected_sha256=expected_sha256))
 
     def route(self, request: str | Sequence[float] | np.ndarray, *, tokens: float | None = None) -> Decision:

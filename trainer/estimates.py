@@ -21,7 +21,10 @@ def quality_table(
     sums = np.zeros((n_clusters, scores.shape[1]))
     np.add.at(sums, clusters, scores)
     counts = np.bincount(clusters, minlength=n_clusters)[:, None]
-    return ((sums + prior_strength * overall) / (counts + prior_strength)).T
+    weight = counts + prior_strength
+    # A cluster with no rows (and no prior) is the model's overall mean, not 0/0.
+    table = np.where(weight > 0, (sums + prior_strength * overall) / np.where(weight > 0, weight, 1.0), overall)
+    return table.T
 
 
 def out_of_fold_quality(

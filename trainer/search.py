@@ -194,7 +194,11 @@ def search_policy(
     for corner in ({"alpha": 1.0, "tau_cheap": 1.0, "tau_hard": space.tau_hard[0]},
                    {"alpha": 0.9, "tau_cheap": 1.0, "tau_hard": space.tau_hard[0]},
                    {"alpha": 0.8, "tau_cheap": 0.5, "tau_hard": 0.4}, *corners):
-        study.enqueue_trial({**corner, **zero}, skip_if_exists=True)
+        # Optuna runs an enqueued value even outside its range: keep the corners inside the space.
+        ranges = {"alpha": space.alpha, "tau_cheap": space.tau_cheap, "tau_hard": space.tau_hard}
+        inside = {name: min(max(float(value), ranges[name][0]), ranges[name][1]) if name in ranges else value
+                  for name, value in corner.items()}
+        study.enqueue_trial({**inside, **zero}, skip_if_exists=True)
     try:
         study.optimize(run, n_trials=trials, callbacks=[progress], gc_after_trial=False)
     finally:

@@ -121,8 +121,10 @@ class ArtifactStore:
         """(artifact bytes, base64 signature, published sha256) of a version."""
         self.meta(version)
         folder = self.root / version
-        return ((folder / ARTIFACT_FILE).read_bytes(), (folder / SIGNATURE_FILE).read_text().strip(),
-                (folder / DIGEST_FILE).read_text().split()[0])
+        digest = (folder / DIGEST_FILE).read_text(encoding="ascii", errors="replace").split()
+        return ((folder / ARTIFACT_FILE).read_bytes(),
+                (folder / SIGNATURE_FILE).read_text(encoding="ascii", errors="replace").strip(),
+                digest[0] if digest else "")
 
     def show(self, version: str) -> dict[str, object]:
         """Metadata, routing parameters and report summary of a version (not verified)."""
@@ -228,7 +230,7 @@ class ArtifactStore:
 
     def cleanup(self) -> int:
         """Remove leftovers of killed writers (``.tmp-*`` folders); returns how many."""
-        with self._locked():
+        with self._locked(clean=False):  # the lock would remove them before they are counted
             return self._remove_temps()
 
     # -- internals -----------------------------------------------------------------------
@@ -258,7 +260,13 @@ class ArtifactStore:
         new = Index(current=version, history=[*index.history, entry])
         index_path = self.root / INDEX_FILE
         if index_path.exists():
-            _write_atomic(self.root / BACKUP_FILE, index_path.read_bytes())
+            previous = index_path.read_bytes()
+            try:
+                msgspec.json.decode(previous, type=Index)
+            except msgspec.DecodeError:
+                pass  # a damaged index: keep the good backup rather than overwrite it with garbage
+            else:
+                _write_atomic(self.root / BACKUP_FILE, previous)
         _write_atomic(index_path, msgspec.json.format(msgspec.json.encode(new), indent=2))
 
     def _remove_temps(self) -> int:
@@ -269,12 +277,13 @@ class ArtifactStore:
         return removed
 
     @contextmanager
-    def _locked(self) -> Iterator[None]:
+    def _locked(self, *, clean: bool = True) -> Iterator[None]:
         self.root.mkdir(parents=True, exist_ok=True)
         with open(self.root / ".lock", "a+b") as lock:
             fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
             try:
-                self._remove_temps()
+                if clean:
+                    self._remove_temps()
                 yield
             finally:
                 fcntl.flock(lock.fileno(), fcntl.LOCK_UN)

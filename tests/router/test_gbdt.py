@@ -1,0 +1,143 @@
+"""The numpy LightGBM evaluator matches LightGBM's own predictions."""
+
+from __future__ import annotations
+
+import lightgbm as lgb
+import numpy as np
+import pytest
+
+from bifrost.router.gbdt import TreeEnsemble, UnsupportedModel
+from tests.router.artifacts import constant_model_string
+
+N_FEATURES = 7
+
+
+def make_rows(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Random rows with many exact zeros (col 1, 2) and NaN (10%, plus always in col 3 for some)."""
+    X = rng.normal(size=(n, N_FEATURES))
+    X[:, 1] = np.round(X[:, 1] * 2)
+    X[:, 2] = np.where(rng.random(n) < 0.3, 0.0, X[:, 2])
+    X[rng.random((n, N_FEATURES)) < 0.1] = np.nan
+    X[:, 6] = rng.integers(0, 4, size=n)  # a feature LightGBM never sees NaN in when training below
+    return X
+
+
+def labels_of(X: np.ndarray) -> np.ndarray:
+    """Three classes that depend on values, zeros and missingness."""
+    y = (np.nan_to_num(X[:, 0]) > 0).astype(int) + (np.nan_to_num(X[:, 1]) > 0).astype(int) + np.isnan(X[:, 3])
+    return np.minimum(y, 2).astype(int)
+
+
+def train(params: dict[str, object], X: np.ndarray, y: np.ndarray, rounds: int = 25) -> lgb.Booster:
+    base = {"objective": "multiclass", "num_class": 3, "num_leaves": 15, "min_data_in_leaf": 5, "verbose": -1,
+            "num_threads": 1, "deterministic": True, "seed": 0}
+    return lgb.train({**base, **params}, lgb.Dataset(X, y), num_boost_round=rounds)
+
+
+def edge_rows(rng: np.random.Generator) -> np.ndarray:
+    """Rows of all zeros, all NaN, tiny values, negative zero, and NaN where training had none."""
+    X = make_rows(rng, 3000)
+    X[:10] = 0.0
+    X[10:20] = np.nan
+    X[20:30] = 1e-40
+    X[30:40] = -0.0
+    X[40:200, 6] = np.nan
+    return X
+
+
+@pytest.mark.parametrize("params", [{}, {"zero_as_missing": True}, {"use_missing": False}, {"max_bin": 7}],
+                         ids=["nan-missing", "zero-as-missing", "no-missing", "few-bins"])
+def test_matches_lightgbm_multiclass(params: dict[str, object]) -> None:
+    rng = np.random.default_rng(0)
+    X = make_rows(rng, 2000)
+    X[:, 6] = np.nan_to_num(X[:, 6])  # no NaN in training for this column
+    booster = train(params, X, labels_of(X))
+    ensemble = TreeEnsemble.from_model_string(booster.model_to_string())
+    assert ensemble.num_class == 3 and ensemble.num_features == N_FEATURES
+    assert ensemble.objective == "multiclass"
+    Xt = edge_rows(rng)
+    expected = booster.predict(Xt)
+    got = ensemble.predict_proba(Xt)
+    assert got.shape == expected.shape == (len(Xt), 3)
+    assert np.abs(got - expected).max() < 1e-9
+    assert np.abs(ensemble.raw_scores(Xt) - booster.predict(Xt, raw_score=True)).max() < 1e-9
+    for row in Xt[:50]:
+        assert np.abs(ensemble.predict_proba_one(row) - booster.predict(row[None, :])[0]).max() < 1e-9
+
+
+def test_missing_types_are_parsed() -> None:
+    rng = np.random.default_rng(1)
+    X = make_rows(rng, 1500)
+    X[:, 6] = np.nan_to_num(X[:, 6])
+    nan_model = TreeEnsemble.from_model_string(train({}, X, labels_of(X)).model_to_string())
+    zero_model = TreeEnsemble.from_model_string(train({"zero_as_missing": True}, X, labels_of(X)).model_to_string())
+    assert 2 in set(nan_model.missing_type.tolist())  # NaN-missing splits exist
+    assert set(zero_model.missing_type.tolist()) == {1}
+
+
+def test_binary_model() -> None:
+    rng = np.random.default_rng(2)
+    X = make_rows(rng, 1500)
+    y = (labels_of(X) > 0).astype(int)
+    booster = lgb.train({"objective": "binary", "verbose": -1, "num_threads": 1}, lgb.Dataset(X, y), 15)
+    ensemble = TreeEnsemble.from_model_string(booster.model_to_string())
+    Xt = edge_rows(rng)
+    assert np.abs(ensemble.predict_proba(Xt)[:, 0] - booster.predict(Xt)).max() < 1e-9
+
+
+def test_early_stopped_model_uses_the_saved_iterations() -> None:
+    rng = np.random.default_rng(3)
+    X = make_rows(rng, 1500)
+    y = labels_of(X)
+    train_set = lgb.Dataset(X[:1000], y[:1000])
+    booster = lgb.train({"objective": "multiclass", "num_class": 3, "verbose": -1, "num_threads": 1},
+                        train_set, 300, valid_sets=[lgb.Dataset(X[1000:], y[1000:], reference=train_set)],
+                        callbacks=[lgb.early_stopping(5, verbose=False)])
+    ensemble = TreeEnsemble.from_model_string(booster.model_to_string())
+    expected = booster.predict(X, num_iteration=booster.best_iteration)
+    assert np.abs(ensemble.predict_proba(X) - expected).max() < 1e-9
+
+
+def test_single_leaf_trees() -> None:
+    ensemble = TreeEnsemble.from_model_string(constant_model_string((0.2, 0.5, 0.3), 4))
+    assert ensemble.feature.size == 0
+    p = ensemble.predict_proba(np.zeros((5, 4)))
+    assert np.allclose(p, [0.2, 0.5, 0.3])
+    # A class with a constant label makes LightGBM emit single-leaf trees too.
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(500, 3))
+    booster = lgb.train({"objective": "multiclass", "num_class": 3, "verbose": -1, "num_threads": 1},
+                        lgb.Dataset(X, (X[:, 0] > 0).astype(int)), 5)
+    text = booster.model_to_string()
+    assert "num_leaves=1\n" in text
+    assert np.abs(TreeEnsemble.from_model_string(text).predict_proba(X) - booster.predict(X)).max() < 1e-9
+
+
+def test_wrong_feature_count() -> None:
+    ensemble = TreeEnsemble.from_model_string(constant_model_string((0.2, 0.5, 0.3), 4))
+    with pytest.raises(ValueError, match="model expects 4 features, got 3"):
+        ensemble.predict_proba(np.zeros((2, 3)))
+
+
+def test_unsupported_model_strings() -> None:
+    with pytest.raises(UnsupportedModel, match="not a LightGBM model string"):
+        TreeEnsemble.from_model_string("hello world")
+    with pytest.raises(UnsupportedModel, match="not a LightGBM model string"):
+        TreeEnsemble.from_model_string("tree\nmax_feature_idx=abc\n")
+    base = constant_model_string((0.2, 0.5, 0.3), 4)
+    with pytest.raises(UnsupportedModel, match="linear trees"):
+        TreeEnsemble.from_model_string(base.replace("is_linear=0", "is_linear=1", 1))
+    with pytest.raises(UnsupportedModel, match="categorical"):
+        TreeEnsemble.from_model_string(base.replace("num_cat=0", "num_cat=1", 1))
+
+
+def test_categorical_decision_type_is_refused() -> None:
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(300, 3))
+    X[:, 0] = rng.integers(0, 5, size=300)
+    y = (X[:, 0] == 2).astype(int) + (X[:, 1] > 0)
+    booster = lgb.train({"objective": "multiclass", "num_class": 3, "verbose": -1, "num_threads": 1,
+                         "min_data_per_group": 5, "cat_smooth": 1},
+                        lgb.Dataset(X, y, categorical_feature=[0]), 10)
+    with pytest.raises(UnsupportedModel, match="categorical"):
+        TreeEnsemble.from_model_string(booster.model_to_string())

@@ -1,0 +1,223 @@
+"""The routing rule on small hand-computable tables."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bifrost.router.policy import CHEAP, HARD, MID, PolicyTables, buckets_of, choose, eligible
+from tests.router.artifacts import make_artifact
+
+INF = np.inf
+
+
+def tables(
+    *,
+    qhat: list[list[float]],
+    chat: list[float],
+    alpha: float,
+    penalty: list[float] | None = None,
+    buckets: list[list[bool]] | None = None,
+    context: list[float] | None = None,
+    tau_cheap: float = 0.5,
+    tau_hard: float = 0.5,
+) -> PolicyTables:
+    """Policy tables for models ``m0, m1, …`` (every model in every bucket unless told)."""
+    n = len(chat)
+    return PolicyTables(
+        models=tuple(f"m{i}" for i in range(n)),
+        qhat=np.array(qhat, dtype=np.float64),
+        chat=np.array(chat, dtype=np.float64),
+        penalty=np.array(penalty or [0.0] * n, dtype=np.float64),
+        bucket_mask=np.array(buckets or [[True] * n] * 3, dtype=bool),
+        context=np.array(context or [INF] * n, dtype=np.float64),
+        alpha=alpha,
+        tau_cheap=tau_cheap,
+        tau_hard=tau_hard,
+    )
+
+
+# -- buckets --------------------------------------------------------------------------------
+
+
+def test_bucket_rule_hard_first_then_cheap() -> None:
+    p = np.array([
+        [0.7, 0.0, 0.3],  # cheap ≥ τ_cheap but hard == τ_hard: hard is checked first
+        [0.7, 0.1, 0.2],  # hard < 0.3, cheap ≥ 0.6 → cheap
+        [0.6, 0.3, 0.1],  # cheap == τ_cheap → cheap (≥)
+        [0.5, 0.4, 0.1],  # neither → mid
+        [0.1, 0.1, 0.8],  # hard
+    ])
+    assert buckets_of(p, tau_cheap=0.6, tau_hard=0.3).tolist() == [HARD, CHEAP, CHEAP, MID, HARD]
+    # τ_hard above 1 disables hard; τ_cheap above 1 disables cheap.
+    assert buckets_of(p, tau_cheap=1.01, tau_hard=1.01).tolist() == [MID] * 5
+    assert buckets_of(p[0], tau_cheap=0.5, tau_hard=0.9).tolist() == [CHEAP]  # one row (1-D) works
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.floats(0, 1), st.floats(0, 1), st.floats(0, 1)), min_size=1, max_size=20),
+       st.floats(0, 1), st.floats(0, 1))
+def test_bucket_rule_property(rows: list[tuple[float, float, float]], tau_cheap: float, tau_hard: float) -> None:
+    p = np.array(rows)
+    got = buckets_of(p, tau_cheap, tau_hard)
+    for (cheap, _, hard), bucket in zip(rows, got):
+        expected = HARD if hard >= tau_hard else CHEAP if cheap >= tau_cheap else MID
+        assert bucket == expected
+
+
+# -- utility argmax -------------------------------------------------------------------------
+
+
+def test_utility_argmax_by_hand() -> None:
+    # Two clusters, three models. α = 0.6.
+    t = tables(qhat=[[0.9, 0.5], [0.7, 0.6], [0.3, 0.55]], chat=[1.0, 0.4, 0.1], alpha=0.6)
+    p = np.array([[0.0, 1.0, 0.0]] * 2)  # mid
+    chosen, buckets, utility, allowed = choose(t, p, np.array([0, 1]))
+    # cluster 0: 0.6·0.9−0.4·1.0=0.14; 0.6·0.7−0.4·0.4=0.26; 0.6·0.3−0.4·0.1=0.14 → m1
+    # cluster 1: 0.6·0.5−0.4=−0.10; 0.6·0.6−0.16=0.20; 0.6·0.55−0.04=0.29 → m2
+    assert np.allclose(utility, [[0.14, 0.26, 0.14], [-0.10, 0.20, 0.29]])
+    assert chosen.tolist() == [1, 2]
+    assert buckets.tolist() == [MID, MID]
+    assert allowed.all()
+
+
+def test_alpha_extremes() -> None:
+    t = tables(qhat=[[0.9], [0.7], [0.3]], chat=[1.0, 0.4, 0.1], alpha=1.0)
+    p = np.array([[0.0, 1.0, 0.0]])
+    assert choose(t, p, np.array([0]))[0].tolist() == [0]  # quality only
+    t0 = t.with_params(alpha=0.0, tau_cheap=0.5, tau_hard=0.5, penalty=np.zeros(3))
+    assert choose(t0, p, np.array([0]))[0].tolist() == [2]  # cost only
+
+
+def test_penalty_changes_the_choice() -> None:
+    t = tables(qhat=[[0.9], [0.7], [0.3]], chat=[1.0, 0.4, 0.1], alpha=0.6)
+    p = np.array([[0.0, 1.0, 0.0]])
+    assert choose(t, p, np.array([0]))[0].tolist() == [1]  # utilities 0.14, 0.26, 0.14
+    penalised = t.with_params(alpha=0.6, tau_cheap=0.5, tau_hard=0.5, penalty=np.array([0.0, 0.2, 0.0]))
+    chosen, _, utility, _ = choose(penalised, p, np.array([0]))
+    assert np.allclose(utility, [[0.14, 0.06, 0.14]])
+    assert chosen.tolist() == [0]  # tie 0.14/0.14 → higher Q̂ (m0)
+
+
+def test_ties_prefer_quality_then_cost_then_name() -> None:
+    p = np.array([[0.0, 1.0, 0.0]])
+    # Equal utility (0.5·0.6 − 0.5·0.2 = 0.5·0.5 − 0.5·0.1 = 0.2): higher Q̂ wins.
+    t = tables(qhat=[[0.5], [0.6]], chat=[0.1, 0.2], alpha=0.5)
+    assert choose(t, p, np.array([0]))[0].tolist() == [1]
+    # Equal utility and Q̂: lower cost wins (the penalty makes up the difference).
+    t = tables(qhat=[[0.5], [0.5]], chat=[0.2, 0.0], alpha=0.5, penalty=[0.0, 0.1])
+    assert choose(t, p, np.array([0]))[0].tolist() == [1]
+    # Identical models: the first by name.
+    t = tables(qhat=[[0.5], [0.5]], chat=[0.2, 0.2], alpha=0.5)
+    assert choose(t, p, np.array([0]))[0].tolist() == [0]
+
+
+def test_choice_stays_inside_the_bucket() -> None:
+    # m0 expensive and best, m1 medium, m2 cheap; buckets nested cheap={m2}, mid={m1,m2}, hard=all.
+    buckets = [[False, False, True], [False, True, True], [True, True, True]]
+    t = tables(qhat=[[0.9], [0.6], [0.2]], chat=[0.5, 0.2, 0.1], alpha=1.0, buckets=buckets,
+               tau_cheap=0.5, tau_hard=0.5)
+    p = np.array([[0.9, 0.1, 0.0], [0.1, 0.8, 0.1], [0.1, 0.1, 0.8]])
+    chosen, got_buckets, _, allowed = choose(t, p, np.zeros(3, dtype=np.int64))
+    assert got_buckets.tolist() == [CHEAP, MID, HARD]
+    assert chosen.tolist() == [2, 1, 0]
+    assert allowed.tolist() == buckets
+
+
+def test_q_rows_replace_the_cluster_column() -> None:
+    t = tables(qhat=[[0.9], [0.1]], chat=[0.5, 0.5], alpha=1.0)
+    p = np.array([[0.0, 1.0, 0.0]] * 2)
+    assert choose(t, p, np.zeros(2))[0].tolist() == [0, 0]
+    q_rows = np.array([[0.1, 0.9], [0.9, 0.1]])
+    assert choose(t, p, np.zeros(2), q_rows=q_rows)[0].tolist() == [1, 0]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 5), st.integers(1, 4), st.floats(0, 1), st.integers(0, 2**32 - 1))
+def test_choice_is_the_argmax_of_eligible_utilities(n_models: int, n_clusters: int, alpha: float, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    buckets = rng.random((3, n_models)) < 0.7
+    buckets[:, 0] = True
+    t = tables(qhat=rng.random((n_models, n_clusters)).tolist(), chat=rng.random(n_models).tolist(), alpha=alpha,
+               penalty=(rng.random(n_models) * 0.1).tolist(), buckets=buckets.tolist(),
+               tau_cheap=float(rng.random()), tau_hard=float(rng.random()))
+    p = rng.dirichlet(np.ones(3), size=30)
+    clusters = rng.integers(0, n_clusters, size=30)
+    chosen, got_buckets, utility, allowed = choose(t, p, clusters)
+    for row in range(30):
+        mine = alpha * t.qhat[:, clusters[row]] - (1 - alpha) * t.chat - t.penalty
+        assert np.allclose(utility[row], mine)
+        ok = buckets[got_buckets[row]]
+        assert allowed[row].tolist() == ok.tolist()
+        assert ok[chosen[row]]
+        assert utility[row, chosen[row]] >= mine[ok].max() - 1e-6
+
+
+# -- context guardrail ----------------------------------------------------------------------
+
+
+def test_no_context_known_means_no_guardrail() -> None:
+    t = tables(qhat=[[0.9], [0.2]], chat=[1.0, 0.1], alpha=1.0)
+    mask, applied = eligible(t, np.array([MID, HARD]), np.array([1e9, 1e9]))
+    assert mask.all() and not applied.any()
+
+
+def test_guardrail_excludes_models_too_small() -> None:
+    t = tables(qhat=[[0.9], [0.8], [0.2]], chat=[1.0, 0.5, 0.1], alpha=1.0, context=[1000, 100, 100_000])
+    chosen, _, _, allowed = choose(t, np.array([[0.0, 1.0, 0.0]]), np.array([0]), np.array([500.0]))
+    assert allowed.tolist() == [[True, False, True]]
+    assert chosen.tolist() == [0]
+    _, applied = eligible(t, np.array([MID]), np.array([500.0]))
+    assert applied.tolist() == [True]
+    _, applied = eligible(t, np.array([MID]), np.array([50.0]))
+    assert applied.tolist() == [False]
+
+
+def test_guardrail_escalates_to_the_next_larger_bucket() -> None:
+    # cheap={m2}, mid={m1,m2}, hard=all; only m0 has a large window.
+    buckets = [[False, False, True], [False, True, True], [True, True, True]]
+    t = tables(qhat=[[0.9], [0.6], [0.2]], chat=[1.0, 0.3, 0.1], alpha=0.0, buckets=buckets,
+               context=[10_000, 2_000, 100])
+    rows = np.array([CHEAP, CHEAP, MID, HARD])
+    tokens = np.array([50.0, 1_000.0, 5_000.0, 5_000.0])
+    mask, applied = eligible(t, rows, tokens)
+    assert mask.tolist() == [
+        [False, False, True],  # fits in the cheap bucket
+        [False, True, False],  # cheap too small → mid bucket, where m1 fits
+        [True, False, False],  # mid too small → hard bucket
+        [True, False, False],
+    ]
+    assert applied.tolist() == [False, True, True, True]
+    p = np.array([[1.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    chosen, got, _, _ = choose(t, p, np.zeros(4, dtype=np.int64), tokens)
+    assert got.tolist() == [CHEAP, CHEAP, MID, HARD]  # the bucket is reported as triaged
+    assert chosen.tolist() == [2, 1, 0, 0]  # α = 0: cheapest eligible
+
+
+def test_guardrail_falls_back_to_any_model_that_fits_then_the_largest() -> None:
+    # m1 is the only model of cheap and mid, hard adds m2; m0 is in no bucket but has the largest window.
+    buckets = [[False, True, False], [False, True, False], [False, True, True]]
+    t = tables(qhat=[[0.5], [0.5], [0.5]], chat=[0.5, 0.1, 0.2], alpha=0.0, buckets=buckets,
+               context=[5_000, 100, 1_000])
+    mask, applied = eligible(t, np.array([CHEAP, CHEAP]), np.array([3_000.0, 9_000.0]))
+    assert mask[0].tolist() == [True, False, False]  # only m0 fits, though in no bucket
+    assert mask[1].tolist() == [True, False, False]  # nothing fits: the largest window (m0)
+    assert applied.tolist() == [True, True]
+
+
+def test_artifact_tables() -> None:
+    artifact = make_artifact(alpha=0.3, cheap=0.4, hard=0.8, penalties={"small": 0.05}, context={"large": 4000})
+    t = PolicyTables.from_artifact(artifact)
+    assert t.models == ("large", "medium", "small")
+    assert t.qhat.shape == (3, 2)
+    assert t.chat.tolist() == [1.0, 0.3, 0.1]
+    assert t.penalty.tolist() == [0.0, 0.0, 0.05]
+    assert t.context.tolist() == [4000.0, INF, INF]
+    assert t.bucket_mask.tolist() == [[False, False, True], [False, True, True], [True, True, True]]
+    assert (t.alpha, t.tau_cheap, t.tau_hard) == (0.3, 0.4, 0.8)
+    other = t.with_params(alpha=0.9, tau_cheap=0.1, tau_hard=0.2, penalty=[0.0, 0.1, 0.0])
+    assert (other.alpha, other.tau_cheap, other.tau_hard) == (0.9, 0.1, 0.2)
+    assert other.penalty.dtype == np.float64 and other.qhat is t.qhat
+    assert t.alpha == pytest.approx(0.3)  # unchanged

@@ -1,0 +1,188 @@
+"""Bootstrap on a sample of the real dataset: a signed, verified, routable artifact; validation gates it."""
+
+from __future__ import annotations
+
+import re
+
+import msgspec
+import numpy as np
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+import bifrost.trainer.bootstrap as bootstrap_module
+from bifrost.router.artifact import Artifact, Thresholds, encode, load_verified, sha256_hex
+from bifrost.router.keys import key_id
+from bifrost.router.reference import ReferenceRouter
+from bifrost.trainer.bootstrap import BootstrapConfig, BootstrapReport, bootstrap_artifact, holdout_mask, new_version
+from bifrost.trainer.dataset import FullInfoDataset
+from bifrost.trainer.quality import DataQualityError
+from bifrost.trainer.validate import ValidationFailed
+from tests.trainer.conftest import CLUSTERS, TRIALS
+
+CONFIG = BootstrapConfig(clusters=CLUSTERS, decision_slo_ms=1000.0)
+
+
+def routing_parameters(artifact: Artifact) -> dict[str, object]:
+    """Everything that decides a route (not the version, time or parent)."""
+    return {
+        "alpha": artifact.alpha, "thresholds": artifact.thresholds, "penalties": artifact.penalties,
+        "qhat": artifact.qhat, "chat": artifact.chat, "buckets": artifact.buckets, "centroids": artifact.centroids,
+        "context": artifact.context, "model": artifact.gbdt.model, "schema": artifact.gbdt.feature_schema,
+    }
+
+
+@pytest.fixture(scope="module")
+def rerun(sample: FullInfoDataset, signing_key: Ed25519PrivateKey,
+          bootstrapped: tuple[Artifact, BootstrapReport]) -> tuple[Artifact, BootstrapReport]:
+    """The same bootstrap again (same seed), validated against the first artifact as its parent."""
+    return bootstrap_artifact(sample, trials=TRIALS, seed=0, signing_key=signing_key, version="v-boot-2",
+                              config=CONFIG, parent=bootstrapped[0])
+
+
+def test_bootstrap_exports_a_verifiable_signed_artifact(bootstrapped: tuple[Artifact, BootstrapReport],
+                                                        signing_key: Ed25519PrivateKey,
+                                                        sample: FullInfoDataset) -> None:
+    artifact, report = bootstrapped
+    data = encode(artifact)
+    assert report.sha256 == sha256_hex(data)
+    assert report.key_id == key_id(signing_key)
+    verified = load_verified(data, report.signature, signing_key.public_key(), expected_sha256=report.sha256)
+    assert encode(verified) == data
+    assert routing_parameters(verified) == routing_parameters(artifact)
+    assert artifact.version == report.version == "v-boot-1" and artifact.parent is None and report.parent is None
+    assert artifact.models == sorted(sample.models)
+    assert artifact.gbdt.feature_schema.clusters == len(artifact.centroids) == CLUSTERS
+    assert artifact.gbdt.framework == "lightgbm"
+    assert set(artifact.buckets["cheap"]) <= set(artifact.buckets["mid"]) <= set(artifact.buckets["hard"])
+    assert artifact.buckets["hard"] == artifact.models
+    assert max(artifact.chat.values()) == 1.0
+    # The reports travel inside the signed artifact.
+    assert artifact.reports.validation["passed"] is True
+    assert artifact.reports.training["search"]["trials"] == TRIALS
+    assert artifact.reports.training["rows"] == report.rows
+
+
+def test_bootstrap_report(bootstrapped: tuple[Artifact, BootstrapReport], sample: FullInfoDataset) -> None:
+    _, report = bootstrapped
+    rows = report.rows
+    assert rows["dataset"] == len(sample)
+    assert rows["train"] == int((sample.splits == "train").sum())
+    assert rows["fit"] + rows["holdout"] == rows["train"]
+    assert rows["holdout"] == pytest.approx(0.15 * rows["train"], rel=0.1)
+    assert report.quality.passed and report.quality.per_bucket and len(report.quality.per_cluster) == CLUSTERS
+    assert report.cv.folds == 5 and sum(report.cv.label_counts.values()) == rows["fit"]
+    assert report.search.trials == TRIALS and report.search.rows == rows["fit"]
+    assert report.validation.passed and report.validation.rows == rows["holdout"]
+    assert [c.name for c in report.validation.checks] == ["quality_floor", "decision_latency"]
+    assert {"load", "quality", "cluster", "features", "cv", "search", "validate", "export", "total"} <= set(report.timings)
+    markdown = report.to_markdown()
+    for heading in ("# Training run v-boot-1", "## Data quality: passed", "## Triage", "## Search", "## Validation: passed"):
+        assert heading in markdown
+    assert msgspec.json.decode(report.to_json())["sha256"] == report.sha256
+
+
+def test_bootstrapped_artifact_routes_prompts(bootstrapped: tuple[Artifact, BootstrapReport],
+                                              signing_key: Ed25519PrivateKey, sample: FullInfoDataset) -> None:
+    artifact, report = bootstrapped
+    router = ReferenceRouter.load(encode(artifact), signing_key.public_key(), signature=report.signature)
+    for prompt in ("def fib(n):\n    return n if n < 2 else fib(n-1) + fib(n-2)\nFix this code.",
+                   "What is 17 * 23? Show your steps.", "Who wrote Hamlet?", ""):
+        decision = router.route(prompt)
+        assert decision.model in artifact.models
+        assert decision.model in artifact.buckets[decision.bucket] or decision.guardrail == "context"
+        assert 0 <= decision.cluster_id < CLUSTERS
+        assert sum(decision.probabilities.values()) == pytest.approx(1.0)
+    batch = router.route_many(sample.prompts[:60])
+    assert batch.model_names() == [router.route(p).model for p in sample.prompts[:60]]
+    assert len(set(batch.clusters.tolist())) > 1  # prompts spread over clusters
+
+
+def test_same_seed_same_routing_parameters(bootstrapped: tuple[Artifact, BootstrapReport],
+                                           rerun: tuple[Artifact, BootstrapReport]) -> None:
+    first, first_report = bootstrapped
+    second, second_report = rerun
+    assert routing_parameters(second) == routing_parameters(first)
+    assert second_report.cv == first_report.cv
+    assert second_report.search.top == first_report.search.top
+    assert second.version != first.version and second_report.sha256 != first_report.sha256
+
+
+def test_parent_makes_validation_compare_against_it(bootstrapped: tuple[Artifact, BootstrapReport],
+                                                    rerun: tuple[Artifact, BootstrapReport]) -> None:
+    artifact, report = rerun
+    assert artifact.parent == "v-boot-1" and report.parent == "v-boot-1"
+    validation = report.validation
+    assert [c.name for c in validation.checks] == ["quality_non_inferior", "cost_not_higher", "decision_latency"]
+    assert validation.parent is not None and validation.parent.name == "against v-boot-1"
+    # Same parameters: exactly the parent's score and cost on the holdout.
+    assert validation.candidate.score == validation.parent.score
+    assert validation.candidate.cost_usd == validation.parent.cost_usd
+    assert validation.passed
+
+
+def test_a_candidate_worse_than_its_parent_is_not_signed(
+    bootstrapped: tuple[Artifact, BootstrapReport], sample: FullInfoDataset, signing_key: Ed25519PrivateKey,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    first, _ = bootstrapped
+    # The parent sends every prompt to the cheapest model (α = 0, everything "cheap"): the candidate,
+    # which pays for larger models, is more expensive than the current artifact and must be refused.
+    cheap_parent = msgspec.structs.replace(first, version="v-cheap", alpha=0.0,
+                                           thresholds=Thresholds(cheap=0.0, hard=1.0)).check()
+    signatures: list[bytes] = []
+    monkeypatch.setattr(bootstrap_module, "sign", lambda data, key: signatures.append(data) or "sig")
+    with pytest.raises(ValidationFailed) as caught:
+        bootstrap_artifact(sample, trials=TRIALS, seed=0, signing_key=signing_key, version="v-bad",
+                           config=CONFIG, parent=cheap_parent)
+    assert signatures == []
+    report = caught.value.report
+    assert not report.passed
+    failed = [c.name for c in report.checks if not c.passed]
+    assert failed == ["cost_not_higher"]
+    assert report.parent is not None and report.candidate.cost_usd > report.parent.cost_usd
+    assert "cost_not_higher" in str(caught.value)
+    assert "## Validation: FAILED" in report.to_markdown()
+
+
+def test_a_candidate_forced_to_the_cheapest_model_fails_quality(
+    bootstrapped: tuple[Artifact, BootstrapReport], sample: FullInfoDataset, signing_key: Ed25519PrivateKey,
+) -> None:
+    # A search space that only allows α = 0 with everything in the mid bucket: the candidate routes
+    # every prompt to the cheapest model. The parent routes by quality alone (α = 1, all hard).
+    space = msgspec.structs.replace(CONFIG.space, alpha=(0.0, 0.0), tau_cheap=(1.0, 1.0), tau_hard=(1.0, 1.0),
+                                    penalties="none")
+    first, _ = bootstrapped
+    quality_parent = msgspec.structs.replace(first, version="v-quality", alpha=1.0,
+                                             thresholds=Thresholds(cheap=1.0, hard=0.0)).check()
+    with pytest.raises(ValidationFailed) as caught:
+        bootstrap_artifact(sample, trials=3, seed=0, signing_key=signing_key, version="v-floor",
+                           config=msgspec.structs.replace(CONFIG, space=space), parent=quality_parent)
+    report = caught.value.report
+    assert [c.name for c in report.checks if not c.passed] == ["quality_non_inferior"]
+    assert report.parent is not None and report.candidate.score < 0.98 * report.parent.score
+    assert report.candidate.cost_usd < report.parent.cost_usd
+
+
+def test_bad_data_stops_before_training(sample: FullInfoDataset, signing_key: Ed25519PrivateKey) -> None:
+    tiny = sample.take(np.arange(50))
+    with pytest.raises(DataQualityError, match="train_rows"):
+        bootstrap_artifact(tiny, trials=2, seed=0, signing_key=signing_key, config=CONFIG)
+
+
+def test_holdout_mask_is_stratified_by_task() -> None:
+    tasks = np.array(["a"] * 40 + ["b"] * 20 + ["c"] * 1 + ["d"] * 3, dtype=object)
+    mask = holdout_mask(tasks, 0.25, seed=0)
+    assert int(mask[tasks == "a"].sum()) == 10 and int(mask[tasks == "b"].sum()) == 5
+    assert int(mask[tasks == "c"].sum()) == 0  # a task with one row stays in training
+    assert int(mask[tasks == "d"].sum()) == 1  # at least one
+    assert np.array_equal(mask, holdout_mask(tasks, 0.25, seed=0))
+    assert not np.array_equal(mask, holdout_mask(tasks, 0.25, seed=1))
+    assert not holdout_mask(tasks, 0.0, seed=0).any()
+
+
+def test_new_version_is_sortable_and_unique() -> None:
+    from datetime import datetime, timezone
+
+    version = new_version(datetime(2025, 1, 2, 3, 4, 5, tzinfo=timezone.utc))
+    assert re.fullmatch(r"v20250102-030405-[0-9a-f]{6}", version)
+    assert new_version() != new_version()

@@ -1,0 +1,295 @@
+"""trainer CLI entry points: exit codes, one-line errors, and the train → list → show → verify → rollback path."""
+
+from __future__ import annotations
+
+import json
+import stat
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import msgspec
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+import bifrost.trainer.bootstrap as bootstrap_module
+from bifrost.router.artifact import Artifact, Thresholds, encode, sign
+from bifrost.router.keys import generate_private_key, key_id, load_private_key, public_key_pem
+from bifrost.router.reference import ARTIFACT_FILE, DIGEST_FILE
+from bifrost.trainer.bootstrap import BootstrapConfig
+from bifrost.trainer.cli import main_artifacts, main_evaluate, main_train
+from bifrost.trainer.dataset import load_dataset
+from bifrost.trainer.store import ArtifactStore
+from tests.router.artifacts import make_artifact
+from tests.trainer.conftest import write_sample_file
+from tests.trainer.synthetic import row, write_lines
+
+Main = Callable[[Sequence[str] | None], int]
+
+
+class LenientConfig(BootstrapConfig, frozen=True, kw_only=True):
+    """The default bootstrap config without a decision-latency budget (tests must not depend on speed)."""
+
+    decision_slo_ms: float = 1e9
+
+
+@pytest.fixture(scope="module")
+def dataset_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """1,500 lines of the real dataset (the `sample` fixture's rows, train and test) in a gzip file."""
+    return write_sample_file(tmp_path_factory.mktemp("data") / "sample.jsonl.gz", 1500, seed=0)
+
+
+@pytest.fixture(autouse=True)
+def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No key from the environment, relative paths (var/keys/…) inside tmp_path, no latency budget."""
+    for name in ("BIFROST_SIGNING_KEY", "BIFROST_SIGNING_KEY_FILE", "BIFROST_VERIFY_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(bootstrap_module, "BootstrapConfig", LenientConfig)
+
+
+@pytest.fixture
+def key_file(tmp_path: Path) -> Path:
+    path = tmp_path / "keys" / "signing.pem"
+    generate_private_key(path)
+    return path
+
+
+def run(main: Main, args: list[str | Path], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """(exit code, stdout, stderr) of one CLI call."""
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def one_error_line(err: str) -> str:
+    """The single stderr line of a misuse, checked to be one clear line without a traceback."""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("error: ") and "Traceback" not in err
+    return lines[0]
+
+
+def load_key(path: Path) -> Ed25519PrivateKey:
+    """The private key in a key file."""
+    return load_private_key(path, environ={})
+
+
+def cheapest_only(artifact: Artifact, models: tuple[str, ...]) -> Artifact:
+    """The hand-made artifact re-labelled for the dataset's models, routing everything to the cheapest one."""
+    n_clusters = len(artifact.centroids)
+    cheapest = "gemma-2-9b-it"  # the lowest price of the catalog (0.1 USD / M tokens)
+    assert cheapest in models
+    chat = {m: 1.0 for m in models}
+    chat[cheapest] = 0.1
+    return msgspec.structs.replace(
+        artifact, alpha=0.0, thresholds=Thresholds(cheap=0.0, hard=1.0), qhat={m: [0.5] * n_clusters for m in models},
+        chat=chat, penalties={}, context={}, buckets={"cheap": [cheapest], "mid": [cheapest], "hard": list(models)},
+    ).check()
+
+
+# -- misuse ---------------------------------------------------------------------------------
+
+
+def test_train_misuse(tmp_path: Path, key_file: Path, dataset_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(main_train, ["--dataset", tmp_path / "missing.jsonl", "--key", key_file], capsys)
+    assert code == 2 and out == ""
+    assert one_error_line(err) == f"error: --dataset {tmp_path / 'missing.jsonl'} does not exist"
+
+    code, _, err = run(main_train, ["--dataset", dataset_file, "--trials", "0", "--key", key_file], capsys)
+    assert code == 2 and one_error_line(err) == "error: --trials must be at least 1"
+
+    code, _, err = run(main_train, [], capsys)
+    assert code == 2 and "the following arguments are required: --dataset" in one_error_line(err)
+
+    code, _, err = run(main_train, ["--dataset", dataset_file, "--trials", "many"], capsys)
+    assert code == 2 and "invalid int value: 'many'" in one_error_line(err)
+
+    code, _, err = run(main_train, ["--dataset", dataset_file, "--key", tmp_path / "nokey.pem", "--quiet"], capsys)
+    assert code == 2 and one_error_line(err) == f"error: key file {tmp_path / 'nokey.pem'} does not exist"
+    assert not (tmp_path / "var").exists()
+
+
+def test_evaluate_misuse(tmp_path: Path, key_file: Path, dataset_file: Path,
+                         capsys: pytest.CaptureFixture[str]) -> None:
+    store = tmp_path / "store"
+    code, _, err = run(main_evaluate, ["v1", "--dataset", tmp_path / "nope.jsonl", "--key", key_file], capsys)
+    assert code == 2 and "does not exist" in one_error_line(err)
+
+    code, _, err = run(main_evaluate, ["v-unknown", "--dataset", dataset_file, "--store", store, "--key", key_file],
+                       capsys)
+    assert code == 2
+    assert one_error_line(err) == f"error: 'v-unknown' is neither a file nor a version in {store}"
+
+    code, _, err = run(main_evaluate, ["current", "--dataset", dataset_file, "--store", store, "--key", key_file],
+                       capsys)
+    assert code == 2 and one_error_line(err) == f"error: {store} has no current artifact"
+
+    code, _, err = run(main_evaluate, ["v1", "--dataset", dataset_file, "--store", store], capsys)
+    assert code == 2 and "no verification key" in one_error_line(err)
+
+    code, _, err = run(main_evaluate, ["v1"], capsys)
+    assert code == 2 and "--dataset" in one_error_line(err)
+
+
+def test_artifacts_misuse(tmp_path: Path, key_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    store = tmp_path / "store"
+    code, _, err = run(main_artifacts, ["--store", store, "frobnicate"], capsys)
+    assert code == 2 and "invalid choice: 'frobnicate'" in one_error_line(err)
+
+    code, _, err = run(main_artifacts, [], capsys)
+    assert code == 2 and "required" in one_error_line(err)
+
+    for action in ("show", "verify", "rollback"):
+        code, _, err = run(main_artifacts, ["--store", store, "--key", key_file, action, "v9"], capsys)
+        assert code == 2, action
+        assert one_error_line(err) == f"error: no complete version 'v9' in {store} (the store is empty)"
+
+    code, _, err = run(main_artifacts, ["--store", store, "rollback"], capsys)
+    assert code == 2 and "version" in one_error_line(err)
+
+    code, out, err = run(main_artifacts, ["--store", store, "list"], capsys)
+    assert code == 0 and out.strip() == f"no artifacts in {store}" and err == ""
+
+
+def test_help_exits_zero(capsys: pytest.CaptureFixture[str]) -> None:
+    for main in (main_train, main_evaluate, main_artifacts):
+        code, out, _ = run(main, ["--help"], capsys)
+        assert code == 0 and out.startswith("usage: bifrost-opt")
+
+
+def test_data_quality_failure(tmp_path: Path, key_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    small = write_lines(tmp_path / "small.jsonl", [row(f"p{i}") for i in range(30)])
+    store = tmp_path / "store"
+    code, out, err = run(main_train, ["--dataset", small, "--store", store, "--key", key_file, "--quiet"], capsys)
+    assert code == 1 and out == ""
+    assert "## Data quality: FAILED" in err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("error: data quality check failed (train_rows:") and last.endswith("nothing was published")
+    assert "Traceback" not in err
+    assert ArtifactStore(store).list() == []
+
+
+# -- the happy path -------------------------------------------------------------------------
+
+
+def test_train_list_show_verify_evaluate_rollback(
+    tmp_path: Path, key_file: Path, dataset_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store_dir = tmp_path / "store"
+    store = ArtifactStore(store_dir)
+    train = ["--dataset", dataset_file, "--trials", "20", "--clusters", "8", "--store", store_dir,
+             "--key", key_file, "--quiet"]
+    code, out, err = run(main_train, train, capsys)
+    assert code == 0, err
+    first = store.current()
+    assert first is not None and [m.version for m in store.list()] == [first]
+    lines = out.splitlines()
+    assert lines[0].startswith(f"artifact {first} sha256 {store.meta(first).sha256} signed by ed25519:")
+    assert lines[1] == f"published in {store_dir} (current)"
+    assert any(line.startswith("test split (") for line in lines)
+    folder_files = {p.name for p in (store_dir / first).iterdir()}
+    assert {"report.json", "report.md", "evaluation-test.json", "evaluation-test.md"} <= folder_files
+
+    # A second run validates against the first (same data, same seed: identical routing) and becomes current.
+    code, _, err = run(main_train, train, capsys)
+    assert code == 0, err
+    second = store.current()
+    assert second is not None and second != first and store.meta(second).parent == first
+    report = json.loads((store_dir / second / "report.json").read_text())
+    assert report["validation"]["parent"]["name"] == f"against {first}"
+
+    code, out, _ = run(main_artifacts, ["--store", store_dir, "list"], capsys)
+    assert code == 0
+    listed = out.splitlines()
+    assert len(listed) == 2
+    assert listed[0].startswith(f"  {first}  created ") and listed[1].startswith(f"* {second}  created ")
+    assert f"parent {first}" in listed[1]
+    code, out, _ = run(main_artifacts, ["--store", store_dir, "--json", "list"], capsys)
+    listing = json.loads(out)
+    assert listing["current"] == second and [v["version"] for v in listing["versions"]] == [first, second]
+
+    code, out, _ = run(main_artifacts, ["--store", store_dir, "show", first], capsys)
+    assert code == 0 and f"version: {first}" in out and "current: False" in out and "sha256_matches: True" in out
+    code, out, _ = run(main_artifacts, ["--store", store_dir, "--json", "show", second], capsys)
+    shown = json.loads(out)
+    assert shown["current"] is True and shown["clusters"] == 8 and shown["validation"]["passed"] is True
+
+    key = load_key(key_file)
+    code, out, _ = run(main_artifacts, ["--store", store_dir, "--key", key_file, "verify", first], capsys)
+    assert code == 0
+    assert out.strip() == f"OK {first}: sha256 {store.meta(first).sha256} and signature by {key_id(key)} verified"
+    public = tmp_path / "verify.pem"
+    public.write_bytes(public_key_pem(key))
+    code, _, _ = run(main_artifacts, ["--store", store_dir, "--key", public, "verify", second], capsys)
+    assert code == 0
+
+    code, out, _ = run(main_evaluate, [first, "--dataset", dataset_file, "--store", store_dir, "--key", public,
+                                       "--against", "current"], capsys)
+    assert code == 0 and out.startswith(f"## Evaluation of {first} on sample.jsonl.gz (test, ")
+    assert f"| against {second} |" in out
+    code, out, _ = run(main_evaluate, [store_dir / first, "--dataset", dataset_file, "--key", public, "--json",
+                                       "--split", "all"], capsys)
+    assert code == 0 and json.loads(out)["rows"] == 1500
+
+    code, out, _ = run(main_artifacts, ["--store", store_dir, "--key", key_file, "rollback", first,
+                                        "--reason", "test"], capsys)
+    assert code == 0 and out.strip() == f"current is now {first} (was {second})"
+    assert store.current() == first and store.history()[-1].reason == "test"
+
+    code, _, err = run(main_artifacts, ["--store", store_dir, "rollback", second], capsys)
+    assert code == 2
+    assert one_error_line(err) == f"error: {second} is newer than the current {first}; use activate to move forward"
+    assert store.current() == first
+
+    # Tampering: verify fails with exit code 1 and FAILED, for the artifact and for a wiped digest.
+    path = store_dir / second / ARTIFACT_FILE
+    path.write_bytes(path.read_bytes().replace(b'"alpha":', b'"alpha": ', 1))
+    code, out, err = run(main_artifacts, ["--store", store_dir, "--key", key_file, "verify", second], capsys)
+    assert code == 1 and out == ""
+    assert err.startswith(f"FAILED {second}: sha256 mismatch") and "Traceback" not in err
+    (store_dir / first / DIGEST_FILE).write_text("")
+    code, _, err = run(main_artifacts, ["--store", store_dir, "--key", key_file, "verify", first], capsys)
+    assert code == 1 and err.startswith(f"FAILED {first}:") and "Traceback" not in err
+
+
+def test_train_refused_by_validation_publishes_nothing(
+    tmp_path: Path, key_file: Path, dataset_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store_dir = tmp_path / "store"
+    store = ArtifactStore(store_dir)
+    key = load_key(key_file)
+    # The current artifact routes everything to the cheapest model: any candidate that pays more fails.
+    models = load_dataset(dataset_file).models
+    data = encode(cheapest_only(make_artifact(version="v-cheap"), models))
+    store.publish(data, sign(data, key))
+    code, out, err = run(main_train, ["--dataset", dataset_file, "--trials", "20", "--clusters", "8", "--store",
+                                      store_dir, "--key", key_file, "--quiet"], capsys)
+    assert code == 1 and out == ""
+    assert "## Validation: FAILED" in err and "| cost_not_higher | NO |" in err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("error: candidate failed validation (cost_not_higher:")
+    assert last.endswith("nothing was published")
+    assert [m.version for m in store.list()] == ["v-cheap"] and store.current() == "v-cheap"
+
+    # --no-parent skips the comparison; --no-publish keeps the store as it is; --json prints the report.
+    code, out, err = run(main_train, ["--dataset", dataset_file, "--trials", "20", "--clusters", "8", "--store",
+                                      store_dir, "--key", key_file, "--quiet", "--no-parent", "--no-publish",
+                                      "--json"], capsys)
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["parent"] is None and report["validation"]["passed"] is True and report["signature"]
+    assert [m.version for m in store.list()] == ["v-cheap"]
+
+
+def test_train_creates_a_default_key_when_none_is_configured(
+    tmp_path: Path, dataset_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store_dir = tmp_path / "store"
+    code, out, err = run(main_train, ["--dataset", dataset_file, "--trials", "20", "--clusters", "8", "--store",
+                                      store_dir, "--quiet", "--no-publish"], capsys)
+    assert code == 0, err
+    created = tmp_path / "var" / "keys" / "artifact-signing.pem"
+    assert created.is_file() and stat.S_IMODE(created.stat().st_mode) == 0o600
+    assert f"note: no signing key configured; created var/keys/artifact-signing.pem ({key_id(load_key(created))})" in err
+    assert "not published (--no-publish)" in out
+    assert created.read_text() not in err

@@ -1,0 +1,176 @@
+"""Offline evaluation and validation: hand-computed on a tiny dataset, sanity on the real one."""
+
+from __future__ import annotations
+
+import math
+
+import msgspec
+import numpy as np
+import pytest
+
+from bifrost.router.artifact import Artifact
+from bifrost.router.reference import ReferenceRouter
+from bifrost.trainer.bootstrap import BootstrapReport
+from bifrost.trainer.dataset import FullInfoDataset
+from bifrost.trainer.evaluate import EvaluationError, evaluate_artifact, routed_choices
+from bifrost.trainer.validate import ValidationFailed, decision_times, validate_candidate
+from tests.router.artifacts import CODE_PROMPTS, QUESTION_PROMPTS, make_artifact
+from tests.trainer.conftest import REAL_DATASET, require_real_dataset
+from tests.trainer.synthetic import make_dataset
+
+MODELS = ("large", "medium", "small")
+NAN = float("nan")
+
+
+def tiny() -> FullInfoDataset:
+    """Six test prompts (3 code, 3 questions), one train row and one test row with a missing label.
+
+    The default hand-made artifact routes code → medium and questions → small (see
+    tests/router/test_reference.py). Scores: large is always right; medium is right on code
+    and 0.9 on questions; small is wrong on code and 0.5 on questions. Costs: 1.0, 0.3, 0.1.
+    """
+    code, questions = [1.0, 1.0, 0.0], [1.0, 0.9, 0.5]
+    scores = np.array([code] * 3 + [questions] * 3 + [code, [1.0, NAN, 0.0]])
+    costs = np.tile([1.0, 0.3, 0.1], (8, 1))
+    return make_dataset(scores, costs, prompts=CODE_PROMPTS + QUESTION_PROMPTS + ["train row", "bad row"],
+                        tasks=["code"] * 3 + ["qa"] * 3 + ["code", "code"],
+                        splits=["test"] * 6 + ["train", "test"], models=MODELS)
+
+
+def test_evaluation_by_hand() -> None:
+    report = evaluate_artifact(make_artifact(), tiny())
+    assert report.rows == 6 and report.split == "test" and report.artifact == "v-test-1"
+    p = report.policy
+    assert (p.name, p.score, p.cost_usd) == ("artifact v-test-1", 0.75, pytest.approx(0.2))
+    assert (p.score_vs_best, p.cost_vs_best) == (0.75, 0.2)
+    assert report.best_single.name == "large" and report.best_single.score == 1.0
+    assert report.cheapest_single.name == "small" and report.cheapest_single.score == 0.25
+    # Oracle: code → medium (cheapest of the best), questions → large.
+    assert report.oracle.score == 1.0 and report.oracle.cost_usd == pytest.approx(0.65)
+    assert [s.name for s in report.singles] == ["large", "medium", "small"]
+    assert [s.score for s in report.singles] == [1.0, 0.95, 0.25]
+    assert report.model_share == {"large": 0.0, "medium": 0.5, "small": 0.5}
+    assert report.bucket_share == {"cheap": 0.0, "mid": 1.0, "hard": 0.0}
+    code, qa = report.per_task["code"], report.per_task["qa"]
+    assert (code.rows, code.score, code.cost_usd, code.oracle_score) == (3, 1.0, pytest.approx(0.3), 1.0)
+    assert (qa.rows, qa.score, qa.cost_usd, qa.best_single_score, qa.oracle_score) == (
+        3, 0.5, pytest.approx(0.1), 1.0, 1.0)
+    assert code.against_score is None
+    goal = report.goal
+    assert goal.score_floor == 0.98 and goal.cost_ceiling_usd == 0.5
+    assert (goal.score_ok, goal.cost_ok, goal.met) == (False, True, False)
+    assert goal.score_margin == pytest.approx(-0.23)
+    diff = report.score_diff_vs_best
+    se = math.sqrt(6 * 0.25**2 / 5) / math.sqrt(6)  # differences [0, 0, 0, −.5, −.5, −.5]
+    assert diff.mean == -0.25 and diff.standard_error == pytest.approx(se, abs=1e-6)
+    assert diff.ci95 == pytest.approx((-0.25 - 1.96 * se, -0.25 + 1.96 * se), abs=1e-6)
+    markdown = report.to_markdown()
+    assert "| artifact v-test-1 | 0.7500 |" in markdown and "NOT met" in markdown
+    assert "Routed to: medium 50.0%, small 50.0%" in markdown
+    assert msgspec.json.decode(report.to_json())["policy"]["score"] == 0.75
+
+
+def test_against_another_artifact() -> None:
+    # α = 1 and τ_hard = 0.3: every prompt is "hard" and goes to the best Q̂ (large).
+    other = make_artifact(alpha=1.0, hard=0.3, version="v-quality")
+    report = evaluate_artifact(ReferenceRouter(make_artifact()), tiny(), against=other)
+    assert report.against is not None
+    assert (report.against.name, report.against.score, report.against.cost_usd) == ("against v-quality", 1.0, 1.0)
+    assert report.per_task["qa"].against_score == 1.0 and report.per_task["qa"].against_cost_usd == 1.0
+    assert "| against v-quality |" in report.to_markdown()
+
+
+def test_splits() -> None:
+    data = tiny()
+    assert evaluate_artifact(make_artifact(), data, split="train").rows == 1
+    assert evaluate_artifact(make_artifact(), data, split="all").rows == 7  # the unlabelled row is dropped
+    with pytest.raises(EvaluationError, match="no usable rows in split 'nope'"):
+        evaluate_artifact(make_artifact(), data, split="nope")
+
+
+def test_unknown_models_cannot_be_evaluated() -> None:
+    data = tiny()
+    two = make_dataset(data.scores[:, :2], data.costs[:, :2], prompts=data.prompts, models=("large", "medium"),
+                       splits=list(data.splits))
+    with pytest.raises(EvaluationError, match=r"no labels for: \['small'\]"):
+        evaluate_artifact(make_artifact(), two)
+
+
+def test_routed_choices_map_to_dataset_columns() -> None:
+    data = tiny().split("test")
+    extra = make_dataset(np.column_stack([np.zeros(len(data)), data.scores]),
+                         np.column_stack([np.zeros(len(data)), data.costs]),
+                         prompts=data.prompts, models=("aaa", *MODELS))
+    columns, buckets = routed_choices(ReferenceRouter(make_artifact()), extra)
+    assert [extra.models[c] for c in columns] == ["medium"] * 3 + ["small"] * 3 + ["small"]
+    assert set(buckets.tolist()) == {1}
+
+
+# -- validation -----------------------------------------------------------------------------
+
+
+def test_validation_without_parent_uses_the_cheapest_model_floor() -> None:
+    report = validate_candidate(ReferenceRouter(make_artifact()), tiny().split("test"), decision_slo_ms=1000.0)
+    assert report.passed and report.parent is None and report.rows == 6  # the unlabelled row is dropped
+    assert [c.name for c in report.checks] == ["quality_floor", "decision_latency"]
+    floor = report.checks[0]
+    assert floor.passed and floor.threshold == report.cheapest_single.score
+    assert set(report.decision_ms) == {"p50", "p99", "mean"}
+    assert "## Validation: passed (6 held-out prompts)" in report.to_markdown()
+
+
+def test_validation_against_a_better_parent_fails() -> None:
+    parent = ReferenceRouter(make_artifact(alpha=1.0, hard=0.3, version="v-quality"))
+    report = validate_candidate(ReferenceRouter(make_artifact()), tiny().split("test"), parent=parent,
+                                decision_slo_ms=1000.0)
+    assert not report.passed
+    checks = {c.name: c for c in report.checks}
+    assert not checks["quality_non_inferior"].passed
+    assert checks["quality_non_inferior"].threshold == pytest.approx(0.98 * report.parent.score)
+    assert checks["cost_not_higher"].passed  # cheaper than the parent
+    assert "| quality_non_inferior | NO |" in report.to_markdown()
+    error = ValidationFailed(report)
+    assert error.report is report and "quality_non_inferior" in str(error) and "cost_not_higher" not in str(error)
+    # The roles reversed: the parent is cheaper and worse, so cost fails and quality passes.
+    reverse = validate_candidate(parent, tiny().split("test"), parent=ReferenceRouter(make_artifact()),
+                                 decision_slo_ms=1000.0)
+    assert [c.name for c in reverse.checks if not c.passed] == ["cost_not_higher"]
+
+
+def test_latency_check_is_reported() -> None:
+    # A negative budget cannot be met whatever the machine: the check fails and says so.
+    report = validate_candidate(ReferenceRouter(make_artifact()), tiny().split("test"), decision_slo_ms=-1.0)
+    assert [c.name for c in report.checks if not c.passed] == ["decision_latency"]
+
+
+def test_decision_times() -> None:
+    router = ReferenceRouter(make_artifact())
+    assert decision_times(router, []) == {"p50": 0.0, "p99": 0.0, "mean": 0.0}
+    times = decision_times(router, CODE_PROMPTS * 3, sample=4)
+    assert set(times) == {"p50", "p99", "mean"} and all(v >= 0 for v in times.values())
+
+
+# -- the real dataset -----------------------------------------------------------------------
+
+
+def test_bootstrapped_artifact_on_the_real_test_split(bootstrapped: tuple[Artifact, BootstrapReport]) -> None:
+    artifact, _ = bootstrapped
+    report = evaluate_artifact(artifact, require_real_dataset())
+    assert report.rows == 500 and report.dataset == str(REAL_DATASET)
+    means = {s.name: s.score for s in report.singles}
+    assert report.best_single.name == max(means, key=means.get)
+    assert report.best_single.score_vs_best == 1.0 and report.best_single.cost_vs_best == 1.0
+    assert report.cheapest_single.cost_usd == min(s.cost_usd for s in report.singles)
+    assert report.oracle.score >= max(means.values())
+    assert report.oracle.score >= report.policy.score
+    assert sum(t.rows for t in report.per_task.values()) == 500
+    assert sum(report.model_share.values()) == pytest.approx(1.0, abs=1e-3)
+    assert sum(report.bucket_share.values()) == pytest.approx(1.0, abs=1e-3)
+    assert set(report.model_share) == set(artifact.models)
+    assert report.policy.cost_vs_best == pytest.approx(report.policy.cost_usd / report.best_single.cost_usd, abs=1e-6)
+    # A useful router: far better than the cheapest model alone, much cheaper than the best one.
+    assert report.policy.score > report.cheapest_single.score
+    assert report.policy.cost_usd < report.best_single.cost_usd
+    assert report.goal.met == (report.goal.score_ok and report.goal.cost_ok)
+    lo, hi = report.score_diff_vs_best.ci95
+    assert lo <= report.score_diff_vs_best.mean <= hi

@@ -1,0 +1,165 @@
+"""Data-quality assessment: each check passes on good data and fails with a reason on bad data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bifrost.router.artifact import BUCKETS
+from bifrost.trainer.dataset import FullInfoDataset, load_dataset
+from bifrost.trainer.quality import (
+    DataQualityError,
+    QualityReport,
+    QualityThresholds,
+    assess_dataset,
+    assess_training_set,
+    require,
+)
+from tests.trainer.synthetic import make_dataset, row, write_lines
+
+SMALL = QualityThresholds(min_train_rows=10)
+
+
+def good_rows(n: int, *, start: int = 0, split: str = "train") -> list[dict[str, object]]:
+    """``n`` valid rows with distinct ids over two tasks."""
+    return [row(f"{split}-{i}", split=split, task="math" if i % 2 else "code") for i in range(start, start + n)]
+
+
+def check(report: QualityReport, name: str) -> tuple[str, object]:
+    """(status, value) of the named check."""
+    found = [c for c in report.checks if c.name == name]
+    assert len(found) == 1, name
+    return found[0].status, found[0].value
+
+
+def failing(report: QualityReport) -> list[str]:
+    return [c.name for c in report.failures]
+
+
+def test_real_dataset_passes(real_dataset: FullInfoDataset) -> None:
+    report = require(assess_dataset(real_dataset))
+    assert report.passed and report.rows == report.usable_rows == 6108
+    assert report.splits == {"test": 500, "train": 5608}
+    assert sum(report.per_task.values()) == 5608  # tasks of the train split
+    assert len(report.per_model) == 9 and all(s.coverage == 1.0 for s in report.per_model.values())
+    best = max(report.per_model, key=lambda m: report.per_model[m].mean_score)
+    assert best == "llama-3.1-nemotron-51b-instruct"
+    assert report.per_model[best].mean_score == pytest.approx(0.617, abs=1e-3)
+    assert check(report, "split_overlap")[0] == "warn"  # some test prompts also appear in train
+    assert check(report, "train_rows") == ("pass", 5608)
+    markdown = report.to_markdown()
+    assert markdown.startswith("## Data quality: passed")
+    assert "| split_overlap | warn |" in markdown
+
+
+def test_good_synthetic_file_passes(tmp_path: Path) -> None:
+    d = load_dataset(write_lines(tmp_path / "d.jsonl", good_rows(20) + good_rows(5, split="test")))
+    report = require(assess_dataset(d, SMALL))
+    assert report.passed and not report.failures
+    assert report.per_task == {"code": 10, "math": 10}
+    assert report.per_model["a"].mean_score == 1.0 and report.per_model["b"].mean_cost_usd == pytest.approx(0.001)
+    assert {c.name for c in report.checks} == {"malformed_lines", "models", "label_coverage", "null_or_out_of_range",
+                                               "duplicate_prompt_ids", "split_overlap", "train_rows"}
+
+
+def test_too_few_rows_fails_with_the_check_named(tmp_path: Path) -> None:
+    d = load_dataset(write_lines(tmp_path / "d.jsonl", good_rows(9)))
+    report = assess_dataset(d, SMALL)
+    assert not report.passed and failing(report) == ["train_rows"]
+    with pytest.raises(DataQualityError) as caught:
+        require(report)
+    assert caught.value.report is report
+    assert "train_rows" in str(caught.value) and "usable rows in split 'train'" in str(caught.value)
+    assert "| train_rows | fail | 9 | >= 10 |" in report.to_markdown()
+    assert report.to_markdown().startswith("## Data quality: FAILED")
+
+
+def test_only_train_rows_count(tmp_path: Path) -> None:
+    d = load_dataset(write_lines(tmp_path / "d.jsonl", good_rows(5) + good_rows(30, split="test")))
+    assert failing(assess_dataset(d, SMALL)) == ["train_rows"]
+    as_test = assess_dataset(d, SMALL, train_split="test")  # another split can be the training one
+    assert as_test.passed and check(as_test, "train_rows") == ("pass", 30)
+    assert as_test.per_task == {"code": 15, "math": 15}
+
+
+def test_out_of_range_scores_and_negative_costs_fail(tmp_path: Path) -> None:
+    bad = [row("x1", scores={"a": 1.5, "b": 0.0}), row("x2", costs={"a": -1.0, "b": 0.1})]
+    d = load_dataset(write_lines(tmp_path / "d.jsonl", good_rows(20) + bad))
+    report = assess_dataset(d, SMALL)
+    assert failing(report) == ["null_or_out_of_range"]
+    status, value = check(report, "null_or_out_of_range")
+    assert value == pytest.approx(2 / 22, abs=1e-4)
+    message = next(c.message for c in report.checks if c.name == "null_or_out_of_range")
+    assert "2 out of range" in message
+    assert report.usable_rows == 20
+    with pytest.raises(DataQualityError, match="null_or_out_of_range"):
+        require(report)
+
+
+def test_missing_labels_fail_coverage_and_nulls(tmp_path: Path) -> None:
+    holes = [row(f"h{i}", scores={"a": 1.0, "b": None}) for i in range(3)]
+    d = load_dataset(write_lines(tmp_path / "d.jsonl", good_rows(20) + holes))
+    report = assess_dataset(d, SMALL)
+    assert set(failing(report)) == {"label_coverage", "null_or_out_of_range"}
+    assert report.per_model["b"].coverage == pytest.approx(20 / 23, abs=1e-4)
+    assert "lowest: b" in next(c.message for c in report.checks if c.name == "label_coverage")
+    assert "3 null labels" in next(c.message for c in report.checks if c.name == "null_or_out_of_range")
+
+
+def test_empty_prompts_are_invalid(tmp_path: Path) -> None:
+    d = load_dataset(write_lines(tmp_path / "d.jsonl", good_rows(20) + [row("e1", prompt="   ")]))
+    report = assess_dataset(d, SMALL)
+    assert failing(report) == ["null_or_out_of_range"]
+    assert "1 empty prompts" in next(c.message for c in report.checks if c.name == "null_or_out_of_range")
+
+
+def test_malformed_lines_fail(tmp_path: Path) -> None:
+    d = load_dataset(write_lines(tmp_path / "d.jsonl", [*good_rows(20), "{broken", "also broken"]))
+    report = assess_dataset(d, SMALL)
+    assert failing(report) == ["malformed_lines"]
+    assert check(report, "malformed_lines")[1] == pytest.approx(2 / 22, abs=1e-4)
+    assert "2 of 22 lines do not decode (first: line 21" in str(DataQualityError(report))
+    # A tolerant threshold lets it pass.
+    assert assess_dataset(d, QualityThresholds(min_train_rows=10, max_malformed_fraction=0.1)).passed
+
+
+def test_duplicates_within_a_split_fail_across_splits_warn(tmp_path: Path) -> None:
+    d = load_dataset(write_lines(tmp_path / "d.jsonl", good_rows(20) + [row("train-3"), row("train-4")]))
+    report = assess_dataset(d, SMALL)
+    assert failing(report) == ["duplicate_prompt_ids"]
+    assert "2 prompt ids repeated within a split" in str(DataQualityError(report))
+    overlap = load_dataset(write_lines(tmp_path / "o.jsonl", good_rows(20) + [row("train-3", split="test")]))
+    report = assess_dataset(overlap, SMALL)
+    assert report.passed and check(report, "split_overlap") == ("warn", 1)
+
+
+def test_single_model_fails(tmp_path: Path) -> None:
+    rows = [row(f"p{i}", scores={"a": 0.5}, costs={"a": 0.1}) for i in range(20)]
+    report = assess_dataset(load_dataset(write_lines(tmp_path / "d.jsonl", rows)), SMALL)
+    assert failing(report) == ["models"]
+
+
+def test_training_set_checks() -> None:
+    d = make_dataset(np.ones((40, 2)), np.ones((40, 2)))
+    report = assess_dataset(d, SMALL)
+    clusters = np.array([0] * 20 + [1] * 18 + [2] * 2)
+    labels = np.array([0] * 20 + [1] * 12 + [2] * 8)
+    assess_training_set(report, clusters, labels, n_clusters=4, classes=BUCKETS, thresholds=SMALL)
+    assert report.per_cluster == {"0": 20, "1": 18, "2": 2, "3": 0}
+    assert report.per_bucket == {"cheap": 20, "mid": 12, "hard": 8}
+    assert check(report, "cluster_sizes") == ("warn", 0)
+    # 8 < 10 rows in the smallest class: fail.
+    assert check(report, "class_balance")[0] == "fail"
+    assert failing(report) == ["class_balance"]
+    assert "Samples per bucket: cheap=20, mid=12, hard=8" in report.to_markdown()
+
+
+def test_class_balance_warns_on_a_small_share() -> None:
+    report = QualityReport(source="x")
+    labels = np.array([0] * 500 + [1] * 480 + [2] * 20)
+    assess_training_set(report, np.zeros(1000, dtype=np.int64), labels, n_clusters=1, classes=BUCKETS)
+    assert check(report, "class_balance") == ("warn", 0.02)
+    assert check(report, "cluster_sizes")[0] == "pass"
+    assert report.passed

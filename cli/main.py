@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import orjson
@@ -19,6 +20,9 @@ from bifrost.config import Settings
 if TYPE_CHECKING:  # imported where used, so that other commands do not load the simulator
     from bifrost.client.simulator import TrafficConfig
     from bifrost.client.simulator.replay import ReplayConfig, ReplayTraffic
+
+
+BUNDLED_DATASET = Path("data/routing-eval/llmrouter-dc.jsonl.gz")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -106,7 +110,9 @@ def _parser() -> argparse.ArgumentParser:
     add_rollout_parser(sub)
 
     up = sub.add_parser("up", help="run the whole loop locally: Kafka, worker, simulated traffic")
-    up.add_argument("--data-dir", default="var", help="where Kafka and worker data live")
+    up.add_argument("--data-dir", default="var", help="where Kafka, worker, trainer and artifact data live")
+    up.add_argument("--dataset", default=str(BUNDLED_DATASET),
+                    help="full-information dataset whose prompts are replayed (default: the bundled one)")
     up.add_argument("--rate", type=float, default=50.0, help="simulated events per second")
     up.add_argument("--speed", type=float, default=10.0, help="time compression of the simulation")
     up.add_argument("--for", dest="run_for", default="0", help="stop after this long (e.g. 2m); 0 = until Ctrl-C")

@@ -1,4 +1,10 @@
-"""`bifrost-opt up`: the whole loop on one machine (Kafka, worker, simulated traffic)."""
+"""`bifrost-opt up`: the whole loop on one machine.
+
+Kafka (fetched from Maven Central on first use), a first artifact bootstrapped from the
+bundled full-information dataset (signed with a key created under the data folder), a
+worker (ingest, tables, canary controller, warehouse sink), the trainer service, and
+real prompts from the dataset replayed through the current artifact with exploration.
+"""
 
 from __future__ import annotations
 
@@ -18,7 +24,7 @@ import urllib.request
 from pathlib import Path
 
 from bifrost.cli.errors import Unavailable, UsageError
-from bifrost.client.simulator import TrafficConfig, anchored, simulate
+from bifrost.client.simulator import anchored, simulate
 from bifrost.config import Settings
 from bifrost.devkafka import LocalBroker, broker_status
 from bifrost.streams.web.views import BadDuration, parse_duration
@@ -33,30 +39,43 @@ def run_local_loop(args: argparse.Namespace, settings: Settings) -> int:
     except BadDuration as exc:
         raise UsageError(f"--for: {exc}") from None
     data_dir = Path(args.data_dir).resolve()
+    dataset = Path(args.dataset)
+    if not dataset.is_file():
+        raise UsageError(f"--dataset {dataset} does not exist (a full-information JSONL(.gz) file)")
     broker, bootstrap = _ensure_broker(data_dir / "kafka")
-    worker: subprocess.Popen[bytes] | None = None
+    children: list[subprocess.Popen[bytes]] = []
     try:
         web_port = settings.web_port if _port_free(settings.web_port) else _free_port()
+        key_file = data_dir / "keys" / "artifact-signing.pem"
+        store = data_dir / "artifacts"
         settings = Settings.from_env(
             settings.to_env(),
             kafka_bootstrap=bootstrap,
             data_dir=str(data_dir / "worker"),
+            warehouse_dir=str(data_dir / "warehouse"),
+            verify_key_file=str(key_file),
             web_port=web_port,
             worker_url=f"http://127.0.0.1:{web_port}",
         )
-        worker = _start_worker(settings, data_dir / "worker.log")
-        _wait_healthy(settings.worker_url, worker, timeout=120)
-        _banner(settings, data_dir, broker is not None)
-        asyncio.run(_traffic(settings, rate=args.rate, speed=args.speed, run_for=run_for))
+        _first_artifact(dataset, store, key_file)
+        trainer_env = {"BIFROST_ARTIFACT_STORE": str(store), "BIFROST_TRAINER_RUNS_DIR": str(data_dir / "trainer"),
+                       "BIFROST_SIGNING_KEY_FILE": str(key_file)}
+        children.append(_start(settings, "worker", data_dir / "worker.log"))
+        children.append(_start(settings, "trainer", data_dir / "trainer.log", trainer_env))
+        _wait_healthy(settings.worker_url, children[0], timeout=120)
+        _banner(settings, data_dir, broker is not None, store)
+        asyncio.run(_traffic(settings, dataset, store, key_file, rate=args.rate, speed=args.speed, run_for=run_for))
         return 0
     except KeyboardInterrupt:
         print("\nstopping…", flush=True)
         return 0
     finally:
-        if worker is not None and worker.poll() is None:
-            os.killpg(worker.pid, signal.SIGTERM)
+        for child in children:
+            if child.poll() is None:
+                os.killpg(child.pid, signal.SIGTERM)
+        for child in children:
             with contextlib.suppress(subprocess.TimeoutExpired):
-                worker.wait(timeout=30)
+                child.wait(timeout=30)
         if broker is not None:
             broker.stop()
 
@@ -73,12 +92,29 @@ def _ensure_broker(kafka_dir: Path) -> tuple[LocalBroker | None, str]:
     return broker, broker.bootstrap
 
 
-def _start_worker(settings: Settings, log_path: Path) -> subprocess.Popen[bytes]:
+def _first_artifact(dataset: Path, store: Path, key_file: Path) -> None:
+    """Bootstrap and publish a signed artifact unless the store already has a current one."""
+    from bifrost.trainer.cli import main_train
+    from bifrost.trainer.store import ArtifactStore
+
+    if ArtifactStore(store).current() is not None:
+        return
+    print(f"training the first artifact from {dataset.name} (LightGBM + 200 Optuna trials, about 10 s)…", flush=True)
+    if not key_file.exists():
+        from bifrost.router.keys import generate_private_key
+
+        generate_private_key(key_file)
+    code = main_train(["--dataset", str(dataset), "--store", str(store), "--key", str(key_file), "--quiet"])
+    if code != 0:
+        raise Unavailable(f"could not bootstrap the first artifact (exit code {code}); see the message above")
+
+
+def _start(settings: Settings, command: str, log_path: Path, extra_env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("BIFROST_")}, **settings.to_env()}
-    print(f"starting worker (log: {log_path})…", flush=True)
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("BIFROST_")}, **settings.to_env(), **(extra_env or {})}
+    print(f"starting {command} (log: {log_path})…", flush=True)
     return subprocess.Popen(
-        [sys.executable, "-m", "bifrost.cli.main", "worker"],
+        [sys.executable, "-m", "bifrost.cli.main", command],
         env=env,
         stdout=log_path.open("ab"),
         stderr=subprocess.STDOUT,
@@ -101,7 +137,7 @@ def _wait_healthy(url: str, worker: subprocess.Popen[bytes], timeout: float) -> 
     raise Unavailable(f"the worker did not become healthy within {timeout:.0f} s")
 
 
-def _banner(settings: Settings, data_dir: Path, started_broker: bool) -> None:
+def _banner(settings: Settings, data_dir: Path, started_broker: bool, store: Path) -> None:
     url = settings.worker_url
     print(
         "\n".join(
@@ -111,11 +147,13 @@ def _banner(settings: Settings, data_dir: Path, started_broker: bool) -> None:
                 f"  Kafka        {settings.kafka_bootstrap}{'' if started_broker else ' (reused)'}",
                 f"  worker       {url}   (health: {url}/health, Prometheus: {url}/metrics)",
                 f"  per-arm JSON {url}/v1/routers/router-a/metrics?since=15m",
-                f"  CLI          BIFROST_WORKER_URL={url} bifrost-opt metrics --router router-a --since 15m",
-                f"  rollouts     bifrost-opt rollout start --router router-a --artifact v2   (then: rollout status)",
-                f"  data, logs   {data_dir}",
-                "  not yet part of the loop: trainer service, dashboard page (see README, 'Status')",
-                "Publishing simulated traffic; Ctrl-C stops everything.",
+                f"  CLI          export BIFROST_KAFKA_BOOTSTRAP={settings.kafka_bootstrap} BIFROST_WORKER_URL={url}",
+                "               bifrost-opt metrics --router router-a --since 15m",
+                "               bifrost-opt retrain --router router-a --since 7d   (the trainer retrains; a canary follows)",
+                f"               bifrost-opt rollout status --router router-a; bifrost-opt artifacts --store {store} list",
+                f"  data, logs   {data_dir}   (worker.log, trainer.log, trainer/runs/*/report.md)",
+                "  dashboard    not built yet (see README, 'Status'); the worker's JSON views above serve the figures",
+                "Replaying real prompts through the current artifact; Ctrl-C stops everything.",
                 "",
             ]
         ),
@@ -123,19 +161,21 @@ def _banner(settings: Settings, data_dir: Path, started_broker: bool) -> None:
     )
 
 
-async def _traffic(settings: Settings, *, rate: float, speed: float, run_for: float) -> None:
+async def _traffic(settings: Settings, dataset: Path, store: Path, key_file: Path, *, rate: float, speed: float,
+                   run_for: float) -> None:
+    from functools import partial
+
+    from bifrost.client.simulator.launch import open_replay
+    from bifrost.client.simulator.replay import ReplayConfig
+
     wall = run_for if run_for else 7 * 86400 / max(speed, 1.0)
-    config = TrafficConfig(
-        routers=("router-a", "router-b"),
-        arms={"v1": 1.0},
-        rate_per_second=rate,
-        duration_seconds=wall * max(speed, 1.0),
-        feedback_fraction=0.3,
-        malformed_fraction=0.001,
-    )
+    traffic, weights = open_replay(dataset, store=store, key=key_file)
+    config = ReplayConfig(arms=weights, routers=("router-a",), exploration=0.1, rate_per_second=rate,
+                          duration_seconds=wall * max(speed, 1.0), malformed_fraction=0.001)
     config = anchored(config, speed=max(speed, 1.0), now=time.time())
-    report = await simulate(settings.kafka_bootstrap, settings.topics, config, speed=max(speed, 1.0), progress_every_s=10)
-    print(f"published {report.events} events ({report.malformed} malformed, {report.feedback} feedback)")
+    report = await simulate(settings.kafka_bootstrap, settings.topics, config, speed=max(speed, 1.0), progress_every_s=10,
+                            source=partial(traffic.generate, config))
+    print(f"published {report.events} events ({report.malformed} malformed)")
 
 
 def _port_free(port: int) -> bool:

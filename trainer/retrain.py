@@ -199,12 +199,19 @@ def assess_logged(data: LoggedData, parent: Artifact, config: RetrainConfig) -> 
                      message=("thin: " + ", ".join(thin) + "; their Q̂ leans on the current artifact") if thin else "every model explored"))
     arms = {str(a): int(k) for a, k in zip(*np.unique(data.arms[usable], return_counts=True))} if usable.any() else {}
     report.splits = {f"arm {a}": k for a, k in arms.items()}
-    hours_total = max(1, math.ceil((data.window[1] - data.window[0]) / 3600.0))
-    hours_seen = len(np.unique((data.ts[usable] // 3600).astype(np.int64))) if usable.any() else 0
-    time_coverage = hours_seen / hours_total
-    report.time_coverage = f"{hours_seen} of {hours_total} hours of the window have traffic"
+    # Coverage between the first and the last event: a gap (a sink or router outage)
+    # fails; a router younger than the window only gets a warning.
+    hours = np.unique((data.ts[usable] // 3600).astype(np.int64)) if usable.any() else np.zeros(0, dtype=np.int64)
+    span_hours = int(hours[-1] - hours[0] + 1) if len(hours) else 0
+    window_hours = max(1, math.ceil((data.window[1] - data.window[0]) / 3600.0))
+    time_coverage = len(hours) / span_hours if span_hours else 0.0
+    report.time_coverage = (f"traffic in {len(hours)} of the {span_hours} hours between the first and the last event; "
+                            f"the window has {window_hours} hours")
     report.add(Check(name="time_coverage", status="pass" if time_coverage >= config.min_time_coverage else "fail",
                      value=round(time_coverage, 4), threshold=f">= {config.min_time_coverage}", message=report.time_coverage))
+    window_share = span_hours / window_hours
+    report.add(Check(name="window_coverage", status="pass" if window_share >= 0.5 else "warn", value=round(window_share, 4),
+                     threshold=">= 0.5 (warn)", message="share of the trigger's window that the logged traffic spans"))
     return report, usable, served
 
 

@@ -37,8 +37,9 @@ def test_bad_or_thin_data_stops_with_a_report_naming_the_check(data: dict, faile
     parent = make_artifact()
     width = len(parent.gbdt.feature_schema.names)
     window = logged(width=width, **data)
-    if failed == "time_coverage":  # thirty days of window, traffic in the first day only
-        window = LoggedData(**{**window.__dict__, "ts": window.ts / 30})
+    if failed == "time_coverage":  # traffic in the first and the last hour of thirty days: a long gap
+        gap = np.where(np.arange(len(window.ts)) % 2 == 0, window.ts / 720, window.ts.max() - window.ts / 720)
+        window = LoggedData(**{**window.__dict__, "ts": np.sort(gap)})
     with pytest.raises(RetrainStopped) as stopped:
         retrain_from_logs(window, parent, signing_key=Ed25519PrivateKey.generate(), config=RetrainConfig(trials=5))
     report = stopped.value.report

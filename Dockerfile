@@ -1,10 +1,11 @@
-# Image for bifrost workers (and, later, the trainer and catalog refresher).
+# One image for bifrost workers, the trainer service and the CLI.
 FROM python:3.11-slim
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY schemas schemas
 COPY streams streams
 COPY trainer trainer
+COPY router router
 COPY client client
 COPY cli cli
 COPY config config

@@ -8,6 +8,7 @@ import yaml
 
 from bifrost.cli.main import _parser
 from bifrost.config import Settings
+from bifrost.trainer.settings import TrainerSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -18,7 +19,8 @@ def compose() -> dict:
 
 def test_services_and_dependencies() -> None:
     services = compose()["services"]
-    assert {"kafka", "worker"} <= set(services)
+    assert {"kafka", "worker", "trainer"} <= set(services)
+    assert set(services["trainer"].get("secrets", [])) <= set(compose().get("secrets", {}))
     assert services["kafka"]["image"].startswith("apache/kafka:3.9")
     for name, service in services.items():
         for dependency in service.get("depends_on", {}):
@@ -27,7 +29,7 @@ def test_services_and_dependencies() -> None:
 
 
 def test_environment_uses_real_settings_and_commands() -> None:
-    known = {env for env, _, _ in Settings.describe()}
+    known = {env for env, _, _ in [*Settings.describe(), *TrainerSettings.describe()]}
     subcommands = set(_parser()._subparsers._group_actions[0].choices)  # type: ignore[union-attr]
     for name, service in compose()["services"].items():
         if "build" not in service:

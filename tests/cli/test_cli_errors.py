@@ -46,6 +46,16 @@ def closed_port_url() -> str:
         (("rollout", "status", "--router", "a"), {"BIFROST_WORKER_URL": "http://@closed"}, 3, "cannot reach a worker"),
         (("simulate-gates", "--rollouts", "many"), {}, 2, "--rollouts"),
         (("config",), {"BIFROST_ROLLOUT_REQUIRE_APPROVAL": "perhaps"}, 2, "not a boolean"),
+        (("trainer", "--bogus"), {}, 2, "unrecognized arguments"),
+        (("trainer",), {"BIFROST_SIGNING_KEY_FILE": "/nonexistent/key.pem"}, 2, "does not exist"),
+        (("trainer",), {"BIFROST_TRAINER_TRIALS": "many"}, 2, "BIFROST_TRAINER_TRIALS"),
+        (("trainer", "--once"), {"BIFROST_SIGNING_KEY": "A" * 43 + "=", "BIFROST_KAFKA_BOOTSTRAP": "@closed"}, 3,
+         "cannot reach Kafka"),
+        (("train",), {}, 2, "--dataset"),
+        (("train", "--dataset", "/nonexistent.jsonl"), {}, 2, "does not exist"),
+        (("evaluate", "v1", "--dataset", "/nonexistent.jsonl"), {}, 2, "does not exist"),
+        (("artifacts", "explode"), {}, 2, "invalid choice"),
+        (("artifacts", "--store", "/nonexistent-store", "show", "v1"), {}, 2, "no complete version"),
     ],
 )
 def test_misuse_and_unreachable_services_explain_themselves(
@@ -69,3 +79,4 @@ def test_config_lists_every_variable() -> None:
     result = run("config")
     assert result.returncode == 0
     assert "BIFROST_KAFKA_BOOTSTRAP" in result.stdout and "BIFROST_GRACE_SECONDS" in result.stdout
+    assert "BIFROST_TRAINER_TRIALS" in result.stdout and "BIFROST_VERIFY_KEY_FILE" in result.stdout

@@ -1,8 +1,9 @@
 """A numpy evaluator for LightGBM multiclass models, read from LightGBM's text format.
 
 The artifact carries the model as LightGBM's own model string (so the trainer and any
-LightGBM runtime can load it). Routing one request with ``lightgbm.Booster.predict``
-costs far more per call than the trees themselves; this evaluator walks every tree at
+LightGBM runtime can load it). This evaluator lets a router route without LightGBM's
+native library and threads (whose tail latency is unstable on a busy host; see
+``bench/results/router.md``): it walks every tree at
 once with numpy, level by level, and matches LightGBM's numerical decisions exactly
 (``value <= threshold`` goes left; NaN and zero handling per the node's missing type).
 Categorical splits and linear trees are not supported (the trainer uses neither).
@@ -163,9 +164,37 @@ class TreeEnsemble:
         raw /= raw.sum(axis=1, keepdims=True)
         return raw
 
+    def raw_scores_one(self, x: np.ndarray) -> np.ndarray:
+        """Summed leaf values per class of one feature vector (the per-request path).
+
+        Same decisions as :meth:`raw_scores`, without the 2-D bookkeeping that dominates
+        for a single row: only the trees still walking are touched at each level.
+        """
+        x = np.asarray(x, dtype=np.float64)
+        if x.shape != (self.num_features,):
+            raise ValueError(f"model expects {self.num_features} features, got {x.shape}")
+        node = self.roots.copy()
+        walking = np.flatnonzero(node >= 0)
+        check_missing = not self._plain or bool(np.isnan(x).any())
+        while walking.size:
+            n = node[walking]
+            value = x[self.feature[n]]
+            go_left = value <= self.threshold[n]
+            if check_missing:
+                go_left = self._missing_aware(value, n, go_left)
+            step = np.where(go_left, self.left[n], self.right[n])
+            node[walking] = step
+            walking = walking[step >= 0]
+        return np.bincount(self.tree_class, weights=self.leaf_value[-node - 1], minlength=self.num_class)
+
     def predict_proba_one(self, x: np.ndarray) -> np.ndarray:
         """Class probabilities of one feature vector."""
-        return self.predict_proba(np.asarray(x, dtype=np.float64)[None, :])[0]
+        raw = self.raw_scores_one(x)
+        if self.num_class == 1:
+            return 1.0 / (1.0 + np.exp(-raw))
+        raw -= raw.max()
+        np.exp(raw, out=raw)
+        return raw / raw.sum()
 
 
 def _key_values(block: str) -> dict[str, str]:

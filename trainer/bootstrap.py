@@ -26,14 +26,15 @@ import msgspec
 import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from bifrost.router.artifact import BUCKETS, Artifact, Gbdt, Reports, Thresholds, encode, sha256_hex, sign
+from bifrost.router.artifact import BUCKETS, Artifact, Gbdt, Thresholds
 from bifrost.router.features import FeatureExtractor, FeatureSchema
-from bifrost.router.keys import key_id, load_private_key
+from bifrost.router.keys import load_private_key
 from bifrost.router.policy import PolicyTables
 from bifrost.router.reference import ReferenceRouter
 from bifrost.router.text import HashedTfidf, fit_idf
 from bifrost.trainer.clustering import spherical_kmeans
 from bifrost.trainer.dataset import FullInfoDataset, load_dataset
+from bifrost.trainer.export import sign_artifact
 from bifrost.trainer.estimates import normalized_costs, out_of_fold_quality, quality_table
 from bifrost.trainer.progress import Timings, step
 from bifrost.trainer.quality import QualityReport, QualityThresholds, assess_dataset, assess_training_set, require
@@ -274,14 +275,8 @@ def bootstrap_artifact(
             "clustering": report.clustering, "cv": triage.cv, "search": search,
             "timings_s": {name: round(sec, 3) for name, sec in timings.seconds.items()},
         })
-        artifact = msgspec.structs.replace(
-            candidate, reports=Reports(training=training, validation=msgspec.to_builtins(validation))
-        ).check()
-        data_bytes = encode(artifact)
-        report.sha256 = sha256_hex(data_bytes)
-        report.signature = sign(data_bytes, key)
-        report.key_id = key_id(key)
-        step("export", version=version, bytes=len(data_bytes), sha256=report.sha256[:16], key=report.key_id)
+        signed = sign_artifact(candidate, training=training, validation=msgspec.to_builtins(validation), key=key)
+        artifact, report.sha256, report.signature, report.key_id = signed.artifact, signed.sha256, signed.signature, signed.key_id
     report.timings = {name: round(sec, 3) for name, sec in timings.seconds.items()}
     report.timings["total"] = round(timings.total, 3)
     step("done", version=version, seconds=report.timings["total"])

@@ -28,14 +28,14 @@ import msgspec
 import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from bifrost.router.artifact import BUCKETS, Artifact, Reports, Thresholds, encode, sha256_hex, sign
+from bifrost.router.artifact import BUCKETS, Artifact, Reports, Thresholds
 from bifrost.router.gbdt import TreeEnsemble
-from bifrost.router.keys import key_id
 from bifrost.router.policy import PolicyTables, choose
 from bifrost.router.reference import ReferenceRouter
 from bifrost.trainer.bootstrap import new_version
 from bifrost.trainer.dataset import FullInfoDataset
 from bifrost.trainer.evaluate import evaluate_artifact
+from bifrost.trainer.export import sign_artifact
 from bifrost.trainer.logged import LoggedData
 from bifrost.trainer.offpolicy import Estimate, cell_means, dr_value, estimate
 from bifrost.trainer.progress import Timings, step
@@ -359,12 +359,8 @@ def retrain_from_logs(
                     "search": msgspec.to_builtins(search), "timings_s": report.timings}
         validation = {"passed": True, "candidate": msgspec.to_builtins(mine), "current": msgspec.to_builtins(theirs),
                       "checks": msgspec.to_builtins(report.checks), "full_information": report.full_information}
-        artifact = msgspec.structs.replace(candidate, reports=Reports(training=training, validation=validation)).check()
-        data_bytes = encode(artifact)
-        report.sha256 = sha256_hex(data_bytes)
-        report.signature = sign(data_bytes, signing_key)
-        report.key_id = key_id(signing_key)
-        step("export", version=version, bytes=len(data_bytes), sha256=report.sha256[:16], key=report.key_id)
+        signed = sign_artifact(candidate, training=training, validation=validation, key=signing_key)
+        artifact, report.sha256, report.signature, report.key_id = signed.artifact, signed.sha256, signed.signature, signed.key_id
     report.timings = {name: round(sec, 3) for name, sec in timings.seconds.items()}
     report.timings["total"] = round(timings.total, 3)
     step("done", version=version, seconds=report.timings["total"])

@@ -182,3 +182,22 @@ async def read_dead_letters(bootstrap: str, topic: str, expected: int, timeout: 
         return letters
     finally:
         await consumer.stop()
+
+
+async def collect(bootstrap: str, topic: str, value_type: type[Any], want: int, timeout: float = 90.0) -> list[Any]:
+    """Values of ``topic`` from the beginning, until ``want`` arrived or ``timeout`` passed."""
+    from bifrost.client.rollout import follow
+
+    found: list[Any] = []
+
+    async def run() -> None:
+        async for value in follow(bootstrap, topic, value_type):  # type: ignore[attr-defined]
+            found.append(value)
+            if len(found) >= want:
+                return
+
+    try:
+        await asyncio.wait_for(run(), timeout)
+    except asyncio.TimeoutError:
+        pass
+    return found

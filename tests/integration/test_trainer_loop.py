@@ -14,7 +14,6 @@ One scenario, in order (each step needs the previous one's state):
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import subprocess
@@ -29,7 +28,6 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bifrost.client import Publisher
-from bifrost.client.rollout import follow
 from bifrost.client.simulator.replay import ReplayConfig, ReplayTraffic
 from bifrost.config import Settings
 from bifrost.router import ReferenceRouter
@@ -43,7 +41,7 @@ from bifrost.trainer.bootstrap import BootstrapConfig, bootstrap_artifact
 from bifrost.trainer.dataset import FullInfoDataset, load_dataset
 from bifrost.trainer.evaluate import evaluate_artifact
 from bifrost.trainer.store import ArtifactStore
-from tests.integration.harness import WorkerProcess, eventually, read_dead_letters, settings_env
+from tests.integration.harness import WorkerProcess, collect, eventually, read_dead_letters, settings_env
 
 pytestmark = pytest.mark.kafka
 
@@ -95,22 +93,6 @@ def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=10)
-
-
-async def read_topic(bootstrap: str, topic: str, type_: type[msgspec.Struct], want: int, timeout: float) -> list:
-    found: list = []
-
-    async def run() -> None:
-        async for value in follow(bootstrap, topic, type_):  # type: ignore[arg-type]
-            found.append(value)
-            if len(found) >= want:
-                return
-
-    try:
-        await asyncio.wait_for(run(), timeout)
-    except asyncio.TimeoutError:
-        pass
-    return found
 
 
 async def test_logged_traffic_to_signed_artifact_to_canary(
@@ -173,7 +155,7 @@ async def test_logged_traffic_to_signed_artifact_to_canary(
     second_log = tmp_path / "trainer-2.log"
     second = trainer_process(settings, env, second_log)
     processes.append(second)
-    announced = await read_topic(settings.kafka_bootstrap, settings.topics.artifacts, ArtifactPublished, 1, timeout=240)
+    announced = await collect(settings.kafka_bootstrap, settings.topics.artifacts, ArtifactPublished, 1, timeout=240)
     assert announced, "no artifact announced\n" + second_log.read_text(errors="replace")[-3000:]
     version = announced[0].version
     assert announced[0].router_ids == ["router-a"] and announced[0].trigger_id == trigger.trigger_id
@@ -197,7 +179,7 @@ async def test_logged_traffic_to_signed_artifact_to_canary(
 
     # The worker verified the announcement and started a canary of the new version.
     async def canary() -> bool:
-        states = await read_topic(settings.kafka_bootstrap, settings.topics.rollout_state, RolloutState, 1, timeout=5)
+        states = await collect(settings.kafka_bootstrap, settings.topics.rollout_state, RolloutState, 1, timeout=5)
         return any(s.router_id == "router-a" and s.canary_version == version and s.phase is Phase.CANARY for s in states)
 
     await eventually(canary, timeout=60, what="canary of the new artifact")

@@ -10,11 +10,10 @@ from collections.abc import Callable
 import pytest
 
 from bifrost.client import Publisher
-from bifrost.client.rollout import follow
 from bifrost.client.simulator import ArmEffect, TrafficConfig, generate
 from bifrost.config import Settings
 from bifrost.schemas.triggers import TrainingTrigger, TriggerReason
-from tests.integration.harness import WorkerProcess, eventually, settings_env
+from tests.integration.harness import WorkerProcess, collect, eventually, settings_env
 
 pytestmark = pytest.mark.kafka
 
@@ -22,22 +21,7 @@ DAY = 86_400.0
 
 
 async def collect_triggers(settings: Settings, want: int, timeout: float = 90.0) -> list[TrainingTrigger]:
-    import asyncio
-
-    found: list[TrainingTrigger] = []
-
-    async def run() -> None:
-        consumer = follow(settings.kafka_bootstrap, settings.topics.training_triggers, TrainingTrigger)
-        async for trigger in consumer:  # type: ignore[attr-defined]
-            found.append(trigger)
-            if len(found) >= want:
-                return
-
-    try:
-        await asyncio.wait_for(run(), timeout)
-    except asyncio.TimeoutError:
-        pass
-    return found
+    return await collect(settings.kafka_bootstrap, settings.topics.training_triggers, TrainingTrigger, want, timeout)
 
 
 async def test_a_degraded_last_day_emits_one_degradation_trigger(

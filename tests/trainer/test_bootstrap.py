@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-import bifrost.trainer.bootstrap as bootstrap_module
+import bifrost.trainer.export as export_module
 from bifrost.router.artifact import Artifact, Thresholds, encode, load_verified, sha256_hex
 from bifrost.router.keys import key_id
 from bifrost.router.reference import ReferenceRouter
@@ -130,7 +130,7 @@ def test_a_candidate_worse_than_its_parent_is_not_signed(
     cheap_parent = msgspec.structs.replace(first, version="v-cheap", alpha=0.0,
                                            thresholds=Thresholds(cheap=0.0, hard=1.0)).check()
     signatures: list[bytes] = []
-    monkeypatch.setattr(bootstrap_module, "sign", lambda data, key: signatures.append(data) or "sig")
+    monkeypatch.setattr(export_module, "sign", lambda data, key: signatures.append(data) or "sig")
     with pytest.raises(ValidationFailed) as caught:
         bootstrap_artifact(sample, trials=TRIALS, seed=0, signing_key=signing_key, version="v-bad",
                            config=CONFIG, parent=cheap_parent)

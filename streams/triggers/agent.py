@@ -49,7 +49,9 @@ class TriggerEmitter:
         hour = settled // 3600 * 3600
         last = self._checked_hour.get(router_id)
         self._checked_hour[router_id] = hour
-        if last is None or hour <= last:
+        # The first hour seen is checked too: a backlog can settle in one batch, and a
+        # restart re-checking its hour is harmless (the trigger id is per router and day).
+        if last is not None and hour <= last:
             return
         oldest = windows.history_start(router_id)
         if oldest is None or oldest > hour - MIN_HISTORY:

@@ -9,6 +9,8 @@ at-least-once producer are dropped by ``request_id``.
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -85,20 +87,25 @@ def hour_folders(root: Path, topic: str, window_from: float, window_to: float) -
     return folders
 
 
+def _read_file(path: Path, columns: list[str]) -> pa.Table:
+    try:
+        with pq.ParquetFile(path) as handle:
+            names = set(handle.schema_arrow.names)
+            # Only the columns the trainer uses; files are read in parallel, not their columns.
+            return handle.read(columns=[c for c in columns if c in names], use_threads=False)
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise WarehouseError(f"cannot read {path}: {exc}") from None
+
+
 def _read(folders: list[Path], columns: list[str]) -> tuple[pa.Table | None, int]:
-    tables, files = [], 0
-    for folder in folders:
-        for path in sorted(folder.glob("p*.parquet")):
-            try:
-                table = pq.read_table(path)
-            except (OSError, pa.ArrowInvalid) as exc:
-                raise WarehouseError(f"cannot read {path}: {exc}") from None
-            present = [c for c in columns if c in table.column_names]
-            tables.append(table.select(present))
-            files += 1
-    if not tables:
+    paths = [path for folder in folders for path in sorted(folder.glob("p*.parquet"))]
+    if not paths:
         return None, 0
-    return pa.concat_tables(tables, promote_options="permissive"), files
+    # Arrow releases the GIL while it decodes: a few threads overlap the per-file work
+    # (opening, footer, decoding), which dominates when the sink wrote many small files.
+    with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
+        tables = list(pool.map(lambda path: _read_file(path, columns), paths))
+    return pa.concat_tables(tables, promote_options="permissive"), len(paths)
 
 
 def load_window(
@@ -117,45 +124,49 @@ def load_window(
     table, files = _read(hour_folders(root, events_topic, window_from, window_to), EVENT_COLUMNS)
     if table is None:
         return _empty(files, (window_from, window_to))
-    mask = pc.and_(pc.greater_equal(table["ts"], window_from), pc.less(table["ts"], window_to))
+    # Rows are selected and ordered as indices into the table; every column is converted
+    # to NumPy once and indexed (no Arrow filter/take of the wide feature-list column).
+    ts = _float(table, "ts")
+    keep = (ts >= window_from) & (ts < window_to)
     if router_id is not None:
-        mask = pc.and_(mask, pc.equal(table["router_id"], router_id))
-    table = table.filter(mask)
-    if table.num_rows == 0:
+        keep &= np.asarray(pc.fill_null(pc.equal(table["router_id"], router_id), False).to_numpy(zero_copy_only=False),
+                           dtype=bool)
+    rows = np.flatnonzero(keep)
+    if rows.size == 0:
         return _empty(files, (window_from, window_to))
     # Event-time order, whatever the file layout: a run over the same window is reproducible.
-    table = table.take(pa.array(np.argsort(_float(table, "ts"), kind="stable")))
-    request_ids = np.asarray(table["request_id"].to_numpy(zero_copy_only=False), dtype=object)
-    _, first = np.unique(request_ids, return_index=True)
-    if len(first) < len(request_ids):
-        table = table.take(pa.array(np.sort(first)))
-        request_ids = request_ids[np.sort(first)]
-    quality = _float(table, "quality")
+    rows = rows[np.argsort(ts[rows], kind="stable")]
+    request_ids = np.asarray(table["request_id"].to_numpy(zero_copy_only=False), dtype=object)[rows]
+    if pc.count_distinct(table["request_id"], mode="all").as_py() < table.num_rows:
+        _, first = np.unique(request_ids, return_index=True)
+        if len(first) < len(request_ids):
+            first = np.sort(first)  # the earliest copy of a request wins
+            rows, request_ids = rows[first], request_ids[first]
+    quality = _float(table, "quality")[rows]
     if feedback_topic is not None:
         quality = _join_feedback(root, feedback_topic, window_from, window_to, request_ids, quality)
-    model_names = np.asarray(table["model"].to_numpy(zero_copy_only=False), dtype=object)
-    models, model_index = np.unique(model_names, return_inverse=True)
-    features, features_ok = _features(table)
-    bucket_names = np.asarray(table["bucket"].to_numpy(zero_copy_only=False), dtype=object)
-    bucket = np.full(len(bucket_names), -1, dtype=np.int64)
+    models, model_index = _codes(table["model"], rows)
+    features, features_ok = _features(table, rows)
+    bucket_names, bucket_index = _codes(pc.fill_null(table["bucket"], ""), rows)  # a missing bucket is -1
+    bucket = np.full(len(rows), -1, dtype=np.int64)
     for index, name in enumerate(BUCKETS):
-        bucket[bucket_names == name] = index
+        bucket[np.isin(bucket_index, np.flatnonzero(bucket_names == name))] = index
     return LoggedData(
         models=tuple(str(m) for m in models),
         request_ids=request_ids,
-        ts=_float(table, "ts"),
-        router_ids=np.asarray(table["router_id"].to_numpy(zero_copy_only=False), dtype=object),
-        arms=np.asarray(table["arm"].to_numpy(zero_copy_only=False), dtype=object),
-        model=model_index.astype(np.int64),
+        ts=ts[rows],
+        router_ids=_labels(table["router_id"], rows),
+        arms=_labels(table["arm"], rows),
+        model=model_index,
         bucket=bucket,
-        cluster=np.nan_to_num(_float(table, "cluster_id"), nan=-1).astype(np.int64),
+        cluster=np.nan_to_num(_float(table, "cluster_id")[rows], nan=-1).astype(np.int64),
         features=features,
         features_ok=features_ok,
-        tokens_in=_float(table, "tokens_in"),
-        cost=_float(table, "cost_usd"),
-        latency=_float(table, "latency_ms"),
-        success=np.asarray(table["success"].to_numpy(zero_copy_only=False), dtype=bool),
-        propensity=_float(table, "propensity"),
+        tokens_in=_float(table, "tokens_in")[rows],
+        cost=_float(table, "cost_usd")[rows],
+        latency=_float(table, "latency_ms")[rows],
+        success=np.asarray(table["success"].to_numpy(zero_copy_only=False), dtype=bool)[rows],
+        propensity=_float(table, "propensity")[rows],
         quality=quality,
         files=files,
         window=(window_from, window_to),
@@ -168,17 +179,51 @@ def _float(table: pa.Table, column: str) -> np.ndarray:
     return np.asarray(pc.cast(table[column], pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
 
 
-def _features(table: pa.Table) -> tuple[np.ndarray, np.ndarray]:
+def _codes(column: pa.ChunkedArray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(column[rows], return_inverse=True)`` of a string column, via its dictionary encoding."""
+    if column.null_count or column.num_chunks == 0:
+        return np.unique(np.asarray(column.to_numpy(zero_copy_only=False), dtype=object)[rows], return_inverse=True)
+    encoded = pc.dictionary_encode(column)  # one dictionary shared by every chunk
+    dictionary = np.asarray(encoded.chunk(0).dictionary.to_numpy(zero_copy_only=False), dtype=object)
+    indices = np.concatenate([np.asarray(chunk.indices.to_numpy(), dtype=np.int64) for chunk in encoded.chunks])
+    used, inverse = np.unique(indices[rows], return_inverse=True)
+    names = dictionary[used]
+    order = np.argsort(names)  # by name, as np.unique of the names would be
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    return names[order], rank[inverse.reshape(-1)]
+
+
+def _labels(column: pa.ChunkedArray, rows: np.ndarray) -> np.ndarray:
+    """A low-cardinality string column at ``rows`` as an object array (one str object per distinct value)."""
+    if column.null_count or column.num_chunks == 0:
+        return np.asarray(column.to_numpy(zero_copy_only=False), dtype=object)[rows]
+    names, index = _codes(column, rows)
+    return names[index] if len(names) else np.zeros(len(rows), dtype=object)
+
+
+def _features(table: pa.Table, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    n = len(rows)
     if "features" not in table.column_names:
-        return np.zeros((table.num_rows, 0), dtype=np.float32), np.zeros(table.num_rows, dtype=bool)
-    column = table["features"].combine_chunks()
-    lengths = np.asarray(pc.fill_null(pc.list_value_length(column), 0).to_numpy(), dtype=np.int64)
-    width = int(lengths.max()) if len(lengths) else 0
+        return np.zeros((n, 0), dtype=np.float32), np.zeros(n, dtype=bool)
+    column = table["features"]
+    all_lengths = np.asarray(pc.fill_null(pc.list_value_length(column), 0).to_numpy(), dtype=np.int64)
+    lengths = all_lengths[rows]
+    width = int(lengths.max()) if n else 0
     ok = lengths == width
-    matrix = np.zeros((table.num_rows, width), dtype=np.float32)
+    matrix = np.zeros((n, width), dtype=np.float32)
     if width and ok.any():
-        values = np.asarray(pc.list_flatten(column.filter(pa.array(ok))).to_numpy(zero_copy_only=False), dtype=np.float32)
-        matrix[ok] = values.reshape(-1, width)
+        # Every vector's values, back to back in table order (null vectors contribute none).
+        values = np.asarray(pc.cast(pc.list_flatten(column), pa.float32()).to_numpy(), dtype=np.float32)
+        if (all_lengths == width).all():
+            matrix = values.reshape(-1, width)[rows]
+        else:
+            starts = np.cumsum(all_lengths) - all_lengths
+            wanted = np.flatnonzero(ok)
+            offsets = np.arange(width)
+            for lo in range(0, len(wanted), 65_536):
+                block = wanted[lo:lo + 65_536]
+                matrix[block] = values[starts[rows[block]][:, None] + offsets]
     return matrix, ok
 
 
@@ -192,14 +237,13 @@ def _join_feedback(
     table = table.filter(pc.is_valid(table["grade"]))
     if table.num_rows == 0:
         return quality
-    ids = np.asarray(table["request_id"].to_numpy(zero_copy_only=False), dtype=object)
-    grades = np.asarray(table["grade"].to_numpy(zero_copy_only=False), dtype=np.float64)
-    latest = dict(zip(ids.tolist(), grades.tolist()))  # later rows (newer offsets) win
+    # Later rows (newer offsets) win: look each request up in the reversed feedback rows.
+    ids = table["request_id"].combine_chunks()[::-1]
+    grades = np.asarray(pc.cast(table["grade"], pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)[::-1]
+    found = pc.index_in(pa.array(request_ids, type=ids.type), value_set=ids)
+    hit = np.asarray(pc.is_valid(found).to_numpy(zero_copy_only=False), dtype=bool)
     out = quality.copy()
-    for row, request_id in enumerate(request_ids.tolist()):
-        grade = latest.get(request_id)
-        if grade is not None:
-            out[row] = grade
+    out[hit] = grades[np.asarray(pc.fill_null(found, 0).to_numpy(), dtype=np.int64)[hit]]
     return out
 
 

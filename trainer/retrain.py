@@ -54,7 +54,7 @@ class RetrainConfig(msgspec.Struct, frozen=True, kw_only=True):
     seed: int = 0
     folds: int = 5
     holdout_fraction: float = 0.2
-    max_triage_rows: int = 200_000
+    max_triage_rows: int = 100_000  # the triage CV and the search run on a uniform sample of this many training rows
     max_rounds: int = 150
     label_tolerance: float = 0.05
     prior_strength: float = 20.0
@@ -299,7 +299,7 @@ def retrain_from_logs(
         labelled = np.isfinite(data.quality[triage_rows])
         weight = 1.0 / np.clip(data.propensity[triage_rows], 1e-3, 1.0)
         parent_tables = PolicyTables.from_artifact(parent)
-        parent_probabilities = TreeEnsemble.from_model_string(parent.gbdt.model).predict_proba(X.astype(np.float64))
+        parent_probabilities = triage_probabilities(parent.gbdt.model, X, seed=config.seed)
 
         def estimator(tables: PolicyTables, probabilities: np.ndarray = triage.oof,
                       q_rows: np.ndarray | None = reward_rows) -> tuple[float, float, np.ndarray]:
@@ -384,6 +384,34 @@ def _out_of_fold_rewards(
     return out
 
 
+_PARITY_ROWS = 2_000
+_PARITY_TOLERANCE = 1e-9
+_CHUNK_ROWS = 8_192
+
+
+def triage_probabilities(
+    model_string: str, X: np.ndarray, *, ensemble: TreeEnsemble | None = None, seed: int = 0
+) -> np.ndarray:
+    """Triage probabilities of many rows, as the routers' evaluator computes them.
+
+    LightGBM's own predictor evaluates the same trees an order of magnitude faster than
+    the NumPy evaluator the routers run (:class:`TreeEnsemble`, which matches it within
+    1e-9: ``tests/router/test_gbdt.py``). Every call checks a random sample of rows against
+    the routers' evaluator and, on any disagreement, uses that evaluator for every row.
+    """
+    X = np.ascontiguousarray(X, dtype=np.float64)
+    ensemble = ensemble or TreeEnsemble.from_model_string(model_string)
+    if len(X) <= _PARITY_ROWS:
+        return ensemble.predict_proba(X)
+    fast = np.asarray(lgb.Booster(model_str=model_string).predict(X, num_threads=2), dtype=np.float64).reshape(len(X), -1)
+    sample = np.sort(np.random.default_rng(seed).choice(len(X), size=_PARITY_ROWS, replace=False))
+    reference = ensemble.predict_proba(X[sample])
+    if fast.shape[1] == reference.shape[1] and np.abs(fast[sample] - reference).max() <= _PARITY_TOLERANCE:
+        return fast
+    step("predict", status="fallback", reason="LightGBM and the router's evaluator disagree", rows=len(X))
+    return np.concatenate([ensemble.predict_proba(X[lo:lo + _CHUNK_ROWS]) for lo in range(0, len(X), _CHUNK_ROWS)])
+
+
 def _at_least(name: str, value: int, limit: int, message: str) -> Check:
     return Check(name=name, status="pass" if value >= limit else "fail", value=value, threshold=f">= {limit}", message=message)
 
@@ -422,11 +450,16 @@ def _holdout_estimate(
     X = data.features[rows].astype(np.float64)
     k = artifact.gbdt.feature_schema.clusters
     clusters = np.argmax(X[:, X.shape[1] - k:], axis=1) if k else np.zeros(len(rows), dtype=np.int64)
-    chosen, _, _, _ = choose(router.tables, router.ensemble.predict_proba(X), clusters, X[:, token_column])
+    probabilities = triage_probabilities(artifact.gbdt.model, X, ensemble=router.ensemble, seed=seed)
+    chosen, _, _, _ = choose(router.tables, probabilities, clusters, X[:, token_column])
     reward_model = qhat[:, clusters].T
     cost_model = price[None, :] * _tokens(data, rows, token_column)[:, None]
-    rng = np.random.default_rng(seed)
-    drawn = np.array([latency_samples[m][rng.integers(len(latency_samples[m]))] for m in chosen]) if len(chosen) else np.zeros(0)
+    # One logged latency per row, drawn from the chosen model's samples: the same draws
+    # as one ``rng.integers(len(samples[m]))`` per row in order, in one call.
+    sizes = np.array([len(s) for s in latency_samples], dtype=np.int64)
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    pool = np.concatenate(latency_samples) if len(latency_samples) else np.zeros(0)
+    drawn = pool[starts[chosen] + np.random.default_rng(seed).integers(sizes[chosen])] if len(chosen) else np.zeros(0)
     shares = np.bincount(chosen, minlength=len(router.tables.models)) / max(len(chosen), 1)
     return PolicyEstimate(
         name=name,

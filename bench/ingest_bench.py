@@ -23,6 +23,8 @@ Uses ``BIFROST_KAFKA_BOOTSTRAP`` when set, otherwise starts its own ``LocalBroke
 
 from __future__ import annotations
 
+import machine  # bench/machine.py (scripts run from bench/ on sys.path)
+
 import argparse
 import array
 import asyncio
@@ -780,15 +782,7 @@ def run_fold_benchmark(workload: Workload, topic: str) -> dict[str, Any]:
 
 def machine_info(kafka: str) -> dict[str, Any]:
     """What the numbers were measured on."""
-    cpu_model = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu_model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_DIR, capture_output=True, text=True).stdout.strip()
+    cpu_model, commit = machine.cpu_model(), machine.commit()
     return {
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "cpu_count": os.cpu_count(),

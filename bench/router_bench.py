@@ -30,6 +30,8 @@ No Kafka, no network; single-threaded Python (LightGBM may use its OpenMP thread
 
 from __future__ import annotations
 
+import machine  # bench/machine.py (scripts run from bench/ on sys.path)
+
 import argparse
 import cProfile
 import datetime as dt
@@ -267,15 +269,7 @@ def profile_route(router: ReferenceRouter, prompts: Sequence[str], n: int) -> di
 
 def machine_info() -> dict[str, Any]:
     """What the numbers were measured on."""
-    cpu_model = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu_model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_DIR, capture_output=True, text=True).stdout.strip()
+    cpu_model, commit = machine.cpu_model(), machine.commit()
     dirty = subprocess.run(["git", "status", "--porcelain", "--", "router"], cwd=REPO_DIR, capture_output=True,
                            text=True).stdout.strip()
     return {

@@ -29,6 +29,8 @@ Results: a table on stdout, ``bench/results/trainer.json`` and ``bench/results/t
 
 from __future__ import annotations
 
+import machine  # bench/machine.py (scripts run from bench/ on sys.path)
+
 import argparse
 import cProfile
 import datetime as dt
@@ -409,15 +411,7 @@ def profile_pass(run: Callable[[], TrainerRun], path: Path) -> dict[str, Any]:
 
 
 def machine_info() -> dict[str, Any]:
-    cpu_model = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu_model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_DIR, capture_output=True, text=True).stdout.strip()
+    cpu_model, commit = machine.cpu_model(), machine.commit()
     dirty = subprocess.run(["git", "status", "--porcelain", "--", "trainer"], cwd=REPO_DIR, capture_output=True,
                            text=True).stdout.strip()
     return {

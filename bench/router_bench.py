@@ -62,7 +62,7 @@ log = logging.getLogger("bench.router")
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS_DIR = BENCH_DIR / "results"
 REPO_DIR = BENCH_DIR.parent
-DATASET = Path("/work/shared/data/routing-eval/llmrouter-dc.jsonl.gz")
+DATASET = machine.REPO_DIR / "data" / "routing-eval" / "llmrouter-dc.jsonl.gz"  # bundled copy of shared/data/routing-eval
 
 GOAL_SECONDS_PER_DECISION = 1e-3
 PROBABILITY_TOLERANCE = 1e-9

@@ -79,7 +79,7 @@ RESULTS_DIR = BENCH_DIR / "results"
 CACHE_DIR = BENCH_DIR / ".cache"
 REPO_DIR = BENCH_DIR.parent
 
-DATASET = Path("/work/shared/data/routing-eval/llmrouter-dc.jsonl.gz")
+DATASET = machine.REPO_DIR / "data" / "routing-eval" / "llmrouter-dc.jsonl.gz"  # bundled copy of shared/data/routing-eval
 BEST_SINGLE = "llama-3.1-nemotron-51b-instruct"
 PARENT_VERSION = "v-expensive"
 BOOTSTRAP_TRIALS = 20

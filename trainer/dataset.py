@@ -1,6 +1,6 @@
 """Full-information evaluation sets: every model's score and cost for every prompt.
 
-Format (JSON lines, optionally gzip-compressed; see ``shared/data/routing-eval/README.md``)::
+Format (JSON lines, optionally gzip-compressed; see ``data/routing-eval/README.md``)::
 
     {"prompt_id": str, "split": "train"|"test", "task": str, "prompt": str,
      "scores": {model: float 0..1}, "cost_usd": {model: float}}

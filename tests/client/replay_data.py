@@ -1,7 +1,6 @@
 """The public full-information dataset and small signed artifacts for replay tests.
 
-The dataset is read-only shared data (``shared/data/routing-eval/`` beside the repository,
-or ``BIFROST_EVAL_DATASET``); tests that need it are skipped when it is absent.
+The dataset is the copy bundled in ``data/routing-eval/`` (or ``BIFROST_EVAL_DATASET``).
 """
 
 from __future__ import annotations
@@ -18,21 +17,22 @@ from bifrost.router.artifact import Artifact, encode, sign
 from bifrost.router.keys import public_key_pem
 from bifrost.trainer.dataset import FullInfoDataset, load_dataset
 from bifrost.trainer.store import ArtifactStore
+from tests.datasets import ROUTING_EVAL
 
 DATASET_ENV = "BIFROST_EVAL_DATASET"
-DEFAULT_DATASET = Path(__file__).resolve().parents[3] / "shared" / "data" / "routing-eval" / "llmrouter-dc.jsonl.gz"
+DEFAULT_DATASET = ROUTING_EVAL
 
 
 def dataset_path() -> Path:
-    """Where the evaluation dataset is; skips the calling test if it is not there."""
+    """Where the evaluation dataset is (the bundled copy unless the variable names another)."""
     path = Path(os.environ.get(DATASET_ENV) or DEFAULT_DATASET)
     if not path.is_file():
-        pytest.skip(f"full-information dataset not found at {path} (set {DATASET_ENV})")
+        pytest.fail(f"full-information dataset not found at {path} (check {DATASET_ENV})")
     return path
 
 
 def load() -> FullInfoDataset:
-    """The evaluation dataset (skips if absent)."""
+    """The evaluation dataset."""
     return _load(dataset_path())
 
 

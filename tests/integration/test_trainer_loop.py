@@ -41,11 +41,12 @@ from bifrost.trainer.bootstrap import BootstrapConfig, bootstrap_artifact
 from bifrost.trainer.dataset import FullInfoDataset, load_dataset
 from bifrost.trainer.evaluate import evaluate_artifact
 from bifrost.trainer.store import ArtifactStore
+from tests.datasets import routing_eval
 from tests.integration.harness import WorkerProcess, collect, eventually, read_dead_letters, settings_env
 
 pytestmark = pytest.mark.kafka
 
-DATASET = Path(__file__).resolve().parents[3] / "shared" / "data" / "routing-eval" / "llmrouter-dc.jsonl.gz"
+DATASET = routing_eval()
 BEST_SINGLE = "llama-3.1-nemotron-51b-instruct"
 EVENTS_PER_HOUR = 30_000
 HOURS = 2
@@ -53,8 +54,6 @@ HOURS = 2
 
 @pytest.fixture(scope="module")
 def dataset() -> FullInfoDataset:
-    if not DATASET.exists():
-        pytest.skip(f"{DATASET} not found")
     return load_dataset(DATASET)
 
 

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
+
+from tests.datasets import ROUTING_EVAL, routing_eval
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bifrost.router.artifact import Artifact
@@ -16,17 +18,15 @@ from bifrost.trainer.dataset import FullInfoDataset, load_dataset
 if TYPE_CHECKING:
     from bifrost.trainer.bootstrap import BootstrapReport
 
-REAL_DATASET = Path("/work/shared/data/routing-eval/llmrouter-dc.jsonl.gz")
+REAL_DATASET = ROUTING_EVAL
 SAMPLE_ROWS = 1500
 TRIALS = 20
 CLUSTERS = 8
 
 
 def require_real_dataset() -> Path:
-    """The real dataset's path, or skip the test when this machine does not have it."""
-    if not REAL_DATASET.is_file():
-        pytest.skip(f"{REAL_DATASET} is not available")
-    return REAL_DATASET
+    """The real dataset's path (bundled with the repository)."""
+    return routing_eval()
 
 
 def write_sample_file(target: Path, rows: int, *, seed: int = 0) -> Path:

@@ -24,6 +24,7 @@ Uses ``BIFROST_KAFKA_BOOTSTRAP`` when set, otherwise starts its own ``LocalBroke
 from __future__ import annotations
 
 import machine  # bench/machine.py (scripts run from bench/ on sys.path)
+from profiling import top_functions
 
 import argparse
 import array
@@ -694,27 +695,6 @@ def fold_pass(batches: list[list[InputRecord]], topic: str, profiler: cProfile.P
         if profiler is not None:
             profiler.disable()
     return FoldRun(events, accepted, fold_seconds, store_seconds, len(store.data))
-
-
-def short_name(func: tuple[str, int, str]) -> str:
-    """``file:line(function)`` relative to the repo or site-packages."""
-    filename, line, name = func
-    for root in (str(REPO_DIR) + os.sep, "site-packages" + os.sep, "python3.11" + os.sep):
-        if root in filename:
-            filename = filename.split(root, 1)[1]
-            break
-    return f"{filename}:{line}({name})" if line else name
-
-
-def top_functions(stats: pstats.Stats, key: str, limit: int, only: Callable[[str], bool] | None = None) -> list[dict[str, Any]]:
-    """The ``limit`` functions with the largest ``key`` (tottime or cumulative), optionally filtered by file."""
-    index = {"tottime": 2, "cumulative": 3}[key]
-    items = [item for item in stats.stats.items() if only is None or only(item[0][0])]  # type: ignore[attr-defined]
-    rows = sorted(items, key=lambda item: item[1][index], reverse=True)[:limit]
-    return [
-        {"function": short_name(func), "ncalls": nc, "tottime": round(tt, 4), "cumtime": round(ct, 4)}
-        for func, (_, nc, tt, ct, _) in rows
-    ]
 
 
 def package_of(filename: str, name: str) -> str:

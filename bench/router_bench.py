@@ -31,6 +31,7 @@ No Kafka, no network; single-threaded Python (LightGBM may use its OpenMP thread
 from __future__ import annotations
 
 import machine  # bench/machine.py (scripts run from bench/ on sys.path)
+from profiling import top_functions
 
 import argparse
 import cProfile
@@ -200,26 +201,6 @@ def check_equivalence(router: ReferenceRouter, booster: lightgbm.Booster, prompt
 
 
 # --------------------------------------------------------------------------- profile
-
-
-def short_name(func: tuple[str, int, str]) -> str:
-    """``file:line(function)`` relative to the repo or site-packages."""
-    filename, line, name = func
-    for root in (str(REPO_DIR) + os.sep, "site-packages" + os.sep, "python3.11" + os.sep):
-        if root in filename:
-            filename = filename.split(root, 1)[1]
-            break
-    return f"{filename}:{line}({name})" if line else name
-
-
-def top_functions(stats: pstats.Stats, key: str, limit: int) -> list[dict[str, Any]]:
-    """The ``limit`` functions with the largest ``key`` (tottime or cumulative)."""
-    index = {"tottime": 2, "cumulative": 3}[key]
-    rows = sorted(stats.stats.items(), key=lambda item: item[1][index], reverse=True)[:limit]  # type: ignore[attr-defined]
-    return [
-        {"function": short_name(func), "ncalls": nc, "tottime": round(tt, 4), "cumtime": round(ct, 4)}
-        for func, (_, nc, tt, ct, _) in rows
-    ]
 
 
 def profile_route(router: ReferenceRouter, prompts: Sequence[str], n: int) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -310,17 +311,13 @@ def main_service(argv: Sequence[str] | None = None) -> int:
         except TrainerSettingsError as exc:
             raise _Usage(str(exc)) from None
         _setup_logging(True)
-        key = load_private_key(args.key or settings.signing_key_file) if (args.key or not _inline_key()) else load_private_key()
+        # --key, else an inline BIFROST_SIGNING_KEY, else the key file setting (env or default).
+        inline = args.key is None and bool(os.environ.get(SIGNING_KEY_ENV))
+        key = load_private_key() if inline else load_private_key(args.key or settings.signing_key_file)
         log.info("event=trainer.key key=%s", key_id(key))
         return _serve(settings, key, once=args.once)
 
     return _guard(run)
-
-
-def _inline_key() -> bool:
-    import os
-
-    return bool(os.environ.get(SIGNING_KEY_ENV))
 
 
 def _serve(settings: TrainerSettings, key: Ed25519PrivateKey, *, once: bool) -> int:

@@ -21,6 +21,7 @@ set is given, the same two comparisons on it. A candidate that fails is not sign
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import lightgbm as lgb
@@ -248,7 +249,7 @@ def retrain_from_logs(
         return RetrainStopped(report)
 
     with timings.measure("quality", rows=len(data)):
-        quality, usable, served_all = assess_logged(data, parent, config)
+        quality, usable, served = assess_logged(data, parent, config)
         report.quality = quality
     if not quality.passed:
         raise stop("quality", str(DataQualityError(quality)))
@@ -263,7 +264,6 @@ def retrain_from_logs(
         names = list(parent.gbdt.feature_schema.names)
         token_column = names.index("tokens_approx")
         clusters = np.argmax(data.features[:, len(names) - k:], axis=1) if k else np.zeros(len(data), dtype=np.int64)
-        served = served_all
         prior = np.array([parent.qhat[m] for m in models])
         qhat, cell_counts = cell_means(data.quality[train_rows], served[train_rows], clusters[train_rows], len(models), k,
                                        prior=prior, prior_strength=config.prior_strength)
@@ -298,15 +298,18 @@ def retrain_from_logs(
         cost_rows = price[None, :] * _tokens(data, triage_rows, token_column)[:, None]
         labelled = np.isfinite(data.quality[triage_rows])
         weight = 1.0 / np.clip(data.propensity[triage_rows], 1e-3, 1.0)
+        # Per-row inputs of the DR estimates, sliced once rather than in every trial.
+        served_t, cost_t, clusters_t, tokens_t = served[triage_rows], data.cost[triage_rows], clusters[triage_rows], X[:, token_column]
+        served_l, weight_l = served_t[labelled], weight[labelled]
+        quality_l, reward_l = data.quality[triage_rows][labelled], reward_rows[labelled]
         parent_tables = PolicyTables.from_artifact(parent)
         parent_probabilities = triage_probabilities(parent.gbdt.model, X, seed=config.seed)
 
         def estimator(tables: PolicyTables, probabilities: np.ndarray = triage.oof,
                       q_rows: np.ndarray | None = reward_rows) -> tuple[float, float, np.ndarray]:
-            chosen, buckets, _, _ = choose(tables, probabilities, clusters[triage_rows], X[:, token_column], q_rows=q_rows)
-            s = served[triage_rows]
-            q = dr_value(chosen[labelled], s[labelled], weight[labelled], data.quality[triage_rows][labelled], reward_rows[labelled])
-            c = dr_value(chosen, s, weight, data.cost[triage_rows], cost_rows)
+            chosen, buckets, _, _ = choose(tables, probabilities, clusters_t, tokens_t, q_rows=q_rows)
+            q = dr_value(chosen[labelled], served_l, weight_l, quality_l, reward_l)
+            c = dr_value(chosen, served_t, weight, cost_t, cost_rows)
             return q, c, buckets
 
         current_q, current_c, _ = estimator(parent_tables, parent_probabilities, None)
@@ -315,7 +318,7 @@ def retrain_from_logs(
         base = PolicyTables.from_artifact(msgspec.structs.replace(parent, qhat={m: list(qhat[j]) for j, m in enumerate(models)}))
         search = search_policy(
             SearchData(tables=base, probabilities=triage.oof, q_rows=reward_rows, scores=np.zeros((len(triage_rows), 0)),
-                       costs=np.zeros((len(triage_rows), 0)), tokens=X[:, token_column], tiers=tiers),
+                       costs=np.zeros((len(triage_rows), 0)), tokens=tokens_t, tiers=tiers),
             trials=config.trials, seed=config.seed, objective=objective, space=SearchSpace(tau_cheap=(0.0, 1.0), tau_hard=(0.0, 1.0)),
             estimator=estimator, reference=(f"current {parent.version}", current_q, current_c),
             corners=[{"alpha": parent.alpha, "tau_cheap": parent.thresholds.cheap, "tau_hard": parent.thresholds.hard}],
@@ -327,11 +330,10 @@ def retrain_from_logs(
         chat = chat / chat.max() if chat.max() > 0 else chat
         candidate = _successor(parent, version=version, search=search, qhat=qhat, chat=chat,
                                model_string=triage.model_string)
-        latency_samples = _latency_samples(data, served, train_rows, len(models))
-        mine = _holdout_estimate("candidate " + version, candidate, data, served, hold_rows, qhat, price,
-                                 latency_samples, token_column, config.seed)
-        theirs = _holdout_estimate("current " + parent.version, parent, data, served, hold_rows, qhat, price,
-                                   latency_samples, token_column, config.seed)
+        holdout = _Holdout.of(data, served, clusters, hold_rows, qhat, price, token_column,
+                              _latency_samples(data, served, train_rows, len(models)), config.seed)
+        mine = holdout.estimate("candidate " + version, candidate)
+        theirs = holdout.estimate("current " + parent.version, parent)
         report.candidate, report.current = mine, theirs
         floor = (1.0 - config.quality_tolerance) * theirs.quality.dr
         report.checks = [
@@ -442,32 +444,51 @@ def _latency_samples(data: LoggedData, served: np.ndarray, rows: np.ndarray, n_m
     return out
 
 
-def _holdout_estimate(
-    name: str, artifact: Artifact, data: LoggedData, served: np.ndarray, rows: np.ndarray, qhat: np.ndarray,
-    price: np.ndarray, latency_samples: list[np.ndarray], token_column: int, seed: int,
-) -> PolicyEstimate:
-    router = ReferenceRouter(artifact)
-    X = data.features[rows].astype(np.float64)
-    k = artifact.gbdt.feature_schema.clusters
-    clusters = np.argmax(X[:, X.shape[1] - k:], axis=1) if k else np.zeros(len(rows), dtype=np.int64)
-    probabilities = triage_probabilities(artifact.gbdt.model, X, ensemble=router.ensemble, seed=seed)
-    chosen, _, _, _ = choose(router.tables, probabilities, clusters, X[:, token_column])
-    reward_model = qhat[:, clusters].T
-    cost_model = price[None, :] * _tokens(data, rows, token_column)[:, None]
-    # One logged latency per row, drawn from the chosen model's samples: the same draws
-    # as one ``rng.integers(len(samples[m]))`` per row in order, in one call.
-    sizes = np.array([len(s) for s in latency_samples], dtype=np.int64)
-    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-    pool = np.concatenate(latency_samples) if len(latency_samples) else np.zeros(0)
-    drawn = pool[starts[chosen] + np.random.default_rng(seed).integers(sizes[chosen])] if len(chosen) else np.zeros(0)
-    shares = np.bincount(chosen, minlength=len(router.tables.models)) / max(len(chosen), 1)
-    return PolicyEstimate(
-        name=name,
-        quality=estimate(chosen, served[rows], data.propensity[rows], data.quality[rows], reward_model),
-        cost_usd=estimate(chosen, served[rows], data.propensity[rows], data.cost[rows], cost_model),
-        latency_p95_ms=float(np.percentile(drawn, 95)) if len(drawn) else math.nan,
-        shares={m: round(float(s), 4) for m, s in zip(router.tables.models, shares) if s > 0},
-    )
+@dataclass(frozen=True)
+class _Holdout:
+    """The validation rows and everything about them that does not depend on the policy."""
+
+    X: np.ndarray
+    clusters: np.ndarray
+    tokens: np.ndarray
+    served: np.ndarray
+    propensity: np.ndarray
+    quality: np.ndarray
+    cost: np.ndarray
+    reward_model: np.ndarray
+    cost_model: np.ndarray
+    latency_samples: list[np.ndarray]
+    seed: int
+
+    @classmethod
+    def of(cls, data: LoggedData, served: np.ndarray, clusters: np.ndarray, rows: np.ndarray, qhat: np.ndarray,
+           price: np.ndarray, token_column: int, latency_samples: list[np.ndarray], seed: int) -> "_Holdout":
+        X = data.features[rows].astype(np.float64)
+        return cls(X=X, clusters=clusters[rows], tokens=X[:, token_column], served=served[rows],
+                   propensity=data.propensity[rows], quality=data.quality[rows], cost=data.cost[rows],
+                   reward_model=qhat[:, clusters[rows]].T,
+                   cost_model=price[None, :] * _tokens(data, rows, token_column)[:, None],
+                   latency_samples=latency_samples, seed=seed)
+
+    def estimate(self, name: str, artifact: Artifact) -> PolicyEstimate:
+        """Off-policy estimates of the artifact's routing of these rows."""
+        router = ReferenceRouter(artifact)
+        probabilities = triage_probabilities(artifact.gbdt.model, self.X, ensemble=router.ensemble, seed=self.seed)
+        chosen, _, _, _ = choose(router.tables, probabilities, self.clusters, self.tokens)
+        # One logged latency per row, drawn from the chosen model's samples: the same draws
+        # as one ``rng.integers(len(samples[m]))`` per row in order, in one call.
+        sizes = np.array([len(s) for s in self.latency_samples], dtype=np.int64)
+        starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        pool = np.concatenate(self.latency_samples) if len(self.latency_samples) else np.zeros(0)
+        drawn = pool[starts[chosen] + np.random.default_rng(self.seed).integers(sizes[chosen])] if len(chosen) else np.zeros(0)
+        shares = np.bincount(chosen, minlength=len(router.tables.models)) / max(len(chosen), 1)
+        return PolicyEstimate(
+            name=name,
+            quality=estimate(chosen, self.served, self.propensity, self.quality, self.reward_model),
+            cost_usd=estimate(chosen, self.served, self.propensity, self.cost, self.cost_model),
+            latency_p95_ms=float(np.percentile(drawn, 95)) if len(drawn) else math.nan,
+            shares={m: round(float(s), 4) for m, s in zip(router.tables.models, shares) if s > 0},
+        )
 
 
 def _full_information_checks(

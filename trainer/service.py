@@ -128,7 +128,7 @@ class TrainerService:
             log.error("event=trainer.bad_trigger reason=%r", str(exc))
             return None
         previous = self.ledger.get(trigger.trigger_id)
-        if previous is not None and previous.announced or previous is not None and previous.outcome == "rejected":
+        if previous is not None and (previous.announced or previous.outcome == "rejected"):
             log.info("event=trainer.duplicate trigger=%s outcome=%s version=%s", trigger.trigger_id,
                      previous.outcome, previous.version)
             return previous

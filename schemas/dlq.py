@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import enum
+from typing import Protocol
 
 import msgspec
 
@@ -45,3 +46,27 @@ class DeadLetter(msgspec.Struct, frozen=True, kw_only=True):
 def b64(data: bytes | None) -> str | None:
     """Base64 text of ``data`` (``None`` stays ``None``)."""
     return None if data is None else base64.b64encode(data).decode("ascii")
+
+
+class SourceRecord(Protocol):
+    """What a dead letter needs of the rejected record (aiokafka's ConsumerRecord fits)."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+def dead_letter(record: SourceRecord, reason: RejectReason, error: str, now: float) -> DeadLetter:
+    """The DLQ record of one rejected input: its exact bytes, where it came from, and why."""
+    return DeadLetter(
+        source_topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        reason=reason,
+        error=error,
+        original_b64=b64(record.value or b"") or "",
+        key_b64=b64(record.key),
+        rejected_at=now,
+    )

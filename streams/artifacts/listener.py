@@ -10,7 +10,6 @@ waits for ``approve`` when ``BIFROST_ROLLOUT_REQUIRE_APPROVAL`` is set.
 
 from __future__ import annotations
 
-import base64
 import logging
 import time
 import uuid
@@ -27,7 +26,7 @@ from bifrost.router.artifact import ArtifactError, load_verified
 from bifrost.router.keys import PublicKeySource, SigningKeyError, public_key_from_environment
 from bifrost.schemas.artifacts import ArtifactPublished
 from bifrost.schemas.codec import encode
-from bifrost.schemas.dlq import DeadLetter, RejectReason
+from bifrost.schemas.dlq import RejectReason, dead_letter
 from bifrost.schemas.rollout import CommandKind, RolloutCommand
 from bifrost.streams.topics_admin import TopicSpec, ensure_topics
 
@@ -138,9 +137,7 @@ class ArtifactListener:
             reason = exc.reason if isinstance(exc, Rejected) else RejectReason.UNVERIFIED
             self.rejected += 1
             log.error("event=artifact.rejected offset=%d reason=%s error=%r", record.offset, reason.value, str(exc))
-            letter = DeadLetter(source_topic=record.topic, partition=record.partition, offset=record.offset, reason=reason,
-                                error=str(exc), original_b64=base64.b64encode(record.value or b"").decode(),
-                                key_b64=base64.b64encode(record.key).decode() if record.key else None, rejected_at=time.time())
+            letter = dead_letter(record, reason, str(exc), time.time())
             await producer.send_and_wait(topics.dlq, encode(letter), key=record.topic.encode())
             return
         for command in accepted.commands:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from bifrost.schemas.codec import EventDecoder, InvalidEvent, Limits
-from bifrost.schemas.dlq import DeadLetter, RejectReason, b64
+from bifrost.schemas.dlq import DeadLetter, RejectReason, dead_letter
 from bifrost.schemas.events import FeedbackEvent, RoutingEvent
 from bifrost.streams.aggregates.partial import WindowPartial, partial_key, window_start_of
 from bifrost.streams.aggregates.stats import WindowStats
@@ -130,7 +130,7 @@ class BatchFolder:
                 else:
                     event = self._feedback.decode(record.value, now=now)
             except InvalidEvent as exc:
-                result.dead_letters.append(_dead_letter(record, exc.reason, exc.message, now))
+                result.dead_letters.append(dead_letter(record, exc.reason, exc.message, now))
                 continue
             start = window_start_of(event.ts, size)
             key = partial_key(record.topic, record.partition, event.router_id, start)
@@ -147,7 +147,7 @@ class BatchFolder:
             watermark = max(state.watermark, event.ts)
             if start + size + grace < watermark:
                 result.dead_letters.append(
-                    _dead_letter(
+                    dead_letter(
                         record,
                         RejectReason.TOO_LATE,
                         f"event time {event.ts:.3f} is {watermark - event.ts:.0f} s behind the "
@@ -227,16 +227,3 @@ def rebuild_partition_state(partials: Iterable[WindowPartial]) -> dict[tuple[str
         state.windows[partial.key] = partial.window_start
         state.watermark = max(state.watermark, partial.max_event_ts)
     return states
-
-
-def _dead_letter(record: InputRecord, reason: RejectReason, error: str, now: float) -> DeadLetter:
-    return DeadLetter(
-        source_topic=record.topic,
-        partition=record.partition,
-        offset=record.offset,
-        reason=reason,
-        error=error,
-        original_b64=b64(record.value or b"") or "",
-        key_b64=b64(record.key),
-        rejected_at=now,
-    )

@@ -74,6 +74,24 @@ def public_key_from_environment(environ: Mapping[str, str] | None = None) -> Ed2
     return None
 
 
+def find_public_key(
+    path: str | Path | None = None, *, default: str | Path = DEFAULT_KEY_PATH, environ: Mapping[str, str] | None = None
+) -> Ed25519PublicKey | None:
+    """The artifact verification key, or None when none is given or configured.
+
+    Order: ``path``; else ``BIFROST_VERIFY_KEY`` (or the public half of the signing-key
+    variables); else ``default`` if that file exists. A key that is given but unreadable
+    raises :class:`SigningKeyError`.
+    """
+    if path is not None:
+        return load_public_key(Path(path))
+    from_env = public_key_from_environment(environ)
+    if from_env is not None:
+        return from_env
+    default = Path(default)
+    return load_public_key(default) if default.exists() else None
+
+
 def generate_private_key(path: str | Path) -> Ed25519PrivateKey:
     """Create a new Ed25519 key as a PKCS#8 PEM file readable only by its owner."""
     path = Path(path)

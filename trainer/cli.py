@@ -29,11 +29,10 @@ from bifrost.router.keys import (
     SIGNING_KEY_FILE_ENV,
     VERIFY_KEY_ENV,
     SigningKeyError,
+    find_public_key,
     generate_private_key,
     key_id,
     load_private_key,
-    load_public_key,
-    public_key_from_environment,
 )
 from bifrost.router.reference import ReferenceRouter
 from bifrost.trainer.dataset import DatasetError, load_dataset
@@ -177,14 +176,10 @@ def _signing_key(path: str | None) -> Ed25519PrivateKey:
 
 
 def _verify_key(path: str | None) -> Ed25519PublicKey:
-    if path is not None:
-        return load_public_key(Path(path))
-    from_env = public_key_from_environment()
-    if from_env is not None:
-        return from_env
-    if DEFAULT_KEY_PATH.exists():
-        return load_public_key(DEFAULT_KEY_PATH)
-    raise SigningKeyError(f"no verification key: pass --key FILE, or set ${VERIFY_KEY_ENV}")
+    key = find_public_key(path)
+    if key is None:
+        raise SigningKeyError(f"no verification key: pass --key FILE, or set ${VERIFY_KEY_ENV}")
+    return key
 
 
 # -- evaluate -------------------------------------------------------------------------------
@@ -287,7 +282,7 @@ def _artifacts(args: argparse.Namespace) -> int:
             return EXIT_FAILURE
         print(f"OK {artifact.version}: sha256 {store.meta(args.version).sha256} and signature by {key_id(key)} verified")
         return EXIT_OK
-    key = _verify_key(args.key) if (args.key or public_key_from_environment() or DEFAULT_KEY_PATH.exists()) else None
+    key = find_public_key(args.key)
     previous = store.rollback(args.version, reason=args.reason, public_key=key)
     print(f"current is now {args.version} (was {previous or '-'})" + ("" if key else "; signature not checked (no key)"))
     return EXIT_OK

@@ -30,8 +30,7 @@ from bifrost.router.keys import (
     SIGNING_KEY_FILE_ENV,
     VERIFY_KEY_ENV,
     SigningKeyError,
-    load_public_key,
-    public_key_from_environment,
+    find_public_key,
 )
 from bifrost.router.reference import ReferenceRouter
 from bifrost.trainer.store import ArtifactStore, StoreError
@@ -168,13 +167,9 @@ def verify_key(path: str | Path | None, environ: Mapping[str, str] | None = None
         SigningKeyError: the key given cannot be read.
         KeyNotFound: no key is given or configured.
     """
-    if path is not None:
-        return load_public_key(Path(path))
-    from_env = public_key_from_environment(environ)
-    if from_env is not None:
-        return from_env
-    if DEFAULT_KEY_PATH.exists():
-        return load_public_key(DEFAULT_KEY_PATH)
+    key = find_public_key(path, environ=environ)
+    if key is not None:
+        return key
     raise KeyNotFound(
         f"no artifact verification key: pass --verify-key FILE, or set ${VERIFY_KEY_ENV} "
         f"(or ${SIGNING_KEY_ENV} / ${SIGNING_KEY_FILE_ENV}); {DEFAULT_KEY_PATH} does not exist"

@@ -23,7 +23,7 @@ from aiokafka.structs import ConsumerRecord
 
 from bifrost.config import Settings
 from bifrost.router.artifact import ArtifactError, load_verified
-from bifrost.router.keys import PublicKeySource, SigningKeyError, public_key_from_environment
+from bifrost.router.keys import PublicKeySource, SigningKeyError, find_public_key
 from bifrost.schemas.artifacts import ArtifactPublished
 from bifrost.schemas.codec import encode
 from bifrost.schemas.dlq import RejectReason, dead_letter
@@ -92,10 +92,11 @@ def accept(value: bytes, public_key: PublicKeySource, *, now: float | None = Non
 
 def verify_key(settings: Settings) -> PublicKeySource:
     """``BIFROST_VERIFY_KEY`` (or the signing key variables), else ``BIFROST_VERIFY_KEY_FILE``."""
-    from_env = public_key_from_environment()
-    if from_env is not None:
-        return from_env
-    return Path(settings.verify_key_file)
+    key = find_public_key(default=settings.verify_key_file)
+    if key is None:
+        raise SigningKeyError(f"no artifact verification key: {settings.verify_key_file} does not exist "
+                              "(set BIFROST_VERIFY_KEY_FILE or BIFROST_VERIFY_KEY)")
+    return key
 
 
 class ArtifactListener:

@@ -17,6 +17,7 @@ from bifrost.router.keys import (
     SIGNING_KEY_FILE_ENV,
     VERIFY_KEY_ENV,
     SigningKeyError,
+    find_public_key,
     generate_private_key,
     key_id,
     load_private_key,
@@ -252,3 +253,17 @@ def test_generated_keys_differ(tmp_path: Path) -> None:
     b = generate_private_key(tmp_path / "b.pem")
     assert not same_key(a, b)
     assert os.path.getsize(tmp_path / "a.pem") > 0
+
+
+def test_find_public_key_order_path_then_environment_then_default(tmp_path: Path) -> None:
+    given, inline, fallback = (Ed25519PrivateKey.generate() for _ in range(3))
+    given_file, default_file = tmp_path / "given.pem", tmp_path / "default.pem"
+    given_file.write_bytes(public_key_pem(given))
+    default_file.write_bytes(public_key_pem(fallback))
+    environ = {VERIFY_KEY_ENV: public_key_pem(inline).decode()}
+    assert key_id(find_public_key(given_file, default=default_file, environ=environ)) == key_id(given)
+    assert key_id(find_public_key(default=default_file, environ=environ)) == key_id(inline)
+    assert key_id(find_public_key(default=default_file, environ={})) == key_id(fallback)
+    assert find_public_key(default=tmp_path / "missing.pem", environ={}) is None
+    with pytest.raises(SigningKeyError, match="does not exist"):
+        find_public_key(tmp_path / "missing.pem", environ={})

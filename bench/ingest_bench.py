@@ -423,7 +423,7 @@ def worker_settings(bootstrap: str, prefix: str, partitions: int, data_dir: Path
         web_port=free_port(),
         worker_url="",
         log_level="info",
-        warehouse_dir="",
+        warehouse_enabled=False,
     )
 
 

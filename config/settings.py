@@ -6,6 +6,7 @@ Every field documents its variable and default; ``bifrost-opt config`` prints th
 from __future__ import annotations
 
 import os
+import socket
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, Mapping
 
@@ -41,7 +42,11 @@ class Settings:
     batch_max: int = _setting(10_000, "BIFROST_BATCH_MAX", "Most events the ingest agent folds into one table update.")
     batch_within_seconds: float = _setting(0.25, "BIFROST_BATCH_WITHIN_SECONDS", "Longest wait to fill a batch.")
     commit_interval_seconds: float = _setting(1.0, "BIFROST_COMMIT_INTERVAL_SECONDS", "How often consumed offsets are committed (re-delivery after a crash is de-duplicated).")
-    session_timeout_seconds: float = _setting(30.0, "BIFROST_SESSION_TIMEOUT_SECONDS", "Consumer group session timeout: how soon a dead worker's partitions move.")
+    session_timeout_seconds: float = _setting(15.0, "BIFROST_SESSION_TIMEOUT_SECONDS", "Consumer group session timeout: how soon a dead worker's partitions move to the others (a restarted worker takes its own back at once, see BIFROST_INSTANCE_ID).")
+    instance_id: str = _setting("", "BIFROST_INSTANCE_ID", "Static group membership id of this worker, stable across restarts and unique per worker; default <hostname>-<web port>.")
+    recovery_timeout_seconds: float = _setting(120.0, "BIFROST_RECOVERY_TIMEOUT_SECONDS", "Longest a partition's state recovery (including waiting for an unreachable broker) may take before the worker exits with an error.")
+    transaction_timeout_seconds: float = _setting(30.0, "BIFROST_TRANSACTION_TIMEOUT_SECONDS", "Kafka transaction timeout of ingest producers: how long a dead producer's open transaction can hold back read_committed readers.")
+    dlq_max_payload_bytes: int = _setting(256 * 1024, "BIFROST_DLQ_MAX_PAYLOAD_BYTES", "A DLQ record keeps at most this many bytes of the rejected payload (plus its full size and sha256).")
     rollout_stages: str = _setting("0.05,0.25,0.5,1.0", "BIFROST_ROLLOUT_STAGES", "Canary traffic shares of the rollout stages; the last must be 1.0.")
     rollout_min_stage_seconds: float = _setting(900.0, "BIFROST_ROLLOUT_MIN_STAGE_SECONDS", "Minimum event-time duration of a stage before it may advance.")
     rollout_min_samples: int = _setting(100, "BIFROST_ROLLOUT_MIN_SAMPLES", "Minimum requests per arm in a stage before it may advance or a gate may fail.")
@@ -56,7 +61,9 @@ class Settings:
     retrain_cron: str = _setting("0 3 * * 0", "BIFROST_RETRAIN_CRON", "When the weekly retrain trigger fires (cron, UTC; leader only).")
     degradation_tolerance: float = _setting(0.05, "BIFROST_DEGRADATION_TOLERANCE", "Last day worse than the 6 days before by more than this (win rate, cost, P95) triggers a retrain.")
     verify_key_file: str = _setting("var/keys/artifact-signing.pem", "BIFROST_VERIFY_KEY_FILE", "Key that verifies artifact signatures before a canary starts (public PEM, or the signing key's file); BIFROST_VERIFY_KEY (inline) wins.")
-    warehouse_dir: str = _setting("var/warehouse", "BIFROST_WAREHOUSE_DIR", "Where the warehouse sink writes Parquet files; empty disables the sink.")
+    warehouse_enabled: bool = _setting(True, "BIFROST_WAREHOUSE_ENABLED", "Run the warehouse sink in this worker (false turns it off).")
+    warehouse_dir: str = _setting("var/warehouse", "BIFROST_WAREHOUSE_DIR", "Where the warehouse sink writes Parquet files.")
+    warehouse_max_buffer_bytes: int = _setting(64 * 1024 * 1024, "BIFROST_WAREHOUSE_MAX_BUFFER_BYTES", "The sink writes a file before its buffered rows exceed this many bytes (bounds its memory).")
     warehouse_flush_seconds: float = _setting(60.0, "BIFROST_WAREHOUSE_FLUSH_SECONDS", "Longest a warehouse buffer waits before it is written as a file.")
     web_host: str = _setting("127.0.0.1", "BIFROST_WEB_HOST", "Worker HTTP bind address.")
     web_port: int = _setting(6066, "BIFROST_WEB_PORT", "Worker HTTP port (metrics views, /metrics, health).")
@@ -78,6 +85,15 @@ class Settings:
         if not stages or stages[-1] != 1.0 or any(not 0 < a < b for a, b in zip(stages, stages[1:])) or stages[0] <= 0:
             raise SettingsError(f"BIFROST_ROLLOUT_STAGES={self.rollout_stages!r}: increasing fractions ending at 1.0")
         return stages
+
+    @property
+    def group_instance_id(self) -> str:
+        """Static membership id: :attr:`instance_id`, or ``<hostname>-<web port>``.
+
+        The web port is unique among the workers of one host, and stays the same when a
+        worker restarts, which is what static membership needs.
+        """
+        return self.instance_id or f"{socket.gethostname()}-{self.web_port}"
 
     @property
     def limits(self) -> Limits:

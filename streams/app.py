@@ -47,6 +47,7 @@ def create_app(settings: Settings) -> Worker:
         broker_session_timeout=settings.session_timeout_seconds,
         broker_heartbeat_interval=min(3.0, settings.session_timeout_seconds / 3),
         web_enabled=True,
+        consumer_group_instance_id=settings.group_instance_id,
     )
     topics = settings.topics
     n = settings.partitions
@@ -64,7 +65,7 @@ def create_app(settings: Settings) -> Worker:
         # Stage 1 runs beside the Faust agents, in the same process and event loop.
         await ingest.run()
 
-    if settings.warehouse_dir:
+    if settings.warehouse_enabled:
         sink = WarehouseSink(settings, Path(settings.warehouse_dir), max_age_s=settings.warehouse_flush_seconds)
 
         @app.task

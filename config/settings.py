@@ -41,7 +41,7 @@ class Settings:
     max_future_skew_seconds: float = _setting(300.0, "BIFROST_MAX_FUTURE_SKEW_SECONDS", "Event times further ahead of the worker's clock go to the DLQ.")
     batch_max: int = _setting(10_000, "BIFROST_BATCH_MAX", "Most events the ingest agent folds into one table update.")
     batch_within_seconds: float = _setting(0.25, "BIFROST_BATCH_WITHIN_SECONDS", "Longest wait to fill a batch.")
-    commit_interval_seconds: float = _setting(1.0, "BIFROST_COMMIT_INTERVAL_SECONDS", "How often consumed offsets are committed (re-delivery after a crash is de-duplicated).")
+    commit_interval_seconds: float = _setting(1.0, "BIFROST_COMMIT_INTERVAL_SECONDS", "How often stage 2 (Faust) commits its offsets; ingest commits each batch in its transaction.")
     session_timeout_seconds: float = _setting(15.0, "BIFROST_SESSION_TIMEOUT_SECONDS", "Consumer group session timeout: how soon a dead worker's partitions move to the others (a restarted worker takes its own back at once, see BIFROST_INSTANCE_ID).")
     instance_id: str = _setting("", "BIFROST_INSTANCE_ID", "Static group membership id of this worker, stable across restarts and unique per worker; default <hostname>-<web port>.")
     recovery_timeout_seconds: float = _setting(120.0, "BIFROST_RECOVERY_TIMEOUT_SECONDS", "Longest a partition's state recovery (including waiting for an unreachable broker) may take before the worker exits with an error.")

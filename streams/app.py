@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import os
 from dataclasses import dataclass
+from typing import NoReturn
 from pathlib import Path
 
 import faust
@@ -16,6 +20,10 @@ from bifrost.streams.rollup.store import RouterWindows
 from bifrost.streams.triggers.agent import register_triggers
 from bifrost.streams.warehouse.sink import WarehouseSink
 from bifrost.streams.web.views import register_views
+
+log = logging.getLogger("bifrost.worker")
+
+EXIT_INGEST_FAILED = 70  # EX_SOFTWARE: state recovery failed or the ingest loop crashed
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +40,8 @@ def create_app(settings: Settings) -> Worker:
     """Build the worker's Faust app from ``settings``."""
     app = faust.App(
         settings.app_id,
-        broker=[f"kafka://{host.strip()}" for host in settings.kafka_bootstrap.split(",")],
+        # bifrost:// is Faust's aiokafka transport with read_committed consumers.
+        broker=[f"bifrost://{host.strip()}" for host in settings.kafka_bootstrap.split(",")],
         store=settings.store,
         datadir=settings.data_dir,
         topic_partitions=settings.partitions,
@@ -63,7 +72,12 @@ def create_app(settings: Settings) -> Worker:
     @app.task
     async def run_ingest() -> None:
         # Stage 1 runs beside the Faust agents, in the same process and event loop.
-        await ingest.run()
+        try:
+            await ingest.run()
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - any end of ingest other than shutdown is fatal
+            exit_on_ingest_failure(exc)
 
     if settings.warehouse_enabled:
         sink = WarehouseSink(settings, Path(settings.warehouse_dir), max_age_s=settings.warehouse_flush_seconds)
@@ -94,6 +108,18 @@ def create_app(settings: Settings) -> Worker:
     )
     register_views(app, windows=windows, states=states, ingest=ingest.status, router_table=router_table)
     return Worker(app=app, ingest=ingest, windows=windows, states=states)
+
+
+def exit_on_ingest_failure(error: BaseException) -> NoReturn:
+    """Stop the whole process, loudly, when stage 1 cannot go on.
+
+    A worker whose ingest loop died must not keep answering /health while its partitions
+    stall. Exiting at once is safe: every batch's effects and offsets were committed in
+    one transaction, so nothing half-done survives the process.
+    """
+    log.critical("event=worker.fatal component=ingest exit_code=%d error=%r", EXIT_INGEST_FAILED, error)
+    logging.shutdown()
+    os._exit(EXIT_INGEST_FAILED)
 
 
 def run_worker(settings: Settings, *, preflight_timeout: float = 15.0) -> None:

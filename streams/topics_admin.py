@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from dataclasses import dataclass
+from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
@@ -41,7 +44,7 @@ async def ensure_topics(bootstrap: str, specs: list[TopicSpec], *, replication_f
             except TopicAlreadyExistsError:
                 pass  # another worker created them first
             log.info("event=topics.created topics=%s", ",".join(s.name for s in missing))
-        described = await admin.describe_topics([s.name for s in specs])
+        described = await _wait_for_leaders(admin, [s.name for s in specs])
         counts = {d["topic"]: len(d["partitions"]) for d in described if d.get("partitions")}
         for spec in specs:
             found = counts.get(spec.name)
@@ -52,3 +55,23 @@ async def ensure_topics(bootstrap: str, specs: list[TopicSpec], *, replication_f
                 )
     finally:
         await admin.close()
+
+
+async def _wait_for_leaders(admin: AIOKafkaAdminClient, names: list[str], timeout: float = 30.0) -> list[Any]:
+    """Topic descriptions once every partition has a leader.
+
+    A consumer that subscribes while a new topic's partitions have no leader yet sees
+    the topic as unknown, is assigned nothing, and stays idle until its next metadata
+    refresh (minutes): waiting here closes that gap.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        described = await admin.describe_topics(names)
+        settled = all(
+            d.get("error_code", 0) == 0 and d.get("partitions")
+            and all(p.get("leader", -1) >= 0 and p.get("error_code", 0) == 0 for p in d["partitions"])
+            for d in described
+        )
+        if settled or time.monotonic() > deadline:
+            return described
+        await asyncio.sleep(0.1)

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from bifrost.schemas.codec import EventDecoder, InvalidEvent, Limits
-from bifrost.schemas.dlq import DeadLetter, RejectReason, dead_letter
+from bifrost.schemas.dlq import DEFAULT_MAX_PAYLOAD_BYTES, MAX_PAYLOAD_BYTES_CEILING, DeadLetter, RejectReason, dead_letter
 from bifrost.schemas.events import FeedbackEvent, RoutingEvent
 from bifrost.streams.aggregates.partial import WindowPartial, partial_key, window_start_of
 from bifrost.streams.aggregates.stats import WindowStats
@@ -73,6 +73,11 @@ Loader = Callable[[str], WindowPartial | None]
 class BatchFolder:
     """Folds batches of routing and feedback records into :class:`WindowPartial` records.
 
+    Every record ends either counted (``accepted``/``duplicates``) or as exactly one dead
+    letter: whatever bytes a producer sends, :meth:`fold` does not raise because of them.
+    Dead letters keep at most ``dlq_max_payload_bytes`` of the payload
+    (``BIFROST_DLQ_MAX_PAYLOAD_BYTES``).
+
     Example:
         >>> folder = BatchFolder(routing_topic="r", feedback_topic="f")
         >>> result = folder.fold([InputRecord("r", 0, 0, None, b"{}")], load=lambda k: None, states={})
@@ -87,10 +92,17 @@ class BatchFolder:
         feedback_topic: str,
         policy: WindowPolicy = WindowPolicy(),
         limits: Limits = Limits(),
+        dlq_max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
     ) -> None:
+        if not 0 <= dlq_max_payload_bytes <= MAX_PAYLOAD_BYTES_CEILING:
+            raise ValueError(
+                f"dlq_max_payload_bytes must be between 0 and {MAX_PAYLOAD_BYTES_CEILING} "
+                f"(a dead letter must fit in a Kafka record), got {dlq_max_payload_bytes}"
+            )
         self.routing_topic = routing_topic
         self.feedback_topic = feedback_topic
         self.policy = policy
+        self.dlq_max_payload_bytes = dlq_max_payload_bytes
         self._routing = EventDecoder(RoutingEvent, limits)
         self._feedback = EventDecoder(FeedbackEvent, limits)
 
@@ -130,7 +142,9 @@ class BatchFolder:
                 else:
                     event = self._feedback.decode(record.value, now=now)
             except InvalidEvent as exc:
-                result.dead_letters.append(dead_letter(record, exc.reason, exc.message, now))
+                result.dead_letters.append(
+                    dead_letter(record, exc.reason, exc.message, now, max_payload_bytes=self.dlq_max_payload_bytes)
+                )
                 continue
             start = window_start_of(event.ts, size)
             key = partial_key(record.topic, record.partition, event.router_id, start)
@@ -154,6 +168,7 @@ class BatchFolder:
                         f"partition's newest event time; windows close {grace:.0f} s after their "
                         "end (BIFROST_GRACE_SECONDS / BIFROST_FEEDBACK_GRACE_SECONDS)",
                         now,
+                        max_payload_bytes=self.dlq_max_payload_bytes,
                     )
                 )
                 continue

@@ -1,15 +1,27 @@
-"""The ingest loop: a batch consumer around the pure :class:`BatchFolder`.
+"""The ingest loop: a batch consumer around the pure :class:`BatchFolder`, exactly once.
 
 Why not a Faust agent: Faust's per-message stream path costs ~120 µs per record on
 this machine (about 8k records/s per worker, measured in ``bench/``), while the fold
 itself runs at ~170k records/s. Ingest is the one high-volume path, so it reads with
-aiokafka ``getmany`` in batches and keeps Faust's guarantees itself:
+aiokafka ``getmany`` in batches and keeps the guarantees itself:
 
-- state (the per-partition window partials) lives in a compacted changelog topic,
-  co-partitioned with the input, and is recovered from it on partition assignment;
-- offsets are committed only after the producer has flushed every changelog,
-  window-partials and DLQ record of the records they cover;
-- re-delivered records are recognised by the ``last_offset`` kept in each partial.
+- **Atomic per batch and input partition.** The changelog records, window-partials
+  and DLQ records derived from a partition's records, and that partition's next input
+  offset, are written in one Kafka transaction (:mod:`.transactions`). Readers use
+  ``read_committed``, so a crash at any moment leaves either all of a batch or none of it.
+- **Recovery barrier.** A newly assigned partition is paused inside the rebalance
+  callback, before anything can be fetched for it; its producer is started (fencing
+  any previous owner), its state is read back from the changelog, the consumer seeks to
+  the committed offset, and only then is it resumed. Records of a partition that is not
+  ready are never folded.
+- **Failures restore, never guess.** If a transaction fails, the partition's in-memory
+  state is dropped and recovered again from Kafka, where state and offset always agree.
+  A recovery that cannot finish before ``BIFROST_RECOVERY_TIMEOUT_SECONDS`` raises
+  :class:`RecoveryFailed`; the worker then exits with an error.
+- **Static membership** (``group_instance_id``): a restarted worker gets its partitions
+  back without waiting for the session timeout; a partition it gets back from itself
+  within one rebalance keeps its state and producer (the producer's epoch proves nobody
+  else wrote in between, else its next commit is fenced and the state is recovered).
 """
 
 from __future__ import annotations
@@ -20,24 +32,35 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 
 from bifrost.config import Settings
-from bifrost.schemas.codec import encode
 from bifrost.streams import observability as obs
-from bifrost.streams.aggregates.partial import WindowPartial, encode_partial, partition_of_key
-from bifrost.streams.ingest.changelog import recover_partitions
+from bifrost.streams.aggregates.partial import WindowPartial
+from bifrost.streams.ingest.changelog import RecoveryFailed, recover_partitions, retry_until
 from bifrost.streams.ingest.fold import BatchFolder, InputRecord, PartitionState, WindowPolicy, rebuild_partition_state
+from bifrost.streams.ingest.transactions import OutputTopics, OwnershipLost, PartitionWriter, PartitionWrites
 from bifrost.streams.topics_admin import TopicSpec, ensure_topics
 
 log = logging.getLogger("bifrost.ingest")
+
+__all__ = ["IngestService", "IngestStatus", "RecoveryFailed", "changelog_topic", "ingest_topics", "start_ingest"]
+
+# After being fenced, wait this long (or for the rebalance that takes the partition
+# away) before claiming the partition again, so two workers never fence each other in turn.
+_FENCED_BACKOFF_FLOOR_S = 2.0
+_RETRY_AFTER_FAILURE_S = 0.5
 
 
 def changelog_topic(settings: Settings) -> str:
     """Compacted topic holding stage-1 partials (partition = input partition)."""
     return f"{settings.app_id}-partition-windows-changelog"
+
+
+def ingest_group(settings: Settings) -> str:
+    """Consumer group of the ingest loop (its offsets are committed in transactions)."""
+    return f"{settings.app_id}-ingest"
 
 
 def ingest_topics(settings: Settings) -> list[TopicSpec]:
@@ -54,8 +77,11 @@ class IngestStatus:
     """Progress of the ingest loop, for /health."""
 
     assigned: list[str] = field(default_factory=list)
+    recovering_partitions: list[str] = field(default_factory=list)
     batches: int = 0
     records: int = 0
+    transactions: int = 0
+    recoveries: int = 0
     last_batch_at: float = field(default_factory=time.time)
     recovering: bool = True
 
@@ -71,8 +97,13 @@ class _Rebalance(ConsumerRebalanceListener):
         await self._service.on_assigned(assigned)
 
 
+def _name(tp: TopicPartition) -> str:
+    return f"{tp.topic}:{tp.partition}"
+
+
 class IngestService:
-    """Consumes routing events and feedback, folds them, writes partials, commits."""
+    """Consumes routing events and feedback, folds them, and commits each partition's
+    outputs and input offset in one transaction."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -92,125 +123,256 @@ class IngestService:
             limits=settings.limits,
         )
         self._changelog = changelog_topic(settings)
+        self._group = ingest_group(settings)
+        self._outputs = OutputTopics(self._changelog, topics.window_partials, topics.dlq)
         self._partials: dict[str, WindowPartial] = {}
         self._states: dict[tuple[str, int], PartitionState] = {}
+        self._ready: dict[TopicPartition, PartitionWriter] = {}
+        self._parked: dict[TopicPartition, PartitionWriter] = {}
+        self._pending: dict[TopicPartition, float] = {}  # partition -> recover not before (monotonic)
+        self._assignments: dict[TopicPartition, int] = {}  # bumped at every assignment
+        self._next_offset: dict[TopicPartition, int] = {}
+        self._lock = asyncio.Lock()
         self._consumer: AIOKafkaConsumer | None = None
-        self._producer: AIOKafkaProducer | None = None
-        self._last_commit = time.monotonic()
+
+    # ------------------------------------------------------------------ main loop
 
     async def run(self) -> None:
-        """Run until cancelled; on the way out, flush and commit what was processed."""
+        """Run until cancelled. Raises :class:`RecoveryFailed` when state cannot be restored."""
         s = self.settings
         await ensure_topics(s.kafka_bootstrap, ingest_topics(s), replication_factor=s.replication_factor)
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=s.kafka_bootstrap, acks="all", enable_idempotence=True, linger_ms=5,
-            max_batch_size=1024 * 1024, client_id=f"{s.app_id}-ingest",
-        )
         self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=s.kafka_bootstrap, group_id=f"{s.app_id}-ingest", client_id=f"{s.app_id}-ingest",
-            enable_auto_commit=False, auto_offset_reset="earliest", max_poll_records=s.batch_max,
-            fetch_max_bytes=64 * 1024 * 1024, max_partition_fetch_bytes=8 * 1024 * 1024,
+            bootstrap_servers=s.kafka_bootstrap, group_id=self._group, client_id=f"{s.app_id}-ingest",
+            group_instance_id=s.group_instance_id,
+            enable_auto_commit=False, auto_offset_reset="earliest", isolation_level="read_committed",
+            max_poll_records=s.batch_max, fetch_max_bytes=64 * 1024 * 1024, max_partition_fetch_bytes=8 * 1024 * 1024,
             session_timeout_ms=int(s.session_timeout_seconds * 1000),
             heartbeat_interval_ms=int(min(3.0, s.session_timeout_seconds / 3) * 1000),
         )
-        await self._producer.start()
         await self._consumer.start()
+        log.info("event=ingest.started group=%s instance=%s", self._group, s.group_instance_id)
         try:
             self._consumer.subscribe([s.topics.routing_events, s.topics.feedback], listener=_Rebalance(self))
             while True:
-                batches = await self._consumer.getmany(timeout_ms=int(s.batch_within_seconds * 1000), max_records=s.batch_max)
+                if self._pending:
+                    await self._recover_due()
+                batches = await self._consumer.getmany(
+                    timeout_ms=int(s.batch_within_seconds * 1000), max_records=s.batch_max
+                )
                 if batches:
-                    await self._process(batches)
-                if time.monotonic() - self._last_commit >= s.commit_interval_seconds:
-                    await self._commit()
+                    async with self._lock:
+                        await self._process(batches)
         finally:
             await self._shutdown()
 
     async def _shutdown(self) -> None:
-        try:
-            if self._consumer is not None and self._consumer.assignment():
-                await self._commit()
-        except Exception as exc:  # noqa: BLE001 - best effort on the way out; replays are de-duplicated
-            log.warning("event=ingest.final_commit_failed error=%r", exc)
-        finally:
-            if self._consumer is not None:
-                await self._consumer.stop()
-            if self._producer is not None:
-                await self._producer.stop()
-
-    async def _commit(self) -> None:
-        assert self._producer is not None and self._consumer is not None
-        await self._producer.flush()
-        await self._consumer.commit()
-        self._last_commit = time.monotonic()
+        # Nothing to commit: every processed batch already is. Open transactions abort.
+        writers = [*self._ready.values(), *self._parked.values()]
+        self._ready.clear()
+        self._parked.clear()
+        await asyncio.gather(*(w.close() for w in writers), return_exceptions=True)
+        if self._consumer is not None:
+            await self._consumer.stop()
 
     async def _process(self, batches: dict[TopicPartition, list]) -> None:  # type: ignore[type-arg]
         started = time.perf_counter()
-        records = [
-            InputRecord(r.topic, r.partition, r.offset, r.key, r.value) for records in batches.values() for r in records
-        ]
-        result = self._folder.fold(records, load=self._partials.get, states=self._states)
-        producer = self._producer
-        assert producer is not None
-        # Count before the first await: a reader that sees this batch's effects
-        # downstream must also see it in /metrics.
-        for topic, n in result.accepted.items():
-            obs.INGESTED.labels(topic).inc(n)
-        for topic, n in result.duplicates.items():
-            obs.DUPLICATES.labels(topic).inc(n)
-        for key, partial in result.changed.items():
-            self._partials[key] = partial
-            raw = encode_partial(partial)
-            await producer.send(self._changelog, raw, key=key.encode(), partition=partial.partition)
-            await producer.send(self.settings.topics.window_partials, raw, key=orjson.dumps(partial.router_id))
-        for key in result.expired:
-            self._partials.pop(key, None)
-            await producer.send(self._changelog, None, key=key.encode(), partition=partition_of_key(key))
-        for letter in result.dead_letters:
-            await producer.send(self.settings.topics.dlq, encode(letter), key=letter.source_topic.encode())
-            obs.REJECTED.labels(letter.source_topic, letter.reason.value).inc()
+        writes: dict[TopicPartition, PartitionWrites] = {}
+        accepted = 0
+        total = 0
+        counts: list[tuple[dict[str, int], dict[str, int]]] = []
+        for tp, records in batches.items():
+            if tp not in self._ready:
+                continue  # not recovered (or no longer ours): it will be re-read from its committed offset
+            start = self._next_offset.get(tp, 0)
+            inputs = [InputRecord(r.topic, r.partition, r.offset, r.key, r.value) for r in records if r.offset >= start]
+            if len(inputs) < len(records):
+                obs.DUPLICATES.labels(tp.topic).inc(len(records) - len(inputs))
+            if not inputs:
+                continue
+            result = self._folder.fold(inputs, load=self._partials.get, states=self._states)
+            writes[tp] = PartitionWrites(
+                changed=result.changed, expired=result.expired, dead_letters=result.dead_letters,
+                next_offset=inputs[-1].offset + 1,
+            )
+            counts.append((dict(result.accepted), dict(result.duplicates)))
+            total += len(inputs)
+        if not writes:
+            return
+        outcomes = await asyncio.gather(*(self._ready[tp].commit(w) for tp, w in writes.items()), return_exceptions=True)
+        for (tp, w), outcome, (acc, dup) in zip(writes.items(), outcomes, counts):
+            if isinstance(outcome, BaseException):
+                self._transaction_failed(tp, outcome)
+                continue
+            self._next_offset[tp] = w.next_offset
+            for key, partial in w.changed.items():
+                self._partials[key] = partial
+            for key in w.expired:
+                self._partials.pop(key, None)
+            for topic, n in acc.items():
+                obs.INGESTED.labels(topic).inc(n)
+                accepted += n
+            for topic, n in dup.items():
+                obs.DUPLICATES.labels(topic).inc(n)
+            for letter in w.dead_letters:
+                obs.REJECTED.labels(letter.source_topic, letter.reason.value).inc()
+            self.status.transactions += 1
         self.status.batches += 1
-        self.status.records += len(records)
+        self.status.records += total
         self.status.last_batch_at = time.time()
         elapsed = time.perf_counter() - started
         obs.BATCH_SECONDS.observe(elapsed)
-        obs.BATCH_SIZE.observe(len(records))
+        obs.BATCH_SIZE.observe(total)
         obs.LIVE_WINDOWS.labels("partition").set(len(self._partials))
-        if result.dead_letters or result.duplicates:
-            log.info(
-                "event=ingest.batch records=%d accepted=%d dlq=%d duplicates=%d seconds=%.4f",
-                len(records), sum(result.accepted.values()), len(result.dead_letters),
-                sum(result.duplicates.values()), elapsed,
+
+    def _transaction_failed(self, tp: TopicPartition, error: BaseException) -> None:
+        """Forget the partition's state (the fold already changed it) and recover it again."""
+        writer = self._ready.pop(tp, None)
+        if writer is not None:
+            asyncio.ensure_future(writer.close())
+        self._drop_state(tp)
+        assert self._consumer is not None
+        if tp in self._consumer.assignment():
+            self._consumer.pause(tp)
+            fenced = isinstance(error, OwnershipLost)
+            delay = max(_FENCED_BACKOFF_FLOOR_S, self.settings.session_timeout_seconds / 2) if fenced else _RETRY_AFTER_FAILURE_S
+            self._pending[tp] = time.monotonic() + delay
+        self._update_status()
+        log.warning("event=ingest.txn.failed partition=%s fenced=%s error=%r action=recover", _name(tp),
+                    isinstance(error, OwnershipLost), error)
+
+    def _drop_state(self, tp: TopicPartition) -> None:
+        for key in [k for k, p in self._partials.items() if p.partition == tp.partition and p.source_topic == tp.topic]:
+            del self._partials[key]
+        self._states.pop((tp.topic, tp.partition), None)
+        self._next_offset.pop(tp, None)
+
+    # ------------------------------------------------------------------ recovery
+
+    async def _recover_due(self) -> None:
+        now = time.monotonic()
+        due = {tp: self._assignments.get(tp, 0) for tp, at in self._pending.items() if at <= now}
+        if not due:
+            return
+        s = self.settings
+        began = now
+        deadline = now + s.recovery_timeout_seconds
+        log.info("event=ingest.recovery.start partitions=%s", sorted(_name(tp) for tp in due))
+        writers = await asyncio.gather(*(self._start_writer(tp, deadline) for tp in due))
+        wanted = set(due)
+        try:
+            recovered = await recover_partitions(
+                s.kafka_bootstrap, self._changelog, {tp.partition for tp in due},
+                keep=lambda p: TopicPartition(p.source_topic, p.partition) in wanted, deadline=deadline,
             )
+            assert self._consumer is not None
+            consumer = self._consumer
+            committed: dict[TopicPartition, int] = {}
+            for tp in due:
+                offset = await retry_until(deadline, f"committed offset of {_name(tp)}", lambda tp=tp: consumer.committed(tp))
+                if offset is None:  # never committed: start from what the topic still holds
+                    starts = await retry_until(deadline, f"first offset of {_name(tp)}",
+                                               lambda tp=tp: consumer.beginning_offsets([tp]))
+                    offset = starts[tp]
+                committed[tp] = offset
+        except BaseException:
+            await asyncio.gather(*(w.close() for w in writers), return_exceptions=True)
+            raise
+        async with self._lock:
+            for (tp, assignment), writer in zip(due.items(), writers):
+                still_ours = tp in self._pending and self._assignments.get(tp, 0) == assignment
+                if not still_ours or tp not in self._consumer.assignment():
+                    asyncio.ensure_future(writer.close())
+                    continue
+                self._install(tp, writer, recovered, committed[tp])
+            self._update_status()
+        self.status.recoveries += 1
+        log.info("event=ingest.recovery.done partitions=%s partials=%d seconds=%.2f",
+                 sorted(_name(tp) for tp in due), sum(1 for p in recovered.values()), time.monotonic() - began)
+
+    async def _start_writer(self, tp: TopicPartition, deadline: float) -> PartitionWriter:
+        s = self.settings
+
+        async def attempt() -> PartitionWriter:
+            writer = PartitionWriter(
+                tp, bootstrap=s.kafka_bootstrap, app_id=s.app_id, group_id=self._group, outputs=self._outputs,
+                transaction_timeout_ms=int(s.transaction_timeout_seconds * 1000),
+            )
+            try:
+                await asyncio.wait_for(writer.start(), timeout=max(1.0, min(30.0, deadline - time.monotonic())))
+            except BaseException:
+                await writer.close()
+                raise
+            return writer
+
+        return await retry_until(deadline, f"producer of {_name(tp)}", attempt)
+
+    def _install(
+        self, tp: TopicPartition, writer: PartitionWriter, recovered: dict[str, WindowPartial], committed: int
+    ) -> None:
+        assert self._consumer is not None
+        self._drop_state(tp)
+        mine = {k: p for k, p in recovered.items() if p.source_topic == tp.topic and p.partition == tp.partition}
+        self._partials.update(mine)
+        state = rebuild_partition_state(mine.values()).get((tp.topic, tp.partition))
+        if state is not None:
+            self._states[(tp.topic, tp.partition)] = state
+        self._consumer.seek(tp, committed)
+        self._next_offset[tp] = committed
+        self._ready[tp] = writer
+        del self._pending[tp]
+        self._consumer.resume(tp)
+        log.info("event=ingest.partition.ready partition=%s offset=%s partials=%d", _name(tp), committed, len(mine))
+
+    # ------------------------------------------------------------------ rebalance
 
     async def on_revoked(self, revoked: Iterable[TopicPartition]) -> None:
-        """Commit what was processed, then forget the state of partitions that leave."""
+        """Wait for the batch in flight (it commits its own offsets), then park the partitions."""
         revoked = list(revoked)
-        if self._consumer is not None and self._producer is not None and self._consumer.assignment():
-            await self._commit()
-        gone = {tp.partition for tp in revoked}
-        for key in [k for k in self._partials if partition_of_key(k) in gone]:
-            del self._partials[key]
-        for tp in revoked:
-            self._states.pop((tp.topic, tp.partition), None)
-        log.info("event=ingest.revoked partitions=%s", sorted(f"{tp.topic}:{tp.partition}" for tp in revoked))
+        async with self._lock:
+            for tp in revoked:
+                self._pending.pop(tp, None)
+                writer = self._ready.pop(tp, None)
+                if writer is not None:
+                    self._parked[tp] = writer  # kept in case the same partition comes straight back
+                else:
+                    self._drop_state(tp)
+            self._update_status()
+        log.info("event=ingest.revoked partitions=%s", sorted(_name(tp) for tp in revoked))
 
     async def on_assigned(self, assigned: Iterable[TopicPartition]) -> None:
-        """Recover the state of newly assigned partitions from the changelog before consuming."""
+        """Pause new partitions at once; recovery runs in the main loop before they resume."""
         assigned = list(assigned)
-        self.status.recovering = True
-        held = {partition_of_key(k) for k in self._partials}
-        wanted = {tp.partition for tp in assigned} - held
-        recovered = await recover_partitions(self.settings.kafka_bootstrap, self._changelog, wanted)
-        mine = {(tp.topic, tp.partition) for tp in assigned}
-        for key, partial in recovered.items():
-            if (partial.source_topic, partial.partition) in mine:
-                self._partials[key] = partial
-        self._states = rebuild_partition_state(self._partials.values())
         assert self._consumer is not None
-        self.status.assigned = sorted(f"{tp.topic}:{tp.partition}" for tp in self._consumer.assignment())
-        self.status.recovering = False
-        log.info("event=ingest.assigned partitions=%s partials=%d", self.status.assigned, len(self._partials))
+        consumer = self._consumer
+        fresh = [tp for tp in assigned if tp not in self._parked]
+        if fresh:
+            consumer.pause(*fresh)  # before any await: nothing of theirs may be fetched and folded
+        async with self._lock:
+            now = time.monotonic()
+            for tp in assigned:
+                self._assignments[tp] = self._assignments.get(tp, 0) + 1
+                writer = self._parked.pop(tp, None)
+                if writer is not None:
+                    # Ours again within one rebalance: same state, same producer epoch.
+                    self._ready[tp] = writer
+                    consumer.seek(tp, self._next_offset.get(tp, 0))
+                else:
+                    self._drop_state(tp)
+                    self._pending[tp] = now
+            leftovers = list(self._parked.items())
+            self._parked.clear()
+            for tp, writer in leftovers:
+                self._drop_state(tp)
+                asyncio.ensure_future(writer.close())
+            self._update_status()
+        log.info("event=ingest.assigned partitions=%s kept=%d to_recover=%d", self.status.assigned,
+                 len(assigned) - len(fresh), len(fresh))
+
+    def _update_status(self) -> None:
+        assert self._consumer is not None
+        self.status.assigned = sorted(_name(tp) for tp in self._consumer.assignment())
+        self.status.recovering_partitions = sorted(_name(tp) for tp in self._pending)
+        self.status.recovering = bool(self._pending)
 
 
 def start_ingest(settings: Settings) -> tuple[IngestService, "asyncio.Future[None]"]:

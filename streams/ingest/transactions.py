@@ -1,0 +1,146 @@
+"""One Kafka transaction per input partition and batch: state, outputs and offsets together.
+
+Every input partition has its own transactional producer, ``transactional.id =
+<app_id>-ingest-<topic>-<partition>``. Whoever is assigned the partition starts that
+producer, and the broker then fences every older holder of the id (a worker that was
+presumed dead, paused or partitioned away) and aborts its open transaction. So a
+zombie cannot write, and each committed transaction was built on the state its writer
+recovered after the last fence. aiokafka's ``send_offsets_to_transaction`` has no
+consumer-group generation check (KIP-447), which is why ownership is tied to the
+transactional id of the partition and not to the worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+import orjson
+from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka.errors import InvalidProducerEpoch, KafkaError, ProducerFenced
+
+from bifrost.schemas.codec import encode
+from bifrost.schemas.dlq import DeadLetter
+from bifrost.streams.aggregates.partial import WindowPartial, encode_partial, partition_of_key
+
+log = logging.getLogger("bifrost.ingest.txn")
+
+
+class OwnershipLost(RuntimeError):
+    """Another worker started this partition's producer: this one no longer owns it."""
+
+
+@dataclass(slots=True)
+class PartitionWrites:
+    """What one input partition's batch must write, all or nothing."""
+
+    changed: dict[str, WindowPartial] = field(default_factory=dict)
+    expired: list[str] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    next_offset: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class OutputTopics:
+    changelog: str
+    window_partials: str
+    dlq: str
+
+
+def transactional_id(app_id: str, tp: TopicPartition) -> str:
+    """The transactional id that stands for ownership of input partition ``tp``."""
+    return f"{app_id}-ingest-{tp.topic}-{tp.partition}"
+
+
+class PartitionWriter:
+    """The transactional producer of one input partition."""
+
+    def __init__(
+        self,
+        tp: TopicPartition,
+        *,
+        bootstrap: str,
+        app_id: str,
+        group_id: str,
+        outputs: OutputTopics,
+        transaction_timeout_ms: int,
+        client_options: dict[str, object] | None = None,
+    ) -> None:
+        self.tp = tp
+        self._group_id = group_id
+        self._outputs = outputs
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=bootstrap,
+            transactional_id=transactional_id(app_id, tp),
+            transaction_timeout_ms=transaction_timeout_ms,
+            client_id=f"{app_id}-ingest-{tp.topic}-{tp.partition}",
+            linger_ms=5,
+            max_batch_size=1024 * 1024,
+            max_request_size=4 * 1024 * 1024,
+            **(client_options or {}),
+        )
+        self._started = False
+
+    async def start(self) -> None:
+        """Connect and register the transactional id (this fences older holders)."""
+        await self._producer.start()
+        self._started = True
+        # The producer id is fetched in the background; waiting for it here makes the
+        # fence (and the abort of a predecessor's open transaction) happen before we
+        # read the changelog, not at the first batch.
+        txn = self._producer._txn_manager  # noqa: SLF001 - aiokafka has no public "init_transactions"
+        if txn is not None:
+            await txn.wait_for_pid()
+
+    async def commit(self, writes: PartitionWrites) -> None:
+        """Write ``writes`` and commit the input offset in one transaction.
+
+        Raises :class:`OwnershipLost` when fenced; any other failure aborts the
+        transaction (if the producer still can) and re-raises: the caller then restores
+        the partition's state from Kafka.
+        """
+        producer = self._producer
+        outputs = self._outputs
+        try:
+            await producer.begin_transaction()
+            deliveries: list[asyncio.Future[object]] = []
+            for key, partial in writes.changed.items():
+                raw = encode_partial(partial)
+                deliveries.append(await producer.send(outputs.changelog, raw, key=key.encode(), partition=partial.partition))
+                deliveries.append(await producer.send(outputs.window_partials, raw, key=orjson.dumps(partial.router_id)))
+            for key in writes.expired:
+                deliveries.append(
+                    await producer.send(outputs.changelog, None, key=key.encode(), partition=partition_of_key(key))
+                )
+            for letter in writes.dead_letters:
+                deliveries.append(await producer.send(outputs.dlq, encode(letter), key=letter.source_topic.encode()))
+            await producer.send_offsets_to_transaction({self.tp: writes.next_offset}, self._group_id)
+            # A failed delivery must never be followed by a commit of the offsets.
+            await asyncio.gather(*deliveries)
+            await producer.commit_transaction()
+        except (ProducerFenced, InvalidProducerEpoch) as exc:
+            raise OwnershipLost(f"{self.tp.topic}:{self.tp.partition} was taken over by another worker") from exc
+        except (KafkaError, OSError, asyncio.TimeoutError):
+            await self._try_abort()
+            raise
+
+    async def _try_abort(self) -> None:
+        txn = self._producer._txn_manager  # noqa: SLF001
+        if txn is None or not txn.is_in_transaction() or txn.is_fatal_error():
+            return
+        try:
+            await asyncio.wait_for(self._producer.abort_transaction(), timeout=5.0)
+        except Exception as exc:  # noqa: BLE001 - the next owner's fence aborts it anyway
+            log.warning("event=ingest.txn.abort_failed partition=%s:%d error=%r", self.tp.topic, self.tp.partition, exc)
+
+    async def close(self) -> None:
+        """Abort an open transaction (best effort) and disconnect."""
+        if not self._started:
+            return
+        self._started = False
+        await self._try_abort()
+        try:
+            await asyncio.wait_for(self._producer.stop(), timeout=10.0)
+        except Exception as exc:  # noqa: BLE001 - closing must not fail the caller
+            log.warning("event=ingest.txn.close_failed partition=%s:%d error=%r", self.tp.topic, self.tp.partition, exc)

@@ -8,6 +8,7 @@ import msgspec
 
 Version = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")]
 Sha256 = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}$")]
+RouterId = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]  # as RoutingEvent.router_id
 
 
 class ArtifactPublished(msgspec.Struct, frozen=True, kw_only=True):
@@ -28,7 +29,7 @@ class ArtifactPublished(msgspec.Struct, frozen=True, kw_only=True):
     sha256: Sha256
     signature: str
     location: str
-    router_ids: list[str] = []
+    router_ids: list[RouterId] = []
     parent: str | None = None
     trigger_id: str | None = None
     created_at: str = ""

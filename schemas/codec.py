@@ -8,6 +8,7 @@ conversion), so it is the hot-path decoder. orjson serves untyped JSON elsewhere
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -57,9 +58,16 @@ class EventDecoder(Generic[E]):
         self.event_type = event_type
 
     def decode(self, raw: bytes | None, *, now: float | None = None) -> E:
-        """Decode and validate ``raw``; raise :class:`InvalidEvent` with the reason."""
+        """Decode and validate ``raw``; raise :class:`InvalidEvent` with the reason.
+
+        Whatever ``raw`` holds, the only exception this raises for it is
+        :class:`InvalidEvent` (``MemoryError`` aside: that is the process's state, not the
+        record's, and dead-lettering a valid event for it would lose data).
+        """
         if raw is None:
             raise InvalidEvent(RejectReason.BAD_JSON, "empty message value (tombstone)")
+        if type(raw) is not bytes:
+            raw = _value_bytes(raw)
         size = len(raw)
         if size > self._limits.max_event_bytes:
             raise InvalidEvent(
@@ -73,8 +81,29 @@ class EventDecoder(Generic[E]):
             raise InvalidEvent(RejectReason.SCHEMA, str(exc)) from None
         except msgspec.DecodeError as exc:
             raise InvalidEvent(RejectReason.BAD_JSON, str(exc)) from None
+        except RecursionError:
+            # msgspec counts nesting against Python's recursion limit, also inside
+            # ignored fields; ~1,000 levels of "[" would otherwise escape as a crash.
+            raise InvalidEvent(
+                RejectReason.TOO_DEEP,
+                f"JSON nests deeper than the decoder allows (about {sys.getrecursionlimit()} levels)",
+            ) from None
+        except MemoryError:
+            raise
+        except Exception as exc:  # noqa: BLE001 — one record must never stop the process
+            raise InvalidEvent(RejectReason.UNDECODABLE, f"decoder failed: {type(exc).__name__}: {exc}"[:1000]) from None
         check_event_time(event.ts, now=time.time() if now is None else now, limits=self._limits)
         return event
+
+
+def _value_bytes(raw: object) -> bytes:
+    """Bytes of a bytes-like value; anything else (text, numbers…) is rejected."""
+    if isinstance(raw, (bytes, bytearray, memoryview)):
+        return bytes(raw)
+    raise InvalidEvent(
+        RejectReason.UNDECODABLE,
+        f"message value is {type(raw).__name__}, not bytes (is a value deserializer configured?)",
+    )
 
 
 def check_event_time(ts: float, *, now: float, limits: Limits) -> None:

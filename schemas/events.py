@@ -23,6 +23,14 @@ EpochSeconds = Annotated[
 NonNegativeFinite = Annotated[float, msgspec.Meta(ge=0, le=1e12)]
 UnitInterval = Annotated[float, msgspec.Meta(ge=0, le=1)]
 Count = Annotated[int, msgspec.Meta(ge=0, le=10**12)]
+# Every integer has an upper bound inside a signed 64-bit column (the Parquet warehouse
+# writes int64; 2**70 would pass an unbounded ``int`` and crash the sink). Floats are
+# finite without extra bounds: msgspec's JSON decoder rejects NaN/Infinity literals and
+# numbers that overflow a double (1e400) as malformed or out of range.
+SchemaVersion = Annotated[
+    int,
+    msgspec.Meta(ge=1, le=1_000_000, description="Version of the event contract the producer wrote."),
+]
 
 
 class Bucket(str, enum.Enum):
@@ -72,7 +80,7 @@ class RoutingEvent(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     propensity: Annotated[float, msgspec.Meta(gt=0, le=1)] | None = None
     quality: UnitInterval | None = None
     win: Outcome | None = None
-    schema_version: Annotated[int, msgspec.Meta(ge=1)] = SCHEMA_VERSION
+    schema_version: SchemaVersion = SCHEMA_VERSION
 
 
 class FeedbackEvent(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=False):
@@ -92,7 +100,7 @@ class FeedbackEvent(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     grade: UnitInterval | None = None
     outcome: Outcome | None = None
     success: bool | None = None
-    schema_version: Annotated[int, msgspec.Meta(ge=1)] = SCHEMA_VERSION
+    schema_version: SchemaVersion = SCHEMA_VERSION
 
     def __post_init__(self) -> None:
         if self.grade is None and self.outcome is None and self.success is None:

@@ -11,6 +11,8 @@ waits for ``approve`` when ``BIFROST_ROLLOUT_REQUIRE_APPROVAL`` is set.
 from __future__ import annotations
 
 import logging
+import os
+import stat
 import time
 import uuid
 from dataclasses import dataclass
@@ -32,6 +34,8 @@ from bifrost.streams.topics_admin import TopicSpec, ensure_topics
 
 log = logging.getLogger("bifrost.artifacts")
 ARTIFACT_FILE = "artifact.json"
+MAX_ARTIFACT_BYTES = 64 * 1024 * 1024
+_announcement_decoder = msgspec.json.Decoder(ArtifactPublished)
 
 
 class Rejected(ValueError):
@@ -48,23 +52,51 @@ class Accepted:
     commands: list[RolloutCommand]
 
 
-def read_announced(announcement: ArtifactPublished) -> bytes:
-    """The artifact bytes an announcement points at (a version folder or an artifact.json)."""
+def read_announced(announcement: ArtifactPublished, *, max_bytes: int = MAX_ARTIFACT_BYTES) -> bytes:
+    """The artifact bytes an announcement points at (a version folder or an artifact.json).
+
+    Only a regular file of at most ``max_bytes`` is read: a ``location`` naming a FIFO, a
+    device or a huge file (``/dev/zero``) must not block or exhaust the worker.
+    """
     path = Path(announcement.location)
-    if path.is_dir():
-        path = path / ARTIFACT_FILE
     try:
-        return path.read_bytes()
+        if path.is_dir():
+            path = path / ARTIFACT_FILE
+        data = _read_regular_file(path, max_bytes)
     except OSError as exc:
-        raise Rejected(RejectReason.INVALID_VALUE, f"artifact {announcement.version}: cannot read {path}: {exc.strerror}") from None
+        raise Rejected(RejectReason.INVALID_VALUE, f"artifact {announcement.version}: cannot read {path}: "
+                                                   f"{exc.strerror or exc}") from None
+    except ValueError as exc:  # an embedded NUL byte in the path
+        raise Rejected(RejectReason.INVALID_VALUE, f"artifact {announcement.version}: bad location {str(path)!r}: {exc}") from None
+    if data is None:
+        raise Rejected(RejectReason.INVALID_VALUE, f"artifact {announcement.version}: {path} is not a regular file")
+    if len(data) > max_bytes:
+        raise Rejected(RejectReason.OVERSIZED, f"artifact {announcement.version}: {path} is larger than {max_bytes} bytes")
+    return data
+
+
+def _read_regular_file(path: Path, max_bytes: int) -> bytes | None:
+    """Up to ``max_bytes + 1`` bytes of ``path``, or ``None`` if it is not a regular file.
+
+    Opened non-blocking, so a FIFO does not wait for a writer.
+    """
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        return handle.read(max_bytes + 1)
 
 
 def accept(value: bytes, public_key: PublicKeySource, *, now: float | None = None, max_age_s: float = 86400.0) -> Accepted:
     """Decode, verify and turn one announcement into start commands (pure but for reading the file)."""
     try:
-        announcement = msgspec.json.decode(value, type=ArtifactPublished)
-    except msgspec.DecodeError as exc:
+        announcement = _announcement_decoder.decode(value)
+    except msgspec.DecodeError as exc:  # ValidationError is a DecodeError
         raise Rejected(RejectReason.SCHEMA, f"not an artifact announcement: {exc}") from None
+    except RecursionError:
+        raise Rejected(RejectReason.TOO_DEEP, "not an artifact announcement: JSON nests too deeply") from None
+    except TypeError as exc:  # not bytes
+        raise Rejected(RejectReason.UNDECODABLE, f"not an artifact announcement: {exc}") from None
     issued_at = time.time() if now is None else now
     if announcement.published_at and issued_at - announcement.published_at > max_age_s:
         # A new consumer group starts at the beginning of the compacted topic; old
@@ -136,13 +168,22 @@ class ArtifactListener:
             accepted = accept(record.value or b"", key)
         except (Rejected, SigningKeyError) as exc:
             reason = exc.reason if isinstance(exc, Rejected) else RejectReason.UNVERIFIED
-            self.rejected += 1
-            log.error("event=artifact.rejected offset=%d reason=%s error=%r", record.offset, reason.value, str(exc))
-            letter = dead_letter(record, reason, str(exc), time.time())
-            await producer.send_and_wait(topics.dlq, encode(letter), key=record.topic.encode())
+            await self._reject(record, producer, reason, str(exc))
+            return
+        except MemoryError:
+            raise
+        except Exception as exc:  # noqa: BLE001 — one bad announcement costs one DLQ entry, not the listener
+            log.exception("event=artifact.failed offset=%d", record.offset)
+            await self._reject(record, producer, RejectReason.UNDECODABLE, f"{type(exc).__name__}: {exc}")
             return
         for command in accepted.commands:
             await producer.send_and_wait(topics.rollout_commands, encode(command), key=orjson.dumps(command.router_id))
         self.accepted += 1
         log.info("event=artifact.accepted version=%s routers=%s", accepted.version,
                  ",".join(c.router_id for c in accepted.commands))
+
+    async def _reject(self, record: ConsumerRecord, producer: AIOKafkaProducer, reason: RejectReason, error: str) -> None:
+        self.rejected += 1
+        log.error("event=artifact.rejected offset=%d reason=%s error=%r", record.offset, reason.value, error[:2048])
+        letter = dead_letter(record, reason, error, time.time(), max_payload_bytes=self.settings.dlq_max_payload_bytes)
+        await producer.send_and_wait(self.settings.topics.dlq, encode(letter), key=record.topic.encode())

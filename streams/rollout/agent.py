@@ -7,7 +7,7 @@ as its controller, and its state table is written to that router's partition.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import logging
 import time
@@ -19,6 +19,7 @@ from bifrost.config import Settings
 from bifrost.schemas.codec import encode
 from bifrost.schemas.rollout import RolloutCommand, RolloutState
 from bifrost.streams import observability as obs
+from bifrost.streams.aggregates.partial import WindowPartial
 from bifrost.streams.aggregates.stats import WindowStats
 from bifrost.streams.rollout.controller import Decision, RolloutPolicy, apply_command, on_window_closed
 from bifrost.streams.rollup.store import RouterWindows
@@ -30,6 +31,30 @@ if TYPE_CHECKING:
 log = logging.getLogger("bifrost.rollout")
 _state_decoder = msgspec.json.Decoder(RolloutState)
 _command_decoder = msgspec.json.Decoder(RolloutCommand)
+_partial_decoder = msgspec.json.Decoder(WindowPartial)
+
+T = TypeVar("T")
+
+
+def decode_or_none(decoder: msgspec.json.Decoder[T], raw: object) -> tuple[T | None, str]:
+    """Decode one record value, or say why it cannot be: ``(value, "")`` or ``(None, error)``.
+
+    A record on ``window-partials`` or ``rollout-commands`` that is garbage (a tombstone,
+    malformed or deeply nested JSON, the wrong shape) is skipped with a log line; it must
+    not stop the router loop, which would stop every router's rollout on this worker.
+    """
+    if not isinstance(raw, (bytes, bytearray, memoryview)):
+        return None, f"value is {type(raw).__name__}, not bytes"
+    try:
+        return decoder.decode(raw), ""
+    except msgspec.DecodeError as exc:  # ValidationError is a DecodeError
+        return None, str(exc)[:500]
+    except RecursionError:
+        return None, "JSON nests too deeply"
+    except MemoryError:
+        raise
+    except Exception as exc:  # noqa: BLE001 — e.g. an error raised by a struct's __post_init__
+        return None, f"{type(exc).__name__}: {exc}"[:500]
 
 
 class RolloutStates:
@@ -120,6 +145,12 @@ def register_router_loop(
             )
 
     async def on_partial(raw: bytes) -> None:
+        # Decoded here only to vet the record: ``windows.store`` decodes it again (one
+        # small snapshot per batch and router, so the second decode is cheap).
+        _, error = decode_or_none(_partial_decoder, raw)
+        if error:
+            log.warning("event=rollout.partial.invalid error=%r", error)
+            return
         stored = windows.store(raw)
         router = stored.partial.router_id
         if stored.stored:
@@ -146,10 +177,9 @@ def register_router_loop(
         await publish(decision)
 
     async def on_command(raw: bytes) -> None:
-        try:
-            command = _command_decoder.decode(raw)
-        except msgspec.DecodeError as exc:
-            log.warning("event=rollout.command.invalid error=%r", str(exc))
+        command, error = decode_or_none(_command_decoder, raw)
+        if command is None:
+            log.warning("event=rollout.command.invalid error=%r", error)
             return
         state = states.get(command.router_id)
         newest_end = windows.clock(command.router_id)
@@ -174,7 +204,18 @@ def register_router_loop(
         await state_topic.maybe_declare()
         await rollbacks_topic.maybe_declare()
         async for event in stream.events():
-            if event.message.topic == partials_name:
-                await on_partial(event.message.value)
-            else:
-                await on_command(event.message.value)
+            message = event.message
+            try:
+                if message.topic == partials_name:
+                    await on_partial(message.value)
+                else:
+                    await on_command(message.value)
+            except MemoryError:
+                raise
+            except Exception:  # noqa: BLE001 — one record must not stop every router's loop
+                # Garbage is already skipped by decoding; this is the last line for a
+                # record that decodes but breaks later (e.g. a partial whose sketch cannot
+                # merge with the stored ones). An exception escaping here would end the
+                # agent's actor and stall every router this worker owns.
+                log.exception("event=rollout.record.failed topic=%s partition=%s offset=%s",
+                              message.topic, message.partition, message.offset)

@@ -124,8 +124,8 @@ class TrainerService:
         """Handle one trigger record; returns its outcome (None for an undecodable record)."""
         try:
             trigger = msgspec.json.decode(value or b"", type=TrainingTrigger)
-        except msgspec.DecodeError as exc:
-            log.error("event=trainer.bad_trigger reason=%r", str(exc))
+        except Exception as exc:  # noqa: BLE001 - one bad record (even one nested too deep) must not stop the trainer
+            log.error("event=trainer.bad_trigger reason=%r", str(exc)[:500])
             return None
         previous = self.ledger.get(trigger.trigger_id)
         if previous is not None and (previous.announced or previous.outcome == "rejected"):

@@ -121,6 +121,7 @@ class IngestService:
                 retention_seconds=horizon,
             ),
             limits=settings.limits,
+            dlq_max_payload_bytes=settings.dlq_max_payload_bytes,
         )
         self._changelog = changelog_topic(settings)
         self._group = ingest_group(settings)

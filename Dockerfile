@@ -10,6 +10,7 @@ COPY client client
 COPY cli cli
 COPY config config
 COPY devkafka devkafka
+COPY kafka kafka
 RUN pip install --no-cache-dir '.[rocksdb]'
 ENV BIFROST_STORE=rocksdb:// BIFROST_DATA_DIR=/var/lib/bifrost BIFROST_WEB_HOST=0.0.0.0
 EXPOSE 6066

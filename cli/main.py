@@ -265,7 +265,7 @@ async def _retrain(args: argparse.Namespace, settings: Settings) -> int:
         trigger_id=f"manual-{uuid.uuid4().hex[:12]}", reason=TriggerReason.MANUAL, window_from=now - window,
         window_to=now, router_id=args.router, details={"note": args.reason}, requested_by="cli", created_at=now,
     )
-    async with Publisher(settings.kafka_bootstrap, settings.topics) as publisher:
+    async with Publisher(settings.kafka_bootstrap, settings.topics, security=settings.kafka_security) as publisher:
         await publisher.send_raw(settings.topics.training_triggers, trigger.trigger_id.encode(), encode(trigger))
     print(f"training trigger {trigger.trigger_id} published on {settings.topics.training_triggers}")
     return EXIT_OK
@@ -303,7 +303,7 @@ async def _simulate(args: argparse.Namespace, settings: Settings) -> int:
     config = anchored(config, speed=args.speed, now=time.time())
     report = await simulate(
         settings.kafka_bootstrap, settings.topics, config, speed=args.speed, follow_rollouts=not args.ignore_rollouts,
-        source=partial(traffic.generate, config) if traffic is not None else None,
+        source=partial(traffic.generate, config) if traffic is not None else None, security=settings.kafka_security,
     )
     unavailable = {
         version: {"reason": reason, "rerouted": traffic.pool.rerouted[version]}

@@ -174,7 +174,7 @@ async def _traffic(settings: Settings, dataset: Path, store: Path, key_file: Pat
                           duration_seconds=wall * max(speed, 1.0), malformed_fraction=0.001)
     config = anchored(config, speed=max(speed, 1.0), now=time.time())
     report = await simulate(settings.kafka_bootstrap, settings.topics, config, speed=max(speed, 1.0), progress_every_s=10,
-                            source=partial(traffic.generate, config))
+                            source=partial(traffic.generate, config), security=settings.kafka_security)
     print(f"published {report.events} events ({report.malformed} malformed)")
 
 

@@ -10,6 +10,7 @@ from typing import Protocol, Self
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError, KafkaError
 
+from bifrost.kafka.security import KafkaSecurity
 from bifrost.schemas.codec import encode
 from bifrost.schemas.events import FeedbackEvent, RoutingEvent
 from bifrost.schemas.topics import Topics
@@ -39,6 +40,7 @@ async def connect(client: _Startable, bootstrap: str) -> None:
 class Publisher:
     """Publishes events with ``acks=all`` and an idempotent producer, batching by linger.
 
+    ``security`` (TLS/SASL, e.g. ``KafkaSecurity.from_env()``) defaults to plaintext.
     ``publish`` returns once the event is queued; ``flush`` (and leaving the ``async
     with`` block) waits until every queued event is acknowledged, and raises if any
     was not.
@@ -58,6 +60,7 @@ class Publisher:
         max_batch_bytes: int = 512 * 1024,
         max_in_flight: int = 50_000,
         client_id: str = "bifrost-publisher",
+        security: KafkaSecurity | None = None,
     ) -> None:
         self.bootstrap = bootstrap
         self.topics = topics
@@ -68,6 +71,7 @@ class Publisher:
             linger_ms=linger_ms,
             max_batch_size=max_batch_bytes,
             client_id=client_id,
+            **(security or KafkaSecurity()).client_options(),
         )
         self._pending: list[asyncio.Future[object]] = []
         self._max_in_flight = max_in_flight

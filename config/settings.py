@@ -10,6 +10,7 @@ import socket
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, Mapping
 
+from bifrost.kafka.security import KafkaSecurity, KafkaSecurityError
 from bifrost.schemas.codec import Limits
 from bifrost.schemas.topics import Topics
 
@@ -69,6 +70,8 @@ class Settings:
     web_port: int = _setting(6066, "BIFROST_WEB_PORT", "Worker HTTP port (metrics views, /metrics, health).")
     worker_url: str = _setting("http://127.0.0.1:6066", "BIFROST_WORKER_URL", "Where the CLI finds a worker's HTTP views.")
     log_level: str = _setting("info", "BIFROST_LOG_LEVEL", "Log level of bifrost processes.")
+    # TLS/SASL of every Kafka client: the BIFROST_KAFKA_* group of bifrost.kafka.KafkaSecurity.
+    kafka_security: KafkaSecurity = field(default_factory=KafkaSecurity, metadata={"group": True})
 
     @property
     def topics(self) -> Topics:
@@ -105,24 +108,39 @@ class Settings:
         """Settings from ``environ`` (default ``os.environ``), then explicit overrides."""
         environ = os.environ if environ is None else environ
         values: dict[str, Any] = {}
-        for f in fields(cls):
+        for f in _plain_fields(cls):
             raw = environ.get(f.metadata["env"])
             if raw is not None and raw != "":
                 values[f.name] = _parse(raw, f.type, f.metadata["env"])
+        if "kafka_security" not in overrides:
+            try:
+                values["kafka_security"] = KafkaSecurity.from_env(environ)
+            except KafkaSecurityError as exc:
+                raise SettingsError(str(exc)) from None
         values.update(overrides)
         return cls(**values)
 
     def to_env(self) -> dict[str, str]:
         """``BIFROST_*`` variables that reproduce these settings in a child process."""
-        return {f.metadata["env"]: str(getattr(self, f.name)) for f in fields(self)}
+        env = {f.metadata["env"]: str(getattr(self, f.name)) for f in _plain_fields(self)}
+        env.update(self.kafka_security.to_env())
+        return env
+
+    def kafka_options(self) -> dict[str, Any]:
+        """TLS/SASL keyword arguments for any aiokafka client of this process."""
+        return self.kafka_security.client_options()
 
     @classmethod
     def describe(cls) -> list[tuple[str, str, str]]:
         """(variable, default, meaning) of every setting, for docs and ``bifrost-opt config``."""
         return [
             (f.metadata["env"], repr(f.default) if f.default is not MISSING else "", f.metadata["doc"])
-            for f in fields(cls)
-        ]
+            for f in _plain_fields(cls)
+        ] + KafkaSecurity.describe()
+
+
+def _plain_fields(settings: Any) -> list[Any]:
+    return [f for f in fields(settings) if "env" in f.metadata]
 
 
 def _parse(raw: str, type_name: Any, env: str) -> Any:

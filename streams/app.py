@@ -57,6 +57,7 @@ def create_app(settings: Settings) -> Worker:
         broker_heartbeat_interval=min(3.0, settings.session_timeout_seconds / 3),
         web_enabled=True,
         consumer_group_instance_id=settings.group_instance_id,
+        broker_credentials=settings.kafka_security.faust_credentials(),
     )
     topics = settings.topics
     n = settings.partitions
@@ -128,7 +129,7 @@ def run_worker(settings: Settings, *, preflight_timeout: float = 15.0) -> None:
     Checks first that Kafka answers, so a wrong address fails fast with a clear
     message instead of a worker that retries forever.
     """
-    require_kafka(settings.kafka_bootstrap, timeout=preflight_timeout)
+    require_kafka(settings.kafka_bootstrap, settings.kafka_security, timeout=preflight_timeout)
     worker = create_app(settings)
     faust.Worker(
         worker.app,

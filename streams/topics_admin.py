@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -25,9 +26,14 @@ class TopicSpec:
     compacted: bool = False
 
 
-async def ensure_topics(bootstrap: str, specs: list[TopicSpec], *, replication_factor: int = 1) -> None:
-    """Create missing topics; refuse existing ones whose partition count differs."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+async def ensure_topics(
+    bootstrap: str, specs: list[TopicSpec], *, replication_factor: int = 1, client_options: Mapping[str, Any] | None = None
+) -> None:
+    """Create missing topics; refuse existing ones whose partition count differs.
+
+    ``client_options`` are the TLS/SASL keyword arguments (``Settings.kafka_options()``).
+    """
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **dict(client_options or {}))
     await admin.start()
     try:
         existing = set(await admin.list_topics())

@@ -101,9 +101,10 @@ class TrainerService:
         consumer = AIOKafkaConsumer(
             topics.training_triggers, bootstrap_servers=s.kafka_bootstrap, group_id=f"{s.app_id}-trainer",
             enable_auto_commit=False, auto_offset_reset="earliest", max_poll_records=1,
-            max_poll_interval_ms=30 * 60 * 1000,
+            max_poll_interval_ms=30 * 60 * 1000, **s.kafka_options(),
         )
-        producer = AIOKafkaProducer(bootstrap_servers=s.kafka_bootstrap, acks="all", enable_idempotence=True)
+        producer = AIOKafkaProducer(bootstrap_servers=s.kafka_bootstrap, acks="all", enable_idempotence=True,
+                                    **s.kafka_options())
         await consumer.start()
         await producer.start()
         log.info("event=trainer.started group=%s-trainer topic=%s store=%s", s.app_id, topics.training_triggers,
@@ -211,7 +212,7 @@ class TrainerService:
 
 
 async def _ensure_topics(s: TrainerSettings) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=s.kafka_bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=s.kafka_bootstrap, **s.kafka_options())
     await admin.start()
     try:
         existing = set(await admin.list_topics())

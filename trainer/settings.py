@@ -12,6 +12,7 @@ import os
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, Mapping
 
+from bifrost.kafka.security import KafkaSecurity, KafkaSecurityError
 from bifrost.schemas.topics import Topics
 
 
@@ -41,17 +42,30 @@ class TrainerSettings:
     max_triage_rows: int = _setting(100_000, "BIFROST_TRAINER_MAX_TRIAGE_ROWS", "The triage model and the search use a uniform sample of at most this many rows.")
     evaluation_set: str = _setting("", "BIFROST_TRAINER_EVALUATION_SET", "Optional full-information dataset: candidates must also be non-inferior on it.")
     slo_p95_ms: float = _setting(2500.0, "BIFROST_SLO_P95_MS", "A candidate whose models' P95 latency exceeds this is not published.")
+    # TLS/SASL of the trainer's Kafka clients: the shared BIFROST_KAFKA_* group.
+    kafka_security: KafkaSecurity = field(default_factory=KafkaSecurity, metadata={"group": True})
 
     @property
     def topics(self) -> Topics:
         return Topics(self.topic_prefix)
+
+    def kafka_options(self) -> dict[str, Any]:
+        """TLS/SASL keyword arguments for the trainer's Kafka clients."""
+        return self.kafka_security.client_options()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "TrainerSettings":
         """Settings from ``environ`` (default ``os.environ``), then explicit overrides."""
         environ = os.environ if environ is None else environ
         values: dict[str, Any] = {}
+        if "kafka_security" not in overrides:
+            try:
+                values["kafka_security"] = KafkaSecurity.from_env(environ)
+            except KafkaSecurityError as exc:
+                raise TrainerSettingsError(str(exc)) from None
         for f in fields(cls):
+            if "env" not in f.metadata:
+                continue
             raw = environ.get(f.metadata["env"])
             if raw:
                 kind = f.type if isinstance(f.type, str) else f.type.__name__
@@ -65,4 +79,5 @@ class TrainerSettings:
     @classmethod
     def describe(cls) -> list[tuple[str, str, str]]:
         """(variable, default, meaning) of every setting."""
-        return [(f.metadata["env"], repr(f.default) if f.default is not MISSING else "", f.metadata["doc"]) for f in fields(cls)]
+        return [(f.metadata["env"], repr(f.default) if f.default is not MISSING else "", f.metadata["doc"])
+                for f in fields(cls) if "env" in f.metadata]

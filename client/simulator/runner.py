@@ -9,6 +9,7 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Protocol, TypeVar
 
+from bifrost.kafka.security import KafkaSecurity
 from bifrost.client.publisher import Publisher
 from bifrost.schemas.topics import Topics
 from bifrost.client.simulator.model import TrafficSource, WeightLookup, generate
@@ -136,8 +137,11 @@ async def simulate(
     progress_every_s: float = 5.0,
     report: SimulationReport | None = None,
     source: TrafficSource | None = None,
+    security: KafkaSecurity | None = None,
 ) -> SimulationReport:
     """Publish ``config``'s traffic to Kafka, obeying rollout-state weights when asked.
+
+    ``security`` is the TLS/SASL group of the Kafka clients (plaintext by default).
 
     ``source`` (default: the synthetic model of ``config``) yields the requests; see
     :func:`run_simulation`.
@@ -148,7 +152,7 @@ async def simulate(
     if follower is not None:
         follower.start()
     try:
-        async with Publisher(bootstrap, topics) as publisher:
+        async with Publisher(bootstrap, topics, security=security) as publisher:
             return await run_simulation(
                 publisher, config, speed=speed, progress_every_s=progress_every_s,
                 weights=follower.lookup if follower is not None else None, report=report, source=source,

@@ -141,7 +141,9 @@ class IngestService:
     async def run(self) -> None:
         """Run until cancelled. Raises :class:`RecoveryFailed` when state cannot be restored."""
         s = self.settings
-        await ensure_topics(s.kafka_bootstrap, ingest_topics(s), replication_factor=s.replication_factor)
+        options = s.kafka_options()
+        await ensure_topics(s.kafka_bootstrap, ingest_topics(s), replication_factor=s.replication_factor,
+                            client_options=options)
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=s.kafka_bootstrap, group_id=self._group, client_id=f"{s.app_id}-ingest",
             group_instance_id=s.group_instance_id,
@@ -149,6 +151,7 @@ class IngestService:
             max_poll_records=s.batch_max, fetch_max_bytes=64 * 1024 * 1024, max_partition_fetch_bytes=8 * 1024 * 1024,
             session_timeout_ms=int(s.session_timeout_seconds * 1000),
             heartbeat_interval_ms=int(min(3.0, s.session_timeout_seconds / 3) * 1000),
+            **options,
         )
         await self._consumer.start()
         log.info("event=ingest.started group=%s instance=%s", self._group, s.group_instance_id)
@@ -264,6 +267,7 @@ class IngestService:
             recovered = await recover_partitions(
                 s.kafka_bootstrap, self._changelog, {tp.partition for tp in due},
                 keep=lambda p: TopicPartition(p.source_topic, p.partition) in wanted, deadline=deadline,
+                client_options=s.kafka_options(),
             )
             assert self._consumer is not None
             consumer = self._consumer
@@ -296,7 +300,7 @@ class IngestService:
         async def attempt() -> PartitionWriter:
             writer = PartitionWriter(
                 tp, bootstrap=s.kafka_bootstrap, app_id=s.app_id, group_id=self._group, outputs=self._outputs,
-                transaction_timeout_ms=int(s.transaction_timeout_seconds * 1000),
+                transaction_timeout_ms=int(s.transaction_timeout_seconds * 1000), client_options=s.kafka_options(),
             )
             try:
                 await asyncio.wait_for(writer.start(), timeout=max(1.0, min(30.0, deadline - time.monotonic())))

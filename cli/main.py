@@ -197,7 +197,8 @@ def _dispatch(args: argparse.Namespace) -> int:
             parse_duration(args.since)
         except BadDuration as exc:
             raise UsageError(f"--since: {exc}") from None
-        data = fetch_metrics(args.worker_url or settings.worker_url, args.router, args.since, args.until)
+        data = fetch_metrics(args.worker_url or settings.worker_url, args.router, args.since, args.until,
+                             token=settings.web_token_value())
         print(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() if args.json else render_table(data))
         return EXIT_OK
     if args.command == "simulate":

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import urllib.error
 import urllib.parse
-import urllib.request
 from typing import Any
 
 import orjson
 
 from bifrost.cli.errors import CliError, Unavailable, UsageError
+from bifrost.cli.worker_http import open_worker, unauthorized
 
 COLUMNS = (
     ("count", "count", "{:d}"),
@@ -23,17 +23,20 @@ COLUMNS = (
 )
 
 
-def fetch_metrics(worker_url: str, router: str, since: str, until: float | None, timeout: float = 10.0) -> dict[str, Any]:
-    """GET the router's metrics from the worker; raise CLI errors with a clear message."""
+def fetch_metrics(worker_url: str, router: str, since: str, until: float | None, timeout: float = 10.0, *,
+                  token: str = "") -> dict[str, Any]:
+    """GET the router's metrics from the worker (with the bearer ``token``, if any); raise CLI errors with a clear message."""
     query = {"since": since}
     if until is not None:
         query["until"] = str(until)
     url = f"{worker_url.rstrip('/')}/v1/routers/{urllib.parse.quote(router, safe='')}/metrics?{urllib.parse.urlencode(query)}"
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
+        with open_worker(url, token, timeout=timeout) as response:
             return orjson.loads(response.read())
     except urllib.error.HTTPError as exc:
         detail = _error_text(exc.read())
+        if exc.code == 401:
+            raise unauthorized(worker_url, token) from None
         if exc.code == 400:
             raise UsageError(detail) from None
         if exc.code == 404:

@@ -12,6 +12,7 @@ import msgspec
 import orjson
 
 from bifrost.cli.errors import CliError, Unavailable
+from bifrost.cli.worker_http import open_worker, unauthorized
 from bifrost.client.rollout import new_command, wait_for_outcome
 from bifrost.config import Settings
 from bifrost.schemas.rollout import CommandKind, RolloutState
@@ -60,7 +61,7 @@ def add_rollout_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore
 
 def run_rollout(args: argparse.Namespace, settings: Settings) -> int:
     if args.action == "status":
-        state = _fetch_state(args.worker_url or settings.worker_url, args.router)
+        state = _fetch_state(args.worker_url or settings.worker_url, args.router, settings.web_token_value())
         print(orjson.dumps(msgspec.to_builtins(state), option=orjson.OPT_INDENT_2).decode() if args.json else render_state(state))
         return 0
     command = new_command(
@@ -81,12 +82,14 @@ def run_rollout(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _fetch_state(worker_url: str, router: str) -> RolloutState:
+def _fetch_state(worker_url: str, router: str, token: str = "") -> RolloutState:
     url = f"{worker_url.rstrip('/')}/v1/routers/{urllib.parse.quote(router, safe='')}/rollout"
     try:
-        with urllib.request.urlopen(url, timeout=10) as response:
+        with open_worker(url, token, timeout=10) as response:
             return msgspec.json.decode(response.read(), type=RolloutState)
     except urllib.error.HTTPError as exc:
+        if exc.code == 401:
+            raise unauthorized(worker_url, token) from None
         raise Unavailable(f"worker at {worker_url} answered {exc.code}") from None
     except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
         raise Unavailable(f"cannot reach a worker at {worker_url} ({getattr(exc, 'reason', exc)})") from None

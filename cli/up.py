@@ -46,25 +46,28 @@ def run_local_loop(args: argparse.Namespace, settings: Settings) -> int:
     children: list[subprocess.Popen[bytes]] = []
     try:
         web_port = settings.web_port if _port_free(settings.web_port) else _free_port()
-        key_file = data_dir / "keys" / "artifact-signing.pem"
+        key_file = data_dir / "keys" / "artifact-signing.pem"  # private: the trainer's only
+        public_key_file = data_dir / "keys" / "artifact-signing.pub.pem"  # what the worker verifies with
         store = data_dir / "artifacts"
         settings = Settings.from_env(
             settings.to_env(),
             kafka_bootstrap=bootstrap,
             data_dir=str(data_dir / "worker"),
             warehouse_dir=str(data_dir / "warehouse"),
-            verify_key_file=str(key_file),
+            verify_key_file=str(public_key_file),
+            artifact_store=str(store),
             web_port=web_port,
             worker_url=f"http://127.0.0.1:{web_port}",
         )
         _first_artifact(dataset, store, key_file)
+        _export_public_key(key_file, public_key_file)
         trainer_env = {"BIFROST_ARTIFACT_STORE": str(store), "BIFROST_TRAINER_RUNS_DIR": str(data_dir / "trainer"),
                        "BIFROST_SIGNING_KEY_FILE": str(key_file)}
         children.append(_start(settings, "worker", data_dir / "worker.log"))
         children.append(_start(settings, "trainer", data_dir / "trainer.log", trainer_env))
         _wait_healthy(settings.worker_url, children[0], timeout=120)
         _banner(settings, data_dir, broker is not None, store)
-        asyncio.run(_traffic(settings, dataset, store, key_file, rate=args.rate, speed=args.speed, run_for=run_for))
+        asyncio.run(_traffic(settings, dataset, store, public_key_file, rate=args.rate, speed=args.speed, run_for=run_for))
         return 0
     except KeyboardInterrupt:
         print("\nstopping…", flush=True)
@@ -107,6 +110,19 @@ def _first_artifact(dataset: Path, store: Path, key_file: Path) -> None:
     code = main_train(["--dataset", str(dataset), "--store", str(store), "--key", str(key_file), "--quiet"])
     if code != 0:
         raise Unavailable(f"could not bootstrap the first artifact (exit code {code}); see the message above")
+
+
+def _export_public_key(key_file: Path, public_key_file: Path) -> None:
+    """Write the signing key's public half next to it (workers and routers get only this file)."""
+    from bifrost.router.keys import load_private_key, public_key_pem
+
+    pem = public_key_pem(load_private_key(key_file))
+    if public_key_file.exists() and public_key_file.read_bytes() == pem:
+        return
+    temp = public_key_file.with_name(f".{public_key_file.name}.tmp")
+    temp.write_bytes(pem)
+    temp.chmod(0o644)
+    os.replace(temp, public_key_file)
 
 
 def _start(settings: Settings, command: str, log_path: Path, extra_env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:

@@ -6,8 +6,10 @@ Every field documents its variable and default; ``bifrost-opt config`` prints th
 from __future__ import annotations
 
 import os
+import re
 import socket
 from dataclasses import MISSING, dataclass, field, fields
+from pathlib import Path
 from typing import Any, Mapping
 
 from bifrost.kafka.security import KafkaSecurity, KafkaSecurityError
@@ -15,12 +17,16 @@ from bifrost.schemas.codec import Limits
 from bifrost.schemas.topics import Topics
 
 
+_WEB_TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]{16,}=*")
+
+
 class SettingsError(ValueError):
     """An environment variable holds a value of the wrong kind."""
 
 
-def _setting(default: Any, env: str, doc: str) -> Any:
-    return field(default=default, metadata={"env": env, "doc": doc})
+def _setting(default: Any, env: str, doc: str, *, secret: bool = False) -> Any:
+    # A secret is left out of repr(); `bifrost-opt config` shows only defaults.
+    return field(default=default, repr=not secret, metadata={"env": env, "doc": doc, "secret": secret})
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,13 +67,16 @@ class Settings:
     slo_min_win_rate: float = _setting(0.85, "BIFROST_SLO_MIN_WIN_RATE", "No promotion while the canary's win rate is below this.")
     retrain_cron: str = _setting("0 3 * * 0", "BIFROST_RETRAIN_CRON", "When the weekly retrain trigger fires (cron, UTC; leader only).")
     degradation_tolerance: float = _setting(0.05, "BIFROST_DEGRADATION_TOLERANCE", "Last day worse than the 6 days before by more than this (win rate, cost, P95) triggers a retrain.")
-    verify_key_file: str = _setting("var/keys/artifact-signing.pem", "BIFROST_VERIFY_KEY_FILE", "Key that verifies artifact signatures before a canary starts (public PEM, or the signing key's file); BIFROST_VERIFY_KEY (inline) wins.")
+    verify_key_file: str = _setting("var/keys/artifact-signing.pub.pem", "BIFROST_VERIFY_KEY_FILE", "Public key (PEM) that verifies artifact signatures before a canary starts; BIFROST_VERIFY_KEY (inline) wins. A private key here stops the worker.")
+    artifact_store: str = _setting("var/artifacts", "BIFROST_ARTIFACT_STORE", "Artifact store folder: announced artifacts are read only from inside it.")
     warehouse_enabled: bool = _setting(True, "BIFROST_WAREHOUSE_ENABLED", "Run the warehouse sink in this worker (false turns it off).")
     warehouse_dir: str = _setting("var/warehouse", "BIFROST_WAREHOUSE_DIR", "Where the warehouse sink writes Parquet files.")
     warehouse_max_buffer_bytes: int = _setting(64 * 1024 * 1024, "BIFROST_WAREHOUSE_MAX_BUFFER_BYTES", "The sink writes a file before its buffered rows exceed this many bytes (bounds its memory).")
     warehouse_flush_seconds: float = _setting(60.0, "BIFROST_WAREHOUSE_FLUSH_SECONDS", "Longest a warehouse buffer waits before it is written as a file.")
-    web_host: str = _setting("127.0.0.1", "BIFROST_WEB_HOST", "Worker HTTP bind address.")
+    web_host: str = _setting("127.0.0.1", "BIFROST_WEB_HOST", "Worker HTTP bind address: only this interface listens (0.0.0.0: all).")
     web_port: int = _setting(6066, "BIFROST_WEB_PORT", "Worker HTTP port (metrics views, /metrics, health).")
+    web_token: str = _setting("", "BIFROST_WEB_TOKEN", "Bearer token every HTTP view but /health requires (empty: none); the CLI sends it. Never logged.", secret=True)
+    web_token_file: str = _setting("", "BIFROST_WEB_TOKEN_FILE", "File holding the bearer token (BIFROST_WEB_TOKEN wins).")
     worker_url: str = _setting("http://127.0.0.1:6066", "BIFROST_WORKER_URL", "Where the CLI finds a worker's HTTP views.")
     log_level: str = _setting("info", "BIFROST_LOG_LEVEL", "Log level of bifrost processes.")
     # TLS/SASL of every Kafka client: the BIFROST_KAFKA_* group of bifrost.kafka.KafkaSecurity.
@@ -97,6 +106,30 @@ class Settings:
         worker restarts, which is what static membership needs.
         """
         return self.instance_id or f"{socket.gethostname()}-{self.web_port}"
+
+    def web_token_value(self) -> str:
+        """The HTTP bearer token (``BIFROST_WEB_TOKEN``, else the file's content); "" when none is set.
+
+        Raises:
+            SettingsError: the file cannot be read, or the token is short or has odd
+                characters. Messages name the variable, never the token.
+        """
+        if self.web_token:
+            token, where = self.web_token.strip(), "BIFROST_WEB_TOKEN"
+        elif self.web_token_file:
+            where = f"BIFROST_WEB_TOKEN_FILE={self.web_token_file}"
+            try:
+                token = Path(self.web_token_file).read_text(encoding="ascii").strip()
+            except UnicodeDecodeError:
+                raise SettingsError(f"{where}: the token file is not ASCII text") from None
+            except OSError as exc:
+                raise SettingsError(f"{where} cannot be read: {exc.strerror or type(exc).__name__}") from None
+        else:
+            return ""
+        if not _WEB_TOKEN.fullmatch(token):
+            raise SettingsError(f"{where}: a web token is at least 16 characters of A-Z a-z 0-9 - . _ ~ + / = "
+                                "(e.g. `openssl rand -hex 32`)")
+        return token
 
     @property
     def limits(self) -> Limits:

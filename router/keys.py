@@ -22,12 +22,17 @@ SIGNING_KEY_ENV = "BIFROST_SIGNING_KEY"
 SIGNING_KEY_FILE_ENV = "BIFROST_SIGNING_KEY_FILE"
 VERIFY_KEY_ENV = "BIFROST_VERIFY_KEY"
 DEFAULT_KEY_PATH = Path("var/keys/artifact-signing.pem")
+DEFAULT_PUBLIC_KEY_PATH = Path("var/keys/artifact-signing.pub.pem")  # what workers and routers verify with
 
 PublicKeySource = Ed25519PublicKey | Ed25519PrivateKey | bytes | str | Path
 
 
 class SigningKeyError(ValueError):
     """A key could not be found or read; the message says where it was looked for."""
+
+
+class PrivateKeyGiven(SigningKeyError):
+    """A private key was given where only a public key belongs (a worker's or router's verification key)."""
 
 
 def load_private_key(path: str | Path | None = None, *, environ: Mapping[str, str] | None = None) -> Ed25519PrivateKey:
@@ -90,6 +95,24 @@ def find_public_key(
         return from_env
     default = Path(default)
     return load_public_key(default) if default.exists() else None
+
+
+def public_key_only(data: bytes, where: str) -> Ed25519PublicKey:
+    """The public key in ``data`` (PEM or raw base64); a private key raises :class:`PrivateKeyGiven`.
+
+    Processes that only verify must never hold the signing key, so a private key is an
+    error here, not a source of its public half. (A raw base64 32-byte value cannot be
+    told apart from a seed; it is read as a public key.)
+    """
+    if holds_private_key(data):
+        raise PrivateKeyGiven(f"{where} holds a private signing key; only the public key belongs here")
+    return _public_from_bytes(data, where)
+
+
+def holds_private_key(data: bytes) -> bool:
+    """True for PEM private-key material (any algorithm)."""
+    head = data.lstrip()
+    return head.startswith(b"-----BEGIN") and b"PRIVATE KEY-----" in head
 
 
 def generate_private_key(path: str | Path) -> Ed25519PrivateKey:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import socket
 from dataclasses import dataclass
 from typing import NoReturn
 from pathlib import Path
@@ -12,13 +13,14 @@ from pathlib import Path
 import faust
 
 from bifrost.config import Settings
-from bifrost.streams.artifacts.listener import ArtifactListener
+from bifrost.streams.artifacts.listener import ArtifactListener, check_verify_key
 from bifrost.streams.ingest.service import IngestService
 from bifrost.streams.preflight import require_kafka
 from bifrost.streams.rollout.agent import RolloutStates, register_router_loop
 from bifrost.streams.rollup.store import RouterWindows
 from bifrost.streams.triggers.agent import register_triggers
 from bifrost.streams.warehouse.sink import WarehouseSink
+from bifrost.streams.web.auth import token_middleware
 from bifrost.streams.web.views import register_views
 
 log = logging.getLogger("bifrost.worker")
@@ -47,8 +49,10 @@ def create_app(settings: Settings) -> Worker:
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,
         web_host=settings.web_host,
+        web_bind=settings.web_host,  # listen on this interface only (Faust's default is all)
         web_port=settings.web_port,
-        canonical_url=f"http://{settings.web_host}:{settings.web_port}",
+        web_application_options=_web_options(settings),
+        canonical_url=_canonical_url(settings),
         autodiscover=False,
         producer_acks=-1,
         consumer_auto_offset_reset="earliest",
@@ -111,6 +115,23 @@ def create_app(settings: Settings) -> Worker:
     return Worker(app=app, ingest=ingest, windows=windows, states=states)
 
 
+def _web_options(settings: Settings) -> dict[str, object]:
+    """aiohttp options: the bearer-token check when ``BIFROST_WEB_TOKEN(_FILE)`` is set."""
+    token = settings.web_token_value()
+    return {"middlewares": [token_middleware(token)]} if token else {}
+
+
+def _canonical_url(settings: Settings) -> str:
+    """The URL other workers use to reach this one (Faust forwards table_route requests there).
+
+    A wildcard bind address (0.0.0.0, ::) is not reachable from elsewhere: the host name is.
+    """
+    host = settings.web_host
+    if host in ("", "0.0.0.0", "::"):
+        host = socket.gethostname()
+    return f"http://{f'[{host}]' if ':' in host else host}:{settings.web_port}"
+
+
 def exit_on_ingest_failure(error: BaseException) -> NoReturn:
     """Stop the whole process, loudly, when stage 1 cannot go on.
 
@@ -126,9 +147,11 @@ def exit_on_ingest_failure(error: BaseException) -> NoReturn:
 def run_worker(settings: Settings, *, preflight_timeout: float = 15.0) -> None:
     """Run a worker in the foreground until SIGTERM/SIGINT.
 
-    Checks first that Kafka answers, so a wrong address fails fast with a clear
-    message instead of a worker that retries forever.
+    Checks first that the artifact verification key is not a private key (a worker
+    needs only the public one) and that Kafka answers, so a wrong address fails fast
+    with a clear message instead of a worker that retries forever.
     """
+    check_verify_key(settings)
     require_kafka(settings.kafka_bootstrap, settings.kafka_security, timeout=preflight_timeout)
     worker = create_app(settings)
     faust.Worker(

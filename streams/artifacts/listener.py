@@ -1,8 +1,9 @@
 """Starts a canary for every verified artifact announced on ``artifacts``.
 
-The announcement only names the artifact; the bytes are read from its ``location`` and
+The announcement only names the artifact; the bytes are read from its ``location`` —
+only inside the artifact store (``BIFROST_ARTIFACT_STORE``), see ``confine.py`` — and
 must match the announced sha256 and carry a valid Ed25519 signature from the configured
-key. A tampered or unsigned artifact never reaches ``rollout-commands``: it goes to the
+public key. A tampered or unsigned artifact never reaches ``rollout-commands``: it goes to the
 DLQ with the reason (and is logged), like any other bad input. A verified one becomes one
 ``start`` command per router it was trained for; the controller then runs the canary, or
 waits for ``approve`` when ``BIFROST_ROLLOUT_REQUIRE_APPROVAL`` is set.
@@ -10,11 +11,13 @@ waits for ``approve`` when ``BIFROST_ROLLOUT_REQUIRE_APPROVAL`` is set.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import math
 import os
-import stat
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,18 +26,31 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
 from bifrost.config import Settings
-from bifrost.router.artifact import ArtifactError, load_verified
-from bifrost.router.keys import PublicKeySource, SigningKeyError, find_public_key
+from bifrost.config.settings import SettingsError
+from bifrost.router.artifact import ArtifactError, load_verified, sha256_hex
+from bifrost.router.keys import (
+    SIGNING_KEY_ENV,
+    SIGNING_KEY_FILE_ENV,
+    VERIFY_KEY_ENV,
+    PrivateKeyGiven,
+    PublicKeySource,
+    SigningKeyError,
+    key_id,
+    public_key_only,
+)
 from bifrost.schemas.artifacts import ArtifactPublished
 from bifrost.schemas.codec import encode
 from bifrost.schemas.dlq import RejectReason, dead_letter
 from bifrost.schemas.rollout import CommandKind, RolloutCommand
+from bifrost.streams.artifacts.confine import MAX_ARTIFACT_BYTES, LocationRefused, read_confined
 from bifrost.streams.topics_admin import TopicSpec, ensure_topics
 
 log = logging.getLogger("bifrost.artifacts")
-ARTIFACT_FILE = "artifact.json"
-MAX_ARTIFACT_BYTES = 64 * 1024 * 1024
+MAX_AGE_SECONDS = 86400.0  # older announcements are not acted on
+MAX_FUTURE_SECONDS = 300.0  # clock skew allowed for published_at
 _announcement_decoder = msgspec.json.Decoder(ArtifactPublished)
 
 
@@ -52,43 +68,28 @@ class Accepted:
     commands: list[RolloutCommand]
 
 
-def read_announced(announcement: ArtifactPublished, *, max_bytes: int = MAX_ARTIFACT_BYTES) -> bytes:
+def read_announced(announcement: ArtifactPublished, store_root: str | os.PathLike[str], *,
+                   max_bytes: int = MAX_ARTIFACT_BYTES) -> bytes:
     """The artifact bytes an announcement points at (a version folder or an artifact.json).
 
-    Only a regular file of at most ``max_bytes`` is read: a ``location`` naming a FIFO, a
-    device or a huge file (``/dev/zero``) must not block or exhaust the worker.
+    Only a regular file inside ``store_root`` of at most ``max_bytes`` is read (see
+    :mod:`bifrost.streams.artifacts.confine`); blocking, so the listener calls it in a
+    thread. Any refusal is ``unverified``, with a message that says nothing about files
+    outside the store.
     """
-    path = Path(announcement.location)
     try:
-        if path.is_dir():
-            path = path / ARTIFACT_FILE
-        data = _read_regular_file(path, max_bytes)
-    except OSError as exc:
-        raise Rejected(RejectReason.INVALID_VALUE, f"artifact {announcement.version}: cannot read {path}: "
-                                                   f"{exc.strerror or exc}") from None
-    except ValueError as exc:  # an embedded NUL byte in the path
-        raise Rejected(RejectReason.INVALID_VALUE, f"artifact {announcement.version}: bad location {str(path)!r}: {exc}") from None
-    if data is None:
-        raise Rejected(RejectReason.INVALID_VALUE, f"artifact {announcement.version}: {path} is not a regular file")
-    if len(data) > max_bytes:
-        raise Rejected(RejectReason.OVERSIZED, f"artifact {announcement.version}: {path} is larger than {max_bytes} bytes")
-    return data
+        return read_confined(announcement.location, store_root, max_bytes=max_bytes)
+    except LocationRefused as exc:
+        raise Rejected(RejectReason.UNVERIFIED, f"artifact {announcement.version}: {exc}") from None
 
 
-def _read_regular_file(path: Path, max_bytes: int) -> bytes | None:
-    """Up to ``max_bytes + 1`` bytes of ``path``, or ``None`` if it is not a regular file.
+def accept(value: bytes, public_key: PublicKeySource, *, store_root: str | os.PathLike[str], now: float | None = None,
+           max_age_s: float = MAX_AGE_SECONDS, max_future_s: float = MAX_FUTURE_SECONDS,
+           max_bytes: int = MAX_ARTIFACT_BYTES) -> Accepted:
+    """Decode, verify and turn one announcement into start commands (pure but for reading the file).
 
-    Opened non-blocking, so a FIFO does not wait for a writer.
+    Blocking (file read, hashing, signature check): async callers run it in a thread.
     """
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    with os.fdopen(fd, "rb") as handle:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None
-        return handle.read(max_bytes + 1)
-
-
-def accept(value: bytes, public_key: PublicKeySource, *, now: float | None = None, max_age_s: float = 86400.0) -> Accepted:
-    """Decode, verify and turn one announcement into start commands (pure but for reading the file)."""
     try:
         announcement = _announcement_decoder.decode(value)
     except msgspec.DecodeError as exc:  # ValidationError is a DecodeError
@@ -98,12 +99,12 @@ def accept(value: bytes, public_key: PublicKeySource, *, now: float | None = Non
     except TypeError as exc:  # not bytes
         raise Rejected(RejectReason.UNDECODABLE, f"not an artifact announcement: {exc}") from None
     issued_at = time.time() if now is None else now
-    if announcement.published_at and issued_at - announcement.published_at > max_age_s:
-        # A new consumer group starts at the beginning of the compacted topic; old
-        # announcements must not restart canaries of long-replaced artifacts.
-        raise Rejected(RejectReason.TOO_LATE, f"artifact {announcement.version} was announced "
-                                              f"{(issued_at - announcement.published_at) / 3600:.0f} h ago; not rolling it out")
-    data = read_announced(announcement)
+    check_published_at(announcement, issued_at, max_age_s=max_age_s, max_future_s=max_future_s)
+    data = read_announced(announcement, store_root, max_bytes=max_bytes)
+    if sha256_hex(data) != announcement.sha256:
+        # Said without either digest: the bytes are the store's, not the announcer's to probe.
+        raise Rejected(RejectReason.UNVERIFIED, f"artifact {announcement.version} rejected: its bytes do not match "
+                                                "the announced sha256 (modified, or not this version)")
     try:
         artifact = load_verified(data, announcement.signature, public_key, expected_sha256=announcement.sha256)
     except ArtifactError as exc:
@@ -122,13 +123,79 @@ def accept(value: bytes, public_key: PublicKeySource, *, now: float | None = Non
     return Accepted(version=artifact.version, commands=commands)
 
 
-def verify_key(settings: Settings) -> PublicKeySource:
-    """``BIFROST_VERIFY_KEY`` (or the signing key variables), else ``BIFROST_VERIFY_KEY_FILE``."""
-    key = find_public_key(default=settings.verify_key_file)
-    if key is None:
-        raise SigningKeyError(f"no artifact verification key: {settings.verify_key_file} does not exist "
-                              "(set BIFROST_VERIFY_KEY_FILE or BIFROST_VERIFY_KEY)")
-    return key
+def check_published_at(announcement: ArtifactPublished, now: float, *, max_age_s: float = MAX_AGE_SECONDS,
+                       max_future_s: float = MAX_FUTURE_SECONDS) -> None:
+    """Refuse an announcement whose ``published_at`` is missing, stale or in the future (pure).
+
+    A new consumer group starts at the beginning of the compacted topic, so old
+    announcements must not restart canaries of long-replaced artifacts; a missing (0) or
+    future time would dodge that check for good.
+    """
+    published = announcement.published_at
+    version = announcement.version
+    if not math.isfinite(published) or published <= 0:
+        raise Rejected(RejectReason.INVALID_VALUE, f"artifact {version}: the announcement has no valid published_at "
+                                                   "(epoch seconds); not rolling it out")
+    if published - now > max_future_s:
+        raise Rejected(RejectReason.INVALID_VALUE, f"artifact {version}: published_at is {published - now:.0f} s in the "
+                                                   f"future (more than {max_future_s:.0f} s of clock skew); not rolling it out")
+    if now - published > max_age_s:
+        raise Rejected(RejectReason.TOO_LATE, f"artifact {version} was announced {(now - published) / 3600:.0f} h ago "
+                                              f"(more than {max_age_s / 3600:.0f} h); not rolling it out")
+
+
+def verify_key(settings: Settings, environ: Mapping[str, str] | None = None) -> Ed25519PublicKey:
+    """The public key artifacts are verified with: ``BIFROST_VERIFY_KEY``, else ``BIFROST_VERIFY_KEY_FILE``.
+
+    A worker holds only the public key: a private key in either raises
+    :class:`PrivateKeyGiven` (the worker refuses to start, see :func:`check_verify_key`).
+    The signing-key variables are never used here.
+    """
+    environ = os.environ if environ is None else environ
+    if environ.get(VERIFY_KEY_ENV):
+        return _public_only(environ[VERIFY_KEY_ENV].encode(), f"${VERIFY_KEY_ENV}")
+    path = Path(settings.verify_key_file)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise SigningKeyError(f"no artifact verification key: {path} does not exist (set BIFROST_VERIFY_KEY_FILE to "
+                              "the trainer's public key, e.g. var/keys/artifact-signing.pub.pem)") from None
+    except OSError as exc:
+        raise SigningKeyError(f"artifact verification key {path} cannot be read: {exc.strerror}") from None
+    return _public_only(data, f"BIFROST_VERIFY_KEY_FILE={path}")
+
+
+def _public_only(data: bytes, where: str) -> Ed25519PublicKey:
+    try:
+        return public_key_only(data, where)
+    except PrivateKeyGiven:
+        raise PrivateKeyGiven(
+            f"{where} holds the private signing key; only the trainer needs it, workers verify with the public key. "
+            "Export it (`bifrost-opt keys export-public`, or: python -c 'import sys; from bifrost.router.keys import "
+            "load_private_key, public_key_pem; sys.stdout.buffer.write(public_key_pem(load_private_key(sys.argv[1])))' "
+            "KEY.pem > KEY.pub.pem) and point BIFROST_VERIFY_KEY_FILE at the .pub.pem file"
+        ) from None
+
+
+def check_verify_key(settings: Settings, environ: Mapping[str, str] | None = None) -> None:
+    """Stop a worker that was given a private key to verify with (SettingsError, exit code 2).
+
+    A missing key is only logged: the worker runs, and announcements are dead-lettered
+    as ``unverified`` until the key is there.
+    """
+    environ = os.environ if environ is None else environ
+    for variable in (SIGNING_KEY_ENV, SIGNING_KEY_FILE_ENV):
+        if environ.get(variable):
+            log.warning("event=worker.signing_key_in_environment variable=%s note=%r", variable,
+                        "workers never use the signing key; remove it from the worker's environment")
+    try:
+        key = verify_key(settings, environ)
+    except PrivateKeyGiven as exc:
+        raise SettingsError(str(exc)) from None
+    except SigningKeyError as exc:
+        log.warning("event=artifact.no_verify_key error=%r", str(exc))
+        return
+    log.info("event=artifact.verify_key key=%s", key_id(key))
 
 
 class ArtifactListener:
@@ -164,8 +231,9 @@ class ArtifactListener:
     async def _handle(self, record: ConsumerRecord, producer: AIOKafkaProducer) -> None:
         topics = self.settings.topics
         try:
-            key = verify_key(self.settings)
-            accepted = accept(record.value or b"", key)
+            # Reading, hashing and verifying run in a thread: the worker's event loop
+            # (ingest, tables, HTTP views) never waits on the artifact's file.
+            accepted = await asyncio.to_thread(self._check, record.value or b"")
         except (Rejected, SigningKeyError) as exc:
             reason = exc.reason if isinstance(exc, Rejected) else RejectReason.UNVERIFIED
             await self._reject(record, producer, reason, str(exc))
@@ -174,13 +242,18 @@ class ArtifactListener:
             raise
         except Exception as exc:  # noqa: BLE001 — one bad announcement costs one DLQ entry, not the listener
             log.exception("event=artifact.failed offset=%d", record.offset)
-            await self._reject(record, producer, RejectReason.UNDECODABLE, f"{type(exc).__name__}: {exc}")
+            await self._reject(record, producer, RejectReason.UNDECODABLE,
+                               f"internal error ({type(exc).__name__}) while checking the announcement; see the worker log")
             return
         for command in accepted.commands:
             await producer.send_and_wait(topics.rollout_commands, encode(command), key=orjson.dumps(command.router_id))
         self.accepted += 1
         log.info("event=artifact.accepted version=%s routers=%s", accepted.version,
                  ",".join(c.router_id for c in accepted.commands))
+
+    def _check(self, value: bytes) -> Accepted:
+        s = self.settings
+        return accept(value, verify_key(s), store_root=s.artifact_store, max_future_s=s.max_future_skew_seconds)
 
     async def _reject(self, record: ConsumerRecord, producer: AIOKafkaProducer, reason: RejectReason, error: str) -> None:
         self.rejected += 1

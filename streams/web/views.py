@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import re
 import time
+from collections.abc import Mapping
 
 import faust
 import orjson
@@ -16,25 +18,76 @@ from bifrost.streams.ingest.service import IngestStatus
 from bifrost.streams.rollout.agent import RolloutStates
 from bifrost.streams.rollup.store import RouterWindows
 
-_DURATION = re.compile(r"^(\d+)([smhd]?)$")
+_DURATION = re.compile(r"^([0-9]+)([smhd]?)$")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+MAX_DURATION_SECONDS = 3650 * 86400  # ten years: far beyond any retention, far below overflow
+MAX_EPOCH_SECONDS = 4_102_444_800.0  # 2100-01-01T00:00:00Z
+_MAX_QUERY_CHARS = 64
 
 
 class BadDuration(ValueError):
     """A duration that is not like ``90``, ``15m``, ``6h`` or ``7d``."""
 
 
+class BadQuery(ValueError):
+    """A query parameter the view cannot use; the message says which and why."""
+
+
 def parse_duration(text: str) -> int:
-    """Seconds in ``text`` such as ``"15m"``; plain numbers are seconds.
+    """Seconds in ``text`` such as ``"15m"``; plain numbers are seconds (1 s to 3650 d).
 
     Example:
         >>> parse_duration("15m")
         900
     """
-    match = _DURATION.match(text.strip())
+    shown = text if len(text) <= _MAX_QUERY_CHARS else text[:_MAX_QUERY_CHARS] + "…"
+    match = _DURATION.match(text.strip()) if len(text) <= _MAX_QUERY_CHARS else None
     if not match or int(match.group(1)) <= 0:
-        raise BadDuration(f"{text!r} is not a duration like 90s, 15m, 6h or 7d")
-    return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+        raise BadDuration(f"{shown!r} is not a duration like 90s, 15m, 6h or 7d")
+    seconds = int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    if seconds > MAX_DURATION_SECONDS:
+        raise BadDuration(f"{shown!r} is longer than {MAX_DURATION_SECONDS // 86400}d")
+    return seconds
+
+
+def parse_epoch(text: str, name: str = "until") -> int:
+    """Whole epoch seconds from ``text`` (``1700000000`` or ``1700000000.5``), or BadQuery.
+
+    Non-finite, negative, after 2100 or not a number: refused with the reason.
+
+    Example:
+        >>> parse_epoch("1700000000.9")
+        1700000000
+    """
+    shown = text if len(text) <= _MAX_QUERY_CHARS else text[:_MAX_QUERY_CHARS] + "…"
+    try:
+        if len(text) > _MAX_QUERY_CHARS:
+            raise ValueError
+        value = float(text)
+    except ValueError:
+        raise BadQuery(f"{name}={shown!r} is not a number of epoch seconds") from None
+    if not math.isfinite(value):
+        raise BadQuery(f"{name}={shown!r} is not finite")
+    if value < 0:
+        raise BadQuery(f"{name}={shown!r} is negative")
+    if value > MAX_EPOCH_SECONDS:
+        raise BadQuery(f"{name}={shown!r} is after 2100 ({MAX_EPOCH_SECONDS:.0f}); give epoch seconds, not milliseconds")
+    return int(value)
+
+
+def metrics_query(query: Mapping[str, str]) -> tuple[int, int | None]:
+    """(``since`` in seconds, ``until`` epoch seconds or None) of a metrics request, or BadQuery.
+
+    Example:
+        >>> metrics_query({"since": "1h", "until": "1700000000"})
+        (3600, 1700000000)
+    """
+    try:
+        since = parse_duration(query.get("since", "15m"))
+    except BadDuration as exc:
+        raise BadQuery(f"since: {exc}") from None
+    until_raw = query.get("until")
+    return since, (parse_epoch(until_raw, "until") if until_raw else None)
 
 
 def _json(web: View, payload: object, status: int = 200) -> Response:
@@ -62,10 +115,8 @@ def register_views(
         @app.table_route(table=router_table, match_info="router")
         async def get(self, request: Request, router: str) -> Response:
             try:
-                since = parse_duration(request.query.get("since", "15m"))
-                until_raw = request.query.get("until")
-                until = int(float(until_raw)) if until_raw else None
-            except (BadDuration, ValueError) as exc:
+                since, until = metrics_query(request.query)
+            except BadQuery as exc:
                 return _json(self, {"error": str(exc)}, status=400)
             metrics = windows.metrics(router, since_seconds=since, until_ts=until)
             if metrics is None:

@@ -99,12 +99,15 @@ async def test_logged_traffic_to_signed_artifact_to_canary(
     expensive_parent: tuple[Artifact, Path], tmp_path: Path, processes: list[subprocess.Popen[bytes]],
 ) -> None:
     parent, key_path = expensive_parent
-    from bifrost.router.keys import load_private_key
+    from bifrost.router.keys import load_private_key, public_key_pem
 
     key = load_private_key(key_path)
     store = ArtifactStore(tmp_path / "artifacts")
     publish_parent(store, parent, key)
-    settings = Settings.from_env(settings.to_env(), warehouse_flush_seconds=1.0, verify_key_file=str(key_path))
+    public_key_path = tmp_path / "signing.pub.pem"  # the worker gets only the public key
+    public_key_path.write_bytes(public_key_pem(key))
+    settings = Settings.from_env(settings.to_env(), warehouse_flush_seconds=1.0, verify_key_file=str(public_key_path),
+                                 artifact_store=str(store.root))
     worker = start_worker(settings)
     warehouse = Path(worker.settings.warehouse_dir)
     await eventually(lambda: len(worker.owns_inputs()) == 4, timeout=90, what="worker ready")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,15 +24,15 @@ from tests.streams.artifacts.test_accept import announce
 
 def announcement(location: str, **overrides: object) -> bytes:
     fields: dict[str, object] = {"version": "v1", "sha256": "0" * 64, "signature": "c2ln", "location": location,
-                                 "router_ids": ["web"]}
+                                 "router_ids": ["web"], "published_at": time.time()}
     fields.update(overrides)
     return msgspec.json.encode(fields)
 
 
-def rejected(value: object, key: Ed25519PrivateKey | None = None) -> Rejected:
+def rejected(value: object, key: Ed25519PrivateKey | None = None, store: Path | str = "/nonexistent-store") -> Rejected:
     public = (key or Ed25519PrivateKey.generate()).public_key()
     with pytest.raises(Rejected) as info:
-        accept(value, public)  # type: ignore[arg-type]
+        accept(value, public, store_root=store)  # type: ignore[arg-type]
     return info.value
 
 
@@ -50,40 +51,44 @@ def test_a_non_bytes_value_is_undecodable() -> None:
     assert rejected(42).reason is RejectReason.UNDECODABLE
 
 
-def test_a_location_with_a_nul_byte_is_refused() -> None:
-    error = rejected(announcement("/tmp/a\x00b"))
-    assert error.reason is RejectReason.INVALID_VALUE and "bad location" in str(error)
+def test_a_location_with_a_nul_byte_is_refused(tmp_path: Path) -> None:
+    error = rejected(announcement(f"{tmp_path}/a\x00b"), store=tmp_path)
+    assert error.reason is RejectReason.UNVERIFIED and "not a file inside the artifact store" in str(error)
 
 
 def test_a_device_is_not_read(tmp_path: Path) -> None:
-    error = rejected(announcement("/dev/zero"))
-    assert error.reason is RejectReason.INVALID_VALUE and "not a regular file" in str(error)
+    error = rejected(announcement("/dev/zero"), store=tmp_path)
+    assert error.reason is RejectReason.UNVERIFIED and "not a file inside the artifact store" in str(error)
 
 
-def test_a_fifo_does_not_block_the_listener(tmp_path: Path) -> None:
-    fifo = tmp_path / "pipe"
+@pytest.mark.parametrize("inside", [True, False])
+def test_a_fifo_does_not_block_the_listener(tmp_path: Path, inside: bool) -> None:
+    store = tmp_path / "store"
+    store.mkdir()
+    fifo = (store if inside else tmp_path) / "pipe"
     os.mkfifo(fifo)
     outcome: list[BaseException] = []
-    thread = threading.Thread(target=lambda: outcome.append(rejected(announcement(str(fifo)))), daemon=True)
+    thread = threading.Thread(target=lambda: outcome.append(rejected(announcement(str(fifo)), store=store)), daemon=True)
     thread.start()
     thread.join(timeout=5)
     assert not thread.is_alive(), "reading a FIFO blocked"
-    assert "not a regular file" in str(outcome[0])
+    assert outcome[0].reason is RejectReason.UNVERIFIED  # type: ignore[attr-defined]
+    assert ("not a regular file" if inside else "not a file inside the artifact store") in str(outcome[0])
 
 
 def test_an_oversized_artifact_file_is_refused(tmp_path: Path) -> None:
     (tmp_path / "artifact.json").write_bytes(b"x" * 101)
     parsed = msgspec.json.decode(announcement(str(tmp_path)), type=ArtifactPublished)
     with pytest.raises(Rejected) as info:
-        read_announced(parsed, max_bytes=100)
-    assert info.value.reason is RejectReason.OVERSIZED
+        read_announced(parsed, tmp_path, max_bytes=100)
+    assert info.value.reason is RejectReason.UNVERIFIED and "larger than 100 bytes" in str(info.value)
     (tmp_path / "artifact.json").write_bytes(b"x" * 100)
-    assert read_announced(parsed, max_bytes=100) == b"x" * 100
+    assert read_announced(parsed, tmp_path, max_bytes=100) == b"x" * 100
 
 
 def test_a_verified_artifact_is_still_accepted(tmp_path: Path) -> None:
     key = Ed25519PrivateKey.generate()
-    assert accept(announce(tmp_path / "v", key), key.public_key()).version == "v-test-1"
+    assert accept(announce(tmp_path / "v", key), key.public_key(), store_root=tmp_path).version == "v-test-1"
 
 
 # --- the listener's record handler ---------------------------------------------------------
@@ -121,7 +126,7 @@ def handle(record: Record, monkeypatch: pytest.MonkeyPatch) -> tuple[ArtifactLis
         (b"{oops", RejectReason.SCHEMA),
         (None, RejectReason.SCHEMA),
         (b"x" * 900_000, RejectReason.SCHEMA),
-        (announcement("/dev/zero"), RejectReason.INVALID_VALUE),
+        (announcement("/dev/zero"), RejectReason.UNVERIFIED),
     ],
 )
 def test_each_bad_announcement_is_one_capped_dead_letter(value: bytes | None, reason: RejectReason,
@@ -136,7 +141,7 @@ def test_each_bad_announcement_is_one_capped_dead_letter(value: bytes | None, re
 
 
 def test_an_unexpected_error_is_dead_lettered_not_raised(monkeypatch: pytest.MonkeyPatch) -> None:
-    def explode(value: bytes, key: object) -> None:
+    def explode(value: bytes, key: object, **options: object) -> None:
         raise KeyError("something nobody expected")
 
     monkeypatch.setattr(listener, "accept", explode)
@@ -144,4 +149,5 @@ def test_an_unexpected_error_is_dead_lettered_not_raised(monkeypatch: pytest.Mon
     ((_, raw, _),) = producer.sent
     letter = decode_as(raw, DeadLetter)
     assert letter.reason is RejectReason.UNDECODABLE and "KeyError" in letter.error
+    assert "something nobody expected" not in letter.error  # details stay in the worker log
     assert handler.rejected == 1

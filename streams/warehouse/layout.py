@@ -37,6 +37,11 @@ def file_path(root: Path, topic: str, hour: str, span: FileSpan) -> Path:
     return root / topic / hour / f"p{span.partition}-{span.first_offset}-{span.last_offset}.parquet"
 
 
+def temp_path(path: Path) -> Path:
+    """Where a file is written before its rename: a hidden name no reader or scan counts."""
+    return path.with_name(f".{path.name}.tmp")
+
+
 def parse_name(name: str) -> FileSpan | None:
     """The span a file name encodes, or None for anything else (temp files included)."""
     match = _NAME.match(name)
@@ -54,3 +59,16 @@ def stored_through(root: Path, topic: str) -> dict[int, int]:
         if span is not None and span.last_offset > highest.get(span.partition, -1):
             highest[span.partition] = span.last_offset
     return highest
+
+
+def temp_files(root: Path, topic: str, partitions: set[int]) -> list[Path]:
+    """Temp files of ``partitions`` of ``topic`` left by a writer that died before its rename."""
+    base = root / topic
+    if not base.exists():
+        return []
+    found: list[Path] = []
+    for path in base.glob("date=*/hour=*/.p*.parquet.tmp"):
+        span = parse_name(path.name[1 : -len(".tmp")])
+        if span is not None and span.partition in partitions:
+            found.append(path)
+    return found

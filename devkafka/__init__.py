@@ -1,7 +1,8 @@
 """A real single-node Apache Kafka broker (KRaft) for development, tests and CI.
 
 Jars come from Maven Central (fetched once with ``mvn``, then cached); the broker
-runs as a plain ``java`` subprocess. See :mod:`bifrost.devkafka.broker`, and
+runs as a plain ``java`` subprocess. See :mod:`bifrost.devkafka.broker` (including
+stop/start/restart on the same port and data for chaos tests), and
 ``python -m bifrost.devkafka --help`` for the long-running mode.
 """
 
@@ -16,6 +17,8 @@ from bifrost.devkafka.broker import (
     LocalBroker,
     broker_status,
     ensure_kafka_jars,
+    ephemeral_port_range,
+    listener_port_ranges,
     probe_kafka,
     stop_broker,
 )
@@ -30,6 +33,8 @@ __all__ = [
     "LocalBroker",
     "broker_status",
     "ensure_kafka_jars",
+    "ephemeral_port_range",
+    "listener_port_ranges",
     "main",
     "probe_kafka",
     "stop_broker",

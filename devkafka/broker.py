@@ -6,11 +6,37 @@ are cached, so only the first run needs the network::
     from bifrost.devkafka import LocalBroker
 
     with LocalBroker() as broker:          # free ports, fresh temp data dir
-        use(broker.bootstrap)              # "127.0.0.1:39123"
+        use(broker.bootstrap)              # "127.0.0.1:19123"
 
 One JVM runs a combined broker + controller (``process.roles=broker,controller``)
 bound to 127.0.0.1 only. Storage is formatted with ``kafka.tools.StorageTool``
 on first use of a data dir and reused afterwards.
+
+**Ports.** Unless given, ports are chosen at random outside the kernel's ephemeral
+port range (``/proc/sys/net/ipv4/ip_local_port_range``, 32768-60999 by default;
+32768-65535 is avoided where that file does not exist). Inside that range, a client
+that keeps reconnecting to a stopped broker can be handed the broker's port as its
+own source port and connect to itself (TCP simultaneous open); the port then stays
+busy until the client gives up, and starting the broker on it again fails.
+
+**Stopping and starting again (chaos tests).** A :class:`LocalBroker` keeps its
+ports once started, so the bootstrap address never changes, and a given
+``data_dir`` keeps topics, offsets and committed consumer offsets::
+
+    broker = LocalBroker(data_dir=tmp / "kafka")
+    bootstrap = broker.start()
+    ...                                    # clients connected to `bootstrap`
+    broker.stop()                          # or stop(kill=True): SIGKILL, like a crash
+    ...                                    # clients keep retrying meanwhile
+    broker.start()                         # same port, same data; clients reconnect
+    broker.restart(downtime=2.0)           # the same in one call (kill=True for a crash)
+    broker.stop()
+
+Without a ``data_dir``, ``stop(keep_data=True)`` (which :meth:`LocalBroker.restart`
+uses) keeps the temporary data dir for the next start; a plain ``stop()`` removes it.
+A start on the broker's own ports waits up to 30 s for them to be released.
+Both calls block: from async code, run them in a thread
+(``await asyncio.to_thread(broker.restart)``) so clients on the event loop keep running.
 
 Needs ``java`` (17+, ``$JAVA_HOME/bin/java`` or on ``PATH``) and, for the first
 fetch only, ``mvn``. POSIX only (process groups, ``flock``).
@@ -27,6 +53,7 @@ import fcntl
 import importlib.resources
 import logging
 import os
+import random
 import re
 import select
 import shutil
@@ -67,6 +94,7 @@ _TAIL_LINES = 40
 _VERSION_RE = re.compile(r"^\d+\.\d+\.\d+$")
 _ANSI_RE = re.compile(r"\x1b\[[0-9;]*m")
 _LISTENER_RE = re.compile(r"(PLAINTEXT|CONTROLLER)://[^:,]*:(\d+)")
+_BIND_FAILURE_RE = re.compile(r"Socket server failed to bind to [^\n]*")
 
 
 class BrokerError(RuntimeError):
@@ -273,15 +301,87 @@ def _port_in_use(port: int) -> bool:
     return False
 
 
-def _free_ports(count: int) -> list[int]:
-    """``count`` distinct ports that were free a moment ago."""
+EPHEMERAL_PORT_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+"""Where Linux keeps the range it takes client (ephemeral) source ports from."""
+
+FALLBACK_EPHEMERAL_RANGE = (32768, 65535)
+"""Avoided when the kernel's range cannot be read: Linux's default start to the IANA end."""
+
+LISTENER_PORT_FLOOR = 10000
+"""Chosen listener ports are at least this (clear of well-known and common service ports)."""
+
+
+def ephemeral_port_range(path: Path = EPHEMERAL_PORT_RANGE_FILE) -> tuple[int, int]:
+    """The kernel's ephemeral port range ``(low, high)``, inclusive.
+
+    Read from ``/proc/sys/net/ipv4/ip_local_port_range`` when present (Linux default
+    32768-60999); :data:`FALLBACK_EPHEMERAL_RANGE` otherwise (other systems, or an
+    unreadable file).
+    """
+    try:
+        low, high = (int(part) for part in path.read_text().split())
+    except (OSError, ValueError):
+        return FALLBACK_EPHEMERAL_RANGE
+    return (low, high) if 0 < low <= high < 65536 else FALLBACK_EPHEMERAL_RANGE
+
+
+def listener_port_ranges(
+    ephemeral: tuple[int, int], floor: int = LISTENER_PORT_FLOOR, ceiling: int = 65535
+) -> list[range]:
+    """Ports a broker may listen on: ``floor..ceiling`` minus the ephemeral range.
+
+    A listener inside the ephemeral range can be taken from under a stopped broker: a
+    client that keeps reconnecting to ``127.0.0.1:P`` may be given ``P`` itself as its
+    source port, and TCP simultaneous open then connects the socket to itself, so the
+    port stays busy until that client gives up (up to a minute) and ``start`` fails.
+    Outside the range no client is ever given that port.
+
+    Example:
+        >>> listener_port_ranges((32768, 60999))
+        [range(10000, 32768), range(61000, 65536)]
+    """
+    low, high = ephemeral
+    ranges = [range(floor, min(low, ceiling + 1)), range(max(high + 1, floor), ceiling + 1)]
+    return [r for r in ranges if len(r) > 0]
+
+
+def _nth_port(ranges: list[range], index: int) -> int:
+    for r in ranges:
+        if index < len(r):
+            return r[index]
+        index -= len(r)
+    raise IndexError(index)
+
+
+def _free_ports(count: int, exclude: set[int] | None = None) -> list[int]:
+    """``count`` distinct ports, outside the ephemeral range, that were free a moment ago.
+
+    Random over :func:`listener_port_ranges`, so processes starting brokers at the same
+    time rarely pick the same ones. Falls back to kernel-assigned ports (with a warning)
+    only when the ephemeral range leaves nothing else.
+    """
+    ranges = listener_port_ranges(ephemeral_port_range())
+    total = sum(len(r) for r in ranges)
+    chosen: list[int] = []
+    skip = set(exclude or ())
+    rng = random.SystemRandom()
+    for _ in range(200 * count if total else 0):
+        if len(chosen) == count:
+            return chosen
+        port = _nth_port(ranges, rng.randrange(total))
+        if port not in skip and not _port_in_use(port):
+            chosen.append(port)
+            skip.add(port)
+    if len(chosen) < count:
+        logger.warning("kafka.ports.fallback reason=no-free-port-outside-ephemeral-range ephemeral=%s",
+                       ephemeral_port_range())
     sockets: list[socket.socket] = []
     try:
-        for _ in range(count):
+        while len(chosen) + len(sockets) < count:
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             sockets.append(sock)
             sock.bind((HOST, 0))
-        return [int(s.getsockname()[1]) for s in sockets]
+        return chosen + [int(s.getsockname()[1]) for s in sockets]
     finally:
         for sock in sockets:
             sock.close()
@@ -470,13 +570,17 @@ def probe_kafka(bootstrap: str, timeout: float = 5.0, node_id: int | None = None
 # --------------------------------------------------------------------------- the broker
 
 # Strong references: an owned broker stays reachable (and gets stopped at exit)
-# even if the caller drops its LocalBroker without calling stop().
+# even if the caller drops its LocalBroker without calling stop(). A broker stopped
+# with keep_data=True stays here too, so its temporary data dir is removed at exit.
 _RUNNING: set[LocalBroker] = set()
+
+_START_ATTEMPTS = 3  # automatically chosen ports: tries when another process took one first
+_PINNED_PORT_WAIT_S = 30.0  # restart: longest wait for the broker's own ports to be free again
 
 
 @atexit.register
 def _stop_leftovers() -> None:
-    """Do not leave owned (non-detached) brokers behind when the interpreter exits."""
+    """Do not leave owned (non-detached) brokers or kept temp dirs behind at exit."""
     for broker in list(_RUNNING):
         with contextlib.suppress(Exception):
             broker.stop()
@@ -485,9 +589,15 @@ def _stop_leftovers() -> None:
 class LocalBroker:
     """One Kafka JVM in KRaft mode (combined broker + controller) on 127.0.0.1.
 
-    Ports are picked free unless given. With no ``data_dir`` a fresh temporary
+    Ports are picked free unless given, outside the kernel's ephemeral port range
+    (see :func:`listener_port_ranges`). With no ``data_dir`` a fresh temporary
     one is used and deleted by :meth:`stop`; a given ``data_dir`` is kept, and its
     formatted storage is reused on the next start (topics and offsets survive).
+
+    Once started, the object keeps its ports: :meth:`start` after :meth:`stop`
+    (or :meth:`restart`) comes back at the same bootstrap address, on the same data
+    (pass ``keep_data=True`` to :meth:`stop` for a temporary data dir), while
+    clients keep reconnecting.
 
     Files in the data dir: ``server.properties``, ``log4j.properties`` (and
     ``log4j-tools.properties`` for the storage format step),
@@ -533,6 +643,7 @@ class LocalBroker:
         self._controller_port: int | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._detached = False
+        self._pinned = False  # ports fixed by a successful start: later starts reuse them
         self._log_marks = (0, 0)  # sizes of broker.log / broker.stdout.log at launch
 
     # ---------------------------------------------------------------- properties
@@ -587,11 +698,16 @@ class LocalBroker:
         ``kafka.Kafka`` in its own process group and polls until a metadata
         request lists the broker.
 
+        After an earlier successful start of this object, the same ports are used
+        again (waiting up to 30 s for them to be released); otherwise requested
+        ports, a persistent data dir's previous ports when free, or fresh ports
+        outside the ephemeral range (re-chosen if another process takes one first).
+
         Args:
             timeout: Seconds to wait for the broker to answer after launching it.
 
         Returns:
-            The bootstrap address, e.g. ``"127.0.0.1:39123"``.
+            The bootstrap address, e.g. ``"127.0.0.1:19123"``.
 
         Raises:
             BrokerError: Port in use, java/mvn missing, storage format failed, the
@@ -605,7 +721,10 @@ class LocalBroker:
 
         if self._data_dir is not None:
             _refuse_if_running(self._data_dir)  # a clearer message than "port in use"
-        self._check_requested_ports()
+        if self._pinned:
+            self._wait_for_pinned_ports(min(timeout, _PINNED_PORT_WAIT_S))
+        else:
+            self._check_requested_ports()
         java = find_java()
         libs = ensure_kafka_jars(self.version, self.cache_dir)
 
@@ -615,19 +734,30 @@ class LocalBroker:
         data_dir = self._data_dir
         data_dir.mkdir(parents=True, exist_ok=True)
 
-        try:
-            with _file_lock(data_dir / _LOCK_FILE):
-                _refuse_if_running(data_dir)
-                self._port, self._controller_port = self._choose_ports(data_dir)
-                self._write_config(data_dir)
-                self._format_storage(java, libs, data_dir)
-                launched = time.monotonic()
-                self._launch(java, libs, data_dir)
-            _RUNNING.add(self)
-            self._wait_ready(launched + timeout)
-        except BaseException:
-            self.stop()  # kills a launched JVM, removes a temp data dir
-            raise
+        for attempt in range(1, _START_ATTEMPTS + 1):
+            try:
+                with _file_lock(data_dir / _LOCK_FILE):
+                    _refuse_if_running(data_dir)
+                    self._port, self._controller_port = self._choose_ports(data_dir)
+                    self._write_config(data_dir)
+                    self._format_storage(java, libs, data_dir)
+                    launched = time.monotonic()
+                    self._launch(java, libs, data_dir)
+                _RUNNING.add(self)
+                self._wait_ready(launched + timeout)
+                break
+            except BrokerError as exc:
+                if attempt < _START_ATTEMPTS and self._may_rechoose_ports() and self._bind_failure() is not None:
+                    logger.warning("kafka.broker.port_taken attempt=%d ports=%s,%s: choosing others",
+                                   attempt, self._port, self._controller_port)
+                    self._halt(timeout=20.0, kill=True)
+                    continue
+                self.stop()  # kills a launched JVM, removes a temp data dir
+                raise
+            except BaseException:
+                self.stop()
+                raise
+        self._pinned = True
         logger.info(
             "kafka.broker.ready bootstrap=%s pid=%s version=%s data_dir=%s startup=%.1fs",
             self.bootstrap,
@@ -638,30 +768,48 @@ class LocalBroker:
         )
         return self.bootstrap
 
-    def stop(self, timeout: float = 20.0) -> None:
+    def stop(self, timeout: float = 20.0, *, kill: bool = False, keep_data: bool = False) -> None:
         """Stop the broker: SIGTERM to its process group, SIGKILL after ``timeout`` s.
 
         Removes ``broker.pid``/``bootstrap`` and, when this object created the
-        temp data dir, the whole data dir. Safe to call more than once.
+        temp data dir, the whole data dir (unless ``keep_data``). Safe to call more
+        than once. The ports stay this object's: a later :meth:`start` reuses them.
+
+        Args:
+            timeout: Seconds between SIGTERM and SIGKILL.
+            kill: SIGKILL at once, like a crash (the next start recovers Kafka's logs).
+            keep_data: Keep a temporary data dir, so :meth:`start` brings the same
+                topics and offsets back (a given ``data_dir`` is always kept). It is
+                still removed by a later ``stop()`` or at interpreter exit.
         """
-        proc = self._proc
-        if proc is not None:
-            if proc.poll() is None:
-                started = time.monotonic()
-                _kill_group(proc.pid, signal.SIGTERM)
-                try:
-                    proc.wait(timeout)
-                except subprocess.TimeoutExpired:
-                    logger.warning("kafka.broker.kill pid=%d reason=no-exit-after-sigterm timeout=%.0fs", proc.pid, timeout)
-                    _kill_group(proc.pid, signal.SIGKILL)
-                    proc.wait()
-                logger.info("kafka.broker.stopped pid=%d rc=%s took=%.1fs", proc.pid, proc.returncode, time.monotonic() - started)
-            else:
-                _kill_group(proc.pid, signal.SIGKILL)  # stray children, if any
-            self._forget()
+        self._halt(timeout, kill=kill)
         if self._data_dir is not None and self._owns_data_dir and not self._detached:
+            if keep_data:
+                _RUNNING.add(self)  # removed at exit if nobody calls stop() again
+                return
             shutil.rmtree(self._data_dir, ignore_errors=True)
             self._data_dir = None
+
+    def restart(self, timeout: float = 60.0, *, kill: bool = False, downtime: float = 0.0) -> str:
+        """Stop the broker and start it again: same ports, same data dir, same data.
+
+        Clients configured with :attr:`bootstrap` reconnect by themselves once it is
+        back; what they sent while it was down is delivered if their own timeouts allow.
+
+        Args:
+            timeout: Seconds for the new JVM to answer (as in :meth:`start`).
+            kill: SIGKILL instead of a clean shutdown (a crash).
+            downtime: Seconds to stay down between stop and start.
+
+        Returns:
+            The bootstrap address (unchanged).
+        """
+        if not self._pinned:
+            raise BrokerError("restart() needs a broker that was started; call start() first")
+        self.stop(kill=kill, keep_data=True)
+        if downtime > 0:
+            time.sleep(downtime)
+        return self.start(timeout)
 
     def detach(self) -> int:
         """Leave the broker running after this Python process exits.
@@ -699,6 +847,47 @@ class LocalBroker:
 
     # ---------------------------------------------------------------- internals
 
+    def _halt(self, timeout: float, *, kill: bool = False) -> None:
+        """End the JVM (if any) and forget it; data dir and ports are left alone."""
+        proc = self._proc
+        if proc is None:
+            return
+        if proc.poll() is None:
+            started = time.monotonic()
+            _kill_group(proc.pid, signal.SIGKILL if kill else signal.SIGTERM)
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                logger.warning("kafka.broker.kill pid=%d reason=no-exit-after-sigterm timeout=%.0fs", proc.pid, timeout)
+                _kill_group(proc.pid, signal.SIGKILL)
+                proc.wait()
+            logger.info("kafka.broker.stopped pid=%d rc=%s took=%.1fs%s", proc.pid, proc.returncode,
+                        time.monotonic() - started, " (killed)" if kill else "")
+        else:
+            _kill_group(proc.pid, signal.SIGKILL)  # stray children, if any
+        self._forget()
+
+    def _may_rechoose_ports(self) -> bool:
+        """Ports were chosen here (not requested, not pinned), so others may be tried."""
+        return not self._pinned and self._requested_port is None and self._requested_controller_port is None
+
+    def _wait_for_pinned_ports(self, timeout: float) -> None:
+        """Wait until this broker's own ports can be bound again, or fail with the reason."""
+        assert self._port is not None and self._controller_port is not None
+        deadline = time.monotonic() + timeout
+        while True:
+            busy = [p for p in (self._port, self._controller_port) if _port_in_use(p)]
+            if not busy:
+                return
+            if time.monotonic() >= deadline:
+                low, high = ephemeral_port_range()
+                hint = (f"; port {busy[0]} is inside the ephemeral range {low}-{high}, so a reconnecting "
+                        "client may hold it connected to itself until it gives up"
+                        if low <= busy[0] <= high else "")
+                raise BrokerError(f"port {busy[0]} on {HOST} (this broker's own port before it stopped) "
+                                  f"is still in use after {timeout:.0f} s{hint}")
+            time.sleep(0.2)
+
     def _forget(self) -> None:
         self._proc = None
         _RUNNING.discard(self)
@@ -722,6 +911,9 @@ class LocalBroker:
                 )
 
     def _choose_ports(self, data_dir: Path) -> tuple[int, int]:
+        if self._pinned:
+            assert self._port is not None and self._controller_port is not None
+            return self._port, self._controller_port
         port, cport = self._requested_port, self._requested_controller_port
         # A persistent data dir keeps its previous ports when they are still free,
         # so `start` after `stop` gives the same bootstrap address.
@@ -737,7 +929,7 @@ class LocalBroker:
             old = previous.get("CONTROLLER")
             if old is not None and old != port and not _port_in_use(old):
                 cport = old
-        fresh = iter(p for p in _free_ports(4) if p not in {port, cport})
+        fresh = iter(_free_ports(2, exclude={p for p in (port, cport, self._port, self._controller_port) if p}))
         return (port if port is not None else next(fresh)), (cport if cport is not None else next(fresh))
 
     def _server_properties(self, data_dir: Path) -> dict[str, str]:
@@ -872,12 +1064,28 @@ class LocalBroker:
         log_mark, stdout_mark = self._log_marks
         log = self._data_dir / LOG_FILE
         parts = [f"--- last {_TAIL_LINES} lines of {log} ---", _tail(log, since=log_mark) or "(nothing logged)"]
+        bind = self._bind_failure()
+        if bind is not None:  # logged long before the shutdown noise at the end
+            parts.insert(0, f"the broker could not listen: {bind}")
         # Only JVM-level output lands there (log4j writes broker.log); skip our own header line.
         jvm = [line for line in _tail(self._data_dir / STDOUT_FILE, 20, since=stdout_mark).splitlines()
                if line and not line.startswith("===== ")]
         if jvm:
             parts += [f"--- JVM output ({self._data_dir / STDOUT_FILE}) ---", *jvm]
         return "\n".join(parts)
+
+    def _bind_failure(self) -> str | None:
+        """The broker log's "failed to bind" line of this run, if a listener port was taken."""
+        if self._data_dir is None:
+            return None
+        try:
+            with open(self._data_dir / LOG_FILE, "rb") as handle:
+                handle.seek(self._log_marks[0])
+                text = handle.read(8 * 1024 * 1024).decode("utf-8", "replace")
+        except OSError:
+            return None
+        match = _BIND_FAILURE_RE.search(text)
+        return match.group(0).strip() if match else None
 
     def _wait_ready(self, deadline: float) -> None:
         proc = self._proc

@@ -3,27 +3,31 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import os
 import socket
+from collections.abc import Coroutine
 from dataclasses import dataclass
-from typing import NoReturn
 from pathlib import Path
+from typing import Any, NoReturn, TypeVar
 
 import faust
 
 from bifrost.config import Settings
 from bifrost.streams.artifacts.listener import ArtifactListener, check_verify_key
-from bifrost.streams.ingest.service import IngestService
+from bifrost.streams.ingest.service import IngestService, ingest_topics
 from bifrost.streams.preflight import require_kafka
 from bifrost.streams.rollout.agent import RolloutStates, register_router_loop
 from bifrost.streams.rollup.store import RouterWindows
+from bifrost.streams.topics_admin import TopicSpec, ensure_topics
 from bifrost.streams.triggers.agent import register_triggers
 from bifrost.streams.warehouse.sink import WarehouseSink
 from bifrost.streams.web.auth import token_middleware
 from bifrost.streams.web.views import register_views
 
 log = logging.getLogger("bifrost.worker")
+T = TypeVar("T")
 
 EXIT_INGEST_FAILED = 70  # EX_SOFTWARE: state recovery failed or the ingest loop crashed
 
@@ -132,6 +136,19 @@ def _canonical_url(settings: Settings) -> str:
     return f"http://{f'[{host}]' if ':' in host else host}:{settings.web_port}"
 
 
+def worker_topics(settings: Settings) -> list[TopicSpec]:
+    """Every topic a worker reads or writes that Faust does not create itself."""
+    t, n = settings.topics, settings.partitions
+    return [*ingest_topics(settings), TopicSpec(t.rollout_commands, n), TopicSpec(t.rollout_state, n, compacted=True),
+            TopicSpec(t.rollbacks, n)]
+
+
+def _run_in_thread(coroutine: Coroutine[Any, Any, T]) -> T:
+    # Before Faust owns this thread's event loop, so no loop is left set or closed here.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
+
+
 def exit_on_ingest_failure(error: BaseException) -> NoReturn:
     """Stop the whole process, loudly, when stage 1 cannot go on.
 
@@ -153,6 +170,12 @@ def run_worker(settings: Settings, *, preflight_timeout: float = 15.0) -> None:
     """
     check_verify_key(settings)
     require_kafka(settings.kafka_bootstrap, settings.kafka_security, timeout=preflight_timeout)
+    # Faust creates its data dir without parents; a fresh checkout has no var/.
+    Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+    # Stage 2 subscribes at start: a topic stage 1 had not created yet was ignored
+    # ("Ignoring missing topic") and its views stayed empty until a restart.
+    _run_in_thread(ensure_topics(settings.kafka_bootstrap, worker_topics(settings),
+                                 replication_factor=settings.replication_factor, client_options=settings.kafka_options()))
     worker = create_app(settings)
     faust.Worker(
         worker.app,

@@ -26,8 +26,14 @@ REJECTED = Counter(
 )
 BATCH_SECONDS = Histogram(
     "bifrost_ingest_batch_seconds",
-    "Time to fold one batch and hand its writes to the producer.",
+    "Time to fold one batch and hand its writes to the commit lanes.",
     buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+    registry=REGISTRY,
+)
+TRANSACTION_SECONDS = Histogram(
+    "bifrost_ingest_transaction_seconds",
+    "Duration of one input partition's ingest transaction (writes, offsets, commit).",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0),
     registry=REGISTRY,
 )
 BATCH_SIZE = Histogram(

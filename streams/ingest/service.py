@@ -9,6 +9,8 @@ aiokafka ``getmany`` in batches and keeps the guarantees itself:
   and DLQ records derived from a partition's records, and that partition's next input
   offset, are written in one Kafka transaction (:mod:`.transactions`). Readers use
   ``read_committed``, so a crash at any moment leaves either all of a batch or none of it.
+  Each partition commits in its own lane (:mod:`.lanes`) while the loop goes on fetching
+  and folding; what arrives during a commit joins the partition's next transaction.
 - **Recovery barrier.** A newly assigned partition is paused inside the rebalance
   callback, before anything can be fetched for it; its producer is started (fencing
   any previous owner), its state is read back from the changelog, the consumer seeks to
@@ -40,6 +42,7 @@ from bifrost.streams import observability as obs
 from bifrost.streams.aggregates.partial import WindowPartial
 from bifrost.streams.ingest.changelog import RecoveryFailed, recover_partitions, retry_until
 from bifrost.streams.ingest.fold import BatchFolder, InputRecord, PartitionState, WindowPolicy, rebuild_partition_state
+from bifrost.streams.ingest.lanes import CommitLane
 from bifrost.streams.ingest.transactions import OutputTopics, OwnershipLost, PartitionWriter, PartitionWrites
 from bifrost.streams.topics_admin import TopicSpec, ensure_topics
 
@@ -128,12 +131,11 @@ class IngestService:
         self._outputs = OutputTopics(self._changelog, topics.window_partials, topics.dlq)
         self._partials: dict[str, WindowPartial] = {}
         self._states: dict[tuple[str, int], PartitionState] = {}
-        self._ready: dict[TopicPartition, PartitionWriter] = {}
-        self._parked: dict[TopicPartition, PartitionWriter] = {}
+        self._ready: dict[TopicPartition, CommitLane] = {}
+        self._parked: dict[TopicPartition, CommitLane] = {}
         self._pending: dict[TopicPartition, float] = {}  # partition -> recover not before (monotonic)
         self._assignments: dict[TopicPartition, int] = {}  # bumped at every assignment
         self._next_offset: dict[TopicPartition, int] = {}
-        self._lock = asyncio.Lock()
         self._consumer: AIOKafkaConsumer | None = None
 
     # ------------------------------------------------------------------ main loop
@@ -160,32 +162,41 @@ class IngestService:
             while True:
                 if self._pending:
                     await self._recover_due()
+                await self._wait_for_room()
                 batches = await self._consumer.getmany(
                     timeout_ms=int(s.batch_within_seconds * 1000), max_records=s.batch_max
                 )
                 if batches:
-                    async with self._lock:
-                        await self._process(batches)
+                    self._fold_and_submit(batches)
         finally:
             await self._shutdown()
 
+    async def _wait_for_room(self) -> None:
+        # Bounded work in flight: fold ahead of the commits by at most a few batches.
+        limit = 4 * self.settings.batch_max
+        while sum(lane.backlog for lane in self._ready.values()) > limit:
+            tasks = [lane.task for lane in self._ready.values() if lane.task is not None]
+            if not tasks:
+                return
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+
     async def _shutdown(self) -> None:
-        # Nothing to commit: every processed batch already is. Open transactions abort.
-        writers = [*self._ready.values(), *self._parked.values()]
+        # Nothing to commit by hand: every batch commits in its own transaction, and an
+        # open one aborts (its records are read again by whoever owns the partition next).
+        lanes = [*self._ready.values(), *self._parked.values()]
         self._ready.clear()
         self._parked.clear()
-        await asyncio.gather(*(w.close() for w in writers), return_exceptions=True)
+        await asyncio.gather(*(lane.close() for lane in lanes), return_exceptions=True)
         if self._consumer is not None:
             await self._consumer.stop()
 
-    async def _process(self, batches: dict[TopicPartition, list]) -> None:  # type: ignore[type-arg]
+    def _fold_and_submit(self, batches: dict[TopicPartition, list]) -> None:  # type: ignore[type-arg]
+        # Synchronous on purpose: no rebalance callback or commit outcome can interleave.
         started = time.perf_counter()
-        writes: dict[TopicPartition, PartitionWrites] = {}
-        accepted = 0
         total = 0
-        counts: list[tuple[dict[str, int], dict[str, int]]] = []
         for tp, records in batches.items():
-            if tp not in self._ready:
+            lane = self._ready.get(tp)
+            if lane is None:
                 continue  # not recovered (or no longer ours): it will be re-read from its committed offset
             start = self._next_offset.get(tp, 0)
             inputs = [InputRecord(r.topic, r.partition, r.offset, r.key, r.value) for r in records if r.offset >= start]
@@ -194,55 +205,50 @@ class IngestService:
             if not inputs:
                 continue
             result = self._folder.fold(inputs, load=self._partials.get, states=self._states)
-            writes[tp] = PartitionWrites(
-                changed=result.changed, expired=result.expired, dead_letters=result.dead_letters,
-                next_offset=inputs[-1].offset + 1,
-            )
-            counts.append((dict(result.accepted), dict(result.duplicates)))
-            total += len(inputs)
-        if not writes:
-            return
-        outcomes = await asyncio.gather(*(self._ready[tp].commit(w) for tp, w in writes.items()), return_exceptions=True)
-        for (tp, w), outcome, (acc, dup) in zip(writes.items(), outcomes, counts):
-            if isinstance(outcome, BaseException):
-                self._transaction_failed(tp, outcome)
-                continue
-            self._next_offset[tp] = w.next_offset
-            for key, partial in w.changed.items():
+            for key, partial in result.changed.items():
                 self._partials[key] = partial
-            for key in w.expired:
+            for key in result.expired:
                 self._partials.pop(key, None)
-            for topic, n in acc.items():
-                obs.INGESTED.labels(topic).inc(n)
-                accepted += n
-            for topic, n in dup.items():
-                obs.DUPLICATES.labels(topic).inc(n)
-            for letter in w.dead_letters:
-                obs.REJECTED.labels(letter.source_topic, letter.reason.value).inc()
-            self.status.transactions += 1
+            self._next_offset[tp] = inputs[-1].offset + 1
+            writes = PartitionWrites.of(result.changed, result.expired, result.dead_letters,
+                                        next_offset=inputs[-1].offset + 1, records=len(inputs))
+            writes.accepted = sum(result.accepted.values())
+            lane.submit(writes)
+            total += len(inputs)
+        if not total:
+            return
         self.status.batches += 1
         self.status.records += total
         self.status.last_batch_at = time.time()
-        elapsed = time.perf_counter() - started
-        obs.BATCH_SECONDS.observe(elapsed)
+        obs.BATCH_SECONDS.observe(time.perf_counter() - started)
         obs.BATCH_SIZE.observe(total)
         obs.LIVE_WINDOWS.labels("partition").set(len(self._partials))
 
-    def _transaction_failed(self, tp: TopicPartition, error: BaseException) -> None:
-        """Forget the partition's state (the fold already changed it) and recover it again."""
-        writer = self._ready.pop(tp, None)
-        if writer is not None:
-            asyncio.ensure_future(writer.close())
+    def _committed(self, lane: CommitLane, writes: PartitionWrites, seconds: float) -> None:
+        topic = lane.tp.topic
+        obs.INGESTED.labels(topic).inc(writes.accepted)
+        for letter in writes.dead_letters:
+            obs.REJECTED.labels(letter.source_topic, letter.reason.value).inc()
+        obs.TRANSACTION_SECONDS.observe(seconds)
+        self.status.transactions += 1
+
+    def _lane_failed(self, lane: CommitLane, error: BaseException) -> None:
+        """Forget the partition's state (the fold already moved past the failed commit) and recover it."""
+        tp = lane.tp
+        current = self._ready.get(tp) is lane
+        if current:
+            del self._ready[tp]
+        asyncio.ensure_future(lane.close())
         self._drop_state(tp)
+        fenced = isinstance(error, OwnershipLost)
         assert self._consumer is not None
-        if tp in self._consumer.assignment():
+        if current and tp in self._consumer.assignment():
             self._consumer.pause(tp)
-            fenced = isinstance(error, OwnershipLost)
             delay = max(_FENCED_BACKOFF_FLOOR_S, self.settings.session_timeout_seconds / 2) if fenced else _RETRY_AFTER_FAILURE_S
             self._pending[tp] = time.monotonic() + delay
         self._update_status()
-        log.warning("event=ingest.txn.failed partition=%s fenced=%s error=%r action=recover", _name(tp),
-                    isinstance(error, OwnershipLost), error)
+        log.warning("event=ingest.txn.failed partition=%s fenced=%s error=%r action=%s", _name(tp), fenced, error,
+                    "recover" if current else "drop")
 
     def _drop_state(self, tp: TopicPartition) -> None:
         for key in [k for k, p in self._partials.items() if p.partition == tp.partition and p.source_topic == tp.topic]:
@@ -282,17 +288,18 @@ class IngestService:
         except BaseException:
             await asyncio.gather(*(w.close() for w in writers), return_exceptions=True)
             raise
-        async with self._lock:
-            for (tp, assignment), writer in zip(due.items(), writers):
-                still_ours = tp in self._pending and self._assignments.get(tp, 0) == assignment
-                if not still_ours or tp not in self._consumer.assignment():
-                    asyncio.ensure_future(writer.close())
-                    continue
-                self._install(tp, writer, recovered, committed[tp])
-            self._update_status()
+        # From here on synchronous: the install cannot interleave with a rebalance.
+        installed = 0
+        for (tp, assignment), writer in zip(due.items(), writers):
+            still_ours = tp in self._pending and self._assignments.get(tp, 0) == assignment
+            if not still_ours or tp not in consumer.assignment():
+                asyncio.ensure_future(writer.close())
+                continue
+            installed += self._install(tp, writer, recovered, committed[tp])
+        self._update_status()
         self.status.recoveries += 1
         log.info("event=ingest.recovery.done partitions=%s partials=%d seconds=%.2f",
-                 sorted(_name(tp) for tp in due), sum(1 for p in recovered.values()), time.monotonic() - began)
+                 sorted(_name(tp) for tp in due), installed, time.monotonic() - began)
 
     async def _start_writer(self, tp: TopicPartition, deadline: float) -> PartitionWriter:
         s = self.settings
@@ -313,7 +320,7 @@ class IngestService:
 
     def _install(
         self, tp: TopicPartition, writer: PartitionWriter, recovered: dict[str, WindowPartial], committed: int
-    ) -> None:
+    ) -> int:
         assert self._consumer is not None
         self._drop_state(tp)
         mine = {k: p for k, p in recovered.items() if p.source_topic == tp.topic and p.partition == tp.partition}
@@ -323,26 +330,36 @@ class IngestService:
             self._states[(tp.topic, tp.partition)] = state
         self._consumer.seek(tp, committed)
         self._next_offset[tp] = committed
-        self._ready[tp] = writer
+        self._ready[tp] = CommitLane(writer, on_committed=self._committed, on_failed=self._lane_failed)
         del self._pending[tp]
         self._consumer.resume(tp)
         log.info("event=ingest.partition.ready partition=%s offset=%s partials=%d", _name(tp), committed, len(mine))
+        return len(mine)
 
     # ------------------------------------------------------------------ rebalance
 
     async def on_revoked(self, revoked: Iterable[TopicPartition]) -> None:
-        """Wait for the batch in flight (it commits its own offsets), then park the partitions."""
+        """Let each revoked partition's commits finish, then park it (state and producer kept)."""
         revoked = list(revoked)
-        async with self._lock:
-            for tp in revoked:
-                self._pending.pop(tp, None)
-                writer = self._ready.pop(tp, None)
-                if writer is not None:
-                    self._parked[tp] = writer  # kept in case the same partition comes straight back
-                else:
-                    self._drop_state(tp)
-            self._update_status()
-        log.info("event=ingest.revoked partitions=%s", sorted(_name(tp) for tp in revoked))
+        lanes: dict[TopicPartition, CommitLane] = {}
+        for tp in revoked:
+            self._pending.pop(tp, None)
+            lane = self._ready.pop(tp, None)
+            if lane is not None:
+                lanes[tp] = lane
+            else:
+                self._drop_state(tp)
+        # No new batch reaches these lanes now; give their transactions a bounded time.
+        budget = max(1.0, self.settings.session_timeout_seconds / 2)
+        drained = await asyncio.gather(*(lane.drain(budget) for lane in lanes.values()))
+        for (tp, lane), ok in zip(lanes.items(), drained):
+            if ok:
+                self._parked[tp] = lane  # kept in case the same partition comes straight back
+            else:
+                self._drop_state(tp)
+                asyncio.ensure_future(lane.close())
+        self._update_status()
+        log.info("event=ingest.revoked partitions=%s parked=%d", sorted(_name(tp) for tp in revoked), len(self._parked))
 
     async def on_assigned(self, assigned: Iterable[TopicPartition]) -> None:
         """Pause new partitions at once; recovery runs in the main loop before they resume."""
@@ -351,25 +368,24 @@ class IngestService:
         consumer = self._consumer
         fresh = [tp for tp in assigned if tp not in self._parked]
         if fresh:
-            consumer.pause(*fresh)  # before any await: nothing of theirs may be fetched and folded
-        async with self._lock:
-            now = time.monotonic()
-            for tp in assigned:
-                self._assignments[tp] = self._assignments.get(tp, 0) + 1
-                writer = self._parked.pop(tp, None)
-                if writer is not None:
-                    # Ours again within one rebalance: same state, same producer epoch.
-                    self._ready[tp] = writer
-                    consumer.seek(tp, self._next_offset.get(tp, 0))
-                else:
-                    self._drop_state(tp)
-                    self._pending[tp] = now
-            leftovers = list(self._parked.items())
-            self._parked.clear()
-            for tp, writer in leftovers:
+            consumer.pause(*fresh)  # nothing of theirs may be fetched and folded before recovery
+        now = time.monotonic()
+        for tp in assigned:
+            self._assignments[tp] = self._assignments.get(tp, 0) + 1
+            lane = self._parked.pop(tp, None)
+            if lane is not None:
+                # Ours again within one rebalance: same state, same producer epoch.
+                self._ready[tp] = lane
+                consumer.seek(tp, self._next_offset.get(tp, 0))
+            else:
                 self._drop_state(tp)
-                asyncio.ensure_future(writer.close())
-            self._update_status()
+                self._pending[tp] = now
+        leftovers = list(self._parked.items())
+        self._parked.clear()
+        for tp, lane in leftovers:
+            self._drop_state(tp)
+            asyncio.ensure_future(lane.close())
+        self._update_status()
         log.info("event=ingest.assigned partitions=%s kept=%d to_recover=%d", self.status.assigned,
                  len(assigned) - len(fresh), len(fresh))
 

@@ -33,12 +33,45 @@ class OwnershipLost(RuntimeError):
 
 @dataclass(slots=True)
 class PartitionWrites:
-    """What one input partition's batch must write, all or nothing."""
+    """What one input partition must write, all or nothing, encoded when folded.
 
-    changed: dict[str, WindowPartial] = field(default_factory=dict)
-    expired: list[str] = field(default_factory=list)
+    Snapshots are encoded at fold time, not at send time: the fold keeps changing the
+    same partial objects while an earlier transaction is still being written, and a
+    snapshot must never contain records beyond the offset its transaction commits.
+    Writes of consecutive batches merge (:meth:`absorb`): the newest snapshot of a key
+    wins, so a slow transaction makes the next one bigger, not the queue longer.
+    """
+
+    snapshots: dict[str, tuple[int, str, bytes]] = field(default_factory=dict)  # key -> (partition, router, bytes)
+    expired: dict[str, int] = field(default_factory=dict)  # key -> changelog partition
     dead_letters: list[DeadLetter] = field(default_factory=list)
     next_offset: int = 0
+    records: int = 0
+    accepted: int = 0
+
+    @classmethod
+    def of(cls, changed: dict[str, WindowPartial], expired: list[str], dead_letters: list[DeadLetter],
+           next_offset: int, records: int) -> "PartitionWrites":
+        """Encode one fold's result."""
+        writes = cls(dead_letters=list(dead_letters), next_offset=next_offset, records=records)
+        for key, partial in changed.items():
+            writes.snapshots[key] = (partial.partition, partial.router_id, encode_partial(partial))
+        for key in expired:
+            writes.expired[key] = partition_of_key(key)
+        return writes
+
+    def absorb(self, later: "PartitionWrites") -> None:
+        """Fold a later batch's writes into these (same partition, later offsets)."""
+        for key in later.snapshots:
+            self.expired.pop(key, None)
+        self.snapshots.update(later.snapshots)
+        # An expired key keeps its last snapshot: window-partials readers still need the
+        # final figures; the commit writes snapshots before changelog tombstones.
+        self.expired.update(later.expired)
+        self.dead_letters.extend(later.dead_letters)
+        self.next_offset = max(self.next_offset, later.next_offset)
+        self.records += later.records
+        self.accepted += later.accepted
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +108,12 @@ class PartitionWriter:
             transactional_id=transactional_id(app_id, tp),
             transaction_timeout_ms=transaction_timeout_ms,
             client_id=f"{app_id}-ingest-{tp.topic}-{tp.partition}",
-            linger_ms=5,
+            # Sends are flushed by the commit anyway; lingering would only add latency.
+            linger_ms=0,
+            # aiokafka retries AddOffsetsToTxn (CONCURRENT_TRANSACTIONS, while the previous
+            # commit's markers are written) and produce requests after this back-off;
+            # its 100 ms default dominated a transaction's duration.
+            retry_backoff_ms=10,
             max_batch_size=1024 * 1024,
             max_request_size=4 * 1024 * 1024,
             **(client_options or {}),
@@ -105,14 +143,11 @@ class PartitionWriter:
         try:
             await producer.begin_transaction()
             deliveries: list[asyncio.Future[object]] = []
-            for key, partial in writes.changed.items():
-                raw = encode_partial(partial)
-                deliveries.append(await producer.send(outputs.changelog, raw, key=key.encode(), partition=partial.partition))
-                deliveries.append(await producer.send(outputs.window_partials, raw, key=orjson.dumps(partial.router_id)))
-            for key in writes.expired:
-                deliveries.append(
-                    await producer.send(outputs.changelog, None, key=key.encode(), partition=partition_of_key(key))
-                )
+            for key, (partition, router_id, raw) in writes.snapshots.items():
+                deliveries.append(await producer.send(outputs.changelog, raw, key=key.encode(), partition=partition))
+                deliveries.append(await producer.send(outputs.window_partials, raw, key=orjson.dumps(router_id)))
+            for key, partition in writes.expired.items():
+                deliveries.append(await producer.send(outputs.changelog, None, key=key.encode(), partition=partition))
             for letter in writes.dead_letters:
                 deliveries.append(await producer.send(outputs.dlq, encode(letter), key=letter.source_topic.encode()))
             await producer.send_offsets_to_transaction({self.tp: writes.next_offset}, self._group_id)

@@ -146,9 +146,11 @@ def register_views(
 
         async def get(self, request: Request) -> Response:
             recovered = app.tables.recovery.completed.is_set() and not ingest.recovering
-            assigned = sorted(
-                {f"{tp.topic}:{tp.partition}" for tp in app.consumer.assignment()} | set(ingest.assigned)
-            )
+            try:
+                stage2 = {f"{tp.topic}:{tp.partition}" for tp in app.consumer.assignment()}
+            except Exception:  # noqa: BLE001 - Faust's consumer is not started yet: still starting, not an error
+                stage2, recovered = set(), False
+            assigned = sorted(stage2 | set(ingest.assigned))
             return _json(
                 self,
                 {

@@ -12,6 +12,7 @@ EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_UNAVAILABLE = 3
+EXIT_UNAUTHORIZED = 4
 
 
 class CliError(Exception):
@@ -30,6 +31,12 @@ class Unavailable(CliError):
     """A service the command needs (Kafka, a worker) cannot be reached."""
 
     exit_code = EXIT_UNAVAILABLE
+
+
+class NotAuthorized(CliError):
+    """The service refused who we are (e.g. a rollout command failed authentication)."""
+
+    exit_code = EXIT_UNAUTHORIZED
 
 
 def explain(exc: BaseException) -> tuple[int, str]:

@@ -105,9 +105,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     gates.add_argument("gate_args", nargs=argparse.REMAINDER, help="--rollouts N --seed S --json")
 
+    from bifrost.cli.keys_cmd import add_keys_parser
     from bifrost.cli.rollout_cmd import add_rollout_parser
 
     add_rollout_parser(sub)
+    add_keys_parser(sub)
 
     up = sub.add_parser("up", help="run the whole loop locally: Kafka, worker, simulated traffic")
     up.add_argument("--data-dir", default="var", help="where Kafka, worker, trainer and artifact data live")
@@ -218,6 +220,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from bifrost.cli.rollout_cmd import run_rollout
 
         return run_rollout(args, settings)
+    if args.command == "keys":
+        from bifrost.cli.keys_cmd import run_keys
+
+        return run_keys(args)
     if args.command == "up":
         from bifrost.cli.up import run_local_loop
 

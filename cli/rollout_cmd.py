@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -11,10 +12,11 @@ import urllib.request
 import msgspec
 import orjson
 
-from bifrost.cli.errors import CliError, Unavailable
+from bifrost.cli.errors import CliError, NotAuthorized, Unavailable, UsageError
 from bifrost.cli.worker_http import open_worker, unauthorized
-from bifrost.client.rollout import new_command, wait_for_outcome
+from bifrost.client.rollout import CommandUnauthorized, new_command, wait_for_outcome
 from bifrost.config import Settings
+from bifrost.schemas.command_signing import CommandSigner
 from bifrost.schemas.rollout import CommandKind, RolloutState
 
 ACTIONS: dict[str, CommandKind] = {
@@ -42,12 +44,12 @@ def add_rollout_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore
     status.add_argument("--worker-url", help="worker HTTP base URL (default BIFROST_WORKER_URL)")
     helps = {
         "start": "start a canary of --artifact (control: the router's current artifact, or --control)",
-        "promote": "advance the canary to the next stage now",
+        "promote": "advance the canary to the next stage now (every gate passing; else --override --reason)",
         "pause": "hold the current stage (gates keep protecting)",
-        "resume": "continue a paused rollout",
+        "resume": "continue a paused rollout, or allow rollouts again after an emergency stop",
         "approve": "let a rollout that waits for approval start",
         "rollback": "force a rollback (needs --reason)",
-        "stop": "emergency stop: all traffic to the last good artifact, no automatic restart",
+        "stop": "emergency stop: all traffic to the last good artifact; no start until an operator resumes",
     }
     for name, text in helps.items():
         action = actions.add_parser(name, help=text)
@@ -55,6 +57,9 @@ def add_rollout_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore
         action.add_argument("--artifact", required=name == "start", help="artifact version (for start; a guard otherwise)")
         if name == "start":
             action.add_argument("--control", help="the control artifact, if the router has no recorded one")
+        if name == "promote":
+            action.add_argument("--override", action="store_true",
+                                help="promote past failing or insufficient gates (operator keys only; needs --reason; recorded)")
         action.add_argument("--reason", required=name == "rollback")
         action.add_argument("--wait", type=float, default=20.0, help="seconds to wait for the controller's answer")
 
@@ -64,10 +69,18 @@ def run_rollout(args: argparse.Namespace, settings: Settings) -> int:
         state = _fetch_state(args.worker_url or settings.worker_url, args.router, settings.web_token_value())
         print(orjson.dumps(msgspec.to_builtins(state), option=orjson.OPT_INDENT_2).decode() if args.json else render_state(state))
         return 0
-    command = new_command(
+    override = bool(getattr(args, "override", False))
+    if override and not (args.reason or "").strip():
+        raise UsageError("--override needs --reason TEXT (it is recorded in rollout-state)")
+    signer = operator_signer(settings)
+    command = signer.sign(new_command(
         args.router, ACTIONS[args.action], artifact=args.artifact, control=getattr(args, "control", None), reason=args.reason,
-    )
-    state = asyncio.run(wait_for_outcome(settings.kafka_bootstrap, settings.topics, command, timeout=args.wait))
+        override=override,
+    ))
+    try:
+        state = asyncio.run(wait_for_outcome(settings.kafka_bootstrap, settings.topics, command, timeout=args.wait))
+    except CommandUnauthorized as refusal:
+        raise NotAuthorized(f"unauthorized: {refusal.letter.error}{_hint(refusal.letter.error, signer, settings)}") from None
     if state is None:
         raise Unavailable(
             f"command {command.command_id} sent, but no controller answered within {args.wait:.0f} s "
@@ -80,6 +93,36 @@ def run_rollout(args: argparse.Namespace, settings: Settings) -> int:
     print(f"{args.action}: accepted — {outcome.reason}")
     print(render_state(state))
     return 0
+
+
+def operator_signer(settings: Settings) -> CommandSigner:
+    """The CLI's signing key (``BIFROST_OPERATOR_KEY_FILE`` + ``BIFROST_OPERATOR_KEY_NAME``), or how to get one."""
+    from bifrost.router.keys import SigningKeyError
+    from bifrost.streams.rollout.auth import load_signer
+
+    if not settings.operator_key_file:
+        raise UsageError(
+            "rollout commands are signed, and no operator key is configured. Create one:\n"
+            "  bifrost-opt keys create --name NAME --role operator --out var/keys\n"
+            "add the line it prints to the workers' BIFROST_COMMAND_KEYS (or BIFROST_COMMAND_KEYS_FILE), then\n"
+            "  export BIFROST_OPERATOR_KEY_FILE=var/keys/NAME.pem BIFROST_OPERATOR_KEY_NAME=NAME"
+        )
+    try:
+        return load_signer(settings.operator_key_file, settings.operator_key_name, what="BIFROST_OPERATOR_KEY_NAME")
+    except SigningKeyError as exc:
+        raise UsageError(f"operator key (BIFROST_OPERATOR_KEY_FILE): {exc}") from None
+
+
+def _hint(error: str, signer: CommandSigner, settings: Settings) -> str:
+    if error.startswith(("unknown_key", "bad_signature")):
+        return (f"\n(the workers must list key {signer.name!r} with this key file's public key: "
+                f"`bifrost-opt keys export-public --key {settings.operator_key_file} --name {signer.name}` prints the line "
+                "for BIFROST_COMMAND_KEYS)")
+    if error.startswith("insufficient_role"):
+        return f"\n(key {signer.name!r} must have role operator on the workers' allow-list)"
+    if error.startswith("stale"):
+        return f"\n(this machine's clock says {time.time():.0f}; the workers' clocks must agree within BIFROST_COMMAND_MAX_AGE_SECONDS)"
+    return ""
 
 
 def _fetch_state(worker_url: str, router: str, token: str = "") -> RolloutState:
@@ -105,7 +148,20 @@ def render_state(state: RolloutState) -> str:
     ]
     if state.reason:
         lines.append(f"  {state.reason}")
+    if state.stopped is not None:
+        lines.append(f"  stopped by {state.stopped.by} at {_utc(state.stopped.at)}; an operator must resume")
+    if state.overrides:
+        last = state.overrides[-1]
+        failing = ", ".join(f"{g.gate} {g.status.value}" for g in last.failing_gates) or (
+            "none" if last.gates_evaluated else "no gate evaluated yet")
+        lines.append(f"  last override: {last.by} at {_utc(last.at)}, {last.canary_version} "
+                     f"{last.from_stage_percent or 0:.0f}% → {last.to_stage_percent or 0:.0f}%, not passing: {failing}; "
+                     f"reason: {last.reason}")
     for gate in state.gates:
         figures = "" if gate.canary is None else f" canary {gate.canary:.4g} vs control {gate.control if gate.control is None else f'{gate.control:.4g}'}"
         lines.append(f"  gate {gate.gate:14} {gate.status.value:12}{figures}")
     return "\n".join(lines)
+
+
+def _utc(epoch: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -49,6 +50,7 @@ def run_local_loop(args: argparse.Namespace, settings: Settings) -> int:
         key_file = data_dir / "keys" / "artifact-signing.pem"  # private: the trainer's only
         public_key_file = data_dir / "keys" / "artifact-signing.pub.pem"  # what the worker verifies with
         store = data_dir / "artifacts"
+        allow_list, operator_key, pipeline_key = _command_keys(data_dir / "keys")
         settings = Settings.from_env(
             settings.to_env(),
             kafka_bootstrap=bootstrap,
@@ -58,15 +60,23 @@ def run_local_loop(args: argparse.Namespace, settings: Settings) -> int:
             artifact_store=str(store),
             web_port=web_port,
             worker_url=f"http://127.0.0.1:{web_port}",
+            # Workers: the allow-list (public keys) and the pipeline key their artifact
+            # listener signs with; never the operator key, which only the CLI uses.
+            command_keys=allow_list,
+            command_keys_file="",
+            pipeline_key_file=str(pipeline_key),
+            pipeline_key_name="pipeline",
+            operator_key_file="",
         )
         _first_artifact(dataset, store, key_file)
         _export_public_key(key_file, public_key_file)
         trainer_env = {"BIFROST_ARTIFACT_STORE": str(store), "BIFROST_TRAINER_RUNS_DIR": str(data_dir / "trainer"),
                        "BIFROST_SIGNING_KEY_FILE": str(key_file)}
         children.append(_start(settings, "worker", data_dir / "worker.log"))
-        children.append(_start(settings, "trainer", data_dir / "trainer.log", trainer_env))
+        trainer_settings = dataclasses.replace(settings, pipeline_key_file="")  # the trainer signs no commands
+        children.append(_start(trainer_settings, "trainer", data_dir / "trainer.log", trainer_env))
         _wait_healthy(settings.worker_url, children[0], timeout=120)
-        _banner(settings, data_dir, broker is not None, store)
+        _banner(settings, data_dir, broker is not None, store, operator_key)
         asyncio.run(_traffic(settings, dataset, store, public_key_file, rate=args.rate, speed=args.speed, run_for=run_for))
         return 0
     except KeyboardInterrupt:
@@ -112,6 +122,20 @@ def _first_artifact(dataset: Path, store: Path, key_file: Path) -> None:
         raise Unavailable(f"could not bootstrap the first artifact (exit code {code}); see the message above")
 
 
+def _command_keys(keys_dir: Path) -> tuple[str, Path, Path]:
+    """The operator and pipeline keys under ``keys_dir`` (created once) and their allow-list."""
+    from bifrost.router.keys import generate_private_key, load_private_key
+    from bifrost.streams.rollout.auth import public_line
+
+    lines, paths = [], []
+    for name in ("operator", "pipeline"):
+        path = keys_dir / f"{name}.pem"
+        key = load_private_key(path) if path.exists() else generate_private_key(path)
+        lines.append(public_line(name, name, key))
+        paths.append(path)
+    return ",".join(lines), paths[0], paths[1]
+
+
 def _export_public_key(key_file: Path, public_key_file: Path) -> None:
     """Write the signing key's public half next to it (workers and routers get only this file)."""
     from bifrost.router.keys import load_private_key, public_key_pem
@@ -153,7 +177,7 @@ def _wait_healthy(url: str, worker: subprocess.Popen[bytes], timeout: float) -> 
     raise Unavailable(f"the worker did not become healthy within {timeout:.0f} s")
 
 
-def _banner(settings: Settings, data_dir: Path, started_broker: bool, store: Path) -> None:
+def _banner(settings: Settings, data_dir: Path, started_broker: bool, store: Path, operator_key: Path) -> None:
     url = settings.worker_url
     print(
         "\n".join(
@@ -164,9 +188,11 @@ def _banner(settings: Settings, data_dir: Path, started_broker: bool, store: Pat
                 f"  worker       {url}   (health: {url}/health, Prometheus: {url}/metrics)",
                 f"  per-arm JSON {url}/v1/routers/router-a/metrics?since=15m",
                 f"  CLI          export BIFROST_KAFKA_BOOTSTRAP={settings.kafka_bootstrap} BIFROST_WORKER_URL={url}",
+                f"                      BIFROST_OPERATOR_KEY_FILE={operator_key} BIFROST_OPERATOR_KEY_NAME=operator",
                 "               bifrost-opt metrics --router router-a --since 15m",
                 "               bifrost-opt retrain --router router-a --since 7d   (the trainer retrains; a canary follows)",
                 f"               bifrost-opt rollout status --router router-a; bifrost-opt artifacts --store {store} list",
+                "               bifrost-opt rollout pause|resume|promote|stop --router router-a   (signed with the operator key)",
                 f"  data, logs   {data_dir}   (worker.log, trainer.log, trainer/runs/*/report.md)",
                 "  dashboard    not built yet (see README, 'Status'); the worker's JSON views above serve the figures",
                 "Replaying real prompts through the current artifact; Ctrl-C stops everything.",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -14,10 +15,12 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from bifrost.client.publisher import connect
 from bifrost.schemas.codec import encode
+from bifrost.schemas.dlq import DeadLetter
 from bifrost.schemas.rollout import CommandKind, RollbackEvent, RolloutCommand, RolloutState
 from bifrost.schemas.topics import Topics
 
 S = TypeVar("S", RolloutState, RollbackEvent)
+T = TypeVar("T")
 
 
 def router_key(router_id: str) -> bytes:
@@ -29,20 +32,35 @@ def router_key(router_id: str) -> bytes:
 
 
 def new_command(router_id: str, kind: CommandKind, *, artifact: str | None = None, control: str | None = None,
-                reason: str | None = None, issued_by: str = "cli") -> RolloutCommand:
-    """A command with a fresh id and the current time."""
+                reason: str | None = None, sha256: str | None = None, override: bool = False) -> RolloutCommand:
+    """An unsigned command with a fresh id; sign it (``CommandSigner.sign``) before sending.
+
+    Example:
+        >>> from bifrost.schemas.command_signing import CommandSigner  # doctest: +SKIP
+        >>> signer = CommandSigner("alice", load_private_key("var/keys/alice.pem"))  # doctest: +SKIP
+        >>> await wait_for_outcome(bootstrap, topics, signer.sign(new_command("web", CommandKind.PAUSE)))  # doctest: +SKIP
+    """
     return RolloutCommand(
         command_id=uuid.uuid4().hex, router_id=router_id, kind=kind, artifact=artifact, control=control,
-        reason=reason, issued_by=issued_by, issued_at=time.time(),
+        reason=reason, sha256=sha256, override=override,
     )
 
 
-async def send_command(bootstrap: str, topics: Topics, command: RolloutCommand) -> None:
-    """Publish one command (acks=all)."""
+class CommandUnauthorized(Exception):
+    """The controller refused the command's authentication; ``letter`` is its DLQ record (``error`` says which check)."""
+
+    def __init__(self, letter: DeadLetter) -> None:
+        super().__init__(letter.error)
+        self.letter = letter
+
+
+async def send_command(bootstrap: str, topics: Topics, command: RolloutCommand) -> tuple[int, int]:
+    """Publish one command (acks=all); return the (partition, offset) it was written at."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
     await connect(producer, bootstrap)
     try:
-        await producer.send_and_wait(topics.rollout_commands, encode(command), key=router_key(command.router_id))
+        sent = await producer.send_and_wait(topics.rollout_commands, encode(command), key=router_key(command.router_id))
+        return sent.partition, sent.offset
     finally:
         await producer.stop()
 
@@ -84,28 +102,53 @@ async def follow(
 
 
 async def wait_for_outcome(bootstrap: str, topics: Topics, command: RolloutCommand, *, timeout: float = 20.0) -> RolloutState | None:
-    """Send ``command`` and return the state that reports its outcome (None on timeout)."""
+    """Send ``command`` and return the state that reports its outcome (None on timeout).
+
+    The outcome is either the router's state with ``last_command`` answering this very
+    record (same command id and rollout-commands offset: a re-sent command is not answered
+    by the states that still carry its first delivery's outcome), or — when the command
+    failed authentication — its DLQ record, raised as :class:`CommandUnauthorized`.
+    """
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, auto_offset_reset="latest")
     await connect(consumer, bootstrap)
-    decoder = msgspec.json.Decoder(RolloutState)
+    state_decoder = msgspec.json.Decoder(RolloutState)
+    letter_decoder = msgspec.json.Decoder(DeadLetter)
+    digest = hashlib.sha256(encode(command)).hexdigest()
+    watched = {topics.rollout_state, topics.dlq}
     deadline = time.monotonic() + timeout
     try:
-        consumer.subscribe([topics.rollout_state])
-        while not consumer.assignment() and time.monotonic() < deadline:
+        consumer.subscribe(sorted(watched))
+        while {tp.topic for tp in consumer.assignment()} != watched and time.monotonic() < deadline:
             await consumer.getmany(timeout_ms=100)
         for tp in consumer.assignment():
             await consumer.position(tp)  # pin "latest" before the command goes out
-        await send_command(bootstrap, topics, command)
+        partition, offset = await send_command(bootstrap, topics, command)
         while time.monotonic() < deadline:
             batches = await consumer.getmany(timeout_ms=200)
             for records in batches.values():
                 for record in records:
-                    state = decoder.decode(record.value) if record.value else None
-                    if state and state.last_command and state.last_command.command_id == command.command_id:
+                    if not record.value:
+                        continue
+                    if record.topic == topics.dlq:
+                        letter = _decode_or_none(letter_decoder, record.value)
+                        if (letter and letter.source_topic == topics.rollout_commands and letter.original_sha256 == digest
+                                and (letter.partition, letter.offset) == (partition, offset)):
+                            raise CommandUnauthorized(letter)
+                        continue
+                    state = _decode_or_none(state_decoder, record.value)
+                    answer = state.last_command if state else None
+                    if answer and answer.command_id == command.command_id and answer.offset in (offset, -1):
                         return state
         return None
     finally:
         await consumer.stop()
+
+
+def _decode_or_none(decoder: msgspec.json.Decoder[T], raw: bytes) -> T | None:
+    try:
+        return decoder.decode(raw)
+    except (msgspec.DecodeError, RecursionError):
+        return None
 
 
 class WeightsFollower:

@@ -35,6 +35,7 @@ class RejectReason(str, enum.Enum):
     UNVERIFIED = "unverified"
     TOO_DEEP = "too_deep"
     UNDECODABLE = "undecodable"
+    UNAUTHORIZED = "unauthorized"  # a rollout command that failed authentication (which check: in the error)
 
 
 class DeadLetter(msgspec.Struct, frozen=True, kw_only=True):

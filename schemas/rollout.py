@@ -9,6 +9,7 @@ import msgspec
 
 Version = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
 RouterId = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+Sha256 = Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{64}$")]
 
 
 class CommandKind(str, enum.Enum):
@@ -21,13 +22,22 @@ class CommandKind(str, enum.Enum):
     APPROVE = "approve"
     FORCE_ROLLBACK = "force_rollback"
     EMERGENCY_STOP = "emergency_stop"
+    ARTIFACT_VERIFIED = "artifact_verified"
 
 
 class RolloutCommand(msgspec.Struct, frozen=True, kw_only=True):
-    """One command on ``rollout-commands`` (keyed by router id).
+    """One signed command on ``rollout-commands`` (keyed by router id).
 
-    ``artifact`` names the version to start; for other commands it is optional and,
-    when given, must match the current canary (a guard against acting on the wrong one).
+    ``artifact`` names the version to start (or, for ``artifact_verified``, the version
+    whose ``sha256`` and trainer signature a worker checked); for other commands it is
+    optional and, when given, must match the current canary (a guard against acting on
+    the wrong one). ``override`` (operators, ``promote`` only, with a ``reason``) promotes
+    past failing or insufficient gates.
+
+    Authentication (``bifrost.schemas.command_signing``): ``signature`` is the Ed25519
+    signature, by the allow-listed key named ``key_id``, of the command's canonical bytes
+    (every other field, ``nonce`` and ``issued_at`` included). Who issued a command is
+    the verified ``key_id``, never a field the sender fills in.
     """
 
     command_id: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
@@ -35,9 +45,13 @@ class RolloutCommand(msgspec.Struct, frozen=True, kw_only=True):
     kind: CommandKind
     artifact: Version | None = None
     control: Version | None = None
+    sha256: Sha256 | None = None
     reason: Annotated[str, msgspec.Meta(max_length=1000)] | None = None
-    issued_by: Annotated[str, msgspec.Meta(max_length=128)] = "unknown"
-    issued_at: float = 0.0
+    override: bool = False
+    key_id: Annotated[str, msgspec.Meta(max_length=128)] = ""
+    nonce: Annotated[str, msgspec.Meta(max_length=128)] = ""
+    issued_at: Annotated[float, msgspec.Meta(ge=0.0, le=1e11)] = 0.0
+    signature: Annotated[str, msgspec.Meta(max_length=256)] = ""
 
 
 class Phase(str, enum.Enum):
@@ -85,6 +99,43 @@ class CommandOutcome(msgspec.Struct, frozen=True, kw_only=True):
     accepted: bool
     reason: str
     at: float
+    issued_by: str = ""
+    offset: int = -1  # the command's offset in its rollout-commands partition (-1: not from Kafka)
+
+
+class VerifiedArtifact(msgspec.Struct, frozen=True, kw_only=True):
+    """A version whose bytes a worker checked (sha256 + trainer signature) for this router."""
+
+    version: str
+    sha256: str
+    verified_by: str
+    at: float
+
+
+class StopRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """Who stopped the router and when (wall clock): no start until an operator resumes."""
+
+    by: str
+    at: float
+    reason: str
+
+
+class OverrideRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """An operator promotion past gates that did not all pass (who, when, what, why).
+
+    ``failing_gates`` are the gates that were not passing at that moment;
+    ``gates_evaluated`` is false when no gate had been evaluated in the stage yet.
+    """
+
+    by: str
+    at: float
+    command_id: str
+    canary_version: str
+    from_stage_percent: float | None
+    to_stage_percent: float | None
+    failing_gates: list[GateResult]
+    gates_evaluated: bool
+    reason: str
 
 
 class RolloutState(msgspec.Struct, frozen=True, kw_only=True):
@@ -93,6 +144,12 @@ class RolloutState(msgspec.Struct, frozen=True, kw_only=True):
     ``weights`` maps artifact versions to traffic shares summing to 1. ``since`` is when
     the current stage or phase began, ``clock`` the event time the controller last saw
     (both epoch seconds of event time, so compressed simulations read consistently).
+
+    ``verified`` lists the versions (newest last, bounded) that may start; ``stopped`` is
+    set by an emergency stop until an operator resumes; ``overrides`` records operator
+    promotions past gates (newest last, bounded). ``seen_nonces`` maps the nonces of
+    authenticated commands to their ``issued_at`` while a replay could still be fresh
+    (pruned by age; a command issued at or before ``nonce_floor`` is treated as replayed).
     """
 
     router_id: RouterId
@@ -110,6 +167,11 @@ class RolloutState(msgspec.Struct, frozen=True, kw_only=True):
     reason: str | None = None
     revision: int = 0
     last_command: CommandOutcome | None = None
+    verified: list[VerifiedArtifact] = []
+    stopped: StopRecord | None = None
+    overrides: list[OverrideRecord] = []
+    seen_nonces: dict[str, float] = {}
+    nonce_floor: float = 0.0
 
     @property
     def stage_percent(self) -> float | None:

@@ -50,3 +50,19 @@ def test_dockerfile_copies_every_package_folder() -> None:
     mapping = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-dir"]
     for folder in set(mapping.values()):
         assert f"COPY {folder} {folder}" in dockerfile
+
+
+def test_command_keys_workers_get_the_allow_list_and_the_pipeline_key_only() -> None:
+    spec = compose()
+    worker, trainer = spec["services"]["worker"], spec["services"]["trainer"]
+    env = worker["environment"]
+    for variable in ("BIFROST_COMMAND_KEYS_FILE", "BIFROST_PIPELINE_KEY_FILE"):
+        secret = env[variable].removeprefix("/run/secrets/")
+        assert env[variable].startswith("/run/secrets/") and secret in worker["secrets"] and secret in spec["secrets"]
+    assert env["BIFROST_PIPELINE_KEY_NAME"] == "pipeline"
+    # Nobody in the deployment holds an operator key (operators sign from their own machines),
+    # and the trainer signs artifacts, not rollout commands.
+    for name, service in spec["services"].items():
+        assert not any(k.startswith("BIFROST_OPERATOR_KEY") for k in service.get("environment", {})), name
+    assert not {"command_keys", "pipeline_command_key"} & set(trainer.get("secrets", []))
+    assert not any(k.startswith(("BIFROST_PIPELINE_KEY", "BIFROST_COMMAND_KEYS")) for k in trainer["environment"])

@@ -4,9 +4,11 @@ The announcement only names the artifact; the bytes are read from its ``location
 only inside the artifact store (``BIFROST_ARTIFACT_STORE``), see ``confine.py`` — and
 must match the announced sha256 and carry a valid Ed25519 signature from the configured
 public key. A tampered or unsigned artifact never reaches ``rollout-commands``: it goes to the
-DLQ with the reason (and is logged), like any other bad input. A verified one becomes one
-``start`` command per router it was trained for; the controller then runs the canary, or
-waits for ``approve`` when ``BIFROST_ROLLOUT_REQUIRE_APPROVAL`` is set.
+DLQ with the reason (and is logged), like any other bad input. A verified one becomes, per
+router it was trained for, an ``artifact_verified`` command (version + sha256) and a
+``start``, both signed with the pipeline key (``BIFROST_PIPELINE_KEY_FILE``; without it
+the listener does not run); the controller starts only verified versions, and then runs
+the canary, or waits for ``approve`` when ``BIFROST_ROLLOUT_REQUIRE_APPROVAL`` is set.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from bifrost.router.keys import (
 from bifrost.schemas.artifacts import ArtifactPublished
 from bifrost.schemas.codec import encode
 from bifrost.schemas.dlq import RejectReason, dead_letter
+from bifrost.schemas.command_signing import CommandSigner
 from bifrost.schemas.rollout import CommandKind, RolloutCommand
 from bifrost.streams.artifacts.confine import MAX_ARTIFACT_BYTES, LocationRefused, read_confined
 from bifrost.streams.topics_admin import TopicSpec, ensure_topics
@@ -113,12 +116,19 @@ def accept(value: bytes, public_key: PublicKeySource, *, store_root: str | os.Pa
         raise Rejected(RejectReason.UNVERIFIED, f"announced {announcement.version} but the signed artifact is {artifact.version}")
     if not announcement.router_ids:
         raise Rejected(RejectReason.INVALID_VALUE, f"artifact {artifact.version} names no router to roll out to")
+    # Per router: record the version as verified, then start it. Both are signed with the
+    # pipeline key when sent (ArtifactListener); the controller starts only verified versions.
+    reason = f"new artifact {artifact.version} (parent {artifact.parent or '-'}, trigger {announcement.trigger_id or '-'})"
     commands = [
-        RolloutCommand(command_id=uuid.uuid5(uuid.NAMESPACE_URL, f"{artifact.version}/{router}").hex, router_id=router,
-                       kind=CommandKind.START, artifact=artifact.version,
-                       reason=f"new artifact {artifact.version} (parent {artifact.parent or '-'}, trigger "
-                              f"{announcement.trigger_id or '-'})", issued_by="artifacts", issued_at=issued_at)
+        command
         for router in announcement.router_ids
+        for command in (
+            RolloutCommand(command_id=uuid.uuid5(uuid.NAMESPACE_URL, f"{artifact.version}/{router}/verified").hex,
+                           router_id=router, kind=CommandKind.ARTIFACT_VERIFIED, artifact=artifact.version,
+                           sha256=announcement.sha256.strip().lower(), reason=reason),
+            RolloutCommand(command_id=uuid.uuid5(uuid.NAMESPACE_URL, f"{artifact.version}/{router}").hex, router_id=router,
+                           kind=CommandKind.START, artifact=artifact.version, reason=reason),
+        )
     ]
     return Accepted(version=artifact.version, commands=commands)
 
@@ -198,6 +208,23 @@ def check_verify_key(settings: Settings, environ: Mapping[str, str] | None = Non
     log.info("event=artifact.verify_key key=%s", key_id(key))
 
 
+def pipeline_signer(settings: Settings) -> CommandSigner | None:
+    """The pipeline key the listener signs its commands with; None (logged) when unset or unreadable."""
+    from bifrost.streams.rollout.auth import load_signer
+
+    if not settings.pipeline_key_file:
+        log.error("event=artifact.listener.disabled note=%r", "BIFROST_PIPELINE_KEY_FILE is not set: verified artifacts "
+                  "cannot be announced to the controller (signed commands); the listener does not run")
+        return None
+    try:
+        signer = load_signer(settings.pipeline_key_file, settings.pipeline_key_name, what="BIFROST_PIPELINE_KEY_NAME")
+    except SigningKeyError as exc:
+        log.error("event=artifact.listener.disabled error=%r", f"pipeline key: {exc}")
+        return None
+    log.info("event=artifact.pipeline_key name=%s key=%s", signer.name, key_id(signer.key))
+    return signer
+
+
 class ArtifactListener:
     """Consumer group ``<app_id>-artifacts``: every announcement is handled by one worker."""
 
@@ -205,10 +232,14 @@ class ArtifactListener:
         self.settings = settings
         self.accepted = 0
         self.rejected = 0
+        self.signer: CommandSigner | None = None
 
     async def run(self) -> None:
         s = self.settings
         topics = s.topics
+        self.signer = pipeline_signer(s)
+        if self.signer is None:
+            return  # announcements wait in the topic (this group commits nothing) until a key is configured
         await ensure_topics(s.kafka_bootstrap, [TopicSpec(topics.artifacts, 1, compacted=True)],
                             replication_factor=s.replication_factor)
         consumer = AIOKafkaConsumer(topics.artifacts, bootstrap_servers=s.kafka_bootstrap, group_id=f"{s.app_id}-artifacts",
@@ -245,11 +276,13 @@ class ArtifactListener:
             await self._reject(record, producer, RejectReason.UNDECODABLE,
                                f"internal error ({type(exc).__name__}) while checking the announcement; see the worker log")
             return
+        assert self.signer is not None
         for command in accepted.commands:
-            await producer.send_and_wait(topics.rollout_commands, encode(command), key=orjson.dumps(command.router_id))
+            signed = self.signer.sign(command)
+            await producer.send_and_wait(topics.rollout_commands, encode(signed), key=orjson.dumps(command.router_id))
         self.accepted += 1
         log.info("event=artifact.accepted version=%s routers=%s", accepted.version,
-                 ",".join(c.router_id for c in accepted.commands))
+                 ",".join(dict.fromkeys(c.router_id for c in accepted.commands)))
 
     def _check(self, value: bytes) -> Accepted:
         s = self.settings

@@ -3,12 +3,18 @@
 One agent consumes ``window-partials`` and ``rollout-commands``; both are keyed by
 router id and co-partitioned, so exactly one worker holds a router's windows and acts
 as its controller, and its state table is written to that router's partition.
+
+Commands are authenticated by the pure controller (``handle_command``) against the
+allow-list ``BIFROST_COMMAND_KEYS(_FILE)``; a refused one goes to the DLQ with reason
+``unauthorized`` and never touches the router's state. Undecodable commands go to the
+DLQ as ``schema``.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, TypeVar
 
+import dataclasses
 import logging
 import time
 
@@ -16,12 +22,15 @@ import faust
 import msgspec
 
 from bifrost.config import Settings
+from bifrost.router.keys import key_id
 from bifrost.schemas.codec import encode
+from bifrost.schemas.dlq import RejectReason, dead_letter
 from bifrost.schemas.rollout import RolloutCommand, RolloutState
 from bifrost.streams import observability as obs
 from bifrost.streams.aggregates.partial import WindowPartial
 from bifrost.streams.aggregates.stats import WindowStats
-from bifrost.streams.rollout.controller import Decision, RolloutPolicy, apply_command, on_window_closed
+from bifrost.streams.rollout.auth import Keyring, load_keyring
+from bifrost.streams.rollout.controller import Decision, RolloutPolicy, handle_command, on_window_closed
 from bifrost.streams.rollup.store import RouterWindows
 from bifrost.streams.triggers.agent import TriggerEmitter
 
@@ -102,6 +111,17 @@ def rollout_policy(settings: Settings) -> RolloutPolicy:
     )
 
 
+def command_keyring(settings: Settings) -> Keyring:
+    """The allow-list from settings, logged by name, role and fingerprint (a bad entry raises SettingsError)."""
+    keyring = load_keyring(settings.command_keys, settings.command_keys_file)
+    if not len(keyring):
+        log.warning("event=rollout.no_command_keys note=%r", "BIFROST_COMMAND_KEYS is empty: every rollout command "
+                    "will be refused (unknown_key)")
+    for key in keyring:
+        log.info("event=rollout.command_key name=%s role=%s key=%s", key.name, key.role.value, key_id(key.public_key))
+    return keyring
+
+
 def register_router_loop(
     app: faust.App,
     settings: Settings,
@@ -115,7 +135,10 @@ def register_router_loop(
 ) -> None:
     """Attach the agent that keeps per-router windows and runs the controllers."""
     policy = rollout_policy(settings)
+    keyring = command_keyring(settings)
     partials_name = settings.topics.window_partials
+    dlq_topic = app.topic(settings.topics.dlq, key_type=bytes, value_type=bytes, key_serializer="raw",
+                          value_serializer="raw")
 
     def evaluate(canary: WindowStats, control: WindowStats):  # type: ignore[no-untyped-def]
         from bifrost.streams.rollout.gates import evaluate_gates
@@ -176,10 +199,16 @@ def register_router_loop(
         )
         await publish(decision)
 
-    async def on_command(raw: bytes) -> None:
-        command, error = decode_or_none(_command_decoder, raw)
+    async def dead_letter_command(message: faust.types.Message, reason: RejectReason, error: str) -> None:
+        letter = dead_letter(message, reason, error, time.time(), max_payload_bytes=settings.dlq_max_payload_bytes)
+        await dlq_topic.send(key=message.topic.encode(), value=encode(letter))
+
+    async def on_command(message: faust.types.Message) -> None:
+        command, error = decode_or_none(_command_decoder, message.value)
         if command is None:
             log.warning("event=rollout.command.invalid error=%r", error)
+            obs.COMMANDS.labels("unknown", "invalid").inc()
+            await dead_letter_command(message, RejectReason.SCHEMA, f"not a rollout command: {error}")
             return
         state = states.get(command.router_id)
         newest_end = windows.clock(command.router_id)
@@ -187,13 +216,34 @@ def register_router_loop(
             state = msgspec.structs.replace(state, clock=float(newest_end - settings.window_seconds))
         recent = windows.merged(command.router_id, newest_end - 900, newest_end) if newest_end else None
         traffic = {arm: stats.count for arm, stats in recent.arms.items()} if recent else {}
-        decision = apply_command(state, command, arm_traffic=traffic, wall=time.time(), policy=policy)
+        decision = handle_command(state, command, keyring=keyring, arm_traffic=traffic, wall=time.time(),
+                                  max_age=settings.command_max_age_seconds, policy=policy)
+        if decision.unauthorized is not None:
+            refusal = decision.unauthorized
+            obs.COMMANDS.labels(command.kind.value, "unauthorized").inc()
+            log.warning("event=rollout.command.unauthorized router=%s kind=%s command_id=%s key=%r check=%s error=%r",
+                        command.router_id, command.kind.value, command.command_id, command.key_id[:64],
+                        refusal.check.value, refusal.message)
+            await dead_letter_command(message, RejectReason.UNAUTHORIZED, f"{refusal}")
+            return
         outcome = decision.state.last_command
+        if outcome is not None:  # which record this answers: clients match it (a re-sent command is another record)
+            outcome = msgspec.structs.replace(outcome, offset=message.offset)
+            decision = dataclasses.replace(decision, state=msgspec.structs.replace(decision.state, last_command=outcome))
         obs.COMMANDS.labels(command.kind.value, "accepted" if outcome and outcome.accepted else "refused").inc()
         log.info(
-            "event=rollout.command router=%s kind=%s accepted=%s reason=%r",
-            command.router_id, command.kind.value, outcome.accepted if outcome else None, outcome.reason if outcome else "",
+            "event=rollout.command router=%s kind=%s by=%s accepted=%s reason=%r",
+            command.router_id, command.kind.value, outcome.issued_by if outcome else "",
+            outcome.accepted if outcome else None, outcome.reason if outcome else "",
         )
+        if decision.override is not None:
+            record = decision.override
+            log.warning(
+                "event=rollout.override router=%s canary=%s by=%s from_stage=%s to_stage=%s failing=%s evaluated=%s "
+                "reason=%r", command.router_id, record.canary_version, record.by, record.from_stage_percent,
+                record.to_stage_percent, ",".join(f"{g.gate}:{g.status.value}" for g in record.failing_gates) or "-",
+                record.gates_evaluated, record.reason,
+            )
         await publish(decision)
 
     # One event at a time: Faust writes table changes to the changelog partition of the
@@ -209,7 +259,7 @@ def register_router_loop(
                 if message.topic == partials_name:
                     await on_partial(message.value)
                 else:
-                    await on_command(message.value)
+                    await on_command(message)
             except MemoryError:
                 raise
             except Exception:  # noqa: BLE001 — one record must not stop every router's loop

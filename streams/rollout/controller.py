@@ -2,8 +2,15 @@
 
 idle → canary 5% → 25% → 50% → promoted (100%); any stage → rolled back (a gate tripped,
 or forced); paused ⇄ canary; emergency stop from anywhere (all traffic to the last good
-artifact, no automatic restart). With ``require_approval`` a start waits in
-``awaiting_approval`` until an ``approve`` command.
+artifact; every start is refused until an operator's ``resume``, which returns to idle).
+With ``require_approval`` a start waits in ``awaiting_approval`` until an ``approve``.
+
+Commands arrive through :func:`handle_command`, which first authenticates them
+(``auth.py``: signature by an allow-listed key, role, freshness, nonce); a refused one
+changes nothing and is reported as ``Decision.unauthorized``. Only versions recorded by
+an ``artifact_verified`` command (the worker's artifact listener checked sha256 and the
+trainer's signature) may start. A promotion past gates that are not all passing is an
+operator override, recorded in ``RolloutState.overrides``.
 
 Time is the event time of the router's metrics (``clock``), never the wall clock, so a
 simulator that compresses an hour into seconds runs a whole rollout in seconds.
@@ -11,6 +18,7 @@ simulator that compresses an hour into seconds runs a whole rollout in seconds.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
@@ -22,15 +30,19 @@ from bifrost.schemas.rollout import (
     CommandOutcome,
     GateResult,
     GateStatus,
+    OverrideRecord,
     Phase,
     RollbackEvent,
     RolloutCommand,
     RolloutState,
+    StopRecord,
+    VerifiedArtifact,
 )
 from bifrost.streams.aggregates.stats import WindowStats
+from bifrost.streams.rollout.auth import Keyring, Unauthorized, authenticate, remember_nonce
 
 ACTIVE = (Phase.CANARY, Phase.PAUSED)
-STARTABLE = (Phase.IDLE, Phase.PROMOTED, Phase.ROLLED_BACK, Phase.EMERGENCY_STOPPED)
+STARTABLE = (Phase.IDLE, Phase.PROMOTED, Phase.ROLLED_BACK)
 
 
 class GateVerdict(Protocol):
@@ -56,19 +68,60 @@ class RolloutPolicy:
     min_stage_seconds: float = 900.0
     min_samples: int = 100
     require_approval: bool = False
+    max_verified: int = 50  # verified versions remembered per router (newest kept)
+    max_overrides: int = 20  # override records kept per router (newest kept)
 
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """The new state, whether it differs from the old one, and a rollback to publish."""
+    """The new state, whether it differs from the old one, and what else to publish.
+
+    ``rollback``: a rollback event; ``override``: an operator override just recorded (to
+    log); ``unauthorized``: the command failed authentication — ``state`` is the old one,
+    unchanged, and the refusal goes to the DLQ.
+    """
 
     state: RolloutState
     changed: bool
     rollback: RollbackEvent | None = None
+    override: OverrideRecord | None = None
+    unauthorized: Unauthorized | None = None
 
 
 class Refused(Exception):
     """A command that cannot apply to the current state; the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Step:
+    state: RolloutState
+    rollback: RollbackEvent | None = None
+    note: str | None = None  # the outcome's reason when it is not the state's reason
+    override: OverrideRecord | None = None
+
+
+def handle_command(
+    state: RolloutState,
+    command: RolloutCommand,
+    *,
+    keyring: Keyring,
+    arm_traffic: Mapping[str, int],
+    wall: float,
+    max_age: float,
+    policy: RolloutPolicy = RolloutPolicy(),
+) -> Decision:
+    """Authenticate a command from ``rollout-commands``, then apply or refuse it (never raises).
+
+    ``wall`` is the worker's wall clock (freshness of commands is judged by it, unlike
+    the stages, which run on event time). An authentication refusal leaves ``state``
+    untouched (``changed`` false, ``unauthorized`` set); an authenticated command's nonce
+    is recorded whether the state machine then accepts or refuses it.
+    """
+    key = authenticate(command, state, keyring, wall=wall, max_age=max_age)
+    if isinstance(key, Unauthorized):
+        return Decision(state, False, unauthorized=key)
+    state = remember_nonce(state, command, wall=wall, max_age=max_age)
+    return apply_command(state, command, arm_traffic=arm_traffic, wall=wall, policy=policy, issued_by=key.name)
 
 
 def apply_command(
@@ -78,78 +131,150 @@ def apply_command(
     arm_traffic: Mapping[str, int],
     wall: float,
     policy: RolloutPolicy = RolloutPolicy(),
+    issued_by: str = "",
 ) -> Decision:
-    """Apply an operator command, or refuse it with a reason (never raises).
+    """Apply an authenticated command, or refuse it with a reason (never raises).
 
-    ``arm_traffic`` is how many requests each arm served recently: it identifies known
-    routers and the current (control) artifact when none is recorded yet.
+    ``issued_by`` is the verified key name (:func:`handle_command` passes it; direct
+    callers are trusted code such as the gate simulation). ``arm_traffic`` is how many
+    requests each arm served recently: it identifies known routers and the current
+    (control) artifact when none is recorded yet.
     """
     try:
-        new_state, rollback = _transition(state, command, arm_traffic, wall, policy)
+        step = _transition(state, command, arm_traffic, wall, policy, issued_by)
     except Refused as refusal:
-        outcome = CommandOutcome(command_id=command.command_id, kind=command.kind, accepted=False, reason=str(refusal), at=wall)
+        outcome = CommandOutcome(command_id=command.command_id, kind=command.kind, accepted=False, reason=str(refusal),
+                                 at=wall, issued_by=issued_by)
         return Decision(msgspec.structs.replace(state, last_command=outcome, revision=state.revision + 1), True)
-    outcome = CommandOutcome(command_id=command.command_id, kind=command.kind, accepted=True, reason=new_state.reason or "", at=wall)
-    final = msgspec.structs.replace(new_state, last_command=outcome, revision=state.revision + 1)
+    outcome = CommandOutcome(command_id=command.command_id, kind=command.kind, accepted=True,
+                             reason=step.note or step.state.reason or "", at=wall, issued_by=issued_by)
+    final = msgspec.structs.replace(step.state, last_command=outcome, revision=state.revision + 1)
+    rollback = step.rollback
     if rollback is not None:
         rollback = msgspec.structs.replace(rollback, revision=final.revision)
-    return Decision(final, True, rollback)
+    return Decision(final, True, rollback, override=step.override)
 
 
 def _transition(
-    state: RolloutState, command: RolloutCommand, arm_traffic: Mapping[str, int], wall: float, policy: RolloutPolicy
-) -> tuple[RolloutState, RollbackEvent | None]:
+    state: RolloutState, command: RolloutCommand, arm_traffic: Mapping[str, int], wall: float, policy: RolloutPolicy,
+    issued_by: str,
+) -> _Step:
     kind = command.kind
+    if command.override and kind is not CommandKind.PROMOTE:
+        raise Refused("an override applies only to promote")
+    if kind is CommandKind.ARTIFACT_VERIFIED:
+        return _verified(state, command, wall, policy, issued_by)
     if state.revision == 0 and not arm_traffic:
         raise Refused(f"unknown router {state.router_id!r}: no traffic and no rollout seen for it")
     if kind is not CommandKind.START and command.artifact and command.artifact != state.canary_version:
         current = state.canary_version or "none"
         raise Refused(f"{kind.value} names artifact {command.artifact!r}, but the canary is {current}")
     if kind is CommandKind.START:
-        return _start(state, command, arm_traffic, policy), None
+        return _Step(_start(state, command, arm_traffic, policy))
     if kind is CommandKind.APPROVE:
         _require(state, (Phase.AWAITING_APPROVAL,), kind)
-        return _enter_stage(state, 0, policy, reason="approved"), None
+        return _Step(_enter_stage(state, 0, policy, reason="approved"))
     if kind is CommandKind.PAUSE:
         _require(state, (Phase.CANARY,), kind)
-        return msgspec.structs.replace(state, phase=Phase.PAUSED, reason=command.reason or "paused by operator"), None
+        return _Step(msgspec.structs.replace(state, phase=Phase.PAUSED, reason=command.reason or "paused by operator"))
     if kind is CommandKind.RESUME:
-        _require(state, (Phase.PAUSED,), kind)
-        return msgspec.structs.replace(state, phase=Phase.CANARY, reason="resumed"), None
+        _require(state, (Phase.PAUSED, Phase.EMERGENCY_STOPPED), kind)
+        if state.phase is Phase.PAUSED:
+            return _Step(msgspec.structs.replace(state, phase=Phase.CANARY, reason="resumed"))
+        return _Step(msgspec.structs.replace(
+            state, phase=Phase.IDLE, stopped=None, since=state.clock,
+            reason=f"resumed by {issued_by or 'an operator'} after the emergency stop; rollouts may start again",
+        ))
     if kind is CommandKind.PROMOTE:
         _require(state, ACTIVE, kind)
-        return _advance(state, policy, reason="promoted by operator"), None
+        return _promote(state, command, policy, wall, issued_by)
     if kind is CommandKind.FORCE_ROLLBACK:
         _require(state, (*ACTIVE, Phase.AWAITING_APPROVAL), kind)
         reason = command.reason or "forced by operator"
         manual = GateResult(gate="manual", status=GateStatus.FAIL, method="operator command")
-        return _roll_back(state, manual, [manual], reason=reason, wall=wall)
+        rolled, event = _roll_back(state, manual, [manual], reason=reason, wall=wall)
+        return _Step(rolled, event)
     if kind is CommandKind.EMERGENCY_STOP:
         safe = state.last_good_version or state.control_version
         if safe is None:
             raise Refused("no last good artifact is known for this router; nothing to stop to")
-        return (
+        reason = command.reason or "emergency stop: all traffic to the last good artifact"
+        return _Step(
             msgspec.structs.replace(
                 state,
                 phase=Phase.EMERGENCY_STOPPED,
+                control_version=safe,
                 canary_version=None,
                 weights={safe: 1.0},
                 stage_index=-1,
                 since=state.clock,
-                reason=command.reason or "emergency stop: all traffic to the last good artifact",
-            ),
-            None,
+                reason=reason,
+                stopped=StopRecord(by=issued_by or "unknown", at=wall, reason=reason),
+            )
         )
     raise Refused(f"unsupported command {kind.value!r}")  # pragma: no cover - enum is exhaustive
 
 
+def _verified(state: RolloutState, command: RolloutCommand, wall: float, policy: RolloutPolicy, issued_by: str) -> _Step:
+    """Record that a worker verified ``command.artifact`` (sha256 + trainer signature) for this router."""
+    if not command.artifact or not command.sha256:
+        raise Refused("artifact_verified needs the artifact version and its sha256")
+    known = next((v for v in state.verified if v.version == command.artifact), None)
+    if known is not None and known.sha256 != command.sha256:
+        raise Refused(f"{command.artifact} was verified with sha256 {known.sha256[:16]}…, not {command.sha256[:16]}…; "
+                      "one version cannot have two contents")
+    record = VerifiedArtifact(version=command.artifact, sha256=command.sha256, verified_by=issued_by or "unknown", at=wall)
+    verified = [v for v in state.verified if v.version != command.artifact] + [record]
+    verified = verified[-policy.max_verified:] if policy.max_verified > 0 else []
+    note = f"{command.artifact} verified (sha256 {command.sha256[:16]}…) by {record.verified_by}"
+    return _Step(msgspec.structs.replace(state, verified=verified), note=note)
+
+
+def _promote(state: RolloutState, command: RolloutCommand, policy: RolloutPolicy, wall: float, issued_by: str) -> _Step:
+    """Advance one stage now: only with every gate of the stage passing, unless an operator overrides."""
+    failing = [g for g in state.gates if g.status is not GateStatus.PASS]
+    evaluated = bool(state.gates)
+    stage = f"{state.stage_percent:.0f}%" if state.stage_percent is not None else "the current stage"
+    how = "`rollout promote --override --reason TEXT` promotes anyway (recorded)"
+    if not command.override:
+        if not evaluated:
+            raise Refused(f"no gate has been evaluated at {stage} yet (insufficient evidence); {how}")
+        if failing:
+            listed = ", ".join(f"{g.gate} {g.status.value}" for g in failing)
+            raise Refused(f"gates not passing at {stage}: {listed}; {how}")
+        return _Step(_advance(state, policy, reason="promoted by operator (every gate passing)"))
+    if not (command.reason or "").strip():
+        raise Refused("an override needs a reason (--reason TEXT); it is recorded")
+    advanced = _advance(state, policy, reason=f"promoted by {issued_by or 'an operator'} with an override")
+    assert state.canary_version is not None
+    record = OverrideRecord(
+        by=issued_by or "unknown", at=wall, command_id=command.command_id, canary_version=state.canary_version,
+        from_stage_percent=state.stage_percent,
+        to_stage_percent=advanced.stage_percent,
+        failing_gates=failing, gates_evaluated=evaluated, reason=(command.reason or "").strip(),
+    )
+    overrides = [*state.overrides, record][-policy.max_overrides:] if policy.max_overrides > 0 else []
+    return _Step(msgspec.structs.replace(advanced, overrides=overrides), override=record)
+
+
+def _stopped_message(stopped: StopRecord | None) -> str:
+    if stopped is None:  # stopped before stop records existed
+        return "router is emergency-stopped; an operator must resume"
+    at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(stopped.at))
+    return f"router stopped by {stopped.by} at {at}; an operator must resume"
+
+
 def _require(state: RolloutState, phases: tuple[Phase, ...], kind: CommandKind) -> None:
+    if state.phase is Phase.EMERGENCY_STOPPED and state.phase not in phases:
+        raise Refused(f"cannot {kind.value}: {_stopped_message(state.stopped)}")
     if state.phase not in phases:
         allowed = ", ".join(p.value for p in phases)
         raise Refused(f"cannot {kind.value} while {state.phase.value}; allowed when: {allowed}")
 
 
 def _start(state: RolloutState, command: RolloutCommand, arm_traffic: Mapping[str, int], policy: RolloutPolicy) -> RolloutState:
+    if state.phase is Phase.EMERGENCY_STOPPED:
+        raise Refused(_stopped_message(state.stopped))
     if state.phase not in STARTABLE:
         raise Refused(
             f"a rollout of {state.canary_version} is {state.phase.value}; "
@@ -157,6 +282,11 @@ def _start(state: RolloutState, command: RolloutCommand, arm_traffic: Mapping[st
         )
     if not command.artifact:
         raise Refused("start needs the artifact version to roll out")
+    if not any(v.version == command.artifact for v in state.verified):
+        raise Refused(
+            f"artifact {command.artifact} is not verified for router {state.router_id}: only versions announced on "
+            "the artifacts topic whose sha256 and trainer signature a worker checked can start"
+        )
     control = command.control or state.control_version or _dominant(arm_traffic)
     if control is None:
         raise Refused("no control artifact is known for this router; pass the control version")

@@ -42,7 +42,17 @@ def closed_port_url() -> str:
         (("rollout", "start", "--router", "a"), {}, 2, "--artifact"),
         (("rollout", "launch", "--router", "a"), {}, 2, "invalid choice"),
         (("rollout", "rollback", "--router", "a"), {}, 2, "--reason"),
-        (("rollout", "pause", "--router", "a"), {"BIFROST_KAFKA_BOOTSTRAP": "@closed"}, 3, "cannot reach Kafka"),
+        (("rollout", "pause", "--router", "a"), {"BIFROST_KAFKA_BOOTSTRAP": "@closed", "BIFROST_OPERATOR_KEY_FILE": "@key"},
+         3, "cannot reach Kafka"),
+        (("rollout", "pause", "--router", "a"), {}, 2, "bifrost-opt keys create --name NAME --role operator"),
+        (("rollout", "stop", "--router", "a"), {"BIFROST_OPERATOR_KEY_FILE": "/nonexistent/op.pem"}, 2, "does not exist"),
+        (("rollout", "pause", "--router", "a"), {"BIFROST_OPERATOR_KEY_FILE": "@key", "BIFROST_OPERATOR_KEY_NAME": "a b"},
+         2, "key name"),
+        (("rollout", "promote", "--router", "a", "--override"), {"BIFROST_OPERATOR_KEY_FILE": "@key"}, 2,
+         "--override needs --reason"),
+        (("keys",), {}, 2, "ACTION"),
+        (("keys", "create", "--name", "a/b", "--out", "/tmp"), {}, 2, "--name"),
+        (("keys", "export-public", "--key", "/nonexistent/op.pem"), {}, 2, "does not exist"),
         (("rollout", "status", "--router", "a"), {"BIFROST_WORKER_URL": "http://@closed"}, 3, "cannot reach a worker"),
         (("simulate-gates", "--rollouts", "many"), {}, 2, "--rollouts"),
         (("config",), {"BIFROST_ROLLOUT_REQUIRE_APPROVAL": "perhaps"}, 2, "not a boolean"),
@@ -59,8 +69,14 @@ def closed_port_url() -> str:
     ],
 )
 def test_misuse_and_unreachable_services_explain_themselves(
-    args: tuple[str, ...], env: dict[str, str], code: int, fragment: str
+    args: tuple[str, ...], env: dict[str, str], code: int, fragment: str, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
+    if any(v == "@key" for v in env.values()):
+        from bifrost.router.keys import generate_private_key
+
+        key = tmp_path_factory.mktemp("keys") / "operator.pem"
+        generate_private_key(key)
+        env = {k: str(key) if v == "@key" else v for k, v in env.items()}
     env = {k: v.replace("@closed", closed_port_url()) for k, v in env.items()}
     result = run(*args, env=env)
     assert result.returncode == code, result.stderr

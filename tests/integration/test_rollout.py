@@ -1,4 +1,9 @@
-"""Progressive canary rollouts end to end on the real broker, with compressed time."""
+"""Progressive canary rollouts end to end on the real broker, with compressed time.
+
+Commands are signed: the test holds the operator key and the pipeline key (which marks the
+synthetic arms as verified, as the artifact listener does for real artifacts); workers get
+the allow-list and the pipeline key.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +24,7 @@ from bifrost.client.rollout import follow, new_command, wait_for_outcome
 from bifrost.client.simulator import ArmEffect, SimulationReport, TrafficConfig, anchored, simulate
 from bifrost.config import Settings
 from bifrost.schemas.rollout import CommandKind, Phase, RollbackEvent, RolloutState
+from tests.integration.command_keys import CommandKeys, command_keys, mark_verified
 from tests.integration.harness import WorkerProcess, arm_counts, eventually, settings_env
 
 pytestmark = pytest.mark.kafka
@@ -27,8 +34,13 @@ SPEED = 120.0  # one simulated minute (a window) every half second
 
 
 @pytest.fixture
-def settings(kafka_bootstrap: str, settings: Settings) -> Settings:  # type: ignore[override]
-    return Settings.from_env(settings.to_env(), partitions=2, batch_within_seconds=0.05)
+def keys(tmp_path: Path) -> CommandKeys:
+    return command_keys(tmp_path / "keys")
+
+
+@pytest.fixture
+def settings(kafka_bootstrap: str, settings: Settings, keys: CommandKeys) -> Settings:  # type: ignore[override]
+    return keys.worker(Settings.from_env(settings.to_env(), partitions=2, batch_within_seconds=0.05))
 
 
 @dataclass
@@ -72,9 +84,11 @@ async def traffic(settings: Settings, effects: dict[str, ArmEffect] | None = Non
         await asyncio.gather(task, return_exceptions=True)
 
 
-async def started_canary(settings: Settings, worker: WorkerProcess, artifact: str = "v2") -> RolloutState:
+async def started_canary(settings: Settings, worker: WorkerProcess, keys: CommandKeys, artifact: str = "v2") -> RolloutState:
     await eventually(lambda: arm_counts(worker, ROUTER, since="10m").get("v1", 0) >= 200, timeout=90, what="control traffic")
-    state = await wait_for_outcome(settings.kafka_bootstrap, settings.topics, new_command(ROUTER, CommandKind.START, artifact=artifact))
+    await mark_verified(settings, keys, ROUTER, artifact)
+    start = keys.operator.sign(new_command(ROUTER, CommandKind.START, artifact=artifact))
+    state = await wait_for_outcome(settings.kafka_bootstrap, settings.topics, start)
     assert state is not None and state.last_command is not None and state.last_command.accepted, state
     assert state.phase is Phase.CANARY and state.weights == {"v1": 0.95, artifact: 0.05}
     return state
@@ -88,11 +102,13 @@ async def ready(worker: WorkerProcess) -> None:
     await eventually(lambda: len(worker.owns_inputs()) == worker.settings.partitions, timeout=90, what="worker ready")
 
 
-async def test_healthy_canary_is_promoted_stage_by_stage(settings: Settings, start_worker: Callable[..., WorkerProcess]) -> None:
+async def test_healthy_canary_is_promoted_stage_by_stage(
+    settings: Settings, keys: CommandKeys, start_worker: Callable[..., WorkerProcess]
+) -> None:
     worker = start_worker(settings)
     await ready(worker)
     async with recording(settings.kafka_bootstrap, settings.topics.rollout_state, RolloutState) as states, traffic(settings):
-        await started_canary(settings, worker)
+        await started_canary(settings, worker, keys)
         await eventually(lambda: (s := latest(states)) is not None and s.phase is Phase.PROMOTED, timeout=120,
                          what="promotion")
     stages = []
@@ -127,7 +143,7 @@ def wall_time_of(report_timeline: list[tuple[float, float]], event_ts: float) ->
 
 @pytest.mark.parametrize("drill", sorted(REGRESSIONS))
 async def test_regressed_canary_is_rolled_back_with_evidence(
-    drill: str, settings: Settings, start_worker: Callable[..., WorkerProcess]
+    drill: str, settings: Settings, keys: CommandKeys, start_worker: Callable[..., WorkerProcess]
 ) -> None:
     effect, gate = REGRESSIONS[drill]
     worker = start_worker(settings)
@@ -137,7 +153,7 @@ async def test_regressed_canary_is_rolled_back_with_evidence(
         recording(settings.kafka_bootstrap, settings.topics.rollout_state, RolloutState) as states,
         traffic(settings, {"v2": effect}) as report,
     ):
-        await started_canary(settings, worker)
+        await started_canary(settings, worker, keys)
         await eventually(lambda: rollbacks.items, timeout=120, what=f"a rollback ({drill})")
         await eventually(lambda: (s := latest(states)) is not None and s.phase is Phase.ROLLED_BACK, what="rolled-back state")
         timeline = list(report.timeline)
@@ -160,17 +176,19 @@ async def test_regressed_canary_is_rolled_back_with_evidence(
     assert len(rollbacks.items) == 1
 
 
-async def test_operator_commands_from_the_cli(settings: Settings, start_worker: Callable[..., WorkerProcess]) -> None:
+async def test_operator_commands_from_the_cli(
+    settings: Settings, keys: CommandKeys, start_worker: Callable[..., WorkerProcess]
+) -> None:
     worker = start_worker(settings)
     await ready(worker)
-    env = settings_env(Settings.from_env(settings.to_env(), worker_url=worker.url))
+    env = settings_env(keys.cli(Settings.from_env(settings.to_env(), worker_url=worker.url)))
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "bifrost.cli.main", "rollout", *args, "--router", ROUTER],
                               capture_output=True, text=True, env=env, timeout=60)
 
     async with recording(settings.kafka_bootstrap, settings.topics.rollbacks, RollbackEvent) as rollbacks, traffic(settings):
-        await started_canary(settings, worker)
+        await started_canary(settings, worker, keys)
         paused = cli("pause")
         assert paused.returncode == 0 and "paused" in paused.stdout, paused.stderr
         refused = cli("pause")
@@ -180,29 +198,38 @@ async def test_operator_commands_from_the_cli(settings: Settings, start_worker: 
         assert forced.returncode == 0 and "rolled_back" in forced.stdout, forced.stderr
         await eventually(lambda: rollbacks.items, what="manual rollback event")
         assert rollbacks.items[0].gate == "manual" and rollbacks.items[0].reason == "bad answers reported by support"
+        await mark_verified(settings, keys, ROUTER, "v3")
         restarted = cli("start", "--artifact", "v3")
         assert restarted.returncode == 0 and "canary" in restarted.stdout, restarted.stderr
         stopped = cli("stop", "--reason", "incident 42")
         assert stopped.returncode == 0 and "emergency_stopped" in stopped.stdout, stopped.stderr
+        assert "stopped by operator at" in stopped.stdout
         status = cli("status", "--json")
         assert status.returncode == 0 and '"phase": "emergency_stopped"' in status.stdout
         assert '"v1": 1.0' in status.stdout
-        # Emergency stop does not restart by itself: a healthy window changes nothing.
+        # Emergency stop does not restart by itself: a healthy window changes nothing, and a
+        # start (even of a verified version) is refused until an operator resumes.
         await asyncio.sleep(2 * 60 / SPEED)
         assert '"phase": "emergency_stopped"' in cli("status", "--json").stdout
+        again = cli("start", "--artifact", "v3")
+        assert again.returncode == 1 and "router stopped by operator at" in again.stderr, again.stderr
+        assert "an operator must resume" in again.stderr and "Traceback" not in again.stderr
+        resumed = cli("resume")
+        assert resumed.returncode == 0 and "idle" in resumed.stdout, resumed.stderr
 
 
 async def test_unknown_router_and_illegal_commands_are_refused(
-    settings: Settings, start_worker: Callable[..., WorkerProcess]
+    settings: Settings, keys: CommandKeys, start_worker: Callable[..., WorkerProcess]
 ) -> None:
     worker = start_worker(settings)
     await ready(worker)
-    ask = lambda **kw: wait_for_outcome(settings.kafka_bootstrap, settings.topics, new_command(**kw))  # noqa: E731
+    ask = lambda **kw: wait_for_outcome(settings.kafka_bootstrap, settings.topics,  # noqa: E731
+                                        keys.operator.sign(new_command(**kw)))
     unknown = await ask(router_id="ghost", kind=CommandKind.START, artifact="v2")
     assert unknown is not None and not unknown.last_command.accepted  # type: ignore[union-attr]
     assert "unknown router" in unknown.last_command.reason  # type: ignore[union-attr]
     async with traffic(settings):
-        await started_canary(settings, worker)
+        await started_canary(settings, worker, keys)
         wrong = await ask(router_id=ROUTER, kind=CommandKind.PROMOTE, artifact="v9")
         assert wrong is not None and "canary is v2" in wrong.last_command.reason  # type: ignore[union-attr]
         twice = await ask(router_id=ROUTER, kind=CommandKind.START, artifact="v3")
@@ -211,7 +238,7 @@ async def test_unknown_router_and_illegal_commands_are_refused(
 
 
 async def test_restart_mid_rollout_resumes_the_stage_without_duplicate_rollbacks(
-    settings: Settings, start_worker: Callable[..., WorkerProcess]
+    settings: Settings, keys: CommandKeys, start_worker: Callable[..., WorkerProcess]
 ) -> None:
     first = start_worker(settings)
     await ready(first)
@@ -220,7 +247,7 @@ async def test_restart_mid_rollout_resumes_the_stage_without_duplicate_rollbacks
         recording(settings.kafka_bootstrap, settings.topics.rollbacks, RollbackEvent) as rollbacks,
         traffic(settings, {"v3": ArmEffect(latency_factor=1.6)}),
     ):
-        await started_canary(settings, first)
+        await started_canary(settings, first, keys)
         await eventually(lambda: (s := latest(states)) is not None and (s.stage_percent or 0) >= 25.0, timeout=90,
                          what="stage 25%")
         first.kill()
@@ -231,7 +258,9 @@ async def test_restart_mid_rollout_resumes_the_stage_without_duplicate_rollbacks
         assert status == 200 and body["stage_index"] >= at_kill.stage_index and body["phase"] in ("canary", "promoted")  # type: ignore[union-attr]
         await eventually(lambda: (s := latest(states)) is not None and s.phase is Phase.PROMOTED, timeout=120, what="promotion after restart")
         # A regressed canary after the restart: one rollback, then a restart must not repeat it.
-        state = await wait_for_outcome(settings.kafka_bootstrap, settings.topics, new_command(ROUTER, CommandKind.START, artifact="v3"))
+        await mark_verified(settings, keys, ROUTER, "v3")
+        state = await wait_for_outcome(settings.kafka_bootstrap, settings.topics,
+                                       keys.operator.sign(new_command(ROUTER, CommandKind.START, artifact="v3")))
         assert state is not None and state.phase is Phase.CANARY and state.control_version == "v2"
         await eventually(lambda: rollbacks.items, timeout=120, what="rollback of v3")
         _, before = second.get(f"/v1/routers/{ROUTER}/metrics?since=1h")

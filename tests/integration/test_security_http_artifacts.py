@@ -41,6 +41,7 @@ from bifrost.router.keys import generate_private_key, public_key_pem
 from bifrost.schemas.artifacts import ArtifactPublished
 from bifrost.schemas.dlq import RejectReason
 from bifrost.streams.artifacts.confine import OUTSIDE
+from tests.integration.command_keys import command_keys
 from tests.integration.harness import WorkerProcess, eventually, read_dead_letters, settings_env
 from tests.router.artifacts import make_artifact
 
@@ -242,6 +243,8 @@ async def test_announcements_can_only_point_inside_the_store(
                                    published_at=1.0), RejectReason.TOO_LATE),
     }
 
+    # The listener signs the commands of a verified artifact with the pipeline key.
+    settings = command_keys(tmp_path / "command-keys").worker(settings)
     worker = start_worker(Settings.from_env(settings.to_env(), artifact_store=str(store),
                                             verify_key_file=str(public_key_file)))
     await eventually(lambda: worker.health() is not None, timeout=90, what="worker healthy")

@@ -42,6 +42,7 @@ from bifrost.trainer.dataset import FullInfoDataset, load_dataset
 from bifrost.trainer.evaluate import evaluate_artifact
 from bifrost.trainer.store import ArtifactStore
 from tests.datasets import routing_eval
+from tests.integration.command_keys import command_keys
 from tests.integration.harness import WorkerProcess, collect, eventually, read_dead_letters, settings_env
 
 pytestmark = pytest.mark.kafka
@@ -108,6 +109,7 @@ async def test_logged_traffic_to_signed_artifact_to_canary(
     public_key_path.write_bytes(public_key_pem(key))
     settings = Settings.from_env(settings.to_env(), warehouse_flush_seconds=1.0, verify_key_file=str(public_key_path),
                                  artifact_store=str(store.root))
+    settings = command_keys(tmp_path / "command-keys").worker(settings)  # the listener signs its start commands
     worker = start_worker(settings)
     warehouse = Path(worker.settings.warehouse_dir)
     await eventually(lambda: len(worker.owns_inputs()) == 4, timeout=90, what="worker ready")
@@ -181,7 +183,8 @@ async def test_logged_traffic_to_signed_artifact_to_canary(
 
     # The worker verified the announcement and started a canary of the new version.
     async def canary() -> bool:
-        states = await collect(settings.kafka_bootstrap, settings.topics.rollout_state, RolloutState, 1, timeout=5)
+        # Every state since the start (the first is the artifact_verified record's, then the start's).
+        states = await collect(settings.kafka_bootstrap, settings.topics.rollout_state, RolloutState, 1000, timeout=5)
         return any(s.router_id == "router-a" and s.canary_version == version and s.phase is Phase.CANARY for s in states)
 
     await eventually(canary, timeout=60, what="canary of the new artifact")

@@ -30,7 +30,7 @@ from typing import Literal
 
 import msgspec
 
-from bifrost.schemas.rollout import CommandKind, RolloutCommand, RolloutState
+from bifrost.schemas.rollout import CommandKind, Phase, RolloutCommand, RolloutState
 from bifrost.streams.aggregates.stats import WindowStats
 from bifrost.streams.rollout.controller import RolloutPolicy, apply_command, on_window_closed
 from bifrost.streams.rollout.gates.config import GateConfig
@@ -147,8 +147,16 @@ _ONE_STAGE = RolloutPolicy(min_stage_seconds=math.inf)
 
 
 def _canary_state() -> RolloutState:
+    # Only verified versions start: record the (simulated) canary as verified first.
+    verified = RolloutCommand(command_id="sim-verified", router_id="sim", kind=CommandKind.ARTIFACT_VERIFIED,
+                              artifact="canary", sha256="0" * 64)
     start = RolloutCommand(command_id="sim", router_id="sim", kind=CommandKind.START, artifact="canary", control="control")
-    return apply_command(RolloutState(router_id="sim"), start, arm_traffic={"control": 1}, wall=0.0, policy=_ONE_STAGE).state
+    state = RolloutState(router_id="sim")
+    for command in (verified, start):
+        state = apply_command(state, command, arm_traffic={"control": 1}, wall=0.0, policy=_ONE_STAGE,
+                              issued_by="simulation").state
+    assert state.phase is Phase.CANARY, state.last_command
+    return state
 
 
 def _controller_step(

@@ -33,8 +33,13 @@ def test_a_verified_artifact_starts_one_canary_per_router(tmp_path: Path) -> Non
     key = Ed25519PrivateKey.generate()
     accepted = accept(announce(tmp_path / "v", key), key.public_key(), store_root=tmp_path)
     assert accepted.version == "v-test-1"
+    # Per router: the version is recorded as verified (with its sha256), then started.
     assert [(c.router_id, c.kind, c.artifact) for c in accepted.commands] == [
-        ("web", CommandKind.START, "v-test-1"), ("api", CommandKind.START, "v-test-1")]
+        ("web", CommandKind.ARTIFACT_VERIFIED, "v-test-1"), ("web", CommandKind.START, "v-test-1"),
+        ("api", CommandKind.ARTIFACT_VERIFIED, "v-test-1"), ("api", CommandKind.START, "v-test-1")]
+    assert {c.sha256 for c in accepted.commands if c.kind is CommandKind.ARTIFACT_VERIFIED} == {
+        sha256_hex(encode(make_artifact(version="v-test-1")))}
+    assert all(not c.signature for c in accepted.commands)  # the listener signs them when it sends them
     again = accept(announce(tmp_path / "v", key), key.public_key(), store_root=tmp_path)
     assert [c.command_id for c in again.commands] == [c.command_id for c in accepted.commands]  # idempotent ids
 

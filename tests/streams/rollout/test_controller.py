@@ -6,7 +6,15 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from bifrost.schemas.rollout import CommandKind, GateResult, GateStatus, Phase, RolloutCommand, RolloutState
+from bifrost.schemas.rollout import (
+    CommandKind,
+    GateResult,
+    GateStatus,
+    Phase,
+    RolloutCommand,
+    RolloutState,
+    VerifiedArtifact,
+)
 from bifrost.streams.aggregates.stats import WindowStats
 from bifrost.streams.rollout.controller import Decision, RolloutPolicy, apply_command, on_window_closed
 
@@ -49,8 +57,17 @@ def command(kind: CommandKind, **kw: object) -> RolloutCommand:
     return RolloutCommand(command_id=f"c-{kind.value}-{kw.get('artifact', '')}", router_id="r", kind=kind, **kw)  # type: ignore[arg-type]
 
 
+VERIFIED = [VerifiedArtifact(version=v, sha256=f"{i:064x}", verified_by="pipeline", at=0.0)
+            for i, v in enumerate(("v1", "v2", "v3"))]
+
+
+def fresh(**fields: object) -> RolloutState:
+    """A router state whose artifacts v1..v3 were verified (only verified versions start)."""
+    return RolloutState(router_id="r", verified=VERIFIED, **fields)  # type: ignore[arg-type]
+
+
 def started(**policy: object) -> RolloutState:
-    state = RolloutState(router_id="r", clock=1000.0)
+    state = fresh(clock=1000.0)
     decision = apply_command(state, command(CommandKind.START, artifact="v2"), arm_traffic=TRAFFIC, wall=1.0,
                              policy=RolloutPolicy(**policy) if policy else POLICY)  # type: ignore[arg-type]
     assert decision.state.last_command and decision.state.last_command.accepted, decision.state.last_command
@@ -128,9 +145,12 @@ def test_pause_holds_the_stage_and_resume_continues() -> None:
     assert window(resumed, 1000 + 900).state.stage_index == 1
 
 
-def test_promote_skips_the_wait() -> None:
-    state = apply_command(started(), command(CommandKind.PROMOTE), arm_traffic=TRAFFIC, wall=5.0, policy=POLICY).state
-    assert state.stage_index == 1 and state.weights["v2"] == 0.25
+def test_promote_skips_the_wait_only_with_every_gate_passing() -> None:
+    evaluated = window(started(), 1060).state  # one window: every gate passes, the stage is not ripe yet
+    assert evaluated.stage_index == 0
+    state = apply_command(evaluated, command(CommandKind.PROMOTE), arm_traffic=TRAFFIC, wall=5.0, policy=POLICY).state
+    assert state.stage_index == 1 and state.weights["v2"] == 0.25 and state.last_command.accepted  # type: ignore[union-attr]
+    assert state.overrides == []
 
 
 def test_approval_gate() -> None:
@@ -143,14 +163,20 @@ def test_approval_gate() -> None:
 @pytest.mark.parametrize(
     ("state_factory", "cmd", "traffic", "fragment"),
     [
-        (lambda: RolloutState(router_id="r"), command(CommandKind.START, artifact="v2"), {}, "unknown router"),
+        (fresh, command(CommandKind.START, artifact="v2"), {}, "unknown router"),
         (started, command(CommandKind.START, artifact="v3"), TRAFFIC, "force_rollback"),
-        (lambda: RolloutState(router_id="r"), command(CommandKind.START), TRAFFIC, "artifact version"),
-        (lambda: RolloutState(router_id="r"), command(CommandKind.START, artifact="v1"), TRAFFIC, "already"),
+        (fresh, command(CommandKind.START), TRAFFIC, "artifact version"),
+        (fresh, command(CommandKind.START, artifact="v1"), TRAFFIC, "already"),
+        (fresh, command(CommandKind.START, artifact="never-signed-v666"), TRAFFIC, "is not verified for router r"),
         (started, command(CommandKind.RESUME), TRAFFIC, "cannot resume while canary"),
         (started, command(CommandKind.APPROVE), TRAFFIC, "cannot approve"),
         (started, command(CommandKind.PROMOTE, artifact="v9"), TRAFFIC, "canary is v2"),
-        (lambda: RolloutState(router_id="r", revision=3), command(CommandKind.EMERGENCY_STOP), TRAFFIC, "no last good"),
+        (started, command(CommandKind.PROMOTE), TRAFFIC, "no gate has been evaluated at 5% yet"),
+        (lambda: window(started(), 1060, evaluate=blocked).state, command(CommandKind.PROMOTE), TRAFFIC,
+         "gates not passing at 5%: slo_p95 blocked"),
+        (started, command(CommandKind.PROMOTE, override=True), TRAFFIC, "an override needs a reason"),
+        (started, command(CommandKind.PAUSE, override=True, reason="x"), TRAFFIC, "override applies only to promote"),
+        (lambda: fresh(revision=3), command(CommandKind.EMERGENCY_STOP), TRAFFIC, "no last good"),
     ],
 )
 def test_illegal_commands_are_refused_with_a_reason(state_factory, cmd, traffic, fragment) -> None:  # type: ignore[no-untyped-def]

@@ -38,6 +38,25 @@ A start on the broker's own ports waits up to 30 s for them to be released.
 Both calls block: from async code, run them in a thread
 (``await asyncio.to_thread(broker.restart)``) so clients on the event loop keep running.
 
+**SASL_SSL (secure by default).** ``LocalBroker(security="sasl_ssl")`` (CLI:
+``start --sasl-ssl``) serves clients on a ``SASL_SSL`` listener only: TLS with a
+certificate for ``127.0.0.1``/``localhost`` signed by a throw-away CA made for the data
+dir (``ssl.keystore.type=PEM``), and SCRAM-SHA-512 or SCRAM-SHA-256 logins. One user
+(default ``bifrost``) with a random password is created by the broker's own storage tool
+when the data dir is formatted (``--add-scram``), or with ``kafka-configs`` through the
+internal listener when the data dir was formatted before without it. The object tells a
+client everything it needs::
+
+    with LocalBroker(security="sasl_ssl") as broker:
+        security = broker.client_security()     # bifrost.kafka.KafkaSecurity (SASL_SSL, SCRAM-SHA-512)
+        Publisher(broker.bootstrap, security=security)
+        broker.ca_file, broker.sasl_username, broker.sasl_password_file
+
+Controller and inter-broker traffic stay on PLAINTEXT listeners bound to 127.0.0.1
+(``internal_bootstrap``: the broker's own tools and readiness checks use it; it is not for
+clients). The password lives in ``<data_dir>/sasl-ssl/password`` (0600), is never
+logged and never appears on a command line. See :mod:`bifrost.devkafka.secure`.
+
 Needs ``java`` (17+, ``$JAVA_HOME/bin/java`` or on ``PATH``) and, for the first
 fetch only, ``mvn``. POSIX only (process groups, ``flock``).
 """
@@ -51,6 +70,7 @@ import concurrent.futures
 import contextlib
 import fcntl
 import importlib.resources
+import json
 import logging
 import os
 import random
@@ -68,6 +88,21 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
+
+from bifrost.devkafka.secure import (
+    SCRAM_MECHANISMS,
+    SecureFiles,
+    ensure_certificates,
+    ensure_password,
+    java_argfile,
+    scram_config_arguments,
+    scram_format_arguments,
+    secure_files,
+)
+
+if TYPE_CHECKING:
+    from bifrost.kafka.security import KafkaSecurity
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +114,11 @@ HOST = "127.0.0.1"
 
 NODE_ID = 1
 
+SECURITY_MODES = ("plaintext", "sasl_ssl")
+"""``LocalBroker(security=...)``: clients connect over PLAINTEXT, or over SASL_SSL (SCRAM)."""
+
+DEFAULT_SASL_USERNAME = "bifrost"
+
 # Files in the data dir.
 PID_FILE = "broker.pid"
 BOOTSTRAP_FILE = "bootstrap"
@@ -87,13 +127,14 @@ STDOUT_FILE = "broker.stdout.log"  # raw stdout/stderr of the JVM (JVM errors, c
 PROPERTIES_FILE = "server.properties"
 LOG4J_FILE = "log4j.properties"
 LOG4J_TOOLS_FILE = "log4j-tools.properties"  # StorageTool: warnings to stderr only
+SECURITY_FILE = "client-security.json"  # what a client needs (no secrets): protocol, user, file paths
 KAFKA_LOG_DIR = "logs"  # log.dirs: topic data and the KRaft metadata log
 _LOCK_FILE = ".devkafka.lock"
 
 _TAIL_LINES = 40
 _VERSION_RE = re.compile(r"^\d+\.\d+\.\d+$")
 _ANSI_RE = re.compile(r"\x1b\[[0-9;]*m")
-_LISTENER_RE = re.compile(r"(PLAINTEXT|CONTROLLER)://[^:,]*:(\d+)")
+_LISTENER_RE = re.compile(r"(PLAINTEXT|SASL_SSL|INTERNAL|CONTROLLER)://[^:,]*:(\d+)")
 _BIND_FAILURE_RE = re.compile(r"Socket server failed to bind to [^\n]*")
 
 
@@ -114,7 +155,9 @@ class BrokerStatus:
         pid: Process id from ``broker.pid``, or None when there is no pid file.
         alive: The process in ``broker.pid`` exists and is our Kafka broker.
         bootstrap: ``host:port`` from the ``bootstrap`` file, if any.
-        responsive: The broker answered a Kafka metadata request.
+        responsive: The broker answered a Kafka metadata request (with SASL_SSL: after
+            logging in as the data dir's user).
+        protocol: How clients connect: ``"PLAINTEXT"`` or ``"SASL_SSL"``.
     """
 
     data_dir: Path
@@ -122,6 +165,7 @@ class BrokerStatus:
     alive: bool
     bootstrap: str | None
     responsive: bool
+    protocol: str = "PLAINTEXT"
 
     @property
     def running(self) -> bool:
@@ -435,10 +479,19 @@ def _read_properties(path: Path) -> dict[str, str]:
     return props
 
 
-def _write_properties(path: Path, props: Mapping[str, str], header: str) -> None:
-    body = "".join(f"{key}={value}\n" for key, value in props.items())
+def _escape_property(value: str) -> str:
+    """A value as Java's ``Properties.load`` reads it back (backslashes and line breaks escaped)."""
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r")
+
+
+def _write_properties(path: Path, props: Mapping[str, str], header: str, *, private: bool = False) -> None:
+    body = "".join(f"{key}={_escape_property(value)}\n" for key, value in props.items())
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(f"# {header}\n{body}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if private else 0o644)
+    with os.fdopen(fd, "w") as handle:
+        if private:
+            os.fchmod(handle.fileno(), 0o600)  # also when tmp was left behind with other bits
+        handle.write(f"# {header}\n{body}")
     tmp.replace(path)
 
 
@@ -530,7 +583,8 @@ def _kill_group(pid: int, sig: signal.Signals) -> None:
         raise BrokerError(f"not allowed to signal broker process group {pid}: {exc}") from exc
 
 
-async def _probe_async(bootstrap: str, timeout: float, node_id: int | None) -> bool:
+async def _probe_async(bootstrap: str, timeout: float, node_id: int | None,
+                       security: KafkaSecurity | None = None) -> bool:
     from aiokafka.admin import AIOKafkaAdminClient
     from aiokafka.errors import KafkaError
 
@@ -538,6 +592,7 @@ async def _probe_async(bootstrap: str, timeout: float, node_id: int | None) -> b
         bootstrap_servers=bootstrap,
         client_id="bifrost-devkafka-probe",
         request_timeout_ms=max(1000, int(timeout * 1000)),
+        **(security.client_options() if security is not None else {}),
     )
     try:
         await asyncio.wait_for(admin.start(), timeout)
@@ -551,20 +606,23 @@ async def _probe_async(bootstrap: str, timeout: float, node_id: int | None) -> b
             await admin.close()
 
 
-def probe_kafka(bootstrap: str, timeout: float = 5.0, node_id: int | None = None) -> bool:
+def probe_kafka(bootstrap: str, timeout: float = 5.0, node_id: int | None = None, *,
+                security: KafkaSecurity | None = None) -> bool:
     """True when ``bootstrap`` answers a Kafka metadata request that lists a broker.
 
     Args:
         bootstrap: ``host:port[,host:port...]``.
         timeout: Seconds for connecting and for the request.
         node_id: Require this broker id in the answer (any broker if None).
+        security: TLS/SASL of the probing client (PLAINTEXT if None); a refused login
+            or failed TLS handshake counts as not answering.
 
     Uses aiokafka on a private event loop in a helper thread, so it is safe to
     call from synchronous code even while another event loop runs in this thread
     (it blocks that loop for up to ``timeout`` seconds, though).
     """
     with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="devkafka-probe") as pool:
-        return pool.submit(asyncio.run, _probe_async(bootstrap, timeout, node_id)).result()
+        return pool.submit(asyncio.run, _probe_async(bootstrap, timeout, node_id, security)).result()
 
 
 # --------------------------------------------------------------------------- the broker
@@ -573,6 +631,9 @@ def probe_kafka(bootstrap: str, timeout: float = 5.0, node_id: int | None = None
 # even if the caller drops its LocalBroker without calling stop(). A broker stopped
 # with keep_data=True stays here too, so its temporary data dir is removed at exit.
 _RUNNING: set[LocalBroker] = set()
+
+_USERNAME_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_SCRAM_USER_FILE = "user"  # in sasl-ssl/: the SCRAM user the broker's storage knows, once created
 
 _START_ATTEMPTS = 3  # automatically chosen ports: tries when another process took one first
 _PINNED_PORT_WAIT_S = 30.0  # restart: longest wait for the broker's own ports to be free again
@@ -599,10 +660,16 @@ class LocalBroker:
     (pass ``keep_data=True`` to :meth:`stop` for a temporary data dir), while
     clients keep reconnecting.
 
-    Files in the data dir: ``server.properties``, ``log4j.properties`` (and
+    With ``security="sasl_ssl"`` clients connect over SASL_SSL (SCRAM-SHA-512/256, a
+    certificate from a CA made for the data dir); :meth:`client_security` returns the
+    matching :class:`bifrost.kafka.KafkaSecurity`.
+
+    Files in the data dir: ``server.properties`` (0600), ``log4j.properties`` (and
     ``log4j-tools.properties`` for the storage format step),
     ``broker.log`` (broker log), ``broker.stdout.log`` (JVM stdout/stderr),
-    ``broker.pid``, ``bootstrap`` and ``logs/`` (Kafka data).
+    ``broker.pid``, ``bootstrap``, ``client-security.json`` (what a client needs,
+    no secrets), ``logs/`` (Kafka data) and, for SASL_SSL, ``sasl-ssl/`` (CA
+    certificate, broker key store, password; see :mod:`bifrost.devkafka.secure`).
 
     Use as a context manager, or call :meth:`start` / :meth:`stop`.
     """
@@ -617,20 +684,36 @@ class LocalBroker:
         cache_dir: Path | None = None,
         heap: str = "512m",
         extra_properties: Mapping[str, str] | None = None,
+        security: str = "plaintext",
+        internal_port: int | None = None,
+        sasl_username: str = DEFAULT_SASL_USERNAME,
     ) -> None:
         """Describe a broker; nothing runs until :meth:`start`.
 
         Args:
-            port: PLAINTEXT listener port (clients); free port if None (a persistent
-                data dir reuses its previous port when that is free).
+            port: Client listener port (PLAINTEXT, or SASL_SSL with ``security="sasl_ssl"``);
+                free port if None (a persistent data dir reuses its previous port when that is free).
             controller_port: KRaft CONTROLLER listener port; free port if None.
             data_dir: Where config, logs and Kafka data live; temp dir if None.
             version: Kafka version to fetch and run.
             cache_dir: Jar cache root (see :func:`ensure_kafka_jars`).
             heap: JVM max heap (``-Xmx``), e.g. ``"512m"``.
             extra_properties: ``server.properties`` entries that override the defaults.
+            security: ``"plaintext"`` or ``"sasl_ssl"`` (clients must log in over TLS).
+            internal_port: With SASL_SSL, the PLAINTEXT listener for inter-broker traffic
+                and the broker's own tools (127.0.0.1 only); free port if None.
+            sasl_username: With SASL_SSL, the SCRAM user created for clients.
         """
         _check_version(version)
+        mode = security.strip().lower().replace("-", "_")
+        if mode not in SECURITY_MODES:
+            raise BrokerError(f"security={security!r}: use one of {', '.join(SECURITY_MODES)}")
+        if not _USERNAME_RE.fullmatch(sasl_username):
+            raise BrokerError(f"sasl_username={sasl_username!r}: use 1-64 of A-Z a-z 0-9 . _ -")
+        self.security = mode
+        self.sasl_username = sasl_username
+        self._requested_internal_port = internal_port
+        self._internal_port: int | None = None
         self.version = version
         self.cache_dir = cache_dir
         self.heap = heap
@@ -661,8 +744,71 @@ class LocalBroker:
 
     @property
     def port(self) -> int | None:
-        """The client (PLAINTEXT) port once started, else the requested one."""
+        """The client port (PLAINTEXT or SASL_SSL) once started, else the requested one."""
         return self._port if self._port is not None else self._requested_port
+
+    @property
+    def secure(self) -> bool:
+        """Clients connect over SASL_SSL."""
+        return self.security == "sasl_ssl"
+
+    @property
+    def internal_port(self) -> int | None:
+        """SASL_SSL only: the internal PLAINTEXT listener's port (inter-broker, tools)."""
+        return self._internal_port if self._internal_port is not None else self._requested_internal_port
+
+    @property
+    def internal_bootstrap(self) -> str:
+        """Where the broker's own tools connect without credentials: the internal PLAINTEXT
+        listener with SASL_SSL, else :attr:`bootstrap`. Not for clients."""
+        if not self.secure:
+            return self.bootstrap
+        if self._internal_port is None:
+            raise BrokerError("the broker is not started; call start() first")
+        return f"{HOST}:{self._internal_port}"
+
+    def _secure_files(self) -> SecureFiles:
+        if not self.secure:
+            raise BrokerError("this broker has no SASL_SSL listener (LocalBroker(security='sasl_ssl'))")
+        if self._data_dir is None:
+            raise BrokerError("the broker is not started; call start() first")
+        return secure_files(self._data_dir)
+
+    @property
+    def ca_file(self) -> Path:
+        """SASL_SSL: PEM file of the CA that signed the broker certificate (for ``BIFROST_KAFKA_SSL_CAFILE``)."""
+        return self._secure_files().ca_file
+
+    @property
+    def sasl_password_file(self) -> Path:
+        """SASL_SSL: the file holding the SCRAM user's password (0600)."""
+        return self._secure_files().password_file
+
+    @property
+    def sasl_password(self) -> str:
+        """SASL_SSL: the SCRAM user's password (read from :attr:`sasl_password_file`; never logged)."""
+        return self._secure_files().password()
+
+    def client_security(self, mechanism: str = SCRAM_MECHANISMS[0]) -> KafkaSecurity:
+        """The :class:`bifrost.kafka.KafkaSecurity` a client of this broker uses.
+
+        SASL_SSL with ``mechanism`` (SCRAM-SHA-512 or SCRAM-SHA-256), the user, the
+        password *file* and the CA file, hostname checked; PLAINTEXT for a plaintext broker.
+        """
+        from bifrost.kafka.security import KafkaSecurity
+
+        if not self.secure:
+            return KafkaSecurity()
+        if mechanism not in SCRAM_MECHANISMS:
+            raise BrokerError(f"mechanism={mechanism!r}: the broker enables {', '.join(SCRAM_MECHANISMS)}")
+        files = self._secure_files()
+        return KafkaSecurity(protocol="SASL_SSL", sasl_mechanism=mechanism, sasl_username=self.sasl_username,
+                             sasl_password_file=str(files.password_file), ssl_cafile=str(files.ca_file))
+
+    def client_env(self) -> dict[str, str]:
+        """``BIFROST_KAFKA_*`` variables for a client process (bootstrap included; the
+        password as a file path, never its value)."""
+        return {"BIFROST_KAFKA_BOOTSTRAP": self.bootstrap, **self.client_security().to_env()}
 
     @property
     def controller_port(self) -> int | None:
@@ -738,13 +884,19 @@ class LocalBroker:
             try:
                 with _file_lock(data_dir / _LOCK_FILE):
                     _refuse_if_running(data_dir)
-                    self._port, self._controller_port = self._choose_ports(data_dir)
+                    self._port, self._controller_port, self._internal_port = self._choose_ports(data_dir)
+                    if self.secure:
+                        self._prepare_secure(data_dir)
                     self._write_config(data_dir)
                     self._format_storage(java, libs, data_dir)
                     launched = time.monotonic()
                     self._launch(java, libs, data_dir)
                 _RUNNING.add(self)
                 self._wait_ready(launched + timeout)
+                if self.secure:
+                    self._ensure_scram_user(java, libs, data_dir)
+                    self._wait_secure_ready(launched + timeout)
+                self._write_client_security(data_dir)
                 break
             except BrokerError as exc:
                 if attempt < _START_ATTEMPTS and self._may_rechoose_ports() and self._bind_failure() is not None:
@@ -759,8 +911,10 @@ class LocalBroker:
                 raise
         self._pinned = True
         logger.info(
-            "kafka.broker.ready bootstrap=%s pid=%s version=%s data_dir=%s startup=%.1fs",
+            "kafka.broker.ready bootstrap=%s security=%s%s pid=%s version=%s data_dir=%s startup=%.1fs",
             self.bootstrap,
+            "SASL_SSL" if self.secure else "PLAINTEXT",
+            f" user={self.sasl_username} internal={self.internal_bootstrap}" if self.secure else "",
             self.pid,
             self.version,
             data_dir,
@@ -869,14 +1023,15 @@ class LocalBroker:
 
     def _may_rechoose_ports(self) -> bool:
         """Ports were chosen here (not requested, not pinned), so others may be tried."""
-        return not self._pinned and self._requested_port is None and self._requested_controller_port is None
+        return (not self._pinned and self._requested_port is None and self._requested_controller_port is None
+                and self._requested_internal_port is None)
 
     def _wait_for_pinned_ports(self, timeout: float) -> None:
         """Wait until this broker's own ports can be bound again, or fail with the reason."""
         assert self._port is not None and self._controller_port is not None
         deadline = time.monotonic() + timeout
         while True:
-            busy = [p for p in (self._port, self._controller_port) if _port_in_use(p)]
+            busy = [p for p in (self._port, self._controller_port, self._internal_port) if p and _port_in_use(p)]
             if not busy:
                 return
             if time.monotonic() >= deadline:
@@ -898,51 +1053,60 @@ class LocalBroker:
 
     def _check_requested_ports(self) -> None:
         port, cport = self._requested_port, self._requested_controller_port
-        for value, what in ((port, "--port (broker listener)"), (cport, "controller port")):
+        iport = self._requested_internal_port if self.secure else None
+        for value, what in ((port, "--port (broker listener)"), (cport, "controller port"), (iport, "internal port")):
             if value is not None and not 0 < value < 65536:
                 raise BrokerError(f"{what} {value} is not a TCP port (1-65535)")
         if port is not None and port == cport:
             raise BrokerError(f"broker port and controller port must differ (both {port})")
-        for value, what in ((port, "broker"), (cport, "controller")):
+        if iport is not None and iport in (port, cport):
+            raise BrokerError(f"the internal port must differ from the broker and controller ports ({iport})")
+        for value, what in ((port, "broker"), (cport, "controller"), (iport, "internal")):
             if value is not None and _port_in_use(value):
                 raise BrokerError(
                     f"port {value} on {HOST} is already in use ({what} listener): "
                     "stop whatever listens there or choose another port"
                 )
 
-    def _choose_ports(self, data_dir: Path) -> tuple[int, int]:
+    def _choose_ports(self, data_dir: Path) -> tuple[int, int, int | None]:
+        """(client, controller, internal) ports; internal is None without SASL_SSL."""
         if self._pinned:
             assert self._port is not None and self._controller_port is not None
-            return self._port, self._controller_port
+            return self._port, self._controller_port, self._internal_port
         port, cport = self._requested_port, self._requested_controller_port
+        iport = self._requested_internal_port if self.secure else None
         # A persistent data dir keeps its previous ports when they are still free,
         # so `start` after `stop` gives the same bootstrap address.
         previous = dict(
             (name, int(num)) for name, num in _LISTENER_RE.findall(_read_properties(data_dir / PROPERTIES_FILE).get("listeners", ""))
         )
-        taken = {p for p in (port, cport) if p is not None}
-        if port is None:
-            old = previous.get("PLAINTEXT")
+        taken: set[int] = {p for p in (port, cport, iport) if p is not None}
+
+        def reuse(name: str) -> int | None:
+            old = previous.get(name)
             if old is not None and old not in taken and not _port_in_use(old):
-                port = old
+                taken.add(old)
+                return old
+            return None
+
+        if port is None:
+            port = reuse("SASL_SSL" if self.secure else "PLAINTEXT") or reuse("PLAINTEXT" if self.secure else "SASL_SSL")
         if cport is None:
-            old = previous.get("CONTROLLER")
-            if old is not None and old != port and not _port_in_use(old):
-                cport = old
-        fresh = iter(_free_ports(2, exclude={p for p in (port, cport, self._port, self._controller_port) if p}))
-        return (port if port is not None else next(fresh)), (cport if cport is not None else next(fresh))
+            cport = reuse("CONTROLLER")
+        if self.secure and iport is None:
+            iport = reuse("INTERNAL")
+        wanted = [p is None for p in (port, cport, iport if self.secure else 0)]
+        fresh = iter(_free_ports(sum(wanted), exclude=taken | {p for p in (self._port, self._controller_port, self._internal_port) if p}))
+        return (port if port is not None else next(fresh), cport if cport is not None else next(fresh),
+                (iport if iport is not None else next(fresh)) if self.secure else None)
 
     def _server_properties(self, data_dir: Path) -> dict[str, str]:
         port, cport = self._port, self._controller_port
-        props = {
+        props = self._listener_properties(data_dir) | {
             "process.roles": "broker,controller",
             "node.id": str(NODE_ID),
             "controller.quorum.voters": f"{NODE_ID}@{HOST}:{cport}",
-            "listeners": f"PLAINTEXT://{HOST}:{port},CONTROLLER://{HOST}:{cport}",
-            "advertised.listeners": f"PLAINTEXT://{HOST}:{port}",
-            "inter.broker.listener.name": "PLAINTEXT",
             "controller.listener.names": "CONTROLLER",
-            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
             "log.dirs": str(data_dir / KAFKA_LOG_DIR),
             "num.partitions": "4",
             "default.replication.factor": "1",
@@ -963,11 +1127,138 @@ class LocalBroker:
         props.update(self.extra_properties)
         return props
 
+    def _listener_properties(self, data_dir: Path) -> dict[str, str]:
+        port, cport, iport = self._port, self._controller_port, self._internal_port
+        if not self.secure:
+            return {
+                "listeners": f"PLAINTEXT://{HOST}:{port},CONTROLLER://{HOST}:{cport}",
+                "advertised.listeners": f"PLAINTEXT://{HOST}:{port}",
+                "inter.broker.listener.name": "PLAINTEXT",
+                "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            }
+        key_pem, chain_pem = secure_files(data_dir).keystore_pem()
+        mechanisms = ",".join(SCRAM_MECHANISMS)
+        props = {
+            # Clients: SASL_SSL only. Inter-broker and controller traffic, and the broker's own
+            # tools: PLAINTEXT on 127.0.0.1 (INTERNAL, CONTROLLER).
+            "listeners": f"SASL_SSL://{HOST}:{port},INTERNAL://{HOST}:{iport},CONTROLLER://{HOST}:{cport}",
+            "advertised.listeners": f"SASL_SSL://{HOST}:{port},INTERNAL://{HOST}:{iport}",
+            "inter.broker.listener.name": "INTERNAL",
+            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,INTERNAL:PLAINTEXT,SASL_SSL:SASL_SSL",
+            "sasl.enabled.mechanisms": mechanisms,
+            "listener.name.sasl_ssl.sasl.enabled.mechanisms": mechanisms,
+            # Inline PEM key store (the file holding this is 0600; see bifrost.devkafka.secure).
+            "listener.name.sasl_ssl.ssl.keystore.type": "PEM",
+            "listener.name.sasl_ssl.ssl.keystore.key": key_pem,
+            "listener.name.sasl_ssl.ssl.keystore.certificate.chain": chain_pem,
+            "listener.name.sasl_ssl.ssl.client.auth": "none",
+            "listener.name.sasl_ssl.ssl.enabled.protocols": "TLSv1.3,TLSv1.2",
+        }
+        for mechanism in SCRAM_MECHANISMS:
+            props[f"listener.name.sasl_ssl.{mechanism.lower()}.sasl.jaas.config"] = (
+                "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+            )
+        return props
+
+    def _prepare_secure(self, data_dir: Path) -> None:
+        """CA, broker key store and the user's password, made once per data dir."""
+        files = secure_files(data_dir)
+        if ensure_certificates(files):
+            logger.info("kafka.tls.created ca=%s keystore=%s hosts=127.0.0.1,localhost", files.ca_file,
+                        files.keystore_file)
+        _, created = ensure_password(files)
+        if created:
+            (files.folder / _SCRAM_USER_FILE).unlink(missing_ok=True)  # a new password: the user must be (re)set
+            logger.info("kafka.sasl.password.created file=%s", files.password_file)
+
+    def _scram_user_ready(self, data_dir: Path) -> bool:
+        marker = secure_files(data_dir).folder / _SCRAM_USER_FILE
+        try:
+            return marker.read_text().strip() == self.sasl_username
+        except OSError:
+            return False
+
+    def _mark_scram_user(self, data_dir: Path) -> None:
+        (secure_files(data_dir).folder / _SCRAM_USER_FILE).write_text(self.sasl_username + "\n")
+
+    def _run_tool(self, java: str, libs: Path, data_dir: Path, main: str, args: list[str], what: str,
+                  secret: str | None = None) -> None:
+        """Run one of Kafka's command-line tools (a short JVM); arguments go in a 0600
+        ``@argfile`` (removed afterwards) so no secret shows up in the process list."""
+        base = self._jvm_base(java, libs, data_dir, LOG4J_TOOLS_FILE)
+        argfile = data_dir / f".tool-{os.getpid()}-{uuid.uuid4().hex[:8]}.args"
+        # A short-lived JVM: C1 only starts faster. The main class and its arguments are in
+        # the argfile (the launcher does not expand @files after the main class).
+        cmd = [base[0], "-Xmx256m", "-XX:TieredStopAtLevel=1", *base[1:], java_argfile(argfile, [main, *args])]
+        started = time.monotonic()
+        try:
+            out = subprocess.run(cmd, cwd=data_dir, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                                 errors="replace", timeout=120, check=False)
+        except subprocess.TimeoutExpired as exc:
+            raise BrokerError(f"{what} in {data_dir} did not finish in 120 s") from exc
+        finally:
+            argfile.unlink(missing_ok=True)
+        if out.returncode != 0:
+            output = "\n".join((out.stdout + out.stderr).splitlines()[-_TAIL_LINES:])
+            if secret:
+                output = output.replace(secret, "********")
+            raise BrokerError(f"{what} failed (exit {out.returncode}, data dir {data_dir}):\n{output}")
+        logger.debug("kafka.tool main=%s took=%.1fs", main, time.monotonic() - started)
+
+    def _ensure_scram_user(self, java: str, libs: Path, data_dir: Path) -> None:
+        """Storage formatted earlier without this user (or with another password): set the
+        user's SCRAM credentials with ``kafka-configs`` through the internal listener."""
+        if self._scram_user_ready(data_dir):
+            return
+        password = secure_files(data_dir).password()
+        started = time.monotonic()
+        for args in scram_config_arguments(self.internal_bootstrap, self.sasl_username, password):
+            self._run_tool(java, libs, data_dir, "kafka.admin.ConfigCommand", args,
+                           f"creating SCRAM user {self.sasl_username!r}", secret=password)
+        self._mark_scram_user(data_dir)
+        logger.info("kafka.sasl.user.created user=%s mechanisms=%s via=kafka-configs took=%.1fs",
+                    self.sasl_username, ",".join(SCRAM_MECHANISMS), time.monotonic() - started)
+
+    def _wait_secure_ready(self, deadline: float) -> None:
+        """Wait until the SASL_SSL listener accepts this broker's own user."""
+        security = self.client_security()
+        while True:
+            remaining = deadline - time.monotonic()
+            if probe_kafka(self.bootstrap, min(5.0, max(1.0, remaining)), node_id=NODE_ID, security=security):
+                return
+            if self._proc is not None and self._proc.poll() is not None:
+                raise BrokerError(f"the Kafka broker exited with code {self._proc.returncode} during startup.\n"
+                                  f"{self._failure_details()}")
+            if time.monotonic() >= deadline:
+                from bifrost.kafka.preflight import KafkaUnreachable, require_kafka
+
+                try:
+                    require_kafka(self.bootstrap, security, timeout=5.0)
+                    reason = "it answered only now"
+                except KafkaUnreachable as exc:
+                    reason = str(exc)
+                raise BrokerError(f"the SASL_SSL listener at {self.bootstrap} did not accept user "
+                                  f"{self.sasl_username!r} within the startup timeout: {reason}\n"
+                                  f"{self._failure_details()}")
+            time.sleep(0.2)
+
+    def _write_client_security(self, data_dir: Path) -> None:
+        """``client-security.json``: how a client (``status``, ``env``) talks to this broker; no secrets."""
+        path = data_dir / SECURITY_FILE
+        if not self.secure:
+            path.unlink(missing_ok=True)
+            return
+        info = {k: v for k, v in self.client_security().to_env().items()}
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(info, indent=2) + "\n")
+        tmp.replace(path)
+
     def _write_config(self, data_dir: Path) -> None:
         _write_properties(
             data_dir / PROPERTIES_FILE,
             self._server_properties(data_dir),
             f"Written by bifrost.devkafka for Kafka {self.version}; rewritten on every start.",
+            private=True,  # holds the broker's TLS private key with SASL_SSL
         )
         log4j = {
             "log4j.rootLogger": "INFO, file",
@@ -1010,20 +1301,20 @@ class LocalBroker:
             logger.info("kafka.storage.reuse data_dir=%s cluster_id=%s", data_dir, cluster_id)
             return
         cluster_id = _random_cluster_id()
-        base = self._jvm_base(java, libs, data_dir, LOG4J_TOOLS_FILE)
-        # A short-lived JVM: C1 only starts faster.
-        cmd = [base[0], "-Xmx256m", "-XX:TieredStopAtLevel=1", *base[1:], "kafka.tools.StorageTool", "format",
-               "-t", cluster_id, "-c", str(data_dir / PROPERTIES_FILE)]
+        args = ["format", "-t", cluster_id, "-c", str(data_dir / PROPERTIES_FILE)]
+        password = None
+        if self.secure:
+            # The SCRAM user goes into the first metadata records (KIP-900), so the broker
+            # accepts it from its first second on.
+            password = secure_files(data_dir).password()
+            args += scram_format_arguments(self.sasl_username, password)
         started = time.monotonic()
-        try:
-            out = subprocess.run(cmd, cwd=data_dir, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                                 errors="replace", timeout=120, check=False)
-        except subprocess.TimeoutExpired as exc:
-            raise BrokerError(f"formatting Kafka storage in {data_dir} did not finish in 120 s") from exc
-        if out.returncode != 0:
-            output = "\n".join((out.stdout + out.stderr).splitlines()[-_TAIL_LINES:])
-            raise BrokerError(f"formatting Kafka storage failed (exit {out.returncode}, data dir {data_dir}):\n{output}")
-        logger.info("kafka.storage.formatted data_dir=%s cluster_id=%s took=%.1fs", data_dir, cluster_id, time.monotonic() - started)
+        self._run_tool(java, libs, data_dir, "kafka.tools.StorageTool", args, "formatting Kafka storage",
+                       secret=password)
+        if self.secure:
+            self._mark_scram_user(data_dir)
+        logger.info("kafka.storage.formatted data_dir=%s cluster_id=%s%s took=%.1fs", data_dir, cluster_id,
+                    f" scram_user={self.sasl_username}" if self.secure else "", time.monotonic() - started)
 
     def _launch(self, java: str, libs: Path, data_dir: Path) -> None:
         base = self._jvm_base(java, libs, data_dir)
@@ -1090,6 +1381,9 @@ class LocalBroker:
     def _wait_ready(self, deadline: float) -> None:
         proc = self._proc
         assert proc is not None and self._port is not None
+        # With SASL_SSL, readiness is checked on the internal PLAINTEXT listener (no login needed).
+        port = self._internal_port if self.secure and self._internal_port is not None else self._port
+        bootstrap = f"{HOST}:{port}"
         while True:
             rc = proc.poll()
             if rc is not None:
@@ -1100,8 +1394,8 @@ class LocalBroker:
                     f"the Kafka broker did not answer at {self.bootstrap} within the startup timeout "
                     f"(pid {proc.pid}).\n{self._failure_details()}"
                 )
-            if _tcp_accepts(self._port, timeout=min(1.0, remaining)) and probe_kafka(
-                self.bootstrap, min(5.0, max(1.0, remaining)), node_id=NODE_ID
+            if _tcp_accepts(port, timeout=min(1.0, remaining)) and probe_kafka(
+                bootstrap, min(5.0, max(1.0, remaining)), node_id=NODE_ID
             ):
                 return
             # Poll interval that also returns at once if the JVM dies.
@@ -1141,8 +1435,33 @@ def broker_status(data_dir: Path | str, probe: bool = True, probe_timeout: float
     except OSError:
         bootstrap = None
     alive = pid is not None and _is_our_broker(pid, data_dir)
-    responsive = bool(alive and probe and bootstrap and probe_kafka(bootstrap, probe_timeout, node_id=NODE_ID))
-    return BrokerStatus(data_dir=data_dir, pid=pid, alive=alive, bootstrap=bootstrap, responsive=responsive)
+    security = client_security_of(data_dir) if alive else None
+    responsive = bool(alive and probe and bootstrap
+                      and probe_kafka(bootstrap, probe_timeout, node_id=NODE_ID, security=security))
+    return BrokerStatus(data_dir=data_dir, pid=pid, alive=alive, bootstrap=bootstrap, responsive=responsive,
+                        protocol=security.protocol if security is not None else "PLAINTEXT")
+
+
+def client_security_of(data_dir: Path | str) -> KafkaSecurity | None:
+    """How a client connects to the broker of ``data_dir`` (from ``client-security.json``):
+    SASL_SSL settings with the password file and CA file, or None for a plaintext broker.
+
+    Raises:
+        BrokerError: The file exists but cannot be used.
+    """
+    from bifrost.kafka.security import KafkaSecurity, KafkaSecurityError
+
+    path = Path(data_dir).expanduser().resolve() / SECURITY_FILE
+    try:
+        env = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise BrokerError(f"cannot read {path}: {exc}") from None
+    try:
+        return KafkaSecurity.from_env({str(k): str(v) for k, v in dict(env).items()})
+    except (KafkaSecurityError, TypeError, ValueError) as exc:
+        raise BrokerError(f"{path} does not describe a usable client: {exc}") from None
 
 
 def stop_broker(data_dir: Path | str, timeout: float = 20.0) -> bool:

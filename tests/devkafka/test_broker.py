@@ -155,7 +155,7 @@ def test_cli_unknown_subcommand_is_a_usage_error() -> None:
 @pytest.mark.parametrize(
     ("argv", "expected"),
     [
-        ([], "required: {start,stop,status,fetch}"),
+        ([], "required: {start,stop,status,env,fetch}"),
         (["start", "--port", "nine"], "'nine' is not a port number"),
         (["start", "--port", "70000"], "70000 is not a TCP port"),
     ],

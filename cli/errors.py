@@ -5,7 +5,7 @@ from __future__ import annotations
 from bifrost.client.publisher import PublishError
 from bifrost.config.settings import SettingsError
 from bifrost.devkafka import BrokerError
-from bifrost.streams.preflight import KafkaUnreachable
+from bifrost.kafka.preflight import KafkaLoginRefused, KafkaUnreachable
 from bifrost.schemas.jsonschema import UnknownSchema
 
 EXIT_OK = 0
@@ -47,6 +47,8 @@ def explain(exc: BaseException) -> tuple[int, str]:
         return EXIT_USAGE, str(exc).strip("'\"")
     if isinstance(exc, PublishError):
         return EXIT_UNAVAILABLE, f"{exc} (is the broker running? `bifrost-opt kafka start`, or set BIFROST_KAFKA_BOOTSTRAP)"
+    if isinstance(exc, KafkaLoginRefused):
+        return EXIT_UNAUTHORIZED, str(exc)
     if isinstance(exc, (BrokerError, KafkaUnreachable)):
         return EXIT_UNAVAILABLE, str(exc)
     raise exc

@@ -78,7 +78,8 @@ def run_rollout(args: argparse.Namespace, settings: Settings) -> int:
         override=override,
     ))
     try:
-        state = asyncio.run(wait_for_outcome(settings.kafka_bootstrap, settings.topics, command, timeout=args.wait))
+        state = asyncio.run(wait_for_outcome(settings.kafka_bootstrap, settings.topics, command, timeout=args.wait,
+                                             security=settings.kafka_security))
     except CommandUnauthorized as refusal:
         raise NotAuthorized(f"unauthorized: {refusal.letter.error}{_hint(refusal.letter.error, signer, settings)}") from None
     if state is None:

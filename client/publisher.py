@@ -10,6 +10,7 @@ from typing import Protocol, Self
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError, KafkaError
 
+from bifrost.kafka.preflight import check_kafka
 from bifrost.kafka.security import KafkaSecurity
 from bifrost.schemas.codec import encode
 from bifrost.schemas.events import FeedbackEvent, RoutingEvent
@@ -28,12 +29,19 @@ class _Startable(Protocol):
     async def stop(self) -> None: ...
 
 
-async def connect(client: _Startable, bootstrap: str) -> None:
-    """Start an aiokafka client, or raise :class:`PublishError` saying Kafka is unreachable."""
+async def connect(client: _Startable, bootstrap: str, security: KafkaSecurity | None = None) -> None:
+    """Start an aiokafka client, or raise why not.
+
+    aiokafka reports a refused login or a TLS mismatch as a bare "Unable to bootstrap";
+    the preflight check then names the cause (:class:`bifrost.kafka.preflight.KafkaUnreachable`
+    and its subclasses). Otherwise :class:`PublishError` says Kafka is unreachable.
+    """
     try:
         await client.start()
     except KafkaConnectionError as exc:
         await client.stop()
+        if security is not None and security.protocol != "PLAINTEXT":
+            await check_kafka(bootstrap, security, timeout=10.0)  # raises with the precise reason
         raise PublishError(f"cannot reach Kafka at {bootstrap}: {exc}") from None
 
 
@@ -64,6 +72,7 @@ class Publisher:
     ) -> None:
         self.bootstrap = bootstrap
         self.topics = topics
+        self._security = security or KafkaSecurity()
         self._producer = AIOKafkaProducer(
             bootstrap_servers=bootstrap,
             acks="all",
@@ -71,7 +80,7 @@ class Publisher:
             linger_ms=linger_ms,
             max_batch_size=max_batch_bytes,
             client_id=client_id,
-            **(security or KafkaSecurity()).client_options(),
+            **self._security.client_options(),
         )
         self._pending: list[asyncio.Future[object]] = []
         self._max_in_flight = max_in_flight
@@ -79,7 +88,7 @@ class Publisher:
 
     async def start(self) -> None:
         """Connect to the cluster; raise :class:`PublishError` if it cannot be reached."""
-        await connect(self._producer, self.bootstrap)
+        await connect(self._producer, self.bootstrap, self._security)
 
     async def stop(self) -> None:
         """Flush and disconnect."""

@@ -14,6 +14,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from bifrost.client.publisher import connect
+from bifrost.kafka.security import KafkaSecurity
 from bifrost.schemas.codec import encode
 from bifrost.schemas.dlq import DeadLetter
 from bifrost.schemas.rollout import CommandKind, RollbackEvent, RolloutCommand, RolloutState
@@ -54,10 +55,14 @@ class CommandUnauthorized(Exception):
         self.letter = letter
 
 
-async def send_command(bootstrap: str, topics: Topics, command: RolloutCommand) -> tuple[int, int]:
+async def send_command(
+    bootstrap: str, topics: Topics, command: RolloutCommand, *, security: KafkaSecurity | None = None
+) -> tuple[int, int]:
     """Publish one command (acks=all); return the (partition, offset) it was written at."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
-    await connect(producer, bootstrap)
+    security = security or KafkaSecurity()
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True,
+                                **security.client_options())
+    await connect(producer, bootstrap, security)
     try:
         sent = await producer.send_and_wait(topics.rollout_commands, encode(command), key=router_key(command.router_id))
         return sent.partition, sent.offset
@@ -72,6 +77,7 @@ async def follow(
     *,
     routers: set[str] | None = None,
     from_beginning: bool = True,
+    security: KafkaSecurity | None = None,
 ) -> AsyncIterator[S]:
     """Yield decoded records of a router-keyed topic (no consumer group; every partition).
 
@@ -86,8 +92,9 @@ async def follow(
         bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
         auto_offset_reset="earliest" if from_beginning else "latest",
         metadata_max_age_ms=5000,  # notice a topic created after we subscribed
+        **(security or KafkaSecurity()).client_options(),
     )
-    await connect(consumer, bootstrap)
+    await connect(consumer, bootstrap, security)
     try:
         consumer.subscribe([topic])
         decoder = msgspec.json.Decoder(value_type)
@@ -101,7 +108,10 @@ async def follow(
         await consumer.stop()
 
 
-async def wait_for_outcome(bootstrap: str, topics: Topics, command: RolloutCommand, *, timeout: float = 20.0) -> RolloutState | None:
+async def wait_for_outcome(
+    bootstrap: str, topics: Topics, command: RolloutCommand, *, timeout: float = 20.0,
+    security: KafkaSecurity | None = None,
+) -> RolloutState | None:
     """Send ``command`` and return the state that reports its outcome (None on timeout).
 
     The outcome is either the router's state with ``last_command`` answering this very
@@ -109,8 +119,9 @@ async def wait_for_outcome(bootstrap: str, topics: Topics, command: RolloutComma
     by the states that still carry its first delivery's outcome), or — when the command
     failed authentication — its DLQ record, raised as :class:`CommandUnauthorized`.
     """
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, auto_offset_reset="latest")
-    await connect(consumer, bootstrap)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+                                auto_offset_reset="latest", **(security or KafkaSecurity()).client_options())
+    await connect(consumer, bootstrap, security)
     state_decoder = msgspec.json.Decoder(RolloutState)
     letter_decoder = msgspec.json.Decoder(DeadLetter)
     digest = hashlib.sha256(encode(command)).hexdigest()
@@ -122,7 +133,7 @@ async def wait_for_outcome(bootstrap: str, topics: Topics, command: RolloutComma
             await consumer.getmany(timeout_ms=100)
         for tp in consumer.assignment():
             await consumer.position(tp)  # pin "latest" before the command goes out
-        partition, offset = await send_command(bootstrap, topics, command)
+        partition, offset = await send_command(bootstrap, topics, command, security=security)
         while time.monotonic() < deadline:
             batches = await consumer.getmany(timeout_ms=200)
             for records in batches.values():
@@ -154,8 +165,9 @@ def _decode_or_none(decoder: msgspec.json.Decoder[T], raw: bytes) -> T | None:
 class WeightsFollower:
     """Keeps the newest traffic weights per router from rollout-state (for the simulator)."""
 
-    def __init__(self, bootstrap: str, topics: Topics, routers: set[str]) -> None:
+    def __init__(self, bootstrap: str, topics: Topics, routers: set[str], *, security: KafkaSecurity | None = None) -> None:
         self._bootstrap = bootstrap
+        self._security = security
         self._topics = topics
         self._routers = routers
         self.weights: dict[str, dict[str, float]] = {}
@@ -177,7 +189,8 @@ class WeightsFollower:
         return weights if weights and sum(weights.values()) > 0 else None
 
     async def _run(self) -> None:
-        async for state in follow(self._bootstrap, self._topics.rollout_state, RolloutState, routers=self._routers):
+        async for state in follow(self._bootstrap, self._topics.rollout_state, RolloutState, routers=self._routers,
+                                  security=self._security):
             self.weights[state.router_id] = dict(state.weights)
 
 

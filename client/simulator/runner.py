@@ -148,7 +148,7 @@ async def simulate(
     """
     from bifrost.client.rollout import WeightsFollower
 
-    follower = WeightsFollower(bootstrap, topics, set(config.routers)) if follow_rollouts else None
+    follower = WeightsFollower(bootstrap, topics, set(config.routers), security=security) if follow_rollouts else None
     if follower is not None:
         follower.start()
     try:

@@ -240,11 +240,12 @@ class ArtifactListener:
         self.signer = pipeline_signer(s)
         if self.signer is None:
             return  # announcements wait in the topic (this group commits nothing) until a key is configured
+        options = s.kafka_options()
         await ensure_topics(s.kafka_bootstrap, [TopicSpec(topics.artifacts, 1, compacted=True)],
-                            replication_factor=s.replication_factor)
+                            replication_factor=s.replication_factor, client_options=options)
         consumer = AIOKafkaConsumer(topics.artifacts, bootstrap_servers=s.kafka_bootstrap, group_id=f"{s.app_id}-artifacts",
-                                    enable_auto_commit=False, auto_offset_reset="earliest")
-        producer = AIOKafkaProducer(bootstrap_servers=s.kafka_bootstrap, acks="all", enable_idempotence=True)
+                                    enable_auto_commit=False, auto_offset_reset="earliest", **options)
+        producer = AIOKafkaProducer(bootstrap_servers=s.kafka_bootstrap, acks="all", enable_idempotence=True, **options)
         await consumer.start()
         await producer.start()
         try:

@@ -170,11 +170,13 @@ class PartitionWriter:
             log.warning("event=ingest.txn.abort_failed partition=%s:%d error=%r", self.tp.topic, self.tp.partition, exc)
 
     async def close(self) -> None:
-        """Abort an open transaction (best effort) and disconnect."""
-        if not self._started:
-            return
-        self._started = False
-        await self._try_abort()
+        """Abort an open transaction (best effort) and disconnect.
+
+        Also after a failed :meth:`start`: aiokafka keeps the connections it opened.
+        """
+        if self._started:
+            self._started = False
+            await self._try_abort()
         try:
             await asyncio.wait_for(self._producer.stop(), timeout=10.0)
         except Exception as exc:  # noqa: BLE001 - closing must not fail the caller

@@ -5,13 +5,26 @@ float representation), so its bytes, sha256 and Ed25519 signature are reproducib
 ``sha256(canonical bytes)`` identifies it, ``sign(canonical bytes)`` authenticates it.
 A router never uses an artifact whose bytes fail :func:`verify`.
 
-Layout (``qhat`` and ``chat`` are per model; ``qhat[m][c]`` per cluster ``c``)::
+Layout (format 2)::
 
-    {version, created_at, parent, alpha, thresholds {cheap, hard}, penalties {model: p},
-     qhat {model: [q per cluster]}, chat {model: normalized cost 0..1},
-     buckets {cheap|mid|hard: [models]}, context {model: max input tokens},
+    {format: 2, version, created_at, parent, alpha, thresholds {cheap, hard},
+     penalties {model: p}, buckets {cheap|mid|hard: [models]}, context {model: max input tokens},
      centroids [[...] per cluster], gbdt {framework, framework_version, model, classes,
-     feature_schema}, reports {training, validation}}
+     feature_schema}, prompt_models {framework, framework_version, quality {model: model
+     string}, calibration {model: [a, b]}, cost {model: model string}, cost_per, cost_unit_usd},
+     qhat {model: [q per cluster]}, chat {model: normalized mean cost}, reports {training, validation}}
+
+Routing uses the per-prompt models: ``q̂(m | x)`` (a LightGBM cross-entropy model per LLM,
+Platt-calibrated: ``sigmoid(a·raw + b)``; a success probability for pass/fail scores, an
+expected score for graded ones) and ``ĉ(m | x)`` (a LightGBM gamma model per LLM of the
+cost per ``cost_per`` unit — approximate input tokens — so input and output prices and
+the prompt's expected answer length all enter), in units of ``cost_unit_usd`` (the
+reference model's mean cost per request in training). ``qhat`` (per cluster) and ``chat``
+(per model) are summaries of the same data, kept for reports and as the spec's
+per-cluster view; the router does not route with them.
+
+Format 1 artifacts (per-cluster Q̂ only) are refused with a clear version error: a
+router of this version cannot route them the way they were validated.
 """
 
 from __future__ import annotations
@@ -29,8 +42,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from bifrost.router.features import FeatureSchema
 from bifrost.router.keys import PublicKeySource, SigningKeyError, load_public_key
 
-ARTIFACT_FORMAT = 1
+ARTIFACT_FORMAT = 2
 BUCKETS: tuple[str, ...] = ("cheap", "mid", "hard")
+COST_PER_REQUEST = "request"
 
 
 class ArtifactError(ValueError):
@@ -62,6 +76,25 @@ class Gbdt(msgspec.Struct, frozen=True, kw_only=True):
     classes: list[str] = msgspec.field(default_factory=lambda: list(BUCKETS))
 
 
+class PromptModels(msgspec.Struct, frozen=True, kw_only=True):
+    """Per-prompt quality and cost models: one LightGBM model string per LLM, over ``gbdt.feature_schema``.
+
+    ``quality[m]`` (objective cross_entropy) gives a raw score ``r``; the calibrated
+    quality is ``sigmoid(a·r + b)`` with ``[a, b] = calibration[m]``. ``cost[m]``
+    (objective gamma, log link) gives ``exp(r)`` USD per unit of the ``cost_per``
+    feature (or per request when ``cost_per`` is ``"request"``); the router's normalized
+    cost is that × the feature's value / ``cost_unit_usd``.
+    """
+
+    framework: str
+    framework_version: str
+    quality: dict[str, str]
+    calibration: dict[str, list[float]]
+    cost: dict[str, str]
+    cost_unit_usd: float
+    cost_per: str = "tokens_approx"
+
+
 class Reports(msgspec.Struct, frozen=True, kw_only=True):
     """Training (data quality, CV, search) and validation reports, as plain JSON."""
 
@@ -83,6 +116,7 @@ class Artifact(msgspec.Struct, frozen=True, kw_only=True):
     buckets: dict[str, list[str]]
     centroids: list[list[float]]
     gbdt: Gbdt
+    prompt_models: PromptModels
     context: dict[str, int] = {}
     reports: Reports = Reports()
     format: int = ARTIFACT_FORMAT
@@ -125,7 +159,19 @@ class Artifact(msgspec.Struct, frozen=True, kw_only=True):
             problems.append("penalties or context name unknown models")
         if list(self.gbdt.classes) != list(BUCKETS):
             problems.append(f"gbdt classes {self.gbdt.classes} are not {list(BUCKETS)}")
-        numbers = [self.alpha, *self.penalties.values(), *self.chat.values()]
+        pm = self.prompt_models
+        if set(pm.quality) != models or set(pm.cost) != models or set(pm.calibration) != models:
+            problems.append("prompt_models quality, calibration and cost must name exactly the routed models")
+        if any(not text for text in (*pm.quality.values(), *pm.cost.values())):
+            problems.append("a prompt model string is empty")
+        if any(len(ab) != 2 for ab in pm.calibration.values()):
+            problems.append("a calibration is not [a, b]")
+        if not (math.isfinite(pm.cost_unit_usd) and pm.cost_unit_usd > 0):
+            problems.append(f"prompt_models.cost_unit_usd {pm.cost_unit_usd} is not a positive number")
+        if pm.cost_per != COST_PER_REQUEST and pm.cost_per not in self.gbdt.feature_schema.names:
+            problems.append(f"prompt_models.cost_per {pm.cost_per!r} is neither 'request' nor a feature of the schema")
+        numbers = [self.alpha, *self.penalties.values(), *self.chat.values(), pm.cost_unit_usd]
+        numbers += [v for ab in pm.calibration.values() for v in ab]
         numbers += [v for q in self.qhat.values() for v in q]
         numbers += [v for row in self.centroids for v in row]  # NaN/inf would encode as null: unreadable
         if not all(math.isfinite(v) for v in numbers):
@@ -140,8 +186,28 @@ def encode(artifact: Artifact) -> bytes:
     return msgspec.json.encode(artifact, order="sorted")
 
 
+class _Header(msgspec.Struct, kw_only=True):
+    version: str = "?"
+    format: int = 1
+
+
 def decode(data: bytes) -> Artifact:
-    """Decode and check artifact bytes (no signature check: use :func:`load_verified`)."""
+    """Decode and check artifact bytes (no signature check: use :func:`load_verified`).
+
+    Raises:
+        ArtifactFormatError: not an artifact, an inconsistent one, or another format
+            version (the message names both versions).
+    """
+    try:
+        header = msgspec.json.decode(data, type=_Header)
+    except msgspec.DecodeError as exc:
+        raise ArtifactFormatError(f"not an artifact: {exc}") from None
+    if header.format != ARTIFACT_FORMAT:
+        hint = (" (per-cluster Q̂ only; format 2 routes with per-prompt quality and cost models): retrain it with "
+                "`bifrost-opt train --dataset FILE`, or keep a router of the version that wrote it"
+                if header.format < ARTIFACT_FORMAT else ": it was written by a newer trainer; upgrade the router")
+        raise ArtifactFormatError(f"artifact {header.version} has format {header.format}; this router reads format "
+                                  f"{ARTIFACT_FORMAT}{hint}")
     try:
         artifact = msgspec.json.decode(data, type=Artifact)
     except msgspec.DecodeError as exc:  # ValidationError is a DecodeError

@@ -7,6 +7,14 @@ native library and threads (whose tail latency is unstable on a busy host; see
 once with numpy, level by level, and matches LightGBM's numerical decisions exactly
 (``value <= threshold`` goes left; NaN and zero handling per the node's missing type).
 Categorical splits and linear trees are not supported (the trainer uses neither).
+
+Several models (the triage classifier, one quality model and one cost model per LLM) are
+evaluated in one walk: :meth:`TreeEnsemble.concat` stacks their trees into one ensemble
+whose outputs are the models' outputs side by side. For one row, trees that are no deeper
+than ``_COMPLETE_MAX_DEPTH`` are also kept as *complete* binary trees (a leaf above the
+bottom level is repeated below itself), so the walk is a fixed number of levels with a
+handful of array operations each and no bookkeeping of which trees are still descending;
+a row with NaN, or a model with missing-value splits, takes the general walk.
 """
 
 from __future__ import annotations
@@ -14,6 +22,8 @@ from __future__ import annotations
 import numpy as np
 
 _ZERO_THRESHOLD = 1e-35
+_COMPLETE_MAX_DEPTH = 8
+_CHUNK_NODES = 4_000_000
 _MISSING_NONE, _MISSING_ZERO, _MISSING_NAN = 0, 1, 2
 
 
@@ -59,6 +69,7 @@ class TreeEnsemble:
         self.leaf_value = leaf_value
         self.objective = objective
         self._plain = not bool(np.any(missing_type != _MISSING_NONE))
+        self._build_complete()
 
     @classmethod
     def from_model_string(cls, text: str) -> "TreeEnsemble":
@@ -118,13 +129,95 @@ class TreeEnsemble:
             objective=objective,
         )
 
+    @classmethod
+    def concat(cls, parts: "list[TreeEnsemble]") -> "TreeEnsemble":
+        """One ensemble whose outputs are ``parts``' outputs side by side (same features).
+
+        Output ``j`` of part ``i`` becomes output ``offset_i + j``, with ``offset_i`` the
+        number of outputs of the parts before it; every tree keeps its leaves and splits.
+        """
+        if not parts:
+            raise ValueError("nothing to concatenate")
+        width = {p.num_features for p in parts}
+        if len(width) != 1:
+            raise ValueError(f"ensembles over different feature counts {sorted(width)}")
+        roots, tree_class, arrays = [], [], {name: [] for name in _NODE_ARRAYS}
+        leaves, node_offset, leaf_offset, class_offset = [], 0, 0, 0
+        for p in parts:
+            shift_node = lambda a: np.where(a >= 0, a + node_offset, a - leaf_offset)  # noqa: E731
+            roots.append(shift_node(p.roots))
+            tree_class.append(p.tree_class + class_offset)
+            for name in _NODE_ARRAYS:
+                value = getattr(p, name)
+                arrays[name].append(shift_node(value) if name in ("left", "right") else value)
+            leaves.append(p.leaf_value)
+            node_offset += len(p.feature)
+            leaf_offset += len(p.leaf_value)
+            class_offset += p.num_class
+        return cls(num_class=class_offset, num_features=width.pop(), roots=np.concatenate(roots),
+                   tree_class=np.concatenate(tree_class), leaf_value=np.concatenate(leaves),
+                   objective="+".join(p.objective for p in parts),
+                   **{name: np.concatenate(arrays[name]) for name in _NODE_ARRAYS})
+
+    @property
+    def depth(self) -> int:
+        """The deepest tree's number of split levels (0 for single-leaf trees only)."""
+        return int(self._depths().max()) if len(self.roots) else 0
+
+    def _depths(self) -> np.ndarray:
+        depth = np.zeros(len(self.roots), dtype=np.int64)
+        node = self.roots.copy()
+        frontier = [(t, int(n), 0) for t, n in enumerate(node) if n >= 0]
+        while frontier:
+            t, n, d = frontier.pop()
+            depth[t] = max(depth[t], d + 1)
+            for child in (int(self.left[n]), int(self.right[n])):
+                if child >= 0:
+                    frontier.append((t, child, d + 1))
+        return depth
+
+    def _build_complete(self) -> None:
+        """Complete-tree arrays for the one-row walk (see the module docstring)."""
+        self._complete = None
+        if not self._plain or not len(self.roots):
+            return
+        depth = self.depth
+        if depth > _COMPLETE_MAX_DEPTH:
+            return
+        n_trees, n_internal = len(self.roots), (1 << depth) - 1
+        feature = np.zeros((n_trees, max(n_internal, 1)), dtype=np.int64)
+        threshold = np.full((n_trees, max(n_internal, 1)), np.inf)
+        leaf = np.zeros((n_trees, 1 << depth))
+        for t, root in enumerate(self.roots):
+            stack = [(int(root), 0, 0)]  # (node or ~leaf, level, position within the level)
+            while stack:
+                node, level, position = stack.pop()
+                if node < 0:
+                    span = 1 << (depth - level)  # the leaf fills every bottom slot below it
+                    leaf[t, position * span:(position + 1) * span] = self.leaf_value[-node - 1]
+                    continue
+                slot = (1 << level) - 1 + position
+                feature[t, slot] = self.feature[node]
+                threshold[t, slot] = self.threshold[node]
+                stack.append((int(self.left[node]), level + 1, 2 * position))
+                stack.append((int(self.right[node]), level + 1, 2 * position + 1))
+        self._complete = (depth, n_internal, feature.ravel(), threshold.ravel(), leaf.ravel(),
+                          np.arange(n_trees, dtype=np.int64) * max(n_internal, 1),
+                          np.arange(n_trees, dtype=np.int64) * (1 << depth) - n_internal)
+
     def raw_scores(self, X: np.ndarray) -> np.ndarray:
-        """Summed leaf values per class, ``(rows, num_class)``."""
+        """Summed leaf values per class, ``(rows, num_class)`` (in chunks of rows: memory ∝ chunk × trees)."""
         X = np.asarray(X, dtype=np.float64)
         if X.ndim == 1:
             X = X[None, :]
         if X.shape[1] != self.num_features:
             raise ValueError(f"model expects {self.num_features} features, got {X.shape[1]}")
+        chunk = max(1, _CHUNK_NODES // max(len(self.roots), 1))
+        if X.shape[0] > chunk:
+            return np.concatenate([self._raw_scores(X[lo:lo + chunk]) for lo in range(0, X.shape[0], chunk)])
+        return self._raw_scores(X)
+
+    def _raw_scores(self, X: np.ndarray) -> np.ndarray:
         rows = X.shape[0]
         node = np.broadcast_to(self.roots, (rows, self.roots.size)).copy()
         row_index = np.broadcast_to(np.arange(rows)[:, None], node.shape)
@@ -173,6 +266,13 @@ class TreeEnsemble:
         x = np.asarray(x, dtype=np.float64)
         if x.shape != (self.num_features,):
             raise ValueError(f"model expects {self.num_features} features, got {x.shape}")
+        if self._complete is not None and not np.isnan(x).any():
+            depth, n_internal, feature, threshold, leaf, base, leaf_base = self._complete
+            position = np.zeros(len(base), dtype=np.int64)
+            for _ in range(depth):
+                slot = base + position
+                position = 2 * position + 1 + (x[feature[slot]] > threshold[slot])
+            return np.bincount(self.tree_class, weights=leaf[leaf_base + position], minlength=self.num_class)
         node = self.roots.copy()
         walking = np.flatnonzero(node >= 0)
         check_missing = not self._plain or bool(np.isnan(x).any())
@@ -195,6 +295,9 @@ class TreeEnsemble:
         raw -= raw.max()
         np.exp(raw, out=raw)
         return raw / raw.sum()
+
+
+_NODE_ARRAYS = ("feature", "threshold", "missing_type", "default_left", "left", "right")
 
 
 def _key_values(block: str) -> dict[str, str]:

@@ -21,9 +21,9 @@ from bifrost.router.artifact import (
     load_verified,
 )
 from bifrost.router.features import BASE_FEATURES, FeatureExtractor
-from bifrost.router.gbdt import TreeEnsemble
 from bifrost.router.keys import PublicKeySource
 from bifrost.router.policy import PolicyTables, choose, eligible
+from bifrost.router.prompt_models import PromptScorer
 
 ARTIFACT_FILE = "artifact.json"
 SIGNATURE_FILE = "artifact.sig"
@@ -36,8 +36,10 @@ class Decision:
     """Where one request goes, and why.
 
     ``scores`` holds the utility of every model eligible in the bucket; ``probabilities``
-    the triage model's P(cheap), P(mid), P(hard); ``features`` the vector to log when the
-    decision was made from a prompt. The router is deterministic, so ``propensity`` is 1.
+    the triage model's P(cheap), P(mid), P(hard); ``quality`` and ``cost_usd`` the
+    per-prompt predictions q̂(m | x) and ĉ(m | x) of every model; ``features`` the vector
+    to log when the decision was made from a prompt. The router is deterministic, so
+    ``propensity`` is 1.
     """
 
     model: str
@@ -48,6 +50,8 @@ class Decision:
     features: list[float] | None = field(default=None, repr=False)
     guardrail: str | None = None
     propensity: float = 1.0
+    quality: dict[str, float] = field(default_factory=dict, repr=False)
+    cost_usd: dict[str, float] = field(default_factory=dict, repr=False)
 
 
 class ReferenceRouter:
@@ -64,11 +68,7 @@ class ReferenceRouter:
         self.artifact = artifact.check()
         schema = artifact.gbdt.feature_schema
         self.extractor = FeatureExtractor(schema, artifact.centroids)
-        self.ensemble = TreeEnsemble.from_model_string(artifact.gbdt.model)
-        if self.ensemble.num_features != len(schema.names) or self.ensemble.num_class != len(BUCKETS):
-            raise ArtifactVerificationError(
-                f"artifact {artifact.version}: the triage model does not match its feature schema"
-            )
+        self.scorer = PromptScorer(artifact)
         self.tables = PolicyTables.from_artifact(artifact)
         self.version = artifact.version
 
@@ -129,20 +129,27 @@ class ReferenceRouter:
         return self._decide(x, self.extractor.cluster_of(x), tokens, None)
 
     def _decide(self, x: np.ndarray, cluster: int, tokens: float | None, logged: list[float] | None) -> Decision:
-        p = self.ensemble.predict_proba_one(x)
+        if x.shape != (len(self.artifact.gbdt.feature_schema.names),):
+            raise ValueError(f"feature vector has {x.shape[0] if x.ndim == 1 else x.shape} values, the schema "
+                             f"{len(self.artifact.gbdt.feature_schema.names)}")
+        predicted = self.scorer.predict_one(x)
         size = np.array([x[_TOKENS] if tokens is None else tokens])
-        chosen, bucket, utility, allowed = choose(self.tables, p[None, :], np.array([cluster]), size)
+        chosen, bucket, utility, allowed = choose(self.tables, predicted.probabilities, predicted.quality,
+                                                  predicted.cost, size)
         _, applied = eligible(self.tables, bucket, size)
         models = self.tables.models
         row, ok = utility[0], allowed[0]
+        unit = self.scorer.cost_unit
         return Decision(
             model=models[int(chosen[0])],
             bucket=BUCKETS[int(bucket[0])],
             cluster_id=cluster,
             scores={models[i]: float(row[i]) for i in np.flatnonzero(ok)},
-            probabilities=dict(zip(BUCKETS, map(float, p))),
+            probabilities=dict(zip(BUCKETS, map(float, predicted.probabilities[0]))),
             features=logged,
             guardrail="context" if bool(applied[0]) else None,
+            quality=dict(zip(models, map(float, predicted.quality[0]))),
+            cost_usd={m: float(c) * unit for m, c in zip(models, predicted.cost[0])},
         )
 
     def route_many(self, prompts: Sequence[str]) -> "BatchDecisions":
@@ -153,11 +160,20 @@ class ReferenceRouter:
             vectors.append(vector)
             clusters.append(cluster)
         X = np.asarray(vectors, dtype=np.float64).reshape(len(vectors), len(self.artifact.gbdt.feature_schema.names))
-        cluster_ids = np.asarray(clusters, dtype=np.int64)
-        probabilities = self.ensemble.predict_proba(X) if len(X) else np.zeros((0, len(BUCKETS)))
-        chosen, buckets, _, _ = choose(self.tables, probabilities, cluster_ids, X[:, _TOKENS])
-        return BatchDecisions(models=self.tables.models, chosen=chosen, buckets=buckets, clusters=cluster_ids,
-                              probabilities=probabilities, features=X)
+        return self.route_features(X, np.asarray(clusters, dtype=np.int64))
+
+    def route_features(self, X: np.ndarray, clusters: np.ndarray | None = None) -> "BatchDecisions":
+        """Route many already-extracted feature vectors ``(rows, features)`` (same rule as :meth:`route`)."""
+        X = np.asarray(X, dtype=np.float64).reshape(-1, len(self.artifact.gbdt.feature_schema.names))
+        if clusters is None:
+            k = self.artifact.gbdt.feature_schema.clusters
+            clusters = np.argmax(X[:, X.shape[1] - k:], axis=1) if k and len(X) else np.zeros(len(X), dtype=np.int64)
+        predicted = self.scorer.predict(X)
+        chosen, buckets, _, _ = choose(self.tables, predicted.probabilities, predicted.quality, predicted.cost,
+                                       X[:, _TOKENS])
+        return BatchDecisions(models=self.tables.models, chosen=chosen, buckets=buckets,
+                              clusters=np.asarray(clusters, dtype=np.int64), probabilities=predicted.probabilities,
+                              features=X, quality=predicted.quality, cost=predicted.cost)
 
 
 @dataclass(frozen=True)
@@ -170,6 +186,8 @@ class BatchDecisions:
     clusters: np.ndarray
     probabilities: np.ndarray
     features: np.ndarray
+    quality: np.ndarray | None = None  # (rows, models) q̂
+    cost: np.ndarray | None = None  # (rows, models) normalized ĉ
 
     def model_names(self) -> list[str]:
         return [self.models[i] for i in self.chosen]

@@ -5,14 +5,18 @@ Steps (each logged as ``event=trainer.step step=…`` and timed):
 1. ``load`` and ``quality``: read the file, raw data-quality checks (stop on failure).
 2. ``cluster``: hashed TF-IDF IDF weights and spherical k-means on the *fit* rows; a
    stratified-by-task *holdout* of the train split is kept aside for validation.
-3. ``features``: every train row through the router's own feature extractor; cost tiers,
-   nested buckets, triage labels; class balance and cluster sizes join the quality report.
-4. ``cv``: LightGBM triage with stratified k-fold CV (out-of-fold probabilities, metrics),
-   then the final model on all fit rows.
-5. ``search``: Optuna TPE over α, τ_cheap, τ_hard, penalties on out-of-fold estimates.
-6. ``validate``: the assembled artifact routes the holdout from prompt text; it must pass
-   (:mod:`bifrost.trainer.validate`) or nothing is signed.
-7. ``export``: canonical bytes, sha256, Ed25519 signature.
+3. ``features``: every fit row through the router's own feature extractor.
+4. ``outcomes``: per-prompt quality and cost models of every LLM
+   (:mod:`bifrost.trainer.outcomes`), k-fold CV, out-of-fold predictions.
+5. ``buckets``: bucket membership learned from the out-of-fold predictions, triage labels
+   from them (:mod:`bifrost.trainer.triage`); class balance joins the quality report.
+6. ``cv``: LightGBM triage with stratified k-fold CV, then the final model on all fit rows.
+7. ``search``: Optuna TPE over α, τ_cheap, τ_hard on out-of-fold estimates, for the
+   cost/quality knob (``SearchObjective``: a cost budget or a quality floor).
+8. ``validate``: the assembled artifact routes the holdout from prompt text; it must pass
+   (:mod:`bifrost.trainer.validate`: a paired non-inferiority test against the parent)
+   or nothing is signed.
+9. ``export``: canonical bytes, sha256, Ed25519 signature.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import msgspec
 import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from bifrost.router.artifact import BUCKETS, Artifact, Gbdt, Thresholds
+from bifrost.router.artifact import BUCKETS, Artifact, Gbdt, PromptModels, Thresholds
 from bifrost.router.features import FeatureExtractor, FeatureSchema
 from bifrost.router.keys import load_private_key
 from bifrost.router.policy import PolicyTables
@@ -35,11 +39,12 @@ from bifrost.router.text import HashedTfidf, fit_idf
 from bifrost.trainer.clustering import spherical_kmeans
 from bifrost.trainer.dataset import FullInfoDataset, load_dataset
 from bifrost.trainer.export import sign_artifact
-from bifrost.trainer.estimates import normalized_costs, out_of_fold_quality, quality_table
+from bifrost.trainer.estimates import normalized_costs, quality_table
+from bifrost.trainer.outcomes import OutcomeModels, OutcomeReport, train_outcome_models
 from bifrost.trainer.progress import Timings, step
 from bifrost.trainer.quality import QualityReport, QualityThresholds, assess_dataset, assess_training_set, require
 from bifrost.trainer.search import SearchData, SearchObjective, SearchReport, SearchSpace, search_policy
-from bifrost.trainer.triage import CvReport, bucket_members, cost_tiers, stratified_folds, train_triage, triage_labels
+from bifrost.trainer.triage import BucketReport, CvReport, learn_buckets, stratified_folds, train_triage, triage_labels
 from bifrost.trainer.validate import ValidationFailed, ValidationReport, validate_candidate
 
 _DECIMALS = 6
@@ -57,10 +62,14 @@ class BootstrapConfig(msgspec.Struct, frozen=True, kw_only=True):
     label_tolerance: float = 0.05
     prior_strength: float = 5.0
     train_split: str = "train"
-    objective: SearchObjective = SearchObjective()
+    # The goal is ≤ 50% of the best model's cost on prompts never seen: the search targets
+    # 45% on out-of-fold training estimates, leaving headroom for new traffic.
+    objective: SearchObjective = SearchObjective(max_cost_share=0.45)
     space: SearchSpace = SearchSpace()
     quality: QualityThresholds = QualityThresholds()
     quality_tolerance: float = 0.02
+    confidence: float = 0.95
+    min_validation_rows: int = 100
     decision_slo_ms: float = 5.0
 
 
@@ -73,9 +82,9 @@ class BootstrapReport(msgspec.Struct, kw_only=True):
     config: BootstrapConfig
     rows: dict[str, int]
     quality: QualityReport
-    tiers: dict[str, int]
-    buckets: dict[str, list[str]]
+    buckets: BucketReport
     clustering: dict[str, float]
+    outcomes: OutcomeReport
     cv: CvReport
     search: SearchReport
     validation: ValidationReport
@@ -88,16 +97,28 @@ class BootstrapReport(msgspec.Struct, kw_only=True):
         return msgspec.json.format(msgspec.json.encode(self), indent=2)
 
     def to_markdown(self) -> str:
-        s, cv = self.search, self.cv
+        s, cv, o, b = self.search, self.cv, self.outcomes, self.buckets
         lines = [
             f"# Training run {self.version}",
             "",
             f"Dataset `{self.dataset}`; rows {self.rows}; parent {self.parent or '—'}; sha256 `{self.sha256}`; key {self.key_id}",
             "",
             self.quality.to_markdown(),
-            "## Triage (LightGBM, cheap/mid/hard)",
+            "## Per-prompt outcome models (LightGBM, out-of-fold)",
             "",
-            f"Cost tiers: {self.tiers}. Buckets: " + "; ".join(f"{b}: {', '.join(m)}" for b, m in self.buckets.items()),
+            f"{o.folds}-fold CV; cost per `{o.cost_per}`, unit {o.cost_unit_usd:.4g} USD (the reference model's mean "
+            f"cost). Mean log-loss {o.mean_logloss:.4f}, Brier {o.mean_brier:.4f}, calibration error {o.mean_ece:.4f}.",
+            "",
+            "| model | rows | mean label | log-loss | Brier | AUC | ECE | rounds | cost MAPE | cost rounds |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+            *(f"| {m} | {f.rows} | {f.mean_label:.3f} | {f.logloss:.4f} | {f.brier:.4f} | "
+              f"{'—' if f.auc is None else f'{f.auc:.3f}'} | {f.ece:.4f} | {f.quality_rounds} | {f.cost_mape:.3f} | "
+              f"{f.cost_rounds} |" for m, f in o.per_model.items()),
+            "",
+            "## Buckets (learned) and triage (LightGBM, cheap/mid/hard)",
+            "",
+            "Buckets: " + "; ".join(f"{name}: {', '.join(m)}" for name, m in b.buckets.items()) + ". Learned at "
+            + ", ".join(f"budget {budget:.3g} (λ={w:.3g})" for budget, w in zip(b.budgets, b.cost_weights)) + ".",
             "",
             f"{cv.folds}-fold CV: log-loss {cv.logloss:.4f}, accuracy {cv.accuracy:.4f} (majority class {cv.majority_accuracy:.4f}), "
             f"macro-F1 {cv.macro_f1:.4f}, recall {cv.recall}, final model {cv.rounds} rounds.",
@@ -109,8 +130,9 @@ class BootstrapReport(msgspec.Struct, kw_only=True):
             "## Search (Optuna TPE, out-of-fold estimates)",
             "",
             f"{s.trials} trials, seed {s.seed}; best trial {s.best_trial}: α={s.alpha:.4f}, τ_cheap={s.tau_cheap:.4f}, "
-            f"τ_hard={s.tau_hard:.4f}; estimated score {s.score:.4f} at {s.cost_ratio:.1%} of {s.reference_model}'s cost "
-            f"(its score {s.reference_score:.4f}); buckets {s.bucket_share}.",
+            f"τ_hard={s.tau_hard:.4f}; objective: {s.objective.describe()} ({'feasible' if s.feasible else 'NOT feasible'}); "
+            f"estimated score {s.score:.4f} at {s.cost_ratio:.1%} of {s.reference_model}'s cost "
+            f"(its score {s.reference_score:.4f}); buckets {s.bucket_share}; models {s.model_share}.",
             "",
             self.validation.to_markdown(),
             "## Timings (s)",
@@ -205,12 +227,24 @@ def bootstrap_artifact(
         extracted = [extractor.extract(p) for p in fit.prompts]
         X = np.asarray([v for v, _ in extracted], dtype=np.float64)
         clusters = np.asarray([c for _, c in extracted], dtype=np.int64)
-        mean_costs = fit.costs.mean(axis=0)
-        tiers = cost_tiers(mean_costs)
-        buckets = bucket_members(fit.models, tiers)
-        labels = triage_labels(fit.scores, tiers, tolerance=config.label_tolerance)
+        models = fit.models
+        reference = int(np.argmax(fit.scores.mean(axis=0)))
+        cost_unit = float(fit.costs[:, reference].mean()) or 1.0
+        step("features", rows=len(X), features=X.shape[1], reference=models[reference], cost_unit_usd=cost_unit)
+
+    with timings.measure("outcomes", folds=config.folds, models=len(models)):
+        _, task_codes = np.unique(fit.tasks.astype(str), return_inverse=True)
+        outcome_folds = stratified_folds(task_codes, config.folds, seed=config.seed)
+        outcomes = train_outcome_models(X, fit.scores, fit.costs, outcome_folds, models=models,
+                                        feature_names=list(schema.names), cost_unit_usd=cost_unit, seed=config.seed)
+
+    with timings.measure("buckets"):
+        bucket_report = learn_buckets(outcomes.oof_quality, outcomes.oof_cost, models)
+        buckets = bucket_report.buckets
+        labels = triage_labels(outcomes.oof_quality, buckets, models, tolerance=config.label_tolerance)
         require(assess_training_set(quality, clusters, labels, n_clusters=k, classes=BUCKETS, thresholds=config.quality))
-        step("features", rows=len(X), features=X.shape[1], labels=dict(zip(BUCKETS, np.bincount(labels, minlength=3).tolist())))
+        step("buckets", cheap=len(buckets["cheap"]), mid=len(buckets["mid"]),
+             labels=dict(zip(BUCKETS, np.bincount(labels, minlength=3).tolist())))
 
     with timings.measure("cv", folds=config.folds):
         folds = stratified_folds(labels, config.folds, seed=config.seed)
@@ -219,33 +253,34 @@ def bootstrap_artifact(
     with timings.measure("search", trials=config.trials):
         qhat = quality_table(fit.scores, clusters, k, prior_strength=config.prior_strength)
         chat = normalized_costs(fit.costs)
-        models = fit.models
-        base = _artifact(
-            version=version, parent=parent, alpha=1.0, tau_cheap=1.0, tau_hard=1.0, penalties=np.zeros(len(models)),
-            models=models, qhat=qhat, chat=chat, buckets=buckets, context=full.context, centroids=centroids,
-            model_string=triage.model_string, schema=schema,
-        )
+
+        def assemble(alpha: float, tau_cheap: float, tau_hard: float, penalties: np.ndarray) -> Artifact:
+            return _artifact(
+                version=version, parent=parent, alpha=alpha, tau_cheap=tau_cheap, tau_hard=tau_hard,
+                penalties=penalties, models=models, qhat=qhat, chat=chat, buckets=buckets, context=full.context,
+                centroids=centroids, model_string=triage.model_string, schema=schema, outcomes=outcomes,
+            )
+
+        base = assemble(1.0, 1.0, 1.0, np.zeros(len(models)))
         data = SearchData(
             tables=PolicyTables.from_artifact(base),
             probabilities=triage.oof,
-            q_rows=out_of_fold_quality(fit.scores, clusters, k, folds, prior_strength=config.prior_strength),
+            quality=outcomes.oof_quality,
+            cost=outcomes.oof_cost,
             scores=fit.scores,
             costs=fit.costs,
             tokens=X[:, list(schema.names).index("tokens_approx")],
-            tiers=tiers,
         )
         search = search_policy(data, trials=config.trials, seed=config.seed, objective=config.objective, space=config.space)
 
     with timings.measure("validate", rows=len(holdout)):
-        candidate = _artifact(
-            version=version, parent=parent, alpha=search.alpha, tau_cheap=search.tau_cheap, tau_hard=search.tau_hard,
-            penalties=np.array([search.penalties[m] for m in models]), models=models, qhat=qhat, chat=chat,
-            buckets=buckets, context=full.context, centroids=centroids, model_string=triage.model_string, schema=schema,
-        )
+        candidate = assemble(search.alpha, search.tau_cheap, search.tau_hard,
+                             np.array([search.penalties[m] for m in models]))
         validation = validate_candidate(
             ReferenceRouter(candidate), holdout if len(holdout) else fit,
             parent=ReferenceRouter(parent) if parent is not None else None,
             quality_tolerance=config.quality_tolerance, decision_slo_ms=config.decision_slo_ms,
+            confidence=config.confidence, min_rows=config.min_validation_rows, seed=config.seed,
         )
         step("validate", passed=validation.passed, score=validation.candidate.score,
              cost_vs_best=validation.candidate.cost_vs_best, decision_ms_p50=validation.decision_ms["p50"])
@@ -257,9 +292,9 @@ def bootstrap_artifact(
         config=config,
         rows={"dataset": len(full), "train": len(train), "fit": len(fit), "holdout": len(holdout)},
         quality=quality,
-        tiers={m: int(t) for m, t in zip(models, tiers)},
-        buckets=buckets,
+        buckets=bucket_report,
         clustering={"k": k, "mean_similarity": round(clustering.mean_similarity, 6), "iterations": clustering.iterations},
+        outcomes=outcomes.report,
         cv=triage.cv,
         search=search,
         validation=validation,
@@ -271,8 +306,9 @@ def bootstrap_artifact(
 
     with timings.measure("export"):
         training = msgspec.to_builtins({
-            "dataset": full.source, "rows": report.rows, "config": config, "quality": quality, "tiers": report.tiers,
-            "clustering": report.clustering, "cv": triage.cv, "search": search,
+            "dataset": full.source, "rows": report.rows, "config": config, "quality": quality,
+            "buckets": bucket_report, "clustering": report.clustering, "outcomes": outcomes.report, "cv": triage.cv,
+            "search": search,
             "timings_s": {name: round(sec, 3) for name, sec in timings.seconds.items()},
         })
         signed = sign_artifact(candidate, training=training, validation=msgspec.to_builtins(validation), key=key)
@@ -299,6 +335,7 @@ def _artifact(
     centroids: np.ndarray,
     model_string: str,
     schema: FeatureSchema,
+    outcomes: OutcomeModels,
 ) -> Artifact:
     r = _DECIMALS
     return Artifact(
@@ -313,6 +350,17 @@ def _artifact(
         buckets=buckets,
         centroids=[[round(float(v), r) for v in row] for row in centroids],
         gbdt=Gbdt(framework="lightgbm", framework_version=lgb.__version__, model=model_string, feature_schema=schema),
+        prompt_models=prompt_models_of(outcomes),
         context={m: c for m, c in context.items() if m in models},
     ).check()
+
+
+def prompt_models_of(outcomes: OutcomeModels) -> PromptModels:
+    """The artifact section of trained outcome models."""
+    return PromptModels(
+        framework="lightgbm", framework_version=lgb.__version__, quality=dict(outcomes.quality),
+        calibration={m: [round(float(v), _DECIMALS) for v in ab] for m, ab in outcomes.calibration.items()},
+        cost=dict(outcomes.cost), cost_unit_usd=float(outcomes.cost_unit_usd), cost_per=outcomes.cost_per,
+    )
+
 

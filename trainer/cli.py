@@ -40,6 +40,7 @@ from bifrost.trainer.evaluate import EvaluationError, evaluate_artifact
 from bifrost.trainer.quality import DataQualityError
 from bifrost.trainer.settings import TrainerSettings, TrainerSettingsError
 from bifrost.trainer.store import DEFAULT_ROOT, ArtifactStore, StoreError
+from bifrost.trainer.stress import VARIANTS, stress_variant
 from bifrost.trainer.validate import ValidationFailed
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
@@ -108,6 +109,15 @@ def main_train(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--key", help=f"Ed25519 signing key file (default ${SIGNING_KEY_ENV}, ${SIGNING_KEY_FILE_ENV}, "
                         f"else {DEFAULT_KEY_PATH}, created if missing)")
     parser.add_argument("--clusters", type=int, help="number of prompt clusters (default 48)")
+    parser.add_argument("--max-cost-share", type=float, metavar="X",
+                        help="cost/quality knob: best score at a mean cost ≤ X × the best single model's "
+                             "(on out-of-fold training estimates; default 0.45, headroom for the 50%% goal)")
+    parser.add_argument("--min-quality-share", type=float, metavar="Q",
+                        help="cost/quality knob (non-inferiority): lowest cost with a score ≥ Q × the best single "
+                             "model's, e.g. 0.98; with --max-cost-share both must hold")
+    parser.add_argument("--stress", choices=VARIANTS, help="train on a stress variant of the dataset, made in code "
+                        "(binary: scores binarized at 0.5; premium: the best model ×15 price, best on a minority; "
+                        "specialist: a cheap model good on one task only)")
     parser.add_argument("--no-parent", action="store_true", help="do not validate against the store's current artifact")
     parser.add_argument("--no-publish", action="store_true", help="train and validate only")
     parser.add_argument("--json", action="store_true", help="print the run report as JSON on stdout")
@@ -118,8 +128,14 @@ def main_train(argv: Sequence[str] | None = None) -> int:
 def _train(args: argparse.Namespace) -> int:
     from bifrost.trainer.bootstrap import BootstrapConfig, bootstrap_artifact  # lightgbm/optuna load here only
 
+    from bifrost.trainer.search import SearchObjective
+
     if args.trials < 1:
         raise _Usage("--trials must be at least 1")
+    for name in ("max_cost_share", "min_quality_share"):
+        value = getattr(args, name)
+        if value is not None and not 0.0 < value <= 10.0:
+            raise _Usage(f"--{name.replace('_', '-')} must be a positive share (e.g. 0.5), not {value}")
     dataset = Path(args.dataset)
     if not dataset.is_file():
         raise _Usage(f"--dataset {dataset} does not exist")
@@ -130,14 +146,19 @@ def _train(args: argparse.Namespace) -> int:
     if not args.no_parent and store.current():
         parent = store.verify(store.current(), key.public_key())
     config = BootstrapConfig() if args.clusters is None else BootstrapConfig(clusters=args.clusters)
-    artifact, report = bootstrap_artifact(dataset, trials=args.trials, seed=args.seed, signing_key=key,
+    if args.max_cost_share is not None or args.min_quality_share is not None:
+        config = msgspec.structs.replace(config, objective=SearchObjective(
+            max_cost_share=args.max_cost_share, min_quality_share=args.min_quality_share))
+    full = load_dataset(dataset)
+    if args.stress:
+        full = stress_variant(full, args.stress)
+    artifact, report = bootstrap_artifact(full, trials=args.trials, seed=args.seed, signing_key=key,
                                           parent=parent, config=config)
     from bifrost.router.artifact import encode
 
     test = None
-    full = load_dataset(dataset)
     if (full.splits == "test").any():
-        test = evaluate_artifact(artifact, full, split="test")
+        test = evaluate_artifact(artifact, full, split="test", baseline=True, seed=args.seed)
     if not args.no_publish:
         reports = {"report.json": report.to_json(), "report.md": report.to_markdown().encode()}
         if test is not None:
@@ -150,12 +171,20 @@ def _train(args: argparse.Namespace) -> int:
         v = report.validation
         print(f"artifact {artifact.version} sha256 {report.sha256} signed by {report.key_id}")
         print(f"{'published in ' + str(store.root) + ' (current)' if not args.no_publish else 'not published (--no-publish)'}")
+        print(f"search: {report.search.objective.describe()}; α={report.search.alpha:.4f} τ_cheap="
+              f"{report.search.tau_cheap:.3f} τ_hard={report.search.tau_hard:.3f}; estimated {report.search.score:.4f} at "
+              f"{report.search.cost_ratio:.1%} ({'feasible' if report.search.feasible else 'NOT feasible'})")
         print(f"holdout ({v.rows} prompts): score {v.candidate.score:.4f} at {v.candidate.cost_vs_best:.1%} of "
               f"{v.best_single.name}'s cost (its score {v.best_single.score:.4f}); oracle {v.oracle.score:.4f}")
         if test is not None:
             print(f"test split ({test.rows} prompts, not used in training): score {test.policy.score:.4f} at "
                   f"{test.policy.cost_vs_best:.1%} of {test.best_single.name}'s cost (its score {test.best_single.score:.4f}); "
                   f"goal {'met' if test.goal.met else 'not met'}")
+            if test.baseline is not None:
+                b = test.baseline
+                print(f"logistic baseline (λ chosen on train): {b.policy.score:.4f} at {b.policy.cost_vs_best:.1%}; "
+                      f"artifact − baseline {b.score_difference.difference:+.4f} ± {b.score_difference.standard_error:.4f} "
+                      f"(SE); baseline frontier at the artifact's cost {b.frontier_score_at_cost:.4f}")
         print("timings (s): " + ", ".join(f"{k} {v:.2f}" for k, v in report.timings.items()))
     return EXIT_OK
 
@@ -186,9 +215,11 @@ def _verify_key(path: str | None) -> Ed25519PublicKey:
 
 
 def main_evaluate(argv: Sequence[str] | None = None) -> int:
-    """``evaluate ARTIFACT --dataset FILE [--against VERSION] [--json]``: offline evaluation."""
+    """``evaluate ARTIFACT --dataset FILE [--against V] [--frontier [--plot PNG]] [--stress V] [--json]``."""
     parser = _Parser(prog="bifrost-opt evaluate", description="Evaluate an artifact on a full-information dataset: "
-                     "quality and cost per task, vs every single model, the oracle and another artifact.")
+                     "quality and cost per task, vs every single model, the oracle, another artifact and the "
+                     "baseline to beat (per-model logistic regression on the same features, λ chosen on the train "
+                     "split to spend what the artifact spends); --frontier sweeps the cost/quality knob.")
     parser.add_argument("artifact", metavar="ARTIFACT", help="version in the store, a version folder, or an artifact.json path")
     parser.add_argument("--dataset", required=True, help="full-information JSONL(.gz) file")
     parser.add_argument("--against", metavar="VERSION", help="compare with this artifact (version or path; "
@@ -197,6 +228,14 @@ def main_evaluate(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--store", default=str(DEFAULT_ROOT), help=f"artifact store folder (default {DEFAULT_ROOT})")
     parser.add_argument("--key", help="verification key file (public or private Ed25519, PEM or base64)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    parser.add_argument("--stress", choices=VARIANTS, help="evaluate on a stress variant of the dataset (as train --stress)")
+    parser.add_argument("--no-baseline", action="store_true",
+                        help="skip the logistic-regression baseline (fitted on the train split)")
+    parser.add_argument("--frontier", action="store_true",
+                        help="also sweep the cost/quality knob (α) on the split and print the frontier, with the "
+                             "baseline's, every single model and the oracle")
+    parser.add_argument("--plot", metavar="PNG", help="with --frontier: write the frontier plot here "
+                        "(default frontier.png)")
     return _guard(lambda: _evaluate(parser.parse_args(argv)))
 
 
@@ -208,11 +247,36 @@ def _evaluate(args: argparse.Namespace) -> int:
     store = ArtifactStore(args.store)
     router = _open(args.artifact, store, key)
     against = _open(args.against, store, key) if args.against else None
-    report = evaluate_artifact(router, dataset, split=args.split, against=against)
+    full = load_dataset(dataset)
+    if args.stress:
+        full = stress_variant(full, args.stress)
+    baseline = not args.no_baseline and (full.splits == "train").any()
+    fitted = None
+    if baseline or args.frontier:
+        from bifrost.trainer.evaluate import fit_baseline
+
+        fitted = fit_baseline(router, full) if (full.splits == "train").any() else None
+    report = evaluate_artifact(router, full, split=args.split, against=against, baseline=baseline and fitted is not None,
+                               fitted=fitted)
+    frontier = None
+    if args.frontier:
+        if fitted is None:
+            raise _Usage("--frontier needs a train split to fit the baseline on")
+        from bifrost.trainer.frontier import frontier_report, plot_frontier
+
+        frontier = frontier_report(router, full, split=args.split, fitted=fitted)
+        plot = plot_frontier(frontier, args.plot or "frontier.png")
+        _say(f"frontier plot written to {plot}")
     if args.json:
-        sys.stdout.write(report.to_json().decode() + "\n")
+        payload = {"evaluation": msgspec.to_builtins(report)}
+        if frontier is not None:
+            payload["frontier"] = msgspec.to_builtins(frontier)
+        sys.stdout.write(msgspec.json.encode(payload).decode() + "\n" if frontier is not None
+                         else report.to_json().decode() + "\n")
     else:
         sys.stdout.write(report.to_markdown())
+        if frontier is not None:
+            sys.stdout.write("\n" + frontier.to_markdown())
     return EXIT_OK
 
 

@@ -3,19 +3,26 @@
 Every prompt is routed by the reference router from its text (feature extraction
 included), and the chosen model's score and cost are read from the dataset. The report
 compares the artifact with every single model, the oracle (per prompt, the cheapest
-model with the best score), and optionally another artifact; per task too.
+model with the best score), optionally another artifact (paired bootstrap of the score
+difference), and optionally the baseline to beat (:mod:`bifrost.trainer.baseline`: a
+per-model logistic regression on the same features, λ chosen on the train split to
+spend what the artifact spends), with the paired score difference and its standard
+error; per task too.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import msgspec
 import numpy as np
 
 from bifrost.router.artifact import BUCKETS, Artifact
-from bifrost.router.reference import ReferenceRouter
+from bifrost.router.reference import BatchDecisions, ReferenceRouter
+from bifrost.trainer import baseline as lr
 from bifrost.trainer.dataset import FullInfoDataset, load_dataset
+from bifrost.trainer.stats import PairedComparison, paired_bootstrap
 
 
 class EvaluationError(ValueError):
@@ -63,6 +70,20 @@ class PairedDifference(msgspec.Struct, frozen=True, kw_only=True):
     ci95: tuple[float, float]
 
 
+class BaselineComparison(msgspec.Struct, frozen=True, kw_only=True):
+    """The artifact against the logistic-regression baseline at (about) the same cost."""
+
+    method: str
+    l2: float
+    cost_weight: float
+    target_cost_share: float
+    train_cost_share: float
+    policy: PolicyMetrics
+    score_difference: PairedComparison
+    cost_difference_vs_best: float
+    frontier_score_at_cost: float
+
+
 class EvaluationReport(msgspec.Struct, frozen=True, kw_only=True):
     """What :func:`evaluate_artifact` found; ``to_markdown()`` renders it as tables."""
 
@@ -81,13 +102,16 @@ class EvaluationReport(msgspec.Struct, frozen=True, kw_only=True):
     bucket_share: dict[str, float]
     goal: Goal
     score_diff_vs_best: PairedDifference
+    against_difference: PairedComparison | None = None
+    baseline: BaselineComparison | None = None
 
     def to_json(self) -> bytes:
         return msgspec.json.format(msgspec.json.encode(self), indent=2)
 
     def to_markdown(self) -> str:
         """Summary, all policies, and per-task tables."""
-        rows = [self.policy, *([self.against] if self.against else []), self.oracle, *self.singles]
+        rows = [self.policy, *([self.against] if self.against else []),
+                *([self.baseline.policy] if self.baseline else []), self.oracle, *self.singles]
         lines = [
             f"## Evaluation of {self.artifact} on {Path(self.dataset).name} ({self.split}, {self.rows} prompts)",
             "",
@@ -106,6 +130,21 @@ class EvaluationReport(msgspec.Struct, frozen=True, kw_only=True):
             f"single model: {self.score_diff_vs_best.mean:+.4f} ± {self.score_diff_vs_best.standard_error:.4f} (SE), "
             f"95% CI [{self.score_diff_vs_best.ci95[0]:+.4f}, {self.score_diff_vs_best.ci95[1]:+.4f}].",
             "",
+        ]
+        if self.against_difference is not None and self.against is not None:
+            lines += [f"Against `{self.against.name}`: score difference {self.against_difference.describe()}.", ""]
+        if self.baseline is not None:
+            b = self.baseline
+            lines += [
+                f"Baseline ({b.method}; λ={b.cost_weight:.4g} chosen on the train split, where it spends "
+                f"{b.train_cost_share:.1%} of the best model's cost, target {b.target_cost_share:.1%}): score "
+                f"{b.policy.score:.4f} at {b.policy.cost_vs_best:.1%} of the best model's cost. Artifact − baseline: "
+                f"{b.score_difference.describe()}; cost difference {b.cost_difference_vs_best:+.1%} of the best model's "
+                f"cost. The baseline's own frontier on these rows, interpolated at the artifact's cost: "
+                f"{b.frontier_score_at_cost:.4f} (artifact {self.policy.score - b.frontier_score_at_cost:+.4f}).",
+                "",
+            ]
+        lines += [
             "| task | rows | score | cost (USD) | best single score | best single cost | oracle score |"
             + (" against score | against cost |" if self.against else ""),
             "|---|---|---|---|---|---|---|" + ("---|---|" if self.against else ""),
@@ -126,13 +165,120 @@ class EvaluationReport(msgspec.Struct, frozen=True, kw_only=True):
 
 def routed_choices(router: ReferenceRouter, dataset: FullInfoDataset) -> tuple[np.ndarray, np.ndarray]:
     """(dataset column of the chosen model, bucket) per row."""
+    columns, batch = route_dataset(router, dataset)
+    return columns[batch.chosen], batch.buckets
+
+
+def route_dataset(router: ReferenceRouter, dataset: FullInfoDataset) -> tuple[np.ndarray, BatchDecisions]:
+    """(dataset column of each of the artifact's models, the batch of decisions with predictions)."""
     missing = set(router.tables.models) - set(dataset.models)
     if missing:
         raise EvaluationError(f"the artifact routes to models the dataset has no labels for: {sorted(missing)}")
     batch = router.route_many(dataset.prompts)
     column = {m: j for j, m in enumerate(dataset.models)}
-    to_dataset = np.array([column[m] for m in batch.models], dtype=np.int64)
-    return to_dataset[batch.chosen], batch.buckets
+    return np.array([column[m] for m in batch.models], dtype=np.int64), batch
+
+
+@dataclass(frozen=True)
+class FittedBaseline:
+    """The logistic baseline fitted on a train split, in the artifact's model order."""
+
+    model: lr.LogisticModels
+    price: np.ndarray  # normalized cost per token-feature unit per model
+    size_column: int
+    train_oof: np.ndarray
+    train_costs: np.ndarray
+    train_unit: float
+    train_features: np.ndarray
+
+    def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(p̂ per model, normalized cost per model) of feature rows."""
+        return self.model.predict(X), X[:, self.size_column, None] * self.price
+
+
+def fit_baseline(router: ReferenceRouter, full: FullInfoDataset, *, train_split: str = "train", folds: int = 5,
+                 l2: float = lr.DEFAULT_L2, seed: int = 0) -> FittedBaseline:
+    """Fit the logistic baseline on ``train_split`` with the artifact's feature extractor."""
+    train = full.split(train_split)
+    train = train.take(train.valid_rows())
+    if len(train) < 2 * folds:
+        raise EvaluationError(f"the baseline needs a '{train_split}' split to fit on ({len(train)} usable rows)")
+    column = {m: j for j, m in enumerate(full.models)}
+    cols = np.array([column[m] for m in router.tables.models], dtype=np.int64)
+    X_train = np.asarray([router.extractor.extract(p)[0] for p in train.prompts], dtype=np.float64)
+    size_column = list(router.artifact.gbdt.feature_schema.names).index("tokens_approx")
+    S_train, C_train = train.scores[:, cols], train.costs[:, cols]
+    best_train = int(np.argmax(S_train.mean(axis=0)))
+    unit = float(C_train[:, best_train].mean()) or 1.0
+    price = lr.price_per_unit(X_train[:, size_column], C_train) / unit
+    fold_of = np.arange(len(train)) % folds
+    np.random.default_rng(seed).shuffle(fold_of)
+    return FittedBaseline(model=lr.fit_logistic(X_train, S_train, l2=l2), price=price, size_column=size_column,
+                          train_oof=lr.out_of_fold(X_train, S_train, fold_of, l2=l2), train_costs=C_train,
+                          train_unit=unit, train_features=X_train)
+
+
+def baseline_comparison(
+    router: ReferenceRouter,
+    full: FullInfoDataset,
+    data: FullInfoDataset,
+    artifact_scores: np.ndarray,
+    artifact_costs: np.ndarray,
+    *,
+    train_split: str = "train",
+    l2: float = lr.DEFAULT_L2,
+    seed: int = 0,
+    features: np.ndarray | None = None,
+    fitted: FittedBaseline | None = None,
+) -> BaselineComparison:
+    """The logistic baseline on ``data`` (λ chosen on ``train_split``) against the artifact's per-row outcomes."""
+    fitted = fitted or fit_baseline(router, full, train_split=train_split, l2=l2, seed=seed)
+    column = {m: j for j, m in enumerate(data.models)}
+    cols = np.array([column[m] for m in router.tables.models], dtype=np.int64)
+    X_eval = features if features is not None else np.asarray([router.extractor.extract(p)[0] for p in data.prompts])
+    S, C = data.scores[:, cols], data.costs[:, cols]
+    best = int(np.argmax(S.mean(axis=0)))
+    ref_s, ref_c = float(S[:, best].mean()), float(C[:, best].mean()) or 1.0
+    target = float(artifact_costs.mean()) / ref_c
+    train_cost = fitted.train_features[:, fitted.size_column, None] * fitted.price
+    weight, train_share = lr.weight_for_share(fitted.train_oof, train_cost, fitted.train_costs, fitted.train_unit, target)
+    q_eval, c_eval = fitted.predict(X_eval)
+    chosen = lr.route(q_eval, c_eval, weight)
+    rows = np.arange(len(data))
+    b_scores, b_costs = S[rows, chosen], C[rows, chosen]
+    curve = [(c, s) for _, s, c in lr.frontier(q_eval, c_eval, S, C)]
+    at_cost = _upper_envelope_at(curve, float(artifact_costs.mean()))
+    score, cost = float(b_scores.mean()), float(b_costs.mean())
+    return BaselineComparison(
+        method="per-model logistic regression on the artifact's features, argmax p̂ − λ·cost",
+        l2=l2, cost_weight=weight, target_cost_share=round(target, 6), train_cost_share=round(train_share, 6),
+        policy=PolicyMetrics(name=f"baseline logistic (λ={weight:.3g})", score=round(score, 6), cost_usd=cost,
+                             score_vs_best=round(score / ref_s, 6) if ref_s else 0.0, cost_vs_best=round(cost / ref_c, 6)),
+        score_difference=paired_bootstrap(artifact_scores, b_scores, seed=seed),
+        cost_difference_vs_best=round(float((artifact_costs.mean() - cost) / ref_c), 6),
+        frontier_score_at_cost=round(at_cost, 6),
+    )
+
+
+def _upper_envelope_at(curve: list[tuple[float, float]], cost: float) -> float:
+    """Best score reachable at ``cost`` on a (cost, score) curve: its concave upper envelope
+    (a mixture of two policies is attainable), interpolated at ``cost``."""
+    points = sorted(set(curve))
+    hull: list[tuple[float, float]] = []
+    for point in points:
+        while len(hull) >= 2 and _cross(hull[-2], hull[-1], point) >= 0:
+            hull.pop()
+        hull.append(point)
+    left = [s for c, s in points if c <= cost]
+    best = max(left) if left else points[0][1]
+    for (c0, s0), (c1, s1) in zip(hull, hull[1:]):
+        if c0 <= cost <= c1 and c1 > c0:
+            best = max(best, s0 + (s1 - s0) * (cost - c0) / (c1 - c0))
+    return float(best)
+
+
+def _cross(o: tuple[float, float], a: tuple[float, float], b: tuple[float, float]) -> float:
+    return (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0])
 
 
 def evaluate_artifact(
@@ -141,6 +287,9 @@ def evaluate_artifact(
     *,
     split: str = "test",
     against: Artifact | ReferenceRouter | None = None,
+    baseline: bool = False,
+    seed: int = 0,
+    fitted: "FittedBaseline | None" = None,
 ) -> EvaluationReport:
     """Evaluate an artifact (already verified) on one split of a full-information dataset.
 
@@ -149,6 +298,8 @@ def evaluate_artifact(
         dataset: a dataset path or a loaded dataset.
         split: which rows (``test`` unless told otherwise; ``all`` for every row).
         against: another artifact to compare with (e.g. the current one).
+        baseline: also fit and compare the logistic baseline (needs a ``train`` split).
+        fitted: the baseline already fitted (:func:`fit_baseline`), to fit it once.
     """
     router = artifact if isinstance(artifact, ReferenceRouter) else ReferenceRouter(artifact)
     full = dataset if isinstance(dataset, FullInfoDataset) else load_dataset(dataset)
@@ -158,7 +309,8 @@ def evaluate_artifact(
         raise EvaluationError(f"the dataset has no usable rows in split {split!r}")
     S, C = data.scores, data.costs
     rows = np.arange(len(data))
-    chosen, buckets = routed_choices(router, data)
+    columns, batch = route_dataset(router, data)
+    chosen, buckets = columns[batch.chosen], batch.buckets
 
     means_s, means_c = S.mean(axis=0), C.mean(axis=0)
     best = int(np.argmax(means_s))
@@ -197,6 +349,13 @@ def evaluate_artifact(
             against_cost_usd=None if against_chosen is None else float(C[mask, against_chosen[mask]].mean()),
         )
     floor, ceiling = 0.98 * ref_s, 0.5 * ref_c
+    against_difference = None
+    if against_chosen is not None:
+        against_difference = paired_bootstrap(S[rows, chosen], S[rows, against_chosen], seed=seed)
+    compared = None
+    if baseline:
+        compared = baseline_comparison(router, full, data, S[rows, chosen], C[rows, chosen], seed=seed,
+                                       features=batch.features, fitted=fitted)
     diff = S[rows, chosen] - S[:, best]
     se = float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else 0.0
     return EvaluationReport(
@@ -226,4 +385,6 @@ def evaluate_artifact(
             mean=round(float(diff.mean()), 6), standard_error=round(se, 6),
             ci95=(round(float(diff.mean()) - 1.96 * se, 6), round(float(diff.mean()) + 1.96 * se, 6)),
         ),
+        against_difference=against_difference,
+        baseline=compared,
     )

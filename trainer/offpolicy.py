@@ -110,3 +110,23 @@ def cell_means(
     np.add.at(sums, (served[keep], cluster[keep]), reward[keep])
     np.add.at(counts, (served[keep], cluster[keep]), 1.0)
     return (sums + prior_strength * prior) / (counts + prior_strength), counts
+
+
+def dr_terms(
+    chosen: np.ndarray,
+    served: np.ndarray,
+    propensity: np.ndarray,
+    reward: np.ndarray,
+    reward_model: np.ndarray,
+    *,
+    min_propensity: float = 1e-3,
+) -> np.ndarray:
+    """Per-row doubly robust terms (their mean is the DR estimate); rows must have a finite reward.
+
+    Two policies' terms on the same rows and with the same reward model are paired: the
+    mean of their difference estimates the difference of their values, and its standard
+    error is that of the per-row differences (:func:`bifrost.trainer.stats.paired_normal`).
+    """
+    rows = np.arange(len(chosen))
+    weight = (chosen == served) / np.clip(propensity, min_propensity, 1.0)
+    return reward_model[rows, chosen] + weight * (reward - reward_model[rows, served])

@@ -176,13 +176,23 @@ def assess_training_set(
                      message=f"{small} clusters below; their Q̂ leans on the model's overall mean"))
     counts = np.bincount(labels, minlength=len(classes))
     report.per_bucket = {name: int(n) for name, n in zip(classes, counts)}
+    report.add(class_balance(counts, classes, thresholds))
+    return report
+
+
+def class_balance(counts: np.ndarray, classes: tuple[str, ...], thresholds: QualityThresholds = QualityThresholds()) -> Check:
+    """The triage labels' class balance: a warning, not a stop.
+
+    A rare or missing class means the escalation gate cannot separate it; the search then
+    decides how much to use the gate (it can switch it off), so training goes on.
+    """
     smallest = int(counts.min())
     share = smallest / max(int(counts.sum()), 1)
-    status: Status = "fail" if smallest < thresholds.min_class_rows else "warn" if share < thresholds.warn_class_fraction else "pass"
-    report.add(Check(name="class_balance", status=status, value=round(share, 4),
-                     threshold=f">= {thresholds.min_class_rows} rows per class (warn < {thresholds.warn_class_fraction:.0%})",
-                     message="triage labels " + ", ".join(f"{k}={v}" for k, v in report.per_bucket.items())))
-    return report
+    thin = smallest < thresholds.min_class_rows or share < thresholds.warn_class_fraction
+    return Check(name="class_balance", status="warn" if thin else "pass", value=round(share, 4),
+                 threshold=f">= {thresholds.min_class_rows} rows and {thresholds.warn_class_fraction:.0%} per class (warn)",
+                 message="triage labels " + ", ".join(f"{k}={int(v)}" for k, v in zip(classes, counts))
+                 + ("; a thin class: the gate can barely separate it, the search decides whether to use it" if thin else ""))
 
 
 def require(report: QualityReport) -> QualityReport:

@@ -2,25 +2,32 @@
 
 Logged data only shows the served model's outcome, so every policy figure here is an
 off-policy estimate (:mod:`bifrost.trainer.offpolicy`) from the logged propensities.
-The candidate keeps the current artifact's feature schema, centroids, buckets and
-context windows (routers log features in that schema); it re-learns:
+The candidate keeps the current artifact's feature schema, centroids and context
+windows (routers log features in that schema); it re-learns:
 
-* Q̂ — shrunken mean logged quality per (model, cluster), the current Q̂ as the prior;
-* Ĉ — per-model price per input token from logged cost, normalized;
-* the triage model — LightGBM on the logged feature vectors, labelled by the reward
-  model (the cheapest bucket whose best model is within tolerance of the best one);
-* α, τ_cheap, τ_hard and penalties — Optuna TPE maximizing the doubly robust quality
-  estimate at cost, relative to the current artifact's own estimate on the same rows.
+* q̂(m | x) and ĉ(m | x) — per-prompt LightGBM quality and cost models of every model
+  (:mod:`bifrost.trainer.outcomes`) on the rows where that model was served (a model
+  with too few logged rows keeps the current artifact's models);
+* the buckets and the triage model — learned from the out-of-fold q̂ and ĉ as in a
+  bootstrap (:mod:`bifrost.trainer.triage`);
+* α, τ_cheap, τ_hard — Optuna TPE on doubly robust estimates (reward model: the
+  out-of-fold q̂), for the knob ``RetrainConfig.objective`` (default: the lowest cost
+  at no less estimated quality than the current artifact, at no more cost).
 
-Validation happens on the newest part of the window (by event time, never trained on):
-DR quality ≥ (1 − 2%) × the current artifact's, DR cost ≤ the current's, P95 latency of
-the models the candidate picks within the SLO, and, when a full-information evaluation
-set is given, the same two comparisons on it. A candidate that fails is not signed.
+Validation happens on the newest part of the window (by event time, never trained on)
+and is a **non-inferiority test**: per-row doubly robust terms of the candidate and of
+the current artifact (same rows, same reward model) are paired, and the one-sided lower
+confidence bound of the quality difference must be above −2% of the current's quality;
+the DR cost must not be higher; P95 latency of the models the candidate picks within
+the SLO; with a full-information evaluation set, a paired bootstrap on its test rows
+must pass the same test. Too few labelled holdout rows (``min_decision_rows``) refuse
+the run with that reason. A candidate that fails is not signed.
 """
 
 from __future__ import annotations
 
 import math
+from statistics import NormalDist
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -30,19 +37,20 @@ import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bifrost.router.artifact import BUCKETS, Artifact, Reports, Thresholds
-from bifrost.router.gbdt import TreeEnsemble
 from bifrost.router.policy import PolicyTables, choose
-from bifrost.router.reference import ReferenceRouter
-from bifrost.trainer.bootstrap import new_version
+from bifrost.trainer.bootstrap import new_version, prompt_models_of
 from bifrost.trainer.dataset import FullInfoDataset
 from bifrost.trainer.evaluate import evaluate_artifact
 from bifrost.trainer.export import sign_artifact
 from bifrost.trainer.logged import LoggedData
-from bifrost.trainer.offpolicy import Estimate, cell_means, dr_value, estimate
+from bifrost.trainer.offpolicy import Estimate, cell_means, dr_terms, dr_value, estimate
+from bifrost.trainer.outcomes import OutcomeReport, group_folds, train_outcome_models
+from bifrost.trainer.predict import predict_rows
 from bifrost.trainer.progress import Timings, step
-from bifrost.trainer.quality import Check, DataQualityError, QualityReport, Status
+from bifrost.trainer.quality import Check, DataQualityError, QualityReport, Status, class_balance
 from bifrost.trainer.search import SearchData, SearchObjective, SearchReport, SearchSpace, search_policy
-from bifrost.trainer.triage import CvReport, stratified_folds, train_triage, triage_labels
+from bifrost.trainer.stats import PairedComparison, paired_bootstrap, paired_normal
+from bifrost.trainer.triage import BucketReport, CvReport, learn_buckets, stratified_folds, train_triage, triage_labels
 from bifrost.trainer.validate import ValidationCheck
 
 _DECIMALS = 6
@@ -60,7 +68,10 @@ class RetrainConfig(msgspec.Struct, frozen=True, kw_only=True):
     label_tolerance: float = 0.05
     prior_strength: float = 20.0
     quality_tolerance: float = 0.02
-    cost_weight: float = 0.05
+    confidence: float = 0.95
+    min_decision_rows: int = 500  # labelled holdout rows; fewer are too few for a non-inferiority decision
+    # Lowest cost whose pessimistic quality (DR lower bound) stays within 1% of the current's, at no more cost.
+    objective: SearchObjective = SearchObjective(max_cost_share=1.0, min_quality_share=0.99)
     slo_p95_ms: float = 2500.0
     min_rows: int = 2_000
     min_label_coverage: float = 0.2
@@ -94,10 +105,14 @@ class RetrainReport(msgspec.Struct, kw_only=True):
     reason: str = ""
     rows: dict[str, int] = {}
     quality: QualityReport | None = None
+    outcomes: OutcomeReport | None = None
+    buckets: BucketReport | None = None
     cv: CvReport | None = None
     search: SearchReport | None = None
     candidate: PolicyEstimate | None = None
     current: PolicyEstimate | None = None
+    difference: PairedComparison | None = None
+    full_information_difference: PairedComparison | None = None
     checks: list[ValidationCheck] = []
     full_information: dict[str, float | str] = {}
     timings: dict[str, float] = {}
@@ -116,6 +131,14 @@ class RetrainReport(msgspec.Struct, kw_only=True):
                  f"Verdict: **{verdict}**.", "", f"Rows: {self.rows}", ""]
         if self.quality is not None:
             lines.append(self.quality.to_markdown())
+        if self.outcomes is not None:
+            o = self.outcomes
+            lines += ["## Per-prompt outcome models (LightGBM on logged rows of each served model)", "",
+                      f"Mean out-of-fold log-loss {o.mean_logloss:.4f}, Brier {o.mean_brier:.4f}, calibration error "
+                      f"{o.mean_ece:.4f}. " + "; ".join(f"{m}: {f.rows} rows" + (f" ({f.fallback})" if f.fallback else "")
+                                                         for m, f in o.per_model.items()), ""]
+        if self.buckets is not None:
+            lines += ["Buckets: " + "; ".join(f"{b}: {', '.join(m)}" for b, m in self.buckets.buckets.items()), ""]
         if self.cv is not None:
             cv = self.cv
             lines += ["## Triage (LightGBM on logged features)", "",
@@ -134,6 +157,10 @@ class RetrainReport(msgspec.Struct, kw_only=True):
                 q, c = p.quality, p.cost_usd
                 lines.append(f"| {p.name} | {q.dr:.4f} ± {q.dr_stderr:.4f} | {q.ips:.4f} | {q.snips:.4f} | "
                              f"{c.dr:.4g} | {p.latency_p95_ms:.0f} |")
+            if self.difference is not None:
+                lines += ["", f"DR quality difference candidate − current: {self.difference.describe()}."]
+            if self.full_information_difference is not None:
+                lines += ["", f"Full-information score difference: {self.full_information_difference.describe()}."]
             lines += ["", "| check | passed | value | threshold | note |", "|---|---|---|---|---|"]
             lines += [f"| {c.name} | {'yes' if c.passed else 'NO'} | {c.value:.6g} | {c.threshold:.6g} | {c.message} |"
                       for c in self.checks]
@@ -267,78 +294,113 @@ def retrain_from_logs(
         prior = np.array([parent.qhat[m] for m in models])
         qhat, cell_counts = cell_means(data.quality[train_rows], served[train_rows], clusters[train_rows], len(models), k,
                                        prior=prior, prior_strength=config.prior_strength)
-        price = _price_per_token(data, served, train_rows, len(models))
-        tiers = np.array([0 if m in parent.buckets["cheap"] else 1 if m in parent.buckets["mid"] else 2 for m in models])
+        held_labelled = int(np.isfinite(data.quality[hold_rows]).sum())
         report.rows = {"logged": len(data), "usable": int(len(rows)), "train": int(len(train_rows)),
-                       "holdout": int(len(hold_rows)), "labelled_train": int(np.isfinite(data.quality[train_rows]).sum())}
-        step("prepare", train=len(train_rows), holdout=len(hold_rows), cells_with_data=int((cell_counts > 0).sum()))
+                       "holdout": int(len(hold_rows)), "labelled_train": int(np.isfinite(data.quality[train_rows]).sum()),
+                       "labelled_holdout": held_labelled}
+        step("prepare", train=len(train_rows), holdout=len(hold_rows), labelled_holdout=held_labelled)
+    if held_labelled < config.min_decision_rows:
+        raise stop("validate", f"too few rows for a decision: {held_labelled} labelled rows in the newest "
+                               f"{config.holdout_fraction:.0%} of the window, a non-inferiority test needs "
+                               f"{config.min_decision_rows}")
 
     with timings.measure("cv"):
         rng = np.random.default_rng(config.seed)
-        triage_rows = train_rows if len(train_rows) <= config.max_triage_rows else np.sort(
+        sample = train_rows if len(train_rows) <= config.max_triage_rows else np.sort(
             rng.choice(train_rows, size=config.max_triage_rows, replace=False))
-        X = data.features[triage_rows]
-        rewards = qhat[:, clusters[triage_rows]].T
-        labels = triage_labels(rewards, tiers, tolerance=config.label_tolerance)
+        X = data.features[sample].astype(np.float64)
+        n = len(sample)
+        scores = np.full((n, len(models)), np.nan)
+        costs = np.full((n, len(models)), np.nan)
+        quality_s, served_s = data.quality[sample], served[sample]
+        known = np.isfinite(quality_s)
+        scores[np.flatnonzero(known), served_s[known]] = quality_s[known]
+        costs[np.arange(n), served_s] = data.cost[sample]
+        outcome_folds = group_folds(X, config.folds, seed=config.seed + 1)
+        pm = parent.prompt_models
+        outcomes = train_outcome_models(
+            X, scores, costs, outcome_folds, models=models, feature_names=names, cost_per=pm.cost_per,
+            cost_unit_usd=pm.cost_unit_usd, seed=config.seed, max_rounds=config.max_rounds,
+            fallback={m: (pm.quality[m], pm.calibration[m], pm.cost[m]) for m in models},
+            min_rows=config.min_model_rows,
+        )
+        report.outcomes = outcomes.report
+        bucket_report = learn_buckets(outcomes.oof_quality, outcomes.oof_cost, models)
+        report.buckets = bucket_report
+        labels = triage_labels(outcomes.oof_quality, bucket_report.buckets, models, tolerance=config.label_tolerance)
         counts = np.bincount(labels, minlength=len(BUCKETS))
-        if counts.min() < config.min_class_rows:
-            quality.add(Check(name="class_balance", status="fail", value=int(counts.min()),
-                              threshold=f">= {config.min_class_rows} rows per class",
-                              message="triage labels " + ", ".join(f"{b}={int(c)}" for b, c in zip(BUCKETS, counts))))
-            raise stop("quality", f"triage labels too unbalanced to train ({dict(zip(BUCKETS, counts.tolist()))})")
+        quality.add(class_balance(counts, BUCKETS))
         folds = stratified_folds(labels, config.folds, seed=config.seed)
         triage = train_triage(X, labels, folds, feature_names=names, seed=config.seed,
-                              params={"num_threads": 2, "learning_rate": 0.1}, max_rounds=config.max_rounds)
+                              params={"learning_rate": 0.1}, max_rounds=config.max_rounds)
         report.cv = triage.cv
 
     with timings.measure("search", trials=config.trials):
-        # Out-of-fold reward model: a row's Q̂ never saw the row, or the search would
-        # favour the cells whose few logged outcomes happened to be lucky.
-        reward_rows = _out_of_fold_rewards(data, served, clusters, train_rows, triage_rows, prior, config)
-        cost_rows = price[None, :] * _tokens(data, triage_rows, token_column)[:, None]
-        labelled = np.isfinite(data.quality[triage_rows])
-        weight = 1.0 / np.clip(data.propensity[triage_rows], 1e-3, 1.0)
-        # Per-row inputs of the DR estimates, sliced once rather than in every trial.
-        served_t, cost_t, clusters_t, tokens_t = served[triage_rows], data.cost[triage_rows], clusters[triage_rows], X[:, token_column]
-        served_l, weight_l = served_t[labelled], weight[labelled]
-        quality_l, reward_l = data.quality[triage_rows][labelled], reward_rows[labelled]
-        parent_tables = PolicyTables.from_artifact(parent)
-        parent_probabilities = triage_probabilities(parent.gbdt.model, X, seed=config.seed)
+        unit = pm.cost_unit_usd
+        labelled = np.isfinite(quality_s)
+        weight = 1.0 / np.clip(data.propensity[sample], 1e-3, 1.0)
+        cost_t, tokens_t = data.cost[sample], X[:, token_column]
+        served_l, weight_l = served_s[labelled], weight[labelled]
+        quality_l, reward_l = quality_s[labelled], outcomes.oof_quality[labelled]
+        cost_rows = outcomes.oof_cost * unit
+        parent_predicted = predict_rows(parent, X, seed=config.seed)
 
-        def estimator(tables: PolicyTables, probabilities: np.ndarray = triage.oof,
-                      q_rows: np.ndarray | None = reward_rows) -> tuple[float, float, np.ndarray]:
-            chosen, buckets, _, _ = choose(tables, probabilities, clusters_t, tokens_t, q_rows=q_rows)
-            q = dr_value(chosen[labelled], served_l, weight_l, quality_l, reward_l)
-            c = dr_value(chosen, served_t, weight, cost_t, cost_rows)
-            return q, c, buckets
+        rows_l = np.arange(int(labelled.sum()))
+        z = NormalDist().inv_cdf(config.confidence)
+        # The search is pessimistic, as validation will be: a policy's quality is the current
+        # artifact's DR estimate plus the lower confidence bound of the paired DR difference,
+        # its standard error scaled to the holdout's size (what the validation test will see).
+        inflate = math.sqrt(max(len(rows_l), 1) / max(held_labelled, 1))
 
-        current_q, current_c, _ = estimator(parent_tables, parent_probabilities, None)
-        objective = SearchObjective(cost_weight=config.cost_weight, cost_budget=1.0, budget_penalty=10.0,
-                                    score_floor=(1.0 - config.quality_tolerance / 2) * current_q)
-        base = PolicyTables.from_artifact(msgspec.structs.replace(parent, qhat={m: list(qhat[j]) for j, m in enumerate(models)}))
+        def quality_terms(chosen_l: np.ndarray) -> np.ndarray:
+            correction = np.where(chosen_l == served_l, weight_l * (quality_l - reward_l[rows_l, served_l]), 0.0)
+            return reward_l[rows_l, chosen_l] + correction
+
+        parent_chosen, _, _, _ = choose(PolicyTables.from_artifact(parent), parent_predicted.probabilities,
+                                        parent_predicted.quality, parent_predicted.cost, tokens_t)
+        current_terms = quality_terms(parent_chosen[labelled])
+        current_q = float(current_terms.mean())
+        current_c = dr_value(parent_chosen, served_s, weight, cost_t, cost_rows)
+
+        def estimator(tables: PolicyTables) -> tuple[float, float, np.ndarray, np.ndarray]:
+            chosen, buckets, _, _ = choose(tables, triage.oof, outcomes.oof_quality, outcomes.oof_cost, tokens_t)
+            d = quality_terms(chosen[labelled]) - current_terms
+            se = float(d.std(ddof=1) / math.sqrt(len(d))) if len(d) > 1 else 0.0
+            return (current_q + float(d.mean()) - z * se * inflate,
+                    dr_value(chosen, served_s, weight, cost_t, cost_rows), buckets, chosen)
+
+        base = PolicyTables.from_artifact(msgspec.structs.replace(parent, buckets=bucket_report.buckets))
         search = search_policy(
-            SearchData(tables=base, probabilities=triage.oof, q_rows=reward_rows, scores=np.zeros((len(triage_rows), 0)),
-                       costs=np.zeros((len(triage_rows), 0)), tokens=tokens_t, tiers=tiers),
-            trials=config.trials, seed=config.seed, objective=objective, space=SearchSpace(tau_cheap=(0.0, 1.0), tau_hard=(0.0, 1.0)),
+            SearchData(tables=base, probabilities=triage.oof, quality=outcomes.oof_quality, cost=outcomes.oof_cost,
+                       scores=np.zeros((n, 0)), costs=np.zeros((n, 0)), tokens=tokens_t),
+            trials=config.trials, seed=config.seed, objective=config.objective,
             estimator=estimator, reference=(f"current {parent.version}", current_q, current_c),
             corners=[{"alpha": parent.alpha, "tau_cheap": parent.thresholds.cheap, "tau_hard": parent.thresholds.hard}],
         )
         report.search = search
 
     with timings.measure("validate", rows=len(hold_rows)):
-        chat = price * float(np.nanmean(_tokens(data, train_rows, token_column)))
-        chat = chat / chat.max() if chat.max() > 0 else chat
-        candidate = _successor(parent, version=version, search=search, qhat=qhat, chat=chat,
-                               model_string=triage.model_string)
-        holdout = _Holdout.of(data, served, clusters, hold_rows, qhat, price, token_column,
+        candidate = _successor(parent, version=version, search=search, qhat=qhat, buckets=bucket_report.buckets,
+                               model_string=triage.model_string, outcomes=outcomes)
+        holdout = _Holdout.of(data, served, hold_rows, token_column,
                               _latency_samples(data, served, train_rows, len(models)), config.seed)
-        mine = holdout.estimate("candidate " + version, candidate)
-        theirs = holdout.estimate("current " + parent.version, parent)
+        reward = holdout.reward(candidate)
+        mine, mine_terms = holdout.estimate("candidate " + version, candidate, reward)
+        theirs, their_terms = holdout.estimate("current " + parent.version, parent, reward)
         report.candidate, report.current = mine, theirs
-        floor = (1.0 - config.quality_tolerance) * theirs.quality.dr
+        difference = paired_normal(mine_terms, their_terms, confidence=config.confidence,
+                                   method="paired doubly robust terms")
+        report.difference = difference
+        margin = config.quality_tolerance * theirs.quality.dr
+        resolvable = difference.difference - difference.lower < margin
         report.checks = [
-            ValidationCheck(name="quality_non_inferior", passed=mine.quality.dr >= floor, value=mine.quality.dr,
-                            threshold=floor, message=f"DR quality vs current ({theirs.quality.dr:.4f}) −{config.quality_tolerance:.0%}"),
+            ValidationCheck(name="quality_non_inferior", passed=difference.lower >= -margin, value=difference.lower,
+                            threshold=-margin,
+                            message=f"{config.confidence:.0%} lower bound of the paired DR quality difference vs current "
+                                    f"({difference.difference:+.4f} ± {difference.standard_error:.4f} SE) ≥ "
+                                    f"−{config.quality_tolerance:.0%} of its DR quality ({theirs.quality.dr:.4f})"
+                                    + ("" if resolvable or difference.lower >= -margin else
+                                       "; these rows cannot resolve a difference that small (too few rows for a decision)")),
             ValidationCheck(name="cost_not_higher", passed=mine.cost_usd.dr <= theirs.cost_usd.dr * (1 + 1e-9),
                             value=mine.cost_usd.dr, threshold=theirs.cost_usd.dr, message="DR mean cost vs current"),
             ValidationCheck(name="latency_slo", passed=mine.latency_p95_ms <= config.slo_p95_ms, value=mine.latency_p95_ms,
@@ -348,18 +410,21 @@ def retrain_from_logs(
             report.checks += _full_information_checks(candidate, parent, evaluation_set, config, report)
         passed = all(c.passed for c in report.checks)
         step("validate", passed=passed, quality=mine.quality.dr, current_quality=theirs.quality.dr,
-             cost=mine.cost_usd.dr, current_cost=theirs.cost_usd.dr, p95_ms=mine.latency_p95_ms)
+             difference=difference.difference, lower=difference.lower, cost=mine.cost_usd.dr,
+             current_cost=theirs.cost_usd.dr, p95_ms=mine.latency_p95_ms)
     if not passed:
         failed = "; ".join(f"{c.name} {c.value:.4g} vs {c.threshold:.4g}" for c in report.checks if not c.passed)
-        raise stop("validate", f"candidate not better than the current artifact: {failed}")
+        raise stop("validate", f"candidate not shown non-inferior to the current artifact: {failed}")
 
     with timings.measure("export"):
         report.passed = True
         report.timings = {name: round(sec, 3) for name, sec in timings.seconds.items()}
         training = {"source": "logged", "trigger_id": trigger_id, "window": list(data.window), "rows": report.rows,
-                    "quality": msgspec.to_builtins(quality), "cv": msgspec.to_builtins(triage.cv),
+                    "quality": msgspec.to_builtins(quality), "outcomes": msgspec.to_builtins(outcomes.report),
+                    "buckets": msgspec.to_builtins(bucket_report), "cv": msgspec.to_builtins(triage.cv),
                     "search": msgspec.to_builtins(search), "timings_s": report.timings}
         validation = {"passed": True, "candidate": msgspec.to_builtins(mine), "current": msgspec.to_builtins(theirs),
+                      "difference": msgspec.to_builtins(report.difference),
                       "checks": msgspec.to_builtins(report.checks), "full_information": report.full_information}
         signed = sign_artifact(candidate, training=training, validation=validation, key=signing_key)
         artifact, report.sha256, report.signature, report.key_id = signed.artifact, signed.sha256, signed.signature, signed.key_id
@@ -367,51 +432,6 @@ def retrain_from_logs(
     report.timings["total"] = round(timings.total, 3)
     step("done", version=version, seconds=report.timings["total"])
     return artifact, report
-
-
-def _out_of_fold_rewards(
-    data: LoggedData, served: np.ndarray, clusters: np.ndarray, train_rows: np.ndarray, rows: np.ndarray,
-    prior: np.ndarray, config: RetrainConfig,
-) -> np.ndarray:
-    """``(len(rows), models)``: each row's Q̂ of its cluster, fitted without the row's fold."""
-    n_models, k = prior.shape
-    fold_of = np.random.default_rng(config.seed + 1).integers(config.folds, size=len(data))
-    out = np.zeros((len(rows), n_models))
-    for fold in range(config.folds):
-        fit = train_rows[fold_of[train_rows] != fold]
-        table, _ = cell_means(data.quality[fit], served[fit], clusters[fit], n_models, k, prior=prior,
-                              prior_strength=config.prior_strength)
-        mine = fold_of[rows] == fold
-        out[mine] = table[:, clusters[rows[mine]]].T
-    return out
-
-
-_PARITY_ROWS = 2_000
-_PARITY_TOLERANCE = 1e-9
-_CHUNK_ROWS = 8_192
-
-
-def triage_probabilities(
-    model_string: str, X: np.ndarray, *, ensemble: TreeEnsemble | None = None, seed: int = 0
-) -> np.ndarray:
-    """Triage probabilities of many rows, as the routers' evaluator computes them.
-
-    LightGBM's own predictor evaluates the same trees an order of magnitude faster than
-    the NumPy evaluator the routers run (:class:`TreeEnsemble`, which matches it within
-    1e-9: ``tests/router/test_gbdt.py``). Every call checks a random sample of rows against
-    the routers' evaluator and, on any disagreement, uses that evaluator for every row.
-    """
-    X = np.ascontiguousarray(X, dtype=np.float64)
-    ensemble = ensemble or TreeEnsemble.from_model_string(model_string)
-    if len(X) <= _PARITY_ROWS:
-        return ensemble.predict_proba(X)
-    fast = np.asarray(lgb.Booster(model_str=model_string).predict(X, num_threads=2), dtype=np.float64).reshape(len(X), -1)
-    sample = np.sort(np.random.default_rng(seed).choice(len(X), size=_PARITY_ROWS, replace=False))
-    reference = ensemble.predict_proba(X[sample])
-    if fast.shape[1] == reference.shape[1] and np.abs(fast[sample] - reference).max() <= _PARITY_TOLERANCE:
-        return fast
-    step("predict", status="fallback", reason="LightGBM and the router's evaluator disagree", rows=len(X))
-    return np.concatenate([ensemble.predict_proba(X[lo:lo + _CHUNK_ROWS]) for lo in range(0, len(X), _CHUNK_ROWS)])
 
 
 def _at_least(name: str, value: int, limit: int, message: str) -> Check:
@@ -422,17 +442,6 @@ def _tokens(data: LoggedData, rows: np.ndarray, token_column: int) -> np.ndarray
     logged = data.tokens_in[rows]
     approx = data.features[rows, token_column].astype(np.float64)
     return np.where(np.isfinite(logged) & (logged > 0), logged, approx)
-
-
-def _price_per_token(data: LoggedData, served: np.ndarray, rows: np.ndarray, n_models: int) -> np.ndarray:
-    """USD per input token per model (served rows only); unseen models get the dearest seen price."""
-    tokens = np.zeros(n_models)
-    cost = np.zeros(n_models)
-    np.add.at(tokens, served[rows], np.where(np.isfinite(data.tokens_in[rows]), data.tokens_in[rows], 0.0))
-    np.add.at(cost, served[rows], data.cost[rows])
-    price = np.where(tokens > 0, cost / np.maximum(tokens, 1e-12), np.nan)
-    fallback = np.nanmax(price) if np.isfinite(price).any() else 0.0
-    return np.where(np.isfinite(price), price, fallback)
 
 
 def _latency_samples(data: LoggedData, served: np.ndarray, rows: np.ndarray, n_models: int) -> list[np.ndarray]:
@@ -449,71 +458,87 @@ class _Holdout:
     """The validation rows and everything about them that does not depend on the policy."""
 
     X: np.ndarray
-    clusters: np.ndarray
     tokens: np.ndarray
     served: np.ndarray
     propensity: np.ndarray
     quality: np.ndarray
     cost: np.ndarray
-    reward_model: np.ndarray
-    cost_model: np.ndarray
     latency_samples: list[np.ndarray]
     seed: int
 
     @classmethod
-    def of(cls, data: LoggedData, served: np.ndarray, clusters: np.ndarray, rows: np.ndarray, qhat: np.ndarray,
-           price: np.ndarray, token_column: int, latency_samples: list[np.ndarray], seed: int) -> "_Holdout":
+    def of(cls, data: LoggedData, served: np.ndarray, rows: np.ndarray, token_column: int,
+           latency_samples: list[np.ndarray], seed: int) -> "_Holdout":
         X = data.features[rows].astype(np.float64)
-        return cls(X=X, clusters=clusters[rows], tokens=X[:, token_column], served=served[rows],
-                   propensity=data.propensity[rows], quality=data.quality[rows], cost=data.cost[rows],
-                   reward_model=qhat[:, clusters[rows]].T,
-                   cost_model=price[None, :] * _tokens(data, rows, token_column)[:, None],
-                   latency_samples=latency_samples, seed=seed)
+        return cls(X=X, tokens=X[:, token_column], served=served[rows], propensity=data.propensity[rows],
+                   quality=data.quality[rows], cost=data.cost[rows], latency_samples=latency_samples, seed=seed)
 
-    def estimate(self, name: str, artifact: Artifact) -> PolicyEstimate:
-        """Off-policy estimates of the artifact's routing of these rows."""
-        router = ReferenceRouter(artifact)
-        probabilities = triage_probabilities(artifact.gbdt.model, self.X, ensemble=router.ensemble, seed=self.seed)
-        chosen, _, _, _ = choose(router.tables, probabilities, self.clusters, self.tokens)
+    def reward(self, candidate: Artifact) -> tuple[np.ndarray, np.ndarray]:
+        """The reward and cost models of the DR estimates: the candidate's q̂ and ĉ (USD), fitted on train rows only."""
+        predicted = predict_rows(candidate, self.X, seed=self.seed)
+        return predicted.quality, predicted.cost * candidate.prompt_models.cost_unit_usd
+
+    def estimate(self, name: str, artifact: Artifact,
+                 models: tuple[np.ndarray, np.ndarray]) -> tuple[PolicyEstimate, np.ndarray]:
+        """Off-policy estimates of the artifact's routing of these rows, and its per-row DR quality terms."""
+        reward_model, cost_model = models
+        tables = PolicyTables.from_artifact(artifact)
+        predicted = predict_rows(artifact, self.X, seed=self.seed)
+        chosen, _, _, _ = choose(tables, predicted.probabilities, predicted.quality, predicted.cost, self.tokens)
         # One logged latency per row, drawn from the chosen model's samples: the same draws
         # as one ``rng.integers(len(samples[m]))`` per row in order, in one call.
         sizes = np.array([len(s) for s in self.latency_samples], dtype=np.int64)
         starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
         pool = np.concatenate(self.latency_samples) if len(self.latency_samples) else np.zeros(0)
         drawn = pool[starts[chosen] + np.random.default_rng(self.seed).integers(sizes[chosen])] if len(chosen) else np.zeros(0)
-        shares = np.bincount(chosen, minlength=len(router.tables.models)) / max(len(chosen), 1)
+        shares = np.bincount(chosen, minlength=len(tables.models)) / max(len(chosen), 1)
+        labelled = np.isfinite(self.quality) & np.isfinite(self.propensity)
+        terms = dr_terms(chosen[labelled], self.served[labelled], self.propensity[labelled], self.quality[labelled],
+                         reward_model[labelled])
         return PolicyEstimate(
             name=name,
-            quality=estimate(chosen, self.served, self.propensity, self.quality, self.reward_model),
-            cost_usd=estimate(chosen, self.served, self.propensity, self.cost, self.cost_model),
+            quality=estimate(chosen, self.served, self.propensity, self.quality, reward_model),
+            cost_usd=estimate(chosen, self.served, self.propensity, self.cost, cost_model),
             latency_p95_ms=float(np.percentile(drawn, 95)) if len(drawn) else math.nan,
-            shares={m: round(float(s), 4) for m, s in zip(router.tables.models, shares) if s > 0},
-        )
+            shares={m: round(float(s), 4) for m, s in zip(tables.models, shares) if s > 0},
+        ), terms
 
 
 def _full_information_checks(
     candidate: Artifact, parent: Artifact, dataset: FullInfoDataset, config: RetrainConfig, report: RetrainReport
 ) -> list[ValidationCheck]:
     split = "test" if (dataset.splits == "test").any() else "all"
-    evaluation = evaluate_artifact(candidate, dataset, split=split, against=parent)
-    mine, theirs = evaluation.policy, evaluation.against
-    assert theirs is not None
+    evaluation = evaluate_artifact(candidate, dataset, split=split, against=parent, seed=config.seed)
+    mine, theirs, difference = evaluation.policy, evaluation.against, evaluation.against_difference
+    assert theirs is not None and difference is not None
+    difference = paired_bootstrap(np.zeros(0), np.zeros(0)) if difference is None else difference
+    report.full_information_difference = difference
     report.full_information = {"dataset": dataset.source, "split": split, "rows": evaluation.rows,
                                "candidate_score": mine.score, "candidate_cost_usd": mine.cost_usd,
-                               "current_score": theirs.score, "current_cost_usd": theirs.cost_usd}
-    floor = (1.0 - config.quality_tolerance) * theirs.score
+                               "current_score": theirs.score, "current_cost_usd": theirs.cost_usd,
+                               "difference": round(difference.difference, 6), "lower": round(difference.lower, 6)}
+    margin = config.quality_tolerance * theirs.score
     return [
-        ValidationCheck(name="full_information_quality", passed=mine.score >= floor, value=mine.score, threshold=floor,
-                        message=f"score on {split} rows of the evaluation set vs current −{config.quality_tolerance:.0%}"),
+        ValidationCheck(name="full_information_quality", passed=difference.lower >= -margin, value=difference.lower,
+                        threshold=-margin,
+                        message=f"{config.confidence:.0%} lower bound of the paired score difference on {split} rows of "
+                                f"the evaluation set ({difference.difference:+.4f} ± {difference.standard_error:.4f} SE) "
+                                f"≥ −{config.quality_tolerance:.0%} of the current's score"
+                                + ("" if difference.lower >= -margin or difference.difference - difference.lower < margin
+                                   else f"; its {evaluation.rows} rows cannot resolve a difference that small (too few "
+                                        "rows for a decision)")),
         ValidationCheck(name="full_information_cost", passed=mine.cost_usd <= theirs.cost_usd * (1 + 1e-9),
                         value=mine.cost_usd, threshold=theirs.cost_usd, message="mean cost on the evaluation set vs current"),
     ]
 
 
-def _successor(parent: Artifact, *, version: str, search: SearchReport, qhat: np.ndarray, chat: np.ndarray,
-               model_string: str) -> Artifact:
+def _successor(parent: Artifact, *, version: str, search: SearchReport, qhat: np.ndarray,
+               buckets: dict[str, list[str]], model_string: str, outcomes) -> Artifact:
     r = _DECIMALS
     models = parent.models
+    pm = prompt_models_of(outcomes)
+    chat = np.array([float(np.mean(outcomes.oof_cost[:, j])) for j in range(len(models))])
+    chat = chat / chat.max() if chat.max() > 0 else chat
     return msgspec.structs.replace(
         parent,
         version=version,
@@ -524,6 +549,8 @@ def _successor(parent: Artifact, *, version: str, search: SearchReport, qhat: np
         penalties={m: round(float(search.penalties[m]), r) for m in models},
         qhat={m: [round(float(v), r) for v in qhat[j]] for j, m in enumerate(models)},
         chat={m: round(float(chat[j]), r) for j, m in enumerate(models)},
+        buckets=buckets,
         gbdt=msgspec.structs.replace(parent.gbdt, model=model_string, framework_version=lgb.__version__),
+        prompt_models=msgspec.structs.replace(pm, cost_per=parent.prompt_models.cost_per),
         reports=Reports(),
     ).check()

@@ -1,13 +1,21 @@
-"""Optuna (seeded TPE) search over α, τ_cheap, τ_hard and per-model penalties.
+"""Optuna (seeded TPE) search over α, τ_cheap, τ_hard (and optional per-model penalties).
 
 A candidate is scored by replaying the routing rule (:func:`bifrost.router.policy.choose`)
-over the training rows with *out-of-fold* triage probabilities and Q̂, and reading every
-row's outcome from the full-information labels: the estimate never sees a row that
-shaped the model or the Q̂ it is routed with. The objective is quality at cost::
+over the training rows with *out-of-fold* triage probabilities, q̂ and ĉ, and reading
+every row's outcome from the full-information labels: the estimate never sees a row
+that shaped the models it is routed with. α is searched as the cost weight
+``λ = (1 − α) / α`` on a log scale (the useful α are close to 1).
 
-    mean score − cost_weight·r − budget_penalty·max(0, r − cost_budget)
+The objective is the cost/quality knob (:class:`SearchObjective`), with ``r`` the
+policy's mean cost relative to the reference (best single) model's and ``s`` its mean
+score relative to the reference's:
 
-where ``r`` is the policy's mean cost relative to the best single model's.
+* ``max_cost_share`` only: maximize the score subject to ``r ≤ max_cost_share``;
+* ``min_quality_share`` (non-inferiority, e.g. 0.98): minimize cost subject to
+  ``s ≥ min_quality_share`` (and ``r ≤ max_cost_share`` when both are given).
+
+Constraints are penalties steep enough that any feasible trial beats an infeasible one
+of similar cost.
 """
 
 from __future__ import annotations
@@ -20,36 +28,52 @@ import msgspec
 import numpy as np
 import optuna
 
-from bifrost.router.policy import PolicyTables, choose
+from bifrost.router.policy import PolicyTables, alpha_of, choose, cost_weight_of
 from bifrost.trainer.progress import step
 
-PENALTY_MODES = ("model", "tier", "none")
+PENALTY_MODES = ("model", "none")
+_STEEP = 50.0
 
 
 class SearchObjective(msgspec.Struct, frozen=True, kw_only=True):
-    """What "quality at cost" means; cost is relative to the best single model's."""
+    """The cost/quality knob; cost and score are relative to the reference model's."""
 
-    cost_weight: float = 0.02
-    cost_budget: float = 0.5
-    budget_penalty: float = 1.0
-    score_floor: float | None = None
-    floor_penalty: float = 10.0
+    max_cost_share: float | None = 0.5
+    min_quality_share: float | None = None
+    cost_weight: float = 0.02  # maximizing score: a small preference for cheaper among equals
 
-    def value(self, score: float, cost_ratio: float) -> float:
-        value = score - self.cost_weight * cost_ratio - self.budget_penalty * max(0.0, cost_ratio - self.cost_budget)
-        if self.score_floor is not None:
-            value -= self.floor_penalty * max(0.0, self.score_floor - score)
-        return value
+    def value(self, score: float, cost_ratio: float, reference_score: float) -> float:
+        over = max(0.0, cost_ratio - self.max_cost_share) if self.max_cost_share is not None else 0.0
+        if self.min_quality_share is None:
+            return score - self.cost_weight * cost_ratio - _STEEP * over
+        share = score / reference_score if reference_score > 0 else score
+        short = max(0.0, self.min_quality_share - share)
+        return -cost_ratio + 0.01 * share - _STEEP * (short + over)
+
+    def feasible(self, score: float, cost_ratio: float, reference_score: float) -> bool:
+        ok = self.max_cost_share is None or cost_ratio <= self.max_cost_share
+        if self.min_quality_share is not None:
+            ok = ok and (score >= self.min_quality_share * reference_score)
+        return ok
+
+    def describe(self) -> str:
+        parts = []
+        if self.min_quality_share is not None:
+            parts.append(f"lowest cost with score ≥ {self.min_quality_share:.0%} of the reference's")
+        if self.max_cost_share is not None:
+            parts.append(("best score " if self.min_quality_share is None else "") +
+                         f"at ≤ {self.max_cost_share:.0%} of the reference's cost")
+        return " and ".join(parts) or "best score"
 
 
 class SearchSpace(msgspec.Struct, frozen=True, kw_only=True):
-    """Ranges of the searched parameters."""
+    """Ranges of the searched parameters (λ = (1 − α)/α, log scale)."""
 
-    alpha: tuple[float, float] = (0.0, 1.0)
+    cost_weight: tuple[float, float] = (1e-4, 10.0)
     tau_cheap: tuple[float, float] = (0.05, 1.0)
-    tau_hard: tuple[float, float] = (0.05, 1.0)
-    max_penalty: float = 0.1
-    penalties: str = "model"
+    tau_hard: tuple[float, float] = (0.0, 1.0)
+    max_penalty: float = 0.05
+    penalties: str = "none"
 
 
 class TrialSummary(msgspec.Struct, frozen=True, kw_only=True):
@@ -76,6 +100,7 @@ class SearchReport(msgspec.Struct, frozen=True, kw_only=True):
     reference_cost_usd: float
     best_trial: int
     value: float
+    feasible: bool
     score: float
     cost_usd: float
     cost_ratio: float
@@ -84,6 +109,7 @@ class SearchReport(msgspec.Struct, frozen=True, kw_only=True):
     tau_hard: float
     penalties: dict[str, float]
     bucket_share: dict[str, float]
+    model_share: dict[str, float]
     top: list[TrialSummary]
 
 
@@ -93,23 +119,22 @@ class SearchData:
 
     tables: PolicyTables
     probabilities: np.ndarray
-    q_rows: np.ndarray
+    quality: np.ndarray
+    cost: np.ndarray
     scores: np.ndarray
     costs: np.ndarray
     tokens: np.ndarray
-    tiers: np.ndarray
 
 
-Estimator = Callable[[PolicyTables], tuple[float, float, np.ndarray]]
-"""(mean score, mean cost, bucket per row) of a policy's tables."""
+Estimator = Callable[[PolicyTables], tuple[float, float, np.ndarray, np.ndarray]]
+"""(mean score, mean cost, bucket per row, chosen model per row) of a policy's tables."""
 
 
-def replay(data: SearchData, tables: PolicyTables) -> tuple[float, float, np.ndarray]:
-    """(mean score, mean cost, bucket per row) of a policy on the search rows."""
-    chosen, buckets, _, _ = choose(tables, data.probabilities, np.zeros(len(data.scores), dtype=np.int64),
-                                   data.tokens, q_rows=data.q_rows)
+def replay(data: SearchData, tables: PolicyTables) -> tuple[float, float, np.ndarray, np.ndarray]:
+    """(mean score, mean cost, bucket per row, chosen per row) of a policy on the search rows."""
+    chosen, buckets, _, _ = choose(tables, data.probabilities, data.quality, data.cost, data.tokens)
     rows = np.arange(len(chosen))
-    return float(data.scores[rows, chosen].mean()), float(data.costs[rows, chosen].mean()), buckets
+    return float(data.scores[rows, chosen].mean()), float(data.costs[rows, chosen].mean()), buckets, chosen
 
 
 def search_policy(
@@ -127,10 +152,10 @@ def search_policy(
     """Run the seeded TPE search; returns the best parameters and their estimates.
 
     By default a candidate is replayed on full-information rows (:func:`replay`) and cost
-    is relative to the best single model's. ``estimator`` replaces the replay (e.g. an
-    off-policy estimate on logged data) and ``reference`` = (name, score, cost) what
-    cost ratios are relative to. ``corners`` are extra starting points (α, τ_cheap,
-    τ_hard; no penalties), e.g. the current artifact's parameters.
+    and score are relative to the best single model's. ``estimator`` replaces the replay
+    (e.g. an off-policy estimate on logged data) and ``reference`` = (name, score, cost)
+    what they are relative to. ``corners`` are extra starting points (``alpha``,
+    ``tau_cheap``, ``tau_hard``), e.g. the current artifact's parameters.
     """
     if space.penalties not in PENALTY_MODES:
         raise ValueError(f"penalties must be one of {PENALTY_MODES}")
@@ -143,33 +168,28 @@ def search_policy(
     estimate = estimator or (lambda tables: replay(data, tables))
     log_every = log_every or max(1, trials // 10)
 
-    def penalties_of(params: dict[str, float]) -> np.ndarray:
+    def penalties_of(params: Mapping[str, float]) -> np.ndarray:
         if space.penalties == "model":
             return np.array([params.get(f"penalty[{m}]", 0.0) for m in models])
-        if space.penalties == "tier":
-            return np.array([params.get(f"penalty[tier{t}]", 0.0) for t in data.tiers])
         return np.zeros(len(models))
 
-    def evaluate(params: dict[str, float]) -> tuple[float, float, float, np.ndarray]:
-        tables = data.tables.with_params(alpha=params["alpha"], tau_cheap=params["tau_cheap"],
+    def evaluate(params: Mapping[str, float]) -> tuple[float, float, float, np.ndarray, np.ndarray]:
+        tables = data.tables.with_params(alpha=alpha_of(params["cost_weight"]), tau_cheap=params["tau_cheap"],
                                          tau_hard=params["tau_hard"], penalty=penalties_of(params))
-        score, cost, buckets = estimate(tables)
+        score, cost, buckets, chosen = estimate(tables)
         ratio = cost / reference_cost
-        return objective.value(score, ratio), score, ratio, buckets
+        return objective.value(score, ratio, reference_score), score, ratio, buckets, chosen
 
     def run(trial: optuna.Trial) -> float:
         params = {
-            "alpha": trial.suggest_float("alpha", *space.alpha),
+            "cost_weight": trial.suggest_float("cost_weight", *space.cost_weight, log=True),
             "tau_cheap": trial.suggest_float("tau_cheap", *space.tau_cheap),
             "tau_hard": trial.suggest_float("tau_hard", *space.tau_hard),
         }
         if space.penalties == "model":
             for m in models:
                 params[f"penalty[{m}]"] = trial.suggest_float(f"penalty[{m}]", 0.0, space.max_penalty)
-        elif space.penalties == "tier":
-            for t in sorted(set(data.tiers.tolist())):
-                params[f"penalty[tier{t}]"] = trial.suggest_float(f"penalty[tier{t}]", 0.0, space.max_penalty)
-        value, score, ratio, _ = evaluate(params)
+        value, score, ratio, _, _ = evaluate(params)
         trial.set_user_attr("score", score)
         trial.set_user_attr("cost_ratio", ratio)
         return value
@@ -179,25 +199,29 @@ def search_policy(
         if done % log_every == 0 or done == trials:
             best = study.best_trial
             step("search", trial=f"{done}/{trials}", best=best.value, score=best.user_attrs["score"],
-                 cost_ratio=best.user_attrs["cost_ratio"], alpha=best.params["alpha"])
+                 cost_ratio=best.user_attrs["cost_ratio"], alpha=alpha_of(best.params["cost_weight"]))
 
     optuna_logger = optuna.logging.get_logger("optuna")
     level = optuna_logger.level
     optuna_logger.setLevel(logging.WARNING)
     sampler = optuna.samplers.TPESampler(seed=seed, multivariate=True, n_startup_trials=min(20, max(trials // 5, 1)))
     study = optuna.create_study(direction="maximize", sampler=sampler)
-    # Start from two sensible corners: "all models, mostly quality" and "triage as labelled".
-    # Seed the search with corners that need no luck to find (no penalties):
-    # quality first across all models, a cost-aware all-model argmax, and triage as labelled.
-    zero = {f"penalty[{m}]": 0.0 for m in models} if space.penalties == "model" else (
-        {f"penalty[tier{t}]": 0.0 for t in sorted(set(data.tiers.tolist()))} if space.penalties == "tier" else {})
-    for corner in ({"alpha": 1.0, "tau_cheap": 1.0, "tau_hard": space.tau_hard[0]},
-                   {"alpha": 0.9, "tau_cheap": 1.0, "tau_hard": space.tau_hard[0]},
-                   {"alpha": 0.8, "tau_cheap": 0.5, "tau_hard": 0.4}, *corners):
+    zero = {f"penalty[{m}]": 0.0 for m in models} if space.penalties == "model" else {}
+    lo, hi = space.cost_weight
+    # Starting points that need no luck: the gate off (τ_hard at its minimum: every prompt may
+    # use every model) at a few cost weights, and the caller's corners (e.g. the current artifact).
+    starts: list[dict[str, float]] = [{"cost_weight": w, "tau_cheap": space.tau_cheap[1], "tau_hard": space.tau_hard[0]}
+                                      for w in np.geomspace(max(lo, 1e-3), min(hi, 1.0), 4)]
+    for corner in corners:
+        start = dict(corner)
+        if "alpha" in start:
+            start["cost_weight"] = cost_weight_of(start.pop("alpha"))
+        starts.append(start)
+    ranges = {"cost_weight": space.cost_weight, "tau_cheap": space.tau_cheap, "tau_hard": space.tau_hard}
+    for start in starts[:max(trials - 1, 1)]:
         # Optuna runs an enqueued value even outside its range: keep the corners inside the space.
-        ranges = {"alpha": space.alpha, "tau_cheap": space.tau_cheap, "tau_hard": space.tau_hard}
         inside = {name: min(max(float(value), ranges[name][0]), ranges[name][1]) if name in ranges else value
-                  for name, value in corner.items()}
+                  for name, value in start.items() if name in ranges}
         study.enqueue_trial({**inside, **zero}, skip_if_exists=True)
     try:
         study.optimize(run, n_trials=trials, callbacks=[progress], gc_after_trial=False)
@@ -206,32 +230,35 @@ def search_policy(
 
     best = study.best_trial
     params = dict(best.params)
-    value, score, ratio, buckets = evaluate(params)
+    value, score, ratio, buckets, chosen = evaluate(params)
     penalty = penalties_of(params)
     ranked = sorted((t for t in study.trials if t.value is not None), key=lambda t: -t.value)[:10]
+    shares = np.bincount(chosen, minlength=len(models)) / max(len(chosen), 1)
     return SearchReport(
         trials=trials,
         seed=seed,
         sampler="TPE(multivariate)",
         objective=objective,
         space=space,
-        rows=len(data.scores),
+        rows=len(data.probabilities),
         reference_model=reference_name,
         reference_score=round(float(reference_score), 6),
         reference_cost_usd=reference_cost,
         best_trial=best.number,
         value=round(value, 6),
+        feasible=objective.feasible(score, ratio, reference_score),
         score=round(score, 6),
         cost_usd=ratio * reference_cost,
         cost_ratio=round(ratio, 6),
-        alpha=params["alpha"],
+        alpha=alpha_of(params["cost_weight"]),
         tau_cheap=params["tau_cheap"],
         tau_hard=params["tau_hard"],
         penalties={m: float(p) for m, p in zip(models, penalty)},
         bucket_share={b: round(float((buckets == i).mean()), 4) for i, b in enumerate(("cheap", "mid", "hard"))},
+        model_share={m: round(float(s), 4) for m, s in zip(models, shares) if s > 0},
         top=[
             TrialSummary(number=t.number, value=round(t.value, 6), score=round(t.user_attrs["score"], 6),
-                         cost_ratio=round(t.user_attrs["cost_ratio"], 6), alpha=round(t.params["alpha"], 4),
+                         cost_ratio=round(t.user_attrs["cost_ratio"], 6), alpha=round(alpha_of(t.params["cost_weight"]), 6),
                          tau_cheap=round(t.params["tau_cheap"], 4), tau_hard=round(t.params["tau_hard"], 4))
             for t in ranked
         ],

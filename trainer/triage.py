@@ -1,11 +1,25 @@
-"""Triage: cost tiers, cheap/mid/hard labels from full information, LightGBM with k-fold CV.
+"""Triage: learned buckets, cheap/mid/hard labels from per-prompt estimates, LightGBM with k-fold CV.
 
-Models fall into three cost tiers at the two largest gaps of their log mean cost. The
-buckets are nested: ``cheap`` may use tier 0, ``mid`` tiers 0–1, ``hard`` every model; the
-utility argmax then chooses inside the bucket. A prompt's label is the cheapest tier
-that holds a model as good as the best one on it (within ``tolerance``): cheap when a
-cheap model matches the best, hard when only an expensive one does. A prompt no model
-answers at all is cheap (paying more does not help).
+**Buckets are cost levels whose members are learned.** A bucket may use the models
+that are affordable at its *budget* and that the utility argmax ``q̂(m | x) − λ·ĉ(m | x)``
+restricted to them actually picks on the training prompts (out-of-fold estimates, λ
+set so the mean cost meets the budget): a model enters when it is chosen for at least
+``min_share`` of the prompts (the most chosen one always enters). ``cheap``'s budget is
+a third of the way (in log cost) from the cheapest to the dearest model's mean cost,
+``mid``'s two thirds; ``hard`` is every model, and buckets are nested (escalating never
+removes a model). So a model that is cheap but good on one task only is in ``cheap``
+(it wins there), a cheap model that never wins is not, and a premium model is only in
+the buckets that can afford it — reached when the triage says "hard" *and* the per-prompt
+utility says it is worth its price, which the search can make as often as it pays
+(τ_hard = 0 lets every prompt use every model).
+
+**Labels**: a prompt's label is the cheapest bucket whose best model, by the out-of-fold
+q̂, is within ``tolerance`` of the best model's q̂. Expected quality, not the realized
+0/1 outcome: on pass/fail scores "some cheap model happened to pass" is a maximum over
+noisy draws that makes most prompts look easy; q̂ is a success probability there and an
+expected score on graded data, so the same labels make sense for both. The class
+balance is checked and reported; the search (τ_cheap, τ_hard) decides how much the gate
+is used, and can switch it off (τ_hard = 0 sends everything to ``hard``).
 """
 
 from __future__ import annotations
@@ -24,6 +38,7 @@ DEFAULT_PARAMS: dict[str, object] = {
     "num_class": 3,
     "learning_rate": 0.05,
     "num_leaves": 15,
+    "max_depth": 6,  # ≤ 8 keeps the router's one-row walk on its complete-tree path
     "min_data_in_leaf": 20,
     "feature_fraction": 0.8,
     "bagging_fraction": 0.8,
@@ -36,42 +51,83 @@ DEFAULT_PARAMS: dict[str, object] = {
 }
 MAX_ROUNDS = 400
 EARLY_STOPPING = 30
+BUDGET_LEVELS = (1.0 / 3.0, 2.0 / 3.0)
+MIN_BUCKET_SHARE = 0.02
 
 
-def cost_tiers(mean_costs: np.ndarray) -> np.ndarray:
-    """Tier (0 cheapest … 2) per model, split at the two largest gaps in log mean cost."""
-    costs = np.maximum(np.asarray(mean_costs, dtype=np.float64), 1e-12)
-    order = np.argsort(costs, kind="stable")
-    logs = np.log(costs[order])
-    gaps = np.diff(logs)
-    cuts = sorted(np.argsort(-gaps, kind="stable")[: min(2, len(gaps))].tolist()) if len(gaps) else []
-    cuts = [c for c in cuts if gaps[c] > 1e-9]
-    tiers = np.zeros(len(costs), dtype=np.int64)
-    tier_of_sorted = np.zeros(len(costs), dtype=np.int64)
-    for cut in cuts:
-        tier_of_sorted[cut + 1 :] += 1
-    if len(cuts) == 1:
-        tier_of_sorted[tier_of_sorted == 1] = 2  # two price levels: cheap and expensive
-    tiers[order] = tier_of_sorted
-    return tiers
+class BucketReport(msgspec.Struct, frozen=True, kw_only=True):
+    """How the buckets were learned: per level, the budget, λ and the models' shares."""
+
+    levels: list[float]
+    budgets: list[float]
+    cost_weights: list[float]
+    shares: list[dict[str, float]]
+    min_share: float
+    buckets: dict[str, list[str]]
 
 
-def bucket_members(models: tuple[str, ...], tiers: np.ndarray) -> dict[str, list[str]]:
-    """Nested buckets: cheap = tier 0, mid = tiers ≤ 1, hard = every model."""
-    return {
-        bucket: [m for m, t in zip(models, tiers) if t <= limit]
-        for bucket, limit in zip(BUCKETS, (0, 1, 2))
-    }
+def route_at(quality: np.ndarray, cost: np.ndarray, cost_weight: float) -> np.ndarray:
+    """Model index per row of ``argmax q̂ − λ·ĉ`` (ties to the cheaper model)."""
+    key = quality - cost_weight * cost - 1e-12 * cost
+    return np.argmax(key, axis=1)
 
 
-def triage_labels(scores: np.ndarray, tiers: np.ndarray, *, tolerance: float = 0.05) -> np.ndarray:
-    """0/1/2 (cheap/mid/hard) per row: the cheapest tier with a model within ``tolerance`` of the best."""
-    best = scores.max(axis=1)
-    labels = np.full(len(scores), 2, dtype=np.int64)
-    for tier in (1, 0):
-        reach = scores[:, tiers <= tier].max(axis=1) if (tiers <= tier).any() else np.full(len(scores), -np.inf)
-        labels[reach >= best - tolerance] = tier
-    labels[best <= 0.0] = 0
+def weight_for_budget(quality: np.ndarray, cost: np.ndarray, budget: float, *, iterations: int = 60) -> float:
+    """The smallest λ ≥ 0 whose routing has mean ĉ ≤ ``budget`` (bisection in log λ)."""
+    rows = np.arange(len(quality))
+
+    def spend(weight: float) -> float:
+        return float(cost[rows, route_at(quality, cost, weight)].mean())
+
+    if spend(0.0) <= budget:
+        return 0.0
+    lo, hi = -12.0, 12.0
+    if spend(10.0 ** hi) > budget:
+        return 10.0 ** hi
+    for _ in range(iterations):
+        mid = 0.5 * (lo + hi)
+        if spend(10.0 ** mid) <= budget:
+            hi = mid
+        else:
+            lo = mid
+    return 10.0 ** hi
+
+
+def learn_buckets(quality: np.ndarray, cost: np.ndarray, models: tuple[str, ...], *,
+                  levels: tuple[float, ...] = BUDGET_LEVELS, min_share: float = MIN_BUCKET_SHARE) -> BucketReport:
+    """Nested cheap ⊆ mid ⊆ hard buckets from out-of-fold q̂ and ĉ (see the module docstring)."""
+    mean = np.maximum(cost.mean(axis=0), 1e-300)
+    lo, hi = np.log(mean.min()), np.log(mean.max())
+    budgets, weights, shares, members = [], [], [], []
+    previous: set[str] = set()
+    for level in levels:
+        budget = float(np.exp(lo + level * (hi - lo)))
+        affordable = np.flatnonzero(mean <= budget * (1 + 1e-9))
+        if not len(affordable):
+            affordable = np.array([int(np.argmin(mean))])
+        weight = weight_for_budget(quality[:, affordable], cost[:, affordable], budget)
+        chosen = affordable[route_at(quality[:, affordable], cost[:, affordable], weight)]
+        share = np.bincount(chosen, minlength=len(models)) / max(len(chosen), 1)
+        used = {models[j] for j in np.flatnonzero(share >= min_share)} | {models[int(np.argmax(share))]}
+        previous = previous | used
+        budgets.append(budget)
+        weights.append(float(weight))
+        shares.append({m: round(float(s), 4) for m, s in zip(models, share) if s > 0})
+        members.append(sorted(previous))
+    buckets = {"cheap": members[0], "mid": members[-1] if len(members) > 1 else members[0], "hard": sorted(models)}
+    return BucketReport(levels=list(levels), budgets=budgets, cost_weights=weights, shares=shares, min_share=min_share,
+                        buckets=buckets)
+
+
+def triage_labels(quality: np.ndarray, buckets: dict[str, list[str]], models: tuple[str, ...], *,
+                  tolerance: float = 0.05) -> np.ndarray:
+    """0/1/2 (cheap/mid/hard) per row: the cheapest bucket whose best q̂ is within ``tolerance`` of the best q̂."""
+    best = quality.max(axis=1)
+    labels = np.full(len(quality), 2, dtype=np.int64)
+    for index in (1, 0):
+        mask = np.array([m in set(buckets[BUCKETS[index]]) for m in models], dtype=bool)
+        if mask.any():
+            labels[quality[:, mask].max(axis=1) >= best - tolerance] = index
     return labels
 
 

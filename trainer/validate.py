@@ -1,14 +1,21 @@
 """Validation of a candidate artifact before it is published.
 
-On held-out rows (never used for clustering, the triage model, Q̂ or the search), the
-candidate is routed from prompt text exactly as a router would. It must be
+On held-out rows (never used for clustering, the outcome models, the triage model or the
+search), the candidate is routed from prompt text exactly as a router would. With a
+current artifact (the parent) this is a **non-inferiority test** on paired outcomes:
 
-* non-inferior to the current artifact (the parent) in quality: score ≥ (1 − 2%) × parent's,
-* no more expensive than the parent,
-* fast: median routing decision (feature extraction included) within ``decision_slo_ms``,
-* and, without a parent, at least as good as the cheapest single model (a sanity floor).
+* ``enough_rows``: at least ``min_rows`` held-out prompts, else the run is refused
+  (too few rows for a decision);
+* ``quality_non_inferior``: the one-sided ``confidence`` lower bound of the paired score
+  difference (candidate − parent, bootstrap over prompts) is above ``−tolerance ×``
+  the parent's score — a point estimate that happens to clear −2% is not enough;
+* ``cost_not_higher``: mean cost not above the parent's;
+* ``decision_latency``: median routing decision (feature extraction included) within
+  ``decision_slo_ms``.
 
-A candidate that fails is not published (:class:`ValidationFailed` carries the report).
+Without a parent the candidate must score at least the cheapest single model (a
+sanity floor). A candidate that fails is not published (:class:`ValidationFailed`
+carries the report, which names each failed check and why).
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import numpy as np
 from bifrost.router.reference import ReferenceRouter
 from bifrost.trainer.dataset import FullInfoDataset
 from bifrost.trainer.evaluate import EvaluationReport, PolicyMetrics, evaluate_artifact
+from bifrost.trainer.stats import DEFAULT_CONFIDENCE, PairedComparison
 
 
 class ValidationCheck(msgspec.Struct, frozen=True, kw_only=True):
@@ -43,10 +51,13 @@ class ValidationReport(msgspec.Struct, frozen=True, kw_only=True):
     oracle: PolicyMetrics
     decision_ms: dict[str, float]
     checks: list[ValidationCheck]
+    difference: PairedComparison | None = None
 
     def to_markdown(self) -> str:
-        lines = [f"## Validation: {'passed' if self.passed else 'FAILED'} ({self.rows} held-out prompts)", "",
-                 "| check | passed | value | threshold | note |", "|---|---|---|---|---|"]
+        lines = [f"## Validation: {'passed' if self.passed else 'FAILED'} ({self.rows} held-out prompts)", ""]
+        if self.difference is not None:
+            lines += [f"Score difference candidate − current: {self.difference.describe()}.", ""]
+        lines += ["| check | passed | value | threshold | note |", "|---|---|---|---|---|"]
         lines += [f"| {c.name} | {'yes' if c.passed else 'NO'} | {c.value:.6g} | {c.threshold:.6g} | {c.message} |"
                   for c in self.checks]
         lines += ["", "| policy | score | cost (USD) | cost vs best single |", "|---|---|---|---|"]
@@ -90,16 +101,29 @@ def validate_candidate(
     parent: ReferenceRouter | None = None,
     quality_tolerance: float = 0.02,
     decision_slo_ms: float = 5.0,
+    confidence: float = DEFAULT_CONFIDENCE,
+    min_rows: int = 100,
+    seed: int = 0,
 ) -> ValidationReport:
     """Check the candidate on held-out rows; returns the report (see ``passed``)."""
-    evaluation: EvaluationReport = evaluate_artifact(candidate, holdout, split="all", against=parent)
+    evaluation: EvaluationReport = evaluate_artifact(candidate, holdout, split="all", against=parent, seed=seed)
     mine = evaluation.policy
     checks = []
+    difference = None
     if parent is not None and evaluation.against is not None:
         theirs = evaluation.against
-        floor = (1.0 - quality_tolerance) * theirs.score
-        checks.append(ValidationCheck(name="quality_non_inferior", passed=mine.score >= floor, value=mine.score,
-                                      threshold=floor, message=f"score vs current {theirs.name} ({theirs.score:.4f}) −{quality_tolerance:.0%}"))
+        difference = evaluation.against_difference
+        assert difference is not None
+        checks.append(ValidationCheck(name="enough_rows", passed=evaluation.rows >= min_rows, value=evaluation.rows,
+                                      threshold=min_rows, message="held-out prompts; fewer are too few for a decision"))
+        margin = quality_tolerance * theirs.score
+        resolvable = difference.difference - difference.lower < margin
+        checks.append(ValidationCheck(
+            name="quality_non_inferior", passed=difference.lower >= -margin, value=difference.lower, threshold=-margin,
+            message=f"{confidence:.0%} lower bound of the paired score difference vs current {theirs.name} "
+                    f"({difference.difference:+.4f} ± {difference.standard_error:.4f} SE) must be ≥ −{quality_tolerance:.0%}"
+                    f" of its score" + ("" if resolvable or difference.lower >= -margin else
+                                        "; these rows cannot resolve a difference that small (too few rows for a decision)")))
         checks.append(ValidationCheck(name="cost_not_higher", passed=mine.cost_usd <= theirs.cost_usd * (1 + 1e-9),
                                       value=mine.cost_usd, threshold=theirs.cost_usd,
                                       message=f"mean cost vs current {theirs.name}"))
@@ -120,4 +144,5 @@ def validate_candidate(
         oracle=evaluation.oracle,
         decision_ms=timing,
         checks=checks,
+        difference=difference,
     )

@@ -68,7 +68,27 @@ def test_decode_rejects_garbage_with_format_error() -> None:
     with pytest.raises(ArtifactFormatError, match="not an artifact"):
         decode(b"{not json")
     with pytest.raises(ArtifactFormatError, match="not an artifact"):
+        decode(b'{"version": "x", "format": 2}')
+    with pytest.raises(ArtifactFormatError, match="not an artifact"):
+        decode(b'[1, 2]')
+
+
+def test_old_and_newer_formats_fail_with_a_version_error(artifact: Artifact) -> None:
+    # A format-1 artifact (per-cluster Q̂ only, no prompt_models): a clear version error, not a decode error.
+    old = msgspec.json.decode(encode(artifact))
+    old.pop("prompt_models")
+    old["format"] = 1
+    with pytest.raises(ArtifactFormatError) as caught:
+        decode(msgspec.json.encode(old))
+    message = str(caught.value)
+    assert "artifact v-test-1 has format 1; this router reads format 2" in message
+    assert "retrain" in message and "bifrost-opt train" in message
+    # No format field at all is format 1 too.
+    with pytest.raises(ArtifactFormatError, match="has format 1; this router reads format 2"):
         decode(b'{"version": "x"}')
+    newer = {**msgspec.json.decode(encode(artifact)), "format": 3}
+    with pytest.raises(ArtifactFormatError, match="has format 3; this router reads format 2.*upgrade the router"):
+        decode(msgspec.json.encode(newer))
 
 
 def test_decode_runs_check(artifact: Artifact) -> None:
@@ -101,7 +121,13 @@ def test_decode_runs_check(artifact: Artifact) -> None:
         ({"buckets": {"cheap": ["tiny"], "mid": ["small"], "hard": ["large"]}}, "bucket cheap lists no models or unknown"),
         ({"penalties": {"nobody": 0.1}}, "penalties or context name unknown models"),
         ({"context": {"nobody": 10}}, "penalties or context name unknown models"),
-        ({"format": 2}, "format 2 (this router reads 1)"),
+        ({"format": 3}, "format 3 (this router reads 2)"),
+        ({"prompt_models": "drop-quality"}, "prompt_models quality, calibration and cost must name exactly"),
+        ({"prompt_models": "empty-cost"}, "a prompt model string is empty"),
+        ({"prompt_models": "bad-calibration"}, "a calibration is not [a, b]"),
+        ({"prompt_models": "zero-unit"}, "cost_unit_usd 0.0 is not a positive number"),
+        ({"prompt_models": "nan-calibration"}, "not finite"),
+        ({"prompt_models": "unknown-size"}, "cost_per 'words_typed' is neither 'request' nor a feature"),
         ({"chat": {}, "qhat": {}, "penalties": {}}, "no models"),
     ],
 )
@@ -122,6 +148,16 @@ def test_check_rejects_inconsistent_artifacts(artifact: Artifact, changes: dict[
             value = {**artifact.qhat, "small": [0.5]}
         elif value == "nan-cost":
             value = {**artifact.chat, "small": float("nan")}
+        elif isinstance(value, str) and field == "prompt_models":
+            pm = artifact.prompt_models
+            value = {
+                "drop-quality": lambda: msgspec.structs.replace(pm, quality={m: q for m, q in pm.quality.items() if m != "small"}),
+                "empty-cost": lambda: msgspec.structs.replace(pm, cost={**pm.cost, "small": ""}),
+                "bad-calibration": lambda: msgspec.structs.replace(pm, calibration={**pm.calibration, "small": [1.0]}),
+                "zero-unit": lambda: msgspec.structs.replace(pm, cost_unit_usd=0.0),
+                "nan-calibration": lambda: msgspec.structs.replace(pm, calibration={**pm.calibration, "small": [float("nan"), 0.0]}),
+                "unknown-size": lambda: msgspec.structs.replace(pm, cost_per="words_typed"),
+            }[value]()
         resolved[field] = value
     bad = broken(artifact, **resolved)
     with pytest.raises(ArtifactFormatError) as caught:

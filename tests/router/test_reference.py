@@ -13,7 +13,14 @@ from bifrost.router.artifact import Artifact, ArtifactFormatError, ArtifactVerif
 from bifrost.router.features import BASE_FEATURES
 from bifrost.router.keys import public_key_pem
 from bifrost.router.reference import ARTIFACT_FILE, DIGEST_FILE, SIGNATURE_FILE, ReferenceRouter
-from tests.router.artifacts import CODE_PROMPTS, QUESTION_PROMPTS, constant_model_string, make_artifact, signed
+from tests.router.artifacts import (
+    CODE_PROMPTS,
+    QUESTION_PROMPTS,
+    constant_model_string,
+    make_artifact,
+    prompt_models,
+    signed,
+)
 
 KEY = Ed25519PrivateKey.generate()
 
@@ -123,10 +130,28 @@ def test_load_refuses_non_canonical_bytes(tmp_path: Path) -> None:
         ReferenceRouter.load(pretty, KEY, signature=sign(pretty, KEY))
 
 
-def test_triage_model_must_match_the_schema() -> None:
+def test_tree_models_must_match_the_schema() -> None:
     artifact = make_artifact(model_string=constant_model_string((0.2, 0.5, 0.3), 5))
-    with pytest.raises(ArtifactVerificationError, match="does not match its feature schema"):
+    with pytest.raises(ArtifactFormatError, match="the triage model reads 5 features, the feature schema has 28"):
         ReferenceRouter(artifact)
+    good = make_artifact()
+    narrow = prompt_models(5)
+    bad = msgspec.structs.replace(good, prompt_models=msgspec.structs.replace(
+        good.prompt_models, quality={**good.prompt_models.quality, "small": narrow.quality["small"]}))
+    with pytest.raises(ArtifactFormatError, match=r"the quality\[small\] model reads 5 features"):
+        ReferenceRouter(bad)
+    garbage = msgspec.structs.replace(good, prompt_models=msgspec.structs.replace(
+        good.prompt_models, cost={**good.prompt_models.cost, "large": "not a model"}))
+    with pytest.raises(ArtifactFormatError, match="a tree model cannot be read"):
+        ReferenceRouter(garbage)
+
+
+def test_decision_carries_per_prompt_quality_and_cost() -> None:
+    router = ReferenceRouter(make_artifact())
+    code, question = router.route(CODE_PROMPTS[0]), router.route(QUESTION_PROMPTS[0])
+    assert code.quality == pytest.approx({"large": 0.9, "medium": 0.6, "small": 0.2})
+    assert question.quality == pytest.approx({"large": 0.8, "medium": 0.78, "small": 0.7})
+    assert code.cost_usd == pytest.approx({"large": 0.001, "medium": 0.0003, "small": 0.0001})
 
 
 # -- routing --------------------------------------------------------------------------------

@@ -76,8 +76,16 @@ def test_bootstrap_report(bootstrapped: tuple[Artifact, BootstrapReport], sample
     assert [c.name for c in report.validation.checks] == ["quality_floor", "decision_latency"]
     assert {"load", "quality", "cluster", "features", "cv", "search", "validate", "export", "total"} <= set(report.timings)
     markdown = report.to_markdown()
-    for heading in ("# Training run v-boot-1", "## Data quality: passed", "## Triage", "## Search", "## Validation: passed"):
+    for heading in ("# Training run v-boot-1", "## Data quality: passed", "## Per-prompt outcome models",
+                    "## Buckets (learned) and triage", "## Search", "## Validation: passed"):
         assert heading in markdown
+    # Per-prompt models: every model fitted out-of-fold, calibrated, with a cost model.
+    assert set(report.outcomes.per_model) == set(sample.models)
+    for fit in report.outcomes.per_model.values():
+        assert fit.rows == rows["fit"] and fit.quality_rounds >= 1 and not fit.fallback
+        assert 0.0 <= fit.ece < 0.1 and fit.auc is not None and fit.auc > 0.6
+        assert fit.cost_mape < 0.05  # the bundled costs are a price per token × tokens: learned almost exactly
+    assert {"outcomes", "buckets"} <= set(report.timings)
     assert msgspec.json.decode(report.to_json())["sha256"] == report.sha256
 
 
@@ -112,7 +120,9 @@ def test_parent_makes_validation_compare_against_it(bootstrapped: tuple[Artifact
     artifact, report = rerun
     assert artifact.parent == "v-boot-1" and report.parent == "v-boot-1"
     validation = report.validation
-    assert [c.name for c in validation.checks] == ["quality_non_inferior", "cost_not_higher", "decision_latency"]
+    assert [c.name for c in validation.checks] == ["enough_rows", "quality_non_inferior", "cost_not_higher",
+                                                   "decision_latency"]
+    assert validation.difference is not None and validation.difference.difference == 0.0
     assert validation.parent is not None and validation.parent.name == "against v-boot-1"
     # Same parameters: exactly the parent's score and cost on the holdout.
     assert validation.candidate.score == validation.parent.score
@@ -149,7 +159,7 @@ def test_a_candidate_forced_to_the_cheapest_model_fails_quality(
 ) -> None:
     # A search space that only allows α = 0 with everything in the mid bucket: the candidate routes
     # every prompt to the cheapest model. The parent routes by quality alone (α = 1, all hard).
-    space = msgspec.structs.replace(CONFIG.space, alpha=(0.0, 0.0), tau_cheap=(1.0, 1.0), tau_hard=(1.0, 1.0),
+    space = msgspec.structs.replace(CONFIG.space, cost_weight=(1e4, 1e4), tau_cheap=(1.0, 1.0), tau_hard=(1.0, 1.0),
                                     penalties="none")
     first, _ = bootstrapped
     quality_parent = msgspec.structs.replace(first, version="v-quality", alpha=1.0,

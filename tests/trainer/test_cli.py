@@ -19,7 +19,7 @@ from bifrost.trainer.bootstrap import BootstrapConfig
 from bifrost.trainer.cli import main_artifacts, main_evaluate, main_train
 from bifrost.trainer.dataset import load_dataset
 from bifrost.trainer.store import ArtifactStore
-from tests.router.artifacts import make_artifact
+from tests.router.artifacts import make_artifact, prompt_models
 from tests.trainer.conftest import write_sample_file
 from tests.trainer.synthetic import row, write_lines
 
@@ -81,9 +81,11 @@ def cheapest_only(artifact: Artifact, models: tuple[str, ...]) -> Artifact:
     assert cheapest in models
     chat = {m: 1.0 for m in models}
     chat[cheapest] = 0.1
+    qhat = {m: [0.5] * n_clusters for m in models}
     return msgspec.structs.replace(
-        artifact, alpha=0.0, thresholds=Thresholds(cheap=0.0, hard=1.0), qhat={m: [0.5] * n_clusters for m in models},
+        artifact, alpha=0.0, thresholds=Thresholds(cheap=0.0, hard=1.0), qhat=qhat,
         chat=chat, penalties={}, context={}, buckets={"cheap": [cheapest], "mid": [cheapest], "hard": list(models)},
+        prompt_models=prompt_models(len(artifact.gbdt.feature_schema.names), qhat, chat),
     ).check()
 
 

@@ -122,19 +122,54 @@ def test_validation_without_parent_uses_the_cheapest_model_floor() -> None:
 def test_validation_against_a_better_parent_fails() -> None:
     parent = ReferenceRouter(make_artifact(alpha=1.0, hard=0.3, version="v-quality"))
     report = validate_candidate(ReferenceRouter(make_artifact()), tiny().split("test"), parent=parent,
-                                decision_slo_ms=1000.0)
+                                decision_slo_ms=1000.0, min_rows=5)
     assert not report.passed
     checks = {c.name: c for c in report.checks}
+    assert checks["enough_rows"].passed
     assert not checks["quality_non_inferior"].passed
-    assert checks["quality_non_inferior"].threshold == pytest.approx(0.98 * report.parent.score)
+    # The test reads the lower confidence bound of the paired difference against −2% of the parent's score.
+    assert checks["quality_non_inferior"].threshold == pytest.approx(-0.02 * report.parent.score)
+    assert report.difference is not None and checks["quality_non_inferior"].value == report.difference.lower
+    assert report.difference.difference == pytest.approx(report.candidate.score - report.parent.score, abs=1e-6)
     assert checks["cost_not_higher"].passed  # cheaper than the parent
     assert "| quality_non_inferior | NO |" in report.to_markdown()
+    assert "Score difference candidate − current:" in report.to_markdown()
     error = ValidationFailed(report)
     assert error.report is report and "quality_non_inferior" in str(error) and "cost_not_higher" not in str(error)
     # The roles reversed: the parent is cheaper and worse, so cost fails and quality passes.
     reverse = validate_candidate(parent, tiny().split("test"), parent=ReferenceRouter(make_artifact()),
-                                 decision_slo_ms=1000.0)
+                                 decision_slo_ms=1000.0, min_rows=5)
     assert [c.name for c in reverse.checks if not c.passed] == ["cost_not_higher"]
+
+
+def test_a_point_estimate_inside_the_margin_is_not_enough() -> None:
+    # Candidate and parent differ on a few prompts by ±1: the mean difference is −1/60 (inside −2%),
+    # but 60 prompts cannot bound it above −2%: refused, and the report says why.
+    n = 60
+    scores = np.column_stack([np.ones(n), np.ones(n), np.ones(n)])
+    scores[:3, 1] = 0.0  # medium fails 3 of the parent's prompts...
+    scores[3:5, 0] = 0.0  # ...and large fails 2 of them
+    data = make_dataset(scores, np.column_stack([np.full(n, 1.0), np.full(n, 0.3), np.full(n, 0.1)]),
+                        prompts=[CODE_PROMPTS[i % 3] + f" #{i}" for i in range(n)], models=MODELS)
+    parent = ReferenceRouter(make_artifact(alpha=1.0, hard=0.3, version="v-quality"))  # large everywhere
+    candidate = ReferenceRouter(make_artifact())  # medium for code prompts
+    report = validate_candidate(candidate, data, parent=parent, decision_slo_ms=1000.0, min_rows=10)
+    assert report.difference is not None
+    assert report.difference.difference == pytest.approx(-1 / 60)  # −3/60 + 2/60
+    assert -0.02 * report.parent.score < report.difference.difference  # the point estimate alone would pass
+    check = next(c for c in report.checks if c.name == "quality_non_inferior")
+    assert not check.passed and "too few rows for a decision" in check.message
+
+
+def test_too_few_rows_for_a_decision_are_refused() -> None:
+    parent = ReferenceRouter(make_artifact(alpha=0.0, version="v-cheap"))
+    report = validate_candidate(ReferenceRouter(make_artifact()), tiny().split("test"), parent=parent,
+                                decision_slo_ms=1000.0)
+    assert not report.passed
+    enough = next(c for c in report.checks if c.name == "enough_rows")
+    assert not enough.passed and enough.value == 6 and enough.threshold == 100
+    assert "too few for a decision" in enough.message
+    assert "enough_rows" in str(ValidationFailed(report))
 
 
 def test_latency_check_is_reported() -> None:

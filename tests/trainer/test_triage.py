@@ -1,4 +1,4 @@
-"""Cost tiers, triage labels, stratified folds and the cross-validated triage model."""
+"""Learned buckets, triage labels, stratified folds and the cross-validated triage model."""
 
 from __future__ import annotations
 
@@ -8,99 +8,91 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bifrost.router.gbdt import TreeEnsemble
-from bifrost.trainer.triage import bucket_members, cost_tiers, stratified_folds, train_triage, triage_labels
+from bifrost.trainer.triage import (
+    learn_buckets,
+    route_at,
+    stratified_folds,
+    train_triage,
+    triage_labels,
+    weight_for_budget,
+)
 
-costs_strategy = st.lists(st.floats(1e-7, 1e3), min_size=1, max_size=12)
-
-
-# -- cost tiers -----------------------------------------------------------------------------
-
-
-def test_cost_tiers_by_hand() -> None:
-    # Three price levels: the two largest log gaps split them.
-    assert cost_tiers(np.array([1.0, 1.1, 10.0, 11.0, 100.0])).tolist() == [0, 0, 1, 1, 2]
-    # Unsorted input: tiers follow the models, not the order.
-    assert cost_tiers(np.array([100.0, 1.0, 10.0])).tolist() == [2, 0, 1]
-    # Two price levels: cheap and expensive (no mid tier).
-    assert cost_tiers(np.array([0.2, 0.2, 0.9, 0.2, 0.9])).tolist() == [0, 0, 2, 0, 2]
-    # One price level: everything is cheap.
-    assert cost_tiers(np.array([0.5, 0.5, 0.5])).tolist() == [0, 0, 0]
-    assert cost_tiers(np.array([0.5])).tolist() == [0]
-    # Zero cost is allowed (clamped before the log).
-    assert cost_tiers(np.array([0.0, 1.0, 2.0])).tolist() == [0, 1, 2]
+# -- learned buckets ------------------------------------------------------------------------
 
 
-def test_real_price_levels(real_dataset) -> None:  # type: ignore[no-untyped-def]
-    tiers = cost_tiers(real_dataset.costs.mean(axis=0))
-    costs = real_dataset.costs.mean(axis=0)
-    # 0.1, 0.2 and 0.9 USD per million tokens in the catalog: three tiers, ordered by price.
-    assert sorted(set(tiers.tolist())) == [0, 1, 2]
-    assert costs[tiers == 0].max() < costs[tiers == 1].min() <= costs[tiers == 1].max() < costs[tiers == 2].min()
+def test_weight_for_budget_meets_the_budget_with_the_least_weight() -> None:
+    rng = np.random.default_rng(0)
+    q = rng.random((400, 4))
+    c = np.tile([0.1, 0.3, 1.0, 3.0], (400, 1))
+    rows = np.arange(400)
+    assert weight_for_budget(q, c, 2.0) == 0.0  # the quality argmax (mean cost 1.1) already fits
+    previous = 0.0
+    for budget in (1.0, 0.5, 0.2):
+        weight = weight_for_budget(q, c, budget)
+        assert c[rows, route_at(q, c, weight)].mean() <= budget + 1e-12
+        assert c[rows, route_at(q, c, weight * 0.9)].mean() > budget  # a smaller weight would overspend
+        assert weight >= previous  # a smaller budget needs a larger weight
+        previous = weight
 
 
-@settings(max_examples=150, deadline=None)
-@given(costs_strategy)
-def test_cost_tier_properties(costs: list[float]) -> None:
-    c = np.array(costs)
-    tiers = cost_tiers(c)
-    assert tiers.shape == c.shape and set(tiers.tolist()) <= {0, 1, 2}
-    order = np.argsort(c, kind="stable")
-    assert np.all(np.diff(tiers[order]) >= 0)  # a cheaper model is never in a higher tier
-    for i in range(len(c)):
-        for j in range(len(c)):
-            if c[i] == c[j]:
-                assert tiers[i] == tiers[j]  # equal prices share a tier
-    assert tiers[np.argmin(c)] == 0
-    logs = np.log(np.sort(np.maximum(c, 1e-12)))
-    if len(logs) > 1 and np.diff(logs).max() > 1e-9:  # prices that differ beyond rounding
-        assert tiers[np.argmax(c)] == 2  # with two or more prices the most expensive is in the top tier
+def premium_and_specialist(n: int = 2000, seed: int = 0) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    """q̂, ĉ of: a decent cheap model, a dominated cheap one, a specialist (great on half the rows),
+    a mid model, and a premium model that leads on a fifth of the rows at 15× the mid price."""
+    rng = np.random.default_rng(seed)
+    models = ("cheap", "dominated", "mid", "premium", "specialist")
+    half, fifth = rng.random(n) < 0.5, rng.random(n) < 0.2
+    q = np.column_stack([
+        np.full(n, 0.6), np.full(n, 0.4), np.full(n, 0.7),
+        np.where(fifth, 0.95, 0.72), np.where(half, 0.9, 0.05),
+    ]) + rng.normal(0, 0.01, (n, 5))
+    c = np.tile([0.1, 0.1, 0.3, 4.5, 0.05], (n, 1))
+    return q, c, models
 
 
-def test_bucket_members_are_nested() -> None:
-    models = ("a", "b", "c", "d")
-    buckets = bucket_members(models, np.array([2, 0, 1, 0]))
-    assert buckets == {"cheap": ["b", "d"], "mid": ["b", "c", "d"], "hard": ["a", "b", "c", "d"]}
-
-
-# -- labels ---------------------------------------------------------------------------------
+def test_learned_buckets_admit_useful_models_at_each_cost_level() -> None:
+    q, c, models = premium_and_specialist()
+    report = learn_buckets(q, c, models)
+    cheap, mid, hard = (set(report.buckets[b]) for b in ("cheap", "mid", "hard"))
+    assert cheap <= mid <= hard == set(models)  # nested; hard is every model
+    assert "specialist" in cheap and "cheap" in cheap  # cheap and useful (the specialist on its task)
+    assert "dominated" not in mid  # never worth it at any budget
+    assert "premium" not in mid  # not affordable below the top level
+    assert "mid" in mid
+    assert len(report.budgets) == 2 and report.budgets[0] < report.budgets[1]
+    assert report.cost_weights[0] >= report.cost_weights[1]
 
 
 def test_triage_labels_by_hand() -> None:
-    tiers = np.array([0, 1, 2])  # models cheap, mid, expensive
-    scores = np.array([
-        [1.0, 1.0, 1.0],  # cheap matches the best → cheap
-        [0.0, 1.0, 1.0],  # mid matches → mid
-        [0.0, 0.0, 1.0],  # only the expensive one → hard
-        [0.96, 0.0, 1.0],  # within the 0.05 tolerance → cheap
-        [0.0, 0.0, 0.0],  # nobody answers → cheap
-        [0.5, 0.94, 1.0],  # mid is 0.06 below → hard
+    models = ("a", "b", "c")
+    buckets = {"cheap": ["a"], "mid": ["a", "b"], "hard": ["a", "b", "c"]}
+    q = np.array([
+        [0.9, 0.9, 0.9],  # cheap matches the best → cheap
+        [0.2, 0.9, 0.9],  # mid matches → mid
+        [0.2, 0.3, 0.9],  # only c → hard
+        [0.86, 0.2, 0.9],  # within the 0.05 tolerance → cheap
+        [0.0, 0.0, 0.0],  # nobody is expected to answer → cheap
+        [0.5, 0.84, 0.9],  # mid is 0.06 below → hard
     ])
-    assert triage_labels(scores, tiers).tolist() == [0, 1, 2, 0, 0, 2]
-    assert triage_labels(scores, tiers, tolerance=0.1).tolist() == [0, 1, 2, 0, 0, 1]
+    assert triage_labels(q, buckets, models).tolist() == [0, 1, 2, 0, 0, 2]
+    assert triage_labels(q, buckets, models, tolerance=0.1).tolist() == [0, 1, 2, 0, 0, 1]
 
 
-def test_triage_labels_without_a_mid_tier() -> None:
-    tiers = np.array([0, 2])
-    scores = np.array([[1.0, 1.0], [0.0, 1.0], [0.0, 0.0]])
-    assert triage_labels(scores, tiers).tolist() == [0, 2, 0]
-
-
-@settings(max_examples=100, deadline=None)
-@given(st.integers(1, 30), st.integers(0, 2**32 - 1), st.floats(0, 0.3))
-def test_triage_label_properties(rows: int, seed: int, tolerance: float) -> None:
-    rng = np.random.default_rng(seed)
-    tiers = np.array([0, 0, 1, 2, 2])
-    scores = np.round(rng.random((rows, 5)), 2)
-    labels = triage_labels(scores, tiers, tolerance=tolerance)
-    best = scores.max(axis=1)
-    for i, label in enumerate(labels):
-        if best[i] <= 0:
-            assert label == 0
-            continue
-        reach = scores[i, tiers <= label].max()
-        assert reach >= best[i] - tolerance  # the label's tier reaches the best
-        if label > 0:
-            assert scores[i, tiers <= label - 1].max() < best[i] - tolerance  # no cheaper tier does
+def test_labels_from_success_probabilities_do_not_collapse_on_pass_fail_outcomes() -> None:
+    # Pass/fail outcomes of 11 models: labelling by "some cheap model happened to pass" (a max over
+    # noisy draws) makes most prompts look cheap; labelling by expected success does not.
+    rng = np.random.default_rng(1)
+    n = 3000
+    hard_prompt = rng.random(n) < 0.3
+    p = np.where(hard_prompt[:, None], [0.35, 0.35, 0.4, 0.45, 0.5, 0.5, 0.5, 0.55, 0.55, 0.6, 0.9],
+                 [0.75, 0.75, 0.78, 0.8, 0.8, 0.8, 0.82, 0.82, 0.84, 0.85, 0.86])
+    models = tuple(f"m{i:02d}" for i in range(11))
+    buckets = {"cheap": list(models[:2]), "mid": list(models[:10]), "hard": list(models)}
+    outcomes = (rng.random((n, 11)) < p).astype(float)
+    realized = triage_labels(outcomes, buckets, models)
+    expected = triage_labels(p, buckets, models)
+    assert (realized == 0).mean() > 0.7  # the collapse the outcome-based rule produces
+    assert (expected == 2).mean() == pytest.approx(hard_prompt.mean(), abs=0.02)  # the hard prompts, found
+    assert np.array_equal(expected == 2, hard_prompt)
 
 
 # -- folds ----------------------------------------------------------------------------------

@@ -1,0 +1,113 @@
+"""The baseline an artifact must beat: per-model logistic regression on the same features.
+
+For every model ``m`` a logistic regression ``p̂(m | x)`` (L2-regularized, standardized
+features, soft labels so graded scores work too) is fitted on the train split's feature
+vectors — the very vectors the artifact routes with — and a prompt goes to
+``argmax_m p̂(m | x) − λ·cost(m | x)``, with ``cost(m | x)`` the prompt's approximate
+tokens × the model's mean cost per token on the train split (in units of the best
+single model's mean cost). λ is chosen **on the train split**, from 5-fold out-of-fold
+predictions: the λ whose train cost share is the largest not above a target (for an
+equal-cost comparison, the artifact's cost share). Plain numpy + scipy's L-BFGS; no
+scikit-learn needed. The fit runs with one BLAS thread (threadpoolctl): its products
+are small, and on a busy host BLAS threads made it 10–20× slower.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import minimize
+from threadpoolctl import threadpool_limits
+
+DEFAULT_L2 = 1.0
+WEIGHT_GRID = np.concatenate([[0.0], np.geomspace(1e-4, 1e3, 240)])
+
+
+@dataclass(frozen=True)
+class LogisticModels:
+    """One logistic regression per model over standardized features: ``(features + 1, models)`` weights."""
+
+    mean: np.ndarray
+    scale: np.ndarray
+    weights: np.ndarray
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        Z = (np.asarray(X, dtype=np.float64) - self.mean) / self.scale
+        logits = Z @ self.weights[:-1] + self.weights[-1]
+        return 1.0 / (1.0 + np.exp(-logits))
+
+
+def fit_logistic(X: np.ndarray, Y: np.ndarray, *, l2: float = DEFAULT_L2, max_iter: int = 400) -> LogisticModels:
+    """Fit every model's regression at once (labels in [0, 1]; NaN labels are left out)."""
+    X = np.asarray(X, dtype=np.float64)
+    Y = np.asarray(Y, dtype=np.float64)
+    mean = X.mean(axis=0)
+    scale = X.std(axis=0)
+    scale[scale == 0] = 1.0
+    Z = np.hstack([(X - mean) / scale, np.ones((len(X), 1))])
+    known = np.isfinite(Y)
+    target = np.where(known, Y, 0.0)
+    counts = np.maximum(known.sum(axis=0), 1)
+    d, m = Z.shape[1], Y.shape[1]
+
+    def loss(w: np.ndarray) -> tuple[float, np.ndarray]:
+        W = w.reshape(d, m)
+        logits = Z @ W
+        p = 1.0 / (1.0 + np.exp(-logits))
+        terms = np.where(known, np.logaddexp(0.0, logits) - target * logits, 0.0)
+        value = float((terms.sum(axis=0) / counts).sum() + 0.5 * l2 * (W[:-1] ** 2).sum() / counts.mean())
+        grad = Z.T @ (np.where(known, p - target, 0.0) / counts)
+        grad[:-1] += l2 * W[:-1] / counts.mean()
+        return value, grad.ravel()
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        result = minimize(loss, np.zeros(d * m), jac=True, method="L-BFGS-B", options={"maxiter": max_iter})
+    return LogisticModels(mean=mean, scale=scale, weights=result.x.reshape(d, m))
+
+
+def out_of_fold(X: np.ndarray, Y: np.ndarray, folds: np.ndarray, *, l2: float = DEFAULT_L2) -> np.ndarray:
+    """``(rows, models)`` predictions, each row by the regressions fitted without its fold."""
+    out = np.zeros(Y.shape)
+    for fold in np.unique(folds):
+        held = folds == fold
+        out[held] = fit_logistic(X[~held], Y[~held], l2=l2).predict(X[held])
+    return out
+
+
+def price_per_unit(size: np.ndarray, costs: np.ndarray) -> np.ndarray:
+    """Mean cost per unit of ``size`` (e.g. approximate tokens) per model."""
+    size = np.asarray(size, dtype=np.float64)
+    ok = size > 0
+    return np.nanmean(costs[ok] / size[ok, None], axis=0) if ok.any() else np.nanmean(costs, axis=0)
+
+
+def route(quality: np.ndarray, cost: np.ndarray, weight: float) -> np.ndarray:
+    """``argmax q − λ·c`` per row (ties to the cheaper model)."""
+    return np.argmax(quality - weight * cost - 1e-12 * cost, axis=1)
+
+
+def weight_for_share(quality: np.ndarray, cost: np.ndarray, realized_costs: np.ndarray, reference_cost: float,
+                     target_share: float, grid: np.ndarray = WEIGHT_GRID) -> tuple[float, float]:
+    """(λ, its cost share): the largest share on ``realized_costs`` not above ``target_share`` (smallest λ)."""
+    rows = np.arange(len(quality))
+    best: tuple[float, float] | None = None
+    for weight in grid:
+        share = float(realized_costs[rows, route(quality, cost, weight)].mean() / reference_cost)
+        if share <= target_share + 1e-12:
+            return float(weight), share
+        if best is None or share < best[1]:
+            best = (float(weight), share)
+    assert best is not None
+    return best
+
+
+def frontier(quality: np.ndarray, cost: np.ndarray, scores: np.ndarray, costs: np.ndarray,
+             grid: np.ndarray = WEIGHT_GRID) -> list[tuple[float, float, float]]:
+    """(λ, mean score, mean cost) of ``argmax q − λ·c`` for every λ of the grid."""
+    rows = np.arange(len(quality))
+    out = []
+    for weight in grid:
+        chosen = route(quality, cost, weight)
+        out.append((float(weight), float(scores[rows, chosen].mean()), float(costs[rows, chosen].mean())))
+    return out

@@ -50,6 +50,49 @@ _CHOICE_MARKER = re.compile(r"^\s*\(?[a-e][.:)]\s|\([a-e]\)", re.MULTILINE)
 _NUMBERED_LINE = re.compile(r"^\s*\d+[.)]\s", re.MULTILINE)
 _SENTENCE_END = re.compile(r"[.!?](?:\s|$)")
 _WORD = re.compile(r"\w+")
+_HOW_MANY = re.compile(r"\bhow m(?:any|uch)\b")
+
+
+def _single_words(pattern: re.Pattern[str]) -> frozenset[str]:
+    """The one-word alternatives of a ``\\b(?:a|b|…)\\b`` keyword pattern (``digits?`` → digit, digits)."""
+    body = pattern.pattern[len(r"\b(?:"):-len(r")\b")]
+    words: set[str] = set()
+    for alternative in body.split("|"):
+        if " " in alternative:
+            continue
+        if alternative.endswith("?"):
+            words |= {alternative[:-2], alternative[:-1]}
+        else:
+            words.add(alternative)
+    return frozenset(words)
+
+
+# Keyword counts of ASCII text from one tokenization: a ``\b(?:…)\b`` alternation of
+# single words matches exactly the maximal ``\w+`` runs equal to one of them, so counting
+# tokens gives the same numbers as the four ``findall`` scans (asserted on the dataset in
+# tests/router/test_text_features.py); the two-word "how many" / "how much" keep a regex.
+_KEYWORD_SETS = tuple(_single_words(p) for p in (_MATH_WORDS, _CODE_KEYWORDS, _REASONING_WORDS, _INSTRUCTION_WORDS))
+_KEYWORD_BITS: dict[str, int] = {}
+for _bit, _words in enumerate(_KEYWORD_SETS):
+    for _word in _words:
+        _KEYWORD_BITS[_word] = _KEYWORD_BITS.get(_word, 0) | (1 << _bit)
+
+
+def _keyword_counts(lower: str, words: list[str], ascii_text: bool) -> tuple[int, int, int, int]:
+    """(math words, code keywords, reasoning words, instruction words) of the lower-cased text."""
+    if not ascii_text:
+        return (len(_MATH_WORDS.findall(lower)), len(_CODE_KEYWORDS.findall(lower)),
+                len(_REASONING_WORDS.findall(lower)), len(_INSTRUCTION_WORDS.findall(lower)))
+    counts = [0, 0, 0, 0]
+    bits = _KEYWORD_BITS
+    for word in words:
+        hit = bits.get(word.lower())
+        if hit:
+            for bit in range(4):
+                if hit >> bit & 1:
+                    counts[bit] += 1
+    counts[0] += len(_HOW_MANY.findall(lower))
+    return counts[0], counts[1], counts[2], counts[3]
 
 # The ASCII bytes each character count below counts, derived from the same str predicates
 # (so the bytes.translate fast path counts exactly what the per-character path counts).
@@ -123,6 +166,7 @@ def base_features(prompt: str, *, max_chars: int = 20_000) -> list[float]:
         alnum_space = sum(ch.isalnum() or ch.isspace() for ch in text)
     lines = text.split("\n")
     stripped = lower.rstrip()
+    math_words, code_keywords, reasoning_words, instruction_words = _keyword_counts(lower, words, text.isascii())
     return [
         float(n_chars),
         n_chars / CHARS_PER_TOKEN,
@@ -136,14 +180,14 @@ def base_features(prompt: str, *, max_chars: int = 20_000) -> list[float]:
         float(len(_NUMBER.findall(text))),
         float(len(_MATH_OPERATOR.findall(text))),
         float(len(_LATEX.findall(lower))),
-        float(len(_MATH_WORDS.findall(lower))),
-        float(len(_CODE_KEYWORDS.findall(lower))),
+        float(math_words),
+        float(code_keywords),
         float(len(_CODE_SYMBOLS.findall(text))),
         float(len(_FUNCTION_CALL.findall(lower))),
         float(sum(1 for line in lines if line.startswith(("    ", "\t")))),
         float(text.count("```")),
-        float(len(_REASONING_WORDS.findall(lower))),
-        float(len(_INSTRUCTION_WORDS.findall(lower))),
+        float(reasoning_words),
+        float(instruction_words),
         float(text.count("?")),
         1.0 if _QUESTION_START.match(lower) else 0.0,
         1.0 if stripped.endswith("?") else 0.0,

@@ -57,6 +57,14 @@ class HashedTfidf:
 
     def hashes(self, text: str) -> list[int]:
         """Bucket index of every unigram and bigram of ``text`` (with repeats)."""
+        return self.buckets(text).tolist()
+
+    def buckets(self, text: str) -> np.ndarray:
+        """:meth:`hashes` as an int64 array: unigrams, then bigrams.
+
+        The bigram hash ``(a·0x9E3779B1) ^ b`` of two 32-bit CRCs is below 2⁶⁴, so uint64
+        arithmetic gives exactly the Python-int values.
+        """
         cache = self._cache
         if len(cache) > _CACHE_LIMIT:
             cache.clear()
@@ -66,18 +74,20 @@ class HashedTfidf:
             if value is None:
                 value = cache[token] = zlib.crc32(token.encode("utf-8"))
             unigrams.append(value)
-        dims = self.dimensions
-        out = [h % dims for h in unigrams]
-        if self.spec.ngrams >= 2:
-            out.extend(((a * _BIGRAM_MULTIPLIER) ^ b) % dims for a, b in zip(unigrams, unigrams[1:]))
-        return out
+        if not unigrams:
+            return np.zeros(0, dtype=np.int64)
+        u = np.asarray(unigrams, dtype=np.uint64)
+        dims = np.uint64(self.dimensions)
+        if self.spec.ngrams >= 2 and len(u) > 1:
+            u = np.concatenate([u, (u[:-1] * np.uint64(_BIGRAM_MULTIPLIER)) ^ u[1:]])
+        return (u % dims).astype(np.int64)
 
     def sparse(self, text: str) -> tuple[np.ndarray, np.ndarray]:
         """(bucket indices, unit-norm weights) of ``text``; empty arrays for empty text."""
-        buckets = self.hashes(text)
-        if not buckets:
+        buckets = self.buckets(text)
+        if not buckets.size:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
-        idx, counts = np.unique(np.asarray(buckets, dtype=np.int64), return_counts=True)
+        idx, counts = np.unique(buckets, return_counts=True)
         weights = (1.0 + np.log(counts)) * self.idf[idx]
         norm = math.sqrt(float(weights @ weights))
         if norm > 0:
@@ -101,6 +111,6 @@ def fit_idf(texts: Iterable[str], *, dimensions: int = 2048, ngrams: int = 2) ->
     n = 0
     for text in texts:
         n += 1
-        df[np.unique(np.asarray(blank.hashes(text), dtype=np.int64))] += 1
+        df[np.unique(blank.buckets(text))] += 1
     idf = np.log((1.0 + n) / (1.0 + df)) + 1.0
     return TextSpec(dimensions=dimensions, ngrams=ngrams, idf=[round(float(v), 6) for v in idf])

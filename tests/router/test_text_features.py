@@ -20,6 +20,7 @@ from bifrost.router.features import (
     FeatureSchema,
     base_features,
 )
+from bifrost.router import features
 from bifrost.router.text import HashedTfidf, TextSpec, fit_idf
 from tests.router.artifacts import CODE_PROMPTS, QUESTION_PROMPTS
 
@@ -246,3 +247,28 @@ def test_extractor_rejects_mismatched_schema_and_centroids() -> None:
     renamed = FeatureSchema(names=[*schema.names[:-1], "other"], text=spec, clusters=2)
     with pytest.raises(ValueError, match="feature names differ"):
         FeatureExtractor(renamed, np.ones((2, 16)))
+
+
+def _keyword_scans(text: str) -> tuple[int, int, int, int]:
+    """The four keyword counts as the original ``findall`` scans compute them."""
+    lower = text.lower()
+    return (len(features._MATH_WORDS.findall(lower)), len(features._CODE_KEYWORDS.findall(lower)),
+            len(features._REASONING_WORDS.findall(lower)), len(features._INSTRUCTION_WORDS.findall(lower)))
+
+
+def test_keyword_counts_from_tokens_equal_the_regex_scans() -> None:
+    # ASCII text counts keywords from one tokenization; it must give exactly the scans' numbers.
+    from tests.datasets import routing_eval
+    from bifrost.trainer.dataset import load_dataset
+
+    prompts = list(load_dataset(routing_eval()).prompts)
+    rng = np.random.default_rng(0)
+    pieces = list("abcdefghijklmnopqrstuvwxyz_0123456789 \n\t.,;:()-?!'\"") + [
+        "how many", "How Much", "how  many", "howmany", "digits", "digit_", "def", "Sum", "integers", "why", "LIST",
+        "éxplain", "ß", "İ"]
+    for _ in range(20_000):
+        prompts.append("".join(pieces[i] for i in rng.integers(len(pieces), size=int(rng.integers(0, 60)))))
+    for text in prompts:
+        text = text[:20_000]
+        got = features._keyword_counts(text.lower(), features._WORD.findall(text), text.isascii())
+        assert got == _keyword_scans(text), text[:80]

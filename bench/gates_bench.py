@@ -1,20 +1,25 @@
-"""Rollback gates under continuous monitoring: false rollbacks and detection speed.
+"""Rollback gates through the real controller: false rollbacks per whole rollout, detection.
 
-Runs :func:`bifrost.streams.rollout.gates.simulation.simulate_gates` — A/A and regressed
-canaries, sequential gates against fixed-threshold gates on the same traffic — once with
-an exact canary split (weighted round-robin: 100 canary requests per window, the headline
-table) and once with a binomial split (each request assigned at random), and writes
+Runs the README suite (:mod:`bifrost.streams.rollout.gates.suite`): A/A rollouts under every
+traffic shape (mix, exact split, lognormal σ 1.0 / 1.5, Pareto, errors in clusters of mean
+5 and 20, everything clustered, a diurnal swing, 500 and 10,000 requests a minute),
+regressions where they are hard, and canaries with missing data — each rollout through
+the real controller (5% → 25% → 50% → 100%, gates after every batch) — and writes
 ``bench/results/gates.json`` and ``bench/results/gates.md``.
 
-    .venv/bin/python bench/gates_bench.py [--rollouts 1000] [--seed 7] [--splits exact,binomial]
+    .venv/bin/python bench/gates_bench.py [--rollouts 1000] [--regression-rollouts 500] [--seed 7]
 
-No Kafka; pure CPU (uses every core unless ``--workers`` says otherwise).
+No Kafka; pure CPU (every core unless ``--workers`` says otherwise). Long: run it under
+``nice``. Finished scenarios are kept in ``bench/results/gates.partial.jsonl`` (same seed,
+counts and code settings), so an interrupted run resumes where it stopped with
+``--resume``.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import hashlib
 import os
 import platform
 import sys
@@ -23,8 +28,11 @@ from pathlib import Path
 
 import msgspec
 
+from bifrost.streams.rollout.controller import RolloutPolicy
 from bifrost.streams.rollout.gates import GateConfig
-from bifrost.streams.rollout.gates.simulation import DEFAULT_SCENARIOS, SimulationReport, TrafficConfig, simulate_gates
+from bifrost.streams.rollout.gates import config as gate_constants
+from bifrost.streams.rollout.gates.simulation import ScenarioSummary, SimulationReport, TrafficConfig, simulate_gates
+from bifrost.streams.rollout.gates.suite import suite
 from bifrost.streams.rollout.gates.table import to_markdown
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -39,60 +47,80 @@ class BenchResult(msgspec.Struct, kw_only=True):
     cpus: int
     workers: int
     seconds: float
-    runs: list[SimulationReport]
+    report: SimulationReport
 
 
-def _splits(text: str) -> list[str]:
-    splits = [s.strip() for s in text.split(",") if s.strip()]
-    bad = [s for s in splits if s not in ("exact", "binomial")]
-    if not splits or bad:
-        raise argparse.ArgumentTypeError(f"expected exact and/or binomial, got {text!r}")
-    return splits
+def _fingerprint(seed: int, count: int, name: str) -> str:
+    constants = {k: repr(v) for k, v in vars(gate_constants).items() if k.isupper()}
+    text = repr((seed, count, name, sorted(constants.items()), GateConfig(), RolloutPolicy(), TrafficConfig()))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and write the results; returns the exit code."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--rollouts", type=int, default=1000, help="rollouts per scenario (default 1000)")
+    p.add_argument("--rollouts", type=int, default=1000, help="rollouts per A/A row (default 1000)")
+    p.add_argument("--regression-rollouts", type=int, default=500, help="rollouts per other row (default 500)")
     p.add_argument("--seed", type=int, default=7, help="base seed (default 7)")
-    p.add_argument("--splits", type=_splits, default=["exact", "binomial"], help="exact,binomial (default both)")
+    p.add_argument("--only", default="", help="run only rows whose name contains this text")
+    p.add_argument("--resume", action="store_true", help="reuse finished rows from gates.partial.jsonl")
     p.add_argument("--workers", type=int, default=0, help="processes (default 0 = all cores)")
     p.add_argument("--out", type=Path, default=RESULTS, help="results directory")
     args = p.parse_args(argv)
-    if args.rollouts < 1:
-        p.error("--rollouts must be at least 1")
+    if args.rollouts < 1 or args.regression_rollouts < 1:
+        p.error("--rollouts and --regression-rollouts must be at least 1")
     workers = args.workers or os.cpu_count() or 1
+    args.out.mkdir(parents=True, exist_ok=True)
+    partial = args.out / "gates.partial.jsonl"
+    done: dict[str, ScenarioSummary] = {}
+    if args.resume and partial.exists():
+        for line in partial.read_text().splitlines():
+            key, raw = line.split(" ", 1)
+            done[key] = msgspec.json.decode(raw, type=ScenarioSummary)
+    elif partial.exists():
+        partial.unlink()
     started = time.perf_counter()
-    runs = []
-    for split in args.splits:
-        print(f"simulating {args.rollouts} rollouts x {len(DEFAULT_SCENARIOS)} scenarios ({split} split, "
-              f"{workers} workers)...", file=sys.stderr, flush=True)
-        report = simulate_gates(GateConfig(), DEFAULT_SCENARIOS, rollouts=args.rollouts, seed=args.seed,
-                                traffic=TrafficConfig(split=split), workers=workers)
-        print(f"  done in {report.seconds:.1f} s", file=sys.stderr, flush=True)
-        runs.append(report)
+    rows = [s for s in suite() if args.only in s.name]
+    summaries: list[ScenarioSummary] = []
+    last: SimulationReport | None = None
+    for i, scenario in enumerate(rows, 1):
+        aa = scenario.expected_gate is None and not scenario.expected
+        count = args.rollouts if aa else args.regression_rollouts
+        key = _fingerprint(args.seed, count, scenario.name)
+        if key in done:
+            summaries.append(done[key])
+            continue
+        print(f"[{i}/{len(rows)}] {scenario.name}: {count} rollouts ({workers} workers)...", file=sys.stderr, flush=True)
+        report = simulate_gates(GateConfig(), [scenario], rollouts=count, seed=args.seed, workers=workers)
+        summary = report.scenarios[0]
+        print(f"  {summary.rolled_back}/{count} rolled back, {summary.promoted} promoted, {summary.paused} paused "
+              f"in {report.seconds:.0f} s", file=sys.stderr, flush=True)
+        with partial.open("a") as f:
+            f.write(f"{key} {msgspec.json.encode(summary).decode()}\n")
+        summaries.append(summary)
+        last = report
+    template = last or simulate_gates(GateConfig(), rows[:1], rollouts=1, seed=args.seed, workers=1)
+    report = msgspec.structs.replace(template, scenarios=summaries, rollouts=args.rollouts,
+                                     seconds=round(time.perf_counter() - started, 1))
     result = BenchResult(
         created_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         python=platform.python_version(),
         platform=platform.platform(),
         cpus=os.cpu_count() or 1,
         workers=workers,
-        seconds=round(time.perf_counter() - started, 1),
-        runs=runs,
+        seconds=report.seconds,
+        report=report,
     )
-    args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "gates.json").write_bytes(msgspec.json.format(msgspec.json.encode(result), indent=2) + b"\n")
-    parts = [
-        "# Rollback gates under continuous monitoring",
+    markdown = "\n".join([
+        "# Rollback gates through the real controller",
         "",
-        f"`bench/gates_bench.py --rollouts {args.rollouts} --seed {args.seed}` — {result.created_at}, "
-        f"Python {result.python}, {workers} worker processes on {result.cpus} CPUs, {result.seconds} s in all.",
+        f"`bench/gates_bench.py --rollouts {args.rollouts} --regression-rollouts {args.regression_rollouts} "
+        f"--seed {args.seed}` — {result.created_at}, Python {result.python}, {workers} worker processes on "
+        f"{result.cpus} CPUs (shared machine, run under nice).",
         "",
-    ]
-    for report in runs:
-        title = "Exact split (weighted round-robin)" if report.split == "exact" else "Binomial split (random assignment)"
-        parts += [f"## {title} — {report.seconds} s", "", to_markdown(report)]
-    markdown = "\n".join(parts)
+        to_markdown(report),
+    ])
     (args.out / "gates.md").write_text(markdown)
     print(markdown)
     return 0

@@ -149,6 +149,15 @@ def render_state(state: RolloutState) -> str:
     ]
     if state.reason:
         lines.append(f"  {state.reason}")
+    if state.phase.value in ("canary", "paused") and state.stage_percent is not None:
+        share = f", spends {state.alpha_share:.0%} of the rollout's false-rollback budget" if state.alpha_share else ""
+        lines.append(f"  stage covered by data in both arms: {state.covered_seconds / 60:.0f} min{share}")
+    if state.stall is not None:
+        stall = state.stall
+        lines.append(f"  ALERT stage {stall.stage_percent or 0:.0f}% timed out after {stall.timeout_seconds / 60:.0f} min of "
+                     f"traffic ({stall.covered_seconds / 60:.0f} min covered by data in both arms); paused because:")
+        lines.extend(f"    - {reason}" for reason in stall.reasons)
+        lines.append("    (resume to keep waiting, promote --override --reason to advance, rollback to end it)")
     if state.stopped is not None:
         lines.append(f"  stopped by {state.stopped.by} at {_utc(state.stopped.at)}; an operator must resume")
     if state.overrides:
@@ -160,7 +169,16 @@ def render_state(state: RolloutState) -> str:
                      f"reason: {last.reason}")
     for gate in state.gates:
         figures = "" if gate.canary is None else f" canary {gate.canary:.4g} vs control {gate.control if gate.control is None else f'{gate.control:.4g}'}"
-        lines.append(f"  gate {gate.gate:14} {gate.status.value:12}{figures}")
+        extra = ""
+        if gate.evidence is not None:
+            extra += f"  evidence {gate.evidence:.0%}"
+        if gate.dispersion is not None and gate.dispersion > 1.0:
+            extra += f"  dispersion {gate.dispersion:.3g}"
+        if gate.gate in state.promotion_blocked_by and gate.status.value == "pass":
+            extra += "  (holding promotion)"
+        lines.append(f"  gate {gate.gate:14} {gate.status.value:12}{figures}{extra}")
+        if gate.note:
+            lines.append(f"       {gate.note}")
     return "\n".join(lines)
 
 

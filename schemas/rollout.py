@@ -89,6 +89,16 @@ class GateResult(msgspec.Struct, frozen=True, kw_only=True):
     alpha: float | None = None
     canary_samples: int = 0
     control_samples: int = 0
+    # Share of the way to a rollback, log(e-value)/log(1/alpha) in [0, 1] (rollback gates).
+    evidence: float | None = None
+    # Overdispersion factor the test used (1: requests independent; see the gates README).
+    dispersion: float | None = None
+    # Why the gate is insufficient or blocked, in words (missing data, too few samples, ...).
+    note: str = ""
+    # Point estimate of the relative degradation (canary vs control, positive = worse) and
+    # its fixed-sample z score beyond the margin: what holds a stage (never a rollback).
+    degradation: float | None = None
+    z: float | None = None
 
 
 class CommandOutcome(msgspec.Struct, frozen=True, kw_only=True):
@@ -138,6 +148,21 @@ class OverrideRecord(msgspec.Struct, frozen=True, kw_only=True):
     reason: str
 
 
+class StallRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """A stage that reached its timeout without a decision: paused, with the reasons.
+
+    ``at`` is the event time of the data when it timed out, ``wall`` the worker's wall
+    clock; ``covered_seconds`` the stage's time covered by data in both arms.
+    """
+
+    stage_percent: float | None
+    at: float
+    wall: float
+    timeout_seconds: float
+    covered_seconds: float
+    reasons: list[str]
+
+
 class RolloutState(msgspec.Struct, frozen=True, kw_only=True):
     """What routers obey (compacted ``rollout-state``, keyed by router id).
 
@@ -172,6 +197,16 @@ class RolloutState(msgspec.Struct, frozen=True, kw_only=True):
     overrides: list[OverrideRecord] = []
     seen_nonces: dict[str, float] = {}
     nonce_floor: float = 0.0
+    # Stage timing from data: the end of the newest closed window seen (event time), the
+    # stage's time covered by windows with traffic in both arms, the traffic time the
+    # stage timeout counts from (stage entry or resume), and the share of the rollout's
+    # false-rollback budget this stage may spend.
+    frontier: float = 0.0
+    covered_seconds: float = 0.0
+    active_seconds: float = 0.0
+    timeout_from: float = 0.0
+    alpha_share: float | None = None
+    stall: StallRecord | None = None
 
     @property
     def stage_percent(self) -> float | None:

@@ -8,6 +8,13 @@ Commands are authenticated by the pure controller (``handle_command``) against t
 allow-list ``BIFROST_COMMAND_KEYS(_FILE)``; a refused one goes to the DLQ with reason
 ``unauthorized`` and never touches the router's state. Undecodable commands go to the
 DLQ as ``schema``.
+
+The controller looks at a router in a rollout on every stored snapshot of its windows —
+one per ingest batch and input partition — not only when a window closes
+(:func:`~bifrost.streams.rollout.controller.on_look`; the gates' tests are always-valid,
+so extra looks cost no false rollbacks): a gross regression rolls back as soon as the
+batch that proves it is stored. The state is published when something happens (rollback,
+stage change, timeout) and once per closed window (fresh evidence).
 """
 
 from __future__ import annotations
@@ -25,12 +32,12 @@ from bifrost.config import Settings
 from bifrost.router.keys import key_id
 from bifrost.schemas.codec import encode
 from bifrost.schemas.dlq import RejectReason, dead_letter
-from bifrost.schemas.rollout import RolloutCommand, RolloutState
+from bifrost.schemas.rollout import Phase, RolloutCommand, RolloutState
 from bifrost.streams import observability as obs
 from bifrost.streams.aggregates.partial import WindowPartial
-from bifrost.streams.aggregates.stats import WindowStats
 from bifrost.streams.rollout.auth import Keyring, load_keyring
-from bifrost.streams.rollout.controller import Decision, RolloutPolicy, handle_command, on_window_closed
+from bifrost.streams.rollout.controller import Decision, Look, RolloutPolicy, handle_command, on_look
+from bifrost.streams.rollout.look import LookBuilder
 from bifrost.streams.rollup.store import RouterWindows
 from bifrost.streams.triggers.agent import TriggerEmitter
 
@@ -108,6 +115,7 @@ def rollout_policy(settings: Settings) -> RolloutPolicy:
         min_stage_seconds=settings.rollout_min_stage_seconds,
         min_samples=settings.rollout_min_samples,
         require_approval=settings.rollout_require_approval,
+        stage_timeout_seconds=settings.rollout_stage_timeout_seconds or None,
     )
 
 
@@ -140,18 +148,24 @@ def register_router_loop(
     dlq_topic = app.topic(settings.topics.dlq, key_type=bytes, value_type=bytes, key_serializer="raw",
                           value_serializer="raw")
 
-    def evaluate(canary: WindowStats, control: WindowStats):  # type: ignore[no-untyped-def]
-        from bifrost.streams.rollout.gates import evaluate_gates
+    from bifrost.streams.rollout.gates import evaluate_gates
 
-        return evaluate_gates(canary, control, gate_config(settings))
+    config = gate_config(settings)
+    looks = LookBuilder(windows, window_seconds=settings.window_seconds)
+
+    def evaluate(look: Look, share: float):  # type: ignore[no-untyped-def]
+        return evaluate_gates(look.canary, look.control, config, windows=look.windows, history=look.history,
+                              alpha_share=share)
 
     @app.on_partitions_assigned.connect
     async def reset_on_assign(sender: object, assigned: set, **_: object) -> None:
         windows.invalidate()
+        looks.invalidate()
 
     @app.on_partitions_revoked.connect
     async def reset_on_revoke(sender: object, revoked: set, **_: object) -> None:
         windows.invalidate()
+        looks.invalidate()
 
     async def publish(decision: Decision) -> None:
         if not decision.changed:
@@ -176,27 +190,21 @@ def register_router_loop(
             return
         stored = windows.store(raw)
         router = stored.partial.router_id
-        if stored.stored:
-            # A lagging partition catching up settles hours without closing a window.
-            await triggers.on_progress(windows, router)
-        if not stored.window_closed:
-            return
+        if not stored.stored:
+            return  # a re-delivered or older snapshot: nothing new to look at
+        # A lagging partition catching up settles hours without closing a window.
+        await triggers.on_progress(windows, router)
         state = states.get(router)
-        if state.canary_version is None or state.control_version is None:
+        if state.phase not in (Phase.CANARY, Phase.PAUSED):
             return
-        # The window that just closed ends where the newest one starts: that is the
-        # controller's clock, and only closed windows are judged.
-        clock = (windows.clock(router) or 0) - settings.window_seconds
-        merged = windows.merged(router, int(state.since), clock)
-        decision = on_window_closed(
-            state,
-            clock=float(clock),
-            canary=merged.arms.get(state.canary_version, WindowStats()),
-            control=merged.arms.get(state.control_version, WindowStats()),
-            evaluate=evaluate,
-            wall=time.time(),
-            policy=policy,
-        )
+        look = looks.look(state)
+        if look is None:
+            return
+        decision = on_look(state, look, evaluate=evaluate, wall=time.time(), policy=policy)
+        if decision.stalled is not None:
+            stall = decision.stalled
+            log.warning("event=rollout.stage_timeout router=%s canary=%s stage=%s covered_s=%.0f reasons=%r",
+                        router, state.canary_version, stall.stage_percent, stall.covered_seconds, stall.reasons)
         await publish(decision)
 
     async def dead_letter_command(message: faust.types.Message, reason: RejectReason, error: str) -> None:
@@ -214,6 +222,10 @@ def register_router_loop(
         newest_end = windows.clock(command.router_id)
         if newest_end is not None and newest_end - settings.window_seconds > state.clock:
             state = msgspec.structs.replace(state, clock=float(newest_end - settings.window_seconds))
+        frontier = windows.frontier(command.router_id)
+        if frontier is not None and frontier > state.frontier:
+            # A stage started now begins at the newest closed window's end (see on_look).
+            state = msgspec.structs.replace(state, frontier=float(frontier))
         recent = windows.merged(command.router_id, newest_end - 900, newest_end) if newest_end else None
         traffic = {arm: stats.count for arm, stats in recent.arms.items()} if recent else {}
         decision = handle_command(state, command, keyring=keyring, arm_traffic=traffic, wall=time.time(),

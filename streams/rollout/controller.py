@@ -12,6 +12,17 @@ an ``artifact_verified`` command (the worker's artifact listener checked sha256 
 trainer's signature) may start. A promotion past gates that are not all passing is an
 operator override, recorded in ``RolloutState.overrides``.
 
+The gates run at every look (:func:`on_look`: every stage-2 snapshot of the router's
+windows, i.e. every ingest batch), on the stage's data so far; their tests are
+always-valid, so looking often costs no false rollbacks. A stage advances when it is
+*ripe by data*: ``min_stage_seconds`` covered by closed windows with traffic in both arms
+(gaps without data and a window ahead of the data never count) and ``min_samples`` per
+arm, with every gate passing, none holding and no SLO blocking. A stage that has neither
+advanced nor rolled back after ``stage_timeout_seconds`` of traffic pauses with the
+reasons (:class:`~bifrost.schemas.rollout.StallRecord`). Each stage spends its share of
+the rollout's false-rollback budget (``alpha_shares``), so a whole rollout rolls back a
+good canary with probability at most ``alpha``.
+
 Time is the event time of the router's metrics (``clock``), never the wall clock, so a
 simulator that compresses an hour into seconds runs a whole rollout in seconds.
 """
@@ -19,8 +30,8 @@ simulator that compresses an hour into seconds runs a whole rollout in seconds.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import msgspec
@@ -35,11 +46,14 @@ from bifrost.schemas.rollout import (
     RollbackEvent,
     RolloutCommand,
     RolloutState,
+    StallRecord,
     StopRecord,
     VerifiedArtifact,
 )
 from bifrost.streams.aggregates.stats import WindowStats
 from bifrost.streams.rollout.auth import Keyring, Unauthorized, authenticate, remember_nonce
+from bifrost.streams.rollout.gates.config import stage_alpha_shares
+from bifrost.streams.rollout.gates.dispersion import ArmFigures, StageWindow, WindowSums
 
 ACTIVE = (Phase.CANARY, Phase.PAUSED)
 STARTABLE = (Phase.IDLE, Phase.PROMOTED, Phase.ROLLED_BACK)
@@ -56,13 +70,22 @@ class GateVerdict(Protocol):
     @property
     def promotion_blocked(self) -> bool: ...
 
+    def blockers(self) -> list[str]: ...
 
-Evaluate = Callable[[WindowStats, WindowStats], GateVerdict]
+
+#: ``evaluate(look, alpha_share)``: the gates on the stage's data at one look, spending
+#: ``alpha_share`` of the rollout's false-rollback budget.
+Evaluate = Callable[["Look", float], GateVerdict]
 
 
 @dataclass(frozen=True, slots=True)
 class RolloutPolicy:
-    """Stages and the minimums a stage must meet before it advances."""
+    """Stages, the minimums a stage must meet before it advances, and its timeout.
+
+    ``stage_timeout_seconds``: traffic time (closed windows with requests in either arm)
+    after which a stage that neither advanced nor rolled back pauses with the reasons;
+    ``None`` means four times ``min_stage_seconds``, ``0`` never.
+    """
 
     stages: tuple[float, ...] = (0.05, 0.25, 0.5, 1.0)
     min_stage_seconds: float = 900.0
@@ -70,6 +93,39 @@ class RolloutPolicy:
     require_approval: bool = False
     max_verified: int = 50  # verified versions remembered per router (newest kept)
     max_overrides: int = 20  # override records kept per router (newest kept)
+    stage_timeout_seconds: float | None = None
+
+    @property
+    def timeout_seconds(self) -> float:
+        """The stage timeout in seconds of traffic (``inf``: none)."""
+        if self.stage_timeout_seconds is None:
+            return 4.0 * self.min_stage_seconds
+        return self.stage_timeout_seconds if self.stage_timeout_seconds > 0 else float("inf")
+
+    def alpha_share(self, index: int) -> float:
+        """Share of the rollout's false-rollback budget stage ``index`` spends."""
+        shares = stage_alpha_shares(self.stages)
+        return shares[index] if 0 <= index < len(shares) else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Look:
+    """What the controller sees at one look: the current stage's data so far.
+
+    ``windows``: both arms' figures in every window of the stage that has data (start at
+    or after the stage's ``since``), oldest first; the newest may still be open.
+    ``canary``/``control``: the arms' statistics summed over those windows. ``clock``: the
+    event time of the newest data. ``history``: the router's windows before the stage
+    (summed), from which the gates learn how clustered its traffic is.
+    """
+
+    clock: float
+    window_seconds: int
+    windows: Sequence[StageWindow]
+    canary: WindowStats = field(default_factory=WindowStats)
+    control: WindowStats = field(default_factory=WindowStats)
+    history: WindowSums | None = None
+    totals: tuple[ArmFigures, ArmFigures] | None = None  # the arms' figures summed over ``windows``
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +142,7 @@ class Decision:
     rollback: RollbackEvent | None = None
     override: OverrideRecord | None = None
     unauthorized: Unauthorized | None = None
+    stalled: StallRecord | None = None  # the stage just timed out and paused (to alert on)
 
 
 class Refused(Exception):
@@ -180,7 +237,9 @@ def _transition(
     if kind is CommandKind.RESUME:
         _require(state, (Phase.PAUSED, Phase.EMERGENCY_STOPPED), kind)
         if state.phase is Phase.PAUSED:
-            return _Step(msgspec.structs.replace(state, phase=Phase.CANARY, reason="resumed"))
+            # The stage timeout counts again from here; a stall record is cleared.
+            return _Step(msgspec.structs.replace(state, phase=Phase.CANARY, reason="resumed", stall=None,
+                                                 timeout_from=state.frontier, active_seconds=0.0))
         return _Step(msgspec.structs.replace(
             state, phase=Phase.IDLE, stopped=None, since=state.clock,
             reason=f"resumed by {issued_by or 'an operator'} after the emergency stop; rollouts may start again",
@@ -319,15 +378,25 @@ def _enter_stage(state: RolloutState, index: int, policy: RolloutPolicy, *, reas
     assert state.canary_version is not None and state.control_version is not None
     if share >= 1.0:
         return _promoted(state, index, reason)
+    # The stage's data start at the frontier (the end of the newest closed window), not
+    # at the newest event time: a window dated ahead of the data must not push the
+    # stage's start past the traffic still arriving.
+    since = state.frontier or state.clock
     return msgspec.structs.replace(
         state,
         phase=Phase.CANARY,
         stages=list(policy.stages),
         stage_index=index,
         weights={state.control_version: round(1.0 - share, 6), state.canary_version: share},
-        since=state.clock,
+        since=since,
         gates=[],
+        promotion_blocked_by=[],
         reason=reason,
+        covered_seconds=0.0,
+        active_seconds=0.0,
+        timeout_from=since,
+        alpha_share=policy.alpha_share(index),
+        stall=None,
     )
 
 
@@ -378,39 +447,97 @@ def _roll_back(
     return new_state, event
 
 
-def on_window_closed(
+def _closed(look: Look) -> list[StageWindow]:
+    """The look's closed windows: all but the newest window with data (which may still be
+    filling, or lie ahead of the data), oldest first."""
+    windows = sorted(look.windows, key=lambda w: w.start)
+    return windows[:-1]
+
+
+def coverage(state: RolloutState, look: Look) -> tuple[float, float, float]:
+    """``(frontier, covered_seconds, active_seconds)`` of the stage at this look.
+
+    ``frontier``: end of the newest closed window (never moves back). ``covered``: closed
+    windows of the stage with requests in both arms, × window length — what ripens a
+    stage (gaps without data count nothing, the newest window counts only once a later
+    one has data). ``active``: closed windows with requests in either arm since the
+    timeout began counting — what times a stage out.
+    """
+    closed = _closed(look)
+    frontier = max(state.frontier, closed[-1].start + look.window_seconds) if closed else state.frontier
+    both = sum(1 for w in closed if w.canary.count > 0 and w.control.count > 0)
+    active = sum(1 for w in closed if w.start >= state.timeout_from and (w.canary.count > 0 or w.control.count > 0))
+    return frontier, float(both * look.window_seconds), float(active * look.window_seconds)
+
+
+def on_look(
     state: RolloutState,
+    look: Look,
     *,
-    clock: float,
-    canary: WindowStats,
-    control: WindowStats,
     evaluate: Evaluate,
     wall: float,
     policy: RolloutPolicy = RolloutPolicy(),
 ) -> Decision:
-    """Evaluate the gates after a window closed; roll back, advance, or hold.
+    """Evaluate the gates on the stage's data so far; roll back, advance, pause, or hold.
 
-    ``canary`` and ``control`` are the cumulative statistics of both arms since the
-    current stage began. A stage advances only after ``min_stage_seconds`` of event
-    time with every gate passing and no SLO blocking promotion (which includes too few
-    samples, so missing or stale metrics never promote).
+    Called at every look (every new snapshot of the router's windows). A failing gate
+    rolls back at once. A stage advances only when it is ripe by data — at least
+    ``min_stage_seconds`` covered by closed windows with traffic in both arms and
+    ``min_samples`` requests per arm — with no gate blocking (insufficient or missing
+    data, a gate holding on building evidence, an SLO breached), so missing or stale
+    metrics never promote. A stage still undecided after ``policy.timeout_seconds`` of
+    traffic pauses with every reason it could not advance.
+
+    ``changed`` is set when something an observer must see happened (phase, stage,
+    rollback, pause) or a window closed (the published evidence refreshes once per
+    window, not at every look); only then is the revision bumped.
     """
     if state.phase not in ACTIVE:
         return Decision(state, False)
-    state = msgspec.structs.replace(state, clock=max(state.clock, clock))
-    verdict = evaluate(canary, control)
+    frontier, covered, active = coverage(state, look)
+    window_closed = frontier > state.frontier
+    share = state.alpha_share if state.alpha_share is not None else policy.alpha_share(state.stage_index)
+    state = msgspec.structs.replace(state, clock=max(state.clock, look.clock), frontier=frontier,
+                                    covered_seconds=covered, active_seconds=active, alpha_share=share)
+    verdict = evaluate(look, share)
     tripped = verdict.rollback
     if tripped is not None:
         reason = f"gate {tripped.gate} failed at stage {state.stage_percent:.0f}%"
         new_state, event = _roll_back(state, tripped, list(verdict.results), reason=reason, wall=wall)
         new_state = msgspec.structs.replace(new_state, revision=state.revision + 1)
         return Decision(new_state, True, msgspec.structs.replace(event, revision=new_state.revision))
-    blocked = [r.gate for r in verdict.results if r.status is not GateStatus.PASS]
-    held = msgspec.structs.replace(state, gates=list(verdict.results), promotion_blocked_by=blocked)
-    ripe = state.clock - state.since >= policy.min_stage_seconds
-    enough = canary.count >= policy.min_samples and control.count >= policy.min_samples
-    if state.phase is Phase.CANARY and ripe and enough and not verdict.promotion_blocked:
-        advanced = _advance(held, policy, reason=f"stage {state.stage_percent:.0f}% passed every gate")
+    blockers = verdict.blockers()
+    blocked_by = [r.gate for r in verdict.results if r.status is not GateStatus.PASS]
+    blocked_by += [line.split(" ", 1)[0] for line in blockers if " holding:" in line]
+    held = msgspec.structs.replace(state, gates=list(verdict.results), promotion_blocked_by=blocked_by)
+    ripe = covered >= policy.min_stage_seconds
+    enough = look.canary.count >= policy.min_samples and look.control.count >= policy.min_samples
+    if state.phase is Phase.CANARY and ripe and enough and not blockers:
+        advanced = _advance(held, policy, reason=f"stage {state.stage_percent:.0f}% passed every gate "
+                                                  f"({covered / 60:.0f} min covered by data)")
         return Decision(msgspec.structs.replace(advanced, revision=state.revision + 1), True)
-    changed = held.gates != state.gates or held.clock != state.clock
+    timeout = policy.timeout_seconds
+    if state.phase is Phase.CANARY and active >= timeout:
+        reasons = list(blockers)
+        if not enough:
+            reasons.insert(0, f"too few requests: canary {look.canary.count:,}, control {look.control.count:,} "
+                              f"(need {policy.min_samples:,} each)")
+        if not ripe:
+            reasons.insert(0, _coverage_reason(look, covered, policy))
+        stall = StallRecord(stage_percent=state.stage_percent, at=state.clock, wall=wall, timeout_seconds=timeout,
+                            covered_seconds=covered, reasons=reasons)
+        reason = (f"stage {state.stage_percent:.0f}% timed out after {active / 60:.0f} min of traffic without a "
+                  f"decision; paused: {reasons[0] if reasons else 'no reason recorded'}")
+        paused = msgspec.structs.replace(held, phase=Phase.PAUSED, reason=reason, stall=stall,
+                                         revision=state.revision + 1)
+        return Decision(paused, True, stalled=stall)
+    changed = window_closed or not state.gates
     return Decision(msgspec.structs.replace(held, revision=state.revision + (1 if changed else 0)), changed)
+
+
+def _coverage_reason(look: Look, covered: float, policy: RolloutPolicy) -> str:
+    closed = _closed(look)
+    canary_windows = sum(1 for w in closed if w.canary.count > 0)
+    control_windows = sum(1 for w in closed if w.control.count > 0)
+    return (f"only {covered / 60:.0f} of {policy.min_stage_seconds / 60:.0f} min covered by data in both arms "
+            f"(canary traffic in {canary_windows} of {len(closed)} closed windows, control in {control_windows})")

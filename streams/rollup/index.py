@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -44,6 +45,14 @@ class RouterIndex:
         if not newest:
             return None
         return max(newest.values()) + window_seconds
+
+    def frontier(self, router_id: str, window_seconds: int) -> int | None:
+        """End of the second-newest window with data, or the start of the only one."""
+        windows = self.routers.get(router_id)
+        if not windows:
+            return None
+        starts = heapq.nlargest(2, windows)
+        return starts[1] + window_seconds if len(starts) == 2 else starts[0]
 
     def settled_until(self, router_id: str, topic: str) -> int | None:
         """Start of the newest window every input partition of ``topic`` has reached.

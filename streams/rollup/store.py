@@ -74,6 +74,31 @@ class RouterWindows:
         """Start of the router's oldest stored window."""
         return self.index().oldest_window(router_id)
 
+    def frontier(self, router_id: str) -> int | None:
+        """End of the router's newest *closed* window: the second-newest window with data
+        (or the start of the only one). A window dated ahead of the data is never closed by
+        itself, so it cannot move this forward."""
+        return self.index().frontier(router_id, self._window_seconds)
+
+    def window_versions(self, router_id: str, from_ts: int, to_ts: int) -> dict[int, tuple[tuple[str, int], ...]]:
+        """Windows starting in ``[from_ts, to_ts)`` → their partials' (source, last offset),
+        sorted: a window's version (it changes exactly when a snapshot of it is stored)."""
+        windows = self.index().routers.get(router_id, {})
+        ws = self._window_seconds
+        first = -(-from_ts // ws) * ws  # windows start on multiples of the window length
+        found = {}
+        for start in range(first, to_ts, ws):
+            parts = windows.get(start)
+            if parts:
+                found[start] = tuple(sorted((source, offset) for source, (_, offset) in parts.items()))
+        return found
+
+    def window_partials(self, router_id: str, window_start: int) -> list[WindowPartial]:
+        """The stored partials of one of the router's windows (one per input partition)."""
+        parts = self.index().routers.get(router_id, {}).get(window_start, {})
+        raws = (self._table.get(key) for key, _ in parts.values())
+        return [decode_partial(raw) for raw in raws if raw is not None]
+
     def merged(self, router_id: str, from_ts: int, to_ts: int) -> MergedStats:
         """Merged statistics of the router's windows starting in ``[from_ts, to_ts)``."""
         keys = self.index().keys_between(router_id, from_ts, to_ts)

@@ -1,66 +1,119 @@
-"""The sequential rollback gates: always valid under evaluation after every window.
+"""The sequential rollback gates: always valid however often they are evaluated.
 
 Each rollback gate tests the null "the canary is at most ``margin`` worse than the
 control" (``margin = MARGIN_FRACTION × configured tolerance``) with a one-sided
-time-uniform test at its share of ``alpha``; it fails (rollback) when the null is
-rejected, i.e. when the lower confidence bound of the degradation (``statistic``)
-exceeds ``margin`` (``bound``). Below ``min_samples`` in either arm it is
-``insufficient``. See README.md for the choices and the simulation behind them.
+time-uniform test at its share of the stage's ``alpha``; it fails (rollback) when the
+null is rejected, i.e. when the lower confidence bound of the degradation
+(``statistic``) exceeds ``margin`` (``bound``). Below ``min_samples`` in either arm, or
+when the canary lacks a figure the control has (latency 0, no cost, no judgements), it
+is ``insufficient``: it never passes on missing data. With the stage's per-window
+figures the tests count clustered events for what they are worth (:mod:`.dispersion`).
+See README.md for the choices and the simulation behind them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from bifrost.schemas.rollout import GateResult, GateStatus
 from bifrost.streams.aggregates.stats import WindowStats
-from bifrost.streams.rollout.gates import inference, metrics
+from bifrost.streams.rollout.gates import dispersion, inference, metrics
 from bifrost.streams.rollout.gates.config import (
-    COST_T_OPT,
     CONTROL_TAIL_V_OPT,
+    COST_DISPERSION,
+    COST_SHAPE,
+    ERROR_DISPERSION,
     ERROR_PRIOR_CONCENTRATION,
     EXCEEDANCE_PRIOR,
     LATENCY_CANARY_TAIL_SHARE,
     LATENCY_CONTROL_TAIL_SHARE,
+    LATENCY_DISPERSION,
+    LATENCY_SHAPE,
     LATENCY_SHIFT_SHARE,
-    LATENCY_T_OPT,
     TAIL_QUANTILE,
-    WIN_RATE_T_OPT,
+    WIN_DISPERSION,
+    WIN_RATE_SHAPE,
+    DispersionPrior,
     GateConfig,
 )
+from bifrost.streams.rollout.gates.dispersion import ArmFigures, StageWindow, WindowSums
 from bifrost.streams.rollout.gates.report import GateReport
 from bifrost.streams.rollout.gates.slo import slo_results
 
 _DEFAULT = GateConfig()
+PRIORS: dict[str, DispersionPrior] = {
+    "error_rate": ERROR_DISPERSION,
+    "latency_p95": LATENCY_DISPERSION,
+    "cost_per_task": COST_DISPERSION,
+    "win_rate": WIN_DISPERSION,
+}
 
 
-def evaluate_gates(canary: WindowStats, control: WindowStats, config: GateConfig = _DEFAULT) -> GateReport:
+def evaluate_gates(
+    canary: WindowStats,
+    control: WindowStats,
+    config: GateConfig = _DEFAULT,
+    *,
+    windows: Sequence[StageWindow] | None = None,
+    history: WindowSums | None = None,
+    alpha_share: float = 1.0,
+    totals: tuple[ArmFigures, ArmFigures] | None = None,
+) -> GateReport:
     """Evaluate every gate on the cumulative statistics of both arms since the stage began.
 
     Args:
         canary: cumulative stats of the canary arm (new artifact) in this stage.
         control: cumulative stats of the control arm serving at the same time.
         config: tolerances, error budget, ``min_samples`` and SLOs.
+        windows: the stage's per-window figures of both arms (the controller passes
+            them), from which each gate estimates how clustered its events are. Without
+            them (and without ``history``) requests are taken as independent (dispersion 1).
+        history: the same figures' sums over the router's windows before the stage (the
+            controller passes the hour before it), so that clustering is known from the
+            stage's first look.
+        alpha_share: the share of ``config.alpha`` (a whole rollout's budget) this stage
+            spends (:func:`.config.stage_alpha_shares`); 1 spends it all here.
+        totals: optionally, the arms' :class:`ArmFigures` summed over the stage (the same
+            figures ``canary``/``control`` hold; saves reading the sketches' buckets again).
 
     Returns:
         A :class:`GateReport`: results for ``error_rate``, ``latency_p95``,
         ``cost_per_task``, ``win_rate`` (pass / fail / insufficient) and ``slo_p95``,
-        ``slo_win_rate`` (pass / blocked). ``report.rollback`` is the first failure.
+        ``slo_win_rate`` (pass / blocked / insufficient). ``report.rollback`` is the
+        first failure.
 
-    The false-rollback probability of a stage is at most ``config.alpha`` however many
-    times this is called as data accumulate (asymptotically for the normal-mixture
-    gates, exactly for the error-rate test and the latency tail test).
+    The false-rollback probability of the stage is at most ``alpha × alpha_share``
+    however many times this is called as data accumulate (asymptotically: variances and
+    dispersion are plug-in estimates; exactly for the error and tail tests when events are
+    independent).
 
     Example:
         >>> from bifrost.streams.aggregates.stats import WindowStats
         >>> evaluate_gates(WindowStats(), WindowStats()).results[0].status.value
         'insufficient'
     """
+    if not 0 < alpha_share <= 1:
+        raise ValueError(f"alpha_share must be within (0, 1], got {alpha_share}")
+
+    sums: WindowSums | None = None
+    if windows is not None or history is not None:
+        sums = WindowSums.of(windows or ())
+        if history is not None:
+            sums = sums + history
+
+    def phi(gate: str) -> float:
+        return 1.0 if sums is None else dispersion.estimate(sums, gate, PRIORS[gate])
+
+    phi_latency, phi_win = phi("latency_p95"), phi("win_rate")
+    p95 = (metrics.measured_quantile(canary.latency_ms, TAIL_QUANTILE),
+           metrics.measured_quantile(control.latency_ms, TAIL_QUANTILE))
     return GateReport(
         results=[
-            _error_rate(canary, control, config),
-            _latency(canary, control, config),
-            _cost(canary, control, config),
-            _win_rate(canary, control, config),
-            *slo_results(canary, control, config),
+            _error_rate(canary, control, config, alpha_share, phi("error_rate")),
+            _latency(canary, control, config, alpha_share, phi_latency, p95, totals),
+            _cost(canary, control, config, alpha_share, phi("cost_per_task")),
+            _win_rate(canary, control, config, alpha_share, phi_win),
+            *slo_results(canary, control, config, latency_dispersion=phi_latency, win_dispersion=phi_win, p95=p95),
         ]
     )
 
@@ -68,18 +121,32 @@ def evaluate_gates(canary: WindowStats, control: WindowStats, config: GateConfig
 def _result(
     gate: str,
     config: GateConfig,
+    alpha: float,
     canary_value: float | None,
     control_value: float | None,
     canary_samples: int,
     control_samples: int,
     outcome: inference.Outcome | None,
     method: str,
+    phi: float,
+    missing: str | None = None,
 ) -> GateResult:
+    """A gate's result: fail on rejection; insufficient without a test or with missing data."""
+    note = ""
+    degradation = z = None
     if outcome is None:
-        status, statistic, bound = GateStatus.INSUFFICIENT, None, config.margin(gate)
+        status, statistic, bound, evidence = GateStatus.INSUFFICIENT, None, config.margin(gate), None
+        note = missing or (f"too few samples: canary {canary_samples:,}, control {control_samples:,} "
+                           f"(need {config.min_samples:,} each)")
     else:
-        status = GateStatus.FAIL if outcome.reject else GateStatus.PASS
-        statistic, bound, method = outcome.statistic, outcome.bound, outcome.method
+        statistic, bound, method, evidence = outcome.statistic, outcome.bound, outcome.method, outcome.evidence
+        degradation, z = outcome.degradation, outcome.z
+        if outcome.reject:
+            status = GateStatus.FAIL
+        elif missing:
+            status, note = GateStatus.INSUFFICIENT, missing
+        else:
+            status = GateStatus.PASS
     return GateResult(
         gate=gate,
         status=status,
@@ -89,9 +156,14 @@ def _result(
         statistic=statistic,
         bound=bound,
         method=method,
-        alpha=config.gate_alpha,
+        alpha=alpha,
         canary_samples=canary_samples,
         control_samples=control_samples,
+        evidence=evidence,
+        dispersion=round(phi, 4),
+        note=note,
+        degradation=degradation,
+        z=z,
     )
 
 
@@ -99,41 +171,59 @@ def _enough(config: GateConfig, canary_samples: int, control_samples: int) -> bo
     return canary_samples >= config.min_samples and control_samples >= config.min_samples
 
 
-def _error_rate(canary: WindowStats, control: WindowStats, config: GateConfig) -> GateResult:
+def _error_rate(canary: WindowStats, control: WindowStats, config: GateConfig, share: float, phi: float) -> GateResult:
+    gate = "error_rate"
+    alpha = config.gate_alpha(gate, share)
     outcome = None
     if _enough(config, canary.count, control.count):
         outcome = inference.rate_ratio_test(
             canary.errors, canary.count, control.errors, control.count,
-            config.margin("error_rate"), config.gate_alpha, ERROR_PRIOR_CONCENTRATION,
+            config.margin(gate), alpha, ERROR_PRIOR_CONCENTRATION, dispersion=phi,
         )
     return _result(
-        "error_rate", config, metrics.error_rate(canary), metrics.error_rate(control),
-        canary.count, control.count, outcome, "conditional rate ratio: " + inference.BERNOULLI_MIXTURE,
+        gate, config, alpha, metrics.error_rate(canary), metrics.error_rate(control),
+        canary.count, control.count, outcome, "conditional rate ratio: " + inference.BERNOULLI_MIXTURE, phi,
     )
 
 
-def _latency(canary: WindowStats, control: WindowStats, config: GateConfig) -> GateResult:
+def _log_latency(stats: WindowStats, figures: ArmFigures | None) -> metrics.MeanEstimate | None:
+    if figures is None:
+        return metrics.log_latency_estimate(stats.latency_ms)
+    return metrics.log_latency_from_moments(figures.latency_n, figures.latency_k, figures.latency_k2,
+                                            stats.latency_ms.relative_accuracy)
+
+
+def _latency(canary: WindowStats, control: WindowStats, config: GateConfig, share: float, phi: float,
+             p95: tuple[float | None, float | None], totals: tuple[ArmFigures, ArmFigures] | None) -> GateResult:
     """Fails if either the log-latency shift test or the P95 tail test rejects.
 
     The shift test uses every sample, so it catches the common regression — everything
     slower (a slower model or provider) — within a hundred or two canary samples; the
     tail test is literally "canary P95 > (1+margin) × control P95" and catches
     regressions confined to the tail (timeouts, retries) that barely move the mean.
+    Latencies of 0 are missing measurements: left out of both tests, and a canary with
+    more of them than the control is insufficient.
     """
     gate = "latency_p95"
+    alpha = config.gate_alpha(gate, share)
     c_sketch, k_sketch = canary.latency_ms, control.latency_ms
+    c_measured, k_measured = metrics.measured_latency(c_sketch), metrics.measured_latency(k_sketch)
+    missing = None
+    if c_sketch.count >= config.min_samples:
+        missing = metrics.missing_share(c_measured, c_sketch.count, k_measured, k_sketch.count, "latency",
+                                        dispersion=phi)
     outcome = None
-    if _enough(config, c_sketch.count, k_sketch.count):
+    if _enough(config, c_measured, k_measured):
         margin = config.margin(gate)
-        alpha = config.gate_alpha
-        c_log, k_log = metrics.log_latency_estimate(c_sketch), metrics.log_latency_estimate(k_sketch)
+        c_log = _log_latency(canary, totals[0] if totals else None)
+        k_log = _log_latency(control, totals[1] if totals else None)
         shift = None
         if c_log is not None and k_log is not None and c_log.n > 1 and k_log.n > 1:
-            shift = inference.log_shift_test(c_log, k_log, margin, alpha * LATENCY_SHIFT_SHARE, LATENCY_T_OPT)
+            shift = inference.log_shift_test(c_log, k_log, margin, alpha * LATENCY_SHIFT_SHARE, LATENCY_SHAPE, phi)
         tail = inference.tail_exceedance_test(
             c_sketch, k_sketch, margin, TAIL_QUANTILE,
             alpha * LATENCY_CONTROL_TAIL_SHARE, alpha * LATENCY_CANARY_TAIL_SHARE,
-            CONTROL_TAIL_V_OPT, EXCEEDANCE_PRIOR,
+            CONTROL_TAIL_V_OPT, EXCEEDANCE_PRIOR, dispersion=phi,
         )
         if tail.reject and not (shift is not None and shift.reject):
             outcome = tail
@@ -141,40 +231,54 @@ def _latency(canary: WindowStats, control: WindowStats, config: GateConfig) -> G
             outcome = shift
         else:
             outcome = tail
+        if shift is not None and not outcome.reject:
+            outcome = shift  # its estimate and z say whether a uniform slow-down is building up
+    elif missing is None and c_sketch.count >= config.min_samples and k_measured >= config.min_samples:
+        missing = "missing: too few canary requests with a latency"
     return _result(
-        gate, config, c_sketch.quantile(TAIL_QUANTILE), k_sketch.quantile(TAIL_QUANTILE),
-        c_sketch.count, k_sketch.count, outcome, "log-latency shift: " + inference.NORMAL_MIXTURE,
+        gate, config, alpha, p95[0], p95[1],
+        c_measured, k_measured, outcome, "log-latency shift: " + inference.LR_MIXTURE, phi, missing,
     )
 
 
-def _cost(canary: WindowStats, control: WindowStats, config: GateConfig) -> GateResult:
+def _cost(canary: WindowStats, control: WindowStats, config: GateConfig, share: float, phi: float) -> GateResult:
     gate = "cost_per_task"
+    alpha = config.gate_alpha(gate, share)
     c_est, k_est = metrics.cost_estimate(canary), metrics.cost_estimate(control)
+    missing = None
+    if canary.count >= config.min_samples and canary.cost_usd <= 0 and control.cost_usd > 0:
+        missing = (f"missing: the canary reports no cost for its {canary.count:,} requests while the control "
+                   f"reports {control.cost_usd / max(control.count, 1):.4g} per task")
     outcome = None
     if c_est is not None and k_est is not None and _enough(config, c_est.n, k_est.n):
-        outcome = inference.mean_increase_test(c_est, k_est, config.margin(gate), config.gate_alpha, COST_T_OPT)
+        outcome = inference.mean_increase_test(c_est, k_est, config.margin(gate), alpha, COST_SHAPE, phi)
     return _result(
-        gate, config, c_est.mean if c_est else None, k_est.mean if k_est else None,
-        canary.count, control.count, outcome, inference.NORMAL_MIXTURE,
+        gate, config, alpha, c_est.mean if c_est else None, k_est.mean if k_est else None,
+        canary.count, control.count, outcome, inference.LR_MIXTURE, phi, missing,
     )
 
 
-def _win_rate(canary: WindowStats, control: WindowStats, config: GateConfig) -> GateResult:
+def _win_rate(canary: WindowStats, control: WindowStats, config: GateConfig, share: float, phi: float) -> GateResult:
     gate = "win_rate"
-    if metrics.judged(canary) == 0 and metrics.judged(control) == 0:
+    alpha = config.gate_alpha(gate, share)
+    judged_c, judged_k = metrics.judged(canary), metrics.judged(control)
+    if judged_c == 0 and judged_k == 0:
         # A deployment without a judge (no win/loss feedback for either arm) cannot
         # measure this gate; it must not block promotion forever. It blocks as soon as
-        # judged samples exist for one arm and are still too few for the other.
+        # judged samples exist for one arm and are still too few (or missing) for the other.
         return GateResult(
             gate=gate, status=GateStatus.PASS, threshold=config.tolerance(gate),
             method="not measured: no judged samples in either arm (no win/loss feedback)",
-            alpha=config.gate_alpha,
+            alpha=alpha,
         )
+    missing = None
+    if canary.count >= config.min_samples:
+        missing = metrics.missing_share(judged_c, canary.count, judged_k, control.count, "judgement", dispersion=phi)
     c_est, k_est = metrics.win_estimate(canary), metrics.win_estimate(control)
     outcome = None
     if c_est is not None and k_est is not None and _enough(config, c_est.n, k_est.n):
-        outcome = inference.mean_decrease_test(c_est, k_est, config.margin(gate), config.gate_alpha, WIN_RATE_T_OPT)
+        outcome = inference.mean_decrease_test(c_est, k_est, config.margin(gate), alpha, WIN_RATE_SHAPE, phi)
     return _result(
-        gate, config, c_est.mean if c_est else None, k_est.mean if k_est else None,
-        metrics.judged(canary), metrics.judged(control), outcome, inference.NORMAL_MIXTURE,
+        gate, config, alpha, c_est.mean if c_est else None, k_est.mean if k_est else None,
+        judged_c, judged_k, outcome, inference.LR_MIXTURE, phi, missing,
     )

@@ -98,6 +98,18 @@ def log_latency_estimate(sketch: QuantileSketch) -> MeanEstimate | None:
     return MeanEstimate(n=n, mean=mean_k * lg + math.log(2.0 / (gamma + 1.0)), variance=var_k * lg * lg)
 
 
+def log_latency_from_moments(n: int, k1: float, k2: float, relative_accuracy: float) -> MeanEstimate | None:
+    """:func:`log_latency_estimate` from the bucket-index moments ``Σc·k``, ``Σc·k²`` (additive
+    over windows, so a stage's moments are sums of its windows')."""
+    if n <= 0:
+        return None
+    lg = math.log((1.0 + relative_accuracy) / (1.0 - relative_accuracy))
+    gamma = math.exp(lg)
+    mean_k = k1 / n
+    var_k = max(k2 - k1 * mean_k, 0.0) / (n - 1) if n > 1 else 0.0
+    return MeanEstimate(n=n, mean=mean_k * lg + math.log(2.0 / (gamma + 1.0)), variance=var_k * lg * lg)
+
+
 def exceedances(sketch: QuantileSketch, threshold: float) -> int:
     """How many counted values are certainly above ``threshold``.
 
@@ -126,4 +138,51 @@ def tail_upper_bound(sketch: QuantileSketch, min_exceedances: float) -> float | 
         if above + count >= min_exceedances:
             return gamma**k
         above += count
+    return None
+
+
+def measured_latency(sketch: QuantileSketch) -> int:
+    """Requests with a latency: values counted as zero are missing measurements."""
+    return sketch.count - sketch.zero_count
+
+
+def measured_quantile(sketch: QuantileSketch, q: float) -> float | None:
+    """The ``q``-quantile of the measured (positive) latencies, ``None`` without any.
+
+    A router that reports 0 for requests it did not time must not look fast: zeros are
+    left out (the gates flag them as missing instead).
+    """
+    measured = measured_latency(sketch)
+    if measured <= 0:
+        return None
+    gamma = math.exp(_log_gamma(sketch))
+    rank = q * (measured - 1)
+    seen = 0
+    for k in sorted(sketch.bins):
+        seen += sketch.bins[k]
+        if seen > rank:
+            return min(max(2.0 * gamma**k / (gamma + 1.0), sketch.min), sketch.max)
+    return sketch.max
+
+
+def missing_share(have_canary: int, n_canary: int, have_control: int, n_control: int, what: str,
+                  *, slack: float = 0.005, dispersion: float = 1.0) -> str | None:
+    """Why the canary's figure is missing where the control's is not, or ``None``.
+
+    ``have_*``: requests that carry the figure (a latency above zero, a judgement) out of
+    ``n_*``. Missing when the canary has none while the control has some, or when the
+    canary's share is below the control's by more than three binomial standard errors
+    (× ``sqrt(dispersion)`` when requests come in clusters) plus ``slack``: absent data must never pass a gate (a canary that reports latency 0
+    would otherwise look fast).
+    """
+    if have_control <= 0 or n_control <= 0 or n_canary <= 0:
+        return None
+    h_k = have_control / n_control
+    if have_canary <= 0:
+        return (f"missing: the canary reports no {what} for its {n_canary:,} requests while the control has one "
+                f"for {h_k:.1%} of its requests")
+    h_c = have_canary / n_canary
+    se = math.sqrt(dispersion * max(h_k * (1.0 - h_k), 0.0) / n_canary)
+    if h_c < h_k - 3.0 * se - slack:
+        return f"missing: the canary has a {what} for {h_c:.1%} of requests, the control for {h_k:.1%}"
     return None

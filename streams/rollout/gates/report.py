@@ -5,7 +5,7 @@ from __future__ import annotations
 import msgspec
 
 from bifrost.schemas.rollout import GateResult, GateStatus
-from bifrost.streams.rollout.gates.config import ROLLBACK_GATES, SLO_GATES
+from bifrost.streams.rollout.gates.config import HOLD_FRACTION, HOLD_Z, ROLLBACK_GATES, SLO_GATES
 
 
 class GateReport(msgspec.Struct, frozen=True, kw_only=True):
@@ -29,14 +29,29 @@ class GateReport(msgspec.Struct, frozen=True, kw_only=True):
 
     @property
     def promotion_blocked(self) -> bool:
-        """Whether the stage may not advance: a rollback gate not ``pass`` (``insufficient``
-        included) or an SLO gate ``blocked``."""
+        """Whether the stage may not advance: see :meth:`blockers`."""
+        return bool(self.blockers())
+
+    def blockers(self) -> list[str]:
+        """Why the stage may not advance now, one line per gate (empty: it may).
+
+        A rollback gate blocks unless it passes and is not *holding*: a degradation of at
+        least ``HOLD_FRACTION`` of its tolerance, significant at ``z ≥ HOLD_Z`` (a
+        regression building up holds the stage at its small share until its always-valid
+        test trips or the evidence fades); an SLO gate blocks unless it passes
+        (``insufficient`` included: missing data never promote).
+        """
+        reasons = []
         for result in self.results:
-            if result.gate in ROLLBACK_GATES and result.status is not GateStatus.PASS:
-                return True
-            if result.gate in SLO_GATES and result.status is GateStatus.BLOCKED:
-                return True
-        return False
+            if result.gate in ROLLBACK_GATES:
+                if result.status is not GateStatus.PASS:
+                    reasons.append(_describe(result))
+                elif holding(result):
+                    reasons.append(f"{result.gate} holding: canary {result.degradation:+.1%} worse than control "
+                                   f"(z {result.z:.1f}; tolerance {result.threshold:.0%}), not yet enough to roll back")
+            elif result.gate in SLO_GATES and result.status is not GateStatus.PASS:
+                reasons.append(_describe(result))
+        return reasons
 
     def get(self, gate: str) -> GateResult | None:
         """The result of one gate by name."""
@@ -44,3 +59,22 @@ class GateReport(msgspec.Struct, frozen=True, kw_only=True):
             if result.gate == gate:
                 return result
         return None
+
+
+def holding(result: GateResult) -> bool:
+    """Whether a passing rollback gate holds promotion (see :meth:`GateReport.blockers`)."""
+    return (result.status is GateStatus.PASS and result.z is not None and result.degradation is not None
+            and result.threshold is not None and result.z >= HOLD_Z
+            and result.degradation >= HOLD_FRACTION * result.threshold)
+
+
+def _figure(value: float | None) -> str:
+    return "–" if value is None else f"{value:.4g}"
+
+
+def _describe(result: GateResult) -> str:
+    what = result.note or (
+        f"canary {_figure(result.canary)} vs control {_figure(result.control)} "
+        f"({result.canary_samples:,} / {result.control_samples:,} samples)"
+    )
+    return f"{result.gate} {result.status.value}: {what}"

@@ -2,44 +2,68 @@
 
 from __future__ import annotations
 
-from bifrost.streams.rollout.gates.simulation import MethodSummary, SimulationReport
+from bifrost.streams.rollout.gates.simulation import ScenarioSummary, SimulationReport
 
 
 def _samples(value: float | None) -> str:
     return "–" if value is None else f"{value:,.0f}"
 
 
-def _rate(summary: MethodSummary) -> str:
-    return f"{100.0 * summary.rollback_rate:.1f}% ({summary.rollbacks}/{summary.rollouts})"
+def _pct(count: int, total: int) -> str:
+    return "–" if total == 0 else f"{100.0 * count / total:.1f}%"
 
 
-def _gates(summary: MethodSummary) -> str:
-    return ", ".join(f"{gate} {count}" for gate, count in summary.by_gate.items()) or "–"
+def _counted(count: int, total: int) -> str:
+    return f"{_pct(count, total)} ({count}/{total})"
+
+
+def _paused(s: ScenarioSummary) -> str:
+    text = "0"
+    if s.paused:
+        top = ", ".join(f"{reason} {n}" for reason, n in list(s.paused_by.items())[:2])
+        text = f"{_pct(s.paused, s.rollouts)} ({top})"
+    if s.running:
+        text += f"; {s.running} still running at the window cap"
+    return text
+
+
+def _stages(s: ScenarioSummary, stages: list[float]) -> str:
+    gated = [f"{100 * share:g}%: {n}" for share, n in zip(stages, s.rolled_back_by_stage) if share < 1.0]
+    return " / ".join(gated)
 
 
 def to_markdown(report: SimulationReport) -> str:
-    """Scenario × method → rollback rate, median/P95 canary samples at rollback, within budget."""
+    """One row per scenario: rollbacks (false ones for A/A), where and how fast, promotions, pauses."""
     budget = report.detection_budget
+    minutes = report.min_stage_seconds / 60.0
+    mode = ("whole rollouts" if report.mode == "rollout" else "the first stage held") + f" ({report.gates} gates)"
     lines = [
-        f"Canary stage: {report.requests_per_window:,} requests/window, canary share "
-        f"{100 * report.canary_share:g}% ({report.split} split), up to {report.windows} windows, "
-        f"gates evaluated after every window; {report.rollouts:,} rollouts per scenario, "
-        f"seed {report.seed}, alpha {report.config['alpha']}.",
+        f"{mode}: stages {', '.join(f'{100 * s:g}%' for s in report.stages)}; a stage advances after "
+        f"{minutes:g} min covered by data and every gate passing, pauses after "
+        f"{report.stage_timeout_seconds / 60:g} min of traffic without a decision; the gates look after every batch "
+        f"({report.looks_per_window} per 1-minute window); alpha {report.config['alpha']} per whole rollout; "
+        f"seed {report.seed}.",
         "",
-        f"| Scenario | Method | Rollback rate | Median canary samples | P95 canary samples "
-        f"| Within {budget} samples | Gates tripped |",
-        "|---|---|---|---|---|---|---|",
+        f"| Scenario | Traffic | Rollouts | Rolled back | By stage | First stage: within {budget} canary samples "
+        f"| within {minutes:g} min | Median / P95 canary samples (first stage) | Promoted to 100% | Paused (why) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for scenario in report.scenarios:
-        label = scenario.name if scenario.expected_gate else f"{scenario.name} (false rollbacks)"
-        for summary in (scenario.sequential, scenario.naive):
-            lines.append(
-                f"| {label} | {summary.method} | {_rate(summary)} | {_samples(summary.median_samples)} "
-                f"| {_samples(summary.p95_samples)} | {100.0 * summary.within_budget_rate:.1f}% | {_gates(summary)} |"
-            )
+    for s in report.scenarios:
+        aa = s.expected_gate is None and not s.expected
+        label = f"{s.name} (false rollbacks)" if aa else s.name
+        first = s.rolled_back_by_stage[0] if s.rolled_back_by_stage else 0
+        lines.append(
+            f"| {label} | {s.traffic} | {s.rollouts:,} | {_counted(s.rolled_back, s.rollouts)} "
+            f"| {_stages(s, report.stages)} "
+            f"| {'–' if aa else _pct(s.within_budget, s.rollouts)} "
+            f"| {'–' if aa else _pct(s.within_min_stage, s.rollouts)} "
+            f"| {_samples(s.median_samples) if first else '–'} / {_samples(s.p95_samples) if first else '–'} "
+            f"| {_counted(s.promoted, s.rollouts)} | {_paused(s)} |"
+        )
     lines.append("")
     lines.append(
-        "Rollback rate is the false-rollback rate for A/A and the detection rate otherwise; "
-        "samples are canary requests at the evaluation that rolled back (rollbacks only)."
+        "Rolled back: per whole rollout (false rollbacks for A/A rows, detection otherwise). First-stage columns: "
+        "share of all rollouts rolled back in the first stage within the budget. Samples: canary requests in the "
+        "stage when it rolled back. Paused: the stage timed out without a decision (the controller's first reason)."
     )
     return "\n".join(lines) + "\n"

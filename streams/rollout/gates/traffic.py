@@ -14,6 +14,12 @@ would take minutes in pure Python, so each window is drawn in bulk:
 * errors and win/tie/loss outcomes: binomial counts (Hörmann's BTRS sampler).
 
 Latency and cost are drawn independently (the gates look at each marginal alone).
+
+Beyond the simulator's mix, the latency can be one lognormal of a given ``σ`` or a Pareto
+of a given shape (:class:`LatencyModel`); events can come in clusters that share one arm
+and one value (:class:`Clustering`: an incident's burst of errors, the retries of one
+request, one conversation judged many times); and an arm can report latency 0, no cost or
+no judgements (missing data).
 """
 
 from __future__ import annotations
@@ -48,8 +54,64 @@ DEFAULT_MIX: tuple[ModelMix, ...] = (
 
 
 @dataclass(frozen=True, slots=True)
+class LatencyModel:
+    """The latency distribution of the control arm (a canary scales it).
+
+    ``kind``: ``"mix"`` (the simulator's three lognormals, median ~400 ms, log-latency
+    σ ≈ 0.77), ``"lognormal"`` (median ``median_ms``, log-σ ``sigma``) or ``"pareto"``
+    (median ``median_ms``, tail index ``shape``: P(X > x) ∝ x^-shape).
+    """
+
+    kind: str = "mix"
+    sigma: float = 1.0
+    shape: float = 2.0
+    median_ms: float = 400.0
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("mix", "lognormal", "pareto"):
+            raise ValueError(f"latency kind must be mix, lognormal or pareto, got {self.kind!r}")
+        if not (self.sigma > 0 and self.shape > 0 and self.median_ms > 0):
+            raise ValueError("sigma, shape and median_ms must be positive")
+
+    @property
+    def label(self) -> str:
+        if self.kind == "lognormal":
+            return f"lognormal σ {self.sigma:g}"
+        if self.kind == "pareto":
+            return f"Pareto shape {self.shape:g}"
+        return "3-model mix"
+
+
+@dataclass(frozen=True, slots=True)
+class Clustering:
+    """Events that come in clusters of geometric size with mean ``size``, each cluster in
+    one arm, sharing one value: ``errors`` (a burst: every request of the cluster fails),
+    ``latency``, ``cost``, ``judgements`` (one outcome for the whole cluster)."""
+
+    size: float = 1.0
+    metrics: frozenset[str] = frozenset({"errors"})
+
+    def __post_init__(self) -> None:
+        if not self.size >= 1.0:
+            raise ValueError(f"cluster size must be at least 1, got {self.size}")
+        unknown = set(self.metrics) - {"errors", "latency", "cost", "judgements"}
+        if unknown:
+            raise ValueError(f"unknown clustered metrics: {sorted(unknown)}")
+
+    def on(self, metric: str) -> bool:
+        return self.size > 1.0 and metric in self.metrics
+
+
+NO_CLUSTERS = Clustering()
+
+
+@dataclass(frozen=True, slots=True)
 class ArmProfile:
-    """How one arm behaves in the simulation (the control, or a canary scenario)."""
+    """How one arm behaves in the simulation (the control, or a canary scenario).
+
+    Missing data: ``latency_zero_fraction`` of requests report latency 0,
+    ``reports_cost=False`` reports cost 0, ``judged_fraction=0`` no judgements.
+    """
 
     latency_factor: float = 1.0
     tail_fraction: float = 0.0
@@ -59,6 +121,8 @@ class ArmProfile:
     judged_fraction: float = 0.3
     win_probability: float = 0.86
     tie_probability: float = 0.08
+    latency_zero_fraction: float = 0.0
+    reports_cost: bool = True
 
 
 LATENCY_TABLE_SIZE = 1 << 16
@@ -108,16 +172,36 @@ def binomial(rng: random.Random, n: int, p: float) -> int:
             return k
 
 
-def _latency_components(profile: ArmProfile, mix: tuple[ModelMix, ...]) -> list[tuple[float, float, float]]:
-    """(weight, mean of log latency, sigma) of every lognormal in the arm's mixture."""
-    base = math.log(profile.latency_factor)
+def _latency_components(
+    latency_factor: float, tail_fraction: float, tail_factor: float, mix: tuple[ModelMix, ...], model: LatencyModel,
+) -> list[tuple[float, str, float, float]]:
+    """(weight, kind, location, spread) of every component of the arm's log-latency:
+    ``("normal", μ, σ)`` or ``("exponential", log x_m, shape)`` (a Pareto's log)."""
+    base = math.log(latency_factor)
+    if model.kind == "mix":
+        parts = [(m.share, "normal", math.log(m.latency_median_ms), m.latency_sigma) for m in mix]
+    elif model.kind == "lognormal":
+        parts = [(1.0, "normal", math.log(model.median_ms), model.sigma)]
+    else:
+        parts = [(1.0, "exponential", math.log(model.median_ms) - math.log(2.0) / model.shape, model.shape)]
     components = []
-    for model in mix:
-        mu = math.log(model.latency_median_ms) + base
-        components.append((model.share * (1.0 - profile.tail_fraction), mu, model.latency_sigma))
-        if profile.tail_fraction > 0:
-            components.append((model.share * profile.tail_fraction, mu + math.log(profile.tail_factor), model.latency_sigma))
+    for share, kind, loc, spread in parts:
+        components.append((share * (1.0 - tail_fraction), kind, loc + base, spread))
+        if tail_fraction > 0:
+            components.append((share * tail_fraction, kind, loc + base + math.log(tail_factor), spread))
     return components
+
+
+def _component_cdf(kind: str, loc: float, spread: float, x: float) -> float:
+    if kind == "normal":
+        return 0.5 * math.erfc(-(x - loc) / (spread * math.sqrt(2.0)))
+    return 0.0 if x <= loc else -math.expm1(-spread * (x - loc))
+
+
+def _component_range(kind: str, loc: float, spread: float) -> tuple[float, float]:
+    if kind == "normal":
+        return loc - 9 * spread, loc + 9 * spread
+    return loc, loc + 28.0 / spread
 
 
 @lru_cache(maxsize=64)
@@ -127,19 +211,20 @@ def latency_key_table(
     tail_factor: float = 1.0,
     mix: tuple[ModelMix, ...] = DEFAULT_MIX,
     relative_accuracy: float = DEFAULT_RELATIVE_ACCURACY,
+    model: LatencyModel = LatencyModel(),
 ) -> tuple[int, ...]:
     """Inverse-CDF table of sketch bucket keys: entry ``i`` is the key holding quantile
-    ``(i + ½)/size`` of the arm's latency mixture (bucket probabilities are exact)."""
-    profile = ArmProfile(latency_factor=latency_factor, tail_fraction=tail_fraction, tail_factor=tail_factor)
-    components = _latency_components(profile, mix)
+    ``(i + ½)/size`` of the arm's latency distribution (bucket probabilities are exact)."""
+    components = _latency_components(latency_factor, tail_fraction, tail_factor, mix, model)
     lg = math.log((1 + relative_accuracy) / (1 - relative_accuracy))
-    total = sum(w for w, _, _ in components)
+    total = sum(w for w, _, _, _ in components)
 
     def cdf(log_value: float) -> float:
-        return sum(w * 0.5 * math.erfc(-(log_value - mu) / (s * math.sqrt(2.0))) for w, mu, s in components) / total
+        return sum(w * _component_cdf(kind, loc, spread, log_value) for w, kind, loc, spread in components) / total
 
-    lo = math.floor(min(mu - 9 * s for _, mu, s in components) / lg)
-    hi = math.ceil(max(mu + 9 * s for _, mu, s in components) / lg)
+    ranges = [_component_range(kind, loc, spread) for _, kind, loc, spread in components]
+    lo = math.floor(min(r[0] for r in ranges) / lg)
+    hi = math.ceil(max(r[1] for r in ranges) / lg)
     table: list[int] = []
     i = 0
     for k in range(lo, hi + 1):
@@ -168,40 +253,113 @@ def cost_table(mix: tuple[ModelMix, ...] = DEFAULT_MIX, seed: int = 20240601) ->
     return tuple(draws[i * per_atom + per_atom // 2] for i in range(COST_TABLE_SIZE))
 
 
+def geometric_size(rng: random.Random, mean: float) -> int:
+    """A cluster size on {1, 2, …} with the given mean (geometric)."""
+    if mean <= 1.0:
+        return 1
+    return 1 + int(math.log(1.0 - rng.random()) / math.log1p(-1.0 / mean))
+
+
+def cluster_sizes(rng: random.Random, n: int, mean: float) -> list[int]:
+    """Split ``n`` requests into consecutive clusters of geometric size (the last cut short)."""
+    sizes = []
+    left = n
+    while left > 0:
+        size = min(geometric_size(rng, mean), left)
+        sizes.append(size)
+        left -= size
+    return sizes
+
+
 @dataclass(frozen=True, slots=True)
 class ArmSampler:
-    """Draws windows of one arm's traffic (tables prepared once per profile)."""
+    """Draws batches of one arm's traffic (tables prepared once per profile)."""
 
     profile: ArmProfile
     keys: tuple[int, ...]
     costs: tuple[float, ...]
 
     @classmethod
-    def for_profile(cls, profile: ArmProfile, mix: tuple[ModelMix, ...] = DEFAULT_MIX) -> "ArmSampler":
+    def for_profile(
+        cls, profile: ArmProfile, mix: tuple[ModelMix, ...] = DEFAULT_MIX, model: LatencyModel = LatencyModel(),
+    ) -> "ArmSampler":
         """Build (or reuse cached) tables for ``profile``."""
-        keys = latency_key_table(profile.latency_factor, profile.tail_fraction, profile.tail_factor, mix)
+        keys = latency_key_table(profile.latency_factor, profile.tail_fraction, profile.tail_factor, mix,
+                                 DEFAULT_RELATIVE_ACCURACY, model)
         costs = cost_table(mix)
         if profile.cost_factor != 1.0:
             costs = tuple(c * profile.cost_factor for c in costs)
         return cls(profile=profile, keys=keys, costs=costs)
 
-    def add_window(self, stats: WindowStats, rng: random.Random, n: int) -> None:
+    def add_window(self, stats: WindowStats, rng: random.Random, n: int, clustering: Clustering = NO_CLUSTERS) -> None:
         """Fold ``n`` simulated requests into ``stats`` (in place)."""
         if n <= 0:
             return
         p = self.profile
         stats.count += n
-        stats.errors += binomial(rng, n, p.error_rate)
-        costs = rng.choices(self.costs, k=n)
-        stats.cost_usd += sum(costs)
-        stats.cost_sq += sum(map(mul, costs, costs))
+        stats.errors += self._errors(rng, n, clustering)
+        if clustering.on("cost"):
+            sizes = cluster_sizes(rng, n, clustering.size)
+            costs = rng.choices(self.costs, k=len(sizes))
+            cost_sum = sum(map(mul, costs, sizes))
+            cost_sq = sum(c * c * size for c, size in zip(costs, sizes))
+        else:
+            costs = rng.choices(self.costs, k=n)
+            cost_sum, cost_sq = sum(costs), sum(map(mul, costs, costs))
+        if p.reports_cost:
+            stats.cost_usd += cost_sum
+            stats.cost_sq += cost_sq
+        self._judgements(stats, rng, n, clustering)
+        zeros = binomial(rng, n, p.latency_zero_fraction) if p.latency_zero_fraction > 0 else 0
+        timed = n - zeros
+        if clustering.on("latency"):
+            counts: Counter[int] = Counter()
+            for size, key in ((size, rng.choice(self.keys)) for size in cluster_sizes(rng, timed, clustering.size)):
+                counts[key] += size
+        else:
+            counts = Counter(rng.choices(self.keys, k=timed))
+        add_keys(stats.latency_ms, counts)
+        if zeros:
+            sketch = stats.latency_ms
+            if sketch.count == 0:
+                sketch.min = sketch.max = 0.0
+            sketch.min = 0.0
+            sketch.zero_count += zeros
+            sketch.count += zeros
+
+    def _errors(self, rng: random.Random, n: int, clustering: Clustering) -> int:
+        rate = self.profile.error_rate
+        if not clustering.on("errors"):
+            return binomial(rng, n, rate)
+        # Bursts: a Poisson number of clusters (binomial thinning of the requests) whose
+        # sizes are geometric with the given mean, so the error rate stays ``rate``.
+        clusters = binomial(rng, n, min(rate / clustering.size, 1.0))
+        return min(n, sum(geometric_size(rng, clustering.size) for _ in range(clusters)))
+
+    def _judgements(self, stats: WindowStats, rng: random.Random, n: int, clustering: Clustering) -> None:
+        p = self.profile
+        if p.judged_fraction <= 0:
+            return
+        p_not_won = 1.0 - p.win_probability
+        p_tie = p.tie_probability / p_not_won if p_not_won > 0 else 0.0
+        if clustering.on("judgements"):
+            for size in cluster_sizes(rng, n, clustering.size):
+                if rng.random() >= p.judged_fraction:
+                    continue
+                u = rng.random()
+                if u < p.win_probability:
+                    stats.wins += size
+                elif rng.random() < p_tie:
+                    stats.ties += size
+                else:
+                    stats.losses += size
+            return
         judged = binomial(rng, n, p.judged_fraction)
-        not_won = binomial(rng, judged, 1.0 - p.win_probability)
-        ties = binomial(rng, not_won, p.tie_probability / (1.0 - p.win_probability)) if p.win_probability < 1 else 0
+        not_won = binomial(rng, judged, p_not_won)
+        ties = binomial(rng, not_won, p_tie) if p_not_won > 0 else 0
         stats.wins += judged - not_won
         stats.ties += ties
         stats.losses += not_won - ties
-        add_keys(stats.latency_ms, Counter(rng.choices(self.keys, k=n)))
 
 
 def add_keys(sketch: QuantileSketch, counts: Counter[int]) -> None:

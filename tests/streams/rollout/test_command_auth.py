@@ -22,7 +22,7 @@ from bifrost.streams.rollout.auth import (
     public_line,
     remember_nonce,
 )
-from bifrost.streams.rollout.controller import Decision, RolloutPolicy, handle_command, on_window_closed
+from bifrost.streams.rollout.controller import Decision, Look, RolloutPolicy, handle_command, on_look
 
 NOW = 1_700_000_000.0
 MAX_AGE = 300.0
@@ -66,17 +66,25 @@ def canary(version: str = "v2") -> RolloutState:
     return applied(state, PIPELINE.sign(cmd(CommandKind.START, artifact=version), now=NOW))
 
 
-def healthy(canary: WindowStats, control: WindowStats):  # type: ignore[no-untyped-def]
+def healthy(look: Look, share: float):  # type: ignore[no-untyped-def]
     from tests.streams.rollout.test_controller import Verdict
 
     return Verdict([GateResult(gate="latency_p95", status=GateStatus.PASS)])
 
 
-def failing(canary: WindowStats, control: WindowStats):  # type: ignore[no-untyped-def]
+def failing(look: Look, share: float):  # type: ignore[no-untyped-def]
     from tests.streams.rollout.test_controller import Verdict
 
     return Verdict([GateResult(gate="latency_p95", status=GateStatus.PASS),
                     GateResult(gate="cost_per_task", status=GateStatus.INSUFFICIENT, canary_samples=40)])
+
+
+def look(clock: float, canary: WindowStats, control: WindowStats) -> Look:
+    """One look: the stage's single (open) window holds both arms' data."""
+    from bifrost.streams.rollout.gates.dispersion import ArmFigures, StageWindow
+
+    window = StageWindow(int(clock), ArmFigures.of(canary), ArmFigures.of(control))
+    return Look(clock=clock, window_seconds=60, windows=[window], canary=canary, control=control)
 
 
 # --- canonical bytes and signatures -------------------------------------------------------------------------------
@@ -296,8 +304,8 @@ def test_artifact_verified_needs_a_digest_and_keeps_the_rollout_as_it_is() -> No
 # --- overrides ----------------------------------------------------------------------------------------------------------
 
 def test_promotion_past_gates_is_an_operator_override_with_a_record() -> None:
-    state = on_window_closed(canary(), clock=1060.0, canary=WindowStats(count=40), control=WindowStats(count=900),
-                             evaluate=failing, wall=NOW, policy=POLICY).state
+    state = on_look(canary(), look(1060.0, WindowStats(count=40), WindowStats(count=900)),
+                    evaluate=failing, wall=NOW, policy=POLICY).state
     plain = send(state, OPERATOR.sign(cmd(CommandKind.PROMOTE), now=NOW))
     assert "gates not passing at 5%: cost_per_task insufficient" in plain.state.last_command.reason  # type: ignore[union-attr]
     assert "--override --reason" in plain.state.last_command.reason  # type: ignore[union-attr]
@@ -328,8 +336,8 @@ def test_override_records_are_bounded() -> None:
 
 
 def test_plain_promotion_with_every_gate_passing_is_no_override() -> None:
-    state = on_window_closed(canary(), clock=1060.0, canary=WindowStats(count=500), control=WindowStats(count=500),
-                             evaluate=healthy, wall=NOW, policy=POLICY).state
+    state = on_look(canary(), look(1060.0, WindowStats(count=500), WindowStats(count=500)),
+                    evaluate=healthy, wall=NOW, policy=POLICY).state
     decision = send(state, OPERATOR.sign(cmd(CommandKind.PROMOTE), now=NOW))
     assert decision.state.stage_index == 1 and decision.override is None and decision.state.overrides == []
 
@@ -350,8 +358,8 @@ def test_emergency_stop_sticks_until_an_operator_resumes() -> None:
     pause = send(stopped, OPERATOR.sign(cmd(CommandKind.PAUSE), now=NOW + 63), wall=NOW + 63)
     assert pause.state.last_command.reason == f"cannot pause: {expected}"  # type: ignore[union-attr]
     # Windows do not restart it either.
-    assert not on_window_closed(stopped, clock=5000.0, canary=WindowStats(count=900), control=WindowStats(count=900),
-                                evaluate=healthy, wall=NOW, policy=POLICY).changed
+    assert not on_look(stopped, look(5000.0, WindowStats(count=900), WindowStats(count=900)),
+                       evaluate=healthy, wall=NOW, policy=POLICY).changed
     resumed = applied(stopped, OPERATOR.sign(cmd(CommandKind.RESUME), now=NOW + 70), wall=NOW + 70)
     assert resumed.phase is Phase.IDLE and resumed.stopped is None and resumed.weights == {"v1": 1.0}
     assert "resumed by alice" in (resumed.reason or "")

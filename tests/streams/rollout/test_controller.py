@@ -1,7 +1,9 @@
-"""The rollout state machine: stages, rollbacks, operator commands, refusals."""
+"""The rollout state machine: stages, rollbacks, operator commands, refusals; stage timing
+from data (gaps and future-dated windows never ripen a stage), timeouts, α per stage."""
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass, field
 
 import pytest
@@ -15,8 +17,18 @@ from bifrost.schemas.rollout import (
     RolloutState,
     VerifiedArtifact,
 )
-from bifrost.streams.aggregates.stats import WindowStats
-from bifrost.streams.rollout.controller import Decision, RolloutPolicy, apply_command, on_window_closed
+from bifrost.streams.aggregates.stats import WindowStats, merged
+from bifrost.streams.rollout.controller import (
+    Decision,
+    Look,
+    RolloutPolicy,
+    apply_command,
+    coverage,
+    on_look,
+)
+from bifrost.streams.rollout.gates import GateConfig, evaluate_gates
+from bifrost.streams.rollout.gates.dispersion import ArmFigures, StageWindow
+from bifrost.streams.rollout.gates.traffic import ArmProfile, ArmSampler, LatencyModel
 
 POLICY = RolloutPolicy(min_stage_seconds=900, min_samples=100)
 TRAFFIC = {"v1": 5000}
@@ -34,18 +46,21 @@ class Verdict:
 
     @property
     def promotion_blocked(self) -> bool:
-        return any(r.status is not GateStatus.PASS for r in self.results)
+        return bool(self.blockers())
+
+    def blockers(self) -> list[str]:
+        return [f"{r.gate} {r.status.value}" for r in self.results if r.status is not GateStatus.PASS]
 
 
-def healthy(canary: WindowStats, control: WindowStats) -> Verdict:
+def healthy(look: Look, share: float) -> Verdict:
     return Verdict([GateResult(gate="latency_p95", status=GateStatus.PASS)])
 
 
-def slow(canary: WindowStats, control: WindowStats) -> Verdict:
+def slow(look: Look, share: float) -> Verdict:
     return Verdict([GateResult(gate="latency_p95", status=GateStatus.FAIL, canary=3000.0, control=1000.0, statistic=0.8, bound=0.25)])
 
 
-def blocked(canary: WindowStats, control: WindowStats) -> Verdict:
+def blocked(look: Look, share: float) -> Verdict:
     return Verdict([GateResult(gate="slo_p95", status=GateStatus.BLOCKED)])
 
 
@@ -74,8 +89,21 @@ def started(**policy: object) -> RolloutState:
     return decision.state
 
 
-def window(state: RolloutState, clock: float, evaluate=healthy, n: int = 500) -> Decision:  # type: ignore[no-untyped-def]
-    return on_window_closed(state, clock=clock, canary=stats(n), control=stats(n), evaluate=evaluate, wall=2.0, policy=POLICY)
+def look_at(state: RolloutState, clock: float, n: int = 500, *, starts: list[int] | None = None,
+            canary_windows: bool = True) -> Look:
+    """A look at event time ``clock``: windows from the stage's start up to the open one that
+    starts at ``clock`` (or exactly ``starts``), ``n`` requests per arm in all."""
+    starts = list(range(int(state.since), int(clock) + 1, 60)) if starts is None else starts
+    per = max(1, n // max(len(starts), 1))
+    windows = [StageWindow(s, ArmFigures(count=per if canary_windows else 0), ArmFigures(count=per)) for s in starts]
+    return Look(clock=clock + 1.0, window_seconds=60, windows=windows, canary=stats(n if canary_windows else 0),
+                control=stats(n))
+
+
+def window(state: RolloutState, clock: float, evaluate=healthy, n: int = 500, policy: RolloutPolicy = POLICY,  # type: ignore[no-untyped-def]
+           **kw: object) -> Decision:
+    """The look at ``clock``: every window before it has closed (a window close, as before)."""
+    return on_look(state, look_at(state, clock, n, **kw), evaluate=evaluate, wall=2.0, policy=policy)  # type: ignore[arg-type]
 
 
 def test_start_enters_first_stage_with_weights() -> None:
@@ -102,11 +130,12 @@ def test_healthy_canary_walks_every_stage_and_is_promoted() -> None:
 
 def test_stage_waits_for_duration_samples_and_gates() -> None:
     state = started()
-    assert window(state, 1000 + 840).state.stage_index == 0          # too early
+    assert window(state, 1000 + 840).state.stage_index == 0          # 14 windows covered: too early
     assert window(state, 1000 + 900, n=50).state.stage_index == 0     # too few samples
     assert window(state, 1000 + 900, evaluate=blocked).state.stage_index == 0
     assert window(state, 1000 + 900, evaluate=blocked).state.promotion_blocked_by == ["slo_p95"]
-    assert window(state, 1000 + 900).state.stage_index == 1
+    ripe = window(state, 1000 + 900).state
+    assert ripe.stage_index == 1 and ripe.since == 1900.0  # the next stage starts at the frontier
 
 
 def test_failed_gate_rolls_back_with_evidence() -> None:
@@ -116,7 +145,8 @@ def test_failed_gate_rolls_back_with_evidence() -> None:
     assert decision.state.weights == {"v1": 1.0, "v2": 0.0}
     rollback = decision.rollback
     assert rollback is not None and rollback.gate == "latency_p95" and rollback.canary_version == "v2"
-    assert rollback.evidence[0].canary == 3000.0 and rollback.window_end == 1120 and rollback.stage_percent == 5.0
+    # window_end: the event time of the newest data the gates saw (the look at 1120 has data up to 1121).
+    assert rollback.evidence[0].canary == 3000.0 and rollback.window_end == 1121 and rollback.stage_percent == 5.0
     assert rollback.revision == decision.state.revision
     # Later windows change nothing and never roll back twice.
     again = window(decision.state, 1180, evaluate=slow)
@@ -186,3 +216,155 @@ def test_illegal_commands_are_refused_with_a_reason(state_factory, cmd, traffic,
     assert outcome is not None and not outcome.accepted and fragment in outcome.reason
     assert decision.state.phase is before.phase and decision.state.weights == before.weights
     assert decision.rollback is None and decision.state.revision == before.revision + 1
+
+
+# --- stage timing from data ---------------------------------------------------------------------------------------------
+
+def test_a_clock_gap_without_data_does_not_ripen_a_stage() -> None:
+    state = started()
+    # One window of data, 900 s of silence, then the next window: by the clocks the stage is
+    # 15 minutes old, by the data it has 2 minutes.
+    gap = window(state, 1000 + 900, starts=[1000, 1900])
+    assert gap.state.stage_index == 0 and gap.state.phase is Phase.CANARY
+    assert gap.state.covered_seconds == 60.0
+    later = window(gap.state, 1000 + 960, starts=[1000, 1900, 1960])
+    assert later.state.stage_index == 0 and later.state.covered_seconds == 120.0
+
+
+def test_a_future_dated_window_never_ripens_a_stage_or_moves_its_start() -> None:
+    state = started()
+    future = 1000 + 3600
+    # Two real windows and one dated an hour ahead: the future one is the newest, never closed.
+    early = window(state, 1120, starts=[1000, 1060, future])
+    assert early.state.stage_index == 0 and early.state.covered_seconds == 120.0
+    assert early.state.frontier == 1120.0  # not the future window's end
+    # Real windows keep arriving behind it; each counts once, so the stage ripens after 15
+    # real minutes — and the next stage starts at the real frontier, not an hour ahead.
+    state = early.state
+    for clock in range(1180, 1900 + 1, 60):
+        state = window(state, clock, starts=[*range(1000, clock + 1, 60), future]).state
+        if state.stage_index:
+            break
+    assert state.stage_index == 1 and clock == 1840
+    assert state.since == 1900.0 < future
+
+
+def test_windows_with_traffic_in_one_arm_only_do_not_count() -> None:
+    decision = window(started(), 1000 + 1200, canary_windows=False)
+    assert decision.state.stage_index == 0 and decision.state.covered_seconds == 0.0
+
+
+def test_coverage_counts_closed_windows_once() -> None:
+    state = started()
+    frontier, covered, active = coverage(state, look_at(state, 1000 + 300))
+    assert (frontier, covered, active) == (1300.0, 300.0, 300.0)
+
+
+# --- no stuck stages ------------------------------------------------------------------------------------------------------
+
+def test_a_stage_blocked_until_its_timeout_pauses_with_the_reason() -> None:
+    state = started()
+    clock = 1000.0
+    decision = None
+    while state.phase is Phase.CANARY and clock < 1000 + 7200:
+        clock += 60
+        decision = window(state, clock, evaluate=blocked)
+        state = decision.state
+    assert decision is not None and state.phase is Phase.PAUSED
+    assert clock - 1000 == POLICY.timeout_seconds == 4 * 900  # four times the minimum, of traffic
+    assert decision.stalled is not None and decision.stalled == state.stall
+    assert state.stall.reasons == ["slo_p95 blocked"]  # type: ignore[union-attr]
+    assert "timed out after 60 min of traffic" in (state.reason or "") and "slo_p95 blocked" in (state.reason or "")
+    # Paused, the gates still protect; a resume counts the timeout again from there.
+    assert window(state, clock + 60, evaluate=slow).state.phase is Phase.ROLLED_BACK
+    resumed = apply_command(state, command(CommandKind.RESUME), arm_traffic=TRAFFIC, wall=9.0, policy=POLICY).state
+    assert resumed.phase is Phase.CANARY and resumed.stall is None and resumed.timeout_from == clock
+    assert window(resumed, clock + 60, evaluate=blocked).state.phase is Phase.CANARY
+
+
+def test_the_timeout_is_configurable_and_names_missing_coverage() -> None:
+    policy = RolloutPolicy(min_stage_seconds=900, min_samples=100, stage_timeout_seconds=600)
+    decision = window(started(), 1000 + 600, canary_windows=False, policy=policy)
+    assert decision.state.phase is Phase.PAUSED
+    reasons = decision.state.stall.reasons  # type: ignore[union-attr]
+    assert reasons[0] == "only 0 of 15 min covered by data in both arms (canary traffic in 0 of 10 closed windows, control in 10)"
+    assert reasons[1].startswith("too few requests: canary 0")
+    assert RolloutPolicy(stage_timeout_seconds=0).timeout_seconds == float("inf")
+
+
+# --- α per rollout --------------------------------------------------------------------------------------------------------
+
+def test_each_stage_spends_its_share_of_the_rollouts_alpha() -> None:
+    shares: list[float] = []
+
+    def recording(look: Look, share: float) -> Verdict:
+        shares.append(share)
+        return healthy(look, share)
+
+    state, clock = started(), 1000.0
+    while state.phase is Phase.CANARY:
+        clock += 60
+        state = window(state, clock, evaluate=recording).state
+    assert sorted(set(shares), reverse=True) == [0.5, 0.25] and sum(POLICY.alpha_share(i) for i in range(4)) == 1.0
+    assert [POLICY.alpha_share(i) for i in range(4)] == [0.5, 0.25, 0.25, 0.0]
+
+
+# --- with the real gates: missing data never promote, stuck stages say why -------------------------------------------------
+
+def real_stage(canary_profile: ArmProfile, *, minutes: int, seed: int = 3, latency: LatencyModel = LatencyModel(),
+               config: GateConfig = GateConfig()) -> RolloutState:
+    """Run the real gates on simulated traffic (2,000 requests a minute, 5% canary) until the
+    stage leaves the canary phase or ``minutes`` pass."""
+    rng = random.Random(seed)
+    canary_sampler = ArmSampler.for_profile(canary_profile, model=latency)
+    control_sampler = ArmSampler.for_profile(ArmProfile(), model=latency)
+    state = started()
+    windows: list[tuple[int, WindowStats, WindowStats]] = []
+    for minute in range(minutes):
+        start = 1000 + 60 * minute
+        canary, control = WindowStats(), WindowStats()
+        share = state.weights.get("v2", 0.0)
+        n = round(2000 * share)
+        canary_sampler.add_window(canary, rng, n)
+        control_sampler.add_window(control, rng, 2000 - n)
+        windows.append((start, canary, control))
+        stage = [w for w in windows if w[0] >= state.since]
+        look = Look(clock=start + 59.0, window_seconds=60,
+                    windows=[StageWindow(s, ArmFigures.of(c), ArmFigures.of(k)) for s, c, k in stage],
+                    canary=merged([c for _, c, _ in stage]), control=merged([k for _, _, k in stage]))
+        state = on_look(state, look, wall=0.0, policy=POLICY,
+                        evaluate=lambda lk, share: evaluate_gates(lk.canary, lk.control, config, windows=lk.windows,
+                                                                  alpha_share=share)).state
+        if state.phase is not Phase.CANARY:
+            break
+    return state
+
+
+def test_a_healthy_canary_on_real_gates_is_promoted_stage_by_stage() -> None:
+    state = real_stage(ArmProfile(), minutes=120)
+    assert state.phase is Phase.PROMOTED
+
+
+def test_a_canary_reporting_latency_zero_is_never_promoted() -> None:
+    state = real_stage(ArmProfile(latency_zero_fraction=1.0), minutes=120)
+    assert state.phase is Phase.PAUSED and state.stage_index == 0
+    reasons = " | ".join(state.stall.reasons)  # type: ignore[union-attr]
+    assert "latency_p95 insufficient: missing: the canary reports no latency for its" in reasons
+    assert "slo_p95 insufficient: missing" in reasons
+
+
+def test_a_canary_with_a_fifth_of_latencies_zero_is_never_promoted() -> None:
+    state = real_stage(ArmProfile(latency_zero_fraction=0.2), minutes=120)
+    assert state.phase is Phase.PAUSED and "has a latency for" in " ".join(state.stall.reasons)  # type: ignore[union-attr]
+
+
+def test_an_unjudged_canary_pauses_with_the_reason() -> None:
+    state = real_stage(ArmProfile(judged_fraction=0.0), minutes=120)
+    assert state.phase is Phase.PAUSED
+    assert any("win_rate insufficient: missing: the canary reports no judgement" in r for r in state.stall.reasons)  # type: ignore[union-attr]
+
+
+def test_an_slo_breached_by_both_arms_pauses_with_the_reason() -> None:
+    state = real_stage(ArmProfile(), minutes=120, latency=LatencyModel("lognormal", sigma=1.5))
+    assert state.phase is Phase.PAUSED
+    assert any("above the SLO in both arms" in r for r in state.stall.reasons)  # type: ignore[union-attr]

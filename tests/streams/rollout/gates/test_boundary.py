@@ -179,3 +179,58 @@ def test_fieller_closed_form_matches_bisection(num: float, num_var: float, den: 
 def test_fieller_symmetric_case() -> None:
     # Identical arms with no noise: the ratio is exactly 1.
     assert ratio_lower_bound(0.5, 0.0, 0.5, 0.0, 4.0) == pytest.approx(1.0)
+
+
+# --- the likelihood-ratio mixture (point alternative + normal mixture) ---------------------------------------------------
+
+SHAPE = (150.0, 0.8, 1500.0)
+
+
+@pytest.mark.parametrize("t", [1.0, 50.0, 150.0, 1000.0, 1e5])
+@pytest.mark.parametrize("alpha", [0.05, 0.0027])
+def test_lr_mixture_threshold_solves_its_equation(t: float, alpha: float) -> None:
+    from bifrost.streams.rollout.gates.boundary import lr_mixture_log_e, lr_mixture_z_threshold
+
+    z = lr_mixture_z_threshold(t, alpha, SHAPE)
+    assert lr_mixture_log_e(z * math.sqrt(t), t, alpha, SHAPE) == pytest.approx(math.log(1 / alpha), abs=1e-6)
+
+
+def test_lr_mixture_is_tighter_where_it_is_tuned() -> None:
+    from bifrost.streams.rollout.gates.boundary import lr_mixture_z_threshold
+
+    alpha = 0.0027
+    at_point = lr_mixture_z_threshold(150.0, alpha, SHAPE)
+    assert at_point == pytest.approx(math.sqrt(2 * math.log(1 / (0.8 * alpha))), abs=0.02)
+    assert at_point < z_threshold(150.0, alpha, 150.0) - 0.2
+    # Elsewhere it stays within a few tenths of the normal mixture.
+    for t in (50.0, 400.0, 3000.0, 1e5):
+        assert lr_mixture_z_threshold(t, alpha, SHAPE) < z_threshold(t, alpha, 150.0) + 0.5
+
+
+def test_lr_mixture_controls_crossing_of_a_random_walk() -> None:
+    """Watched at every step, a driftless Gaussian walk crosses with probability ≤ alpha."""
+    from bifrost.streams.rollout.gates.boundary import lr_mixture_z_threshold
+
+    rng = random.Random(8)
+    alpha, steps, paths = 0.1, 400, 1500
+    shape = (50.0, 0.8, 300.0)
+    thresholds = [lr_mixture_z_threshold(t, alpha, shape) * math.sqrt(t) for t in range(1, steps + 1)]
+    crossed = 0
+    for _ in range(paths):
+        s = 0.0
+        for t in range(steps):
+            s += rng.gauss(0.0, 1.0)
+            if s >= thresholds[t]:
+                crossed += 1
+                break
+    assert crossed / paths <= alpha
+    # And it has power: a drift of 0.3 per step is caught nearly always within 400 steps.
+    caught = 0
+    for _ in range(200):
+        s = 0.0
+        for t in range(steps):
+            s += rng.gauss(0.3, 1.0)
+            if s >= thresholds[t]:
+                caught += 1
+                break
+    assert caught / 200 > 0.95

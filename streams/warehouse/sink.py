@@ -421,7 +421,8 @@ class WarehouseSink:
             if self._consumer is not None and self._owned:
                 for tp in list(self._buffers):
                     self._submit(tp)
-                await self._wait_for_jobs(list(self._jobs), min(10.0, self._revoke_wait_s()))
+                # Not a rebalance (a static member does not leave the group): up to 10 s.
+                await self._wait_for_jobs(list(self._jobs), _CLOSE_WAIT_S)
                 await self._commit()
         except Exception as exc:  # noqa: BLE001 - shutting down anyway; offsets not committed are re-read
             log.warning("event=warehouse.close_incomplete error=%r", exc)
@@ -433,6 +434,9 @@ class WarehouseSink:
                 await self._consumer.stop()
             if self._executor is not None:
                 self._executor.shutdown(wait=False)
+
+
+_CLOSE_WAIT_S = 10.0
 
 
 class _Rebalance(ConsumerRebalanceListener):

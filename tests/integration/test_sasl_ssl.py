@@ -179,7 +179,7 @@ def test_worker_with_a_wrong_password_exits_quickly_with_the_reason(settings: Se
     result = subprocess.run([sys.executable, "-m", "bifrost.cli.main", "worker"], capture_output=True, text=True,
                             timeout=60, env=_cli_env(settings, BIFROST_KAFKA_SASL_PASSWORD_FILE=str(wrong)))
     elapsed = time.monotonic() - started
-    assert result.returncode == 3, result.stderr
+    assert result.returncode == 4, result.stderr  # refused who we are (cli/errors.py EXIT_UNAUTHORIZED)
     assert (f"bifrost-opt: error: Kafka at {settings.kafka_bootstrap} refused the SASL_SSL / SCRAM-SHA-512 login "
             "of user 'bifrost'") in result.stderr
     assert "BIFROST_KAFKA_SASL_PASSWORD_FILE" in result.stderr and "not-the-password" not in result.stderr

@@ -158,15 +158,20 @@ async def test_regressed_canary_is_rolled_back_with_evidence(
         await eventually(lambda: (s := latest(states)) is not None and s.phase is Phase.ROLLED_BACK, what="rolled-back state")
         timeline = list(report.timeline)
     rollback = rollbacks.items[0]
-    # The tripping window closed when the simulator published its end (event time); take
-    # the last sample at or before it, so the measured delay is never flattered.
+    # The gates look at every stored snapshot, so a rollback is not tied to a window close:
+    # its window_end is the event time of the newest data the tripping look saw. Take the
+    # simulator's last sample at or before that event time (when it was published), so the
+    # measured delay is never flattered.
     times = [ts for ts, _ in timeline]
-    closed_at = timeline[max(bisect.bisect_right(times, rollback.window_end) - 1, 0)][1]
-    delay = rollbacks.received_at[0] - closed_at
-    print(f"{drill}: rollback arrived {delay:.3f} s after its window closed")
+    published_at = timeline[max(bisect.bisect_right(times, rollback.window_end) - 1, 0)][1]
+    delay = rollbacks.received_at[0] - published_at
+    print(f"{drill}: rollback arrived {delay:.3f} s after the data that tripped it was published")
     assert delay < 1.0
     rolled_back_state = next(s for s in states.items if s.phase is Phase.ROLLED_BACK)
-    assert states.received_at[states.items.index(rolled_back_state)] - closed_at < 1.0
+    assert states.received_at[states.items.index(rolled_back_state)] - published_at < 1.0
+    # ...and well before the stage could have been judged on closed windows only: the
+    # rollback's data lie inside a window, not at its end.
+    assert rollback.window_end % settings.window_seconds != 0
     assert rollback.gate == gate, rollback
     assert rollback.canary_version == "v2" and rollback.control_version == "v1" and rollback.stage_percent == 5.0
     tripped = next(e for e in rollback.evidence if e.gate == gate)

@@ -52,6 +52,7 @@ class Settings:
     session_timeout_seconds: float = _setting(15.0, "BIFROST_SESSION_TIMEOUT_SECONDS", "Consumer group session timeout: how soon a dead worker's partitions move to the others (a restarted worker takes its own back at once, see BIFROST_INSTANCE_ID).")
     instance_id: str = _setting("", "BIFROST_INSTANCE_ID", "Static group membership id of this worker, stable across restarts and unique per worker; default <hostname>-<web port>.")
     recovery_timeout_seconds: float = _setting(120.0, "BIFROST_RECOVERY_TIMEOUT_SECONDS", "Longest a partition's state recovery (including waiting for an unreachable broker) may take before the worker exits with an error.")
+    ingest_commit_interval_seconds: float = _setting(0.1, "BIFROST_INGEST_COMMIT_INTERVAL_SECONDS", "Shortest time between two ingest transactions of one input partition (batches arriving meanwhile join the next): fewer changelog and stage-2 snapshots, at most this much added latency.")
     transaction_timeout_seconds: float = _setting(30.0, "BIFROST_TRANSACTION_TIMEOUT_SECONDS", "Kafka transaction timeout of ingest producers: how long a dead producer's open transaction can hold back read_committed readers.")
     dlq_max_payload_bytes: int = _setting(256 * 1024, "BIFROST_DLQ_MAX_PAYLOAD_BYTES", "A DLQ record keeps at most this many bytes of the rejected payload (plus its full size and sha256).")
     rollout_stages: str = _setting("0.05,0.25,0.5,1.0", "BIFROST_ROLLOUT_STAGES", "Canary traffic shares of the rollout stages; the last must be 1.0.")

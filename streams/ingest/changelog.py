@@ -104,7 +104,7 @@ async def _read_committed(
         await consumer.seek_to_beginning(*tps)
         starts = await consumer.beginning_offsets(tps)
         total = sum(max(0, ends[tp] - starts[tp]) for tp in tps)
-        state: dict[str, WindowPartial] = {}
+        latest: dict[str, bytes] = {}  # only the newest version of a key is decoded, at the end
         pending = {tp for tp in tps if ends[tp] > starts[tp]}
         began = last_log = time.monotonic()
         read = 0
@@ -119,7 +119,11 @@ async def _read_committed(
             batches = await consumer.getmany(*pending, timeout_ms=500)
             for records in batches.values():
                 for record in records:
-                    _apply(state, record.key, record.value, keep)
+                    key = record.key.decode("utf-8", "replace") if record.key else ""
+                    if record.value is None:
+                        latest.pop(key, None)
+                    else:
+                        latest[key] = record.value
                 read += len(records)
             for tp in list(pending):
                 if await consumer.position(tp) >= ends[tp]:
@@ -129,6 +133,9 @@ async def _read_committed(
                 rate = read / max(now - began, 1e-6)
                 log.info("event=ingest.recovery.progress read=%d total=%d records_per_s=%.0f eta_s=%.1f",
                          read, total, rate, (total - read) / rate if rate else -1)
+        state: dict[str, WindowPartial] = {}
+        for key, value in latest.items():
+            _apply(state, key, value, keep)
         log.info("event=ingest.recovery.read partitions=%s records=%d keys=%d seconds=%.2f",
                  [tp.partition for tp in tps], read, len(state), time.monotonic() - began)
         return state
@@ -136,13 +143,7 @@ async def _read_committed(
         await consumer.stop()
 
 
-def _apply(
-    state: dict[str, WindowPartial], key: bytes | None, value: bytes | None, keep: Callable[[WindowPartial], bool]
-) -> None:
-    text = key.decode("utf-8", "replace") if key else ""
-    if value is None:
-        state.pop(text, None)
-        return
+def _apply(state: dict[str, WindowPartial], text: str, value: bytes, keep: Callable[[WindowPartial], bool]) -> None:
     try:
         partial = decode_partial(value)
     except Exception as exc:  # noqa: BLE001 - one foreign record must not stop recovery

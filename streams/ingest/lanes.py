@@ -25,8 +25,11 @@ class CommitLane:
         *,
         on_committed: Callable[["CommitLane", PartitionWrites, float], None],
         on_failed: Callable[["CommitLane", BaseException], None],
+        min_interval: float = 0.0,
     ) -> None:
         self.writer = writer
+        self._min_interval = min_interval
+        self._last_start = 0.0
         self.tp = writer.tp
         self.failed: BaseException | None = None
         self._on_committed = on_committed
@@ -60,6 +63,14 @@ class CommitLane:
     async def _run(self) -> None:
         try:
             while self._pending is not None:
+                # At most one transaction per interval: what arrives meanwhile joins it, so
+                # the changelog and stage 2 see one snapshot per key per interval, not per batch.
+                wait = self._last_start + self._min_interval - time.monotonic()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                self._last_start = time.monotonic()
+                if self._pending is None:
+                    break
                 writes, self._pending = self._pending, None
                 self._in_flight = writes.records
                 started = time.perf_counter()

@@ -330,7 +330,8 @@ class IngestService:
             self._states[(tp.topic, tp.partition)] = state
         self._consumer.seek(tp, committed)
         self._next_offset[tp] = committed
-        self._ready[tp] = CommitLane(writer, on_committed=self._committed, on_failed=self._lane_failed)
+        self._ready[tp] = CommitLane(writer, on_committed=self._committed, on_failed=self._lane_failed,
+                                     min_interval=self.settings.ingest_commit_interval_seconds)
         del self._pending[tp]
         self._consumer.resume(tp)
         log.info("event=ingest.partition.ready partition=%s offset=%s partials=%d", _name(tp), committed, len(mine))

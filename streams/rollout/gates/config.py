@@ -33,8 +33,8 @@ TAIL_QUANTILE = 0.95
 #: caught) and ``1 − w`` on a normal mixture tuned at ``t_mix`` (power for smaller
 #: regressions that take longer). Data-independent, so validity is unaffected.
 LATENCY_SHAPE: tuple[float, float, float] = (150.0, 0.8, 1500.0)
-COST_SHAPE: tuple[float, float, float] = (1000.0, 0.8, 8000.0)
-WIN_RATE_SHAPE: tuple[float, float, float] = (400.0, 0.8, 4000.0)
+COST_SHAPE: tuple[float, float, float] = (1500.0, 0.8, 10000.0)
+WIN_RATE_SHAPE: tuple[float, float, float] = (450.0, 0.8, 4500.0)
 #: Intrinsic time (0.05 × control samples) for the control's P95 upper bound.
 CONTROL_TAIL_V_OPT = 100.0
 
@@ -63,10 +63,10 @@ LATENCY_CANARY_TAIL_SHARE = 0.05
 #: (``z ≥ HOLD_Z`` beyond the margin). It never rolls anything back — only the always-valid
 #: test does — it keeps a regression that has not yet tripped its gate when the stage is
 #: ripe at the small share until it does (or the stage times out and pauses with the
-#: reason). An identical canary is held at a given look with probability ≤ 2.3%, and the
+#: reason). An identical canary is held at a given look with probability ≤ 0.6%, and the
 #: stage advances at the next look that is not held.
 HOLD_FRACTION = 0.5
-HOLD_Z = 2.0
+HOLD_Z = 2.5
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,17 +41,17 @@ class GateReport(msgspec.Struct, frozen=True, kw_only=True):
         test trips or the evidence fades); an SLO gate blocks unless it passes
         (``insufficient`` included: missing data never promote).
         """
-        reasons = []
+        reasons, holds = [], []
         for result in self.results:
             if result.gate in ROLLBACK_GATES:
                 if result.status is not GateStatus.PASS:
                     reasons.append(_describe(result))
                 elif holding(result):
-                    reasons.append(f"{result.gate} holding: canary {result.degradation:+.1%} worse than control "
-                                   f"(z {result.z:.1f}; tolerance {result.threshold:.0%}), not yet enough to roll back")
+                    holds.append(f"{result.gate} holding: canary {result.degradation:+.1%} worse than control "
+                                 f"(z {result.z:.1f}; tolerance {result.threshold:.0%}), not yet enough to roll back")
             elif result.gate in SLO_GATES and result.status is not GateStatus.PASS:
                 reasons.append(_describe(result))
-        return reasons
+        return reasons + holds  # what cannot pass (missing data, SLOs) before what is still deciding
 
     def get(self, gate: str) -> GateResult | None:
         """The result of one gate by name."""

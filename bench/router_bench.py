@@ -4,18 +4,21 @@ One run does everything in one process, on one artifact:
 
 1. **bootstrap** a real artifact from the full-information dataset
    (``bifrost.trainer.bootstrap.bootstrap_artifact``, default config, a throw-away
-   Ed25519 key) and build ``bifrost.router.ReferenceRouter(artifact)``;
+   Ed25519 key) and build ``bifrost.router.ReferenceRouter(artifact)``: per request it
+   evaluates the triage model and every LLM's quality and cost model (one stacked tree
+   walk, ``router/prompt_models.py``);
 2. take the dataset's *test*-split prompts (never seen by the bootstrap) and cycle them
    to ``--decisions`` decisions per measure (after one warm-up pass);
-3. **check** that the numpy tree evaluator's probabilities equal LightGBM's
-   (``Booster.predict``) within 1e-9 on every test feature vector, and that routing a
-   prompt, its feature vector and the batch all pick the same model (asserted);
+3. **check** that the numpy tree evaluator's raw outputs equal LightGBM's
+   (``Booster.predict(raw_score=True)`` of every model) within 1e-9 on every test feature
+   vector, and that routing a prompt, its feature vector and the batch all pick the same
+   model (asserted);
 4. **measure**, each call timed on its own (``perf_counter_ns``):
 
    a. ``router.route(prompt)`` end to end (features + GBDT + policy + ``Decision``);
    b. ``router.route(feature_vector)`` (features precomputed);
    c. ``router.route_many(prompts)`` in batches of ``--batch-sizes``;
-   d. baselines and components: ``lightgbm.Booster(model_str=…).predict(x[None, :])``
+   d. baselines and components: every model's ``lightgbm.Booster(model_str=…).predict(x[None, :])``
       per call (the naive way), the numpy evaluator alone, feature extraction alone
       (and its two halves), and LightGBM on a whole batch;
 
@@ -153,14 +156,28 @@ def by_prompt_length(prompts: Sequence[str], ns: np.ndarray) -> dict[str, Any]:
 # --------------------------------------------------------------------------- checks
 
 
-def check_equivalence(router: ReferenceRouter, booster: lightgbm.Booster, prompts: Sequence[str],
+class Boosters:
+    """LightGBM boosters of every tree model the router evaluates, in the stacked evaluator's output order."""
+
+    def __init__(self, router: ReferenceRouter, **params: Any) -> None:
+        self.boosters = [lightgbm.Booster(model_str=text) for text in router.scorer.strings]
+        self.params = params
+
+    def raw(self, X: np.ndarray) -> np.ndarray:
+        """Raw outputs side by side, ``(rows, [3 +] 2·models)``."""
+        return np.column_stack([np.asarray(b.predict(X, raw_score=True, **self.params)).reshape(len(X), -1)
+                                for b in self.boosters])
+
+
+def check_equivalence(router: ReferenceRouter, boosters: Boosters, prompts: Sequence[str],
                       vectors: Sequence[np.ndarray]) -> dict[str, Any]:
     """numpy evaluator vs LightGBM on every vector (one by one and batched); same decisions three ways."""
     X = np.vstack(vectors)
-    reference = booster.predict(X)
-    one_by_one = np.vstack([router.ensemble.predict_proba_one(x) for x in vectors])
-    batched = router.ensemble.predict_proba(X)
-    single_lgb = np.vstack([booster.predict(x[None, :]) for x in vectors])
+    reference = boosters.raw(X)
+    ensemble = router.scorer.ensemble
+    one_by_one = np.vstack([ensemble.raw_scores_one(x) for x in vectors])
+    batched = ensemble.raw_scores(X)
+    single_lgb = np.vstack([boosters.raw(x[None, :]) for x in vectors])
     diff_one = float(np.abs(one_by_one - reference).max())
     diff_batch = float(np.abs(batched - reference).max())
     diff_lgb_single = float(np.abs(single_lgb - reference).max())
@@ -184,19 +201,19 @@ def check_equivalence(router: ReferenceRouter, booster: lightgbm.Booster, prompt
         buckets[d.bucket] = buckets.get(d.bucket, 0) + 1
     result = {
         "vectors": len(vectors),
+        "outputs": int(reference.shape[1]),
         "tolerance": PROBABILITY_TOLERANCE,
         "max_abs_diff_numpy_one_vs_lightgbm": diff_one,
         "max_abs_diff_numpy_batch_vs_lightgbm": diff_batch,
         "max_abs_diff_lightgbm_single_vs_batch": diff_lgb_single,
-        "argmax_class_agreement": float(np.mean(one_by_one.argmax(1) == reference.argmax(1))),
         "route_prompt_vs_vector_mismatches": mismatched_vector,
         "route_prompt_vs_route_many_mismatches": mismatched_batch,
         "decision_models": dict(sorted(models.items(), key=lambda kv: -kv[1])),
         "decision_buckets": buckets,
         "passed": True,
     }
-    log.info("check: %d vectors, max |numpy - lightgbm| = %.3g (one row) / %.3g (batch); decisions agree",
-             len(vectors), diff_one, diff_batch)
+    log.info("check: %d vectors × %d outputs, max |numpy - lightgbm| = %.3g (one row) / %.3g (batch); decisions agree",
+             len(vectors), reference.shape[1], diff_one, diff_batch)
     return result
 
 
@@ -228,7 +245,7 @@ def profile_route(router: ReferenceRouter, prompts: Sequence[str], n: int) -> di
     steps = {
         "base_features": cum("features.py", "base_features"),
         "similarities (hashed TF-IDF · centroids)": cum("features.py", "similarities"),
-        "GBDT (numpy evaluator)": cum("gbdt.py", "predict_proba_one"),
+        "tree models (numpy evaluator: triage, q̂, ĉ)": cum("prompt_models.py", "predict_one"),
         "policy (choose + eligible)": cum("policy.py", "choose") + eligible_outside,
     }
     route_total = cum("reference.py", "route") or total
@@ -273,9 +290,9 @@ def fmt_us(value: float) -> str:
 MEASURE_LABELS = {
     "route_prompt": "(a) `route(prompt)` end to end",
     "route_vector": "(b) `route(feature_vector)`",
-    "lightgbm_predict_one": "(d) LightGBM `Booster.predict(x[None, :])`",
+    "lightgbm_predict_one": "(d) LightGBM `Booster.predict(x[None, :])`, every model",
     "lightgbm_predict_one_1thread": "(d) same, `num_threads=1`",
-    "numpy_predict_one": "(d) numpy evaluator `predict_proba_one(x)`",
+    "numpy_predict_one": "(d) numpy evaluator `scorer.predict_one(x)` (all models)",
     "extract": "(d) feature extraction `extract(prompt)`",
     "base_features": "(d) · `base_features(prompt)`",
     "similarities": "(d) · `similarities(prompt)` (TF-IDF · centroids)",
@@ -339,9 +356,11 @@ def interpret(report: dict[str, Any]) -> str:
         f"{'met' if goal['p50_met'] else 'not met'} for the median and {'met' if goal['mean_met'] else 'not met'} "
         f"for the mean, and {'met' if goal['met'] else 'not met'} at the p99. "
         f"Per median call, feature extraction takes {ext['p50_us']:.0f} µs (`base_features` "
-        f"{m['base_features']['p50_us']:.0f} µs — a dozen regular-expression scans and character counts — and the "
-        f"hashed TF-IDF similarities {m['similarities']['p50_us']:.0f} µs), the numpy tree evaluator "
-        f"{np_one['p50_us']:.0f} µs and the policy plus building the `Decision` about {policy:.0f} µs. "
+        f"{m['base_features']['p50_us']:.0f} µs and the hashed TF-IDF similarities "
+        f"{m['similarities']['p50_us']:.0f} µs), the numpy evaluator of all {report['artifact']['trees']} trees "
+        f"(one quality and one cost model per LLM{', and the triage' if report['artifact']['triage_evaluated'] else ''}) "
+        f"{np_one['p50_us']:.0f} µs and the policy plus building "
+        f"the `Decision` about {policy:.0f} µs. "
     )
     bl = report.get("route_prompt_by_length")
     if bl:
@@ -355,15 +374,14 @@ def interpret(report: dict[str, Any]) -> str:
     text += (
         f"With the features already computed, `route(feature_vector)` makes {b['per_second']:,.0f} decisions/s "
         f"(median {b['p50_us']:.0f} µs). "
-        f"The naive baseline, LightGBM's `Booster.predict(x[None, :])` per call, has a median of "
-        f"{lgb_one['p50_us']:.0f} µs ({lgb_1t['p50_us']:.0f} µs with `num_threads=1`) against the numpy evaluator's "
-        f"{np_one['p50_us']:.0f} µs for the same {report['artifact']['trees']} trees: the evaluator walks all trees "
-        f"level by level with a handful of numpy calls per level (up to {report['artifact']['max_depth']} levels), and "
-        "for a single row that per-call overhead costs more than LightGBM's C++ loop. Tails (p99): LightGBM "
-        f"{lgb_one['p99_us']:,.0f} µs with its default OpenMP threads (mean {lgb_one['mean_us_per_item']:,.0f} µs; "
-        f"OpenMP threads suffer most when other processes want the CPUs), {lgb_1t['p99_us']:,.0f} µs with one thread, "
-        f"the numpy evaluator {np_one['p99_us']:,.0f} µs. The evaluator exists so the router needs no LightGBM; its "
-        f"probabilities match LightGBM's within {report['check']['max_abs_diff_numpy_one_vs_lightgbm']:.1e}. "
+        f"The naive baseline, LightGBM's `Booster.predict(x[None, :])` of each of the {report['artifact']['parts']} "
+        f"models per call, has a median of {lgb_one['p50_us']:.0f} µs ({lgb_1t['p50_us']:.0f} µs with "
+        f"`num_threads=1`) against the numpy evaluator's {np_one['p50_us']:.0f} µs for the same trees: the evaluator "
+        f"walks every tree at once, {report['artifact']['max_depth']} levels of a handful of numpy calls on complete "
+        "trees, where LightGBM pays a Python call per model. Tails (p99): LightGBM "
+        f"{lgb_one['p99_us']:,.0f} µs with its default OpenMP threads, {lgb_1t['p99_us']:,.0f} µs with one thread, "
+        f"the numpy evaluator {np_one['p99_us']:,.0f} µs. Its raw outputs match LightGBM's within "
+        f"{report['check']['max_abs_diff_numpy_one_vs_lightgbm']:.1e}. "
         f"Batching amortizes the GBDT and the policy: `route_many` over {big['items_per_call']} prompts makes "
         f"{big['per_second']:,.0f} decisions/s ({big['mean_us_per_item']:.0f} µs each, nearly all of it feature "
         "extraction, which stays per prompt). "
@@ -390,8 +408,11 @@ def write_markdown(report: dict[str, Any], rows: list[tuple[str, ...]], path: Pa
         "",
         f"Artifact bootstrapped in this run from `{report['dataset']}` ({report['bootstrap']['trials']} trials, seed "
         f"{report['bootstrap']['seed']}, {report['bootstrap']['seconds']:.1f} s): {art['features']} features "
-        f"({art['clusters']} clusters), {art['trees']} trees ({art['rounds']} rounds × 3 classes, {art['nodes']:,} "
-        f"split nodes, depth ≤ {art['max_depth']}), {art['models']} models; artifact {art['bytes']:,} bytes. "
+        f"({art['clusters']} clusters), {art['models']} models; {art['trees']} trees in {art['parts']} models stacked "
+        f"into one walk (quality {art['quality_trees']}, cost {art['cost_trees']}"
+        + (f", triage {art['triage_trees']}" if art["triage_evaluated"] else
+           f"; the escalation gate is off, so the triage's {art['triage_trees']} trees are not evaluated") +
+        f"; {art['nodes']:,} split nodes, depth ≤ {art['max_depth']}); artifact {art['bytes']:,} bytes. "
         f"Workload: the {report['prompts']} test-split prompts, cycled to {report['decisions']:,} decisions per "
         "measure after one warm-up pass; every call timed on its own.",
         "",
@@ -406,9 +427,9 @@ def write_markdown(report: dict[str, Any], rows: list[tuple[str, ...]], path: Pa
         f"({'met' if g['p50_met'] else 'NOT met'}), mean {g['mean_us']:,.0f} µs ({'met' if g['mean_met'] else 'NOT met'}), "
         f"p99 {g['p99_us']:,.0f} µs (**{'met' if g['met'] else 'NOT met'}**).",
         "",
-        "## Check: numpy evaluator = LightGBM",
+        "## Check: numpy evaluator = LightGBM (every model)",
         "",
-        f"On all {chk['vectors']} test feature vectors: max |numpy − LightGBM| = "
+        f"On all {chk['vectors']} test feature vectors × {chk['outputs']} raw outputs: max |numpy − LightGBM| = "
         f"{chk['max_abs_diff_numpy_one_vs_lightgbm']:.2e} one row at a time, "
         f"{chk['max_abs_diff_numpy_batch_vs_lightgbm']:.2e} batched (tolerance {chk['tolerance']:.0e}; asserted). "
         f"`route(prompt)`, `route(feature_vector)` and `route_many` choose the same model for every prompt "
@@ -455,33 +476,36 @@ def write_markdown(report: dict[str, Any], rows: list[tuple[str, ...]], path: Pa
 # --------------------------------------------------------------------------- main
 
 CHANGES = """
-`router/features.py`, `base_features`: the digit, upper-case and alphanumeric-or-space counts
-were three per-character Python generators. For ASCII text (6,081 of the 6,108 dataset
-prompts) they are now `len(raw) - len(raw.translate(None, SET))` over byte sets built at
-import from the same `str` predicates, so the counts are identical by construction; non-ASCII
-text keeps the old path. Checked identical (`==` on the whole vector) on all 6,108 dataset
-prompts, all 256 one-character strings and 40,000 random ASCII / BMP strings, at two
-`max_chars`; `tests/router` passes. Best of 7 passes over the 500 test prompts, same machine:
-`base_features` 124 → 94 µs mean, 805 → 577 µs on the five longest (2.1–2.8k characters),
-so `route(prompt)` loses about 30 µs on an average prompt and about 230 µs on the longest.
+Per-prompt routing (artifact format 2): every request now evaluates the triage model **and**
+one quality and one cost model per LLM (19 LightGBM models on the bundled set, where the
+previous artifact had only the triage's 165 trees). To keep that within the budget:
+
+* `router/gbdt.py`: `TreeEnsemble.concat` stacks all models into one ensemble (outputs side by
+  side), so a request is one walk; trees no deeper than 8 levels (the trainer now grows them
+  with `max_depth` 6) are also stored as *complete* binary trees (a leaf above the bottom is
+  repeated below itself), so the one-row walk is a fixed number of levels with five numpy
+  operations each and no bookkeeping of which trees still descend. Exact: raw outputs equal
+  LightGBM's to 0.0 on the check below (NaN rows and missing-value splits keep the general walk,
+  tested in `tests/router/test_gbdt.py`). Prototype on 705 trees: 62 → 37 µs median per row.
+* `router/features.py`: the four keyword counts of ASCII text (code, math, reasoning and
+  instruction words) come from one `\\w+` tokenization and a word → category table instead of
+  four regex alternation scans (a single-word `\\b(?:…)\\b` alternative matches exactly a maximal
+  `\\w+` run; "how many/much" keeps a small regex). Asserted equal to the scans on all 6,108
+  dataset prompts and 20,000 random strings. On the five longest test prompts `base_features`
+  went 431 → 288 µs (median).
+* `router/text.py`: the bigram hashes and the modulo in uint64 numpy (identical buckets and
+  IDF on every dataset prompt).
+* `router/prompt_models.py`: when the artifact's escalation gate is off (τ_hard = 0, as the
+  search chose on the bundled set: every prompt may use every model), the triage cannot change
+  a decision and its trees are not evaluated (about half the walk on this artifact).
 """
 
 CANDIDATES = """
-Further speedups; each was prototyped in a scratch script on the same artifact and 500 vectors
-(probabilities within 1e-12 of the current evaluator, not bit-identical because the
-summation order changes).
-
-* **GBDT, single row** (done after this benchmark was written): `TreeEnsemble.predict_proba_one`
-  now walks only the trees still descending (`raw_scores_one`), 127 → 58 µs per row on this
-  artifact; the measures above include it. A plain Python loop over the trees was 45 µs in
-  a prototype; LightGBM's own single-thread call is ~27 µs.
-* **Hashing** (`router/text.py`, `HashedTfidf.hashes`): computing the modulo and the bigram
-  hashes with `uint64` numpy arrays instead of Python generators: 26 → 18 µs on average,
-  145 → 81 µs on the longest prompts, but `hashes` would return an array instead of a list.
-* **Regular expressions** (`base_features`): after the change above, a dozen `findall`
-  scans are most of `base_features` (on the longest prompt each keyword alternation takes
-  50–65 µs). Counting keywords from one `\\w+` tokenization would be faster but must
-  reproduce the `\\b` semantics exactly (and `how many` / `how much` span two words).
+* **Regular expressions** (`base_features`): the remaining scans (code symbols, function calls,
+  numbers, math operators, choice markers) are most of its time on long prompts.
+* **A compiled evaluator** (e.g. the trees as generated C, or LightGBM's own predictor in one
+  call for all models through its C API) would cut the tree walk further but brings back a
+  native dependency the router avoids.
 """
 
 
@@ -507,22 +531,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def tree_depths(router: ReferenceRouter) -> int:
-    """Deepest root-to-leaf path over all trees of the ensemble."""
-    e = router.ensemble
-    deepest = 0
-    for root in e.roots.tolist():
-        stack = [(root, 0)]
-        while stack:
-            node, depth = stack.pop()
-            if node < 0:
-                deepest = max(deepest, depth)
-                continue
-            stack.append((int(e.left[node]), depth + 1))
-            stack.append((int(e.right[node]), depth + 1))
-    return deepest
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
@@ -542,19 +550,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     build_seconds = time.perf_counter() - t0
     log.info("bootstrap: artifact %s in %.1f s; router built in %.1f ms", artifact.version, boot_seconds, build_seconds * 1e3)
     report["bootstrap"] = {"trials": args.trials, "seed": args.seed, "seconds": boot_seconds,
-                           "timings": boot.timings, "cv_accuracy": boot.cv.accuracy, "cv_logloss": boot.cv.logloss}
-    booster = lightgbm.Booster(model_str=artifact.gbdt.model)
-    e = router.ensemble
+                           "timings": boot.timings, "cv_accuracy": boot.cv.accuracy, "cv_logloss": boot.cv.logloss,
+                           "outcomes_logloss": boot.outcomes.mean_logloss}
+    boosters = Boosters(router)
+    e = router.scorer.ensemble
+    n_models = len(router.tables.models)
+    per_class = np.bincount(e.tree_class, minlength=e.num_class)
+    if not router.scorer.gate:  # the triage is not evaluated: count its trees anyway, for the record
+        per_class = np.concatenate([np.zeros(3, dtype=np.int64), per_class])
+    triage_trees = int(len(lightgbm.Booster(model_str=artifact.gbdt.model).dump_model()["tree_info"]))
     report["artifact"] = {
         "version": artifact.version,
         "bytes": len(encode(artifact)),
         "features": e.num_features,
         "clusters": router.extractor.schema.clusters,
         "trees": int(e.roots.size),
-        "rounds": int(e.roots.size // e.num_class),
+        "parts": len(router.scorer.strings),
+        "triage_trees": triage_trees,
+        "triage_evaluated": router.scorer.gate,
+        "quality_trees": int(per_class[3:3 + n_models].sum()),
+        "cost_trees": int(per_class[3 + n_models:].sum()),
         "nodes": int(e.feature.size),
-        "max_depth": tree_depths(router),
-        "models": len(router.tables.models),
+        "max_depth": e.depth,
+        "complete_tree_walk": e._complete is not None,  # noqa: SLF001 - reported
+        "models": n_models,
+        "gate": boot.search.gate,
         "router_build_ms": build_seconds * 1e3,
     }
 
@@ -566,7 +586,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     report.update(prompts=len(prompts), decisions=n, mean_prompt_chars=float(np.mean([len(p) for p in prompts])),
                   lightgbm_num_threads="default (OpenMP, all cores)")
 
-    report["check"] = check_equivalence(router, booster, prompts, vectors)
+    report["check"] = check_equivalence(router, boosters, prompts, vectors)
 
     log.info("measure: %d decisions per measure", n)
     measures: dict[str, Any] = {}
@@ -575,12 +595,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     measures["route_prompt"] = timed_calls("route(prompt)", router.route, prompts, n, keep=kept)
     report["route_prompt_by_length"] = by_prompt_length(prompts, kept[0])
     measures["route_vector"] = timed_calls("route(feature_vector)", router.route, vectors, n)
-    measures["lightgbm_predict_one"] = timed_calls("lightgbm predict(x[None, :])", lambda x: booster.predict(x[None, :]),
-                                                   vectors, n)
-    booster_1t = lightgbm.Booster(model_str=artifact.gbdt.model)  # its own booster: predict params may stick
+    measures["lightgbm_predict_one"] = timed_calls("lightgbm predict(x[None, :]) × models",
+                                                   lambda x: boosters.raw(x[None, :]), vectors, n)
+    boosters_1t = Boosters(router, num_threads=1)  # their own boosters: predict params may stick
     measures["lightgbm_predict_one_1thread"] = timed_calls(
-        "lightgbm predict(.., num_threads=1)", lambda x: booster_1t.predict(x[None, :], num_threads=1), vectors, n)
-    measures["numpy_predict_one"] = timed_calls("numpy predict_proba_one(x)", router.ensemble.predict_proba_one, vectors, n)
+        "lightgbm predict(.., num_threads=1) × models", lambda x: boosters_1t.raw(x[None, :]), vectors, n)
+    measures["numpy_predict_one"] = timed_calls("numpy scorer.predict_one(x)", router.scorer.predict_one, vectors, n)
     measures["extract"] = timed_calls("extract(prompt)", router.extractor.extract, prompts, n)
     max_chars = router.extractor.schema.text.max_chars
     measures["base_features"] = timed_calls("base_features(prompt)", lambda p: base_features(p, max_chars=max_chars),
@@ -597,7 +617,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     report["batched"] = batched
     X = np.vstack(vectors)
     calls = max(1, n // len(X))
-    report["lightgbm_batch"] = timed_calls(f"lightgbm predict(X) × {len(X)}", booster.predict, [X], calls,
+    report["lightgbm_batch"] = timed_calls(f"lightgbm predict(X) × {len(X)}", boosters.raw, [X], calls,
                                            items_per_call=len(X))
 
     a = measures["route_prompt"]

@@ -4,6 +4,10 @@ The triage classifier and every LLM's quality and cost models are stacked into o
 :class:`~bifrost.router.gbdt.TreeEnsemble` (:meth:`TreeEnsemble.concat`), so routing one
 prompt is one tree walk. Outputs ``[0, 3)`` are the triage's raw class scores, then one
 quality raw score per model, then one cost raw score per model (models in sorted order).
+
+When the artifact's escalation gate is off (``thresholds.hard`` ≤ 0: every prompt is in
+the ``hard`` bucket whatever the triage says), the triage cannot change a decision and is
+not evaluated: its probabilities are reported as ``[0, 0, 1]``.
 """
 
 from __future__ import annotations
@@ -30,8 +34,11 @@ class Predictions:
         return self.cost * unit
 
 
+GATE_OFF_PROBABILITIES = np.array([0.0, 0.0, 1.0])
+
+
 class PromptScorer:
-    """All tree models of one artifact, evaluated together."""
+    """All tree models of one artifact, evaluated together (``strings``: the stacked models, in order)."""
 
     def __init__(self, artifact: Artifact) -> None:
         models = artifact.models
@@ -54,7 +61,11 @@ class PromptScorer:
             if name != "triage" and part.num_class != 1:
                 raise ArtifactFormatError(f"artifact {artifact.version}: the {name} model has {part.num_class} outputs")
         self.models = models
-        self.ensemble = TreeEnsemble.concat([triage, *quality, *cost])
+        self.gate = artifact.thresholds.hard > 0.0
+        self.strings = [*([artifact.gbdt.model] if self.gate else []), *(pm.quality[m] for m in models),
+                        *(pm.cost[m] for m in models)]
+        self.ensemble = TreeEnsemble.concat([*([triage] if self.gate else []), *quality, *cost])
+        self._offset = 3 if self.gate else 0
         self.n_models = len(models)
         calibration = np.array([pm.calibration[m] for m in models], dtype=np.float64).reshape(len(models), 2)
         self.scale, self.shift = calibration[:, 0], calibration[:, 1]
@@ -64,12 +75,15 @@ class PromptScorer:
     def _split(self, raw: np.ndarray, X: np.ndarray) -> Predictions:
         raw = np.atleast_2d(raw)
         X = np.atleast_2d(X)
-        n = self.n_models
-        triage = raw[:, :3] - raw[:, :3].max(axis=1, keepdims=True)
-        np.exp(triage, out=triage)
-        triage /= triage.sum(axis=1, keepdims=True)
-        quality = 1.0 / (1.0 + np.exp(-(self.scale * raw[:, 3:3 + n] + self.shift)))
-        per_unit = np.exp(raw[:, 3 + n:3 + 2 * n])
+        n, o = self.n_models, self._offset
+        if self.gate:
+            triage = raw[:, :3] - raw[:, :3].max(axis=1, keepdims=True)
+            np.exp(triage, out=triage)
+            triage /= triage.sum(axis=1, keepdims=True)
+        else:
+            triage = np.tile(GATE_OFF_PROBABILITIES, (len(raw), 1))
+        quality = 1.0 / (1.0 + np.exp(-(self.scale * raw[:, o:o + n] + self.shift)))
+        per_unit = np.exp(raw[:, o + n:o + 2 * n])
         size = 1.0 if self.cost_column is None else np.maximum(X[:, self.cost_column], 0.0)[:, None]
         cost = np.maximum(per_unit * size, _COST_FLOOR) / self.cost_unit
         return Predictions(probabilities=triage, quality=quality, cost=cost)

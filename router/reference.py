@@ -39,7 +39,8 @@ class Decision:
     the triage model's P(cheap), P(mid), P(hard); ``quality`` and ``cost_usd`` the
     per-prompt predictions q̂(m | x) and ĉ(m | x) of every model; ``features`` the vector
     to log when the decision was made from a prompt. The router is deterministic, so
-    ``propensity`` is 1.
+    ``propensity`` is 1. With the escalation gate off (τ_hard = 0) the triage is not
+    evaluated and ``probabilities`` is empty.
     """
 
     model: str
@@ -145,7 +146,7 @@ class ReferenceRouter:
             bucket=BUCKETS[int(bucket[0])],
             cluster_id=cluster,
             scores={models[i]: float(row[i]) for i in np.flatnonzero(ok)},
-            probabilities=dict(zip(BUCKETS, map(float, predicted.probabilities[0]))),
+            probabilities=dict(zip(BUCKETS, map(float, predicted.probabilities[0]))) if self.scorer.gate else {},
             features=logged,
             guardrail="context" if bool(applied[0]) else None,
             quality=dict(zip(models, map(float, predicted.quality[0]))),

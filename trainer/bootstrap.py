@@ -88,6 +88,7 @@ class BootstrapReport(msgspec.Struct, kw_only=True):
     cv: CvReport
     search: SearchReport
     validation: ValidationReport
+    gate_check: dict[str, float | str] = {}
     timings: dict[str, float]
     sha256: str = ""
     signature: str = ""
@@ -129,11 +130,16 @@ class BootstrapReport(msgspec.Struct, kw_only=True):
             "",
             "## Search (Optuna TPE, out-of-fold estimates)",
             "",
+            (f"Escalation gate {'kept' if s.gate == 'on' else 'OFF (τ_hard = 0: every prompt may use every model)'}: "
+             f"the best gated trial beats the best policy without it by {s.gate_gain:+.4f} (objective), one SE "
+             f"{s.gate_gain_se:.4f}." if s.gate_gain is not None else ""),
+            "",
             f"{s.trials} trials, seed {s.seed}; best trial {s.best_trial}: α={s.alpha:.4f}, τ_cheap={s.tau_cheap:.4f}, "
             f"τ_hard={s.tau_hard:.4f}; objective: {s.objective.describe()} ({'feasible' if s.feasible else 'NOT feasible'}); "
             f"estimated score {s.score:.4f} at {s.cost_ratio:.1%} of {s.reference_model}'s cost "
             f"(its score {s.reference_score:.4f}); buckets {s.bucket_share}; models {s.model_share}.",
             "",
+            *([f"Gate check on the holdout (rows the search never saw): {self.gate_check}.", ""] if self.gate_check else []),
             self.validation.to_markdown(),
             "## Timings (s)",
             "",
@@ -273,6 +279,11 @@ def bootstrap_artifact(
         )
         search = search_policy(data, trials=config.trials, seed=config.seed, objective=config.objective, space=config.space)
 
+    gate_check: dict[str, float | str] = {}
+    if search.gate == "on" and search.ungated_alpha is not None and len(holdout):
+        with timings.measure("gate", rows=len(holdout)):
+            search, gate_check = _check_gate(search, holdout, assemble, config, models)
+
     with timings.measure("validate", rows=len(holdout)):
         candidate = assemble(search.alpha, search.tau_cheap, search.tau_hard,
                              np.array([search.penalties[m] for m in models]))
@@ -298,6 +309,7 @@ def bootstrap_artifact(
         cv=triage.cv,
         search=search,
         validation=validation,
+        gate_check=gate_check,
         timings={},
     )
     if not validation.passed:
@@ -308,7 +320,7 @@ def bootstrap_artifact(
         training = msgspec.to_builtins({
             "dataset": full.source, "rows": report.rows, "config": config, "quality": quality,
             "buckets": bucket_report, "clustering": report.clustering, "outcomes": outcomes.report, "cv": triage.cv,
-            "search": search,
+            "search": search, "gate_check": gate_check,
             "timings_s": {name: round(sec, 3) for name, sec in timings.seconds.items()},
         })
         signed = sign_artifact(candidate, training=training, validation=msgspec.to_builtins(validation), key=key)
@@ -353,6 +365,52 @@ def _artifact(
         prompt_models=prompt_models_of(outcomes),
         context={m: c for m, c in context.items() if m in models},
     ).check()
+
+
+def _check_gate(search: SearchReport, holdout: FullInfoDataset, assemble, config: BootstrapConfig,
+                models: tuple[str, ...]) -> tuple[SearchReport, dict[str, float | str]]:
+    """Keep the escalation gate only if it beats the best policy without it on the holdout.
+
+    Two candidates, the gated winner and the ungated one, are routed from prompt text on
+    rows the search never saw; the gate stays when its objective is higher by more than
+    z·SE of the paired per-prompt score difference (one-sided, ``config.confidence``).
+    """
+    from statistics import NormalDist
+
+    from bifrost.router.policy import choose
+    from bifrost.trainer.evaluate import route_dataset
+
+    gated = ReferenceRouter(assemble(search.alpha, search.tau_cheap, search.tau_hard,
+                                     np.array([search.penalties[m] for m in models])))
+    columns, batch = route_dataset(gated, holdout)
+    S, C = holdout.scores[:, columns], holdout.costs[:, columns]
+    rows = np.arange(len(holdout))
+    tokens = batch.features[:, list(gated.artifact.gbdt.feature_schema.names).index("tokens_approx")]
+    best = int(np.argmax(S.mean(axis=0)))
+    ref_s, ref_c = float(S[:, best].mean()), float(C[:, best].mean()) or 1.0
+    ungated = gated.tables.with_params(alpha=search.ungated_alpha, tau_cheap=config.space.tau_cheap[1],
+                                       tau_hard=config.space.tau_hard[0], penalty=np.zeros(len(models)))
+    outcomes = {}
+    for name, tables in (("gated", gated.tables), ("ungated", ungated)):
+        chosen, _, _, _ = choose(tables, batch.probabilities, batch.quality, batch.cost, tokens)
+        s, c = S[rows, chosen], C[rows, chosen]
+        outcomes[name] = (s, config.objective.value(float(s.mean()), float(c.mean()) / ref_c, ref_s))
+    diff = outcomes["gated"][0] - outcomes["ungated"][0]
+    se = float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else 0.0
+    gain = outcomes["gated"][1] - outcomes["ungated"][1]
+    keep = gain > NormalDist().inv_cdf(config.confidence) * se
+    check: dict[str, float | str] = {"rows": len(holdout), "objective_gain": round(gain, 6), "score_diff_se": round(se, 6),
+                                     "verdict": "gate kept" if keep else "gate off (not better on the holdout)"}
+    step("gate", rows=len(holdout), gain=gain, se=se, keep=keep)
+    if keep:
+        return search, check
+    return msgspec.structs.replace(
+        search, gate="off", alpha=search.ungated_alpha, tau_cheap=config.space.tau_cheap[1],
+        tau_hard=config.space.tau_hard[0], best_trial=-1, value=search.ungated_value, score=search.ungated_score,
+        cost_ratio=search.ungated_cost_ratio, cost_usd=(search.ungated_cost_ratio or 0.0) * search.reference_cost_usd,
+        bucket_share={"cheap": 0.0, "mid": 0.0, "hard": 1.0}, model_share={},
+        feasible=config.objective.feasible(search.ungated_score or 0.0, search.ungated_cost_ratio or 0.0,
+                                           search.reference_score)), check
 
 
 def prompt_models_of(outcomes: OutcomeModels) -> PromptModels:

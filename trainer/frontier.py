@@ -177,9 +177,10 @@ def plot_frontier(report: FrontierReport, path: str | Path) -> Path:
     ax.set_xscale("log")
     ax.set_xlabel(f"mean cost relative to the best single model ({b.name}), log scale")
     ax.set_ylabel("mean score")
-    ax.set_title(f"{report.artifact} on {Path(report.dataset.split('#')[0]).name}"
-                 f"{'#' + report.dataset.split('#', 1)[1] if '#' in report.dataset else ''} ({report.split}, {report.rows})",
-                 fontsize=9)
+    import textwrap
+
+    name = Path(report.dataset.split("#")[0]).name + ("#" + report.dataset.split("#", 1)[1] if "#" in report.dataset else "")
+    ax.set_title(textwrap.fill(f"{report.artifact} on {name} ({report.split}, {report.rows} prompts)", 110), fontsize=8)
     ax.grid(True, which="both", lw=0.3, alpha=0.5)
     ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()

@@ -27,11 +27,8 @@ def predict_rows(artifact: Artifact, X: np.ndarray, *, scorer: PromptScorer | No
     scorer = scorer or PromptScorer(artifact)
     if len(X) <= _PARITY_ROWS:
         return scorer.predict(X)
-    models = artifact.models
-    pm = artifact.prompt_models
-    strings = [artifact.gbdt.model, *(pm.quality[m] for m in models), *(pm.cost[m] for m in models)]
     parts = [np.asarray(lgb.Booster(model_str=text).predict(X, raw_score=True, num_threads=threads),
-                        dtype=np.float64).reshape(len(X), -1) for text in strings]
+                        dtype=np.float64).reshape(len(X), -1) for text in scorer.strings]
     raw = np.concatenate(parts, axis=1)
     sample = np.sort(np.random.default_rng(seed).choice(len(X), size=_PARITY_ROWS, replace=False))
     reference = scorer.ensemble.raw_scores(X[sample])

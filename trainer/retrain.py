@@ -14,8 +14,9 @@ windows (routers log features in that schema); it re-learns:
   out-of-fold q̂), for the knob ``RetrainConfig.objective`` (default: the lowest cost
   at no less estimated quality than the current artifact, at no more cost).
 
-Validation happens on the newest part of the window (by event time, never trained on)
-and is a **non-inferiority test**: per-row doubly robust terms of the candidate and of
+Validation happens on the prompts first seen last in the window (never trained on: a
+prompt's requests are all in the holdout or all in training, so repeated prompts cannot
+make a candidate look better than it is on new ones) and is a **non-inferiority test**: per-row doubly robust terms of the candidate and of
 the current artifact (same rows, same reward model) are paired, and the one-sided lower
 confidence bound of the quality difference must be above −2% of the current's quality;
 the DR cost must not be higher; P95 latency of the models the candidate picks within
@@ -283,9 +284,8 @@ def retrain_from_logs(
 
     with timings.measure("prepare"):
         rows = np.flatnonzero(usable)
-        order = rows[np.argsort(data.ts[rows], kind="stable")]
-        n_hold = int(round(config.holdout_fraction * len(order)))
-        train_rows, hold_rows = np.sort(order[: len(order) - n_hold]), np.sort(order[len(order) - n_hold:])
+        train_rows, hold_rows = newest_prompts_holdout(data.features[rows], data.ts[rows], config.holdout_fraction)
+        train_rows, hold_rows = rows[train_rows], rows[hold_rows]
         models = parent.models
         k = parent.gbdt.feature_schema.clusters
         names = list(parent.gbdt.feature_schema.names)
@@ -432,6 +432,33 @@ def retrain_from_logs(
     report.timings["total"] = round(timings.total, 3)
     step("done", version=version, seconds=report.timings["total"])
     return artifact, report
+
+
+def newest_prompts_holdout(features: np.ndarray, ts: np.ndarray, fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    """(train, holdout) row indices: the holdout is the prompts first seen last, with every row of theirs.
+
+    A prompt (an identical feature vector) is in the holdout or in training, never both:
+    a candidate trained on a prompt's other requests would be judged on what it has seen.
+    Prompts are taken from the newest first appearance backwards until the holdout has
+    ``fraction`` of the rows, so on traffic of mostly new prompts this is the newest part
+    of the window (drift shows), and on replayed or repeated prompts it is still disjoint.
+    """
+    n = len(ts)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    X = np.ascontiguousarray(features)
+    _, group = np.unique(X.view(np.dtype((np.void, X.dtype.itemsize * X.shape[1]))).ravel(), return_inverse=True)
+    group = group.reshape(-1)
+    first = np.full(int(group.max()) + 1, np.inf)
+    np.minimum.at(first, group, ts)
+    sizes = np.bincount(group)
+    newest_first = np.argsort(-first, kind="stable")
+    taken = np.cumsum(sizes[newest_first])
+    k = int(np.searchsorted(taken, fraction * n)) + 1 if fraction > 0 else 0
+    held = np.zeros(len(sizes), dtype=bool)
+    held[newest_first[:k]] = True
+    mask = held[group]
+    return np.flatnonzero(~mask), np.flatnonzero(mask)
 
 
 def _at_least(name: str, value: int, limit: int, message: str) -> Check:

@@ -16,6 +16,15 @@ score relative to the reference's:
 
 Constraints are penalties steep enough that any feasible trial beats an infeasible one
 of similar cost.
+
+**The escalation gate must earn its place.** On full-information rows the search also
+finds the best policy *without* the gate (τ_hard at its minimum: every prompt may use
+every model; λ on a fine grid, reported as ``ungated_alpha``) and keeps the gated winner
+only if it beats that simpler policy by more than one standard error of their paired
+per-prompt score difference (the "one-standard-error rule": among near-equals on noisy
+estimates, the simpler policy generalizes better; a gated winner picked out of hundreds
+of trials is partly luck). The bootstrap then checks a kept gate once more on rows the
+search never saw (:func:`bifrost.trainer.bootstrap.bootstrap_artifact`).
 """
 
 from __future__ import annotations
@@ -111,6 +120,13 @@ class SearchReport(msgspec.Struct, frozen=True, kw_only=True):
     bucket_share: dict[str, float]
     model_share: dict[str, float]
     top: list[TrialSummary]
+    gate: str = "on"  # "off": the simpler policy without the escalation gate was kept (one-SE rule)
+    ungated_alpha: float | None = None  # α of the best policy without the gate, its estimates:
+    ungated_value: float | None = None
+    ungated_score: float | None = None
+    ungated_cost_ratio: float | None = None
+    gate_gain: float | None = None  # objective of the best gated trial − that of the best policy without the gate
+    gate_gain_se: float | None = None
 
 
 @dataclass(frozen=True)
@@ -231,6 +247,23 @@ def search_policy(
     best = study.best_trial
     params = dict(best.params)
     value, score, ratio, buckets, chosen = evaluate(params)
+    gate, gain, gain_se, ungated_alpha = "on", None, None, None
+    ungated: tuple[float | None, float | None, float | None] = (None, None, None)
+    if estimator is None and space.penalties == "none":
+        # The best policy without the gate, on a fine λ grid; kept unless the gate wins by > 1 SE.
+        off = {"tau_cheap": space.tau_cheap[1], "tau_hard": space.tau_hard[0]}
+        grid = [{"cost_weight": float(w), **off} for w in np.geomspace(space.cost_weight[0], space.cost_weight[1], 80)]
+        simple = max(grid, key=lambda p: evaluate(p)[0])
+        s_value, s_score, s_ratio, _, s_chosen = evaluate(simple)
+        ungated_alpha = alpha_of(simple["cost_weight"])
+        ungated = (round(s_value, 6), round(s_score, 6), round(s_ratio, 6))
+        rows = np.arange(len(chosen))
+        paired = data.scores[rows, chosen] - data.scores[rows, s_chosen]
+        gain = float(value - s_value)
+        gain_se = float(paired.std(ddof=1) / np.sqrt(len(paired))) if len(paired) > 1 else 0.0
+        if gain <= gain_se:
+            gate, params = "off", {**params, **simple}
+            value, score, ratio, buckets, chosen = evaluate(params)
     penalty = penalties_of(params)
     ranked = sorted((t for t in study.trials if t.value is not None), key=lambda t: -t.value)[:10]
     shares = np.bincount(chosen, minlength=len(models)) / max(len(chosen), 1)
@@ -244,7 +277,7 @@ def search_policy(
         reference_model=reference_name,
         reference_score=round(float(reference_score), 6),
         reference_cost_usd=reference_cost,
-        best_trial=best.number,
+        best_trial=best.number if gate == "on" else -1,
         value=round(value, 6),
         feasible=objective.feasible(score, ratio, reference_score),
         score=round(score, 6),
@@ -256,6 +289,13 @@ def search_policy(
         penalties={m: float(p) for m, p in zip(models, penalty)},
         bucket_share={b: round(float((buckets == i).mean()), 4) for i, b in enumerate(("cheap", "mid", "hard"))},
         model_share={m: round(float(s), 4) for m, s in zip(models, shares) if s > 0},
+        gate=gate,
+        ungated_alpha=ungated_alpha,
+        ungated_value=ungated[0],
+        ungated_score=ungated[1],
+        ungated_cost_ratio=ungated[2],
+        gate_gain=None if gain is None else round(gain, 6),
+        gate_gain_se=None if gain_se is None else round(gain_se, 6),
         top=[
             TrialSummary(number=t.number, value=round(t.value, 6), score=round(t.user_attrs["score"], 6),
                          cost_ratio=round(t.user_attrs["cost_ratio"], 6), alpha=round(alpha_of(t.params["cost_weight"]), 6),

@@ -141,3 +141,87 @@ def test_categorical_decision_type_is_refused() -> None:
                         lgb.Dataset(X, y, categorical_feature=[0]), 10)
     with pytest.raises(UnsupportedModel, match="categorical"):
         TreeEnsemble.from_model_string(booster.model_to_string())
+
+
+# -- stacked models and the complete-tree walk ----------------------------------------------
+
+
+def stacked_models(rng: np.random.Generator, *, max_depth: int = 6, nan: bool = False):
+    """A multiclass triage, two cross-entropy quality models and a gamma cost model over the same rows."""
+    X = rng.normal(size=(1500, N_FEATURES))
+    X[:, 1] = np.round(X[:, 1] * 2)  # exact zeros and ties
+    if nan:
+        X[rng.random(X.shape) < 0.05] = np.nan
+    base = {"verbose": -1, "num_threads": 1, "deterministic": True, "seed": 0, "num_leaves": 31, "max_depth": max_depth,
+            "min_data_in_leaf": 5}
+    labels = labels_of(X)
+    boosters = [
+        lgb.train({**base, "objective": "multiclass", "num_class": 3}, lgb.Dataset(X, labels), 20),
+        lgb.train({**base, "objective": "cross_entropy"}, lgb.Dataset(X, (labels > 0).astype(float)), 25),
+        lgb.train({**base, "objective": "cross_entropy"}, lgb.Dataset(X, np.clip(np.nan_to_num(X[:, 0]) / 4 + 0.5, 0, 1)), 25),
+        lgb.train({**base, "objective": "gamma"}, lgb.Dataset(X, np.exp(np.nan_to_num(X[:, 2]) / 3)), 25),
+    ]
+    return X, boosters
+
+
+def raw_of(boosters: list[lgb.Booster], X: np.ndarray) -> np.ndarray:
+    return np.column_stack([np.asarray(b.predict(X, raw_score=True)).reshape(len(X), -1) for b in boosters])
+
+
+def test_concatenated_models_match_each_lightgbm_model() -> None:
+    rng = np.random.default_rng(6)
+    X, boosters = stacked_models(rng)
+    parts = [TreeEnsemble.from_model_string(b.model_to_string()) for b in boosters]
+    stacked = TreeEnsemble.concat(parts)
+    assert stacked.num_class == 3 + 1 + 1 + 1 and stacked.roots.size == sum(p.roots.size for p in parts)
+    assert stacked.objective == "multiclass+cross_entropy+cross_entropy+gamma"
+    Xt = np.vstack([X[:300], np.zeros((3, N_FEATURES)), np.full((2, N_FEATURES), 1e-40)])
+    expected = raw_of(boosters, Xt)
+    assert np.abs(stacked.raw_scores(Xt) - expected).max() < 1e-9
+    assert stacked.depth <= 6 and stacked._complete is not None  # the one-row walk takes the complete-tree path
+    for row, want in zip(Xt, expected):
+        assert np.abs(stacked.raw_scores_one(row) - want).max() < 1e-9
+    # The links the router applies: softmax, sigmoid, exp — LightGBM's own outputs.
+    assert np.abs(1 / (1 + np.exp(-expected[:, 3])) - boosters[1].predict(Xt)).max() < 1e-9
+    assert np.abs(np.exp(expected[:, 5]) - boosters[3].predict(Xt)).max() < 1e-9
+    with pytest.raises(ValueError, match="different feature counts"):
+        TreeEnsemble.concat([parts[0], TreeEnsemble.from_model_string(constant_model_string((0.2, 0.5, 0.3), 2))])
+
+
+def test_deep_trees_and_missing_values_take_the_general_walk() -> None:
+    rng = np.random.default_rng(7)
+    # Unlimited depth: deeper than the complete-tree limit → the general walk, still exact.
+    X, boosters = stacked_models(rng, max_depth=-1)
+    deep = TreeEnsemble.concat([TreeEnsemble.from_model_string(b.model_to_string()) for b in boosters])
+    assert deep.depth > 8 and deep._complete is None
+    for row, want in zip(X[:100], raw_of(boosters, X[:100])):
+        assert np.abs(deep.raw_scores_one(row) - want).max() < 1e-9
+    # Models trained with NaN have NaN-missing splits: the general walk handles them.
+    X, boosters = stacked_models(rng, nan=True)
+    missing = TreeEnsemble.concat([TreeEnsemble.from_model_string(b.model_to_string()) for b in boosters])
+    assert missing._complete is None
+    Xt = edge_rows(rng)[:300]
+    for row, want in zip(Xt, raw_of(boosters, Xt)):
+        assert np.abs(missing.raw_scores_one(row) - want).max() < 1e-9
+    # A plain model and a row with NaN: the complete-tree path is skipped for that row (LightGBM treats NaN as 0).
+    X, boosters = stacked_models(rng)
+    plain = TreeEnsemble.concat([TreeEnsemble.from_model_string(b.model_to_string()) for b in boosters])
+    row = X[0].copy()
+    row[[0, 2]] = np.nan
+    assert plain._complete is not None
+    assert np.abs(plain.raw_scores_one(row) - raw_of(boosters, row[None, :])[0]).max() < 1e-9
+
+
+def test_batches_are_evaluated_in_chunks() -> None:
+    import bifrost.router.gbdt as gbdt
+
+    rng = np.random.default_rng(8)
+    X, boosters = stacked_models(rng)
+    stacked = TreeEnsemble.concat([TreeEnsemble.from_model_string(b.model_to_string()) for b in boosters])
+    whole = stacked.raw_scores(X)
+    limit = gbdt._CHUNK_NODES
+    try:
+        gbdt._CHUNK_NODES = stacked.roots.size * 7  # 7 rows per chunk
+        assert np.array_equal(stacked.raw_scores(X), whole)
+    finally:
+        gbdt._CHUNK_NODES = limit

@@ -226,3 +226,16 @@ def test_route_many_matches_route() -> None:
     assert batch.features.shape == (len(prompts), len(BASE_FEATURES) + 2)
     empty = router.route_many([])
     assert empty.chosen.size == 0 and empty.probabilities.shape == (0, 3)
+
+
+def test_with_the_gate_off_the_triage_is_not_evaluated() -> None:
+    # τ_hard = 0: every prompt is "hard" whatever the triage says, so its trees are skipped.
+    gated, open_ = ReferenceRouter(make_artifact(hard=0.3)), ReferenceRouter(make_artifact(hard=0.0))
+    assert gated.scorer.gate and not open_.scorer.gate
+    assert len(open_.scorer.strings) == len(gated.scorer.strings) - 1
+    for prompt in CODE_PROMPTS + QUESTION_PROMPTS:
+        a, b = gated.route(prompt), open_.route(prompt)
+        assert (a.model, a.bucket, a.scores) == (b.model, b.bucket, b.scores) and b.bucket == "hard"
+        assert b.probabilities == {} and a.probabilities
+    batch = open_.route_many(CODE_PROMPTS)
+    assert batch.probabilities.tolist() == [[0.0, 0.0, 1.0]] * len(CODE_PROMPTS)

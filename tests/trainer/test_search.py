@@ -141,3 +141,17 @@ def test_parameters_stay_inside_the_search_space() -> None:
         assert alpha_of(2.0) - 1e-6 <= trial.alpha <= alpha_of(0.5) + 1e-6
         assert 0.1 <= trial.tau_cheap <= 0.6 and 0.3 <= trial.tau_hard <= 0.7
     assert all(0.0 <= p <= 0.05 for p in report.penalties.values())
+
+
+def test_the_gate_is_kept_only_when_it_beats_the_simpler_policy() -> None:
+    # Per-prompt estimates already separate easy rows: the gate adds nothing, the simpler policy is kept.
+    informative = search_policy(problem(), trials=30, seed=0, objective=SearchObjective(max_cost_share=0.8))
+    assert informative.gate == "off" and informative.tau_hard == 0.0 and informative.best_trial == -1
+    assert informative.gate_gain is not None and informative.gate_gain <= informative.gate_gain_se
+    assert informative.ungated_alpha == informative.alpha and informative.ungated_score == informative.score
+    assert informative.bucket_share["hard"] == 1.0
+    # Only the triage separates them (flat q̂): the gate is what makes the policy cheap, and it stays.
+    gate_only = search_policy(problem(informative=False), trials=30, seed=0,
+                              objective=SearchObjective(max_cost_share=0.8))
+    assert gate_only.gate == "on" and gate_only.gate_gain > gate_only.gate_gain_se
+    assert gate_only.bucket_share["cheap"] > 0.5

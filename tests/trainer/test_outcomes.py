@@ -1,0 +1,99 @@
+"""Per-prompt outcome models: calibrated quality (pass/fail and graded) and per-prompt cost."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bifrost.router.gbdt import TreeEnsemble
+from bifrost.trainer.outcomes import group_folds, platt, train_outcome_models
+
+NAMES = ["chars", "tokens_approx", "x0", "x1", "x2"]
+
+
+def synthetic(n: int = 1500, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Three models over 5 features: pass/fail ``a`` and ``b`` that depend on x0 in opposite ways, graded ``c``;
+    cost = input tokens × price + an output length that grows with x1 (so cost per token varies by prompt)."""
+    rng = np.random.default_rng(seed)
+    tokens = rng.integers(20, 2000, size=n).astype(float)
+    x = rng.normal(size=(n, 3))
+    X = np.column_stack([tokens * 4, tokens, x])
+    p_a = 1 / (1 + np.exp(-2 * x[:, 0]))
+    p_b = 1 / (1 + np.exp(2 * x[:, 0]))
+    scores = np.column_stack([
+        (rng.random(n) < p_a).astype(float),
+        (rng.random(n) < p_b).astype(float),
+        np.clip(0.5 + 0.2 * x[:, 1] + rng.normal(0, 0.05, n), 0, 1),  # graded
+    ])
+    output_tokens = 200 * np.exp(0.5 * x[:, 1])
+    price_in, price_out = np.array([1e-6, 2e-6, 1e-5]), np.array([2e-6, 4e-6, 3e-5])
+    costs = tokens[:, None] * price_in + output_tokens[:, None] * price_out
+    return X, scores, costs
+
+
+def test_platt_recovers_a_known_calibration() -> None:
+    rng = np.random.default_rng(1)
+    raw = rng.normal(0, 2, 20_000)
+    labels = (rng.random(raw.size) < 1 / (1 + np.exp(-(0.5 * raw - 0.3)))).astype(float)
+    a, b = platt(raw, labels)
+    assert a == pytest.approx(0.5, abs=0.05) and b == pytest.approx(-0.3, abs=0.05)
+    assert platt(np.zeros(10), np.ones(10)) == (1.0, 0.0)  # nothing to calibrate on
+
+
+def test_group_folds_keep_repeated_prompts_together() -> None:
+    rng = np.random.default_rng(2)
+    unique = rng.normal(size=(200, 4)).astype(np.float32)
+    X = unique[rng.integers(200, size=3000)]  # every prompt logged ~15 times
+    folds = group_folds(X, 5, seed=0)
+    for row in unique:
+        same = (X == row).all(axis=1)
+        if same.any():
+            assert len(set(folds[same].tolist())) == 1
+    assert set(folds.tolist()) == set(range(5))
+    assert np.array_equal(folds, group_folds(X, 5, seed=0))
+
+
+def test_quality_and_cost_models_out_of_fold() -> None:
+    X, scores, costs = synthetic()
+    folds = np.arange(len(X)) % 5
+    unit = float(costs[:, 2].mean())
+    models = train_outcome_models(X, scores, costs, folds, models=("a", "b", "c"), feature_names=NAMES,
+                                  cost_unit_usd=unit, seed=0)
+    assert models.oof_quality.shape == models.oof_cost.shape == scores.shape
+    fits = models.report.per_model
+    # Pass/fail models rank and are calibrated; the graded one tracks its expected score.
+    assert fits["a"].auc > 0.75 and fits["b"].auc > 0.75 and fits["a"].ece < 0.05
+    assert np.corrcoef(models.oof_quality[:, 0], models.oof_quality[:, 1])[0, 1] < -0.5  # opposite prompts
+    assert np.abs(models.oof_quality[:, 2] - scores[:, 2]).mean() < 0.08
+    # The cost per prompt (input and output tokens) is learned, normalized by the unit.
+    assert max(f.cost_mape for f in fits.values()) < 0.15
+    assert np.corrcoef(models.oof_cost[:, 2] * unit, costs[:, 2])[0, 1] > 0.95
+    # The final models are what the router evaluates: raw → sigmoid(a·raw + b) and exp(raw) × tokens.
+    q = TreeEnsemble.from_model_string(models.quality["a"]).raw_scores(X)[:, 0]
+    a, b = models.calibration["a"]
+    final = 1 / (1 + np.exp(-(a * q + b)))
+    assert np.corrcoef(final, models.oof_quality[:, 0])[0, 1] > 0.8
+    per_token = np.exp(TreeEnsemble.from_model_string(models.cost["c"]).raw_scores(X)[:, 0])
+    assert np.abs(per_token * X[:, 1] - costs[:, 2]).mean() / costs[:, 2].mean() < 0.15
+    assert models.report.cost_per == "tokens_approx" and models.report.cost_unit_usd == unit
+
+
+def test_unlabelled_rows_are_left_out_and_thin_models_keep_the_fallback() -> None:
+    X, scores, costs = synthetic(900, seed=3)
+    served = np.random.default_rng(4).choice(3, size=len(X), p=[0.49, 0.49, 0.02])  # c: ~18 rows only
+    logged_scores = np.full(scores.shape, np.nan)
+    logged_costs = np.full(costs.shape, np.nan)
+    logged_scores[np.arange(len(X)), served] = scores[np.arange(len(X)), served]
+    logged_costs[np.arange(len(X)), served] = costs[np.arange(len(X)), served]
+    full = train_outcome_models(X, scores, costs, np.arange(len(X)) % 5, models=("a", "b", "c"), feature_names=NAMES,
+                                cost_unit_usd=1e-3)
+    fallback = {m: (full.quality[m], full.calibration[m], full.cost[m]) for m in ("a", "b", "c")}
+    logged = train_outcome_models(X, logged_scores, logged_costs, group_folds(X, 5), models=("a", "b", "c"),
+                                  feature_names=NAMES, cost_unit_usd=1e-3, fallback=fallback, min_rows=30)
+    fits = logged.report.per_model
+    assert fits["a"].rows == int((served == 0).sum()) and not fits["a"].fallback
+    assert fits["c"].fallback and logged.quality["c"] == full.quality["c"] and logged.cost["c"] == full.cost["c"]
+    assert fits["a"].auc > 0.7  # learned from its own rows only
+    with pytest.raises(ValueError, match="no fallback"):
+        train_outcome_models(X, logged_scores, logged_costs, group_folds(X, 5), models=("a", "b", "c"),
+                             feature_names=NAMES, cost_unit_usd=1e-3, min_rows=30)

@@ -346,6 +346,15 @@ def _start(state: RolloutState, command: RolloutCommand, arm_traffic: Mapping[st
             f"artifact {command.artifact} is not verified for router {state.router_id}: only versions announced on "
             "the artifacts topic whose sha256 and trainer signature a worker checked can start"
         )
+    if command.control and command.control != state.control_version and command.control not in arm_traffic and not any(
+        v.version == command.control for v in state.verified
+    ):
+        # The control is what an emergency stop falls back to: it must be a version that
+        # serves this router's traffic now, or one a worker verified, never a bare name.
+        raise Refused(
+            f"control {command.control} is neither the router's current artifact, nor serving its traffic, "
+            "nor a verified version"
+        )
     control = command.control or state.control_version or _dominant(arm_traffic)
     if control is None:
         raise Refused("no control artifact is known for this router; pass the control version")

@@ -198,6 +198,9 @@ def test_approval_gate() -> None:
         (fresh, command(CommandKind.START), TRAFFIC, "artifact version"),
         (fresh, command(CommandKind.START, artifact="v1"), TRAFFIC, "already"),
         (fresh, command(CommandKind.START, artifact="never-signed-v666"), TRAFFIC, "is not verified for router r"),
+        # An outside test set an arbitrary control name, which then got 95% and the emergency stop's 100%.
+        (fresh, command(CommandKind.START, artifact="v2", control="v-attacker-control"), TRAFFIC,
+         "neither the router's current artifact, nor serving its traffic, nor a verified version"),
         (started, command(CommandKind.RESUME), TRAFFIC, "cannot resume while canary"),
         (started, command(CommandKind.APPROVE), TRAFFIC, "cannot approve"),
         (started, command(CommandKind.PROMOTE, artifact="v9"), TRAFFIC, "canary is v2"),

@@ -94,7 +94,7 @@ PARTITIONS = 4
 SINK_MAX_ROWS = 50_000  # the sink's default flush size
 GOAL_SECONDS = 60.0
 STEPS = ("load", "quality", "prepare", "cv", "search", "validate", "export", "store")
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: artifact format 2 (per-prompt models); format-1 parents are refused
 
 
 # --------------------------------------------------------------------------- parent and logged traffic
@@ -466,6 +466,7 @@ def summarize(run: TrainerRun) -> dict[str, Any]:
             "candidate": msgspec.to_builtins(r.candidate),
             "current": msgspec.to_builtins(r.current),
             "checks": [{"name": c.name, "passed": c.passed, "value": c.value, "threshold": c.threshold} for c in r.checks],
+            "difference": msgspec.to_builtins(r.difference) if r.difference is not None else None,
         }
     return out
 
@@ -491,11 +492,14 @@ def step_rows(report: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         "load": f"`load_window`: {t['rows_loaded']:,} rows from {report['inputs']['warehouse']['files']} files "
                 f"(pq.read_table floor {fmt(report['baseline']['seconds'])})",
         "quality": "data-quality checks on every row",
-        "prepare": f"time split (train {n_train:,} / holdout {n_hold:,}), Q̂ cell means, prices",
-        "cv": (f"LightGBM {cv.get('folds', cfg['folds'])}-fold CV + final model on {cv.get('rows', 0):,} sampled rows "
-               f"(max_triage_rows {cfg['max_triage_rows']:,}), {cv.get('rounds', '—')} rounds"),
-        "search": f"{search.get('trials', cfg['trials'])} Optuna TPE trials, DR estimate on {search.get('rows', 0):,} rows each",
-        "validate": f"both policies routed + DR/IPS on {n_hold:,} holdout rows",
+        "prepare": f"prompt-disjoint split (train {n_train:,} / holdout {n_hold:,}: the prompts first seen last), "
+                   "per-cluster summaries",
+        "cv": (f"per-prompt quality and cost models of every LLM (5-fold, prompt-grouped), learned buckets, and the "
+               f"LightGBM triage ({cv.get('folds', cfg['folds'])}-fold CV, {cv.get('rounds', '—')} rounds) on "
+               f"{cv.get('rows', 0):,} sampled rows (max_triage_rows {cfg['max_triage_rows']:,})"),
+        "search": (f"{search.get('trials', cfg['trials'])} Optuna TPE trials, pessimistic DR estimate (lower bound of "
+                   f"the paired difference) on {search.get('rows', 0):,} rows each"),
+        "validate": f"both policies' models on {n_hold:,} holdout rows, paired DR terms, non-inferiority bound",
         "export": "report into the artifact, canonical encode, sha256, Ed25519 signature",
         "store": "run report (ledger) + `ArtifactStore.publish` (fsynced, atomic)",
     }

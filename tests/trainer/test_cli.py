@@ -295,3 +295,58 @@ def test_train_creates_a_default_key_when_none_is_configured(
     assert f"note: no signing key configured; created var/keys/artifact-signing.pem ({key_id(load_key(created))})" in err
     assert "not published (--no-publish)" in out
     assert created.read_text() not in err
+
+
+def test_knob_frontier_baseline_and_stress(tmp_path: Path, key_file: Path, dataset_file: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    store_dir = tmp_path / "store"
+    base = ["--dataset", dataset_file, "--trials", "15", "--clusters", "8", "--store", store_dir, "--key", key_file,
+            "--quiet", "--no-parent"]
+    # The knob: a tight cost budget, then non-inferiority (≥ 98% of the best single model's score).
+    code, out, err = run(main_train, [*base, "--max-cost-share", "0.3"], capsys)
+    assert code == 0, err
+    assert "search: best score at ≤ 30% of the reference's cost" in out
+    assert "logistic baseline (λ chosen on train)" in out and "artifact − baseline" in out
+    tight = ArtifactStore(store_dir).current()
+    code, out, err = run(main_train, [*base, "--min-quality-share", "0.98"], capsys)
+    assert code == 0, err
+    assert "search: lowest cost with score ≥ 98% of the reference's" in out
+    report = json.loads((store_dir / ArtifactStore(store_dir).current() / "report.json").read_text())
+    assert report["search"]["objective"]["min_quality_share"] == 0.98
+    assert report["search"]["objective"]["max_cost_share"] is None
+
+    # evaluate: the baseline comparison, and --frontier with its PNG.
+    plot = tmp_path / "plots" / "frontier.png"
+    code, out, err = run(main_evaluate, [tight, "--dataset", dataset_file, "--store", store_dir, "--key", key_file,
+                                         "--frontier", "--plot", plot], capsys)
+    assert code == 0, err
+    assert "Baseline (per-model logistic regression on the artifact's features" in out
+    assert "Artifact − baseline:" in out and "(SE, paired bootstrap" in out
+    assert "## Cost/quality frontier of" in out and "| λ | α | artifact score |" in out and "gate off" in out
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"frontier plot written to {plot}" in err
+    code, out, _ = run(main_evaluate, [tight, "--dataset", dataset_file, "--store", store_dir, "--key", key_file,
+                                       "--frontier", "--plot", plot, "--json"], capsys)
+    payload = json.loads(out)
+    curve = payload["frontier"]["artifact_curve"]
+    assert len(curve) == len(payload["frontier"]["baseline_curve"]) > 10
+    assert curve[0]["alpha"] == 1.0 and curve[-1]["cost_vs_best"] <= curve[0]["cost_vs_best"]
+    assert payload["evaluation"]["baseline"]["score_difference"]["rows"] == payload["evaluation"]["rows"]
+    code, out, _ = run(main_evaluate, [tight, "--dataset", dataset_file, "--store", store_dir, "--key", key_file,
+                                       "--no-baseline"], capsys)
+    assert code == 0 and "Baseline (" not in out
+
+    # A stress variant: train and evaluate on it (the specialist adds a model, so the artifact routes to it).
+    code, out, err = run(main_train, [*base, "--stress", "specialist"], capsys)
+    assert code == 0, err
+    special = ArtifactStore(store_dir).current()
+    assert any(m.startswith("specialist-") for m in ArtifactStore(store_dir).verify(special, load_key(key_file).public_key()).models)
+    code, out, err = run(main_evaluate, [special, "--dataset", dataset_file, "--store", store_dir, "--key", key_file,
+                                         "--stress", "specialist", "--no-baseline"], capsys)
+    assert code == 0, err
+    # Evaluated on the plain dataset it has no labels for its specialist: a clear error.
+    code, _, err = run(main_evaluate, [special, "--dataset", dataset_file, "--store", store_dir, "--key", key_file,
+                                       "--no-baseline"], capsys)
+    assert code == 1 and "no labels for" in err
+
+    code, _, err = run(main_train, [*base, "--max-cost-share", "0"], capsys)
+    assert code == 2 and one_error_line(err) == "error: --max-cost-share must be a positive share (e.g. 0.5), not 0.0"

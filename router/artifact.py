@@ -59,6 +59,10 @@ class ArtifactFormatError(ArtifactError):
     """The artifact decodes but is inconsistent (shapes, model sets, ranges)."""
 
 
+class ArtifactVersionError(ArtifactFormatError):
+    """The artifact has another format version than this router reads."""
+
+
 class Thresholds(msgspec.Struct, frozen=True, kw_only=True):
     """Triage thresholds: P(hard) ≥ hard → hard, else P(cheap) ≥ cheap → cheap, else mid."""
 
@@ -206,8 +210,8 @@ def decode(data: bytes) -> Artifact:
         hint = (" (per-cluster Q̂ only; format 2 routes with per-prompt quality and cost models): retrain it with "
                 "`bifrost-opt train --dataset FILE`, or keep a router of the version that wrote it"
                 if header.format < ARTIFACT_FORMAT else ": it was written by a newer trainer; upgrade the router")
-        raise ArtifactFormatError(f"artifact {header.version} has format {header.format}; this router reads format "
-                                  f"{ARTIFACT_FORMAT}{hint}")
+        raise ArtifactVersionError(f"artifact {header.version} has format {header.format}; this router reads format "
+                                   f"{ARTIFACT_FORMAT}{hint}")
     try:
         artifact = msgspec.json.decode(data, type=Artifact)
     except msgspec.DecodeError as exc:  # ValidationError is a DecodeError

@@ -22,7 +22,7 @@ from pathlib import Path
 import msgspec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from bifrost.router.artifact import ArtifactError, ArtifactVerificationError
+from bifrost.router.artifact import ArtifactError, ArtifactVerificationError, ArtifactVersionError
 from bifrost.router.keys import (
     DEFAULT_KEY_PATH,
     SIGNING_KEY_ENV,
@@ -144,7 +144,10 @@ def _train(args: argparse.Namespace) -> int:
     store = ArtifactStore(args.store)
     parent = None
     if not args.no_parent and store.current():
-        parent = store.verify(store.current(), key.public_key())
+        try:
+            parent = store.verify(store.current(), key.public_key())
+        except ArtifactVersionError as exc:  # an artifact of an older format cannot be compared: train without it
+            _say(f"note: {exc}; training without a parent (the new artifact does not claim to be non-inferior to it)")
     config = BootstrapConfig() if args.clusters is None else BootstrapConfig(clusters=args.clusters)
     if args.max_cost_share is not None or args.min_quality_share is not None:
         config = msgspec.structs.replace(config, objective=SearchObjective(

@@ -350,3 +350,27 @@ def test_knob_frontier_baseline_and_stress(tmp_path: Path, key_file: Path, datas
 
     code, _, err = run(main_train, [*base, "--max-cost-share", "0"], capsys)
     assert code == 2 and one_error_line(err) == "error: --max-cost-share must be a positive share (e.g. 0.5), not 0.0"
+
+
+def test_train_over_an_artifact_of_an_older_format(tmp_path: Path, key_file: Path, dataset_file: Path,
+                                                   capsys: pytest.CaptureFixture[str],
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    # The store's current artifact was written by an older trainer (format 1): it cannot be compared with,
+    # so the new one is trained without a parent and says so (instead of failing `bifrost-opt up`).
+    from bifrost.router.artifact import ArtifactVersionError
+
+    store_dir = tmp_path / "store"
+    args = ["--dataset", dataset_file, "--trials", "5", "--clusters", "8", "--store", store_dir, "--key", key_file,
+            "--quiet"]
+    assert run(main_train, args, capsys)[0] == 0
+    old = ArtifactStore(store_dir).current()
+
+    def refuse(self: ArtifactStore, version: str, key: object) -> None:
+        raise ArtifactVersionError(f"artifact {version} has format 1; this router reads format 2")
+
+    monkeypatch.setattr(ArtifactStore, "verify", refuse)
+    code, _, err = run(main_train, args, capsys)
+    assert code == 0, err
+    assert f"note: artifact {old} has format 1; this router reads format 2; training without a parent" in err
+    new = ArtifactStore(store_dir).current()
+    assert new != old and ArtifactStore(store_dir).meta(new).parent is None

@@ -64,7 +64,7 @@ class RetrainConfig(msgspec.Struct, frozen=True, kw_only=True):
     seed: int = 0
     folds: int = 5
     holdout_fraction: float = 0.2
-    max_triage_rows: int = 100_000  # the triage CV and the search run on a uniform sample of this many training rows
+    max_triage_rows: int = 100_000  # outcome models, triage CV and search run on a uniform sample of this many training rows
     max_rounds: int = 150
     label_tolerance: float = 0.05
     prior_strength: float = 20.0
@@ -81,7 +81,6 @@ class RetrainConfig(msgspec.Struct, frozen=True, kw_only=True):
     min_propensity_coverage: float = 0.95
     min_model_rows: int = 30
     min_time_coverage: float = 0.5
-    min_class_rows: int = 10
     max_invalid_fraction: float = 0.01
 
 

@@ -39,7 +39,7 @@ class TrainerSettings:
     trials: int = _setting(200, "BIFROST_TRAINER_TRIALS", "Optuna trials per run.")
     seed: int = _setting(0, "BIFROST_TRAINER_SEED", "Seed of every random step of a run.")
     min_rows: int = _setting(2000, "BIFROST_TRAINER_MIN_ROWS", "Fewest usable logged requests a run trains on.")
-    max_triage_rows: int = _setting(100_000, "BIFROST_TRAINER_MAX_TRIAGE_ROWS", "The triage model and the search use a uniform sample of at most this many rows.")
+    max_triage_rows: int = _setting(100_000, "BIFROST_TRAINER_MAX_TRIAGE_ROWS", "The per-prompt models, the triage model and the search use a uniform sample of at most this many rows.")
     evaluation_set: str = _setting("", "BIFROST_TRAINER_EVALUATION_SET", "Optional full-information dataset: candidates must also be non-inferior on it.")
     slo_p95_ms: float = _setting(2500.0, "BIFROST_SLO_P95_MS", "A candidate whose models' P95 latency exceeds this is not published.")
     # TLS/SASL of the trainer's Kafka clients: the shared BIFROST_KAFKA_* group.

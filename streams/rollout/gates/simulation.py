@@ -479,7 +479,7 @@ def simulate_gates(
         seed=seed,
         mode=mode,
         gates=gates,
-        stages=list(policy.stages),
+        stages=list(effective.stages),
         min_stage_seconds=policy.min_stage_seconds,
         stage_timeout_seconds=policy.timeout_seconds,
         detection_budget=traffic.detection_budget,

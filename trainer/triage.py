@@ -31,24 +31,11 @@ import msgspec
 import numpy as np
 
 from bifrost.router.artifact import BUCKETS
+from bifrost.trainer.outcomes import TREE_PARAMS
 from bifrost.trainer.progress import step
 
-DEFAULT_PARAMS: dict[str, object] = {
-    "objective": "multiclass",
-    "num_class": 3,
-    "learning_rate": 0.05,
-    "num_leaves": 15,
-    "max_depth": 6,  # ≤ 8 keeps the router's one-row walk on its complete-tree path
-    "min_data_in_leaf": 20,
-    "feature_fraction": 0.8,
-    "bagging_fraction": 0.8,
-    "bagging_freq": 1,
-    "lambda_l2": 1.0,
-    "num_threads": 1,
-    "deterministic": True,
-    "force_row_wise": True,
-    "verbose": -1,
-}
+# The per-model outcome models' tree shape, as a 3-class model with a smaller step.
+DEFAULT_PARAMS: dict[str, object] = {"objective": "multiclass", "num_class": 3, **TREE_PARAMS, "learning_rate": 0.05}
 MAX_ROUNDS = 400
 EARLY_STOPPING = 30
 BUDGET_LEVELS = (1.0 / 3.0, 2.0 / 3.0)

@@ -16,10 +16,8 @@ import asyncio
 import atexit
 import logging
 import os
-import random
 import shutil
 import signal
-import socket
 import subprocess
 import time
 import weakref
@@ -30,6 +28,7 @@ from typing import Any
 from aiokafka.admin import AIOKafkaAdminClient
 
 from bifrost.config import Settings
+from bifrost.devkafka import free_listener_port
 from bifrost.devkafka import LocalBroker
 from tests.integration.harness import WorkerProcess
 
@@ -40,36 +39,18 @@ REPO_DIR = Path(__file__).resolve().parents[1]
 _taken_ports: set[int] = set()
 
 
-def _ephemeral_range() -> tuple[int, int]:
-    try:
-        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
-        return int(low), int(high)
-    except (OSError, ValueError):
-        return 32768, 60999
-
-
-def pick_port(rng: random.Random | None = None) -> int:
-    """A free TCP port on 127.0.0.1 below the ephemeral range.
+def pick_port() -> int:
+    """A free TCP port on 127.0.0.1 outside the ephemeral range, not handed out before here.
 
     Outgoing connections never get such a port, so a process restarted on it (a worker
     or the broker) does not find it taken by some client's socket in the meantime.
     """
-    rng = rng or random.SystemRandom()  # type: ignore[assignment]
-    low, _ = _ephemeral_range()
-    top = min(low, 32768) - 1
-    for _ in range(500):
-        port = rng.randrange(20000, top)
-        if port in _taken_ports:
-            continue
-        with socket.socket() as sock:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        _taken_ports.add(port)
-        return port
-    raise RuntimeError("no free port found in 20000..%d" % top)
+    for _ in range(100):
+        port = free_listener_port()
+        if port not in _taken_ports:
+            _taken_ports.add(port)
+            return port
+    raise RuntimeError("no free listener port found")
 
 
 # --------------------------------------------------------------------------- broker

@@ -63,7 +63,6 @@ import pstats
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -87,7 +86,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from bifrost.client import Publisher
 from bifrost.client.simulator import TrafficConfig, generate
 from bifrost.config import Settings
-from bifrost.devkafka import DEFAULT_KAFKA_VERSION, LocalBroker, probe_kafka
+from bifrost.devkafka import DEFAULT_KAFKA_VERSION, LocalBroker, free_listener_port, probe_kafka
 from bifrost.schemas import Bucket, RoutingEvent, Topics, encode
 from bifrost.streams.aggregates.partial import WindowPartial, decode_partial, encode_partial
 from bifrost.streams.ingest.fold import BatchFolder, InputRecord, PartitionState
@@ -479,10 +478,8 @@ class CpuMark:
 
 
 def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A TCP port nobody listens on right now, outside the ephemeral range."""
+    return free_listener_port()
 
 
 def parse_prometheus(text: str) -> dict[str, list[tuple[dict[str, str], float]]]:

@@ -27,7 +27,7 @@ from pathlib import Path
 from bifrost.cli.errors import Unavailable, UsageError
 from bifrost.client.simulator import anchored, simulate
 from bifrost.config import Settings
-from bifrost.devkafka import LocalBroker, broker_status
+from bifrost.devkafka import LocalBroker, broker_status, free_listener_port
 from bifrost.streams.web.views import BadDuration, parse_duration
 
 log = logging.getLogger("bifrost.up")
@@ -226,6 +226,4 @@ def _port_free(port: int) -> bool:
 
 
 def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return free_listener_port()

@@ -431,6 +431,16 @@ def _free_ports(count: int, exclude: set[int] | None = None) -> list[int]:
             sock.close()
 
 
+def free_listener_port() -> int:
+    """One port, outside the ephemeral range, that nobody listened on a moment ago.
+
+    For any local server a test or ``up`` starts (worker web ports, trainers): a
+    kernel-assigned port comes from the ephemeral range, where a client's outgoing
+    connection can take it between the check and the server's bind.
+    """
+    return _free_ports(1)[0]
+
+
 def _tcp_accepts(port: int, timeout: float) -> bool:
     try:
         with socket.create_connection((HOST, port), timeout=timeout):

@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ from typing import Any, TypeVar
 from aiokafka import AIOKafkaConsumer
 
 from bifrost.config import Settings
+from bifrost.devkafka import free_listener_port
 from bifrost.schemas import DeadLetter
 from bifrost.schemas.codec import decode_as
 
@@ -28,9 +28,8 @@ T = TypeVar("T")
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port for a worker's web server, outside the ephemeral range (see devkafka)."""
+    return free_listener_port()
 
 
 def isolated_settings(bootstrap: str, **overrides: Any) -> Settings:

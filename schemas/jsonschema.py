@@ -6,6 +6,7 @@ from typing import Any
 
 import msgspec
 
+from bifrost.schemas.alerts import Alert
 from bifrost.schemas.artifacts import ArtifactPublished
 from bifrost.schemas.dlq import DeadLetter
 from bifrost.schemas.events import FeedbackEvent, RoutingEvent
@@ -21,6 +22,7 @@ SCHEMA_TYPES: dict[str, type[msgspec.Struct]] = {
     "rollback": RollbackEvent,
     "training-trigger": TrainingTrigger,
     "artifact-published": ArtifactPublished,
+    "alert": Alert,
 }
 
 

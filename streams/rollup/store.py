@@ -9,6 +9,7 @@ from bifrost.streams import observability as obs
 from bifrost.streams.aggregates.partial import WindowPartial, decode_partial
 from bifrost.streams.rollup.index import RouterIndex
 from bifrost.streams.rollup.query import MergedStats, RouterMetrics, merge_stats, summarize, time_range
+from bifrost.streams.rollup.series import RouterSeries, aligned_range, build_series, series_step
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,3 +113,21 @@ class RouterWindows:
             return None
         from_ts, to_ts = time_range(newest, since_seconds=since_seconds, until_ts=until_ts)
         return summarize(router_id, self.merged(router_id, from_ts, to_ts), from_ts=from_ts, to_ts=to_ts)
+
+    def series(self, router_id: str, *, since_seconds: int, until_ts: int | None = None,
+               step: int | None = None) -> RouterSeries | None:
+        """Per-arm series of the router's last ``since_seconds`` (of event time), or None.
+
+        Raises:
+            BadStep: ``step`` is not a whole number of windows, or too many points.
+        """
+        newest = self.clock(router_id)
+        if newest is None:
+            return None
+        step = series_step(since_seconds, self._window_seconds, step)
+        from_ts, to_ts = aligned_range(newest if until_ts is None else until_ts, since_seconds, step=step,
+                                       window_seconds=self._window_seconds)
+        keys = self.index().keys_between(router_id, from_ts, to_ts)
+        partials = (decode_partial(raw) for raw in (self._table.get(k) for k in keys) if raw is not None)
+        return build_series(router_id, partials, from_ts=from_ts, to_ts=to_ts, step=step,
+                            window_seconds=self._window_seconds, closed_until=self.frontier(router_id))

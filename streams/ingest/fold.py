@@ -65,6 +65,9 @@ class FoldResult:
     dead_letters: list[DeadLetter] = field(default_factory=list)
     accepted: Counter[str] = field(default_factory=Counter)
     duplicates: Counter[str] = field(default_factory=Counter)
+    # This batch's routing events summed per (window, arm, model, bucket), as (router,
+    # arm, stats): what Prometheus counts per router and arm once the batch commits.
+    traffic: list[tuple[str, str, WindowStats]] = field(default_factory=list)
 
 
 Loader = Callable[[str], WindowPartial | None]
@@ -196,8 +199,10 @@ class BatchFolder:
             else:
                 _fold_feedback(partial, event)  # type: ignore[arg-type]
             result.accepted[record.topic] += 1
+        traffic = result.traffic
         for (key, arm, model, bucket), combo in combos.items():
             partial = changed[key]
+            traffic.append((partial.router_id, arm, combo))
             _stats(partial.arms, arm).merge(combo)
             _stats(partial.models, model).merge(combo)
             _stats(partial.buckets, bucket).merge(combo)

@@ -1,0 +1,1 @@
+"""Publishing :class:`~bifrost.schemas.alerts.Alert` records on the ``alerts`` topic."""

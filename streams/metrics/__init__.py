@@ -1,0 +1,1 @@
+"""Product metrics: per router and arm traffic, rollout gauges, DLQ surges (pure parts + collector)."""

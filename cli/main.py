@@ -110,6 +110,9 @@ def _parser() -> argparse.ArgumentParser:
 
     add_rollout_parser(sub)
     add_keys_parser(sub)
+    from bifrost.cli import lag_cmd
+
+    lag_cmd.add_parser(sub)
 
     up = sub.add_parser("up", help="run the whole loop locally: Kafka, worker, simulated traffic")
     up.add_argument("--data-dir", default="var", help="where Kafka, worker, trainer and artifact data live")
@@ -224,6 +227,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from bifrost.cli.keys_cmd import run_keys
 
         return run_keys(args)
+    if args.command == "lag":
+        from bifrost.cli import lag_cmd
+
+        return lag_cmd.run(args, settings)
     if args.command == "up":
         from bifrost.cli.up import run_local_loop
 

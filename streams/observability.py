@@ -66,3 +66,22 @@ COMMANDS = Counter(
     ["kind", "outcome"],
     registry=REGISTRY,
 )
+CONSUMER_LAG_MESSAGES = Gauge(
+    "bifrost_consumer_lag_messages",
+    "Records a consumer group still has to read, per partition (read_committed log end minus committed offset, "
+    "transaction markers excluded).",
+    ["group", "topic", "partition"],
+    registry=REGISTRY,
+)
+CONSUMER_LAG_SECONDS = Gauge(
+    "bifrost_consumer_lag_seconds",
+    "Age of the next record a consumer group has not consumed, per partition (0 when caught up; NaN when unknown).",
+    ["group", "topic", "partition"],
+    registry=REGISTRY,
+)
+CONSUMER_GROUP_STATUS = Gauge(
+    "bifrost_consumer_group_status",
+    "1 for a consumer group's current lag status (OK, WARN, STALL, ERR, STOP), 0 for the others.",
+    ["group", "status"],
+    registry=REGISTRY,
+)

@@ -15,8 +15,13 @@ from typing import Any, NoReturn, TypeVar
 import faust
 
 from bifrost.config import Settings
+from bifrost.streams import observability as obs
+from bifrost.streams.alerts.publisher import AlertProducer
 from bifrost.streams.artifacts.listener import ArtifactListener, check_verify_key
 from bifrost.streams.ingest.service import IngestService, ingest_topics
+from bifrost.streams.metrics.collector import ProductCollector, install
+from bifrost.streams.metrics.dlq_monitor import DlqSurgeMonitor
+from bifrost.streams.metrics.rollout import RolloutBoard
 from bifrost.streams.preflight import require_kafka
 from bifrost.streams.rollout.agent import RolloutStates, register_router_loop
 from bifrost.streams.rollup.store import RouterWindows
@@ -88,6 +93,21 @@ def create_app(settings: Settings) -> Worker:
         except BaseException as exc:  # noqa: BLE001 - any end of ingest other than shutdown is fatal
             exit_on_ingest_failure(exc)
 
+    # Product metrics on /metrics: per router and arm (fed by ingest), rollout gauges (fed
+    # by the controllers here), and the DLQ surge check with its alerts.
+    board = RolloutBoard(settings.metrics_max_routers)
+    install(obs.REGISTRY, ProductCollector(ingest.traffic, board))
+    alert_producer = AlertProducer(settings)
+    surge = DlqSurgeMonitor(ingest.dlq_window, subject=f"{settings.app_id}-ingest/{settings.group_instance_id}",
+                            publish=alert_producer.publish)
+
+    @app.task
+    async def run_dlq_surge_monitor() -> None:
+        try:
+            await surge.run()
+        finally:
+            await alert_producer.close()
+
     if settings.warehouse_enabled:
         sink = WarehouseSink(settings, Path(settings.warehouse_dir), max_age_s=settings.warehouse_flush_seconds)
 
@@ -113,7 +133,7 @@ def create_app(settings: Settings) -> Worker:
     triggers = register_triggers(app, settings)
     register_router_loop(
         app, settings, loop_topic=loop_topic, state_topic=state_topic, rollbacks_topic=rollbacks_topic,
-        windows=windows, states=states, triggers=triggers,
+        windows=windows, states=states, triggers=triggers, board=board,
     )
     register_views(app, windows=windows, states=states, ingest=ingest.status, router_table=router_table)
     return Worker(app=app, ingest=ingest, windows=windows, states=states)

@@ -56,8 +56,8 @@ LIVE_WINDOWS = Gauge(
 )
 ROLLBACKS = Counter(
     "bifrost_rollout_rollbacks_total",
-    "Rollbacks decided by this worker's controllers, by gate.",
-    ["gate"],
+    "Rollbacks decided by this worker's controllers, by router and gate (forced ones: gate=manual).",
+    ["router", "gate"],
     registry=REGISTRY,
 )
 COMMANDS = Counter(

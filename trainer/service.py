@@ -36,6 +36,7 @@ from bifrost.router.artifact import encode
 from bifrost.schemas.artifacts import ArtifactPublished
 from bifrost.schemas.triggers import TrainingTrigger
 from bifrost.trainer.dataset import DatasetError, FullInfoDataset, load_dataset
+from bifrost.trainer import metrics
 from bifrost.trainer.logged import WarehouseError, load_window
 from bifrost.trainer.retrain import RetrainConfig, RetrainReport, RetrainStopped, retrain_from_logs
 from bifrost.trainer.settings import TrainerSettings
@@ -107,6 +108,8 @@ class TrainerService:
                                     **s.kafka_options())
         await consumer.start()
         await producer.start()
+        metrics.serve(s.metrics_host, s.metrics_port)
+        metrics.set_current_artifact(self.store.current())
         log.info("event=trainer.started group=%s-trainer topic=%s store=%s", s.app_id, topics.training_triggers,
                  self.store.root)
         try:
@@ -127,16 +130,21 @@ class TrainerService:
             trigger = msgspec.json.decode(value or b"", type=TrainingTrigger)
         except Exception as exc:  # noqa: BLE001 - one bad record (even one nested too deep) must not stop the trainer
             log.error("event=trainer.bad_trigger reason=%r", str(exc)[:500])
+            metrics.IGNORED.labels("invalid").inc()
             return None
         previous = self.ledger.get(trigger.trigger_id)
         if previous is not None and (previous.announced or previous.outcome == "rejected"):
+            metrics.IGNORED.labels("duplicate").inc()
             log.info("event=trainer.duplicate trigger=%s outcome=%s version=%s", trigger.trigger_id,
                      previous.outcome, previous.version)
             return previous
         if previous is not None and previous.version is not None:
             outcome = previous  # stored before a crash, not announced yet
         else:
-            outcome = await asyncio.to_thread(self._train, trigger)
+            with metrics.training_run() as run:
+                outcome = await asyncio.to_thread(self._train, trigger)
+                run.outcome = outcome.outcome
+            metrics.set_current_artifact(self.store.current())
             if outcome.outcome == "skipped":
                 return outcome
             self.ledger.put(outcome)

@@ -42,6 +42,8 @@ class TrainerSettings:
     max_triage_rows: int = _setting(100_000, "BIFROST_TRAINER_MAX_TRIAGE_ROWS", "The per-prompt models, the triage model and the search use a uniform sample of at most this many rows.")
     evaluation_set: str = _setting("", "BIFROST_TRAINER_EVALUATION_SET", "Optional full-information dataset: candidates must also be non-inferior on it.")
     slo_p95_ms: float = _setting(2500.0, "BIFROST_SLO_P95_MS", "A candidate whose models' P95 latency exceeds this is not published.")
+    metrics_host: str = _setting("127.0.0.1", "BIFROST_TRAINER_METRICS_HOST", "Address the trainer's Prometheus endpoint listens on (0.0.0.0: all interfaces).")
+    metrics_port: int = _setting(6067, "BIFROST_TRAINER_METRICS_PORT", "Port of the trainer's Prometheus endpoint, http://HOST:PORT/metrics (0: off; a port in use is logged and skipped).")
     # TLS/SASL of the trainer's Kafka clients: the shared BIFROST_KAFKA_* group.
     kafka_security: KafkaSecurity = field(default_factory=KafkaSecurity, metadata={"group": True})
 

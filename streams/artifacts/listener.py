@@ -48,6 +48,7 @@ from bifrost.schemas.codec import encode
 from bifrost.schemas.dlq import RejectReason, dead_letter
 from bifrost.schemas.command_signing import CommandSigner
 from bifrost.schemas.rollout import CommandKind, RolloutCommand
+from bifrost.streams import observability as obs
 from bifrost.streams.artifacts.confine import MAX_ARTIFACT_BYTES, LocationRefused, read_confined
 from bifrost.streams.topics_admin import TopicSpec, ensure_topics
 
@@ -294,3 +295,4 @@ class ArtifactListener:
         log.error("event=artifact.rejected offset=%d reason=%s error=%r", record.offset, reason.value, error[:2048])
         letter = dead_letter(record, reason, error, time.time(), max_payload_bytes=self.settings.dlq_max_payload_bytes)
         await producer.send_and_wait(self.settings.topics.dlq, encode(letter), key=record.topic.encode())
+        obs.REJECTED.labels(record.topic, reason.value).inc()

@@ -44,6 +44,8 @@ from bifrost.streams.ingest.changelog import RecoveryFailed, recover_partitions,
 from bifrost.streams.ingest.fold import BatchFolder, InputRecord, PartitionState, WindowPolicy, rebuild_partition_state
 from bifrost.streams.ingest.lanes import CommitLane
 from bifrost.streams.ingest.transactions import OutputTopics, OwnershipLost, PartitionWriter, PartitionWrites
+from bifrost.streams.metrics.surge import DlqSurgeDetector, SurgePolicy
+from bifrost.streams.metrics.traffic import TrafficFigures
 from bifrost.streams.topics_admin import TopicSpec, ensure_topics
 
 log = logging.getLogger("bifrost.ingest")
@@ -137,6 +139,13 @@ class IngestService:
         self._assignments: dict[TopicPartition, int] = {}  # bumped at every assignment
         self._next_offset: dict[TopicPartition, int] = {}
         self._consumer: AIOKafkaConsumer | None = None
+        # Product metrics, fed at each commit: per router and arm figures, and the DLQ share.
+        self.traffic = TrafficFigures(max_routers=settings.metrics_max_routers,
+                                      max_arms_per_router=settings.metrics_max_arms)
+        self.dlq_window = DlqSurgeDetector(SurgePolicy(
+            threshold=settings.dlq_surge_threshold, min_dead_letters=settings.dlq_surge_min_records,
+            window_seconds=settings.dlq_surge_window_seconds,
+        ))
 
     # ------------------------------------------------------------------ main loop
 
@@ -213,6 +222,7 @@ class IngestService:
             writes = PartitionWrites.of(result.changed, result.expired, result.dead_letters,
                                         next_offset=inputs[-1].offset + 1, records=len(inputs))
             writes.accepted = sum(result.accepted.values())
+            writes.traffic = result.traffic
             lane.submit(writes)
             total += len(inputs)
         if not total:
@@ -227,8 +237,13 @@ class IngestService:
     def _committed(self, lane: CommitLane, writes: PartitionWrites, seconds: float) -> None:
         topic = lane.tp.topic
         obs.INGESTED.labels(topic).inc(writes.accepted)
+        reasons: dict[str, int] = {}
         for letter in writes.dead_letters:
-            obs.REJECTED.labels(letter.source_topic, letter.reason.value).inc()
+            reason = letter.reason.value
+            reasons[reason] = reasons.get(reason, 0) + 1
+            obs.REJECTED.labels(letter.source_topic, reason).inc()
+        self.traffic.add_all(writes.traffic)
+        self.dlq_window.record(time.time(), inputs=writes.records, reasons=reasons)
         obs.TRANSACTION_SECONDS.observe(seconds)
         self.status.transactions += 1
 

@@ -23,6 +23,7 @@ from aiokafka.errors import InvalidProducerEpoch, KafkaError, ProducerFenced
 from bifrost.schemas.codec import encode
 from bifrost.schemas.dlq import DeadLetter
 from bifrost.streams.aggregates.partial import WindowPartial, encode_partial, partition_of_key
+from bifrost.streams.aggregates.stats import WindowStats
 
 log = logging.getLogger("bifrost.ingest.txn")
 
@@ -48,6 +49,8 @@ class PartitionWrites:
     next_offset: int = 0
     records: int = 0
     accepted: int = 0
+    # (router, arm, batch statistics): counted in Prometheus once the transaction commits.
+    traffic: list[tuple[str, str, WindowStats]] = field(default_factory=list)
 
     @classmethod
     def of(cls, changed: dict[str, WindowPartial], expired: list[str], dead_letters: list[DeadLetter],
@@ -72,6 +75,7 @@ class PartitionWrites:
         self.next_offset = max(self.next_offset, later.next_offset)
         self.records += later.records
         self.accepted += later.accepted
+        self.traffic.extend(later.traffic)
 
 
 @dataclass(frozen=True, slots=True)

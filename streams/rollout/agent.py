@@ -35,6 +35,7 @@ from bifrost.schemas.dlq import RejectReason, dead_letter
 from bifrost.schemas.rollout import Phase, RolloutCommand, RolloutState
 from bifrost.streams import observability as obs
 from bifrost.streams.aggregates.partial import WindowPartial
+from bifrost.streams.metrics.rollout import RolloutBoard
 from bifrost.streams.rollout.auth import Keyring, load_keyring
 from bifrost.streams.rollout.controller import Decision, Look, RolloutPolicy, handle_command, on_look
 from bifrost.streams.rollout.look import LookBuilder
@@ -140,8 +141,14 @@ def register_router_loop(
     windows: RouterWindows,
     states: RolloutStates,
     triggers: TriggerEmitter,
+    board: RolloutBoard | None = None,
 ) -> None:
-    """Attach the agent that keeps per-router windows and runs the controllers."""
+    """Attach the agent that keeps per-router windows and runs the controllers.
+
+    ``board`` receives every state a controller here looks at or publishes (the rollout
+    gauges of ``/metrics``); it is cleared when partitions are revoked.
+    """
+    rollout_board = board if board is not None else RolloutBoard(settings.metrics_max_routers)
     policy = rollout_policy(settings)
     keyring = command_keyring(settings)
     partials_name = settings.topics.window_partials
@@ -166,15 +173,17 @@ def register_router_loop(
     async def reset_on_revoke(sender: object, revoked: set, **_: object) -> None:
         windows.invalidate()
         looks.invalidate()
+        rollout_board.clear()  # routers whose controller stays here come back at their next look
 
     async def publish(decision: Decision) -> None:
         if not decision.changed:
             return
         raw = states.put(decision.state)
+        rollout_board.update(decision.state)
         await state_topic.send(key=decision.state.router_id, value=raw)
         if decision.rollback is not None:
             await rollbacks_topic.send(key=decision.state.router_id, value=encode(decision.rollback))
-            obs.ROLLBACKS.labels(decision.rollback.gate).inc()
+            obs.ROLLBACKS.labels(rollout_board.label(decision.rollback.router_id), decision.rollback.gate).inc()
             log.warning(
                 "event=rollout.rollback router=%s canary=%s gate=%s stage=%s reason=%r",
                 decision.rollback.router_id, decision.rollback.canary_version, decision.rollback.gate,
@@ -195,6 +204,7 @@ def register_router_loop(
         # A lagging partition catching up settles hours without closing a window.
         await triggers.on_progress(windows, router)
         state = states.get(router)
+        rollout_board.update(state)
         if state.phase not in (Phase.CANARY, Phase.PAUSED):
             return
         look = looks.look(state)
@@ -210,6 +220,7 @@ def register_router_loop(
     async def dead_letter_command(message: faust.types.Message, reason: RejectReason, error: str) -> None:
         letter = dead_letter(message, reason, error, time.time(), max_payload_bytes=settings.dlq_max_payload_bytes)
         await dlq_topic.send(key=message.topic.encode(), value=encode(letter))
+        obs.REJECTED.labels(message.topic, reason.value).inc()
 
     async def on_command(message: faust.types.Message) -> None:
         command, error = decode_or_none(_command_decoder, message.value)

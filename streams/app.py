@@ -19,6 +19,7 @@ from bifrost.streams import observability as obs
 from bifrost.streams.alerts.publisher import AlertProducer
 from bifrost.streams.artifacts.listener import ArtifactListener, check_verify_key
 from bifrost.streams.ingest.service import IngestService, ingest_topics
+from bifrost.streams.lag.agent import register_lag_monitor
 from bifrost.streams.metrics.collector import ProductCollector, install
 from bifrost.streams.metrics.dlq_monitor import DlqSurgeMonitor
 from bifrost.streams.metrics.rollout import RolloutBoard
@@ -136,6 +137,7 @@ def create_app(settings: Settings) -> Worker:
         windows=windows, states=states, triggers=triggers, board=board,
     )
     register_views(app, windows=windows, states=states, ingest=ingest.status, router_table=router_table)
+    register_lag_monitor(app, settings)  # every worker samples; the leader alerts
     return Worker(app=app, ingest=ingest, windows=windows, states=states)
 
 

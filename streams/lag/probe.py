@@ -101,7 +101,7 @@ class LagProbe:
         wanted = {tp for committed in offsets.values() for tp in committed}
         existing = await self._existing(admin, {tp.topic for tp in wanted})
         wanted &= existing
-        ends, starts, first, at, now = await self._read_partitions(wanted, offsets)
+        ends, starts, first, at = await self._read_partitions(wanted, offsets)
         snapshots = []
         for group in groups:
             state, members = described.get(group, ("Dead", 0))
@@ -118,7 +118,7 @@ class LagProbe:
                 if lag == 0:
                     age: float | None = 0.0
                 else:
-                    age = record_age(now, record[1]) if record else None
+                    age = record_age(at, record[1]) if record else None  # the age at the moment of the sample
                 partitions.append(PartitionLag(topic=tp.topic, partition=tp.partition, committed=position,
                                                log_end=ends[tp], lag=lag, lag_seconds=age))
             exists = state != "Dead" or bool(committed)
@@ -168,11 +168,10 @@ class LagProbe:
     async def _read_partitions(
         self, wanted: set[TopicPartition], offsets: dict[str, dict[TopicPartition, int | None]],
     ) -> tuple[dict[TopicPartition, int], dict[TopicPartition, int],
-               dict[tuple[str, TopicPartition], tuple[int, int] | None], float, float]:
-        """(log ends, log starts of lagging partitions, first records (see :meth:`_first_records`), at, now)."""
+               dict[tuple[str, TopicPartition], tuple[int, int] | None], float]:
+        """(log ends, log starts of lagging partitions, first records (see :meth:`_first_records`), when the ends were read)."""
         if not wanted:
-            now = self._clock()
-            return {}, {}, {}, now, now
+            return {}, {}, {}, self._clock()
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self._bootstrap, group_id=None, client_id="bifrost-lag", enable_auto_commit=False,
             isolation_level="read_committed", auto_offset_reset="earliest", max_partition_fetch_bytes=_FETCH_BYTES,
@@ -194,7 +193,7 @@ class LagProbe:
                     consumer.beginning_offsets(sorted({tp for _, tp in lagging})), self._timeout
                 )
             first = await self._first_records(consumer, lagging, starts, ends)
-            return ends, starts, first, at, self._clock()
+            return ends, starts, first, at
         finally:
             await consumer.stop()
 

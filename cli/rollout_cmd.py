@@ -13,11 +13,12 @@ import msgspec
 import orjson
 
 from bifrost.cli.errors import CliError, NotAuthorized, Unavailable, UsageError
-from bifrost.cli.worker_http import open_worker, unauthorized
-from bifrost.client.rollout import CommandUnauthorized, new_command, wait_for_outcome
+from bifrost.cli.options import bounded_float
+from bifrost.cli.worker_http import error_text, open_worker, unauthorized
+from bifrost.client.rollout import CommandUnauthorized, new_command, send_command, wait_for_outcome
 from bifrost.config import Settings
 from bifrost.schemas.command_signing import CommandSigner
-from bifrost.schemas.rollout import CommandKind, RolloutState
+from bifrost.schemas.rollout import CommandKind, GateResult, RolloutState
 
 ACTIONS: dict[str, CommandKind] = {
     "start": CommandKind.START,
@@ -32,6 +33,10 @@ ACTIONS: dict[str, CommandKind] = {
 
 class CommandRefused(CliError):
     """The controller refused the command; the message carries its reason."""
+
+
+class UnknownRouter(CliError):
+    """No traffic and no rollout state exist for the router (exit 1, never a made-up ``idle``)."""
 
 
 def add_rollout_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -61,7 +66,8 @@ def add_rollout_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore
             action.add_argument("--override", action="store_true",
                                 help="promote past failing or insufficient gates (operator keys only; needs --reason; recorded)")
         action.add_argument("--reason", required=name == "rollback")
-        action.add_argument("--wait", type=float, default=20.0, help="seconds to wait for the controller's answer")
+        action.add_argument("--wait", type=bounded_float("--wait", 0.0, 3600.0), default=20.0,
+                            help="seconds to wait for the controller's answer (0: send and do not wait)")
 
 
 def run_rollout(args: argparse.Namespace, settings: Settings) -> int:
@@ -77,6 +83,12 @@ def run_rollout(args: argparse.Namespace, settings: Settings) -> int:
         args.router, ACTIONS[args.action], artifact=args.artifact, control=getattr(args, "control", None), reason=args.reason,
         override=override,
     ))
+    if args.wait == 0:
+        partition, offset = asyncio.run(send_command(settings.kafka_bootstrap, settings.topics, command,
+                                                     security=settings.kafka_security))
+        print(f"{args.action}: command {command.command_id} sent (partition {partition}, offset {offset}); not waiting "
+              f"for the controller's answer (`rollout status --router {args.router}` shows it)")
+        return 0
     try:
         state = asyncio.run(wait_for_outcome(settings.kafka_bootstrap, settings.topics, command, timeout=args.wait,
                                              security=settings.kafka_security))
@@ -134,6 +146,8 @@ def _fetch_state(worker_url: str, router: str, token: str = "") -> RolloutState:
     except urllib.error.HTTPError as exc:
         if exc.code == 401:
             raise unauthorized(worker_url, token) from None
+        if exc.code == 404:
+            raise UnknownRouter(error_text(exc.read()) or f"unknown router {router!r}") from None
         raise Unavailable(f"worker at {worker_url} answered {exc.code}") from None
     except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
         raise Unavailable(f"cannot reach a worker at {worker_url} ({getattr(exc, 'reason', exc)})") from None
@@ -149,9 +163,22 @@ def render_state(state: RolloutState) -> str:
     ]
     if state.reason:
         lines.append(f"  {state.reason}")
-    if state.phase.value in ("canary", "paused") and state.stage_percent is not None:
+    active = state.phase.value in ("canary", "paused") and state.stage_percent is not None
+    if state.since > 0 and state.clock >= state.since:
+        what = f"stage {stage}" if active else state.phase.value
+        lines.append(f"  {what} for {_minutes(state.clock - state.since)} of event time (since {_utc(state.since)}, "
+                     f"newest data {_utc(state.clock)})")
+    if active:
         share = f", spends {state.alpha_share:.0%} of the rollout's false-rollback budget" if state.alpha_share else ""
         lines.append(f"  stage covered by data in both arms: {state.covered_seconds / 60:.0f} min{share}")
+        lines.append(f"  requests in the stage: canary {state.canary_samples:,}, control {state.control_samples:,}")
+        if state.blockers:
+            lines.append("  promotion blocked by:")
+            lines.extend(f"    - {reason}" for reason in state.blockers)
+        elif state.gates:
+            lines.append("  nothing blocks promotion: the stage advances at the next look")
+        else:
+            lines.append("  promotion blocked by: no look at this stage's data yet")
     if state.stall is not None:
         stall = state.stall
         lines.append(f"  ALERT stage {stall.stage_percent or 0:.0f}% timed out after {stall.timeout_seconds / 60:.0f} min of "
@@ -169,7 +196,7 @@ def render_state(state: RolloutState) -> str:
                      f"reason: {last.reason}")
     for gate in state.gates:
         figures = "" if gate.canary is None else f" canary {gate.canary:.4g} vs control {gate.control if gate.control is None else f'{gate.control:.4g}'}"
-        extra = ""
+        extra = _test_figures(gate)
         if gate.evidence is not None:
             extra += f"  evidence {gate.evidence:.0%}"
         if gate.dispersion is not None and gate.dispersion > 1.0:
@@ -180,6 +207,33 @@ def render_state(state: RolloutState) -> str:
         if gate.note:
             lines.append(f"       {gate.note}")
     return "\n".join(lines)
+
+
+def _test_figures(gate: GateResult) -> str:
+    """A gate's test in words: its statistic against its bound, α and the samples it used."""
+    parts = []
+    if gate.statistic is not None and gate.bound is not None:
+        if gate.gate == "slo_p95":
+            parts.append(f"canary P95 {gate.statistic:.4g} ms vs SLO ≤ {gate.bound:.4g}")
+        elif gate.gate == "slo_win_rate":
+            parts.append(f"canary win rate {gate.statistic:.4g} vs SLO ≥ {gate.bound:.4g}")
+        else:  # rollback gates: the always-valid lower bound of the relative degradation vs the margin
+            parts.append(f"statistic {gate.statistic:+.4g} vs bound {gate.bound:.4g} (fails above)")
+    elif gate.bound is not None and gate.status.value == "insufficient":
+        parts.append(f"no statistic yet (bound {gate.bound:.4g})")
+    if gate.alpha is not None:
+        parts.append(f"α {gate.alpha:.2g}")
+    if gate.canary_samples or gate.control_samples:
+        parts.append(f"n {gate.canary_samples:,}/{gate.control_samples:,}")
+    return "".join(f"  {part}" for part in parts)
+
+
+def _minutes(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 3 * 3600:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def _utc(epoch: float) -> str:

@@ -35,3 +35,14 @@ def unauthorized(worker_url: str, token: str) -> UsageError:
                           "(401); use the token the worker was started with")
     return UsageError(f"the worker at {worker_url} requires a token (401); set BIFROST_WEB_TOKEN or "
                       "BIFROST_WEB_TOKEN_FILE to the worker's token")
+
+
+def error_text(body: bytes) -> str:
+    """The ``error`` field of a worker's JSON error answer (else the body as text)."""
+    import orjson
+
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return body.decode(errors="replace")
+    return str(parsed.get("error", parsed)) if isinstance(parsed, dict) else str(parsed)

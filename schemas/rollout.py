@@ -54,6 +54,21 @@ class RolloutCommand(msgspec.Struct, frozen=True, kw_only=True):
     signature: Annotated[str, msgspec.Meta(max_length=256)] = ""
 
 
+def pipeline_command_id(version: str, router_id: str, kind: CommandKind) -> str:
+    """The id of the ``artifact_verified`` or ``start`` command the artifact listener sends for a
+    verified artifact: derived from version and router, so a re-sent one is recognized and a
+    client that waits for a new artifact's canary knows which answer to look for.
+
+    Example:
+        >>> pipeline_command_id("v2", "web", CommandKind.START) == pipeline_command_id("v2", "web", CommandKind.START)
+        True
+    """
+    import uuid
+
+    suffix = "/verified" if kind is CommandKind.ARTIFACT_VERIFIED else ""
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"{version}/{router_id}{suffix}").hex
+
+
 class Phase(str, enum.Enum):
     """Where a router's rollout is."""
 
@@ -207,6 +222,12 @@ class RolloutState(msgspec.Struct, frozen=True, kw_only=True):
     timeout_from: float = 0.0
     alpha_share: float | None = None
     stall: StallRecord | None = None
+    # At the newest look of an active stage: requests per arm in the stage so far, and
+    # everything that keeps the stage from advancing now (coverage, samples, each gate
+    # not passing or holding, a pause), in words; empty when nothing does.
+    canary_samples: int = 0
+    control_samples: int = 0
+    blockers: list[str] = []
 
     @property
     def stage_percent(self) -> float | None:

@@ -84,6 +84,11 @@ class RolloutStates:
         raw = self._table.get(router_id)
         return RolloutState(router_id=router_id) if raw is None else _state_decoder.decode(raw)
 
+    def lookup(self, router_id: str) -> RolloutState | None:
+        """The stored state, or None when the controller never stored one for this router."""
+        raw = self._table.get(router_id)
+        return None if raw is None else _state_decoder.decode(raw)
+
     def put(self, state: RolloutState) -> bytes:
         raw = encode(state)
         self._table[state.router_id] = raw

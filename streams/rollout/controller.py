@@ -233,13 +233,15 @@ def _transition(
         return _Step(_enter_stage(state, 0, policy, reason="approved"))
     if kind is CommandKind.PAUSE:
         _require(state, (Phase.CANARY,), kind)
-        return _Step(msgspec.structs.replace(state, phase=Phase.PAUSED, reason=command.reason or "paused by operator"))
+        return _Step(msgspec.structs.replace(state, phase=Phase.PAUSED, reason=command.reason or "paused by operator",
+                                             blockers=[_PAUSED_BLOCKER, *_unpaused(state.blockers)]))
     if kind is CommandKind.RESUME:
         _require(state, (Phase.PAUSED, Phase.EMERGENCY_STOPPED), kind)
         if state.phase is Phase.PAUSED:
             # The stage timeout counts again from here; a stall record is cleared.
             return _Step(msgspec.structs.replace(state, phase=Phase.CANARY, reason="resumed", stall=None,
-                                                 timeout_from=state.frontier, active_seconds=0.0))
+                                                 timeout_from=state.frontier, active_seconds=0.0,
+                                                 blockers=_unpaused(state.blockers)))
         return _Step(msgspec.structs.replace(
             state, phase=Phase.IDLE, stopped=None, since=state.clock,
             reason=f"resumed by {issued_by or 'an operator'} after the emergency stop; rollouts may start again",
@@ -406,6 +408,9 @@ def _enter_stage(state: RolloutState, index: int, policy: RolloutPolicy, *, reas
         timeout_from=since,
         alpha_share=policy.alpha_share(index),
         stall=None,
+        canary_samples=0,
+        control_samples=0,
+        blockers=[],
     )
 
 
@@ -518,30 +523,71 @@ def on_look(
     blockers = verdict.blockers()
     blocked_by = [r.gate for r in verdict.results if r.status is not GateStatus.PASS]
     blocked_by += [line.split(" ", 1)[0] for line in blockers if " holding:" in line]
-    held = msgspec.structs.replace(state, gates=list(verdict.results), promotion_blocked_by=blocked_by)
     ripe = covered >= policy.min_stage_seconds
     enough = look.canary.count >= policy.min_samples and look.control.count >= policy.min_samples
+    reasons = promotion_blockers(look, covered, blockers, policy)
+    held = msgspec.structs.replace(
+        state, gates=list(verdict.results), promotion_blocked_by=blocked_by, canary_samples=look.canary.count,
+        control_samples=look.control.count,
+        blockers=reasons if state.phase is Phase.CANARY else [_PAUSED_BLOCKER, *reasons],
+    )
     if state.phase is Phase.CANARY and ripe and enough and not blockers:
         advanced = _advance(held, policy, reason=f"stage {state.stage_percent:.0f}% passed every gate "
                                                   f"({covered / 60:.0f} min covered by data)")
         return Decision(msgspec.structs.replace(advanced, revision=state.revision + 1), True)
     timeout = policy.timeout_seconds
     if state.phase is Phase.CANARY and active >= timeout:
-        reasons = list(blockers)
-        if not enough:
-            reasons.insert(0, f"too few requests: canary {look.canary.count:,}, control {look.control.count:,} "
-                              f"(need {policy.min_samples:,} each)")
-        if not ripe:
-            reasons.insert(0, _coverage_reason(look, covered, policy))
         stall = StallRecord(stage_percent=state.stage_percent, at=state.clock, wall=wall, timeout_seconds=timeout,
                             covered_seconds=covered, reasons=reasons)
         reason = (f"stage {state.stage_percent:.0f}% timed out after {active / 60:.0f} min of traffic without a "
                   f"decision; paused: {reasons[0] if reasons else 'no reason recorded'}")
         paused = msgspec.structs.replace(held, phase=Phase.PAUSED, reason=reason, stall=stall,
-                                         revision=state.revision + 1)
+                                         blockers=[_PAUSED_BLOCKER, *reasons], revision=state.revision + 1)
         return Decision(paused, True, stalled=stall)
     changed = window_closed or not state.gates
     return Decision(msgspec.structs.replace(held, revision=state.revision + (1 if changed else 0)), changed)
+
+
+_PAUSED_BLOCKER = "the rollout is paused (resume to let it advance; promote --override --reason to advance now)"
+
+
+def router_known(state: RolloutState | None, *, has_windows: bool) -> bool:
+    """Whether a router exists for this cluster: it has windows of traffic, or a rollout state
+    that ever did something (a phase other than idle, an artifact, a verified version, a stop).
+
+    A state holding nothing but a refused command (commands for unknown routers are
+    answered, and that answer is stored) does not make a router known. Pure.
+
+    Example:
+        >>> router_known(None, has_windows=False), router_known(RolloutState(router_id="r"), has_windows=True)
+        (False, True)
+    """
+    if has_windows:
+        return True
+    if state is None:
+        return False
+    return bool(state.phase is not Phase.IDLE or state.control_version or state.canary_version
+                or state.last_good_version or state.verified or state.stopped)
+
+
+def _unpaused(blockers: Sequence[str]) -> list[str]:
+    return [line for line in blockers if line != _PAUSED_BLOCKER]
+
+
+def promotion_blockers(look: Look, covered: float, gate_blockers: Sequence[str], policy: RolloutPolicy) -> list[str]:
+    """Everything that keeps the stage from advancing at this look, in words (empty: it advances).
+
+    In order: the stage's time covered by data in both arms, the requests per arm, then
+    the gates' blockers (``GateVerdict.blockers``: gates not passing, SLOs, holds).
+    Pure; the controller stores it in ``RolloutState.blockers`` and a stall's reasons.
+    """
+    reasons = list(gate_blockers)
+    if look.canary.count < policy.min_samples or look.control.count < policy.min_samples:
+        reasons.insert(0, f"too few requests: canary {look.canary.count:,}, control {look.control.count:,} "
+                          f"(need {policy.min_samples:,} each)")
+    if covered < policy.min_stage_seconds:
+        reasons.insert(0, _coverage_reason(look, covered, policy))
+    return reasons
 
 
 def _coverage_reason(look: Look, covered: float, policy: RolloutPolicy) -> str:

@@ -15,7 +15,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from bifrost.schemas.codec import encode
 from bifrost.streams import observability as obs
 from bifrost.streams.ingest.service import IngestStatus
+from bifrost.schemas.rollout import RolloutState
 from bifrost.streams.rollout.agent import RolloutStates
+from bifrost.streams.rollout.controller import router_known
 from bifrost.streams.rollup.store import RouterWindows
 
 _DURATION = re.compile(r"^([0-9]+)([smhd]?)$")
@@ -138,7 +140,11 @@ def register_views(
 
         @app.table_route(table=router_table, match_info="router")
         async def get(self, request: Request, router: str) -> Response:
-            return self.bytes(encode(states.get(router)), content_type="application/json")
+            state = states.lookup(router)
+            if not router_known(state, has_windows=windows.clock(router) is not None):
+                return _json(self, {"error": f"unknown router {router!r}: no traffic and no rollout state for it "
+                                             "(router ids are case-sensitive)"}, status=404)
+            return self.bytes(encode(state or RolloutState(router_id=router)), content_type="application/json")
 
     @app.page("/health")
     class HealthView(View):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING
 import orjson
 
 from bifrost.cli.errors import EXIT_OK, UsageError, explain
+from bifrost.cli.options import bounded_float, bounded_int
 from bifrost.config import Settings
 
 if TYPE_CHECKING:  # imported where used, so that other commands do not load the simulator
@@ -23,6 +25,9 @@ if TYPE_CHECKING:  # imported where used, so that other commands do not load the
 
 
 BUNDLED_DATASET = Path("data/routing-eval/llmrouter-dc.jsonl.gz")
+MAX_RATE = 1_000_000.0  # events per second: far above what one publisher process reaches
+MAX_SPEED = 100_000.0  # time compression: a week in six seconds
+MAX_EPOCH_SECONDS = 4_102_444_800.0  # 2100-01-01, as the HTTP views accept
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -31,11 +36,12 @@ def _parser() -> argparse.ArgumentParser:
         description="Continuous optimization loop of an LLM router (Kafka + Faust). "
         "Settings come from BIFROST_* environment variables; `bifrost-opt config` lists them.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
     worker = sub.add_parser("worker", help="run a stream worker (ingest, tables, HTTP views)")
-    worker.add_argument("--web-port", type=int, help="HTTP port (default BIFROST_WEB_PORT)")
+    worker.add_argument("--web-port", type=bounded_int("--web-port", 1, 65535), help="HTTP port (default BIFROST_WEB_PORT)")
 
     schema = sub.add_parser("schema", help="print the JSON Schema of a wire type")
     schema.add_argument("name", help="routing-event, feedback or dlq")
@@ -43,7 +49,8 @@ def _parser() -> argparse.ArgumentParser:
     metrics = sub.add_parser("metrics", help="per-arm and per-model figures of a router")
     metrics.add_argument("--router", required=True, help="router id")
     metrics.add_argument("--since", default="15m", help="how far back, by event time (e.g. 90s, 15m, 6h, 7d)")
-    metrics.add_argument("--until", type=float, help="end of the range, epoch seconds (default: newest window)")
+    metrics.add_argument("--until", type=bounded_float("--until", 0.0, MAX_EPOCH_SECONDS),
+                         help="end of the range, epoch seconds (default: newest window)")
     metrics.add_argument("--json", action="store_true", help="print JSON instead of a table")
     metrics.add_argument("--worker-url", help="worker HTTP base URL (default BIFROST_WORKER_URL)")
 
@@ -52,12 +59,16 @@ def _parser() -> argparse.ArgumentParser:
     simulate.add_argument(
         "--arms", help=f"arm=weight pairs (default {SYNTHETIC_ARMS}; with --dataset, the store's current version)"
     )
-    simulate.add_argument("--rate", type=float, default=100.0, help="events per simulated second")
+    simulate.add_argument("--rate", type=bounded_float("--rate", 0.0, MAX_RATE, low_open=True), default=100.0,
+                          help="events per simulated second")
     simulate.add_argument("--duration", default="10m", help="simulated span (e.g. 1h)")
-    simulate.add_argument("--speed", type=float, default=60.0, help="time compression; 0 = as fast as possible")
-    simulate.add_argument("--malformed", type=float, default=0.0, help="fraction of malformed events (DLQ drill)")
-    simulate.add_argument("--feedback", type=float, default=0.3, help="fraction of requests that get feedback")
-    simulate.add_argument("--seed", type=int, default=7)
+    simulate.add_argument("--speed", type=bounded_float("--speed", 0.0, MAX_SPEED), default=60.0,
+                          help="time compression; 0 = as fast as possible")
+    simulate.add_argument("--malformed", type=bounded_float("--malformed", 0.0, 1.0), default=0.0,
+                          help="fraction of malformed events (DLQ drill)")
+    simulate.add_argument("--feedback", type=bounded_float("--feedback", 0.0, 1.0), default=0.3,
+                          help="fraction of requests that get feedback")
+    simulate.add_argument("--seed", type=bounded_int("--seed", 0, 2**32 - 1), default=7)
     for flag, meaning in EFFECT_FLAGS.items():
         simulate.add_argument(f"--{flag}", action="append", default=[], metavar="ARM=X", help=f"{meaning} (repeatable)")
     simulate.add_argument("--ignore-rollouts", action="store_true", help="do not obey rollout-state traffic weights")
@@ -77,19 +88,19 @@ def _parser() -> argparse.ArgumentParser:
         "signing key variables, else var/keys/artifact-signing.pem)",
     )
     replay.add_argument(
-        "--exploration", type=float, metavar="FRACTION",
+        "--exploration", type=bounded_float("--exploration", 0.0, 1.0), metavar="FRACTION",
         help="ε: share of requests served by a uniformly drawn eligible model (logged propensities; default 0.1)",
     )
 
     kafka = sub.add_parser("kafka", help="local single-node Kafka for development (start|stop|status)")
     kafka.add_argument("kafka_args", nargs=argparse.REMAINDER, help="arguments of python -m bifrost.devkafka")
 
-    retrain = sub.add_parser("retrain", help="ask the trainer for a new artifact (a manual training trigger)")
-    retrain.add_argument("--router", help="limit the data window to one router")
-    retrain.add_argument("--since", default="7d", help="data window, back from now (e.g. 7d, 36h)")
-    retrain.add_argument("--reason", default="manual", help="why, for the run report")
+    from bifrost.cli.retrain_cmd import add_retrain_parser
 
-    sub.add_parser("config", help="list settings, their variables and defaults")
+    add_retrain_parser(sub)
+
+    config = sub.add_parser("config", help="list settings: effective value, where it comes from (env, file, default)")
+    config.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     for name, text in (("train", "bootstrap a signed artifact from a full-information dataset (--dataset FILE)"),
                        ("evaluate", "evaluate an artifact offline on a full-information dataset"),
@@ -118,10 +129,21 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--data-dir", default="var", help="where Kafka, worker, trainer and artifact data live")
     up.add_argument("--dataset", default=str(BUNDLED_DATASET),
                     help="full-information dataset whose prompts are replayed (default: the bundled one)")
-    up.add_argument("--rate", type=float, default=50.0, help="simulated events per second")
-    up.add_argument("--speed", type=float, default=10.0, help="time compression of the simulation")
+    up.add_argument("--rate", type=bounded_float("--rate", 0.0, MAX_RATE, low_open=True), default=50.0,
+                    help="simulated events per second")
+    up.add_argument("--speed", type=bounded_float("--speed", 1.0, MAX_SPEED), default=10.0,
+                    help="time compression of the simulation (1 = real time)")
     up.add_argument("--for", dest="run_for", default="0", help="stop after this long (e.g. 2m); 0 = until Ctrl-C")
     return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("bifrost-optimizer")
+    except PackageNotFoundError:  # running from a source tree that is not installed
+        return "unknown (not installed)"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -174,6 +196,9 @@ def _guarded(run: Callable[[], int]) -> int:
         return run()
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `bifrost-opt config | head`: the reader left; say nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except Exception as exc:  # noqa: BLE001 - explain() re-raises what it does not know
         code, message = explain(exc)
         print(f"bifrost-opt: error: {message}", file=sys.stderr)
@@ -209,16 +234,15 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "simulate":
         return asyncio.run(_simulate(args, settings))
     if args.command == "config":
-        from bifrost.trainer.settings import TrainerSettings
+        from bifrost.cli.config_cmd import effective_settings, render
 
-        listed = set()
-        for env, default, doc in [*Settings.describe(), *TrainerSettings.describe()]:
-            if env not in listed:
-                listed.add(env)
-                print(f"{env:34} {default:26} {doc}")
+        rows = effective_settings()
+        print(orjson.dumps([r.as_dict() for r in rows], option=orjson.OPT_INDENT_2).decode() if args.json else render(rows))
         return EXIT_OK
     if args.command == "retrain":
-        return asyncio.run(_retrain(args, settings))
+        from bifrost.cli.retrain_cmd import run_retrain
+
+        return run_retrain(args, settings)
     if args.command == "rollout":
         from bifrost.cli.rollout_cmd import run_rollout
 
@@ -260,29 +284,6 @@ def _pairs(text: str, option: str, *, allow_negative: bool = False) -> dict[str,
     if not pairs:
         raise UsageError(f"{option}: give at least one NAME=NUMBER")
     return pairs
-
-
-async def _retrain(args: argparse.Namespace, settings: Settings) -> int:
-    import uuid
-
-    from bifrost.client import Publisher
-    from bifrost.schemas.codec import encode
-    from bifrost.schemas.triggers import TrainingTrigger, TriggerReason
-    from bifrost.streams.web.views import BadDuration, parse_duration
-
-    try:
-        window = parse_duration(args.since)
-    except BadDuration as exc:
-        raise UsageError(f"--since: {exc}") from None
-    now = time.time()
-    trigger = TrainingTrigger(
-        trigger_id=f"manual-{uuid.uuid4().hex[:12]}", reason=TriggerReason.MANUAL, window_from=now - window,
-        window_to=now, router_id=args.router, details={"note": args.reason}, requested_by="cli", created_at=now,
-    )
-    async with Publisher(settings.kafka_bootstrap, settings.topics, security=settings.kafka_security) as publisher:
-        await publisher.send_raw(settings.topics.training_triggers, trigger.trigger_id.encode(), encode(trigger))
-    print(f"training trigger {trigger.trigger_id} published on {settings.topics.training_triggers}")
-    return EXIT_OK
 
 
 SYNTHETIC_ARMS = "v1=0.9,v2=0.1"

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import shlex
 import sys
 from collections.abc import Sequence
@@ -41,6 +42,7 @@ EXIT_USAGE = 2
 EXIT_NOT_RUNNING = 3
 
 PROG = "python -m bifrost.devkafka"
+MAX_SECONDS = 86400.0
 
 
 def _port(text: str) -> int:
@@ -58,8 +60,8 @@ def _seconds(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError("must be > 0")
+    if not math.isfinite(value) or not 0 < value <= MAX_SECONDS:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds > 0 and ≤ {MAX_SECONDS:.0f}, not {text[:40]!r}")
     return value
 
 

@@ -11,7 +11,7 @@ from bifrost.schemas.artifacts import ArtifactPublished
 from bifrost.schemas.dlq import DeadLetter
 from bifrost.schemas.events import FeedbackEvent, RoutingEvent
 from bifrost.schemas.rollout import RollbackEvent, RolloutCommand, RolloutState
-from bifrost.schemas.triggers import TrainingTrigger
+from bifrost.schemas.triggers import TrainingOutcome, TrainingTrigger
 
 SCHEMA_TYPES: dict[str, type[msgspec.Struct]] = {
     "routing-event": RoutingEvent,
@@ -21,6 +21,7 @@ SCHEMA_TYPES: dict[str, type[msgspec.Struct]] = {
     "rollout-state": RolloutState,
     "rollback": RollbackEvent,
     "training-trigger": TrainingTrigger,
+    "training-outcome": TrainingOutcome,
     "artifact-published": ArtifactPublished,
     "alert": Alert,
 }

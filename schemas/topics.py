@@ -64,6 +64,11 @@ class Topics:
         return self.name("training-triggers")
 
     @property
+    def training_outcomes(self) -> str:
+        """What became of each training trigger (published, rejected, skipped), keyed by trigger id."""
+        return self.name("training-outcomes")
+
+    @property
     def artifacts(self) -> str:
         return self.name("artifacts")
 

@@ -84,6 +84,26 @@ def _guard(run: Callable[[], int]) -> int:
         return 130
 
 
+def _default_store() -> str:
+    return os.environ.get("BIFROST_ARTIFACT_STORE") or str(DEFAULT_ROOT)
+
+
+def _whole(name: str, low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: a whole number in ``[low, high]`` (else a usage error naming the option)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a whole number, not {text[:40]!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be between {low} and {high}, not {text[:40]!r}")
+        return value
+
+    parse.__name__ = name
+    return parse
+
+
 def _say(text: str) -> None:
     print(text.rstrip("\n"), file=sys.stderr)
 
@@ -100,15 +120,23 @@ def _setup_logging(verbose: bool) -> None:
 
 def main_train(argv: Sequence[str] | None = None) -> int:
     """``train --dataset FILE [--trials N] [--seed S] [--store DIR] [--key FILE]``: bootstrap and publish."""
+    parser = train_parser()
+    return _guard(lambda: _train(parser.parse_args(argv)))
+
+
+def train_parser() -> argparse.ArgumentParser:
+    """The arguments of ``bifrost-opt train``."""
     parser = _Parser(prog="bifrost-opt train", description="Bootstrap a signed artifact from a full-information dataset "
                      "(every model's score and cost per prompt), validate it and publish it in the artifact store.")
     parser.add_argument("--dataset", required=True, help="full-information JSONL(.gz) file")
-    parser.add_argument("--trials", type=int, default=200, help="Optuna trials (default 200)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of every random step (default 0)")
-    parser.add_argument("--store", default=str(DEFAULT_ROOT), help=f"artifact store folder (default {DEFAULT_ROOT})")
+    parser.add_argument("--trials", type=_whole("--trials", 1, 100_000), default=200, help="Optuna trials (default 200)")
+    parser.add_argument("--seed", type=_whole("--seed", 0, 2**32 - 1), default=0,
+                        help="seed of every random step (default 0)")
+    parser.add_argument("--store", default=_default_store(), help=f"artifact store folder (default "
+                        f"$BIFROST_ARTIFACT_STORE, else {DEFAULT_ROOT})")
     parser.add_argument("--key", help=f"Ed25519 signing key file (default ${SIGNING_KEY_ENV}, ${SIGNING_KEY_FILE_ENV}, "
                         f"else {DEFAULT_KEY_PATH}, created if missing)")
-    parser.add_argument("--clusters", type=int, help="number of prompt clusters (default 48)")
+    parser.add_argument("--clusters", type=_whole("--clusters", 1, 10_000), help="number of prompt clusters (default 48)")
     parser.add_argument("--max-cost-share", type=float, metavar="X",
                         help="cost/quality knob: best score at a mean cost ≤ X × the best single model's "
                              "(on out-of-fold training estimates; default 0.45, headroom for the 50%% goal)")
@@ -122,7 +150,7 @@ def main_train(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-publish", action="store_true", help="train and validate only")
     parser.add_argument("--json", action="store_true", help="print the run report as JSON on stdout")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
-    return _guard(lambda: _train(parser.parse_args(argv)))
+    return parser
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -207,10 +235,20 @@ def _signing_key(path: str | None) -> Ed25519PrivateKey:
     return key
 
 
+VERIFY_KEY_FILE_ENV = "BIFROST_VERIFY_KEY_FILE"
+
+
+def _key_path(path: str | None) -> str | None:
+    """``--key``, else ``BIFROST_VERIFY_KEY_FILE`` unless an inline ``BIFROST_VERIFY_KEY`` wins (as in the worker)."""
+    if path is None and not os.environ.get(VERIFY_KEY_ENV) and os.environ.get(VERIFY_KEY_FILE_ENV):
+        return os.environ[VERIFY_KEY_FILE_ENV]
+    return path
+
+
 def _verify_key(path: str | None) -> Ed25519PublicKey:
-    key = find_public_key(path)
+    key = find_public_key(_key_path(path))
     if key is None:
-        raise SigningKeyError(f"no verification key: pass --key FILE, or set ${VERIFY_KEY_ENV}")
+        raise SigningKeyError(f"no verification key: pass --key FILE, or set ${VERIFY_KEY_ENV} or ${VERIFY_KEY_FILE_ENV}")
     return key
 
 
@@ -219,6 +257,12 @@ def _verify_key(path: str | None) -> Ed25519PublicKey:
 
 def main_evaluate(argv: Sequence[str] | None = None) -> int:
     """``evaluate ARTIFACT --dataset FILE [--against V] [--frontier [--plot PNG]] [--stress V] [--json]``."""
+    parser = evaluate_parser()
+    return _guard(lambda: _evaluate(parser.parse_args(argv)))
+
+
+def evaluate_parser() -> argparse.ArgumentParser:
+    """The arguments of ``bifrost-opt evaluate``."""
     parser = _Parser(prog="bifrost-opt evaluate", description="Evaluate an artifact on a full-information dataset: "
                      "quality and cost per task, vs every single model, the oracle, another artifact and the "
                      "baseline to beat (per-model logistic regression on the same features, λ chosen on the train "
@@ -228,7 +272,8 @@ def main_evaluate(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--against", metavar="VERSION", help="compare with this artifact (version or path; "
                         "'current' for the store's current one)")
     parser.add_argument("--split", default="test", help="dataset split to evaluate on (default test; 'all' for every row)")
-    parser.add_argument("--store", default=str(DEFAULT_ROOT), help=f"artifact store folder (default {DEFAULT_ROOT})")
+    parser.add_argument("--store", default=_default_store(), help=f"artifact store folder (default "
+                        f"$BIFROST_ARTIFACT_STORE, else {DEFAULT_ROOT})")
     parser.add_argument("--key", help="verification key file (public or private Ed25519, PEM or base64)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
     parser.add_argument("--stress", choices=VARIANTS, help="evaluate on a stress variant of the dataset (as train --stress)")
@@ -239,7 +284,7 @@ def main_evaluate(argv: Sequence[str] | None = None) -> int:
                              "baseline's, every single model and the oracle")
     parser.add_argument("--plot", metavar="PNG", help="with --frontier: write the frontier plot here "
                         "(default frontier.png)")
-    return _guard(lambda: _evaluate(parser.parse_args(argv)))
+    return parser
 
 
 def _evaluate(args: argparse.Namespace) -> int:
@@ -303,20 +348,37 @@ def _open(reference: str, store: ArtifactStore, key: Ed25519PublicKey) -> Refere
 
 def main_artifacts(argv: Sequence[str] | None = None) -> int:
     """``artifacts list|show V|verify V|rollback V [--store DIR] [--key FILE]``."""
+    parser = artifacts_parser()
+    return _guard(lambda: _artifacts(parser.parse_args(argv)))
+
+
+def artifacts_parser() -> argparse.ArgumentParser:
+    """The arguments of ``bifrost-opt artifacts``."""
     parser = _Parser(prog="bifrost-opt artifacts", description="List, inspect, verify and roll back stored artifacts.")
-    parser.add_argument("--store", default=str(DEFAULT_ROOT), help=f"artifact store folder (default {DEFAULT_ROOT})")
-    parser.add_argument("--key", help="verification key file (verify, rollback)")
-    parser.add_argument("--json", action="store_true", help="print JSON")
+
+    def common(p: argparse.ArgumentParser, *, top: bool) -> None:
+        # Given before or after the action (`artifacts --store X list` = `artifacts list --store X`):
+        # the action's copies keep the top level's value unless they are given.
+        keep = argparse.SUPPRESS
+        p.add_argument("--store", default=_default_store() if top else keep,
+                       help=f"artifact store folder (default $BIFROST_ARTIFACT_STORE, else {DEFAULT_ROOT})")
+        p.add_argument("--key", default=None if top else keep,
+                       help="verification key file (verify, rollback; default $BIFROST_VERIFY_KEY, else "
+                            "$BIFROST_VERIFY_KEY_FILE)")
+        p.add_argument("--json", action="store_true", default=False if top else keep, help="print JSON")
+
+    common(parser, top=True)
     sub = parser.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
     sub.required = True
-    sub.add_parser("list", help="every complete version, oldest first; * marks the current one")
+    common(sub.add_parser("list", help="every complete version, oldest first; * marks the current one"), top=False)
     for name, text in (("show", "metadata and routing parameters"), ("verify", "check digest and signature"),
                        ("rollback", "make an earlier version current again")):
         p = sub.add_parser(name, help=text)
+        common(p, top=False)
         p.add_argument("version")
         if name == "rollback":
             p.add_argument("--reason", default="manual rollback", help="recorded in the index history")
-    return _guard(lambda: _artifacts(parser.parse_args(argv)))
+    return parser
 
 
 def _artifacts(args: argparse.Namespace) -> int:
@@ -349,7 +411,7 @@ def _artifacts(args: argparse.Namespace) -> int:
             return EXIT_FAILURE
         print(f"OK {artifact.version}: sha256 {store.meta(args.version).sha256} and signature by {key_id(key)} verified")
         return EXIT_OK
-    key = find_public_key(args.key)
+    key = find_public_key(_key_path(args.key))
     previous = store.rollback(args.version, reason=args.reason, public_key=key)
     print(f"current is now {args.version} (was {previous or '-'})" + ("" if key else "; signature not checked (no key)"))
     return EXIT_OK
@@ -360,11 +422,7 @@ def _artifacts(args: argparse.Namespace) -> int:
 
 def main_service(argv: Sequence[str] | None = None) -> int:
     """``trainer [--once]``: the trainer service (consumes training-triggers)."""
-    parser = _Parser(prog="bifrost-opt trainer", description="Run the trainer service: consume training-triggers in the "
-                     "consumer group <app_id>-trainer, retrain from the warehouse, publish signed artifacts on "
-                     "artifacts. Settings: BIFROST_* variables (bifrost-opt config).")
-    parser.add_argument("--once", action="store_true", help="exit after handling one trigger")
-    parser.add_argument("--key", help="signing key file (default BIFROST_SIGNING_KEY, else BIFROST_SIGNING_KEY_FILE)")
+    parser = service_parser()
 
     def run() -> int:
         args = parser.parse_args(argv)
@@ -380,6 +438,16 @@ def main_service(argv: Sequence[str] | None = None) -> int:
         return _serve(settings, key, once=args.once)
 
     return _guard(run)
+
+
+def service_parser() -> argparse.ArgumentParser:
+    """The arguments of ``bifrost-opt trainer``."""
+    parser = _Parser(prog="bifrost-opt trainer", description="Run the trainer service: consume training-triggers in the "
+                     "consumer group <app_id>-trainer, retrain from the warehouse, publish signed artifacts on "
+                     "artifacts. Settings: BIFROST_* variables (bifrost-opt config).")
+    parser.add_argument("--once", action="store_true", help="exit after handling one trigger")
+    parser.add_argument("--key", help="signing key file (default BIFROST_SIGNING_KEY, else BIFROST_SIGNING_KEY_FILE)")
+    return parser
 
 
 def _serve(settings: TrainerSettings, key: Ed25519PrivateKey, *, once: bool) -> int:

@@ -13,6 +13,11 @@ Outcomes, kept in the ledger and the run folder (``report.json`` / ``report.md``
 * ``rejected`` — data quality or validation failed; nothing published (final);
 * ``skipped`` — nothing to do yet (no current artifact, no warehouse); not recorded as
   handled, so the same trigger id can be sent again once the cause is fixed.
+
+Each outcome is also published on ``training-outcomes`` (keyed by trigger id, a
+:class:`~bifrost.schemas.triggers.TrainingOutcome`; a re-delivered id repeats its outcome
+with ``duplicate`` set), before the offset is committed: ``bifrost-opt retrain --wait``
+and other tools follow a trigger to its end there.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bifrost.router.artifact import encode
 from bifrost.schemas.artifacts import ArtifactPublished
-from bifrost.schemas.triggers import TrainingTrigger
+from bifrost.schemas.triggers import OutcomeKind, TrainingOutcome, TrainingTrigger
 from bifrost.trainer.dataset import DatasetError, FullInfoDataset, load_dataset
 from bifrost.trainer import metrics
 from bifrost.trainer.logged import WarehouseError, load_window
@@ -55,6 +60,7 @@ class Outcome(msgspec.Struct, frozen=True, kw_only=True):
     version: str | None = None
     announced: bool = False
     finished_at: float = 0.0
+    stopped_at: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +143,7 @@ class TrainerService:
             metrics.IGNORED.labels("duplicate").inc()
             log.info("event=trainer.duplicate trigger=%s outcome=%s version=%s", trigger.trigger_id,
                      previous.outcome, previous.version)
+            await self._publish_outcome(previous, trigger, producer, duplicate=True)
             return previous
         if previous is not None and previous.version is not None:
             outcome = previous  # stored before a crash, not announced yet
@@ -146,13 +153,44 @@ class TrainerService:
                 run.outcome = outcome.outcome
             metrics.set_current_artifact(self.store.current())
             if outcome.outcome == "skipped":
+                await self._publish_outcome(outcome, trigger, producer)
                 return outcome
             self.ledger.put(outcome)
         if outcome.outcome == "published" and not outcome.announced:
             await self._announce(outcome, trigger, producer)
             outcome = msgspec.structs.replace(outcome, announced=True)
             self.ledger.put(outcome)
+        await self._publish_outcome(outcome, trigger, producer)
         return outcome
+
+    async def _publish_outcome(self, outcome: Outcome, trigger: TrainingTrigger, producer: AIOKafkaProducer, *,
+                               duplicate: bool = False) -> None:
+        """Publish the trigger's outcome on ``training-outcomes`` (keyed by trigger id)."""
+        routers: list[str] = []
+        parent = None
+        if outcome.version is not None:
+            routers = self._routers(outcome.version, trigger)
+            try:
+                parent = self.store.meta(outcome.version).parent
+            except StoreError:  # the run report still says; the outcome must go out
+                parent = None
+        folder = self.ledger.folder(trigger.trigger_id)
+        record = TrainingOutcome(
+            trigger_id=trigger.trigger_id, outcome=OutcomeKind(outcome.outcome), reason=outcome.reason,
+            version=outcome.version, parent=parent, router_ids=routers, stopped_at=outcome.stopped_at,
+            duplicate=duplicate, report=str(folder / "report.md") if (folder / "report.md").exists() else "",
+            finished_at=outcome.finished_at,
+        )
+        await producer.send_and_wait(self.settings.topics.training_outcomes, msgspec.json.encode(record),
+                                     key=trigger.trigger_id.encode())
+        log.info("event=trainer.outcome trigger=%s outcome=%s version=%s duplicate=%s", trigger.trigger_id,
+                 outcome.outcome, outcome.version, duplicate)
+
+    def _routers(self, version: str, trigger: TrainingTrigger) -> list[str]:
+        try:
+            return msgspec.json.decode((self.store.root / version / "routers.json").read_bytes(), type=list[str])
+        except (FileNotFoundError, msgspec.DecodeError):
+            return [trigger.router_id] if trigger.router_id else []
 
     def _train(self, trigger: TrainingTrigger) -> Outcome:
         s = self.settings
@@ -179,7 +217,8 @@ class TrainerService:
             folder = self.ledger.write_report(trigger.trigger_id, stopped.report)
             log.warning("event=trainer.rejected trigger=%s at=%s reason=%r report=%s", trigger.trigger_id,
                         stopped.report.stopped_at, stopped.report.reason, folder / "report.md")
-            return Outcome(trigger_id=trigger.trigger_id, outcome="rejected", reason=str(stopped), finished_at=time.time())
+            return Outcome(trigger_id=trigger.trigger_id, outcome="rejected", reason=str(stopped), finished_at=time.time(),
+                           stopped_at=str(stopped.report.stopped_at or ""))
         folder = self.ledger.write_report(trigger.trigger_id, report)
         routers = sorted({str(r) for r in data.router_ids.tolist()}) if trigger.router_id is None else [trigger.router_id]
         self.store.publish(encode(artifact), report.signature,
@@ -204,10 +243,7 @@ class TrainerService:
         meta = self.store.meta(outcome.version)
         _, signature, digest = self.store.read(outcome.version)
         folder = self.store.root / outcome.version
-        try:
-            routers = msgspec.json.decode((folder / "routers.json").read_bytes(), type=list[str])
-        except (FileNotFoundError, msgspec.DecodeError):
-            routers = [trigger.router_id] if trigger.router_id else []
+        routers = self._routers(outcome.version, trigger)
         announcement = ArtifactPublished(
             version=outcome.version, sha256=digest, signature=signature, location=str(folder.resolve()),
             router_ids=routers, parent=meta.parent, trigger_id=trigger.trigger_id, created_at=meta.created_at,
@@ -225,7 +261,8 @@ async def _ensure_topics(s: TrainerSettings) -> None:
     try:
         existing = set(await admin.list_topics())
         wanted = [NewTopic(s.topics.training_triggers, s.partitions, 1),
-                  NewTopic(s.topics.artifacts, 1, 1, topic_configs={"cleanup.policy": "compact"})]
+                  NewTopic(s.topics.artifacts, 1, 1, topic_configs={"cleanup.policy": "compact"}),
+                  NewTopic(s.topics.training_outcomes, 1, 1)]
         missing = [t for t in wanted if t.name not in existing]
         if missing:
             try:

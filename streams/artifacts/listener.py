@@ -18,7 +18,6 @@ import logging
 import math
 import os
 import time
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,7 +46,7 @@ from bifrost.schemas.artifacts import ArtifactPublished
 from bifrost.schemas.codec import encode
 from bifrost.schemas.dlq import RejectReason, dead_letter
 from bifrost.schemas.command_signing import CommandSigner
-from bifrost.schemas.rollout import CommandKind, RolloutCommand
+from bifrost.schemas.rollout import CommandKind, RolloutCommand, pipeline_command_id
 from bifrost.streams import observability as obs
 from bifrost.streams.artifacts.confine import MAX_ARTIFACT_BYTES, LocationRefused, read_confined
 from bifrost.streams.topics_admin import TopicSpec, ensure_topics
@@ -124,10 +123,10 @@ def accept(value: bytes, public_key: PublicKeySource, *, store_root: str | os.Pa
         command
         for router in announcement.router_ids
         for command in (
-            RolloutCommand(command_id=uuid.uuid5(uuid.NAMESPACE_URL, f"{artifact.version}/{router}/verified").hex,
+            RolloutCommand(command_id=pipeline_command_id(artifact.version, router, CommandKind.ARTIFACT_VERIFIED),
                            router_id=router, kind=CommandKind.ARTIFACT_VERIFIED, artifact=artifact.version,
                            sha256=announcement.sha256.strip().lower(), reason=reason),
-            RolloutCommand(command_id=uuid.uuid5(uuid.NAMESPACE_URL, f"{artifact.version}/{router}").hex, router_id=router,
+            RolloutCommand(command_id=pipeline_command_id(artifact.version, router, CommandKind.START), router_id=router,
                            kind=CommandKind.START, artifact=artifact.version, reason=reason),
         )
     ]

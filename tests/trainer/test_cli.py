@@ -98,13 +98,13 @@ def test_train_misuse(tmp_path: Path, key_file: Path, dataset_file: Path, capsys
     assert one_error_line(err) == f"error: --dataset {tmp_path / 'missing.jsonl'} does not exist"
 
     code, _, err = run(main_train, ["--dataset", dataset_file, "--trials", "0", "--key", key_file], capsys)
-    assert code == 2 and one_error_line(err) == "error: --trials must be at least 1"
+    assert code == 2 and one_error_line(err) == "error: bifrost-opt train: argument --trials: must be between 1 and 100000, not '0'"
 
     code, _, err = run(main_train, [], capsys)
     assert code == 2 and "the following arguments are required: --dataset" in one_error_line(err)
 
     code, _, err = run(main_train, ["--dataset", dataset_file, "--trials", "many"], capsys)
-    assert code == 2 and "invalid int value: 'many'" in one_error_line(err)
+    assert code == 2 and "argument --trials: must be a whole number, not 'many'" in one_error_line(err)
 
     code, _, err = run(main_train, ["--dataset", dataset_file, "--key", tmp_path / "nokey.pem", "--quiet"], capsys)
     assert code == 2 and one_error_line(err) == f"error: key file {tmp_path / 'nokey.pem'} does not exist"

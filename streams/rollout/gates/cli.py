@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 
 import msgspec
@@ -22,13 +23,16 @@ from bifrost.streams.rollout.gates.table import to_markdown
 from bifrost.streams.rollout.gates.traffic import Clustering, LatencyModel
 
 
+MAX_COUNT = 10_000_000  # rollouts, requests per window, windows: beyond this a run would not finish
+
+
 def _positive(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    if not 1 <= value <= MAX_COUNT:
+        raise argparse.ArgumentTypeError(f"must be between 1 and {MAX_COUNT:,}, got {text[:40]!r}")
     return value
 
 
@@ -37,9 +41,36 @@ def _non_negative(text: str) -> int:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative, got {value}")
+    if not 0 <= value <= MAX_COUNT:
+        raise argparse.ArgumentTypeError(f"must be between 0 and {MAX_COUNT:,}, got {text[:40]!r}")
     return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if not 0 <= value <= 2**32 - 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and {2**32 - 1}, got {text[:40]!r}")
+    return value
+
+
+def _number(low: float, high: float, *, low_open: bool = False, high_open: bool = False):  # type: ignore[no-untyped-def]
+    """A finite float within the bounds (NaN, infinities and out-of-range values are usage errors)."""
+    left, right = "(" if low_open else "[", ")" if high_open else "]"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if (not math.isfinite(value) or value < low or value > high or (low_open and value == low)
+                or (high_open and value == high)):
+            raise argparse.ArgumentTypeError(f"must be a number in {left}{low:g}, {high:g}{right}, got {text[:40]!r}")
+        return value
+
+    return parse
 
 
 def _latency(text: str) -> LatencyModel:
@@ -98,7 +129,7 @@ def parser(prog: str = "bifrost-opt simulate-gates") -> argparse.ArgumentParser:
     p.add_argument("--rollouts", type=_positive, default=1000, help="rollouts per scenario (default 1000)")
     p.add_argument("--regression-rollouts", type=_positive, default=None,
                    help="rollouts per regression or missing-data scenario (default: --rollouts)")
-    p.add_argument("--seed", type=int, default=7, help="base seed (default 7)")
+    p.add_argument("--seed", type=_seed, default=7, help="base seed (default 7)")
     p.add_argument("--suite", action="store_true",
                    help="run the README suite: A/A under every traffic shape, regressions, missing data "
                    "(ignores the traffic options below)")
@@ -115,11 +146,11 @@ def parser(prog: str = "bifrost-opt simulate-gates") -> argparse.ArgumentParser:
     traffic.add_argument("--latency", type=_latency, default=LatencyModel(),
                          help="mix (default: the simulator's three models), lognormal:SIGMA or pareto:SHAPE, "
                          "optionally @MEDIAN_MS (default 400)")
-    traffic.add_argument("--cluster-size", type=float, default=1.0,
+    traffic.add_argument("--cluster-size", type=_number(1.0, 1000.0), default=1.0,
                          help="mean size of event clusters (geometric; 1 = independent requests)")
     traffic.add_argument("--cluster-metrics", type=_metrics, default=frozenset({"errors"}),
                          help="what comes in clusters: errors, latency, cost, judgements (default errors)")
-    traffic.add_argument("--diurnal", type=float, default=0.0,
+    traffic.add_argument("--diurnal", type=_number(0.0, 1.0, high_open=True), default=0.0,
                          help="amplitude of the daily swing of the request rate (0.5 = ±50%%; default 0)")
     traffic.add_argument("--looks-per-window", type=_positive, default=10,
                          help="batches (gate evaluations) per 1-minute window (default 10)")
@@ -129,10 +160,10 @@ def parser(prog: str = "bifrost-opt simulate-gates") -> argparse.ArgumentParser:
                          help="cap on a rollout's windows (in --mode stage: the held stage's length; default 400)")
     policy = p.add_argument_group("rollout policy")
     policy.add_argument("--stages", type=_stages, default=RolloutPolicy().stages, help="default 0.05,0.25,0.5,1.0")
-    policy.add_argument("--min-stage-seconds", type=float, default=900.0, help="data coverage a stage needs (default 900)")
-    policy.add_argument("--stage-timeout-seconds", type=float, default=0.0,
+    policy.add_argument("--min-stage-seconds", type=_number(0.0, 1e7, low_open=True), default=900.0, help="data coverage a stage needs (default 900)")
+    policy.add_argument("--stage-timeout-seconds", type=_number(0.0, 1e8), default=0.0,
                         help="traffic time before an undecided stage pauses (default 0 = 4x the minimum)")
-    p.add_argument("--alpha", type=float, default=GateConfig().alpha, help="false-rollback budget per rollout (default 0.01)")
+    p.add_argument("--alpha", type=_number(0.0, 0.5, low_open=True), default=GateConfig().alpha, help="false-rollback budget per rollout (default 0.01)")
     p.add_argument("--workers", type=_non_negative, default=0, help="processes (default 0 = all cores)")
     p.add_argument("--json", action="store_true", help="print the report as JSON instead of a table")
     return p

@@ -1,0 +1,197 @@
+"""Asking for a retrain and following the trigger to its outcome.
+
+A manual trigger goes to ``training-triggers``; the trainer answers on
+``training-outcomes`` (published, rejected or skipped, with the reason); a published
+artifact is announced on ``artifacts``, and each worker's artifact listener verifies it
+and sends a signed ``start`` per router, whose answer — canary started, waiting for
+approval, or refused with the reason — is in ``rollout-state.last_command``. An
+announcement that fails verification, and a start the controller refuses to authenticate,
+end in the DLQ instead. :func:`follow_trigger` watches all three and returns what it saw.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import msgspec
+from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.structs import TopicPartition
+
+from bifrost.client.publisher import Publisher, connect
+from bifrost.kafka.security import KafkaSecurity
+from bifrost.schemas.codec import encode
+from bifrost.schemas.dlq import DeadLetter
+from bifrost.schemas.rollout import CommandKind, Phase, RolloutCommand, RolloutState, pipeline_command_id
+from bifrost.schemas.topics import Topics
+from bifrost.schemas.triggers import OutcomeKind, TrainingOutcome, TrainingTrigger
+
+
+@dataclass(frozen=True, slots=True)
+class CanaryAnswer:
+    """What became of the start of a new artifact's canary on one router."""
+
+    router_id: str
+    accepted: bool
+    reason: str
+    phase: str = ""
+    stage_percent: float | None = None
+
+
+@dataclass(slots=True)
+class TriggerProgress:
+    """Everything seen about one trigger so far; :attr:`finished` once nothing more is to come."""
+
+    trigger_id: str
+    outcome: TrainingOutcome | None = None
+    canaries: dict[str, CanaryAnswer] = field(default_factory=dict)
+    announcement_error: str | None = None  # the artifact's announcement was dead-lettered (e.g. unverified)
+
+    @property
+    def waiting_for(self) -> list[str]:
+        """Routers whose canary start has not been answered yet (after a publication)."""
+        if self.outcome is None or self.outcome.outcome is not OutcomeKind.PUBLISHED:
+            return []
+        return [router for router in self.outcome.router_ids if router not in self.canaries]
+
+    @property
+    def finished(self) -> bool:
+        if self.outcome is None:
+            return False
+        if self.outcome.outcome is not OutcomeKind.PUBLISHED or self.announcement_error is not None:
+            return True
+        return not self.waiting_for
+
+    @property
+    def succeeded(self) -> bool:
+        """Published, and every router's canary started (or waits for approval)."""
+        return (self.finished and self.outcome is not None and self.outcome.outcome is OutcomeKind.PUBLISHED
+                and self.announcement_error is None and all(c.accepted for c in self.canaries.values()))
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "trigger_id": self.trigger_id,
+            "outcome": msgspec.to_builtins(self.outcome) if self.outcome is not None else None,
+            "canaries": {router: {"accepted": c.accepted, "reason": c.reason, "phase": c.phase,
+                                  "stage_percent": c.stage_percent} for router, c in self.canaries.items()},
+            "announcement_error": self.announcement_error,
+            "waiting_for": self.waiting_for,
+            "finished": self.finished,
+        }
+
+
+def observe(progress: TriggerProgress, topics: Topics, topic: str, value: bytes) -> bool:
+    """Fold one record of ``training-outcomes``, ``rollout-state`` or the DLQ into ``progress``.
+
+    Returns whether it told something new about this trigger. Pure (records that do not
+    decode, or concern other triggers, are ignored).
+    """
+    try:
+        if topic == topics.training_outcomes:
+            outcome = msgspec.json.decode(value, type=TrainingOutcome)
+            if outcome.trigger_id != progress.trigger_id or progress.outcome is not None:
+                return False
+            progress.outcome = outcome
+            return True
+        version = progress.outcome.version if progress.outcome is not None else None
+        if version is None:
+            return False
+        if topic == topics.rollout_state:
+            state = msgspec.json.decode(value, type=RolloutState)
+            answer = state.last_command
+            if (answer is None or state.router_id not in progress.waiting_for
+                    or answer.command_id != pipeline_command_id(version, state.router_id, CommandKind.START)):
+                return False
+            progress.canaries[state.router_id] = CanaryAnswer(
+                router_id=state.router_id, accepted=answer.accepted, reason=answer.reason, phase=state.phase.value,
+                stage_percent=state.stage_percent if state.phase in (Phase.CANARY, Phase.PAUSED) else None,
+            )
+            return True
+        if topic == topics.dlq:
+            letter = msgspec.json.decode(value, type=DeadLetter)
+            if letter.source_topic == topics.artifacts and f"artifact {version}" in letter.error:
+                progress.announcement_error = f"{letter.reason.value}: {letter.error}"
+                return True
+            if letter.source_topic == topics.rollout_commands and not letter.truncated:
+                command = msgspec.json.decode(letter.original, type=RolloutCommand)
+                if (command.router_id in progress.waiting_for
+                        and command.command_id == pipeline_command_id(version, command.router_id, CommandKind.START)):
+                    progress.canaries[command.router_id] = CanaryAnswer(
+                        router_id=command.router_id, accepted=False, reason=f"{letter.reason.value}: {letter.error}")
+                    return True
+    except (msgspec.DecodeError, RecursionError, ValueError):
+        return False
+    return False
+
+
+async def ensure_outcomes_topic(bootstrap: str, topics: Topics, security: KafkaSecurity | None = None) -> None:
+    """Create ``training-outcomes`` (one partition) if no trainer has yet, so it can be watched now."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **(security or KafkaSecurity()).client_options())
+    await admin.start()
+    try:
+        if topics.training_outcomes not in set(await admin.list_topics()):
+            try:
+                await admin.create_topics([NewTopic(topics.training_outcomes, 1, 1)])
+            except TopicAlreadyExistsError:
+                pass
+    finally:
+        await admin.close()
+
+
+async def follow_trigger(
+    bootstrap: str,
+    topics: Topics,
+    trigger: TrainingTrigger,
+    *,
+    timeout: float,
+    security: KafkaSecurity | None = None,
+    on_progress: Callable[[TriggerProgress], None] | None = None,
+) -> TriggerProgress:
+    """Publish ``trigger`` and follow it until it finished or ``timeout`` seconds passed.
+
+    The watched topics are pinned at their ends *before* the trigger is sent, so only
+    answers to this trigger can match. ``on_progress`` is called after each new fact.
+
+    Example:
+        >>> progress = await follow_trigger(bootstrap, Topics(), trigger, timeout=900)  # doctest: +SKIP
+        >>> progress.outcome.outcome, progress.canaries  # doctest: +SKIP
+    """
+    security = security or KafkaSecurity()
+    progress = TriggerProgress(trigger.trigger_id)
+    async with Publisher(bootstrap, topics, security=security) as publisher:  # fails fast when Kafka is unreachable
+        await ensure_outcomes_topic(bootstrap, topics, security)
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+                                    **security.client_options())
+        await connect(consumer, bootstrap, security)
+        try:
+            existing = await consumer.topics()
+            partitions = [
+                TopicPartition(topic, partition)
+                for topic in (topics.training_outcomes, topics.rollout_state, topics.dlq) if topic in existing
+                for partition in sorted(consumer.partitions_for_topic(topic) or ())
+            ]
+            consumer.assign(partitions)
+            await consumer.seek_to_end(*partitions)
+            for tp in partitions:
+                await consumer.position(tp)  # pin the ends before the trigger goes out
+            await publisher.send_raw(topics.training_triggers, trigger.trigger_id.encode(), encode(trigger))
+            await publisher.flush()
+            deadline = time.monotonic() + timeout
+            while not progress.finished and time.monotonic() < deadline:
+                remaining_ms = int(max(0.0, min(1.0, deadline - time.monotonic())) * 1000)
+                try:
+                    batches = await consumer.getmany(timeout_ms=max(remaining_ms, 1))
+                except KafkaError:
+                    await asyncio.sleep(0.5)  # a broker hiccup: keep waiting until the deadline
+                    continue
+                for records in batches.values():
+                    for record in records:
+                        if record.value and observe(progress, topics, record.topic, record.value) and on_progress:
+                            on_progress(progress)
+        finally:
+            await consumer.stop()
+    return progress

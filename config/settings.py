@@ -94,6 +94,9 @@ class Settings:
     web_port: int = _setting(6066, "BIFROST_WEB_PORT", "Worker HTTP port (metrics views, /metrics, health).")
     web_token: str = _setting("", "BIFROST_WEB_TOKEN", "Bearer token every HTTP view but /health requires (empty: none); the CLI sends it. Never logged.", secret=True)
     web_token_file: str = _setting("", "BIFROST_WEB_TOKEN_FILE", "File holding the bearer token (BIFROST_WEB_TOKEN wins).")
+    web_public_read: bool = _setting(False, "BIFROST_WEB_PUBLIC_READ", "The dashboard's read-only JSON views (routers, metrics, series, rollout, activity, lag) answer without the token; control actions, /metrics and Faust's views still need it.")
+    dashboard_command_key_file: str = _setting("", "BIFROST_DASHBOARD_COMMAND_KEY_FILE", "Operator private key the worker signs the dashboard's control actions with (unset: the dashboard is read-only; actions also need BIFROST_WEB_TOKEN). Its public line must be on BIFROST_COMMAND_KEYS with role operator.")
+    dashboard_command_key_name: str = _setting("dashboard", "BIFROST_DASHBOARD_COMMAND_KEY_NAME", "Allow-list name of the dashboard's key (commands it signs are recorded as issued by this name).")
     worker_url: str = _setting("http://127.0.0.1:6066", "BIFROST_WORKER_URL", "Where the CLI finds a worker's HTTP views.")
     log_level: str = _setting("info", "BIFROST_LOG_LEVEL", "Log level of bifrost processes.")
     # TLS/SASL of every Kafka client: the BIFROST_KAFKA_* group of bifrost.kafka.KafkaSecurity.

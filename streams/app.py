@@ -30,6 +30,7 @@ from bifrost.streams.topics_admin import TopicSpec, ensure_topics
 from bifrost.streams.triggers.agent import register_triggers
 from bifrost.streams.warehouse.sink import WarehouseSink
 from bifrost.streams.web.auth import token_middleware
+from bifrost.streams.web.dashboard import mount_dashboard, root_redirect
 from bifrost.streams.web.views import register_views
 
 log = logging.getLogger("bifrost.worker")
@@ -138,13 +139,15 @@ def create_app(settings: Settings) -> Worker:
     )
     register_views(app, windows=windows, states=states, ingest=ingest.status, router_table=router_table)
     register_lag_monitor(app, settings)  # every worker samples; the leader alerts
+    mount_dashboard(app, settings, windows=windows, router_table=router_table)
     return Worker(app=app, ingest=ingest, windows=windows, states=states)
 
 
 def _web_options(settings: Settings) -> dict[str, object]:
-    """aiohttp options: the bearer-token check when ``BIFROST_WEB_TOKEN(_FILE)`` is set."""
+    """aiohttp options: ``/`` → the dashboard, and the bearer-token check when ``BIFROST_WEB_TOKEN(_FILE)`` is set."""
     token = settings.web_token_value()
-    return {"middlewares": [token_middleware(token)]} if token else {}
+    checks = [token_middleware(token, public_read=settings.web_public_read)] if token else []
+    return {"middlewares": [root_redirect, *checks]}
 
 
 def _canonical_url(settings: Settings) -> str:

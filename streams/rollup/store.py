@@ -118,6 +118,9 @@ class RouterWindows:
                step: int | None = None) -> RouterSeries | None:
         """Per-arm series of the router's last ``since_seconds`` (of event time), or None.
 
+        The series starts at the router's oldest stored window when that is later (a new
+        router has no history to draw as zero traffic).
+
         Raises:
             BadStep: ``step`` is not a whole number of windows, or too many points.
         """
@@ -127,6 +130,9 @@ class RouterWindows:
         step = series_step(since_seconds, self._window_seconds, step)
         from_ts, to_ts = aligned_range(newest if until_ts is None else until_ts, since_seconds, step=step,
                                        window_seconds=self._window_seconds)
+        oldest = self.history_start(router_id)
+        if oldest is not None and oldest > from_ts:  # no points before the router's first window
+            from_ts = to_ts - max(1, -(-(to_ts - oldest) // step)) * step
         keys = self.index().keys_between(router_id, from_ts, to_ts)
         partials = (decode_partial(raw) for raw in (self._table.get(k) for k in keys) if raw is not None)
         return build_series(router_id, partials, from_ts=from_ts, to_ts=to_ts, step=step,

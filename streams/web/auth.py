@@ -5,17 +5,31 @@ no credentials) must send ``Authorization: Bearer <token>``; anything else gets 
 The check is an aiohttp middleware, so it covers our views and Faust's built-in ones
 (``/router``, ``/table``) alike, and requests Faust forwards to the worker owning a
 router keep their header. The comparison is constant-time; the token is never logged.
+
+Two exceptions, both without data behind them or chosen by the operator:
+
+- the dashboard's page and its static files (``/dashboard``, ``/dashboard/static/<file>``)
+  are always open, so a browser without the token can load the page and be asked for it;
+- with ``BIFROST_WEB_PUBLIC_READ=true``, ``GET`` of the dashboard's read-only JSON views
+  (:data:`PUBLIC_READ`) is open too. Control actions (``POST``), ``/metrics`` and Faust's
+  own views keep needing the token.
 """
 
 from __future__ import annotations
 
 import hmac
+import re
 from collections.abc import Awaitable, Callable
 
 import orjson
 from aiohttp import web
 
 OPEN_PATHS = frozenset({"/health"})
+DASHBOARD_SHELL = re.compile(r"/dashboard(?:/static/[A-Za-z0-9_-][A-Za-z0-9._-]{0,127})?")
+PUBLIC_READ = re.compile(
+    r"/v1/(?:routers(?:/[^/]+/(?:metrics|series|rollout))?|dashboard/(?:config|activity)|lag)"
+)
+_READ_METHODS = frozenset({"GET", "HEAD"})
 _UNAUTHORIZED = orjson.dumps({"error": "missing or wrong bearer token (Authorization: Bearer <BIFROST_WEB_TOKEN>)"})
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -42,12 +56,29 @@ def bearer_matches(header: str | None, token: str) -> bool:
     return hmac.compare_digest(presented, token.encode("ascii"))
 
 
-def token_middleware(token: str) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
-    """An aiohttp middleware that requires ``token`` on every path but :data:`OPEN_PATHS`."""
+def open_without_token(method: str, path: str, *, public_read: bool = False) -> bool:
+    """Whether a request may pass without the token (see the module docstring).
+
+    Example:
+        >>> open_without_token("GET", "/v1/routers/web/metrics", public_read=True)
+        True
+        >>> open_without_token("POST", "/v1/routers/web/commands", public_read=True)
+        False
+    """
+    if path in OPEN_PATHS:
+        return True
+    if method not in _READ_METHODS:
+        return False
+    return bool(DASHBOARD_SHELL.fullmatch(path) or (public_read and PUBLIC_READ.fullmatch(path)))
+
+
+def token_middleware(token: str, *, public_read: bool = False) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+    """An aiohttp middleware that requires ``token`` on every request :func:`open_without_token` does not let by."""
 
     @web.middleware
     async def require_token(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path in OPEN_PATHS or bearer_matches(request.headers.get("Authorization"), token):
+        if open_without_token(request.method, request.path, public_read=public_read) or bearer_matches(
+                request.headers.get("Authorization"), token):
             return await handler(request)
         return web.Response(body=_UNAUTHORIZED, status=401, content_type="application/json",
                             headers={"WWW-Authenticate": 'Bearer realm="bifrost-worker"'})

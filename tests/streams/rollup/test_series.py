@@ -65,11 +65,16 @@ def test_router_windows_series_ends_at_the_newest_window() -> None:
     windows = RouterWindows(table, window_seconds=WS, retention_seconds=86400)
     for start in (600, 660, 720):
         windows.store(encode_partial(partial(start, 0, v1=stats(6), v2=stats(2))))
+    windows.store(encode_partial(partial(360, 1, v1=stats(3))))  # an older window: five empty ones after it
     series = windows.series("web", since_seconds=300)
     assert series is not None
     assert (series.from_ts, series.to_ts, series.step, series.closed_until) == (480, 780, 60, 720)
     assert series.arms["v1"].count == [0, 0, 6, 6, 6]
     assert series.arms["v2"].rate == [0.0, 0.0, pytest.approx(2 / 60), pytest.approx(2 / 60), None]
+    # A range reaching before the router's first window starts at that window.
+    longer = windows.series("web", since_seconds=3600)
+    assert longer is not None and longer.from_ts == 360 and longer.ts[0] == 360 and longer.arms["v1"].count[0] == 3
+    assert windows.series("web", since_seconds=3600, step=180).ts == [240, 420, 600]  # type: ignore[union-attr]
     # The metrics view of the same range agrees with the series' totals.
     metrics = windows.metrics("web", since_seconds=300)
     assert metrics is not None and metrics.arms["v1"].count == sum(series.arms["v1"].count)

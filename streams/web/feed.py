@@ -1,0 +1,225 @@
+"""Recent activity for the dashboard: rollbacks, training triggers and artifact announcements.
+
+:class:`Activity` (pure) keeps the newest records of each kind in bounded buffers and
+answers the dashboard's ``/v1/dashboard/activity`` view; :class:`ActivityFollower` feeds it
+from Kafka. The follower has no consumer group and reads every partition, so any worker
+answers for every router; at start it goes back only the last few records per partition
+(rollbacks, triggers and announcements are rare), and it never commits anything.
+
+A trainer run is shown as its trigger joined with the announcement that names the
+trigger (``ArtifactPublished.trigger_id``): "published" with the version, or "no artifact
+announced" — still running, refused at data quality or validation, or skipped; the
+trainer's run folder has the report.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict, deque
+
+import msgspec
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from bifrost.config import Settings
+from bifrost.schemas.artifacts import ArtifactPublished
+from bifrost.schemas.rollout import RollbackEvent
+from bifrost.schemas.triggers import TrainingTrigger
+
+log = logging.getLogger("bifrost.dashboard")
+
+MAX_ROLLBACKS = 200
+MAX_ARTIFACTS = 50
+MAX_TRIGGERS = 50
+
+
+class TrainerRun(msgspec.Struct, kw_only=True):
+    """A training trigger and what came of it, as far as Kafka tells."""
+
+    trigger_id: str
+    reason: str
+    router_id: str | None
+    requested_by: str
+    created_at: float
+    window_from: float
+    window_to: float
+    outcome: str  # "published" or "no artifact announced"
+    version: str | None = None
+
+
+class ArtifactSummary(msgspec.Struct, kw_only=True):
+    """An announced artifact, without its signature."""
+
+    version: str
+    sha256: str
+    parent: str | None
+    trigger_id: str | None
+    router_ids: list[str]
+    created_at: str
+    published_at: float
+    validation: dict[str, float | str | bool | None]
+
+
+class ActivityView(msgspec.Struct, kw_only=True):
+    """What ``/v1/dashboard/activity`` answers (newest first); ``following`` names the topics read."""
+
+    rollbacks: list[RollbackEvent]
+    trainer_runs: list[TrainerRun]
+    artifacts: list[ArtifactSummary]
+    following: list[str]
+    undecodable: int
+
+
+class Activity:
+    """Bounded buffers of the newest rollbacks, triggers and announcements (pure).
+
+    Records that do not decode are counted and skipped. Announcements and triggers are
+    kept by version / trigger id (the newest record wins, as in their compacted or
+    idempotent topics); rollbacks in arrival order.
+    """
+
+    def __init__(self, *, max_rollbacks: int = MAX_ROLLBACKS, max_artifacts: int = MAX_ARTIFACTS,
+                 max_triggers: int = MAX_TRIGGERS) -> None:
+        self._rollbacks: deque[RollbackEvent] = deque(maxlen=max_rollbacks)
+        self._artifacts: OrderedDict[str, ArtifactPublished] = OrderedDict()
+        self._triggers: OrderedDict[str, TrainingTrigger] = OrderedDict()
+        self._max_artifacts = max_artifacts
+        self._max_triggers = max_triggers
+        self.undecodable = 0
+        self.following: list[str] = []
+
+    def add_rollback(self, raw: bytes) -> bool:
+        event = self._decode(raw, RollbackEvent)
+        if event is not None:
+            self._rollbacks.append(event)
+        return event is not None
+
+    def add_artifact(self, raw: bytes) -> bool:
+        announced = self._decode(raw, ArtifactPublished)
+        if announced is not None:
+            _keep_newest(self._artifacts, announced.version, announced, self._max_artifacts)
+        return announced is not None
+
+    def add_trigger(self, raw: bytes) -> bool:
+        trigger = self._decode(raw, TrainingTrigger)
+        if trigger is not None:
+            _keep_newest(self._triggers, trigger.trigger_id, trigger, self._max_triggers)
+        return trigger is not None
+
+    def view(self, router_id: str | None = None, *, limit: int = 20) -> ActivityView:
+        """The newest ``limit`` of each kind; rollbacks of ``router_id`` only, when given."""
+        rollbacks = [r for r in reversed(self._rollbacks) if router_id is None or r.router_id == router_id][:limit]
+        by_trigger = {a.trigger_id: a for a in self._artifacts.values() if a.trigger_id}
+        runs = []
+        for trigger in list(reversed(self._triggers.values()))[:limit]:
+            artifact = by_trigger.get(trigger.trigger_id)
+            runs.append(TrainerRun(
+                trigger_id=trigger.trigger_id, reason=trigger.reason.value, router_id=trigger.router_id,
+                requested_by=trigger.requested_by, created_at=trigger.created_at, window_from=trigger.window_from,
+                window_to=trigger.window_to, outcome="published" if artifact else "no artifact announced",
+                version=artifact.version if artifact else None,
+            ))
+        artifacts = [
+            ArtifactSummary(version=a.version, sha256=a.sha256, parent=a.parent, trigger_id=a.trigger_id,
+                            router_ids=list(a.router_ids), created_at=a.created_at, published_at=a.published_at,
+                            validation=dict(a.validation))
+            for a in list(reversed(self._artifacts.values()))[:limit]
+        ]
+        return ActivityView(rollbacks=rollbacks, trainer_runs=runs, artifacts=artifacts, following=list(self.following),
+                            undecodable=self.undecodable)
+
+    def _decode(self, raw: object, kind: type[msgspec.Struct]):  # type: ignore[no-untyped-def]
+        if not isinstance(raw, (bytes, bytearray, memoryview)):
+            self.undecodable += 1
+            return None
+        try:
+            return msgspec.json.decode(raw, type=kind)
+        except (msgspec.DecodeError, RecursionError, ValueError):
+            self.undecodable += 1
+            return None
+
+
+def _keep_newest(items: OrderedDict, key: str, value: object, limit: int) -> None:  # type: ignore[type-arg]
+    items.pop(key, None)
+    items[key] = value
+    while len(items) > limit:
+        items.popitem(last=False)
+
+
+class ActivityFollower:
+    """Reads rollbacks, training-triggers and artifacts into an :class:`Activity` (a worker task).
+
+    Topics that do not exist yet are picked up when they appear (metadata is refreshed
+    every ``refresh_seconds``). Any Kafka error is logged and the follower starts over
+    after a pause; it never stops the worker.
+    """
+
+    def __init__(self, settings: Settings, activity: Activity, *, backlog: int = 100,
+                 refresh_seconds: float = 10.0) -> None:
+        topics = settings.topics
+        self._settings = settings
+        self._activity = activity
+        self._backlog = backlog
+        self._refresh = refresh_seconds
+        self._handlers = {
+            topics.rollbacks: activity.add_rollback,
+            topics.training_triggers: activity.add_trigger,
+            topics.artifacts: activity.add_artifact,
+        }
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self._follow()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the dashboard's feed must never stop the worker
+                log.warning("event=dashboard.activity.error error=%r note=%r", exc, "retrying in 5 s")
+                await asyncio.sleep(5.0)
+
+    async def _follow(self) -> None:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._settings.kafka_bootstrap, group_id=None, enable_auto_commit=False,
+            auto_offset_reset="earliest", **self._settings.kafka_options(),
+        )
+        await consumer.start()
+        try:
+            assigned: set[TopicPartition] = set()
+            refresh_at = 0.0
+            while True:
+                if time.monotonic() >= refresh_at:
+                    assigned = await self._assign(consumer, assigned)
+                    refresh_at = time.monotonic() + self._refresh
+                if not assigned:
+                    await asyncio.sleep(1.0)
+                    continue
+                batches = await consumer.getmany(timeout_ms=1000, max_records=500)
+                for tp, records in batches.items():
+                    handle = self._handlers[tp.topic]
+                    for record in records:
+                        if record.value is not None:
+                            handle(record.value)
+        finally:
+            await consumer.stop()
+
+    async def _assign(self, consumer: AIOKafkaConsumer, assigned: set[TopicPartition]) -> set[TopicPartition]:
+        """Add partitions of followed topics that appeared; new ones start ``backlog`` records back."""
+        # What consumer.topics() fetches, kept whole: an assign()-only consumer tracks only the
+        # topics it is assigned, so partitions_for_topic() never learns of a topic created later.
+        cluster = await consumer._client.fetch_all_metadata()  # noqa: SLF001 - no public call gives partitions
+        found = {TopicPartition(topic, p) for topic in self._handlers for p in cluster.partitions_for_topic(topic) or ()}
+        new = found - assigned
+        if not new:
+            return assigned
+        positions = {tp: await consumer.position(tp) for tp in assigned}
+        consumer.assign(sorted(found))
+        for tp, offset in positions.items():
+            consumer.seek(tp, offset)
+        begins = await consumer.beginning_offsets(sorted(new))
+        ends = await consumer.end_offsets(sorted(new))
+        for tp in new:
+            consumer.seek(tp, max(begins[tp], ends[tp] - self._backlog))
+        self._activity.following = sorted({tp.topic for tp in found})
+        log.info("event=dashboard.activity.follow topics=%s partitions=%d", ",".join(self._activity.following), len(found))
+        return found

@@ -16,6 +16,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Self
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -30,6 +31,22 @@ __all__ = ["LagProbe"]
 
 # A fetch from the committed offset needs one record: keep what the broker sends small.
 _FETCH_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class NextRecord:
+    """What one fetch from a committed offset found.
+
+    Attributes:
+        offset: the first deliverable record's offset (None: there was none).
+        timestamp_ms: its timestamp.
+        counted: deliverable records up to the log end when the fetch got there (exact
+            lag; 0 when only transaction markers or aborted records were left), else None.
+    """
+
+    offset: int | None
+    timestamp_ms: int | None
+    counted: int | None
 
 
 class LagProbe:
@@ -112,13 +129,13 @@ class LagProbe:
                     continue
                 position = committed[tp]
                 record = first.get((group, tp))
-                reached_end = (group, tp) in first and record is None
                 lag = consumable_lag(position, starts.get(tp, 0), ends[tp],
-                                     first_record=record[0] if record else None, reached_end=reached_end)
+                                     first_record=record.offset if record else None,
+                                     counted=record.counted if record else None)
                 if lag == 0:
                     age: float | None = 0.0
                 else:
-                    age = record_age(at, record[1]) if record else None  # the age at the moment of the sample
+                    age = record_age(at, record.timestamp_ms) if record else None  # the age at the moment of the sample
                 partitions.append(PartitionLag(topic=tp.topic, partition=tp.partition, committed=position,
                                                log_end=ends[tp], lag=lag, lag_seconds=age))
             exists = state != "Dead" or bool(committed)
@@ -168,7 +185,7 @@ class LagProbe:
     async def _read_partitions(
         self, wanted: set[TopicPartition], offsets: dict[str, dict[TopicPartition, int | None]],
     ) -> tuple[dict[TopicPartition, int], dict[TopicPartition, int],
-               dict[tuple[str, TopicPartition], tuple[int, int] | None], float]:
+               dict[tuple[str, TopicPartition], NextRecord], float]:
         """(log ends, log starts of lagging partitions, first records (see :meth:`_first_records`), when the ends were read)."""
         if not wanted:
             return {}, {}, {}, self._clock()
@@ -200,14 +217,13 @@ class LagProbe:
     async def _first_records(
         self, consumer: AIOKafkaConsumer, lagging: dict[tuple[str, TopicPartition], int | None],
         starts: dict[TopicPartition, int], ends: dict[TopicPartition, int],
-    ) -> dict[tuple[str, TopicPartition], tuple[int, int] | None]:
-        """(offset, timestamp ms) of the first deliverable record at or after each committed offset.
+    ) -> dict[tuple[str, TopicPartition], NextRecord]:
+        """The first deliverable record at or after each committed offset (one fetch each).
 
-        None for a partition whose position reached its log end without a record: only
-        markers or aborted records were left. Absent: not read within the fetch timeout.
-        Groups sharing a partition at the same position share one read.
+        Absent: not read within the fetch timeout. Groups sharing a partition at the same
+        position share one read.
         """
-        result: dict[tuple[str, TopicPartition], tuple[int, int] | None] = {}
+        result: dict[tuple[str, TopicPartition], NextRecord] = {}
         # One read per (partition, position); several groups may want the same one.
         wanted: dict[tuple[TopicPartition, int], list[str]] = {}
         for (group, tp), position in lagging.items():
@@ -215,9 +231,8 @@ class LagProbe:
             if start < ends[tp]:
                 wanted.setdefault((tp, start), []).append(group)
             else:
-                result[(group, tp)] = None
-        found: dict[tuple[TopicPartition, int], tuple[int, int]] = {}
-        drained: set[tuple[TopicPartition, int]] = set()
+                result[(group, tp)] = NextRecord(offset=None, timestamp_ms=None, counted=0)
+        found: dict[tuple[TopicPartition, int], NextRecord] = {}
         deadline = time.monotonic() + self._fetch_timeout
         # A consumer holds one position per partition: read distinct positions of a
         # partition in rounds.
@@ -238,12 +253,16 @@ class LagProbe:
                 batch = await consumer.getmany(*pending, timeout_ms=int(min(remaining, 0.1) * 1000))
                 for tp, records in batch.items():
                     if records and tp in pending:
-                        found[(tp, round_[tp])] = (records[0].offset, records[0].timestamp)
+                        # Exact when this one fetch got to the log end, else only the first record counts.
+                        reached = await consumer.position(tp) >= ends[tp]
+                        counted = sum(1 for r in records if r.offset < ends[tp]) if reached else None
+                        found[(tp, round_[tp])] = NextRecord(offset=records[0].offset,
+                                                             timestamp_ms=records[0].timestamp, counted=counted)
                         pending.discard(tp)
                         consumer.pause(tp)
                 for tp in list(pending):
-                    if await consumer.position(tp) >= ends[tp]:
-                        drained.add((tp, round_[tp]))
+                    if await consumer.position(tp) >= ends[tp]:  # only markers or aborted records were left
+                        found[(tp, round_[tp])] = NextRecord(offset=None, timestamp_ms=None, counted=0)
                         pending.discard(tp)
             if pending:
                 log.debug("event=lag.fetch_timeout partitions=%d", len(pending))
@@ -251,6 +270,4 @@ class LagProbe:
             for group in groups:
                 if key in found:
                     result[(group, key[0])] = found[key]
-                elif key in drained:
-                    result[(group, key[0])] = None
         return result

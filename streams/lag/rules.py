@@ -146,36 +146,41 @@ def group_status(statuses: Iterable[LagStatus]) -> LagStatus:
     return max(statuses, key=lambda s: s.severity, default=LagStatus.OK)
 
 
-def consumable_lag(committed: int | None, log_start: int, log_end: int, *, first_record: int | None,
-                   reached_end: bool) -> int:
-    """Records a consumer still has to read, correcting for transaction markers.
+def consumable_lag(committed: int | None, log_start: int, log_end: int, *, first_record: int | None = None,
+                   counted: int | None = None) -> int:
+    """Records a consumer still has to read, not counting transaction markers.
 
     On a transactional topic every transaction ends with a commit (or abort) marker that
     occupies an offset but is never delivered. A consumer commits the offset after its
     last *record*, so ``log_end - committed`` stays ≥ 1 forever even when it has read
-    everything. The probe therefore reads (read_committed) from the committed offset:
-    ``first_record`` is the offset of the first record it got, and ``reached_end`` says
-    that it reached ``log_end`` without any (only markers or aborted records were left).
+    everything. The probe therefore reads (read_committed) once from the committed
+    offset: ``counted`` is the exact number of deliverable records up to ``log_end`` when
+    that read got there (0 when only markers or aborted records were left); otherwise
+    ``first_record`` is the offset of the first record it got, and the markers before it
+    are not counted (those after it are: a large lag on a transactional topic is
+    overstated by at most one offset per transaction).
 
     Args:
         committed: the committed offset (None: never committed; counts from ``log_start``).
         log_start: first offset still in the log.
         log_end: read_committed log end (last stable offset).
         first_record: offset of the next deliverable record, if one was read.
-        reached_end: nothing deliverable lies between the committed offset and ``log_end``.
+        counted: exact deliverable records in the range, if the read reached ``log_end``.
 
     Example:
-        >>> consumable_lag(41, 0, 42, first_record=None, reached_end=True)  # a commit marker
+        >>> consumable_lag(41, 0, 42, counted=0)  # only a commit marker left
         0
-        >>> consumable_lag(40, 0, 50, first_record=42, reached_end=False)
+        >>> consumable_lag(40, 0, 50, first_record=42)
         8
     """
     position = max(log_start, committed if committed is not None else log_start)
-    if log_end <= position or reached_end:
+    if log_end <= position:
         return 0
+    if counted is not None:
+        return min(counted, log_end - position)
     if first_record is not None and position <= first_record < log_end:
         return log_end - first_record
-    return log_end - position  # not resolved: markers inside the range still count
+    return log_end - position  # not read in time: markers inside the range still count
 
 
 def record_age(now: float, timestamp_ms: int | None) -> float | None:

@@ -227,3 +227,63 @@ async def test_cli_lag_refuses_an_unknown_group_and_shows_a_known_one(settings: 
     assert report["partitions"][0]["lag_seconds"] > 0
     table = cli("--group", group)
     assert table.returncode == 0 and f"{group}  STOP" in table.stdout and topic in table.stdout
+
+
+async def test_transaction_markers_aborted_and_open_transactions_are_not_lag(settings: Settings) -> None:
+    from aiokafka import TopicPartition
+
+    from bifrost.streams.topics_admin import TopicSpec, ensure_topics
+
+    topic, group = f"{settings.topic_prefix}tx-lag", f"{settings.app_id}-tx"
+    tp = TopicPartition(topic, 0)
+    await ensure_topics(settings.kafka_bootstrap, [TopicSpec(topic, 1)])
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, transactional_id=f"{group}-producer")
+    committer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=group, enable_auto_commit=False)
+    probe = LagProbe(settings.kafka_bootstrap, settings.kafka_options())
+    await producer.start()
+    await committer.start()
+    await probe.start()
+
+    async def transaction(n: int, *, commit: bool = True) -> None:
+        async with producer.transaction() if commit else _aborting(producer):
+            for i in range(n):
+                await producer.send_and_wait(topic, f"r{i}".encode(), partition=0)
+
+    async def lag() -> tuple[int, int, float | None]:
+        (snapshot,) = await probe.snapshot([group])
+        (p,) = snapshot.partitions
+        return p.lag, p.log_end, p.lag_seconds
+
+    try:
+        await transaction(3)  # records 0-2, commit marker 3
+        committer.assign([tp])
+        await committer.commit({tp: 3})  # a consumer that read everything commits after its last record
+        assert await lag() == (0, 4, 0.0)  # the marker is not lag
+        await transaction(2, commit=False)  # aborted records 4-5, abort marker 6
+        assert await lag() == (0, 7, 0.0)
+        await transaction(1)  # record 7, marker 8
+        sent = time.time()
+        await asyncio.sleep(1.0)
+        await producer.begin_transaction()  # open: its records are beyond the last stable offset
+        await producer.send_and_wait(topic, b"pending", partition=0)
+        records, end, age = await lag()
+        assert (records, end) == (1, 9)  # exactly record 7
+        assert age is not None and 1.0 <= age <= time.time() - sent + 0.2
+        await producer.abort_transaction()
+    finally:
+        await probe.close()
+        await committer.stop()
+        await producer.stop()
+
+
+class _aborting:
+    """``async with``: a transaction that is aborted at the end."""
+
+    def __init__(self, producer: AIOKafkaProducer) -> None:
+        self.producer = producer
+
+    async def __aenter__(self) -> None:
+        await self.producer.begin_transaction()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.producer.abort_transaction()

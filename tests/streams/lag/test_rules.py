@@ -121,22 +121,23 @@ def test_group_status_is_the_worst() -> None:
 
 
 @pytest.mark.parametrize(
-    ("committed", "start", "end", "first", "reached", "expected"),
+    ("committed", "start", "end", "first", "counted", "expected"),
     [
-        (10, 0, 10, None, False, 0),   # caught up
-        (12, 0, 10, None, False, 0),   # committed ahead of the LSO (open transaction): not negative
-        (9, 0, 10, None, True, 0),     # only a commit marker left
-        (5, 0, 10, None, True, 0),     # aborted records and markers only
-        (5, 0, 10, 7, False, 3),       # markers before the next record are not lag
-        (5, 0, 10, None, False, 5),    # not resolved in time: raw difference
-        (None, 4, 10, None, False, 6),  # never committed: from the log start
-        (2, 4, 10, None, False, 6),    # committed offset deleted by retention
-        (5, 0, 10, 12, False, 5),      # a record past the end (arrived meanwhile) does not shrink it
+        (10, 0, 10, None, None, 0),    # caught up
+        (12, 0, 10, None, None, 0),    # committed ahead of the LSO (open transaction): not negative
+        (9, 0, 10, None, 0, 0),        # only a commit marker left
+        (5, 0, 10, None, 0, 0),        # aborted records and markers only
+        (5, 0, 10, 6, 3, 3),           # read to the end: exact, markers between records not counted
+        (5, 0, 10, 7, None, 3),        # markers before the next record are not lag
+        (5, 0, 10, None, None, 5),     # not read in time: raw difference
+        (None, 4, 10, None, None, 6),  # never committed: from the log start
+        (2, 4, 10, None, None, 6),     # committed offset deleted by retention
+        (5, 0, 10, 12, None, 5),       # a record past the end (arrived meanwhile) does not shrink it
     ],
 )
-def test_consumable_lag(committed: int | None, start: int, end: int, first: int | None, reached: bool,
+def test_consumable_lag(committed: int | None, start: int, end: int, first: int | None, counted: int | None,
                         expected: int) -> None:
-    assert consumable_lag(committed, start, end, first_record=first, reached_end=reached) == expected
+    assert consumable_lag(committed, start, end, first_record=first, counted=counted) == expected
 
 
 def test_record_age() -> None:

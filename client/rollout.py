@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -12,6 +13,8 @@ from typing import TypeVar
 import msgspec
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+from aiokafka.structs import OffsetAndMetadata, TopicPartition
 
 from bifrost.client.publisher import connect
 from bifrost.kafka.security import KafkaSecurity
@@ -21,6 +24,7 @@ from bifrost.schemas.rollout import CommandKind, RollbackEvent, RolloutCommand, 
 from bifrost.schemas.topics import Topics
 
 S = TypeVar("S", RolloutState, RollbackEvent)
+log = logging.getLogger("bifrost.client")
 T = TypeVar("T")
 
 
@@ -78,18 +82,29 @@ async def follow(
     routers: set[str] | None = None,
     from_beginning: bool = True,
     security: KafkaSecurity | None = None,
+    group_id: str | None = None,
 ) -> AsyncIterator[S]:
-    """Yield decoded records of a router-keyed topic (no consumer group; every partition).
+    """Yield decoded records of a router-keyed topic.
 
-    ``from_beginning`` replays the topic first (for the compacted rollout-state this is
-    the latest state of every router), otherwise only new records are yielded.
+    Without ``group_id`` it reads every partition with no consumer group, from the start
+    (``from_beginning``; for the compacted rollout-state that is the latest state of every
+    router) or only new records, and remembers nothing.
+
+    With ``group_id`` the subscriber is a member of that consumer group and **resumes
+    where it left off**: a record counts as consumed once the loop asks for the next one,
+    and its offset is committed then, so a restarted subscriber starts right after the
+    last record it finished (the one it was handling when it died comes again: at least
+    once). ``from_beginning`` then only says where a group with no committed offset
+    starts. Several processes with the same ``group_id`` share the partitions.
+
+    Records that do not decode as ``value_type`` are skipped (logged), never raised.
 
     Example:
-        >>> async for rollback in follow(bootstrap, Topics().rollbacks, RollbackEvent):  # doctest: +SKIP
+        >>> async for rollback in follow(bootstrap, Topics().rollbacks, RollbackEvent, group_id="pager"):  # doctest: +SKIP
         ...     page_oncall(rollback)
     """
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+        bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False,
         auto_offset_reset="earliest" if from_beginning else "latest",
         metadata_max_age_ms=5000,  # notice a topic created after we subscribed
         **(security or KafkaSecurity()).client_options(),
@@ -98,14 +113,40 @@ async def follow(
     try:
         consumer.subscribe([topic])
         decoder = msgspec.json.Decoder(value_type)
-        async for record in consumer:
-            if record.value is None:
-                continue
-            value = decoder.decode(record.value)
-            if routers is None or value.router_id in routers:
-                yield value
+        consumed: dict[TopicPartition, OffsetAndMetadata] = {}
+        while True:
+            batches = await consumer.getmany(timeout_ms=1000)
+            for tp, records in batches.items():
+                for record in records:
+                    consumed[tp] = OffsetAndMetadata(record.offset + 1, "")
+                    value = _decode_or_none(decoder, record.value) if record.value is not None else None
+                    if value is None:
+                        if record.value is not None:
+                            log.warning("event=client.follow.undecodable topic=%s partition=%d offset=%d",
+                                        record.topic, record.partition, record.offset)
+                        continue
+                    if routers is None or value.router_id in routers:
+                        yield value
+                        if group_id is not None:  # the caller asked for the next one: this one is consumed
+                            await _commit(consumer, consumed)
+            if group_id is not None and consumed:
+                await _commit(consumer, consumed)  # records skipped at the end of the batch
     finally:
         await consumer.stop()
+
+
+async def _commit(consumer: AIOKafkaConsumer, consumed: dict[TopicPartition, OffsetAndMetadata]) -> None:
+    """Commit ``consumed`` for the partitions still assigned; a rebalance in between only means redelivery."""
+    assigned = consumer.assignment()
+    offsets = {tp: offset for tp, offset in consumed.items() if tp in assigned}
+    consumed.clear()
+    if not offsets:
+        return
+    try:
+        await consumer.commit(offsets)
+    except (CommitFailedError, IllegalStateError, KafkaError) as exc:
+        log.warning("event=client.follow.commit_failed error=%r note=%r", str(exc)[:300],
+                    "records after the last committed offset will be delivered again")
 
 
 async def wait_for_outcome(

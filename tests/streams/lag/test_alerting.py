@@ -153,3 +153,20 @@ def test_a_failing_publisher_keeps_the_alert_for_the_next_sample() -> None:
         assert len(sent) == 1 and not sent[0].resolved
 
     asyncio.run(run())
+
+
+def test_an_unreachable_broker_is_logged_not_raised(caplog: pytest.LogCaptureFixture) -> None:
+    from bifrost.devkafka import free_listener_port
+    from bifrost.streams.lag.probe import LagProbe
+
+    settings = Settings.from_env({}, kafka_bootstrap=f"127.0.0.1:{free_listener_port()}", lag_window=2)
+    monitor = LagMonitor(settings, probe=LagProbe(settings.kafka_bootstrap, settings.kafka_options(), timeout=2.0))
+
+    async def run() -> None:
+        assert await monitor.sample_once() == ()
+        assert await monitor.sample_once() == ()  # and again: the probe reconnects each time
+
+    asyncio.run(run())
+    assert monitor.last_error and monitor.samples == 0
+    assert monitor.view()["error"] == monitor.last_error
+    assert sum("event=lag.sample_failed" in r.getMessage() for r in caplog.records) == 2

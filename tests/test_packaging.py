@@ -20,6 +20,10 @@ def test_wheel_installs_under_one_namespace(tmp_path: Path) -> None:
     top_level = {name.split("/", 1)[0] for name in names if not name.split("/", 1)[0].endswith(".dist-info")}
     assert top_level == {"bifrost"}, top_level
     assert "bifrost/devkafka/pom.xml" in names
+    import tomllib
+
+    for name in tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-dir"]:
+        assert f"{name.replace('.', '/')}/py.typed" in names, name  # PEP 561, per package of the namespace
     for static in ("dashboard.html", "dashboard.js", "dashboard.css", "uPlot.iife.min.js", "uPlot.min.css", "uPlot.LICENSE"):
         assert f"bifrost/streams/web/static/{static}" in names, static  # the dashboard works from an installed wheel
 

@@ -59,7 +59,7 @@ class Settings:
     dlq_surge_min_records: int = _setting(20, "BIFROST_DLQ_SURGE_MIN_RECORDS", "Fewest DLQ records in the surge window for a surge, so 1 bad record in 10 is not one.")
     dlq_surge_window_seconds: float = _setting(60.0, "BIFROST_DLQ_SURGE_WINDOW_SECONDS", "Sliding window of the DLQ surge check.")
     metrics_max_routers: int = _setting(200, "BIFROST_METRICS_MAX_ROUTERS", "Distinct router label values in /metrics; later routers are counted under router=\"other\" (a producer cannot blow up the series).")
-    metrics_max_arms: int = _setting(20, "BIFROST_METRICS_MAX_ARMS", "Distinct arm label values per router in /metrics; later arms are counted under arm=\"other\".")
+    metrics_max_arms: int = _setting(10, "BIFROST_METRICS_MAX_ARMS", "Distinct arm label values per router in /metrics; later arms are counted under arm=\"other\".")
     rollout_stages: str = _setting("0.05,0.25,0.5,1.0", "BIFROST_ROLLOUT_STAGES", "Canary traffic shares of the rollout stages; the last must be 1.0.")
     rollout_min_stage_seconds: float = _setting(900.0, "BIFROST_ROLLOUT_MIN_STAGE_SECONDS", "Minimum time a stage must be covered by data (closed windows with traffic in both arms) before it may advance.")
     rollout_stage_timeout_seconds: float = _setting(0.0, "BIFROST_ROLLOUT_STAGE_TIMEOUT_SECONDS", "Traffic time after which a stage that neither advanced nor rolled back pauses with its reasons; 0 means four times BIFROST_ROLLOUT_MIN_STAGE_SECONDS.")

@@ -194,7 +194,7 @@ def _banner(settings: Settings, data_dir: Path, started_broker: bool, store: Pat
                 f"               bifrost-opt rollout status --router router-a; bifrost-opt artifacts --store {store} list",
                 "               bifrost-opt rollout pause|resume|promote|stop --router router-a   (signed with the operator key)",
                 f"  data, logs   {data_dir}   (worker.log, trainer.log, trainer/runs/*/report.md)",
-                "  dashboard    not built yet (see README, 'Status'); the worker's JSON views above serve the figures",
+                f"  dashboard    {url}/dashboard   (read-only unless the worker has a web token and a dashboard key: README, 'Dashboard')",
                 "Replaying real prompts through the current artifact; Ctrl-C stops everything.",
                 "",
             ]

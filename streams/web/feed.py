@@ -1,4 +1,4 @@
-"""Recent activity for the dashboard: rollbacks, training triggers and artifact announcements.
+"""Recent activity for the dashboard: rollbacks, training triggers and outcomes, artifact announcements.
 
 :class:`Activity` (pure) keeps the newest records of each kind in bounded buffers and
 answers the dashboard's ``/v1/dashboard/activity`` view; :class:`ActivityFollower` feeds it
@@ -6,10 +6,10 @@ from Kafka. The follower has no consumer group and reads every partition, so any
 answers for every router; at start it goes back only the last few records per partition
 (rollbacks, triggers and announcements are rare), and it never commits anything.
 
-A trainer run is shown as its trigger joined with the announcement that names the
-trigger (``ArtifactPublished.trigger_id``): "published" with the version, or "no artifact
-announced" — still running, refused at data quality or validation, or skipped; the
-trainer's run folder has the report.
+A trainer run is a trigger joined with what the trainer said of it on
+``training-outcomes`` (published, rejected or skipped, with the reason and the step it
+stopped at), else with the announcement naming the trigger (``ArtifactPublished.trigger_id``),
+else "no outcome yet" (queued or running, or no trainer is consuming).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from bifrost.config import Settings
 from bifrost.schemas.artifacts import ArtifactPublished
 from bifrost.schemas.rollout import RollbackEvent
-from bifrost.schemas.triggers import TrainingTrigger
+from bifrost.schemas.triggers import TrainingOutcome, TrainingTrigger
 
 log = logging.getLogger("bifrost.dashboard")
 
@@ -44,8 +44,10 @@ class TrainerRun(msgspec.Struct, kw_only=True):
     created_at: float
     window_from: float
     window_to: float
-    outcome: str  # "published" or "no artifact announced"
+    outcome: str  # published, rejected, skipped (from the trainer), or "no outcome yet"
     version: str | None = None
+    detail: str = ""  # the trainer's reason, and the step a rejected run stopped at
+    finished_at: float | None = None
 
 
 class ArtifactSummary(msgspec.Struct, kw_only=True):
@@ -84,6 +86,7 @@ class Activity:
         self._rollbacks: deque[RollbackEvent] = deque(maxlen=max_rollbacks)
         self._artifacts: OrderedDict[str, ArtifactPublished] = OrderedDict()
         self._triggers: OrderedDict[str, TrainingTrigger] = OrderedDict()
+        self._outcomes: OrderedDict[str, TrainingOutcome] = OrderedDict()
         self._max_artifacts = max_artifacts
         self._max_triggers = max_triggers
         self.undecodable = 0
@@ -107,6 +110,12 @@ class Activity:
             _keep_newest(self._triggers, trigger.trigger_id, trigger, self._max_triggers)
         return trigger is not None
 
+    def add_outcome(self, raw: bytes) -> bool:
+        outcome = self._decode(raw, TrainingOutcome)
+        if outcome is not None and not (outcome.duplicate and outcome.trigger_id in self._outcomes):
+            _keep_newest(self._outcomes, outcome.trigger_id, outcome, 4 * self._max_triggers)
+        return outcome is not None
+
     def view(self, router_id: str | None = None, *, limit: int = 20) -> ActivityView:
         """The newest ``limit`` of each kind; rollbacks of ``router_id`` only, when given."""
         rollbacks = [r for r in reversed(self._rollbacks) if router_id is None or r.router_id == router_id][:limit]
@@ -114,12 +123,18 @@ class Activity:
         runs = []
         for trigger in list(reversed(self._triggers.values()))[:limit]:
             artifact = by_trigger.get(trigger.trigger_id)
-            runs.append(TrainerRun(
+            ended = self._outcomes.get(trigger.trigger_id)
+            run = TrainerRun(
                 trigger_id=trigger.trigger_id, reason=trigger.reason.value, router_id=trigger.router_id,
                 requested_by=trigger.requested_by, created_at=trigger.created_at, window_from=trigger.window_from,
-                window_to=trigger.window_to, outcome="published" if artifact else "no artifact announced",
+                window_to=trigger.window_to, outcome="published" if artifact else "no outcome yet",
                 version=artifact.version if artifact else None,
-            ))
+            )
+            if ended is not None:
+                stopped = f" (stopped at {ended.stopped_at})" if ended.stopped_at else ""
+                run = msgspec.structs.replace(run, outcome=ended.outcome.value, version=ended.version or run.version,
+                                              detail=f"{ended.reason}{stopped}", finished_at=ended.finished_at or None)
+            runs.append(run)
         artifacts = [
             ArtifactSummary(version=a.version, sha256=a.sha256, parent=a.parent, trigger_id=a.trigger_id,
                             router_ids=list(a.router_ids), created_at=a.created_at, published_at=a.published_at,
@@ -166,6 +181,7 @@ class ActivityFollower:
             topics.rollbacks: activity.add_rollback,
             topics.training_triggers: activity.add_trigger,
             topics.artifacts: activity.add_artifact,
+            topics.training_outcomes: activity.add_outcome,
         }
 
     async def run(self) -> None:

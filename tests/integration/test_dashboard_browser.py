@@ -6,8 +6,9 @@ for one router; a canary runs (started with signed commands, as the CLI sends th
 page must load without the token, draw its charts with data, and show the same figures as
 the JSON view. Control actions without the token are refused (401) and nothing reaches
 ``rollout-commands``; with the token, pause and rollback reach the controller (read back from
-Kafka) and the rollback shows up in the page's rollback list. The final page is saved as
-``bench/results/dashboard.png`` (``BIFROST_DASHBOARD_SCREENSHOT`` overrides the path).
+Kafka) and the rollback shows up in the page's rollback list. The page is saved as
+``bench/results/dashboard.png`` while the canary is paused (gates and blockers) and
+``dashboard-rollback.png`` at the end (``BIFROST_DASHBOARD_SCREENSHOT`` overrides the path).
 """
 
 from __future__ import annotations
@@ -141,7 +142,7 @@ async def test_dashboard_in_chromium(
                 started = await wait_for_outcome(bootstrap, topics,
                                                  keys.operator.sign(new_command(ROUTER, CommandKind.START, artifact="v2")))
                 assert started is not None and started.phase is Phase.CANARY, started
-                await eventually(lambda: arm_counts(worker, ROUTER, since="10m").get("v2", 0) >= 20, timeout=60,
+                await eventually(lambda: arm_counts(worker, ROUTER, since="10m").get("v2", 0) >= 300, timeout=60,
                                  what="canary traffic")
 
                 # 1. The page loads without a token (/ redirects to it) and draws every chart with both arms.
@@ -212,6 +213,10 @@ async def test_dashboard_in_chromium(
             paused = await state_from_kafka(worker_settings, lambda s: s.phase is Phase.PAUSED)
             assert paused.last_command is not None and paused.last_command.kind is CommandKind.PAUSE
             assert paused.last_command.accepted and paused.last_command.issued_by == "dashboard"
+            # The paused canary's gates and what blocks promotion, as the controller left them.
+            assert await page.locator("#gates-table tr[data-gate]").count() == len(paused.gates) > 0
+            SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+            await page.screenshot(path=str(SCREENSHOT), full_page=True)
 
             # A rollback needs a reason; with one, it reaches the controller and the rollbacks list.
             await page.click('#control-buttons button[data-action="rollback"]')
@@ -234,8 +239,6 @@ async def test_dashboard_in_chromium(
 
             assert not problems, problems
             await page.fill("#action-reason", "")
-            await asyncio.sleep(1.0)
-            SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-            await page.screenshot(path=str(SCREENSHOT), full_page=True)
+            await page.screenshot(path=str(SCREENSHOT.with_name(SCREENSHOT.stem + "-rollback.png")), full_page=True)
         finally:
             await browser.close()

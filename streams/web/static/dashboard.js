@@ -16,7 +16,7 @@
     { key: "error_rate", title: "Error rate", fmt: (v) => pct(v) },
     { key: "p50_ms", title: "P50 latency (ms)", fmt: (v) => num(v, 0) },
     { key: "p95_ms", title: "P95 latency (ms)", fmt: (v) => num(v, 0) },
-    { key: "cost_per_task", title: "Cost per task ($)", fmt: (v) => usd(v) },
+    { key: "cost_per_task", title: "Cost per task ($)", fmt: (v) => usd(v), axis: (v) => (v === null ? "" : Math.abs(v) < 0.01 && v !== 0 ? v.toExponential(1) : v.toFixed(3)) },
     { key: "win_rate", title: "Win rate", fmt: (v) => pct(v) },
   ];
 
@@ -161,7 +161,7 @@
             label: arm, stroke: COLORS[i % COLORS.length], width: 1.5, spanGaps: false,
             value: (u, v) => spec.fmt(v),
           }))],
-          axes: [{}, { size: 72, values: (u, splits) => splits.map((v) => spec.fmt(v)) }],
+          axes: [{}, { size: 72, values: (u, splits) => splits.map((v) => (spec.axis || spec.fmt)(v)) }],
         };
         chart = new uPlot(opts, data, box);
         state.charts[spec.key] = chart;
@@ -185,7 +185,7 @@
       const tbody = $("gates-table").tBodies[0];
       if (!result.ok) {
         summary.replaceChildren(el("dt", {}, "state"), el("dd", {}, errorOf(result)));
-        replaceRows(tbody, [], "–", 9);
+        replaceRows(tbody, [], "–", 8);
         return;
       }
       const s = result.body;
@@ -200,7 +200,12 @@
         ["in stage", s.since ? `${minutes(Math.max(0, s.clock - s.since))} of event time since ${when(s.since)}; ${minutes(s.covered_seconds)} covered by data in both arms` : "–"],
         ["revision", el("span", { id: "rollout-revision" }, String(s.revision))],
       ];
-      if (s.promotion_blocked_by && s.promotion_blocked_by.length) facts.push(["promotion blocked by", s.promotion_blocked_by.join(", ")]);
+      if (s.phase === "canary" || s.phase === "paused") facts.push(["requests in stage", `canary ${num(s.canary_samples || 0, 0)} / control ${num(s.control_samples || 0, 0)}`]);
+      if (s.blockers && s.blockers.length && (s.phase === "canary" || s.phase === "paused")) {
+        facts.push(["what blocks promotion", el("ul", { id: "blockers" }, ...s.blockers.map((b) => el("li", {}, b)))]);
+      } else if (s.promotion_blocked_by && s.promotion_blocked_by.length && s.phase === "canary") {
+        facts.push(["promotion held by", s.promotion_blocked_by.join(", ")]);
+      }
       if (s.reason) facts.push(["reason", s.reason]);
       if (s.last_command) {
         const c = s.last_command;
@@ -210,17 +215,20 @@
       if (s.stall) facts.push(["stage timed out", s.stall.reasons.join("; ")]);
       if (s.stopped) facts.push(["stopped", `by ${s.stopped.by} at ${when(s.stopped.at)}: ${s.stopped.reason}; an operator must resume`]);
       summary.replaceChildren(...facts.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
-      const rows = (s.gates || []).map((g) => el("tr", { "data-gate": g.gate },
-        el("th", { scope: "row" }, g.gate),
-        el("td", { class: "gate-" + g.status }, g.status + (s.promotion_blocked_by.includes(g.gate) && g.status === "pass" ? " (holding)" : "")),
-        el("td", {}, sig(g.canary)),
-        el("td", {}, sig(g.control)),
-        el("td", {}, sig(g.threshold)),
-        el("td", {}, `${sig(g.statistic)} / ${sig(g.bound)}`),
-        el("td", {}, evidenceBar(g.evidence)),
-        el("td", {}, `${g.canary_samples} / ${g.control_samples}`),
-        el("td", { class: "note" }, g.note || g.method || "")));
-      replaceRows(tbody, rows, "no gate evaluated (no rollout in progress)", 9);
+      const rows = (s.gates || []).flatMap((g) => {
+        const row = el("tr", { "data-gate": g.gate },
+          el("th", { scope: "row" }, g.gate),
+          el("td", { class: "gate-" + g.status }, g.status + (s.promotion_blocked_by.includes(g.gate) && g.status === "pass" ? " (holding)" : "")),
+          el("td", {}, sig(g.canary)),
+          el("td", {}, sig(g.control)),
+          el("td", {}, sig(g.threshold)),
+          el("td", {}, `${sig(g.statistic)} / ${sig(g.bound)}`),
+          el("td", {}, evidenceBar(g.evidence)),
+          el("td", {}, `${g.canary_samples} / ${g.control_samples}`));
+        const note = [g.method, g.note].filter(Boolean).join(" — ");
+        return note ? [row, el("tr", { class: "gate-note" }, el("td", { colspan: 8, class: "note" }, note))] : [row];
+      });
+      replaceRows(tbody, rows, "no gate evaluated (no rollout in progress)", 8);
     },
   };
 
@@ -264,7 +272,8 @@
         el("td", {}, r.reason),
         el("td", {}, r.router_id || "all"),
         el("td", {}, r.requested_by),
-        el("td", {}, r.outcome + (r.version ? " " + r.version : "")))), "no training trigger seen", 6);
+        el("td", { class: "outcome-" + r.outcome.replace(/ /g, "-") }, r.outcome + (r.version ? " " + r.version : ""),
+          r.detail ? el("div", { class: "note" }, r.detail) : null))), "no training trigger seen", 6);
       replaceRows(artifacts, a.artifacts.map((x) => el("tr", { "data-version": x.version },
         el("td", {}, x.version),
         el("td", {}, x.parent || "–"),

@@ -16,7 +16,7 @@ from bifrost.router.keys import generate_private_key
 from bifrost.schemas.artifacts import ArtifactPublished
 from bifrost.schemas.command_signing import CommandSigner
 from bifrost.schemas.rollout import RollbackEvent
-from bifrost.schemas.triggers import TrainingTrigger, TriggerReason
+from bifrost.schemas.triggers import OutcomeKind, TrainingOutcome, TrainingTrigger, TriggerReason
 from bifrost.streams.rollout.auth import Keyring, public_line
 from bifrost.streams.web.auth import auth_headers, open_without_token, token_middleware
 from bifrost.streams.web.control import ACTIONS, BadAction, control_status, parse_action, parse_retrain
@@ -150,12 +150,16 @@ def test_activity_keeps_the_newest_and_joins_runs_with_artifacts() -> None:
                                   trigger_id="t2", published_at=5.0, validation={"quality": 0.8})
     activity.add_artifact(msgspec.json.encode(announced))
     activity.add_artifact(msgspec.json.encode(msgspec.structs.replace(announced, published_at=6.0)))  # same version again
+    refused = TrainingOutcome(trigger_id="t1", outcome=OutcomeKind.REJECTED, reason="too few rows", stopped_at="data_quality",
+                              finished_at=9.0)
+    assert activity.add_outcome(msgspec.json.encode(refused))
+    activity.add_outcome(msgspec.json.encode(msgspec.structs.replace(refused, duplicate=True, reason="again")))  # kept: first
 
     view = activity.view("web")
     assert [r.canary_version for r in view.rollbacks] == ["v4", "v2"]  # newest first, of the three kept
     assert [r.canary_version for r in activity.view().rollbacks] == ["v4", "v3", "v2"]
-    assert [(r.trigger_id, r.outcome, r.version) for r in view.trainer_runs] == [
-        ("t2", "published", "v9"), ("t1", "no artifact announced", None)]
+    assert [(r.trigger_id, r.outcome, r.version, r.detail) for r in view.trainer_runs] == [
+        ("t2", "published", "v9", ""), ("t1", "rejected", None, "too few rows (stopped at data_quality)")]
     assert [(a.version, a.published_at) for a in view.artifacts] == [("v9", 6.0)]
     assert view.undecodable == 3
     assert "signature" not in msgspec.json.encode(view).decode()

@@ -152,7 +152,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv and argv[0] in PASSTHROUGH:
         # These commands own their whole argument list (and their --help).
         return _guarded(lambda: PASSTHROUGH[argv[0]]()(argv[1:]))
-    args = _parser().parse_args(argv)
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as exc:  # argparse printed the usage error (2) or --help / --version (0)
+        return exc.code if isinstance(exc.code, int) else 2
     return _guarded(lambda: _dispatch(args))
 
 

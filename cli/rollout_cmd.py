@@ -41,10 +41,12 @@ class UnknownRouter(CliError):
 
 def add_rollout_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     rollout = sub.add_parser("rollout", help="progressive canary rollouts: start, status, promote, pause, resume, approve, rollback, stop")
+    # --router is accepted before or after the action (`rollout --router r status` = `rollout status --router r`).
+    rollout.add_argument("--router", default=argparse.SUPPRESS, help="router id (also accepted after ACTION)")
     actions = rollout.add_subparsers(dest="action", metavar="ACTION")
     actions.required = True
     status = actions.add_parser("status", help="the router's rollout state")
-    status.add_argument("--router", required=True)
+    status.add_argument("--router", default=argparse.SUPPRESS, help="router id (required)")
     status.add_argument("--json", action="store_true")
     status.add_argument("--worker-url", help="worker HTTP base URL (default BIFROST_WORKER_URL)")
     helps = {
@@ -58,7 +60,7 @@ def add_rollout_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore
     }
     for name, text in helps.items():
         action = actions.add_parser(name, help=text)
-        action.add_argument("--router", required=True)
+        action.add_argument("--router", default=argparse.SUPPRESS, help="router id (required)")
         action.add_argument("--artifact", required=name == "start", help="artifact version (for start; a guard otherwise)")
         if name == "start":
             action.add_argument("--control", help="the control artifact, if the router has no recorded one")
@@ -66,11 +68,14 @@ def add_rollout_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore
             action.add_argument("--override", action="store_true",
                                 help="promote past failing or insufficient gates (operator keys only; needs --reason; recorded)")
         action.add_argument("--reason", required=name == "rollback")
+        action.add_argument("--json", action="store_true", help="print the answering state as JSON")
         action.add_argument("--wait", type=bounded_float("--wait", 0.0, 3600.0), default=20.0,
                             help="seconds to wait for the controller's answer (0: send and do not wait)")
 
 
 def run_rollout(args: argparse.Namespace, settings: Settings) -> int:
+    if not getattr(args, "router", None):
+        raise UsageError(f"rollout {args.action}: the following arguments are required: --router")
     if args.action == "status":
         state = _fetch_state(args.worker_url or settings.worker_url, args.router, settings.web_token_value())
         print(orjson.dumps(msgspec.to_builtins(state), option=orjson.OPT_INDENT_2).decode() if args.json else render_state(state))
@@ -86,8 +91,12 @@ def run_rollout(args: argparse.Namespace, settings: Settings) -> int:
     if args.wait == 0:
         partition, offset = asyncio.run(send_command(settings.kafka_bootstrap, settings.topics, command,
                                                      security=settings.kafka_security))
-        print(f"{args.action}: command {command.command_id} sent (partition {partition}, offset {offset}); not waiting "
-              f"for the controller's answer (`rollout status --router {args.router}` shows it)")
+        if args.json:
+            print(orjson.dumps({"command_id": command.command_id, "partition": partition, "offset": offset,
+                                "waited": False}).decode())
+        else:
+            print(f"{args.action}: command {command.command_id} sent (partition {partition}, offset {offset}); not "
+                  f"waiting for the controller's answer (`rollout status --router {args.router}` shows it)")
         return 0
     try:
         state = asyncio.run(wait_for_outcome(settings.kafka_bootstrap, settings.topics, command, timeout=args.wait,
@@ -101,10 +110,13 @@ def run_rollout(args: argparse.Namespace, settings: Settings) -> int:
         )
     outcome = state.last_command
     assert outcome is not None
+    if args.json:
+        print(orjson.dumps(msgspec.to_builtins(state), option=orjson.OPT_INDENT_2).decode())
     if not outcome.accepted:
         raise CommandRefused(f"refused: {outcome.reason}")
-    print(f"{args.action}: accepted — {outcome.reason}")
-    print(render_state(state))
+    if not args.json:
+        print(f"{args.action}: accepted — {outcome.reason}")
+        print(render_state(state))
     return 0
 
 

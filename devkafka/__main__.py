@@ -17,6 +17,7 @@ Exit codes: 0 ok, 1 failure, 2 usage error, 3 not running (``status``, ``env``).
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import math
 import shlex
@@ -74,12 +75,17 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         epilog="exit codes: 0 ok, 1 failure, 2 usage error, 3 not running (status)",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging (mvn output, client logs)")
+    parser.add_argument("--data-dir", type=Path, default=Path("var/kafka"),
+                        help="config, logs and Kafka data (default: var/kafka); also accepted after the command")
     sub = parser.add_subparsers(dest="command", metavar="{start,stop,status,env,fetch}")
     sub.required = True
 
     def with_data_dir(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--data-dir", type=Path, default=Path("var/kafka"),
+        # Before or after the command: the command's copy keeps the top level's value unless given.
+        p.add_argument("--data-dir", type=Path, default=argparse.SUPPRESS,
                        help="config, logs and Kafka data (default: var/kafka)")
+        p.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                       help="debug logging (mvn output, client logs)")
 
     start = sub.add_parser("start", help="start a detached broker and print its bootstrap address")
     with_data_dir(start)
@@ -102,12 +108,15 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
 
     status = sub.add_parser("status", help="is the broker of a data dir running and answering?")
     with_data_dir(status)
+    status.add_argument("--json", action="store_true", help="print JSON (same exit codes)")
 
     env = sub.add_parser("env", help="print the BIFROST_KAFKA_* variables a client of the broker needs "
                          "(shell syntax: eval \"$(... env)\"; the password only as a file path)")
     with_data_dir(env)
 
     fetch = sub.add_parser("fetch", help="download the Kafka jars into the cache (nothing else)")
+    fetch.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                       help="debug logging (mvn output, client logs)")
     fetch.add_argument("--kafka-version", default=DEFAULT_KAFKA_VERSION, help=f"default {DEFAULT_KAFKA_VERSION}")
     return parser
 
@@ -173,6 +182,11 @@ def _stop(args: argparse.Namespace) -> int:
 def _status(args: argparse.Namespace) -> int:
     data_dir: Path = args.data_dir.expanduser().resolve()
     status = broker_status(data_dir)
+    if getattr(args, "json", False):
+        state = "running" if status.running else "unresponsive" if status.alive else "not_running"
+        print(json.dumps({"state": state, "bootstrap": status.bootstrap, "protocol": status.protocol, "pid": status.pid,
+                          "data_dir": str(data_dir), "log": str(data_dir / LOG_FILE)}))
+        return EXIT_OK if status.running else EXIT_FAILURE if status.alive else EXIT_NOT_RUNNING
     if status.running:
         print(f"running bootstrap={status.bootstrap} protocol={status.protocol} pid={status.pid} data_dir={data_dir}")
         return EXIT_OK

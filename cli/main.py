@@ -134,6 +134,9 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--speed", type=bounded_float("--speed", 1.0, MAX_SPEED), default=10.0,
                     help="time compression of the simulation (1 = real time)")
     up.add_argument("--for", dest="run_for", default="0", help="stop after this long (e.g. 2m); 0 = until Ctrl-C")
+    up.add_argument("--router", default="demo-replay",
+                    help="router id of the replay (default demo-replay; its event time is compressed, so do not share "
+                         "it with producers publishing in real time)")
     return parser
 
 

@@ -15,6 +15,7 @@ import dataclasses
 import json
 import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -43,6 +44,9 @@ def run_local_loop(args: argparse.Namespace, settings: Settings) -> int:
     dataset = Path(args.dataset)
     if not dataset.is_file():
         raise UsageError(f"--dataset {dataset} does not exist (a full-information JSONL(.gz) file)")
+    router = (getattr(args, "router", None) or DEMO_ROUTER).strip()
+    if not router or len(router) > 128:
+        raise UsageError("--router: a router id of 1 to 128 characters")
     broker, bootstrap = _ensure_broker(data_dir / "kafka")
     children: list[subprocess.Popen[bytes]] = []
     try:
@@ -76,8 +80,10 @@ def run_local_loop(args: argparse.Namespace, settings: Settings) -> int:
         trainer_settings = dataclasses.replace(settings, pipeline_key_file="")  # the trainer signs no commands
         children.append(_start(trainer_settings, "trainer", data_dir / "trainer.log", trainer_env))
         _wait_healthy(settings.worker_url, children[0], timeout=120)
-        _banner(settings, data_dir, broker is not None, store, operator_key)
-        asyncio.run(_traffic(settings, dataset, store, public_key_file, rate=args.rate, speed=args.speed, run_for=run_for))
+        print(banner(settings, data_dir, broker is not None, store, operator_key, router=router, speed=args.speed,
+                     cli=cli_command()), flush=True)
+        asyncio.run(_traffic(settings, dataset, store, public_key_file, router=router, rate=args.rate, speed=args.speed,
+                             run_for=run_for))
         return 0
     except KeyboardInterrupt:
         print("\nstopping…", flush=True)
@@ -177,34 +183,59 @@ def _wait_healthy(url: str, worker: subprocess.Popen[bytes], timeout: float) -> 
     raise Unavailable(f"the worker did not become healthy within {timeout:.0f} s")
 
 
-def _banner(settings: Settings, data_dir: Path, started_broker: bool, store: Path, operator_key: Path) -> None:
+DEMO_ROUTER = "demo-replay"
+
+
+def cli_command(executable: str | None = None, cwd: Path | None = None, on_path: str | None = "?") -> str:
+    """How to run this installation's CLI: ``bifrost-opt`` when that is the one on PATH, else the
+    venv's script by its path (relative to ``cwd`` when inside it, e.g. ``.venv/bin/bifrost-opt``),
+    else ``python -m bifrost.cli.main``. Arguments default to this process's (tests pass them)."""
+    beside = Path(executable or sys.executable).parent / "bifrost-opt"  # the venv's bin, not the resolved python
+    found = shutil.which("bifrost-opt") if on_path == "?" else on_path
+    if beside.is_file() and os.access(beside, os.X_OK):
+        if found and Path(found).resolve() == beside.resolve():
+            return "bifrost-opt"
+        try:
+            return str(beside.relative_to(cwd or Path.cwd()))
+        except ValueError:
+            return str(beside)
+    return "bifrost-opt" if found else f"{executable or sys.executable} -m bifrost.cli.main"
+
+
+def banner(settings: Settings, data_dir: Path, started_broker: bool, store: Path, operator_key: Path, *,
+           router: str, speed: float, cli: str) -> str:
+    """What ``up`` prints once everything runs (pure)."""
     url = settings.worker_url
-    print(
-        "\n".join(
-            [
-                "",
-                "bifrost-optimizer is running locally",
-                f"  Kafka        {settings.kafka_bootstrap}{'' if started_broker else ' (reused)'}",
-                f"  worker       {url}   (health: {url}/health, Prometheus: {url}/metrics)",
-                f"  per-arm JSON {url}/v1/routers/router-a/metrics?since=15m",
-                f"  CLI          export BIFROST_KAFKA_BOOTSTRAP={settings.kafka_bootstrap} BIFROST_WORKER_URL={url}",
-                f"                      BIFROST_OPERATOR_KEY_FILE={operator_key} BIFROST_OPERATOR_KEY_NAME=operator",
-                "               bifrost-opt metrics --router router-a --since 15m",
-                "               bifrost-opt retrain --router router-a --since 7d   (the trainer retrains; a canary follows)",
-                f"               bifrost-opt rollout status --router router-a; bifrost-opt artifacts --store {store} list",
-                "               bifrost-opt rollout pause|resume|promote|stop --router router-a   (signed with the operator key)",
-                f"  data, logs   {data_dir}   (worker.log, trainer.log, trainer/runs/*/report.md)",
-                f"  dashboard    {url}/dashboard   (read-only unless the worker has a web token and a dashboard key: README, 'Dashboard')",
-                "Replaying real prompts through the current artifact; Ctrl-C stops everything.",
-                "",
-            ]
-        ),
-        flush=True,
+    return "\n".join(
+        [
+            "",
+            "bifrost-optimizer is running locally",
+            f"  Kafka        {settings.kafka_bootstrap}{'' if started_broker else ' (reused)'}",
+            f"  worker       {url}   (health: {url}/health, Prometheus: {url}/metrics)",
+            f"  dashboard    {url}/dashboard   (read-only unless the worker has a web token and a dashboard key: "
+            "README, 'Dashboard')",
+            f"  demo router  {router}: real prompts replayed with event time compressed {speed:g}x",
+            f"  WARNING      events you publish yourself for {router!r} with real-time timestamps arrive 'too late' "
+            "for its",
+            "               compressed windows and go to the DLQ (reason too_late): publish under your own router id "
+            "(e.g. web)",
+            f"  per-arm JSON {url}/v1/routers/{router}/metrics?since=15m",
+            f"  CLI          export BIFROST_KAFKA_BOOTSTRAP={settings.kafka_bootstrap} BIFROST_WORKER_URL={url}",
+            f"                      BIFROST_OPERATOR_KEY_FILE={operator_key} BIFROST_OPERATOR_KEY_NAME=operator",
+            f"               {cli} metrics --router {router} --since 15m",
+            f"               {cli} retrain --router {router} --since 7d --wait   (follows the retrain to its canary)",
+            f"               {cli} rollout status --router {router}",
+            f"               {cli} artifacts list --store {store}",
+            f"               {cli} rollout pause|resume|promote|stop --router {router}   (signed with the operator key)",
+            f"  data, logs   {data_dir}   (worker.log, trainer.log, trainer/runs/*/report.md)",
+            f"Replaying real prompts through the current artifact as router {router}; Ctrl-C stops everything.",
+            "",
+        ]
     )
 
 
-async def _traffic(settings: Settings, dataset: Path, store: Path, key_file: Path, *, rate: float, speed: float,
-                   run_for: float) -> None:
+async def _traffic(settings: Settings, dataset: Path, store: Path, key_file: Path, *, router: str, rate: float,
+                   speed: float, run_for: float) -> None:
     from functools import partial
 
     from bifrost.client.simulator.launch import open_replay
@@ -212,7 +243,7 @@ async def _traffic(settings: Settings, dataset: Path, store: Path, key_file: Pat
 
     wall = run_for if run_for else 7 * 86400 / max(speed, 1.0)
     traffic, weights = open_replay(dataset, store=store, key=key_file)
-    config = ReplayConfig(arms=weights, routers=("router-a",), exploration=0.1, rate_per_second=rate,
+    config = ReplayConfig(arms=weights, routers=(router,), exploration=0.1, rate_per_second=rate,
                           duration_seconds=wall * max(speed, 1.0), malformed_fraction=0.001)
     config = anchored(config, speed=max(speed, 1.0), now=time.time())
     report = await simulate(settings.kafka_bootstrap, settings.topics, config, speed=max(speed, 1.0), progress_every_s=10,

@@ -1,5 +1,9 @@
-# One image for bifrost workers, the trainer service and the CLI.
+# One image for bifrost workers, the trainer service, the one-shot bootstrap and the CLI.
 FROM python:3.11-slim
+# LightGBM (trainer, reference router) needs the GNU OpenMP runtime, which the slim image lacks.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libgomp1 \
+    && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY schemas schemas
@@ -11,6 +15,8 @@ COPY cli cli
 COPY config config
 COPY devkafka devkafka
 COPY kafka kafka
+# The bundled full-information dataset: `bifrost-opt init` bootstraps the first artifact from it.
+COPY data/routing-eval data/routing-eval
 RUN pip install --no-cache-dir '.[rocksdb]'
 ENV BIFROST_STORE=rocksdb:// BIFROST_DATA_DIR=/var/lib/bifrost BIFROST_WEB_HOST=0.0.0.0
 EXPOSE 6066

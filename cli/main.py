@@ -95,9 +95,11 @@ def _parser() -> argparse.ArgumentParser:
     kafka = sub.add_parser("kafka", help="local single-node Kafka for development (start|stop|status)")
     kafka.add_argument("kafka_args", nargs=argparse.REMAINDER, help="arguments of python -m bifrost.devkafka")
 
+    from bifrost.cli.init_cmd import add_init_parser
     from bifrost.cli.retrain_cmd import add_retrain_parser
 
     add_retrain_parser(sub)
+    add_init_parser(sub)
 
     config = sub.add_parser("config", help="list settings: effective value, where it comes from (env, file, default)")
     config.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -245,6 +247,11 @@ def _dispatch(args: argparse.Namespace) -> int:
         rows = effective_settings()
         print(orjson.dumps([r.as_dict() for r in rows], option=orjson.OPT_INDENT_2).decode() if args.json else render(rows))
         return EXIT_OK
+    if args.command == "init":
+        from bifrost.cli.init_cmd import run_init
+        from bifrost.trainer.settings import TrainerSettings
+
+        return run_init(args, settings.artifact_store, TrainerSettings.from_env().signing_key_file)
     if args.command == "retrain":
         from bifrost.cli.retrain_cmd import run_retrain
 

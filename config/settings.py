@@ -92,6 +92,7 @@ class Settings:
     lag_groups: str = _setting("", "BIFROST_LAG_GROUPS", "More consumer groups the worker's lag monitor watches, comma separated, besides the project's own (ingest, Faust, warehouse, artifacts, trainer).")
     web_host: str = _setting("127.0.0.1", "BIFROST_WEB_HOST", "Worker HTTP bind address: only this interface listens (0.0.0.0: all).")
     web_port: int = _setting(6066, "BIFROST_WEB_PORT", "Worker HTTP port (metrics views, /metrics, health).")
+    web_canonical_url: str = _setting("", "BIFROST_WEB_CANONICAL_URL", "URL other workers reach this one at (requests for a router are forwarded to its owner); empty: http://<BIFROST_WEB_HOST, or the host name for 0.0.0.0>:<port>. Unique per worker.")
     web_token: str = _setting("", "BIFROST_WEB_TOKEN", "Bearer token every HTTP view but /health requires (empty: none); the CLI sends it. Never logged.", secret=True)
     web_token_file: str = _setting("", "BIFROST_WEB_TOKEN_FILE", "File holding the bearer token (BIFROST_WEB_TOKEN wins).")
     web_public_read: bool = _setting(False, "BIFROST_WEB_PUBLIC_READ", "The dashboard's read-only JSON views (routers, metrics, series, rollout, activity, lag) answer without the token; control actions, /metrics and Faust's views still need it.")

@@ -15,6 +15,7 @@ from typing import Any, NoReturn, TypeVar
 import faust
 
 from bifrost.config import Settings
+from bifrost.config.settings import SettingsError
 from bifrost.streams import observability as obs
 from bifrost.streams.alerts.publisher import AlertProducer
 from bifrost.streams.artifacts.listener import ArtifactListener, check_verify_key
@@ -153,8 +154,15 @@ def _web_options(settings: Settings) -> dict[str, object]:
 def _canonical_url(settings: Settings) -> str:
     """The URL other workers use to reach this one (Faust forwards table_route requests there).
 
-    A wildcard bind address (0.0.0.0, ::) is not reachable from elsewhere: the host name is.
+    ``BIFROST_WEB_CANONICAL_URL`` when set (each replica its own, e.g. ``http://worker-2:6066``);
+    else from the bind address, where a wildcard (0.0.0.0, ::) is not reachable from elsewhere:
+    the host name is.
     """
+    if settings.web_canonical_url:
+        if not settings.web_canonical_url.startswith(("http://", "https://")):
+            raise SettingsError(f"BIFROST_WEB_CANONICAL_URL={settings.web_canonical_url!r} is not an http(s):// URL "
+                                "(e.g. http://worker-2:6066)")
+        return settings.web_canonical_url.rstrip("/")
     host = settings.web_host
     if host in ("", "0.0.0.0", "::"):
         host = socket.gethostname()

@@ -7,6 +7,8 @@ MIT, ``static/uPlot.LICENSE``). ``GET /`` redirects to it. Views added here:
 - ``GET /v1/routers/{router}/series?since=1h[&until=EPOCH][&step=5m]`` — per-arm series
   for charts (``bifrost.streams.rollup.series``), routed to the worker owning the router;
 - ``GET /v1/dashboard/config`` — what the page may do (actions on or off, and why);
+- ``GET /v1/dashboard/routers`` — routers of every worker in the group (``/v1/routers`` lists
+  only this worker's): this worker asks the others, found through Faust's assignor;
 - ``GET /v1/dashboard/activity[?router=R]`` — recent rollbacks, trainer runs, artifacts;
 - ``POST /v1/routers/{router}/commands`` and ``POST /v1/retrain`` — control actions
   (``bifrost.streams.web.control``): bearer token required, JSON only, same origin.
@@ -18,14 +20,17 @@ origin's scripts, so a hostile router id cannot run code in an operator's browse
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from importlib import resources
 
+import aiohttp
 import faust
 import msgspec
 import orjson
 from aiohttp import web as aioweb
+from yarl import URL
 from faust.web import Request, Response, View
 
 from bifrost.config import Settings
@@ -82,6 +87,37 @@ def same_origin(request: aioweb.Request) -> bool:
     return origin == f"{request.scheme}://{request.host}"
 
 
+def other_workers(app: faust.App, table: faust.Table) -> list[str]:
+    """Base URLs of the other workers holding partitions of ``table`` (from the group's assignment)."""
+    def ident(url: object) -> tuple[str, int | None]:
+        parsed = URL(str(url))
+        return parsed.host or "", parsed.port
+
+    own = ident(app.conf.canonical_url)
+    try:
+        hosts = app.router.table_metadata(table.name)
+    except (KeyError, AttributeError):  # not assigned yet
+        return []
+    return sorted(str(url).rstrip("/") for url in hosts if ident(url) != own)
+
+
+async def routers_of(app: faust.App, base_url: str, headers: Mapping[str, str],
+                     timeout: float = 3.0) -> tuple[list[str], str]:
+    """Another worker's ``/v1/routers`` (with the caller's token), or ([], why not)."""
+    try:
+        async with app.http_client.get(f"{base_url}/v1/routers", headers=dict(headers),
+                                       timeout=aiohttp.ClientTimeout(total=timeout), allow_redirects=False) as response:
+            if response.status != 200:
+                return [], f"HTTP {response.status}"
+            body = await response.json(content_type=None)
+    except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
+        return [], type(exc).__name__
+    routers = body.get("routers") if isinstance(body, dict) else None
+    if not isinstance(routers, list):
+        return [], "not a router list"
+    return [r for r in routers if isinstance(r, str)][:10_000], ""
+
+
 def _json(view: View, payload: object, status: int = 200) -> Response:
     return view.bytes(orjson.dumps(payload, default=msgspec.to_builtins), content_type="application/json",
                       status=status)
@@ -131,6 +167,21 @@ def register_dashboard(
                 "window_seconds": settings.window_seconds,
                 "topic_prefix": settings.topic_prefix,
             })
+
+    @app.page("/v1/dashboard/routers")
+    class DashboardRouters(View):
+        """Routers with metrics on any worker of the group, and which workers answered."""
+
+        async def get(self, request: Request) -> Response:
+            headers = {"Authorization": request.headers["Authorization"]} if "Authorization" in request.headers else {}
+            others = other_workers(app, router_table)
+            answers = await asyncio.gather(*(routers_of(app, url, headers) for url in others))
+            routers = set(windows.routers())
+            workers = [{"url": str(app.conf.canonical_url), "routers": len(routers), "error": ""}]
+            for url, (found, error) in zip(others, answers):
+                routers.update(found)
+                workers.append({"url": url, "routers": len(found), "error": error})
+            return _json(self, {"routers": sorted(routers), "workers": workers})
 
     @app.page("/v1/dashboard/activity")
     class DashboardActivity(View):

@@ -36,6 +36,7 @@ BASE: dict[tuple[str, ...], list[str]] = {
     ("simulate-gates",): ["--rollouts", "1", "--scenarios", "aa", "--mode", "stage", "--max-windows", "2",
                           "--workers", "1", "--history-windows", "0", "--rate", "100"],
     ("train",): ["--dataset", "/nonexistent/dataset.jsonl.gz", "--quiet"],
+    ("init",): ["--dataset", "/nonexistent/dataset.jsonl.gz", "--worker-keys", "wk", "--operator-keys", "ok"],
     ("rollout", "start"): ["--router", "r", "--artifact", "v2"],
     ("rollout", "rollback"): ["--router", "r", "--reason", "drill"],
 }

@@ -242,3 +242,37 @@ async def test_dashboard_in_chromium(
             await page.screenshot(path=str(SCREENSHOT.with_name(SCREENSHOT.stem + "-rollback.png")), full_page=True)
         finally:
             await browser.close()
+
+
+def get(url: str, token: str | None = None) -> tuple[int, Any]:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, None
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return 0, None
+
+
+async def test_router_list_spans_workers(settings: Settings, start_worker: Callable[..., WorkerProcess]) -> None:
+    """``/v1/routers`` lists one worker's routers; the page's list asks the other workers too (with the token)."""
+    own = Settings.from_env(settings.to_env(), partitions=4, web_token=TOKEN)
+    workers = [start_worker(own), start_worker(own)]
+    await eventually(lambda: all(w.owns_inputs() for w in workers) and sum(len(w.owns_inputs()) for w in workers) == 4,
+                     timeout=120, what="two workers sharing the inputs")
+    routers = tuple(f"router-{i:02d}" for i in range(12))
+    config = anchored(TrafficConfig(routers=routers, arms={"v1": 1.0}, rate_per_second=24.0, duration_seconds=600,
+                                    seed=3), speed=SPEED, now=time.time())
+    await simulate(own.kafka_bootstrap, own.topics, config, speed=SPEED, follow_rollouts=False)
+
+    def held() -> list[set[str]]:
+        return [set(get(f"{w.url}/v1/routers", TOKEN)[1]["routers"]) for w in workers]
+
+    await eventually(lambda: set.union(*held()) == set(routers), timeout=90, what="every router held by some worker")
+    assert all(h and h != set(routers) for h in held()), f"each worker should hold some routers, not all: {held()}"
+    for worker in workers:
+        status, body = get(f"{worker.url}/v1/dashboard/routers", TOKEN)
+        assert status == 200 and body["routers"] == sorted(routers), body
+        assert len(body["workers"]) == 2 and not any(w["error"] for w in body["workers"]), body["workers"]
+        assert get(f"{worker.url}/v1/dashboard/routers")[0] == 401

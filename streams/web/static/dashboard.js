@@ -377,7 +377,7 @@
   }
 
   async function loadRouters() {
-    const result = await api("/v1/routers");
+    const result = await api("/v1/dashboard/routers");  // every worker's, not only this one's
     if (!result.ok) return result;
     const routers = result.body.routers || [];
     const select = $("router");

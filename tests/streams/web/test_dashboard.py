@@ -43,6 +43,7 @@ TOKEN = "0123456789abcdef-token"
     ("GET", "/v1/routers/web/rollout", True, True),
     ("GET", "/v1/dashboard/config", True, True),
     ("GET", "/v1/dashboard/activity", True, True),
+    ("GET", "/v1/dashboard/routers", True, True),
     ("GET", "/v1/lag", True, True),
     ("GET", "/v1/routers/a/b/metrics", True, False),
     ("POST", "/v1/routers/web/commands", True, False),

@@ -192,8 +192,21 @@ async def test_operator_commands_from_the_cli(
         return subprocess.run([sys.executable, "-m", "bifrost.cli.main", "rollout", *args, "--router", ROUTER],
                               capture_output=True, text=True, env=env, timeout=60)
 
+    unknown = subprocess.run([sys.executable, "-m", "bifrost.cli.main", "rollout", "status", "--router", "no-such-router"],
+                             capture_output=True, text=True, env=env, timeout=60)
+    assert unknown.returncode == 1 and "unknown router 'no-such-router'" in unknown.stderr, unknown.stderr
+    assert "idle" not in unknown.stdout + unknown.stderr
     async with recording(settings.kafka_bootstrap, settings.topics.rollbacks, RollbackEvent) as rollbacks, traffic(settings):
         await started_canary(settings, worker, keys)
+
+        def looked() -> str:
+            text = cli("status").stdout
+            return text if "requests in the stage: canary" in text and "gate latency_p95" in text else ""
+
+        status = await eventually(looked, timeout=60, what="status after a look at the stage's data")
+        assert "stage 5% for" in status and "of event time" in status
+        assert "promotion blocked by:" in status and "covered by data in both arms" in status
+        assert " vs bound " in status or "no statistic yet" in status
         paused = cli("pause")
         assert paused.returncode == 0 and "paused" in paused.stdout, paused.stderr
         refused = cli("pause")

@@ -9,8 +9,9 @@ import time
 import uuid
 
 import orjson
+from aiokafka.errors import KafkaError
 
-from bifrost.cli.errors import EXIT_FAILURE, EXIT_OK, EXIT_UNAVAILABLE, UsageError
+from bifrost.cli.errors import EXIT_FAILURE, EXIT_OK, EXIT_UNAVAILABLE, Unavailable, UsageError
 from bifrost.cli.options import bounded_float
 from bifrost.config import Settings
 
@@ -73,8 +74,13 @@ async def _retrain(args: argparse.Namespace, settings: Settings) -> int:
     if not args.json:
         print(f"training trigger {trigger.trigger_id} sent on {topic}; waiting up to {args.wait:.0f} s for the "
               "trainer's outcome…", flush=True)
-    progress = await follow_trigger(settings.kafka_bootstrap, settings.topics, trigger, timeout=args.wait,
-                                    security=settings.kafka_security, on_progress=show)
+    try:
+        progress = await follow_trigger(settings.kafka_bootstrap, settings.topics, trigger, timeout=args.wait,
+                                        security=settings.kafka_security, on_progress=show)
+    except KafkaError as exc:
+        raise Unavailable(f"Kafka at {settings.kafka_bootstrap} failed while following trigger {trigger.trigger_id}: "
+                          f"{exc} (the trigger may have been sent; its outcome goes to "
+                          f"{settings.topics.training_outcomes})") from None
     code, verdict = judge(progress, args.wait)
     if args.json:
         print(orjson.dumps({**progress.as_dict(), "exit_code": code, "verdict": verdict}).decode())

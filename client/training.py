@@ -20,7 +20,6 @@ import msgspec
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
-from aiokafka.structs import TopicPartition
 
 from bifrost.client.publisher import Publisher, connect
 from bifrost.kafka.security import KafkaSecurity
@@ -165,18 +164,21 @@ async def follow_trigger(
     async with Publisher(bootstrap, topics, security=security) as publisher:  # fails fast when Kafka is unreachable
         await ensure_outcomes_topic(bootstrap, topics, security)
         consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+                                    auto_offset_reset="latest", metadata_max_age_ms=5000,
                                     **security.client_options())
         await connect(consumer, bootstrap, security)
         try:
             existing = await consumer.topics()
-            partitions = [
-                TopicPartition(topic, partition)
-                for topic in (topics.training_outcomes, topics.rollout_state, topics.dlq) if topic in existing
-                for partition in sorted(consumer.partitions_for_topic(topic) or ())
-            ]
-            consumer.assign(partitions)
-            await consumer.seek_to_end(*partitions)
-            for tp in partitions:
+            created_by = time.monotonic() + 15
+            while topics.training_outcomes not in existing and time.monotonic() < created_by:
+                await asyncio.sleep(0.5)  # just created: metadata catches up
+                existing = await consumer.topics()
+            watched = {t for t in (topics.training_outcomes, topics.rollout_state, topics.dlq) if t in existing}
+            consumer.subscribe(sorted(watched))  # no group: every partition of each topic
+            ready_by = time.monotonic() + 30
+            while {tp.topic for tp in consumer.assignment()} != watched and time.monotonic() < ready_by:
+                await consumer.getmany(timeout_ms=100)
+            for tp in consumer.assignment():
                 await consumer.position(tp)  # pin the ends before the trigger goes out
             await publisher.send_raw(topics.training_triggers, trigger.trigger_id.encode(), encode(trigger))
             await publisher.flush()

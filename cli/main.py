@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import math
 import os
 import sys
 import time
@@ -292,6 +293,8 @@ def _pairs(text: str, option: str, *, allow_negative: bool = False) -> dict[str,
             pairs[name] = float(value) if sep else 1.0
         except ValueError:
             raise UsageError(f"{option}: {item!r} is not NAME=NUMBER") from None
+        if not math.isfinite(pairs[name]) or abs(pairs[name]) > 1e6:
+            raise UsageError(f"{option}: {item!r}: NUMBER must be finite (and at most 1e6)")
         if not name or (pairs[name] < 0 and not allow_negative):
             raise UsageError(f"{option}: {item!r} is not NAME=NUMBER with NUMBER ≥ 0")
     if not pairs:

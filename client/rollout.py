@@ -109,8 +109,8 @@ async def follow(
         metadata_max_age_ms=5000,  # notice a topic created after we subscribed
         **(security or KafkaSecurity()).client_options(),
     )
-    await connect(consumer, bootstrap, security)
     try:
+        await connect(consumer, bootstrap, security)  # inside: cancelled while connecting, it is still closed
         consumer.subscribe([topic])
         decoder = msgspec.json.Decoder(value_type)
         consumed: dict[TopicPartition, OffsetAndMetadata] = {}

@@ -118,3 +118,12 @@ def test_wait_zero_says_what_it_did(closed_services: None, capsys: pytest.Captur
     code = cli_main.main(["retrain", "--wait", "0"])
     _, err = capsys.readouterr()
     assert code == 3 and "cannot reach Kafka" in err  # not waiting, and says why it failed to send
+
+
+@pytest.mark.parametrize("option", ["--arms", "--latency-factor", "--error-factor", "--cost-factor", "--quality-delta",
+                                    "--win-delta"])
+def test_name_number_pairs_are_finite(option: str, closed_services: None, capsys: pytest.CaptureFixture[str]) -> None:
+    for value in ("nan", "inf", "-inf", "1e308"):
+        code = cli_main.main(["simulate", "--duration", "1s", option, f"v2={value}"])
+        err = capsys.readouterr().err
+        assert code == 2 and "must be finite" in err, (option, value, err)

@@ -112,6 +112,40 @@ class Settings:
     def stages(self) -> tuple[float, ...]:
         """Parsed :attr:`rollout_stages`."""
         try:
+    # Catalog refresher (`bifrost-opt refresher`, `bifrost-opt catalog`; README "Catalog").
+    catalog_dir: str = _setting("var/catalog", "BIFROST_CATALOG_DIR", "Where catalog snapshots are kept (versioned, atomic writes, index with a backup); the refresher's lock file lives here too.")
+    catalog_keep: int = _setting(30, "BIFROST_CATALOG_KEEP", "Catalog snapshots kept (older ones are deleted; the current one never).")
+    catalog_providers: str = _setting("openrouter,openai,gemini", "BIFROST_CATALOG_PROVIDERS", "Provider APIs the refresher reads, comma separated, in order of preference when a model name matches entries of several.")
+    catalog_aliases: str = _setting("", "BIFROST_CATALOG_ALIASES", "MODEL=SLUG pairs (comma separated) naming the catalog entry of a routing event's model when its name is not the slug's last part.")
+    catalog_full_cron: str = _setting("0 2 * * *", "BIFROST_CATALOG_FULL_CRON", "When the full catalog refresh runs (cron, UTC).")
+    catalog_quick_cron: str = _setting("0 */6 * * *", "BIFROST_CATALOG_QUICK_CRON", "When the quick availability and price check runs (cron, UTC); a slot the full refresh also fires at runs once, as full.")
+    catalog_price_threshold: float = _setting(0.10, "BIFROST_CATALOG_PRICE_THRESHOLD", "Relative input or output price change between two snapshots that is drift (0.10: 10%).")
+    catalog_retrain_window_seconds: float = _setting(7 * 86400.0, "BIFROST_CATALOG_RETRAIN_WINDOW_SECONDS", "Data window of the catalog_drift training trigger (ending at the refresh).")
+    catalog_price_table: str = _setting("", "BIFROST_CATALOG_PRICE_TABLE", "JSON price table for APIs that list no prices (OpenAI, Gemini); empty: the table shipped with bifrost (bifrost/catalog/prices.json).")
+    catalog_http_timeout_seconds: float = _setting(20.0, "BIFROST_CATALOG_HTTP_TIMEOUT_SECONDS", "Timeout of one request to a provider API.")
+    catalog_http_attempts: int = _setting(4, "BIFROST_CATALOG_HTTP_ATTEMPTS", "Attempts per provider request (timeouts, 429, 5xx are retried with exponential backoff and jitter; Retry-After is obeyed).")
+    catalog_http_backoff_seconds: float = _setting(1.0, "BIFROST_CATALOG_HTTP_BACKOFF_SECONDS", "First retry delay of a provider request (doubles per attempt, full jitter).")
+    catalog_http_max_backoff_seconds: float = _setting(30.0, "BIFROST_CATALOG_HTTP_MAX_BACKOFF_SECONDS", "Longest retry delay of a provider request, Retry-After included.")
+    openrouter_base_url: str = _setting("https://openrouter.ai/api/v1", "BIFROST_OPENROUTER_BASE_URL", "OpenRouter API base URL (GET <base>/models).")
+    openrouter_api_key: str = _setting("", "BIFROST_OPENROUTER_API_KEY", "OpenRouter API key (optional for the model list). Never logged.", secret=True)
+    openrouter_api_key_file: str = _setting("", "BIFROST_OPENROUTER_API_KEY_FILE", "File holding the OpenRouter API key (BIFROST_OPENROUTER_API_KEY wins).")
+    openai_base_url: str = _setting("https://api.openai.com/v1", "BIFROST_OPENAI_BASE_URL", "OpenAI API base URL (GET <base>/models).")
+    openai_api_key: str = _setting("", "BIFROST_OPENAI_API_KEY", "OpenAI API key (without one the OpenAI adapter is skipped). Never logged.", secret=True)
+    openai_api_key_file: str = _setting("", "BIFROST_OPENAI_API_KEY_FILE", "File holding the OpenAI API key (BIFROST_OPENAI_API_KEY wins).")
+    gemini_base_url: str = _setting("https://generativelanguage.googleapis.com/v1beta", "BIFROST_GEMINI_BASE_URL", "Gemini API base URL (GET <base>/models, paginated).")
+    gemini_api_key: str = _setting("", "BIFROST_GEMINI_API_KEY", "Gemini API key (without one the Gemini adapter is skipped). Never logged.", secret=True)
+    gemini_api_key_file: str = _setting("", "BIFROST_GEMINI_API_KEY_FILE", "File holding the Gemini API key (BIFROST_GEMINI_API_KEY wins).")
+    refresher_metrics_host: str = _setting("127.0.0.1", "BIFROST_REFRESHER_METRICS_HOST", "Address of the refresher's Prometheus endpoint.")
+    refresher_metrics_port: int = _setting(6068, "BIFROST_REFRESHER_METRICS_PORT", "Port of the refresher's Prometheus endpoint, http://HOST:PORT/metrics (0: off).")
+    # Webhook delivery of alerts (bifrost.webhooks; runs in `bifrost-opt refresher`).
+    webhook_urls: str = _setting("", "BIFROST_WEBHOOK_URLS", "Endpoints every alert is POSTed to, comma separated (empty: no delivery).")
+    webhook_secret: str = _setting("", "BIFROST_WEBHOOK_SECRET", "Signing secret of webhook deliveries (whsec_<base64>, or any text of 24+ characters). Never logged.", secret=True)
+    webhook_secret_file: str = _setting("", "BIFROST_WEBHOOK_SECRET_FILE", "File holding the webhook signing secret (BIFROST_WEBHOOK_SECRET wins).")
+    webhook_timeout_seconds: float = _setting(10.0, "BIFROST_WEBHOOK_TIMEOUT_SECONDS", "Timeout of one delivery attempt.")
+    webhook_max_attempts: int = _setting(8, "BIFROST_WEBHOOK_MAX_ATTEMPTS", "Attempts per alert and endpoint before it goes to the DLQ (reason undelivered).")
+    webhook_backoff_seconds: float = _setting(5.0, "BIFROST_WEBHOOK_BACKOFF_SECONDS", "Delay before the first retry (doubles per attempt, with jitter).")
+    webhook_max_backoff_seconds: float = _setting(900.0, "BIFROST_WEBHOOK_MAX_BACKOFF_SECONDS", "Longest delay between two attempts (Retry-After included).")
+    webhook_state_dir: str = _setting("var/webhooks", "BIFROST_WEBHOOK_STATE_DIR", "Delivery state of the alert in flight (attempts, endpoints done), so a restart neither re-sends to an endpoint that has it nor restarts its retries.")
             stages = tuple(float(part) for part in self.rollout_stages.split(","))
         except ValueError:
             raise SettingsError(f"BIFROST_ROLLOUT_STAGES={self.rollout_stages!r} is not a list of fractions") from None
@@ -164,6 +198,24 @@ class Settings:
         values: dict[str, Any] = {}
         for f in _plain_fields(cls):
             raw = environ.get(f.metadata["env"])
+    def secret_value(self, name: str) -> str:
+        """A secret given inline (``<name>``) or in its file (``<name>_file``); "" when neither is set.
+
+        ``name`` is a field such as ``openai_api_key`` or ``webhook_secret``. Messages name
+        the variable, never the secret.
+        """
+        inline = str(getattr(self, name))
+        if inline:
+            return inline.strip()
+        path = str(getattr(self, f"{name}_file"))
+        if not path:
+            return ""
+        env = next(f.metadata["env"] for f in fields(self) if f.name == f"{name}_file")
+        try:
+            return Path(path).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SettingsError(f"{env}={path} cannot be read: {getattr(exc, 'strerror', None) or type(exc).__name__}") from None
+
             if raw is not None and raw != "":
                 values[f.name] = _parse(raw, f.type, f.metadata["env"])
         if "kafka_security" not in overrides:

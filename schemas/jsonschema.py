@@ -8,6 +8,7 @@ import msgspec
 
 from bifrost.schemas.alerts import Alert
 from bifrost.schemas.artifacts import ArtifactPublished
+from bifrost.schemas.catalog import CatalogChange, CatalogEntry
 from bifrost.schemas.dlq import DeadLetter
 from bifrost.schemas.events import FeedbackEvent, RoutingEvent
 from bifrost.schemas.rollout import RollbackEvent, RolloutCommand, RolloutState
@@ -24,6 +25,8 @@ SCHEMA_TYPES: dict[str, type[msgspec.Struct]] = {
     "training-outcome": TrainingOutcome,
     "artifact-published": ArtifactPublished,
     "alert": Alert,
+    "catalog-entry": CatalogEntry,
+    "catalog-change": CatalogChange,
 }
 
 

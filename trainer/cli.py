@@ -385,14 +385,18 @@ def _artifacts(args: argparse.Namespace) -> int:
     store = ArtifactStore(args.store)
     if args.action == "list":
         versions, current = store.list(), store.current()
+        invalidated = {m.version: store.invalidation(m.version) for m in versions}
         if args.json:
-            sys.stdout.write(msgspec.json.encode({"current": current, "versions": versions}).decode() + "\n")
+            sys.stdout.write(msgspec.json.encode({"current": current, "versions": versions,
+                                                  "invalidated": {v: i for v, i in invalidated.items() if i}}).decode() + "\n")
         elif not versions:
             print(f"no artifacts in {store.root}")
         else:
             for m in versions:
                 mark = "*" if m.version == current else " "
-                print(f"{mark} {m.version}  created {m.created_at}  parent {m.parent or '-'}  sha256 {m.sha256[:16]}…")
+                why = invalidated[m.version]
+                print(f"{mark} {m.version}  created {m.created_at}  parent {m.parent or '-'}  sha256 {m.sha256[:16]}…"
+                      + (f"  INVALIDATED: {why.reason}" if why else ""))
         return EXIT_OK
     if args.action == "show":
         info = store.show(args.version)

@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 from bifrost.router.artifact import BUCKETS
 
 EVENT_COLUMNS = ["request_id", "ts", "router_id", "arm", "model", "bucket", "cluster_id", "features", "tokens_in",
-                 "cost_usd", "latency_ms", "success", "propensity", "quality"]
+                 "tokens_out", "cost_usd", "latency_ms", "success", "propensity", "quality"]
 FEEDBACK_COLUMNS = ["request_id", "grade"]
 
 
@@ -57,6 +57,7 @@ class LoggedData:
     quality: np.ndarray
     files: int = 0
     window: tuple[float, float] = (0.0, 0.0)
+    tokens_out: np.ndarray | None = None  # None: not logged (older files); priced as 0 output tokens
 
     def __len__(self) -> int:
         return len(self.ts)
@@ -65,7 +66,8 @@ class LoggedData:
         """The rows at these indices (or where this mask is true)."""
         rows = np.flatnonzero(rows) if np.asarray(rows).dtype == bool else np.asarray(rows, dtype=np.int64)
         arrays = {name: getattr(self, name)[rows] for name in _ROW_ARRAYS}
-        return LoggedData(models=self.models, files=self.files, window=self.window, **arrays)
+        return LoggedData(models=self.models, files=self.files, window=self.window,
+                          tokens_out=None if self.tokens_out is None else self.tokens_out[rows], **arrays)
 
 
 _ROW_ARRAYS = ("request_ids", "ts", "router_ids", "arms", "model", "bucket", "cluster", "features", "features_ok",
@@ -163,6 +165,7 @@ def load_window(
         features=features,
         features_ok=features_ok,
         tokens_in=_float(table, "tokens_in")[rows],
+        tokens_out=_float(table, "tokens_out")[rows],
         cost=_float(table, "cost_usd")[rows],
         latency=_float(table, "latency_ms")[rows],
         success=np.asarray(table["success"].to_numpy(zero_copy_only=False), dtype=bool)[rows],

@@ -118,6 +118,7 @@ class RetrainReport(msgspec.Struct, kw_only=True):
     checks: list[ValidationCheck] = []
     full_information: dict[str, float | str] = {}
     timings: dict[str, float] = {}
+    catalog_prices: dict[str, dict[str, float | int | str]] = {}  # model → the catalog price its logged costs were re-priced at
     sha256: str = ""
     signature: str = ""
     key_id: str = ""
@@ -131,6 +132,14 @@ class RetrainReport(msgspec.Struct, kw_only=True):
         lines = [f"# Retrain {self.version} (parent {self.parent})", "",
                  f"Trigger `{self.trigger_id or '-'}`, router {self.router_id or 'all'}, window {start} → {end} UTC. "
                  f"Verdict: **{verdict}**.", "", f"Rows: {self.rows}", ""]
+        if self.catalog_prices:
+            lines += ["## Catalog prices (logged costs re-priced from tokens)", "",
+                      "| model | catalog entry | in / out USD per 1M | rows re-priced | logged mean USD | re-priced mean USD |",
+                      "|---|---|---|---|---|---|"]
+            lines += [f"| {m} | {p.get('entry')} | {p.get('price_in')} / {p.get('price_out')} | {p.get('repriced')} of "
+                      f"{p.get('rows')} | {float(p.get('logged_mean_usd', 0)):.3g} | {float(p.get('repriced_mean_usd', 0)):.3g} |"
+                      for m, p in sorted(self.catalog_prices.items())]
+            lines.append("")
         if self.quality is not None:
             lines.append(self.quality.to_markdown())
         if self.outcomes is not None:
@@ -255,6 +264,7 @@ def retrain_from_logs(
     trigger_id: str | None = None,
     router_id: str | None = None,
     evaluation_set: FullInfoDataset | None = None,
+    catalog_prices: dict[str, dict[str, float | int | str]] | None = None,
 ) -> tuple[Artifact, RetrainReport]:
     """Train, validate and sign a successor of ``parent`` from logged traffic.
 
@@ -268,7 +278,7 @@ def retrain_from_logs(
     timings = Timings()
     version = version or new_version()
     report = RetrainReport(version=version, parent=parent.version, trigger_id=trigger_id, window=data.window,
-                           router_id=router_id)
+                           router_id=router_id, catalog_prices=dict(catalog_prices or {}))
     step("start", version=version, parent=parent.version, rows=len(data), trials=config.trials)
 
     def stop(where: str, reason: str) -> RetrainStopped:
@@ -423,7 +433,8 @@ def retrain_from_logs(
         training = {"source": "logged", "trigger_id": trigger_id, "window": list(data.window), "rows": report.rows,
                     "quality": msgspec.to_builtins(quality), "outcomes": msgspec.to_builtins(outcomes.report),
                     "buckets": msgspec.to_builtins(bucket_report), "cv": msgspec.to_builtins(triage.cv),
-                    "search": msgspec.to_builtins(search), "timings_s": report.timings}
+                    "search": msgspec.to_builtins(search), "timings_s": report.timings,
+                    "catalog_prices": report.catalog_prices}
         validation = {"passed": True, "candidate": msgspec.to_builtins(mine), "current": msgspec.to_builtins(theirs),
                       "difference": msgspec.to_builtins(report.difference),
                       "checks": msgspec.to_builtins(report.checks), "full_information": report.full_information}

@@ -39,10 +39,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bifrost.router.artifact import encode
 from bifrost.schemas.artifacts import ArtifactPublished
+from bifrost.schemas.catalog import CatalogEntry, parse_aliases, parse_sources
 from bifrost.schemas.triggers import OutcomeKind, TrainingOutcome, TrainingTrigger
 from bifrost.trainer.dataset import DatasetError, FullInfoDataset, load_dataset
 from bifrost.trainer import metrics
-from bifrost.trainer.logged import WarehouseError, load_window
+from bifrost.trainer.catalog_prices import ModelPrice, read_catalog, reprice
+from bifrost.trainer.logged import LoggedData, WarehouseError, load_window
 from bifrost.trainer.retrain import RetrainConfig, RetrainReport, RetrainStopped, retrain_from_logs
 from bifrost.trainer.settings import TrainerSettings
 from bifrost.trainer.store import ArtifactStore, StoreError
@@ -148,8 +150,9 @@ class TrainerService:
         if previous is not None and previous.version is not None:
             outcome = previous  # stored before a crash, not announced yet
         else:
+            entries = await self._catalog()
             with metrics.training_run() as run:
-                outcome = await asyncio.to_thread(self._train, trigger)
+                outcome = await asyncio.to_thread(self._train, trigger, entries)
                 run.outcome = outcome.outcome
             metrics.set_current_artifact(self.store.current())
             if outcome.outcome == "skipped":
@@ -192,7 +195,32 @@ class TrainerService:
         except (FileNotFoundError, msgspec.DecodeError):
             return [trigger.router_id] if trigger.router_id else []
 
-    def _train(self, trigger: TrainingTrigger) -> Outcome:
+    async def _catalog(self) -> list[CatalogEntry]:
+        """The catalog's current entries (empty when turned off, absent or unreadable: logged costs are used)."""
+        if not self.settings.catalog_prices:
+            return []
+        try:
+            entries = await read_catalog(self.settings)
+        except Exception as exc:  # noqa: BLE001 - prices are an improvement; a run must not fail for them
+            log.warning("event=trainer.catalog.unavailable error=%r note=%r", str(exc)[:300], "training on logged costs")
+            return []
+        log.info("event=trainer.catalog entries=%d topic=%s", len(entries), self.settings.topics.catalog)
+        return entries
+
+    def _reprice(self, data: LoggedData, entries: list[CatalogEntry]) -> tuple[LoggedData, dict[str, ModelPrice]]:
+        try:
+            aliases, preference = parse_aliases(self.settings.catalog_aliases), parse_sources(self.settings.catalog_providers)
+        except ValueError as exc:
+            log.warning("event=trainer.catalog.bad_settings error=%r note=%r", str(exc), "no aliases, default preference")
+            aliases, preference = {}, parse_sources("openrouter,openai,gemini")
+        data, prices = reprice(data, entries, aliases=aliases, preference=preference)
+        for model, price in prices.items():
+            log.info("event=trainer.repriced model=%s entry=%s price_in=%s price_out=%s rows=%d logged_mean=%.3g "
+                     "repriced_mean=%.3g", model, price.entry, price.price_in, price.price_out, price.repriced,
+                     price.logged_mean_usd, price.repriced_mean_usd)
+        return data, prices
+
+    def _train(self, trigger: TrainingTrigger, entries: list[CatalogEntry] | None = None) -> Outcome:
         s = self.settings
         log.info("event=trainer.trigger trigger=%s reason=%s router=%s window_from=%.0f window_to=%.0f",
                  trigger.trigger_id, trigger.reason.value, trigger.router_id or "all", trigger.window_from, trigger.window_to)
@@ -207,12 +235,14 @@ class TrainerService:
             evaluation_set = self._evaluation()
         except (WarehouseError, DatasetError, StoreError, ValueError) as exc:
             return self._skip(trigger, str(exc))
+        data, prices = self._reprice(data, entries or [])
         config = RetrainConfig(trials=s.trials, seed=s.seed, min_rows=s.min_rows, slo_p95_ms=s.slo_p95_ms,
                                max_triage_rows=s.max_triage_rows)
         try:
             artifact, report = retrain_from_logs(data, parent, signing_key=self.key, config=config,
                                                  trigger_id=trigger.trigger_id, router_id=trigger.router_id,
-                                                 evaluation_set=evaluation_set)
+                                                 evaluation_set=evaluation_set,
+                                                 catalog_prices={m: msgspec.to_builtins(p) for m, p in prices.items()})
         except RetrainStopped as stopped:
             folder = self.ledger.write_report(trigger.trigger_id, stopped.report)
             log.warning("event=trainer.rejected trigger=%s at=%s reason=%r report=%s", trigger.trigger_id,

@@ -20,6 +20,13 @@ class TrainerSettingsError(ValueError):
     """An environment variable holds a value of the wrong kind."""
 
 
+def _boolean(raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+        raise ValueError(raw)
+    return lowered in ("1", "true", "yes", "on")
+
+
 def _setting(default: Any, env: str, doc: str) -> Any:
     return field(default=default, metadata={"env": env, "doc": doc})
 
@@ -43,6 +50,9 @@ class TrainerSettings:
     evaluation_set: str = _setting("", "BIFROST_TRAINER_EVALUATION_SET", "Optional full-information dataset: candidates must also be non-inferior on it.")
     slo_p95_ms: float = _setting(2500.0, "BIFROST_SLO_P95_MS", "A candidate whose models' P95 latency exceeds this is not published.")
     metrics_host: str = _setting("127.0.0.1", "BIFROST_TRAINER_METRICS_HOST", "Address the trainer's Prometheus endpoint listens on (0.0.0.0: all interfaces).")
+    catalog_prices: bool = _setting(True, "BIFROST_TRAINER_CATALOG_PRICES", "Price logged requests with the catalog's current prices (the compacted catalog topic) before training the cost models: the new artifact reflects today's prices, not those of the logged day.")
+    catalog_aliases: str = _setting("", "BIFROST_CATALOG_ALIASES", "MODEL=SLUG pairs (comma separated) naming the catalog entry of a routing event's model when its name is not the slug's last part.")
+    catalog_providers: str = _setting("openrouter,openai,gemini", "BIFROST_CATALOG_PROVIDERS", "Provider APIs the refresher reads, comma separated, in order of preference when a model name matches entries of several.")
     metrics_port: int = _setting(6067, "BIFROST_TRAINER_METRICS_PORT", "Port of the trainer's Prometheus endpoint, http://HOST:PORT/metrics (0: off; a port in use is logged and skipped).")
     # TLS/SASL of the trainer's Kafka clients: the shared BIFROST_KAFKA_* group.
     kafka_security: KafkaSecurity = field(default_factory=KafkaSecurity, metadata={"group": True})
@@ -72,7 +82,7 @@ class TrainerSettings:
             if raw:
                 kind = f.type if isinstance(f.type, str) else f.type.__name__
                 try:
-                    values[f.name] = {"int": int, "float": float}.get(kind, str)(raw)
+                    values[f.name] = {"int": int, "float": float, "bool": _boolean}.get(kind, str)(raw)
                 except ValueError:
                     raise TrainerSettingsError(f"{f.metadata['env']}={raw!r} is not a valid {kind}") from None
         values.update(overrides)

@@ -2,7 +2,8 @@
 
 Layout::
 
-    <root>/index.json          {"current": version, "history": [...]} — what routers should serve
+    <root>/index.json          {"current": version, "history": [...], "invalidated": {version: why}}
+                               — what routers should serve, and versions a catalog drift invalidated
     <root>/index.json.bak      the previous index (kept on every change)
     <root>/<version>/artifact.json   canonical artifact bytes (signed)
     <root>/<version>/artifact.sha256 hex digest
@@ -65,9 +66,23 @@ class IndexEntry(msgspec.Struct, frozen=True, kw_only=True):
     reason: str = ""
 
 
+class Invalidation(msgspec.Struct, frozen=True, kw_only=True):
+    """Why a version should no longer be trusted as is (e.g. a price it was trained on changed).
+
+    Kept in the index, not in the version's folder: the signed files stay untouched, so a
+    marked version still verifies; the mark says it is stale and a retrain is under way.
+    """
+
+    ts: float
+    reason: str
+    by: str = ""
+    details: dict[str, str | float] = {}
+
+
 class Index(msgspec.Struct, kw_only=True):
     current: str | None = None
     history: list[IndexEntry] = []
+    invalidated: dict[str, Invalidation] = {}
 
 
 class ArtifactStore:
@@ -110,6 +125,10 @@ class ArtifactStore:
         """Every change of the current version, oldest first."""
         return list(self._read_index().history)
 
+    def invalidation(self, version: str) -> Invalidation | None:
+        """Why ``version`` was marked invalidated, or None."""
+        return self._read_index().invalidated.get(version)
+
     def meta(self, version: str) -> VersionMeta:
         """Metadata of one stored version."""
         for meta in self.list():
@@ -134,6 +153,7 @@ class ArtifactStore:
         return {
             **msgspec.to_builtins(meta),
             "current": self.current() == version,
+            "invalidated": msgspec.to_builtins(self.invalidation(version)),
             "sha256_matches": sha256_hex(data) == meta.sha256,
             "alpha": artifact.alpha,
             "thresholds": msgspec.to_builtins(artifact.thresholds),
@@ -228,6 +248,19 @@ class ArtifactStore:
             self._set_current(to_version, action="rollback", reason=reason)
             return current or ""
 
+    def invalidate(self, version: str, *, reason: str, by: str = "", details: Mapping[str, str | float] | None = None) -> Invalidation:
+        """Mark a stored version invalidated (in the index; its signed files are not touched).
+
+        Marking again replaces the reason (the newest cause is what an operator needs).
+        """
+        with self._locked():
+            self.meta(version)
+            mark = Invalidation(ts=time.time(), reason=reason, by=by, details=dict(details or {}))
+            index = self._read_index()
+            self._write_index(Index(current=index.current, history=list(index.history),
+                                    invalidated={**index.invalidated, version: mark}))
+            return mark
+
     def cleanup(self) -> int:
         """Remove leftovers of killed writers (``.tmp-*`` folders); returns how many."""
         with self._locked(clean=False):  # the lock would remove them before they are counted
@@ -257,7 +290,9 @@ class ArtifactStore:
     def _set_current(self, version: str, *, action: str, reason: str) -> None:
         index = self._read_index()
         entry = IndexEntry(ts=time.time(), action=action, version=version, previous=index.current, reason=reason)
-        new = Index(current=version, history=[*index.history, entry])
+        self._write_index(Index(current=version, history=[*index.history, entry], invalidated=dict(index.invalidated)))
+
+    def _write_index(self, new: Index) -> None:
         index_path = self.root / INDEX_FILE
         if index_path.exists():
             previous = index_path.read_bytes()
@@ -266,8 +301,8 @@ class ArtifactStore:
             except msgspec.DecodeError:
                 pass  # a damaged index: keep the good backup rather than overwrite it with garbage
             else:
-                _write_atomic(self.root / BACKUP_FILE, previous)
-        _write_atomic(index_path, msgspec.json.format(msgspec.json.encode(new), indent=2))
+                write_atomic(self.root / BACKUP_FILE, previous)
+        write_atomic(index_path, msgspec.json.format(msgspec.json.encode(new), indent=2))
 
     def _remove_temps(self) -> int:
         removed = 0
@@ -296,7 +331,14 @@ def _write_synced(path: Path, content: bytes) -> None:
         os.fsync(handle.fileno())
 
 
-def _write_atomic(path: Path, content: bytes) -> None:
+def write_atomic(path: Path, content: bytes) -> None:
+    """Replace ``path`` with ``content`` in one step: temp file, fsync, rename, folder fsync.
+
+    A reader sees the old or the new file, never a part; a killed writer leaves at most a
+    hidden ``.tmp-*`` file. The project's one helper for small files (the artifact store,
+    catalog snapshots, webhook delivery state).
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
     temp = path.with_name(f".tmp-{path.name}-{os.getpid()}")
     _write_synced(temp, content)
     os.replace(temp, path)

@@ -6,7 +6,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-PRODUCT = ("streams", "client", "cli", "trainer", "kafka", "router", "schemas", "config")
+PRODUCT = ("streams", "client", "cli", "trainer", "kafka", "router", "schemas", "config", "catalog", "webhooks")
 CLIENTS = {"AIOKafkaConsumer", "AIOKafkaProducer", "AIOKafkaAdminClient"}
 
 

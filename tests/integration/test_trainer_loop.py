@@ -14,6 +14,7 @@ One scenario, in order (each step needs the previous one's state):
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -214,3 +215,27 @@ async def test_logged_traffic_to_signed_artifact_to_canary(
     refused = [d for d in letters if d.source_topic == settings.topics.artifacts]
     assert refused and refused[0].reason is RejectReason.UNVERIFIED
     assert "v-tampered" in refused[0].error
+
+    # 6. `retrain --wait` follows a trigger to its outcome, from the trainer's training-outcomes record and the
+    # controller's answer to the listener's start: a window without data is refused with the reason (exit 1) …
+    cli_env = settings_env(settings)
+
+    def retrain(*args: str) -> tuple[int, dict[str, object], str]:
+        result = subprocess.run([sys.executable, "-m", "bifrost.cli.main", "retrain", "--router", "router-a", *args],
+                                capture_output=True, text=True, env=cli_env, timeout=600)
+        assert "Traceback" not in result.stderr, result.stderr
+        return result.returncode, (json.loads(result.stdout) if "--json" in args else {}), result.stdout + result.stderr
+
+    code, _, text = retrain("--since", "1s", "--wait", "120")
+    assert code == 1 and "rejected at quality:" in text, text + second_log.read_text(errors="replace")[-2000:]
+    # … and a retrain over the logged traffic ends either refused at validation (the parent is now the cheap
+    # candidate) or published, when the controller refuses the start because a canary of it runs already:
+    # in both cases the outcome and its reason, never "no answer".
+    code, answer, text = retrain("--since", "3h", "--wait", "400", "--json")
+    outcome = answer["outcome"]
+    assert isinstance(outcome, dict) and outcome["trigger_id"] == answer["trigger_id"], text
+    if outcome["outcome"] == "published":
+        canary = answer["canaries"]["router-a"]  # type: ignore[index]
+        assert code == 1 and not canary["accepted"] and f"a rollout of {version} is canary" in canary["reason"], text
+    else:
+        assert code == 1 and outcome["outcome"] == "rejected" and outcome["reason"], text

@@ -15,6 +15,8 @@ COPY cli cli
 COPY config config
 COPY devkafka devkafka
 COPY kafka kafka
+COPY catalog catalog
+COPY webhooks webhooks
 # The bundled full-information dataset: `bifrost-opt init` bootstraps the first artifact from it.
 COPY data/routing-eval data/routing-eval
 RUN pip install --no-cache-dir '.[rocksdb]'

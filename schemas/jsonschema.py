@@ -11,6 +11,7 @@ from bifrost.schemas.artifacts import ArtifactPublished
 from bifrost.schemas.catalog import CatalogChange, CatalogEntry
 from bifrost.schemas.dlq import DeadLetter
 from bifrost.schemas.events import FeedbackEvent, RoutingEvent
+from bifrost.schemas.recommendations import Recommendation, RecommendationApplied, RecommendationCommand
 from bifrost.schemas.rollout import RollbackEvent, RolloutCommand, RolloutState
 from bifrost.schemas.triggers import TrainingOutcome, TrainingTrigger
 
@@ -25,6 +26,9 @@ SCHEMA_TYPES: dict[str, type[msgspec.Struct]] = {
     "training-outcome": TrainingOutcome,
     "artifact-published": ArtifactPublished,
     "alert": Alert,
+    "recommendation": Recommendation,
+    "recommendation-command": RecommendationCommand,
+    "recommendation-applied": RecommendationApplied,
     "catalog-entry": CatalogEntry,
     "catalog-change": CatalogChange,
 }

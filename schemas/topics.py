@@ -56,6 +56,16 @@ class Topics:
         return self.name("recommendations")
 
     @property
+    def recommendation_commands(self) -> str:
+        """Signed "apply this recommendation" commands, keyed by recommendation id."""
+        return self.name("recommendation-commands")
+
+    @property
+    def recommendation_outcomes(self) -> str:
+        """The worker's answers to apply commands (compacted, keyed by recommendation id)."""
+        return self.name("recommendation-outcomes")
+
+    @property
     def alerts(self) -> str:
         return self.name("alerts")
 

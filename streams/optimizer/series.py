@@ -1,0 +1,160 @@
+"""Hourly points of a router's metrics, per router, bucket or model (pure).
+
+The optimizer reads the worker's windowed tables as one merged record per hour
+(:class:`~bifrost.streams.rollup.query.MergedStats`: per arm, model and bucket). A *scope*
+picks what a point aggregates: the whole router (every arm), one bucket or one model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from bifrost.streams.aggregates.sketch import QuantileSketch
+from bifrost.streams.aggregates.stats import WindowStats
+from bifrost.streams.rollup.query import MergedStats
+
+HOUR = 3600
+DAY = 86_400
+WEEK = 7 * DAY
+
+
+@dataclass(frozen=True, slots=True)
+class Metric:
+    """A figure of a :class:`WindowStats` that trends and goals read."""
+
+    name: str
+    higher_is_worse: bool
+
+
+METRICS: tuple[Metric, ...] = (
+    Metric("p95_ms", True),
+    Metric("cost_per_task", True),
+    Metric("win_rate", False),
+    Metric("quality", False),
+    Metric("error_rate", True),
+)
+DEGRADATION_METRICS = ("win_rate", "cost_per_task", "p95_ms")  # the spec's degradation trigger metrics
+
+
+def samples_of(stats: WindowStats, metric: str) -> int:
+    """How many observations a metric of ``stats`` rests on."""
+    if metric == "win_rate":
+        return stats.wins + stats.losses + stats.ties
+    if metric == "quality":
+        return stats.quality_count
+    return stats.count
+
+
+def metric_value(stats: WindowStats, metric: str, *, min_samples: int = 1) -> float | None:
+    """The metric of ``stats``, or None with fewer than ``min_samples`` observations.
+
+    Example:
+        >>> s = WindowStats(count=4, errors=1, cost_usd=0.4)
+        >>> metric_value(s, "error_rate"), metric_value(s, "cost_per_task")
+        (0.25, 0.1)
+    """
+    if samples_of(stats, metric) < max(1, min_samples):
+        return None
+    if metric == "p95_ms":
+        return smooth_quantile(stats.latency_ms, 0.95)
+    if metric == "cost_per_task":
+        return stats.cost_usd / stats.count
+    if metric == "error_rate":
+        return stats.errors / stats.count
+    if metric == "quality":
+        return stats.quality_sum / stats.quality_count
+    if metric == "win_rate":
+        judged = stats.wins + stats.losses + stats.ties
+        return (stats.wins + 0.5 * stats.ties) / judged
+    raise ValueError(f"unknown metric {metric!r}")
+
+
+def smooth_quantile(sketch: QuantileSketch, q: float) -> float | None:
+    """The sketch's ``q``-quantile, interpolated (log-linearly) by rank inside its bucket.
+
+    :meth:`QuantileSketch.quantile` answers a bucket's representative value, so a P95 that
+    drifts by 1% a day stays in one 2%-wide bucket for days and a trend test sees ties
+    (Sen's slope is then pulled towards 0). Interpolating by the rank's position among the
+    bucket's values keeps the same ±1% error bound and moves smoothly with the data.
+
+    Example:
+        >>> s = QuantileSketch()
+        >>> s.add_many([100.0] * 50 + [200.0] * 50)
+        >>> round(smooth_quantile(s, 0.5), -1)
+        100.0
+    """
+    if sketch.count == 0:
+        return None
+    rank = q * (sketch.count - 1)
+    if rank < sketch.zero_count:
+        return 0.0
+    seen = float(sketch.zero_count)
+    gamma = sketch._gamma
+    for k in sorted(sketch.bins):
+        count = sketch.bins[k]
+        if seen + count > rank:
+            position = (rank - seen + 0.5) / count  # in (0, 1]
+            estimate = gamma ** (k - 1 + position)
+            return min(max(estimate, sketch.min), sketch.max)
+        seen += count
+    return sketch.max
+
+
+def merge_all(parts: Iterable[WindowStats]) -> WindowStats:
+    total = WindowStats()
+    for part in parts:
+        total.merge(part)
+    return total
+
+
+def scope_stats(hour: MergedStats, scope: str) -> WindowStats | None:
+    """The hour's statistics for ``scope``: ``router``, ``bucket:<name>`` or ``model:<name>``."""
+    if scope == "router":
+        return merge_all(hour.arms.values()) if hour.arms else None
+    kind, _, name = scope.partition(":")
+    if kind == "bucket":
+        return hour.buckets.get(name)
+    if kind == "model":
+        return hour.models.get(name)
+    raise ValueError(f"unknown scope {scope!r}")
+
+
+def scopes(hours: Mapping[int, MergedStats]) -> list[str]:
+    """``router`` and every bucket and model seen in ``hours``."""
+    buckets = sorted({b for h in hours.values() for b in h.buckets})
+    models = sorted({m for h in hours.values() for m in h.models})
+    return ["router", *(f"bucket:{b}" for b in buckets), *(f"model:{m}" for m in models)]
+
+
+def span_stats(hours: Mapping[int, MergedStats], scope: str, from_ts: int, to_ts: int) -> WindowStats:
+    """``scope`` merged over the hours starting in ``[from_ts, to_ts)``."""
+    total = WindowStats()
+    for start, hour in hours.items():
+        if from_ts <= start < to_ts:
+            stats = scope_stats(hour, scope)
+            if stats is not None:
+                total.merge(stats)
+    return total
+
+
+def hourly_points(
+    hours: Mapping[int, MergedStats], scope: str, metric: str, from_ts: int, to_ts: int, *, min_samples: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(hour starts, values, hour of day) of ``metric`` for ``scope`` in ``[from_ts, to_ts)``.
+
+    Hours with fewer than ``min_samples`` observations are left out.
+    """
+    times, values = [], []
+    for start in sorted(hours):
+        if not from_ts <= start < to_ts:
+            continue
+        stats = scope_stats(hours[start], scope)
+        value = None if stats is None else metric_value(stats, metric, min_samples=min_samples)
+        if value is not None:
+            times.append(float(start))
+            values.append(float(value))
+    t = np.asarray(times, dtype=np.float64)
+    return t, np.asarray(values, dtype=np.float64), ((t // HOUR) % 24).astype(np.int64)

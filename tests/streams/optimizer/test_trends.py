@@ -1,0 +1,91 @@
+"""Mann-Kendall, seasonal Kendall and Sen's slope against values worked out independently."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+from scipy.stats import kendalltau, norm
+
+from bifrost.streams.optimizer.trends import trend_test, worse
+
+DAY = 86_400.0
+
+
+def brute_force_s(values: list[float]) -> int:
+    return sum(int(np.sign(b - a)) for a, b in itertools.combinations(values, 2))
+
+
+def test_s_variance_and_p_value_match_the_textbook_formulas() -> None:
+    values = [3.0, 1.0, 4.0, 1.0, 5.0, 9.0, 2.0, 6.0, 5.0, 3.0, 5.0]
+    times = [i * DAY for i in range(len(values))]
+    trend = trend_test(times, values)
+    assert trend is not None
+    assert trend.s == brute_force_s(values)
+    n = len(values)
+    ties = [2, 3, 2]  # 1 ×2, 5 ×3, 3 ×2
+    var = (n * (n - 1) * (2 * n + 5) - sum(t * (t - 1) * (2 * t + 5) for t in ties)) / 18
+    assert trend.var_s == pytest.approx(var)
+    z = (trend.s - 1) / math.sqrt(var)
+    assert trend.z == pytest.approx(z)
+    assert trend.p_increase == pytest.approx(norm.sf(z))
+
+
+def test_s_agrees_with_kendalls_tau_without_ties() -> None:
+    rng = np.random.default_rng(3)
+    values = rng.normal(size=40)
+    trend = trend_test(np.arange(40) * 3600.0, values)
+    tau, _ = kendalltau(np.arange(40), values)
+    assert trend is not None and trend.s == pytest.approx(tau * 40 * 39 / 2)
+
+
+def test_sen_slope_of_a_line_is_exact_and_its_interval_covers_it() -> None:
+    times = np.arange(48) * 3600.0
+    values = 100.0 + 2.0 * times / DAY + np.random.default_rng(1).normal(0, 0.5, 48)
+    trend = trend_test(times, values, confidence=0.95)
+    assert trend is not None
+    assert trend.slope == pytest.approx(2.0, rel=0.25)
+    assert trend.slope_ci[0] <= 2.0 <= trend.slope_ci[1]
+    exact = trend_test(times, 100.0 + 2.0 * times / DAY)
+    assert exact is not None and exact.slope == pytest.approx(2.0) and exact.slope_ci == pytest.approx([2.0, 2.0])
+
+
+def test_sen_interval_covers_the_true_slope_at_its_confidence() -> None:
+    covered = 0
+    for seed in range(200):
+        rng = np.random.default_rng(seed)
+        times = np.arange(60) * 3600.0
+        trend = trend_test(times, 1.5 * times / DAY + rng.normal(0, 1.0, 60), confidence=0.9)
+        assert trend is not None
+        covered += trend.slope_ci[0] <= 1.5 <= trend.slope_ci[1]
+    assert 0.84 <= covered / 200 <= 0.97
+
+
+def test_seasonal_kendall_ignores_a_daily_cycle_that_fools_the_plain_test() -> None:
+    # A strong daily cycle sampled from 06:00 on day 0 to 05:00 on day 7: the plain test
+    # sees the partial cycles at the ends; the seasonal one compares each hour with itself.
+    times = np.arange(6, 6 + 7 * 24) * 3600.0
+    values = 100 + 40 * np.sin(2 * np.pi * (times / 3600 % 24) / 24) + np.random.default_rng(0).normal(0, 0.5, len(times))
+    seasons = ((times // 3600) % 24).astype(int)
+    seasonal = trend_test(times, values, seasons=seasons, span_days=7)
+    assert seasonal is not None and seasonal.method == "seasonal-kendall"
+    assert min(seasonal.p_increase, seasonal.p_decrease) > 0.01
+    assert abs(seasonal.change) < 0.01
+
+
+def test_missing_points_are_left_out_and_short_series_give_none() -> None:
+    assert trend_test([0, 1, 2], [1.0, 2.0, 3.0]) is None
+    trend = trend_test(np.arange(6) * DAY, [1.0, math.nan, 2.0, 3.0, math.inf, 4.0])
+    assert trend is not None and trend.points == 4
+
+
+def test_worse_needs_both_significance_and_size() -> None:
+    times = np.arange(168) * 3600.0
+    growing = trend_test(times, 100 * 1.01 ** (times / DAY), span_days=7)
+    assert growing is not None and worse(growing, higher_is_worse=True, tolerance=0.05, alpha=0.001)
+    assert not worse(growing, higher_is_worse=False, tolerance=0.05, alpha=0.001)
+    small = trend_test(times, 100 * 1.002 ** (times / DAY), span_days=7)  # significant, but 1.4% a week
+    assert small is not None and small.p_increase < 1e-6
+    assert not worse(small, higher_is_worse=True, tolerance=0.05, alpha=0.001)

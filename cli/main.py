@@ -127,6 +127,9 @@ def _parser() -> argparse.ArgumentParser:
     from bifrost.cli import lag_cmd
 
     lag_cmd.add_parser(sub)
+    from bifrost.cli import catalog_cmd
+
+    catalog_cmd.add_parsers(sub)
 
     up = sub.add_parser("up", help="run the whole loop locally: Kafka, worker, simulated traffic")
     up.add_argument("--data-dir", default="var", help="where Kafka, worker, trainer and artifact data live")
@@ -269,6 +272,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from bifrost.cli import lag_cmd
 
         return lag_cmd.run(args, settings)
+    if args.command in ("catalog", "refresher"):
+        from bifrost.cli import catalog_cmd
+
+        return catalog_cmd.run(args, settings) if args.command == "catalog" else catalog_cmd.run_refresher(args, settings)
     if args.command == "up":
         from bifrost.cli.up import run_local_loop
 

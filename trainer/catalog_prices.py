@@ -92,9 +92,9 @@ async def read_catalog(settings: TrainerSettings, *, timeout_seconds: float = 30
                                 **settings.kafka_options())
     await consumer.start()
     try:
-        if topic not in await consumer.topics():
-            return []
-        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        # A consumer without subscriptions learns no topics' partitions: ask the cluster (as streams/web/feed.py does).
+        cluster = await consumer._client.fetch_all_metadata()  # noqa: SLF001 - no public call gives partitions
+        partitions = [TopicPartition(topic, p) for p in sorted(cluster.partitions_for_topic(topic) or ())]
         if not partitions:
             return []
         consumer.assign(partitions)

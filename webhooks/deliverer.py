@@ -35,7 +35,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 import msgspec
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import CommitFailedError, KafkaError
 from aiokafka.structs import OffsetAndMetadata
 
@@ -178,9 +178,7 @@ class EndpointDeliverer:
                 while stop_after is None or self.handled < stop_after:
                     batches = await consumer.getmany(timeout_ms=500, max_records=1)
                     if consumer.assignment() and not self.ready.is_set():
-                        # The position of a new group (latest) is fixed once it is fetched.
-                        for tp in consumer.assignment():
-                            await consumer.position(tp)
+                        await self._anchor(consumer)
                         self.ready.set()
                     for tp, records in batches.items():
                         for record in records:
@@ -196,6 +194,24 @@ class EndpointDeliverer:
         finally:
             await consumer.stop()
             await producer.stop()
+
+    async def _anchor(self, consumer: AIOKafkaConsumer) -> None:
+        """Give a new group a committed starting point, so a restart never skips an alert.
+
+        Without a committed offset the group would start at the end again after a restart,
+        past an alert that was in flight: the state file's record is resumed, and otherwise
+        the current end is committed as where this endpoint's deliveries begin.
+        """
+        state = self.state.load()
+        for tp in consumer.assignment():
+            if await consumer.committed(tp) is not None:
+                continue
+            if state is not None and (state.topic, state.partition) == (tp.topic, tp.partition):
+                consumer.seek(tp, state.offset)
+                continue
+            start = await consumer.position(tp)
+            await consumer.commit({tp: OffsetAndMetadata(start, "")})
+            log.info("event=webhooks.anchored endpoint=%s partition=%d offset=%d", self.endpoint, tp.partition, start)
 
     async def handle(self, record: object, session: aiohttp.ClientSession, producer: AIOKafkaProducer) -> str:
         """Deliver one record to the endpoint or dead-letter it; returns ``delivered`` or ``dead_lettered``."""

@@ -79,6 +79,10 @@ def run_local_loop(args: argparse.Namespace, settings: Settings) -> int:
         children.append(_start(settings, "worker", data_dir / "worker.log"))
         trainer_settings = dataclasses.replace(settings, pipeline_key_file="")  # the trainer signs no commands
         children.append(_start(trainer_settings, "trainer", data_dir / "trainer.log", trainer_env))
+        # The catalog refresher (README "Catalog"): provider model lists on a schedule, and webhook delivery.
+        children.append(_start(trainer_settings, "refresher", data_dir / "refresher.log",
+                               {"BIFROST_CATALOG_DIR": str(data_dir / "catalog"),
+                                "BIFROST_WEBHOOK_STATE_DIR": str(data_dir / "webhooks")}))
         _wait_healthy(settings.worker_url, children[0], timeout=120)
         print(banner(settings, data_dir, broker is not None, store, operator_key, router=router, speed=args.speed,
                      cli=cli_command()), flush=True)
@@ -226,6 +230,7 @@ def banner(settings: Settings, data_dir: Path, started_broker: bool, store: Path
             f"               {cli} retrain --router {router} --since 7d --wait   (follows the retrain to its canary)",
             f"               {cli} rollout status --router {router}",
             f"               {cli} artifacts list --store {store}",
+            f"               BIFROST_CATALOG_DIR={data_dir / 'catalog'} {cli} catalog list   (model catalog; refresher.log)",
             f"               {cli} rollout pause|resume|promote|stop --router {router}   (signed with the operator key)",
             f"  data, logs   {data_dir}   (worker.log, trainer.log, trainer/runs/*/report.md)",
             f"Replaying real prompts through the current artifact as router {router}; Ctrl-C stops everything.",

@@ -31,6 +31,7 @@ from bifrost.streams.topics_admin import TopicSpec, ensure_topics
 from bifrost.streams.triggers.agent import register_triggers
 from bifrost.streams.warehouse.sink import WarehouseSink
 from bifrost.streams.web.auth import token_middleware
+from bifrost.streams.web.catalog_view import register_catalog_view
 from bifrost.streams.web.dashboard import mount_dashboard, root_redirect
 from bifrost.streams.web.views import register_views
 
@@ -141,6 +142,7 @@ def create_app(settings: Settings) -> Worker:
     register_views(app, windows=windows, states=states, ingest=ingest.status, router_table=router_table)
     register_lag_monitor(app, settings)  # every worker samples; the leader alerts
     mount_dashboard(app, settings, windows=windows, router_table=router_table)
+    register_catalog_view(app, settings)  # GET /v1/catalog: catalog freshness and last drift (README "Catalog")
     return Worker(app=app, ingest=ingest, windows=windows, states=states)
 
 

@@ -33,7 +33,7 @@ from bifrost.schemas.catalog import CatalogChange, CatalogEntry, ChangeKind
 from bifrost.schemas.triggers import TrainingTrigger, TriggerReason
 from bifrost.trainer.store import ArtifactStore
 from tests.catalog.providers import GEMINI_KEY, OPENAI_KEY, Fault, ProviderServer
-from tests.integration.harness import collect
+from tests.integration.harness import collect, eventually
 from tests.router.artifacts import make_artifact, signed
 
 pytestmark = [pytest.mark.kafka, pytest.mark.asyncio(loop_scope="session")]
@@ -158,3 +158,30 @@ async def test_refresh_drift_invalidation_trigger_alert_faults_and_rollback(
     assert await asyncio.to_thread(cli, ["catalog", "rollback", rolled["version"]]) == 2  # already current
     err = capsys.readouterr().err
     assert "Traceback" not in err and "already the current" in err
+
+
+async def test_the_worker_serves_catalog_freshness_and_last_changes(
+    settings: Settings, providers: ProviderServer, tmp_path: Path, start_worker,  # type: ignore[no-untyped-def]
+) -> None:
+    s = Settings.from_env(catalog_settings(settings, providers, tmp_path).to_env(), catalog_providers="openrouter,gemini",
+                          gemini_api_key=GEMINI_KEY)
+    worker = start_worker(s)
+    await eventually(lambda: worker.health() is not None, timeout=120, what="worker up")
+    refresher = Refresher(s)
+    try:
+        first = await refresher.refresh()
+        providers.set_price("openai/gpt-4o-mini", 0.3)
+        providers.always_fail.add("gemini")
+        second = await refresher.refresh()
+    finally:
+        await refresher.close()
+    assert first is not None and second is not None
+
+    def catalog() -> dict[str, object] | None:
+        status, body = worker.get("/v1/catalog?limit=5")
+        return body if status == 200 and body["entries"] == len(second.entries) and body["last_changes"] else None
+
+    view = await eventually(catalog, timeout=60, what="/v1/catalog with both snapshots")
+    assert view["sources"]["gemini"]["stale"] == 5 and view["sources"]["openrouter"]["stale"] == 0  # type: ignore[index]
+    assert view["last_changes"][0]["kind"] == "price" and view["last_changes"][0]["slug"] == "openai/gpt-4o-mini"  # type: ignore[index]
+    assert worker.get("/v1/catalog?limit=x")[0] == 400

@@ -127,6 +127,9 @@ def _parser() -> argparse.ArgumentParser:
     from bifrost.cli import lag_cmd
 
     lag_cmd.add_parser(sub)
+    from bifrost.cli import optimizer_cmd
+
+    optimizer_cmd.add_parsers(sub)
     from bifrost.cli import catalog_cmd
 
     catalog_cmd.add_parsers(sub)
@@ -272,6 +275,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from bifrost.cli import lag_cmd
 
         return lag_cmd.run(args, settings)
+    if args.command in ("analyze", "recommendations"):
+        from bifrost.cli import optimizer_cmd
+
+        return (optimizer_cmd.run_analyze if args.command == "analyze" else optimizer_cmd.run_recommendations)(args, settings)
     if args.command in ("catalog", "refresher"):
         from bifrost.cli import catalog_cmd
 

@@ -24,8 +24,9 @@ from bifrost.streams.lag.agent import register_lag_monitor
 from bifrost.streams.metrics.collector import ProductCollector, install
 from bifrost.streams.metrics.dlq_monitor import DlqSurgeMonitor
 from bifrost.streams.metrics.rollout import RolloutBoard
+from bifrost.streams.optimizer.agent import optimizer_topics, register_optimizer
 from bifrost.streams.preflight import require_kafka
-from bifrost.streams.rollout.agent import RolloutStates, register_router_loop
+from bifrost.streams.rollout.agent import RolloutStates, command_keyring, register_router_loop
 from bifrost.streams.rollup.store import RouterWindows
 from bifrost.streams.topics_admin import TopicSpec, ensure_topics
 from bifrost.streams.triggers.agent import register_triggers
@@ -135,9 +136,12 @@ def create_app(settings: Settings) -> Worker:
     )
     states = RolloutStates(rollout_table)
     triggers = register_triggers(app, settings)
+    optimizer = register_optimizer(app, settings, windows=windows, router_table=router_table,
+                                   keyring=command_keyring(settings), publish_alert=alert_producer.publish,
+                                   emit_trigger=triggers.emit)
     register_router_loop(
         app, settings, loop_topic=loop_topic, state_topic=state_topic, rollbacks_topic=rollbacks_topic,
-        windows=windows, states=states, triggers=triggers, board=board,
+        windows=windows, states=states, triggers=triggers, board=board, on_progress=optimizer.on_progress,
     )
     register_views(app, windows=windows, states=states, ingest=ingest.status, router_table=router_table)
     register_lag_monitor(app, settings)  # every worker samples; the leader alerts
@@ -175,7 +179,7 @@ def worker_topics(settings: Settings) -> list[TopicSpec]:
     """Every topic a worker reads or writes that Faust does not create itself."""
     t, n = settings.topics, settings.partitions
     return [*ingest_topics(settings), TopicSpec(t.rollout_commands, n), TopicSpec(t.rollout_state, n, compacted=True),
-            TopicSpec(t.rollbacks, n)]
+            TopicSpec(t.rollbacks, n), *optimizer_topics(settings)]
 
 
 def _run_in_thread(coroutine: Coroutine[Any, Any, T]) -> T:

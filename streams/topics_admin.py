@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from collections.abc import Mapping
 from typing import Any
 
@@ -31,6 +31,7 @@ class TopicSpec:
     name: str
     partitions: int
     compacted: bool = False
+    configs: Mapping[str, str] = field(default_factory=dict)  # more topic configs, e.g. retention.ms
 
 
 async def ensure_topics(
@@ -50,7 +51,7 @@ async def ensure_topics(
                 await admin.create_topics([
                     NewTopic(
                         name=s.name, num_partitions=s.partitions, replication_factor=replication_factor,
-                        topic_configs=dict(COMPACTED_CONFIGS) if s.compacted else {},
+                        topic_configs={**(COMPACTED_CONFIGS if s.compacted else {}), **s.configs},
                     )
                     for s in missing
                 ])

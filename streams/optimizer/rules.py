@@ -386,13 +386,13 @@ def alpha_tuning(inputs: RuleInputs, config: RuleConfig) -> list[Finding]:
 # -- evidence rules -------------------------------------------------------------------------
 
 
-def _week(inputs: RuleInputs) -> tuple[int, int]:
-    return inputs.clock - WEEK, inputs.clock
-
-
 def data_refresh(inputs: RuleInputs, config: RuleConfig) -> list[Finding]:
-    """Retrain when few requests carry labels, or the artifact was trained long ago."""
-    start, end = _week(inputs)
+    """Retrain when few requests carry labels, or the artifact was trained long ago.
+
+    Label coverage is counted on the week up to one day before the analysis: feedback
+    arrives late (up to ``BIFROST_FEEDBACK_GRACE_SECONDS``), so the last day is not judged.
+    """
+    start, end = inputs.clock - WEEK, inputs.clock - DAY
     stats = span_stats(inputs.hours, "router", start, end)
     if stats.count < config.min_samples:
         return []

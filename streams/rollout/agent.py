@@ -19,6 +19,7 @@ stage change, timeout) and once per closed window (fresh evidence).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
 import dataclasses
@@ -147,8 +148,12 @@ def register_router_loop(
     states: RolloutStates,
     triggers: TriggerEmitter,
     board: RolloutBoard | None = None,
+    on_progress: Callable[[str], None] | None = None,
 ) -> None:
     """Attach the agent that keeps per-router windows and runs the controllers.
+
+    ``on_progress(router_id)`` is called after each stored snapshot of a router this worker
+    owns (the optimizer schedules its analyses from it).
 
     ``board`` receives every state a controller here looks at or publishes (the rollout
     gauges of ``/metrics``); it is cleared when partitions are revoked.
@@ -208,6 +213,8 @@ def register_router_loop(
             return  # a re-delivered or older snapshot: nothing new to look at
         # A lagging partition catching up settles hours without closing a window.
         await triggers.on_progress(windows, router)
+        if on_progress is not None:
+            on_progress(router)
         state = states.get(router)
         rollout_board.update(state)
         if state.phase not in (Phase.CANARY, Phase.PAUSED):

@@ -27,7 +27,7 @@ from aiohttp import web
 OPEN_PATHS = frozenset({"/health"})
 DASHBOARD_SHELL = re.compile(r"/dashboard(?:/static/[A-Za-z0-9_-][A-Za-z0-9._-]{0,127})?")
 PUBLIC_READ = re.compile(
-    r"/v1/(?:routers(?:/[^/]+/(?:metrics|series|rollout))?|dashboard/(?:config|activity|routers)|lag)"
+    r"/v1/(?:routers(?:/[^/]+/(?:metrics|series|rollout))?|dashboard/(?:config|activity|routers)|lag|recommendations)"
 )
 _READ_METHODS = frozenset({"GET", "HEAD"})
 _UNAUTHORIZED = orjson.dumps({"error": "missing or wrong bearer token (Authorization: Bearer <BIFROST_WEB_TOKEN>)"})

@@ -112,18 +112,6 @@ class Settings:
     dashboard_command_key_name: str = _setting("dashboard", "BIFROST_DASHBOARD_COMMAND_KEY_NAME", "Allow-list name of the dashboard's key (commands it signs are recorded as issued by this name).")
     worker_url: str = _setting("http://127.0.0.1:6066", "BIFROST_WORKER_URL", "Where the CLI finds a worker's HTTP views.")
     log_level: str = _setting("info", "BIFROST_LOG_LEVEL", "Log level of bifrost processes.")
-    # TLS/SASL of every Kafka client: the BIFROST_KAFKA_* group of bifrost.kafka.KafkaSecurity.
-    kafka_security: KafkaSecurity = field(default_factory=KafkaSecurity, metadata={"group": True})
-
-    @property
-    def topics(self) -> Topics:
-        """Topic names under :attr:`topic_prefix`."""
-        return Topics(self.topic_prefix)
-
-    @property
-    def stages(self) -> tuple[float, ...]:
-        """Parsed :attr:`rollout_stages`."""
-        try:
     # Catalog refresher (`bifrost-opt refresher`, `bifrost-opt catalog`; README "Catalog").
     catalog_dir: str = _setting("var/catalog", "BIFROST_CATALOG_DIR", "Where catalog snapshots are kept (versioned, atomic writes, index with a backup); the refresher's lock file lives here too.")
     catalog_keep: int = _setting(30, "BIFROST_CATALOG_KEEP", "Catalog snapshots kept (older ones are deleted; the current one never).")
@@ -158,6 +146,18 @@ class Settings:
     webhook_backoff_seconds: float = _setting(5.0, "BIFROST_WEBHOOK_BACKOFF_SECONDS", "Delay before the first retry (doubles per attempt, with jitter).")
     webhook_max_backoff_seconds: float = _setting(900.0, "BIFROST_WEBHOOK_MAX_BACKOFF_SECONDS", "Longest delay between two attempts (Retry-After included).")
     webhook_state_dir: str = _setting("var/webhooks", "BIFROST_WEBHOOK_STATE_DIR", "Delivery state of the alert in flight (attempts, endpoints done), so a restart neither re-sends to an endpoint that has it nor restarts its retries.")
+    # TLS/SASL of every Kafka client: the BIFROST_KAFKA_* group of bifrost.kafka.KafkaSecurity.
+    kafka_security: KafkaSecurity = field(default_factory=KafkaSecurity, metadata={"group": True})
+
+    @property
+    def topics(self) -> Topics:
+        """Topic names under :attr:`topic_prefix`."""
+        return Topics(self.topic_prefix)
+
+    @property
+    def stages(self) -> tuple[float, ...]:
+        """Parsed :attr:`rollout_stages`."""
+        try:
             stages = tuple(float(part) for part in self.rollout_stages.split(","))
         except ValueError:
             raise SettingsError(f"BIFROST_ROLLOUT_STAGES={self.rollout_stages!r} is not a list of fractions") from None
@@ -198,18 +198,6 @@ class Settings:
                                 "(e.g. `openssl rand -hex 32`)")
         return token
 
-    @property
-    def limits(self) -> Limits:
-        """Validation limits for decoding events."""
-        return Limits(self.max_event_bytes, self.max_future_skew_seconds)
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
-        """Settings from ``environ`` (default ``os.environ``), then explicit overrides."""
-        environ = os.environ if environ is None else environ
-        values: dict[str, Any] = {}
-        for f in _plain_fields(cls):
-            raw = environ.get(f.metadata["env"])
     def secret_value(self, name: str) -> str:
         """A secret given inline (``<name>``) or in its file (``<name>_file``); "" when neither is set.
 
@@ -228,6 +216,18 @@ class Settings:
         except (OSError, UnicodeDecodeError) as exc:
             raise SettingsError(f"{env}={path} cannot be read: {getattr(exc, 'strerror', None) or type(exc).__name__}") from None
 
+    @property
+    def limits(self) -> Limits:
+        """Validation limits for decoding events."""
+        return Limits(self.max_event_bytes, self.max_future_skew_seconds)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
+        """Settings from ``environ`` (default ``os.environ``), then explicit overrides."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in _plain_fields(cls):
+            raw = environ.get(f.metadata["env"])
             if raw is not None and raw != "":
                 values[f.name] = _parse(raw, f.type, f.metadata["env"])
         if "kafka_security" not in overrides:

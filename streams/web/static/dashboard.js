@@ -309,8 +309,41 @@
     },
   };
 
-  // Later issues: add { name: "recommendations", refresh(ctx) {...} } and "catalog-changes" here.
-  const PANELS = [rolloutPanel, armsPanel, chartsPanel, activityPanel, lagPanel];
+  // The optimizer's recommendations for this router (GET /v1/recommendations: newest first, from the topic).
+  function impactText(i) {
+    const parts = [];
+    if (i.cost_per_task_change !== null && i.cost_per_task_change !== undefined) parts.push("cost/task " + (i.cost_per_task_change >= 0 ? "+" : "") + pct(i.cost_per_task_change));
+    if (i.quality_change !== null && i.quality_change !== undefined) parts.push("quality " + (i.quality_change >= 0 ? "+" : "") + i.quality_change.toFixed(4) + (i.quality_ci ? ` [${i.quality_ci[0].toFixed(4)}, ${i.quality_ci[1].toFixed(4)}]` : ""));
+    if (i.p95_ms_change !== null && i.p95_ms_change !== undefined) parts.push("P95 " + num(i.p95_ms_change, 0) + " ms");
+    if (i.availability_change !== null && i.availability_change !== undefined) parts.push("availability +" + pct(i.availability_change));
+    return (parts.join(", ") || "not estimated") + (i.method === "counterfactual" ? " (counterfactual, DR)" : " (evidence, upper bound)");
+  }
+  const recommendationsPanel = {
+    name: "recommendations",
+    async refresh(ctx) {
+      const tbody = $("recommendations-table").tBodies[0];
+      const result = await api(`/v1/recommendations?router=${encodeURIComponent(ctx.router)}&limit=20`);
+      if (!result.ok) {
+        setText($("recommendations-note"), result.status === 404 ? "not available (this worker has no optimizer)" : errorOf(result), "muted");
+        replaceRows(tbody, [], "–", 7);
+        return;
+      }
+      const recs = result.body.recommendations || [];
+      setText($("recommendations-note"), `from ${result.body.topic}` + (result.body.complete ? "" : " (still reading the topic)") +
+        "; apply one with `bifrost-opt recommendations apply ID` (signed)", "muted");
+      replaceRows(tbody, recs.map((r) => el("tr", { "data-recommendation": r.recommendation_id },
+        el("td", {}, "P" + r.priority),
+        el("td", {}, r.kind),
+        el("td", { title: r.detail || "" }, r.title),
+        el("td", {}, impactText(r.impact)),
+        el("td", {}, `${num(r.evidence.samples, 0)} samples (${r.evidence.source || "–"})`),
+        el("td", {}, r.period),
+        el("td", { class: "mono" }, r.recommendation_id))), "no recommendation for this router", 7);
+    },
+  };
+
+  // Later issues: add "catalog-changes" here.
+  const PANELS = [rolloutPanel, armsPanel, chartsPanel, activityPanel, lagPanel, recommendationsPanel];
 
   // ---------- control ----------
   function renderControl() {

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+import msgspec
 import numpy as np
 import pytest
 
 from bifrost.client.simulator.replay import ReplayConfig, ReplayTraffic
 from bifrost.router import ReferenceRouter
 from bifrost.router.overrides import ClusterOverride, OverriddenRouter
-from bifrost.schemas.recommendations import ActionKind, ImpactMethod, RecommendationKind
+from bifrost.schemas.recommendations import ActionKind, ImpactMethod, Recommendation, RecommendationKind
 from bifrost.streams.optimizer.analysis import Analysis, OptimizerConfig, analyze
 from bifrost.streams.optimizer.counterfactual import build_replay
 from bifrost.streams.optimizer.rules import repeated_prompts
@@ -100,6 +101,8 @@ def test_the_top_recommendation_names_the_planted_cheaper_model(world: tuple[Pla
     assert top.action.parameters == {"cluster": planted.cluster, "model": planted.model}
     assert top.evidence.samples > 0.9 * LOGGED_REQUESTS  # logged requests replayed through the artifact
     assert top.impact.cost_per_task_change is not None and top.impact.cost_per_task_change < -0.03
+    assert msgspec.json.decode(msgspec.json.encode(top), type=Recommendation) == top  # plain JSON, no numpy values
+    msgspec.json.encode(analysis)
 
 
 def test_expected_impact_is_within_ten_percent_of_the_effect_measured_in_the_simulator(

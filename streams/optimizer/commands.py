@@ -24,6 +24,7 @@ from bifrost.config import Settings
 from bifrost.schemas.codec import encode
 from bifrost.schemas.dlq import RejectReason, dead_letter
 from bifrost.schemas.recommendations import Recommendation, RecommendationApplied, RecommendationCommand
+from bifrost.streams.optimizer import metrics
 from bifrost.streams.optimizer.apply import decide_apply
 from bifrost.streams.optimizer.ledger import TopicLedger
 from bifrost.streams.rollout.auth import Keyring
@@ -97,6 +98,7 @@ class ApplyListener:
             command = _command.decode(record.value or b"")
         except (msgspec.DecodeError, RecursionError) as exc:
             await self._dead_letter(producer, record, RejectReason.SCHEMA, f"not a recommendation command: {exc}"[:500])
+            metrics.APPLIED.labels("invalid").inc()
             return
         await self.recommendations.sync()
         await self.outcomes.sync()
@@ -108,6 +110,7 @@ class ApplyListener:
                         command.recommendation_id, command.command_id, command.key_id[:64],
                         decision.unauthorized.check.value)
             await self._dead_letter(producer, record, RejectReason.UNAUTHORIZED, str(decision.unauthorized))
+            metrics.APPLIED.labels("unauthorized").inc()
             return
         assert decision.outcome is not None
         if decision.trigger is not None:
@@ -117,6 +120,8 @@ class ApplyListener:
                                      key=command.recommendation_id.encode())
         if decision.outcome.accepted and not decision.outcome.already_applied:
             self.outcomes.note(command.recommendation_id, decision.outcome)
+        metrics.APPLIED.labels("already_applied" if decision.outcome.already_applied else
+                               "accepted" if decision.outcome.accepted else "refused").inc()
         log.info("event=optimizer.apply recommendation=%s by=%s accepted=%s trigger=%s reason=%r",
                  command.recommendation_id, decision.outcome.applied_by, decision.outcome.accepted,
                  decision.outcome.trigger_id or "-", decision.outcome.reason)

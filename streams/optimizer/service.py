@@ -48,6 +48,8 @@ from bifrost.schemas.recommendations import Recommendation
 from bifrost.schemas.triggers import TrainingTrigger
 from bifrost.streams.optimizer.analysis import Analysis, OptimizerConfig, analyze
 from bifrost.streams.optimizer.counterfactual import Replay, ReplayUnavailable, build_replay
+from bifrost.streams.metrics.dlq_monitor import ALERTS
+from bifrost.streams.optimizer import metrics
 from bifrost.streams.optimizer.ledger import LedgerUnavailable, TopicLedger
 from bifrost.streams.optimizer.rules import Repeats, repeated_prompts
 from bifrost.streams.optimizer.series import DAY, HOUR, WEEK
@@ -195,13 +197,16 @@ class Optimizer:
     async def _scheduled(self, router_id: str, clock: int) -> None:
         run = self._runs[router_id]
         try:
-            analysis = await self.analyze(router_id, clock)
+            with metrics.ANALYSIS_SECONDS.time():
+                analysis = await self.analyze(router_id, clock)
             await self.publish(analysis)
             run.last, run.last_error = analysis, ""
+            metrics.ANALYSES.labels("ok").inc()
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 — one router's failed analysis must not stop the others
             self.stats.failures += 1
+            metrics.ANALYSES.labels("failed").inc()
             run.last_error = f"{type(exc).__name__}: {exc}"[:500]
             log.exception("event=optimizer.analysis.failed router=%s clock=%d", router_id, clock)
         finally:
@@ -279,10 +284,12 @@ class Optimizer:
             for rec in analysis.recommendations:
                 if self.recommendations.seen(rec.recommendation_id):
                     self.stats.suppressed += 1
+                    metrics.RECOMMENDATIONS.labels(rec.kind.value, "suppressed").inc()
                     continue
                 await self._send_recommendation(rec)
                 self.recommendations.note(rec.recommendation_id, rec)
                 self.stats.published += 1
+                metrics.RECOMMENDATIONS.labels(rec.kind.value, "published").inc()
                 log.info("event=optimizer.recommendation id=%s router=%s kind=%s subject=%r priority=%d score=%.4f",
                          rec.recommendation_id, rec.router_id, rec.kind.value, rec.subject, rec.priority, rec.score)
             if analysis.alerts:
@@ -294,6 +301,7 @@ class Optimizer:
                 await self._publish_alert(alert)
                 self.alerts.note(alert.alert_id, alert)
                 self.stats.alerts_published += 1
+                ALERTS.labels(alert.kind.value).inc()
                 log.warning("event=optimizer.alert id=%s kind=%s severity=%s message=%r", alert.alert_id,
                             alert.kind.value, alert.severity.value, alert.message)
             if analysis.trigger is not None:

@@ -188,6 +188,10 @@ async def test_dashboard_in_chromium(
                 count_text = await page.inner_text(f'#arms-table td[data-arm="{arm}"][data-field="count"]')
                 assert count_text == f"{figures['count']:,}"
             assert await shown("v2", "weight") == "0.05"
+            # The optimizer's panel reads GET /v1/recommendations (public read) without an error.
+            await page.wait_for_function(
+                "() => (document.querySelector('#recommendations-note') || {}).textContent.startsWith('from ')",
+                timeout=30_000)
 
             # 3. Without the token, an action is refused (401) and nothing reaches the controller.
             before_offsets = await end_offsets(bootstrap, topics.rollout_commands)

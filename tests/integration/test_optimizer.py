@@ -121,6 +121,10 @@ async def test_a_restarted_worker_does_not_publish_earlier_recommendations_again
     alerts_after = await optimizer_alerts(settings)
     assert sorted(a.alert_id for a in alerts_after) == sorted(a.alert_id for a in alerts_before)
     assert after_status["alerts_published"] == 0
+    _, text = restarted.get("/metrics")
+    suppressed = sum(float(line.rsplit(" ", 1)[1]) for line in str(text).splitlines()
+                     if line.startswith("bifrost_optimizer_recommendations_total{") and 'outcome="suppressed"' in line)
+    assert suppressed >= len(before)
 
 
 async def test_subscribers_list_follow_and_apply_recommendations(

@@ -80,6 +80,19 @@ class Gbdt(msgspec.Struct, frozen=True, kw_only=True):
     classes: list[str] = msgspec.field(default_factory=lambda: list(BUCKETS))
 
 
+class LinearQuality(msgspec.Struct, frozen=True, kw_only=True):
+    """Per-LLM logistic regressions over the standardized feature vector, blended into q̂.
+
+    ``z = (x − mean) / scale``; ``q_linear(m) = sigmoid(z · weights[m][:-1] + weights[m][-1])``;
+    the router's quality is ``blend · q_tree(m) + (1 − blend) · q_linear(m)``.
+    """
+
+    mean: list[float]
+    scale: list[float]
+    weights: dict[str, list[float]]
+    blend: float
+
+
 class PromptModels(msgspec.Struct, frozen=True, kw_only=True):
     """Per-prompt quality and cost models: one LightGBM model string per LLM, over ``gbdt.feature_schema``.
 
@@ -87,7 +100,8 @@ class PromptModels(msgspec.Struct, frozen=True, kw_only=True):
     quality is ``sigmoid(a·r + b)`` with ``[a, b] = calibration[m]``. ``cost[m]``
     (objective gamma, log link) gives ``exp(r)`` USD per unit of the ``cost_per``
     feature (or per request when ``cost_per`` is ``"request"``); the router's normalized
-    cost is that × the feature's value / ``cost_unit_usd``.
+    cost is that × the feature's value / ``cost_unit_usd``. ``linear`` (optional) blends a
+    logistic regression per LLM into the quality (:class:`LinearQuality`).
     """
 
     framework: str
@@ -97,6 +111,7 @@ class PromptModels(msgspec.Struct, frozen=True, kw_only=True):
     cost: dict[str, str]
     cost_unit_usd: float
     cost_per: str = "tokens_approx"
+    linear: LinearQuality | None = None
 
 
 class Reports(msgspec.Struct, frozen=True, kw_only=True):
@@ -174,6 +189,20 @@ class Artifact(msgspec.Struct, frozen=True, kw_only=True):
             problems.append(f"prompt_models.cost_unit_usd {pm.cost_unit_usd} is not a positive number")
         if pm.cost_per != COST_PER_REQUEST and pm.cost_per not in self.gbdt.feature_schema.names:
             problems.append(f"prompt_models.cost_per {pm.cost_per!r} is neither 'request' nor a feature of the schema")
+        if pm.linear is not None:
+            width = len(self.gbdt.feature_schema.names)
+            lin = pm.linear
+            if len(lin.mean) != width or len(lin.scale) != width:
+                problems.append(f"prompt_models.linear standardizes {len(lin.mean)} features, the schema has {width}")
+            if set(lin.weights) != models or any(len(w) != width + 1 for w in lin.weights.values()):
+                problems.append(f"prompt_models.linear.weights must give {width} + 1 weights for exactly the routed models")
+            if not 0.0 <= lin.blend <= 1.0:
+                problems.append(f"prompt_models.linear.blend {lin.blend} outside [0, 1]")
+            if any(v <= 0 for v in lin.scale):
+                problems.append("prompt_models.linear.scale has a value ≤ 0")
+            linear_numbers = [*lin.mean, *lin.scale, *(v for w in lin.weights.values() for v in w), lin.blend]
+            if not all(math.isfinite(v) for v in linear_numbers):
+                problems.append("a prompt_models.linear number is not finite")
         numbers = [self.alpha, *self.penalties.values(), *self.chat.values(), pm.cost_unit_usd]
         numbers += [v for ab in pm.calibration.values() for v in ab]
         numbers += [v for q in self.qhat.values() for v in q]

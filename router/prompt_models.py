@@ -8,6 +8,9 @@ quality raw score per model, then one cost raw score per model (models in sorted
 When the artifact's escalation gate is off (``thresholds.hard`` ≤ 0: every prompt is in
 the ``hard`` bucket whatever the triage says), the triage cannot change a decision and is
 not evaluated: its probabilities are reported as ``[0, 0, 1]``.
+
+With ``prompt_models.linear``, each LLM's tree quality is averaged with a logistic
+regression on the standardized feature vector (one small matrix product for all LLMs).
 """
 
 from __future__ import annotations
@@ -71,6 +74,12 @@ class PromptScorer:
         self.scale, self.shift = calibration[:, 0], calibration[:, 1]
         self.cost_column = None if pm.cost_per == COST_PER_REQUEST else list(schema.names).index(pm.cost_per)
         self.cost_unit = float(pm.cost_unit_usd)
+        self.linear = None
+        if pm.linear is not None:
+            lin = pm.linear
+            weights = np.array([lin.weights[m] for m in models], dtype=np.float64).T  # (features + 1, models)
+            self.linear = (np.asarray(lin.mean, dtype=np.float64), np.asarray(lin.scale, dtype=np.float64),
+                           np.ascontiguousarray(weights[:-1]), weights[-1].copy(), float(lin.blend))
 
     def _split(self, raw: np.ndarray, X: np.ndarray) -> Predictions:
         raw = np.atleast_2d(raw)
@@ -83,6 +92,10 @@ class PromptScorer:
         else:
             triage = np.tile(GATE_OFF_PROBABILITIES, (len(raw), 1))
         quality = 1.0 / (1.0 + np.exp(-(self.scale * raw[:, o:o + n] + self.shift)))
+        if self.linear is not None:
+            mean, scale, weights, bias, blend = self.linear
+            linear = 1.0 / (1.0 + np.exp(-(((X - mean) / scale) @ weights + bias)))
+            quality = blend * quality + (1.0 - blend) * linear
         per_unit = np.exp(raw[:, o + n:o + 2 * n])
         size = 1.0 if self.cost_column is None else np.maximum(X[:, self.cost_column], 0.0)[:, None]
         cost = np.maximum(per_unit * size, _COST_FLOOR) / self.cost_unit

@@ -19,6 +19,7 @@ from collections.abc import Iterable
 import msgspec
 import numpy as np
 
+DEFAULT_MAX_CHARS = 2000
 TOKEN_PATTERN = re.compile(r"[a-z0-9_]+|[^\sa-z0-9_]")
 _BIGRAM_MULTIPLIER = 0x9E3779B1
 _CACHE_LIMIT = 200_000
@@ -31,7 +32,9 @@ class TextSpec(msgspec.Struct, frozen=True, kw_only=True):
     hash: str = "crc32"
     dimensions: int = 2048
     ngrams: int = 2
-    max_chars: int = 20_000
+    # Only the first max_chars characters feed the text features (lengths count the whole
+    # prompt): routing time is bounded whatever the prompt's length. Artifacts record it.
+    max_chars: int = DEFAULT_MAX_CHARS
     idf: list[float] = []
 
 
@@ -68,15 +71,12 @@ class HashedTfidf:
         cache = self._cache
         if len(cache) > _CACHE_LIMIT:
             cache.clear()
-        unigrams = []
-        for token in TOKEN_PATTERN.findall(text[: self.spec.max_chars].lower()):
-            value = cache.get(token)
-            if value is None:
-                value = cache[token] = zlib.crc32(token.encode("utf-8"))
-            unigrams.append(value)
-        if not unigrams:
+        tokens = TOKEN_PATTERN.findall(text[: self.spec.max_chars].lower())
+        if not tokens:
             return np.zeros(0, dtype=np.int64)
-        u = np.asarray(unigrams, dtype=np.uint64)
+        for token in set(tokens).difference(cache):
+            cache[token] = zlib.crc32(token.encode("utf-8"))
+        u = np.fromiter(map(cache.__getitem__, tokens), dtype=np.uint64, count=len(tokens))
         dims = np.uint64(self.dimensions)
         if self.spec.ngrams >= 2 and len(u) > 1:
             u = np.concatenate([u, (u[:-1] * np.uint64(_BIGRAM_MULTIPLIER)) ^ u[1:]])
@@ -104,13 +104,14 @@ class HashedTfidf:
         return matrix
 
 
-def fit_idf(texts: Iterable[str], *, dimensions: int = 2048, ngrams: int = 2) -> TextSpec:
-    """Learn smoothed IDF weights ``log((1 + N) / (1 + df)) + 1`` over a corpus."""
-    blank = HashedTfidf(TextSpec(dimensions=dimensions, ngrams=ngrams))
+def fit_idf(texts: Iterable[str], *, dimensions: int = 2048, ngrams: int = 2,
+            max_chars: int = DEFAULT_MAX_CHARS) -> TextSpec:
+    """Learn smoothed IDF weights ``log((1 + N) / (1 + df)) + 1`` over a corpus (each text's first ``max_chars``)."""
+    blank = HashedTfidf(TextSpec(dimensions=dimensions, ngrams=ngrams, max_chars=max_chars))
     df = np.zeros(dimensions, dtype=np.float64)
     n = 0
     for text in texts:
         n += 1
         df[np.unique(blank.buckets(text))] += 1
     idf = np.log((1.0 + n) / (1.0 + df)) + 1.0
-    return TextSpec(dimensions=dimensions, ngrams=ngrams, idf=[round(float(v), 6) for v in idf])
+    return TextSpec(dimensions=dimensions, ngrams=ngrams, max_chars=max_chars, idf=[round(float(v), 6) for v in idf])

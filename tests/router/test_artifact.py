@@ -13,6 +13,7 @@ from bifrost.router.artifact import (
     Artifact,
     ArtifactFormatError,
     ArtifactVerificationError,
+    LinearQuality,
     Thresholds,
     decode,
     encode,
@@ -128,6 +129,11 @@ def test_decode_runs_check(artifact: Artifact) -> None:
         ({"prompt_models": "zero-unit"}, "cost_unit_usd 0.0 is not a positive number"),
         ({"prompt_models": "nan-calibration"}, "not finite"),
         ({"prompt_models": "unknown-size"}, "cost_per 'words_typed' is neither 'request' nor a feature"),
+        ({"prompt_models": "linear-short"}, "prompt_models.linear standardizes 3 features, the schema has"),
+        ({"prompt_models": "linear-models"}, "prompt_models.linear.weights must give"),
+        ({"prompt_models": "linear-blend"}, "prompt_models.linear.blend 1.5 outside [0, 1]"),
+        ({"prompt_models": "linear-scale"}, "prompt_models.linear.scale has a value ≤ 0"),
+        ({"prompt_models": "linear-nan"}, "a prompt_models.linear number is not finite"),
         ({"chat": {}, "qhat": {}, "penalties": {}}, "no models"),
     ],
 )
@@ -157,6 +163,11 @@ def test_check_rejects_inconsistent_artifacts(artifact: Artifact, changes: dict[
                 "zero-unit": lambda: msgspec.structs.replace(pm, cost_unit_usd=0.0),
                 "nan-calibration": lambda: msgspec.structs.replace(pm, calibration={**pm.calibration, "small": [float("nan"), 0.0]}),
                 "unknown-size": lambda: msgspec.structs.replace(pm, cost_per="words_typed"),
+                "linear-short": lambda: msgspec.structs.replace(pm, linear=linear(artifact, mean=[0.0] * 3)),
+                "linear-models": lambda: msgspec.structs.replace(pm, linear=linear(artifact, drop="small")),
+                "linear-blend": lambda: msgspec.structs.replace(pm, linear=linear(artifact, blend=1.5)),
+                "linear-scale": lambda: msgspec.structs.replace(pm, linear=linear(artifact, scale_zero=True)),
+                "linear-nan": lambda: msgspec.structs.replace(pm, linear=linear(artifact, nan=True)),
             }[value]()
         resolved[field] = value
     bad = broken(artifact, **resolved)
@@ -164,6 +175,17 @@ def test_check_rejects_inconsistent_artifacts(artifact: Artifact, changes: dict[
         bad.check()
     assert message in str(caught.value)
     assert str(caught.value).startswith(f"artifact {artifact.version}: ")
+
+
+def linear(artifact: Artifact, *, mean: list[float] | None = None, drop: str | None = None, blend: float = 0.5,
+           scale_zero: bool = False, nan: bool = False) -> LinearQuality:
+    """A consistent linear section for the artifact's schema, broken as asked."""
+    width = len(artifact.gbdt.feature_schema.names)
+    weights = {m: [0.0] * (width + 1) for m in artifact.models if m != drop}
+    if nan:
+        weights[artifact.models[0]] = [float("nan")] * (width + 1)
+    return LinearQuality(mean=mean if mean is not None else [0.0] * width,
+                         scale=[0.0 if scale_zero else 1.0] * width, weights=weights, blend=blend)
 
 
 def test_check_reports_every_problem_at_once(artifact: Artifact) -> None:

@@ -9,7 +9,14 @@ import numpy as np
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from bifrost.router.artifact import Artifact, ArtifactFormatError, ArtifactVerificationError, encode, sha256_hex
+from bifrost.router.artifact import (
+    Artifact,
+    ArtifactFormatError,
+    ArtifactVerificationError,
+    LinearQuality,
+    encode,
+    sha256_hex,
+)
 from bifrost.router.features import BASE_FEATURES
 from bifrost.router.keys import public_key_pem
 from bifrost.router.reference import ARTIFACT_FILE, DIGEST_FILE, SIGNATURE_FILE, ReferenceRouter
@@ -239,3 +246,33 @@ def test_with_the_gate_off_the_triage_is_not_evaluated() -> None:
         assert b.probabilities == {} and a.probabilities
     batch = open_.route_many(CODE_PROMPTS)
     assert batch.probabilities.tolist() == [[0.0, 0.0, 1.0]] * len(CODE_PROMPTS)
+
+
+def test_a_blended_linear_model_enters_the_quality() -> None:
+    # q̂ = blend·tree + (1 − blend)·sigmoid(z·w + b): a linear part that only has a bias makes it exact to check.
+    base = make_artifact()
+    width = len(base.gbdt.feature_schema.names)
+    bias = {"large": -2.0, "medium": 0.0, "small": 3.0}
+    linear = LinearQuality(mean=[0.0] * width, scale=[1.0] * width, blend=0.25,
+                           weights={m: [0.0] * width + [b] for m, b in bias.items()})
+    blended = msgspec.structs.replace(base, prompt_models=msgspec.structs.replace(base.prompt_models, linear=linear))
+    router = ReferenceRouter(blended.check())
+    sigmoid = lambda z: 1.0 / (1.0 + np.exp(-z))  # noqa: E731
+    decision = router.route(CODE_PROMPTS[0])
+    tree = {"large": 0.9, "medium": 0.6, "small": 0.2}
+    assert decision.quality == pytest.approx({m: 0.25 * tree[m] + 0.75 * sigmoid(bias[m]) for m in tree})
+    assert decision.model == "small"  # the linear part makes the cheap model look best on code now
+    # A weight on a feature: standardized by mean and scale, the same in route() and route_many().
+    symbols = BASE_FEATURES.index("code_symbols")
+    weights = {m: [0.0] * width + [0.0] for m in bias}
+    weights["medium"][symbols] = 1.0
+    scaled = msgspec.structs.replace(linear, mean=[0.0] * symbols + [2.0] + [0.0] * (width - symbols - 1),
+                                     scale=[1.0] * symbols + [4.0] + [1.0] * (width - symbols - 1), weights=weights)
+    router = ReferenceRouter(msgspec.structs.replace(
+        base, prompt_models=msgspec.structs.replace(base.prompt_models, linear=scaled)).check())
+    for prompt in CODE_PROMPTS + QUESTION_PROMPTS:
+        one = router.route(prompt)
+        x = one.features[symbols]
+        assert one.quality["medium"] == pytest.approx(0.25 * (0.6 if x > 0.5 else 0.78) + 0.75 * sigmoid((x - 2.0) / 4.0))
+    batch = router.route_many(CODE_PROMPTS + QUESTION_PROMPTS)
+    assert batch.model_names() == [router.route(p).model for p in CODE_PROMPTS + QUESTION_PROMPTS]

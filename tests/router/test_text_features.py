@@ -201,6 +201,41 @@ def test_lengths_count_the_whole_prompt_but_signals_only_max_chars() -> None:
     assert short[BASE_FEATURES.index("words")] < full[BASE_FEATURES.index("words")]
 
 
+def test_text_features_read_at_most_2000_characters_by_default() -> None:
+    # Routing time is bounded whatever the prompt's length: lengths count everything, the rest the first 2000.
+    assert TextSpec().max_chars == 2000 and fit_idf(CORPUS, dimensions=64).max_chars == 2000
+    assert fit_idf(CORPUS, dimensions=64, max_chars=50).max_chars == 50
+    head = "Solve 3 - 4 + x. def f(x): return (x)\n" * 40
+    prompt = head + "why? 7 + 8 $x$ " * 2000
+    capped, prefix = base_features(prompt), base_features(prompt[:2000])
+    assert capped[0] == len(prompt) and capped[1] == len(prompt) / 4
+    assert capped[2:] == prefix[2:]
+    spec = fit_idf(CORPUS, dimensions=256)
+    vectorizer = HashedTfidf(spec)
+    assert np.array_equal(vectorizer.buckets(prompt), vectorizer.buckets(prompt[:2000]))
+
+
+_ALPHABET = list("ab xy1 2-+*/^=<>%\n\t(){}[];$\\.?!:_") + ["é", "٣", "Ω", "İ", "Ａ", "ß", "😀", "\u00a0", "\u2028"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from(_ALPHABET), max_size=120))
+def test_fast_counts_equal_their_plain_definitions(text: str) -> None:
+    # Character classes (bytes.translate / one pass per distinct character) and the operator count
+    # (characters + digit-minus-digit) equal the per-character and single-regex definitions.
+    values = dict(zip(BASE_FEATURES, base_features(text)))
+    n = max(len(text), 1)
+    lower = text.lower()
+    assert values["frac_digits"] == sum(ch.isdigit() for ch in text) / n
+    assert values["frac_upper"] == sum(ch.isupper() for ch in text) / n
+    assert values["frac_non_ascii"] == sum(ord(ch) > 127 for ch in text) / n
+    assert values["frac_punct"] == (len(text) - sum(ch.isalnum() or ch.isspace() for ch in text)) / n
+    assert values["math_operators"] == len(features._MATH_OPERATOR.findall(text))
+    assert values["latex"] == len(features._LATEX.findall(lower))
+    assert values["function_calls"] == len(features._FUNCTION_CALL.findall(lower))
+    assert values["math_words"] == len(features._MATH_WORDS.findall(lower))
+
+
 # -- similarity and clusters ----------------------------------------------------------------
 
 

@@ -7,12 +7,21 @@ Format (JSON lines, optionally gzip-compressed; see ``data/routing-eval/README.m
 
 Lines that do not decode are counted (``problems``), not fatal here: the data-quality
 step decides whether the file is usable. A model missing from a row is NaN.
+
+**Evaluation rows never train.** A prompt is identified by its normalized text
+(:func:`prompt_key`: Unicode NFKC, case-folded, whitespace runs collapsed), not by its
+``prompt_id``: public benchmarks repeat the same prompt under different ids and splits.
+:meth:`FullInfoDataset.training_split` drops every training row whose normalized text
+also appears in another split, and :func:`prompt_groups` lets cross-validation and
+holdouts keep every copy of a prompt on one side.
 """
 
 from __future__ import annotations
 
 import gzip
 import json
+import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +31,17 @@ import numpy as np
 
 class DatasetError(ValueError):
     """The dataset file cannot be read at all (missing, unreadable, empty)."""
+
+
+def prompt_key(text: str) -> str:
+    """A prompt's identity for leakage and grouping: NFKC, case-folded, whitespace collapsed."""
+    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
+
+
+def prompt_groups(prompts: Iterable[str]) -> np.ndarray:
+    """Group id per prompt: rows with the same :func:`prompt_key` share one (ids in first-seen order)."""
+    ids: dict[str, int] = {}
+    return np.array([ids.setdefault(prompt_key(p), len(ids)) for p in prompts], dtype=np.int64)
 
 
 class _Row(msgspec.Struct, forbid_unknown_fields=False):
@@ -83,6 +103,20 @@ class FullInfoDataset:
         rows = np.sort(np.random.default_rng(seed).choice(len(self), size=n, replace=False))
         return self.take(rows)
 
+    def training_split(self, name: str = "train") -> tuple["FullInfoDataset", int]:
+        """(the usable rows of split ``name`` whose prompt is in no other split, how many were dropped).
+
+        A training row whose normalized text (:func:`prompt_key`) appears in any other
+        split (the evaluation split) is dropped, so nothing evaluated on was trained on.
+        """
+        others = {prompt_key(p) for p, s in zip(self.prompts, self.splits) if s != name}
+        split = self.split(name)
+        split = split.take(split.valid_rows())
+        if not others:
+            return split, 0
+        keep = np.array([prompt_key(p) not in others for p in split.prompts], dtype=bool)
+        return split.take(keep), int((~keep).sum())
+
     def valid_rows(self) -> np.ndarray:
         """Mask of rows whose every score is in [0, 1] and every cost finite and ≥ 0."""
         ok_scores = np.isfinite(self.scores).all(axis=1) & (self.scores >= 0).all(axis=1) & (self.scores <= 1).all(axis=1)
@@ -100,6 +134,8 @@ def load_dataset(path: str | Path) -> FullInfoDataset:
         DatasetError: the file is missing, unreadable, or has no decodable row.
     """
     path = Path(path)
+    if path.is_dir():
+        raise DatasetError(f"dataset {path} is a directory, not a JSONL(.gz) file")
     if not path.is_file():
         raise DatasetError(f"dataset {path} does not exist")
     opener = gzip.open if path.suffix == ".gz" else open

@@ -8,6 +8,14 @@ difference), and optionally the baseline to beat (:mod:`bifrost.trainer.baseline
 per-model logistic regression on the same features, λ chosen on the train split to
 spend what the artifact spends), with the paired score difference and its standard
 error; per task too.
+
+**The reference ("best single") model is chosen on the train split**, not on the rows
+being evaluated: picking it on the test rows would let near-ties between two models flip
+the goal. Costs and scores "vs best" are relative to it; when the evaluated rows' own best
+model differs, the report names both (``best_on_split``). Without a train split the
+reference is the evaluated rows' best model (``reference_chosen_on`` says which).
+The baseline is fitted on the train split minus every prompt (normalized text) that is in
+another split: like the artifact, it never sees a prompt it is evaluated on.
 """
 
 from __future__ import annotations
@@ -21,7 +29,7 @@ import numpy as np
 from bifrost.router.artifact import BUCKETS, Artifact
 from bifrost.router.reference import BatchDecisions, ReferenceRouter
 from bifrost.trainer import baseline as lr
-from bifrost.trainer.dataset import FullInfoDataset, load_dataset
+from bifrost.trainer.dataset import FullInfoDataset, load_dataset, prompt_groups
 from bifrost.trainer.stats import PairedComparison, paired_bootstrap
 
 
@@ -104,6 +112,8 @@ class EvaluationReport(msgspec.Struct, frozen=True, kw_only=True):
     score_diff_vs_best: PairedDifference
     against_difference: PairedComparison | None = None
     baseline: BaselineComparison | None = None
+    reference_chosen_on: str = "evaluated rows"
+    best_on_split: PolicyMetrics | None = None  # the evaluated rows' own best model, when it is not the reference
 
     def to_json(self) -> bytes:
         return msgspec.json.format(msgspec.json.encode(self), indent=2)
@@ -121,6 +131,10 @@ class EvaluationReport(msgspec.Struct, frozen=True, kw_only=True):
         for m in rows:
             lines.append(f"| {m.name} | {m.score:.4f} | {m.cost_usd:.3g} | {m.score_vs_best:.1%} | {m.cost_vs_best:.1%} |")
         g = self.goal
+        lines += ["", f"Reference (best single model, chosen on the {self.reference_chosen_on}): `{self.best_single.name}`"
+                  + (f"; on these rows `{self.best_on_split.name}` scores higher ({self.best_on_split.score:.4f} vs "
+                     f"{self.best_single.score:.4f}, at {self.best_on_split.cost_vs_best:.1%} of the reference's cost)."
+                     if self.best_on_split is not None else ".")]
         lines += [
             "",
             f"Goal (best single `{self.best_single.name}` score −2% at ≤ 50% of its cost): "
@@ -171,9 +185,7 @@ def routed_choices(router: ReferenceRouter, dataset: FullInfoDataset) -> tuple[n
 
 def route_dataset(router: ReferenceRouter, dataset: FullInfoDataset) -> tuple[np.ndarray, BatchDecisions]:
     """(dataset column of each of the artifact's models, the batch of decisions with predictions)."""
-    missing = set(router.tables.models) - set(dataset.models)
-    if missing:
-        raise EvaluationError(f"the artifact routes to models the dataset has no labels for: {sorted(missing)}")
+    check_models(router, dataset)
     batch = router.route_many(dataset.prompts)
     column = {m: j for j, m in enumerate(dataset.models)}
     return np.array([column[m] for m in batch.models], dtype=np.int64), batch
@@ -190,17 +202,43 @@ class FittedBaseline:
     train_costs: np.ndarray
     train_unit: float
     train_features: np.ndarray
+    reference: str = ""  # the best single model on the train split (any model of the dataset)
+    train_rows: int = 0
+    dropped_overlap: int = 0  # train rows left out: their prompt is in another split
 
     def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(p̂ per model, normalized cost per model) of feature rows."""
         return self.model.predict(X), X[:, self.size_column, None] * self.price
 
 
+def check_models(router: ReferenceRouter, dataset: FullInfoDataset) -> None:
+    """Raise :class:`EvaluationError` unless the dataset has labels for every model the artifact routes to."""
+    missing = sorted(set(router.tables.models) - set(dataset.models))
+    if missing:
+        have = sorted(set(router.tables.models) & set(dataset.models))
+        raise EvaluationError(
+            f"artifact {router.version} routes to {len(router.tables.models)} models; {Path(dataset.source).name or 'the dataset'} "
+            f"has labels for {len(have)} of them ({', '.join(have) or 'none'}). Missing: {', '.join(missing)}. "
+            "Its decisions for those models cannot be scored: evaluate on a dataset with every model it routes to")
+
+
+def reference_model(full: FullInfoDataset, data: FullInfoDataset, *, train_split: str = "train") -> tuple[int, str]:
+    """(column of the reference model, where it was chosen): the best mean score on ``train_split``'s
+    rows whose prompt is in no other split, else on ``data`` itself."""
+    train, _ = full.training_split(train_split)
+    if len(train):
+        return int(np.argmax(train.scores.mean(axis=0))), f"{train_split} split"
+    return int(np.argmax(data.scores.mean(axis=0))), "evaluated rows"
+
+
 def fit_baseline(router: ReferenceRouter, full: FullInfoDataset, *, train_split: str = "train", folds: int = 5,
                  l2: float = lr.DEFAULT_L2, seed: int = 0) -> FittedBaseline:
-    """Fit the logistic baseline on ``train_split`` with the artifact's feature extractor."""
-    train = full.split(train_split)
-    train = train.take(train.valid_rows())
+    """Fit the logistic baseline on ``train_split`` with the artifact's feature extractor.
+
+    Rows whose prompt (normalized text) is in another split are left out, as in training.
+    """
+    check_models(router, full)
+    train, dropped = full.training_split(train_split)
     if len(train) < 2 * folds:
         raise EvaluationError(f"the baseline needs a '{train_split}' split to fit on ({len(train)} usable rows)")
     column = {m: j for j, m in enumerate(full.models)}
@@ -208,14 +246,15 @@ def fit_baseline(router: ReferenceRouter, full: FullInfoDataset, *, train_split:
     X_train = np.asarray([router.extractor.extract(p)[0] for p in train.prompts], dtype=np.float64)
     size_column = list(router.artifact.gbdt.feature_schema.names).index("tokens_approx")
     S_train, C_train = train.scores[:, cols], train.costs[:, cols]
-    best_train = int(np.argmax(S_train.mean(axis=0)))
-    unit = float(C_train[:, best_train].mean()) or 1.0
+    best_train = int(np.argmax(train.scores.mean(axis=0)))
+    unit = float(train.costs[:, best_train].mean()) or 1.0
     price = lr.price_per_unit(X_train[:, size_column], C_train) / unit
-    fold_of = np.arange(len(train)) % folds
-    np.random.default_rng(seed).shuffle(fold_of)
+    groups = prompt_groups(train.prompts)  # copies of a prompt in one fold
+    fold_of = (np.random.default_rng(seed).permutation(int(groups.max()) + 1) % folds)[groups]
     return FittedBaseline(model=lr.fit_logistic(X_train, S_train, l2=l2), price=price, size_column=size_column,
                           train_oof=lr.out_of_fold(X_train, S_train, fold_of, l2=l2), train_costs=C_train,
-                          train_unit=unit, train_features=X_train)
+                          train_unit=unit, train_features=X_train, reference=full.models[best_train],
+                          train_rows=len(train), dropped_overlap=dropped)
 
 
 def baseline_comparison(
@@ -231,14 +270,19 @@ def baseline_comparison(
     features: np.ndarray | None = None,
     fitted: FittedBaseline | None = None,
 ) -> BaselineComparison:
-    """The logistic baseline on ``data`` (λ chosen on ``train_split``) against the artifact's per-row outcomes."""
+    """The logistic baseline on ``data`` (λ chosen on ``train_split``) against the artifact's per-row outcomes.
+
+    Cost shares on both sides are relative to the same model, the one chosen on the train
+    split (:attr:`FittedBaseline.reference`): λ is picked so the baseline's out-of-fold
+    train cost share matches the artifact's share on ``data``.
+    """
     fitted = fitted or fit_baseline(router, full, train_split=train_split, l2=l2, seed=seed)
     column = {m: j for j, m in enumerate(data.models)}
     cols = np.array([column[m] for m in router.tables.models], dtype=np.int64)
     X_eval = features if features is not None else np.asarray([router.extractor.extract(p)[0] for p in data.prompts])
     S, C = data.scores[:, cols], data.costs[:, cols]
-    best = int(np.argmax(S.mean(axis=0)))
-    ref_s, ref_c = float(S[:, best].mean()), float(C[:, best].mean()) or 1.0
+    ref = column[fitted.reference] if fitted.reference in column else int(np.argmax(data.scores.mean(axis=0)))
+    ref_s, ref_c = float(data.scores[:, ref].mean()), float(data.costs[:, ref].mean()) or 1.0
     target = float(artifact_costs.mean()) / ref_c
     train_cost = fitted.train_features[:, fitted.size_column, None] * fitted.price
     weight, train_share = lr.weight_for_share(fitted.train_oof, train_cost, fitted.train_costs, fitted.train_unit, target)
@@ -290,6 +334,8 @@ def evaluate_artifact(
     baseline: bool = False,
     seed: int = 0,
     fitted: "FittedBaseline | None" = None,
+    reference: str | None = None,
+    train_split: str = "train",
 ) -> EvaluationReport:
     """Evaluate an artifact (already verified) on one split of a full-information dataset.
 
@@ -300,6 +346,9 @@ def evaluate_artifact(
         against: another artifact to compare with (e.g. the current one).
         baseline: also fit and compare the logistic baseline (needs a ``train`` split).
         fitted: the baseline already fitted (:func:`fit_baseline`), to fit it once.
+        reference: the "best single" model scores and costs are relative to (default: the
+            best on ``train_split``, see the module docstring; the evaluated rows' best
+            when there is no train split or ``split`` is ``all``).
     """
     router = artifact if isinstance(artifact, ReferenceRouter) else ReferenceRouter(artifact)
     full = dataset if isinstance(dataset, FullInfoDataset) else load_dataset(dataset)
@@ -313,7 +362,16 @@ def evaluate_artifact(
     chosen, buckets = columns[batch.chosen], batch.buckets
 
     means_s, means_c = S.mean(axis=0), C.mean(axis=0)
-    best = int(np.argmax(means_s))
+    if reference is not None:
+        if reference not in data.models:
+            raise EvaluationError(f"reference model {reference!r} has no labels in the dataset")
+        best, chosen_on = data.models.index(reference), "caller's choice"
+    elif fitted is not None and fitted.reference in data.models:
+        best, chosen_on = data.models.index(fitted.reference), f"{train_split} split"
+    else:
+        best, chosen_on = reference_model(full, data, train_split=train_split) if split != "all" else (
+            int(np.argmax(means_s)), "evaluated rows")
+    own_best = int(np.argmax(means_s))
     cheapest = int(np.argmin(means_c))
     ref_s, ref_c = float(means_s[best]), float(means_c[best])
 
@@ -354,8 +412,15 @@ def evaluate_artifact(
         against_difference = paired_bootstrap(S[rows, chosen], S[rows, against_chosen], seed=seed)
     compared = None
     if baseline:
+        if fitted is None:
+            fitted = fit_baseline(router, full, train_split=train_split, seed=seed)
+        if fitted.reference != data.models[best]:  # an explicit reference: the baseline matches cost against it
+            from dataclasses import replace
+
+            fitted = replace(fitted, reference=data.models[best], train_unit=fitted.train_unit
+                             * _train_cost_ratio(full, train_split, fitted.reference, data.models[best]))
         compared = baseline_comparison(router, full, data, S[rows, chosen], C[rows, chosen], seed=seed,
-                                       features=batch.features, fitted=fitted)
+                                       features=batch.features, fitted=fitted, train_split=train_split)
     diff = S[rows, chosen] - S[:, best]
     se = float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else 0.0
     return EvaluationReport(
@@ -387,4 +452,13 @@ def evaluate_artifact(
         ),
         against_difference=against_difference,
         baseline=compared,
+        reference_chosen_on=chosen_on,
+        best_on_split=None if own_best == best else metrics(data.models[own_best], S[:, own_best], C[:, own_best]),
     )
+
+
+def _train_cost_ratio(full: FullInfoDataset, train_split: str, old: str, new: str) -> float:
+    """Mean train cost of model ``new`` over that of ``old`` (to move the baseline's cost unit)."""
+    train, _ = full.training_split(train_split)
+    j_old, j_new = full.models.index(old), full.models.index(new)
+    return float(train.costs[:, j_new].mean()) / (float(train.costs[:, j_old].mean()) or 1.0)

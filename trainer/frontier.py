@@ -99,9 +99,11 @@ def frontier_report(
     assert batch.quality is not None and batch.cost is not None
     S, C = data.scores[:, columns], data.costs[:, columns]
     rows = np.arange(len(data))
-    means_s, means_c = S.mean(axis=0), C.mean(axis=0)
-    best = int(np.argmax(means_s))
-    ref_s, ref_c = float(means_s[best]), float(means_c[best]) or 1.0
+    fitted = fitted or fit_baseline(router, full, seed=seed)
+    # The reference ("best single") model is the train split's best (as in evaluate_artifact).
+    ref = data.models.index(fitted.reference) if fitted.reference in data.models else int(
+        np.argmax(data.scores.mean(axis=0)))
+    ref_s, ref_c = float(data.scores[:, ref].mean()), float(data.costs[:, ref].mean()) or 1.0
     tokens = batch.features[:, list(router.artifact.gbdt.feature_schema.names).index("tokens_approx")]
 
     def point(weight: float, chosen: np.ndarray) -> FrontierPoint:
@@ -115,7 +117,6 @@ def frontier_report(
         chosen, _, _, _ = choose(tables, batch.probabilities, batch.quality, batch.cost, tokens)
         return point(weight, chosen)
 
-    fitted = fitted or fit_baseline(router, full, seed=seed)
     q_base, c_base = fitted.predict(batch.features)
     own = cost_weight_of(router.tables.alpha)
     top = S.max(axis=1, keepdims=True)
@@ -131,7 +132,7 @@ def frontier_report(
         dataset=data.source,
         split=split,
         rows=len(data),
-        best_single=marker(models[best], S[:, best], C[:, best]),
+        best_single=marker(data.models[ref], data.scores[:, ref], data.costs[:, ref]),
         oracle=marker("oracle", S[rows, oracle], C[rows, oracle]),
         singles=sorted((marker(m, S[:, j], C[:, j]) for j, m in enumerate(models)), key=lambda m: -m.score),
         artifact_point=artifact_at(own if np.isfinite(own) else 1e9),
@@ -142,7 +143,10 @@ def frontier_report(
 
 
 def plot_frontier(report: FrontierReport, path: str | Path) -> Path:
-    """Write the frontier plot (PNG): artifact and baseline curves, single models, oracle, the artifact's point."""
+    """Write the frontier plot (PNG): artifact and baseline curves, single models, oracle, the artifact's point.
+
+    The folder must exist (:class:`EvaluationError` otherwise): a mistyped path is not created.
+    """
     try:
         import matplotlib
 
@@ -151,7 +155,8 @@ def plot_frontier(report: FrontierReport, path: str | Path) -> Path:
     except ImportError as exc:  # pragma: no cover - matplotlib is a dependency
         raise EvaluationError(f"cannot plot the frontier: {exc} (pip install matplotlib)") from None
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.parent.is_dir():
+        raise EvaluationError(f"cannot write the frontier plot {path}: folder {path.parent} does not exist")
     fig, ax = plt.subplots(figsize=(8.0, 5.5), dpi=120)
     art = sorted(report.artifact_curve, key=lambda p: p.cost_vs_best)
     base = sorted(report.baseline_curve, key=lambda p: p.cost_vs_best)

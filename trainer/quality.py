@@ -15,7 +15,7 @@ from typing import Literal
 import msgspec
 import numpy as np
 
-from bifrost.trainer.dataset import FullInfoDataset
+from bifrost.trainer.dataset import FullInfoDataset, prompt_key
 
 Status = Literal["pass", "warn", "fail"]
 
@@ -146,15 +146,30 @@ def assess_dataset(
     duplicates = len(keyed) - len(set(keyed))
     report.add(_limit("duplicate_prompt_ids", duplicates / max(len(dataset), 1), thresholds.max_duplicate_fraction,
                       f"{duplicates} prompt ids repeated within a split"))
-    in_train = {pid for split, pid in keyed if split == train_split}
-    overlap = sum(1 for split, pid in set(keyed) if split != train_split and pid in in_train)
+    keys = [prompt_key(p) for p in dataset.prompts]
+    elsewhere = {k for k, split in zip(keys, dataset.splits.tolist()) if split != train_split}
+    is_train = dataset.splits == train_split
+    overlap = sum(1 for k, t, ok in zip(keys, is_train, valid) if t and ok and k in elsewhere)
     report.add(Check(name="split_overlap", status="warn" if overlap else "pass", value=overlap, threshold="0",
-                     message="prompt ids of other splits that also appear in the train split (evaluation leakage)"))
+                     message=f"rows of split '{train_split}' whose prompt text (normalized) also appears in another "
+                             "split: dropped from training, so nothing evaluated on is trained on"))
+    groups: dict[str, list[int]] = {}
+    for i, (k, t, ok) in enumerate(zip(keys, is_train, valid)):
+        if t and ok:
+            groups.setdefault(k, []).append(i)
+    repeated = [rows for rows in groups.values() if len(rows) > 1]
+    conflicting = sum(1 for rows in repeated if np.ptp(dataset.scores[rows], axis=0).max() > 1e-9)
+    report.add(Check(name="duplicate_prompts", status="warn" if conflicting else "pass", value=conflicting,
+                     threshold="0 with conflicting scores",
+                     message=f"{len(repeated)} prompt texts repeated in split '{train_split}' "
+                             f"({sum(map(len, repeated))} rows), {conflicting} of them with different scores for "
+                             "the same model (noisy or contradictory labels); copies stay on one side of every "
+                             "fold and holdout"))
 
-    train_rows = int(((dataset.splits == train_split) & valid).sum())
+    train_rows = int((is_train & valid).sum()) - overlap
     report.add(Check(name="train_rows", status="pass" if train_rows >= thresholds.min_train_rows else "fail",
                      value=train_rows, threshold=f">= {thresholds.min_train_rows}",
-                     message=f"usable rows in split '{train_split}'"))
+                     message=f"usable rows in split '{train_split}' whose prompt is in no other split"))
     return report
 
 

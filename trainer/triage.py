@@ -118,15 +118,30 @@ def triage_labels(quality: np.ndarray, buckets: dict[str, list[str]], models: tu
     return labels
 
 
-def stratified_folds(labels: np.ndarray, k: int, *, seed: int = 0) -> np.ndarray:
-    """Fold index per row, each class spread evenly over the folds."""
+def stratified_folds(labels: np.ndarray, k: int, *, seed: int = 0, groups: np.ndarray | None = None) -> np.ndarray:
+    """Fold index per row, each class spread evenly over the folds.
+
+    With ``groups`` (e.g. :func:`bifrost.trainer.dataset.prompt_groups`), every row of a
+    group lands in the same fold — the class of a group is its first row's — so a prompt
+    repeated in the data is never on both sides of a fold.
+    """
     rng = np.random.default_rng(seed)
-    folds = np.zeros(len(labels), dtype=np.int64)
-    for value in np.unique(labels):
-        rows = np.flatnonzero(labels == value)
-        rng.shuffle(rows)
-        folds[rows] = np.arange(len(rows)) % k
-    return folds
+    labels = np.asarray(labels)
+    if groups is None:
+        folds = np.zeros(len(labels), dtype=np.int64)
+        for value in np.unique(labels):
+            rows = np.flatnonzero(labels == value)
+            rng.shuffle(rows)
+            folds[rows] = np.arange(len(rows)) % k
+        return folds
+    _, first, inverse = np.unique(np.asarray(groups), return_index=True, return_inverse=True)
+    group_labels = labels[first]
+    fold_of_group = np.zeros(len(first), dtype=np.int64)
+    for value in np.unique(group_labels):
+        members = np.flatnonzero(group_labels == value)
+        rng.shuffle(members)
+        fold_of_group[members] = np.arange(len(members)) % k
+    return fold_of_group[inverse.reshape(-1)]
 
 
 class FoldMetrics(msgspec.Struct, frozen=True, kw_only=True):

@@ -90,7 +90,7 @@ def test_unknown_fields_are_ignored(tmp_path: Path) -> None:
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match="does not exist"):
         load_dataset(tmp_path / "nope.jsonl")
-    with pytest.raises(DatasetError, match="does not exist"):
+    with pytest.raises(DatasetError, match="is a directory, not a JSONL"):
         load_dataset(tmp_path)  # a folder is not a dataset
 
 

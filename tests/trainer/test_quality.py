@@ -23,8 +23,9 @@ SMALL = QualityThresholds(min_train_rows=10)
 
 
 def good_rows(n: int, *, start: int = 0, split: str = "train") -> list[dict[str, object]]:
-    """``n`` valid rows with distinct ids over two tasks."""
-    return [row(f"{split}-{i}", split=split, task="math" if i % 2 else "code") for i in range(start, start + n)]
+    """``n`` valid rows with distinct ids and prompts over two tasks."""
+    return [row(f"{split}-{i}", split=split, task="math" if i % 2 else "code", prompt=f"{split} question {i}: 2 + {i}?")
+            for i in range(start, start + n)]
 
 
 def check(report: QualityReport, name: str) -> tuple[str, object]:
@@ -47,8 +48,9 @@ def test_real_dataset_passes(real_dataset: FullInfoDataset) -> None:
     best = max(report.per_model, key=lambda m: report.per_model[m].mean_score)
     assert best == "llama-3.1-nemotron-51b-instruct"
     assert report.per_model[best].mean_score == pytest.approx(0.617, abs=1e-3)
-    assert check(report, "split_overlap")[0] == "warn"  # some test prompts also appear in train
-    assert check(report, "train_rows") == ("pass", 5608)
+    assert check(report, "split_overlap") == ("warn", 119)  # train rows with a test prompt's text: dropped
+    assert check(report, "train_rows") == ("pass", 5608 - 119)
+    assert check(report, "duplicate_prompts") == ("pass", 0)
     markdown = report.to_markdown()
     assert markdown.startswith("## Data quality: passed")
     assert "| split_overlap | warn |" in markdown
@@ -61,7 +63,8 @@ def test_good_synthetic_file_passes(tmp_path: Path) -> None:
     assert report.per_task == {"code": 10, "math": 10}
     assert report.per_model["a"].mean_score == 1.0 and report.per_model["b"].mean_cost_usd == pytest.approx(0.001)
     assert {c.name for c in report.checks} == {"malformed_lines", "models", "label_coverage", "null_or_out_of_range",
-                                               "duplicate_prompt_ids", "split_overlap", "train_rows"}
+                                               "duplicate_prompt_ids", "split_overlap", "duplicate_prompts",
+                                               "train_rows"}
 
 
 def test_too_few_rows_fails_with_the_check_named(tmp_path: Path) -> None:
@@ -132,7 +135,33 @@ def test_duplicates_within_a_split_fail_across_splits_warn(tmp_path: Path) -> No
     assert "2 prompt ids repeated within a split" in str(DataQualityError(report))
     overlap = load_dataset(write_lines(tmp_path / "o.jsonl", good_rows(20) + [row("train-3", split="test")]))
     report = assess_dataset(overlap, SMALL)
+    assert report.passed and check(report, "split_overlap") == ("pass", 0)  # same id, another prompt: no leak
+
+
+def test_train_rows_with_an_evaluated_prompt_text_are_counted_and_dropped(tmp_path: Path) -> None:
+    # The same prompt text (whatever its id, case or spacing) in the test split: those train rows never train.
+    train = good_rows(20)
+    test = [row("t-1", split="test", prompt="TRAIN question 3:   2 + 3?"), row("t-2", split="test", prompt="new one")]
+    d = load_dataset(write_lines(tmp_path / "d.jsonl", train + test))
+    report = assess_dataset(d, SMALL)
     assert report.passed and check(report, "split_overlap") == ("warn", 1)
+    assert check(report, "train_rows") == ("pass", 19)
+    assert "dropped from training" in report.to_markdown()
+    kept, dropped = d.training_split("train")
+    assert dropped == 1 and len(kept) == 19 and "train question 3: 2 + 3?" not in kept.prompts
+    # Too few left after dropping: the run stops at data quality.
+    leaky = load_dataset(write_lines(tmp_path / "l.jsonl", train + [
+        row(f"t{i}", split="test", prompt=f"train question {i}: 2 + {i}?") for i in range(15)]))
+    assert failing(assess_dataset(leaky, SMALL)) == ["train_rows"]
+
+
+def test_repeated_prompts_with_conflicting_scores_warn(tmp_path: Path) -> None:
+    same = [row("d1", prompt="Is it?", scores={"a": 1.0, "b": 0.0}), row("d2", prompt="is  it?", scores={"a": 1.0, "b": 0.0})]
+    conflict = [row("c1", prompt="Why?", scores={"a": 1.0, "b": 0.0}), row("c2", prompt="why?", scores={"a": 0.0, "b": 1.0})]
+    report = assess_dataset(load_dataset(write_lines(tmp_path / "d.jsonl", good_rows(20) + same + conflict)), SMALL)
+    assert report.passed and check(report, "duplicate_prompts") == ("warn", 1)
+    message = next(c.message for c in report.checks if c.name == "duplicate_prompts")
+    assert message.startswith("2 prompt texts repeated in split 'train' (4 rows), 1 of them with different scores")
 
 
 def test_single_model_fails(tmp_path: Path) -> None:

@@ -130,9 +130,10 @@ def render_analysis(a: dict[str, Any]) -> str:
         value = "-" if g["value"] is None else f"{g['value']:.4g}"
         lines.append(f"  {g['goal']:<14} {value:>10}  {g['direction']} {g['target']:<8g} {g['status']:<9} n={g['samples']}")
     degraded = [t for t in a["trends"] if t.get("degraded")]
-    lines.append("7-day trends (router): " + ", ".join(
+    weekly = ", ".join(
         f"{t['metric']} {t['trend']['change']:+.1%} (p={min(t['trend']['p_increase'], t['trend']['p_decrease']):.2g})"
-        for t in a["trends"] if t["scope"] == "router" and t["window"] == "7d" and t.get("trend")) or "  not enough data")
+        for t in a["trends"] if t["scope"] == "router" and t["window"] == "7d" and t.get("trend"))
+    lines.append("7-day trends (router): " + (weekly or "not enough hourly points yet (72 of the week's 168 needed)"))
     if degraded:
         lines.append("degraded: " + ", ".join(t["metric"] for t in degraded))
     lines.append("")
@@ -193,12 +194,16 @@ def render_recommendation(rec: Recommendation) -> str:
 async def _follow(args: argparse.Namespace, settings: Settings) -> int:
     from bifrost.client.recommendations import follow_recommendations
 
-    async for rec in follow_recommendations(settings.kafka_bootstrap, settings.topics, router=args.router,
-                                            group_id=args.group, security=settings.kafka_security):
-        if args.json:
-            print(orjson.dumps(msgspec.to_builtins(rec)).decode(), flush=True)
-        else:
-            print(render_recommendation(rec), flush=True)
+    stream = follow_recommendations(settings.kafka_bootstrap, settings.topics, router=args.router,
+                                    group_id=args.group, security=settings.kafka_security)
+    try:
+        async for rec in stream:
+            if args.json:
+                print(orjson.dumps(msgspec.to_builtins(rec)).decode(), flush=True)
+            else:
+                print(render_recommendation(rec), flush=True)
+    finally:
+        await stream.aclose()  # stops the consumer (and leaves the group) also when the reader went away
     return 0
 
 

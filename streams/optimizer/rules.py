@@ -355,7 +355,8 @@ def alpha_tuning(inputs: RuleInputs, config: RuleConfig) -> list[Finding]:
         if diff.changed_rows == 0:
             continue
         gain = diff.quality / diff.base_quality if diff.base_quality else 0.0
-        if diff.quality_lower(config.confidence) > 0 and diff.cost_change <= config.max_cost_increase_for_quality:
+        # A gain must show in the reported two-sided interval (its lower end above 0).
+        if diff.quality_ci[0] > 0 and diff.cost_change <= config.max_cost_increase_for_quality:
             key, why = 2.0 * gain, "quality"
         elif diff.cost_change <= -config.min_saving and _non_inferior(diff, config):
             key, why = -diff.cost_change, "cost"

@@ -198,7 +198,7 @@ class Optimizer:
         run = self._runs[router_id]
         try:
             with metrics.ANALYSIS_SECONDS.time():
-                analysis = await self.analyze(router_id, clock)
+                analysis = await self.analyze(router_id, clock, scheduled=True)
             await self.publish(analysis)
             run.last, run.last_error = analysis, ""
             metrics.ANALYSES.labels("ok").inc()
@@ -222,7 +222,7 @@ class Optimizer:
 
     # -- analysis ---------------------------------------------------------------------------
 
-    async def analyze(self, router_id: str, clock: int | None = None) -> Analysis:
+    async def analyze(self, router_id: str, clock: int | None = None, *, scheduled: bool = False) -> Analysis:
         """Analyse ``router_id`` up to ``clock`` (default: its newest closed window). Publishes nothing."""
         if clock is None:
             clock = self.windows.frontier(router_id)
@@ -233,10 +233,11 @@ class Optimizer:
         arm = serving_arm(hours, clock - lookback, clock)
         started = time.monotonic()
         analysis = await asyncio.to_thread(self._analyze_blocking, router_id, clock, hours, arm)
-        self.stats.analyses += 1
-        self.stats.last_at[router_id] = time.time()
-        log.info("event=optimizer.analysis router=%s clock=%d hours=%d arm=%s replayed=%d recommendations=%d "
-                 "alerts=%d trigger=%s seconds=%.2f notes=%r", router_id, clock, analysis.hours, arm,
+        if scheduled:
+            self.stats.analyses += 1
+            self.stats.last_at[router_id] = time.time()
+        log.info("event=optimizer.analysis router=%s scheduled=%s clock=%d hours=%d arm=%s replayed=%d recommendations=%d "
+                 "alerts=%d trigger=%s seconds=%.2f notes=%r", router_id, str(scheduled).lower(), clock, analysis.hours, arm,
                  analysis.counterfactual_rows, len(analysis.recommendations), len(analysis.alerts),
                  analysis.trigger.trigger_id if analysis.trigger else "-", time.monotonic() - started, analysis.notes)
         return analysis

@@ -52,6 +52,12 @@ class Worker:
     states: RolloutStates
 
 
+ROUTER_WINDOWS_TABLE = "router-windows"
+ROLLOUT_STATE_TABLE = "rollout-state"
+TABLE_NAMES = (ROUTER_WINDOWS_TABLE, ROLLOUT_STATE_TABLE)
+"""Faust tables of a worker; each has a changelog topic ``<app_id>-<table>-changelog``."""
+
+
 def create_app(settings: Settings) -> Worker:
     """Build the worker's Faust app from ``settings``."""
     app = faust.App(
@@ -84,7 +90,7 @@ def create_app(settings: Settings) -> Worker:
     # serializers from key_type/value_type, so both are given.
     state_schema = faust.Schema(key_type=str, value_type=bytes, key_serializer="json", value_serializer="raw")
     router_table = app.Table(
-        "router-windows", schema=state_schema, key_type=str, value_type=bytes, partitions=n,
+        ROUTER_WINDOWS_TABLE, schema=state_schema, key_type=str, value_type=bytes, partitions=n,
     )
     ingest = IngestService(settings)
 
@@ -126,7 +132,7 @@ def create_app(settings: Settings) -> Worker:
     async def run_artifact_listener() -> None:
         await listener.run()
 
-    rollout_table = app.Table("rollout-state", schema=state_schema, key_type=str, value_type=bytes, partitions=n)
+    rollout_table = app.Table(ROLLOUT_STATE_TABLE, schema=state_schema, key_type=str, value_type=bytes, partitions=n)
     router_keyed = dict(key_type=str, key_serializer="json", value_serializer="raw", partitions=n, internal=True)
     loop_topic = app.topic(topics.window_partials, topics.rollout_commands, **router_keyed)
     state_topic = app.topic(topics.rollout_state, compacting=True, **router_keyed)
@@ -178,8 +184,12 @@ def _canonical_url(settings: Settings) -> str:
 def worker_topics(settings: Settings) -> list[TopicSpec]:
     """Every topic a worker reads or writes that Faust does not create itself."""
     t, n = settings.topics, settings.partitions
+    # Faust's table changelogs too: created here, before Faust starts, the cluster's metadata
+    # already lists their partitions when Faust checks them (a changelog Faust creates itself
+    # can read as 0 partitions for a moment, and Faust then raises PartitionsMismatch).
+    changelogs = [TopicSpec(f"{settings.app_id}-{table}-changelog", n, compacted=True) for table in TABLE_NAMES]
     return [*ingest_topics(settings), TopicSpec(t.rollout_commands, n), TopicSpec(t.rollout_state, n, compacted=True),
-            TopicSpec(t.rollbacks, n), *optimizer_topics(settings)]
+            TopicSpec(t.rollbacks, n), *optimizer_topics(settings), *changelogs]
 
 
 def _run_in_thread(coroutine: Coroutine[Any, Any, T]) -> T:

@@ -41,9 +41,10 @@ from bifrost.trainer.quality import DataQualityError
 from bifrost.trainer.settings import TrainerSettings, TrainerSettingsError
 from bifrost.trainer.store import DEFAULT_ROOT, ArtifactStore, StoreError
 from bifrost.trainer.stress import VARIANTS, stress_variant
-from bifrost.trainer.validate import ValidationFailed
+from bifrost.trainer.validate import TargetUnreachable, ValidationFailed
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+MAX_CLUSTERS = 1000
 log = logging.getLogger("bifrost.trainer")
 
 
@@ -76,6 +77,9 @@ def _guard(run: Callable[[], int]) -> int:
         _say(exc.report.to_markdown())
         _say(f"error: {exc}; nothing was published")
         return EXIT_FAILURE
+    except TargetUnreachable as exc:
+        _say(f"error: {exc}")
+        return EXIT_FAILURE
     except (ArtifactError, EvaluationError) as exc:
         _say(f"error: {exc}")
         return EXIT_FAILURE
@@ -102,6 +106,16 @@ def _whole(name: str, low: int, high: int) -> Callable[[str], int]:
 
     parse.__name__ = name
     return parse
+
+
+def _dataset_file(value: str) -> Path:
+    """``--dataset``: an existing file (a folder or a missing path is a usage error that says which)."""
+    path = Path(value)
+    if path.is_dir():
+        raise _Usage(f"--dataset {path} is a directory; pass a full-information JSONL(.gz) file")
+    if not path.is_file():
+        raise _Usage(f"--dataset {path} does not exist")
+    return path
 
 
 def _say(text: str) -> None:
@@ -136,13 +150,17 @@ def train_parser() -> argparse.ArgumentParser:
                         f"$BIFROST_ARTIFACT_STORE, else {DEFAULT_ROOT})")
     parser.add_argument("--key", help=f"Ed25519 signing key file (default ${SIGNING_KEY_ENV}, ${SIGNING_KEY_FILE_ENV}, "
                         f"else {DEFAULT_KEY_PATH}, created if missing)")
-    parser.add_argument("--clusters", type=_whole("--clusters", 1, 10_000), help="number of prompt clusters (default 48)")
+    parser.add_argument("--clusters", type=_whole("--clusters", 1, MAX_CLUSTERS),
+                        help=f"number of prompt clusters, 1..{MAX_CLUSTERS} and at most a tenth of the training "
+                             "prompts (default 48)")
     parser.add_argument("--max-cost-share", type=float, metavar="X",
-                        help="cost/quality knob: best score at a mean cost ≤ X × the best single model's "
-                             "(on out-of-fold training estimates; default 0.45, headroom for the 50%% goal)")
+                        help="cost/quality knob: the best score whose mean cost is ≤ X × the best single model's on "
+                             "new prompts (95%% prediction bound from out-of-fold estimates; checked on the holdout, "
+                             "refused if not met); default 0.45, headroom for the 50%% goal")
     parser.add_argument("--min-quality-share", type=float, metavar="Q",
-                        help="cost/quality knob (non-inferiority): lowest cost with a score ≥ Q × the best single "
-                             "model's, e.g. 0.98; with --max-cost-share both must hold")
+                        help="cost/quality knob (non-inferiority): the lowest cost whose score is ≥ Q × the best "
+                             "single model's on new prompts (same bound and check), e.g. 0.98; alone it lifts the "
+                             "default cost cap, with --max-cost-share both must hold; unreachable targets are refused")
     parser.add_argument("--stress", choices=VARIANTS, help="train on a stress variant of the dataset, made in code "
                         "(binary: scores binarized at 0.5; premium: the best model ×15 price, best on a minority; "
                         "specialist: a cheap model good on one task only)")
@@ -164,9 +182,7 @@ def _train(args: argparse.Namespace) -> int:
         value = getattr(args, name)
         if value is not None and not 0.0 < value <= 10.0:
             raise _Usage(f"--{name.replace('_', '-')} must be a positive share (e.g. 0.5), not {value}")
-    dataset = Path(args.dataset)
-    if not dataset.is_file():
-        raise _Usage(f"--dataset {dataset} does not exist")
+    dataset = _dataset_file(args.dataset)
     _setup_logging(not args.quiet)
     key = _signing_key(args.key)
     store = ArtifactStore(args.store)
@@ -183,6 +199,10 @@ def _train(args: argparse.Namespace) -> int:
     full = load_dataset(dataset)
     if args.stress:
         full = stress_variant(full, args.stress)
+    train_rows = int((full.splits == config.train_split).sum())
+    if args.clusters is not None and args.clusters > max(1, train_rows // 10):
+        raise _Usage(f"--clusters {args.clusters} is too many for {train_rows} training prompts (at most "
+                     f"{max(1, train_rows // 10)}: a tenth of them, so a cluster has prompts to describe)")
     artifact, report = bootstrap_artifact(full, trials=args.trials, seed=args.seed, signing_key=key,
                                           parent=parent, config=config)
     from bifrost.router.artifact import encode
@@ -208,9 +228,13 @@ def _train(args: argparse.Namespace) -> int:
         print(f"holdout ({v.rows} prompts): score {v.candidate.score:.4f} at {v.candidate.cost_vs_best:.1%} of "
               f"{v.best_single.name}'s cost (its score {v.best_single.score:.4f}); oracle {v.oracle.score:.4f}")
         if test is not None:
-            print(f"test split ({test.rows} prompts, not used in training): score {test.policy.score:.4f} at "
-                  f"{test.policy.cost_vs_best:.1%} of {test.best_single.name}'s cost (its score {test.best_single.score:.4f}); "
-                  f"goal {'met' if test.goal.met else 'not met'}")
+            dropped = report.rows.get("dropped_overlap", 0)
+            print(f"test split ({test.rows} prompts; no test prompt was trained on: {dropped} training rows with a "
+                  f"test prompt's text were dropped): score {test.policy.score:.4f} at "
+                  f"{test.policy.cost_vs_best:.1%} of {test.best_single.name}'s cost (its score {test.best_single.score:.4f}; "
+                  f"the best single model on the {test.reference_chosen_on}"
+                  + (f"; the test split's own best is {test.best_on_split.name}, {test.best_on_split.score:.4f}"
+                     if test.best_on_split is not None else "") + f"); goal {'met' if test.goal.met else 'not met'}")
             if test.baseline is not None:
                 b = test.baseline
                 print(f"logistic baseline (λ chosen on train): {b.policy.score:.4f} at {b.policy.cost_vs_best:.1%}; "
@@ -283,14 +307,18 @@ def evaluate_parser() -> argparse.ArgumentParser:
                         help="also sweep the cost/quality knob (α) on the split and print the frontier, with the "
                              "baseline's, every single model and the oracle")
     parser.add_argument("--plot", metavar="PNG", help="with --frontier: write the frontier plot here "
-                        "(default frontier.png)")
+                        "(default frontier.png; its folder must exist)")
     return parser
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    dataset = Path(args.dataset)
-    if not dataset.is_file():
-        raise _Usage(f"--dataset {dataset} does not exist")
+    dataset = _dataset_file(args.dataset)
+    if args.plot is not None and not args.frontier:
+        raise _Usage("--plot needs --frontier (the plot is of the frontier)")
+    if args.frontier:
+        folder = Path(args.plot or "frontier.png").parent
+        if not folder.is_dir():
+            raise _Usage(f"--plot {args.plot}: folder {folder} does not exist")
     key = _verify_key(args.key)
     store = ArtifactStore(args.store)
     router = _open(args.artifact, store, key)

@@ -8,6 +8,12 @@
   a price per token is learned exactly when cost is proportional to the prompt, and the
   prompt's expected output length enters when it is not (real per-call costs).
 
+* **Blend (optional)**: with ``linear_blend = w``, a per-LLM logistic regression on the same
+  standardized feature vector (:mod:`bifrost.trainer.baseline`'s fit, soft labels) is
+  averaged in: ``q̂ = w·q̂_tree + (1 − w)·q̂_linear``. Two model families with different
+  errors — trees cut the feature space into steps, the linear model is smooth — average
+  to better per-prompt rankings than either (out-of-fold, on the train split).
+
 Both use k-fold cross-validation (early stopping per fold) for their out-of-fold
 predictions — what the bucket learning, the triage labels and the search see — and the
 final models are trained on every row with the folds' median number of rounds. Rows
@@ -25,6 +31,7 @@ import numpy as np
 from scipy.optimize import minimize
 
 from bifrost.router.gbdt import TreeEnsemble
+from bifrost.trainer import baseline as lr
 from bifrost.trainer.progress import step
 
 TREE_PARAMS: dict[str, object] = {
@@ -61,6 +68,8 @@ class ModelFit(msgspec.Struct, frozen=True, kw_only=True):
     calibration: tuple[float, float]
     cost_mape: float
     fallback: str = ""
+    tree_logloss: float | None = None  # the blend's parts, out-of-fold (when a linear model is blended in)
+    linear_logloss: float | None = None
 
 
 class OutcomeReport(msgspec.Struct, frozen=True, kw_only=True):
@@ -74,6 +83,8 @@ class OutcomeReport(msgspec.Struct, frozen=True, kw_only=True):
     mean_logloss: float
     mean_brier: float
     mean_ece: float
+    linear_blend: float | None = None  # weight of the tree model in q̂ (None: trees only)
+    linear_l2: float | None = None
 
 
 @dataclass(frozen=True)
@@ -89,6 +100,17 @@ class OutcomeModels:
     oof_quality: np.ndarray
     oof_cost: np.ndarray  # normalized by cost_unit_usd
     report: OutcomeReport
+    linear: LinearModels | None = None
+
+
+@dataclass(frozen=True)
+class LinearModels:
+    """The blended logistic regressions: standardization, ``(features + 1, models)`` weights, tree weight."""
+
+    mean: np.ndarray
+    scale: np.ndarray
+    weights: np.ndarray
+    blend: float
 
 
 def platt(raw: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
@@ -206,6 +228,8 @@ def train_outcome_models(
     min_rows: int = MIN_MODEL_ROWS,
     params: dict[str, object] | None = None,
     max_rows: int = MAX_MODEL_ROWS,
+    linear_blend: float | None = None,
+    linear_l2: float = 10.0,
 ) -> OutcomeModels:
     """Quality and cost models of every LLM, cross-validated on ``folds``.
 
@@ -216,6 +240,8 @@ def train_outcome_models(
         cost_unit_usd: the normalization of costs (the reference model's mean cost).
         fallback: per model, (quality string, calibration, cost string) to keep when the
             model has fewer than ``min_rows`` labelled rows (e.g. the current artifact's).
+        linear_blend: weight of the tree model when a logistic regression per model is
+            blended in (module docstring); None for trees only. Not with ``fallback``.
     """
     X = np.ascontiguousarray(X, dtype=np.float64)
     n, n_models = scores.shape
@@ -228,10 +254,23 @@ def train_outcome_models(
     ratio_all = costs / np.where(size > 0, size, np.nan)[:, None]
     positive = ratio_all[np.isfinite(ratio_all) & (ratio_all > 0)]
     floor = 1e-6 * float(positive.mean()) if positive.size else 1e-12
+    linear = None
+    oof_linear = None
+    if linear_blend is not None:
+        if not 0.0 <= linear_blend <= 1.0:
+            raise ValueError(f"linear_blend must be in [0, 1], not {linear_blend}")
+        labels = np.where(np.isfinite(scores), np.clip(scores, 0.0, 1.0), np.nan)
+        oof_linear = lr.out_of_fold(X, labels, folds, l2=linear_l2)
+        logistic = lr.fit_logistic(X, labels, l2=linear_l2)
+        linear = LinearModels(mean=logistic.mean, scale=logistic.scale, weights=logistic.weights,
+                              blend=float(linear_blend))
     for j, model in enumerate(models):
         labelled = np.isfinite(scores[:, j])
         costed = np.isfinite(costs[:, j]) & (size > 0)
         if labelled.sum() < min_rows or costed.sum() < min_rows:
+            if linear is not None:
+                raise ValueError(f"model {model} has {int(labelled.sum())} labelled rows (fewer than {min_rows}); "
+                                 "a blended linear model needs every model's labels")
             if not fallback or model not in fallback:
                 raise ValueError(f"model {model} has {int(labelled.sum())} labelled rows (fewer than {min_rows}) "
                                  "and no fallback")
@@ -250,6 +289,11 @@ def train_outcome_models(
         raw, booster, q_rounds = _fit(quality_params, X, y, folds, labelled, max_rounds, feature_names, max_rows, seed)
         a, b = platt(raw[labelled], y[labelled])
         oof_q[:, j] = _sigmoid(a * raw + b)
+        parts: dict[str, float] = {}
+        if linear is not None and oof_linear is not None:
+            parts = {"tree_logloss": _logloss(oof_q[labelled, j], y[labelled]),
+                     "linear_logloss": _logloss(oof_linear[labelled, j], y[labelled])}
+            oof_q[:, j] = linear.blend * oof_q[:, j] + (1.0 - linear.blend) * oof_linear[:, j]
         quality[model], calibration[model] = booster.model_to_string(), [round(a, 6), round(b, 6)]
         ratio = np.maximum(np.nan_to_num(ratio_all[:, j]), floor)
         c_raw, c_booster, c_rounds = _fit(cost_params, X, ratio, folds, costed, max_rounds, feature_names, max_rows, seed)
@@ -267,6 +311,7 @@ def train_outcome_models(
             ece=round(float(_calibration_error(p, yl)), 4), calibration=(round(a, 4), round(b, 4)),
             cost_mape=round(float(np.mean(np.abs(predicted - actual) / np.maximum(actual, 1e-300))), 4)
             if len(actual) else float("nan"),
+            **{k: round(v, 4) for k, v in parts.items()},
         )
         step("outcomes", model=model, rows=int(labelled.sum()), rounds=q_rounds, logloss=fits[model].logloss,
              auc=fits[model].auc, cost_rounds=c_rounds, cost_mape=fits[model].cost_mape)
@@ -278,7 +323,13 @@ def train_outcome_models(
         mean_logloss=round(float(np.mean([f.logloss for f in fitted])), 4) if fitted else float("nan"),
         mean_brier=round(float(np.mean([f.brier for f in fitted])), 4) if fitted else float("nan"),
         mean_ece=round(float(np.mean([f.ece for f in fitted])), 4) if fitted else float("nan"),
+        linear_blend=None if linear is None else linear.blend, linear_l2=None if linear is None else linear_l2,
     )
     return OutcomeModels(models=models, quality=quality, calibration=calibration, cost=cost,
                          cost_unit_usd=float(cost_unit_usd), cost_per=cost_per, oof_quality=oof_q, oof_cost=oof_c,
-                         report=report)
+                         report=report, linear=linear)
+
+
+def _logloss(p: np.ndarray, y: np.ndarray) -> float:
+    p = np.clip(p, 1e-12, 1 - 1e-12)
+    return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))

@@ -10,12 +10,20 @@ The objective is the cost/quality knob (:class:`SearchObjective`), with ``r`` th
 policy's mean cost relative to the reference (best single) model's and ``s`` its mean
 score relative to the reference's:
 
-* ``max_cost_share`` only: maximize the score subject to ``r ≤ max_cost_share``;
+* ``max_cost_share`` only: maximize the score subject to ``r ≤ max_cost_share``
+  (cheaper wins only among equal scores: a tie-break of 0.001 per unit of ``r``);
 * ``min_quality_share`` (non-inferiority, e.g. 0.98): minimize cost subject to
   ``s ≥ min_quality_share`` (and ``r ≤ max_cost_share`` when both are given).
 
-Constraints are penalties steep enough that any feasible trial beats an infeasible one
-of similar cost.
+**Constraints bind on new prompts, not on the search rows.** On full-information rows a
+constraint is met only by its one-sided ``confidence`` bound: the paired per-prompt terms
+``c_i − X·c_ref,i`` (cost) and ``s_i − Q·s_ref,i`` (quality) give a standard error, scaled
+by ``√(1/n + 1/n_holdout)`` — a prediction bound for the figure validation will measure on
+the ``n_holdout`` held-out prompts, not only for the mean — and ``r``'s upper bound must be
+≤ X, ``s``'s lower bound ≥ Q. A point estimate that lands right on the target leaves no
+headroom: about half of new samples would miss it. Constraints are penalties steep
+enough that any feasible trial beats an infeasible one of similar cost; a search whose
+best trial is infeasible says so (``feasible``) and the bootstrap refuses it.
 
 **The escalation gate must earn its place.** On full-information rows the search also
 finds the best policy *without* the gate (τ_hard at its minimum: every prompt may use
@@ -30,7 +38,9 @@ search never saw (:func:`bifrost.trainer.bootstrap.bootstrap_artifact`).
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Mapping, Sequence
+from statistics import NormalDist
 from dataclasses import dataclass
 
 import msgspec
@@ -45,24 +55,38 @@ _STEEP = 50.0
 
 
 class SearchObjective(msgspec.Struct, frozen=True, kw_only=True):
-    """The cost/quality knob; cost and score are relative to the reference model's."""
+    """The cost/quality knob; cost and score are relative to the reference model's.
+
+    ``confidence``: the one-sided level of the bounds that must meet the constraints
+    (module docstring); ``None`` compares point estimates (the logged-data retrain, whose
+    estimates are already pessimistic).
+    """
 
     max_cost_share: float | None = 0.5
     min_quality_share: float | None = None
-    cost_weight: float = 0.02  # maximizing score: a small preference for cheaper among equals
+    cost_weight: float = 0.001  # maximizing score: cheaper wins only among (nearly) equal scores
+    confidence: float | None = 0.95
 
-    def value(self, score: float, cost_ratio: float, reference_score: float) -> float:
-        over = max(0.0, cost_ratio - self.max_cost_share) if self.max_cost_share is not None else 0.0
+    def value(self, score: float, cost_ratio: float, reference_score: float, *, cost_upper: float | None = None,
+              share_lower: float | None = None) -> float:
+        """Objective of a policy: ``score`` and ``cost_ratio`` are its estimates; ``cost_upper`` and
+        ``share_lower`` the bounds the constraints read (default: the estimates)."""
+        upper = cost_ratio if cost_upper is None else cost_upper
+        over = max(0.0, upper - self.max_cost_share) if self.max_cost_share is not None else 0.0
         if self.min_quality_share is None:
             return score - self.cost_weight * cost_ratio - _STEEP * over
         share = score / reference_score if reference_score > 0 else score
-        short = max(0.0, self.min_quality_share - share)
+        lower = share if share_lower is None else share_lower
+        short = max(0.0, self.min_quality_share - lower)
         return -cost_ratio + 0.01 * share - _STEEP * (short + over)
 
-    def feasible(self, score: float, cost_ratio: float, reference_score: float) -> bool:
-        ok = self.max_cost_share is None or cost_ratio <= self.max_cost_share
+    def feasible(self, score: float, cost_ratio: float, reference_score: float, *, cost_upper: float | None = None,
+                 share_lower: float | None = None) -> bool:
+        upper = cost_ratio if cost_upper is None else cost_upper
+        ok = self.max_cost_share is None or upper <= self.max_cost_share + 1e-12
         if self.min_quality_share is not None:
-            ok = ok and (score >= self.min_quality_share * reference_score)
+            share = score / reference_score if reference_score > 0 else score
+            ok = ok and ((share if share_lower is None else share_lower) >= self.min_quality_share - 1e-12)
         return ok
 
     def describe(self) -> str:
@@ -72,7 +96,10 @@ class SearchObjective(msgspec.Struct, frozen=True, kw_only=True):
         if self.max_cost_share is not None:
             parts.append(("best score " if self.min_quality_share is None else "") +
                          f"at ≤ {self.max_cost_share:.0%} of the reference's cost")
-        return " and ".join(parts) or "best score"
+        text = " and ".join(parts) or "best score"
+        if self.confidence is not None and parts:
+            text += f" ({self.confidence:.0%} bound on held-out prompts)"
+        return text
 
 
 class SearchSpace(msgspec.Struct, frozen=True, kw_only=True):
@@ -127,6 +154,16 @@ class SearchReport(msgspec.Struct, frozen=True, kw_only=True):
     ungated_cost_ratio: float | None = None
     gate_gain: float | None = None  # objective of the best gated trial − that of the best policy without the gate
     gate_gain_se: float | None = None
+    cost_upper: float | None = None  # the bounds the constraints were checked with (module docstring)
+    share_lower: float | None = None
+    ungated_feasible: bool | None = None
+    ungated_cost_upper: float | None = None
+    ungated_share_lower: float | None = None
+    best_share: float | None = None  # the best score share any trial reached (for an unreachable target's message)
+    lowest_cost_ratio: float | None = None  # the lowest cost share any trial reached
+    best_share_lower: float | None = None  # the highest lower bound of the score share any trial reached
+    lowest_cost_upper: float | None = None  # the lowest upper bound of the cost share any trial reached
+    holdout_rows: int = 0
 
 
 @dataclass(frozen=True)
@@ -140,6 +177,7 @@ class SearchData:
     scores: np.ndarray
     costs: np.ndarray
     tokens: np.ndarray
+    holdout_rows: int = 0  # rows validation will measure on: the bounds are prediction bounds for them
 
 
 Estimator = Callable[[PolicyTables], tuple[float, float, np.ndarray, np.ndarray]]
@@ -176,13 +214,36 @@ def search_policy(
     if space.penalties not in PENALTY_MODES:
         raise ValueError(f"penalties must be one of {PENALTY_MODES}")
     models = data.tables.models
+    ref_column: int | None = None
     if reference is None:
         mean_scores = data.scores.mean(axis=0)
-        best = int(np.argmax(mean_scores))
-        reference = (models[best], float(mean_scores[best]), float(data.costs[:, best].mean()))
+        ref_column = int(np.argmax(mean_scores))
+        reference = (models[ref_column], float(mean_scores[ref_column]), float(data.costs[:, ref_column].mean()))
     reference_name, reference_score, reference_cost = reference[0], reference[1], reference[2] or 1.0
     estimate = estimator or (lambda tables: replay(data, tables))
     log_every = log_every or max(1, trials // 10)
+    bounded = estimator is None and objective.confidence is not None and ref_column is not None
+    if bounded:
+        z = NormalDist().inv_cdf(float(objective.confidence))
+        n = len(data.scores)
+        inflate = math.sqrt(1.0 / max(n, 1) + (1.0 / data.holdout_rows if data.holdout_rows > 0 else 0.0))
+        ref_s_rows, ref_c_rows = data.scores[:, ref_column], data.costs[:, ref_column]
+    seen = {"share": -math.inf, "cost": math.inf, "share_lower": -math.inf, "cost_upper": math.inf}
+
+    def bounds(chosen: np.ndarray) -> tuple[float | None, float | None]:
+        """(upper bound of the cost share, lower bound of the score share) of a policy's rows."""
+        if not bounded or len(chosen) < 2:
+            return None, None
+        rows = np.arange(len(chosen))
+        s, c = data.scores[rows, chosen], data.costs[rows, chosen]
+        upper = lower = None
+        if objective.max_cost_share is not None:
+            d = c - objective.max_cost_share * ref_c_rows
+            upper = float(c.mean()) / reference_cost + z * float(d.std(ddof=1)) * inflate / reference_cost
+        if objective.min_quality_share is not None and reference_score > 0:
+            e = s - objective.min_quality_share * ref_s_rows
+            lower = float(s.mean()) / reference_score - z * float(e.std(ddof=1)) * inflate / reference_score
+        return upper, lower
 
     def penalties_of(params: Mapping[str, float]) -> np.ndarray:
         if space.penalties == "model":
@@ -194,7 +255,15 @@ def search_policy(
                                          tau_hard=params["tau_hard"], penalty=penalties_of(params))
         score, cost, buckets, chosen = estimate(tables)
         ratio = cost / reference_cost
-        return objective.value(score, ratio, reference_score), score, ratio, buckets, chosen
+        upper, lower = bounds(chosen)
+        seen["share"] = max(seen["share"], score / reference_score if reference_score > 0 else score)
+        seen["cost"] = min(seen["cost"], ratio)
+        if lower is not None:
+            seen["share_lower"] = max(seen["share_lower"], lower)
+        if upper is not None:
+            seen["cost_upper"] = min(seen["cost_upper"], upper)
+        return (objective.value(score, ratio, reference_score, cost_upper=upper, share_lower=lower), score, ratio,
+                buckets, chosen)
 
     def run(trial: optuna.Trial) -> float:
         params = {
@@ -249,14 +318,20 @@ def search_policy(
     value, score, ratio, buckets, chosen = evaluate(params)
     gate, gain, gain_se, ungated_alpha = "on", None, None, None
     ungated: tuple[float | None, float | None, float | None] = (None, None, None)
+    ungated_bounds: tuple[float | None, float | None] = (None, None)
+    ungated_feasible = None
     if estimator is None and space.penalties == "none":
         # The best policy without the gate, on a fine λ grid; kept unless the gate wins by > 1 SE.
         off = {"tau_cheap": space.tau_cheap[1], "tau_hard": space.tau_hard[0]}
-        grid = [{"cost_weight": float(w), **off} for w in np.geomspace(space.cost_weight[0], space.cost_weight[1], 80)]
+        grid = [{"cost_weight": float(w), **off}
+                for w in np.geomspace(space.cost_weight[0], space.cost_weight[1], 160)]
         simple = max(grid, key=lambda p: evaluate(p)[0])
         s_value, s_score, s_ratio, _, s_chosen = evaluate(simple)
         ungated_alpha = alpha_of(simple["cost_weight"])
         ungated = (round(s_value, 6), round(s_score, 6), round(s_ratio, 6))
+        ungated_bounds = bounds(s_chosen)
+        ungated_feasible = objective.feasible(s_score, s_ratio, reference_score, cost_upper=ungated_bounds[0],
+                                              share_lower=ungated_bounds[1])
         rows = np.arange(len(chosen))
         paired = data.scores[rows, chosen] - data.scores[rows, s_chosen]
         gain = float(value - s_value)
@@ -265,6 +340,7 @@ def search_policy(
             gate, params = "off", {**params, **simple}
             value, score, ratio, buckets, chosen = evaluate(params)
     penalty = penalties_of(params)
+    upper, lower = bounds(chosen)
     ranked = sorted((t for t in study.trials if t.value is not None), key=lambda t: -t.value)[:10]
     shares = np.bincount(chosen, minlength=len(models)) / max(len(chosen), 1)
     return SearchReport(
@@ -279,7 +355,7 @@ def search_policy(
         reference_cost_usd=reference_cost,
         best_trial=best.number if gate == "on" else -1,
         value=round(value, 6),
-        feasible=objective.feasible(score, ratio, reference_score),
+        feasible=objective.feasible(score, ratio, reference_score, cost_upper=upper, share_lower=lower),
         score=round(score, 6),
         cost_usd=ratio * reference_cost,
         cost_ratio=round(ratio, 6),
@@ -296,6 +372,16 @@ def search_policy(
         ungated_cost_ratio=ungated[2],
         gate_gain=None if gain is None else round(gain, 6),
         gate_gain_se=None if gain_se is None else round(gain_se, 6),
+        cost_upper=None if upper is None else round(upper, 6),
+        share_lower=None if lower is None else round(lower, 6),
+        ungated_feasible=ungated_feasible,
+        ungated_cost_upper=None if ungated_bounds[0] is None else round(ungated_bounds[0], 6),
+        ungated_share_lower=None if ungated_bounds[1] is None else round(ungated_bounds[1], 6),
+        best_share=round(seen["share"], 6) if math.isfinite(seen["share"]) else None,
+        lowest_cost_ratio=round(seen["cost"], 6) if math.isfinite(seen["cost"]) else None,
+        best_share_lower=round(seen["share_lower"], 6) if math.isfinite(seen["share_lower"]) else None,
+        lowest_cost_upper=round(seen["cost_upper"], 6) if math.isfinite(seen["cost_upper"]) else None,
+        holdout_rows=data.holdout_rows,
         top=[
             TrialSummary(number=t.number, value=round(t.value, 6), score=round(t.user_attrs["score"], 6),
                          cost_ratio=round(t.user_attrs["cost_ratio"], 6), alpha=round(alpha_of(t.params["cost_weight"]), 6),

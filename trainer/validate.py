@@ -11,7 +11,11 @@ current artifact (the parent) this is a **non-inferiority test** on paired outco
   the parent's score — a point estimate that happens to clear −2% is not enough;
 * ``cost_not_higher``: mean cost not above the parent's;
 * ``decision_latency``: median routing decision (feature extraction included) within
-  ``decision_slo_ms``.
+  ``decision_slo_ms``;
+* ``cost_share`` / ``quality_share`` (when the cost/quality knob asked for them): the
+  held-out cost share ≤ ``max_cost_share`` and score share ≥ ``min_quality_share`` of the
+  reference model's. The search aimed at a 95% prediction bound for exactly these
+  figures, so a violation here means the knob's promise does not hold on new prompts.
 
 Without a parent the candidate must score at least the cheapest single model (a
 sanity floor). A candidate that fails is not published (:class:`ValidationFailed`
@@ -69,6 +73,10 @@ class ValidationReport(msgspec.Struct, frozen=True, kw_only=True):
         return "\n".join(lines) + "\n"
 
 
+class TargetUnreachable(RuntimeError):
+    """No searched policy meets the requested cost/quality knob (with its confidence bound)."""
+
+
 class ValidationFailed(RuntimeError):
     """The candidate did not pass validation; it must not be published."""
 
@@ -104,9 +112,18 @@ def validate_candidate(
     confidence: float = DEFAULT_CONFIDENCE,
     min_rows: int = 100,
     seed: int = 0,
+    reference: str | None = None,
+    max_cost_share: float | None = None,
+    min_quality_share: float | None = None,
 ) -> ValidationReport:
-    """Check the candidate on held-out rows; returns the report (see ``passed``)."""
-    evaluation: EvaluationReport = evaluate_artifact(candidate, holdout, split="all", against=parent, seed=seed)
+    """Check the candidate on held-out rows; returns the report (see ``passed``).
+
+    ``reference`` is the model shares are relative to (the training rows' best single
+    model; default the holdout's own best); ``max_cost_share`` / ``min_quality_share`` are
+    the knob's targets, checked on the held-out figures.
+    """
+    evaluation: EvaluationReport = evaluate_artifact(candidate, holdout, split="all", against=parent, seed=seed,
+                                                     reference=reference)
     mine = evaluation.policy
     checks = []
     difference = None
@@ -131,6 +148,15 @@ def validate_candidate(
         floor = evaluation.cheapest_single.score
         checks.append(ValidationCheck(name="quality_floor", passed=mine.score >= floor, value=mine.score, threshold=floor,
                                       message=f"no current artifact: score vs cheapest single model {evaluation.cheapest_single.name}"))
+    ref = evaluation.best_single.name
+    if max_cost_share is not None:
+        checks.append(ValidationCheck(
+            name="cost_share", passed=mine.cost_vs_best <= max_cost_share + 1e-9, value=mine.cost_vs_best,
+            threshold=max_cost_share, message=f"held-out mean cost share of {ref}'s (requested ≤ {max_cost_share:.0%})"))
+    if min_quality_share is not None:
+        checks.append(ValidationCheck(
+            name="quality_share", passed=mine.score_vs_best >= min_quality_share - 1e-9, value=mine.score_vs_best,
+            threshold=min_quality_share, message=f"held-out score share of {ref}'s (requested ≥ {min_quality_share:.0%})"))
     timing = decision_times(candidate, holdout.prompts)
     checks.append(ValidationCheck(name="decision_latency", passed=timing["p50"] <= decision_slo_ms, value=timing["p50"],
                                   threshold=decision_slo_ms, message="median ms per routing decision from prompt text"))

@@ -14,7 +14,9 @@ from bifrost.router.artifact import Artifact, Thresholds, encode, load_verified,
 from bifrost.router.keys import key_id
 from bifrost.router.reference import ReferenceRouter
 from bifrost.trainer.bootstrap import BootstrapConfig, BootstrapReport, bootstrap_artifact, holdout_mask, new_version
-from bifrost.trainer.dataset import FullInfoDataset
+import bifrost.trainer.bootstrap as bootstrap_module
+from bifrost.trainer.dataset import FullInfoDataset, prompt_groups, prompt_key
+from bifrost.trainer.triage import stratified_folds
 from bifrost.trainer.quality import DataQualityError
 from bifrost.trainer.validate import ValidationFailed
 from tests.trainer.conftest import CLUSTERS, TRIALS
@@ -66,14 +68,21 @@ def test_bootstrap_report(bootstrapped: tuple[Artifact, BootstrapReport], sample
     _, report = bootstrapped
     rows = report.rows
     assert rows["dataset"] == len(sample)
-    assert rows["train"] == int((sample.splits == "train").sum())
+    # Train rows whose prompt text is in the test split are dropped before anything is fitted.
+    kept, dropped = sample.training_split("train")
+    assert rows["dropped_overlap"] == dropped and rows["train"] == len(kept)
+    assert rows["train"] + dropped == int((sample.splits == "train").sum())
     assert rows["fit"] + rows["holdout"] == rows["train"]
     assert rows["holdout"] == pytest.approx(0.15 * rows["train"], rel=0.1)
     assert report.quality.passed and report.quality.per_bucket and len(report.quality.per_cluster) == CLUSTERS
     assert report.cv.folds == 5 and sum(report.cv.label_counts.values()) == rows["fit"]
     assert report.search.trials == TRIALS and report.search.rows == rows["fit"]
     assert report.validation.passed and report.validation.rows == rows["holdout"]
-    assert [c.name for c in report.validation.checks] == ["quality_floor", "decision_latency"]
+    assert [c.name for c in report.validation.checks] == ["quality_floor", "cost_share", "decision_latency"]
+    # The default knob (≤ 45% of the reference's cost) binds on the held-out figure, with the search's bound.
+    assert report.validation.candidate.cost_vs_best <= 0.45
+    assert report.search.feasible and report.search.cost_upper is not None and report.search.cost_upper <= 0.45
+    assert report.search.cost_upper > report.search.cost_ratio
     assert {"load", "quality", "cluster", "features", "cv", "search", "validate", "export", "total"} <= set(report.timings)
     markdown = report.to_markdown()
     for heading in ("# Training run v-boot-1", "## Data quality: passed", "## Per-prompt outcome models",
@@ -124,7 +133,7 @@ def test_parent_makes_validation_compare_against_it(bootstrapped: tuple[Artifact
     assert artifact.parent == "v-boot-1" and report.parent == "v-boot-1"
     validation = report.validation
     assert [c.name for c in validation.checks] == ["enough_rows", "quality_non_inferior", "cost_not_higher",
-                                                   "decision_latency"]
+                                                   "cost_share", "decision_latency"]
     assert validation.difference is not None and validation.difference.difference == 0.0
     assert validation.parent is not None and validation.parent.name == "against v-boot-1"
     # Same parameters: exactly the parent's score and cost on the holdout.
@@ -180,6 +189,60 @@ def test_bad_data_stops_before_training(sample: FullInfoDataset, signing_key: Ed
     tiny = sample.take(np.arange(50))
     with pytest.raises(DataQualityError, match="train_rows"):
         bootstrap_artifact(tiny, trials=2, seed=0, signing_key=signing_key, config=CONFIG)
+
+
+def test_no_prompt_of_the_test_split_is_trained_on(real_dataset: FullInfoDataset) -> None:
+    # The bundled set repeats 119 test prompts word for word in its train split (gpqa, human_eval, mbpp).
+    kept, dropped = real_dataset.training_split("train")
+    assert dropped == 119 and len(kept) == 5608 - 119
+    test = {prompt_key(p) for p in real_dataset.split("test").prompts}
+    assert not test & {prompt_key(p) for p in kept.prompts}
+
+
+def test_copies_of_a_prompt_stay_on_one_side(sample: FullInfoDataset, signing_key: Ed25519PrivateKey,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    # Every train prompt twice (another id, same text): the holdout and the outcome models' folds keep
+    # both copies together, and both copies of a prompt that is also in the test split are dropped.
+    train, _ = sample.training_split("train")
+    train = train.take(np.arange(400))
+    copies = np.concatenate([np.arange(400), np.arange(400), np.arange(20)])
+    data = train.take(copies)
+    data = FullInfoDataset(prompt_ids=[f"r{i}" for i in range(len(data))], prompts=data.prompts, tasks=data.tasks,
+                           splits=np.array(["train"] * 800 + ["test"] * 20, dtype=object), models=data.models,
+                           scores=data.scores, costs=data.costs, source="copies")
+    seen: dict[str, np.ndarray] = {}
+    original = bootstrap_module.train_outcome_models
+
+    def spy(X, scores, costs, folds, **kwargs):  # type: ignore[no-untyped-def]
+        seen["X"], seen["folds"] = np.asarray(X), np.asarray(folds)
+        return original(X, scores, costs, folds, **kwargs)
+
+    monkeypatch.setattr(bootstrap_module, "train_outcome_models", spy)
+    _, report = bootstrap_artifact(data, trials=3, seed=0, signing_key=signing_key, config=CONFIG)
+    assert report.rows["dropped_overlap"] == 40  # both copies of the 20 prompts that are also test prompts
+    assert report.rows["train"] == 760 and report.rows["fit"] + report.rows["holdout"] == 760
+    assert report.rows["holdout"] % 2 == 0 and report.rows["fit"] % 2 == 0  # whole pairs on each side
+    X, folds = seen["X"], seen["folds"]
+    _, row_group = np.unique(X, axis=0, return_inverse=True)
+    row_group = row_group.reshape(-1)
+    assert np.bincount(row_group).max() == 2  # the copies, and nothing else, share a feature vector
+    for group in np.flatnonzero(np.bincount(row_group) == 2):
+        assert len(set(folds[row_group == group].tolist())) == 1
+
+
+def test_grouped_folds_and_holdout_keep_copies_together() -> None:
+    prompts = [f"prompt {i % 30}" if i < 60 else f"Prompt   {i % 30}" for i in range(90)]  # 3 copies each
+    groups = prompt_groups(prompts)
+    assert len(set(groups.tolist())) == 30
+    tasks = np.array(["a" if (i % 30) < 20 else "b" for i in range(90)], dtype=object)
+    folds = stratified_folds(tasks, 5, seed=0, groups=groups)
+    mask = holdout_mask(tasks, 0.2, seed=0, groups=groups)
+    for g in range(30):
+        rows = groups == g
+        assert len(set(folds[rows].tolist())) == 1 and len(set(mask[rows].tolist())) == 1
+    assert int(mask.sum()) == 3 * (4 + 2)  # 20% of task a's 20 prompts and of task b's 10, three copies each
+    assert sorted(np.bincount(folds).tolist()) == [18, 18, 18, 18, 18]
+    assert np.array_equal(folds, stratified_folds(tasks, 5, seed=0, groups=groups))
 
 
 def test_holdout_mask_is_stratified_by_task() -> None:

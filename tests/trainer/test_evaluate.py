@@ -12,7 +12,7 @@ from bifrost.router.artifact import Artifact
 from bifrost.router.reference import ReferenceRouter
 from bifrost.trainer.bootstrap import BootstrapReport
 from bifrost.trainer.dataset import FullInfoDataset
-from bifrost.trainer.evaluate import EvaluationError, evaluate_artifact, routed_choices
+from bifrost.trainer.evaluate import EvaluationError, evaluate_artifact, fit_baseline, routed_choices
 from bifrost.trainer.validate import ValidationFailed, decision_times, validate_candidate
 from tests.router.artifacts import CODE_PROMPTS, QUESTION_PROMPTS, make_artifact
 from tests.trainer.conftest import REAL_DATASET, require_real_dataset
@@ -92,8 +92,11 @@ def test_unknown_models_cannot_be_evaluated() -> None:
     data = tiny()
     two = make_dataset(data.scores[:, :2], data.costs[:, :2], prompts=data.prompts, models=("large", "medium"),
                        splits=list(data.splits))
-    with pytest.raises(EvaluationError, match=r"no labels for: \['small'\]"):
+    with pytest.raises(EvaluationError, match=r"routes to 3 models; .* has labels for 2 of them \(large, medium\)\. "
+                                              r"Missing: small\."):
         evaluate_artifact(make_artifact(), two)
+    with pytest.raises(EvaluationError, match="Missing: small"):  # fitting the baseline first says the same
+        fit_baseline(ReferenceRouter(make_artifact()), two)
 
 
 def test_routed_choices_map_to_dataset_columns() -> None:
@@ -209,3 +212,46 @@ def test_bootstrapped_artifact_on_the_real_test_split(bootstrapped: tuple[Artifa
     assert report.goal.met == (report.goal.score_ok and report.goal.cost_ok)
     lo, hi = report.score_diff_vs_best.ci95
     assert lo <= report.score_diff_vs_best.mean <= hi
+
+
+def test_the_knob_is_checked_on_the_held_out_figures() -> None:
+    # The candidate scores 0.75 at 20% of the cost of "large" (the holdout's best) on these rows.
+    rows, router = tiny().split("test"), ReferenceRouter(make_artifact())
+    ok = validate_candidate(router, rows, decision_slo_ms=1000.0, max_cost_share=0.25, min_quality_share=0.7)
+    assert ok.passed
+    assert [c.name for c in ok.checks] == ["quality_floor", "cost_share", "quality_share", "decision_latency"]
+    bad = validate_candidate(router, rows, decision_slo_ms=1000.0, max_cost_share=0.15, min_quality_share=0.8)
+    assert [c.name for c in bad.checks if not c.passed] == ["cost_share", "quality_share"]
+    message = str(ValidationFailed(bad))
+    assert "held-out mean cost share of large's (requested ≤ 15%)" in message
+    assert "held-out score share of large's (requested ≥ 80%)" in message
+    # Shares are relative to the reference the caller names (the training rows' best), not the holdout's own best.
+    medium = validate_candidate(router, rows, decision_slo_ms=1000.0, reference="medium", max_cost_share=0.5)
+    share = next(c for c in medium.checks if c.name == "cost_share")
+    assert not share.passed and share.value == pytest.approx(0.2 / 0.3, abs=1e-6)
+
+
+def test_the_reference_model_is_chosen_on_the_train_split() -> None:
+    # On the train rows "medium" is the best model; on the test rows "large" is (1.0 vs 0.95).
+    base = tiny()
+    train_scores = np.tile([0.5, 1.0, 0.0], (4, 1))
+    data = make_dataset(np.vstack([base.scores[:6], train_scores]), np.vstack([base.costs[:6], base.costs[:4]]),
+                        prompts=[*base.prompts[:6], *(f"train prompt {i}" for i in range(4))],
+                        tasks=["code"] * 3 + ["qa"] * 3 + ["code"] * 4, splits=["test"] * 6 + ["train"] * 4,
+                        models=MODELS)
+    report = evaluate_artifact(make_artifact(), data)
+    assert report.best_single.name == "medium" and report.reference_chosen_on == "train split"
+    assert report.best_on_split is not None and report.best_on_split.name == "large"
+    assert report.best_on_split.score == 1.0 and report.best_single.score == 0.95
+    assert report.goal.score_floor == pytest.approx(0.98 * 0.95)
+    assert report.policy.cost_vs_best == pytest.approx(0.2 / 0.3, abs=1e-6)
+    markdown = report.to_markdown()
+    assert "chosen on the train split): `medium`; on these rows `large` scores higher (1.0000 vs 0.9500" in markdown
+    # When the train split's best is also the evaluated rows' best, nothing else is named.
+    same = evaluate_artifact(make_artifact(), tiny())
+    assert same.best_single.name == "large" and same.best_on_split is None
+    # Without a train split the evaluated rows' best is the reference.
+    alone = evaluate_artifact(make_artifact(), tiny().split("test"))
+    assert alone.best_single.name == "large" and alone.reference_chosen_on == "evaluated rows"
+    explicit = evaluate_artifact(make_artifact(), data, reference="large")
+    assert explicit.best_single.name == "large" and explicit.reference_chosen_on == "caller's choice"

@@ -155,3 +155,73 @@ def test_the_gate_is_kept_only_when_it_beats_the_simpler_policy() -> None:
                               objective=SearchObjective(max_cost_share=0.8))
     assert gate_only.gate == "on" and gate_only.gate_gain > gate_only.gate_gain_se
     assert gate_only.bucket_share["cheap"] > 0.5
+
+
+def noisy(rows: int = 2000, seed: int = 0, holdout_rows: int = 0) -> SearchData:
+    """``big`` always right at cost u (u varies per prompt); ``small`` right on 85% of easy prompts at 0.1·u.
+
+    q̂ knows which prompts are easy, so raising λ moves easy prompts with the largest u to ``small``
+    one by one: score falls smoothly as cost falls, and every cost share has its own best policy.
+    """
+    rng = np.random.default_rng(seed)
+    easy = rng.random(rows) < 0.6
+    u = rng.lognormal(0.0, 0.8, rows)
+    small_right = np.where(easy, rng.random(rows) < 0.85, rng.random(rows) < 0.1).astype(float)
+    scores = np.column_stack([np.ones(rows), small_right])
+    costs = np.column_stack([u, 0.1 * u])
+    tables = PolicyTables(models=("big", "small"), penalty=np.zeros(2),
+                          bucket_mask=np.array([[False, True], [True, True], [True, True]]),
+                          context=np.array([np.inf, np.inf]), alpha=1.0, tau_cheap=1.0, tau_hard=1.0)
+    quality = np.column_stack([np.ones(rows), np.where(easy, 0.85, 0.1)])
+    return SearchData(tables=tables, probabilities=np.tile([0.0, 0.0, 1.0], (rows, 1)), quality=quality,
+                      cost=costs / u.mean(), scores=scores, costs=costs, tokens=np.zeros(rows),
+                      holdout_rows=holdout_rows)
+
+
+def test_constraints_bind_on_bounds_not_point_estimates() -> None:
+    objective = SearchObjective(max_cost_share=0.5)
+    assert objective.feasible(0.8, 0.45, 0.9, cost_upper=0.49)
+    assert not objective.feasible(0.8, 0.45, 0.9, cost_upper=0.51)  # the estimate fits, its bound does not
+    assert objective.value(0.8, 0.45, 0.9, cost_upper=0.51) < objective.value(0.7, 0.45, 0.9, cost_upper=0.49)
+    floor = SearchObjective(max_cost_share=None, min_quality_share=0.98)
+    assert not floor.feasible(0.9, 0.3, 0.9, share_lower=0.97) and floor.feasible(0.9, 0.3, 0.9, share_lower=0.99)
+    assert "95% bound on held-out prompts" in objective.describe()
+    assert "bound" not in SearchObjective(max_cost_share=0.5, confidence=None).describe()
+
+    data = noisy(holdout_rows=300)
+    bounded = search_policy(data, trials=20, seed=0, objective=SearchObjective(max_cost_share=0.6))
+    point = search_policy(data, trials=20, seed=0, objective=SearchObjective(max_cost_share=0.6, confidence=None))
+    assert bounded.feasible and bounded.cost_upper is not None and bounded.cost_upper <= 0.6
+    assert bounded.cost_ratio < bounded.cost_upper  # headroom: the estimate sits below the target
+    assert point.cost_ratio <= 0.6 and point.cost_upper is None
+    assert bounded.cost_ratio < point.cost_ratio - 0.02 and bounded.score < point.score
+    # The bound widens with the holdout it must hold on (a prediction bound, not only the mean's).
+    wide = search_policy(noisy(holdout_rows=50), trials=20, seed=0, objective=SearchObjective(max_cost_share=0.6))
+    assert wide.cost_ratio < bounded.cost_ratio
+
+
+def test_the_cost_cap_is_a_cap_not_a_preference() -> None:
+    # Maximize the score subject to the cap: a looser cap buys a better score when there is one to buy.
+    data = noisy()
+    shares = {}
+    for cap in (0.3, 0.5, 0.7, 1.5):
+        report = search_policy(data, trials=20, seed=0, objective=SearchObjective(max_cost_share=cap))
+        assert report.feasible and report.cost_upper <= cap
+        shares[cap] = (report.cost_ratio, report.score, report.alpha)
+    costs = [shares[c][0] for c in (0.3, 0.5, 0.7, 1.5)]
+    scores = [shares[c][1] for c in (0.3, 0.5, 0.7, 1.5)]
+    assert costs == sorted(costs) and len(set(costs)) == 4 and scores == sorted(scores) and len(set(scores)) == 4
+    assert shares[1.5][1] == 1.0  # everything to the big model: the best score, whatever it costs
+
+
+def test_non_inferiority_with_headroom_and_unreachable_targets() -> None:
+    data = noisy(holdout_rows=300)
+    report = search_policy(data, trials=20, seed=0,
+                           objective=SearchObjective(max_cost_share=None, min_quality_share=0.95))
+    assert report.feasible and report.share_lower is not None and report.share_lower >= 0.95
+    assert report.score / report.reference_score > report.share_lower  # the estimate clears 95% with room
+    impossible = search_policy(data, trials=20, seed=0,
+                               objective=SearchObjective(max_cost_share=None, min_quality_share=2.0))
+    assert not impossible.feasible and impossible.best_share == 1.0
+    too_cheap = search_policy(data, trials=20, seed=0, objective=SearchObjective(max_cost_share=0.01))
+    assert not too_cheap.feasible and too_cheap.lowest_cost_ratio == pytest.approx(0.1, abs=1e-3)

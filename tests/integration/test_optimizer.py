@@ -16,11 +16,11 @@ import pytest
 
 from bifrost.client import Publisher
 from bifrost.client.recommendations import follow_recommendations, read_recommendations
-from bifrost.client.simulator import ModelProfile, TrafficConfig, generate
+from bifrost.client.simulator import ArmEffect, ModelProfile, TrafficConfig, generate
 from bifrost.config import Settings
 from bifrost.schemas.alerts import Alert
 from bifrost.schemas.recommendations import Recommendation, RecommendationKind
-from bifrost.schemas.triggers import TrainingTrigger
+from bifrost.schemas.triggers import TrainingTrigger, TriggerReason
 from tests.integration.command_keys import command_keys
 from tests.integration.harness import WorkerProcess, collect, eventually, isolated_settings, settings_env
 
@@ -192,3 +192,38 @@ async def test_subscribers_list_follow_and_apply_recommendations(
     assert any(r["kind"] == "rate_limit_hotspot" for r in analysis["recommendations"])
     code, body = worker.get("/v1/recommendations?router=router-a")
     assert code == 200 and {r["recommendation_id"] for r in body["recommendations"]} == {r["recommendation_id"] for r in recs}
+
+
+async def test_a_slow_latency_drift_raises_a_degradation_alert_and_a_training_trigger(
+    kafka_bootstrap: str, start_worker: Callable[..., WorkerProcess]
+) -> None:
+    """+1%/day latency over 7 simulated days: the trainer's last-day rule stays quiet (+3.5% on the day), the
+    optimizer's 7-day trend test alerts and asks for the retrain."""
+    settings = isolated_settings(kafka_bootstrap, optimizer_interval_seconds=float(6 * HOUR))
+    worker = start_worker(settings)
+    await eventually(lambda: len(worker.owns_inputs()) == 4, timeout=90, what="worker ready")
+    quiet = tuple(ModelProfile(m.name, m.provider, m.latency_median_ms, latency_sigma=0.2, error_rate=0.0005,
+                               rate_limit_rate=0.0, usd_per_1k_tokens=m.usd_per_1k_tokens) for m in MODELS)
+    start = int(time.time() // DAY * DAY) - 7 * DAY
+    async with Publisher(settings.kafka_bootstrap, settings.topics) as publisher:
+        for day in range(7):
+            config = TrafficConfig(routers=("router-a",), arms={"v1": 1.0}, models=quiet, rate_per_second=0.1,
+                                   duration_seconds=DAY, start_ts=start + day * DAY, seed=10 + day,
+                                   arm_effects={"v1": ArmEffect(latency_factor=1.01 ** day)})
+            for item in generate(config):
+                assert item.event is not None
+                await publisher.publish(item.event)
+
+    def degradation_alerts(alerts: list[Alert]) -> list[Alert]:
+        return [a for a in alerts if a.alert_id.startswith("degradation/router-a/p95_ms/")]
+
+    async def alerted() -> list[Alert]:
+        return degradation_alerts(await collect(settings.kafka_bootstrap, settings.topics.alerts, Alert, want=10_000,
+                                                timeout=3.0))
+
+    alerts = await eventually(alerted, timeout=240, interval=2.0, what="a degradation alert")
+    assert float(alerts[0].evidence["change"]) > 0.05
+    triggers = await collect(settings.kafka_bootstrap, settings.topics.training_triggers, TrainingTrigger, want=1)
+    assert triggers and triggers[0].reason is TriggerReason.DEGRADATION and triggers[0].router_id == "router-a"
+    assert triggers[0].details["source"] == "optimizer-7d-trend" and float(triggers[0].details["p95_ms.change"]) > 0.05
+    assert not any(a.alert_id.startswith("slo_breach/") for a in await optimizer_alerts(settings))

@@ -101,6 +101,7 @@ class Settings:
     warehouse_flush_seconds: float = _setting(60.0, "BIFROST_WAREHOUSE_FLUSH_SECONDS", "Longest a warehouse buffer waits before it is written as a file.")
     lag_interval_seconds: float = _setting(10.0, "BIFROST_LAG_INTERVAL_SECONDS", "How often the worker samples the consumer lag of the project's groups (0: no lag monitor in the worker); also the refresh of `bifrost-opt lag --watch`.")
     lag_window: int = _setting(10, "BIFROST_LAG_WINDOW", "Samples in the sliding window a lag status is judged on (≥ 2); interval × window must exceed the longest gap between two commits of a watched group (the warehouse sink commits once per flush).")
+    lag_trainer_grace_seconds: float = _setting(3600.0, "BIFROST_LAG_TRAINER_GRACE_SECONDS", "How long the trainer's group may read ERR/STALL (a trigger's offset stands still while its run lasts) before the lag monitor raises an alert; a stopped trainer (STOP) alerts at once. 0: no grace.")
     lag_groups: str = _setting("", "BIFROST_LAG_GROUPS", "More consumer groups the worker's lag monitor watches, comma separated, besides the project's own (ingest, Faust, warehouse, artifacts, trainer).")
     web_host: str = _setting("127.0.0.1", "BIFROST_WEB_HOST", "Worker HTTP bind address: only this interface listens (0.0.0.0: all).")
     web_port: int = _setting(6066, "BIFROST_WEB_PORT", "Worker HTTP port (metrics views, /metrics, health).")

@@ -81,6 +81,8 @@ class LagMonitor:
         self._probe_started = False
         self._clock = clock
         self._episodes: dict[str, Episode] = {}
+        self._busy_since: dict[str, float] = {}
+        self._trainer_group = f"{settings.app_id}-trainer"
         self._outbox: list[Alert] = []
         self._was_leader = False
         self._series: set[tuple[str, str, str]] = set()
@@ -196,6 +198,22 @@ class LagMonitor:
                 obs.CONSUMER_GROUP_STATUS.remove(group, status.value)
         self._series, self._status_groups = series, groups
 
+    def _in_grace(self, report: GroupReport) -> bool:
+        """True while a busy (not dead) group's ERR/STALL is younger than its grace period.
+
+        The trainer commits a trigger's offset only after the run it started (so a run
+        killed midway is redone): during a long run its offsets stand still with lag 1,
+        which reads as STALL/ERR. A live member (not STOP) is given
+        ``BIFROST_LAG_TRAINER_GRACE_SECONDS`` before that counts as an episode.
+        """
+        grace = self.settings.lag_trainer_grace_seconds if report.group == self._trainer_group else 0.0
+        busy = report.status in (LagStatus.ERR, LagStatus.STALL)
+        if not busy or grace <= 0:
+            self._busy_since.pop(report.group, None)
+            return False
+        since = self._busy_since.setdefault(report.group, report.at)
+        return report.at - since < grace
+
     async def _alert(self, reports: tuple[GroupReport, ...]) -> None:
         if self.samples < self.windows.size:
             # Warming up: right after a (re)start the worker's own groups have no member
@@ -207,6 +225,8 @@ class LagMonitor:
             self._outbox.extend(e.alert for e in self._episodes.values())
         self._was_leader = leader
         for report in reports:
+            if self._in_grace(report):
+                continue
             episode, alert = next_episode(report, self._episodes.get(report.group))
             if episode is None:
                 self._episodes.pop(report.group, None)

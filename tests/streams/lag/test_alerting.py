@@ -170,3 +170,31 @@ def test_an_unreachable_broker_is_logged_not_raised(caplog: pytest.LogCaptureFix
     assert monitor.last_error and monitor.samples == 0
     assert monitor.view()["error"] == monitor.last_error
     assert sum("event=lag.sample_failed" in r.getMessage() for r in caplog.records) == 2
+
+
+def test_a_long_training_run_is_not_an_episode_until_its_grace_ends_but_a_stopped_trainer_is() -> None:
+    sent: list[Alert] = []
+
+    async def publish(alert: Alert) -> None:
+        sent.append(alert)
+
+    settings = Settings.from_env({}, lag_window=2, lag_interval_seconds=10.0, lag_trainer_grace_seconds=100.0)
+    trainer = f"{settings.app_id}-trainer"
+    monitor = LagMonitor(settings, publish=publish, is_leader=Leader(True))
+
+    async def run() -> None:
+        # A run in progress: the trigger's offset stands still, lag 1, the member is alive.
+        for at in range(0, 100, 10):
+            await monitor.record([snap(at, 10, 11, group=trainer)])
+        assert monitor.reports[0].status in (LagStatus.STALL, LagStatus.ERR)
+        assert sent == []  # inside the grace
+        await monitor.record([snap(120, 10, 11, group=trainer)])
+        assert [a.resolved for a in sent] == [False]  # a run longer than the grace is worth a look
+        await monitor.record([snap(130, 11, 11, group=trainer)])
+        assert [a.resolved for a in sent] == [False, True]
+        await monitor.record([snap(140, 11, 12, members=0, group=trainer)])
+        await monitor.record([snap(150, 11, 12, members=0, group=trainer)])
+        assert [a.resolved for a in sent] == [False, True, False]  # no trainer at all: at once
+        assert sent[-1].severity is Severity.CRITICAL
+
+    asyncio.run(run())

@@ -93,6 +93,19 @@ class DispersionPrior:
 #: any between-window dispersion can be measured, so it starts at independence.
 ERROR_DISPERSION = DispersionPrior(phi=4.0, weight=4.0)
 LATENCY_DISPERSION = DispersionPrior(phi=1.0, weight=2.0, significance=0.01)
+#: Latency decides only once its dispersion can be measured: at least this many pooled
+#: degrees of freedom (windows − 1, per arm, summed over both arms) of the stage and the
+#: router's windows before it. A router without history (or a first look of a stage
+#: without earlier windows) has none, and clustered latencies taken as independent rolled
+#: back 57% of identical canaries (clusters of mean 5, whole rollouts).
+LATENCY_MIN_DISPERSION_DF = 8
+#: Below this many pooled degrees of freedom (about 9 windows per arm: a router without
+#: an hour of history, in its first stage) the latency tests use an upper confidence bound
+#: of the dispersion (Pearson's χ² over its lower ``LATENCY_DISPERSION_BOUND`` quantile)
+#: rather than the significance-gated estimate: with a handful of windows the estimate is
+#: too noisy (CV √(2/df)) for a test at α ≈ 0.003, and underestimates roll back.
+LATENCY_CONFIDENT_DF = 16
+LATENCY_DISPERSION_BOUND = 0.1
 COST_DISPERSION = DispersionPrior(phi=2.0, weight=4.0)
 WIN_DISPERSION = DispersionPrior(phi=2.0, weight=4.0)
 

@@ -208,6 +208,23 @@ def chi2_quantile(q: float, df: int) -> float:
     return df * max(1.0 - c + z * math.sqrt(c), 0.0) ** 3
 
 
+def degrees_of_freedom(sums: WindowSums, gate: str) -> int:
+    """Pooled degrees of freedom (windows with data − 1, per arm) behind ``gate``'s estimate."""
+    return sum(arm.chi2()[1] for arm in sums.metric(gate))
+
+
+def upper_bound(sums: WindowSums, gate: str, quantile: float) -> float:
+    """An upper confidence bound of ``φ`` for ``gate`` (≥ 1): Pearson's pooled χ² over its
+    lower ``quantile`` (chi-square with the pooled degrees of freedom); ``inf`` without any."""
+    chi, df = 0.0, 0
+    for arm in sums.metric(gate):
+        c, d = arm.chi2()
+        chi, df = chi + c, df + d
+    if df == 0:
+        return math.inf
+    return max(1.0, chi / max(chi2_quantile(quantile, df), 1e-12))
+
+
 def estimate(sums: WindowSums, gate: str, prior: DispersionPrior) -> float:
     """``φ̂ ≥ 1`` for one gate's metric from both arms' per-window sums (see the module doc)."""
     canary, control = sums.metric(gate)

@@ -28,6 +28,9 @@ from bifrost.streams.rollout.gates.config import (
     LATENCY_CANARY_TAIL_SHARE,
     LATENCY_CONTROL_TAIL_SHARE,
     LATENCY_DISPERSION,
+    LATENCY_CONFIDENT_DF,
+    LATENCY_DISPERSION_BOUND,
+    LATENCY_MIN_DISPERSION_DF,
     LATENCY_SHAPE,
     LATENCY_SHIFT_SHARE,
     TAIL_QUANTILE,
@@ -105,12 +108,16 @@ def evaluate_gates(
         return 1.0 if sums is None else dispersion.estimate(sums, gate, PRIORS[gate])
 
     phi_latency, phi_win = phi("latency_p95"), phi("win_rate")
+    latency_df = None if sums is None else dispersion.degrees_of_freedom(sums, "latency_p95")
+    if sums is not None and latency_df is not None and LATENCY_MIN_DISPERSION_DF <= latency_df < LATENCY_CONFIDENT_DF:
+        # Few windows (no history): test with an upper confidence bound of the dispersion.
+        phi_latency = max(phi_latency, dispersion.upper_bound(sums, "latency_p95", LATENCY_DISPERSION_BOUND))
     p95 = (metrics.measured_quantile(canary.latency_ms, TAIL_QUANTILE),
            metrics.measured_quantile(control.latency_ms, TAIL_QUANTILE))
     return GateReport(
         results=[
             _error_rate(canary, control, config, alpha_share, phi("error_rate")),
-            _latency(canary, control, config, alpha_share, phi_latency, p95, totals),
+            _latency(canary, control, config, alpha_share, phi_latency, p95, totals, latency_df),
             _cost(canary, control, config, alpha_share, phi("cost_per_task")),
             _win_rate(canary, control, config, alpha_share, phi_win),
             *slo_results(canary, control, config, latency_dispersion=phi_latency, win_dispersion=phi_win, p95=p95),
@@ -194,7 +201,8 @@ def _log_latency(stats: WindowStats, figures: ArmFigures | None) -> metrics.Mean
 
 
 def _latency(canary: WindowStats, control: WindowStats, config: GateConfig, share: float, phi: float,
-             p95: tuple[float | None, float | None], totals: tuple[ArmFigures, ArmFigures] | None) -> GateResult:
+             p95: tuple[float | None, float | None], totals: tuple[ArmFigures, ArmFigures] | None,
+             dispersion_df: int | None = None) -> GateResult:
     """Fails if either the log-latency shift test or the P95 tail test rejects.
 
     The shift test uses every sample, so it catches the common regression — everything
@@ -202,7 +210,10 @@ def _latency(canary: WindowStats, control: WindowStats, config: GateConfig, shar
     tail test is literally "canary P95 > (1+margin) × control P95" and catches
     regressions confined to the tail (timeouts, retries) that barely move the mean.
     Latencies of 0 are missing measurements: left out of both tests, and a canary with
-    more of them than the control is insufficient.
+    more of them than the control is insufficient. With per-window figures
+    (``dispersion_df`` not ``None``) it is insufficient until the windows give
+    ``LATENCY_MIN_DISPERSION_DF`` degrees of freedom to measure how clustered latencies
+    are: taken as independent, clustered latencies roll identical canaries back.
     """
     gate = "latency_p95"
     alpha = config.gate_alpha(gate, share)
@@ -213,7 +224,11 @@ def _latency(canary: WindowStats, control: WindowStats, config: GateConfig, shar
         missing = metrics.missing_share(c_measured, c_sketch.count, k_measured, k_sketch.count, "latency",
                                         dispersion=phi)
     outcome = None
-    if _enough(config, c_measured, k_measured):
+    unmeasured = dispersion_df is not None and dispersion_df < LATENCY_MIN_DISPERSION_DF
+    if unmeasured and _enough(config, c_measured, k_measured):
+        missing = (f"insufficient: {dispersion_df} of {LATENCY_MIN_DISPERSION_DF} degrees of freedom (windows with "
+                   f"latencies, both arms, this stage and the hour before) to measure how clustered latencies are")
+    elif _enough(config, c_measured, k_measured):
         margin = config.margin(gate)
         c_log = _log_latency(canary, totals[0] if totals else None)
         k_log = _log_latency(control, totals[1] if totals else None)

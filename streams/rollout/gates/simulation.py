@@ -117,6 +117,8 @@ class Scenario:
 
 
 _BASE = ArmProfile()
+#: How far before a stage its dispersion history reaches (the LookBuilder's default).
+HISTORY_SECONDS = 3600
 
 #: The canary behaviours: A/A, the regressions of the brief, and what the table would hide.
 DEFAULT_SCENARIOS: tuple[Scenario, ...] = (
@@ -272,8 +274,8 @@ def run_rollout(
         before = WindowStats()
         control_sampler.add_window(before, rng, traffic.requests_per_window, clustering)
         past.append(StageWindow(minute * ws, ArmFigures(), ArmFigures.of(before)))
-    history = WindowSums.of(past[-traffic.history_windows:]) if traffic.history_windows else WindowSums()
-    sums = history  # history + the stage's closed windows
+    # history + the stage's closed windows
+    sums = WindowSums.of(past[-traffic.history_windows:]) if traffic.history_windows else WindowSums()
     totals = (ArmFigures(), ArmFigures())  # both arms' figures summed over the stage
     closed: list[StageWindow] = []
     canary_cum, control_cum = WindowStats(), WindowStats()
@@ -325,9 +327,10 @@ def run_rollout(
                                      total_canary)
             if new.stage_index != state.stage_index:
                 # The new stage starts at the current window (its since is the frontier).
+                # Like the LookBuilder, the new stage's history is the hour before it: the
+                # earlier stages' windows too (and what is left of the traffic before the rollout).
                 past += closed
-                history = WindowSums.of(past[-traffic.history_windows:]) if traffic.history_windows else WindowSums()
-                sums = history
+                sums = WindowSums.of(past[-max(1, HISTORY_SECONDS // ws):])
                 closed = []
                 canary_cum, control_cum = merged([canary_w]), merged([control_w])
                 totals = (canary_f, control_f)

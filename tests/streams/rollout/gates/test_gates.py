@@ -327,3 +327,29 @@ def test_alpha_share_scales_every_gates_budget() -> None:
         assert b.alpha == pytest.approx(a.alpha / 2)  # type: ignore[operator]
     with pytest.raises(ValueError):
         evaluate_gates(arm(10), arm(10), alpha_share=0.0)
+
+
+def test_latency_waits_for_enough_windows_to_measure_its_dispersion_without_history() -> None:
+    # A router without history: clustered latencies in the stage's first windows cannot be
+    # told from independent ones yet, so the latency gate neither passes nor fails.
+    from bifrost.streams.rollout.gates.config import LATENCY_MIN_DISPERSION_DF
+    from bifrost.streams.rollout.gates.traffic import Clustering
+
+    clusters = Clustering(5.0, frozenset({"latency"}))
+    canary, control, windows, history = stage(ArmProfile(), 3, clusters, seed=5, history=0)
+    early = evaluate_gates(canary, control, windows=windows, history=history)
+    latency = early.get("latency_p95")
+    assert latency is not None and latency.status is GateStatus.INSUFFICIENT
+    assert f"4 of {LATENCY_MIN_DISPERSION_DF} degrees of freedom" in latency.note
+    assert early.promotion_blocked and early.rollback is None
+    # With enough windows the gate decides again (and sees the clustering)...
+    canary, control, windows, history = stage(ArmProfile(), 15, clusters, seed=5, history=0)
+    later = evaluate_gates(canary, control, windows=windows, history=history).get("latency_p95")
+    assert later is not None and later.status is GateStatus.PASS and later.dispersion > 2  # type: ignore[operator]
+    # ...and a router with history decides from the first window, as before.
+    canary, control, windows, history = stage(ArmProfile(latency_factor=2.0), 3, clusters, seed=5)
+    slow = evaluate_gates(canary, control, windows=windows, history=history)
+    assert slow.rollback is not None and slow.rollback.gate == "latency_p95"
+    # Without per-window figures at all requests are taken as independent (the API default).
+    assert evaluate_gates(canary, control).get("latency_p95").note == ""  # type: ignore[union-attr]
+

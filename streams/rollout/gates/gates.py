@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 from bifrost.schemas.rollout import GateResult, GateStatus
 from bifrost.streams.aggregates.stats import WindowStats
-from bifrost.streams.rollout.gates import dispersion, inference, metrics
+from bifrost.streams.rollout.gates import dispersion, inference, metrics, validity
 from bifrost.streams.rollout.gates.config import (
     CONTROL_TAIL_V_OPT,
     COST_DISPERSION,
@@ -33,6 +33,8 @@ from bifrost.streams.rollout.gates.config import (
     LATENCY_MIN_DISPERSION_DF,
     LATENCY_SHAPE,
     LATENCY_SHIFT_SHARE,
+    ROLLBACK_GATES,
+    SLO_GATES,
     TAIL_QUANTILE,
     WIN_DISPERSION,
     WIN_RATE_SHAPE,
@@ -98,6 +100,10 @@ def evaluate_gates(
     if not 0 < alpha_share <= 1:
         raise ValueError(f"alpha_share must be within (0, 1], got {alpha_share}")
 
+    invalid = validity.problem(canary, control, windows or ())
+    if invalid:
+        return _invalid(invalid, config, alpha_share)
+
     sums: WindowSums | None = None
     if windows is not None or history is not None:
         sums = WindowSums.of(windows or ())
@@ -123,6 +129,16 @@ def evaluate_gates(
             *slo_results(canary, control, config, latency_dispersion=phi_latency, win_dispersion=phi_win, p95=p95),
         ]
     )
+
+
+def _invalid(reason: str, config: GateConfig, share: float) -> GateReport:
+    """Every gate ``insufficient`` with ``reason``: invalid data never pass, fail or raise."""
+    return GateReport(results=[
+        GateResult(gate=gate, status=GateStatus.INSUFFICIENT, threshold=config.tolerance(gate) if gate in ROLLBACK_GATES else None,
+                   alpha=config.gate_alpha(gate, share) if gate in ROLLBACK_GATES else None,
+                   method="not evaluated: invalid data", note=reason)
+        for gate in (*ROLLBACK_GATES, *SLO_GATES)
+    ])
 
 
 def _result(
@@ -264,8 +280,12 @@ def _cost(canary: WindowStats, control: WindowStats, config: GateConfig, share: 
     if canary.count >= config.min_samples and canary.cost_usd <= 0 and control.cost_usd > 0:
         missing = (f"missing: the canary reports no cost for its {canary.count:,} requests while the control "
                    f"reports {control.cost_usd / max(control.count, 1):.4g} per task")
+    control_missing = control.cost_usd <= 0 and canary.cost_usd > 0
+    if control_missing and control.count >= config.min_samples:
+        # Like latency 0: a control without cost is a missing measurement, not a free model.
+        missing = f"missing: the control reports no cost for its {control.count:,} requests"
     outcome = None
-    if c_est is not None and k_est is not None and _enough(config, c_est.n, k_est.n):
+    if not control_missing and c_est is not None and k_est is not None and _enough(config, c_est.n, k_est.n):
         outcome = inference.mean_increase_test(c_est, k_est, config.margin(gate), alpha, COST_SHAPE, phi)
     return _result(
         gate, config, alpha, c_est.mean if c_est else None, k_est.mean if k_est else None,

@@ -53,6 +53,12 @@ DEFAULT_MIX: tuple[ModelMix, ...] = (
 )
 
 
+#: Bounds of the simulated latency models (log-σ, Pareto tail index, median in ms).
+MAX_SIGMA = 4.0
+MIN_SHAPE = 0.5
+MAX_MEDIAN_MS = 600_000.0
+
+
 @dataclass(frozen=True, slots=True)
 class LatencyModel:
     """The latency distribution of the control arm (a canary scales it).
@@ -72,6 +78,10 @@ class LatencyModel:
             raise ValueError(f"latency kind must be mix, lognormal or pareto, got {self.kind!r}")
         if not (self.sigma > 0 and self.shape > 0 and self.median_ms > 0):
             raise ValueError("sigma, shape and median_ms must be positive")
+        # Beyond these, simulated latencies overflow a float (and no service looks like that).
+        if not (self.sigma <= MAX_SIGMA and self.shape >= MIN_SHAPE and self.median_ms <= MAX_MEDIAN_MS):
+            raise ValueError(f"lognormal sigma must be at most {MAX_SIGMA:g}, Pareto shape at least {MIN_SHAPE:g} "
+                             f"and median_ms at most {MAX_MEDIAN_MS:g}")
 
     @property
     def label(self) -> str:

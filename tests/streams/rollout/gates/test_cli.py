@@ -53,7 +53,8 @@ def test_suite_counts() -> None:
     [["--rollouts", "0"], ["--rollouts", "many"], ["--seed", "x"], ["--bogus"], ["--split", "random"],
      ["--alpha", "0"], ["--workers", "-1"], ["--latency", "weibull:2"], ["--latency", "lognormal:x"],
      ["--cluster-metrics", "tokens"], ["--stages", "0.5,0.2,1.0"], ["--diurnal", "2"], ["--cluster-size", "0.5"],
-     ["--mode", "forever"]],
+     ["--mode", "forever"], ["--latency", "pareto:0.01"], ["--latency", "lognormal:100"],
+     ["--latency", "lognormal:1@1e300"]],
 )
 def test_misuse_is_a_usage_error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     assert main_simulate_gates(argv) == 2

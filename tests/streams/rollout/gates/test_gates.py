@@ -353,3 +353,56 @@ def test_latency_waits_for_enough_windows_to_measure_its_dispersion_without_hist
     # Without per-window figures at all requests are taken as independent (the API default).
     assert evaluate_gates(canary, control).get("latency_p95").note == ""  # type: ignore[union-attr]
 
+
+# --- invalid input -------------------------------------------------------------------------------------------------------
+
+def _corrupt(edit) -> WindowStats:  # type: ignore[no-untyped-def]
+    stats = arm(2000, ArmProfile(cost_factor=3.0, latency_factor=2.0, error_rate=0.2), seed=31)
+    edit(stats)
+    return stats
+
+
+@pytest.mark.parametrize(("label", "edit", "reason"), [
+    ("NaN cost", lambda s: setattr(s, "cost_usd", float("nan")), "cost_usd is nan"),
+    ("infinite cost", lambda s: setattr(s, "cost_usd", float("inf")), "cost_usd is inf"),
+    ("NaN cost_sq", lambda s: setattr(s, "cost_sq", float("nan")), "cost_sq is nan"),
+    ("inconsistent cost_sq", lambda s: setattr(s, "cost_sq", 0.0), "inconsistent sums"),
+    ("errors > count", lambda s: setattr(s, "errors", s.count + 1), "errors for 2,000 requests"),
+    ("negative errors", lambda s: setattr(s, "errors", -1), "negative errors"),
+    ("wins > count", lambda s: setattr(s, "wins", s.count * 2), "judged"),
+    ("negative wins", lambda s: setattr(s, "wins", -5), "negative wins"),
+    ("NaN quality", lambda s: setattr(s, "quality_sum", float("nan")), "quality_sum"),
+    ("count 0, sketch full", lambda s: [setattr(s, f, 0) for f in ("count", "errors", "wins", "losses", "ties")],
+     "latencies for 0 requests"),
+    ("negative bin", lambda s: s.latency_ms.bins.update({k: -c for k, c in s.latency_ms.bins.items()}), "negative latency bin"),
+    ("absurd bin index", lambda s: s.latency_ms.bins.update({10**9: 5}), "outside"),
+    ("absurd negative bin index", lambda s: s.latency_ms.bins.update({-10**6: 500}), "outside"),
+    ("bins disagree with count", lambda s: setattr(s.latency_ms, "count", s.latency_ms.count - 7), "latency bins hold"),
+])
+def test_invalid_data_are_insufficient_with_a_reason_never_a_pass_fail_or_exception(label, edit, reason) -> None:  # type: ignore[no-untyped-def]
+    control = arm(38_000, seed=32)
+    for canary, ctl, arm_name in ((_corrupt(edit), control, "canary"), (arm(2000, seed=33), _corrupt(edit), "control")):
+        report = evaluate_gates(canary, ctl)
+        assert report.rollback is None and report.promotion_blocked, label
+        assert all(r.status is GateStatus.INSUFFICIENT for r in report.results), label
+        assert all(r.note.startswith(f"invalid {arm_name} data: ") and reason in r.note for r in report.results), \
+            (label, report.results[0].note)
+
+
+def test_invalid_window_figures_are_rejected() -> None:
+    from bifrost.streams.rollout.gates.dispersion import ArmFigures, StageWindow
+
+    bad = StageWindow(60, ArmFigures(count=10, errors=20), ArmFigures(count=100, cost=float("nan")))
+    report = evaluate_gates(arm(2000, seed=1), arm(38_000, seed=2), windows=[bad])
+    assert report.rollback is None and report.promotion_blocked
+    assert report.results[0].note.startswith("invalid canary data in the window starting at 60")
+
+
+def test_a_control_without_cost_is_missing_not_a_cheaper_control() -> None:
+    control = arm(38_000, seed=8)
+    control.cost_usd = control.cost_sq = 0.0
+    report = evaluate_gates(arm(2000, seed=7), control)
+    cost = report.get("cost_per_task")
+    assert cost is not None and cost.status is GateStatus.INSUFFICIENT
+    assert cost.note == "missing: the control reports no cost for its 38,000 requests"
+    assert report.rollback is None and report.promotion_blocked

@@ -1,0 +1,100 @@
+"""Is an arm's data something the gates can reason about at all?
+
+The gates read sums and a latency sketch that arrive from partitions, the API or a store.
+Figures no router can produce — NaN or infinite sums, negative counts, more errors or
+judgements than requests, sketch bins that do not add up to the sketch's count, bucket
+indices for absurd latencies — are not evidence for or against the
+canary: the gates say the data are invalid (``insufficient``, with the reason) rather than
+pass, fail or raise a math error on them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from bifrost.streams.aggregates.sketch import QuantileSketch
+from bifrost.streams.aggregates.stats import WindowStats
+from bifrost.streams.rollout.gates.dispersion import ArmFigures, StageWindow
+
+#: Latency beyond which a bucket index is corrupt rather than slow (far above anything
+#: real or simulated; indices within it keep every moment and quantile finite).
+MAX_LATENCY_MS = 1e30
+#: Relative slack for ``Σ cost² ≥ (Σ cost)² / n`` (Cauchy–Schwarz), against rounding.
+_SLACK = 1e-9
+
+
+def _finite_nonnegative(value: float) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value) and value >= 0
+
+
+def sketch_problem(sketch: QuantileSketch, count: int) -> str | None:
+    """Why a latency sketch of an arm with ``count`` requests is invalid, or ``None``."""
+    if not (0 < sketch.relative_accuracy < 1):
+        return f"relative accuracy {sketch.relative_accuracy!r} outside (0, 1)"
+    if sketch.count < 0 or sketch.zero_count < 0:
+        return f"negative sketch count ({sketch.count}, zeros {sketch.zero_count})"
+    if sketch.count > count:
+        return f"{sketch.count:,} latencies for {count:,} requests"
+    bound = sketch.key(MAX_LATENCY_MS)
+    total = sketch.zero_count
+    for k, c in sketch.bins.items():
+        if c < 0:
+            return f"negative latency bin count {c} at index {k}"
+        if abs(k) > bound:
+            return f"latency bin index {k} outside ±{bound} (beyond {MAX_LATENCY_MS:g} ms)"
+        total += c
+    if total != sketch.count:
+        return f"latency bins hold {total:,} values, the sketch says {sketch.count:,}"
+    return None
+
+
+def stats_problem(stats: WindowStats) -> str | None:
+    """Why one arm's cumulative statistics are invalid, or ``None``."""
+    n = stats.count
+    for name in ("count", "errors", "wins", "losses", "ties", "quality_count"):
+        value = getattr(stats, name)
+        if value < 0:
+            return f"negative {name} ({value})"
+    if stats.errors > n:
+        return f"{stats.errors:,} errors for {n:,} requests"
+    judged = stats.wins + stats.losses + stats.ties
+    if judged > n:
+        return f"{judged:,} judged (wins + losses + ties) for {n:,} requests"
+    for name in ("cost_usd", "cost_sq"):
+        if not _finite_nonnegative(getattr(stats, name)):
+            return f"{name} is {getattr(stats, name)!r} (must be finite and ≥ 0)"
+    if n > 0 and stats.cost_sq * n < stats.cost_usd * stats.cost_usd * (1 - _SLACK):
+        return f"cost_sq {stats.cost_sq:.4g} below cost² / count ({stats.cost_usd ** 2 / n:.4g}): inconsistent sums"
+    if not math.isfinite(stats.quality_sum):
+        return f"quality_sum is {stats.quality_sum!r}"
+    return sketch_problem(stats.latency_ms, n)
+
+
+def figures_problem(figures: ArmFigures) -> str | None:
+    """Why one arm's figures in one window are invalid, or ``None``."""
+    for name in ("count", "errors", "judged", "latency_n"):
+        if getattr(figures, name) < 0:
+            return f"negative {name}"
+    if figures.errors > figures.count or figures.judged > figures.count or figures.latency_n > figures.count:
+        return "errors, judgements or latencies exceed the requests"
+    for name in ("cost", "cost_sq", "win", "win_sq", "latency_k2"):
+        if not _finite_nonnegative(getattr(figures, name)):
+            return f"{name} is {getattr(figures, name)!r}"
+    if not math.isfinite(figures.latency_k):
+        return "latency_k is not finite"
+    return None
+
+
+def problem(canary: WindowStats, control: WindowStats, windows: Sequence[StageWindow] = ()) -> str | None:
+    """Why the gates cannot use these data (``"invalid canary data: …"``), or ``None``."""
+    for arm, stats in (("canary", canary), ("control", control)):
+        reason = stats_problem(stats)
+        if reason:
+            return f"invalid {arm} data: {reason}"
+    for w in windows:
+        for arm, figures in (("canary", w.canary), ("control", w.control)):
+            reason = figures_problem(figures)
+            if reason:
+                return f"invalid {arm} data in the window starting at {w.start}: {reason}"
+    return None

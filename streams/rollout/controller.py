@@ -29,6 +29,7 @@ simulator that compresses an hour into seconds runs a whole rollout in seconds.
 
 from __future__ import annotations
 
+import bisect
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -462,26 +463,52 @@ def _roll_back(
 
 
 def _closed(look: Look) -> list[StageWindow]:
-    """The look's closed windows: all but the newest window with data (which may still be
-    filling, or lie ahead of the data), oldest first."""
+    """The look's closed windows, oldest first.
+
+    A window has closed when the window after it on the grid (starting within one window
+    length of its end) has data, or when at least two windows with data start after its
+    end (traffic resumed after a gap). One window dated ahead of the data — a skewed
+    clock — therefore never closes the still-open newest window, nor is itself closed.
+    """
     windows = sorted(look.windows, key=lambda w: w.start)
-    return windows[:-1]
+    starts = [w.start for w in windows]
+    ws = look.window_seconds
+    closed = []
+    for w in windows:
+        end = w.start + ws
+        later = bisect.bisect_left(starts, end)
+        if later < len(windows) and (starts[later] < end + ws or len(windows) - later >= 2):
+            closed.append(w)
+    return closed
+
+
+def _union_seconds(windows: Sequence[StageWindow], window_seconds: int) -> float:
+    """Length of the union of the windows' intervals (overlapping windows count once)."""
+    total, reach = 0.0, -float("inf")
+    for w in sorted(windows, key=lambda w: w.start):
+        start, end = max(float(w.start), reach), float(w.start + window_seconds)
+        if end > start:
+            total += end - start
+        reach = max(reach, end)
+    return total
 
 
 def coverage(state: RolloutState, look: Look) -> tuple[float, float, float]:
     """``(frontier, covered_seconds, active_seconds)`` of the stage at this look.
 
-    ``frontier``: end of the newest closed window (never moves back). ``covered``: closed
-    windows of the stage with requests in both arms, × window length — what ripens a
-    stage (gaps without data count nothing, the newest window counts only once a later
-    one has data). ``active``: closed windows with requests in either arm since the
-    timeout began counting — what times a stage out.
+    ``frontier``: end of the newest closed window (never moves back). ``covered``: the
+    union of the closed windows of the stage with requests in both arms — what ripens a
+    stage (gaps without data count nothing, overlapping windows count once, the newest
+    window counts only once a later one has data). ``active``: the union of closed windows
+    with requests in either arm since the timeout began counting — what times a stage out.
     """
     closed = _closed(look)
-    frontier = max(state.frontier, closed[-1].start + look.window_seconds) if closed else state.frontier
-    both = sum(1 for w in closed if w.canary.count > 0 and w.control.count > 0)
-    active = sum(1 for w in closed if w.start >= state.timeout_from and (w.canary.count > 0 or w.control.count > 0))
-    return frontier, float(both * look.window_seconds), float(active * look.window_seconds)
+    ws = look.window_seconds
+    frontier = max(state.frontier, max(w.start for w in closed) + ws) if closed else state.frontier
+    both = _union_seconds([w for w in closed if w.canary.count > 0 and w.control.count > 0], ws)
+    active = _union_seconds([w for w in closed if w.start >= state.timeout_from
+                             and (w.canary.count > 0 or w.control.count > 0)], ws)
+    return frontier, both, active
 
 
 def on_look(

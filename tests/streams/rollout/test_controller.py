@@ -227,9 +227,11 @@ def test_a_clock_gap_without_data_does_not_ripen_a_stage() -> None:
     state = started()
     # One window of data, 900 s of silence, then the next window: by the clocks the stage is
     # 15 minutes old, by the data it has 2 minutes.
+    # (A single window after a gap could be dated ahead of the data: the window before the
+    # gap counts once a second window has data after it.)
     gap = window(state, 1000 + 900, starts=[1000, 1900])
     assert gap.state.stage_index == 0 and gap.state.phase is Phase.CANARY
-    assert gap.state.covered_seconds == 60.0
+    assert gap.state.covered_seconds == 0.0
     later = window(gap.state, 1000 + 960, starts=[1000, 1900, 1960])
     assert later.state.stage_index == 0 and later.state.covered_seconds == 120.0
 
@@ -238,9 +240,11 @@ def test_a_future_dated_window_never_ripens_a_stage_or_moves_its_start() -> None
     state = started()
     future = 1000 + 3600
     # Two real windows and one dated an hour ahead: the future one is the newest, never closed.
+    # The still-open newest real window (1060) does not count either: the future window does
+    # not close it.
     early = window(state, 1120, starts=[1000, 1060, future])
-    assert early.state.stage_index == 0 and early.state.covered_seconds == 120.0
-    assert early.state.frontier == 1120.0  # not the future window's end
+    assert early.state.stage_index == 0 and early.state.covered_seconds == 60.0
+    assert early.state.frontier == 1060.0  # not the future window's end
     # Real windows keep arriving behind it; each counts once, so the stage ripens after 15
     # real minutes — and the next stage starts at the real frontier, not an hour ahead.
     state = early.state
@@ -248,13 +252,28 @@ def test_a_future_dated_window_never_ripens_a_stage_or_moves_its_start() -> None
         state = window(state, clock, starts=[*range(1000, clock + 1, 60), future]).state
         if state.stage_index:
             break
-    assert state.stage_index == 1 and clock == 1840
+    assert state.stage_index == 1 and clock == 1900  # 1000..1840 closed: 15 windows
     assert state.since == 1900.0 < future
 
 
 def test_windows_with_traffic_in_one_arm_only_do_not_count() -> None:
     decision = window(started(), 1000 + 1200, canary_windows=False)
     assert decision.state.stage_index == 0 and decision.state.covered_seconds == 0.0
+
+
+def test_overlapping_windows_cover_their_union_not_the_sum_of_their_lengths() -> None:
+    state = started()
+    # 20 windows of 60 s starting 1 s apart (an unaligned producer): 79 s of data, not 20 min.
+    decision = window(state, 1019, starts=list(range(1000, 1020)))
+    assert decision.state.stage_index == 0 and decision.state.covered_seconds == 0.0  # none is closed yet
+    overlapping = [*range(1000, 1020), *range(1060, 1080), 1120]
+    decision = window(state, 1120, starts=overlapping)
+    assert decision.state.stage_index == 0
+    # Closed: 1000..1019 and 1060 (1061..1079 and 1120 have nothing after them yet): their
+    # union is [1000, 1120), not 21 × 60 s.
+    assert decision.state.covered_seconds == 120.0
+    frontier, covered, active = coverage(state, look_at(state, 1120, starts=overlapping))
+    assert (frontier, covered, active) == (1120.0, 120.0, 120.0)
 
 
 def test_coverage_counts_closed_windows_once() -> None:

@@ -23,7 +23,7 @@ import orjson
 log = logging.getLogger("bifrost.catalog")
 
 RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
-MAX_BODY_BYTES = 32 * 1024 * 1024  # OpenRouter's full list is ~1 MB today
+MAX_BODY_BYTES = 32 * 1024 * 1024  # default cap (BIFROST_CATALOG_HTTP_MAX_BODY_BYTES); OpenRouter's list is ~1 MB today
 
 
 class FetchError(Exception):
@@ -43,6 +43,25 @@ class RetryPolicy:
     attempts: int = 4
     backoff_seconds: float = 1.0
     max_backoff_seconds: float = 30.0
+    max_body_bytes: int = MAX_BODY_BYTES
+
+
+async def read_body(content: aiohttp.StreamReader, limit: int) -> bytes | None:
+    """The whole body, read chunk by chunk to its end; None when it runs past ``limit`` bytes.
+
+    (A single ``read(n)`` returns whatever has arrived so far, not ``n`` bytes: a body of
+    a few hundred KB would be cut at a chunk boundary.)
+    """
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        chunk = await content.read(1 << 16)
+        if not chunk:
+            return b"".join(chunks)
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
 
 
 def should_retry(status: int | None) -> bool:
@@ -125,10 +144,10 @@ async def get_json(
                                    allow_redirects=False) as response:
                 status = response.status
                 if 200 <= status < 300:
-                    body = await response.content.read(MAX_BODY_BYTES + 1)
-                    if len(body) > MAX_BODY_BYTES:
-                        raise FetchError(f"{what}: {redact(url)} answered more than {MAX_BODY_BYTES} bytes",
-                                         status=status, attempts=attempt)
+                    body = await read_body(response.content, policy.max_body_bytes)
+                    if body is None:
+                        raise FetchError(f"{what}: {redact(url)} answered more than {policy.max_body_bytes} bytes "
+                                         "(BIFROST_CATALOG_HTTP_MAX_BODY_BYTES)", status=status, attempts=attempt)
                     try:
                         return orjson.loads(body)
                     except orjson.JSONDecodeError as exc:

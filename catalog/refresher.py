@@ -135,7 +135,8 @@ class Refresher:
         self.policy = RetryPolicy(timeout_seconds=settings.catalog_http_timeout_seconds,
                                   attempts=settings.catalog_http_attempts,
                                   backoff_seconds=settings.catalog_http_backoff_seconds,
-                                  max_backoff_seconds=settings.catalog_http_max_backoff_seconds)
+                                  max_backoff_seconds=settings.catalog_http_max_backoff_seconds,
+                                  max_body_bytes=settings.catalog_http_max_body_bytes)
 
     async def close(self) -> None:
         await self.publisher.close()

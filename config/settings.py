@@ -127,6 +127,7 @@ class Settings:
     catalog_http_attempts: int = _setting(4, "BIFROST_CATALOG_HTTP_ATTEMPTS", "Attempts per provider request (timeouts, 429, 5xx are retried with exponential backoff and jitter; Retry-After is obeyed).")
     catalog_http_backoff_seconds: float = _setting(1.0, "BIFROST_CATALOG_HTTP_BACKOFF_SECONDS", "First retry delay of a provider request (doubles per attempt, full jitter).")
     catalog_http_max_backoff_seconds: float = _setting(30.0, "BIFROST_CATALOG_HTTP_MAX_BACKOFF_SECONDS", "Longest retry delay of a provider request, Retry-After included.")
+    catalog_http_max_body_bytes: int = _setting(32 * 1024 * 1024, "BIFROST_CATALOG_HTTP_MAX_BODY_BYTES", "Largest provider answer read (the whole body is read); a larger one fails that source at once, clearly.")
     openrouter_base_url: str = _setting("https://openrouter.ai/api/v1", "BIFROST_OPENROUTER_BASE_URL", "OpenRouter API base URL (GET <base>/models).")
     openrouter_api_key: str = _setting("", "BIFROST_OPENROUTER_API_KEY", "OpenRouter API key (optional for the model list). Never logged.", secret=True)
     openrouter_api_key_file: str = _setting("", "BIFROST_OPENROUTER_API_KEY_FILE", "File holding the OpenRouter API key (BIFROST_OPENROUTER_API_KEY wins).")

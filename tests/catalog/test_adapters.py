@@ -6,11 +6,15 @@ the local server.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
+import orjson
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 from bifrost.catalog.adapters import GeminiAdapter, OpenAIAdapter, OpenRouterAdapter
 from bifrost.catalog.drift import FULL, merge
@@ -127,3 +131,44 @@ async def test_sources_without_keys_are_skipped_not_failed(providers: ProviderSe
     _, outcomes = await refresher.fetch_all()
     assert {o.source: o.outcome for o in outcomes} == {"openrouter": "ok", "openai": "skipped", "gemini": "skipped"}
     assert "BIFROST_OPENAI_API_KEY" in next(o.error for o in outcomes if o.source == "openai")
+
+
+async def _chunked_server(body: bytes, chunk: int = 16 * 1024) -> TestServer:
+    """A server answering ``body`` in small chunks with pauses (as a real provider's large list arrives)."""
+    async def handler(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        await response.prepare(request)
+        for start in range(0, len(body), chunk):
+            await response.write(body[start:start + chunk])
+            await asyncio.sleep(0.001)
+        await response.write_eof()
+        return response
+
+    app = web.Application()
+    app.router.add_get("/models", handler)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    return server
+
+
+async def test_a_large_body_arriving_in_chunks_is_read_whole(session: aiohttp.ClientSession) -> None:
+    models = [{"id": f"vendor/model-{i}", "description": "x" * 4000} for i in range(400)]
+    body = orjson.dumps({"data": models})
+    assert len(body) > 1_500_000
+    server = await _chunked_server(body)
+    try:
+        doc = await get_json(session, str(server.make_url("/models")), policy=FAST)
+    finally:
+        await server.close()
+    assert isinstance(doc, dict) and len(doc["data"]) == 400
+
+
+async def test_a_body_past_the_size_cap_fails_clearly_at_once(session: aiohttp.ClientSession) -> None:
+    server = await _chunked_server(b"[" + b"0," * 300_000 + b"0]")
+    try:
+        with pytest.raises(FetchError, match="answered more than 100000 bytes") as caught:
+            await get_json(session, str(server.make_url("/models")), policy=RetryPolicy(
+                timeout_seconds=2.0, attempts=3, backoff_seconds=0.01, max_body_bytes=100_000))
+    finally:
+        await server.close()
+    assert caught.value.attempts == 1

@@ -6,7 +6,10 @@ seen once, and a router can still look it up). A source that failed (or was skip
 keeps its entries from the previous snapshot, marked ``stale`` since the first failure:
 nothing is concluded about them. A *quick* check (every 6 hours) only updates prices and
 availability of models already in the catalog; new models, context windows and
-capabilities wait for the nightly full refresh.
+capabilities wait for the nightly full refresh. An entry listed with a malformed price
+(``"abc"``, ``"NaN"``, negative, absurd: :attr:`Listing.invalid_prices`) keeps its last known
+price and is marked ``stale`` like a failed source's, so the next valid price is compared
+with the last valid one (0.2 → "abc" → 0.3 is a +50% drift, not nothing).
 
 **Drift** (:func:`detect`), against the previous snapshot, entry by entry (stale entries
 are skipped: their source did not answer):
@@ -77,6 +80,9 @@ def merge(
                                                            fetched_at=new.fetched_at)
             else:
                 merged[entry_id] = new
+            if new is not None and entry_id in listing.invalid_prices:
+                merged[entry_id] = msgspec.structs.replace(merged[entry_id], pricing=old.pricing, stale=True,
+                                                           stale_since=old.stale_since if old.stale else now)
         if mode != QUICK:
             for entry_id, new in fresh.items():
                 merged.setdefault(entry_id, new)

@@ -58,11 +58,16 @@ class Listing:
     entries: list[CatalogEntry] = field(default_factory=list)
     skipped: int = 0
     problems: list[str] = field(default_factory=list)
+    invalid_prices: dict[str, str] = field(default_factory=dict)  # entry id → why its listed price is unusable
 
     def skip(self, problem: str) -> None:
         self.skipped += 1
         if len(self.problems) < 5:
             self.problems.append(problem[:200])
+
+    def bad_price(self, entry: str, problem: str) -> None:
+        """An entry whose price is malformed: it keeps its last known price, marked stale (see drift.merge)."""
+        self.invalid_prices[entry] = problem[:200]
 
 
 def family_of(name: str) -> str:
@@ -102,6 +107,34 @@ def price_per_million(value: object) -> float | None:
         return None
     per_million = float(per_token * 1_000_000)
     return per_million if per_million <= MAX_PRICE_PER_MILLION else None
+
+
+def price_problem(value: object) -> str | None:
+    """Why a listed per-token price is malformed (not a number, NaN, negative but not ``-1``, absurd); None if usable.
+
+    A missing price and ``"-1"`` (variable price) are not malformed: they mean "no price".
+
+    Example:
+        >>> [price_problem(v) is None for v in ("0.0000002", "-1", None, "abc", "NaN", "-0.5", "1e308")]
+        [True, True, True, False, False, False, False]
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return f"price {value!r} is not a number"
+    try:
+        per_token = Decimal(str(value).strip())
+    except InvalidOperation:
+        return f"price {str(value)[:40]!r} is not a number"
+    if not per_token.is_finite():
+        return f"price {str(value)[:40]!r} is not finite"
+    if per_token == -1:
+        return None
+    if per_token < 0:
+        return f"price {str(value)[:40]!r} is negative"
+    if per_token * 1_000_000 > Decimal(MAX_PRICE_PER_MILLION):
+        return f"price {str(value)[:40]!r} is beyond {MAX_PRICE_PER_MILLION:g} USD/1M"
+    return None
 
 
 def _tokens(value: object) -> int | None:
@@ -147,9 +180,14 @@ def normalize_openrouter(doc: object, *, now: float) -> Listing:
         pricing_doc = item.get("pricing")
         pricing = None
         if isinstance(pricing_doc, Mapping):
-            price_in, price_out = price_per_million(pricing_doc.get("prompt")), price_per_million(pricing_doc.get("completion"))
-            if price_in is not None and price_out is not None:
-                pricing = Pricing(input=price_in, output=price_out)
+            problems = [f"{key} {problem}" for key in ("prompt", "completion")
+                        if (problem := price_problem(pricing_doc.get(key))) is not None]
+            if problems:
+                listing.bad_price(entry_id(Source.OPENROUTER, slug), f"{slug}: " + "; ".join(problems))
+            else:
+                price_in, price_out = price_per_million(pricing_doc.get("prompt")), price_per_million(pricing_doc.get("completion"))
+                if price_in is not None and price_out is not None:
+                    pricing = Pricing(input=price_in, output=price_out)
         elif pricing_doc is not None:
             listing.skip(f"{slug}: pricing is not an object")
             continue

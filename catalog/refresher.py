@@ -169,12 +169,17 @@ class Refresher:
             metrics.SOURCE_FRESH.labels(source.value).set(self.clock())
             log.info("event=catalog.source.ok source=%s entries=%d skipped_items=%d seconds=%.2f", source.value,
                      len(listing.entries), listing.skipped, seconds)
+            if listing.invalid_prices:
+                log.warning("event=catalog.source.invalid_prices source=%s entries=%d examples=%r note=%r", source.value,
+                            len(listing.invalid_prices), list(listing.invalid_prices.values())[:5],
+                            "these entries keep their last known price, marked stale")
             if listing.skipped:
                 log.warning("event=catalog.source.malformed_items source=%s skipped=%d examples=%r", source.value,
                             listing.skipped, listing.problems)
             return (SourceResult(source, listing=listing),
                     ProviderOutcome(source=source.value, outcome="ok", entries=len(listing.entries),
-                                    skipped_items=listing.skipped, seconds=round(seconds, 3)))
+                                    skipped_items=listing.skipped, invalid_prices=len(listing.invalid_prices),
+                                    seconds=round(seconds, 3)))
         metrics.PROVIDER_FETCHES.labels(source.value, "failed").inc()
         log.error("event=catalog.source.failed source=%s error=%r note=%r", source.value, error,
                   "its entries keep their last known values, marked stale")

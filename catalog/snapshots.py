@@ -48,6 +48,7 @@ class ProviderOutcome(msgspec.Struct, frozen=True, kw_only=True):
     outcome: str  # ok | failed | skipped
     entries: int = 0
     skipped_items: int = 0
+    invalid_prices: int = 0  # entries listed with a malformed price (they keep their last known price, stale)
     error: str = ""
     seconds: float = 0.0
 

@@ -149,7 +149,8 @@ def _refresh(args: argparse.Namespace, settings: Settings, store: Any) -> int:
           f"{len(snapshot.changes)} change(s), published to {settings.topics.catalog}")
     for p in snapshot.providers:
         print(f"  {p.source:10} {p.outcome:7} {p.entries:5} entries" + (f"  {p.error}" if p.error else "")
-              + (f"  ({p.skipped_items} malformed items skipped)" if p.skipped_items else ""))
+              + (f"  ({p.skipped_items} malformed items skipped)" if p.skipped_items else "")
+              + (f"  ({p.invalid_prices} malformed prices: last known price kept, stale)" if p.invalid_prices else ""))
     for change in snapshot.changes[:50]:
         print(f"  {'!' if change.significant else ' '} {describe(change)}"
               + (f"  [used as {', '.join(change.used_as)}]" if change.used_as else ""))

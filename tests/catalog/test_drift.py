@@ -110,3 +110,32 @@ def test_a_source_answering_again_clears_stale() -> None:
     merged = merge(previous, [listing(Source.GEMINI, entry("g/m", 2.0, source=Source.GEMINI, fetched=T1))], mode=FULL,
                    now=T1)
     assert not merged["gemini:g/m"].stale and merged["gemini:g/m"].stale_since is None
+
+
+@pytest.mark.parametrize("bad", ["abc", "NaN", "-0.5", "1e308", "Infinity"])
+def test_a_malformed_price_keeps_the_last_known_one_so_the_next_valid_price_drifts(bad: str) -> None:
+    from bifrost.catalog.normalize import normalize_openrouter
+
+    def listed(price: str) -> SourceResult:
+        doc = {"data": [{"id": "a/m1", "context_length": 8192, "pricing": {"prompt": price, "completion": "0.0000002"}}]}
+        return SourceResult(Source.OPENROUTER, listing=normalize_openrouter(doc, now=T1))
+
+    first = merge({}, [listed("0.0000002")], mode=FULL, now=T0)
+    assert first["openrouter:a/m1"].pricing == Pricing(input=0.2, output=0.2)
+    bad_listing = listed(bad)
+    assert list(bad_listing.listing.invalid_prices) == ["openrouter:a/m1"]  # counted, with its reason
+    second = merge(first, [bad_listing], mode=FULL, now=T1)
+    kept = second["openrouter:a/m1"]
+    assert kept.pricing == Pricing(input=0.2, output=0.2) and kept.stale and kept.stale_since == T1
+    assert changes(first, second) == []
+    third = merge(second, [listed("0.0000003")], mode=QUICK, now=T1 + 1)
+    assert not third["openrouter:a/m1"].stale
+    found = changes(second, third)
+    assert [c.kind for c in found] == [ChangeKind.PRICE] and found[0].relative == pytest.approx(0.5)
+
+
+def test_minus_one_and_a_missing_price_still_mean_no_price() -> None:
+    from bifrost.catalog.normalize import normalize_openrouter
+    doc = {"data": [{"id": "a/auto", "pricing": {"prompt": "-1", "completion": "-1"}}, {"id": "a/none"}]}
+    result = normalize_openrouter(doc, now=T1)
+    assert result.invalid_prices == {} and [e.pricing for e in result.entries] == [None, None]

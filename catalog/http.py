@@ -2,8 +2,9 @@
 
 The retry decision and the delay are pure functions (:func:`should_retry`,
 :func:`retry_delay`, :func:`parse_retry_after`); :func:`get_json` is the thin async shell.
-Errors name the URL without its query string and never an API key (keys travel in
-headers only).
+Errors name the URL without its query string and never an API key: keys travel in
+headers only, and a provider's error text (which may echo the request's key) goes
+through :func:`scrub` before it is logged, raised, stored or printed.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ import email.utils
 import logging
 import math
 import random
+import re
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 import aiohttp
@@ -112,6 +114,38 @@ def retry_delay(attempt: int, policy: RetryPolicy, *, retry_after: float | None 
     return min(policy.max_backoff_seconds, backoff)
 
 
+REDACTED = "[redacted]"
+_TOKENS = re.compile(r"(?i)\bbearer\s+[^\s\"',;})\]]+|\bsk-[A-Za-z0-9_\-]{6,}|\bAIza[0-9A-Za-z_\-]{10,}"
+                     r"|\bwhsec_[A-Za-z0-9+/=_\-]{6,}|\bgh[pousr]_[A-Za-z0-9]{10,}")
+_MIN_SECRET = 4
+
+
+def scrub(text: str, secrets: Iterable[str] = ()) -> str:
+    """``text`` without any of ``secrets`` (nor their beginning cut off at the end of the text) and
+    without anything that looks like a credential (``Bearer …``, ``sk-…``, ``AIza…``, ``whsec_…``).
+
+    Example:
+        >>> scrub('{"error": "bad key sk-or-SECRET123 (Bearer abc.def)", "k": "XYZW1234"}', ["XYZW1234"])
+        '{"error": "bad key [redacted] ([redacted])", "k": "[redacted]"}'
+        >>> scrub("echo: XYZW12", ["XYZW1234"])
+        'echo: [redacted]'
+    """
+    keys = sorted({s.strip() for s in secrets if s and len(s.strip()) >= _MIN_SECRET}, key=len, reverse=True)
+    for key in keys:
+        text = text.replace(key, REDACTED)
+    for key in keys:  # a key cut off by a length limit
+        for n in range(len(key) - 1, _MIN_SECRET - 1, -1):
+            if text.endswith(key[:n]):
+                text = text[:-n] + REDACTED
+                break
+    return _TOKENS.sub(REDACTED, text)
+
+
+def _secrets_of(headers: Mapping[str, str] | None, params: Mapping[str, str] | None) -> list[str]:
+    values = [*(headers or {}).values(), *(params or {}).values()]
+    return values + [v.split(None, 1)[1] for v in values if v.lower().startswith("bearer ") and len(v.split(None, 1)) > 1]
+
+
 def redact(url: str) -> str:
     """The URL without its query string (where a key could hide)."""
     return url.split("?", 1)[0]
@@ -127,6 +161,7 @@ async def get_json(
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     rand: Callable[[], float] = random.random,
     what: str = "provider",
+    secrets: Iterable[str] = (),
 ) -> object:
     """The decoded JSON body of ``GET url``; retries what :func:`should_retry` allows.
 
@@ -135,6 +170,7 @@ async def get_json(
             ``policy.attempts`` attempts failed (timeouts, 429, 5xx, a body that is not JSON).
     """
     timeout = aiohttp.ClientTimeout(total=policy.timeout_seconds)
+    hidden = [*secrets, *_secrets_of(headers, None)]  # params are not secret (page tokens); keys travel in headers
     last = "no attempt"
     for attempt in range(1, max(1, policy.attempts) + 1):
         status: int | None = None
@@ -151,17 +187,17 @@ async def get_json(
                     try:
                         return orjson.loads(body)
                     except orjson.JSONDecodeError as exc:
-                        status, last = None, f"the body is not JSON ({exc})"  # a cut-off body: worth another try
+                        status, last = None, scrub(f"the body is not JSON ({exc})", hidden)  # a cut-off body: worth another try
                 else:
                     retry_after = parse_retry_after(response.headers.get("Retry-After"), time.time())
-                    snippet = (await response.content.read(300)).decode("utf-8", "replace").strip()
-                    last = f"HTTP {status}" + (f": {snippet[:200]}" if snippet else "")
+                    snippet = scrub((await response.content.read(2048)).decode("utf-8", "replace").strip(), hidden)
+                    last = f"HTTP {status}" + (f": {scrub(snippet[:200], hidden)}" if snippet else "")
                     if not should_retry(status):
                         raise FetchError(f"{what}: {redact(url)} answered {last}", status=status, attempts=attempt)
         except asyncio.TimeoutError:
             last = f"no answer within {policy.timeout_seconds:g} s"
         except aiohttp.ClientError as exc:
-            last = f"{type(exc).__name__}: {exc}"
+            last = scrub(f"{type(exc).__name__}: {exc}", hidden)
             status = None
         if attempt < policy.attempts:
             delay = retry_delay(attempt, policy, retry_after=retry_after, rand=rand())

@@ -33,7 +33,7 @@ import msgspec
 from bifrost.catalog import metrics
 from bifrost.catalog.adapters import GeminiAdapter, OpenAIAdapter, OpenRouterAdapter, ProviderAdapter
 from bifrost.catalog.drift import FULL, DriftRules, SourceResult, describe, detect, merge
-from bifrost.catalog.http import FetchError, RetryPolicy
+from bifrost.catalog.http import FetchError, RetryPolicy, scrub
 from bifrost.catalog.normalize import MalformedListing
 from bifrost.catalog.outputs import drift_alert, drift_trigger, significant
 from bifrost.catalog.prices import load_price_table
@@ -85,6 +85,24 @@ def configured_sources(settings: Settings) -> list[ConfiguredSource]:
     return found
 
 
+def configured_secrets(settings: Settings) -> list[str]:
+    """Every secret the settings hold (API keys, webhook secret…), to scrub from provider error text."""
+    from dataclasses import fields
+
+    names = {f.name for f in fields(settings)}
+    found: list[str] = []
+    for f in fields(settings):
+        if not f.metadata.get("secret"):
+            continue
+        try:
+            value = settings.secret_value(f.name) if f"{f.name}_file" in names else str(getattr(settings, f.name) or "")
+        except Exception:  # noqa: BLE001 - an unreadable key file: nothing to scrub
+            value = str(getattr(settings, f.name) or "")
+        if value:
+            found.append(value)
+    return found
+
+
 def models_in_use(artifact_store: str) -> tuple[str | None, list[str]]:
     """(current artifact version, the models it routes to); (None, []) without one.
 
@@ -132,6 +150,7 @@ class Refresher:
         self.store = SnapshotStore(settings.catalog_dir, keep=settings.catalog_keep)
         self.publisher = publisher or CatalogPublisher(settings)
         self.clock = clock
+        self.secrets = configured_secrets(settings)
         self.policy = RetryPolicy(timeout_seconds=settings.catalog_http_timeout_seconds,
                                   attempts=settings.catalog_http_attempts,
                                   backoff_seconds=settings.catalog_http_backoff_seconds,
@@ -160,9 +179,9 @@ class Refresher:
         try:
             listing = await configured.adapter.fetch(session, self.policy)
         except (FetchError, MalformedListing) as exc:
-            error = str(exc)[:500]
+            error = scrub(scrub(str(exc), self.secrets)[:500], self.secrets)
         except Exception as exc:  # noqa: BLE001 - one provider must never stop the others
-            error = f"{type(exc).__name__}: {exc}"[:500]
+            error = scrub(scrub(f"{type(exc).__name__}: {exc}", self.secrets)[:500], self.secrets)
         else:
             seconds = time.monotonic() - started
             metrics.PROVIDER_FETCHES.labels(source.value, "ok").inc()
@@ -171,11 +190,12 @@ class Refresher:
                      len(listing.entries), listing.skipped, seconds)
             if listing.invalid_prices:
                 log.warning("event=catalog.source.invalid_prices source=%s entries=%d examples=%r note=%r", source.value,
-                            len(listing.invalid_prices), list(listing.invalid_prices.values())[:5],
+                            len(listing.invalid_prices),
+                            [scrub(p, self.secrets) for p in list(listing.invalid_prices.values())[:5]],
                             "these entries keep their last known price, marked stale")
             if listing.skipped:
                 log.warning("event=catalog.source.malformed_items source=%s skipped=%d examples=%r", source.value,
-                            listing.skipped, listing.problems)
+                            listing.skipped, [scrub(p, self.secrets) for p in listing.problems])
             return (SourceResult(source, listing=listing),
                     ProviderOutcome(source=source.value, outcome="ok", entries=len(listing.entries),
                                     skipped_items=listing.skipped, invalid_prices=len(listing.invalid_prices),

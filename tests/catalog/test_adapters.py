@@ -172,3 +172,42 @@ async def test_a_body_past_the_size_cap_fails_clearly_at_once(session: aiohttp.C
     finally:
         await server.close()
     assert caught.value.attempts == 1
+
+
+async def _echo_server(status: int) -> TestServer:
+    """A provider that echoes the request's credentials in its error body."""
+    async def handler(request: web.Request) -> web.Response:
+        echoed = {"error": {"message": f"Incorrect API key provided: {request.headers.get('Authorization', '')} "
+                                       f"/ {request.headers.get('x-goog-api-key', '')}",
+                            "key": request.headers.get("Authorization", "").removeprefix("Bearer ")}}
+        return web.json_response(echoed, status=status)
+
+    app = web.Application()
+    app.router.add_get("/v1/models", handler)
+    app.router.add_get("/v1beta/models", handler)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    return server
+
+
+@pytest.mark.parametrize("status", [401, 500])
+async def test_a_key_echoed_in_an_error_body_is_never_logged_stored_or_raised(
+        status: int, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    server = await _echo_server(status)
+    key, gemini_key = "opaque-key-7f3a9c2e1b", "gem-key-55aa77bb99"
+    try:
+        base = str(server.make_url("")).rstrip("/")
+        settings = Settings.from_env({}, openrouter_base_url=base + "/v1", openai_base_url=base + "/v1",
+                                     gemini_base_url=base + "/v1beta", openai_api_key=key, gemini_api_key=gemini_key,
+                                     openrouter_api_key="sk-or-v1-abcdef123456", catalog_dir=str(tmp_path / "c"),
+                                     artifact_store=str(tmp_path / "a"), catalog_http_timeout_seconds=1.0,
+                                     catalog_http_attempts=2, catalog_http_backoff_seconds=0.01)
+        with caplog.at_level("DEBUG"):
+            _, outcomes = await Refresher(settings).fetch_all()
+    finally:
+        await server.close()
+    assert {o.outcome for o in outcomes} == {"failed"}
+    assert all(f"HTTP {status}" in o.error and "[redacted]" in o.error for o in outcomes)
+    text = caplog.text + "".join(o.error for o in outcomes)
+    for secret in (key, gemini_key, "sk-or-v1-abcdef123456", key[:10], "Bearer opaque"):
+        assert secret not in text

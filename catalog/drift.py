@@ -157,7 +157,7 @@ def detect(
             moves = {"price_in": relative_change(old.pricing.input, new.pricing.input),
                      "price_out": relative_change(old.pricing.output, new.pricing.output)}
             largest = max(moves.values(), key=abs)
-            if abs(largest) >= rules.price_threshold - 1e-12:
+            if largest != 0 and abs(largest) >= rules.price_threshold - 1e-12:  # threshold 0 (diff): real moves only
                 add(ChangeKind.PRICE, new, {"price_in": old.pricing.input, "price_out": old.pricing.output},
                     {"price_in": new.pricing.input, "price_out": new.pricing.output}, relative=largest)
         if old.ctx_in and new.ctx_in and old.ctx_in != new.ctx_in:
@@ -177,6 +177,7 @@ def describe(change: CatalogChange) -> str:
     if change.kind is ChangeKind.PRICE:
         moved = ", ".join(f"{k.removeprefix('price_')} {change.before.get(k)} → {change.after.get(k)}"
                           for k in ("price_in", "price_out") if change.before.get(k) != change.after.get(k))
+        moved = moved or f"in {change.after.get('price_in')}, out {change.after.get('price_out')}"
         pct = "from free" if change.relative is not None and math.isinf(change.relative) else f"{(change.relative or 0):+.1%}"
         return f"{name} price {pct} ({moved} USD/1M)"
     if change.kind is ChangeKind.CONTEXT:

@@ -139,3 +139,12 @@ def test_minus_one_and_a_missing_price_still_mean_no_price() -> None:
     doc = {"data": [{"id": "a/auto", "pricing": {"prompt": "-1", "completion": "-1"}}, {"id": "a/none"}]}
     result = normalize_openrouter(doc, now=T1)
     assert result.invalid_prices == {} and [e.pricing for e in result.entries] == [None, None]
+
+
+def test_with_a_zero_threshold_only_real_price_moves_are_changes() -> None:
+    """`catalog diff V V` (threshold 0) listed every priced entry as "price +0.0% ( USD/1M)"."""
+    same = catalog(entry("a/m1", 0.2), entry("b/m2", 1.0, out=2.0), entry("c/free", 0.0))
+    assert changes(same, dict(same), threshold=0.0) == []
+    moved = changes(same, catalog(entry("a/m1", 0.2), entry("b/m2", 1.0, out=2.1), entry("c/free", 0.0)), threshold=0.0)
+    assert [c.entry_id for c in moved] == ["openrouter:b/m2"]
+    assert describe(moved[0]) == "openrouter:b/m2 price +5.0% (out 2.0 → 2.1 USD/1M)"

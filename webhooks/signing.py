@@ -69,6 +69,9 @@ def secret_key(secret: str | bytes) -> bytes:
     return text.encode("utf-8")
 
 
+MAX_TIMESTAMP = 10**11  # Unix seconds (year ~5138); larger values are not timestamps
+
+
 def signature(secret: str | bytes, msg_id: str, timestamp: int, body: bytes) -> str:
     """``v1,<base64>``: HMAC-SHA256 of ``{msg_id}.{timestamp}.{body}``.
 
@@ -106,10 +109,14 @@ def verify(secret: str | bytes, headers: Mapping[str, str], body: bytes, *, now:
         ts = int(ts_text)
     except ValueError:
         raise WebhookVerificationError("webhook-timestamp is not an integer") from None
+    if not 0 <= ts <= MAX_TIMESTAMP:  # a float cannot even hold 400 nines (OverflowError)
+        raise WebhookVerificationError("webhook-timestamp is out of range (not Unix seconds)")
     clock = time.time() if now is None else now
-    if abs(clock - ts) > tolerance_seconds:
-        raise WebhookVerificationError(f"webhook-timestamp is {clock - ts:+.0f} s from now (tolerance "
-                                       f"{tolerance_seconds:.0f} s): a replay or a wrong clock")
+    offset = ts - clock  # negative: the timestamp is in the past
+    if abs(offset) > tolerance_seconds:
+        where = "in the past" if offset < 0 else "in the future"
+        raise WebhookVerificationError(f"webhook-timestamp is {abs(offset):.0f} s {where} ({offset:+.0f} s from now; "
+                                       f"tolerance {tolerance_seconds:.0f} s): a replay or a wrong clock")
     expected = signature(secret, msg_id, ts, body).encode()
     for candidate in given.split():
         if hmac.compare_digest(candidate.encode(), expected):

@@ -50,3 +50,18 @@ def test_unusable_secrets_are_refused(bad: str) -> None:
 
 def test_raw_text_secrets_are_their_utf8_bytes() -> None:
     assert secret_key("a" * 32) == b"a" * 32
+
+
+@pytest.mark.parametrize("stamp", ["9" * 400, "-" + "9" * 400, "9" * 5000, "1e400"])
+def test_an_absurd_timestamp_is_a_verification_error_not_an_overflow(stamp: str) -> None:
+    headers = sign(SECRET, "m", BODY, timestamp=1_000)
+    with pytest.raises(WebhookVerificationError):
+        verify(SECRET, {**headers, "webhook-timestamp": stamp}, BODY, now=1_000)
+
+
+def test_a_stale_timestamp_is_reported_in_the_past_and_a_future_one_in_the_future() -> None:
+    old = sign(SECRET, "m", BODY, timestamp=1_000)
+    with pytest.raises(WebhookVerificationError, match=r"600 s in the past \(-600 s from now"):
+        verify(SECRET, old, BODY, now=1_600)
+    with pytest.raises(WebhookVerificationError, match=r"600 s in the future \(\+600 s from now"):
+        verify(SECRET, old, BODY, now=400)

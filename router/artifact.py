@@ -93,7 +93,7 @@ class LinearQuality(msgspec.Struct, frozen=True, kw_only=True):
     blend: float
 
 
-class PromptModels(msgspec.Struct, frozen=True, kw_only=True):
+class PromptModels(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """Per-prompt quality and cost models: one LightGBM model string per LLM, over ``gbdt.feature_schema``.
 
     ``quality[m]`` (objective cross_entropy) gives a raw score ``r``; the calibrated
@@ -102,6 +102,10 @@ class PromptModels(msgspec.Struct, frozen=True, kw_only=True):
     feature (or per request when ``cost_per`` is ``"request"``); the router's normalized
     cost is that × the feature's value / ``cost_unit_usd``. ``linear`` (optional) blends a
     logistic regression per LLM into the quality (:class:`LinearQuality`).
+
+    Encoding: ``linear`` is left out when absent (``omit_defaults``; it is the only field
+    with a default), so artifacts written before it existed keep their canonical bytes
+    and signatures.
     """
 
     framework: str
@@ -110,7 +114,7 @@ class PromptModels(msgspec.Struct, frozen=True, kw_only=True):
     calibration: dict[str, list[float]]
     cost: dict[str, str]
     cost_unit_usd: float
-    cost_per: str = "tokens_approx"
+    cost_per: str
     linear: LinearQuality | None = None
 
 

@@ -54,6 +54,26 @@ def test_encode_decode_round_trip_is_canonical(artifact: Artifact) -> None:
     assert list(parsed["qhat"]) == sorted(parsed["qhat"])
 
 
+def test_artifacts_written_before_the_linear_section_keep_their_bytes(artifact: Artifact) -> None:
+    # An artifact signed by an older trainer has no "linear" key: decoding and re-encoding it must
+    # give the same bytes, or every stored artifact would fail the canonical check after an upgrade.
+    legacy = json.loads(encode(artifact))
+    assert "linear" not in legacy["prompt_models"]
+    legacy_bytes = json.dumps(legacy, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    assert legacy_bytes == encode(artifact)
+    key = Ed25519PrivateKey.generate()
+    loaded = load_verified(legacy_bytes, sign(legacy_bytes, key), key.public_key())
+    assert loaded.prompt_models.linear is None and encode(loaded) == legacy_bytes
+    # With a linear section the bytes carry it and round-trip canonically too.
+    width = len(artifact.gbdt.feature_schema.names)
+    blended = msgspec.structs.replace(artifact, prompt_models=msgspec.structs.replace(
+        artifact.prompt_models, linear=LinearQuality(mean=[0.0] * width, scale=[1.0] * width, blend=0.5,
+                                                     weights={m: [0.25] * (width + 1) for m in artifact.models})))
+    data = encode(blended)
+    assert json.loads(data)["prompt_models"]["linear"]["blend"] == 0.5
+    assert encode(load_verified(data, sign(data, key), key.public_key())) == data
+
+
 def test_encoding_does_not_depend_on_dict_insertion_order(artifact: Artifact) -> None:
     reordered = broken(artifact, chat=dict(reversed(list(artifact.chat.items()))),
                        qhat=dict(reversed(list(artifact.qhat.items()))))

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import orjson
 
 from bifrost.cli.errors import EXIT_OK, UsageError, explain
-from bifrost.cli.options import bounded_float, bounded_int
+from bifrost.cli.options import bounded_float, bounded_int, router_id
 from bifrost.config import Settings
 
 if TYPE_CHECKING:  # imported where used, so that other commands do not load the simulator
@@ -48,7 +48,7 @@ def _parser() -> argparse.ArgumentParser:
     schema.add_argument("name", help="routing-event, feedback or dlq")
 
     metrics = sub.add_parser("metrics", help="per-arm and per-model figures of a router")
-    metrics.add_argument("--router", required=True, help="router id")
+    metrics.add_argument("--router", type=router_id, required=True, help="router id")
     metrics.add_argument("--since", default="15m", help="how far back, by event time (e.g. 90s, 15m, 6h, 7d)")
     metrics.add_argument("--until", type=bounded_float("--until", 0.0, MAX_EPOCH_SECONDS),
                          help="end of the range, epoch seconds (default: newest window)")
@@ -143,7 +143,7 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--speed", type=bounded_float("--speed", 1.0, MAX_SPEED), default=10.0,
                     help="time compression of the simulation (1 = real time)")
     up.add_argument("--for", dest="run_for", default="0", help="stop after this long (e.g. 2m); 0 = until Ctrl-C")
-    up.add_argument("--router", default="demo-replay",
+    up.add_argument("--router", type=router_id, default="demo-replay",
                     help="router id of the replay (default demo-replay; its event time is compressed, so do not share "
                          "it with producers publishing in real time)")
     return parser

@@ -21,7 +21,7 @@ import msgspec
 import orjson
 
 from bifrost.cli.errors import CliError, NotAuthorized, Unavailable, UsageError
-from bifrost.cli.options import bounded_float, bounded_int
+from bifrost.cli.options import bounded_float, bounded_int, router_id
 from bifrost.cli.worker_http import error_text, open_worker, unauthorized
 from bifrost.config import Settings
 from bifrost.schemas.recommendations import Recommendation
@@ -36,7 +36,7 @@ class ApplyRefused(CliError):
 def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     analyze = sub.add_parser("analyze", help="the optimizer's analysis of a router now: goals, trends, recommendations, "
                                              "alerts (asks a worker; publishes nothing)")
-    analyze.add_argument("--router", help="router id (default: every router the workers know)")
+    analyze.add_argument("--router", type=router_id, help="router id (default: every router the workers know)")
     analyze.add_argument("--json", action="store_true", help="print JSON")
     analyze.add_argument("--worker-url", help="worker HTTP base URL (default BIFROST_WORKER_URL)")
     analyze.add_argument("--timeout", type=bounded_float("--timeout", 1.0, 3600.0), default=120.0,
@@ -46,7 +46,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     recs.add_argument("action", nargs="?", choices=["list", "apply"], default="list",
                       help="list (default) or apply RECOMMENDATION_ID")
     recs.add_argument("recommendation_id", nargs="?", metavar="RECOMMENDATION_ID", help="with apply: which one")
-    recs.add_argument("--router", help="only this router's recommendations")
+    recs.add_argument("--router", type=router_id, help="only this router's recommendations")
     recs.add_argument("--follow", action="store_true", help="keep printing new recommendations (Ctrl-C stops)")
     recs.add_argument("--group", help="with --follow: consumer group to resume from (at least once)")
     recs.add_argument("--json", action="store_true", help="print JSON (one object per line with --follow)")

@@ -12,6 +12,9 @@ import argparse
 import math
 from collections.abc import Callable
 
+ROUTER_ID_MAX_LENGTH = 128
+"""The wire contract's limit on ``router_id`` (``schemas.events.Label``)."""
+
 
 def bounded_float(name: str, low: float, high: float, *, low_open: bool = False) -> Callable[[str], float]:
     """An argparse ``type``: a finite float in ``[low, high]`` (``(low, high]`` with ``low_open``).
@@ -59,3 +62,19 @@ def bounded_int(name: str, low: int, high: int) -> Callable[[str], int]:
 
     parse.__name__ = name
     return parse
+
+
+def router_id(text: str) -> str:
+    """A ``--router`` value: a non-blank id, at most as long as the schema allows.
+
+    An empty ``--router ""`` would otherwise read as "no router given" (every router).
+
+    Example:
+        >>> router_id("web")
+        'web'
+    """
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must be a router id, not blank")
+    if len(text) > ROUTER_ID_MAX_LENGTH:
+        raise argparse.ArgumentTypeError(f"must be at most {ROUTER_ID_MAX_LENGTH} characters, not {len(text)}")
+    return text

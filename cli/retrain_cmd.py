@@ -12,7 +12,7 @@ import orjson
 from aiokafka.errors import KafkaError
 
 from bifrost.cli.errors import EXIT_FAILURE, EXIT_OK, EXIT_UNAVAILABLE, Unavailable, UsageError
-from bifrost.cli.options import bounded_float
+from bifrost.cli.options import bounded_float, router_id
 from bifrost.config import Settings
 
 DEFAULT_WAIT_SECONDS = 900.0  # a retrain of a week of logs takes about a minute here; generous for big windows
@@ -21,7 +21,7 @@ MAX_WAIT_SECONDS = 7 * 86400.0
 
 def add_retrain_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     retrain = sub.add_parser("retrain", help="ask the trainer for a new artifact (a manual training trigger)")
-    retrain.add_argument("--router", help="limit the data window to one router")
+    retrain.add_argument("--router", type=router_id, help="limit the data window to one router")
     retrain.add_argument("--since", default="7d", help="data window, back from now (e.g. 7d, 36h)")
     retrain.add_argument("--reason", default="manual", help="why, for the run report")
     retrain.add_argument(

@@ -13,7 +13,7 @@ import msgspec
 import orjson
 
 from bifrost.cli.errors import CliError, NotAuthorized, Unavailable, UsageError
-from bifrost.cli.options import bounded_float
+from bifrost.cli.options import bounded_float, router_id
 from bifrost.cli.worker_http import error_text, open_worker, unauthorized
 from bifrost.client.rollout import CommandUnauthorized, new_command, send_command, wait_for_outcome
 from bifrost.config import Settings
@@ -42,11 +42,11 @@ class UnknownRouter(CliError):
 def add_rollout_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     rollout = sub.add_parser("rollout", help="progressive canary rollouts: start, status, promote, pause, resume, approve, rollback, stop")
     # --router is accepted before or after the action (`rollout --router r status` = `rollout status --router r`).
-    rollout.add_argument("--router", default=argparse.SUPPRESS, help="router id (also accepted after ACTION)")
+    rollout.add_argument("--router", type=router_id, default=argparse.SUPPRESS, help="router id (also accepted after ACTION)")
     actions = rollout.add_subparsers(dest="action", metavar="ACTION")
     actions.required = True
     status = actions.add_parser("status", help="the router's rollout state")
-    status.add_argument("--router", default=argparse.SUPPRESS, help="router id (required)")
+    status.add_argument("--router", type=router_id, default=argparse.SUPPRESS, help="router id (required)")
     status.add_argument("--json", action="store_true")
     status.add_argument("--worker-url", help="worker HTTP base URL (default BIFROST_WORKER_URL)")
     helps = {
@@ -60,7 +60,7 @@ def add_rollout_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore
     }
     for name, text in helps.items():
         action = actions.add_parser(name, help=text)
-        action.add_argument("--router", default=argparse.SUPPRESS, help="router id (required)")
+        action.add_argument("--router", type=router_id, default=argparse.SUPPRESS, help="router id (required)")
         action.add_argument("--artifact", required=name == "start", help="artifact version (for start; a guard otherwise)")
         if name == "start":
             action.add_argument("--control", help="the control artifact, if the router has no recorded one")

@@ -107,7 +107,9 @@ def track_goals(stats: WindowStats, targets: GoalTargets, *, alpha: float = 0.00
                       min_samples=targets.min_samples, z_alert=z_alert))
     p95 = stats.latency_ms.quantile(0.95)
     slow = share_above(stats.latency_ms, targets.p95_ms)
-    status = _judge("p95_ms", 0.05, slow if n else None, n, math.sqrt(0.05 * 0.95 / n) if n else None,
+    # No latency recorded (an empty sketch) is no data, not "no slow requests".
+    timed = n if p95 is not None else 0
+    status = _judge("p95_ms", 0.05, slow if timed else None, timed, math.sqrt(0.05 * 0.95 / n) if timed else None,
                     at_least=False, min_samples=targets.min_samples, z_alert=z_alert)
     # Reported as the P95 against its target; judged as the share of slow requests against 5%.
     if status.status != "no_data" and p95 is not None and p95 < targets.p95_ms:

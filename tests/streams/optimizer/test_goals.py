@@ -39,3 +39,9 @@ def test_cost_breach_uses_the_sample_variance() -> None:
     stats = WindowStats(count=400, cost_usd=400 * 0.05, cost_sq=400 * (0.05**2 + 0.01**2))
     goal = next(g for g in track_goals(stats, GoalTargets()) if g.goal == "cost_per_task")
     assert goal.status == "breached" and goal.z is not None and goal.z > 15
+
+
+def test_requests_without_any_latency_are_no_data_for_p95_not_met() -> None:
+    stats = WindowStats(count=1000, errors=2, cost_usd=10.0, cost_sq=0.12)  # no latency recorded at all
+    goal = next(g for g in track_goals(stats, GoalTargets()) if g.goal == "p95_ms")
+    assert goal.status == "no_data" and goal.value is None

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Lint, format check and type check, exactly as CI runs them (scripts/test.sh runs this
+# before pytest and stops at the first failure). Needs the dev tools: `bash scripts/setup.sh`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=.venv/bin
+
+echo "lint: ruff check"
+"$BIN/ruff" check .
+echo "lint: ruff format --check"
+"$BIN/ruff" format --check .
+
+# The folders are installed as bifrost.<folder> (pyproject's package-dir), which mypy cannot
+# follow: a tree of links gives it the same names. Settings come from pyproject.toml.
+echo "lint: mypy"
+SRC=.cache/mypy-src
+rm -rf "$SRC"
+mkdir -p "$SRC/bifrost"
+for init in */__init__.py; do
+  pkg=${init%/__init__.py}
+  [ "$pkg" = tests ] && continue
+  ln -s "$PWD/$pkg" "$SRC/bifrost/$pkg"
+done
+MYPYPATH="$SRC" "$BIN/mypy" --cache-dir .cache/mypy -p bifrost

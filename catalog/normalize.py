@@ -173,7 +173,7 @@ def normalize_openrouter(doc: object, *, now: float) -> Listing:
             listing.skip(f"item without an id: {str(item)[:80]}")
             continue
         slug = item["id"].strip()
-        architecture = item.get("architecture") if isinstance(item.get("architecture"), Mapping) else {}
+        architecture = arch if isinstance(arch := item.get("architecture"), Mapping) else {}
         outputs = architecture.get("output_modalities")
         if isinstance(outputs, list) and outputs and "text" not in outputs:
             continue  # image or audio generators are not routed to
@@ -195,7 +195,7 @@ def normalize_openrouter(doc: object, *, now: float) -> Listing:
         if item.get("context_length") is not None and context is None:
             listing.skip(f"{slug}: context_length {item.get('context_length')!r} is not a token count")
             continue
-        top = item.get("top_provider") if isinstance(item.get("top_provider"), Mapping) else {}
+        top = top_doc if isinstance(top_doc := item.get("top_provider"), Mapping) else {}
         parameters = item.get("supported_parameters")
         parameters = {p for p in parameters if isinstance(p, str)} if isinstance(parameters, list) else set()
         listing.entries.append(CatalogEntry(
@@ -281,7 +281,7 @@ def normalize_gemini(pages: Sequence[object], table: PriceTable, *, now: float) 
                 listing.skip(f"{name}: inputTokenLimit {item.get('inputTokenLimit')!r} is not a token count")
                 continue
             seen.add(name)
-            base = item.get("baseModelId") if isinstance(item.get("baseModelId"), str) else ""
+            base = base_id if isinstance(base_id := item.get("baseModelId"), str) else ""
             row = _table_row(rows, name, base, versions=True)
             pricing, _, _, table_params = _from_table(row)
             thinking = item.get("thinking")

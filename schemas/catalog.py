@@ -15,7 +15,7 @@ which models the current artifact uses. It is pure (no I/O), like everything her
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Annotated
 
 import msgspec
@@ -187,11 +187,12 @@ def match_entry(
     """
     target = (aliases or {}).get(model, model)
     candidates = list(entries)
-    for test in (
+    tests: tuple[Callable[[CatalogEntry], bool], ...] = (
         lambda e: e.id == target,
         lambda e: e.slug == target,
         lambda e: e.name == target or e.slug.endswith("/" + target),
-    ):
+    )
+    for test in tests:
         found = [e for e in candidates if test(e)]
         if found:
             rank = {s: i for i, s in enumerate(preference)}

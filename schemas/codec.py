@@ -53,9 +53,9 @@ class EventDecoder(Generic[E]):
     """
 
     def __init__(self, event_type: type[E], limits: Limits = Limits()) -> None:
-        self._decoder = msgspec.json.Decoder(event_type)
+        self._decoder: msgspec.json.Decoder[E] = msgspec.json.Decoder(event_type)
         self._limits = limits
-        self.event_type = event_type
+        self.event_type: type[E] = event_type
 
     def decode(self, raw: bytes | None, *, now: float | None = None) -> E:
         """Decode and validate ``raw``; raise :class:`InvalidEvent` with the reason.

@@ -9,6 +9,7 @@ on counters, ``_info`` on version labels.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass, fields
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
@@ -20,6 +21,29 @@ from bifrost.streams.metrics.traffic import TrafficFigures
 ROUTER_ARM = ["router", "arm"]
 
 
+@dataclass(frozen=True, slots=True)
+class _Families:
+    """One scrape's families, in exposition order."""
+
+    requests: CounterMetricFamily
+    errors: CounterMetricFamily
+    limited: CounterMetricFamily
+    cost: CounterMetricFamily
+    latency: HistogramMetricFamily
+    phase: GaugeMetricFamily
+    stage: GaugeMetricFamily
+    stage_share: GaugeMetricFamily
+    canary_share: GaugeMetricFamily
+    gate_state: GaugeMetricFamily
+    evidence: GaugeMetricFamily
+    blockers: GaugeMetricFamily
+    info: GaugeMetricFamily
+    folded: CounterMetricFamily
+
+    def all(self) -> list[Metric]:
+        return [getattr(self, f.name) for f in fields(self)]
+
+
 class ProductCollector(Collector):
     """Per router and arm traffic, and rollout gauges, as Prometheus families."""
 
@@ -29,11 +53,12 @@ class ProductCollector(Collector):
 
     def describe(self) -> Iterator[Metric]:
         # Names only (registering must not compute figures).
-        yield from self._families()
+        yield from self._families().all()
 
     def collect(self) -> Iterator[Metric]:
         families = self._families()
-        requests, errors, limited, cost, latency = families[:5]
+        requests, errors, limited, cost, latency = (
+            families.requests, families.errors, families.limited, families.cost, families.latency)
         for router, arm, totals in self.traffic.rows():
             labels = [router, arm]
             requests.add_metric(labels, totals.requests)
@@ -41,7 +66,10 @@ class ProductCollector(Collector):
             limited.add_metric(labels, totals.rate_limited)
             cost.add_metric(labels, totals.cost_usd)
             latency.add_metric(labels, totals.cumulative_buckets(), totals.latency_sum_seconds)
-        phase, stage, stage_share, canary_share, gate_state, evidence, blockers, info, folded = families[5:]
+        phase, stage, stage_share, canary_share = (
+            families.phase, families.stage, families.stage_share, families.canary_share)
+        gate_state, evidence, blockers, info, folded = (
+            families.gate_state, families.evidence, families.blockers, families.info, families.folded)
         for f in self.board.figures():
             r = f.router
             for name in PHASES:
@@ -60,11 +88,11 @@ class ProductCollector(Collector):
         folded.add_metric(["router"], self.traffic.routers.folded)
         folded.add_metric(["arm"], self.traffic.folded_arms)
         folded.add_metric(["rollout_router"], self.board.dropped)
-        return iter(families)
+        return iter(families.all())
 
     @staticmethod
-    def _families() -> list[Metric]:
-        return [
+    def _families() -> _Families:
+        return _Families(
             CounterMetricFamily("bifrost_router_requests", "Routing events counted, by router and arm (summed over "
                                 "workers: each counts what its ingest committed).", labels=ROUTER_ARM),
             CounterMetricFamily("bifrost_router_errors", "Routing events with success=false, by router and arm.",
@@ -95,7 +123,7 @@ class ProductCollector(Collector):
             CounterMetricFamily("bifrost_metrics_label_values_folded", "Figures recorded under router or arm "
                                 "'other' (or, for rollout_router, not shown) because the label's value budget "
                                 "(BIFROST_METRICS_MAX_ROUTERS / _MAX_ARMS) was spent.", labels=["label"]),
-        ]
+        )
 
 
 _installed: dict[int, ProductCollector] = {}

@@ -106,13 +106,21 @@ def clip_text(text: str, max_bytes: int) -> str:
 
 
 class SourceRecord(Protocol):
-    """What a dead letter needs of the rejected record (aiokafka's ConsumerRecord fits)."""
+    """What a dead letter needs of the rejected record (aiokafka's ConsumerRecord fits).
 
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
+    Read-only members, so frozen records (the fold's ``InputRecord``) fit too.
+    """
+
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
 
 
 def dead_letter(

@@ -44,7 +44,7 @@ from bifrost.catalog.http import parse_retry_after
 from bifrost.config import Settings
 from bifrost.config.settings import SettingsError
 from bifrost.schemas.codec import encode
-from bifrost.schemas.dlq import RejectReason, dead_letter
+from bifrost.schemas.dlq import RejectReason, SourceRecord, dead_letter
 from bifrost.streams.topics_admin import TopicLayoutError, TopicSpec, ensure_topics
 from bifrost.webhooks.policy import DeliveryPolicy, Verdict, classify, retry_delay
 from bifrost.webhooks.signing import WebhookSecretError, secret_key, sign
@@ -75,7 +75,7 @@ class Endpoint:
 
 def endpoints(settings: Settings) -> list[Endpoint]:
     """``BIFROST_WEBHOOK_URLS`` as endpoints (SettingsError for anything but http(s) URLs)."""
-    found = []
+    found: list[Endpoint] = []
     for url in (u.strip() for u in settings.webhook_urls.split(",")):
         if not url:
             continue
@@ -213,11 +213,11 @@ class EndpointDeliverer:
             await consumer.commit({tp: OffsetAndMetadata(start, "")})
             log.info("event=webhooks.anchored endpoint=%s partition=%d offset=%d", self.endpoint, tp.partition, start)
 
-    async def handle(self, record: object, session: aiohttp.ClientSession, producer: AIOKafkaProducer) -> str:
+    async def handle(self, record: SourceRecord, session: aiohttp.ClientSession, producer: AIOKafkaProducer) -> str:
         """Deliver one record to the endpoint or dead-letter it; returns ``delivered`` or ``dead_lettered``."""
-        topic, partition, offset = record.topic, record.partition, record.offset  # type: ignore[attr-defined]
+        topic, partition, offset = record.topic, record.partition, record.offset
         try:
-            alert = parse_alert(record.value)  # type: ignore[attr-defined]
+            alert = parse_alert(record.value)
         except ValueError as exc:
             await self._dead_letter(record, producer, RejectReason.SCHEMA, f"webhook relay: {exc}")
             return "dead_lettered"
@@ -266,15 +266,15 @@ class EndpointDeliverer:
         except aiohttp.ClientError as exc:
             return Attempt(None, None, type(exc).__name__)  # the message could quote the URL
 
-    async def _give_up(self, record: object, producer: AIOKafkaProducer, state: InFlight, why: str) -> str:
+    async def _give_up(self, record: SourceRecord, producer: AIOKafkaProducer, state: InFlight, why: str) -> str:
         span = self.clock() - (state.first_attempt_at or self.clock())
         error = (f"webhook endpoint {self.endpoint}: {why} after {state.attempts} attempt(s) over {span:.0f} s; "
                  f"last: {state.last_error or '-'}; webhook-id {state.msg_id}")
         await self._dead_letter(record, producer, RejectReason.UNDELIVERED, error)
         return "dead_lettered"
 
-    async def _dead_letter(self, record: object, producer: AIOKafkaProducer, reason: RejectReason, error: str) -> None:
-        letter = dead_letter(record, reason, error, self.clock())  # type: ignore[arg-type]
+    async def _dead_letter(self, record: SourceRecord, producer: AIOKafkaProducer, reason: RejectReason, error: str) -> None:
+        letter = dead_letter(record, reason, error, self.clock())
         await producer.send_and_wait(self.settings.topics.dlq, encode(letter), key=letter.source_topic.encode())
         metrics.WEBHOOK_DELIVERIES.labels(self.endpoint.id, "dead_lettered").inc()
         log.error("event=webhooks.dead_lettered endpoint=%s offset=%d reason=%s error=%r", self.endpoint,

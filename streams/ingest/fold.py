@@ -1,7 +1,7 @@
 """Folding a batch of raw input records into per-partition window partials (pure).
 
-No Faust and no I/O: the agent hands in raw records and a way to load existing
-partials, and gets back what to write, what to delete and what to dead-letter. The same
+No Faust and no I/O: the ingest loop (:mod:`.service`) hands in raw records and a way
+to load existing partials, and gets back what to write, what to delete and what to dead-letter. The same
 code runs in unit tests, in the benchmark and in the worker.
 """
 
@@ -45,8 +45,8 @@ class PartitionState:
     """What the fold remembers per input partition between batches.
 
     ``watermark`` is the newest accepted event time; ``windows`` maps each live partial
-    key of this partition to its window start (for expiry). Rebuilt from the table after
-    a rebalance or restart with :func:`rebuild_partition_state`.
+    key of this partition to its window start (for expiry). Rebuilt from the partials read
+    back from the changelog after a rebalance or restart, with :func:`rebuild_partition_state`.
     """
 
     watermark: float = 0.0
@@ -190,14 +190,14 @@ class BatchFolder:
             partial.last_offset = record.offset
             if event.ts > partial.max_event_ts:
                 partial.max_event_ts = event.ts
-            if is_routing:
-                combo_key = (key, event.arm, event.model, event.bucket.value)  # type: ignore[union-attr]
+            if isinstance(event, RoutingEvent):
+                combo_key = (key, event.arm, event.model, event.bucket.value)
                 combo = combos.get(combo_key)
                 if combo is None:
                     combo = combos[combo_key] = WindowStats()
-                combo.add_event(event)  # type: ignore[arg-type]
+                combo.add_event(event)
             else:
-                _fold_feedback(partial, event)  # type: ignore[arg-type]
+                _fold_feedback(partial, event)
             result.accepted[record.topic] += 1
         traffic = result.traffic
         for (key, arm, model, bucket), combo in combos.items():

@@ -2,7 +2,7 @@
 
 Why not a Faust agent: Faust's per-message stream path costs ~120 µs per record on
 this machine (about 8k records/s per worker, measured in ``bench/``), while the fold
-itself runs at ~170k records/s. Ingest is the one high-volume path, so it reads with
+itself runs at about 200k records/s (``bench/results/ingest.md``). Ingest is the one high-volume path, so it reads with
 aiokafka ``getmany`` in batches and keeps the guarantees itself:
 
 - **Atomic per batch and input partition.** The changelog records, window-partials
@@ -29,12 +29,13 @@ aiokafka ``getmany`` in batches and keeps the guarantees itself:
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 
 from bifrost.config import Settings
@@ -50,7 +51,7 @@ from bifrost.streams.topics_admin import TopicSpec, ensure_topics
 
 log = logging.getLogger("bifrost.ingest")
 
-__all__ = ["IngestService", "IngestStatus", "RecoveryFailed", "changelog_topic", "ingest_topics", "start_ingest"]
+__all__ = ["IngestService", "IngestStatus", "RecoveryFailed", "changelog_topic", "ingest_topics"]
 
 # After being fenced, wait this long (or for the rebalance that takes the partition
 # away) before claiming the partition again, so two workers never fence each other in turn.
@@ -199,7 +200,7 @@ class IngestService:
         if self._consumer is not None:
             await self._consumer.stop()
 
-    def _fold_and_submit(self, batches: dict[TopicPartition, list]) -> None:  # type: ignore[type-arg]
+    def _fold_and_submit(self, batches: dict[TopicPartition, list[ConsumerRecord]]) -> None:
         # Synchronous on purpose: no rebalance callback or commit outcome can interleave.
         started = time.perf_counter()
         total = 0
@@ -294,10 +295,10 @@ class IngestService:
             consumer = self._consumer
             committed: dict[TopicPartition, int] = {}
             for tp in due:
-                offset = await retry_until(deadline, f"committed offset of {_name(tp)}", lambda tp=tp: consumer.committed(tp))
+                offset = await retry_until(deadline, f"committed offset of {_name(tp)}", functools.partial(consumer.committed, tp))
                 if offset is None:  # never committed: start from what the topic still holds
                     starts = await retry_until(deadline, f"first offset of {_name(tp)}",
-                                               lambda tp=tp: consumer.beginning_offsets([tp]))
+                                               functools.partial(consumer.beginning_offsets, [tp]))
                     offset = starts[tp]
                 committed[tp] = offset
         except BaseException:
@@ -410,9 +411,3 @@ class IngestService:
         self.status.assigned = sorted(_name(tp) for tp in self._consumer.assignment())
         self.status.recovering_partitions = sorted(_name(tp) for tp in self._pending)
         self.status.recovering = bool(self._pending)
-
-
-def start_ingest(settings: Settings) -> tuple[IngestService, "asyncio.Future[None]"]:
-    """Create the service and schedule its loop on the running event loop."""
-    service = IngestService(settings)
-    return service, asyncio.ensure_future(service.run())

@@ -5,13 +5,15 @@ Every field documents its variable and default; ``bifrost-opt config`` prints th
 
 from __future__ import annotations
 
-import os
 import re
 import socket
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from bifrost.common import envsettings, variables
+from bifrost.common.envsettings import SettingsError
+from bifrost.common.envsettings import setting as _setting
 from bifrost.kafka.security import KafkaSecurity, KafkaSecurityError
 from bifrost.schemas.codec import Limits
 from bifrost.schemas.topics import Topics
@@ -20,23 +22,17 @@ from bifrost.schemas.topics import Topics
 _WEB_TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]{16,}=*")
 
 
-class SettingsError(ValueError):
-    """An environment variable holds a value of the wrong kind."""
-
-
-def _setting(default: Any, env: str, doc: str, *, secret: bool = False) -> Any:
-    # A secret is left out of repr(); `bifrost-opt config` shows only defaults.
-    return field(default=default, repr=not secret, metadata={"env": env, "doc": doc, "secret": secret})
+__all__ = ["Settings", "SettingsError"]
 
 
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Configuration of every bifrost process (worker, CLI, simulator, trainer)."""
 
-    kafka_bootstrap: str = _setting("127.0.0.1:9092", "BIFROST_KAFKA_BOOTSTRAP", "Kafka bootstrap servers, comma separated.")
-    topic_prefix: str = _setting("bifrost.", "BIFROST_TOPIC_PREFIX", "Prefix of every topic name.")
-    app_id: str = _setting("bifrost-optimizer", "BIFROST_APP_ID", "Faust application id: consumer group and changelog topic prefix.")
-    partitions: int = _setting(8, "BIFROST_PARTITIONS", "Partitions of the input topics and tables (set before first start).")
+    kafka_bootstrap: str = variables.KAFKA_BOOTSTRAP.field()
+    topic_prefix: str = variables.TOPIC_PREFIX.field()
+    app_id: str = variables.APP_ID.field()
+    partitions: int = variables.PARTITIONS.field()
     replication_factor: int = _setting(1, "BIFROST_REPLICATION_FACTOR", "Replication factor of topics the worker creates.")
     store: str = _setting("memory://", "BIFROST_STORE", "Table store: memory:// (tests) or rocksdb:// (production; needs the rocksdb extra).")
     data_dir: str = _setting("var/worker", "BIFROST_DATA_DIR", "Worker data directory (RocksDB tables).")
@@ -77,7 +73,7 @@ class Settings:
     gate_cost_increase: float = _setting(0.30, "BIFROST_GATE_COST_INCREASE", "Relative cost-per-task regression a gate must catch.")
     gate_win_rate_decrease: float = _setting(0.10, "BIFROST_GATE_WIN_RATE_DECREASE", "Relative win-rate drop a gate must catch.")
     gate_alpha: float = _setting(0.01, "BIFROST_GATE_ALPHA", "False-rollback budget of a whole rollout (always-valid under continuous monitoring, spent over the stages).")
-    slo_p95_ms: float = _setting(2500.0, "BIFROST_SLO_P95_MS", "No promotion while the canary's P95 latency is above this.")
+    slo_p95_ms: float = variables.SLO_P95_MS.field()
     slo_min_win_rate: float = _setting(0.85, "BIFROST_SLO_MIN_WIN_RATE", "No promotion while the canary's win rate is below this.")
     retrain_cron: str = _setting("0 3 * * 0", "BIFROST_RETRAIN_CRON", "When the weekly retrain trigger fires (cron, UTC; leader only).")
     degradation_tolerance: float = _setting(0.05, "BIFROST_DEGRADATION_TOLERANCE", "Last day worse than the 6 days before by more than this (win rate, cost, P95) triggers a retrain.")
@@ -94,9 +90,9 @@ class Settings:
     alert_cost_increase: float = _setting(0.20, "BIFROST_ALERT_COST_INCREASE", "Alert when the last goal window's cost per task is this much above the six days before it (and beyond noise).")
     alert_alpha: float = _setting(0.001, "BIFROST_ALERT_ALPHA", "Significance level of each optimizer alert test (one-sided, per router and metric): SLO breach against a goal, cost increase, and the seasonal Mann-Kendall test of 7-day degradation.")
     verify_key_file: str = _setting("var/keys/artifact-signing.pub.pem", "BIFROST_VERIFY_KEY_FILE", "Public key (PEM) that verifies artifact signatures before a canary starts; BIFROST_VERIFY_KEY (inline) wins. A private key here stops the worker.")
-    artifact_store: str = _setting("var/artifacts", "BIFROST_ARTIFACT_STORE", "Artifact store folder: announced artifacts are read only from inside it.")
+    artifact_store: str = variables.ARTIFACT_STORE.field()
     warehouse_enabled: bool = _setting(True, "BIFROST_WAREHOUSE_ENABLED", "Run the warehouse sink in this worker (false turns it off).")
-    warehouse_dir: str = _setting("var/warehouse", "BIFROST_WAREHOUSE_DIR", "Where the warehouse sink writes Parquet files.")
+    warehouse_dir: str = variables.WAREHOUSE_DIR.field()
     warehouse_max_buffer_bytes: int = _setting(64 * 1024 * 1024, "BIFROST_WAREHOUSE_MAX_BUFFER_BYTES", "The sink writes a file before its buffered rows exceed this many bytes (bounds its memory).")
     warehouse_flush_seconds: float = _setting(60.0, "BIFROST_WAREHOUSE_FLUSH_SECONDS", "Longest a warehouse buffer waits before it is written as a file.")
     lag_interval_seconds: float = _setting(10.0, "BIFROST_LAG_INTERVAL_SECONDS", "How often the worker samples the consumer lag of the project's groups (0: no lag monitor in the worker); also the refresh of `bifrost-opt lag --watch`.")
@@ -116,8 +112,8 @@ class Settings:
     # Catalog refresher (`bifrost-opt refresher`, `bifrost-opt catalog`; README "Catalog").
     catalog_dir: str = _setting("var/catalog", "BIFROST_CATALOG_DIR", "Where catalog snapshots are kept (versioned, atomic writes, index with a backup); the refresher's lock file lives here too.")
     catalog_keep: int = _setting(30, "BIFROST_CATALOG_KEEP", "Catalog snapshots kept (older ones are deleted; the current one never).")
-    catalog_providers: str = _setting("openrouter,openai,gemini", "BIFROST_CATALOG_PROVIDERS", "Provider APIs the refresher reads, comma separated, in order of preference when a model name matches entries of several.")
-    catalog_aliases: str = _setting("", "BIFROST_CATALOG_ALIASES", "MODEL=SLUG pairs (comma separated) naming the catalog entry of a routing event's model when its name is not the slug's last part.")
+    catalog_providers: str = variables.CATALOG_PROVIDERS.field()
+    catalog_aliases: str = variables.CATALOG_ALIASES.field()
     catalog_full_cron: str = _setting("0 2 * * *", "BIFROST_CATALOG_FULL_CRON", "When the full catalog refresh runs (cron, UTC).")
     catalog_quick_cron: str = _setting("0 */6 * * *", "BIFROST_CATALOG_QUICK_CRON", "When the quick availability and price check runs (cron, UTC); a slot the full refresh also fires at runs once, as full.")
     catalog_price_threshold: float = _setting(0.10, "BIFROST_CATALOG_PRICE_THRESHOLD", "Relative input or output price change between two snapshots that is drift (0.10: 10%).")
@@ -206,17 +202,7 @@ class Settings:
         ``name`` is a field such as ``openai_api_key`` or ``webhook_secret``. Messages name
         the variable, never the secret.
         """
-        inline = str(getattr(self, name))
-        if inline:
-            return inline.strip()
-        path = str(getattr(self, f"{name}_file"))
-        if not path:
-            return ""
-        env = next(f.metadata["env"] for f in fields(self) if f.name == f"{name}_file")
-        try:
-            return Path(path).read_text(encoding="utf-8").strip()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise SettingsError(f"{env}={path} cannot be read: {getattr(exc, 'strerror', None) or type(exc).__name__}") from None
+        return envsettings.secret_value(self, name)
 
     @property
     def limits(self) -> Limits:
@@ -226,12 +212,7 @@ class Settings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
         """Settings from ``environ`` (default ``os.environ``), then explicit overrides."""
-        environ = os.environ if environ is None else environ
-        values: dict[str, Any] = {}
-        for f in _plain_fields(cls):
-            raw = environ.get(f.metadata["env"])
-            if raw is not None and raw != "":
-                values[f.name] = _parse(raw, f.type, f.metadata["env"])
+        values = envsettings.read_env(cls, environ)
         if "kafka_security" not in overrides:
             try:
                 values["kafka_security"] = KafkaSecurity.from_env(environ)
@@ -242,7 +223,7 @@ class Settings:
 
     def to_env(self) -> dict[str, str]:
         """``BIFROST_*`` variables that reproduce these settings in a child process."""
-        env = {f.metadata["env"]: str(getattr(self, f.name)) for f in _plain_fields(self)}
+        env = envsettings.to_env(self)
         env.update(self.kafka_security.to_env())
         return env
 
@@ -253,29 +234,4 @@ class Settings:
     @classmethod
     def describe(cls) -> list[tuple[str, str, str]]:
         """(variable, default, meaning) of every setting, for docs and ``bifrost-opt config``."""
-        return [
-            (f.metadata["env"], repr(f.default) if f.default is not MISSING else "", f.metadata["doc"])
-            for f in _plain_fields(cls)
-        ] + KafkaSecurity.describe()
-
-
-def _plain_fields(settings: Any) -> list[Any]:
-    return [f for f in fields(settings) if "env" in f.metadata]
-
-
-def _parse(raw: str, type_name: Any, env: str) -> Any:
-    kind = type_name if isinstance(type_name, str) else type_name.__name__
-    if kind == "bool":
-        if raw.lower() in ("1", "true", "yes", "on"):
-            return True
-        if raw.lower() in ("0", "false", "no", "off"):
-            return False
-        raise SettingsError(f"{env}={raw!r} is not a boolean (true/false)")
-    try:
-        if kind == "int":
-            return int(raw)
-        if kind == "float":
-            return float(raw)
-    except ValueError:
-        raise SettingsError(f"{env}={raw!r} is not a valid {kind}") from None
-    return raw
+        return envsettings.describe(cls) + KafkaSecurity.describe()

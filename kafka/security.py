@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import os
 import ssl
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import dataclass, fields
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Mapping
+
+from bifrost.common import envsettings
 
 PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
@@ -24,8 +26,7 @@ class KafkaSecurityError(ValueError):
     """The Kafka security settings are inconsistent or point at unreadable files."""
 
 
-def _setting(default: Any, env: str, doc: str, *, secret: bool = False) -> Any:
-    return field(default=default, repr=not secret, metadata={"env": env, "doc": doc, "secret": secret})
+_setting = envsettings.setting
 
 
 @dataclass(frozen=True)
@@ -62,10 +63,10 @@ class KafkaSecurity:
             if raw is None or raw == "":
                 continue
             if f.type in (bool, "bool"):
-                lowered = raw.strip().lower()
-                if lowered not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
-                    raise KafkaSecurityError(f"{f.metadata['env']}={raw!r} is not a boolean (true/false)")
-                values[f.name] = lowered in ("1", "true", "yes", "on")
+                try:
+                    values[f.name] = envsettings.parse(raw, "bool", f.metadata["env"])
+                except envsettings.SettingsError as exc:
+                    raise KafkaSecurityError(str(exc)) from None
             else:
                 values[f.name] = raw.strip() if not f.metadata["secret"] else raw
         security = cls(**values)
@@ -79,10 +80,7 @@ class KafkaSecurity:
     @classmethod
     def describe(cls) -> list[tuple[str, str, str]]:
         """(variable, default, meaning) of every setting of the group."""
-        return [
-            (f.metadata["env"], repr(f.default) if f.default is not MISSING else "", f.metadata["doc"])
-            for f in fields(cls)
-        ]
+        return envsettings.describe(cls)
 
     @classmethod
     def secret_variables(cls) -> frozenset[str]:

@@ -1,4 +1,4 @@
-"""The trainer is a separate service: it imports only schemas/, the router library and the Kafka client settings."""
+"""The trainer is a separate service: it imports only schemas/, the router library, the Kafka client settings and the common leaf."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import ast
 from pathlib import Path
 
 TRAINER = Path(__file__).resolve().parents[2] / "trainer"
-ALLOWED = ("bifrost.schemas", "bifrost.router", "bifrost.trainer", "bifrost.kafka")
+ALLOWED = ("bifrost.schemas", "bifrost.router", "bifrost.trainer", "bifrost.kafka", "bifrost.common")
 
 
 def test_trainer_modules_import_only_schemas_router_and_themselves() -> None:

@@ -48,10 +48,10 @@ async def follow_recommendations(
     record it finished (:func:`bifrost.client.rollout.follow`: at least once); without it,
     it reads from the beginning (or only new records) and remembers nothing.
     """
-    async for rec in follow(bootstrap, topics.recommendations, Recommendation,  # type: ignore[type-var]
+    async for rec in follow(bootstrap, topics.recommendations, Recommendation,
                             routers={router} if router else None, from_beginning=from_beginning,
                             security=security, group_id=group_id):
-        yield rec  # type: ignore[misc]
+        yield rec
 
 
 async def read_recommendations(

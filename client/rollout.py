@@ -20,10 +20,11 @@ from bifrost.client.publisher import connect
 from bifrost.kafka.security import KafkaSecurity
 from bifrost.schemas.codec import encode
 from bifrost.schemas.dlq import DeadLetter
+from bifrost.schemas.recommendations import Recommendation
 from bifrost.schemas.rollout import CommandKind, RollbackEvent, RolloutCommand, RolloutState
 from bifrost.schemas.topics import Topics
 
-S = TypeVar("S", RolloutState, RollbackEvent)
+S = TypeVar("S", RolloutState, RollbackEvent, Recommendation)
 log = logging.getLogger("bifrost.client")
 T = TypeVar("T")
 
@@ -222,7 +223,7 @@ class WeightsFollower:
             self._task.cancel()
             try:
                 await self._task
-            except (asyncio.CancelledError, Exception):
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001 - stopping: how the follower ended no longer matters
                 pass
 
     def lookup(self, router_id: str) -> Mapping[str, float] | None:

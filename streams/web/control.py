@@ -22,6 +22,7 @@ import asyncio
 import logging
 import uuid
 from dataclasses import dataclass
+from typing import TypeVar
 
 import msgspec
 
@@ -33,6 +34,8 @@ from bifrost.schemas.rollout import CommandKind
 from bifrost.schemas.triggers import TrainingTrigger, TriggerReason
 from bifrost.streams.rollout.auth import Keyring, Role, public_line, raw_public_base64
 from bifrost.streams.web.views import BadDuration, parse_duration
+
+S = TypeVar("S", bound=msgspec.Struct)
 
 log = logging.getLogger("bifrost.dashboard")
 
@@ -105,7 +108,7 @@ def parse_retrain(body: bytes, *, now: float) -> TrainingTrigger:
     )
 
 
-def _decode(body: bytes, kind: type[msgspec.Struct]):  # type: ignore[no-untyped-def]
+def _decode(body: bytes, kind: type[S]) -> S:
     if len(body) > MAX_BODY_BYTES:
         raise BadAction(f"the request body is larger than {MAX_BODY_BYTES} bytes")
     try:

@@ -24,6 +24,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from importlib import resources
+from typing import cast
 
 import aiohttp
 import faust
@@ -77,6 +78,11 @@ async def root_redirect(request: aioweb.Request, handler: Handler) -> aioweb.Str
     if request.path == "/" and request.method in ("GET", "HEAD"):
         raise aioweb.HTTPFound("/dashboard")
     return await handler(request)
+
+
+def _aiohttp(request: Request) -> aioweb.Request:
+    """The request as aiohttp's own object: what faust's aiohttp driver hands to views."""
+    return cast(aioweb.Request, request)
 
 
 def same_origin(request: aioweb.Request) -> bool:
@@ -195,7 +201,8 @@ def register_dashboard(
     class RouterSeriesView(View):
         """Per-arm series for charts. Query: ``since`` (default 1h), ``until``, ``step`` (a multiple of the window)."""
 
-        @app.table_route(table=router_table, match_info="router")
+        # faust's stubs omit the path parameters its table_route passes on
+        @app.table_route(table=router_table, match_info="router")  # type: ignore[arg-type]
         async def get(self, request: Request, router: str) -> Response:
             query = request.query
             try:
@@ -216,14 +223,14 @@ def register_dashboard(
             return 403, control.status.actions_reason
         if not bearer_matches(request.headers.get("Authorization"), token):
             return 401, "missing or wrong bearer token (Authorization: Bearer <BIFROST_WEB_TOKEN>)"
-        if not same_origin(request):
+        if not same_origin(_aiohttp(request)):
             return 403, "cross-origin control requests are refused"
-        if request.content_type != "application/json":
+        if _aiohttp(request).content_type != "application/json":
             return 415, "send the action as application/json"
         return None
 
     async def body_of(request: Request) -> bytes:
-        return await request.content.read(64 * 1024)
+        return await _aiohttp(request).content.read(64 * 1024)
 
     @app.page("/v1/routers/{router}/commands")
     class RouterCommandsView(View):

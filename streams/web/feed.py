@@ -18,6 +18,7 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict, deque
+from typing import TypeVar
 
 import msgspec
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -26,6 +27,9 @@ from bifrost.config import Settings
 from bifrost.schemas.artifacts import ArtifactPublished
 from bifrost.schemas.rollout import RollbackEvent
 from bifrost.schemas.triggers import TrainingOutcome, TrainingTrigger
+
+S = TypeVar("S", bound=msgspec.Struct)
+V = TypeVar("V")
 
 log = logging.getLogger("bifrost.dashboard")
 
@@ -144,7 +148,7 @@ class Activity:
         return ActivityView(rollbacks=rollbacks, trainer_runs=runs, artifacts=artifacts, following=list(self.following),
                             undecodable=self.undecodable)
 
-    def _decode(self, raw: object, kind: type[msgspec.Struct]):  # type: ignore[no-untyped-def]
+    def _decode(self, raw: object, kind: type[S]) -> S | None:
         if not isinstance(raw, (bytes, bytearray, memoryview)):
             self.undecodable += 1
             return None
@@ -155,7 +159,7 @@ class Activity:
             return None
 
 
-def _keep_newest(items: OrderedDict, key: str, value: object, limit: int) -> None:  # type: ignore[type-arg]
+def _keep_newest(items: OrderedDict[str, V], key: str, value: V, limit: int) -> None:
     items.pop(key, None)
     items[key] = value
     while len(items) > limit:

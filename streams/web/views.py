@@ -114,7 +114,8 @@ def register_views(
         Routed to the worker that owns the router's partition.
         """
 
-        @app.table_route(table=router_table, match_info="router")
+        # faust's stubs omit the path parameters its table_route passes on
+        @app.table_route(table=router_table, match_info="router")  # type: ignore[arg-type]
         async def get(self, request: Request, router: str) -> Response:
             try:
                 since, until = metrics_query(request.query)
@@ -138,7 +139,8 @@ def register_views(
     class RolloutView(View):
         """The router's rollout state (what routers obey), from its controller."""
 
-        @app.table_route(table=router_table, match_info="router")
+        # faust's stubs omit the path parameters its table_route passes on
+        @app.table_route(table=router_table, match_info="router")  # type: ignore[arg-type]
         async def get(self, request: Request, router: str) -> Response:
             state = states.lookup(router)
             if not router_known(state, has_windows=windows.clock(router) is not None):
@@ -151,7 +153,8 @@ def register_views(
         """Liveness and progress of this worker."""
 
         async def get(self, request: Request) -> Response:
-            recovered = app.tables.recovery.completed.is_set() and not ingest.recovering
+            # TableManager has .recovery; faust's TableManagerT interface does not declare it
+            recovered = app.tables.recovery.completed.is_set() and not ingest.recovering  # type: ignore[attr-defined]
             try:
                 stage2 = {f"{tp.topic}:{tp.partition}" for tp in app.consumer.assignment()}
             except Exception:  # noqa: BLE001 - Faust's consumer is not started yet: still starting, not an error

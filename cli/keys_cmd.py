@@ -10,11 +10,11 @@ form a worker's ``BIFROST_VERIFY_KEY_FILE`` takes for the artifact signing key.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
 from bifrost.cli.errors import EXIT_OK, UsageError
+from bifrost.common.files import write_atomic
 
 ROLES = ("operator", "pipeline")
 
@@ -75,13 +75,6 @@ def run_keys(args: argparse.Namespace) -> int:
 
 def _write_public(path: Path, pem: bytes) -> None:
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temp = path.with_name(f".{path.name}.tmp")
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        try:
-            os.write(fd, pem)
-        finally:
-            os.close(fd)
-        os.replace(temp, path)
+        write_atomic(path, pem, mode=0o644)
     except OSError as exc:
         raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None

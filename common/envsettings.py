@@ -45,7 +45,8 @@ class Var(Generic[T]):
 
     def field(self) -> T:
         """The dataclass field of this variable."""
-        return setting(self.default, self.env, self.doc, secret=self.secret)  # type: ignore[no-any-return]
+        value: T = setting(self.default, self.env, self.doc, secret=self.secret)
+        return value
 
 
 def env_fields(settings: Any) -> list[Field[Any]]:
@@ -99,8 +100,10 @@ def to_env(settings: Any) -> dict[str, str]:
 
 def describe(cls: Any) -> list[tuple[str, str, str]]:
     """(variable, default, meaning) of every field of ``cls`` read from a variable."""
-    return [(f.metadata["env"], repr(f.default) if f.default is not MISSING else "", f.metadata["doc"])
-            for f in env_fields(cls)]
+    return [
+        (f.metadata["env"], repr(f.default) if f.default is not MISSING else "", f.metadata["doc"])
+        for f in env_fields(cls)
+    ]
 
 
 def secret_value(settings: Any, name: str) -> str:
@@ -119,4 +122,5 @@ def secret_value(settings: Any, name: str) -> str:
     try:
         return Path(path).read_text(encoding="utf-8").strip()
     except (OSError, UnicodeDecodeError) as exc:
-        raise SettingsError(f"{env}={path} cannot be read: {getattr(exc, 'strerror', None) or type(exc).__name__}") from None
+        reason = getattr(exc, "strerror", None) or type(exc).__name__
+        raise SettingsError(f"{env}={path} cannot be read: {reason}") from None

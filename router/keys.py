@@ -18,6 +18,8 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from bifrost.common.files import write_atomic
+
 SIGNING_KEY_ENV = "BIFROST_SIGNING_KEY"
 SIGNING_KEY_FILE_ENV = "BIFROST_SIGNING_KEY_FILE"
 VERIFY_KEY_ENV = "BIFROST_VERIFY_KEY"
@@ -123,14 +125,7 @@ def generate_private_key(path: str | Path) -> Ed25519PrivateKey:
     path.parent.mkdir(parents=True, exist_ok=True)
     key = Ed25519PrivateKey.generate()
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    temp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, pem)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(temp, path)
+    write_atomic(path, pem, mode=0o600)
     return key
 
 

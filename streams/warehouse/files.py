@@ -7,12 +7,10 @@ then ``_partition`` and ``_offset`` — the same columns the sink has always wri
 
 from __future__ import annotations
 
-import contextlib
 import enum
 import functools
 import logging
 import operator
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,6 +19,7 @@ import msgspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from bifrost.common.files import atomic_path
 from bifrost.streams.warehouse.layout import temp_path
 
 log = logging.getLogger("bifrost.warehouse")
@@ -109,23 +108,9 @@ def write_atomically(path: Path, rows: pa.Table | list[dict[str, Any]]) -> None:
     so the rename survives a power loss. Writing the same path twice leaves one file.
     Raises on any I/O error (the temp file is removed); the caller decides about retries.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = temp_path(path)
     table = rows if isinstance(rows, pa.Table) else pa.Table.from_pylist(rows)
-    try:
+    with atomic_path(path, temp=temp_path(path)) as temp:
         pq.write_table(table, temp)
-        with open(temp, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            temp.unlink()
-        raise
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
 
 
 def write_events_file(

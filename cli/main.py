@@ -23,6 +23,7 @@ from bifrost.config import Settings
 if TYPE_CHECKING:  # imported where used, so that other commands do not load the simulator
     from bifrost.client.simulator import TrafficConfig
     from bifrost.client.simulator.replay import ReplayConfig, ReplayTraffic
+    from bifrost.client.simulator.runner import TrafficSource
 
 
 BUNDLED_DATASET = Path("data/routing-eval/llmrouter-dc.jsonl.gz")
@@ -339,21 +340,25 @@ async def _simulate(args: argparse.Namespace, settings: Settings) -> int:
     if not routers:
         raise UsageError("--routers: give at least one router id")
     replay_options = [f"--{name.replace('_', '-')}" for name in REPLAY_OPTIONS if getattr(args, name) is not None]
+    traffic: ReplayTraffic | None = None
+    source: TrafficSource | None = None
+    config: ReplayConfig | TrafficConfig
     if args.dataset:
-        traffic, config = _replay(args, routers, duration)
+        traffic, replay_config = _replay(args, routers, duration)
+        config = anchored(replay_config, speed=args.speed, now=time.time())
+        source = partial(traffic.generate, config)
     elif replay_options:
         raise UsageError(f"{', '.join(replay_options)}: only with --dataset FILE")
     else:
-        traffic, config = None, _synthetic(args, routers, duration)
-    config = anchored(config, speed=args.speed, now=time.time())
+        config = anchored(_synthetic(args, routers, duration), speed=args.speed, now=time.time())
     report = await simulate(
         settings.kafka_bootstrap, settings.topics, config, speed=args.speed, follow_rollouts=not args.ignore_rollouts,
-        source=partial(traffic.generate, config) if traffic is not None else None, security=settings.kafka_security,
+        source=source, security=settings.kafka_security,
     )
+    pool = traffic.pool if traffic is not None else None
     unavailable = {
-        version: {"reason": reason, "rerouted": traffic.pool.rerouted[version]}
-        for version, reason in (traffic.pool.failures.items() if traffic is not None else ())
-    }
+        version: {"reason": reason, "rerouted": pool.rerouted[version]} for version, reason in pool.failures.items()
+    } if pool is not None else {}
     if args.json:
         print(orjson.dumps({**report.as_dict(), **({"unavailable_arms": unavailable} if traffic is not None else {})}).decode())
     else:

@@ -33,7 +33,7 @@ class ApplyRefused(CliError):
     """The worker answered the apply command with a refusal (unknown recommendation, router mismatch)."""
 
 
-def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     analyze = sub.add_parser("analyze", help="the optimizer's analysis of a router now: goals, trends, recommendations, "
                                              "alerts (asks a worker; publishes nothing)")
     analyze.add_argument("--router", type=router_id, help="router id (default: every router the workers know)")

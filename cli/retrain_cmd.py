@@ -7,6 +7,7 @@ import asyncio
 import sys
 import time
 import uuid
+from typing import TYPE_CHECKING
 
 import orjson
 from aiokafka.errors import KafkaError
@@ -15,11 +16,14 @@ from bifrost.cli.errors import EXIT_FAILURE, EXIT_OK, EXIT_UNAVAILABLE, Unavaila
 from bifrost.cli.options import bounded_float, router_id
 from bifrost.config import Settings
 
+if TYPE_CHECKING:  # imported where used, so that other commands do not load the client
+    from bifrost.client.training import TriggerProgress
+
 DEFAULT_WAIT_SECONDS = 900.0  # a retrain of a week of logs takes about a minute here; generous for big windows
 MAX_WAIT_SECONDS = 7 * 86400.0
 
 
-def add_retrain_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_retrain_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     retrain = sub.add_parser("retrain", help="ask the trainer for a new artifact (a manual training trigger)")
     retrain.add_argument("--router", type=router_id, help="limit the data window to one router")
     retrain.add_argument("--since", default="7d", help="data window, back from now (e.g. 7d, 36h)")
@@ -89,7 +93,7 @@ async def _retrain(args: argparse.Namespace, settings: Settings) -> int:
     return code
 
 
-def judge(progress: "TriggerProgress", waited: float) -> tuple[int, str]:  # noqa: F821 - imported lazily above
+def judge(progress: TriggerProgress, waited: float) -> tuple[int, str]:
     """Exit code and last line for what was seen about a trigger (pure)."""
     from bifrost.schemas.triggers import OutcomeKind
 
@@ -116,7 +120,7 @@ def judge(progress: "TriggerProgress", waited: float) -> tuple[int, str]:  # noq
     return EXIT_OK, f"{outcome.version} published and its canary started on {', '.join(outcome.router_ids)}"
 
 
-def _new_lines(progress: "TriggerProgress", shown: set[str]) -> list[str]:  # noqa: F821
+def _new_lines(progress: TriggerProgress, shown: set[str]) -> list[str]:
     lines: list[tuple[str, str]] = []
     outcome = progress.outcome
     if outcome is not None:

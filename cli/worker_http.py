@@ -15,7 +15,7 @@ from bifrost.cli.errors import UsageError
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args: object, **kwargs: object) -> None:  # type: ignore[override]
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
         return None  # urllib then raises HTTPError with the 3xx status
 
 
@@ -25,7 +25,7 @@ _opener = urllib.request.build_opener(_NoRedirect)
 def open_worker(url: str, token: str, *, timeout: float) -> HTTPResponse:
     """Open ``url`` with the token (if any); raises what ``urlopen`` raises."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    return _opener.open(urllib.request.Request(url, headers=headers), timeout=timeout)  # type: ignore[no-any-return]
+    return _opener.open(urllib.request.Request(url, headers=headers), timeout=timeout)
 
 
 def unauthorized(worker_url: str, token: str) -> UsageError:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 import msgspec
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -41,7 +41,7 @@ async def follow_recommendations(
     group_id: str | None = None,
     from_beginning: bool = True,
     security: KafkaSecurity | None = None,
-) -> AsyncIterator[Recommendation]:
+) -> AsyncGenerator[Recommendation, None]:
     """Yield recommendations as they are published (of ``router`` only, when given).
 
     With ``group_id`` the subscriber joins that consumer group and resumes after the last

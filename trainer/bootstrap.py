@@ -71,11 +71,13 @@ class BootstrapConfig(msgspec.Struct, frozen=True, kw_only=True):
     objective: SearchObjective = SearchObjective(max_cost_share=0.45)
     space: SearchSpace = SearchSpace()
     quality: QualityThresholds = QualityThresholds()
-    # q̂ = 0.5·LightGBM + 0.5·logistic regression (L2 10) on the same features: chosen by
-    # out-of-fold routing scores on the train split of the bundled set and its stress
-    # variants (never the test split); None routes with the trees alone.
+    # q̂ = w·LightGBM + (1 − w)·logistic regression on the same features. With choose_blend,
+    # w ∈ {0, .25, .5, .75, 1} and the L2 are chosen per run by grouped CV on the fit rows
+    # (out-of-fold routing score over cost shares 30–50%; never the test split), 0.5/10
+    # kept on ties; None routes with the trees alone.
     linear_blend: float | None = 0.5
     linear_l2: float = 10.0
+    choose_blend: bool = True
     quality_tolerance: float = 0.02
     confidence: float = 0.95
     min_validation_rows: int = 100
@@ -123,7 +125,11 @@ class BootstrapReport(msgspec.Struct, kw_only=True):
             f"{o.folds}-fold CV; cost per `{o.cost_per}`, unit {o.cost_unit_usd:.4g} USD (the reference model's mean "
             f"cost). Mean log-loss {o.mean_logloss:.4f}, Brier {o.mean_brier:.4f}, calibration error {o.mean_ece:.4f}."
             + (f" q̂ = {o.linear_blend:g}·LightGBM + {1 - o.linear_blend:g}·logistic regression (L2 {o.linear_l2:g}); "
-               "the table's figures are the blend's, out-of-fold." if o.linear_blend is not None else ""),
+               "the table's figures are the blend's, out-of-fold." if o.linear_blend is not None else "")
+            + (" Chosen by grouped CV (out-of-fold routing score over cost shares "
+               f"{', '.join(f'{b:.0%}' for b in o.blend_choice.band)}): "
+               + ", ".join(f"{c.weight:g}/L2 {c.l2:g}: {c.value:.4f}" for c in o.blend_choice.candidates) + "."
+               if o.blend_choice is not None else ""),
             "",
             "| model | rows | mean label | log-loss | Brier | AUC | ECE | rounds | cost MAPE | cost rounds |",
             "|---|---|---|---|---|---|---|---|---|---|",
@@ -281,7 +287,8 @@ def bootstrap_artifact(
         outcome_folds = stratified_folds(task_codes, config.folds, seed=config.seed, groups=fit_groups)
         outcomes = train_outcome_models(X, fit.scores, fit.costs, outcome_folds, models=models,
                                         feature_names=list(schema.names), cost_unit_usd=cost_unit, seed=config.seed,
-                                        linear_blend=config.linear_blend, linear_l2=config.linear_l2)
+                                        linear_blend=config.linear_blend, linear_l2=config.linear_l2,
+                                        choose_linear=config.choose_blend and config.linear_blend is not None)
 
     with timings.measure("buckets"):
         bucket_report = learn_buckets(outcomes.oof_quality, outcomes.oof_cost, models)

@@ -85,6 +85,8 @@ class GoalRow(msgspec.Struct, frozen=True, kw_only=True):
     labels: dict[str, int]
     bucket_share: dict[str, float]
     model_share: dict[str, float]
+    blend: float | None = None  # tree weight of q̂ (the rest: logistic regression), chosen by CV on the fit rows
+    blend_l2: float | None = None
 
 
 def variant(full: FullInfoDataset, name: str) -> FullInfoDataset:
@@ -127,6 +129,7 @@ def goal_row(full: FullInfoDataset, name: str, *, trials: int = 200, seed: int =
         alpha=artifact.alpha, tau_cheap=artifact.thresholds.cheap, tau_hard=artifact.thresholds.hard,
         buckets=artifact.buckets, labels=report.cv.label_counts, bucket_share=ev.bucket_share,
         model_share={m: s for m, s in ev.model_share.items() if s > 0},
+        blend=report.outcomes.linear_blend, blend_l2=report.outcomes.linear_l2,
     )
 
 
@@ -159,17 +162,30 @@ def to_markdown(rows: Sequence[GoalRow], refused: Sequence[RefusedRow] = ()) -> 
     names = list(dict.fromkeys(r.dataset for r in rows))
     if len(rows) > len(names):
         lines += ["", "Over seeds (mean, and the range): ", "",
-                  "| dataset | seeds | goal met | score | cost vs best | artifact − baseline |", "|---|---:|---:|---|---|---|"]
+                  "| dataset | seeds | goal met | score | cost vs best | artifact − baseline (mean SE) | seeds below "
+                  "the baseline | artifact − baseline frontier at its cost |", "|---|---:|---:|---|---|---|---:|---|"]
         for name in names:
             mine = [r for r in rows if r.dataset == name]
             fails = [f for f in refused if f.dataset == name]
             score = [r.score for r in mine]
             cost = [r.cost_vs_best for r in mine]
             diff = [r.diff_vs_baseline for r in mine]
+            front = [r.score - r.baseline_frontier_at_cost for r in mine]
             lines.append(
                 f"| {name} | {len(mine) + len(fails)} | {sum(r.goal_met for r in mine)} of {len(mine) + len(fails)} | "
                 f"{np.mean(score):.4f} ({min(score):.4f}–{max(score):.4f}) | {np.mean(cost):.1%} ({min(cost):.1%}–"
-                f"{max(cost):.1%}) | {np.mean(diff):+.4f} ({min(diff):+.4f} to {max(diff):+.4f}) |")
+                f"{max(cost):.1%}) | {np.mean(diff):+.4f} ({min(diff):+.4f} to {max(diff):+.4f}; SE "
+                f"{np.mean([r.diff_vs_baseline_se for r in mine]):.4f}) | {sum(d < 0 for d in diff)} of {len(mine)} | "
+                f"{np.mean(front):+.4f} ({min(front):+.4f} to {max(front):+.4f}) |")
+        diff_all = [r.diff_vs_baseline for r in rows]
+        front_all = [r.score - r.baseline_frontier_at_cost for r in rows]
+        lines += ["", f"All {len(rows)} rows: artifact − baseline {np.mean(diff_all):+.4f} on average (worst "
+                  f"{min(diff_all):+.4f}, {sum(d < 0 for d in diff_all)} rows below, "
+                  f"{sum(r.diff_vs_baseline_lower > 0 for r in rows)} significantly above, "
+                  f"{sum(r.diff_vs_baseline + 1.645 * r.diff_vs_baseline_se < 0 for r in rows)} significantly below, one-sided 95%); "
+                  f"against the baseline's frontier at the artifact's cost {np.mean(front_all):+.4f} (worst "
+                  f"{min(front_all):+.4f}). Every seed scores the same 500 test prompts, so the mean over seeds "
+                  "averages training randomness, not test-sampling noise: its standard error is about one row's."]
     lines += ["", "Training rows dropped because their prompt text is in the test split: "
               + ", ".join(f"{r.dataset} {r.dropped_overlap}" for r in rows if r.seed == rows[0].seed) + ". "
               "Held-out (train-split holdout) shares of the trained artifact: "
@@ -177,13 +193,14 @@ def to_markdown(rows: Sequence[GoalRow], refused: Sequence[RefusedRow] = ()) -> 
                           + (f" (search's 95% bound {r.search_cost_upper:.1%})" if r.search_cost_upper else "")
                           for r in rows) + "."]
     lines += ["", "| dataset | seed | α | τ_cheap | τ_hard | cheap bucket | mid bucket | triage labels (fit rows) | "
-              "buckets on test | trained in |", "|---|---:|---:|---:|---:|---|---|---|---|---:|"]
+              "buckets on test | q̂ tree weight / L2 (CV) | trained in |", "|---|---:|---:|---:|---:|---|---|---|---|---|---:|"]
     for r in rows:
         lines.append(
             f"| {r.dataset} | {r.seed} | {r.alpha:.4f} | {r.tau_cheap:.3f} | {r.tau_hard:.3f} | {', '.join(r.buckets['cheap'])} | "
             f"{', '.join(m for m in r.buckets['mid'] if m not in r.buckets['cheap']) or '(= cheap)'} | "
             f"{', '.join(f'{k} {v}' for k, v in r.labels.items())} | "
-            f"{', '.join(f'{k} {v:.0%}' for k, v in r.bucket_share.items())} | {r.seconds:.0f} s |")
+            f"{', '.join(f'{k} {v:.0%}' for k, v in r.bucket_share.items())} | "
+            f"{'trees only' if r.blend is None else f'{r.blend:g} / {r.blend_l2:g}'} | {r.seconds:.0f} s |")
     return "\n".join(lines) + "\n"
 
 

@@ -12,7 +12,10 @@
   standardized feature vector (:mod:`bifrost.trainer.baseline`'s fit, soft labels) is
   averaged in: ``q̂ = w·q̂_tree + (1 − w)·q̂_linear``. Two model families with different
   errors — trees cut the feature space into steps, the linear model is smooth — average
-  to better per-prompt rankings than either (out-of-fold, on the train split).
+  to better per-prompt rankings than either (out-of-fold, on the train split). With
+  ``choose_linear``, ``w`` (0 and 1 included) and the regression's L2 are chosen by grouped
+  CV on these rows (:func:`bifrost.trainer.blend.choose_blend`: out-of-fold routing score
+  over a band of cost shares), the given ``w``/L2 kept on ties.
 
 Both use k-fold cross-validation (early stopping per fold) for their out-of-fold
 predictions — what the bucket learning, the triage labels and the search see — and the
@@ -32,6 +35,7 @@ from scipy.optimize import minimize
 
 from bifrost.router.gbdt import TreeEnsemble
 from bifrost.trainer import baseline as lr
+from bifrost.trainer.blend import DEFAULT_L2S, BlendChoice, choose_blend
 from bifrost.trainer.progress import step
 
 TREE_PARAMS: dict[str, object] = {
@@ -85,6 +89,7 @@ class OutcomeReport(msgspec.Struct, frozen=True, kw_only=True):
     mean_ece: float
     linear_blend: float | None = None  # weight of the tree model in q̂ (None: trees only)
     linear_l2: float | None = None
+    blend_choice: BlendChoice | None = None  # how w and the L2 were chosen (choose_linear)
 
 
 @dataclass(frozen=True)
@@ -230,6 +235,7 @@ def train_outcome_models(
     max_rows: int = MAX_MODEL_ROWS,
     linear_blend: float | None = None,
     linear_l2: float = 10.0,
+    choose_linear: bool = False,
 ) -> OutcomeModels:
     """Quality and cost models of every LLM, cross-validated on ``folds``.
 
@@ -242,6 +248,8 @@ def train_outcome_models(
             model has fewer than ``min_rows`` labelled rows (e.g. the current artifact's).
         linear_blend: weight of the tree model when a logistic regression per model is
             blended in (module docstring); None for trees only. Not with ``fallback``.
+        choose_linear: choose the tree weight and L2 by CV (module docstring); needs
+            every outcome (full-information rows) and ``linear_blend`` not None.
     """
     X = np.ascontiguousarray(X, dtype=np.float64)
     n, n_models = scores.shape
@@ -251,24 +259,23 @@ def train_outcome_models(
     oof_q = np.zeros((n, n_models))
     oof_c = np.zeros((n, n_models))
     quality, calibration, cost, fits = {}, {}, {}, {}
+    rounds: dict[str, tuple[int, int, tuple[float, float]]] = {}
     ratio_all = costs / np.where(size > 0, size, np.nan)[:, None]
     positive = ratio_all[np.isfinite(ratio_all) & (ratio_all > 0)]
     floor = 1e-6 * float(positive.mean()) if positive.size else 1e-12
     linear = None
     oof_linear = None
+    labels = np.where(np.isfinite(scores), np.clip(scores, 0.0, 1.0), np.nan)
     if linear_blend is not None:
         if not 0.0 <= linear_blend <= 1.0:
             raise ValueError(f"linear_blend must be in [0, 1], not {linear_blend}")
-        labels = np.where(np.isfinite(scores), np.clip(scores, 0.0, 1.0), np.nan)
-        oof_linear = lr.out_of_fold(X, labels, folds, l2=linear_l2)
-        logistic = lr.fit_logistic(X, labels, l2=linear_l2)
-        linear = LinearModels(mean=logistic.mean, scale=logistic.scale, weights=logistic.weights,
-                              blend=float(linear_blend))
+        l2s = sorted({*DEFAULT_L2S, linear_l2}) if choose_linear else [linear_l2]
+        oof_linear = {l2: lr.out_of_fold(X, labels, folds, l2=l2) for l2 in l2s}
     for j, model in enumerate(models):
         labelled = np.isfinite(scores[:, j])
         costed = np.isfinite(costs[:, j]) & (size > 0)
         if labelled.sum() < min_rows or costed.sum() < min_rows:
-            if linear is not None:
+            if linear_blend is not None:
                 raise ValueError(f"model {model} has {int(labelled.sum())} labelled rows (fewer than {min_rows}); "
                                  "a blended linear model needs every model's labels")
             if not fallback or model not in fallback:
@@ -289,16 +296,37 @@ def train_outcome_models(
         raw, booster, q_rounds = _fit(quality_params, X, y, folds, labelled, max_rounds, feature_names, max_rows, seed)
         a, b = platt(raw[labelled], y[labelled])
         oof_q[:, j] = _sigmoid(a * raw + b)
-        parts: dict[str, float] = {}
-        if linear is not None and oof_linear is not None:
-            parts = {"tree_logloss": _logloss(oof_q[labelled, j], y[labelled]),
-                     "linear_logloss": _logloss(oof_linear[labelled, j], y[labelled])}
-            oof_q[:, j] = linear.blend * oof_q[:, j] + (1.0 - linear.blend) * oof_linear[:, j]
         quality[model], calibration[model] = booster.model_to_string(), [round(a, 6), round(b, 6)]
         ratio = np.maximum(np.nan_to_num(ratio_all[:, j]), floor)
         c_raw, c_booster, c_rounds = _fit(cost_params, X, ratio, folds, costed, max_rounds, feature_names, max_rows, seed)
         oof_c[:, j] = np.exp(c_raw) * size / cost_unit_usd
         cost[model] = c_booster.model_to_string()
+        rounds[model] = (q_rounds, c_rounds, (round(a, 4), round(b, 4)))
+    choice = None
+    tree_q = oof_q.copy()
+    if linear_blend is not None and oof_linear is not None:
+        weight, l2 = float(linear_blend), float(linear_l2)
+        if choose_linear:
+            reference = int(np.argmax(np.nanmean(scores, axis=0)))
+            choice = choose_blend(tree_q, oof_linear, oof_c, scores, costs, float(np.nanmean(costs[:, reference])),
+                                  default=(weight, l2))
+            weight, l2 = choice.weight, choice.l2
+            step("outcomes", blend=weight, l2=l2, value=choice.value)
+        logistic = lr.fit_logistic(X, labels, l2=l2)
+        linear = LinearModels(mean=logistic.mean, scale=logistic.scale, weights=logistic.weights, blend=weight)
+        oof_q = weight * tree_q + (1.0 - weight) * oof_linear[l2]
+        linear_l2 = l2
+    for j, model in enumerate(models):
+        if model not in rounds:
+            continue
+        q_rounds, c_rounds, ab_rounded = rounds[model]
+        labelled = np.isfinite(scores[:, j])
+        costed = np.isfinite(costs[:, j]) & (size > 0)
+        y = np.clip(np.nan_to_num(scores[:, j]), 0.0, 1.0)
+        parts: dict[str, float] = {}
+        if linear is not None and oof_linear is not None:
+            parts = {"tree_logloss": _logloss(tree_q[labelled, j], y[labelled]),
+                     "linear_logloss": _logloss(oof_linear[linear_l2][labelled, j], y[labelled])}
         p, yl = oof_q[labelled, j], y[labelled]
         pc = np.clip(p, 1e-12, 1 - 1e-12)
         actual = costs[costed, j]
@@ -308,13 +336,14 @@ def train_outcome_models(
             logloss=round(float(-np.mean(yl * np.log(pc) + (1 - yl) * np.log(1 - pc))), 4),
             brier=round(float(np.mean((p - yl) ** 2)), 4),
             auc=None if (auc := _auc(p, yl)) is None else round(auc, 4),
-            ece=round(float(_calibration_error(p, yl)), 4), calibration=(round(a, 4), round(b, 4)),
+            ece=round(float(_calibration_error(p, yl)), 4), calibration=ab_rounded,
             cost_mape=round(float(np.mean(np.abs(predicted - actual) / np.maximum(actual, 1e-300))), 4)
             if len(actual) else float("nan"),
             **{k: round(v, 4) for k, v in parts.items()},
         )
         step("outcomes", model=model, rows=int(labelled.sum()), rounds=q_rounds, logloss=fits[model].logloss,
              auc=fits[model].auc, cost_rounds=c_rounds, cost_mape=fits[model].cost_mape)
+    fits = {m: fits[m] for m in models if m in fits}
     fitted = [f for f in fits.values() if not f.fallback]
     report = OutcomeReport(
         folds=int(folds.max()) + 1,
@@ -324,6 +353,7 @@ def train_outcome_models(
         mean_brier=round(float(np.mean([f.brier for f in fitted])), 4) if fitted else float("nan"),
         mean_ece=round(float(np.mean([f.ece for f in fitted])), 4) if fitted else float("nan"),
         linear_blend=None if linear is None else linear.blend, linear_l2=None if linear is None else linear_l2,
+        blend_choice=choice,
     )
     return OutcomeModels(models=models, quality=quality, calibration=calibration, cost=cost,
                          cost_unit_usd=float(cost_unit_usd), cost_per=cost_per, oof_quality=oof_q, oof_cost=oof_c,

@@ -97,3 +97,21 @@ def test_unlabelled_rows_are_left_out_and_thin_models_keep_the_fallback() -> Non
     with pytest.raises(ValueError, match="no fallback"):
         train_outcome_models(X, logged_scores, logged_costs, group_folds(X, 5), models=("a", "b", "c"),
                              feature_names=NAMES, cost_unit_usd=1e-3, min_rows=30)
+
+
+def test_chosen_blend_is_the_one_routed_with() -> None:
+    X, scores, costs = synthetic(1200, seed=5)
+    folds = np.arange(len(X)) % 5
+    unit = float(costs[:, 2].mean())
+    fixed = train_outcome_models(X, scores, costs, folds, models=("a", "b", "c"), feature_names=NAMES,
+                                 cost_unit_usd=unit, linear_blend=0.5, linear_l2=10.0)
+    chosen = train_outcome_models(X, scores, costs, folds, models=("a", "b", "c"), feature_names=NAMES,
+                                  cost_unit_usd=unit, linear_blend=0.5, linear_l2=10.0, choose_linear=True)
+    choice = chosen.report.blend_choice
+    assert fixed.report.blend_choice is None and choice is not None
+    assert chosen.linear is not None and chosen.linear.blend == choice.weight
+    assert (chosen.report.linear_blend, chosen.report.linear_l2) == (choice.weight, choice.l2)
+    assert choice.value == max(c.value for c in choice.candidates)
+    # The chosen blend never routes worse out-of-fold than the fixed 0.5/10 it was compared with.
+    fixed_value = next(c.value for c in choice.candidates if (c.weight, c.l2) == (0.5, 10.0))
+    assert choice.value >= fixed_value

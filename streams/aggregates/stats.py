@@ -2,8 +2,10 @@
 
 Follows the aggregation protocol ``initialize / agg / merge / result``: ``WindowStats()``
 is the initial value, :meth:`add_event` and :meth:`add_feedback` fold inputs in,
-:meth:`merge` combines partials from different partitions, :meth:`summary` gives the
-figures operators and gates read.
+``merge`` combines partials from different partitions, :meth:`summary` gives the
+figures operators and gates read. Each field declares its aggregate kind
+(:mod:`~bifrost.streams.aggregates.mergeable`) and ``merge`` is derived from them: a new
+metric is one annotated field plus the line that folds it in.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import msgspec
 
 from bifrost.schemas.events import FeedbackEvent, Outcome, RoutingEvent
+from bifrost.streams.aggregates.mergeable import Count, Mergeable, Sketch, Sum, merged_all
 from bifrost.streams.aggregates.sketch import QuantileSketch
 
 
@@ -34,28 +37,28 @@ class StatsSummary(msgspec.Struct, kw_only=True):
     win_rate: float | None
 
 
-class WindowStats(msgspec.Struct, kw_only=True):
+class WindowStats(Mergeable, msgspec.Struct, kw_only=True):
     """Counts, sums and a latency sketch for one key in one window (mergeable).
 
     ``cost_sq`` (sum of squared costs) lets gates estimate the variance of cost per task.
     """
 
-    count: int = 0
-    errors: int = 0
-    rate_limited: int = 0
-    fallbacks: int = 0
-    cost_usd: float = 0.0
-    cost_sq: float = 0.0
-    tokens_in: int = 0
-    tokens_out: int = 0
-    latency_ms: QuantileSketch = msgspec.field(default_factory=QuantileSketch)
-    quality_sum: float = 0.0
-    quality_count: int = 0
-    wins: int = 0
-    losses: int = 0
-    ties: int = 0
-    task_success: int = 0
-    task_feedback: int = 0
+    count: Count = 0
+    errors: Count = 0
+    rate_limited: Count = 0
+    fallbacks: Count = 0
+    cost_usd: Sum = 0.0
+    cost_sq: Sum = 0.0
+    tokens_in: Count = 0
+    tokens_out: Count = 0
+    latency_ms: Sketch = msgspec.field(default_factory=QuantileSketch)
+    quality_sum: Sum = 0.0
+    quality_count: Count = 0
+    wins: Count = 0
+    losses: Count = 0
+    ties: Count = 0
+    task_success: Count = 0
+    task_feedback: Count = 0
 
     def add_event(self, event: RoutingEvent) -> None:
         """Fold one routing event in."""
@@ -96,25 +99,6 @@ class WindowStats(msgspec.Struct, kw_only=True):
         else:
             self.ties += 1
 
-    def merge(self, other: "WindowStats") -> None:
-        """Add ``other`` into this one (commutative and associative)."""
-        self.count += other.count
-        self.errors += other.errors
-        self.rate_limited += other.rate_limited
-        self.fallbacks += other.fallbacks
-        self.cost_usd += other.cost_usd
-        self.cost_sq += other.cost_sq
-        self.tokens_in += other.tokens_in
-        self.tokens_out += other.tokens_out
-        self.latency_ms.merge(other.latency_ms)
-        self.quality_sum += other.quality_sum
-        self.quality_count += other.quality_count
-        self.wins += other.wins
-        self.losses += other.losses
-        self.ties += other.ties
-        self.task_success += other.task_success
-        self.task_feedback += other.task_feedback
-
     def summary(self) -> StatsSummary:
         """Error rate, latency quantiles, cost per task, quality and win rate.
 
@@ -140,9 +124,6 @@ class WindowStats(msgspec.Struct, kw_only=True):
         )
 
 
-def merged(parts: "list[WindowStats]") -> WindowStats:
+def merged(parts: list[WindowStats]) -> WindowStats:
     """A new :class:`WindowStats` holding the sum of ``parts``."""
-    total = WindowStats()
-    for part in parts:
-        total.merge(part)
-    return total
+    return merged_all(WindowStats, parts)

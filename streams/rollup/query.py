@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import msgspec
 
+from bifrost.streams.aggregates.mergeable import Distinct, Keyed, Mergeable, merge_keyed
 from bifrost.streams.aggregates.partial import WindowPartial
 from bifrost.streams.aggregates.stats import StatsSummary, WindowStats
 
@@ -24,13 +25,13 @@ class RouterMetrics(msgspec.Struct, kw_only=True):
 
 
 @dataclass(slots=True)
-class MergedStats:
-    """Merged statistics of a set of partials (mergeable further)."""
+class MergedStats(Mergeable):
+    """Merged statistics of a set of partials (mergeable further: ``merge`` is derived)."""
 
-    arms: dict[str, WindowStats] = field(default_factory=dict)
-    models: dict[str, WindowStats] = field(default_factory=dict)
-    buckets: dict[str, WindowStats] = field(default_factory=dict)
-    windows: set[int] = field(default_factory=set)
+    arms: Keyed[WindowStats] = field(default_factory=dict)
+    models: Keyed[WindowStats] = field(default_factory=dict)
+    buckets: Keyed[WindowStats] = field(default_factory=dict)
+    windows: Distinct = field(default_factory=set)
 
 
 def merge_stats(partials: Iterable[WindowPartial], *, from_ts: int, to_ts: int) -> MergedStats:
@@ -40,12 +41,9 @@ def merge_stats(partials: Iterable[WindowPartial], *, from_ts: int, to_ts: int) 
         if not from_ts <= partial.window_start < to_ts:
             continue
         merged.windows.add(partial.window_start)
-        for target, source in ((merged.arms, partial.arms), (merged.models, partial.models), (merged.buckets, partial.buckets)):
-            for name, stats in source.items():
-                total = target.get(name)
-                if total is None:
-                    total = target[name] = WindowStats()
-                total.merge(stats)
+        merge_keyed(merged.arms, partial.arms)
+        merge_keyed(merged.models, partial.models)
+        merge_keyed(merged.buckets, partial.buckets)
     return merged
 
 

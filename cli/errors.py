@@ -1,54 +1,31 @@
-"""The one place that maps failures to CLI messages and exit codes."""
+"""How the ``bifrost-opt`` command line explains a failure: one line of text and its exit code.
+
+Exit codes are not decided here: every failure type carries its own (``exit_code``, see
+:mod:`bifrost.common.errors`, the one table); this module only words the message.
+"""
 
 from __future__ import annotations
 
-from bifrost.client.publisher import PublishError
-from bifrost.config.settings import SettingsError
-from bifrost.devkafka import BrokerError
-from bifrost.kafka.preflight import KafkaLoginRefused, KafkaUnreachable
-from bifrost.schemas.jsonschema import UnknownSchema
+from bifrost.common.errors import BifrostError, ExitCode, NotAuthorized, Unavailable, UsageError, exit_code_of
 
-EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_USAGE = 2
-EXIT_UNAVAILABLE = 3
-EXIT_UNAUTHORIZED = 4
+EXIT_OK = int(ExitCode.OK)
+EXIT_FAILURE = int(ExitCode.FAILURE)
+EXIT_USAGE = int(ExitCode.USAGE)
+EXIT_UNAVAILABLE = int(ExitCode.UNAVAILABLE)
+EXIT_UNAUTHORIZED = int(ExitCode.UNAUTHORIZED)
 
+#: A failure with a message meant for the operator (the CLI's name for the shared base class).
+CliError = BifrostError
 
-class CliError(Exception):
-    """A failure with a message meant for the operator."""
-
-    exit_code = EXIT_FAILURE
-
-
-class UsageError(CliError):
-    """The command line asks for something that cannot be done as written."""
-
-    exit_code = EXIT_USAGE
-
-
-class Unavailable(CliError):
-    """A service the command needs (Kafka, a worker) cannot be reached."""
-
-    exit_code = EXIT_UNAVAILABLE
-
-
-class NotAuthorized(CliError):
-    """The service refused who we are (e.g. a rollout command failed authentication)."""
-
-    exit_code = EXIT_UNAUTHORIZED
+__all__ = ["EXIT_FAILURE", "EXIT_OK", "EXIT_UNAUTHORIZED", "EXIT_UNAVAILABLE", "EXIT_USAGE", "CliError",
+           "NotAuthorized", "Unavailable", "UsageError", "explain"]
 
 
 def explain(exc: BaseException) -> tuple[int, str]:
-    """Exit code and message for an exception the CLI knows how to explain."""
-    if isinstance(exc, CliError):
-        return exc.exit_code, str(exc)
-    if isinstance(exc, (SettingsError, UnknownSchema)):
-        return EXIT_USAGE, str(exc).strip("'\"")
-    if isinstance(exc, PublishError):
-        return EXIT_UNAVAILABLE, f"{exc} (is the broker running? `bifrost-opt kafka start`, or set BIFROST_KAFKA_BOOTSTRAP)"
-    if isinstance(exc, KafkaLoginRefused):
-        return EXIT_UNAUTHORIZED, str(exc)
-    if isinstance(exc, (BrokerError, KafkaUnreachable)):
-        return EXIT_UNAVAILABLE, str(exc)
-    raise exc
+    """Exit code and message for an exception that carries an exit code; re-raises any other."""
+    code = exit_code_of(exc)
+    if code is None:
+        raise exc
+    message = str(exc).strip("'\"") if isinstance(exc, KeyError) else str(exc)
+    hint = getattr(exc, "hint", "")
+    return code, f"{message} ({hint})" if hint else message

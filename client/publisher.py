@@ -10,6 +10,7 @@ from typing import Protocol, Self
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError, KafkaError
 
+from bifrost.common.errors import ExitCode
 from bifrost.kafka.preflight import check_kafka
 from bifrost.kafka.security import KafkaSecurity
 from bifrost.schemas.codec import encode
@@ -21,6 +22,9 @@ log = logging.getLogger("bifrost.client")
 
 class PublishError(RuntimeError):
     """Kafka refused or could not be reached; the message says which and where."""
+
+    exit_code = ExitCode.UNAVAILABLE
+    hint = "is the broker running? `bifrost-opt kafka start`, or set BIFROST_KAFKA_BOOTSTRAP"
 
 
 class _Startable(Protocol):

@@ -25,11 +25,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from bifrost.common.errors import ExitCode, exit_code_of
 from bifrost.devkafka.broker import (
     DEFAULT_KAFKA_VERSION,
     DEFAULT_SASL_USERNAME,
     LOG_FILE,
-    BrokerError,
     LocalBroker,
     broker_status,
     client_security_of,
@@ -37,10 +37,10 @@ from bifrost.devkafka.broker import (
     stop_broker,
 )
 
-EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_USAGE = 2
-EXIT_NOT_RUNNING = 3
+EXIT_OK = int(ExitCode.OK)
+EXIT_FAILURE = int(ExitCode.FAILURE)
+EXIT_USAGE = int(ExitCode.USAGE)
+EXIT_NOT_RUNNING = int(ExitCode.UNAVAILABLE)  # `status`: no broker answers
 
 PROG = "python -m bifrost.devkafka"
 MAX_SECONDS = 86400.0
@@ -237,12 +237,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "fetch":
             print(ensure_kafka_jars(args.kafka_version))
             return EXIT_OK
-    except BrokerError as exc:
-        _err(f"error: {exc}")
-        return EXIT_FAILURE
     except KeyboardInterrupt:
         _err("interrupted")
-        return 130
+        return int(ExitCode.INTERRUPTED)
+    except Exception as exc:
+        code = exit_code_of(exc)  # BrokerError carries 1; anything without an exit code is a bug
+        if code is None:
+            raise
+        _err(f"error: {exc}")
+        return code
     _err(f"error: unknown command {args.command!r}")  # pragma: no cover - argparse rejects it first
     return EXIT_USAGE  # pragma: no cover
 

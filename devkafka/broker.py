@@ -90,6 +90,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
 
+from bifrost.common.errors import ExitCode
 from bifrost.devkafka.secure import (
     SCRAM_MECHANISMS,
     SecureFiles,
@@ -144,6 +145,8 @@ class BrokerError(RuntimeError):
     The message is meant for a human: it says what failed and, where there is
     one, includes the tail of the relevant log (mvn output or broker log).
     """
+
+    exit_code = ExitCode.FAILURE
 
 
 @dataclass(frozen=True)

@@ -44,15 +44,20 @@ from aiokafka.errors import (
 )
 from aiokafka.protocol.metadata import MetadataRequest
 
+from bifrost.common.errors import ExitCode
 from bifrost.kafka.security import KafkaSecurity, KafkaSecurityError
 
 
 class KafkaUnreachable(RuntimeError):
     """The configured bootstrap servers do not answer, or refuse this client."""
 
+    exit_code = ExitCode.UNAVAILABLE
+
 
 class KafkaLoginRefused(KafkaUnreachable):
     """The broker answered and refused the SASL login (wrong user or password, or mechanism)."""
+
+    exit_code = ExitCode.UNAUTHORIZED
 
 
 class KafkaTlsFailed(KafkaUnreachable):

@@ -6,6 +6,7 @@ from typing import Any
 
 import msgspec
 
+from bifrost.common.errors import ExitCode
 from bifrost.schemas.alerts import Alert
 from bifrost.schemas.artifacts import ArtifactPublished
 from bifrost.schemas.catalog import CatalogChange, CatalogEntry
@@ -36,6 +37,8 @@ SCHEMA_TYPES: dict[str, type[msgspec.Struct]] = {
 
 class UnknownSchema(KeyError):
     """Asked for a schema name that does not exist."""
+
+    exit_code = ExitCode.USAGE
 
 
 def json_schema(name: str) -> dict[str, Any]:

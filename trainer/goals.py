@@ -211,7 +211,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, action="append", help="seed of a run (repeat for several; default 0)")
     parser.add_argument("--only", choices=DATASETS, action="append", help="run only these datasets")
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
+    parser.add_argument("--merge", type=Path, nargs="+", metavar="QUALITY_JSON",
+                        help="no training: write quality.md/json from these runs' quality.json (e.g. seeds run in "
+                             "parallel processes), rows in the order given")
     args = parser.parse_args(argv)
+    if args.merge:
+        return merge(args.merge, args.out, args.dataset, args.trials)
     seeds = args.seed or [0]
     logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr)
     full = load_dataset(args.dataset)
@@ -231,15 +236,37 @@ def main(argv: Sequence[str] | None = None) -> int:
                   f"{row.best_single_score:.4f}); goal {'met' if row.goal_met else 'NOT met'}; vs baseline "
                   f"{row.diff_vs_baseline:+.4f} ± {row.diff_vs_baseline_se:.4f}", file=sys.stderr)
             rows.append(row)
+    write(rows, refused, args.out, args.dataset, args.trials, args.only or DATASETS)
+    return 0 if not refused and all(r.goal_met for r in rows) else 1
+
+
+def write(rows: Sequence[GoalRow], refused: Sequence[RefusedRow], out: Path, dataset: Path, trials: int,
+          names: Sequence[str]) -> None:
+    """``quality.md`` (header and :func:`to_markdown`) and ``quality.json`` into ``out``."""
+    seeds = list(dict.fromkeys([*(r.seed for r in rows), *(f.seed for f in refused)]))
     header = (f"# Goal on the bundled dataset and its stress variants\n\nCommand: `python -m bifrost.trainer.goals "
-              f"--trials {args.trials} " + " ".join(f"--seed {s}" for s in seeds) + f"` on `{args.dataset}`; each row "
+              f"--trials {trials} " + " ".join(f"--seed {s}" for s in seeds) + f"` on `{dataset}` (seeds may run in "
+              f"separate processes, then `--merge`); each row "
               f"trains on the train split (minus every row whose prompt text is in the test split) and is scored on "
-              f"the {rows[0].rows if rows else 0} test prompts it never saw. Frontier plots (seed {seeds[0]}): "
-              + ", ".join(f"`frontier-{name}.png`" for name in (args.only or DATASETS)) + ".\n\n")
-    (args.out / "quality.md").write_text(header + to_markdown(rows, refused))
-    (args.out / "quality.json").write_text(json.dumps({"rows": [msgspec.to_builtins(r) for r in rows],
-                                                      "refused": [msgspec.to_builtins(f) for f in refused]},
-                                                     indent=2) + "\n")
+              f"the {rows[0].rows if rows else 0} test prompts it never saw. Frontier plots (seed {seeds[0] if seeds else 0}): "
+              + ", ".join(f"`frontier-{name}.png`" for name in names) + ".\n\n")
+    (out / "quality.md").write_text(header + to_markdown(rows, refused))
+    (out / "quality.json").write_text(json.dumps({"rows": [msgspec.to_builtins(r) for r in rows],
+                                                 "refused": [msgspec.to_builtins(f) for f in refused]},
+                                                indent=2) + "\n")
+
+
+def merge(files: Sequence[Path], out: Path, dataset: Path, trials: int) -> int:
+    """Write one table from several runs' ``quality.json`` (:func:`write`)."""
+    rows: list[GoalRow] = []
+    refused: list[RefusedRow] = []
+    for file in files:
+        data = json.loads(file.read_text())
+        rows += [msgspec.convert(r, GoalRow) for r in data["rows"]]
+        refused += [msgspec.convert(f, RefusedRow) for f in data["refused"]]
+    rows.sort(key=lambda r: (r.seed, DATASETS.index(r.dataset) if r.dataset in DATASETS else len(DATASETS)))
+    out.mkdir(parents=True, exist_ok=True)
+    write(rows, refused, out, dataset, trials, list(dict.fromkeys(r.dataset for r in rows)))
     return 0 if not refused and all(r.goal_met for r in rows) else 1
 
 

@@ -15,43 +15,23 @@ of the 64-byte Ed25519 signature; ``nonce`` is 128 random bits in hex.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import secrets
-import time
 from dataclasses import dataclass
 
-import msgspec
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from bifrost.schemas import signing
 from bifrost.schemas.rollout import RolloutCommand
+from bifrost.schemas.signing import MIN_NONCE_HEX, NONCE_BYTES, new_nonce, nonce_is_valid
+
+__all__ = ["DOMAIN", "MIN_NONCE_HEX", "NONCE_BYTES", "CommandSigner", "canonical_bytes", "new_nonce",
+           "nonce_is_valid", "sign_command", "signature_valid"]
 
 DOMAIN = b"bifrost-rollout-command/v1\n"
-NONCE_BYTES = 16  # 128 bits
-MIN_NONCE_HEX = 2 * NONCE_BYTES
 
 
 def canonical_bytes(command: RolloutCommand) -> bytes:
     """What a command's signature covers (see the module docstring)."""
-    unsigned = msgspec.structs.replace(command, signature="")
-    return DOMAIN + msgspec.json.encode(unsigned, order="sorted")
-
-
-def new_nonce() -> str:
-    """128 random bits, hex."""
-    return secrets.token_hex(NONCE_BYTES)
-
-
-def nonce_is_valid(nonce: str) -> bool:
-    """At least 128 bits of hex (lower or upper case)."""
-    if len(nonce) < MIN_NONCE_HEX:
-        return False
-    try:
-        bytes.fromhex(nonce)
-    except ValueError:
-        return False
-    return True
+    return signing.canonical_bytes(DOMAIN, command)
 
 
 def sign_command(
@@ -59,26 +39,12 @@ def sign_command(
     nonce: str | None = None,
 ) -> RolloutCommand:
     """A copy of ``command`` with ``key_id``, a fresh ``nonce``, ``issued_at`` and its signature."""
-    stamped = msgspec.structs.replace(
-        command, key_id=key_id, nonce=nonce or new_nonce(), issued_at=time.time() if now is None else now, signature="",
-    )
-    signature = base64.b64encode(private_key.sign(canonical_bytes(stamped))).decode("ascii")
-    return msgspec.structs.replace(stamped, signature=signature)
+    return signing.sign(DOMAIN, command, private_key, key_id, now=now, nonce=nonce)
 
 
 def signature_valid(command: RolloutCommand, public_key: Ed25519PublicKey) -> bool:
     """Whether ``command.signature`` is the key's signature of the command's canonical bytes."""
-    try:
-        raw = base64.b64decode(command.signature, validate=True)
-    except (binascii.Error, ValueError):
-        return False
-    if len(raw) != 64:
-        return False
-    try:
-        public_key.verify(raw, canonical_bytes(command))
-    except InvalidSignature:
-        return False
-    return True
+    return signing.signature_valid(DOMAIN, command, public_key)
 
 
 @dataclass(frozen=True, slots=True)

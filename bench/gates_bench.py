@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         "",
         f"`bench/gates_bench.py --rollouts {args.rollouts} --regression-rollouts {args.regression_rollouts} "
         f"--seed {args.seed}` — {result.created_at}, Python {result.python}, {workers} worker processes on "
-        f"{result.cpus} CPUs (shared machine, run under nice).",
+        f"{result.cpus} CPUs (shared machine).",
         "",
         to_markdown(report),
     ])

@@ -233,6 +233,9 @@ def _test_figures(gate: GateResult) -> str:
             parts.append(f"statistic {gate.statistic:+.4g} vs bound {gate.bound:.4g} (fails above)")
     elif gate.bound is not None and gate.status.value == "insufficient":
         parts.append(f"no statistic yet (bound {gate.bound:.4g})")
+    if gate.upper_limit is not None:  # what promotion needs shown: the degradation's upper bound below the limit
+        upper = "none yet" if gate.upper is None else f"{gate.upper:+.3g}"
+        parts.append(f"upper {upper} vs limit {gate.upper_limit:.3g} (promotes below)")
     if gate.alpha is not None:
         parts.append(f"α {gate.alpha:.2g}")
     if gate.canary_samples or gate.control_samples:

@@ -114,6 +114,10 @@ class GateResult(msgspec.Struct, frozen=True, kw_only=True):
     # its fixed-sample z score beyond the margin: what holds a stage (never a rollback).
     degradation: float | None = None
     z: float | None = None
+    # Non-inferiority (what promotion needs): a time-uniform upper confidence bound of the
+    # relative degradation and the limit it must be below (None: not measured, no claim).
+    upper: float | None = None
+    upper_limit: float | None = None
 
 
 class CommandOutcome(msgspec.Struct, frozen=True, kw_only=True):

@@ -549,7 +549,7 @@ def on_look(
         return Decision(new_state, True, msgspec.structs.replace(event, revision=new_state.revision))
     blockers = verdict.blockers()
     blocked_by = [r.gate for r in verdict.results if r.status is not GateStatus.PASS]
-    blocked_by += [line.split(" ", 1)[0] for line in blockers if " holding:" in line]
+    blocked_by += [line.split(" ", 1)[0] for line in blockers if " holding:" in line or " not shown " in line]
     ripe = covered >= policy.min_stage_seconds
     enough = look.canary.count >= policy.min_samples and look.control.count >= policy.min_samples
     reasons = promotion_blockers(look, covered, blockers, policy)

@@ -128,6 +128,19 @@ class GateConfig:
             pass or fail; below it the gate is ``insufficient``.
         slo_p95_ms: promotion is blocked while the canary's P95 exceeds this.
         slo_min_win_rate: promotion is blocked while the canary's win rate is below this.
+        promotion_alpha: a stage advances only when every rollback gate has *shown* the
+            canary within its tolerance — a time-uniform upper confidence bound of the
+            degradation below the limit — each at level ``promotion_alpha / 4``. This is
+            the chance, per stage, that a canary worse than a tolerance advances on
+            that evidence (a wrong promotion, a different error from a false rollback,
+            so it has its own budget; it is not spent from ``alpha``).
+        error_rate_promotion_increase: the limit for the error rate's upper bound (1.0:
+            shown at most doubled). Errors are rare (2% of 100 canary requests a minute
+            is ~30 errors in a 15-minute stage), so "within +10%" cannot be shown at a
+            small share in any reasonable time; the rollback test still uses
+            ``error_rate_increase``.
+        error_rate_floor: a canary whose own error rate is shown below this (absolute) is
+            within tolerance whatever the control's (a router with no errors at all).
 
     Example:
         >>> GateConfig(latency_p95_increase=0.3).margin("latency_p95")
@@ -142,6 +155,9 @@ class GateConfig:
     min_samples: int = 100
     slo_p95_ms: float = 2500.0
     slo_min_win_rate: float = 0.85
+    promotion_alpha: float = 0.05
+    error_rate_promotion_increase: float = 1.0
+    error_rate_floor: float = 0.005
 
     def __post_init__(self) -> None:
         for name in ("error_rate_increase", "latency_p95_increase", "cost_per_task_increase"):
@@ -158,6 +174,13 @@ class GateConfig:
             raise ValueError(f"slo_p95_ms must be positive, got {self.slo_p95_ms}")
         if not 0 <= self.slo_min_win_rate <= 1:
             raise ValueError(f"slo_min_win_rate must be within [0, 1], got {self.slo_min_win_rate}")
+        if not 0 < self.promotion_alpha < 1:
+            raise ValueError(f"promotion_alpha must be within (0, 1), got {self.promotion_alpha}")
+        if not (math.isfinite(self.error_rate_promotion_increase) and self.error_rate_promotion_increase > 0):
+            raise ValueError(f"error_rate_promotion_increase must be a positive number, "
+                             f"got {self.error_rate_promotion_increase}")
+        if not 0 <= self.error_rate_floor < 1:
+            raise ValueError(f"error_rate_floor must be within [0, 1), got {self.error_rate_floor}")
 
     def tolerance(self, gate: str) -> float:
         """The configured relative tolerance of a rollback gate."""
@@ -171,6 +194,19 @@ class GateConfig:
     def margin(self, gate: str) -> float:
         """The null hypothesis' margin of a rollback gate: ``MARGIN_FRACTION × tolerance``."""
         return round(MARGIN_FRACTION * self.tolerance(gate), 12)
+
+    def promotion_limit(self, gate: str) -> float:
+        """What promotion needs shown: the upper confidence bound of a gate's relative
+        degradation must be below this (the tolerance; for the error rate
+        ``error_rate_promotion_increase``, since errors are rare: see README.md)."""
+        if gate == "error_rate":
+            return max(self.error_rate_increase, self.error_rate_promotion_increase)
+        return self.tolerance(gate)
+
+    def promotion_gate_alpha(self) -> float:
+        """Level of each rollback gate's upper confidence bound at one stage: ``promotion_alpha``
+        split evenly over the four gates (a stage advances only if all four are shown)."""
+        return self.promotion_alpha / len(ROLLBACK_GATES)
 
     def gate_alpha(self, gate: str, share: float = 1.0) -> float:
         """Error budget of one rollback gate in a stage that spends ``share`` of ``alpha``."""

@@ -13,11 +13,12 @@ See README.md for the choices and the simulation behind them.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from bifrost.schemas.rollout import GateResult, GateStatus
 from bifrost.streams.aggregates.stats import WindowStats
-from bifrost.streams.rollout.gates import dispersion, inference, metrics, validity
+from bifrost.streams.rollout.gates import dispersion, inference, metrics, noninferiority, validity
 from bifrost.streams.rollout.gates.config import (
     CONTROL_TAIL_V_OPT,
     COST_DISPERSION,
@@ -153,8 +154,13 @@ def _result(
     method: str,
     phi: float,
     missing: str | None = None,
+    upper: tuple[float | None, float | None] = (None, None),
 ) -> GateResult:
-    """A gate's result: fail on rejection; insufficient without a test or with missing data."""
+    """A gate's result: fail on rejection; insufficient without a test or with missing data.
+
+    ``upper``: the upper confidence bound of the degradation and the limit promotion
+    needs it below (:mod:`.noninferiority`), reported when the gate was tested.
+    """
     note = ""
     degradation = z = None
     if outcome is None:
@@ -187,7 +193,13 @@ def _result(
         note=note,
         degradation=degradation,
         z=z,
+        upper=_finite_or_none(upper[0]) if outcome is not None else None,
+        upper_limit=upper[1] if outcome is not None else None,
     )
+
+
+def _finite_or_none(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
 
 
 def _enough(config: GateConfig, canary_samples: int, control_samples: int) -> bool:
@@ -206,7 +218,20 @@ def _error_rate(canary: WindowStats, control: WindowStats, config: GateConfig, s
     return _result(
         gate, config, alpha, metrics.error_rate(canary), metrics.error_rate(control),
         canary.count, control.count, outcome, "conditional rate ratio: " + inference.BERNOULLI_MIXTURE, phi,
+        upper=_error_upper(canary, control, config, phi) if outcome is not None else (None, None),
     )
+
+
+def _error_upper(canary: WindowStats, control: WindowStats, config: GateConfig,
+                 phi: float) -> tuple[float | None, float | None]:
+    """The error-rate ratio's upper bound and its limit; no limit once the canary's own
+    error rate is shown below ``error_rate_floor`` (nothing to compare when errors are that rare)."""
+    level = config.promotion_gate_alpha()
+    if noninferiority.error_rate_upper(canary.errors, canary.count, level, phi) < config.error_rate_floor:
+        return None, None
+    ratio = noninferiority.rate_ratio_upper(canary.errors, canary.count, control.errors, control.count, level,
+                                            ERROR_PRIOR_CONCENTRATION, phi)
+    return ratio, config.promotion_limit("error_rate")
 
 
 def _log_latency(stats: WindowStats, figures: ArmFigures | None) -> metrics.MeanEstimate | None:
@@ -240,6 +265,7 @@ def _latency(canary: WindowStats, control: WindowStats, config: GateConfig, shar
         missing = metrics.missing_share(c_measured, c_sketch.count, k_measured, k_sketch.count, "latency",
                                         dispersion=phi)
     outcome = None
+    upper: tuple[float | None, float | None] = (None, config.promotion_limit(gate))
     unmeasured = dispersion_df is not None and dispersion_df < LATENCY_MIN_DISPERSION_DF
     if unmeasured and _enough(config, c_measured, k_measured):
         missing = (f"insufficient: {dispersion_df} of {LATENCY_MIN_DISPERSION_DF} degrees of freedom (windows with "
@@ -251,6 +277,9 @@ def _latency(canary: WindowStats, control: WindowStats, config: GateConfig, shar
         shift = None
         if c_log is not None and k_log is not None and c_log.n > 1 and k_log.n > 1:
             shift = inference.log_shift_test(c_log, k_log, margin, alpha * LATENCY_SHIFT_SHARE, LATENCY_SHAPE, phi)
+            # Shown only for a uniform slow-down (the shift); the tail test has no upper side.
+            upper = (noninferiority.log_shift_upper(c_log, k_log, config.promotion_gate_alpha(), LATENCY_SHAPE, phi),
+                     config.promotion_limit(gate))
         tail = inference.tail_exceedance_test(
             c_sketch, k_sketch, margin, TAIL_QUANTILE,
             alpha * LATENCY_CONTROL_TAIL_SHARE, alpha * LATENCY_CANARY_TAIL_SHARE,
@@ -268,7 +297,7 @@ def _latency(canary: WindowStats, control: WindowStats, config: GateConfig, shar
         missing = "missing: too few canary requests with a latency"
     return _result(
         gate, config, alpha, p95[0], p95[1],
-        c_measured, k_measured, outcome, "log-latency shift: " + inference.LR_MIXTURE, phi, missing,
+        c_measured, k_measured, outcome, "log-latency shift: " + inference.LR_MIXTURE, phi, missing, upper,
     )
 
 
@@ -285,11 +314,14 @@ def _cost(canary: WindowStats, control: WindowStats, config: GateConfig, share: 
         # Like latency 0: a control without cost is a missing measurement, not a free model.
         missing = f"missing: the control reports no cost for its {control.count:,} requests"
     outcome = None
+    upper: tuple[float | None, float | None] = (None, None)
     if not control_missing and c_est is not None and k_est is not None and _enough(config, c_est.n, k_est.n):
         outcome = inference.mean_increase_test(c_est, k_est, config.margin(gate), alpha, COST_SHAPE, phi)
+        upper = (noninferiority.mean_increase_upper(c_est, k_est, config.promotion_gate_alpha(), COST_SHAPE, phi),
+                 config.promotion_limit(gate))
     return _result(
         gate, config, alpha, c_est.mean if c_est else None, k_est.mean if k_est else None,
-        canary.count, control.count, outcome, inference.LR_MIXTURE, phi, missing,
+        canary.count, control.count, outcome, inference.LR_MIXTURE, phi, missing, upper,
     )
 
 
@@ -311,9 +343,12 @@ def _win_rate(canary: WindowStats, control: WindowStats, config: GateConfig, sha
         missing = metrics.missing_share(judged_c, canary.count, judged_k, control.count, "judgement", dispersion=phi)
     c_est, k_est = metrics.win_estimate(canary), metrics.win_estimate(control)
     outcome = None
+    upper: tuple[float | None, float | None] = (None, None)
     if c_est is not None and k_est is not None and _enough(config, c_est.n, k_est.n):
         outcome = inference.mean_decrease_test(c_est, k_est, config.margin(gate), alpha, WIN_RATE_SHAPE, phi)
+        upper = (noninferiority.mean_decrease_upper(c_est, k_est, config.promotion_gate_alpha(), WIN_RATE_SHAPE, phi),
+                 config.promotion_limit(gate))
     return _result(
         gate, config, alpha, c_est.mean if c_est else None, k_est.mean if k_est else None,
-        judged_c, judged_k, outcome, inference.LR_MIXTURE, phi, missing,
+        judged_c, judged_k, outcome, inference.LR_MIXTURE, phi, missing, upper,
     )

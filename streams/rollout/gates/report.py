@@ -35,10 +35,11 @@ class GateReport(msgspec.Struct, frozen=True, kw_only=True):
     def blockers(self) -> list[str]:
         """Why the stage may not advance now, one line per gate (empty: it may).
 
-        A rollback gate blocks unless it passes and is not *holding*: a degradation of at
-        least ``HOLD_FRACTION`` of its tolerance, significant at ``z ≥ HOLD_Z`` (a
-        regression building up holds the stage at its small share until its always-valid
-        test trips or the evidence fades); an SLO gate blocks unless it passes
+        A rollback gate blocks unless it passes, has *shown* non-inferiority (its
+        time-uniform upper confidence bound of the degradation, ``upper``, is below
+        ``upper_limit``: absence of evidence of harm is not evidence of safety) and is not
+        *holding* (a degradation of at least ``HOLD_FRACTION`` of its tolerance,
+        significant at ``z ≥ HOLD_Z``); an SLO gate blocks unless it passes
         (``insufficient`` included: missing data never promote).
         """
         reasons, holds = [], []
@@ -46,7 +47,9 @@ class GateReport(msgspec.Struct, frozen=True, kw_only=True):
             if result.gate in ROLLBACK_GATES:
                 if result.status is not GateStatus.PASS:
                     reasons.append(_describe(result))
-                elif holding(result):
+                if result.status is GateStatus.PASS and not shown(result):
+                    holds.append(_not_shown(result))
+                if holding(result):
                     holds.append(f"{result.gate} holding: canary {result.degradation:+.1%} worse than control "
                                  f"(z {result.z:.1f}; tolerance {result.threshold:.0%}), not yet enough to roll back")
             elif result.gate in SLO_GATES and result.status is not GateStatus.PASS:
@@ -59,6 +62,21 @@ class GateReport(msgspec.Struct, frozen=True, kw_only=True):
             if result.gate == gate:
                 return result
         return None
+
+
+def shown(result: GateResult) -> bool:
+    """Whether a gate has shown the canary within its limit (or makes no claim: ``upper_limit`` unset)."""
+    if result.upper_limit is None:
+        return True
+    return result.upper is not None and result.upper < result.upper_limit
+
+
+def _not_shown(result: GateResult) -> str:
+    limit = result.upper_limit or 0.0
+    bound = "no finite upper bound yet" if result.upper is None else f"upper bound {result.upper:+.1%}"
+    so_far = "" if result.degradation is None else f"; canary {result.degradation:+.1%} vs control so far"
+    return (f"{result.gate} not shown within tolerance: {bound} of the degradation, needs below {limit:+.0%} "
+            f"(time-uniform bound{so_far})")
 
 
 def holding(result: GateResult) -> bool:

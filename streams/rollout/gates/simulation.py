@@ -96,6 +96,9 @@ class TrafficConfig:
             parts.append(f"{'/'.join(sorted(self.clustering.metrics))} in clusters of mean {self.clustering.size:g}")
         if self.diurnal:
             parts.append(f"diurnal ±{self.diurnal:.0%}")
+        if self.history_windows != 60:
+            parts.append("no history before the rollout" if self.history_windows == 0
+                         else f"{self.history_windows} min of history")
         return ", ".join(parts)
 
 
@@ -188,6 +191,8 @@ class ScenarioSummary(msgspec.Struct, frozen=True, kw_only=True):
     p95_samples: float | None
     median_minutes: float | None  # rollout duration (minutes of traffic)
     median_canary_requests: float | None
+    #: Promoted rollouts: median minutes of traffic per gated stage (the time evidence takes).
+    median_stage_minutes_promoted: float | None = None
 
 
 class SimulationReport(msgspec.Struct, frozen=True, kw_only=True):
@@ -354,7 +359,8 @@ def _reason_gate(state: RolloutState) -> str:
         return "coverage"
     if first.startswith("too few"):
         return "too few requests"
-    return " ".join(first.split(":", 1)[0].split()[:2])
+    words = first.split(":", 1)[0].split()
+    return " ".join(words[:3] if words[1:3] == ["not", "shown"] else words[:2])
 
 
 def _run_chunk(args: tuple[range, int, GateConfig, Scenario, TrafficConfig, RolloutPolicy, Mode, Gates]) -> list[RolloutRecord]:
@@ -412,6 +418,7 @@ def summarize(scenario: Scenario, traffic: TrafficConfig, records: list[RolloutR
         p95_samples=_percentile(samples, 0.95),
         median_minutes=_median([r.minutes for r in records]),
         median_canary_requests=_median([r.canary_requests for r in records]),
+        median_stage_minutes_promoted=_median([r.minutes / max(r.stage, 1) for r in records if r.outcome == "promoted"]),
     )
 
 

@@ -26,8 +26,14 @@ TRAFFIC: dict[str, TrafficConfig] = {
     "error clusters 20": TrafficConfig(clustering=Clustering(20.0, frozenset({"errors"}))),
     "all clustered 5": TrafficConfig(clustering=Clustering(5.0, frozenset({"errors", "cost", "judgements", "latency"}))),
     "diurnal ±60%": TrafficConfig(diurnal=0.6),
+    "diurnal ±95%": TrafficConfig(diurnal=0.95),
     "500 req/min": TrafficConfig(requests_per_window=500),
     "10,000 req/min": TrafficConfig(requests_per_window=10_000),
+}
+
+#: Shapes that regression rows use but A/A rows do not (an A/A row each would cost an hour of suite).
+REGRESSION_TRAFFIC: dict[str, TrafficConfig] = {
+    "lognormal σ 1.0, no history": TrafficConfig(latency=LatencyModel("lognormal", sigma=1.0), history_windows=0),
 }
 
 _REGRESSIONS: dict[str, tuple[str, ArmProfile, str]] = {
@@ -51,6 +57,9 @@ REGRESSION_ROWS: tuple[tuple[str, str], ...] = (
     ("latency x1.5", "Pareto 1.5"),
     ("errors x3", "mix"),
     ("errors x3", "error clusters 5"),
+    ("errors x3", "error clusters 20"),
+    ("cost x1.3", "diurnal ±95%"),
+    ("latency x1.5", "lognormal σ 1.0, no history"),
     ("cost x1.3", "mix"),
     ("cost x1.3", "all clustered 5"),
     ("win rate x0.9", "mix"),
@@ -71,7 +80,7 @@ def regression_rows() -> list[Scenario]:
     rows = []
     for regression, shape in REGRESSION_ROWS:
         description, profile, gate = _REGRESSIONS[regression]
-        rows.append(Scenario(f"{regression} · {shape}", description, profile, gate, traffic=TRAFFIC[shape]))
+        rows.append(Scenario(f"{regression} · {shape}", description, profile, gate, traffic=(TRAFFIC | REGRESSION_TRAFFIC)[shape]))
     return rows
 
 

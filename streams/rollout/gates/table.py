@@ -27,6 +27,10 @@ def _paused(s: ScenarioSummary) -> str:
     return text
 
 
+def _minutes(value: float | None) -> str:
+    return "–" if value is None else f"{value:.1f}"
+
+
 def _stages(s: ScenarioSummary, stages: list[float]) -> str:
     gated = [f"{100 * share:g}%: {n}" for share, n in zip(stages, s.rolled_back_by_stage) if share < 1.0]
     return " / ".join(gated)
@@ -45,8 +49,9 @@ def to_markdown(report: SimulationReport) -> str:
         f"seed {report.seed}.",
         "",
         f"| Scenario | Traffic | Rollouts | Rolled back | By stage | First stage: within {budget} canary samples "
-        f"| within {minutes:g} min | Median / P95 canary samples (first stage) | Promoted to 100% | Paused (why) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        f"| within {minutes:g} min | Median / P95 canary samples (first stage) | Promoted to 100% "
+        f"| Median min per stage (promoted) | Paused (why) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for s in report.scenarios:
         aa = s.expected_gate is None and not s.expected
@@ -58,12 +63,14 @@ def to_markdown(report: SimulationReport) -> str:
             f"| {'–' if aa else _pct(s.within_budget, s.rollouts)} "
             f"| {'–' if aa else _pct(s.within_min_stage, s.rollouts)} "
             f"| {_samples(s.median_samples) if first else '–'} / {_samples(s.p95_samples) if first else '–'} "
-            f"| {_counted(s.promoted, s.rollouts)} | {_paused(s)} |"
+            f"| {_counted(s.promoted, s.rollouts)} | {_minutes(s.median_stage_minutes_promoted)} | {_paused(s)} |"
         )
     lines.append("")
     lines.append(
         "Rolled back: per whole rollout (false rollbacks for A/A rows, detection otherwise). First-stage columns: "
         "share of all rollouts rolled back in the first stage within the budget. Samples: canary requests in the "
-        "stage when it rolled back. Paused: the stage timed out without a decision (the controller's first reason)."
+        "stage when it rolled back. Median min per stage: minutes of traffic per gated stage of the promoted rollouts "
+        "(a stage advances only once every gate has shown the canary within tolerance). Paused: the stage timed out "
+        "without a decision (the controller's first reason)."
     )
     return "\n".join(lines) + "\n"

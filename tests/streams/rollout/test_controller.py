@@ -334,9 +334,9 @@ def test_each_stage_spends_its_share_of_the_rollouts_alpha() -> None:
 # --- with the real gates: missing data never promote, stuck stages say why -------------------------------------------------
 
 def real_stage(canary_profile: ArmProfile, *, minutes: int, seed: int = 3, latency: LatencyModel = LatencyModel(),
-               config: GateConfig = GateConfig()) -> RolloutState:
+               config: GateConfig = GateConfig(), trace: list[RolloutState] | None = None) -> RolloutState:
     """Run the real gates on simulated traffic (2,000 requests a minute, 5% canary) until the
-    stage leaves the canary phase or ``minutes`` pass."""
+    stage leaves the canary phase or ``minutes`` pass (``trace`` collects the state after each window)."""
     rng = random.Random(seed)
     canary_sampler = ArmSampler.for_profile(canary_profile, model=latency)
     control_sampler = ArmSampler.for_profile(ArmProfile(), model=latency)
@@ -357,6 +357,8 @@ def real_stage(canary_profile: ArmProfile, *, minutes: int, seed: int = 3, laten
         state = on_look(state, look, wall=0.0, policy=POLICY,
                         evaluate=lambda lk, share: evaluate_gates(lk.canary, lk.control, config, windows=lk.windows,
                                                                   alpha_share=share)).state
+        if trace is not None:
+            trace.append(state)
         if state.phase is not Phase.CANARY:
             break
     return state
@@ -390,3 +392,36 @@ def test_an_slo_breached_by_both_arms_pauses_with_the_reason() -> None:
     state = real_stage(ArmProfile(), minutes=120, latency=LatencyModel("lognormal", sigma=1.5))
     assert state.phase is Phase.PAUSED
     assert any("above the SLO in both arms" in r for r in state.stall.reasons)  # type: ignore[union-attr]
+
+
+# --- promotion needs shown non-inferiority, not the absence of a rollback -----------------------------------------------
+
+#: Rollback practically impossible (α 1e-300, ~37 standard errors): what is left is whether promotion waits for evidence.
+UNCONDEMNABLE = GateConfig(alpha=1e-300)
+
+
+def test_a_regression_the_data_cannot_yet_condemn_is_held_then_paused_not_promoted() -> None:
+    trace: list[RolloutState] = []
+    state = real_stage(ArmProfile(cost_factor=1.3), minutes=120, config=UNCONDEMNABLE, trace=trace)
+    assert state.phase is Phase.PAUSED and state.stage_index == 0, state.reason
+    assert all(s.stage_index == 0 and s.phase is not Phase.ROLLED_BACK for s in trace)
+    # Ripe (15 min covered, samples, no gate failing), yet held by the cost gate's upper bound.
+    ripe = [s for s in trace if s.phase is Phase.CANARY and s.covered_seconds >= POLICY.min_stage_seconds]
+    assert ripe and all(any(line.startswith("cost_per_task not shown within tolerance: upper bound +")
+                            and "needs below +30%" in line for line in s.blockers) for s in ripe)
+    assert all("cost_per_task" in s.promotion_blocked_by for s in ripe)
+    cost = next(g for g in trace[-1].gates if g.gate == "cost_per_task")
+    assert cost.status is GateStatus.PASS and cost.upper is not None and cost.upper_limit == 0.3
+    assert cost.upper >= cost.upper_limit
+    # After the timeout (60 min of traffic) it pauses, and says why.
+    assert state.stall is not None and state.stall.timeout_seconds == 4 * POLICY.min_stage_seconds
+    assert any(r.startswith("cost_per_task not shown within tolerance") for r in state.stall.reasons)
+    assert "cost_per_task not shown within tolerance" in state.reason
+
+
+def test_an_identical_canary_shows_non_inferiority_and_is_promoted() -> None:
+    trace: list[RolloutState] = []
+    state = real_stage(ArmProfile(), minutes=240, config=UNCONDEMNABLE, trace=trace)
+    assert state.phase is Phase.PROMOTED
+    shown = [g for s in trace for g in s.gates if g.upper_limit is not None and g.upper is not None]
+    assert shown and any(g.upper < g.upper_limit for g in shown)

@@ -26,3 +26,18 @@ def test_a_paused_stage_shows_why() -> None:
     assert "    - slo_p95 blocked: the P95 is above the SLO in both arms" in text
     assert "missing: the canary reports no judgement" in text
     assert "evidence 40%  dispersion 2.5  (holding promotion)" in text
+
+
+def test_a_stage_held_for_non_inferiority_shows_the_gate_its_upper_bound_and_limit() -> None:
+    line = ("cost_per_task not shown within tolerance: upper bound +42.0% of the degradation, needs below +30% "
+            "(time-uniform bound; canary +12.0% vs control so far)")
+    state = RolloutState(
+        router_id="r", phase=Phase.CANARY, control_version="v1", canary_version="v2", stage_index=0,
+        weights={"v1": 0.95, "v2": 0.05}, covered_seconds=1200.0, alpha_share=0.5, blockers=[line],
+        gates=[GateResult(gate="cost_per_task", status=GateStatus.PASS, canary=0.0031, control=0.0027,
+                          upper=0.42, upper_limit=0.3)],
+        promotion_blocked_by=["cost_per_task"],
+    )
+    text = render_state(state)
+    assert f"    - {line}" in text
+    assert "upper +0.42 vs limit 0.3 (promotes below)" in text

@@ -34,10 +34,16 @@ def aa_report() -> SimulationReport:
 
 
 def test_identical_canaries_are_promoted_not_rolled_back(aa_report: SimulationReport) -> None:
-    for scenario in aa_report.scenarios:
+    plain, bursts = aa_report.scenarios
+    for scenario in (plain, bursts):
         assert scenario.rollouts == 40
         assert scenario.rolled_back <= 1, scenario
-        assert scenario.promoted >= 36, scenario
+    assert plain.promoted >= 36, plain
+    # Errors in bursts of mean 20 (dispersion ~39): a stage at 5% holds ~3 effective canary
+    # errors an hour, too few to show the error rate at most doubled, so an identical canary
+    # waits and pauses with that reason instead of being promoted on no evidence.
+    assert bursts.promoted + bursts.paused + bursts.rolled_back == bursts.rollouts
+    assert bursts.paused >= 1 and set(bursts.paused_by) <= {"error_rate not shown"}, bursts
 
 
 def test_latency_regression_is_caught_within_200_canary_samples() -> None:

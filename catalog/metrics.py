@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import logging
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from bifrost.common.metrics_endpoint import MetricsEndpoint
 
 log = logging.getLogger("bifrost.catalog")
 
@@ -36,21 +38,6 @@ WEBHOOK_ATTEMPTS = Counter("bifrost_webhook_attempts_total",
                            "Delivery attempts per endpoint id and result (2xx, 4xx, 5xx, error).",
                            ["endpoint", "result"], registry=REGISTRY)
 
-_serving: tuple[str, int] | None = None
-
-
-def serve(host: str, port: int) -> bool:
-    """Start the ``/metrics`` endpoint once per process; False when off or the port is taken."""
-    global _serving
-    if port == 0:
-        return False
-    if _serving is not None:
-        return True
-    try:
-        start_http_server(port, addr=host, registry=REGISTRY)
-    except OSError as exc:
-        log.warning("event=refresher.metrics.unavailable host=%s port=%d error=%r", host, port, exc)
-        return False
-    _serving = (host, port)
-    log.info("event=refresher.metrics url=http://%s:%d/metrics", host, port)
-    return True
+ENDPOINT = MetricsEndpoint(REGISTRY, log, "refresher.metrics")
+#: Start the ``/metrics`` endpoint once per process; False when off or the port is taken.
+serve = ENDPOINT.serve

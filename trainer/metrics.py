@@ -2,7 +2,7 @@
 
 The trainer is a separate process (it shares only ``schemas/``, ``router/`` and
 ``kafka/`` with the workers), so it serves its own ``/metrics`` with
-prometheus_client's ``start_http_server`` on ``BIFROST_TRAINER_METRICS_HOST``:
+prometheus_client (:class:`bifrost.common.metrics_endpoint.MetricsEndpoint`) on ``BIFROST_TRAINER_METRICS_HOST``:
 ``BIFROST_TRAINER_METRICS_PORT`` (127.0.0.1:6067; port 0 turns it off). A port already
 taken is logged and the trainer runs on without metrics: metrics never stop training.
 """
@@ -15,7 +15,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from bifrost.common.metrics_endpoint import MetricsEndpoint
 
 log = logging.getLogger("bifrost.trainer")
 
@@ -47,25 +49,9 @@ ARTIFACT = Gauge(
     ["version"], registry=REGISTRY,
 )
 
-_serving: tuple[str, int] | None = None
-
-
-def serve(host: str, port: int) -> bool:
-    """Start the ``/metrics`` endpoint once per process; False when off or the port is taken."""
-    global _serving
-    if port == 0:
-        return False
-    if _serving is not None:
-        return True
-    try:
-        start_http_server(port, addr=host, registry=REGISTRY)
-    except OSError as exc:
-        log.warning("event=trainer.metrics.unavailable host=%s port=%d error=%r note=%r", host, port, exc,
-                    "set BIFROST_TRAINER_METRICS_PORT to a free port (0: off)")
-        return False
-    _serving = (host, port)
-    log.info("event=trainer.metrics url=http://%s:%d/metrics", host, port)
-    return True
+ENDPOINT = MetricsEndpoint(REGISTRY, log, "trainer.metrics", note="set BIFROST_TRAINER_METRICS_PORT to a free port (0: off)")
+#: Start the ``/metrics`` endpoint once per process; False when off or the port is taken.
+serve = ENDPOINT.serve
 
 
 @dataclass(slots=True)

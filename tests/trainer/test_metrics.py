@@ -40,7 +40,7 @@ def test_current_artifact_is_one_series() -> None:
 
 
 def test_endpoint_off_taken_and_served(caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(metrics, "_serving", None)
+    monkeypatch.setattr(metrics.ENDPOINT, "serving", None)
     assert metrics.serve("127.0.0.1", 0) is False
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

@@ -58,7 +58,7 @@ from bench.chaos_procs import ChaosBroker, Fault, ProgressMonitor, WorkerSlots, 
 from bench.chaos_traffic import ARMS, ROUTERS, PacedPublisher, Poison, poison_records  # noqa: E402
 from bench.chaos_truth import Observed, compare, ground_truth, observe_partials, read_dead_letters, wait_drained  # noqa: E402
 from bifrost.config import Settings  # noqa: E402
-from bifrost.streams.topics_admin import TopicSpec, ensure_topics  # noqa: E402
+from bifrost.kafka.topics import TopicSpec, ensure_topics  # noqa: E402
 
 log = logging.getLogger("bifrost.chaos")
 

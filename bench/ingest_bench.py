@@ -90,7 +90,7 @@ from bifrost.devkafka import DEFAULT_KAFKA_VERSION, LocalBroker, free_listener_p
 from bifrost.schemas import Bucket, RoutingEvent, Topics, encode
 from bifrost.streams.aggregates.partial import WindowPartial, decode_partial, encode_partial
 from bifrost.streams.ingest.fold import BatchFolder, InputRecord, PartitionState
-from bifrost.streams.topics_admin import TopicSpec, ensure_topics
+from bifrost.kafka.topics import TopicSpec, ensure_topics
 
 log = logging.getLogger("bench.ingest")
 

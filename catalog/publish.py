@@ -14,12 +14,12 @@ import logging
 from aiokafka import AIOKafkaProducer
 
 from bifrost.config import Settings
+from bifrost.kafka.topics import TopicLayoutError, TopicSpec, ensure_topics
 from bifrost.schemas.alerts import Alert
 from bifrost.schemas.catalog import CatalogChange, CatalogEntry
 from bifrost.schemas.codec import encode
 from bifrost.schemas.triggers import TrainingTrigger
 from bifrost.streams.alerts.publisher import AlertProducer
-from bifrost.streams.topics_admin import TopicLayoutError, TopicSpec, ensure_topics
 
 log = logging.getLogger("bifrost.catalog")
 

@@ -18,11 +18,11 @@ from dataclasses import dataclass, field
 
 import msgspec
 from aiokafka import AIOKafkaConsumer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import KafkaError
 
 from bifrost.client.publisher import Publisher, connect
 from bifrost.kafka.security import KafkaSecurity
+from bifrost.kafka.topics import TopicSpec, ensure_topics
 from bifrost.schemas.codec import encode
 from bifrost.schemas.dlq import DeadLetter
 from bifrost.schemas.rollout import CommandKind, Phase, RolloutCommand, RolloutState, pipeline_command_id
@@ -129,16 +129,8 @@ def observe(progress: TriggerProgress, topics: Topics, topic: str, value: bytes)
 
 async def ensure_outcomes_topic(bootstrap: str, topics: Topics, security: KafkaSecurity | None = None) -> None:
     """Create ``training-outcomes`` (one partition) if no trainer has yet, so it can be watched now."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **(security or KafkaSecurity()).client_options())
-    await admin.start()
-    try:
-        if topics.training_outcomes not in set(await admin.list_topics()):
-            try:
-                await admin.create_topics([NewTopic(topics.training_outcomes, 1, 1)])
-            except TopicAlreadyExistsError:
-                pass
-    finally:
-        await admin.close()
+    await ensure_topics(bootstrap, [TopicSpec(topics.training_outcomes, 1)],
+                        client_options=(security or KafkaSecurity()).client_options(), check_partitions=False)
 
 
 async def follow_trigger(

@@ -16,6 +16,7 @@ import faust
 
 from bifrost.config import Settings
 from bifrost.config.settings import SettingsError
+from bifrost.kafka.topics import TopicSpec, ensure_topics
 from bifrost.streams import observability as obs
 from bifrost.streams.alerts.publisher import AlertProducer
 from bifrost.streams.artifacts.listener import ArtifactListener, check_verify_key
@@ -28,7 +29,6 @@ from bifrost.streams.optimizer.agent import optimizer_topics, register_optimizer
 from bifrost.streams.preflight import require_kafka
 from bifrost.streams.rollout.agent import RolloutStates, command_keyring, register_router_loop
 from bifrost.streams.rollup.store import RouterWindows
-from bifrost.streams.topics_admin import TopicSpec, ensure_topics
 from bifrost.streams.triggers.agent import register_triggers
 from bifrost.streams.warehouse.sink import WarehouseSink
 from bifrost.streams.web.auth import token_middleware

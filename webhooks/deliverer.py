@@ -43,9 +43,9 @@ from bifrost.catalog import metrics
 from bifrost.catalog.http import parse_retry_after
 from bifrost.config import Settings
 from bifrost.config.settings import SettingsError
+from bifrost.kafka.topics import TopicLayoutError, TopicSpec, ensure_topics
 from bifrost.schemas.codec import encode
 from bifrost.schemas.dlq import RejectReason, SourceRecord, dead_letter
-from bifrost.streams.topics_admin import TopicLayoutError, TopicSpec, ensure_topics
 from bifrost.webhooks.policy import DeliveryPolicy, Verdict, classify, retry_delay
 from bifrost.webhooks.signing import WebhookSecretError, secret_key, sign
 from bifrost.webhooks.state import DeliveryState, InFlight

@@ -12,9 +12,9 @@ import logging
 from aiokafka import AIOKafkaProducer
 
 from bifrost.config import Settings
+from bifrost.kafka.topics import TopicLayoutError, TopicSpec, ensure_topics
 from bifrost.schemas.alerts import Alert
 from bifrost.schemas.codec import encode
-from bifrost.streams.topics_admin import TopicLayoutError, TopicSpec, ensure_topics
 
 log = logging.getLogger("bifrost.alerts")
 

@@ -26,11 +26,11 @@ import msgspec
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
-
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from bifrost.config import Settings
 from bifrost.config.settings import SettingsError
+from bifrost.kafka.topics import TopicSpec, ensure_topics
 from bifrost.router.artifact import ArtifactError, load_verified, sha256_hex
 from bifrost.router.keys import (
     SIGNING_KEY_ENV,
@@ -44,12 +44,11 @@ from bifrost.router.keys import (
 )
 from bifrost.schemas.artifacts import ArtifactPublished
 from bifrost.schemas.codec import encode
-from bifrost.schemas.dlq import RejectReason, dead_letter
 from bifrost.schemas.command_signing import CommandSigner
+from bifrost.schemas.dlq import RejectReason, dead_letter
 from bifrost.schemas.rollout import CommandKind, RolloutCommand, pipeline_command_id
 from bifrost.streams import observability as obs
 from bifrost.streams.artifacts.confine import MAX_ARTIFACT_BYTES, LocationRefused, read_confined
-from bifrost.streams.topics_admin import TopicSpec, ensure_topics
 
 log = logging.getLogger("bifrost.artifacts")
 MAX_AGE_SECONDS = 86400.0  # older announcements are not acted on

@@ -39,6 +39,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 
 from bifrost.config import Settings
+from bifrost.kafka.topics import TopicSpec, ensure_topics
 from bifrost.streams import observability as obs
 from bifrost.streams.aggregates.partial import WindowPartial
 from bifrost.streams.ingest.changelog import RecoveryFailed, recover_partitions, retry_until
@@ -47,7 +48,6 @@ from bifrost.streams.ingest.lanes import CommitLane
 from bifrost.streams.ingest.transactions import OutputTopics, OwnershipLost, PartitionWriter, PartitionWrites
 from bifrost.streams.metrics.surge import DlqSurgeDetector, SurgePolicy
 from bifrost.streams.metrics.traffic import TrafficFigures
-from bifrost.streams.topics_admin import TopicSpec, ensure_topics
 
 log = logging.getLogger("bifrost.ingest")
 

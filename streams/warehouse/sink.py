@@ -39,10 +39,10 @@ from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
 
 from bifrost.config import Settings
+from bifrost.kafka.topics import ensure_topics
 from bifrost.schemas.codec import EventDecoder
 from bifrost.schemas.events import FeedbackEvent, RoutingEvent
 from bifrost.streams.ingest.service import ingest_topics
-from bifrost.streams.topics_admin import ensure_topics
 from bifrost.streams.warehouse.files import write_atomically, write_events_file
 from bifrost.streams.warehouse.layout import FileSpan, file_path, hour_of, stored_through, temp_files
 from bifrost.streams.warehouse.policy import (

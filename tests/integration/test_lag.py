@@ -18,7 +18,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from bifrost.client.simulator import TrafficConfig, generate
 from bifrost.config import Settings
 from bifrost.schemas.alerts import Alert, AlertKind
-from bifrost.schemas.codec import decode_as, encode
+from bifrost.schemas.codec import encode
 from bifrost.streams.lag.probe import LagProbe
 from bifrost.streams.lag.rules import GroupReport, LagStatus, LagWindows
 from tests.integration.harness import WorkerProcess, collect, eventually, settings_env
@@ -232,7 +232,7 @@ async def test_cli_lag_refuses_an_unknown_group_and_shows_a_known_one(settings: 
 async def test_transaction_markers_aborted_and_open_transactions_are_not_lag(settings: Settings) -> None:
     from aiokafka import TopicPartition
 
-    from bifrost.streams.topics_admin import TopicSpec, ensure_topics
+    from bifrost.kafka.topics import TopicSpec, ensure_topics
 
     topic, group = f"{settings.topic_prefix}tx-lag", f"{settings.app_id}-tx"
     tp = TopicPartition(topic, 0)

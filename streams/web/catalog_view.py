@@ -15,7 +15,6 @@ Kafka in every worker (no consumer group, every partition: the whole catalog, th
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections import deque
@@ -23,11 +22,11 @@ from collections import deque
 import faust
 import msgspec
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.web import Request, Response, View
 
 from bifrost.config import Settings
 from bifrost.schemas.catalog import CatalogChange, CatalogEntry
+from bifrost.streams.web.tail import Handler, TopicTail
 
 log = logging.getLogger("bifrost.dashboard")
 
@@ -82,69 +81,16 @@ class CatalogFeed:
         }
 
 
-class CatalogFollower:
+class CatalogFollower(TopicTail):
     """Reads ``catalog`` (whole) and ``catalog-changes`` (last ``backlog``) into a :class:`CatalogFeed`."""
 
     def __init__(self, settings: Settings, feed: CatalogFeed, *, backlog: int = MAX_CHANGES,
                  refresh_seconds: float = 10.0) -> None:
-        self._settings = settings
-        self._feed = feed
-        self._backlog = backlog
-        self._refresh = refresh_seconds
-        self._catalog, self._changes = settings.topics.catalog, settings.topics.catalog_changes
-
-    async def run(self) -> None:
-        while True:
-            try:
-                await self._follow()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - a dashboard view must never stop the worker
-                log.warning("event=dashboard.catalog.error error=%r note=%r", exc, "retrying in 5 s")
-                await asyncio.sleep(5.0)
-
-    async def _follow(self) -> None:
-        consumer = AIOKafkaConsumer(bootstrap_servers=self._settings.kafka_bootstrap, group_id=None,
-                                    enable_auto_commit=False, auto_offset_reset="earliest",
-                                    **self._settings.kafka_options())
-        await consumer.start()
-        try:
-            assigned: set[TopicPartition] = set()
-            refresh_at = 0.0
-            while True:
-                if time.monotonic() >= refresh_at:
-                    assigned = await self._assign(consumer, assigned)
-                    refresh_at = time.monotonic() + self._refresh
-                if not assigned:
-                    await asyncio.sleep(1.0)
-                    continue
-                batches = await consumer.getmany(timeout_ms=1000, max_records=500)
-                for tp, records in batches.items():
-                    for record in records:
-                        if tp.topic == self._catalog:
-                            self._feed.add_entry(record.key, record.value)
-                        else:
-                            self._feed.add_change(record.value)
-        finally:
-            await consumer.stop()
-
-    async def _assign(self, consumer: AIOKafkaConsumer, assigned: set[TopicPartition]) -> set[TopicPartition]:
-        cluster = await consumer._client.fetch_all_metadata()  # noqa: SLF001 - no public call gives partitions
-        found = {TopicPartition(t, p) for t in (self._catalog, self._changes) for p in cluster.partitions_for_topic(t) or ()}
-        new = found - assigned
-        if not new:
-            return assigned
-        positions = {tp: await consumer.position(tp) for tp in assigned}
-        consumer.assign(sorted(found))
-        for tp, offset in positions.items():
-            consumer.seek(tp, offset)
-        begins = await consumer.beginning_offsets(sorted(new))
-        ends = await consumer.end_offsets(sorted(new))
-        for tp in new:
-            back = begins[tp] if tp.topic == self._catalog else max(begins[tp], ends[tp] - self._backlog)
-            consumer.seek(tp, back)
-        self._feed.following = sorted({tp.topic for tp in found})
-        return found
+        topics = settings.topics
+        handlers: dict[str, Handler] = {topics.catalog: feed.add_entry,
+                                         topics.catalog_changes: lambda key, value: feed.add_change(value)}
+        super().__init__(settings, handlers, name="catalog", backlog=backlog, whole=(topics.catalog,), refresh_seconds=refresh_seconds,
+                         on_following=lambda following: setattr(feed, "following", following))
 
 
 def register_catalog_view(app: faust.App, settings: Settings) -> CatalogFeed:

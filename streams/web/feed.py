@@ -14,19 +14,17 @@ else "no outcome yet" (queued or running, or no trainer is consuming).
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 from collections import OrderedDict, deque
 from typing import TypeVar
 
 import msgspec
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from bifrost.config import Settings
 from bifrost.schemas.artifacts import ArtifactPublished
 from bifrost.schemas.rollout import RollbackEvent
 from bifrost.schemas.triggers import TrainingOutcome, TrainingTrigger
+from bifrost.streams.web.tail import TopicTail, values_only
 
 S = TypeVar("S", bound=msgspec.Struct)
 V = TypeVar("V")
@@ -166,80 +164,20 @@ def _keep_newest(items: OrderedDict[str, V], key: str, value: V, limit: int) -> 
         items.popitem(last=False)
 
 
-class ActivityFollower:
-    """Reads rollbacks, training-triggers and artifacts into an :class:`Activity` (a worker task).
+class ActivityFollower(TopicTail):
+    """Reads rollbacks, training-triggers, artifacts and training-outcomes into an :class:`Activity` (a worker task).
 
-    Topics that do not exist yet are picked up when they appear (metadata is refreshed
-    every ``refresh_seconds``). Any Kafka error is logged and the follower starts over
-    after a pause; it never stops the worker.
+    The last ``backlog`` records of each partition at start; see :class:`TopicTail`.
     """
 
     def __init__(self, settings: Settings, activity: Activity, *, backlog: int = 100,
                  refresh_seconds: float = 10.0) -> None:
         topics = settings.topics
-        self._settings = settings
-        self._activity = activity
-        self._backlog = backlog
-        self._refresh = refresh_seconds
-        self._handlers = {
-            topics.rollbacks: activity.add_rollback,
-            topics.training_triggers: activity.add_trigger,
-            topics.artifacts: activity.add_artifact,
-            topics.training_outcomes: activity.add_outcome,
+        handlers = {
+            topics.rollbacks: values_only(activity.add_rollback),
+            topics.training_triggers: values_only(activity.add_trigger),
+            topics.artifacts: values_only(activity.add_artifact),
+            topics.training_outcomes: values_only(activity.add_outcome),
         }
-
-    async def run(self) -> None:
-        while True:
-            try:
-                await self._follow()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - the dashboard's feed must never stop the worker
-                log.warning("event=dashboard.activity.error error=%r note=%r", exc, "retrying in 5 s")
-                await asyncio.sleep(5.0)
-
-    async def _follow(self) -> None:
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._settings.kafka_bootstrap, group_id=None, enable_auto_commit=False,
-            auto_offset_reset="earliest", **self._settings.kafka_options(),
-        )
-        await consumer.start()
-        try:
-            assigned: set[TopicPartition] = set()
-            refresh_at = 0.0
-            while True:
-                if time.monotonic() >= refresh_at:
-                    assigned = await self._assign(consumer, assigned)
-                    refresh_at = time.monotonic() + self._refresh
-                if not assigned:
-                    await asyncio.sleep(1.0)
-                    continue
-                batches = await consumer.getmany(timeout_ms=1000, max_records=500)
-                for tp, records in batches.items():
-                    handle = self._handlers[tp.topic]
-                    for record in records:
-                        if record.value is not None:
-                            handle(record.value)
-        finally:
-            await consumer.stop()
-
-    async def _assign(self, consumer: AIOKafkaConsumer, assigned: set[TopicPartition]) -> set[TopicPartition]:
-        """Add partitions of followed topics that appeared; new ones start ``backlog`` records back."""
-        # What consumer.topics() fetches, kept whole: an assign()-only consumer tracks only the
-        # topics it is assigned, so partitions_for_topic() never learns of a topic created later.
-        cluster = await consumer._client.fetch_all_metadata()  # noqa: SLF001 - no public call gives partitions
-        found = {TopicPartition(topic, p) for topic in self._handlers for p in cluster.partitions_for_topic(topic) or ()}
-        new = found - assigned
-        if not new:
-            return assigned
-        positions = {tp: await consumer.position(tp) for tp in assigned}
-        consumer.assign(sorted(found))
-        for tp, offset in positions.items():
-            consumer.seek(tp, offset)
-        begins = await consumer.beginning_offsets(sorted(new))
-        ends = await consumer.end_offsets(sorted(new))
-        for tp in new:
-            consumer.seek(tp, max(begins[tp], ends[tp] - self._backlog))
-        self._activity.following = sorted({tp.topic for tp in found})
-        log.info("event=dashboard.activity.follow topics=%s partitions=%d", ",".join(self._activity.following), len(found))
-        return found
+        super().__init__(settings, handlers, name="activity", backlog=backlog, refresh_seconds=refresh_seconds,
+                         on_following=lambda following: setattr(activity, "following", following))

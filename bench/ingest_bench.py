@@ -45,6 +45,12 @@ Uses ``BIFROST_KAFKA_BOOTSTRAP`` when set, otherwise starts its own ``LocalBroke
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+if str(Path(__file__).resolve().parents[1]) not in sys.path:  # run as a script: make `tests.*` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 import machine  # bench/machine.py (scripts run from bench/ on sys.path)
 from profiling import top_functions
 
@@ -76,21 +82,23 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from prometheus_client.parser import text_string_to_metric_families
 import aiokafka
 import faust
 import msgspec
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import AIOKafkaAdminClient
 
 from bifrost.client import Publisher
 from bifrost.client.simulator import TrafficConfig, generate
 from bifrost.config import Settings
-from bifrost.devkafka import DEFAULT_KAFKA_VERSION, LocalBroker, free_listener_port, probe_kafka
+from bifrost.devkafka import DEFAULT_KAFKA_VERSION, LocalBroker, probe_kafka
 from bifrost.schemas import Bucket, RoutingEvent, Topics, encode
-from bifrost.streams.aggregates.partial import WindowPartial, decode_partial, encode_partial
 from bifrost.streams.ingest.fold import BatchFolder, InputRecord, PartitionState
 from bifrost.kafka.topics import TopicSpec, ensure_topics
+from tests.integration.harness import free_port
+from tests.streams.ingest.fold_store import DictStore
 
 log = logging.getLogger("bench.ingest")
 
@@ -186,13 +194,8 @@ def build_workload(n: int, seed: int) -> Workload:
 
 
 async def create_topic(bootstrap: str, topic: str, partitions: int) -> None:
-    """Create ``topic`` with ``partitions`` partitions (replication 1)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])
-    finally:
-        await admin.close()
+    """Create ``topic`` with ``partitions`` partitions (replication 1), once its partitions have leaders."""
+    await ensure_topics(bootstrap, [TopicSpec(topic, partitions)])
 
 
 async def delete_topics_with(bootstrap: str, markers: Sequence[str]) -> list[str]:
@@ -477,23 +480,12 @@ class CpuMark:
 # --------------------------------------------------------------------------- worker process
 
 
-def free_port() -> int:
-    """A TCP port nobody listens on right now, outside the ephemeral range."""
-    return free_listener_port()
-
-
 def parse_prometheus(text: str) -> dict[str, list[tuple[dict[str, str], float]]]:
-    """Prometheus text exposition → {metric name: [(labels, value), ...]}."""
+    """Prometheus text exposition → {sample name: [(labels, value), ...]} (prometheus-client's parser)."""
     out: dict[str, list[tuple[dict[str, str], float]]] = {}
-    line_re = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)')
-    label_re = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
-    for line in text.splitlines():
-        if not line or line.startswith("#"):
-            continue
-        match = line_re.match(line)
-        if match:
-            labels = dict(label_re.findall(match.group(2) or ""))
-            out.setdefault(match.group(1), []).append((labels, float(match.group(3))))
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            out.setdefault(sample.name, []).append((dict(sample.labels), float(sample.value)))
     return out
 
 
@@ -1272,23 +1264,6 @@ async def profile_worker(config: Configuration, *, bootstrap: str, topic: str, e
 
 
 # --------------------------------------------------------------------------- pure fold
-
-
-class DictStore:
-    """A dict standing in for the table, like ``tests/streams/ingest/test_fold.py``."""
-
-    def __init__(self) -> None:
-        self.data: dict[str, bytes] = {}
-
-    def load(self, key: str) -> WindowPartial | None:
-        raw = self.data.get(key)
-        return None if raw is None else decode_partial(raw)
-
-    def apply(self, changed: dict[str, WindowPartial], expired: list[str]) -> None:
-        for key, partial in changed.items():
-            self.data[key] = encode_partial(partial)
-        for key in expired:
-            self.data.pop(key, None)
 
 
 def input_batches(workload: Workload, topic: str, size: int) -> list[list[InputRecord]]:

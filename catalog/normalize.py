@@ -74,8 +74,9 @@ def family_of(name: str) -> str:
     """The model family of a model name: its base name and version, without size, tier or date.
 
     Example:
-        >>> [family_of(n) for n in ("gpt-4o-mini-2024-07-18", "llama-3.1-8b-instruct", "gemini-2.5-flash",
-        ...                          "claude-3.5-sonnet", "o3-mini", "mixtral-8x7b-instruct-v0.1", "qwen2.5-7b-instruct")]
+        >>> names = ("gpt-4o-mini-2024-07-18", "llama-3.1-8b-instruct", "gemini-2.5-flash", "claude-3.5-sonnet",
+        ...          "o3-mini", "mixtral-8x7b-instruct-v0.1", "qwen2.5-7b-instruct")
+        >>> [family_of(n) for n in names]
         ['gpt-4o', 'llama-3.1', 'gemini-2.5', 'claude-3.5', 'o3', 'mixtral', 'qwen2.5']
     """
     base = name.rsplit("/", 1)[-1].lower().split(":", 1)[0]
@@ -218,7 +219,8 @@ def is_openai_text_model(model_id: str) -> bool:
 
 
 def _table_row(table: Mapping[str, PriceRow], name: str, *fallbacks: str, versions: bool = False) -> PriceRow | None:
-    """The row of ``name``, of ``name`` without a date suffix, (``versions``) without ``-001``/``-latest``…, or a fallback."""
+    """The row of ``name``, of ``name`` without a date suffix, (``versions``) without ``-001``/``-latest``…,
+    or a fallback."""
     stripped = (_VERSION_SUFFIX.sub("", name),) if versions else ()
     for candidate in (name, _DATE_SUFFIX.sub("", name), *stripped, *fallbacks):
         if candidate and candidate in table:

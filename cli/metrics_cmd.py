@@ -25,11 +25,15 @@ COLUMNS = (
 
 def fetch_metrics(worker_url: str, router: str, since: str, until: float | None, timeout: float = 10.0, *,
                   token: str = "") -> dict[str, Any]:
-    """GET the router's metrics from the worker (with the bearer ``token``, if any); raise CLI errors with a clear message."""
+    """GET the router's metrics from the worker (with the bearer ``token``, if any).
+
+    Failures are raised as CLI errors with a clear message.
+    """
     query = {"since": since}
     if until is not None:
         query["until"] = str(until)
-    url = f"{worker_url.rstrip('/')}/v1/routers/{urllib.parse.quote(router, safe='')}/metrics?{urllib.parse.urlencode(query)}"
+    path = f"/v1/routers/{urllib.parse.quote(router, safe='')}/metrics"
+    url = f"{worker_url.rstrip('/')}{path}?{urllib.parse.urlencode(query)}"
     try:
         with open_worker(url, token, timeout=timeout) as response:
             return orjson.loads(response.read())

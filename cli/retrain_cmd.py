@@ -44,7 +44,7 @@ def run_retrain(args: argparse.Namespace, settings: Settings) -> int:
 
 async def _retrain(args: argparse.Namespace, settings: Settings) -> int:
     from bifrost.client import Publisher
-    from bifrost.client.training import TriggerProgress, follow_trigger
+    from bifrost.client.training import follow_trigger
     from bifrost.schemas.codec import encode
     from bifrost.schemas.triggers import TrainingTrigger, TriggerReason
     from bifrost.streams.web.views import BadDuration, parse_duration

@@ -92,7 +92,10 @@ async def read_recommendations(
 
 
 def new_apply(recommendation_id: str, router_id: str, *, note: str = "") -> RecommendationCommand:
-    """An unsigned "apply" command with a fresh id; sign it with :func:`bifrost.schemas.recommendation_signing.sign_apply`."""
+    """An unsigned "apply" command with a fresh id.
+
+    Sign it with :func:`bifrost.schemas.recommendation_signing.sign_apply`.
+    """
     return RecommendationCommand(command_id=uuid.uuid4().hex, recommendation_id=recommendation_id,
                                  router_id=router_id, note=note)
 

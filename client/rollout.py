@@ -44,7 +44,8 @@ def new_command(router_id: str, kind: CommandKind, *, artifact: str | None = Non
     Example:
         >>> from bifrost.schemas.command_signing import CommandSigner  # doctest: +SKIP
         >>> signer = CommandSigner("alice", load_private_key("var/keys/alice.pem"))  # doctest: +SKIP
-        >>> await wait_for_outcome(bootstrap, topics, signer.sign(new_command("web", CommandKind.PAUSE)))  # doctest: +SKIP
+        >>> command = signer.sign(new_command("web", CommandKind.PAUSE))  # doctest: +SKIP
+        >>> await wait_for_outcome(bootstrap, topics, command)  # doctest: +SKIP
     """
     return RolloutCommand(
         command_id=uuid.uuid4().hex, router_id=router_id, kind=kind, artifact=artifact, control=control,
@@ -53,7 +54,10 @@ def new_command(router_id: str, kind: CommandKind, *, artifact: str | None = Non
 
 
 class CommandUnauthorized(Exception):
-    """The controller refused the command's authentication; ``letter`` is its DLQ record (``error`` says which check)."""
+    """The controller refused the command's authentication.
+
+    ``letter`` is its DLQ record (its ``error`` says which check failed).
+    """
 
     def __init__(self, letter: DeadLetter) -> None:
         super().__init__(letter.error)
@@ -101,7 +105,8 @@ async def follow(
     Records that do not decode as ``value_type`` are skipped (logged), never raised.
 
     Example:
-        >>> async for rollback in follow(bootstrap, Topics().rollbacks, RollbackEvent, group_id="pager"):  # doctest: +SKIP
+        >>> pager = follow(bootstrap, Topics().rollbacks, RollbackEvent, group_id="pager")  # doctest: +SKIP
+        >>> async for rollback in pager:  # doctest: +SKIP
         ...     page_oncall(rollback)
     """
     consumer = AIOKafkaConsumer(

@@ -125,7 +125,8 @@ async def _classify(bootstrap: str, host: str, port: int, security: KafkaSecurit
         )
     if isinstance(error, ssl.SSLCertVerificationError):
         return KafkaTlsFailed(
-            f"TLS with Kafka at {where} failed: the broker's certificate was not accepted ({error.verify_message or error}); "
+            f"TLS with Kafka at {where} failed: the broker's certificate was not accepted "
+            f"({error.verify_message or error}); "
             "check BIFROST_KAFKA_SSL_CAFILE (the CA that signed it) and BIFROST_KAFKA_SSL_CHECK_HOSTNAME"
         )
     if security.uses_tls and isinstance(error, ssl.SSLError | ConnectionResetError) and stage == "connect":
@@ -157,7 +158,8 @@ async def _classify(bootstrap: str, host: str, port: int, security: KafkaSecurit
         return _login_refused(bootstrap, security, detail)
     waited = f" within {timeout:.0f} s" if isinstance(error, asyncio.TimeoutError) else ""
     return KafkaUnreachable(
-        f"cannot reach Kafka at {bootstrap} over {security.protocol}{waited}: {detail or 'timed out'} {_UNREACHABLE_HINT}"
+        f"cannot reach Kafka at {bootstrap} over {security.protocol}{waited}: "
+        f"{detail or 'timed out'} {_UNREACHABLE_HINT}"
     )
 
 

@@ -1,4 +1,7 @@
-"""Creating the topics a bifrost process needs, with the partition counts it relies on (worker, trainer, catalog, client)."""
+"""Creating the topics a bifrost process needs, with the partition counts it relies on.
+
+Used by the worker, the trainer, the catalog refresher and the client.
+"""
 
 from __future__ import annotations
 

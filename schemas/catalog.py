@@ -55,7 +55,8 @@ class CatalogEntry(msgspec.Struct, frozen=True, kw_only=True):
     table has none either. ``stale`` marks an entry carried over from an earlier snapshot
     because its source failed (``stale_since``: when the first failed refresh was);
     ``available`` is False once the source stopped listing the model (``listed`` False too)
-    or lists it as unavailable (e.g. past OpenRouter's ``expiration_date``). ``fetched_at`` is when the values were last read from the source.
+    or lists it as unavailable (e.g. past OpenRouter's ``expiration_date``). ``fetched_at`` is
+    when the values were last read from the source.
 
     Example:
         >>> e = CatalogEntry(id="openai:openai/gpt-4o", source=Source.OPENAI, slug="openai/gpt-4o", provider="openai",

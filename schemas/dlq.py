@@ -36,7 +36,8 @@ class RejectReason(str, enum.Enum):
     TOO_DEEP = "too_deep"
     UNDECODABLE = "undecodable"
     UNAUTHORIZED = "unauthorized"  # a rollout command that failed authentication (which check: in the error)
-    UNDELIVERED = "undelivered"  # an alert a webhook endpoint did not accept after the last retry (endpoint, status: in the error)
+    # an alert a webhook endpoint did not accept after the last retry (endpoint, status: in the error)
+    UNDELIVERED = "undelivered"
 
 
 class DeadLetter(msgspec.Struct, frozen=True, kw_only=True):

@@ -282,7 +282,10 @@ class EndpointDeliverer:
 
 
 async def run_deliverers(settings: Settings, *, stop_after: int | None = None) -> None:
-    """One :class:`EndpointDeliverer` per ``BIFROST_WEBHOOK_URLS`` entry, until cancelled (or each handled ``stop_after``)."""
+    """One :class:`EndpointDeliverer` per ``BIFROST_WEBHOOK_URLS`` entry, until cancelled.
+
+    With ``stop_after``, until each has handled that many alerts.
+    """
     found = endpoints(settings)
     if not found:
         return

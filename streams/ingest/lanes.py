@@ -76,7 +76,7 @@ class CommitLane:
                 started = time.perf_counter()
                 try:
                     await self.writer.commit(writes)
-                except BaseException as exc:  # noqa: BLE001 - reported to the owner, which restores the partition
+                except BaseException as exc:  # reported to the owner, which restores the partition
                     self.failed = exc
                     self._pending = None
                     if not self._closing:

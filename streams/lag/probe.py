@@ -186,7 +186,10 @@ class LagProbe:
         self, wanted: set[TopicPartition], offsets: dict[str, dict[TopicPartition, int | None]],
     ) -> tuple[dict[TopicPartition, int], dict[TopicPartition, int],
                dict[tuple[str, TopicPartition], NextRecord], float]:
-        """(log ends, log starts of lagging partitions, first records (see :meth:`_first_records`), when the ends were read)."""
+        """(log ends, log starts of lagging partitions, first records, when the ends were read).
+
+        The first records are :meth:`_first_records`'s.
+        """
         if not wanted:
             return {}, {}, {}, self._clock()
         consumer = AIOKafkaConsumer(

@@ -20,7 +20,7 @@ STATE = {"router_id": "a", "phase": "idle"}
 class FakeWorker(BaseHTTPRequestHandler):
     seen: list[tuple[str, str | None]] = []
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+    def do_GET(self) -> None:  # http.server's name
         header = self.headers.get("Authorization")
         self.seen.append((self.path, header))
         if header != f"Bearer {TOKEN}":

@@ -3,8 +3,8 @@
 The same experiments as ``bench/chaos.py`` (same functions), with 40k-160k events at
 4,000/s instead of 300k: real broker, real ``bifrost-opt worker`` processes, faults at
 random seeded moments. The kill test uses 160k events (40 s of traffic): on the code
-before the transactional ingest it then lost events in 3 of 3 runs (100k: 1 of 3). The seed is printed and part of every failure message; set
-``BIFROST_CHAOS_SEED`` to replay one. The broker-restart test runs its own broker (it
+before the transactional ingest it then lost events in 3 of 3 runs (100k: 1 of 3). The
+seed is printed and part of every failure message; set ``BIFROST_CHAOS_SEED`` to replay one. The broker-restart test runs its own broker (it
 stops and starts it); the others use the session broker.
 """
 

@@ -89,7 +89,7 @@ async def test_counts_are_exact_and_every_malformed_event_is_in_the_dlq(
     as_json = json.loads(subprocess.run([*cli, "--json"], capture_output=True, text=True, check=True).stdout)
     assert {a: s["count"] for a, s in as_json["arms"].items()} == want
     table = subprocess.run(cli, capture_output=True, text=True, check=True).stdout
-    assert f"v1 " in table and str(want["v1"]) in table and "p95 ms" in table
+    assert "v1 " in table and str(want["v1"]) in table and "p95 ms" in table
 
 
 async def test_late_events_inside_grace_count_in_their_window(
@@ -155,5 +155,6 @@ async def test_two_workers_share_partitions_and_figures_stay_exact(
         want = expected_counts(events, router)
         # Ask both workers: the view routes to whichever owns the router's partition.
         for worker in (a, b):
-            await eventually(lambda: arm_counts(worker, router) == want, timeout=120, what=f"{router} via {worker.url}")
+            await eventually(lambda w=worker, r=router, n=want: arm_counts(w, r) == n, timeout=120,
+                             what=f"{router} via {worker.url}")
     assert a.owns_inputs().isdisjoint(b.owns_inputs())

@@ -241,8 +241,10 @@ async def test_unknown_router_and_illegal_commands_are_refused(
 ) -> None:
     worker = start_worker(settings)
     await ready(worker)
-    ask = lambda **kw: wait_for_outcome(settings.kafka_bootstrap, settings.topics,  # noqa: E731
-                                        keys.operator.sign(new_command(**kw)))
+
+    async def ask(**kw: Any) -> RolloutState | None:
+        return await wait_for_outcome(settings.kafka_bootstrap, settings.topics, keys.operator.sign(new_command(**kw)))
+
     unknown = await ask(router_id="ghost", kind=CommandKind.START, artifact="v2")
     assert unknown is not None and not unknown.last_command.accepted  # type: ignore[union-attr]
     assert "unknown router" in unknown.last_command.reason  # type: ignore[union-attr]

@@ -136,7 +136,10 @@ async def test_unsigned_forged_unknown_stale_replayed_and_wrong_role_commands_go
 
 
 def announce(store: Path, trainer: Ed25519PrivateKey, version: str, *, tamper: bool = False) -> ArtifactPublished:
-    """Write an artifact into the store and describe it as the trainer would (``tamper``: bytes changed after signing)."""
+    """Write an artifact into the store and describe it as the trainer would.
+
+    ``tamper``: bytes changed after signing.
+    """
     signed = encode_artifact(make_artifact(version=version))
     folder = store / version
     folder.mkdir(parents=True)

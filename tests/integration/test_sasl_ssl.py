@@ -26,7 +26,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import msgspec
-import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError
@@ -77,7 +76,10 @@ def traffic(n: int, seed: int = 5) -> list[RoutingEvent]:
 
 
 async def read_topic(settings: Settings, topic: str, expected: int, timeout: float = 60.0) -> list[bytes]:
-    """Every value of ``topic`` (read_committed) over SASL_SSL, once at least ``expected`` arrived and the end is reached."""
+    """Every value of ``topic`` (read_committed) over SASL_SSL.
+
+    Read once at least ``expected`` arrived and the end is reached.
+    """
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=settings.kafka_bootstrap, group_id=None,
                                 enable_auto_commit=False, auto_offset_reset="earliest",
                                 isolation_level="read_committed", **settings.kafka_options())

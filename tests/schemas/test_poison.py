@@ -337,7 +337,10 @@ def test_a_dead_letter_never_fails_on_its_input(value: object, kept: bytes) -> N
 
 
 def test_old_dead_letters_still_decode() -> None:
-    old = b'{"source_topic":"ev","partition":0,"offset":1,"reason":"bad_json","error":"e","original_b64":"e29vcHM=","key_b64":null,"rejected_at":1.0}'
+    old = (
+        b'{"source_topic":"ev","partition":0,"offset":1,"reason":"bad_json","error":"e",'
+        b'"original_b64":"e29vcHM=","key_b64":null,"rejected_at":1.0}'
+    )
     letter = decode_as(old, DeadLetter)
     assert letter.original == b"{oops" and letter.original_size == -1 and letter.original_sha256 == ""
     assert not letter.truncated and not letter.key_truncated

@@ -14,10 +14,9 @@ from typing import Any, Mapping
 from bifrost.common import envsettings, variables
 from bifrost.common.envsettings import SettingsError
 from bifrost.common.envsettings import setting as _setting
-from bifrost.kafka.security import KafkaSecurity, KafkaSecurityError
+from bifrost.kafka.security import KafkaSecurity, settings_from_env
 from bifrost.schemas.codec import Limits
 from bifrost.schemas.topics import Topics
-
 
 _WEB_TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]{16,}=*")
 
@@ -212,14 +211,7 @@ class Settings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
         """Settings from ``environ`` (default ``os.environ``), then explicit overrides."""
-        values = envsettings.read_env(cls, environ)
-        if "kafka_security" not in overrides:
-            try:
-                values["kafka_security"] = KafkaSecurity.from_env(environ)
-            except KafkaSecurityError as exc:
-                raise SettingsError(str(exc)) from None
-        values.update(overrides)
-        return cls(**values)
+        return settings_from_env(cls, environ, overrides)
 
     def to_env(self) -> dict[str, str]:
         """``BIFROST_*`` variables that reproduce these settings in a child process."""

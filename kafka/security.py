@@ -13,7 +13,7 @@ import ssl
 from dataclasses import dataclass, fields
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, TypeVar
 
 from bifrost.common import envsettings
 
@@ -179,3 +179,22 @@ def mask_secrets(env: Mapping[str, str]) -> dict[str, str]:
     """``env`` with secret values replaced, for printing."""
     secret = KafkaSecurity.secret_variables()
     return {k: (SECRET_MASK if k in secret and v else v) for k, v in env.items()}
+
+
+SettingsT = TypeVar("SettingsT")
+
+
+def settings_from_env(cls: type[SettingsT], environ: Mapping[str, str] | None, overrides: Mapping[str, Any]) -> SettingsT:
+    """A settings class with a ``kafka_security`` group: its own variables, the group's, then ``overrides``.
+
+    Raises:
+        SettingsError: a variable is malformed or the group is inconsistent (a usage error).
+    """
+    values = envsettings.read_env(cls, environ)
+    if "kafka_security" not in overrides:
+        try:
+            values["kafka_security"] = KafkaSecurity.from_env(environ)
+        except KafkaSecurityError as exc:
+            raise envsettings.SettingsError(str(exc)) from None
+    values.update(overrides)
+    return cls(**values)

@@ -13,7 +13,7 @@ from typing import Any, Mapping
 
 from bifrost.common import envsettings, variables
 from bifrost.common.envsettings import setting as _setting
-from bifrost.kafka.security import KafkaSecurity, KafkaSecurityError
+from bifrost.kafka.security import KafkaSecurity, settings_from_env
 from bifrost.schemas.topics import Topics
 
 #: The trainer's settings errors are the shared machinery's (a usage error, exit code 2).
@@ -57,14 +57,7 @@ class TrainerSettings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "TrainerSettings":
         """Settings from ``environ`` (default ``os.environ``), then explicit overrides."""
-        values = envsettings.read_env(cls, environ)
-        if "kafka_security" not in overrides:
-            try:
-                values["kafka_security"] = KafkaSecurity.from_env(environ)
-            except KafkaSecurityError as exc:
-                raise TrainerSettingsError(str(exc)) from None
-        values.update(overrides)
-        return cls(**values)
+        return settings_from_env(cls, environ, overrides)
 
     @classmethod
     def describe(cls) -> list[tuple[str, str, str]]:

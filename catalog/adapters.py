@@ -26,7 +26,8 @@ MAX_PAGES = 100  # Gemini lists tens of models; a token that never ends is a bro
 class ProviderAdapter(Protocol):
     """A provider's model list, normalized."""
 
-    source: Source
+    @property
+    def source(self) -> Source: ...  # read-only, so the frozen adapters fit
 
     async def fetch(self, session: aiohttp.ClientSession, policy: RetryPolicy) -> Listing:
         """The provider's current listing (raises FetchError or MalformedListing)."""

@@ -47,13 +47,6 @@ def merge_stats(partials: Iterable[WindowPartial], *, from_ts: int, to_ts: int) 
     return merged
 
 
-def merge_partials(
-    router_id: str, partials: Iterable[WindowPartial], *, from_ts: int, to_ts: int
-) -> RouterMetrics:
-    """Summaries of the partials whose window starts in ``[from_ts, to_ts)``."""
-    return summarize(router_id, merge_stats(partials, from_ts=from_ts, to_ts=to_ts), from_ts=from_ts, to_ts=to_ts)
-
-
 def summarize(router_id: str, merged: MergedStats, *, from_ts: int, to_ts: int) -> RouterMetrics:
     """Operator-facing figures of merged statistics."""
     return RouterMetrics(

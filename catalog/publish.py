@@ -14,7 +14,8 @@ import logging
 from aiokafka import AIOKafkaProducer
 
 from bifrost.config import Settings
-from bifrost.kafka.topics import TopicLayoutError, TopicSpec, ensure_topics
+from bifrost.kafka.producer import start_producer
+from bifrost.kafka.topics import TopicSpec, ensure_topics
 from bifrost.schemas.alerts import Alert
 from bifrost.schemas.catalog import CatalogChange, CatalogEntry
 from bifrost.schemas.codec import encode
@@ -38,20 +39,12 @@ class CatalogPublisher:
         s = self.settings
         options = s.kafka_options()
         topics = s.topics
-        for spec in (TopicSpec(topics.catalog, 1, compacted=True), TopicSpec(topics.catalog_changes, 1),
-                     TopicSpec(topics.training_triggers, s.partitions)):
-            try:
-                await ensure_topics(s.kafka_bootstrap, [spec], replication_factor=s.replication_factor,
-                                    client_options=options)
-            except TopicLayoutError:
-                pass  # created elsewhere with another partition count: none of these is co-partitioned
-        producer = AIOKafkaProducer(bootstrap_servers=s.kafka_bootstrap, acks="all", enable_idempotence=True,
-                                    client_id=f"{s.app_id}-catalog", **options)
-        try:
-            await producer.start()
-        except BaseException:
-            await producer.stop()
-            raise
+        # None of these is co-partitioned with anything: one created elsewhere with another count is fine.
+        specs = [TopicSpec(topics.catalog, 1, compacted=True), TopicSpec(topics.catalog_changes, 1),
+                 TopicSpec(topics.training_triggers, s.partitions)]
+        await ensure_topics(s.kafka_bootstrap, specs, replication_factor=s.replication_factor, client_options=options,
+                            check_partitions=False)
+        producer = await start_producer(s.kafka_bootstrap, client_id=f"{s.app_id}-catalog", client_options=options)
         self._producer = producer
 
     async def entries(self, entries: list[CatalogEntry]) -> None:

@@ -43,7 +43,7 @@ from bifrost.catalog import metrics
 from bifrost.catalog.http import parse_retry_after
 from bifrost.config import Settings
 from bifrost.config.settings import SettingsError
-from bifrost.kafka.topics import TopicLayoutError, TopicSpec, ensure_topics
+from bifrost.kafka.topics import TopicSpec, ensure_topics
 from bifrost.schemas.codec import encode
 from bifrost.schemas.dlq import RejectReason, SourceRecord, dead_letter
 from bifrost.webhooks.policy import DeliveryPolicy, Verdict, classify, retry_delay
@@ -157,11 +157,9 @@ class EndpointDeliverer:
         s = self.settings
         options = s.kafka_options()
         topics = s.topics
-        try:
-            await ensure_topics(s.kafka_bootstrap, [TopicSpec(topics.alerts, 1), TopicSpec(topics.dlq, s.partitions)],
-                                replication_factor=s.replication_factor, client_options=options)
-        except TopicLayoutError:
-            pass  # neither is co-partitioned with anything here
+        # Neither is co-partitioned with anything here: another partition count is fine.
+        await ensure_topics(s.kafka_bootstrap, [TopicSpec(topics.alerts, 1), TopicSpec(topics.dlq, s.partitions)],
+                            replication_factor=s.replication_factor, client_options=options, check_partitions=False)
         consumer = AIOKafkaConsumer(
             topics.alerts, bootstrap_servers=s.kafka_bootstrap, group_id=self.group, enable_auto_commit=False,
             auto_offset_reset="latest", max_poll_records=1, isolation_level="read_committed",

@@ -12,7 +12,8 @@ import logging
 from aiokafka import AIOKafkaProducer
 
 from bifrost.config import Settings
-from bifrost.kafka.topics import TopicLayoutError, TopicSpec, ensure_topics
+from bifrost.kafka.producer import start_producer
+from bifrost.kafka.topics import TopicSpec, ensure_topics
 from bifrost.schemas.alerts import Alert
 from bifrost.schemas.codec import encode
 
@@ -58,17 +59,9 @@ class AlertProducer:
             return self._producer
         s = self.settings
         options = s.kafka_options()
-        try:
-            await ensure_topics(s.kafka_bootstrap, [TopicSpec(self.topic, ALERT_PARTITIONS)],
-                                replication_factor=s.replication_factor, client_options=options)
-        except TopicLayoutError:
-            pass  # created elsewhere with another partition count: alerts need no co-partitioning
-        producer = AIOKafkaProducer(bootstrap_servers=s.kafka_bootstrap, acks="all", enable_idempotence=True,
-                                    client_id=f"{s.app_id}-alerts", **options)
-        try:
-            await producer.start()
-        except BaseException:
-            await producer.stop()
-            raise
+        # Created elsewhere with another partition count is fine: alerts need no co-partitioning.
+        await ensure_topics(s.kafka_bootstrap, [TopicSpec(self.topic, ALERT_PARTITIONS)],
+                            replication_factor=s.replication_factor, client_options=options, check_partitions=False)
+        producer = await start_producer(s.kafka_bootstrap, client_id=f"{s.app_id}-alerts", client_options=options)
         self._producer = producer
         return producer

@@ -1,4 +1,4 @@
-"""Typed settings shared by every bifrost process."""
+"""Typed settings of the worker, the CLI, the simulator and the catalog refresher."""
 
 from bifrost.config.settings import Settings, SettingsError
 

@@ -26,7 +26,11 @@ __all__ = ["Settings", "SettingsError"]
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    """Configuration of every bifrost process (worker, CLI, simulator, trainer)."""
+    """Configuration of the worker, the CLI, the simulator and the catalog refresher.
+
+    The trainer reads its own :class:`bifrost.trainer.settings.TrainerSettings`; the variables
+    both read are defined once, in :mod:`bifrost.common.variables`.
+    """
 
     kafka_bootstrap: str = variables.KAFKA_BOOTSTRAP.field()
     topic_prefix: str = variables.TOPIC_PREFIX.field()
@@ -41,7 +45,7 @@ class Settings:
     retention_seconds: int = _setting(8 * 86400, "BIFROST_RETENTION_SECONDS", "How long closed windows are kept (7-day trends need ≥ 7 days).")
     max_event_bytes: int = _setting(64 * 1024, "BIFROST_MAX_EVENT_BYTES", "Larger payloads go to the DLQ as oversized.")
     max_future_skew_seconds: float = _setting(300.0, "BIFROST_MAX_FUTURE_SKEW_SECONDS", "Event times further ahead of the worker's clock go to the DLQ.")
-    batch_max: int = _setting(10_000, "BIFROST_BATCH_MAX", "Most events the ingest agent folds into one table update.")
+    batch_max: int = _setting(10_000, "BIFROST_BATCH_MAX", "Most records the ingest loop fetches and folds at once.")
     batch_within_seconds: float = _setting(0.25, "BIFROST_BATCH_WITHIN_SECONDS", "Longest wait to fill a batch.")
     commit_interval_seconds: float = _setting(1.0, "BIFROST_COMMIT_INTERVAL_SECONDS", "How often stage 2 (Faust) commits its offsets; ingest commits each batch in its transaction.")
     session_timeout_seconds: float = _setting(15.0, "BIFROST_SESSION_TIMEOUT_SECONDS", "Consumer group session timeout: how soon a dead worker's partitions move to the others (a restarted worker takes its own back at once, see BIFROST_INSTANCE_ID).")

@@ -6,10 +6,7 @@ import urllib.error
 import urllib.parse
 from typing import Any
 
-import orjson
-
-from bifrost.cli.errors import CliError, Unavailable, UsageError
-from bifrost.cli.worker_http import open_worker, unauthorized
+from bifrost.cli.worker_http import get_json
 
 COLUMNS = (
     ("count", "count", "{:d}"),
@@ -32,33 +29,9 @@ def fetch_metrics(worker_url: str, router: str, since: str, until: float | None,
     query = {"since": since}
     if until is not None:
         query["until"] = str(until)
-    path = f"/v1/routers/{urllib.parse.quote(router, safe='')}/metrics"
-    url = f"{worker_url.rstrip('/')}{path}?{urllib.parse.urlencode(query)}"
-    try:
-        with open_worker(url, token, timeout=timeout) as response:
-            return orjson.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        detail = _error_text(exc.read())
-        if exc.code == 401:
-            raise unauthorized(worker_url, token) from None
-        if exc.code == 400:
-            raise UsageError(detail) from None
-        if exc.code == 404:
-            raise CliError(detail) from None
-        raise Unavailable(f"worker at {worker_url} answered {exc.code}: {detail}") from None
-    except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise Unavailable(
-            f"cannot reach a worker at {worker_url} ({reason}); start one with `bifrost-opt worker` "
-            "or point BIFROST_WORKER_URL / --worker-url at one"
-        ) from None
-
-
-def _error_text(body: bytes) -> str:
-    try:
-        return str(orjson.loads(body).get("error", body.decode(errors="replace")))
-    except orjson.JSONDecodeError:
-        return body.decode(errors="replace")
+    path = f"/v1/routers/{urllib.parse.quote(router, safe='')}/metrics?{urllib.parse.urlencode(query)}"
+    result: dict[str, Any] = get_json(worker_url.rstrip("/"), path, token, timeout=timeout)
+    return result
 
 
 def render_table(metrics: dict[str, Any]) -> str:

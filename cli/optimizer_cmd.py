@@ -22,7 +22,7 @@ import orjson
 
 from bifrost.cli.errors import CliError, NotAuthorized, Unavailable, UsageError
 from bifrost.cli.options import bounded_float, bounded_int, router_id
-from bifrost.cli.worker_http import error_text, open_worker, unauthorized
+from bifrost.cli.worker_http import get_json
 from bifrost.config import Settings
 from bifrost.schemas.recommendations import Recommendation
 
@@ -66,7 +66,7 @@ def run_analyze(args: argparse.Namespace, settings: Settings) -> int:
     routers = [args.router] if args.router else _routers(base, token)
     if not routers:
         raise CliError(f"the workers at {base} know no router yet (no traffic)")
-    analyses = [_get(base, f"/v1/routers/{urllib.parse.quote(r, safe='')}/analysis", token, args.timeout)
+    analyses = [get_json(base, f"/v1/routers/{urllib.parse.quote(r, safe='')}/analysis", token, timeout=args.timeout)
                 for r in routers]
     if args.json:
         print(orjson.dumps(analyses[0] if args.router else analyses, option=orjson.OPT_INDENT_2).decode())
@@ -76,27 +76,8 @@ def run_analyze(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _routers(base: str, token: str) -> list[str]:
-    body = _get(base, "/v1/dashboard/routers", token, 30.0)
+    body = get_json(base, "/v1/dashboard/routers", token, timeout=30.0)
     return [r for r in body.get("routers", []) if isinstance(r, str)]
-
-
-def _get(base: str, path: str, token: str, timeout: float) -> Any:
-    try:
-        with open_worker(base + path, token, timeout=timeout) as response:
-            return orjson.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        detail = error_text(exc.read())
-        if exc.code == 401:
-            raise unauthorized(base, token) from None
-        if exc.code == 400:
-            raise UsageError(detail) from None
-        if exc.code == 404:
-            raise CliError(detail) from None
-        raise Unavailable(f"worker at {base} answered {exc.code}: {detail}") from None
-    except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise Unavailable(f"cannot reach a worker at {base} ({reason}); start one with `bifrost-opt worker` or point "
-                          "BIFROST_WORKER_URL / --worker-url at one") from None
 
 
 def _pct(value: float | None) -> str:

@@ -10,8 +10,11 @@ from __future__ import annotations
 import urllib.error
 import urllib.request
 from http.client import HTTPResponse
+from typing import Any
 
-from bifrost.cli.errors import UsageError
+import orjson
+
+from bifrost.cli.errors import CliError, Unavailable, UsageError
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -39,10 +42,28 @@ def unauthorized(worker_url: str, token: str) -> UsageError:
 
 def error_text(body: bytes) -> str:
     """The ``error`` field of a worker's JSON error answer (else the body as text)."""
-    import orjson
-
     try:
         parsed = orjson.loads(body)
     except orjson.JSONDecodeError:
         return body.decode(errors="replace")
     return str(parsed.get("error", parsed)) if isinstance(parsed, dict) else str(parsed)
+
+
+def get_json(base: str, path: str, token: str, *, timeout: float) -> Any:
+    """GET ``base + path`` as JSON; failures become CLI errors (400 usage, 401 token, 404 not found, else unavailable)."""
+    try:
+        with open_worker(base + path, token, timeout=timeout) as response:
+            return orjson.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        detail = error_text(exc.read())
+        if exc.code == 401:
+            raise unauthorized(base, token) from None
+        if exc.code == 400:
+            raise UsageError(detail) from None
+        if exc.code == 404:
+            raise CliError(detail) from None
+        raise Unavailable(f"worker at {base} answered {exc.code}: {detail}") from None
+    except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise Unavailable(f"cannot reach a worker at {base} ({reason}); start one with `bifrost-opt worker` or point "
+                          "BIFROST_WORKER_URL / --worker-url at one") from None

@@ -88,10 +88,16 @@ def create_app(settings: Settings) -> Worker:
     # Keys are text (JSON-serialized so routing by key matches the topic keys); values
     # are encoded bytes, decoded only when needed. Faust derives the changelog
     # serializers from key_type/value_type, so both are given.
-    state_schema = faust.Schema(key_type=str, value_type=bytes, key_serializer="json", value_serializer="raw")
-    router_table = app.Table(
-        ROUTER_WINDOWS_TABLE, schema=state_schema, key_type=str, value_type=bytes, partitions=n,
+    state_schema: faust.Schema[str, bytes] = faust.Schema(
+        key_type=str, value_type=bytes, key_serializer="json", value_serializer="raw"
     )
+
+    def table(name: str) -> faust.Table[str, bytes]:
+        created = app.Table(name, schema=state_schema, key_type=str, value_type=bytes, partitions=n)
+        assert isinstance(created, faust.Table)  # what app.Table makes; its declared type is the interface
+        return created
+
+    router_table = table(ROUTER_WINDOWS_TABLE)
     ingest = IngestService(settings)
 
     @app.task
@@ -132,11 +138,15 @@ def create_app(settings: Settings) -> Worker:
     async def run_artifact_listener() -> None:
         await listener.run()
 
-    rollout_table = app.Table(ROLLOUT_STATE_TABLE, schema=state_schema, key_type=str, value_type=bytes, partitions=n)
-    router_keyed = dict(key_type=str, key_serializer="json", value_serializer="raw", partitions=n, internal=True)
-    loop_topic = app.topic(topics.window_partials, topics.rollout_commands, **router_keyed)
-    state_topic = app.topic(topics.rollout_state, compacting=True, **router_keyed)
-    rollbacks_topic = app.topic(topics.rollbacks, **router_keyed)
+    rollout_table = table(ROLLOUT_STATE_TABLE)
+
+    def router_keyed(*names: str, compacting: bool | None = None) -> faust.types.TopicT:
+        return app.topic(*names, key_type=str, key_serializer="json", value_serializer="raw", partitions=n,
+                         internal=True, compacting=compacting)
+
+    loop_topic = router_keyed(topics.window_partials, topics.rollout_commands)
+    state_topic = router_keyed(topics.rollout_state, compacting=True)
+    rollbacks_topic = router_keyed(topics.rollbacks)
     windows = RouterWindows(
         router_table, window_seconds=settings.window_seconds, retention_seconds=settings.retention_seconds
     )

@@ -527,10 +527,10 @@ def render_markdown(result: dict[str, Any]) -> str:
                     "| router | arm | partition | expected | counted | lost | double |", "|---|---|---:|---:|---:|---:|---:|"]
             out += [f"| {x['router']} | {x['arm']} | {x['partition']} | {x['expected']:,} | {x['counted']:,} | "
                     f"{x['lost']:,} | {x['double']:,} |" for x in v["rows"]]
-            out.append(f"| **total** | | | {v['expected_valid']:,} | {v['counted']:,} | {v['lost']:,} | {v['double_counted']:,} |")
+            out.append(f"| **total** | | | {v['expected_valid']:,} | {v['counted']:,} | {v['lost']:,} | " f"{v['double_counted']:,} |")
             out.append("")
         else:
-            out += [f"No lost or double-counted events: {v['counted']:,} counted = {v['expected_valid']:,} valid offsets.", ""]
+            out += [f"No lost or double-counted events: {v['counted']:,} counted = " f"{v['expected_valid']:,} valid offsets.", ""]
         pv = r.get("publisher_vs_topic", {})
         out.append(f"Publisher vs topic: {pv.get('acked_events', 0):,} valid events acknowledged, "
                    f"{pv.get('acked_missing_from_topic', 0)} of them missing from the topic, "
@@ -544,7 +544,7 @@ def render_markdown(result: dict[str, Any]) -> str:
         out.append("")
         for s, w in r["workers"].items():
             lf = w.get("log_findings", {})
-            out.append(f"- worker {s}: starts {w['starts']}, killed by the suite {w['killed_by_suite']}, exited by itself "
+            out.append(f"- worker {s}: starts {w['starts']}, killed by the suite {w['killed_by_suite']}, " "exited by itself "
                        f"{len(w['unexpected_exits'])}, alive at end {w['alive_at_end']}, log tracebacks "
                        f"{lf.get('tracebacks', 0)}, ERROR lines {lf.get('errors', 0)}")
             if lf.get("first_traceback_tail"):
@@ -552,7 +552,7 @@ def render_markdown(result: dict[str, Any]) -> str:
         out.append("")
         if "poison" in r:
             out += ["| poison | intended | bytes | decoder says | dead letters | DLQ reason | ok |", "|---|---|---:|---|---:|---|---|"]
-            out += [f"| {p['name']} | {p['intended']} | {p['bytes']:,} | {', '.join(p['decoder'])} | {p['dlq_records']} | "
+            out += [f"| {p['name']} | {p['intended']} | {p['bytes']:,} | {', '.join(p['decoder'])} | " f"{p['dlq_records']} | "
                     f"{', '.join(p['dlq_reasons']) or '–'} | {'yes' if p['ok'] else '**NO**'} |" for p in r["poison"]]
             out.append("")
     return "\n".join(out) + "\n"
@@ -639,13 +639,13 @@ def _run_all(args: argparse.Namespace, argv: list[str], names: list[str], config
              work: Path, broker: ChaosBroker, reports: list[dict[str, Any]]) -> int:
     try:
         broker.start()
-        print(f"chaos: broker on {broker.bootstrap} (controller {broker.controller_port}), data {broker.data_dir}", flush=True)
+        print(f"chaos: broker on {broker.bootstrap} (controller {broker.controller_port}), data " f"{broker.data_dir}", flush=True)
         for name in names:
             try:
                 if not broker.is_running():
                     broker.start()
                 reports.append(asyncio.run(run_experiment(name, broker.bootstrap, config, work, broker=broker)))
-            except Exception as exc:  # noqa: BLE001 - the other experiments still run; reported
+            except Exception as exc:  # the other experiments still run; reported
                 log.exception("experiment %s failed", name)
                 reports.append({"experiment": name, "error": repr(exc)[:500], "ok": False})
     finally:
@@ -667,13 +667,13 @@ def _run_all(args: argparse.Namespace, argv: list[str], names: list[str], config
     for r in reports:
         rows_ = r.get("verdict", {}).get("rows", [])
         for row in rows_[:12]:
-            print(f"  {r['experiment']}: {row['router']}/{row['arm']} partition {row['partition']}: expected {row['expected']:,}, "
+            print(f"  {r['experiment']}: {row['router']}/{row['arm']} partition {row['partition']}: " f"expected {row['expected']:,}, "
                   f"counted {row['counted']:,}, lost {row['lost']:,}, double {row['double']:,}")
         if len(rows_) > 12:
             print(f"  {r['experiment']}: ... {len(rows_) - 12} more non-zero rows in the report")
         bad = [p for p in r.get("poison", []) if not p["ok"]]
         for p in bad[:8]:
-            print(f"  poison NOT ok: {p['name']}: decoder says {p['decoder']}, dead letters {p['dlq_records']}, offsets {p['offsets']}")
+            print(f"  poison NOT ok: {p['name']}: decoder says {p['decoder']}, dead letters " f"{p['dlq_records']}, offsets {p['offsets']}")
         if len(bad) > 8:
             print(f"  ... {len(bad) - 8} more poison records not handled as intended (see the report)")
     args.results.mkdir(parents=True, exist_ok=True)

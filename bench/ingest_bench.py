@@ -683,7 +683,7 @@ async def wait_until(probe: Any, *, timeout: float, interval: float, what: str, 
         if value:
             return value
         if not worker.alive():
-            raise RuntimeError(f"worker exited (code {worker.process.returncode}) while waiting for {what}:\n{worker.log_tail()}")
+            raise RuntimeError(f"worker exited (code {worker.process.returncode}) while waiting for " f"{what}:\n{worker.log_tail()}")
         await asyncio.sleep(interval)
     raise RuntimeError(f"timed out after {timeout:.0f} s waiting for {what}:\n{worker.log_tail()}")
 
@@ -1456,7 +1456,7 @@ def goals(report: dict[str, Any]) -> list[dict[str, Any]]:
         rate, fraction = default["ingest_events_per_second_median"], default["fraction_of_baseline_median"]
         out.append({"goal": f"default configuration ≥ {GOAL_DEFAULT_RATE:,.0f} ev/s (ingest folded N){of}",
                     "measured": fmt_rate(rate), "met": rate >= GOAL_DEFAULT_RATE})
-        out.append({"goal": f"default configuration ≥ {GOAL_DEFAULT_FRACTION:.0%} of the raw baseline (ingest folded N){of}",
+        out.append({"goal": f"default configuration ≥ {GOAL_DEFAULT_FRACTION:.0%} of the raw baseline (ingest " f"folded N){of}",
                     "measured": f"{fraction:.1%}", "met": fraction >= GOAL_DEFAULT_FRACTION})
         out.append(views_goal("default configuration", default))
     if alone:
@@ -1474,7 +1474,7 @@ def goals(report: dict[str, Any]) -> list[dict[str, Any]]:
                     "met": None if p99 is None else (p99 < GOAL_E2E_P99_S and complete)})
     mem = report.get("memory_check")
     if mem and mem.get("rss_change") is not None:
-        out.append({"goal": f"RSS flat ±{GOAL_RSS_DRIFT:.0%} from {mem['checkpoint']:,} to {mem['events']:,} events (default configuration)",
+        out.append({"goal": f"RSS flat ±{GOAL_RSS_DRIFT:.0%} from {mem['checkpoint']:,} to {mem['events']:,} " "events (default configuration)",
                     "measured": f"{mem['rss_change']:+.1%}", "met": abs(mem["rss_change"]) <= GOAL_RSS_DRIFT})
     else:
         out.append({"goal": f"RSS flat ±{GOAL_RSS_DRIFT:.0%} from 1M to 5M events", "measured": "not run (--memory-check)",
@@ -1487,13 +1487,13 @@ def summary_rows(report: dict[str, Any]) -> list[tuple[str, str, str]]:
     b = report["baseline"]
     rows = [
         ("events", f"{report['events']:,}", f"{report['partitions']} partitions, {len(ROUTERS)} routers, {len(ARMS)} arms, "
-                                          f"{report['mean_event_bytes']:.0f} B/event, simulated {SIM_RATE_PER_SECOND:.0f} req/s of event time"),
+                                          f"{report['mean_event_bytes']:.0f} B/event, simulated {SIM_RATE_PER_SECOND:.0f} req/s " "of event time"),
         ("produce (setup, not a result)", fmt_rate(report["produce"]["events_per_second"]),
          f"{report['produce']['seconds']:.1f} s, aiokafka acks=1, linger 50 ms"),
         ("raw baseline: getmany + orjson.loads", fmt_rate(b["median_events_per_second"]),
          (f"median of {report['repeats']} runs: " + ", ".join(fmt_rate(x) for x in b["runs_events_per_second"]) + "; last: "
           if report["repeats"] > 1 else "")
-         + f"{b['seconds']:.2f} s, max_records={b['max_records']}; CPU cores: consumer {fmt_cores(b['consumer_cpu_cores'])}, "
+         + f"{b['seconds']:.2f} s, max_records={b['max_records']}; CPU cores: consumer " f"{fmt_cores(b['consumer_cpu_cores'])}, "
          f"broker {fmt_cores(b['broker_cpu_cores'])}"),
     ]
     for name in ("default", "ingest-alone"):
@@ -1510,12 +1510,12 @@ def summary_rows(report: dict[str, Any]) -> list[tuple[str, str, str]]:
                         if len(runs) > 1 else "; ")
                      + f"{d['ingest_seconds']:.2f} s from ready until group "
                      f"`<app>-ingest` committed the end offsets (ready {d['startup_seconds']:.1f} s after spawn, "
-                     f"{d['ingest_done_before_ready']:,} committed before); CPU cores: worker {fmt_cores(d['worker_cpu_cores'])}, "
-                     f"broker {fmt_cores(d['broker_cpu_cores'])}; {d['batches']} batches of {d['mean_batch_records'] or 0:,.0f} "
+                     f"{d['ingest_done_before_ready']:,} committed before); CPU cores: worker " f"{fmt_cores(d['worker_cpu_cores'])}, "
+                     f"broker {fmt_cores(d['broker_cpu_cores'])}; {d['batches']} batches of " f"{d['mean_batch_records'] or 0:,.0f} "
                      f"records, {fmt_ms(d['batch_seconds_mean'])} each on average"))
         if d["warehouse"]:
             rows.append((f"{label}: warehouse sink committed N", fmt_rate(d["sink_events_per_second"]),
-                         f"{d['sink_seconds']:.1f} s from ready until group `<app>-warehouse` committed the end offsets "
+                         f"{d['sink_seconds']:.1f} s from ready until group `<app>-warehouse` committed the " "end offsets "
                          f"(a second consumer of the input; files are written at 50,000 rows or after "
                          f"BIFROST_WAREHOUSE_FLUSH_SECONDS={c['effective'].get('BIFROST_WAREHOUSE_FLUSH_SECONDS')} s); "
                          f"committed over time (s after ready: records): "
@@ -1528,20 +1528,20 @@ def summary_rows(report: dict[str, Any]) -> list[tuple[str, str, str]]:
                      + f"; DLQ {d['dlq']}, duplicates {d['duplicates']}, folded metric {d['folded_metric']:,}"))
         rows.append((f"{label}: RSS", f"{fmt_mib(c['rss_start_mib'])} → {fmt_mib(c['rss_end_mib'])}",
                      f"VmRSS at ready → at the end of the run (drained: {fmt_mib(d['rss_drained_mib'])}, peak "
-                     f"{fmt_mib(c['rss_peak_mib'])}); exit code {c['exit_code']} after SIGTERM ({c['stop_seconds']:.1f} s)"))
+                     f"{fmt_mib(c['rss_peak_mib'])}); exit code {c['exit_code']} after SIGTERM " f"({c['stop_seconds']:.1f} s)"))
         lat = c.get("load")
         if lat:
             p = lat["partials_latencies_s"]
             v = lat["view_latencies_s"]
             rows.append((f"{label}: end-to-end under load, p50 / p99", f"{fmt_ms(quantile(p, 0.5))} / {fmt_ms(quantile(p, 0.99))}",
                          f"publish → the probe router's window-partials snapshot seen by a read_committed consumer; "
-                         f"{len(p)}/{lat['probes_sent']} probes over {lat['seconds']:.0f} s (max {fmt_ms(max(p) if p else None)}); "
-                         f"load {fmt_load(lat['load'])}; CPU cores: worker {fmt_cores(lat['worker_cpu_cores'])}, broker "
-                         f"{fmt_cores(lat['broker_cpu_cores'])}; ingest batches during the load: {lat['batches'] or 0:,}, "
-                         f"{lat['mean_batch_records'] or 0:,.0f} records and {fmt_ms(lat['batch_seconds_mean'])} each on average "
-                         f"(p99 {fmt_ms(lat['batch_seconds_p99'])}, histogram); ingest lag (records behind, every 0.5 s): "
+                         f"{len(p)}/{lat['probes_sent']} probes over {lat['seconds']:.0f} s (max " f"{fmt_ms(max(p) if p else None)}); "
+                         f"load {fmt_load(lat['load'])}; CPU cores: worker " f"{fmt_cores(lat['worker_cpu_cores'])}, broker "
+                         f"{fmt_cores(lat['broker_cpu_cores'])}; ingest batches during the load: " f"{lat['batches'] or 0:,}, "
+                         f"{lat['mean_batch_records'] or 0:,.0f} records and " f"{fmt_ms(lat['batch_seconds_mean'])} each on average "
+                         f"(p99 {fmt_ms(lat['batch_seconds_p99'])}, histogram); ingest lag (records behind, " "every 0.5 s): "
                          + ", ".join(f"{v:,}" for _, v in lat["lag_timeline"][:40])
-                         + f"; at load end {lat['lag_at_load_end'] or 0:,}, caught up {fmt_ms(lat['catch_up_seconds'])} later"))
+                         + f"; at load end {lat['lag_at_load_end'] or 0:,}, caught up " f"{fmt_ms(lat['catch_up_seconds'])} later"))
             rows.append((f"{label}: end-to-end under load via the view, p50 / p99", f"{fmt_ms(quantile(v, 0.5))} / {fmt_ms(quantile(v, 0.99))}",
                          f"publish → `/v1/routers/<probe>/metrics` counts it (stage 2, polled every 10 ms); "
                          f"{len(v)}/{lat['view_probes']} probes (every {report['load']['view_every']}th)"))
@@ -1557,7 +1557,7 @@ def summary_rows(report: dict[str, Any]) -> list[tuple[str, str, str]]:
     if f:
         rows.append(("fold only (in-process, no Kafka)", fmt_rate(f["fold_only_events_per_second"]),
                      f"BatchFolder.fold, batches of {f['batch_size']:,}; with encoding the changed partials "
-                     f"{fmt_rate(f['fold_plus_encode_events_per_second'])}; under cProfile {fmt_rate(f['profiled_fold_events_per_second'])}"))
+                     f"{fmt_rate(f['fold_plus_encode_events_per_second'])}; under cProfile " f"{fmt_rate(f['profiled_fold_events_per_second'])}"))
     wp = report.get("worker_profile")
     if wp:
         rows.append(("default configuration under cProfile", fmt_rate(wp.get("events_per_second")), wp["note"]))
@@ -1591,17 +1591,17 @@ def write_markdown(report: dict[str, Any], rows: list[tuple[str, str, str]], goa
         "# Ingest benchmark",
         "",
         f"{m['date']} · {m['cpu_count']} CPUs ({m['cpu_model']}) · {m['platform']} · Python {m['python']} · "
-        f"Kafka {m['kafka']} · aiokafka {m['aiokafka']} · faust-streaming {m['faust_streaming']} · msgspec {m['msgspec']} · "
+        f"Kafka {m['kafka']} · aiokafka {m['aiokafka']} · faust-streaming " f"{m['faust_streaming']} · msgspec {m['msgspec']} · "
         f"commit {code['commit']}",
         "",
         f"Command: `{report['command']}`",
         "",
     ]
     if report["events"] < 1_000_000:
-        lines += [f"**Development run ({report['events']:,} events): a check that the benchmark works, not the reference "
+        lines += [f"**Development run ({report['events']:,} events): a check that the benchmark works, " "not the reference "
                   f"figures** (those come from the default 1,000,000 events).", ""]
     if code["uncommitted_package_files"]:
-        lines += [f"The workers ran the working tree (editable install): commit {code['commit']} plus uncommitted changes "
+        lines += [f"The workers ran the working tree (editable install): commit {code['commit']} plus " "uncommitted changes "
                   f"to {', '.join('`' + p + '`' for p in code['uncommitted_package_files'])}.", ""]
     lines += [f"Load average before the run: {' / '.join(f'{x:.2f}' for x in report['loadavg_start'])} "
               "(other processes on this machine share the 2 cores; figures are noisy).", ""]
@@ -1613,25 +1613,25 @@ def write_markdown(report: dict[str, Any], rows: list[tuple[str, str, str]], goa
     lines += [
         "Every configuration is one `bifrost-opt worker` process, started by the benchmark with the environment below "
         "(any other `BIFROST_*` variable of the benchmark's own environment removed) in its own working directory, so "
-        "every setting not listed takes the default a user gets (`bifrost-opt config`) and relative paths resolve there. "
+        "every setting not listed takes the default a user gets (`bifrost-opt config`) and " "relative paths resolve there. "
         "Each has a fresh app id, hence fresh consumer groups `<app>-ingest`, `<app>` (stage 2) and `<app>-warehouse`, "
-        "and reads the same pre-produced topic from the beginning. Stage 1 commits every batch per input partition in a "
+        "and reads the same pre-produced topic from the beginning. Stage 1 commits every " "batch per input partition in a "
         "Kafka transaction (there is no other mode).",
         "",
         f"Before any configuration ran, one transactional commit made the broker create its internal topics "
-        f"(`__transaction_state`, `__consumer_offsets`; {report.get('broker_warmup_seconds', 0):.1f} s, a one-time cost a "
+        "(`__transaction_state`, `__consumer_offsets`; " f"{report.get('broker_warmup_seconds', 0):.1f} s, a one-time cost a "
         f"running cluster has paid), and the topics stage 2 subscribes to were created "
-        f"({', '.join('`' + t + '`' for t in report.get('precreated_topics', []))}) as they exist after a worker's first "
+        f"({', '.join('`' + t + '`' for t in report.get('precreated_topics', []))}) as they " "exist after a worker's first "
         f"start: a worker that starts before they exist logs \"Ignoring missing topic\" and its router loop stays "
         f"unassigned (views empty for more than 5 minutes here). Order: "
         + (f"{report['repeats']} repeats of [raw baseline, (b), (a)], each on fresh consumer groups; the last repeat "
            f"also runs (a) under cProfile before (a), waits for (a)'s warehouse sink and measures latency under load"
            if report["repeats"] > 1 else
-           "raw baseline, (b), (a) under cProfile (unless --no-worker-profile), (a) with its warehouse wait and the load phase")
+           "raw baseline, (b), (a) under cProfile (unless --no-worker-profile), (a) with its " "warehouse wait and the load phase")
         + ". Nothing else of the benchmark runs while a worker is measured.",
         "",
     ]
-    for name, c in report["configurations"].items():
+    for c in report["configurations"].values():
         lines += [f"**{c['title']}** — `{' '.join(c['command'])}` in `{c['cwd']}`", "", "```"]
         lines += [f"{k}={v}" for k, v in c["env"].items()]
         lines += ["```", "", "Effective ingest-relevant settings (defaults unless set above): "
@@ -1643,21 +1643,21 @@ def write_markdown(report: dict[str, Any], rows: list[tuple[str, str, str]], goa
     if report.get("load"):
         ld = report["load"]
         lines += [
-            f"**Latency under load** (default configuration, after its drain): `bench/ingest_load.py` (a child process, "
+            "**Latency under load** (default configuration, after its drain): " "`bench/ingest_load.py` (a child process, "
             f"one aiokafka producer, acks=1, linger 5 ms, events with event time = wall time, routers "
             f"{', '.join(ROUTERS)}) publishes at {ld['fraction']:.0%} of that configuration's measured ingest rate for "
             f"{ld['seconds']:.0f} s; meanwhile {ld['probes']} probes (one event each, each with its own router id "
             f"`probe-NNNNN`, evenly spaced) are published from the benchmark process with `bifrost.client.Publisher` "
             f"(acks=all, idempotent, linger 10 ms: the publisher defaults). A probe is visible when a `read_committed` "
-            f"consumer of `<prefix>window-partials` (assigned all partitions, fetch wait 20 ms) receives a record with its "
+            "consumer of `<prefix>window-partials` (assigned all partitions, fetch wait 20 ms) " "receives a record with its "
             f"router id: the stage-1 transaction holding its fold committed. Every {ld['view_every']}th probe is also "
-            f"polled in `/v1/routers/<probe>/metrics` every 10 ms (stage 2 merged it). Latency includes the publisher's "
-            f"linger and acks, the ingest batch, the transaction commit and the consumer's fetch. Quantiles are nearest-rank.",
+            "polled in `/v1/routers/<probe>/metrics` every 10 ms (stage 2 merged it). Latency " "includes the publisher's "
+            "linger and acks, the ingest batch, the transaction commit and the consumer's fetch. " "Quantiles are nearest-rank.",
             "",
         ]
     mem = report.get("memory_check")
     if mem:
-        lines += [f"**Memory check** — default configuration on its own topic `{mem['topic']}` ({mem['events']:,} events, "
+        lines += [f"**Memory check** — default configuration on its own topic `{mem['topic']}` " f"({mem['events']:,} events, "
                   f"same generator): `" + " ".join(f"{k}={v}" for k, v in mem["env"].items()) + "`. RSS (MiB) every ~5 s "
                   "(seconds after spawn: MiB): " + ", ".join(f"{t:g}: {r:.0f}" for t, r in mem.get("rss_samples", [])), ""]
     for c in report["configurations"].values():
@@ -1688,7 +1688,7 @@ def diagnosis_markdown(title: str, diagnosis: dict[str, Any]) -> list[str]:
     lines = [f"## Diagnosis: stage-1 timings, {title}", "",
              "Wall times measured inside the worker by `bench/ingest_worker_diag.py` (p50 / p90 / max, ms). A batch is "
              "one `IngestService._process` call (streams/ingest/service.py): fold, then one transaction per input "
-             "partition with records (`PartitionWriter.commit`, streams/ingest/transactions.py), all awaited before the "
+             "partition with records (`PartitionWriter.commit`, streams/ingest/transactions.py), " "all awaited before the "
              "next `getmany`. Transaction phases: sends queued (incl. AddPartitionsToTxn wait) / "
              "`send_offsets_to_transaction` (AddOffsetsToTxn + TxnOffsetCommit) / awaiting the deliveries / "
              "`commit_transaction` (EndTxn).", "",
@@ -1732,7 +1732,7 @@ def interpret(report: dict[str, Any]) -> str:
         da, db = default["drain"], alone["drain"]
         parts.append(
             f"With the warehouse sink on (the default), the worker's ingest stage folded the backlog at "
-            f"{default['ingest_events_per_second_median']:,.0f} ev/s ({default['fraction_of_baseline_median']:.0%} of the "
+            f"{default['ingest_events_per_second_median']:,.0f} ev/s " f"({default['fraction_of_baseline_median']:.0%} of the "
             f"raw consumer's {b['median_events_per_second']:,.0f} ev/s); with it off, "
             f"{alone['ingest_events_per_second_median']:,.0f} ev/s ({alone['fraction_of_baseline_median']:.0%})"
             f"{' (medians of %d interleaved repeats)' % report['repeats'] if report['repeats'] > 1 else ''}. "
@@ -1755,9 +1755,9 @@ def interpret(report: dict[str, Any]) -> str:
         if da.get("sink_seconds") is not None:
             parts.append(
                 f"The sink, a second consumer of the same input in the same process, had committed all "
-                f"{da['events']:,} offsets {da['sink_seconds']:.1f} s after ready ({fmt_rate(da['sink_events_per_second'])}); "
+                f"{da['events']:,} offsets {da['sink_seconds']:.1f} s after ready " f"({fmt_rate(da['sink_events_per_second'])}); "
                 f"it commits only after a file is written, and a partition's last, partly filled buffer is written "
-                f"after BIFROST_WAREHOUSE_FLUSH_SECONDS, so on a finite backlog that interval, not its consuming speed, "
+                "after BIFROST_WAREHOUSE_FLUSH_SECONDS, so on a finite backlog that interval, not " "its consuming speed, "
                 f"decides when the last offsets are committed."
             )
     if default and default.get("load"):
@@ -1774,8 +1774,8 @@ def interpret(report: dict[str, Any]) -> str:
         parts.append(
             f"Memory: {fmt_mib(mem['rss_checkpoint_mib'])} after {mem['checkpoint']:,} events, "
             f"{fmt_mib(mem['rss_end_mib'])} after {mem['events']:,} ({mem['rss_change']:+.1%}). Stage 1 keeps a "
-            f"window while feedback may still arrive (the longer grace plus one window, ~1 day of event time) and stage 2 keeps "
-            f"8 days, so state grows with the event time the backlog spans ({mem['events'] / SIM_RATE_PER_SECOND / 3600:.1f} h "
+            "window while feedback may still arrive (the longer grace plus one window, ~1 day of " "event time) and stage 2 keeps "
+            "8 days, so state grows with the event time the backlog spans " f"({mem['events'] / SIM_RATE_PER_SECOND / 3600:.1f} h "
             f"here, at the simulated {SIM_RATE_PER_SECOND:.0f} req/s): stage-1 partials went from "
             f"{mem.get('live_partials_checkpoint')} to {mem.get('live_partials_end')}."
         )
@@ -1796,7 +1796,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true",
                         help=f"{QUICK_EVENTS:,} events, a 10 s load phase, 500,000 events in the memory check")
     parser.add_argument("--partitions", type=int, default=DEFAULTS.partitions,
-                        help=f"input partitions (default {DEFAULTS.partitions}, the worker's default BIFROST_PARTITIONS)")
+                        help=f"input partitions (default {DEFAULTS.partitions}, the worker's default " "BIFROST_PARTITIONS)")
     parser.add_argument("--max-records", type=int, default=10_000, help="baseline getmany max_records (default 10,000)")
     parser.add_argument("--load-seconds", type=float, default=None, help="length of the load phase (default 20 s, --quick 10 s)")
     parser.add_argument("--load-fraction", type=float, default=0.5, help="load rate as a fraction of the measured ingest rate")
@@ -1808,7 +1808,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-worker-profile", action="store_true", help="skip the default configuration under cProfile")
     parser.add_argument("--diagnose", action="store_true",
                         help="run (a) with timing probes around stage 1 (bench/ingest_worker_diag.py): batch, fold, "
-                             "transaction phases, event-loop lag, aiokafka retries; (a)'s figures then come from that worker")
+                             "transaction phases, event-loop lag, aiokafka retries; (a)'s figures then come from " "that worker")
     parser.add_argument("--no-fold", action="store_true", help="skip the in-process fold measurement")
     parser.add_argument("--keep", action="store_true", help="keep the run directory's warehouse files")
     parser.add_argument("--repeats", type=int, default=1,

@@ -19,7 +19,7 @@ from bifrost.common.files import write_atomic
 ROLES = ("operator", "pipeline")
 
 
-def add_keys_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_keys_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     keys = sub.add_parser("keys", help="create signing keys for rollout commands; export public keys")
     actions = keys.add_subparsers(dest="action", metavar="ACTION")
     actions.required = True

@@ -39,8 +39,8 @@ class UnknownRouter(CliError):
     """No traffic and no rollout state exist for the router (exit 1, never a made-up ``idle``)."""
 
 
-def add_rollout_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    rollout = sub.add_parser("rollout", help="progressive canary rollouts: start, status, promote, pause, resume, approve, rollback, stop")
+def add_rollout_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    rollout = sub.add_parser("rollout", help="progressive canary rollouts: start, status, promote, pause, resume, approve, " "rollback, stop")
     # --router is accepted before or after the action (`rollout --router r status` = `rollout status --router r`).
     rollout.add_argument("--router", type=router_id, default=argparse.SUPPRESS, help="router id (also accepted after ACTION)")
     actions = rollout.add_subparsers(dest="action", metavar="ACTION")
@@ -66,7 +66,7 @@ def add_rollout_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore
             action.add_argument("--control", help="the control artifact, if the router has no recorded one")
         if name == "promote":
             action.add_argument("--override", action="store_true",
-                                help="promote past failing or insufficient gates (operator keys only; needs --reason; recorded)")
+                                help="promote past failing or insufficient gates (operator keys only; needs --reason; " "recorded)")
         action.add_argument("--reason", required=name == "rollback")
         action.add_argument("--json", action="store_true", help="print the answering state as JSON")
         action.add_argument("--wait", type=bounded_float("--wait", 0.0, 3600.0), default=20.0,
@@ -77,8 +77,8 @@ def run_rollout(args: argparse.Namespace, settings: Settings) -> int:
     if not getattr(args, "router", None):
         raise UsageError(f"rollout {args.action}: the following arguments are required: --router")
     if args.action == "status":
-        state = _fetch_state(args.worker_url or settings.worker_url, args.router, settings.web_token_value())
-        print(orjson.dumps(msgspec.to_builtins(state), option=orjson.OPT_INDENT_2).decode() if args.json else render_state(state))
+        shown = _fetch_state(args.worker_url or settings.worker_url, args.router, settings.web_token_value())
+        print(orjson.dumps(msgspec.to_builtins(shown), option=orjson.OPT_INDENT_2).decode() if args.json else render_state(shown))
         return 0
     override = bool(getattr(args, "override", False))
     if override and not (args.reason or "").strip():
@@ -141,12 +141,12 @@ def operator_signer(settings: Settings) -> CommandSigner:
 def _hint(error: str, signer: CommandSigner, settings: Settings) -> str:
     if error.startswith(("unknown_key", "bad_signature")):
         return (f"\n(the workers must list key {signer.name!r} with this key file's public key: "
-                f"`bifrost-opt keys export-public --key {settings.operator_key_file} --name {signer.name}` prints the line "
+                f"`bifrost-opt keys export-public --key {settings.operator_key_file} --name " f"{signer.name}` prints the line "
                 "for BIFROST_COMMAND_KEYS)")
     if error.startswith("insufficient_role"):
         return f"\n(key {signer.name!r} must have role operator on the workers' allow-list)"
     if error.startswith("stale"):
-        return f"\n(this machine's clock says {time.time():.0f}; the workers' clocks must agree within BIFROST_COMMAND_MAX_AGE_SECONDS)"
+        return f"\n(this machine's clock says {time.time():.0f}; the workers' clocks must agree " "within BIFROST_COMMAND_MAX_AGE_SECONDS)"
     return ""
 
 
@@ -171,7 +171,7 @@ def render_state(state: RolloutState) -> str:
     stage = f"{state.stage_percent:.0f}%" if state.stage_percent is not None else "-"
     lines = [
         f"router {state.router_id}: {state.phase.value}  stage {stage}  weights {weights}",
-        f"  control {state.control_version or '-'}  canary {state.canary_version or '-'}  last good {state.last_good_version or '-'}",
+        f"  control {state.control_version or '-'}  canary {state.canary_version or '-'}  " f"last good {state.last_good_version or '-'}",
     ]
     if state.reason:
         lines.append(f"  {state.reason}")
@@ -193,7 +193,7 @@ def render_state(state: RolloutState) -> str:
             lines.append("  promotion blocked by: no look at this stage's data yet")
     if state.stall is not None:
         stall = state.stall
-        lines.append(f"  ALERT stage {stall.stage_percent or 0:.0f}% timed out after {stall.timeout_seconds / 60:.0f} min of "
+        lines.append(f"  ALERT stage {stall.stage_percent or 0:.0f}% timed out after " f"{stall.timeout_seconds / 60:.0f} min of "
                      f"traffic ({stall.covered_seconds / 60:.0f} min covered by data in both arms); paused because:")
         lines.extend(f"    - {reason}" for reason in stall.reasons)
         lines.append("    (resume to keep waiting, promote --override --reason to advance, rollback to end it)")
@@ -204,10 +204,10 @@ def render_state(state: RolloutState) -> str:
         failing = ", ".join(f"{g.gate} {g.status.value}" for g in last.failing_gates) or (
             "none" if last.gates_evaluated else "no gate evaluated yet")
         lines.append(f"  last override: {last.by} at {_utc(last.at)}, {last.canary_version} "
-                     f"{last.from_stage_percent or 0:.0f}% → {last.to_stage_percent or 0:.0f}%, not passing: {failing}; "
+                     f"{last.from_stage_percent or 0:.0f}% → {last.to_stage_percent or 0:.0f}%, not " f"passing: {failing}; "
                      f"reason: {last.reason}")
     for gate in state.gates:
-        figures = "" if gate.canary is None else f" canary {gate.canary:.4g} vs control {gate.control if gate.control is None else f'{gate.control:.4g}'}"
+        figures = "" if gate.canary is None else f" canary {gate.canary:.4g} vs control " f"{gate.control if gate.control is None else f'{gate.control:.4g}'}"
         extra = _test_figures(gate)
         if gate.evidence is not None:
             extra += f"  evidence {gate.evidence:.0%}"

@@ -225,7 +225,7 @@ def find_mvn() -> str:
 
 def _check_version(version: str) -> None:
     if not _VERSION_RE.match(version):
-        raise BrokerError(f"invalid Kafka version {version!r}: expected MAJOR.MINOR.PATCH, e.g. {DEFAULT_KAFKA_VERSION}")
+        raise BrokerError(f"invalid Kafka version {version!r}: expected MAJOR.MINOR.PATCH, e.g. " f"{DEFAULT_KAFKA_VERSION}")
 
 
 @contextlib.contextmanager
@@ -326,7 +326,7 @@ def ensure_kafka_jars(version: str = DEFAULT_KAFKA_VERSION, cache_dir: Path | No
         jars = sorted(staging.glob("*.jar"))
         if not (staging / f"kafka_2.13-{version}.jar").is_file():
             shutil.rmtree(staging, ignore_errors=True)
-            raise BrokerError(f"mvn succeeded but kafka_2.13-{version}.jar is missing from its output ({len(jars)} jars)")
+            raise BrokerError(f"mvn succeeded but kafka_2.13-{version}.jar is missing from its output ({len(jars)} " "jars)")
         shutil.rmtree(libs, ignore_errors=True)
         staging.rename(libs)
         (target / ".complete").write_text(f"{len(jars)}\n")
@@ -911,7 +911,7 @@ class LocalBroker:
                     self._wait_secure_ready(launched + timeout)
                 self._write_client_security(data_dir)
                 break
-            except BrokerError as exc:
+            except BrokerError:
                 if attempt < _START_ATTEMPTS and self._may_rechoose_ports() and self._bind_failure() is not None:
                     logger.warning("kafka.broker.port_taken attempt=%d ports=%s,%s: choosing others",
                                    attempt, self._port, self._controller_port)
@@ -1114,7 +1114,7 @@ class LocalBroker:
                 (iport if iport is not None else next(fresh)) if self.secure else None)
 
     def _server_properties(self, data_dir: Path) -> dict[str, str]:
-        port, cport = self._port, self._controller_port
+        cport = self._controller_port
         props = self._listener_properties(data_dir) | {
             "process.roles": "broker,controller",
             "node.id": str(NODE_ID),
@@ -1343,7 +1343,8 @@ class LocalBroker:
         ]
         self._log_marks = (_file_size(data_dir / LOG_FILE), _file_size(data_dir / STDOUT_FILE))
         with open(data_dir / STDOUT_FILE, "ab") as out:
-            out.write(f"\n===== {time.strftime('%Y-%m-%d %H:%M:%S')} starting Kafka {self.version}: {' '.join(cmd)}\n".encode())
+            started = time.strftime("%Y-%m-%d %H:%M:%S")
+            out.write(f"\n===== {started} starting Kafka {self.version}: {' '.join(cmd)}\n".encode())
             out.flush()
             try:
                 self._proc = subprocess.Popen(

@@ -37,7 +37,8 @@ class KafkaSecurity:
         >>> KafkaSecurity().client_options()
         {'security_protocol': 'PLAINTEXT'}
         >>> KafkaSecurity(protocol="SASL_SSL", sasl_username="u", sasl_password="p")
-        KafkaSecurity(protocol='SASL_SSL', sasl_mechanism='SCRAM-SHA-512', sasl_username='u', sasl_password_file='', ssl_cafile='', ssl_certfile='', ssl_keyfile='', ssl_check_hostname=True)
+        KafkaSecurity(protocol='SASL_SSL', sasl_mechanism='SCRAM-SHA-512', sasl_username='u',
+                      sasl_password_file='', ssl_cafile='', ssl_certfile='', ssl_keyfile='', ssl_check_hostname=True)
     """
 
     protocol: str = _setting("PLAINTEXT", "BIFROST_KAFKA_SECURITY_PROTOCOL", "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.")

@@ -33,9 +33,6 @@ No Kafka, no network; single-threaded Python (LightGBM may use its OpenMP thread
 
 from __future__ import annotations
 
-import machine  # bench/machine.py (scripts run from bench/ on sys.path)
-from profiling import top_functions
-
 import argparse
 import cProfile
 import datetime as dt
@@ -54,12 +51,14 @@ from pathlib import Path
 from typing import Any
 
 import lightgbm
+import machine  # bench/machine.py (scripts run from bench/ on sys.path)
 import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from profiling import top_functions
 
 from bifrost.router import ReferenceRouter, base_features, encode
+from bifrost.storage.dataset import load_dataset
 from bifrost.trainer.bootstrap import bootstrap_artifact
-from bifrost.trainer.dataset import load_dataset
 
 log = logging.getLogger("bench.router")
 

@@ -29,8 +29,6 @@ Results: a table on stdout, ``bench/results/trainer.json`` and ``bench/results/t
 
 from __future__ import annotations
 
-import machine  # bench/machine.py (scripts run from bench/ on sys.path)
-
 import argparse
 import cProfile
 import datetime as dt
@@ -52,6 +50,7 @@ from pathlib import Path
 from typing import Any
 
 import lightgbm
+import machine  # bench/machine.py (scripts run from bench/ on sys.path)
 import msgspec
 import numpy as np
 import optuna
@@ -62,15 +61,15 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from bifrost.client.simulator.replay import ReplayConfig, ReplayTraffic
 from bifrost.router import ReferenceRouter
 from bifrost.router.artifact import Artifact, Thresholds, decode, encode, sign
+from bifrost.storage.artifact_store import ArtifactStore
+from bifrost.storage.dataset import load_dataset
+from bifrost.storage.logged import EVENT_COLUMNS, load_window
 from bifrost.streams.warehouse.layout import FileSpan, file_path, hour_of
 from bifrost.streams.warehouse.sink import write_atomically
 from bifrost.trainer.bootstrap import BootstrapConfig, bootstrap_artifact
-from bifrost.trainer.dataset import load_dataset
-from bifrost.trainer.logged import EVENT_COLUMNS, load_window
 from bifrost.trainer.retrain import RetrainConfig, RetrainReport, RetrainStopped, retrain_from_logs
 from bifrost.trainer.service import Ledger
 from bifrost.trainer.settings import TrainerSettings
-from bifrost.trainer.store import ArtifactStore
 
 log = logging.getLogger("bench.trainer")
 
@@ -788,7 +787,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 # What was changed in the trainer for speed, and what was noticed (kept with the results).
 CHANGES: list[str] = [
-    "`trainer/logged.py` `load_window`: reads only the trainer's columns, several files at a time (a thread pool of "
+    "`storage/logged.py` `load_window`: reads only the trainer's columns, several files at a time (a thread pool of "
     "up to 4; Arrow decodes without the GIL); selects and orders rows as NumPy indices "
     "instead of an Arrow filter + take of every column (the 74-wide feature lists above all); looks for re-delivered "
     "request ids with a hash count (`pc.count_distinct`) before the object-array sort; model, bucket, router and arm via "

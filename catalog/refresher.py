@@ -110,7 +110,7 @@ def models_in_use(artifact_store: str) -> tuple[str | None, list[str]]:
     before they use them, so the bytes are decoded here without the signature check.
     """
     from bifrost.router.artifact import ArtifactError, decode
-    from bifrost.trainer.store import ArtifactStore, StoreError
+    from bifrost.storage.artifact_store import ArtifactStore, StoreError
 
     store = ArtifactStore(artifact_store)
     version = store.current()
@@ -316,7 +316,7 @@ class Refresher:
         return done
 
     def _invalidate(self, snapshot: Snapshot, hits: Sequence[object]) -> None:
-        from bifrost.trainer.store import ArtifactStore, StoreError
+        from bifrost.storage.artifact_store import ArtifactStore, StoreError
 
         assert snapshot.artifact_version is not None
         reason = "catalog drift: " + "; ".join(describe(c) for c in snapshot.changes if c.significant)

@@ -125,8 +125,8 @@ def initialize(plan: InitPlan, dataset: Path, *, trials: int = 200) -> list[str]
 
 
 def _first_artifact(dataset: Path, store: Path, key_file: Path, trials: int) -> list[str]:
+    from bifrost.storage.artifact_store import ArtifactStore
     from bifrost.trainer.cli import main_train
-    from bifrost.trainer.store import ArtifactStore
 
     current = ArtifactStore(store).current()
     if current is not None:

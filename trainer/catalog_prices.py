@@ -28,7 +28,7 @@ import numpy as np
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from bifrost.schemas.catalog import CatalogEntry, Source, resolve_models
-from bifrost.trainer.logged import LoggedData
+from bifrost.storage.logged import LoggedData
 from bifrost.trainer.settings import TrainerSettings
 
 log = logging.getLogger("bifrost.trainer")

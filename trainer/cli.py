@@ -35,11 +35,11 @@ from bifrost.router.keys import (
     load_private_key,
 )
 from bifrost.router.reference import ReferenceRouter
-from bifrost.trainer.dataset import DatasetError, load_dataset
+from bifrost.storage.artifact_store import DEFAULT_ROOT, ArtifactStore, StoreError
+from bifrost.storage.dataset import DatasetError, load_dataset
 from bifrost.trainer.evaluate import EvaluationError, evaluate_artifact
 from bifrost.trainer.quality import DataQualityError
 from bifrost.trainer.settings import TrainerSettings, TrainerSettingsError
-from bifrost.trainer.store import DEFAULT_ROOT, ArtifactStore, StoreError
 from bifrost.trainer.stress import VARIANTS, stress_variant
 from bifrost.trainer.validate import TargetUnreachable, ValidationFailed
 
@@ -175,7 +175,6 @@ def train_parser() -> argparse.ArgumentParser:
 
 def _train(args: argparse.Namespace) -> int:
     from bifrost.trainer.bootstrap import BootstrapConfig, bootstrap_artifact  # lightgbm/optuna load here only
-
     from bifrost.trainer.search import SearchObjective
 
     if args.trials < 1:

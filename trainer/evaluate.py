@@ -28,8 +28,8 @@ import numpy as np
 
 from bifrost.router.artifact import BUCKETS, Artifact
 from bifrost.router.reference import BatchDecisions, ReferenceRouter
+from bifrost.storage.dataset import FullInfoDataset, load_dataset, prompt_groups
 from bifrost.trainer import baseline as lr
-from bifrost.trainer.dataset import FullInfoDataset, load_dataset, prompt_groups
 from bifrost.trainer.stats import PairedComparison, paired_bootstrap
 
 

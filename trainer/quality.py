@@ -15,7 +15,7 @@ from typing import Literal
 import msgspec
 import numpy as np
 
-from bifrost.trainer.dataset import FullInfoDataset, prompt_key
+from bifrost.storage.dataset import FullInfoDataset, prompt_key
 
 Status = Literal["pass", "warn", "fail"]
 

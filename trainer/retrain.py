@@ -1,7 +1,7 @@
 """Retrain from logged traffic: a new artifact for the current one's routers, or nothing.
 
 Logged data only shows the served model's outcome, so every policy figure here is an
-off-policy estimate (:mod:`bifrost.trainer.offpolicy`) from the logged propensities.
+off-policy estimate (:mod:`bifrost.router.offpolicy`) from the logged propensities.
 The candidate keeps the current artifact's feature schema, centroids and context
 windows (routers log features in that schema); it re-learns:
 
@@ -28,9 +28,9 @@ the run with that reason. A candidate that fails is not signed.
 from __future__ import annotations
 
 import math
-from statistics import NormalDist
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from statistics import NormalDist
 
 import lightgbm as lgb
 import msgspec
@@ -38,13 +38,13 @@ import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bifrost.router.artifact import BUCKETS, Artifact, Reports, Thresholds
+from bifrost.router.offpolicy import Estimate, cell_means, dr_terms, dr_value, estimate
 from bifrost.router.policy import PolicyTables, choose
+from bifrost.storage.dataset import FullInfoDataset
+from bifrost.storage.logged import LoggedData
 from bifrost.trainer.bootstrap import new_version, prompt_models_of
-from bifrost.trainer.dataset import FullInfoDataset
 from bifrost.trainer.evaluate import evaluate_artifact
 from bifrost.trainer.export import sign_artifact
-from bifrost.trainer.logged import LoggedData
-from bifrost.trainer.offpolicy import Estimate, cell_means, dr_terms, dr_value, estimate
 from bifrost.trainer.outcomes import OutcomeReport, group_folds, train_outcome_models
 from bifrost.trainer.predict import predict_rows
 from bifrost.trainer.progress import Timings, step

@@ -41,13 +41,13 @@ from bifrost.router.artifact import encode
 from bifrost.schemas.artifacts import ArtifactPublished
 from bifrost.schemas.catalog import CatalogEntry, parse_aliases, parse_sources
 from bifrost.schemas.triggers import OutcomeKind, TrainingOutcome, TrainingTrigger
-from bifrost.trainer.dataset import DatasetError, FullInfoDataset, load_dataset
+from bifrost.storage.artifact_store import ArtifactStore, StoreError
+from bifrost.storage.dataset import DatasetError, FullInfoDataset, load_dataset
+from bifrost.storage.logged import LoggedData, WarehouseError, load_window
 from bifrost.trainer import metrics
 from bifrost.trainer.catalog_prices import ModelPrice, read_catalog, reprice
-from bifrost.trainer.logged import LoggedData, WarehouseError, load_window
 from bifrost.trainer.retrain import RetrainConfig, RetrainReport, RetrainStopped, retrain_from_logs
 from bifrost.trainer.settings import TrainerSettings
-from bifrost.trainer.store import ArtifactStore, StoreError
 
 log = logging.getLogger("bifrost.trainer")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")

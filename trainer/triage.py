@@ -121,7 +121,7 @@ def triage_labels(quality: np.ndarray, buckets: dict[str, list[str]], models: tu
 def stratified_folds(labels: np.ndarray, k: int, *, seed: int = 0, groups: np.ndarray | None = None) -> np.ndarray:
     """Fold index per row, each class spread evenly over the folds.
 
-    With ``groups`` (e.g. :func:`bifrost.trainer.dataset.prompt_groups`), every row of a
+    With ``groups`` (e.g. :func:`bifrost.storage.dataset.prompt_groups`), every row of a
     group lands in the same fold — the class of a group is its first row's — so a prompt
     repeated in the data is never on both sides of a fold.
     """

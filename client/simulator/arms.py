@@ -33,7 +33,7 @@ from bifrost.router.keys import (
     find_public_key,
 )
 from bifrost.router.reference import ReferenceRouter
-from bifrost.trainer.store import ArtifactStore, StoreError
+from bifrost.storage.artifact_store import ArtifactStore, StoreError
 
 log = logging.getLogger("bifrost.simulate")
 

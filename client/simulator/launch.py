@@ -13,8 +13,8 @@ from pathlib import Path
 from bifrost.client.simulator.arms import ArmPool, ArmUnavailable, KeyNotFound, store_loader, verify_key
 from bifrost.client.simulator.replay import ReplayError, ReplayTraffic
 from bifrost.router.keys import SigningKeyError
-from bifrost.trainer.dataset import DatasetError, load_dataset
-from bifrost.trainer.store import DEFAULT_ROOT, ArtifactStore
+from bifrost.storage.artifact_store import DEFAULT_ROOT, ArtifactStore
+from bifrost.storage.dataset import DatasetError, load_dataset
 
 
 class ReplaySetupError(ValueError):

@@ -56,7 +56,7 @@ from bifrost.client.simulator.arms import ArmPool
 from bifrost.client.simulator.model import MALFORMED_SAMPLES, Generated, ModelProfile, WeightLookup
 from bifrost.router.reference import ReferenceRouter
 from bifrost.schemas.events import Bucket, FeedbackEvent, Outcome, RoutingEvent
-from bifrost.trainer.dataset import FullInfoDataset, models_file
+from bifrost.storage.dataset import FullInfoDataset, models_file
 
 FASTEST_MS = 300.0
 SLOWEST_MS = 1200.0

@@ -10,7 +10,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bifrost.cli.main import main
-from bifrost.trainer.store import ArtifactStore
+from bifrost.storage.artifact_store import ArtifactStore
 from tests.client import replay_data
 from tests.integration.harness import free_port
 

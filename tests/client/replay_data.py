@@ -15,8 +15,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bifrost.router.artifact import Artifact, encode, sign
 from bifrost.router.keys import public_key_pem
-from bifrost.trainer.dataset import FullInfoDataset, load_dataset
-from bifrost.trainer.store import ArtifactStore
+from bifrost.storage.artifact_store import ArtifactStore
+from bifrost.storage.dataset import FullInfoDataset, load_dataset
 from tests.datasets import ROUTING_EVAL
 
 DATASET_ENV = "BIFROST_EVAL_DATASET"

@@ -29,8 +29,8 @@ from bifrost.router import Artifact, ReferenceRouter
 from bifrost.schemas.codec import EventDecoder, encode
 from bifrost.schemas.events import FeedbackEvent, Outcome, RoutingEvent
 from bifrost.schemas.topics import Topics
-from bifrost.trainer.dataset import FullInfoDataset
-from bifrost.trainer.store import ArtifactStore
+from bifrost.storage.artifact_store import ArtifactStore
+from bifrost.storage.dataset import FullInfoDataset
 from tests.client import replay_data
 
 

@@ -31,7 +31,7 @@ from bifrost.config import Settings
 from bifrost.schemas.alerts import Alert, AlertKind
 from bifrost.schemas.catalog import CatalogChange, CatalogEntry, ChangeKind
 from bifrost.schemas.triggers import TrainingTrigger, TriggerReason
-from bifrost.trainer.store import ArtifactStore
+from bifrost.storage.artifact_store import ArtifactStore
 from tests.catalog.providers import GEMINI_KEY, OPENAI_KEY, Fault, ProviderServer
 from tests.integration.harness import collect, eventually
 from tests.router.artifacts import make_artifact, signed

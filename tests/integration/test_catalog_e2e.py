@@ -48,11 +48,11 @@ from bifrost.router.prompt_models import PromptScorer
 from bifrost.schemas.artifacts import ArtifactPublished
 from bifrost.schemas.catalog import CatalogChange, ChangeKind
 from bifrost.schemas.triggers import OutcomeKind, TrainingOutcome
+from bifrost.storage.artifact_store import ArtifactStore
+from bifrost.storage.dataset import FullInfoDataset, load_dataset
 from bifrost.streams.warehouse.files import write_atomically
 from bifrost.streams.warehouse.layout import FileSpan, file_path, hour_of
 from bifrost.trainer.bootstrap import BootstrapConfig, bootstrap_artifact
-from bifrost.trainer.dataset import FullInfoDataset, load_dataset
-from bifrost.trainer.store import ArtifactStore
 from bifrost.webhooks import verify
 from tests.catalog.providers import ProviderServer
 from tests.datasets import routing_eval

@@ -38,10 +38,10 @@ from bifrost.schemas.artifacts import ArtifactPublished
 from bifrost.schemas.dlq import RejectReason
 from bifrost.schemas.rollout import Phase, RolloutState
 from bifrost.schemas.triggers import TrainingTrigger, TriggerReason
+from bifrost.storage.artifact_store import ArtifactStore
+from bifrost.storage.dataset import FullInfoDataset, load_dataset
 from bifrost.trainer.bootstrap import BootstrapConfig, bootstrap_artifact
-from bifrost.trainer.dataset import FullInfoDataset, load_dataset
 from bifrost.trainer.evaluate import evaluate_artifact
-from bifrost.trainer.store import ArtifactStore
 from tests.datasets import routing_eval
 from tests.integration.command_keys import command_keys
 from tests.integration.harness import WorkerProcess, collect, eventually, read_dead_letters, settings_env

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bifrost.router import features
 from bifrost.router.features import (
     BASE_FEATURES,
     FEATURE_SCHEMA_NAME,
@@ -20,7 +21,6 @@ from bifrost.router.features import (
     FeatureSchema,
     base_features,
 )
-from bifrost.router import features
 from bifrost.router.text import HashedTfidf, TextSpec, fit_idf
 from tests.router.artifacts import CODE_PROMPTS, QUESTION_PROMPTS
 
@@ -293,8 +293,8 @@ def _keyword_scans(text: str) -> tuple[int, int, int, int]:
 
 def test_keyword_counts_from_tokens_equal_the_regex_scans() -> None:
     # ASCII text counts keywords from one tokenization; it must give exactly the scans' numbers.
+    from bifrost.storage.dataset import load_dataset
     from tests.datasets import routing_eval
-    from bifrost.trainer.dataset import load_dataset
 
     prompts = list(load_dataset(routing_eval()).prompts)
     rng = np.random.default_rng(0)

@@ -8,12 +8,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
-
-from tests.datasets import ROUTING_EVAL, routing_eval
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bifrost.router.artifact import Artifact
-from bifrost.trainer.dataset import FullInfoDataset, load_dataset
+from bifrost.storage.dataset import FullInfoDataset, load_dataset
+from tests.datasets import ROUTING_EVAL, routing_eval
 
 if TYPE_CHECKING:
     from bifrost.trainer.bootstrap import BootstrapReport

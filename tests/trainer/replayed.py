@@ -7,8 +7,8 @@ import numpy as np
 from bifrost.client.simulator.replay import ReplayConfig, ReplayTraffic
 from bifrost.router.artifact import Artifact
 from bifrost.router.reference import ReferenceRouter
-from bifrost.trainer.dataset import FullInfoDataset
-from bifrost.trainer.logged import LoggedData
+from bifrost.storage.dataset import FullInfoDataset
+from bifrost.storage.logged import LoggedData
 
 START_TS = 1_750_000_000.0
 

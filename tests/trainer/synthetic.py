@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bifrost.trainer.dataset import FullInfoDataset
+from bifrost.storage.dataset import FullInfoDataset
 
 
 def row(

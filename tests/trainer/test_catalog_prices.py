@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from bifrost.schemas.catalog import CatalogEntry, Pricing, Source
+from bifrost.storage.logged import LoggedData
 from bifrost.trainer.catalog_prices import reprice
-from bifrost.trainer.logged import LoggedData
 
 
 def logged(models: tuple[str, ...], model: list[int], tokens_in: list[float], tokens_out: list[float] | None,

@@ -15,10 +15,10 @@ import bifrost.trainer.bootstrap as bootstrap_module
 from bifrost.router.artifact import Artifact, Thresholds, encode, sign
 from bifrost.router.keys import generate_private_key, key_id, load_private_key, public_key_pem
 from bifrost.router.reference import ARTIFACT_FILE, DIGEST_FILE
+from bifrost.storage.artifact_store import ArtifactStore
+from bifrost.storage.dataset import load_dataset
 from bifrost.trainer.bootstrap import BootstrapConfig
 from bifrost.trainer.cli import main_artifacts, main_evaluate, main_train
-from bifrost.trainer.dataset import load_dataset
-from bifrost.trainer.store import ArtifactStore
 from tests.router.artifacts import make_artifact, prompt_models
 from tests.trainer.conftest import write_sample_file
 from tests.trainer.synthetic import row, write_lines

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bifrost.trainer.dataset import DatasetError, FullInfoDataset, load_dataset, models_file
+from bifrost.storage.dataset import DatasetError, FullInfoDataset, load_dataset, models_file
 from tests.trainer.synthetic import row, write_lines
 
 

@@ -10,8 +10,8 @@ import pytest
 
 from bifrost.router.artifact import Artifact
 from bifrost.router.reference import ReferenceRouter
+from bifrost.storage.dataset import FullInfoDataset
 from bifrost.trainer.bootstrap import BootstrapReport
-from bifrost.trainer.dataset import FullInfoDataset
 from bifrost.trainer.evaluate import EvaluationError, evaluate_artifact, fit_baseline, routed_choices
 from bifrost.trainer.validate import ValidationFailed, decision_times, validate_candidate
 from tests.router.artifacts import CODE_PROMPTS, QUESTION_PROMPTS, make_artifact

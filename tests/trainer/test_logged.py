@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from bifrost.schemas.events import Bucket, FeedbackEvent, RoutingEvent
-from bifrost.trainer.logged import WarehouseError, load_window
+from bifrost.storage.logged import WarehouseError, load_window
 
 HOUR = 3600.0
 T0 = 1_700_000_000.0 - (1_700_000_000.0 % HOUR)

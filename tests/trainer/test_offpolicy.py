@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bifrost.trainer.offpolicy import cell_means, dr_value, estimate
+from bifrost.router.offpolicy import cell_means, dr_value, estimate
 
 
 def bandit_log(n: int, seed: int, epsilon: float = 0.3) -> tuple[np.ndarray, ...]:

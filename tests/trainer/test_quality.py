@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from bifrost.router.artifact import BUCKETS
-from bifrost.trainer.dataset import FullInfoDataset, load_dataset
+from bifrost.storage.dataset import FullInfoDataset, load_dataset
 from bifrost.trainer.quality import (
     DataQualityError,
     QualityReport,

@@ -20,11 +20,17 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bifrost.router.artifact import Artifact, Thresholds, encode, load_verified
+from bifrost.storage.dataset import FullInfoDataset
+from bifrost.storage.logged import LoggedData
 from bifrost.trainer.bootstrap import BootstrapConfig, bootstrap_artifact
-from bifrost.trainer.dataset import FullInfoDataset
 from bifrost.trainer.evaluate import evaluate_artifact
-from bifrost.trainer.logged import LoggedData
-from bifrost.trainer.retrain import RetrainConfig, RetrainReport, RetrainStopped, _full_information_checks, retrain_from_logs
+from bifrost.trainer.retrain import (
+    RetrainConfig,
+    RetrainReport,
+    RetrainStopped,
+    _full_information_checks,
+    retrain_from_logs,
+)
 from tests.trainer.replayed import replayed_logs
 
 BEST_SINGLE = "llama-3.1-nemotron-51b-instruct"

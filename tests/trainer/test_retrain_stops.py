@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from bifrost.trainer.logged import LoggedData
+from bifrost.storage.logged import LoggedData
 from bifrost.trainer.retrain import RetrainConfig, RetrainStopped, retrain_from_logs
 from tests.router.artifacts import make_artifact
 

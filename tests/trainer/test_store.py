@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bifrost.router.artifact import ArtifactFormatError, ArtifactVerificationError, encode, sha256_hex
 from bifrost.router.reference import ARTIFACT_FILE, DIGEST_FILE, SIGNATURE_FILE
-from bifrost.trainer.store import BACKUP_FILE, INDEX_FILE, META_FILE, ArtifactStore, StoreError
+from bifrost.storage.artifact_store import BACKUP_FILE, INDEX_FILE, META_FILE, ArtifactStore, StoreError
 from tests.router.artifacts import make_artifact, signed
 
 KEY = Ed25519PrivateKey.generate()

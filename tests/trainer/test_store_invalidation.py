@@ -7,8 +7,8 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from bifrost.storage.artifact_store import INDEX_FILE, ArtifactStore
 from bifrost.trainer.cli import main_artifacts
-from bifrost.trainer.store import INDEX_FILE, ArtifactStore
 from tests.router.artifacts import make_artifact, signed
 
 KEY = Ed25519PrivateKey.generate()

@@ -1,0 +1,207 @@
+"""Full-information evaluation sets: every model's score and cost for every prompt.
+
+Format (JSON lines, optionally gzip-compressed; see ``data/routing-eval/README.md``)::
+
+    {"prompt_id": str, "split": "train"|"test", "task": str, "prompt": str,
+     "scores": {model: float 0..1}, "cost_usd": {model: float}}
+
+Lines that do not decode are counted (``problems``), not fatal here: the data-quality
+step decides whether the file is usable. A model missing from a row is NaN.
+
+**Evaluation rows never train.** A prompt is identified by its normalized text
+(:func:`prompt_key`: Unicode NFKC, case-folded, whitespace runs collapsed), not by its
+``prompt_id``: public benchmarks repeat the same prompt under different ids and splits.
+:meth:`FullInfoDataset.training_split` drops every training row whose normalized text
+also appears in another split, and :func:`prompt_groups` lets cross-validation and
+holdouts keep every copy of a prompt on one side.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import msgspec
+import numpy as np
+
+
+class DatasetError(ValueError):
+    """The dataset file cannot be read at all (missing, unreadable, empty)."""
+
+
+def prompt_key(text: str) -> str:
+    """A prompt's identity for leakage and grouping: NFKC, case-folded, whitespace collapsed."""
+    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
+
+
+def prompt_groups(prompts: Iterable[str]) -> np.ndarray:
+    """Group id per prompt: rows with the same :func:`prompt_key` share one (ids in first-seen order)."""
+    ids: dict[str, int] = {}
+    return np.array([ids.setdefault(prompt_key(p), len(ids)) for p in prompts], dtype=np.int64)
+
+
+class _Row(msgspec.Struct, forbid_unknown_fields=False):
+    prompt_id: str
+    split: str
+    task: str
+    prompt: str
+    scores: dict[str, float | None]
+    cost_usd: dict[str, float | None]
+
+
+@dataclass(frozen=True)
+class FullInfoDataset:
+    """Prompts with every model's score and cost, as aligned arrays.
+
+    ``scores`` and ``costs`` are ``(rows, models)``; columns follow ``models`` (sorted).
+    """
+
+    prompt_ids: list[str]
+    prompts: list[str]
+    tasks: np.ndarray
+    splits: np.ndarray
+    models: tuple[str, ...]
+    scores: np.ndarray
+    costs: np.ndarray
+    source: str = ""
+    lines: int = 0
+    problems: list[str] = field(default_factory=list)
+    context: dict[str, int] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.prompts)
+
+    def take(self, rows: np.ndarray) -> "FullInfoDataset":
+        """The rows at these indices (or where this mask is true)."""
+        rows = np.flatnonzero(rows) if np.asarray(rows).dtype == bool else np.asarray(rows, dtype=np.int64)
+        return FullInfoDataset(
+            prompt_ids=[self.prompt_ids[i] for i in rows],
+            prompts=[self.prompts[i] for i in rows],
+            tasks=self.tasks[rows],
+            splits=self.splits[rows],
+            models=self.models,
+            scores=self.scores[rows],
+            costs=self.costs[rows],
+            source=self.source,
+            lines=self.lines,
+            problems=self.problems,
+            context=self.context,
+        )
+
+    def split(self, name: str) -> "FullInfoDataset":
+        """Only the rows of one split (``train`` or ``test``)."""
+        return self.take(self.splits == name)
+
+    def sample(self, n: int, *, seed: int = 0) -> "FullInfoDataset":
+        """``n`` rows drawn without replacement (all rows if there are fewer)."""
+        if n >= len(self):
+            return self
+        rows = np.sort(np.random.default_rng(seed).choice(len(self), size=n, replace=False))
+        return self.take(rows)
+
+    def training_split(self, name: str = "train") -> tuple["FullInfoDataset", int]:
+        """(the usable rows of split ``name`` whose prompt is in no other split, how many were dropped).
+
+        A training row whose normalized text (:func:`prompt_key`) appears in any other
+        split (the evaluation split) is dropped, so nothing evaluated on was trained on.
+        """
+        others = {prompt_key(p) for p, s in zip(self.prompts, self.splits) if s != name}
+        split = self.split(name)
+        split = split.take(split.valid_rows())
+        if not others:
+            return split, 0
+        keep = np.array([prompt_key(p) not in others for p in split.prompts], dtype=bool)
+        return split.take(keep), int((~keep).sum())
+
+    def valid_rows(self) -> np.ndarray:
+        """Mask of rows whose every score is in [0, 1] and every cost finite and ≥ 0."""
+        ok_scores = np.isfinite(self.scores).all(axis=1) & (self.scores >= 0).all(axis=1) & (self.scores <= 1).all(axis=1)
+        ok_costs = np.isfinite(self.costs).all(axis=1) & (self.costs >= 0).all(axis=1)
+        return ok_scores & ok_costs & np.array([bool(p.strip()) for p in self.prompts], dtype=bool)
+
+
+def load_dataset(path: str | Path) -> FullInfoDataset:
+    """Read a full-information dataset file (``.jsonl`` or ``.jsonl.gz``).
+
+    Context windows for the guardrail are read from a sibling ``<name>.models.json``
+    when its entries carry ``ctx_in``.
+
+    Raises:
+        DatasetError: the file is missing, unreadable, or has no decodable row.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise DatasetError(f"dataset {path} is a directory, not a JSONL(.gz) file")
+    if not path.is_file():
+        raise DatasetError(f"dataset {path} does not exist")
+    opener = gzip.open if path.suffix == ".gz" else open
+    decoder = msgspec.json.Decoder(_Row)
+    rows: list[_Row] = []
+    problems: list[str] = []
+    lines = 0
+    try:
+        with opener(path, "rb") as handle:
+            for number, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                lines += 1
+                try:
+                    rows.append(decoder.decode(line))
+                except msgspec.DecodeError as exc:
+                    problems.append(f"line {number}: {exc}")
+    except (OSError, EOFError) as exc:
+        raise DatasetError(f"dataset {path} cannot be read: {exc}") from None
+    if not rows:
+        raise DatasetError(f"dataset {path} has no readable rows ({lines} lines, {len(problems)} malformed)")
+    models = tuple(sorted({m for row in rows for m in row.scores} | {m for row in rows for m in row.cost_usd}))
+    scores = np.full((len(rows), len(models)), np.nan)
+    costs = np.full((len(rows), len(models)), np.nan)
+    column = {m: j for j, m in enumerate(models)}
+    for i, row in enumerate(rows):
+        for m, v in row.scores.items():
+            if v is not None:
+                scores[i, column[m]] = v
+        for m, v in row.cost_usd.items():
+            if v is not None:
+                costs[i, column[m]] = v
+    return FullInfoDataset(
+        prompt_ids=[r.prompt_id for r in rows],
+        prompts=[r.prompt for r in rows],
+        tasks=np.array([r.task for r in rows], dtype=object),
+        splits=np.array([r.split for r in rows], dtype=object),
+        models=models,
+        scores=scores,
+        costs=costs,
+        source=str(path),
+        lines=lines,
+        problems=problems,
+        context=_context_windows(path, models),
+    )
+
+
+def models_file(path: Path) -> Path:
+    """``x.jsonl.gz`` → ``x.models.json`` (the catalog the dataset was priced with)."""
+    name = path.name
+    for suffix in (".gz", ".jsonl", ".json"):
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+    return path.with_name(f"{name}.models.json")
+
+
+def _context_windows(path: Path, models: tuple[str, ...]) -> dict[str, int]:
+    file = models_file(path)
+    try:
+        catalog = json.loads(file.read_text())
+    except (OSError, ValueError):
+        return {}
+    out = {}
+    for model in models:
+        entry = catalog.get(model) if isinstance(catalog, dict) else None
+        ctx = entry.get("ctx_in") if isinstance(entry, dict) else None
+        if isinstance(ctx, (int, float)) and ctx > 0:
+            out[model] = int(ctx)
+    return out

@@ -1,0 +1,148 @@
+"""Every module keeps to the import table of :mod:`tests.architecture.boundaries`, and the checker catches a breach."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.architecture import boundaries
+from tests.architecture.boundaries import (
+    ROOT,
+    TABLE,
+    Unit,
+    check,
+    check_source,
+    iter_modules,
+    split_exceptions,
+    table_problems,
+)
+
+
+def test_every_module_keeps_to_the_table() -> None:
+    uncovered, stale = split_exceptions(check())
+    assert [str(v) for v in uncovered] == []
+    assert stale == []  # an exception whose import is gone: delete it from EXCEPTIONS
+
+
+def test_the_table_keeps_the_architecture_rules() -> None:
+    assert table_problems() == []
+
+
+def test_every_python_folder_is_checked() -> None:
+    checked = {path.relative_to(ROOT).parts[0] for _, path in iter_modules()}
+    skipped = {"build", "scripts", "data"}  # build output; shell scripts; data files
+    folders = {
+        path.relative_to(ROOT).parts[0]
+        for path in ROOT.glob("*/**/*.py")
+        if not path.relative_to(ROOT).parts[0].startswith(".")
+    }
+    assert folders - skipped - checked == set()
+    assert {name.removeprefix("bifrost.") for name in boundaries.package_dirs()} <= TABLE.keys()
+
+
+STREAMS_MODULE = Path("streams/fake.py")
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "from bifrost.trainer.store import ArtifactStore\n",
+        "import bifrost.trainer.logged\n",
+        "def later():\n    from bifrost.trainer import retrain\n",  # a function-level import counts too
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from bifrost.trainer.store import ArtifactStore\n",
+        "from bifrost import trainer\n",
+    ],
+)
+def test_the_checker_fails_on_streams_importing_the_trainer(source: str) -> None:
+    (violation,) = check_source(source, "bifrost.streams.fake", STREAMS_MODULE)
+    assert (violation.source, violation.target) == ("streams", "trainer")
+
+
+def test_the_checker_fails_on_a_leaf_importing_a_package() -> None:
+    (violation,) = check_source("from bifrost.config import Settings\n", "bifrost.router.fake", Path("router/fake.py"))
+    assert (violation.source, violation.target) == ("router", "config")
+
+
+def test_relative_imports_are_resolved() -> None:
+    (violation,) = check_source("from ..trainer import store\n", "bifrost.streams.fake", STREAMS_MODULE)
+    assert violation.imp.target == "bifrost.trainer.store"
+    assert (
+        check_source("from .ingest import fold\n", "bifrost.streams", Path("streams/__init__.py"), is_package=True)
+        == []
+    )
+
+
+def test_production_code_imports_dev_code_only_lazily_and_only_where_listed() -> None:
+    cli_main = "bifrost.cli.main", Path("cli/main.py")
+    eager = check_source("from bifrost.devkafka import LocalBroker\n", *cli_main)
+    lazy = check_source("def kafka():\n    from bifrost.devkafka import LocalBroker\n", *cli_main)
+    own_dev_module = check_source("from bifrost.cli.up import run_local_loop\n", *cli_main)
+    own_dev_module_lazy = check_source("def up():\n    from bifrost.cli import up\n", *cli_main)
+    not_listed = check_source(
+        "def f():\n    from bifrost.devkafka import LocalBroker\n",
+        "bifrost.streams.preflight",
+        Path("streams/preflight.py"),
+    )
+    assert [v.target for v in eager] == ["devkafka"]
+    assert lazy == []
+    assert [v.target for v in own_dev_module] == ["cli.up"]
+    assert own_dev_module_lazy == []
+    assert [v.reason for v in not_listed] == ["production code must not import development code"]
+
+
+def test_dev_and_test_code_may_import_dev_code() -> None:
+    assert (
+        check_source(
+            "from bifrost.devkafka import LocalBroker\nfrom bench.chaos import ChaosConfig\n",
+            "tests.fake",
+            Path("tests/fake.py"),
+        )
+        == []
+    )
+
+
+def test_an_exception_covers_only_its_own_import_and_goes_stale_without_it() -> None:
+    leak = check_source("from bifrost.trainer.store import ArtifactStore\n", "bifrost.streams.fake", STREAMS_MODULE)
+    other = check_source("from bifrost.trainer.store import ArtifactStore\n", "bifrost.streams.other", STREAMS_MODULE)
+    exceptions = {("bifrost.streams.fake", "trainer"): "why"}
+    assert split_exceptions(leak + other, exceptions) == (other, [])
+    assert split_exceptions([], exceptions) == ([], [("bifrost.streams.fake", "trainer")])
+
+
+def test_a_package_missing_from_the_table_is_reported() -> None:
+    (violation,) = check_source("import bifrost.newthing\n", "bifrost.streams.fake", STREAMS_MODULE)
+    assert violation.reason == "imported package is not in the table"
+
+
+def test_a_table_that_breaks_the_rules_is_reported() -> None:
+    broken = dict(TABLE)
+    broken["router"] = Unit(dev=False, imports=frozenset({"config"}), why="")
+    broken["streams"] = Unit(dev=False, imports=TABLE["streams"].imports | {"trainer", "devkafka"}, why="")
+    assert table_problems(broken) == [
+        "router is a leaf but may import ['config']",
+        "streams may import trainer",
+        "production streams imports development code ['devkafka'] eagerly",
+    ]
+
+
+def test_the_checker_fails_on_a_wrong_import_written_into_the_tree(tmp_path: Path) -> None:
+    tree = tmp_path / "repo"
+    (tree / "streams").mkdir(parents=True)
+    (tree / "trainer").mkdir()
+    (tree / "pyproject.toml").write_text(
+        '[tool.setuptools]\npackage-dir = { "bifrost.streams" = "streams", "bifrost.trainer" = "trainer" }\n'
+    )
+    for folder in ("streams", "trainer", "bench", "tests"):
+        (tree / folder).mkdir(exist_ok=True)
+        (tree / folder / "__init__.py").write_text("")
+    (tree / "streams" / "ok.py").write_text("from bifrost.schemas.events import RoutingEvent\n")
+    assert check(tree) == []
+    (tree / "streams" / "leak.py").write_text("import os\n\n\ndef f():\n    from bifrost.trainer.retrain import run\n")
+    (violation,) = check(tree)
+    assert (violation.imp.module, violation.imp.line, violation.source, violation.target) == (
+        "bifrost.streams.leak",
+        5,
+        "streams",
+        "trainer",
+    )

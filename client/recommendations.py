@@ -11,15 +11,15 @@ not decode (a newer schema's garbage, a stray write) are skipped with a log line
 
 from __future__ import annotations
 
-import hashlib
 import time
 import uuid
 from collections.abc import AsyncGenerator
 
 import msgspec
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 
+from bifrost.client.answers import Sent, send_and_await
 from bifrost.client.publisher import connect
 from bifrost.client.rollout import follow
 from bifrost.kafka.security import KafkaSecurity
@@ -30,7 +30,6 @@ from bifrost.schemas.topics import Topics
 
 _recommendation = msgspec.json.Decoder(Recommendation)
 _applied = msgspec.json.Decoder(RecommendationApplied)
-_letter = msgspec.json.Decoder(DeadLetter)
 
 
 async def follow_recommendations(
@@ -117,47 +116,14 @@ async def apply_recommendation(
     Raises:
         ApplyUnauthorized: the command failed authentication (its DLQ record).
     """
-    watched = sorted({topics.recommendation_outcomes, topics.dlq})
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
-                                auto_offset_reset="latest", **(security or KafkaSecurity()).client_options())
-    await connect(consumer, bootstrap, security)
-    deadline = time.monotonic() + timeout
-    digest = hashlib.sha256(encode(command)).hexdigest()
-    try:
-        consumer.subscribe(watched)
-        while {tp.topic for tp in consumer.assignment()} != set(watched) and time.monotonic() < deadline:
-            await consumer.getmany(timeout_ms=100)
-        for tp in consumer.assignment():
-            await consumer.position(tp)  # pin "latest" before the command goes out
-        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True,
-                                    **(security or KafkaSecurity()).client_options())
-        await connect(producer, bootstrap, security)
+
+    def answer_of(raw: bytes, sent: Sent) -> RecommendationApplied | None:
         try:
-            sent = await producer.send_and_wait(topics.recommendation_commands, encode(command),
-                                                key=command.recommendation_id.encode())
-        finally:
-            await producer.stop()
-        while time.monotonic() < deadline:
-            batches = await consumer.getmany(timeout_ms=200)
-            for records in batches.values():
-                for record in records:
-                    if not record.value:
-                        continue
-                    if record.topic == topics.dlq:
-                        try:
-                            letter = _letter.decode(record.value)
-                        except (msgspec.DecodeError, RecursionError):
-                            continue
-                        if (letter.source_topic == topics.recommendation_commands and letter.original_sha256 == digest
-                                and (letter.partition, letter.offset) == (sent.partition, sent.offset)):
-                            raise ApplyUnauthorized(letter)
-                        continue
-                    try:
-                        answer = _applied.decode(record.value)
-                    except (msgspec.DecodeError, RecursionError):
-                        continue
-                    if answer.command_id == command.command_id:
-                        return answer
-        return None
-    finally:
-        await consumer.stop()
+            answer = _applied.decode(raw)
+        except (msgspec.DecodeError, RecursionError):
+            return None
+        return answer if answer.command_id == command.command_id else None
+
+    return await send_and_await(bootstrap, topic=topics.recommendation_commands, key=command.recommendation_id.encode(),
+                                value=encode(command), answers=topics.recommendation_outcomes, dlq=topics.dlq,
+                                answer_of=answer_of, refused=ApplyUnauthorized, timeout=timeout, security=security)

@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
-import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import TypeVar
 
 import msgspec
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from aiokafka.structs import OffsetAndMetadata, TopicPartition
 
+from bifrost.client.answers import Sent, send_and_await, send_command_record
 from bifrost.client.publisher import connect
 from bifrost.kafka.security import KafkaSecurity
 from bifrost.schemas.codec import encode
@@ -68,15 +67,9 @@ async def send_command(
     bootstrap: str, topics: Topics, command: RolloutCommand, *, security: KafkaSecurity | None = None
 ) -> tuple[int, int]:
     """Publish one command (acks=all); return the (partition, offset) it was written at."""
-    security = security or KafkaSecurity()
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True,
-                                **security.client_options())
-    await connect(producer, bootstrap, security)
-    try:
-        sent = await producer.send_and_wait(topics.rollout_commands, encode(command), key=router_key(command.router_id))
-        return sent.partition, sent.offset
-    finally:
-        await producer.stop()
+    sent = await send_command_record(bootstrap, topics.rollout_commands, router_key(command.router_id),
+                                     encode(command), security=security)
+    return sent.partition, sent.offset
 
 
 async def follow(
@@ -166,40 +159,16 @@ async def wait_for_outcome(
     by the states that still carry its first delivery's outcome), or — when the command
     failed authentication — its DLQ record, raised as :class:`CommandUnauthorized`.
     """
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
-                                auto_offset_reset="latest", **(security or KafkaSecurity()).client_options())
-    await connect(consumer, bootstrap, security)
     state_decoder = msgspec.json.Decoder(RolloutState)
-    letter_decoder = msgspec.json.Decoder(DeadLetter)
-    digest = hashlib.sha256(encode(command)).hexdigest()
-    watched = {topics.rollout_state, topics.dlq}
-    deadline = time.monotonic() + timeout
-    try:
-        consumer.subscribe(sorted(watched))
-        while {tp.topic for tp in consumer.assignment()} != watched and time.monotonic() < deadline:
-            await consumer.getmany(timeout_ms=100)
-        for tp in consumer.assignment():
-            await consumer.position(tp)  # pin "latest" before the command goes out
-        partition, offset = await send_command(bootstrap, topics, command, security=security)
-        while time.monotonic() < deadline:
-            batches = await consumer.getmany(timeout_ms=200)
-            for records in batches.values():
-                for record in records:
-                    if not record.value:
-                        continue
-                    if record.topic == topics.dlq:
-                        letter = _decode_or_none(letter_decoder, record.value)
-                        if (letter and letter.source_topic == topics.rollout_commands and letter.original_sha256 == digest
-                                and (letter.partition, letter.offset) == (partition, offset)):
-                            raise CommandUnauthorized(letter)
-                        continue
-                    state = _decode_or_none(state_decoder, record.value)
-                    answer = state.last_command if state else None
-                    if answer and answer.command_id == command.command_id and answer.offset in (offset, -1):
-                        return state
-        return None
-    finally:
-        await consumer.stop()
+
+    def answer_of(raw: bytes, sent: Sent) -> RolloutState | None:
+        state = _decode_or_none(state_decoder, raw)
+        answer = state.last_command if state else None
+        return state if answer and answer.command_id == command.command_id and answer.offset in (sent.offset, -1) else None
+
+    return await send_and_await(bootstrap, topic=topics.rollout_commands, key=router_key(command.router_id),
+                                value=encode(command), answers=topics.rollout_state, dlq=topics.dlq,
+                                answer_of=answer_of, refused=CommandUnauthorized, timeout=timeout, security=security)
 
 
 def _decode_or_none(decoder: msgspec.json.Decoder[T], raw: bytes) -> T | None:

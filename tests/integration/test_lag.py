@@ -198,7 +198,7 @@ async def test_cli_lag_refuses_an_unknown_group_and_shows_a_known_one(settings: 
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
     await producer.start()
     try:
-        for i in range(5):
+        for _ in range(5):
             await producer.send_and_wait(topic, b"x", partition=0)
     finally:
         await producer.stop()

@@ -93,7 +93,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 from bifrost.client import Publisher
 from bifrost.client.simulator import TrafficConfig, generate
 from bifrost.config import Settings
-from bifrost.devkafka import DEFAULT_KAFKA_VERSION, LocalBroker, probe_kafka
+from bifrost.devkafka import DEFAULT_KAFKA_VERSION, LocalBroker
+from bifrost.kafka.preflight import probe_kafka
 from bifrost.schemas import Bucket, RoutingEvent, Topics, encode
 from bifrost.streams.ingest.fold import BatchFolder, InputRecord, PartitionState
 from bifrost.kafka.topics import TopicSpec, ensure_topics

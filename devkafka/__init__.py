@@ -21,7 +21,6 @@ from bifrost.devkafka.broker import (
     ephemeral_port_range,
     free_listener_port,
     listener_port_ranges,
-    probe_kafka,
     stop_broker,
 )
 
@@ -40,7 +39,6 @@ __all__ = [
     "free_listener_port",
     "listener_port_ranges",
     "main",
-    "probe_kafka",
     "stop_broker",
 ]
 

@@ -63,10 +63,8 @@ fetch only, ``mvn``. POSIX only (process groups, ``flock``).
 
 from __future__ import annotations
 
-import asyncio
 import atexit
 import base64
-import concurrent.futures
 import contextlib
 import fcntl
 import importlib.resources
@@ -101,6 +99,7 @@ from bifrost.devkafka.secure import (
     scram_format_arguments,
     secure_files,
 )
+from bifrost.kafka.preflight import probe_kafka
 
 if TYPE_CHECKING:
     from bifrost.kafka.security import KafkaSecurity
@@ -594,48 +593,6 @@ def _kill_group(pid: int, sig: signal.Signals) -> None:
         pass
     except PermissionError as exc:
         raise BrokerError(f"not allowed to signal broker process group {pid}: {exc}") from exc
-
-
-async def _probe_async(bootstrap: str, timeout: float, node_id: int | None,
-                       security: KafkaSecurity | None = None) -> bool:
-    from aiokafka.admin import AIOKafkaAdminClient
-    from aiokafka.errors import KafkaError
-
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=bootstrap,
-        client_id="bifrost-devkafka-probe",
-        request_timeout_ms=max(1000, int(timeout * 1000)),
-        **(security.client_options() if security is not None else {}),
-    )
-    try:
-        await asyncio.wait_for(admin.start(), timeout)
-        cluster = await asyncio.wait_for(admin.describe_cluster(), timeout)
-        brokers = cluster.get("brokers", [])
-        return any(node_id is None or b.get("node_id") == node_id for b in brokers)
-    except (KafkaError, OSError, asyncio.TimeoutError):
-        return False
-    finally:
-        with contextlib.suppress(Exception):
-            await admin.close()
-
-
-def probe_kafka(bootstrap: str, timeout: float = 5.0, node_id: int | None = None, *,
-                security: KafkaSecurity | None = None) -> bool:
-    """True when ``bootstrap`` answers a Kafka metadata request that lists a broker.
-
-    Args:
-        bootstrap: ``host:port[,host:port...]``.
-        timeout: Seconds for connecting and for the request.
-        node_id: Require this broker id in the answer (any broker if None).
-        security: TLS/SASL of the probing client (PLAINTEXT if None); a refused login
-            or failed TLS handshake counts as not answering.
-
-    Uses aiokafka on a private event loop in a helper thread, so it is safe to
-    call from synchronous code even while another event loop runs in this thread
-    (it blocks that loop for up to ``timeout`` seconds, though).
-    """
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="devkafka-probe") as pool:
-        return pool.submit(asyncio.run, _probe_async(bootstrap, timeout, node_id, security)).result()
 
 
 # --------------------------------------------------------------------------- the broker

@@ -102,7 +102,7 @@ async def _speaks_tls(host: str, port: int, timeout: float) -> bool:
     context.verify_mode = ssl.CERT_NONE
     try:
         _, writer = await asyncio.wait_for(asyncio.open_connection(host, port, ssl=context), timeout)
-    except (OSError, asyncio.TimeoutError, ssl.SSLError):
+    except (TimeoutError, OSError, ssl.SSLError):
         return False
     writer.close()
     with contextlib.suppress(Exception):
@@ -179,7 +179,7 @@ async def _probe_address(bootstrap: str, host: str, port: int, security: KafkaSe
         stage = "metadata"
         await asyncio.wait_for(conn.send(MetadataRequest([])), max(0.5, deadline - time.monotonic()))
         return None
-    except (KafkaError, OSError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, KafkaError, OSError) as exc:
         return await _classify(bootstrap, host, port, security, exc, stage, remaining)
     finally:
         if conn is not None:
@@ -222,7 +222,7 @@ async def check_kafka(bootstrap: str, security: KafkaSecurity, *, timeout: float
         remaining = max(1.0, deadline - time.monotonic())
         await asyncio.wait_for(admin.start(), remaining)
         await asyncio.wait_for(admin.describe_cluster(), max(1.0, deadline - time.monotonic()))
-    except (KafkaError, OSError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, KafkaError, OSError) as exc:
         detail = _describe(exc)
         if security.uses_sasl and any(h in detail.lower() for h in _AUTH_HINTS):
             raise _login_refused(bootstrap, security, detail) from None
@@ -239,3 +239,45 @@ def require_kafka(bootstrap: str, security: KafkaSecurity | None = None, *, time
     """Synchronous :func:`check_kafka`, safe to call while another event loop runs."""
     with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="bifrost-preflight") as pool:
         pool.submit(asyncio.run, check_kafka(bootstrap, security or KafkaSecurity(), timeout=timeout)).result()
+
+
+async def _probe_async(bootstrap: str, timeout: float, node_id: int | None,
+                       security: KafkaSecurity | None = None) -> bool:
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap,
+        client_id="bifrost-probe",
+        request_timeout_ms=max(1000, int(timeout * 1000)),
+        **(security.client_options() if security is not None else {}),
+    )
+    try:
+        await asyncio.wait_for(admin.start(), timeout)
+        cluster = await asyncio.wait_for(admin.describe_cluster(), timeout)
+        brokers = cluster.get("brokers", [])
+        return any(node_id is None or b.get("node_id") == node_id for b in brokers)
+    except (TimeoutError, KafkaError, OSError):
+        return False
+    finally:
+        with contextlib.suppress(Exception):
+            await admin.close()
+
+
+def probe_kafka(bootstrap: str, timeout: float = 5.0, node_id: int | None = None, *,
+                security: KafkaSecurity | None = None) -> bool:
+    """True when ``bootstrap`` answers a Kafka metadata request that lists a broker.
+
+    A yes/no liveness check (the local broker's start and status, test fixtures); use
+    :func:`require_kafka` to fail with the reason instead.
+
+    Args:
+        bootstrap: ``host:port[,host:port...]``.
+        timeout: Seconds for connecting and for the request.
+        node_id: Require this broker id in the answer (any broker if None).
+        security: TLS/SASL of the probing client (PLAINTEXT if None); a refused login
+            or failed TLS handshake counts as not answering.
+
+    Uses aiokafka on a private event loop in a helper thread, so it is safe to
+    call from synchronous code even while another event loop runs in this thread
+    (it blocks that loop for up to ``timeout`` seconds, though).
+    """
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="bifrost-probe") as pool:
+        return pool.submit(asyncio.run, _probe_async(bootstrap, timeout, node_id, security)).result()

@@ -16,6 +16,7 @@ import faust
 
 from bifrost.config import Settings
 from bifrost.config.settings import SettingsError
+from bifrost.kafka.preflight import require_kafka
 from bifrost.kafka.topics import TopicSpec, ensure_topics
 from bifrost.streams import observability as obs
 from bifrost.streams.alerts.publisher import AlertProducer
@@ -26,7 +27,6 @@ from bifrost.streams.metrics.collector import ProductCollector, install
 from bifrost.streams.metrics.dlq_monitor import DlqSurgeMonitor
 from bifrost.streams.metrics.rollout import RolloutBoard
 from bifrost.streams.optimizer.agent import optimizer_topics, register_optimizer
-from bifrost.streams.preflight import require_kafka
 from bifrost.streams.rollout.agent import RolloutStates, command_keyring, register_router_loop
 from bifrost.streams.rollup.store import RouterWindows
 from bifrost.streams.triggers.agent import register_triggers

@@ -11,7 +11,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from bifrost.devkafka import LocalBroker, probe_kafka
+from bifrost.devkafka import LocalBroker
+from bifrost.kafka.preflight import probe_kafka
 
 BOOTSTRAP_ENV = "BIFROST_KAFKA_BOOTSTRAP"
 

@@ -129,4 +129,5 @@ def dr_terms(
     """
     rows = np.arange(len(chosen))
     weight = (chosen == served) / np.clip(propensity, min_propensity, 1.0)
-    return reward_model[rows, chosen] + weight * (reward - reward_model[rows, served])
+    terms: np.ndarray = reward_model[rows, chosen] + weight * (reward - reward_model[rows, served])
+    return terms

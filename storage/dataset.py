@@ -75,7 +75,7 @@ class FullInfoDataset:
     def __len__(self) -> int:
         return len(self.prompts)
 
-    def take(self, rows: np.ndarray) -> "FullInfoDataset":
+    def take(self, rows: np.ndarray) -> FullInfoDataset:
         """The rows at these indices (or where this mask is true)."""
         rows = np.flatnonzero(rows) if np.asarray(rows).dtype == bool else np.asarray(rows, dtype=np.int64)
         return FullInfoDataset(
@@ -92,18 +92,18 @@ class FullInfoDataset:
             context=self.context,
         )
 
-    def split(self, name: str) -> "FullInfoDataset":
+    def split(self, name: str) -> FullInfoDataset:
         """Only the rows of one split (``train`` or ``test``)."""
         return self.take(self.splits == name)
 
-    def sample(self, n: int, *, seed: int = 0) -> "FullInfoDataset":
+    def sample(self, n: int, *, seed: int = 0) -> FullInfoDataset:
         """``n`` rows drawn without replacement (all rows if there are fewer)."""
         if n >= len(self):
             return self
         rows = np.sort(np.random.default_rng(seed).choice(len(self), size=n, replace=False))
         return self.take(rows)
 
-    def training_split(self, name: str = "train") -> tuple["FullInfoDataset", int]:
+    def training_split(self, name: str = "train") -> tuple[FullInfoDataset, int]:
         """(the usable rows of split ``name`` whose prompt is in no other split, how many were dropped).
 
         A training row whose normalized text (:func:`prompt_key`) appears in any other
@@ -119,7 +119,9 @@ class FullInfoDataset:
 
     def valid_rows(self) -> np.ndarray:
         """Mask of rows whose every score is in [0, 1] and every cost finite and ≥ 0."""
-        ok_scores = np.isfinite(self.scores).all(axis=1) & (self.scores >= 0).all(axis=1) & (self.scores <= 1).all(axis=1)
+        ok_scores = (
+            np.isfinite(self.scores).all(axis=1) & (self.scores >= 0).all(axis=1) & (self.scores <= 1).all(axis=1)
+        )
         ok_costs = np.isfinite(self.costs).all(axis=1) & (self.costs >= 0).all(axis=1)
         return ok_scores & ok_costs & np.array([bool(p.strip()) for p in self.prompts], dtype=bool)
 

@@ -22,8 +22,23 @@ import pyarrow.parquet as pq
 
 from bifrost.router.artifact import BUCKETS
 
-EVENT_COLUMNS = ["request_id", "ts", "router_id", "arm", "model", "bucket", "cluster_id", "features", "tokens_in",
-                 "tokens_out", "cost_usd", "latency_ms", "success", "propensity", "quality"]
+EVENT_COLUMNS = [
+    "request_id",
+    "ts",
+    "router_id",
+    "arm",
+    "model",
+    "bucket",
+    "cluster_id",
+    "features",
+    "tokens_in",
+    "tokens_out",
+    "cost_usd",
+    "latency_ms",
+    "success",
+    "propensity",
+    "quality",
+]
 FEEDBACK_COLUMNS = ["request_id", "grade"]
 
 
@@ -62,16 +77,36 @@ class LoggedData:
     def __len__(self) -> int:
         return len(self.ts)
 
-    def take(self, rows: np.ndarray) -> "LoggedData":
+    def take(self, rows: np.ndarray) -> LoggedData:
         """The rows at these indices (or where this mask is true)."""
         rows = np.flatnonzero(rows) if np.asarray(rows).dtype == bool else np.asarray(rows, dtype=np.int64)
         arrays = {name: getattr(self, name)[rows] for name in _ROW_ARRAYS}
-        return LoggedData(models=self.models, files=self.files, window=self.window,
-                          tokens_out=None if self.tokens_out is None else self.tokens_out[rows], **arrays)
+        return LoggedData(
+            models=self.models,
+            files=self.files,
+            window=self.window,
+            tokens_out=None if self.tokens_out is None else self.tokens_out[rows],
+            **arrays,
+        )
 
 
-_ROW_ARRAYS = ("request_ids", "ts", "router_ids", "arms", "model", "bucket", "cluster", "features", "features_ok",
-               "tokens_in", "cost", "latency", "success", "propensity", "quality")
+_ROW_ARRAYS = (
+    "request_ids",
+    "ts",
+    "router_ids",
+    "arms",
+    "model",
+    "bucket",
+    "cluster",
+    "features",
+    "features_ok",
+    "tokens_in",
+    "cost",
+    "latency",
+    "success",
+    "propensity",
+    "quality",
+)
 
 
 def hour_folders(root: Path, topic: str, window_from: float, window_to: float) -> list[Path]:
@@ -122,7 +157,9 @@ def load_window(
     """Every logged routing event with ``window_from <= ts < window_to`` (of one router, if given)."""
     root = Path(root)
     if not root.is_dir():
-        raise WarehouseError(f"warehouse folder {root} does not exist (is the worker's sink enabled? BIFROST_WAREHOUSE_DIR)")
+        raise WarehouseError(
+            f"warehouse folder {root} does not exist (is the worker's sink enabled? BIFROST_WAREHOUSE_DIR)"
+        )
     table, files = _read(hour_folders(root, events_topic, window_from, window_to), EVENT_COLUMNS)
     if table is None:
         return _empty(files, (window_from, window_to))
@@ -131,8 +168,9 @@ def load_window(
     ts = _float(table, "ts")
     keep = (ts >= window_from) & (ts < window_to)
     if router_id is not None:
-        keep &= np.asarray(pc.fill_null(pc.equal(table["router_id"], router_id), False).to_numpy(zero_copy_only=False),
-                           dtype=bool)
+        keep &= np.asarray(
+            pc.fill_null(pc.equal(table["router_id"], router_id), False).to_numpy(zero_copy_only=False), dtype=bool
+        )
     rows = np.flatnonzero(keep)
     if rows.size == 0:
         return _empty(files, (window_from, window_to))
@@ -225,7 +263,7 @@ def _features(table: pa.Table, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray
             wanted = np.flatnonzero(ok)
             offsets = np.arange(width)
             for lo in range(0, len(wanted), 65_536):
-                block = wanted[lo:lo + 65_536]
+                block = wanted[lo : lo + 65_536]
                 matrix[block] = values[starts[rows[block]][:, None] + offsets]
     return matrix, ok
 
@@ -253,9 +291,22 @@ def _join_feedback(
 def _empty(files: int, window: tuple[float, float]) -> LoggedData:
     zeros = np.zeros(0)
     return LoggedData(
-        models=(), request_ids=np.zeros(0, dtype=object), ts=zeros, router_ids=np.zeros(0, dtype=object),
-        arms=np.zeros(0, dtype=object), model=np.zeros(0, dtype=np.int64), bucket=np.zeros(0, dtype=np.int64),
-        cluster=np.zeros(0, dtype=np.int64), features=np.zeros((0, 0), dtype=np.float32),
-        features_ok=np.zeros(0, dtype=bool), tokens_in=zeros, cost=zeros, latency=zeros,
-        success=np.zeros(0, dtype=bool), propensity=zeros, quality=zeros, files=files, window=window,
+        models=(),
+        request_ids=np.zeros(0, dtype=object),
+        ts=zeros,
+        router_ids=np.zeros(0, dtype=object),
+        arms=np.zeros(0, dtype=object),
+        model=np.zeros(0, dtype=np.int64),
+        bucket=np.zeros(0, dtype=np.int64),
+        cluster=np.zeros(0, dtype=np.int64),
+        features=np.zeros((0, 0), dtype=np.float32),
+        features_ok=np.zeros(0, dtype=bool),
+        tokens_in=zeros,
+        cost=zeros,
+        latency=zeros,
+        success=np.zeros(0, dtype=bool),
+        propensity=zeros,
+        quality=zeros,
+        files=files,
+        window=window,
     )

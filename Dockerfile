@@ -18,6 +18,7 @@ COPY kafka kafka
 COPY catalog catalog
 COPY webhooks webhooks
 COPY common common
+COPY storage storage
 # The bundled full-information dataset: `bifrost-opt init` bootstraps the first artifact from it.
 COPY data/routing-eval data/routing-eval
 RUN pip install --no-cache-dir '.[rocksdb]'

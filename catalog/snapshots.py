@@ -8,7 +8,7 @@ Layout::
     <root>/.lock                 writers serialize on it
     <root>/.leader               held by the refresher that runs the schedules
 
-Files are written with the artifact store's helper (:func:`bifrost.storage.artifact_store.write_atomic`:
+Files are written with the project's one helper (:func:`bifrost.common.files.write_atomic`:
 temp file, fsync, rename), so a killed writer never leaves half a snapshot. A snapshot
 is written *before* its outputs go to Kafka, with ``published`` False, and marked
 published after; a refresher that died in between publishes it again at its next start
@@ -29,8 +29,8 @@ from typing import IO
 
 import msgspec
 
+from bifrost.common.files import write_atomic
 from bifrost.schemas.catalog import CatalogChange, CatalogEntry
-from bifrost.storage.artifact_store import write_atomic
 
 INDEX_FILE = "index.json"
 BACKUP_FILE = "index.json.bak"

@@ -21,13 +21,13 @@ unreadable is an error, never replaced.
 from __future__ import annotations
 
 import argparse
-import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
 from bifrost.cli.errors import EXIT_OK, UsageError
 from bifrost.cli.options import bounded_int
+from bifrost.common.files import write_atomic
 
 SIGNING_PUBLIC = "artifact-signing.pub.pem"
 ALLOW_LIST = "command-keys"
@@ -99,7 +99,7 @@ def initialize(plan: InitPlan, dataset: Path, *, trials: int = 200) -> list[str]
         return generate_private_key(path)
 
     signing = key(plan.signing_key)
-    _write(plan.worker_keys / SIGNING_PUBLIC, public_key_pem(signing), mode=0o644)  # type: ignore[arg-type]
+    write_atomic(plan.worker_keys / SIGNING_PUBLIC, public_key_pem(signing), mode=0o644)  # type: ignore[arg-type]
     done.append(f"wrote   {plan.worker_keys / SIGNING_PUBLIC} (public)")
     pipeline = key(plan.worker_keys / PIPELINE_KEY)
     operator = key(plan.operator_keys / OPERATOR_KEY)
@@ -110,15 +110,15 @@ def initialize(plan: InitPlan, dataset: Path, *, trials: int = 200) -> list[str]
     ]) + "\n"
     existing = (plan.worker_keys / ALLOW_LIST).read_text() if (plan.worker_keys / ALLOW_LIST).exists() else None
     if existing is None:
-        _write(plan.worker_keys / ALLOW_LIST, allow_list.encode(), mode=0o644)
+        write_atomic(plan.worker_keys / ALLOW_LIST, allow_list.encode(), mode=0o644)
         done.append(f"wrote   {plan.worker_keys / ALLOW_LIST}")
     else:
         done.append(f"kept    {plan.worker_keys / ALLOW_LIST}")
     token_file = plan.worker_keys / WEB_TOKEN
     if not token_file.exists():
-        _write(token_file, secrets.token_hex(32).encode(), mode=0o600)
+        write_atomic(token_file, secrets.token_hex(32).encode(), mode=0o600)
         done.append(f"created {token_file}")
-    _write(plan.operator_keys / WEB_TOKEN, token_file.read_bytes(), mode=0o600)
+    write_atomic(plan.operator_keys / WEB_TOKEN, token_file.read_bytes(), mode=0o600)
     done.append(f"copied  {token_file} to {plan.operator_keys / WEB_TOKEN}")
     done.extend(_first_artifact(dataset, plan.store, plan.signing_key, trials))
     return done
@@ -136,11 +136,3 @@ def _first_artifact(dataset: Path, store: Path, key_file: Path, trials: int) -> 
     if code != 0:
         raise UsageError(f"could not bootstrap the first artifact from {dataset} (exit code {code}); see above")
     return [f"trained {store} (current artifact {ArtifactStore(store).current()})"]
-
-
-def _write(path: Path, content: bytes, *, mode: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.tmp")
-    temp.write_bytes(content)
-    temp.chmod(mode)
-    os.replace(temp, path)

@@ -17,13 +17,12 @@ def temp_name(path: Path) -> Path:
 
 
 def fsync_dir(folder: Path) -> None:
-    """Make a rename inside ``folder`` survive a power loss (no-op where folders cannot be opened)."""
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+    """Make a rename inside ``folder`` survive a power loss."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 @contextlib.contextmanager

@@ -20,6 +20,7 @@ lock file.
 
 from __future__ import annotations
 
+import builtins
 import fcntl
 import os
 import re
@@ -31,6 +32,7 @@ from pathlib import Path
 
 import msgspec
 
+from bifrost.common.files import fsync_dir, write_atomic
 from bifrost.router.artifact import Artifact, ArtifactVerificationError, decode, load_verified, sha256_hex
 from bifrost.router.keys import PublicKeySource
 from bifrost.router.reference import ARTIFACT_FILE, DIGEST_FILE, SIGNATURE_FILE, ReferenceRouter
@@ -121,7 +123,7 @@ class ArtifactStore:
         """The version routers should serve (None before the first publication)."""
         return self._read_index().current
 
-    def history(self) -> list[IndexEntry]:
+    def history(self) -> builtins.list[IndexEntry]:  # `list` is a method of this class
         """Every change of the current version, oldest first."""
         return list(self._read_index().history)
 
@@ -141,9 +143,11 @@ class ArtifactStore:
         self.meta(version)
         folder = self.root / version
         digest = (folder / DIGEST_FILE).read_text(encoding="ascii", errors="replace").split()
-        return ((folder / ARTIFACT_FILE).read_bytes(),
-                (folder / SIGNATURE_FILE).read_text(encoding="ascii", errors="replace").strip(),
-                digest[0] if digest else "")
+        return (
+            (folder / ARTIFACT_FILE).read_bytes(),
+            (folder / SIGNATURE_FILE).read_text(encoding="ascii", errors="replace").strip(),
+            digest[0] if digest else "",
+        )
 
     def show(self, version: str) -> dict[str, object]:
         """Metadata, routing parameters and report summary of a version (not verified)."""
@@ -161,7 +165,9 @@ class ArtifactStore:
             "models": artifact.models,
             "clusters": artifact.gbdt.feature_schema.clusters,
             "feature_schema": f"{artifact.gbdt.feature_schema.name} v{artifact.gbdt.feature_schema.version}",
-            "validation": {k: artifact.reports.validation.get(k) for k in ("passed", "candidate", "parent", "decision_ms")},
+            "validation": {
+                k: artifact.reports.validation.get(k) for k in ("passed", "candidate", "parent", "decision_ms")
+            },
         }
 
     def verify(self, version: str, public_key: PublicKeySource) -> Artifact:
@@ -201,21 +207,31 @@ class ArtifactStore:
             target = self.root / version
             if target.exists():
                 raise StoreError(f"version {version} already exists in {self.root}; versions are immutable")
-            meta = VersionMeta(version=version, created_at=artifact.created_at, parent=artifact.parent, sha256=digest,
-                               published_at=time.time(), size=len(artifact_bytes))
+            meta = VersionMeta(
+                version=version,
+                created_at=artifact.created_at,
+                parent=artifact.parent,
+                sha256=digest,
+                published_at=time.time(),
+                size=len(artifact_bytes),
+            )
             temp = self.root / f".tmp-{version}-{os.getpid()}"
             if temp.exists():
                 shutil.rmtree(temp)
             temp.mkdir(parents=True)
-            files = {ARTIFACT_FILE: artifact_bytes, DIGEST_FILE: f"{digest}  {ARTIFACT_FILE}\n".encode(),
-                     SIGNATURE_FILE: signature.strip().encode() + b"\n", META_FILE: msgspec.json.encode(meta)}
+            files = {
+                ARTIFACT_FILE: artifact_bytes,
+                DIGEST_FILE: f"{digest}  {ARTIFACT_FILE}\n".encode(),
+                SIGNATURE_FILE: signature.strip().encode() + b"\n",
+                META_FILE: msgspec.json.encode(meta),
+            }
             for name, content in {**(reports or {}), **files}.items():
                 if "/" in name or name.startswith("."):
                     raise StoreError(f"report name {name!r} must be a plain file name")
                 _write_synced(temp / name, content)
-            _fsync_dir(temp)
+            fsync_dir(temp)
             os.rename(temp, target)
-            _fsync_dir(self.root)
+            fsync_dir(self.root)
             if make_current:
                 self._set_current(version, action="publish", reason=reason)
         return meta
@@ -248,7 +264,9 @@ class ArtifactStore:
             self._set_current(to_version, action="rollback", reason=reason)
             return current or ""
 
-    def invalidate(self, version: str, *, reason: str, by: str = "", details: Mapping[str, str | float] | None = None) -> Invalidation:
+    def invalidate(
+        self, version: str, *, reason: str, by: str = "", details: Mapping[str, str | float] | None = None
+    ) -> Invalidation:
         """Mark a stored version invalidated (in the index; its signed files are not touched).
 
         Marking again replaces the reason (the newest cause is what an operator needs).
@@ -257,8 +275,11 @@ class ArtifactStore:
             self.meta(version)
             mark = Invalidation(ts=time.time(), reason=reason, by=by, details=dict(details or {}))
             index = self._read_index()
-            self._write_index(Index(current=index.current, history=list(index.history),
-                                    invalidated={**index.invalidated, version: mark}))
+            self._write_index(
+                Index(
+                    current=index.current, history=list(index.history), invalidated={**index.invalidated, version: mark}
+                )
+            )
             return mark
 
     def cleanup(self) -> int:
@@ -329,25 +350,3 @@ def _write_synced(path: Path, content: bytes) -> None:
         handle.write(content)
         handle.flush()
         os.fsync(handle.fileno())
-
-
-def write_atomic(path: Path, content: bytes) -> None:
-    """Replace ``path`` with ``content`` in one step: temp file, fsync, rename, folder fsync.
-
-    A reader sees the old or the new file, never a part; a killed writer leaves at most a
-    hidden ``.tmp-*`` file. The project's one helper for small files (the artifact store,
-    catalog snapshots, webhook delivery state).
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".tmp-{path.name}-{os.getpid()}")
-    _write_synced(temp, content)
-    os.replace(temp, path)
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

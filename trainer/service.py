@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import os
 import re
 import time
 from dataclasses import dataclass
@@ -33,10 +32,10 @@ from pathlib import Path
 
 import msgspec
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from bifrost.common.files import write_atomic
+from bifrost.kafka.topics import TopicSpec, ensure_topics
 from bifrost.router.artifact import encode
 from bifrost.schemas.artifacts import ArtifactPublished
 from bifrost.schemas.catalog import CatalogEntry, parse_aliases, parse_sources
@@ -83,12 +82,12 @@ class Ledger:
 
     def put(self, outcome: Outcome) -> None:
         folder = self.folder(outcome.trigger_id)
-        _write_atomic(folder / "outcome.json", msgspec.json.encode(outcome))
+        write_atomic(folder / "outcome.json", msgspec.json.encode(outcome))
 
     def write_report(self, trigger_id: str, report: RetrainReport) -> Path:
         folder = self.folder(trigger_id)
-        _write_atomic(folder / "report.json", report.to_json())
-        _write_atomic(folder / "report.md", report.to_markdown().encode())
+        write_atomic(folder / "report.json", report.to_json())
+        write_atomic(folder / "report.md", report.to_markdown().encode())
         return folder
 
 
@@ -286,28 +285,9 @@ class TrainerService:
 
 
 async def _ensure_topics(s: TrainerSettings) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=s.kafka_bootstrap, **s.kafka_options())
-    await admin.start()
-    try:
-        existing = set(await admin.list_topics())
-        wanted = [NewTopic(s.topics.training_triggers, s.partitions, 1),
-                  NewTopic(s.topics.artifacts, 1, 1, topic_configs={"cleanup.policy": "compact"}),
-                  NewTopic(s.topics.training_outcomes, 1, 1)]
-        missing = [t for t in wanted if t.name not in existing]
-        if missing:
-            try:
-                await admin.create_topics(missing)
-            except TopicAlreadyExistsError:
-                pass
-    finally:
-        await admin.close()
-
-
-def _write_atomic(path: Path, content: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.tmp")
-    with open(temp, "wb") as handle:
-        handle.write(content)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temp, path)
+    """Create the trainer's topics if no worker has yet (it reads any partition count of training-triggers)."""
+    topics = s.topics
+    await ensure_topics(s.kafka_bootstrap, [TopicSpec(topics.training_triggers, s.partitions),
+                                            TopicSpec(topics.artifacts, 1, compacted=True),
+                                            TopicSpec(topics.training_outcomes, 1)],
+                        client_options=s.kafka_options(), check_partitions=False)

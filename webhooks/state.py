@@ -14,7 +14,7 @@ from pathlib import Path
 
 import msgspec
 
-from bifrost.storage.artifact_store import write_atomic
+from bifrost.common.files import write_atomic
 
 
 class InFlight(msgspec.Struct, frozen=True, kw_only=True):

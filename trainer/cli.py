@@ -22,6 +22,7 @@ from pathlib import Path
 import msgspec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from bifrost.common.argtypes import bounded_int
 from bifrost.router.artifact import ArtifactError, ArtifactVerificationError, ArtifactVersionError
 from bifrost.router.keys import (
     DEFAULT_KEY_PATH,
@@ -92,22 +93,6 @@ def _default_store() -> str:
     return os.environ.get("BIFROST_ARTIFACT_STORE") or str(DEFAULT_ROOT)
 
 
-def _whole(name: str, low: int, high: int) -> Callable[[str], int]:
-    """An argparse type: a whole number in ``[low, high]`` (else a usage error naming the option)."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"must be a whole number, not {text[:40]!r}") from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"must be between {low} and {high}, not {text[:40]!r}")
-        return value
-
-    parse.__name__ = name
-    return parse
-
-
 def _dataset_file(value: str) -> Path:
     """``--dataset``: an existing file (a folder or a missing path is a usage error that says which)."""
     path = Path(value)
@@ -143,14 +128,14 @@ def train_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="bifrost-opt train", description="Bootstrap a signed artifact from a full-information dataset "
                      "(every model's score and cost per prompt), validate it and publish it in the artifact store.")
     parser.add_argument("--dataset", required=True, help="full-information JSONL(.gz) file")
-    parser.add_argument("--trials", type=_whole("--trials", 1, 100_000), default=200, help="Optuna trials (default 200)")
-    parser.add_argument("--seed", type=_whole("--seed", 0, 2**32 - 1), default=0,
+    parser.add_argument("--trials", type=bounded_int("--trials", 1, 100_000), default=200, help="Optuna trials (default 200)")
+    parser.add_argument("--seed", type=bounded_int("--seed", 0, 2**32 - 1), default=0,
                         help="seed of every random step (default 0)")
     parser.add_argument("--store", default=_default_store(), help=f"artifact store folder (default "
                         f"$BIFROST_ARTIFACT_STORE, else {DEFAULT_ROOT})")
     parser.add_argument("--key", help=f"Ed25519 signing key file (default ${SIGNING_KEY_ENV}, ${SIGNING_KEY_FILE_ENV}, "
                         f"else {DEFAULT_KEY_PATH}, created if missing)")
-    parser.add_argument("--clusters", type=_whole("--clusters", 1, MAX_CLUSTERS),
+    parser.add_argument("--clusters", type=bounded_int("--clusters", 1, MAX_CLUSTERS),
                         help=f"number of prompt clusters, 1..{MAX_CLUSTERS} and at most a tenth of the training "
                              "prompts (default 48)")
     parser.add_argument("--max-cost-share", type=float, metavar="X",

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from bifrost.catalog import metrics
 from bifrost.catalog.refresher import Refresher
@@ -88,7 +88,7 @@ async def _run(refresher: Refresher, slot: Slot, *, versioned: bool) -> None:
     """One slot; on failure retry the publication every minute until it goes out (the snapshot is kept)."""
     while True:
         try:
-            if refresher.store.current() is not None and not refresher.store.current().published:  # type: ignore[union-attr]
+            if (pending := refresher.store.current()) is not None and not pending.published:
                 await refresher.publish_pending()
             await refresher.refresh(slot.mode, version=slot.version if versioned else None)
             return
@@ -127,10 +127,10 @@ async def run_refresher(settings: Settings, *, webhooks: bool = True, schedules:
             part.cancel()
 
 
-async def _forever(run: Callable[[Settings], object], settings: Settings) -> None:
+async def _forever(run: Callable[[Settings], Awaitable[object]], settings: Settings) -> None:
     while True:
         try:
-            await run(settings)  # type: ignore[misc]
+            await run(settings)
             return
         except asyncio.CancelledError:
             raise

@@ -12,7 +12,7 @@ from typing import Any, ClassVar, Protocol, TypeVar
 from bifrost.kafka.security import KafkaSecurity
 from bifrost.client.publisher import Publisher
 from bifrost.schemas.topics import Topics
-from bifrost.client.simulator.model import TrafficSource, WeightLookup, generate
+from bifrost.client.simulator.model import TrafficConfig, TrafficSource, WeightLookup, generate
 
 log = logging.getLogger("bifrost.simulate")
 
@@ -93,7 +93,11 @@ async def run_simulation(
     wall0 = time.monotonic()
     last_progress = wall0
     sim0 = config.start_ts
-    items = source(weights) if source is not None else generate(config, weights)  # type: ignore[arg-type]
+    if source is not None:
+        items = source(weights)
+    else:
+        assert isinstance(config, TrafficConfig), "without a source, config is the synthetic traffic model"
+        items = generate(config, weights)
     for i, item in enumerate(items):
         if i == 0:
             report.first_ts = item.ts

@@ -34,7 +34,9 @@ def _decoder(event_type: type[msgspec.Struct]) -> msgspec.json.Decoder[Any]:
 def _enum_fields(event_type: type[msgspec.Struct]) -> frozenset[str]:
     """Fields whose values may be enum members (stored as their ``.value``)."""
     names: set[str] = set()
-    for info in msgspec.inspect.type_info(event_type).fields:  # type: ignore[attr-defined]
+    struct = msgspec.inspect.type_info(event_type)
+    assert isinstance(struct, msgspec.inspect.StructType)  # a Struct class's type info
+    for info in struct.fields:
         kinds = info.type.types if isinstance(info.type, msgspec.inspect.UnionType) else (info.type,)
         if any(isinstance(kind, msgspec.inspect.EnumType) for kind in kinds):
             names.add(info.name)

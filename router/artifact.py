@@ -39,6 +39,7 @@ import msgspec
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from bifrost.common.errors import ExitCode
 from bifrost.router.features import FeatureSchema
 from bifrost.router.keys import PublicKeySource, SigningKeyError, load_public_key
 
@@ -49,6 +50,8 @@ COST_PER_REQUEST = "request"
 
 class ArtifactError(ValueError):
     """An artifact cannot be used."""
+
+    exit_code = ExitCode.FAILURE
 
 
 class ArtifactVerificationError(ArtifactError):

@@ -18,6 +18,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from bifrost.common.errors import ExitCode
 from bifrost.common.files import write_atomic
 
 SIGNING_KEY_ENV = "BIFROST_SIGNING_KEY"
@@ -31,6 +32,8 @@ PublicKeySource = Ed25519PublicKey | Ed25519PrivateKey | bytes | str | Path
 
 class SigningKeyError(ValueError):
     """A key could not be found or read; the message says where it was looked for."""
+
+    exit_code = ExitCode.USAGE
 
 
 class PrivateKeyGiven(SigningKeyError):

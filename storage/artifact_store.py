@@ -32,6 +32,7 @@ from pathlib import Path
 
 import msgspec
 
+from bifrost.common.errors import ExitCode
 from bifrost.common.files import fsync_dir, write_atomic
 from bifrost.router.artifact import Artifact, ArtifactVerificationError, decode, load_verified, sha256_hex
 from bifrost.router.keys import PublicKeySource
@@ -47,6 +48,8 @@ _VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 class StoreError(ValueError):
     """The store cannot do what was asked (unknown version, bad name, not earlier…)."""
+
+    exit_code = ExitCode.USAGE
 
 
 class VersionMeta(msgspec.Struct, frozen=True, kw_only=True):

@@ -28,9 +28,13 @@ from pathlib import Path
 import msgspec
 import numpy as np
 
+from bifrost.common.errors import ExitCode
+
 
 class DatasetError(ValueError):
     """The dataset file cannot be read at all (missing, unreadable, empty)."""
+
+    exit_code = ExitCode.USAGE
 
 
 def prompt_key(text: str) -> str:

@@ -26,6 +26,7 @@ from pathlib import Path
 import msgspec
 import numpy as np
 
+from bifrost.common.errors import ExitCode
 from bifrost.router.artifact import BUCKETS, Artifact
 from bifrost.router.reference import BatchDecisions, ReferenceRouter
 from bifrost.storage.dataset import FullInfoDataset, load_dataset, prompt_groups
@@ -35,6 +36,8 @@ from bifrost.trainer.stats import PairedComparison, paired_bootstrap
 
 class EvaluationError(ValueError):
     """The artifact cannot be evaluated on this dataset (e.g. it routes to unknown models)."""
+
+    exit_code = ExitCode.FAILURE
 
 
 class PolicyMetrics(msgspec.Struct, frozen=True, kw_only=True):

@@ -15,6 +15,7 @@ from typing import Literal
 import msgspec
 import numpy as np
 
+from bifrost.common.errors import ExitCode
 from bifrost.storage.dataset import FullInfoDataset, prompt_key
 
 Status = Literal["pass", "warn", "fail"]
@@ -94,6 +95,8 @@ class QualityReport(msgspec.Struct, kw_only=True):
 
 class DataQualityError(ValueError):
     """The data failed a quality check; ``report`` says which and why."""
+
+    exit_code = ExitCode.FAILURE
 
     def __init__(self, report: QualityReport) -> None:
         self.report = report

@@ -10,7 +10,12 @@ from bifrost.common.envsettings import SettingsError
 from bifrost.common.errors import ExitCode, NotAuthorized, Unavailable, UsageError, exit_code_of
 from bifrost.devkafka import BrokerError
 from bifrost.kafka.preflight import KafkaLoginRefused, KafkaUnreachable
+from bifrost.router.artifact import ArtifactError, ArtifactVerificationError
+from bifrost.router.keys import SigningKeyError
 from bifrost.schemas.jsonschema import UnknownSchema
+from bifrost.storage.artifact_store import StoreError
+from bifrost.storage.dataset import DatasetError
+from bifrost.trainer.evaluate import EvaluationError
 
 
 @pytest.mark.parametrize(
@@ -25,6 +30,12 @@ from bifrost.schemas.jsonschema import UnknownSchema
         (KafkaLoginRefused("x"), ExitCode.UNAUTHORIZED),
         (NotAuthorized("x"), ExitCode.UNAUTHORIZED),
         (BrokerError("x"), ExitCode.FAILURE),
+        (DatasetError("x"), ExitCode.USAGE),
+        (SigningKeyError("x"), ExitCode.USAGE),
+        (StoreError("x"), ExitCode.USAGE),
+        (ArtifactError("x"), ExitCode.FAILURE),
+        (ArtifactVerificationError("x"), ExitCode.FAILURE),
+        (EvaluationError("x"), ExitCode.FAILURE),
         (KeyboardInterrupt(), ExitCode.INTERRUPTED),
     ],
 )

@@ -32,13 +32,14 @@ from pathlib import Path
 
 import msgspec
 
+from bifrost.common import variables
 from bifrost.common.errors import ExitCode
 from bifrost.common.files import fsync_dir, write_atomic
 from bifrost.router.artifact import Artifact, ArtifactVerificationError, decode, load_verified, sha256_hex
 from bifrost.router.keys import PublicKeySource
 from bifrost.router.reference import ARTIFACT_FILE, DIGEST_FILE, SIGNATURE_FILE, ReferenceRouter
 
-DEFAULT_ROOT = Path("var/artifacts")
+DEFAULT_ROOT = Path(variables.ARTIFACT_STORE.default)  # BIFROST_ARTIFACT_STORE's default
 INDEX_FILE = "index.json"
 BACKUP_FILE = "index.json.bak"
 META_FILE = "meta.json"

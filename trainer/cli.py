@@ -23,6 +23,7 @@ import msgspec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from bifrost.common.argtypes import bounded_int
+from bifrost.common.variables import ARTIFACT_STORE
 from bifrost.router.artifact import ArtifactError, ArtifactVerificationError, ArtifactVersionError
 from bifrost.router.keys import (
     DEFAULT_KEY_PATH,
@@ -90,7 +91,7 @@ def _guard(run: Callable[[], int]) -> int:
 
 
 def _default_store() -> str:
-    return os.environ.get("BIFROST_ARTIFACT_STORE") or str(DEFAULT_ROOT)
+    return os.environ.get(ARTIFACT_STORE.env) or ARTIFACT_STORE.default
 
 
 def _dataset_file(value: str) -> Path:

@@ -6,6 +6,7 @@ import math
 import random
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from bifrost.schemas.events import Bucket, FeedbackEvent, Outcome, RoutingEvent
 
@@ -92,6 +93,35 @@ TrafficSource = Callable[[WeightLookup | None], Iterator[Generated]]
 """Anything that yields simulated requests given live weights: ``generate`` or a replay."""
 
 
+class Schedule(Protocol):
+    """The timing part of a traffic config (synthetic or replayed)."""
+
+    @property
+    def rate_per_second(self) -> float: ...
+    @property
+    def duration_seconds(self) -> float: ...
+    @property
+    def start_ts(self) -> float: ...
+    @property
+    def malformed_fraction(self) -> float: ...
+
+
+def ticks(config: Schedule, rng: random.Random) -> Iterator[tuple[int, float, Generated | None]]:
+    """``(i, ts, malformed)`` per request slot of ``config``: evenly spaced in simulated time.
+
+    ``malformed`` is the record to send instead of a request (drawn with ``rng`` at
+    ``malformed_fraction``), else None.
+    """
+    total = int(config.rate_per_second * config.duration_seconds)
+    step = 1.0 / config.rate_per_second
+    for i in range(total):
+        ts = config.start_ts + i * step
+        if config.malformed_fraction and rng.random() < config.malformed_fraction:
+            yield i, ts, Generated(ts=ts, event=None, malformed=MALFORMED_SAMPLES[i % len(MALFORMED_SAMPLES)])
+        else:
+            yield i, ts, None
+
+
 def generate(config: TrafficConfig, weights: WeightLookup | None = None) -> Iterator[Generated]:
     """Yield simulated requests in event-time order, evenly spaced at the configured rate.
 
@@ -99,16 +129,13 @@ def generate(config: TrafficConfig, weights: WeightLookup | None = None) -> Iter
     whenever it returns a mapping; the simulator then obeys the rollout controller.
     """
     rng = random.Random(config.seed)
-    total = int(config.rate_per_second * config.duration_seconds)
-    step = 1.0 / config.rate_per_second
     arm_names = list(config.arms)
     arm_weights = [config.arms[a] for a in arm_names]
     buckets = [b for b, _ in BUCKET_MIX]
     bucket_weights = [w for _, w in BUCKET_MIX]
-    for i in range(total):
-        ts = config.start_ts + i * step
-        if config.malformed_fraction and rng.random() < config.malformed_fraction:
-            yield Generated(ts=ts, event=None, malformed=MALFORMED_SAMPLES[i % len(MALFORMED_SAMPLES)])
+    for i, ts, malformed in ticks(config, rng):
+        if malformed is not None:
+            yield malformed
             continue
         router = config.routers[i % len(config.routers)]
         live = weights(router) if weights is not None else None

@@ -53,7 +53,7 @@ from pathlib import Path
 import numpy as np
 
 from bifrost.client.simulator.arms import ArmPool
-from bifrost.client.simulator.model import MALFORMED_SAMPLES, Generated, ModelProfile, WeightLookup
+from bifrost.client.simulator.model import Generated, ModelProfile, WeightLookup, ticks
 from bifrost.router.reference import ReferenceRouter
 from bifrost.schemas.events import Bucket, FeedbackEvent, Outcome, RoutingEvent
 from bifrost.storage.dataset import FullInfoDataset, models_file
@@ -305,12 +305,9 @@ class ReplayTraffic:
         rng = random.Random(config.seed)
         order = _row_order(self.rows, config.seed)
         baseline = self._column[config.baseline or self.baseline()]
-        total = int(config.rate_per_second * config.duration_seconds)
-        step = 1.0 / config.rate_per_second
-        for i in range(total):
-            ts = config.start_ts + i * step
-            if config.malformed_fraction and rng.random() < config.malformed_fraction:
-                yield Generated(ts=ts, event=None, malformed=MALFORMED_SAMPLES[i % len(MALFORMED_SAMPLES)])
+        for i, ts, malformed in ticks(config, rng):
+            if malformed is not None:
+                yield malformed
                 continue
             router_id = config.routers[i % len(config.routers)]
             live = weights(router_id) if weights is not None else None

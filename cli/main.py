@@ -18,6 +18,7 @@ import orjson
 
 from bifrost.cli.errors import EXIT_OK, UsageError, explain
 from bifrost.cli.options import bounded_float, bounded_int, router_id
+from bifrost.common.errors import ExitCode
 from bifrost.config import Settings
 
 if TYPE_CHECKING:  # imported where used, so that other commands do not load the simulator
@@ -211,7 +212,7 @@ def _guarded(run: Callable[[], int]) -> int:
     try:
         return run()
     except KeyboardInterrupt:
-        return 130
+        return int(ExitCode.INTERRUPTED)
     except BrokenPipeError:  # `bifrost-opt config | head`: the reader left; say nothing more
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141

@@ -19,6 +19,7 @@ class ExitCode(IntEnum):
     USAGE = 2  # misuse: bad arguments or settings, missing files or keys
     UNAVAILABLE = 3  # a service the command needs (Kafka, a worker) cannot be reached
     UNAUTHORIZED = 4  # the service refused who we are
+    SOFTWARE = 70  # EX_SOFTWARE: a worker's state recovery failed or its ingest loop crashed
     INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
 
 

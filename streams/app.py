@@ -14,6 +14,7 @@ from typing import Any, NoReturn, TypeVar
 
 import faust
 
+from bifrost.common.errors import ExitCode
 from bifrost.config import Settings
 from bifrost.config.settings import SettingsError
 from bifrost.kafka.preflight import require_kafka
@@ -39,7 +40,7 @@ from bifrost.streams.web.views import register_views
 log = logging.getLogger("bifrost.worker")
 T = TypeVar("T")
 
-EXIT_INGEST_FAILED = 70  # EX_SOFTWARE: state recovery failed or the ingest loop crashed
+EXIT_INGEST_FAILED = int(ExitCode.SOFTWARE)  # state recovery failed or the ingest loop crashed
 
 
 @dataclass(frozen=True, slots=True)

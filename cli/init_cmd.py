@@ -24,10 +24,14 @@ import argparse
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bifrost.cli.errors import EXIT_OK, UsageError
 from bifrost.cli.options import bounded_int
 from bifrost.common.files import write_atomic
+
+if TYPE_CHECKING:  # the key library is imported where used
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 SIGNING_PUBLIC = "artifact-signing.pub.pem"
 ALLOW_LIST = "command-keys"
@@ -36,7 +40,7 @@ OPERATOR_KEY = "operator.pem"
 WEB_TOKEN = "web-token"
 
 
-def add_init_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_init_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     init = sub.add_parser("init", help="one-shot setup: signing key, worker and operator keys, web token, first artifact")
     init.add_argument("--dataset", required=True, help="full-information dataset the first artifact is bootstrapped from")
     init.add_argument("--store", help="artifact store folder (default BIFROST_ARTIFACT_STORE)")
@@ -91,7 +95,7 @@ def initialize(plan: InitPlan, dataset: Path, *, trials: int = 200) -> list[str]
 
     done: list[str] = []
 
-    def key(path: Path) -> object:
+    def key(path: Path) -> Ed25519PrivateKey:
         if path.exists():
             done.append(f"kept    {path}")
             return load_private_key(path)
@@ -99,14 +103,14 @@ def initialize(plan: InitPlan, dataset: Path, *, trials: int = 200) -> list[str]
         return generate_private_key(path)
 
     signing = key(plan.signing_key)
-    write_atomic(plan.worker_keys / SIGNING_PUBLIC, public_key_pem(signing), mode=0o644)  # type: ignore[arg-type]
+    write_atomic(plan.worker_keys / SIGNING_PUBLIC, public_key_pem(signing), mode=0o644)
     done.append(f"wrote   {plan.worker_keys / SIGNING_PUBLIC} (public)")
     pipeline = key(plan.worker_keys / PIPELINE_KEY)
     operator = key(plan.operator_keys / OPERATOR_KEY)
     allow_list = "\n".join([
         "# name:role:public key (bifrost-opt init); add operators with `bifrost-opt keys create`",
-        public_line("pipeline", "pipeline", pipeline),  # type: ignore[arg-type]
-        public_line("operator", "operator", operator),  # type: ignore[arg-type]
+        public_line("pipeline", "pipeline", pipeline),
+        public_line("operator", "operator", operator),
     ]) + "\n"
     existing = (plan.worker_keys / ALLOW_LIST).read_text() if (plan.worker_keys / ALLOW_LIST).exists() else None
     if existing is None:

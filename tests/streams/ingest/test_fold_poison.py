@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 from bifrost.schemas import Limits, RejectReason, encode
 from bifrost.schemas.dlq import MAX_PAYLOAD_BYTES_CEILING
 from bifrost.streams.ingest.fold import BatchFolder, InputRecord, WindowPolicy
-from tests.streams.ingest.test_fold import NOW, T0, Store, feedback, routing
+from tests.streams.ingest.fold_store import DictStore as Store
+from tests.streams.ingest.test_fold import NOW, T0, feedback, routing
 
 LIMIT = 512 * 1024  # above 100,000 levels of nesting (200 KB), below the 900 KB payload
 MB = 1024 * 1024

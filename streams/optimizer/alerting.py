@@ -24,8 +24,8 @@ from bifrost.schemas.alerts import Alert, AlertKind, Severity
 from bifrost.schemas.triggers import TrainingTrigger
 from bifrost.streams.aggregates.stats import WindowStats
 from bifrost.streams.optimizer.goals import GoalStatus
-from bifrost.streams.optimizer.series import DAY, DEGRADATION_METRICS, HOUR, METRICS, WEEK, metric_value, scope_stats
-from bifrost.streams.optimizer.trends import Trend, trend_test, worse
+from bifrost.streams.optimizer.series import DAY, DEGRADATION_METRICS, METRICS, WEEK, metric_value, scope_stats
+from bifrost.streams.optimizer.trends import Trend, daily_trend_test, trend_test, worse
 from bifrost.streams.rollup.query import MergedStats
 from bifrost.streams.triggers.rules import Degradation, degradation_trigger, degradations
 
@@ -40,6 +40,7 @@ class AlertConfig:
     cost_increase: float = 0.20
     degradation_tolerance: float = 0.05
     alpha: float = 0.001
+    trend_alpha: float = 0.005  # exact one-sided p of the 7-day test on 7 day levels: at most one pair out of order
     min_samples: int = 200  # requests per side before a cost increase is judged
     min_hour_samples: int = 30  # observations an hour needs to be a trend point
     min_trend_points: int = 72  # hourly points (of 168) a 7-day trend needs
@@ -65,7 +66,7 @@ class CostIncrease(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def trends_of(hours: Mapping[int, MergedStats], scopes: Sequence[str], clock: int, config: AlertConfig) -> list[TrendRow]:
-    """24-hour (Mann-Kendall on hourly points) and 7-day (seasonal Kendall, season = hour of day)
+    """24-hour (Mann-Kendall on hourly points) and 7-day (exact Mann-Kendall on day levels)
     trends of every metric of every scope; 7-day rows of the router scope carry ``degraded``."""
     rows: list[TrendRow] = []
     week = [t for t in sorted(hours) if clock - WEEK <= t < clock]
@@ -86,11 +87,11 @@ def trends_of(hours: Mapping[int, MergedStats], scopes: Sequence[str], clock: in
             day = t_arr >= clock - DAY
             daily = trend_test(t_arr[day], v_arr[day], span_days=1.0) if day.sum() >= 6 else None
             rows.append(TrendRow(scope=scope, metric=metric.name, window="24h", trend=daily))
-            weekly = (trend_test(t_arr, v_arr, seasons=((t_arr // HOUR) % 24).astype(np.int64), span_days=7.0)
+            weekly = (daily_trend_test(t_arr, v_arr, origin=float(clock - WEEK), span_days=7.0)
                       if len(t_arr) >= config.min_trend_points else None)
             degraded = (scope == "router" and metric.name in DEGRADATION_METRICS and weekly is not None
                         and worse(weekly, higher_is_worse=metric.higher_is_worse, tolerance=config.degradation_tolerance,
-                                  alpha=config.alpha))
+                                  alpha=config.trend_alpha))
             rows.append(TrendRow(scope=scope, metric=metric.name, window="7d", trend=weekly, degraded=degraded))
     return rows
 
@@ -158,10 +159,12 @@ def alerts_of(router_id: str, clock: int, *, goals: Sequence[GoalStatus], cost: 
             alert_id=f"{AlertKind.DEGRADATION.value}/{router_id}/{row.metric}/{day}", kind=AlertKind.DEGRADATION,
             severity=Severity.WARNING, subject=f"{router_id}/{row.metric}",
             message=(f"router {router_id}: {row.metric} trends {t.change:+.1%} over 7 days (Sen's slope "
-                     f"{t.slope:+.4g}/day, {t.confidence:.0%} CI {t.slope_ci[0]:+.4g}…{t.slope_ci[1]:+.4g}; seasonal "
-                     f"Mann-Kendall p={min(t.p_increase, t.p_decrease):.2g}, {t.points} hourly points)"),
+                     f"{t.slope:+.4g}/day, {t.confidence:.0%} CI {t.slope_ci[0]:+.4g}…{t.slope_ci[1]:+.4g}; exact "
+                     f"Mann-Kendall on {t.days} day levels p={min(t.p_increase, t.p_decrease):.2g}, "
+                     f"{t.points} hourly points)"),
             evidence={"change": round(t.change, 6), "slope_per_day": t.slope, "slope_lo": t.slope_ci[0],
-                      "slope_hi": t.slope_ci[1], "z": round(t.z, 3), "points": t.points, "level": t.level,
+                      "slope_hi": t.slope_ci[1], "z": round(t.z, 3), "points": t.points, "days": t.days,
+                      "level": t.level, "p": min(t.p_increase, t.p_decrease),
                       "analysis_at": clock},
             created_at=now,
         ))

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy.stats import kendalltau, norm
 
-from bifrost.streams.optimizer.trends import trend_test, worse
+from bifrost.streams.optimizer.trends import daily_trend_test, day_levels, trend_test, worse
 
 DAY = 86_400.0
 
@@ -89,3 +89,58 @@ def test_worse_needs_both_significance_and_size() -> None:
     small = trend_test(times, 100 * 1.002 ** (times / DAY), span_days=7)  # significant, but 1.4% a week
     assert small is not None and small.p_increase < 1e-6
     assert not worse(small, higher_is_worse=True, tolerance=0.05, alpha=0.001)
+
+
+def hourly_week(
+    day_level: list[float], *, cycle: float = 20.0, noise: float = 0.0, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """168 hourly points: a daily cycle of ±``cycle`` on top of each day's level, plus noise."""
+    rng = np.random.default_rng(seed)
+    times = np.arange(7 * 24) * 3600.0
+    values = (np.repeat(day_level, 24) + cycle * np.sin(2 * np.pi * (times / 3600 % 24) / 24)
+              + rng.normal(0.0, noise, len(times)))
+    return times, values
+
+
+def test_day_levels_remove_the_daily_cycle_and_keep_the_days() -> None:
+    levels = [100.0, 103.0, 98.0, 101.0, 110.0, 99.0, 100.0]
+    times, values = hourly_week(levels)
+    days, found = day_levels(times, values, origin=0.0)
+    assert days.tolist() == list(range(7))
+    assert found - found.mean() == pytest.approx(np.asarray(levels) - np.mean(levels), abs=1e-9)
+
+
+def test_daily_test_p_values_are_exact_permutation_probabilities() -> None:
+    ordered = [100.0, 101.0, 102.0, 103.0, 104.0, 105.0, 106.0]
+    one_swap = [100.0, 102.0, 101.0, 103.0, 104.0, 105.0, 106.0]
+    for levels, inversions_at_most in ((ordered, 1), (one_swap, 7)):  # orders with 0 / ≤ 1 inversion
+        trend = daily_trend_test(*hourly_week(levels), origin=0.0, span_days=7.0)
+        assert trend is not None and trend.days == 7 and trend.method == "daily-mann-kendall"
+        assert trend.s == brute_force_s(levels)
+        assert trend.p_increase == pytest.approx(inversions_at_most / math.factorial(7))
+    flat = daily_trend_test(*hourly_week([100.0] * 7, noise=1.0), origin=0.0, span_days=7.0)
+    assert flat is not None and flat.p_increase > 0.01 and flat.p_decrease > 0.01
+
+
+def test_an_odd_day_at_either_end_is_not_a_trend() -> None:
+    base = [100.0, 100.5, 99.5, 100.2, 99.8, 100.1, 99.9]
+    for levels in ([*base[:-1], 140.0], [70.0, *base[1:]]):
+        trend = daily_trend_test(*hourly_week(levels, noise=0.5), origin=0.0, span_days=7.0)
+        assert trend is not None and trend.change_range is not None
+        assert trend.change_range[0] < 0.05  # without the odd day the week is flat
+        assert not worse(trend, higher_is_worse=True, tolerance=0.05, alpha=0.005)
+
+
+def test_a_steady_drift_is_worse_with_and_without_its_end_days() -> None:
+    trend = daily_trend_test(*hourly_week([100.0 * 1.012**k for k in range(7)], noise=0.5), origin=0.0, span_days=7.0)
+    assert trend is not None and trend.change_range is not None
+    assert trend.p_increase == pytest.approx(1 / 5040)
+    assert trend.change_range[0] > 0.05
+    assert worse(trend, higher_is_worse=True, tolerance=0.05, alpha=0.005)
+    assert not worse(trend, higher_is_worse=False, tolerance=0.05, alpha=0.005)
+
+
+def test_daily_test_needs_four_days_with_enough_hours() -> None:
+    times, values = hourly_week([100.0, 101.0, 102.0, 103.0, 104.0, 105.0, 106.0])
+    keep = times < 3 * DAY + 5 * 3600  # three full days and five hours of the fourth
+    assert daily_trend_test(times[keep], values[keep], origin=0.0, span_days=7.0) is None

@@ -73,16 +73,20 @@ def week(
     day_noise: float = 0.01,
     days: int = 7,
     start: int = START,
+    day_factor: np.ndarray | None = None,
 ) -> tuple[dict[int, MergedStats], int]:
     """``days`` of hourly statistics of one router (arm ``v1``) and the clock at their end.
 
     Volume follows a daily cycle (±50%); latency has a daily cycle (±10%), hour-to-hour
     noise and a small day-to-day wobble, and grows by ``latency_growth_per_day`` (compounded).
+    ``day_factor`` (one multiplier per day) replaces the i.i.d. wobble of width ``day_noise``
+    with another day-level shape (see :mod:`tests.streams.optimizer.day_shapes`).
     """
     rng = np.random.default_rng(seed)
     models = models or {"m-small": (0.6, Profile(latency_median_ms=600.0, cost_mean=0.004)),
                         "m-large": (0.4, Profile(latency_median_ms=1000.0, cost_mean=0.02))}
-    day_factor = np.exp(rng.normal(0.0, day_noise, days))
+    wobble = np.exp(rng.normal(0.0, day_noise, days))
+    day_factor = wobble if day_factor is None else np.asarray(day_factor, dtype=np.float64)
     hours: dict[int, MergedStats] = {}
     for h in range(days * 24):
         t = start + h * HOUR

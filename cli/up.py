@@ -20,6 +20,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -47,9 +48,16 @@ def run_local_loop(args: argparse.Namespace, settings: Settings) -> int:
     router = (getattr(args, "router", None) or DEMO_ROUTER).strip()
     if not router or len(router) > 128:
         raise UsageError("--router: a router id of 1 to 128 characters")
-    broker, bootstrap = _ensure_broker(data_dir / "kafka")
-    children: list[subprocess.Popen[bytes]] = []
+    shutdown = Shutdown()
+    children = shutdown.children
+    previous = _stop_on_signals(shutdown)
     try:
+        shutdown.broker, bootstrap = _reuse_broker(data_dir / "kafka")
+        broker = shutdown.broker
+        if broker is not None:  # known before it starts, so a signal while it starts still stops it
+            print("starting Kafka (the first run fetches the broker from Maven Central)…", flush=True)
+            broker.start(timeout=180)
+            bootstrap = broker.bootstrap
         web_port = settings.web_port if _port_free(settings.web_port) else _free_port()
         key_file = data_dir / "keys" / "artifact-signing.pem"  # private: the trainer's only
         public_key_file = data_dir / "keys" / "artifact-signing.pub.pem"  # what the worker verifies with
@@ -89,30 +97,116 @@ def run_local_loop(args: argparse.Namespace, settings: Settings) -> int:
         asyncio.run(_traffic(settings, dataset, store, public_key_file, router=router, rate=args.rate, speed=args.speed,
                              run_for=run_for))
         return 0
-    except KeyboardInterrupt:
-        print("\nstopping…", flush=True)
-        return 0
+    except Stopped as stop:
+        print(f"\nstopping ({signal.Signals(stop.signum).name})…", flush=True)
+        return 128 + stop.signum
     finally:
-        for child in children:
-            if child.poll() is None:
+        try:
+            shutdown.run()
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+
+
+CHILD_GRACE_SECONDS = 20.0
+
+
+class Stopped(KeyboardInterrupt):
+    """SIGINT or SIGTERM reached ``up``: unwind (through every ``finally``) and stop the children.
+
+    A KeyboardInterrupt, so asyncio lets it out of whichever task it lands in (another
+    BaseException raised inside a task is only stored on that task, and ``up`` ran on).
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+@dataclasses.dataclass
+class Shutdown:
+    """Stops ``up``'s children and the broker it started, once, from whichever thread asks first."""
+
+    children: list[subprocess.Popen[bytes]] = dataclasses.field(default_factory=list)
+    broker: LocalBroker | None = None
+    _lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
+    _done: bool = False
+
+    def run(self) -> None:
+        with self._lock:
+            if self._done:
+                return
+            try:
+                stop_children(self.children, grace=CHILD_GRACE_SECONDS)
+                if self.broker is not None:
+                    self.broker.stop()
+            finally:
+                self._done = True
+
+    def on_signal(self, signum: int) -> None:
+        """Stop everything now in a thread, and end the process if the main thread has not within a grace.
+
+        The main thread unwinds through asyncio's task cancellation, which a publisher
+        flushing to Kafka can stretch; the children must not wait for it.
+        """
+
+        def stop() -> None:
+            self.run()
+            time.sleep(EXIT_GRACE_SECONDS)
+            os._exit(128 + signum)
+
+        threading.Thread(target=stop, name="up-shutdown", daemon=True).start()
+
+
+EXIT_GRACE_SECONDS = 15.0
+
+
+def _stop_on_signals(shutdown: Shutdown) -> dict[int, object]:
+    """On SIGINT and SIGTERM start ``shutdown`` and raise :class:`Stopped` in the main thread (the first time).
+
+    Returns the previous handlers. asyncio.run would otherwise turn the first Ctrl-C into a
+    cancellation of the traffic task, which can be absorbed, and SIGTERM's default action
+    ends the process without any ``finally`` (the children, in their own sessions, were left
+    running).
+    """
+    signalled: list[int] = []
+
+    def handler(signum: int, frame: object) -> None:
+        if signalled:  # a second Ctrl-C while stopping: the shutdown is under way
+            return
+        signalled.append(signum)
+        shutdown.on_signal(signum)
+        raise Stopped(signum)
+
+    return {signum: signal.signal(signum, handler) for signum in (signal.SIGINT, signal.SIGTERM)}
+
+
+def stop_children(children: list[subprocess.Popen[bytes]], *, grace: float) -> None:
+    """SIGTERM every child's process group, wait up to ``grace`` seconds in all, then SIGKILL what is left."""
+    for child in children:
+        if child.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(child.pid, signal.SIGTERM)
-        for child in children:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                child.wait(timeout=30)
-        if broker is not None:
-            broker.stop()
+    deadline = time.monotonic() + grace
+    for child in children:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.wait(timeout=max(deadline - time.monotonic(), 0.0))
+    for child in children:
+        # The group too: a child's own children (e.g. a worker's threads' subprocesses) share it.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(child.pid, signal.SIGKILL)
+        if child.poll() is None:
+            child.wait()
 
 
-def _ensure_broker(kafka_dir: Path) -> tuple[LocalBroker | None, str]:
+def _reuse_broker(kafka_dir: Path) -> tuple[LocalBroker | None, str]:
+    """The running local broker's bootstrap (None to start), or a new, not yet started broker."""
     status = broker_status(kafka_dir)
     if status.running and status.bootstrap:
         log.info("event=up.broker.reuse bootstrap=%s", status.bootstrap)
         return None, status.bootstrap
     port = 9092 if _port_free(9092) else None
-    broker = LocalBroker(port, data_dir=kafka_dir)
-    print("starting Kafka (the first run fetches the broker from Maven Central)…", flush=True)
-    broker.start(timeout=180)
-    return broker, broker.bootstrap
+    return LocalBroker(port, data_dir=kafka_dir), ""
 
 
 def _first_artifact(dataset: Path, store: Path, key_file: Path) -> None:

@@ -8,7 +8,7 @@ baseline whose λ was chosen on the train split to spend what the artifact spend
 significantly worse (the paired difference above −2 standard errors). "At or above the
 baseline" is what the README reports per seed, and it does not hold on every seed: 500
 test prompts cannot separate the two (differences of ±0.01, SE ≈ 0.011). README figures:
-the same code with 200 trials and seeds 0–2 (``python -m bifrost.trainer.goals``,
+the same code with 200 trials and seeds 0–4 (``python -m bifrost.trainer.goals``,
 bench/results/quality.md).
 """
 

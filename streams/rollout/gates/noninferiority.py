@@ -63,7 +63,7 @@ def proportion_upper(successes: float, trials: float, alpha: float, a: float, b:
     """Time-uniform upper bound of a proportion (Beta(a, b)-mixture, mirrored lower bound)."""
     if trials <= 0:
         return 1.0
-    return 1.0 - bernoulli_mixture_lower_bound(trials - successes, trials, alpha, b, a)  # type: ignore[arg-type]
+    return 1.0 - bernoulli_mixture_lower_bound(trials - successes, trials, alpha, b, a)
 
 
 def rate_ratio_upper(canary_events: int, canary_trials: int, control_events: int, control_trials: int,

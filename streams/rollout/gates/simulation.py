@@ -418,7 +418,8 @@ def summarize(scenario: Scenario, traffic: TrafficConfig, records: list[RolloutR
         p95_samples=_percentile(samples, 0.95),
         median_minutes=_median([r.minutes for r in records]),
         median_canary_requests=_median([r.canary_requests for r in records]),
-        median_stage_minutes_promoted=_median([r.minutes / max(r.stage, 1) for r in records if r.outcome == "promoted"]),
+        median_stage_minutes_promoted=_median([r.minutes / max(r.stage, 1) for r in records
+                                               if r.outcome == "promoted"]),
     )
 
 

@@ -80,7 +80,8 @@ def regression_rows() -> list[Scenario]:
     rows = []
     for regression, shape in REGRESSION_ROWS:
         description, profile, gate = _REGRESSIONS[regression]
-        rows.append(Scenario(f"{regression} · {shape}", description, profile, gate, traffic=(TRAFFIC | REGRESSION_TRAFFIC)[shape]))
+        traffic = (TRAFFIC | REGRESSION_TRAFFIC)[shape]
+        rows.append(Scenario(f"{regression} · {shape}", description, profile, gate, traffic=traffic))
     return rows
 
 

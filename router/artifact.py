@@ -202,7 +202,7 @@ class Artifact(msgspec.Struct, frozen=True, kw_only=True):
             if len(lin.mean) != width or len(lin.scale) != width:
                 problems.append(f"prompt_models.linear standardizes {len(lin.mean)} features, the schema has {width}")
             if set(lin.weights) != models or any(len(w) != width + 1 for w in lin.weights.values()):
-                problems.append(f"prompt_models.linear.weights must give {width} + 1 weights for exactly the routed models")
+                problems.append(f"prompt_models.linear.weights must give {width} + 1 weights for exactly the routed " "models")
             if not 0.0 <= lin.blend <= 1.0:
                 problems.append(f"prompt_models.linear.blend {lin.blend} outside [0, 1]")
             if any(v <= 0 for v in lin.scale):

@@ -250,7 +250,8 @@ class FeatureExtractor:
         idx, weights = self.vectorizer.sparse(prompt)
         if idx.size == 0:
             return np.zeros(self.schema.clusters)
-        return self.centroids[:, idx] @ weights
+        similarities: np.ndarray = self.centroids[:, idx] @ weights
+        return similarities
 
     def extract(self, prompt: str) -> tuple[list[float], int]:
         """(feature vector in schema order, cluster id) of one prompt."""
@@ -259,7 +260,7 @@ class FeatureExtractor:
         vector.extend(sims.tolist())
         return vector, int(np.argmax(sims)) if sims.size else 0
 
-    def cluster_of(self, features: Sequence[float]) -> int:
+    def cluster_of(self, features: Sequence[float] | np.ndarray) -> int:
         """Cluster id encoded in a logged feature vector (largest similarity)."""
         sims = features[self.n_base :]
         if len(sims) != self.schema.clusters:

@@ -85,7 +85,12 @@ class TreeEnsemble:
         objective = head.get("objective", "").split(" ")[0]
         blocks = ("Tree=" + body).split("\nTree=") if body else []
         roots, tree_class, leaf_values = [], [], []
-        feature, threshold, missing, default_left, left, right = [], [], [], [], [], []
+        feature: list[int] = []
+        threshold: list[float] = []
+        missing: list[int] = []
+        default_left: list[bool] = []
+        left: list[int] = []
+        right: list[int] = []
         leaf_offset = 0
         for index, block in enumerate(blocks):
             block = block.split("end of trees", 1)[0]
@@ -141,10 +146,17 @@ class TreeEnsemble:
         width = {p.num_features for p in parts}
         if len(width) != 1:
             raise ValueError(f"ensembles over different feature counts {sorted(width)}")
-        roots, tree_class, arrays = [], [], {name: [] for name in _NODE_ARRAYS}
-        leaves, node_offset, leaf_offset, class_offset = [], 0, 0, 0
+        roots: list[np.ndarray] = []
+        tree_class: list[np.ndarray] = []
+        leaves: list[np.ndarray] = []
+        arrays: dict[str, list[np.ndarray]] = {name: [] for name in _NODE_ARRAYS}
+        node_offset, leaf_offset, class_offset = 0, 0, 0
         for p in parts:
-            shift_node = lambda a: np.where(a >= 0, a + node_offset, a - leaf_offset)  # noqa: E731
+
+            def shift_node(a: np.ndarray, node_offset: int = node_offset, leaf_offset: int = leaf_offset) -> np.ndarray:
+                shifted: np.ndarray = np.where(a >= 0, a + node_offset, a - leaf_offset)
+                return shifted
+
             roots.append(shift_node(p.roots))
             tree_class.append(p.tree_class + class_offset)
             for name in _NODE_ARRAYS:
@@ -251,7 +263,8 @@ class TreeEnsemble:
         """Class probabilities (softmax of raw scores for multiclass), ``(rows, num_class)``."""
         raw = self.raw_scores(X)
         if self.num_class == 1:
-            return 1.0 / (1.0 + np.exp(-raw))
+            probabilities: np.ndarray = 1.0 / (1.0 + np.exp(-raw))
+            return probabilities
         raw -= raw.max(axis=1, keepdims=True)
         np.exp(raw, out=raw)
         raw /= raw.sum(axis=1, keepdims=True)
@@ -291,10 +304,12 @@ class TreeEnsemble:
         """Class probabilities of one feature vector."""
         raw = self.raw_scores_one(x)
         if self.num_class == 1:
-            return 1.0 / (1.0 + np.exp(-raw))
+            probability: np.ndarray = 1.0 / (1.0 + np.exp(-raw))
+            return probability
         raw -= raw.max()
         np.exp(raw, out=raw)
-        return raw / raw.sum()
+        normalized: np.ndarray = raw / raw.sum()
+        return normalized
 
 
 _NODE_ARRAYS = ("feature", "threshold", "missing_type", "default_left", "left", "right")

@@ -60,7 +60,8 @@ class HashedTfidf:
 
     def hashes(self, text: str) -> list[int]:
         """Bucket index of every unigram and bigram of ``text`` (with repeats)."""
-        return self.buckets(text).tolist()
+        indices: list[int] = self.buckets(text).tolist()
+        return indices
 
     def buckets(self, text: str) -> np.ndarray:
         """:meth:`hashes` as an int64 array: unigrams, then bigrams.

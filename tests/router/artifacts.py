@@ -55,7 +55,7 @@ def model_string(trees: list[str], num_features: int, objective: str, num_class:
         f"feature_names={' '.join(f'f{i}' for i in range(num_features))}\n"
         f"feature_infos={' '.join(['none'] * num_features)}\ntree_sizes={' '.join(str(len(t)) for t in trees)}\n\n"
     )
-    return header + "".join(trees) + "end of trees\n\nfeature_importances:\n\nparameters:\nend of parameters\n\npandas_categorical:null\n"
+    return header + "".join(trees) + "end of trees\n\nfeature_importances:\n\nparameters:\nend of " "parameters\n\npandas_categorical:null\n"
 
 
 def quality_model_string(code: float, question: float, num_features: int) -> str:
@@ -96,7 +96,7 @@ def constant_model_string(probabilities: tuple[float, float, float], num_feature
         f"objective=multiclass num_class:3\nfeature_names={' '.join(f'f{i}' for i in range(num_features))}\n"
         f"feature_infos={' '.join(['none'] * num_features)}\ntree_sizes={' '.join(str(len(t)) for t in trees)}\n\n"
     )
-    return header + "".join(trees) + "end of trees\n\nfeature_importances:\n\nparameters:\nend of parameters\n\npandas_categorical:null\n"
+    return header + "".join(trees) + "end of trees\n\nfeature_importances:\n\nparameters:\nend of " "parameters\n\npandas_categorical:null\n"
 
 
 def make_artifact(

@@ -177,17 +177,17 @@ def test_check_rejects_inconsistent_artifacts(artifact: Artifact, changes: dict[
         elif isinstance(value, str) and field == "prompt_models":
             pm = artifact.prompt_models
             value = {
-                "drop-quality": lambda: msgspec.structs.replace(pm, quality={m: q for m, q in pm.quality.items() if m != "small"}),
-                "empty-cost": lambda: msgspec.structs.replace(pm, cost={**pm.cost, "small": ""}),
-                "bad-calibration": lambda: msgspec.structs.replace(pm, calibration={**pm.calibration, "small": [1.0]}),
-                "zero-unit": lambda: msgspec.structs.replace(pm, cost_unit_usd=0.0),
-                "nan-calibration": lambda: msgspec.structs.replace(pm, calibration={**pm.calibration, "small": [float("nan"), 0.0]}),
-                "unknown-size": lambda: msgspec.structs.replace(pm, cost_per="words_typed"),
-                "linear-short": lambda: msgspec.structs.replace(pm, linear=linear(artifact, mean=[0.0] * 3)),
-                "linear-models": lambda: msgspec.structs.replace(pm, linear=linear(artifact, drop="small")),
-                "linear-blend": lambda: msgspec.structs.replace(pm, linear=linear(artifact, blend=1.5)),
-                "linear-scale": lambda: msgspec.structs.replace(pm, linear=linear(artifact, scale_zero=True)),
-                "linear-nan": lambda: msgspec.structs.replace(pm, linear=linear(artifact, nan=True)),
+                "drop-quality": lambda pm=pm: msgspec.structs.replace(pm, quality={m: q for m, q in pm.quality.items() if m != "small"}),
+                "empty-cost": lambda pm=pm: msgspec.structs.replace(pm, cost={**pm.cost, "small": ""}),
+                "bad-calibration": lambda pm=pm: msgspec.structs.replace(pm, calibration={**pm.calibration, "small": [1.0]}),
+                "zero-unit": lambda pm=pm: msgspec.structs.replace(pm, cost_unit_usd=0.0),
+                "nan-calibration": lambda pm=pm: msgspec.structs.replace(pm, calibration={**pm.calibration, "small": [float("nan"), 0.0]}),
+                "unknown-size": lambda pm=pm: msgspec.structs.replace(pm, cost_per="words_typed"),
+                "linear-short": lambda pm=pm: msgspec.structs.replace(pm, linear=linear(artifact, mean=[0.0] * 3)),
+                "linear-models": lambda pm=pm: msgspec.structs.replace(pm, linear=linear(artifact, drop="small")),
+                "linear-blend": lambda pm=pm: msgspec.structs.replace(pm, linear=linear(artifact, blend=1.5)),
+                "linear-scale": lambda pm=pm: msgspec.structs.replace(pm, linear=linear(artifact, scale_zero=True)),
+                "linear-nan": lambda pm=pm: msgspec.structs.replace(pm, linear=linear(artifact, nan=True)),
             }[value]()
         resolved[field] = value
     bad = broken(artifact, **resolved)

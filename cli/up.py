@@ -211,8 +211,8 @@ def _reuse_broker(kafka_dir: Path) -> tuple[LocalBroker | None, str]:
 
 def _first_artifact(dataset: Path, store: Path, key_file: Path) -> None:
     """Bootstrap and publish a signed artifact unless the store already has a current one."""
+    from bifrost.storage.artifact_store import ArtifactStore
     from bifrost.trainer.cli import main_train
-    from bifrost.trainer.store import ArtifactStore
 
     if ArtifactStore(store).current() is not None:
         return

@@ -39,10 +39,10 @@ from bifrost.router.keys import load_private_key
 from bifrost.router.policy import PolicyTables
 from bifrost.router.reference import ReferenceRouter
 from bifrost.router.text import HashedTfidf, fit_idf
+from bifrost.storage.dataset import FullInfoDataset, load_dataset, prompt_groups
 from bifrost.trainer.clustering import spherical_kmeans
-from bifrost.trainer.dataset import FullInfoDataset, load_dataset, prompt_groups
-from bifrost.trainer.export import sign_artifact
 from bifrost.trainer.estimates import normalized_costs, quality_table
+from bifrost.trainer.export import sign_artifact
 from bifrost.trainer.outcomes import OutcomeModels, OutcomeReport, train_outcome_models
 from bifrost.trainer.progress import Timings, step
 from bifrost.trainer.quality import QualityReport, QualityThresholds, assess_dataset, assess_training_set, require

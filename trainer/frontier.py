@@ -17,8 +17,8 @@ import numpy as np
 
 from bifrost.router.policy import alpha_of, choose, cost_weight_of
 from bifrost.router.reference import ReferenceRouter
+from bifrost.storage.dataset import FullInfoDataset, load_dataset
 from bifrost.trainer import baseline as lr
-from bifrost.trainer.dataset import FullInfoDataset, load_dataset
 from bifrost.trainer.evaluate import EvaluationError, FittedBaseline, fit_baseline, route_dataset
 
 SWEEP = np.concatenate([[0.0], np.geomspace(1e-3, 10.0, 29)])

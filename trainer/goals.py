@@ -36,8 +36,8 @@ import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bifrost.router.reference import ReferenceRouter
+from bifrost.storage.dataset import FullInfoDataset, load_dataset
 from bifrost.trainer.bootstrap import BootstrapConfig, bootstrap_artifact
-from bifrost.trainer.dataset import FullInfoDataset, load_dataset
 from bifrost.trainer.evaluate import evaluate_artifact, fit_baseline
 from bifrost.trainer.stress import VARIANTS, stress_variant
 from bifrost.trainer.validate import TargetUnreachable, ValidationFailed

@@ -21,7 +21,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from bifrost.trainer.dataset import FullInfoDataset
+from bifrost.storage.dataset import FullInfoDataset
 
 VARIANTS: tuple[str, ...] = ("binary", "premium", "specialist")
 PREMIUM_PRICE_FACTOR = 15.0

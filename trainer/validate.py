@@ -30,7 +30,7 @@ import msgspec
 import numpy as np
 
 from bifrost.router.reference import ReferenceRouter
-from bifrost.trainer.dataset import FullInfoDataset
+from bifrost.storage.dataset import FullInfoDataset
 from bifrost.trainer.evaluate import EvaluationReport, PolicyMetrics, evaluate_artifact
 from bifrost.trainer.stats import DEFAULT_CONFIDENCE, PairedComparison
 

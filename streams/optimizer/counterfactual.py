@@ -5,7 +5,7 @@ router gave that model (``propensity``) and the outcome of that model only. Repl
 features through the artifact that served them gives the router's choice ``π(x)`` and its
 per-prompt predictions; a *candidate* policy ``π'`` (a cheaper model on one cluster, another
 τ_cheap or α) is a different choice per row. Its value is estimated with the trainer's
-off-policy estimators (:mod:`bifrost.trainer.offpolicy`): doubly robust as the figure, IPS
+off-policy estimators (:mod:`bifrost.router.offpolicy`): doubly robust as the figure, IPS
 and SNIPS beside it, and the paired difference ``π' − π`` on the same rows with a normal
 confidence interval (the per-row DR terms of two policies on the same rows are paired).
 
@@ -27,10 +27,10 @@ import numpy as np
 from scipy.stats import norm
 
 from bifrost.router.features import BASE_FEATURES
+from bifrost.router.offpolicy import Estimate, dr_terms, estimate
 from bifrost.router.policy import choose
 from bifrost.router.reference import ReferenceRouter
-from bifrost.trainer.logged import LoggedData
-from bifrost.trainer.offpolicy import Estimate, dr_terms, estimate
+from bifrost.storage.logged import LoggedData
 
 SHRINK_ROWS = 20.0  # κ: a cell's residual counts fully only with many more served rows than this
 MIN_PROPENSITY = 1e-3

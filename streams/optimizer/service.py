@@ -46,10 +46,10 @@ from bifrost.schemas.alerts import Alert
 from bifrost.schemas.codec import encode
 from bifrost.schemas.recommendations import Recommendation
 from bifrost.schemas.triggers import TrainingTrigger
-from bifrost.streams.optimizer.analysis import Analysis, OptimizerConfig, analyze
-from bifrost.streams.optimizer.counterfactual import Replay, ReplayUnavailable, build_replay
 from bifrost.streams.metrics.dlq_monitor import ALERTS
 from bifrost.streams.optimizer import metrics
+from bifrost.streams.optimizer.analysis import Analysis, OptimizerConfig, analyze
+from bifrost.streams.optimizer.counterfactual import Replay, ReplayUnavailable, build_replay
 from bifrost.streams.optimizer.ledger import LedgerUnavailable, TopicLedger
 from bifrost.streams.optimizer.rules import Repeats, repeated_prompts
 from bifrost.streams.optimizer.series import DAY, HOUR, WEEK
@@ -251,7 +251,7 @@ class Optimizer:
     def _logged_inputs(self, router_id: str, clock: int,
                        arm: str | None) -> tuple[Replay | None, str, Repeats | None, float | None]:
         """Warehouse rows → (replay through the serving artifact, why not, repeated prompts, artifact creation time)."""
-        from bifrost.trainer.logged import WarehouseError, load_window
+        from bifrost.storage.logged import WarehouseError, load_window
 
         s = self.settings
         if not s.warehouse_dir or not Path(s.warehouse_dir).is_dir():

@@ -173,11 +173,7 @@ TABLE: dict[str, Unit] = {
 
 #: Imports the table does not allow that the tree still has: (importing module, imported unit) -> why.
 #: The test fails on an entry no import matches any more, so this list only shrinks.
-EXCEPTIONS: dict[tuple[str, str], str] = {
-    ("bifrost.streams.optimizer.counterfactual", "trainer"): "moves to bifrost.storage.logged and "
-    "bifrost.router.offpolicy once the optimizer's in-flight change (issue 15) has landed",
-    ("bifrost.streams.optimizer.service", "trainer"): "as above: bifrost.storage.logged",
-}
+EXCEPTIONS: dict[tuple[str, str], str] = {}
 
 #: Folders of development code outside the ``bifrost`` namespace (imported as ``bench.x``, ``tests.x``).
 DEV_FOLDERS = ("bench", "tests")

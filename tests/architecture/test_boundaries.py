@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -146,3 +148,27 @@ def test_the_checker_fails_on_a_wrong_import_written_into_the_tree(tmp_path: Pat
         "streams",
         "trainer",
     )
+
+
+DEV_CODE = ("bifrost.devkafka", "bifrost.devtools", "bifrost.cli.up", "bench", "tests")
+
+
+@pytest.mark.parametrize(
+    ("entry_point", "never_loaded"),
+    [
+        ("bifrost.cli.main", DEV_CODE),
+        ("bifrost.streams.app", (*DEV_CODE, "bifrost.trainer")),
+        ("bifrost.trainer.service", (*DEV_CODE, "bifrost.streams")),
+        ("bifrost.trainer.cli", (*DEV_CODE, "bifrost.streams")),
+        ("bifrost.catalog.service", DEV_CODE),
+    ],
+)
+def test_importing_a_service_loads_no_dev_code_nor_the_other_service(
+    entry_point: str, never_loaded: tuple[str, ...]
+) -> None:
+    """The same rules at run time: what a fresh interpreter has loaded after importing the entry point."""
+    probe = f"import importlib, sys; importlib.import_module({entry_point!r}); print(*sorted(sys.modules))"
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd="/")
+    names = loaded.stdout.split()
+    assert entry_point in names
+    assert [n for n in names if n in never_loaded or n.startswith(tuple(f"{p}." for p in never_loaded))] == []

@@ -9,15 +9,15 @@ import numpy as np
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+import bifrost.trainer.bootstrap as bootstrap_module
 import bifrost.trainer.export as export_module
 from bifrost.router.artifact import Artifact, Thresholds, encode, load_verified, sha256_hex
 from bifrost.router.keys import key_id
 from bifrost.router.reference import ReferenceRouter
+from bifrost.storage.dataset import FullInfoDataset, prompt_groups, prompt_key
 from bifrost.trainer.bootstrap import BootstrapConfig, BootstrapReport, bootstrap_artifact, holdout_mask, new_version
-import bifrost.trainer.bootstrap as bootstrap_module
-from bifrost.trainer.dataset import FullInfoDataset, prompt_groups, prompt_key
-from bifrost.trainer.triage import stratified_folds
 from bifrost.trainer.quality import DataQualityError
+from bifrost.trainer.triage import stratified_folds
 from bifrost.trainer.validate import ValidationFailed
 from tests.trainer.conftest import CLUSTERS, TRIALS
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import pytest
 
-from bifrost.trainer.dataset import FullInfoDataset
+from bifrost.storage.dataset import FullInfoDataset
 from bifrost.trainer.goals import DATASETS, goal_row
 
 TRIALS = 30

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from bifrost.storage.dataset import FullInfoDataset
 from bifrost.trainer import baseline as lr
-from bifrost.trainer.dataset import FullInfoDataset
 from bifrost.trainer.stats import paired_bootstrap, paired_normal
 from bifrost.trainer.stress import PREMIUM_PRICE_FACTOR, VARIANTS, stress_variant
 from tests.trainer.synthetic import make_dataset

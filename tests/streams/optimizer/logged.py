@@ -7,9 +7,9 @@ from collections.abc import Iterable
 import numpy as np
 
 from bifrost.client.simulator.model import Generated
+from bifrost.storage.logged import LoggedData
 from bifrost.streams.aggregates.stats import WindowStats
 from bifrost.streams.rollup.query import MergedStats
-from bifrost.trainer.logged import LoggedData
 
 
 def hours_of(items: Iterable[Generated]) -> dict[int, MergedStats]:
@@ -29,7 +29,7 @@ def hours_of(items: Iterable[Generated]) -> dict[int, MergedStats]:
 
 
 def logged_of(items: list[Generated]) -> LoggedData:
-    """The rows the warehouse would hold for these requests (what ``trainer.logged.load_window`` returns)."""
+    """The rows the warehouse would hold for these requests (what ``storage.logged.load_window`` returns)."""
     events = [item.event for item in items if item.event is not None]
     names = sorted({e.model for e in events})
     index = {m: i for i, m in enumerate(names)}

@@ -21,10 +21,10 @@ from bifrost.client.simulator.replay import ReplayConfig, ReplayTraffic
 from bifrost.router import ReferenceRouter
 from bifrost.router.overrides import ClusterOverride, OverriddenRouter
 from bifrost.schemas.recommendations import ActionKind, ImpactMethod, Recommendation, RecommendationKind
+from bifrost.storage.dataset import FullInfoDataset
 from bifrost.streams.optimizer.analysis import Analysis, OptimizerConfig, analyze
 from bifrost.streams.optimizer.counterfactual import build_replay
 from bifrost.streams.optimizer.rules import repeated_prompts
-from bifrost.trainer.dataset import FullInfoDataset
 from tests.client import replay_data
 from tests.streams.optimizer.logged import hours_of, logged_of
 

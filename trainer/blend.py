@@ -77,7 +77,7 @@ def choose_blend(tree: np.ndarray, linear: Mapping[float, np.ndarray], cost: np.
         scores, costs: realized outcomes; ``reference_cost`` the reference model's mean cost.
         default: kept unless another candidate is better by more than ``tolerance``.
     """
-    candidates = []
+    candidates: list[BlendCandidate] = []
     for l2, lin in sorted(linear.items()):
         for w in weights:
             if w == 1.0 and candidates and any(c.weight == 1.0 for c in candidates):

@@ -174,9 +174,9 @@ def _train(args: argparse.Namespace) -> int:
     key = _signing_key(args.key)
     store = ArtifactStore(args.store)
     parent = None
-    if not args.no_parent and store.current():
+    if not args.no_parent and (current := store.current()):
         try:
-            parent = store.verify(store.current(), key.public_key())
+            parent = store.verify(current, key.public_key())
         except ArtifactVersionError as exc:  # an artifact of an older format cannot be compared: train without it
             _say(f"note: {exc}; training without a parent (the new artifact does not claim to be non-inferior to it)")
     config = BootstrapConfig() if args.clusters is None else BootstrapConfig(clusters=args.clusters)
@@ -210,7 +210,7 @@ def _train(args: argparse.Namespace) -> int:
         print(f"artifact {artifact.version} sha256 {report.sha256} signed by {report.key_id}")
         print(f"{'published in ' + str(store.root) + ' (current)' if not args.no_publish else 'not published (--no-publish)'}")
         print(f"search: {report.search.objective.describe()}; α={report.search.alpha:.4f} τ_cheap="
-              f"{report.search.tau_cheap:.3f} τ_hard={report.search.tau_hard:.3f}; estimated {report.search.score:.4f} at "
+              f"{report.search.tau_cheap:.3f} τ_hard={report.search.tau_hard:.3f}; estimated " f"{report.search.score:.4f} at "
               f"{report.search.cost_ratio:.1%} ({'feasible' if report.search.feasible else 'NOT feasible'})")
         print(f"holdout ({v.rows} prompts): score {v.candidate.score:.4f} at {v.candidate.cost_vs_best:.1%} of "
               f"{v.best_single.name}'s cost (its score {v.best_single.score:.4f}); oracle {v.oracle.score:.4f}")
@@ -218,14 +218,14 @@ def _train(args: argparse.Namespace) -> int:
             dropped = report.rows.get("dropped_overlap", 0)
             print(f"test split ({test.rows} prompts; no test prompt was trained on: {dropped} training rows with a "
                   f"test prompt's text were dropped): score {test.policy.score:.4f} at "
-                  f"{test.policy.cost_vs_best:.1%} of {test.best_single.name}'s cost (its score {test.best_single.score:.4f}; "
+                  f"{test.policy.cost_vs_best:.1%} of {test.best_single.name}'s cost (its score " f"{test.best_single.score:.4f}; "
                   f"the best single model on the {test.reference_chosen_on}"
                   + (f"; the test split's own best is {test.best_on_split.name}, {test.best_on_split.score:.4f}"
                      if test.best_on_split is not None else "") + f"); goal {'met' if test.goal.met else 'not met'}")
             if test.baseline is not None:
                 b = test.baseline
                 print(f"logistic baseline (λ chosen on train): {b.policy.score:.4f} at {b.policy.cost_vs_best:.1%}; "
-                      f"artifact − baseline {b.score_difference.difference:+.4f} ± {b.score_difference.standard_error:.4f} "
+                      f"artifact − baseline {b.score_difference.difference:+.4f} ± " f"{b.score_difference.standard_error:.4f} "
                       f"(SE); baseline frontier at the artifact's cost {b.frontier_score_at_cost:.4f}")
         print("timings (s): " + ", ".join(f"{k} {v:.2f}" for k, v in report.timings.items()))
     return EXIT_OK
@@ -259,7 +259,7 @@ def _key_path(path: str | None) -> str | None:
 def _verify_key(path: str | None) -> Ed25519PublicKey:
     key = find_public_key(_key_path(path))
     if key is None:
-        raise SigningKeyError(f"no verification key: pass --key FILE, or set ${VERIFY_KEY_ENV} or ${VERIFY_KEY_FILE_ENV}")
+        raise SigningKeyError(f"no verification key: pass --key FILE, or set ${VERIFY_KEY_ENV} or " f"${VERIFY_KEY_FILE_ENV}")
     return key
 
 
@@ -418,8 +418,8 @@ def _artifacts(args: argparse.Namespace) -> int:
         if args.json:
             sys.stdout.write(msgspec.json.encode(info).decode() + "\n")
         else:
-            for key, value in info.items():
-                print(f"{key}: {value}")
+            for name, value in info.items():
+                print(f"{name}: {value}")
         return EXIT_OK
     if args.action == "verify":
         key = _verify_key(args.key)
@@ -428,11 +428,14 @@ def _artifacts(args: argparse.Namespace) -> int:
         except ArtifactVerificationError as exc:
             _say(f"FAILED {args.version}: {exc}")
             return EXIT_FAILURE
-        print(f"OK {artifact.version}: sha256 {store.meta(args.version).sha256} and signature by {key_id(key)} verified")
+        print(f"OK {artifact.version}: sha256 {store.meta(args.version).sha256} and signature by " f"{key_id(key)} verified")
         return EXIT_OK
-    key = find_public_key(_key_path(args.key))
-    previous = store.rollback(args.version, reason=args.reason, public_key=key)
-    print(f"current is now {args.version} (was {previous or '-'})" + ("" if key else "; signature not checked (no key)"))
+    public_key = find_public_key(_key_path(args.key))
+    previous = store.rollback(args.version, reason=args.reason, public_key=public_key)
+    print(
+        f"current is now {args.version} (was {previous or '-'})"
+        + ("" if public_key else "; signature not checked (no key)")
+    )
     return EXIT_OK
 
 

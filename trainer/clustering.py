@@ -34,7 +34,7 @@ def spherical_kmeans(
     for _ in range(n_init):
         centroids = _plus_plus(X, k, rng)
         previous = -np.inf
-        for iteration in range(1, max_iter + 1):
+        for iteration in range(1, max_iter + 1):  # noqa: B007 - its last value is reported after the loop
             sims = X @ centroids.T
             labels = sims.argmax(axis=1)
             score = float(sims[np.arange(n), labels].mean())

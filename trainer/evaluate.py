@@ -132,9 +132,9 @@ class EvaluationReport(msgspec.Struct, frozen=True, kw_only=True):
             "|---|---|---|---|---|",
         ]
         for m in rows:
-            lines.append(f"| {m.name} | {m.score:.4f} | {m.cost_usd:.3g} | {m.score_vs_best:.1%} | {m.cost_vs_best:.1%} |")
+            lines.append(f"| {m.name} | {m.score:.4f} | {m.cost_usd:.3g} | {m.score_vs_best:.1%} | " f"{m.cost_vs_best:.1%} |")
         g = self.goal
-        lines += ["", f"Reference (best single model, chosen on the {self.reference_chosen_on}): `{self.best_single.name}`"
+        lines += ["", f"Reference (best single model, chosen on the {self.reference_chosen_on}): " f"`{self.best_single.name}`"
                   + (f"; on these rows `{self.best_on_split.name}` scores higher ({self.best_on_split.score:.4f} vs "
                      f"{self.best_single.score:.4f}, at {self.best_on_split.cost_vs_best:.1%} of the reference's cost)."
                      if self.best_on_split is not None else ".")]
@@ -156,7 +156,7 @@ class EvaluationReport(msgspec.Struct, frozen=True, kw_only=True):
                 f"Baseline ({b.method}; λ={b.cost_weight:.4g} chosen on the train split, where it spends "
                 f"{b.train_cost_share:.1%} of the best model's cost, target {b.target_cost_share:.1%}): score "
                 f"{b.policy.score:.4f} at {b.policy.cost_vs_best:.1%} of the best model's cost. Artifact − baseline: "
-                f"{b.score_difference.describe()}; cost difference {b.cost_difference_vs_best:+.1%} of the best model's "
+                f"{b.score_difference.describe()}; cost difference {b.cost_difference_vs_best:+.1%} " "of the best model's "
                 f"cost. The baseline's own frontier on these rows, interpolated at the artifact's cost: "
                 f"{b.frontier_score_at_cost:.4f} (artifact {self.policy.score - b.frontier_score_at_cost:+.4f}).",
                 "",
@@ -220,7 +220,7 @@ def check_models(router: ReferenceRouter, dataset: FullInfoDataset) -> None:
     if missing:
         have = sorted(set(router.tables.models) & set(dataset.models))
         raise EvaluationError(
-            f"artifact {router.version} routes to {len(router.tables.models)} models; {Path(dataset.source).name or 'the dataset'} "
+            f"artifact {router.version} routes to {len(router.tables.models)} models; " f"{Path(dataset.source).name or 'the dataset'} "
             f"has labels for {len(have)} of them ({', '.join(have) or 'none'}). Missing: {', '.join(missing)}. "
             "Its decisions for those models cannot be scored: evaluate on a dataset with every model it routes to")
 

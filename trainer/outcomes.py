@@ -26,7 +26,9 @@ of that model's fits but still get predictions.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import lightgbm as lgb
 import msgspec
@@ -201,7 +203,7 @@ def _fit(params: dict[str, object], X: np.ndarray, y: np.ndarray, folds: np.ndar
         if fit.sum() < MIN_MODEL_ROWS:
             continue
         train = lgb.Dataset(X[fit], y[fit], feature_name=feature_names, free_raw_data=False)
-        callbacks = []
+        callbacks: list[Callable[..., Any]] = []
         valid_sets = []
         if valid.sum() >= 10:
             valid_sets = [lgb.Dataset(X[valid], y[valid], reference=train)]
@@ -213,7 +215,7 @@ def _fit(params: dict[str, object], X: np.ndarray, y: np.ndarray, folds: np.ndar
     rounds = max(1, int(np.median(iterations))) if iterations else max_rounds // 4
     final = lgb.train(params, lgb.Dataset(X[rows], y[rows], feature_name=feature_names), num_boost_round=rounds)
     if not iterations:  # too few labelled rows for any fold: the final model's in-sample predictions
-        oof = final.predict(X, raw_score=True)
+        oof = np.asarray(final.predict(X, raw_score=True))
     return oof, final, rounds
 
 
@@ -323,10 +325,11 @@ def train_outcome_models(
         labelled = np.isfinite(scores[:, j])
         costed = np.isfinite(costs[:, j]) & (size > 0)
         y = np.clip(np.nan_to_num(scores[:, j]), 0.0, 1.0)
-        parts: dict[str, float] = {}
+        tree_logloss: float | None = None
+        linear_logloss: float | None = None
         if linear is not None and oof_linear is not None:
-            parts = {"tree_logloss": _logloss(tree_q[labelled, j], y[labelled]),
-                     "linear_logloss": _logloss(oof_linear[linear_l2][labelled, j], y[labelled])}
+            tree_logloss = round(_logloss(tree_q[labelled, j], y[labelled]), 4)
+            linear_logloss = round(_logloss(oof_linear[linear_l2][labelled, j], y[labelled]), 4)
         p, yl = oof_q[labelled, j], y[labelled]
         pc = np.clip(p, 1e-12, 1 - 1e-12)
         actual = costs[costed, j]
@@ -339,7 +342,7 @@ def train_outcome_models(
             ece=round(float(_calibration_error(p, yl)), 4), calibration=ab_rounded,
             cost_mape=round(float(np.mean(np.abs(predicted - actual) / np.maximum(actual, 1e-300))), 4)
             if len(actual) else float("nan"),
-            **{k: round(v, 4) for k, v in parts.items()},
+            tree_logloss=tree_logloss, linear_logloss=linear_logloss,
         )
         step("outcomes", model=model, rows=int(labelled.sum()), rounds=q_rounds, logloss=fits[model].logloss,
              auc=fits[model].auc, cost_rounds=c_rounds, cost_mape=fits[model].cost_mape)

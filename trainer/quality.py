@@ -208,7 +208,7 @@ def class_balance(counts: np.ndarray, classes: tuple[str, ...], thresholds: Qual
     share = smallest / max(int(counts.sum()), 1)
     thin = smallest < thresholds.min_class_rows or share < thresholds.warn_class_fraction
     return Check(name="class_balance", status="warn" if thin else "pass", value=round(share, 4),
-                 threshold=f">= {thresholds.min_class_rows} rows and {thresholds.warn_class_fraction:.0%} per class (warn)",
+                 threshold=f">= {thresholds.min_class_rows} rows and {thresholds.warn_class_fraction:.0%} per " "class (warn)",
                  message="triage labels " + ", ".join(f"{k}={int(v)}" for k, v in zip(classes, counts))
                  + ("; a thin class: the gate can barely separate it, the search decides whether to use it" if thin else ""))
 

@@ -134,10 +134,10 @@ class RetrainReport(msgspec.Struct, kw_only=True):
                  f"Verdict: **{verdict}**.", "", f"Rows: {self.rows}", ""]
         if self.catalog_prices:
             lines += ["## Catalog prices (logged costs re-priced from tokens)", "",
-                      "| model | catalog entry | in / out USD per 1M | rows re-priced | logged mean USD | re-priced mean USD |",
+                      "| model | catalog entry | in / out USD per 1M | rows re-priced | logged mean USD | " "re-priced mean USD |",
                       "|---|---|---|---|---|---|"]
             lines += [f"| {m} | {p.get('entry')} | {p.get('price_in')} / {p.get('price_out')} | {p.get('repriced')} of "
-                      f"{p.get('rows')} | {float(p.get('logged_mean_usd', 0)):.3g} | {float(p.get('repriced_mean_usd', 0)):.3g} |"
+                      f"{p.get('rows')} | {float(p.get('logged_mean_usd', 0)):.3g} | " f"{float(p.get('repriced_mean_usd', 0)):.3g} |"
                       for m, p in sorted(self.catalog_prices.items())]
             lines.append("")
         if self.quality is not None:
@@ -154,7 +154,7 @@ class RetrainReport(msgspec.Struct, kw_only=True):
             cv = self.cv
             lines += ["## Triage (LightGBM on logged features)", "",
                       f"{cv.folds}-fold CV: log-loss {cv.logloss:.4f}, accuracy {cv.accuracy:.4f} "
-                      f"(majority {cv.majority_accuracy:.4f}), macro-F1 {cv.macro_f1:.4f}; labels {cv.label_counts}.", ""]
+                      f"(majority {cv.majority_accuracy:.4f}), macro-F1 {cv.macro_f1:.4f}; labels " f"{cv.label_counts}.", ""]
         if self.search is not None:
             s = self.search
             lines += ["## Search (Optuna TPE, doubly robust estimates)", "",
@@ -297,7 +297,7 @@ def retrain_from_logs(
         rows = np.flatnonzero(usable)
         train_rows, hold_rows = newest_prompts_holdout(data.features[rows], data.ts[rows], config.holdout_fraction)
         train_rows, hold_rows = rows[train_rows], rows[hold_rows]
-        models = parent.models
+        models = tuple(parent.models)
         k = parent.gbdt.feature_schema.clusters
         names = list(parent.gbdt.feature_schema.names)
         token_column = names.index("tokens_approx")
@@ -561,7 +561,7 @@ def _full_information_checks(
         ValidationCheck(name="full_information_quality", passed=difference.lower >= -margin, value=difference.lower,
                         threshold=-margin,
                         message=f"{config.confidence:.0%} lower bound of the paired score difference on {split} rows of "
-                                f"the evaluation set ({difference.difference:+.4f} ± {difference.standard_error:.4f} SE) "
+                                f"the evaluation set ({difference.difference:+.4f} ± {difference.standard_error:.4f} " "SE) "
                                 f"≥ −{config.quality_tolerance:.0%} of the current's score"
                                 + ("" if difference.lower >= -margin or difference.difference - difference.lower < margin
                                    else f"; its {evaluation.rows} rows cannot resolve a difference that small (too few "

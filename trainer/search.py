@@ -224,6 +224,7 @@ def search_policy(
     log_every = log_every or max(1, trials // 10)
     bounded = estimator is None and objective.confidence is not None and ref_column is not None
     if bounded:
+        assert objective.confidence is not None  # part of ``bounded``
         z = NormalDist().inv_cdf(float(objective.confidence))
         n = len(data.scores)
         inflate = math.sqrt(1.0 / max(n, 1) + (1.0 / data.holdout_rows if data.holdout_rows > 0 else 0.0))
@@ -341,7 +342,7 @@ def search_policy(
             value, score, ratio, buckets, chosen = evaluate(params)
     penalty = penalties_of(params)
     upper, lower = bounds(chosen)
-    ranked = sorted((t for t in study.trials if t.value is not None), key=lambda t: -t.value)[:10]
+    ranked = sorted(((t.value, t) for t in study.trials if t.value is not None), key=lambda vt: -vt[0])[:10]
     shares = np.bincount(chosen, minlength=len(models)) / max(len(chosen), 1)
     return SearchReport(
         trials=trials,
@@ -383,9 +384,9 @@ def search_policy(
         lowest_cost_upper=round(seen["cost_upper"], 6) if math.isfinite(seen["cost_upper"]) else None,
         holdout_rows=data.holdout_rows,
         top=[
-            TrialSummary(number=t.number, value=round(t.value, 6), score=round(t.user_attrs["score"], 6),
+            TrialSummary(number=t.number, value=round(value, 6), score=round(t.user_attrs["score"], 6),
                          cost_ratio=round(t.user_attrs["cost_ratio"], 6), alpha=round(alpha_of(t.params["cost_weight"]), 6),
                          tau_cheap=round(t.params["tau_cheap"], 4), tau_hard=round(t.params["tau_hard"], 4))
-            for t in ranked
+            for value, t in ranked
         ],
     )

@@ -35,7 +35,10 @@ SLO_SEVERITY = {"availability": Severity.CRITICAL, "p95_ms": Severity.CRITICAL}
 
 @dataclass(frozen=True, slots=True)
 class AlertConfig:
-    """Alert thresholds (``BIFROST_ALERT_COST_INCREASE``, ``BIFROST_DEGRADATION_TOLERANCE``, ``BIFROST_ALERT_ALPHA``)."""
+    """Alert thresholds.
+
+    ``BIFROST_ALERT_COST_INCREASE``, ``BIFROST_DEGRADATION_TOLERANCE``, ``BIFROST_ALERT_ALPHA``.
+    """
 
     cost_increase: float = 0.20
     degradation_tolerance: float = 0.05

@@ -24,6 +24,7 @@ from bifrost.schemas.recommendations import (
     Recommendation,
     RecommendationApplied,
     RecommendationCommand,
+    RecommendationKind,
 )
 from bifrost.schemas.triggers import TrainingTrigger, TriggerReason
 from bifrost.streams.rollout.auth import Check, CommandKey, Keyring, Role, Unauthorized
@@ -65,7 +66,10 @@ def authenticate_apply(command: RecommendationCommand, keyring: Keyring, *, wall
 
 
 def retrain_trigger(rec: Recommendation, *, requested_by: str, now: float) -> TrainingTrigger:
-    """The training trigger that applies ``rec``: its suggested parameters in ``details``, the week before its analysis."""
+    """The training trigger that applies ``rec``.
+
+    Its suggested parameters go in ``details``; its window is the week before its analysis.
+    """
     details: dict[str, float | str] = {"recommendation_id": rec.recommendation_id, "recommendation_kind": rec.kind.value,
                                        "subject": rec.subject}
     for name, value in rec.action.parameters.items():
@@ -90,10 +94,14 @@ def decide_apply(
     if isinstance(key, Unauthorized):
         return ApplyDecision(unauthorized=key)
 
-    def answer(accepted: bool, reason: str, **fields: object) -> RecommendationApplied:
+    def answer(
+        accepted: bool, reason: str, *, kind: RecommendationKind | None = None, action: ActionKind | None = None,
+        trigger_id: str | None = None, already_applied: bool = False,
+    ) -> RecommendationApplied:
         return RecommendationApplied(recommendation_id=command.recommendation_id, command_id=command.command_id,
-                                     router_id=command.router_id, accepted=accepted, reason=reason,
-                                     applied_by=key.name, applied_at=wall, **fields)  # type: ignore[arg-type]
+                                     router_id=command.router_id, accepted=accepted, reason=reason, kind=kind,
+                                     action=action, trigger_id=trigger_id, applied_by=key.name,
+                                     already_applied=already_applied, applied_at=wall)
 
     if recommendation is None:
         return ApplyDecision(outcome=answer(False, f"unknown recommendation {command.recommendation_id} (not on the "

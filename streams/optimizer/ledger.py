@@ -135,8 +135,10 @@ class TopicLedger(Generic[T]):
             except KafkaError:
                 await asyncio.sleep(0.5)
                 continue
+            def caught_up(ends: dict[TopicPartition, int] = ends) -> bool:
+                return all(self._positions.get(tp, -1) >= end for tp, end in ends.items()) or self._consumer is None
+
             async with self._progress:
-                await self._progress.wait_for(
-                    lambda: all(self._positions.get(tp, -1) >= end for tp, end in ends.items()) or self._consumer is None)
+                await self._progress.wait_for(caught_up)
             if self._consumer is not None:
                 return

@@ -245,7 +245,7 @@ def cheaper_model(inputs: RuleInputs, config: RuleConfig) -> list[Finding]:
         if n_c < config.min_cluster_rows or n_lab < config.min_cluster_rows // 2:
             continue
         best: tuple[float, str, Difference, float, float] | None = None
-        for m, model in enumerate(replay.models):
+        for model in replay.models:
             candidate = override_choices(replay.chosen, replay.cluster, replay.models, [ClusterOverride(cluster, model)])
             if (candidate == replay.chosen).all():
                 continue
@@ -270,7 +270,8 @@ def cheaper_model(inputs: RuleInputs, config: RuleConfig) -> list[Finding]:
         findings.append(Finding(
             kind=RecommendationKind.CHEAPER_MODEL, category=Category.COST, goals=("cost_per_task",),
             subject=f"cluster={cluster} model={model}",
-            title=f"route cluster {cluster} to {model}: {-diff.cost_change:.1%} cheaper per task, quality non-inferior",
+            title=f"route cluster {cluster} to {model}: {-diff.cost_change:.1%} cheaper per task, "
+            "quality non-inferior",
             detail=(f"On cluster {cluster} ({n_c / len(replay):.1%} of requests) the router picks {', '.join(top)}; "
                     f"{model} is {cluster_saving:.0%} cheaper there and non-inferior: the one-sided "
                     f"{config.confidence:.0%} bound of the quality difference is {q_lower:+.3f} on the cluster (margin "
@@ -376,8 +377,8 @@ def alpha_tuning(inputs: RuleInputs, config: RuleConfig) -> list[Finding]:
         goals=("quality", "win_rate") if why == "quality" else ("cost_per_task",), subject=f"alpha:{why}",
         title=title,
         detail=(f"Replaying the logged requests through artifact {replay.arm} with α={new_alpha:.3f}: quality "
-                f"{diff.quality:+.4f} ({config.confidence:.0%} CI {diff.quality_ci[0]:+.4f}…{diff.quality_ci[1]:+.4f}), "
-                f"cost per task {diff.cost_change:+.1%}; {diff.changed_rows / diff.rows:.1%} of requests change model."),
+                f"{diff.quality:+.4f} ({config.confidence:.0%} CI " f"{diff.quality_ci[0]:+.4f}…{diff.quality_ci[1]:+.4f}), "
+                f"cost per task {diff.cost_change:+.1%}; {diff.changed_rows / diff.rows:.1%} of " "requests change model."),
         evidence=_replay_evidence(replay, {"alpha": alpha, "suggested_alpha": new_alpha, "changed_rows": diff.changed_rows}),
         impact=_impact(diff, replay, assumption="doubly robust estimate over the logged requests; same traffic mix"),
         action=Action(kind=ActionKind.RETRAIN, parameters={"alpha": new_alpha}),
@@ -431,9 +432,9 @@ def caching(inputs: RuleInputs, config: RuleConfig) -> list[Finding]:
     return [Finding(
         kind=RecommendationKind.CACHING, category=Category.COST, goals=("cost_per_task", "p95_ms"),
         subject="repeated prompts",
-        title=f"cache responses: {share:.0%} of requests repeat a prompt seen within {config.cache_ttl_seconds / 3600:g} h",
+        title=f"cache responses: {share:.0%} of requests repeat a prompt seen within " f"{config.cache_ttl_seconds / 3600:g} h",
         detail=(f"{r.hits} of {r.rows} logged requests carry a feature vector identical to one seen less than "
-                f"{config.cache_ttl_seconds:.0f} s before ({r.distinct} distinct prompts). A response cache keyed by the "
+                f"{config.cache_ttl_seconds:.0f} s before ({r.distinct} distinct prompts). A response " "cache keyed by the "
                 "prompt would have answered them without a model call."),
         evidence=Evidence(window_from=inputs.clock - WEEK, window_to=inputs.clock, samples=r.rows, source="warehouse",
                           figures={"repeat_share": round(share, 4), "repeat_cost_usd": round(r.hit_cost_usd, 6),
@@ -482,10 +483,11 @@ def slow_provider(inputs: RuleInputs, config: RuleConfig) -> list[Finding]:
         findings.append(Finding(
             kind=RecommendationKind.SLOW_PROVIDER, category=Category.PERFORMANCE, goals=("p95_ms",),
             subject=f"model={model}",
-            title=f"{model} serves {slow / slow_total:.0%} of the requests over {inputs.p95_goal_ms:.0f} ms (its P95 "
+            title=f"{model} serves {slow / slow_total:.0%} of the requests over "
+            f"{inputs.p95_goal_ms:.0f} ms (its P95 "
                   f"{model_p95:.0f} ms)",
-            detail=(f"The router's P95 is {p95:.0f} ms against a goal of {inputs.p95_goal_ms:.0f} ms; without {model}'s "
-                    f"requests it would be {without:.0f} ms. Ask its provider for a faster tier or region, add a latency "
+            detail=(f"The router's P95 is {p95:.0f} ms against a goal of {inputs.p95_goal_ms:.0f} ms; " f"without {model}'s "
+                    f"requests it would be {without:.0f} ms. Ask its provider for a faster tier or " "region, add a latency "
                     "penalty for it, or prefer a faster model of similar quality."),
             evidence=Evidence(window_from=inputs.clock - inputs.goal_window_seconds, window_to=inputs.clock,
                               samples=stats.count, source="windows",
@@ -557,7 +559,7 @@ def thinking_budget(inputs: RuleInputs, config: RuleConfig) -> list[Finding]:
         findings.append(Finding(
             kind=RecommendationKind.THINKING_BUDGET, category=Category.COST, goals=("cost_per_task",),
             subject=f"model={model}",
-            title=f"cap {model}'s thinking budget: {mean_out:.0f} output tokens per request vs {others:.0f} for the others",
+            title=f"cap {model}'s thinking budget: {mean_out:.0f} output tokens per request vs " f"{others:.0f} for the others",
             detail=(f"{model}'s quality ({quality if quality is not None else float('nan'):.3f}) is not above the "
                     f"router's ({router_quality if router_quality is not None else float('nan'):.3f}); a reasoning/"
                     f"thinking budget near {others:.0f} tokens would cut its cost."),

@@ -35,7 +35,8 @@ def register_optimizer_views(app: faust.App, optimizer: Optimizer, *, router_tab
     class AnalysisView(View):
         """The router's analysis now (or up to ``until``), from the worker that owns it."""
 
-        @app.table_route(table=router_table, match_info="router")
+        # faust's stubs omit the path parameters its table_route passes on
+        @app.table_route(table=router_table, match_info="router")  # type: ignore[arg-type]
         async def get(self, request: Request, router: str) -> Response:
             until = request.query.get("until")
             try:

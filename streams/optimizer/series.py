@@ -92,7 +92,7 @@ def smooth_quantile(sketch: QuantileSketch, q: float) -> float | None:
     if rank < sketch.zero_count:
         return 0.0
     seen = float(sketch.zero_count)
-    gamma = sketch._gamma
+    gamma = sketch.gamma
     for k in sorted(sketch.bins):
         count = sketch.bins[k]
         if seen + count > rank:

@@ -127,7 +127,7 @@ def poison_records(seed: int, run_tag: str) -> list[Poison]:
         Poison("invalid_utf8_key", b"\xff\xfe\xfd" + k("invalid_utf8_key"), valid(10), "count",
                "invalid UTF-8 key with a valid value: keys are not validated, must be counted"),
         Poison("invalid_utf8_ignored_field", k("invalid_utf8_ignored_field"), body(30) + b',"unknown":"\xc0\x80\xff"}',
-               "decoder", "invalid UTF-8 inside an unknown (skipped) field: either outcome, as long as it is exactly one"),
+               "decoder", "invalid UTF-8 inside an unknown (skipped) field: either outcome, as long as it is " "exactly one"),
         Poison("ts_future_1d", k("ts_future_1d"), replace_field(31, b"ts", str(int(time.time()) + 86_400).encode()), "dlq",
                "event time a day ahead (invalid_value)"),
         Poison("lone_surrogate", k("lone_surrogate"), replace_field(11, b"router_id", b'"r\\ud800"'), "dlq", "lone UTF-16 surrogate escape"),

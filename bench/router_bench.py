@@ -360,7 +360,7 @@ def interpret(report: dict[str, Any]) -> str:
         f"Per median call, feature extraction takes {ext['p50_us']:.0f} µs (`base_features` "
         f"{m['base_features']['p50_us']:.0f} µs and the hashed TF-IDF similarities "
         f"{m['similarities']['p50_us']:.0f} µs), the numpy evaluator of all {report['artifact']['trees']} trees "
-        f"(one quality and one cost model per LLM{', and the triage' if report['artifact']['triage_evaluated'] else ''}) "
+        "(one quality and one cost model per " f"LLM{', and the triage' if report['artifact']['triage_evaluated'] else ''}) "
         f"{np_one['p50_us']:.0f} µs and the policy plus building "
         f"the `Decision` about {policy:.0f} µs. "
     )
@@ -388,7 +388,7 @@ def interpret(report: dict[str, Any]) -> str:
         f"{big['per_second']:,.0f} decisions/s ({big['mean_us_per_item']:.0f} µs each, nearly all of it feature "
         "extraction, which stays per prompt). "
         f"Measured on {report['machine']['cpu_count']} CPUs shared with other jobs (1-minute load average "
-        f"{report['machine']['load_average_start'][0]:.2f} at the start, {report['machine']['load_average_end'][0]:.2f} "
+        f"{report['machine']['load_average_start'][0]:.2f} at the start, " f"{report['machine']['load_average_end'][0]:.2f} "
         f"at the end), with the test split's {report['prompts']} prompts cycled (mean "
         f"{report['mean_prompt_chars']:.0f} characters); the token-hash cache is warm after the first pass, as in a "
         "long-running router."
@@ -409,7 +409,7 @@ def write_markdown(report: dict[str, Any], rows: list[tuple[str, ...]], path: Pa
         f"Command: `{report['command']}`",
         "",
         (f"Artifact bootstrapped in this run from `{report['dataset']}`" if "loaded_from" not in report["bootstrap"]
-         else f"Artifact `{art['version']}` loaded from `{report['bootstrap']['loaded_from']}` (trained by `bifrost-opt "
+         else f"Artifact `{art['version']}` loaded from `{report['bootstrap']['loaded_from']}` " "(trained by `bifrost-opt "
               f"train` on `{report['dataset']}`, nice'd, before this run)")
         + f" ({report['bootstrap']['trials']} trials, seed {report['bootstrap']['seed']}"
         + (f", {report['bootstrap']['seconds']:.1f} s" if report["bootstrap"]["seconds"] == report["bootstrap"]["seconds"]
@@ -430,7 +430,7 @@ def write_markdown(report: dict[str, Any], rows: list[tuple[str, ...]], path: Pa
     lines += [
         "",
         f"Goal < 1 ms per decision, `route(prompt)`: p50 {g['p50_us']:,.0f} µs "
-        f"({'met' if g['p50_met'] else 'NOT met'}), mean {g['mean_us']:,.0f} µs ({'met' if g['mean_met'] else 'NOT met'}), "
+        f"({'met' if g['p50_met'] else 'NOT met'}), mean {g['mean_us']:,.0f} µs " f"({'met' if g['mean_met'] else 'NOT met'}), "
         f"p99 {g['p99_us']:,.0f} µs (**{'met' if g['met'] else 'NOT met'}**) in wall time on this shared machine; "
         f"in CPU time (what a dedicated core would see) p99 {g['cpu_p99_us']:,.0f} µs "
         f"(**{'met' if g['cpu_met'] else 'NOT met'}**). When the wall p99 is far above the CPU p99, the difference is "
@@ -464,14 +464,14 @@ def write_markdown(report: dict[str, Any], rows: list[tuple[str, ...]], path: Pa
             "",
             f"Median of each prompt's {bl['cycles_per_prompt']} timed calls, then grouped by length. Line fit: "
             f"{bl['fit_us']['intercept']:.0f} µs + {bl['fit_us']['per_1000_chars']:.0f} µs per 1,000 characters. "
-            f"Longest prompt ({bl['longest_prompt_chars']:,} chars): {bl['longest_prompt_us']:,.0f} µs; prompts at or over "
+            f"Longest prompt ({bl['longest_prompt_chars']:,} chars): " f"{bl['longest_prompt_us']:,.0f} µs; prompts at or over "
             f"1 ms: {bl['prompts_over_1ms']} of {report['prompts']}; p99 of the per-prompt medians "
             f"{bl['prompt_median_p99_us']:,.0f} µs.",
             "",
             "| prompt chars | prompts | mean chars | median µs | max µs |",
             "|---|---:|---:|---:|---:|",
         ]
-        lines += [f"| {b['chars']} | {b['prompts']} | {b['mean_chars']:,.0f} | {b['median_us']:,.0f} | {b['max_us']:,.0f} |"
+        lines += [f"| {b['chars']} | {b['prompts']} | {b['mean_chars']:,.0f} | {b['median_us']:,.0f} | " f"{b['max_us']:,.0f} |"
                   for b in bl["bins"]]
         lines += [""]
     lp = report.get("long_prompts")
@@ -485,7 +485,7 @@ def write_markdown(report: dict[str, Any], rows: list[tuple[str, ...]], path: Pa
             "",
             "| prompts | calls | wall p50 µs | wall p99 µs | CPU p50 µs | CPU p99 µs | CPU max µs |",
             "|---|---:|---:|---:|---:|---:|---:|",
-            f"| the 100 longest train prompts ({lp['longest_train_chars'][0]:,}–{lp['longest_train_chars'][1]:,} chars) | "
+            "| the 100 longest train prompts " f"({lp['longest_train_chars'][0]:,}–{lp['longest_train_chars'][1]:,} chars) | "
             f"{t['calls']:,} | {t['p50_us']:,.0f} | {t['p99_us']:,.0f} | {lp['longest_train_cpu']['p50_us']:,.0f} | "
             f"{lp['longest_train_cpu']['p99_us']:,.0f} | {lp['longest_train_cpu']['max_us']:,.0f} |",
         ]

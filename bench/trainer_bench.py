@@ -527,21 +527,21 @@ def interpret(report: dict[str, Any]) -> str:
             f"The largest steps are {ranked[0]} ({steps[ranked[0]]:.1f} s, {share(steps[ranked[0]], total)}), "
             f"{ranked[1]} ({steps[ranked[1]]:.1f} s) and {ranked[2]} ({steps[ranked[2]]:.1f} s). "
             f"Loading the window took {steps['load']:.1f} s against {base:.1f} s for just reading the same Parquet "
-            f"files with `pq.read_table` one after another ({steps['load'] / base:.1f}× that floor; `load_window` reads "
-            f"only the {len(EVENT_COLUMNS)} columns it uses, several files at a time, then filters, sorts by event time, "
+            f"files with `pq.read_table` one after another ({steps['load'] / base:.1f}× that " "floor; `load_window` reads "
+            f"only the {len(EVENT_COLUMNS)} columns it uses, several files at a time, then " "filters, sorts by event time, "
             "drops re-delivered request ids and turns the columns, the 74-wide feature lists above all, into NumPy "
             "arrays). ")
     cfg = report["config"]
     rows = t["rows"]
     if rows.get("train", 0) > cfg["max_triage_rows"]:
         text += (f"The triage model's CV and the search's {cfg['trials']} trials run on a uniform sample of "
-                 f"{cfg['max_triage_rows']:,} of the {rows['train']:,} training rows (`max_triage_rows`), so their cost "
-                 "does not grow with the window; Q̂ (cell means), prices, the out-of-fold reward model and the validation "
+                 f"{cfg['max_triage_rows']:,} of the {rows['train']:,} training rows " "(`max_triage_rows`), so their cost "
+                 "does not grow with the window; Q̂ (cell means), prices, the out-of-fold reward " "model and the validation "
                  f"on all {rows.get('holdout', 0):,} holdout rows use every row. ")
     if t.get("published"):
         v = t["validation"]
-        text += (f"The candidate passed validation and was published: DR quality {v['candidate']['quality']['dr']:.4f} vs "
-                 f"{v['current']['quality']['dr']:.4f} for the current artifact, DR cost ${v['candidate']['cost_usd']['dr']:.3g} "
+        text += ("The candidate passed validation and was published: DR quality " f"{v['candidate']['quality']['dr']:.4f} vs "
+                 f"{v['current']['quality']['dr']:.4f} for the current artifact, DR cost " f"${v['candidate']['cost_usd']['dr']:.3g} "
                  f"vs ${v['current']['cost_usd']['dr']:.3g} per request. ")
     else:
         text += f"The run stopped at {t['stopped_at']}: {t['reason']}. "
@@ -553,7 +553,7 @@ def before_section(report: dict[str, Any]) -> list[str]:
     b, t = report["before"], report["trainer"]
     lines = ["## Compared with an earlier run", "",
              f"Earlier run: {b['label'] + ', ' if b['label'] else ''}{b['machine']['date']}; max_triage_rows "
-             f"{b['config']['max_triage_rows']:,}, folds {b['config']['folds']}, max_rounds {b['config']['max_rounds']}; "
+             f"{b['config']['max_triage_rows']:,}, folds {b['config']['folds']}, max_rounds " f"{b['config']['max_rounds']}; "
              f"other processes used {b['trainer']['others_cores']:.2f} cores during it.", "",
              "| step | before | now |", "|---|---:|---:|"]
     for name in ("verify", *STEPS):
@@ -565,7 +565,7 @@ def before_section(report: dict[str, Any]) -> list[str]:
                   f"{bv['candidate']['quality']['dr']:.4f} ± {bv['candidate']['quality']['dr_stderr']:.4f}, DR cost "
                   f"${bv['candidate']['cost_usd']['dr']:.4g}, P95 {bv['candidate']['latency_p95_ms']:.0f} ms; now: "
                   f"{tv['candidate']['quality']['dr']:.4f} ± {tv['candidate']['quality']['dr_stderr']:.4f}, "
-                  f"${tv['candidate']['cost_usd']['dr']:.4g}, {tv['candidate']['latency_p95_ms']:.0f} ms (current artifact: "
+                  f"${tv['candidate']['cost_usd']['dr']:.4g}, {tv['candidate']['latency_p95_ms']:.0f} " "ms (current artifact: "
                   f"{tv['current']['quality']['dr']:.4f}, ${tv['current']['cost_usd']['dr']:.4g} in both)."]
     return lines + [""]
 
@@ -575,14 +575,14 @@ def write_markdown(report: dict[str, Any], path: Path) -> None:
     w = inputs["warehouse"]
     lines = [
         "# Trainer benchmark", "",
-        f"{m['date']} · {m['cpu_count']} CPUs ({m['cpu_model'] or 'unknown'}) · Python {m['python']} · numpy {m['numpy']} · "
+        f"{m['date']} · {m['cpu_count']} CPUs ({m['cpu_model'] or 'unknown'}) · Python " f"{m['python']} · numpy {m['numpy']} · "
         f"LightGBM {m['lightgbm']} · Optuna {m['optuna']} · pyarrow {m['pyarrow']} · commit {m['git_commit']}", "",
         f"Command: `{report['command']}`", "",
         "## Result", "",
         f"**{t['total_seconds']:.1f} s** for the whole trainer run on {t['rows_loaded']:,} logged events "
         f"(goal < {GOAL_SECONDS:.0f} s: **{'met' if t['total_seconds'] < GOAL_SECONDS else 'not met'}**), "
         f"{cfg['trials']} Optuna trials, one process on this {m['cpu_count']}-core machine. The trainer used "
-        f"{t['cpu_seconds']:.0f} CPU-seconds ({t['cpu_seconds'] / t['total_seconds']:.2f} cores on average: LightGBM and "
+        f"{t['cpu_seconds']:.0f} CPU-seconds ({t['cpu_seconds'] / t['total_seconds']:.2f} " "cores on average: LightGBM and "
         f"Arrow use both); other processes used {t['others_cores']:.2f} cores meanwhile "
         f"(the run waited {report['idle']['waited_seconds']:.0f} s for the machine to go quiet first)."
         + (f" {report['label']}." if report.get("label") else ""), "",
@@ -597,19 +597,19 @@ def write_markdown(report: dict[str, Any], path: Path) -> None:
         f"{report['baseline']['arrow_bytes'] / 1e6:,.0f} MB in Arrow: the floor of “load” |", "",
         "## Workload", "",
         f"* Parent: `bootstrap_artifact` on `{Path(inputs['dataset']).name}` ({inputs['bootstrap']['trials']} trials, "
-        f"{inputs['bootstrap']['clusters']} clusters), then made the “expensive” policy of the trainer-loop integration test "
+        f"{inputs['bootstrap']['clusters']} clusters), then made the “expensive” policy of " "the trainer-loop integration test "
         f"(α = 1, τ_cheap = 1, τ_hard = 0, penalty 1 on every model but `{BEST_SINGLE}`); "
         + (f"bootstrap took {inputs['bootstrap_seconds']:.1f} s." if inputs.get("bootstrap_seconds") is not None else ""),
         f"* Logged traffic: {w['events']:,} requests replayed through the parent (`ReplayTraffic`, split train, "
         f"{w['dataset_prompts']:,} distinct prompts, ε = {inputs['replay']['exploration']} exploration, seed "
         f"{inputs['replay']['seed']}) over {inputs['replay']['days']} days of event time, one router; written like the "
-        f"warehouse sink: {w['files']} Parquet files ({w['partitions']} partitions × hours), {w['bytes'] / 1e6:,.0f} MB. "
+        f"warehouse sink: {w['files']} Parquet files ({w['partitions']} partitions × hours), " f"{w['bytes'] / 1e6:,.0f} MB. "
         f"Generation took {w['seconds']:.1f} s (replay {w['replay_seconds']:.1f} s, Parquet writes "
-        f"{w['parquet_write_seconds']:.1f} s){' — reused from the cache this run' if inputs['cached'] else ''}; not part "
+        f"{w['parquet_write_seconds']:.1f} " f"s){' — reused from the cache this run' if inputs['cached'] else ''}; not part "
         "of the trainer's time.",
-        f"* Trainer: `load_window` over the whole window (no feedback topic data: the replay's feedback carries no grade), "
+        "* Trainer: `load_window` over the whole window (no feedback topic data: the " "replay's feedback carries no grade), "
         f"`retrain_from_logs` with `RetrainConfig(trials={cfg['trials']})`, defaults otherwise (folds {cfg['folds']}, "
-        f"max_rounds {cfg['max_rounds']}, max_triage_rows {cfg['max_triage_rows']:,}, holdout {cfg['holdout_fraction']:.0%} "
+        f"max_rounds {cfg['max_rounds']}, max_triage_rows {cfg['max_triage_rows']:,}, holdout " f"{cfg['holdout_fraction']:.0%} "
         "newest by event time), no full-information evaluation set; then the run report and `ArtifactStore.publish`, "
         "as `TrainerService._train` does.", "",
     ]
@@ -619,15 +619,15 @@ def write_markdown(report: dict[str, Any], path: Path) -> None:
         sf = report["small_files"]
         lines += [
             f"## Load with the live sink's {sf['flush_seconds']:g} s flush", "",
-            f"The sink also writes a buffer once it is `BIFROST_WAREHOUSE_FLUSH_SECONDS` old (60 s by default). At this "
-            f"traffic ({w['rate_per_second']:.2f} requests/s over {w['partitions']} partitions) that is one small file per "
+            "The sink also writes a buffer once it is `BIFROST_WAREHOUSE_FLUSH_SECONDS` old (60 " "s by default). At this "
+            f"traffic ({w['rate_per_second']:.2f} requests/s over {w['partitions']} partitions) " "that is one small file per "
             f"partition per minute: the same {sf['events']:,} events written that way make **{sf['files']:,} files** "
             f"(about {sf['events'] / max(sf['files'], 1):.0f} rows each) instead of {w['files']}. "
             f"`pq.read_table` of all of them takes {fmt(sf['baseline_seconds'])} and `load_window` "
             f"**{fmt(sf['load_seconds'])}** ({sf['rows_loaded']:,} rows) instead of {fmt(t['steps_seconds']['load'])}: "
             f"the per-file cost (about {1000 * sf['load_seconds'] / max(sf['files'], 1):.1f} ms a file) dominates. "
-            f"With that layout the whole run would take about {t['total_seconds'] - t['steps_seconds']['load'] + sf['load_seconds']:.0f} s. "
-            "The headline number assumes hour-sized files (what the sink writes at high rates, or after compaction).", "",
+            "With that layout the whole run would take about " f"{t['total_seconds'] - t['steps_seconds']['load'] + sf['load_seconds']:.0f} s. "
+            "The headline number assumes hour-sized files (what the sink writes at high rates, " "or after compaction).", "",
         ]
     lines += ["## What the run produced", "", f"Rows: {t['rows']}", ""]
     if t.get("cv"):
@@ -639,25 +639,25 @@ def write_markdown(report: dict[str, Any], path: Path) -> None:
     if t.get("search"):
         s = t["search"]
         nonzero = {k: v for k, v in s["penalties"].items() if v >= 0.005}
-        lines += [f"* Search ({s['trials']} trials on {s['rows']:,} rows): best trial {s['best_trial']}, α = {s['alpha']}, "
+        lines += [f"* Search ({s['trials']} trials on {s['rows']:,} rows): best trial " f"{s['best_trial']}, α = {s['alpha']}, "
                   f"τ_cheap = {s['tau_cheap']}, τ_hard = {s['tau_hard']}, DR quality {s['score']:.4f} at "
-                  f"{s['cost_ratio']:.1%} of the current artifact's DR cost (current quality {s['reference_score']:.4f}); "
+                  f"{s['cost_ratio']:.1%} of the current artifact's DR cost (current quality " f"{s['reference_score']:.4f}); "
                   f"buckets {s['bucket_share']}; penalties ≥ 0.005: {nonzero or 'none'}."]
     if t.get("validation"):
         v = t["validation"]
         cand, cur = v["candidate"], v["current"]
         lines += [
-            f"* Validation on the newest {t['rows'].get('holdout', 0):,} rows: **{'passed' if v['passed'] else 'failed'}**.", "",
-            "| policy | DR quality (± s.e.) | SNIPS quality | DR cost / request | SNIPS cost | P95 latency | matched rows | model shares |",
+            f"* Validation on the newest {t['rows'].get('holdout', 0):,} rows: " f"**{'passed' if v['passed'] else 'failed'}**.", "",
+            "| policy | DR quality (± s.e.) | SNIPS quality | DR cost / request | SNIPS cost | " "P95 latency | matched rows | model shares |",
             "|---|---:|---:|---:|---:|---:|---:|---|",
         ]
         for name, e in (("candidate", cand), ("current", cur)):
             shares = ", ".join(f"{k} {val:.0%}" for k, val in sorted(e["shares"].items(), key=lambda kv: -kv[1]))
-            lines.append(f"| {name} | {e['quality']['dr']:.4f} ± {e['quality']['dr_stderr']:.4f} | {e['quality']['snips']:.4f} | "
+            lines.append(f"| {name} | {e['quality']['dr']:.4f} ± {e['quality']['dr_stderr']:.4f} | " f"{e['quality']['snips']:.4f} | "
                          f"${e['cost_usd']['dr']:.4g} | ${e['cost_usd']['snips']:.4g} | {e['latency_p95_ms']:.0f} ms | "
                          f"{e['quality']['matched']:,} of {e['quality']['rows']:,} | {shares} |")
         lines += ["", "| check | passed | value | threshold |", "|---|---|---:|---:|"]
-        lines += [f"| {c['name']} | {'yes' if c['passed'] else 'no'} | {c['value']:.6g} | {c['threshold']:.6g} |" for c in v["checks"]]
+        lines += [f"| {c['name']} | {'yes' if c['passed'] else 'no'} | {c['value']:.6g} | " f"{c['threshold']:.6g} |" for c in v["checks"]]
     if not t.get("published"):
         lines += ["", f"**Stopped at {t['stopped_at']}**: {t['reason']}"]
     lines += [""]
@@ -790,7 +790,7 @@ CHANGES: list[str] = [
     "`storage/logged.py` `load_window`: reads only the trainer's columns, several files at a time (a thread pool of "
     "up to 4; Arrow decodes without the GIL); selects and orders rows as NumPy indices "
     "instead of an Arrow filter + take of every column (the 74-wide feature lists above all); looks for re-delivered "
-    "request ids with a hash count (`pc.count_distinct`) before the object-array sort; model, bucket, router and arm via "
+    "request ids with a hash count (`pc.count_distinct`) before the object-array sort; " "model, bucket, router and arm via "
     "dictionary encoding; the feature matrix is one reshape of the flattened values when every vector has the full "
     "width (a gather otherwise); the feedback join uses `pc.index_in` (the newest grade still wins). Same arrays out: "
     "compared array by array with the previous code on this window, a router-filtered part of it, and synthetic files "
@@ -798,7 +798,7 @@ CHANGES: list[str] = [
     "`trainer/retrain.py` `triage_probabilities`: the current artifact's probabilities in the search and both "
     "policies' routing in validation use LightGBM's predictor on the artifact's own model string. Every call checks "
     "2,000 random rows against the routers' NumPy evaluator (`TreeEnsemble`, tolerance 1e-9 as in "
-    "`tests/router/test_gbdt.py`) and falls back to that evaluator for every row on a mismatch. The NumPy evaluator took "
+    "`tests/router/test_gbdt.py`) and falls back to that evaluator for every row on a " "mismatch. The NumPy evaluator took "
     "~17 s for a 450-tree candidate on 200,000 holdout rows even in chunks, ~36 s in one call.",
     "`trainer/retrain.py` `_holdout_estimate`: the latency draw is one `rng.integers` call over all rows instead of a "
     "Python loop; NumPy gives the very same draws (checked), so P95 figures are unchanged.",
@@ -813,7 +813,7 @@ NOTES: list[str] = [
     "`TrainerSettings.max_triage_rows` (`BIFROST_TRAINER_MAX_TRIAGE_ROWS`) still defaults to 200,000 and "
     "`TrainerService` passes it explicitly, so the service keeps sampling 200,000 rows (CV ≈ 44 s instead of "
     "≈ 23–27 s on an idle machine, search ≈ 2× longer) until that default (and the README) follow `RetrainConfig`.",
-    "LightGBM with `num_threads=2` on this 2-core machine is very sensitive to other load: the first measurement of the "
+    "LightGBM with `num_threads=2` on this 2-core machine is very sensitive to other " "load: the first measurement of the "
     "previous code (2026-11-25, other processes using 0.56 cores on average, among them an integration test's trainer) "
     "took 177.5 s instead of 108 s, CV 113 s instead of 44 s, single folds 8–30 s for the same work. In "
     "docker-compose the trainer shares the machine with the worker and Kafka. With one thread a fold was ~1.5× slower "

@@ -47,7 +47,7 @@ def drift_alert(snapshot: str, changes: Sequence[CatalogChange], *, artifact_ver
     """One alert per snapshot with significant changes; critical when a model in use is gone."""
     gone = [c for c in changes if c.kind in _GONE]
     lines = [describe(c) + (f" (used as {', '.join(c.used_as)})" if c.used_as else "") for c in changes]
-    message = (f"{len(changes)} catalog change(s) touch models the current artifact {artifact_version or '?'} routes to; "
+    message = (f"{len(changes)} catalog change(s) touch models the current artifact " f"{artifact_version or '?'} routes to; "
                "it is marked invalidated and a retrain was requested: " + "; ".join(lines))
     evidence: dict[str, float | int | str] = {"snapshot": snapshot, "artifact": artifact_version or "",
                                               "changes": len(changes), "trigger_id": trigger_id or ""}

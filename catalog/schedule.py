@@ -24,7 +24,7 @@ class ScheduleError(ValueError):
 def check_cron(expr: str, setting: str) -> None:
     """Raise :class:`ScheduleError` naming ``setting`` unless ``expr`` is a valid 5-field cron expression."""
     if len(expr.split()) != 5 or not croniter.is_valid(expr):
-        raise ScheduleError(f"{setting}={expr!r} is not a cron expression (5 fields: minute hour day month weekday, UTC)")
+        raise ScheduleError(f"{setting}={expr!r} is not a cron expression (5 fields: minute hour day month " "weekday, UTC)")
 
 
 def next_fire(expr: str, after: float) -> float:

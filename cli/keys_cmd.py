@@ -41,7 +41,7 @@ def run_keys(args: argparse.Namespace) -> int:
 
     if args.action == "create":
         if not NAME.match(args.name):
-            raise UsageError(f"--name {args.name!r}: 1-64 of letters, digits, '.', '_', '@', '-' (starting with a letter or digit)")
+            raise UsageError(f"--name {args.name!r}: 1-64 of letters, digits, '.', '_', '@', '-' (starting with a " "letter or digit)")
         path = Path(args.out) / f"{args.name}.pem"
         try:
             key = generate_private_key(path)

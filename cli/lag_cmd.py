@@ -163,7 +163,7 @@ def render_table(reports: Sequence[Any]) -> str:
                                           for i, (c, w) in enumerate(zip(row, widths))).rstrip())
         unjudged = unjudged or any("not judged" in p.reason for p in r.partitions)
     if unjudged:
-        lines += ["", "WARN, STALL and ERR need a full window of samples: run with --watch (or see the worker's /v1/lag)."]
+        lines += ["", "WARN, STALL and ERR need a full window of samples: run with --watch (or see the " "worker's /v1/lag)."]
     return "\n".join(lines)
 
 

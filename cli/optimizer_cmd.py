@@ -109,7 +109,7 @@ def render_analysis(a: dict[str, Any]) -> str:
              "goals (last day):"]
     for g in a["goals"]:
         value = "-" if g["value"] is None else f"{g['value']:.4g}"
-        lines.append(f"  {g['goal']:<14} {value:>10}  {g['direction']} {g['target']:<8g} {g['status']:<9} n={g['samples']}")
+        lines.append(f"  {g['goal']:<14} {value:>10}  {g['direction']} {g['target']:<8g} {g['status']:<9} " f"n={g['samples']}")
     degraded = [t for t in a["trends"] if t.get("degraded")]
     weekly = ", ".join(
         f"{t['metric']} {t['trend']['change']:+.1%} (p={min(t['trend']['p_increase'], t['trend']['p_decrease']):.2g})"

@@ -99,7 +99,7 @@ def judge(progress: TriggerProgress, waited: float) -> tuple[int, str]:
 
     outcome = progress.outcome
     if outcome is None:
-        return EXIT_UNAVAILABLE, (f"bifrost-opt: error: no trainer answered within {waited:.0f} s (is `bifrost-opt trainer` "
+        return EXIT_UNAVAILABLE, (f"bifrost-opt: error: no trainer answered within {waited:.0f} s (is `bifrost-opt " "trainer` "
                                   "running with the same BIFROST_TOPIC_PREFIX? the trigger stays queued for it)")
     if outcome.outcome is not OutcomeKind.PUBLISHED:
         step = f" at {outcome.stopped_at}" if outcome.stopped_at else ""
@@ -112,7 +112,7 @@ def judge(progress: TriggerProgress, waited: float) -> tuple[int, str]:
         return EXIT_FAILURE, "bifrost-opt: error: " + "; ".join(
             f"{outcome.version} canary on {c.router_id} refused: {c.reason}" for c in refused)
     if progress.waiting_for:
-        return EXIT_UNAVAILABLE, (f"bifrost-opt: error: {outcome.version} was published, but no canary start was seen within "
+        return EXIT_UNAVAILABLE, (f"bifrost-opt: error: {outcome.version} was published, but no canary start was seen " "within "
                                   f"{waited:.0f} s for {', '.join(progress.waiting_for)} (is a worker running with "
                                   "BIFROST_PIPELINE_KEY_FILE set, so its artifact listener runs?)")
     if not outcome.router_ids:

@@ -24,7 +24,10 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
+from types import FrameType
+from typing import Any
 
 from bifrost.cli.errors import Unavailable, UsageError
 from bifrost.client.simulator import anchored, simulate
@@ -161,7 +164,7 @@ class Shutdown:
 EXIT_GRACE_SECONDS = 15.0
 
 
-def _stop_on_signals(shutdown: Shutdown) -> dict[int, object]:
+def _stop_on_signals(shutdown: Shutdown) -> dict[int, signal.Handlers | Callable[[int, FrameType | None], Any] | int | None]:
     """On SIGINT and SIGTERM start ``shutdown`` and raise :class:`Stopped` in the main thread (the first time).
 
     Returns the previous handlers. asyncio.run would otherwise turn the first Ctrl-C into a
@@ -324,8 +327,8 @@ def banner(settings: Settings, data_dir: Path, started_broker: bool, store: Path
             f"               {cli} retrain --router {router} --since 7d --wait   (follows the retrain to its canary)",
             f"               {cli} rollout status --router {router}",
             f"               {cli} artifacts list --store {store}",
-            f"               BIFROST_CATALOG_DIR={data_dir / 'catalog'} {cli} catalog list   (model catalog; refresher.log)",
-            f"               {cli} rollout pause|resume|promote|stop --router {router}   (signed with the operator key)",
+            f"               BIFROST_CATALOG_DIR={data_dir / 'catalog'} {cli} catalog list   " "(model catalog; refresher.log)",
+            f"               {cli} rollout pause|resume|promote|stop --router {router}   (signed " "with the operator key)",
             f"  data, logs   {data_dir}   (worker.log, trainer.log, trainer/runs/*/report.md)",
             f"Replaying real prompts through the current artifact as router {router}; Ctrl-C stops everything.",
             "",

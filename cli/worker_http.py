@@ -34,7 +34,7 @@ def open_worker(url: str, token: str, *, timeout: float) -> HTTPResponse:
 def unauthorized(worker_url: str, token: str) -> UsageError:
     """The CLI error for a 401 answer."""
     if token:
-        return UsageError(f"the worker at {worker_url} refused the token from BIFROST_WEB_TOKEN / BIFROST_WEB_TOKEN_FILE "
+        return UsageError(f"the worker at {worker_url} refused the token from BIFROST_WEB_TOKEN / " "BIFROST_WEB_TOKEN_FILE "
                           "(401); use the token the worker was started with")
     return UsageError(f"the worker at {worker_url} requires a token (401); set BIFROST_WEB_TOKEN or "
                       "BIFROST_WEB_TOKEN_FILE to the worker's token")

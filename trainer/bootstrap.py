@@ -113,7 +113,7 @@ class BootstrapReport(msgspec.Struct, kw_only=True):
         lines = [
             f"# Training run {self.version}",
             "",
-            f"Dataset `{self.dataset}`; rows {self.rows}; parent {self.parent or '—'}; sha256 `{self.sha256}`; key {self.key_id}",
+            f"Dataset `{self.dataset}`; rows {self.rows}; parent {self.parent or '—'}; sha256 " f"`{self.sha256}`; key {self.key_id}",
             "",
             f"{self.rows.get('dropped_overlap', 0)} rows of the train split share their prompt text with another split "
             "(the evaluation split) and were dropped before anything was fitted; copies of a prompt stay on one side "
@@ -142,12 +142,12 @@ class BootstrapReport(msgspec.Struct, kw_only=True):
             "Buckets: " + "; ".join(f"{name}: {', '.join(m)}" for name, m in b.buckets.items()) + ". Learned at "
             + ", ".join(f"budget {budget:.3g} (λ={w:.3g})" for budget, w in zip(b.budgets, b.cost_weights)) + ".",
             "",
-            f"{cv.folds}-fold CV: log-loss {cv.logloss:.4f}, accuracy {cv.accuracy:.4f} (majority class {cv.majority_accuracy:.4f}), "
+            f"{cv.folds}-fold CV: log-loss {cv.logloss:.4f}, accuracy {cv.accuracy:.4f} (majority " f"class {cv.majority_accuracy:.4f}), "
             f"macro-F1 {cv.macro_f1:.4f}, recall {cv.recall}, final model {cv.rounds} rounds.",
             "",
             "| fold | rows | log-loss | accuracy | macro-F1 | rounds |",
             "|---|---|---|---|---|---|",
-            *(f"| {f.fold} | {f.rows} | {f.logloss:.4f} | {f.accuracy:.4f} | {f.macro_f1:.4f} | {f.best_iteration} |" for f in cv.per_fold),
+            *(f"| {f.fold} | {f.rows} | {f.logloss:.4f} | {f.accuracy:.4f} | {f.macro_f1:.4f} | " f"{f.best_iteration} |" for f in cv.per_fold),
             "",
             "## Search (Optuna TPE, out-of-fold estimates)",
             "",
@@ -156,7 +156,7 @@ class BootstrapReport(msgspec.Struct, kw_only=True):
              f"{s.gate_gain_se:.4f}." if s.gate_gain is not None else ""),
             "",
             f"{s.trials} trials, seed {s.seed}; best trial {s.best_trial}: α={s.alpha:.4f}, τ_cheap={s.tau_cheap:.4f}, "
-            f"τ_hard={s.tau_hard:.4f}; objective: {s.objective.describe()} ({'feasible' if s.feasible else 'NOT feasible'}); "
+            f"τ_hard={s.tau_hard:.4f}; objective: {s.objective.describe()} " f"({'feasible' if s.feasible else 'NOT feasible'}); "
             f"estimated score {s.score:.4f} at {s.cost_ratio:.1%} of {s.reference_model}'s cost "
             f"(its score {s.reference_score:.4f}); buckets {s.bucket_share}; models {s.model_share}."
             + _bounds_text(s),
@@ -436,6 +436,8 @@ def _check_gate(search: SearchReport, holdout: FullInfoDataset, assemble, config
     gated = ReferenceRouter(assemble(search.alpha, search.tau_cheap, search.tau_hard,
                                      np.array([search.penalties[m] for m in models])))
     columns, batch = route_dataset(gated, holdout)
+    assert batch.quality is not None and batch.cost is not None  # route_dataset fills both
+    assert search.ungated_alpha is not None  # the caller runs this check only then
     S, C = holdout.scores[:, columns], holdout.costs[:, columns]
     rows = np.arange(len(holdout))
     tokens = batch.features[:, list(gated.artifact.gbdt.feature_schema.names).index("tokens_approx")]

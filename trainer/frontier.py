@@ -61,7 +61,7 @@ class FrontierReport(msgspec.Struct, frozen=True, kw_only=True):
     def to_markdown(self) -> str:
         b = self.best_single
         lines = [
-            f"## Cost/quality frontier of {self.artifact} on {Path(self.dataset).name} ({self.split}, {self.rows} prompts)",
+            f"## Cost/quality frontier of {self.artifact} on {Path(self.dataset).name} " f"({self.split}, {self.rows} prompts)",
             "",
             f"Knob: α = 1/(1+λ) (λ = quality per unit of the reference model's mean cost); thresholds, buckets and "
             f"penalties fixed. The artifact's own α = {self.artifact_point.alpha:.4f} (λ = "
@@ -69,7 +69,7 @@ class FrontierReport(msgspec.Struct, frozen=True, kw_only=True):
             f"{self.artifact_point.cost_vs_best:.1%} of {b.name}'s cost (its score {b.score:.4f}); oracle "
             f"{self.oracle.score:.4f} at {self.oracle.cost_vs_best:.1%}.",
             "",
-            "| λ | α | artifact score | cost vs best | gate off: score | cost vs best | baseline score | cost vs best |",
+            "| λ | α | artifact score | cost vs best | gate off: score | cost vs best | baseline " "score | cost vs best |",
             "|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for a, u, base in zip(self.artifact_curve, self.ungated_curve, self.baseline_curve):
@@ -97,6 +97,7 @@ def frontier_report(
         raise EvaluationError(f"the dataset has no usable rows in split {split!r}")
     columns, batch = route_dataset(router, data)
     assert batch.quality is not None and batch.cost is not None
+    quality, cost = batch.quality, batch.cost
     S, C = data.scores[:, columns], data.costs[:, columns]
     rows = np.arange(len(data))
     fitted = fitted or fit_baseline(router, full, seed=seed)
@@ -114,7 +115,7 @@ def frontier_report(
     def artifact_at(weight: float, gate: bool = True) -> FrontierPoint:
         tables = router.tables.with_params(alpha=alpha_of(weight), tau_cheap=router.tables.tau_cheap,
                                            tau_hard=router.tables.tau_hard if gate else 0.0)
-        chosen, _, _, _ = choose(tables, batch.probabilities, batch.quality, batch.cost, tokens)
+        chosen, _, _, _ = choose(tables, batch.probabilities, quality, cost, tokens)
         return point(weight, chosen)
 
     q_base, c_base = fitted.predict(batch.features)

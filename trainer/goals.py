@@ -144,7 +144,7 @@ class RefusedRow(msgspec.Struct, frozen=True, kw_only=True):
 def to_markdown(rows: Sequence[GoalRow], refused: Sequence[RefusedRow] = ()) -> str:
     """The README table, a per-dataset summary over seeds, and the routing details behind them."""
     lines = [
-        "| dataset (test split) | seed | best single model (chosen on train) | its score | artifact score | cost vs best "
+        "| dataset (test split) | seed | best single model (chosen on train) | its score | " "artifact score | cost vs best "
         "| goal (−2% at ≤ 50%) | logistic baseline (λ on train) | artifact − baseline ± SE | baseline frontier at the "
         "artifact's cost | oracle |",
         "|---|---:|---|---:|---:|---:|---|---:|---:|---:|---:|",
@@ -152,7 +152,7 @@ def to_markdown(rows: Sequence[GoalRow], refused: Sequence[RefusedRow] = ()) -> 
     for r in rows:
         best = r.best_single + (f" (test's best: {r.best_on_test} {r.best_on_test_score:.4f})" if r.best_on_test else "")
         lines.append(
-            f"| {r.dataset} | {r.seed} | {best} | {r.best_single_score:.4f} | **{r.score:.4f}** | **{r.cost_vs_best:.1%}** | "
+            f"| {r.dataset} | {r.seed} | {best} | {r.best_single_score:.4f} | **{r.score:.4f}** | " f"**{r.cost_vs_best:.1%}** | "
             f"{'met' if r.goal_met else 'NOT met'} ({r.score - r.score_floor:+.4f}) | {r.baseline_score:.4f} at "
             f"{r.baseline_cost_vs_best:.1%} | {r.diff_vs_baseline:+.4f} ± {r.diff_vs_baseline_se:.4f} | "
             f"{r.baseline_frontier_at_cost:.4f} ({r.score - r.baseline_frontier_at_cost:+.4f}) | "
@@ -182,7 +182,7 @@ def to_markdown(rows: Sequence[GoalRow], refused: Sequence[RefusedRow] = ()) -> 
         lines += ["", f"All {len(rows)} rows: artifact − baseline {np.mean(diff_all):+.4f} on average (worst "
                   f"{min(diff_all):+.4f}, {sum(d < 0 for d in diff_all)} rows below, "
                   f"{sum(r.diff_vs_baseline_lower > 0 for r in rows)} significantly above, "
-                  f"{sum(r.diff_vs_baseline + 1.645 * r.diff_vs_baseline_se < 0 for r in rows)} significantly below, one-sided 95%); "
+                  f"{sum(r.diff_vs_baseline + 1.645 * r.diff_vs_baseline_se < 0 for r in rows)} " "significantly below, one-sided 95%); "
                   f"against the baseline's frontier at the artifact's cost {np.mean(front_all):+.4f} (worst "
                   f"{min(front_all):+.4f}). Every seed scores the same 500 test prompts, so the mean over seeds "
                   "averages training randomness, not test-sampling noise: its standard error is about one row's."]
@@ -196,7 +196,7 @@ def to_markdown(rows: Sequence[GoalRow], refused: Sequence[RefusedRow] = ()) -> 
               "buckets on test | q̂ tree weight / L2 (CV) | trained in |", "|---|---:|---:|---:|---:|---|---|---|---|---|---:|"]
     for r in rows:
         lines.append(
-            f"| {r.dataset} | {r.seed} | {r.alpha:.4f} | {r.tau_cheap:.3f} | {r.tau_hard:.3f} | {', '.join(r.buckets['cheap'])} | "
+            f"| {r.dataset} | {r.seed} | {r.alpha:.4f} | {r.tau_cheap:.3f} | {r.tau_hard:.3f} | " f"{', '.join(r.buckets['cheap'])} | "
             f"{', '.join(m for m in r.buckets['mid'] if m not in r.buckets['cheap']) or '(= cheap)'} | "
             f"{', '.join(f'{k} {v}' for k, v in r.labels.items())} | "
             f"{', '.join(f'{k} {v:.0%}' for k, v in r.bucket_share.items())} | "
@@ -248,7 +248,7 @@ def write(rows: Sequence[GoalRow], refused: Sequence[RefusedRow], out: Path, dat
               f"--trials {trials} " + " ".join(f"--seed {s}" for s in seeds) + f"` on `{dataset}` (seeds may run in "
               f"separate processes, then `--merge`); each row "
               f"trains on the train split (minus every row whose prompt text is in the test split) and is scored on "
-              f"the {rows[0].rows if rows else 0} test prompts it never saw. Frontier plots (seed {seeds[0] if seeds else 0}): "
+              f"the {rows[0].rows if rows else 0} test prompts it never saw. Frontier plots (seed " f"{seeds[0] if seeds else 0}): "
               + ", ".join(f"`frontier-{name}.png`" for name in names) + ".\n\n")
     (out / "quality.md").write_text(header + to_markdown(rows, refused))
     (out / "quality.json").write_text(json.dumps({"rows": [msgspec.to_builtins(r) for r in rows],

@@ -117,7 +117,7 @@ def accept(value: bytes, public_key: PublicKeySource, *, store_root: str | os.Pa
         raise Rejected(RejectReason.INVALID_VALUE, f"artifact {artifact.version} names no router to roll out to")
     # Per router: record the version as verified, then start it. Both are signed with the
     # pipeline key when sent (ArtifactListener); the controller starts only verified versions.
-    reason = f"new artifact {artifact.version} (parent {artifact.parent or '-'}, trigger {announcement.trigger_id or '-'})"
+    reason = f"new artifact {artifact.version} (parent {artifact.parent or '-'}, trigger " f"{announcement.trigger_id or '-'})"
     commands = [
         command
         for router in announcement.router_ids
@@ -274,7 +274,7 @@ class ArtifactListener:
         except Exception as exc:  # noqa: BLE001 — one bad announcement costs one DLQ entry, not the listener
             log.exception("event=artifact.failed offset=%d", record.offset)
             await self._reject(record, producer, RejectReason.UNDECODABLE,
-                               f"internal error ({type(exc).__name__}) while checking the announcement; see the worker log")
+                               f"internal error ({type(exc).__name__}) while checking the announcement; see the " "worker log")
             return
         assert self.signer is not None
         for command in accepted.commands:

@@ -81,7 +81,7 @@ def _opened(report: GroupReport) -> Alert:
     where = f"{worst.topic}[{worst.partition}]: {worst.reason}" if worst else ""
     age = f", oldest unconsumed record {report.lag_seconds:.1f} s old" if report.lag_seconds else ""
     message = (f"consumer group {report.group} is {report.status.value}: {len(failing)} partition(s) behind by "
-               f"{sum(p.lag for p in failing)} records{age} (group {report.state}, {report.members} member(s)); {where}")
+               f"{sum(p.lag for p in failing)} records{age} (group {report.state}, {report.members} " f"member(s)); {where}")
     evidence: dict[str, float | int | str] = {
         "status": report.status.value, "lag": report.lag, "partitions": len(failing), "members": report.members,
         "state": report.state,

@@ -132,7 +132,7 @@ def build_replay(
     if not of_arm.any():
         raise ReplayUnavailable(f"no logged requests of arm {arm} in the window")
     if data.features.shape[1] != width:
-        raise ReplayUnavailable(f"logged feature vectors have {data.features.shape[1]} values; artifact {arm} reads {width}")
+        raise ReplayUnavailable(f"logged feature vectors have {data.features.shape[1]} values; artifact {arm} reads " f"{width}")
     p = data.propensity
     usable = of_arm & data.features_ok & (served_all >= 0) & np.isfinite(p) & (p > 0) & (p <= 1.0)
     rows = np.flatnonzero(usable)

@@ -78,7 +78,7 @@ def series_step(span_seconds: int, window_seconds: int, requested: int | None = 
         step = max(1, windows) * window_seconds
     points = -(-span_seconds // step)
     if points > MAX_POINTS:
-        raise BadStep(f"{points} points ({span_seconds}s in steps of {step}s); at most {MAX_POINTS}: give a longer step")
+        raise BadStep(f"{points} points ({span_seconds}s in steps of {step}s); at most {MAX_POINTS}: give a " "longer step")
     return step
 
 

@@ -144,7 +144,7 @@ def control_status(settings: Settings, token: str, signer: CommandSigner | None,
         return ControlStatus(actions_enabled=False, actions_reason=off, retrain_enabled=False, retrain_reason=off,
                              key_name=None, actions=[])
     if signer is None:
-        reason = signer_error or ("this worker holds no operator key for the dashboard (BIFROST_DASHBOARD_COMMAND_KEY_FILE); "
+        reason = signer_error or ("this worker holds no operator key for the dashboard " "(BIFROST_DASHBOARD_COMMAND_KEY_FILE); "
                                   "use `bifrost-opt rollout …` with an operator key")
         return ControlStatus(actions_enabled=False, actions_reason=reason, retrain_enabled=True, retrain_reason="",
                              key_name=None, actions=[])

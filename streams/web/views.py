@@ -73,7 +73,7 @@ def parse_epoch(text: str, name: str = "until") -> int:
     if value < 0:
         raise BadQuery(f"{name}={shown!r} is negative")
     if value > MAX_EPOCH_SECONDS:
-        raise BadQuery(f"{name}={shown!r} is after 2100 ({MAX_EPOCH_SECONDS:.0f}); give epoch seconds, not milliseconds")
+        raise BadQuery(f"{name}={shown!r} is after 2100 ({MAX_EPOCH_SECONDS:.0f}); give epoch seconds, not " "milliseconds")
     return int(value)
 
 

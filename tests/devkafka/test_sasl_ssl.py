@@ -131,7 +131,7 @@ REFUSALS = {
     "unknown user": (KafkaLoginRefused, "refused the SASL_SSL / SCRAM-SHA-512 login of user 'mallory'"),
     "plaintext client": (KafkaProtocolMismatch, "speaks TLS on this port, but BIFROST_KAFKA_SECURITY_PROTOCOL=PLAINTEXT"),
     "sasl_plaintext client": (KafkaProtocolMismatch, "speaks TLS on this port, but BIFROST_KAFKA_SECURITY_PROTOCOL=SASL_PLAINTEXT"),
-    "tls without sasl": (KafkaProtocolMismatch, "closed the connection after the TLS handshake: the listener probably requires a SASL login"),
+    "tls without sasl": (KafkaProtocolMismatch, "closed the connection after the TLS handshake: the listener probably requires a " "SASL login"),
     "untrusted certificate": (KafkaTlsFailed, "certificate was not accepted (self-signed certificate in certificate chain)"),
     "mechanism not enabled": (KafkaLoginRefused, "does not offer SASL mechanism PLAIN"),
 }
@@ -180,7 +180,7 @@ async def test_cli_sasl_ssl_upgrade_restart_status_and_env(tmp_path: Path) -> No
         first = _cli("start", "--sasl-ssl", "--data-dir", str(data_dir))
         assert first.returncode == 0, first.stderr
         bootstrap = first.stdout.strip()
-        assert "kafka.sasl.user.created user=bifrost mechanisms=SCRAM-SHA-512,SCRAM-SHA-256 via=kafka-configs" in first.stderr
+        assert "kafka.sasl.user.created user=bifrost mechanisms=SCRAM-SHA-512,SCRAM-SHA-256 " "via=kafka-configs" in first.stderr
         password = (data_dir / "sasl-ssl" / "password").read_text().strip()
         assert password not in first.stderr + first.stdout
         status = _cli("status", "--data-dir", str(data_dir))

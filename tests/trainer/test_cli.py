@@ -315,7 +315,7 @@ def test_train_creates_a_default_key_when_none_is_configured(
     assert code == 0, err
     created = tmp_path / "var" / "keys" / "artifact-signing.pem"
     assert created.is_file() and stat.S_IMODE(created.stat().st_mode) == 0o600
-    assert f"note: no signing key configured; created var/keys/artifact-signing.pem ({key_id(load_key(created))})" in err
+    assert "note: no signing key configured; created var/keys/artifact-signing.pem " f"({key_id(load_key(created))})" in err
     assert "not published (--no-publish)" in out
     assert created.read_text() not in err
 

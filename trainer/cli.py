@@ -23,8 +23,9 @@ import msgspec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from bifrost.common.argtypes import bounded_int
+from bifrost.common.errors import ExitCode, Unavailable, UsageError, exit_code_of
 from bifrost.common.variables import ARTIFACT_STORE
-from bifrost.router.artifact import ArtifactError, ArtifactVerificationError, ArtifactVersionError
+from bifrost.router.artifact import ArtifactVerificationError, ArtifactVersionError
 from bifrost.router.keys import (
     DEFAULT_KEY_PATH,
     SIGNING_KEY_ENV,
@@ -38,20 +39,17 @@ from bifrost.router.keys import (
 )
 from bifrost.router.reference import ReferenceRouter
 from bifrost.storage.artifact_store import DEFAULT_ROOT, ArtifactStore, StoreError
-from bifrost.storage.dataset import DatasetError, load_dataset
-from bifrost.trainer.evaluate import EvaluationError, evaluate_artifact
-from bifrost.trainer.quality import DataQualityError
-from bifrost.trainer.settings import TrainerSettings, TrainerSettingsError
+from bifrost.storage.dataset import load_dataset
+from bifrost.trainer.evaluate import evaluate_artifact
+from bifrost.trainer.settings import TrainerSettings
 from bifrost.trainer.stress import VARIANTS, stress_variant
-from bifrost.trainer.validate import TargetUnreachable, ValidationFailed
 
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = int(ExitCode.OK), int(ExitCode.FAILURE), int(ExitCode.USAGE)
 MAX_CLUSTERS = 1000
 log = logging.getLogger("bifrost.trainer")
 
 
-class _Usage(Exception):
-    """Misuse: message for the operator, exit code 2."""
+_Usage = UsageError  # misuse: message for the operator, exit code 2
 
 
 class _Parser(argparse.ArgumentParser):
@@ -60,34 +58,28 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _guard(run: Callable[[], int]) -> int:
-    """Run a command: known failures become one line on stderr and an exit code."""
+    """Run a command: a failure that carries its exit code becomes one line on stderr (after its report) and that code."""
     try:
         return run()
     except SystemExit as exc:  # --help
         return int(exc.code or 0)
-    except _Usage as exc:
-        _say(f"error: {exc}")
-        return EXIT_USAGE
-    except (DatasetError, SigningKeyError, StoreError, FileNotFoundError) as exc:
-        _say(f"error: {exc}")
-        return EXIT_USAGE
-    except DataQualityError as exc:
-        _say(exc.report.to_markdown())
-        _say(f"error: {exc}; nothing was published")
-        return EXIT_FAILURE
-    except ValidationFailed as exc:
-        _say(exc.report.to_markdown())
-        _say(f"error: {exc}; nothing was published")
-        return EXIT_FAILURE
-    except TargetUnreachable as exc:
-        _say(f"error: {exc}")
-        return EXIT_FAILURE
-    except (ArtifactError, EvaluationError) as exc:
-        _say(f"error: {exc}")
-        return EXIT_FAILURE
     except KeyboardInterrupt:
         _say("interrupted")
-        return 130
+        return int(ExitCode.INTERRUPTED)
+    except FileNotFoundError as exc:  # a built-in cannot carry a code: a missing input is misuse
+        _say(f"error: {exc}")
+        return EXIT_USAGE
+    except Exception as exc:
+        code = exit_code_of(exc)
+        if code is None:
+            raise
+        report = getattr(exc, "report", None)  # DataQualityError, ValidationFailed: say what failed
+        if report is not None:
+            _say(report.to_markdown())
+            _say(f"error: {exc}; nothing was published")
+        else:
+            _say(f"error: {exc}")
+        return code
 
 
 def _default_store() -> str:
@@ -448,10 +440,7 @@ def main_service(argv: Sequence[str] | None = None) -> int:
 
     def run() -> int:
         args = parser.parse_args(argv)
-        try:
-            settings = TrainerSettings.from_env()
-        except TrainerSettingsError as exc:
-            raise _Usage(str(exc)) from None
+        settings = TrainerSettings.from_env()  # SettingsError: a usage error
         _setup_logging(True)
         # --key, else an inline BIFROST_SIGNING_KEY, else the key file setting (env or default).
         inline = args.key is None and bool(os.environ.get(SIGNING_KEY_ENV))
@@ -482,8 +471,7 @@ def _serve(settings: TrainerSettings, key: Ed25519PrivateKey, *, once: bool) -> 
     try:
         asyncio.run(TrainerService(settings, key).run(stop_after=1 if once else None))
     except KafkaConnectionError as exc:
-        _say(f"error: cannot reach Kafka at {settings.kafka_bootstrap}: {exc}")
-        return 3
+        raise Unavailable(f"cannot reach Kafka at {settings.kafka_bootstrap}: {exc}") from None
     except KeyboardInterrupt:
-        return 130
+        return int(ExitCode.INTERRUPTED)
     return EXIT_OK

@@ -42,19 +42,24 @@ from bifrost.router.offpolicy import Estimate, cell_means, dr_terms, dr_value, e
 from bifrost.router.policy import PolicyTables, choose
 from bifrost.storage.dataset import FullInfoDataset
 from bifrost.storage.logged import LoggedData
-from bifrost.trainer.bootstrap import new_version, prompt_models_of
 from bifrost.trainer.evaluate import evaluate_artifact
 from bifrost.trainer.export import sign_artifact
 from bifrost.trainer.outcomes import OutcomeReport, group_folds, train_outcome_models
+from bifrost.trainer.pipeline import (
+    DECIMALS,
+    buckets_and_labels,
+    finish_run,
+    new_version,
+    prompt_models_of,
+    rounded_timings,
+)
 from bifrost.trainer.predict import predict_rows
 from bifrost.trainer.progress import Timings, step
 from bifrost.trainer.quality import Check, DataQualityError, QualityReport, Status, class_balance
-from bifrost.trainer.search import SearchData, SearchObjective, SearchReport, SearchSpace, search_policy
+from bifrost.trainer.search import SearchData, SearchObjective, SearchReport, search_policy
 from bifrost.trainer.stats import PairedComparison, paired_bootstrap, paired_normal
-from bifrost.trainer.triage import BucketReport, CvReport, learn_buckets, train_triage, triage_labels
+from bifrost.trainer.triage import BucketReport, CvReport, train_triage
 from bifrost.trainer.validate import ValidationCheck
-
-_DECIMALS = 6
 
 
 class RetrainConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -283,7 +288,7 @@ def retrain_from_logs(
 
     def stop(where: str, reason: str) -> RetrainStopped:
         report.stopped_at, report.reason = where, reason
-        report.timings = {name: round(sec, 3) for name, sec in timings.seconds.items()}
+        report.timings = rounded_timings(timings)
         step("stopped", at=where, reason=reason)
         return RetrainStopped(report)
 
@@ -336,9 +341,8 @@ def retrain_from_logs(
             min_rows=config.min_model_rows,
         )
         report.outcomes = outcomes.report
-        bucket_report = learn_buckets(outcomes.oof_quality, outcomes.oof_cost, models)
+        bucket_report, labels = buckets_and_labels(outcomes, config.label_tolerance)
         report.buckets = bucket_report
-        labels = triage_labels(outcomes.oof_quality, bucket_report.buckets, models, tolerance=config.label_tolerance)
         counts = np.bincount(labels, minlength=len(BUCKETS))
         quality.add(class_balance(counts, BUCKETS))
         # The outcome models' prompt-grouped folds: a prompt logged again must not make the triage look accurate.
@@ -429,7 +433,7 @@ def retrain_from_logs(
 
     with timings.measure("export"):
         report.passed = True
-        report.timings = {name: round(sec, 3) for name, sec in timings.seconds.items()}
+        report.timings = rounded_timings(timings)
         training = {"source": "logged", "trigger_id": trigger_id, "window": list(data.window), "rows": report.rows,
                     "quality": msgspec.to_builtins(quality), "outcomes": msgspec.to_builtins(outcomes.report),
                     "buckets": msgspec.to_builtins(bucket_report), "cv": msgspec.to_builtins(triage.cv),
@@ -439,11 +443,7 @@ def retrain_from_logs(
                       "difference": msgspec.to_builtins(report.difference),
                       "checks": msgspec.to_builtins(report.checks), "full_information": report.full_information}
         signed = sign_artifact(candidate, training=training, validation=validation, key=signing_key)
-        artifact, report.sha256, report.signature, report.key_id = signed.artifact, signed.sha256, signed.signature, signed.key_id
-    report.timings = {name: round(sec, 3) for name, sec in timings.seconds.items()}
-    report.timings["total"] = round(timings.total, 3)
-    step("done", version=version, seconds=report.timings["total"])
-    return artifact, report
+    return finish_run(report, signed, timings, version), report
 
 
 def newest_prompts_holdout(features: np.ndarray, ts: np.ndarray, fraction: float) -> tuple[np.ndarray, np.ndarray]:
@@ -573,7 +573,7 @@ def _full_information_checks(
 
 def _successor(parent: Artifact, *, version: str, search: SearchReport, qhat: np.ndarray,
                buckets: dict[str, list[str]], model_string: str, outcomes) -> Artifact:
-    r = _DECIMALS
+    r = DECIMALS
     models = parent.models
     pm = prompt_models_of(outcomes)
     chat = np.array([float(np.mean(outcomes.oof_cost[:, j])) for j in range(len(models))])

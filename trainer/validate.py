@@ -29,6 +29,7 @@ import time
 import msgspec
 import numpy as np
 
+from bifrost.common.errors import ExitCode
 from bifrost.router.reference import ReferenceRouter
 from bifrost.storage.dataset import FullInfoDataset
 from bifrost.trainer.evaluate import EvaluationReport, PolicyMetrics, evaluate_artifact
@@ -76,9 +77,13 @@ class ValidationReport(msgspec.Struct, frozen=True, kw_only=True):
 class TargetUnreachable(RuntimeError):
     """No searched policy meets the requested cost/quality knob (with its confidence bound)."""
 
+    exit_code = ExitCode.FAILURE
+
 
 class ValidationFailed(RuntimeError):
     """The candidate did not pass validation; it must not be published."""
+
+    exit_code = ExitCode.FAILURE
 
     def __init__(self, report: ValidationReport) -> None:
         self.report = report
@@ -138,7 +143,7 @@ def validate_candidate(
         checks.append(ValidationCheck(
             name="quality_non_inferior", passed=difference.lower >= -margin, value=difference.lower, threshold=-margin,
             message=f"{confidence:.0%} lower bound of the paired score difference vs current {theirs.name} "
-                    f"({difference.difference:+.4f} ± {difference.standard_error:.4f} SE) must be ≥ −{quality_tolerance:.0%}"
+                    f"({difference.difference:+.4f} ± {difference.standard_error:.4f} SE) must be ≥ " f"−{quality_tolerance:.0%}"
                     f" of its score" + ("" if resolvable or difference.lower >= -margin else
                                         "; these rows cannot resolve a difference that small (too few rows for a decision)")))
         checks.append(ValidationCheck(name="cost_not_higher", passed=mine.cost_usd <= theirs.cost_usd * (1 + 1e-9),

@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 import faust
 
 from bifrost.config import Settings
+from bifrost.kafka.topics import TopicSpec, ensure_topics
 from bifrost.schemas.alerts import Alert
 from bifrost.schemas.triggers import TrainingTrigger
 from bifrost.streams.optimizer.commands import ApplyListener
@@ -16,7 +17,6 @@ from bifrost.streams.optimizer.service import Optimizer
 from bifrost.streams.optimizer.views import register_optimizer_views
 from bifrost.streams.rollout.auth import Keyring
 from bifrost.streams.rollup.store import RouterWindows
-from bifrost.streams.topics_admin import TopicLayoutError, TopicSpec, ensure_topics
 
 log = logging.getLogger("bifrost.optimizer")
 RETENTION_PERIODS = 4  # the recommendations topic keeps this many dedup periods
@@ -50,11 +50,9 @@ def register_optimizer(
         options = s.kafka_options()
         await ensure_topics(s.kafka_bootstrap, optimizer_topics(s), replication_factor=s.replication_factor,
                             client_options=options)
-        try:  # the alerts topic may exist with another layout (it is created by whoever alerts first)
-            await ensure_topics(s.kafka_bootstrap, [TopicSpec(s.topics.alerts, 1)],
-                                replication_factor=s.replication_factor, client_options=options)
-        except TopicLayoutError:
-            pass
+        # The alerts topic may exist with another layout (it is created by whoever alerts first).
+        await ensure_topics(s.kafka_bootstrap, [TopicSpec(s.topics.alerts, 1)], replication_factor=s.replication_factor,
+                            client_options=options, check_partitions=False)
         tasks = [asyncio.ensure_future(optimizer.recommendations.run()), asyncio.ensure_future(optimizer.alerts.run()),
                  asyncio.ensure_future(listener.run())]
         log.info("event=optimizer.started interval_s=%.0f period_s=%.0f", s.optimizer_interval_seconds,

@@ -41,6 +41,7 @@ import msgspec
 from aiokafka import AIOKafkaProducer
 
 from bifrost.config import Settings
+from bifrost.kafka.producer import start_producer
 from bifrost.router.reference import ReferenceRouter
 from bifrost.schemas.alerts import Alert
 from bifrost.schemas.codec import encode
@@ -236,7 +237,7 @@ class Optimizer:
         if scheduled:
             self.stats.analyses += 1
             self.stats.last_at[router_id] = time.time()
-        log.info("event=optimizer.analysis router=%s scheduled=%s clock=%d hours=%d arm=%s replayed=%d recommendations=%d "
+        log.info("event=optimizer.analysis router=%s scheduled=%s clock=%d hours=%d arm=%s " "replayed=%d recommendations=%d "
                  "alerts=%d trigger=%s seconds=%.2f notes=%r", router_id, str(scheduled).lower(), clock, analysis.hours, arm,
                  analysis.counterfactual_rows, len(analysis.recommendations), len(analysis.alerts),
                  analysis.trigger.trigger_id if analysis.trigger else "-", time.monotonic() - started, analysis.notes)
@@ -320,14 +321,8 @@ class Optimizer:
     async def _started(self) -> AIOKafkaProducer:
         if self._producer is None:
             s = self.settings
-            producer = AIOKafkaProducer(bootstrap_servers=s.kafka_bootstrap, acks="all", enable_idempotence=True,
-                                        client_id=f"{s.app_id}-optimizer", **s.kafka_options())
-            try:
-                await producer.start()
-            except BaseException:
-                await producer.stop()
-                raise
-            self._producer = producer
+            self._producer = await start_producer(s.kafka_bootstrap, client_id=f"{s.app_id}-optimizer",
+                                                  client_options=s.kafka_options())
         return self._producer
 
     async def close(self) -> None:

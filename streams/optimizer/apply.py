@@ -17,7 +17,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bifrost.schemas.command_signing import nonce_is_valid
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
 from bifrost.schemas.recommendation_signing import apply_signature_valid
 from bifrost.schemas.recommendations import (
     ActionKind,
@@ -27,7 +28,7 @@ from bifrost.schemas.recommendations import (
     RecommendationKind,
 )
 from bifrost.schemas.triggers import TrainingTrigger, TriggerReason
-from bifrost.streams.rollout.auth import Check, CommandKey, Keyring, Role, Unauthorized
+from bifrost.streams.rollout.auth import CommandKey, Keyring, Role, Unauthorized, verify_signed
 
 WEEK = 7 * 86_400.0
 
@@ -43,26 +44,18 @@ class ApplyDecision:
 
 def authenticate_apply(command: RecommendationCommand, keyring: Keyring, *, wall: float,
                        max_age: float) -> CommandKey | Unauthorized:
-    """The verified operator key of ``command``, or the first check it fails."""
-    if not command.signature or not command.key_id:
-        return Unauthorized(Check.UNSIGNED, "the command carries no key_id/signature; sign it with an allow-listed key")
-    key = keyring.get(command.key_id)
-    if key is None:
-        return Unauthorized(Check.UNKNOWN_KEY, f"key {command.key_id[:64]!r} is not on this worker's allow-list "
-                                                "(BIFROST_COMMAND_KEYS)")
-    if not apply_signature_valid(command, key.public_key):
-        return Unauthorized(Check.BAD_SIGNATURE, f"the signature is not key {key.name!r}'s signature of this command")
-    if key.role is not Role.OPERATOR:
-        return Unauthorized(Check.INSUFFICIENT_ROLE, f"key {key.name!r} has role {key.role.value}; only operator keys "
-                                                     "apply recommendations")
-    if not nonce_is_valid(command.nonce):
-        return Unauthorized(Check.BAD_NONCE, "the nonce must be at least 128 random bits in hex (32 characters)")
-    skew = wall - command.issued_at
-    if abs(skew) > max_age:
-        direction = "old" if skew > 0 else "in the future"
-        return Unauthorized(Check.STALE, f"issued {abs(skew):.0f} s {direction} by this worker's clock "
-                                         f"(max age {max_age:.0f} s, both directions)")
-    return key
+    """The verified operator key of ``command``, or the first check it fails (the rollout commands' checks)."""
+
+    def role_refusal(key: CommandKey) -> str | None:
+        if key.role is Role.OPERATOR:
+            return None
+        return f"key {key.name!r} has role {key.role.value}; only operator keys apply recommendations"
+
+    def signature_ok(public_key: Ed25519PublicKey) -> bool:
+        return apply_signature_valid(command, public_key)
+
+    return verify_signed(command, keyring, signature_ok=signature_ok, role_refusal=role_refusal, wall=wall,
+                         max_age=max_age)
 
 
 def retrain_trigger(rec: Recommendation, *, requested_by: str, now: float) -> TrainingTrigger:

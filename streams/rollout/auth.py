@@ -23,9 +23,10 @@ import base64
 import binascii
 import enum
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import msgspec
 from cryptography.hazmat.primitives import serialization
@@ -176,23 +177,39 @@ class Unauthorized:
         return f"{self.check.value}: {self.message}"
 
 
-def authenticate(
-    command: RolloutCommand, state: RolloutState, keyring: Keyring, *, wall: float, max_age: float
-) -> CommandKey | Unauthorized:
-    """The verified key of ``command``, or the first check it fails (see the module docstring)."""
+class SignedCommand(Protocol):
+    """What every signed command carries (rollout and recommendation commands)."""
+
+    @property
+    def key_id(self) -> str: ...
+    @property
+    def signature(self) -> str: ...
+    @property
+    def nonce(self) -> str: ...
+    @property
+    def issued_at(self) -> float: ...
+
+
+def verify_signed(command: SignedCommand, keyring: Keyring, *, signature_ok: Callable[[Ed25519PublicKey], bool],
+                  role_refusal: Callable[[CommandKey], str | None], wall: float,
+                  max_age: float) -> CommandKey | Unauthorized:
+    """The verified key of a signed command, or the first check it fails.
+
+    In order: ``unsigned``, ``unknown_key``, ``bad_signature`` (``signature_ok`` with the
+    key), ``insufficient_role`` (``role_refusal`` says why, or None), ``bad_nonce`` and
+    ``stale``. Replay checks, where a kind of command has them, come after.
+    """
     if not command.signature or not command.key_id:
         return Unauthorized(Check.UNSIGNED, "the command carries no key_id/signature; sign it with an allow-listed key")
     key = keyring.get(command.key_id)
     if key is None:
         return Unauthorized(Check.UNKNOWN_KEY, f"key {command.key_id[:64]!r} is not on this worker's allow-list "
                                                 "(BIFROST_COMMAND_KEYS)")
-    if not signature_valid(command, key.public_key):
+    if not signature_ok(key.public_key):
         return Unauthorized(Check.BAD_SIGNATURE, f"the signature is not key {key.name!r}'s signature of this command")
-    if not may_send(key.role, command.kind):
-        return Unauthorized(Check.INSUFFICIENT_ROLE, f"key {key.name!r} has role {key.role.value}, which may send only "
-                                                     f"start and artifact_verified, not {command.kind.value}")
-    if command.override and key.role is not Role.OPERATOR:
-        return Unauthorized(Check.INSUFFICIENT_ROLE, f"key {key.name!r} has role {key.role.value}; only operators override")
+    refusal = role_refusal(key)
+    if refusal is not None:
+        return Unauthorized(Check.INSUFFICIENT_ROLE, refusal)
     if not nonce_is_valid(command.nonce):
         return Unauthorized(Check.BAD_NONCE, "the nonce must be at least 128 random bits in hex (32 characters)")
     skew = wall - command.issued_at
@@ -200,6 +217,26 @@ def authenticate(
         direction = "old" if skew > 0 else "in the future"
         return Unauthorized(Check.STALE, f"issued {abs(skew):.0f} s {direction} by this worker's clock "
                                          f"(max age {max_age:.0f} s, both directions)")
+    return key
+
+
+def authenticate(
+    command: RolloutCommand, state: RolloutState, keyring: Keyring, *, wall: float, max_age: float
+) -> CommandKey | Unauthorized:
+    """The verified key of ``command``, or the first check it fails (see the module docstring)."""
+
+    def role_refusal(key: CommandKey) -> str | None:
+        if not may_send(key.role, command.kind):
+            return (f"key {key.name!r} has role {key.role.value}, which may send only start and artifact_verified, "
+                    f"not {command.kind.value}")
+        if command.override and key.role is not Role.OPERATOR:
+            return f"key {key.name!r} has role {key.role.value}; only operators override"
+        return None
+
+    key = verify_signed(command, keyring, signature_ok=lambda public_key: signature_valid(command, public_key),
+                        role_refusal=role_refusal, wall=wall, max_age=max_age)
+    if isinstance(key, Unauthorized):
+        return key
     if command.nonce in state.seen_nonces:
         return Unauthorized(Check.REPLAYED, f"nonce {command.nonce[:16]}… was already used for router "
                                             f"{state.router_id!r}")

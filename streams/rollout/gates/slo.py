@@ -7,6 +7,8 @@ it blocks promotion like a breached SLO, never passes.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from bifrost.schemas.rollout import GateResult, GateStatus
 from bifrost.streams.aggregates.stats import WindowStats
 from bifrost.streams.rollout.gates import metrics
@@ -33,69 +35,52 @@ def _p95(canary: WindowStats, control: WindowStats, config: GateConfig, phi: flo
     c_sketch, k_sketch = canary.latency_ms, control.latency_ms
     c_measured, k_measured = metrics.measured_latency(c_sketch), metrics.measured_latency(k_sketch)
     p95, control_p95 = both
-    note = ""
     missing = None
     if c_sketch.count >= config.min_samples:
         missing = metrics.missing_share(c_measured, c_sketch.count, k_measured, k_sketch.count, "latency",
                                         dispersion=phi)
-    if missing:
-        status, note = GateStatus.INSUFFICIENT, missing
-    elif p95 is not None and p95 > config.slo_p95_ms:
-        status = GateStatus.BLOCKED
-        if control_p95 is not None and control_p95 > config.slo_p95_ms:
-            note = (f"the P95 is above the SLO in both arms (canary {p95:,.0f} ms, control {control_p95:,.0f} ms, "
-                    f"SLO {config.slo_p95_ms:,.0f} ms): no artifact can pass it on this traffic")
-        else:
-            note = f"canary P95 {p95:,.0f} ms is above the SLO {config.slo_p95_ms:,.0f} ms"
-    else:
-        status = GateStatus.PASS
-    return GateResult(
-        gate="slo_p95",
-        status=status,
-        canary=p95,
-        control=control_p95,
-        threshold=config.slo_p95_ms,
-        statistic=p95,
-        bound=config.slo_p95_ms,
-        method=POINT_CHECK,
-        alpha=None,
-        canary_samples=c_measured,
-        control_samples=k_measured,
-        note=note,
-    )
+    return _point_check("slo_p95", "P95", p95, control_p95, config.slo_p95_ms, above=True, shown=_ms, missing=missing,
+                        samples=(c_measured, k_measured))
 
 
 def _win(canary: WindowStats, control: WindowStats, config: GateConfig, phi: float) -> GateResult:
     win = metrics.win_rate(canary)
     control_win = metrics.win_rate(control)
     judged_canary, judged_control = metrics.judged(canary), metrics.judged(control)
-    note = ""
     missing = None
     if canary.count >= config.min_samples:
         missing = metrics.missing_share(judged_canary, canary.count, judged_control, control.count, "judgement",
                                         dispersion=phi)
+    return _point_check("slo_win_rate", "win rate", win, control_win, config.slo_min_win_rate, above=False,
+                        shown="{:.3f}".format, missing=missing, samples=(judged_canary, judged_control))
+
+
+def _ms(value: float) -> str:
+    return f"{value:,.0f} ms"
+
+
+def _point_check(gate: str, what: str, canary: float | None, control: float | None, limit: float, *, above: bool,
+                 shown: Callable[[float], str], missing: str | None, samples: tuple[int, int]) -> GateResult:
+    """An SLO point check: blocked while the canary's figure is beyond ``limit`` (above it, or below it)."""
+    side = "above" if above else "below"
+
+    def beyond(value: float | None) -> bool:
+        return value is not None and (value > limit if above else value < limit)
+
+    note = ""
     if missing:
         status, note = GateStatus.INSUFFICIENT, missing
-    elif win is not None and win < config.slo_min_win_rate:
+    elif beyond(canary):
+        assert canary is not None
         status = GateStatus.BLOCKED
-        if control_win is not None and control_win < config.slo_min_win_rate:
-            note = (f"the win rate is below the SLO in both arms (canary {win:.3f}, control {control_win:.3f}, "
-                    f"SLO {config.slo_min_win_rate:.3f}): no artifact can pass it on this traffic")
+        if beyond(control):
+            assert control is not None
+            note = (f"the {what} is {side} the SLO in both arms (canary {shown(canary)}, control {shown(control)}, "
+                    f"SLO {shown(limit)}): no artifact can pass it on this traffic")
         else:
-            note = f"canary win rate {win:.3f} is below the SLO {config.slo_min_win_rate:.3f}"
+            note = f"canary {what} {shown(canary)} is {side} the SLO {shown(limit)}"
     else:
         status = GateStatus.PASS
-    return GateResult(
-        gate="slo_win_rate",
-        status=status,
-        canary=win,
-        control=control_win,
-        threshold=config.slo_min_win_rate,
-        statistic=win,
-        bound=config.slo_min_win_rate,
-        method=POINT_CHECK,
-        alpha=None,
-        canary_samples=judged_canary,
-        control_samples=judged_control,
-        note=note,
-    )
+    return GateResult(gate=gate, status=status, canary=canary, control=control, threshold=limit, statistic=canary,
+                      bound=limit, method=POINT_CHECK, alpha=None, canary_samples=samples[0],
+                      control_samples=samples[1], note=note)

@@ -31,8 +31,9 @@ from typing import Any
 
 from bifrost.cli.errors import Unavailable, UsageError
 from bifrost.client.simulator import anchored, simulate
+from bifrost.common.files import write_atomic
 from bifrost.config import Settings
-from bifrost.devkafka import LocalBroker, broker_status, free_listener_port
+from bifrost.devkafka import BrokerError, LocalBroker, broker_status, free_listener_port
 from bifrost.streams.web.views import BadDuration, parse_duration
 
 log = logging.getLogger("bifrost.up")
@@ -59,7 +60,10 @@ def run_local_loop(args: argparse.Namespace, settings: Settings) -> int:
         broker = shutdown.broker
         if broker is not None:  # known before it starts, so a signal while it starts still stops it
             print("starting Kafka (the first run fetches the broker from Maven Central)…", flush=True)
-            broker.start(timeout=180)
+            try:
+                broker.start(timeout=180)
+            except BrokerError as exc:  # `up` needs the broker: unavailable, exit 3 (as before BrokerError carried 1)
+                raise Unavailable(str(exc)) from None
             bootstrap = broker.bootstrap
         web_port = settings.web_port if _port_free(settings.web_port) else _free_port()
         key_file = data_dir / "keys" / "artifact-signing.pem"  # private: the trainer's only
@@ -250,10 +254,7 @@ def _export_public_key(key_file: Path, public_key_file: Path) -> None:
     pem = public_key_pem(load_private_key(key_file))
     if public_key_file.exists() and public_key_file.read_bytes() == pem:
         return
-    temp = public_key_file.with_name(f".{public_key_file.name}.tmp")
-    temp.write_bytes(pem)
-    temp.chmod(0o644)
-    os.replace(temp, public_key_file)
+    write_atomic(public_key_file, pem, mode=0o644)
 
 
 def _start(settings: Settings, command: str, log_path: Path, extra_env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:

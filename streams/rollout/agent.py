@@ -44,7 +44,7 @@ from bifrost.streams.rollup.store import RouterWindows
 from bifrost.streams.triggers.agent import TriggerEmitter
 
 if TYPE_CHECKING:
-    from bifrost.streams.rollout.gates import GateConfig
+    from bifrost.streams.rollout.gates import GateConfig, GateReport
 
 log = logging.getLogger("bifrost.rollout")
 _state_decoder = msgspec.json.Decoder(RolloutState)
@@ -52,6 +52,11 @@ _command_decoder = msgspec.json.Decoder(RolloutCommand)
 _partial_decoder = msgspec.json.Decoder(WindowPartial)
 
 T = TypeVar("T")
+
+#: When a command arrives, the arms that served the router in this many seconds before its
+#: newest window are its live ones (``apply_command``'s ``arm_traffic``: a known router, and
+#: its current artifact when none is recorded yet).
+RECENT_TRAFFIC_SECONDS = 900
 
 
 def decode_or_none(decoder: msgspec.json.Decoder[T], raw: object) -> tuple[T | None, str]:
@@ -78,7 +83,7 @@ def decode_or_none(decoder: msgspec.json.Decoder[T], raw: object) -> tuple[T | N
 class RolloutStates:
     """Controller state per router, over a Faust table of encoded :class:`RolloutState`."""
 
-    def __init__(self, table: faust.Table) -> None:
+    def __init__(self, table: faust.Table[str, bytes]) -> None:
         self._table = table
 
     def get(self, router_id: str) -> RolloutState:
@@ -170,17 +175,18 @@ def register_router_loop(
     config = gate_config(settings)
     looks = LookBuilder(windows, window_seconds=settings.window_seconds)
 
-    def evaluate(look: Look, share: float):  # type: ignore[no-untyped-def]
+    def evaluate(look: Look, share: float) -> GateReport:
         return evaluate_gates(look.canary, look.control, config, windows=look.windows, history=look.history,
                               alpha_share=share)
 
-    @app.on_partitions_assigned.connect
-    async def reset_on_assign(sender: object, assigned: set, **_: object) -> None:
+    # mode types handlers with mypy_extensions' NamedArg, which no def matches under mypy 2
+    @app.on_partitions_assigned.connect  # type: ignore[arg-type]
+    async def reset_on_assign(sender: object, assigned: set[object], **_: object) -> None:
         windows.invalidate()
         looks.invalidate()
 
-    @app.on_partitions_revoked.connect
-    async def reset_on_revoke(sender: object, revoked: set, **_: object) -> None:
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # as above
+    async def reset_on_revoke(sender: object, revoked: set[object], **_: object) -> None:
         windows.invalidate()
         looks.invalidate()
         rollout_board.clear()  # routers whose controller stays here come back at their next look
@@ -235,7 +241,8 @@ def register_router_loop(
         obs.REJECTED.labels(message.topic, reason.value).inc()
 
     async def on_command(message: faust.types.Message) -> None:
-        command, error = decode_or_none(_command_decoder, message.value)
+        decoded = decode_or_none(_command_decoder, message.value)  # (mypy infers T wrongly when unpacked at once)
+        command, error = decoded
         if command is None:
             log.warning("event=rollout.command.invalid error=%r", error)
             obs.COMMANDS.labels("unknown", "invalid").inc()
@@ -249,7 +256,7 @@ def register_router_loop(
         if frontier is not None and frontier > state.frontier:
             # A stage started now begins at the newest closed window's end (see on_look).
             state = msgspec.structs.replace(state, frontier=float(frontier))
-        recent = windows.merged(command.router_id, newest_end - 900, newest_end) if newest_end else None
+        recent = windows.merged(command.router_id, newest_end - RECENT_TRAFFIC_SECONDS, newest_end) if newest_end else None
         traffic = {arm: stats.count for arm, stats in recent.arms.items()} if recent else {}
         decision = handle_command(state, command, keyring=keyring, arm_traffic=traffic, wall=time.time(),
                                   max_age=settings.command_max_age_seconds, policy=policy)
@@ -285,7 +292,7 @@ def register_router_loop(
     # current event, which here is the router's partition. Volume is small (one partial
     # per batch, input partition and router; commands are rare).
     @app.agent(loop_topic, name="router-loop")
-    async def router_loop(stream: faust.StreamT) -> None:
+    async def router_loop(stream: faust.StreamT[bytes]) -> None:
         await state_topic.maybe_declare()
         await rollbacks_topic.maybe_declare()
         async for event in stream.events():

@@ -63,7 +63,8 @@ STARTABLE = (Phase.IDLE, Phase.PROMOTED, Phase.ROLLED_BACK)
 class GateVerdict(Protocol):
     """What the controller needs from a gate evaluation."""
 
-    results: list[GateResult]
+    @property
+    def results(self) -> list[GateResult]: ...  # read-only, so frozen reports fit
 
     @property
     def rollback(self) -> GateResult | None: ...

@@ -213,7 +213,7 @@ def lr_mixture_z_threshold(t: float, alpha: float, shape: tuple[float, float, fl
     return _critical_s(key, alpha, shape)
 
 
-def bernoulli_mixture_log_e(successes: int, trials: int, p0: float, a: float, b: float) -> float:
+def bernoulli_mixture_log_e(successes: float, trials: float, p0: float, a: float, b: float) -> float:
     """Log of the Beta(a, b)-mixture likelihood ratio of ``successes/trials`` against ``p0``.
 
     ``M_n = B(a+S, b+n-S) / (B(a, b) · p0^S (1-p0)^(n-S))``: a nonnegative martingale with
@@ -233,7 +233,7 @@ def bernoulli_mixture_log_e(successes: int, trials: int, p0: float, a: float, b:
     )
 
 
-def bernoulli_mixture_rejects(successes: int, trials: int, p0: float, alpha: float, a: float, b: float) -> bool:
+def bernoulli_mixture_rejects(successes: float, trials: float, p0: float, alpha: float, a: float, b: float) -> bool:
     """Whether the exact one-sided test rejects ``p ≤ p0`` now (see :func:`bernoulli_mixture_log_e`)."""
     _check_alpha(alpha)
     if trials <= 0 or successes <= trials * p0:
@@ -241,7 +241,7 @@ def bernoulli_mixture_rejects(successes: int, trials: int, p0: float, alpha: flo
     return bernoulli_mixture_log_e(successes, trials, p0, a, b) >= math.log(1.0 / alpha)
 
 
-def bernoulli_mixture_lower_bound(successes: int, trials: int, alpha: float, a: float, b: float) -> float:
+def bernoulli_mixture_lower_bound(successes: float, trials: float, alpha: float, a: float, b: float) -> float:
     """Time-uniform lower confidence bound for ``p``: the smallest ``p0`` not rejected.
 
     For ``p0`` below the observed rate the statistic decreases as ``p0`` grows (the prior is

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+from collections.abc import Callable
 
 import msgspec
 
@@ -56,7 +57,9 @@ def _seed(text: str) -> int:
     return value
 
 
-def _number(low: float, high: float, *, low_open: bool = False, high_open: bool = False):  # type: ignore[no-untyped-def]
+def _number(
+    low: float, high: float, *, low_open: bool = False, high_open: bool = False
+) -> Callable[[str], float]:
     """A finite float within the bounds (NaN, infinities and out-of-range values are usage errors)."""
     left, right = "(" if low_open else "[", ")" if high_open else "]"
 

@@ -195,10 +195,10 @@ def rate_ratio_test(
     a, b = concentration * p0, concentration * (1.0 - p0)
     successes = canary_events / dispersion
     trials = (canary_events + control_events) / dispersion
-    reject = bernoulli_mixture_rejects(successes, trials, p0, alpha, a, b)  # type: ignore[arg-type]
-    p_lower = bernoulli_mixture_lower_bound(successes, trials, alpha, a, b)  # type: ignore[arg-type]
+    reject = bernoulli_mixture_rejects(successes, trials, p0, alpha, a, b)
+    p_lower = bernoulli_mixture_lower_bound(successes, trials, alpha, a, b)
     r_lower = p_lower * (1.0 - rho) / (rho * (1.0 - p_lower)) if p_lower < 1.0 else math.inf
-    log_e = bernoulli_mixture_log_e(successes, trials, p0, a, b) if trials > 0 else 0.0  # type: ignore[arg-type]
+    log_e = bernoulli_mixture_log_e(successes, trials, p0, a, b) if trials > 0 else 0.0
     if successes <= trials * p0:
         log_e = min(log_e, 0.0)
     degradation = z = None
@@ -256,9 +256,9 @@ def tail_exceedance_test(
         return Outcome(reject=False, statistic=None, bound=p0, method=method)
     n_canary = (canary.count - canary.zero_count) / dispersion
     above = metrics.exceedances(canary, (1.0 + margin) * upper) / dispersion
-    reject = bernoulli_mixture_rejects(above, n_canary, p0, canary_alpha, *prior)  # type: ignore[arg-type]
-    lower = bernoulli_mixture_lower_bound(above, n_canary, canary_alpha, *prior)  # type: ignore[arg-type]
-    log_e = bernoulli_mixture_log_e(above, n_canary, p0, *prior) if n_canary > 0 else 0.0  # type: ignore[arg-type]
+    reject = bernoulli_mixture_rejects(above, n_canary, p0, canary_alpha, *prior)
+    lower = bernoulli_mixture_lower_bound(above, n_canary, canary_alpha, *prior)
+    log_e = bernoulli_mixture_log_e(above, n_canary, p0, *prior) if n_canary > 0 else 0.0
     if above <= n_canary * p0:
         log_e = min(log_e, 0.0)
     return Outcome(reject=reject, statistic=lower, bound=p0, method=method, log_e=log_e,

@@ -172,8 +172,8 @@ def missing_share(have_canary: int, n_canary: int, have_control: int, n_control:
     ``have_*``: requests that carry the figure (a latency above zero, a judgement) out of
     ``n_*``. Missing when the canary has none while the control has some, or when the
     canary's share is below the control's by more than three binomial standard errors
-    (× ``sqrt(dispersion)`` when requests come in clusters) plus ``slack``: absent data must never pass a gate (a canary that reports latency 0
-    would otherwise look fast).
+    (× ``sqrt(dispersion)`` when requests come in clusters) plus ``slack``: absent data must
+    never pass a gate (a canary that reports latency 0 would otherwise look fast).
     """
     if have_control <= 0 or n_control <= 0 or n_canary <= 0:
         return None

@@ -35,13 +35,13 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 
 from bifrost.schemas.rollout import CommandKind, Phase, RolloutCommand, RolloutState
 from bifrost.streams.aggregates.stats import WindowStats, merged
-from bifrost.streams.rollout.controller import Look, RolloutPolicy, apply_command, on_look
+from bifrost.streams.rollout.controller import Evaluate, Look, RolloutPolicy, apply_command, on_look
 from bifrost.streams.rollout.gates.config import GateConfig
 from bifrost.streams.rollout.gates.dispersion import ArmFigures, StageWindow, WindowSums
 from bifrost.streams.rollout.gates.gates import evaluate_gates
@@ -233,7 +233,7 @@ def stage_policy(policy: RolloutPolicy) -> RolloutPolicy:
     return replace(policy, stages=(policy.stages[0], 1.0), min_stage_seconds=math.inf, stage_timeout_seconds=0.0)
 
 
-def _evaluator(config: GateConfig, gates: Gates, share_scale: float):  # type: ignore[no-untyped-def]
+def _evaluator(config: GateConfig, gates: Gates, share_scale: float) -> Evaluate:
     if gates == "naive":
         return lambda look, share: naive_gates(look.canary, look.control, config)
     # ``look.history`` here already sums the stage's closed windows too (run_rollout keeps
@@ -468,7 +468,7 @@ def simulate_gates(
     results: dict[str, list[RolloutRecord]] = {name: [] for name in names}
     total, done = sum(counts), 0
 
-    def collect(task: tuple, part: list[RolloutRecord]) -> None:  # type: ignore[type-arg]
+    def collect(task: tuple[Any, ...], part: list[RolloutRecord]) -> None:
         nonlocal done
         results[task[3].name].extend(part)
         done += len(part)

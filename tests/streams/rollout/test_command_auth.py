@@ -301,7 +301,7 @@ def test_artifact_verified_needs_a_digest_and_keeps_the_rollout_as_it_is() -> No
     assert "v3 verified" in recorded.last_command.reason  # type: ignore[union-attr]
 
 
-# --- overrides ----------------------------------------------------------------------------------------------------------
+# --- overrides ------------------------------------------------------------------------------------
 
 def test_promotion_past_gates_is_an_operator_override_with_a_record() -> None:
     state = on_look(canary(), look(1060.0, WindowStats(count=40), WindowStats(count=900)),
@@ -342,7 +342,7 @@ def test_plain_promotion_with_every_gate_passing_is_no_override() -> None:
     assert decision.state.stage_index == 1 and decision.override is None and decision.state.overrides == []
 
 
-# --- emergency stop sticks ----------------------------------------------------------------------------------------------
+# --- emergency stop sticks ------------------------------------------------------------------------
 
 def test_emergency_stop_sticks_until_an_operator_resumes() -> None:
     stopped = applied(canary(), OPERATOR.sign(cmd(CommandKind.EMERGENCY_STOP, reason="incident 42"), now=NOW), wall=NOW)

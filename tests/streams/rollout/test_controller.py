@@ -221,7 +221,7 @@ def test_illegal_commands_are_refused_with_a_reason(state_factory, cmd, traffic,
     assert decision.rollback is None and decision.state.revision == before.revision + 1
 
 
-# --- stage timing from data ---------------------------------------------------------------------------------------------
+# --- stage timing from data -----------------------------------------------------------------------
 
 def test_a_clock_gap_without_data_does_not_ripen_a_stage() -> None:
     state = started()
@@ -282,7 +282,7 @@ def test_coverage_counts_closed_windows_once() -> None:
     assert (frontier, covered, active) == (1300.0, 300.0, 300.0)
 
 
-# --- no stuck stages ------------------------------------------------------------------------------------------------------
+# --- no stuck stages ------------------------------------------------------------------------------
 
 def test_a_stage_blocked_until_its_timeout_pauses_with_the_reason() -> None:
     state = started()
@@ -309,12 +309,12 @@ def test_the_timeout_is_configurable_and_names_missing_coverage() -> None:
     decision = window(started(), 1000 + 600, canary_windows=False, policy=policy)
     assert decision.state.phase is Phase.PAUSED
     reasons = decision.state.stall.reasons  # type: ignore[union-attr]
-    assert reasons[0] == "only 0 of 15 min covered by data in both arms (canary traffic in 0 of 10 closed windows, control in 10)"
+    assert reasons[0] == "only 0 of 15 min covered by data in both arms (canary traffic in 0 of 10 closed " "windows, control in 10)"
     assert reasons[1].startswith("too few requests: canary 0")
     assert RolloutPolicy(stage_timeout_seconds=0).timeout_seconds == float("inf")
 
 
-# --- α per rollout --------------------------------------------------------------------------------------------------------
+# --- α per rollout --------------------------------------------------------------------------------
 
 def test_each_stage_spends_its_share_of_the_rollouts_alpha() -> None:
     shares: list[float] = []
@@ -331,7 +331,7 @@ def test_each_stage_spends_its_share_of_the_rollouts_alpha() -> None:
     assert [POLICY.alpha_share(i) for i in range(4)] == [0.5, 0.25, 0.25, 0.0]
 
 
-# --- with the real gates: missing data never promote, stuck stages say why -------------------------------------------------
+# --- with the real gates: missing data never promote, stuck stages say why ------------------------
 
 def real_stage(canary_profile: ArmProfile, *, minutes: int, seed: int = 3, latency: LatencyModel = LatencyModel(),
                config: GateConfig = GateConfig(), trace: list[RolloutState] | None = None) -> RolloutState:
@@ -394,9 +394,10 @@ def test_an_slo_breached_by_both_arms_pauses_with_the_reason() -> None:
     assert any("above the SLO in both arms" in r for r in state.stall.reasons)  # type: ignore[union-attr]
 
 
-# --- promotion needs shown non-inferiority, not the absence of a rollback -----------------------------------------------
+# --- promotion needs shown non-inferiority, not the absence of a rollback -------------------------
 
-#: Rollback practically impossible (α 1e-300, ~37 standard errors): what is left is whether promotion waits for evidence.
+#: Rollback practically impossible (α 1e-300, ~37 standard errors): what is left is whether
+#: promotion waits for evidence.
 UNCONDEMNABLE = GateConfig(alpha=1e-300)
 
 

@@ -181,7 +181,7 @@ def test_fieller_symmetric_case() -> None:
     assert ratio_lower_bound(0.5, 0.0, 0.5, 0.0, 4.0) == pytest.approx(1.0)
 
 
-# --- the likelihood-ratio mixture (point alternative + normal mixture) ---------------------------------------------------
+# --- the likelihood-ratio mixture (point alternative + normal mixture) ----------------------------
 
 SHAPE = (150.0, 0.8, 1500.0)
 

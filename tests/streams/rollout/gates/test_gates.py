@@ -232,7 +232,7 @@ def test_win_rate_without_any_judged_samples_does_not_block_promotion() -> None:
     assert not any(r.status is GateStatus.FAIL for r in report.results)
 
 
-# --- clustered events, missing data, holding ------------------------------------------------------------------------------
+# --- clustered events, missing data, holding ------------------------------------------------------
 
 def stage(profile: ArmProfile, minutes: int, clustering, seed: int = 1, history: int = 60):  # type: ignore[no-untyped-def]
     """Per-window canary/control stats at 2,000 requests a minute, 5% canary, plus ``history``
@@ -354,7 +354,7 @@ def test_latency_waits_for_enough_windows_to_measure_its_dispersion_without_hist
     assert evaluate_gates(canary, control).get("latency_p95").note == ""  # type: ignore[union-attr]
 
 
-# --- invalid input -------------------------------------------------------------------------------------------------------
+# --- invalid input --------------------------------------------------------------------------------
 
 def _corrupt(edit) -> WindowStats:  # type: ignore[no-untyped-def]
     stats = arm(2000, ArmProfile(cost_factor=3.0, latency_factor=2.0, error_rate=0.2), seed=31)

@@ -24,7 +24,6 @@ Steps (each logged as ``event=trainer.step step=…`` and timed):
 
 from __future__ import annotations
 
-import secrets
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -33,7 +32,7 @@ import msgspec
 import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from bifrost.router.artifact import BUCKETS, Artifact, Gbdt, LinearQuality, PromptModels, Thresholds
+from bifrost.router.artifact import BUCKETS, Artifact, Gbdt, Thresholds
 from bifrost.router.features import FeatureExtractor, FeatureSchema
 from bifrost.router.keys import load_private_key
 from bifrost.router.policy import PolicyTables
@@ -44,13 +43,19 @@ from bifrost.trainer.clustering import spherical_kmeans
 from bifrost.trainer.estimates import normalized_costs, quality_table
 from bifrost.trainer.export import sign_artifact
 from bifrost.trainer.outcomes import OutcomeModels, OutcomeReport, train_outcome_models
+from bifrost.trainer.pipeline import (
+    DECIMALS,
+    buckets_and_labels,
+    finish_run,
+    new_version,
+    prompt_models_of,
+    rounded_timings,
+)
 from bifrost.trainer.progress import Timings, step
 from bifrost.trainer.quality import QualityReport, QualityThresholds, assess_dataset, assess_training_set, require
 from bifrost.trainer.search import SearchData, SearchObjective, SearchReport, SearchSpace, search_policy
-from bifrost.trainer.triage import BucketReport, CvReport, learn_buckets, stratified_folds, train_triage, triage_labels
+from bifrost.trainer.triage import BucketReport, CvReport, stratified_folds, train_triage
 from bifrost.trainer.validate import TargetUnreachable, ValidationFailed, ValidationReport, validate_candidate
-
-_DECIMALS = 6
 
 
 class BootstrapConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -181,12 +186,6 @@ def _bounds_text(s: SearchReport) -> str:
             f"{s.holdout_rows} held-out prompts): " + "; ".join(parts) + ".")
 
 
-def new_version(now: datetime | None = None) -> str:
-    """A sortable, unique artifact version: ``v20250101-030000-1a2b3c``."""
-    now = now or datetime.now(timezone.utc)
-    return f"v{now:%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
-
-
 def holdout_mask(tasks: np.ndarray, fraction: float, *, seed: int, groups: np.ndarray | None = None) -> np.ndarray:
     """Rows kept aside for validation: ``fraction`` of every task (at least one if it has ≥ 2 rows).
 
@@ -267,7 +266,7 @@ def bootstrap_artifact(
         dense = HashedTfidf(text).dense(fit.prompts)
         clustering = spherical_kmeans(dense, config.clusters, seed=config.seed)
         k = clustering.centroids.shape[0]
-        centroids = np.round(clustering.centroids, _DECIMALS)
+        centroids = np.round(clustering.centroids, DECIMALS)
         step("cluster", fit=len(fit), holdout=len(holdout), k=k, mean_similarity=clustering.mean_similarity,
              iterations=clustering.iterations)
 
@@ -291,9 +290,8 @@ def bootstrap_artifact(
                                         choose_linear=config.choose_blend and config.linear_blend is not None)
 
     with timings.measure("buckets"):
-        bucket_report = learn_buckets(outcomes.oof_quality, outcomes.oof_cost, models)
+        bucket_report, labels = buckets_and_labels(outcomes, config.label_tolerance)
         buckets = bucket_report.buckets
-        labels = triage_labels(outcomes.oof_quality, buckets, models, tolerance=config.label_tolerance)
         require(assess_training_set(quality, clusters, labels, n_clusters=k, classes=BUCKETS, thresholds=config.quality))
         step("buckets", cheap=len(buckets["cheap"]), mid=len(buckets["mid"]),
              labels=dict(zip(BUCKETS, np.bincount(labels, minlength=3).tolist())))
@@ -366,7 +364,7 @@ def bootstrap_artifact(
         timings={},
     )
     if not validation.passed:
-        report.timings = {name: round(sec, 3) for name, sec in timings.seconds.items()}
+        report.timings = rounded_timings(timings)
         raise ValidationFailed(validation)
 
     with timings.measure("export"):
@@ -374,14 +372,10 @@ def bootstrap_artifact(
             "dataset": full.source, "rows": report.rows, "config": config, "quality": quality,
             "buckets": bucket_report, "clustering": report.clustering, "outcomes": outcomes.report, "cv": triage.cv,
             "search": search, "gate_check": gate_check,
-            "timings_s": {name: round(sec, 3) for name, sec in timings.seconds.items()},
+            "timings_s": rounded_timings(timings),
         })
         signed = sign_artifact(candidate, training=training, validation=msgspec.to_builtins(validation), key=key)
-        artifact, report.sha256, report.signature, report.key_id = signed.artifact, signed.sha256, signed.signature, signed.key_id
-    report.timings = {name: round(sec, 3) for name, sec in timings.seconds.items()}
-    report.timings["total"] = round(timings.total, 3)
-    step("done", version=version, seconds=report.timings["total"])
-    return artifact, report
+    return finish_run(report, signed, timings, version), report
 
 
 def _artifact(
@@ -402,7 +396,7 @@ def _artifact(
     schema: FeatureSchema,
     outcomes: OutcomeModels,
 ) -> Artifact:
-    r = _DECIMALS
+    r = DECIMALS
     return Artifact(
         version=version,
         created_at=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -489,21 +483,3 @@ def _unreachable(search: SearchReport) -> str:
         parts.append(f"no searched policy costs ≤ {o.max_cost_share:.1%} of {ref}'s cost{how}: {reached}")
     return ("the requested target cannot be met: " + "; ".join(parts or ["no feasible policy"])
             + "; nothing was signed (ask for a reachable target, or train on more data)")
-
-
-def prompt_models_of(outcomes: OutcomeModels) -> PromptModels:
-    """The artifact section of trained outcome models."""
-    linear = None
-    if outcomes.linear is not None:
-        lin = outcomes.linear
-        linear = LinearQuality(mean=[float(v) for v in lin.mean], scale=[float(v) for v in lin.scale],
-                               weights={m: [float(v) for v in lin.weights[:, j]] for j, m in enumerate(outcomes.models)},
-                               blend=float(lin.blend))
-    return PromptModels(
-        framework="lightgbm", framework_version=lgb.__version__, quality=dict(outcomes.quality),
-        calibration={m: [round(float(v), _DECIMALS) for v in ab] for m, ab in outcomes.calibration.items()},
-        cost=dict(outcomes.cost), cost_unit_usd=float(outcomes.cost_unit_usd), cost_per=outcomes.cost_per,
-        linear=linear,
-    )
-
-

@@ -84,7 +84,7 @@ class ChaosConfig:
     fault_window: tuple[float, float] = (0.1, 0.9)  # faults hit between these fractions of the stream
     extra_env: dict[str, str] = field(default_factory=dict)  # more BIFROST_* settings for workers
 
-    def for_experiment(self, name: str) -> "ChaosConfig":
+    def for_experiment(self, name: str) -> ChaosConfig:
         """Per-experiment seed (printed), so one experiment can be re-run alone."""
         return replace(self, seed=self.seed * 1000 + EXPERIMENTS.index(name) + 1)
 
@@ -119,10 +119,16 @@ class Run:
 def worker_settings(bootstrap: str, name: str, config: ChaosConfig, run_dir: Path, *, warehouse: bool) -> Settings:
     tag = uuid.uuid4().hex[:6]
     values: dict[str, Any] = dict(
-        kafka_bootstrap=bootstrap, app_id=f"chaos-{name}-{tag}", topic_prefix=f"chaos{tag}.",
-        partitions=config.partitions, session_timeout_seconds=config.session_timeout_seconds,
-        commit_interval_seconds=config.commit_interval_seconds, batch_within_seconds=config.batch_within_seconds,
-        warehouse_enabled=warehouse, warehouse_dir=str(run_dir / "warehouse"), store="memory://",
+        kafka_bootstrap=bootstrap,
+        app_id=f"chaos-{name}-{tag}",
+        topic_prefix=f"chaos{tag}.",
+        partitions=config.partitions,
+        session_timeout_seconds=config.session_timeout_seconds,
+        commit_interval_seconds=config.commit_interval_seconds,
+        batch_within_seconds=config.batch_within_seconds,
+        warehouse_enabled=warehouse,
+        warehouse_dir=str(run_dir / "warehouse"),
+        store="memory://",
         log_level="info",
     )
     return Settings.from_env(dict(config.extra_env), **values)
@@ -138,8 +144,10 @@ async def wait_ready(run: Run, slots: Sequence[int], timeout: float) -> float:
         if dead:
             slot = run.slots.slots[dead[0]]
             tail = slot.process.log_tail(12) if slot.process else ""
-            raise RuntimeError(f"worker {dead[0]} exited while starting (code {slot.exits[-1]['rc']}); "
-                               f"log {slot.log_path} ends:\n{tail}")
+            raise RuntimeError(
+                f"worker {dead[0]} exited while starting (code {slot.exits[-1]['rc']}); "
+                f"log {slot.log_path} ends:\n{tail}"
+            )
         owned: set[int] = set()
         for s in slots:
             owned |= await asyncio.to_thread(run.slots.owned, s)
@@ -165,7 +173,9 @@ def fault_points(rng: random.Random, count: int, window: tuple[float, float], mi
 async def drive_kill_restart(run: Run) -> None:
     # Kills at least ~8 s apart, so each restart can be seen resuming before the next.
     duration = run.config.events / run.config.rate
-    points = fault_points(run.rng, run.config.kills, run.config.fault_window, min_gap=max(0.12, min(8.0 / duration, 0.26)))
+    points = fault_points(
+        run.rng, run.config.kills, run.config.fault_window, min_gap=max(0.12, min(8.0 / duration, 0.26))
+    )
     run.log(f"kill -9 at fractions {points} of the stream (seeded)")
     for point in points:
         await run.at_fraction(point)
@@ -175,9 +185,17 @@ async def drive_kill_restart(run: Run) -> None:
         run.slots.start(0)
         restarted = time.time()
         baseline = await run.monitor.fetch_now()  # the dead worker commits nothing more
-        run.faults.append(run.monitor.fault("kill -9 + restart", at=at, recovered_at=restarted, partitions=owned,
-                                            baseline=baseline, generated=run.publisher.stats.generated,
-                                            fraction=point))
+        run.faults.append(
+            run.monitor.fault(
+                "kill -9 + restart",
+                at=at,
+                recovered_at=restarted,
+                partitions=owned,
+                baseline=baseline,
+                generated=run.publisher.stats.generated,
+                fraction=point,
+            )
+        )
         run.log(f"killed worker 0 at {run.publisher.stats.generated:,} events generated; restarted")
 
 
@@ -203,26 +221,44 @@ async def drive_scale_out_kill(run: Run) -> None:
     run.slots.start(1)
     owned = await wait_both_own(run)
     settled = time.time()
-    run.log(f"worker 1 joined at {run.publisher.stats.generated:,} events; both own input partitions "
-            f"{owned} {settled - at:.1f} s after it started")
-    run.faults.append(run.monitor.fault(
-        "worker joins", at=at, recovered_at=settled, partitions=list(range(run.config.partitions)),
-        baseline=await run.monitor.fetch_now(), generated=run.publisher.stats.generated, fraction=join_at,
-        join_to_owning_s=round(settled - at, 2),
-    ))
+    run.log(
+        f"worker 1 joined at {run.publisher.stats.generated:,} events; both own input partitions "
+        f"{owned} {settled - at:.1f} s after it started"
+    )
+    run.faults.append(
+        run.monitor.fault(
+            "worker joins",
+            at=at,
+            recovered_at=settled,
+            partitions=list(range(run.config.partitions)),
+            baseline=await run.monitor.fetch_now(),
+            generated=run.publisher.stats.generated,
+            fraction=join_at,
+            join_to_owning_s=round(settled - at, 2),
+        )
+    )
     await run.at_fraction(kill_at)
     # "One of the two": both must really own input partitions (waits, bounded, if not yet).
     owned = await wait_both_own(run)
     at = time.time()
     await asyncio.to_thread(run.slots.kill, victim)
     baseline = await run.monitor.fetch_now()
-    run.log(f"killed worker {victim} (it owned input partitions {owned[victim]}; the other owned "
-            f"{owned[1 - victim]}) at {run.publisher.stats.generated:,} events; not restarted")
-    run.faults.append(run.monitor.fault(
-        f"kill -9 worker {victim} (no restart)", at=at, partitions=owned[victim] or list(range(run.config.partitions)),
-        baseline=baseline, generated=run.publisher.stats.generated, fraction=kill_at, owned_before=owned,
-        victim=victim,
-    ))
+    run.log(
+        f"killed worker {victim} (it owned input partitions {owned[victim]}; the other owned "
+        f"{owned[1 - victim]}) at {run.publisher.stats.generated:,} events; not restarted"
+    )
+    run.faults.append(
+        run.monitor.fault(
+            f"kill -9 worker {victim} (no restart)",
+            at=at,
+            partitions=owned[victim] or list(range(run.config.partitions)),
+            baseline=baseline,
+            generated=run.publisher.stats.generated,
+            fraction=kill_at,
+            owned_before=owned,
+            victim=victim,
+        )
+    )
 
 
 async def drive_broker_restart(run: Run, broker: ChaosBroker) -> None:
@@ -238,11 +274,19 @@ async def drive_broker_restart(run: Run, broker: ChaosBroker) -> None:
     await asyncio.to_thread(broker.start)
     ready = time.time()
     run.log(f"broker answers again on {broker.bootstrap} ({ready - at:.1f} s after the stop began)")
-    run.faults.append(run.monitor.fault(
-        "broker stop + start", at=at, recovered_at=ready, partitions=list(range(run.config.partitions)),
-        baseline=baseline, generated=run.publisher.stats.generated, fraction=point,
-        stop_seconds=round(stopped - at, 2), outage_seconds=round(ready - at, 2),
-    ))
+    run.faults.append(
+        run.monitor.fault(
+            "broker stop + start",
+            at=at,
+            recovered_at=ready,
+            partitions=list(range(run.config.partitions)),
+            baseline=baseline,
+            generated=run.publisher.stats.generated,
+            fraction=point,
+            stop_seconds=round(stopped - at, 2),
+            outage_seconds=round(ready - at, 2),
+        )
+    )
 
 
 async def drive_nothing(run: Run) -> None:
@@ -273,24 +317,45 @@ async def run_experiment(
     warehouse = name == "poison" and config.warehouse_in_poison
     settings = worker_settings(bootstrap, name, config, run_dir, warehouse=warehouse)
     topics = settings.topics
-    await ensure_topics(bootstrap, [TopicSpec(topics.routing_events, config.partitions),
-                                    TopicSpec(topics.feedback, config.partitions),
-                                    TopicSpec(topics.dlq, config.partitions),
-                                    TopicSpec(topics.window_partials, config.partitions)])
+    await ensure_topics(
+        bootstrap,
+        [
+            TopicSpec(topics.routing_events, config.partitions),
+            TopicSpec(topics.feedback, config.partitions),
+            TopicSpec(topics.dlq, config.partitions),
+            TopicSpec(topics.window_partials, config.partitions),
+        ],
+    )
     poison: list[Poison] = poison_records(config.seed, settings.app_id) if name == "poison" else []
-    placed = sorted(((rng.randrange(int(config.events * 0.05), max(int(config.events * 0.95), 2)), p) for p in poison),
-                    key=lambda item: item[0])
+    placed = sorted(
+        ((rng.randrange(int(config.events * 0.05), max(int(config.events * 0.95), 2)), p) for p in poison),
+        key=lambda item: item[0],
+    )
     slots = WorkerSlots(settings, run_dir)
     group = f"{settings.app_id}-ingest"
     monitor = ProgressMonitor(bootstrap, group, topics.routing_events, slots=slots)
-    publisher = PacedPublisher(bootstrap, topics.routing_events, events=config.events, rate=config.rate,
-                               seed=config.seed, run_tag=settings.app_id, poison=[(i, p) for i, p in placed])
+    publisher = PacedPublisher(
+        bootstrap,
+        topics.routing_events,
+        events=config.events,
+        rate=config.rate,
+        seed=config.seed,
+        run_tag=settings.app_id,
+        poison=[(i, p) for i, p in placed],
+    )
     run = Run(name, config, bootstrap, settings, slots, monitor, publisher, rng)
-    run.log(f"seed {config.seed}; {config.events:,} events at {config.rate:,.0f}/s; app id {settings.app_id}; "
-            f"warehouse {'on' if warehouse else 'off'}; logs in {run_dir}")
-    report: dict[str, Any] = {"experiment": name, "seed": config.seed, "app_id": settings.app_id,
-                              "topic_prefix": settings.topic_prefix, "run_dir": str(run_dir),
-                              "warehouse_enabled": warehouse}
+    run.log(
+        f"seed {config.seed}; {config.events:,} events at {config.rate:,.0f}/s; app id {settings.app_id}; "
+        f"warehouse {'on' if warehouse else 'off'}; logs in {run_dir}"
+    )
+    report: dict[str, Any] = {
+        "experiment": name,
+        "seed": config.seed,
+        "app_id": settings.app_id,
+        "topic_prefix": settings.topic_prefix,
+        "run_dir": str(run_dir),
+        "warehouse_enabled": warehouse,
+    }
     began = time.monotonic()
     tasks: list[asyncio.Task[Any]] = []
     try:
@@ -299,7 +364,8 @@ async def run_experiment(
         run.log(f"worker 0 owns all {config.partitions} input partitions after {ready_s:.1f} s")
         monitor.start()
         driver: Callable[[Run], Awaitable[None]] = {
-            "kill_restart": drive_kill_restart, "scale_out_kill": drive_scale_out_kill,
+            "kill_restart": drive_kill_restart,
+            "scale_out_kill": drive_scale_out_kill,
             "broker_restart": lambda r: drive_broker_restart(r, broker),  # type: ignore[arg-type]
             "poison": drive_nothing,
         }[name]
@@ -308,26 +374,38 @@ async def run_experiment(
         tasks += [publishing, faults]
         await faults
         stats = await publishing
-        run.log(f"published {stats.generated:,} events (+{stats.poison_sent} poison) in "
-                f"{stats.generation_done_at - stats.started_at:.1f} s = {stats.generation_rate:,.0f}/s offered; "
-                f"all acknowledged after {stats.acked_all_at - stats.started_at:.1f} s "
-                f"({stats.send_failures} send failures retried)")
-        drain = await wait_drained(bootstrap, group, topics.routing_events, topics.window_partials,
-                                   timeout=config.drain_timeout_seconds,
-                                   anyone_alive=lambda: any(slots.alive(s) for s in slots.slots))
+        run.log(
+            f"published {stats.generated:,} events (+{stats.poison_sent} poison) in "
+            f"{stats.generation_done_at - stats.started_at:.1f} s = {stats.generation_rate:,.0f}/s offered; "
+            f"all acknowledged after {stats.acked_all_at - stats.started_at:.1f} s "
+            f"({stats.send_failures} send failures retried)"
+        )
+        drain = await wait_drained(
+            bootstrap,
+            group,
+            topics.routing_events,
+            topics.window_partials,
+            timeout=config.drain_timeout_seconds,
+            anyone_alive=lambda: any(slots.alive(s) for s in slots.slots),
+        )
         run.log(f"drain: {drain}")
         await monitor.stop()
         for i, fault in enumerate(run.faults):
-            later = [f.at for f in run.faults[i + 1:] if f.at > fault.at]
+            later = [f.at for f in run.faults[i + 1 :] if f.at > fault.at]
             monitor.resolve(fault, until=min(later) if later else None)
             # A fault must hit while traffic flows, and the recovery must happen under load too.
             fault.detail["during_stream"] = fault.at < stats.generation_done_at
             fault.detail["recovered_during_stream"] = fault.recovered_at < stats.generation_done_at
             if not fault.detail["during_stream"]:
                 run.log(f"WARNING: fault {fault.kind!r} hit after the publisher had finished (use more events)")
-        truth = await ground_truth(bootstrap, topics.routing_events, limits=settings.limits,
-                                   window_seconds=settings.window_seconds, track=[(p.key, p.value) for p in poison],
-                                   key_prefix=f"chaos-{settings.app_id}-".encode())
+        truth = await ground_truth(
+            bootstrap,
+            topics.routing_events,
+            limits=settings.limits,
+            window_seconds=settings.window_seconds,
+            track=[(p.key, p.value) for p in poison],
+            key_prefix=f"chaos-{settings.app_id}-".encode(),
+        )
         # Every event the publisher saw acknowledged must be in the topic (durability of
         # acks=all across the broker restart); retried sends may be there twice.
         missing_acked = sum(1 for key in publisher.acked_keys if key not in truth.keys)
@@ -338,32 +416,57 @@ async def run_experiment(
         verdict = compare(truth, observed)
         slots.check_exits()
         alive = {s: slots.alive(s) for s in slots.slots}
-        report.update({
-            "publisher": stats.as_dict(),
-            "ground_truth": {"records": truth.records, "valid": truth.valid_total, "invalid": len(truth.invalid),
-                             "decoder_crashes": len(truth.decoder_crashes), "end_offsets": truth.ends},
-            "observed": {"snapshots": observed.snapshots, "partial_keys": observed.partial_keys,
-                         "dlq_records": observed.dlq_records},
-            "drain": drain,
-            "publisher_vs_topic": {"acked_events": len(publisher.acked_keys), "topic_records": truth.records,
-                                   "acked_missing_from_topic": missing_acked, "events_written_twice": written_twice},
-            "verdict": verdict.as_dict(),
-            "faults": [f.as_dict() for f in run.faults],
-            "workers": {
-                str(s): {"starts": slot.starts, "killed_by_suite": slot.killed, "unexpected_exits": slot.exits,
-                         "alive_at_end": alive[s], "web_port": slot.settings.web_port,
-                         "log": str(slot.log_path), "log_findings": slots.log_findings(s)}
-                for s, slot in slots.slots.items()
-            },
-            "worker_exited_by_itself": any(slot.exits for slot in slots.slots.values()),
-            "monitor_poll_errors": monitor.errors,
-        })
+        report.update(
+            {
+                "publisher": stats.as_dict(),
+                "ground_truth": {
+                    "records": truth.records,
+                    "valid": truth.valid_total,
+                    "invalid": len(truth.invalid),
+                    "decoder_crashes": len(truth.decoder_crashes),
+                    "end_offsets": truth.ends,
+                },
+                "observed": {
+                    "snapshots": observed.snapshots,
+                    "partial_keys": observed.partial_keys,
+                    "dlq_records": observed.dlq_records,
+                },
+                "drain": drain,
+                "publisher_vs_topic": {
+                    "acked_events": len(publisher.acked_keys),
+                    "topic_records": truth.records,
+                    "acked_missing_from_topic": missing_acked,
+                    "events_written_twice": written_twice,
+                },
+                "verdict": verdict.as_dict(),
+                "faults": [f.as_dict() for f in run.faults],
+                "workers": {
+                    str(s): {
+                        "starts": slot.starts,
+                        "killed_by_suite": slot.killed,
+                        "unexpected_exits": slot.exits,
+                        "alive_at_end": alive[s],
+                        "web_port": slot.settings.web_port,
+                        "log": str(slot.log_path),
+                        "log_findings": slots.log_findings(s),
+                    }
+                    for s, slot in slots.slots.items()
+                },
+                "worker_exited_by_itself": any(slot.exits for slot in slots.slots.values()),
+                "monitor_poll_errors": monitor.errors,
+            }
+        )
         if poison:
             report["poison"] = poison_outcomes(truth, observed, placed, topics.routing_events)
         report["faults_during_stream"] = all(f.detail["during_stream"] for f in run.faults)
-        report["ok"] = bool(verdict.ok and drain["drained"] and not report["worker_exited_by_itself"] and not missing_acked
-                            and not stats.unacked
-                            and all(p["ok"] for p in report.get("poison", [])))
+        report["ok"] = bool(
+            verdict.ok
+            and drain["drained"]
+            and not report["worker_exited_by_itself"]
+            and not missing_acked
+            and not stats.unacked
+            and all(p["ok"] for p in report.get("poison", []))
+        )
     finally:
         for task in tasks:  # a failed fault driver must not leave the publisher running (and vice versa)
             if not task.done():
@@ -395,7 +498,9 @@ def _install_task_dump() -> None:
         pass  # not the main thread (e.g. under pytest-xdist): no dump
 
 
-def poison_outcomes(truth: Any, observed: Observed, placed: list[tuple[int, Poison]], topic: str) -> list[dict[str, Any]]:
+def poison_outcomes(
+    truth: Any, observed: Observed, placed: list[tuple[int, Poison]], topic: str
+) -> list[dict[str, Any]]:
     """Where each hostile record went (found in the topic by its exact key and value)."""
     wanted = {(p.key, p.value): p for _, p in placed}
     offsets: dict[str, list[tuple[str, int, int]]] = {p.name: [] for _, p in placed}
@@ -412,15 +517,30 @@ def poison_outcomes(truth: Any, observed: Observed, placed: list[tuple[int, Pois
         errors_ok = all(reason and err for o in offs for reason, err in observed.dlq_reasons.get(o, []))
         if p.intended == "decoder":  # whatever the decoder says, exactly once (the verdict checks counts)
             invalid = [o for o in offs if o in truth.invalid]
-            ok = bool(offs) and in_dlq == len(invalid) and all(observed.dlq.get(o, 0) == 1 for o in invalid) and errors_ok
+            ok = (
+                bool(offs)
+                and in_dlq == len(invalid)
+                and all(observed.dlq.get(o, 0) == 1 for o in invalid)
+                and errors_ok
+            )
         elif p.intended == "dlq":
             ok = bool(offs) and all(observed.dlq.get(o, 0) == 1 for o in offs) and errors_ok
         else:
             ok = bool(offs) and in_dlq == 0 and decoder == ["valid"]
-        rows.append({
-            "name": p.name, "intended": p.intended, "bytes": p.size, "index": index, "offsets": [list(o) for o in offs],
-            "decoder": decoder, "dlq_records": in_dlq, "dlq_reasons": reasons, "ok": ok, "note": p.note,
-        })
+        rows.append(
+            {
+                "name": p.name,
+                "intended": p.intended,
+                "bytes": p.size,
+                "index": index,
+                "offsets": [list(o) for o in offs],
+                "decoder": decoder,
+                "dlq_records": in_dlq,
+                "dlq_reasons": reasons,
+                "ok": ok,
+                "note": p.note,
+            }
+        )
     return rows
 
 
@@ -432,10 +552,15 @@ def machine_info(config: ChaosConfig, code: str) -> dict[str, Any]:
     import faust
 
     return {
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "cpu_count": os.cpu_count(), "cpu_model": machine.cpu_model(), "python": platform.python_version(),
-        "platform": platform.platform(), "aiokafka": aiokafka.__version__, "faust": faust.__version__,
-        "commit": machine.commit(), "code_under_test": code,
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "cpu_count": os.cpu_count(),
+        "cpu_model": machine.cpu_model(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "aiokafka": aiokafka.__version__,
+        "faust": faust.__version__,
+        "commit": machine.commit(),
+        "code_under_test": code,
         "working_tree_changes": _dirty_files() if "working tree" in code else [],
     }
 
@@ -444,8 +569,9 @@ def _dirty_files() -> list[str]:
     """Uncommitted changes the run included (the code under test was the working tree)."""
     import subprocess
 
-    out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=_REPO, capture_output=True,
-                         text=True).stdout
+    out = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no"], cwd=_REPO, capture_output=True, text=True
+    ).stdout
     return [line[3:] for line in out.splitlines() if line.strip()]
 
 
@@ -460,23 +586,45 @@ def summary_rows(reports: list[dict[str, Any]]) -> list[list[str]]:
             rows.append([r["experiment"], "–", "–", "–", "–", "–", "–", "–", "–", "ERROR: " + r.get("error", "?")[:80]])
             continue
         v, p = r["verdict"], r["publisher"]
-        resumes = "; ".join(
-            f"{f['kind']}: both own partitions after {fmt_s(f.get('join_to_owning_s'))}" if f["kind"] == "worker joins"
-            else f"{f['kind']}: {fmt_s(f['resume_first_s'])} / {fmt_s(f['resume_all_s'])}"
-            + (" (next fault came first)" if f.get("interrupted_by_next_fault") else "")
-            for f in r["faults"]
-        ) or "–"
-        rows.append([
-            r["experiment"], f"{p['generated']:,} (+{p['poison_acked']} poison) @ {p['generation_rate']:,.0f}/s",
-            f"{v['expected_valid']:,} / {v['invalid']:,}", f"{v['counted']:,}", f"{v['lost']:,}", f"{v['double_counted']:,}",
-            f"{v['dlq_lost']:,} / {v['dlq_duplicates']:,}", "yes" if r["drain"]["drained"] else "NO",
-            "PASS" if r["ok"] else "FAIL", resumes,
-        ])
+        resumes = (
+            "; ".join(
+                f"{f['kind']}: both own partitions after {fmt_s(f.get('join_to_owning_s'))}"
+                if f["kind"] == "worker joins"
+                else f"{f['kind']}: {fmt_s(f['resume_first_s'])} / {fmt_s(f['resume_all_s'])}"
+                + (" (next fault came first)" if f.get("interrupted_by_next_fault") else "")
+                for f in r["faults"]
+            )
+            or "–"
+        )
+        rows.append(
+            [
+                r["experiment"],
+                f"{p['generated']:,} (+{p['poison_acked']} poison) @ {p['generation_rate']:,.0f}/s",
+                f"{v['expected_valid']:,} / {v['invalid']:,}",
+                f"{v['counted']:,}",
+                f"{v['lost']:,}",
+                f"{v['double_counted']:,}",
+                f"{v['dlq_lost']:,} / {v['dlq_duplicates']:,}",
+                "yes" if r["drain"]["drained"] else "NO",
+                "PASS" if r["ok"] else "FAIL",
+                resumes,
+            ]
+        )
     return rows
 
 
-HEADER = ["experiment", "published", "valid / invalid", "counted", "lost", "double", "DLQ lost / dup", "drained",
-          "verdict", "resume after fault (first / all partitions)"]
+HEADER = [
+    "experiment",
+    "published",
+    "valid / invalid",
+    "counted",
+    "lost",
+    "double",
+    "DLQ lost / dup",
+    "drained",
+    "verdict",
+    "resume after fault (first / all partitions)",
+]
 
 
 def render_table(rows: list[list[str]]) -> str:
@@ -493,8 +641,11 @@ def render_markdown(result: dict[str, Any]) -> str:
         f"{m['date']} · {m['cpu_count']} CPUs ({m['cpu_model']}) · Python {m['python']} · aiokafka {m['aiokafka']} · "
         f"faust {m['faust']} · commit {m['commit']} · code under test: {m['code_under_test']}",
         "",
-        *([f"Uncommitted changes included in the run: {', '.join(m['working_tree_changes'])}", ""]
-          if m.get("working_tree_changes") else []),
+        *(
+            [f"Uncommitted changes included in the run: {', '.join(m['working_tree_changes'])}", ""]
+            if m.get("working_tree_changes")
+            else []
+        ),
         f"Command: `{result['command']}`",
         "",
         f"Configuration: {c['events']:,} events per experiment at {c['rate']:,.0f}/s offered, seed {c['seed']}, "
@@ -508,52 +659,89 @@ def render_markdown(result: dict[str, Any]) -> str:
         "|" + "|".join("---" for _ in HEADER) + "|",
     ]
     out += ["| " + " | ".join(row) + " |" for row in summary_rows(result["experiments"])]
-    out += ["", "Resume = seconds from the restart (worker spawned, broker answering again, or the fault itself when "
-            "nothing restarts) until the affected partitions' committed offsets of the ingest group move past "
-            "their value at the fault: first partition / all of them.", ""]
+    out += [
+        "",
+        "Resume = seconds from the restart (worker spawned, broker answering again, or the fault itself when "
+        "nothing restarts) until the affected partitions' committed offsets of the ingest group move past "
+        "their value at the fault: first partition / all of them.",
+        "",
+    ]
     for r in result["experiments"]:
         out += [f"## {r['experiment']}", ""]
         if "verdict" not in r:
             out += [f"Error: `{r.get('error')}`", ""]
             continue
         v = r["verdict"]
-        out += [f"Seed {r['seed']}, app id `{r['app_id']}`, {r['seconds']} s. Publisher: "
-                f"{json.dumps(r['publisher'])}.", "", f"Drain: {json.dumps(r['drain'])}.", ""]
+        out += [
+            f"Seed {r['seed']}, app id `{r['app_id']}`, {r['seconds']} s. Publisher: {json.dumps(r['publisher'])}.",
+            "",
+            f"Drain: {json.dumps(r['drain'])}.",
+            "",
+        ]
         for f in r["faults"]:
             out.append(f"- fault: {json.dumps(f)}")
         out.append("")
         if v["rows"]:
-            out += ["Non-zero rows (per router, arm, input partition; compared per window):", "",
-                    "| router | arm | partition | expected | counted | lost | double |", "|---|---|---:|---:|---:|---:|---:|"]
-            out += [f"| {x['router']} | {x['arm']} | {x['partition']} | {x['expected']:,} | {x['counted']:,} | "
-                    f"{x['lost']:,} | {x['double']:,} |" for x in v["rows"]]
-            out.append(f"| **total** | | | {v['expected_valid']:,} | {v['counted']:,} | {v['lost']:,} | " f"{v['double_counted']:,} |")
+            out += [
+                "Non-zero rows (per router, arm, input partition; compared per window):",
+                "",
+                "| router | arm | partition | expected | counted | lost | double |",
+                "|---|---|---:|---:|---:|---:|---:|",
+            ]
+            out += [
+                f"| {x['router']} | {x['arm']} | {x['partition']} | {x['expected']:,} | {x['counted']:,} | "
+                f"{x['lost']:,} | {x['double']:,} |"
+                for x in v["rows"]
+            ]
+            out.append(
+                f"| **total** | | | {v['expected_valid']:,} | {v['counted']:,} | {v['lost']:,} | "
+                f"{v['double_counted']:,} |"
+            )
             out.append("")
         else:
-            out += [f"No lost or double-counted events: {v['counted']:,} counted = " f"{v['expected_valid']:,} valid offsets.", ""]
+            out += [
+                f"No lost or double-counted events: {v['counted']:,} counted = {v['expected_valid']:,} valid offsets.",
+                "",
+            ]
         pv = r.get("publisher_vs_topic", {})
-        out.append(f"Publisher vs topic: {pv.get('acked_events', 0):,} valid events acknowledged, "
-                   f"{pv.get('acked_missing_from_topic', 0)} of them missing from the topic, "
-                   f"{pv.get('events_written_twice', 0)} written twice by retries (each copy must count).")
+        out.append(
+            f"Publisher vs topic: {pv.get('acked_events', 0):,} valid events acknowledged, "
+            f"{pv.get('acked_missing_from_topic', 0)} of them missing from the topic, "
+            f"{pv.get('events_written_twice', 0)} written twice by retries (each copy must count)."
+        )
         out.append("")
         if r["faults"]:
             out.append(f"Faults during the traffic: {'yes' if r.get('faults_during_stream') else '**no**'}.")
             out.append("")
-        out.append(f"DLQ: {v['invalid']:,} invalid offsets, {v['dlq_lost']} missing from the DLQ, "
-                   f"{v['dlq_duplicates']} duplicate dead letters, {v['valid_in_dlq']} valid offsets dead-lettered.")
+        out.append(
+            f"DLQ: {v['invalid']:,} invalid offsets, {v['dlq_lost']} missing from the DLQ, "
+            f"{v['dlq_duplicates']} duplicate dead letters, {v['valid_in_dlq']} valid offsets dead-lettered."
+        )
         out.append("")
         for s, w in r["workers"].items():
             lf = w.get("log_findings", {})
-            out.append(f"- worker {s}: starts {w['starts']}, killed by the suite {w['killed_by_suite']}, " "exited by itself "
-                       f"{len(w['unexpected_exits'])}, alive at end {w['alive_at_end']}, log tracebacks "
-                       f"{lf.get('tracebacks', 0)}, ERROR lines {lf.get('errors', 0)}")
+            out.append(
+                f"- worker {s}: starts {w['starts']}, killed by the suite {w['killed_by_suite']}, "
+                "exited by itself "
+                f"{len(w['unexpected_exits'])}, alive at end {w['alive_at_end']}, log tracebacks "
+                f"{lf.get('tracebacks', 0)}, ERROR lines {lf.get('errors', 0)}"
+            )
             if lf.get("first_traceback_tail"):
-                out.append("  first traceback ends: `" + " / ".join(x.strip() for x in lf["first_traceback_tail"])[:600] + "`")
+                out.append(
+                    "  first traceback ends: `" + " / ".join(x.strip() for x in lf["first_traceback_tail"])[:600] + "`"
+                )
         out.append("")
         if "poison" in r:
-            out += ["| poison | intended | bytes | decoder says | dead letters | DLQ reason | ok |", "|---|---|---:|---|---:|---|---|"]
-            out += [f"| {p['name']} | {p['intended']} | {p['bytes']:,} | {', '.join(p['decoder'])} | " f"{p['dlq_records']} | "
-                    f"{', '.join(p['dlq_reasons']) or '–'} | {'yes' if p['ok'] else '**NO**'} |" for p in r["poison"]]
+            out += [
+                "| poison | intended | bytes | decoder says | dead letters | DLQ reason | ok |",
+                "|---|---|---:|---|---:|---|---|",
+            ]
+            out += [
+                f"| {p['name']} | {p['intended']} | {p['bytes']:,} | {', '.join(p['decoder'])} | "
+                f"{p['dlq_records']} | "
+                f"{', '.join(p['dlq_reasons']) or '–'} | {'yes' if p['ok'] else '**NO**'} |"
+                for p in r["poison"]
+            ]
             out.append("")
     return "\n".join(out) + "\n"
 
@@ -565,12 +753,18 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, help="valid events per experiment (default 300,000; --quick 100,000)")
     parser.add_argument("--rate", type=float, default=4000.0, help="offered events/s (default 4,000)")
-    parser.add_argument("--experiments", default=",".join(EXPERIMENTS), help=f"comma separated: {','.join(EXPERIMENTS)}")
+    parser.add_argument(
+        "--experiments", default=",".join(EXPERIMENTS), help=f"comma separated: {','.join(EXPERIMENTS)}"
+    )
     parser.add_argument("--quick", action="store_true", help="100,000 events per experiment (~25 s of traffic each)")
     parser.add_argument("--seed", type=int, help="master seed (default: random, printed)")
-    parser.add_argument("--session-timeout", type=float, default=10.0, help="BIFROST_SESSION_TIMEOUT_SECONDS (default 10)")
+    parser.add_argument(
+        "--session-timeout", type=float, default=10.0, help="BIFROST_SESSION_TIMEOUT_SECONDS (default 10)"
+    )
     parser.add_argument("--drain-timeout", type=float, default=180.0, help="longest wait for the worker to drain (s)")
-    parser.add_argument("--code", help="git revision whose code runs (workers and decoder); default: the installed tree")
+    parser.add_argument(
+        "--code", help="git revision whose code runs (workers and decoder); default: the installed tree"
+    )
     parser.add_argument("--no-warehouse-in-poison", action="store_true", help="keep the warehouse sink off in `poison`")
     parser.add_argument("--results", type=Path, default=RESULTS_DIR, help="output folder (default bench/results)")
     parser.add_argument("--keep", action="store_true", help="keep the broker data and worker logs")
@@ -583,11 +777,16 @@ def _reexec_with_code(rev: str, argv: Sequence[str]) -> int:
 
     root = Path(tempfile.mkdtemp(prefix="bifrost-chaos-code-"))
     try:
-        sha = subprocess.run(["git", "rev-parse", "--short", rev], cwd=_REPO, capture_output=True, text=True,
-                             check=True).stdout.strip()
+        sha = subprocess.run(
+            ["git", "rev-parse", "--short", rev], cwd=_REPO, capture_output=True, text=True, check=True
+        ).stdout.strip()
         pkg = code_snapshot(rev, root)
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(pkg), str(_REPO)]), BIFROST_CHAOS_CODE=f"{rev} ({sha})",
-                   BIFROST_CHAOS_COMMAND=" ".join(["bench/chaos.py", *sys.argv[1:]]))
+        env = dict(
+            os.environ,
+            PYTHONPATH=os.pathsep.join([str(pkg), str(_REPO)]),
+            BIFROST_CHAOS_CODE=f"{rev} ({sha})",
+            BIFROST_CHAOS_COMMAND=" ".join(["bench/chaos.py", *sys.argv[1:]]),
+        )
         print(f"code under test: {rev} = {sha}, exported to {root}", flush=True)
         child = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), *argv], env=env)
         forward = lambda signum, _frame: child.send_signal(signum)  # noqa: E731 - the child cleans up
@@ -602,7 +801,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
     if args.code and not os.environ.get("BIFROST_CHAOS_CODE"):
-        rest = [a for i, a in enumerate(argv) if a != "--code" and (i == 0 or argv[i - 1] != "--code") and not a.startswith("--code=")]
+        rest = [
+            a
+            for i, a in enumerate(argv)
+            if a != "--code" and (i == 0 or argv[i - 1] != "--code") and not a.startswith("--code=")
+        ]
         return _reexec_with_code(args.code, rest)
     # SIGTERM unwinds like Ctrl-C: workers and the broker are stopped on the way out.
     signal.signal(signal.SIGTERM, lambda _s, _f: (_ for _ in ()).throw(KeyboardInterrupt()))
@@ -617,8 +820,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     events = args.events or (100_000 if args.quick else 300_000)
     if args.rate < 3500:
         print(f"note: --rate {args.rate} is below the 3,500/s the suite is specified for", file=sys.stderr)
-    config = ChaosConfig(events=events, rate=args.rate, seed=seed, session_timeout_seconds=args.session_timeout,
-                         drain_timeout_seconds=args.drain_timeout, warehouse_in_poison=not args.no_warehouse_in_poison)
+    config = ChaosConfig(
+        events=events,
+        rate=args.rate,
+        seed=seed,
+        session_timeout_seconds=args.session_timeout,
+        drain_timeout_seconds=args.drain_timeout,
+        warehouse_in_poison=not args.no_warehouse_in_poison,
+    )
     code = os.environ.get("BIFROST_CHAOS_CODE", "working tree (installed package)")
     import bifrost.schemas.codec as codec_module
 
@@ -635,11 +844,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             shutil.rmtree(work, ignore_errors=True)
 
 
-def _run_all(args: argparse.Namespace, argv: list[str], names: list[str], config: ChaosConfig, code: str, seed: int,
-             work: Path, broker: ChaosBroker, reports: list[dict[str, Any]]) -> int:
+def _run_all(
+    args: argparse.Namespace,
+    argv: list[str],
+    names: list[str],
+    config: ChaosConfig,
+    code: str,
+    seed: int,
+    work: Path,
+    broker: ChaosBroker,
+    reports: list[dict[str, Any]],
+) -> int:
     try:
         broker.start()
-        print(f"chaos: broker on {broker.bootstrap} (controller {broker.controller_port}), data " f"{broker.data_dir}", flush=True)
+        print(
+            f"chaos: broker on {broker.bootstrap} (controller {broker.controller_port}), data {broker.data_dir}",
+            flush=True,
+        )
         for name in names:
             try:
                 if not broker.is_running():
@@ -655,9 +876,14 @@ def _run_all(args: argparse.Namespace, argv: list[str], names: list[str], config
         "machine": machine_info(config, code),
         "kafka_version": broker.version,
         "broker_bootstrap": broker.bootstrap,
-        "config": {**asdict(config), "experiments": names, "routers": list(ROUTERS), "arm_weights": ARMS,
-                   "worker_settings": "BIFROST_PARTITIONS=8, one BIFROST_WEB_PORT per worker slot (kept across restarts), "
-                                      "BIFROST_STORE=memory://, BIFROST_WAREHOUSE_ENABLED=false (poison: true)"},
+        "config": {
+            **asdict(config),
+            "experiments": names,
+            "routers": list(ROUTERS),
+            "arm_weights": ARMS,
+            "worker_settings": "BIFROST_PARTITIONS=8, one BIFROST_WEB_PORT per worker slot (kept across restarts), "
+            "BIFROST_STORE=memory://, BIFROST_WAREHOUSE_ENABLED=false (poison: true)",
+        },
         "experiments": reports,
         "ok": all(r.get("ok") for r in reports),
     }
@@ -667,20 +893,28 @@ def _run_all(args: argparse.Namespace, argv: list[str], names: list[str], config
     for r in reports:
         rows_ = r.get("verdict", {}).get("rows", [])
         for row in rows_[:12]:
-            print(f"  {r['experiment']}: {row['router']}/{row['arm']} partition {row['partition']}: " f"expected {row['expected']:,}, "
-                  f"counted {row['counted']:,}, lost {row['lost']:,}, double {row['double']:,}")
+            print(
+                f"  {r['experiment']}: {row['router']}/{row['arm']} partition {row['partition']}: "
+                f"expected {row['expected']:,}, "
+                f"counted {row['counted']:,}, lost {row['lost']:,}, double {row['double']:,}"
+            )
         if len(rows_) > 12:
             print(f"  {r['experiment']}: ... {len(rows_) - 12} more non-zero rows in the report")
         bad = [p for p in r.get("poison", []) if not p["ok"]]
         for p in bad[:8]:
-            print(f"  poison NOT ok: {p['name']}: decoder says {p['decoder']}, dead letters " f"{p['dlq_records']}, offsets {p['offsets']}")
+            print(
+                f"  poison NOT ok: {p['name']}: decoder says {p['decoder']}, dead letters "
+                f"{p['dlq_records']}, offsets {p['offsets']}"
+            )
         if len(bad) > 8:
             print(f"  ... {len(bad) - 8} more poison records not handled as intended (see the report)")
     args.results.mkdir(parents=True, exist_ok=True)
     (args.results / "chaos.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
     (args.results / "chaos.md").write_text(render_markdown(result))
-    print(f"\nwrote {args.results / 'chaos.md'} and {args.results / 'chaos.json'}; work dir {work}"
-          f"{' (kept)' if args.keep else ' (removed)'}")
+    print(
+        f"\nwrote {args.results / 'chaos.md'} and {args.results / 'chaos.json'}; work dir {work}"
+        f"{' (kept)' if args.keep else ' (removed)'}"
+    )
     return 0 if result["ok"] else 1
 
 

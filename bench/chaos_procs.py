@@ -28,8 +28,7 @@ from typing import Any
 from aiokafka.admin import AIOKafkaAdminClient
 
 from bifrost.config import Settings
-from bifrost.devkafka import free_listener_port
-from bifrost.devkafka import LocalBroker
+from bifrost.devkafka import LocalBroker, free_listener_port
 from tests.integration.harness import WorkerProcess
 
 log = logging.getLogger("bifrost.chaos")
@@ -108,7 +107,7 @@ class Slot:
     exits: list[dict[str, Any]] = field(default_factory=list)  # exits nobody asked for
 
 
-_LIVE_SLOTS: "weakref.WeakSet[WorkerSlots]" = weakref.WeakSet()
+_LIVE_SLOTS: weakref.WeakSet[WorkerSlots] = weakref.WeakSet()
 
 
 @atexit.register
@@ -137,7 +136,9 @@ class WorkerSlots:
         slot = self.slots.get(index)
         if slot is None:
             own = Settings.from_env(
-                self.base.to_env(), web_port=pick_port(), data_dir=str(self.run_dir / f"worker-{index}"),
+                self.base.to_env(),
+                web_port=pick_port(),
+                data_dir=str(self.run_dir / f"worker-{index}"),
             )
             slot = self.slots[index] = Slot(index, own, self.run_dir / f"worker-{index}.log")
         return slot
@@ -209,7 +210,7 @@ class WorkerSlots:
                 j = i + 1
                 while j < len(lines) and (lines[j].startswith(" ") or lines[j].startswith("Traceback")):
                     j += 1
-                tb_tail = lines[max(i, j - 4): j + 1]
+                tb_tail = lines[max(i, j - 4) : j + 1]
                 break
         return {
             "tracebacks": sum(1 for line in lines if line.startswith("Traceback")),
@@ -237,8 +238,12 @@ class Fault:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "kind": self.kind, "at": round(self.at, 3), "since_fault_to_restart_s": round(self.recovered_at - self.at, 2),
-            "partitions": self.partitions, "resume_first_s": self.resume_first_s, "resume_all_s": self.resume_all_s,
+            "kind": self.kind,
+            "at": round(self.at, 3),
+            "since_fault_to_restart_s": round(self.recovered_at - self.at, 2),
+            "partitions": self.partitions,
+            "resume_first_s": self.resume_first_s,
+            "resume_all_s": self.resume_all_s,
             **self.detail,
         }
 
@@ -246,8 +251,9 @@ class Fault:
 class ProgressMonitor:
     """Committed offsets of the ingest group over time (polled every ``interval`` s)."""
 
-    def __init__(self, bootstrap: str, group: str, topic: str, *, interval: float = 0.25,
-                 slots: WorkerSlots | None = None) -> None:
+    def __init__(
+        self, bootstrap: str, group: str, topic: str, *, interval: float = 0.25, slots: WorkerSlots | None = None
+    ) -> None:
         self.bootstrap = bootstrap
         self.group = group
         self.topic = topic
@@ -282,7 +288,9 @@ class ProgressMonitor:
             try:
                 await asyncio.wait_for(admin.start(), 5)
                 offsets = await asyncio.wait_for(admin.list_consumer_group_offsets(self.group), 5)
-                result = {tp.partition: m.offset for tp, m in offsets.items() if tp.topic == self.topic and m.offset >= 0}
+                result = {
+                    tp.partition: m.offset for tp, m in offsets.items() if tp.topic == self.topic and m.offset >= 0
+                }
                 self.history.append((time.time(), result))
                 self.history.sort(key=lambda item: item[0])
                 return result
@@ -307,7 +315,14 @@ class ProgressMonitor:
                 offsets = await asyncio.wait_for(admin.list_consumer_group_offsets(self.group), 5)
                 now = time.time()
                 self.history.append(
-                    (now, {tp.partition: m.offset for tp, m in offsets.items() if tp.topic == self.topic and m.offset >= 0})
+                    (
+                        now,
+                        {
+                            tp.partition: m.offset
+                            for tp, m in offsets.items()
+                            if tp.topic == self.topic and m.offset >= 0
+                        },
+                    )
                 )
             except asyncio.CancelledError:
                 if admin is not None:
@@ -323,12 +338,21 @@ class ProgressMonitor:
                     admin = None
             await asyncio.sleep(self.interval)
 
-    def fault(self, kind: str, *, at: float, recovered_at: float | None = None, partitions: list[int] | None = None,
-              baseline: dict[int, int] | None = None, **detail: Any) -> Fault:
+    def fault(
+        self,
+        kind: str,
+        *,
+        at: float,
+        recovered_at: float | None = None,
+        partitions: list[int] | None = None,
+        baseline: dict[int, int] | None = None,
+        **detail: Any,
+    ) -> Fault:
         base = self.latest() if baseline is None else baseline
         parts = sorted(partitions if partitions is not None else base)
-        return Fault(kind, at, at if recovered_at is None else recovered_at, parts,
-                     {p: base.get(p, -1) for p in parts}, detail)
+        return Fault(
+            kind, at, at if recovered_at is None else recovered_at, parts, {p: base.get(p, -1) for p in parts}, detail
+        )
 
     def resolve(self, fault: Fault, until: float | None = None) -> None:
         """Fill in the resume times from the history (up to ``until``: the next fault)."""

@@ -32,7 +32,11 @@ log = logging.getLogger("bifrost.chaos.traffic")
 
 ROUTERS = ("router-a", "router-b", "router-c")
 ARMS = {"v1": 0.6, "v2": 0.3, "v3": 0.1}
-MODELS = (("small-fast", "acme", Bucket.CHEAP), ("mid-general", "acme", Bucket.MID), ("large-reasoner", "frontier", Bucket.HARD))
+MODELS = (
+    ("small-fast", "acme", Bucket.CHEAP),
+    ("mid-general", "acme", Bucket.MID),
+    ("large-reasoner", "frontier", Bucket.HARD),
+)
 
 # Records up to this size go through the producer (the broker's default limit is 1,048,588 B).
 PRODUCER_MAX_REQUEST_BYTES = 2 * 1024 * 1024
@@ -41,7 +45,9 @@ PRODUCER_MAX_REQUEST_BYTES = 2 * 1024 * 1024
 class EventFactory:
     """Valid routing events, seeded; ``make(i)`` returns (key, value bytes)."""
 
-    def __init__(self, seed: int, run_tag: str, routers: tuple[str, ...] = ROUTERS, arms: dict[str, float] = ARMS) -> None:
+    def __init__(
+        self, seed: int, run_tag: str, routers: tuple[str, ...] = ROUTERS, arms: dict[str, float] = ARMS
+    ) -> None:
         self._rng = random.Random(seed)
         self._tag = run_tag
         self.routers = routers
@@ -110,57 +116,172 @@ def poison_records(seed: int, run_tag: str) -> list[Poison]:
 
     k = lambda name: f"poison-{run_tag}-{name}".encode()  # noqa: E731
     out = [
-        Poison("nested_1000", k("nested_1000"), body(1) + b',"unknown":' + b"[" * 1000 + b"]" * 1000 + b"}", "dlq",
-               "1,000-deep nested arrays in an unknown field (2 KB: parsed)"),
-        Poison("nested_100000", k("nested_100000"), body(2) + b',"unknown":' + b"[" * 100_000 + b"]" * 100_000 + b"}", "dlq",
-               "100,000-deep nested arrays in an unknown field (200 KB: over the size limit)"),
-        Poison("nested_objects_10000", k("nested_objects_10000"), body(3) + b',"unknown":' + b'{"a":' * 10_000 + b"1" + b"}" * 10_000 + b"}",
-               "dlq", "10,000-deep nested objects, 60 KB: under the 64 KiB limit, so the parser does see it"),
-        Poison("huge_900k", k("huge_900k"), body(4) + b',"pad":"' + b"x" * 900_000 + b'"}', "dlq",
-               "~900 KB record (a dead letter with its full base64 would exceed 1 MB)"),
-        Poison("schema_version_2_70", k("schema_version_2_70"), body(5) + b',"schema_version":' + str(2**70).encode() + b"}",
-               "dlq", "schema_version 2**70 (no int64 fits it)"),
+        Poison(
+            "nested_1000",
+            k("nested_1000"),
+            body(1) + b',"unknown":' + b"[" * 1000 + b"]" * 1000 + b"}",
+            "dlq",
+            "1,000-deep nested arrays in an unknown field (2 KB: parsed)",
+        ),
+        Poison(
+            "nested_100000",
+            k("nested_100000"),
+            body(2) + b',"unknown":' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+            "dlq",
+            "100,000-deep nested arrays in an unknown field (200 KB: over the size limit)",
+        ),
+        Poison(
+            "nested_objects_10000",
+            k("nested_objects_10000"),
+            body(3) + b',"unknown":' + b'{"a":' * 10_000 + b"1" + b"}" * 10_000 + b"}",
+            "dlq",
+            "10,000-deep nested objects, 60 KB: under the 64 KiB limit, so the parser does see it",
+        ),
+        Poison(
+            "huge_900k",
+            k("huge_900k"),
+            body(4) + b',"pad":"' + b"x" * 900_000 + b'"}',
+            "dlq",
+            "~900 KB record (a dead letter with its full base64 would exceed 1 MB)",
+        ),
+        Poison(
+            "schema_version_2_70",
+            k("schema_version_2_70"),
+            body(5) + b',"schema_version":' + str(2**70).encode() + b"}",
+            "dlq",
+            "schema_version 2**70 (no int64 fits it)",
+        ),
         Poison("nan", k("nan"), replace_field(6, b"cost_usd", b"NaN"), "dlq", "NaN literal"),
         Poison("infinity", k("infinity"), replace_field(7, b"latency_ms", b"Infinity"), "dlq", "Infinity literal"),
-        Poison("overflow_1e999", k("overflow_1e999"), replace_field(8, b"cost_usd", b"1e999"), "dlq", "1e999 (parses to inf)"),
-        Poison("invalid_utf8", k("invalid_utf8"), replace_field(9, b"router_id", b'"r\xff\xfe\xc3"'), "dlq", "invalid UTF-8 in a string"),
-        Poison("invalid_utf8_key", b"\xff\xfe\xfd" + k("invalid_utf8_key"), valid(10), "count",
-               "invalid UTF-8 key with a valid value: keys are not validated, must be counted"),
-        Poison("invalid_utf8_ignored_field", k("invalid_utf8_ignored_field"), body(30) + b',"unknown":"\xc0\x80\xff"}',
-               "decoder", "invalid UTF-8 inside an unknown (skipped) field: either outcome, as long as it is " "exactly one"),
-        Poison("ts_future_1d", k("ts_future_1d"), replace_field(31, b"ts", str(int(time.time()) + 86_400).encode()), "dlq",
-               "event time a day ahead (invalid_value)"),
-        Poison("lone_surrogate", k("lone_surrogate"), replace_field(11, b"router_id", b'"r\\ud800"'), "dlq", "lone UTF-16 surrogate escape"),
+        Poison(
+            "overflow_1e999",
+            k("overflow_1e999"),
+            replace_field(8, b"cost_usd", b"1e999"),
+            "dlq",
+            "1e999 (parses to inf)",
+        ),
+        Poison(
+            "invalid_utf8",
+            k("invalid_utf8"),
+            replace_field(9, b"router_id", b'"r\xff\xfe\xc3"'),
+            "dlq",
+            "invalid UTF-8 in a string",
+        ),
+        Poison(
+            "invalid_utf8_key",
+            b"\xff\xfe\xfd" + k("invalid_utf8_key"),
+            valid(10),
+            "count",
+            "invalid UTF-8 key with a valid value: keys are not validated, must be counted",
+        ),
+        Poison(
+            "invalid_utf8_ignored_field",
+            k("invalid_utf8_ignored_field"),
+            body(30) + b',"unknown":"\xc0\x80\xff"}',
+            "decoder",
+            "invalid UTF-8 inside an unknown (skipped) field: either outcome, as long as it is exactly one",
+        ),
+        Poison(
+            "ts_future_1d",
+            k("ts_future_1d"),
+            replace_field(31, b"ts", str(int(time.time()) + 86_400).encode()),
+            "dlq",
+            "event time a day ahead (invalid_value)",
+        ),
+        Poison(
+            "lone_surrogate",
+            k("lone_surrogate"),
+            replace_field(11, b"router_id", b'"r\\ud800"'),
+            "dlq",
+            "lone UTF-16 surrogate escape",
+        ),
         Poison("tombstone", k("tombstone"), None, "dlq", "null value (tombstone)"),
         Poison("empty_value", k("empty_value"), b"", "dlq", "zero-length value"),
         Poison("json_array", k("json_array"), b"[1,2,3]", "dlq", "non-object JSON (array)"),
         Poison("json_string", k("json_string"), b'"hello"', "dlq", "non-object JSON (string)"),
         Poison("json_null", k("json_null"), b"null", "dlq", "non-object JSON (null)"),
         Poison("json_number", k("json_number"), b"1e308", "dlq", "non-object JSON (number)"),
-        Poison("key_1mb_invalid", b"K" * 1_000_000, b"{}", "dlq",
-               "1 MB key (1,000,000 B; the broker's record limit is 1,048,588 B) with an invalid value"),
+        Poison(
+            "key_1mb_invalid",
+            b"K" * 1_000_000,
+            b"{}",
+            "dlq",
+            "1 MB key (1,000,000 B; the broker's record limit is 1,048,588 B) with an invalid value",
+        ),
         Poison("truncated", k("truncated"), valid(12)[:-20], "dlq", "valid event cut short"),
-        Poison("trailing_garbage", k("trailing_garbage"), valid(13) + b" trailing", "dlq", "trailing bytes after the object"),
+        Poison(
+            "trailing_garbage",
+            k("trailing_garbage"),
+            valid(13) + b" trailing",
+            "dlq",
+            "trailing bytes after the object",
+        ),
         Poison("utf8_bom", k("utf8_bom"), b"\xef\xbb\xbf" + valid(14), "dlq", "UTF-8 byte-order mark before the JSON"),
         Poison("utf16", k("utf16"), valid(15).decode().encode("utf-16"), "dlq", "the event encoded as UTF-16"),
-        Poison("ts_milliseconds", k("ts_milliseconds"), replace_field(16, b"ts", str(int(time.time() * 1000)).encode()), "dlq",
-               "event time in milliseconds (invalid_value, far future)"),
+        Poison(
+            "ts_milliseconds",
+            k("ts_milliseconds"),
+            replace_field(16, b"ts", str(int(time.time() * 1000)).encode()),
+            "dlq",
+            "event time in milliseconds (invalid_value, far future)",
+        ),
         Poison("ts_negative", k("ts_negative"), replace_field(17, b"ts", b"-1"), "dlq", "negative event time"),
         Poison("ts_string", k("ts_string"), replace_field(18, b"ts", b'"now"'), "dlq", "event time as a string"),
-        Poison("int_2_64", k("int_2_64"), replace_field(19, b"tokens_in", str(2**64).encode()), "dlq", "tokens_in = 2**64"),
-        Poison("router_id_129", k("router_id_129"), replace_field(20, b"router_id", b'"' + b"r" * 129 + b'"'), "dlq",
-               "router_id one char over its 128 limit"),
-        Poison("features_513", k("features_513"), replace_field(21, b"features", b"[" + b",".join([b"0.5"] * 513) + b"]"), "dlq",
-               "513 features (limit 512)"),
+        Poison(
+            "int_2_64", k("int_2_64"), replace_field(19, b"tokens_in", str(2**64).encode()), "dlq", "tokens_in = 2**64"
+        ),
+        Poison(
+            "router_id_129",
+            k("router_id_129"),
+            replace_field(20, b"router_id", b'"' + b"r" * 129 + b'"'),
+            "dlq",
+            "router_id one char over its 128 limit",
+        ),
+        Poison(
+            "features_513",
+            k("features_513"),
+            replace_field(21, b"features", b"[" + b",".join([b"0.5"] * 513) + b"]"),
+            "dlq",
+            "513 features (limit 512)",
+        ),
         Poison("oversized_65537", k("oversized_65537"), b"", "dlq", "one byte over BIFROST_MAX_EVENT_BYTES (64 KiB)"),
-        Poison("many_keys", k("many_keys"), body(22) + b"," + b",".join(b'"u%d":%d' % (j, j) for j in range(4800)) + b"}", "count",
-               "a valid event with 4,800 unknown fields (~60 KB): must be counted"),
+        Poison(
+            "many_keys",
+            k("many_keys"),
+            body(22) + b"," + b",".join(b'"u%d":%d' % (j, j) for j in range(4800)) + b"}",
+            "count",
+            "a valid event with 4,800 unknown fields (~60 KB): must be counted",
+        ),
         Poison("exactly_65536", k("exactly_65536"), b"", "count", "a valid event of exactly 64 KiB: must be counted"),
-        Poison("key_1mb_valid", b"V" * 1_000_000, valid(23), "count", "1 MB key with a valid value: keys are not validated, must be counted"),
-        Poison("nul_in_string", k("nul_in_string"), replace_field(24, b"provider", b'"p\\u0000q"'), "count", "escaped NUL in a string: valid"),
-        Poison("duplicate_field", k("duplicate_field"), body(25) + b',"arm":"v1"}', "count", "a duplicated field (last wins): valid"),
-        Poison("headers_100", k("headers_100"), valid(26), "count", "valid event with 100 record headers",
-               headers=tuple((f"h{j}", b"x" * 10) for j in range(100))),
+        Poison(
+            "key_1mb_valid",
+            b"V" * 1_000_000,
+            valid(23),
+            "count",
+            "1 MB key with a valid value: keys are not validated, must be counted",
+        ),
+        Poison(
+            "nul_in_string",
+            k("nul_in_string"),
+            replace_field(24, b"provider", b'"p\\u0000q"'),
+            "count",
+            "escaped NUL in a string: valid",
+        ),
+        Poison(
+            "duplicate_field",
+            k("duplicate_field"),
+            body(25) + b',"arm":"v1"}',
+            "count",
+            "a duplicated field (last wins): valid",
+        ),
+        Poison(
+            "headers_100",
+            k("headers_100"),
+            valid(26),
+            "count",
+            "valid event with 100 record headers",
+            headers=tuple((f"h{j}", b"x" * 10) for j in range(100)),
+        ),
         Poison("null_key_valid", None, valid(27), "count", "valid event without a key"),
     ]
     # Fill the two size-boundary records to their exact sizes.
@@ -212,13 +333,21 @@ class PublishStats:
 
     def as_dict(self) -> dict[str, object]:
         return {
-            "target_events": self.target_events, "rate_target": self.rate, "generated": self.generated,
-            "acked": self.acked, "send_failures": self.send_failures, "retried": self.retried,
-            "poison_sent": self.poison_sent, "poison_acked": self.poison_acked, "unacked": self.unacked,
+            "target_events": self.target_events,
+            "rate_target": self.rate,
+            "generated": self.generated,
+            "acked": self.acked,
+            "send_failures": self.send_failures,
+            "retried": self.retried,
+            "poison_sent": self.poison_sent,
+            "poison_acked": self.poison_acked,
+            "unacked": self.unacked,
             "generation_seconds": round(self.generation_done_at - self.started_at, 2),
             "generation_rate": round(self.generation_rate, 1),
-            "ack_seconds": round(self.acked_all_at - self.started_at, 2), "ack_rate": round(self.ack_rate, 1),
-            "max_backlog": self.max_backlog, "first_error": self.first_error,
+            "ack_seconds": round(self.acked_all_at - self.started_at, 2),
+            "ack_rate": round(self.ack_rate, 1),
+            "max_backlog": self.max_backlog,
+            "first_error": self.first_error,
         }
 
 
@@ -266,9 +395,14 @@ class PacedPublisher:
 
     async def run(self) -> PublishStats:
         producer = AIOKafkaProducer(
-            bootstrap_servers=self.bootstrap, acks="all", enable_idempotence=True, linger_ms=5,
-            max_batch_size=256 * 1024, max_request_size=PRODUCER_MAX_REQUEST_BYTES,
-            request_timeout_ms=self._request_timeout_ms, client_id="bifrost-chaos-publisher",
+            bootstrap_servers=self.bootstrap,
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=5,
+            max_batch_size=256 * 1024,
+            max_request_size=PRODUCER_MAX_REQUEST_BYTES,
+            request_timeout_ms=self._request_timeout_ms,
+            client_id="bifrost-chaos-publisher",
         )
         await producer.start()
         stats = self.stats
@@ -327,8 +461,11 @@ class PacedPublisher:
             if self._done_generating and time.time() - stats.generation_done_at > self._ack_timeout_s:
                 unacked = stats.unacked = len(backlog) + self._in_flight
                 stats.first_error = stats.first_error or f"gave up with {unacked} events unacknowledged"
-                log.error("publisher: %d events still unacknowledged %.0f s after the last was generated; giving up",
-                          unacked, self._ack_timeout_s)
+                log.error(
+                    "publisher: %d events still unacknowledged %.0f s after the last was generated; giving up",
+                    unacked,
+                    self._ack_timeout_s,
+                )
                 stats.acked_all_at = time.time()
                 return
             if not backlog:
@@ -338,7 +475,7 @@ class PacedPublisher:
                 self._wake.clear()
                 try:
                     await asyncio.wait_for(self._wake.wait(), 0.05)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
                 continue
             item = backlog.popleft()
@@ -346,7 +483,7 @@ class PacedPublisher:
                 future = await producer.send(
                     self.topic, value=item.value, key=item.key, headers=list(item.headers) or None
                 )
-            except (KafkaError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, KafkaError) as exc:
                 # Not queued (buffer full for request_timeout, or the broker is away): retry.
                 backlog.appendleft(item)
                 self._failed(exc)

@@ -51,9 +51,15 @@ _dlq_decoder = msgspec.json.Decoder(_DlqRecord)
 
 def _consumer(bootstrap: str, *, isolation: str = "read_uncommitted") -> AIOKafkaConsumer:
     return AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, auto_offset_reset="earliest",
-        isolation_level=isolation, max_poll_records=20_000, fetch_max_bytes=64 * 1024 * 1024,
-        max_partition_fetch_bytes=16 * 1024 * 1024, request_timeout_ms=30_000,
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        isolation_level=isolation,
+        max_poll_records=20_000,
+        fetch_max_bytes=64 * 1024 * 1024,
+        max_partition_fetch_bytes=16 * 1024 * 1024,
+        request_timeout_ms=30_000,
     )
 
 
@@ -75,8 +81,9 @@ async def _stop(consumer: AIOKafkaConsumer) -> None:
     await consumer.stop()
 
 
-async def read_topic(bootstrap: str, topic: str, *, isolation: str = "read_uncommitted", timeout: float = 180.0,
-                     idle_polls: int = 2) -> dict[int, list[Any]]:
+async def read_topic(
+    bootstrap: str, topic: str, *, isolation: str = "read_uncommitted", timeout: float = 180.0, idle_polls: int = 2
+) -> dict[int, list[Any]]:
     """Every record of ``topic`` up to its end (the LSO under read_committed), per partition."""
     consumer = _consumer(bootstrap, isolation=isolation)
     await consumer.start()
@@ -148,9 +155,15 @@ def classify(decoder: EventDecoder[RoutingEvent], value: bytes | None, now: floa
         return None, f"crash:{type(exc).__name__}"
 
 
-async def ground_truth(bootstrap: str, topic: str, *, limits: Limits, window_seconds: int,
-                       track: Iterable[tuple[bytes | None, bytes | None]] = (),
-                       key_prefix: bytes | None = None) -> GroundTruth:
+async def ground_truth(
+    bootstrap: str,
+    topic: str,
+    *,
+    limits: Limits,
+    window_seconds: int,
+    track: Iterable[tuple[bytes | None, bytes | None]] = (),
+    key_prefix: bytes | None = None,
+) -> GroundTruth:
     """Decode every offset of the input topic with the project's decoder.
 
     ``track``: (key, value) pairs whose offsets to note in ``tracked`` (e.g. poison records);
@@ -243,8 +256,16 @@ async def committed_offsets(admin: AIOKafkaAdminClient, group: str, topic: str) 
     return {tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == topic and meta.offset >= 0}
 
 
-async def wait_drained(bootstrap: str, group: str, topic: str, partials_topic: str, *, timeout: float,
-                       settle: float = 3.0, anyone_alive: Callable[[], bool] | None = None) -> dict[str, Any]:
+async def wait_drained(
+    bootstrap: str,
+    group: str,
+    topic: str,
+    partials_topic: str,
+    *,
+    timeout: float,
+    settle: float = 3.0,
+    anyone_alive: Callable[[], bool] | None = None,
+) -> dict[str, Any]:
     """Wait until the ingest group committed the input's end offsets and no transaction is open.
 
     Gives up early when ``anyone_alive`` says no worker is left (15 s grace). Returns what
@@ -289,9 +310,13 @@ async def wait_drained(bootstrap: str, group: str, topic: str, partials_topic: s
             break
         await asyncio.sleep(1.0)
     await asyncio.sleep(settle if drained else 0)
-    return {"drained": drained, "seconds": round(time.monotonic() - began, 1),
-            "lag": {p: v for p, v in lag.items() if v > 0}, "partials_stable": stable,
-            "gave_up_no_worker_alive": gave_up}
+    return {
+        "drained": drained,
+        "seconds": round(time.monotonic() - began, 1),
+        "lag": {p: v for p, v in lag.items() if v > 0},
+        "partials_stable": stable,
+        "gave_up_no_worker_alive": gave_up,
+    }
 
 
 # --------------------------------------------------------------------------- verdict
@@ -318,10 +343,17 @@ class Verdict:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "ok": self.ok, "expected_valid": self.expected_valid, "counted": self.counted_total,
-            "lost": self.lost, "double_counted": self.doubled, "invalid": self.invalid,
-            "dlq_lost": len(self.dlq_lost), "dlq_duplicates": self.dlq_dup, "valid_in_dlq": len(self.valid_in_dlq),
-            "rows": self.rows, "dlq_lost_sample": [list(o) for o in self.dlq_lost[:20]],
+            "ok": self.ok,
+            "expected_valid": self.expected_valid,
+            "counted": self.counted_total,
+            "lost": self.lost,
+            "double_counted": self.doubled,
+            "invalid": self.invalid,
+            "dlq_lost": len(self.dlq_lost),
+            "dlq_duplicates": self.dlq_dup,
+            "valid_in_dlq": len(self.valid_in_dlq),
+            "rows": self.rows,
+            "dlq_lost_sample": [list(o) for o in self.dlq_lost[:20]],
             "dlq_dup_sample": [list(o) for o in self.dlq_dup_offsets[:20]],
             "valid_in_dlq_sample": [list(o) for o in self.valid_in_dlq[:20]],
             "by_window": {str(w): v for w, v in sorted(self.by_window.items())},
@@ -349,16 +381,31 @@ def compare(truth: GroundTruth, obs: Observed) -> Verdict:
         elif got > expected:
             dup_rows[row] += got - expected
     rows = [
-        {"router": r, "arm": a, "partition": p, "expected": exp_rows[(r, a, p)], "counted": got_rows[(r, a, p)],
-         "lost": lost_rows[(r, a, p)], "double": dup_rows[(r, a, p)]}
+        {
+            "router": r,
+            "arm": a,
+            "partition": p,
+            "expected": exp_rows[(r, a, p)],
+            "counted": got_rows[(r, a, p)],
+            "lost": lost_rows[(r, a, p)],
+            "double": dup_rows[(r, a, p)],
+        }
         for (r, a, p) in sorted(set(lost_rows) | set(dup_rows))
     ]
     dlq_lost = sorted(off for off in truth.invalid if obs.dlq.get(off, 0) == 0)
     dup_offsets = sorted(off for off, n in obs.dlq.items() if n > 1)
     valid_in_dlq = sorted(off for off in obs.dlq if off[0] == truth.topic and off not in truth.invalid)
     return Verdict(
-        rows=rows, lost=sum(lost_rows.values()), doubled=sum(dup_rows.values()),
-        counted_total=sum(obs.counted.values()), expected_valid=truth.valid_total, invalid=len(truth.invalid),
-        dlq_lost=dlq_lost, dlq_dup=sum(obs.dlq[o] - 1 for o in dup_offsets), dlq_dup_offsets=dup_offsets,
-        valid_in_dlq=valid_in_dlq, unknown_cells=len(set(obs.counted) - set(truth.valid)), by_window=by_window,
+        rows=rows,
+        lost=sum(lost_rows.values()),
+        doubled=sum(dup_rows.values()),
+        counted_total=sum(obs.counted.values()),
+        expected_valid=truth.valid_total,
+        invalid=len(truth.invalid),
+        dlq_lost=dlq_lost,
+        dlq_dup=sum(obs.dlq[o] - 1 for o in dup_offsets),
+        dlq_dup_offsets=dup_offsets,
+        valid_in_dlq=valid_in_dlq,
+        unknown_cells=len(set(obs.counted) - set(truth.valid)),
+        by_window=by_window,
     )

@@ -51,9 +51,6 @@ from pathlib import Path
 if str(Path(__file__).resolve().parents[1]) not in sys.path:  # run as a script: make `tests.*` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import machine  # bench/machine.py (scripts run from bench/ on sys.path)
-from profiling import top_functions
-
 import argparse
 import array
 import asyncio
@@ -82,22 +79,24 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from prometheus_client.parser import text_string_to_metric_families
 import aiokafka
 import faust
+import machine  # bench/machine.py (scripts run from bench/ on sys.path)
 import msgspec
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from profiling import top_functions
+from prometheus_client.parser import text_string_to_metric_families
 
 from bifrost.client import Publisher
 from bifrost.client.simulator import TrafficConfig, generate
 from bifrost.config import Settings
 from bifrost.devkafka import DEFAULT_KAFKA_VERSION, LocalBroker
 from bifrost.kafka.preflight import probe_kafka
+from bifrost.kafka.topics import TopicSpec, ensure_topics
 from bifrost.schemas import Bucket, RoutingEvent, Topics, encode
 from bifrost.streams.ingest.fold import BatchFolder, InputRecord, PartitionState
-from bifrost.kafka.topics import TopicSpec, ensure_topics
 from tests.integration.harness import free_port
 from tests.streams.ingest.fold_store import DictStore
 
@@ -114,13 +113,13 @@ SIM_RATE_PER_SECOND = 500.0  # simulated aggregate request rate (event time), al
 FOLD_BATCH = 10_000
 QUICK_EVENTS = 100_000
 
-GOAL_DEFAULT_RATE = 50_000.0          # default configuration, ev/s
-GOAL_DEFAULT_FRACTION = 0.50          # default configuration, of the raw baseline
-GOAL_ALONE_FRACTION = 0.60            # ingest alone (sink off), of the raw baseline
-GOAL_VIEWS_AFTER_DRAIN_S = 2.0        # input fully consumed → views sum to N
-GOAL_E2E_P99_S = 0.250                # publish → visible, under load
-GOAL_RSS_DRIFT = 0.10                 # RSS at 5M within ±10% of RSS at 1M
-VIEWS_TIMEOUT_S = 60.0                # give up waiting for the views this long after the drain
+GOAL_DEFAULT_RATE = 50_000.0  # default configuration, ev/s
+GOAL_DEFAULT_FRACTION = 0.50  # default configuration, of the raw baseline
+GOAL_ALONE_FRACTION = 0.60  # ingest alone (sink off), of the raw baseline
+GOAL_VIEWS_AFTER_DRAIN_S = 2.0  # input fully consumed → views sum to N
+GOAL_E2E_P99_S = 0.250  # publish → visible, under load
+GOAL_RSS_DRIFT = 0.10  # RSS at 5M within ±10% of RSS at 1M
+VIEWS_TIMEOUT_S = 60.0  # give up waiting for the views this long after the drain
 
 
 # --------------------------------------------------------------------------- data
@@ -214,8 +213,12 @@ async def delete_topics_with(bootstrap: str, markers: Sequence[str]) -> list[str
 
 def bench_producer(bootstrap: str) -> AIOKafkaProducer:
     return AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks=1, linger_ms=50, max_batch_size=1024 * 1024,
-        max_request_size=4 * 1024 * 1024, client_id="bench-producer",
+        bootstrap_servers=bootstrap,
+        acks=1,
+        linger_ms=50,
+        max_batch_size=1024 * 1024,
+        max_request_size=4 * 1024 * 1024,
+        client_id="bench-producer",
     )
 
 
@@ -256,8 +259,12 @@ async def produce_streaming(bootstrap: str, topic: str, n: int, seed: int) -> tu
                 ends[meta.partition] = max(ends.get(meta.partition, 0), meta.offset + 1)
             done += len(values)
             if done % 500_000 == 0 or done == n:
-                log.info("memory-check produce: %d/%d (%.0f ev/s incl. generating)", done, n,
-                         done / (time.perf_counter() - started))
+                log.info(
+                    "memory-check produce: %d/%d (%.0f ev/s incl. generating)",
+                    done,
+                    n,
+                    done / (time.perf_counter() - started),
+                )
         return ends, time.perf_counter() - started
     finally:
         await producer.stop()
@@ -276,12 +283,16 @@ class BaselineResult:
     broker_cpu_cores: float | None = None
 
 
-async def raw_baseline(bootstrap: str, topic: str, partitions: int, n: int, max_records: int,
-                       broker_pid: int | None) -> BaselineResult:
+async def raw_baseline(
+    bootstrap: str, topic: str, partitions: int, n: int, max_records: int, broker_pid: int | None
+) -> BaselineResult:
     """Read all ``n`` records from the beginning with ``getmany`` and ``orjson.loads`` each."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
-        auto_offset_reset="earliest", client_id="bench-baseline",
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        client_id="bench-baseline",
     )
     await consumer.start()
     try:
@@ -320,7 +331,9 @@ async def warm_up_broker(bootstrap: str, marker: str) -> float:
     started = time.perf_counter()
     topic = f"{marker}warmup"
     await create_topic(bootstrap, topic, 1)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, transactional_id=f"{marker}warmup", client_id="bench-warmup")
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, transactional_id=f"{marker}warmup", client_id="bench-warmup"
+    )
     await producer.start()
     try:
         async with producer.transaction():
@@ -535,8 +548,16 @@ class Configuration:
     def effective(self) -> dict[str, str]:
         """Settings that matter for ingest, as the worker will see them (defaults included)."""
         s = self.settings
-        keys = ["partitions", "store", "batch_max", "batch_within_seconds", "commit_interval_seconds",
-                "session_timeout_seconds", "transaction_timeout_seconds", "warehouse_enabled"]
+        keys = [
+            "partitions",
+            "store",
+            "batch_max",
+            "batch_within_seconds",
+            "commit_interval_seconds",
+            "session_timeout_seconds",
+            "transaction_timeout_seconds",
+            "warehouse_enabled",
+        ]
         if s.warehouse_enabled:
             keys += ["warehouse_dir", "warehouse_flush_seconds", "warehouse_max_buffer_bytes"]
         keys += ["data_dir", "log_level"]
@@ -557,8 +578,19 @@ async def create_stage2_sources(bootstrap: str, topics: Topics, partitions: int)
     return [spec.name for spec in specs]
 
 
-def make_configuration(name: str, title: str, *, bootstrap: str, prefix: str, app_id: str, partitions: int,
-                       warehouse: bool, run_dir: Path, profile: bool = False, diagnose: bool = False) -> Configuration:
+def make_configuration(
+    name: str,
+    title: str,
+    *,
+    bootstrap: str,
+    prefix: str,
+    app_id: str,
+    partitions: int,
+    warehouse: bool,
+    run_dir: Path,
+    profile: bool = False,
+    diagnose: bool = False,
+) -> Configuration:
     """Only what a benchmark must set; everything else stays at the defaults a user gets."""
     env = {
         "BIFROST_KAFKA_BOOTSTRAP": bootstrap,
@@ -601,8 +633,9 @@ class WorkerProcess:
         if self.diag_path is not None:
             env["BIFROST_BENCH_DIAG_OUT"] = str(self.diag_path)
         with self.log_path.open("ab") as sink:
-            self.process = subprocess.Popen(self.command, env=env, cwd=config.cwd, stdout=sink,
-                                            stderr=subprocess.STDOUT, start_new_session=True)
+            self.process = subprocess.Popen(
+                self.command, env=env, cwd=config.cwd, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True
+            )
         self.pid = self.process.pid
         self.spawned_at = time.perf_counter()
         self.rss = RssSampler(self.pid)
@@ -616,7 +649,7 @@ class WorkerProcess:
         try:
             async with http.get(self.url + path) as response:
                 return response.status, await response.read()
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
+        except (TimeoutError, aiohttp.ClientError, OSError):
             return 0, b""
 
     async def metrics(self, http: aiohttp.ClientSession) -> dict[str, list[tuple[dict[str, str], float]]]:
@@ -684,7 +717,9 @@ async def wait_until(probe: Any, *, timeout: float, interval: float, what: str, 
         if value:
             return value
         if not worker.alive():
-            raise RuntimeError(f"worker exited (code {worker.process.returncode}) while waiting for " f"{what}:\n{worker.log_tail()}")
+            raise RuntimeError(
+                f"worker exited (code {worker.process.returncode}) while waiting for {what}:\n{worker.log_tail()}"
+            )
         await asyncio.sleep(interval)
     raise RuntimeError(f"timed out after {timeout:.0f} s waiting for {what}:\n{worker.log_tail()}")
 
@@ -726,8 +761,17 @@ class DrainResult:
     window_monotonic: tuple[float, float] | None = None  # (ready, ingest done), time.monotonic()
 
 
-async def drain(worker: WorkerProcess, watch: KafkaWatch, http: aiohttp.ClientSession, ends: dict[int, int],
-                broker_pid: int | None, *, timeout: float, views: bool = True, sink: bool = True) -> DrainResult:
+async def drain(
+    worker: WorkerProcess,
+    watch: KafkaWatch,
+    http: aiohttp.ClientSession,
+    ends: dict[int, int],
+    broker_pid: int | None,
+    *,
+    timeout: float,
+    views: bool = True,
+    sink: bool = True,
+) -> DrainResult:
     """Ready → ingest group committed the end offsets → views sum to N; sink group likewise (if on)."""
     s = worker.settings
     n = sum(ends.values())
@@ -739,7 +783,9 @@ async def drain(worker: WorkerProcess, watch: KafkaWatch, http: aiohttp.ClientSe
     async def owns_all() -> bool:
         return await worker.owned_inputs(http) == partitions
 
-    await wait_until(owns_all, timeout=180, interval=0.05, what=f"worker to own all {partitions} input partitions", worker=worker)
+    await wait_until(
+        owns_all, timeout=180, interval=0.05, what=f"worker to own all {partitions} input partitions", worker=worker
+    )
     ready = CpuMark.take(worker.pid, broker_pid)
     result.startup_seconds = ready.at - worker.spawned_at
     ready_monotonic = time.monotonic()
@@ -747,8 +793,13 @@ async def drain(worker: WorkerProcess, watch: KafkaWatch, http: aiohttp.ClientSe
     result.ingest_done_before_ready = progress(await watch.committed(ingest_group), ends)
     if warehouse:
         result.sink_done_before_ready = progress(await watch.committed(sink_group), ends)
-    log.info("%s: ready %.1f s after spawn (%d already committed by ingest), RSS %.0f MiB", worker.config.name,
-             result.startup_seconds, result.ingest_done_before_ready, result.rss_ready_mib or 0)
+    log.info(
+        "%s: ready %.1f s after spawn (%d already committed by ingest), RSS %.0f MiB",
+        worker.config.name,
+        result.startup_seconds,
+        result.ingest_done_before_ready,
+        result.rss_ready_mib or 0,
+    )
     deadline = ready.at + timeout
     ingest_done = asyncio.Event()
     done_at: dict[str, float] = {}
@@ -767,13 +818,20 @@ async def drain(worker: WorkerProcess, watch: KafkaWatch, http: aiohttp.ClientSe
                 ingest_done.set()
                 return
             if now > deadline or not worker.alive():
-                raise RuntimeError(f"ingest committed {progress(committed, ends)}/{n} (worker alive: {worker.alive()}):\n"
-                                   f"{worker.log_tail()}")
+                raise RuntimeError(
+                    f"ingest committed {progress(committed, ends)}/{n} (worker alive: {worker.alive()}):\n"
+                    f"{worker.log_tail()}"
+                )
             if now - last_log >= 2.0:
                 last_log = now
                 done = progress(committed, ends)
-                log.info("%s: ingest committed %d/%d (%.0f ev/s since ready)", worker.config.name, done, n,
-                         (done - result.ingest_done_before_ready) / (now - ready.at))
+                log.info(
+                    "%s: ingest committed %d/%d (%.0f ev/s since ready)",
+                    worker.config.name,
+                    done,
+                    n,
+                    (done - result.ingest_done_before_ready) / (now - ready.at),
+                )
             await asyncio.sleep(0.05)
 
     async def watch_views() -> None:
@@ -833,12 +891,19 @@ async def drain(worker: WorkerProcess, watch: KafkaWatch, http: aiohttp.ClientSe
         result.batch_seconds_mean = metric_sum(metrics, "bifrost_ingest_batch_seconds_sum") / result.batches
     result.batch_seconds_p50 = histogram_quantile(metrics, "bifrost_ingest_batch_seconds", 0.50)
     result.batch_seconds_p99 = histogram_quantile(metrics, "bifrost_ingest_batch_seconds", 0.99)
-    partials = [v for labels, v in metrics.get("bifrost_live_window_partials", []) if labels.get("stage") == "partition"]
+    partials = [
+        v for labels, v in metrics.get("bifrost_live_window_partials", []) if labels.get("stage") == "partition"
+    ]
     result.live_partials = int(partials[0]) if partials else None
-    log.info("%s: ingest folded %d in %.2f s after ready (%.0f ev/s); views %s after the drain%s", worker.config.name,
-             measured, result.ingest_seconds, result.ingest_events_per_second,
-             fmt_ms(result.views_after_drain_seconds),
-             f"; sink committed all {result.sink_seconds:.1f} s after ready" if warehouse else "")
+    log.info(
+        "%s: ingest folded %d in %.2f s after ready (%.0f ev/s); views %s after the drain%s",
+        worker.config.name,
+        measured,
+        result.ingest_seconds,
+        result.ingest_events_per_second,
+        fmt_ms(result.views_after_drain_seconds),
+        f"; sink committed all {result.sink_seconds:.1f} s after ready" if warehouse else "",
+    )
     return result
 
 
@@ -873,8 +938,11 @@ class LoadResult:
     window_monotonic: tuple[float, float] | None = None  # (go, load end), time.monotonic()
 
 
-def histogram_delta(before: dict[str, list[tuple[dict[str, str], float]]],
-                    after: dict[str, list[tuple[dict[str, str], float]]], name: str) -> dict[str, list[tuple[dict[str, str], float]]]:
+def histogram_delta(
+    before: dict[str, list[tuple[dict[str, str], float]]],
+    after: dict[str, list[tuple[dict[str, str], float]]],
+    name: str,
+) -> dict[str, list[tuple[dict[str, str], float]]]:
     """``after - before`` of one histogram's series (for quantiles over an interval)."""
     old = {tuple(sorted(labels.items())): v for labels, v in before.get(name, [])}
     return {name: [(labels, v - old.get(tuple(sorted(labels.items())), 0.0)) for labels, v in after.get(name, [])]}
@@ -883,17 +951,38 @@ def histogram_delta(before: dict[str, list[tuple[dict[str, str], float]]],
 def probe_event(k: int) -> RoutingEvent:
     """One probe, stamped now, for its own router (so its snapshot identifies it)."""
     return RoutingEvent(
-        request_id=f"probe-{k}", ts=time.time(), router_id=f"probe-{k:05d}", arm="v12", model="mid-general",
-        provider="acme", bucket=Bucket.MID, latency_ms=500.0, cost_usd=0.001, success=True,
+        request_id=f"probe-{k}",
+        ts=time.time(),
+        router_id=f"probe-{k:05d}",
+        arm="v12",
+        model="mid-general",
+        provider="acme",
+        bucket=Bucket.MID,
+        latency_ms=500.0,
+        cost_usd=0.001,
+        success=True,
     )
 
 
-def start_load_process(bootstrap: str, topic: str, rate: float, seconds: float, log_path: Path) -> subprocess.Popen[str]:
-    command = [sys.executable, str(BENCH_DIR / "ingest_load.py"), "--bootstrap", bootstrap, "--topic", topic,
-               "--rate", f"{rate:.0f}", "--seconds", f"{seconds:g}"]
+def start_load_process(
+    bootstrap: str, topic: str, rate: float, seconds: float, log_path: Path
+) -> subprocess.Popen[str]:
+    command = [
+        sys.executable,
+        str(BENCH_DIR / "ingest_load.py"),
+        "--bootstrap",
+        bootstrap,
+        "--topic",
+        topic,
+        "--rate",
+        f"{rate:.0f}",
+        "--seconds",
+        f"{seconds:g}",
+    ]
     with log_path.open("a") as errors:
-        return subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errors, text=True,
-                                start_new_session=True)
+        return subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errors, text=True, start_new_session=True
+        )
 
 
 async def read_json_line(process: subprocess.Popen[str], timeout: float) -> dict[str, Any]:
@@ -904,9 +993,18 @@ async def read_json_line(process: subprocess.Popen[str], timeout: float) -> dict
     return json.loads(line)
 
 
-async def latency_under_load(worker: WorkerProcess, watch: KafkaWatch, http: aiohttp.ClientSession, bootstrap: str,
-                             rate: float, seconds: float, probes: int, view_every: int, broker_pid: int | None,
-                             run_dir: Path) -> LoadResult:
+async def latency_under_load(
+    worker: WorkerProcess,
+    watch: KafkaWatch,
+    http: aiohttp.ClientSession,
+    bootstrap: str,
+    rate: float,
+    seconds: float,
+    probes: int,
+    view_every: int,
+    broker_pid: int | None,
+    run_dir: Path,
+) -> LoadResult:
     """Paced load in a child process; probes from here, timed to their window-partials snapshot and view."""
     s = worker.settings
     topics = s.topics
@@ -914,10 +1012,18 @@ async def latency_under_load(worker: WorkerProcess, watch: KafkaWatch, http: aio
     load = start_load_process(bootstrap, topics.routing_events, rate, seconds, run_dir / "load.log")
     try:
         ready = await read_json_line(load, timeout=300)
-        log.info("load: child ready (%s events pre-generated); probes every %.0f ms", ready.get("events"),
-                 1000 * seconds / probes)
-        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, isolation_level="read_committed",
-                                    fetch_max_wait_ms=20, client_id="bench-probe-watch")
+        log.info(
+            "load: child ready (%s events pre-generated); probes every %.0f ms",
+            ready.get("events"),
+            1000 * seconds / probes,
+        )
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap,
+            group_id=None,
+            isolation_level="read_committed",
+            fetch_max_wait_ms=20,
+            client_id="bench-probe-watch",
+        )
         await consumer.start()
         sent: dict[bytes, float] = {}
         seen: dict[bytes, float] = {}
@@ -991,8 +1097,13 @@ async def latency_under_load(worker: WorkerProcess, watch: KafkaWatch, http: aio
                 await lag_task
                 metrics_after = await worker.metrics(http)
             delta = {}
-            for name in ("bifrost_ingest_batch_seconds_bucket", "bifrost_ingest_batch_seconds_count",
-                         "bifrost_ingest_batch_seconds_sum", "bifrost_ingest_batch_records_sum", "bifrost_rollup_partials_total"):
+            for name in (
+                "bifrost_ingest_batch_seconds_bucket",
+                "bifrost_ingest_batch_seconds_count",
+                "bifrost_ingest_batch_seconds_sum",
+                "bifrost_ingest_batch_records_sum",
+                "bifrost_rollup_partials_total",
+            ):
                 delta.update(histogram_delta(metrics_before, metrics_after, name))
             result.batches = int(metric_sum(delta, "bifrost_ingest_batch_seconds_count"))
             if result.batches:
@@ -1016,7 +1127,9 @@ async def latency_under_load(worker: WorkerProcess, watch: KafkaWatch, http: aio
             await asyncio.gather(*view_tasks)
             stop_consuming.set()
             await consumer_task
-            result.dlq_during_load = int(metric_sum(await worker.metrics(http), "bifrost_dlq_events_total") - dlq_before)
+            result.dlq_during_load = int(
+                metric_sum(await worker.metrics(http), "bifrost_dlq_events_total") - dlq_before
+            )
         finally:
             for task in view_tasks:
                 task.cancel()
@@ -1027,11 +1140,17 @@ async def latency_under_load(worker: WorkerProcess, watch: KafkaWatch, http: aio
         if load.poll() is None:
             load.kill()
         load.wait(timeout=10)
-    log.info("load: %s; probes p50 %s p99 %s (%d/%d seen); views p50 %s p99 %s (%d)",
-             fmt_load(result.load), fmt_ms(quantile(result.partials_latencies_s, 0.5)),
-             fmt_ms(quantile(result.partials_latencies_s, 0.99)), len(result.partials_latencies_s), result.probes_sent,
-             fmt_ms(quantile(result.view_latencies_s, 0.5)), fmt_ms(quantile(result.view_latencies_s, 0.99)),
-             len(result.view_latencies_s))
+    log.info(
+        "load: %s; probes p50 %s p99 %s (%d/%d seen); views p50 %s p99 %s (%d)",
+        fmt_load(result.load),
+        fmt_ms(quantile(result.partials_latencies_s, 0.5)),
+        fmt_ms(quantile(result.partials_latencies_s, 0.99)),
+        len(result.partials_latencies_s),
+        result.probes_sent,
+        fmt_ms(quantile(result.view_latencies_s, 0.5)),
+        fmt_ms(quantile(result.view_latencies_s, 0.99)),
+        len(result.view_latencies_s),
+    )
     return result
 
 
@@ -1074,16 +1193,39 @@ class ConfigurationResult:
     diagnosis: dict[str, Any] | None = None
 
 
-async def run_configuration(config: Configuration, *, bootstrap: str, topic: str, ends: dict[int, int],
-                            broker_pid: int | None, drain_timeout: float, load: dict[str, Any] | None,
-                            run_dir: Path, sink: bool = True) -> ConfigurationResult:
+async def run_configuration(
+    config: Configuration,
+    *,
+    bootstrap: str,
+    topic: str,
+    ends: dict[int, int],
+    broker_pid: int | None,
+    drain_timeout: float,
+    load: dict[str, Any] | None,
+    run_dir: Path,
+    sink: bool = True,
+) -> ConfigurationResult:
     """Spawn the worker, drain, (optionally) measure latency under load, stop it."""
     loadavg = os.getloadavg()
     worker = WorkerProcess(config)
-    log.info("%s: pid %d, %s, cwd %s, env %s", config.name, worker.pid, " ".join(worker.command), config.cwd,
-             " ".join(f"{k}={v}" for k, v in config.env.items()))
-    out = ConfigurationResult(config.name, config.title, worker.command, str(config.cwd), dict(config.env),
-                              config.effective(), {}, loadavg_before=loadavg)
+    log.info(
+        "%s: pid %d, %s, cwd %s, env %s",
+        config.name,
+        worker.pid,
+        " ".join(worker.command),
+        config.cwd,
+        " ".join(f"{k}={v}" for k, v in config.env.items()),
+    )
+    out = ConfigurationResult(
+        config.name,
+        config.title,
+        worker.command,
+        str(config.cwd),
+        dict(config.env),
+        config.effective(),
+        {},
+        loadavg_before=loadavg,
+    )
     try:
         timeout = aiohttp.ClientTimeout(total=10)
         async with aiohttp.ClientSession(timeout=timeout) as http, KafkaWatch(bootstrap, topic, len(ends)) as watch:
@@ -1091,11 +1233,25 @@ async def run_configuration(config: Configuration, *, bootstrap: str, topic: str
             out.drain = asdict(drained)
             if load is not None:
                 rate = load.get("rate") or load["fraction"] * drained.ingest_events_per_second
-                log.info("%s: latency under load at %.0f ev/s (%.0f%% of its ingest rate) for %.0f s", config.name,
-                         rate, 100 * rate / drained.ingest_events_per_second if drained.ingest_events_per_second else 0,
-                         load["seconds"])
-                loaded = await latency_under_load(worker, watch, http, bootstrap, rate, load["seconds"], load["probes"],
-                                                  load["view_every"], broker_pid, run_dir)
+                log.info(
+                    "%s: latency under load at %.0f ev/s (%.0f%% of its ingest rate) for %.0f s",
+                    config.name,
+                    rate,
+                    100 * rate / drained.ingest_events_per_second if drained.ingest_events_per_second else 0,
+                    load["seconds"],
+                )
+                loaded = await latency_under_load(
+                    worker,
+                    watch,
+                    http,
+                    bootstrap,
+                    rate,
+                    load["seconds"],
+                    load["probes"],
+                    load["view_every"],
+                    broker_pid,
+                    run_dir,
+                )
                 out.load = asdict(loaded)
             out.rss_end_mib = worker.rss.now()
     finally:
@@ -1119,8 +1275,13 @@ def diagnose_samples(path: Path, windows: dict[str, tuple[float, float] | None])
         return {"error": f"no diagnostic samples: {exc!r}"}
 
     def stats(values: list[float]) -> dict[str, float | int | None]:
-        return {"n": len(values), "p50_ms": ms(quantile(values, 0.5)), "p90_ms": ms(quantile(values, 0.9)),
-                "p99_ms": ms(quantile(values, 0.99)), "max_ms": ms(max(values) if values else None)}
+        return {
+            "n": len(values),
+            "p50_ms": ms(quantile(values, 0.5)),
+            "p90_ms": ms(quantile(values, 0.9)),
+            "p99_ms": ms(quantile(values, 0.99)),
+            "max_ms": ms(max(values) if values else None),
+        }
 
     def ms(value: float | None) -> float | None:
         return None if value is None else round(value * 1000, 1)
@@ -1159,8 +1320,9 @@ def diagnose_samples(path: Path, windows: dict[str, tuple[float, float] | None])
 # --------------------------------------------------------------------------- memory check
 
 
-async def memory_check(config: Configuration, *, bootstrap: str, events: int, checkpoint: int, seed: int,
-                       broker_pid: int | None) -> dict[str, Any]:
+async def memory_check(
+    config: Configuration, *, bootstrap: str, events: int, checkpoint: int, seed: int, broker_pid: int | None
+) -> dict[str, Any]:
     """Default configuration over ``events`` events: RSS when ``checkpoint`` and when all were folded."""
     topic = config.settings.topics.routing_events
     partitions = config.settings.partitions
@@ -1168,12 +1330,18 @@ async def memory_check(config: Configuration, *, bootstrap: str, events: int, ch
     ends, produce_seconds = await produce_streaming(bootstrap, topic, events, seed)
     worker = WorkerProcess(config)
     log.info("memory-check: pid %d on %s (%d events)", worker.pid, topic, events)
-    out: dict[str, Any] = {"events": events, "checkpoint": checkpoint, "topic": topic, "env": dict(config.env),
-                           "produce_seconds": produce_seconds}
+    out: dict[str, Any] = {
+        "events": events,
+        "checkpoint": checkpoint,
+        "topic": topic,
+        "env": dict(config.env),
+        "produce_seconds": produce_seconds,
+    }
     ingest_group = f"{config.settings.app_id}-ingest"
     try:
         timeout = aiohttp.ClientTimeout(total=10)
         async with aiohttp.ClientSession(timeout=timeout) as http, KafkaWatch(bootstrap, topic, partitions) as watch:
+
             async def owns_all() -> bool:
                 return await worker.owned_inputs(http) == partitions
 
@@ -1197,7 +1365,9 @@ async def memory_check(config: Configuration, *, bootstrap: str, events: int, ch
                     out["rss_end_mib"] = worker.rss.now()
                     out["seconds"] = now - ready.at
                     out["events_per_second"] = events / out["seconds"]
-                    out["worker_cpu_cores"], out["broker_cpu_cores"] = ready.cores_until(CpuMark.take(worker.pid, broker_pid))
+                    out["worker_cpu_cores"], out["broker_cpu_cores"] = ready.cores_until(
+                        CpuMark.take(worker.pid, broker_pid)
+                    )
                     metrics = await worker.metrics(http)
                     out["live_partials_end"] = int(metric_sum(metrics, "bifrost_live_window_partials"))
                     break
@@ -1235,16 +1405,26 @@ class WorkerProfile:
     by_package: list[dict[str, Any]] = field(default_factory=list)
 
 
-async def profile_worker(config: Configuration, *, bootstrap: str, topic: str, ends: dict[int, int],
-                         broker_pid: int | None, timeout: float, run_dir: Path) -> WorkerProfile:
+async def profile_worker(
+    config: Configuration,
+    *,
+    bootstrap: str,
+    topic: str,
+    ends: dict[int, int],
+    broker_pid: int | None,
+    timeout: float,
+    run_dir: Path,
+) -> WorkerProfile:
     """Drain the backlog with a profiled worker; SIGINT it and read its profile."""
     profile_path = run_dir / "worker.prof"
     worker = WorkerProcess(config, profile_path=profile_path)
     log.info("profile: pid %d under cProfile -> %s", worker.pid, profile_path)
     seconds = rate = None
     try:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http, \
-                KafkaWatch(bootstrap, topic, len(ends)) as watch:
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http,
+            KafkaWatch(bootstrap, topic, len(ends)) as watch,
+        ):
             drained = await drain(worker, watch, http, ends, broker_pid, timeout=timeout, views=False, sink=False)
         seconds, rate = drained.ingest_seconds, drained.ingest_events_per_second
         log.info("profile: ingest drained in %.2f s under cProfile (%.0f ev/s)", seconds, rate)
@@ -1255,8 +1435,12 @@ async def profile_worker(config: Configuration, *, bootstrap: str, topic: str, e
     stats = pstats.Stats(str(profile_path))
     total = sum(row[2] for row in stats.stats.values())  # type: ignore[attr-defined]
     return WorkerProfile(
-        True, f"profile written on SIGINT (exit code {code}); covers start-up, the drain (ingest and, as "
-              f"configured, the warehouse sink's consumption), and shutdown", seconds, rate, code,
+        True,
+        f"profile written on SIGINT (exit code {code}); covers start-up, the drain (ingest and, as "
+        f"configured, the warehouse sink's consumption), and shutdown",
+        seconds,
+        rate,
+        code,
         profiled_seconds=total,
         top_tottime=top_functions(stats, "tottime", 20),
         top_bifrost_cumulative=top_functions(stats, "cumulative", 15, only=is_bifrost),
@@ -1273,7 +1457,7 @@ def input_batches(workload: Workload, topic: str, size: int) -> list[list[InputR
         InputRecord(topic, workload.partitions[i], workload.offsets[i], workload.keys[i], workload.values[i])
         for i in range(len(workload))
     ]
-    return [records[lo:lo + size] for lo in range(0, len(records), size)]
+    return [records[lo : lo + size] for lo in range(0, len(records), size)]
 
 
 @dataclass(slots=True)
@@ -1331,7 +1515,7 @@ def package_of(filename: str, name: str) -> str:
     own = re.search(r"(?:^|/)bifrost/([a-z_]+)/", filename)
     repo = str(REPO_DIR) + os.sep
     if own or filename.startswith(repo):
-        folder = own.group(1) if own else filename[len(repo):].split(os.sep, 1)[0]
+        folder = own.group(1) if own else filename[len(repo) :].split(os.sep, 1)[0]
         return f"bifrost.{folder}"
     if "asyncio" in filename:
         return "stdlib asyncio"
@@ -1360,8 +1544,13 @@ def run_fold_benchmark(workload: Workload, topic: str) -> dict[str, Any]:
     """Timed pass (no profiler), then a cProfile pass; the profile's top lists."""
     batches = input_batches(workload, topic, FOLD_BATCH)
     timed = fold_pass(batches, topic)
-    log.info("fold: %d events, fold-only %.0f ev/s, fold+encode %.0f ev/s, %d partials",
-             timed.events, timed.fold_events_per_second, timed.with_store_events_per_second, timed.partials)
+    log.info(
+        "fold: %d events, fold-only %.0f ev/s, fold+encode %.0f ev/s, %d partials",
+        timed.events,
+        timed.fold_events_per_second,
+        timed.with_store_events_per_second,
+        timed.partials,
+    )
     profiler = cProfile.Profile()
     profiled = fold_pass(batches, topic, profiler)
     log.info("fold: under cProfile %.0f ev/s (fold only)", profiled.fold_events_per_second)
@@ -1386,8 +1575,9 @@ def run_fold_benchmark(workload: Workload, topic: str) -> dict[str, Any]:
 
 def code_state() -> dict[str, Any]:
     """HEAD, and files of the installed (editable) package that differ from it: the workers run those."""
-    status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=REPO_DIR,
-                            capture_output=True, text=True).stdout.splitlines()
+    status = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=all"], cwd=REPO_DIR, capture_output=True, text=True
+    ).stdout.splitlines()
     code_dirs = ("streams/", "schemas/", "config/", "client/", "cli/", "devkafka/", "router/", "trainer/")
     dirty = sorted(line[3:] for line in status if line[3:].startswith(code_dirs) and line[3:].endswith(".py"))
     return {"commit": machine.commit(), "uncommitted_package_files": dirty}
@@ -1396,7 +1586,7 @@ def code_state() -> dict[str, Any]:
 def machine_info(kafka: str) -> dict[str, Any]:
     """What the numbers were measured on."""
     return {
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "cpu_count": os.cpu_count(),
         "cpu_model": machine.cpu_model(),
         "platform": platform.platform(),
@@ -1429,9 +1619,11 @@ def fmt_mib(value: float | None) -> str:
 def fmt_load(load: dict[str, Any]) -> str:
     if not load:
         return "no result from the load process"
-    return (f"target {load.get('target_rate', 0):,.0f} ev/s, achieved {load.get('achieved_rate') or 0:,.0f} ev/s "
-            f"({load.get('events', 0):,} events, load process {fmt_cores(load.get('cpu_cores'))} cores"
-            f"{', ' + str(load['error_count']) + ' send errors' if load.get('error_count') else ''})")
+    return (
+        f"target {load.get('target_rate', 0):,.0f} ev/s, achieved {load.get('achieved_rate') or 0:,.0f} ev/s "
+        f"({load.get('events', 0):,} events, load process {fmt_cores(load.get('cpu_cores'))} cores"
+        f"{', ' + str(load['error_count']) + ' send errors' if load.get('error_count') else ''})"
+    )
 
 
 def verdict(ok: bool | None) -> str:
@@ -1448,38 +1640,71 @@ def goals(report: dict[str, Any]) -> list[dict[str, Any]]:
 
     def views_goal(label: str, c: dict[str, Any]) -> dict[str, Any]:
         worst = c["views_after_drain_worst_seconds"]
-        return {"goal": f"{label}, views complete ≤ {GOAL_VIEWS_AFTER_DRAIN_S:.0f} s after the input is consumed"
-                        + (f" (worst of {repeats})" if repeats > 1 else ""),
-                "measured": fmt_ms(worst) if worst is not None else f"not within {VIEWS_TIMEOUT_S:.0f} s",
-                "met": worst is not None and worst <= GOAL_VIEWS_AFTER_DRAIN_S}
+        return {
+            "goal": f"{label}, views complete ≤ {GOAL_VIEWS_AFTER_DRAIN_S:.0f} s after the input is consumed"
+            + (f" (worst of {repeats})" if repeats > 1 else ""),
+            "measured": fmt_ms(worst) if worst is not None else f"not within {VIEWS_TIMEOUT_S:.0f} s",
+            "met": worst is not None and worst <= GOAL_VIEWS_AFTER_DRAIN_S,
+        }
 
     if default:
         rate, fraction = default["ingest_events_per_second_median"], default["fraction_of_baseline_median"]
-        out.append({"goal": f"default configuration ≥ {GOAL_DEFAULT_RATE:,.0f} ev/s (ingest folded N){of}",
-                    "measured": fmt_rate(rate), "met": rate >= GOAL_DEFAULT_RATE})
-        out.append({"goal": f"default configuration ≥ {GOAL_DEFAULT_FRACTION:.0%} of the raw baseline (ingest " f"folded N){of}",
-                    "measured": f"{fraction:.1%}", "met": fraction >= GOAL_DEFAULT_FRACTION})
+        out.append(
+            {
+                "goal": f"default configuration ≥ {GOAL_DEFAULT_RATE:,.0f} ev/s (ingest folded N){of}",
+                "measured": fmt_rate(rate),
+                "met": rate >= GOAL_DEFAULT_RATE,
+            }
+        )
+        out.append(
+            {
+                "goal": f"default configuration ≥ {GOAL_DEFAULT_FRACTION:.0%} of the raw baseline (ingest "
+                f"folded N){of}",
+                "measured": f"{fraction:.1%}",
+                "met": fraction >= GOAL_DEFAULT_FRACTION,
+            }
+        )
         out.append(views_goal("default configuration", default))
     if alone:
         fraction = alone["fraction_of_baseline_median"]
-        out.append({"goal": f"ingest alone ≥ {GOAL_ALONE_FRACTION:.0%} of the raw baseline{of}",
-                    "measured": f"{fraction:.1%}", "met": fraction >= GOAL_ALONE_FRACTION})
+        out.append(
+            {
+                "goal": f"ingest alone ≥ {GOAL_ALONE_FRACTION:.0%} of the raw baseline{of}",
+                "measured": f"{fraction:.1%}",
+                "met": fraction >= GOAL_ALONE_FRACTION,
+            }
+        )
         out.append(views_goal("ingest alone", alone))
     if default and default.get("load"):
         lat = default["load"]
         p99 = quantile(lat["partials_latencies_s"], 0.99)
         complete = lat["partials_missing"] == 0
-        out.append({"goal": f"p99 end-to-end under load < {GOAL_E2E_P99_S * 1000:.0f} ms (default configuration, "
-                            "publish → window-partials snapshot, read_committed)",
-                    "measured": fmt_ms(p99) + ("" if complete else f" ({lat['partials_missing']} probes never seen)"),
-                    "met": None if p99 is None else (p99 < GOAL_E2E_P99_S and complete)})
+        out.append(
+            {
+                "goal": f"p99 end-to-end under load < {GOAL_E2E_P99_S * 1000:.0f} ms (default configuration, "
+                "publish → window-partials snapshot, read_committed)",
+                "measured": fmt_ms(p99) + ("" if complete else f" ({lat['partials_missing']} probes never seen)"),
+                "met": None if p99 is None else (p99 < GOAL_E2E_P99_S and complete),
+            }
+        )
     mem = report.get("memory_check")
     if mem and mem.get("rss_change") is not None:
-        out.append({"goal": f"RSS flat ±{GOAL_RSS_DRIFT:.0%} from {mem['checkpoint']:,} to {mem['events']:,} " "events (default configuration)",
-                    "measured": f"{mem['rss_change']:+.1%}", "met": abs(mem["rss_change"]) <= GOAL_RSS_DRIFT})
+        out.append(
+            {
+                "goal": f"RSS flat ±{GOAL_RSS_DRIFT:.0%} from {mem['checkpoint']:,} to {mem['events']:,} "
+                "events (default configuration)",
+                "measured": f"{mem['rss_change']:+.1%}",
+                "met": abs(mem["rss_change"]) <= GOAL_RSS_DRIFT,
+            }
+        )
     else:
-        out.append({"goal": f"RSS flat ±{GOAL_RSS_DRIFT:.0%} from 1M to 5M events", "measured": "not run (--memory-check)",
-                    "met": None})
+        out.append(
+            {
+                "goal": f"RSS flat ±{GOAL_RSS_DRIFT:.0%} from 1M to 5M events",
+                "measured": "not run (--memory-check)",
+                "met": None,
+            }
+        )
     return out
 
 
@@ -1487,15 +1712,32 @@ def summary_rows(report: dict[str, Any]) -> list[tuple[str, str, str]]:
     """(measure, value, note) rows shared by the console table and the Markdown file."""
     b = report["baseline"]
     rows = [
-        ("events", f"{report['events']:,}", f"{report['partitions']} partitions, {len(ROUTERS)} routers, {len(ARMS)} arms, "
-                                          f"{report['mean_event_bytes']:.0f} B/event, simulated {SIM_RATE_PER_SECOND:.0f} req/s " "of event time"),
-        ("produce (setup, not a result)", fmt_rate(report["produce"]["events_per_second"]),
-         f"{report['produce']['seconds']:.1f} s, aiokafka acks=1, linger 50 ms"),
-        ("raw baseline: getmany + orjson.loads", fmt_rate(b["median_events_per_second"]),
-         (f"median of {report['repeats']} runs: " + ", ".join(fmt_rate(x) for x in b["runs_events_per_second"]) + "; last: "
-          if report["repeats"] > 1 else "")
-         + f"{b['seconds']:.2f} s, max_records={b['max_records']}; CPU cores: consumer " f"{fmt_cores(b['consumer_cpu_cores'])}, "
-         f"broker {fmt_cores(b['broker_cpu_cores'])}"),
+        (
+            "events",
+            f"{report['events']:,}",
+            f"{report['partitions']} partitions, {len(ROUTERS)} routers, {len(ARMS)} arms, "
+            f"{report['mean_event_bytes']:.0f} B/event, simulated {SIM_RATE_PER_SECOND:.0f} req/s "
+            "of event time",
+        ),
+        (
+            "produce (setup, not a result)",
+            fmt_rate(report["produce"]["events_per_second"]),
+            f"{report['produce']['seconds']:.1f} s, aiokafka acks=1, linger 50 ms",
+        ),
+        (
+            "raw baseline: getmany + orjson.loads",
+            fmt_rate(b["median_events_per_second"]),
+            (
+                f"median of {report['repeats']} runs: "
+                + ", ".join(fmt_rate(x) for x in b["runs_events_per_second"])
+                + "; last: "
+                if report["repeats"] > 1
+                else ""
+            )
+            + f"{b['seconds']:.2f} s, max_records={b['max_records']}; CPU cores: consumer "
+            f"{fmt_cores(b['consumer_cpu_cores'])}, "
+            f"broker {fmt_cores(b['broker_cpu_cores'])}",
+        ),
     ]
     for name in ("default", "ingest-alone"):
         c = report["configurations"].get(name)
@@ -1504,61 +1746,123 @@ def summary_rows(report: dict[str, Any]) -> list[tuple[str, str, str]]:
         d = c["drain"]
         label = "(a) default configuration" if name == "default" else "(b) ingest alone (sink off)"
         runs = c["runs"]
-        rows.append((f"{label}: ingest folded N", fmt_rate(c["ingest_events_per_second_median"]),
-                     f"{c['fraction_of_baseline_median']:.1%} of baseline"
-                     + (f" (medians of {len(runs)} runs: " + ", ".join(
-                         f"{fmt_rate(x['ingest_events_per_second'])} = {x['fraction_of_baseline']:.0%}" for x in runs) + "; last run: "
-                        if len(runs) > 1 else "; ")
-                     + f"{d['ingest_seconds']:.2f} s from ready until group "
-                     f"`<app>-ingest` committed the end offsets (ready {d['startup_seconds']:.1f} s after spawn, "
-                     f"{d['ingest_done_before_ready']:,} committed before); CPU cores: worker " f"{fmt_cores(d['worker_cpu_cores'])}, "
-                     f"broker {fmt_cores(d['broker_cpu_cores'])}; {d['batches']} batches of " f"{d['mean_batch_records'] or 0:,.0f} "
-                     f"records, {fmt_ms(d['batch_seconds_mean'])} each on average"))
+        rows.append(
+            (
+                f"{label}: ingest folded N",
+                fmt_rate(c["ingest_events_per_second_median"]),
+                f"{c['fraction_of_baseline_median']:.1%} of baseline"
+                + (
+                    f" (medians of {len(runs)} runs: "
+                    + ", ".join(
+                        f"{fmt_rate(x['ingest_events_per_second'])} = {x['fraction_of_baseline']:.0%}" for x in runs
+                    )
+                    + "; last run: "
+                    if len(runs) > 1
+                    else "; "
+                )
+                + f"{d['ingest_seconds']:.2f} s from ready until group "
+                f"`<app>-ingest` committed the end offsets (ready {d['startup_seconds']:.1f} s after spawn, "
+                f"{d['ingest_done_before_ready']:,} committed before); CPU cores: worker "
+                f"{fmt_cores(d['worker_cpu_cores'])}, "
+                f"broker {fmt_cores(d['broker_cpu_cores'])}; {d['batches']} batches of "
+                f"{d['mean_batch_records'] or 0:,.0f} "
+                f"records, {fmt_ms(d['batch_seconds_mean'])} each on average",
+            )
+        )
         if d["warehouse"]:
-            rows.append((f"{label}: warehouse sink committed N", fmt_rate(d["sink_events_per_second"]),
-                         f"{d['sink_seconds']:.1f} s from ready until group `<app>-warehouse` committed the " "end offsets "
-                         f"(a second consumer of the input; files are written at 50,000 rows or after "
-                         f"BIFROST_WAREHOUSE_FLUSH_SECONDS={c['effective'].get('BIFROST_WAREHOUSE_FLUSH_SECONDS')} s); "
-                         f"committed over time (s after ready: records): "
-                         + ", ".join(f"{t:g}: {v:,}" for t, v in d["sink_timeline"][:8])))
-        rows.append((f"{label}: views complete after drain", fmt_ms(d["views_after_drain_seconds"])
-                     if d["views_after_drain_seconds"] is not None else f"> {VIEWS_TIMEOUT_S:.0f} s",
-                     f"input fully consumed (ingest offsets = end offsets) → `/v1/routers/<r>/metrics` sums to N "
-                     f"(shows {d['views_total']:,})"
-                     + (" (all runs: " + ", ".join(fmt_ms(x["views_after_drain_seconds"]) for x in runs) + ")" if len(runs) > 1 else "")
-                     + f"; DLQ {d['dlq']}, duplicates {d['duplicates']}, folded metric {d['folded_metric']:,}"))
-        rows.append((f"{label}: RSS", f"{fmt_mib(c['rss_start_mib'])} → {fmt_mib(c['rss_end_mib'])}",
-                     f"VmRSS at ready → at the end of the run (drained: {fmt_mib(d['rss_drained_mib'])}, peak "
-                     f"{fmt_mib(c['rss_peak_mib'])}); exit code {c['exit_code']} after SIGTERM " f"({c['stop_seconds']:.1f} s)"))
+            rows.append(
+                (
+                    f"{label}: warehouse sink committed N",
+                    fmt_rate(d["sink_events_per_second"]),
+                    f"{d['sink_seconds']:.1f} s from ready until group `<app>-warehouse` committed the "
+                    "end offsets "
+                    f"(a second consumer of the input; files are written at 50,000 rows or after "
+                    f"BIFROST_WAREHOUSE_FLUSH_SECONDS={c['effective'].get('BIFROST_WAREHOUSE_FLUSH_SECONDS')} s); "
+                    f"committed over time (s after ready: records): "
+                    + ", ".join(f"{t:g}: {v:,}" for t, v in d["sink_timeline"][:8]),
+                )
+            )
+        rows.append(
+            (
+                f"{label}: views complete after drain",
+                fmt_ms(d["views_after_drain_seconds"])
+                if d["views_after_drain_seconds"] is not None
+                else f"> {VIEWS_TIMEOUT_S:.0f} s",
+                f"input fully consumed (ingest offsets = end offsets) → `/v1/routers/<r>/metrics` sums to N "
+                f"(shows {d['views_total']:,})"
+                + (
+                    " (all runs: " + ", ".join(fmt_ms(x["views_after_drain_seconds"]) for x in runs) + ")"
+                    if len(runs) > 1
+                    else ""
+                )
+                + f"; DLQ {d['dlq']}, duplicates {d['duplicates']}, folded metric {d['folded_metric']:,}",
+            )
+        )
+        rows.append(
+            (
+                f"{label}: RSS",
+                f"{fmt_mib(c['rss_start_mib'])} → {fmt_mib(c['rss_end_mib'])}",
+                f"VmRSS at ready → at the end of the run (drained: {fmt_mib(d['rss_drained_mib'])}, peak "
+                f"{fmt_mib(c['rss_peak_mib'])}); exit code {c['exit_code']} after SIGTERM "
+                f"({c['stop_seconds']:.1f} s)",
+            )
+        )
         lat = c.get("load")
         if lat:
             p = lat["partials_latencies_s"]
             v = lat["view_latencies_s"]
-            rows.append((f"{label}: end-to-end under load, p50 / p99", f"{fmt_ms(quantile(p, 0.5))} / {fmt_ms(quantile(p, 0.99))}",
-                         f"publish → the probe router's window-partials snapshot seen by a read_committed consumer; "
-                         f"{len(p)}/{lat['probes_sent']} probes over {lat['seconds']:.0f} s (max " f"{fmt_ms(max(p) if p else None)}); "
-                         f"load {fmt_load(lat['load'])}; CPU cores: worker " f"{fmt_cores(lat['worker_cpu_cores'])}, broker "
-                         f"{fmt_cores(lat['broker_cpu_cores'])}; ingest batches during the load: " f"{lat['batches'] or 0:,}, "
-                         f"{lat['mean_batch_records'] or 0:,.0f} records and " f"{fmt_ms(lat['batch_seconds_mean'])} each on average "
-                         f"(p99 {fmt_ms(lat['batch_seconds_p99'])}, histogram); ingest lag (records behind, " "every 0.5 s): "
-                         + ", ".join(f"{v:,}" for _, v in lat["lag_timeline"][:40])
-                         + f"; at load end {lat['lag_at_load_end'] or 0:,}, caught up " f"{fmt_ms(lat['catch_up_seconds'])} later"))
-            rows.append((f"{label}: end-to-end under load via the view, p50 / p99", f"{fmt_ms(quantile(v, 0.5))} / {fmt_ms(quantile(v, 0.99))}",
-                         f"publish → `/v1/routers/<probe>/metrics` counts it (stage 2, polled every 10 ms); "
-                         f"{len(v)}/{lat['view_probes']} probes (every {report['load']['view_every']}th)"))
+            rows.append(
+                (
+                    f"{label}: end-to-end under load, p50 / p99",
+                    f"{fmt_ms(quantile(p, 0.5))} / {fmt_ms(quantile(p, 0.99))}",
+                    f"publish → the probe router's window-partials snapshot seen by a read_committed consumer; "
+                    f"{len(p)}/{lat['probes_sent']} probes over {lat['seconds']:.0f} s (max "
+                    f"{fmt_ms(max(p) if p else None)}); "
+                    f"load {fmt_load(lat['load'])}; CPU cores: worker "
+                    f"{fmt_cores(lat['worker_cpu_cores'])}, broker "
+                    f"{fmt_cores(lat['broker_cpu_cores'])}; ingest batches during the load: "
+                    f"{lat['batches'] or 0:,}, "
+                    f"{lat['mean_batch_records'] or 0:,.0f} records and "
+                    f"{fmt_ms(lat['batch_seconds_mean'])} each on average "
+                    f"(p99 {fmt_ms(lat['batch_seconds_p99'])}, histogram); ingest lag (records behind, "
+                    "every 0.5 s): "
+                    + ", ".join(f"{v:,}" for _, v in lat["lag_timeline"][:40])
+                    + f"; at load end {lat['lag_at_load_end'] or 0:,}, caught up "
+                    f"{fmt_ms(lat['catch_up_seconds'])} later",
+                )
+            )
+            rows.append(
+                (
+                    f"{label}: end-to-end under load via the view, p50 / p99",
+                    f"{fmt_ms(quantile(v, 0.5))} / {fmt_ms(quantile(v, 0.99))}",
+                    f"publish → `/v1/routers/<probe>/metrics` counts it (stage 2, polled every 10 ms); "
+                    f"{len(v)}/{lat['view_probes']} probes (every {report['load']['view_every']}th)",
+                )
+            )
     mem = report.get("memory_check")
     if mem:
-        rows.append(("memory check (default configuration): RSS", f"{fmt_mib(mem.get('rss_checkpoint_mib'))} → {fmt_mib(mem.get('rss_end_mib'))}",
-                     f"VmRSS when {mem['checkpoint']:,} and when all {mem['events']:,} events were folded "
-                     f"({'%+.1f%%' % (100 * mem['rss_change']) if mem.get('rss_change') is not None else '—'}); ready "
-                     f"{fmt_mib(mem.get('rss_ready_mib'))}, peak {fmt_mib(mem.get('rss_peak_mib'))}; stage-1 partials "
-                     f"{mem.get('live_partials_checkpoint', '—')} → {mem.get('live_partials_end', '—')}; "
-                     f"{fmt_rate(mem.get('events_per_second'))}"))
+        rows.append(
+            (
+                "memory check (default configuration): RSS",
+                f"{fmt_mib(mem.get('rss_checkpoint_mib'))} → {fmt_mib(mem.get('rss_end_mib'))}",
+                f"VmRSS when {mem['checkpoint']:,} and when all {mem['events']:,} events were folded "
+                f"({'%+.1f%%' % (100 * mem['rss_change']) if mem.get('rss_change') is not None else '—'}); ready "
+                f"{fmt_mib(mem.get('rss_ready_mib'))}, peak {fmt_mib(mem.get('rss_peak_mib'))}; stage-1 partials "
+                f"{mem.get('live_partials_checkpoint', '—')} → {mem.get('live_partials_end', '—')}; "
+                f"{fmt_rate(mem.get('events_per_second'))}",
+            )
+        )
     f = report.get("fold")
     if f:
-        rows.append(("fold only (in-process, no Kafka)", fmt_rate(f["fold_only_events_per_second"]),
-                     f"BatchFolder.fold, batches of {f['batch_size']:,}; with encoding the changed partials "
-                     f"{fmt_rate(f['fold_plus_encode_events_per_second'])}; under cProfile " f"{fmt_rate(f['profiled_fold_events_per_second'])}"))
+        rows.append(
+            (
+                "fold only (in-process, no Kafka)",
+                fmt_rate(f["fold_only_events_per_second"]),
+                f"BatchFolder.fold, batches of {f['batch_size']:,}; with encoding the changed partials "
+                f"{fmt_rate(f['fold_plus_encode_events_per_second'])}; under cProfile "
+                f"{fmt_rate(f['profiled_fold_events_per_second'])}",
+            )
+        )
     wp = report.get("worker_profile")
     if wp:
         rows.append(("default configuration under cProfile", fmt_rate(wp.get("events_per_second")), wp["note"]))
@@ -1584,7 +1888,9 @@ def profile_markdown(title: str, rows: list[dict[str, Any]]) -> list[str]:
     return lines + [""]
 
 
-def write_markdown(report: dict[str, Any], rows: list[tuple[str, str, str]], goal_rows: list[dict[str, Any]], path: Path) -> None:
+def write_markdown(
+    report: dict[str, Any], rows: list[tuple[str, str, str]], goal_rows: list[dict[str, Any]], path: Path
+) -> None:
     """``ingest.md``: goals, the table, what ran, the profiles, and the interpretation."""
     m = report["machine"]
     code = report["code"]
@@ -1592,20 +1898,32 @@ def write_markdown(report: dict[str, Any], rows: list[tuple[str, str, str]], goa
         "# Ingest benchmark",
         "",
         f"{m['date']} · {m['cpu_count']} CPUs ({m['cpu_model']}) · {m['platform']} · Python {m['python']} · "
-        f"Kafka {m['kafka']} · aiokafka {m['aiokafka']} · faust-streaming " f"{m['faust_streaming']} · msgspec {m['msgspec']} · "
+        f"Kafka {m['kafka']} · aiokafka {m['aiokafka']} · faust-streaming "
+        f"{m['faust_streaming']} · msgspec {m['msgspec']} · "
         f"commit {code['commit']}",
         "",
         f"Command: `{report['command']}`",
         "",
     ]
     if report["events"] < 1_000_000:
-        lines += [f"**Development run ({report['events']:,} events): a check that the benchmark works, " "not the reference "
-                  f"figures** (those come from the default 1,000,000 events).", ""]
+        lines += [
+            f"**Development run ({report['events']:,} events): a check that the benchmark works, "
+            "not the reference "
+            f"figures** (those come from the default 1,000,000 events).",
+            "",
+        ]
     if code["uncommitted_package_files"]:
-        lines += [f"The workers ran the working tree (editable install): commit {code['commit']} plus " "uncommitted changes "
-                  f"to {', '.join('`' + p + '`' for p in code['uncommitted_package_files'])}.", ""]
-    lines += [f"Load average before the run: {' / '.join(f'{x:.2f}' for x in report['loadavg_start'])} "
-              "(other processes on this machine share the 2 cores; figures are noisy).", ""]
+        lines += [
+            f"The workers ran the working tree (editable install): commit {code['commit']} plus "
+            "uncommitted changes "
+            f"to {', '.join('`' + p + '`' for p in code['uncommitted_package_files'])}.",
+            "",
+        ]
+    lines += [
+        f"Load average before the run: {' / '.join(f'{x:.2f}' for x in report['loadavg_start'])} "
+        "(other processes on this machine share the 2 cores; figures are noisy).",
+        "",
+    ]
     lines += ["## Goals", "", "| goal | measured | |", "|---|---:|---|"]
     lines += [f"| {g['goal']} | {g['measured']} | {verdict(g['met'])} |" for g in goal_rows]
     lines += ["", "## Results", "", "| measure | value | note |", "|---|---:|---|"]
@@ -1614,29 +1932,41 @@ def write_markdown(report: dict[str, Any], rows: list[tuple[str, str, str]], goa
     lines += [
         "Every configuration is one `bifrost-opt worker` process, started by the benchmark with the environment below "
         "(any other `BIFROST_*` variable of the benchmark's own environment removed) in its own working directory, so "
-        "every setting not listed takes the default a user gets (`bifrost-opt config`) and " "relative paths resolve there. "
+        "every setting not listed takes the default a user gets (`bifrost-opt config`) and "
+        "relative paths resolve there. "
         "Each has a fresh app id, hence fresh consumer groups `<app>-ingest`, `<app>` (stage 2) and `<app>-warehouse`, "
-        "and reads the same pre-produced topic from the beginning. Stage 1 commits every " "batch per input partition in a "
+        "and reads the same pre-produced topic from the beginning. Stage 1 commits every "
+        "batch per input partition in a "
         "Kafka transaction (there is no other mode).",
         "",
         f"Before any configuration ran, one transactional commit made the broker create its internal topics "
-        "(`__transaction_state`, `__consumer_offsets`; " f"{report.get('broker_warmup_seconds', 0):.1f} s, a one-time cost a "
+        "(`__transaction_state`, `__consumer_offsets`; "
+        f"{report.get('broker_warmup_seconds', 0):.1f} s, a one-time cost a "
         f"running cluster has paid), and the topics stage 2 subscribes to were created "
-        f"({', '.join('`' + t + '`' for t in report.get('precreated_topics', []))}) as they " "exist after a worker's first "
-        f"start: a worker that starts before they exist logs \"Ignoring missing topic\" and its router loop stays "
+        f"({', '.join('`' + t + '`' for t in report.get('precreated_topics', []))}) as they "
+        "exist after a worker's first "
+        f'start: a worker that starts before they exist logs "Ignoring missing topic" and its router loop stays '
         f"unassigned (views empty for more than 5 minutes here). Order: "
-        + (f"{report['repeats']} repeats of [raw baseline, (b), (a)], each on fresh consumer groups; the last repeat "
-           f"also runs (a) under cProfile before (a), waits for (a)'s warehouse sink and measures latency under load"
-           if report["repeats"] > 1 else
-           "raw baseline, (b), (a) under cProfile (unless --no-worker-profile), (a) with its " "warehouse wait and the load phase")
+        + (
+            f"{report['repeats']} repeats of [raw baseline, (b), (a)], each on fresh consumer groups; the last repeat "
+            f"also runs (a) under cProfile before (a), waits for (a)'s warehouse sink and measures latency under load"
+            if report["repeats"] > 1
+            else "raw baseline, (b), (a) under cProfile (unless --no-worker-profile), (a) with its "
+            "warehouse wait and the load phase"
+        )
         + ". Nothing else of the benchmark runs while a worker is measured.",
         "",
     ]
     for c in report["configurations"].values():
         lines += [f"**{c['title']}** — `{' '.join(c['command'])}` in `{c['cwd']}`", "", "```"]
         lines += [f"{k}={v}" for k, v in c["env"].items()]
-        lines += ["```", "", "Effective ingest-relevant settings (defaults unless set above): "
-                  + ", ".join(f"`{k}={v}`" for k, v in c["effective"].items()), ""]
+        lines += [
+            "```",
+            "",
+            "Effective ingest-relevant settings (defaults unless set above): "
+            + ", ".join(f"`{k}={v}`" for k, v in c["effective"].items()),
+            "",
+        ]
         if c.get("loadavg_before"):
             lines += [f"Load average when it started: {' / '.join(f'{x:.2f}' for x in c['loadavg_before'])}.", ""]
         if c.get("log"):
@@ -1644,23 +1974,31 @@ def write_markdown(report: dict[str, Any], rows: list[tuple[str, str, str]], goa
     if report.get("load"):
         ld = report["load"]
         lines += [
-            "**Latency under load** (default configuration, after its drain): " "`bench/ingest_load.py` (a child process, "
+            "**Latency under load** (default configuration, after its drain): "
+            "`bench/ingest_load.py` (a child process, "
             f"one aiokafka producer, acks=1, linger 5 ms, events with event time = wall time, routers "
             f"{', '.join(ROUTERS)}) publishes at {ld['fraction']:.0%} of that configuration's measured ingest rate for "
             f"{ld['seconds']:.0f} s; meanwhile {ld['probes']} probes (one event each, each with its own router id "
             f"`probe-NNNNN`, evenly spaced) are published from the benchmark process with `bifrost.client.Publisher` "
             f"(acks=all, idempotent, linger 10 ms: the publisher defaults). A probe is visible when a `read_committed` "
-            "consumer of `<prefix>window-partials` (assigned all partitions, fetch wait 20 ms) " "receives a record with its "
+            "consumer of `<prefix>window-partials` (assigned all partitions, fetch wait 20 ms) "
+            "receives a record with its "
             f"router id: the stage-1 transaction holding its fold committed. Every {ld['view_every']}th probe is also "
-            "polled in `/v1/routers/<probe>/metrics` every 10 ms (stage 2 merged it). Latency " "includes the publisher's "
-            "linger and acks, the ingest batch, the transaction commit and the consumer's fetch. " "Quantiles are nearest-rank.",
+            "polled in `/v1/routers/<probe>/metrics` every 10 ms (stage 2 merged it). Latency "
+            "includes the publisher's "
+            "linger and acks, the ingest batch, the transaction commit and the consumer's fetch. "
+            "Quantiles are nearest-rank.",
             "",
         ]
     mem = report.get("memory_check")
     if mem:
-        lines += [f"**Memory check** — default configuration on its own topic `{mem['topic']}` " f"({mem['events']:,} events, "
-                  f"same generator): `" + " ".join(f"{k}={v}" for k, v in mem["env"].items()) + "`. RSS (MiB) every ~5 s "
-                  "(seconds after spawn: MiB): " + ", ".join(f"{t:g}: {r:.0f}" for t, r in mem.get("rss_samples", [])), ""]
+        lines += [
+            f"**Memory check** — default configuration on its own topic `{mem['topic']}` "
+            f"({mem['events']:,} events, "
+            f"same generator): `" + " ".join(f"{k}={v}" for k, v in mem["env"].items()) + "`. RSS (MiB) every ~5 s "
+            "(seconds after spawn: MiB): " + ", ".join(f"{t:g}: {r:.0f}" for t, r in mem.get("rss_samples", [])),
+            "",
+        ]
     for c in report["configurations"].values():
         if c.get("diagnosis"):
             lines += diagnosis_markdown(c["title"], c["diagnosis"])
@@ -1672,8 +2010,10 @@ def write_markdown(report: dict[str, Any], rows: list[tuple[str, str, str]], goa
             lines += [f"| {r['package']} | {r['tottime']:.2f} | {r['share']:.0%} |" for r in wp["by_package"]]
             lines += [""]
             lines += profile_markdown("Top 20 by own time (tottime)", wp["top_tottime"])
-            lines += profile_markdown("bifrost functions, top 15 by cumulative time (async ones include time suspended)",
-                                      wp["top_bifrost_cumulative"])
+            lines += profile_markdown(
+                "bifrost functions, top 15 by cumulative time (async ones include time suspended)",
+                wp["top_bifrost_cumulative"],
+            )
     if report.get("fold"):
         lines += ["## Profile: pure fold (cProfile, in-process)", ""]
         lines += profile_markdown("Top 10 by own time (tottime)", report["fold"]["top_tottime"])
@@ -1686,32 +2026,50 @@ def diagnosis_markdown(title: str, diagnosis: dict[str, Any]) -> list[str]:
     if "error" in diagnosis:
         return ["## Diagnosis", "", diagnosis["error"], ""]
     windows = list(diagnosis)
-    lines = [f"## Diagnosis: stage-1 timings, {title}", "",
-             "Wall times measured inside the worker by `bench/ingest_worker_diag.py` (p50 / p90 / max, ms). A batch is "
-             "one `IngestService._process` call (streams/ingest/service.py): fold, then one transaction per input "
-             "partition with records (`PartitionWriter.commit`, streams/ingest/transactions.py), " "all awaited before the "
-             "next `getmany`. Transaction phases: sends queued (incl. AddPartitionsToTxn wait) / "
-             "`send_offsets_to_transaction` (AddOffsetsToTxn + TxnOffsetCommit) / awaiting the deliveries / "
-             "`commit_transaction` (EndTxn).", "",
-             "| measure | " + " | ".join(windows) + " |", "|---|" + "---:|" * len(windows)]
+    lines = [
+        f"## Diagnosis: stage-1 timings, {title}",
+        "",
+        "Wall times measured inside the worker by `bench/ingest_worker_diag.py` (p50 / p90 / max, ms). A batch is "
+        "one `IngestService._process` call (streams/ingest/service.py): fold, then one transaction per input "
+        "partition with records (`PartitionWriter.commit`, streams/ingest/transactions.py), "
+        "all awaited before the "
+        "next `getmany`. Transaction phases: sends queued (incl. AddPartitionsToTxn wait) / "
+        "`send_offsets_to_transaction` (AddOffsetsToTxn + TxnOffsetCommit) / awaiting the deliveries / "
+        "`commit_transaction` (EndTxn).",
+        "",
+        "| measure | " + " | ".join(windows) + " |",
+        "|---|" + "---:|" * len(windows),
+    ]
 
     def cell(stats: dict[str, Any]) -> str:
         if not stats or not stats.get("n"):
             return "—"
         return f"{stats['p50_ms']:,.1f} / {stats['p90_ms']:,.1f} / {stats['max_ms']:,.1f} (n={stats['n']:,})"
 
-    rows = [("window length", lambda d: f"{d['seconds']:.1f} s"),
-            ("batch (`_process`)", lambda d: cell(d["batches"])),
-            ("records / input partitions per batch (p50)",
-             lambda d: f"{d['records_per_batch_p50'] or 0:,.0f} / {d['input_partitions_per_batch_p50'] or 0}"),
-            ("fold", lambda d: cell(d["fold"])),
-            ("transaction (`commit`)", lambda d: cell(d["transactions"]) + (f", {d['transactions_failed']} failed" if d["transactions_failed"] else "")),
-            ("— sends queued", lambda d: cell(d["txn_phase_sends_queued"])),
-            ("— send_offsets_to_transaction", lambda d: cell(d["txn_phase_send_offsets"])),
-            ("— deliveries", lambda d: cell(d["txn_phase_deliveries"])),
-            ("— commit_transaction (EndTxn)", lambda d: cell(d["txn_phase_end_txn"])),
-            ("event-loop lag (10 ms timer)", lambda d: cell(d["event_loop_lag"])),
-            ("aiokafka warnings (retries)", lambda d: ", ".join(f"{k} {v}" for k, v in d["aiokafka_warnings"].items()) or "none")]
+    rows = [
+        ("window length", lambda d: f"{d['seconds']:.1f} s"),
+        ("batch (`_process`)", lambda d: cell(d["batches"])),
+        (
+            "records / input partitions per batch (p50)",
+            lambda d: f"{d['records_per_batch_p50'] or 0:,.0f} / {d['input_partitions_per_batch_p50'] or 0}",
+        ),
+        ("fold", lambda d: cell(d["fold"])),
+        (
+            "transaction (`commit`)",
+            lambda d: (
+                cell(d["transactions"]) + (f", {d['transactions_failed']} failed" if d["transactions_failed"] else "")
+            ),
+        ),
+        ("— sends queued", lambda d: cell(d["txn_phase_sends_queued"])),
+        ("— send_offsets_to_transaction", lambda d: cell(d["txn_phase_send_offsets"])),
+        ("— deliveries", lambda d: cell(d["txn_phase_deliveries"])),
+        ("— commit_transaction (EndTxn)", lambda d: cell(d["txn_phase_end_txn"])),
+        ("event-loop lag (10 ms timer)", lambda d: cell(d["event_loop_lag"])),
+        (
+            "aiokafka warnings (retries)",
+            lambda d: ", ".join(f"{k} {v}" for k, v in d["aiokafka_warnings"].items()) or "none",
+        ),
+    ]
     for label, render in rows:
         lines.append(f"| {label} | " + " | ".join(render(diagnosis[w]) for w in windows) + " |")
     return lines + [""]
@@ -1731,12 +2089,14 @@ def interpret(report: dict[str, Any]) -> str:
     default, alone = configs.get("default"), configs.get("ingest-alone")
     if default and alone:
         da, db = default["drain"], alone["drain"]
+        medians = f" (medians of {report['repeats']} interleaved repeats)" if report["repeats"] > 1 else ""
         parts.append(
             f"With the warehouse sink on (the default), the worker's ingest stage folded the backlog at "
-            f"{default['ingest_events_per_second_median']:,.0f} ev/s " f"({default['fraction_of_baseline_median']:.0%} of the "
+            f"{default['ingest_events_per_second_median']:,.0f} ev/s "
+            f"({default['fraction_of_baseline_median']:.0%} of the "
             f"raw consumer's {b['median_events_per_second']:,.0f} ev/s); with it off, "
             f"{alone['ingest_events_per_second_median']:,.0f} ev/s ({alone['fraction_of_baseline_median']:.0%})"
-            f"{' (medians of %d interleaved repeats)' % report['repeats'] if report['repeats'] > 1 else ''}. "
+            f"{medians}. "
             f"In the last repeat the worker used {fmt_cores(da['worker_cpu_cores'])} and "
             f"{fmt_cores(db['worker_cpu_cores'])} CPU cores while draining (one Python thread does the consuming, "
             f"folding and transactions; the sink's Parquet writes run in one extra thread), the broker "
@@ -1750,15 +2110,21 @@ def interpret(report: dict[str, Any]) -> str:
                 "(each batch awaits one Kafka transaction per input partition — AddPartitionsToTxn, produce, "
                 "AddOffsetsToTxn + TxnOffsetCommit, EndTxn — before its next fetch) or other processes took the CPU "
                 f"(load average {' / '.join(f'{x:.1f}' for x in report['loadavg_start'])} at the start)"
-                + (f"; under cProfile the worker's main thread spent {idle:.0%} of its time idle in epoll" if idle is not None else "")
+                + (
+                    f"; under cProfile the worker's main thread spent {idle:.0%} of its time idle in epoll"
+                    if idle is not None
+                    else ""
+                )
                 + "; `--diagnose` times the transaction phases."
             )
         if da.get("sink_seconds") is not None:
             parts.append(
                 f"The sink, a second consumer of the same input in the same process, had committed all "
-                f"{da['events']:,} offsets {da['sink_seconds']:.1f} s after ready " f"({fmt_rate(da['sink_events_per_second'])}); "
+                f"{da['events']:,} offsets {da['sink_seconds']:.1f} s after ready "
+                f"({fmt_rate(da['sink_events_per_second'])}); "
                 f"it commits only after a file is written, and a partition's last, partly filled buffer is written "
-                "after BIFROST_WAREHOUSE_FLUSH_SECONDS, so on a finite backlog that interval, not " "its consuming speed, "
+                "after BIFROST_WAREHOUSE_FLUSH_SECONDS, so on a finite backlog that interval, not "
+                "its consuming speed, "
                 f"decides when the last offsets are committed."
             )
     if default and default.get("load"):
@@ -1775,8 +2141,10 @@ def interpret(report: dict[str, Any]) -> str:
         parts.append(
             f"Memory: {fmt_mib(mem['rss_checkpoint_mib'])} after {mem['checkpoint']:,} events, "
             f"{fmt_mib(mem['rss_end_mib'])} after {mem['events']:,} ({mem['rss_change']:+.1%}). Stage 1 keeps a "
-            "window while feedback may still arrive (the longer grace plus one window, ~1 day of " "event time) and stage 2 keeps "
-            "8 days, so state grows with the event time the backlog spans " f"({mem['events'] / SIM_RATE_PER_SECOND / 3600:.1f} h "
+            "window while feedback may still arrive (the longer grace plus one window, ~1 day of "
+            "event time) and stage 2 keeps "
+            "8 days, so state grows with the event time the backlog spans "
+            f"({mem['events'] / SIM_RATE_PER_SECOND / 3600:.1f} h "
             f"here, at the simulated {SIM_RATE_PER_SECOND:.0f} req/s): stage-1 partials went from "
             f"{mem.get('live_partials_checkpoint')} to {mem.get('live_partials_end')}."
         )
@@ -1793,28 +2161,59 @@ def interpret(report: dict[str, Any]) -> str:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--events", type=int, default=1_000_000, help="routing events in the backlog (default 1,000,000)")
-    parser.add_argument("--quick", action="store_true",
-                        help=f"{QUICK_EVENTS:,} events, a 10 s load phase, 500,000 events in the memory check")
-    parser.add_argument("--partitions", type=int, default=DEFAULTS.partitions,
-                        help=f"input partitions (default {DEFAULTS.partitions}, the worker's default " "BIFROST_PARTITIONS)")
+    parser.add_argument(
+        "--events", type=int, default=1_000_000, help="routing events in the backlog (default 1,000,000)"
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"{QUICK_EVENTS:,} events, a 10 s load phase, 500,000 events in the memory check",
+    )
+    parser.add_argument(
+        "--partitions",
+        type=int,
+        default=DEFAULTS.partitions,
+        help=f"input partitions (default {DEFAULTS.partitions}, the worker's default BIFROST_PARTITIONS)",
+    )
     parser.add_argument("--max-records", type=int, default=10_000, help="baseline getmany max_records (default 10,000)")
-    parser.add_argument("--load-seconds", type=float, default=None, help="length of the load phase (default 20 s, --quick 10 s)")
-    parser.add_argument("--load-fraction", type=float, default=0.5, help="load rate as a fraction of the measured ingest rate")
-    parser.add_argument("--load-rate", type=float, default=None, help="fixed load rate in ev/s instead of --load-fraction")
+    parser.add_argument(
+        "--load-seconds", type=float, default=None, help="length of the load phase (default 20 s, --quick 10 s)"
+    )
+    parser.add_argument(
+        "--load-fraction", type=float, default=0.5, help="load rate as a fraction of the measured ingest rate"
+    )
+    parser.add_argument(
+        "--load-rate", type=float, default=None, help="fixed load rate in ev/s instead of --load-fraction"
+    )
     parser.add_argument("--probes", type=int, default=240, help="latency probes during the load phase (default 240)")
-    parser.add_argument("--view-probe-every", type=int, default=10, help="also time every k-th probe in the HTTP view (0: none)")
-    parser.add_argument("--memory-check", action="store_true", help="also run the default configuration over --memory-events")
-    parser.add_argument("--memory-events", type=int, default=None, help="events of the memory check (default 5,000,000)")
-    parser.add_argument("--no-worker-profile", action="store_true", help="skip the default configuration under cProfile")
-    parser.add_argument("--diagnose", action="store_true",
-                        help="run (a) with timing probes around stage 1 (bench/ingest_worker_diag.py): batch, fold, "
-                             "transaction phases, event-loop lag, aiokafka retries; (a)'s figures then come from " "that worker")
+    parser.add_argument(
+        "--view-probe-every", type=int, default=10, help="also time every k-th probe in the HTTP view (0: none)"
+    )
+    parser.add_argument(
+        "--memory-check", action="store_true", help="also run the default configuration over --memory-events"
+    )
+    parser.add_argument(
+        "--memory-events", type=int, default=None, help="events of the memory check (default 5,000,000)"
+    )
+    parser.add_argument(
+        "--no-worker-profile", action="store_true", help="skip the default configuration under cProfile"
+    )
+    parser.add_argument(
+        "--diagnose",
+        action="store_true",
+        help="run (a) with timing probes around stage 1 (bench/ingest_worker_diag.py): batch, fold, "
+        "transaction phases, event-loop lag, aiokafka retries; (a)'s figures then come from "
+        "that worker",
+    )
     parser.add_argument("--no-fold", action="store_true", help="skip the in-process fold measurement")
     parser.add_argument("--keep", action="store_true", help="keep the run directory's warehouse files")
-    parser.add_argument("--repeats", type=int, default=1,
-                        help="baseline, (b) and (a) drains this many times, interleaved, on fresh groups; medians are "
-                             "reported (the warehouse wait and the load phase run once, in the last repeat)")
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="baseline, (b) and (a) drains this many times, interleaved, on fresh groups; medians are "
+        "reported (the warehouse wait and the load phase run once, in the last repeat)",
+    )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--results", type=Path, default=RESULTS_DIR, help="output folder (default bench/results)")
     args = parser.parse_args(argv)
@@ -1863,13 +2262,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     topics = Topics(prefix)
     run_dir = Path(tempfile.mkdtemp(prefix="bifrost-bench-"))
     drain_timeout = max(180.0, n / 2_000)
-    load = {"fraction": args.load_fraction, "rate": args.load_rate, "seconds": args.load_seconds, "probes": args.probes,
-            "view_every": args.view_probe_every}
+    load = {
+        "fraction": args.load_fraction,
+        "rate": args.load_rate,
+        "seconds": args.load_seconds,
+        "probes": args.probes,
+        "view_every": args.view_probe_every,
+    }
     report: dict[str, Any] = {
-        "command": " ".join([".venv/bin/python", "bench/ingest_bench.py", *(argv if argv is not None else sys.argv[1:])]),
-        "events": n, "partitions": partitions, "topic": topics.routing_events, "run_dir": str(run_dir),
-        "workload": {"routers": list(ROUTERS), "arms": ARMS, "sim_rate_per_second": SIM_RATE_PER_SECOND, "seed": args.seed},
-        "code": code_state(), "loadavg_start": os.getloadavg(), "load": load, "configurations": {},
+        "command": " ".join(
+            [".venv/bin/python", "bench/ingest_bench.py", *(argv if argv is not None else sys.argv[1:])]
+        ),
+        "events": n,
+        "partitions": partitions,
+        "topic": topics.routing_events,
+        "run_dir": str(run_dir),
+        "workload": {
+            "routers": list(ROUTERS),
+            "arms": ARMS,
+            "sim_rate_per_second": SIM_RATE_PER_SECOND,
+            "seed": args.seed,
+        },
+        "code": code_state(),
+        "loadavg_start": os.getloadavg(),
+        "load": load,
+        "configurations": {},
         "repeats": args.repeats,
     }
     started = time.perf_counter()
@@ -1878,7 +2295,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         report["machine"] = machine_info(kafka_version(bootstrap, broker))
         broker_pid = broker.pid if broker is not None else None
         if broker is None:
-            stack.callback(lambda: log.info("kafka: deleted %s", asyncio.run(delete_topics_with(bootstrap, [prefix, run_id]))))
+            stack.callback(
+                lambda: log.info("kafka: deleted %s", asyncio.run(delete_topics_with(bootstrap, [prefix, run_id])))
+            )
 
         report["broker_warmup_seconds"] = asyncio.run(warm_up_broker(bootstrap, prefix))
         log.info("kafka: warmed up (internal topics) in %.1f s", report["broker_warmup_seconds"])
@@ -1895,13 +2314,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         report["precreated_topics"] = asyncio.run(create_stage2_sources(bootstrap, topics, partitions))
 
         def configuration(name: str, title: str, warehouse: bool, diagnose: bool = False) -> Configuration:
-            return make_configuration(name, title, bootstrap=bootstrap, prefix=prefix, app_id=f"bench-{run_id}-{name}",
-                                      partitions=partitions, warehouse=warehouse, run_dir=run_dir, diagnose=diagnose)
+            return make_configuration(
+                name,
+                title,
+                bootstrap=bootstrap,
+                prefix=prefix,
+                app_id=f"bench-{run_id}-{name}",
+                partitions=partitions,
+                warehouse=warehouse,
+                run_dir=run_dir,
+                diagnose=diagnose,
+            )
 
         def run(config: Configuration, *, load_phase: dict[str, Any] | None, sink: bool) -> dict[str, Any]:
-            return asdict(asyncio.run(run_configuration(
-                config, bootstrap=bootstrap, topic=topics.routing_events, ends=ends, broker_pid=broker_pid,
-                drain_timeout=drain_timeout, load=load_phase, run_dir=run_dir, sink=sink)))
+            return asdict(
+                asyncio.run(
+                    run_configuration(
+                        config,
+                        bootstrap=bootstrap,
+                        topic=topics.routing_events,
+                        ends=ends,
+                        broker_pid=broker_pid,
+                        drain_timeout=drain_timeout,
+                        load=load_phase,
+                        run_dir=run_dir,
+                        sink=sink,
+                    )
+                )
+            )
 
         # Each repeat: baseline, (b), (a) on fresh consumer groups; ratios are taken within a repeat, so
         # slow drifts in what else runs on the machine hit both sides. Only the last repeat runs the
@@ -1912,35 +2352,63 @@ def main(argv: Sequence[str] | None = None) -> int:
             final = r == args.repeats
             tag = "" if final else f"-r{r}"
             log.info("baseline (repeat %d/%d): raw aiokafka consumer from the beginning", r, args.repeats)
-            baseline = asyncio.run(raw_baseline(bootstrap, topics.routing_events, partitions, n, args.max_records, broker_pid))
+            baseline = asyncio.run(
+                raw_baseline(bootstrap, topics.routing_events, partitions, n, args.max_records, broker_pid)
+            )
             baselines.append(asdict(baseline))
-            log.info("baseline: %d events in %.2f s (%.0f ev/s)", baseline.events, baseline.seconds, baseline.events_per_second)
+            log.info(
+                "baseline: %d events in %.2f s (%.0f ev/s)",
+                baseline.events,
+                baseline.seconds,
+                baseline.events_per_second,
+            )
             alone = configuration("ingest-alone" + tag, "(b) ingest alone: warehouse sink off", warehouse=False)
             runs["ingest-alone"].append(run(alone, load_phase=None, sink=False))
             if final and not args.no_worker_profile:
                 profiled = configuration("profile", "default configuration under cProfile", warehouse=True)
-                report["worker_profile"] = asdict(asyncio.run(profile_worker(
-                    profiled, bootstrap=bootstrap, topic=topics.routing_events, ends=ends, broker_pid=broker_pid,
-                    timeout=drain_timeout * 3, run_dir=run_dir)))
+                report["worker_profile"] = asdict(
+                    asyncio.run(
+                        profile_worker(
+                            profiled,
+                            bootstrap=bootstrap,
+                            topic=topics.routing_events,
+                            ends=ends,
+                            broker_pid=broker_pid,
+                            timeout=drain_timeout * 3,
+                            run_dir=run_dir,
+                        )
+                    )
+                )
             default = configuration(
-                "default" + tag, "(a) default configuration: ingest + stage 2 + warehouse sink"
+                "default" + tag,
+                "(a) default configuration: ingest + stage 2 + warehouse sink"
                 + (" (instrumented: --diagnose)" if args.diagnose and final else ""),
-                warehouse=True, diagnose=args.diagnose and final)
+                warehouse=True,
+                diagnose=args.diagnose and final,
+            )
             runs["default"].append(run(default, load_phase=load if final else None, sink=final))
             for name in runs:
-                runs[name][-1]["fraction_of_baseline"] = (runs[name][-1]["drain"]["ingest_events_per_second"]
-                                                          / baseline.events_per_second)
+                runs[name][-1]["fraction_of_baseline"] = (
+                    runs[name][-1]["drain"]["ingest_events_per_second"] / baseline.events_per_second
+                )
 
         report["baseline"] = dict(baselines[-1])
         report["baseline"]["runs_events_per_second"] = [b["events_per_second"] for b in baselines]
         report["baseline"]["median_events_per_second"] = median([b["events_per_second"] for b in baselines])
         for name, results in runs.items():  # (a) then (b), as in the brief
             c = results[-1]
-            c["runs"] = [{"name": x["name"], "ingest_events_per_second": x["drain"]["ingest_events_per_second"],
-                          "fraction_of_baseline": x["fraction_of_baseline"],
-                          "views_after_drain_seconds": x["drain"]["views_after_drain_seconds"],
-                          "worker_cpu_cores": x["drain"]["worker_cpu_cores"], "broker_cpu_cores": x["drain"]["broker_cpu_cores"],
-                          "loadavg_before": x["loadavg_before"]} for x in results]
+            c["runs"] = [
+                {
+                    "name": x["name"],
+                    "ingest_events_per_second": x["drain"]["ingest_events_per_second"],
+                    "fraction_of_baseline": x["fraction_of_baseline"],
+                    "views_after_drain_seconds": x["drain"]["views_after_drain_seconds"],
+                    "worker_cpu_cores": x["drain"]["worker_cpu_cores"],
+                    "broker_cpu_cores": x["drain"]["broker_cpu_cores"],
+                    "loadavg_before": x["loadavg_before"],
+                }
+                for x in results
+            ]
             c["ingest_events_per_second_median"] = median([x["drain"]["ingest_events_per_second"] for x in results])
             c["fraction_of_baseline_median"] = median([x["fraction_of_baseline"] for x in results])
             views = [x["drain"]["views_after_drain_seconds"] for x in results]
@@ -1949,12 +2417,26 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         if args.memory_check:
             mem_prefix = f"bench{run_id}m."
-            mem = make_configuration("memory", "default configuration, memory check", bootstrap=bootstrap,
-                                     prefix=mem_prefix, app_id=f"bench-{run_id}-memory", partitions=partitions,
-                                     warehouse=True, run_dir=run_dir)
-            report["memory_check"] = asyncio.run(memory_check(
-                mem, bootstrap=bootstrap, events=args.memory_events, checkpoint=min(n, args.memory_events),
-                seed=args.seed + 1, broker_pid=broker_pid))
+            mem = make_configuration(
+                "memory",
+                "default configuration, memory check",
+                bootstrap=bootstrap,
+                prefix=mem_prefix,
+                app_id=f"bench-{run_id}-memory",
+                partitions=partitions,
+                warehouse=True,
+                run_dir=run_dir,
+            )
+            report["memory_check"] = asyncio.run(
+                memory_check(
+                    mem,
+                    bootstrap=bootstrap,
+                    events=args.memory_events,
+                    checkpoint=min(n, args.memory_events),
+                    seed=args.seed + 1,
+                    broker_pid=broker_pid,
+                )
+            )
 
     if not args.no_fold:
         report["fold"] = run_fold_benchmark(workload, topics.routing_events)
@@ -1969,8 +2451,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.keep:
         for warehouse in run_dir.glob("*/var/warehouse"):
             shutil.rmtree(warehouse, ignore_errors=True)
-    log.info("wrote %s and %s in %.0f s (worker logs and profile in %s)", args.results / "ingest.json",
-             args.results / "ingest.md", report["wall_seconds"], run_dir)
+    log.info(
+        "wrote %s and %s in %.0f s (worker logs and profile in %s)",
+        args.results / "ingest.json",
+        args.results / "ingest.md",
+        report["wall_seconds"],
+        run_dir,
+    )
     return 0
 
 

@@ -44,7 +44,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 async def publish(args: argparse.Namespace, events: list, started_cpu: float) -> dict:  # type: ignore[type-arg]
     producer = AIOKafkaProducer(
-        bootstrap_servers=args.bootstrap, acks=1, linger_ms=5, max_batch_size=1024 * 1024,
+        bootstrap_servers=args.bootstrap,
+        acks=1,
+        linger_ms=5,
+        max_batch_size=1024 * 1024,
         client_id="bench-load",
     )
     await producer.start()
@@ -92,9 +95,14 @@ async def publish(args: argparse.Namespace, events: list, started_cpu: float) ->
         errors = [repr(r) for r in results if isinstance(r, BaseException)]
         acked_seconds = time.perf_counter() - t0
         return {
-            "target_rate": rate, "events": sent, "publish_seconds": publish_seconds, "acked_seconds": acked_seconds,
+            "target_rate": rate,
+            "events": sent,
+            "publish_seconds": publish_seconds,
+            "acked_seconds": acked_seconds,
             "achieved_rate": sent / publish_seconds if publish_seconds > 0 else None,
-            "max_behind_schedule_events": behind_max, "errors": errors[:5], "error_count": len(errors),
+            "max_behind_schedule_events": behind_max,
+            "errors": errors[:5],
+            "error_count": len(errors),
             "cpu_cores": (time.process_time() - cpu0) / acked_seconds if acked_seconds > 0 else None,
             "generate_cpu_seconds": cpu0 - started_cpu,
         }
@@ -107,8 +115,11 @@ def main(argv: list[str] | None = None) -> int:
     started_cpu = time.process_time()
     total = min(MAX_EVENTS, int(args.rate * args.seconds))
     config = TrafficConfig(
-        routers=tuple(args.routers.split(",")), rate_per_second=args.rate, duration_seconds=(total + 1) / args.rate,
-        start_ts=0.0, seed=args.seed,
+        routers=tuple(args.routers.split(",")),
+        rate_per_second=args.rate,
+        duration_seconds=(total + 1) / args.rate,
+        start_ts=0.0,
+        seed=args.seed,
     )
     # Event times are offsets from the start; the real time is added when each is sent.
     events = [item.event for item in itertools.islice(generate(config), total) if item.event is not None]

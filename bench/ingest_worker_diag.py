@@ -95,8 +95,12 @@ def _instrument() -> None:
             t1 = time.monotonic()
             phases = None
             if {"offsets", "offsets_done", "end", "end_done"} <= marks.keys():
-                phases = (marks["offsets"] - t0, marks["offsets_done"] - marks["offsets"],
-                          marks["end"] - marks["offsets_done"], marks["end_done"] - marks["end"])
+                phases = (
+                    marks["offsets"] - t0,
+                    marks["offsets_done"] - marks["offsets"],
+                    marks["end"] - marks["offsets_done"],
+                    marks["end_done"] - marks["end"],
+                )
             samples["commit"].append((t0, t1 - t0, len(writes.changed), ok, phases))
 
     transactions.PartitionWriter.commit = timed_commit  # type: ignore[method-assign]

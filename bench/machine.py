@@ -21,4 +21,6 @@ def cpu_model() -> str:
 
 def commit() -> str:
     """Short hash of HEAD."""
-    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_DIR, capture_output=True, text=True).stdout.strip()
+    return subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=REPO_DIR, capture_output=True, text=True
+    ).stdout.strip()

@@ -44,10 +44,16 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
-    config = TrafficConfig(routers=("r1", "r2", "r3"), arms={"v1": 0.9, "v2": 0.1}, rate_per_second=500.0,
-                           duration_seconds=args.events / 500, start_ts=time.time() - 3 * 3600, seed=1)
+    config = TrafficConfig(
+        routers=("r1", "r2", "r3"),
+        arms={"v1": 0.9, "v2": 0.1},
+        rate_per_second=500.0,
+        duration_seconds=args.events / 500,
+        start_ts=time.time() - 3 * 3600,
+        seed=1,
+    )
     values = [encode(g.event) for g in generate(config) if g.event is not None]
-    batches = [values[i:i + 10_000] for i in range(0, len(values), 10_000)]
+    batches = [values[i : i + 10_000] for i in range(0, len(values), 10_000)]
     runs = [once(batches) for _ in range(args.repeats)]
     fold_s = statistics.median(r[0] for r in runs)
     metrics_s = statistics.median(r[1] for r in runs)
@@ -55,8 +61,10 @@ def main() -> None:
     assert all(r[2] == n for r in runs), "every folded event is counted once"
     print(f"events {n:,} in batches of 10,000, {args.repeats} runs (medians)")
     print(f"fold:    {fold_s:.3f} s  {n / fold_s:,.0f} ev/s  {fold_s / n * 1e9:,.0f} ns/event")
-    print(f"metrics: {metrics_s * 1000:.1f} ms  {metrics_s / n * 1e9:,.0f} ns/event  "
-          f"({metrics_s / fold_s:.2%} of the fold)")
+    print(
+        f"metrics: {metrics_s * 1000:.1f} ms  {metrics_s / n * 1e9:,.0f} ns/event  "
+        f"({metrics_s / fold_s:.2%} of the fold)"
+    )
 
 
 if __name__ == "__main__":

@@ -31,12 +31,18 @@ from tests.streams.optimizer.traffic import week
 
 Shape = Callable[[np.random.Generator], np.ndarray]
 CASES: dict[str, tuple[Shape, float]] = {  # shape, latency growth per day
-    "wobble1": (ds.wobble(0.01), 0.0), "wobble3": (ds.wobble(0.03), 0.0), "ar1": (ds.ar1(0.6, 0.02), 0.0),
-    "odd_start30": (ds.odd_day(0.30, at_start=True), 0.0), "odd_end30": (ds.odd_day(0.30, at_start=False), 0.0),
-    "weekend_start5": (ds.weekend(0.05, at_start=True), 0.0), "weekend_end5": (ds.weekend(0.05, at_start=False), 0.0),
+    "wobble1": (ds.wobble(0.01), 0.0),
+    "wobble3": (ds.wobble(0.03), 0.0),
+    "ar1": (ds.ar1(0.6, 0.02), 0.0),
+    "odd_start30": (ds.odd_day(0.30, at_start=True), 0.0),
+    "odd_end30": (ds.odd_day(0.30, at_start=False), 0.0),
+    "weekend_start5": (ds.weekend(0.05, at_start=True), 0.0),
+    "weekend_end5": (ds.weekend(0.05, at_start=False), 0.0),
     "weekend_start10": (ds.weekend(0.10, at_start=True), 0.0),
     "weekend_end10": (ds.weekend(0.10, at_start=False), 0.0),
-    "drift_w0": (ds.wobble(0.0), 0.01), "drift_w1": (ds.wobble(0.01), 0.01), "drift_w3": (ds.wobble(0.03), 0.01),
+    "drift_w0": (ds.wobble(0.0), 0.01),
+    "drift_w1": (ds.wobble(0.01), 0.01),
+    "drift_w3": (ds.wobble(0.03), 0.01),
 }
 
 
@@ -55,14 +61,21 @@ def main() -> None:
         alerted = degraded = triggered = 0
         seeds = range(args.first_seed, args.first_seed + args.seeds)
         for seed in seeds:
-            hours, clock = week(seed, rate_per_hour=1000.0, latency_growth_per_day=growth,
-                                day_factor=shape(np.random.default_rng(10_000 + seed)))
+            hours, clock = week(
+                seed,
+                rate_per_hour=1000.0,
+                latency_growth_per_day=growth,
+                day_factor=shape(np.random.default_rng(10_000 + seed)),
+            )
             analysis = analyze("router-a", clock, hours, config)
             alerted += bool([a for a in analysis.alerts if a.kind is not AlertKind.SLO_BREACH] or analysis.trigger)
             degraded += any(a.kind is AlertKind.DEGRADATION and a.subject == "router-a/p95_ms" for a in analysis.alerts)
             triggered += analysis.trigger is not None
-        print(f"{name}: seeds {seeds.start}-{seeds.stop - 1}: alerted {alerted}, p95 degradation {degraded}, "
-              f"trigger {triggered}", flush=True)
+        print(
+            f"{name}: seeds {seeds.start}-{seeds.stop - 1}: alerted {alerted}, p95 degradation {degraded}, "
+            f"trigger {triggered}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

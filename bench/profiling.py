@@ -20,7 +20,9 @@ def short_name(func: tuple[str, int, str]) -> str:
     return f"{filename}:{line}({name})" if line else name
 
 
-def top_functions(stats: pstats.Stats, key: str, limit: int, only: Callable[[str], bool] | None = None) -> list[dict[str, Any]]:
+def top_functions(
+    stats: pstats.Stats, key: str, limit: int, only: Callable[[str], bool] | None = None
+) -> list[dict[str, Any]]:
     """The ``limit`` functions with the largest ``key`` (tottime or cumulative), optionally filtered by file."""
     index = {"tottime": 2, "cumulative": 3}[key]
     items = [item for item in stats.stats.items() if only is None or only(item[0][0])]  # type: ignore[attr-defined]

@@ -65,7 +65,9 @@ log = logging.getLogger("bench.router")
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS_DIR = BENCH_DIR / "results"
 REPO_DIR = BENCH_DIR.parent
-DATASET = machine.REPO_DIR / "data" / "routing-eval" / "llmrouter-dc.jsonl.gz"  # bundled copy of shared/data/routing-eval
+DATASET = (
+    machine.REPO_DIR / "data" / "routing-eval" / "llmrouter-dc.jsonl.gz"
+)  # bundled copy of shared/data/routing-eval
 
 GOAL_SECONDS_PER_DECISION = 1e-3
 PROBABILITY_TOLERANCE = 1e-9
@@ -96,9 +98,17 @@ def latency_stats(name: str, ns: np.ndarray, wall: float, items_per_call: int = 
     }
 
 
-def timed_calls(name: str, fn: Callable[[Any], Any], items: Sequence[Any], n: int, *, items_per_call: int = 1,
-                note: str = "", keep: list[np.ndarray] | None = None,
-                clock: Callable[[], int] = time.perf_counter_ns) -> dict[str, Any]:
+def timed_calls(
+    name: str,
+    fn: Callable[[Any], Any],
+    items: Sequence[Any],
+    n: int,
+    *,
+    items_per_call: int = 1,
+    note: str = "",
+    keep: list[np.ndarray] | None = None,
+    clock: Callable[[], int] = time.perf_counter_ns,
+) -> dict[str, Any]:
     """Call ``fn`` on ``items`` cycled to ``n`` calls (after one warm-up pass); time every call.
 
     Call ``i`` gets ``items[i % len(items)]``; ``keep`` receives the per-call nanoseconds.
@@ -118,8 +128,14 @@ def timed_calls(name: str, fn: Callable[[Any], Any], items: Sequence[Any], n: in
     stats = latency_stats(name, ns, wall, items_per_call, note)
     if keep is not None:
         keep.append(ns)
-    log.info("%-34s %10.0f /s  p50 %7.1f µs  p99 %7.1f µs  max %8.1f µs", name, stats["per_second"],
-             stats["p50_us"], stats["p99_us"], stats["max_us"])
+    log.info(
+        "%-34s %10.0f /s  p50 %7.1f µs  p99 %7.1f µs  max %8.1f µs",
+        name,
+        stats["per_second"],
+        stats["p50_us"],
+        stats["p99_us"],
+        stats["max_us"],
+    )
     return stats
 
 
@@ -140,9 +156,15 @@ def by_prompt_length(prompts: Sequence[str], ns: np.ndarray) -> dict[str, Any]:
     for lo, hi in zip(edges, edges[1:]):
         inside = (chars >= lo) & (chars < hi)
         if inside.any():
-            bins.append({"chars": f"{lo:,}–{hi:,.0f}" if np.isfinite(hi) else f"≥ {lo:,}", "prompts": int(inside.sum()),
-                         "mean_chars": float(chars[inside].mean()), "median_us": float(np.median(per_prompt[inside])),
-                         "max_us": float(per_prompt[inside].max())})
+            bins.append(
+                {
+                    "chars": f"{lo:,}–{hi:,.0f}" if np.isfinite(hi) else f"≥ {lo:,}",
+                    "prompts": int(inside.sum()),
+                    "mean_chars": float(chars[inside].mean()),
+                    "median_us": float(np.median(per_prompt[inside])),
+                    "max_us": float(per_prompt[inside].max()),
+                }
+            )
     return {
         "cycles_per_prompt": calls // k,
         "fit_us": {"intercept": float(intercept), "per_1000_chars": float(slope * 1000)},
@@ -166,12 +188,14 @@ class Boosters:
 
     def raw(self, X: np.ndarray) -> np.ndarray:
         """Raw outputs side by side, ``(rows, [3 +] 2·models)``."""
-        return np.column_stack([np.asarray(b.predict(X, raw_score=True, **self.params)).reshape(len(X), -1)
-                                for b in self.boosters])
+        return np.column_stack(
+            [np.asarray(b.predict(X, raw_score=True, **self.params)).reshape(len(X), -1) for b in self.boosters]
+        )
 
 
-def check_equivalence(router: ReferenceRouter, boosters: Boosters, prompts: Sequence[str],
-                      vectors: Sequence[np.ndarray]) -> dict[str, Any]:
+def check_equivalence(
+    router: ReferenceRouter, boosters: Boosters, prompts: Sequence[str], vectors: Sequence[np.ndarray]
+) -> dict[str, Any]:
     """numpy evaluator vs LightGBM on every vector (one by one and batched); same decisions three ways."""
     X = np.vstack(vectors)
     reference = boosters.raw(X)
@@ -213,8 +237,13 @@ def check_equivalence(router: ReferenceRouter, boosters: Boosters, prompts: Sequ
         "decision_buckets": buckets,
         "passed": True,
     }
-    log.info("check: %d vectors × %d outputs, max |numpy - lightgbm| = %.3g (one row) / %.3g (batch); decisions agree",
-             len(vectors), reference.shape[1], diff_one, diff_batch)
+    log.info(
+        "check: %d vectors × %d outputs, max |numpy - lightgbm| = %.3g (one row) / %.3g (batch); decisions agree",
+        len(vectors),
+        reference.shape[1],
+        diff_one,
+        diff_batch,
+    )
     return result
 
 
@@ -256,8 +285,10 @@ def profile_route(router: ReferenceRouter, prompts: Sequence[str], n: int) -> di
         "wall_seconds": wall,
         "per_second_under_profiler": n / wall,
         "profiled_seconds": total,
-        "steps": [{"step": k, "cumtime": round(v, 4), "share": v / route_total if route_total else 0.0}
-                  for k, v in steps.items()],
+        "steps": [
+            {"step": k, "cumtime": round(v, 4), "share": v / route_total if route_total else 0.0}
+            for k, v in steps.items()
+        ],
         "top_tottime": top_functions(stats, "tottime", 12),
         "top_cumulative": top_functions(stats, "cumulative", 12),
     }
@@ -269,10 +300,11 @@ def profile_route(router: ReferenceRouter, prompts: Sequence[str], n: int) -> di
 def machine_info() -> dict[str, Any]:
     """What the numbers were measured on."""
     cpu_model, commit = machine.cpu_model(), machine.commit()
-    dirty = subprocess.run(["git", "status", "--porcelain", "--", "router"], cwd=REPO_DIR, capture_output=True,
-                           text=True).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--", "router"], cwd=REPO_DIR, capture_output=True, text=True
+    ).stdout.strip()
     return {
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "cpu_count": os.cpu_count(),
         "cpu_model": cpu_model,
         "platform": platform.platform(),
@@ -307,16 +339,41 @@ def table_rows(report: dict[str, Any]) -> list[tuple[str, str, str, str, str, st
     m = report["measures"]
     for key, label in MEASURE_LABELS.items():
         s = m[key]
-        rows.append((label, f"{s['per_second']:,.0f}", fmt_us(s["mean_us_per_item"]), fmt_us(s["p50_us"]),
-                     fmt_us(s["p95_us"]), fmt_us(s["p99_us"]), fmt_us(s["max_us"])))
+        rows.append(
+            (
+                label,
+                f"{s['per_second']:,.0f}",
+                fmt_us(s["mean_us_per_item"]),
+                fmt_us(s["p50_us"]),
+                fmt_us(s["p95_us"]),
+                fmt_us(s["p99_us"]),
+                fmt_us(s["max_us"]),
+            )
+        )
     for s in report["batched"]:
-        rows.append((f"(c) `route_many` × {s['items_per_call']} (latency per batch)", f"{s['per_second']:,.0f}",
-                     fmt_us(s["mean_us_per_item"]), fmt_us(s["p50_us"]), fmt_us(s["p95_us"]), fmt_us(s["p99_us"]),
-                     fmt_us(s["max_us"])))
+        rows.append(
+            (
+                f"(c) `route_many` × {s['items_per_call']} (latency per batch)",
+                f"{s['per_second']:,.0f}",
+                fmt_us(s["mean_us_per_item"]),
+                fmt_us(s["p50_us"]),
+                fmt_us(s["p95_us"]),
+                fmt_us(s["p99_us"]),
+                fmt_us(s["max_us"]),
+            )
+        )
     s = report["lightgbm_batch"]
-    rows.append((f"(d) LightGBM `predict(X)` × {s['items_per_call']} (latency per batch)", f"{s['per_second']:,.0f}",
-                 fmt_us(s["mean_us_per_item"]), fmt_us(s["p50_us"]), fmt_us(s["p95_us"]), fmt_us(s["p99_us"]),
-                 fmt_us(s["max_us"])))
+    rows.append(
+        (
+            f"(d) LightGBM `predict(X)` × {s['items_per_call']} (latency per batch)",
+            f"{s['per_second']:,.0f}",
+            fmt_us(s["mean_us_per_item"]),
+            fmt_us(s["p50_us"]),
+            fmt_us(s["p95_us"]),
+            fmt_us(s["p99_us"]),
+            fmt_us(s["max_us"]),
+        )
+    )
     return rows
 
 
@@ -360,7 +417,8 @@ def interpret(report: dict[str, Any]) -> str:
         f"Per median call, feature extraction takes {ext['p50_us']:.0f} µs (`base_features` "
         f"{m['base_features']['p50_us']:.0f} µs and the hashed TF-IDF similarities "
         f"{m['similarities']['p50_us']:.0f} µs), the numpy evaluator of all {report['artifact']['trees']} trees "
-        "(one quality and one cost model per " f"LLM{', and the triage' if report['artifact']['triage_evaluated'] else ''}) "
+        "(one quality and one cost model per "
+        f"LLM{', and the triage' if report['artifact']['triage_evaluated'] else ''}) "
         f"{np_one['p50_us']:.0f} µs and the policy plus building "
         f"the `Decision` about {policy:.0f} µs. "
     )
@@ -388,7 +446,8 @@ def interpret(report: dict[str, Any]) -> str:
         f"{big['per_second']:,.0f} decisions/s ({big['mean_us_per_item']:.0f} µs each, nearly all of it feature "
         "extraction, which stays per prompt). "
         f"Measured on {report['machine']['cpu_count']} CPUs shared with other jobs (1-minute load average "
-        f"{report['machine']['load_average_start'][0]:.2f} at the start, " f"{report['machine']['load_average_end'][0]:.2f} "
+        f"{report['machine']['load_average_start'][0]:.2f} at the start, "
+        f"{report['machine']['load_average_end'][0]:.2f} "
         f"at the end), with the test split's {report['prompts']} prompts cycled (mean "
         f"{report['mean_prompt_chars']:.0f} characters); the token-hash cache is warm after the first pass, as in a "
         "long-running router."
@@ -408,17 +467,28 @@ def write_markdown(report: dict[str, Any], rows: list[tuple[str, ...]], path: Pa
         "",
         f"Command: `{report['command']}`",
         "",
-        (f"Artifact bootstrapped in this run from `{report['dataset']}`" if "loaded_from" not in report["bootstrap"]
-         else f"Artifact `{art['version']}` loaded from `{report['bootstrap']['loaded_from']}` " "(trained by `bifrost-opt "
-              f"train` on `{report['dataset']}`, nice'd, before this run)")
+        (
+            f"Artifact bootstrapped in this run from `{report['dataset']}`"
+            if "loaded_from" not in report["bootstrap"]
+            else f"Artifact `{art['version']}` loaded from `{report['bootstrap']['loaded_from']}` "
+            "(trained by `bifrost-opt "
+            f"train` on `{report['dataset']}`, nice'd, before this run)"
+        )
         + f" ({report['bootstrap']['trials']} trials, seed {report['bootstrap']['seed']}"
-        + (f", {report['bootstrap']['seconds']:.1f} s" if report["bootstrap"]["seconds"] == report["bootstrap"]["seconds"]
-           else "") + f"): {art['features']} features "
+        + (
+            f", {report['bootstrap']['seconds']:.1f} s"
+            if report["bootstrap"]["seconds"] == report["bootstrap"]["seconds"]
+            else ""
+        )
+        + f"): {art['features']} features "
         f"({art['clusters']} clusters), {art['models']} models; {art['trees']} trees in {art['parts']} models stacked "
         f"into one walk (quality {art['quality_trees']}, cost {art['cost_trees']}"
-        + (f", triage {art['triage_trees']}" if art["triage_evaluated"] else
-           f"; the escalation gate is off, so the triage's {art['triage_trees']} trees are not evaluated") +
-        f"; {art['nodes']:,} split nodes, depth ≤ {art['max_depth']}); artifact {art['bytes']:,} bytes. "
+        + (
+            f", triage {art['triage_trees']}"
+            if art["triage_evaluated"]
+            else f"; the escalation gate is off, so the triage's {art['triage_trees']} trees are not evaluated"
+        )
+        + f"; {art['nodes']:,} split nodes, depth ≤ {art['max_depth']}); artifact {art['bytes']:,} bytes. "
         f"Workload: the {report['prompts']} test-split prompts, cycled to {report['decisions']:,} decisions per "
         "measure after one warm-up pass; every call timed on its own.",
         "",
@@ -430,7 +500,8 @@ def write_markdown(report: dict[str, Any], rows: list[tuple[str, ...]], path: Pa
     lines += [
         "",
         f"Goal < 1 ms per decision, `route(prompt)`: p50 {g['p50_us']:,.0f} µs "
-        f"({'met' if g['p50_met'] else 'NOT met'}), mean {g['mean_us']:,.0f} µs " f"({'met' if g['mean_met'] else 'NOT met'}), "
+        f"({'met' if g['p50_met'] else 'NOT met'}), mean {g['mean_us']:,.0f} µs "
+        f"({'met' if g['mean_met'] else 'NOT met'}), "
         f"p99 {g['p99_us']:,.0f} µs (**{'met' if g['met'] else 'NOT met'}**) in wall time on this shared machine; "
         f"in CPU time (what a dedicated core would see) p99 {g['cpu_p99_us']:,.0f} µs "
         f"(**{'met' if g['cpu_met'] else 'NOT met'}**). When the wall p99 is far above the CPU p99, the difference is "
@@ -464,15 +535,18 @@ def write_markdown(report: dict[str, Any], rows: list[tuple[str, ...]], path: Pa
             "",
             f"Median of each prompt's {bl['cycles_per_prompt']} timed calls, then grouped by length. Line fit: "
             f"{bl['fit_us']['intercept']:.0f} µs + {bl['fit_us']['per_1000_chars']:.0f} µs per 1,000 characters. "
-            f"Longest prompt ({bl['longest_prompt_chars']:,} chars): " f"{bl['longest_prompt_us']:,.0f} µs; prompts at or over "
+            f"Longest prompt ({bl['longest_prompt_chars']:,} chars): "
+            f"{bl['longest_prompt_us']:,.0f} µs; prompts at or over "
             f"1 ms: {bl['prompts_over_1ms']} of {report['prompts']}; p99 of the per-prompt medians "
             f"{bl['prompt_median_p99_us']:,.0f} µs.",
             "",
             "| prompt chars | prompts | mean chars | median µs | max µs |",
             "|---|---:|---:|---:|---:|",
         ]
-        lines += [f"| {b['chars']} | {b['prompts']} | {b['mean_chars']:,.0f} | {b['median_us']:,.0f} | " f"{b['max_us']:,.0f} |"
-                  for b in bl["bins"]]
+        lines += [
+            f"| {b['chars']} | {b['prompts']} | {b['mean_chars']:,.0f} | {b['median_us']:,.0f} | {b['max_us']:,.0f} |"
+            for b in bl["bins"]
+        ]
         lines += [""]
     lp = report.get("long_prompts")
     if lp:
@@ -485,13 +559,16 @@ def write_markdown(report: dict[str, Any], rows: list[tuple[str, ...]], path: Pa
             "",
             "| prompts | calls | wall p50 µs | wall p99 µs | CPU p50 µs | CPU p99 µs | CPU max µs |",
             "|---|---:|---:|---:|---:|---:|---:|",
-            "| the 100 longest train prompts " f"({lp['longest_train_chars'][0]:,}–{lp['longest_train_chars'][1]:,} chars) | "
+            "| the 100 longest train prompts "
+            f"({lp['longest_train_chars'][0]:,}–{lp['longest_train_chars'][1]:,} chars) | "
             f"{t['calls']:,} | {t['p50_us']:,.0f} | {t['p99_us']:,.0f} | {lp['longest_train_cpu']['p50_us']:,.0f} | "
             f"{lp['longest_train_cpu']['p99_us']:,.0f} | {lp['longest_train_cpu']['max_us']:,.0f} |",
         ]
-        lines += [f"| {name} | {m['calls']:,} | {m['p50_us']:,.0f} | {m['p99_us']:,.0f} | {c['p50_us']:,.0f} | "
-                  f"{c['p99_us']:,.0f} | {c['max_us']:,.0f} |"
-                  for (name, m), c in zip(lp["extremes"].items(), lp["extremes_cpu"].values())]
+        lines += [
+            f"| {name} | {m['calls']:,} | {m['p50_us']:,.0f} | {m['p99_us']:,.0f} | {c['p50_us']:,.0f} | "
+            f"{c['p99_us']:,.0f} | {c['max_us']:,.0f} |"
+            for (name, m), c in zip(lp["extremes"].items(), lp["extremes_cpu"].values())
+        ]
         lines += [""]
     if report.get("changes"):
         lines += ["## Changes made with this benchmark", "", report["changes"].strip(), ""]
@@ -555,8 +632,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--batch-sizes", default="32,500", help="route_many batch sizes (default 32,500)")
     parser.add_argument("--dataset", type=Path, default=DATASET, help="full-information dataset (read-only)")
     parser.add_argument("--results", type=Path, default=RESULTS_DIR, help="output folder (default bench/results)")
-    parser.add_argument("--artifact", type=Path, help="measure this stored artifact (version folder or artifact.json) "
-                        "instead of bootstrapping one in the run")
+    parser.add_argument(
+        "--artifact",
+        type=Path,
+        help="measure this stored artifact (version folder or artifact.json) instead of bootstrapping one in the run",
+    )
     parser.add_argument("--key", type=Path, help="with --artifact: its verification key file")
     args = parser.parse_args(argv)
     if args.quick:
@@ -575,7 +655,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
     report: dict[str, Any] = {
-        "command": " ".join([".venv/bin/python", "bench/router_bench.py", *(argv if argv is not None else sys.argv[1:])]),
+        "command": " ".join(
+            [".venv/bin/python", "bench/router_bench.py", *(argv if argv is not None else sys.argv[1:])]
+        ),
         "dataset": str(args.dataset),
         "machine": machine_info(),
     }
@@ -589,25 +671,39 @@ def main(argv: Sequence[str] | None = None) -> int:
         artifact = router.artifact
         training = artifact.reports.training
         gate = training.get("search", {}).get("gate", "?")
-        report["bootstrap"] = {"trials": training.get("search", {}).get("trials"),
-                               "seed": training.get("config", {}).get("seed"),
-                               "seconds": training.get("timings_s", {}).get("total", float("nan")),
-                               "timings": training.get("timings_s", {}), "loaded_from": str(args.artifact)}
+        report["bootstrap"] = {
+            "trials": training.get("search", {}).get("trials"),
+            "seed": training.get("config", {}).get("seed"),
+            "seconds": training.get("timings_s", {}).get("total", float("nan")),
+            "timings": training.get("timings_s", {}),
+            "loaded_from": str(args.artifact),
+        }
     else:
         log.info("bootstrap: %s, %d trials, seed %d", args.dataset, args.trials, args.seed)
         t0 = time.perf_counter()
-        artifact, boot = bootstrap_artifact(args.dataset, trials=args.trials, seed=args.seed,
-                                            signing_key=Ed25519PrivateKey.generate())
+        artifact, boot = bootstrap_artifact(
+            args.dataset, trials=args.trials, seed=args.seed, signing_key=Ed25519PrivateKey.generate()
+        )
         boot_seconds = time.perf_counter() - t0
         t0 = time.perf_counter()
         router = ReferenceRouter(artifact)
         build_seconds = time.perf_counter() - t0
         gate = boot.search.gate
-        log.info("bootstrap: artifact %s in %.1f s; router built in %.1f ms", artifact.version, boot_seconds,
-                 build_seconds * 1e3)
-        report["bootstrap"] = {"trials": args.trials, "seed": args.seed, "seconds": boot_seconds,
-                               "timings": boot.timings, "cv_accuracy": boot.cv.accuracy, "cv_logloss": boot.cv.logloss,
-                               "outcomes_logloss": boot.outcomes.mean_logloss}
+        log.info(
+            "bootstrap: artifact %s in %.1f s; router built in %.1f ms",
+            artifact.version,
+            boot_seconds,
+            build_seconds * 1e3,
+        )
+        report["bootstrap"] = {
+            "trials": args.trials,
+            "seed": args.seed,
+            "seconds": boot_seconds,
+            "timings": boot.timings,
+            "cv_accuracy": boot.cv.accuracy,
+            "cv_logloss": boot.cv.logloss,
+            "outcomes_logloss": boot.outcomes.mean_logloss,
+        }
     boosters = Boosters(router)
     e = router.scorer.ensemble
     n_models = len(router.tables.models)
@@ -624,8 +720,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "parts": len(router.scorer.strings),
         "triage_trees": triage_trees,
         "triage_evaluated": router.scorer.gate,
-        "quality_trees": int(per_class[3:3 + n_models].sum()),
-        "cost_trees": int(per_class[3 + n_models:].sum()),
+        "quality_trees": int(per_class[3 : 3 + n_models].sum()),
+        "cost_trees": int(per_class[3 + n_models :].sum()),
         "nodes": int(e.feature.size),
         "max_depth": e.depth,
         "complete_tree_walk": e._complete is not None,  # noqa: SLF001 - reported
@@ -639,8 +735,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise SystemExit(f"{args.dataset} has no test-split prompts")
     vectors = [np.asarray(router.extractor.extract(p)[0], dtype=np.float64) for p in prompts]
     n = args.decisions
-    report.update(prompts=len(prompts), decisions=n, mean_prompt_chars=float(np.mean([len(p) for p in prompts])),
-                  lightgbm_num_threads="default (OpenMP, all cores)")
+    report.update(
+        prompts=len(prompts),
+        decisions=n,
+        mean_prompt_chars=float(np.mean([len(p) for p in prompts])),
+        lightgbm_num_threads="default (OpenMP, all cores)",
+    )
 
     report["check"] = check_equivalence(router, boosters, prompts, vectors)
 
@@ -651,48 +751,62 @@ def main(argv: Sequence[str] | None = None) -> int:
     measures["route_prompt"] = timed_calls("route(prompt)", router.route, prompts, n, keep=kept)
     report["route_prompt_by_length"] = by_prompt_length(prompts, kept[0])
     measures["route_vector"] = timed_calls("route(feature_vector)", router.route, vectors, n)
-    measures["lightgbm_predict_one"] = timed_calls("lightgbm predict(x[None, :]) × models",
-                                                   lambda x: boosters.raw(x[None, :]), vectors, n)
+    measures["lightgbm_predict_one"] = timed_calls(
+        "lightgbm predict(x[None, :]) × models", lambda x: boosters.raw(x[None, :]), vectors, n
+    )
     boosters_1t = Boosters(router, num_threads=1)  # their own boosters: predict params may stick
     measures["lightgbm_predict_one_1thread"] = timed_calls(
-        "lightgbm predict(.., num_threads=1) × models", lambda x: boosters_1t.raw(x[None, :]), vectors, n)
+        "lightgbm predict(.., num_threads=1) × models", lambda x: boosters_1t.raw(x[None, :]), vectors, n
+    )
     measures["numpy_predict_one"] = timed_calls("numpy scorer.predict_one(x)", router.scorer.predict_one, vectors, n)
     measures["extract"] = timed_calls("extract(prompt)", router.extractor.extract, prompts, n)
     max_chars = router.extractor.schema.text.max_chars
-    measures["base_features"] = timed_calls("base_features(prompt)", lambda p: base_features(p, max_chars=max_chars),
-                                            prompts, n)
+    measures["base_features"] = timed_calls(
+        "base_features(prompt)", lambda p: base_features(p, max_chars=max_chars), prompts, n
+    )
     measures["similarities"] = timed_calls("similarities(prompt)", router.extractor.similarities, prompts, n)
     report["measures"] = measures
 
     batched = []
     for size in args.batch_sizes:
         cycled = list(itertools.islice(itertools.cycle(prompts), max(n, size)))
-        batches = [cycled[lo:lo + size] for lo in range(0, len(cycled) - size + 1, size)]
-        batched.append(timed_calls(f"route_many × {size}", router.route_many, batches, len(batches),
-                                   items_per_call=size))
+        batches = [cycled[lo : lo + size] for lo in range(0, len(cycled) - size + 1, size)]
+        batched.append(
+            timed_calls(f"route_many × {size}", router.route_many, batches, len(batches), items_per_call=size)
+        )
     report["batched"] = batched
     X = np.vstack(vectors)
     calls = max(1, n // len(X))
-    report["lightgbm_batch"] = timed_calls(f"lightgbm predict(X) × {len(X)}", boosters.raw, [X], calls,
-                                           items_per_call=len(X))
+    report["lightgbm_batch"] = timed_calls(
+        f"lightgbm predict(X) × {len(X)}", boosters.raw, [X], calls, items_per_call=len(X)
+    )
 
     # Long prompts: the 100 longest train prompts (the test split has none this long) and made-up
     # extremes; features read only the first max_chars characters, so the time is bounded.
     train = sorted(load_dataset(args.dataset).split("train").prompts, key=len)[-100:]
-    extremes = {"10,000 non-ASCII chars": "Ω≈ç√∫" * 2000, "20,000 × 'a'": "a" * 20_000,
-                "200,000 × 'x'": "x" * 200_000, "2,000 words": "word " * 2000,
-                "code, 500 lines": "def f(x):\n    return (x)\n" * 500}
+    extremes = {
+        "10,000 non-ASCII chars": "Ω≈ç√∫" * 2000,
+        "20,000 × 'a'": "a" * 20_000,
+        "200,000 × 'x'": "x" * 200_000,
+        "2,000 words": "word " * 2000,
+        "code, 500 lines": "def f(x):\n    return (x)\n" * 500,
+    }
     long_n = max(1000, n // 10)
     cpu = time.thread_time_ns
     report["long_prompts"] = {
         "max_chars": max_chars,
         "longest_train": timed_calls("route(prompt), 100 longest train prompts", router.route, train, long_n),
-        "longest_train_cpu": timed_calls("route(prompt), 100 longest, CPU time", router.route, train, long_n, clock=cpu),
+        "longest_train_cpu": timed_calls(
+            "route(prompt), 100 longest, CPU time", router.route, train, long_n, clock=cpu
+        ),
         "longest_train_chars": [len(train[0]), len(train[-1])],
-        "extremes": {name: timed_calls(f"route(prompt), {name}", router.route, [text], 200)
-                     for name, text in extremes.items()},
-        "extremes_cpu": {name: timed_calls(f"route(prompt), {name}, CPU time", router.route, [text], 200, clock=cpu)
-                         for name, text in extremes.items()},
+        "extremes": {
+            name: timed_calls(f"route(prompt), {name}", router.route, [text], 200) for name, text in extremes.items()
+        },
+        "extremes_cpu": {
+            name: timed_calls(f"route(prompt), {name}, CPU time", router.route, [text], 200, clock=cpu)
+            for name, text in extremes.items()
+        },
     }
     measures["route_prompt_cpu"] = timed_calls("route(prompt), CPU time", router.route, prompts, n, clock=cpu)
 

@@ -78,7 +78,9 @@ RESULTS_DIR = BENCH_DIR / "results"
 CACHE_DIR = BENCH_DIR / ".cache"
 REPO_DIR = BENCH_DIR.parent
 
-DATASET = machine.REPO_DIR / "data" / "routing-eval" / "llmrouter-dc.jsonl.gz"  # bundled copy of shared/data/routing-eval
+DATASET = (
+    machine.REPO_DIR / "data" / "routing-eval" / "llmrouter-dc.jsonl.gz"
+)  # bundled copy of shared/data/routing-eval
 BEST_SINGLE = "llama-3.1-nemotron-51b-instruct"
 PARENT_VERSION = "v-expensive"
 BOOTSTRAP_TRIALS = 20
@@ -101,10 +103,14 @@ CACHE_FORMAT = 2  # 2: artifact format 2 (per-prompt models); format-1 parents a
 
 def expensive_parent(dataset: Any, key: Ed25519PrivateKey) -> Artifact:
     """Bootstrap, then send everything to the best single model (as the integration test does)."""
-    base, _ = bootstrap_artifact(dataset, trials=BOOTSTRAP_TRIALS, seed=0, signing_key=key,
-                                 config=BootstrapConfig(clusters=BOOTSTRAP_CLUSTERS))
+    base, _ = bootstrap_artifact(
+        dataset, trials=BOOTSTRAP_TRIALS, seed=0, signing_key=key, config=BootstrapConfig(clusters=BOOTSTRAP_CLUSTERS)
+    )
     return msgspec.structs.replace(
-        base, version=PARENT_VERSION, alpha=1.0, thresholds=Thresholds(cheap=1.0, hard=0.0),
+        base,
+        version=PARENT_VERSION,
+        alpha=1.0,
+        thresholds=Thresholds(cheap=1.0, hard=0.0),
         penalties={m: 0.0 if m == BEST_SINGLE else 1.0 for m in base.models},
     ).check()
 
@@ -123,8 +129,15 @@ class _FileBuffer:
     rows: list[dict[str, Any]]
 
 
-def write_warehouse(parent: Artifact, dataset: Any, root: Path, topic: str, events: int, partitions: int,
-                    flush_seconds: float | None = None) -> dict[str, Any]:
+def write_warehouse(
+    parent: Artifact,
+    dataset: Any,
+    root: Path,
+    topic: str,
+    events: int,
+    partitions: int,
+    flush_seconds: float | None = None,
+) -> dict[str, Any]:
     """Replay ``events`` requests through ``parent`` and write them like the warehouse sink.
 
     A file holds one partition's events of one hour (at most ``SINK_MAX_ROWS``); with
@@ -133,8 +146,15 @@ def write_warehouse(parent: Artifact, dataset: Any, root: Path, topic: str, even
     """
     rate = events / DURATION_SECONDS
     replay = ReplayTraffic(dataset, {parent.version: ReferenceRouter(parent)}, split="train")
-    config = ReplayConfig(arms={parent.version: 1.0}, routers=(ROUTER,), exploration=EXPLORATION, rate_per_second=rate,
-                          duration_seconds=DURATION_SECONDS, start_ts=START_TS, seed=REPLAY_SEED)
+    config = ReplayConfig(
+        arms={parent.version: 1.0},
+        routers=(ROUTER,),
+        exploration=EXPLORATION,
+        rate_per_second=rate,
+        duration_seconds=DURATION_SECONDS,
+        start_ts=START_TS,
+        seed=REPLAY_SEED,
+    )
     offsets = [0] * partitions
     buffers: dict[int, _FileBuffer] = {}
     files = written = 0
@@ -144,8 +164,10 @@ def write_warehouse(parent: Artifact, dataset: Any, root: Path, topic: str, even
         nonlocal files, write_seconds
         buffer = buffers.pop(partition)
         started = time.perf_counter()
-        write_atomically(file_path(root, topic, buffer.hour, FileSpan(partition, buffer.first_offset, buffer.last_offset)),
-                         buffer.rows)
+        write_atomically(
+            file_path(root, topic, buffer.hour, FileSpan(partition, buffer.first_offset, buffer.last_offset)),
+            buffer.rows,
+        )
         write_seconds += time.perf_counter() - started
         files += 1
 
@@ -159,12 +181,15 @@ def write_warehouse(parent: Artifact, dataset: Any, root: Path, topic: str, even
         offsets[partition] += 1
         hour = hour_of(event.ts)
         buffer = buffers.get(partition)
-        if buffer is not None and (buffer.hour != hour or flush_seconds and event.ts - buffer.opened_ts >= flush_seconds):
+        if buffer is not None and (
+            buffer.hour != hour or flush_seconds and event.ts - buffer.opened_ts >= flush_seconds
+        ):
             flush(partition)
             buffer = None
         if buffer is None:
-            buffer = buffers[partition] = _FileBuffer(hour=hour, first_offset=offset, last_offset=offset,
-                                                      opened_ts=event.ts, rows=[])
+            buffer = buffers[partition] = _FileBuffer(
+                hour=hour, first_offset=offset, last_offset=offset, opened_ts=event.ts, rows=[]
+            )
         row = msgspec.to_builtins(event)
         row["_partition"], row["_offset"] = partition, offset
         buffer.rows.append(row)
@@ -174,31 +199,56 @@ def write_warehouse(parent: Artifact, dataset: Any, root: Path, topic: str, even
         written += 1
         if time.perf_counter() - last_log >= 5.0:
             last_log = time.perf_counter()
-            log.info("generate: %d/%d events (%d files so far, %.0f ev/s)", written, events, files,
-                     written / (last_log - started))
+            log.info(
+                "generate: %d/%d events (%d files so far, %.0f ev/s)",
+                written,
+                events,
+                files,
+                written / (last_log - started),
+            )
     for partition in list(buffers):
         flush(partition)
     seconds = time.perf_counter() - started
     return {
-        "events": written, "files": files, "partitions": partitions, "flush_seconds": flush_seconds,
+        "events": written,
+        "files": files,
+        "partitions": partitions,
+        "flush_seconds": flush_seconds,
         "seconds": round(seconds, 2),
-        "replay_seconds": round(seconds - write_seconds, 2), "parquet_write_seconds": round(write_seconds, 2),
-        "rate_per_second": rate, "window": [START_TS, START_TS + DURATION_SECONDS],
+        "replay_seconds": round(seconds - write_seconds, 2),
+        "parquet_write_seconds": round(write_seconds, 2),
+        "rate_per_second": rate,
+        "window": [START_TS, START_TS + DURATION_SECONDS],
         "bytes": sum(p.stat().st_size for p in (root / topic).rglob("*.parquet")),
-        "dataset_prompts": int(len(replay.rows)), "cached_decisions": len(replay._cache),  # noqa: SLF001 - informational
+        "dataset_prompts": int(len(replay.rows)),
+        "cached_decisions": len(replay._cache),  # noqa: SLF001 - informational
     }
 
 
 def cache_key(events: int, partitions: int) -> str:
     """Folder name of a cached warehouse: event count, plus a digest of what shapes its content."""
     stat = DATASET.stat()
-    shape = json.dumps([CACHE_FORMAT, events, partitions, BOOTSTRAP_TRIALS, BOOTSTRAP_CLUSTERS, EXPLORATION, DAYS,
-                        START_TS, REPLAY_SEED, ROUTER, stat.st_size])
+    shape = json.dumps(
+        [
+            CACHE_FORMAT,
+            events,
+            partitions,
+            BOOTSTRAP_TRIALS,
+            BOOTSTRAP_CLUSTERS,
+            EXPLORATION,
+            DAYS,
+            START_TS,
+            REPLAY_SEED,
+            ROUTER,
+            stat.st_size,
+        ]
+    )
     return f"trainer-{events}ev-{hashlib.sha256(shape.encode()).hexdigest()[:10]}"
 
 
-def small_files_warehouse(folder: Path, parent: Artifact, events: int, partitions: int, topic: str,
-                          flush_seconds: float) -> tuple[Path, dict[str, Any]]:
+def small_files_warehouse(
+    folder: Path, parent: Artifact, events: int, partitions: int, topic: str, flush_seconds: float
+) -> tuple[Path, dict[str, Any]]:
     """The same events written with the live sink's age flush (many small files), cached beside the main one."""
     target = folder / f"warehouse-flush{flush_seconds:g}s"
     manifest_path = folder / f"manifest-flush{flush_seconds:g}s.json"
@@ -222,8 +272,13 @@ def prepare_inputs(events: int, partitions: int, topic: str, regenerate: bool) -
     if manifest_path.exists():
         manifest = json.loads(manifest_path.read_text())
         parent = decode((folder / "parent.json").read_bytes())
-        log.info("inputs: cached in %s (%d events, %d files, generated in %.1f s)", folder,
-                 manifest["warehouse"]["events"], manifest["warehouse"]["files"], manifest["warehouse"]["seconds"])
+        log.info(
+            "inputs: cached in %s (%d events, %d files, generated in %.1f s)",
+            folder,
+            manifest["warehouse"]["events"],
+            manifest["warehouse"]["files"],
+            manifest["warehouse"]["seconds"],
+        )
         manifest["cached"] = True
         return folder / "warehouse", parent, manifest
 
@@ -232,24 +287,46 @@ def prepare_inputs(events: int, partitions: int, topic: str, regenerate: bool) -
     try:
         dataset = load_dataset(DATASET)
         started = time.perf_counter()
-        log.info("parent: bootstrapping from %s (%d trials, %d clusters)", DATASET.name, BOOTSTRAP_TRIALS, BOOTSTRAP_CLUSTERS)
+        log.info(
+            "parent: bootstrapping from %s (%d trials, %d clusters)", DATASET.name, BOOTSTRAP_TRIALS, BOOTSTRAP_CLUSTERS
+        )
         parent = expensive_parent(dataset, Ed25519PrivateKey.generate())
         bootstrap_seconds = time.perf_counter() - started
-        log.info("parent: %s in %.1f s (%d models, %d features)", parent.version, bootstrap_seconds, len(parent.models),
-                 len(parent.gbdt.feature_schema.names))
+        log.info(
+            "parent: %s in %.1f s (%d models, %d features)",
+            parent.version,
+            bootstrap_seconds,
+            len(parent.models),
+            len(parent.gbdt.feature_schema.names),
+        )
         (temp / "parent.json").write_bytes(encode(parent))
         log.info("generate: replaying %d events over %d days into %s", events, DAYS, temp)
         warehouse = write_warehouse(parent, dataset, temp / "warehouse", topic, events, partitions)
-        log.info("generate: %d events, %d files, %.1f MB in %.1f s (replay %.1f s, Parquet writes %.1f s)",
-                 warehouse["events"], warehouse["files"], warehouse["bytes"] / 1e6, warehouse["seconds"],
-                 warehouse["replay_seconds"], warehouse["parquet_write_seconds"])
+        log.info(
+            "generate: %d events, %d files, %.1f MB in %.1f s (replay %.1f s, Parquet writes %.1f s)",
+            warehouse["events"],
+            warehouse["files"],
+            warehouse["bytes"] / 1e6,
+            warehouse["seconds"],
+            warehouse["replay_seconds"],
+            warehouse["parquet_write_seconds"],
+        )
         manifest = {
-            "format": CACHE_FORMAT, "dataset": str(DATASET), "bootstrap_seconds": round(bootstrap_seconds, 2),
+            "format": CACHE_FORMAT,
+            "dataset": str(DATASET),
+            "bootstrap_seconds": round(bootstrap_seconds, 2),
             "bootstrap": {"trials": BOOTSTRAP_TRIALS, "clusters": BOOTSTRAP_CLUSTERS, "seed": 0},
-            "replay": {"router": ROUTER, "exploration": EXPLORATION, "days": DAYS, "start_ts": START_TS,
-                       "seed": REPLAY_SEED, "split": "train"},
-            "topic": topic, "warehouse": warehouse,
-            "generated_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "replay": {
+                "router": ROUTER,
+                "exploration": EXPLORATION,
+                "days": DAYS,
+                "start_ts": START_TS,
+                "seed": REPLAY_SEED,
+                "split": "train",
+            },
+            "topic": topic,
+            "warehouse": warehouse,
+            "generated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         }
         (temp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
         if folder.exists():
@@ -301,8 +378,13 @@ def read_baseline(root: Path, topic: str) -> dict[str, Any]:
     tables = [pq.read_table(path) for path in paths]
     table = pa.concat_tables(tables, promote_options="permissive")  # files differ where a column is all null
     seconds = time.perf_counter() - started
-    return {"seconds": seconds, "files": len(paths), "rows": table.num_rows, "columns": table.num_columns,
-            "arrow_bytes": table.nbytes}
+    return {
+        "seconds": seconds,
+        "files": len(paths),
+        "rows": table.num_rows,
+        "columns": table.num_columns,
+        "arrow_bytes": table.nbytes,
+    }
 
 
 @dataclass
@@ -319,8 +401,17 @@ class TrainerRun:
     stopped: bool
 
 
-def trainer_pass(warehouse: Path, topic: str, feedback_topic: str, window: tuple[float, float], store: ArtifactStore,
-                 ledger: Ledger, key: Ed25519PrivateKey, config: RetrainConfig, trigger_id: str) -> TrainerRun:
+def trainer_pass(
+    warehouse: Path,
+    topic: str,
+    feedback_topic: str,
+    window: tuple[float, float],
+    store: ArtifactStore,
+    ledger: Ledger,
+    key: Ed25519PrivateKey,
+    config: RetrainConfig,
+    trigger_id: str,
+) -> TrainerRun:
     """verify → load_window → retrain_from_logs → report + publish, each timed (as ``TrainerService._train``)."""
     timings: dict[str, float] = {}
     started = time.perf_counter()
@@ -328,8 +419,9 @@ def trainer_pass(warehouse: Path, topic: str, feedback_topic: str, window: tuple
 
     def finish(published: str | None, stopped: bool) -> TrainerRun:
         total, cpu1 = time.perf_counter() - started, system_cpu()
-        return TrainerRun(timings, total, cpu1[1] - cpu0[1], others_cores(cpu0, cpu1, total), len(data), report,
-                          published, stopped)
+        return TrainerRun(
+            timings, total, cpu1[1] - cpu0[1], others_cores(cpu0, cpu1, total), len(data), report, published, stopped
+        )
 
     t0 = time.perf_counter()
     current = store.current()
@@ -356,10 +448,16 @@ def trainer_pass(warehouse: Path, topic: str, feedback_topic: str, window: tuple
     t0 = time.perf_counter()
     ledger.write_report(trigger_id, report)
     routers = sorted({str(r) for r in data.router_ids.tolist()})
-    store.publish(encode(artifact), report.signature,
-                  reports={"report.json": report.to_json(), "report.md": report.to_markdown().encode(),
-                           "routers.json": msgspec.json.encode(routers)},
-                  reason=f"trigger {trigger_id}")
+    store.publish(
+        encode(artifact),
+        report.signature,
+        reports={
+            "report.json": report.to_json(),
+            "report.md": report.to_markdown().encode(),
+            "routers.json": msgspec.json.encode(routers),
+        },
+        reason=f"trigger {trigger_id}",
+    )
     timings["store"] = time.perf_counter() - t0
     return finish(artifact.version, False)
 
@@ -379,7 +477,7 @@ def short_name(func: tuple[str, int, str]) -> str:
     parts = Path(filename).parts
     for anchor in ("site-packages", "main", "lib"):
         if anchor in parts:
-            parts = parts[len(parts) - parts[::-1].index(anchor):]
+            parts = parts[len(parts) - parts[::-1].index(anchor) :]
             break
     return f"{'/'.join(parts[-3:])}:{line}({name})"
 
@@ -387,8 +485,10 @@ def short_name(func: tuple[str, int, str]) -> str:
 def top_functions(stats: pstats.Stats, key: str, limit: int) -> list[dict[str, Any]]:
     index = {"cumulative": 3, "tottime": 2}[key]
     entries = sorted(stats.stats.items(), key=lambda item: -item[1][index])[:limit]  # type: ignore[attr-defined]
-    return [{"function": short_name(func), "ncalls": nc, "tottime": round(tt, 3), "cumtime": round(ct, 3)}
-            for func, (_, nc, tt, ct, _) in entries]
+    return [
+        {"function": short_name(func), "ncalls": nc, "tottime": round(tt, 3), "cumtime": round(ct, 3)}
+        for func, (_, nc, tt, ct, _) in entries
+    ]
 
 
 def profile_pass(run: Callable[[], TrainerRun], path: Path) -> dict[str, Any]:
@@ -402,8 +502,13 @@ def profile_pass(run: Callable[[], TrainerRun], path: Path) -> dict[str, Any]:
     seconds = time.perf_counter() - started
     profiler.dump_stats(str(path))
     stats = pstats.Stats(profiler)
-    return {"seconds": seconds, "timings": result.timings, "profile": str(path.relative_to(REPO_DIR) if path.is_relative_to(REPO_DIR) else path),
-            "cumulative": top_functions(stats, "cumulative", 25), "tottime": top_functions(stats, "tottime", 20)}
+    return {
+        "seconds": seconds,
+        "timings": result.timings,
+        "profile": str(path.relative_to(REPO_DIR) if path.is_relative_to(REPO_DIR) else path),
+        "cumulative": top_functions(stats, "cumulative", 25),
+        "tottime": top_functions(stats, "tottime", 20),
+    }
 
 
 # --------------------------------------------------------------------------- report
@@ -411,10 +516,11 @@ def profile_pass(run: Callable[[], TrainerRun], path: Path) -> dict[str, Any]:
 
 def machine_info() -> dict[str, Any]:
     cpu_model, commit = machine.cpu_model(), machine.commit()
-    dirty = subprocess.run(["git", "status", "--porcelain", "--", "trainer"], cwd=REPO_DIR, capture_output=True,
-                           text=True).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--", "trainer"], cwd=REPO_DIR, capture_output=True, text=True
+    ).stdout.strip()
     return {
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "cpu_count": os.cpu_count(),
         "cpu_affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "cpu_model": cpu_model,
@@ -448,23 +554,43 @@ def summarize(run: TrainerRun) -> dict[str, Any]:
         out["quality_checks"] = [{"name": c.name, "status": c.status, "value": c.value} for c in r.quality.checks]
     if r.cv is not None:
         cv = r.cv
-        out["cv"] = {"folds": cv.folds, "logloss": cv.logloss, "accuracy": cv.accuracy, "macro_f1": cv.macro_f1,
-                     "majority_accuracy": cv.majority_accuracy, "rounds": cv.rounds, "label_counts": cv.label_counts,
-                     "recall": cv.recall, "per_fold_best_iteration": [f.best_iteration for f in cv.per_fold],
-                     "rows": sum(f.rows for f in cv.per_fold)}
+        out["cv"] = {
+            "folds": cv.folds,
+            "logloss": cv.logloss,
+            "accuracy": cv.accuracy,
+            "macro_f1": cv.macro_f1,
+            "majority_accuracy": cv.majority_accuracy,
+            "rounds": cv.rounds,
+            "label_counts": cv.label_counts,
+            "recall": cv.recall,
+            "per_fold_best_iteration": [f.best_iteration for f in cv.per_fold],
+            "rows": sum(f.rows for f in cv.per_fold),
+        }
     if r.search is not None:
         s = r.search
-        out["search"] = {"trials": s.trials, "rows": s.rows, "best_trial": s.best_trial, "value": s.value,
-                         "score": s.score, "cost_ratio": s.cost_ratio, "reference": s.reference_model,
-                         "reference_score": s.reference_score, "alpha": round(s.alpha, 4),
-                         "tau_cheap": round(s.tau_cheap, 4), "tau_hard": round(s.tau_hard, 4),
-                         "penalties": {m: round(p, 4) for m, p in s.penalties.items()}, "bucket_share": s.bucket_share}
+        out["search"] = {
+            "trials": s.trials,
+            "rows": s.rows,
+            "best_trial": s.best_trial,
+            "value": s.value,
+            "score": s.score,
+            "cost_ratio": s.cost_ratio,
+            "reference": s.reference_model,
+            "reference_score": s.reference_score,
+            "alpha": round(s.alpha, 4),
+            "tau_cheap": round(s.tau_cheap, 4),
+            "tau_hard": round(s.tau_hard, 4),
+            "penalties": {m: round(p, 4) for m, p in s.penalties.items()},
+            "bucket_share": s.bucket_share,
+        }
     if r.candidate is not None and r.current is not None:
         out["validation"] = {
             "passed": all(c.passed for c in r.checks) if r.checks else False,
             "candidate": msgspec.to_builtins(r.candidate),
             "current": msgspec.to_builtins(r.current),
-            "checks": [{"name": c.name, "passed": c.passed, "value": c.value, "threshold": c.threshold} for c in r.checks],
+            "checks": [
+                {"name": c.name, "passed": c.passed, "value": c.value, "threshold": c.threshold} for c in r.checks
+            ],
             "difference": msgspec.to_builtins(r.difference) if r.difference is not None else None,
         }
     return out
@@ -489,15 +615,19 @@ def step_rows(report: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     notes = {
         "verify": "digest + signature of the current artifact in the store",
         "load": f"`load_window`: {t['rows_loaded']:,} rows from {report['inputs']['warehouse']['files']} files "
-                f"(pq.read_table floor {fmt(report['baseline']['seconds'])})",
+        f"(pq.read_table floor {fmt(report['baseline']['seconds'])})",
         "quality": "data-quality checks on every row",
         "prepare": f"prompt-disjoint split (train {n_train:,} / holdout {n_hold:,}: the prompts first seen last), "
-                   "per-cluster summaries",
-        "cv": (f"per-prompt quality and cost models of every LLM (5-fold, prompt-grouped), learned buckets, and the "
-               f"LightGBM triage ({cv.get('folds', cfg['folds'])}-fold CV, {cv.get('rounds', '—')} rounds) on "
-               f"{cv.get('rows', 0):,} sampled rows (max_triage_rows {cfg['max_triage_rows']:,})"),
-        "search": (f"{search.get('trials', cfg['trials'])} Optuna TPE trials, pessimistic DR estimate (lower bound of "
-                   f"the paired difference) on {search.get('rows', 0):,} rows each"),
+        "per-cluster summaries",
+        "cv": (
+            f"per-prompt quality and cost models of every LLM (5-fold, prompt-grouped), learned buckets, and the "
+            f"LightGBM triage ({cv.get('folds', cfg['folds'])}-fold CV, {cv.get('rounds', '—')} rounds) on "
+            f"{cv.get('rows', 0):,} sampled rows (max_triage_rows {cfg['max_triage_rows']:,})"
+        ),
+        "search": (
+            f"{search.get('trials', cfg['trials'])} Optuna TPE trials, pessimistic DR estimate (lower bound of "
+            f"the paired difference) on {search.get('rows', 0):,} rows each"
+        ),
         "validate": f"both policies' models on {n_hold:,} holdout rows, paired DR terms, non-inferiority bound",
         "export": "report into the artifact, canonical encode, sha256, Ed25519 signature",
         "store": "run report (ledger) + `ArtifactStore.publish` (fsynced, atomic)",
@@ -512,8 +642,10 @@ def print_table(report: dict[str, Any]) -> None:
     print(f"{'step':<10} {'seconds':>10} {'share':>6}  note")
     for name, seconds, pct, note in rows:
         print(f"{name:<10} {seconds:>10} {pct:>6}  {note}")
-    print(f"{'total':<10} {fmt(t['total_seconds']):>10} {'100%':>6}  goal < {GOAL_SECONDS:.0f} s: "
-          f"{'met' if t['total_seconds'] < GOAL_SECONDS else 'NOT met'}")
+    print(
+        f"{'total':<10} {fmt(t['total_seconds']):>10} {'100%':>6}  goal < {GOAL_SECONDS:.0f} s: "
+        f"{'met' if t['total_seconds'] < GOAL_SECONDS else 'NOT met'}"
+    )
     print()
 
 
@@ -522,27 +654,39 @@ def interpret(report: dict[str, Any]) -> str:
     steps, total = t["steps_seconds"], t["total_seconds"]
     ranked = sorted(STEPS, key=lambda s: -steps[s])
     base = report["baseline"]["seconds"]
-    text = (f"The trainer took {total:.1f} s end to end on {t['rows_loaded']:,} logged events "
-            f"(goal < {GOAL_SECONDS:.0f} s: {'met' if total < GOAL_SECONDS else 'not met'}). "
-            f"The largest steps are {ranked[0]} ({steps[ranked[0]]:.1f} s, {share(steps[ranked[0]], total)}), "
-            f"{ranked[1]} ({steps[ranked[1]]:.1f} s) and {ranked[2]} ({steps[ranked[2]]:.1f} s). "
-            f"Loading the window took {steps['load']:.1f} s against {base:.1f} s for just reading the same Parquet "
-            f"files with `pq.read_table` one after another ({steps['load'] / base:.1f}× that " "floor; `load_window` reads "
-            f"only the {len(EVENT_COLUMNS)} columns it uses, several files at a time, then " "filters, sorts by event time, "
-            "drops re-delivered request ids and turns the columns, the 74-wide feature lists above all, into NumPy "
-            "arrays). ")
+    text = (
+        f"The trainer took {total:.1f} s end to end on {t['rows_loaded']:,} logged events "
+        f"(goal < {GOAL_SECONDS:.0f} s: {'met' if total < GOAL_SECONDS else 'not met'}). "
+        f"The largest steps are {ranked[0]} ({steps[ranked[0]]:.1f} s, {share(steps[ranked[0]], total)}), "
+        f"{ranked[1]} ({steps[ranked[1]]:.1f} s) and {ranked[2]} ({steps[ranked[2]]:.1f} s). "
+        f"Loading the window took {steps['load']:.1f} s against {base:.1f} s for just reading the same Parquet "
+        f"files with `pq.read_table` one after another ({steps['load'] / base:.1f}× that "
+        "floor; `load_window` reads "
+        f"only the {len(EVENT_COLUMNS)} columns it uses, several files at a time, then "
+        "filters, sorts by event time, "
+        "drops re-delivered request ids and turns the columns, the 74-wide feature lists above all, into NumPy "
+        "arrays). "
+    )
     cfg = report["config"]
     rows = t["rows"]
     if rows.get("train", 0) > cfg["max_triage_rows"]:
-        text += (f"The triage model's CV and the search's {cfg['trials']} trials run on a uniform sample of "
-                 f"{cfg['max_triage_rows']:,} of the {rows['train']:,} training rows " "(`max_triage_rows`), so their cost "
-                 "does not grow with the window; Q̂ (cell means), prices, the out-of-fold reward " "model and the validation "
-                 f"on all {rows.get('holdout', 0):,} holdout rows use every row. ")
+        text += (
+            f"The triage model's CV and the search's {cfg['trials']} trials run on a uniform sample of "
+            f"{cfg['max_triage_rows']:,} of the {rows['train']:,} training rows "
+            "(`max_triage_rows`), so their cost "
+            "does not grow with the window; Q̂ (cell means), prices, the out-of-fold reward "
+            "model and the validation "
+            f"on all {rows.get('holdout', 0):,} holdout rows use every row. "
+        )
     if t.get("published"):
         v = t["validation"]
-        text += ("The candidate passed validation and was published: DR quality " f"{v['candidate']['quality']['dr']:.4f} vs "
-                 f"{v['current']['quality']['dr']:.4f} for the current artifact, DR cost " f"${v['candidate']['cost_usd']['dr']:.3g} "
-                 f"vs ${v['current']['cost_usd']['dr']:.3g} per request. ")
+        text += (
+            "The candidate passed validation and was published: DR quality "
+            f"{v['candidate']['quality']['dr']:.4f} vs "
+            f"{v['current']['quality']['dr']:.4f} for the current artifact, DR cost "
+            f"${v['candidate']['cost_usd']['dr']:.3g} "
+            f"vs ${v['current']['cost_usd']['dr']:.3g} per request. "
+        )
     else:
         text += f"The run stopped at {t['stopped_at']}: {t['reason']}. "
     return text
@@ -551,22 +695,32 @@ def interpret(report: dict[str, Any]) -> str:
 def before_section(report: dict[str, Any]) -> list[str]:
     """Side by side with an earlier run (e.g. the trainer code before the speed changes)."""
     b, t = report["before"], report["trainer"]
-    lines = ["## Compared with an earlier run", "",
-             f"Earlier run: {b['label'] + ', ' if b['label'] else ''}{b['machine']['date']}; max_triage_rows "
-             f"{b['config']['max_triage_rows']:,}, folds {b['config']['folds']}, max_rounds " f"{b['config']['max_rounds']}; "
-             f"other processes used {b['trainer']['others_cores']:.2f} cores during it.", "",
-             "| step | before | now |", "|---|---:|---:|"]
+    lines = [
+        "## Compared with an earlier run",
+        "",
+        f"Earlier run: {b['label'] + ', ' if b['label'] else ''}{b['machine']['date']}; max_triage_rows "
+        f"{b['config']['max_triage_rows']:,}, folds {b['config']['folds']}, max_rounds "
+        f"{b['config']['max_rounds']}; "
+        f"other processes used {b['trainer']['others_cores']:.2f} cores during it.",
+        "",
+        "| step | before | now |",
+        "|---|---:|---:|",
+    ]
     for name in ("verify", *STEPS):
         lines.append(f"| {name} | {fmt(b['trainer']['steps_seconds'].get(name))} | {fmt(t['steps_seconds'][name])} |")
     lines.append(f"| **total** | **{fmt(b['trainer']['total_seconds'])}** | **{fmt(t['total_seconds'])}** |")
     bv, tv = b["trainer"].get("validation"), t.get("validation")
     if bv and tv:
-        lines += ["", "Validation on the same holdout rows — before: candidate DR quality "
-                  f"{bv['candidate']['quality']['dr']:.4f} ± {bv['candidate']['quality']['dr_stderr']:.4f}, DR cost "
-                  f"${bv['candidate']['cost_usd']['dr']:.4g}, P95 {bv['candidate']['latency_p95_ms']:.0f} ms; now: "
-                  f"{tv['candidate']['quality']['dr']:.4f} ± {tv['candidate']['quality']['dr_stderr']:.4f}, "
-                  f"${tv['candidate']['cost_usd']['dr']:.4g}, {tv['candidate']['latency_p95_ms']:.0f} " "ms (current artifact: "
-                  f"{tv['current']['quality']['dr']:.4f}, ${tv['current']['cost_usd']['dr']:.4g} in both)."]
+        lines += [
+            "",
+            "Validation on the same holdout rows — before: candidate DR quality "
+            f"{bv['candidate']['quality']['dr']:.4f} ± {bv['candidate']['quality']['dr_stderr']:.4f}, DR cost "
+            f"${bv['candidate']['cost_usd']['dr']:.4g}, P95 {bv['candidate']['latency_p95_ms']:.0f} ms; now: "
+            f"{tv['candidate']['quality']['dr']:.4f} ± {tv['candidate']['quality']['dr_stderr']:.4f}, "
+            f"${tv['candidate']['cost_usd']['dr']:.4g}, {tv['candidate']['latency_p95_ms']:.0f} "
+            "ms (current artifact: "
+            f"{tv['current']['quality']['dr']:.4f}, ${tv['current']['cost_usd']['dr']:.4g} in both).",
+        ]
     return lines + [""]
 
 
@@ -574,90 +728,132 @@ def write_markdown(report: dict[str, Any], path: Path) -> None:
     m, t, inputs, cfg = report["machine"], report["trainer"], report["inputs"], report["config"]
     w = inputs["warehouse"]
     lines = [
-        "# Trainer benchmark", "",
-        f"{m['date']} · {m['cpu_count']} CPUs ({m['cpu_model'] or 'unknown'}) · Python " f"{m['python']} · numpy {m['numpy']} · "
-        f"LightGBM {m['lightgbm']} · Optuna {m['optuna']} · pyarrow {m['pyarrow']} · commit {m['git_commit']}", "",
-        f"Command: `{report['command']}`", "",
-        "## Result", "",
+        "# Trainer benchmark",
+        "",
+        f"{m['date']} · {m['cpu_count']} CPUs ({m['cpu_model'] or 'unknown'}) · Python "
+        f"{m['python']} · numpy {m['numpy']} · "
+        f"LightGBM {m['lightgbm']} · Optuna {m['optuna']} · pyarrow {m['pyarrow']} · commit {m['git_commit']}",
+        "",
+        f"Command: `{report['command']}`",
+        "",
+        "## Result",
+        "",
         f"**{t['total_seconds']:.1f} s** for the whole trainer run on {t['rows_loaded']:,} logged events "
         f"(goal < {GOAL_SECONDS:.0f} s: **{'met' if t['total_seconds'] < GOAL_SECONDS else 'not met'}**), "
         f"{cfg['trials']} Optuna trials, one process on this {m['cpu_count']}-core machine. The trainer used "
-        f"{t['cpu_seconds']:.0f} CPU-seconds ({t['cpu_seconds'] / t['total_seconds']:.2f} " "cores on average: LightGBM and "
+        f"{t['cpu_seconds']:.0f} CPU-seconds ({t['cpu_seconds'] / t['total_seconds']:.2f} "
+        "cores on average: LightGBM and "
         f"Arrow use both); other processes used {t['others_cores']:.2f} cores meanwhile "
         f"(the run waited {report['idle']['waited_seconds']:.0f} s for the machine to go quiet first)."
-        + (f" {report['label']}." if report.get("label") else ""), "",
-        "| step | wall time | share | what |", "|---|---:|---:|---|",
+        + (f" {report['label']}." if report.get("label") else ""),
+        "",
+        "| step | wall time | share | what |",
+        "|---|---:|---:|---|",
     ]
     lines += [f"| {name} | {sec} | {pct} | {note} |" for name, sec, pct, note in step_rows(report)]
     lines += [f"| **total** | **{fmt(t['total_seconds'])}** | 100% | verify + load + retrain_from_logs + store |", ""]
     lines += [
-        "| baseline | wall time | note |", "|---|---:|---|",
+        "| baseline | wall time | note |",
+        "|---|---:|---|",
         f"| `pq.read_table` of every file + `concat_tables` | {fmt(report['baseline']['seconds'])} | "
         f"{report['baseline']['files']} files, {report['baseline']['rows']:,} rows, "
-        f"{report['baseline']['arrow_bytes'] / 1e6:,.0f} MB in Arrow: the floor of “load” |", "",
-        "## Workload", "",
+        f"{report['baseline']['arrow_bytes'] / 1e6:,.0f} MB in Arrow: the floor of “load” |",
+        "",
+        "## Workload",
+        "",
         f"* Parent: `bootstrap_artifact` on `{Path(inputs['dataset']).name}` ({inputs['bootstrap']['trials']} trials, "
-        f"{inputs['bootstrap']['clusters']} clusters), then made the “expensive” policy of " "the trainer-loop integration test "
+        f"{inputs['bootstrap']['clusters']} clusters), then made the “expensive” policy of "
+        "the trainer-loop integration test "
         f"(α = 1, τ_cheap = 1, τ_hard = 0, penalty 1 on every model but `{BEST_SINGLE}`); "
-        + (f"bootstrap took {inputs['bootstrap_seconds']:.1f} s." if inputs.get("bootstrap_seconds") is not None else ""),
+        + (
+            f"bootstrap took {inputs['bootstrap_seconds']:.1f} s."
+            if inputs.get("bootstrap_seconds") is not None
+            else ""
+        ),
         f"* Logged traffic: {w['events']:,} requests replayed through the parent (`ReplayTraffic`, split train, "
         f"{w['dataset_prompts']:,} distinct prompts, ε = {inputs['replay']['exploration']} exploration, seed "
         f"{inputs['replay']['seed']}) over {inputs['replay']['days']} days of event time, one router; written like the "
-        f"warehouse sink: {w['files']} Parquet files ({w['partitions']} partitions × hours), " f"{w['bytes'] / 1e6:,.0f} MB. "
+        f"warehouse sink: {w['files']} Parquet files ({w['partitions']} partitions × hours), "
+        f"{w['bytes'] / 1e6:,.0f} MB. "
         f"Generation took {w['seconds']:.1f} s (replay {w['replay_seconds']:.1f} s, Parquet writes "
-        f"{w['parquet_write_seconds']:.1f} " f"s){' — reused from the cache this run' if inputs['cached'] else ''}; not part "
+        f"{w['parquet_write_seconds']:.1f} "
+        f"s){' — reused from the cache this run' if inputs['cached'] else ''}; not part "
         "of the trainer's time.",
-        "* Trainer: `load_window` over the whole window (no feedback topic data: the " "replay's feedback carries no grade), "
+        "* Trainer: `load_window` over the whole window (no feedback topic data: the "
+        "replay's feedback carries no grade), "
         f"`retrain_from_logs` with `RetrainConfig(trials={cfg['trials']})`, defaults otherwise (folds {cfg['folds']}, "
-        f"max_rounds {cfg['max_rounds']}, max_triage_rows {cfg['max_triage_rows']:,}, holdout " f"{cfg['holdout_fraction']:.0%} "
+        f"max_rounds {cfg['max_rounds']}, max_triage_rows {cfg['max_triage_rows']:,}, holdout "
+        f"{cfg['holdout_fraction']:.0%} "
         "newest by event time), no full-information evaluation set; then the run report and `ArtifactStore.publish`, "
-        "as `TrainerService._train` does.", "",
+        "as `TrainerService._train` does.",
+        "",
     ]
     if report.get("before"):
         lines += before_section(report)
     if report.get("small_files"):
         sf = report["small_files"]
         lines += [
-            f"## Load with the live sink's {sf['flush_seconds']:g} s flush", "",
-            "The sink also writes a buffer once it is `BIFROST_WAREHOUSE_FLUSH_SECONDS` old (60 " "s by default). At this "
-            f"traffic ({w['rate_per_second']:.2f} requests/s over {w['partitions']} partitions) " "that is one small file per "
+            f"## Load with the live sink's {sf['flush_seconds']:g} s flush",
+            "",
+            "The sink also writes a buffer once it is `BIFROST_WAREHOUSE_FLUSH_SECONDS` old (60 "
+            "s by default). At this "
+            f"traffic ({w['rate_per_second']:.2f} requests/s over {w['partitions']} partitions) "
+            "that is one small file per "
             f"partition per minute: the same {sf['events']:,} events written that way make **{sf['files']:,} files** "
             f"(about {sf['events'] / max(sf['files'], 1):.0f} rows each) instead of {w['files']}. "
             f"`pq.read_table` of all of them takes {fmt(sf['baseline_seconds'])} and `load_window` "
             f"**{fmt(sf['load_seconds'])}** ({sf['rows_loaded']:,} rows) instead of {fmt(t['steps_seconds']['load'])}: "
             f"the per-file cost (about {1000 * sf['load_seconds'] / max(sf['files'], 1):.1f} ms a file) dominates. "
-            "With that layout the whole run would take about " f"{t['total_seconds'] - t['steps_seconds']['load'] + sf['load_seconds']:.0f} s. "
-            "The headline number assumes hour-sized files (what the sink writes at high rates, " "or after compaction).", "",
+            "With that layout the whole run would take about "
+            f"{t['total_seconds'] - t['steps_seconds']['load'] + sf['load_seconds']:.0f} s. "
+            "The headline number assumes hour-sized files (what the sink writes at high rates, "
+            "or after compaction).",
+            "",
         ]
     lines += ["## What the run produced", "", f"Rows: {t['rows']}", ""]
     if t.get("cv"):
         cv = t["cv"]
-        lines += [f"* Triage CV ({cv['folds']} folds, {cv['rows']:,} rows): log-loss {cv['logloss']:.4f}, accuracy "
-                  f"{cv['accuracy']:.4f} (majority {cv['majority_accuracy']:.4f}), macro-F1 {cv['macro_f1']:.4f}, "
-                  f"recall {cv['recall']}, labels {cv['label_counts']}; best iterations per fold "
-                  f"{cv['per_fold_best_iteration']}, final model {cv['rounds']} rounds."]
+        lines += [
+            f"* Triage CV ({cv['folds']} folds, {cv['rows']:,} rows): log-loss {cv['logloss']:.4f}, accuracy "
+            f"{cv['accuracy']:.4f} (majority {cv['majority_accuracy']:.4f}), macro-F1 {cv['macro_f1']:.4f}, "
+            f"recall {cv['recall']}, labels {cv['label_counts']}; best iterations per fold "
+            f"{cv['per_fold_best_iteration']}, final model {cv['rounds']} rounds."
+        ]
     if t.get("search"):
         s = t["search"]
         nonzero = {k: v for k, v in s["penalties"].items() if v >= 0.005}
-        lines += [f"* Search ({s['trials']} trials on {s['rows']:,} rows): best trial " f"{s['best_trial']}, α = {s['alpha']}, "
-                  f"τ_cheap = {s['tau_cheap']}, τ_hard = {s['tau_hard']}, DR quality {s['score']:.4f} at "
-                  f"{s['cost_ratio']:.1%} of the current artifact's DR cost (current quality " f"{s['reference_score']:.4f}); "
-                  f"buckets {s['bucket_share']}; penalties ≥ 0.005: {nonzero or 'none'}."]
+        lines += [
+            f"* Search ({s['trials']} trials on {s['rows']:,} rows): best trial "
+            f"{s['best_trial']}, α = {s['alpha']}, "
+            f"τ_cheap = {s['tau_cheap']}, τ_hard = {s['tau_hard']}, DR quality {s['score']:.4f} at "
+            f"{s['cost_ratio']:.1%} of the current artifact's DR cost (current quality "
+            f"{s['reference_score']:.4f}); "
+            f"buckets {s['bucket_share']}; penalties ≥ 0.005: {nonzero or 'none'}."
+        ]
     if t.get("validation"):
         v = t["validation"]
         cand, cur = v["candidate"], v["current"]
         lines += [
-            f"* Validation on the newest {t['rows'].get('holdout', 0):,} rows: " f"**{'passed' if v['passed'] else 'failed'}**.", "",
-            "| policy | DR quality (± s.e.) | SNIPS quality | DR cost / request | SNIPS cost | " "P95 latency | matched rows | model shares |",
+            f"* Validation on the newest {t['rows'].get('holdout', 0):,} rows: "
+            f"**{'passed' if v['passed'] else 'failed'}**.",
+            "",
+            "| policy | DR quality (± s.e.) | SNIPS quality | DR cost / request | SNIPS cost | "
+            "P95 latency | matched rows | model shares |",
             "|---|---:|---:|---:|---:|---:|---:|---|",
         ]
         for name, e in (("candidate", cand), ("current", cur)):
             shares = ", ".join(f"{k} {val:.0%}" for k, val in sorted(e["shares"].items(), key=lambda kv: -kv[1]))
-            lines.append(f"| {name} | {e['quality']['dr']:.4f} ± {e['quality']['dr_stderr']:.4f} | " f"{e['quality']['snips']:.4f} | "
-                         f"${e['cost_usd']['dr']:.4g} | ${e['cost_usd']['snips']:.4g} | {e['latency_p95_ms']:.0f} ms | "
-                         f"{e['quality']['matched']:,} of {e['quality']['rows']:,} | {shares} |")
+            lines.append(
+                f"| {name} | {e['quality']['dr']:.4f} ± {e['quality']['dr_stderr']:.4f} | "
+                f"{e['quality']['snips']:.4f} | "
+                f"${e['cost_usd']['dr']:.4g} | ${e['cost_usd']['snips']:.4g} | {e['latency_p95_ms']:.0f} ms | "
+                f"{e['quality']['matched']:,} of {e['quality']['rows']:,} | {shares} |"
+            )
         lines += ["", "| check | passed | value | threshold |", "|---|---|---:|---:|"]
-        lines += [f"| {c['name']} | {'yes' if c['passed'] else 'no'} | {c['value']:.6g} | " f"{c['threshold']:.6g} |" for c in v["checks"]]
+        lines += [
+            f"| {c['name']} | {'yes' if c['passed'] else 'no'} | {c['value']:.6g} | {c['threshold']:.6g} |"
+            for c in v["checks"]
+        ]
     if not t.get("published"):
         lines += ["", f"**Stopped at {t['stopped_at']}**: {t['reason']}"]
     lines += [""]
@@ -667,11 +863,24 @@ def write_markdown(report: dict[str, Any], path: Path) -> None:
         lines += ["## Notes", ""] + [f"* {c}" for c in report["notes"]] + [""]
     if report.get("profile"):
         p = report["profile"]
-        lines += ["## Profile (second trainer pass under cProfile)", "",
-                  f"{p['seconds']:.1f} s under the profiler (overhead included); `{p['profile']}`.", "",
-                  "**Top by cumulative time**", "", "| function | ncalls | tottime s | cumtime s |", "|---|---:|---:|---:|"]
+        lines += [
+            "## Profile (second trainer pass under cProfile)",
+            "",
+            f"{p['seconds']:.1f} s under the profiler (overhead included); `{p['profile']}`.",
+            "",
+            "**Top by cumulative time**",
+            "",
+            "| function | ncalls | tottime s | cumtime s |",
+            "|---|---:|---:|---:|",
+        ]
         lines += [f"| `{r['function']}` | {r['ncalls']} | {r['tottime']} | {r['cumtime']} |" for r in p["cumulative"]]
-        lines += ["", "**Top by own time**", "", "| function | ncalls | tottime s | cumtime s |", "|---|---:|---:|---:|"]
+        lines += [
+            "",
+            "**Top by own time**",
+            "",
+            "| function | ncalls | tottime s | cumtime s |",
+            "|---|---:|---:|---:|",
+        ]
         lines += [f"| `{r['function']}` | {r['ncalls']} | {r['tottime']} | {r['cumtime']} |" for r in p["tottime"]]
         lines += [""]
     lines += ["## Interpretation", "", report["interpretation"], ""]
@@ -686,17 +895,34 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--events", type=int, default=1_000_000, help="logged events (default 1,000,000)")
     parser.add_argument("--trials", type=int, default=200, help="Optuna trials (default 200)")
     parser.add_argument("--quick", action="store_true", help="100,000 events, 50 trials")
-    parser.add_argument("--partitions", type=int, default=PARTITIONS, help=f"warehouse partitions (default {PARTITIONS})")
+    parser.add_argument(
+        "--partitions", type=int, default=PARTITIONS, help=f"warehouse partitions (default {PARTITIONS})"
+    )
     parser.add_argument("--regenerate", action="store_true", help="ignore the cached parent and warehouse")
     parser.add_argument("--profile", action="store_true", help="run the trainer a second time under cProfile")
-    parser.add_argument("--small-files", type=float, nargs="?", const=60.0, default=None, metavar="SECONDS",
-                        help="also time load_window on the same events written with the live sink's age flush "
-                             "(default 60 s, BIFROST_WAREHOUSE_FLUSH_SECONDS): many small files")
-    parser.add_argument("--before", type=Path, default=None,
-                        help="results JSON of an earlier run (e.g. the previous trainer code) to compare against")
+    parser.add_argument(
+        "--small-files",
+        type=float,
+        nargs="?",
+        const=60.0,
+        default=None,
+        metavar="SECONDS",
+        help="also time load_window on the same events written with the live sink's age flush "
+        "(default 60 s, BIFROST_WAREHOUSE_FLUSH_SECONDS): many small files",
+    )
+    parser.add_argument(
+        "--before",
+        type=Path,
+        default=None,
+        help="results JSON of an earlier run (e.g. the previous trainer code) to compare against",
+    )
     parser.add_argument("--label", default="", help="what this run measures (kept in the results)")
-    parser.add_argument("--wait-idle", type=float, default=600.0,
-                        help="wait up to this many seconds for other processes to go quiet first (default 600)")
+    parser.add_argument(
+        "--wait-idle",
+        type=float,
+        default=600.0,
+        help="wait up to this many seconds for other processes to go quiet first (default 600)",
+    )
     parser.add_argument("--results", type=Path, default=RESULTS_DIR, help="output folder (default bench/results)")
     parser.add_argument("--name", default="trainer", help="results file name (default trainer)")
     args = parser.parse_args(argv)
@@ -714,8 +940,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = TrainerSettings()
     topic, feedback_topic = settings.topics.routing_events, settings.topics.feedback
     report: dict[str, Any] = {
-        "command": " ".join([".venv/bin/python", "bench/trainer_bench.py", *(argv if argv is not None else sys.argv[1:])]),
-        "events": args.events, "goal_seconds": GOAL_SECONDS, "machine": machine_info(), "label": args.label,
+        "command": " ".join(
+            [".venv/bin/python", "bench/trainer_bench.py", *(argv if argv is not None else sys.argv[1:])]
+        ),
+        "events": args.events,
+        "goal_seconds": GOAL_SECONDS,
+        "machine": machine_info(),
+        "label": args.label,
     }
 
     warehouse, parent, inputs = prepare_inputs(args.events, args.partitions, topic, args.regenerate)
@@ -725,8 +956,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     log.info("baseline: pq.read_table of every file (twice; the second, warm read counts)")
     read_baseline(warehouse, topic)
     report["baseline"] = read_baseline(warehouse, topic)
-    log.info("baseline: %d rows from %d files in %.2f s", report["baseline"]["rows"], report["baseline"]["files"],
-             report["baseline"]["seconds"])
+    log.info(
+        "baseline: %d rows from %d files in %.2f s",
+        report["baseline"]["rows"],
+        report["baseline"]["files"],
+        report["baseline"]["seconds"],
+    )
 
     config = RetrainConfig(trials=args.trials)
     report["config"] = msgspec.to_builtins(config)
@@ -735,44 +970,77 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         store, ledger = fresh_store(run_dir, "timed", parent, key)
         report["idle"] = wait_idle(args.wait_idle)
-        log.info("trainer: timed pass (window %s → %s)", dt.datetime.fromtimestamp(window[0], dt.timezone.utc),
-                 dt.datetime.fromtimestamp(window[1], dt.timezone.utc))
+        log.info(
+            "trainer: timed pass (window %s → %s)",
+            dt.datetime.fromtimestamp(window[0], dt.UTC),
+            dt.datetime.fromtimestamp(window[1], dt.UTC),
+        )
         run = trainer_pass(warehouse, topic, feedback_topic, window, store, ledger, key, config, "bench-timed")
         report["trainer"] = summarize(run)
-        log.info("trainer: %.1f s total; %s", run.total,
-                 ", ".join(f"{k} {v:.2f}" for k, v in report["trainer"]["steps_seconds"].items()))
+        log.info(
+            "trainer: %.1f s total; %s",
+            run.total,
+            ", ".join(f"{k} {v:.2f}" for k, v in report["trainer"]["steps_seconds"].items()),
+        )
         if args.profile:
             store, ledger = fresh_store(run_dir, "profiled", parent, key)
             wait_idle(args.wait_idle)
             log.info("profile: second trainer pass under cProfile")
             args.results.mkdir(parents=True, exist_ok=True)
             report["profile"] = profile_pass(
-                lambda: trainer_pass(warehouse, topic, feedback_topic, window, store, ledger, key, config, "bench-profiled"),
-                args.results / f"{args.name}.prof")
+                lambda: trainer_pass(
+                    warehouse, topic, feedback_topic, window, store, ledger, key, config, "bench-profiled"
+                ),
+                args.results / f"{args.name}.prof",
+            )
     finally:
         shutil.rmtree(run_dir, ignore_errors=True)
 
     if args.small_files:
-        small, info = small_files_warehouse(warehouse.parent, parent, args.events, args.partitions, topic, args.small_files)
+        small, info = small_files_warehouse(
+            warehouse.parent, parent, args.events, args.partitions, topic, args.small_files
+        )
         wait_idle(args.wait_idle)
         read_baseline(small, topic)
         baseline = read_baseline(small, topic)
         started = time.perf_counter()
         data = load_window(small, topic, feedback_topic, window[0], window[1])
-        info.update(baseline_seconds=round(baseline["seconds"], 3), load_seconds=round(time.perf_counter() - started, 3),
-                    rows_loaded=len(data))
+        info.update(
+            baseline_seconds=round(baseline["seconds"], 3),
+            load_seconds=round(time.perf_counter() - started, 3),
+            rows_loaded=len(data),
+        )
         report["small_files"] = info
-        log.info("small files: %d files, pq.read_table %.2f s, load_window %.2f s (%d rows)", info["files"],
-                 info["baseline_seconds"], info["load_seconds"], len(data))
+        log.info(
+            "small files: %d files, pq.read_table %.2f s, load_window %.2f s (%d rows)",
+            info["files"],
+            info["baseline_seconds"],
+            info["load_seconds"],
+            len(data),
+        )
         del data
 
     if args.before is not None:
         earlier = json.loads(args.before.read_text())
-        report["before"] = {"label": earlier.get("label", ""), "machine": earlier["machine"], "config": earlier["config"],
-                            "trainer": {k: earlier["trainer"].get(k) for k in
-                                        ("total_seconds", "steps_seconds", "cpu_seconds", "others_cores", "search", "cv",
-                                         "validation", "published")},
-                            "baseline": earlier["baseline"]}
+        report["before"] = {
+            "label": earlier.get("label", ""),
+            "machine": earlier["machine"],
+            "config": earlier["config"],
+            "trainer": {
+                k: earlier["trainer"].get(k)
+                for k in (
+                    "total_seconds",
+                    "steps_seconds",
+                    "cpu_seconds",
+                    "others_cores",
+                    "search",
+                    "cv",
+                    "validation",
+                    "published",
+                )
+            },
+            "baseline": earlier["baseline"],
+        }
 
     report["changes"] = CHANGES
     report["notes"] = NOTES
@@ -790,7 +1058,8 @@ CHANGES: list[str] = [
     "`storage/logged.py` `load_window`: reads only the trainer's columns, several files at a time (a thread pool of "
     "up to 4; Arrow decodes without the GIL); selects and orders rows as NumPy indices "
     "instead of an Arrow filter + take of every column (the 74-wide feature lists above all); looks for re-delivered "
-    "request ids with a hash count (`pc.count_distinct`) before the object-array sort; " "model, bucket, router and arm via "
+    "request ids with a hash count (`pc.count_distinct`) before the object-array sort; "
+    "model, bucket, router and arm via "
     "dictionary encoding; the feature matrix is one reshape of the flattened values when every vector has the full "
     "width (a gather otherwise); the feedback join uses `pc.index_in` (the newest grade still wins). Same arrays out: "
     "compared array by array with the previous code on this window, a router-filtered part of it, and synthetic files "
@@ -798,7 +1067,8 @@ CHANGES: list[str] = [
     "`trainer/retrain.py` `triage_probabilities`: the current artifact's probabilities in the search and both "
     "policies' routing in validation use LightGBM's predictor on the artifact's own model string. Every call checks "
     "2,000 random rows against the routers' NumPy evaluator (`TreeEnsemble`, tolerance 1e-9 as in "
-    "`tests/router/test_gbdt.py`) and falls back to that evaluator for every row on a " "mismatch. The NumPy evaluator took "
+    "`tests/router/test_gbdt.py`) and falls back to that evaluator for every row on a "
+    "mismatch. The NumPy evaluator took "
     "~17 s for a 450-tree candidate on 200,000 holdout rows even in chunks, ~36 s in one call.",
     "`trainer/retrain.py` `_holdout_estimate`: the latency draw is one `rng.integers` call over all rows instead of a "
     "Python loop; NumPy gives the very same draws (checked), so P95 figures are unchanged.",
@@ -813,7 +1083,8 @@ NOTES: list[str] = [
     "`TrainerSettings.max_triage_rows` (`BIFROST_TRAINER_MAX_TRIAGE_ROWS`) still defaults to 200,000 and "
     "`TrainerService` passes it explicitly, so the service keeps sampling 200,000 rows (CV ≈ 44 s instead of "
     "≈ 23–27 s on an idle machine, search ≈ 2× longer) until that default (and the README) follow `RetrainConfig`.",
-    "LightGBM with `num_threads=2` on this 2-core machine is very sensitive to other " "load: the first measurement of the "
+    "LightGBM with `num_threads=2` on this 2-core machine is very sensitive to other "
+    "load: the first measurement of the "
     "previous code (2026-11-25, other processes using 0.56 cores on average, among them an integration test's trainer) "
     "took 177.5 s instead of 108 s, CV 113 s instead of 44 s, single folds 8–30 s for the same work. In "
     "docker-compose the trainer shares the machine with the worker and Kafka. With one thread a fold was ~1.5× slower "

@@ -16,7 +16,13 @@ from typing import Protocol
 import aiohttp
 
 from bifrost.catalog.http import FetchError, RetryPolicy, get_json
-from bifrost.catalog.normalize import Listing, MalformedListing, normalize_gemini, normalize_openai, normalize_openrouter
+from bifrost.catalog.normalize import (
+    Listing,
+    MalformedListing,
+    normalize_gemini,
+    normalize_openai,
+    normalize_openrouter,
+)
 from bifrost.catalog.prices import PriceTable
 from bifrost.schemas.catalog import Source
 
@@ -45,8 +51,9 @@ class OpenRouterAdapter:
 
     async def fetch(self, session: aiohttp.ClientSession, policy: RetryPolicy) -> Listing:
         headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
-        doc = await get_json(session, f"{self.base_url.rstrip('/')}/models", headers=headers, policy=policy,
-                             what="openrouter")
+        doc = await get_json(
+            session, f"{self.base_url.rstrip('/')}/models", headers=headers, policy=policy, what="openrouter"
+        )
         return normalize_openrouter(doc, now=self.clock())
 
 
@@ -61,8 +68,13 @@ class OpenAIAdapter:
     source: Source = Source.OPENAI
 
     async def fetch(self, session: aiohttp.ClientSession, policy: RetryPolicy) -> Listing:
-        doc = await get_json(session, f"{self.base_url.rstrip('/')}/models",
-                             headers={"Authorization": f"Bearer {self.api_key}"}, policy=policy, what="openai")
+        doc = await get_json(
+            session,
+            f"{self.base_url.rstrip('/')}/models",
+            headers={"Authorization": f"Bearer {self.api_key}"},
+            policy=policy,
+            what="openai",
+        )
         return normalize_openai(doc, self.table, now=self.clock())
 
 
@@ -90,8 +102,9 @@ class GeminiAdapter:
             params = {"pageSize": str(self.page_size)}
             if token:
                 params["pageToken"] = token
-            page = await get_json(session, url, headers={"x-goog-api-key": self.api_key}, params=params, policy=policy,
-                                  what="gemini")
+            page = await get_json(
+                session, url, headers={"x-goog-api-key": self.api_key}, params=params, policy=policy, what="gemini"
+            )
             if not isinstance(page, dict) or not isinstance(page.get("models", []), list):
                 raise MalformedListing(f"gemini: page {len(pages) + 1} has no 'models' list")
             pages.append(page)

@@ -72,17 +72,25 @@ def merge(
                 continue
             new = fresh.get(entry_id)
             if new is None:
-                merged[entry_id] = msgspec.structs.replace(old, available=False, listed=False, stale=False,
-                                                           stale_since=None)
+                merged[entry_id] = msgspec.structs.replace(
+                    old, available=False, listed=False, stale=False, stale_since=None
+                )
             elif mode == QUICK:
-                merged[entry_id] = msgspec.structs.replace(old, pricing=new.pricing, available=new.available,
-                                                           listed=True, stale=False, stale_since=None,
-                                                           fetched_at=new.fetched_at)
+                merged[entry_id] = msgspec.structs.replace(
+                    old,
+                    pricing=new.pricing,
+                    available=new.available,
+                    listed=True,
+                    stale=False,
+                    stale_since=None,
+                    fetched_at=new.fetched_at,
+                )
             else:
                 merged[entry_id] = new
             if new is not None and entry_id in listing.invalid_prices:
-                merged[entry_id] = msgspec.structs.replace(merged[entry_id], pricing=old.pricing, stale=True,
-                                                           stale_since=old.stale_since if old.stale else now)
+                merged[entry_id] = msgspec.structs.replace(
+                    merged[entry_id], pricing=old.pricing, stale=True, stale_since=old.stale_since if old.stale else now
+                )
         if mode != QUICK:
             for entry_id, new in fresh.items():
                 merged.setdefault(entry_id, new)
@@ -127,15 +135,33 @@ def detect(
     """
     changes: list[CatalogChange] = []
 
-    def add(kind: ChangeKind, entry: CatalogEntry, before: dict[str, float | bool | None],
-            after: dict[str, float | bool | None], relative: float | None = None) -> None:
+    def add(
+        kind: ChangeKind,
+        entry: CatalogEntry,
+        before: dict[str, float | bool | None],
+        after: dict[str, float | bool | None],
+        relative: float | None = None,
+    ) -> None:
         used = list(in_use.get(entry.id, ()))
-        changes.append(CatalogChange(
-            change_id=f"{snapshot}:{entry.id}:{kind.value}", kind=kind, entry_id=entry.id, slug=entry.slug,
-            source=entry.source, snapshot=snapshot, previous_snapshot=previous_snapshot, before=before, after=after,
-            relative=relative, in_use=bool(used), used_as=used, significant=bool(used) and kind is not ChangeKind.ADDED,
-            artifact_version=artifact_version if used else None, detected_at=now,
-        ))
+        changes.append(
+            CatalogChange(
+                change_id=f"{snapshot}:{entry.id}:{kind.value}",
+                kind=kind,
+                entry_id=entry.id,
+                slug=entry.slug,
+                source=entry.source,
+                snapshot=snapshot,
+                previous_snapshot=previous_snapshot,
+                before=before,
+                after=after,
+                relative=relative,
+                in_use=bool(used),
+                used_as=used,
+                significant=bool(used) and kind is not ChangeKind.ADDED,
+                artifact_version=artifact_version if used else None,
+                detected_at=now,
+            )
+        )
 
     for entry_id, new in current.items():
         if new.stale:
@@ -146,28 +172,51 @@ def detect(
                 add(ChangeKind.ADDED, new, {}, {"available": True})
             continue
         if old.available and not new.available:
-            add(ChangeKind.REMOVED if not new.listed else ChangeKind.UNAVAILABLE, new, {"available": True},
-                {"available": False})
+            add(
+                ChangeKind.REMOVED if not new.listed else ChangeKind.UNAVAILABLE,
+                new,
+                {"available": True},
+                {"available": False},
+            )
             continue
         if not old.available and new.available:
             add(ChangeKind.RESTORED, new, {"available": False}, {"available": True})
         if not new.available:
             continue
         if old.pricing is not None and new.pricing is not None:
-            moves = {"price_in": relative_change(old.pricing.input, new.pricing.input),
-                     "price_out": relative_change(old.pricing.output, new.pricing.output)}
+            moves = {
+                "price_in": relative_change(old.pricing.input, new.pricing.input),
+                "price_out": relative_change(old.pricing.output, new.pricing.output),
+            }
             largest = max(moves.values(), key=abs)
             if largest != 0 and abs(largest) >= rules.price_threshold - 1e-12:  # threshold 0 (diff): real moves only
-                add(ChangeKind.PRICE, new, {"price_in": old.pricing.input, "price_out": old.pricing.output},
-                    {"price_in": new.pricing.input, "price_out": new.pricing.output}, relative=largest)
+                add(
+                    ChangeKind.PRICE,
+                    new,
+                    {"price_in": old.pricing.input, "price_out": old.pricing.output},
+                    {"price_in": new.pricing.input, "price_out": new.pricing.output},
+                    relative=largest,
+                )
         if old.ctx_in and new.ctx_in and old.ctx_in != new.ctx_in:
-            add(ChangeKind.CONTEXT, new, {"ctx_in": old.ctx_in}, {"ctx_in": new.ctx_in},
-                relative=relative_change(old.ctx_in, new.ctx_in))
-        capability_before = {k: v for k, v in (("thinking", old.params.thinking), ("json", old.params.json))
-                             if v != getattr(new.params, k)}
+            add(
+                ChangeKind.CONTEXT,
+                new,
+                {"ctx_in": old.ctx_in},
+                {"ctx_in": new.ctx_in},
+                relative=relative_change(old.ctx_in, new.ctx_in),
+            )
+        capability_before = {
+            k: v
+            for k, v in (("thinking", old.params.thinking), ("json", old.params.json))
+            if v != getattr(new.params, k)
+        }
         if capability_before:
-            add(ChangeKind.CAPABILITY, new, dict(capability_before),
-                {k: getattr(new.params, k) for k in capability_before})
+            add(
+                ChangeKind.CAPABILITY,
+                new,
+                dict(capability_before),
+                {k: getattr(new.params, k) for k in capability_before},
+            )
     return changes
 
 
@@ -175,10 +224,17 @@ def describe(change: CatalogChange) -> str:
     """One line for logs, alerts and the CLI, e.g. ``openrouter:meta/llama-3.1-8b price +12.0% (in 0.2 → 0.224)``."""
     name = change.entry_id
     if change.kind is ChangeKind.PRICE:
-        moved = ", ".join(f"{k.removeprefix('price_')} {change.before.get(k)} → {change.after.get(k)}"
-                          for k in ("price_in", "price_out") if change.before.get(k) != change.after.get(k))
+        moved = ", ".join(
+            f"{k.removeprefix('price_')} {change.before.get(k)} → {change.after.get(k)}"
+            for k in ("price_in", "price_out")
+            if change.before.get(k) != change.after.get(k)
+        )
         moved = moved or f"in {change.after.get('price_in')}, out {change.after.get('price_out')}"
-        pct = "from free" if change.relative is not None and math.isinf(change.relative) else f"{(change.relative or 0):+.1%}"
+        pct = (
+            "from free"
+            if change.relative is not None and math.isinf(change.relative)
+            else f"{(change.relative or 0):+.1%}"
+        )
         return f"{name} price {pct} ({moved} USD/1M)"
     if change.kind is ChangeKind.CONTEXT:
         return f"{name} context {change.before.get('ctx_in')} → {change.after.get('ctx_in')} tokens"

@@ -115,8 +115,10 @@ def retry_delay(attempt: int, policy: RetryPolicy, *, retry_after: float | None 
 
 
 REDACTED = "[redacted]"
-_TOKENS = re.compile(r"(?i)\bbearer\s+[^\s\"',;})\]]+|\bsk-[A-Za-z0-9_\-]{6,}|\bAIza[0-9A-Za-z_\-]{10,}"
-                     r"|\bwhsec_[A-Za-z0-9+/=_\-]{6,}|\bgh[pousr]_[A-Za-z0-9]{10,}")
+_TOKENS = re.compile(
+    r"(?i)\bbearer\s+[^\s\"',;})\]]+|\bsk-[A-Za-z0-9_\-]{6,}|\bAIza[0-9A-Za-z_\-]{10,}"
+    r"|\bwhsec_[A-Za-z0-9+/=_\-]{6,}|\bgh[pousr]_[A-Za-z0-9]{10,}"
+)
 _MIN_SECRET = 4
 
 
@@ -143,7 +145,9 @@ def scrub(text: str, secrets: Iterable[str] = ()) -> str:
 
 def _secrets_of(headers: Mapping[str, str] | None, params: Mapping[str, str] | None) -> list[str]:
     values = [*(headers or {}).values(), *(params or {}).values()]
-    return values + [v.split(None, 1)[1] for v in values if v.lower().startswith("bearer ") and len(v.split(None, 1)) > 1]
+    return values + [
+        v.split(None, 1)[1] for v in values if v.lower().startswith("bearer ") and len(v.split(None, 1)) > 1
+    ]
 
 
 def redact(url: str) -> str:
@@ -176,33 +180,48 @@ async def get_json(
         status: int | None = None
         retry_after: float | None = None
         try:
-            async with session.get(url, headers=dict(headers or {}), params=dict(params or {}), timeout=timeout,
-                                   allow_redirects=False) as response:
+            async with session.get(
+                url, headers=dict(headers or {}), params=dict(params or {}), timeout=timeout, allow_redirects=False
+            ) as response:
                 status = response.status
                 if 200 <= status < 300:
                     body = await read_body(response.content, policy.max_body_bytes)
                     if body is None:
-                        raise FetchError(f"{what}: {redact(url)} answered more than {policy.max_body_bytes} bytes "
-                                         "(BIFROST_CATALOG_HTTP_MAX_BODY_BYTES)", status=status, attempts=attempt)
+                        raise FetchError(
+                            f"{what}: {redact(url)} answered more than {policy.max_body_bytes} bytes "
+                            "(BIFROST_CATALOG_HTTP_MAX_BODY_BYTES)",
+                            status=status,
+                            attempts=attempt,
+                        )
                     try:
                         return orjson.loads(body)
                     except orjson.JSONDecodeError as exc:
-                        status, last = None, scrub(f"the body is not JSON ({exc})", hidden)  # a cut-off body: worth another try
+                        status, last = (
+                            None,
+                            scrub(f"the body is not JSON ({exc})", hidden),
+                        )  # a cut-off body: worth another try
                 else:
                     retry_after = parse_retry_after(response.headers.get("Retry-After"), time.time())
                     snippet = scrub((await response.content.read(2048)).decode("utf-8", "replace").strip(), hidden)
                     last = f"HTTP {status}" + (f": {scrub(snippet[:200], hidden)}" if snippet else "")
                     if not should_retry(status):
                         raise FetchError(f"{what}: {redact(url)} answered {last}", status=status, attempts=attempt)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             last = f"no answer within {policy.timeout_seconds:g} s"
         except aiohttp.ClientError as exc:
             last = scrub(f"{type(exc).__name__}: {exc}", hidden)
             status = None
         if attempt < policy.attempts:
             delay = retry_delay(attempt, policy, retry_after=retry_after, rand=rand())
-            log.warning("event=catalog.fetch.retry what=%s url=%s attempt=%d error=%r delay_s=%.2f", what, redact(url),
-                        attempt, last[:200], delay)
+            log.warning(
+                "event=catalog.fetch.retry what=%s url=%s attempt=%d error=%r delay_s=%.2f",
+                what,
+                redact(url),
+                attempt,
+                last[:200],
+                delay,
+            )
             await sleep(delay)
-    raise FetchError(f"{what}: {redact(url)} failed {policy.attempts} times; last: {last}", status=status,
-                     attempts=policy.attempts)
+    raise FetchError(
+        f"{what}: {redact(url)} failed {policy.attempts} times; last: {last}", status=status, attempts=policy.attempts
+    )

@@ -28,7 +28,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -42,8 +42,22 @@ _VERSION_SUFFIX = re.compile(r"-(\d{3}|latest|exp(-\d+)?|preview(-[\w-]+)?)$")
 _VERSION_TOKEN = re.compile(r"^v?\d+(\.\d+)*[a-z]?$")
 _SIZE_TOKEN = re.compile(r"^\d+(\.\d+)?[bmk]$|^\d+x\d+[bm]$")
 _OPENAI_TEXT = re.compile(r"^(gpt-|o\d|chatgpt-)")
-_OPENAI_NOT_TEXT = ("embedding", "tts", "whisper", "dall-e", "audio", "realtime", "transcribe", "image", "moderation",
-                    "search", "davinci", "babbage", "computer-use", "codex")
+_OPENAI_NOT_TEXT = (
+    "embedding",
+    "tts",
+    "whisper",
+    "dall-e",
+    "audio",
+    "realtime",
+    "transcribe",
+    "image",
+    "moderation",
+    "search",
+    "davinci",
+    "babbage",
+    "computer-use",
+    "codex",
+)
 
 
 class MalformedListing(ValueError):
@@ -85,8 +99,12 @@ def family_of(name: str) -> str:
     if not tokens:
         return name
     family = tokens[0]
-    if len(tokens) > 1 and _VERSION_TOKEN.match(tokens[1]) and not _SIZE_TOKEN.match(tokens[1]) \
-            and not tokens[1].startswith("v"):
+    if (
+        len(tokens) > 1
+        and _VERSION_TOKEN.match(tokens[1])
+        and not _SIZE_TOKEN.match(tokens[1])
+        and not tokens[1].startswith("v")
+    ):
         family += "-" + tokens[1]
     return family
 
@@ -151,7 +169,7 @@ def _expired(value: object, now: float) -> bool:
     if not isinstance(value, str) or not value:
         return False
     try:
-        day = datetime.strptime(value[:10], "%Y-%m-%d").replace(tzinfo=timezone.utc)
+        day = datetime.strptime(value[:10], "%Y-%m-%d").replace(tzinfo=UTC)
     except ValueError:
         return False
     return day.timestamp() <= now
@@ -181,12 +199,18 @@ def normalize_openrouter(doc: object, *, now: float) -> Listing:
         pricing_doc = item.get("pricing")
         pricing = None
         if isinstance(pricing_doc, Mapping):
-            problems = [f"{key} {problem}" for key in ("prompt", "completion")
-                        if (problem := price_problem(pricing_doc.get(key))) is not None]
+            problems = [
+                f"{key} {problem}"
+                for key in ("prompt", "completion")
+                if (problem := price_problem(pricing_doc.get(key))) is not None
+            ]
             if problems:
                 listing.bad_price(entry_id(Source.OPENROUTER, slug), f"{slug}: " + "; ".join(problems))
             else:
-                price_in, price_out = price_per_million(pricing_doc.get("prompt")), price_per_million(pricing_doc.get("completion"))
+                price_in, price_out = (
+                    price_per_million(pricing_doc.get("prompt")),
+                    price_per_million(pricing_doc.get("completion")),
+                )
                 if price_in is not None and price_out is not None:
                     pricing = Pricing(input=price_in, output=price_out)
         elif pricing_doc is not None:
@@ -199,16 +223,25 @@ def normalize_openrouter(doc: object, *, now: float) -> Listing:
         top = top_doc if isinstance(top_doc := item.get("top_provider"), Mapping) else {}
         parameters = item.get("supported_parameters")
         parameters = {p for p in parameters if isinstance(p, str)} if isinstance(parameters, list) else set()
-        listing.entries.append(CatalogEntry(
-            id=entry_id(Source.OPENROUTER, slug), source=Source.OPENROUTER, slug=slug,
-            provider=slug.split("/", 1)[0] if "/" in slug else "openrouter", family=family_of(slug),
-            ctx_in=context or _tokens(top.get("context_length")) or 0,
-            max_out=_tokens(top.get("max_completion_tokens")),
-            params=Params(thinking=bool(parameters & {"reasoning", "include_reasoning"}),
-                          json=bool(parameters & {"response_format", "structured_outputs"})),
-            pricing=pricing, available=not _expired(item.get("expiration_date"), now), fetched_at=now,
-            display_name=str(item.get("name") or "")[:200],
-        ))
+        listing.entries.append(
+            CatalogEntry(
+                id=entry_id(Source.OPENROUTER, slug),
+                source=Source.OPENROUTER,
+                slug=slug,
+                provider=slug.split("/", 1)[0] if "/" in slug else "openrouter",
+                family=family_of(slug),
+                ctx_in=context or _tokens(top.get("context_length")) or 0,
+                max_out=_tokens(top.get("max_completion_tokens")),
+                params=Params(
+                    thinking=bool(parameters & {"reasoning", "include_reasoning"}),
+                    json=bool(parameters & {"response_format", "structured_outputs"}),
+                ),
+                pricing=pricing,
+                available=not _expired(item.get("expiration_date"), now),
+                fetched_at=now,
+                display_name=str(item.get("name") or "")[:200],
+            )
+        )
     return listing
 
 
@@ -231,8 +264,12 @@ def _table_row(table: Mapping[str, PriceRow], name: str, *fallbacks: str, versio
 def _from_table(row: PriceRow | None) -> tuple[Pricing | None, int, int | None, Params]:
     if row is None:
         return None, 0, None, Params()
-    return (Pricing(input=row.input, output=row.output), row.ctx_in, row.max_out,
-            Params(thinking=row.thinking, json=row.json))
+    return (
+        Pricing(input=row.input, output=row.output),
+        row.ctx_in,
+        row.max_out,
+        Params(thinking=row.thinking, json=row.json),
+    )
 
 
 def normalize_openai(doc: object, table: PriceTable, *, now: float) -> Listing:
@@ -253,11 +290,22 @@ def normalize_openai(doc: object, table: PriceTable, *, now: float) -> Listing:
             continue
         pricing, ctx_in, max_out, params = _from_table(row)
         slug = f"openai/{model_id}"
-        listing.entries.append(CatalogEntry(
-            id=entry_id(Source.OPENAI, slug), source=Source.OPENAI, slug=slug, provider="openai",
-            family=family_of(model_id), ctx_in=ctx_in, max_out=max_out, params=params, pricing=pricing,
-            available=True, fetched_at=now, display_name=model_id,
-        ))
+        listing.entries.append(
+            CatalogEntry(
+                id=entry_id(Source.OPENAI, slug),
+                source=Source.OPENAI,
+                slug=slug,
+                provider="openai",
+                family=family_of(model_id),
+                ctx_in=ctx_in,
+                max_out=max_out,
+                params=params,
+                pricing=pricing,
+                available=True,
+                fetched_at=now,
+                display_name=model_id,
+            )
+        )
     return listing
 
 
@@ -287,12 +335,25 @@ def normalize_gemini(pages: Sequence[object], table: PriceTable, *, now: float) 
             row = _table_row(rows, name, base, versions=True)
             pricing, _, _, table_params = _from_table(row)
             thinking = item.get("thinking")
-            params = Params(thinking=bool(thinking) if isinstance(thinking, bool) else table_params.thinking,
-                            json=table_params.json if row is not None else True)
+            params = Params(
+                thinking=bool(thinking) if isinstance(thinking, bool) else table_params.thinking,
+                json=table_params.json if row is not None else True,
+            )
             slug = f"google/{name}"
-            listing.entries.append(CatalogEntry(
-                id=entry_id(Source.GEMINI, slug), source=Source.GEMINI, slug=slug, provider="google",
-                family=family_of(name), ctx_in=context, max_out=out, params=params, pricing=pricing, available=True,
-                fetched_at=now, display_name=str(item.get("displayName") or "")[:200],
-            ))
+            listing.entries.append(
+                CatalogEntry(
+                    id=entry_id(Source.GEMINI, slug),
+                    source=Source.GEMINI,
+                    slug=slug,
+                    provider="google",
+                    family=family_of(name),
+                    ctx_in=context,
+                    max_out=out,
+                    params=params,
+                    pricing=pricing,
+                    available=True,
+                    fetched_at=now,
+                    display_name=str(item.get("displayName") or "")[:200],
+                )
+            )
     return listing

@@ -40,10 +40,18 @@ class CatalogPublisher:
         options = s.kafka_options()
         topics = s.topics
         # None of these is co-partitioned with anything: one created elsewhere with another count is fine.
-        specs = [TopicSpec(topics.catalog, 1, compacted=True), TopicSpec(topics.catalog_changes, 1),
-                 TopicSpec(topics.training_triggers, s.partitions)]
-        await ensure_topics(s.kafka_bootstrap, specs, replication_factor=s.replication_factor, client_options=options,
-                            check_partitions=False)
+        specs = [
+            TopicSpec(topics.catalog, 1, compacted=True),
+            TopicSpec(topics.catalog_changes, 1),
+            TopicSpec(topics.training_triggers, s.partitions),
+        ]
+        await ensure_topics(
+            s.kafka_bootstrap,
+            specs,
+            replication_factor=s.replication_factor,
+            client_options=options,
+            check_partitions=False,
+        )
         producer = await start_producer(s.kafka_bootstrap, client_id=f"{s.app_id}-catalog", client_options=options)
         self._producer = producer
 
@@ -63,8 +71,9 @@ class CatalogPublisher:
 
     async def trigger(self, trigger: TrainingTrigger) -> None:
         producer = await self._started()
-        await producer.send_and_wait(self.settings.topics.training_triggers, encode(trigger),
-                                     key=trigger.trigger_id.encode())
+        await producer.send_and_wait(
+            self.settings.topics.training_triggers, encode(trigger), key=trigger.trigger_id.encode()
+        )
 
     async def alert(self, alert: Alert) -> None:
         await self._alerts.publish(alert)

@@ -25,7 +25,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import aiohttp
 import msgspec
@@ -72,16 +72,29 @@ def configured_sources(settings: Settings) -> list[ConfiguredSource]:
     found = []
     for source in sources:
         if source is Source.OPENROUTER:
-            found.append(ConfiguredSource(source, OpenRouterAdapter(settings.openrouter_base_url,
-                                                                    settings.secret_value("openrouter_api_key"))))
+            found.append(
+                ConfiguredSource(
+                    source, OpenRouterAdapter(settings.openrouter_base_url, settings.secret_value("openrouter_api_key"))
+                )
+            )
         elif source is Source.OPENAI:
             key = settings.secret_value("openai_api_key")
-            found.append(ConfiguredSource(source, OpenAIAdapter(settings.openai_base_url, key, table) if key else None,
-                                          "" if key else "no API key (BIFROST_OPENAI_API_KEY or _FILE)"))
+            found.append(
+                ConfiguredSource(
+                    source,
+                    OpenAIAdapter(settings.openai_base_url, key, table) if key else None,
+                    "" if key else "no API key (BIFROST_OPENAI_API_KEY or _FILE)",
+                )
+            )
         elif source is Source.GEMINI:
             key = settings.secret_value("gemini_api_key")
-            found.append(ConfiguredSource(source, GeminiAdapter(settings.gemini_base_url, key, table) if key else None,
-                                          "" if key else "no API key (BIFROST_GEMINI_API_KEY or _FILE)"))
+            found.append(
+                ConfiguredSource(
+                    source,
+                    GeminiAdapter(settings.gemini_base_url, key, table) if key else None,
+                    "" if key else "no API key (BIFROST_GEMINI_API_KEY or _FILE)",
+                )
+            )
     return found
 
 
@@ -120,14 +133,20 @@ def models_in_use(artifact_store: str) -> tuple[str | None, list[str]]:
         data, _, _ = store.read(version)
         return version, list(decode(data).models)
     except (StoreError, ArtifactError, OSError, msgspec.DecodeError) as exc:
-        log.warning("event=catalog.artifact_unreadable store=%s version=%s error=%r", artifact_store, version, str(exc)[:300])
+        log.warning(
+            "event=catalog.artifact_unreadable store=%s version=%s error=%r", artifact_store, version, str(exc)[:300]
+        )
         return version, []
 
 
 def entries_in_use(models: Sequence[str], entries: Sequence[CatalogEntry], settings: Settings) -> dict[str, list[str]]:
     """{entry id: the artifact's model names resolving to it}."""
-    resolved = resolve_models(models, entries, aliases=parse_aliases(settings.catalog_aliases),
-                              preference=parse_sources(settings.catalog_providers))
+    resolved = resolve_models(
+        models,
+        entries,
+        aliases=parse_aliases(settings.catalog_aliases),
+        preference=parse_sources(settings.catalog_providers),
+    )
     used: dict[str, list[str]] = {}
     for model, entry in resolved.items():
         used.setdefault(entry.id, []).append(model)
@@ -151,11 +170,13 @@ class Refresher:
         self.publisher = publisher or CatalogPublisher(settings)
         self.clock = clock
         self.secrets = configured_secrets(settings)
-        self.policy = RetryPolicy(timeout_seconds=settings.catalog_http_timeout_seconds,
-                                  attempts=settings.catalog_http_attempts,
-                                  backoff_seconds=settings.catalog_http_backoff_seconds,
-                                  max_backoff_seconds=settings.catalog_http_max_backoff_seconds,
-                                  max_body_bytes=settings.catalog_http_max_body_bytes)
+        self.policy = RetryPolicy(
+            timeout_seconds=settings.catalog_http_timeout_seconds,
+            attempts=settings.catalog_http_attempts,
+            backoff_seconds=settings.catalog_http_backoff_seconds,
+            max_backoff_seconds=settings.catalog_http_max_backoff_seconds,
+            max_body_bytes=settings.catalog_http_max_body_bytes,
+        )
 
     async def close(self) -> None:
         await self.publisher.close()
@@ -168,13 +189,17 @@ class Refresher:
             done = await asyncio.gather(*(self._fetch(session, c) for c in self.sources))
         return [r for r, _ in done], [o for _, o in done]
 
-    async def _fetch(self, session: aiohttp.ClientSession, configured: ConfiguredSource) -> tuple[SourceResult, ProviderOutcome]:
+    async def _fetch(
+        self, session: aiohttp.ClientSession, configured: ConfiguredSource
+    ) -> tuple[SourceResult, ProviderOutcome]:
         source = configured.source
         if configured.adapter is None:
             metrics.PROVIDER_FETCHES.labels(source.value, "skipped").inc()
             log.info("event=catalog.source.skipped source=%s reason=%r", source.value, configured.skip_reason)
-            return (SourceResult(source, skipped=True, error=configured.skip_reason),
-                    ProviderOutcome(source=source.value, outcome="skipped", error=configured.skip_reason))
+            return (
+                SourceResult(source, skipped=True, error=configured.skip_reason),
+                ProviderOutcome(source=source.value, outcome="skipped", error=configured.skip_reason),
+            )
         started = time.monotonic()
         try:
             listing = await configured.adapter.fetch(session, self.policy)
@@ -186,26 +211,52 @@ class Refresher:
             seconds = time.monotonic() - started
             metrics.PROVIDER_FETCHES.labels(source.value, "ok").inc()
             metrics.SOURCE_FRESH.labels(source.value).set(self.clock())
-            log.info("event=catalog.source.ok source=%s entries=%d skipped_items=%d seconds=%.2f", source.value,
-                     len(listing.entries), listing.skipped, seconds)
+            log.info(
+                "event=catalog.source.ok source=%s entries=%d skipped_items=%d seconds=%.2f",
+                source.value,
+                len(listing.entries),
+                listing.skipped,
+                seconds,
+            )
             if listing.invalid_prices:
-                log.warning("event=catalog.source.invalid_prices source=%s entries=%d examples=%r note=%r", source.value,
-                            len(listing.invalid_prices),
-                            [scrub(p, self.secrets) for p in list(listing.invalid_prices.values())[:5]],
-                            "these entries keep their last known price, marked stale")
+                log.warning(
+                    "event=catalog.source.invalid_prices source=%s entries=%d examples=%r note=%r",
+                    source.value,
+                    len(listing.invalid_prices),
+                    [scrub(p, self.secrets) for p in list(listing.invalid_prices.values())[:5]],
+                    "these entries keep their last known price, marked stale",
+                )
             if listing.skipped:
-                log.warning("event=catalog.source.malformed_items source=%s skipped=%d examples=%r", source.value,
-                            listing.skipped, [scrub(p, self.secrets) for p in listing.problems])
-            return (SourceResult(source, listing=listing),
-                    ProviderOutcome(source=source.value, outcome="ok", entries=len(listing.entries),
-                                    skipped_items=listing.skipped, invalid_prices=len(listing.invalid_prices),
-                                    seconds=round(seconds, 3)))
+                log.warning(
+                    "event=catalog.source.malformed_items source=%s skipped=%d examples=%r",
+                    source.value,
+                    listing.skipped,
+                    [scrub(p, self.secrets) for p in listing.problems],
+                )
+            return (
+                SourceResult(source, listing=listing),
+                ProviderOutcome(
+                    source=source.value,
+                    outcome="ok",
+                    entries=len(listing.entries),
+                    skipped_items=listing.skipped,
+                    invalid_prices=len(listing.invalid_prices),
+                    seconds=round(seconds, 3),
+                ),
+            )
         metrics.PROVIDER_FETCHES.labels(source.value, "failed").inc()
-        log.error("event=catalog.source.failed source=%s error=%r note=%r", source.value, error,
-                  "its entries keep their last known values, marked stale")
-        return (SourceResult(source, error=error),
-                ProviderOutcome(source=source.value, outcome="failed", error=error,
-                                seconds=round(time.monotonic() - started, 3)))
+        log.error(
+            "event=catalog.source.failed source=%s error=%r note=%r",
+            source.value,
+            error,
+            "its entries keep their last known values, marked stale",
+        )
+        return (
+            SourceResult(source, error=error),
+            ProviderOutcome(
+                source=source.value, outcome="failed", error=error, seconds=round(time.monotonic() - started, 3)
+            ),
+        )
 
     async def refresh(self, mode: str = FULL, *, version: str | None = None) -> Snapshot | None:
         """Fetch, snapshot and publish; returns the snapshot (None when ``version`` already exists).
@@ -225,8 +276,9 @@ class Refresher:
             previous = self.store.current()
             old = previous.by_id() if previous else {}
             current = merge(old, results, mode=mode, now=now)
-            snapshot = self._snapshot(mode, version or self._version(now, mode), previous, old, current, now,
-                                      providers=outcomes)
+            snapshot = self._snapshot(
+                mode, version or self._version(now, mode), previous, old, current, now, providers=outcomes
+            )
             self.store.save(snapshot)
         return await self._publish(snapshot)
 
@@ -242,13 +294,28 @@ class Refresher:
             old = previous.by_id()
             entries = target.by_id()
             for entry_id, entry in old.items():  # absent from the target: gone, as a refresh would say
-                entries.setdefault(entry_id, msgspec.structs.replace(entry, available=False, listed=False,
-                                                                     stale=False, stale_since=None))
-            snapshot = self._snapshot(ROLLBACK, self._version(now, ROLLBACK), previous, old, dict(sorted(entries.items())),
-                                      now, rolled_back_to=version, reason=reason)
+                entries.setdefault(
+                    entry_id,
+                    msgspec.structs.replace(entry, available=False, listed=False, stale=False, stale_since=None),
+                )
+            snapshot = self._snapshot(
+                ROLLBACK,
+                self._version(now, ROLLBACK),
+                previous,
+                old,
+                dict(sorted(entries.items())),
+                now,
+                rolled_back_to=version,
+                reason=reason,
+            )
             self.store.save(snapshot)
-        log.info("event=catalog.rollback version=%s to=%s changes=%d reason=%r", snapshot.version, version,
-                 len(snapshot.changes), reason)
+        log.info(
+            "event=catalog.rollback version=%s to=%s changes=%d reason=%r",
+            snapshot.version,
+            version,
+            len(snapshot.changes),
+            reason,
+        )
         return await self._publish(snapshot)
 
     async def publish_pending(self) -> Snapshot | None:
@@ -256,58 +323,121 @@ class Refresher:
         current = self.store.current()
         if current is None or current.published:
             return None
-        log.warning("event=catalog.republish version=%s note=%r", current.version,
-                    "this snapshot was written but not published (refresher stopped, or Kafka was down)")
+        log.warning(
+            "event=catalog.republish version=%s note=%r",
+            current.version,
+            "this snapshot was written but not published (refresher stopped, or Kafka was down)",
+        )
         return await self._publish(current)
 
     # -- internals -----------------------------------------------------------------------
 
     def _version(self, now: float, mode: str) -> str:
-        return unique_version(self.store, f"{datetime.fromtimestamp(now, timezone.utc):%Y%m%dT%H%M%SZ}-{mode}")
+        return unique_version(self.store, f"{datetime.fromtimestamp(now, UTC):%Y%m%dT%H%M%SZ}-{mode}")
 
-    def _snapshot(self, mode: str, version: str, previous: Snapshot | None, old: dict[str, CatalogEntry],
-                  current: dict[str, CatalogEntry], now: float, *, providers: Sequence[ProviderOutcome] = (),
-                  rolled_back_to: str | None = None, reason: str = "") -> Snapshot:
+    def _snapshot(
+        self,
+        mode: str,
+        version: str,
+        previous: Snapshot | None,
+        old: dict[str, CatalogEntry],
+        current: dict[str, CatalogEntry],
+        now: float,
+        *,
+        providers: Sequence[ProviderOutcome] = (),
+        rolled_back_to: str | None = None,
+        reason: str = "",
+    ) -> Snapshot:
         artifact, models = models_in_use(self.settings.artifact_store)
         used = entries_in_use(models, list(current.values()), self.settings) if models else {}
-        changes = detect(old, current, snapshot=version, previous_snapshot=previous.version if previous else None,
-                         in_use=used, artifact_version=artifact,
-                         rules=DriftRules(price_threshold=self.settings.catalog_price_threshold), now=now)
+        changes = detect(
+            old,
+            current,
+            snapshot=version,
+            previous_snapshot=previous.version if previous else None,
+            in_use=used,
+            artifact_version=artifact,
+            rules=DriftRules(price_threshold=self.settings.catalog_price_threshold),
+            now=now,
+        )
         if previous is None:  # the first snapshot: everything is "added", nothing is drift of an artifact
             changes = [msgspec.structs.replace(c, significant=False) for c in changes]
         hits = significant(changes)
         return Snapshot(
-            version=version, created_at=now, mode=mode, previous=previous.version if previous else None,
-            entries=list(current.values()), providers=list(providers), changes=changes,
+            version=version,
+            created_at=now,
+            mode=mode,
+            previous=previous.version if previous else None,
+            entries=list(current.values()),
+            providers=list(providers),
+            changes=changes,
             artifact_version=artifact if hits else None,
-            trigger_id=drift_trigger(version, hits, artifact_version=artifact, now=now,
-                                     window_seconds=self.settings.catalog_retrain_window_seconds).trigger_id if hits else None,
-            alert_id=drift_alert(version, hits, artifact_version=artifact, now=now, trigger_id=None).alert_id if hits else None,
-            rolled_back_to=rolled_back_to, reason=reason,
+            trigger_id=drift_trigger(
+                version,
+                hits,
+                artifact_version=artifact,
+                now=now,
+                window_seconds=self.settings.catalog_retrain_window_seconds,
+            ).trigger_id
+            if hits
+            else None,
+            alert_id=drift_alert(version, hits, artifact_version=artifact, now=now, trigger_id=None).alert_id
+            if hits
+            else None,
+            rolled_back_to=rolled_back_to,
+            reason=reason,
         )
 
     async def _publish(self, snapshot: Snapshot) -> Snapshot:
         hits = significant(snapshot.changes)
         for change in snapshot.changes:
-            log.info("event=catalog.change snapshot=%s kind=%s entry=%s in_use=%s significant=%s detail=%r",
-                     snapshot.version, change.kind.value, change.entry_id, change.in_use, change.significant,
-                     describe(change))
+            log.info(
+                "event=catalog.change snapshot=%s kind=%s entry=%s in_use=%s significant=%s detail=%r",
+                snapshot.version,
+                change.kind.value,
+                change.entry_id,
+                change.in_use,
+                change.significant,
+                describe(change),
+            )
         try:
             await self.publisher.entries(snapshot.entries)
             await self.publisher.changes(snapshot.changes)
             if hits and snapshot.artifact_version:
                 self._invalidate(snapshot, hits)
-                trigger = drift_trigger(snapshot.version, hits, artifact_version=snapshot.artifact_version,
-                                        now=snapshot.created_at, window_seconds=self.settings.catalog_retrain_window_seconds)
+                trigger = drift_trigger(
+                    snapshot.version,
+                    hits,
+                    artifact_version=snapshot.artifact_version,
+                    now=snapshot.created_at,
+                    window_seconds=self.settings.catalog_retrain_window_seconds,
+                )
                 await self.publisher.trigger(trigger)
-                await self.publisher.alert(drift_alert(snapshot.version, hits, artifact_version=snapshot.artifact_version,
-                                                       now=snapshot.created_at, trigger_id=trigger.trigger_id))
-                log.warning("event=catalog.drift snapshot=%s artifact=%s significant=%d trigger=%s alert=%s",
-                            snapshot.version, snapshot.artifact_version, len(hits), trigger.trigger_id, snapshot.alert_id)
+                await self.publisher.alert(
+                    drift_alert(
+                        snapshot.version,
+                        hits,
+                        artifact_version=snapshot.artifact_version,
+                        now=snapshot.created_at,
+                        trigger_id=trigger.trigger_id,
+                    )
+                )
+                log.warning(
+                    "event=catalog.drift snapshot=%s artifact=%s significant=%d trigger=%s alert=%s",
+                    snapshot.version,
+                    snapshot.artifact_version,
+                    len(hits),
+                    trigger.trigger_id,
+                    snapshot.alert_id,
+                )
         except Exception as exc:
             metrics.REFRESHES.labels(snapshot.mode, "unpublished").inc()
-            log.error("event=catalog.publish_failed snapshot=%s error=%r note=%r", snapshot.version, str(exc)[:300],
-                      "the snapshot is kept; the next refresh publishes it first")
+            log.error(
+                "event=catalog.publish_failed snapshot=%s error=%r note=%r",
+                snapshot.version,
+                str(exc)[:300],
+                "the snapshot is kept; the next refresh publishes it first",
+            )
             await self.publisher.close()  # start afresh next time
             raise
         with self.store.locked():
@@ -322,13 +452,21 @@ class Refresher:
         reason = "catalog drift: " + "; ".join(describe(c) for c in snapshot.changes if c.significant)
         try:
             ArtifactStore(self.settings.artifact_store).invalidate(
-                snapshot.artifact_version, reason=reason[:1000], by="catalog-refresher",
-                details={"snapshot": snapshot.version, "changes": float(len(hits)), "trigger_id": snapshot.trigger_id or ""})
+                snapshot.artifact_version,
+                reason=reason[:1000],
+                by="catalog-refresher",
+                details={
+                    "snapshot": snapshot.version,
+                    "changes": float(len(hits)),
+                    "trigger_id": snapshot.trigger_id or "",
+                },
+            )
         except (StoreError, OSError) as exc:  # the trigger and alert must still go out
             log.error("event=catalog.invalidate_failed artifact=%s error=%r", snapshot.artifact_version, str(exc)[:300])
             return
-        log.warning("event=catalog.artifact_invalidated artifact=%s snapshot=%s", snapshot.artifact_version,
-                    snapshot.version)
+        log.warning(
+            "event=catalog.artifact_invalidated artifact=%s snapshot=%s", snapshot.artifact_version, snapshot.version
+        )
 
     def _record(self, snapshot: Snapshot) -> None:
         metrics.REFRESHES.labels(snapshot.mode, "published").inc()
@@ -342,7 +480,12 @@ class Refresher:
             counts[(entry.source.value, state)] = counts.get((entry.source.value, state), 0) + 1
         for (source, state), n in counts.items():
             metrics.ENTRIES.labels(source, state).set(n)
-        log.info("event=catalog.published snapshot=%s mode=%s entries=%d changes=%d significant=%d providers=%s",
-                 snapshot.version, snapshot.mode, len(snapshot.entries), len(snapshot.changes),
-                 len(significant(snapshot.changes)),
-                 ",".join(f"{p.source}:{p.outcome}" for p in snapshot.providers) or "-")
+        log.info(
+            "event=catalog.published snapshot=%s mode=%s entries=%d changes=%d significant=%d providers=%s",
+            snapshot.version,
+            snapshot.mode,
+            len(snapshot.entries),
+            len(snapshot.changes),
+            len(significant(snapshot.changes)),
+            ",".join(f"{p.source}:{p.outcome}" for p in snapshot.providers) or "-",
+        )

@@ -10,7 +10,7 @@ second refresher.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from croniter import croniter
 
@@ -24,7 +24,9 @@ class ScheduleError(ValueError):
 def check_cron(expr: str, setting: str) -> None:
     """Raise :class:`ScheduleError` naming ``setting`` unless ``expr`` is a valid 5-field cron expression."""
     if len(expr.split()) != 5 or not croniter.is_valid(expr):
-        raise ScheduleError(f"{setting}={expr!r} is not a cron expression (5 fields: minute hour day month " "weekday, UTC)")
+        raise ScheduleError(
+            f"{setting}={expr!r} is not a cron expression (5 fields: minute hour day month weekday, UTC)"
+        )
 
 
 def next_fire(expr: str, after: float) -> float:
@@ -34,12 +36,12 @@ def next_fire(expr: str, after: float) -> float:
         >>> next_fire("0 2 * * *", 0.0)  # 1970-01-01 02:00 UTC
         7200.0
     """
-    return float(croniter(expr, datetime.fromtimestamp(after, timezone.utc)).get_next(float))
+    return float(croniter(expr, datetime.fromtimestamp(after, UTC)).get_next(float))
 
 
 def last_fire(expr: str, at: float) -> float:
     """The latest time at or before ``at`` that ``expr`` fires."""
-    return float(croniter(expr, datetime.fromtimestamp(at + 1e-3, timezone.utc)).get_prev(float))
+    return float(croniter(expr, datetime.fromtimestamp(at + 1e-3, UTC)).get_prev(float))
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +58,7 @@ class Slot:
 
 def slot_version(at: float, mode: str) -> str:
     """The snapshot version of a refresh at ``at`` (``20260501T020000Z-full``)."""
-    return f"{datetime.fromtimestamp(at, timezone.utc):%Y%m%dT%H%M%SZ}-{mode}"
+    return f"{datetime.fromtimestamp(at, UTC):%Y%m%dT%H%M%SZ}-{mode}"
 
 
 def next_slot(full_cron: str, quick_cron: str, after: float) -> Slot:

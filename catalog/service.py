@@ -56,8 +56,11 @@ async def schedule_loop(settings: Settings, *, clock: Callable[[], float] = time
         while True:
             lock = refresher.store.try_leadership()
             if lock is None:
-                log.info("event=refresher.standby dir=%s note=%r", refresher.store.root,
-                         "another refresher holds the leader lock; retrying")
+                log.info(
+                    "event=refresher.standby dir=%s note=%r",
+                    refresher.store.root,
+                    "another refresher holds the leader lock; retrying",
+                )
                 await asyncio.sleep(STANDBY_POLL_SECONDS)
                 continue
             try:
@@ -95,8 +98,13 @@ async def _run(refresher: Refresher, slot: Slot, *, versioned: bool) -> None:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - the schedule must outlive a broker outage
-            log.error("event=refresher.slot_failed mode=%s slot=%s error=%r retry_s=%.0f", slot.mode, slot.version,
-                      str(exc)[:300], RETRY_SECONDS)
+            log.error(
+                "event=refresher.slot_failed mode=%s slot=%s error=%r retry_s=%.0f",
+                slot.mode,
+                slot.version,
+                str(exc)[:300],
+                RETRY_SECONDS,
+            )
             await asyncio.sleep(RETRY_SECONDS)
             if refresher.store.current() is not None and slot.version in refresher.store.versions():
                 versioned = True  # the snapshot is written: only its publication is left

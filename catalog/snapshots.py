@@ -124,7 +124,11 @@ class SnapshotStore:
             return msgspec.json.decode(path.read_bytes(), type=Snapshot)
         except FileNotFoundError:
             known = self.versions()
-            hint = f" (newest: {', '.join(known[-5:])})" if known else " (no snapshots yet: run `bifrost-opt catalog refresh`)"
+            hint = (
+                f" (newest: {', '.join(known[-5:])})"
+                if known
+                else " (no snapshots yet: run `bifrost-opt catalog refresh`)"
+            )
             raise SnapshotError(f"no catalog snapshot {version!r} in {self.root}{hint}") from None
         except (OSError, msgspec.DecodeError) as exc:
             raise SnapshotError(f"catalog snapshot {path} cannot be read: {exc}") from None
@@ -137,8 +141,9 @@ class SnapshotStore:
     def require_current(self) -> Snapshot:
         current = self.current()
         if current is None:
-            raise SnapshotError(f"no catalog in {self.root} yet: run `bifrost-opt catalog refresh` "
-                                "(or start `bifrost-opt refresher`)")
+            raise SnapshotError(
+                f"no catalog in {self.root} yet: run `bifrost-opt catalog refresh` (or start `bifrost-opt refresher`)"
+            )
         return current
 
     # -- writing (inside `locked()`) -----------------------------------------------------
@@ -150,8 +155,13 @@ class SnapshotStore:
         write_atomic(self.root / "snapshots" / f"{snapshot.version}.json", msgspec.json.encode(snapshot))
         if make_current:
             index = self._read_index()
-            entry = IndexEntry(ts=time.time(), version=snapshot.version, previous=index.current, mode=snapshot.mode,
-                               changes=len(snapshot.changes))
+            entry = IndexEntry(
+                ts=time.time(),
+                version=snapshot.version,
+                previous=index.current,
+                mode=snapshot.mode,
+                changes=len(snapshot.changes),
+            )
             self._write_index(CatalogIndex(current=snapshot.version, history=[*index.history, entry][-1000:]))
         self.prune()
 

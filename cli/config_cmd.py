@@ -57,8 +57,10 @@ def effective_settings(environ: Mapping[str, str] | None = None) -> list[Setting
                 continue
             secret = bool(f.metadata.get("secret")) or env in SECRET_FILES
             rows[env] = _row(env, getattr(owner, f.name), secret, f.metadata["doc"], environ)
-    for env, doc in (("BIFROST_SIGNING_KEY", "Inline signing key (trainer; wins over BIFROST_SIGNING_KEY_FILE)."),
-                     ("BIFROST_VERIFY_KEY", "Inline public key artifacts are verified with (wins over the file).")):
+    for env, doc in (
+        ("BIFROST_SIGNING_KEY", "Inline signing key (trainer; wins over BIFROST_SIGNING_KEY_FILE)."),
+        ("BIFROST_VERIFY_KEY", "Inline public key artifacts are verified with (wins over the file)."),
+    ):
         rows.setdefault(env, _row(env, environ.get(env, ""), True, doc, environ))
     assert all(isinstance(o, (Settings, KafkaSecurity, TrainerSettings)) for o in (settings, trainer))
     return list(rows.values())

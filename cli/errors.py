@@ -17,8 +17,18 @@ EXIT_UNAUTHORIZED = int(ExitCode.UNAUTHORIZED)
 #: A failure with a message meant for the operator (the CLI's name for the shared base class).
 CliError = BifrostError
 
-__all__ = ["EXIT_FAILURE", "EXIT_OK", "EXIT_UNAUTHORIZED", "EXIT_UNAVAILABLE", "EXIT_USAGE", "CliError",
-           "NotAuthorized", "Unavailable", "UsageError", "explain"]
+__all__ = [
+    "EXIT_FAILURE",
+    "EXIT_OK",
+    "EXIT_UNAUTHORIZED",
+    "EXIT_UNAVAILABLE",
+    "EXIT_USAGE",
+    "CliError",
+    "NotAuthorized",
+    "Unavailable",
+    "UsageError",
+    "explain",
+]
 
 
 def explain(exc: BaseException) -> tuple[int, str]:

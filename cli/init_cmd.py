@@ -41,16 +41,32 @@ WEB_TOKEN = "web-token"
 
 
 def add_init_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    init = sub.add_parser("init", help="one-shot setup: signing key, worker and operator keys, web token, first artifact")
-    init.add_argument("--dataset", required=True, help="full-information dataset the first artifact is bootstrapped from")
+    init = sub.add_parser(
+        "init", help="one-shot setup: signing key, worker and operator keys, web token, first artifact"
+    )
+    init.add_argument(
+        "--dataset", required=True, help="full-information dataset the first artifact is bootstrapped from"
+    )
     init.add_argument("--store", help="artifact store folder (default BIFROST_ARTIFACT_STORE)")
     init.add_argument("--signing-key", help="the trainer's private signing key file (default BIFROST_SIGNING_KEY_FILE)")
-    init.add_argument("--worker-keys", required=True, metavar="DIR",
-                      help=f"folder for what workers get: {SIGNING_PUBLIC}, {ALLOW_LIST}, {PIPELINE_KEY}, {WEB_TOKEN}")
-    init.add_argument("--operator-keys", required=True, metavar="DIR",
-                      help=f"folder for the operator's {OPERATOR_KEY} and a copy of the web token")
-    init.add_argument("--trials", type=bounded_int("--trials", 1, 100_000), default=200,
-                      help="Optuna trials of the first artifact (default 200)")
+    init.add_argument(
+        "--worker-keys",
+        required=True,
+        metavar="DIR",
+        help=f"folder for what workers get: {SIGNING_PUBLIC}, {ALLOW_LIST}, {PIPELINE_KEY}, {WEB_TOKEN}",
+    )
+    init.add_argument(
+        "--operator-keys",
+        required=True,
+        metavar="DIR",
+        help=f"folder for the operator's {OPERATOR_KEY} and a copy of the web token",
+    )
+    init.add_argument(
+        "--trials",
+        type=bounded_int("--trials", 1, 100_000),
+        default=200,
+        help="Optuna trials of the first artifact (default 200)",
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,8 +90,10 @@ class InitPlan:
 
 def run_init(args: argparse.Namespace, artifact_store: str, signing_key_file: str) -> int:
     plan = InitPlan(
-        signing_key=Path(args.signing_key or signing_key_file), worker_keys=Path(args.worker_keys),
-        operator_keys=Path(args.operator_keys), store=Path(args.store or artifact_store),
+        signing_key=Path(args.signing_key or signing_key_file),
+        worker_keys=Path(args.worker_keys),
+        operator_keys=Path(args.operator_keys),
+        store=Path(args.store or artifact_store),
     )
     dataset = Path(args.dataset)
     if not dataset.is_file():
@@ -107,11 +125,16 @@ def initialize(plan: InitPlan, dataset: Path, *, trials: int = 200) -> list[str]
     done.append(f"wrote   {plan.worker_keys / SIGNING_PUBLIC} (public)")
     pipeline = key(plan.worker_keys / PIPELINE_KEY)
     operator = key(plan.operator_keys / OPERATOR_KEY)
-    allow_list = "\n".join([
-        "# name:role:public key (bifrost-opt init); add operators with `bifrost-opt keys create`",
-        public_line("pipeline", "pipeline", pipeline),
-        public_line("operator", "operator", operator),
-    ]) + "\n"
+    allow_list = (
+        "\n".join(
+            [
+                "# name:role:public key (bifrost-opt init); add operators with `bifrost-opt keys create`",
+                public_line("pipeline", "pipeline", pipeline),
+                public_line("operator", "operator", operator),
+            ]
+        )
+        + "\n"
+    )
     existing = (plan.worker_keys / ALLOW_LIST).read_text() if (plan.worker_keys / ALLOW_LIST).exists() else None
     if existing is None:
         write_atomic(plan.worker_keys / ALLOW_LIST, allow_list.encode(), mode=0o644)
@@ -135,8 +158,9 @@ def _first_artifact(dataset: Path, store: Path, key_file: Path, trials: int) -> 
     current = ArtifactStore(store).current()
     if current is not None:
         return [f"kept    {store} (current artifact {current})"]
-    code = main_train(["--dataset", str(dataset), "--store", str(store), "--key", str(key_file), "--quiet",
-                       "--trials", str(trials)])
+    code = main_train(
+        ["--dataset", str(dataset), "--store", str(store), "--key", str(key_file), "--quiet", "--trials", str(trials)]
+    )
     if code != 0:
         raise UsageError(f"could not bootstrap the first artifact from {dataset} (exit code {code}); see above")
     return [f"trained {store} (current artifact {ArtifactStore(store).current()})"]

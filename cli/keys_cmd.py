@@ -23,7 +23,9 @@ def add_keys_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     keys = sub.add_parser("keys", help="create signing keys for rollout commands; export public keys")
     actions = keys.add_subparsers(dest="action", metavar="ACTION")
     actions.required = True
-    create = actions.add_parser("create", help="write a new Ed25519 private key (PEM, mode 0600); print its allow-list line")
+    create = actions.add_parser(
+        "create", help="write a new Ed25519 private key (PEM, mode 0600); print its allow-list line"
+    )
     create.add_argument("--name", required=True, help="key name on the allow-list (letters, digits, . _ @ -)")
     create.add_argument("--out", required=True, metavar="DIR", help="folder for NAME.pem (created if missing)")
     create.add_argument("--role", choices=ROLES, default="operator", help="role in the printed line (default operator)")
@@ -32,7 +34,9 @@ def add_keys_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     export.add_argument("--name", help="key name in the printed line (default: the file name without .pem)")
     export.add_argument("--role", choices=ROLES, default="operator", help="role in the printed line (default operator)")
     export.add_argument("--pem", action="store_true", help="print the public key as PEM instead of an allow-list line")
-    export.add_argument("--out", metavar="FILE", help="also write the public key as PEM to FILE (e.g. artifact-signing.pub.pem)")
+    export.add_argument(
+        "--out", metavar="FILE", help="also write the public key as PEM to FILE (e.g. artifact-signing.pub.pem)"
+    )
 
 
 def run_keys(args: argparse.Namespace) -> int:
@@ -41,7 +45,9 @@ def run_keys(args: argparse.Namespace) -> int:
 
     if args.action == "create":
         if not NAME.match(args.name):
-            raise UsageError(f"--name {args.name!r}: 1-64 of letters, digits, '.', '_', '@', '-' (starting with a " "letter or digit)")
+            raise UsageError(
+                f"--name {args.name!r}: 1-64 of letters, digits, '.', '_', '@', '-' (starting with a letter or digit)"
+            )
         path = Path(args.out) / f"{args.name}.pem"
         try:
             key = generate_private_key(path)
@@ -50,10 +56,12 @@ def run_keys(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
         print(public_line(args.name, args.role, key))
-        print(f"wrote the private key to {path} (mode 0600; keep it secret). Add the line above to the workers' "
-              f"BIFROST_COMMAND_KEYS, and sign with BIFROST_{'OPERATOR' if args.role == 'operator' else 'PIPELINE'}"
-              f"_KEY_FILE={path} BIFROST_{'OPERATOR' if args.role == 'operator' else 'PIPELINE'}_KEY_NAME={args.name}",
-              file=sys.stderr)
+        print(
+            f"wrote the private key to {path} (mode 0600; keep it secret). Add the line above to the workers' "
+            f"BIFROST_COMMAND_KEYS, and sign with BIFROST_{'OPERATOR' if args.role == 'operator' else 'PIPELINE'}"
+            f"_KEY_FILE={path} BIFROST_{'OPERATOR' if args.role == 'operator' else 'PIPELINE'}_KEY_NAME={args.name}",
+            file=sys.stderr,
+        )
         return EXIT_OK
     try:
         key = load_private_key(args.key)

@@ -41,16 +41,24 @@ def _watch_seconds(text: str) -> float:
 def add_parser(sub: Any) -> None:
     """Add the ``lag`` subcommand to the CLI's subparsers."""
     lag = sub.add_parser(
-        "lag", help="consumer lag per group and partition (records, seconds, Burrow-like status)",
+        "lag",
+        help="consumer lag per group and partition (records, seconds, Burrow-like status)",
         description="Lag of the project's consumer groups (ingest, Faust, warehouse, artifacts, trainer; named from "
         "BIFROST_APP_ID), or of the groups named with --group, read from Kafka. Statuses: OK, WARN (lag keeps "
         "growing), STALL (offsets stuck, nothing new arriving), ERR (offsets stuck while records arrive), "
         "STOP (lag and no live member); all but OK and STOP need a full window of BIFROST_LAG_WINDOW samples.",
     )
-    lag.add_argument("--group", action="append", metavar="G",
-                     help="only this consumer group (repeatable; any group of the cluster)")
-    lag.add_argument("--watch", nargs="?", const=_USE_SETTING, type=_watch_seconds, metavar="SECONDS",
-                     help="refresh every SECONDS (default BIFROST_LAG_INTERVAL_SECONDS) until Ctrl-C")
+    lag.add_argument(
+        "--group", action="append", metavar="G", help="only this consumer group (repeatable; any group of the cluster)"
+    )
+    lag.add_argument(
+        "--watch",
+        nargs="?",
+        const=_USE_SETTING,
+        type=_watch_seconds,
+        metavar="SECONDS",
+        help="refresh every SECONDS (default BIFROST_LAG_INTERVAL_SECONDS) until Ctrl-C",
+    )
     lag.add_argument("--json", action="store_true", help="print JSON (with --watch: one line per refresh)")
 
 
@@ -65,7 +73,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         raise UsageError("--group: give a consumer group name")
     interval = None
     if args.watch is not None:
-        interval = args.watch if args.watch != _USE_SETTING else (settings.lag_interval_seconds or DEFAULT_WATCH_SECONDS)
+        interval = (
+            args.watch if args.watch != _USE_SETTING else (settings.lag_interval_seconds or DEFAULT_WATCH_SECONDS)
+        )
     try:
         return asyncio.run(_run(settings, groups, named=args.group is not None, interval=interval, as_json=args.json))
     except KeyboardInterrupt:
@@ -91,12 +101,15 @@ async def _run(settings: Settings, groups: list[str], *, named: bool, interval: 
             started = time.monotonic()
             try:
                 snapshots = await probe.snapshot(groups)
-            except (KafkaError, OSError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, KafkaError, OSError) as exc:
                 if first or interval is None:
-                    raise Unavailable(f"cannot read consumer lag from Kafka at {settings.kafka_bootstrap}: "
-                                      f"{type(exc).__name__}: {exc}") from None
-                print(f"bifrost-opt: warning: lag sample failed ({type(exc).__name__}: {exc}); retrying",
-                      file=sys.stderr)
+                    raise Unavailable(
+                        f"cannot read consumer lag from Kafka at {settings.kafka_bootstrap}: "
+                        f"{type(exc).__name__}: {exc}"
+                    ) from None
+                print(
+                    f"bifrost-opt: warning: lag sample failed ({type(exc).__name__}: {exc}); retrying", file=sys.stderr
+                )
             else:
                 if first and named:
                     await _refuse_unknown(probe, [s.group for s in snapshots if not s.exists])
@@ -120,16 +133,24 @@ async def _refuse_unknown(probe: Any, unknown: list[str]) -> None:
         if close:
             hints.append(f"Did you mean {', '.join(close)}?")
     listing = ", ".join(known[:20]) + (" …" if len(known) > 20 else "") if known else "none"
-    raise UsageError(f"unknown consumer group {', '.join(map(repr, unknown))}: the cluster has no member and no "
-                     f"committed offset for it. {' '.join(hints)} Groups on this cluster: {listing}".replace("  ", " "))
+    raise UsageError(
+        f"unknown consumer group {', '.join(map(repr, unknown))}: the cluster has no member and no "
+        f"committed offset for it. {' '.join(hints)} Groups on this cluster: {listing}".replace("  ", " ")
+    )
 
 
 def _show(reports: Sequence[Any], *, as_json: bool, watching: bool) -> None:
     if as_json:
-        document = {"sampled_at": reports[0].at if reports else None,
-                    "groups": [msgspec.to_builtins(r) for r in reports]}
-        print(orjson.dumps(document).decode() if watching else orjson.dumps(document, option=orjson.OPT_INDENT_2).decode(),
-              flush=True)
+        document = {
+            "sampled_at": reports[0].at if reports else None,
+            "groups": [msgspec.to_builtins(r) for r in reports],
+        }
+        print(
+            orjson.dumps(document).decode()
+            if watching
+            else orjson.dumps(document, option=orjson.OPT_INDENT_2).decode(),
+            flush=True,
+        )
         return
     if watching and sys.stdout.isatty():
         sys.stdout.write("\x1b[H\x1b[2J")  # clear the screen between refreshes
@@ -149,21 +170,40 @@ def render_table(reports: Sequence[Any]) -> str:
             lines.append(f"{r.group}  -  not found (no member, no committed offset)")
             continue
         members = f"{r.members} member{'s' if r.members != 1 else ''}"
-        lines.append(f"{r.group}  {r.status.value}  ({r.state}, {members}; lag {r.lag} records, "
-                     f"{_seconds(r.lag_seconds)}; window {r.samples}/{r.window} samples)")
+        lines.append(
+            f"{r.group}  {r.status.value}  ({r.state}, {members}; lag {r.lag} records, "
+            f"{_seconds(r.lag_seconds)}; window {r.samples}/{r.window} samples)"
+        )
         if not r.partitions:
             lines.append("  no committed offset yet")
             continue
         header = ["topic", "partition", "committed", "log end", "lag", "lag s", "status"]
-        rows = [[p.topic, str(p.partition), "-" if p.committed is None else str(p.committed), str(p.log_end),
-                 str(p.lag), _seconds(p.lag_seconds, unit=""), p.status.value] for p in r.partitions]
+        rows = [
+            [
+                p.topic,
+                str(p.partition),
+                "-" if p.committed is None else str(p.committed),
+                str(p.log_end),
+                str(p.lag),
+                _seconds(p.lag_seconds, unit=""),
+                p.status.value,
+            ]
+            for p in r.partitions
+        ]
         widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
         for row in [header, *rows]:
-            lines.append("  " + "  ".join(c.ljust(w) if i in (0, 6) else c.rjust(w)
-                                          for i, (c, w) in enumerate(zip(row, widths))).rstrip())
+            lines.append(
+                "  "
+                + "  ".join(
+                    c.ljust(w) if i in (0, 6) else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))
+                ).rstrip()
+            )
         unjudged = unjudged or any("not judged" in p.reason for p in r.partitions)
     if unjudged:
-        lines += ["", "WARN, STALL and ERR need a full window of samples: run with --watch (or see the " "worker's /v1/lag)."]
+        lines += [
+            "",
+            "WARN, STALL and ERR need a full window of samples: run with --watch (or see the worker's /v1/lag).",
+        ]
     return "\n".join(lines)
 
 

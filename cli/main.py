@@ -44,7 +44,9 @@ def _parser() -> argparse.ArgumentParser:
     sub.required = True
 
     worker = sub.add_parser("worker", help="run a stream worker (ingest, tables, HTTP views)")
-    worker.add_argument("--web-port", type=bounded_int("--web-port", 1, 65535), help="HTTP port (default BIFROST_WEB_PORT)")
+    worker.add_argument(
+        "--web-port", type=bounded_int("--web-port", 1, 65535), help="HTTP port (default BIFROST_WEB_PORT)"
+    )
 
     schema = sub.add_parser("schema", help="print the JSON Schema of a wire type")
     schema.add_argument("name", help="routing-event, feedback or dlq")
@@ -52,8 +54,11 @@ def _parser() -> argparse.ArgumentParser:
     metrics = sub.add_parser("metrics", help="per-arm and per-model figures of a router")
     metrics.add_argument("--router", type=router_id, required=True, help="router id")
     metrics.add_argument("--since", default="15m", help="how far back, by event time (e.g. 90s, 15m, 6h, 7d)")
-    metrics.add_argument("--until", type=bounded_float("--until", 0.0, MAX_EPOCH_SECONDS),
-                         help="end of the range, epoch seconds (default: newest window)")
+    metrics.add_argument(
+        "--until",
+        type=bounded_float("--until", 0.0, MAX_EPOCH_SECONDS),
+        help="end of the range, epoch seconds (default: newest window)",
+    )
     metrics.add_argument("--json", action="store_true", help="print JSON instead of a table")
     metrics.add_argument("--worker-url", help="worker HTTP base URL (default BIFROST_WORKER_URL)")
 
@@ -62,36 +67,58 @@ def _parser() -> argparse.ArgumentParser:
     simulate.add_argument(
         "--arms", help=f"arm=weight pairs (default {SYNTHETIC_ARMS}; with --dataset, the store's current version)"
     )
-    simulate.add_argument("--rate", type=bounded_float("--rate", 0.0, MAX_RATE, low_open=True), default=100.0,
-                          help="events per simulated second")
+    simulate.add_argument(
+        "--rate",
+        type=bounded_float("--rate", 0.0, MAX_RATE, low_open=True),
+        default=100.0,
+        help="events per simulated second",
+    )
     simulate.add_argument("--duration", default="10m", help="simulated span (e.g. 1h)")
-    simulate.add_argument("--speed", type=bounded_float("--speed", 0.0, MAX_SPEED), default=60.0,
-                          help="time compression; 0 = as fast as possible")
-    simulate.add_argument("--malformed", type=bounded_float("--malformed", 0.0, 1.0), default=0.0,
-                          help="fraction of malformed events (DLQ drill)")
-    simulate.add_argument("--feedback", type=bounded_float("--feedback", 0.0, 1.0), default=0.3,
-                          help="fraction of requests that get feedback")
+    simulate.add_argument(
+        "--speed",
+        type=bounded_float("--speed", 0.0, MAX_SPEED),
+        default=60.0,
+        help="time compression; 0 = as fast as possible",
+    )
+    simulate.add_argument(
+        "--malformed",
+        type=bounded_float("--malformed", 0.0, 1.0),
+        default=0.0,
+        help="fraction of malformed events (DLQ drill)",
+    )
+    simulate.add_argument(
+        "--feedback",
+        type=bounded_float("--feedback", 0.0, 1.0),
+        default=0.3,
+        help="fraction of requests that get feedback",
+    )
     simulate.add_argument("--seed", type=bounded_int("--seed", 0, 2**32 - 1), default=7)
     for flag, meaning in EFFECT_FLAGS.items():
         simulate.add_argument(f"--{flag}", action="append", default=[], metavar="ARM=X", help=f"{meaning} (repeatable)")
     simulate.add_argument("--ignore-rollouts", action="store_true", help="do not obey rollout-state traffic weights")
     simulate.add_argument("--json", action="store_true", help="print the report as JSON")
     replay = simulate.add_argument_group(
-        "dataset replay", "replay a full-information dataset's prompts through the reference router (arms are "
+        "dataset replay",
+        "replay a full-information dataset's prompts through the reference router (arms are "
         "artifact versions, loaded verified from the artifact store); cost and quality come from the dataset",
     )
     replay.add_argument("--dataset", metavar="FILE", help="full-information JSONL(.gz) file to replay")
     replay.add_argument(
-        "--split", help="rows to replay: train (default: traffic the trainer may learn from), "
+        "--split",
+        help="rows to replay: train (default: traffic the trainer may learn from), "
         "test (held out: what evaluation reports on), or all",
     )
     replay.add_argument("--store", metavar="DIR", help="artifact store folder (default var/artifacts)")
     replay.add_argument(
-        "--verify-key", metavar="FILE", help="artifact verification key (default $BIFROST_VERIFY_KEY, else the "
+        "--verify-key",
+        metavar="FILE",
+        help="artifact verification key (default $BIFROST_VERIFY_KEY, else the "
         "signing key variables, else var/keys/artifact-signing.pem)",
     )
     replay.add_argument(
-        "--exploration", type=bounded_float("--exploration", 0.0, 1.0), metavar="FRACTION",
+        "--exploration",
+        type=bounded_float("--exploration", 0.0, 1.0),
+        metavar="FRACTION",
         help="ε: share of requests served by a uniformly drawn eligible model (logged propensities; default 0.1)",
     )
 
@@ -107,10 +134,12 @@ def _parser() -> argparse.ArgumentParser:
     config = sub.add_parser("config", help="list settings: effective value, where it comes from (env, file, default)")
     config.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
-    for name, text in (("train", "bootstrap a signed artifact from a full-information dataset (--dataset FILE)"),
-                       ("evaluate", "evaluate an artifact offline on a full-information dataset"),
-                       ("artifacts", "list | show | verify | rollback stored artifacts"),
-                       ("trainer", "run the trainer service (consumes training-triggers, publishes artifacts)")):
+    for name, text in (
+        ("train", "bootstrap a signed artifact from a full-information dataset (--dataset FILE)"),
+        ("evaluate", "evaluate an artifact offline on a full-information dataset"),
+        ("artifacts", "list | show | verify | rollback stored artifacts"),
+        ("trainer", "run the trainer service (consumes training-triggers, publishes artifacts)"),
+    ):
         passthrough = sub.add_parser(name, help=text, add_help=False)
         passthrough.add_argument("rest", nargs=argparse.REMAINDER, help="see bifrost-opt " + name + " --help")
 
@@ -138,16 +167,31 @@ def _parser() -> argparse.ArgumentParser:
 
     up = sub.add_parser("up", help="run the whole loop locally: Kafka, worker, simulated traffic")
     up.add_argument("--data-dir", default="var", help="where Kafka, worker, trainer and artifact data live")
-    up.add_argument("--dataset", default=str(BUNDLED_DATASET),
-                    help="full-information dataset whose prompts are replayed (default: the bundled one)")
-    up.add_argument("--rate", type=bounded_float("--rate", 0.0, MAX_RATE, low_open=True), default=50.0,
-                    help="simulated events per second")
-    up.add_argument("--speed", type=bounded_float("--speed", 1.0, MAX_SPEED), default=10.0,
-                    help="time compression of the simulation (1 = real time)")
+    up.add_argument(
+        "--dataset",
+        default=str(BUNDLED_DATASET),
+        help="full-information dataset whose prompts are replayed (default: the bundled one)",
+    )
+    up.add_argument(
+        "--rate",
+        type=bounded_float("--rate", 0.0, MAX_RATE, low_open=True),
+        default=50.0,
+        help="simulated events per second",
+    )
+    up.add_argument(
+        "--speed",
+        type=bounded_float("--speed", 1.0, MAX_SPEED),
+        default=10.0,
+        help="time compression of the simulation (1 = real time)",
+    )
     up.add_argument("--for", dest="run_for", default="0", help="stop after this long (e.g. 2m); 0 = until Ctrl-C")
-    up.add_argument("--router", type=router_id, default="demo-replay",
-                    help="router id of the replay (default demo-replay; its event time is compressed, so do not share "
-                         "it with producers publishing in real time)")
+    up.add_argument(
+        "--router",
+        type=router_id,
+        default="demo-replay",
+        help="router id of the replay (default demo-replay; its event time is compressed, so do not share "
+        "it with producers publishing in real time)",
+    )
     return parser
 
 
@@ -244,8 +288,13 @@ def _dispatch(args: argparse.Namespace) -> int:
             parse_duration(args.since)
         except BadDuration as exc:
             raise UsageError(f"--since: {exc}") from None
-        data = fetch_metrics(args.worker_url or settings.worker_url, args.router, args.since, args.until,
-                             token=settings.web_token_value())
+        data = fetch_metrics(
+            args.worker_url or settings.worker_url,
+            args.router,
+            args.since,
+            args.until,
+            token=settings.web_token_value(),
+        )
         print(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() if args.json else render_table(data))
         return EXIT_OK
     if args.command == "simulate":
@@ -254,7 +303,11 @@ def _dispatch(args: argparse.Namespace) -> int:
         from bifrost.cli.config_cmd import effective_settings, render
 
         rows = effective_settings()
-        print(orjson.dumps([r.as_dict() for r in rows], option=orjson.OPT_INDENT_2).decode() if args.json else render(rows))
+        print(
+            orjson.dumps([r.as_dict() for r in rows], option=orjson.OPT_INDENT_2).decode()
+            if args.json
+            else render(rows)
+        )
         return EXIT_OK
     if args.command == "init":
         from bifrost.cli.init_cmd import run_init
@@ -280,11 +333,15 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command in ("analyze", "recommendations"):
         from bifrost.cli import optimizer_cmd
 
-        return (optimizer_cmd.run_analyze if args.command == "analyze" else optimizer_cmd.run_recommendations)(args, settings)
+        return (optimizer_cmd.run_analyze if args.command == "analyze" else optimizer_cmd.run_recommendations)(
+            args, settings
+        )
     if args.command in ("catalog", "refresher"):
         from bifrost.cli import catalog_cmd
 
-        return catalog_cmd.run(args, settings) if args.command == "catalog" else catalog_cmd.run_refresher(args, settings)
+        return (
+            catalog_cmd.run(args, settings) if args.command == "catalog" else catalog_cmd.run_refresher(args, settings)
+        )
     if args.command == "up":
         from bifrost.cli.up import run_local_loop
 
@@ -353,23 +410,37 @@ async def _simulate(args: argparse.Namespace, settings: Settings) -> int:
     else:
         config = anchored(_synthetic(args, routers, duration), speed=args.speed, now=time.time())
     report = await simulate(
-        settings.kafka_bootstrap, settings.topics, config, speed=args.speed, follow_rollouts=not args.ignore_rollouts,
-        source=source, security=settings.kafka_security,
+        settings.kafka_bootstrap,
+        settings.topics,
+        config,
+        speed=args.speed,
+        follow_rollouts=not args.ignore_rollouts,
+        source=source,
+        security=settings.kafka_security,
     )
     pool = traffic.pool if traffic is not None else None
-    unavailable = {
-        version: {"reason": reason, "rerouted": pool.rerouted[version]} for version, reason in pool.failures.items()
-    } if pool is not None else {}
+    unavailable = (
+        {version: {"reason": reason, "rerouted": pool.rerouted[version]} for version, reason in pool.failures.items()}
+        if pool is not None
+        else {}
+    )
     if args.json:
-        print(orjson.dumps({**report.as_dict(), **({"unavailable_arms": unavailable} if traffic is not None else {})}).decode())
+        print(
+            orjson.dumps(
+                {**report.as_dict(), **({"unavailable_arms": unavailable} if traffic is not None else {})}
+            ).decode()
+        )
     else:
         print(
             f"published {report.events} events, {report.malformed} malformed, {report.feedback} feedback "
             f"in {report.wall_seconds:.1f} s"
         )
     for version, info in unavailable.items():
-        print(f"bifrost-opt: warning: arm {version} was not routed with ({info['reason']}); "
-              f"{info['rerouted']} of its requests were served by the last good arm", file=sys.stderr)
+        print(
+            f"bifrost-opt: warning: arm {version} was not routed with ({info['reason']}); "
+            f"{info['rerouted']} of its requests were served by the last good arm",
+            file=sys.stderr,
+        )
     return EXIT_OK
 
 
@@ -413,8 +484,13 @@ def _replay(args: argparse.Namespace, routers: tuple[str, ...], duration: float)
             args.dataset, store=args.store, key=args.verify_key, arms=arms, split=args.split or "train"
         )
         config = ReplayConfig(
-            arms=weights, routers=routers, exploration=exploration, rate_per_second=args.rate,
-            duration_seconds=duration, malformed_fraction=args.malformed, feedback_fraction=args.feedback,
+            arms=weights,
+            routers=routers,
+            exploration=exploration,
+            rate_per_second=args.rate,
+            duration_seconds=duration,
+            malformed_fraction=args.malformed,
+            feedback_fraction=args.feedback,
             seed=args.seed,
         )
     except (ReplaySetupError, ReplayError) as exc:

@@ -20,8 +20,9 @@ COLUMNS = (
 )
 
 
-def fetch_metrics(worker_url: str, router: str, since: str, until: float | None, timeout: float = 10.0, *,
-                  token: str = "") -> dict[str, Any]:
+def fetch_metrics(
+    worker_url: str, router: str, since: str, until: float | None, timeout: float = 10.0, *, token: str = ""
+) -> dict[str, Any]:
     """GET the router's metrics from the worker (with the bearer ``token``, if any).
 
     Failures are raised as CLI errors with a clear message.

@@ -34,27 +34,43 @@ class ApplyRefused(CliError):
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    analyze = sub.add_parser("analyze", help="the optimizer's analysis of a router now: goals, trends, recommendations, "
-                                             "alerts (asks a worker; publishes nothing)")
+    analyze = sub.add_parser(
+        "analyze",
+        help="the optimizer's analysis of a router now: goals, trends, recommendations, "
+        "alerts (asks a worker; publishes nothing)",
+    )
     analyze.add_argument("--router", type=router_id, help="router id (default: every router the workers know)")
     analyze.add_argument("--json", action="store_true", help="print JSON")
     analyze.add_argument("--worker-url", help="worker HTTP base URL (default BIFROST_WORKER_URL)")
-    analyze.add_argument("--timeout", type=bounded_float("--timeout", 1.0, 3600.0), default=120.0,
-                         help="seconds to wait for each analysis (default 120)")
+    analyze.add_argument(
+        "--timeout",
+        type=bounded_float("--timeout", 1.0, 3600.0),
+        default=120.0,
+        help="seconds to wait for each analysis (default 120)",
+    )
 
     recs = sub.add_parser("recommendations", help="list or follow the optimizer's recommendations; apply one")
-    recs.add_argument("action", nargs="?", choices=["list", "apply"], default="list",
-                      help="list (default) or apply RECOMMENDATION_ID")
+    recs.add_argument(
+        "action", nargs="?", choices=["list", "apply"], default="list", help="list (default) or apply RECOMMENDATION_ID"
+    )
     recs.add_argument("recommendation_id", nargs="?", metavar="RECOMMENDATION_ID", help="with apply: which one")
     recs.add_argument("--router", type=router_id, help="only this router's recommendations")
     recs.add_argument("--follow", action="store_true", help="keep printing new recommendations (Ctrl-C stops)")
     recs.add_argument("--group", help="with --follow: consumer group to resume from (at least once)")
     recs.add_argument("--json", action="store_true", help="print JSON (one object per line with --follow)")
-    recs.add_argument("--limit", type=bounded_int("--limit", 1, 100_000), default=50,
-                      help="list: at most this many, newest first (default 50)")
+    recs.add_argument(
+        "--limit",
+        type=bounded_int("--limit", 1, 100_000),
+        default=50,
+        help="list: at most this many, newest first (default 50)",
+    )
     recs.add_argument("--note", default="", help="apply: why, recorded with the answer")
-    recs.add_argument("--wait", type=bounded_float("--wait", 0.0, 3600.0), default=20.0,
-                      help="apply: seconds to wait for the worker's answer (0: send and do not wait)")
+    recs.add_argument(
+        "--wait",
+        type=bounded_float("--wait", 0.0, 3600.0),
+        default=20.0,
+        help="apply: seconds to wait for the worker's answer (0: send and do not wait)",
+    )
 
 
 # -- analyze --------------------------------------------------------------------------------
@@ -66,8 +82,10 @@ def run_analyze(args: argparse.Namespace, settings: Settings) -> int:
     routers = [args.router] if args.router else _routers(base, token)
     if not routers:
         raise CliError(f"the workers at {base} know no router yet (no traffic)")
-    analyses = [get_json(base, f"/v1/routers/{urllib.parse.quote(r, safe='')}/analysis", token, timeout=args.timeout)
-                for r in routers]
+    analyses = [
+        get_json(base, f"/v1/routers/{urllib.parse.quote(r, safe='')}/analysis", token, timeout=args.timeout)
+        for r in routers
+    ]
     if args.json:
         print(orjson.dumps(analyses[0] if args.router else analyses, option=orjson.OPT_INDENT_2).decode())
     else:
@@ -89,8 +107,9 @@ def impact_text(impact: dict[str, Any]) -> str:
     parts = []
     if impact.get("cost_per_task_change") is not None:
         ci = impact.get("cost_per_task_ci")
-        parts.append(f"cost/task {_pct(impact['cost_per_task_change'])}"
-                     + (f" [{ci[0]:+.1%}, {ci[1]:+.1%}]" if ci else ""))
+        parts.append(
+            f"cost/task {_pct(impact['cost_per_task_change'])}" + (f" [{ci[0]:+.1%}, {ci[1]:+.1%}]" if ci else "")
+        )
     if impact.get("quality_change") is not None:
         ci = impact.get("quality_ci")
         parts.append(f"quality {impact['quality_change']:+.4f}" + (f" [{ci[0]:+.4f}, {ci[1]:+.4f}]" if ci else ""))
@@ -104,16 +123,23 @@ def impact_text(impact: dict[str, Any]) -> str:
 
 def render_analysis(a: dict[str, Any]) -> str:
     """The human-readable analysis of one router."""
-    lines = [f"router {a['router_id']}  analysed up to {a['analysis_at']}  ({a['hours']} hours of data, "
-             f"{a['counterfactual_rows']} logged requests replayed; artifact {a.get('artifact_version') or '-'})", "",
-             "goals (last day):"]
+    lines = [
+        f"router {a['router_id']}  analysed up to {a['analysis_at']}  ({a['hours']} hours of data, "
+        f"{a['counterfactual_rows']} logged requests replayed; artifact {a.get('artifact_version') or '-'})",
+        "",
+        "goals (last day):",
+    ]
     for g in a["goals"]:
         value = "-" if g["value"] is None else f"{g['value']:.4g}"
-        lines.append(f"  {g['goal']:<14} {value:>10}  {g['direction']} {g['target']:<8g} {g['status']:<9} " f"n={g['samples']}")
+        lines.append(
+            f"  {g['goal']:<14} {value:>10}  {g['direction']} {g['target']:<8g} {g['status']:<9} n={g['samples']}"
+        )
     degraded = [t for t in a["trends"] if t.get("degraded")]
     weekly = ", ".join(
         f"{t['metric']} {t['trend']['change']:+.1%} (p={min(t['trend']['p_increase'], t['trend']['p_decrease']):.2g})"
-        for t in a["trends"] if t["scope"] == "router" and t["window"] == "7d" and t.get("trend"))
+        for t in a["trends"]
+        if t["scope"] == "router" and t["window"] == "7d" and t.get("trend")
+    )
     lines.append("7-day trends (router): " + (weekly or "not enough hourly points yet (72 of the week's 168 needed)"))
     if degraded:
         lines.append("degraded: " + ", ".join(t["metric"] for t in degraded))
@@ -142,16 +168,21 @@ def run_recommendations(args: argparse.Namespace, settings: Settings) -> int:
     if args.note:
         raise UsageError("--note is for `recommendations apply ID`")
     if args.recommendation_id:
-        raise UsageError(f"recommendations: unexpected argument {args.recommendation_id!r} (did you mean "
-                         "`recommendations apply ID`?)")
+        raise UsageError(
+            f"recommendations: unexpected argument {args.recommendation_id!r} (did you mean "
+            "`recommendations apply ID`?)"
+        )
     if args.group and not args.follow:
         raise UsageError("--group only with --follow (a consumer group remembers where a follower stopped)")
     if args.follow:
         return asyncio.run(_follow(args, settings))
     from bifrost.client.recommendations import read_recommendations
 
-    found = asyncio.run(read_recommendations(settings.kafka_bootstrap, settings.topics, router=args.router,
-                                             security=settings.kafka_security))
+    found = asyncio.run(
+        read_recommendations(
+            settings.kafka_bootstrap, settings.topics, router=args.router, security=settings.kafka_security
+        )
+    )
     newest = list(reversed(found))[: args.limit]
     if args.json:
         print(orjson.dumps([msgspec.to_builtins(r) for r in newest], option=orjson.OPT_INDENT_2).decode())
@@ -166,17 +197,24 @@ def run_recommendations(args: argparse.Namespace, settings: Settings) -> int:
 
 def render_recommendation(rec: Recommendation) -> str:
     impact = impact_text(msgspec.to_builtins(rec.impact))
-    return (f"P{rec.priority} {rec.recommendation_id}  {rec.router_id}  [{rec.kind.value}] {rec.title}\n"
-            f"    impact: {impact}\n    period {rec.period}; evidence: {rec.evidence.samples} samples "
-            f"({rec.evidence.source}); apply: {rec.action.kind.value}"
-            + (f" {dict(rec.action.parameters)}" if rec.action.parameters else ""))
+    return (
+        f"P{rec.priority} {rec.recommendation_id}  {rec.router_id}  [{rec.kind.value}] {rec.title}\n"
+        f"    impact: {impact}\n    period {rec.period}; evidence: {rec.evidence.samples} samples "
+        f"({rec.evidence.source}); apply: {rec.action.kind.value}"
+        + (f" {dict(rec.action.parameters)}" if rec.action.parameters else "")
+    )
 
 
 async def _follow(args: argparse.Namespace, settings: Settings) -> int:
     from bifrost.client.recommendations import follow_recommendations
 
-    stream = follow_recommendations(settings.kafka_bootstrap, settings.topics, router=args.router,
-                                    group_id=args.group, security=settings.kafka_security)
+    stream = follow_recommendations(
+        settings.kafka_bootstrap,
+        settings.topics,
+        router=args.router,
+        group_id=args.group,
+        security=settings.kafka_security,
+    )
     try:
         async for rec in stream:
             if args.json:
@@ -201,11 +239,17 @@ def _apply(args: argparse.Namespace, settings: Settings) -> int:
     signer = operator_signer(settings)
     router = args.router
     if router is None:
-        known = {r.recommendation_id: r for r in asyncio.run(read_recommendations(
-            settings.kafka_bootstrap, settings.topics, security=settings.kafka_security))}
+        known = {
+            r.recommendation_id: r
+            for r in asyncio.run(
+                read_recommendations(settings.kafka_bootstrap, settings.topics, security=settings.kafka_security)
+            )
+        }
         if rec_id not in known:
-            raise CliError(f"unknown recommendation {rec_id}: not on {settings.topics.recommendations} "
-                           "(`bifrost-opt recommendations` lists them)")
+            raise CliError(
+                f"unknown recommendation {rec_id}: not on {settings.topics.recommendations} "
+                "(`bifrost-opt recommendations` lists them)"
+            )
         router = known[rec_id].router_id
     command = sign_apply(new_apply(rec_id, router, note=args.note), signer.key, signer.name)
     if args.wait == 0:
@@ -220,13 +264,18 @@ def _apply(args: argparse.Namespace, settings: Settings) -> int:
         print(f"apply {rec_id}: command {command.command_id} sent; not waiting for the answer")
         return 0
     try:
-        answer = asyncio.run(apply_recommendation(settings.kafka_bootstrap, settings.topics, command, timeout=args.wait,
-                                                  security=settings.kafka_security))
+        answer = asyncio.run(
+            apply_recommendation(
+                settings.kafka_bootstrap, settings.topics, command, timeout=args.wait, security=settings.kafka_security
+            )
+        )
     except ApplyUnauthorized as refusal:
         raise NotAuthorized(f"unauthorized: {refusal.letter.error}") from None
     if answer is None:
-        raise Unavailable(f"command {command.command_id} sent, but no worker answered within {args.wait:.0f} s "
-                          "(is a worker running with the same BIFROST_TOPIC_PREFIX?)")
+        raise Unavailable(
+            f"command {command.command_id} sent, but no worker answered within {args.wait:.0f} s "
+            "(is a worker running with the same BIFROST_TOPIC_PREFIX?)"
+        )
     if args.json:
         print(orjson.dumps(msgspec.to_builtins(answer), option=orjson.OPT_INDENT_2).decode())
     if not answer.accepted:

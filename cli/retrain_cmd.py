@@ -29,11 +29,15 @@ def add_retrain_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     retrain.add_argument("--since", default="7d", help="data window, back from now (e.g. 7d, 36h)")
     retrain.add_argument("--reason", default="manual", help="why, for the run report")
     retrain.add_argument(
-        "--wait", nargs="?", type=bounded_float("--wait", 0.0, MAX_WAIT_SECONDS), const=DEFAULT_WAIT_SECONDS,
-        default=None, metavar="SECONDS",
+        "--wait",
+        nargs="?",
+        type=bounded_float("--wait", 0.0, MAX_WAIT_SECONDS),
+        const=DEFAULT_WAIT_SECONDS,
+        default=None,
+        metavar="SECONDS",
         help="follow the trigger to its outcome: the published version and its canary, or the refusal and its reason "
-             f"(default {DEFAULT_WAIT_SECONDS:.0f} s when given without a number; exit 0 published + canary started, "
-             "1 refused, 3 no answer in time)",
+        f"(default {DEFAULT_WAIT_SECONDS:.0f} s when given without a number; exit 0 published + canary started, "
+        "1 refused, 3 no answer in time)",
     )
     retrain.add_argument("--json", action="store_true", help="print the outcome as JSON")
 
@@ -55,8 +59,14 @@ async def _retrain(args: argparse.Namespace, settings: Settings) -> int:
         raise UsageError(f"--since: {exc}") from None
     now = time.time()
     trigger = TrainingTrigger(
-        trigger_id=f"manual-{uuid.uuid4().hex[:12]}", reason=TriggerReason.MANUAL, window_from=now - window,
-        window_to=now, router_id=args.router, details={"note": args.reason}, requested_by="cli", created_at=now,
+        trigger_id=f"manual-{uuid.uuid4().hex[:12]}",
+        reason=TriggerReason.MANUAL,
+        window_from=now - window,
+        window_to=now,
+        router_id=args.router,
+        details={"note": args.reason},
+        requested_by="cli",
+        created_at=now,
     )
     topic = settings.topics.training_triggers
     if not args.wait:
@@ -65,8 +75,10 @@ async def _retrain(args: argparse.Namespace, settings: Settings) -> int:
         if args.json:
             print(orjson.dumps({"trigger_id": trigger.trigger_id, "topic": topic, "waited": False}).decode())
         else:
-            print(f"training trigger {trigger.trigger_id} sent on {topic}; not waiting for its outcome "
-                  f"(`--wait` follows it; the outcome is published on {settings.topics.training_outcomes})")
+            print(
+                f"training trigger {trigger.trigger_id} sent on {topic}; not waiting for its outcome "
+                f"(`--wait` follows it; the outcome is published on {settings.topics.training_outcomes})"
+            )
         return EXIT_OK
 
     def show(progress: TriggerProgress) -> None:
@@ -76,15 +88,26 @@ async def _retrain(args: argparse.Namespace, settings: Settings) -> int:
 
     shown: set[str] = set()
     if not args.json:
-        print(f"training trigger {trigger.trigger_id} sent on {topic}; waiting up to {args.wait:.0f} s for the "
-              "trainer's outcome…", flush=True)
+        print(
+            f"training trigger {trigger.trigger_id} sent on {topic}; waiting up to {args.wait:.0f} s for the "
+            "trainer's outcome…",
+            flush=True,
+        )
     try:
-        progress = await follow_trigger(settings.kafka_bootstrap, settings.topics, trigger, timeout=args.wait,
-                                        security=settings.kafka_security, on_progress=show)
+        progress = await follow_trigger(
+            settings.kafka_bootstrap,
+            settings.topics,
+            trigger,
+            timeout=args.wait,
+            security=settings.kafka_security,
+            on_progress=show,
+        )
     except KafkaError as exc:
-        raise Unavailable(f"Kafka at {settings.kafka_bootstrap} failed while following trigger {trigger.trigger_id}: "
-                          f"{exc} (the trigger may have been sent; its outcome goes to "
-                          f"{settings.topics.training_outcomes})") from None
+        raise Unavailable(
+            f"Kafka at {settings.kafka_bootstrap} failed while following trigger {trigger.trigger_id}: "
+            f"{exc} (the trigger may have been sent; its outcome goes to "
+            f"{settings.topics.training_outcomes})"
+        ) from None
     code, verdict = judge(progress, args.wait)
     if args.json:
         print(orjson.dumps({**progress.as_dict(), "exit_code": code, "verdict": verdict}).decode())
@@ -99,22 +122,32 @@ def judge(progress: TriggerProgress, waited: float) -> tuple[int, str]:
 
     outcome = progress.outcome
     if outcome is None:
-        return EXIT_UNAVAILABLE, (f"bifrost-opt: error: no trainer answered within {waited:.0f} s (is `bifrost-opt " "trainer` "
-                                  "running with the same BIFROST_TOPIC_PREFIX? the trigger stays queued for it)")
+        return EXIT_UNAVAILABLE, (
+            f"bifrost-opt: error: no trainer answered within {waited:.0f} s (is `bifrost-opt "
+            "trainer` "
+            "running with the same BIFROST_TOPIC_PREFIX? the trigger stays queued for it)"
+        )
     if outcome.outcome is not OutcomeKind.PUBLISHED:
         step = f" at {outcome.stopped_at}" if outcome.stopped_at else ""
         return EXIT_FAILURE, f"bifrost-opt: error: {outcome.outcome.value}{step}: {outcome.reason}"
     if progress.announcement_error is not None:
-        return EXIT_FAILURE, f"bifrost-opt: error: {outcome.version} was published, but the worker refused it: " \
-                             f"{progress.announcement_error}"
+        return (
+            EXIT_FAILURE,
+            f"bifrost-opt: error: {outcome.version} was published, but the worker refused it: "
+            f"{progress.announcement_error}",
+        )
     refused = [c for c in progress.canaries.values() if not c.accepted]
     if refused:
         return EXIT_FAILURE, "bifrost-opt: error: " + "; ".join(
-            f"{outcome.version} canary on {c.router_id} refused: {c.reason}" for c in refused)
+            f"{outcome.version} canary on {c.router_id} refused: {c.reason}" for c in refused
+        )
     if progress.waiting_for:
-        return EXIT_UNAVAILABLE, (f"bifrost-opt: error: {outcome.version} was published, but no canary start was seen " "within "
-                                  f"{waited:.0f} s for {', '.join(progress.waiting_for)} (is a worker running with "
-                                  "BIFROST_PIPELINE_KEY_FILE set, so its artifact listener runs?)")
+        return EXIT_UNAVAILABLE, (
+            f"bifrost-opt: error: {outcome.version} was published, but no canary start was seen "
+            "within "
+            f"{waited:.0f} s for {', '.join(progress.waiting_for)} (is a worker running with "
+            "BIFROST_PIPELINE_KEY_FILE set, so its artifact listener runs?)"
+        )
     if not outcome.router_ids:
         return EXIT_OK, f"{outcome.version} published; it names no router, so no canary starts"
     return EXIT_OK, f"{outcome.version} published and its canary started on {', '.join(outcome.router_ids)}"
@@ -126,8 +159,10 @@ def _new_lines(progress: TriggerProgress, shown: set[str]) -> list[str]:
     if outcome is not None:
         again = " (this trigger id was handled before; its outcome again)" if outcome.duplicate else ""
         if outcome.version:
-            text = (f"trainer: {outcome.outcome.value} {outcome.version} (parent {outcome.parent or '-'}) for "
-                    f"{', '.join(outcome.router_ids) or 'no router'}{again}")
+            text = (
+                f"trainer: {outcome.outcome.value} {outcome.version} (parent {outcome.parent or '-'}) for "
+                f"{', '.join(outcome.router_ids) or 'no router'}{again}"
+            )
         else:
             step = f" at {outcome.stopped_at}" if outcome.stopped_at else ""
             text = f"trainer: {outcome.outcome.value}{step}: {outcome.reason}{again}"

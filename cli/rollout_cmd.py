@@ -40,9 +40,13 @@ class UnknownRouter(CliError):
 
 
 def add_rollout_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    rollout = sub.add_parser("rollout", help="progressive canary rollouts: start, status, promote, pause, resume, approve, " "rollback, stop")
+    rollout = sub.add_parser(
+        "rollout", help="progressive canary rollouts: start, status, promote, pause, resume, approve, rollback, stop"
+    )
     # --router is accepted before or after the action (`rollout --router r status` = `rollout status --router r`).
-    rollout.add_argument("--router", type=router_id, default=argparse.SUPPRESS, help="router id (also accepted after ACTION)")
+    rollout.add_argument(
+        "--router", type=router_id, default=argparse.SUPPRESS, help="router id (also accepted after ACTION)"
+    )
     actions = rollout.add_subparsers(dest="action", metavar="ACTION")
     actions.required = True
     status = actions.add_parser("status", help="the router's rollout state")
@@ -61,16 +65,25 @@ def add_rollout_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     for name, text in helps.items():
         action = actions.add_parser(name, help=text)
         action.add_argument("--router", type=router_id, default=argparse.SUPPRESS, help="router id (required)")
-        action.add_argument("--artifact", required=name == "start", help="artifact version (for start; a guard otherwise)")
+        action.add_argument(
+            "--artifact", required=name == "start", help="artifact version (for start; a guard otherwise)"
+        )
         if name == "start":
             action.add_argument("--control", help="the control artifact, if the router has no recorded one")
         if name == "promote":
-            action.add_argument("--override", action="store_true",
-                                help="promote past failing or insufficient gates (operator keys only; needs --reason; " "recorded)")
+            action.add_argument(
+                "--override",
+                action="store_true",
+                help="promote past failing or insufficient gates (operator keys only; needs --reason; recorded)",
+            )
         action.add_argument("--reason", required=name == "rollback")
         action.add_argument("--json", action="store_true", help="print the answering state as JSON")
-        action.add_argument("--wait", type=bounded_float("--wait", 0.0, 3600.0), default=20.0,
-                            help="seconds to wait for the controller's answer (0: send and do not wait)")
+        action.add_argument(
+            "--wait",
+            type=bounded_float("--wait", 0.0, 3600.0),
+            default=20.0,
+            help="seconds to wait for the controller's answer (0: send and do not wait)",
+        )
 
 
 def run_rollout(args: argparse.Namespace, settings: Settings) -> int:
@@ -78,31 +91,52 @@ def run_rollout(args: argparse.Namespace, settings: Settings) -> int:
         raise UsageError(f"rollout {args.action}: the following arguments are required: --router")
     if args.action == "status":
         shown = _fetch_state(args.worker_url or settings.worker_url, args.router, settings.web_token_value())
-        print(orjson.dumps(msgspec.to_builtins(shown), option=orjson.OPT_INDENT_2).decode() if args.json else render_state(shown))
+        print(
+            orjson.dumps(msgspec.to_builtins(shown), option=orjson.OPT_INDENT_2).decode()
+            if args.json
+            else render_state(shown)
+        )
         return 0
     override = bool(getattr(args, "override", False))
     if override and not (args.reason or "").strip():
         raise UsageError("--override needs --reason TEXT (it is recorded in rollout-state)")
     signer = operator_signer(settings)
-    command = signer.sign(new_command(
-        args.router, ACTIONS[args.action], artifact=args.artifact, control=getattr(args, "control", None), reason=args.reason,
-        override=override,
-    ))
+    command = signer.sign(
+        new_command(
+            args.router,
+            ACTIONS[args.action],
+            artifact=args.artifact,
+            control=getattr(args, "control", None),
+            reason=args.reason,
+            override=override,
+        )
+    )
     if args.wait == 0:
-        partition, offset = asyncio.run(send_command(settings.kafka_bootstrap, settings.topics, command,
-                                                     security=settings.kafka_security))
+        partition, offset = asyncio.run(
+            send_command(settings.kafka_bootstrap, settings.topics, command, security=settings.kafka_security)
+        )
         if args.json:
-            print(orjson.dumps({"command_id": command.command_id, "partition": partition, "offset": offset,
-                                "waited": False}).decode())
+            print(
+                orjson.dumps(
+                    {"command_id": command.command_id, "partition": partition, "offset": offset, "waited": False}
+                ).decode()
+            )
         else:
-            print(f"{args.action}: command {command.command_id} sent (partition {partition}, offset {offset}); not "
-                  f"waiting for the controller's answer (`rollout status --router {args.router}` shows it)")
+            print(
+                f"{args.action}: command {command.command_id} sent (partition {partition}, offset {offset}); not "
+                f"waiting for the controller's answer (`rollout status --router {args.router}` shows it)"
+            )
         return 0
     try:
-        state = asyncio.run(wait_for_outcome(settings.kafka_bootstrap, settings.topics, command, timeout=args.wait,
-                                             security=settings.kafka_security))
+        state = asyncio.run(
+            wait_for_outcome(
+                settings.kafka_bootstrap, settings.topics, command, timeout=args.wait, security=settings.kafka_security
+            )
+        )
     except CommandUnauthorized as refusal:
-        raise NotAuthorized(f"unauthorized: {refusal.letter.error}{_hint(refusal.letter.error, signer, settings)}") from None
+        raise NotAuthorized(
+            f"unauthorized: {refusal.letter.error}{_hint(refusal.letter.error, signer, settings)}"
+        ) from None
     if state is None:
         raise Unavailable(
             f"command {command.command_id} sent, but no controller answered within {args.wait:.0f} s "
@@ -140,13 +174,19 @@ def operator_signer(settings: Settings) -> CommandSigner:
 
 def _hint(error: str, signer: CommandSigner, settings: Settings) -> str:
     if error.startswith(("unknown_key", "bad_signature")):
-        return (f"\n(the workers must list key {signer.name!r} with this key file's public key: "
-                f"`bifrost-opt keys export-public --key {settings.operator_key_file} --name " f"{signer.name}` prints the line "
-                "for BIFROST_COMMAND_KEYS)")
+        return (
+            f"\n(the workers must list key {signer.name!r} with this key file's public key: "
+            f"`bifrost-opt keys export-public --key {settings.operator_key_file} --name "
+            f"{signer.name}` prints the line "
+            "for BIFROST_COMMAND_KEYS)"
+        )
     if error.startswith("insufficient_role"):
         return f"\n(key {signer.name!r} must have role operator on the workers' allow-list)"
     if error.startswith("stale"):
-        return f"\n(this machine's clock says {time.time():.0f}; the workers' clocks must agree " "within BIFROST_COMMAND_MAX_AGE_SECONDS)"
+        return (
+            f"\n(this machine's clock says {time.time():.0f}; the workers' clocks must agree "
+            "within BIFROST_COMMAND_MAX_AGE_SECONDS)"
+        )
     return ""
 
 
@@ -171,15 +211,18 @@ def render_state(state: RolloutState) -> str:
     stage = f"{state.stage_percent:.0f}%" if state.stage_percent is not None else "-"
     lines = [
         f"router {state.router_id}: {state.phase.value}  stage {stage}  weights {weights}",
-        f"  control {state.control_version or '-'}  canary {state.canary_version or '-'}  " f"last good {state.last_good_version or '-'}",
+        f"  control {state.control_version or '-'}  canary {state.canary_version or '-'}  "
+        f"last good {state.last_good_version or '-'}",
     ]
     if state.reason:
         lines.append(f"  {state.reason}")
     active = state.phase.value in ("canary", "paused") and state.stage_percent is not None
     if state.since > 0 and state.clock >= state.since:
         what = f"stage {stage}" if active else state.phase.value
-        lines.append(f"  {what} for {_minutes(state.clock - state.since)} of event time (since {_utc(state.since)}, "
-                     f"newest data {_utc(state.clock)})")
+        lines.append(
+            f"  {what} for {_minutes(state.clock - state.since)} of event time (since {_utc(state.since)}, "
+            f"newest data {_utc(state.clock)})"
+        )
     if active:
         share = f", spends {state.alpha_share:.0%} of the rollout's false-rollback budget" if state.alpha_share else ""
         lines.append(f"  stage covered by data in both arms: {state.covered_seconds / 60:.0f} min{share}")
@@ -193,8 +236,11 @@ def render_state(state: RolloutState) -> str:
             lines.append("  promotion blocked by: no look at this stage's data yet")
     if state.stall is not None:
         stall = state.stall
-        lines.append(f"  ALERT stage {stall.stage_percent or 0:.0f}% timed out after " f"{stall.timeout_seconds / 60:.0f} min of "
-                     f"traffic ({stall.covered_seconds / 60:.0f} min covered by data in both arms); paused because:")
+        lines.append(
+            f"  ALERT stage {stall.stage_percent or 0:.0f}% timed out after "
+            f"{stall.timeout_seconds / 60:.0f} min of "
+            f"traffic ({stall.covered_seconds / 60:.0f} min covered by data in both arms); paused because:"
+        )
         lines.extend(f"    - {reason}" for reason in stall.reasons)
         lines.append("    (resume to keep waiting, promote --override --reason to advance, rollback to end it)")
     if state.stopped is not None:
@@ -202,12 +248,21 @@ def render_state(state: RolloutState) -> str:
     if state.overrides:
         last = state.overrides[-1]
         failing = ", ".join(f"{g.gate} {g.status.value}" for g in last.failing_gates) or (
-            "none" if last.gates_evaluated else "no gate evaluated yet")
-        lines.append(f"  last override: {last.by} at {_utc(last.at)}, {last.canary_version} "
-                     f"{last.from_stage_percent or 0:.0f}% → {last.to_stage_percent or 0:.0f}%, not " f"passing: {failing}; "
-                     f"reason: {last.reason}")
+            "none" if last.gates_evaluated else "no gate evaluated yet"
+        )
+        lines.append(
+            f"  last override: {last.by} at {_utc(last.at)}, {last.canary_version} "
+            f"{last.from_stage_percent or 0:.0f}% → {last.to_stage_percent or 0:.0f}%, not "
+            f"passing: {failing}; "
+            f"reason: {last.reason}"
+        )
     for gate in state.gates:
-        figures = "" if gate.canary is None else f" canary {gate.canary:.4g} vs control " f"{gate.control if gate.control is None else f'{gate.control:.4g}'}"
+        figures = (
+            ""
+            if gate.canary is None
+            else f" canary {gate.canary:.4g} vs control "
+            f"{gate.control if gate.control is None else f'{gate.control:.4g}'}"
+        )
         extra = _test_figures(gate)
         if gate.evidence is not None:
             extra += f"  evidence {gate.evidence:.0%}"

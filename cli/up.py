@@ -89,20 +89,52 @@ def run_local_loop(args: argparse.Namespace, settings: Settings) -> int:
         )
         _first_artifact(dataset, store, key_file)
         _export_public_key(key_file, public_key_file)
-        trainer_env = {"BIFROST_ARTIFACT_STORE": str(store), "BIFROST_TRAINER_RUNS_DIR": str(data_dir / "trainer"),
-                       "BIFROST_SIGNING_KEY_FILE": str(key_file)}
+        trainer_env = {
+            "BIFROST_ARTIFACT_STORE": str(store),
+            "BIFROST_TRAINER_RUNS_DIR": str(data_dir / "trainer"),
+            "BIFROST_SIGNING_KEY_FILE": str(key_file),
+        }
         children.append(_start(settings, "worker", data_dir / "worker.log"))
         trainer_settings = dataclasses.replace(settings, pipeline_key_file="")  # the trainer signs no commands
         children.append(_start(trainer_settings, "trainer", data_dir / "trainer.log", trainer_env))
         # The catalog refresher (README "Catalog"): provider model lists on a schedule, and webhook delivery.
-        children.append(_start(trainer_settings, "refresher", data_dir / "refresher.log",
-                               {"BIFROST_CATALOG_DIR": str(data_dir / "catalog"),
-                                "BIFROST_WEBHOOK_STATE_DIR": str(data_dir / "webhooks")}))
+        children.append(
+            _start(
+                trainer_settings,
+                "refresher",
+                data_dir / "refresher.log",
+                {
+                    "BIFROST_CATALOG_DIR": str(data_dir / "catalog"),
+                    "BIFROST_WEBHOOK_STATE_DIR": str(data_dir / "webhooks"),
+                },
+            )
+        )
         _wait_healthy(settings.worker_url, children[0], timeout=120)
-        print(banner(settings, data_dir, broker is not None, store, operator_key, router=router, speed=args.speed,
-                     cli=cli_command()), flush=True)
-        asyncio.run(_traffic(settings, dataset, store, public_key_file, router=router, rate=args.rate, speed=args.speed,
-                             run_for=run_for))
+        print(
+            banner(
+                settings,
+                data_dir,
+                broker is not None,
+                store,
+                operator_key,
+                router=router,
+                speed=args.speed,
+                cli=cli_command(),
+            ),
+            flush=True,
+        )
+        asyncio.run(
+            _traffic(
+                settings,
+                dataset,
+                store,
+                public_key_file,
+                router=router,
+                rate=args.rate,
+                speed=args.speed,
+                run_for=run_for,
+            )
+        )
         return 0
     except Stopped as stop:
         print(f"\nstopping ({signal.Signals(stop.signum).name})…", flush=True)
@@ -168,7 +200,9 @@ class Shutdown:
 EXIT_GRACE_SECONDS = 15.0
 
 
-def _stop_on_signals(shutdown: Shutdown) -> dict[int, signal.Handlers | Callable[[int, FrameType | None], Any] | int | None]:
+def _stop_on_signals(
+    shutdown: Shutdown,
+) -> dict[int, signal.Handlers | Callable[[int, FrameType | None], Any] | int | None]:
     """On SIGINT and SIGTERM start ``shutdown`` and raise :class:`Stopped` in the main thread (the first time).
 
     Returns the previous handlers. asyncio.run would otherwise turn the first Ctrl-C into a
@@ -257,9 +291,15 @@ def _export_public_key(key_file: Path, public_key_file: Path) -> None:
     write_atomic(public_key_file, pem, mode=0o644)
 
 
-def _start(settings: Settings, command: str, log_path: Path, extra_env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+def _start(
+    settings: Settings, command: str, log_path: Path, extra_env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("BIFROST_")}, **settings.to_env(), **(extra_env or {})}
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("BIFROST_")},
+        **settings.to_env(),
+        **(extra_env or {}),
+    }
     print(f"starting {command} (log: {log_path})…", flush=True)
     return subprocess.Popen(
         [sys.executable, "-m", "bifrost.cli.main", command],
@@ -304,8 +344,17 @@ def cli_command(executable: str | None = None, cwd: Path | None = None, on_path:
     return "bifrost-opt" if found else f"{executable or sys.executable} -m bifrost.cli.main"
 
 
-def banner(settings: Settings, data_dir: Path, started_broker: bool, store: Path, operator_key: Path, *,
-           router: str, speed: float, cli: str) -> str:
+def banner(
+    settings: Settings,
+    data_dir: Path,
+    started_broker: bool,
+    store: Path,
+    operator_key: Path,
+    *,
+    router: str,
+    speed: float,
+    cli: str,
+) -> str:
     """What ``up`` prints once everything runs (pure)."""
     url = settings.worker_url
     return "\n".join(
@@ -328,8 +377,10 @@ def banner(settings: Settings, data_dir: Path, started_broker: bool, store: Path
             f"               {cli} retrain --router {router} --since 7d --wait   (follows the retrain to its canary)",
             f"               {cli} rollout status --router {router}",
             f"               {cli} artifacts list --store {store}",
-            f"               BIFROST_CATALOG_DIR={data_dir / 'catalog'} {cli} catalog list   " "(model catalog; refresher.log)",
-            f"               {cli} rollout pause|resume|promote|stop --router {router}   (signed " "with the operator key)",
+            f"               BIFROST_CATALOG_DIR={data_dir / 'catalog'} {cli} catalog list   "
+            "(model catalog; refresher.log)",
+            f"               {cli} rollout pause|resume|promote|stop --router {router}   (signed "
+            "with the operator key)",
             f"  data, logs   {data_dir}   (worker.log, trainer.log, trainer/runs/*/report.md)",
             f"Replaying real prompts through the current artifact as router {router}; Ctrl-C stops everything.",
             "",
@@ -337,8 +388,17 @@ def banner(settings: Settings, data_dir: Path, started_broker: bool, store: Path
     )
 
 
-async def _traffic(settings: Settings, dataset: Path, store: Path, key_file: Path, *, router: str, rate: float,
-                   speed: float, run_for: float) -> None:
+async def _traffic(
+    settings: Settings,
+    dataset: Path,
+    store: Path,
+    key_file: Path,
+    *,
+    router: str,
+    rate: float,
+    speed: float,
+    run_for: float,
+) -> None:
     from functools import partial
 
     from bifrost.client.simulator.launch import open_replay
@@ -346,11 +406,24 @@ async def _traffic(settings: Settings, dataset: Path, store: Path, key_file: Pat
 
     wall = run_for if run_for else 7 * 86400 / max(speed, 1.0)
     traffic, weights = open_replay(dataset, store=store, key=key_file)
-    config = ReplayConfig(arms=weights, routers=(router,), exploration=0.1, rate_per_second=rate,
-                          duration_seconds=wall * max(speed, 1.0), malformed_fraction=0.001)
+    config = ReplayConfig(
+        arms=weights,
+        routers=(router,),
+        exploration=0.1,
+        rate_per_second=rate,
+        duration_seconds=wall * max(speed, 1.0),
+        malformed_fraction=0.001,
+    )
     config = anchored(config, speed=max(speed, 1.0), now=time.time())
-    report = await simulate(settings.kafka_bootstrap, settings.topics, config, speed=max(speed, 1.0), progress_every_s=10,
-                            source=partial(traffic.generate, config), security=settings.kafka_security)
+    report = await simulate(
+        settings.kafka_bootstrap,
+        settings.topics,
+        config,
+        speed=max(speed, 1.0),
+        progress_every_s=10,
+        source=partial(traffic.generate, config),
+        security=settings.kafka_security,
+    )
     print(f"published {report.events} events ({report.malformed} malformed)")
 
 

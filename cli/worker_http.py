@@ -34,10 +34,15 @@ def open_worker(url: str, token: str, *, timeout: float) -> HTTPResponse:
 def unauthorized(worker_url: str, token: str) -> UsageError:
     """The CLI error for a 401 answer."""
     if token:
-        return UsageError(f"the worker at {worker_url} refused the token from BIFROST_WEB_TOKEN / " "BIFROST_WEB_TOKEN_FILE "
-                          "(401); use the token the worker was started with")
-    return UsageError(f"the worker at {worker_url} requires a token (401); set BIFROST_WEB_TOKEN or "
-                      "BIFROST_WEB_TOKEN_FILE to the worker's token")
+        return UsageError(
+            f"the worker at {worker_url} refused the token from BIFROST_WEB_TOKEN / "
+            "BIFROST_WEB_TOKEN_FILE "
+            "(401); use the token the worker was started with"
+        )
+    return UsageError(
+        f"the worker at {worker_url} requires a token (401); set BIFROST_WEB_TOKEN or "
+        "BIFROST_WEB_TOKEN_FILE to the worker's token"
+    )
 
 
 def error_text(body: bytes) -> str:
@@ -50,7 +55,10 @@ def error_text(body: bytes) -> str:
 
 
 def get_json(base: str, path: str, token: str, *, timeout: float) -> Any:
-    """GET ``base + path`` as JSON; failures become CLI errors (400 usage, 401 token, 404 not found, else unavailable)."""
+    """GET ``base + path`` as JSON.
+
+    Failures become CLI errors (400 usage, 401 token, 404 not found, else unavailable).
+    """
     try:
         with open_worker(base + path, token, timeout=timeout) as response:
             return orjson.loads(response.read())
@@ -65,5 +73,7 @@ def get_json(base: str, path: str, token: str, *, timeout: float) -> Any:
         raise Unavailable(f"worker at {base} answered {exc.code}: {detail}") from None
     except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
         reason = getattr(exc, "reason", exc)
-        raise Unavailable(f"cannot reach a worker at {base} ({reason}); start one with `bifrost-opt worker` or point "
-                          "BIFROST_WORKER_URL / --worker-url at one") from None
+        raise Unavailable(
+            f"cannot reach a worker at {base} ({reason}); start one with `bifrost-opt worker` or point "
+            "BIFROST_WORKER_URL / --worker-url at one"
+        ) from None

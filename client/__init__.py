@@ -1,5 +1,5 @@
 """Client side of bifrost: publishing events from a router, simulated traffic."""
 
-from bifrost.client.publisher import PublishError, Publisher
+from bifrost.client.publisher import Publisher, PublishError
 
 __all__ = ["PublishError", "Publisher"]

@@ -35,11 +35,16 @@ class Sent:
     offset: int
 
 
-async def send_command_record(bootstrap: str, topic: str, key: bytes, value: bytes, *,
-                              security: KafkaSecurity | None = None) -> Sent:
+async def send_command_record(
+    bootstrap: str, topic: str, key: bytes, value: bytes, *, security: KafkaSecurity | None = None
+) -> Sent:
     """Publish one command record (idempotent, ``acks=all``); where it was written."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True,
-                                **(security or KafkaSecurity()).client_options())
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        acks="all",
+        enable_idempotence=True,
+        **(security or KafkaSecurity()).client_options(),
+    )
     await connect(producer, bootstrap, security)
     try:
         sent = await producer.send_and_wait(topic, value, key=key)
@@ -49,9 +54,17 @@ async def send_command_record(bootstrap: str, topic: str, key: bytes, value: byt
 
 
 async def send_and_await(
-    bootstrap: str, *, topic: str, key: bytes, value: bytes, answers: str, dlq: str,
-    answer_of: Callable[[bytes, Sent], A | None], refused: Callable[[DeadLetter], BaseException],
-    timeout: float, security: KafkaSecurity | None = None,
+    bootstrap: str,
+    *,
+    topic: str,
+    key: bytes,
+    value: bytes,
+    answers: str,
+    dlq: str,
+    answer_of: Callable[[bytes, Sent], A | None],
+    refused: Callable[[DeadLetter], BaseException],
+    timeout: float,
+    security: KafkaSecurity | None = None,
 ) -> A | None:
     """Send ``value`` on ``topic`` and return the first record of ``answers`` that ``answer_of`` accepts.
 
@@ -62,8 +75,13 @@ async def send_and_await(
         what ``refused(letter)`` returns: the command's own dead letter came back (same
             topic, digest and position), i.e. the worker refused it.
     """
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
-                                auto_offset_reset="latest", **(security or KafkaSecurity()).client_options())
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="latest",
+        **(security or KafkaSecurity()).client_options(),
+    )
     await connect(consumer, bootstrap, security)
     watched = {answers, dlq}
     deadline = time.monotonic() + timeout
@@ -83,8 +101,12 @@ async def send_and_await(
                         continue
                     if record.topic == dlq:
                         letter = _decode_letter(record.value)
-                        if (letter is not None and letter.source_topic == topic and letter.original_sha256 == digest
-                                and (letter.partition, letter.offset) == (sent.partition, sent.offset)):
+                        if (
+                            letter is not None
+                            and letter.source_topic == topic
+                            and letter.original_sha256 == digest
+                            and (letter.partition, letter.offset) == (sent.partition, sent.offset)
+                        ):
                             raise refused(letter)
                         continue
                     answer = answer_of(record.value, sent)

@@ -47,20 +47,35 @@ async def follow_recommendations(
     record it finished (:func:`bifrost.client.rollout.follow`: at least once); without it,
     it reads from the beginning (or only new records) and remembers nothing.
     """
-    async for rec in follow(bootstrap, topics.recommendations, Recommendation,
-                            routers={router} if router else None, from_beginning=from_beginning,
-                            security=security, group_id=group_id):
+    async for rec in follow(
+        bootstrap,
+        topics.recommendations,
+        Recommendation,
+        routers={router} if router else None,
+        from_beginning=from_beginning,
+        security=security,
+        group_id=group_id,
+    ):
         yield rec
 
 
 async def read_recommendations(
-    bootstrap: str, topics: Topics, *, router: str | None = None, security: KafkaSecurity | None = None,
+    bootstrap: str,
+    topics: Topics,
+    *,
+    router: str | None = None,
+    security: KafkaSecurity | None = None,
     timeout: float = 20.0,
 ) -> list[Recommendation]:
     """Every recommendation on the topic now (of ``router``, when given), oldest first; no consumer group."""
-    consumer = AIOKafkaConsumer(topics.recommendations, bootstrap_servers=bootstrap, group_id=None,
-                                enable_auto_commit=False, auto_offset_reset="earliest",
-                                **(security or KafkaSecurity()).client_options())
+    consumer = AIOKafkaConsumer(
+        topics.recommendations,
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        **(security or KafkaSecurity()).client_options(),
+    )
     await connect(consumer, bootstrap, security)
     found: list[Recommendation] = []
     try:
@@ -95,8 +110,9 @@ def new_apply(recommendation_id: str, router_id: str, *, note: str = "") -> Reco
 
     Sign it with :func:`bifrost.schemas.recommendation_signing.sign_apply`.
     """
-    return RecommendationCommand(command_id=uuid.uuid4().hex, recommendation_id=recommendation_id,
-                                 router_id=router_id, note=note)
+    return RecommendationCommand(
+        command_id=uuid.uuid4().hex, recommendation_id=recommendation_id, router_id=router_id, note=note
+    )
 
 
 class ApplyUnauthorized(Exception):
@@ -108,7 +124,11 @@ class ApplyUnauthorized(Exception):
 
 
 async def apply_recommendation(
-    bootstrap: str, topics: Topics, command: RecommendationCommand, *, timeout: float = 20.0,
+    bootstrap: str,
+    topics: Topics,
+    command: RecommendationCommand,
+    *,
+    timeout: float = 20.0,
     security: KafkaSecurity | None = None,
 ) -> RecommendationApplied | None:
     """Send a signed command and return the worker's answer (None when none came within ``timeout``).
@@ -124,6 +144,15 @@ async def apply_recommendation(
             return None
         return answer if answer.command_id == command.command_id else None
 
-    return await send_and_await(bootstrap, topic=topics.recommendation_commands, key=command.recommendation_id.encode(),
-                                value=encode(command), answers=topics.recommendation_outcomes, dlq=topics.dlq,
-                                answer_of=answer_of, refused=ApplyUnauthorized, timeout=timeout, security=security)
+    return await send_and_await(
+        bootstrap,
+        topic=topics.recommendation_commands,
+        key=command.recommendation_id.encode(),
+        value=encode(command),
+        answers=topics.recommendation_outcomes,
+        dlq=topics.dlq,
+        answer_of=answer_of,
+        refused=ApplyUnauthorized,
+        timeout=timeout,
+        security=security,
+    )

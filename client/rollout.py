@@ -36,8 +36,16 @@ def router_key(router_id: str) -> bytes:
     return orjson.dumps(router_id)
 
 
-def new_command(router_id: str, kind: CommandKind, *, artifact: str | None = None, control: str | None = None,
-                reason: str | None = None, sha256: str | None = None, override: bool = False) -> RolloutCommand:
+def new_command(
+    router_id: str,
+    kind: CommandKind,
+    *,
+    artifact: str | None = None,
+    control: str | None = None,
+    reason: str | None = None,
+    sha256: str | None = None,
+    override: bool = False,
+) -> RolloutCommand:
     """An unsigned command with a fresh id; sign it (``CommandSigner.sign``) before sending.
 
     Example:
@@ -47,8 +55,14 @@ def new_command(router_id: str, kind: CommandKind, *, artifact: str | None = Non
         >>> await wait_for_outcome(bootstrap, topics, command)  # doctest: +SKIP
     """
     return RolloutCommand(
-        command_id=uuid.uuid4().hex, router_id=router_id, kind=kind, artifact=artifact, control=control,
-        reason=reason, sha256=sha256, override=override,
+        command_id=uuid.uuid4().hex,
+        router_id=router_id,
+        kind=kind,
+        artifact=artifact,
+        control=control,
+        reason=reason,
+        sha256=sha256,
+        override=override,
     )
 
 
@@ -67,8 +81,9 @@ async def send_command(
     bootstrap: str, topics: Topics, command: RolloutCommand, *, security: KafkaSecurity | None = None
 ) -> tuple[int, int]:
     """Publish one command (acks=all); return the (partition, offset) it was written at."""
-    sent = await send_command_record(bootstrap, topics.rollout_commands, router_key(command.router_id),
-                                     encode(command), security=security)
+    sent = await send_command_record(
+        bootstrap, topics.rollout_commands, router_key(command.router_id), encode(command), security=security
+    )
     return sent.partition, sent.offset
 
 
@@ -103,7 +118,9 @@ async def follow(
         ...     page_oncall(rollback)
     """
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False,
+        bootstrap_servers=bootstrap,
+        group_id=group_id,
+        enable_auto_commit=False,
         auto_offset_reset="earliest" if from_beginning else "latest",
         metadata_max_age_ms=5000,  # notice a topic created after we subscribed
         **(security or KafkaSecurity()).client_options(),
@@ -121,8 +138,12 @@ async def follow(
                     value = _decode_or_none(decoder, record.value) if record.value is not None else None
                     if value is None:
                         if record.value is not None:
-                            log.warning("event=client.follow.undecodable topic=%s partition=%d offset=%d",
-                                        record.topic, record.partition, record.offset)
+                            log.warning(
+                                "event=client.follow.undecodable topic=%s partition=%d offset=%d",
+                                record.topic,
+                                record.partition,
+                                record.offset,
+                            )
                         continue
                     if routers is None or value.router_id in routers:
                         yield value
@@ -144,12 +165,19 @@ async def _commit(consumer: AIOKafkaConsumer, consumed: dict[TopicPartition, Off
     try:
         await consumer.commit(offsets)
     except (CommitFailedError, IllegalStateError, KafkaError) as exc:
-        log.warning("event=client.follow.commit_failed error=%r note=%r", str(exc)[:300],
-                    "records after the last committed offset will be delivered again")
+        log.warning(
+            "event=client.follow.commit_failed error=%r note=%r",
+            str(exc)[:300],
+            "records after the last committed offset will be delivered again",
+        )
 
 
 async def wait_for_outcome(
-    bootstrap: str, topics: Topics, command: RolloutCommand, *, timeout: float = 20.0,
+    bootstrap: str,
+    topics: Topics,
+    command: RolloutCommand,
+    *,
+    timeout: float = 20.0,
     security: KafkaSecurity | None = None,
 ) -> RolloutState | None:
     """Send ``command`` and return the state that reports its outcome (None on timeout).
@@ -164,11 +192,22 @@ async def wait_for_outcome(
     def answer_of(raw: bytes, sent: Sent) -> RolloutState | None:
         state = _decode_or_none(state_decoder, raw)
         answer = state.last_command if state else None
-        return state if answer and answer.command_id == command.command_id and answer.offset in (sent.offset, -1) else None
+        return (
+            state if answer and answer.command_id == command.command_id and answer.offset in (sent.offset, -1) else None
+        )
 
-    return await send_and_await(bootstrap, topic=topics.rollout_commands, key=router_key(command.router_id),
-                                value=encode(command), answers=topics.rollout_state, dlq=topics.dlq,
-                                answer_of=answer_of, refused=CommandUnauthorized, timeout=timeout, security=security)
+    return await send_and_await(
+        bootstrap,
+        topic=topics.rollout_commands,
+        key=router_key(command.router_id),
+        value=encode(command),
+        answers=topics.rollout_state,
+        dlq=topics.dlq,
+        answer_of=answer_of,
+        refused=CommandUnauthorized,
+        timeout=timeout,
+        security=security,
+    )
 
 
 def _decode_or_none(decoder: msgspec.json.Decoder[T], raw: bytes) -> T | None:
@@ -181,7 +220,9 @@ def _decode_or_none(decoder: msgspec.json.Decoder[T], raw: bytes) -> T | None:
 class WeightsFollower:
     """Keeps the newest traffic weights per router from rollout-state (for the simulator)."""
 
-    def __init__(self, bootstrap: str, topics: Topics, routers: set[str], *, security: KafkaSecurity | None = None) -> None:
+    def __init__(
+        self, bootstrap: str, topics: Topics, routers: set[str], *, security: KafkaSecurity | None = None
+    ) -> None:
         self._bootstrap = bootstrap
         self._security = security
         self._topics = topics
@@ -205,8 +246,9 @@ class WeightsFollower:
         return weights if weights and sum(weights.values()) > 0 else None
 
     async def _run(self) -> None:
-        async for state in follow(self._bootstrap, self._topics.rollout_state, RolloutState, routers=self._routers,
-                                  security=self._security):
+        async for state in follow(
+            self._bootstrap, self._topics.rollout_state, RolloutState, routers=self._routers, security=self._security
+        ):
             self.weights[state.router_id] = dict(state.weights)
 
 

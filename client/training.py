@@ -68,15 +68,22 @@ class TriggerProgress:
     @property
     def succeeded(self) -> bool:
         """Published, and every router's canary started (or waits for approval)."""
-        return (self.finished and self.outcome is not None and self.outcome.outcome is OutcomeKind.PUBLISHED
-                and self.announcement_error is None and all(c.accepted for c in self.canaries.values()))
+        return (
+            self.finished
+            and self.outcome is not None
+            and self.outcome.outcome is OutcomeKind.PUBLISHED
+            and self.announcement_error is None
+            and all(c.accepted for c in self.canaries.values())
+        )
 
     def as_dict(self) -> dict[str, object]:
         return {
             "trigger_id": self.trigger_id,
             "outcome": msgspec.to_builtins(self.outcome) if self.outcome is not None else None,
-            "canaries": {router: {"accepted": c.accepted, "reason": c.reason, "phase": c.phase,
-                                  "stage_percent": c.stage_percent} for router, c in self.canaries.items()},
+            "canaries": {
+                router: {"accepted": c.accepted, "reason": c.reason, "phase": c.phase, "stage_percent": c.stage_percent}
+                for router, c in self.canaries.items()
+            },
             "announcement_error": self.announcement_error,
             "waiting_for": self.waiting_for,
             "finished": self.finished,
@@ -102,11 +109,17 @@ def observe(progress: TriggerProgress, topics: Topics, topic: str, value: bytes)
         if topic == topics.rollout_state:
             state = msgspec.json.decode(value, type=RolloutState)
             answer = state.last_command
-            if (answer is None or state.router_id not in progress.waiting_for
-                    or answer.command_id != pipeline_command_id(version, state.router_id, CommandKind.START)):
+            if (
+                answer is None
+                or state.router_id not in progress.waiting_for
+                or answer.command_id != pipeline_command_id(version, state.router_id, CommandKind.START)
+            ):
                 return False
             progress.canaries[state.router_id] = CanaryAnswer(
-                router_id=state.router_id, accepted=answer.accepted, reason=answer.reason, phase=state.phase.value,
+                router_id=state.router_id,
+                accepted=answer.accepted,
+                reason=answer.reason,
+                phase=state.phase.value,
                 stage_percent=state.stage_percent if state.phase in (Phase.CANARY, Phase.PAUSED) else None,
             )
             return True
@@ -117,10 +130,12 @@ def observe(progress: TriggerProgress, topics: Topics, topic: str, value: bytes)
                 return True
             if letter.source_topic == topics.rollout_commands and not letter.truncated:
                 command = msgspec.json.decode(letter.original, type=RolloutCommand)
-                if (command.router_id in progress.waiting_for
-                        and command.command_id == pipeline_command_id(version, command.router_id, CommandKind.START)):
+                if command.router_id in progress.waiting_for and command.command_id == pipeline_command_id(
+                    version, command.router_id, CommandKind.START
+                ):
                     progress.canaries[command.router_id] = CanaryAnswer(
-                        router_id=command.router_id, accepted=False, reason=f"{letter.reason.value}: {letter.error}")
+                        router_id=command.router_id, accepted=False, reason=f"{letter.reason.value}: {letter.error}"
+                    )
                     return True
     except (msgspec.DecodeError, RecursionError, ValueError):
         return False
@@ -129,8 +144,12 @@ def observe(progress: TriggerProgress, topics: Topics, topic: str, value: bytes)
 
 async def ensure_outcomes_topic(bootstrap: str, topics: Topics, security: KafkaSecurity | None = None) -> None:
     """Create ``training-outcomes`` (one partition) if no trainer has yet, so it can be watched now."""
-    await ensure_topics(bootstrap, [TopicSpec(topics.training_outcomes, 1)],
-                        client_options=(security or KafkaSecurity()).client_options(), check_partitions=False)
+    await ensure_topics(
+        bootstrap,
+        [TopicSpec(topics.training_outcomes, 1)],
+        client_options=(security or KafkaSecurity()).client_options(),
+        check_partitions=False,
+    )
 
 
 async def follow_trigger(
@@ -155,9 +174,14 @@ async def follow_trigger(
     progress = TriggerProgress(trigger.trigger_id)
     async with Publisher(bootstrap, topics, security=security) as publisher:  # fails fast when Kafka is unreachable
         await ensure_outcomes_topic(bootstrap, topics, security)
-        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
-                                    auto_offset_reset="latest", metadata_max_age_ms=5000,
-                                    **security.client_options())
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="latest",
+            metadata_max_age_ms=5000,
+            **security.client_options(),
+        )
         await connect(consumer, bootstrap, security)
         try:
             existing = await consumer.topics()

@@ -28,8 +28,9 @@ def bounded_float(name: str, low: float, high: float, *, low_open: bool = False)
         except ValueError:
             raise argparse.ArgumentTypeError(f"must be a number, not {text[:40]!r}") from None
         if not math.isfinite(value) or value > high or value < low or (low_open and value == low):
-            raise argparse.ArgumentTypeError(f"must be a number {sign} {_shown(low)} and ≤ {_shown(high)}, "
-                                             f"not {text[:40]!r}")
+            raise argparse.ArgumentTypeError(
+                f"must be a number {sign} {_shown(low)} and ≤ {_shown(high)}, not {text[:40]!r}"
+            )
         return value
 
     parse.__name__ = name  # argparse names the type in some messages

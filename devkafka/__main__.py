@@ -75,29 +75,48 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         epilog="exit codes: 0 ok, 1 failure, 2 usage error, 3 not running (status)",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging (mvn output, client logs)")
-    parser.add_argument("--data-dir", type=Path, default=Path("var/kafka"),
-                        help="config, logs and Kafka data (default: var/kafka); also accepted after the command")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path("var/kafka"),
+        help="config, logs and Kafka data (default: var/kafka); also accepted after the command",
+    )
     sub = parser.add_subparsers(dest="command", metavar="{start,stop,status,env,fetch}")
     sub.required = True
 
     def with_data_dir(p: argparse.ArgumentParser) -> None:
         # Before or after the command: the command's copy keeps the top level's value unless given.
-        p.add_argument("--data-dir", type=Path, default=argparse.SUPPRESS,
-                       help="config, logs and Kafka data (default: var/kafka)")
-        p.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
-                       help="debug logging (mvn output, client logs)")
+        p.add_argument(
+            "--data-dir", type=Path, default=argparse.SUPPRESS, help="config, logs and Kafka data (default: var/kafka)"
+        )
+        p.add_argument(
+            "-v",
+            "--verbose",
+            action="store_true",
+            default=argparse.SUPPRESS,
+            help="debug logging (mvn output, client logs)",
+        )
 
     start = sub.add_parser("start", help="start a detached broker and print its bootstrap address")
     with_data_dir(start)
     start.add_argument("--port", type=_port, help="client port; default: previous port or a free one")
     start.add_argument("--controller-port", type=_port, help="KRaft controller port; default: a free one")
-    start.add_argument("--sasl-ssl", action="store_true",
-                       help="clients connect over SASL_SSL (SCRAM-SHA-512/256, TLS with a CA made for the data dir); "
-                       "see the `env` command")
-    start.add_argument("--sasl-user", default=DEFAULT_SASL_USERNAME,
-                       help=f"with --sasl-ssl: the SCRAM user created for clients (default {DEFAULT_SASL_USERNAME})")
-    start.add_argument("--internal-port", type=_port,
-                       help="with --sasl-ssl: internal PLAINTEXT listener (inter-broker, tools); default: a free one")
+    start.add_argument(
+        "--sasl-ssl",
+        action="store_true",
+        help="clients connect over SASL_SSL (SCRAM-SHA-512/256, TLS with a CA made for the data dir); "
+        "see the `env` command",
+    )
+    start.add_argument(
+        "--sasl-user",
+        default=DEFAULT_SASL_USERNAME,
+        help=f"with --sasl-ssl: the SCRAM user created for clients (default {DEFAULT_SASL_USERNAME})",
+    )
+    start.add_argument(
+        "--internal-port",
+        type=_port,
+        help="with --sasl-ssl: internal PLAINTEXT listener (inter-broker, tools); default: a free one",
+    )
     start.add_argument("--timeout", type=_seconds, default=90.0, help="seconds to wait for the broker (default 90)")
     start.add_argument("--heap", default="512m", help="JVM max heap (default 512m)")
     start.add_argument("--kafka-version", default=DEFAULT_KAFKA_VERSION, help=f"default {DEFAULT_KAFKA_VERSION}")
@@ -110,13 +129,21 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     with_data_dir(status)
     status.add_argument("--json", action="store_true", help="print JSON (same exit codes)")
 
-    env = sub.add_parser("env", help="print the BIFROST_KAFKA_* variables a client of the broker needs "
-                         "(shell syntax: eval \"$(... env)\"; the password only as a file path)")
+    env = sub.add_parser(
+        "env",
+        help="print the BIFROST_KAFKA_* variables a client of the broker needs "
+        '(shell syntax: eval "$(... env)"; the password only as a file path)',
+    )
     with_data_dir(env)
 
     fetch = sub.add_parser("fetch", help="download the Kafka jars into the cache (nothing else)")
-    fetch.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
-                       help="debug logging (mvn output, client logs)")
+    fetch.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="debug logging (mvn output, client logs)",
+    )
     fetch.add_argument("--kafka-version", default=DEFAULT_KAFKA_VERSION, help=f"default {DEFAULT_KAFKA_VERSION}")
     return parser
 
@@ -125,8 +152,9 @@ def _setup_logging(verbose: bool) -> None:
     root = logging.getLogger()
     if root.handlers:  # embedded in an application that configured logging already
         return
-    logging.basicConfig(stream=sys.stderr, level=logging.DEBUG if verbose else logging.INFO,
-                        format="devkafka: %(message)s")
+    logging.basicConfig(
+        stream=sys.stderr, level=logging.DEBUG if verbose else logging.INFO, format="devkafka: %(message)s"
+    )
     if not verbose:
         logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
 
@@ -140,29 +168,45 @@ def _start(args: argparse.Namespace) -> int:
     status = broker_status(data_dir)
     if status.alive:
         if args.port is not None and status.bootstrap != f"127.0.0.1:{args.port}":
-            _err(f"error: a broker already runs on {data_dir} at {status.bootstrap} (pid {status.pid}), "
-                 f"not on port {args.port}; stop it first: {PROG} stop --data-dir {args.data_dir}")
+            _err(
+                f"error: a broker already runs on {data_dir} at {status.bootstrap} (pid {status.pid}), "
+                f"not on port {args.port}; stop it first: {PROG} stop --data-dir {args.data_dir}"
+            )
             return EXIT_FAILURE
         if args.sasl_ssl and status.protocol != "SASL_SSL":
-            _err(f"error: a broker already runs on {data_dir} at {status.bootstrap} (pid {status.pid}) without "
-                 f"SASL_SSL; stop it first: {PROG} stop --data-dir {args.data_dir}")
+            _err(
+                f"error: a broker already runs on {data_dir} at {status.bootstrap} (pid {status.pid}) without "
+                f"SASL_SSL; stop it first: {PROG} stop --data-dir {args.data_dir}"
+            )
             return EXIT_FAILURE
-        _err(f"already running: {status.bootstrap} {status.protocol} (pid {status.pid}, data dir {data_dir})"
-             + ("" if status.responsive else " - but it does not answer Kafka requests yet"))
+        _err(
+            f"already running: {status.bootstrap} {status.protocol} (pid {status.pid}, data dir {data_dir})"
+            + ("" if status.responsive else " - but it does not answer Kafka requests yet")
+        )
         print(status.bootstrap)
         return EXIT_OK
-    broker = LocalBroker(args.port, controller_port=args.controller_port, data_dir=data_dir,
-                         version=args.kafka_version, heap=args.heap,
-                         security="sasl_ssl" if args.sasl_ssl else "plaintext",
-                         internal_port=args.internal_port, sasl_username=args.sasl_user)
+    broker = LocalBroker(
+        args.port,
+        controller_port=args.controller_port,
+        data_dir=data_dir,
+        version=args.kafka_version,
+        heap=args.heap,
+        security="sasl_ssl" if args.sasl_ssl else "plaintext",
+        internal_port=args.internal_port,
+        sasl_username=args.sasl_user,
+    )
     bootstrap = broker.start(timeout=args.timeout)
     pid = broker.detach()
-    _err(f"Kafka {args.kafka_version} running at {bootstrap} (pid {pid}); log {data_dir / LOG_FILE}; "
-         f"stop with: {PROG} stop --data-dir {args.data_dir}")
+    _err(
+        f"Kafka {args.kafka_version} running at {bootstrap} (pid {pid}); log {data_dir / LOG_FILE}; "
+        f"stop with: {PROG} stop --data-dir {args.data_dir}"
+    )
     if broker.secure:
-        _err(f"clients: SASL_SSL, user {broker.sasl_username!r} (SCRAM-SHA-512 or SCRAM-SHA-256), password in "
-             f"{broker.sasl_password_file}, CA {broker.ca_file}; set the variables with: "
-             f'eval "$({PROG} env --data-dir {args.data_dir})"')
+        _err(
+            f"clients: SASL_SSL, user {broker.sasl_username!r} (SCRAM-SHA-512 or SCRAM-SHA-256), password in "
+            f"{broker.sasl_password_file}, CA {broker.ca_file}; set the variables with: "
+            f'eval "$({PROG} env --data-dir {args.data_dir})"'
+        )
     print(bootstrap)
     return EXIT_OK
 
@@ -184,15 +228,27 @@ def _status(args: argparse.Namespace) -> int:
     status = broker_status(data_dir)
     if getattr(args, "json", False):
         state = "running" if status.running else "unresponsive" if status.alive else "not_running"
-        print(json.dumps({"state": state, "bootstrap": status.bootstrap, "protocol": status.protocol, "pid": status.pid,
-                          "data_dir": str(data_dir), "log": str(data_dir / LOG_FILE)}))
+        print(
+            json.dumps(
+                {
+                    "state": state,
+                    "bootstrap": status.bootstrap,
+                    "protocol": status.protocol,
+                    "pid": status.pid,
+                    "data_dir": str(data_dir),
+                    "log": str(data_dir / LOG_FILE),
+                }
+            )
+        )
         return EXIT_OK if status.running else EXIT_FAILURE if status.alive else EXIT_NOT_RUNNING
     if status.running:
         print(f"running bootstrap={status.bootstrap} protocol={status.protocol} pid={status.pid} data_dir={data_dir}")
         return EXIT_OK
     if status.alive:
-        print(f"unresponsive bootstrap={status.bootstrap} pid={status.pid} data_dir={data_dir} "
-              f"(process alive, no Kafka answer; see {data_dir / LOG_FILE})")
+        print(
+            f"unresponsive bootstrap={status.bootstrap} pid={status.pid} data_dir={data_dir} "
+            f"(process alive, no Kafka answer; see {data_dir / LOG_FILE})"
+        )
         return EXIT_FAILURE
     stale = " (stale pid file)" if status.pid is not None else ""
     print(f"not running data_dir={data_dir}{stale}")
@@ -206,8 +262,10 @@ def _env(args: argparse.Namespace) -> int:
         _err(f"not running: no live broker recorded in {data_dir}; start one: {PROG} start --data-dir {args.data_dir}")
         return EXIT_NOT_RUNNING
     security = client_security_of(data_dir)
-    env = {"BIFROST_KAFKA_BOOTSTRAP": status.bootstrap,
-           **(security.to_env() if security is not None else {"BIFROST_KAFKA_SECURITY_PROTOCOL": "PLAINTEXT"})}
+    env = {
+        "BIFROST_KAFKA_BOOTSTRAP": status.bootstrap,
+        **(security.to_env() if security is not None else {"BIFROST_KAFKA_SECURITY_PROTOCOL": "PLAINTEXT"}),
+    }
     for name, value in env.items():
         print(f"export {name}={shlex.quote(value)}")
     return EXIT_OK

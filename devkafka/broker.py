@@ -224,7 +224,9 @@ def find_mvn() -> str:
 
 def _check_version(version: str) -> None:
     if not _VERSION_RE.match(version):
-        raise BrokerError(f"invalid Kafka version {version!r}: expected MAJOR.MINOR.PATCH, e.g. " f"{DEFAULT_KAFKA_VERSION}")
+        raise BrokerError(
+            f"invalid Kafka version {version!r}: expected MAJOR.MINOR.PATCH, e.g. {DEFAULT_KAFKA_VERSION}"
+        )
 
 
 @contextlib.contextmanager
@@ -284,7 +286,9 @@ def ensure_kafka_jars(version: str = DEFAULT_KAFKA_VERSION, cache_dir: Path | No
         with tempfile.TemporaryDirectory(prefix="bifrost-kafka-mvn-") as work:
             # Run from a scratch copy so Maven never writes into the source tree.
             pom = Path(work) / "pom.xml"
-            pom.write_bytes(importlib.resources.files(__package__ or "bifrost.devkafka").joinpath("pom.xml").read_bytes())
+            pom.write_bytes(
+                importlib.resources.files(__package__ or "bifrost.devkafka").joinpath("pom.xml").read_bytes()
+            )
             cmd = [
                 mvn,
                 "-B",
@@ -325,7 +329,9 @@ def ensure_kafka_jars(version: str = DEFAULT_KAFKA_VERSION, cache_dir: Path | No
         jars = sorted(staging.glob("*.jar"))
         if not (staging / f"kafka_2.13-{version}.jar").is_file():
             shutil.rmtree(staging, ignore_errors=True)
-            raise BrokerError(f"mvn succeeded but kafka_2.13-{version}.jar is missing from its output ({len(jars)} " "jars)")
+            raise BrokerError(
+                f"mvn succeeded but kafka_2.13-{version}.jar is missing from its output ({len(jars)} jars)"
+            )
         shutil.rmtree(libs, ignore_errors=True)
         staging.rename(libs)
         (target / ".complete").write_text(f"{len(jars)}\n")
@@ -419,8 +425,9 @@ def _free_ports(count: int, exclude: set[int] | None = None) -> list[int]:
             chosen.append(port)
             skip.add(port)
     if len(chosen) < count:
-        logger.warning("kafka.ports.fallback reason=no-free-port-outside-ephemeral-range ephemeral=%s",
-                       ephemeral_port_range())
+        logger.warning(
+            "kafka.ports.fallback reason=no-free-port-outside-ephemeral-range ephemeral=%s", ephemeral_port_range()
+        )
     sockets: list[socket.socket] = []
     try:
         while len(chosen) + len(sockets) < count:
@@ -772,8 +779,13 @@ class LocalBroker:
         if mechanism not in SCRAM_MECHANISMS:
             raise BrokerError(f"mechanism={mechanism!r}: the broker enables {', '.join(SCRAM_MECHANISMS)}")
         files = self._secure_files()
-        return KafkaSecurity(protocol="SASL_SSL", sasl_mechanism=mechanism, sasl_username=self.sasl_username,
-                             sasl_password_file=str(files.password_file), ssl_cafile=str(files.ca_file))
+        return KafkaSecurity(
+            protocol="SASL_SSL",
+            sasl_mechanism=mechanism,
+            sasl_username=self.sasl_username,
+            sasl_password_file=str(files.password_file),
+            ssl_cafile=str(files.ca_file),
+        )
 
     def client_env(self) -> dict[str, str]:
         """``BIFROST_KAFKA_*`` variables for a client process (bootstrap included; the
@@ -870,8 +882,12 @@ class LocalBroker:
                 break
             except BrokerError:
                 if attempt < _START_ATTEMPTS and self._may_rechoose_ports() and self._bind_failure() is not None:
-                    logger.warning("kafka.broker.port_taken attempt=%d ports=%s,%s: choosing others",
-                                   attempt, self._port, self._controller_port)
+                    logger.warning(
+                        "kafka.broker.port_taken attempt=%d ports=%s,%s: choosing others",
+                        attempt,
+                        self._port,
+                        self._controller_port,
+                    )
                     self._halt(timeout=20.0, kill=True)
                     continue
                 self.stop()  # kills a launched JVM, removes a temp data dir
@@ -985,16 +1001,25 @@ class LocalBroker:
                 logger.warning("kafka.broker.kill pid=%d reason=no-exit-after-sigterm timeout=%.0fs", proc.pid, timeout)
                 _kill_group(proc.pid, signal.SIGKILL)
                 proc.wait()
-            logger.info("kafka.broker.stopped pid=%d rc=%s took=%.1fs%s", proc.pid, proc.returncode,
-                        time.monotonic() - started, " (killed)" if kill else "")
+            logger.info(
+                "kafka.broker.stopped pid=%d rc=%s took=%.1fs%s",
+                proc.pid,
+                proc.returncode,
+                time.monotonic() - started,
+                " (killed)" if kill else "",
+            )
         else:
             _kill_group(proc.pid, signal.SIGKILL)  # stray children, if any
         self._forget()
 
     def _may_rechoose_ports(self) -> bool:
         """Ports were chosen here (not requested, not pinned), so others may be tried."""
-        return (not self._pinned and self._requested_port is None and self._requested_controller_port is None
-                and self._requested_internal_port is None)
+        return (
+            not self._pinned
+            and self._requested_port is None
+            and self._requested_controller_port is None
+            and self._requested_internal_port is None
+        )
 
     def _wait_for_pinned_ports(self, timeout: float) -> None:
         """Wait until this broker's own ports can be bound again, or fail with the reason."""
@@ -1006,11 +1031,16 @@ class LocalBroker:
                 return
             if time.monotonic() >= deadline:
                 low, high = ephemeral_port_range()
-                hint = (f"; port {busy[0]} is inside the ephemeral range {low}-{high}, so a reconnecting "
-                        "client may hold it connected to itself until it gives up"
-                        if low <= busy[0] <= high else "")
-                raise BrokerError(f"port {busy[0]} on {HOST} (this broker's own port before it stopped) "
-                                  f"is still in use after {timeout:.0f} s{hint}")
+                hint = (
+                    f"; port {busy[0]} is inside the ephemeral range {low}-{high}, so a reconnecting "
+                    "client may hold it connected to itself until it gives up"
+                    if low <= busy[0] <= high
+                    else ""
+                )
+                raise BrokerError(
+                    f"port {busy[0]} on {HOST} (this broker's own port before it stopped) "
+                    f"is still in use after {timeout:.0f} s{hint}"
+                )
             time.sleep(0.2)
 
     def _forget(self) -> None:
@@ -1048,7 +1078,8 @@ class LocalBroker:
         # A persistent data dir keeps its previous ports when they are still free,
         # so `start` after `stop` gives the same bootstrap address.
         previous = dict(
-            (name, int(num)) for name, num in _LISTENER_RE.findall(_read_properties(data_dir / PROPERTIES_FILE).get("listeners", ""))
+            (name, int(num))
+            for name, num in _LISTENER_RE.findall(_read_properties(data_dir / PROPERTIES_FILE).get("listeners", ""))
         )
         taken: set[int] = {p for p in (port, cport, iport) if p is not None}
 
@@ -1060,15 +1091,24 @@ class LocalBroker:
             return None
 
         if port is None:
-            port = reuse("SASL_SSL" if self.secure else "PLAINTEXT") or reuse("PLAINTEXT" if self.secure else "SASL_SSL")
+            port = reuse("SASL_SSL" if self.secure else "PLAINTEXT") or reuse(
+                "PLAINTEXT" if self.secure else "SASL_SSL"
+            )
         if cport is None:
             cport = reuse("CONTROLLER")
         if self.secure and iport is None:
             iport = reuse("INTERNAL")
         wanted = [p is None for p in (port, cport, iport if self.secure else 0)]
-        fresh = iter(_free_ports(sum(wanted), exclude=taken | {p for p in (self._port, self._controller_port, self._internal_port) if p}))
-        return (port if port is not None else next(fresh), cport if cport is not None else next(fresh),
-                (iport if iport is not None else next(fresh)) if self.secure else None)
+        fresh = iter(
+            _free_ports(
+                sum(wanted), exclude=taken | {p for p in (self._port, self._controller_port, self._internal_port) if p}
+            )
+        )
+        return (
+            port if port is not None else next(fresh),
+            cport if cport is not None else next(fresh),
+            (iport if iport is not None else next(fresh)) if self.secure else None,
+        )
 
     def _server_properties(self, data_dir: Path) -> dict[str, str]:
         cport = self._controller_port
@@ -1134,8 +1174,9 @@ class LocalBroker:
         """CA, broker key store and the user's password, made once per data dir."""
         files = secure_files(data_dir)
         if ensure_certificates(files):
-            logger.info("kafka.tls.created ca=%s keystore=%s hosts=127.0.0.1,localhost", files.ca_file,
-                        files.keystore_file)
+            logger.info(
+                "kafka.tls.created ca=%s keystore=%s hosts=127.0.0.1,localhost", files.ca_file, files.keystore_file
+            )
         _, created = ensure_password(files)
         if created:
             (files.folder / _SCRAM_USER_FILE).unlink(missing_ok=True)  # a new password: the user must be (re)set
@@ -1151,8 +1192,9 @@ class LocalBroker:
     def _mark_scram_user(self, data_dir: Path) -> None:
         (secure_files(data_dir).folder / _SCRAM_USER_FILE).write_text(self.sasl_username + "\n")
 
-    def _run_tool(self, java: str, libs: Path, data_dir: Path, main: str, args: list[str], what: str,
-                  secret: str | None = None) -> None:
+    def _run_tool(
+        self, java: str, libs: Path, data_dir: Path, main: str, args: list[str], what: str, secret: str | None = None
+    ) -> None:
         """Run one of Kafka's command-line tools (a short JVM); arguments go in a 0600
         ``@argfile`` (removed afterwards) so no secret shows up in the process list."""
         base = self._jvm_base(java, libs, data_dir, LOG4J_TOOLS_FILE)
@@ -1162,8 +1204,16 @@ class LocalBroker:
         cmd = [base[0], "-Xmx256m", "-XX:TieredStopAtLevel=1", *base[1:], java_argfile(argfile, [main, *args])]
         started = time.monotonic()
         try:
-            out = subprocess.run(cmd, cwd=data_dir, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                                 errors="replace", timeout=120, check=False)
+            out = subprocess.run(
+                cmd,
+                cwd=data_dir,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                errors="replace",
+                timeout=120,
+                check=False,
+            )
         except subprocess.TimeoutExpired as exc:
             raise BrokerError(f"{what} in {data_dir} did not finish in 120 s") from exc
         finally:
@@ -1183,11 +1233,22 @@ class LocalBroker:
         password = secure_files(data_dir).password()
         started = time.monotonic()
         for args in scram_config_arguments(self.internal_bootstrap, self.sasl_username, password):
-            self._run_tool(java, libs, data_dir, "kafka.admin.ConfigCommand", args,
-                           f"creating SCRAM user {self.sasl_username!r}", secret=password)
+            self._run_tool(
+                java,
+                libs,
+                data_dir,
+                "kafka.admin.ConfigCommand",
+                args,
+                f"creating SCRAM user {self.sasl_username!r}",
+                secret=password,
+            )
         self._mark_scram_user(data_dir)
-        logger.info("kafka.sasl.user.created user=%s mechanisms=%s via=kafka-configs took=%.1fs",
-                    self.sasl_username, ",".join(SCRAM_MECHANISMS), time.monotonic() - started)
+        logger.info(
+            "kafka.sasl.user.created user=%s mechanisms=%s via=kafka-configs took=%.1fs",
+            self.sasl_username,
+            ",".join(SCRAM_MECHANISMS),
+            time.monotonic() - started,
+        )
 
     def _wait_secure_ready(self, deadline: float) -> None:
         """Wait until the SASL_SSL listener accepts this broker's own user."""
@@ -1197,8 +1258,10 @@ class LocalBroker:
             if probe_kafka(self.bootstrap, min(5.0, max(1.0, remaining)), node_id=NODE_ID, security=security):
                 return
             if self._proc is not None and self._proc.poll() is not None:
-                raise BrokerError(f"the Kafka broker exited with code {self._proc.returncode} during startup.\n"
-                                  f"{self._failure_details()}")
+                raise BrokerError(
+                    f"the Kafka broker exited with code {self._proc.returncode} during startup.\n"
+                    f"{self._failure_details()}"
+                )
             if time.monotonic() >= deadline:
                 from bifrost.kafka.preflight import KafkaUnreachable, require_kafka
 
@@ -1207,9 +1270,11 @@ class LocalBroker:
                     reason = "it answered only now"
                 except KafkaUnreachable as exc:
                     reason = str(exc)
-                raise BrokerError(f"the SASL_SSL listener at {self.bootstrap} did not accept user "
-                                  f"{self.sasl_username!r} within the startup timeout: {reason}\n"
-                                  f"{self._failure_details()}")
+                raise BrokerError(
+                    f"the SASL_SSL listener at {self.bootstrap} did not accept user "
+                    f"{self.sasl_username!r} within the startup timeout: {reason}\n"
+                    f"{self._failure_details()}"
+                )
             time.sleep(0.2)
 
     def _write_client_security(self, data_dir: Path) -> None:
@@ -1279,12 +1344,18 @@ class LocalBroker:
             password = secure_files(data_dir).password()
             args += scram_format_arguments(self.sasl_username, password)
         started = time.monotonic()
-        self._run_tool(java, libs, data_dir, "kafka.tools.StorageTool", args, "formatting Kafka storage",
-                       secret=password)
+        self._run_tool(
+            java, libs, data_dir, "kafka.tools.StorageTool", args, "formatting Kafka storage", secret=password
+        )
         if self.secure:
             self._mark_scram_user(data_dir)
-        logger.info("kafka.storage.formatted data_dir=%s cluster_id=%s%s took=%.1fs", data_dir, cluster_id,
-                    f" scram_user={self.sasl_username}" if self.secure else "", time.monotonic() - started)
+        logger.info(
+            "kafka.storage.formatted data_dir=%s cluster_id=%s%s took=%.1fs",
+            data_dir,
+            cluster_id,
+            f" scram_user={self.sasl_username}" if self.secure else "",
+            time.monotonic() - started,
+        )
 
     def _launch(self, java: str, libs: Path, data_dir: Path) -> None:
         base = self._jvm_base(java, libs, data_dir)
@@ -1317,8 +1388,13 @@ class LocalBroker:
         self._detached = False
         (data_dir / PID_FILE).write_text(f"{self._proc.pid}\n")
         (data_dir / BOOTSTRAP_FILE).write_text(f"{self.bootstrap}\n")
-        logger.info("kafka.broker.launch pid=%d bootstrap=%s controller_port=%d log=%s",
-                    self._proc.pid, self.bootstrap, self._controller_port, data_dir / LOG_FILE)
+        logger.info(
+            "kafka.broker.launch pid=%d bootstrap=%s controller_port=%d log=%s",
+            self._proc.pid,
+            self.bootstrap,
+            self._controller_port,
+            data_dir / LOG_FILE,
+        )
 
     def _failure_details(self) -> str:
         """Tails of this run's broker log and JVM output, for error messages."""
@@ -1330,8 +1406,11 @@ class LocalBroker:
         if bind is not None:  # logged long before the shutdown noise at the end
             parts.insert(0, f"the broker could not listen: {bind}")
         # Only JVM-level output lands there (log4j writes broker.log); skip our own header line.
-        jvm = [line for line in _tail(self._data_dir / STDOUT_FILE, 20, since=stdout_mark).splitlines()
-               if line and not line.startswith("===== ")]
+        jvm = [
+            line
+            for line in _tail(self._data_dir / STDOUT_FILE, 20, since=stdout_mark).splitlines()
+            if line and not line.startswith("===== ")
+        ]
         if jvm:
             parts += [f"--- JVM output ({self._data_dir / STDOUT_FILE}) ---", *jvm]
         return "\n".join(parts)
@@ -1407,10 +1486,17 @@ def broker_status(data_dir: Path | str, probe: bool = True, probe_timeout: float
         bootstrap = None
     alive = pid is not None and _is_our_broker(pid, data_dir)
     security = client_security_of(data_dir) if alive else None
-    responsive = bool(alive and probe and bootstrap
-                      and probe_kafka(bootstrap, probe_timeout, node_id=NODE_ID, security=security))
-    return BrokerStatus(data_dir=data_dir, pid=pid, alive=alive, bootstrap=bootstrap, responsive=responsive,
-                        protocol=security.protocol if security is not None else "PLAINTEXT")
+    responsive = bool(
+        alive and probe and bootstrap and probe_kafka(bootstrap, probe_timeout, node_id=NODE_ID, security=security)
+    )
+    return BrokerStatus(
+        data_dir=data_dir,
+        pid=pid,
+        alive=alive,
+        bootstrap=bootstrap,
+        responsive=responsive,
+        protocol=security.protocol if security is not None else "PLAINTEXT",
+    )
 
 
 def client_security_of(data_dir: Path | str) -> KafkaSecurity | None:

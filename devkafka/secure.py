@@ -113,8 +113,12 @@ def ensure_password(files: SecureFiles) -> tuple[str, bool]:
 
 
 def _name(common_name: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "bifrost devkafka"),
-                      x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    return x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "bifrost devkafka"),
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+        ]
+    )
 
 
 def _certificate_valid(path: Path, now: datetime.datetime) -> bool:
@@ -131,7 +135,7 @@ def ensure_certificates(files: SecureFiles, hosts: tuple[str, ...] = CERT_HOSTS)
     Returns:
         True when new files were written.
     """
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     files.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     if _certificate_valid(files.ca_file, now) and _certificate_valid(files.keystore_file, now):
         return False
@@ -141,14 +145,27 @@ def ensure_certificates(files: SecureFiles, hosts: tuple[str, ...] = CERT_HOSTS)
     ca_name = _name(f"bifrost devkafka CA {secrets.token_hex(4)}")
     ca_cert = (
         x509.CertificateBuilder()
-        .subject_name(ca_name).issuer_name(ca_name)
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
         .public_key(ca_key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(start).not_valid_after(end)
+        .not_valid_before(start)
+        .not_valid_after(end)
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(x509.KeyUsage(digital_signature=False, content_commitment=False, key_encipherment=False,
-                                     data_encipherment=False, key_agreement=False, key_cert_sign=True,
-                                     crl_sign=True, encipher_only=False, decipher_only=False), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=False,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
@@ -161,18 +178,21 @@ def ensure_certificates(files: SecureFiles, hosts: tuple[str, ...] = CERT_HOSTS)
             alt_names.append(x509.DNSName(host))
     cert = (
         x509.CertificateBuilder()
-        .subject_name(_name(hosts[0])).issuer_name(ca_name)
+        .subject_name(_name(hosts[0]))
+        .issuer_name(ca_name)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(start).not_valid_after(end)
+        .not_valid_before(start)
+        .not_valid_after(end)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
-    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     chain = cert.public_bytes(serialization.Encoding.PEM) + ca_cert.public_bytes(serialization.Encoding.PEM)
     write_secret(files.keystore_file, key_pem.decode() + chain.decode())
     ca_tmp = files.ca_file.with_name(f".{CA_FILE}.{os.getpid()}.tmp")
@@ -194,9 +214,20 @@ def scram_config_arguments(bootstrap: str, username: str, password: str) -> list
     """``kafka-configs`` (``kafka.admin.ConfigCommand``) runs that set ``username``'s SCRAM
     credentials over the (internal, PLAINTEXT) listener at ``bootstrap``: one run per
     mechanism (the broker refuses two credentials of one user in one request)."""
-    return [["--bootstrap-server", bootstrap, "--alter", "--entity-type", "users", "--entity-name", username,
-             "--add-config", f"{mechanism}=[iterations={SCRAM_ITERATIONS},password={password}]"]
-            for mechanism in SCRAM_MECHANISMS]
+    return [
+        [
+            "--bootstrap-server",
+            bootstrap,
+            "--alter",
+            "--entity-type",
+            "users",
+            "--entity-name",
+            username,
+            "--add-config",
+            f"{mechanism}=[iterations={SCRAM_ITERATIONS},password={password}]",
+        ]
+        for mechanism in SCRAM_MECHANISMS
+    ]
 
 
 def java_argfile(path: Path, args: list[str]) -> str:
@@ -205,6 +236,7 @@ def java_argfile(path: Path, args: list[str]) -> str:
     The launcher reads the file before the JVM starts, so secrets in ``args`` never show up
     in the process list (``/proc/<pid>/cmdline`` has only ``@path``). The caller removes it.
     """
+
     def quote(arg: str) -> str:
         if any(c in arg for c in " \t\n\"'#\\"):
             return '"' + arg.replace("\\", "\\\\").replace('"', '\\"') + '"'

@@ -73,8 +73,10 @@ _AUTH_HINTS = ("authentication", "sasl", "scram", "credentials", "ssl", "certifi
 # How much a specific cause says, to pick one when several bootstrap addresses fail.
 _RANK = {KafkaLoginRefused: 4, KafkaTlsFailed: 3, KafkaProtocolMismatch: 2, KafkaUnreachable: 1}
 
-_UNREACHABLE_HINT = ("(set BIFROST_KAFKA_BOOTSTRAP and BIFROST_KAFKA_SECURITY_PROTOCOL, or start the local broker: "
-                     "bifrost-opt kafka start)")
+_UNREACHABLE_HINT = (
+    "(set BIFROST_KAFKA_BOOTSTRAP and BIFROST_KAFKA_SECURITY_PROTOCOL, or start the local broker: "
+    "bifrost-opt kafka start)"
+)
 
 
 def _describe(error: BaseException) -> str:
@@ -86,8 +88,7 @@ def _describe(error: BaseException) -> str:
 
 
 def _login_refused(bootstrap: str, security: KafkaSecurity, detail: str) -> KafkaLoginRefused:
-    password_from = ("BIFROST_KAFKA_SASL_PASSWORD_FILE" if security.sasl_password_file
-                     else "BIFROST_KAFKA_SASL_PASSWORD")
+    password_from = "BIFROST_KAFKA_SASL_PASSWORD_FILE" if security.sasl_password_file else "BIFROST_KAFKA_SASL_PASSWORD"
     return KafkaLoginRefused(
         f"Kafka at {bootstrap} refused the {security.protocol} / {security.sasl_mechanism} login of user "
         f"{security.sasl_username!r}: {detail} (check BIFROST_KAFKA_SASL_USERNAME and {password_from}; "
@@ -110,8 +111,9 @@ async def _speaks_tls(host: str, port: int, timeout: float) -> bool:
     return True
 
 
-async def _classify(bootstrap: str, host: str, port: int, security: KafkaSecurity, error: BaseException,
-                    stage: str, timeout: float) -> KafkaUnreachable:
+async def _classify(
+    bootstrap: str, host: str, port: int, security: KafkaSecurity, error: BaseException, stage: str, timeout: float
+) -> KafkaUnreachable:
     """The specific :class:`KafkaUnreachable` for ``error`` raised while ``stage`` ("connect"/"metadata")."""
     detail = _describe(error)
     where = f"{host}:{port}"
@@ -163,8 +165,9 @@ async def _classify(bootstrap: str, host: str, port: int, security: KafkaSecurit
     )
 
 
-async def _probe_address(bootstrap: str, host: str, port: int, security: KafkaSecurity, options: dict[str, Any],
-                         deadline: float) -> KafkaUnreachable | None:
+async def _probe_address(
+    bootstrap: str, host: str, port: int, security: KafkaSecurity, options: dict[str, Any], deadline: float
+) -> KafkaUnreachable | None:
     """None when ``host:port`` accepts us and answers a metadata request, else the reason."""
     remaining = max(0.5, deadline - time.monotonic())
     conn_options = {k: v for k, v in options.items() if k != "ssl_context" or v is not None}
@@ -172,8 +175,13 @@ async def _probe_address(bootstrap: str, host: str, port: int, security: KafkaSe
     conn = None
     try:
         conn = await asyncio.wait_for(
-            create_conn(host, port, client_id="bifrost-preflight",
-                        request_timeout_ms=max(1000, int(remaining * 1000)), **conn_options),
+            create_conn(
+                host,
+                port,
+                client_id="bifrost-preflight",
+                request_timeout_ms=max(1000, int(remaining * 1000)),
+                **conn_options,
+            ),
             remaining,
         )
         stage = "metadata"
@@ -215,8 +223,10 @@ async def check_kafka(bootstrap: str, security: KafkaSecurity, *, timeout: float
         raise max(failures, key=lambda f: _RANK.get(type(f), 0)) from None
 
     admin = AIOKafkaAdminClient(
-        bootstrap_servers=bootstrap, client_id="bifrost-preflight",
-        request_timeout_ms=max(1000, int(max(1.0, deadline - time.monotonic()) * 1000)), **options,
+        bootstrap_servers=bootstrap,
+        client_id="bifrost-preflight",
+        request_timeout_ms=max(1000, int(max(1.0, deadline - time.monotonic()) * 1000)),
+        **options,
     )
     try:
         remaining = max(1.0, deadline - time.monotonic())
@@ -241,8 +251,9 @@ def require_kafka(bootstrap: str, security: KafkaSecurity | None = None, *, time
         pool.submit(asyncio.run, check_kafka(bootstrap, security or KafkaSecurity(), timeout=timeout)).result()
 
 
-async def _probe_async(bootstrap: str, timeout: float, node_id: int | None,
-                       security: KafkaSecurity | None = None) -> bool:
+async def _probe_async(
+    bootstrap: str, timeout: float, node_id: int | None, security: KafkaSecurity | None = None
+) -> bool:
     admin = AIOKafkaAdminClient(
         bootstrap_servers=bootstrap,
         client_id="bifrost-probe",
@@ -261,8 +272,9 @@ async def _probe_async(bootstrap: str, timeout: float, node_id: int | None,
             await admin.close()
 
 
-def probe_kafka(bootstrap: str, timeout: float = 5.0, node_id: int | None = None, *,
-                security: KafkaSecurity | None = None) -> bool:
+def probe_kafka(
+    bootstrap: str, timeout: float = 5.0, node_id: int | None = None, *, security: KafkaSecurity | None = None
+) -> bool:
     """True when ``bootstrap`` answers a Kafka metadata request that lists a broker.
 
     A yes/no liveness check (the local broker's start and status, test fixtures); use

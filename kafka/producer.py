@@ -10,8 +10,9 @@ from aiokafka import AIOKafkaProducer
 
 async def start_producer(bootstrap: str, *, client_id: str, client_options: Mapping[str, Any]) -> AIOKafkaProducer:
     """A started idempotent producer (``acks=all``); stopped again, and the error raised, if it cannot start."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, client_id=client_id,
-                                **dict(client_options))
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, client_id=client_id, **dict(client_options)
+    )
     try:
         await producer.start()
     except BaseException:

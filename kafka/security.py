@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import os
 import ssl
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Mapping, TypeVar
+from typing import Any, TypeVar
 
 from bifrost.common import envsettings
 
@@ -41,21 +42,37 @@ class KafkaSecurity:
                       sasl_password_file='', ssl_cafile='', ssl_certfile='', ssl_keyfile='', ssl_check_hostname=True)
     """
 
-    protocol: str = _setting("PLAINTEXT", "BIFROST_KAFKA_SECURITY_PROTOCOL", "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.")
-    sasl_mechanism: str = _setting("SCRAM-SHA-512", "BIFROST_KAFKA_SASL_MECHANISM", "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (SASL protocols only).")
+    protocol: str = _setting(
+        "PLAINTEXT", "BIFROST_KAFKA_SECURITY_PROTOCOL", "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL."
+    )
+    sasl_mechanism: str = _setting(
+        "SCRAM-SHA-512", "BIFROST_KAFKA_SASL_MECHANISM", "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (SASL protocols only)."
+    )
     sasl_username: str = _setting("", "BIFROST_KAFKA_SASL_USERNAME", "SASL user name.")
-    sasl_password: str = _setting("", "BIFROST_KAFKA_SASL_PASSWORD", "SASL password (prefer the _FILE variant; never logged).", secret=True)
-    sasl_password_file: str = _setting("", "BIFROST_KAFKA_SASL_PASSWORD_FILE", "File holding the SASL password (trailing newline ignored).")
-    ssl_cafile: str = _setting("", "BIFROST_KAFKA_SSL_CAFILE", "PEM file of the CA that signed the brokers' certificates (system CAs if empty).")
+    sasl_password: str = _setting(
+        "", "BIFROST_KAFKA_SASL_PASSWORD", "SASL password (prefer the _FILE variant; never logged).", secret=True
+    )
+    sasl_password_file: str = _setting(
+        "", "BIFROST_KAFKA_SASL_PASSWORD_FILE", "File holding the SASL password (trailing newline ignored)."
+    )
+    ssl_cafile: str = _setting(
+        "",
+        "BIFROST_KAFKA_SSL_CAFILE",
+        "PEM file of the CA that signed the brokers' certificates (system CAs if empty).",
+    )
     ssl_certfile: str = _setting("", "BIFROST_KAFKA_SSL_CERTFILE", "Client certificate (PEM) for mutual TLS.")
     ssl_keyfile: str = _setting("", "BIFROST_KAFKA_SSL_KEYFILE", "Private key (PEM) of the client certificate.")
-    ssl_key_password: str = _setting("", "BIFROST_KAFKA_SSL_KEY_PASSWORD", "Password of the client key, if encrypted (never logged).", secret=True)
-    ssl_check_hostname: bool = _setting(True, "BIFROST_KAFKA_SSL_CHECK_HOSTNAME", "Verify that the broker's certificate names the host connected to.")
+    ssl_key_password: str = _setting(
+        "", "BIFROST_KAFKA_SSL_KEY_PASSWORD", "Password of the client key, if encrypted (never logged).", secret=True
+    )
+    ssl_check_hostname: bool = _setting(
+        True, "BIFROST_KAFKA_SSL_CHECK_HOSTNAME", "Verify that the broker's certificate names the host connected to."
+    )
 
     # ------------------------------------------------------------------ env
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> "KafkaSecurity":
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> KafkaSecurity:
         """The group from ``environ`` (default ``os.environ``); empty values mean unset."""
         environ = os.environ if environ is None else environ
         values: dict[str, Any] = {}
@@ -115,10 +132,12 @@ class KafkaSecurity:
                 raise KafkaSecurityError(
                     f"{self.protocol} needs BIFROST_KAFKA_SASL_PASSWORD_FILE (or BIFROST_KAFKA_SASL_PASSWORD)"
                 )
-        for env, path in (("BIFROST_KAFKA_SASL_PASSWORD_FILE", self.sasl_password_file),
-                          ("BIFROST_KAFKA_SSL_CAFILE", self.ssl_cafile),
-                          ("BIFROST_KAFKA_SSL_CERTFILE", self.ssl_certfile),
-                          ("BIFROST_KAFKA_SSL_KEYFILE", self.ssl_keyfile)):
+        for env, path in (
+            ("BIFROST_KAFKA_SASL_PASSWORD_FILE", self.sasl_password_file),
+            ("BIFROST_KAFKA_SSL_CAFILE", self.ssl_cafile),
+            ("BIFROST_KAFKA_SSL_CERTFILE", self.ssl_certfile),
+            ("BIFROST_KAFKA_SSL_KEYFILE", self.ssl_keyfile),
+        ):
             if path and not Path(path).is_file():
                 raise KafkaSecurityError(f"{env}={path!r} is not a readable file")
         if bool(self.ssl_certfile) != bool(self.ssl_keyfile):
@@ -168,7 +187,9 @@ class KafkaSecurity:
 
         if self.uses_sasl:
             return faust.SASLCredentials(
-                username=self.sasl_username, password=self.password(), ssl_context=self.ssl_context,
+                username=self.sasl_username,
+                password=self.password(),
+                ssl_context=self.ssl_context,
                 mechanism=self.sasl_mechanism,
             )
         if self.uses_tls:
@@ -185,7 +206,9 @@ def mask_secrets(env: Mapping[str, str]) -> dict[str, str]:
 SettingsT = TypeVar("SettingsT")
 
 
-def settings_from_env(cls: type[SettingsT], environ: Mapping[str, str] | None, overrides: Mapping[str, Any]) -> SettingsT:
+def settings_from_env(
+    cls: type[SettingsT], environ: Mapping[str, str] | None, overrides: Mapping[str, Any]
+) -> SettingsT:
     """A settings class with a ``kafka_security`` group: its own variables, the group's, then ``overrides``.
 
     Raises:

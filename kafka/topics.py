@@ -57,13 +57,17 @@ async def ensure_topics(
         missing = [s for s in specs if s.name not in existing]
         if missing:
             try:
-                await admin.create_topics([
-                    NewTopic(
-                        name=s.name, num_partitions=s.partitions, replication_factor=replication_factor,
-                        topic_configs={**(COMPACTED_CONFIGS if s.compacted else {}), **s.configs},
-                    )
-                    for s in missing
-                ])
+                await admin.create_topics(
+                    [
+                        NewTopic(
+                            name=s.name,
+                            num_partitions=s.partitions,
+                            replication_factor=replication_factor,
+                            topic_configs={**(COMPACTED_CONFIGS if s.compacted else {}), **s.configs},
+                        )
+                        for s in missing
+                    ]
+                )
             except TopicAlreadyExistsError:
                 pass  # another worker created them first
             log.info("event=topics.created topics=%s", ",".join(s.name for s in missing))
@@ -91,7 +95,8 @@ async def _wait_for_leaders(admin: AIOKafkaAdminClient, names: list[str], timeou
     while True:
         described = await admin.describe_topics(names)
         settled = all(
-            d.get("error_code", 0) == 0 and d.get("partitions")
+            d.get("error_code", 0) == 0
+            and d.get("partitions")
             and all(p.get("leader", -1) >= 0 and p.get("error_code", 0) == 0 for p in d["partitions"])
             for d in described
         )

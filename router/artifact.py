@@ -152,7 +152,7 @@ class Artifact(msgspec.Struct, frozen=True, kw_only=True):
         """Every model the artifact can route to, in a stable order."""
         return sorted(self.chat)
 
-    def check(self) -> "Artifact":
+    def check(self) -> Artifact:
         """Raise :class:`ArtifactFormatError` unless the parts fit together; return self."""
         problems = []
         if self.format != ARTIFACT_FORMAT:
@@ -202,7 +202,9 @@ class Artifact(msgspec.Struct, frozen=True, kw_only=True):
             if len(lin.mean) != width or len(lin.scale) != width:
                 problems.append(f"prompt_models.linear standardizes {len(lin.mean)} features, the schema has {width}")
             if set(lin.weights) != models or any(len(w) != width + 1 for w in lin.weights.values()):
-                problems.append(f"prompt_models.linear.weights must give {width} + 1 weights for exactly the routed " "models")
+                problems.append(
+                    f"prompt_models.linear.weights must give {width} + 1 weights for exactly the routed models"
+                )
             if not 0.0 <= lin.blend <= 1.0:
                 problems.append(f"prompt_models.linear.blend {lin.blend} outside [0, 1]")
             if any(v <= 0 for v in lin.scale):
@@ -243,11 +245,15 @@ def decode(data: bytes) -> Artifact:
     except msgspec.DecodeError as exc:
         raise ArtifactFormatError(f"not an artifact: {exc}") from None
     if header.format != ARTIFACT_FORMAT:
-        hint = (" (per-cluster Q̂ only; format 2 routes with per-prompt quality and cost models): retrain it with "
-                "`bifrost-opt train --dataset FILE`, or keep a router of the version that wrote it"
-                if header.format < ARTIFACT_FORMAT else ": it was written by a newer trainer; upgrade the router")
-        raise ArtifactVersionError(f"artifact {header.version} has format {header.format}; this router reads format "
-                                   f"{ARTIFACT_FORMAT}{hint}")
+        hint = (
+            " (per-cluster Q̂ only; format 2 routes with per-prompt quality and cost models): retrain it with "
+            "`bifrost-opt train --dataset FILE`, or keep a router of the version that wrote it"
+            if header.format < ARTIFACT_FORMAT
+            else ": it was written by a newer trainer; upgrade the router"
+        )
+        raise ArtifactVersionError(
+            f"artifact {header.version} has format {header.format}; this router reads format {ARTIFACT_FORMAT}{hint}"
+        )
     try:
         artifact = msgspec.json.decode(data, type=Artifact)
     except msgspec.DecodeError as exc:  # ValidationError is a DecodeError

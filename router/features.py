@@ -56,7 +56,7 @@ _HOW_MANY = re.compile(r"\bhow m(?:any|uch)\b")
 
 def _single_words(pattern: re.Pattern[str]) -> frozenset[str]:
     """The one-word alternatives of a ``\\b(?:a|b|…)\\b`` keyword pattern (``digits?`` → digit, digits)."""
-    body = pattern.pattern[len(r"\b(?:"):-len(r")\b")]
+    body = pattern.pattern[len(r"\b(?:") : -len(r")\b")]
     words: set[str] = set()
     for alternative in body.split("|"):
         if " " in alternative:
@@ -82,8 +82,12 @@ for _bit, _words in enumerate(_KEYWORD_SETS):
 def _keyword_counts(lower: str, words: list[str], ascii_text: bool) -> tuple[int, int, int, int]:
     """(math words, code keywords, reasoning words, instruction words) of the lower-cased text."""
     if not ascii_text:
-        return (len(_MATH_WORDS.findall(lower)), len(_CODE_KEYWORDS.findall(lower)),
-                len(_REASONING_WORDS.findall(lower)), len(_INSTRUCTION_WORDS.findall(lower)))
+        return (
+            len(_MATH_WORDS.findall(lower)),
+            len(_CODE_KEYWORDS.findall(lower)),
+            len(_REASONING_WORDS.findall(lower)),
+            len(_INSTRUCTION_WORDS.findall(lower)),
+        )
     counts = [0, 0, 0, 0]
     bits = _KEYWORD_BITS
     for word in words:
@@ -94,6 +98,7 @@ def _keyword_counts(lower: str, words: list[str], ascii_text: bool) -> tuple[int
                     counts[bit] += 1
     counts[0] += len(_HOW_MANY.findall(lower)) if "how m" in lower else 0
     return counts[0], counts[1], counts[2], counts[3]
+
 
 # The ASCII bytes each character count below counts, derived from the same str predicates
 # (so the bytes.translate fast path counts exactly what the per-character path counts).
@@ -141,7 +146,7 @@ class FeatureSchema(msgspec.Struct, frozen=True, kw_only=True):
     clusters: int = 0
 
     @classmethod
-    def build(cls, text: TextSpec, clusters: int) -> "FeatureSchema":
+    def build(cls, text: TextSpec, clusters: int) -> FeatureSchema:
         """The schema of base features followed by ``clusters`` similarity features."""
         return cls(names=[*BASE_FEATURES, *(f"sim_{c}" for c in range(clusters))], text=text, clusters=clusters)
 

@@ -72,7 +72,7 @@ class TreeEnsemble:
         self._build_complete()
 
     @classmethod
-    def from_model_string(cls, text: str) -> "TreeEnsemble":
+    def from_model_string(cls, text: str) -> TreeEnsemble:
         """Parse LightGBM's text model format (``Booster.model_to_string()``)."""
         header, _, body = text.partition("\nTree=")
         head = _key_values(header)
@@ -135,7 +135,7 @@ class TreeEnsemble:
         )
 
     @classmethod
-    def concat(cls, parts: "list[TreeEnsemble]") -> "TreeEnsemble":
+    def concat(cls, parts: list[TreeEnsemble]) -> TreeEnsemble:
         """One ensemble whose outputs are ``parts``' outputs side by side (same features).
 
         Output ``j`` of part ``i`` becomes output ``offset_i + j``, with ``offset_i`` the
@@ -166,10 +166,15 @@ class TreeEnsemble:
             node_offset += len(p.feature)
             leaf_offset += len(p.leaf_value)
             class_offset += p.num_class
-        return cls(num_class=class_offset, num_features=width.pop(), roots=np.concatenate(roots),
-                   tree_class=np.concatenate(tree_class), leaf_value=np.concatenate(leaves),
-                   objective="+".join(p.objective for p in parts),
-                   **{name: np.concatenate(arrays[name]) for name in _NODE_ARRAYS})
+        return cls(
+            num_class=class_offset,
+            num_features=width.pop(),
+            roots=np.concatenate(roots),
+            tree_class=np.concatenate(tree_class),
+            leaf_value=np.concatenate(leaves),
+            objective="+".join(p.objective for p in parts),
+            **{name: np.concatenate(arrays[name]) for name in _NODE_ARRAYS},
+        )
 
     @property
     def depth(self) -> int:
@@ -206,16 +211,22 @@ class TreeEnsemble:
                 node, level, position = stack.pop()
                 if node < 0:
                     span = 1 << (depth - level)  # the leaf fills every bottom slot below it
-                    leaf[t, position * span:(position + 1) * span] = self.leaf_value[-node - 1]
+                    leaf[t, position * span : (position + 1) * span] = self.leaf_value[-node - 1]
                     continue
                 slot = (1 << level) - 1 + position
                 feature[t, slot] = self.feature[node]
                 threshold[t, slot] = self.threshold[node]
                 stack.append((int(self.left[node]), level + 1, 2 * position))
                 stack.append((int(self.right[node]), level + 1, 2 * position + 1))
-        self._complete = (depth, n_internal, feature.ravel(), threshold.ravel(), leaf.ravel(),
-                          np.arange(n_trees, dtype=np.int64) * max(n_internal, 1),
-                          np.arange(n_trees, dtype=np.int64) * (1 << depth) - n_internal)
+        self._complete = (
+            depth,
+            n_internal,
+            feature.ravel(),
+            threshold.ravel(),
+            leaf.ravel(),
+            np.arange(n_trees, dtype=np.int64) * max(n_internal, 1),
+            np.arange(n_trees, dtype=np.int64) * (1 << depth) - n_internal,
+        )
 
     def raw_scores(self, X: np.ndarray) -> np.ndarray:
         """Summed leaf values per class, ``(rows, num_class)`` (in chunks of rows: memory ∝ chunk × trees)."""
@@ -226,7 +237,7 @@ class TreeEnsemble:
             raise ValueError(f"model expects {self.num_features} features, got {X.shape[1]}")
         chunk = max(1, _CHUNK_NODES // max(len(self.roots), 1))
         if X.shape[0] > chunk:
-            return np.concatenate([self._raw_scores(X[lo:lo + chunk]) for lo in range(0, X.shape[0], chunk)])
+            return np.concatenate([self._raw_scores(X[lo : lo + chunk]) for lo in range(0, X.shape[0], chunk)])
         return self._raw_scores(X)
 
     def _raw_scores(self, X: np.ndarray) -> np.ndarray:
@@ -322,4 +333,3 @@ def _key_values(block: str) -> dict[str, str]:
         if sep:
             out[key.strip()] = value.strip()
     return out
-

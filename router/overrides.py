@@ -31,8 +31,9 @@ class ClusterOverride:
     model: str
 
 
-def override_choices(chosen: np.ndarray, clusters: np.ndarray, models: Sequence[str],
-                     overrides: Sequence[ClusterOverride]) -> np.ndarray:
+def override_choices(
+    chosen: np.ndarray, clusters: np.ndarray, models: Sequence[str], overrides: Sequence[ClusterOverride]
+) -> np.ndarray:
     """``chosen`` (indices into ``models``) with the overrides applied per row's cluster.
 
     Example:

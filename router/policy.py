@@ -41,7 +41,7 @@ class PolicyTables:
     tau_hard: float
 
     @classmethod
-    def from_artifact(cls, artifact: Artifact) -> "PolicyTables":
+    def from_artifact(cls, artifact: Artifact) -> PolicyTables:
         models = tuple(artifact.models)
         mask = np.array([[m in set(artifact.buckets[b]) for m in models] for b in BUCKETS], dtype=bool)
         return cls(
@@ -54,12 +54,24 @@ class PolicyTables:
             tau_hard=artifact.thresholds.hard,
         )
 
-    def with_params(self, *, alpha: float, tau_cheap: float, tau_hard: float, penalty: np.ndarray | None = None,
-                    bucket_mask: np.ndarray | None = None) -> "PolicyTables":
+    def with_params(
+        self,
+        *,
+        alpha: float,
+        tau_cheap: float,
+        tau_hard: float,
+        penalty: np.ndarray | None = None,
+        bucket_mask: np.ndarray | None = None,
+    ) -> PolicyTables:
         """The same tables with other search parameters."""
-        return replace(self, alpha=float(alpha), tau_cheap=float(tau_cheap), tau_hard=float(tau_hard),
-                       penalty=self.penalty if penalty is None else np.asarray(penalty, dtype=np.float64),
-                       bucket_mask=self.bucket_mask if bucket_mask is None else np.asarray(bucket_mask, dtype=bool))
+        return replace(
+            self,
+            alpha=float(alpha),
+            tau_cheap=float(tau_cheap),
+            tau_hard=float(tau_hard),
+            penalty=self.penalty if penalty is None else np.asarray(penalty, dtype=np.float64),
+            bucket_mask=self.bucket_mask if bucket_mask is None else np.asarray(bucket_mask, dtype=bool),
+        )
 
 
 def alpha_of(cost_weight: float) -> float:

@@ -56,17 +56,25 @@ class PromptScorer:
             raise ArtifactFormatError(f"artifact {artifact.version}: a tree model cannot be read: {exc}") from None
         if triage.num_class != len(BUCKETS):
             raise ArtifactFormatError(f"artifact {artifact.version}: the triage model has {triage.num_class} classes")
-        for name, part in [("triage", triage), *((f"quality[{m}]", q) for m, q in zip(models, quality)),
-                           *((f"cost[{m}]", c) for m, c in zip(models, cost))]:
+        for name, part in [
+            ("triage", triage),
+            *((f"quality[{m}]", q) for m, q in zip(models, quality)),
+            *((f"cost[{m}]", c) for m, c in zip(models, cost)),
+        ]:
             if part.num_features != width:
-                raise ArtifactFormatError(f"artifact {artifact.version}: the {name} model reads {part.num_features} "
-                                          f"features, the feature schema has {width}")
+                raise ArtifactFormatError(
+                    f"artifact {artifact.version}: the {name} model reads {part.num_features} "
+                    f"features, the feature schema has {width}"
+                )
             if name != "triage" and part.num_class != 1:
                 raise ArtifactFormatError(f"artifact {artifact.version}: the {name} model has {part.num_class} outputs")
         self.models = models
         self.gate = artifact.thresholds.hard > 0.0
-        self.strings = [*([artifact.gbdt.model] if self.gate else []), *(pm.quality[m] for m in models),
-                        *(pm.cost[m] for m in models)]
+        self.strings = [
+            *([artifact.gbdt.model] if self.gate else []),
+            *(pm.quality[m] for m in models),
+            *(pm.cost[m] for m in models),
+        ]
         self.ensemble = TreeEnsemble.concat([*([triage] if self.gate else []), *quality, *cost])
         self._offset = 3 if self.gate else 0
         self.n_models = len(models)
@@ -78,8 +86,13 @@ class PromptScorer:
         if pm.linear is not None:
             lin = pm.linear
             weights = np.array([lin.weights[m] for m in models], dtype=np.float64).T  # (features + 1, models)
-            self.linear = (np.asarray(lin.mean, dtype=np.float64), np.asarray(lin.scale, dtype=np.float64),
-                           np.ascontiguousarray(weights[:-1]), weights[-1].copy(), float(lin.blend))
+            self.linear = (
+                np.asarray(lin.mean, dtype=np.float64),
+                np.asarray(lin.scale, dtype=np.float64),
+                np.ascontiguousarray(weights[:-1]),
+                weights[-1].copy(),
+                float(lin.blend),
+            )
 
     def _split(self, raw: np.ndarray, X: np.ndarray) -> Predictions:
         raw = np.atleast_2d(raw)
@@ -91,12 +104,12 @@ class PromptScorer:
             triage /= triage.sum(axis=1, keepdims=True)
         else:
             triage = np.tile(GATE_OFF_PROBABILITIES, (len(raw), 1))
-        quality = 1.0 / (1.0 + np.exp(-(self.scale * raw[:, o:o + n] + self.shift)))
+        quality = 1.0 / (1.0 + np.exp(-(self.scale * raw[:, o : o + n] + self.shift)))
         if self.linear is not None:
             mean, scale, weights, bias, blend = self.linear
             linear = 1.0 / (1.0 + np.exp(-(((X - mean) / scale) @ weights + bias)))
             quality = blend * quality + (1.0 - blend) * linear
-        per_unit = np.exp(raw[:, o + n:o + 2 * n])
+        per_unit = np.exp(raw[:, o + n : o + 2 * n])
         size = 1.0 if self.cost_column is None else np.maximum(X[:, self.cost_column], 0.0)[:, None]
         cost = np.maximum(per_unit * size, _COST_FLOOR) / self.cost_unit
         return Predictions(probabilities=triage, quality=quality, cost=cost)

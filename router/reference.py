@@ -81,7 +81,7 @@ class ReferenceRouter:
         *,
         signature: str | bytes | None = None,
         expected_sha256: str | None = None,
-    ) -> "ReferenceRouter":
+    ) -> ReferenceRouter:
         """Verify, then load an artifact.
 
         Args:
@@ -131,12 +131,15 @@ class ReferenceRouter:
 
     def _decide(self, x: np.ndarray, cluster: int, tokens: float | None, logged: list[float] | None) -> Decision:
         if x.shape != (len(self.artifact.gbdt.feature_schema.names),):
-            raise ValueError(f"feature vector has {x.shape[0] if x.ndim == 1 else x.shape} values, the schema "
-                             f"{len(self.artifact.gbdt.feature_schema.names)}")
+            raise ValueError(
+                f"feature vector has {x.shape[0] if x.ndim == 1 else x.shape} values, the schema "
+                f"{len(self.artifact.gbdt.feature_schema.names)}"
+            )
         predicted = self.scorer.predict_one(x)
         size = np.array([x[_TOKENS] if tokens is None else tokens])
-        chosen, bucket, utility, allowed = choose(self.tables, predicted.probabilities, predicted.quality,
-                                                  predicted.cost, size)
+        chosen, bucket, utility, allowed = choose(
+            self.tables, predicted.probabilities, predicted.quality, predicted.cost, size
+        )
         _, applied = eligible(self.tables, bucket, size)
         models = self.tables.models
         row, ok = utility[0], allowed[0]
@@ -153,7 +156,7 @@ class ReferenceRouter:
             cost_usd={m: float(c) * unit for m, c in zip(models, predicted.cost[0])},
         )
 
-    def route_many(self, prompts: Sequence[str]) -> "BatchDecisions":
+    def route_many(self, prompts: Sequence[str]) -> BatchDecisions:
         """Route many prompts at once (same rule as :meth:`route`, vectorized after extraction)."""
         vectors, clusters = [], []
         for prompt in prompts:
@@ -163,18 +166,26 @@ class ReferenceRouter:
         X = np.asarray(vectors, dtype=np.float64).reshape(len(vectors), len(self.artifact.gbdt.feature_schema.names))
         return self.route_features(X, np.asarray(clusters, dtype=np.int64))
 
-    def route_features(self, X: np.ndarray, clusters: np.ndarray | None = None) -> "BatchDecisions":
+    def route_features(self, X: np.ndarray, clusters: np.ndarray | None = None) -> BatchDecisions:
         """Route many already-extracted feature vectors ``(rows, features)`` (same rule as :meth:`route`)."""
         X = np.asarray(X, dtype=np.float64).reshape(-1, len(self.artifact.gbdt.feature_schema.names))
         if clusters is None:
             k = self.artifact.gbdt.feature_schema.clusters
-            clusters = np.argmax(X[:, X.shape[1] - k:], axis=1) if k and len(X) else np.zeros(len(X), dtype=np.int64)
+            clusters = np.argmax(X[:, X.shape[1] - k :], axis=1) if k and len(X) else np.zeros(len(X), dtype=np.int64)
         predicted = self.scorer.predict(X)
-        chosen, buckets, _, _ = choose(self.tables, predicted.probabilities, predicted.quality, predicted.cost,
-                                       X[:, _TOKENS])
-        return BatchDecisions(models=self.tables.models, chosen=chosen, buckets=buckets,
-                              clusters=np.asarray(clusters, dtype=np.int64), probabilities=predicted.probabilities,
-                              features=X, quality=predicted.quality, cost=predicted.cost)
+        chosen, buckets, _, _ = choose(
+            self.tables, predicted.probabilities, predicted.quality, predicted.cost, X[:, _TOKENS]
+        )
+        return BatchDecisions(
+            models=self.tables.models,
+            chosen=chosen,
+            buckets=buckets,
+            clusters=np.asarray(clusters, dtype=np.int64),
+            probabilities=predicted.probabilities,
+            features=X,
+            quality=predicted.quality,
+            cost=predicted.cost,
+        )
 
 
 @dataclass(frozen=True)

@@ -105,8 +105,9 @@ class HashedTfidf:
         return matrix
 
 
-def fit_idf(texts: Iterable[str], *, dimensions: int = 2048, ngrams: int = 2,
-            max_chars: int = DEFAULT_MAX_CHARS) -> TextSpec:
+def fit_idf(
+    texts: Iterable[str], *, dimensions: int = 2048, ngrams: int = 2, max_chars: int = DEFAULT_MAX_CHARS
+) -> TextSpec:
     """Learn smoothed IDF weights ``log((1 + N) / (1 + df)) + 1`` over a corpus (each text's first ``max_chars``)."""
     blank = HashedTfidf(TextSpec(dimensions=dimensions, ngrams=ngrams, max_chars=max_chars))
     df = np.zeros(dimensions, dtype=np.float64)

@@ -17,7 +17,9 @@ class AlertKind(str, enum.Enum):
     COST_INCREASE = "cost_increase"
     DEGRADATION = "degradation"
     ROLLOUT_PAUSED = "rollout_paused"
-    CATALOG_DRIFT = "catalog_drift"  # a model the current artifact routes to changed price, context, capabilities or availability
+    CATALOG_DRIFT = (
+        "catalog_drift"  # a model the current artifact routes to changed price, context, capabilities or availability
+    )
 
 
 class Severity(str, enum.Enum):

@@ -72,8 +72,7 @@ class EventDecoder(Generic[E]):
         if size > self._limits.max_event_bytes:
             raise InvalidEvent(
                 RejectReason.OVERSIZED,
-                f"payload is {size} bytes; the limit is {self._limits.max_event_bytes} "
-                "(BIFROST_MAX_EVENT_BYTES)",
+                f"payload is {size} bytes; the limit is {self._limits.max_event_bytes} (BIFROST_MAX_EVENT_BYTES)",
             )
         try:
             event = self._decoder.decode(raw)
@@ -91,7 +90,9 @@ class EventDecoder(Generic[E]):
         except MemoryError:
             raise
         except Exception as exc:  # noqa: BLE001 — one record must never stop the process
-            raise InvalidEvent(RejectReason.UNDECODABLE, f"decoder failed: {type(exc).__name__}: {exc}"[:1000]) from None
+            raise InvalidEvent(
+                RejectReason.UNDECODABLE, f"decoder failed: {type(exc).__name__}: {exc}"[:1000]
+            ) from None
         check_event_time(event.ts, now=time.time() if now is None else now, limits=self._limits)
         return event
 

@@ -23,8 +23,17 @@ from bifrost.schemas import signing
 from bifrost.schemas.rollout import RolloutCommand
 from bifrost.schemas.signing import MIN_NONCE_HEX, NONCE_BYTES, new_nonce, nonce_is_valid
 
-__all__ = ["DOMAIN", "MIN_NONCE_HEX", "NONCE_BYTES", "CommandSigner", "canonical_bytes", "new_nonce",
-           "nonce_is_valid", "sign_command", "signature_valid"]
+__all__ = [
+    "DOMAIN",
+    "MIN_NONCE_HEX",
+    "NONCE_BYTES",
+    "CommandSigner",
+    "canonical_bytes",
+    "new_nonce",
+    "nonce_is_valid",
+    "sign_command",
+    "signature_valid",
+]
 
 DOMAIN = b"bifrost-rollout-command/v1\n"
 
@@ -35,7 +44,11 @@ def canonical_bytes(command: RolloutCommand) -> bytes:
 
 
 def sign_command(
-    command: RolloutCommand, private_key: Ed25519PrivateKey, key_id: str, *, now: float | None = None,
+    command: RolloutCommand,
+    private_key: Ed25519PrivateKey,
+    key_id: str,
+    *,
+    now: float | None = None,
     nonce: str | None = None,
 ) -> RolloutCommand:
     """A copy of ``command`` with ``key_id``, a fresh ``nonce``, ``issued_at`` and its signature."""

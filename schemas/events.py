@@ -62,7 +62,9 @@ class RoutingEvent(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     request_id: NonEmptyId
     ts: EpochSeconds
     router_id: Label
-    arm: Annotated[str, msgspec.Meta(min_length=1, max_length=128, description="Artifact version that served the request.")]
+    arm: Annotated[
+        str, msgspec.Meta(min_length=1, max_length=128, description="Artifact version that served the request.")
+    ]
     model: Label
     provider: Label
     bucket: Bucket

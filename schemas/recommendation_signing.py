@@ -26,8 +26,14 @@ def canonical_bytes(command: RecommendationCommand) -> bytes:
     return signing.canonical_bytes(DOMAIN, command)
 
 
-def sign_apply(command: RecommendationCommand, private_key: Ed25519PrivateKey, key_id: str, *,
-               now: float | None = None, nonce: str | None = None) -> RecommendationCommand:
+def sign_apply(
+    command: RecommendationCommand,
+    private_key: Ed25519PrivateKey,
+    key_id: str,
+    *,
+    now: float | None = None,
+    nonce: str | None = None,
+) -> RecommendationCommand:
     """A copy of ``command`` with ``key_id``, a fresh ``nonce``, ``issued_at`` and its signature."""
     return signing.sign(DOMAIN, command, private_key, key_id, now=now, nonce=nonce)
 

@@ -150,7 +150,7 @@ def recommendation_id(kind: str, router_id: str, subject: str, period: str) -> s
 
 
 class RecommendationCommand(msgspec.Struct, frozen=True, kw_only=True):
-    """"Apply this recommendation", signed by an allow-listed operator key.
+    """ "Apply this recommendation", signed by an allow-listed operator key.
 
     On ``recommendation-commands`` keyed by ``recommendation_id``. Signed like rollout
     commands (Ed25519 over canonical bytes with every field but ``signature``; see

@@ -116,8 +116,11 @@ def create_app(settings: Settings) -> Worker:
     board = RolloutBoard(settings.metrics_max_routers)
     install(obs.REGISTRY, ProductCollector(ingest.traffic, board))
     alert_producer = AlertProducer(settings)
-    surge = DlqSurgeMonitor(ingest.dlq_window, subject=f"{settings.app_id}-ingest/{settings.group_instance_id}",
-                            publish=alert_producer.publish)
+    surge = DlqSurgeMonitor(
+        ingest.dlq_window,
+        subject=f"{settings.app_id}-ingest/{settings.group_instance_id}",
+        publish=alert_producer.publish,
+    )
 
     @app.task
     async def run_dlq_surge_monitor() -> None:
@@ -142,8 +145,15 @@ def create_app(settings: Settings) -> Worker:
     rollout_table = table(ROLLOUT_STATE_TABLE)
 
     def router_keyed(*names: str, compacting: bool | None = None) -> faust.types.TopicT:
-        return app.topic(*names, key_type=str, key_serializer="json", value_serializer="raw", partitions=n,
-                         internal=True, compacting=compacting)
+        return app.topic(
+            *names,
+            key_type=str,
+            key_serializer="json",
+            value_serializer="raw",
+            partitions=n,
+            internal=True,
+            compacting=compacting,
+        )
 
     loop_topic = router_keyed(topics.window_partials, topics.rollout_commands)
     state_topic = router_keyed(topics.rollout_state, compacting=True)
@@ -153,12 +163,26 @@ def create_app(settings: Settings) -> Worker:
     )
     states = RolloutStates(rollout_table)
     triggers = register_triggers(app, settings)
-    optimizer = register_optimizer(app, settings, windows=windows, router_table=router_table,
-                                   keyring=command_keyring(settings), publish_alert=alert_producer.publish,
-                                   emit_trigger=triggers.emit)
+    optimizer = register_optimizer(
+        app,
+        settings,
+        windows=windows,
+        router_table=router_table,
+        keyring=command_keyring(settings),
+        publish_alert=alert_producer.publish,
+        emit_trigger=triggers.emit,
+    )
     register_router_loop(
-        app, settings, loop_topic=loop_topic, state_topic=state_topic, rollbacks_topic=rollbacks_topic,
-        windows=windows, states=states, triggers=triggers, board=board, on_progress=optimizer.on_progress,
+        app,
+        settings,
+        loop_topic=loop_topic,
+        state_topic=state_topic,
+        rollbacks_topic=rollbacks_topic,
+        windows=windows,
+        states=states,
+        triggers=triggers,
+        board=board,
+        on_progress=optimizer.on_progress,
     )
     register_views(app, windows=windows, states=states, ingest=ingest.status, router_table=router_table)
     register_lag_monitor(app, settings)  # every worker samples; the leader alerts
@@ -183,8 +207,10 @@ def _canonical_url(settings: Settings) -> str:
     """
     if settings.web_canonical_url:
         if not settings.web_canonical_url.startswith(("http://", "https://")):
-            raise SettingsError(f"BIFROST_WEB_CANONICAL_URL={settings.web_canonical_url!r} is not an http(s):// URL "
-                                "(e.g. http://worker-2:6066)")
+            raise SettingsError(
+                f"BIFROST_WEB_CANONICAL_URL={settings.web_canonical_url!r} is not an http(s):// URL "
+                "(e.g. http://worker-2:6066)"
+            )
         return settings.web_canonical_url.rstrip("/")
     host = settings.web_host
     if host in ("", "0.0.0.0", "::"):
@@ -199,8 +225,14 @@ def worker_topics(settings: Settings) -> list[TopicSpec]:
     # already lists their partitions when Faust checks them (a changelog Faust creates itself
     # can read as 0 partitions for a moment, and Faust then raises PartitionsMismatch).
     changelogs = [TopicSpec(f"{settings.app_id}-{table}-changelog", n, compacted=True) for table in TABLE_NAMES]
-    return [*ingest_topics(settings), TopicSpec(t.rollout_commands, n), TopicSpec(t.rollout_state, n, compacted=True),
-            TopicSpec(t.rollbacks, n), *optimizer_topics(settings), *changelogs]
+    return [
+        *ingest_topics(settings),
+        TopicSpec(t.rollout_commands, n),
+        TopicSpec(t.rollout_state, n, compacted=True),
+        TopicSpec(t.rollbacks, n),
+        *optimizer_topics(settings),
+        *changelogs,
+    ]
 
 
 def _run_in_thread(coroutine: Coroutine[Any, Any, T]) -> T:
@@ -234,8 +266,14 @@ def run_worker(settings: Settings, *, preflight_timeout: float = 15.0) -> None:
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
     # Stage 2 subscribes at start: a topic stage 1 had not created yet was ignored
     # ("Ignoring missing topic") and its views stayed empty until a restart.
-    _run_in_thread(ensure_topics(settings.kafka_bootstrap, worker_topics(settings),
-                                 replication_factor=settings.replication_factor, client_options=settings.kafka_options()))
+    _run_in_thread(
+        ensure_topics(
+            settings.kafka_bootstrap,
+            worker_topics(settings),
+            replication_factor=settings.replication_factor,
+            client_options=settings.kafka_options(),
+        )
+    )
     worker = create_app(settings)
     faust.Worker(
         worker.app,

@@ -46,8 +46,11 @@ class Image:
     """What the Dockerfile builds: work dir, copied sources → destinations, packages, entry point."""
 
     def __init__(self, text: str) -> None:
-        self.lines = [line.strip() for line in re.sub(r"\\\n", " ", text).splitlines()
-                      if line.strip() and not line.strip().startswith("#")]
+        self.lines = [
+            line.strip()
+            for line in re.sub(r"\\\n", " ", text).splitlines()
+            if line.strip() and not line.strip().startswith("#")
+        ]
         self.from_ = next(line.split()[1] for line in self.lines if line.startswith("FROM "))
         self.workdir = PurePosixPath(next(line.split()[1] for line in self.lines if line.startswith("WORKDIR ")))
         self.copies: list[tuple[list[str], PurePosixPath]] = []
@@ -84,8 +87,11 @@ def test_the_image_has_libgomp_and_installs_the_package_with_rocksdb() -> None:
 
 
 def test_every_copied_source_exists_and_every_package_folder_is_copied() -> None:
-    ignored = [line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()
-               if line.strip() and not line.startswith("#")]
+    ignored = [
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
     for sources, _ in IMAGE.copies:
         for source in sources:
             assert (ROOT / source).exists(), f"COPY {source}: not in the repository"
@@ -121,8 +127,12 @@ def test_settings_are_real_and_file_settings_point_into_mounts(name: str) -> Non
     assert not {k for k in env if k.startswith("BIFROST_")} - known, f"{name} sets unknown settings"
     mounts = mount_points(BUILT[name])
     for key, value in env.items():
-        if key.endswith("_FILE") or key in ("BIFROST_DATA_DIR", "BIFROST_WAREHOUSE_DIR", "BIFROST_ARTIFACT_STORE",
-                                            "BIFROST_TRAINER_RUNS_DIR"):
+        if key.endswith("_FILE") or key in (
+            "BIFROST_DATA_DIR",
+            "BIFROST_WAREHOUSE_DIR",
+            "BIFROST_ARTIFACT_STORE",
+            "BIFROST_TRAINER_RUNS_DIR",
+        ):
             assert any(value == m or value.startswith(m + "/") for m in mounts), f"{name}: {key}={value} is in no mount"
 
 
@@ -261,8 +271,15 @@ def test_the_readme_explains_the_deployment() -> None:
     readme = (ROOT / "README.md").read_text()
     assert "\n## Deploy" in readme
     deploy = readme.split("\n## Deploy", 1)[1].split("\n## ", 1)[0]
-    for topic in ("BIFROST_PARTITIONS", "worker-3", "RocksDB", "SASL_SSL", "localhost:29092", "bootstrap",
-                  "BIFROST_WEB_CANONICAL_URL"):
+    for topic in (
+        "BIFROST_PARTITIONS",
+        "worker-3",
+        "RocksDB",
+        "SASL_SSL",
+        "localhost:29092",
+        "bootstrap",
+        "BIFROST_WEB_CANONICAL_URL",
+    ):
         assert topic in deploy, topic
 
 

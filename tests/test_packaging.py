@@ -12,7 +12,18 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_wheel_installs_under_one_namespace(tmp_path: Path) -> None:
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), str(ROOT)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(ROOT),
+        ],
         check=True,
     )
     (wheel,) = tmp_path.glob("bifrost_optimizer-*.whl")
@@ -24,11 +35,20 @@ def test_wheel_installs_under_one_namespace(tmp_path: Path) -> None:
 
     for name in tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-dir"]:
         assert f"{name.replace('.', '/')}/py.typed" in names, name  # PEP 561, per package of the namespace
-    for static in ("dashboard.html", "dashboard.js", "dashboard.css", "uPlot.iife.min.js", "uPlot.min.css", "uPlot.LICENSE"):
+    for static in (
+        "dashboard.html",
+        "dashboard.js",
+        "dashboard.css",
+        "uPlot.iife.min.js",
+        "uPlot.min.css",
+        "uPlot.LICENSE",
+    ):
         assert f"bifrost/streams/web/static/{static}" in names, static  # the dashboard works from an installed wheel
 
     target = tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)], check=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)], check=True
+    )
     probe = (
         "import bifrost.schemas, bifrost.streams.app, bifrost.cli.main, sys;"
         "print(bifrost.schemas.__file__);"
@@ -37,7 +57,9 @@ def test_wheel_installs_under_one_namespace(tmp_path: Path) -> None:
     # -I: isolated mode, so neither the source tree nor an editable install is on the path.
     result = subprocess.run(
         [sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {str(target)!r}); " + probe],
-        capture_output=True, text=True, cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr
     first, second = result.stdout.splitlines()

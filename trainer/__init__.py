@@ -7,6 +7,8 @@ any artifact on one, and keep artifacts in a versioned store. Heavy dependencies
 Example:
     >>> from bifrost.trainer.bootstrap import bootstrap_artifact  # doctest: +SKIP
     >>> from bifrost.trainer.evaluate import evaluate_artifact  # doctest: +SKIP
-    >>> artifact, report = bootstrap_artifact("llmrouter-dc.jsonl.gz", trials=200, seed=0, signing_key="key.pem")  # doctest: +SKIP
+    >>> artifact, report = bootstrap_artifact(  # doctest: +SKIP
+    ...     "llmrouter-dc.jsonl.gz", trials=200, seed=0, signing_key="key.pem"
+    ... )
     >>> print(evaluate_artifact(artifact, "llmrouter-dc.jsonl.gz").to_markdown())  # doctest: +SKIP
 """

@@ -87,8 +87,14 @@ def route(quality: np.ndarray, cost: np.ndarray, weight: float) -> np.ndarray:
     return np.argmax(quality - weight * cost - 1e-12 * cost, axis=1)
 
 
-def weight_for_share(quality: np.ndarray, cost: np.ndarray, realized_costs: np.ndarray, reference_cost: float,
-                     target_share: float, grid: np.ndarray = WEIGHT_GRID) -> tuple[float, float]:
+def weight_for_share(
+    quality: np.ndarray,
+    cost: np.ndarray,
+    realized_costs: np.ndarray,
+    reference_cost: float,
+    target_share: float,
+    grid: np.ndarray = WEIGHT_GRID,
+) -> tuple[float, float]:
     """(λ, its cost share): the largest share on ``realized_costs`` not above ``target_share`` (smallest λ)."""
     rows = np.arange(len(quality))
     best: tuple[float, float] | None = None
@@ -102,8 +108,9 @@ def weight_for_share(quality: np.ndarray, cost: np.ndarray, realized_costs: np.n
     return best
 
 
-def frontier(quality: np.ndarray, cost: np.ndarray, scores: np.ndarray, costs: np.ndarray,
-             grid: np.ndarray = WEIGHT_GRID) -> list[tuple[float, float, float]]:
+def frontier(
+    quality: np.ndarray, cost: np.ndarray, scores: np.ndarray, costs: np.ndarray, grid: np.ndarray = WEIGHT_GRID
+) -> list[tuple[float, float, float]]:
     """(λ, mean score, mean cost) of ``argmax q − λ·c`` for every λ of the grid."""
     rows = np.arange(len(quality))
     out = []

@@ -42,8 +42,14 @@ class BlendChoice(msgspec.Struct, frozen=True, kw_only=True):
     candidates: list[BlendCandidate]
 
 
-def frontier_value(quality: np.ndarray, cost: np.ndarray, scores: np.ndarray, costs: np.ndarray,
-                   reference_cost: float, band: Sequence[float] = DEFAULT_BAND) -> float:
+def frontier_value(
+    quality: np.ndarray,
+    cost: np.ndarray,
+    scores: np.ndarray,
+    costs: np.ndarray,
+    reference_cost: float,
+    band: Sequence[float] = DEFAULT_BAND,
+) -> float:
     """Mean score of ``argmax quality − λ·cost`` at the cost shares of ``band`` (upper envelope of the λ sweep).
 
     ``scores``/``costs`` are the realized outcomes ``(rows, models)``; a share below the
@@ -64,10 +70,19 @@ def _cross(o: tuple[float, float], a: tuple[float, float], b: tuple[float, float
     return (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0])
 
 
-def choose_blend(tree: np.ndarray, linear: Mapping[float, np.ndarray], cost: np.ndarray, scores: np.ndarray,
-                 costs: np.ndarray, reference_cost: float, *, weights: Sequence[float] = DEFAULT_WEIGHTS,
-                 band: Sequence[float] = DEFAULT_BAND, default: tuple[float, float] = (0.5, 10.0),
-                 tolerance: float = 1e-9) -> BlendChoice:
+def choose_blend(
+    tree: np.ndarray,
+    linear: Mapping[float, np.ndarray],
+    cost: np.ndarray,
+    scores: np.ndarray,
+    costs: np.ndarray,
+    reference_cost: float,
+    *,
+    weights: Sequence[float] = DEFAULT_WEIGHTS,
+    band: Sequence[float] = DEFAULT_BAND,
+    default: tuple[float, float] = (0.5, 10.0),
+    tolerance: float = 1e-9,
+) -> BlendChoice:
     """The (tree weight, L2) whose out-of-fold blend routes best over ``band``.
 
     Args:
@@ -83,8 +98,13 @@ def choose_blend(tree: np.ndarray, linear: Mapping[float, np.ndarray], cost: np.
             if w == 1.0 and candidates and any(c.weight == 1.0 for c in candidates):
                 continue  # trees alone do not depend on the L2
             q = w * tree + (1.0 - w) * lin
-            candidates.append(BlendCandidate(weight=float(w), l2=float(l2),
-                                             value=round(frontier_value(q, cost, scores, costs, reference_cost, band), 6)))
+            candidates.append(
+                BlendCandidate(
+                    weight=float(w),
+                    l2=float(l2),
+                    value=round(frontier_value(q, cost, scores, costs, reference_cost, band), 6),
+                )
+            )
     by_key = {(c.weight, c.l2): c for c in candidates}
     best = max(candidates, key=lambda c: c.value)
     chosen = by_key.get(default)

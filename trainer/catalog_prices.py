@@ -17,7 +17,6 @@ report (``catalog_prices``). No catalog topic (no refresher) means no re-pricing
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
 import time
@@ -49,8 +48,13 @@ class ModelPrice(msgspec.Struct, frozen=True, kw_only=True):
     repriced_mean_usd: float
 
 
-def reprice(data: LoggedData, entries: Sequence[CatalogEntry], *, aliases: Mapping[str, str] | None = None,
-            preference: Sequence[Source] = tuple(Source)) -> tuple[LoggedData, dict[str, ModelPrice]]:
+def reprice(
+    data: LoggedData,
+    entries: Sequence[CatalogEntry],
+    *,
+    aliases: Mapping[str, str] | None = None,
+    preference: Sequence[Source] = tuple(Source),
+) -> tuple[LoggedData, dict[str, ModelPrice]]:
     """``data`` with ``cost`` re-priced at the catalog's prices; and, per model re-priced, what was used (pure)."""
     if len(data) == 0 or not entries:
         return data, {}
@@ -69,11 +73,18 @@ def reprice(data: LoggedData, entries: Sequence[CatalogEntry], *, aliases: Mappi
         target = rows & counted
         if not target.any():
             continue
-        cost[target] = (tokens_in[target] * entry.pricing.input + tokens_out[target] * entry.pricing.output) / PER_MILLION
+        cost[target] = (
+            tokens_in[target] * entry.pricing.input + tokens_out[target] * entry.pricing.output
+        ) / PER_MILLION
         used[model] = ModelPrice(
-            entry=entry.id, price_in=entry.pricing.input, price_out=entry.pricing.output, fetched_at=entry.fetched_at,
-            rows=int(rows.sum()), repriced=int(target.sum()),
-            logged_mean_usd=float(np.nanmean(data.cost[target])), repriced_mean_usd=float(np.mean(cost[target])),
+            entry=entry.id,
+            price_in=entry.pricing.input,
+            price_out=entry.pricing.output,
+            fetched_at=entry.fetched_at,
+            rows=int(rows.sum()),
+            repriced=int(target.sum()),
+            logged_mean_usd=float(np.nanmean(data.cost[target])),
+            repriced_mean_usd=float(np.mean(cost[target])),
         )
     if not used:
         return data, {}
@@ -87,9 +98,14 @@ async def read_catalog(settings: TrainerSettings, *, timeout_seconds: float = 30
     start; tombstones remove their key; an undecodable record is skipped with a log line.
     """
     topic = settings.topics.catalog
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None, enable_auto_commit=False,
-                                isolation_level="read_committed", client_id=f"{settings.app_id}-trainer-catalog",
-                                **settings.kafka_options())
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+        client_id=f"{settings.app_id}-trainer-catalog",
+        **settings.kafka_options(),
+    )
     await consumer.start()
     try:
         # A consumer without subscriptions learns no topics' partitions: ask the cluster (as streams/web/feed.py does).
@@ -104,7 +120,7 @@ async def read_catalog(settings: TrainerSettings, *, timeout_seconds: float = 30
         deadline = time.monotonic() + timeout_seconds
         while any([await consumer.position(tp) < ends[tp] for tp in partitions]):
             if time.monotonic() > deadline:
-                raise asyncio.TimeoutError(f"reading {topic} took longer than {timeout_seconds:.0f} s")
+                raise TimeoutError(f"reading {topic} took longer than {timeout_seconds:.0f} s")
             batches = await consumer.getmany(timeout_ms=500)
             for records in batches.values():
                 for record in records:
@@ -115,8 +131,12 @@ async def read_catalog(settings: TrainerSettings, *, timeout_seconds: float = 30
                     try:
                         latest[key] = msgspec.json.decode(record.value, type=CatalogEntry)
                     except (msgspec.DecodeError, RecursionError) as exc:
-                        log.warning("event=trainer.catalog.bad_entry topic=%s offset=%d error=%r", topic, record.offset,
-                                    str(exc)[:200])
+                        log.warning(
+                            "event=trainer.catalog.bad_entry topic=%s offset=%d error=%r",
+                            topic,
+                            record.offset,
+                            str(exc)[:200],
+                        )
         return list(latest.values())
     finally:
         await consumer.stop()

@@ -58,7 +58,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _guard(run: Callable[[], int]) -> int:
-    """Run a command: a failure that carries its exit code becomes one line on stderr (after its report) and that code."""
+    """Run a command: a failure that carries its exit code becomes one line on stderr (after
+    its report) and that code."""
     try:
         return run()
     except SystemExit as exc:  # --help
@@ -118,32 +119,58 @@ def main_train(argv: Sequence[str] | None = None) -> int:
 
 def train_parser() -> argparse.ArgumentParser:
     """The arguments of ``bifrost-opt train``."""
-    parser = _Parser(prog="bifrost-opt train", description="Bootstrap a signed artifact from a full-information dataset "
-                     "(every model's score and cost per prompt), validate it and publish it in the artifact store.")
+    parser = _Parser(
+        prog="bifrost-opt train",
+        description="Bootstrap a signed artifact from a full-information dataset "
+        "(every model's score and cost per prompt), validate it and publish it in the artifact store.",
+    )
     parser.add_argument("--dataset", required=True, help="full-information JSONL(.gz) file")
-    parser.add_argument("--trials", type=bounded_int("--trials", 1, 100_000), default=200, help="Optuna trials (default 200)")
-    parser.add_argument("--seed", type=bounded_int("--seed", 0, 2**32 - 1), default=0,
-                        help="seed of every random step (default 0)")
-    parser.add_argument("--store", default=_default_store(), help=f"artifact store folder (default "
-                        f"$BIFROST_ARTIFACT_STORE, else {DEFAULT_ROOT})")
-    parser.add_argument("--key", help=f"Ed25519 signing key file (default ${SIGNING_KEY_ENV}, ${SIGNING_KEY_FILE_ENV}, "
-                        f"else {DEFAULT_KEY_PATH}, created if missing)")
-    parser.add_argument("--clusters", type=bounded_int("--clusters", 1, MAX_CLUSTERS),
-                        help=f"number of prompt clusters, 1..{MAX_CLUSTERS} and at most a tenth of the training "
-                             "prompts (default 48)")
-    parser.add_argument("--max-cost-share", type=float, metavar="X",
-                        help="cost/quality knob: the best score whose mean cost is ≤ X × the best single model's on "
-                             "new prompts (95%% prediction bound from out-of-fold estimates; checked on the holdout, "
-                             "refused if not met); default 0.45, headroom for the 50%% goal")
-    parser.add_argument("--min-quality-share", type=float, metavar="Q",
-                        help="cost/quality knob (non-inferiority): the lowest cost whose score is ≥ Q × the best "
-                             "single model's on new prompts drawn like the training prompts (95%% prediction bound, "
-                             "checked on the holdout), e.g. 0.98; not a promise for another task mix (0.98 gave "
-                             "94-97%% on the bundled test split's); alone it lifts the default cost cap, with "
-                             "--max-cost-share both must hold; unreachable targets are refused")
-    parser.add_argument("--stress", choices=VARIANTS, help="train on a stress variant of the dataset, made in code "
-                        "(binary: scores binarized at 0.5; premium: the best model ×15 price, best on a minority; "
-                        "specialist: a cheap model good on one task only)")
+    parser.add_argument(
+        "--trials", type=bounded_int("--trials", 1, 100_000), default=200, help="Optuna trials (default 200)"
+    )
+    parser.add_argument(
+        "--seed", type=bounded_int("--seed", 0, 2**32 - 1), default=0, help="seed of every random step (default 0)"
+    )
+    parser.add_argument(
+        "--store",
+        default=_default_store(),
+        help=f"artifact store folder (default $BIFROST_ARTIFACT_STORE, else {DEFAULT_ROOT})",
+    )
+    parser.add_argument(
+        "--key",
+        help=f"Ed25519 signing key file (default ${SIGNING_KEY_ENV}, ${SIGNING_KEY_FILE_ENV}, "
+        f"else {DEFAULT_KEY_PATH}, created if missing)",
+    )
+    parser.add_argument(
+        "--clusters",
+        type=bounded_int("--clusters", 1, MAX_CLUSTERS),
+        help=f"number of prompt clusters, 1..{MAX_CLUSTERS} and at most a tenth of the training prompts (default 48)",
+    )
+    parser.add_argument(
+        "--max-cost-share",
+        type=float,
+        metavar="X",
+        help="cost/quality knob: the best score whose mean cost is ≤ X × the best single model's on "
+        "new prompts (95%% prediction bound from out-of-fold estimates; checked on the holdout, "
+        "refused if not met); default 0.45, headroom for the 50%% goal",
+    )
+    parser.add_argument(
+        "--min-quality-share",
+        type=float,
+        metavar="Q",
+        help="cost/quality knob (non-inferiority): the lowest cost whose score is ≥ Q × the best "
+        "single model's on new prompts drawn like the training prompts (95%% prediction bound, "
+        "checked on the holdout), e.g. 0.98; not a promise for another task mix (0.98 gave "
+        "94-97%% on the bundled test split's); alone it lifts the default cost cap, with "
+        "--max-cost-share both must hold; unreachable targets are refused",
+    )
+    parser.add_argument(
+        "--stress",
+        choices=VARIANTS,
+        help="train on a stress variant of the dataset, made in code "
+        "(binary: scores binarized at 0.5; premium: the best model ×15 price, best on a minority; "
+        "specialist: a cheap model good on one task only)",
+    )
     parser.add_argument("--no-parent", action="store_true", help="do not validate against the store's current artifact")
     parser.add_argument("--no-publish", action="store_true", help="train and validate only")
     parser.add_argument("--json", action="store_true", help="print the run report as JSON on stdout")
@@ -173,17 +200,22 @@ def _train(args: argparse.Namespace) -> int:
             _say(f"note: {exc}; training without a parent (the new artifact does not claim to be non-inferior to it)")
     config = BootstrapConfig() if args.clusters is None else BootstrapConfig(clusters=args.clusters)
     if args.max_cost_share is not None or args.min_quality_share is not None:
-        config = msgspec.structs.replace(config, objective=SearchObjective(
-            max_cost_share=args.max_cost_share, min_quality_share=args.min_quality_share))
+        config = msgspec.structs.replace(
+            config,
+            objective=SearchObjective(max_cost_share=args.max_cost_share, min_quality_share=args.min_quality_share),
+        )
     full = load_dataset(dataset)
     if args.stress:
         full = stress_variant(full, args.stress)
     train_rows = int((full.splits == config.train_split).sum())
     if args.clusters is not None and args.clusters > max(1, train_rows // 10):
-        raise _Usage(f"--clusters {args.clusters} is too many for {train_rows} training prompts (at most "
-                     f"{max(1, train_rows // 10)}: a tenth of them, so a cluster has prompts to describe)")
-    artifact, report = bootstrap_artifact(full, trials=args.trials, seed=args.seed, signing_key=key,
-                                          parent=parent, config=config)
+        raise _Usage(
+            f"--clusters {args.clusters} is too many for {train_rows} training prompts (at most "
+            f"{max(1, train_rows // 10)}: a tenth of them, so a cluster has prompts to describe)"
+        )
+    artifact, report = bootstrap_artifact(
+        full, trials=args.trials, seed=args.seed, signing_key=key, parent=parent, config=config
+    )
     from bifrost.router.artifact import encode
 
     test = None
@@ -200,25 +232,40 @@ def _train(args: argparse.Namespace) -> int:
     else:
         v = report.validation
         print(f"artifact {artifact.version} sha256 {report.sha256} signed by {report.key_id}")
-        print(f"{'published in ' + str(store.root) + ' (current)' if not args.no_publish else 'not published (--no-publish)'}")
-        print(f"search: {report.search.objective.describe()}; α={report.search.alpha:.4f} τ_cheap="
-              f"{report.search.tau_cheap:.3f} τ_hard={report.search.tau_hard:.3f}; estimated " f"{report.search.score:.4f} at "
-              f"{report.search.cost_ratio:.1%} ({'feasible' if report.search.feasible else 'NOT feasible'})")
-        print(f"holdout ({v.rows} prompts): score {v.candidate.score:.4f} at {v.candidate.cost_vs_best:.1%} of "
-              f"{v.best_single.name}'s cost (its score {v.best_single.score:.4f}); oracle {v.oracle.score:.4f}")
+        print(f"published in {store.root} (current)" if not args.no_publish else "not published (--no-publish)")
+        print(
+            f"search: {report.search.objective.describe()}; α={report.search.alpha:.4f} τ_cheap="
+            f"{report.search.tau_cheap:.3f} τ_hard={report.search.tau_hard:.3f}; estimated "
+            f"{report.search.score:.4f} at "
+            f"{report.search.cost_ratio:.1%} ({'feasible' if report.search.feasible else 'NOT feasible'})"
+        )
+        print(
+            f"holdout ({v.rows} prompts): score {v.candidate.score:.4f} at {v.candidate.cost_vs_best:.1%} of "
+            f"{v.best_single.name}'s cost (its score {v.best_single.score:.4f}); oracle {v.oracle.score:.4f}"
+        )
         if test is not None:
             dropped = report.rows.get("dropped_overlap", 0)
-            print(f"test split ({test.rows} prompts; no test prompt was trained on: {dropped} training rows with a "
-                  f"test prompt's text were dropped): score {test.policy.score:.4f} at "
-                  f"{test.policy.cost_vs_best:.1%} of {test.best_single.name}'s cost (its score " f"{test.best_single.score:.4f}; "
-                  f"the best single model on the {test.reference_chosen_on}"
-                  + (f"; the test split's own best is {test.best_on_split.name}, {test.best_on_split.score:.4f}"
-                     if test.best_on_split is not None else "") + f"); goal {'met' if test.goal.met else 'not met'}")
+            print(
+                f"test split ({test.rows} prompts; no test prompt was trained on: {dropped} training rows with a "
+                f"test prompt's text were dropped): score {test.policy.score:.4f} at "
+                f"{test.policy.cost_vs_best:.1%} of {test.best_single.name}'s cost (its score "
+                f"{test.best_single.score:.4f}; "
+                f"the best single model on the {test.reference_chosen_on}"
+                + (
+                    f"; the test split's own best is {test.best_on_split.name}, {test.best_on_split.score:.4f}"
+                    if test.best_on_split is not None
+                    else ""
+                )
+                + f"); goal {'met' if test.goal.met else 'not met'}"
+            )
             if test.baseline is not None:
                 b = test.baseline
-                print(f"logistic baseline (λ chosen on train): {b.policy.score:.4f} at {b.policy.cost_vs_best:.1%}; "
-                      f"artifact − baseline {b.score_difference.difference:+.4f} ± " f"{b.score_difference.standard_error:.4f} "
-                      f"(SE); baseline frontier at the artifact's cost {b.frontier_score_at_cost:.4f}")
+                print(
+                    f"logistic baseline (λ chosen on train): {b.policy.score:.4f} at {b.policy.cost_vs_best:.1%}; "
+                    f"artifact − baseline {b.score_difference.difference:+.4f} ± "
+                    f"{b.score_difference.standard_error:.4f} "
+                    f"(SE); baseline frontier at the artifact's cost {b.frontier_score_at_cost:.4f}"
+                )
         print("timings (s): " + ", ".join(f"{k} {v:.2f}" for k, v in report.timings.items()))
     return EXIT_OK
 
@@ -233,8 +280,10 @@ def _signing_key(path: str | None) -> Ed25519PrivateKey:
     if DEFAULT_KEY_PATH.exists():
         return load_private_key(DEFAULT_KEY_PATH)
     key = generate_private_key(DEFAULT_KEY_PATH)
-    _say(f"note: no signing key configured; created {DEFAULT_KEY_PATH} ({key_id(key)}). Keep it secret; "
-         f"routers verify with its public half.")
+    _say(
+        f"note: no signing key configured; created {DEFAULT_KEY_PATH} ({key_id(key)}). Keep it secret; "
+        f"routers verify with its public half."
+    )
     return key
 
 
@@ -251,7 +300,9 @@ def _key_path(path: str | None) -> str | None:
 def _verify_key(path: str | None) -> Ed25519PublicKey:
     key = find_public_key(_key_path(path))
     if key is None:
-        raise SigningKeyError(f"no verification key: pass --key FILE, or set ${VERIFY_KEY_ENV} or " f"${VERIFY_KEY_FILE_ENV}")
+        raise SigningKeyError(
+            f"no verification key: pass --key FILE, or set ${VERIFY_KEY_ENV} or ${VERIFY_KEY_FILE_ENV}"
+        )
     return key
 
 
@@ -266,27 +317,49 @@ def main_evaluate(argv: Sequence[str] | None = None) -> int:
 
 def evaluate_parser() -> argparse.ArgumentParser:
     """The arguments of ``bifrost-opt evaluate``."""
-    parser = _Parser(prog="bifrost-opt evaluate", description="Evaluate an artifact on a full-information dataset: "
-                     "quality and cost per task, vs every single model, the oracle, another artifact and the "
-                     "baseline to beat (per-model logistic regression on the same features, λ chosen on the train "
-                     "split to spend what the artifact spends); --frontier sweeps the cost/quality knob.")
-    parser.add_argument("artifact", metavar="ARTIFACT", help="version in the store, a version folder, or an artifact.json path")
+    parser = _Parser(
+        prog="bifrost-opt evaluate",
+        description="Evaluate an artifact on a full-information dataset: "
+        "quality and cost per task, vs every single model, the oracle, another artifact and the "
+        "baseline to beat (per-model logistic regression on the same features, λ chosen on the train "
+        "split to spend what the artifact spends); --frontier sweeps the cost/quality knob.",
+    )
+    parser.add_argument(
+        "artifact", metavar="ARTIFACT", help="version in the store, a version folder, or an artifact.json path"
+    )
     parser.add_argument("--dataset", required=True, help="full-information JSONL(.gz) file")
-    parser.add_argument("--against", metavar="VERSION", help="compare with this artifact (version or path; "
-                        "'current' for the store's current one)")
-    parser.add_argument("--split", default="test", help="dataset split to evaluate on (default test; 'all' for every row)")
-    parser.add_argument("--store", default=_default_store(), help=f"artifact store folder (default "
-                        f"$BIFROST_ARTIFACT_STORE, else {DEFAULT_ROOT})")
+    parser.add_argument(
+        "--against",
+        metavar="VERSION",
+        help="compare with this artifact (version or path; 'current' for the store's current one)",
+    )
+    parser.add_argument(
+        "--split", default="test", help="dataset split to evaluate on (default test; 'all' for every row)"
+    )
+    parser.add_argument(
+        "--store",
+        default=_default_store(),
+        help=f"artifact store folder (default $BIFROST_ARTIFACT_STORE, else {DEFAULT_ROOT})",
+    )
     parser.add_argument("--key", help="verification key file (public or private Ed25519, PEM or base64)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
-    parser.add_argument("--stress", choices=VARIANTS, help="evaluate on a stress variant of the dataset (as train --stress)")
-    parser.add_argument("--no-baseline", action="store_true",
-                        help="skip the logistic-regression baseline (fitted on the train split)")
-    parser.add_argument("--frontier", action="store_true",
-                        help="also sweep the cost/quality knob (α) on the split and print the frontier, with the "
-                             "baseline's, every single model and the oracle")
-    parser.add_argument("--plot", metavar="PNG", help="with --frontier: write the frontier plot here "
-                        "(default frontier.png; its folder must exist)")
+    parser.add_argument(
+        "--stress", choices=VARIANTS, help="evaluate on a stress variant of the dataset (as train --stress)"
+    )
+    parser.add_argument(
+        "--no-baseline", action="store_true", help="skip the logistic-regression baseline (fitted on the train split)"
+    )
+    parser.add_argument(
+        "--frontier",
+        action="store_true",
+        help="also sweep the cost/quality knob (α) on the split and print the frontier, with the "
+        "baseline's, every single model and the oracle",
+    )
+    parser.add_argument(
+        "--plot",
+        metavar="PNG",
+        help="with --frontier: write the frontier plot here (default frontier.png; its folder must exist)",
+    )
     return parser
 
 
@@ -311,8 +384,9 @@ def _evaluate(args: argparse.Namespace) -> int:
         from bifrost.trainer.evaluate import fit_baseline
 
         fitted = fit_baseline(router, full) if (full.splits == "train").any() else None
-    report = evaluate_artifact(router, full, split=args.split, against=against, baseline=baseline and fitted is not None,
-                               fitted=fitted)
+    report = evaluate_artifact(
+        router, full, split=args.split, against=against, baseline=baseline and fitted is not None, fitted=fitted
+    )
     frontier = None
     if args.frontier:
         if fitted is None:
@@ -326,8 +400,9 @@ def _evaluate(args: argparse.Namespace) -> int:
         payload = {"evaluation": msgspec.to_builtins(report)}
         if frontier is not None:
             payload["frontier"] = msgspec.to_builtins(frontier)
-        sys.stdout.write(msgspec.json.encode(payload).decode() + "\n" if frontier is not None
-                         else report.to_json().decode() + "\n")
+        sys.stdout.write(
+            msgspec.json.encode(payload).decode() + "\n" if frontier is not None else report.to_json().decode() + "\n"
+        )
     else:
         sys.stdout.write(report.to_markdown())
         if frontier is not None:
@@ -367,19 +442,27 @@ def artifacts_parser() -> argparse.ArgumentParser:
         # Given before or after the action (`artifacts --store X list` = `artifacts list --store X`):
         # the action's copies keep the top level's value unless they are given.
         keep = argparse.SUPPRESS
-        p.add_argument("--store", default=_default_store() if top else keep,
-                       help=f"artifact store folder (default $BIFROST_ARTIFACT_STORE, else {DEFAULT_ROOT})")
-        p.add_argument("--key", default=None if top else keep,
-                       help="verification key file (verify, rollback; default $BIFROST_VERIFY_KEY, else "
-                            "$BIFROST_VERIFY_KEY_FILE)")
+        p.add_argument(
+            "--store",
+            default=_default_store() if top else keep,
+            help=f"artifact store folder (default $BIFROST_ARTIFACT_STORE, else {DEFAULT_ROOT})",
+        )
+        p.add_argument(
+            "--key",
+            default=None if top else keep,
+            help="verification key file (verify, rollback; default $BIFROST_VERIFY_KEY, else $BIFROST_VERIFY_KEY_FILE)",
+        )
         p.add_argument("--json", action="store_true", default=False if top else keep, help="print JSON")
 
     common(parser, top=True)
     sub = parser.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
     sub.required = True
     common(sub.add_parser("list", help="every complete version, oldest first; * marks the current one"), top=False)
-    for name, text in (("show", "metadata and routing parameters"), ("verify", "check digest and signature"),
-                       ("rollback", "make an earlier version current again")):
+    for name, text in (
+        ("show", "metadata and routing parameters"),
+        ("verify", "check digest and signature"),
+        ("rollback", "make an earlier version current again"),
+    ):
         p = sub.add_parser(name, help=text)
         common(p, top=False)
         p.add_argument("version")
@@ -394,16 +477,26 @@ def _artifacts(args: argparse.Namespace) -> int:
         versions, current = store.list(), store.current()
         invalidated = {m.version: store.invalidation(m.version) for m in versions}
         if args.json:
-            sys.stdout.write(msgspec.json.encode({"current": current, "versions": versions,
-                                                  "invalidated": {v: i for v, i in invalidated.items() if i}}).decode() + "\n")
+            sys.stdout.write(
+                msgspec.json.encode(
+                    {
+                        "current": current,
+                        "versions": versions,
+                        "invalidated": {v: i for v, i in invalidated.items() if i},
+                    }
+                ).decode()
+                + "\n"
+            )
         elif not versions:
             print(f"no artifacts in {store.root}")
         else:
             for m in versions:
                 mark = "*" if m.version == current else " "
                 why = invalidated[m.version]
-                print(f"{mark} {m.version}  created {m.created_at}  parent {m.parent or '-'}  sha256 {m.sha256[:16]}…"
-                      + (f"  INVALIDATED: {why.reason}" if why else ""))
+                print(
+                    f"{mark} {m.version}  created {m.created_at}  parent {m.parent or '-'}  sha256 {m.sha256[:16]}…"
+                    + (f"  INVALIDATED: {why.reason}" if why else "")
+                )
         return EXIT_OK
     if args.action == "show":
         info = store.show(args.version)
@@ -420,7 +513,9 @@ def _artifacts(args: argparse.Namespace) -> int:
         except ArtifactVerificationError as exc:
             _say(f"FAILED {args.version}: {exc}")
             return EXIT_FAILURE
-        print(f"OK {artifact.version}: sha256 {store.meta(args.version).sha256} and signature by " f"{key_id(key)} verified")
+        print(
+            f"OK {artifact.version}: sha256 {store.meta(args.version).sha256} and signature by {key_id(key)} verified"
+        )
         return EXIT_OK
     public_key = find_public_key(_key_path(args.key))
     previous = store.rollback(args.version, reason=args.reason, public_key=public_key)
@@ -453,9 +548,12 @@ def main_service(argv: Sequence[str] | None = None) -> int:
 
 def service_parser() -> argparse.ArgumentParser:
     """The arguments of ``bifrost-opt trainer``."""
-    parser = _Parser(prog="bifrost-opt trainer", description="Run the trainer service: consume training-triggers in the "
-                     "consumer group <app_id>-trainer, retrain from the warehouse, publish signed artifacts on "
-                     "artifacts. Settings: BIFROST_* variables (bifrost-opt config).")
+    parser = _Parser(
+        prog="bifrost-opt trainer",
+        description="Run the trainer service: consume training-triggers in the "
+        "consumer group <app_id>-trainer, retrain from the warehouse, publish signed artifacts on "
+        "artifacts. Settings: BIFROST_* variables (bifrost-opt config).",
+    )
     parser.add_argument("--once", action="store_true", help="exit after handling one trigger")
     parser.add_argument("--key", help="signing key file (default BIFROST_SIGNING_KEY, else BIFROST_SIGNING_KEY_FILE)")
     return parser

@@ -28,7 +28,12 @@ def quality_table(
 
 
 def out_of_fold_quality(
-    scores: np.ndarray, clusters: np.ndarray, n_clusters: int, folds: np.ndarray, *, prior_strength: float = DEFAULT_PRIOR_STRENGTH
+    scores: np.ndarray,
+    clusters: np.ndarray,
+    n_clusters: int,
+    folds: np.ndarray,
+    *,
+    prior_strength: float = DEFAULT_PRIOR_STRENGTH,
 ) -> np.ndarray:
     """Per row, Q̂ of its cluster estimated without the row's fold: ``(rows, models)``.
 

@@ -123,8 +123,13 @@ class EvaluationReport(msgspec.Struct, frozen=True, kw_only=True):
 
     def to_markdown(self) -> str:
         """Summary, all policies, and per-task tables."""
-        rows = [self.policy, *([self.against] if self.against else []),
-                *([self.baseline.policy] if self.baseline else []), self.oracle, *self.singles]
+        rows = [
+            self.policy,
+            *([self.against] if self.against else []),
+            *([self.baseline.policy] if self.baseline else []),
+            self.oracle,
+            *self.singles,
+        ]
         lines = [
             f"## Evaluation of {self.artifact} on {Path(self.dataset).name} ({self.split}, {self.rows} prompts)",
             "",
@@ -132,12 +137,21 @@ class EvaluationReport(msgspec.Struct, frozen=True, kw_only=True):
             "|---|---|---|---|---|",
         ]
         for m in rows:
-            lines.append(f"| {m.name} | {m.score:.4f} | {m.cost_usd:.3g} | {m.score_vs_best:.1%} | " f"{m.cost_vs_best:.1%} |")
+            lines.append(
+                f"| {m.name} | {m.score:.4f} | {m.cost_usd:.3g} | {m.score_vs_best:.1%} | {m.cost_vs_best:.1%} |"
+            )
         g = self.goal
-        lines += ["", f"Reference (best single model, chosen on the {self.reference_chosen_on}): " f"`{self.best_single.name}`"
-                  + (f"; on these rows `{self.best_on_split.name}` scores higher ({self.best_on_split.score:.4f} vs "
-                     f"{self.best_single.score:.4f}, at {self.best_on_split.cost_vs_best:.1%} of the reference's cost)."
-                     if self.best_on_split is not None else ".")]
+        lines += [
+            "",
+            f"Reference (best single model, chosen on the {self.reference_chosen_on}): "
+            f"`{self.best_single.name}`"
+            + (
+                f"; on these rows `{self.best_on_split.name}` scores higher ({self.best_on_split.score:.4f} vs "
+                f"{self.best_single.score:.4f}, at {self.best_on_split.cost_vs_best:.1%} of the reference's cost)."
+                if self.best_on_split is not None
+                else "."
+            ),
+        ]
         lines += [
             "",
             f"Goal (best single `{self.best_single.name}` score −2% at ≤ 50% of its cost): "
@@ -156,7 +170,8 @@ class EvaluationReport(msgspec.Struct, frozen=True, kw_only=True):
                 f"Baseline ({b.method}; λ={b.cost_weight:.4g} chosen on the train split, where it spends "
                 f"{b.train_cost_share:.1%} of the best model's cost, target {b.target_cost_share:.1%}): score "
                 f"{b.policy.score:.4f} at {b.policy.cost_vs_best:.1%} of the best model's cost. Artifact − baseline: "
-                f"{b.score_difference.describe()}; cost difference {b.cost_difference_vs_best:+.1%} " "of the best model's "
+                f"{b.score_difference.describe()}; cost difference {b.cost_difference_vs_best:+.1%} "
+                "of the best model's "
                 f"cost. The baseline's own frontier on these rows, interpolated at the artifact's cost: "
                 f"{b.frontier_score_at_cost:.4f} (artifact {self.policy.score - b.frontier_score_at_cost:+.4f}).",
                 "",
@@ -167,8 +182,10 @@ class EvaluationReport(msgspec.Struct, frozen=True, kw_only=True):
             "|---|---|---|---|---|---|---|" + ("---|---|" if self.against else ""),
         ]
         for task, t in self.per_task.items():
-            line = (f"| {task} | {t.rows} | {t.score:.3f} | {t.cost_usd:.3g} | {t.best_single_score:.3f} | "
-                    f"{t.best_single_cost_usd:.3g} | {t.oracle_score:.3f} |")
+            line = (
+                f"| {task} | {t.rows} | {t.score:.3f} | {t.cost_usd:.3g} | {t.best_single_score:.3f} | "
+                f"{t.best_single_cost_usd:.3g} | {t.oracle_score:.3f} |"
+            )
             if self.against:
                 line += f" {t.against_score:.3f} | {t.against_cost_usd:.3g} |"
             lines.append(line)
@@ -220,9 +237,11 @@ def check_models(router: ReferenceRouter, dataset: FullInfoDataset) -> None:
     if missing:
         have = sorted(set(router.tables.models) & set(dataset.models))
         raise EvaluationError(
-            f"artifact {router.version} routes to {len(router.tables.models)} models; " f"{Path(dataset.source).name or 'the dataset'} "
+            f"artifact {router.version} routes to {len(router.tables.models)} models; "
+            f"{Path(dataset.source).name or 'the dataset'} "
             f"has labels for {len(have)} of them ({', '.join(have) or 'none'}). Missing: {', '.join(missing)}. "
-            "Its decisions for those models cannot be scored: evaluate on a dataset with every model it routes to")
+            "Its decisions for those models cannot be scored: evaluate on a dataset with every model it routes to"
+        )
 
 
 def reference_model(full: FullInfoDataset, data: FullInfoDataset, *, train_split: str = "train") -> tuple[int, str]:
@@ -234,8 +253,15 @@ def reference_model(full: FullInfoDataset, data: FullInfoDataset, *, train_split
     return int(np.argmax(data.scores.mean(axis=0))), "evaluated rows"
 
 
-def fit_baseline(router: ReferenceRouter, full: FullInfoDataset, *, train_split: str = "train", folds: int = 5,
-                 l2: float = lr.DEFAULT_L2, seed: int = 0) -> FittedBaseline:
+def fit_baseline(
+    router: ReferenceRouter,
+    full: FullInfoDataset,
+    *,
+    train_split: str = "train",
+    folds: int = 5,
+    l2: float = lr.DEFAULT_L2,
+    seed: int = 0,
+) -> FittedBaseline:
     """Fit the logistic baseline on ``train_split`` with the artifact's feature extractor.
 
     Rows whose prompt (normalized text) is in another split are left out, as in training.
@@ -254,10 +280,18 @@ def fit_baseline(router: ReferenceRouter, full: FullInfoDataset, *, train_split:
     price = lr.price_per_unit(X_train[:, size_column], C_train) / unit
     groups = prompt_groups(train.prompts)  # copies of a prompt in one fold
     fold_of = (np.random.default_rng(seed).permutation(int(groups.max()) + 1) % folds)[groups]
-    return FittedBaseline(model=lr.fit_logistic(X_train, S_train, l2=l2), price=price, size_column=size_column,
-                          train_oof=lr.out_of_fold(X_train, S_train, fold_of, l2=l2), train_costs=C_train,
-                          train_unit=unit, train_features=X_train, reference=full.models[best_train],
-                          train_rows=len(train), dropped_overlap=dropped)
+    return FittedBaseline(
+        model=lr.fit_logistic(X_train, S_train, l2=l2),
+        price=price,
+        size_column=size_column,
+        train_oof=lr.out_of_fold(X_train, S_train, fold_of, l2=l2),
+        train_costs=C_train,
+        train_unit=unit,
+        train_features=X_train,
+        reference=full.models[best_train],
+        train_rows=len(train),
+        dropped_overlap=dropped,
+    )
 
 
 def baseline_comparison(
@@ -288,7 +322,9 @@ def baseline_comparison(
     ref_s, ref_c = float(data.scores[:, ref].mean()), float(data.costs[:, ref].mean()) or 1.0
     target = float(artifact_costs.mean()) / ref_c
     train_cost = fitted.train_features[:, fitted.size_column, None] * fitted.price
-    weight, train_share = lr.weight_for_share(fitted.train_oof, train_cost, fitted.train_costs, fitted.train_unit, target)
+    weight, train_share = lr.weight_for_share(
+        fitted.train_oof, train_cost, fitted.train_costs, fitted.train_unit, target
+    )
     q_eval, c_eval = fitted.predict(X_eval)
     chosen = lr.route(q_eval, c_eval, weight)
     rows = np.arange(len(data))
@@ -298,9 +334,17 @@ def baseline_comparison(
     score, cost = float(b_scores.mean()), float(b_costs.mean())
     return BaselineComparison(
         method="per-model logistic regression on the artifact's features, argmax p̂ − λ·cost",
-        l2=l2, cost_weight=weight, target_cost_share=round(target, 6), train_cost_share=round(train_share, 6),
-        policy=PolicyMetrics(name=f"baseline logistic (λ={weight:.3g})", score=round(score, 6), cost_usd=cost,
-                             score_vs_best=round(score / ref_s, 6) if ref_s else 0.0, cost_vs_best=round(cost / ref_c, 6)),
+        l2=l2,
+        cost_weight=weight,
+        target_cost_share=round(target, 6),
+        train_cost_share=round(train_share, 6),
+        policy=PolicyMetrics(
+            name=f"baseline logistic (λ={weight:.3g})",
+            score=round(score, 6),
+            cost_usd=cost,
+            score_vs_best=round(score / ref_s, 6) if ref_s else 0.0,
+            cost_vs_best=round(cost / ref_c, 6),
+        ),
         score_difference=paired_bootstrap(artifact_scores, b_scores, seed=seed),
         cost_difference_vs_best=round(float((artifact_costs.mean() - cost) / ref_c), 6),
         frontier_score_at_cost=round(at_cost, 6),
@@ -336,7 +380,7 @@ def evaluate_artifact(
     against: Artifact | ReferenceRouter | None = None,
     baseline: bool = False,
     seed: int = 0,
-    fitted: "FittedBaseline | None" = None,
+    fitted: FittedBaseline | None = None,
     reference: str | None = None,
     train_split: str = "train",
 ) -> EvaluationReport:
@@ -372,17 +416,24 @@ def evaluate_artifact(
     elif fitted is not None and fitted.reference in data.models:
         best, chosen_on = data.models.index(fitted.reference), f"{train_split} split"
     else:
-        best, chosen_on = reference_model(full, data, train_split=train_split) if split != "all" else (
-            int(np.argmax(means_s)), "evaluated rows")
+        best, chosen_on = (
+            reference_model(full, data, train_split=train_split)
+            if split != "all"
+            else (int(np.argmax(means_s)), "evaluated rows")
+        )
     own_best = int(np.argmax(means_s))
     cheapest = int(np.argmin(means_c))
     ref_s, ref_c = float(means_s[best]), float(means_c[best])
 
     def metrics(name: str, s: np.ndarray, c: np.ndarray) -> PolicyMetrics:
         score, cost = float(s.mean()), float(c.mean())
-        return PolicyMetrics(name=name, score=round(score, 6), cost_usd=cost,
-                             score_vs_best=round(score / ref_s, 6) if ref_s else 0.0,
-                             cost_vs_best=round(cost / ref_c, 6) if ref_c else 0.0)
+        return PolicyMetrics(
+            name=name,
+            score=round(score, 6),
+            cost_usd=cost,
+            score_vs_best=round(score / ref_s, 6) if ref_s else 0.0,
+            cost_vs_best=round(cost / ref_c, 6) if ref_c else 0.0,
+        )
 
     # Oracle: per prompt the cheapest among the models with the best score.
     top = S.max(axis=1, keepdims=True)
@@ -420,10 +471,23 @@ def evaluate_artifact(
         if fitted.reference != data.models[best]:  # an explicit reference: the baseline matches cost against it
             from dataclasses import replace
 
-            fitted = replace(fitted, reference=data.models[best], train_unit=fitted.train_unit
-                             * _train_cost_ratio(full, train_split, fitted.reference, data.models[best]))
-        compared = baseline_comparison(router, full, data, S[rows, chosen], C[rows, chosen], seed=seed,
-                                       features=batch.features, fitted=fitted, train_split=train_split)
+            fitted = replace(
+                fitted,
+                reference=data.models[best],
+                train_unit=fitted.train_unit
+                * _train_cost_ratio(full, train_split, fitted.reference, data.models[best]),
+            )
+        compared = baseline_comparison(
+            router,
+            full,
+            data,
+            S[rows, chosen],
+            C[rows, chosen],
+            seed=seed,
+            features=batch.features,
+            fitted=fitted,
+            train_split=train_split,
+        )
     diff = S[rows, chosen] - S[:, best]
     se = float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else 0.0
     return EvaluationReport(
@@ -450,7 +514,8 @@ def evaluate_artifact(
             cost_margin_usd=ceiling - policy.cost_usd,
         ),
         score_diff_vs_best=PairedDifference(
-            mean=round(float(diff.mean()), 6), standard_error=round(se, 6),
+            mean=round(float(diff.mean()), 6),
+            standard_error=round(se, 6),
             ci95=(round(float(diff.mean()) - 1.96 * se, 6), round(float(diff.mean()) + 1.96 * se, 6)),
         ),
         against_difference=against_difference,

@@ -23,8 +23,9 @@ class Signed:
     key_id: str
 
 
-def sign_artifact(candidate: Artifact, *, training: dict[str, Any], validation: dict[str, Any],
-                  key: Ed25519PrivateKey) -> Signed:
+def sign_artifact(
+    candidate: Artifact, *, training: dict[str, Any], validation: dict[str, Any], key: Ed25519PrivateKey
+) -> Signed:
     """The candidate with its reports, checked, in canonical bytes, hashed and signed."""
     artifact = msgspec.structs.replace(candidate, reports=Reports(training=training, validation=validation)).check()
     data = encode(artifact)

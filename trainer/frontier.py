@@ -61,7 +61,8 @@ class FrontierReport(msgspec.Struct, frozen=True, kw_only=True):
     def to_markdown(self) -> str:
         b = self.best_single
         lines = [
-            f"## Cost/quality frontier of {self.artifact} on {Path(self.dataset).name} " f"({self.split}, {self.rows} prompts)",
+            f"## Cost/quality frontier of {self.artifact} on {Path(self.dataset).name} "
+            f"({self.split}, {self.rows} prompts)",
             "",
             f"Knob: α = 1/(1+λ) (λ = quality per unit of the reference model's mean cost); thresholds, buckets and "
             f"penalties fixed. The artifact's own α = {self.artifact_point.alpha:.4f} (λ = "
@@ -69,12 +70,15 @@ class FrontierReport(msgspec.Struct, frozen=True, kw_only=True):
             f"{self.artifact_point.cost_vs_best:.1%} of {b.name}'s cost (its score {b.score:.4f}); oracle "
             f"{self.oracle.score:.4f} at {self.oracle.cost_vs_best:.1%}.",
             "",
-            "| λ | α | artifact score | cost vs best | gate off: score | cost vs best | baseline " "score | cost vs best |",
+            "| λ | α | artifact score | cost vs best | gate off: score | cost vs best | baseline "
+            "score | cost vs best |",
             "|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for a, u, base in zip(self.artifact_curve, self.ungated_curve, self.baseline_curve):
-            lines.append(f"| {a.cost_weight:.4g} | {a.alpha:.4f} | {a.score:.4f} | {a.cost_vs_best:.1%} | "
-                         f"{u.score:.4f} | {u.cost_vs_best:.1%} | {base.score:.4f} | {base.cost_vs_best:.1%} |")
+            lines.append(
+                f"| {a.cost_weight:.4g} | {a.alpha:.4f} | {a.score:.4f} | {a.cost_vs_best:.1%} | "
+                f"{u.score:.4f} | {u.cost_vs_best:.1%} | {base.score:.4f} | {base.cost_vs_best:.1%} |"
+            )
         lines += ["", "| single model | score | cost vs best |", "|---|---:|---:|"]
         lines += [f"| {m.name} | {m.score:.4f} | {m.cost_vs_best:.1%} |" for m in self.singles]
         return "\n".join(lines) + "\n"
@@ -102,19 +106,29 @@ def frontier_report(
     rows = np.arange(len(data))
     fitted = fitted or fit_baseline(router, full, seed=seed)
     # The reference ("best single") model is the train split's best (as in evaluate_artifact).
-    ref = data.models.index(fitted.reference) if fitted.reference in data.models else int(
-        np.argmax(data.scores.mean(axis=0)))
+    ref = (
+        data.models.index(fitted.reference)
+        if fitted.reference in data.models
+        else int(np.argmax(data.scores.mean(axis=0)))
+    )
     ref_s, ref_c = float(data.scores[:, ref].mean()), float(data.costs[:, ref].mean()) or 1.0
     tokens = batch.features[:, list(router.artifact.gbdt.feature_schema.names).index("tokens_approx")]
 
     def point(weight: float, chosen: np.ndarray) -> FrontierPoint:
         score, cost = float(S[rows, chosen].mean()), float(C[rows, chosen].mean())
-        return FrontierPoint(cost_weight=float(weight), alpha=alpha_of(weight), score=round(score, 6), cost_usd=cost,
-                             score_vs_best=round(score / ref_s, 6) if ref_s else 0.0, cost_vs_best=round(cost / ref_c, 6))
+        return FrontierPoint(
+            cost_weight=float(weight),
+            alpha=alpha_of(weight),
+            score=round(score, 6),
+            cost_usd=cost,
+            score_vs_best=round(score / ref_s, 6) if ref_s else 0.0,
+            cost_vs_best=round(cost / ref_c, 6),
+        )
 
     def artifact_at(weight: float, gate: bool = True) -> FrontierPoint:
-        tables = router.tables.with_params(alpha=alpha_of(weight), tau_cheap=router.tables.tau_cheap,
-                                           tau_hard=router.tables.tau_hard if gate else 0.0)
+        tables = router.tables.with_params(
+            alpha=alpha_of(weight), tau_cheap=router.tables.tau_cheap, tau_hard=router.tables.tau_hard if gate else 0.0
+        )
         chosen, _, _, _ = choose(tables, batch.probabilities, quality, cost, tokens)
         return point(weight, chosen)
 
@@ -124,8 +138,12 @@ def frontier_report(
     oracle = np.argmin(np.where(S >= top - 1e-12, C, np.inf), axis=1)
 
     def marker(name: str, s: np.ndarray, c: np.ndarray) -> Marker:
-        return Marker(name=name, score=round(float(s.mean()), 6), cost_usd=float(c.mean()),
-                      cost_vs_best=round(float(c.mean()) / ref_c, 6))
+        return Marker(
+            name=name,
+            score=round(float(s.mean()), 6),
+            cost_usd=float(c.mean()),
+            cost_vs_best=round(float(c.mean()) / ref_c, 6),
+        )
 
     models = router.tables.models
     return FrontierReport(
@@ -161,22 +179,57 @@ def plot_frontier(report: FrontierReport, path: str | Path) -> Path:
     fig, ax = plt.subplots(figsize=(8.0, 5.5), dpi=120)
     art = sorted(report.artifact_curve, key=lambda p: p.cost_vs_best)
     base = sorted(report.baseline_curve, key=lambda p: p.cost_vs_best)
-    ax.plot([p.cost_vs_best for p in art], [p.score for p in art], "-o", ms=3, color="tab:blue",
-            label="artifact, α swept (thresholds, buckets fixed)")
+    ax.plot(
+        [p.cost_vs_best for p in art],
+        [p.score for p in art],
+        "-o",
+        ms=3,
+        color="tab:blue",
+        label="artifact, α swept (thresholds, buckets fixed)",
+    )
     ungated = sorted(report.ungated_curve, key=lambda p: p.cost_vs_best)
-    ax.plot([p.cost_vs_best for p in ungated], [p.score for p in ungated], ":", lw=1.2, color="tab:blue", alpha=0.6,
-            label="artifact, α swept, escalation gate off (τ_hard = 0)")
-    ax.plot([p.cost_vs_best for p in base], [p.score for p in base], "-s", ms=3, color="tab:orange", alpha=0.8,
-            label="baseline: per-model logistic regression, λ swept")
+    ax.plot(
+        [p.cost_vs_best for p in ungated],
+        [p.score for p in ungated],
+        ":",
+        lw=1.2,
+        color="tab:blue",
+        alpha=0.6,
+        label="artifact, α swept, escalation gate off (τ_hard = 0)",
+    )
+    ax.plot(
+        [p.cost_vs_best for p in base],
+        [p.score for p in base],
+        "-s",
+        ms=3,
+        color="tab:orange",
+        alpha=0.8,
+        label="baseline: per-model logistic regression, λ swept",
+    )
     for m in report.singles:
         ax.scatter([m.cost_vs_best], [m.score], marker="x", color="gray", zorder=3)
-        ax.annotate(m.name, (m.cost_vs_best, m.score), fontsize=6, color="gray", xytext=(3, -8),
-                    textcoords="offset points")
-    ax.scatter([report.oracle.cost_vs_best], [report.oracle.score], marker="*", s=140, color="tab:green", zorder=4,
-               label=f"oracle ({report.oracle.score:.3f})")
+        ax.annotate(
+            m.name, (m.cost_vs_best, m.score), fontsize=6, color="gray", xytext=(3, -8), textcoords="offset points"
+        )
+    ax.scatter(
+        [report.oracle.cost_vs_best],
+        [report.oracle.score],
+        marker="*",
+        s=140,
+        color="tab:green",
+        zorder=4,
+        label=f"oracle ({report.oracle.score:.3f})",
+    )
     p = report.artifact_point
-    ax.scatter([p.cost_vs_best], [p.score], marker="D", s=60, color="tab:red", zorder=5,
-               label=f"artifact as trained (α={p.alpha:.3f}): {p.score:.3f} at {p.cost_vs_best:.0%}")
+    ax.scatter(
+        [p.cost_vs_best],
+        [p.score],
+        marker="D",
+        s=60,
+        color="tab:red",
+        zorder=5,
+        label=f"artifact as trained (α={p.alpha:.3f}): {p.score:.3f} at {p.cost_vs_best:.0%}",
+    )
     b = report.best_single
     ax.axhline(0.98 * b.score, color="tab:red", lw=0.8, ls="--", label=f"goal: {b.name} −2% at ≤ 50% of its cost")
     ax.axvline(0.5, color="tab:red", lw=0.8, ls="--")
@@ -185,7 +238,9 @@ def plot_frontier(report: FrontierReport, path: str | Path) -> Path:
     ax.set_ylabel("mean score")
     import textwrap
 
-    name = Path(report.dataset.split("#")[0]).name + ("#" + report.dataset.split("#", 1)[1] if "#" in report.dataset else "")
+    name = Path(report.dataset.split("#")[0]).name + (
+        "#" + report.dataset.split("#", 1)[1] if "#" in report.dataset else ""
+    )
     ax.set_title(textwrap.fill(f"{report.artifact} on {name} ({report.split}, {report.rows} prompts)", 110), fontsize=8)
     ax.grid(True, which="both", lw=0.3, alpha=0.5)
     ax.legend(fontsize=7, loc="lower right")

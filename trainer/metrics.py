@@ -27,29 +27,39 @@ RUNS = Counter(
     "bifrost_trainer_runs_total",
     "Training runs, by outcome: published (stored and announced), rejected (data quality or validation), "
     "skipped (nothing to train on yet), failed (an unexpected error).",
-    ["outcome"], registry=REGISTRY,
+    ["outcome"],
+    registry=REGISTRY,
 )
 RUN_SECONDS = Histogram(
     "bifrost_trainer_run_duration_seconds",
     "Wall time of a training run (data loading to publication), by outcome.",
-    ["outcome"], buckets=(1, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200), registry=REGISTRY,
+    ["outcome"],
+    buckets=(1, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200),
+    registry=REGISTRY,
 )
 RUNNING = Gauge("bifrost_trainer_run_in_progress", "1 while a training run is in progress.", registry=REGISTRY)
 LAST_RUN = Gauge(
-    "bifrost_trainer_last_run_timestamp_seconds", "When the last run with each outcome ended (epoch seconds).",
-    ["outcome"], registry=REGISTRY,
+    "bifrost_trainer_last_run_timestamp_seconds",
+    "When the last run with each outcome ended (epoch seconds).",
+    ["outcome"],
+    registry=REGISTRY,
 )
 IGNORED = Counter(
     "bifrost_trainer_triggers_ignored_total",
     "Trigger records not trained on, by reason: duplicate (an id already handled), invalid (undecodable).",
-    ["reason"], registry=REGISTRY,
+    ["reason"],
+    registry=REGISTRY,
 )
 ARTIFACT = Gauge(
-    "bifrost_trainer_artifact_info", "The current version of the trainer's artifact store (always 1).",
-    ["version"], registry=REGISTRY,
+    "bifrost_trainer_artifact_info",
+    "The current version of the trainer's artifact store (always 1).",
+    ["version"],
+    registry=REGISTRY,
 )
 
-ENDPOINT = MetricsEndpoint(REGISTRY, log, "trainer.metrics", note="set BIFROST_TRAINER_METRICS_PORT to a free port (0: off)")
+ENDPOINT = MetricsEndpoint(
+    REGISTRY, log, "trainer.metrics", note="set BIFROST_TRAINER_METRICS_PORT to a free port (0: off)"
+)
 #: Start the ``/metrics`` endpoint once per process; False when off or the port is taken.
 serve = ENDPOINT.serve
 

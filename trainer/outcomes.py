@@ -184,8 +184,17 @@ def group_folds(X: np.ndarray, k: int, *, seed: int = 0) -> np.ndarray:
     return fold_of_group[group.reshape(-1)] if len(group) else np.zeros(0, dtype=np.int64)
 
 
-def _fit(params: dict[str, object], X: np.ndarray, y: np.ndarray, folds: np.ndarray, rows: np.ndarray,
-         max_rounds: int, feature_names: list[str], max_rows: int, seed: int) -> tuple[np.ndarray, lgb.Booster, int]:
+def _fit(
+    params: dict[str, object],
+    X: np.ndarray,
+    y: np.ndarray,
+    folds: np.ndarray,
+    rows: np.ndarray,
+    max_rounds: int,
+    feature_names: list[str],
+    max_rows: int,
+    seed: int,
+) -> tuple[np.ndarray, lgb.Booster, int]:
     """k-fold OOF raw predictions for every row, and the final booster on ``rows`` (labelled).
 
     At most ``max_rows`` labelled rows (a uniform sample) are fitted on per fit.
@@ -278,20 +287,32 @@ def train_outcome_models(
         costed = np.isfinite(costs[:, j]) & (size > 0)
         if labelled.sum() < min_rows or costed.sum() < min_rows:
             if linear_blend is not None:
-                raise ValueError(f"model {model} has {int(labelled.sum())} labelled rows (fewer than {min_rows}); "
-                                 "a blended linear model needs every model's labels")
+                raise ValueError(
+                    f"model {model} has {int(labelled.sum())} labelled rows (fewer than {min_rows}); "
+                    "a blended linear model needs every model's labels"
+                )
             if not fallback or model not in fallback:
-                raise ValueError(f"model {model} has {int(labelled.sum())} labelled rows (fewer than {min_rows}) "
-                                 "and no fallback")
+                raise ValueError(
+                    f"model {model} has {int(labelled.sum())} labelled rows (fewer than {min_rows}) and no fallback"
+                )
             q_string, ab, c_string = fallback[model]
             quality[model], calibration[model], cost[model] = q_string, list(ab), c_string
             q_raw = TreeEnsemble.from_model_string(q_string).raw_scores(X)[:, 0]
             oof_q[:, j] = _sigmoid(ab[0] * q_raw + ab[1])
             oof_c[:, j] = np.exp(TreeEnsemble.from_model_string(c_string).raw_scores(X)[:, 0]) * size / cost_unit_usd
-            fits[model] = ModelFit(rows=int(labelled.sum()), quality_rounds=0, cost_rounds=0, mean_label=float("nan"),
-                                   logloss=float("nan"), brier=float("nan"), auc=None, ece=float("nan"),
-                                   calibration=(float(ab[0]), float(ab[1])), cost_mape=float("nan"),
-                                   fallback="too few labelled rows: kept the current artifact's models")
+            fits[model] = ModelFit(
+                rows=int(labelled.sum()),
+                quality_rounds=0,
+                cost_rounds=0,
+                mean_label=float("nan"),
+                logloss=float("nan"),
+                brier=float("nan"),
+                auc=None,
+                ece=float("nan"),
+                calibration=(float(ab[0]), float(ab[1])),
+                cost_mape=float("nan"),
+                fallback="too few labelled rows: kept the current artifact's models",
+            )
             step("outcomes", model=model, rows=int(labelled.sum()), fallback="current")
             continue
         y = np.clip(np.nan_to_num(scores[:, j]), 0.0, 1.0)
@@ -300,7 +321,9 @@ def train_outcome_models(
         oof_q[:, j] = _sigmoid(a * raw + b)
         quality[model], calibration[model] = booster.model_to_string(), [round(a, 6), round(b, 6)]
         ratio = np.maximum(np.nan_to_num(ratio_all[:, j]), floor)
-        c_raw, c_booster, c_rounds = _fit(cost_params, X, ratio, folds, costed, max_rounds, feature_names, max_rows, seed)
+        c_raw, c_booster, c_rounds = _fit(
+            cost_params, X, ratio, folds, costed, max_rounds, feature_names, max_rows, seed
+        )
         oof_c[:, j] = np.exp(c_raw) * size / cost_unit_usd
         cost[model] = c_booster.model_to_string()
         rounds[model] = (q_rounds, c_rounds, (round(a, 4), round(b, 4)))
@@ -310,8 +333,9 @@ def train_outcome_models(
         weight, l2 = float(linear_blend), float(linear_l2)
         if choose_linear:
             reference = int(np.argmax(np.nanmean(scores, axis=0)))
-            choice = choose_blend(tree_q, oof_linear, oof_c, scores, costs, float(np.nanmean(costs[:, reference])),
-                                  default=(weight, l2))
+            choice = choose_blend(
+                tree_q, oof_linear, oof_c, scores, costs, float(np.nanmean(costs[:, reference])), default=(weight, l2)
+            )
             weight, l2 = choice.weight, choice.l2
             step("outcomes", blend=weight, l2=l2, value=choice.value)
         logistic = lr.fit_logistic(X, labels, l2=l2)
@@ -335,32 +359,58 @@ def train_outcome_models(
         actual = costs[costed, j]
         predicted = oof_c[costed, j] * cost_unit_usd
         fits[model] = ModelFit(
-            rows=int(labelled.sum()), quality_rounds=q_rounds, cost_rounds=c_rounds, mean_label=round(float(yl.mean()), 4),
+            rows=int(labelled.sum()),
+            quality_rounds=q_rounds,
+            cost_rounds=c_rounds,
+            mean_label=round(float(yl.mean()), 4),
             logloss=round(float(-np.mean(yl * np.log(pc) + (1 - yl) * np.log(1 - pc))), 4),
             brier=round(float(np.mean((p - yl) ** 2)), 4),
             auc=None if (auc := _auc(p, yl)) is None else round(auc, 4),
-            ece=round(float(_calibration_error(p, yl)), 4), calibration=ab_rounded,
+            ece=round(float(_calibration_error(p, yl)), 4),
+            calibration=ab_rounded,
             cost_mape=round(float(np.mean(np.abs(predicted - actual) / np.maximum(actual, 1e-300))), 4)
-            if len(actual) else float("nan"),
-            tree_logloss=tree_logloss, linear_logloss=linear_logloss,
+            if len(actual)
+            else float("nan"),
+            tree_logloss=tree_logloss,
+            linear_logloss=linear_logloss,
         )
-        step("outcomes", model=model, rows=int(labelled.sum()), rounds=q_rounds, logloss=fits[model].logloss,
-             auc=fits[model].auc, cost_rounds=c_rounds, cost_mape=fits[model].cost_mape)
+        step(
+            "outcomes",
+            model=model,
+            rows=int(labelled.sum()),
+            rounds=q_rounds,
+            logloss=fits[model].logloss,
+            auc=fits[model].auc,
+            cost_rounds=c_rounds,
+            cost_mape=fits[model].cost_mape,
+        )
     fits = {m: fits[m] for m in models if m in fits}
     fitted = [f for f in fits.values() if not f.fallback]
     report = OutcomeReport(
         folds=int(folds.max()) + 1,
         params={k: v for k, v in TREE_PARAMS.items() if isinstance(v, (int, float, str, bool))},
-        cost_per=cost_per, cost_unit_usd=float(cost_unit_usd), per_model=fits,
+        cost_per=cost_per,
+        cost_unit_usd=float(cost_unit_usd),
+        per_model=fits,
         mean_logloss=round(float(np.mean([f.logloss for f in fitted])), 4) if fitted else float("nan"),
         mean_brier=round(float(np.mean([f.brier for f in fitted])), 4) if fitted else float("nan"),
         mean_ece=round(float(np.mean([f.ece for f in fitted])), 4) if fitted else float("nan"),
-        linear_blend=None if linear is None else linear.blend, linear_l2=None if linear is None else linear_l2,
+        linear_blend=None if linear is None else linear.blend,
+        linear_l2=None if linear is None else linear_l2,
         blend_choice=choice,
     )
-    return OutcomeModels(models=models, quality=quality, calibration=calibration, cost=cost,
-                         cost_unit_usd=float(cost_unit_usd), cost_per=cost_per, oof_quality=oof_q, oof_cost=oof_c,
-                         report=report, linear=linear)
+    return OutcomeModels(
+        models=models,
+        quality=quality,
+        calibration=calibration,
+        cost=cost,
+        cost_unit_usd=float(cost_unit_usd),
+        cost_per=cost_per,
+        oof_quality=oof_q,
+        oof_cost=oof_c,
+        report=report,
+        linear=linear,
+    )
 
 
 def _logloss(p: np.ndarray, y: np.ndarray) -> float:

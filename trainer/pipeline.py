@@ -13,7 +13,7 @@ from one place.
 from __future__ import annotations
 
 import secrets
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Protocol
 
 import lightgbm as lgb
@@ -30,7 +30,7 @@ DECIMALS = 6  # parameters are rounded to this many decimals in the artifact (st
 
 def new_version(now: datetime | None = None) -> str:
     """A sortable, unique artifact version: ``v20250101-030000-1a2b3c``."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     return f"v{now:%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
 
 

@@ -20,15 +20,20 @@ _PARITY_ROWS = 2_000
 _PARITY_TOLERANCE = 1e-9
 
 
-def predict_rows(artifact: Artifact, X: np.ndarray, *, scorer: PromptScorer | None = None, seed: int = 0,
-                 threads: int = 2) -> Predictions:
+def predict_rows(
+    artifact: Artifact, X: np.ndarray, *, scorer: PromptScorer | None = None, seed: int = 0, threads: int = 2
+) -> Predictions:
     """Triage probabilities, q̂ and ĉ of every row (``X``: feature vectors in the artifact's schema)."""
     X = np.ascontiguousarray(X, dtype=np.float64)
     scorer = scorer or PromptScorer(artifact)
     if len(X) <= _PARITY_ROWS:
         return scorer.predict(X)
-    parts = [np.asarray(lgb.Booster(model_str=text).predict(X, raw_score=True, num_threads=threads),
-                        dtype=np.float64).reshape(len(X), -1) for text in scorer.strings]
+    parts = [
+        np.asarray(
+            lgb.Booster(model_str=text).predict(X, raw_score=True, num_threads=threads), dtype=np.float64
+        ).reshape(len(X), -1)
+        for text in scorer.strings
+    ]
     raw = np.concatenate(parts, axis=1)
     sample = np.sort(np.random.default_rng(seed).choice(len(X), size=_PARITY_ROWS, replace=False))
     reference = scorer.ensemble.raw_scores(X[sample])

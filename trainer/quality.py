@@ -79,9 +79,15 @@ class QualityReport(msgspec.Struct, kw_only=True):
 
     def to_markdown(self) -> str:
         """A human-readable report: verdict, checks, and the sample counts."""
-        lines = [f"## Data quality: {'passed' if self.passed else 'FAILED'}", "", f"Source: `{self.source}`  ",
-                 f"Rows: {self.rows} read, {self.usable_rows} usable; splits {dict(self.splits)}", "",
-                 "| check | status | value | threshold | note |", "|---|---|---|---|---|"]
+        lines = [
+            f"## Data quality: {'passed' if self.passed else 'FAILED'}",
+            "",
+            f"Source: `{self.source}`  ",
+            f"Rows: {self.rows} read, {self.usable_rows} usable; splits {dict(self.splits)}",
+            "",
+            "| check | status | value | threshold | note |",
+            "|---|---|---|---|---|",
+        ]
         for c in self.checks:
             lines.append(f"| {c.name} | {c.status} | {c.value} | {c.threshold} | {c.message} |")
         lines += ["", "| model | coverage | mean score | mean cost (USD) |", "|---|---|---|---|"]
@@ -115,13 +121,26 @@ def assess_dataset(
     report.usable_rows = int(valid.sum())
 
     malformed = len(dataset.problems) / max(dataset.lines, 1)
-    report.add(_limit("malformed_lines", malformed, thresholds.max_malformed_fraction,
-                      f"{len(dataset.problems)} of {dataset.lines} lines do not decode"
-                      + (f" (first: {dataset.problems[0][:120]})" if dataset.problems else "")))
+    report.add(
+        _limit(
+            "malformed_lines",
+            malformed,
+            thresholds.max_malformed_fraction,
+            f"{len(dataset.problems)} of {dataset.lines} lines do not decode"
+            + (f" (first: {dataset.problems[0][:120]})" if dataset.problems else ""),
+        )
+    )
 
     n_models = len(dataset.models)
-    report.add(Check(name="models", status="pass" if n_models >= thresholds.min_models else "fail", value=n_models,
-                     threshold=f">= {thresholds.min_models}", message="models with labels"))
+    report.add(
+        Check(
+            name="models",
+            status="pass" if n_models >= thresholds.min_models else "fail",
+            value=n_models,
+            threshold=f">= {thresholds.min_models}",
+            message="models with labels",
+        )
+    )
 
     for j, model in enumerate(dataset.models):
         have = np.isfinite(dataset.scores[:, j]) & np.isfinite(dataset.costs[:, j])
@@ -133,46 +152,83 @@ def assess_dataset(
         )
     coverage = min((s.coverage for s in report.per_model.values()), default=0.0)
     worst = min(report.per_model, key=lambda m: report.per_model[m].coverage) if report.per_model else "-"
-    report.add(Check(name="label_coverage", status="pass" if coverage >= thresholds.min_label_coverage else "fail",
-                     value=round(coverage, 4), threshold=f">= {thresholds.min_label_coverage}",
-                     message=f"lowest: {worst} (share of rows with its score and cost)"))
+    report.add(
+        Check(
+            name="label_coverage",
+            status="pass" if coverage >= thresholds.min_label_coverage else "fail",
+            value=round(coverage, 4),
+            threshold=f">= {thresholds.min_label_coverage}",
+            message=f"lowest: {worst} (share of rows with its score and cost)",
+        )
+    )
 
     nulls = int((~np.isfinite(dataset.scores)).sum() + (~np.isfinite(dataset.costs)).sum())
     out_of_range = int(((dataset.scores < 0) | (dataset.scores > 1)).sum() + (dataset.costs < 0).sum())
     empty_prompts = sum(1 for p in dataset.prompts if not p.strip())
     invalid = 1.0 - report.usable_rows / max(len(dataset), 1)
-    report.add(_limit("null_or_out_of_range", invalid, thresholds.max_invalid_fraction,
-                      f"{nulls} null labels, {out_of_range} out of range (score ∉ [0,1] or cost < 0), "
-                      f"{empty_prompts} empty prompts; such rows are dropped"))
+    report.add(
+        _limit(
+            "null_or_out_of_range",
+            invalid,
+            thresholds.max_invalid_fraction,
+            f"{nulls} null labels, {out_of_range} out of range (score ∉ [0,1] or cost < 0), "
+            f"{empty_prompts} empty prompts; such rows are dropped",
+        )
+    )
 
     keyed = list(zip(dataset.splits.tolist(), dataset.prompt_ids))
     duplicates = len(keyed) - len(set(keyed))
-    report.add(_limit("duplicate_prompt_ids", duplicates / max(len(dataset), 1), thresholds.max_duplicate_fraction,
-                      f"{duplicates} prompt ids repeated within a split"))
+    report.add(
+        _limit(
+            "duplicate_prompt_ids",
+            duplicates / max(len(dataset), 1),
+            thresholds.max_duplicate_fraction,
+            f"{duplicates} prompt ids repeated within a split",
+        )
+    )
     keys = [prompt_key(p) for p in dataset.prompts]
     elsewhere = {k for k, split in zip(keys, dataset.splits.tolist()) if split != train_split}
     is_train = dataset.splits == train_split
     overlap = sum(1 for k, t, ok in zip(keys, is_train, valid) if t and ok and k in elsewhere)
-    report.add(Check(name="split_overlap", status="warn" if overlap else "pass", value=overlap, threshold="0",
-                     message=f"rows of split '{train_split}' whose prompt text (normalized) also appears in another "
-                             "split: dropped from training, so nothing evaluated on is trained on"))
+    report.add(
+        Check(
+            name="split_overlap",
+            status="warn" if overlap else "pass",
+            value=overlap,
+            threshold="0",
+            message=f"rows of split '{train_split}' whose prompt text (normalized) also appears in another "
+            "split: dropped from training, so nothing evaluated on is trained on",
+        )
+    )
     groups: dict[str, list[int]] = {}
     for i, (k, t, ok) in enumerate(zip(keys, is_train, valid)):
         if t and ok:
             groups.setdefault(k, []).append(i)
     repeated = [rows for rows in groups.values() if len(rows) > 1]
     conflicting = sum(1 for rows in repeated if np.ptp(dataset.scores[rows], axis=0).max() > 1e-9)
-    report.add(Check(name="duplicate_prompts", status="warn" if conflicting else "pass", value=conflicting,
-                     threshold="0 with conflicting scores",
-                     message=f"{len(repeated)} prompt texts repeated in split '{train_split}' "
-                             f"({sum(map(len, repeated))} rows), {conflicting} of them with different scores for "
-                             "the same model (noisy or contradictory labels); copies stay on one side of every "
-                             "fold and holdout"))
+    report.add(
+        Check(
+            name="duplicate_prompts",
+            status="warn" if conflicting else "pass",
+            value=conflicting,
+            threshold="0 with conflicting scores",
+            message=f"{len(repeated)} prompt texts repeated in split '{train_split}' "
+            f"({sum(map(len, repeated))} rows), {conflicting} of them with different scores for "
+            "the same model (noisy or contradictory labels); copies stay on one side of every "
+            "fold and holdout",
+        )
+    )
 
     train_rows = int((is_train & valid).sum()) - overlap
-    report.add(Check(name="train_rows", status="pass" if train_rows >= thresholds.min_train_rows else "fail",
-                     value=train_rows, threshold=f">= {thresholds.min_train_rows}",
-                     message=f"usable rows in split '{train_split}' whose prompt is in no other split"))
+    report.add(
+        Check(
+            name="train_rows",
+            status="pass" if train_rows >= thresholds.min_train_rows else "fail",
+            value=train_rows,
+            threshold=f">= {thresholds.min_train_rows}",
+            message=f"usable rows in split '{train_split}' whose prompt is in no other split",
+        )
+    )
     return report
 
 
@@ -189,16 +245,24 @@ def assess_training_set(
     cluster_counts = np.bincount(clusters, minlength=n_clusters)
     report.per_cluster = {str(c): int(n) for c, n in enumerate(cluster_counts)}
     small = int((cluster_counts < thresholds.warn_cluster_rows).sum())
-    report.add(Check(name="cluster_sizes", status="warn" if small else "pass", value=int(cluster_counts.min()),
-                     threshold=f">= {thresholds.warn_cluster_rows} per cluster",
-                     message=f"{small} clusters below; their Q̂ leans on the model's overall mean"))
+    report.add(
+        Check(
+            name="cluster_sizes",
+            status="warn" if small else "pass",
+            value=int(cluster_counts.min()),
+            threshold=f">= {thresholds.warn_cluster_rows} per cluster",
+            message=f"{small} clusters below; their Q̂ leans on the model's overall mean",
+        )
+    )
     counts = np.bincount(labels, minlength=len(classes))
     report.per_bucket = {name: int(n) for name, n in zip(classes, counts)}
     report.add(class_balance(counts, classes, thresholds))
     return report
 
 
-def class_balance(counts: np.ndarray, classes: tuple[str, ...], thresholds: QualityThresholds = QualityThresholds()) -> Check:
+def class_balance(
+    counts: np.ndarray, classes: tuple[str, ...], thresholds: QualityThresholds = QualityThresholds()
+) -> Check:
     """The triage labels' class balance: a warning, not a stop.
 
     A rare or missing class means the escalation gate cannot separate it; the search then
@@ -207,10 +271,15 @@ def class_balance(counts: np.ndarray, classes: tuple[str, ...], thresholds: Qual
     smallest = int(counts.min())
     share = smallest / max(int(counts.sum()), 1)
     thin = smallest < thresholds.min_class_rows or share < thresholds.warn_class_fraction
-    return Check(name="class_balance", status="warn" if thin else "pass", value=round(share, 4),
-                 threshold=f">= {thresholds.min_class_rows} rows and {thresholds.warn_class_fraction:.0%} per " "class (warn)",
-                 message="triage labels " + ", ".join(f"{k}={int(v)}" for k, v in zip(classes, counts))
-                 + ("; a thin class: the gate can barely separate it, the search decides whether to use it" if thin else ""))
+    return Check(
+        name="class_balance",
+        status="warn" if thin else "pass",
+        value=round(share, 4),
+        threshold=f">= {thresholds.min_class_rows} rows and {thresholds.warn_class_fraction:.0%} per class (warn)",
+        message="triage labels "
+        + ", ".join(f"{k}={int(v)}" for k, v in zip(classes, counts))
+        + ("; a thin class: the gate can barely separate it, the search decides whether to use it" if thin else ""),
+    )
 
 
 def require(report: QualityReport) -> QualityReport:
@@ -221,5 +290,10 @@ def require(report: QualityReport) -> QualityReport:
 
 
 def _limit(name: str, value: float, limit: float, message: str) -> Check:
-    return Check(name=name, status="pass" if value <= limit else "fail", value=round(value, 4),
-                 threshold=f"<= {limit}", message=message)
+    return Check(
+        name=name,
+        status="pass" if value <= limit else "fail",
+        value=round(value, 4),
+        threshold=f"<= {limit}",
+        message=message,
+    )

@@ -16,20 +16,21 @@ windows (routers log features in that schema); it re-learns:
 
 Validation happens on the prompts first seen last in the window (never trained on: a
 prompt's requests are all in the holdout or all in training, so repeated prompts cannot
-make a candidate look better than it is on new ones) and is a **non-inferiority test**: per-row doubly robust terms of the candidate and of
-the current artifact (same rows, same reward model) are paired, and the one-sided lower
-confidence bound of the quality difference must be above −2% of the current's quality;
-the DR cost must not be higher; P95 latency of the models the candidate picks within
-the SLO; with a full-information evaluation set, a paired bootstrap on its test rows
-must pass the same test. Too few labelled holdout rows (``min_decision_rows``) refuse
-the run with that reason. A candidate that fails is not signed.
+make a candidate look better than it is on new ones) and is a **non-inferiority test**:
+per-row doubly robust terms of the candidate and of the current artifact (same rows, same
+reward model) are paired, and the one-sided lower confidence bound of the quality
+difference must be above −2% of the current's quality; the DR cost must not be higher;
+P95 latency of the models the candidate picks within the SLO; with a full-information
+evaluation set, a paired bootstrap on its test rows must pass the same test. Too few
+labelled holdout rows (``min_decision_rows``) refuse the run with that reason. A candidate
+that fails is not signed.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from statistics import NormalDist
 
 import lightgbm as lgb
@@ -69,7 +70,9 @@ class RetrainConfig(msgspec.Struct, frozen=True, kw_only=True):
     seed: int = 0
     folds: int = 5
     holdout_fraction: float = 0.2
-    max_triage_rows: int = 100_000  # outcome models, triage CV and search run on a uniform sample of this many training rows
+    max_triage_rows: int = (
+        100_000  # outcome models, triage CV and search run on a uniform sample of this many training rows
+    )
     max_rounds: int = 150
     label_tolerance: float = 0.05
     prior_strength: float = 20.0
@@ -123,7 +126,9 @@ class RetrainReport(msgspec.Struct, kw_only=True):
     checks: list[ValidationCheck] = []
     full_information: dict[str, float | str] = {}
     timings: dict[str, float] = {}
-    catalog_prices: dict[str, dict[str, float | int | str]] = {}  # model → the catalog price its logged costs were re-priced at
+    catalog_prices: dict[
+        str, dict[str, float | int | str]
+    ] = {}  # model → the catalog price its logged costs were re-priced at
     sha256: str = ""
     signature: str = ""
     key_id: str = ""
@@ -133,58 +138,102 @@ class RetrainReport(msgspec.Struct, kw_only=True):
 
     def to_markdown(self) -> str:
         verdict = "published" if self.passed else f"NOT published: stopped at {self.stopped_at}: {self.reason}"
-        start, end = (datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%d %H:%M") for t in self.window)
-        lines = [f"# Retrain {self.version} (parent {self.parent})", "",
-                 f"Trigger `{self.trigger_id or '-'}`, router {self.router_id or 'all'}, window {start} → {end} UTC. "
-                 f"Verdict: **{verdict}**.", "", f"Rows: {self.rows}", ""]
+        start, end = (datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M") for t in self.window)
+        lines = [
+            f"# Retrain {self.version} (parent {self.parent})",
+            "",
+            f"Trigger `{self.trigger_id or '-'}`, router {self.router_id or 'all'}, window {start} → {end} UTC. "
+            f"Verdict: **{verdict}**.",
+            "",
+            f"Rows: {self.rows}",
+            "",
+        ]
         if self.catalog_prices:
-            lines += ["## Catalog prices (logged costs re-priced from tokens)", "",
-                      "| model | catalog entry | in / out USD per 1M | rows re-priced | logged mean USD | " "re-priced mean USD |",
-                      "|---|---|---|---|---|---|"]
-            lines += [f"| {m} | {p.get('entry')} | {p.get('price_in')} / {p.get('price_out')} | {p.get('repriced')} of "
-                      f"{p.get('rows')} | {float(p.get('logged_mean_usd', 0)):.3g} | " f"{float(p.get('repriced_mean_usd', 0)):.3g} |"
-                      for m, p in sorted(self.catalog_prices.items())]
+            lines += [
+                "## Catalog prices (logged costs re-priced from tokens)",
+                "",
+                "| model | catalog entry | in / out USD per 1M | rows re-priced | logged mean USD | "
+                "re-priced mean USD |",
+                "|---|---|---|---|---|---|",
+            ]
+            lines += [
+                f"| {m} | {p.get('entry')} | {p.get('price_in')} / {p.get('price_out')} | {p.get('repriced')} of "
+                f"{p.get('rows')} | {float(p.get('logged_mean_usd', 0)):.3g} | "
+                f"{float(p.get('repriced_mean_usd', 0)):.3g} |"
+                for m, p in sorted(self.catalog_prices.items())
+            ]
             lines.append("")
         if self.quality is not None:
             lines.append(self.quality.to_markdown())
         if self.outcomes is not None:
             o = self.outcomes
-            lines += ["## Per-prompt outcome models (LightGBM on logged rows of each served model)", "",
-                      f"Mean out-of-fold log-loss {o.mean_logloss:.4f}, Brier {o.mean_brier:.4f}, calibration error "
-                      f"{o.mean_ece:.4f}. " + "; ".join(f"{m}: {f.rows} rows" + (f" ({f.fallback})" if f.fallback else "")
-                                                         for m, f in o.per_model.items()), ""]
+            lines += [
+                "## Per-prompt outcome models (LightGBM on logged rows of each served model)",
+                "",
+                f"Mean out-of-fold log-loss {o.mean_logloss:.4f}, Brier {o.mean_brier:.4f}, calibration error "
+                f"{o.mean_ece:.4f}. "
+                + "; ".join(
+                    f"{m}: {f.rows} rows" + (f" ({f.fallback})" if f.fallback else "") for m, f in o.per_model.items()
+                ),
+                "",
+            ]
         if self.buckets is not None:
             lines += ["Buckets: " + "; ".join(f"{b}: {', '.join(m)}" for b, m in self.buckets.buckets.items()), ""]
         if self.cv is not None:
             cv = self.cv
-            lines += ["## Triage (LightGBM on logged features)", "",
-                      f"{cv.folds}-fold CV: log-loss {cv.logloss:.4f}, accuracy {cv.accuracy:.4f} "
-                      f"(majority {cv.majority_accuracy:.4f}), macro-F1 {cv.macro_f1:.4f}; labels " f"{cv.label_counts}.", ""]
+            lines += [
+                "## Triage (LightGBM on logged features)",
+                "",
+                f"{cv.folds}-fold CV: log-loss {cv.logloss:.4f}, accuracy {cv.accuracy:.4f} "
+                f"(majority {cv.majority_accuracy:.4f}), macro-F1 {cv.macro_f1:.4f}; labels "
+                f"{cv.label_counts}.",
+                "",
+            ]
         if self.search is not None:
             s = self.search
-            lines += ["## Search (Optuna TPE, doubly robust estimates)", "",
-                      f"{s.trials} trials, seed {s.seed}; best trial {s.best_trial}: α={s.alpha:.4f}, "
-                      f"τ_cheap={s.tau_cheap:.4f}, τ_hard={s.tau_hard:.4f}; estimated quality {s.score:.4f} at "
-                      f"{s.cost_ratio:.1%} of the current artifact's cost.", ""]
+            lines += [
+                "## Search (Optuna TPE, doubly robust estimates)",
+                "",
+                f"{s.trials} trials, seed {s.seed}; best trial {s.best_trial}: α={s.alpha:.4f}, "
+                f"τ_cheap={s.tau_cheap:.4f}, τ_hard={s.tau_hard:.4f}; estimated quality {s.score:.4f} at "
+                f"{s.cost_ratio:.1%} of the current artifact's cost.",
+                "",
+            ]
         if self.candidate is not None and self.current is not None:
-            lines += ["## Validation (newest part of the window, not trained on)", "",
-                      "| policy | DR quality ± se | IPS | SNIPS | DR cost (USD) | P95 latency (ms) |", "|---|---|---|---|---|---|"]
+            lines += [
+                "## Validation (newest part of the window, not trained on)",
+                "",
+                "| policy | DR quality ± se | IPS | SNIPS | DR cost (USD) | P95 latency (ms) |",
+                "|---|---|---|---|---|---|",
+            ]
             for p in (self.candidate, self.current):
                 q, c = p.quality, p.cost_usd
-                lines.append(f"| {p.name} | {q.dr:.4f} ± {q.dr_stderr:.4f} | {q.ips:.4f} | {q.snips:.4f} | "
-                             f"{c.dr:.4g} | {p.latency_p95_ms:.0f} |")
+                lines.append(
+                    f"| {p.name} | {q.dr:.4f} ± {q.dr_stderr:.4f} | {q.ips:.4f} | {q.snips:.4f} | "
+                    f"{c.dr:.4g} | {p.latency_p95_ms:.0f} |"
+                )
             if self.difference is not None:
                 lines += ["", f"DR quality difference candidate − current: {self.difference.describe()}."]
             if self.full_information_difference is not None:
                 lines += ["", f"Full-information score difference: {self.full_information_difference.describe()}."]
             lines += ["", "| check | passed | value | threshold | note |", "|---|---|---|---|---|"]
-            lines += [f"| {c.name} | {'yes' if c.passed else 'NO'} | {c.value:.6g} | {c.threshold:.6g} | {c.message} |"
-                      for c in self.checks]
+            lines += [
+                f"| {c.name} | {'yes' if c.passed else 'NO'} | {c.value:.6g} | {c.threshold:.6g} | {c.message} |"
+                for c in self.checks
+            ]
             lines.append("")
         if self.full_information:
-            lines += ["Full-information evaluation set: " + ", ".join(f"{k}={v}" for k, v in self.full_information.items()), ""]
-        lines += ["## Timings (s)", "", "| step | seconds |", "|---|---|",
-                  *(f"| {name} | {sec:.2f} |" for name, sec in self.timings.items())]
+            lines += [
+                "Full-information evaluation set: " + ", ".join(f"{k}={v}" for k, v in self.full_information.items()),
+                "",
+            ]
+        lines += [
+            "## Timings (s)",
+            "",
+            "| step | seconds |",
+            "|---|---|",
+            *(f"| {name} | {sec:.2f} |" for name, sec in self.timings.items()),
+        ]
         return "\n".join(lines) + "\n"
 
 
@@ -196,10 +245,15 @@ class RetrainStopped(RuntimeError):
         super().__init__(f"retrain stopped at {report.stopped_at}: {report.reason}")
 
 
-def assess_logged(data: LoggedData, parent: Artifact, config: RetrainConfig) -> tuple[QualityReport, np.ndarray, np.ndarray]:
+def assess_logged(
+    data: LoggedData, parent: Artifact, config: RetrainConfig
+) -> tuple[QualityReport, np.ndarray, np.ndarray]:
     """Data-quality checks on logged rows; returns (report, usable row mask, served model index in parent order)."""
-    report = QualityReport(source=f"warehouse window {data.window[0]:.0f}–{data.window[1]:.0f} ({data.files} files)",
-                           rows=len(data), time_coverage="")
+    report = QualityReport(
+        source=f"warehouse window {data.window[0]:.0f}–{data.window[1]:.0f} ({data.files} files)",
+        rows=len(data),
+        time_coverage="",
+    )
     models = parent.models
     index = {m: j for j, m in enumerate(models)}
     to_parent = np.array([index.get(m, -1) for m in data.models], dtype=np.int64)
@@ -215,32 +269,73 @@ def assess_logged(data: LoggedData, parent: Artifact, config: RetrainConfig) -> 
 
     report.add(_at_least("rows", report.usable_rows, config.min_rows, "usable logged requests in the window"))
     invalid = float((~(finite & features_ok)).sum()) / n
-    report.add(Check(name="null_or_out_of_range", status="pass" if invalid <= config.max_invalid_fraction else "fail",
-                     value=round(invalid, 4), threshold=f"<= {config.max_invalid_fraction}",
-                     message=f"rows with missing/negative cost or latency, or a feature vector not {width} wide "
-                             f"(schema {parent.gbdt.feature_schema.name} v{parent.gbdt.feature_schema.version})"))
+    report.add(
+        Check(
+            name="null_or_out_of_range",
+            status="pass" if invalid <= config.max_invalid_fraction else "fail",
+            value=round(invalid, 4),
+            threshold=f"<= {config.max_invalid_fraction}",
+            message=f"rows with missing/negative cost or latency, or a feature vector not {width} wide "
+            f"(schema {parent.gbdt.feature_schema.name} v{parent.gbdt.feature_schema.version})",
+        )
+    )
     unknown = float((~known_model).sum()) / n
-    report.add(Check(name="unknown_models", status="warn" if unknown > 0 else "pass", value=round(unknown, 4), threshold="0",
-                     message="share of rows served by models the current artifact does not route to (left out)"))
+    report.add(
+        Check(
+            name="unknown_models",
+            status="warn" if unknown > 0 else "pass",
+            value=round(unknown, 4),
+            threshold="0",
+            message="share of rows served by models the current artifact does not route to (left out)",
+        )
+    )
     coverage = float(propensity_ok.sum()) / n
-    report.add(Check(name="propensity_coverage", status="pass" if coverage >= config.min_propensity_coverage else "fail",
-                     value=round(coverage, 4), threshold=f">= {config.min_propensity_coverage}",
-                     message="rows with a logged propensity in (0, 1]; off-policy estimates need them"))
+    report.add(
+        Check(
+            name="propensity_coverage",
+            status="pass" if coverage >= config.min_propensity_coverage else "fail",
+            value=round(coverage, 4),
+            threshold=f">= {config.min_propensity_coverage}",
+            message="rows with a logged propensity in (0, 1]; off-policy estimates need them",
+        )
+    )
     labelled = usable & np.isfinite(data.quality) & (data.quality >= 0) & (data.quality <= 1)
     label_coverage = float(labelled.sum()) / max(report.usable_rows, 1)
-    report.add(Check(name="label_coverage", status="pass" if label_coverage >= config.min_label_coverage else "fail",
-                     value=round(label_coverage, 4), threshold=f">= {config.min_label_coverage}",
-                     message="usable rows with a quality label (logged or from feedback)"))
-    per_model = np.bincount(served[labelled], minlength=len(models)) if labelled.any() else np.zeros(len(models), dtype=np.int64)
+    report.add(
+        Check(
+            name="label_coverage",
+            status="pass" if label_coverage >= config.min_label_coverage else "fail",
+            value=round(label_coverage, 4),
+            threshold=f">= {config.min_label_coverage}",
+            message="usable rows with a quality label (logged or from feedback)",
+        )
+    )
+    per_model = (
+        np.bincount(served[labelled], minlength=len(models))
+        if labelled.any()
+        else np.zeros(len(models), dtype=np.int64)
+    )
     report.per_bucket = {b: int(((data.bucket == i) & usable).sum()) for i, b in enumerate(BUCKETS)}
-    report.per_cluster = {str(c): int(k) for c, k in enumerate(np.bincount(data.cluster[usable & (data.cluster >= 0)],
-                                                                           minlength=parent.gbdt.feature_schema.clusters))}
+    report.per_cluster = {
+        str(c): int(k)
+        for c, k in enumerate(
+            np.bincount(data.cluster[usable & (data.cluster >= 0)], minlength=parent.gbdt.feature_schema.clusters)
+        )
+    }
     thin = [m for m, k in zip(models, per_model) if k < config.min_model_rows]
     explored = len(models) - len(thin)
     status: Status = "fail" if explored < 2 else ("warn" if thin else "pass")
-    report.add(Check(name="samples_per_model", status=status, value=int(per_model.min()) if len(per_model) else 0,
-                     threshold=f">= {config.min_model_rows} labelled rows per model (at least 2 models)",
-                     message=("thin: " + ", ".join(thin) + "; their Q̂ leans on the current artifact") if thin else "every model explored"))
+    report.add(
+        Check(
+            name="samples_per_model",
+            status=status,
+            value=int(per_model.min()) if len(per_model) else 0,
+            threshold=f">= {config.min_model_rows} labelled rows per model (at least 2 models)",
+            message=("thin: " + ", ".join(thin) + "; their Q̂ leans on the current artifact")
+            if thin
+            else "every model explored",
+        )
+    )
     arms = {str(a): int(k) for a, k in zip(*np.unique(data.arms[usable], return_counts=True))} if usable.any() else {}
     report.splits = {f"arm {a}": k for a, k in arms.items()}
     # Coverage between the first and the last event: a gap (a sink or router outage)
@@ -249,13 +344,29 @@ def assess_logged(data: LoggedData, parent: Artifact, config: RetrainConfig) -> 
     span_hours = int(hours[-1] - hours[0] + 1) if len(hours) else 0
     window_hours = max(1, math.ceil((data.window[1] - data.window[0]) / 3600.0))
     time_coverage = len(hours) / span_hours if span_hours else 0.0
-    report.time_coverage = (f"traffic in {len(hours)} of the {span_hours} hours between the first and the last event; "
-                            f"the window has {window_hours} hours")
-    report.add(Check(name="time_coverage", status="pass" if time_coverage >= config.min_time_coverage else "fail",
-                     value=round(time_coverage, 4), threshold=f">= {config.min_time_coverage}", message=report.time_coverage))
+    report.time_coverage = (
+        f"traffic in {len(hours)} of the {span_hours} hours between the first and the last event; "
+        f"the window has {window_hours} hours"
+    )
+    report.add(
+        Check(
+            name="time_coverage",
+            status="pass" if time_coverage >= config.min_time_coverage else "fail",
+            value=round(time_coverage, 4),
+            threshold=f">= {config.min_time_coverage}",
+            message=report.time_coverage,
+        )
+    )
     window_share = span_hours / window_hours
-    report.add(Check(name="window_coverage", status="pass" if window_share >= 0.5 else "warn", value=round(window_share, 4),
-                     threshold=">= 0.5 (warn)", message="share of the trigger's window that the logged traffic spans"))
+    report.add(
+        Check(
+            name="window_coverage",
+            status="pass" if window_share >= 0.5 else "warn",
+            value=round(window_share, 4),
+            threshold=">= 0.5 (warn)",
+            message="share of the trigger's window that the logged traffic spans",
+        )
+    )
     return report, usable, served
 
 
@@ -282,8 +393,14 @@ def retrain_from_logs(
     """
     timings = Timings()
     version = version or new_version()
-    report = RetrainReport(version=version, parent=parent.version, trigger_id=trigger_id, window=data.window,
-                           router_id=router_id, catalog_prices=dict(catalog_prices or {}))
+    report = RetrainReport(
+        version=version,
+        parent=parent.version,
+        trigger_id=trigger_id,
+        window=data.window,
+        router_id=router_id,
+        catalog_prices=dict(catalog_prices or {}),
+    )
     step("start", version=version, parent=parent.version, rows=len(data), trials=config.trials)
 
     def stop(where: str, reason: str) -> RetrainStopped:
@@ -306,24 +423,42 @@ def retrain_from_logs(
         k = parent.gbdt.feature_schema.clusters
         names = list(parent.gbdt.feature_schema.names)
         token_column = names.index("tokens_approx")
-        clusters = np.argmax(data.features[:, len(names) - k:], axis=1) if k else np.zeros(len(data), dtype=np.int64)
+        clusters = np.argmax(data.features[:, len(names) - k :], axis=1) if k else np.zeros(len(data), dtype=np.int64)
         prior = np.array([parent.qhat[m] for m in models])
-        qhat, cell_counts = cell_means(data.quality[train_rows], served[train_rows], clusters[train_rows], len(models), k,
-                                       prior=prior, prior_strength=config.prior_strength)
+        qhat, cell_counts = cell_means(
+            data.quality[train_rows],
+            served[train_rows],
+            clusters[train_rows],
+            len(models),
+            k,
+            prior=prior,
+            prior_strength=config.prior_strength,
+        )
         held_labelled = int(np.isfinite(data.quality[hold_rows]).sum())
-        report.rows = {"logged": len(data), "usable": int(len(rows)), "train": int(len(train_rows)),
-                       "holdout": int(len(hold_rows)), "labelled_train": int(np.isfinite(data.quality[train_rows]).sum()),
-                       "labelled_holdout": held_labelled}
+        report.rows = {
+            "logged": len(data),
+            "usable": int(len(rows)),
+            "train": int(len(train_rows)),
+            "holdout": int(len(hold_rows)),
+            "labelled_train": int(np.isfinite(data.quality[train_rows]).sum()),
+            "labelled_holdout": held_labelled,
+        }
         step("prepare", train=len(train_rows), holdout=len(hold_rows), labelled_holdout=held_labelled)
     if held_labelled < config.min_decision_rows:
-        raise stop("validate", f"too few rows for a decision: {held_labelled} labelled rows in the newest "
-                               f"{config.holdout_fraction:.0%} of the window, a non-inferiority test needs "
-                               f"{config.min_decision_rows}")
+        raise stop(
+            "validate",
+            f"too few rows for a decision: {held_labelled} labelled rows in the newest "
+            f"{config.holdout_fraction:.0%} of the window, a non-inferiority test needs "
+            f"{config.min_decision_rows}",
+        )
 
     with timings.measure("cv"):
         rng = np.random.default_rng(config.seed)
-        sample = train_rows if len(train_rows) <= config.max_triage_rows else np.sort(
-            rng.choice(train_rows, size=config.max_triage_rows, replace=False))
+        sample = (
+            train_rows
+            if len(train_rows) <= config.max_triage_rows
+            else np.sort(rng.choice(train_rows, size=config.max_triage_rows, replace=False))
+        )
         X = data.features[sample].astype(np.float64)
         n = len(sample)
         scores = np.full((n, len(models)), np.nan)
@@ -335,8 +470,16 @@ def retrain_from_logs(
         outcome_folds = group_folds(X, config.folds, seed=config.seed + 1)
         pm = parent.prompt_models
         outcomes = train_outcome_models(
-            X, scores, costs, outcome_folds, models=models, feature_names=names, cost_per=pm.cost_per,
-            cost_unit_usd=pm.cost_unit_usd, seed=config.seed, max_rounds=config.max_rounds,
+            X,
+            scores,
+            costs,
+            outcome_folds,
+            models=models,
+            feature_names=names,
+            cost_per=pm.cost_per,
+            cost_unit_usd=pm.cost_unit_usd,
+            seed=config.seed,
+            max_rounds=config.max_rounds,
             fallback={m: (pm.quality[m], pm.calibration[m], pm.cost[m]) for m in models},
             min_rows=config.min_model_rows,
         )
@@ -346,8 +489,15 @@ def retrain_from_logs(
         counts = np.bincount(labels, minlength=len(BUCKETS))
         quality.add(class_balance(counts, BUCKETS))
         # The outcome models' prompt-grouped folds: a prompt logged again must not make the triage look accurate.
-        triage = train_triage(X, labels, outcome_folds, feature_names=names, seed=config.seed,
-                              params={"learning_rate": 0.1}, max_rounds=config.max_rounds)
+        triage = train_triage(
+            X,
+            labels,
+            outcome_folds,
+            feature_names=names,
+            seed=config.seed,
+            params={"learning_rate": 0.1},
+            max_rounds=config.max_rounds,
+        )
         report.cv = triage.cv
 
     with timings.measure("search", trials=config.trials):
@@ -371,8 +521,13 @@ def retrain_from_logs(
             correction = np.where(chosen_l == served_l, weight_l * (quality_l - reward_l[rows_l, served_l]), 0.0)
             return reward_l[rows_l, chosen_l] + correction
 
-        parent_chosen, _, _, _ = choose(PolicyTables.from_artifact(parent), parent_predicted.probabilities,
-                                        parent_predicted.quality, parent_predicted.cost, tokens_t)
+        parent_chosen, _, _, _ = choose(
+            PolicyTables.from_artifact(parent),
+            parent_predicted.probabilities,
+            parent_predicted.quality,
+            parent_predicted.cost,
+            tokens_t,
+        )
         current_terms = quality_terms(parent_chosen[labelled])
         current_q = float(current_terms.mean())
         current_c = dr_value(parent_chosen, served_s, weight, cost_t, cost_rows)
@@ -381,52 +536,100 @@ def retrain_from_logs(
             chosen, buckets, _, _ = choose(tables, triage.oof, outcomes.oof_quality, outcomes.oof_cost, tokens_t)
             d = quality_terms(chosen[labelled]) - current_terms
             se = float(d.std(ddof=1) / math.sqrt(len(d))) if len(d) > 1 else 0.0
-            return (current_q + float(d.mean()) - z * se * inflate,
-                    dr_value(chosen, served_s, weight, cost_t, cost_rows), buckets, chosen)
+            return (
+                current_q + float(d.mean()) - z * se * inflate,
+                dr_value(chosen, served_s, weight, cost_t, cost_rows),
+                buckets,
+                chosen,
+            )
 
         base = PolicyTables.from_artifact(msgspec.structs.replace(parent, buckets=bucket_report.buckets))
         search = search_policy(
-            SearchData(tables=base, probabilities=triage.oof, quality=outcomes.oof_quality, cost=outcomes.oof_cost,
-                       scores=np.zeros((n, 0)), costs=np.zeros((n, 0)), tokens=tokens_t),
-            trials=config.trials, seed=config.seed, objective=config.objective,
-            estimator=estimator, reference=(f"current {parent.version}", current_q, current_c),
+            SearchData(
+                tables=base,
+                probabilities=triage.oof,
+                quality=outcomes.oof_quality,
+                cost=outcomes.oof_cost,
+                scores=np.zeros((n, 0)),
+                costs=np.zeros((n, 0)),
+                tokens=tokens_t,
+            ),
+            trials=config.trials,
+            seed=config.seed,
+            objective=config.objective,
+            estimator=estimator,
+            reference=(f"current {parent.version}", current_q, current_c),
             corners=[{"alpha": parent.alpha, "tau_cheap": parent.thresholds.cheap, "tau_hard": parent.thresholds.hard}],
         )
         report.search = search
 
     with timings.measure("validate", rows=len(hold_rows)):
-        candidate = _successor(parent, version=version, search=search, qhat=qhat, buckets=bucket_report.buckets,
-                               model_string=triage.model_string, outcomes=outcomes)
-        holdout = _Holdout.of(data, served, hold_rows, token_column,
-                              _latency_samples(data, served, train_rows, len(models)), config.seed)
+        candidate = _successor(
+            parent,
+            version=version,
+            search=search,
+            qhat=qhat,
+            buckets=bucket_report.buckets,
+            model_string=triage.model_string,
+            outcomes=outcomes,
+        )
+        holdout = _Holdout.of(
+            data, served, hold_rows, token_column, _latency_samples(data, served, train_rows, len(models)), config.seed
+        )
         reward = holdout.reward(candidate)
         mine, mine_terms = holdout.estimate("candidate " + version, candidate, reward)
         theirs, their_terms = holdout.estimate("current " + parent.version, parent, reward)
         report.candidate, report.current = mine, theirs
-        difference = paired_normal(mine_terms, their_terms, confidence=config.confidence,
-                                   method="paired doubly robust terms")
+        difference = paired_normal(
+            mine_terms, their_terms, confidence=config.confidence, method="paired doubly robust terms"
+        )
         report.difference = difference
         margin = config.quality_tolerance * theirs.quality.dr
         resolvable = difference.difference - difference.lower < margin
         report.checks = [
-            ValidationCheck(name="quality_non_inferior", passed=difference.lower >= -margin, value=difference.lower,
-                            threshold=-margin,
-                            message=f"{config.confidence:.0%} lower bound of the paired DR quality difference vs current "
-                                    f"({difference.difference:+.4f} ± {difference.standard_error:.4f} SE) ≥ "
-                                    f"−{config.quality_tolerance:.0%} of its DR quality ({theirs.quality.dr:.4f})"
-                                    + ("" if resolvable or difference.lower >= -margin else
-                                       "; these rows cannot resolve a difference that small (too few rows for a decision)")),
-            ValidationCheck(name="cost_not_higher", passed=mine.cost_usd.dr <= theirs.cost_usd.dr * (1 + 1e-9),
-                            value=mine.cost_usd.dr, threshold=theirs.cost_usd.dr, message="DR mean cost vs current"),
-            ValidationCheck(name="latency_slo", passed=mine.latency_p95_ms <= config.slo_p95_ms, value=mine.latency_p95_ms,
-                            threshold=config.slo_p95_ms, message="P95 latency of the models the candidate picks (logged latencies)"),
+            ValidationCheck(
+                name="quality_non_inferior",
+                passed=difference.lower >= -margin,
+                value=difference.lower,
+                threshold=-margin,
+                message=f"{config.confidence:.0%} lower bound of the paired DR quality difference vs current "
+                f"({difference.difference:+.4f} ± {difference.standard_error:.4f} SE) ≥ "
+                f"−{config.quality_tolerance:.0%} of its DR quality ({theirs.quality.dr:.4f})"
+                + (
+                    ""
+                    if resolvable or difference.lower >= -margin
+                    else "; these rows cannot resolve a difference that small (too few rows for a decision)"
+                ),
+            ),
+            ValidationCheck(
+                name="cost_not_higher",
+                passed=mine.cost_usd.dr <= theirs.cost_usd.dr * (1 + 1e-9),
+                value=mine.cost_usd.dr,
+                threshold=theirs.cost_usd.dr,
+                message="DR mean cost vs current",
+            ),
+            ValidationCheck(
+                name="latency_slo",
+                passed=mine.latency_p95_ms <= config.slo_p95_ms,
+                value=mine.latency_p95_ms,
+                threshold=config.slo_p95_ms,
+                message="P95 latency of the models the candidate picks (logged latencies)",
+            ),
         ]
         if evaluation_set is not None:
             report.checks += _full_information_checks(candidate, parent, evaluation_set, config, report)
         passed = all(c.passed for c in report.checks)
-        step("validate", passed=passed, quality=mine.quality.dr, current_quality=theirs.quality.dr,
-             difference=difference.difference, lower=difference.lower, cost=mine.cost_usd.dr,
-             current_cost=theirs.cost_usd.dr, p95_ms=mine.latency_p95_ms)
+        step(
+            "validate",
+            passed=passed,
+            quality=mine.quality.dr,
+            current_quality=theirs.quality.dr,
+            difference=difference.difference,
+            lower=difference.lower,
+            cost=mine.cost_usd.dr,
+            current_cost=theirs.cost_usd.dr,
+            p95_ms=mine.latency_p95_ms,
+        )
     if not passed:
         failed = "; ".join(f"{c.name} {c.value:.4g} vs {c.threshold:.4g}" for c in report.checks if not c.passed)
         raise stop("validate", f"candidate not shown non-inferior to the current artifact: {failed}")
@@ -434,14 +637,27 @@ def retrain_from_logs(
     with timings.measure("export"):
         report.passed = True
         report.timings = rounded_timings(timings)
-        training = {"source": "logged", "trigger_id": trigger_id, "window": list(data.window), "rows": report.rows,
-                    "quality": msgspec.to_builtins(quality), "outcomes": msgspec.to_builtins(outcomes.report),
-                    "buckets": msgspec.to_builtins(bucket_report), "cv": msgspec.to_builtins(triage.cv),
-                    "search": msgspec.to_builtins(search), "timings_s": report.timings,
-                    "catalog_prices": report.catalog_prices}
-        validation = {"passed": True, "candidate": msgspec.to_builtins(mine), "current": msgspec.to_builtins(theirs),
-                      "difference": msgspec.to_builtins(report.difference),
-                      "checks": msgspec.to_builtins(report.checks), "full_information": report.full_information}
+        training = {
+            "source": "logged",
+            "trigger_id": trigger_id,
+            "window": list(data.window),
+            "rows": report.rows,
+            "quality": msgspec.to_builtins(quality),
+            "outcomes": msgspec.to_builtins(outcomes.report),
+            "buckets": msgspec.to_builtins(bucket_report),
+            "cv": msgspec.to_builtins(triage.cv),
+            "search": msgspec.to_builtins(search),
+            "timings_s": report.timings,
+            "catalog_prices": report.catalog_prices,
+        }
+        validation = {
+            "passed": True,
+            "candidate": msgspec.to_builtins(mine),
+            "current": msgspec.to_builtins(theirs),
+            "difference": msgspec.to_builtins(report.difference),
+            "checks": msgspec.to_builtins(report.checks),
+            "full_information": report.full_information,
+        }
         signed = sign_artifact(candidate, training=training, validation=validation, key=signing_key)
     return finish_run(report, signed, timings, version), report
 
@@ -474,7 +690,9 @@ def newest_prompts_holdout(features: np.ndarray, ts: np.ndarray, fraction: float
 
 
 def _at_least(name: str, value: int, limit: int, message: str) -> Check:
-    return Check(name=name, status="pass" if value >= limit else "fail", value=value, threshold=f">= {limit}", message=message)
+    return Check(
+        name=name, status="pass" if value >= limit else "fail", value=value, threshold=f">= {limit}", message=message
+    )
 
 
 def _tokens(data: LoggedData, rows: np.ndarray, token_column: int) -> np.ndarray:
@@ -506,19 +724,35 @@ class _Holdout:
     seed: int
 
     @classmethod
-    def of(cls, data: LoggedData, served: np.ndarray, rows: np.ndarray, token_column: int,
-           latency_samples: list[np.ndarray], seed: int) -> "_Holdout":
+    def of(
+        cls,
+        data: LoggedData,
+        served: np.ndarray,
+        rows: np.ndarray,
+        token_column: int,
+        latency_samples: list[np.ndarray],
+        seed: int,
+    ) -> _Holdout:
         X = data.features[rows].astype(np.float64)
-        return cls(X=X, tokens=X[:, token_column], served=served[rows], propensity=data.propensity[rows],
-                   quality=data.quality[rows], cost=data.cost[rows], latency_samples=latency_samples, seed=seed)
+        return cls(
+            X=X,
+            tokens=X[:, token_column],
+            served=served[rows],
+            propensity=data.propensity[rows],
+            quality=data.quality[rows],
+            cost=data.cost[rows],
+            latency_samples=latency_samples,
+            seed=seed,
+        )
 
     def reward(self, candidate: Artifact) -> tuple[np.ndarray, np.ndarray]:
         """The reward and cost models of the DR estimates: the candidate's q̂ and ĉ (USD), fitted on train rows only."""
         predicted = predict_rows(candidate, self.X, seed=self.seed)
         return predicted.quality, predicted.cost * candidate.prompt_models.cost_unit_usd
 
-    def estimate(self, name: str, artifact: Artifact,
-                 models: tuple[np.ndarray, np.ndarray]) -> tuple[PolicyEstimate, np.ndarray]:
+    def estimate(
+        self, name: str, artifact: Artifact, models: tuple[np.ndarray, np.ndarray]
+    ) -> tuple[PolicyEstimate, np.ndarray]:
         """Off-policy estimates of the artifact's routing of these rows, and its per-row DR quality terms."""
         reward_model, cost_model = models
         tables = PolicyTables.from_artifact(artifact)
@@ -529,11 +763,20 @@ class _Holdout:
         sizes = np.array([len(s) for s in self.latency_samples], dtype=np.int64)
         starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
         pool = np.concatenate(self.latency_samples) if len(self.latency_samples) else np.zeros(0)
-        drawn = pool[starts[chosen] + np.random.default_rng(self.seed).integers(sizes[chosen])] if len(chosen) else np.zeros(0)
+        drawn = (
+            pool[starts[chosen] + np.random.default_rng(self.seed).integers(sizes[chosen])]
+            if len(chosen)
+            else np.zeros(0)
+        )
         shares = np.bincount(chosen, minlength=len(tables.models)) / max(len(chosen), 1)
         labelled = np.isfinite(self.quality) & np.isfinite(self.propensity)
-        terms = dr_terms(chosen[labelled], self.served[labelled], self.propensity[labelled], self.quality[labelled],
-                         reward_model[labelled])
+        terms = dr_terms(
+            chosen[labelled],
+            self.served[labelled],
+            self.propensity[labelled],
+            self.quality[labelled],
+            reward_model[labelled],
+        )
         return PolicyEstimate(
             name=name,
             quality=estimate(chosen, self.served, self.propensity, self.quality, reward_model),
@@ -552,27 +795,55 @@ def _full_information_checks(
     assert theirs is not None and difference is not None
     difference = paired_bootstrap(np.zeros(0), np.zeros(0)) if difference is None else difference
     report.full_information_difference = difference
-    report.full_information = {"dataset": dataset.source, "split": split, "rows": evaluation.rows,
-                               "candidate_score": mine.score, "candidate_cost_usd": mine.cost_usd,
-                               "current_score": theirs.score, "current_cost_usd": theirs.cost_usd,
-                               "difference": round(difference.difference, 6), "lower": round(difference.lower, 6)}
+    report.full_information = {
+        "dataset": dataset.source,
+        "split": split,
+        "rows": evaluation.rows,
+        "candidate_score": mine.score,
+        "candidate_cost_usd": mine.cost_usd,
+        "current_score": theirs.score,
+        "current_cost_usd": theirs.cost_usd,
+        "difference": round(difference.difference, 6),
+        "lower": round(difference.lower, 6),
+    }
     margin = config.quality_tolerance * theirs.score
     return [
-        ValidationCheck(name="full_information_quality", passed=difference.lower >= -margin, value=difference.lower,
-                        threshold=-margin,
-                        message=f"{config.confidence:.0%} lower bound of the paired score difference on {split} rows of "
-                                f"the evaluation set ({difference.difference:+.4f} ± {difference.standard_error:.4f} " "SE) "
-                                f"≥ −{config.quality_tolerance:.0%} of the current's score"
-                                + ("" if difference.lower >= -margin or difference.difference - difference.lower < margin
-                                   else f"; its {evaluation.rows} rows cannot resolve a difference that small (too few "
-                                        "rows for a decision)")),
-        ValidationCheck(name="full_information_cost", passed=mine.cost_usd <= theirs.cost_usd * (1 + 1e-9),
-                        value=mine.cost_usd, threshold=theirs.cost_usd, message="mean cost on the evaluation set vs current"),
+        ValidationCheck(
+            name="full_information_quality",
+            passed=difference.lower >= -margin,
+            value=difference.lower,
+            threshold=-margin,
+            message=f"{config.confidence:.0%} lower bound of the paired score difference on {split} rows of "
+            f"the evaluation set ({difference.difference:+.4f} ± {difference.standard_error:.4f} "
+            "SE) "
+            f"≥ −{config.quality_tolerance:.0%} of the current's score"
+            + (
+                ""
+                if difference.lower >= -margin or difference.difference - difference.lower < margin
+                else f"; its {evaluation.rows} rows cannot resolve a difference that small (too few "
+                "rows for a decision)"
+            ),
+        ),
+        ValidationCheck(
+            name="full_information_cost",
+            passed=mine.cost_usd <= theirs.cost_usd * (1 + 1e-9),
+            value=mine.cost_usd,
+            threshold=theirs.cost_usd,
+            message="mean cost on the evaluation set vs current",
+        ),
     ]
 
 
-def _successor(parent: Artifact, *, version: str, search: SearchReport, qhat: np.ndarray,
-               buckets: dict[str, list[str]], model_string: str, outcomes) -> Artifact:
+def _successor(
+    parent: Artifact,
+    *,
+    version: str,
+    search: SearchReport,
+    qhat: np.ndarray,
+    buckets: dict[str, list[str]],
+    model_string: str,
+    outcomes,
+) -> Artifact:
     r = DECIMALS
     models = parent.models
     pm = prompt_models_of(outcomes)
@@ -581,7 +852,7 @@ def _successor(parent: Artifact, *, version: str, search: SearchReport, qhat: np
     return msgspec.structs.replace(
         parent,
         version=version,
-        created_at=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        created_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         parent=parent.version,
         alpha=round(float(search.alpha), r),
         thresholds=Thresholds(cheap=round(float(search.tau_cheap), r), hard=round(float(search.tau_hard), r)),

@@ -40,8 +40,8 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
-from statistics import NormalDist
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import msgspec
 import numpy as np
@@ -67,8 +67,15 @@ class SearchObjective(msgspec.Struct, frozen=True, kw_only=True):
     cost_weight: float = 0.001  # maximizing score: cheaper wins only among (nearly) equal scores
     confidence: float | None = 0.95
 
-    def value(self, score: float, cost_ratio: float, reference_score: float, *, cost_upper: float | None = None,
-              share_lower: float | None = None) -> float:
+    def value(
+        self,
+        score: float,
+        cost_ratio: float,
+        reference_score: float,
+        *,
+        cost_upper: float | None = None,
+        share_lower: float | None = None,
+    ) -> float:
         """Objective of a policy: ``score`` and ``cost_ratio`` are its estimates; ``cost_upper`` and
         ``share_lower`` the bounds the constraints read (default: the estimates)."""
         upper = cost_ratio if cost_upper is None else cost_upper
@@ -80,8 +87,15 @@ class SearchObjective(msgspec.Struct, frozen=True, kw_only=True):
         short = max(0.0, self.min_quality_share - lower)
         return -cost_ratio + 0.01 * share - _STEEP * (short + over)
 
-    def feasible(self, score: float, cost_ratio: float, reference_score: float, *, cost_upper: float | None = None,
-                 share_lower: float | None = None) -> bool:
+    def feasible(
+        self,
+        score: float,
+        cost_ratio: float,
+        reference_score: float,
+        *,
+        cost_upper: float | None = None,
+        share_lower: float | None = None,
+    ) -> bool:
         upper = cost_ratio if cost_upper is None else cost_upper
         ok = self.max_cost_share is None or upper <= self.max_cost_share + 1e-12
         if self.min_quality_share is not None:
@@ -94,8 +108,10 @@ class SearchObjective(msgspec.Struct, frozen=True, kw_only=True):
         if self.min_quality_share is not None:
             parts.append(f"lowest cost with score ≥ {self.min_quality_share:.0%} of the reference's")
         if self.max_cost_share is not None:
-            parts.append(("best score " if self.min_quality_share is None else "") +
-                         f"at ≤ {self.max_cost_share:.0%} of the reference's cost")
+            parts.append(
+                ("best score " if self.min_quality_share is None else "")
+                + f"at ≤ {self.max_cost_share:.0%} of the reference's cost"
+            )
         text = " and ".join(parts) or "best score"
         if self.confidence is not None and parts:
             text += f" ({self.confidence:.0%} bound on held-out prompts)"
@@ -252,8 +268,12 @@ def search_policy(
         return np.zeros(len(models))
 
     def evaluate(params: Mapping[str, float]) -> tuple[float, float, float, np.ndarray, np.ndarray]:
-        tables = data.tables.with_params(alpha=alpha_of(params["cost_weight"]), tau_cheap=params["tau_cheap"],
-                                         tau_hard=params["tau_hard"], penalty=penalties_of(params))
+        tables = data.tables.with_params(
+            alpha=alpha_of(params["cost_weight"]),
+            tau_cheap=params["tau_cheap"],
+            tau_hard=params["tau_hard"],
+            penalty=penalties_of(params),
+        )
         score, cost, buckets, chosen = estimate(tables)
         ratio = cost / reference_cost
         upper, lower = bounds(chosen)
@@ -263,8 +283,13 @@ def search_policy(
             seen["share_lower"] = max(seen["share_lower"], lower)
         if upper is not None:
             seen["cost_upper"] = min(seen["cost_upper"], upper)
-        return (objective.value(score, ratio, reference_score, cost_upper=upper, share_lower=lower), score, ratio,
-                buckets, chosen)
+        return (
+            objective.value(score, ratio, reference_score, cost_upper=upper, share_lower=lower),
+            score,
+            ratio,
+            buckets,
+            chosen,
+        )
 
     def run(trial: optuna.Trial) -> float:
         params = {
@@ -284,8 +309,14 @@ def search_policy(
         done = trial.number + 1
         if done % log_every == 0 or done == trials:
             best = study.best_trial
-            step("search", trial=f"{done}/{trials}", best=best.value, score=best.user_attrs["score"],
-                 cost_ratio=best.user_attrs["cost_ratio"], alpha=alpha_of(best.params["cost_weight"]))
+            step(
+                "search",
+                trial=f"{done}/{trials}",
+                best=best.value,
+                score=best.user_attrs["score"],
+                cost_ratio=best.user_attrs["cost_ratio"],
+                alpha=alpha_of(best.params["cost_weight"]),
+            )
 
     optuna_logger = optuna.logging.get_logger("optuna")
     level = optuna_logger.level
@@ -296,18 +327,23 @@ def search_policy(
     lo, hi = space.cost_weight
     # Starting points that need no luck: the gate off (τ_hard at its minimum: every prompt may
     # use every model) at a few cost weights, and the caller's corners (e.g. the current artifact).
-    starts: list[dict[str, float]] = [{"cost_weight": w, "tau_cheap": space.tau_cheap[1], "tau_hard": space.tau_hard[0]}
-                                      for w in np.geomspace(max(lo, 1e-3), min(hi, 1.0), 4)]
+    starts: list[dict[str, float]] = [
+        {"cost_weight": w, "tau_cheap": space.tau_cheap[1], "tau_hard": space.tau_hard[0]}
+        for w in np.geomspace(max(lo, 1e-3), min(hi, 1.0), 4)
+    ]
     for corner in corners:
         start = dict(corner)
         if "alpha" in start:
             start["cost_weight"] = cost_weight_of(start.pop("alpha"))
         starts.append(start)
     ranges = {"cost_weight": space.cost_weight, "tau_cheap": space.tau_cheap, "tau_hard": space.tau_hard}
-    for start in starts[:max(trials - 1, 1)]:
+    for start in starts[: max(trials - 1, 1)]:
         # Optuna runs an enqueued value even outside its range: keep the corners inside the space.
-        inside = {name: min(max(float(value), ranges[name][0]), ranges[name][1]) if name in ranges else value
-                  for name, value in start.items() if name in ranges}
+        inside = {
+            name: min(max(float(value), ranges[name][0]), ranges[name][1]) if name in ranges else value
+            for name, value in start.items()
+            if name in ranges
+        }
         study.enqueue_trial({**inside, **zero}, skip_if_exists=True)
     try:
         study.optimize(run, n_trials=trials, callbacks=[progress], gc_after_trial=False)
@@ -324,15 +360,15 @@ def search_policy(
     if estimator is None and space.penalties == "none":
         # The best policy without the gate, on a fine λ grid; kept unless the gate wins by > 1 SE.
         off = {"tau_cheap": space.tau_cheap[1], "tau_hard": space.tau_hard[0]}
-        grid = [{"cost_weight": float(w), **off}
-                for w in np.geomspace(space.cost_weight[0], space.cost_weight[1], 160)]
+        grid = [{"cost_weight": float(w), **off} for w in np.geomspace(space.cost_weight[0], space.cost_weight[1], 160)]
         simple = max(grid, key=lambda p: evaluate(p)[0])
         s_value, s_score, s_ratio, _, s_chosen = evaluate(simple)
         ungated_alpha = alpha_of(simple["cost_weight"])
         ungated = (round(s_value, 6), round(s_score, 6), round(s_ratio, 6))
         ungated_bounds = bounds(s_chosen)
-        ungated_feasible = objective.feasible(s_score, s_ratio, reference_score, cost_upper=ungated_bounds[0],
-                                              share_lower=ungated_bounds[1])
+        ungated_feasible = objective.feasible(
+            s_score, s_ratio, reference_score, cost_upper=ungated_bounds[0], share_lower=ungated_bounds[1]
+        )
         rows = np.arange(len(chosen))
         paired = data.scores[rows, chosen] - data.scores[rows, s_chosen]
         gain = float(value - s_value)
@@ -384,9 +420,15 @@ def search_policy(
         lowest_cost_upper=round(seen["cost_upper"], 6) if math.isfinite(seen["cost_upper"]) else None,
         holdout_rows=data.holdout_rows,
         top=[
-            TrialSummary(number=t.number, value=round(value, 6), score=round(t.user_attrs["score"], 6),
-                         cost_ratio=round(t.user_attrs["cost_ratio"], 6), alpha=round(alpha_of(t.params["cost_weight"]), 6),
-                         tau_cheap=round(t.params["tau_cheap"], 4), tau_hard=round(t.params["tau_hard"], 4))
+            TrialSummary(
+                number=t.number,
+                value=round(value, 6),
+                score=round(t.user_attrs["score"], 6),
+                cost_ratio=round(t.user_attrs["cost_ratio"], 6),
+                alpha=round(alpha_of(t.params["cost_weight"]), 6),
+                tau_cheap=round(t.params["tau_cheap"], 4),
+                tau_hard=round(t.params["tau_hard"], 4),
+            )
             for value, t in ranked
         ],
     )

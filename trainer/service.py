@@ -107,18 +107,28 @@ class TrainerService:
         topics = s.topics
         await _ensure_topics(s)
         consumer = AIOKafkaConsumer(
-            topics.training_triggers, bootstrap_servers=s.kafka_bootstrap, group_id=f"{s.app_id}-trainer",
-            enable_auto_commit=False, auto_offset_reset="earliest", max_poll_records=1,
-            max_poll_interval_ms=30 * 60 * 1000, **s.kafka_options(),
+            topics.training_triggers,
+            bootstrap_servers=s.kafka_bootstrap,
+            group_id=f"{s.app_id}-trainer",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=1,
+            max_poll_interval_ms=30 * 60 * 1000,
+            **s.kafka_options(),
         )
-        producer = AIOKafkaProducer(bootstrap_servers=s.kafka_bootstrap, acks="all", enable_idempotence=True,
-                                    **s.kafka_options())
+        producer = AIOKafkaProducer(
+            bootstrap_servers=s.kafka_bootstrap, acks="all", enable_idempotence=True, **s.kafka_options()
+        )
         await consumer.start()
         await producer.start()
         metrics.serve(s.metrics_host, s.metrics_port)
         metrics.set_current_artifact(self.store.current())
-        log.info("event=trainer.started group=%s-trainer topic=%s store=%s", s.app_id, topics.training_triggers,
-                 self.store.root)
+        log.info(
+            "event=trainer.started group=%s-trainer topic=%s store=%s",
+            s.app_id,
+            topics.training_triggers,
+            self.store.root,
+        )
         try:
             while stop_after is None or self.handled < stop_after:
                 batches = await consumer.getmany(timeout_ms=1000, max_records=1)
@@ -142,8 +152,12 @@ class TrainerService:
         previous = self.ledger.get(trigger.trigger_id)
         if previous is not None and (previous.announced or previous.outcome == "rejected"):
             metrics.IGNORED.labels("duplicate").inc()
-            log.info("event=trainer.duplicate trigger=%s outcome=%s version=%s", trigger.trigger_id,
-                     previous.outcome, previous.version)
+            log.info(
+                "event=trainer.duplicate trigger=%s outcome=%s version=%s",
+                trigger.trigger_id,
+                previous.outcome,
+                previous.version,
+            )
             await self._publish_outcome(previous, trigger, producer, duplicate=True)
             return previous
         if previous is not None and previous.version is not None:
@@ -165,8 +179,9 @@ class TrainerService:
         await self._publish_outcome(outcome, trigger, producer)
         return outcome
 
-    async def _publish_outcome(self, outcome: Outcome, trigger: TrainingTrigger, producer: AIOKafkaProducer, *,
-                               duplicate: bool = False) -> None:
+    async def _publish_outcome(
+        self, outcome: Outcome, trigger: TrainingTrigger, producer: AIOKafkaProducer, *, duplicate: bool = False
+    ) -> None:
         """Publish the trigger's outcome on ``training-outcomes`` (keyed by trigger id)."""
         routers: list[str] = []
         parent = None
@@ -178,15 +193,27 @@ class TrainerService:
                 parent = None
         folder = self.ledger.folder(trigger.trigger_id)
         record = TrainingOutcome(
-            trigger_id=trigger.trigger_id, outcome=OutcomeKind(outcome.outcome), reason=outcome.reason,
-            version=outcome.version, parent=parent, router_ids=routers, stopped_at=outcome.stopped_at,
-            duplicate=duplicate, report=str(folder / "report.md") if (folder / "report.md").exists() else "",
+            trigger_id=trigger.trigger_id,
+            outcome=OutcomeKind(outcome.outcome),
+            reason=outcome.reason,
+            version=outcome.version,
+            parent=parent,
+            router_ids=routers,
+            stopped_at=outcome.stopped_at,
+            duplicate=duplicate,
+            report=str(folder / "report.md") if (folder / "report.md").exists() else "",
             finished_at=outcome.finished_at,
         )
-        await producer.send_and_wait(self.settings.topics.training_outcomes, msgspec.json.encode(record),
-                                     key=trigger.trigger_id.encode())
-        log.info("event=trainer.outcome trigger=%s outcome=%s version=%s duplicate=%s", trigger.trigger_id,
-                 outcome.outcome, outcome.version, duplicate)
+        await producer.send_and_wait(
+            self.settings.topics.training_outcomes, msgspec.json.encode(record), key=trigger.trigger_id.encode()
+        )
+        log.info(
+            "event=trainer.outcome trigger=%s outcome=%s version=%s duplicate=%s",
+            trigger.trigger_id,
+            outcome.outcome,
+            outcome.version,
+            duplicate,
+        )
 
     def _routers(self, version: str, trigger: TrainingTrigger) -> list[str]:
         try:
@@ -201,62 +228,128 @@ class TrainerService:
         try:
             entries = await read_catalog(self.settings)
         except Exception as exc:  # noqa: BLE001 - prices are an improvement; a run must not fail for them
-            log.warning("event=trainer.catalog.unavailable error=%r note=%r", str(exc)[:300], "training on logged costs")
+            log.warning(
+                "event=trainer.catalog.unavailable error=%r note=%r", str(exc)[:300], "training on logged costs"
+            )
             return []
         log.info("event=trainer.catalog entries=%d topic=%s", len(entries), self.settings.topics.catalog)
         return entries
 
     def _reprice(self, data: LoggedData, entries: list[CatalogEntry]) -> tuple[LoggedData, dict[str, ModelPrice]]:
         try:
-            aliases, preference = parse_aliases(self.settings.catalog_aliases), parse_sources(self.settings.catalog_providers)
+            aliases, preference = (
+                parse_aliases(self.settings.catalog_aliases),
+                parse_sources(self.settings.catalog_providers),
+            )
         except ValueError as exc:
-            log.warning("event=trainer.catalog.bad_settings error=%r note=%r", str(exc), "no aliases, default preference")
+            log.warning(
+                "event=trainer.catalog.bad_settings error=%r note=%r", str(exc), "no aliases, default preference"
+            )
             aliases, preference = {}, parse_sources("openrouter,openai,gemini")
         data, prices = reprice(data, entries, aliases=aliases, preference=preference)
         for model, price in prices.items():
-            log.info("event=trainer.repriced model=%s entry=%s price_in=%s price_out=%s rows=%d logged_mean=%.3g "
-                     "repriced_mean=%.3g", model, price.entry, price.price_in, price.price_out, price.repriced,
-                     price.logged_mean_usd, price.repriced_mean_usd)
+            log.info(
+                "event=trainer.repriced model=%s entry=%s price_in=%s price_out=%s rows=%d logged_mean=%.3g "
+                "repriced_mean=%.3g",
+                model,
+                price.entry,
+                price.price_in,
+                price.price_out,
+                price.repriced,
+                price.logged_mean_usd,
+                price.repriced_mean_usd,
+            )
         return data, prices
 
     def _train(self, trigger: TrainingTrigger, entries: list[CatalogEntry] | None = None) -> Outcome:
         s = self.settings
-        log.info("event=trainer.trigger trigger=%s reason=%s router=%s window_from=%.0f window_to=%.0f",
-                 trigger.trigger_id, trigger.reason.value, trigger.router_id or "all", trigger.window_from, trigger.window_to)
+        log.info(
+            "event=trainer.trigger trigger=%s reason=%s router=%s window_from=%.0f window_to=%.0f",
+            trigger.trigger_id,
+            trigger.reason.value,
+            trigger.router_id or "all",
+            trigger.window_from,
+            trigger.window_to,
+        )
         current = self.store.current()
         if current is None:
-            return self._skip(trigger, f"no current artifact in {self.store.root}: bootstrap one with "
-                                       "`bifrost-opt train --dataset FILE`")
+            return self._skip(
+                trigger,
+                f"no current artifact in {self.store.root}: bootstrap one with `bifrost-opt train --dataset FILE`",
+            )
         try:
             parent = self.store.verify(current, self.key.public_key())
-            data = load_window(s.warehouse_dir, s.topics.routing_events, s.topics.feedback, trigger.window_from,
-                               trigger.window_to, router_id=trigger.router_id)
+            data = load_window(
+                s.warehouse_dir,
+                s.topics.routing_events,
+                s.topics.feedback,
+                trigger.window_from,
+                trigger.window_to,
+                router_id=trigger.router_id,
+            )
             evaluation_set = self._evaluation()
         except (WarehouseError, DatasetError, StoreError, ValueError) as exc:
             return self._skip(trigger, str(exc))
         data, prices = self._reprice(data, entries or [])
-        config = RetrainConfig(trials=s.trials, seed=s.seed, min_rows=s.min_rows, slo_p95_ms=s.slo_p95_ms,
-                               max_triage_rows=s.max_triage_rows)
+        config = RetrainConfig(
+            trials=s.trials,
+            seed=s.seed,
+            min_rows=s.min_rows,
+            slo_p95_ms=s.slo_p95_ms,
+            max_triage_rows=s.max_triage_rows,
+        )
         try:
-            artifact, report = retrain_from_logs(data, parent, signing_key=self.key, config=config,
-                                                 trigger_id=trigger.trigger_id, router_id=trigger.router_id,
-                                                 evaluation_set=evaluation_set,
-                                                 catalog_prices={m: msgspec.to_builtins(p) for m, p in prices.items()})
+            artifact, report = retrain_from_logs(
+                data,
+                parent,
+                signing_key=self.key,
+                config=config,
+                trigger_id=trigger.trigger_id,
+                router_id=trigger.router_id,
+                evaluation_set=evaluation_set,
+                catalog_prices={m: msgspec.to_builtins(p) for m, p in prices.items()},
+            )
         except RetrainStopped as stopped:
             folder = self.ledger.write_report(trigger.trigger_id, stopped.report)
-            log.warning("event=trainer.rejected trigger=%s at=%s reason=%r report=%s", trigger.trigger_id,
-                        stopped.report.stopped_at, stopped.report.reason, folder / "report.md")
-            return Outcome(trigger_id=trigger.trigger_id, outcome="rejected", reason=str(stopped), finished_at=time.time(),
-                           stopped_at=str(stopped.report.stopped_at or ""))
+            log.warning(
+                "event=trainer.rejected trigger=%s at=%s reason=%r report=%s",
+                trigger.trigger_id,
+                stopped.report.stopped_at,
+                stopped.report.reason,
+                folder / "report.md",
+            )
+            return Outcome(
+                trigger_id=trigger.trigger_id,
+                outcome="rejected",
+                reason=str(stopped),
+                finished_at=time.time(),
+                stopped_at=str(stopped.report.stopped_at or ""),
+            )
         folder = self.ledger.write_report(trigger.trigger_id, report)
-        routers = sorted({str(r) for r in data.router_ids.tolist()}) if trigger.router_id is None else [trigger.router_id]
-        self.store.publish(encode(artifact), report.signature,
-                           reports={"report.json": report.to_json(), "report.md": report.to_markdown().encode(),
-                                    "routers.json": msgspec.json.encode(routers)},
-                           reason=f"trigger {trigger.trigger_id}")
-        log.info("event=trainer.published trigger=%s version=%s parent=%s sha256=%s report=%s", trigger.trigger_id,
-                 artifact.version, parent.version, report.sha256[:16], folder / "report.md")
-        return Outcome(trigger_id=trigger.trigger_id, outcome="published", version=artifact.version, finished_at=time.time())
+        routers = (
+            sorted({str(r) for r in data.router_ids.tolist()}) if trigger.router_id is None else [trigger.router_id]
+        )
+        self.store.publish(
+            encode(artifact),
+            report.signature,
+            reports={
+                "report.json": report.to_json(),
+                "report.md": report.to_markdown().encode(),
+                "routers.json": msgspec.json.encode(routers),
+            },
+            reason=f"trigger {trigger.trigger_id}",
+        )
+        log.info(
+            "event=trainer.published trigger=%s version=%s parent=%s sha256=%s report=%s",
+            trigger.trigger_id,
+            artifact.version,
+            parent.version,
+            report.sha256[:16],
+            folder / "report.md",
+        )
+        return Outcome(
+            trigger_id=trigger.trigger_id, outcome="published", version=artifact.version, finished_at=time.time()
+        )
 
     def _skip(self, trigger: TrainingTrigger, reason: str) -> Outcome:
         log.error("event=trainer.skipped trigger=%s reason=%r", trigger.trigger_id, reason)
@@ -274,20 +367,37 @@ class TrainerService:
         folder = self.store.root / outcome.version
         routers = self._routers(outcome.version, trigger)
         announcement = ArtifactPublished(
-            version=outcome.version, sha256=digest, signature=signature, location=str(folder.resolve()),
-            router_ids=routers, parent=meta.parent, trigger_id=trigger.trigger_id, created_at=meta.created_at,
+            version=outcome.version,
+            sha256=digest,
+            signature=signature,
+            location=str(folder.resolve()),
+            router_ids=routers,
+            parent=meta.parent,
+            trigger_id=trigger.trigger_id,
+            created_at=meta.created_at,
             published_at=time.time(),
         )
-        await producer.send_and_wait(self.settings.topics.artifacts, msgspec.json.encode(announcement),
-                                     key=outcome.version.encode())
-        log.info("event=trainer.announced version=%s routers=%s topic=%s", outcome.version, ",".join(routers),
-                 self.settings.topics.artifacts)
+        await producer.send_and_wait(
+            self.settings.topics.artifacts, msgspec.json.encode(announcement), key=outcome.version.encode()
+        )
+        log.info(
+            "event=trainer.announced version=%s routers=%s topic=%s",
+            outcome.version,
+            ",".join(routers),
+            self.settings.topics.artifacts,
+        )
 
 
 async def _ensure_topics(s: TrainerSettings) -> None:
     """Create the trainer's topics if no worker has yet (it reads any partition count of training-triggers)."""
     topics = s.topics
-    await ensure_topics(s.kafka_bootstrap, [TopicSpec(topics.training_triggers, s.partitions),
-                                            TopicSpec(topics.artifacts, 1, compacted=True),
-                                            TopicSpec(topics.training_outcomes, 1)],
-                        client_options=s.kafka_options(), check_partitions=False)
+    await ensure_topics(
+        s.kafka_bootstrap,
+        [
+            TopicSpec(topics.training_triggers, s.partitions),
+            TopicSpec(topics.artifacts, 1, compacted=True),
+            TopicSpec(topics.training_outcomes, 1),
+        ],
+        client_options=s.kafka_options(),
+        check_partitions=False,
+    )

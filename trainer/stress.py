@@ -51,8 +51,13 @@ def _train_rows(dataset: FullInfoDataset, train_split: str) -> np.ndarray:
     return rows if rows.any() else np.ones(len(dataset), dtype=bool)
 
 
-def premium(dataset: FullInfoDataset, *, train_split: str = "train", factor: float = PREMIUM_PRICE_FACTOR,
-            minority: float = PREMIUM_MINORITY) -> FullInfoDataset:
+def premium(
+    dataset: FullInfoDataset,
+    *,
+    train_split: str = "train",
+    factor: float = PREMIUM_PRICE_FACTOR,
+    minority: float = PREMIUM_MINORITY,
+) -> FullInfoDataset:
     """The best single model made a premium model (see the module docstring)."""
     train = _train_rows(dataset, train_split)
     S = dataset.scores
@@ -75,17 +80,27 @@ def premium(dataset: FullInfoDataset, *, train_split: str = "train", factor: flo
     scores[minority_rows, best] = np.fmax(S[minority_rows, best], np.nanmax(S[minority_rows][:, others], axis=1))
     costs = dataset.costs.copy()
     costs[:, best] *= factor
-    return replace(dataset, scores=scores, costs=costs,
-                   source=f"{dataset.source}#premium({dataset.models[best]}×{factor:g};{'+'.join(chosen)})")
+    return replace(
+        dataset,
+        scores=scores,
+        costs=costs,
+        source=f"{dataset.source}#premium({dataset.models[best]}×{factor:g};{'+'.join(chosen)})",
+    )
 
 
-def specialist(dataset: FullInfoDataset, *, train_split: str = "train", task: str | None = None,
-               factor: float = SPECIALIST_PRICE_FACTOR) -> FullInfoDataset:
+def specialist(
+    dataset: FullInfoDataset,
+    *,
+    train_split: str = "train",
+    task: str | None = None,
+    factor: float = SPECIALIST_PRICE_FACTOR,
+) -> FullInfoDataset:
     """A new cheap model that is the best on one task and the worst elsewhere."""
     train = _train_rows(dataset, train_split)
     if task is None:
         both = sorted(set(dataset.tasks[train].tolist()) & set(dataset.tasks[~train].tolist())) or sorted(
-            set(dataset.tasks.tolist()))
+            set(dataset.tasks.tolist())
+        )
         task = max(both, key=lambda t: (int((train & (dataset.tasks == t)).sum()), [-ord(c) for c in t]))
     on_task = dataset.tasks == task
     S, C = dataset.scores, dataset.costs
@@ -96,5 +111,10 @@ def specialist(dataset: FullInfoDataset, *, train_split: str = "train", task: st
     order = np.argsort(np.array(models, dtype=object), kind="stable")
     scores = np.column_stack([S, new_scores])[:, order]
     costs = np.column_stack([C, new_costs])[:, order]
-    return replace(dataset, models=tuple(models[i] for i in order), scores=scores, costs=costs,
-                   source=f"{dataset.source}#specialist({task})")
+    return replace(
+        dataset,
+        models=tuple(models[i] for i in order),
+        scores=scores,
+        costs=costs,
+        source=f"{dataset.source}#specialist({task})",
+    )

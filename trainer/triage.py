@@ -69,19 +69,25 @@ def weight_for_budget(quality: np.ndarray, cost: np.ndarray, budget: float, *, i
     if spend(0.0) <= budget:
         return 0.0
     lo, hi = -12.0, 12.0
-    if spend(10.0 ** hi) > budget:
-        return 10.0 ** hi
+    if spend(10.0**hi) > budget:
+        return 10.0**hi
     for _ in range(iterations):
         mid = 0.5 * (lo + hi)
-        if spend(10.0 ** mid) <= budget:
+        if spend(10.0**mid) <= budget:
             hi = mid
         else:
             lo = mid
-    return 10.0 ** hi
+    return 10.0**hi
 
 
-def learn_buckets(quality: np.ndarray, cost: np.ndarray, models: tuple[str, ...], *,
-                  levels: tuple[float, ...] = BUDGET_LEVELS, min_share: float = MIN_BUCKET_SHARE) -> BucketReport:
+def learn_buckets(
+    quality: np.ndarray,
+    cost: np.ndarray,
+    models: tuple[str, ...],
+    *,
+    levels: tuple[float, ...] = BUDGET_LEVELS,
+    min_share: float = MIN_BUCKET_SHARE,
+) -> BucketReport:
     """Nested cheap ⊆ mid ⊆ hard buckets from out-of-fold q̂ and ĉ (see the module docstring)."""
     mean = np.maximum(cost.mean(axis=0), 1e-300)
     lo, hi = np.log(mean.min()), np.log(mean.max())
@@ -102,12 +108,14 @@ def learn_buckets(quality: np.ndarray, cost: np.ndarray, models: tuple[str, ...]
         shares.append({m: round(float(s), 4) for m, s in zip(models, share) if s > 0})
         members.append(sorted(previous))
     buckets = {"cheap": members[0], "mid": members[-1] if len(members) > 1 else members[0], "hard": sorted(models)}
-    return BucketReport(levels=list(levels), budgets=budgets, cost_weights=weights, shares=shares, min_share=min_share,
-                        buckets=buckets)
+    return BucketReport(
+        levels=list(levels), budgets=budgets, cost_weights=weights, shares=shares, min_share=min_share, buckets=buckets
+    )
 
 
-def triage_labels(quality: np.ndarray, buckets: dict[str, list[str]], models: tuple[str, ...], *,
-                  tolerance: float = 0.05) -> np.ndarray:
+def triage_labels(
+    quality: np.ndarray, buckets: dict[str, list[str]], models: tuple[str, ...], *, tolerance: float = 0.05
+) -> np.ndarray:
     """0/1/2 (cheap/mid/hard) per row: the cheapest bucket whose best q̂ is within ``tolerance`` of the best q̂."""
     best = quality.max(axis=1)
     labels = np.full(len(quality), 2, dtype=np.int64)
@@ -206,14 +214,28 @@ def train_triage(
         train = lgb.Dataset(X[~held], labels[~held], feature_name=feature_names, free_raw_data=False)
         valid = lgb.Dataset(X[held], labels[held], reference=train)
         booster = lgb.train(
-            params, train, num_boost_round=max_rounds, valid_sets=[valid],
+            params,
+            train,
+            num_boost_round=max_rounds,
+            valid_sets=[valid],
             callbacks=[lgb.early_stopping(EARLY_STOPPING, verbose=False)],
         )
         oof[held] = booster.predict(X[held], num_iteration=booster.best_iteration)
         metrics = _metrics(labels[held], oof[held])
-        per_fold.append(FoldMetrics(fold=fold + 1, rows=int(held.sum()), best_iteration=int(booster.best_iteration or max_rounds), **metrics))
-        step("cv", fold=f"{fold + 1}/{k}", rows=int(held.sum()), logloss=metrics["logloss"],
-             accuracy=metrics["accuracy"], macro_f1=metrics["macro_f1"], rounds=per_fold[-1].best_iteration)
+        per_fold.append(
+            FoldMetrics(
+                fold=fold + 1, rows=int(held.sum()), best_iteration=int(booster.best_iteration or max_rounds), **metrics
+            )
+        )
+        step(
+            "cv",
+            fold=f"{fold + 1}/{k}",
+            rows=int(held.sum()),
+            logloss=metrics["logloss"],
+            accuracy=metrics["accuracy"],
+            macro_f1=metrics["macro_f1"],
+            rounds=per_fold[-1].best_iteration,
+        )
     rounds = max(1, int(np.median([f.best_iteration for f in per_fold])))
     final = lgb.train(params, lgb.Dataset(X, labels, feature_name=feature_names), num_boost_round=rounds)
     overall = _metrics(labels, oof)

@@ -63,14 +63,19 @@ class ValidationReport(msgspec.Struct, frozen=True, kw_only=True):
         if self.difference is not None:
             lines += [f"Score difference candidate − current: {self.difference.describe()}.", ""]
         lines += ["| check | passed | value | threshold | note |", "|---|---|---|---|---|"]
-        lines += [f"| {c.name} | {'yes' if c.passed else 'NO'} | {c.value:.6g} | {c.threshold:.6g} | {c.message} |"
-                  for c in self.checks]
+        lines += [
+            f"| {c.name} | {'yes' if c.passed else 'NO'} | {c.value:.6g} | {c.threshold:.6g} | {c.message} |"
+            for c in self.checks
+        ]
         lines += ["", "| policy | score | cost (USD) | cost vs best single |", "|---|---|---|---|"]
         for m in (self.candidate, self.parent, self.best_single, self.cheapest_single, self.oracle):
             if m is not None:
                 lines.append(f"| {m.name} | {m.score:.4f} | {m.cost_usd:.3g} | {m.cost_vs_best:.1%} |")
-        lines += ["", "Decision time (ms, feature extraction included): "
-                  + ", ".join(f"{k} {v:.3f}" for k, v in self.decision_ms.items())]
+        lines += [
+            "",
+            "Decision time (ms, feature extraction included): "
+            + ", ".join(f"{k} {v:.3f}" for k, v in self.decision_ms.items()),
+        ]
         return "\n".join(lines) + "\n"
 
 
@@ -103,8 +108,11 @@ def decision_times(router: ReferenceRouter, prompts: list[str], *, sample: int =
         router.route(prompt)
         times.append((time.perf_counter() - start) * 1000.0)
     values = np.asarray(times)
-    return {"p50": round(float(np.median(values)), 4), "p99": round(float(np.percentile(values, 99)), 4),
-            "mean": round(float(values.mean()), 4)}
+    return {
+        "p50": round(float(np.median(values)), 4),
+        "p99": round(float(np.percentile(values, 99)), 4),
+        "mean": round(float(values.mean()), 4),
+    }
 
 
 def validate_candidate(
@@ -127,8 +135,9 @@ def validate_candidate(
     model; default the holdout's own best); ``max_cost_share`` / ``min_quality_share`` are
     the knob's targets, checked on the held-out figures.
     """
-    evaluation: EvaluationReport = evaluate_artifact(candidate, holdout, split="all", against=parent, seed=seed,
-                                                     reference=reference)
+    evaluation: EvaluationReport = evaluate_artifact(
+        candidate, holdout, split="all", against=parent, seed=seed, reference=reference
+    )
     mine = evaluation.policy
     checks = []
     difference = None
@@ -136,35 +145,85 @@ def validate_candidate(
         theirs = evaluation.against
         difference = evaluation.against_difference
         assert difference is not None
-        checks.append(ValidationCheck(name="enough_rows", passed=evaluation.rows >= min_rows, value=evaluation.rows,
-                                      threshold=min_rows, message="held-out prompts; fewer are too few for a decision"))
+        checks.append(
+            ValidationCheck(
+                name="enough_rows",
+                passed=evaluation.rows >= min_rows,
+                value=evaluation.rows,
+                threshold=min_rows,
+                message="held-out prompts; fewer are too few for a decision",
+            )
+        )
         margin = quality_tolerance * theirs.score
         resolvable = difference.difference - difference.lower < margin
-        checks.append(ValidationCheck(
-            name="quality_non_inferior", passed=difference.lower >= -margin, value=difference.lower, threshold=-margin,
-            message=f"{confidence:.0%} lower bound of the paired score difference vs current {theirs.name} "
-                    f"({difference.difference:+.4f} ± {difference.standard_error:.4f} SE) must be ≥ " f"−{quality_tolerance:.0%}"
-                    f" of its score" + ("" if resolvable or difference.lower >= -margin else
-                                        "; these rows cannot resolve a difference that small (too few rows for a decision)")))
-        checks.append(ValidationCheck(name="cost_not_higher", passed=mine.cost_usd <= theirs.cost_usd * (1 + 1e-9),
-                                      value=mine.cost_usd, threshold=theirs.cost_usd,
-                                      message=f"mean cost vs current {theirs.name}"))
+        checks.append(
+            ValidationCheck(
+                name="quality_non_inferior",
+                passed=difference.lower >= -margin,
+                value=difference.lower,
+                threshold=-margin,
+                message=f"{confidence:.0%} lower bound of the paired score difference vs current {theirs.name} "
+                f"({difference.difference:+.4f} ± {difference.standard_error:.4f} SE) must be ≥ "
+                f"−{quality_tolerance:.0%}"
+                f" of its score"
+                + (
+                    ""
+                    if resolvable or difference.lower >= -margin
+                    else "; these rows cannot resolve a difference that small (too few rows for a decision)"
+                ),
+            )
+        )
+        checks.append(
+            ValidationCheck(
+                name="cost_not_higher",
+                passed=mine.cost_usd <= theirs.cost_usd * (1 + 1e-9),
+                value=mine.cost_usd,
+                threshold=theirs.cost_usd,
+                message=f"mean cost vs current {theirs.name}",
+            )
+        )
     else:
         floor = evaluation.cheapest_single.score
-        checks.append(ValidationCheck(name="quality_floor", passed=mine.score >= floor, value=mine.score, threshold=floor,
-                                      message=f"no current artifact: score vs cheapest single model {evaluation.cheapest_single.name}"))
+        checks.append(
+            ValidationCheck(
+                name="quality_floor",
+                passed=mine.score >= floor,
+                value=mine.score,
+                threshold=floor,
+                message=f"no current artifact: score vs cheapest single model {evaluation.cheapest_single.name}",
+            )
+        )
     ref = evaluation.best_single.name
     if max_cost_share is not None:
-        checks.append(ValidationCheck(
-            name="cost_share", passed=mine.cost_vs_best <= max_cost_share + 1e-9, value=mine.cost_vs_best,
-            threshold=max_cost_share, message=f"held-out mean cost share of {ref}'s (requested ≤ {max_cost_share:.0%})"))
+        checks.append(
+            ValidationCheck(
+                name="cost_share",
+                passed=mine.cost_vs_best <= max_cost_share + 1e-9,
+                value=mine.cost_vs_best,
+                threshold=max_cost_share,
+                message=f"held-out mean cost share of {ref}'s (requested ≤ {max_cost_share:.0%})",
+            )
+        )
     if min_quality_share is not None:
-        checks.append(ValidationCheck(
-            name="quality_share", passed=mine.score_vs_best >= min_quality_share - 1e-9, value=mine.score_vs_best,
-            threshold=min_quality_share, message=f"held-out score share of {ref}'s (requested ≥ {min_quality_share:.0%})"))
+        checks.append(
+            ValidationCheck(
+                name="quality_share",
+                passed=mine.score_vs_best >= min_quality_share - 1e-9,
+                value=mine.score_vs_best,
+                threshold=min_quality_share,
+                message=f"held-out score share of {ref}'s (requested ≥ {min_quality_share:.0%})",
+            )
+        )
     timing = decision_times(candidate, holdout.prompts)
-    checks.append(ValidationCheck(name="decision_latency", passed=timing["p50"] <= decision_slo_ms, value=timing["p50"],
-                                  threshold=decision_slo_ms, message="median ms per routing decision from prompt text"))
+    checks.append(
+        ValidationCheck(
+            name="decision_latency",
+            passed=timing["p50"] <= decision_slo_ms,
+            value=timing["p50"],
+            threshold=decision_slo_ms,
+            message="median ms per routing decision from prompt text",
+        )
+    )
     return ValidationReport(
         passed=all(c.passed for c in checks),
         rows=evaluation.rows,

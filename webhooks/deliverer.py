@@ -30,7 +30,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -87,17 +87,22 @@ def endpoints(settings: Settings) -> list[Endpoint]:
 
 
 def policy_of(settings: Settings) -> DeliveryPolicy:
-    return DeliveryPolicy(max_attempts=max(1, settings.webhook_max_attempts), backoff_seconds=settings.webhook_backoff_seconds,
-                          max_backoff_seconds=settings.webhook_max_backoff_seconds,
-                          timeout_seconds=settings.webhook_timeout_seconds)
+    return DeliveryPolicy(
+        max_attempts=max(1, settings.webhook_max_attempts),
+        backoff_seconds=settings.webhook_backoff_seconds,
+        max_backoff_seconds=settings.webhook_max_backoff_seconds,
+        timeout_seconds=settings.webhook_timeout_seconds,
+    )
 
 
 def secret_of(settings: Settings) -> bytes:
     """The signing key (SettingsError when missing or unusable; the message never shows it)."""
     secret = settings.secret_value("webhook_secret")
     if not secret:
-        raise SettingsError("BIFROST_WEBHOOK_URLS is set but BIFROST_WEBHOOK_SECRET (or _FILE) is not: deliveries "
-                            "must be signed (e.g. `echo whsec_$(openssl rand -base64 32)`)")
+        raise SettingsError(
+            "BIFROST_WEBHOOK_URLS is set but BIFROST_WEBHOOK_SECRET (or _FILE) is not: deliveries "
+            "must be signed (e.g. `echo whsec_$(openssl rand -base64 32)`)"
+        )
     try:
         return secret_key(secret)
     except WebhookSecretError as exc:
@@ -109,9 +114,13 @@ def envelope(alert: dict[str, object], now: float) -> tuple[str, bytes]:
     created = alert.get("created_at")
     moment = float(created) if isinstance(created, (int, float)) and created > 0 else now
     msg_id = str(alert["alert_id"]) + (":resolved" if alert.get("resolved") is True else "")
-    body = msgspec.json.encode({"type": f"alert.{alert.get('kind', 'unknown')}",
-                                "timestamp": datetime.fromtimestamp(moment, timezone.utc).isoformat(),
-                                "data": alert})
+    body = msgspec.json.encode(
+        {
+            "type": f"alert.{alert.get('kind', 'unknown')}",
+            "timestamp": datetime.fromtimestamp(moment, UTC).isoformat(),
+            "data": alert,
+        }
+    )
     return msg_id, body
 
 
@@ -124,8 +133,12 @@ def parse_alert(value: bytes | None) -> dict[str, object]:
         alert = msgspec.json.decode(value or b"")
     except (msgspec.DecodeError, RecursionError) as exc:
         raise ValueError(f"not JSON: {exc}") from None
-    if not isinstance(alert, dict) or not isinstance(alert.get("alert_id"), str) or not alert["alert_id"] \
-            or not isinstance(alert.get("kind"), str):
+    if (
+        not isinstance(alert, dict)
+        or not isinstance(alert.get("alert_id"), str)
+        or not alert["alert_id"]
+        or not isinstance(alert.get("kind"), str)
+    ):
         raise ValueError("not an alert: a JSON object with string alert_id and kind is expected")
     return alert
 
@@ -140,9 +153,16 @@ class Attempt:
 class EndpointDeliverer:
     """Consumes ``alerts`` for one endpoint until stopped (``run()``; ``stop_after`` for tests)."""
 
-    def __init__(self, settings: Settings, endpoint: Endpoint, *, key: bytes,
-                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-                 clock: Callable[[], float] = time.time, rand: Callable[[], float] = random.random) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        endpoint: Endpoint,
+        *,
+        key: bytes,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Callable[[], float] = time.time,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
         self.settings = settings
         self.endpoint = endpoint
         self.key = key
@@ -158,21 +178,43 @@ class EndpointDeliverer:
         options = s.kafka_options()
         topics = s.topics
         # Neither is co-partitioned with anything here: another partition count is fine.
-        await ensure_topics(s.kafka_bootstrap, [TopicSpec(topics.alerts, 1), TopicSpec(topics.dlq, s.partitions)],
-                            replication_factor=s.replication_factor, client_options=options, check_partitions=False)
-        consumer = AIOKafkaConsumer(
-            topics.alerts, bootstrap_servers=s.kafka_bootstrap, group_id=self.group, enable_auto_commit=False,
-            auto_offset_reset="latest", max_poll_records=1, isolation_level="read_committed",
-            max_poll_interval_ms=int((self.policy.budget_seconds() + 300) * 1000), client_id=self.group, **options,
+        await ensure_topics(
+            s.kafka_bootstrap,
+            [TopicSpec(topics.alerts, 1), TopicSpec(topics.dlq, s.partitions)],
+            replication_factor=s.replication_factor,
+            client_options=options,
+            check_partitions=False,
         )
-        producer = AIOKafkaProducer(bootstrap_servers=s.kafka_bootstrap, acks="all", enable_idempotence=True,
-                                    client_id=f"{self.group}-dlq", **options)
+        consumer = AIOKafkaConsumer(
+            topics.alerts,
+            bootstrap_servers=s.kafka_bootstrap,
+            group_id=self.group,
+            enable_auto_commit=False,
+            auto_offset_reset="latest",
+            max_poll_records=1,
+            isolation_level="read_committed",
+            max_poll_interval_ms=int((self.policy.budget_seconds() + 300) * 1000),
+            client_id=self.group,
+            **options,
+        )
+        producer = AIOKafkaProducer(
+            bootstrap_servers=s.kafka_bootstrap,
+            acks="all",
+            enable_idempotence=True,
+            client_id=f"{self.group}-dlq",
+            **options,
+        )
         await consumer.start()
         try:
             await producer.start()
             async with aiohttp.ClientSession(headers={"User-Agent": USER_AGENT}) as session:
-                log.info("event=webhooks.started endpoint=%s group=%s topic=%s max_attempts=%d", self.endpoint, self.group,
-                         topics.alerts, self.policy.max_attempts)
+                log.info(
+                    "event=webhooks.started endpoint=%s group=%s topic=%s max_attempts=%d",
+                    self.endpoint,
+                    self.group,
+                    topics.alerts,
+                    self.policy.max_attempts,
+                )
                 while stop_after is None or self.handled < stop_after:
                     batches = await consumer.getmany(timeout_ms=500, max_records=1)
                     if consumer.assignment() and not self.ready.is_set():
@@ -184,9 +226,13 @@ class EndpointDeliverer:
                             try:
                                 await consumer.commit({tp: OffsetAndMetadata(record.offset + 1, "")})
                             except (CommitFailedError, KafkaError) as exc:
-                                log.warning("event=webhooks.commit_failed endpoint=%s offset=%d error=%r note=%r",
-                                            self.endpoint, record.offset, str(exc)[:200],
-                                            "the partition moved: its new owner delivers it again (same webhook-id)")
+                                log.warning(
+                                    "event=webhooks.commit_failed endpoint=%s offset=%d error=%r note=%r",
+                                    self.endpoint,
+                                    record.offset,
+                                    str(exc)[:200],
+                                    "the partition moved: its new owner delivers it again (same webhook-id)",
+                                )
                             self.state.clear()
                             self.handled += 1
         finally:
@@ -230,15 +276,25 @@ class EndpointDeliverer:
                 return await self._give_up(record, producer, state, "no attempts left")
             now = self.clock()
             attempt = await self._post(session, msg_id, body)
-            state = msgspec.structs.replace(state, attempts=state.attempts + 1, first_attempt_at=state.first_attempt_at or now,
-                                            last_error=attempt.error)
+            state = msgspec.structs.replace(
+                state,
+                attempts=state.attempts + 1,
+                first_attempt_at=state.first_attempt_at or now,
+                last_error=attempt.error,
+            )
             verdict = classify(attempt.status)
             result = "error" if attempt.status is None else f"{attempt.status // 100}xx"
             metrics.WEBHOOK_ATTEMPTS.labels(self.endpoint.id, result).inc()
             if verdict is Verdict.DELIVERED:
                 metrics.WEBHOOK_DELIVERIES.labels(self.endpoint.id, "delivered").inc()
-                log.info("event=webhooks.delivered endpoint=%s msg_id=%s offset=%d attempts=%d status=%d", self.endpoint,
-                         msg_id, offset, state.attempts, attempt.status)
+                log.info(
+                    "event=webhooks.delivered endpoint=%s msg_id=%s offset=%d attempts=%d status=%d",
+                    self.endpoint,
+                    msg_id,
+                    offset,
+                    state.attempts,
+                    attempt.status,
+                )
                 return "delivered"
             if verdict is Verdict.REFUSED:
                 return await self._give_up(record, producer, state, "refused by the receiver")
@@ -247,36 +303,59 @@ class EndpointDeliverer:
             delay = retry_delay(state.attempts, self.policy, rand=self.rand(), retry_after=attempt.retry_after)
             state = msgspec.structs.replace(state, next_attempt_at=self.clock() + delay)
             self.state.save(state)
-            log.warning("event=webhooks.retry endpoint=%s msg_id=%s attempt=%d error=%r delay_s=%.1f", self.endpoint,
-                        msg_id, state.attempts, attempt.error, delay)
+            log.warning(
+                "event=webhooks.retry endpoint=%s msg_id=%s attempt=%d error=%r delay_s=%.1f",
+                self.endpoint,
+                msg_id,
+                state.attempts,
+                attempt.error,
+                delay,
+            )
             await self.sleep(delay)
 
     async def _post(self, session: aiohttp.ClientSession, msg_id: str, body: bytes) -> Attempt:
         headers = {**sign(self.key, msg_id, body, timestamp=int(self.clock())), "Content-Type": "application/json"}
         try:
-            async with session.post(self.endpoint.url, data=body, headers=headers, allow_redirects=False,
-                                    timeout=aiohttp.ClientTimeout(total=self.policy.timeout_seconds)) as response:
+            async with session.post(
+                self.endpoint.url,
+                data=body,
+                headers=headers,
+                allow_redirects=False,
+                timeout=aiohttp.ClientTimeout(total=self.policy.timeout_seconds),
+            ) as response:
                 await response.read()
-                return Attempt(response.status, parse_retry_after(response.headers.get("Retry-After"), time.time()),
-                               f"HTTP {response.status}")
-        except asyncio.TimeoutError:
+                return Attempt(
+                    response.status,
+                    parse_retry_after(response.headers.get("Retry-After"), time.time()),
+                    f"HTTP {response.status}",
+                )
+        except TimeoutError:
             return Attempt(None, None, f"no answer within {self.policy.timeout_seconds:g} s")
         except aiohttp.ClientError as exc:
             return Attempt(None, None, type(exc).__name__)  # the message could quote the URL
 
     async def _give_up(self, record: SourceRecord, producer: AIOKafkaProducer, state: InFlight, why: str) -> str:
         span = self.clock() - (state.first_attempt_at or self.clock())
-        error = (f"webhook endpoint {self.endpoint}: {why} after {state.attempts} attempt(s) over {span:.0f} s; "
-                 f"last: {state.last_error or '-'}; webhook-id {state.msg_id}")
+        error = (
+            f"webhook endpoint {self.endpoint}: {why} after {state.attempts} attempt(s) over {span:.0f} s; "
+            f"last: {state.last_error or '-'}; webhook-id {state.msg_id}"
+        )
         await self._dead_letter(record, producer, RejectReason.UNDELIVERED, error)
         return "dead_lettered"
 
-    async def _dead_letter(self, record: SourceRecord, producer: AIOKafkaProducer, reason: RejectReason, error: str) -> None:
+    async def _dead_letter(
+        self, record: SourceRecord, producer: AIOKafkaProducer, reason: RejectReason, error: str
+    ) -> None:
         letter = dead_letter(record, reason, error, self.clock())
         await producer.send_and_wait(self.settings.topics.dlq, encode(letter), key=letter.source_topic.encode())
         metrics.WEBHOOK_DELIVERIES.labels(self.endpoint.id, "dead_lettered").inc()
-        log.error("event=webhooks.dead_lettered endpoint=%s offset=%d reason=%s error=%r", self.endpoint,
-                  letter.offset, reason.value, error)
+        log.error(
+            "event=webhooks.dead_lettered endpoint=%s offset=%d reason=%s error=%r",
+            self.endpoint,
+            letter.offset,
+            reason.value,
+            error,
+        )
 
 
 async def run_deliverers(settings: Settings, *, stop_after: int | None = None) -> None:

@@ -51,11 +51,15 @@ class DeliveryPolicy:
 
     def budget_seconds(self) -> float:
         """Longest one alert can take at one endpoint (every attempt timing out, longest delays)."""
-        delays = sum(min(self.max_backoff_seconds, self.backoff_seconds * 2 ** (n - 1)) for n in range(1, self.max_attempts))
+        delays = sum(
+            min(self.max_backoff_seconds, self.backoff_seconds * 2 ** (n - 1)) for n in range(1, self.max_attempts)
+        )
         return delays + self.max_attempts * self.timeout_seconds
 
 
-def retry_delay(failed_attempts: int, policy: DeliveryPolicy, *, rand: float, retry_after: float | None = None) -> float:
+def retry_delay(
+    failed_attempts: int, policy: DeliveryPolicy, *, rand: float, retry_after: float | None = None
+) -> float:
     """Seconds to wait after ``failed_attempts`` (≥ 1) failed attempts; ``rand`` in [0, 1).
 
     Example:

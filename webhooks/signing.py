@@ -64,8 +64,9 @@ def secret_key(secret: str | bytes) -> bytes:
             raise WebhookSecretError("the webhook secret's key is shorter than 16 bytes")
         return key
     if len(text) < MIN_RAW_SECRET:
-        raise WebhookSecretError(f"a webhook secret is whsec_<base64> or at least {MIN_RAW_SECRET} characters "
-                                 "(e.g. `openssl rand -hex 32`)")
+        raise WebhookSecretError(
+            f"a webhook secret is whsec_<base64> or at least {MIN_RAW_SECRET} characters (e.g. `openssl rand -hex 32`)"
+        )
     return text.encode("utf-8")
 
 
@@ -88,11 +89,21 @@ def signature(secret: str | bytes, msg_id: str, timestamp: int, body: bytes) -> 
 def sign(secret: str | bytes, msg_id: str, body: bytes, *, timestamp: int | None = None) -> dict[str, str]:
     """The three headers of one delivery attempt (``timestamp`` defaults to now)."""
     ts = int(time.time()) if timestamp is None else int(timestamp)
-    return {"webhook-id": msg_id, "webhook-timestamp": str(ts), "webhook-signature": signature(secret, msg_id, ts, body)}
+    return {
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(ts),
+        "webhook-signature": signature(secret, msg_id, ts, body),
+    }
 
 
-def verify(secret: str | bytes, headers: Mapping[str, str], body: bytes, *, now: float | None = None,
-           tolerance_seconds: float = DEFAULT_TOLERANCE_SECONDS) -> None:
+def verify(
+    secret: str | bytes,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    now: float | None = None,
+    tolerance_seconds: float = DEFAULT_TOLERANCE_SECONDS,
+) -> None:
     """Check a delivery: headers present, timestamp within ``tolerance_seconds`` of ``now``, one signature matching.
 
     ``headers`` may be any mapping (case-insensitive ones included); names are looked up
@@ -115,8 +126,10 @@ def verify(secret: str | bytes, headers: Mapping[str, str], body: bytes, *, now:
     offset = ts - clock  # negative: the timestamp is in the past
     if abs(offset) > tolerance_seconds:
         where = "in the past" if offset < 0 else "in the future"
-        raise WebhookVerificationError(f"webhook-timestamp is {abs(offset):.0f} s {where} ({offset:+.0f} s from now; "
-                                       f"tolerance {tolerance_seconds:.0f} s): a replay or a wrong clock")
+        raise WebhookVerificationError(
+            f"webhook-timestamp is {abs(offset):.0f} s {where} ({offset:+.0f} s from now; "
+            f"tolerance {tolerance_seconds:.0f} s): a replay or a wrong clock"
+        )
     expected = signature(secret, msg_id, ts, body).encode()
     for candidate in given.split():
         if hmac.compare_digest(candidate.encode(), expected):

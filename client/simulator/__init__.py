@@ -9,4 +9,13 @@ and the reference router.
 from bifrost.client.simulator.model import ArmEffect, ModelProfile, TrafficConfig, generate
 from bifrost.client.simulator.runner import SimulationReport, anchored, run_simulation, simulate
 
-__all__ = ["ArmEffect", "ModelProfile", "SimulationReport", "TrafficConfig", "anchored", "generate", "run_simulation", "simulate"]
+__all__ = [
+    "ArmEffect",
+    "ModelProfile",
+    "SimulationReport",
+    "TrafficConfig",
+    "anchored",
+    "generate",
+    "run_simulation",
+    "simulate",
+]

@@ -123,8 +123,9 @@ class ArmPool:
             self._fail(exc, known=known)
             return None
         if router.version != version:
-            self._fail(ArmUnavailable(version, f"the stored artifact says it is {router.version}", permanent=True),
-                       known=known)
+            self._fail(
+                ArmUnavailable(version, f"the stored artifact says it is {router.version}", permanent=True), known=known
+            )
             return None
         self._routers[version] = router
         if self._failures.pop(version, None) is not None:
@@ -135,7 +136,9 @@ class ArmPool:
         self._failures[exc.version] = _Failure(exc.reason, exc.permanent, self._clock())
         if not known:
             log.error(
-                "event=simulate.arm_unavailable arm=%s reason=%r action=%s", exc.version, exc.reason,
+                "event=simulate.arm_unavailable arm=%s reason=%r action=%s",
+                exc.version,
+                exc.reason,
                 "its share is served by the last good arm" + ("" if exc.permanent else "; retried later"),
             )
 

@@ -40,7 +40,15 @@ class ArmEffect:
 DEFAULT_MODELS: tuple[ModelProfile, ...] = (
     ModelProfile("small-fast", "acme", 250.0, usd_per_1k_tokens=0.0002, quality_mean=0.82, win_probability=0.86),
     ModelProfile("mid-general", "acme", 600.0, usd_per_1k_tokens=0.002, quality_mean=0.88, win_probability=0.9),
-    ModelProfile("large-reasoner", "frontier", 1400.0, latency_sigma=0.45, usd_per_1k_tokens=0.015, quality_mean=0.93, win_probability=0.93),
+    ModelProfile(
+        "large-reasoner",
+        "frontier",
+        1400.0,
+        latency_sigma=0.45,
+        usd_per_1k_tokens=0.015,
+        quality_mean=0.93,
+        win_probability=0.93,
+    ),
 )
 BUCKET_MODEL = {Bucket.CHEAP: 0, Bucket.MID: 1, Bucket.HARD: 2}
 BUCKET_MIX = ((Bucket.CHEAP, 0.5), (Bucket.MID, 0.3), (Bucket.HARD, 0.2))
@@ -153,8 +161,14 @@ def generate(config: TrafficConfig, weights: WeightLookup | None = None) -> Iter
 
 
 def _request(
-    rng: random.Random, i: int, ts: float, router: str, arm: str, bucket: Bucket,
-    model: ModelProfile, effect: ArmEffect,
+    rng: random.Random,
+    i: int,
+    ts: float,
+    router: str,
+    arm: str,
+    bucket: Bucket,
+    model: ModelProfile,
+    effect: ArmEffect,
 ) -> RoutingEvent:
     latency = model.latency_median_ms * effect.latency_factor * math.exp(rng.gauss(0.0, model.latency_sigma))
     rate_limited = rng.random() < model.rate_limit_rate

@@ -240,8 +240,10 @@ class ReplayTraffic:
         rows = rows[dataset.valid_rows()[rows]]
         if rows.size == 0:
             known = sorted(set(dataset.splits.tolist()))
-            raise ReplayError(f"{dataset.source or 'the dataset'} has no usable rows in split {split!r} "
-                              f"(splits: {', '.join(known)}, or {ALL_SPLITS})")
+            raise ReplayError(
+                f"{dataset.source or 'the dataset'} has no usable rows in split {split!r} "
+                f"(splits: {', '.join(known)}, or {ALL_SPLITS})"
+            )
         self.dataset = dataset
         self.split = split
         self.rows = rows
@@ -283,8 +285,13 @@ class ReplayTraffic:
         eligible = tuple(decision.scores)
         if decision.model not in decision.scores:
             eligible = (decision.model, *eligible)
-        routed = Routed(greedy=decision.model, eligible=eligible, bucket=Bucket(decision.bucket),
-                        cluster_id=decision.cluster_id, features=list(decision.features or []))
+        routed = Routed(
+            greedy=decision.model,
+            eligible=eligible,
+            bucket=Bucket(decision.bucket),
+            cluster_id=decision.cluster_id,
+            features=list(decision.features or []),
+        )
         self._cache[key] = routed
         return routed
 
@@ -368,8 +375,15 @@ class ReplayTraffic:
         served = self.dataset.scores[row, self._column[event.model]]
         base = self.dataset.scores[row, baseline]
         outcome = Outcome.WIN if served > base + _TIE else Outcome.LOSS if served < base - _TIE else Outcome.TIE
-        return FeedbackEvent(request_id=event.request_id, ts=event.ts, router_id=event.router_id, arm=event.arm,
-                             model=event.model, bucket=event.bucket, outcome=outcome)
+        return FeedbackEvent(
+            request_id=event.request_id,
+            ts=event.ts,
+            router_id=event.router_id,
+            arm=event.arm,
+            model=event.model,
+            bucket=event.bucket,
+            outcome=outcome,
+        )
 
 
 def _draw(rng: random.Random, weights: Mapping[str, float]) -> str:

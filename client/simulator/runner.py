@@ -9,10 +9,10 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Protocol, TypeVar
 
-from bifrost.kafka.security import KafkaSecurity
 from bifrost.client.publisher import Publisher
-from bifrost.schemas.topics import Topics
 from bifrost.client.simulator.model import TrafficConfig, TrafficSource, WeightLookup, generate
+from bifrost.kafka.security import KafkaSecurity
+from bifrost.schemas.topics import Topics
 
 log = logging.getLogger("bifrost.simulate")
 
@@ -124,7 +124,10 @@ async def run_simulation(
             last_progress = now
             log.info(
                 "event=simulate.progress published=%d malformed=%d feedback=%d sim_ts=%.0f",
-                report.events, report.malformed, report.feedback, item.ts,
+                report.events,
+                report.malformed,
+                report.feedback,
+                item.ts,
             )
     await publisher.flush()
     report.wall_seconds = time.monotonic() - wall0
@@ -158,8 +161,13 @@ async def simulate(
     try:
         async with Publisher(bootstrap, topics, security=security) as publisher:
             return await run_simulation(
-                publisher, config, speed=speed, progress_every_s=progress_every_s,
-                weights=follower.lookup if follower is not None else None, report=report, source=source,
+                publisher,
+                config,
+                speed=speed,
+                progress_every_s=progress_every_s,
+                weights=follower.lookup if follower is not None else None,
+                report=report,
+                source=source,
             )
     finally:
         if follower is not None:

@@ -86,12 +86,10 @@ class QuantileSketch(msgspec.Struct, kw_only=True, dict=True):
         for value in values:
             self.add(value)
 
-    def merge(self, other: "QuantileSketch") -> None:
+    def merge(self, other: QuantileSketch) -> None:
         """Add ``other``'s counts into this sketch."""
         if other.relative_accuracy != self.relative_accuracy:
-            raise IncompatibleSketches(
-                f"relative accuracy {self.relative_accuracy} != {other.relative_accuracy}"
-            )
+            raise IncompatibleSketches(f"relative accuracy {self.relative_accuracy} != {other.relative_accuracy}")
         if other.count == 0:
             return
         if self.count == 0:
@@ -126,7 +124,7 @@ class QuantileSketch(msgspec.Struct, kw_only=True, dict=True):
                 return min(max(estimate, self.min), self.max)
         return self.max
 
-    def copy(self) -> "QuantileSketch":
+    def copy(self) -> QuantileSketch:
         """An independent copy."""
         clone = QuantileSketch(relative_accuracy=self.relative_accuracy, max_bins=self.max_bins)
         clone.merge(self)

@@ -60,8 +60,13 @@ class AlertProducer:
         s = self.settings
         options = s.kafka_options()
         # Created elsewhere with another partition count is fine: alerts need no co-partitioning.
-        await ensure_topics(s.kafka_bootstrap, [TopicSpec(self.topic, ALERT_PARTITIONS)],
-                            replication_factor=s.replication_factor, client_options=options, check_partitions=False)
+        await ensure_topics(
+            s.kafka_bootstrap,
+            [TopicSpec(self.topic, ALERT_PARTITIONS)],
+            replication_factor=s.replication_factor,
+            client_options=options,
+            check_partitions=False,
+        )
         producer = await start_producer(s.kafka_bootstrap, client_id=f"{s.app_id}-alerts", client_options=options)
         self._producer = producer
         return producer

@@ -60,7 +60,7 @@ def relative_parts(path: str, root: str) -> tuple[str, ...] | None:
     prefix = root if root.endswith(os.sep) else root + os.sep
     if not path.startswith(prefix):
         return None
-    parts = tuple(path[len(prefix):].split(os.sep))
+    parts = tuple(path[len(prefix) :].split(os.sep))
     if any(part in ("", ".", "..") for part in parts):
         return None
     return parts

@@ -70,8 +70,9 @@ class Accepted:
     commands: list[RolloutCommand]
 
 
-def read_announced(announcement: ArtifactPublished, store_root: str | os.PathLike[str], *,
-                   max_bytes: int = MAX_ARTIFACT_BYTES) -> bytes:
+def read_announced(
+    announcement: ArtifactPublished, store_root: str | os.PathLike[str], *, max_bytes: int = MAX_ARTIFACT_BYTES
+) -> bytes:
     """The artifact bytes an announcement points at (a version folder or an artifact.json).
 
     Only a regular file inside ``store_root`` of at most ``max_bytes`` is read (see
@@ -85,9 +86,16 @@ def read_announced(announcement: ArtifactPublished, store_root: str | os.PathLik
         raise Rejected(RejectReason.UNVERIFIED, f"artifact {announcement.version}: {exc}") from None
 
 
-def accept(value: bytes, public_key: PublicKeySource, *, store_root: str | os.PathLike[str], now: float | None = None,
-           max_age_s: float = MAX_AGE_SECONDS, max_future_s: float = MAX_FUTURE_SECONDS,
-           max_bytes: int = MAX_ARTIFACT_BYTES) -> Accepted:
+def accept(
+    value: bytes,
+    public_key: PublicKeySource,
+    *,
+    store_root: str | os.PathLike[str],
+    now: float | None = None,
+    max_age_s: float = MAX_AGE_SECONDS,
+    max_future_s: float = MAX_FUTURE_SECONDS,
+    max_bytes: int = MAX_ARTIFACT_BYTES,
+) -> Accepted:
     """Decode, verify and turn one announcement into start commands (pure but for reading the file).
 
     Blocking (file read, hashing, signature check): async callers run it in a thread.
@@ -105,35 +113,57 @@ def accept(value: bytes, public_key: PublicKeySource, *, store_root: str | os.Pa
     data = read_announced(announcement, store_root, max_bytes=max_bytes)
     if sha256_hex(data) != announcement.sha256:
         # Said without either digest: the bytes are the store's, not the announcer's to probe.
-        raise Rejected(RejectReason.UNVERIFIED, f"artifact {announcement.version} rejected: its bytes do not match "
-                                                "the announced sha256 (modified, or not this version)")
+        raise Rejected(
+            RejectReason.UNVERIFIED,
+            f"artifact {announcement.version} rejected: its bytes do not match "
+            "the announced sha256 (modified, or not this version)",
+        )
     try:
         artifact = load_verified(data, announcement.signature, public_key, expected_sha256=announcement.sha256)
     except ArtifactError as exc:
         raise Rejected(RejectReason.UNVERIFIED, f"artifact {announcement.version} rejected: {exc}") from None
     if artifact.version != announcement.version:
-        raise Rejected(RejectReason.UNVERIFIED, f"announced {announcement.version} but the signed artifact is {artifact.version}")
+        raise Rejected(
+            RejectReason.UNVERIFIED, f"announced {announcement.version} but the signed artifact is {artifact.version}"
+        )
     if not announcement.router_ids:
         raise Rejected(RejectReason.INVALID_VALUE, f"artifact {artifact.version} names no router to roll out to")
     # Per router: record the version as verified, then start it. Both are signed with the
     # pipeline key when sent (ArtifactListener); the controller starts only verified versions.
-    reason = f"new artifact {artifact.version} (parent {artifact.parent or '-'}, trigger " f"{announcement.trigger_id or '-'})"
+    reason = (
+        f"new artifact {artifact.version} (parent {artifact.parent or '-'}, trigger {announcement.trigger_id or '-'})"
+    )
     commands = [
         command
         for router in announcement.router_ids
         for command in (
-            RolloutCommand(command_id=pipeline_command_id(artifact.version, router, CommandKind.ARTIFACT_VERIFIED),
-                           router_id=router, kind=CommandKind.ARTIFACT_VERIFIED, artifact=artifact.version,
-                           sha256=announcement.sha256.strip().lower(), reason=reason),
-            RolloutCommand(command_id=pipeline_command_id(artifact.version, router, CommandKind.START), router_id=router,
-                           kind=CommandKind.START, artifact=artifact.version, reason=reason),
+            RolloutCommand(
+                command_id=pipeline_command_id(artifact.version, router, CommandKind.ARTIFACT_VERIFIED),
+                router_id=router,
+                kind=CommandKind.ARTIFACT_VERIFIED,
+                artifact=artifact.version,
+                sha256=announcement.sha256.strip().lower(),
+                reason=reason,
+            ),
+            RolloutCommand(
+                command_id=pipeline_command_id(artifact.version, router, CommandKind.START),
+                router_id=router,
+                kind=CommandKind.START,
+                artifact=artifact.version,
+                reason=reason,
+            ),
         )
     ]
     return Accepted(version=artifact.version, commands=commands)
 
 
-def check_published_at(announcement: ArtifactPublished, now: float, *, max_age_s: float = MAX_AGE_SECONDS,
-                       max_future_s: float = MAX_FUTURE_SECONDS) -> None:
+def check_published_at(
+    announcement: ArtifactPublished,
+    now: float,
+    *,
+    max_age_s: float = MAX_AGE_SECONDS,
+    max_future_s: float = MAX_FUTURE_SECONDS,
+) -> None:
     """Refuse an announcement whose ``published_at`` is missing, stale or in the future (pure).
 
     A new consumer group starts at the beginning of the compacted topic, so old
@@ -143,14 +173,22 @@ def check_published_at(announcement: ArtifactPublished, now: float, *, max_age_s
     published = announcement.published_at
     version = announcement.version
     if not math.isfinite(published) or published <= 0:
-        raise Rejected(RejectReason.INVALID_VALUE, f"artifact {version}: the announcement has no valid published_at "
-                                                   "(epoch seconds); not rolling it out")
+        raise Rejected(
+            RejectReason.INVALID_VALUE,
+            f"artifact {version}: the announcement has no valid published_at (epoch seconds); not rolling it out",
+        )
     if published - now > max_future_s:
-        raise Rejected(RejectReason.INVALID_VALUE, f"artifact {version}: published_at is {published - now:.0f} s in the "
-                                                   f"future (more than {max_future_s:.0f} s of clock skew); not rolling it out")
+        raise Rejected(
+            RejectReason.INVALID_VALUE,
+            f"artifact {version}: published_at is {published - now:.0f} s in the "
+            f"future (more than {max_future_s:.0f} s of clock skew); not rolling it out",
+        )
     if now - published > max_age_s:
-        raise Rejected(RejectReason.TOO_LATE, f"artifact {version} was announced {(now - published) / 3600:.0f} h ago "
-                                              f"(more than {max_age_s / 3600:.0f} h); not rolling it out")
+        raise Rejected(
+            RejectReason.TOO_LATE,
+            f"artifact {version} was announced {(now - published) / 3600:.0f} h ago "
+            f"(more than {max_age_s / 3600:.0f} h); not rolling it out",
+        )
 
 
 def verify_key(settings: Settings, environ: Mapping[str, str] | None = None) -> Ed25519PublicKey:
@@ -167,8 +205,10 @@ def verify_key(settings: Settings, environ: Mapping[str, str] | None = None) -> 
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        raise SigningKeyError(f"no artifact verification key: {path} does not exist (set BIFROST_VERIFY_KEY_FILE to "
-                              "the trainer's public key, e.g. var/keys/artifact-signing.pub.pem)") from None
+        raise SigningKeyError(
+            f"no artifact verification key: {path} does not exist (set BIFROST_VERIFY_KEY_FILE to "
+            "the trainer's public key, e.g. var/keys/artifact-signing.pub.pem)"
+        ) from None
     except OSError as exc:
         raise SigningKeyError(f"artifact verification key {path} cannot be read: {exc.strerror}") from None
     return _public_only(data, f"BIFROST_VERIFY_KEY_FILE={path}")
@@ -195,8 +235,11 @@ def check_verify_key(settings: Settings, environ: Mapping[str, str] | None = Non
     environ = os.environ if environ is None else environ
     for variable in (SIGNING_KEY_ENV, SIGNING_KEY_FILE_ENV):
         if environ.get(variable):
-            log.warning("event=worker.signing_key_in_environment variable=%s note=%r", variable,
-                        "workers never use the signing key; remove it from the worker's environment")
+            log.warning(
+                "event=worker.signing_key_in_environment variable=%s note=%r",
+                variable,
+                "workers never use the signing key; remove it from the worker's environment",
+            )
     try:
         key = verify_key(settings, environ)
     except PrivateKeyGiven as exc:
@@ -212,8 +255,11 @@ def pipeline_signer(settings: Settings) -> CommandSigner | None:
     from bifrost.streams.rollout.auth import load_signer
 
     if not settings.pipeline_key_file:
-        log.error("event=artifact.listener.disabled note=%r", "BIFROST_PIPELINE_KEY_FILE is not set: verified artifacts "
-                  "cannot be announced to the controller (signed commands); the listener does not run")
+        log.error(
+            "event=artifact.listener.disabled note=%r",
+            "BIFROST_PIPELINE_KEY_FILE is not set: verified artifacts "
+            "cannot be announced to the controller (signed commands); the listener does not run",
+        )
         return None
     try:
         signer = load_signer(settings.pipeline_key_file, settings.pipeline_key_name, what="BIFROST_PIPELINE_KEY_NAME")
@@ -240,10 +286,20 @@ class ArtifactListener:
         if self.signer is None:
             return  # announcements wait in the topic (this group commits nothing) until a key is configured
         options = s.kafka_options()
-        await ensure_topics(s.kafka_bootstrap, [TopicSpec(topics.artifacts, 1, compacted=True)],
-                            replication_factor=s.replication_factor, client_options=options)
-        consumer = AIOKafkaConsumer(topics.artifacts, bootstrap_servers=s.kafka_bootstrap, group_id=f"{s.app_id}-artifacts",
-                                    enable_auto_commit=False, auto_offset_reset="earliest", **options)
+        await ensure_topics(
+            s.kafka_bootstrap,
+            [TopicSpec(topics.artifacts, 1, compacted=True)],
+            replication_factor=s.replication_factor,
+            client_options=options,
+        )
+        consumer = AIOKafkaConsumer(
+            topics.artifacts,
+            bootstrap_servers=s.kafka_bootstrap,
+            group_id=f"{s.app_id}-artifacts",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            **options,
+        )
         producer = AIOKafkaProducer(bootstrap_servers=s.kafka_bootstrap, acks="all", enable_idempotence=True, **options)
         await consumer.start()
         await producer.start()
@@ -271,24 +327,33 @@ class ArtifactListener:
             return
         except MemoryError:
             raise
-        except Exception as exc:  # noqa: BLE001 — one bad announcement costs one DLQ entry, not the listener
+        except Exception as exc:
             log.exception("event=artifact.failed offset=%d", record.offset)
-            await self._reject(record, producer, RejectReason.UNDECODABLE,
-                               f"internal error ({type(exc).__name__}) while checking the announcement; see the " "worker log")
+            await self._reject(
+                record,
+                producer,
+                RejectReason.UNDECODABLE,
+                f"internal error ({type(exc).__name__}) while checking the announcement; see the worker log",
+            )
             return
         assert self.signer is not None
         for command in accepted.commands:
             signed = self.signer.sign(command)
             await producer.send_and_wait(topics.rollout_commands, encode(signed), key=orjson.dumps(command.router_id))
         self.accepted += 1
-        log.info("event=artifact.accepted version=%s routers=%s", accepted.version,
-                 ",".join(dict.fromkeys(c.router_id for c in accepted.commands)))
+        log.info(
+            "event=artifact.accepted version=%s routers=%s",
+            accepted.version,
+            ",".join(dict.fromkeys(c.router_id for c in accepted.commands)),
+        )
 
     def _check(self, value: bytes) -> Accepted:
         s = self.settings
         return accept(value, verify_key(s), store_root=s.artifact_store, max_future_s=s.max_future_skew_seconds)
 
-    async def _reject(self, record: ConsumerRecord, producer: AIOKafkaProducer, reason: RejectReason, error: str) -> None:
+    async def _reject(
+        self, record: ConsumerRecord, producer: AIOKafkaProducer, reason: RejectReason, error: str
+    ) -> None:
         self.rejected += 1
         log.error("event=artifact.rejected offset=%d reason=%s error=%r", record.offset, reason.value, error[:2048])
         letter = dead_letter(record, reason, error, time.time(), max_payload_bytes=self.settings.dlq_max_payload_bytes)

@@ -36,7 +36,7 @@ async def retry_until(deadline: float, what: str, attempt: Callable[[], Awaitabl
     while True:
         try:
             return await attempt()
-        except (KafkaError, OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, KafkaError, OSError) as exc:
             if time.monotonic() + delay > deadline:
                 raise RecoveryFailed(f"{what}: gave up at the recovery deadline; last error {exc!r}") from exc
             log.warning("event=ingest.recovery.retry step=%s error=%r retry_in_s=%.1f", what, exc, delay)
@@ -77,8 +77,13 @@ async def recover_partitions(
 async def _high_watermarks(
     bootstrap: str, tps: list[TopicPartition], options: dict[str, object]
 ) -> dict[TopicPartition, int]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
-                                isolation_level="read_uncommitted", **options)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        isolation_level="read_uncommitted",
+        **options,
+    )
     await consumer.start()
     try:
         return await consumer.end_offsets(tps)
@@ -95,9 +100,15 @@ async def _read_committed(
     deadline: float,
     options: dict[str, object],
 ) -> dict[str, WindowPartial]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
-                                isolation_level="read_committed", auto_offset_reset="earliest",
-                                max_poll_records=5000, **options)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+        auto_offset_reset="earliest",
+        max_poll_records=5000,
+        **options,
+    )
     await consumer.start()
     try:
         consumer.assign(tps)
@@ -131,13 +142,23 @@ async def _read_committed(
             if now - last_log >= 2.0 and total:
                 last_log = now
                 rate = read / max(now - began, 1e-6)
-                log.info("event=ingest.recovery.progress read=%d total=%d records_per_s=%.0f eta_s=%.1f",
-                         read, total, rate, (total - read) / rate if rate else -1)
+                log.info(
+                    "event=ingest.recovery.progress read=%d total=%d records_per_s=%.0f eta_s=%.1f",
+                    read,
+                    total,
+                    rate,
+                    (total - read) / rate if rate else -1,
+                )
         state: dict[str, WindowPartial] = {}
         for key, value in latest.items():
             _apply(state, key, value, keep)
-        log.info("event=ingest.recovery.read partitions=%s records=%d keys=%d seconds=%.2f",
-                 [tp.partition for tp in tps], read, len(state), time.monotonic() - began)
+        log.info(
+            "event=ingest.recovery.read partitions=%s records=%d keys=%d seconds=%.2f",
+            [tp.partition for tp in tps],
+            read,
+            len(state),
+            time.monotonic() - began,
+        )
         return state
     finally:
         await consumer.stop()

@@ -13,7 +13,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from bifrost.schemas.codec import EventDecoder, InvalidEvent, Limits
-from bifrost.schemas.dlq import DEFAULT_MAX_PAYLOAD_BYTES, MAX_PAYLOAD_BYTES_CEILING, DeadLetter, RejectReason, dead_letter
+from bifrost.schemas.dlq import (
+    DEFAULT_MAX_PAYLOAD_BYTES,
+    MAX_PAYLOAD_BYTES_CEILING,
+    DeadLetter,
+    RejectReason,
+    dead_letter,
+)
 from bifrost.schemas.events import FeedbackEvent, RoutingEvent
 from bifrost.streams.aggregates.partial import WindowPartial, partial_key, window_start_of
 from bifrost.streams.aggregates.stats import WindowStats

@@ -23,8 +23,8 @@ class CommitLane:
         self,
         writer: PartitionWriter,
         *,
-        on_committed: Callable[["CommitLane", PartitionWrites, float], None],
-        on_failed: Callable[["CommitLane", BaseException], None],
+        on_committed: Callable[[CommitLane, PartitionWrites, float], None],
+        on_failed: Callable[[CommitLane, BaseException], None],
         min_interval: float = 0.0,
     ) -> None:
         self.writer = writer
@@ -96,7 +96,7 @@ class CommitLane:
         if task is not None:
             try:
                 await asyncio.wait_for(asyncio.shield(task), timeout)
-            except (asyncio.TimeoutError, Exception):  # noqa: BLE001 - the outcome is in self.failed
+            except (TimeoutError, Exception):  # noqa: BLE001 - the outcome is in self.failed
                 return False
         return self.failed is None and self._pending is None
 

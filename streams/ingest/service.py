@@ -73,8 +73,11 @@ def ingest_topics(settings: Settings) -> list[TopicSpec]:
     """Every topic ingest reads or writes, with its partition count."""
     t, n = settings.topics, settings.partitions
     return [
-        TopicSpec(t.routing_events, n), TopicSpec(t.feedback, n), TopicSpec(t.dlq, n),
-        TopicSpec(t.window_partials, n), TopicSpec(changelog_topic(settings), n, compacted=True),
+        TopicSpec(t.routing_events, n),
+        TopicSpec(t.feedback, n),
+        TopicSpec(t.dlq, n),
+        TopicSpec(t.window_partials, n),
+        TopicSpec(changelog_topic(settings), n, compacted=True),
     ]
 
 
@@ -93,7 +96,7 @@ class IngestStatus:
 
 
 class _Rebalance(ConsumerRebalanceListener):
-    def __init__(self, service: "IngestService") -> None:
+    def __init__(self, service: IngestService) -> None:
         self._service = service
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
@@ -141,12 +144,16 @@ class IngestService:
         self._next_offset: dict[TopicPartition, int] = {}
         self._consumer: AIOKafkaConsumer | None = None
         # Product metrics, fed at each commit: per router and arm figures, and the DLQ share.
-        self.traffic = TrafficFigures(max_routers=settings.metrics_max_routers,
-                                      max_arms_per_router=settings.metrics_max_arms)
-        self.dlq_window = DlqSurgeDetector(SurgePolicy(
-            threshold=settings.dlq_surge_threshold, min_dead_letters=settings.dlq_surge_min_records,
-            window_seconds=settings.dlq_surge_window_seconds,
-        ))
+        self.traffic = TrafficFigures(
+            max_routers=settings.metrics_max_routers, max_arms_per_router=settings.metrics_max_arms
+        )
+        self.dlq_window = DlqSurgeDetector(
+            SurgePolicy(
+                threshold=settings.dlq_surge_threshold,
+                min_dead_letters=settings.dlq_surge_min_records,
+                window_seconds=settings.dlq_surge_window_seconds,
+            )
+        )
 
     # ------------------------------------------------------------------ main loop
 
@@ -154,13 +161,20 @@ class IngestService:
         """Run until cancelled. Raises :class:`RecoveryFailed` when state cannot be restored."""
         s = self.settings
         options = s.kafka_options()
-        await ensure_topics(s.kafka_bootstrap, ingest_topics(s), replication_factor=s.replication_factor,
-                            client_options=options)
+        await ensure_topics(
+            s.kafka_bootstrap, ingest_topics(s), replication_factor=s.replication_factor, client_options=options
+        )
         self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=s.kafka_bootstrap, group_id=self._group, client_id=f"{s.app_id}-ingest",
+            bootstrap_servers=s.kafka_bootstrap,
+            group_id=self._group,
+            client_id=f"{s.app_id}-ingest",
             group_instance_id=s.group_instance_id,
-            enable_auto_commit=False, auto_offset_reset="earliest", isolation_level="read_committed",
-            max_poll_records=s.batch_max, fetch_max_bytes=64 * 1024 * 1024, max_partition_fetch_bytes=8 * 1024 * 1024,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+            max_poll_records=s.batch_max,
+            fetch_max_bytes=64 * 1024 * 1024,
+            max_partition_fetch_bytes=8 * 1024 * 1024,
             session_timeout_ms=int(s.session_timeout_seconds * 1000),
             heartbeat_interval_ms=int(min(3.0, s.session_timeout_seconds / 3) * 1000),
             **options,
@@ -220,8 +234,13 @@ class IngestService:
             for key in result.expired:
                 self._partials.pop(key, None)
             self._next_offset[tp] = inputs[-1].offset + 1
-            writes = PartitionWrites.of(result.changed, result.expired, result.dead_letters,
-                                        next_offset=inputs[-1].offset + 1, records=len(inputs))
+            writes = PartitionWrites.of(
+                result.changed,
+                result.expired,
+                result.dead_letters,
+                next_offset=inputs[-1].offset + 1,
+                records=len(inputs),
+            )
             writes.accepted = sum(result.accepted.values())
             writes.traffic = result.traffic
             lane.submit(writes)
@@ -260,11 +279,20 @@ class IngestService:
         assert self._consumer is not None
         if current and tp in self._consumer.assignment():
             self._consumer.pause(tp)
-            delay = max(_FENCED_BACKOFF_FLOOR_S, self.settings.session_timeout_seconds / 2) if fenced else _RETRY_AFTER_FAILURE_S
+            delay = (
+                max(_FENCED_BACKOFF_FLOOR_S, self.settings.session_timeout_seconds / 2)
+                if fenced
+                else _RETRY_AFTER_FAILURE_S
+            )
             self._pending[tp] = time.monotonic() + delay
         self._update_status()
-        log.warning("event=ingest.txn.failed partition=%s fenced=%s error=%r action=%s", _name(tp), fenced, error,
-                    "recover" if current else "drop")
+        log.warning(
+            "event=ingest.txn.failed partition=%s fenced=%s error=%r action=%s",
+            _name(tp),
+            fenced,
+            error,
+            "recover" if current else "drop",
+        )
 
     def _drop_state(self, tp: TopicPartition) -> None:
         for key in [k for k, p in self._partials.items() if p.partition == tp.partition and p.source_topic == tp.topic]:
@@ -287,18 +315,24 @@ class IngestService:
         wanted = set(due)
         try:
             recovered = await recover_partitions(
-                s.kafka_bootstrap, self._changelog, {tp.partition for tp in due},
-                keep=lambda p: TopicPartition(p.source_topic, p.partition) in wanted, deadline=deadline,
+                s.kafka_bootstrap,
+                self._changelog,
+                {tp.partition for tp in due},
+                keep=lambda p: TopicPartition(p.source_topic, p.partition) in wanted,
+                deadline=deadline,
                 client_options=s.kafka_options(),
             )
             assert self._consumer is not None
             consumer = self._consumer
             committed: dict[TopicPartition, int] = {}
             for tp in due:
-                offset = await retry_until(deadline, f"committed offset of {_name(tp)}", functools.partial(consumer.committed, tp))
+                offset = await retry_until(
+                    deadline, f"committed offset of {_name(tp)}", functools.partial(consumer.committed, tp)
+                )
                 if offset is None:  # never committed: start from what the topic still holds
-                    starts = await retry_until(deadline, f"first offset of {_name(tp)}",
-                                               functools.partial(consumer.beginning_offsets, [tp]))
+                    starts = await retry_until(
+                        deadline, f"first offset of {_name(tp)}", functools.partial(consumer.beginning_offsets, [tp])
+                    )
                     offset = starts[tp]
                 committed[tp] = offset
         except BaseException:
@@ -314,16 +348,25 @@ class IngestService:
             installed += self._install(tp, writer, recovered, committed[tp])
         self._update_status()
         self.status.recoveries += 1
-        log.info("event=ingest.recovery.done partitions=%s partials=%d seconds=%.2f",
-                 sorted(_name(tp) for tp in due), installed, time.monotonic() - began)
+        log.info(
+            "event=ingest.recovery.done partitions=%s partials=%d seconds=%.2f",
+            sorted(_name(tp) for tp in due),
+            installed,
+            time.monotonic() - began,
+        )
 
     async def _start_writer(self, tp: TopicPartition, deadline: float) -> PartitionWriter:
         s = self.settings
 
         async def attempt() -> PartitionWriter:
             writer = PartitionWriter(
-                tp, bootstrap=s.kafka_bootstrap, app_id=s.app_id, group_id=self._group, outputs=self._outputs,
-                transaction_timeout_ms=int(s.transaction_timeout_seconds * 1000), client_options=s.kafka_options(),
+                tp,
+                bootstrap=s.kafka_bootstrap,
+                app_id=s.app_id,
+                group_id=self._group,
+                outputs=self._outputs,
+                transaction_timeout_ms=int(s.transaction_timeout_seconds * 1000),
+                client_options=s.kafka_options(),
             )
             try:
                 await asyncio.wait_for(writer.start(), timeout=max(1.0, min(30.0, deadline - time.monotonic())))
@@ -346,8 +389,12 @@ class IngestService:
             self._states[(tp.topic, tp.partition)] = state
         self._consumer.seek(tp, committed)
         self._next_offset[tp] = committed
-        self._ready[tp] = CommitLane(writer, on_committed=self._committed, on_failed=self._lane_failed,
-                                     min_interval=self.settings.ingest_commit_interval_seconds)
+        self._ready[tp] = CommitLane(
+            writer,
+            on_committed=self._committed,
+            on_failed=self._lane_failed,
+            min_interval=self.settings.ingest_commit_interval_seconds,
+        )
         del self._pending[tp]
         self._consumer.resume(tp)
         log.info("event=ingest.partition.ready partition=%s offset=%s partials=%d", _name(tp), committed, len(mine))
@@ -403,8 +450,12 @@ class IngestService:
             self._drop_state(tp)
             asyncio.ensure_future(lane.close())
         self._update_status()
-        log.info("event=ingest.assigned partitions=%s kept=%d to_recover=%d", self.status.assigned,
-                 len(assigned) - len(fresh), len(fresh))
+        log.info(
+            "event=ingest.assigned partitions=%s kept=%d to_recover=%d",
+            self.status.assigned,
+            len(assigned) - len(fresh),
+            len(fresh),
+        )
 
     def _update_status(self) -> None:
         assert self._consumer is not None

@@ -53,8 +53,14 @@ class PartitionWrites:
     traffic: list[tuple[str, str, WindowStats]] = field(default_factory=list)
 
     @classmethod
-    def of(cls, changed: dict[str, WindowPartial], expired: list[str], dead_letters: list[DeadLetter],
-           next_offset: int, records: int) -> "PartitionWrites":
+    def of(
+        cls,
+        changed: dict[str, WindowPartial],
+        expired: list[str],
+        dead_letters: list[DeadLetter],
+        next_offset: int,
+        records: int,
+    ) -> PartitionWrites:
         """Encode one fold's result."""
         writes = cls(dead_letters=list(dead_letters), next_offset=next_offset, records=records)
         for key, partial in changed.items():
@@ -63,7 +69,7 @@ class PartitionWrites:
             writes.expired[key] = partition_of_key(key)
         return writes
 
-    def absorb(self, later: "PartitionWrites") -> None:
+    def absorb(self, later: PartitionWrites) -> None:
         """Fold a later batch's writes into these (same partition, later offsets)."""
         for key in later.snapshots:
             self.expired.pop(key, None)
@@ -160,7 +166,7 @@ class PartitionWriter:
             await producer.commit_transaction()
         except (ProducerFenced, InvalidProducerEpoch) as exc:
             raise OwnershipLost(f"{self.tp.topic}:{self.tp.partition} was taken over by another worker") from exc
-        except (KafkaError, OSError, asyncio.TimeoutError):
+        except (TimeoutError, KafkaError, OSError):
             await self._try_abort()
             raise
 

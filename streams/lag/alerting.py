@@ -44,8 +44,11 @@ def episode_id(report: GroupReport) -> str:
         >>> episode_id(r)
         'consumer_lag:g:f77bbbe7719fc932'
     """
-    failing = sorted((p.topic, p.partition, -1 if p.committed is None else p.committed)
-                     for p in report.partitions if p.status.alerting)
+    failing = sorted(
+        (p.topic, p.partition, -1 if p.committed is None else p.committed)
+        for p in report.partitions
+        if p.status.alerting
+    )
     digest = hashlib.sha256(repr((report.group, failing)).encode()).hexdigest()[:16]
     return f"consumer_lag:{report.group[:250]}:{digest}"
 
@@ -80,26 +83,48 @@ def _opened(report: GroupReport) -> Alert:
     worst = max(failing, key=lambda p: (p.status.severity, p.lag), default=None)
     where = f"{worst.topic}[{worst.partition}]: {worst.reason}" if worst else ""
     age = f", oldest unconsumed record {report.lag_seconds:.1f} s old" if report.lag_seconds else ""
-    message = (f"consumer group {report.group} is {report.status.value}: {len(failing)} partition(s) behind by "
-               f"{sum(p.lag for p in failing)} records{age} (group {report.state}, {report.members} " f"member(s)); {where}")
+    message = (
+        f"consumer group {report.group} is {report.status.value}: {len(failing)} partition(s) behind by "
+        f"{sum(p.lag for p in failing)} records{age} (group {report.state}, {report.members} "
+        f"member(s)); {where}"
+    )
     evidence: dict[str, float | int | str] = {
-        "status": report.status.value, "lag": report.lag, "partitions": len(failing), "members": report.members,
+        "status": report.status.value,
+        "lag": report.lag,
+        "partitions": len(failing),
+        "members": report.members,
         "state": report.state,
     }
     if report.lag_seconds is not None:
         evidence["lag_seconds"] = round(report.lag_seconds, 3)
     if worst is not None:
         evidence["worst_partition"] = f"{worst.topic}:{worst.partition}"
-    return Alert(alert_id=episode_id(report), kind=AlertKind.CONSUMER_LAG, severity=_SEVERITY[report.status],
-                 subject=report.group[:300], message=message[:2000], evidence=evidence, created_at=report.at)
+    return Alert(
+        alert_id=episode_id(report),
+        kind=AlertKind.CONSUMER_LAG,
+        severity=_SEVERITY[report.status],
+        subject=report.group[:300],
+        message=message[:2000],
+        evidence=evidence,
+        created_at=report.at,
+    )
 
 
 def _resolved(report: GroupReport, episode: Episode) -> Alert:
     lasted = max(0.0, report.at - episode.opened_at)
     return Alert(
-        alert_id=f"{episode.alert_id}:resolved", kind=AlertKind.CONSUMER_LAG, severity=Severity.INFO,
-        subject=report.group[:300], resolved=True, created_at=report.at,
+        alert_id=f"{episode.alert_id}:resolved",
+        kind=AlertKind.CONSUMER_LAG,
+        severity=Severity.INFO,
+        subject=report.group[:300],
+        resolved=True,
+        created_at=report.at,
         message=f"consumer group {report.group} is OK again (was {episode.status.value} for {lasted:.0f} s)",
-        evidence={"status": report.status.value, "previous": episode.status.value, "lag": report.lag,
-                  "seconds": round(lasted, 3), "opened": episode.alert_id},
+        evidence={
+            "status": report.status.value,
+            "previous": episode.status.value,
+            "lag": report.lag,
+            "seconds": round(lasted, 3),
+            "opened": episode.alert_id,
+        },
     )

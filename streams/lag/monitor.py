@@ -46,8 +46,10 @@ _OUTBOX_MAX = 100
 def check_lag_settings(settings: Settings) -> None:
     """Raise :class:`SettingsError` for a lag interval or window that cannot work."""
     if not math.isfinite(settings.lag_interval_seconds) or settings.lag_interval_seconds < 0:
-        raise SettingsError(f"BIFROST_LAG_INTERVAL_SECONDS={settings.lag_interval_seconds!r}: "
-                            "a number of seconds ≥ 0 (0 turns the worker's lag monitor off)")
+        raise SettingsError(
+            f"BIFROST_LAG_INTERVAL_SECONDS={settings.lag_interval_seconds!r}: "
+            "a number of seconds ≥ 0 (0 turns the worker's lag monitor off)"
+        )
     if settings.lag_window < 2:
         raise SettingsError(f"BIFROST_LAG_WINDOW={settings.lag_window!r}: a window holds at least 2 samples")
 
@@ -63,9 +65,15 @@ class LagMonitor:
         clock: epoch seconds.
     """
 
-    def __init__(self, settings: Settings, *, publish: AlertPublisher | None = None,
-                 is_leader: Callable[[], bool] = lambda: True, probe: LagProbe | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        publish: AlertPublisher | None = None,
+        is_leader: Callable[[], bool] = lambda: True,
+        probe: LagProbe | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         check_lag_settings(settings)
         self.settings = settings
         self.groups = watched_groups(settings)
@@ -94,11 +102,18 @@ class LagMonitor:
         """Sample until cancelled; errors are logged and the next sample tries again."""
         span = self.interval * self.windows.size
         if self.settings.warehouse_enabled and span <= self.settings.warehouse_flush_seconds:
-            log.warning("event=lag.window_short window_seconds=%.0f warehouse_flush_seconds=%.0f hint=%s", span,
-                        self.settings.warehouse_flush_seconds,
-                        "the warehouse group commits once per flush: raise BIFROST_LAG_WINDOW or the interval")
-        log.info("event=lag.monitor.started groups=%s interval=%.1f window=%d", ",".join(self.groups), self.interval,
-                 self.windows.size)
+            log.warning(
+                "event=lag.window_short window_seconds=%.0f warehouse_flush_seconds=%.0f hint=%s",
+                span,
+                self.settings.warehouse_flush_seconds,
+                "the warehouse group commits once per flush: raise BIFROST_LAG_WINDOW or the interval",
+            )
+        log.info(
+            "event=lag.monitor.started groups=%s interval=%.1f window=%d",
+            ",".join(self.groups),
+            self.interval,
+            self.windows.size,
+        )
         try:
             while True:
                 started = time.monotonic()
@@ -131,9 +146,16 @@ class LagMonitor:
             for report in self.reports:
                 if report.exists and previous.get(report.group, LagStatus.OK) is not report.status:
                     level = logging.WARNING if report.status.alerting else logging.INFO
-                    log.log(level, "event=lag.status group=%s status=%s previous=%s lag=%d lag_seconds=%s members=%d",
-                            report.group, report.status.value, previous.get(report.group, LagStatus.OK).value,
-                            report.lag, _seconds(report.lag_seconds), report.members)
+                    log.log(
+                        level,
+                        "event=lag.status group=%s status=%s previous=%s lag=%d lag_seconds=%s members=%d",
+                        report.group,
+                        report.status.value,
+                        previous.get(report.group, LagStatus.OK).value,
+                        report.lag,
+                        _seconds(report.lag_seconds),
+                        report.members,
+                    )
             self._export(self.reports)
             await self._alert(self.reports)
         except asyncio.CancelledError:
@@ -248,9 +270,14 @@ class LagMonitor:
                 log.warning("event=lag.alert_failed id=%s error=%r", alert.alert_id, f"{type(exc).__name__}: {exc}")
                 return
             self._outbox.pop(0)
-            log.log(logging.INFO if alert.resolved else logging.WARNING,
-                    "event=lag.alert id=%s group=%s severity=%s resolved=%s", alert.alert_id, alert.subject,
-                    alert.severity.value, alert.resolved)
+            log.log(
+                logging.INFO if alert.resolved else logging.WARNING,
+                "event=lag.alert id=%s group=%s severity=%s resolved=%s",
+                alert.alert_id,
+                alert.subject,
+                alert.severity.value,
+                alert.resolved,
+            )
 
     def _leader(self) -> bool:
         try:

@@ -70,8 +70,15 @@ class LagProbe:
         ...             print(group.group, sum(p.lag for p in group.partitions))
     """
 
-    def __init__(self, bootstrap: str, client_options: Mapping[str, Any], *, timeout: float = 10.0,
-                 fetch_timeout: float = 2.0, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        client_options: Mapping[str, Any],
+        *,
+        timeout: float = 10.0,
+        fetch_timeout: float = 2.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._bootstrap = bootstrap
         self._options = dict(client_options)
         self._timeout = timeout
@@ -88,8 +95,12 @@ class LagProbe:
 
     async def start(self) -> None:
         """Connect the admin client."""
-        admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap, client_id="bifrost-lag",
-                                    request_timeout_ms=int(self._timeout * 1000), **self._options)
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=self._bootstrap,
+            client_id="bifrost-lag",
+            request_timeout_ms=int(self._timeout * 1000),
+            **self._options,
+        )
         await asyncio.wait_for(admin.start(), self._timeout)
         self._admin = admin
 
@@ -129,18 +140,38 @@ class LagProbe:
                     continue
                 position = committed[tp]
                 record = first.get((group, tp))
-                lag = consumable_lag(position, starts.get(tp, 0), ends[tp],
-                                     first_record=record.offset if record else None,
-                                     counted=record.counted if record else None)
+                lag = consumable_lag(
+                    position,
+                    starts.get(tp, 0),
+                    ends[tp],
+                    first_record=record.offset if record else None,
+                    counted=record.counted if record else None,
+                )
                 if lag == 0:
                     age: float | None = 0.0
                 else:
                     age = record_age(at, record.timestamp_ms) if record else None  # the age at the moment of the sample
-                partitions.append(PartitionLag(topic=tp.topic, partition=tp.partition, committed=position,
-                                               log_end=ends[tp], lag=lag, lag_seconds=age))
+                partitions.append(
+                    PartitionLag(
+                        topic=tp.topic,
+                        partition=tp.partition,
+                        committed=position,
+                        log_end=ends[tp],
+                        lag=lag,
+                        lag_seconds=age,
+                    )
+                )
             exists = state != "Dead" or bool(committed)
-            snapshots.append(GroupSnapshot(group=group, at=at, state=state if exists else "unknown", members=members,
-                                           exists=exists, partitions=tuple(partitions)))
+            snapshots.append(
+                GroupSnapshot(
+                    group=group,
+                    at=at,
+                    state=state if exists else "unknown",
+                    members=members,
+                    exists=exists,
+                    partitions=tuple(partitions),
+                )
+            )
         return snapshots
 
     # ------------------------------------------------------------------ Kafka reads
@@ -164,8 +195,9 @@ class LagProbe:
                 described[group] = (state, len(members))
         return described
 
-    async def _offsets(self, admin: AIOKafkaAdminClient,
-                       groups: list[str]) -> dict[str, dict[TopicPartition, int | None]]:
+    async def _offsets(
+        self, admin: AIOKafkaAdminClient, groups: list[str]
+    ) -> dict[str, dict[TopicPartition, int | None]]:
         fetched = await asyncio.gather(*(admin.list_consumer_group_offsets(g) for g in groups))
         return {
             group: {tp: (meta.offset if meta.offset >= 0 else None) for tp, meta in committed.items()}
@@ -178,14 +210,18 @@ class LagProbe:
         described = await admin.describe_topics(sorted(topics))
         return {
             TopicPartition(d["topic"], p["partition"])
-            for d in described if not d.get("error_code")
+            for d in described
+            if not d.get("error_code")
             for p in d.get("partitions") or ()
         }
 
     async def _read_partitions(
-        self, wanted: set[TopicPartition], offsets: dict[str, dict[TopicPartition, int | None]],
-    ) -> tuple[dict[TopicPartition, int], dict[TopicPartition, int],
-               dict[tuple[str, TopicPartition], NextRecord], float]:
+        self,
+        wanted: set[TopicPartition],
+        offsets: dict[str, dict[TopicPartition, int | None]],
+    ) -> tuple[
+        dict[TopicPartition, int], dict[TopicPartition, int], dict[tuple[str, TopicPartition], NextRecord], float
+    ]:
         """(log ends, log starts of lagging partitions, first records, when the ends were read).
 
         The first records are :meth:`_first_records`'s.
@@ -193,9 +229,16 @@ class LagProbe:
         if not wanted:
             return {}, {}, {}, self._clock()
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._bootstrap, group_id=None, client_id="bifrost-lag", enable_auto_commit=False,
-            isolation_level="read_committed", auto_offset_reset="earliest", max_partition_fetch_bytes=_FETCH_BYTES,
-            fetch_max_bytes=16 * _FETCH_BYTES, request_timeout_ms=int(self._timeout * 1000), **self._options,
+            bootstrap_servers=self._bootstrap,
+            group_id=None,
+            client_id="bifrost-lag",
+            enable_auto_commit=False,
+            isolation_level="read_committed",
+            auto_offset_reset="earliest",
+            max_partition_fetch_bytes=_FETCH_BYTES,
+            fetch_max_bytes=16 * _FETCH_BYTES,
+            request_timeout_ms=int(self._timeout * 1000),
+            **self._options,
         )
         await asyncio.wait_for(consumer.start(), self._timeout)
         try:
@@ -218,8 +261,11 @@ class LagProbe:
             await consumer.stop()
 
     async def _first_records(
-        self, consumer: AIOKafkaConsumer, lagging: dict[tuple[str, TopicPartition], int | None],
-        starts: dict[TopicPartition, int], ends: dict[TopicPartition, int],
+        self,
+        consumer: AIOKafkaConsumer,
+        lagging: dict[tuple[str, TopicPartition], int | None],
+        starts: dict[TopicPartition, int],
+        ends: dict[TopicPartition, int],
     ) -> dict[tuple[str, TopicPartition], NextRecord]:
         """The first deliverable record at or after each committed offset (one fetch each).
 
@@ -259,8 +305,9 @@ class LagProbe:
                         # Exact when this one fetch got to the log end, else only the first record counts.
                         reached = await consumer.position(tp) >= ends[tp]
                         counted = sum(1 for r in records if r.offset < ends[tp]) if reached else None
-                        found[(tp, round_[tp])] = NextRecord(offset=records[0].offset,
-                                                             timestamp_ms=records[0].timestamp, counted=counted)
+                        found[(tp, round_[tp])] = NextRecord(
+                            offset=records[0].offset, timestamp_ms=records[0].timestamp, counted=counted
+                        )
                         pending.discard(tp)
                         consumer.pause(tp)
                 for tp in list(pending):

@@ -39,8 +39,18 @@ from dataclasses import dataclass
 import msgspec
 
 __all__ = [
-    "GroupReport", "GroupSnapshot", "LagStatus", "LagWindows", "PartitionLag", "PartitionReport", "PartitionSample",
-    "Verdict", "consumable_lag", "evaluate_partition", "group_status", "record_age",
+    "GroupReport",
+    "GroupSnapshot",
+    "LagStatus",
+    "LagWindows",
+    "PartitionLag",
+    "PartitionReport",
+    "PartitionSample",
+    "Verdict",
+    "consumable_lag",
+    "evaluate_partition",
+    "group_status",
+    "record_age",
 ]
 
 
@@ -122,8 +132,11 @@ def evaluate_partition(window: Sequence[PartitionSample], size: int) -> Verdict:
     span = last.at - first.at
     if all(s.committed == first.committed for s in samples):
         if last.end > first.end:
-            return Verdict(LagStatus.ERR, f"offset {_offset(last.committed)} not committed past for {span:.0f} s "
-                                          f"while {last.end - first.end} records arrived")
+            return Verdict(
+                LagStatus.ERR,
+                f"offset {_offset(last.committed)} not committed past for {span:.0f} s "
+                f"while {last.end - first.end} records arrived",
+            )
         return Verdict(LagStatus.STALL, f"offset {_offset(last.committed)} stuck for {span:.0f} s with lag {last.lag}")
     if all(b.lag >= a.lag for a, b in zip(samples, samples[1:])):
         return Verdict(LagStatus.WARN, f"lag grew from {first.lag} to {last.lag} over {span:.0f} s")
@@ -146,8 +159,9 @@ def group_status(statuses: Iterable[LagStatus]) -> LagStatus:
     return max(statuses, key=lambda s: s.severity, default=LagStatus.OK)
 
 
-def consumable_lag(committed: int | None, log_start: int, log_end: int, *, first_record: int | None = None,
-                   counted: int | None = None) -> int:
+def consumable_lag(
+    committed: int | None, log_start: int, log_end: int, *, first_record: int | None = None, counted: int | None = None
+) -> int:
     """Records a consumer still has to read, not counting transaction markers.
 
     On a transactional topic every transaction ends with a commit (or abort) marker that
@@ -287,21 +301,38 @@ class LagWindows:
             key = (p.topic, p.partition)
             seen.add(key)
             window = windows.setdefault(key, deque(maxlen=self.size))
-            window.append(PartitionSample(at=snapshot.at, committed=p.committed, end=p.log_end, lag=p.lag,
-                                          members=snapshot.members))
+            window.append(
+                PartitionSample(
+                    at=snapshot.at, committed=p.committed, end=p.log_end, lag=p.lag, members=snapshot.members
+                )
+            )
             verdict = evaluate_partition(window, self.size)
-            reports.append(PartitionReport(
-                topic=p.topic, partition=p.partition, committed=p.committed, log_end=p.log_end, lag=p.lag,
-                lag_seconds=p.lag_seconds, status=verdict.status, reason=verdict.reason,
-            ))
+            reports.append(
+                PartitionReport(
+                    topic=p.topic,
+                    partition=p.partition,
+                    committed=p.committed,
+                    log_end=p.log_end,
+                    lag=p.lag,
+                    lag_seconds=p.lag_seconds,
+                    status=verdict.status,
+                    reason=verdict.reason,
+                )
+            )
         for key in set(windows) - seen:
             del windows[key]
         ages = [r.lag_seconds for r in reports if r.lag_seconds is not None]
         return GroupReport(
-            group=snapshot.group, at=snapshot.at, state=snapshot.state, members=snapshot.members,
-            exists=snapshot.exists, status=group_status(r.status for r in reports),
-            lag=sum(r.lag for r in reports), lag_seconds=max(ages, default=None if reports and not ages else 0.0),
-            samples=max((len(w) for w in windows.values()), default=0), window=self.size,
+            group=snapshot.group,
+            at=snapshot.at,
+            state=snapshot.state,
+            members=snapshot.members,
+            exists=snapshot.exists,
+            status=group_status(r.status for r in reports),
+            lag=sum(r.lag for r in reports),
+            lag_seconds=max(ages, default=None if reports and not ages else 0.0),
+            samples=max((len(w) for w in windows.values()), default=0),
+            window=self.size,
             partitions=tuple(sorted(reports, key=lambda r: (r.topic, r.partition))),
         )
 

@@ -58,7 +58,12 @@ class ProductCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         families = self._families()
         requests, errors, limited, cost, latency = (
-            families.requests, families.errors, families.limited, families.cost, families.latency)
+            families.requests,
+            families.errors,
+            families.limited,
+            families.cost,
+            families.latency,
+        )
         for router, arm, totals in self.traffic.rows():
             labels = [router, arm]
             requests.add_metric(labels, totals.requests)
@@ -67,9 +72,18 @@ class ProductCollector(Collector):
             cost.add_metric(labels, totals.cost_usd)
             latency.add_metric(labels, totals.cumulative_buckets(), totals.latency_sum_seconds)
         phase, stage, stage_share, canary_share = (
-            families.phase, families.stage, families.stage_share, families.canary_share)
+            families.phase,
+            families.stage,
+            families.stage_share,
+            families.canary_share,
+        )
         gate_state, evidence, blockers, info, folded = (
-            families.gate_state, families.evidence, families.blockers, families.info, families.folded)
+            families.gate_state,
+            families.evidence,
+            families.blockers,
+            families.info,
+            families.folded,
+        )
         for f in self.board.figures():
             r = f.router
             for name in PHASES:
@@ -93,36 +107,74 @@ class ProductCollector(Collector):
     @staticmethod
     def _families() -> _Families:
         return _Families(
-            CounterMetricFamily("bifrost_router_requests", "Routing events counted, by router and arm (summed over "
-                                "workers: each counts what its ingest committed).", labels=ROUTER_ARM),
-            CounterMetricFamily("bifrost_router_errors", "Routing events with success=false, by router and arm.",
-                                labels=ROUTER_ARM),
-            CounterMetricFamily("bifrost_router_rate_limited", "Routing events answered 429, by router and arm.",
-                                labels=ROUTER_ARM),
-            CounterMetricFamily("bifrost_router_cost_usd", "Cost of the routed requests in USD, by router and arm.",
-                                labels=ROUTER_ARM),
-            HistogramMetricFamily("bifrost_router_request_latency_seconds", "Latency of the routed LLM requests as "
-                                  "reported by the router, by router and arm (bucket bounds within 2%).",
-                                  labels=ROUTER_ARM),
-            GaugeMetricFamily("bifrost_rollout_phase", "1 for the router's current rollout phase, 0 for the others "
-                              "(routers controlled by this worker).", labels=["router", "phase"]),
-            GaugeMetricFamily("bifrost_rollout_stage", "Index of the rollout's current stage (0 = first), -1 outside "
-                              "a stage.", labels=["router"]),
-            GaugeMetricFamily("bifrost_rollout_stage_share", "Canary traffic share of the current stage (0 outside "
-                              "a stage).", labels=["router"]),
-            GaugeMetricFamily("bifrost_rollout_canary_share", "Traffic weight the canary has now (0 after a "
-                              "rollback or without a canary).", labels=["router"]),
-            GaugeMetricFamily("bifrost_rollout_gate_state", "1 for each gate's state at the last look, 0 for the "
-                              "other states.", labels=["router", "gate", "state"]),
-            GaugeMetricFamily("bifrost_rollout_gate_evidence", "Share of the way to a rollback of each rollback "
-                              "gate's always-valid test (0..1; 1 trips it).", labels=["router", "gate"]),
-            GaugeMetricFamily("bifrost_rollout_promotion_blockers", "Reasons currently blocking promotion of the "
-                              "stage.", labels=["router"]),
-            GaugeMetricFamily("bifrost_rollout_artifact_info", "Artifact versions of the router's rollout, by role "
-                              "(control, canary, last_good); always 1.", labels=["router", "role", "version"]),
-            CounterMetricFamily("bifrost_metrics_label_values_folded", "Figures recorded under router or arm "
-                                "'other' (or, for rollout_router, not shown) because the label's value budget "
-                                "(BIFROST_METRICS_MAX_ROUTERS / _MAX_ARMS) was spent.", labels=["label"]),
+            CounterMetricFamily(
+                "bifrost_router_requests",
+                "Routing events counted, by router and arm (summed over "
+                "workers: each counts what its ingest committed).",
+                labels=ROUTER_ARM,
+            ),
+            CounterMetricFamily(
+                "bifrost_router_errors", "Routing events with success=false, by router and arm.", labels=ROUTER_ARM
+            ),
+            CounterMetricFamily(
+                "bifrost_router_rate_limited", "Routing events answered 429, by router and arm.", labels=ROUTER_ARM
+            ),
+            CounterMetricFamily(
+                "bifrost_router_cost_usd", "Cost of the routed requests in USD, by router and arm.", labels=ROUTER_ARM
+            ),
+            HistogramMetricFamily(
+                "bifrost_router_request_latency_seconds",
+                "Latency of the routed LLM requests as "
+                "reported by the router, by router and arm (bucket bounds within 2%).",
+                labels=ROUTER_ARM,
+            ),
+            GaugeMetricFamily(
+                "bifrost_rollout_phase",
+                "1 for the router's current rollout phase, 0 for the others (routers controlled by this worker).",
+                labels=["router", "phase"],
+            ),
+            GaugeMetricFamily(
+                "bifrost_rollout_stage",
+                "Index of the rollout's current stage (0 = first), -1 outside a stage.",
+                labels=["router"],
+            ),
+            GaugeMetricFamily(
+                "bifrost_rollout_stage_share",
+                "Canary traffic share of the current stage (0 outside a stage).",
+                labels=["router"],
+            ),
+            GaugeMetricFamily(
+                "bifrost_rollout_canary_share",
+                "Traffic weight the canary has now (0 after a rollback or without a canary).",
+                labels=["router"],
+            ),
+            GaugeMetricFamily(
+                "bifrost_rollout_gate_state",
+                "1 for each gate's state at the last look, 0 for the other states.",
+                labels=["router", "gate", "state"],
+            ),
+            GaugeMetricFamily(
+                "bifrost_rollout_gate_evidence",
+                "Share of the way to a rollback of each rollback gate's always-valid test (0..1; 1 trips it).",
+                labels=["router", "gate"],
+            ),
+            GaugeMetricFamily(
+                "bifrost_rollout_promotion_blockers",
+                "Reasons currently blocking promotion of the stage.",
+                labels=["router"],
+            ),
+            GaugeMetricFamily(
+                "bifrost_rollout_artifact_info",
+                "Artifact versions of the router's rollout, by role (control, canary, last_good); always 1.",
+                labels=["router", "role", "version"],
+            ),
+            CounterMetricFamily(
+                "bifrost_metrics_label_values_folded",
+                "Figures recorded under router or arm "
+                "'other' (or, for rollout_router, not shown) because the label's value budget "
+                "(BIFROST_METRICS_MAX_ROUTERS / _MAX_ARMS) was spent.",
+                labels=["label"],
+            ),
         )
 
 

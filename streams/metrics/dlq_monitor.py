@@ -24,11 +24,18 @@ from bifrost.streams.metrics.surge import DlqSurgeDetector, SurgeChange, surge_a
 
 log = logging.getLogger("bifrost.dlq")
 
-SURGE_ACTIVE = Gauge("bifrost_dlq_surge_active", "1 while this worker's share of input going to the DLQ is in a "
-                     "surge (BIFROST_DLQ_SURGE_*).", registry=obs.REGISTRY)
+SURGE_ACTIVE = Gauge(
+    "bifrost_dlq_surge_active",
+    "1 while this worker's share of input going to the DLQ is in a surge (BIFROST_DLQ_SURGE_*).",
+    registry=obs.REGISTRY,
+)
 SURGES = Counter("bifrost_dlq_surges_total", "DLQ surge episodes begun on this worker.", registry=obs.REGISTRY)
-ALERTS = Counter("bifrost_alerts_published_total", "Alerts this worker published on the alerts topic, by kind.",
-                 ["kind"], registry=obs.REGISTRY)
+ALERTS = Counter(
+    "bifrost_alerts_published_total",
+    "Alerts this worker published on the alerts topic, by kind.",
+    ["kind"],
+    registry=obs.REGISTRY,
+)
 
 _OUTBOX_MAX = 20
 _RETRY_SECONDS = 5.0
@@ -37,9 +44,15 @@ _RETRY_SECONDS = 5.0
 class DlqSurgeMonitor:
     """Turns the detector's surge starts and ends into log lines and alerts."""
 
-    def __init__(self, detector: DlqSurgeDetector, *, subject: str,
-                 publish: Callable[[Alert], Awaitable[None]] | None,
-                 clock: Callable[[], float] = time.time, interval: float = 1.0) -> None:
+    def __init__(
+        self,
+        detector: DlqSurgeDetector,
+        *,
+        subject: str,
+        publish: Callable[[Alert], Awaitable[None]] | None,
+        clock: Callable[[], float] = time.time,
+        interval: float = 1.0,
+    ) -> None:
         self.detector = detector
         self.subject = subject
         self._publish = publish
@@ -70,15 +83,33 @@ class DlqSurgeMonitor:
         if change.started:
             SURGE_ACTIVE.set(1)
             SURGES.inc()
-            log.warning("event=dlq.surge subject=%s top_reason=%s top_reason_count=%d dead_letters=%d inputs=%d "
-                        "share=%.4f threshold=%.4f window_s=%.0f reasons=%s alert_id=%s", self.subject, reason, count,
-                        change.dead_letters, change.inputs, change.share, self.detector.policy.threshold, window,
-                        reasons, alert.alert_id)
+            log.warning(
+                "event=dlq.surge subject=%s top_reason=%s top_reason_count=%d dead_letters=%d inputs=%d "
+                "share=%.4f threshold=%.4f window_s=%.0f reasons=%s alert_id=%s",
+                self.subject,
+                reason,
+                count,
+                change.dead_letters,
+                change.inputs,
+                change.share,
+                self.detector.policy.threshold,
+                window,
+                reasons,
+                alert.alert_id,
+            )
         else:
             SURGE_ACTIVE.set(0)
-            log.info("event=dlq.surge.resolved subject=%s dead_letters=%d inputs=%d share=%.4f window_s=%.0f "
-                     "lasted_s=%.0f alert_id=%s", self.subject, change.dead_letters, change.inputs, change.share,
-                     window, change.at - change.episode_start, alert.alert_id)
+            log.info(
+                "event=dlq.surge.resolved subject=%s dead_letters=%d inputs=%d share=%.4f window_s=%.0f "
+                "lasted_s=%.0f alert_id=%s",
+                self.subject,
+                change.dead_letters,
+                change.inputs,
+                change.share,
+                window,
+                change.at - change.episode_start,
+                alert.alert_id,
+            )
         if self._publish is not None:
             self._outbox.append(alert)
 
@@ -93,12 +124,21 @@ class DlqSurgeMonitor:
                 raise
             except Exception as exc:  # noqa: BLE001 - kept and retried; alerts must not stop the worker
                 if self._retry_at == 0.0:
-                    log.warning("event=alert.publish_failed kind=%s alert_id=%s error=%r retry_s=%.0f",
-                                alert.kind.value, alert.alert_id, exc, _RETRY_SECONDS)
+                    log.warning(
+                        "event=alert.publish_failed kind=%s alert_id=%s error=%r retry_s=%.0f",
+                        alert.kind.value,
+                        alert.alert_id,
+                        exc,
+                        _RETRY_SECONDS,
+                    )
                 self._retry_at = now + _RETRY_SECONDS
                 return
             self._outbox.popleft()
             self._retry_at = 0.0
             ALERTS.labels(alert.kind.value).inc()
-            log.info("event=alert.published kind=%s alert_id=%s resolved=%s", alert.kind.value, alert.alert_id,
-                     alert.resolved)
+            log.info(
+                "event=alert.published kind=%s alert_id=%s resolved=%s",
+                alert.kind.value,
+                alert.alert_id,
+                alert.resolved,
+            )

@@ -32,9 +32,9 @@ class RolloutFigures:
 
     router: str
     phase: str
-    stage_index: int           # -1 outside a stage
-    stage_share: float         # the stage's canary share, 0 outside a stage
-    canary_share: float        # the canary's traffic weight now (0 after a rollback)
+    stage_index: int  # -1 outside a stage
+    stage_share: float  # the stage's canary share, 0 outside a stage
+    canary_share: float  # the canary's traffic weight now (0 after a rollback)
     gates: tuple[GateFigure, ...]
     versions: tuple[tuple[str, str], ...]  # (role, version): control, canary, last_good
     promotion_blockers: int
@@ -54,8 +54,11 @@ def rollout_figures(state: RolloutState) -> RolloutFigures:
     canary = state.canary_version
     versions = tuple(
         (role, version)
-        for role, version in (("control", state.control_version), ("canary", canary),
-                              ("last_good", state.last_good_version))
+        for role, version in (
+            ("control", state.control_version),
+            ("canary", canary),
+            ("last_good", state.last_good_version),
+        )
         if version
     )
     return RolloutFigures(

@@ -127,8 +127,14 @@ class DlqSurgeDetector:
 
     def _change(self, *, started: bool, now: float) -> SurgeChange:
         assert self._episode is not None
-        return SurgeChange(started=started, episode_start=self._episode, at=now, inputs=self._inputs,
-                           dead_letters=self._dead, reasons={r: c for r, c in self._reasons.items() if c > 0})
+        return SurgeChange(
+            started=started,
+            episode_start=self._episode,
+            at=now,
+            inputs=self._inputs,
+            dead_letters=self._dead,
+            reasons={r: c for r, c in self._reasons.items() if c > 0},
+        )
 
     def _expire(self, now: float) -> None:
         horizon = now - self.policy.window_seconds
@@ -142,8 +148,8 @@ class DlqSurgeDetector:
 
 _HINTS = {
     "too_late": "event times fall behind the partition's newest event time by more than the grace period "
-                "(BIFROST_GRACE_SECONDS): a producer with real-time timestamps mixed with compressed-time or "
-                "replayed traffic for the same router, or a producer's clock far behind",
+    "(BIFROST_GRACE_SECONDS): a producer with real-time timestamps mixed with compressed-time or "
+    "replayed traffic for the same router, or a producer's clock far behind",
     "bad_json": "a producer sends payloads that are not JSON",
     "schema": "a producer sends events with missing fields or wrong types (see the DLQ records' error)",
     "invalid_value": "a producer sends out-of-range values (e.g. timestamps in the future: check its clock)",
@@ -166,16 +172,22 @@ def surge_alert(change: SurgeChange, *, subject: str, window_seconds: float) -> 
     """
     reason, count = change.top_reason
     subject = subject[:200]
-    figures = (f"{change.dead_letters} of {change.inputs} input records ({change.share:.1%}) in the last "
-               f"{window_seconds:.0f} s went to the DLQ; top reason {reason or '-'} ({count})")
+    figures = (
+        f"{change.dead_letters} of {change.inputs} input records ({change.share:.1%}) in the last "
+        f"{window_seconds:.0f} s went to the DLQ; top reason {reason or '-'} ({count})"
+    )
     if change.started:
         hint = _HINTS.get(reason)
         message = f"DLQ surge on {subject}: {figures}" + (f". Likely cause: {hint}" if hint else "")
     else:
         message = f"DLQ surge on {subject} ended: {figures}"
     evidence: dict[str, float | int | str] = {
-        "inputs": change.inputs, "dead_letters": change.dead_letters, "share": round(change.share, 6),
-        "window_seconds": window_seconds, "top_reason": reason, "top_reason_count": count,
+        "inputs": change.inputs,
+        "dead_letters": change.dead_letters,
+        "share": round(change.share, 6),
+        "window_seconds": window_seconds,
+        "top_reason": reason,
+        "top_reason_count": count,
         "episode_start": change.episode_start,
     }
     evidence.update({f"reason.{r}": c for r, c in sorted(change.reasons.items())})

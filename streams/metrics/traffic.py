@@ -26,7 +26,22 @@ from bifrost.streams.metrics.labels import LabelBudget
 
 # LLM calls: from a cached 100 ms answer to multi-minute reasoning; dense around the
 # SLO (2.5 s) and the goal (P95 < 2 s).
-LATENCY_BUCKETS_SECONDS: tuple[float, ...] = (0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0)
+LATENCY_BUCKETS_SECONDS: tuple[float, ...] = (
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    1.5,
+    2.0,
+    2.5,
+    3.0,
+    5.0,
+    10.0,
+    20.0,
+    30.0,
+    60.0,
+    120.0,
+)
 
 TrafficItem = tuple[str, str, WindowStats]  # (router, arm, one batch's statistics)
 

@@ -26,8 +26,11 @@ def optimizer_topics(settings: Settings) -> list[TopicSpec]:
     """The optimizer's topics (one partition each: few records, one order; outcomes compacted by recommendation)."""
     t = settings.topics
     retention_ms = int(max(RETENTION_PERIODS * settings.recommendation_period_seconds, 7 * 86400) * 1000)
-    return [TopicSpec(t.recommendations, 1, configs={"retention.ms": str(retention_ms)}),
-            TopicSpec(t.recommendation_commands, 1), TopicSpec(t.recommendation_outcomes, 1, compacted=True)]
+    return [
+        TopicSpec(t.recommendations, 1, configs={"retention.ms": str(retention_ms)}),
+        TopicSpec(t.recommendation_commands, 1),
+        TopicSpec(t.recommendation_outcomes, 1, compacted=True),
+    ]
 
 
 def register_optimizer(
@@ -48,15 +51,27 @@ def register_optimizer(
     async def run_optimizer() -> None:
         s = settings
         options = s.kafka_options()
-        await ensure_topics(s.kafka_bootstrap, optimizer_topics(s), replication_factor=s.replication_factor,
-                            client_options=options)
+        await ensure_topics(
+            s.kafka_bootstrap, optimizer_topics(s), replication_factor=s.replication_factor, client_options=options
+        )
         # The alerts topic may exist with another layout (it is created by whoever alerts first).
-        await ensure_topics(s.kafka_bootstrap, [TopicSpec(s.topics.alerts, 1)], replication_factor=s.replication_factor,
-                            client_options=options, check_partitions=False)
-        tasks = [asyncio.ensure_future(optimizer.recommendations.run()), asyncio.ensure_future(optimizer.alerts.run()),
-                 asyncio.ensure_future(listener.run())]
-        log.info("event=optimizer.started interval_s=%.0f period_s=%.0f", s.optimizer_interval_seconds,
-                 s.recommendation_period_seconds)
+        await ensure_topics(
+            s.kafka_bootstrap,
+            [TopicSpec(s.topics.alerts, 1)],
+            replication_factor=s.replication_factor,
+            client_options=options,
+            check_partitions=False,
+        )
+        tasks = [
+            asyncio.ensure_future(optimizer.recommendations.run()),
+            asyncio.ensure_future(optimizer.alerts.run()),
+            asyncio.ensure_future(listener.run()),
+        ]
+        log.info(
+            "event=optimizer.started interval_s=%.0f period_s=%.0f",
+            s.optimizer_interval_seconds,
+            s.recommendation_period_seconds,
+        )
         try:
             await asyncio.gather(*tasks)
         finally:

@@ -68,7 +68,9 @@ class CostIncrease(msgspec.Struct, frozen=True, kw_only=True):
     baseline_count: int
 
 
-def trends_of(hours: Mapping[int, MergedStats], scopes: Sequence[str], clock: int, config: AlertConfig) -> list[TrendRow]:
+def trends_of(
+    hours: Mapping[int, MergedStats], scopes: Sequence[str], clock: int, config: AlertConfig
+) -> list[TrendRow]:
     """24-hour (Mann-Kendall on hourly points) and 7-day (exact Mann-Kendall on day levels)
     trends of every metric of every scope; 7-day rows of the router scope carry ``degraded``."""
     rows: list[TrendRow] = []
@@ -90,11 +92,22 @@ def trends_of(hours: Mapping[int, MergedStats], scopes: Sequence[str], clock: in
             day = t_arr >= clock - DAY
             daily = trend_test(t_arr[day], v_arr[day], span_days=1.0) if day.sum() >= 6 else None
             rows.append(TrendRow(scope=scope, metric=metric.name, window="24h", trend=daily))
-            weekly = (daily_trend_test(t_arr, v_arr, origin=float(clock - WEEK), span_days=7.0)
-                      if len(t_arr) >= config.min_trend_points else None)
-            degraded = (scope == "router" and metric.name in DEGRADATION_METRICS and weekly is not None
-                        and worse(weekly, higher_is_worse=metric.higher_is_worse, tolerance=config.degradation_tolerance,
-                                  alpha=config.trend_alpha))
+            weekly = (
+                daily_trend_test(t_arr, v_arr, origin=float(clock - WEEK), span_days=7.0)
+                if len(t_arr) >= config.min_trend_points
+                else None
+            )
+            degraded = (
+                scope == "router"
+                and metric.name in DEGRADATION_METRICS
+                and weekly is not None
+                and worse(
+                    weekly,
+                    higher_is_worse=metric.higher_is_worse,
+                    tolerance=config.degradation_tolerance,
+                    alpha=config.trend_alpha,
+                )
+            )
             rows.append(TrendRow(scope=scope, metric=metric.name, window="7d", trend=weekly, degraded=degraded))
     return rows
 
@@ -119,74 +132,134 @@ def cost_increase(recent: WindowStats, baseline: WindowStats, config: AlertConfi
     z = (means[0] - means[1]) / math.sqrt(var) if var > 0 else math.inf
     if change <= config.cost_increase or z < float(norm.isf(config.alpha)):
         return None
-    return CostIncrease(recent=means[0], baseline=means[1], change=round(change, 6), z=round(min(z, 1e9), 3),
-                        recent_count=recent.count, baseline_count=baseline.count)
+    return CostIncrease(
+        recent=means[0],
+        baseline=means[1],
+        change=round(change, 6),
+        z=round(min(z, 1e9), 3),
+        recent_count=recent.count,
+        baseline_count=baseline.count,
+    )
 
 
 def _day(clock: float) -> str:
     return datetime.fromtimestamp(clock, UTC).strftime("%Y-%m-%d")
 
 
-def alerts_of(router_id: str, clock: int, *, goals: Sequence[GoalStatus], cost: CostIncrease | None,
-              trends: Sequence[TrendRow], now: float) -> list[Alert]:
+def alerts_of(
+    router_id: str,
+    clock: int,
+    *,
+    goals: Sequence[GoalStatus],
+    cost: CostIncrease | None,
+    trends: Sequence[TrendRow],
+    now: float,
+) -> list[Alert]:
     """The alerts an analysis raises (ids are idempotent per router, subject and UTC day)."""
     day = _day(clock)
     out: list[Alert] = []
     for goal in goals:
         if goal.status != "breached":
             continue
-        out.append(Alert(
-            alert_id=f"{AlertKind.SLO_BREACH.value}/{router_id}/{goal.goal}/{day}", kind=AlertKind.SLO_BREACH,
-            severity=SLO_SEVERITY.get(goal.goal, Severity.WARNING), subject=f"{router_id}/{goal.goal}",
-            message=(f"router {router_id}: {goal.goal} {_fmt(goal.value)} misses its goal ({goal.direction} "
-                     f"{_fmt(goal.target)}) over the last day, beyond noise (z={goal.z}, n={goal.samples})"),
-            evidence={"value": _num(goal.value), "target": goal.target, "samples": goal.samples, "z": _num(goal.z),
-                      "analysis_at": clock},
-            created_at=now,
-        ))
+        out.append(
+            Alert(
+                alert_id=f"{AlertKind.SLO_BREACH.value}/{router_id}/{goal.goal}/{day}",
+                kind=AlertKind.SLO_BREACH,
+                severity=SLO_SEVERITY.get(goal.goal, Severity.WARNING),
+                subject=f"{router_id}/{goal.goal}",
+                message=(
+                    f"router {router_id}: {goal.goal} {_fmt(goal.value)} misses its goal ({goal.direction} "
+                    f"{_fmt(goal.target)}) over the last day, beyond noise (z={goal.z}, n={goal.samples})"
+                ),
+                evidence={
+                    "value": _num(goal.value),
+                    "target": goal.target,
+                    "samples": goal.samples,
+                    "z": _num(goal.z),
+                    "analysis_at": clock,
+                },
+                created_at=now,
+            )
+        )
     if cost is not None:
-        out.append(Alert(
-            alert_id=f"{AlertKind.COST_INCREASE.value}/{router_id}/cost_per_task/{day}", kind=AlertKind.COST_INCREASE,
-            severity=Severity.WARNING, subject=f"{router_id}/cost_per_task",
-            message=(f"router {router_id}: cost per task ${cost.recent:.6f} over the last day is {cost.change:+.0%} "
-                     f"against the six days before (${cost.baseline:.6f}), beyond noise (z={cost.z})"),
-            evidence={"recent": cost.recent, "baseline": cost.baseline, "change": cost.change, "z": cost.z,
-                      "recent_count": cost.recent_count, "baseline_count": cost.baseline_count, "analysis_at": clock},
-            created_at=now,
-        ))
+        out.append(
+            Alert(
+                alert_id=f"{AlertKind.COST_INCREASE.value}/{router_id}/cost_per_task/{day}",
+                kind=AlertKind.COST_INCREASE,
+                severity=Severity.WARNING,
+                subject=f"{router_id}/cost_per_task",
+                message=(
+                    f"router {router_id}: cost per task ${cost.recent:.6f} over the last day is {cost.change:+.0%} "
+                    f"against the six days before (${cost.baseline:.6f}), beyond noise (z={cost.z})"
+                ),
+                evidence={
+                    "recent": cost.recent,
+                    "baseline": cost.baseline,
+                    "change": cost.change,
+                    "z": cost.z,
+                    "recent_count": cost.recent_count,
+                    "baseline_count": cost.baseline_count,
+                    "analysis_at": clock,
+                },
+                created_at=now,
+            )
+        )
     for row in trends:
         if not row.degraded or row.trend is None:
             continue
         t = row.trend
-        out.append(Alert(
-            alert_id=f"{AlertKind.DEGRADATION.value}/{router_id}/{row.metric}/{day}", kind=AlertKind.DEGRADATION,
-            severity=Severity.WARNING, subject=f"{router_id}/{row.metric}",
-            message=(f"router {router_id}: {row.metric} trends {t.change:+.1%} over 7 days (Sen's slope "
-                     f"{t.slope:+.4g}/day, {t.confidence:.0%} CI {t.slope_ci[0]:+.4g}…{t.slope_ci[1]:+.4g}; exact "
-                     f"Mann-Kendall on {t.days} day levels p={min(t.p_increase, t.p_decrease):.2g}, "
-                     f"{t.points} hourly points)"),
-            evidence={"change": round(t.change, 6), "slope_per_day": t.slope, "slope_lo": t.slope_ci[0],
-                      "slope_hi": t.slope_ci[1], "z": round(t.z, 3), "points": t.points, "days": t.days,
-                      "level": t.level, "p": min(t.p_increase, t.p_decrease),
-                      "analysis_at": clock},
-            created_at=now,
-        ))
+        out.append(
+            Alert(
+                alert_id=f"{AlertKind.DEGRADATION.value}/{router_id}/{row.metric}/{day}",
+                kind=AlertKind.DEGRADATION,
+                severity=Severity.WARNING,
+                subject=f"{router_id}/{row.metric}",
+                message=(
+                    f"router {router_id}: {row.metric} trends {t.change:+.1%} over 7 days (Sen's slope "
+                    f"{t.slope:+.4g}/day, {t.confidence:.0%} CI {t.slope_ci[0]:+.4g}…{t.slope_ci[1]:+.4g}; exact "
+                    f"Mann-Kendall on {t.days} day levels p={min(t.p_increase, t.p_decrease):.2g}, "
+                    f"{t.points} hourly points)"
+                ),
+                evidence={
+                    "change": round(t.change, 6),
+                    "slope_per_day": t.slope,
+                    "slope_lo": t.slope_ci[0],
+                    "slope_hi": t.slope_ci[1],
+                    "z": round(t.z, 3),
+                    "points": t.points,
+                    "days": t.days,
+                    "level": t.level,
+                    "p": min(t.p_increase, t.p_decrease),
+                    "analysis_at": clock,
+                },
+                created_at=now,
+            )
+        )
     return out
 
 
-def trend_trigger(router_id: str, clock: int, trends: Sequence[TrendRow],
-                  rule_found: Sequence[Degradation]) -> TrainingTrigger | None:
+def trend_trigger(
+    router_id: str, clock: int, trends: Sequence[TrendRow], rule_found: Sequence[Degradation]
+) -> TrainingTrigger | None:
     """A ``degradation`` training trigger for 7-day trends — only when the trainer's rule found nothing."""
     if rule_found:
         return None
-    found = [Degradation(metric=row.metric, recent=row.trend.level * (1 + row.trend.change / 2),
-                         baseline=row.trend.level * (1 - row.trend.change / 2), change=row.trend.change)
-             for row in trends if row.degraded and row.trend is not None]
+    found = [
+        Degradation(
+            metric=row.metric,
+            recent=row.trend.level * (1 + row.trend.change / 2),
+            baseline=row.trend.level * (1 - row.trend.change / 2),
+            change=row.trend.change,
+        )
+        for row in trends
+        if row.degraded and row.trend is not None
+    ]
     if not found:
         return None
     trigger = degradation_trigger(router_id, found, now=float(clock))
-    return msgspec.structs.replace(trigger, details={**trigger.details, "source": "optimizer-7d-trend"},
-                                   requested_by="optimizer")
+    return msgspec.structs.replace(
+        trigger, details={**trigger.details, "source": "optimizer-7d-trend"}, requested_by="optimizer"
+    )
 
 
 def rule_degradations(hours: Mapping[int, MergedStats], clock: int, tolerance: float) -> list[Degradation]:

@@ -47,13 +47,19 @@ class OptimizerConfig:
     period_seconds: float = float(WEEK)
 
     @classmethod
-    def from_settings(cls, s: "Settings") -> "OptimizerConfig":
+    def from_settings(cls, s: Settings) -> OptimizerConfig:
         """From the worker's settings (``BIFROST_GOAL_*``, ``BIFROST_ALERT_*``…)."""
         return cls(
-            targets=GoalTargets(win_rate=s.goal_win_rate, cost_per_task=s.goal_cost_per_task, p95_ms=s.goal_p95_ms,
-                                quality=s.goal_quality, availability=s.goal_availability),
-            alerts=AlertConfig(cost_increase=s.alert_cost_increase, degradation_tolerance=s.degradation_tolerance,
-                               alpha=s.alert_alpha),
+            targets=GoalTargets(
+                win_rate=s.goal_win_rate,
+                cost_per_task=s.goal_cost_per_task,
+                p95_ms=s.goal_p95_ms,
+                quality=s.goal_quality,
+                availability=s.goal_availability,
+            ),
+            alerts=AlertConfig(
+                cost_increase=s.alert_cost_increase, degradation_tolerance=s.degradation_tolerance, alpha=s.alert_alpha
+            ),
             goal_window_seconds=int(s.goal_window_seconds),
             period_seconds=float(s.recommendation_period_seconds),
         )
@@ -98,25 +104,44 @@ def analyze(
     baseline = span_stats(hours, "router", clock - WEEK, window_from)
     cost = cost_increase(recent, baseline, config.alerts)
     alerts = alerts_of(router_id, clock, goals=goals, cost=cost, trends=trend_rows, now=now)
-    trigger = trend_trigger(router_id, clock, trend_rows,
-                            rule_degradations(hours, clock, config.alerts.degradation_tolerance))
+    trigger = trend_trigger(
+        router_id, clock, trend_rows, rule_degradations(hours, clock, config.alerts.degradation_tolerance)
+    )
     inputs = RuleInputs(
-        router_id=router_id, clock=clock, hours=hours, goals=goals, goal_window_seconds=config.goal_window_seconds,
-        replay=replay, replay_note=replay_note, repeats=repeats,
+        router_id=router_id,
+        clock=clock,
+        hours=hours,
+        goals=goals,
+        goal_window_seconds=config.goal_window_seconds,
+        replay=replay,
+        replay_note=replay_note,
+        repeats=repeats,
         artifact_version=artifact_version if replay is None else replay.arm,
-        artifact_created_at=artifact_created_at, p95_goal_ms=config.targets.p95_ms,
+        artifact_created_at=artifact_created_at,
+        p95_goal_ms=config.targets.p95_ms,
     )
     recommendations = recommend(inputs, config.rules, period_seconds=config.period_seconds, now=now)
     notes = []
     if replay is None:
-        notes.append("counterfactual rules (cheaper model, τ_cheap, α) skipped: " + (replay_note or "no logged requests"))
+        notes.append(
+            "counterfactual rules (cheaper model, τ_cheap, α) skipped: " + (replay_note or "no logged requests")
+        )
     elif replay.router.tables.tau_hard <= 0:
         notes.append(f"τ_cheap not evaluated: artifact {replay.arm} has its escalation gate off (τ_hard = 0)")
     if repeats is None:
         notes.append("repeated prompts not counted: no logged requests")
     return Analysis(
-        router_id=router_id, analysis_at=clock, goal_window=[window_from, clock], goals=goals, trends=trend_rows,
-        recommendations=recommendations, alerts=alerts, trigger=trigger, artifact_version=inputs.artifact_version,
+        router_id=router_id,
+        analysis_at=clock,
+        goal_window=[window_from, clock],
+        goals=goals,
+        trends=trend_rows,
+        recommendations=recommendations,
+        alerts=alerts,
+        trigger=trigger,
+        artifact_version=inputs.artifact_version,
         counterfactual_rows=len(replay) if replay is not None else 0,
-        hours=sum(1 for t in hours if clock - WEEK <= t < clock), notes=notes, created_at=now,
+        hours=sum(1 for t in hours if clock - WEEK <= t < clock),
+        notes=notes,
+        created_at=now,
     )

@@ -42,8 +42,9 @@ class ApplyDecision:
     trigger: TrainingTrigger | None = None
 
 
-def authenticate_apply(command: RecommendationCommand, keyring: Keyring, *, wall: float,
-                       max_age: float) -> CommandKey | Unauthorized:
+def authenticate_apply(
+    command: RecommendationCommand, keyring: Keyring, *, wall: float, max_age: float
+) -> CommandKey | Unauthorized:
     """The verified operator key of ``command``, or the first check it fails (the rollout commands' checks)."""
 
     def role_refusal(key: CommandKey) -> str | None:
@@ -54,8 +55,9 @@ def authenticate_apply(command: RecommendationCommand, keyring: Keyring, *, wall
     def signature_ok(public_key: Ed25519PublicKey) -> bool:
         return apply_signature_valid(command, public_key)
 
-    return verify_signed(command, keyring, signature_ok=signature_ok, role_refusal=role_refusal, wall=wall,
-                         max_age=max_age)
+    return verify_signed(
+        command, keyring, signature_ok=signature_ok, role_refusal=role_refusal, wall=wall, max_age=max_age
+    )
 
 
 def retrain_trigger(rec: Recommendation, *, requested_by: str, now: float) -> TrainingTrigger:
@@ -63,14 +65,24 @@ def retrain_trigger(rec: Recommendation, *, requested_by: str, now: float) -> Tr
 
     Its suggested parameters go in ``details``; its window is the week before its analysis.
     """
-    details: dict[str, float | str] = {"recommendation_id": rec.recommendation_id, "recommendation_kind": rec.kind.value,
-                                       "subject": rec.subject}
+    details: dict[str, float | str] = {
+        "recommendation_id": rec.recommendation_id,
+        "recommendation_kind": rec.kind.value,
+        "subject": rec.subject,
+    }
     for name, value in rec.action.parameters.items():
         details[f"suggested.{name}"] = float(value) if isinstance(value, int) and not isinstance(value, bool) else value
     window_to = rec.analysis_at or now
-    return TrainingTrigger(trigger_id=f"recommendation-{rec.recommendation_id}", reason=TriggerReason.MANUAL,
-                           window_from=window_to - WEEK, window_to=window_to, router_id=rec.router_id, details=details,
-                           requested_by=requested_by, created_at=now)
+    return TrainingTrigger(
+        trigger_id=f"recommendation-{rec.recommendation_id}",
+        reason=TriggerReason.MANUAL,
+        window_from=window_to - WEEK,
+        window_to=window_to,
+        router_id=rec.router_id,
+        details=details,
+        requested_by=requested_by,
+        created_at=now,
+    )
 
 
 def decide_apply(
@@ -88,32 +100,74 @@ def decide_apply(
         return ApplyDecision(unauthorized=key)
 
     def answer(
-        accepted: bool, reason: str, *, kind: RecommendationKind | None = None, action: ActionKind | None = None,
-        trigger_id: str | None = None, already_applied: bool = False,
+        accepted: bool,
+        reason: str,
+        *,
+        kind: RecommendationKind | None = None,
+        action: ActionKind | None = None,
+        trigger_id: str | None = None,
+        already_applied: bool = False,
     ) -> RecommendationApplied:
-        return RecommendationApplied(recommendation_id=command.recommendation_id, command_id=command.command_id,
-                                     router_id=command.router_id, accepted=accepted, reason=reason, kind=kind,
-                                     action=action, trigger_id=trigger_id, applied_by=key.name,
-                                     already_applied=already_applied, applied_at=wall)
+        return RecommendationApplied(
+            recommendation_id=command.recommendation_id,
+            command_id=command.command_id,
+            router_id=command.router_id,
+            accepted=accepted,
+            reason=reason,
+            kind=kind,
+            action=action,
+            trigger_id=trigger_id,
+            applied_by=key.name,
+            already_applied=already_applied,
+            applied_at=wall,
+        )
 
     if recommendation is None:
-        return ApplyDecision(outcome=answer(False, f"unknown recommendation {command.recommendation_id} (not on the "
-                                                   "recommendations topic, or past its retention)"))
+        return ApplyDecision(
+            outcome=answer(
+                False,
+                f"unknown recommendation {command.recommendation_id} (not on the "
+                "recommendations topic, or past its retention)",
+            )
+        )
     if recommendation.router_id != command.router_id:
-        return ApplyDecision(outcome=answer(False, f"recommendation {recommendation.recommendation_id} is for router "
-                                                   f"{recommendation.router_id!r}, not {command.router_id!r}",
-                                            kind=recommendation.kind))
+        return ApplyDecision(
+            outcome=answer(
+                False,
+                f"recommendation {recommendation.recommendation_id} is for router "
+                f"{recommendation.router_id!r}, not {command.router_id!r}",
+                kind=recommendation.kind,
+            )
+        )
     action = recommendation.action.kind
     if previous is not None and previous.accepted:
-        return ApplyDecision(outcome=answer(True, f"already applied by {previous.applied_by} at "
-                                                  f"{previous.applied_at:.0f}; nothing sent again",
-                                            kind=recommendation.kind, action=action, trigger_id=previous.trigger_id,
-                                            already_applied=True))
+        return ApplyDecision(
+            outcome=answer(
+                True,
+                f"already applied by {previous.applied_by} at {previous.applied_at:.0f}; nothing sent again",
+                kind=recommendation.kind,
+                action=action,
+                trigger_id=previous.trigger_id,
+                already_applied=True,
+            )
+        )
     if action is ActionKind.RETRAIN:
         trigger = retrain_trigger(recommendation, requested_by=key.name, now=wall)
-        return ApplyDecision(outcome=answer(True, f"retrain requested ({trigger.trigger_id}) with "
-                                                  f"{dict(recommendation.action.parameters)}",
-                                            kind=recommendation.kind, action=action, trigger_id=trigger.trigger_id),
-                             trigger=trigger)
-    return ApplyDecision(outcome=answer(True, "acknowledged: this recommendation has no automatic action "
-                                              f"({recommendation.title})", kind=recommendation.kind, action=action))
+        return ApplyDecision(
+            outcome=answer(
+                True,
+                f"retrain requested ({trigger.trigger_id}) with {dict(recommendation.action.parameters)}",
+                kind=recommendation.kind,
+                action=action,
+                trigger_id=trigger.trigger_id,
+            ),
+            trigger=trigger,
+        )
+    return ApplyDecision(
+        outcome=answer(
+            True,
+            f"acknowledged: this recommendation has no automatic action ({recommendation.title})",
+            kind=recommendation.kind,
+            action=action,
+        )
+    )

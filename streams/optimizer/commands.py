@@ -53,7 +53,8 @@ class ApplyListener:
         self.keyring = keyring
         self.recommendations = recommendations
         self.outcomes: TopicLedger[RecommendationApplied] = TopicLedger(
-            settings, settings.topics.recommendation_outcomes, applied_record)
+            settings, settings.topics.recommendation_outcomes, applied_record
+        )
         self.handled = 0
 
     async def run(self) -> None:
@@ -73,11 +74,22 @@ class ApplyListener:
 
     async def _consume(self) -> None:
         s = self.settings
-        consumer = AIOKafkaConsumer(s.topics.recommendation_commands, bootstrap_servers=s.kafka_bootstrap,
-                                    group_id=f"{s.app_id}-recommendation-commands", enable_auto_commit=False,
-                                    auto_offset_reset="earliest", client_id=f"{s.app_id}-apply", **s.kafka_options())
-        producer = AIOKafkaProducer(bootstrap_servers=s.kafka_bootstrap, acks="all", enable_idempotence=True,
-                                    client_id=f"{s.app_id}-apply", **s.kafka_options())
+        consumer = AIOKafkaConsumer(
+            s.topics.recommendation_commands,
+            bootstrap_servers=s.kafka_bootstrap,
+            group_id=f"{s.app_id}-recommendation-commands",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            client_id=f"{s.app_id}-apply",
+            **s.kafka_options(),
+        )
+        producer = AIOKafkaProducer(
+            bootstrap_servers=s.kafka_bootstrap,
+            acks="all",
+            enable_idempotence=True,
+            client_id=f"{s.app_id}-apply",
+            **s.kafka_options(),
+        )
         await consumer.start()
         try:
             await producer.start()
@@ -102,32 +114,54 @@ class ApplyListener:
             return
         await self.recommendations.sync()
         await self.outcomes.sync()
-        decision = decide_apply(command, self.recommendations.values.get(command.recommendation_id),
-                                self.outcomes.values.get(command.recommendation_id), self.keyring, wall=time.time(),
-                                max_age=s.command_max_age_seconds)
+        decision = decide_apply(
+            command,
+            self.recommendations.values.get(command.recommendation_id),
+            self.outcomes.values.get(command.recommendation_id),
+            self.keyring,
+            wall=time.time(),
+            max_age=s.command_max_age_seconds,
+        )
         if decision.unauthorized is not None:
-            log.warning("event=optimizer.apply.unauthorized recommendation=%s command=%s key=%r check=%s",
-                        command.recommendation_id, command.command_id, command.key_id[:64],
-                        decision.unauthorized.check.value)
+            log.warning(
+                "event=optimizer.apply.unauthorized recommendation=%s command=%s key=%r check=%s",
+                command.recommendation_id,
+                command.command_id,
+                command.key_id[:64],
+                decision.unauthorized.check.value,
+            )
             await self._dead_letter(producer, record, RejectReason.UNAUTHORIZED, str(decision.unauthorized))
             metrics.APPLIED.labels("unauthorized").inc()
             return
         assert decision.outcome is not None
         if decision.trigger is not None:
-            await producer.send_and_wait(s.topics.training_triggers, encode(decision.trigger),
-                                         key=decision.trigger.trigger_id.encode())
-        await producer.send_and_wait(s.topics.recommendation_outcomes, encode(decision.outcome),
-                                     key=command.recommendation_id.encode())
+            await producer.send_and_wait(
+                s.topics.training_triggers, encode(decision.trigger), key=decision.trigger.trigger_id.encode()
+            )
+        await producer.send_and_wait(
+            s.topics.recommendation_outcomes, encode(decision.outcome), key=command.recommendation_id.encode()
+        )
         if decision.outcome.accepted and not decision.outcome.already_applied:
             self.outcomes.note(command.recommendation_id, decision.outcome)
-        metrics.APPLIED.labels("already_applied" if decision.outcome.already_applied else
-                               "accepted" if decision.outcome.accepted else "refused").inc()
-        log.info("event=optimizer.apply recommendation=%s by=%s accepted=%s trigger=%s reason=%r",
-                 command.recommendation_id, decision.outcome.applied_by, decision.outcome.accepted,
-                 decision.outcome.trigger_id or "-", decision.outcome.reason)
+        metrics.APPLIED.labels(
+            "already_applied"
+            if decision.outcome.already_applied
+            else "accepted"
+            if decision.outcome.accepted
+            else "refused"
+        ).inc()
+        log.info(
+            "event=optimizer.apply recommendation=%s by=%s accepted=%s trigger=%s reason=%r",
+            command.recommendation_id,
+            decision.outcome.applied_by,
+            decision.outcome.accepted,
+            decision.outcome.trigger_id or "-",
+            decision.outcome.reason,
+        )
 
-    async def _dead_letter(self, producer: AIOKafkaProducer, record: ConsumerRecord, reason: RejectReason,
-                           error: str) -> None:
+    async def _dead_letter(
+        self, producer: AIOKafkaProducer, record: ConsumerRecord, reason: RejectReason, error: str
+    ) -> None:
         letter = dead_letter(record, reason, error, time.time(), max_payload_bytes=self.settings.dlq_max_payload_bytes)
         await producer.send_and_wait(self.settings.topics.dlq, encode(letter), key=record.topic.encode())
 

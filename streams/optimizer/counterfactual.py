@@ -72,9 +72,11 @@ class Replay:
     def rechoose(self, *, alpha: float | None = None, tau_cheap: float | None = None) -> np.ndarray:
         """The artifact's choices with other parameters (same predictions, same rule as the router)."""
         tables = self.router.tables
-        tables = tables.with_params(alpha=tables.alpha if alpha is None else alpha,
-                                    tau_cheap=tables.tau_cheap if tau_cheap is None else tau_cheap,
-                                    tau_hard=tables.tau_hard)
+        tables = tables.with_params(
+            alpha=tables.alpha if alpha is None else alpha,
+            tau_cheap=tables.tau_cheap if tau_cheap is None else tau_cheap,
+            tau_hard=tables.tau_hard,
+        )
         chosen, _, _, _ = choose(tables, self.probabilities, self.q_pred, self.c_pred, self.tokens)
         return chosen
 
@@ -132,7 +134,9 @@ def build_replay(
     if not of_arm.any():
         raise ReplayUnavailable(f"no logged requests of arm {arm} in the window")
     if data.features.shape[1] != width:
-        raise ReplayUnavailable(f"logged feature vectors have {data.features.shape[1]} values; artifact {arm} reads " f"{width}")
+        raise ReplayUnavailable(
+            f"logged feature vectors have {data.features.shape[1]} values; artifact {arm} reads {width}"
+        )
     p = data.propensity
     usable = of_arm & data.features_ok & (served_all >= 0) & np.isfinite(p) & (p > 0) & (p <= 1.0)
     rows = np.flatnonzero(usable)
@@ -158,16 +162,40 @@ def build_replay(
     chosen = np.asarray(decisions.chosen, dtype=np.int64)
     propensity = data.propensity[rows].astype(np.float64)
     labelled, costed = np.isfinite(quality), np.isfinite(cost)
-    base_q = dr_terms(chosen[labelled], served[labelled], propensity[labelled], quality[labelled], q_model[labelled],
-                      min_propensity=MIN_PROPENSITY)
-    base_c = dr_terms(chosen[costed], served[costed], propensity[costed], cost[costed], c_model[costed],
-                      min_propensity=MIN_PROPENSITY)
-    return Replay(router=router, arm=arm, models=models, served=served, propensity=propensity,
-                  quality=quality, cost=cost, latency=data.latency[rows].astype(np.float64), cluster=cluster,
-                  tokens=tokens, chosen=chosen,
-                  probabilities=np.asarray(decisions.probabilities, dtype=np.float64), q_pred=q_pred, c_pred=c_pred,
-                  q_model=q_model, c_model=c_model, rows_logged=rows_logged, window=data.window, days=days,
-                  base_quality_terms=base_q, base_cost_terms=base_c)
+    base_q = dr_terms(
+        chosen[labelled],
+        served[labelled],
+        propensity[labelled],
+        quality[labelled],
+        q_model[labelled],
+        min_propensity=MIN_PROPENSITY,
+    )
+    base_c = dr_terms(
+        chosen[costed], served[costed], propensity[costed], cost[costed], c_model[costed], min_propensity=MIN_PROPENSITY
+    )
+    return Replay(
+        router=router,
+        arm=arm,
+        models=models,
+        served=served,
+        propensity=propensity,
+        quality=quality,
+        cost=cost,
+        latency=data.latency[rows].astype(np.float64),
+        cluster=cluster,
+        tokens=tokens,
+        chosen=chosen,
+        probabilities=np.asarray(decisions.probabilities, dtype=np.float64),
+        q_pred=q_pred,
+        c_pred=c_pred,
+        q_model=q_model,
+        c_model=c_model,
+        rows_logged=rows_logged,
+        window=data.window,
+        days=days,
+        base_quality_terms=base_q,
+        base_cost_terms=base_c,
+    )
 
 
 def _quality_model(q_pred: np.ndarray, served: np.ndarray, quality: np.ndarray, cluster: np.ndarray) -> np.ndarray:
@@ -200,15 +228,18 @@ def _cost_model(c_usd: np.ndarray, served: np.ndarray, cost: np.ndarray) -> np.n
 def value(replay: Replay, chosen: np.ndarray) -> PolicyValue:
     """DR (with IPS and SNIPS) quality and cost of the policy that picks ``chosen`` per row."""
     return PolicyValue(
-        quality=estimate(chosen, replay.served, replay.propensity, replay.quality, replay.q_model,
-                         min_propensity=MIN_PROPENSITY),
-        cost=estimate(chosen, replay.served, replay.propensity, replay.cost, replay.c_model,
-                      min_propensity=MIN_PROPENSITY),
+        quality=estimate(
+            chosen, replay.served, replay.propensity, replay.quality, replay.q_model, min_propensity=MIN_PROPENSITY
+        ),
+        cost=estimate(
+            chosen, replay.served, replay.propensity, replay.cost, replay.c_model, min_propensity=MIN_PROPENSITY
+        ),
     )
 
 
-def compare(replay: Replay, candidate: np.ndarray, *, confidence: float = 0.9,
-            within: np.ndarray | None = None) -> Difference:
+def compare(
+    replay: Replay, candidate: np.ndarray, *, confidence: float = 0.9, within: np.ndarray | None = None
+) -> Difference:
     """The paired DR difference ``candidate − π`` (π: the artifact's choices) over every row.
 
     ``within`` (a row mask) promises that ``candidate`` equals π outside it: only those rows
@@ -222,23 +253,31 @@ def compare(replay: Replay, candidate: np.ndarray, *, confidence: float = 0.9,
     c = _paired(replay, candidate, replay.cost, replay.c_model, costed & mask, int(costed.sum()))
     base_q, base_c = replay.base_quality_terms, replay.base_cost_terms
     return Difference(
-        quality=q[0], quality_se=q[1], quality_ci=[q[0] - z * q[1], q[0] + z * q[1]],
-        cost=c[0], cost_se=c[1], cost_ci=[c[0] - z * c[1], c[0] + z * c[1]],
+        quality=q[0],
+        quality_se=q[1],
+        quality_ci=[q[0] - z * q[1], q[0] + z * q[1]],
+        cost=c[0],
+        cost_se=c[1],
+        cost_ci=[c[0] - z * c[1], c[0] + z * c[1]],
         base_quality=float(base_q.mean()) if base_q.size else math.nan,
         base_cost=float(base_c.mean()) if base_c.size else math.nan,
-        labelled_rows=int(labelled.sum()), rows=len(replay),
-        changed_rows=int((candidate[mask] != replay.chosen[mask]).sum()), confidence=confidence,
+        labelled_rows=int(labelled.sum()),
+        rows=len(replay),
+        changed_rows=int((candidate[mask] != replay.chosen[mask]).sum()),
+        confidence=confidence,
     )
 
 
-def _paired(replay: Replay, candidate: np.ndarray, reward: np.ndarray, model: np.ndarray, keep: np.ndarray,
-            n: int) -> tuple[float, float]:
+def _paired(
+    replay: Replay, candidate: np.ndarray, reward: np.ndarray, model: np.ndarray, keep: np.ndarray, n: int
+) -> tuple[float, float]:
     """Mean and standard error over ``n`` rows of per-row differences that are zero outside ``keep``."""
     if n < 2:
         return math.nan, math.nan
     args = (replay.served[keep], replay.propensity[keep], reward[keep], model[keep])
-    diff = (dr_terms(candidate[keep], *args, min_propensity=MIN_PROPENSITY)
-            - dr_terms(replay.chosen[keep], *args, min_propensity=MIN_PROPENSITY))
+    diff = dr_terms(candidate[keep], *args, min_propensity=MIN_PROPENSITY) - dr_terms(
+        replay.chosen[keep], *args, min_propensity=MIN_PROPENSITY
+    )
     mean = float(diff.sum()) / n
     var = max(float((diff * diff).sum()) / n - mean * mean, 0.0) * n / (n - 1)
     return mean, math.sqrt(var / n)

@@ -69,16 +69,32 @@ def share_above(sketch: QuantileSketch, threshold: float) -> float:
     return above / sketch.count
 
 
-def _judge(goal: str, target: float, value: float | None, samples: int, se: float | None, *, at_least: bool,
-           min_samples: int, z_alert: float) -> GoalStatus:
+def _judge(
+    goal: str,
+    target: float,
+    value: float | None,
+    samples: int,
+    se: float | None,
+    *,
+    at_least: bool,
+    min_samples: int,
+    z_alert: float,
+) -> GoalStatus:
     direction = "at least" if at_least else "at most"
     if value is None or samples < min_samples:
         return GoalStatus(goal=goal, target=target, value=value, samples=samples, status="no_data", direction=direction)
     gap = (target - value) if at_least else (value - target)
     z = gap / se if se and se > 0 else (math.inf if gap > 0 else -math.inf if gap < 0 else 0.0)
     status = "met" if gap <= 0 else "breached" if z > z_alert else "missed"
-    return GoalStatus(goal=goal, target=target, value=value, samples=samples, status=status,
-                      z=None if math.isinf(z) else round(z, 3), direction=direction)
+    return GoalStatus(
+        goal=goal,
+        target=target,
+        value=value,
+        samples=samples,
+        status=status,
+        z=None if math.isinf(z) else round(z, 3),
+        direction=direction,
+    )
 
 
 def track_goals(stats: WindowStats, targets: GoalTargets, *, alpha: float = 0.001) -> list[GoalStatus]:
@@ -94,8 +110,18 @@ def track_goals(stats: WindowStats, targets: GoalTargets, *, alpha: float = 0.00
     judged = stats.wins + stats.losses + stats.ties
     win = (stats.wins + 0.5 * stats.ties) / judged if judged else None
     t = targets.win_rate
-    out.append(_judge("win_rate", t, win, judged, math.sqrt(t * (1 - t) / judged) if judged else None,
-                      at_least=True, min_samples=targets.min_samples, z_alert=z_alert))
+    out.append(
+        _judge(
+            "win_rate",
+            t,
+            win,
+            judged,
+            math.sqrt(t * (1 - t) / judged) if judged else None,
+            at_least=True,
+            min_samples=targets.min_samples,
+            z_alert=z_alert,
+        )
+    )
     n = stats.count
     cost = stats.cost_usd / n if n else None
     if n > 1 and cost is not None:
@@ -103,14 +129,32 @@ def track_goals(stats: WindowStats, targets: GoalTargets, *, alpha: float = 0.00
         cost_se = math.sqrt(var / n)
     else:
         cost_se = None
-    out.append(_judge("cost_per_task", targets.cost_per_task, cost, n, cost_se, at_least=False,
-                      min_samples=targets.min_samples, z_alert=z_alert))
+    out.append(
+        _judge(
+            "cost_per_task",
+            targets.cost_per_task,
+            cost,
+            n,
+            cost_se,
+            at_least=False,
+            min_samples=targets.min_samples,
+            z_alert=z_alert,
+        )
+    )
     p95 = stats.latency_ms.quantile(0.95)
     slow = share_above(stats.latency_ms, targets.p95_ms)
     # No latency recorded (an empty sketch) is no data, not "no slow requests".
     timed = n if p95 is not None else 0
-    status = _judge("p95_ms", 0.05, slow if timed else None, timed, math.sqrt(0.05 * 0.95 / n) if timed else None,
-                    at_least=False, min_samples=targets.min_samples, z_alert=z_alert)
+    status = _judge(
+        "p95_ms",
+        0.05,
+        slow if timed else None,
+        timed,
+        math.sqrt(0.05 * 0.95 / n) if timed else None,
+        at_least=False,
+        min_samples=targets.min_samples,
+        z_alert=z_alert,
+    )
     # Reported as the P95 against its target; judged as the share of slow requests against 5%.
     if status.status != "no_data" and p95 is not None and p95 < targets.p95_ms:
         status = msgspec.structs.replace(status, status="met")
@@ -118,10 +162,30 @@ def track_goals(stats: WindowStats, targets: GoalTargets, *, alpha: float = 0.00
     q_n = stats.quality_count
     quality = stats.quality_sum / q_n if q_n else None
     q_se = math.sqrt(max(quality * (1 - quality), 1e-6) / q_n) if quality is not None else None
-    out.append(_judge("quality", targets.quality, quality, q_n, q_se, at_least=True, min_samples=targets.min_samples,
-                      z_alert=z_alert))
+    out.append(
+        _judge(
+            "quality",
+            targets.quality,
+            quality,
+            q_n,
+            q_se,
+            at_least=True,
+            min_samples=targets.min_samples,
+            z_alert=z_alert,
+        )
+    )
     availability = 1.0 - stats.errors / n if n else None
     a = targets.availability
-    out.append(_judge("availability", a, availability, n, math.sqrt(a * (1 - a) / n) if n else None, at_least=True,
-                      min_samples=targets.min_samples, z_alert=z_alert))
+    out.append(
+        _judge(
+            "availability",
+            a,
+            availability,
+            n,
+            math.sqrt(a * (1 - a) / n) if n else None,
+            at_least=True,
+            min_samples=targets.min_samples,
+            z_alert=z_alert,
+        )
+    )
     return out

@@ -46,8 +46,9 @@ class TopicLedger(Generic[T]):
         if not ledger.seen(record_id): ...
     """
 
-    def __init__(self, settings: Settings, topic: str, decode: Decode[T], *, keep: int = 2000,
-                 poll_ms: int = 500) -> None:
+    def __init__(
+        self, settings: Settings, topic: str, decode: Decode[T], *, keep: int = 2000, poll_ms: int = 500
+    ) -> None:
         self.settings = settings
         self.topic = topic
         self._decode = decode
@@ -91,10 +92,16 @@ class TopicLedger(Generic[T]):
     async def _follow(self) -> None:
         s = self.settings
         # Subscribed without a group: every partition is assigned, read from the beginning (earliest).
-        consumer = AIOKafkaConsumer(self.topic, bootstrap_servers=s.kafka_bootstrap, group_id=None,
-                                    enable_auto_commit=False, auto_offset_reset="earliest",
-                                    metadata_max_age_ms=5000, client_id=f"{s.app_id}-optimizer-ledger",
-                                    **s.kafka_options())
+        consumer = AIOKafkaConsumer(
+            self.topic,
+            bootstrap_servers=s.kafka_bootstrap,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            metadata_max_age_ms=5000,
+            client_id=f"{s.app_id}-optimizer-ledger",
+            **s.kafka_options(),
+        )
         self._consumer = consumer
         await consumer.start()
         while True:
@@ -120,7 +127,7 @@ class TopicLedger(Generic[T]):
         """
         try:
             await asyncio.wait_for(self._sync(), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise LedgerUnavailable(f"{self.topic} not read to its end within {timeout:.0f} s") from None
 
     async def _sync(self) -> None:
@@ -135,6 +142,7 @@ class TopicLedger(Generic[T]):
             except KafkaError:
                 await asyncio.sleep(0.5)
                 continue
+
             def caught_up(ends: dict[TopicPartition, int] = ends) -> bool:
                 return all(self._positions.get(tp, -1) >= end for tp, end in ends.items()) or self._consumer is None
 

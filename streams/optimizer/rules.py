@@ -85,7 +85,7 @@ class RuleInputs:
     goal_window_seconds: int = DAY
     replay: Replay | None = None
     replay_note: str = ""
-    repeats: "Repeats | None" = None
+    repeats: Repeats | None = None
     artifact_version: str | None = None
     artifact_created_at: float | None = None
     p95_goal_ms: float = 2000.0
@@ -130,8 +130,12 @@ def repeated_prompts(features: np.ndarray, ts: np.ndarray, cost: np.ndarray, *, 
     if n == 0:
         return Repeats(rows=0, hits=0, hit_cost_usd=0.0, total_cost_usd=0.0, distinct=0, days=0.0)
     rows = np.ascontiguousarray(features, dtype=np.float32)
-    _, key = np.unique(rows.view(np.dtype((np.void, rows.dtype.itemsize * rows.shape[1]))).reshape(n) if rows.shape[1]
-                       else np.zeros(n, dtype=np.int64), return_inverse=True)
+    _, key = np.unique(
+        rows.view(np.dtype((np.void, rows.dtype.itemsize * rows.shape[1]))).reshape(n)
+        if rows.shape[1]
+        else np.zeros(n, dtype=np.int64),
+        return_inverse=True,
+    )
     key = key.reshape(-1)
     order = np.lexsort((ts, key))
     same = key[order][1:] == key[order][:-1]
@@ -139,15 +143,27 @@ def repeated_prompts(features: np.ndarray, ts: np.ndarray, cost: np.ndarray, *, 
     hit = np.zeros(n, dtype=bool)
     hit[order[1:][same & close]] = True
     finite = np.nan_to_num(cost, nan=0.0)
-    return Repeats(rows=n, hits=int(hit.sum()), hit_cost_usd=float(finite[hit].sum()), total_cost_usd=float(finite.sum()),
-                   distinct=int(key.max()) + 1, days=float((ts.max() - ts.min()) / DAY) if n > 1 else 0.0)
+    return Repeats(
+        rows=n,
+        hits=int(hit.sum()),
+        hit_cost_usd=float(finite[hit].sum()),
+        total_cost_usd=float(finite.sum()),
+        distinct=int(key.max()) + 1,
+        days=float((ts.max() - ts.min()) / DAY) if n > 1 else 0.0,
+    )
 
 
 # -- ranking --------------------------------------------------------------------------------
 
 
-def score_of(impact: Impact, *, base_quality: float | None, base_p95: float | None, base_availability: float | None,
-             goal_missed: bool) -> float:
+def score_of(
+    impact: Impact,
+    *,
+    base_quality: float | None,
+    base_p95: float | None,
+    base_availability: float | None,
+    goal_missed: bool,
+) -> float:
     """The ranking score of an impact (see the module docstring)."""
     gains = [0.0]
     if impact.cost_per_task_change is not None:
@@ -184,7 +200,9 @@ def period_label(clock: float, period_seconds: float) -> str:
     return f"{when:%Y-%m-%dT%H:%M}/{int(period_seconds)}s"
 
 
-def finalize(findings: Sequence[Finding], inputs: RuleInputs, *, period_seconds: float, now: float) -> list[Recommendation]:
+def finalize(
+    findings: Sequence[Finding], inputs: RuleInputs, *, period_seconds: float, now: float
+) -> list[Recommendation]:
     """Ids, period, score and priority; sorted best first."""
     router = merge_all(h for hour in _window_hours(inputs) for h in hour.arms.values())
     summary = router.summary()
@@ -192,16 +210,33 @@ def finalize(findings: Sequence[Finding], inputs: RuleInputs, *, period_seconds:
     period = period_label(inputs.clock, period_seconds)
     out = []
     for f in findings:
-        score = score_of(f.impact, base_quality=summary.quality, base_p95=summary.p95_ms,
-                         base_availability=1 - summary.error_rate if summary.error_rate is not None else None,
-                         goal_missed=bool(missed & set(f.goals)))
-        out.append(Recommendation(
-            recommendation_id=recommendation_id(f.kind.value, inputs.router_id, f.subject, period),
-            kind=f.kind, category=f.category, router_id=inputs.router_id, subject=f.subject, period=period,
-            priority=priority_of(score, f.impact.method), score=round(score, 6), title=f.title, detail=f.detail,
-            evidence=f.evidence, impact=f.impact, action=f.action, artifact_version=inputs.artifact_version,
-            analysis_at=float(inputs.clock), created_at=now,
-        ))
+        score = score_of(
+            f.impact,
+            base_quality=summary.quality,
+            base_p95=summary.p95_ms,
+            base_availability=1 - summary.error_rate if summary.error_rate is not None else None,
+            goal_missed=bool(missed & set(f.goals)),
+        )
+        out.append(
+            Recommendation(
+                recommendation_id=recommendation_id(f.kind.value, inputs.router_id, f.subject, period),
+                kind=f.kind,
+                category=f.category,
+                router_id=inputs.router_id,
+                subject=f.subject,
+                period=period,
+                priority=priority_of(score, f.impact.method),
+                score=round(score, 6),
+                title=f.title,
+                detail=f.detail,
+                evidence=f.evidence,
+                impact=f.impact,
+                action=f.action,
+                artifact_version=inputs.artifact_version,
+                analysis_at=float(inputs.clock),
+                created_at=now,
+            )
+        )
     return sorted(out, key=lambda r: (r.priority, -r.score, r.kind.value, r.subject))
 
 
@@ -214,8 +249,13 @@ def _window_hours(inputs: RuleInputs) -> list[MergedStats]:
 
 
 def _replay_evidence(replay: Replay, figures: dict[str, float | int | str | None]) -> Evidence:
-    return Evidence(window_from=replay.window[0], window_to=replay.window[1], samples=len(replay),
-                    figures={"arm": replay.arm, "rows_logged": replay.rows_logged, **figures}, source="warehouse")
+    return Evidence(
+        window_from=replay.window[0],
+        window_to=replay.window[1],
+        samples=len(replay),
+        figures={"arm": replay.arm, "rows_logged": replay.rows_logged, **figures},
+        source="warehouse",
+    )
 
 
 def _impact(diff: Difference, replay: Replay, *, assumption: str) -> Impact:
@@ -226,8 +266,11 @@ def _impact(diff: Difference, replay: Replay, *, assumption: str) -> Impact:
         cost_per_task_change=round(diff.cost_change, 6),
         cost_per_task_ci=[round(c / diff.base_cost, 6) for c in diff.cost_ci] if diff.base_cost > 0 else None,
         cost_usd_per_day=round(diff.cost * per_day * scale, 6) if per_day else None,
-        quality_change=round(diff.quality, 6), quality_ci=[round(q, 6) for q in diff.quality_ci],
-        confidence=diff.confidence, rows=diff.rows, assumption=assumption,
+        quality_change=round(diff.quality, 6),
+        quality_ci=[round(q, 6) for q in diff.quality_ci],
+        confidence=diff.confidence,
+        rows=diff.rows,
+        assumption=assumption,
     )
 
 
@@ -246,7 +289,9 @@ def cheaper_model(inputs: RuleInputs, config: RuleConfig) -> list[Finding]:
             continue
         best: tuple[float, str, Difference, float, float] | None = None
         for model in replay.models:
-            candidate = override_choices(replay.chosen, replay.cluster, replay.models, [ClusterOverride(cluster, model)])
+            candidate = override_choices(
+                replay.chosen, replay.cluster, replay.models, [ClusterOverride(cluster, model)]
+            )
             if (candidate == replay.chosen).all():
                 continue
             diff = compare(replay, candidate, confidence=config.confidence, within=in_cluster)
@@ -255,8 +300,12 @@ def cheaper_model(inputs: RuleInputs, config: RuleConfig) -> list[Finding]:
             cluster_cost = float(replay.c_model[in_cluster, replay.chosen[in_cluster]].mean())
             cluster_saving = -diff.cost * len(replay) / n_c / cluster_cost if cluster_cost > 0 else 0.0
             q_lower = (diff.quality - z * diff.quality_se) * q_scale
-            if (diff.cost_change <= -config.min_saving and cluster_saving >= config.min_cluster_saving
-                    and q_lower >= -config.quality_margin and _router_non_inferior(diff, config)):
+            if (
+                diff.cost_change <= -config.min_saving
+                and cluster_saving >= config.min_cluster_saving
+                and q_lower >= -config.quality_margin
+                and _router_non_inferior(diff, config)
+            ):
                 if best is None or diff.cost < best[2].cost:
                     best = (diff.cost, model, diff, q_lower, cluster_saving)
         if best is None:
@@ -265,32 +314,53 @@ def cheaper_model(inputs: RuleInputs, config: RuleConfig) -> list[Finding]:
         current = np.bincount(replay.chosen[in_cluster], minlength=len(replay.models))
         top = [replay.models[i] for i in np.argsort(-current)[:3] if current[i] > 0]
         explored = int((in_cluster & (replay.served == replay.models.index(model)) & labelled).sum())
-        candidate_value = value(replay, override_choices(replay.chosen, replay.cluster, replay.models,
-                                                         [ClusterOverride(cluster, model)]))
-        findings.append(Finding(
-            kind=RecommendationKind.CHEAPER_MODEL, category=Category.COST, goals=("cost_per_task",),
-            subject=f"cluster={cluster} model={model}",
-            title=f"route cluster {cluster} to {model}: {-diff.cost_change:.1%} cheaper per task, "
-            "quality non-inferior",
-            detail=(f"On cluster {cluster} ({n_c / len(replay):.1%} of requests) the router picks {', '.join(top)}; "
+        candidate_value = value(
+            replay, override_choices(replay.chosen, replay.cluster, replay.models, [ClusterOverride(cluster, model)])
+        )
+        findings.append(
+            Finding(
+                kind=RecommendationKind.CHEAPER_MODEL,
+                category=Category.COST,
+                goals=("cost_per_task",),
+                subject=f"cluster={cluster} model={model}",
+                title=f"route cluster {cluster} to {model}: {-diff.cost_change:.1%} cheaper per task, "
+                "quality non-inferior",
+                detail=(
+                    f"On cluster {cluster} ({n_c / len(replay):.1%} of requests) the router picks {', '.join(top)}; "
                     f"{model} is {cluster_saving:.0%} cheaper there and non-inferior: the one-sided "
                     f"{config.confidence:.0%} bound of the quality difference is {q_lower:+.3f} on the cluster (margin "
                     f"−{config.quality_margin:.2f}, from {explored} labelled requests it served) and within "
                     f"−{config.router_quality_margin:.0%} of the router's quality. Apply: retrain (the "
                     f"logs show it), or OverriddenRouter(router, [ClusterOverride({cluster}, {model!r})]) in a Python "
-                    "router now."),
-            evidence=_replay_evidence(replay, {
-                "cluster": cluster, "cluster_rows": n_c, "cluster_share": round(n_c / len(replay), 4),
-                "model": model, "model_labelled_rows_in_cluster": explored, "current_models": ",".join(top),
-                "cluster_cost_saving": round(cluster_saving, 4), "cluster_quality_lower_bound": round(q_lower, 4),
-                "base_cost_per_task": diff.base_cost, "base_quality": round(diff.base_quality, 4),
-                "dr_quality": round(candidate_value.quality.dr, 4), "ips_quality": round(candidate_value.quality.ips, 4),
-                "snips_quality": round(candidate_value.quality.snips, 4), "dr_cost_per_task": candidate_value.cost.dr,
-            }),
-            impact=_impact(diff, replay, assumption="doubly robust estimate over the logged requests of the window; "
-                                                    "same traffic mix"),
-            action=Action(kind=ActionKind.RETRAIN, parameters={"cluster": int(cluster), "model": model}),
-        ))
+                    "router now."
+                ),
+                evidence=_replay_evidence(
+                    replay,
+                    {
+                        "cluster": cluster,
+                        "cluster_rows": n_c,
+                        "cluster_share": round(n_c / len(replay), 4),
+                        "model": model,
+                        "model_labelled_rows_in_cluster": explored,
+                        "current_models": ",".join(top),
+                        "cluster_cost_saving": round(cluster_saving, 4),
+                        "cluster_quality_lower_bound": round(q_lower, 4),
+                        "base_cost_per_task": diff.base_cost,
+                        "base_quality": round(diff.base_quality, 4),
+                        "dr_quality": round(candidate_value.quality.dr, 4),
+                        "ips_quality": round(candidate_value.quality.ips, 4),
+                        "snips_quality": round(candidate_value.quality.snips, 4),
+                        "dr_cost_per_task": candidate_value.cost.dr,
+                    },
+                ),
+                impact=_impact(
+                    diff,
+                    replay,
+                    assumption="doubly robust estimate over the logged requests of the window; same traffic mix",
+                ),
+                action=Action(kind=ActionKind.RETRAIN, parameters={"cluster": int(cluster), "model": model}),
+            )
+        )
     return findings
 
 
@@ -326,17 +396,27 @@ def tau_cheap(inputs: RuleInputs, config: RuleConfig) -> list[Finding]:
         return []
     tau, diff = best
     direction = "down" if tau < current else "up"
-    return [Finding(
-        kind=RecommendationKind.TAU_CHEAP, category=Category.COST, goals=("cost_per_task",), subject=f"tau_cheap:{direction}",
-        title=f"move τ_cheap from {current:.2f} to {tau:.2f}: {-diff.cost_change:.1%} cheaper per task",
-        detail=(f"Replaying the logged requests through artifact {replay.arm} with τ_cheap={tau:.2f} sends "
+    return [
+        Finding(
+            kind=RecommendationKind.TAU_CHEAP,
+            category=Category.COST,
+            goals=("cost_per_task",),
+            subject=f"tau_cheap:{direction}",
+            title=f"move τ_cheap from {current:.2f} to {tau:.2f}: {-diff.cost_change:.1%} cheaper per task",
+            detail=(
+                f"Replaying the logged requests through artifact {replay.arm} with τ_cheap={tau:.2f} sends "
                 f"{diff.changed_rows / diff.rows:.1%} of them elsewhere; quality difference {diff.quality:+.4f} "
-                f"({config.confidence:.0%} CI {diff.quality_ci[0]:+.4f}…{diff.quality_ci[1]:+.4f})."),
-        evidence=_replay_evidence(replay, {"tau_cheap": current, "suggested_tau_cheap": tau,
-                                           "changed_rows": diff.changed_rows}),
-        impact=_impact(diff, replay, assumption="doubly robust estimate over the logged requests; same traffic mix"),
-        action=Action(kind=ActionKind.RETRAIN, parameters={"tau_cheap": tau}),
-    )]
+                f"({config.confidence:.0%} CI {diff.quality_ci[0]:+.4f}…{diff.quality_ci[1]:+.4f})."
+            ),
+            evidence=_replay_evidence(
+                replay, {"tau_cheap": current, "suggested_tau_cheap": tau, "changed_rows": diff.changed_rows}
+            ),
+            impact=_impact(
+                diff, replay, assumption="doubly robust estimate over the logged requests; same traffic mix"
+            ),
+            action=Action(kind=ActionKind.RETRAIN, parameters={"tau_cheap": tau}),
+        )
+    ]
 
 
 def alpha_tuning(inputs: RuleInputs, config: RuleConfig) -> list[Finding]:
@@ -370,19 +450,34 @@ def alpha_tuning(inputs: RuleInputs, config: RuleConfig) -> list[Finding]:
     if best is None:
         return []
     _, new_alpha, diff, why = best
-    title = (f"raise α from {alpha:.3f} to {new_alpha:.3f}: quality {diff.quality:+.3f}" if why == "quality"
-             else f"lower α from {alpha:.3f} to {new_alpha:.3f}: {-diff.cost_change:.1%} cheaper per task")
-    return [Finding(
-        kind=RecommendationKind.ALPHA_TUNING, category=Category.QUALITY if why == "quality" else Category.COST,
-        goals=("quality", "win_rate") if why == "quality" else ("cost_per_task",), subject=f"alpha:{why}",
-        title=title,
-        detail=(f"Replaying the logged requests through artifact {replay.arm} with α={new_alpha:.3f}: quality "
-                f"{diff.quality:+.4f} ({config.confidence:.0%} CI " f"{diff.quality_ci[0]:+.4f}…{diff.quality_ci[1]:+.4f}), "
-                f"cost per task {diff.cost_change:+.1%}; {diff.changed_rows / diff.rows:.1%} of " "requests change model."),
-        evidence=_replay_evidence(replay, {"alpha": alpha, "suggested_alpha": new_alpha, "changed_rows": diff.changed_rows}),
-        impact=_impact(diff, replay, assumption="doubly robust estimate over the logged requests; same traffic mix"),
-        action=Action(kind=ActionKind.RETRAIN, parameters={"alpha": new_alpha}),
-    )]
+    title = (
+        f"raise α from {alpha:.3f} to {new_alpha:.3f}: quality {diff.quality:+.3f}"
+        if why == "quality"
+        else f"lower α from {alpha:.3f} to {new_alpha:.3f}: {-diff.cost_change:.1%} cheaper per task"
+    )
+    return [
+        Finding(
+            kind=RecommendationKind.ALPHA_TUNING,
+            category=Category.QUALITY if why == "quality" else Category.COST,
+            goals=("quality", "win_rate") if why == "quality" else ("cost_per_task",),
+            subject=f"alpha:{why}",
+            title=title,
+            detail=(
+                f"Replaying the logged requests through artifact {replay.arm} with α={new_alpha:.3f}: quality "
+                f"{diff.quality:+.4f} ({config.confidence:.0%} CI "
+                f"{diff.quality_ci[0]:+.4f}…{diff.quality_ci[1]:+.4f}), "
+                f"cost per task {diff.cost_change:+.1%}; {diff.changed_rows / diff.rows:.1%} of "
+                "requests change model."
+            ),
+            evidence=_replay_evidence(
+                replay, {"alpha": alpha, "suggested_alpha": new_alpha, "changed_rows": diff.changed_rows}
+            ),
+            impact=_impact(
+                diff, replay, assumption="doubly robust estimate over the logged requests; same traffic mix"
+            ),
+            action=Action(kind=ActionKind.RETRAIN, parameters={"alpha": new_alpha}),
+        )
+    ]
 
 
 # -- evidence rules -------------------------------------------------------------------------
@@ -402,24 +497,45 @@ def data_refresh(inputs: RuleInputs, config: RuleConfig) -> list[Finding]:
     age = ((inputs.clock - inputs.artifact_created_at) / DAY) if inputs.artifact_created_at else None
     reasons = []
     if coverage < config.min_label_coverage:
-        reasons.append(f"only {coverage:.1%} of the week's requests carry a quality label "
-                       f"(the trainer needs ≥ {config.min_label_coverage:.0%})")
+        reasons.append(
+            f"only {coverage:.1%} of the week's requests carry a quality label "
+            f"(the trainer needs ≥ {config.min_label_coverage:.0%})"
+        )
     if age is not None and age > config.max_artifact_age_days:
         reasons.append(f"artifact {inputs.artifact_version} was trained {age:.0f} days before this traffic")
     if not reasons:
         return []
-    return [Finding(
-        kind=RecommendationKind.DATA_REFRESH, category=Category.QUALITY, goals=("quality", "win_rate"),
-        subject="training data", title="refresh the training data: " + "; ".join(reasons),
-        detail=("Retrain on the last 7 days" + ("; send feedback (grades) for more requests first" if coverage <
-                config.min_label_coverage else "") + ". Impact is not estimated: it depends on what the new data teach."),
-        evidence=Evidence(window_from=start, window_to=end, samples=stats.count, source="windows",
-                          figures={"label_coverage": round(coverage, 4), "labelled": stats.quality_count,
-                                   "artifact_age_days": round(age, 1) if age is not None else None}),
-        impact=Impact(method=ImpactMethod.EVIDENCE, rows=stats.count,
-                      assumption="not estimated: the effect of fresh data is known only after the retrain's validation"),
-        action=Action(kind=ActionKind.RETRAIN, parameters={"window_days": 7}),
-    )]
+    return [
+        Finding(
+            kind=RecommendationKind.DATA_REFRESH,
+            category=Category.QUALITY,
+            goals=("quality", "win_rate"),
+            subject="training data",
+            title="refresh the training data: " + "; ".join(reasons),
+            detail=(
+                "Retrain on the last 7 days"
+                + ("; send feedback (grades) for more requests first" if coverage < config.min_label_coverage else "")
+                + ". Impact is not estimated: it depends on what the new data teach."
+            ),
+            evidence=Evidence(
+                window_from=start,
+                window_to=end,
+                samples=stats.count,
+                source="windows",
+                figures={
+                    "label_coverage": round(coverage, 4),
+                    "labelled": stats.quality_count,
+                    "artifact_age_days": round(age, 1) if age is not None else None,
+                },
+            ),
+            impact=Impact(
+                method=ImpactMethod.EVIDENCE,
+                rows=stats.count,
+                assumption="not estimated: the effect of fresh data is known only after the retrain's validation",
+            ),
+            action=Action(kind=ActionKind.RETRAIN, parameters={"window_days": 7}),
+        )
+    ]
 
 
 def caching(inputs: RuleInputs, config: RuleConfig) -> list[Finding]:
@@ -429,22 +545,42 @@ def caching(inputs: RuleInputs, config: RuleConfig) -> list[Finding]:
         return []
     share = r.hits / r.rows
     saving = r.hit_cost_usd / r.total_cost_usd if r.total_cost_usd > 0 else 0.0
-    return [Finding(
-        kind=RecommendationKind.CACHING, category=Category.COST, goals=("cost_per_task", "p95_ms"),
-        subject="repeated prompts",
-        title=f"cache responses: {share:.0%} of requests repeat a prompt seen within " f"{config.cache_ttl_seconds / 3600:g} h",
-        detail=(f"{r.hits} of {r.rows} logged requests carry a feature vector identical to one seen less than "
-                f"{config.cache_ttl_seconds:.0f} s before ({r.distinct} distinct prompts). A response " "cache keyed by the "
-                "prompt would have answered them without a model call."),
-        evidence=Evidence(window_from=inputs.clock - WEEK, window_to=inputs.clock, samples=r.rows, source="warehouse",
-                          figures={"repeat_share": round(share, 4), "repeat_cost_usd": round(r.hit_cost_usd, 6),
-                                   "distinct_prompts": r.distinct}),
-        impact=Impact(method=ImpactMethod.EVIDENCE, cost_per_task_change=round(-saving, 6), rows=r.rows,
-                      cost_usd_per_day=round(-r.hit_cost_usd / r.days, 6) if r.days > 0 else None,
-                      assumption="upper bound: every repeat within the TTL is a cache hit and cacheable "
-                                 "(identical feature vectors taken as identical prompts)"),
-        action=Action(kind=ActionKind.ACKNOWLEDGE, parameters={"ttl_seconds": int(config.cache_ttl_seconds)}),
-    )]
+    return [
+        Finding(
+            kind=RecommendationKind.CACHING,
+            category=Category.COST,
+            goals=("cost_per_task", "p95_ms"),
+            subject="repeated prompts",
+            title=f"cache responses: {share:.0%} of requests repeat a prompt seen within "
+            f"{config.cache_ttl_seconds / 3600:g} h",
+            detail=(
+                f"{r.hits} of {r.rows} logged requests carry a feature vector identical to one seen less than "
+                f"{config.cache_ttl_seconds:.0f} s before ({r.distinct} distinct prompts). A response "
+                "cache keyed by the "
+                "prompt would have answered them without a model call."
+            ),
+            evidence=Evidence(
+                window_from=inputs.clock - WEEK,
+                window_to=inputs.clock,
+                samples=r.rows,
+                source="warehouse",
+                figures={
+                    "repeat_share": round(share, 4),
+                    "repeat_cost_usd": round(r.hit_cost_usd, 6),
+                    "distinct_prompts": r.distinct,
+                },
+            ),
+            impact=Impact(
+                method=ImpactMethod.EVIDENCE,
+                cost_per_task_change=round(-saving, 6),
+                rows=r.rows,
+                cost_usd_per_day=round(-r.hit_cost_usd / r.days, 6) if r.days > 0 else None,
+                assumption="upper bound: every repeat within the TTL is a cache hit and cacheable "
+                "(identical feature vectors taken as identical prompts)",
+            ),
+            action=Action(kind=ActionKind.ACKNOWLEDGE, parameters={"ttl_seconds": int(config.cache_ttl_seconds)}),
+        )
+    ]
 
 
 def _goal_window(inputs: RuleInputs) -> MergedStats:
@@ -480,24 +616,43 @@ def slow_provider(inputs: RuleInputs, config: RuleConfig) -> list[Finding]:
         model_p95 = stats.latency_ms.quantile(0.95)
         if without is None or model_p95 is None or without >= p95:
             continue
-        findings.append(Finding(
-            kind=RecommendationKind.SLOW_PROVIDER, category=Category.PERFORMANCE, goals=("p95_ms",),
-            subject=f"model={model}",
-            title=f"{model} serves {slow / slow_total:.0%} of the requests over "
-            f"{inputs.p95_goal_ms:.0f} ms (its P95 "
-                  f"{model_p95:.0f} ms)",
-            detail=(f"The router's P95 is {p95:.0f} ms against a goal of {inputs.p95_goal_ms:.0f} ms; " f"without {model}'s "
-                    f"requests it would be {without:.0f} ms. Ask its provider for a faster tier or " "region, add a latency "
-                    "penalty for it, or prefer a faster model of similar quality."),
-            evidence=Evidence(window_from=inputs.clock - inputs.goal_window_seconds, window_to=inputs.clock,
-                              samples=stats.count, source="windows",
-                              figures={"model_p95_ms": round(model_p95, 1), "router_p95_ms": round(p95, 1),
-                                       "share_of_requests": round(share, 4),
-                                       "share_of_slow_requests": round(slow / slow_total, 4)}),
-            impact=Impact(method=ImpactMethod.EVIDENCE, p95_ms_change=round(without - p95, 1), rows=router.count,
-                          assumption="upper bound: the router's P95 if this model's requests were as fast as the rest"),
-            action=Action(kind=ActionKind.ACKNOWLEDGE, parameters={"model": model}),
-        ))
+        findings.append(
+            Finding(
+                kind=RecommendationKind.SLOW_PROVIDER,
+                category=Category.PERFORMANCE,
+                goals=("p95_ms",),
+                subject=f"model={model}",
+                title=f"{model} serves {slow / slow_total:.0%} of the requests over "
+                f"{inputs.p95_goal_ms:.0f} ms (its P95 "
+                f"{model_p95:.0f} ms)",
+                detail=(
+                    f"The router's P95 is {p95:.0f} ms against a goal of {inputs.p95_goal_ms:.0f} ms; "
+                    f"without {model}'s "
+                    f"requests it would be {without:.0f} ms. Ask its provider for a faster tier or "
+                    "region, add a latency "
+                    "penalty for it, or prefer a faster model of similar quality."
+                ),
+                evidence=Evidence(
+                    window_from=inputs.clock - inputs.goal_window_seconds,
+                    window_to=inputs.clock,
+                    samples=stats.count,
+                    source="windows",
+                    figures={
+                        "model_p95_ms": round(model_p95, 1),
+                        "router_p95_ms": round(p95, 1),
+                        "share_of_requests": round(share, 4),
+                        "share_of_slow_requests": round(slow / slow_total, 4),
+                    },
+                ),
+                impact=Impact(
+                    method=ImpactMethod.EVIDENCE,
+                    p95_ms_change=round(without - p95, 1),
+                    rows=router.count,
+                    assumption="upper bound: the router's P95 if this model's requests were as fast as the rest",
+                ),
+                action=Action(kind=ActionKind.ACKNOWLEDGE, parameters={"model": model}),
+            )
+        )
     return findings
 
 
@@ -516,21 +671,38 @@ def rate_limit_hotspot(inputs: RuleInputs, config: RuleConfig) -> list[Finding]:
         bound = config.rate_limit_share
         if rate <= bound or (rate - bound) / math.sqrt(bound * (1 - bound) / stats.count) < z:
             continue
-        findings.append(Finding(
-            kind=RecommendationKind.RATE_LIMIT_HOTSPOT, category=Category.PERFORMANCE, goals=("availability",),
-            subject=f"model={model}",
-            title=f"{model} is rate-limited on {rate:.1%} of its requests (429)",
-            detail=(f"{stats.rate_limited} of {stats.count} requests to {model} got 429 in the last "
+        findings.append(
+            Finding(
+                kind=RecommendationKind.RATE_LIMIT_HOTSPOT,
+                category=Category.PERFORMANCE,
+                goals=("availability",),
+                subject=f"model={model}",
+                title=f"{model} is rate-limited on {rate:.1%} of its requests (429)",
+                detail=(
+                    f"{stats.rate_limited} of {stats.count} requests to {model} got 429 in the last "
                     f"{inputs.goal_window_seconds / 3600:.0f} h. Raise the quota, spread the traffic over more keys or "
-                    "regions, or add a fallback model."),
-            evidence=Evidence(window_from=inputs.clock - inputs.goal_window_seconds, window_to=inputs.clock,
-                              samples=stats.count, source="windows",
-                              figures={"rate_limited": stats.rate_limited, "requests": stats.count,
-                                       "rate_limited_share": round(rate, 4)}),
-            impact=Impact(method=ImpactMethod.EVIDENCE, availability_change=round(stats.rate_limited / router.count, 6),
-                          rows=router.count, assumption="upper bound: every 429 of this model avoided"),
-            action=Action(kind=ActionKind.ACKNOWLEDGE, parameters={"model": model}),
-        ))
+                    "regions, or add a fallback model."
+                ),
+                evidence=Evidence(
+                    window_from=inputs.clock - inputs.goal_window_seconds,
+                    window_to=inputs.clock,
+                    samples=stats.count,
+                    source="windows",
+                    figures={
+                        "rate_limited": stats.rate_limited,
+                        "requests": stats.count,
+                        "rate_limited_share": round(rate, 4),
+                    },
+                ),
+                impact=Impact(
+                    method=ImpactMethod.EVIDENCE,
+                    availability_change=round(stats.rate_limited / router.count, 6),
+                    rows=router.count,
+                    assumption="upper bound: every 429 of this model avoided",
+                ),
+                action=Action(kind=ActionKind.ACKNOWLEDGE, parameters={"model": model}),
+            )
+        )
     return findings
 
 
@@ -556,25 +728,54 @@ def thinking_budget(inputs: RuleInputs, config: RuleConfig) -> list[Finding]:
         tokens = stats.tokens_in + stats.tokens_out
         cut = (stats.tokens_out - others * stats.count) / tokens if tokens else 0.0
         saving = stats.cost_usd * max(cut, 0.0) / router.cost_usd
-        findings.append(Finding(
-            kind=RecommendationKind.THINKING_BUDGET, category=Category.COST, goals=("cost_per_task",),
-            subject=f"model={model}",
-            title=f"cap {model}'s thinking budget: {mean_out:.0f} output tokens per request vs " f"{others:.0f} for the others",
-            detail=(f"{model}'s quality ({quality if quality is not None else float('nan'):.3f}) is not above the "
+        findings.append(
+            Finding(
+                kind=RecommendationKind.THINKING_BUDGET,
+                category=Category.COST,
+                goals=("cost_per_task",),
+                subject=f"model={model}",
+                title=f"cap {model}'s thinking budget: {mean_out:.0f} output tokens per request vs "
+                f"{others:.0f} for the others",
+                detail=(
+                    f"{model}'s quality ({quality if quality is not None else float('nan'):.3f}) is not above the "
                     f"router's ({router_quality if router_quality is not None else float('nan'):.3f}); a reasoning/"
-                    f"thinking budget near {others:.0f} tokens would cut its cost."),
-            evidence=Evidence(window_from=inputs.clock - inputs.goal_window_seconds, window_to=inputs.clock,
-                              samples=stats.count, source="windows",
-                              figures={"mean_tokens_out": round(mean_out, 1), "others_median_tokens_out": round(others, 1),
-                                       "model_cost_usd": round(stats.cost_usd, 6)}),
-            impact=Impact(method=ImpactMethod.EVIDENCE, cost_per_task_change=round(-saving, 6), rows=stats.count,
-                          assumption="cost proportional to tokens; quality unchanged by the lower budget"),
-            action=Action(kind=ActionKind.ACKNOWLEDGE, parameters={"model": model, "max_output_tokens": int(max(others, 1))}),
-        ))
+                    f"thinking budget near {others:.0f} tokens would cut its cost."
+                ),
+                evidence=Evidence(
+                    window_from=inputs.clock - inputs.goal_window_seconds,
+                    window_to=inputs.clock,
+                    samples=stats.count,
+                    source="windows",
+                    figures={
+                        "mean_tokens_out": round(mean_out, 1),
+                        "others_median_tokens_out": round(others, 1),
+                        "model_cost_usd": round(stats.cost_usd, 6),
+                    },
+                ),
+                impact=Impact(
+                    method=ImpactMethod.EVIDENCE,
+                    cost_per_task_change=round(-saving, 6),
+                    rows=stats.count,
+                    assumption="cost proportional to tokens; quality unchanged by the lower budget",
+                ),
+                action=Action(
+                    kind=ActionKind.ACKNOWLEDGE, parameters={"model": model, "max_output_tokens": int(max(others, 1))}
+                ),
+            )
+        )
     return findings
 
 
-RULES = (cheaper_model, tau_cheap, alpha_tuning, data_refresh, caching, slow_provider, rate_limit_hotspot, thinking_budget)
+RULES = (
+    cheaper_model,
+    tau_cheap,
+    alpha_tuning,
+    data_refresh,
+    caching,
+    slow_provider,
+    rate_limit_hotspot,
+    thinking_budget,
+)
 
 
 def recommend(inputs: RuleInputs, config: RuleConfig, *, period_seconds: float, now: float) -> list[Recommendation]:

@@ -154,10 +154,14 @@ class Optimizer:
         self.settings = settings
         self.windows = windows
         self.config = config or OptimizerConfig.from_settings(settings)
-        self.rollup = HourlyRollup(windows, window_seconds=settings.window_seconds,
-                                   mutable_seconds=settings.feedback_grace_seconds + settings.grace_seconds)
-        self.recommendations: TopicLedger[Recommendation] = TopicLedger(settings, settings.topics.recommendations,
-                                                                        recommendation_record)
+        self.rollup = HourlyRollup(
+            windows,
+            window_seconds=settings.window_seconds,
+            mutable_seconds=settings.feedback_grace_seconds + settings.grace_seconds,
+        )
+        self.recommendations: TopicLedger[Recommendation] = TopicLedger(
+            settings, settings.topics.recommendations, recommendation_record
+        )
         self.alerts: TopicLedger[Alert] = TopicLedger(settings, settings.topics.alerts, alert_record, keep=500)
         self._publish_alert = publish_alert
         self._emit_trigger = emit_trigger
@@ -205,7 +209,7 @@ class Optimizer:
             metrics.ANALYSES.labels("ok").inc()
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # noqa: BLE001 — one router's failed analysis must not stop the others
+        except Exception as exc:
             self.stats.failures += 1
             metrics.ANALYSES.labels("failed").inc()
             run.last_error = f"{type(exc).__name__}: {exc}"[:500]
@@ -237,20 +241,44 @@ class Optimizer:
         if scheduled:
             self.stats.analyses += 1
             self.stats.last_at[router_id] = time.time()
-        log.info("event=optimizer.analysis router=%s scheduled=%s clock=%d hours=%d arm=%s " "replayed=%d recommendations=%d "
-                 "alerts=%d trigger=%s seconds=%.2f notes=%r", router_id, str(scheduled).lower(), clock, analysis.hours, arm,
-                 analysis.counterfactual_rows, len(analysis.recommendations), len(analysis.alerts),
-                 analysis.trigger.trigger_id if analysis.trigger else "-", time.monotonic() - started, analysis.notes)
+        log.info(
+            "event=optimizer.analysis router=%s scheduled=%s clock=%d hours=%d arm=%s "
+            "replayed=%d recommendations=%d "
+            "alerts=%d trigger=%s seconds=%.2f notes=%r",
+            router_id,
+            str(scheduled).lower(),
+            clock,
+            analysis.hours,
+            arm,
+            analysis.counterfactual_rows,
+            len(analysis.recommendations),
+            len(analysis.alerts),
+            analysis.trigger.trigger_id if analysis.trigger else "-",
+            time.monotonic() - started,
+            analysis.notes,
+        )
         return analysis
 
-    def _analyze_blocking(self, router_id: str, clock: int, hours: Mapping[int, MergedStats],
-                          arm: str | None) -> Analysis:
+    def _analyze_blocking(
+        self, router_id: str, clock: int, hours: Mapping[int, MergedStats], arm: str | None
+    ) -> Analysis:
         replay, note, repeats, created = self._logged_inputs(router_id, clock, arm)
-        return analyze(router_id, clock, hours, self.config, replay=replay, replay_note=note, repeats=repeats,
-                       artifact_version=arm, artifact_created_at=created, now=time.time())
+        return analyze(
+            router_id,
+            clock,
+            hours,
+            self.config,
+            replay=replay,
+            replay_note=note,
+            repeats=repeats,
+            artifact_version=arm,
+            artifact_created_at=created,
+            now=time.time(),
+        )
 
-    def _logged_inputs(self, router_id: str, clock: int,
-                       arm: str | None) -> tuple[Replay | None, str, Repeats | None, float | None]:
+    def _logged_inputs(
+        self, router_id: str, clock: int, arm: str | None
+    ) -> tuple[Replay | None, str, Repeats | None, float | None]:
         """Warehouse rows → (replay through the serving artifact, why not, repeated prompts, artifact creation time)."""
         from bifrost.storage.logged import WarehouseError, load_window
 
@@ -258,8 +286,14 @@ class Optimizer:
         if not s.warehouse_dir or not Path(s.warehouse_dir).is_dir():
             return None, f"no warehouse folder at {s.warehouse_dir!r} (BIFROST_WAREHOUSE_DIR)", None, None
         try:
-            data = load_window(s.warehouse_dir, s.topics.routing_events, s.topics.feedback,
-                               clock - s.optimizer_lookback_seconds, clock, router_id=router_id)
+            data = load_window(
+                s.warehouse_dir,
+                s.topics.routing_events,
+                s.topics.feedback,
+                clock - s.optimizer_lookback_seconds,
+                clock,
+                router_id=router_id,
+            )
         except (WarehouseError, OSError, ValueError) as exc:
             return None, f"warehouse not readable: {exc}", None, None
         if len(data) == 0:
@@ -292,8 +326,15 @@ class Optimizer:
                 self.recommendations.note(rec.recommendation_id, rec)
                 self.stats.published += 1
                 metrics.RECOMMENDATIONS.labels(rec.kind.value, "published").inc()
-                log.info("event=optimizer.recommendation id=%s router=%s kind=%s subject=%r priority=%d score=%.4f",
-                         rec.recommendation_id, rec.router_id, rec.kind.value, rec.subject, rec.priority, rec.score)
+                log.info(
+                    "event=optimizer.recommendation id=%s router=%s kind=%s subject=%r priority=%d score=%.4f",
+                    rec.recommendation_id,
+                    rec.router_id,
+                    rec.kind.value,
+                    rec.subject,
+                    rec.priority,
+                    rec.score,
+                )
             if analysis.alerts:
                 await self.alerts.sync()
             for alert in analysis.alerts:
@@ -304,8 +345,13 @@ class Optimizer:
                 self.alerts.note(alert.alert_id, alert)
                 self.stats.alerts_published += 1
                 ALERTS.labels(alert.kind.value).inc()
-                log.warning("event=optimizer.alert id=%s kind=%s severity=%s message=%r", alert.alert_id,
-                            alert.kind.value, alert.severity.value, alert.message)
+                log.warning(
+                    "event=optimizer.alert id=%s kind=%s severity=%s message=%r",
+                    alert.alert_id,
+                    alert.kind.value,
+                    alert.severity.value,
+                    alert.message,
+                )
             if analysis.trigger is not None:
                 await self._emit_trigger(analysis.trigger)
                 self.stats.triggers += 1
@@ -321,8 +367,9 @@ class Optimizer:
     async def _started(self) -> AIOKafkaProducer:
         if self._producer is None:
             s = self.settings
-            self._producer = await start_producer(s.kafka_bootstrap, client_id=f"{s.app_id}-optimizer",
-                                                  client_options=s.kafka_options())
+            self._producer = await start_producer(
+                s.kafka_bootstrap, client_id=f"{s.app_id}-optimizer", client_options=s.kafka_options()
+            )
         return self._producer
 
     async def close(self) -> None:
@@ -334,16 +381,22 @@ class Optimizer:
         """What ``/v1/optimizer/status`` shows."""
         return {
             "interval_seconds": self.settings.optimizer_interval_seconds,
-            "analyses": self.stats.analyses, "published": self.stats.published, "suppressed": self.stats.suppressed,
-            "alerts_published": self.stats.alerts_published, "alerts_suppressed": self.stats.alerts_suppressed,
-            "triggers": self.stats.triggers, "failures": self.stats.failures,
+            "analyses": self.stats.analyses,
+            "published": self.stats.published,
+            "suppressed": self.stats.suppressed,
+            "alerts_published": self.stats.alerts_published,
+            "alerts_suppressed": self.stats.alerts_suppressed,
+            "triggers": self.stats.triggers,
+            "failures": self.stats.failures,
             "ledger_records": self.recommendations.records,
             "routers": {
-                router: {"slot_clock": int(run.slot * self.settings.optimizer_interval_seconds) if run.slot >= 0 else None,
-                         "running": run.running,
-                         "last_analysis_at": run.last.analysis_at if run.last else None,
-                         "last_recommendations": [r.recommendation_id for r in run.last.recommendations] if run.last else [],
-                         "last_error": run.last_error}
+                router: {
+                    "slot_clock": int(run.slot * self.settings.optimizer_interval_seconds) if run.slot >= 0 else None,
+                    "running": run.running,
+                    "last_analysis_at": run.last.analysis_at if run.last else None,
+                    "last_recommendations": [r.recommendation_id for r in run.last.recommendations] if run.last else [],
+                    "last_error": run.last_error,
+                }
                 for router, run in sorted(self._runs.items())
             },
         }
@@ -379,8 +432,9 @@ def load_router(settings: Settings, version: str) -> ReferenceRouter:
         data = read_confined(f"{version}/artifact.json", root)
         signature = read_confined(f"{version}/artifact.sig", root, max_bytes=4096).decode("ascii", "replace").strip()
         digest = read_confined(f"{version}/artifact.sha256", root, max_bytes=4096).decode("ascii", "replace").split()
-        return ReferenceRouter.load(data, verify_key(settings), signature=signature,
-                                    expected_sha256=digest[0] if digest else None)
+        return ReferenceRouter.load(
+            data, verify_key(settings), signature=signature, expected_sha256=digest[0] if digest else None
+        )
     except (LocationRefused, OSError) as exc:
         raise ArtifactUnavailable(f"not in the artifact store ({settings.artifact_store}): {exc}") from None
     except (ArtifactError, SigningKeyError) as exc:

@@ -166,10 +166,19 @@ def trend_test(
     scale = span / abs(start) if start else math.nan
     return Trend(
         method="mann-kendall" if seasons is None else "seasonal-kendall",
-        points=int(len(x)), s=s_total, var_s=var_total, z=z,
-        p_increase=float(norm.sf(z)), p_decrease=float(norm.cdf(z)),
-        slope=slope, slope_ci=[lo, hi], confidence=confidence, level=level, span_days=span,
-        change=slope * scale, change_ci=[lo * scale, hi * scale],
+        points=int(len(x)),
+        s=s_total,
+        var_s=var_total,
+        z=z,
+        p_increase=float(norm.sf(z)),
+        p_decrease=float(norm.cdf(z)),
+        slope=slope,
+        slope_ci=[lo, hi],
+        confidence=confidence,
+        level=level,
+        span_days=span,
+        change=slope * scale,
+        change_ci=[lo * scale, hi * scale],
     )
 
 
@@ -212,7 +221,7 @@ def _trimmed_mean(values: np.ndarray, trim: float) -> float:
     """The mean without the ``trim`` share at each end (scipy's ``trim_mean`` rule, without its call overhead)."""
     cut = int(trim * len(values))
     ordered = np.sort(values)
-    return float(ordered[cut:len(ordered) - cut].mean())
+    return float(ordered[cut : len(ordered) - cut].mean())
 
 
 @cache
@@ -286,9 +295,20 @@ def daily_trend_test(
     scale = span_days / abs(start) if start else math.nan
     changes = [slope * scale, _sen_change(d[1:], levels[1:], span_days), _sen_change(d[:-1], levels[:-1], span_days)]
     return Trend(
-        method="daily-mann-kendall", points=int(len(x)), days=int(len(levels)), s=s, var_s=var, z=_z(s, var),
-        p_increase=float(np.mean(null >= s)), p_decrease=float(np.mean(null <= s)), slope=slope, slope_ci=[lo, hi],
-        confidence=confidence, level=level, span_days=span_days, change=slope * scale,
+        method="daily-mann-kendall",
+        points=int(len(x)),
+        days=int(len(levels)),
+        s=s,
+        var_s=var,
+        z=_z(s, var),
+        p_increase=float(np.mean(null >= s)),
+        p_decrease=float(np.mean(null <= s)),
+        slope=slope,
+        slope_ci=[lo, hi],
+        confidence=confidence,
+        level=level,
+        span_days=span_days,
+        change=slope * scale,
         change_ci=[lo * scale, hi * scale],
         change_range=[float(np.nanmin(changes)), float(np.nanmax(changes))],
     )

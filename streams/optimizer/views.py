@@ -24,8 +24,11 @@ MAX_LIMIT = 500
 
 
 def _json(view: View, payload: object, status: int = 200) -> Response:
-    return view.bytes(orjson.dumps(payload, default=msgspec.to_builtins, option=orjson.OPT_SERIALIZE_NUMPY),
-                      content_type="application/json", status=status)
+    return view.bytes(
+        orjson.dumps(payload, default=msgspec.to_builtins, option=orjson.OPT_SERIALIZE_NUMPY),
+        content_type="application/json",
+        status=status,
+    )
 
 
 def register_optimizer_views(app: faust.App, optimizer: Optimizer, *, router_table: faust.Table) -> None:
@@ -44,8 +47,11 @@ def register_optimizer_views(app: faust.App, optimizer: Optimizer, *, router_tab
             except BadQuery as exc:
                 return _json(self, {"error": str(exc)}, status=400)
             if optimizer.windows.clock(router) is None:
-                return _json(self, {"error": f"unknown router {router!r}: no windows for it (router ids are "
-                                             "case-sensitive)"}, status=404)
+                return _json(
+                    self,
+                    {"error": f"unknown router {router!r}: no windows for it (router ids are case-sensitive)"},
+                    status=404,
+                )
             analysis = await optimizer.analyze(router, clock)
             return self.bytes(msgspec.json.encode(analysis), content_type="application/json")
 
@@ -66,8 +72,14 @@ def register_optimizer_views(app: faust.App, optimizer: Optimizer, *, router_tab
             except LedgerUnavailable:
                 complete = False  # show what was read so far, and say so
             found = [rec for rec in reversed(ledger.values.values()) if router is None or rec.router_id == router]
-            return _json(self, {"recommendations": [msgspec.to_builtins(r) for r in found[:limit]],
-                                "complete": complete, "topic": ledger.topic})
+            return _json(
+                self,
+                {
+                    "recommendations": [msgspec.to_builtins(r) for r in found[:limit]],
+                    "complete": complete,
+                    "topic": ledger.topic,
+                },
+            )
 
     @app.page("/v1/optimizer/status")
     class StatusView(View):

@@ -19,12 +19,11 @@ stage change, timeout) and once per closed window (fresh evidence).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, TypeVar
-
 import dataclasses
 import logging
 import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
 
 import faust
 import msgspec
@@ -104,7 +103,7 @@ class RolloutStates:
         return sorted(self._table.keys())
 
 
-def gate_config(settings: Settings) -> "GateConfig":
+def gate_config(settings: Settings) -> GateConfig:
     """Gate thresholds from settings."""
     from bifrost.streams.rollout.gates import GateConfig
 
@@ -135,8 +134,10 @@ def command_keyring(settings: Settings) -> Keyring:
     """The allow-list from settings, logged by name, role and fingerprint (a bad entry raises SettingsError)."""
     keyring = load_keyring(settings.command_keys, settings.command_keys_file)
     if not len(keyring):
-        log.warning("event=rollout.no_command_keys note=%r", "BIFROST_COMMAND_KEYS is empty: every rollout command "
-                    "will be refused (unknown_key)")
+        log.warning(
+            "event=rollout.no_command_keys note=%r",
+            "BIFROST_COMMAND_KEYS is empty: every rollout command will be refused (unknown_key)",
+        )
     for key in keyring:
         log.info("event=rollout.command_key name=%s role=%s key=%s", key.name, key.role.value, key_id(key.public_key))
     return keyring
@@ -167,8 +168,9 @@ def register_router_loop(
     policy = rollout_policy(settings)
     keyring = command_keyring(settings)
     partials_name = settings.topics.window_partials
-    dlq_topic = app.topic(settings.topics.dlq, key_type=bytes, value_type=bytes, key_serializer="raw",
-                          value_serializer="raw")
+    dlq_topic = app.topic(
+        settings.topics.dlq, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+    )
 
     from bifrost.streams.rollout.gates import evaluate_gates
 
@@ -176,8 +178,9 @@ def register_router_loop(
     looks = LookBuilder(windows, window_seconds=settings.window_seconds)
 
     def evaluate(look: Look, share: float) -> GateReport:
-        return evaluate_gates(look.canary, look.control, config, windows=look.windows, history=look.history,
-                              alpha_share=share)
+        return evaluate_gates(
+            look.canary, look.control, config, windows=look.windows, history=look.history, alpha_share=share
+        )
 
     # mode types handlers with mypy_extensions' NamedArg, which no def matches under mypy 2
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
@@ -202,8 +205,11 @@ def register_router_loop(
             obs.ROLLBACKS.labels(rollout_board.label(decision.rollback.router_id), decision.rollback.gate).inc()
             log.warning(
                 "event=rollout.rollback router=%s canary=%s gate=%s stage=%s reason=%r",
-                decision.rollback.router_id, decision.rollback.canary_version, decision.rollback.gate,
-                decision.rollback.stage_percent, decision.rollback.reason,
+                decision.rollback.router_id,
+                decision.rollback.canary_version,
+                decision.rollback.gate,
+                decision.rollback.stage_percent,
+                decision.rollback.reason,
             )
 
     async def on_partial(raw: bytes) -> None:
@@ -231,8 +237,14 @@ def register_router_loop(
         decision = on_look(state, look, evaluate=evaluate, wall=time.time(), policy=policy)
         if decision.stalled is not None:
             stall = decision.stalled
-            log.warning("event=rollout.stage_timeout router=%s canary=%s stage=%s covered_s=%.0f reasons=%r",
-                        router, state.canary_version, stall.stage_percent, stall.covered_seconds, stall.reasons)
+            log.warning(
+                "event=rollout.stage_timeout router=%s canary=%s stage=%s covered_s=%.0f reasons=%r",
+                router,
+                state.canary_version,
+                stall.stage_percent,
+                stall.covered_seconds,
+                stall.reasons,
+            )
         await publish(decision)
 
     async def dead_letter_command(message: faust.types.Message, reason: RejectReason, error: str) -> None:
@@ -256,35 +268,61 @@ def register_router_loop(
         if frontier is not None and frontier > state.frontier:
             # A stage started now begins at the newest closed window's end (see on_look).
             state = msgspec.structs.replace(state, frontier=float(frontier))
-        recent = windows.merged(command.router_id, newest_end - RECENT_TRAFFIC_SECONDS, newest_end) if newest_end else None
+        recent = (
+            windows.merged(command.router_id, newest_end - RECENT_TRAFFIC_SECONDS, newest_end) if newest_end else None
+        )
         traffic = {arm: stats.count for arm, stats in recent.arms.items()} if recent else {}
-        decision = handle_command(state, command, keyring=keyring, arm_traffic=traffic, wall=time.time(),
-                                  max_age=settings.command_max_age_seconds, policy=policy)
+        decision = handle_command(
+            state,
+            command,
+            keyring=keyring,
+            arm_traffic=traffic,
+            wall=time.time(),
+            max_age=settings.command_max_age_seconds,
+            policy=policy,
+        )
         if decision.unauthorized is not None:
             refusal = decision.unauthorized
             obs.COMMANDS.labels(command.kind.value, "unauthorized").inc()
-            log.warning("event=rollout.command.unauthorized router=%s kind=%s command_id=%s key=%r check=%s error=%r",
-                        command.router_id, command.kind.value, command.command_id, command.key_id[:64],
-                        refusal.check.value, refusal.message)
+            log.warning(
+                "event=rollout.command.unauthorized router=%s kind=%s command_id=%s key=%r check=%s error=%r",
+                command.router_id,
+                command.kind.value,
+                command.command_id,
+                command.key_id[:64],
+                refusal.check.value,
+                refusal.message,
+            )
             await dead_letter_command(message, RejectReason.UNAUTHORIZED, f"{refusal}")
             return
         outcome = decision.state.last_command
         if outcome is not None:  # which record this answers: clients match it (a re-sent command is another record)
             outcome = msgspec.structs.replace(outcome, offset=message.offset)
-            decision = dataclasses.replace(decision, state=msgspec.structs.replace(decision.state, last_command=outcome))
+            decision = dataclasses.replace(
+                decision, state=msgspec.structs.replace(decision.state, last_command=outcome)
+            )
         obs.COMMANDS.labels(command.kind.value, "accepted" if outcome and outcome.accepted else "refused").inc()
         log.info(
             "event=rollout.command router=%s kind=%s by=%s accepted=%s reason=%r",
-            command.router_id, command.kind.value, outcome.issued_by if outcome else "",
-            outcome.accepted if outcome else None, outcome.reason if outcome else "",
+            command.router_id,
+            command.kind.value,
+            outcome.issued_by if outcome else "",
+            outcome.accepted if outcome else None,
+            outcome.reason if outcome else "",
         )
         if decision.override is not None:
             record = decision.override
             log.warning(
                 "event=rollout.override router=%s canary=%s by=%s from_stage=%s to_stage=%s failing=%s evaluated=%s "
-                "reason=%r", command.router_id, record.canary_version, record.by, record.from_stage_percent,
-                record.to_stage_percent, ",".join(f"{g.gate}:{g.status.value}" for g in record.failing_gates) or "-",
-                record.gates_evaluated, record.reason,
+                "reason=%r",
+                command.router_id,
+                record.canary_version,
+                record.by,
+                record.from_stage_percent,
+                record.to_stage_percent,
+                ",".join(f"{g.gate}:{g.status.value}" for g in record.failing_gates) or "-",
+                record.gates_evaluated,
+                record.reason,
             )
         await publish(decision)
 
@@ -304,10 +342,14 @@ def register_router_loop(
                     await on_command(message)
             except MemoryError:
                 raise
-            except Exception:  # noqa: BLE001 — one record must not stop every router's loop
+            except Exception:
                 # Garbage is already skipped by decoding; this is the last line for a
                 # record that decodes but breaks later (e.g. a partial whose sketch cannot
                 # merge with the stored ones). An exception escaping here would end the
                 # agent's actor and stall every router this worker owns.
-                log.exception("event=rollout.record.failed topic=%s partition=%s offset=%s",
-                              message.topic, message.partition, message.offset)
+                log.exception(
+                    "event=rollout.record.failed topic=%s partition=%s offset=%s",
+                    message.topic,
+                    message.partition,
+                    message.offset,
+                )

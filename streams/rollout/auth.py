@@ -82,7 +82,7 @@ class Keyring:
         return iter(self.keys.values())
 
     @classmethod
-    def parse(cls, *sources: tuple[str, str]) -> "Keyring":
+    def parse(cls, *sources: tuple[str, str]) -> Keyring:
         """Keys from ``(text, where)`` pairs; ``where`` names the source in error messages.
 
         Entries are ``name:role:base64`` separated by commas or newlines; blank entries
@@ -190,9 +190,15 @@ class SignedCommand(Protocol):
     def issued_at(self) -> float: ...
 
 
-def verify_signed(command: SignedCommand, keyring: Keyring, *, signature_ok: Callable[[Ed25519PublicKey], bool],
-                  role_refusal: Callable[[CommandKey], str | None], wall: float,
-                  max_age: float) -> CommandKey | Unauthorized:
+def verify_signed(
+    command: SignedCommand,
+    keyring: Keyring,
+    *,
+    signature_ok: Callable[[Ed25519PublicKey], bool],
+    role_refusal: Callable[[CommandKey], str | None],
+    wall: float,
+    max_age: float,
+) -> CommandKey | Unauthorized:
     """The verified key of a signed command, or the first check it fails.
 
     In order: ``unsigned``, ``unknown_key``, ``bad_signature`` (``signature_ok`` with the
@@ -203,8 +209,9 @@ def verify_signed(command: SignedCommand, keyring: Keyring, *, signature_ok: Cal
         return Unauthorized(Check.UNSIGNED, "the command carries no key_id/signature; sign it with an allow-listed key")
     key = keyring.get(command.key_id)
     if key is None:
-        return Unauthorized(Check.UNKNOWN_KEY, f"key {command.key_id[:64]!r} is not on this worker's allow-list "
-                                                "(BIFROST_COMMAND_KEYS)")
+        return Unauthorized(
+            Check.UNKNOWN_KEY, f"key {command.key_id[:64]!r} is not on this worker's allow-list (BIFROST_COMMAND_KEYS)"
+        )
     if not signature_ok(key.public_key):
         return Unauthorized(Check.BAD_SIGNATURE, f"the signature is not key {key.name!r}'s signature of this command")
     refusal = role_refusal(key)
@@ -215,8 +222,10 @@ def verify_signed(command: SignedCommand, keyring: Keyring, *, signature_ok: Cal
     skew = wall - command.issued_at
     if abs(skew) > max_age:
         direction = "old" if skew > 0 else "in the future"
-        return Unauthorized(Check.STALE, f"issued {abs(skew):.0f} s {direction} by this worker's clock "
-                                         f"(max age {max_age:.0f} s, both directions)")
+        return Unauthorized(
+            Check.STALE,
+            f"issued {abs(skew):.0f} s {direction} by this worker's clock (max age {max_age:.0f} s, both directions)",
+        )
     return key
 
 
@@ -227,27 +236,40 @@ def authenticate(
 
     def role_refusal(key: CommandKey) -> str | None:
         if not may_send(key.role, command.kind):
-            return (f"key {key.name!r} has role {key.role.value}, which may send only start and artifact_verified, "
-                    f"not {command.kind.value}")
+            return (
+                f"key {key.name!r} has role {key.role.value}, which may send only start and artifact_verified, "
+                f"not {command.kind.value}"
+            )
         if command.override and key.role is not Role.OPERATOR:
             return f"key {key.name!r} has role {key.role.value}; only operators override"
         return None
 
-    key = verify_signed(command, keyring, signature_ok=lambda public_key: signature_valid(command, public_key),
-                        role_refusal=role_refusal, wall=wall, max_age=max_age)
+    key = verify_signed(
+        command,
+        keyring,
+        signature_ok=lambda public_key: signature_valid(command, public_key),
+        role_refusal=role_refusal,
+        wall=wall,
+        max_age=max_age,
+    )
     if isinstance(key, Unauthorized):
         return key
     if command.nonce in state.seen_nonces:
-        return Unauthorized(Check.REPLAYED, f"nonce {command.nonce[:16]}… was already used for router "
-                                            f"{state.router_id!r}")
+        return Unauthorized(
+            Check.REPLAYED, f"nonce {command.nonce[:16]}… was already used for router {state.router_id!r}"
+        )
     if command.issued_at <= state.nonce_floor:
-        return Unauthorized(Check.REPLAYED, f"issued at {command.issued_at:.3f}, at or before {state.nonce_floor:.3f}, "
-                                            "the oldest time this router still remembers nonces for")
+        return Unauthorized(
+            Check.REPLAYED,
+            f"issued at {command.issued_at:.3f}, at or before {state.nonce_floor:.3f}, "
+            "the oldest time this router still remembers nonces for",
+        )
     return key
 
 
-def remember_nonce(state: RolloutState, command: RolloutCommand, *, wall: float, max_age: float,
-                   max_nonces: int = MAX_NONCES) -> RolloutState:
+def remember_nonce(
+    state: RolloutState, command: RolloutCommand, *, wall: float, max_age: float, max_nonces: int = MAX_NONCES
+) -> RolloutState:
     """``state`` with the command's nonce recorded and nonces of stale commands forgotten.
 
     Forgetting a nonce raises ``nonce_floor`` to its ``issued_at``; past ``max_nonces``
@@ -258,7 +280,7 @@ def remember_nonce(state: RolloutState, command: RolloutCommand, *, wall: float,
     seen[command.nonce] = command.issued_at
     if len(seen) > max_nonces:
         ordered = sorted(seen.items(), key=lambda item: item[1])
-        dropped, kept = ordered[: len(seen) - max_nonces], ordered[len(seen) - max_nonces:]
+        dropped, kept = ordered[: len(seen) - max_nonces], ordered[len(seen) - max_nonces :]
         floor = max(floor, dropped[-1][1])
         seen = dict(kept)
     return msgspec.structs.replace(state, seen_nonces=seen, nonce_floor=floor)

@@ -202,11 +202,23 @@ def apply_command(
     try:
         step = _transition(state, command, arm_traffic, wall, policy, issued_by)
     except Refused as refusal:
-        outcome = CommandOutcome(command_id=command.command_id, kind=command.kind, accepted=False, reason=str(refusal),
-                                 at=wall, issued_by=issued_by)
+        outcome = CommandOutcome(
+            command_id=command.command_id,
+            kind=command.kind,
+            accepted=False,
+            reason=str(refusal),
+            at=wall,
+            issued_by=issued_by,
+        )
         return Decision(msgspec.structs.replace(state, last_command=outcome, revision=state.revision + 1), True)
-    outcome = CommandOutcome(command_id=command.command_id, kind=command.kind, accepted=True,
-                             reason=step.note or step.state.reason or "", at=wall, issued_by=issued_by)
+    outcome = CommandOutcome(
+        command_id=command.command_id,
+        kind=command.kind,
+        accepted=True,
+        reason=step.note or step.state.reason or "",
+        at=wall,
+        issued_by=issued_by,
+    )
     final = msgspec.structs.replace(step.state, last_command=outcome, revision=state.revision + 1)
     rollback = step.rollback
     if rollback is not None:
@@ -215,7 +227,11 @@ def apply_command(
 
 
 def _transition(
-    state: RolloutState, command: RolloutCommand, arm_traffic: Mapping[str, int], wall: float, policy: RolloutPolicy,
+    state: RolloutState,
+    command: RolloutCommand,
+    arm_traffic: Mapping[str, int],
+    wall: float,
+    policy: RolloutPolicy,
     issued_by: str,
 ) -> _Step:
     kind = command.kind
@@ -235,19 +251,38 @@ def _transition(
         return _Step(_enter_stage(state, 0, policy, reason="approved"))
     if kind is CommandKind.PAUSE:
         _require(state, (Phase.CANARY,), kind)
-        return _Step(msgspec.structs.replace(state, phase=Phase.PAUSED, reason=command.reason or "paused by operator",
-                                             blockers=[_PAUSED_BLOCKER, *_unpaused(state.blockers)]))
+        return _Step(
+            msgspec.structs.replace(
+                state,
+                phase=Phase.PAUSED,
+                reason=command.reason or "paused by operator",
+                blockers=[_PAUSED_BLOCKER, *_unpaused(state.blockers)],
+            )
+        )
     if kind is CommandKind.RESUME:
         _require(state, (Phase.PAUSED, Phase.EMERGENCY_STOPPED), kind)
         if state.phase is Phase.PAUSED:
             # The stage timeout counts again from here; a stall record is cleared.
-            return _Step(msgspec.structs.replace(state, phase=Phase.CANARY, reason="resumed", stall=None,
-                                                 timeout_from=state.frontier, active_seconds=0.0,
-                                                 blockers=_unpaused(state.blockers)))
-        return _Step(msgspec.structs.replace(
-            state, phase=Phase.IDLE, stopped=None, since=state.clock,
-            reason=f"resumed by {issued_by or 'an operator'} after the emergency stop; rollouts may start again",
-        ))
+            return _Step(
+                msgspec.structs.replace(
+                    state,
+                    phase=Phase.CANARY,
+                    reason="resumed",
+                    stall=None,
+                    timeout_from=state.frontier,
+                    active_seconds=0.0,
+                    blockers=_unpaused(state.blockers),
+                )
+            )
+        return _Step(
+            msgspec.structs.replace(
+                state,
+                phase=Phase.IDLE,
+                stopped=None,
+                since=state.clock,
+                reason=f"resumed by {issued_by or 'an operator'} after the emergency stop; rollouts may start again",
+            )
+        )
     if kind is CommandKind.PROMOTE:
         _require(state, ACTIVE, kind)
         return _promote(state, command, policy, wall, issued_by)
@@ -278,17 +313,23 @@ def _transition(
     raise Refused(f"unsupported command {kind.value!r}")  # pragma: no cover - enum is exhaustive
 
 
-def _verified(state: RolloutState, command: RolloutCommand, wall: float, policy: RolloutPolicy, issued_by: str) -> _Step:
+def _verified(
+    state: RolloutState, command: RolloutCommand, wall: float, policy: RolloutPolicy, issued_by: str
+) -> _Step:
     """Record that a worker verified ``command.artifact`` (sha256 + trainer signature) for this router."""
     if not command.artifact or not command.sha256:
         raise Refused("artifact_verified needs the artifact version and its sha256")
     known = next((v for v in state.verified if v.version == command.artifact), None)
     if known is not None and known.sha256 != command.sha256:
-        raise Refused(f"{command.artifact} was verified with sha256 {known.sha256[:16]}…, not {command.sha256[:16]}…; "
-                      "one version cannot have two contents")
-    record = VerifiedArtifact(version=command.artifact, sha256=command.sha256, verified_by=issued_by or "unknown", at=wall)
+        raise Refused(
+            f"{command.artifact} was verified with sha256 {known.sha256[:16]}…, not {command.sha256[:16]}…; "
+            "one version cannot have two contents"
+        )
+    record = VerifiedArtifact(
+        version=command.artifact, sha256=command.sha256, verified_by=issued_by or "unknown", at=wall
+    )
     verified = [v for v in state.verified if v.version != command.artifact] + [record]
-    verified = verified[-policy.max_verified:] if policy.max_verified > 0 else []
+    verified = verified[-policy.max_verified :] if policy.max_verified > 0 else []
     note = f"{command.artifact} verified (sha256 {command.sha256[:16]}…) by {record.verified_by}"
     return _Step(msgspec.structs.replace(state, verified=verified), note=note)
 
@@ -311,12 +352,17 @@ def _promote(state: RolloutState, command: RolloutCommand, policy: RolloutPolicy
     advanced = _advance(state, policy, reason=f"promoted by {issued_by or 'an operator'} with an override")
     assert state.canary_version is not None
     record = OverrideRecord(
-        by=issued_by or "unknown", at=wall, command_id=command.command_id, canary_version=state.canary_version,
+        by=issued_by or "unknown",
+        at=wall,
+        command_id=command.command_id,
+        canary_version=state.canary_version,
         from_stage_percent=state.stage_percent,
         to_stage_percent=advanced.stage_percent,
-        failing_gates=failing, gates_evaluated=evaluated, reason=(command.reason or "").strip(),
+        failing_gates=failing,
+        gates_evaluated=evaluated,
+        reason=(command.reason or "").strip(),
     )
-    overrides = [*state.overrides, record][-policy.max_overrides:] if policy.max_overrides > 0 else []
+    overrides = [*state.overrides, record][-policy.max_overrides :] if policy.max_overrides > 0 else []
     return _Step(msgspec.structs.replace(advanced, overrides=overrides), override=record)
 
 
@@ -335,7 +381,9 @@ def _require(state: RolloutState, phases: tuple[Phase, ...], kind: CommandKind) 
         raise Refused(f"cannot {kind.value} while {state.phase.value}; allowed when: {allowed}")
 
 
-def _start(state: RolloutState, command: RolloutCommand, arm_traffic: Mapping[str, int], policy: RolloutPolicy) -> RolloutState:
+def _start(
+    state: RolloutState, command: RolloutCommand, arm_traffic: Mapping[str, int], policy: RolloutPolicy
+) -> RolloutState:
     if state.phase is Phase.EMERGENCY_STOPPED:
         raise Refused(_stopped_message(state.stopped))
     if state.phase not in STARTABLE:
@@ -350,8 +398,11 @@ def _start(state: RolloutState, command: RolloutCommand, arm_traffic: Mapping[st
             f"artifact {command.artifact} is not verified for router {state.router_id}: only versions announced on "
             "the artifacts topic whose sha256 and trainer signature a worker checked can start"
         )
-    if command.control and command.control != state.control_version and command.control not in arm_traffic and not any(
-        v.version == command.control for v in state.verified
+    if (
+        command.control
+        and command.control != state.control_version
+        and command.control not in arm_traffic
+        and not any(v.version == command.control for v in state.verified)
     ):
         # The control is what an emergency stop falls back to: it must be a version that
         # serves this router's traffic now, or one a worker verified, never a bare name.
@@ -376,8 +427,12 @@ def _start(state: RolloutState, command: RolloutCommand, arm_traffic: Mapping[st
     )
     if policy.require_approval:
         return msgspec.structs.replace(
-            prepared, phase=Phase.AWAITING_APPROVAL, weights={control: 1.0}, stage_index=-1,
-            since=state.clock, reason=f"{command.artifact} waits for approval",
+            prepared,
+            phase=Phase.AWAITING_APPROVAL,
+            weights={control: 1.0},
+            stage_index=-1,
+            since=state.clock,
+            reason=f"{command.artifact} waits for approval",
         )
     return _enter_stage(prepared, 0, policy, reason=f"canary {command.artifact} started")
 
@@ -445,7 +500,12 @@ def _roll_back(
     if control:
         weights[state.canary_version] = 0.0
     new_state = msgspec.structs.replace(
-        state, phase=Phase.ROLLED_BACK, weights=weights, gates=evidence, since=state.clock, reason=reason,
+        state,
+        phase=Phase.ROLLED_BACK,
+        weights=weights,
+        gates=evidence,
+        since=state.clock,
+        reason=reason,
     )
     event = RollbackEvent(
         router_id=state.router_id,
@@ -507,8 +567,9 @@ def coverage(state: RolloutState, look: Look) -> tuple[float, float, float]:
     ws = look.window_seconds
     frontier = max(state.frontier, max(w.start for w in closed) + ws) if closed else state.frontier
     both = _union_seconds([w for w in closed if w.canary.count > 0 and w.control.count > 0], ws)
-    active = _union_seconds([w for w in closed if w.start >= state.timeout_from
-                             and (w.canary.count > 0 or w.control.count > 0)], ws)
+    active = _union_seconds(
+        [w for w in closed if w.start >= state.timeout_from and (w.canary.count > 0 or w.control.count > 0)], ws
+    )
     return frontier, both, active
 
 
@@ -539,8 +600,14 @@ def on_look(
     frontier, covered, active = coverage(state, look)
     window_closed = frontier > state.frontier
     share = state.alpha_share if state.alpha_share is not None else policy.alpha_share(state.stage_index)
-    state = msgspec.structs.replace(state, clock=max(state.clock, look.clock), frontier=frontier,
-                                    covered_seconds=covered, active_seconds=active, alpha_share=share)
+    state = msgspec.structs.replace(
+        state,
+        clock=max(state.clock, look.clock),
+        frontier=frontier,
+        covered_seconds=covered,
+        active_seconds=active,
+        alpha_share=share,
+    )
     verdict = evaluate(look, share)
     tripped = verdict.rollback
     if tripped is not None:
@@ -555,22 +622,42 @@ def on_look(
     enough = look.canary.count >= policy.min_samples and look.control.count >= policy.min_samples
     reasons = promotion_blockers(look, covered, blockers, policy)
     held = msgspec.structs.replace(
-        state, gates=list(verdict.results), promotion_blocked_by=blocked_by, canary_samples=look.canary.count,
+        state,
+        gates=list(verdict.results),
+        promotion_blocked_by=blocked_by,
+        canary_samples=look.canary.count,
         control_samples=look.control.count,
         blockers=reasons if state.phase is Phase.CANARY else [_PAUSED_BLOCKER, *reasons],
     )
     if state.phase is Phase.CANARY and ripe and enough and not blockers:
-        advanced = _advance(held, policy, reason=f"stage {state.stage_percent:.0f}% passed every gate "
-                                                  f"({covered / 60:.0f} min covered by data)")
+        advanced = _advance(
+            held,
+            policy,
+            reason=f"stage {state.stage_percent:.0f}% passed every gate ({covered / 60:.0f} min covered by data)",
+        )
         return Decision(msgspec.structs.replace(advanced, revision=state.revision + 1), True)
     timeout = policy.timeout_seconds
     if state.phase is Phase.CANARY and active >= timeout:
-        stall = StallRecord(stage_percent=state.stage_percent, at=state.clock, wall=wall, timeout_seconds=timeout,
-                            covered_seconds=covered, reasons=reasons)
-        reason = (f"stage {state.stage_percent:.0f}% timed out after {active / 60:.0f} min of traffic without a "
-                  f"decision; paused: {reasons[0] if reasons else 'no reason recorded'}")
-        paused = msgspec.structs.replace(held, phase=Phase.PAUSED, reason=reason, stall=stall,
-                                         blockers=[_PAUSED_BLOCKER, *reasons], revision=state.revision + 1)
+        stall = StallRecord(
+            stage_percent=state.stage_percent,
+            at=state.clock,
+            wall=wall,
+            timeout_seconds=timeout,
+            covered_seconds=covered,
+            reasons=reasons,
+        )
+        reason = (
+            f"stage {state.stage_percent:.0f}% timed out after {active / 60:.0f} min of traffic without a "
+            f"decision; paused: {reasons[0] if reasons else 'no reason recorded'}"
+        )
+        paused = msgspec.structs.replace(
+            held,
+            phase=Phase.PAUSED,
+            reason=reason,
+            stall=stall,
+            blockers=[_PAUSED_BLOCKER, *reasons],
+            revision=state.revision + 1,
+        )
         return Decision(paused, True, stalled=stall)
     changed = window_closed or not state.gates
     return Decision(msgspec.structs.replace(held, revision=state.revision + (1 if changed else 0)), changed)
@@ -594,8 +681,14 @@ def router_known(state: RolloutState | None, *, has_windows: bool) -> bool:
         return True
     if state is None:
         return False
-    return bool(state.phase is not Phase.IDLE or state.control_version or state.canary_version
-                or state.last_good_version or state.verified or state.stopped)
+    return bool(
+        state.phase is not Phase.IDLE
+        or state.control_version
+        or state.canary_version
+        or state.last_good_version
+        or state.verified
+        or state.stopped
+    )
 
 
 def _unpaused(blockers: Sequence[str]) -> list[str]:
@@ -611,8 +704,11 @@ def promotion_blockers(look: Look, covered: float, gate_blockers: Sequence[str],
     """
     reasons = list(gate_blockers)
     if look.canary.count < policy.min_samples or look.control.count < policy.min_samples:
-        reasons.insert(0, f"too few requests: canary {look.canary.count:,}, control {look.control.count:,} "
-                          f"(need {policy.min_samples:,} each)")
+        reasons.insert(
+            0,
+            f"too few requests: canary {look.canary.count:,}, control {look.control.count:,} "
+            f"(need {policy.min_samples:,} each)",
+        )
     if covered < policy.min_stage_seconds:
         reasons.insert(0, _coverage_reason(look, covered, policy))
     return reasons
@@ -622,5 +718,7 @@ def _coverage_reason(look: Look, covered: float, policy: RolloutPolicy) -> str:
     closed = _closed(look)
     canary_windows = sum(1 for w in closed if w.canary.count > 0)
     control_windows = sum(1 for w in closed if w.control.count > 0)
-    return (f"only {covered / 60:.0f} of {policy.min_stage_seconds / 60:.0f} min covered by data in both arms "
-            f"(canary traffic in {canary_windows} of {len(closed)} closed windows, control in {control_windows})")
+    return (
+        f"only {covered / 60:.0f} of {policy.min_stage_seconds / 60:.0f} min covered by data in both arms "
+        f"(canary traffic in {canary_windows} of {len(closed)} closed windows, control in {control_windows})"
+    )

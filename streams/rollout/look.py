@@ -60,16 +60,24 @@ class LookBuilder:
         key = (router, canary, control)
         since = int(state.since)
         cache = self._cache.setdefault(key, {})
-        stage = [self._window(key, cache, start, version)
-                 for start, version in sorted(self._windows.window_versions(router, since, newest_end).items())]
+        stage = [
+            self._window(key, cache, start, version)
+            for start, version in sorted(self._windows.window_versions(router, since, newest_end).items())
+        ]
         stage = [w for w in stage if w.canary.count or w.control.count]
         history = self._history_sums(key, cache, since)
         for start in [s for s in cache if s < since - self._history_seconds]:
             del cache[start]
         canary_total, control_total = self._totals(key, stage)
         clock = max((w.clock for w in stage), default=float(newest_end - self._window_seconds))
-        return Look(clock=clock, window_seconds=self._window_seconds, windows=[w.figures for w in stage],
-                    canary=canary_total, control=control_total, history=history)
+        return Look(
+            clock=clock,
+            window_seconds=self._window_seconds,
+            windows=[w.figures for w in stage],
+            canary=canary_total,
+            control=control_total,
+            history=history,
+        )
 
     def _window(self, key: tuple[str, str, str], cache: dict[int, _Window], start: int, version: Version) -> _Window:
         cached = cache.get(start)
@@ -84,8 +92,9 @@ class LookBuilder:
                 canary.merge(partial.arms[canary_arm])
             if control_arm in partial.arms:
                 control.merge(partial.arms[control_arm])
-        window = _Window(version, canary, control, StageWindow(start, ArmFigures.of(canary), ArmFigures.of(control)),
-                         clock)
+        window = _Window(
+            version, canary, control, StageWindow(start, ArmFigures.of(canary), ArmFigures.of(control)), clock
+        )
         cache[start] = window
         return window
 

@@ -91,7 +91,7 @@ class RouterIndex:
         return self.size
 
     @classmethod
-    def build(cls, partials: Iterable[WindowPartial]) -> "RouterIndex":
+    def build(cls, partials: Iterable[WindowPartial]) -> RouterIndex:
         index = cls()
         for partial in partials:
             index.record(partial)

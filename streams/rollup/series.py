@@ -78,7 +78,9 @@ def series_step(span_seconds: int, window_seconds: int, requested: int | None = 
         step = max(1, windows) * window_seconds
     points = -(-span_seconds // step)
     if points > MAX_POINTS:
-        raise BadStep(f"{points} points ({span_seconds}s in steps of {step}s); at most {MAX_POINTS}: give a " "longer step")
+        raise BadStep(
+            f"{points} points ({span_seconds}s in steps of {step}s); at most {MAX_POINTS}: give a longer step"
+        )
     return step
 
 
@@ -94,7 +96,13 @@ def aligned_range(to_ts: int, span_seconds: int, *, step: int, window_seconds: i
 
 
 def build_series(
-    router_id: str, partials: Iterable[WindowPartial], *, from_ts: int, to_ts: int, step: int, window_seconds: int,
+    router_id: str,
+    partials: Iterable[WindowPartial],
+    *,
+    from_ts: int,
+    to_ts: int,
+    step: int,
+    window_seconds: int,
     closed_until: int | None,
 ) -> RouterSeries:
     """Per-arm series of the partials whose window starts in ``[from_ts, to_ts)``."""
@@ -113,15 +121,21 @@ def build_series(
     ts = [from_ts + i * step for i in range(points)]
     closed = [closed_until is not None and start + step <= closed_until for start in ts]
     return RouterSeries(
-        router_id=router_id, from_ts=from_ts, to_ts=to_ts, step=step, window_seconds=window_seconds,
-        closed_until=closed_until, ts=ts,
+        router_id=router_id,
+        from_ts=from_ts,
+        to_ts=to_ts,
+        step=step,
+        window_seconds=window_seconds,
+        closed_until=closed_until,
+        ts=ts,
         arms={arm: _arm_series(row, step, closed) for arm, row in sorted(merged.items())},
     )
 
 
 def _arm_series(row: list[WindowStats | None], step: int, closed: list[bool]) -> ArmSeries:
-    series = ArmSeries(count=[], rate=[], errors=[], error_rate=[], p50_ms=[], p95_ms=[], cost_usd=[],
-                       cost_per_task=[], win_rate=[])
+    series = ArmSeries(
+        count=[], rate=[], errors=[], error_rate=[], p50_ms=[], p95_ms=[], cost_usd=[], cost_per_task=[], win_rate=[]
+    )
     for stats, is_closed in zip(row, closed):
         summary = (stats or WindowStats()).summary()
         series.count.append(summary.count)

@@ -114,8 +114,9 @@ class RouterWindows:
         from_ts, to_ts = time_range(newest, since_seconds=since_seconds, until_ts=until_ts)
         return summarize(router_id, self.merged(router_id, from_ts, to_ts), from_ts=from_ts, to_ts=to_ts)
 
-    def series(self, router_id: str, *, since_seconds: int, until_ts: int | None = None,
-               step: int | None = None) -> RouterSeries | None:
+    def series(
+        self, router_id: str, *, since_seconds: int, until_ts: int | None = None, step: int | None = None
+    ) -> RouterSeries | None:
         """Per-arm series of the router's last ``since_seconds`` (of event time), or None.
 
         The series starts at the router's oldest stored window when that is later (a new
@@ -128,12 +129,20 @@ class RouterWindows:
         if newest is None:
             return None
         step = series_step(since_seconds, self._window_seconds, step)
-        from_ts, to_ts = aligned_range(newest if until_ts is None else until_ts, since_seconds, step=step,
-                                       window_seconds=self._window_seconds)
+        from_ts, to_ts = aligned_range(
+            newest if until_ts is None else until_ts, since_seconds, step=step, window_seconds=self._window_seconds
+        )
         oldest = self.history_start(router_id)
         if oldest is not None and oldest > from_ts:  # no points before the router's first window
             from_ts = to_ts - max(1, -(-(to_ts - oldest) // step)) * step
         keys = self.index().keys_between(router_id, from_ts, to_ts)
         partials = (decode_partial(raw) for raw in (self._table.get(k) for k in keys) if raw is not None)
-        return build_series(router_id, partials, from_ts=from_ts, to_ts=to_ts, step=step,
-                            window_seconds=self._window_seconds, closed_until=self.frontier(router_id))
+        return build_series(
+            router_id,
+            partials,
+            from_ts=from_ts,
+            to_ts=to_ts,
+            step=step,
+            window_seconds=self._window_seconds,
+            closed_until=self.frontier(router_id),
+        )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import timezone
+from datetime import UTC
 
 import faust
 
@@ -39,7 +39,12 @@ class TriggerEmitter:
             return
         await self._topic.send(key=trigger.trigger_id.encode(), value=encode(trigger))
         self._sent.add(trigger.trigger_id)
-        log.info("event=trigger.emitted id=%s reason=%s router=%s", trigger.trigger_id, trigger.reason.value, trigger.router_id)
+        log.info(
+            "event=trigger.emitted id=%s reason=%s router=%s",
+            trigger.trigger_id,
+            trigger.reason.value,
+            trigger.router_id,
+        )
 
     async def on_progress(self, windows: RouterWindows, router_id: str) -> None:
         """Check degradation once per hour of settled event time (all partitions caught up)."""
@@ -65,11 +70,16 @@ class TriggerEmitter:
         recent = self._span(windows, router_id, clock - int(DAY), clock)
         baseline = self._span(windows, router_id, clock - int(WEEK), clock - int(DAY))
         found = degradations(recent, baseline, tolerance=self._settings.degradation_tolerance)
-        log.info("event=trigger.degradation.check router=%s hour=%d recent=%d baseline=%d found=%s",
-                 router_id, clock, recent.count, baseline.count, [d.metric for d in found])
+        log.info(
+            "event=trigger.degradation.check router=%s hour=%d recent=%d baseline=%d found=%s",
+            router_id,
+            clock,
+            recent.count,
+            baseline.count,
+            [d.metric for d in found],
+        )
         if found:
             await self.emit(degradation_trigger(router_id, found, now=float(clock)))
-
 
     def _span(self, windows: RouterWindows, router_id: str, from_ts: int, to_ts: int) -> WindowStats:
         total = WindowStats()
@@ -94,8 +104,13 @@ def _all_arms(windows: RouterWindows, router_id: str, from_ts: int, to_ts: int) 
 
 def register_triggers(app: faust.App, settings: Settings) -> TriggerEmitter:
     """The weekly leader-only timer; returns the emitter the router loop uses for degradation."""
-    topic = app.topic(settings.topics.training_triggers, key_serializer="raw", value_serializer="raw",
-                      partitions=settings.partitions, internal=True)
+    topic = app.topic(
+        settings.topics.training_triggers,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=settings.partitions,
+        internal=True,
+    )
     emitter = TriggerEmitter(topic, settings)
 
     @app.task
@@ -103,7 +118,7 @@ def register_triggers(app: faust.App, settings: Settings) -> TriggerEmitter:
         # Send-only topics are not declared by Faust; subscribers need it to exist.
         await topic.maybe_declare()
 
-    @app.crontab(settings.retrain_cron, timezone=timezone.utc, on_leader=True)
+    @app.crontab(settings.retrain_cron, timezone=UTC, on_leader=True)
     async def weekly_retrain() -> None:
         await emitter.emit(schedule_trigger(time.time()))
 

@@ -17,8 +17,11 @@ def schedule_trigger(now: float, *, lookback: float = WEEK) -> TrainingTrigger:
     """The weekly trigger; one id per ISO week, so a repeated timer firing is harmless."""
     year, week, _ = datetime.fromtimestamp(now, UTC).isocalendar()
     return TrainingTrigger(
-        trigger_id=f"schedule-{year}-W{week:02d}", reason=TriggerReason.SCHEDULE,
-        window_from=now - lookback, window_to=now, created_at=now,
+        trigger_id=f"schedule-{year}-W{week:02d}",
+        reason=TriggerReason.SCHEDULE,
+        window_from=now - lookback,
+        window_to=now,
+        created_at=now,
     )
 
 
@@ -67,7 +70,10 @@ def degradations(
         ("cost_per_task", r.cost_per_task, b.cost_per_task, True),
         ("p95_ms", r.p95_ms, b.p95_ms, True),
     ]
-    judged_recent, judged_base = recent.wins + recent.losses + recent.ties, baseline.wins + baseline.losses + baseline.ties
+    judged_recent, judged_base = (
+        recent.wins + recent.losses + recent.ties,
+        baseline.wins + baseline.losses + baseline.ties,
+    )
     for metric, now_value, before, higher_is_worse in checks:
         enough = (judged_recent, judged_base) if metric == "win_rate" else (recent.count, baseline.count)
         if now_value is None or not before or min(enough) < min_samples:
@@ -88,6 +94,11 @@ def degradation_trigger(router_id: str, found: list[Degradation], *, now: float)
         details[f"{d.metric}.baseline"] = d.baseline
         details[f"{d.metric}.change"] = round(d.change, 4)
     return TrainingTrigger(
-        trigger_id=f"degradation-{router_id}-{day}", reason=TriggerReason.DEGRADATION, router_id=router_id,
-        window_from=now - WEEK, window_to=now, details=details, created_at=now,
+        trigger_id=f"degradation-{router_id}-{day}",
+        reason=TriggerReason.DEGRADATION,
+        router_id=router_id,
+        window_from=now - WEEK,
+        window_to=now,
+        details=details,
+        created_at=now,
     )

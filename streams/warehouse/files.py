@@ -64,7 +64,9 @@ def event_table(
     batches: list[pa.RecordBatch] = []
     skipped = 0
     for start in range(0, len(values), CHUNK_ROWS):
-        batch, bad = _chunk(event_type, values[start : start + CHUNK_ROWS], partition, offsets[start : start + CHUNK_ROWS])
+        batch, bad = _chunk(
+            event_type, values[start : start + CHUNK_ROWS], partition, offsets[start : start + CHUNK_ROWS]
+        )
         batches.append(batch)
         skipped += bad
     if not batches:

@@ -129,7 +129,9 @@ class WarehouseSink:
         self.root = root
         self.max_rows = max_rows
         self.max_age_s = max_age_s
-        self.max_buffer_bytes = max_buffer_bytes if max_buffer_bytes is not None else settings.warehouse_max_buffer_bytes
+        self.max_buffer_bytes = (
+            max_buffer_bytes if max_buffer_bytes is not None else settings.warehouse_max_buffer_bytes
+        )
         self.max_file_bytes = max_file_bytes if max_file_bytes is not None else max(1, self.max_buffer_bytes // 4)
         topics = settings.topics
         self._decoders: dict[str, EventDecoder[Any]] = {
@@ -172,13 +174,19 @@ class WarehouseSink:
         # Subscribing before the input topics exist would leave this group with nothing
         # assigned until the next metadata refresh (minutes).
         options = s.kafka_options()  # TLS/SASL, as every client of the worker
-        await ensure_topics(s.kafka_bootstrap, ingest_topics(s), replication_factor=s.replication_factor,
-                            client_options=options)
+        await ensure_topics(
+            s.kafka_bootstrap, ingest_topics(s), replication_factor=s.replication_factor, client_options=options
+        )
         session_ms = int(s.session_timeout_seconds * 1000)
         self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=s.kafka_bootstrap, group_id=self.group_id, client_id=self.group_id,
-            group_instance_id=s.group_instance_id, enable_auto_commit=False, auto_offset_reset="earliest",
-            max_poll_records=10_000, session_timeout_ms=session_ms,
+            bootstrap_servers=s.kafka_bootstrap,
+            group_id=self.group_id,
+            client_id=self.group_id,
+            group_instance_id=s.group_instance_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=10_000,
+            session_timeout_ms=session_ms,
             heartbeat_interval_ms=int(min(3.0, s.session_timeout_seconds / 3) * 1000),
             # Prefetched records live outside the byte bound: keep the fetch buffer small.
             fetch_max_bytes=max(1 << 20, min(50 << 20, self.max_buffer_bytes // 4)),
@@ -241,7 +249,9 @@ class WarehouseSink:
 
     def _skip(self, tp: TopicPartition, offset: int, error: Exception) -> None:
         self.records_skipped += 1
-        log.debug("event=warehouse.skip topic=%s partition=%d offset=%d error=%s", tp.topic, tp.partition, offset, error)
+        log.debug(
+            "event=warehouse.skip topic=%s partition=%d offset=%d error=%s", tp.topic, tp.partition, offset, error
+        )
         # The skipped offset ends up inside the open buffer's file range (it is in the DLQ).
         buffer = self._buffers.get(tp)
         if buffer is not None:
@@ -251,8 +261,9 @@ class WarehouseSink:
         """Write the biggest buffers and wait for the writer until ``incoming`` bytes fit."""
         while self.held_bytes + incoming > self.max_buffer_bytes:
             sizes = {tp: buffer.nbytes for tp, buffer in self._buffers.items()}
-            for tp in buffers_to_flush(sizes, in_flight=self._in_flight_bytes, incoming=incoming,
-                                       limit=self.max_buffer_bytes):
+            for tp in buffers_to_flush(
+                sizes, in_flight=self._in_flight_bytes, incoming=incoming, limit=self.max_buffer_bytes
+            ):
                 self._submit(tp)
             if not self._jobs:
                 return  # nothing held: a single record bigger than the bound goes through
@@ -270,9 +281,14 @@ class WarehouseSink:
         self._buffered_bytes -= buffer.nbytes
         span = FileSpan(tp.partition, buffer.first_offset, buffer.last_offset)
         job = _WriteJob(
-            tp=tp, path=file_path(self.root, tp.topic, hour_of(buffer.hour * _SECONDS_PER_HOUR), span),
-            event_type=self._decoders[tp.topic].event_type, values=buffer.values, offsets=buffer.offsets,
-            last_offset=buffer.last_offset, nbytes=buffer.nbytes, done=asyncio.get_running_loop().create_future(),
+            tp=tp,
+            path=file_path(self.root, tp.topic, hour_of(buffer.hour * _SECONDS_PER_HOUR), span),
+            event_type=self._decoders[tp.topic].event_type,
+            values=buffer.values,
+            offsets=buffer.offsets,
+            last_offset=buffer.last_offset,
+            nbytes=buffer.nbytes,
+            done=asyncio.get_running_loop().create_future(),
         )
         self._in_flight_bytes += job.nbytes
         self._jobs.append(job)
@@ -308,22 +324,37 @@ class WarehouseSink:
                 try:
                     started = time.monotonic()
                     rows = await loop.run_in_executor(
-                        self._executor, write_events_file, job.path, job.event_type, job.tp.partition,
-                        job.values, job.offsets,
+                        self._executor,
+                        write_events_file,
+                        job.path,
+                        job.event_type,
+                        job.tp.partition,
+                        job.values,
+                        job.offsets,
                     )
                 except Exception as exc:  # noqa: BLE001 - logged, retried, never dropped
                     attempt += 1
                     self.write_failures += 1
                     delay = retry_delay(attempt)
-                    log.error("event=warehouse.write_failed path=%s attempt=%d retry_in=%.1fs error=%r",
-                              job.path, attempt, delay, exc)
+                    log.error(
+                        "event=warehouse.write_failed path=%s attempt=%d retry_in=%.1fs error=%r",
+                        job.path,
+                        attempt,
+                        delay,
+                        exc,
+                    )
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(job.abandoned.wait(), delay)
                     continue
                 written = True
                 self.files_written += 1
-                log.debug("event=warehouse.file path=%s rows=%d bytes=%d took=%.3fs",
-                          job.path, rows, job.nbytes, time.monotonic() - started)
+                log.debug(
+                    "event=warehouse.file path=%s rows=%d bytes=%d took=%.3fs",
+                    job.path,
+                    rows,
+                    job.nbytes,
+                    time.monotonic() - started,
+                )
                 break
             self._finish(job, written=written and not job.abandoned.is_set())
 
@@ -351,9 +382,13 @@ class WarehouseSink:
             return True
         _, pending = await asyncio.wait([job.done for job in jobs], timeout=timeout)
         if pending:
-            log.error("event=warehouse.writes_abandoned files=%d waited=%.1fs paths=%s "
-                      "(their offsets stay uncommitted and are read again)",
-                      len(pending), timeout, [str(job.path) for job in jobs if not job.done.done()][:5])
+            log.error(
+                "event=warehouse.writes_abandoned files=%d waited=%.1fs paths=%s "
+                "(their offsets stay uncommitted and are read again)",
+                len(pending),
+                timeout,
+                [str(job.path) for job in jobs if not job.done.done()][:5],
+            )
             for job in jobs:
                 if not job.done.done():
                     self._abandon(job)
@@ -380,8 +415,13 @@ class WarehouseSink:
         started = time.monotonic()
         await self._wait_for_jobs(jobs, self._revoke_wait_s())
         offsets = offsets_to_commit(self._stored, self._committed, revoked_set)
-        log.info("event=warehouse.revoked partitions=%d waited_files=%d waited=%.2fs commits=%d",
-                 len(revoked_set), len(jobs), time.monotonic() - started, len(offsets))
+        log.info(
+            "event=warehouse.revoked partitions=%d waited_files=%d waited=%.2fs commits=%d",
+            len(revoked_set),
+            len(jobs),
+            time.monotonic() - started,
+            len(offsets),
+        )
         if offsets and self._consumer is not None:
             try:
                 await self._consumer.commit(offsets)

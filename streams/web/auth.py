@@ -72,16 +72,23 @@ def open_without_token(method: str, path: str, *, public_read: bool = False) -> 
     return bool(DASHBOARD_SHELL.fullmatch(path) or (public_read and PUBLIC_READ.fullmatch(path)))
 
 
-def token_middleware(token: str, *, public_read: bool = False) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+def token_middleware(
+    token: str, *, public_read: bool = False
+) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
     """An aiohttp middleware that requires ``token`` on every request :func:`open_without_token` does not let by."""
 
     @web.middleware
     async def require_token(request: web.Request, handler: Handler) -> web.StreamResponse:
         if open_without_token(request.method, request.path, public_read=public_read) or bearer_matches(
-                request.headers.get("Authorization"), token):
+            request.headers.get("Authorization"), token
+        ):
             return await handler(request)
-        return web.Response(body=_UNAUTHORIZED, status=401, content_type="application/json",
-                            headers={"WWW-Authenticate": 'Bearer realm="bifrost-worker"'})
+        return web.Response(
+            body=_UNAUTHORIZED,
+            status=401,
+            content_type="application/json",
+            headers={"WWW-Authenticate": 'Bearer realm="bifrost-worker"'},
+        )
 
     return require_token
 

@@ -62,8 +62,10 @@ class CatalogFeed:
     def view(self, now: float, *, limit: int = 20) -> dict[str, object]:
         sources: dict[str, dict[str, float | int | None]] = {}
         for entry in self.entries.values():
-            s = sources.setdefault(entry.source.value, {"entries": 0, "available": 0, "stale": 0, "fetched_at": 0.0,
-                                                        "age_seconds": None, "stale_since": None})
+            s = sources.setdefault(
+                entry.source.value,
+                {"entries": 0, "available": 0, "stale": 0, "fetched_at": 0.0, "age_seconds": None, "stale_since": None},
+            )
             s["entries"] = int(s["entries"] or 0) + 1
             s["available"] = int(s["available"] or 0) + int(entry.available)
             s["stale"] = int(s["stale"] or 0) + int(entry.stale)
@@ -73,10 +75,13 @@ class CatalogFeed:
         for s in sources.values():
             s["age_seconds"] = round(now - float(s["fetched_at"] or 0.0), 1) if s["fetched_at"] else None
         return {
-            "entries": len(self.entries), "available": sum(e.available for e in self.entries.values()),
-            "stale": sum(e.stale for e in self.entries.values()), "sources": dict(sorted(sources.items())),
+            "entries": len(self.entries),
+            "available": sum(e.available for e in self.entries.values()),
+            "stale": sum(e.stale for e in self.entries.values()),
+            "sources": dict(sorted(sources.items())),
             "last_changes": list(reversed(self.changes))[:limit],
-            "significant": sum(c.significant for c in self.changes), "following": self.following,
+            "significant": sum(c.significant for c in self.changes),
+            "following": self.following,
             "undecodable": self.undecodable,
         }
 
@@ -84,13 +89,23 @@ class CatalogFeed:
 class CatalogFollower(TopicTail):
     """Reads ``catalog`` (whole) and ``catalog-changes`` (last ``backlog``) into a :class:`CatalogFeed`."""
 
-    def __init__(self, settings: Settings, feed: CatalogFeed, *, backlog: int = MAX_CHANGES,
-                 refresh_seconds: float = 10.0) -> None:
+    def __init__(
+        self, settings: Settings, feed: CatalogFeed, *, backlog: int = MAX_CHANGES, refresh_seconds: float = 10.0
+    ) -> None:
         topics = settings.topics
-        handlers: dict[str, Handler] = {topics.catalog: feed.add_entry,
-                                         topics.catalog_changes: lambda key, value: feed.add_change(value)}
-        super().__init__(settings, handlers, name="catalog", backlog=backlog, whole=(topics.catalog,), refresh_seconds=refresh_seconds,
-                         on_following=lambda following: setattr(feed, "following", following))
+        handlers: dict[str, Handler] = {
+            topics.catalog: feed.add_entry,
+            topics.catalog_changes: lambda key, value: feed.add_change(value),
+        }
+        super().__init__(
+            settings,
+            handlers,
+            name="catalog",
+            backlog=backlog,
+            whole=(topics.catalog,),
+            refresh_seconds=refresh_seconds,
+            on_following=lambda following: setattr(feed, "following", following),
+        )
 
 
 def register_catalog_view(app: faust.App, settings: Settings) -> CatalogFeed:
@@ -110,8 +125,9 @@ def register_catalog_view(app: faust.App, settings: Settings) -> CatalogFeed:
             try:
                 limit = max(1, min(MAX_CHANGES, int(request.query.get("limit", "20"))))
             except ValueError:
-                return self.bytes(orjson.dumps({"error": "limit must be a whole number"}),
-                                  content_type="application/json", status=400)
+                return self.bytes(
+                    orjson.dumps({"error": "limit must be a whole number"}), content_type="application/json", status=400
+                )
             body = orjson.dumps(feed.view(time.time(), limit=limit), default=msgspec.to_builtins)
             return self.bytes(body, content_type="application/json")
 

@@ -103,8 +103,14 @@ def parse_retrain(body: bytes, *, now: float) -> TrainingTrigger:
         raise BadAction("router must be 1-128 characters")
     note = request.reason.strip()[:500] or "requested from the dashboard"
     return TrainingTrigger(
-        trigger_id=f"manual-{uuid.uuid4().hex[:12]}", reason=TriggerReason.MANUAL, window_from=now - window,
-        window_to=now, router_id=request.router, details={"note": note}, requested_by=REQUESTED_BY, created_at=now,
+        trigger_id=f"manual-{uuid.uuid4().hex[:12]}",
+        reason=TriggerReason.MANUAL,
+        window_from=now - window,
+        window_to=now,
+        router_id=request.router,
+        details={"note": note},
+        requested_by=REQUESTED_BY,
+        created_at=now,
     )
 
 
@@ -136,28 +142,58 @@ class Outcome:
     payload: dict[str, object]
 
 
-def control_status(settings: Settings, token: str, signer: CommandSigner | None, signer_error: str,
-                   keyring: Keyring) -> ControlStatus:
+def control_status(
+    settings: Settings, token: str, signer: CommandSigner | None, signer_error: str, keyring: Keyring
+) -> ControlStatus:
     """What the dashboard may do with these settings (pure)."""
     if not token:
         off = "control actions need a bearer token on the worker (BIFROST_WEB_TOKEN or BIFROST_WEB_TOKEN_FILE)"
-        return ControlStatus(actions_enabled=False, actions_reason=off, retrain_enabled=False, retrain_reason=off,
-                             key_name=None, actions=[])
+        return ControlStatus(
+            actions_enabled=False,
+            actions_reason=off,
+            retrain_enabled=False,
+            retrain_reason=off,
+            key_name=None,
+            actions=[],
+        )
     if signer is None:
-        reason = signer_error or ("this worker holds no operator key for the dashboard " "(BIFROST_DASHBOARD_COMMAND_KEY_FILE); "
-                                  "use `bifrost-opt rollout …` with an operator key")
-        return ControlStatus(actions_enabled=False, actions_reason=reason, retrain_enabled=True, retrain_reason="",
-                             key_name=None, actions=[])
+        reason = signer_error or (
+            "this worker holds no operator key for the dashboard "
+            "(BIFROST_DASHBOARD_COMMAND_KEY_FILE); "
+            "use `bifrost-opt rollout …` with an operator key"
+        )
+        return ControlStatus(
+            actions_enabled=False,
+            actions_reason=reason,
+            retrain_enabled=True,
+            retrain_reason="",
+            key_name=None,
+            actions=[],
+        )
     listed = keyring.get(signer.name)
     line = public_line(signer.name, Role.OPERATOR, signer.key)
     same_key = listed is not None and raw_public_base64(listed.public_key) == raw_public_base64(signer.key)
     if listed is None or listed.role is not Role.OPERATOR or not same_key:
-        reason = (f"the dashboard key {signer.name!r} is not on this worker's allow-list with role operator; "
-                  f"add `{line}` to BIFROST_COMMAND_KEYS of every worker")
-        return ControlStatus(actions_enabled=False, actions_reason=reason, retrain_enabled=True, retrain_reason="",
-                             key_name=signer.name, actions=[])
-    return ControlStatus(actions_enabled=True, actions_reason="", retrain_enabled=True, retrain_reason="",
-                         key_name=signer.name, actions=list(ACTIONS))
+        reason = (
+            f"the dashboard key {signer.name!r} is not on this worker's allow-list with role operator; "
+            f"add `{line}` to BIFROST_COMMAND_KEYS of every worker"
+        )
+        return ControlStatus(
+            actions_enabled=False,
+            actions_reason=reason,
+            retrain_enabled=True,
+            retrain_reason="",
+            key_name=signer.name,
+            actions=[],
+        )
+    return ControlStatus(
+        actions_enabled=True,
+        actions_reason="",
+        retrain_enabled=True,
+        retrain_reason="",
+        key_name=signer.name,
+        actions=list(ACTIONS),
+    )
 
 
 def dashboard_signer(settings: Settings) -> tuple[CommandSigner | None, str]:
@@ -168,8 +204,11 @@ def dashboard_signer(settings: Settings) -> tuple[CommandSigner | None, str]:
     if not settings.dashboard_command_key_file:
         return None, ""
     try:
-        signer = load_signer(settings.dashboard_command_key_file, settings.dashboard_command_key_name,
-                             what="BIFROST_DASHBOARD_COMMAND_KEY_NAME")
+        signer = load_signer(
+            settings.dashboard_command_key_file,
+            settings.dashboard_command_key_name,
+            what="BIFROST_DASHBOARD_COMMAND_KEY_NAME",
+        )
     except SigningKeyError as exc:
         log.error("event=dashboard.key.unusable error=%r", str(exc))
         return None, f"the dashboard key cannot be used (BIFROST_DASHBOARD_COMMAND_KEY_FILE): {exc}"
@@ -180,8 +219,9 @@ def dashboard_signer(settings: Settings) -> tuple[CommandSigner | None, str]:
 class DashboardControl:
     """Sends the dashboard's actions; one at a time (each opens its own Kafka clients)."""
 
-    def __init__(self, settings: Settings, status: ControlStatus, signer: CommandSigner | None, *,
-                 timeout: float = 20.0) -> None:
+    def __init__(
+        self, settings: Settings, status: ControlStatus, signer: CommandSigner | None, *, timeout: float = 20.0
+    ) -> None:
         self._settings = settings
         self.status = status
         self._signer = signer
@@ -193,26 +233,49 @@ class DashboardControl:
         if not self.status.actions_enabled or self._signer is None:
             return Outcome(403, {"error": self.status.actions_reason})
         s = self._settings
-        command = self._signer.sign(new_command(router_id, ACTIONS[request.action], artifact=request.artifact,
-                                                reason=request.reason))
+        command = self._signer.sign(
+            new_command(router_id, ACTIONS[request.action], artifact=request.artifact, reason=request.reason)
+        )
         async with self._lock:
-            log.info("event=dashboard.command router=%s kind=%s command_id=%s", router_id, command.kind.value,
-                     command.command_id)
+            log.info(
+                "event=dashboard.command router=%s kind=%s command_id=%s",
+                router_id,
+                command.kind.value,
+                command.command_id,
+            )
             try:
-                state = await wait_for_outcome(s.kafka_bootstrap, s.topics, command, timeout=self._timeout,
-                                               security=s.kafka_security)
+                state = await wait_for_outcome(
+                    s.kafka_bootstrap, s.topics, command, timeout=self._timeout, security=s.kafka_security
+                )
             except CommandUnauthorized as refusal:
-                return Outcome(503, {"error": f"the controller refused the dashboard key: {refusal.letter.error}",
-                                     "command_id": command.command_id})
+                return Outcome(
+                    503,
+                    {
+                        "error": f"the controller refused the dashboard key: {refusal.letter.error}",
+                        "command_id": command.command_id,
+                    },
+                )
         if state is None:
-            return Outcome(504, {"error": f"command {command.command_id} sent, but no controller answered within "
-                                          f"{self._timeout:.0f} s", "command_id": command.command_id})
+            return Outcome(
+                504,
+                {
+                    "error": f"command {command.command_id} sent, but no controller answered within "
+                    f"{self._timeout:.0f} s",
+                    "command_id": command.command_id,
+                },
+            )
         outcome = state.last_command
         assert outcome is not None
-        return Outcome(200 if outcome.accepted else 409, {
-            "accepted": outcome.accepted, "reason": outcome.reason, "command_id": command.command_id,
-            "issued_by": outcome.issued_by, "state": msgspec.to_builtins(state),
-        })
+        return Outcome(
+            200 if outcome.accepted else 409,
+            {
+                "accepted": outcome.accepted,
+                "reason": outcome.reason,
+                "command_id": command.command_id,
+                "issued_by": outcome.issued_by,
+                "state": msgspec.to_builtins(state),
+            },
+        )
 
     async def retrain(self, trigger: TrainingTrigger) -> Outcome:
         """Publish a manual training trigger (acks=all), as ``bifrost-opt retrain`` does."""
@@ -225,5 +288,12 @@ class DashboardControl:
             async with Publisher(s.kafka_bootstrap, s.topics, security=s.kafka_security) as publisher:
                 await publisher.send_raw(s.topics.training_triggers, trigger.trigger_id.encode(), encode(trigger))
         log.info("event=dashboard.retrain trigger=%s router=%s", trigger.trigger_id, trigger.router_id)
-        return Outcome(202, {"trigger_id": trigger.trigger_id, "topic": s.topics.training_triggers,
-                             "window_from": trigger.window_from, "window_to": trigger.window_to})
+        return Outcome(
+            202,
+            {
+                "trigger_id": trigger.trigger_id,
+                "topic": s.topics.training_triggers,
+                "window_from": trigger.window_from,
+                "window_to": trigger.window_to,
+            },
+        )

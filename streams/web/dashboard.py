@@ -31,8 +31,8 @@ import faust
 import msgspec
 import orjson
 from aiohttp import web as aioweb
-from yarl import URL
 from faust.web import Request, Response, View
+from yarl import URL
 
 from bifrost.config import Settings
 from bifrost.streams.rollup.series import BadStep
@@ -58,8 +58,10 @@ STATIC_FILES: dict[str, str] = {
     "uPlot.LICENSE": "text/plain",
 }
 PAGE_HEADERS = {
-    "Content-Security-Policy": ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-                                "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"),
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    ),
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-cache",
@@ -95,6 +97,7 @@ def same_origin(request: aioweb.Request) -> bool:
 
 def other_workers(app: faust.App, table: faust.Table) -> list[str]:
     """Base URLs of the other workers holding partitions of ``table`` (from the group's assignment)."""
+
     def ident(url: object) -> tuple[str, int | None]:
         parsed = URL(str(url))
         return parsed.host or "", parsed.port
@@ -107,16 +110,21 @@ def other_workers(app: faust.App, table: faust.Table) -> list[str]:
     return sorted(str(url).rstrip("/") for url in hosts if ident(url) != own)
 
 
-async def routers_of(app: faust.App, base_url: str, headers: Mapping[str, str],
-                     timeout: float = 3.0) -> tuple[list[str], str]:
+async def routers_of(
+    app: faust.App, base_url: str, headers: Mapping[str, str], timeout: float = 3.0
+) -> tuple[list[str], str]:
     """Another worker's ``/v1/routers`` (with the caller's token), or ([], why not)."""
     try:
-        async with app.http_client.get(f"{base_url}/v1/routers", headers=dict(headers),
-                                       timeout=aiohttp.ClientTimeout(total=timeout), allow_redirects=False) as response:
+        async with app.http_client.get(
+            f"{base_url}/v1/routers",
+            headers=dict(headers),
+            timeout=aiohttp.ClientTimeout(total=timeout),
+            allow_redirects=False,
+        ) as response:
             if response.status != 200:
                 return [], f"HTTP {response.status}"
             body = await response.json(content_type=None)
-    except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
+    except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
         return [], type(exc).__name__
     routers = body.get("routers") if isinstance(body, dict) else None
     if not isinstance(routers, list):
@@ -125,8 +133,9 @@ async def routers_of(app: faust.App, base_url: str, headers: Mapping[str, str],
 
 
 def _json(view: View, payload: object, status: int = 200) -> Response:
-    return view.bytes(orjson.dumps(payload, default=msgspec.to_builtins), content_type="application/json",
-                      status=status)
+    return view.bytes(
+        orjson.dumps(payload, default=msgspec.to_builtins), content_type="application/json", status=status
+    )
 
 
 def register_dashboard(
@@ -157,22 +166,28 @@ def register_dashboard(
         async def get(self, request: Request, name: str) -> Response:
             if name not in assets:
                 return _json(self, {"error": "no such file"}, status=404)
-            return self.bytes(assets[name], content_type=STATIC_FILES[name],
-                              headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "max-age=300"})
+            return self.bytes(
+                assets[name],
+                content_type=STATIC_FILES[name],
+                headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "max-age=300"},
+            )
 
     @app.page("/v1/dashboard/config")
     class DashboardConfig(View):
         """What the page may do: control actions on or off and why, polling interval, window size."""
 
         async def get(self, request: Request) -> Response:
-            return _json(self, {
-                "control": control.status,
-                "token_configured": bool(token),
-                "public_read": settings.web_public_read,
-                "poll_seconds": POLL_SECONDS,
-                "window_seconds": settings.window_seconds,
-                "topic_prefix": settings.topic_prefix,
-            })
+            return _json(
+                self,
+                {
+                    "control": control.status,
+                    "token_configured": bool(token),
+                    "public_read": settings.web_public_read,
+                    "poll_seconds": POLL_SECONDS,
+                    "window_seconds": settings.window_seconds,
+                    "topic_prefix": settings.topic_prefix,
+                },
+            )
 
     @app.page("/v1/dashboard/routers")
     class DashboardRouters(View):
@@ -274,8 +289,9 @@ def mount_dashboard(app: faust.App, settings: Settings, *, windows: RouterWindow
 
     token = settings.web_token_value()
     signer, why_not = dashboard_signer(settings)
-    status = control_status(settings, token, signer, why_not,
-                            load_keyring(settings.command_keys, settings.command_keys_file))
+    status = control_status(
+        settings, token, signer, why_not, load_keyring(settings.command_keys, settings.command_keys_file)
+    )
     control = DashboardControl(settings, status, signer)
     activity = Activity()
     follower = ActivityFollower(settings, activity)
@@ -284,5 +300,12 @@ def mount_dashboard(app: faust.App, settings: Settings, *, windows: RouterWindow
     async def run_dashboard_activity() -> None:
         await follower.run()
 
-    register_dashboard(app, settings=settings, windows=windows, router_table=router_table, activity=activity,
-                       control=control, token=token)
+    register_dashboard(
+        app,
+        settings=settings,
+        windows=windows,
+        router_table=router_table,
+        activity=activity,
+        control=control,
+        token=token,
+    )

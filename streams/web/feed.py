@@ -83,8 +83,13 @@ class Activity:
     idempotent topics); rollbacks in arrival order.
     """
 
-    def __init__(self, *, max_rollbacks: int = MAX_ROLLBACKS, max_artifacts: int = MAX_ARTIFACTS,
-                 max_triggers: int = MAX_TRIGGERS) -> None:
+    def __init__(
+        self,
+        *,
+        max_rollbacks: int = MAX_ROLLBACKS,
+        max_artifacts: int = MAX_ARTIFACTS,
+        max_triggers: int = MAX_TRIGGERS,
+    ) -> None:
         self._rollbacks: deque[RollbackEvent] = deque(maxlen=max_rollbacks)
         self._artifacts: OrderedDict[str, ArtifactPublished] = OrderedDict()
         self._triggers: OrderedDict[str, TrainingTrigger] = OrderedDict()
@@ -127,24 +132,46 @@ class Activity:
             artifact = by_trigger.get(trigger.trigger_id)
             ended = self._outcomes.get(trigger.trigger_id)
             run = TrainerRun(
-                trigger_id=trigger.trigger_id, reason=trigger.reason.value, router_id=trigger.router_id,
-                requested_by=trigger.requested_by, created_at=trigger.created_at, window_from=trigger.window_from,
-                window_to=trigger.window_to, outcome="published" if artifact else "no outcome yet",
+                trigger_id=trigger.trigger_id,
+                reason=trigger.reason.value,
+                router_id=trigger.router_id,
+                requested_by=trigger.requested_by,
+                created_at=trigger.created_at,
+                window_from=trigger.window_from,
+                window_to=trigger.window_to,
+                outcome="published" if artifact else "no outcome yet",
                 version=artifact.version if artifact else None,
             )
             if ended is not None:
                 stopped = f" (stopped at {ended.stopped_at})" if ended.stopped_at else ""
-                run = msgspec.structs.replace(run, outcome=ended.outcome.value, version=ended.version or run.version,
-                                              detail=f"{ended.reason}{stopped}", finished_at=ended.finished_at or None)
+                run = msgspec.structs.replace(
+                    run,
+                    outcome=ended.outcome.value,
+                    version=ended.version or run.version,
+                    detail=f"{ended.reason}{stopped}",
+                    finished_at=ended.finished_at or None,
+                )
             runs.append(run)
         artifacts = [
-            ArtifactSummary(version=a.version, sha256=a.sha256, parent=a.parent, trigger_id=a.trigger_id,
-                            router_ids=list(a.router_ids), created_at=a.created_at, published_at=a.published_at,
-                            validation=dict(a.validation))
+            ArtifactSummary(
+                version=a.version,
+                sha256=a.sha256,
+                parent=a.parent,
+                trigger_id=a.trigger_id,
+                router_ids=list(a.router_ids),
+                created_at=a.created_at,
+                published_at=a.published_at,
+                validation=dict(a.validation),
+            )
             for a in list(reversed(self._artifacts.values()))[:limit]
         ]
-        return ActivityView(rollbacks=rollbacks, trainer_runs=runs, artifacts=artifacts, following=list(self.following),
-                            undecodable=self.undecodable)
+        return ActivityView(
+            rollbacks=rollbacks,
+            trainer_runs=runs,
+            artifacts=artifacts,
+            following=list(self.following),
+            undecodable=self.undecodable,
+        )
 
     def _decode(self, raw: object, kind: type[S]) -> S | None:
         if not isinstance(raw, (bytes, bytearray, memoryview)):
@@ -170,8 +197,9 @@ class ActivityFollower(TopicTail):
     The last ``backlog`` records of each partition at start; see :class:`TopicTail`.
     """
 
-    def __init__(self, settings: Settings, activity: Activity, *, backlog: int = 100,
-                 refresh_seconds: float = 10.0) -> None:
+    def __init__(
+        self, settings: Settings, activity: Activity, *, backlog: int = 100, refresh_seconds: float = 10.0
+    ) -> None:
         topics = settings.topics
         handlers = {
             topics.rollbacks: values_only(activity.add_rollback),
@@ -179,5 +207,11 @@ class ActivityFollower(TopicTail):
             topics.artifacts: values_only(activity.add_artifact),
             topics.training_outcomes: values_only(activity.add_outcome),
         }
-        super().__init__(settings, handlers, name="activity", backlog=backlog, refresh_seconds=refresh_seconds,
-                         on_following=lambda following: setattr(activity, "following", following))
+        super().__init__(
+            settings,
+            handlers,
+            name="activity",
+            backlog=backlog,
+            refresh_seconds=refresh_seconds,
+            on_following=lambda following: setattr(activity, "following", following),
+        )

@@ -22,7 +22,9 @@ def register_lag_view(app: faust.App, monitor: LagMonitor | None) -> None:
 
         async def get(self, request: Request) -> Response:
             if monitor is None:
-                body = {"error": "this worker runs no lag monitor (BIFROST_LAG_INTERVAL_SECONDS=0); "
-                                 "`bifrost-opt lag` reads lag from Kafka directly"}
+                body = {
+                    "error": "this worker runs no lag monitor (BIFROST_LAG_INTERVAL_SECONDS=0); "
+                    "`bifrost-opt lag` reads lag from Kafka directly"
+                }
                 return self.bytes(orjson.dumps(body), content_type="application/json", status=404)
             return self.bytes(orjson.dumps(monitor.view()), content_type="application/json")

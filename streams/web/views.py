@@ -13,9 +13,9 @@ from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from bifrost.schemas.codec import encode
+from bifrost.schemas.rollout import RolloutState
 from bifrost.streams import observability as obs
 from bifrost.streams.ingest.service import IngestStatus
-from bifrost.schemas.rollout import RolloutState
 from bifrost.streams.rollout.agent import RolloutStates
 from bifrost.streams.rollout.controller import router_known
 from bifrost.streams.rollup.store import RouterWindows
@@ -73,7 +73,9 @@ def parse_epoch(text: str, name: str = "until") -> int:
     if value < 0:
         raise BadQuery(f"{name}={shown!r} is negative")
     if value > MAX_EPOCH_SECONDS:
-        raise BadQuery(f"{name}={shown!r} is after 2100 ({MAX_EPOCH_SECONDS:.0f}); give epoch seconds, not " "milliseconds")
+        raise BadQuery(
+            f"{name}={shown!r} is after 2100 ({MAX_EPOCH_SECONDS:.0f}); give epoch seconds, not milliseconds"
+        )
     return int(value)
 
 
@@ -124,9 +126,7 @@ def register_views(
             metrics = windows.metrics(router, since_seconds=since, until_ts=until)
             if metrics is None:
                 return _json(self, {"error": f"no metrics for router {router!r} yet"}, status=404)
-            return self.bytes(
-                orjson.dumps(metrics, default=_builtins), content_type="application/json"
-            )
+            return self.bytes(orjson.dumps(metrics, default=_builtins), content_type="application/json")
 
     @app.page("/v1/routers")
     class RoutersView(View):
@@ -144,8 +144,14 @@ def register_views(
         async def get(self, request: Request, router: str) -> Response:
             state = states.lookup(router)
             if not router_known(state, has_windows=windows.clock(router) is not None):
-                return _json(self, {"error": f"unknown router {router!r}: no traffic and no rollout state for it "
-                                             "(router ids are case-sensitive)"}, status=404)
+                return _json(
+                    self,
+                    {
+                        "error": f"unknown router {router!r}: no traffic and no rollout state for it "
+                        "(router ids are case-sensitive)"
+                    },
+                    status=404,
+                )
             return self.bytes(encode(state or RolloutState(router_id=router)), content_type="application/json")
 
     @app.page("/health")

@@ -47,10 +47,18 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
 
 def settings_for(server: ProviderServer, tmp_path: Path, **overrides: object) -> Settings:
     values: dict[str, object] = dict(
-        openrouter_base_url=server.base("openrouter"), openai_base_url=server.base("openai"),
-        gemini_base_url=server.base("gemini"), openai_api_key=OPENAI_KEY, gemini_api_key=GEMINI_KEY,
-        catalog_dir=str(tmp_path / "catalog"), artifact_store=str(tmp_path / "artifacts"), catalog_http_timeout_seconds=1.0,
-        catalog_http_attempts=3, catalog_http_backoff_seconds=0.01, catalog_http_max_backoff_seconds=2.0)
+        openrouter_base_url=server.base("openrouter"),
+        openai_base_url=server.base("openai"),
+        gemini_base_url=server.base("gemini"),
+        openai_api_key=OPENAI_KEY,
+        gemini_api_key=GEMINI_KEY,
+        catalog_dir=str(tmp_path / "catalog"),
+        artifact_store=str(tmp_path / "artifacts"),
+        catalog_http_timeout_seconds=1.0,
+        catalog_http_attempts=3,
+        catalog_http_backoff_seconds=0.01,
+        catalog_http_max_backoff_seconds=2.0,
+    )
     return Settings.from_env({}, **{**values, **overrides})
 
 
@@ -83,8 +91,9 @@ async def test_permanent_errors_are_not_retried(providers: ProviderServer, sessi
     assert providers.requests["openai"] == 0  # refused before any listing
 
 
-async def test_timeouts_5xx_and_cut_off_bodies_fail_after_the_retries(providers: ProviderServer,
-                                                                      session: aiohttp.ClientSession) -> None:
+async def test_timeouts_5xx_and_cut_off_bodies_fail_after_the_retries(
+    providers: ProviderServer, session: aiohttp.ClientSession
+) -> None:
     providers.fail("openrouter", Fault(hang_seconds=1.5), Fault(500), Fault(truncated=True))
     with pytest.raises(FetchError, match="failed 3 times; last: the body is not JSON"):
         await OpenRouterAdapter(providers.base("openrouter")).fetch(session, FAST)
@@ -92,8 +101,9 @@ async def test_timeouts_5xx_and_cut_off_bodies_fail_after_the_retries(providers:
     assert len((await OpenRouterAdapter(providers.base("openrouter")).fetch(session, FAST)).entries) == 17
 
 
-async def test_a_failed_page_fails_the_whole_gemini_listing(providers: ProviderServer,
-                                                            session: aiohttp.ClientSession) -> None:
+async def test_a_failed_page_fails_the_whole_gemini_listing(
+    providers: ProviderServer, session: aiohttp.ClientSession
+) -> None:
     adapter = GeminiAdapter(providers.base("gemini"), GEMINI_KEY, TABLE)
     providers.fail("gemini", Fault(200, body='{"models": [], "nextPageToken": "2"}'), *[Fault(500)] * 3)
     with pytest.raises(FetchError):  # page 2 never answered: no partial listing (no false "removed")
@@ -101,8 +111,11 @@ async def test_a_failed_page_fails_the_whole_gemini_listing(providers: ProviderS
     providers.fail("gemini", Fault(200, body='{"nextPageToken": "x", "models": "nope"}'))
     with pytest.raises(MalformedListing):
         await adapter.fetch(session, FAST)
-    providers.fail("gemini", Fault(200, body='{"models": [], "nextPageToken": "2"}'),
-                   Fault(200, body='{"models": [], "nextPageToken": "2"}'))
+    providers.fail(
+        "gemini",
+        Fault(200, body='{"models": [], "nextPageToken": "2"}'),
+        Fault(200, body='{"models": [], "nextPageToken": "2"}'),
+    )
     with pytest.raises(MalformedListing, match="repeats"):
         await adapter.fetch(session, FAST)
 
@@ -135,11 +148,12 @@ async def test_sources_without_keys_are_skipped_not_failed(providers: ProviderSe
 
 async def _chunked_server(body: bytes, chunk: int = 16 * 1024) -> TestServer:
     """A server answering ``body`` in small chunks with pauses (as a real provider's large list arrives)."""
+
     async def handler(request: web.Request) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "application/json"})
         await response.prepare(request)
         for start in range(0, len(body), chunk):
-            await response.write(body[start:start + chunk])
+            await response.write(body[start : start + chunk])
             await asyncio.sleep(0.001)
         await response.write_eof()
         return response
@@ -167,8 +181,11 @@ async def test_a_body_past_the_size_cap_fails_clearly_at_once(session: aiohttp.C
     server = await _chunked_server(b"[" + b"0," * 300_000 + b"0]")
     try:
         with pytest.raises(FetchError, match="answered more than 100000 bytes") as caught:
-            await get_json(session, str(server.make_url("/models")), policy=RetryPolicy(
-                timeout_seconds=2.0, attempts=3, backoff_seconds=0.01, max_body_bytes=100_000))
+            await get_json(
+                session,
+                str(server.make_url("/models")),
+                policy=RetryPolicy(timeout_seconds=2.0, attempts=3, backoff_seconds=0.01, max_body_bytes=100_000),
+            )
     finally:
         await server.close()
     assert caught.value.attempts == 1
@@ -176,10 +193,15 @@ async def test_a_body_past_the_size_cap_fails_clearly_at_once(session: aiohttp.C
 
 async def _echo_server(status: int) -> TestServer:
     """A provider that echoes the request's credentials in its error body."""
+
     async def handler(request: web.Request) -> web.Response:
-        echoed = {"error": {"message": f"Incorrect API key provided: {request.headers.get('Authorization', '')} "
-                                       f"/ {request.headers.get('x-goog-api-key', '')}",
-                            "key": request.headers.get("Authorization", "").removeprefix("Bearer ")}}
+        echoed = {
+            "error": {
+                "message": f"Incorrect API key provided: {request.headers.get('Authorization', '')} "
+                f"/ {request.headers.get('x-goog-api-key', '')}",
+                "key": request.headers.get("Authorization", "").removeprefix("Bearer "),
+            }
+        }
         return web.json_response(echoed, status=status)
 
     app = web.Application()
@@ -192,16 +214,26 @@ async def _echo_server(status: int) -> TestServer:
 
 @pytest.mark.parametrize("status", [401, 500])
 async def test_a_key_echoed_in_an_error_body_is_never_logged_stored_or_raised(
-        status: int, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    status: int, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     server = await _echo_server(status)
     key, gemini_key = "opaque-key-7f3a9c2e1b", "gem-key-55aa77bb99"
     try:
         base = str(server.make_url("")).rstrip("/")
-        settings = Settings.from_env({}, openrouter_base_url=base + "/v1", openai_base_url=base + "/v1",
-                                     gemini_base_url=base + "/v1beta", openai_api_key=key, gemini_api_key=gemini_key,
-                                     openrouter_api_key="sk-or-v1-abcdef123456", catalog_dir=str(tmp_path / "c"),
-                                     artifact_store=str(tmp_path / "a"), catalog_http_timeout_seconds=1.0,
-                                     catalog_http_attempts=2, catalog_http_backoff_seconds=0.01)
+        settings = Settings.from_env(
+            {},
+            openrouter_base_url=base + "/v1",
+            openai_base_url=base + "/v1",
+            gemini_base_url=base + "/v1beta",
+            openai_api_key=key,
+            gemini_api_key=gemini_key,
+            openrouter_api_key="sk-or-v1-abcdef123456",
+            catalog_dir=str(tmp_path / "c"),
+            artifact_store=str(tmp_path / "a"),
+            catalog_http_timeout_seconds=1.0,
+            catalog_http_attempts=2,
+            catalog_http_backoff_seconds=0.01,
+        )
         with caplog.at_level("DEBUG"):
             _, outcomes = await Refresher(settings).fetch_all()
     finally:

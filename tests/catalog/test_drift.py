@@ -14,12 +14,30 @@ from bifrost.schemas.catalog import CatalogEntry, ChangeKind, Params, Pricing, S
 T0, T1 = 1_000.0, 2_000.0
 
 
-def entry(slug: str, price: float = 1.0, *, source: Source = Source.OPENROUTER, ctx: int = 8192, out: float | None = None,
-          thinking: bool = False, json: bool = True, available: bool = True, fetched: float = T0) -> CatalogEntry:
-    return CatalogEntry(id=f"{source.value}:{slug}", source=source, slug=slug, provider=slug.split("/")[0],
-                        family="f", ctx_in=ctx, params=Params(thinking=thinking, json=json),
-                        pricing=Pricing(input=price, output=price if out is None else out), available=available,
-                        fetched_at=fetched)
+def entry(
+    slug: str,
+    price: float = 1.0,
+    *,
+    source: Source = Source.OPENROUTER,
+    ctx: int = 8192,
+    out: float | None = None,
+    thinking: bool = False,
+    json: bool = True,
+    available: bool = True,
+    fetched: float = T0,
+) -> CatalogEntry:
+    return CatalogEntry(
+        id=f"{source.value}:{slug}",
+        source=source,
+        slug=slug,
+        provider=slug.split("/")[0],
+        family="f",
+        ctx_in=ctx,
+        params=Params(thinking=thinking, json=json),
+        pricing=Pricing(input=price, output=price if out is None else out),
+        available=available,
+        fetched_at=fetched,
+    )
 
 
 def catalog(*entries: CatalogEntry) -> dict[str, CatalogEntry]:
@@ -30,10 +48,22 @@ def listing(source: Source, *entries: CatalogEntry) -> SourceResult:
     return SourceResult(source, listing=Listing(source, list(entries)))
 
 
-def changes(old: dict[str, CatalogEntry], new: dict[str, CatalogEntry], used: dict[str, list[str]] | None = None,
-            threshold: float = 0.10):
-    return detect(old, new, snapshot="s2", previous_snapshot="s1", in_use=used or {}, artifact_version="v7",
-                  rules=DriftRules(price_threshold=threshold), now=T1)
+def changes(
+    old: dict[str, CatalogEntry],
+    new: dict[str, CatalogEntry],
+    used: dict[str, list[str]] | None = None,
+    threshold: float = 0.10,
+):
+    return detect(
+        old,
+        new,
+        snapshot="s2",
+        previous_snapshot="s1",
+        in_use=used or {},
+        artifact_version="v7",
+        rules=DriftRules(price_threshold=threshold),
+        now=T1,
+    )
 
 
 def test_a_12_percent_price_change_is_drift_and_a_5_percent_one_is_not() -> None:
@@ -43,17 +73,26 @@ def test_a_12_percent_price_change_is_drift_and_a_5_percent_one_is_not() -> None
     assert [(c.kind, c.entry_id) for c in found] == [(ChangeKind.PRICE, "openrouter:a/m1")]
     change = found[0]
     assert change.relative == pytest.approx(0.12)
-    assert change.before == {"price_in": 0.2, "price_out": 0.2} and change.after == {"price_in": 0.224, "price_out": 0.224}
+    assert change.before == {"price_in": 0.2, "price_out": 0.2} and change.after == {
+        "price_in": 0.224,
+        "price_out": 0.224,
+    }
     assert change.in_use and change.significant and change.used_as == ["m1"] and change.artifact_version == "v7"
     assert change.change_id == "s2:openrouter:a/m1:price"
     assert describe(change) == "openrouter:a/m1 price +12.0% (in 0.2 → 0.224, out 0.2 → 0.224 USD/1M)"
 
 
 def test_price_rules_edges() -> None:
-    old = catalog(entry("a/exact", 1.0), entry("a/down", 1.0), entry("a/out", 1.0), entry("a/free", 0.0),
-                  entry("a/both0", 0.0))
-    new = catalog(entry("a/exact", 1.1), entry("a/down", 0.85), entry("a/out", 1.0, out=1.2), entry("a/free", 0.1),
-                  entry("a/both0", 0.0))
+    old = catalog(
+        entry("a/exact", 1.0), entry("a/down", 1.0), entry("a/out", 1.0), entry("a/free", 0.0), entry("a/both0", 0.0)
+    )
+    new = catalog(
+        entry("a/exact", 1.1),
+        entry("a/down", 0.85),
+        entry("a/out", 1.0, out=1.2),
+        entry("a/free", 0.1),
+        entry("a/both0", 0.0),
+    )
     found = {c.entry_id: c for c in changes(old, new)}
     assert set(found) == {"openrouter:a/exact", "openrouter:a/down", "openrouter:a/out", "openrouter:a/free"}
     assert found["openrouter:a/down"].relative == pytest.approx(-0.15)
@@ -64,11 +103,22 @@ def test_price_rules_edges() -> None:
 
 
 def test_removed_unavailable_restored_context_and_capability() -> None:
-    old = catalog(entry("a/gone"), entry("a/expiring"), entry("a/back", available=False), entry("a/ctx", ctx=8192),
-                  entry("a/think", thinking=False, json=True))
+    old = catalog(
+        entry("a/gone"),
+        entry("a/expiring"),
+        entry("a/back", available=False),
+        entry("a/ctx", ctx=8192),
+        entry("a/think", thinking=False, json=True),
+    )
     removed = msgspec.structs.replace(entry("a/gone"), available=False, listed=False)
-    new = catalog(removed, entry("a/expiring", available=False), entry("a/back"), entry("a/ctx", ctx=32768),
-                  entry("a/think", thinking=True, json=False), entry("a/new"))
+    new = catalog(
+        removed,
+        entry("a/expiring", available=False),
+        entry("a/back"),
+        entry("a/ctx", ctx=32768),
+        entry("a/think", thinking=True, json=False),
+        entry("a/new"),
+    )
     used = {"openrouter:a/gone": ["gone-model"], "openrouter:a/new": ["x"]}
     found = {c.entry_id: c for c in changes(old, new, used)}
     assert found["openrouter:a/gone"].kind is ChangeKind.REMOVED and found["openrouter:a/gone"].significant
@@ -85,10 +135,15 @@ def test_removed_unavailable_restored_context_and_capability() -> None:
 
 def test_merge_full_quick_and_stale() -> None:
     previous = catalog(entry("a/keep", 1.0), entry("a/drop", 1.0), entry("g/m", 2.0, source=Source.GEMINI))
-    results = [listing(Source.OPENROUTER, entry("a/keep", 1.3, ctx=16384, fetched=T1), entry("a/new", 1.0, fetched=T1)),
-               SourceResult(Source.GEMINI, error="HTTP 500")]
+    results = [
+        listing(Source.OPENROUTER, entry("a/keep", 1.3, ctx=16384, fetched=T1), entry("a/new", 1.0, fetched=T1)),
+        SourceResult(Source.GEMINI, error="HTTP 500"),
+    ]
     full = merge(previous, results, mode=FULL, now=T1)
-    assert full["openrouter:a/keep"].pricing == Pricing(input=1.3, output=1.3) and full["openrouter:a/keep"].ctx_in == 16384
+    assert (
+        full["openrouter:a/keep"].pricing == Pricing(input=1.3, output=1.3)
+        and full["openrouter:a/keep"].ctx_in == 16384
+    )
     assert not full["openrouter:a/drop"].available and not full["openrouter:a/drop"].listed
     assert "openrouter:a/new" in full
     stale = full["gemini:g/m"]
@@ -107,8 +162,9 @@ def test_merge_full_quick_and_stale() -> None:
 
 def test_a_source_answering_again_clears_stale() -> None:
     previous = catalog(msgspec.structs.replace(entry("g/m", 2.0, source=Source.GEMINI), stale=True, stale_since=T0))
-    merged = merge(previous, [listing(Source.GEMINI, entry("g/m", 2.0, source=Source.GEMINI, fetched=T1))], mode=FULL,
-                   now=T1)
+    merged = merge(
+        previous, [listing(Source.GEMINI, entry("g/m", 2.0, source=Source.GEMINI, fetched=T1))], mode=FULL, now=T1
+    )
     assert not merged["gemini:g/m"].stale and merged["gemini:g/m"].stale_since is None
 
 
@@ -117,7 +173,9 @@ def test_a_malformed_price_keeps_the_last_known_one_so_the_next_valid_price_drif
     from bifrost.catalog.normalize import normalize_openrouter
 
     def listed(price: str) -> SourceResult:
-        doc = {"data": [{"id": "a/m1", "context_length": 8192, "pricing": {"prompt": price, "completion": "0.0000002"}}]}
+        doc = {
+            "data": [{"id": "a/m1", "context_length": 8192, "pricing": {"prompt": price, "completion": "0.0000002"}}]
+        }
         return SourceResult(Source.OPENROUTER, listing=normalize_openrouter(doc, now=T1))
 
     first = merge({}, [listed("0.0000002")], mode=FULL, now=T0)
@@ -136,6 +194,7 @@ def test_a_malformed_price_keeps_the_last_known_one_so_the_next_valid_price_drif
 
 def test_minus_one_and_a_missing_price_still_mean_no_price() -> None:
     from bifrost.catalog.normalize import normalize_openrouter
+
     doc = {"data": [{"id": "a/auto", "pricing": {"prompt": "-1", "completion": "-1"}}, {"id": "a/none"}]}
     result = normalize_openrouter(doc, now=T1)
     assert result.invalid_prices == {} and [e.pricing for e in result.entries] == [None, None]

@@ -68,14 +68,24 @@ def test_unique_versions(tmp_path: Path) -> None:
         assert unique_version(store, "20260101T000001Z-full") == "20260101T000001Z-full"
 
 
-def test_cli_diff_of_a_snapshot_with_itself_lists_no_change(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_diff_of_a_snapshot_with_itself_lists_no_change(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     from bifrost.cli.main import main as cli
     from bifrost.schemas.catalog import Pricing
 
     store = SnapshotStore(tmp_path / "catalog", keep=5)
-    entries = [CatalogEntry(id=f"openrouter:a/m{i}", source=Source.OPENROUTER, slug=f"a/m{i}", provider="a", family="m",
-                            pricing=Pricing(input=0.2 * i, output=0.4 * i)) for i in range(13)]
+    entries = [
+        CatalogEntry(
+            id=f"openrouter:a/m{i}",
+            source=Source.OPENROUTER,
+            slug=f"a/m{i}",
+            provider="a",
+            family="m",
+            pricing=Pricing(input=0.2 * i, output=0.4 * i),
+        )
+        for i in range(13)
+    ]
     with store.locked():
         store.save(Snapshot(version="v01", created_at=0.0, mode="full", entries=entries))
     monkeypatch.setenv("BIFROST_CATALOG_DIR", str(tmp_path / "catalog"))

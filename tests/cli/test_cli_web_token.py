@@ -61,8 +61,14 @@ def test_metrics_and_rollout_status_send_the_token(worker_url: str, tmp_path: Pa
     assert json.loads(metrics.stdout)["router_id"] == "a"
     token_file = tmp_path / "token"
     token_file.write_text(TOKEN + "\n")
-    status = run("rollout", "status", "--router", "a", "--json",
-                 env={"BIFROST_WORKER_URL": worker_url, "BIFROST_WEB_TOKEN_FILE": str(token_file)})
+    status = run(
+        "rollout",
+        "status",
+        "--router",
+        "a",
+        "--json",
+        env={"BIFROST_WORKER_URL": worker_url, "BIFROST_WEB_TOKEN_FILE": str(token_file)},
+    )
     assert status.returncode == 0, status.stderr
     assert [header for _, header in FakeWorker.seen] == [f"Bearer {TOKEN}"] * 2
     assert TOKEN not in metrics.stderr + status.stderr + status.stdout
@@ -79,9 +85,9 @@ def test_a_401_says_which_variable_to_set(worker_url: str, args: tuple[str, ...]
 
 
 def test_the_token_does_not_follow_a_redirect(worker_url: str) -> None:
-    from bifrost.cli.worker_http import open_worker
-
     import urllib.error
+
+    from bifrost.cli.worker_http import open_worker
 
     with pytest.raises(urllib.error.HTTPError) as info:
         open_worker(f"{worker_url}/redirect", TOKEN, timeout=5)

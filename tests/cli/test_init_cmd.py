@@ -26,8 +26,12 @@ def no_training(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
 
 
 def test_keys_land_with_their_audience_and_a_second_run_keeps_them(tmp_path: Path, no_training: list[Path]) -> None:
-    plan = InitPlan(signing_key=tmp_path / "signing" / "artifact-signing.pem", worker_keys=tmp_path / "worker",
-                    operator_keys=tmp_path / "operator", store=tmp_path / "store")
+    plan = InitPlan(
+        signing_key=tmp_path / "signing" / "artifact-signing.pem",
+        worker_keys=tmp_path / "worker",
+        operator_keys=tmp_path / "operator",
+        store=tmp_path / "store",
+    )
     initialize(plan, tmp_path / "dataset.jsonl.gz")
     worker_files = sorted(p.name for p in plan.worker_keys.iterdir())
     assert worker_files == sorted([SIGNING_PUBLIC, ALLOW_LIST, PIPELINE_KEY, WEB_TOKEN])
@@ -38,8 +42,12 @@ def test_keys_land_with_their_audience_and_a_second_run_keeps_them(tmp_path: Pat
     assert {(k.name, k.role.value) for k in keyring} == {("pipeline", "pipeline"), ("operator", "operator")}
     token = (plan.worker_keys / WEB_TOKEN).read_text()
     assert len(token) == 64 and (plan.operator_keys / WEB_TOKEN).read_text() == token
-    for private in (plan.signing_key, plan.worker_keys / PIPELINE_KEY, plan.operator_keys / OPERATOR_KEY,
-                    plan.worker_keys / WEB_TOKEN):
+    for private in (
+        plan.signing_key,
+        plan.worker_keys / PIPELINE_KEY,
+        plan.operator_keys / OPERATOR_KEY,
+        plan.worker_keys / WEB_TOKEN,
+    ):
         assert stat.S_IMODE(private.stat().st_mode) == 0o600, private
     before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
     again = initialize(plan, tmp_path / "dataset.jsonl.gz")
@@ -49,18 +57,44 @@ def test_keys_land_with_their_audience_and_a_second_run_keeps_them(tmp_path: Pat
 
 
 def test_private_keys_cannot_be_placed_with_the_workers(tmp_path: Path) -> None:
-    shared = InitPlan(signing_key=tmp_path / "keys" / "s.pem", worker_keys=tmp_path / "keys",
-                      operator_keys=tmp_path / "keys", store=tmp_path / "store")
+    shared = InitPlan(
+        signing_key=tmp_path / "keys" / "s.pem",
+        worker_keys=tmp_path / "keys",
+        operator_keys=tmp_path / "keys",
+        store=tmp_path / "store",
+    )
     assert len(shared.overlaps()) == 2
 
 
 def test_init_misuse_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from bifrost.cli.main import main
 
-    code = main(["init", "--dataset", str(tmp_path / "missing.jsonl.gz"), "--worker-keys", str(tmp_path / "w"),
-                 "--operator-keys", str(tmp_path / "w"), "--signing-key", str(tmp_path / "s.pem")])
+    code = main(
+        [
+            "init",
+            "--dataset",
+            str(tmp_path / "missing.jsonl.gz"),
+            "--worker-keys",
+            str(tmp_path / "w"),
+            "--operator-keys",
+            str(tmp_path / "w"),
+            "--signing-key",
+            str(tmp_path / "s.pem"),
+        ]
+    )
     assert code == 2 and "does not exist" in capsys.readouterr().err
     (tmp_path / "d.jsonl.gz").write_bytes(b"")
-    code = main(["init", "--dataset", str(tmp_path / "d.jsonl.gz"), "--worker-keys", str(tmp_path / "w"),
-                 "--operator-keys", str(tmp_path / "w"), "--signing-key", str(tmp_path / "s.pem")])
+    code = main(
+        [
+            "init",
+            "--dataset",
+            str(tmp_path / "d.jsonl.gz"),
+            "--worker-keys",
+            str(tmp_path / "w"),
+            "--operator-keys",
+            str(tmp_path / "w"),
+            "--signing-key",
+            str(tmp_path / "s.pem"),
+        ]
+    )
     assert code == 2 and "must differ" in capsys.readouterr().err

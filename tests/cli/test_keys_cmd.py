@@ -25,8 +25,9 @@ def test_create_writes_a_private_key_and_prints_its_allow_list_line(tmp_path: Pa
     # The line's key verifies what the file's key signs.
     from bifrost.schemas.command_signing import signature_valid
 
-    signed = CommandSigner("alice", load_private_key(path)).sign(RolloutCommand(command_id="c", router_id="r",
-                                                                                 kind=CommandKind.PAUSE))
+    signed = CommandSigner("alice", load_private_key(path)).sign(
+        RolloutCommand(command_id="c", router_id="r", kind=CommandKind.PAUSE)
+    )
     assert signature_valid(signed, key.public_key)
     again = run("keys", "create", "--name", "alice", "--out", str(tmp_path / "keys"))
     assert again.returncode == 2 and "already exists" in again.stderr  # never overwritten

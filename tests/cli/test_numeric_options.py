@@ -33,8 +33,22 @@ BASE: dict[tuple[str, ...], list[str]] = {
     ("metrics",): ["--router", "r"],
     ("simulate",): ["--duration", "1s"],
     ("up",): ["--dataset", "/nonexistent/dataset.jsonl.gz"],
-    ("simulate-gates",): ["--rollouts", "1", "--scenarios", "aa", "--mode", "stage", "--max-windows", "2",
-                          "--workers", "1", "--history-windows", "0", "--rate", "100"],
+    ("simulate-gates",): [
+        "--rollouts",
+        "1",
+        "--scenarios",
+        "aa",
+        "--mode",
+        "stage",
+        "--max-windows",
+        "2",
+        "--workers",
+        "1",
+        "--history-windows",
+        "0",
+        "--rate",
+        "100",
+    ],
     ("train",): ["--dataset", "/nonexistent/dataset.jsonl.gz", "--quiet"],
     ("init",): ["--dataset", "/nonexistent/dataset.jsonl.gz", "--worker-keys", "wk", "--operator-keys", "ok"],
     ("rollout", "start"): ["--router", "r", "--artifact", "v2"],
@@ -73,9 +87,18 @@ OPTIONS = every_numeric_option()
 
 def test_the_fuzz_sees_the_options_it_must() -> None:
     seen = {(" ".join(path), option) for path, option in OPTIONS}
-    for expected in [("up", "--rate"), ("up", "--speed"), ("simulate", "--rate"), ("retrain", "--wait"),
-                     ("rollout pause", "--wait"), ("metrics", "--until"), ("worker", "--web-port"),
-                     ("train", "--trials"), ("simulate-gates", "--alpha"), ("kafka start", "--timeout")]:
+    for expected in [
+        ("up", "--rate"),
+        ("up", "--speed"),
+        ("simulate", "--rate"),
+        ("retrain", "--wait"),
+        ("rollout pause", "--wait"),
+        ("metrics", "--until"),
+        ("worker", "--web-port"),
+        ("train", "--trials"),
+        ("simulate-gates", "--alpha"),
+        ("kafka start", "--timeout"),
+    ]:
         assert expected in seen, expected
 
 
@@ -120,8 +143,9 @@ def test_wait_zero_says_what_it_did(closed_services: None, capsys: pytest.Captur
     assert code == 3 and "cannot reach Kafka" in err  # not waiting, and says why it failed to send
 
 
-@pytest.mark.parametrize("option", ["--arms", "--latency-factor", "--error-factor", "--cost-factor", "--quality-delta",
-                                    "--win-delta"])
+@pytest.mark.parametrize(
+    "option", ["--arms", "--latency-factor", "--error-factor", "--cost-factor", "--quality-delta", "--win-delta"]
+)
 def test_name_number_pairs_are_finite(option: str, closed_services: None, capsys: pytest.CaptureFixture[str]) -> None:
     for value in ("nan", "inf", "-inf", "1e308"):
         code = cli_main.main(["simulate", "--duration", "1s", option, f"v2={value}"])

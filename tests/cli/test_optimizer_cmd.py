@@ -27,23 +27,34 @@ def test_an_analysis_renders_goals_trends_recommendations_and_alerts() -> None:
 
 
 def test_impact_text_labels_how_it_was_estimated() -> None:
-    line = impact_text({"method": "counterfactual", "cost_per_task_change": -0.09, "cost_per_task_ci": [-0.1, -0.08],
-                        "quality_change": -0.001, "quality_ci": [-0.005, 0.003]})
+    line = impact_text(
+        {
+            "method": "counterfactual",
+            "cost_per_task_change": -0.09,
+            "cost_per_task_ci": [-0.1, -0.08],
+            "quality_change": -0.001,
+            "quality_ci": [-0.005, 0.003],
+        }
+    )
     assert line == "cost/task -9.0% [-10.0%, -8.0%], quality -0.0010 [-0.0050, +0.0030]  (counterfactual (DR))"
     assert impact_text({"method": "evidence"}) == "not estimated  (evidence, upper bound)"
 
 
-@pytest.mark.parametrize(("argv", "message"), [
-    (["recommendations", "apply"], "give the RECOMMENDATION_ID"),
-    (["recommendations", "apply", "nope"], "is not a recommendation id"),
-    (["recommendations", "--group", "g"], "--group only with --follow"),
-    (["recommendations", "list", "rec-00000000000000000000"], "did you mean"),
-    (["recommendations", "apply", "rec-00000000000000000000", "--follow"], "for listing, not applying"),
-    (["recommendations", "--note", "x"], "--note is for"),
-    (["recommendations", "apply", "rec-00000000000000000000", "--router", "web"], "no operator key is configured"),
-])
-def test_misuse_is_a_usage_error_with_a_clear_message(argv: list[str], message: str, monkeypatch: pytest.MonkeyPatch,
-                                                      capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["recommendations", "apply"], "give the RECOMMENDATION_ID"),
+        (["recommendations", "apply", "nope"], "is not a recommendation id"),
+        (["recommendations", "--group", "g"], "--group only with --follow"),
+        (["recommendations", "list", "rec-00000000000000000000"], "did you mean"),
+        (["recommendations", "apply", "rec-00000000000000000000", "--follow"], "for listing, not applying"),
+        (["recommendations", "--note", "x"], "--note is for"),
+        (["recommendations", "apply", "rec-00000000000000000000", "--router", "web"], "no operator key is configured"),
+    ],
+)
+def test_misuse_is_a_usage_error_with_a_clear_message(
+    argv: list[str], message: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.delenv("BIFROST_OPERATOR_KEY_FILE", raising=False)
     assert cli_main.main(argv) == 2
     assert message in capsys.readouterr().err

@@ -39,8 +39,13 @@ def test_defaults_still_apply_when_the_option_is_given_nowhere() -> None:
 
 
 READ_COMMANDS = [
-    ["metrics", "--router", "r"], ["rollout", "status", "--router", "r"], ["config"], ["retrain"],
-    ["simulate"], ["lag"], ["schema", "routing-event"],
+    ["metrics", "--router", "r"],
+    ["rollout", "status", "--router", "r"],
+    ["config"],
+    ["retrain"],
+    ["simulate"],
+    ["lag"],
+    ["schema", "routing-event"],
 ]
 
 
@@ -60,8 +65,13 @@ def test_passthrough_read_commands_take_json() -> None:
 
 def _run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith("BIFROST_")}
-    return subprocess.run([sys.executable, "-m", "bifrost.cli.main", *args], capture_output=True, text=True,
-                          env={**base, **(env or {})}, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "bifrost.cli.main", *args],
+        capture_output=True,
+        text=True,
+        env={**base, **(env or {})},
+        timeout=60,
+    )
 
 
 def test_version_and_effective_config(tmp_path: Path) -> None:
@@ -74,8 +84,11 @@ def test_version_and_effective_config(tmp_path: Path) -> None:
     rows = {row["variable"]: row for row in json.loads(config.stdout)}
     assert rows["BIFROST_PARTITIONS"] == {**rows["BIFROST_PARTITIONS"], "value": "3", "source": "env"}
     assert rows["BIFROST_GRACE_SECONDS"]["source"] == "default" and rows["BIFROST_GRACE_SECONDS"]["value"] == "300"
-    assert rows["BIFROST_WEB_TOKEN"] == {**rows["BIFROST_WEB_TOKEN"], "value": "(set, hidden)",
-                                         "source": f"file {token}"}
+    assert rows["BIFROST_WEB_TOKEN"] == {
+        **rows["BIFROST_WEB_TOKEN"],
+        "value": "(set, hidden)",
+        "source": f"file {token}",
+    }
     assert "x" * 32 not in config.stdout
     assert rows["BIFROST_TRAINER_TRIALS"]["value"] == "200"  # the trainer's settings too
     table = _run("config", env={"BIFROST_WEB_TOKEN": "y" * 20})
@@ -95,6 +108,12 @@ def test_artifacts_verify_uses_the_verify_key_file(tmp_path: Path) -> None:
     # No version v1 in the store: the point is that the key is found (a missing key is another error).
     result = _run("artifacts", "verify", "v1", "--store", str(store), env={"BIFROST_VERIFY_KEY_FILE": str(public)})
     assert result.returncode == 2 and "no complete version 'v1'" in result.stderr, result.stderr
-    missing = _run("artifacts", "verify", "v1", "--store", str(store),
-                   env={"BIFROST_VERIFY_KEY_FILE": str(tmp_path / "absent.pem")})
+    missing = _run(
+        "artifacts",
+        "verify",
+        "v1",
+        "--store",
+        str(store),
+        env={"BIFROST_VERIFY_KEY_FILE": str(tmp_path / "absent.pem")},
+    )
     assert missing.returncode == 2 and "absent.pem" in missing.stderr

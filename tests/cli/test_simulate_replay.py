@@ -36,9 +36,13 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Setup:
     replay_data.publish(store, artifact, Ed25519PrivateKey.generate(), version="forged", make_current=False)
     (root / "garbage.pem").write_text("not a key\n")
     return Setup(
-        dataset=dataset, store=store.root, empty_store=root / "empty", key=replay_data.write_public_key(root / "key.pem", key),
+        dataset=dataset,
+        store=store.root,
+        empty_store=root / "empty",
+        key=replay_data.write_public_key(root / "key.pem", key),
         other_key=replay_data.write_public_key(root / "other.pem", Ed25519PrivateKey.generate()),
-        garbage_key=root / "garbage.pem", version=version,
+        garbage_key=root / "garbage.pem",
+        version=version,
     )
 
 
@@ -64,16 +68,26 @@ def simulate(setup: Setup, *options: str) -> list[str]:
         (("--dataset", "@dataset", "--store", "@store", "--verify-key", "@garbage_key"), "--verify-key: key file"),
         (("--dataset", "@dataset", "--store", "@empty_store", "--verify-key", "@key"), "has no current artifact"),
         (("--dataset", "@dataset", "--store", "@store", "--verify-key", "@other_key"), "fails verification"),
-        (("--dataset", "@dataset", "--store", "@store", "--verify-key", "@key", "--arms", "forged=1"), "arm forged: refused"),
-        (("--dataset", "@dataset", "--store", "@store", "--verify-key", "@key", "--arms", "ghost=1"), "no complete version 'ghost'"),
-        (("--dataset", "@dataset", "--store", "@store", "--verify-key", "@key", "--split", "dev"), "no usable rows in split 'dev'"),
+        (
+            ("--dataset", "@dataset", "--store", "@store", "--verify-key", "@key", "--arms", "forged=1"),
+            "arm forged: refused",
+        ),
+        (
+            ("--dataset", "@dataset", "--store", "@store", "--verify-key", "@key", "--arms", "ghost=1"),
+            "no complete version 'ghost'",
+        ),
+        (
+            ("--dataset", "@dataset", "--store", "@store", "--verify-key", "@key", "--split", "dev"),
+            "no usable rows in split 'dev'",
+        ),
         (("--dataset", "@dataset", "--exploration", "1.5"), "--exploration"),
         (("--dataset", "@dataset", "--latency-factor", "v2=2"), "--latency-factor shape synthetic traffic only"),
         (("--store", "@store"), "--store: only with --dataset"),
     ],
 )
-def test_replay_misuse_explains_itself(setup: Setup, capsys: pytest.CaptureFixture[str], options: tuple[str, ...],
-                                       fragment: str) -> None:
+def test_replay_misuse_explains_itself(
+    setup: Setup, capsys: pytest.CaptureFixture[str], options: tuple[str, ...], fragment: str
+) -> None:
     code = main(simulate(setup, *options))
     out, err = capsys.readouterr()
     assert code == 2, err
@@ -81,8 +95,9 @@ def test_replay_misuse_explains_itself(setup: Setup, capsys: pytest.CaptureFixtu
     assert "Traceback" not in out + err
 
 
-def test_a_valid_replay_gets_as_far_as_kafka(setup: Setup, capsys: pytest.CaptureFixture[str],
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_valid_replay_gets_as_far_as_kafka(
+    setup: Setup, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("BIFROST_KAFKA_BOOTSTRAP", f"127.0.0.1:{free_port()}")
     monkeypatch.setenv("BIFROST_VERIFY_KEY", Path(setup.key).read_text())
     code = main(simulate(setup, "--dataset", "@dataset", "--store", "@store", "--split", "test", "--ignore-rollouts"))

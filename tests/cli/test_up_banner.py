@@ -15,8 +15,16 @@ def test_the_replay_router_is_not_one_a_real_producer_would_use() -> None:
 
 
 def test_banner_names_the_router_warns_and_uses_a_runnable_cli(tmp_path: Path) -> None:
-    text = banner(Settings.from_env({}), tmp_path, True, tmp_path / "artifacts", tmp_path / "keys" / "operator.pem",
-                  router="demo-replay", speed=10.0, cli=".venv/bin/bifrost-opt")
+    text = banner(
+        Settings.from_env({}),
+        tmp_path,
+        True,
+        tmp_path / "artifacts",
+        tmp_path / "keys" / "operator.pem",
+        router="demo-replay",
+        speed=10.0,
+        cli=".venv/bin/bifrost-opt",
+    )
     assert "demo router  demo-replay: real prompts replayed with event time compressed 10x" in text
     assert "WARNING" in text and "too_late" in text and "publish under your own router id" in text
     commands = [line.strip() for line in text.splitlines() if "metrics --router" in line or "rollout status" in line]

@@ -54,13 +54,20 @@ def _bootstrap(path: Path) -> tuple[Artifact, Ed25519PrivateKey]:
     from bifrost.trainer.bootstrap import BootstrapConfig, bootstrap_artifact
 
     key = Ed25519PrivateKey.generate()
-    artifact, _ = bootstrap_artifact(_load(path).sample(1200), trials=10, seed=0, signing_key=key,
-                                     config=BootstrapConfig(clusters=6))
+    artifact, _ = bootstrap_artifact(
+        _load(path).sample(1200), trials=10, seed=0, signing_key=key, config=BootstrapConfig(clusters=6)
+    )
     return artifact, key
 
 
-def publish(store: ArtifactStore, artifact: Artifact, key: Ed25519PrivateKey, *, version: str | None = None,
-            make_current: bool = True) -> str:
+def publish(
+    store: ArtifactStore,
+    artifact: Artifact,
+    key: Ed25519PrivateKey,
+    *,
+    version: str | None = None,
+    make_current: bool = True,
+) -> str:
     """Store ``artifact`` (renamed to ``version`` if given) signed with ``key``; returns its version."""
     if version is not None:
         artifact = msgspec.structs.replace(artifact, version=version)

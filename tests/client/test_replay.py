@@ -138,7 +138,9 @@ def test_outcomes_are_looked_up_in_the_dataset(world: World) -> None:
 def test_rows_cycle_through_the_split_before_repeating(world: World) -> None:
     traffic = ReplayTraffic(world.dataset, {"a": world.router}, split="test")
     n = len(traffic.rows)
-    rows = [item.row for item in traffic.generate(ReplayConfig(arms={"a": 1.0}, rate_per_second=1, duration_seconds=2 * n))]
+    rows = [
+        item.row for item in traffic.generate(ReplayConfig(arms={"a": 1.0}, rate_per_second=1, duration_seconds=2 * n))
+    ]
     assert sorted(rows[:n]) == sorted(traffic.rows.tolist()) == sorted(rows[n:])
     assert rows[:n] != rows[n:]
 
@@ -189,7 +191,9 @@ def test_arms_obey_live_weights_and_fall_back_to_configured_ones(world: World) -
 def test_unverifiable_or_missing_arms_are_never_routed_with(world: World, tmp_path: Path) -> None:
     store = ArtifactStore(tmp_path / "artifacts")
     good = replay_data.publish(store, world.artifact, world.key)
-    forged = replay_data.publish(store, world.artifact, Ed25519PrivateKey.generate(), version="forged", make_current=False)
+    forged = replay_data.publish(
+        store, world.artifact, Ed25519PrivateKey.generate(), version="forged", make_current=False
+    )
     tampered = replay_data.publish(store, world.artifact, world.key, version="tampered", make_current=False)
     path = store.root / tampered / "artifact.json"
     path.write_bytes(path.read_bytes().replace(b'"alpha":', b'"alpha": ', 1))
@@ -231,8 +235,14 @@ def test_an_arm_routing_to_models_without_outcomes_is_refused(world: World) -> N
 def test_same_seed_same_traffic(world: World) -> None:
     def run(seed: int) -> list[Generated]:
         traffic = ReplayTraffic(world.dataset, {"a": world.router, "b": world.router}, split="test")
-        config = ReplayConfig(arms={"a": 0.5, "b": 0.5}, rate_per_second=20, duration_seconds=50, seed=seed,
-                              feedback_fraction=0.3, malformed_fraction=0.05)
+        config = ReplayConfig(
+            arms={"a": 0.5, "b": 0.5},
+            rate_per_second=20,
+            duration_seconds=50,
+            seed=seed,
+            feedback_fraction=0.3,
+            malformed_fraction=0.05,
+        )
         return list(traffic.generate(config))
 
     assert run(3) == run(3)
@@ -241,8 +251,9 @@ def test_same_seed_same_traffic(world: World) -> None:
 
 def test_replayed_events_pass_the_workers_validation(world: World) -> None:
     traffic = ReplayTraffic(world.dataset, {"a": world.router}, split="test", error_rate=0.1)
-    config = ReplayConfig(arms={"a": 1.0}, rate_per_second=10, duration_seconds=100, feedback_fraction=0.5,
-                          start_ts=1.7e9)
+    config = ReplayConfig(
+        arms={"a": 1.0}, rate_per_second=10, duration_seconds=100, feedback_fraction=0.5, start_ts=1.7e9
+    )
     routing, feedback = EventDecoder(RoutingEvent), EventDecoder(FeedbackEvent)
     for item in traffic.generate(config):
         assert routing.decode(encode(item.event), now=item.ts) == item.event
@@ -278,7 +289,10 @@ async def test_run_simulation_publishes_a_replay_unchanged(world: World) -> None
     config = ReplayConfig(arms={"a": 1.0}, rate_per_second=20, duration_seconds=30, feedback_fraction=0.5)
     publisher = RecordingPublisher()
     report = await run_simulation(
-        publisher, config, speed=0, source=lambda weights: traffic.generate(config, weights)  # type: ignore[arg-type]
+        publisher,
+        config,
+        speed=0,
+        source=lambda weights: traffic.generate(config, weights),  # type: ignore[arg-type]
     )
     assert publisher.events == events(list(traffic.generate(config)))
     assert report.events == 600 and report.feedback == len(publisher.feedback) > 0

@@ -27,13 +27,17 @@ def test_live_weights_override_configured_arms() -> None:
 
 def test_arm_effects_shift_latency() -> None:
     base = TrafficConfig(duration_seconds=200, rate_per_second=10, arms={"v2": 1.0})
-    slow = TrafficConfig(duration_seconds=200, rate_per_second=10, arms={"v2": 1.0}, arm_effects={"v2": ArmEffect(latency_factor=2.0)})
+    slow = TrafficConfig(
+        duration_seconds=200, rate_per_second=10, arms={"v2": 1.0}, arm_effects={"v2": ArmEffect(latency_factor=2.0)}
+    )
     mean = lambda c: sum(g.event.latency_ms for g in generate(c) if g.event) / (200 * 10)  # noqa: E731
     assert 1.9 < mean(slow) / mean(base) < 2.1
 
 
 def test_malformed_and_feedback_fractions() -> None:
-    items = list(generate(TrafficConfig(duration_seconds=100, rate_per_second=20, malformed_fraction=0.1, feedback_fraction=0.5)))
+    items = list(
+        generate(TrafficConfig(duration_seconds=100, rate_per_second=20, malformed_fraction=0.1, feedback_fraction=0.5))
+    )
     malformed = sum(1 for g in items if g.malformed is not None)
     feedback = sum(1 for g in items if g.feedback is not None)
     assert 120 < malformed < 280 and 700 < feedback < 1100

@@ -9,7 +9,14 @@ import msgspec
 from bifrost.cli.retrain_cmd import judge
 from bifrost.client.training import TriggerProgress, observe
 from bifrost.schemas.dlq import DeadLetter, RejectReason
-from bifrost.schemas.rollout import CommandKind, CommandOutcome, Phase, RolloutCommand, RolloutState, pipeline_command_id
+from bifrost.schemas.rollout import (
+    CommandKind,
+    CommandOutcome,
+    Phase,
+    RolloutCommand,
+    RolloutState,
+    pipeline_command_id,
+)
 from bifrost.schemas.topics import Topics
 from bifrost.schemas.triggers import OutcomeKind, TrainingOutcome
 
@@ -28,8 +35,9 @@ def state(router: str, command_id: str, *, accepted: bool, reason: str, phase: P
 def test_a_publication_waits_for_every_routers_canary() -> None:
     progress = TriggerProgress("manual-1")
     assert not observe(progress, TOPICS, TOPICS.training_outcomes, outcome(OutcomeKind.REJECTED, trigger_id="other"))
-    assert observe(progress, TOPICS, TOPICS.training_outcomes,
-                   outcome(OutcomeKind.PUBLISHED, version="v2", router_ids=["a", "b"]))
+    assert observe(
+        progress, TOPICS, TOPICS.training_outcomes, outcome(OutcomeKind.PUBLISHED, version="v2", router_ids=["a", "b"])
+    )
     assert progress.waiting_for == ["a", "b"] and not progress.finished
     assert judge(progress, 5)[0] == 3  # published, but no canary seen yet
     # A state answering another command (an operator's, the verified record) is not the answer.
@@ -37,11 +45,17 @@ def test_a_publication_waits_for_every_routers_canary() -> None:
     verified = pipeline_command_id("v2", "a", CommandKind.ARTIFACT_VERIFIED)
     assert not observe(progress, TOPICS, TOPICS.rollout_state, state("a", verified, accepted=True, reason="x"))
     start_a = pipeline_command_id("v2", "a", CommandKind.START)
-    assert observe(progress, TOPICS, TOPICS.rollout_state, state("a", start_a, accepted=True, reason="canary v2 started"))
+    assert observe(
+        progress, TOPICS, TOPICS.rollout_state, state("a", start_a, accepted=True, reason="canary v2 started")
+    )
     assert progress.waiting_for == ["b"]
     start_b = pipeline_command_id("v2", "b", CommandKind.START)
-    assert observe(progress, TOPICS, TOPICS.rollout_state,
-                   state("b", start_b, accepted=False, reason="router stopped by alice", phase=Phase.EMERGENCY_STOPPED))
+    assert observe(
+        progress,
+        TOPICS,
+        TOPICS.rollout_state,
+        state("b", start_b, accepted=False, reason="router stopped by alice", phase=Phase.EMERGENCY_STOPPED),
+    )
     assert progress.finished and not progress.succeeded
     code, line = judge(progress, 5)
     assert code == 1 and "v2 canary on b refused: router stopped by alice" in line
@@ -49,22 +63,48 @@ def test_a_publication_waits_for_every_routers_canary() -> None:
 
 def test_refusals_end_the_wait_with_the_reason() -> None:
     rejected = TriggerProgress("manual-1")
-    observe(rejected, TOPICS, TOPICS.training_outcomes,
-            outcome(OutcomeKind.REJECTED, reason="too few rows for a decision", stopped_at="validation"))
-    assert rejected.finished and judge(rejected, 5) == (1, "bifrost-opt: error: rejected at validation: too few rows "
-                                                           "for a decision")
+    observe(
+        rejected,
+        TOPICS,
+        TOPICS.training_outcomes,
+        outcome(OutcomeKind.REJECTED, reason="too few rows for a decision", stopped_at="validation"),
+    )
+    assert rejected.finished and judge(rejected, 5) == (
+        1,
+        "bifrost-opt: error: rejected at validation: too few rows for a decision",
+    )
     unverified = TriggerProgress("manual-1")
-    observe(unverified, TOPICS, TOPICS.training_outcomes, outcome(OutcomeKind.PUBLISHED, version="v2", router_ids=["a"]))
-    letter = DeadLetter(source_topic=TOPICS.artifacts, partition=0, offset=3, reason=RejectReason.UNVERIFIED,
-                        error="artifact v2 rejected: bad signature", original_b64="")
+    observe(
+        unverified, TOPICS, TOPICS.training_outcomes, outcome(OutcomeKind.PUBLISHED, version="v2", router_ids=["a"])
+    )
+    letter = DeadLetter(
+        source_topic=TOPICS.artifacts,
+        partition=0,
+        offset=3,
+        reason=RejectReason.UNVERIFIED,
+        error="artifact v2 rejected: bad signature",
+        original_b64="",
+    )
     assert observe(unverified, TOPICS, TOPICS.dlq, msgspec.json.encode(letter))
     assert unverified.finished and judge(unverified, 5)[0] == 1
     unauthorized = TriggerProgress("manual-1")
-    observe(unauthorized, TOPICS, TOPICS.training_outcomes, outcome(OutcomeKind.PUBLISHED, version="v2", router_ids=["a"]))
-    start = RolloutCommand(command_id=pipeline_command_id("v2", "a", CommandKind.START), router_id="a",
-                           kind=CommandKind.START, artifact="v2")
-    letter = DeadLetter(source_topic=TOPICS.rollout_commands, partition=0, offset=9, reason=RejectReason.UNAUTHORIZED,
-                        error="unknown_key: pipeline", original_b64=base64.b64encode(msgspec.json.encode(start)).decode())
+    observe(
+        unauthorized, TOPICS, TOPICS.training_outcomes, outcome(OutcomeKind.PUBLISHED, version="v2", router_ids=["a"])
+    )
+    start = RolloutCommand(
+        command_id=pipeline_command_id("v2", "a", CommandKind.START),
+        router_id="a",
+        kind=CommandKind.START,
+        artifact="v2",
+    )
+    letter = DeadLetter(
+        source_topic=TOPICS.rollout_commands,
+        partition=0,
+        offset=9,
+        reason=RejectReason.UNAUTHORIZED,
+        error="unknown_key: pipeline",
+        original_b64=base64.b64encode(msgspec.json.encode(start)).decode(),
+    )
     assert observe(unauthorized, TOPICS, TOPICS.dlq, msgspec.json.encode(letter))
     assert "unauthorized: unknown_key: pipeline" in judge(unauthorized, 5)[1]
 

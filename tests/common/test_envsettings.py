@@ -30,7 +30,9 @@ def test_read_env_parses_by_type_and_skips_empty_values() -> None:
     assert envsettings.describe(_Example)[1] == ("BIFROST_T_COUNT", "3", "A count.")
 
 
-@pytest.mark.parametrize(("env", "raw"), [("BIFROST_T_COUNT", "1.5"), ("BIFROST_T_RATIO", "x"), ("BIFROST_T_FLAG", "2")])
+@pytest.mark.parametrize(
+    ("env", "raw"), [("BIFROST_T_COUNT", "1.5"), ("BIFROST_T_RATIO", "x"), ("BIFROST_T_FLAG", "2")]
+)
 def test_a_malformed_value_is_a_usage_error_naming_the_variable(env: str, raw: str) -> None:
     with pytest.raises(SettingsError, match=env) as info:
         envsettings.read_env(_Example, {env: raw})

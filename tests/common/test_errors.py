@@ -46,6 +46,8 @@ def test_failures_carry_their_exit_code(exc: BaseException, code: int) -> None:
 def test_explain_words_the_message_and_reraises_what_carries_no_code() -> None:
     assert explain(UnknownSchema("nope")) == (2, "nope")  # no KeyError quotes
     assert explain(PublishError("no broker at x:1")) == (
-        3, "no broker at x:1 (is the broker running? `bifrost-opt kafka start`, or set BIFROST_KAFKA_BOOTSTRAP)")
+        3,
+        "no broker at x:1 (is the broker running? `bifrost-opt kafka start`, or set BIFROST_KAFKA_BOOTSTRAP)",
+    )
     with pytest.raises(ZeroDivisionError):
         explain(ZeroDivisionError("a bug"))

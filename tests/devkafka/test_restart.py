@@ -104,8 +104,13 @@ async def test_stop_and_start_on_the_same_port_while_clients_keep_sending(tmp_pa
 
         topic = f"restart-{uuid.uuid4().hex[:8]}"
         await _create_topic(bootstrap, topic, partitions=1)
-        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True,
-                                    request_timeout_ms=120_000, retry_backoff_ms=100)
+        producer = AIOKafkaProducer(
+            bootstrap_servers=bootstrap,
+            acks="all",
+            enable_idempotence=True,
+            request_timeout_ms=120_000,
+            retry_backoff_ms=100,
+        )
         await producer.start()
         sent: list[tuple[str, asyncio.Future[object]]] = []
         phase = "before"
@@ -140,7 +145,8 @@ async def test_stop_and_start_on_the_same_port_while_clients_keep_sending(tmp_pa
             await sender
         try:
             results = await asyncio.wait_for(
-                asyncio.gather(*(future for _, future in sent), return_exceptions=True), 120)
+                asyncio.gather(*(future for _, future in sent), return_exceptions=True), 120
+            )
         finally:
             await producer.stop()
         failed = [(p, r) for (p, _), r in zip(sent, results, strict=True) if isinstance(r, BaseException)]

@@ -54,8 +54,9 @@ async def _roundtrip(bootstrap: str, security: KafkaSecurity, n: int = 20) -> li
             await producer.send_and_wait(topic, f"v{i}".encode(), key=b"k")
     finally:
         await producer.stop()
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=f"g-{topic}", auto_offset_reset="earliest",
-                                **options)
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, group_id=f"g-{topic}", auto_offset_reset="earliest", **options
+    )
     await consumer.start()
     try:
         values: list[bytes] = []
@@ -84,7 +85,11 @@ def test_secrets_stay_in_owner_only_files_and_out_of_logs(broker: LocalBroker) -
     assert broker.data_dir is not None
     password = broker.sasl_password
     assert len(password) >= 32 and password not in repr(broker)
-    for path in (broker.sasl_password_file, broker.data_dir / "server.properties", broker.data_dir / "sasl-ssl" / "broker.pem"):
+    for path in (
+        broker.sasl_password_file,
+        broker.data_dir / "server.properties",
+        broker.data_dir / "sasl-ssl" / "broker.pem",
+    ):
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
     assert stat.S_IMODE((broker.data_dir / "sasl-ssl").stat().st_mode) == 0o700
     key_line = (broker.data_dir / "sasl-ssl" / "broker.pem").read_text().splitlines()[1]  # a line of the private key
@@ -95,7 +100,9 @@ def test_secrets_stay_in_owner_only_files_and_out_of_logs(broker: LocalBroker) -
     assert not list(broker.data_dir.glob(".tool-*.args"))  # argfiles of the format step are gone
     # What a client needs, without secrets, for `status` and `env`.
     described = client_security_of(broker.data_dir)
-    assert described == broker.client_security() and password not in (broker.data_dir / "client-security.json").read_text()
+    assert (
+        described == broker.client_security() and password not in (broker.data_dir / "client-security.json").read_text()
+    )
     status = broker_status(broker.data_dir)
     assert status.running and status.protocol == "SASL_SSL" and status.bootstrap == broker.bootstrap
     env = broker.client_env()
@@ -103,12 +110,19 @@ def test_secrets_stay_in_owner_only_files_and_out_of_logs(broker: LocalBroker) -
     assert KafkaSecurity.from_env(env) == broker.client_security()
 
 
-def test_only_the_sasl_ssl_listener_is_advertised_to_clients_and_internal_ones_are_loopback(broker: LocalBroker) -> None:
+def test_only_the_sasl_ssl_listener_is_advertised_to_clients_and_internal_ones_are_loopback(
+    broker: LocalBroker,
+) -> None:
     assert broker.data_dir is not None
-    props = dict(line.split("=", 1) for line in (broker.data_dir / "server.properties").read_text().splitlines()
-                 if "=" in line and not line.startswith("#"))
-    assert props["listeners"] == (f"SASL_SSL://{broker.bootstrap},INTERNAL://{broker.internal_bootstrap},"
-                                  f"CONTROLLER://127.0.0.1:{broker.controller_port}")
+    props = dict(
+        line.split("=", 1)
+        for line in (broker.data_dir / "server.properties").read_text().splitlines()
+        if "=" in line and not line.startswith("#")
+    )
+    assert props["listeners"] == (
+        f"SASL_SSL://{broker.bootstrap},INTERNAL://{broker.internal_bootstrap},"
+        f"CONTROLLER://127.0.0.1:{broker.controller_port}"
+    )
     assert props["listener.security.protocol.map"] == "CONTROLLER:PLAINTEXT,INTERNAL:PLAINTEXT,SASL_SSL:SASL_SSL"
     assert props["listener.name.sasl_ssl.sasl.enabled.mechanisms"] == "SCRAM-SHA-512,SCRAM-SHA-256"
 
@@ -129,10 +143,22 @@ def _variant(broker: LocalBroker, name: str) -> KafkaSecurity:
 REFUSALS = {
     "wrong password": (KafkaLoginRefused, "refused the SASL_SSL / SCRAM-SHA-512 login of user 'bifrost'"),
     "unknown user": (KafkaLoginRefused, "refused the SASL_SSL / SCRAM-SHA-512 login of user 'mallory'"),
-    "plaintext client": (KafkaProtocolMismatch, "speaks TLS on this port, but BIFROST_KAFKA_SECURITY_PROTOCOL=PLAINTEXT"),
-    "sasl_plaintext client": (KafkaProtocolMismatch, "speaks TLS on this port, but BIFROST_KAFKA_SECURITY_PROTOCOL=SASL_PLAINTEXT"),
-    "tls without sasl": (KafkaProtocolMismatch, "closed the connection after the TLS handshake: the listener probably requires a " "SASL login"),
-    "untrusted certificate": (KafkaTlsFailed, "certificate was not accepted (self-signed certificate in certificate chain)"),
+    "plaintext client": (
+        KafkaProtocolMismatch,
+        "speaks TLS on this port, but BIFROST_KAFKA_SECURITY_PROTOCOL=PLAINTEXT",
+    ),
+    "sasl_plaintext client": (
+        KafkaProtocolMismatch,
+        "speaks TLS on this port, but BIFROST_KAFKA_SECURITY_PROTOCOL=SASL_PLAINTEXT",
+    ),
+    "tls without sasl": (
+        KafkaProtocolMismatch,
+        "closed the connection after the TLS handshake: the listener probably requires a SASL login",
+    ),
+    "untrusted certificate": (
+        KafkaTlsFailed,
+        "certificate was not accepted (self-signed certificate in certificate chain)",
+    ),
     "mechanism not enabled": (KafkaLoginRefused, "does not offer SASL mechanism PLAIN"),
 }
 
@@ -180,7 +206,10 @@ async def test_cli_sasl_ssl_upgrade_restart_status_and_env(tmp_path: Path) -> No
         first = _cli("start", "--sasl-ssl", "--data-dir", str(data_dir))
         assert first.returncode == 0, first.stderr
         bootstrap = first.stdout.strip()
-        assert "kafka.sasl.user.created user=bifrost mechanisms=SCRAM-SHA-512,SCRAM-SHA-256 " "via=kafka-configs" in first.stderr
+        assert (
+            "kafka.sasl.user.created user=bifrost mechanisms=SCRAM-SHA-512,SCRAM-SHA-256 "
+            "via=kafka-configs" in first.stderr
+        )
         password = (data_dir / "sasl-ssl" / "password").read_text().strip()
         assert password not in first.stderr + first.stdout
         status = _cli("status", "--data-dir", str(data_dir))

@@ -43,7 +43,7 @@ def test_certificates_name_localhost_and_chain_to_the_ca_whose_key_is_not_kept(t
     names = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert names.get_values_for_type(x509.IPAddress) == [ipaddress.ip_address("127.0.0.1")]
     assert names.get_values_for_type(x509.DNSName) == ["localhost"]
-    assert leaf.not_valid_after_utc - datetime.datetime.now(datetime.timezone.utc) > datetime.timedelta(days=365)
+    assert leaf.not_valid_after_utc - datetime.datetime.now(datetime.UTC) > datetime.timedelta(days=365)
     # Only the CA *certificate* is kept: nothing in the folder holds a second private key.
     private = [p.name for p in files.folder.iterdir() if b"PRIVATE KEY" in p.read_bytes()]
     assert private == ["broker.pem"]
@@ -64,12 +64,16 @@ def test_certificates_and_password_are_made_once_per_data_dir(tmp_path: Path) ->
 
 def test_scram_arguments_cover_both_mechanisms() -> None:
     assert scram_format_arguments("bifrost", "pw") == [
-        "--add-scram", "SCRAM-SHA-512=[name=bifrost,password=pw,iterations=8192]",
-        "--add-scram", "SCRAM-SHA-256=[name=bifrost,password=pw,iterations=8192]",
+        "--add-scram",
+        "SCRAM-SHA-512=[name=bifrost,password=pw,iterations=8192]",
+        "--add-scram",
+        "SCRAM-SHA-256=[name=bifrost,password=pw,iterations=8192]",
     ]
     runs = scram_config_arguments("127.0.0.1:1", "bifrost", "pw")
-    assert [r[-1] for r in runs] == ["SCRAM-SHA-512=[iterations=8192,password=pw]",
-                                     "SCRAM-SHA-256=[iterations=8192,password=pw]"]
+    assert [r[-1] for r in runs] == [
+        "SCRAM-SHA-512=[iterations=8192,password=pw]",
+        "SCRAM-SHA-256=[iterations=8192,password=pw]",
+    ]
 
 
 def test_java_argfile_is_private_and_quotes_what_needs_it(tmp_path: Path) -> None:
@@ -83,10 +87,13 @@ def test_property_values_escape_line_breaks_and_backslashes() -> None:
     assert _escape_property("a\nb\\c") == "a\\nb\\\\c"
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"security": "kerberos"}, "security='kerberos': use one of plaintext, sasl_ssl"),
-    ({"security": "sasl_ssl", "sasl_username": "a b"}, "sasl_username='a b'"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"security": "kerberos"}, "security='kerberos': use one of plaintext, sasl_ssl"),
+        ({"security": "sasl_ssl", "sasl_username": "a b"}, "sasl_username='a b'"),
+    ],
+)
 def test_bad_broker_options_are_clear_errors(kwargs: dict[str, str], message: str) -> None:
     with pytest.raises(BrokerError, match=message.replace("(", r"\(").replace(")", r"\)")):
         LocalBroker(**kwargs)  # type: ignore[arg-type]

@@ -23,18 +23,28 @@ class CommandKeys:
 
     @property
     def allow_list(self) -> str:
-        return "\n".join([public_line(self.operator.name, "operator", self.operator.key),
-                          public_line(self.pipeline.name, "pipeline", self.pipeline.key)])
+        return "\n".join(
+            [
+                public_line(self.operator.name, "operator", self.operator.key),
+                public_line(self.pipeline.name, "pipeline", self.pipeline.key),
+            ]
+        )
 
     def worker(self, settings: Settings) -> Settings:
         """What a worker gets: the allow-list and the pipeline private key (never the operator's)."""
-        return Settings.from_env(settings.to_env(), command_keys=self.allow_list, pipeline_key_file=str(self.pipeline_file),
-                                 pipeline_key_name=self.pipeline.name, operator_key_file="")
+        return Settings.from_env(
+            settings.to_env(),
+            command_keys=self.allow_list,
+            pipeline_key_file=str(self.pipeline_file),
+            pipeline_key_name=self.pipeline.name,
+            operator_key_file="",
+        )
 
     def cli(self, settings: Settings) -> Settings:
         """What the operator's CLI gets: its private key."""
-        return Settings.from_env(settings.to_env(), operator_key_file=str(self.operator_file),
-                                 operator_key_name=self.operator.name)
+        return Settings.from_env(
+            settings.to_env(), operator_key_file=str(self.operator_file), operator_key_name=self.operator.name
+        )
 
 
 def command_keys(folder: Path) -> CommandKeys:
@@ -43,7 +53,8 @@ def command_keys(folder: Path) -> CommandKeys:
     return CommandKeys(
         operator=CommandSigner("operator", generate_private_key(operator_file)),
         pipeline=CommandSigner("pipeline", generate_private_key(pipeline_file)),
-        operator_file=operator_file, pipeline_file=pipeline_file,
+        operator_file=operator_file,
+        pipeline_file=pipeline_file,
     )
 
 

@@ -67,7 +67,7 @@ class WorkerProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.settings.web_port}"
 
-    def start(self) -> "WorkerProcess":
+    def start(self) -> WorkerProcess:
         self._log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "bifrost.cli.main", "worker"],
@@ -128,8 +128,9 @@ class WorkerProcess:
             return ""
 
 
-async def eventually(probe: Callable[[], T | Awaitable[T]], *, timeout: float = 60.0, interval: float = 0.25,
-                     what: str = "condition") -> T:
+async def eventually(
+    probe: Callable[[], T | Awaitable[T]], *, timeout: float = 60.0, interval: float = 0.25, what: str = "condition"
+) -> T:
     """Poll ``probe`` until it returns a truthy value; fail with the last value otherwise."""
     deadline = time.monotonic() + timeout
     last: Any = None
@@ -197,6 +198,6 @@ async def collect(bootstrap: str, topic: str, value_type: type[Any], want: int, 
 
     try:
         await asyncio.wait_for(run(), timeout)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         pass
     return found

@@ -52,15 +52,28 @@ async def providers() -> AsyncIterator[ProviderServer]:
 
 def catalog_settings(settings: Settings, providers: ProviderServer, tmp_path: Path) -> Settings:
     return Settings.from_env(
-        settings.to_env(), openrouter_base_url=providers.base("openrouter"), openai_base_url=providers.base("openai"),
-        gemini_base_url=providers.base("gemini"), openai_api_key=OPENAI_KEY, gemini_api_key=GEMINI_KEY,
-        catalog_dir=str(tmp_path / "catalog"), artifact_store=str(tmp_path / "artifacts"), catalog_aliases=ALIASES,
-        catalog_http_timeout_seconds=1.0, catalog_http_attempts=2, catalog_http_backoff_seconds=0.05,
-        catalog_http_max_backoff_seconds=0.5, refresher_metrics_port=0)
+        settings.to_env(),
+        openrouter_base_url=providers.base("openrouter"),
+        openai_base_url=providers.base("openai"),
+        gemini_base_url=providers.base("gemini"),
+        openai_api_key=OPENAI_KEY,
+        gemini_api_key=GEMINI_KEY,
+        catalog_dir=str(tmp_path / "catalog"),
+        artifact_store=str(tmp_path / "artifacts"),
+        catalog_aliases=ALIASES,
+        catalog_http_timeout_seconds=1.0,
+        catalog_http_attempts=2,
+        catalog_http_backoff_seconds=0.05,
+        catalog_http_max_backoff_seconds=0.5,
+        refresher_metrics_port=0,
+    )
 
 
 async def test_refresh_drift_invalidation_trigger_alert_faults_and_rollback(
-    settings: Settings, providers: ProviderServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    settings: Settings,
+    providers: ProviderServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     s = catalog_settings(settings, providers, tmp_path)
@@ -86,13 +99,15 @@ async def test_refresh_drift_invalidation_trigger_alert_faults_and_rollback(
         second = await refresher.refresh()
         assert second is not None and second.published
         kinds = {(c.kind, c.entry_id): c for c in second.changes}
-        assert set(kinds) == {(ChangeKind.PRICE, "openrouter:meta/llama-3.1-8b-instruct"),
-                              (ChangeKind.REMOVED, "openrouter:deepseek/deepseek-r1")}
+        assert set(kinds) == {
+            (ChangeKind.PRICE, "openrouter:meta/llama-3.1-8b-instruct"),
+            (ChangeKind.REMOVED, "openrouter:deepseek/deepseek-r1"),
+        }
         price = kinds[(ChangeKind.PRICE, "openrouter:meta/llama-3.1-8b-instruct")]
         assert price.significant and price.used_as == ["medium"] and price.relative == pytest.approx(0.12)
         assert not kinds[(ChangeKind.REMOVED, "openrouter:deepseek/deepseek-r1")].significant
         changes = await collect(bootstrap, topics.catalog_changes, CatalogChange, len(added) + 2, timeout=30)
-        assert [c.change_id for c in changes[len(added):]] == [c.change_id for c in second.changes]
+        assert [c.change_id for c in changes[len(added) :]] == [c.change_id for c in second.changes]
 
         mark = store.invalidation("v1")
         assert mark is not None and "price +12.0%" in mark.reason and mark.details["snapshot"] == second.version
@@ -113,16 +128,23 @@ async def test_refresh_drift_invalidation_trigger_alert_faults_and_rollback(
         providers.remove("meta/llama3-70b-instruct")
         third = await refresher.refresh()
         assert third is not None and third.published
-        assert {p.source: p.outcome for p in third.providers} == {"openrouter": "ok", "openai": "failed",
-                                                                  "gemini": "failed"}
+        assert {p.source: p.outcome for p in third.providers} == {
+            "openrouter": "ok",
+            "openai": "failed",
+            "gemini": "failed",
+        }
         assert [(c.kind, c.entry_id, c.significant) for c in third.changes] == [
-            (ChangeKind.REMOVED, "openrouter:meta/llama3-70b-instruct", True)]
+            (ChangeKind.REMOVED, "openrouter:meta/llama3-70b-instruct", True)
+        ]
         stale = [e for e in third.entries if e.stale]
-        assert len(stale) == 10 and all(e.available and e.pricing == next(
-            f.pricing for f in first.entries if f.id == e.id) for e in stale)
+        assert len(stale) == 10 and all(
+            e.available and e.pricing == next(f.pricing for f in first.entries if f.id == e.id) for e in stale
+        )
         triggers = await collect(bootstrap, topics.training_triggers, TrainingTrigger, 5, timeout=10)
-        assert sorted(t.trigger_id for t in triggers) == [f"catalog-drift-{second.version}",  # several partitions
-                                                          f"catalog-drift-{third.version}"]
+        assert sorted(t.trigger_id for t in triggers) == [
+            f"catalog-drift-{second.version}",  # several partitions
+            f"catalog-drift-{third.version}",
+        ]
         alerts = await collect(bootstrap, topics.alerts, Alert, 5, timeout=10)
         assert alerts[-1].severity.value == "critical"  # a model in use is gone
     finally:
@@ -133,7 +155,10 @@ async def test_refresh_drift_invalidation_trigger_alert_faults_and_rollback(
         monkeypatch.setenv(key, value)
     capsys.readouterr()
     # (in a thread: the command runs its own event loop, as from a shell)
-    assert await asyncio.to_thread(cli, ["catalog", "rollback", first.version, "--reason", "bad provider data", "--json"]) == 0
+    assert (
+        await asyncio.to_thread(cli, ["catalog", "rollback", first.version, "--reason", "bad provider data", "--json"])
+        == 0
+    )
     rolled = json.loads(capsys.readouterr().out)
     assert rolled["rolled_back_to"] == first.version and rolled["mode"] == "rollback" and rolled["published"]
     moved = {(c["kind"], c["entry_id"]) for c in rolled["changes"]}
@@ -161,10 +186,16 @@ async def test_refresh_drift_invalidation_trigger_alert_faults_and_rollback(
 
 
 async def test_the_worker_serves_catalog_freshness_and_last_changes(
-    settings: Settings, providers: ProviderServer, tmp_path: Path, start_worker,  # type: ignore[no-untyped-def]
+    settings: Settings,
+    providers: ProviderServer,
+    tmp_path: Path,
+    start_worker,  # type: ignore[no-untyped-def]
 ) -> None:
-    s = Settings.from_env(catalog_settings(settings, providers, tmp_path).to_env(), catalog_providers="openrouter,gemini",
-                          gemini_api_key=GEMINI_KEY)
+    s = Settings.from_env(
+        catalog_settings(settings, providers, tmp_path).to_env(),
+        catalog_providers="openrouter,gemini",
+        gemini_api_key=GEMINI_KEY,
+    )
     worker = start_worker(s)
     await eventually(lambda: worker.health() is not None, timeout=120, what="worker up")
     refresher = Refresher(s)

@@ -75,16 +75,27 @@ def dataset() -> FullInfoDataset:
 def expensive_parent(dataset: FullInfoDataset, key: Ed25519PrivateKey) -> Artifact:
     """A first artifact that sends everything to one large model (as the trainer-loop test's)."""
     base, _ = bootstrap_artifact(dataset, trials=20, seed=0, signing_key=key, config=BootstrapConfig(clusters=24))
-    return msgspec.structs.replace(base, version="v-expensive", alpha=1.0, thresholds=Thresholds(cheap=1.0, hard=0.0),
-                                   penalties={m: 0.0 if m == LARGE_MODEL else 1.0 for m in base.models}).check()
+    return msgspec.structs.replace(
+        base,
+        version="v-expensive",
+        alpha=1.0,
+        thresholds=Thresholds(cheap=1.0, hard=0.0),
+        penalties={m: 0.0 if m == LARGE_MODEL else 1.0 for m in base.models},
+    ).check()
 
 
 def write_warehouse(dataset: FullInfoDataset, parent: Artifact, root: Path, topic: str, end: float) -> int:
     """Replay the dataset through ``parent`` (30% exploration) and write it as the warehouse sink does."""
     replay = ReplayTraffic(dataset, {parent.version: ReferenceRouter(parent)}, split="train")
-    config = ReplayConfig(arms={parent.version: 1.0}, routers=("router-a",), exploration=0.3,
-                          rate_per_second=EVENTS_PER_HOUR / 3600, duration_seconds=HOURS * 3600,
-                          start_ts=end - HOURS * 3600, seed=3)
+    config = ReplayConfig(
+        arms={parent.version: 1.0},
+        routers=("router-a",),
+        exploration=0.3,
+        rate_per_second=EVENTS_PER_HOUR / 3600,
+        duration_seconds=HOURS * 3600,
+        start_ts=end - HOURS * 3600,
+        seed=3,
+    )
     files: dict[tuple[int, str], list[dict[str, object]]] = {}
     offsets = [0] * PARTITIONS
     written = 0
@@ -110,7 +121,7 @@ class Receiver:
         self.accepted: list[dict[str, object]] = []
         self.server: TestServer | None = None
 
-    async def start(self) -> "Receiver":
+    async def start(self) -> Receiver:
         app = web.Application()
 
         async def hook(request: web.Request) -> web.Response:
@@ -144,16 +155,27 @@ def processes() -> Iterator[list[asyncio.subprocess.Process]]:
             os.killpg(process.pid, signal.SIGKILL)
 
 
-async def spawn(settings: Settings, args: list[str], log: Path, env: dict[str, str] | None = None
-                ) -> asyncio.subprocess.Process:
+async def spawn(
+    settings: Settings, args: list[str], log: Path, env: dict[str, str] | None = None
+) -> asyncio.subprocess.Process:
     handle = log.open("ab")
-    return await asyncio.create_subprocess_exec(sys.executable, "-m", "bifrost.cli.main", *args,
-                                                env={**settings_env(settings), **(env or {})}, stdout=handle,
-                                                stderr=asyncio.subprocess.STDOUT, start_new_session=True)
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bifrost.cli.main",
+        *args,
+        env={**settings_env(settings), **(env or {})},
+        stdout=handle,
+        stderr=asyncio.subprocess.STDOUT,
+        start_new_session=True,
+    )
 
 
 async def test_planted_price_change_reaches_a_new_artifacts_cost_model(
-    settings: Settings, dataset: FullInfoDataset, servers: tuple[ProviderServer, Receiver], tmp_path: Path,
+    settings: Settings,
+    dataset: FullInfoDataset,
+    servers: tuple[ProviderServer, Receiver],
+    tmp_path: Path,
     processes: list[asyncio.subprocess.Process],
 ) -> None:
     providers, receiver = servers
@@ -165,26 +187,41 @@ async def test_planted_price_change_reaches_a_new_artifacts_cost_model(
     data = encode(parent)
     store.publish(data, sign(data, key), reason="test parent")
     warehouse = tmp_path / "warehouse"
-    events = await asyncio.to_thread(write_warehouse, dataset, parent, warehouse, settings.topics.routing_events,
-                                     time.time() - 60)
+    events = await asyncio.to_thread(
+        write_warehouse, dataset, parent, warehouse, settings.topics.routing_events, time.time() - 60
+    )
     assert events > 50_000
 
     s = Settings.from_env(
-        settings.to_env(), catalog_providers="openrouter", openrouter_base_url=providers.base("openrouter"),
-        catalog_dir=str(tmp_path / "catalog"), artifact_store=str(store.root), warehouse_dir=str(warehouse),
-        webhook_urls=str(receiver.server.make_url("/hook")), webhook_secret=SECRET, webhook_backoff_seconds=0.5,
-        webhook_state_dir=str(tmp_path / "webhooks"), refresher_metrics_port=0)
+        settings.to_env(),
+        catalog_providers="openrouter",
+        openrouter_base_url=providers.base("openrouter"),
+        catalog_dir=str(tmp_path / "catalog"),
+        artifact_store=str(store.root),
+        warehouse_dir=str(warehouse),
+        webhook_urls=str(receiver.server.make_url("/hook")),
+        webhook_secret=SECRET,
+        webhook_backoff_seconds=0.5,
+        webhook_state_dir=str(tmp_path / "webhooks"),
+        refresher_metrics_port=0,
+    )
     logs = tmp_path / "logs"
     logs.mkdir()
 
     # The refresher service: its start-up refresh writes and publishes the first snapshot.
     processes.append(await spawn(s, ["refresher"], logs / "refresher.log"))
     snapshots = SnapshotStore(s.catalog_dir)
-    first = await eventually(lambda: (c := snapshots.current()) is not None and c.published and c, timeout=120,
-                             what="the refresher's first snapshot")
+    first = await eventually(
+        lambda: (c := snapshots.current()) is not None and c.published and c,
+        timeout=120,
+        what="the refresher's first snapshot",
+    )
     assert first.trigger_id is None and any(e.slug == LARGE_SLUG for e in first.entries)
-    await eventually(lambda: "event=webhooks.anchored" in (logs / "refresher.log").read_text(), timeout=60,
-                     what="the webhook deliverer in its group")
+    await eventually(
+        lambda: "event=webhooks.anchored" in (logs / "refresher.log").read_text(),
+        timeout=60,
+        what="the webhook deliverer in its group",
+    )
 
     # The planted change, and a refresh from the CLI (as an operator or the next slot would).
     providers.set_price(LARGE_SLUG, NEW_PRICE)
@@ -205,9 +242,14 @@ async def test_planted_price_change_reaches_a_new_artifacts_cost_model(
 
     # The trainer retrains on the catalog's prices.
     runs = tmp_path / "trainer"
-    env = {"BIFROST_ARTIFACT_STORE": str(store.root), "BIFROST_TRAINER_RUNS_DIR": str(runs),
-           "BIFROST_SIGNING_KEY_FILE": str(key_path), "BIFROST_TRAINER_TRIALS": "60",
-           "BIFROST_WAREHOUSE_DIR": str(warehouse), "BIFROST_TRAINER_METRICS_PORT": "0"}
+    env = {
+        "BIFROST_ARTIFACT_STORE": str(store.root),
+        "BIFROST_TRAINER_RUNS_DIR": str(runs),
+        "BIFROST_SIGNING_KEY_FILE": str(key_path),
+        "BIFROST_TRAINER_TRIALS": "60",
+        "BIFROST_WAREHOUSE_DIR": str(warehouse),
+        "BIFROST_TRAINER_METRICS_PORT": "0",
+    }
     processes.append(await spawn(s, ["trainer"], logs / "trainer.log", env))
     outcomes = await collect(s.kafka_bootstrap, s.topics.training_outcomes, TrainingOutcome, 1, timeout=420)
     assert outcomes, (logs / "trainer.log").read_text()[-4000:]

@@ -4,8 +4,9 @@ The same experiments as ``bench/chaos.py`` (same functions), with 40k-160k event
 4,000/s instead of 300k: real broker, real ``bifrost-opt worker`` processes, faults at
 random seeded moments. The kill test uses 160k events (40 s of traffic): on the code
 before the transactional ingest it then lost events in 3 of 3 runs (100k: 1 of 3). The
-seed is printed and part of every failure message; set ``BIFROST_CHAOS_SEED`` to replay one. The broker-restart test runs its own broker (it
-stops and starts it); the others use the session broker.
+seed is printed and part of every failure message; set ``BIFROST_CHAOS_SEED`` to replay
+one. The broker-restart test runs its own broker (it stops and starts it); the others use
+the session broker.
 """
 
 from __future__ import annotations
@@ -33,8 +34,14 @@ def _seed() -> int:
 
 
 def _config(events: int, seed: int, **overrides: Any) -> ChaosConfig:
-    values: dict[str, Any] = dict(events=events, rate=RATE, seed=seed, session_timeout_seconds=10.0,
-                                  drain_timeout_seconds=60.0, ready_timeout_seconds=60.0)
+    values: dict[str, Any] = dict(
+        events=events,
+        rate=RATE,
+        seed=seed,
+        session_timeout_seconds=10.0,
+        drain_timeout_seconds=60.0,
+        ready_timeout_seconds=60.0,
+    )
     values.update(overrides)
     return ChaosConfig(**values)
 
@@ -59,7 +66,9 @@ def _check(report: dict[str, Any], *, alive: list[str]) -> None:
     assert report["publisher"]["generation_rate"] >= 3_500, detail
     assert report["drain"]["drained"], f"the workers did not drain the input:\n{detail}"
     v = report["verdict"]
-    assert v["lost"] == 0 and v["double_counted"] == 0, f"lost {v['lost']}, double-counted {v['double_counted']}:\n{detail}"
+    assert v["lost"] == 0 and v["double_counted"] == 0, (
+        f"lost {v['lost']}, double-counted {v['double_counted']}:\n{detail}"
+    )
     assert v["counted"] == v["expected_valid"], detail
     assert v["dlq_lost"] == 0 and v["dlq_duplicates"] == 0 and v["valid_in_dlq"] == 0, detail
     assert not report["worker_exited_by_itself"], detail
@@ -88,8 +97,9 @@ async def test_broker_stop_and_start_with_the_worker_running(tmp_path: Path) -> 
     broker = ChaosBroker(tmp_path / "kafka")
     try:
         await asyncio.to_thread(broker.start)
-        report = await run_experiment("broker_restart", broker.bootstrap, _config(100_000, _seed()), tmp_path,
-                                      broker=broker)
+        report = await run_experiment(
+            "broker_restart", broker.bootstrap, _config(100_000, _seed()), tmp_path, broker=broker
+        )
     finally:
         await asyncio.to_thread(broker.remove)
     _check(report, alive=["0"])
@@ -105,4 +115,3 @@ async def test_poison_records_go_to_the_dlq_and_the_worker_survives(kafka_bootst
     bad = [p for p in poison if not p["ok"]]
     assert not bad, "poison records not handled as intended:\n" + json.dumps(bad, indent=1)[:4000]
     assert all(p["dlq_reasons"] for p in poison if p["intended"] == "dlq")
-

@@ -44,8 +44,16 @@ SPEED = 120.0  # one simulated minute (a window) every half second
 TOKEN = "dashboard-test-token-0123456789"
 CHROMIUM = os.environ.get("BIFROST_CHROMIUM", "/usr/bin/chromium")
 # As the machine notes say: no background networking (the sandbox refuses it), a fresh profile.
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOT = Path(os.environ.get("BIFROST_DASHBOARD_SCREENSHOT", ROOT / "bench" / "results" / "dashboard.png"))
 
@@ -79,11 +87,15 @@ async def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
         await consumer.stop()
 
 
-async def state_from_kafka(settings: Settings, accept: Callable[[RolloutState], bool], timeout: float = 60.0) -> RolloutState:
+async def state_from_kafka(
+    settings: Settings, accept: Callable[[RolloutState], bool], timeout: float = 60.0
+) -> RolloutState:
     """The first rollout-state record of the router (from the beginning) that ``accept`` takes."""
 
     async def scan() -> RolloutState:
-        async for state in follow(settings.kafka_bootstrap, settings.topics.rollout_state, RolloutState, routers={ROUTER}):
+        async for state in follow(
+            settings.kafka_bootstrap, settings.topics.rollout_state, RolloutState, routers={ROUTER}
+        ):
             if accept(state):
                 return state
         raise AssertionError("rollout-state ended")
@@ -93,11 +105,19 @@ async def state_from_kafka(settings: Settings, accept: Callable[[RolloutState], 
 
 @asynccontextmanager
 async def traffic(settings: Settings) -> AsyncIterator[SimulationReport]:
-    config = TrafficConfig(routers=(ROUTER,), arms={"v1": 1.0}, rate_per_second=20.0, duration_seconds=3 * 3600,
-                           feedback_fraction=0.6, seed=5)
+    config = TrafficConfig(
+        routers=(ROUTER,),
+        arms={"v1": 1.0},
+        rate_per_second=20.0,
+        duration_seconds=3 * 3600,
+        feedback_fraction=0.6,
+        seed=5,
+    )
     config = anchored(config, speed=SPEED, now=time.time())
     report = SimulationReport()
-    task = asyncio.ensure_future(simulate(settings.kafka_bootstrap, settings.topics, config, speed=SPEED, report=report))
+    task = asyncio.ensure_future(
+        simulate(settings.kafka_bootstrap, settings.topics, config, speed=SPEED, report=report)
+    )
     try:
         yield report
     finally:
@@ -110,17 +130,22 @@ async def test_dashboard_in_chromium(
 ) -> None:
     playwright_api = pytest.importorskip("playwright.async_api")
     if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: scripts/setup.sh installs Debian's chromium (apt-get install chromium)",
-                    pytrace=False)
+        pytest.fail(
+            f"{CHROMIUM} is missing: scripts/setup.sh installs Debian's chromium (apt-get install chromium)",
+            pytrace=False,
+        )
 
     dashboard = CommandSigner("dashboard", generate_private_key(tmp_path / "keys" / "dashboard.pem"))
     worker_settings = Settings.from_env(
         keys.worker(settings).to_env(),
-        partitions=2, batch_within_seconds=0.05,
+        partitions=2,
+        batch_within_seconds=0.05,
         rollout_min_stage_seconds=86400.0,  # the canary stays at 5% while the page is looked at
-        web_token=TOKEN, web_public_read=True,
+        web_token=TOKEN,
+        web_public_read=True,
         command_keys=keys.allow_list + "\n" + public_line("dashboard", "operator", dashboard.key),
-        dashboard_command_key_file=str(tmp_path / "keys" / "dashboard.pem"), dashboard_command_key_name="dashboard",
+        dashboard_command_key_file=str(tmp_path / "keys" / "dashboard.pem"),
+        dashboard_command_key_name="dashboard",
     )
     worker = start_worker(worker_settings)
     base = worker.url
@@ -136,14 +161,21 @@ async def test_dashboard_in_chromium(
             page.on("console", lambda m: problems.append(m.text) if "Content Security Policy" in m.text else None)
 
             async with traffic(worker_settings):
-                await eventually(lambda: arm_counts(worker, ROUTER, since="10m").get("v1", 0) >= 200, timeout=90,
-                                 what="control traffic")
+                await eventually(
+                    lambda: arm_counts(worker, ROUTER, since="10m").get("v1", 0) >= 200,
+                    timeout=90,
+                    what="control traffic",
+                )
                 await mark_verified(worker_settings, keys, ROUTER, "v2")
-                started = await wait_for_outcome(bootstrap, topics,
-                                                 keys.operator.sign(new_command(ROUTER, CommandKind.START, artifact="v2")))
+                started = await wait_for_outcome(
+                    bootstrap, topics, keys.operator.sign(new_command(ROUTER, CommandKind.START, artifact="v2"))
+                )
                 assert started is not None and started.phase is Phase.CANARY, started
-                await eventually(lambda: arm_counts(worker, ROUTER, since="10m").get("v2", 0) >= 300, timeout=60,
-                                 what="canary traffic")
+                await eventually(
+                    lambda: arm_counts(worker, ROUTER, since="10m").get("v2", 0) >= 300,
+                    timeout=60,
+                    what="canary traffic",
+                )
 
                 # 1. The page loads without a token (/ redirects to it) and draws every chart with both arms.
                 await page.goto(base + "/")
@@ -151,11 +183,15 @@ async def test_dashboard_in_chromium(
                 await page.wait_for_selector("#rollout-phase[data-phase=canary]", timeout=30_000)
                 charts = ["rate", "error_rate", "p50_ms", "p95_ms", "cost_per_task", "win_rate"]
                 for chart in charts:
-                    await page.locator(f'#chart-grid .chart[data-chart="{chart}"] canvas').first.wait_for(timeout=30_000)
+                    await page.locator(f'#chart-grid .chart[data-chart="{chart}"] canvas').first.wait_for(
+                        timeout=30_000
+                    )
                     await page.wait_for_function(
                         """(name) => { const b = document.querySelector(`.chart[data-chart="${name}"]`);
                                        return b && b.dataset.series === "v1,v2" && Number(b.dataset.points) > 0; }""",
-                        arg=chart, timeout=30_000)
+                        arg=chart,
+                        timeout=30_000,
+                    )
                 assert await page.locator("#chart-grid canvas").count() >= len(charts)
                 assert "no token" in await page.inner_text("#token-state")
                 note = await page.inner_text("#control-note")
@@ -183,15 +219,17 @@ async def test_dashboard_in_chromium(
                 for field in ("error_rate", "p50_ms", "p95_ms", "cost_per_task", "cost_usd", "win_rate"):
                     value = await shown(arm, field)
                     expected = figures[field]
-                    assert (value == "" if expected is None else float(value or "nan") == pytest.approx(expected, rel=1e-12)), \
-                        (arm, field, value, expected)
+                    assert (
+                        value == "" if expected is None else float(value or "nan") == pytest.approx(expected, rel=1e-12)
+                    ), (arm, field, value, expected)
                 count_text = await page.inner_text(f'#arms-table td[data-arm="{arm}"][data-field="count"]')
                 assert count_text == f"{figures['count']:,}"
             assert await shown("v2", "weight") == "0.05"
             # The optimizer's panel reads GET /v1/recommendations (public read) without an error.
             await page.wait_for_function(
                 "() => (document.querySelector('#recommendations-note') || {}).textContent.startsWith('from ')",
-                timeout=30_000)
+                timeout=30_000,
+            )
 
             # 3. Without the token, an action is refused (401) and nothing reaches the controller.
             before_offsets = await end_offsets(bootstrap, topics.rollout_commands)
@@ -205,12 +243,18 @@ async def test_dashboard_in_chromium(
             await asyncio.sleep(2.0)
             assert await end_offsets(bootstrap, topics.rollout_commands) == before_offsets
             after = worker.get(f"/v1/routers/{ROUTER}/rollout")[1]
-            assert (after["phase"], after["revision"]) == (before["phase"], before["revision"]) == ("canary", before["revision"])
+            assert (
+                (after["phase"], after["revision"])
+                == (before["phase"], before["revision"])
+                == ("canary", before["revision"])
+            )
 
             # 4. With the token: pause reaches the controller, signed with the dashboard's key.
             await page.fill("#token", TOKEN)
             await page.click("#token-use")
-            await page.wait_for_function("() => document.getElementById('token-state').textContent.includes('token set')")
+            await page.wait_for_function(
+                "() => document.getElementById('token-state').textContent.includes('token set')"
+            )
             await page.click('#control-buttons button[data-action="pause"]')
             await page.wait_for_selector('#control-result[data-status="200"]', timeout=45_000)
             await page.wait_for_selector("#rollout-phase[data-phase=paused]", timeout=15_000)
@@ -263,11 +307,17 @@ async def test_router_list_spans_workers(settings: Settings, start_worker: Calla
     """``/v1/routers`` lists one worker's routers; the page's list asks the other workers too (with the token)."""
     own = Settings.from_env(settings.to_env(), partitions=4, web_token=TOKEN)
     workers = [start_worker(own), start_worker(own)]
-    await eventually(lambda: all(w.owns_inputs() for w in workers) and sum(len(w.owns_inputs()) for w in workers) == 4,
-                     timeout=120, what="two workers sharing the inputs")
+    await eventually(
+        lambda: all(w.owns_inputs() for w in workers) and sum(len(w.owns_inputs()) for w in workers) == 4,
+        timeout=120,
+        what="two workers sharing the inputs",
+    )
     routers = tuple(f"router-{i:02d}" for i in range(12))
-    config = anchored(TrafficConfig(routers=routers, arms={"v1": 1.0}, rate_per_second=24.0, duration_seconds=600,
-                                    seed=3), speed=SPEED, now=time.time())
+    config = anchored(
+        TrafficConfig(routers=routers, arms={"v1": 1.0}, rate_per_second=24.0, duration_seconds=600, seed=3),
+        speed=SPEED,
+        now=time.time(),
+    )
     await simulate(own.kafka_bootstrap, own.topics, config, speed=SPEED, follow_rollouts=False)
 
     def held() -> list[set[str]]:

@@ -28,7 +28,9 @@ MALFORMED = {
 }
 
 
-def traffic(n: int, routers: tuple[str, ...] = ("router-a",), seed: int = 1, start: float | None = None) -> list[RoutingEvent]:
+def traffic(
+    n: int, routers: tuple[str, ...] = ("router-a",), seed: int = 1, start: float | None = None
+) -> list[RoutingEvent]:
     config = TrafficConfig(
         routers=routers,
         arms={"v1": 0.7, "v2": 0.3},
@@ -53,7 +55,9 @@ async def publish(settings: Settings, events: list[RoutingEvent], raw: list[byte
 
 
 async def ready(worker: WorkerProcess, partitions: int = 4) -> None:
-    await eventually(lambda: len(worker.owns_inputs()) == partitions, timeout=90, what="worker to own all input partitions")
+    await eventually(
+        lambda: len(worker.owns_inputs()) == partitions, timeout=90, what="worker to own all input partitions"
+    )
 
 
 async def test_counts_are_exact_and_every_malformed_event_is_in_the_dlq(
@@ -85,7 +89,18 @@ async def test_counts_are_exact_and_every_malformed_event_is_in_the_dlq(
     assert status == 200 and {a: s["count"] for a, s in metrics["arms"].items()} == want
     assert sum(s["count"] for s in metrics["models"].values()) == sum(want.values())
     # The CLI reads the same figures, as JSON and as a table.
-    cli = [sys.executable, "-m", "bifrost.cli.main", "metrics", "--router", "router-a", "--since", "30d", "--worker-url", worker.url]
+    cli = [
+        sys.executable,
+        "-m",
+        "bifrost.cli.main",
+        "metrics",
+        "--router",
+        "router-a",
+        "--since",
+        "30d",
+        "--worker-url",
+        worker.url,
+    ]
     as_json = json.loads(subprocess.run([*cli, "--json"], capture_output=True, text=True, check=True).stdout)
     assert {a: s["count"] for a, s in as_json["arms"].items()} == want
     table = subprocess.run(cli, capture_output=True, text=True, check=True).stdout
@@ -100,14 +115,22 @@ async def test_late_events_inside_grace_count_in_their_window(
     await ready(worker, partitions=1)
     base = (int(time.time()) // 60) * 60 - 3600
     make = lambda ts, i: RoutingEvent(  # noqa: E731
-        request_id=f"late-{i}", ts=ts, router_id="router-late", arm="v1", model="m", provider="p",
-        bucket=Bucket.CHEAP, latency_ms=100.0, cost_usd=0.001, success=True,
+        request_id=f"late-{i}",
+        ts=ts,
+        router_id="router-late",
+        arm="v1",
+        model="m",
+        provider="p",
+        bucket=Bucket.CHEAP,
+        latency_ms=100.0,
+        cost_usd=0.001,
+        success=True,
     )
     head = [make(base + 600 + i, i) for i in range(5)]
     await publish(settings, head)
     await eventually(lambda: arm_counts(worker, "router-late") == {"v1": 5}, what="head events")
-    inside = make(base + 500, 100)    # its window [480, 540) ended 64 s before the newest event
-    beyond = make(base + 200, 101)    # its window [180, 240) ended 364 s before: beyond 120 s grace
+    inside = make(base + 500, 100)  # its window [480, 540) ended 64 s before the newest event
+    beyond = make(base + 200, 101)  # its window [180, 240) ended 364 s before: beyond 120 s grace
     await publish(settings, [inside, beyond])
     await eventually(lambda: arm_counts(worker, "router-late") == {"v1": 6}, what="late event counted")
     window_start = base + 480
@@ -129,7 +152,9 @@ async def test_sigkill_and_restart_recovers_tables_without_double_counting(
     await ready(first)
     before = traffic(4000, seed=2)
     await publish(settings, before)
-    await eventually(lambda: sum(arm_counts(first, "router-a").values()) >= 2000, timeout=120, what="half the events counted")
+    await eventually(
+        lambda: sum(arm_counts(first, "router-a").values()) >= 2000, timeout=120, what="half the events counted"
+    )
     # Kill while it is still working: offsets past the last commit will be re-delivered.
     first.kill()
     during = traffic(1000, seed=3, start=time.time() - 1800)
@@ -146,7 +171,8 @@ async def test_two_workers_share_partitions_and_figures_stay_exact(
     b = start_worker(settings)
     await eventually(
         lambda: len(a.owns_inputs()) + len(b.owns_inputs()) == 4 and a.owns_inputs() and b.owns_inputs(),
-        timeout=120, what="both workers to own input partitions",
+        timeout=120,
+        what="both workers to own input partitions",
     )
     routers = tuple(f"router-{i}" for i in range(6))
     events = traffic(6000, routers=routers, seed=4)
@@ -155,6 +181,7 @@ async def test_two_workers_share_partitions_and_figures_stay_exact(
         want = expected_counts(events, router)
         # Ask both workers: the view routes to whichever owns the router's partition.
         for worker in (a, b):
-            await eventually(lambda w=worker, r=router, n=want: arm_counts(w, r) == n, timeout=120,
-                             what=f"{router} via {worker.url}")
+            await eventually(
+                lambda w=worker, r=router, n=want: arm_counts(w, r) == n, timeout=120, what=f"{router} via {worker.url}"
+            )
     assert a.owns_inputs().isdisjoint(b.owns_inputs())

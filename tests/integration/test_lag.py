@@ -50,8 +50,9 @@ class Observer:
         self.history.append(reports)
         return reports
 
-    async def until(self, accept: Callable[[dict[str, GroupReport]], bool], *, timeout: float,
-                    what: str) -> dict[str, GroupReport]:
+    async def until(
+        self, accept: Callable[[dict[str, GroupReport]], bool], *, timeout: float, what: str
+    ) -> dict[str, GroupReport]:
         deadline = time.monotonic() + timeout
         while True:
             started = time.monotonic()
@@ -66,8 +67,14 @@ class Observer:
 
 async def send_events(producer: AIOKafkaProducer, topic: str, n: int, seed: int) -> dict[int, list[int]]:
     """Publish ``n`` valid routing events now; returns partition -> the records' timestamps (ms)."""
-    config = TrafficConfig(routers=("router-lag",), arms={"v1": 1.0}, rate_per_second=50.0, duration_seconds=n / 50.0,
-                           start_ts=time.time() - n / 50.0, seed=seed)
+    config = TrafficConfig(
+        routers=("router-lag",),
+        arms={"v1": 1.0},
+        rate_per_second=50.0,
+        duration_seconds=n / 50.0,
+        start_ts=time.time() - n / 50.0,
+        seed=seed,
+    )
     sent: dict[int, list[int]] = {}
     for generated in generate(config):
         if generated.event is None:
@@ -96,11 +103,19 @@ async def test_stopped_worker_goes_stop_then_ok_and_lag_seconds_is_the_true_age(
     try:
         await send_events(producer, s.topics.routing_events, 40, seed=1)
         # The worker's own monitor sees its groups caught up (view and metrics).
-        await eventually(lambda: (v := worker_view(worker).get(ingest)) and v["status"] == "OK" and v["lag"] == 0
-                         and v["samples"] >= 2, timeout=60, what="the worker's /v1/lag to show the ingest group OK")
+        await eventually(
+            lambda: (
+                (v := worker_view(worker).get(ingest)) and v["status"] == "OK" and v["lag"] == 0 and v["samples"] >= 2
+            ),
+            timeout=60,
+            what="the worker's /v1/lag to show the ingest group OK",
+        )
         _, metrics = worker.get("/metrics")
         assert f'bifrost_consumer_group_status{{group="{ingest}",status="OK"}} 1.0' in metrics
-        assert f'bifrost_consumer_lag_messages{{group="{ingest}",partition="0",topic="{s.topics.routing_events}"}} ' '0.0' in metrics
+        assert (
+            f'bifrost_consumer_lag_messages{{group="{ingest}",partition="0",topic="{s.topics.routing_events}"}} '
+            "0.0" in metrics
+        )
 
         worker.stop()
         stopped = time.time()
@@ -109,9 +124,11 @@ async def test_stopped_worker_goes_stop_then_ok_and_lag_seconds_is_the_true_age(
         await asyncio.sleep(5.0)
         later = await send_events(producer, s.topics.routing_events, 12, seed=3)
         published = {p: len(first.get(p, [])) + len(later.get(p, [])) for p in set(first) | set(later)}
-        bad = await observer.until(lambda r: all(r[g].status in (LagStatus.ERR, LagStatus.STOP) for g in (ingest, warehouse)),
-                                   timeout=s.session_timeout_seconds + WINDOW * INTERVAL + 20,
-                                   what="the stopped worker's ingest and warehouse groups to go ERR or STOP")
+        bad = await observer.until(
+            lambda r: all(r[g].status in (LagStatus.ERR, LagStatus.STOP) for g in (ingest, warehouse)),
+            timeout=s.session_timeout_seconds + WINDOW * INTERVAL + 20,
+            what="the stopped worker's ingest and warehouse groups to go ERR or STOP",
+        )
         went_bad = time.time() - stopped
         report = bad[ingest]
         # Within the sliding window (after the static member's session timeout at worst).
@@ -133,13 +150,20 @@ async def test_stopped_worker_goes_stop_then_ok_and_lag_seconds_is_the_true_age(
         restarted = start_worker(s, data_dir=str(tmp_path / "w"), web_port=worker.settings.web_port)
         back = time.time()
         healthy = await observer.until(
-            lambda r: all(r[g].status is LagStatus.OK and r[g].lag == 0 and r[g].members > 0
-                          for g in (ingest, warehouse, faust_group)),
-            timeout=120, what="the restarted worker's groups back to OK with lag 0")
+            lambda r: all(
+                r[g].status is LagStatus.OK and r[g].lag == 0 and r[g].members > 0
+                for g in (ingest, warehouse, faust_group)
+            ),
+            timeout=120,
+            what="the restarted worker's groups back to OK with lag 0",
+        )
         assert healthy[ingest].lag_seconds == 0.0
         print(f"went ERR/STOP {went_bad:.1f} s after the stop; OK {time.time() - back:.1f} s after the restart")
-        await eventually(lambda: (v := worker_view(restarted).get(ingest)) and v["status"] == "OK" and v["lag"] == 0,
-                         timeout=60, what="the restarted worker's /v1/lag to show the ingest group OK")
+        await eventually(
+            lambda: (v := worker_view(restarted).get(ingest)) and v["status"] == "OK" and v["lag"] == 0,
+            timeout=60,
+            what="the restarted worker's /v1/lag to show the ingest group OK",
+        )
     finally:
         await observer.probe.close()
         await producer.stop()
@@ -157,8 +181,13 @@ async def test_worker_alerts_once_per_episode_and_resolves(
         await producer.send_and_wait(topic, b"first", partition=0)
 
         async def consume_all() -> None:
-            consumer = AIOKafkaConsumer(topic, bootstrap_servers=s.kafka_bootstrap, group_id=group,
-                                        enable_auto_commit=False, auto_offset_reset="earliest")
+            consumer = AIOKafkaConsumer(
+                topic,
+                bootstrap_servers=s.kafka_bootstrap,
+                group_id=group,
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+            )
             await consumer.start()
             try:
                 await eventually(lambda: consumer.getmany(timeout_ms=500), timeout=30, what="records")
@@ -168,21 +197,33 @@ async def test_worker_alerts_once_per_episode_and_resolves(
 
         await consume_all()  # the group exists, caught up, and has no member
         worker = start_worker(s)
-        await eventually(lambda: (v := worker_view(worker).get(group)) and v["status"] == "OK"
-                         and v["samples"] >= WINDOW, timeout=120, what="the watched group OK for a full window")
+        await eventually(
+            lambda: (v := worker_view(worker).get(group)) and v["status"] == "OK" and v["samples"] >= WINDOW,
+            timeout=120,
+            what="the watched group OK for a full window",
+        )
         for i in range(3):
             await producer.send_and_wait(topic, f"waiting {i}".encode(), partition=0)
-        await eventually(lambda: (v := worker_view(worker).get(group)) and v["status"] == "STOP",
-                         timeout=30, what="the watched group to go STOP")
+        await eventually(
+            lambda: (v := worker_view(worker).get(group)) and v["status"] == "STOP",
+            timeout=30,
+            what="the watched group to go STOP",
+        )
         _, metrics = worker.get("/metrics")
         assert f'bifrost_consumer_group_status{{group="{group}",status="STOP"}} 1.0' in metrics
         assert f'bifrost_consumer_lag_messages{{group="{group}",partition="0",topic="{topic}"}} 3.0' in metrics
         await asyncio.sleep(3 * INTERVAL)  # still STOP for a few samples: no second alert
         await consume_all()
-        await eventually(lambda: (v := worker_view(worker).get(group)) and v["status"] == "OK",
-                         timeout=30, what="the watched group back to OK")
-        alerts = [a for a in await collect(s.kafka_bootstrap, s.topics.alerts, Alert, want=2, timeout=30)
-                  if a.subject == group]
+        await eventually(
+            lambda: (v := worker_view(worker).get(group)) and v["status"] == "OK",
+            timeout=30,
+            what="the watched group back to OK",
+        )
+        alerts = [
+            a
+            for a in await collect(s.kafka_bootstrap, s.topics.alerts, Alert, want=2, timeout=30)
+            if a.subject == group
+        ]
         assert [a.resolved for a in alerts] == [False, True], alerts
         opened, resolved = alerts
         assert opened.kind is AlertKind.CONSUMER_LAG and opened.evidence["status"] == "STOP"
@@ -202,8 +243,13 @@ async def test_cli_lag_refuses_an_unknown_group_and_shows_a_known_one(settings: 
             await producer.send_and_wait(topic, b"x", partition=0)
     finally:
         await producer.stop()
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=settings.kafka_bootstrap, group_id=group,
-                                enable_auto_commit=False, auto_offset_reset="earliest")
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=group,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
     await consumer.start()
     try:
         records = await eventually(lambda: consumer.getmany(timeout_ms=500), timeout=30, what="records")
@@ -214,8 +260,13 @@ async def test_cli_lag_refuses_an_unknown_group_and_shows_a_known_one(settings: 
     env = settings_env(settings)
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "bifrost.cli.main", "lag", *args], env=env, capture_output=True,
-                              text=True, timeout=60)
+        return subprocess.run(
+            [sys.executable, "-m", "bifrost.cli.main", "lag", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
 
     unknown = cli("--group", group + "x")
     assert unknown.returncode == 2 and "unknown consumer group" in unknown.stderr and group in unknown.stderr

@@ -50,8 +50,11 @@ def scrape(url: str, token: str | None = None) -> Samples:
             text = response.read().decode()
     except OSError:
         return {}
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
 
 
 def labelled(samples: Samples, name: str, **labels: str) -> dict[tuple[tuple[str, str], ...], float]:
@@ -66,8 +69,14 @@ def one(samples: Samples, name: str, **labels: str) -> float | None:
 
 
 def events(n: int, *, seed: int, start: float) -> list[RoutingEvent]:
-    config = TrafficConfig(routers=(ROUTER,), arms={"v1": 0.6, "v2": 0.4}, rate_per_second=50.0,
-                           duration_seconds=n / 50.0, start_ts=start, seed=seed)
+    config = TrafficConfig(
+        routers=(ROUTER,),
+        arms={"v1": 0.6, "v2": 0.4},
+        rate_per_second=50.0,
+        duration_seconds=n / 50.0,
+        start_ts=start,
+        seed=seed,
+    )
     return [g.event for g in generate(config) if g.event is not None]
 
 
@@ -80,8 +89,11 @@ async def publish(settings: Settings, items: list[RoutingEvent], raw: list[bytes
 
 
 async def ready(worker: WorkerProcess) -> None:
-    await eventually(lambda: len(worker.owns_inputs()) == worker.settings.partitions, timeout=90,
-                     what="worker to own all input partitions")
+    await eventually(
+        lambda: len(worker.owns_inputs()) == worker.settings.partitions,
+        timeout=90,
+        what="worker to own all input partitions",
+    )
 
 
 @pytest.fixture
@@ -111,33 +123,48 @@ async def test_metrics_families_after_traffic_a_canary_and_a_rollback(
     for arm in want:
         mine = [e for e in first if e.arm == arm]
         assert one(samples, "bifrost_router_errors_total", router=ROUTER, arm=arm) == sum(not e.success for e in mine)
-        assert one(samples, "bifrost_router_rate_limited_total", router=ROUTER, arm=arm) == sum(e.rate_limited for e in mine)
+        assert one(samples, "bifrost_router_rate_limited_total", router=ROUTER, arm=arm) == sum(
+            e.rate_limited for e in mine
+        )
         assert one(samples, "bifrost_router_cost_usd_total", router=ROUTER, arm=arm) == pytest.approx(
-            sum(e.cost_usd for e in mine), rel=1e-9)
+            sum(e.cost_usd for e in mine), rel=1e-9
+        )
         assert one(samples, "bifrost_router_request_latency_seconds_count", router=ROUTER, arm=arm) == len(mine)
         assert one(samples, "bifrost_router_request_latency_seconds_sum", router=ROUTER, arm=arm) == pytest.approx(
-            sum(e.latency_ms for e in mine) / 1000, rel=1e-9)
+            sum(e.latency_ms for e in mine) / 1000, rel=1e-9
+        )
         # The 2.5 s bucket (the SLO) holds the latencies up to 2.5 s, within the sketch's 2% at the bound.
         le_slo = one(samples, "bifrost_router_request_latency_seconds_bucket", router=ROUTER, arm=arm, le="2.5")
         assert sum(e.latency_ms <= 2450 for e in mine) <= le_slo <= sum(e.latency_ms <= 2550 for e in mine)
-        assert one(samples, "bifrost_router_request_latency_seconds_bucket", router=ROUTER, arm=arm, le="+Inf") == len(mine)
+        assert one(samples, "bifrost_router_request_latency_seconds_bucket", router=ROUTER, arm=arm, le="+Inf") == len(
+            mine
+        )
     topic = settings.topics.routing_events
     assert one(samples, "bifrost_dlq_events_total", topic=topic, reason="bad_json") == 4
     assert one(samples, "bifrost_dlq_events_total", topic=topic, reason="schema") == 8
     assert one(samples, "bifrost_ingest_events_total", topic=topic) == len(first)
     # The controller of the router is on this worker: its (idle) rollout is shown.
-    await eventually(lambda: one(scrape(worker.url), "bifrost_rollout_phase", router=ROUTER, phase="idle") == 1,
-                     timeout=30, what="idle rollout phase")
+    await eventually(
+        lambda: one(scrape(worker.url), "bifrost_rollout_phase", router=ROUTER, phase="idle") == 1,
+        timeout=30,
+        what="idle rollout phase",
+    )
 
     # A canary of v2 against v1 (the arm with most traffic), a look with traffic, then a forced rollback.
     await mark_verified(settings, keys, ROUTER, "v2")
-    started = await wait_for_outcome(settings.kafka_bootstrap, settings.topics,
-                                     keys.operator.sign(new_command(ROUTER, CommandKind.START, artifact="v2")))
+    started = await wait_for_outcome(
+        settings.kafka_bootstrap,
+        settings.topics,
+        keys.operator.sign(new_command(ROUTER, CommandKind.START, artifact="v2")),
+    )
     assert started is not None and started.phase is Phase.CANARY, started
     second = events(600, seed=22, start=first[-1].ts + 1)
     await publish(settings, second)
-    await eventually(lambda: one(scrape(worker.url), "bifrost_rollout_gate_state", router=ROUTER) is not None,
-                     timeout=60, what="gate states of the canary")
+    await eventually(
+        lambda: one(scrape(worker.url), "bifrost_rollout_gate_state", router=ROUTER) is not None,
+        timeout=60,
+        what="gate states of the canary",
+    )
     samples = scrape(worker.url)
     assert one(samples, "bifrost_rollout_phase", router=ROUTER, phase="canary") == 1
     assert one(samples, "bifrost_rollout_phase", router=ROUTER, phase="idle") == 0
@@ -154,11 +181,17 @@ async def test_metrics_families_after_traffic_a_canary_and_a_rollback(
     total = Counter(e.arm for e in first + second)
     await eventually(lambda: counted() == total, timeout=60, what=f"request counters {dict(total)}")
 
-    rolled = await wait_for_outcome(settings.kafka_bootstrap, settings.topics, keys.operator.sign(
-        new_command(ROUTER, CommandKind.FORCE_ROLLBACK, reason="metrics test")))
+    rolled = await wait_for_outcome(
+        settings.kafka_bootstrap,
+        settings.topics,
+        keys.operator.sign(new_command(ROUTER, CommandKind.FORCE_ROLLBACK, reason="metrics test")),
+    )
     assert rolled is not None and rolled.phase is Phase.ROLLED_BACK, rolled
-    await eventually(lambda: one(scrape(worker.url), "bifrost_rollout_rollbacks_total", router=ROUTER, gate="manual") == 1,
-                     timeout=30, what="the rollback counted by router and gate")
+    await eventually(
+        lambda: one(scrape(worker.url), "bifrost_rollout_rollbacks_total", router=ROUTER, gate="manual") == 1,
+        timeout=30,
+        what="the rollback counted by router and gate",
+    )
     samples = scrape(worker.url)
     assert one(samples, "bifrost_rollout_phase", router=ROUTER, phase="rolled_back") == 1
     assert one(samples, "bifrost_rollout_canary_share", router=ROUTER) == 0
@@ -177,8 +210,10 @@ async def test_dlq_surge_logs_one_warning_and_publishes_the_alert_and_its_resolu
     await publish(settings, good)
     # Then what the issue saw: events from a producer whose event times are hours behind the
     # others' (too_late), and a few that are not JSON.
-    late = [orjson.dumps({**orjson.loads(encode(e)), "request_id": f"late-{i}", "ts": now - 6 * 3600})
-            for i, e in enumerate(good[:90])]
+    late = [
+        orjson.dumps({**orjson.loads(encode(e)), "request_id": f"late-{i}", "ts": now - 6 * 3600})
+        for i, e in enumerate(good[:90])
+    ]
     await publish(settings, [], late + [b"{nope"] * 10)
 
     alerts = await collect(settings.kafka_bootstrap, settings.topics.alerts, Alert, want=2, timeout=90)
@@ -207,26 +242,45 @@ async def test_trainer_serves_runs_outcomes_and_ignored_triggers(settings: Setti
     key = tmp_path / "signing.pem"
     generate_private_key(key)
     env = settings_env(settings)
-    env.update(BIFROST_ARTIFACT_STORE=str(tmp_path / "artifacts"), BIFROST_TRAINER_RUNS_DIR=str(tmp_path / "runs"),
-               BIFROST_WAREHOUSE_DIR=str(tmp_path / "warehouse"), BIFROST_SIGNING_KEY_FILE=str(key),
-               BIFROST_TRAINER_METRICS_PORT=str(port))
+    env.update(
+        BIFROST_ARTIFACT_STORE=str(tmp_path / "artifacts"),
+        BIFROST_TRAINER_RUNS_DIR=str(tmp_path / "runs"),
+        BIFROST_WAREHOUSE_DIR=str(tmp_path / "warehouse"),
+        BIFROST_SIGNING_KEY_FILE=str(key),
+        BIFROST_TRAINER_METRICS_PORT=str(port),
+    )
     log_path = tmp_path / "trainer.log"
     with log_path.open("ab") as log:
-        trainer = subprocess.Popen([sys.executable, "-m", "bifrost.cli.main", "trainer"], env=env, stdout=log,
-                                   stderr=subprocess.STDOUT, start_new_session=True)
+        trainer = subprocess.Popen(
+            [sys.executable, "-m", "bifrost.cli.main", "trainer"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         await eventually(lambda: scrape(url) != {}, timeout=60, what="the trainer's /metrics")
-        trigger = TrainingTrigger(trigger_id="metrics-test", reason=TriggerReason.MANUAL, window_from=time.time() - 3600,
-                                  window_to=time.time())
+        trigger = TrainingTrigger(
+            trigger_id="metrics-test",
+            reason=TriggerReason.MANUAL,
+            window_from=time.time() - 3600,
+            window_to=time.time(),
+        )
         async with Publisher(settings.kafka_bootstrap, settings.topics) as publisher:
             # No current artifact in the store: the run ends "skipped" at once (nothing to retrain).
             await publisher.send_raw(settings.topics.training_triggers, b"metrics-test", encode(trigger))
             await publisher.send_raw(settings.topics.training_triggers, b"junk", b"{not a trigger")
-        await eventually(lambda: one(scrape(url), "bifrost_trainer_runs_total", outcome="skipped") == 1, timeout=60,
-                         what="a skipped run counted")
-        await eventually(lambda: one(scrape(url), "bifrost_trainer_triggers_ignored_total", reason="invalid") == 1,
-                         timeout=30, what="the invalid trigger counted")
+        await eventually(
+            lambda: one(scrape(url), "bifrost_trainer_runs_total", outcome="skipped") == 1,
+            timeout=60,
+            what="a skipped run counted",
+        )
+        await eventually(
+            lambda: one(scrape(url), "bifrost_trainer_triggers_ignored_total", reason="invalid") == 1,
+            timeout=30,
+            what="the invalid trigger counted",
+        )
         samples = scrape(url)
         assert one(samples, "bifrost_trainer_run_duration_seconds_count", outcome="skipped") == 1
         assert one(samples, "bifrost_trainer_run_in_progress") == 0

@@ -32,11 +32,25 @@ PERIOD = 7 * DAY
 FIRST_SPAN = 36 * HOUR
 # The small model is rate-limited on 5% of its requests; the large one is slow: both are findings.
 MODELS = (
-    ModelProfile("small-fast", "acme", 250.0, usd_per_1k_tokens=0.0002, rate_limit_rate=0.05, quality_mean=0.82,
-                 win_probability=0.86),
+    ModelProfile(
+        "small-fast",
+        "acme",
+        250.0,
+        usd_per_1k_tokens=0.0002,
+        rate_limit_rate=0.05,
+        quality_mean=0.82,
+        win_probability=0.86,
+    ),
     ModelProfile("mid-general", "acme", 600.0, usd_per_1k_tokens=0.002, quality_mean=0.88, win_probability=0.9),
-    ModelProfile("large-reasoner", "frontier", 1400.0, latency_sigma=0.45, usd_per_1k_tokens=0.015, quality_mean=0.93,
-                 win_probability=0.93),
+    ModelProfile(
+        "large-reasoner",
+        "frontier",
+        1400.0,
+        latency_sigma=0.45,
+        usd_per_1k_tokens=0.015,
+        quality_mean=0.93,
+        win_probability=0.93,
+    ),
 )
 
 
@@ -44,15 +58,26 @@ def quiet_end(now: float) -> int:
     """An hour boundary T, a few hours back, with [T − 36 h, T + 3 h] inside one dedup period and one UTC day
     around T (so later analyses in the test are the same period and day as the first ones)."""
     t = int(now // HOUR * HOUR) - 3 * HOUR
-    while not (t - FIRST_SPAN >= t // PERIOD * PERIOD and 2 * HOUR <= t % DAY <= 20 * HOUR
-               and (t + 3 * HOUR) // PERIOD == t // PERIOD):
+    while not (
+        t - FIRST_SPAN >= t // PERIOD * PERIOD
+        and 2 * HOUR <= t % DAY <= 20 * HOUR
+        and (t + 3 * HOUR) // PERIOD == t // PERIOD
+    ):
         t -= HOUR
     return t
 
 
 async def publish(settings: Settings, start: float, seconds: float, *, seed: int, feedback: float = 0.3) -> int:
-    config = TrafficConfig(routers=("router-a",), arms={"v1": 1.0}, models=MODELS, rate_per_second=0.05,
-                           duration_seconds=seconds, start_ts=start, feedback_fraction=feedback, seed=seed)
+    config = TrafficConfig(
+        routers=("router-a",),
+        arms={"v1": 1.0},
+        models=MODELS,
+        rate_per_second=0.05,
+        duration_seconds=seconds,
+        start_ts=start,
+        feedback_fraction=feedback,
+        seed=seed,
+    )
     n = 0
     async with Publisher(settings.kafka_bootstrap, settings.topics) as publisher:
         for item in generate(config):
@@ -122,8 +147,11 @@ async def test_a_restarted_worker_does_not_publish_earlier_recommendations_again
     assert sorted(a.alert_id for a in alerts_after) == sorted(a.alert_id for a in alerts_before)
     assert after_status["alerts_published"] == 0
     _, text = restarted.get("/metrics")
-    suppressed = sum(float(line.rsplit(" ", 1)[1]) for line in str(text).splitlines()
-                     if line.startswith("bifrost_optimizer_recommendations_total{") and 'outcome="suppressed"' in line)
+    suppressed = sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in str(text).splitlines()
+        if line.startswith("bifrost_optimizer_recommendations_total{") and 'outcome="suppressed"' in line
+    )
     assert suppressed >= len(before)
 
 
@@ -143,8 +171,9 @@ async def test_subscribers_list_follow_and_apply_recommendations(
     seen: list[Recommendation] = []
 
     async def take(count: int) -> None:
-        async for rec in follow_recommendations(settings.kafka_bootstrap, settings.topics, router="router-a",
-                                                group_id=group):
+        async for rec in follow_recommendations(
+            settings.kafka_bootstrap, settings.topics, router="router-a", group_id=group
+        ):
             seen.append(rec)
             if len(seen) == count:
                 return
@@ -155,16 +184,26 @@ async def test_subscribers_list_follow_and_apply_recommendations(
     assert seen[0].recommendation_id != seen[1].recommendation_id
 
     env = settings_env(keys.cli(settings))
-    listed = subprocess.run([sys.executable, "-m", "bifrost.cli.main", "recommendations", "--router", "router-a",
-                             "--json"], capture_output=True, text=True, env=env, timeout=60)
+    listed = subprocess.run(
+        [sys.executable, "-m", "bifrost.cli.main", "recommendations", "--router", "router-a", "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert listed.returncode == 0, listed.stderr
     recs = json.loads(listed.stdout)
     refresh = next(r for r in recs if r["kind"] == "data_refresh")
     assert refresh["action"]["kind"] == "retrain" and refresh["evidence"]["figures"]["label_coverage"] < 0.2
 
     def apply(rec_id: str, environment: dict[str, str]) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "bifrost.cli.main", "recommendations", "apply", rec_id, "--json",
-                               "--note", "drill"], capture_output=True, text=True, env=environment, timeout=90)
+        return subprocess.run(
+            [sys.executable, "-m", "bifrost.cli.main", "recommendations", "apply", rec_id, "--json", "--note", "drill"],
+            capture_output=True,
+            text=True,
+            env=environment,
+            timeout=90,
+        )
 
     done = apply(refresh["recommendation_id"], env)
     assert done.returncode == 0, done.stderr
@@ -177,21 +216,44 @@ async def test_subscribers_list_follow_and_apply_recommendations(
 
     again = apply(refresh["recommendation_id"], env)  # applied once: the second answer sends nothing
     assert again.returncode == 0 and json.loads(again.stdout)["already_applied"], again.stderr
-    assert len(await collect(settings.kafka_bootstrap, settings.topics.training_triggers, TrainingTrigger, want=2,
-                             timeout=5.0)) == 1
+    assert (
+        len(
+            await collect(
+                settings.kafka_bootstrap, settings.topics.training_triggers, TrainingTrigger, want=2, timeout=5.0
+            )
+        )
+        == 1
+    )
 
     stranger = command_keys(tmp_path / "stranger")  # another key under the listed name "operator"
     refused = apply(refresh["recommendation_id"], settings_env(stranger.cli(settings)))
     assert refused.returncode == 4 and "bad_signature" in refused.stderr, refused.stderr
 
-    shown = subprocess.run([sys.executable, "-m", "bifrost.cli.main", "analyze", "--router", "router-a", "--json",
-                            "--worker-url", worker.url], capture_output=True, text=True, env=env, timeout=180)
+    shown = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bifrost.cli.main",
+            "analyze",
+            "--router",
+            "router-a",
+            "--json",
+            "--worker-url",
+            worker.url,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=180,
+    )
     assert shown.returncode == 0, shown.stderr
     analysis = json.loads(shown.stdout)
     assert {g["goal"] for g in analysis["goals"]} == {"win_rate", "cost_per_task", "p95_ms", "quality", "availability"}
     assert any(r["kind"] == "rate_limit_hotspot" for r in analysis["recommendations"])
     code, body = worker.get("/v1/recommendations?router=router-a")
-    assert code == 200 and {r["recommendation_id"] for r in body["recommendations"]} == {r["recommendation_id"] for r in recs}
+    assert code == 200 and {r["recommendation_id"] for r in body["recommendations"]} == {
+        r["recommendation_id"] for r in recs
+    }
 
 
 async def test_a_slow_latency_drift_raises_a_degradation_alert_and_a_training_trigger(
@@ -202,14 +264,31 @@ async def test_a_slow_latency_drift_raises_a_degradation_alert_and_a_training_tr
     settings = isolated_settings(kafka_bootstrap, optimizer_interval_seconds=float(6 * HOUR))
     worker = start_worker(settings)
     await eventually(lambda: len(worker.owns_inputs()) == 4, timeout=90, what="worker ready")
-    quiet = tuple(ModelProfile(m.name, m.provider, m.latency_median_ms, latency_sigma=0.2, error_rate=0.0005,
-                               rate_limit_rate=0.0, usd_per_1k_tokens=m.usd_per_1k_tokens) for m in MODELS)
+    quiet = tuple(
+        ModelProfile(
+            m.name,
+            m.provider,
+            m.latency_median_ms,
+            latency_sigma=0.2,
+            error_rate=0.0005,
+            rate_limit_rate=0.0,
+            usd_per_1k_tokens=m.usd_per_1k_tokens,
+        )
+        for m in MODELS
+    )
     start = int(time.time() // DAY * DAY) - 7 * DAY
     async with Publisher(settings.kafka_bootstrap, settings.topics) as publisher:
         for day in range(7):
-            config = TrafficConfig(routers=("router-a",), arms={"v1": 1.0}, models=quiet, rate_per_second=0.1,
-                                   duration_seconds=DAY, start_ts=start + day * DAY, seed=10 + day,
-                                   arm_effects={"v1": ArmEffect(latency_factor=1.01 ** day)})
+            config = TrafficConfig(
+                routers=("router-a",),
+                arms={"v1": 1.0},
+                models=quiet,
+                rate_per_second=0.1,
+                duration_seconds=DAY,
+                start_ts=start + day * DAY,
+                seed=10 + day,
+                arm_effects={"v1": ArmEffect(latency_factor=1.01**day)},
+            )
             for item in generate(config):
                 assert item.event is not None
                 await publisher.publish(item.event)
@@ -218,8 +297,9 @@ async def test_a_slow_latency_drift_raises_a_degradation_alert_and_a_training_tr
         return [a for a in alerts if a.alert_id.startswith("degradation/router-a/p95_ms/")]
 
     async def alerted() -> list[Alert]:
-        return degradation_alerts(await collect(settings.kafka_bootstrap, settings.topics.alerts, Alert, want=10_000,
-                                                timeout=3.0))
+        return degradation_alerts(
+            await collect(settings.kafka_bootstrap, settings.topics.alerts, Alert, want=10_000, timeout=3.0)
+        )
 
     alerts = await eventually(alerted, timeout=240, interval=2.0, what="a degradation alert")
     assert float(alerts[0].evidence["change"]) > 0.05

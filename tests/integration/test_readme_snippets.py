@@ -63,8 +63,13 @@ async def _prepare(bootstrap: str) -> None:
 
 
 async def _published_request_ids(bootstrap: str) -> set[str]:
-    consumer = AIOKafkaConsumer(Topics().routing_events, bootstrap_servers=bootstrap, group_id=None,
-                                auto_offset_reset="earliest", enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        Topics().routing_events,
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
     await consumer.start()
     try:
         ids: set[str] = set()
@@ -84,8 +89,9 @@ def test_readme_snippet_runs_as_printed(line: int, code: str, kafka_bootstrap: s
     script.write_text(code)
     env = {k: v for k, v in os.environ.items() if not k.startswith("BIFROST_")}
     env["BIFROST_KAFKA_BOOTSTRAP"] = kafka_bootstrap
-    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, cwd=tmp_path,
-                            timeout=120)
+    result = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120
+    )
     assert result.returncode == 0, f"README.md:{line} failed:\n{result.stderr}"
     if "publisher.publish(" in code:
         assert "req-123" in asyncio.run(_published_request_ids(kafka_bootstrap))

@@ -22,8 +22,13 @@ pytestmark = pytest.mark.kafka
 
 
 def retrain(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "bifrost.cli.main", "retrain", "--router", "web", *args],
-                          capture_output=True, text=True, env=settings_env(settings), timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "bifrost.cli.main", "retrain", "--router", "web", *args],
+        capture_output=True,
+        text=True,
+        env=settings_env(settings),
+        timeout=300,
+    )
 
 
 def test_retrain_wait_reports_the_outcome_or_that_nobody_answered(settings: Settings, tmp_path: Path) -> None:
@@ -34,11 +39,20 @@ def test_retrain_wait_reports_the_outcome_or_that_nobody_answered(settings: Sett
 
     key = tmp_path / "signing.pem"
     generate_private_key(key)
-    env = {**settings_env(settings), "BIFROST_ARTIFACT_STORE": str(tmp_path / "empty-store"),
-           "BIFROST_TRAINER_RUNS_DIR": str(tmp_path / "runs"), "BIFROST_SIGNING_KEY_FILE": str(key)}
+    env = {
+        **settings_env(settings),
+        "BIFROST_ARTIFACT_STORE": str(tmp_path / "empty-store"),
+        "BIFROST_TRAINER_RUNS_DIR": str(tmp_path / "runs"),
+        "BIFROST_SIGNING_KEY_FILE": str(key),
+    }
     log = tmp_path / "trainer.log"
-    trainer = subprocess.Popen([sys.executable, "-m", "bifrost.cli.main", "trainer"], env=env, stdout=log.open("ab"),
-                               stderr=subprocess.STDOUT, start_new_session=True)
+    trainer = subprocess.Popen(
+        [sys.executable, "-m", "bifrost.cli.main", "trainer"],
+        env=env,
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         # The two triggers above are queued for the trainer; this one is followed to its end: with no current
         # artifact in the store the trainer skips it, and says why.

@@ -71,12 +71,19 @@ async def recording(bootstrap: str, topic: str, value_type: type) -> AsyncIterat
 @asynccontextmanager
 async def traffic(settings: Settings, effects: dict[str, ArmEffect] | None = None) -> AsyncIterator[SimulationReport]:
     config = TrafficConfig(
-        routers=(ROUTER,), arms={"v1": 1.0}, arm_effects=effects or {}, rate_per_second=20.0,
-        duration_seconds=3 * 3600, feedback_fraction=0.6, seed=11,
+        routers=(ROUTER,),
+        arms={"v1": 1.0},
+        arm_effects=effects or {},
+        rate_per_second=20.0,
+        duration_seconds=3 * 3600,
+        feedback_fraction=0.6,
+        seed=11,
     )
     config = anchored(config, speed=SPEED, now=time.time())
     report = SimulationReport()
-    task = asyncio.ensure_future(simulate(settings.kafka_bootstrap, settings.topics, config, speed=SPEED, report=report))
+    task = asyncio.ensure_future(
+        simulate(settings.kafka_bootstrap, settings.topics, config, speed=SPEED, report=report)
+    )
     try:
         yield report
     finally:
@@ -84,8 +91,12 @@ async def traffic(settings: Settings, effects: dict[str, ArmEffect] | None = Non
         await asyncio.gather(task, return_exceptions=True)
 
 
-async def started_canary(settings: Settings, worker: WorkerProcess, keys: CommandKeys, artifact: str = "v2") -> RolloutState:
-    await eventually(lambda: arm_counts(worker, ROUTER, since="10m").get("v1", 0) >= 200, timeout=90, what="control traffic")
+async def started_canary(
+    settings: Settings, worker: WorkerProcess, keys: CommandKeys, artifact: str = "v2"
+) -> RolloutState:
+    await eventually(
+        lambda: arm_counts(worker, ROUTER, since="10m").get("v1", 0) >= 200, timeout=90, what="control traffic"
+    )
     await mark_verified(settings, keys, ROUTER, artifact)
     start = keys.operator.sign(new_command(ROUTER, CommandKind.START, artifact=artifact))
     state = await wait_for_outcome(settings.kafka_bootstrap, settings.topics, start)
@@ -107,10 +118,14 @@ async def test_healthy_canary_is_promoted_stage_by_stage(
 ) -> None:
     worker = start_worker(settings)
     await ready(worker)
-    async with recording(settings.kafka_bootstrap, settings.topics.rollout_state, RolloutState) as states, traffic(settings):
+    async with (
+        recording(settings.kafka_bootstrap, settings.topics.rollout_state, RolloutState) as states,
+        traffic(settings),
+    ):
         await started_canary(settings, worker, keys)
-        await eventually(lambda: (s := latest(states)) is not None and s.phase is Phase.PROMOTED, timeout=120,
-                         what="promotion")
+        await eventually(
+            lambda: (s := latest(states)) is not None and s.phase is Phase.PROMOTED, timeout=120, what="promotion"
+        )
     stages = []
     for state in states.items:
         if state.stage_percent is not None and (not stages or stages[-1] != state.stage_percent):
@@ -155,7 +170,9 @@ async def test_regressed_canary_is_rolled_back_with_evidence(
     ):
         await started_canary(settings, worker, keys)
         await eventually(lambda: rollbacks.items, timeout=120, what=f"a rollback ({drill})")
-        await eventually(lambda: (s := latest(states)) is not None and s.phase is Phase.ROLLED_BACK, what="rolled-back state")
+        await eventually(
+            lambda: (s := latest(states)) is not None and s.phase is Phase.ROLLED_BACK, what="rolled-back state"
+        )
         timeline = list(report.timeline)
     rollback = rollbacks.items[0]
     # The gates look at every stored snapshot, so a rollback is not tied to a window close:
@@ -189,14 +206,27 @@ async def test_operator_commands_from_the_cli(
     env = settings_env(keys.cli(Settings.from_env(settings.to_env(), worker_url=worker.url)))
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "bifrost.cli.main", "rollout", *args, "--router", ROUTER],
-                              capture_output=True, text=True, env=env, timeout=60)
+        return subprocess.run(
+            [sys.executable, "-m", "bifrost.cli.main", "rollout", *args, "--router", ROUTER],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+        )
 
-    unknown = subprocess.run([sys.executable, "-m", "bifrost.cli.main", "rollout", "status", "--router", "no-such-router"],
-                             capture_output=True, text=True, env=env, timeout=60)
+    unknown = subprocess.run(
+        [sys.executable, "-m", "bifrost.cli.main", "rollout", "status", "--router", "no-such-router"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert unknown.returncode == 1 and "unknown router 'no-such-router'" in unknown.stderr, unknown.stderr
     assert "idle" not in unknown.stdout + unknown.stderr
-    async with recording(settings.kafka_bootstrap, settings.topics.rollbacks, RollbackEvent) as rollbacks, traffic(settings):
+    async with (
+        recording(settings.kafka_bootstrap, settings.topics.rollbacks, RollbackEvent) as rollbacks,
+        traffic(settings),
+    ):
         await started_canary(settings, worker, keys)
 
         def looked() -> str:
@@ -268,19 +298,27 @@ async def test_restart_mid_rollout_resumes_the_stage_without_duplicate_rollbacks
         traffic(settings, {"v3": ArmEffect(latency_factor=1.6)}),
     ):
         await started_canary(settings, first, keys)
-        await eventually(lambda: (s := latest(states)) is not None and (s.stage_percent or 0) >= 25.0, timeout=90,
-                         what="stage 25%")
+        await eventually(
+            lambda: (s := latest(states)) is not None and (s.stage_percent or 0) >= 25.0, timeout=90, what="stage 25%"
+        )
         first.kill()
         at_kill = latest(states)
         second = start_worker(settings, web_port=first.settings.web_port, data_dir=first.settings.data_dir)
         await ready(second)
         status, body = second.get(f"/v1/routers/{ROUTER}/rollout")
         assert status == 200 and body["stage_index"] >= at_kill.stage_index and body["phase"] in ("canary", "promoted")  # type: ignore[union-attr]
-        await eventually(lambda: (s := latest(states)) is not None and s.phase is Phase.PROMOTED, timeout=120, what="promotion after restart")
+        await eventually(
+            lambda: (s := latest(states)) is not None and s.phase is Phase.PROMOTED,
+            timeout=120,
+            what="promotion after restart",
+        )
         # A regressed canary after the restart: one rollback, then a restart must not repeat it.
         await mark_verified(settings, keys, ROUTER, "v3")
-        state = await wait_for_outcome(settings.kafka_bootstrap, settings.topics,
-                                       keys.operator.sign(new_command(ROUTER, CommandKind.START, artifact="v3")))
+        state = await wait_for_outcome(
+            settings.kafka_bootstrap,
+            settings.topics,
+            keys.operator.sign(new_command(ROUTER, CommandKind.START, artifact="v3")),
+        )
         assert state is not None and state.phase is Phase.CANARY and state.control_version == "v2"
         await eventually(lambda: rollbacks.items, timeout=120, what="rollback of v3")
         _, before = second.get(f"/v1/routers/{ROUTER}/metrics?since=1h")
@@ -289,9 +327,13 @@ async def test_restart_mid_rollout_resumes_the_stage_without_duplicate_rollbacks
         await ready(third)
         # Let the restarted controller see several more windows close.
         await eventually(
-            lambda: (m := third.get(f"/v1/routers/{ROUTER}/metrics?since=1h")[1]) and isinstance(m, dict)
-            and m.get("to_ts", 0) >= before["to_ts"] + 5 * settings.window_seconds,
-            timeout=90, what="more windows after the restart",
+            lambda: (
+                (m := third.get(f"/v1/routers/{ROUTER}/metrics?since=1h")[1])
+                and isinstance(m, dict)
+                and m.get("to_ts", 0) >= before["to_ts"] + 5 * settings.window_seconds
+            ),
+            timeout=90,
+            what="more windows after the restart",
         )
         status, body = third.get(f"/v1/routers/{ROUTER}/rollout")
         assert status == 200 and body["phase"] == "rolled_back"

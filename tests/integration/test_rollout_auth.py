@@ -25,7 +25,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bifrost.client.rollout import CommandUnauthorized, new_command, router_key, wait_for_outcome
 from bifrost.config import Settings
-from bifrost.router.artifact import encode as encode_artifact, sha256_hex, sign
+from bifrost.router.artifact import encode as encode_artifact
+from bifrost.router.artifact import sha256_hex, sign
 from bifrost.router.keys import generate_private_key, public_key_pem
 from bifrost.schemas.artifacts import ArtifactPublished
 from bifrost.schemas.codec import encode
@@ -61,6 +62,7 @@ async def send_raw(settings: Settings, value: bytes, router: str = ROUTER) -> No
 
 async def command_letters(settings: Settings, want: int) -> dict[str, DeadLetter]:
     """DLQ records whose source is rollout-commands, by the sha256 of the refused bytes."""
+
     async def probe() -> dict[str, DeadLetter] | None:
         letters = await read_dead_letters(settings.kafka_bootstrap, settings.topics.dlq, expected=0, timeout=5)
         found = {d.original_sha256: d for d in letters if d.source_topic == settings.topics.rollout_commands}
@@ -76,7 +78,10 @@ def rollout_of(worker: WorkerProcess) -> dict:
 
 
 async def test_unsigned_forged_unknown_stale_replayed_and_wrong_role_commands_go_to_the_dlq(
-    settings: Settings, keys: CommandKeys, start_worker: Callable[..., WorkerProcess], tmp_path: Path,
+    settings: Settings,
+    keys: CommandKeys,
+    start_worker: Callable[..., WorkerProcess],
+    tmp_path: Path,
 ) -> None:
     worker = start_worker(settings)
     await ready(worker)
@@ -89,8 +94,15 @@ async def test_unsigned_forged_unknown_stale_replayed_and_wrong_role_commands_go
         before = rollout_of(worker)
 
         # The tester's raw emergency stop, claiming to come from the artifact pipeline.
-        raw_stop = orjson.dumps({"command_id": "tester-1", "router_id": ROUTER, "kind": "emergency_stop",
-                                 "issued_by": "artifacts", "issued_at": time.time()})
+        raw_stop = orjson.dumps(
+            {
+                "command_id": "tester-1",
+                "router_id": ROUTER,
+                "kind": "emergency_stop",
+                "issued_by": "artifacts",
+                "issued_at": time.time(),
+            }
+        )
         await send_raw(settings, raw_stop)
         garbage = b'{"command_id": "tester-2", "kind": "explode"}'
         await send_raw(settings, garbage)
@@ -126,9 +138,16 @@ async def test_unsigned_forged_unknown_stale_replayed_and_wrong_role_commands_go
         # The CLI prints an authentication refusal clearly, with its own exit code.
         foreign = tmp_path / "foreign.pem"
         generate_private_key(foreign)
-        env = settings_env(Settings.from_env(settings.to_env(), operator_key_file=str(foreign), operator_key_name="operator"))
-        cli = subprocess.run([sys.executable, "-m", "bifrost.cli.main", "rollout", "stop", "--router", ROUTER],
-                             capture_output=True, text=True, env=env, timeout=60)
+        env = settings_env(
+            Settings.from_env(settings.to_env(), operator_key_file=str(foreign), operator_key_name="operator")
+        )
+        cli = subprocess.run(
+            [sys.executable, "-m", "bifrost.cli.main", "rollout", "stop", "--router", ROUTER],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+        )
         assert cli.returncode == 4, cli.stderr
         assert "unauthorized: bad_signature" in cli.stderr and "keys export-public" in cli.stderr
         assert "Traceback" not in cli.stderr + cli.stdout
@@ -145,16 +164,23 @@ def announce(store: Path, trainer: Ed25519PrivateKey, version: str, *, tamper: b
     folder.mkdir(parents=True)
     stored = encode_artifact(make_artifact(version=version, alpha=0.01)) if tamper else signed
     (folder / "artifact.json").write_bytes(stored)
-    return ArtifactPublished(version=version, sha256=sha256_hex(signed), signature=sign(signed, trainer),
-                             location=str(folder), router_ids=[ROUTER], published_at=time.time())
+    return ArtifactPublished(
+        version=version,
+        sha256=sha256_hex(signed),
+        signature=sign(signed, trainer),
+        location=str(folder),
+        router_ids=[ROUTER],
+        published_at=time.time(),
+    )
 
 
 async def publish(settings: Settings, announcement: ArtifactPublished) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
     await producer.start()
     try:
-        await producer.send_and_wait(settings.topics.artifacts, msgspec.json.encode(announcement),
-                                     key=announcement.version.encode())
+        await producer.send_and_wait(
+            settings.topics.artifacts, msgspec.json.encode(announcement), key=announcement.version.encode()
+        )
     finally:
         await producer.stop()
 
@@ -164,7 +190,10 @@ def listener_command_id(version: str) -> str:
 
 
 async def test_only_verified_artifacts_start_overrides_are_recorded_and_a_stop_sticks(
-    settings: Settings, keys: CommandKeys, start_worker: Callable[..., WorkerProcess], tmp_path: Path,
+    settings: Settings,
+    keys: CommandKeys,
+    start_worker: Callable[..., WorkerProcess],
+    tmp_path: Path,
 ) -> None:
     trainer = generate_private_key(tmp_path / "trainer.pem")
     public = tmp_path / "trainer.pub.pem"
@@ -178,18 +207,26 @@ async def test_only_verified_artifacts_start_overrides_are_recorded_and_a_stop_s
     env = settings_env(keys.cli(Settings.from_env(settings.to_env(), worker_url=worker.url)))
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run([sys.executable, "-m", "bifrost.cli.main", "rollout", *args, "--router", ROUTER],
-                                capture_output=True, text=True, env=env, timeout=60)
+        result = subprocess.run(
+            [sys.executable, "-m", "bifrost.cli.main", "rollout", *args, "--router", ROUTER],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+        )
         assert "Traceback" not in result.stderr + result.stdout
         return result
 
     def seen(states: list[RolloutState], command_id: str) -> RolloutState | None:
         return next((s for s in states if s.last_command and s.last_command.command_id == command_id), None)
 
-    async with recording(settings.kafka_bootstrap, settings.topics.rollout_state, RolloutState) as states, \
-            traffic(settings):
-        await eventually(lambda: arm_counts(worker, ROUTER, since="10m").get("v1", 0) >= 200, timeout=90,
-                         what="control traffic")
+    async with (
+        recording(settings.kafka_bootstrap, settings.topics.rollout_state, RolloutState) as states,
+        traffic(settings),
+    ):
+        await eventually(
+            lambda: arm_counts(worker, ROUTER, since="10m").get("v1", 0) >= 200, timeout=90, what="control traffic"
+        )
         # An artifact that exists nowhere cannot start, even from an operator.
         ghost = cli("start", "--artifact", "never-signed-v666")
         assert ghost.returncode == 1 and "refused: artifact never-signed-v666 is not verified" in ghost.stderr
@@ -197,7 +234,8 @@ async def test_only_verified_artifacts_start_overrides_are_recorded_and_a_stop_s
         # A tampered artifact is refused by the listener (DLQ), and then cannot be started by hand.
         await publish(settings, announce(store, trainer, "v-tampered", tamper=True))
         letters = await eventually(
-            lambda: _artifact_letters(settings), timeout=60, what="the tampered announcement in the DLQ")
+            lambda: _artifact_letters(settings), timeout=60, what="the tampered announcement in the DLQ"
+        )
         assert letters[0].reason is RejectReason.UNVERIFIED and "v-tampered" in letters[0].error
         tampered = cli("start", "--artifact", "v-tampered")
         assert tampered.returncode == 1 and "v-tampered is not verified" in tampered.stderr
@@ -205,8 +243,11 @@ async def test_only_verified_artifacts_start_overrides_are_recorded_and_a_stop_s
         # A verified announcement: the pipeline records it as verified, then starts the canary.
         good = announce(store, trainer, "v2")
         await publish(settings, good)
-        await eventually(lambda: (s := latest(states)) is not None and s.phase is Phase.CANARY
-                         and s.canary_version == "v2", timeout=60, what="canary of the verified v2")
+        await eventually(
+            lambda: (s := latest(states)) is not None and s.phase is Phase.CANARY and s.canary_version == "v2",
+            timeout=60,
+            what="canary of the verified v2",
+        )
         verified = seen(states.items, uuid.uuid5(uuid.NAMESPACE_URL, f"v2/{ROUTER}/verified").hex)
         assert verified is not None and verified.last_command.accepted and verified.last_command.issued_by == "pipeline"  # type: ignore[union-attr]
         assert [(v.version, v.sha256) for v in verified.verified] == [("v2", good.sha256)]
@@ -217,12 +258,20 @@ async def test_only_verified_artifacts_start_overrides_are_recorded_and_a_stop_s
         override = cli("promote", "--override", "--reason", "hotfix for incident 7")
         assert override.returncode == 0, override.stderr
         assert "last override: operator" in override.stdout and "hotfix for incident 7" in override.stdout
-        state = await eventually(lambda: next((s for s in reversed(states.items) if s.overrides), None), timeout=30,
-                                 what="the override in rollout-state")
+        state = await eventually(
+            lambda: next((s for s in reversed(states.items) if s.overrides), None),
+            timeout=30,
+            what="the override in rollout-state",
+        )
         assert state.stage_percent == 25.0
         record = state.overrides[-1]
-        assert (record.by, record.canary_version, record.from_stage_percent, record.to_stage_percent, record.reason) == (
-            "operator", "v2", 5.0, 25.0, "hotfix for incident 7")
+        assert (
+            record.by,
+            record.canary_version,
+            record.from_stage_percent,
+            record.to_stage_percent,
+            record.reason,
+        ) == ("operator", "v2", 5.0, 25.0, "hotfix for incident 7")
         assert abs(record.at - time.time()) < 60
         assert "event=rollout.override" in worker.log_tail(400)
 
@@ -230,8 +279,11 @@ async def test_only_verified_artifacts_start_overrides_are_recorded_and_a_stop_s
         stopped = cli("stop", "--reason", "incident 8")
         assert stopped.returncode == 0 and "emergency_stopped" in stopped.stdout, stopped.stderr
         await publish(settings, announce(store, trainer, "v3"))
-        refused = await eventually(lambda: seen(states.items, listener_command_id("v3")), timeout=60,
-                                   what="the listener's start of v3 answered")
+        refused = await eventually(
+            lambda: seen(states.items, listener_command_id("v3")),
+            timeout=60,
+            what="the listener's start of v3 answered",
+        )
         assert refused.last_command is not None and not refused.last_command.accepted
         assert refused.last_command.reason.startswith("router stopped by operator at ")
         assert refused.last_command.reason.endswith("; an operator must resume")
@@ -239,7 +291,9 @@ async def test_only_verified_artifacts_start_overrides_are_recorded_and_a_stop_s
         assert any(v.version == "v3" for v in refused.verified)  # recorded, just not started
         await asyncio.sleep(4 * 60 / SPEED)  # a few windows close: nothing restarts it
         body = rollout_of(worker)
-        assert body["phase"] == "emergency_stopped" and body["canary_version"] is None and body["weights"] == {"v1": 1.0}
+        assert (
+            body["phase"] == "emergency_stopped" and body["canary_version"] is None and body["weights"] == {"v1": 1.0}
+        )
         # An operator resumes; only then may the verified v3 start.
         assert cli("resume").returncode == 0
         restarted = cli("start", "--artifact", "v3")

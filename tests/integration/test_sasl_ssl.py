@@ -47,7 +47,11 @@ from tests.integration.harness import WorkerProcess, arm_counts, eventually, iso
 pytestmark = pytest.mark.kafka
 
 ROUTER = "router-secure"
-MALFORMED = {b"{truncated": RejectReason.BAD_JSON, b'{"request_id": "x"}': RejectReason.SCHEMA, b"[]": RejectReason.SCHEMA}
+MALFORMED = {
+    b"{truncated": RejectReason.BAD_JSON,
+    b'{"request_id": "x"}': RejectReason.SCHEMA,
+    b"[]": RejectReason.SCHEMA,
+}
 
 
 @pytest.fixture(scope="module")
@@ -63,15 +67,22 @@ def keys(tmp_path: Path) -> CommandKeys:
 
 @pytest.fixture
 def settings(secure_broker: LocalBroker, keys: CommandKeys) -> Settings:  # type: ignore[override]
-    base = isolated_settings(secure_broker.bootstrap, kafka_security=secure_broker.client_security(), partitions=2,
-                             batch_within_seconds=0.05)
+    base = isolated_settings(
+        secure_broker.bootstrap, kafka_security=secure_broker.client_security(), partitions=2, batch_within_seconds=0.05
+    )
     # The allow-list, but no pipeline key: the artifact listener (not SASL-aware yet) stays idle.
     return Settings.from_env(keys.worker(base).to_env(), pipeline_key_file="")
 
 
 def traffic(n: int, seed: int = 5) -> list[RoutingEvent]:
-    config = TrafficConfig(routers=(ROUTER,), arms={"v1": 0.8, "v2": 0.2}, rate_per_second=50.0,
-                           duration_seconds=n / 50.0, start_ts=time.time() - 3600, seed=seed)
+    config = TrafficConfig(
+        routers=(ROUTER,),
+        arms={"v1": 0.8, "v2": 0.2},
+        rate_per_second=50.0,
+        duration_seconds=n / 50.0,
+        start_ts=time.time() - 3600,
+        seed=seed,
+    )
     return [g.event for g in generate(config) if g.event is not None]
 
 
@@ -80,9 +91,15 @@ async def read_topic(settings: Settings, topic: str, expected: int, timeout: flo
 
     Read once at least ``expected`` arrived and the end is reached.
     """
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=settings.kafka_bootstrap, group_id=None,
-                                enable_auto_commit=False, auto_offset_reset="earliest",
-                                isolation_level="read_committed", **settings.kafka_options())
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        isolation_level="read_committed",
+        **settings.kafka_options(),
+    )
     await consumer.start()
     try:
         values: list[bytes] = []
@@ -101,11 +118,14 @@ async def read_topic(settings: Settings, topic: str, expected: int, timeout: flo
 
 
 async def send_command(settings: Settings, command: RolloutCommand) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", enable_idempotence=True,
-                                **settings.kafka_options())
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap, acks="all", enable_idempotence=True, **settings.kafka_options()
+    )
     await producer.start()
     try:
-        await producer.send_and_wait(settings.topics.rollout_commands, encode(command), key=router_key(command.router_id))
+        await producer.send_and_wait(
+            settings.topics.rollout_commands, encode(command), key=router_key(command.router_id)
+        )
     finally:
         await producer.stop()
 
@@ -125,7 +145,10 @@ async def outcome(settings: Settings, command: RolloutCommand, timeout: float = 
 
 
 async def test_whole_loop_runs_on_a_sasl_ssl_broker(
-    secure_broker: LocalBroker, settings: Settings, keys: CommandKeys, start_worker: Callable[..., WorkerProcess],
+    secure_broker: LocalBroker,
+    settings: Settings,
+    keys: CommandKeys,
+    start_worker: Callable[..., WorkerProcess],
 ) -> None:
     assert settings.kafka_security.protocol == "SASL_SSL"
     worker = start_worker(settings)
@@ -147,9 +170,26 @@ async def test_whole_loop_runs_on_a_sasl_ssl_broker(
     assert all(letter.reason is MALFORMED[letter.original] for letter in letters)
     assert sum(want.values()) + len(letters) == len(events) + len(raw)
     # The CLI reads the same figures.
-    cli = subprocess.run([sys.executable, "-m", "bifrost.cli.main", "metrics", "--router", ROUTER, "--since", "30d",
-                          "--worker-url", worker.url, "--json"], capture_output=True, text=True, check=True,
-                         env=settings_env(worker.settings), timeout=60)
+    cli = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bifrost.cli.main",
+            "metrics",
+            "--router",
+            ROUTER,
+            "--since",
+            "30d",
+            "--worker-url",
+            worker.url,
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=settings_env(worker.settings),
+        timeout=60,
+    )
     assert {a: s["count"] for a, s in json.loads(cli.stdout)["arms"].items()} == want
 
     # A rollout starts: the pipeline key vouches for v3, the operator starts its canary.
@@ -178,20 +218,32 @@ def test_worker_with_a_wrong_password_exits_quickly_with_the_reason(settings: Se
     wrong = tmp_path / "wrong-password"
     wrong.write_text("not-the-password\n")
     started = time.monotonic()
-    result = subprocess.run([sys.executable, "-m", "bifrost.cli.main", "worker"], capture_output=True, text=True,
-                            timeout=60, env=_cli_env(settings, BIFROST_KAFKA_SASL_PASSWORD_FILE=str(wrong)))
+    result = subprocess.run(
+        [sys.executable, "-m", "bifrost.cli.main", "worker"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=_cli_env(settings, BIFROST_KAFKA_SASL_PASSWORD_FILE=str(wrong)),
+    )
     elapsed = time.monotonic() - started
     assert result.returncode == 4, result.stderr  # refused who we are (cli/errors.py EXIT_UNAUTHORIZED)
-    assert (f"bifrost-opt: error: Kafka at {settings.kafka_bootstrap} refused the SASL_SSL / SCRAM-SHA-512 login "
-            "of user 'bifrost'") in result.stderr
+    assert (
+        f"bifrost-opt: error: Kafka at {settings.kafka_bootstrap} refused the SASL_SSL / SCRAM-SHA-512 login "
+        "of user 'bifrost'"
+    ) in result.stderr
     assert "BIFROST_KAFKA_SASL_PASSWORD_FILE" in result.stderr and "not-the-password" not in result.stderr
     assert "Traceback" not in result.stderr + result.stdout
     assert elapsed < 15, elapsed  # interpreter start included; the refusal itself takes < 1 s
 
 
 def test_plaintext_worker_against_the_sasl_ssl_port_is_told_to_use_tls(settings: Settings) -> None:
-    result = subprocess.run([sys.executable, "-m", "bifrost.cli.main", "worker"], capture_output=True, text=True,
-                            timeout=60, env=_cli_env(settings, BIFROST_KAFKA_SECURITY_PROTOCOL="PLAINTEXT"))
+    result = subprocess.run(
+        [sys.executable, "-m", "bifrost.cli.main", "worker"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=_cli_env(settings, BIFROST_KAFKA_SECURITY_PROTOCOL="PLAINTEXT"),
+    )
     assert result.returncode == 3, result.stderr
     assert "speaks TLS on this port, but BIFROST_KAFKA_SECURITY_PROTOCOL=PLAINTEXT" in result.stderr
     assert "Traceback" not in result.stderr + result.stdout

@@ -80,7 +80,7 @@ def listening_addresses(port: int) -> set[str]:
                 if width == 8:
                     found.add(socket.inet_ntop(socket.AF_INET, raw[::-1]))
                 else:  # four little-endian 32-bit words
-                    words = b"".join(raw[i:i + 4][::-1] for i in range(0, 16, 4))
+                    words = b"".join(raw[i : i + 4][::-1] for i in range(0, 16, 4))
                     found.add(socket.inet_ntop(socket.AF_INET6, words))
     return found
 
@@ -115,7 +115,7 @@ class HealthProbe:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def __enter__(self) -> "HealthProbe":
+    def __enter__(self) -> HealthProbe:
         self._thread.start()
         return self
 
@@ -134,10 +134,19 @@ class HealthProbe:
             self._stop.wait(0.1)
 
 
-def announcement(version: str, location: str, *, sha256: str, signature: str, published_at: float | None = None) -> bytes:
-    return msgspec.json.encode(ArtifactPublished(
-        version=version, sha256=sha256, signature=signature, location=location, router_ids=["router-sec"],
-        published_at=time.time() if published_at is None else published_at))
+def announcement(
+    version: str, location: str, *, sha256: str, signature: str, published_at: float | None = None
+) -> bytes:
+    return msgspec.json.encode(
+        ArtifactPublished(
+            version=version,
+            sha256=sha256,
+            signature=signature,
+            location=location,
+            router_ids=["router-sec"],
+            published_at=time.time() if published_at is None else published_at,
+        )
+    )
 
 
 async def test_http_listens_where_configured_and_needs_the_token(
@@ -155,8 +164,14 @@ async def test_http_listens_where_configured_and_needs_the_token(
     # 2. The token: /health open, everything else 401 without it, 200 with it.
     base = worker.url
     assert http_get(base, "/health")[0] == 200
-    for path in ("/v1/routers", "/metrics", "/v1/routers/router-x/metrics?since=1h", "/v1/routers/router-x/rollout",
-                 "/router/", "/table/router-windows/"):
+    for path in (
+        "/v1/routers",
+        "/metrics",
+        "/v1/routers/router-x/metrics?since=1h",
+        "/v1/routers/router-x/rollout",
+        "/router/",
+        "/table/router-windows/",
+    ):
         status, body = http_get(base, path)
         assert status == 401, (path, status, body)
         assert http_get(base, path, "wrong-token-0123456789")[0] == 401
@@ -164,22 +179,38 @@ async def test_http_listens_where_configured_and_needs_the_token(
     assert http_get(base, "/metrics", TOKEN)[0] == 200
 
     # Odd query values: 400 with the reason (after the token check).
-    for query, fragment in (("until=inf", "not finite"), ("until=nan", "not finite"), ("until=-1", "negative"),
-                            ("until=1e300", "after 2100"), ("since=" + "9" * 40, "longer than"),
-                            ("since=99999999999d", "longer than"), ("since=-5m", "not a duration"),
-                            ("until=soon", "not a number")):
+    for query, fragment in (
+        ("until=inf", "not finite"),
+        ("until=nan", "not finite"),
+        ("until=-1", "negative"),
+        ("until=1e300", "after 2100"),
+        ("since=" + "9" * 40, "longer than"),
+        ("since=99999999999d", "longer than"),
+        ("since=-5m", "not a duration"),
+        ("until=soon", "not a number"),
+    ):
         status, body = http_get(base, f"/v1/routers/router-x/metrics?{query}", TOKEN)
         assert status == 400 and fragment in body["error"], (query, status, body)  # type: ignore[index]
     assert http_get(base, "/v1/routers/router-x/metrics?until=inf")[0] == 401
 
     # The CLI sends the token; without it, it says what to set.
     env = settings_env(Settings.from_env(worker.settings.to_env(), worker_url=base))
-    with_token = subprocess.run([sys.executable, "-m", "bifrost.cli.main", "metrics", "--router", "router-x"],
-                                env=env, capture_output=True, text=True, timeout=60)
+    with_token = subprocess.run(
+        [sys.executable, "-m", "bifrost.cli.main", "metrics", "--router", "router-x"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert with_token.returncode == 1 and "no metrics for router 'router-x'" in with_token.stderr, with_token.stderr
     env.pop("BIFROST_WEB_TOKEN")
-    without = subprocess.run([sys.executable, "-m", "bifrost.cli.main", "metrics", "--router", "router-x"],
-                             env=env, capture_output=True, text=True, timeout=60)
+    without = subprocess.run(
+        [sys.executable, "-m", "bifrost.cli.main", "metrics", "--router", "router-x"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert without.returncode == 2 and "requires a token" in without.stderr, without.stderr
     assert TOKEN not in worker.log_path.read_text(errors="replace")
 
@@ -213,40 +244,71 @@ async def test_announcements_can_only_point_inside_the_store(
 
     now = time.time()
     unverified = {
-        "v-dotdot": announcement("v-dotdot", f"{store}/../outside/v-dotdot", sha256=foreign["v-dotdot"][0],
-                                 signature=foreign["v-dotdot"][1]),
-        "v-relative": announcement("v-relative", "../outside/v-dotdot/artifact.json", sha256=foreign["v-dotdot"][0],
-                                   signature=foreign["v-dotdot"][1]),
-        "v-absolute": announcement("v-absolute", str(outside / "v-absolute"), sha256=foreign["v-absolute"][0],
-                                   signature=foreign["v-absolute"][1]),
-        "v-missing": announcement("v-missing", str(outside / "no-such-file"), sha256=placeholder_sha,
-                                  signature=placeholder_signature),
+        "v-dotdot": announcement(
+            "v-dotdot", f"{store}/../outside/v-dotdot", sha256=foreign["v-dotdot"][0], signature=foreign["v-dotdot"][1]
+        ),
+        "v-relative": announcement(
+            "v-relative",
+            "../outside/v-dotdot/artifact.json",
+            sha256=foreign["v-dotdot"][0],
+            signature=foreign["v-dotdot"][1],
+        ),
+        "v-absolute": announcement(
+            "v-absolute",
+            str(outside / "v-absolute"),
+            sha256=foreign["v-absolute"][0],
+            signature=foreign["v-absolute"][1],
+        ),
+        "v-missing": announcement(
+            "v-missing", str(outside / "no-such-file"), sha256=placeholder_sha, signature=placeholder_signature
+        ),
         "v-etc": announcement("v-etc", "/etc/passwd", sha256=placeholder_sha, signature=placeholder_signature),
         "v-nul": announcement("v-nul", f"{store}/v-good\x00/artifact.json", sha256=good_sha, signature=good_signature),
-        "v-fifo-in": announcement("v-fifo-in", str(store / "fifo-inside"), sha256=placeholder_sha,
-                                  signature=placeholder_signature),
-        "v-fifo-out": announcement("v-fifo-out", str(outside / "fifo-outside"), sha256=placeholder_sha,
-                                   signature=placeholder_signature),
+        "v-fifo-in": announcement(
+            "v-fifo-in", str(store / "fifo-inside"), sha256=placeholder_sha, signature=placeholder_signature
+        ),
+        "v-fifo-out": announcement(
+            "v-fifo-out", str(outside / "fifo-outside"), sha256=placeholder_sha, signature=placeholder_signature
+        ),
         "v-devzero": announcement("v-devzero", "/dev/zero", sha256=placeholder_sha, signature=placeholder_signature),
-        "v-symlink": announcement("v-symlink", str(store / "v-symlink"), sha256=foreign["v-symlink"][0],
-                                  signature=foreign["v-symlink"][1]),
+        "v-symlink": announcement(
+            "v-symlink", str(store / "v-symlink"), sha256=foreign["v-symlink"][0], signature=foreign["v-symlink"][1]
+        ),
         # The right digest of the key file: a worker that read it would confirm the guess.
-        "v-signing-key": announcement("v-signing-key", str(signing_key_file), sha256=sha256_hex(key_bytes),
-                                      signature=placeholder_signature),
+        "v-signing-key": announcement(
+            "v-signing-key", str(signing_key_file), sha256=sha256_hex(key_bytes), signature=placeholder_signature
+        ),
     }
     timing = {
-        "v-no-time": (announcement("v-no-time", str(store / "v-good"), sha256=good_sha, signature=good_signature,
-                                   published_at=0.0), RejectReason.INVALID_VALUE),
-        "v-future": (announcement("v-future", str(store / "v-good"), sha256=good_sha, signature=good_signature,
-                                  published_at=now + 365 * 86400), RejectReason.INVALID_VALUE),
-        "v-ancient": (announcement("v-ancient", str(store / "v-good"), sha256=good_sha, signature=good_signature,
-                                   published_at=1.0), RejectReason.TOO_LATE),
+        "v-no-time": (
+            announcement(
+                "v-no-time", str(store / "v-good"), sha256=good_sha, signature=good_signature, published_at=0.0
+            ),
+            RejectReason.INVALID_VALUE,
+        ),
+        "v-future": (
+            announcement(
+                "v-future",
+                str(store / "v-good"),
+                sha256=good_sha,
+                signature=good_signature,
+                published_at=now + 365 * 86400,
+            ),
+            RejectReason.INVALID_VALUE,
+        ),
+        "v-ancient": (
+            announcement(
+                "v-ancient", str(store / "v-good"), sha256=good_sha, signature=good_signature, published_at=1.0
+            ),
+            RejectReason.TOO_LATE,
+        ),
     }
 
     # The listener signs the commands of a verified artifact with the pipeline key.
     settings = command_keys(tmp_path / "command-keys").worker(settings)
-    worker = start_worker(Settings.from_env(settings.to_env(), artifact_store=str(store),
-                                            verify_key_file=str(public_key_file)))
+    worker = start_worker(
+        Settings.from_env(settings.to_env(), artifact_store=str(store), verify_key_file=str(public_key_file))
+    )
     await eventually(lambda: worker.health() is not None, timeout=90, what="worker healthy")
     assert "event=artifact.verify_key key=ed25519:" in worker.log_path.read_text(errors="replace")
 
@@ -256,15 +318,24 @@ async def test_announcements_can_only_point_inside_the_store(
                 await publisher.send_raw(settings.topics.artifacts, version.encode(), value)
             for version, (value, _) in timing.items():
                 await publisher.send_raw(settings.topics.artifacts, version.encode(), value)
-            await publisher.send_raw(settings.topics.artifacts, b"v-good",
-                                     announcement("v-good", str(store / "v-good"), sha256=good_sha, signature=good_signature))
+            await publisher.send_raw(
+                settings.topics.artifacts,
+                b"v-good",
+                announcement("v-good", str(store / "v-good"), sha256=good_sha, signature=good_signature),
+            )
             await publisher.flush()
         # Announcements are handled in order: once the good one is accepted, all were handled.
-        await eventually(lambda: "event=artifact.accepted version=v-good" in worker.log_path.read_text(errors="replace"),
-                         timeout=60, what="the good artifact accepted")
+        await eventually(
+            lambda: "event=artifact.accepted version=v-good" in worker.log_path.read_text(errors="replace"),
+            timeout=60,
+            what="the good artifact accepted",
+        )
         expected = len(unverified) + len(timing)
-        letters = [d for d in await read_dead_letters(settings.kafka_bootstrap, settings.topics.dlq, expected, timeout=30)
-                   if d.source_topic == settings.topics.artifacts]
+        letters = [
+            d
+            for d in await read_dead_letters(settings.kafka_bootstrap, settings.topics.dlq, expected, timeout=30)
+            if d.source_topic == settings.topics.artifacts
+        ]
         await asyncio.sleep(1.0)  # /health keeps being measured a little after the last announcement
 
     by_version: dict[str, list] = {}
@@ -273,8 +344,16 @@ async def test_announcements_can_only_point_inside_the_store(
     assert sorted(by_version) == sorted([*unverified, *timing]), "exactly the bad announcements were dead-lettered"
     assert all(len(found) == 1 for found in by_version.values()), {v: len(f) for v, f in by_version.items()}
 
-    foreign_texts = (str(outside), "outside", "passwd", "/dev/zero", str(signing_key_file), "fifo-outside",
-                     "no-such-file", sha256_hex(key_bytes)[:16])
+    foreign_texts = (
+        str(outside),
+        "outside",
+        "passwd",
+        "/dev/zero",
+        str(signing_key_file),
+        "fifo-outside",
+        "no-such-file",
+        sha256_hex(key_bytes)[:16],
+    )
     generic = {}
     for version in unverified:
         (letter,) = by_version[version]
@@ -301,8 +380,9 @@ def test_a_worker_given_the_private_key_refuses_to_start(settings: Settings, tmp
     private = tmp_path / "artifact-signing.pem"
     generate_private_key(private)
     env = settings_env(Settings.from_env(settings.to_env(), verify_key_file=str(private)))
-    result = subprocess.run([sys.executable, "-m", "bifrost.cli.main", "worker"], env=env, capture_output=True,
-                            text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "bifrost.cli.main", "worker"], env=env, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 2, result.stderr[-2000:]
     assert f"BIFROST_VERIFY_KEY_FILE={private} holds the private signing key" in result.stderr
     assert "export-public" in result.stderr and "Traceback" not in result.stderr

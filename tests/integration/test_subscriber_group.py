@@ -16,9 +16,19 @@ pytestmark = pytest.mark.kafka
 
 
 def rollback(n: int, router: str = "web") -> RollbackEvent:
-    return RollbackEvent(router_id=router, canary_version=f"v{n}", control_version="v1", gate="latency_p95",
-                         stage_index=0, stage_percent=5.0, evidence=[], reason=f"rollback {n}", window_end=float(n),
-                         at=float(n), revision=n)
+    return RollbackEvent(
+        router_id=router,
+        canary_version=f"v{n}",
+        control_version="v1",
+        gate="latency_p95",
+        stage_index=0,
+        stage_percent=5.0,
+        evidence=[],
+        reason=f"rollback {n}",
+        window_end=float(n),
+        at=float(n),
+        revision=n,
+    )
 
 
 async def publish(bootstrap: str, topic: str, numbers: range, router: str = "web") -> None:
@@ -72,7 +82,8 @@ async def test_a_group_subscriber_resumes_after_the_last_consumed_record(kafka_b
     # Another group starts on its own (from the beginning by default, or only new records).
     assert await take(kafka_bootstrap, topic, f"{group}-b", 1) == [1]
     late: asyncio.Task[list[int]] = asyncio.ensure_future(
-        take(kafka_bootstrap, topic, f"{group}-c", 1, from_beginning=False))
+        take(kafka_bootstrap, topic, f"{group}-c", 1, from_beginning=False)
+    )
     n = 8
     while not late.done():  # new records until the late group (positioned at the end when it joined) sees one
         await publish(kafka_bootstrap, topic, range(n, n + 1))

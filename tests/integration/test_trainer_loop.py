@@ -70,7 +70,10 @@ def expensive_parent(dataset: FullInfoDataset, tmp_path_factory: pytest.TempPath
     key = generate_private_key(key_path)
     base, _ = bootstrap_artifact(dataset, trials=20, seed=0, signing_key=key, config=BootstrapConfig(clusters=24))
     parent = msgspec.structs.replace(
-        base, version="v-expensive", alpha=1.0, thresholds=Thresholds(cheap=1.0, hard=0.0),
+        base,
+        version="v-expensive",
+        alpha=1.0,
+        thresholds=Thresholds(cheap=1.0, hard=0.0),
         penalties={m: 0.0 if m == LARGE_MODEL else 1.0 for m in base.models},
     ).check()
     return parent, key_path
@@ -86,8 +89,13 @@ def stored_events(root: Path, topic: str) -> int:
 
 
 def trainer_process(settings: Settings, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "bifrost.cli.main", "trainer"], env={**settings_env(settings), **env},
-                            stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "bifrost.cli.main", "trainer"],
+        env={**settings_env(settings), **env},
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
 
 
 @pytest.fixture
@@ -101,8 +109,12 @@ def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
 
 
 async def test_logged_traffic_to_signed_artifact_to_canary(
-    settings: Settings, start_worker: Callable[..., WorkerProcess], dataset: FullInfoDataset,
-    expensive_parent: tuple[Artifact, Path], tmp_path: Path, processes: list[subprocess.Popen[bytes]],
+    settings: Settings,
+    start_worker: Callable[..., WorkerProcess],
+    dataset: FullInfoDataset,
+    expensive_parent: tuple[Artifact, Path],
+    tmp_path: Path,
+    processes: list[subprocess.Popen[bytes]],
 ) -> None:
     parent, key_path = expensive_parent
     from bifrost.router.keys import load_private_key, public_key_pem
@@ -112,8 +124,12 @@ async def test_logged_traffic_to_signed_artifact_to_canary(
     publish_parent(store, parent, key)
     public_key_path = tmp_path / "signing.pub.pem"  # the worker gets only the public key
     public_key_path.write_bytes(public_key_pem(key))
-    settings = Settings.from_env(settings.to_env(), warehouse_flush_seconds=1.0, verify_key_file=str(public_key_path),
-                                 artifact_store=str(store.root))
+    settings = Settings.from_env(
+        settings.to_env(),
+        warehouse_flush_seconds=1.0,
+        verify_key_file=str(public_key_path),
+        artifact_store=str(store.root),
+    )
     settings = command_keys(tmp_path / "command-keys").worker(settings)  # the listener signs its start commands
     worker = start_worker(settings)
     warehouse = Path(worker.settings.warehouse_dir)
@@ -123,22 +139,44 @@ async def test_logged_traffic_to_signed_artifact_to_canary(
     end = time.time() - 60
     start = end - HOURS * 3600
     replay = ReplayTraffic(dataset, {parent.version: ReferenceRouter(parent)}, split="train")
-    config = ReplayConfig(arms={parent.version: 1.0}, routers=("router-a",), exploration=0.3,
-                          rate_per_second=EVENTS_PER_HOUR / 3600, duration_seconds=HOURS * 3600, start_ts=start, seed=3)
+    config = ReplayConfig(
+        arms={parent.version: 1.0},
+        routers=("router-a",),
+        exploration=0.3,
+        rate_per_second=EVENTS_PER_HOUR / 3600,
+        duration_seconds=HOURS * 3600,
+        start_ts=start,
+        seed=3,
+    )
     published = 0
     async with Publisher(settings.kafka_bootstrap, settings.topics) as publisher:
         for item in replay.generate(config):
             if item.event is not None:
                 await publisher.publish(item.event)
                 published += 1
-    await eventually(lambda: stored_events(warehouse, settings.topics.routing_events) >= published, timeout=120,
-                     what="every event in the warehouse")
+    await eventually(
+        lambda: stored_events(warehouse, settings.topics.routing_events) >= published,
+        timeout=120,
+        what="every event in the warehouse",
+    )
 
     # 2. Triggers: one trigger twice, and one over a window without traffic.
-    trigger = TrainingTrigger(trigger_id="manual-test-1", reason=TriggerReason.MANUAL, window_from=start,
-                              window_to=end + 60, router_id="router-a", created_at=time.time())
-    empty = TrainingTrigger(trigger_id="manual-empty", reason=TriggerReason.MANUAL, window_from=start - 30 * 86400,
-                            window_to=start - 29 * 86400, router_id="router-a", created_at=time.time())
+    trigger = TrainingTrigger(
+        trigger_id="manual-test-1",
+        reason=TriggerReason.MANUAL,
+        window_from=start,
+        window_to=end + 60,
+        router_id="router-a",
+        created_at=time.time(),
+    )
+    empty = TrainingTrigger(
+        trigger_id="manual-empty",
+        reason=TriggerReason.MANUAL,
+        window_from=start - 30 * 86400,
+        window_to=start - 29 * 86400,
+        router_id="router-a",
+        created_at=time.time(),
+    )
     async with Publisher(settings.kafka_bootstrap, settings.topics) as publisher:
         for t in (trigger, trigger, empty):
             await publisher.send_raw(settings.topics.training_triggers, t.trigger_id.encode(), msgspec.json.encode(t))
@@ -148,16 +186,23 @@ async def test_logged_traffic_to_signed_artifact_to_canary(
     # No full-information evaluation set: its 500 test prompts cannot bound a paired difference within 2%
     # (a candidate would be refused for too few rows; tests/trainer/test_retrain_logs.py covers that check).
     # The decision is the DR non-inferiority test on the logged holdout; the test split is checked below.
-    env = {"BIFROST_ARTIFACT_STORE": str(store.root), "BIFROST_TRAINER_RUNS_DIR": str(runs),
-           "BIFROST_SIGNING_KEY_FILE": str(key_path), "BIFROST_TRAINER_TRIALS": "60",
-           "BIFROST_WAREHOUSE_DIR": str(warehouse)}
+    env = {
+        "BIFROST_ARTIFACT_STORE": str(store.root),
+        "BIFROST_TRAINER_RUNS_DIR": str(runs),
+        "BIFROST_SIGNING_KEY_FILE": str(key_path),
+        "BIFROST_TRAINER_TRIALS": "60",
+        "BIFROST_WAREHOUSE_DIR": str(warehouse),
+    }
 
     # 3. A trainer killed mid-run leaves no partial artifact.
     first_log = tmp_path / "trainer-1.log"
     first = trainer_process(settings, env, first_log)
     processes.append(first)
-    await eventually(lambda: "step=cv status=start" in first_log.read_text(errors="replace"), timeout=120,
-                     what="first trainer mid-run")
+    await eventually(
+        lambda: "step=cv status=start" in first_log.read_text(errors="replace"),
+        timeout=120,
+        what="first trainer mid-run",
+    )
     os.killpg(first.pid, signal.SIGKILL)
     first.wait(timeout=10)
     assert [m.version for m in store.list()] == [parent.version]
@@ -172,9 +217,14 @@ async def test_logged_traffic_to_signed_artifact_to_canary(
     version = announced[0].version
     assert announced[0].router_ids == ["router-a"] and announced[0].trigger_id == trigger.trigger_id
     # Either trainer may have taken the empty window (it sits on another partition).
-    await eventually(lambda: list(runs.glob("runs/manual-empty-*/outcome.json"))
-                     and "event=trainer.duplicate trigger=manual-test-1" in second_log.read_text(errors="replace"),
-                     timeout=120, what="duplicate and empty triggers handled")
+    await eventually(
+        lambda: (
+            list(runs.glob("runs/manual-empty-*/outcome.json"))
+            and "event=trainer.duplicate trigger=manual-test-1" in second_log.read_text(errors="replace")
+        ),
+        timeout=120,
+        what="duplicate and empty triggers handled",
+    )
     assert [m.version for m in store.list()] == [parent.version, version]  # the duplicate trained nothing
     new = store.verify(version, key.public_key())
     assert new.parent == parent.version
@@ -197,7 +247,9 @@ async def test_logged_traffic_to_signed_artifact_to_canary(
     async def canary() -> bool:
         # Every state since the start (the first is the artifact_verified record's, then the start's).
         states = await collect(settings.kafka_bootstrap, settings.topics.rollout_state, RolloutState, 1000, timeout=5)
-        return any(s.router_id == "router-a" and s.canary_version == version and s.phase is Phase.CANARY for s in states)
+        return any(
+            s.router_id == "router-a" and s.canary_version == version and s.phase is Phase.CANARY for s in states
+        )
 
     await eventually(canary, timeout=60, what="canary of the new artifact")
 
@@ -206,8 +258,14 @@ async def test_logged_traffic_to_signed_artifact_to_canary(
     tampered.mkdir()
     data = encode(msgspec.structs.replace(new, version="v-tampered", alpha=0.0))
     (tampered / "artifact.json").write_bytes(data)
-    bad = ArtifactPublished(version="v-tampered", sha256=announced[0].sha256, signature=announced[0].signature,
-                            location=str(tampered), router_ids=["router-a"], published_at=time.time())
+    bad = ArtifactPublished(
+        version="v-tampered",
+        sha256=announced[0].sha256,
+        signature=announced[0].signature,
+        location=str(tampered),
+        router_ids=["router-a"],
+        published_at=time.time(),
+    )
     async with Publisher(settings.kafka_bootstrap, settings.topics) as publisher:
         await publisher.send_raw(settings.topics.artifacts, b"v-tampered", msgspec.json.encode(bad))
         await publisher.flush()
@@ -221,8 +279,13 @@ async def test_logged_traffic_to_signed_artifact_to_canary(
     cli_env = settings_env(settings)
 
     def retrain(*args: str) -> tuple[int, dict[str, object], str]:
-        result = subprocess.run([sys.executable, "-m", "bifrost.cli.main", "retrain", "--router", "router-a", *args],
-                                capture_output=True, text=True, env=cli_env, timeout=600)
+        result = subprocess.run(
+            [sys.executable, "-m", "bifrost.cli.main", "retrain", "--router", "router-a", *args],
+            capture_output=True,
+            text=True,
+            env=cli_env,
+            timeout=600,
+        )
         assert "Traceback" not in result.stderr, result.stderr
         return result.returncode, (json.loads(result.stdout) if "--json" in args else {}), result.stdout + result.stderr
 

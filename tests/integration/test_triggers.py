@@ -30,11 +30,23 @@ async def test_a_degraded_last_day_emits_one_degradation_trigger(
     worker = start_worker(settings)
     await eventually(lambda: len(worker.owns_inputs()) == 4, timeout=90, what="worker ready")
     now = (time.time() // 3600) * 3600 - 60
-    week = TrafficConfig(routers=("router-a",), arms={"v1": 1.0}, rate_per_second=0.02,
-                         duration_seconds=6 * DAY, start_ts=now - 7 * DAY, seed=1)
-    last_day = TrafficConfig(routers=("router-a",), arms={"v1": 1.0}, rate_per_second=0.02,
-                             duration_seconds=DAY, start_ts=now - DAY, seed=2,
-                             arm_effects={"v1": ArmEffect(cost_factor=1.5)})
+    week = TrafficConfig(
+        routers=("router-a",),
+        arms={"v1": 1.0},
+        rate_per_second=0.02,
+        duration_seconds=6 * DAY,
+        start_ts=now - 7 * DAY,
+        seed=1,
+    )
+    last_day = TrafficConfig(
+        routers=("router-a",),
+        arms={"v1": 1.0},
+        rate_per_second=0.02,
+        duration_seconds=DAY,
+        start_ts=now - DAY,
+        seed=2,
+        arm_effects={"v1": ArmEffect(cost_factor=1.5)},
+    )
     async with Publisher(settings.kafka_bootstrap, settings.topics) as publisher:
         for config in (week, last_day):
             for item in generate(config):
@@ -49,8 +61,13 @@ async def test_a_degraded_last_day_emits_one_degradation_trigger(
 
 
 async def test_manual_retrain_from_the_cli(settings: Settings) -> None:
-    result = subprocess.run([sys.executable, "-m", "bifrost.cli.main", "retrain", "--router", "router-a", "--since", "3d"],
-                            capture_output=True, text=True, env=settings_env(settings), timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "bifrost.cli.main", "retrain", "--router", "router-a", "--since", "3d"],
+        capture_output=True,
+        text=True,
+        env=settings_env(settings),
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     (trigger,) = await collect_triggers(settings, want=1)
     assert trigger.reason is TriggerReason.MANUAL and trigger.trigger_id in result.stdout

@@ -30,7 +30,7 @@ def _stat(pid: int) -> tuple[int, str] | None:
         text = Path(f"/proc/{pid}/stat").read_text()
     except (FileNotFoundError, ProcessLookupError):
         return None
-    fields = text[text.rindex(")") + 2:].split()
+    fields = text[text.rindex(")") + 2 :].split()
     return int(fields[1]), fields[0]
 
 
@@ -71,9 +71,25 @@ def group_alive(pgid: int) -> bool:
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_a_signal_after_the_banner_stops_every_child(tmp_path: Path, signum: signal.Signals, code: int) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BIFROST_")}
-    up = subprocess.Popen([sys.executable, "-m", "bifrost.cli.main", "up", "--data-dir", str(tmp_path / "var"),
-                           "--rate", "5", "--speed", "60"],
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True)
+    up = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bifrost.cli.main",
+            "up",
+            "--data-dir",
+            str(tmp_path / "var"),
+            "--rate",
+            "5",
+            "--speed",
+            "60",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
     lines: list[str] = []
     banner = threading.Event()
 

@@ -47,8 +47,9 @@ async def test_every_valid_event_lands_once_even_across_a_kill(
     root = Path(first.settings.warehouse_dir)
     topic = settings.topics.routing_events
     await eventually(lambda: len(first.owns_inputs()) == 4, timeout=90, what="worker ready")
-    config = TrafficConfig(routers=("router-a", "router-b"), rate_per_second=100, duration_seconds=40,
-                           start_ts=time.time() - 7200, seed=9)  # spans two event hours or more
+    config = TrafficConfig(
+        routers=("router-a", "router-b"), rate_per_second=100, duration_seconds=40, start_ts=time.time() - 7200, seed=9
+    )  # spans two event hours or more
     events = [g.event for g in generate(config) if g.event is not None]
     half = len(events) // 2
     async with Publisher(settings.kafka_bootstrap, settings.topics) as publisher:
@@ -120,13 +121,16 @@ async def consumer_groups(bootstrap: str) -> set[str]:
 
 
 def big_events(n: int, *, features: int, seed: int) -> list[RoutingEvent]:
-    config = TrafficConfig(routers=("router-a",), rate_per_second=100, duration_seconds=n / 100 + 1,
-                           start_ts=time.time() - 600, seed=seed)
+    config = TrafficConfig(
+        routers=("router-a",), rate_per_second=100, duration_seconds=n / 100 + 1, start_ts=time.time() - 600, seed=seed
+    )
     events = [g.event for g in generate(config) if g.event is not None][:n]
     return [msgspec.structs.replace(e, features=[i / 7 for i in range(features)]) for e in events]
 
 
-async def test_buffered_bytes_stay_under_the_bound_and_bad_records_are_skipped(settings: Settings, tmp_path: Path) -> None:
+async def test_buffered_bytes_stay_under_the_bound_and_bad_records_are_skipped(
+    settings: Settings, tmp_path: Path
+) -> None:
     bound = 256 * 1024
     settings = Settings.from_env(settings.to_env(), warehouse_max_buffer_bytes=bound, instance_id="sink-bytes")
     events = big_events(1500, features=200, seed=4)  # ~4 KB each, ~6 MB in all: 24x the bound
@@ -144,8 +148,11 @@ async def test_buffered_bytes_stay_under_the_bound_and_bad_records_are_skipped(s
                     await publisher.send_raw(topic, b"schema", b'{"request_id": "", "ts": -1}')
                     await publisher.send_raw(settings.topics.feedback, b"fb", b'{"request_id": "r"}')
         # All that is not yet written is under the bound, so at most the bound is missing.
-        await eventually(lambda: sum(sizes[r] for _, _, r in stored_rows(root, topic)) >= sum(sizes.values()) - bound,
-                         timeout=90, what="files up to the bound")
+        await eventually(
+            lambda: sum(sizes[r] for _, _, r in stored_rows(root, topic)) >= sum(sizes.values()) - bound,
+            timeout=90,
+            what="files up to the bound",
+        )
         assert 0 < sink.peak_bytes <= bound
         assert sink.held_bytes <= bound
     assert sink.records_skipped >= 12
@@ -185,7 +192,9 @@ async def test_write_errors_are_retried_and_offsets_wait_for_the_files(
         ends = await end_offsets(settings.kafka_bootstrap, topic, settings.partitions)
         committed = await eventually(
             lambda: _equal_or_none(committed_offsets(settings.kafka_bootstrap, sink.group_id), ends),
-            timeout=30, what="offsets committed up to the end")
+            timeout=30,
+            what="offsets committed up to the end",
+        )
         assert committed == ends
     rows = stored_rows(root, topic)
     assert len(rows) == len(events) == len({(p, o) for p, o, _ in rows})
@@ -238,8 +247,9 @@ async def test_revocation_waits_for_writes_in_flight(
             await eventually(lambda: sink_a.files_written > 0, what="first files of sink A")
             async with running_sink(second, root, max_age_s=0.2) as sink_b:  # rebalance: A gives up half
                 await publishing
-                await eventually(lambda: len(stored_rows(root, topic)) >= len(events), timeout=90,
-                                 what="every event stored")
+                await eventually(
+                    lambda: len(stored_rows(root, topic)) >= len(events), timeout=90, what="every event stored"
+                )
                 await asyncio.sleep(1.0)  # late duplicates would show up now
                 assert sink_b.files_written > 0
     rows = stored_rows(root, topic)
@@ -256,7 +266,9 @@ async def test_sink_is_off_when_disabled(settings: Settings, start_worker: Calla
     worker = start_worker(disabled)
     root = Path(worker.settings.warehouse_dir)
     await eventually(lambda: len(worker.owns_inputs()) == 4, timeout=90, what="worker ready")
-    config = TrafficConfig(routers=("router-a",), rate_per_second=50, duration_seconds=4, start_ts=time.time() - 60, seed=2)
+    config = TrafficConfig(
+        routers=("router-a",), rate_per_second=50, duration_seconds=4, start_ts=time.time() - 60, seed=2
+    )
     events = [g.event for g in generate(config) if g.event is not None]
     async with Publisher(settings.kafka_bootstrap, settings.topics) as publisher:
         for event in events:

@@ -45,7 +45,7 @@ class Receiver:
     rejected: list[str] = field(default_factory=list)
     server: TestServer | None = None
 
-    async def start(self, port: int = 0) -> "Receiver":
+    async def start(self, port: int = 0) -> Receiver:
         app = web.Application()
         app.router.add_post("/hooks/T000/B000/secret-path", self.handle)
         self.server = TestServer(app, host="127.0.0.1", port=port)
@@ -77,18 +77,31 @@ class Receiver:
 
 
 def hook_settings(settings: Settings, tmp_path: Path, url: str, **overrides: object) -> Settings:
-    values: dict[str, object] = dict(webhook_urls=url, webhook_secret=SECRET, webhook_max_attempts=4,
-                                     webhook_backoff_seconds=0.2, webhook_max_backoff_seconds=1.0,
-                                     webhook_timeout_seconds=2.0, webhook_state_dir=str(tmp_path / "webhooks"),
-                                     refresher_metrics_port=0)
+    values: dict[str, object] = dict(
+        webhook_urls=url,
+        webhook_secret=SECRET,
+        webhook_max_attempts=4,
+        webhook_backoff_seconds=0.2,
+        webhook_max_backoff_seconds=1.0,
+        webhook_timeout_seconds=2.0,
+        webhook_state_dir=str(tmp_path / "webhooks"),
+        refresher_metrics_port=0,
+    )
     values.update(overrides)
     return Settings.from_env(settings.to_env(), **values)
 
 
 def alert(n: int, *, resolved: bool = False) -> Alert:
-    return Alert(alert_id=f"catalog_drift:test-{n}", kind=AlertKind.CATALOG_DRIFT, severity=Severity.WARNING,
-                 subject="artifact v1", message=f"test alert {n}", evidence={"n": n}, resolved=resolved,
-                 created_at=time.time())
+    return Alert(
+        alert_id=f"catalog_drift:test-{n}",
+        kind=AlertKind.CATALOG_DRIFT,
+        severity=Severity.WARNING,
+        subject="artifact v1",
+        message=f"test alert {n}",
+        evidence={"n": n},
+        resolved=resolved,
+        created_at=time.time(),
+    )
 
 
 async def started(settings: Settings, url: str, **kwargs: object) -> tuple[EndpointDeliverer, asyncio.Task[None]]:
@@ -112,8 +125,9 @@ async def publish(settings: Settings, *alerts: Alert) -> None:
         await producer.close()
 
 
-async def test_signed_delivery_after_a_receiver_outage_and_no_redelivery_after_restart(settings: Settings,
-                                                                                      tmp_path: Path) -> None:
+async def test_signed_delivery_after_a_receiver_outage_and_no_redelivery_after_restart(
+    settings: Settings, tmp_path: Path
+) -> None:
     receiver = await Receiver(plan=[503, 502]).start()
     s = hook_settings(settings, tmp_path, receiver.url)
     deliverer, task = await started(s, receiver.url)
@@ -139,8 +153,11 @@ async def test_signed_delivery_after_a_receiver_outage_and_no_redelivery_after_r
         await asyncio.sleep(1.0)
     finally:
         await stop(task)
-    assert [a["id"] for a in receiver.accepted] == ["catalog_drift:test-1", "catalog_drift:test-1:resolved",
-                                                     "catalog_drift:test-2"]
+    assert [a["id"] for a in receiver.accepted] == [
+        "catalog_drift:test-1",
+        "catalog_drift:test-1:resolved",
+        "catalog_drift:test-2",
+    ]
     await receiver.close()
 
 
@@ -149,14 +166,16 @@ async def test_a_receiver_down_for_a_while_gets_the_alert_once_it_is_back(settin
     port = receiver.server.port  # type: ignore[union-attr]
     url = receiver.url
     await receiver.close()  # nothing listens: connections are refused
-    s = hook_settings(settings, tmp_path, url, webhook_max_attempts=30, webhook_backoff_seconds=0.2,
-                      webhook_max_backoff_seconds=0.5)
+    s = hook_settings(
+        settings, tmp_path, url, webhook_max_attempts=30, webhook_backoff_seconds=0.2, webhook_max_backoff_seconds=0.5
+    )
     deliverer, task = await started(s, url)
     try:
         await publish(s, alert(3))
         state = DeliveryState(s.webhook_state_dir, deliverer.group)
-        await eventually(lambda: (st := state.load()) is not None and st.attempts >= 3, timeout=30,
-                         what="three refused attempts")
+        await eventually(
+            lambda: (st := state.load()) is not None and st.attempts >= 3, timeout=30, what="three refused attempts"
+        )
         receiver = await Receiver().start(port=port)  # back, on the same address
         await eventually(lambda: len(receiver.accepted) == 1, timeout=30, what="delivery once the receiver is back")
     finally:
@@ -165,16 +184,24 @@ async def test_a_receiver_down_for_a_while_gets_the_alert_once_it_is_back(settin
     assert receiver.accepted[0]["id"] == "catalog_drift:test-3" and receiver.rejected == []
 
 
-async def test_a_receiver_down_for_good_ends_in_the_dlq_and_retries_survive_a_restart(settings: Settings,
-                                                                                      tmp_path: Path) -> None:
+async def test_a_receiver_down_for_good_ends_in_the_dlq_and_retries_survive_a_restart(
+    settings: Settings, tmp_path: Path
+) -> None:
     receiver = await Receiver(always=503).start()
-    s = hook_settings(settings, tmp_path, receiver.url, webhook_max_attempts=5, webhook_backoff_seconds=2.0,
-                      webhook_max_backoff_seconds=2.0)
+    s = hook_settings(
+        settings,
+        tmp_path,
+        receiver.url,
+        webhook_max_attempts=5,
+        webhook_backoff_seconds=2.0,
+        webhook_max_backoff_seconds=2.0,
+    )
     deliverer, task = await started(s, receiver.url)
     state = DeliveryState(s.webhook_state_dir, deliverer.group)
     await publish(s, alert(4))
-    await eventually(lambda: (st := state.load()) is not None and st.attempts >= 2, timeout=30, interval=0.05,
-                     what="two attempts")
+    await eventually(
+        lambda: (st := state.load()) is not None and st.attempts >= 2, timeout=30, interval=0.05, what="two attempts"
+    )
     await stop(task)  # stopped mid-retry (the next attempt is 1-2 s away)
     spent = len(receiver.attempts)
     assert 2 <= spent < 5 and state.load().attempts == spent  # type: ignore[union-attr]
@@ -202,4 +229,3 @@ async def test_a_receiver_down_for_good_ends_in_the_dlq_and_retries_survive_a_re
         await stop(task)
     assert receiver.accepted[0]["id"] == "catalog_drift:test-5"
     await receiver.close()
-

@@ -38,13 +38,17 @@ COST_UNIT = 0.001
 def _tree(index: int, leaves: list[float], split: tuple[int, float] | None) -> str:
     values = " ".join(repr(float(v)) for v in leaves)
     if split is None:
-        return (f"Tree={index}\nnum_leaves=1\nnum_cat=0\nsplit_feature=\nsplit_gain=\nthreshold=\ndecision_type=\n"
-                f"left_child=\nright_child=\nleaf_value={values}\nleaf_weight=\nleaf_count=\ninternal_value=\n"
-                f"internal_weight=\ninternal_count=\nis_linear=0\nshrinkage=1\n\n")
+        return (
+            f"Tree={index}\nnum_leaves=1\nnum_cat=0\nsplit_feature=\nsplit_gain=\nthreshold=\ndecision_type=\n"
+            f"left_child=\nright_child=\nleaf_value={values}\nleaf_weight=\nleaf_count=\ninternal_value=\n"
+            f"internal_weight=\ninternal_count=\nis_linear=0\nshrinkage=1\n\n"
+        )
     feature, threshold = split
-    return (f"Tree={index}\nnum_leaves=2\nnum_cat=0\nsplit_feature={feature}\nsplit_gain=1\nthreshold={threshold!r}\n"
-            f"decision_type=2\nleft_child=-1\nright_child=-2\nleaf_value={values}\nleaf_weight=1 1\nleaf_count=1 1\n"
-            f"internal_value=0\ninternal_weight=0\ninternal_count=2\nis_linear=0\nshrinkage=1\n\n")
+    return (
+        f"Tree={index}\nnum_leaves=2\nnum_cat=0\nsplit_feature={feature}\nsplit_gain=1\nthreshold={threshold!r}\n"
+        f"decision_type=2\nleft_child=-1\nright_child=-2\nleaf_value={values}\nleaf_weight=1 1\nleaf_count=1 1\n"
+        f"internal_value=0\ninternal_weight=0\ninternal_count=2\nis_linear=0\nshrinkage=1\n\n"
+    )
 
 
 def model_string(trees: list[str], num_features: int, objective: str, num_class: int = 1) -> str:
@@ -55,7 +59,10 @@ def model_string(trees: list[str], num_features: int, objective: str, num_class:
         f"feature_names={' '.join(f'f{i}' for i in range(num_features))}\n"
         f"feature_infos={' '.join(['none'] * num_features)}\ntree_sizes={' '.join(str(len(t)) for t in trees)}\n\n"
     )
-    return header + "".join(trees) + "end of trees\n\nfeature_importances:\n\nparameters:\nend of " "parameters\n\npandas_categorical:null\n"
+    return (
+        header + "".join(trees) + "end of trees\n\nfeature_importances:\n\nparameters:\nend of "
+        "parameters\n\npandas_categorical:null\n"
+    )
 
 
 def quality_model_string(code: float, question: float, num_features: int) -> str:
@@ -69,16 +76,19 @@ def cost_model_string(usd_per_request: float, num_features: int) -> str:
     return model_string([_tree(0, [float(np.log(usd_per_request))], None)], num_features, "gamma")
 
 
-def prompt_models(num_features: int, qhat: dict[str, list[float]] | None = None,
-                  chat: dict[str, float] | None = None) -> PromptModels:
+def prompt_models(
+    num_features: int, qhat: dict[str, list[float]] | None = None, chat: dict[str, float] | None = None
+) -> PromptModels:
     qhat = qhat or QHAT
     chat = chat or CHAT
     return PromptModels(
-        framework="lightgbm", framework_version="test",
+        framework="lightgbm",
+        framework_version="test",
         quality={m: quality_model_string(q[0], q[1], num_features) for m, q in qhat.items()},
         calibration={m: [1.0, 0.0] for m in qhat},
         cost={m: cost_model_string(chat[m] * COST_UNIT, num_features) for m in qhat},
-        cost_unit_usd=COST_UNIT, cost_per="request",
+        cost_unit_usd=COST_UNIT,
+        cost_per="request",
     )
 
 
@@ -96,7 +106,10 @@ def constant_model_string(probabilities: tuple[float, float, float], num_feature
         f"objective=multiclass num_class:3\nfeature_names={' '.join(f'f{i}' for i in range(num_features))}\n"
         f"feature_infos={' '.join(['none'] * num_features)}\ntree_sizes={' '.join(str(len(t)) for t in trees)}\n\n"
     )
-    return header + "".join(trees) + "end of trees\n\nfeature_importances:\n\nparameters:\nend of " "parameters\n\npandas_categorical:null\n"
+    return (
+        header + "".join(trees) + "end of trees\n\nfeature_importances:\n\nparameters:\nend of "
+        "parameters\n\npandas_categorical:null\n"
+    )
 
 
 def make_artifact(
@@ -129,8 +142,12 @@ def make_artifact(
         chat=dict(CHAT),
         buckets={b: list(v) for b, v in BUCKETS.items()},
         centroids=[[round(float(v), 6) for v in row] for row in centroids],
-        gbdt=Gbdt(framework="lightgbm", framework_version="test",
-                  model=triage_string or constant_model_string(probabilities, len(schema.names)), feature_schema=schema),
+        gbdt=Gbdt(
+            framework="lightgbm",
+            framework_version="test",
+            model=triage_string or constant_model_string(probabilities, len(schema.names)),
+            feature_schema=schema,
+        ),
         prompt_models=prompt_models(len(schema.names)),
         context=context or {},
     ).check()

@@ -66,17 +66,27 @@ def test_artifacts_written_before_the_linear_section_keep_their_bytes(artifact: 
     assert loaded.prompt_models.linear is None and encode(loaded) == legacy_bytes
     # With a linear section the bytes carry it and round-trip canonically too.
     width = len(artifact.gbdt.feature_schema.names)
-    blended = msgspec.structs.replace(artifact, prompt_models=msgspec.structs.replace(
-        artifact.prompt_models, linear=LinearQuality(mean=[0.0] * width, scale=[1.0] * width, blend=0.5,
-                                                     weights={m: [0.25] * (width + 1) for m in artifact.models})))
+    blended = msgspec.structs.replace(
+        artifact,
+        prompt_models=msgspec.structs.replace(
+            artifact.prompt_models,
+            linear=LinearQuality(
+                mean=[0.0] * width,
+                scale=[1.0] * width,
+                blend=0.5,
+                weights={m: [0.25] * (width + 1) for m in artifact.models},
+            ),
+        ),
+    )
     data = encode(blended)
     assert json.loads(data)["prompt_models"]["linear"]["blend"] == 0.5
     assert encode(load_verified(data, sign(data, key), key.public_key())) == data
 
 
 def test_encoding_does_not_depend_on_dict_insertion_order(artifact: Artifact) -> None:
-    reordered = broken(artifact, chat=dict(reversed(list(artifact.chat.items()))),
-                       qhat=dict(reversed(list(artifact.qhat.items()))))
+    reordered = broken(
+        artifact, chat=dict(reversed(list(artifact.chat.items()))), qhat=dict(reversed(list(artifact.qhat.items())))
+    )
     assert encode(reordered) == encode(artifact)
     assert sha256_hex(encode(reordered)) == sha256_hex(encode(artifact))
 
@@ -91,7 +101,7 @@ def test_decode_rejects_garbage_with_format_error() -> None:
     with pytest.raises(ArtifactFormatError, match="not an artifact"):
         decode(b'{"version": "x", "format": 2}')
     with pytest.raises(ArtifactFormatError, match="not an artifact"):
-        decode(b'[1, 2]')
+        decode(b"[1, 2]")
 
 
 def test_old_and_newer_formats_fail_with_a_version_error(artifact: Artifact) -> None:
@@ -139,7 +149,10 @@ def test_decode_runs_check(artifact: Artifact) -> None:
         ({"qhat": "short-row"}, "a qhat row does not have 2 clusters"),
         ({"buckets": {"cheap": ["small"], "hard": ["large"]}}, "buckets must be exactly"),
         ({"buckets": {"cheap": [], "mid": ["small"], "hard": ["large"]}}, "bucket cheap lists no models"),
-        ({"buckets": {"cheap": ["tiny"], "mid": ["small"], "hard": ["large"]}}, "bucket cheap lists no models or unknown"),
+        (
+            {"buckets": {"cheap": ["tiny"], "mid": ["small"], "hard": ["large"]}},
+            "bucket cheap lists no models or unknown",
+        ),
         ({"penalties": {"nobody": 0.1}}, "penalties or context name unknown models"),
         ({"context": {"nobody": 10}}, "penalties or context name unknown models"),
         ({"format": 3}, "format 3 (this router reads 2)"),
@@ -177,11 +190,17 @@ def test_check_rejects_inconsistent_artifacts(artifact: Artifact, changes: dict[
         elif isinstance(value, str) and field == "prompt_models":
             pm = artifact.prompt_models
             value = {
-                "drop-quality": lambda pm=pm: msgspec.structs.replace(pm, quality={m: q for m, q in pm.quality.items() if m != "small"}),
+                "drop-quality": lambda pm=pm: msgspec.structs.replace(
+                    pm, quality={m: q for m, q in pm.quality.items() if m != "small"}
+                ),
                 "empty-cost": lambda pm=pm: msgspec.structs.replace(pm, cost={**pm.cost, "small": ""}),
-                "bad-calibration": lambda pm=pm: msgspec.structs.replace(pm, calibration={**pm.calibration, "small": [1.0]}),
+                "bad-calibration": lambda pm=pm: msgspec.structs.replace(
+                    pm, calibration={**pm.calibration, "small": [1.0]}
+                ),
                 "zero-unit": lambda pm=pm: msgspec.structs.replace(pm, cost_unit_usd=0.0),
-                "nan-calibration": lambda pm=pm: msgspec.structs.replace(pm, calibration={**pm.calibration, "small": [float("nan"), 0.0]}),
+                "nan-calibration": lambda pm=pm: msgspec.structs.replace(
+                    pm, calibration={**pm.calibration, "small": [float("nan"), 0.0]}
+                ),
                 "unknown-size": lambda pm=pm: msgspec.structs.replace(pm, cost_per="words_typed"),
                 "linear-short": lambda pm=pm: msgspec.structs.replace(pm, linear=linear(artifact, mean=[0.0] * 3)),
                 "linear-models": lambda pm=pm: msgspec.structs.replace(pm, linear=linear(artifact, drop="small")),
@@ -197,15 +216,26 @@ def test_check_rejects_inconsistent_artifacts(artifact: Artifact, changes: dict[
     assert str(caught.value).startswith(f"artifact {artifact.version}: ")
 
 
-def linear(artifact: Artifact, *, mean: list[float] | None = None, drop: str | None = None, blend: float = 0.5,
-           scale_zero: bool = False, nan: bool = False) -> LinearQuality:
+def linear(
+    artifact: Artifact,
+    *,
+    mean: list[float] | None = None,
+    drop: str | None = None,
+    blend: float = 0.5,
+    scale_zero: bool = False,
+    nan: bool = False,
+) -> LinearQuality:
     """A consistent linear section for the artifact's schema, broken as asked."""
     width = len(artifact.gbdt.feature_schema.names)
     weights = {m: [0.0] * (width + 1) for m in artifact.models if m != drop}
     if nan:
         weights[artifact.models[0]] = [float("nan")] * (width + 1)
-    return LinearQuality(mean=mean if mean is not None else [0.0] * width,
-                         scale=[0.0 if scale_zero else 1.0] * width, weights=weights, blend=blend)
+    return LinearQuality(
+        mean=mean if mean is not None else [0.0] * width,
+        scale=[0.0 if scale_zero else 1.0] * width,
+        weights=weights,
+        blend=blend,
+    )
 
 
 def test_check_reports_every_problem_at_once(artifact: Artifact) -> None:

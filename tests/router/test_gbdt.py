@@ -29,8 +29,16 @@ def labels_of(X: np.ndarray) -> np.ndarray:
 
 
 def train(params: dict[str, object], X: np.ndarray, y: np.ndarray, rounds: int = 25) -> lgb.Booster:
-    base = {"objective": "multiclass", "num_class": 3, "num_leaves": 15, "min_data_in_leaf": 5, "verbose": -1,
-            "num_threads": 1, "deterministic": True, "seed": 0}
+    base = {
+        "objective": "multiclass",
+        "num_class": 3,
+        "num_leaves": 15,
+        "min_data_in_leaf": 5,
+        "verbose": -1,
+        "num_threads": 1,
+        "deterministic": True,
+        "seed": 0,
+    }
     return lgb.train({**base, **params}, lgb.Dataset(X, y), num_boost_round=rounds)
 
 
@@ -45,8 +53,11 @@ def edge_rows(rng: np.random.Generator) -> np.ndarray:
     return X
 
 
-@pytest.mark.parametrize("params", [{}, {"zero_as_missing": True}, {"use_missing": False}, {"max_bin": 7}],
-                         ids=["nan-missing", "zero-as-missing", "no-missing", "few-bins"])
+@pytest.mark.parametrize(
+    "params",
+    [{}, {"zero_as_missing": True}, {"use_missing": False}, {"max_bin": 7}],
+    ids=["nan-missing", "zero-as-missing", "no-missing", "few-bins"],
+)
 def test_matches_lightgbm_multiclass(params: dict[str, object]) -> None:
     rng = np.random.default_rng(0)
     X = make_rows(rng, 2000)
@@ -90,9 +101,13 @@ def test_early_stopped_model_uses_the_saved_iterations() -> None:
     X = make_rows(rng, 1500)
     y = labels_of(X)
     train_set = lgb.Dataset(X[:1000], y[:1000])
-    booster = lgb.train({"objective": "multiclass", "num_class": 3, "verbose": -1, "num_threads": 1},
-                        train_set, 300, valid_sets=[lgb.Dataset(X[1000:], y[1000:], reference=train_set)],
-                        callbacks=[lgb.early_stopping(5, verbose=False)])
+    booster = lgb.train(
+        {"objective": "multiclass", "num_class": 3, "verbose": -1, "num_threads": 1},
+        train_set,
+        300,
+        valid_sets=[lgb.Dataset(X[1000:], y[1000:], reference=train_set)],
+        callbacks=[lgb.early_stopping(5, verbose=False)],
+    )
     ensemble = TreeEnsemble.from_model_string(booster.model_to_string())
     expected = booster.predict(X, num_iteration=booster.best_iteration)
     assert np.abs(ensemble.predict_proba(X) - expected).max() < 1e-9
@@ -106,8 +121,11 @@ def test_single_leaf_trees() -> None:
     # A class with a constant label makes LightGBM emit single-leaf trees too.
     rng = np.random.default_rng(4)
     X = rng.normal(size=(500, 3))
-    booster = lgb.train({"objective": "multiclass", "num_class": 3, "verbose": -1, "num_threads": 1},
-                        lgb.Dataset(X, (X[:, 0] > 0).astype(int)), 5)
+    booster = lgb.train(
+        {"objective": "multiclass", "num_class": 3, "verbose": -1, "num_threads": 1},
+        lgb.Dataset(X, (X[:, 0] > 0).astype(int)),
+        5,
+    )
     text = booster.model_to_string()
     assert "num_leaves=1\n" in text
     assert np.abs(TreeEnsemble.from_model_string(text).predict_proba(X) - booster.predict(X)).max() < 1e-9
@@ -136,9 +154,18 @@ def test_categorical_decision_type_is_refused() -> None:
     X = rng.normal(size=(300, 3))
     X[:, 0] = rng.integers(0, 5, size=300)
     y = (X[:, 0] == 2).astype(int) + (X[:, 1] > 0)
-    booster = lgb.train({"objective": "multiclass", "num_class": 3, "verbose": -1, "num_threads": 1,
-                         "min_data_per_group": 5, "cat_smooth": 1},
-                        lgb.Dataset(X, y, categorical_feature=[0]), 10)
+    booster = lgb.train(
+        {
+            "objective": "multiclass",
+            "num_class": 3,
+            "verbose": -1,
+            "num_threads": 1,
+            "min_data_per_group": 5,
+            "cat_smooth": 1,
+        },
+        lgb.Dataset(X, y, categorical_feature=[0]),
+        10,
+    )
     with pytest.raises(UnsupportedModel, match="categorical"):
         TreeEnsemble.from_model_string(booster.model_to_string())
 
@@ -152,13 +179,22 @@ def stacked_models(rng: np.random.Generator, *, max_depth: int = 6, nan: bool = 
     X[:, 1] = np.round(X[:, 1] * 2)  # exact zeros and ties
     if nan:
         X[rng.random(X.shape) < 0.05] = np.nan
-    base = {"verbose": -1, "num_threads": 1, "deterministic": True, "seed": 0, "num_leaves": 31, "max_depth": max_depth,
-            "min_data_in_leaf": 5}
+    base = {
+        "verbose": -1,
+        "num_threads": 1,
+        "deterministic": True,
+        "seed": 0,
+        "num_leaves": 31,
+        "max_depth": max_depth,
+        "min_data_in_leaf": 5,
+    }
     labels = labels_of(X)
     boosters = [
         lgb.train({**base, "objective": "multiclass", "num_class": 3}, lgb.Dataset(X, labels), 20),
         lgb.train({**base, "objective": "cross_entropy"}, lgb.Dataset(X, (labels > 0).astype(float)), 25),
-        lgb.train({**base, "objective": "cross_entropy"}, lgb.Dataset(X, np.clip(np.nan_to_num(X[:, 0]) / 4 + 0.5, 0, 1)), 25),
+        lgb.train(
+            {**base, "objective": "cross_entropy"}, lgb.Dataset(X, np.clip(np.nan_to_num(X[:, 0]) / 4 + 0.5, 0, 1)), 25
+        ),
         lgb.train({**base, "objective": "gamma"}, lgb.Dataset(X, np.exp(np.nan_to_num(X[:, 2]) / 3)), 25),
     ]
     return X, boosters

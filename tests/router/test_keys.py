@@ -39,7 +39,9 @@ def raw_public(key: Ed25519PrivateKey) -> bytes:
 
 def pem(key: Ed25519PrivateKey) -> bytes:
     """PKCS#8 PEM of a private key."""
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
 
 
 def same_key(a: Ed25519PrivateKey, b: Ed25519PrivateKey) -> bool:
@@ -124,10 +126,14 @@ def test_directory_is_not_readable_as_key(tmp_path: Path) -> None:
 def bad_contents() -> list[tuple[str, bytes, str]]:
     """(label, file content, expected message part) of unusable private keys."""
     ec_key = ec.generate_private_key(ec.SECP256R1())
-    ec_pem = ec_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                  serialization.NoEncryption())
-    encrypted = KEY.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                  serialization.BestAvailableEncryption(b"password"))
+    ec_pem = ec_key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    encrypted = KEY.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(b"password"),
+    )
     truncated = PEM[: len(PEM) // 2] + b"\n-----END PRIVATE KEY-----\n"
     return [
         ("ec", ec_pem, "not an Ed25519 key"),
@@ -178,8 +184,20 @@ def test_load_public_key_from_every_source(tmp_path: Path) -> None:
     private_file.write_bytes(PEM)
     b64_file = tmp_path / "verify.b64"
     b64_file.write_text(raw_b64)
-    sources = [KEY, KEY.public_key(), public_pem, public_pem.decode(), raw_b64, raw_b64.encode(), file, str(file),
-               private_file, PEM, PEM.decode(), b64_file]
+    sources = [
+        KEY,
+        KEY.public_key(),
+        public_pem,
+        public_pem.decode(),
+        raw_b64,
+        raw_b64.encode(),
+        file,
+        str(file),
+        private_file,
+        PEM,
+        PEM.decode(),
+        b64_file,
+    ]
     expected = raw_public(KEY)
     for source in sources:
         key = load_public_key(source)
@@ -193,8 +211,11 @@ def test_load_public_key_errors(tmp_path: Path) -> None:
         load_public_key("relative/missing.pem")
     with pytest.raises(SigningKeyError, match="neither a PEM key nor a base64 32-byte Ed25519 public key"):
         load_public_key(b"garbage")
-    ec_public = ec.generate_private_key(ec.SECP256R1()).public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    ec_public = (
+        ec.generate_private_key(ec.SECP256R1())
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
     with pytest.raises(SigningKeyError, match="not an Ed25519 key"):
         load_public_key(ec_public)
     with pytest.raises(SigningKeyError, match="not a PEM public key"):

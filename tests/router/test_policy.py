@@ -48,8 +48,14 @@ def tables(
     return t, np.array(qhat, dtype=np.float64), np.array(chat, dtype=np.float64)
 
 
-def route(case: tuple[PolicyTables, np.ndarray, np.ndarray], p: np.ndarray, clusters: np.ndarray,
-          tokens: np.ndarray | None = None, *, t: PolicyTables | None = None):
+def route(
+    case: tuple[PolicyTables, np.ndarray, np.ndarray],
+    p: np.ndarray,
+    clusters: np.ndarray,
+    tokens: np.ndarray | None = None,
+    *,
+    t: PolicyTables | None = None,
+):
     """``choose`` with each row's q̂ the column of its cluster and ĉ the same for every row."""
     tables_, qhat, chat = case
     clusters = np.asarray(clusters, dtype=np.int64)
@@ -60,13 +66,15 @@ def route(case: tuple[PolicyTables, np.ndarray, np.ndarray], p: np.ndarray, clus
 
 
 def test_bucket_rule_hard_first_then_cheap() -> None:
-    p = np.array([
-        [0.7, 0.0, 0.3],  # cheap ≥ τ_cheap but hard == τ_hard: hard is checked first
-        [0.7, 0.1, 0.2],  # hard < 0.3, cheap ≥ 0.6 → cheap
-        [0.6, 0.3, 0.1],  # cheap == τ_cheap → cheap (≥)
-        [0.5, 0.4, 0.1],  # neither → mid
-        [0.1, 0.1, 0.8],  # hard
-    ])
+    p = np.array(
+        [
+            [0.7, 0.0, 0.3],  # cheap ≥ τ_cheap but hard == τ_hard: hard is checked first
+            [0.7, 0.1, 0.2],  # hard < 0.3, cheap ≥ 0.6 → cheap
+            [0.6, 0.3, 0.1],  # cheap == τ_cheap → cheap (≥)
+            [0.5, 0.4, 0.1],  # neither → mid
+            [0.1, 0.1, 0.8],  # hard
+        ]
+    )
     assert buckets_of(p, tau_cheap=0.6, tau_hard=0.3).tolist() == [HARD, CHEAP, CHEAP, MID, HARD]
     # τ_hard above 1 disables hard; τ_cheap above 1 disables cheap.
     assert buckets_of(p, tau_cheap=1.01, tau_hard=1.01).tolist() == [MID] * 5
@@ -74,8 +82,11 @@ def test_bucket_rule_hard_first_then_cheap() -> None:
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.lists(st.tuples(st.floats(0, 1), st.floats(0, 1), st.floats(0, 1)), min_size=1, max_size=20),
-       st.floats(0, 1), st.floats(0, 1))
+@given(
+    st.lists(st.tuples(st.floats(0, 1), st.floats(0, 1), st.floats(0, 1)), min_size=1, max_size=20),
+    st.floats(0, 1),
+    st.floats(0, 1),
+)
 def test_bucket_rule_property(rows: list[tuple[float, float, float]], tau_cheap: float, tau_hard: float) -> None:
     p = np.array(rows)
     got = buckets_of(p, tau_cheap, tau_hard)
@@ -144,8 +155,9 @@ def test_ties_prefer_quality_then_cost_then_name() -> None:
 def test_choice_stays_inside_the_bucket() -> None:
     # m0 expensive and best, m1 medium, m2 cheap; buckets nested cheap={m2}, mid={m1,m2}, hard=all.
     buckets = [[False, False, True], [False, True, True], [True, True, True]]
-    case = tables(qhat=[[0.9], [0.6], [0.2]], chat=[0.5, 0.2, 0.1], alpha=1.0, buckets=buckets,
-                  tau_cheap=0.5, tau_hard=0.5)
+    case = tables(
+        qhat=[[0.9], [0.6], [0.2]], chat=[0.5, 0.2, 0.1], alpha=1.0, buckets=buckets, tau_cheap=0.5, tau_hard=0.5
+    )
     p = np.array([[0.9, 0.1, 0.0], [0.1, 0.8, 0.1], [0.1, 0.1, 0.8]])
     chosen, got_buckets, _, allowed = route(case, p, np.zeros(3, dtype=np.int64))
     assert got_buckets.tolist() == [CHEAP, MID, HARD]
@@ -168,9 +180,15 @@ def test_choice_is_the_argmax_of_eligible_utilities(n_models: int, n_clusters: i
     rng = np.random.default_rng(seed)
     buckets = rng.random((3, n_models)) < 0.7
     buckets[:, 0] = True
-    t, _, _ = tables(qhat=[[0.0]] * n_models, chat=[0.0] * n_models, alpha=alpha,
-                     penalty=(rng.random(n_models) * 0.1).tolist(), buckets=buckets.tolist(),
-                     tau_cheap=float(rng.random()), tau_hard=float(rng.random()))
+    t, _, _ = tables(
+        qhat=[[0.0]] * n_models,
+        chat=[0.0] * n_models,
+        alpha=alpha,
+        penalty=(rng.random(n_models) * 0.1).tolist(),
+        buckets=buckets.tolist(),
+        tau_cheap=float(rng.random()),
+        tau_hard=float(rng.random()),
+    )
     p = rng.dirichlet(np.ones(3), size=30)
     q = rng.random((30, n_models))
     c = rng.random((30, n_models)) * n_clusters
@@ -208,8 +226,9 @@ def test_guardrail_excludes_models_too_small() -> None:
 def test_guardrail_escalates_to_the_next_larger_bucket() -> None:
     # cheap={m2}, mid={m1,m2}, hard=all; only m0 has a large window.
     buckets = [[False, False, True], [False, True, True], [True, True, True]]
-    case = tables(qhat=[[0.9], [0.6], [0.2]], chat=[1.0, 0.3, 0.1], alpha=0.0, buckets=buckets,
-                  context=[10_000, 2_000, 100])
+    case = tables(
+        qhat=[[0.9], [0.6], [0.2]], chat=[1.0, 0.3, 0.1], alpha=0.0, buckets=buckets, context=[10_000, 2_000, 100]
+    )
     t = case[0]
     rows = np.array([CHEAP, CHEAP, MID, HARD])
     tokens = np.array([50.0, 1_000.0, 5_000.0, 5_000.0])
@@ -230,8 +249,9 @@ def test_guardrail_escalates_to_the_next_larger_bucket() -> None:
 def test_guardrail_falls_back_to_any_model_that_fits_then_the_largest() -> None:
     # m1 is the only model of cheap and mid, hard adds m2; m0 is in no bucket but has the largest window.
     buckets = [[False, True, False], [False, True, False], [False, True, True]]
-    t, _, _ = tables(qhat=[[0.5], [0.5], [0.5]], chat=[0.5, 0.1, 0.2], alpha=0.0, buckets=buckets,
-                     context=[5_000, 100, 1_000])
+    t, _, _ = tables(
+        qhat=[[0.5], [0.5], [0.5]], chat=[0.5, 0.1, 0.2], alpha=0.0, buckets=buckets, context=[5_000, 100, 1_000]
+    )
     mask, applied = eligible(t, np.array([CHEAP, CHEAP]), np.array([3_000.0, 9_000.0]))
     assert mask[0].tolist() == [True, False, False]  # only m0 fits, though in no bucket
     assert mask[1].tolist() == [True, False, False]  # nothing fits: the largest window (m0)

@@ -143,12 +143,20 @@ def test_tree_models_must_match_the_schema() -> None:
         ReferenceRouter(artifact)
     good = make_artifact()
     narrow = prompt_models(5)
-    bad = msgspec.structs.replace(good, prompt_models=msgspec.structs.replace(
-        good.prompt_models, quality={**good.prompt_models.quality, "small": narrow.quality["small"]}))
+    bad = msgspec.structs.replace(
+        good,
+        prompt_models=msgspec.structs.replace(
+            good.prompt_models, quality={**good.prompt_models.quality, "small": narrow.quality["small"]}
+        ),
+    )
     with pytest.raises(ArtifactFormatError, match=r"the quality\[small\] model reads 5 features"):
         ReferenceRouter(bad)
-    garbage = msgspec.structs.replace(good, prompt_models=msgspec.structs.replace(
-        good.prompt_models, cost={**good.prompt_models.cost, "large": "not a model"}))
+    garbage = msgspec.structs.replace(
+        good,
+        prompt_models=msgspec.structs.replace(
+            good.prompt_models, cost={**good.prompt_models.cost, "large": "not a model"}
+        ),
+    )
     with pytest.raises(ArtifactFormatError, match="a tree model cannot be read"):
         ReferenceRouter(garbage)
 
@@ -217,7 +225,10 @@ def test_route_a_logged_feature_vector_matches_routing_the_prompt() -> None:
         from_vector = router.route(np.asarray(from_text.features))
         assert from_vector.features is None
         assert (from_vector.model, from_vector.bucket, from_vector.cluster_id) == (
-            from_text.model, from_text.bucket, from_text.cluster_id)
+            from_text.model,
+            from_text.bucket,
+            from_text.cluster_id,
+        )
         assert router.route(list(from_text.features)).model == from_text.model
     with pytest.raises(ValueError):
         router.route([1.0, 2.0])
@@ -253,8 +264,9 @@ def test_a_blended_linear_model_enters_the_quality() -> None:
     base = make_artifact()
     width = len(base.gbdt.feature_schema.names)
     bias = {"large": -2.0, "medium": 0.0, "small": 3.0}
-    linear = LinearQuality(mean=[0.0] * width, scale=[1.0] * width, blend=0.25,
-                           weights={m: [0.0] * width + [b] for m, b in bias.items()})
+    linear = LinearQuality(
+        mean=[0.0] * width, scale=[1.0] * width, blend=0.25, weights={m: [0.0] * width + [b] for m, b in bias.items()}
+    )
     blended = msgspec.structs.replace(base, prompt_models=msgspec.structs.replace(base.prompt_models, linear=linear))
     router = ReferenceRouter(blended.check())
     sigmoid = lambda z: 1.0 / (1.0 + np.exp(-z))  # noqa: E731
@@ -266,13 +278,20 @@ def test_a_blended_linear_model_enters_the_quality() -> None:
     symbols = BASE_FEATURES.index("code_symbols")
     weights = {m: [0.0] * width + [0.0] for m in bias}
     weights["medium"][symbols] = 1.0
-    scaled = msgspec.structs.replace(linear, mean=[0.0] * symbols + [2.0] + [0.0] * (width - symbols - 1),
-                                     scale=[1.0] * symbols + [4.0] + [1.0] * (width - symbols - 1), weights=weights)
-    router = ReferenceRouter(msgspec.structs.replace(
-        base, prompt_models=msgspec.structs.replace(base.prompt_models, linear=scaled)).check())
+    scaled = msgspec.structs.replace(
+        linear,
+        mean=[0.0] * symbols + [2.0] + [0.0] * (width - symbols - 1),
+        scale=[1.0] * symbols + [4.0] + [1.0] * (width - symbols - 1),
+        weights=weights,
+    )
+    router = ReferenceRouter(
+        msgspec.structs.replace(base, prompt_models=msgspec.structs.replace(base.prompt_models, linear=scaled)).check()
+    )
     for prompt in CODE_PROMPTS + QUESTION_PROMPTS:
         one = router.route(prompt)
         x = one.features[symbols]
-        assert one.quality["medium"] == pytest.approx(0.25 * (0.6 if x > 0.5 else 0.78) + 0.75 * sigmoid((x - 2.0) / 4.0))
+        assert one.quality["medium"] == pytest.approx(
+            0.25 * (0.6 if x > 0.5 else 0.78) + 0.75 * sigmoid((x - 2.0) / 4.0)
+        )
     batch = router.route_many(CODE_PROMPTS + QUESTION_PROMPTS)
     assert batch.model_names() == [router.route(p).model for p in CODE_PROMPTS + QUESTION_PROMPTS]

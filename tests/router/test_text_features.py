@@ -80,8 +80,15 @@ def test_hashing_is_stable_across_processes() -> None:
         "print(json.dumps([i.tolist(), w.tolist()]))\n"
     )
     env = {**os.environ, "PYTHONHASHSEED": "12345"}
-    out = subprocess.run([sys.executable, "-c", script], input=json.dumps([CORPUS, text]), capture_output=True,
-                         text=True, env=env, check=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        input=json.dumps([CORPUS, text]),
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+        timeout=60,
+    )
     other_idx, other_weights = json.loads(out.stdout)
     assert other_idx == idx.tolist()
     assert other_weights == weights.tolist()
@@ -175,7 +182,9 @@ def test_question_and_reasoning_signals() -> None:
     choices = "Which is a fruit?\nA. apple\nB. stone\nC. iron"
     assert feature(choices, "choice_markers") == 3
     assert feature("1. first\n2. second\n3) third", "numbered_lines") == 3
-    assert feature("Explain why, step by step, because it follows.", "reasoning_words") == 5  # explain why step step because
+    assert (
+        feature("Explain why, step by step, because it follows.", "reasoning_words") == 5
+    )  # explain why step step because
     assert feature("Write a sentence and summarize it.", "instruction_words") == 3
 
 
@@ -248,7 +257,7 @@ def test_cluster_id_is_the_most_similar_centroid() -> None:
     extractor = FeatureExtractor(FeatureSchema.build(spec, 2), centroids)
     for prompt in QUESTION_PROMPTS:
         vector, cluster = extractor.extract(prompt)
-        sims = vector[len(BASE_FEATURES):]
+        sims = vector[len(BASE_FEATURES) :]
         assert cluster == 0 and sims[0] > sims[1]
         assert extractor.cluster_of(vector) == 0
     for prompt in CODE_PROMPTS:
@@ -287,8 +296,12 @@ def test_extractor_rejects_mismatched_schema_and_centroids() -> None:
 def _keyword_scans(text: str) -> tuple[int, int, int, int]:
     """The four keyword counts as the original ``findall`` scans compute them."""
     lower = text.lower()
-    return (len(features._MATH_WORDS.findall(lower)), len(features._CODE_KEYWORDS.findall(lower)),
-            len(features._REASONING_WORDS.findall(lower)), len(features._INSTRUCTION_WORDS.findall(lower)))
+    return (
+        len(features._MATH_WORDS.findall(lower)),
+        len(features._CODE_KEYWORDS.findall(lower)),
+        len(features._REASONING_WORDS.findall(lower)),
+        len(features._INSTRUCTION_WORDS.findall(lower)),
+    )
 
 
 def test_keyword_counts_from_tokens_equal_the_regex_scans() -> None:
@@ -299,8 +312,21 @@ def test_keyword_counts_from_tokens_equal_the_regex_scans() -> None:
     prompts = list(load_dataset(routing_eval()).prompts)
     rng = np.random.default_rng(0)
     pieces = list("abcdefghijklmnopqrstuvwxyz_0123456789 \n\t.,;:()-?!'\"") + [
-        "how many", "How Much", "how  many", "howmany", "digits", "digit_", "def", "Sum", "integers", "why", "LIST",
-        "éxplain", "ß", "İ"]
+        "how many",
+        "How Much",
+        "how  many",
+        "howmany",
+        "digits",
+        "digit_",
+        "def",
+        "Sum",
+        "integers",
+        "why",
+        "LIST",
+        "éxplain",
+        "ß",
+        "İ",
+    ]
     for _ in range(20_000):
         prompts.append("".join(pieces[i] for i in rng.integers(len(pieces), size=int(rng.integers(0, 60)))))
     for text in prompts:

@@ -10,7 +10,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bifrost.schemas import Bucket, EventDecoder, FeedbackEvent, InvalidEvent, Limits, RejectReason, RoutingEvent, encode
+from bifrost.schemas import (
+    Bucket,
+    EventDecoder,
+    FeedbackEvent,
+    InvalidEvent,
+    Limits,
+    RejectReason,
+    RoutingEvent,
+    encode,
+)
 from bifrost.schemas.events import Outcome
 
 NOW = 1_764_000_000.0
@@ -71,8 +80,16 @@ def test_unknown_fields_are_ignored() -> None:
         (orjson.dumps(valid_event(propensity=0)), RejectReason.SCHEMA, "propensity"),
         (orjson.dumps(valid_event(ts=NOW + 3600)), RejectReason.INVALID_VALUE, "future"),
         (orjson.dumps(valid_event(ts=NOW * 1000)), RejectReason.SCHEMA, "ts"),
-        (b'{"request_id":"a","ts":1,"router_id":"r","arm":"a","model":"m","provider":"p","bucket":"cheap","latency_ms":1,"cost_usd":1e999,"success":true}', RejectReason.SCHEMA, "cost_usd"),
-        (b'{"request_id":"a","ts":1,"router_id":"r","arm":"a","model":"m","provider":"p","bucket":"cheap","latency_ms":1,"cost_usd":NaN,"success":true}', RejectReason.BAD_JSON, "malformed"),
+        (
+            b'{"request_id":"a","ts":1,"router_id":"r","arm":"a","model":"m","provider":"p","bucket":"cheap","latency_ms":1,"cost_usd":1e999,"success":true}',
+            RejectReason.SCHEMA,
+            "cost_usd",
+        ),
+        (
+            b'{"request_id":"a","ts":1,"router_id":"r","arm":"a","model":"m","provider":"p","bucket":"cheap","latency_ms":1,"cost_usd":NaN,"success":true}',
+            RejectReason.BAD_JSON,
+            "malformed",
+        ),
     ],
 )
 def test_rejections_name_their_reason(raw: bytes, reason: RejectReason, fragment: str) -> None:

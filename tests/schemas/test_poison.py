@@ -18,7 +18,16 @@ import orjson
 import pyarrow as pa
 import pytest
 
-from bifrost.schemas import DeadLetter, EventDecoder, FeedbackEvent, InvalidEvent, Limits, RejectReason, RoutingEvent, encode
+from bifrost.schemas import (
+    DeadLetter,
+    EventDecoder,
+    FeedbackEvent,
+    InvalidEvent,
+    Limits,
+    RejectReason,
+    RoutingEvent,
+    encode,
+)
 from bifrost.schemas.codec import decode_as
 from bifrost.schemas.dlq import (
     DEFAULT_MAX_PAYLOAD_BYTES,
@@ -37,8 +46,16 @@ FEEDBACK = EventDecoder(FeedbackEvent, Limits(max_event_bytes=8 * 1024 * 1024))
 
 def valid(**overrides: object) -> dict[str, object]:
     event: dict[str, object] = {
-        "request_id": "req-1", "ts": NOW - 10, "router_id": "router-a", "arm": "v1", "model": "m",
-        "provider": "p", "bucket": "cheap", "latency_ms": 120.5, "cost_usd": 0.001, "success": True,
+        "request_id": "req-1",
+        "ts": NOW - 10,
+        "router_id": "router-a",
+        "arm": "v1",
+        "model": "m",
+        "provider": "p",
+        "bucket": "cheap",
+        "latency_ms": 120.5,
+        "cost_usd": 0.001,
+        "success": True,
     }
     event.update(overrides)
     return event
@@ -99,10 +116,20 @@ def test_the_decoder_keeps_working_after_a_too_deep_record() -> None:
 @pytest.mark.parametrize(
     ("field", "value"),
     [
-        ("schema_version", 2**70), ("schema_version", 2**63), ("schema_version", 2**64), ("schema_version", 1_000_001),
-        ("schema_version", 0), ("schema_version", -(2**70)), ("schema_version", "9" * 5000),
-        ("tokens_in", 2**64), ("tokens_out", 10**12 + 1), ("cluster_id", 2**70), ("http_status", 2**70),
-        ("latency_ms", 2**70), ("cost_usd", 10**400), ("ts", 2**70),
+        ("schema_version", 2**70),
+        ("schema_version", 2**63),
+        ("schema_version", 2**64),
+        ("schema_version", 1_000_001),
+        ("schema_version", 0),
+        ("schema_version", -(2**70)),
+        ("schema_version", "9" * 5000),
+        ("tokens_in", 2**64),
+        ("tokens_out", 10**12 + 1),
+        ("cluster_id", 2**70),
+        ("http_status", 2**70),
+        ("latency_ms", 2**70),
+        ("cost_usd", 10**400),
+        ("ts", 2**70),
     ],
 )
 def test_out_of_range_integers_are_schema_errors(field: str, value: int | str) -> None:
@@ -157,8 +184,17 @@ def test_every_float_field_is_bounded(struct: type[msgspec.Struct]) -> None:
 
 def test_the_largest_valid_event_writes_to_parquet_as_int64() -> None:
     """What the warehouse sink does with an accepted event (2**70 used to overflow here)."""
-    biggest = valid(schema_version=1_000_000, tokens_in=10**12, tokens_out=10**12, cluster_id=1_000_000,
-                    http_status=599, ts=NOW, latency_ms=86_400_000, cost_usd=1e12, features=[1.7e308, -1.7e308])
+    biggest = valid(
+        schema_version=1_000_000,
+        tokens_in=10**12,
+        tokens_out=10**12,
+        cluster_id=1_000_000,
+        http_status=599,
+        ts=NOW,
+        latency_ms=86_400_000,
+        cost_usd=1e12,
+        features=[1.7e308, -1.7e308],
+    )
     event = ROUTING.decode(orjson.dumps(biggest), now=NOW)
     row = msgspec.to_builtins(event)
     row["_partition"], row["_offset"] = 0, 2**62
@@ -238,7 +274,9 @@ def test_duplicate_keys_take_the_last_value() -> None:
 # --- shapes and types ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("raw", [b"[]", b"42", b'"text"', b"null", b"true", b"-0.0", b"[" + orjson.dumps(valid()) + b"]"])
+@pytest.mark.parametrize(
+    "raw", [b"[]", b"42", b'"text"', b"null", b"true", b"-0.0", b"[" + orjson.dumps(valid()) + b"]"]
+)
 def test_non_object_json_is_a_schema_error(raw: bytes) -> None:
     assert reason(raw)[0] is RejectReason.SCHEMA
 
@@ -305,8 +343,13 @@ def test_the_dead_letter_of_a_large_payload_fits_a_kafka_record(size: int) -> No
 
 def test_the_worst_dead_letter_still_fits() -> None:
     """5 MB value, 1 MB key, a 1 MB error of escaped control characters, an absurd cap."""
-    letter = dead_letter(Record(value=b"\x00" * 5_000_000, key=b"\xff" * 1_000_000), RejectReason.BAD_JSON,
-                         "\x01" * 1_000_000, NOW, max_payload_bytes=10**9)
+    letter = dead_letter(
+        Record(value=b"\x00" * 5_000_000, key=b"\xff" * 1_000_000),
+        RejectReason.BAD_JSON,
+        "\x01" * 1_000_000,
+        NOW,
+        max_payload_bytes=10**9,
+    )
     encoded = encode(letter)
     assert len(encoded) < 0.75 * KAFKA_MAX_REQUEST
     assert len(letter.original) == MAX_PAYLOAD_BYTES_CEILING
@@ -328,8 +371,16 @@ def test_the_payload_cap_is_configurable_and_zero_keeps_only_the_digest() -> Non
     assert empty.original == b"" and empty.truncated and empty.original_sha256 == hashlib.sha256(b"abcdef").hexdigest()
 
 
-@pytest.mark.parametrize(("value", "kept"), [(None, b""), ("t\u00e9xt\ud800", "t\u00e9xt\ud800".encode("utf-8", "surrogatepass")),
-                                              (bytearray(b"ab"), b"ab"), (memoryview(b"cd"), b"cd"), (42, b"42")])
+@pytest.mark.parametrize(
+    ("value", "kept"),
+    [
+        (None, b""),
+        ("t\u00e9xt\ud800", "t\u00e9xt\ud800".encode("utf-8", "surrogatepass")),
+        (bytearray(b"ab"), b"ab"),
+        (memoryview(b"cd"), b"cd"),
+        (42, b"42"),
+    ],
+)
 def test_a_dead_letter_never_fails_on_its_input(value: object, kept: bytes) -> None:
     letter = dead_letter(Record(value=value, key="k\ud800"), RejectReason.UNDECODABLE, "why \ud800", NOW)
     assert letter.original == kept

@@ -10,9 +10,21 @@ from bifrost.streams.triggers.rules import degradation_trigger, degradations, sc
 def stats(n: int, *, latency: float = 500.0, cost: float = 0.01, win_every: int = 10) -> WindowStats:
     s = WindowStats()
     for i in range(n):
-        s.add_event(RoutingEvent(request_id=str(i), ts=0.0, router_id="r", arm="v1", model="m", provider="p",
-                                 bucket=Bucket.MID, latency_ms=latency + i % 50, cost_usd=cost, success=True,
-                                 win=Outcome.LOSS if i % win_every == 0 else Outcome.WIN))
+        s.add_event(
+            RoutingEvent(
+                request_id=str(i),
+                ts=0.0,
+                router_id="r",
+                arm="v1",
+                model="m",
+                provider="p",
+                bucket=Bucket.MID,
+                latency_ms=latency + i % 50,
+                cost_usd=cost,
+                success=True,
+                win=Outcome.LOSS if i % win_every == 0 else Outcome.WIN,
+            )
+        )
     return s
 
 

@@ -60,7 +60,9 @@ def test_biggest_buffers_are_flushed_first_until_the_excess_is_covered() -> None
     incoming=st.integers(0, 5_000),
     limit=st.integers(1, 100_000),
 )
-def test_flushing_the_chosen_buffers_makes_room(sizes: dict[int, int], in_flight: int, incoming: int, limit: int) -> None:
+def test_flushing_the_chosen_buffers_makes_room(
+    sizes: dict[int, int], in_flight: int, incoming: int, limit: int
+) -> None:
     chosen = buffers_to_flush(sizes, in_flight=in_flight, incoming=incoming, limit=limit)
     assert len(set(chosen)) == len(chosen) and set(chosen) <= set(sizes)
     remaining = sum(size for key, size in sizes.items() if key not in chosen)
@@ -87,7 +89,9 @@ def test_only_owned_partitions_whose_files_grew_are_committed() -> None:
 
 
 def _routing_events(n: int) -> list[RoutingEvent]:
-    config = TrafficConfig(routers=("r",), rate_per_second=100, duration_seconds=n / 100 + 1, start_ts=1_700_000_000.0, seed=3)
+    config = TrafficConfig(
+        routers=("r",), rate_per_second=100, duration_seconds=n / 100 + 1, start_ts=1_700_000_000.0, seed=3
+    )
     return [g.event for g in generate(config) if g.event is not None][:n]
 
 

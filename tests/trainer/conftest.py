@@ -61,5 +61,11 @@ def bootstrapped(sample: FullInfoDataset, signing_key: Ed25519PrivateKey) -> tup
     """(artifact, report) of one small bootstrap on the sample (shared: it is the slow part)."""
     from bifrost.trainer.bootstrap import BootstrapConfig, bootstrap_artifact
 
-    return bootstrap_artifact(sample, trials=TRIALS, seed=0, signing_key=signing_key, version="v-boot-1",
-                              config=BootstrapConfig(clusters=CLUSTERS, decision_slo_ms=1000.0))
+    return bootstrap_artifact(
+        sample,
+        trials=TRIALS,
+        seed=0,
+        signing_key=signing_key,
+        version="v-boot-1",
+        config=BootstrapConfig(clusters=CLUSTERS, decision_slo_ms=1000.0),
+    )

@@ -47,9 +47,15 @@ def write_lines(path: Path, lines: Iterable[dict[str, object] | str | bytes]) ->
     return path
 
 
-def make_dataset(scores: np.ndarray, costs: np.ndarray, *, prompts: list[str] | None = None,
-                 tasks: list[str] | None = None, splits: list[str] | None = None,
-                 models: tuple[str, ...] | None = None) -> FullInfoDataset:
+def make_dataset(
+    scores: np.ndarray,
+    costs: np.ndarray,
+    *,
+    prompts: list[str] | None = None,
+    tasks: list[str] | None = None,
+    splits: list[str] | None = None,
+    models: tuple[str, ...] | None = None,
+) -> FullInfoDataset:
     """An in-memory dataset from score and cost matrices ``(rows, models)``."""
     n, m = scores.shape
     return FullInfoDataset(

@@ -33,8 +33,9 @@ def test_picks_the_family_that_ranks_prompts() -> None:
 
 def test_keeps_the_default_on_a_tie() -> None:
     truth, _, scores, costs = routing_problem(seed=1)
-    choice = choose_blend(truth, {1.0: truth.copy(), 10.0: truth.copy()}, costs, scores, costs, 1.0,
-                          default=(0.5, 10.0))
+    choice = choose_blend(
+        truth, {1.0: truth.copy(), 10.0: truth.copy()}, costs, scores, costs, 1.0, default=(0.5, 10.0)
+    )
     assert (choice.weight, choice.l2) == (0.5, 10.0)
 
 

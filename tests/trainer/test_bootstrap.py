@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC
 
 import msgspec
 import numpy as np
@@ -27,23 +28,38 @@ CONFIG = BootstrapConfig(clusters=CLUSTERS, decision_slo_ms=1000.0)
 def routing_parameters(artifact: Artifact) -> dict[str, object]:
     """Everything that decides a route (not the version, time or parent)."""
     return {
-        "alpha": artifact.alpha, "thresholds": artifact.thresholds, "penalties": artifact.penalties,
-        "qhat": artifact.qhat, "chat": artifact.chat, "buckets": artifact.buckets, "centroids": artifact.centroids,
-        "context": artifact.context, "model": artifact.gbdt.model, "schema": artifact.gbdt.feature_schema,
+        "alpha": artifact.alpha,
+        "thresholds": artifact.thresholds,
+        "penalties": artifact.penalties,
+        "qhat": artifact.qhat,
+        "chat": artifact.chat,
+        "buckets": artifact.buckets,
+        "centroids": artifact.centroids,
+        "context": artifact.context,
+        "model": artifact.gbdt.model,
+        "schema": artifact.gbdt.feature_schema,
     }
 
 
 @pytest.fixture(scope="module")
-def rerun(sample: FullInfoDataset, signing_key: Ed25519PrivateKey,
-          bootstrapped: tuple[Artifact, BootstrapReport]) -> tuple[Artifact, BootstrapReport]:
+def rerun(
+    sample: FullInfoDataset, signing_key: Ed25519PrivateKey, bootstrapped: tuple[Artifact, BootstrapReport]
+) -> tuple[Artifact, BootstrapReport]:
     """The same bootstrap again (same seed), validated against the first artifact as its parent."""
-    return bootstrap_artifact(sample, trials=TRIALS, seed=0, signing_key=signing_key, version="v-boot-2",
-                              config=CONFIG, parent=bootstrapped[0])
+    return bootstrap_artifact(
+        sample,
+        trials=TRIALS,
+        seed=0,
+        signing_key=signing_key,
+        version="v-boot-2",
+        config=CONFIG,
+        parent=bootstrapped[0],
+    )
 
 
-def test_bootstrap_exports_a_verifiable_signed_artifact(bootstrapped: tuple[Artifact, BootstrapReport],
-                                                        signing_key: Ed25519PrivateKey,
-                                                        sample: FullInfoDataset) -> None:
+def test_bootstrap_exports_a_verifiable_signed_artifact(
+    bootstrapped: tuple[Artifact, BootstrapReport], signing_key: Ed25519PrivateKey, sample: FullInfoDataset
+) -> None:
     artifact, report = bootstrapped
     data = encode(artifact)
     assert report.sha256 == sha256_hex(data)
@@ -83,10 +99,18 @@ def test_bootstrap_report(bootstrapped: tuple[Artifact, BootstrapReport], sample
     assert report.validation.candidate.cost_vs_best <= 0.45
     assert report.search.feasible and report.search.cost_upper is not None and report.search.cost_upper <= 0.45
     assert report.search.cost_upper > report.search.cost_ratio
-    assert {"load", "quality", "cluster", "features", "cv", "search", "validate", "export", "total"} <= set(report.timings)
+    assert {"load", "quality", "cluster", "features", "cv", "search", "validate", "export", "total"} <= set(
+        report.timings
+    )
     markdown = report.to_markdown()
-    for heading in ("# Training run v-boot-1", "## Data quality: passed", "## Per-prompt outcome models",
-                    "## Buckets (learned) and triage", "## Search", "## Validation: passed"):
+    for heading in (
+        "# Training run v-boot-1",
+        "## Data quality: passed",
+        "## Per-prompt outcome models",
+        "## Buckets (learned) and triage",
+        "## Search",
+        "## Validation: passed",
+    ):
         assert heading in markdown
     # Per-prompt models: every model fitted out-of-fold, calibrated, with a cost model.
     assert set(report.outcomes.per_model) == set(sample.models)
@@ -98,12 +122,17 @@ def test_bootstrap_report(bootstrapped: tuple[Artifact, BootstrapReport], sample
     assert msgspec.json.decode(report.to_json())["sha256"] == report.sha256
 
 
-def test_bootstrapped_artifact_routes_prompts(bootstrapped: tuple[Artifact, BootstrapReport],
-                                              signing_key: Ed25519PrivateKey, sample: FullInfoDataset) -> None:
+def test_bootstrapped_artifact_routes_prompts(
+    bootstrapped: tuple[Artifact, BootstrapReport], signing_key: Ed25519PrivateKey, sample: FullInfoDataset
+) -> None:
     artifact, report = bootstrapped
     router = ReferenceRouter.load(encode(artifact), signing_key.public_key(), signature=report.signature)
-    for prompt in ("def fib(n):\n    return n if n < 2 else fib(n-1) + fib(n-2)\nFix this code.",
-                   "What is 17 * 23? Show your steps.", "Who wrote Hamlet?", ""):
+    for prompt in (
+        "def fib(n):\n    return n if n < 2 else fib(n-1) + fib(n-2)\nFix this code.",
+        "What is 17 * 23? Show your steps.",
+        "Who wrote Hamlet?",
+        "",
+    ):
         decision = router.route(prompt)
         assert decision.model in artifact.models
         assert decision.model in artifact.buckets[decision.bucket] or decision.guardrail == "context"
@@ -117,8 +146,9 @@ def test_bootstrapped_artifact_routes_prompts(bootstrapped: tuple[Artifact, Boot
     assert len(set(batch.clusters.tolist())) > 1  # prompts spread over clusters
 
 
-def test_same_seed_same_routing_parameters(bootstrapped: tuple[Artifact, BootstrapReport],
-                                           rerun: tuple[Artifact, BootstrapReport]) -> None:
+def test_same_seed_same_routing_parameters(
+    bootstrapped: tuple[Artifact, BootstrapReport], rerun: tuple[Artifact, BootstrapReport]
+) -> None:
     first, first_report = bootstrapped
     second, second_report = rerun
     assert routing_parameters(second) == routing_parameters(first)
@@ -127,13 +157,19 @@ def test_same_seed_same_routing_parameters(bootstrapped: tuple[Artifact, Bootstr
     assert second.version != first.version and second_report.sha256 != first_report.sha256
 
 
-def test_parent_makes_validation_compare_against_it(bootstrapped: tuple[Artifact, BootstrapReport],
-                                                    rerun: tuple[Artifact, BootstrapReport]) -> None:
+def test_parent_makes_validation_compare_against_it(
+    bootstrapped: tuple[Artifact, BootstrapReport], rerun: tuple[Artifact, BootstrapReport]
+) -> None:
     artifact, report = rerun
     assert artifact.parent == "v-boot-1" and report.parent == "v-boot-1"
     validation = report.validation
-    assert [c.name for c in validation.checks] == ["enough_rows", "quality_non_inferior", "cost_not_higher",
-                                                   "cost_share", "decision_latency"]
+    assert [c.name for c in validation.checks] == [
+        "enough_rows",
+        "quality_non_inferior",
+        "cost_not_higher",
+        "cost_share",
+        "decision_latency",
+    ]
     assert validation.difference is not None and validation.difference.difference == 0.0
     assert validation.parent is not None and validation.parent.name == "against v-boot-1"
     # Same parameters: exactly the parent's score and cost on the holdout.
@@ -143,19 +179,23 @@ def test_parent_makes_validation_compare_against_it(bootstrapped: tuple[Artifact
 
 
 def test_a_candidate_worse_than_its_parent_is_not_signed(
-    bootstrapped: tuple[Artifact, BootstrapReport], sample: FullInfoDataset, signing_key: Ed25519PrivateKey,
+    bootstrapped: tuple[Artifact, BootstrapReport],
+    sample: FullInfoDataset,
+    signing_key: Ed25519PrivateKey,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     first, _ = bootstrapped
     # The parent sends every prompt to the cheapest model (α = 0, everything "cheap"): the candidate,
     # which pays for larger models, is more expensive than the current artifact and must be refused.
-    cheap_parent = msgspec.structs.replace(first, version="v-cheap", alpha=0.0,
-                                           thresholds=Thresholds(cheap=0.0, hard=1.0)).check()
+    cheap_parent = msgspec.structs.replace(
+        first, version="v-cheap", alpha=0.0, thresholds=Thresholds(cheap=0.0, hard=1.0)
+    ).check()
     signatures: list[bytes] = []
     monkeypatch.setattr(export_module, "sign", lambda data, key: signatures.append(data) or "sig")
     with pytest.raises(ValidationFailed) as caught:
-        bootstrap_artifact(sample, trials=TRIALS, seed=0, signing_key=signing_key, version="v-bad",
-                           config=CONFIG, parent=cheap_parent)
+        bootstrap_artifact(
+            sample, trials=TRIALS, seed=0, signing_key=signing_key, version="v-bad", config=CONFIG, parent=cheap_parent
+        )
     assert signatures == []
     report = caught.value.report
     assert not report.passed
@@ -167,18 +207,29 @@ def test_a_candidate_worse_than_its_parent_is_not_signed(
 
 
 def test_a_candidate_forced_to_the_cheapest_model_fails_quality(
-    bootstrapped: tuple[Artifact, BootstrapReport], sample: FullInfoDataset, signing_key: Ed25519PrivateKey,
+    bootstrapped: tuple[Artifact, BootstrapReport],
+    sample: FullInfoDataset,
+    signing_key: Ed25519PrivateKey,
 ) -> None:
     # A search space that only allows α = 0 with everything in the mid bucket: the candidate routes
     # every prompt to the cheapest model. The parent routes by quality alone (α = 1, all hard).
-    space = msgspec.structs.replace(CONFIG.space, cost_weight=(1e4, 1e4), tau_cheap=(1.0, 1.0), tau_hard=(1.0, 1.0),
-                                    penalties="none")
+    space = msgspec.structs.replace(
+        CONFIG.space, cost_weight=(1e4, 1e4), tau_cheap=(1.0, 1.0), tau_hard=(1.0, 1.0), penalties="none"
+    )
     first, _ = bootstrapped
-    quality_parent = msgspec.structs.replace(first, version="v-quality", alpha=1.0,
-                                             thresholds=Thresholds(cheap=1.0, hard=0.0)).check()
+    quality_parent = msgspec.structs.replace(
+        first, version="v-quality", alpha=1.0, thresholds=Thresholds(cheap=1.0, hard=0.0)
+    ).check()
     with pytest.raises(ValidationFailed) as caught:
-        bootstrap_artifact(sample, trials=3, seed=0, signing_key=signing_key, version="v-floor",
-                           config=msgspec.structs.replace(CONFIG, space=space), parent=quality_parent)
+        bootstrap_artifact(
+            sample,
+            trials=3,
+            seed=0,
+            signing_key=signing_key,
+            version="v-floor",
+            config=msgspec.structs.replace(CONFIG, space=space),
+            parent=quality_parent,
+        )
     report = caught.value.report
     assert [c.name for c in report.checks if not c.passed] == ["quality_non_inferior"]
     assert report.parent is not None and report.candidate.score < 0.98 * report.parent.score
@@ -199,17 +250,25 @@ def test_no_prompt_of_the_test_split_is_trained_on(real_dataset: FullInfoDataset
     assert not test & {prompt_key(p) for p in kept.prompts}
 
 
-def test_copies_of_a_prompt_stay_on_one_side(sample: FullInfoDataset, signing_key: Ed25519PrivateKey,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_copies_of_a_prompt_stay_on_one_side(
+    sample: FullInfoDataset, signing_key: Ed25519PrivateKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Every train prompt twice (another id, same text): the holdout and the outcome models' folds keep
     # both copies together, and both copies of a prompt that is also in the test split are dropped.
     train, _ = sample.training_split("train")
     train = train.take(np.arange(400))
     copies = np.concatenate([np.arange(400), np.arange(400), np.arange(20)])
     data = train.take(copies)
-    data = FullInfoDataset(prompt_ids=[f"r{i}" for i in range(len(data))], prompts=data.prompts, tasks=data.tasks,
-                           splits=np.array(["train"] * 800 + ["test"] * 20, dtype=object), models=data.models,
-                           scores=data.scores, costs=data.costs, source="copies")
+    data = FullInfoDataset(
+        prompt_ids=[f"r{i}" for i in range(len(data))],
+        prompts=data.prompts,
+        tasks=data.tasks,
+        splits=np.array(["train"] * 800 + ["test"] * 20, dtype=object),
+        models=data.models,
+        scores=data.scores,
+        costs=data.costs,
+        source="copies",
+    )
     seen: dict[str, np.ndarray] = {}
     original = bootstrap_module.train_outcome_models
 
@@ -257,8 +316,8 @@ def test_holdout_mask_is_stratified_by_task() -> None:
 
 
 def test_new_version_is_sortable_and_unique() -> None:
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    version = new_version(datetime(2025, 1, 2, 3, 4, 5, tzinfo=timezone.utc))
+    version = new_version(datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC))
     assert re.fullmatch(r"v20250102-030405-[0-9a-f]{6}", version)
     assert new_version() != new_version()

@@ -83,8 +83,14 @@ def cheapest_only(artifact: Artifact, models: tuple[str, ...]) -> Artifact:
     chat[cheapest] = 0.1
     qhat = {m: [0.5] * n_clusters for m in models}
     return msgspec.structs.replace(
-        artifact, alpha=0.0, thresholds=Thresholds(cheap=0.0, hard=1.0), qhat=qhat,
-        chat=chat, penalties={}, context={}, buckets={"cheap": [cheapest], "mid": [cheapest], "hard": list(models)},
+        artifact,
+        alpha=0.0,
+        thresholds=Thresholds(cheap=0.0, hard=1.0),
+        qhat=qhat,
+        chat=chat,
+        penalties={},
+        context={},
+        buckets={"cheap": [cheapest], "mid": [cheapest], "hard": list(models)},
         prompt_models=prompt_models(len(artifact.gbdt.feature_schema.names), qhat, chat),
     ).check()
 
@@ -98,7 +104,10 @@ def test_train_misuse(tmp_path: Path, key_file: Path, dataset_file: Path, capsys
     assert one_error_line(err) == f"error: --dataset {tmp_path / 'missing.jsonl'} does not exist"
 
     code, _, err = run(main_train, ["--dataset", dataset_file, "--trials", "0", "--key", key_file], capsys)
-    assert code == 2 and one_error_line(err) == "error: bifrost-opt train: argument --trials: must be between 1 and 100000, not '0'"
+    assert (
+        code == 2
+        and one_error_line(err) == "error: bifrost-opt train: argument --trials: must be between 1 and 100000, not '0'"
+    )
 
     code, _, err = run(main_train, [], capsys)
     assert code == 2 and "the following arguments are required: --dataset" in one_error_line(err)
@@ -115,38 +124,47 @@ def test_train_and_evaluate_say_what_is_wrong_with_their_options(
     tmp_path: Path, key_file: Path, dataset_file: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code, _, err = run(main_train, ["--dataset", tmp_path, "--key", key_file], capsys)
-    assert code == 2 and one_error_line(err) == f"error: --dataset {tmp_path} is a directory; pass a full-information JSONL(.gz) file"
+    assert (
+        code == 2
+        and one_error_line(err)
+        == f"error: --dataset {tmp_path} is a directory; pass a full-information JSONL(.gz) file"
+    )
     code, _, err = run(main_evaluate, ["v1", "--dataset", tmp_path, "--key", key_file], capsys)
     assert code == 2 and "is a directory" in one_error_line(err)
     for clusters in ("0", "-3", "1001", "1e9"):
         code, _, err = run(main_train, ["--dataset", dataset_file, "--clusters", clusters, "--key", key_file], capsys)
         assert code == 2 and "argument --clusters: must be" in one_error_line(err), clusters
-    code, _, err = run(main_train, ["--dataset", dataset_file, "--clusters", "500", "--key", key_file, "--quiet"],
-                       capsys)
+    code, _, err = run(
+        main_train, ["--dataset", dataset_file, "--clusters", "500", "--key", key_file, "--quiet"], capsys
+    )
     assert code == 2 and "--clusters 500 is too many for 1" in one_error_line(err)
     assert not (tmp_path / "var" / "artifacts").exists()
     code, _, err = run(main_evaluate, ["v1", "--dataset", dataset_file, "--key", key_file, "--plot", "x.png"], capsys)
     assert code == 2 and one_error_line(err) == "error: --plot needs --frontier (the plot is of the frontier)"
     missing = tmp_path / "no" / "such" / "f.png"
-    code, _, err = run(main_evaluate, ["v1", "--dataset", dataset_file, "--key", key_file, "--frontier",
-                                       "--plot", missing], capsys)
+    code, _, err = run(
+        main_evaluate, ["v1", "--dataset", dataset_file, "--key", key_file, "--frontier", "--plot", missing], capsys
+    )
     assert code == 2 and one_error_line(err) == f"error: --plot {missing}: folder {missing.parent} does not exist"
     assert not missing.parent.exists()
 
 
-def test_evaluate_misuse(tmp_path: Path, key_file: Path, dataset_file: Path,
-                         capsys: pytest.CaptureFixture[str]) -> None:
+def test_evaluate_misuse(
+    tmp_path: Path, key_file: Path, dataset_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     store = tmp_path / "store"
     code, _, err = run(main_evaluate, ["v1", "--dataset", tmp_path / "nope.jsonl", "--key", key_file], capsys)
     assert code == 2 and "does not exist" in one_error_line(err)
 
-    code, _, err = run(main_evaluate, ["v-unknown", "--dataset", dataset_file, "--store", store, "--key", key_file],
-                       capsys)
+    code, _, err = run(
+        main_evaluate, ["v-unknown", "--dataset", dataset_file, "--store", store, "--key", key_file], capsys
+    )
     assert code == 2
     assert one_error_line(err) == f"error: 'v-unknown' is neither a file nor a version in {store}"
 
-    code, _, err = run(main_evaluate, ["current", "--dataset", dataset_file, "--store", store, "--key", key_file],
-                       capsys)
+    code, _, err = run(
+        main_evaluate, ["current", "--dataset", dataset_file, "--store", store, "--key", key_file], capsys
+    )
     assert code == 2 and one_error_line(err) == f"error: {store} has no current artifact"
 
     code, _, err = run(main_evaluate, ["v1", "--dataset", dataset_file, "--store", store], capsys)
@@ -202,8 +220,19 @@ def test_train_list_show_verify_evaluate_rollback(
 ) -> None:
     store_dir = tmp_path / "store"
     store = ArtifactStore(store_dir)
-    train = ["--dataset", dataset_file, "--trials", "20", "--clusters", "8", "--store", store_dir,
-             "--key", key_file, "--quiet"]
+    train = [
+        "--dataset",
+        dataset_file,
+        "--trials",
+        "20",
+        "--clusters",
+        "8",
+        "--store",
+        store_dir,
+        "--key",
+        key_file,
+        "--quiet",
+    ]
     code, out, err = run(main_train, train, capsys)
     assert code == 0, err
     first = store.current()
@@ -248,16 +277,23 @@ def test_train_list_show_verify_evaluate_rollback(
     code, _, _ = run(main_artifacts, ["--store", store_dir, "--key", public, "verify", second], capsys)
     assert code == 0
 
-    code, out, _ = run(main_evaluate, [first, "--dataset", dataset_file, "--store", store_dir, "--key", public,
-                                       "--against", "current"], capsys)
+    code, out, _ = run(
+        main_evaluate,
+        [first, "--dataset", dataset_file, "--store", store_dir, "--key", public, "--against", "current"],
+        capsys,
+    )
     assert code == 0 and out.startswith(f"## Evaluation of {first} on sample.jsonl.gz (test, ")
     assert f"| against {second} |" in out
-    code, out, _ = run(main_evaluate, [store_dir / first, "--dataset", dataset_file, "--key", public, "--json",
-                                       "--split", "all"], capsys)
+    code, out, _ = run(
+        main_evaluate,
+        [store_dir / first, "--dataset", dataset_file, "--key", public, "--json", "--split", "all"],
+        capsys,
+    )
     assert code == 0 and json.loads(out)["rows"] == 1500
 
-    code, out, _ = run(main_artifacts, ["--store", store_dir, "--key", key_file, "rollback", first,
-                                        "--reason", "test"], capsys)
+    code, out, _ = run(
+        main_artifacts, ["--store", store_dir, "--key", key_file, "rollback", first, "--reason", "test"], capsys
+    )
     assert code == 0 and out.strip() == f"current is now {first} (was {second})"
     assert store.current() == first and store.history()[-1].reason == "test"
 
@@ -287,8 +323,23 @@ def test_train_refused_by_validation_publishes_nothing(
     models = load_dataset(dataset_file).models
     data = encode(cheapest_only(make_artifact(version="v-cheap"), models))
     store.publish(data, sign(data, key))
-    code, out, err = run(main_train, ["--dataset", dataset_file, "--trials", "20", "--clusters", "8", "--store",
-                                      store_dir, "--key", key_file, "--quiet"], capsys)
+    code, out, err = run(
+        main_train,
+        [
+            "--dataset",
+            dataset_file,
+            "--trials",
+            "20",
+            "--clusters",
+            "8",
+            "--store",
+            store_dir,
+            "--key",
+            key_file,
+            "--quiet",
+        ],
+        capsys,
+    )
     assert code == 1 and out == ""
     assert "## Validation: FAILED" in err and "| cost_not_higher | NO |" in err
     last = err.strip().splitlines()[-1]
@@ -297,9 +348,26 @@ def test_train_refused_by_validation_publishes_nothing(
     assert [m.version for m in store.list()] == ["v-cheap"] and store.current() == "v-cheap"
 
     # --no-parent skips the comparison; --no-publish keeps the store as it is; --json prints the report.
-    code, out, err = run(main_train, ["--dataset", dataset_file, "--trials", "20", "--clusters", "8", "--store",
-                                      store_dir, "--key", key_file, "--quiet", "--no-parent", "--no-publish",
-                                      "--json"], capsys)
+    code, out, err = run(
+        main_train,
+        [
+            "--dataset",
+            dataset_file,
+            "--trials",
+            "20",
+            "--clusters",
+            "8",
+            "--store",
+            store_dir,
+            "--key",
+            key_file,
+            "--quiet",
+            "--no-parent",
+            "--no-publish",
+            "--json",
+        ],
+        capsys,
+    )
     assert code == 0, err
     report = json.loads(out)
     assert report["parent"] is None and report["validation"]["passed"] is True and report["signature"]
@@ -310,21 +378,50 @@ def test_train_creates_a_default_key_when_none_is_configured(
     tmp_path: Path, dataset_file: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     store_dir = tmp_path / "store"
-    code, out, err = run(main_train, ["--dataset", dataset_file, "--trials", "20", "--clusters", "8", "--store",
-                                      store_dir, "--quiet", "--no-publish"], capsys)
+    code, out, err = run(
+        main_train,
+        [
+            "--dataset",
+            dataset_file,
+            "--trials",
+            "20",
+            "--clusters",
+            "8",
+            "--store",
+            store_dir,
+            "--quiet",
+            "--no-publish",
+        ],
+        capsys,
+    )
     assert code == 0, err
     created = tmp_path / "var" / "keys" / "artifact-signing.pem"
     assert created.is_file() and stat.S_IMODE(created.stat().st_mode) == 0o600
-    assert "note: no signing key configured; created var/keys/artifact-signing.pem " f"({key_id(load_key(created))})" in err
+    assert (
+        f"note: no signing key configured; created var/keys/artifact-signing.pem ({key_id(load_key(created))})" in err
+    )
     assert "not published (--no-publish)" in out
     assert created.read_text() not in err
 
 
-def test_knob_frontier_baseline_and_stress(tmp_path: Path, key_file: Path, dataset_file: Path,
-                                           capsys: pytest.CaptureFixture[str]) -> None:
+def test_knob_frontier_baseline_and_stress(
+    tmp_path: Path, key_file: Path, dataset_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     store_dir = tmp_path / "store"
-    base = ["--dataset", dataset_file, "--trials", "15", "--clusters", "8", "--store", store_dir, "--key", key_file,
-            "--quiet", "--no-parent"]
+    base = [
+        "--dataset",
+        dataset_file,
+        "--trials",
+        "15",
+        "--clusters",
+        "8",
+        "--store",
+        store_dir,
+        "--key",
+        key_file,
+        "--quiet",
+        "--no-parent",
+    ]
     # The knob: a tight cost budget, then non-inferiority (≥ 90% of the best single model's score: on this
     # 1,500-row sample a 95% prediction bound for ~200 held-out prompts cannot promise 98%).
     code, out, err = run(main_train, [*base, "--max-cost-share", "0.3"], capsys)
@@ -346,8 +443,10 @@ def test_knob_frontier_baseline_and_stress(tmp_path: Path, key_file: Path, datas
     published = [m.version for m in ArtifactStore(store_dir).list()]
     code, out, err = run(main_train, [*base, "--min-quality-share", "2"], capsys)
     assert code == 1 and out == ""
-    assert one_error_line(err).startswith("error: the requested target cannot be met: no searched policy scores ≥ "
-                                          "200.0% of llama-3.1-nemotron-51b-instruct's score with 95% confidence")
+    assert one_error_line(err).startswith(
+        "error: the requested target cannot be met: no searched policy scores ≥ "
+        "200.0% of llama-3.1-nemotron-51b-instruct's score with 95% confidence"
+    )
     assert "nothing was signed" in err
     code, _, err = run(main_train, [*base, "--max-cost-share", "0.02"], capsys)
     assert code == 1 and "no searched policy costs ≤ 2.0% of" in one_error_line(err)
@@ -356,39 +455,81 @@ def test_knob_frontier_baseline_and_stress(tmp_path: Path, key_file: Path, datas
     # evaluate: the baseline comparison, and --frontier with its PNG.
     plot = tmp_path / "plots" / "frontier.png"
     plot.parent.mkdir()  # an existing folder: evaluate does not create folders
-    code, out, err = run(main_evaluate, [tight, "--dataset", dataset_file, "--store", store_dir, "--key", key_file,
-                                         "--frontier", "--plot", plot], capsys)
+    code, out, err = run(
+        main_evaluate,
+        [tight, "--dataset", dataset_file, "--store", store_dir, "--key", key_file, "--frontier", "--plot", plot],
+        capsys,
+    )
     assert code == 0, err
     assert "Baseline (per-model logistic regression on the artifact's features" in out
     assert "Artifact − baseline:" in out and "(SE, paired bootstrap" in out
     assert "## Cost/quality frontier of" in out and "| λ | α | artifact score |" in out and "gate off" in out
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"frontier plot written to {plot}" in err
-    code, out, _ = run(main_evaluate, [tight, "--dataset", dataset_file, "--store", store_dir, "--key", key_file,
-                                       "--frontier", "--plot", plot, "--json"], capsys)
+    code, out, _ = run(
+        main_evaluate,
+        [
+            tight,
+            "--dataset",
+            dataset_file,
+            "--store",
+            store_dir,
+            "--key",
+            key_file,
+            "--frontier",
+            "--plot",
+            plot,
+            "--json",
+        ],
+        capsys,
+    )
     payload = json.loads(out)
     curve = payload["frontier"]["artifact_curve"]
     assert len(curve) == len(payload["frontier"]["baseline_curve"]) > 10
     assert curve[0]["alpha"] == 1.0 and curve[-1]["cost_vs_best"] <= curve[0]["cost_vs_best"]
     assert payload["evaluation"]["baseline"]["score_difference"]["rows"] == payload["evaluation"]["rows"]
-    code, out, _ = run(main_evaluate, [tight, "--dataset", dataset_file, "--store", store_dir, "--key", key_file,
-                                       "--no-baseline"], capsys)
+    code, out, _ = run(
+        main_evaluate,
+        [tight, "--dataset", dataset_file, "--store", store_dir, "--key", key_file, "--no-baseline"],
+        capsys,
+    )
     assert code == 0 and "Baseline (" not in out
 
     # A stress variant: train and evaluate on it (the specialist adds a model, so the artifact routes to it).
     code, out, err = run(main_train, [*base, "--stress", "specialist"], capsys)
     assert code == 0, err
     special = ArtifactStore(store_dir).current()
-    assert any(m.startswith("specialist-") for m in ArtifactStore(store_dir).verify(special, load_key(key_file).public_key()).models)
-    code, out, err = run(main_evaluate, [special, "--dataset", dataset_file, "--store", store_dir, "--key", key_file,
-                                         "--stress", "specialist", "--no-baseline"], capsys)
+    assert any(
+        m.startswith("specialist-")
+        for m in ArtifactStore(store_dir).verify(special, load_key(key_file).public_key()).models
+    )
+    code, out, err = run(
+        main_evaluate,
+        [
+            special,
+            "--dataset",
+            dataset_file,
+            "--store",
+            store_dir,
+            "--key",
+            key_file,
+            "--stress",
+            "specialist",
+            "--no-baseline",
+        ],
+        capsys,
+    )
     assert code == 0, err
     # Evaluated on the plain dataset it has no labels for its specialist: a clear error.
-    code, _, err = run(main_evaluate, [special, "--dataset", dataset_file, "--store", store_dir, "--key", key_file,
-                                       "--no-baseline"], capsys)
+    code, _, err = run(
+        main_evaluate,
+        [special, "--dataset", dataset_file, "--store", store_dir, "--key", key_file, "--no-baseline"],
+        capsys,
+    )
     assert code == 1 and "has labels for 9 of them" in one_error_line(err) and "Missing: specialist-" in err
     # The same with the baseline on (it is fitted first): the same clear error, no traceback.
-    code, _, err = run(main_evaluate, [special, "--dataset", dataset_file, "--store", store_dir, "--key", key_file],
-                       capsys)
+    code, _, err = run(
+        main_evaluate, [special, "--dataset", dataset_file, "--store", store_dir, "--key", key_file], capsys
+    )
     assert code == 1 and "Missing: specialist-" in one_error_line(err)
     # A dataset with only two of the artifact's models (the outsider's twomodels file): the same.
     two = [json.loads(line) for line in __import__("gzip").open(dataset_file, "rt")]
@@ -398,22 +539,39 @@ def test_knob_frontier_baseline_and_stress(tmp_path: Path, key_file: Path, datas
         line["cost_usd"] = {m: line["cost_usd"][m] for m in keep}
     two_file = write_lines(tmp_path / "two.jsonl", two)
     code, _, err = run(main_evaluate, [tight, "--dataset", two_file, "--store", store_dir, "--key", key_file], capsys)
-    assert code == 1 and "has labels for 2 of them (gemma-2-9b-it, llama-3.1-nemotron-51b-instruct)" in one_error_line(err)
+    assert code == 1 and "has labels for 2 of them (gemma-2-9b-it, llama-3.1-nemotron-51b-instruct)" in one_error_line(
+        err
+    )
 
     code, _, err = run(main_train, [*base, "--max-cost-share", "0"], capsys)
     assert code == 2 and one_error_line(err) == "error: --max-cost-share must be a positive share (e.g. 0.5), not 0.0"
 
 
-def test_train_over_an_artifact_of_an_older_format(tmp_path: Path, key_file: Path, dataset_file: Path,
-                                                   capsys: pytest.CaptureFixture[str],
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_train_over_an_artifact_of_an_older_format(
+    tmp_path: Path,
+    key_file: Path,
+    dataset_file: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     # The store's current artifact was written by an older trainer (format 1): it cannot be compared with,
     # so the new one is trained without a parent and says so (instead of failing `bifrost-opt up`).
     from bifrost.router.artifact import ArtifactVersionError
 
     store_dir = tmp_path / "store"
-    args = ["--dataset", dataset_file, "--trials", "5", "--clusters", "8", "--store", store_dir, "--key", key_file,
-            "--quiet"]
+    args = [
+        "--dataset",
+        dataset_file,
+        "--trials",
+        "5",
+        "--clusters",
+        "8",
+        "--store",
+        store_dir,
+        "--key",
+        key_file,
+        "--quiet",
+    ]
     assert run(main_train, args, capsys)[0] == 0
     old = ArtifactStore(store_dir).current()
 

@@ -50,12 +50,16 @@ def test_take_split_sample(real_dataset: FullInfoDataset) -> None:
 
 @pytest.mark.parametrize("name", ["data.jsonl", "data.jsonl.gz"])
 def test_synthetic_file_plain_and_gz(tmp_path: Path, name: str) -> None:
-    path = write_lines(tmp_path / name, [
-        row("p1", scores={"b": 0.5, "a": 1.0}, costs={"a": 0.2, "b": 0.1}),
-        "",
-        row("p2", split="test", task="code", prompt="def f(): pass",
-            scores={"a": 0.0, "b": None}, costs={"a": 0.3}),
-    ])
+    path = write_lines(
+        tmp_path / name,
+        [
+            row("p1", scores={"b": 0.5, "a": 1.0}, costs={"a": 0.2, "b": 0.1}),
+            "",
+            row(
+                "p2", split="test", task="code", prompt="def f(): pass", scores={"a": 0.0, "b": None}, costs={"a": 0.3}
+            ),
+        ],
+    )
     d = load_dataset(path)
     assert len(d) == 2 and d.lines == 2 and d.problems == []
     assert d.models == ("a", "b")
@@ -68,14 +72,17 @@ def test_synthetic_file_plain_and_gz(tmp_path: Path, name: str) -> None:
 
 
 def test_malformed_lines_are_counted_not_fatal(tmp_path: Path) -> None:
-    path = write_lines(tmp_path / "d.jsonl", [
-        row("p1"),
-        "{not json",
-        json.dumps({"prompt_id": "p2"}),  # missing fields
-        json.dumps(row("p3", scores={"a": "high"})),  # wrong type
-        b"\xff\xfe garbage",
-        row("p4"),
-    ])
+    path = write_lines(
+        tmp_path / "d.jsonl",
+        [
+            row("p1"),
+            "{not json",
+            json.dumps({"prompt_id": "p2"}),  # missing fields
+            json.dumps(row("p3", scores={"a": "high"})),  # wrong type
+            b"\xff\xfe garbage",
+            row("p4"),
+        ],
+    )
     d = load_dataset(path)
     assert len(d) == 2 and d.lines == 6
     assert len(d.problems) == 4
@@ -121,11 +128,20 @@ def test_models_file_name() -> None:
 
 
 def test_context_windows_from_the_models_file(tmp_path: Path) -> None:
-    path = write_lines(tmp_path / "d.jsonl.gz", [row("p1", scores={"a": 1.0, "b": 0.5, "c": 0.1},
-                                                     costs={"a": 1.0, "b": 0.5, "c": 0.1})])
-    (tmp_path / "d.models.json").write_text(json.dumps({
-        "a": {"ctx_in": 8192}, "b": {"ctx_in": 0}, "c": {"pricing": {}}, "unused": {"ctx_in": 10},
-    }))
+    path = write_lines(
+        tmp_path / "d.jsonl.gz",
+        [row("p1", scores={"a": 1.0, "b": 0.5, "c": 0.1}, costs={"a": 1.0, "b": 0.5, "c": 0.1})],
+    )
+    (tmp_path / "d.models.json").write_text(
+        json.dumps(
+            {
+                "a": {"ctx_in": 8192},
+                "b": {"ctx_in": 0},
+                "c": {"pricing": {}},
+                "unused": {"ctx_in": 10},
+            }
+        )
+    )
     assert load_dataset(path).context == {"a": 8192}
     (tmp_path / "d.models.json").write_text("not json")
     assert load_dataset(path).context == {}

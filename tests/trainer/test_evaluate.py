@@ -32,9 +32,14 @@ def tiny() -> FullInfoDataset:
     code, questions = [1.0, 1.0, 0.0], [1.0, 0.9, 0.5]
     scores = np.array([code] * 3 + [questions] * 3 + [code, [1.0, NAN, 0.0]])
     costs = np.tile([1.0, 0.3, 0.1], (8, 1))
-    return make_dataset(scores, costs, prompts=CODE_PROMPTS + QUESTION_PROMPTS + ["train row", "bad row"],
-                        tasks=["code"] * 3 + ["qa"] * 3 + ["code", "code"],
-                        splits=["test"] * 6 + ["train", "test"], models=MODELS)
+    return make_dataset(
+        scores,
+        costs,
+        prompts=CODE_PROMPTS + QUESTION_PROMPTS + ["train row", "bad row"],
+        tasks=["code"] * 3 + ["qa"] * 3 + ["code", "code"],
+        splits=["test"] * 6 + ["train", "test"],
+        models=MODELS,
+    )
 
 
 def test_evaluation_by_hand() -> None:
@@ -54,7 +59,12 @@ def test_evaluation_by_hand() -> None:
     code, qa = report.per_task["code"], report.per_task["qa"]
     assert (code.rows, code.score, code.cost_usd, code.oracle_score) == (3, 1.0, pytest.approx(0.3), 1.0)
     assert (qa.rows, qa.score, qa.cost_usd, qa.best_single_score, qa.oracle_score) == (
-        3, 0.5, pytest.approx(0.1), 1.0, 1.0)
+        3,
+        0.5,
+        pytest.approx(0.1),
+        1.0,
+        1.0,
+    )
     assert code.against_score is None
     goal = report.goal
     assert goal.score_floor == 0.98 and goal.cost_ceiling_usd == 0.5
@@ -90,10 +100,18 @@ def test_splits() -> None:
 
 def test_unknown_models_cannot_be_evaluated() -> None:
     data = tiny()
-    two = make_dataset(data.scores[:, :2], data.costs[:, :2], prompts=data.prompts, models=("large", "medium"),
-                       splits=list(data.splits))
-    with pytest.raises(EvaluationError, match=r"routes to 3 models; .* has labels for 2 of them \(large, medium\)\. "
-                                              r"Missing: small\."):
+    two = make_dataset(
+        data.scores[:, :2],
+        data.costs[:, :2],
+        prompts=data.prompts,
+        models=("large", "medium"),
+        splits=list(data.splits),
+    )
+    with pytest.raises(
+        EvaluationError,
+        match=r"routes to 3 models; .* has labels for 2 of them \(large, medium\)\. "
+        r"Missing: small\.",
+    ):
         evaluate_artifact(make_artifact(), two)
     with pytest.raises(EvaluationError, match="Missing: small"):  # fitting the baseline first says the same
         fit_baseline(ReferenceRouter(make_artifact()), two)
@@ -101,9 +119,12 @@ def test_unknown_models_cannot_be_evaluated() -> None:
 
 def test_routed_choices_map_to_dataset_columns() -> None:
     data = tiny().split("test")
-    extra = make_dataset(np.column_stack([np.zeros(len(data)), data.scores]),
-                         np.column_stack([np.zeros(len(data)), data.costs]),
-                         prompts=data.prompts, models=("aaa", *MODELS))
+    extra = make_dataset(
+        np.column_stack([np.zeros(len(data)), data.scores]),
+        np.column_stack([np.zeros(len(data)), data.costs]),
+        prompts=data.prompts,
+        models=("aaa", *MODELS),
+    )
     columns, buckets = routed_choices(ReferenceRouter(make_artifact()), extra)
     assert [extra.models[c] for c in columns] == ["medium"] * 3 + ["small"] * 3 + ["small"]
     assert set(buckets.tolist()) == {1}
@@ -124,8 +145,9 @@ def test_validation_without_parent_uses_the_cheapest_model_floor() -> None:
 
 def test_validation_against_a_better_parent_fails() -> None:
     parent = ReferenceRouter(make_artifact(alpha=1.0, hard=0.3, version="v-quality"))
-    report = validate_candidate(ReferenceRouter(make_artifact()), tiny().split("test"), parent=parent,
-                                decision_slo_ms=1000.0, min_rows=5)
+    report = validate_candidate(
+        ReferenceRouter(make_artifact()), tiny().split("test"), parent=parent, decision_slo_ms=1000.0, min_rows=5
+    )
     assert not report.passed
     checks = {c.name: c for c in report.checks}
     assert checks["enough_rows"].passed
@@ -140,8 +162,9 @@ def test_validation_against_a_better_parent_fails() -> None:
     error = ValidationFailed(report)
     assert error.report is report and "quality_non_inferior" in str(error) and "cost_not_higher" not in str(error)
     # The roles reversed: the parent is cheaper and worse, so cost fails and quality passes.
-    reverse = validate_candidate(parent, tiny().split("test"), parent=ReferenceRouter(make_artifact()),
-                                 decision_slo_ms=1000.0, min_rows=5)
+    reverse = validate_candidate(
+        parent, tiny().split("test"), parent=ReferenceRouter(make_artifact()), decision_slo_ms=1000.0, min_rows=5
+    )
     assert [c.name for c in reverse.checks if not c.passed] == ["cost_not_higher"]
 
 
@@ -152,8 +175,12 @@ def test_a_point_estimate_inside_the_margin_is_not_enough() -> None:
     scores = np.column_stack([np.ones(n), np.ones(n), np.ones(n)])
     scores[:3, 1] = 0.0  # medium fails 3 of the parent's prompts...
     scores[3:5, 0] = 0.0  # ...and large fails 2 of them
-    data = make_dataset(scores, np.column_stack([np.full(n, 1.0), np.full(n, 0.3), np.full(n, 0.1)]),
-                        prompts=[CODE_PROMPTS[i % 3] + f" #{i}" for i in range(n)], models=MODELS)
+    data = make_dataset(
+        scores,
+        np.column_stack([np.full(n, 1.0), np.full(n, 0.3), np.full(n, 0.1)]),
+        prompts=[CODE_PROMPTS[i % 3] + f" #{i}" for i in range(n)],
+        models=MODELS,
+    )
     parent = ReferenceRouter(make_artifact(alpha=1.0, hard=0.3, version="v-quality"))  # large everywhere
     candidate = ReferenceRouter(make_artifact())  # medium for code prompts
     report = validate_candidate(candidate, data, parent=parent, decision_slo_ms=1000.0, min_rows=10)
@@ -166,8 +193,9 @@ def test_a_point_estimate_inside_the_margin_is_not_enough() -> None:
 
 def test_too_few_rows_for_a_decision_are_refused() -> None:
     parent = ReferenceRouter(make_artifact(alpha=0.0, version="v-cheap"))
-    report = validate_candidate(ReferenceRouter(make_artifact()), tiny().split("test"), parent=parent,
-                                decision_slo_ms=1000.0)
+    report = validate_candidate(
+        ReferenceRouter(make_artifact()), tiny().split("test"), parent=parent, decision_slo_ms=1000.0
+    )
     assert not report.passed
     enough = next(c for c in report.checks if c.name == "enough_rows")
     assert not enough.passed and enough.value == 6 and enough.threshold == 100
@@ -235,10 +263,14 @@ def test_the_reference_model_is_chosen_on_the_train_split() -> None:
     # On the train rows "medium" is the best model; on the test rows "large" is (1.0 vs 0.95).
     base = tiny()
     train_scores = np.tile([0.5, 1.0, 0.0], (4, 1))
-    data = make_dataset(np.vstack([base.scores[:6], train_scores]), np.vstack([base.costs[:6], base.costs[:4]]),
-                        prompts=[*base.prompts[:6], *(f"train prompt {i}" for i in range(4))],
-                        tasks=["code"] * 3 + ["qa"] * 3 + ["code"] * 4, splits=["test"] * 6 + ["train"] * 4,
-                        models=MODELS)
+    data = make_dataset(
+        np.vstack([base.scores[:6], train_scores]),
+        np.vstack([base.costs[:6], base.costs[:4]]),
+        prompts=[*base.prompts[:6], *(f"train prompt {i}" for i in range(4))],
+        tasks=["code"] * 3 + ["qa"] * 3 + ["code"] * 4,
+        splits=["test"] * 6 + ["train"] * 4,
+        models=MODELS,
+    )
     report = evaluate_artifact(make_artifact(), data)
     assert report.best_single.name == "medium" and report.reference_chosen_on == "train split"
     assert report.best_on_split is not None and report.best_on_split.name == "large"

@@ -17,12 +17,32 @@ HOUR = 3600.0
 T0 = 1_700_000_000.0 - (1_700_000_000.0 % HOUR)
 
 
-def event(i: int, ts: float, *, model: str = "m-a", router: str = "web", quality: float | None = None,
-          features: list[float] | None = None) -> RoutingEvent:
-    return RoutingEvent(request_id=f"r{i}", ts=ts, router_id=router, arm="v1", model=model, provider="p",
-                        bucket=Bucket.MID, latency_ms=100.0 + i, cost_usd=0.001 * (i + 1), success=True,
-                        cluster_id=1, features=[float(i), 1.0] if features is None else features, tokens_in=10 * (i + 1),
-                        propensity=0.5, quality=quality)
+def event(
+    i: int,
+    ts: float,
+    *,
+    model: str = "m-a",
+    router: str = "web",
+    quality: float | None = None,
+    features: list[float] | None = None,
+) -> RoutingEvent:
+    return RoutingEvent(
+        request_id=f"r{i}",
+        ts=ts,
+        router_id=router,
+        arm="v1",
+        model=model,
+        provider="p",
+        bucket=Bucket.MID,
+        latency_ms=100.0 + i,
+        cost_usd=0.001 * (i + 1),
+        success=True,
+        cluster_id=1,
+        features=[float(i), 1.0] if features is None else features,
+        tokens_in=10 * (i + 1),
+        propensity=0.5,
+        quality=quality,
+    )
 
 
 def write(root: Path, topic: str, hour: str, name: str, rows: list[msgspec.Struct]) -> None:
@@ -52,8 +72,13 @@ def test_a_window_spans_hour_folders_filters_by_router_and_time_and_joins_feedba
 
 
 def test_short_feature_vectors_are_marked_and_an_empty_window_is_empty(tmp_path: Path) -> None:
-    write(tmp_path, "routing-events", "date=2023-11-14/hour=22", "p0-0-1.parquet",
-          [event(0, T0 + 1), event(1, T0 + 2, features=[1.0])])
+    write(
+        tmp_path,
+        "routing-events",
+        "date=2023-11-14/hour=22",
+        "p0-0-1.parquet",
+        [event(0, T0 + 1), event(1, T0 + 2, features=[1.0])],
+    )
     data = load_window(tmp_path, "routing-events", None, T0, T0 + HOUR)
     assert data.features_ok.tolist() == [True, False]
     assert np.isnan(data.quality).all()

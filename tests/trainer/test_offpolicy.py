@@ -36,7 +36,10 @@ def test_dr_with_a_correct_reward_model_is_unbiased_and_matches_its_fast_path() 
     result = estimate(target, served, propensity, reward, exact)
     assert abs(result.dr - means[2]) < 4 * result.dr_stderr
     weight = 1.0 / propensity
-    assert abs(dr_value(target, served, weight, reward, exact) - estimate(target, served, propensity, reward, exact).dr) < 1e-12
+    assert (
+        abs(dr_value(target, served, weight, reward, exact) - estimate(target, served, propensity, reward, exact).dr)
+        < 1e-12
+    )
 
 
 def test_rows_without_a_label_are_left_out_and_an_empty_log_gives_nan() -> None:

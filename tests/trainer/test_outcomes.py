@@ -20,11 +20,13 @@ def synthetic(n: int = 1500, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.
     X = np.column_stack([tokens * 4, tokens, x])
     p_a = 1 / (1 + np.exp(-2 * x[:, 0]))
     p_b = 1 / (1 + np.exp(2 * x[:, 0]))
-    scores = np.column_stack([
-        (rng.random(n) < p_a).astype(float),
-        (rng.random(n) < p_b).astype(float),
-        np.clip(0.5 + 0.2 * x[:, 1] + rng.normal(0, 0.05, n), 0, 1),  # graded
-    ])
+    scores = np.column_stack(
+        [
+            (rng.random(n) < p_a).astype(float),
+            (rng.random(n) < p_b).astype(float),
+            np.clip(0.5 + 0.2 * x[:, 1] + rng.normal(0, 0.05, n), 0, 1),  # graded
+        ]
+    )
     output_tokens = 200 * np.exp(0.5 * x[:, 1])
     price_in, price_out = np.array([1e-6, 2e-6, 1e-5]), np.array([2e-6, 4e-6, 3e-5])
     costs = tokens[:, None] * price_in + output_tokens[:, None] * price_out
@@ -57,8 +59,9 @@ def test_quality_and_cost_models_out_of_fold() -> None:
     X, scores, costs = synthetic()
     folds = np.arange(len(X)) % 5
     unit = float(costs[:, 2].mean())
-    models = train_outcome_models(X, scores, costs, folds, models=("a", "b", "c"), feature_names=NAMES,
-                                  cost_unit_usd=unit, seed=0)
+    models = train_outcome_models(
+        X, scores, costs, folds, models=("a", "b", "c"), feature_names=NAMES, cost_unit_usd=unit, seed=0
+    )
     assert models.oof_quality.shape == models.oof_cost.shape == scores.shape
     fits = models.report.per_model
     # Pass/fail models rank and are calibrated; the graded one tracks its expected score.
@@ -85,28 +88,65 @@ def test_unlabelled_rows_are_left_out_and_thin_models_keep_the_fallback() -> Non
     logged_costs = np.full(costs.shape, np.nan)
     logged_scores[np.arange(len(X)), served] = scores[np.arange(len(X)), served]
     logged_costs[np.arange(len(X)), served] = costs[np.arange(len(X)), served]
-    full = train_outcome_models(X, scores, costs, np.arange(len(X)) % 5, models=("a", "b", "c"), feature_names=NAMES,
-                                cost_unit_usd=1e-3)
+    full = train_outcome_models(
+        X, scores, costs, np.arange(len(X)) % 5, models=("a", "b", "c"), feature_names=NAMES, cost_unit_usd=1e-3
+    )
     fallback = {m: (full.quality[m], full.calibration[m], full.cost[m]) for m in ("a", "b", "c")}
-    logged = train_outcome_models(X, logged_scores, logged_costs, group_folds(X, 5), models=("a", "b", "c"),
-                                  feature_names=NAMES, cost_unit_usd=1e-3, fallback=fallback, min_rows=30)
+    logged = train_outcome_models(
+        X,
+        logged_scores,
+        logged_costs,
+        group_folds(X, 5),
+        models=("a", "b", "c"),
+        feature_names=NAMES,
+        cost_unit_usd=1e-3,
+        fallback=fallback,
+        min_rows=30,
+    )
     fits = logged.report.per_model
     assert fits["a"].rows == int((served == 0).sum()) and not fits["a"].fallback
     assert fits["c"].fallback and logged.quality["c"] == full.quality["c"] and logged.cost["c"] == full.cost["c"]
     assert fits["a"].auc > 0.7  # learned from its own rows only
     with pytest.raises(ValueError, match="no fallback"):
-        train_outcome_models(X, logged_scores, logged_costs, group_folds(X, 5), models=("a", "b", "c"),
-                             feature_names=NAMES, cost_unit_usd=1e-3, min_rows=30)
+        train_outcome_models(
+            X,
+            logged_scores,
+            logged_costs,
+            group_folds(X, 5),
+            models=("a", "b", "c"),
+            feature_names=NAMES,
+            cost_unit_usd=1e-3,
+            min_rows=30,
+        )
 
 
 def test_chosen_blend_is_the_one_routed_with() -> None:
     X, scores, costs = synthetic(1200, seed=5)
     folds = np.arange(len(X)) % 5
     unit = float(costs[:, 2].mean())
-    fixed = train_outcome_models(X, scores, costs, folds, models=("a", "b", "c"), feature_names=NAMES,
-                                 cost_unit_usd=unit, linear_blend=0.5, linear_l2=10.0)
-    chosen = train_outcome_models(X, scores, costs, folds, models=("a", "b", "c"), feature_names=NAMES,
-                                  cost_unit_usd=unit, linear_blend=0.5, linear_l2=10.0, choose_linear=True)
+    fixed = train_outcome_models(
+        X,
+        scores,
+        costs,
+        folds,
+        models=("a", "b", "c"),
+        feature_names=NAMES,
+        cost_unit_usd=unit,
+        linear_blend=0.5,
+        linear_l2=10.0,
+    )
+    chosen = train_outcome_models(
+        X,
+        scores,
+        costs,
+        folds,
+        models=("a", "b", "c"),
+        feature_names=NAMES,
+        cost_unit_usd=unit,
+        linear_blend=0.5,
+        linear_l2=10.0,
+        choose_linear=True,
+    )
     choice = chosen.report.blend_choice
     assert fixed.report.blend_choice is None and choice is not None
     assert chosen.linear is not None and chosen.linear.blend == choice.weight

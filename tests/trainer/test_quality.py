@@ -24,8 +24,10 @@ SMALL = QualityThresholds(min_train_rows=10)
 
 def good_rows(n: int, *, start: int = 0, split: str = "train") -> list[dict[str, object]]:
     """``n`` valid rows with distinct ids and prompts over two tasks."""
-    return [row(f"{split}-{i}", split=split, task="math" if i % 2 else "code", prompt=f"{split} question {i}: 2 + {i}?")
-            for i in range(start, start + n)]
+    return [
+        row(f"{split}-{i}", split=split, task="math" if i % 2 else "code", prompt=f"{split} question {i}: 2 + {i}?")
+        for i in range(start, start + n)
+    ]
 
 
 def check(report: QualityReport, name: str) -> tuple[str, object]:
@@ -62,9 +64,16 @@ def test_good_synthetic_file_passes(tmp_path: Path) -> None:
     assert report.passed and not report.failures
     assert report.per_task == {"code": 10, "math": 10}
     assert report.per_model["a"].mean_score == 1.0 and report.per_model["b"].mean_cost_usd == pytest.approx(0.001)
-    assert {c.name for c in report.checks} == {"malformed_lines", "models", "label_coverage", "null_or_out_of_range",
-                                               "duplicate_prompt_ids", "split_overlap", "duplicate_prompts",
-                                               "train_rows"}
+    assert {c.name for c in report.checks} == {
+        "malformed_lines",
+        "models",
+        "label_coverage",
+        "null_or_out_of_range",
+        "duplicate_prompt_ids",
+        "split_overlap",
+        "duplicate_prompts",
+        "train_rows",
+    }
 
 
 def test_too_few_rows_fails_with_the_check_named(tmp_path: Path) -> None:
@@ -150,14 +159,24 @@ def test_train_rows_with_an_evaluated_prompt_text_are_counted_and_dropped(tmp_pa
     kept, dropped = d.training_split("train")
     assert dropped == 1 and len(kept) == 19 and "train question 3: 2 + 3?" not in kept.prompts
     # Too few left after dropping: the run stops at data quality.
-    leaky = load_dataset(write_lines(tmp_path / "l.jsonl", train + [
-        row(f"t{i}", split="test", prompt=f"train question {i}: 2 + {i}?") for i in range(15)]))
+    leaky = load_dataset(
+        write_lines(
+            tmp_path / "l.jsonl",
+            train + [row(f"t{i}", split="test", prompt=f"train question {i}: 2 + {i}?") for i in range(15)],
+        )
+    )
     assert failing(assess_dataset(leaky, SMALL)) == ["train_rows"]
 
 
 def test_repeated_prompts_with_conflicting_scores_warn(tmp_path: Path) -> None:
-    same = [row("d1", prompt="Is it?", scores={"a": 1.0, "b": 0.0}), row("d2", prompt="is  it?", scores={"a": 1.0, "b": 0.0})]
-    conflict = [row("c1", prompt="Why?", scores={"a": 1.0, "b": 0.0}), row("c2", prompt="why?", scores={"a": 0.0, "b": 1.0})]
+    same = [
+        row("d1", prompt="Is it?", scores={"a": 1.0, "b": 0.0}),
+        row("d2", prompt="is  it?", scores={"a": 1.0, "b": 0.0}),
+    ]
+    conflict = [
+        row("c1", prompt="Why?", scores={"a": 1.0, "b": 0.0}),
+        row("c2", prompt="why?", scores={"a": 0.0, "b": 1.0}),
+    ]
     report = assess_dataset(load_dataset(write_lines(tmp_path / "d.jsonl", good_rows(20) + same + conflict)), SMALL)
     assert report.passed and check(report, "duplicate_prompts") == ("warn", 1)
     message = next(c.message for c in report.checks if c.name == "duplicate_prompts")

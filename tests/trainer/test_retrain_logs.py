@@ -41,15 +41,19 @@ KEY = Ed25519PrivateKey.generate()
 
 @pytest.fixture(scope="module")
 def base(real_dataset: FullInfoDataset) -> Artifact:
-    artifact, _ = bootstrap_artifact(real_dataset, trials=10, seed=0, signing_key=KEY,
-                                     config=BootstrapConfig(clusters=24))
+    artifact, _ = bootstrap_artifact(
+        real_dataset, trials=10, seed=0, signing_key=KEY, config=BootstrapConfig(clusters=24)
+    )
     return artifact
 
 
 def single_model(base: Artifact, model: str, version: str) -> Artifact:
     """Every prompt to ``model`` (α = 1, gate off, a penalty on every other model)."""
     return msgspec.structs.replace(
-        base, version=version, alpha=1.0, thresholds=Thresholds(cheap=1.0, hard=0.0),
+        base,
+        version=version,
+        alpha=1.0,
+        thresholds=Thresholds(cheap=1.0, hard=0.0),
         penalties={m: 0.0 if m == model else 1.0 for m in base.models},
     ).check()
 
@@ -65,7 +69,9 @@ def two_hours(real_dataset: FullInfoDataset, parent: Artifact) -> LoggedData:
 
 
 def test_best_single_parent_two_hours_either_refused_with_the_reason_or_within_2_percent(
-    real_dataset: FullInfoDataset, parent: Artifact, two_hours: LoggedData,
+    real_dataset: FullInfoDataset,
+    parent: Artifact,
+    two_hours: LoggedData,
 ) -> None:
     try:
         artifact, report = retrain_from_logs(two_hours, parent, signing_key=KEY, config=CONFIG)
@@ -75,14 +81,17 @@ def test_best_single_parent_two_hours_either_refused_with_the_reason_or_within_2
         failed = [c for c in report.checks if not c.passed]
         assert failed and all(c.message for c in failed)
         assert report.difference.lower < -0.02 * report.current.quality.dr or any(
-            c.name != "quality_non_inferior" for c in failed)
+            c.name != "quality_non_inferior" for c in failed
+        )
         return
     held_out = evaluate_artifact(artifact, real_dataset, split="test", against=parent)
     assert held_out.against is not None and held_out.policy.score >= 0.98 * held_out.against.score
     assert report.difference is not None and report.difference.lower >= -0.02 * report.current.quality.dr
 
 
-def test_two_hours_of_logs_publish_a_non_inferior_cheaper_artifact(real_dataset: FullInfoDataset, base: Artifact) -> None:
+def test_two_hours_of_logs_publish_a_non_inferior_cheaper_artifact(
+    real_dataset: FullInfoDataset, base: Artifact
+) -> None:
     parent = single_model(base, LARGE, "v-large")
     logs = replayed_logs(real_dataset, parent, events=60_000, hours=2)
     artifact, report = retrain_from_logs(logs, parent, signing_key=KEY, config=CONFIG)
@@ -117,11 +126,13 @@ def test_one_hour_of_logs_is_refused_with_the_reason(real_dataset: FullInfoDatas
 
 
 def test_a_window_without_enough_labelled_holdout_rows_is_refused_before_training(
-    parent: Artifact, two_hours: LoggedData,
+    parent: Artifact,
+    two_hours: LoggedData,
 ) -> None:
     with pytest.raises(RetrainStopped) as stopped:
-        retrain_from_logs(two_hours, parent, signing_key=KEY,
-                          config=msgspec.structs.replace(CONFIG, min_decision_rows=50_000))
+        retrain_from_logs(
+            two_hours, parent, signing_key=KEY, config=msgspec.structs.replace(CONFIG, min_decision_rows=50_000)
+        )
     report = stopped.value.report
     assert report.stopped_at == "validate" and "too few rows for a decision" in report.reason
     assert report.cv is None and report.search is None  # nothing was trained
@@ -130,8 +141,9 @@ def test_a_window_without_enough_labelled_holdout_rows_is_refused_before_trainin
 def test_full_information_check_needs_a_resolvable_bound(real_dataset: FullInfoDataset, parent: Artifact) -> None:
     # A candidate that differs from the parent on many of 500 test prompts: the paired bootstrap cannot bound
     # the difference within 2% unless the candidate is clearly better; the check says so.
-    cheaper = msgspec.structs.replace(parent, version="v-cheaper", penalties={m: 0.0 for m in parent.models},
-                                      alpha=0.95).check()
+    cheaper = msgspec.structs.replace(
+        parent, version="v-cheaper", penalties={m: 0.0 for m in parent.models}, alpha=0.95
+    ).check()
     report = RetrainReport(version="v", parent=parent.version, trigger_id=None, window=(0.0, 1.0), router_id=None)
     checks = _full_information_checks(cheaper, parent, real_dataset, CONFIG, report)
     quality = checks[0]

@@ -14,13 +14,24 @@ from tests.router.artifacts import make_artifact
 def logged(n: int, width: int, *, propensity: float = 0.5, quality: float = 0.8, hours: float = 24.0) -> LoggedData:
     rng = np.random.default_rng(0)
     return LoggedData(
-        models=("large", "medium", "small"), request_ids=np.array([f"r{i}" for i in range(n)], dtype=object),
-        ts=np.sort(rng.uniform(0, hours * 3600, n)), router_ids=np.array(["web"] * n, dtype=object),
-        arms=np.array(["v1"] * n, dtype=object), model=rng.integers(3, size=n), bucket=np.ones(n, dtype=np.int64),
-        cluster=np.zeros(n, dtype=np.int64), features=rng.random((n, width)).astype(np.float32),
-        features_ok=np.ones(n, dtype=bool), tokens_in=np.full(n, 100.0), cost=np.full(n, 0.001),
-        latency=np.full(n, 300.0), success=np.ones(n, dtype=bool), propensity=np.full(n, propensity),
-        quality=np.full(n, quality), files=1, window=(0.0, hours * 3600),
+        models=("large", "medium", "small"),
+        request_ids=np.array([f"r{i}" for i in range(n)], dtype=object),
+        ts=np.sort(rng.uniform(0, hours * 3600, n)),
+        router_ids=np.array(["web"] * n, dtype=object),
+        arms=np.array(["v1"] * n, dtype=object),
+        model=rng.integers(3, size=n),
+        bucket=np.ones(n, dtype=np.int64),
+        cluster=np.zeros(n, dtype=np.int64),
+        features=rng.random((n, width)).astype(np.float32),
+        features_ok=np.ones(n, dtype=bool),
+        tokens_in=np.full(n, 100.0),
+        cost=np.full(n, 0.001),
+        latency=np.full(n, 300.0),
+        success=np.ones(n, dtype=bool),
+        propensity=np.full(n, propensity),
+        quality=np.full(n, quality),
+        files=1,
+        window=(0.0, hours * 3600),
     )
 
 

@@ -31,8 +31,15 @@ def problem(rows: int = 300, seed: int = 0, *, informative: bool = True) -> Sear
         tau_cheap=1.0,
         tau_hard=1.0,
     )
-    return SearchData(tables=tables, probabilities=probabilities, quality=np.column_stack([np.ones(rows), q_small]),
-                      cost=costs.copy(), scores=scores, costs=costs, tokens=np.zeros(rows))
+    return SearchData(
+        tables=tables,
+        probabilities=probabilities,
+        quality=np.column_stack([np.ones(rows), q_small]),
+        cost=costs.copy(),
+        scores=scores,
+        costs=costs,
+        tokens=np.zeros(rows),
+    )
 
 
 def test_objective_budget_mode() -> None:
@@ -124,16 +131,18 @@ def test_the_knob_moves_the_policy_along_the_frontier() -> None:
     assert tight.cost_ratio == pytest.approx(0.1, abs=1e-6) and tight.feasible
     assert tight.score == pytest.approx(easy_share, abs=1e-6)
     # Non-inferiority (≥ 98% of big's score): the cheapest policy that keeps the score.
-    floor = search_policy(data, trials=40, seed=0,
-                          objective=SearchObjective(max_cost_share=None, min_quality_share=0.98))
+    floor = search_policy(
+        data, trials=40, seed=0, objective=SearchObjective(max_cost_share=None, min_quality_share=0.98)
+    )
     assert floor.feasible and floor.score >= 0.98
     assert floor.cost_ratio == pytest.approx(easy_share * 0.1 + (1 - easy_share), abs=1e-6)
 
 
 def test_parameters_stay_inside_the_search_space() -> None:
     # The starting points (gate off, λ up to 1, …) lie partly outside this space: they must be moved inside it.
-    space = SearchSpace(cost_weight=(0.5, 2.0), tau_cheap=(0.1, 0.6), tau_hard=(0.3, 0.7), max_penalty=0.05,
-                        penalties="model")
+    space = SearchSpace(
+        cost_weight=(0.5, 2.0), tau_cheap=(0.1, 0.6), tau_hard=(0.3, 0.7), max_penalty=0.05, penalties="model"
+    )
     report = search_policy(problem(), trials=8, seed=0, space=space)
     assert alpha_of(2.0) <= report.alpha <= alpha_of(0.5)
     assert 0.1 <= report.tau_cheap <= 0.6 and 0.3 <= report.tau_hard <= 0.7
@@ -151,8 +160,9 @@ def test_the_gate_is_kept_only_when_it_beats_the_simpler_policy() -> None:
     assert informative.ungated_alpha == informative.alpha and informative.ungated_score == informative.score
     assert informative.bucket_share["hard"] == 1.0
     # Only the triage separates them (flat q̂): the gate is what makes the policy cheap, and it stays.
-    gate_only = search_policy(problem(informative=False), trials=30, seed=0,
-                              objective=SearchObjective(max_cost_share=0.8))
+    gate_only = search_policy(
+        problem(informative=False), trials=30, seed=0, objective=SearchObjective(max_cost_share=0.8)
+    )
     assert gate_only.gate == "on" and gate_only.gate_gain > gate_only.gate_gain_se
     assert gate_only.bucket_share["cheap"] > 0.5
 
@@ -169,13 +179,26 @@ def noisy(rows: int = 2000, seed: int = 0, holdout_rows: int = 0) -> SearchData:
     small_right = np.where(easy, rng.random(rows) < 0.85, rng.random(rows) < 0.1).astype(float)
     scores = np.column_stack([np.ones(rows), small_right])
     costs = np.column_stack([u, 0.1 * u])
-    tables = PolicyTables(models=("big", "small"), penalty=np.zeros(2),
-                          bucket_mask=np.array([[False, True], [True, True], [True, True]]),
-                          context=np.array([np.inf, np.inf]), alpha=1.0, tau_cheap=1.0, tau_hard=1.0)
+    tables = PolicyTables(
+        models=("big", "small"),
+        penalty=np.zeros(2),
+        bucket_mask=np.array([[False, True], [True, True], [True, True]]),
+        context=np.array([np.inf, np.inf]),
+        alpha=1.0,
+        tau_cheap=1.0,
+        tau_hard=1.0,
+    )
     quality = np.column_stack([np.ones(rows), np.where(easy, 0.85, 0.1)])
-    return SearchData(tables=tables, probabilities=np.tile([0.0, 0.0, 1.0], (rows, 1)), quality=quality,
-                      cost=costs / u.mean(), scores=scores, costs=costs, tokens=np.zeros(rows),
-                      holdout_rows=holdout_rows)
+    return SearchData(
+        tables=tables,
+        probabilities=np.tile([0.0, 0.0, 1.0], (rows, 1)),
+        quality=quality,
+        cost=costs / u.mean(),
+        scores=scores,
+        costs=costs,
+        tokens=np.zeros(rows),
+        holdout_rows=holdout_rows,
+    )
 
 
 def test_constraints_bind_on_bounds_not_point_estimates() -> None:
@@ -216,12 +239,14 @@ def test_the_cost_cap_is_a_cap_not_a_preference() -> None:
 
 def test_non_inferiority_with_headroom_and_unreachable_targets() -> None:
     data = noisy(holdout_rows=300)
-    report = search_policy(data, trials=20, seed=0,
-                           objective=SearchObjective(max_cost_share=None, min_quality_share=0.95))
+    report = search_policy(
+        data, trials=20, seed=0, objective=SearchObjective(max_cost_share=None, min_quality_share=0.95)
+    )
     assert report.feasible and report.share_lower is not None and report.share_lower >= 0.95
     assert report.score / report.reference_score > report.share_lower  # the estimate clears 95% with room
-    impossible = search_policy(data, trials=20, seed=0,
-                               objective=SearchObjective(max_cost_share=None, min_quality_share=2.0))
+    impossible = search_policy(
+        data, trials=20, seed=0, objective=SearchObjective(max_cost_share=None, min_quality_share=2.0)
+    )
     assert not impossible.feasible and impossible.best_share == 1.0
     too_cheap = search_policy(data, trials=20, seed=0, objective=SearchObjective(max_cost_share=0.01))
     assert not too_cheap.feasible and too_cheap.lowest_cost_ratio == pytest.approx(0.1, abs=1e-3)

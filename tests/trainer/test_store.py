@@ -17,8 +17,9 @@ from tests.router.artifacts import make_artifact, signed
 KEY = Ed25519PrivateKey.generate()
 
 
-def publish(store: ArtifactStore, version: str, *, parent: str | None = None, key: Ed25519PrivateKey = KEY,
-            **kwargs: object) -> str:
+def publish(
+    store: ArtifactStore, version: str, *, parent: str | None = None, key: Ed25519PrivateKey = KEY, **kwargs: object
+) -> str:
     """Publish a small signed artifact under ``version``; returns the version."""
     data, signature = signed(make_artifact(version=version, parent=parent), key)
     store.publish(data, signature, **kwargs)  # type: ignore[arg-type]
@@ -49,7 +50,8 @@ def test_publish_list_current_show_verify(store: ArtifactStore) -> None:
     assert meta.parent is None and meta.created_at == "2025-01-01T00:00:00Z"
     folder = store.root / "v1"
     assert sorted(p.name for p in folder.iterdir()) == sorted(
-        [ARTIFACT_FILE, DIGEST_FILE, SIGNATURE_FILE, META_FILE, "report.md", "report.json"])
+        [ARTIFACT_FILE, DIGEST_FILE, SIGNATURE_FILE, META_FILE, "report.md", "report.json"]
+    )
     assert (folder / ARTIFACT_FILE).read_bytes() == data
     assert (folder / DIGEST_FILE).read_text() == f"{sha256_hex(data)}  {ARTIFACT_FILE}\n"
     assert (folder / "report.md").read_bytes() == b"# hi\n"
@@ -74,7 +76,9 @@ def test_publish_makes_the_newest_current_and_keeps_history(store: ArtifactStore
     assert store.current() == "v2"
     assert store.meta("v3").parent == "v2"
     assert [(e.action, e.version, e.previous) for e in store.history()] == [
-        ("publish", "v1", None), ("publish", "v2", "v1")]
+        ("publish", "v1", None),
+        ("publish", "v2", "v1"),
+    ]
     index = json.loads((store.root / INDEX_FILE).read_text())
     assert index["current"] == "v2"
     assert json.loads((store.root / BACKUP_FILE).read_text())["current"] == "v1"

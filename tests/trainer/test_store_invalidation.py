@@ -23,8 +23,9 @@ def test_invalidated_versions_still_verify_and_the_mark_survives_later_changes(t
     store = ArtifactStore(tmp_path / "artifacts")
     publish(store, "v1")
     files_before = {p.name: p.read_bytes() for p in (store.root / "v1").iterdir()}
-    mark = store.invalidate("v1", reason="catalog drift: openrouter:a/m price +12.0%", by="catalog-refresher",
-                            details={"snapshot": "s2"})
+    mark = store.invalidate(
+        "v1", reason="catalog drift: openrouter:a/m price +12.0%", by="catalog-refresher", details={"snapshot": "s2"}
+    )
     assert store.invalidation("v1") == mark and mark.by == "catalog-refresher"
     assert {p.name: p.read_bytes() for p in (store.root / "v1").iterdir()} == files_before  # signed files untouched
     assert store.verify("v1", KEY.public_key()).version == "v1"

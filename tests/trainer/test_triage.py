@@ -41,10 +41,15 @@ def premium_and_specialist(n: int = 2000, seed: int = 0) -> tuple[np.ndarray, np
     rng = np.random.default_rng(seed)
     models = ("cheap", "dominated", "mid", "premium", "specialist")
     half, fifth = rng.random(n) < 0.5, rng.random(n) < 0.2
-    q = np.column_stack([
-        np.full(n, 0.6), np.full(n, 0.4), np.full(n, 0.7),
-        np.where(fifth, 0.95, 0.72), np.where(half, 0.9, 0.05),
-    ]) + rng.normal(0, 0.01, (n, 5))
+    q = np.column_stack(
+        [
+            np.full(n, 0.6),
+            np.full(n, 0.4),
+            np.full(n, 0.7),
+            np.where(fifth, 0.95, 0.72),
+            np.where(half, 0.9, 0.05),
+        ]
+    ) + rng.normal(0, 0.01, (n, 5))
     c = np.tile([0.1, 0.1, 0.3, 4.5, 0.05], (n, 1))
     return q, c, models
 
@@ -65,14 +70,16 @@ def test_learned_buckets_admit_useful_models_at_each_cost_level() -> None:
 def test_triage_labels_by_hand() -> None:
     models = ("a", "b", "c")
     buckets = {"cheap": ["a"], "mid": ["a", "b"], "hard": ["a", "b", "c"]}
-    q = np.array([
-        [0.9, 0.9, 0.9],  # cheap matches the best → cheap
-        [0.2, 0.9, 0.9],  # mid matches → mid
-        [0.2, 0.3, 0.9],  # only c → hard
-        [0.86, 0.2, 0.9],  # within the 0.05 tolerance → cheap
-        [0.0, 0.0, 0.0],  # nobody is expected to answer → cheap
-        [0.5, 0.84, 0.9],  # mid is 0.06 below → hard
-    ])
+    q = np.array(
+        [
+            [0.9, 0.9, 0.9],  # cheap matches the best → cheap
+            [0.2, 0.9, 0.9],  # mid matches → mid
+            [0.2, 0.3, 0.9],  # only c → hard
+            [0.86, 0.2, 0.9],  # within the 0.05 tolerance → cheap
+            [0.0, 0.0, 0.0],  # nobody is expected to answer → cheap
+            [0.5, 0.84, 0.9],  # mid is 0.06 below → hard
+        ]
+    )
     assert triage_labels(q, buckets, models).tolist() == [0, 1, 2, 0, 0, 2]
     assert triage_labels(q, buckets, models, tolerance=0.1).tolist() == [0, 1, 2, 0, 0, 1]
 
@@ -83,8 +90,11 @@ def test_labels_from_success_probabilities_do_not_collapse_on_pass_fail_outcomes
     rng = np.random.default_rng(1)
     n = 3000
     hard_prompt = rng.random(n) < 0.3
-    p = np.where(hard_prompt[:, None], [0.35, 0.35, 0.4, 0.45, 0.5, 0.5, 0.5, 0.55, 0.55, 0.6, 0.9],
-                 [0.75, 0.75, 0.78, 0.8, 0.8, 0.8, 0.82, 0.82, 0.84, 0.85, 0.86])
+    p = np.where(
+        hard_prompt[:, None],
+        [0.35, 0.35, 0.4, 0.45, 0.5, 0.5, 0.5, 0.55, 0.55, 0.6, 0.9],
+        [0.75, 0.75, 0.78, 0.8, 0.8, 0.8, 0.82, 0.82, 0.84, 0.85, 0.86],
+    )
     models = tuple(f"m{i:02d}" for i in range(11))
     buckets = {"cheap": list(models[:2]), "mid": list(models[:10]), "hard": list(models)}
     outcomes = (rng.random((n, 11)) < p).astype(float)
@@ -131,8 +141,9 @@ def learnable(n: int = 600, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 def test_train_triage_cross_validates_and_matches_the_numpy_evaluator() -> None:
     X, labels = learnable()
     folds = stratified_folds(labels, 3, seed=0)
-    model = train_triage(X, labels, folds, feature_names=["f0", "f1", "f2", "f3"], seed=0,
-                         params={"min_data_in_leaf": 10})
+    model = train_triage(
+        X, labels, folds, feature_names=["f0", "f1", "f2", "f3"], seed=0, params={"min_data_in_leaf": 10}
+    )
     cv = model.cv
     assert cv.folds == 3 and len(cv.per_fold) == 3
     assert sum(f.rows for f in cv.per_fold) == len(labels)

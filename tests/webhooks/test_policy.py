@@ -8,11 +8,24 @@ from bifrost.webhooks.deliverer import envelope, parse_alert
 from bifrost.webhooks.policy import DeliveryPolicy, Verdict, classify, retry_delay
 
 
-@pytest.mark.parametrize(("status", "verdict"), [(200, Verdict.DELIVERED), (204, Verdict.DELIVERED),
-                                                 (500, Verdict.RETRY), (502, Verdict.RETRY), (503, Verdict.RETRY),
-                                                 (429, Verdict.RETRY), (408, Verdict.RETRY), (None, Verdict.RETRY),
-                                                 (400, Verdict.REFUSED), (401, Verdict.REFUSED), (404, Verdict.REFUSED),
-                                                 (410, Verdict.REFUSED), (301, Verdict.REFUSED)])
+@pytest.mark.parametrize(
+    ("status", "verdict"),
+    [
+        (200, Verdict.DELIVERED),
+        (204, Verdict.DELIVERED),
+        (500, Verdict.RETRY),
+        (502, Verdict.RETRY),
+        (503, Verdict.RETRY),
+        (429, Verdict.RETRY),
+        (408, Verdict.RETRY),
+        (None, Verdict.RETRY),
+        (400, Verdict.REFUSED),
+        (401, Verdict.REFUSED),
+        (404, Verdict.REFUSED),
+        (410, Verdict.REFUSED),
+        (301, Verdict.REFUSED),
+    ],
+)
 def test_classify(status: int | None, verdict: Verdict) -> None:
     assert classify(status) is verdict
 
@@ -32,8 +45,10 @@ def test_envelope_and_alert_parsing() -> None:
     alert = {"alert_id": "lag:g:1", "kind": "consumer_lag", "resolved": True, "created_at": 0}
     msg_id, body = envelope(alert, now=86400.0)
     assert msg_id == "lag:g:1:resolved"
-    assert body == (b'{"type":"alert.consumer_lag","timestamp":"1970-01-02T00:00:00+00:00","data":'
-                    b'{"alert_id":"lag:g:1","kind":"consumer_lag","resolved":true,"created_at":0}}')
+    assert body == (
+        b'{"type":"alert.consumer_lag","timestamp":"1970-01-02T00:00:00+00:00","data":'
+        b'{"alert_id":"lag:g:1","kind":"consumer_lag","resolved":true,"created_at":0}}'
+    )
     assert parse_alert(b'{"alert_id":"x","kind":"something_new"}')["kind"] == "something_new"  # unknown kinds relay
     for bad in (b"", b"[1]", b'{"alert_id": 1, "kind": "x"}', b'{"kind": "x"}', b"[" * 5000):
         with pytest.raises(ValueError):

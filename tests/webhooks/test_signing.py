@@ -14,8 +14,15 @@ BODY = b'{"type":"alert.catalog_drift","data":{"alert_id":"a1"}}'
 
 def test_the_standard_webhooks_reference_vector() -> None:
     # From the Standard Webhooks specification's test vectors (also what Svix libraries check).
-    assert signature("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330,
-                     b'{"test": 2432232314}') == "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+    assert (
+        signature(
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            "msg_p5jXN8AQM9LWM0D4loKWxJek",
+            1614265330,
+            b'{"test": 2432232314}',
+        )
+        == "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+    )
 
 
 def test_a_signed_delivery_verifies_and_any_change_fails() -> None:

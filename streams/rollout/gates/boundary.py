@@ -226,10 +226,7 @@ def bernoulli_mixture_log_e(successes: float, trials: float, p0: float, a: float
         raise ValueError(f"p0 must be within (0, 1), got {p0}")
     failures = trials - successes
     return (
-        _log_beta(a + successes, b + failures)
-        - _log_beta(a, b)
-        - successes * math.log(p0)
-        - failures * math.log1p(-p0)
+        _log_beta(a + successes, b + failures) - _log_beta(a, b) - successes * math.log(p0) - failures * math.log1p(-p0)
     )
 
 

@@ -177,8 +177,9 @@ class GateConfig:
         if not 0 < self.promotion_alpha < 1:
             raise ValueError(f"promotion_alpha must be within (0, 1), got {self.promotion_alpha}")
         if not (math.isfinite(self.error_rate_promotion_increase) and self.error_rate_promotion_increase > 0):
-            raise ValueError(f"error_rate_promotion_increase must be a positive number, "
-                             f"got {self.error_rate_promotion_increase}")
+            raise ValueError(
+                f"error_rate_promotion_increase must be a positive number, got {self.error_rate_promotion_increase}"
+            )
         if not 0 <= self.error_rate_floor < 1:
             raise ValueError(f"error_rate_floor must be within [0, 1), got {self.error_rate_floor}")
 

@@ -52,16 +52,22 @@ class ArmFigures:
     latency_k: float = 0.0  # Σ bucket index (log latency / log γ)
     latency_k2: float = 0.0
 
-    def __add__(self, other: "ArmFigures") -> "ArmFigures":
+    def __add__(self, other: ArmFigures) -> ArmFigures:
         return ArmFigures(
-            self.count + other.count, self.errors + other.errors, self.cost + other.cost,
-            self.cost_sq + other.cost_sq, self.judged + other.judged, self.win + other.win,
-            self.win_sq + other.win_sq, self.latency_n + other.latency_n, self.latency_k + other.latency_k,
+            self.count + other.count,
+            self.errors + other.errors,
+            self.cost + other.cost,
+            self.cost_sq + other.cost_sq,
+            self.judged + other.judged,
+            self.win + other.win,
+            self.win_sq + other.win_sq,
+            self.latency_n + other.latency_n,
+            self.latency_k + other.latency_k,
             self.latency_k2 + other.latency_k2,
         )
 
     @classmethod
-    def of(cls, stats: WindowStats) -> "ArmFigures":
+    def of(cls, stats: WindowStats) -> ArmFigures:
         """The figures of one arm's statistics in one window."""
         n = k1 = k2 = 0
         for k, c in stats.latency_ms.bins.items():
@@ -130,15 +136,20 @@ class Sums:
     between: float = 0.0  # Σ_w S_w²/n_w
     windows: int = 0
 
-    def add(self, moments: Moments) -> "Sums":
+    def add(self, moments: Moments) -> Sums:
         n, s, q = moments
         if n <= 0:
             return self
         return Sums(self.n + n, self.s + s, self.q + q, self.between + s * s / n, self.windows + 1)
 
-    def __add__(self, other: "Sums") -> "Sums":
-        return Sums(self.n + other.n, self.s + other.s, self.q + other.q, self.between + other.between,
-                    self.windows + other.windows)
+    def __add__(self, other: Sums) -> Sums:
+        return Sums(
+            self.n + other.n,
+            self.s + other.s,
+            self.q + other.q,
+            self.between + other.between,
+            self.windows + other.windows,
+        )
 
     def chi2(self) -> tuple[float, int]:
         """Pearson's dispersion statistic and its degrees of freedom.
@@ -169,7 +180,7 @@ class WindowSums:
     control: tuple[Sums, ...] = tuple(Sums() for _ in range(4))
 
     @classmethod
-    def of(cls, windows: "Sequence[StageWindow]") -> "WindowSums":
+    def of(cls, windows: Sequence[StageWindow]) -> WindowSums:
         canary = [Sums() for _ in METRIC_ORDER]
         control = [Sums() for _ in METRIC_ORDER]
         for w in windows:
@@ -179,9 +190,11 @@ class WindowSums:
                 control[i] = control[i].add(metric(w.control))
         return cls(tuple(canary), tuple(control))
 
-    def __add__(self, other: "WindowSums") -> "WindowSums":
-        return WindowSums(tuple(a + b for a, b in zip(self.canary, other.canary)),
-                          tuple(a + b for a, b in zip(self.control, other.control)))
+    def __add__(self, other: WindowSums) -> WindowSums:
+        return WindowSums(
+            tuple(a + b for a, b in zip(self.canary, other.canary)),
+            tuple(a + b for a, b in zip(self.control, other.control)),
+        )
 
     def metric(self, gate: str) -> tuple[Sums, Sums]:
         i = METRIC_ORDER.index(gate)

@@ -27,9 +27,9 @@ from bifrost.streams.rollout.gates.config import (
     ERROR_PRIOR_CONCENTRATION,
     EXCEEDANCE_PRIOR,
     LATENCY_CANARY_TAIL_SHARE,
+    LATENCY_CONFIDENT_DF,
     LATENCY_CONTROL_TAIL_SHARE,
     LATENCY_DISPERSION,
-    LATENCY_CONFIDENT_DF,
     LATENCY_DISPERSION_BOUND,
     LATENCY_MIN_DISPERSION_DF,
     LATENCY_SHAPE,
@@ -119,8 +119,10 @@ def evaluate_gates(
     if sums is not None and latency_df is not None and LATENCY_MIN_DISPERSION_DF <= latency_df < LATENCY_CONFIDENT_DF:
         # Few windows (no history): test with an upper confidence bound of the dispersion.
         phi_latency = max(phi_latency, dispersion.upper_bound(sums, "latency_p95", LATENCY_DISPERSION_BOUND))
-    p95 = (metrics.measured_quantile(canary.latency_ms, TAIL_QUANTILE),
-           metrics.measured_quantile(control.latency_ms, TAIL_QUANTILE))
+    p95 = (
+        metrics.measured_quantile(canary.latency_ms, TAIL_QUANTILE),
+        metrics.measured_quantile(control.latency_ms, TAIL_QUANTILE),
+    )
     return GateReport(
         results=[
             _error_rate(canary, control, config, alpha_share, phi("error_rate")),
@@ -134,12 +136,19 @@ def evaluate_gates(
 
 def _invalid(reason: str, config: GateConfig, share: float) -> GateReport:
     """Every gate ``insufficient`` with ``reason``: invalid data never pass, fail or raise."""
-    return GateReport(results=[
-        GateResult(gate=gate, status=GateStatus.INSUFFICIENT, threshold=config.tolerance(gate) if gate in ROLLBACK_GATES else None,
-                   alpha=config.gate_alpha(gate, share) if gate in ROLLBACK_GATES else None,
-                   method="not evaluated: invalid data", note=reason)
-        for gate in (*ROLLBACK_GATES, *SLO_GATES)
-    ])
+    return GateReport(
+        results=[
+            GateResult(
+                gate=gate,
+                status=GateStatus.INSUFFICIENT,
+                threshold=config.tolerance(gate) if gate in ROLLBACK_GATES else None,
+                alpha=config.gate_alpha(gate, share) if gate in ROLLBACK_GATES else None,
+                method="not evaluated: invalid data",
+                note=reason,
+            )
+            for gate in (*ROLLBACK_GATES, *SLO_GATES)
+        ]
+    )
 
 
 def _result(
@@ -165,8 +174,10 @@ def _result(
     degradation = z = None
     if outcome is None:
         status, statistic, bound, evidence = GateStatus.INSUFFICIENT, None, config.margin(gate), None
-        note = missing or (f"too few samples: canary {canary_samples:,}, control {control_samples:,} "
-                           f"(need {config.min_samples:,} each)")
+        note = missing or (
+            f"too few samples: canary {canary_samples:,}, control {control_samples:,} "
+            f"(need {config.min_samples:,} each)"
+        )
     else:
         statistic, bound, method, evidence = outcome.statistic, outcome.bound, outcome.method, outcome.evidence
         degradation, z = outcome.degradation, outcome.z
@@ -212,38 +223,62 @@ def _error_rate(canary: WindowStats, control: WindowStats, config: GateConfig, s
     outcome = None
     if _enough(config, canary.count, control.count):
         outcome = inference.rate_ratio_test(
-            canary.errors, canary.count, control.errors, control.count,
-            config.margin(gate), alpha, ERROR_PRIOR_CONCENTRATION, dispersion=phi,
+            canary.errors,
+            canary.count,
+            control.errors,
+            control.count,
+            config.margin(gate),
+            alpha,
+            ERROR_PRIOR_CONCENTRATION,
+            dispersion=phi,
         )
     return _result(
-        gate, config, alpha, metrics.error_rate(canary), metrics.error_rate(control),
-        canary.count, control.count, outcome, "conditional rate ratio: " + inference.BERNOULLI_MIXTURE, phi,
+        gate,
+        config,
+        alpha,
+        metrics.error_rate(canary),
+        metrics.error_rate(control),
+        canary.count,
+        control.count,
+        outcome,
+        "conditional rate ratio: " + inference.BERNOULLI_MIXTURE,
+        phi,
         upper=_error_upper(canary, control, config, phi) if outcome is not None else (None, None),
     )
 
 
-def _error_upper(canary: WindowStats, control: WindowStats, config: GateConfig,
-                 phi: float) -> tuple[float | None, float | None]:
+def _error_upper(
+    canary: WindowStats, control: WindowStats, config: GateConfig, phi: float
+) -> tuple[float | None, float | None]:
     """The error-rate ratio's upper bound and its limit; no limit once the canary's own
     error rate is shown below ``error_rate_floor`` (nothing to compare when errors are that rare)."""
     level = config.promotion_gate_alpha()
     if noninferiority.error_rate_upper(canary.errors, canary.count, level, phi) < config.error_rate_floor:
         return None, None
-    ratio = noninferiority.rate_ratio_upper(canary.errors, canary.count, control.errors, control.count, level,
-                                            ERROR_PRIOR_CONCENTRATION, phi)
+    ratio = noninferiority.rate_ratio_upper(
+        canary.errors, canary.count, control.errors, control.count, level, ERROR_PRIOR_CONCENTRATION, phi
+    )
     return ratio, config.promotion_limit("error_rate")
 
 
 def _log_latency(stats: WindowStats, figures: ArmFigures | None) -> metrics.MeanEstimate | None:
     if figures is None:
         return metrics.log_latency_estimate(stats.latency_ms)
-    return metrics.log_latency_from_moments(figures.latency_n, figures.latency_k, figures.latency_k2,
-                                            stats.latency_ms.relative_accuracy)
+    return metrics.log_latency_from_moments(
+        figures.latency_n, figures.latency_k, figures.latency_k2, stats.latency_ms.relative_accuracy
+    )
 
 
-def _latency(canary: WindowStats, control: WindowStats, config: GateConfig, share: float, phi: float,
-             p95: tuple[float | None, float | None], totals: tuple[ArmFigures, ArmFigures] | None,
-             dispersion_df: int | None = None) -> GateResult:
+def _latency(
+    canary: WindowStats,
+    control: WindowStats,
+    config: GateConfig,
+    share: float,
+    phi: float,
+    p95: tuple[float | None, float | None],
+    totals: tuple[ArmFigures, ArmFigures] | None,
+    dispersion_df: int | None = None,
+) -> GateResult:
     """Fails if either the log-latency shift test or the P95 tail test rejects.
 
     The shift test uses every sample, so it catches the common regression — everything
@@ -262,14 +297,17 @@ def _latency(canary: WindowStats, control: WindowStats, config: GateConfig, shar
     c_measured, k_measured = metrics.measured_latency(c_sketch), metrics.measured_latency(k_sketch)
     missing = None
     if c_sketch.count >= config.min_samples:
-        missing = metrics.missing_share(c_measured, c_sketch.count, k_measured, k_sketch.count, "latency",
-                                        dispersion=phi)
+        missing = metrics.missing_share(
+            c_measured, c_sketch.count, k_measured, k_sketch.count, "latency", dispersion=phi
+        )
     outcome = None
     upper: tuple[float | None, float | None] = (None, config.promotion_limit(gate))
     unmeasured = dispersion_df is not None and dispersion_df < LATENCY_MIN_DISPERSION_DF
     if unmeasured and _enough(config, c_measured, k_measured):
-        missing = (f"insufficient: {dispersion_df} of {LATENCY_MIN_DISPERSION_DF} degrees of freedom (windows with "
-                   f"latencies, both arms, this stage and the hour before) to measure how clustered latencies are")
+        missing = (
+            f"insufficient: {dispersion_df} of {LATENCY_MIN_DISPERSION_DF} degrees of freedom (windows with "
+            f"latencies, both arms, this stage and the hour before) to measure how clustered latencies are"
+        )
     elif _enough(config, c_measured, k_measured):
         margin = config.margin(gate)
         c_log = _log_latency(canary, totals[0] if totals else None)
@@ -278,12 +316,20 @@ def _latency(canary: WindowStats, control: WindowStats, config: GateConfig, shar
         if c_log is not None and k_log is not None and c_log.n > 1 and k_log.n > 1:
             shift = inference.log_shift_test(c_log, k_log, margin, alpha * LATENCY_SHIFT_SHARE, LATENCY_SHAPE, phi)
             # Shown only for a uniform slow-down (the shift); the tail test has no upper side.
-            upper = (noninferiority.log_shift_upper(c_log, k_log, config.promotion_gate_alpha(), LATENCY_SHAPE, phi),
-                     config.promotion_limit(gate))
+            upper = (
+                noninferiority.log_shift_upper(c_log, k_log, config.promotion_gate_alpha(), LATENCY_SHAPE, phi),
+                config.promotion_limit(gate),
+            )
         tail = inference.tail_exceedance_test(
-            c_sketch, k_sketch, margin, TAIL_QUANTILE,
-            alpha * LATENCY_CONTROL_TAIL_SHARE, alpha * LATENCY_CANARY_TAIL_SHARE,
-            CONTROL_TAIL_V_OPT, EXCEEDANCE_PRIOR, dispersion=phi,
+            c_sketch,
+            k_sketch,
+            margin,
+            TAIL_QUANTILE,
+            alpha * LATENCY_CONTROL_TAIL_SHARE,
+            alpha * LATENCY_CANARY_TAIL_SHARE,
+            CONTROL_TAIL_V_OPT,
+            EXCEEDANCE_PRIOR,
+            dispersion=phi,
         )
         if tail.reject and not (shift is not None and shift.reject):
             outcome = tail
@@ -296,8 +342,18 @@ def _latency(canary: WindowStats, control: WindowStats, config: GateConfig, shar
     elif missing is None and c_sketch.count >= config.min_samples and k_measured >= config.min_samples:
         missing = "missing: too few canary requests with a latency"
     return _result(
-        gate, config, alpha, p95[0], p95[1],
-        c_measured, k_measured, outcome, "log-latency shift: " + inference.LR_MIXTURE, phi, missing, upper,
+        gate,
+        config,
+        alpha,
+        p95[0],
+        p95[1],
+        c_measured,
+        k_measured,
+        outcome,
+        "log-latency shift: " + inference.LR_MIXTURE,
+        phi,
+        missing,
+        upper,
     )
 
 
@@ -307,8 +363,10 @@ def _cost(canary: WindowStats, control: WindowStats, config: GateConfig, share: 
     c_est, k_est = metrics.cost_estimate(canary), metrics.cost_estimate(control)
     missing = None
     if canary.count >= config.min_samples and canary.cost_usd <= 0 and control.cost_usd > 0:
-        missing = (f"missing: the canary reports no cost for its {canary.count:,} requests while the control "
-                   f"reports {control.cost_usd / max(control.count, 1):.4g} per task")
+        missing = (
+            f"missing: the canary reports no cost for its {canary.count:,} requests while the control "
+            f"reports {control.cost_usd / max(control.count, 1):.4g} per task"
+        )
     control_missing = control.cost_usd <= 0 and canary.cost_usd > 0
     if control_missing and control.count >= config.min_samples:
         # Like latency 0: a control without cost is a missing measurement, not a free model.
@@ -317,11 +375,23 @@ def _cost(canary: WindowStats, control: WindowStats, config: GateConfig, share: 
     upper: tuple[float | None, float | None] = (None, None)
     if not control_missing and c_est is not None and k_est is not None and _enough(config, c_est.n, k_est.n):
         outcome = inference.mean_increase_test(c_est, k_est, config.margin(gate), alpha, COST_SHAPE, phi)
-        upper = (noninferiority.mean_increase_upper(c_est, k_est, config.promotion_gate_alpha(), COST_SHAPE, phi),
-                 config.promotion_limit(gate))
+        upper = (
+            noninferiority.mean_increase_upper(c_est, k_est, config.promotion_gate_alpha(), COST_SHAPE, phi),
+            config.promotion_limit(gate),
+        )
     return _result(
-        gate, config, alpha, c_est.mean if c_est else None, k_est.mean if k_est else None,
-        canary.count, control.count, outcome, inference.LR_MIXTURE, phi, missing, upper,
+        gate,
+        config,
+        alpha,
+        c_est.mean if c_est else None,
+        k_est.mean if k_est else None,
+        canary.count,
+        control.count,
+        outcome,
+        inference.LR_MIXTURE,
+        phi,
+        missing,
+        upper,
     )
 
 
@@ -334,7 +404,9 @@ def _win_rate(canary: WindowStats, control: WindowStats, config: GateConfig, sha
         # measure this gate; it must not block promotion forever. It blocks as soon as
         # judged samples exist for one arm and are still too few (or missing) for the other.
         return GateResult(
-            gate=gate, status=GateStatus.PASS, threshold=config.tolerance(gate),
+            gate=gate,
+            status=GateStatus.PASS,
+            threshold=config.tolerance(gate),
             method="not measured: no judged samples in either arm (no win/loss feedback)",
             alpha=alpha,
         )
@@ -346,9 +418,21 @@ def _win_rate(canary: WindowStats, control: WindowStats, config: GateConfig, sha
     upper: tuple[float | None, float | None] = (None, None)
     if c_est is not None and k_est is not None and _enough(config, c_est.n, k_est.n):
         outcome = inference.mean_decrease_test(c_est, k_est, config.margin(gate), alpha, WIN_RATE_SHAPE, phi)
-        upper = (noninferiority.mean_decrease_upper(c_est, k_est, config.promotion_gate_alpha(), WIN_RATE_SHAPE, phi),
-                 config.promotion_limit(gate))
+        upper = (
+            noninferiority.mean_decrease_upper(c_est, k_est, config.promotion_gate_alpha(), WIN_RATE_SHAPE, phi),
+            config.promotion_limit(gate),
+        )
     return _result(
-        gate, config, alpha, c_est.mean if c_est else None, k_est.mean if k_est else None,
-        judged_c, judged_k, outcome, inference.LR_MIXTURE, phi, missing, upper,
+        gate,
+        config,
+        alpha,
+        c_est.mean if c_est else None,
+        k_est.mean if k_est else None,
+        judged_c,
+        judged_k,
+        outcome,
+        inference.LR_MIXTURE,
+        phi,
+        missing,
+        upper,
     )

@@ -98,11 +98,18 @@ def _clock(n: float, dispersion: float) -> float:
 
 
 def _log_e(z: float, t: float, alpha: float, points: Points) -> float:
-    return lr_mixture_log_e(z * math.sqrt(t), t, alpha, points) if math.isfinite(z) else (math.inf if z > 0 else -math.inf)
+    return (
+        lr_mixture_log_e(z * math.sqrt(t), t, alpha, points) if math.isfinite(z) else (math.inf if z > 0 else -math.inf)
+    )
 
 
 def mean_increase_test(
-    canary: MeanEstimate, control: MeanEstimate, margin: float, alpha: float, points: Points, dispersion: float = 1.0,
+    canary: MeanEstimate,
+    control: MeanEstimate,
+    margin: float,
+    alpha: float,
+    points: Points,
+    dispersion: float = 1.0,
 ) -> Outcome:
     """Reject ``μ_c ≤ (1+margin)·μ_k``; statistic: lower bound of ``μ_c/μ_k − 1``."""
     t = _clock(canary.n, dispersion)
@@ -114,13 +121,25 @@ def mean_increase_test(
     z = contrast / se if se > 0 else (math.inf if contrast > 0 else 0.0)
     lower = ratio_lower_bound(canary.mean, vc, control.mean, vk, z_crit)
     degradation = canary.mean / control.mean - 1.0 if control.mean > 0 else None
-    return Outcome(reject=z > z_crit, statistic=_finite(lower - 1.0), bound=margin, method=LR_MIXTURE,
-                   log_e=_log_e(z, t, alpha, points), log_threshold=math.log(1.0 / alpha),
-                   degradation=degradation, z=_finite(z))
+    return Outcome(
+        reject=z > z_crit,
+        statistic=_finite(lower - 1.0),
+        bound=margin,
+        method=LR_MIXTURE,
+        log_e=_log_e(z, t, alpha, points),
+        log_threshold=math.log(1.0 / alpha),
+        degradation=degradation,
+        z=_finite(z),
+    )
 
 
 def mean_decrease_test(
-    canary: MeanEstimate, control: MeanEstimate, margin: float, alpha: float, points: Points, dispersion: float = 1.0,
+    canary: MeanEstimate,
+    control: MeanEstimate,
+    margin: float,
+    alpha: float,
+    points: Points,
+    dispersion: float = 1.0,
 ) -> Outcome:
     """Reject ``μ_c ≥ (1−margin)·μ_k``; statistic: lower bound of ``1 − μ_c/μ_k``.
 
@@ -137,13 +156,25 @@ def mean_decrease_test(
     lower = ratio_lower_bound(control.mean, vk, canary.mean, vc, z_crit)
     statistic = _finite(1.0 - 1.0 / lower) if lower > 0 else None
     degradation = 1.0 - canary.mean / control.mean if control.mean > 0 else None
-    return Outcome(reject=z > z_crit, statistic=statistic, bound=margin, method=LR_MIXTURE,
-                   log_e=_log_e(z, t, alpha, points), log_threshold=math.log(1.0 / alpha),
-                   degradation=degradation, z=_finite(z))
+    return Outcome(
+        reject=z > z_crit,
+        statistic=statistic,
+        bound=margin,
+        method=LR_MIXTURE,
+        log_e=_log_e(z, t, alpha, points),
+        log_threshold=math.log(1.0 / alpha),
+        degradation=degradation,
+        z=_finite(z),
+    )
 
 
 def log_shift_test(
-    canary: MeanEstimate, control: MeanEstimate, margin: float, alpha: float, points: Points, dispersion: float = 1.0,
+    canary: MeanEstimate,
+    control: MeanEstimate,
+    margin: float,
+    alpha: float,
+    points: Points,
+    dispersion: float = 1.0,
 ) -> Outcome:
     """Reject "canary log latency shifted up by at most ``log(1+margin)``".
 
@@ -261,5 +292,6 @@ def tail_exceedance_test(
     log_e = bernoulli_mixture_log_e(above, n_canary, p0, *prior) if n_canary > 0 else 0.0
     if above <= n_canary * p0:
         log_e = min(log_e, 0.0)
-    return Outcome(reject=reject, statistic=lower, bound=p0, method=method, log_e=log_e,
-                   log_threshold=math.log(1.0 / canary_alpha))
+    return Outcome(
+        reject=reject, statistic=lower, bound=p0, method=method, log_e=log_e, log_threshold=math.log(1.0 / canary_alpha)
+    )

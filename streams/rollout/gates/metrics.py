@@ -165,8 +165,16 @@ def measured_quantile(sketch: QuantileSketch, q: float) -> float | None:
     return sketch.max
 
 
-def missing_share(have_canary: int, n_canary: int, have_control: int, n_control: int, what: str,
-                  *, slack: float = 0.005, dispersion: float = 1.0) -> str | None:
+def missing_share(
+    have_canary: int,
+    n_canary: int,
+    have_control: int,
+    n_control: int,
+    what: str,
+    *,
+    slack: float = 0.005,
+    dispersion: float = 1.0,
+) -> str | None:
     """Why the canary's figure is missing where the control's is not, or ``None``.
 
     ``have_*``: requests that carry the figure (a latency above zero, a judgement) out of
@@ -179,8 +187,10 @@ def missing_share(have_canary: int, n_canary: int, have_control: int, n_control:
         return None
     h_k = have_control / n_control
     if have_canary <= 0:
-        return (f"missing: the canary reports no {what} for its {n_canary:,} requests while the control has one "
-                f"for {h_k:.1%} of its requests")
+        return (
+            f"missing: the canary reports no {what} for its {n_canary:,} requests while the control has one "
+            f"for {h_k:.1%} of its requests"
+        )
     h_c = have_canary / n_canary
     se = math.sqrt(dispersion * max(h_k * (1.0 - h_k), 0.0) / n_canary)
     if h_c < h_k - 3.0 * se - slack:

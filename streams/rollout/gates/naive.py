@@ -28,17 +28,42 @@ def naive_gates(canary: WindowStats, control: WindowStats, config: GateConfig = 
     judged_c, judged_k = metrics.judged(canary), metrics.judged(control)
     return GateReport(
         results=[
-            _check("error_rate", config, metrics.error_rate(canary), metrics.error_rate(control),
-                   canary.count, control.count, increase=True),
-            _check("latency_p95", config, canary.latency_ms.quantile(TAIL_QUANTILE),
-                   control.latency_ms.quantile(TAIL_QUANTILE),
-                   canary.latency_ms.count, control.latency_ms.count, increase=True),
-            _check("cost_per_task", config,
-                   canary.cost_usd / canary.count if canary.count else None,
-                   control.cost_usd / control.count if control.count else None,
-                   canary.count, control.count, increase=True),
-            _check("win_rate", config, metrics.win_rate(canary), metrics.win_rate(control),
-                   judged_c, judged_k, increase=False),
+            _check(
+                "error_rate",
+                config,
+                metrics.error_rate(canary),
+                metrics.error_rate(control),
+                canary.count,
+                control.count,
+                increase=True,
+            ),
+            _check(
+                "latency_p95",
+                config,
+                canary.latency_ms.quantile(TAIL_QUANTILE),
+                control.latency_ms.quantile(TAIL_QUANTILE),
+                canary.latency_ms.count,
+                control.latency_ms.count,
+                increase=True,
+            ),
+            _check(
+                "cost_per_task",
+                config,
+                canary.cost_usd / canary.count if canary.count else None,
+                control.cost_usd / control.count if control.count else None,
+                canary.count,
+                control.count,
+                increase=True,
+            ),
+            _check(
+                "win_rate",
+                config,
+                metrics.win_rate(canary),
+                metrics.win_rate(control),
+                judged_c,
+                judged_k,
+                increase=False,
+            ),
             *slo_results(canary, control, config),
         ]
     )

@@ -26,8 +26,9 @@ def _clock(n: float, dispersion: float) -> float:
     return max(n / dispersion, 1.0)
 
 
-def mean_increase_upper(canary: MeanEstimate, control: MeanEstimate, alpha: float, shape: Shape,
-                        dispersion: float = 1.0) -> float | None:
+def mean_increase_upper(
+    canary: MeanEstimate, control: MeanEstimate, alpha: float, shape: Shape, dispersion: float = 1.0
+) -> float | None:
     """Upper bound of ``μ_c/μ_k − 1`` (cost): Fieller's upper limit, ``1 / lower(μ_k/μ_c)``.
 
     >>> est = MeanEstimate(n=2000, mean=1.0, variance=1.0)
@@ -35,24 +36,28 @@ def mean_increase_upper(canary: MeanEstimate, control: MeanEstimate, alpha: floa
     True
     """
     z = lr_mixture_z_threshold(_clock(canary.n, dispersion), alpha, shape)
-    lower = ratio_lower_bound(control.mean, dispersion * control.variance_of_mean,
-                              canary.mean, dispersion * canary.variance_of_mean, z)
+    lower = ratio_lower_bound(
+        control.mean, dispersion * control.variance_of_mean, canary.mean, dispersion * canary.variance_of_mean, z
+    )
     if not lower > 0 or not math.isfinite(lower):
         return None
     return 1.0 / lower - 1.0
 
 
-def mean_decrease_upper(canary: MeanEstimate, control: MeanEstimate, alpha: float, shape: Shape,
-                        dispersion: float = 1.0) -> float:
+def mean_decrease_upper(
+    canary: MeanEstimate, control: MeanEstimate, alpha: float, shape: Shape, dispersion: float = 1.0
+) -> float:
     """Upper bound of ``1 − μ_c/μ_k`` (win rate): one minus Fieller's lower limit of ``μ_c/μ_k``."""
     z = lr_mixture_z_threshold(_clock(canary.n, dispersion), alpha, shape)
-    lower = ratio_lower_bound(canary.mean, dispersion * canary.variance_of_mean,
-                              control.mean, dispersion * control.variance_of_mean, z)
+    lower = ratio_lower_bound(
+        canary.mean, dispersion * canary.variance_of_mean, control.mean, dispersion * control.variance_of_mean, z
+    )
     return 1.0 - min(lower, 1e300)
 
 
-def log_shift_upper(canary: MeanEstimate, control: MeanEstimate, alpha: float, shape: Shape,
-                    dispersion: float = 1.0) -> float:
+def log_shift_upper(
+    canary: MeanEstimate, control: MeanEstimate, alpha: float, shape: Shape, dispersion: float = 1.0
+) -> float:
     """Upper bound of the geometric-mean latency ratio − 1 (a uniform slow-down's P95 ratio − 1)."""
     z = lr_mixture_z_threshold(_clock(canary.n, dispersion), alpha, shape)
     se = math.sqrt(dispersion * (canary.variance_of_mean + control.variance_of_mean))
@@ -66,8 +71,15 @@ def proportion_upper(successes: float, trials: float, alpha: float, a: float, b:
     return 1.0 - bernoulli_mixture_lower_bound(trials - successes, trials, alpha, b, a)
 
 
-def rate_ratio_upper(canary_events: int, canary_trials: int, control_events: int, control_trials: int,
-                     alpha: float, concentration: float, dispersion: float = 1.0) -> float | None:
+def rate_ratio_upper(
+    canary_events: int,
+    canary_trials: int,
+    control_events: int,
+    control_trials: int,
+    alpha: float,
+    concentration: float,
+    dispersion: float = 1.0,
+) -> float | None:
     """Upper bound of ``rate_c/rate_k − 1`` from the errors' arm labels (see ``rate_ratio_test``).
 
     Each error lands in the canary with probability ``p = ρr/(ρr + 1 − ρ)``; the upper
@@ -80,8 +92,9 @@ def rate_ratio_upper(canary_events: int, canary_trials: int, control_events: int
     if trials <= 0:
         return None
     rho = canary_trials / (canary_trials + control_trials)
-    p_upper = proportion_upper(canary_events / dispersion, trials, alpha, concentration * rho,
-                               concentration * (1.0 - rho))
+    p_upper = proportion_upper(
+        canary_events / dispersion, trials, alpha, concentration * rho, concentration * (1.0 - rho)
+    )
     if p_upper >= 1.0:
         return None
     return p_upper * (1.0 - rho) / (rho * (1.0 - p_upper)) - 1.0

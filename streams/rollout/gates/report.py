@@ -50,8 +50,10 @@ class GateReport(msgspec.Struct, frozen=True, kw_only=True):
                 if result.status is GateStatus.PASS and not shown(result):
                     holds.append(_not_shown(result))
                 if holding(result):
-                    holds.append(f"{result.gate} holding: canary {result.degradation:+.1%} worse than control "
-                                 f"(z {result.z:.1f}; tolerance {result.threshold:.0%}), not yet enough to roll back")
+                    holds.append(
+                        f"{result.gate} holding: canary {result.degradation:+.1%} worse than control "
+                        f"(z {result.z:.1f}; tolerance {result.threshold:.0%}), not yet enough to roll back"
+                    )
             elif result.gate in SLO_GATES and result.status is not GateStatus.PASS:
                 reasons.append(_describe(result))
         return reasons + holds  # what cannot pass (missing data, SLOs) before what is still deciding
@@ -75,15 +77,22 @@ def _not_shown(result: GateResult) -> str:
     limit = result.upper_limit or 0.0
     bound = "no finite upper bound yet" if result.upper is None else f"upper bound {result.upper:+.1%}"
     so_far = "" if result.degradation is None else f"; canary {result.degradation:+.1%} vs control so far"
-    return (f"{result.gate} not shown within tolerance: {bound} of the degradation, needs below {limit:+.0%} "
-            f"(time-uniform bound{so_far})")
+    return (
+        f"{result.gate} not shown within tolerance: {bound} of the degradation, needs below {limit:+.0%} "
+        f"(time-uniform bound{so_far})"
+    )
 
 
 def holding(result: GateResult) -> bool:
     """Whether a passing rollback gate holds promotion (see :meth:`GateReport.blockers`)."""
-    return (result.status is GateStatus.PASS and result.z is not None and result.degradation is not None
-            and result.threshold is not None and result.z >= HOLD_Z
-            and result.degradation >= HOLD_FRACTION * result.threshold)
+    return (
+        result.status is GateStatus.PASS
+        and result.z is not None
+        and result.degradation is not None
+        and result.threshold is not None
+        and result.z >= HOLD_Z
+        and result.degradation >= HOLD_FRACTION * result.threshold
+    )
 
 
 def _figure(value: float | None) -> str:

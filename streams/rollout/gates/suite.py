@@ -24,7 +24,9 @@ TRAFFIC: dict[str, TrafficConfig] = {
     "Pareto 1.5": TrafficConfig(latency=LatencyModel("pareto", shape=1.5)),
     "error clusters 5": TrafficConfig(clustering=Clustering(5.0, frozenset({"errors"}))),
     "error clusters 20": TrafficConfig(clustering=Clustering(20.0, frozenset({"errors"}))),
-    "all clustered 5": TrafficConfig(clustering=Clustering(5.0, frozenset({"errors", "cost", "judgements", "latency"}))),
+    "all clustered 5": TrafficConfig(
+        clustering=Clustering(5.0, frozenset({"errors", "cost", "judgements", "latency"}))
+    ),
     "diurnal ±60%": TrafficConfig(diurnal=0.6),
     "diurnal ±95%": TrafficConfig(diurnal=0.95),
     "500 req/min": TrafficConfig(requests_per_window=500),
@@ -42,10 +44,16 @@ _REGRESSIONS: dict[str, tuple[str, ArmProfile, str]] = {
     "errors x1.5": ("canary error rate 3% vs 2%", ArmProfile(error_rate=_BASE.error_rate * 1.5), "error_rate"),
     "errors x1.1": ("canary error rate 2.2% vs 2%", ArmProfile(error_rate=_BASE.error_rate * 1.1), "error_rate"),
     "cost x1.3": ("every canary cost x1.3", ArmProfile(cost_factor=1.3), "cost_per_task"),
-    "win rate x0.9": ("canary win rate 0.81 vs 0.90", ArmProfile(win_probability=_BASE.win_probability - 0.09),
-                      "win_rate"),
-    "latency tail": ("6% of canary requests x10 slower (P95 +52%, median +8%)",
-                     ArmProfile(tail_fraction=0.06, tail_factor=10.0), "latency_p95"),
+    "win rate x0.9": (
+        "canary win rate 0.81 vs 0.90",
+        ArmProfile(win_probability=_BASE.win_probability - 0.09),
+        "win_rate",
+    ),
+    "latency tail": (
+        "6% of canary requests x10 slower (P95 +52%, median +8%)",
+        ArmProfile(tail_fraction=0.06, tail_factor=10.0),
+        "latency_p95",
+    ),
 }
 
 #: (regression, traffic shape) rows.
@@ -72,8 +80,10 @@ REGRESSION_ROWS: tuple[tuple[str, str], ...] = (
 
 def aa_rows() -> list[Scenario]:
     """An identical canary under every traffic shape."""
-    return [Scenario(f"A/A · {name}", "canary identical to control", _BASE, traffic=traffic)
-            for name, traffic in TRAFFIC.items()]
+    return [
+        Scenario(f"A/A · {name}", "canary identical to control", _BASE, traffic=traffic)
+        for name, traffic in TRAFFIC.items()
+    ]
 
 
 def regression_rows() -> list[Scenario]:

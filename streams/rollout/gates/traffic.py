@@ -80,8 +80,10 @@ class LatencyModel:
             raise ValueError("sigma, shape and median_ms must be positive")
         # Beyond these, simulated latencies overflow a float (and no service looks like that).
         if not (self.sigma <= MAX_SIGMA and self.shape >= MIN_SHAPE and self.median_ms <= MAX_MEDIAN_MS):
-            raise ValueError(f"lognormal sigma must be at most {MAX_SIGMA:g}, Pareto shape at least {MIN_SHAPE:g} "
-                             f"and median_ms at most {MAX_MEDIAN_MS:g}")
+            raise ValueError(
+                f"lognormal sigma must be at most {MAX_SIGMA:g}, Pareto shape at least {MIN_SHAPE:g} "
+                f"and median_ms at most {MAX_MEDIAN_MS:g}"
+            )
 
     @property
     def label(self) -> str:
@@ -183,7 +185,11 @@ def binomial(rng: random.Random, n: int, p: float) -> int:
 
 
 def _latency_components(
-    latency_factor: float, tail_fraction: float, tail_factor: float, mix: tuple[ModelMix, ...], model: LatencyModel,
+    latency_factor: float,
+    tail_fraction: float,
+    tail_factor: float,
+    mix: tuple[ModelMix, ...],
+    model: LatencyModel,
 ) -> list[tuple[float, str, float, float]]:
     """(weight, kind, location, spread) of every component of the arm's log-latency:
     ``("normal", μ, σ)`` or ``("exponential", log x_m, shape)`` (a Pareto's log)."""
@@ -291,11 +297,15 @@ class ArmSampler:
 
     @classmethod
     def for_profile(
-        cls, profile: ArmProfile, mix: tuple[ModelMix, ...] = DEFAULT_MIX, model: LatencyModel = LatencyModel(),
-    ) -> "ArmSampler":
+        cls,
+        profile: ArmProfile,
+        mix: tuple[ModelMix, ...] = DEFAULT_MIX,
+        model: LatencyModel = LatencyModel(),
+    ) -> ArmSampler:
         """Build (or reuse cached) tables for ``profile``."""
-        keys = latency_key_table(profile.latency_factor, profile.tail_fraction, profile.tail_factor, mix,
-                                 DEFAULT_RELATIVE_ACCURACY, model)
+        keys = latency_key_table(
+            profile.latency_factor, profile.tail_fraction, profile.tail_factor, mix, DEFAULT_RELATIVE_ACCURACY, model
+        )
         costs = cost_table(mix)
         if profile.cost_factor != 1.0:
             costs = tuple(c * profile.cost_factor for c in costs)

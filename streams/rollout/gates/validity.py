@@ -65,7 +65,7 @@ def stats_problem(stats: WindowStats) -> str | None:
         if not _finite_nonnegative(getattr(stats, name)):
             return f"{name} is {getattr(stats, name)!r} (must be finite and ≥ 0)"
     if n > 0 and stats.cost_sq * n < stats.cost_usd * stats.cost_usd * (1 - _SLACK):
-        return f"cost_sq {stats.cost_sq:.4g} below cost² / count ({stats.cost_usd ** 2 / n:.4g}): inconsistent sums"
+        return f"cost_sq {stats.cost_sq:.4g} below cost² / count ({stats.cost_usd**2 / n:.4g}): inconsistent sums"
     if not math.isfinite(stats.quality_sum):
         return f"quality_sum is {stats.quality_sum!r}"
     return sketch_problem(stats.latency_ms, n)

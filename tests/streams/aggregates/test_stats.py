@@ -9,19 +9,42 @@ from bifrost.schemas import Bucket, FeedbackEvent, Outcome, RoutingEvent
 from bifrost.streams.aggregates.stats import WindowStats, merged
 
 
-def event(latency: float = 100.0, *, success: bool = True, cost: float = 0.01, rate_limited: bool = False,
-          quality: float | None = None, win: Outcome | None = None) -> RoutingEvent:
-    return RoutingEvent(request_id="r", ts=1.0, router_id="a", arm="v1", model="m", provider="p",
-                        bucket=Bucket.MID, latency_ms=latency, cost_usd=cost, success=success,
-                        rate_limited=rate_limited, quality=quality, win=win)
+def event(
+    latency: float = 100.0,
+    *,
+    success: bool = True,
+    cost: float = 0.01,
+    rate_limited: bool = False,
+    quality: float | None = None,
+    win: Outcome | None = None,
+) -> RoutingEvent:
+    return RoutingEvent(
+        request_id="r",
+        ts=1.0,
+        router_id="a",
+        arm="v1",
+        model="m",
+        provider="p",
+        bucket=Bucket.MID,
+        latency_ms=latency,
+        cost_usd=cost,
+        success=success,
+        rate_limited=rate_limited,
+        quality=quality,
+        win=win,
+    )
 
 
 def test_summary_figures() -> None:
     stats = WindowStats()
     for i in range(100):
         stats.add_event(event(latency=float(i + 1), success=i % 10 != 0, rate_limited=i == 5, cost=0.02))
-    stats.add_feedback(FeedbackEvent(request_id="r", ts=1.0, router_id="a", arm="v1", model="m", grade=0.5, outcome=Outcome.WIN))
-    stats.add_feedback(FeedbackEvent(request_id="r", ts=1.0, router_id="a", arm="v1", model="m", grade=1.0, outcome=Outcome.TIE))
+    stats.add_feedback(
+        FeedbackEvent(request_id="r", ts=1.0, router_id="a", arm="v1", model="m", grade=0.5, outcome=Outcome.WIN)
+    )
+    stats.add_feedback(
+        FeedbackEvent(request_id="r", ts=1.0, router_id="a", arm="v1", model="m", grade=1.0, outcome=Outcome.TIE)
+    )
     stats.add_feedback(FeedbackEvent(request_id="r", ts=1.0, router_id="a", arm="v1", model="m", outcome=Outcome.LOSS))
     summary = stats.summary()
     assert summary.count == 100 and summary.errors == 10 and summary.rate_limited == 1

@@ -17,15 +17,28 @@ from bifrost.streams.artifacts.listener import Rejected, accept
 from tests.router.artifacts import make_artifact
 
 
-def announce(folder: Path, key: Ed25519PrivateKey, *, version: str = "v-test-1", data: bytes | None = None,
-             routers: list[str] | None = None, published_at: float | None = None) -> bytes:
+def announce(
+    folder: Path,
+    key: Ed25519PrivateKey,
+    *,
+    version: str = "v-test-1",
+    data: bytes | None = None,
+    routers: list[str] | None = None,
+    published_at: float | None = None,
+) -> bytes:
     artifact = make_artifact(version=version)
     signed = encode(artifact)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "artifact.json").write_bytes(signed if data is None else data)
-    message = ArtifactPublished(version=version, sha256=sha256_hex(signed), signature=sign(signed, key),
-                                location=str(folder), router_ids=["web", "api"] if routers is None else routers,
-                                trigger_id="t1", published_at=time.time() if published_at is None else published_at)
+    message = ArtifactPublished(
+        version=version,
+        sha256=sha256_hex(signed),
+        signature=sign(signed, key),
+        location=str(folder),
+        router_ids=["web", "api"] if routers is None else routers,
+        trigger_id="t1",
+        published_at=time.time() if published_at is None else published_at,
+    )
     return msgspec.json.encode(message)
 
 
@@ -35,10 +48,14 @@ def test_a_verified_artifact_starts_one_canary_per_router(tmp_path: Path) -> Non
     assert accepted.version == "v-test-1"
     # Per router: the version is recorded as verified (with its sha256), then started.
     assert [(c.router_id, c.kind, c.artifact) for c in accepted.commands] == [
-        ("web", CommandKind.ARTIFACT_VERIFIED, "v-test-1"), ("web", CommandKind.START, "v-test-1"),
-        ("api", CommandKind.ARTIFACT_VERIFIED, "v-test-1"), ("api", CommandKind.START, "v-test-1")]
+        ("web", CommandKind.ARTIFACT_VERIFIED, "v-test-1"),
+        ("web", CommandKind.START, "v-test-1"),
+        ("api", CommandKind.ARTIFACT_VERIFIED, "v-test-1"),
+        ("api", CommandKind.START, "v-test-1"),
+    ]
     assert {c.sha256 for c in accepted.commands if c.kind is CommandKind.ARTIFACT_VERIFIED} == {
-        sha256_hex(encode(make_artifact(version="v-test-1")))}
+        sha256_hex(encode(make_artifact(version="v-test-1")))
+    }
     assert all(not c.signature for c in accepted.commands)  # the listener signs them when it sends them
     again = accept(announce(tmp_path / "v", key), key.public_key(), store_root=tmp_path)
     assert [c.command_id for c in again.commands] == [c.command_id for c in accepted.commands]  # idempotent ids
@@ -65,22 +82,28 @@ def test_missing_files_no_routers_old_announcements_and_garbage_are_refused(tmp_
     with pytest.raises(Rejected, match="names no router"):
         accept(announce(tmp_path / "d", key, routers=[]), key.public_key(), store_root=tmp_path)
     with pytest.raises(Rejected) as old:
-        accept(announce(tmp_path / "e", key, published_at=time.time() - 3 * 86400), key.public_key(), store_root=tmp_path)
+        accept(
+            announce(tmp_path / "e", key, published_at=time.time() - 3 * 86400), key.public_key(), store_root=tmp_path
+        )
     assert old.value.reason is RejectReason.TOO_LATE
     with pytest.raises(Rejected) as garbage:
         accept(b"{not json", key.public_key(), store_root=tmp_path)
     assert garbage.value.reason is RejectReason.SCHEMA
 
 
-@pytest.mark.parametrize(("published_at", "reason", "fragment"), [
-    (0.0, RejectReason.INVALID_VALUE, "no valid published_at"),
-    (-5.0, RejectReason.INVALID_VALUE, "no valid published_at"),
-    (1.0, RejectReason.TOO_LATE, "announced"),
-    (time.time() + 3600, RejectReason.INVALID_VALUE, "in the future"),
-    (4e18, RejectReason.INVALID_VALUE, "in the future"),
-])
-def test_a_missing_stale_or_future_publication_time_is_refused(tmp_path: Path, published_at: float,
-                                                               reason: RejectReason, fragment: str) -> None:
+@pytest.mark.parametrize(
+    ("published_at", "reason", "fragment"),
+    [
+        (0.0, RejectReason.INVALID_VALUE, "no valid published_at"),
+        (-5.0, RejectReason.INVALID_VALUE, "no valid published_at"),
+        (1.0, RejectReason.TOO_LATE, "announced"),
+        (time.time() + 3600, RejectReason.INVALID_VALUE, "in the future"),
+        (4e18, RejectReason.INVALID_VALUE, "in the future"),
+    ],
+)
+def test_a_missing_stale_or_future_publication_time_is_refused(
+    tmp_path: Path, published_at: float, reason: RejectReason, fragment: str
+) -> None:
     key = Ed25519PrivateKey.generate()
     with pytest.raises(Rejected) as info:
         accept(announce(tmp_path / "v", key, published_at=published_at), key.public_key(), store_root=tmp_path)

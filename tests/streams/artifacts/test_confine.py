@@ -12,22 +12,25 @@ from bifrost.streams.artifacts import confine
 from bifrost.streams.artifacts.confine import OUTSIDE, LocationRefused, read_confined, relative_parts, resolve_in_store
 
 
-@pytest.mark.parametrize(("path", "root", "parts"), [
-    ("/srv/store/v2/artifact.json", "/srv/store", ("v2", "artifact.json")),
-    ("/srv/store/v2", "/srv/store", ("v2",)),
-    ("/srv/store", "/srv/store", ()),
-    ("/srv/store/v2", "/srv/store/", ("v2",)),
-    ("/srv/store-evil/v2", "/srv/store", None),  # a sibling sharing the prefix
-    ("/srv/storev2", "/srv/store", None),
-    ("/srv", "/srv/store", None),
-    ("/etc/passwd", "/srv/store", None),
-    ("/srv/store/../etc", "/srv/store", None),  # not normalized: refused, never trusted
-    ("/srv/store//v2", "/srv/store", None),
-    ("relative/v2", "/srv/store", None),
-    ("/srv/store/v2", "relative", None),
-    ("/", "/", ()),
-    ("/anything", "/", ("anything",)),
-])
+@pytest.mark.parametrize(
+    ("path", "root", "parts"),
+    [
+        ("/srv/store/v2/artifact.json", "/srv/store", ("v2", "artifact.json")),
+        ("/srv/store/v2", "/srv/store", ("v2",)),
+        ("/srv/store", "/srv/store", ()),
+        ("/srv/store/v2", "/srv/store/", ("v2",)),
+        ("/srv/store-evil/v2", "/srv/store", None),  # a sibling sharing the prefix
+        ("/srv/storev2", "/srv/store", None),
+        ("/srv", "/srv/store", None),
+        ("/etc/passwd", "/srv/store", None),
+        ("/srv/store/../etc", "/srv/store", None),  # not normalized: refused, never trusted
+        ("/srv/store//v2", "/srv/store", None),
+        ("relative/v2", "/srv/store", None),
+        ("/srv/store/v2", "relative", None),
+        ("/", "/", ()),
+        ("/anything", "/", ("anything",)),
+    ],
+)
 def test_relative_parts_is_a_strict_containment_check(path: str, root: str, parts: tuple[str, ...] | None) -> None:
     assert relative_parts(path, root) == parts
 
@@ -63,21 +66,24 @@ def test_a_symlink_inside_the_store_that_stays_inside_is_followed(store: Path) -
     assert read_confined(str(linked_root / "v1"), linked_root) == b'{"v":1}'
 
 
-@pytest.mark.parametrize("location", [
-    "../outside/secret.pem",
-    "v1/../../outside/secret.pem",
-    "{tmp}/outside/secret.pem",
-    "{tmp}/outside/does-not-exist.pem",
-    "{tmp}/store/../outside/secret.pem",
-    "{tmp}/store-sibling/artifact.json",
-    "/etc/passwd",
-    "/nonexistent/at/all",
-    "/dev/zero",
-    "/proc/self/environ",
-    "",
-    "v1/artifact.json\x00.png",
-    "\x00",
-])
+@pytest.mark.parametrize(
+    "location",
+    [
+        "../outside/secret.pem",
+        "v1/../../outside/secret.pem",
+        "{tmp}/outside/secret.pem",
+        "{tmp}/outside/does-not-exist.pem",
+        "{tmp}/store/../outside/secret.pem",
+        "{tmp}/store-sibling/artifact.json",
+        "/etc/passwd",
+        "/nonexistent/at/all",
+        "/dev/zero",
+        "/proc/self/environ",
+        "",
+        "v1/artifact.json\x00.png",
+        "\x00",
+    ],
+)
 def test_everything_outside_the_store_gets_one_message(store: Path, location: str) -> None:
     assert refusal(location.format(tmp=store.parent), store) == OUTSIDE
 
@@ -115,8 +121,9 @@ def test_size_is_checked_on_the_open_file_and_the_read_is_bounded(store: Path) -
     assert read_confined(str(store / "big"), store, max_bytes=100) == b"x" * 100
 
 
-def test_a_component_swapped_for_a_symlink_after_the_check_is_not_followed(store: Path,
-                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_component_swapped_for_a_symlink_after_the_check_is_not_followed(
+    store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The walk opens each component with O_NOFOLLOW: a swap after realpath cannot lead outside."""
     checked = resolve_in_store(str(store / "v1" / "artifact.json"), store)
 

@@ -23,8 +23,14 @@ from tests.streams.artifacts.test_accept import announce
 
 
 def announcement(location: str, **overrides: object) -> bytes:
-    fields: dict[str, object] = {"version": "v1", "sha256": "0" * 64, "signature": "c2ln", "location": location,
-                                 "router_ids": ["web"], "published_at": time.time()}
+    fields: dict[str, object] = {
+        "version": "v1",
+        "sha256": "0" * 64,
+        "signature": "c2ln",
+        "location": location,
+        "router_ids": ["web"],
+        "published_at": time.time(),
+    }
     fields.update(overrides)
     return msgspec.json.encode(fields)
 
@@ -41,8 +47,18 @@ def test_deeply_nested_announcements_are_too_deep() -> None:
     assert rejected(value).reason is RejectReason.TOO_DEEP
 
 
-@pytest.mark.parametrize("value", [b"", b"null", b"[1]", b"\xff\xfe", announcement("/x", router_ids=[""]),
-                                   announcement("/x", router_ids=["r" * 129]), announcement("/x", published_at="soon")])
+@pytest.mark.parametrize(
+    "value",
+    [
+        b"",
+        b"null",
+        b"[1]",
+        b"\xff\xfe",
+        announcement("/x", router_ids=[""]),
+        announcement("/x", router_ids=["r" * 129]),
+        announcement("/x", published_at="soon"),
+    ],
+)
 def test_malformed_announcements_are_schema_errors(value: bytes) -> None:
     assert rejected(value).reason is RejectReason.SCHEMA
 
@@ -68,7 +84,9 @@ def test_a_fifo_does_not_block_the_listener(tmp_path: Path, inside: bool) -> Non
     fifo = (store if inside else tmp_path) / "pipe"
     os.mkfifo(fifo)
     outcome: list[BaseException] = []
-    thread = threading.Thread(target=lambda: outcome.append(rejected(announcement(str(fifo)), store=store)), daemon=True)
+    thread = threading.Thread(
+        target=lambda: outcome.append(rejected(announcement(str(fifo)), store=store)), daemon=True
+    )
     thread.start()
     thread.join(timeout=5)
     assert not thread.is_alive(), "reading a FIFO blocked"
@@ -129,8 +147,9 @@ def handle(record: Record, monkeypatch: pytest.MonkeyPatch) -> tuple[ArtifactLis
         (announcement("/dev/zero"), RejectReason.UNVERIFIED),
     ],
 )
-def test_each_bad_announcement_is_one_capped_dead_letter(value: bytes | None, reason: RejectReason,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_each_bad_announcement_is_one_capped_dead_letter(
+    value: bytes | None, reason: RejectReason, monkeypatch: pytest.MonkeyPatch
+) -> None:
     handler, producer = handle(Record(value, key=b"k" * 1_000_000), monkeypatch)
     assert handler.rejected == 1 and handler.accepted == 0
     ((topic, raw, _),) = producer.sent

@@ -47,8 +47,11 @@ def test_a_private_key_file_stops_the_worker_with_how_to_fix_it(tmp_path: Path) 
 
 
 def test_an_inline_private_key_is_refused_too(tmp_path: Path) -> None:
-    pem = Ed25519PrivateKey.generate().private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
+    pem = (
+        Ed25519PrivateKey.generate()
+        .private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        .decode()
+    )
     with pytest.raises(SettingsError, match=r"\$BIFROST_VERIFY_KEY holds the private signing key"):
         check_verify_key(Settings(verify_key_file=str(tmp_path / "none")), {"BIFROST_VERIFY_KEY": pem})
 

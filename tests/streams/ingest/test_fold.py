@@ -14,14 +14,35 @@ T0 = 1_763_989_980  # a window boundary (divisible by 60)
 
 
 def routing(ts: float, arm: str = "v1", **extra: object) -> bytes:
-    return orjson.dumps({
-        "request_id": f"r-{ts}", "ts": ts, "router_id": "router-a", "arm": arm, "model": "m1",
-        "provider": "p", "bucket": "cheap", "latency_ms": 100.0, "cost_usd": 0.01, "success": True, **extra,
-    })
+    return orjson.dumps(
+        {
+            "request_id": f"r-{ts}",
+            "ts": ts,
+            "router_id": "router-a",
+            "arm": arm,
+            "model": "m1",
+            "provider": "p",
+            "bucket": "cheap",
+            "latency_ms": 100.0,
+            "cost_usd": 0.01,
+            "success": True,
+            **extra,
+        }
+    )
 
 
 def feedback(ts: float, arm: str = "v1") -> bytes:
-    return orjson.dumps({"request_id": "r", "ts": ts, "router_id": "router-a", "arm": arm, "model": "m1", "outcome": "win", "grade": 0.9})
+    return orjson.dumps(
+        {
+            "request_id": "r",
+            "ts": ts,
+            "router_id": "router-a",
+            "arm": arm,
+            "model": "m1",
+            "outcome": "win",
+            "grade": 0.9,
+        }
+    )
 
 
 def folder(**policy: float) -> BatchFolder:
@@ -55,7 +76,9 @@ def test_redelivered_records_are_not_counted_twice() -> None:
     store.apply(first.changed, first.expired)
     # A crash before the offset commit: the same records arrive again, plus new ones.
     again = batch[30:] + records([routing(T0 + 50 + i) for i in range(5)], start=50)
-    second = folder().fold(again, load=store.load, states=rebuild_partition_state(map(decode_partial, store.data.values())), now=NOW)
+    second = folder().fold(
+        again, load=store.load, states=rebuild_partition_state(map(decode_partial, store.data.values())), now=NOW
+    )
     store.apply(second.changed, second.expired)
     assert second.duplicates["ev"] == 20 and second.accepted["ev"] == 5
     assert store.count("v1") == 55
@@ -66,8 +89,8 @@ def test_late_events_inside_grace_count_and_beyond_grace_go_to_dlq() -> None:
     f = folder(grace_seconds=120)
     head = f.fold(records([routing(T0 + 600)]), load=store.load, states=states, now=NOW)
     store.apply(head.changed, head.expired)
-    late_ok = routing(T0 + 600 - 150)     # window ends 90 s before the watermark: inside grace
-    too_late = routing(T0 + 600 - 400)    # window ended 340 s before: beyond 120 s grace
+    late_ok = routing(T0 + 600 - 150)  # window ends 90 s before the watermark: inside grace
+    too_late = routing(T0 + 600 - 400)  # window ended 340 s before: beyond 120 s grace
     result = f.fold(records([late_ok, too_late], start=1), load=store.load, states=states, now=NOW)
     store.apply(result.changed, result.expired)
     assert result.accepted["ev"] == 1
@@ -110,7 +133,9 @@ def test_partitions_keep_separate_partials_and_watermarks() -> None:
 
 
 def test_rebuild_partition_state_from_partials() -> None:
-    p = WindowPartial(router_id="a", window_start=60, window_seconds=60, source_topic="ev", partition=3, max_event_ts=99.0)
+    p = WindowPartial(
+        router_id="a", window_start=60, window_seconds=60, source_topic="ev", partition=3, max_event_ts=99.0
+    )
     states = rebuild_partition_state([p])
     assert states[("ev", 3)] == PartitionState(watermark=99.0, windows={p.key: 60})
 

@@ -38,15 +38,39 @@ Poison = tuple[str, str, object, object, RejectReason | None]
 POISON: list[Poison] = [
     ("deep 1,000", "ev", None, with_raw_field(routing(T0), "x", deep(1_000)), RejectReason.TOO_DEEP),
     ("deep 100,000", "ev", None, with_raw_field(routing(T0), "x", deep(100_000)), RejectReason.TOO_DEEP),
-    ("deep object, unclosed", "ev", None, with_raw_field(routing(T0), "x", b'{"a":' * 20_000)[:-1], RejectReason.TOO_DEEP),
+    (
+        "deep object, unclosed",
+        "ev",
+        None,
+        with_raw_field(routing(T0), "x", b'{"a":' * 20_000)[:-1],
+        RejectReason.TOO_DEEP,
+    ),
     ("deep feedback", "fb", None, with_raw_field(feedback(T0), "x", deep(3_000)), RejectReason.TOO_DEEP),
     ("900 KB", "ev", None, with_raw_field(routing(T0), "pad", b'"' + b"x" * 900_000 + b'"'), RejectReason.OVERSIZED),
     ("5 MB", "ev", None, b"\xff" * (5 * MB), RejectReason.OVERSIZED),
-    ("schema_version 2**70", "ev", None, with_raw_field(routing(T0), "schema_version", str(2**70).encode()), RejectReason.SCHEMA),
+    (
+        "schema_version 2**70",
+        "ev",
+        None,
+        with_raw_field(routing(T0), "schema_version", str(2**70).encode()),
+        RejectReason.SCHEMA,
+    ),
     ("schema_version 0", "ev", None, routing(T0, schema_version=0), RejectReason.SCHEMA),
-    ("tokens 2**64", "ev", None, with_raw_field(routing(T0), "tokens_in", b"18446744073709551616"), RejectReason.SCHEMA),
+    (
+        "tokens 2**64",
+        "ev",
+        None,
+        with_raw_field(routing(T0), "tokens_in", b"18446744073709551616"),
+        RejectReason.SCHEMA,
+    ),
     ("cluster -1", "ev", None, routing(T0, cluster_id=-1), RejectReason.SCHEMA),
-    ("feedback schema_version 2**70", "fb", None, with_raw_field(feedback(T0), "schema_version", str(2**70).encode()), RejectReason.SCHEMA),
+    (
+        "feedback schema_version 2**70",
+        "fb",
+        None,
+        with_raw_field(feedback(T0), "schema_version", str(2**70).encode()),
+        RejectReason.SCHEMA,
+    ),
     ("NaN", "ev", None, routing(T0).replace(b'"latency_ms":100.0', b'"latency_ms":NaN'), RejectReason.BAD_JSON),
     ("Infinity", "ev", None, routing(T0).replace(b'"cost_usd":0.01', b'"cost_usd":Infinity'), RejectReason.BAD_JSON),
     ("-Infinity feature", "ev", None, with_raw_field(routing(T0), "features", b"[-Infinity]"), RejectReason.BAD_JSON),
@@ -93,7 +117,9 @@ def folder(limits: Limits = Limits(max_event_bytes=LIMIT), **kwargs: int) -> Bat
 
 
 @pytest.mark.parametrize(("name", "topic", "key", "value", "reason"), POISON, ids=[p[0] for p in POISON])
-def test_each_poison_costs_one_dead_letter(name: str, topic: str, key: object, value: object, reason: RejectReason | None) -> None:
+def test_each_poison_costs_one_dead_letter(
+    name: str, topic: str, key: object, value: object, reason: RejectReason | None
+) -> None:
     records, expected = mixed([(name, topic, key, value, reason)])
     result = folder().fold(records, load=Store().load, states={}, now=NOW)
     assert sum(result.accepted.values()) + len(result.dead_letters) == len(records)
@@ -143,7 +169,9 @@ def test_the_duplicate_key_event_counts_under_the_last_arm() -> None:
 
 def test_the_dlq_payload_cap_is_passed_through() -> None:
     value = b"\x00" * 100_000
-    result = folder(dlq_max_payload_bytes=1000).fold([InputRecord("ev", 0, 0, b"k", value)], load=Store().load, states={}, now=NOW)
+    result = folder(dlq_max_payload_bytes=1000).fold(
+        [InputRecord("ev", 0, 0, b"k", value)], load=Store().load, states={}, now=NOW
+    )
     (letter,) = result.dead_letters
     assert letter.truncated and letter.original == value[:1000] and letter.original_size == 100_000
 
@@ -169,9 +197,29 @@ json_values = st.recursive(
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
     max_leaves=20,
 )
-FIELDS = ["request_id", "ts", "router_id", "arm", "model", "provider", "bucket", "latency_ms", "cost_usd", "success",
-          "cluster_id", "features", "tokens_in", "http_status", "propensity", "quality", "win", "schema_version",
-          "grade", "outcome", "unknown"]
+FIELDS = [
+    "request_id",
+    "ts",
+    "router_id",
+    "arm",
+    "model",
+    "provider",
+    "bucket",
+    "latency_ms",
+    "cost_usd",
+    "success",
+    "cluster_id",
+    "features",
+    "tokens_in",
+    "http_status",
+    "propensity",
+    "quality",
+    "win",
+    "schema_version",
+    "grade",
+    "outcome",
+    "unknown",
+]
 
 
 @st.composite
@@ -201,7 +249,11 @@ values = st.one_of(
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(st.tuples(st.sampled_from(["ev", "fb"]), st.none() | st.binary(max_size=64), values), min_size=1, max_size=30))
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["ev", "fb"]), st.none() | st.binary(max_size=64), values), min_size=1, max_size=30
+    )
+)
 def test_the_fold_never_raises_on_arbitrary_records(batch: list[tuple[str, bytes | None, bytes | None]]) -> None:
     offsets = {"ev": 0, "fb": 0}
     records = []

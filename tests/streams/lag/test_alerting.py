@@ -16,12 +16,34 @@ from bifrost.streams.lag.monitor import LagMonitor
 from bifrost.streams.lag.rules import GroupSnapshot, LagStatus, LagWindows, PartitionLag
 
 
-def snap(at: float, committed: int, end: int, *, members: int = 1, group: str = "g", partition: int = 0,
-         age: float | None = 5.0) -> GroupSnapshot:
+def snap(
+    at: float,
+    committed: int,
+    end: int,
+    *,
+    members: int = 1,
+    group: str = "g",
+    partition: int = 0,
+    age: float | None = 5.0,
+) -> GroupSnapshot:
     lag = max(0, end - committed)
-    return GroupSnapshot(group=group, at=at, state="Stable" if members else "Empty", members=members, exists=True,
-                         partitions=(PartitionLag(topic="t", partition=partition, committed=committed, log_end=end,
-                                                  lag=lag, lag_seconds=age if lag else 0.0),))
+    return GroupSnapshot(
+        group=group,
+        at=at,
+        state="Stable" if members else "Empty",
+        members=members,
+        exists=True,
+        partitions=(
+            PartitionLag(
+                topic="t",
+                partition=partition,
+                committed=committed,
+                log_end=end,
+                lag=lag,
+                lag_seconds=age if lag else 0.0,
+            ),
+        ),
+    )
 
 
 def test_one_alert_per_episode_then_one_resolved() -> None:
@@ -29,9 +51,13 @@ def test_one_alert_per_episode_then_one_resolved() -> None:
     episode = None
     alerts: list[Alert] = []
     # OK, then stopped (no members) for three samples, then caught up.
-    for report in [windows.add(snap(0, 10, 10)), windows.add(snap(10, 10, 12, members=0)),
-                   windows.add(snap(20, 10, 14, members=0)), windows.add(snap(30, 10, 16, members=0)),
-                   windows.add(snap(40, 16, 16))]:
+    for report in [
+        windows.add(snap(0, 10, 10)),
+        windows.add(snap(10, 10, 12, members=0)),
+        windows.add(snap(20, 10, 14, members=0)),
+        windows.add(snap(30, 10, 16, members=0)),
+        windows.add(snap(40, 16, 16)),
+    ]:
         episode, alert = next_episode(report, episode)
         if alert is not None:
             alerts.append(alert)
@@ -77,10 +103,13 @@ def test_groups_derive_from_settings() -> None:
     assert watched_groups(settings) == [*groups, "extra"]
 
 
-@pytest.mark.parametrize(("env", "fragment"), [
-    ({"lag_window": 1}, "BIFROST_LAG_WINDOW"),
-    ({"lag_interval_seconds": -1.0}, "BIFROST_LAG_INTERVAL_SECONDS"),
-])
+@pytest.mark.parametrize(
+    ("env", "fragment"),
+    [
+        ({"lag_window": 1}, "BIFROST_LAG_WINDOW"),
+        ({"lag_interval_seconds": -1.0}, "BIFROST_LAG_INTERVAL_SECONDS"),
+    ],
+)
 def test_bad_lag_settings_are_refused(env: dict[str, object], fragment: str) -> None:
     with pytest.raises(SettingsError, match=fragment):
         LagMonitor(Settings.from_env({}, **env))
@@ -106,8 +135,9 @@ def test_monitor_exports_gauges_and_alerts_only_as_leader() -> None:
 
     leader = Leader(False)
     group = "unit-lag-group"
-    monitor = LagMonitor(Settings.from_env({}, lag_window=2, lag_interval_seconds=1.0), publish=publish,
-                         is_leader=leader)
+    monitor = LagMonitor(
+        Settings.from_env({}, lag_window=2, lag_interval_seconds=1.0), publish=publish, is_leader=leader
+    )
 
     async def run() -> None:
         await monitor.record([snap(0, 10, 10, group=group)])

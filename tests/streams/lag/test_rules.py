@@ -20,7 +20,9 @@ from bifrost.streams.lag.rules import (
 SIZE = 5
 
 
-def window(committed: list[int | None], ends: list[int], *, members: int = 1, every: float = 10.0) -> list[PartitionSample]:
+def window(
+    committed: list[int | None], ends: list[int], *, members: int = 1, every: float = 10.0
+) -> list[PartitionSample]:
     """Samples every ``every`` seconds; lag = end - committed."""
     return [
         PartitionSample(at=i * every, committed=c, end=e, lag=max(0, e - (c or 0)), members=members)
@@ -123,20 +125,21 @@ def test_group_status_is_the_worst() -> None:
 @pytest.mark.parametrize(
     ("committed", "start", "end", "first", "counted", "expected"),
     [
-        (10, 0, 10, None, None, 0),    # caught up
-        (12, 0, 10, None, None, 0),    # committed ahead of the LSO (open transaction): not negative
-        (9, 0, 10, None, 0, 0),        # only a commit marker left
-        (5, 0, 10, None, 0, 0),        # aborted records and markers only
-        (5, 0, 10, 6, 3, 3),           # read to the end: exact, markers between records not counted
-        (5, 0, 10, 7, None, 3),        # markers before the next record are not lag
-        (5, 0, 10, None, None, 5),     # not read in time: raw difference
+        (10, 0, 10, None, None, 0),  # caught up
+        (12, 0, 10, None, None, 0),  # committed ahead of the LSO (open transaction): not negative
+        (9, 0, 10, None, 0, 0),  # only a commit marker left
+        (5, 0, 10, None, 0, 0),  # aborted records and markers only
+        (5, 0, 10, 6, 3, 3),  # read to the end: exact, markers between records not counted
+        (5, 0, 10, 7, None, 3),  # markers before the next record are not lag
+        (5, 0, 10, None, None, 5),  # not read in time: raw difference
         (None, 4, 10, None, None, 6),  # never committed: from the log start
-        (2, 4, 10, None, None, 6),     # committed offset deleted by retention
-        (5, 0, 10, 12, None, 5),       # a record past the end (arrived meanwhile) does not shrink it
+        (2, 4, 10, None, None, 6),  # committed offset deleted by retention
+        (5, 0, 10, 12, None, 5),  # a record past the end (arrived meanwhile) does not shrink it
     ],
 )
-def test_consumable_lag(committed: int | None, start: int, end: int, first: int | None, counted: int | None,
-                        expected: int) -> None:
+def test_consumable_lag(
+    committed: int | None, start: int, end: int, first: int | None, counted: int | None, expected: int
+) -> None:
     assert consumable_lag(committed, start, end, first_record=first, counted=counted) == expected
 
 
@@ -147,12 +150,22 @@ def test_record_age() -> None:
     assert record_age(100.0, -1) is None
 
 
-def snap(at: float, parts: dict[tuple[str, int], tuple[int | None, int]], *, members: int = 1,
-         group: str = "g") -> GroupSnapshot:
-    return GroupSnapshot(group=group, at=at, state="Stable" if members else "Empty", members=members, exists=True,
-                         partitions=tuple(PartitionLag(topic=t, partition=p, committed=c, log_end=e,
-                                                       lag=max(0, e - (c or 0)), lag_seconds=float(e - (c or 0)))
-                                          for (t, p), (c, e) in parts.items()))
+def snap(
+    at: float, parts: dict[tuple[str, int], tuple[int | None, int]], *, members: int = 1, group: str = "g"
+) -> GroupSnapshot:
+    return GroupSnapshot(
+        group=group,
+        at=at,
+        state="Stable" if members else "Empty",
+        members=members,
+        exists=True,
+        partitions=tuple(
+            PartitionLag(
+                topic=t, partition=p, committed=c, log_end=e, lag=max(0, e - (c or 0)), lag_seconds=float(e - (c or 0))
+            )
+            for (t, p), (c, e) in parts.items()
+        ),
+    )
 
 
 def test_windows_track_partitions_and_report_the_worst() -> None:

@@ -16,16 +16,24 @@ def samples(registry: CollectorRegistry) -> dict[tuple[str, tuple[tuple[str, str
     text = generate_latest(registry).decode()
     return {
         (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(text) for s in family.samples
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
     }
 
 
 def canary_state(router: str = "router-a") -> RolloutState:
     return RolloutState(
-        router_id=router, phase=Phase.CANARY, control_version="v1", canary_version="v2", last_good_version="v1",
-        stage_index=1, weights={"v1": 0.75, "v2": 0.25},
-        gates=[GateResult(gate="error_rate", status=GateStatus.PASS, evidence=0.2),
-               GateResult(gate="slo_p95", status=GateStatus.BLOCKED)],
+        router_id=router,
+        phase=Phase.CANARY,
+        control_version="v1",
+        canary_version="v2",
+        last_good_version="v1",
+        stage_index=1,
+        weights={"v1": 0.75, "v2": 0.25},
+        gates=[
+            GateResult(gate="error_rate", status=GateStatus.PASS, evidence=0.2),
+            GateResult(gate="slo_p95", status=GateStatus.BLOCKED),
+        ],
         promotion_blocked_by=["slo_p95"],
     )
 
@@ -48,7 +56,14 @@ def test_families_and_values_after_traffic_and_a_rollout() -> None:
     assert got[("bifrost_router_request_latency_seconds_count", ra)] == 4
     assert abs(got[("bifrost_router_request_latency_seconds_sum", ra)] - 9.89) < 1e-9
     bucket = lambda le: got[("bifrost_router_request_latency_seconds_bucket", tuple(sorted((*ra, ("le", le)))))]  # noqa: E731
-    assert (bucket("0.1"), bucket("0.5"), bucket("2.5"), bucket("5.0"), bucket("10.0"), bucket("+Inf")) == (1, 2, 3, 3, 4, 4)
+    assert (bucket("0.1"), bucket("0.5"), bucket("2.5"), bucket("5.0"), bucket("10.0"), bucket("+Inf")) == (
+        1,
+        2,
+        3,
+        3,
+        4,
+        4,
+    )
     r = (("router", "router-a"),)
     assert got[("bifrost_rollout_phase", (("phase", "canary"), *r))] == 1
     assert got[("bifrost_rollout_phase", (("phase", "idle"), *r))] == 0
@@ -89,7 +104,21 @@ def test_board_is_bounded_and_cleared_on_rebalance() -> None:
 
 def test_figures_outside_a_rollout_and_after_a_rollback() -> None:
     idle = rollout_figures(RolloutState(router_id="r"))
-    assert (idle.phase, idle.stage_index, idle.stage_share, idle.canary_share, idle.versions) == ("idle", -1, 0.0, 0.0, ())
-    rolled = rollout_figures(RolloutState(router_id="r", phase=Phase.ROLLED_BACK, control_version="v1",
-                                          canary_version="v2", stage_index=-1, weights={"v1": 1.0, "v2": 0.0}))
+    assert (idle.phase, idle.stage_index, idle.stage_share, idle.canary_share, idle.versions) == (
+        "idle",
+        -1,
+        0.0,
+        0.0,
+        (),
+    )
+    rolled = rollout_figures(
+        RolloutState(
+            router_id="r",
+            phase=Phase.ROLLED_BACK,
+            control_version="v1",
+            canary_version="v2",
+            stage_index=-1,
+            weights={"v1": 1.0, "v2": 0.0},
+        )
+    )
     assert rolled.canary_share == 0.0 and rolled.phase == "rolled_back" and ("canary", "v2") in rolled.versions

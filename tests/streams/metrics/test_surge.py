@@ -24,7 +24,7 @@ def test_a_share_at_or_below_the_threshold_is_not_a_surge() -> None:
     d = detector(threshold=0.01, min_dead_letters=5)
     d.record(T, inputs=10_000, reasons={"schema": 100})  # exactly 1%
     assert d.check(T) is None
-    d.record(T + 1, inputs=1, reasons={"schema": 1})     # 101 / 10001 > 1%
+    d.record(T + 1, inputs=1, reasons={"schema": 1})  # 101 / 10001 > 1%
     change = d.check(T + 1)
     assert change is not None and change.started and change.dead_letters == 101 and change.inputs == 10_001
 
@@ -63,8 +63,8 @@ def test_the_window_forgets_old_seconds_and_a_stop_in_traffic_ends_a_surge() -> 
     d = detector(threshold=0.01, min_dead_letters=5, window_seconds=60)
     d.record(T, inputs=100, reasons={"bad_json": 50})
     assert d.check(T).started  # type: ignore[union-attr]
-    assert d.check(T + 59) is None           # still inside the window
-    change = d.check(T + 61)                  # nothing read since: the window is empty
+    assert d.check(T + 59) is None  # still inside the window
+    change = d.check(T + 61)  # nothing read since: the window is empty
     assert change is not None and not change.started and change.inputs == 0 and change.dead_letters == 0
 
 
@@ -83,26 +83,32 @@ def test_a_new_episode_after_the_end_has_a_new_alert_id() -> None:
 
 
 def test_surge_alert_carries_kind_severity_counts_and_a_hint() -> None:
-    change = SurgeChange(started=True, episode_start=T, at=T, inputs=2000, dead_letters=300,
-                         reasons={"too_late": 250, "schema": 50})
+    change = SurgeChange(
+        started=True, episode_start=T, at=T, inputs=2000, dead_letters=300, reasons={"too_late": 250, "schema": 50}
+    )
     alert = surge_alert(change, subject="app-ingest/host-6066", window_seconds=60)
     assert alert.kind is AlertKind.DLQ_SURGE and alert.severity is Severity.WARNING and not alert.resolved
     assert alert.evidence["top_reason"] == "too_late" and alert.evidence["top_reason_count"] == 250
     assert alert.evidence["reason.schema"] == 50 and alert.evidence["share"] == 0.15
     assert "300 of 2000" in alert.message and "15.0%" in alert.message and "BIFROST_GRACE_SECONDS" in alert.message
-    resolved = surge_alert(SurgeChange(started=False, episode_start=T, at=T + 90, inputs=1000, dead_letters=0,
-                                       reasons={}), subject="app-ingest/host-6066", window_seconds=60)
+    resolved = surge_alert(
+        SurgeChange(started=False, episode_start=T, at=T + 90, inputs=1000, dead_letters=0, reasons={}),
+        subject="app-ingest/host-6066",
+        window_seconds=60,
+    )
     assert resolved.resolved and resolved.severity is Severity.INFO and resolved.alert_id == alert.alert_id
 
 
 def test_ties_in_the_top_reason_are_broken_alphabetically() -> None:
-    change = SurgeChange(started=True, episode_start=T, at=T, inputs=10, dead_letters=4,
-                         reasons={"schema": 2, "bad_json": 2})
+    change = SurgeChange(
+        started=True, episode_start=T, at=T, inputs=10, dead_letters=4, reasons={"schema": 2, "bad_json": 2}
+    )
     assert change.top_reason == ("bad_json", 2)
 
 
-@pytest.mark.parametrize("policy", [dict(threshold=0.0), dict(threshold=1.5), dict(min_dead_letters=0),
-                                    dict(window_seconds=0)])
+@pytest.mark.parametrize(
+    "policy", [dict(threshold=0.0), dict(threshold=1.5), dict(min_dead_letters=0), dict(window_seconds=0)]
+)
 def test_policy_refuses_values_that_cannot_work(policy: dict) -> None:
     with pytest.raises(ValueError):
         SurgePolicy(**policy)

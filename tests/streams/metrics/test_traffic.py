@@ -16,13 +16,31 @@ NOW = 1_764_000_000.0
 T0 = 1_763_989_980
 
 
-def event(i: int, router: str, arm: str, *, latency: float, success: bool = True, cost: float = 0.01,
-          rate_limited: bool = False) -> bytes:
-    return orjson.dumps({
-        "request_id": f"r-{i}", "ts": T0 + i % 200, "router_id": router, "arm": arm, "model": f"m{i % 3}",
-        "provider": "p", "bucket": ("cheap", "mid", "hard")[i % 3], "latency_ms": latency, "cost_usd": cost,
-        "success": success, "rate_limited": rate_limited,
-    })
+def event(
+    i: int,
+    router: str,
+    arm: str,
+    *,
+    latency: float,
+    success: bool = True,
+    cost: float = 0.01,
+    rate_limited: bool = False,
+) -> bytes:
+    return orjson.dumps(
+        {
+            "request_id": f"r-{i}",
+            "ts": T0 + i % 200,
+            "router_id": router,
+            "arm": arm,
+            "model": f"m{i % 3}",
+            "provider": "p",
+            "bucket": ("cheap", "mid", "hard")[i % 3],
+            "latency_ms": latency,
+            "cost_usd": cost,
+            "success": success,
+            "rate_limited": rate_limited,
+        }
+    )
 
 
 def test_fold_traffic_counts_every_accepted_routing_event_once_per_router_and_arm() -> None:
@@ -75,7 +93,7 @@ def test_latencies_exactly_on_a_bound_count_in_that_bucket() -> None:
     stats.latency_ms.add_many([bound * 1000 for bound in LATENCY_BUCKETS_SECONDS])
     figures = TrafficFigures(max_routers=1, max_arms_per_router=1)
     figures.add("r", "a", stats)
-    (_, _, counters), = figures.rows()
+    ((_, _, counters),) = figures.rows()
     assert counters.latency_buckets == [1] * len(LATENCY_BUCKETS_SECONDS) + [0]
 
 
@@ -84,7 +102,7 @@ def test_zero_and_huge_latencies_land_in_the_first_and_the_inf_bucket() -> None:
     stats.latency_ms.add_many([0.0, 10_000_000.0])
     figures = TrafficFigures(max_routers=1, max_arms_per_router=1)
     figures.add("r", "a", stats)
-    (_, _, counters), = figures.rows()
+    ((_, _, counters),) = figures.rows()
     assert counters.latency_buckets[0] == 1 and counters.latency_buckets[-1] == 1
 
 

@@ -35,14 +35,21 @@ def logged_of(items: list[Generated]) -> LoggedData:
     index = {m: i for i, m in enumerate(names)}
     ts = np.array([e.ts for e in events])
     return LoggedData(
-        models=tuple(names), request_ids=np.array([e.request_id for e in events], dtype=object), ts=ts,
+        models=tuple(names),
+        request_ids=np.array([e.request_id for e in events], dtype=object),
+        ts=ts,
         router_ids=np.array([e.router_id for e in events], dtype=object),
-        arms=np.array([e.arm for e in events], dtype=object), model=np.array([index[e.model] for e in events]),
-        bucket=np.zeros(len(events), dtype=np.int64), cluster=np.array([e.cluster_id for e in events]),
-        features=np.array([e.features for e in events], dtype=np.float32), features_ok=np.ones(len(events), dtype=bool),
+        arms=np.array([e.arm for e in events], dtype=object),
+        model=np.array([index[e.model] for e in events]),
+        bucket=np.zeros(len(events), dtype=np.int64),
+        cluster=np.array([e.cluster_id for e in events]),
+        features=np.array([e.features for e in events], dtype=np.float32),
+        features_ok=np.ones(len(events), dtype=bool),
         tokens_in=np.array([e.tokens_in for e in events], dtype=np.float64),
-        cost=np.array([e.cost_usd for e in events]), latency=np.array([e.latency_ms for e in events]),
-        success=np.array([e.success for e in events]), propensity=np.array([e.propensity for e in events]),
+        cost=np.array([e.cost_usd for e in events]),
+        latency=np.array([e.latency_ms for e in events]),
+        success=np.array([e.success for e in events]),
+        propensity=np.array([e.propensity for e in events]),
         quality=np.array([np.nan if e.quality is None else e.quality for e in events]),
         window=(float(ts.min()), float(ts.max()) + 1.0),
     )

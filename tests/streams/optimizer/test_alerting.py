@@ -136,8 +136,9 @@ def test_no_trigger_when_the_trainers_rule_already_flags_the_router() -> None:
         if t >= clock - DAY:
             for name, stats in list(hour.models.items()):
                 sketch = stats.latency_ms
-                shifted = msgspec.structs.replace(sketch, bins={k + 17: c for k, c in sketch.bins.items()},
-                                                  min=sketch.min * 1.4, max=sketch.max * 1.4)
+                shifted = msgspec.structs.replace(
+                    sketch, bins={k + 17: c for k, c in sketch.bins.items()}, min=sketch.min * 1.4, max=sketch.max * 1.4
+                )
                 hour.models[name] = msgspec.structs.replace(stats, latency_ms=shifted)
             total = WindowStats()
             for stats in hour.models.values():
@@ -158,8 +159,10 @@ def test_cost_increase_needs_twenty_percent_and_significance() -> None:
 
 
 def test_a_cost_jump_and_a_breached_goal_alert_once_per_day_with_idempotent_ids() -> None:
-    profiles = {"m-small": (0.6, Profile(latency_median_ms=600.0, cost_mean=0.004, error_rate=0.02)),
-                "m-large": (0.4, Profile(latency_median_ms=1000.0, cost_mean=0.02))}
+    profiles = {
+        "m-small": (0.6, Profile(latency_median_ms=600.0, cost_mean=0.004, error_rate=0.02)),
+        "m-large": (0.4, Profile(latency_median_ms=1000.0, cost_mean=0.02)),
+    }
     hours, clock = week(2, models=profiles)
     for t, hour in hours.items():
         if t >= clock - DAY:
@@ -172,8 +175,10 @@ def test_a_cost_jump_and_a_breached_goal_alert_once_per_day_with_idempotent_ids(
             hour.arms["v1"] = total
     first = analyze("router-a", clock, hours, OptimizerConfig())
     ids = sorted(a.alert_id for a in first.alerts)
-    assert ids == ["cost_increase/router-a/cost_per_task/2023-11-22",  # +50% on the last day: a jump…
-                   "slo_breach/router-a/availability/2023-11-22"]  # …not a 7-day trend (it rests on the last day)
+    assert ids == [
+        "cost_increase/router-a/cost_per_task/2023-11-22",  # +50% on the last day: a jump…
+        "slo_breach/router-a/availability/2023-11-22",
+    ]  # …not a 7-day trend (it rests on the last day)
     assert first.trigger is None  # the trainer's own last-day rule flags this one
     later = analyze("router-a", clock + 6 * 3600, hours, OptimizerConfig())  # same UTC day, six hours later
     assert {a.alert_id for a in later.alerts} <= set(ids)

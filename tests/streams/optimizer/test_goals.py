@@ -15,14 +15,32 @@ def by_goal(stats: WindowStats) -> dict[str, str]:
 
 def test_every_goal_met() -> None:
     latency = sketch_of(np.full(1000, 500.0))
-    stats = WindowStats(count=1000, errors=2, cost_usd=10.0, cost_sq=0.12, latency_ms=latency, quality_sum=900.0,
-                        quality_count=1000, wins=950, losses=50)
+    stats = WindowStats(
+        count=1000,
+        errors=2,
+        cost_usd=10.0,
+        cost_sq=0.12,
+        latency_ms=latency,
+        quality_sum=900.0,
+        quality_count=1000,
+        wins=950,
+        losses=50,
+    )
     assert set(by_goal(stats).values()) == {"met"}
 
 
 def test_missed_within_noise_is_not_a_breach() -> None:
-    stats = WindowStats(count=200, errors=2, cost_usd=2.0, cost_sq=0.03, latency_ms=sketch_of(np.full(200, 500.0)),
-                        quality_sum=0.0, quality_count=0, wins=178, losses=22)  # win rate 0.89 on 200 judged
+    stats = WindowStats(
+        count=200,
+        errors=2,
+        cost_usd=2.0,
+        cost_sq=0.03,
+        latency_ms=sketch_of(np.full(200, 500.0)),
+        quality_sum=0.0,
+        quality_count=0,
+        wins=178,
+        losses=22,
+    )  # win rate 0.89 on 200 judged
     goals = by_goal(stats)
     assert goals["win_rate"] == "missed" and goals["availability"] == "missed" and goals["quality"] == "no_data"
 

@@ -69,8 +69,9 @@ def plant(dataset: FullInfoDataset, router: ReferenceRouter) -> Planted:
 def mean_cost_and_quality(planted: Planted, router: object, *, seed: int) -> tuple[float, float]:
     """Greedy replay (no exploration, no failures) through ``router``: mean cost and quality per request."""
     traffic = ReplayTraffic(planted.dataset, {"v1": router}, split="train", error_rate=0.0)  # type: ignore[dict-item]
-    config = ReplayConfig(arms={"v1": 1.0}, exploration=0.0, rate_per_second=1.0, duration_seconds=MEASURED_REQUESTS,
-                          seed=seed)
+    config = ReplayConfig(
+        arms={"v1": 1.0}, exploration=0.0, rate_per_second=1.0, duration_seconds=MEASURED_REQUESTS, seed=seed
+    )
     events = [item.event for item in traffic.generate(config) if item.event is not None]
     return float(np.mean([e.cost_usd for e in events])), float(np.mean([e.quality for e in events]))
 
@@ -80,14 +81,28 @@ def world() -> tuple[Planted, Analysis]:
     artifact, _ = replay_data.signed_artifact()
     planted = plant(replay_data.load(), ReferenceRouter(artifact))
     traffic = ReplayTraffic(planted.dataset, {artifact.version: planted.router}, split="train")
-    config = ReplayConfig(arms={artifact.version: 1.0}, routers=("router-a",), exploration=EXPLORATION,
-                          rate_per_second=LOGGED_REQUESTS / WEEK, duration_seconds=WEEK, start_ts=START,
-                          feedback_fraction=0.3, seed=SEED)
+    config = ReplayConfig(
+        arms={artifact.version: 1.0},
+        routers=("router-a",),
+        exploration=EXPLORATION,
+        rate_per_second=LOGGED_REQUESTS / WEEK,
+        duration_seconds=WEEK,
+        start_ts=START,
+        feedback_fraction=0.3,
+        seed=SEED,
+    )
     items = list(traffic.generate(config))
     data = logged_of(items)
     replay = build_replay(data, planted.router)
-    analysis = analyze("router-a", START + WEEK, hours_of(items), OptimizerConfig(), replay=replay,
-                       repeats=repeated_prompts(data.features, data.ts, data.cost, ttl_seconds=3600), now=0.0)
+    analysis = analyze(
+        "router-a",
+        START + WEEK,
+        hours_of(items),
+        OptimizerConfig(),
+        replay=replay,
+        repeats=repeated_prompts(data.features, data.ts, data.cost, ttl_seconds=3600),
+        now=0.0,
+    )
     return planted, analysis
 
 
@@ -106,7 +121,7 @@ def test_the_top_recommendation_names_the_planted_cheaper_model(world: tuple[Pla
 
 
 def test_expected_impact_is_within_ten_percent_of_the_effect_measured_in_the_simulator(
-    world: tuple[Planted, Analysis]
+    world: tuple[Planted, Analysis],
 ) -> None:
     planted, analysis = world
     top = analysis.recommendations[0]
@@ -116,8 +131,10 @@ def test_expected_impact_is_within_ten_percent_of_the_effect_measured_in_the_sim
     measured = (new_cost - base_cost) / base_cost
     expected = top.impact.cost_per_task_change
     assert expected is not None
-    print(f"cost per task: expected {expected:+.4f}, measured {measured:+.4f}; quality: expected "
-          f"{top.impact.quality_change:+.4f} CI {top.impact.quality_ci}, measured {new_quality - base_quality:+.4f}")
+    print(
+        f"cost per task: expected {expected:+.4f}, measured {measured:+.4f}; quality: expected "
+        f"{top.impact.quality_change:+.4f} CI {top.impact.quality_ci}, measured {new_quality - base_quality:+.4f}"
+    )
     assert abs(expected - measured) <= 0.10 * abs(measured)
     ci = top.impact.quality_ci
     assert ci is not None and ci[0] <= new_quality - base_quality <= ci[1]

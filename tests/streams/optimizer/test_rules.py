@@ -21,8 +21,10 @@ def kinds(hours, clock, **kw):  # type: ignore[no-untyped-def]
 
 
 def test_a_slow_model_and_a_rate_limited_one_are_named_with_evidence() -> None:
-    models = {"m-small": (0.6, Profile(latency_median_ms=600.0, cost_mean=0.004, rate_limit_rate=0.05)),
-              "m-large": (0.4, Profile(latency_median_ms=2600.0, cost_mean=0.02))}
+    models = {
+        "m-small": (0.6, Profile(latency_median_ms=600.0, cost_mean=0.004, rate_limit_rate=0.05)),
+        "m-large": (0.4, Profile(latency_median_ms=2600.0, cost_mean=0.02)),
+    }
     hours, clock = week(1, models=models)
     found, analysis = kinds(hours, clock)
     slow = found[(RecommendationKind.SLOW_PROVIDER, "model=m-large")]
@@ -37,8 +39,10 @@ def test_a_slow_model_and_a_rate_limited_one_are_named_with_evidence() -> None:
 
 
 def test_thinking_budget_and_data_refresh() -> None:
-    models = {"m-small": (0.6, Profile(cost_mean=0.004, tokens_out=150.0, quality_mean=0.9)),
-              "m-think": (0.4, Profile(cost_mean=0.02, tokens_out=3000.0, quality_mean=0.85, feedback_share=0.05))}
+    models = {
+        "m-small": (0.6, Profile(cost_mean=0.004, tokens_out=150.0, quality_mean=0.9)),
+        "m-think": (0.4, Profile(cost_mean=0.02, tokens_out=3000.0, quality_mean=0.85, feedback_share=0.05)),
+    }
     hours, clock = week(2, models=models)
     found, _ = kinds(hours, clock)
     thinking = found[(RecommendationKind.THINKING_BUDGET, "model=m-think")]
@@ -70,7 +74,8 @@ def test_ids_are_deterministic_per_kind_router_subject_and_period() -> None:
     first = analyze("web", clock - 6 * 3600, hours, OptimizerConfig())
     second = analyze("web", clock - 12 * 3600, hours, OptimizerConfig())
     assert first.recommendations and {r.recommendation_id for r in first.recommendations} == {
-        r.recommendation_id for r in second.recommendations}
+        r.recommendation_id for r in second.recommendations
+    }
     assert period_label(clock - 6 * 3600, 7 * DAY) == period_label(clock - 12 * 3600, 7 * DAY)
 
 
@@ -104,8 +109,9 @@ def test_goal_targets_come_from_the_config() -> None:
     strict = OptimizerConfig(targets=GoalTargets(p95_ms=500.0))
     analysis = analyze("web", clock, hours, strict)
     assert {g.goal: g.status for g in analysis.goals}["p95_ms"] == "breached"
-    assert any(a.alert_id == f"slo_breach/web/p95_ms/{analysis.alerts[0].alert_id.rsplit('/', 1)[1]}"
-               for a in analysis.alerts)
+    assert any(
+        a.alert_id == f"slo_breach/web/p95_ms/{analysis.alerts[0].alert_id.rsplit('/', 1)[1]}" for a in analysis.alerts
+    )
 
 
 def test_the_serving_arm_is_the_one_with_most_requests() -> None:

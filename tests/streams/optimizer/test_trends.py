@@ -67,7 +67,9 @@ def test_seasonal_kendall_ignores_a_daily_cycle_that_fools_the_plain_test() -> N
     # A strong daily cycle sampled from 06:00 on day 0 to 05:00 on day 7: the plain test
     # sees the partial cycles at the ends; the seasonal one compares each hour with itself.
     times = np.arange(6, 6 + 7 * 24) * 3600.0
-    values = 100 + 40 * np.sin(2 * np.pi * (times / 3600 % 24) / 24) + np.random.default_rng(0).normal(0, 0.5, len(times))
+    values = (
+        100 + 40 * np.sin(2 * np.pi * (times / 3600 % 24) / 24) + np.random.default_rng(0).normal(0, 0.5, len(times))
+    )
     seasons = ((times // 3600) % 24).astype(int)
     seasonal = trend_test(times, values, seasons=seasons, span_days=7)
     assert seasonal is not None and seasonal.method == "seasonal-kendall"
@@ -97,8 +99,11 @@ def hourly_week(
     """168 hourly points: a daily cycle of ±``cycle`` on top of each day's level, plus noise."""
     rng = np.random.default_rng(seed)
     times = np.arange(7 * 24) * 3600.0
-    values = (np.repeat(day_level, 24) + cycle * np.sin(2 * np.pi * (times / 3600 % 24) / 24)
-              + rng.normal(0.0, noise, len(times)))
+    values = (
+        np.repeat(day_level, 24)
+        + cycle * np.sin(2 * np.pi * (times / 3600 % 24) / 24)
+        + rng.normal(0.0, noise, len(times))
+    )
     return times, values
 
 

@@ -50,16 +50,25 @@ class Profile:
 def hour_stats(rng: np.random.Generator, n: int, p: Profile, *, latency_factor: float = 1.0) -> WindowStats:
     """One hour of ``n`` requests of one model."""
     latency = p.latency_median_ms * latency_factor * np.exp(rng.normal(0.0, p.latency_sigma, n))
-    cost = p.cost_mean * np.exp(rng.normal(-p.cost_sigma**2 / 2, p.cost_sigma, n))
+    cost = p.cost_mean * np.exp(rng.normal(-(p.cost_sigma**2) / 2, p.cost_sigma, n))
     errors = int(rng.binomial(n, p.error_rate))
     limited = int(rng.binomial(n, p.rate_limit_rate))
     judged = int(rng.binomial(n, p.feedback_share))
     wins = int(rng.binomial(judged, p.win_p))
     quality = np.clip(rng.normal(p.quality_mean, 0.1, judged), 0.0, 1.0)
     return WindowStats(
-        count=n, errors=errors + limited, rate_limited=limited, cost_usd=float(cost.sum()), cost_sq=float((cost**2).sum()),
-        tokens_in=int(p.tokens_in * n), tokens_out=int(p.tokens_out * n), latency_ms=sketch_of(latency),
-        quality_sum=float(quality.sum()), quality_count=judged, wins=wins, losses=judged - wins,
+        count=n,
+        errors=errors + limited,
+        rate_limited=limited,
+        cost_usd=float(cost.sum()),
+        cost_sq=float((cost**2).sum()),
+        tokens_in=int(p.tokens_in * n),
+        tokens_out=int(p.tokens_out * n),
+        latency_ms=sketch_of(latency),
+        quality_sum=float(quality.sum()),
+        quality_count=judged,
+        wins=wins,
+        losses=judged - wins,
     )
 
 
@@ -83,8 +92,10 @@ def week(
     with another day-level shape (see :mod:`tests.streams.optimizer.day_shapes`).
     """
     rng = np.random.default_rng(seed)
-    models = models or {"m-small": (0.6, Profile(latency_median_ms=600.0, cost_mean=0.004)),
-                        "m-large": (0.4, Profile(latency_median_ms=1000.0, cost_mean=0.02))}
+    models = models or {
+        "m-small": (0.6, Profile(latency_median_ms=600.0, cost_mean=0.004)),
+        "m-large": (0.4, Profile(latency_median_ms=1000.0, cost_mean=0.02)),
+    }
     wobble = np.exp(rng.normal(0.0, day_noise, days))
     day_factor = wobble if day_factor is None else np.asarray(day_factor, dtype=np.float64)
     hours: dict[int, MergedStats] = {}
@@ -92,8 +103,12 @@ def week(
         t = start + h * HOUR
         cycle = 2 * math.pi * (h % 24) / 24
         n_total = int(rng.poisson(rate_per_hour * (1 + 0.5 * math.sin(cycle))))
-        factor = ((1 + latency_growth_per_day) ** (h / 24) * (1 + 0.1 * math.sin(cycle))
-                  * day_factor[h // 24] * math.exp(rng.normal(0.0, hour_noise)))
+        factor = (
+            (1 + latency_growth_per_day) ** (h / 24)
+            * (1 + 0.1 * math.sin(cycle))
+            * day_factor[h // 24]
+            * math.exp(rng.normal(0.0, hour_noise))
+        )
         merged = MergedStats()
         arm = WindowStats()
         for name, (share, profile) in models.items():

@@ -15,8 +15,16 @@ from bifrost.streams.rollout.agent import _command_decoder, _partial_decoder, de
 PARTIAL = WindowPartial(router_id="web", window_start=60, window_seconds=60, source_topic="ev", partition=0)
 COMMAND = RolloutCommand(command_id="c1", router_id="web", kind=CommandKind.PAUSE)
 GARBAGE: list[object] = [
-    None, b"", b"{oops", b"[]", b"null", b"\xff\xfe", "text", 42,
-    b'{"a":' * 100_000, b"[" * 100_000,
+    None,
+    b"",
+    b"{oops",
+    b"[]",
+    b"null",
+    b"\xff\xfe",
+    "text",
+    42,
+    b'{"a":' * 100_000,
+    b"[" * 100_000,
     b'{"router_id":"web","window_start":1e400}',
     b'{"router_id":"web","window_start":0,"window_seconds":60,"source_topic":"ev","partition":0,'
     b'"arms":{"v1":{"latency_ms":{"relative_accuracy":1.0}}}}',  # ZeroDivisionError in __post_init__

@@ -33,19 +33,34 @@ SHA = "ab" * 32
 OPERATOR = CommandSigner("alice", Ed25519PrivateKey.generate())
 PIPELINE = CommandSigner("pipeline", Ed25519PrivateKey.generate())
 STRANGER = CommandSigner("mallory", Ed25519PrivateKey.generate())
-KEYRING = Keyring.parse((f"{public_line('alice', 'operator', OPERATOR.key)},"
-                         f"{public_line('pipeline', 'pipeline', PIPELINE.key)}", "test"))
+KEYRING = Keyring.parse(
+    (f"{public_line('alice', 'operator', OPERATOR.key)},{public_line('pipeline', 'pipeline', PIPELINE.key)}", "test")
+)
 
 
 def cmd(kind: CommandKind, router: str = "r", **fields: object) -> RolloutCommand:
-    return RolloutCommand(command_id=f"c-{kind.value}-{fields.get('artifact', '')}", router_id=router, kind=kind,
-                          **fields)  # type: ignore[arg-type]
+    return RolloutCommand(
+        command_id=f"c-{kind.value}-{fields.get('artifact', '')}", router_id=router, kind=kind, **fields
+    )  # type: ignore[arg-type]
 
 
-def send(state: RolloutState, command: RolloutCommand, *, wall: float = NOW, traffic: dict[str, int] | None = None,
-         policy: RolloutPolicy = POLICY) -> Decision:
-    return handle_command(state, command, keyring=KEYRING, arm_traffic=TRAFFIC if traffic is None else traffic,
-                          wall=wall, max_age=MAX_AGE, policy=policy)
+def send(
+    state: RolloutState,
+    command: RolloutCommand,
+    *,
+    wall: float = NOW,
+    traffic: dict[str, int] | None = None,
+    policy: RolloutPolicy = POLICY,
+) -> Decision:
+    return handle_command(
+        state,
+        command,
+        keyring=KEYRING,
+        arm_traffic=TRAFFIC if traffic is None else traffic,
+        wall=wall,
+        max_age=MAX_AGE,
+        policy=policy,
+    )
 
 
 def applied(state: RolloutState, command: RolloutCommand, **kw: object) -> RolloutState:
@@ -57,8 +72,9 @@ def applied(state: RolloutState, command: RolloutCommand, **kw: object) -> Rollo
 
 
 def verified(state: RolloutState, version: str, sha: str = SHA, *, wall: float = NOW) -> RolloutState:
-    return applied(state, PIPELINE.sign(cmd(CommandKind.ARTIFACT_VERIFIED, artifact=version, sha256=sha), now=wall),
-                   wall=wall)
+    return applied(
+        state, PIPELINE.sign(cmd(CommandKind.ARTIFACT_VERIFIED, artifact=version, sha256=sha), now=wall), wall=wall
+    )
 
 
 def canary(version: str = "v2") -> RolloutState:
@@ -75,8 +91,12 @@ def healthy(look: Look, share: float):  # type: ignore[no-untyped-def]
 def failing(look: Look, share: float):  # type: ignore[no-untyped-def]
     from tests.streams.rollout.test_controller import Verdict
 
-    return Verdict([GateResult(gate="latency_p95", status=GateStatus.PASS),
-                    GateResult(gate="cost_per_task", status=GateStatus.INSUFFICIENT, canary_samples=40)])
+    return Verdict(
+        [
+            GateResult(gate="latency_p95", status=GateStatus.PASS),
+            GateResult(gate="cost_per_task", status=GateStatus.INSUFFICIENT, canary_samples=40),
+        ]
+    )
 
 
 def look(clock: float, canary: WindowStats, control: WindowStats) -> Look:
@@ -91,8 +111,16 @@ def look(clock: float, canary: WindowStats, control: WindowStats) -> Look:
 
 SIGNED = OPERATOR.sign(cmd(CommandKind.START, artifact="v2", control="v1", reason="why"), now=NOW)
 CHANGES: dict[str, object] = {
-    "command_id": "other", "router_id": "r2", "kind": CommandKind.PROMOTE, "artifact": "v3", "control": "v0",
-    "sha256": SHA, "reason": "because", "override": True, "key_id": "pipeline", "nonce": "0" * 32,
+    "command_id": "other",
+    "router_id": "r2",
+    "kind": CommandKind.PROMOTE,
+    "artifact": "v3",
+    "control": "v0",
+    "sha256": SHA,
+    "reason": "because",
+    "override": True,
+    "key_id": "pipeline",
+    "nonce": "0" * 32,
     "issued_at": NOW + 1,
 }
 
@@ -119,7 +147,9 @@ def test_a_command_survives_the_wire_and_unknown_fields_are_not_signed() -> None
     decoded = msgspec.json.decode(msgspec.json.encode(raw), type=RolloutCommand)
     assert decoded == SIGNED and signature_valid(decoded, OPERATOR.key.public_key())
     assert not signature_valid(SIGNED, STRANGER.key.public_key())
-    assert not signature_valid(msgspec.structs.replace(SIGNED, signature="bm90IGEgc2lnbmF0dXJl"), OPERATOR.key.public_key())
+    assert not signature_valid(
+        msgspec.structs.replace(SIGNED, signature="bm90IGEgc2lnbmF0dXJl"), OPERATOR.key.public_key()
+    )
     assert not signature_valid(msgspec.structs.replace(SIGNED, signature="%%%"), OPERATOR.key.public_key())
 
 
@@ -131,23 +161,31 @@ def test_nonces_are_fresh_128_bit_hex() -> None:
 
 # --- the allow-list -----------------------------------------------------------------------------------------------
 
+
 def test_keyring_entries_by_comma_newline_and_file(tmp_path) -> None:  # type: ignore[no-untyped-def]
     bob = Ed25519PrivateKey.generate()
     file = tmp_path / "keys.txt"
     file.write_text(f"# operators\n{public_line('bob', 'operator', bob)}\n\n")
     inline = f"{public_line('alice', 'operator', OPERATOR.key)}\n {public_line('ci', 'pipeline', PIPELINE.key)} ,"
     keyring = load_keyring(inline, str(file))
-    assert {(k.name, k.role) for k in keyring} == {("alice", Role.OPERATOR), ("ci", Role.PIPELINE), ("bob", Role.OPERATOR)}
+    assert {(k.name, k.role) for k in keyring} == {
+        ("alice", Role.OPERATOR),
+        ("ci", Role.PIPELINE),
+        ("bob", Role.OPERATOR),
+    }
     assert len(load_keyring("", "")) == 0
 
 
-@pytest.mark.parametrize(("text", "fragment"), [
-    ("alice:operator", "not name:role:base64"),
-    ("al ice:operator:" + "A" * 43 + "=", "key name"),
-    ("alice:admin:" + "A" * 43 + "=", "roles are operator, pipeline"),
-    ("alice:operator:bm90IGEga2V5", "32-byte Ed25519 public key"),
-    ("alice:operator:" + "A" * 43 + "=,alice:pipeline:" + "A" * 43 + "=", "listed twice"),
-])
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("alice:operator", "not name:role:base64"),
+        ("al ice:operator:" + "A" * 43 + "=", "key name"),
+        ("alice:admin:" + "A" * 43 + "=", "roles are operator, pipeline"),
+        ("alice:operator:bm90IGEga2V5", "32-byte Ed25519 public key"),
+        ("alice:operator:" + "A" * 43 + "=,alice:pipeline:" + "A" * 43 + "=", "listed twice"),
+    ],
+)
 def test_bad_allow_list_entries_are_settings_errors(text: str, fragment: str) -> None:
     with pytest.raises(KeyringError, match=fragment):
         load_keyring(text, "")
@@ -160,10 +198,14 @@ def test_an_unreadable_keys_file_is_a_settings_error(tmp_path) -> None:  # type:
 
 def test_roles() -> None:
     assert all(may_send(Role.OPERATOR, kind) for kind in CommandKind)
-    assert {kind for kind in CommandKind if may_send(Role.PIPELINE, kind)} == {CommandKind.START, CommandKind.ARTIFACT_VERIFIED}
+    assert {kind for kind in CommandKind if may_send(Role.PIPELINE, kind)} == {
+        CommandKind.START,
+        CommandKind.ARTIFACT_VERIFIED,
+    }
 
 
 # --- authentication refusals: reason named, state untouched ---------------------------------------------------------
+
 
 def _forged() -> RolloutCommand:
     # Signed by another key, but claiming to be alice.
@@ -176,27 +218,59 @@ def _tampered() -> RolloutCommand:
 
 REFUSALS: list[tuple[str, object, Check, str]] = [
     ("unsigned", lambda: cmd(CommandKind.EMERGENCY_STOP), Check.UNSIGNED, "no key_id/signature"),
-    ("no key id", lambda: msgspec.structs.replace(OPERATOR.sign(cmd(CommandKind.PAUSE), now=NOW), key_id=""),
-     Check.UNSIGNED, "no key_id"),
+    (
+        "no key id",
+        lambda: msgspec.structs.replace(OPERATOR.sign(cmd(CommandKind.PAUSE), now=NOW), key_id=""),
+        Check.UNSIGNED,
+        "no key_id",
+    ),
     ("unknown key", lambda: STRANGER.sign(cmd(CommandKind.PAUSE), now=NOW), Check.UNKNOWN_KEY, "'mallory' is not"),
     ("forged", _forged, Check.BAD_SIGNATURE, "not key 'alice'"),
     ("tampered", _tampered, Check.BAD_SIGNATURE, "not key 'alice'"),
-    ("garbage signature", lambda: msgspec.structs.replace(OPERATOR.sign(cmd(CommandKind.PAUSE), now=NOW),
-                                                          signature="!!"), Check.BAD_SIGNATURE, "signature"),
-    ("pipeline stops", lambda: PIPELINE.sign(cmd(CommandKind.EMERGENCY_STOP), now=NOW), Check.INSUFFICIENT_ROLE,
-     "role pipeline"),
-    ("pipeline promotes", lambda: PIPELINE.sign(cmd(CommandKind.PROMOTE), now=NOW), Check.INSUFFICIENT_ROLE,
-     "not promote"),
-    ("pipeline overrides", lambda: PIPELINE.sign(cmd(CommandKind.START, artifact="v2", override=True), now=NOW),
-     Check.INSUFFICIENT_ROLE, "only operators override"),
+    (
+        "garbage signature",
+        lambda: msgspec.structs.replace(OPERATOR.sign(cmd(CommandKind.PAUSE), now=NOW), signature="!!"),
+        Check.BAD_SIGNATURE,
+        "signature",
+    ),
+    (
+        "pipeline stops",
+        lambda: PIPELINE.sign(cmd(CommandKind.EMERGENCY_STOP), now=NOW),
+        Check.INSUFFICIENT_ROLE,
+        "role pipeline",
+    ),
+    (
+        "pipeline promotes",
+        lambda: PIPELINE.sign(cmd(CommandKind.PROMOTE), now=NOW),
+        Check.INSUFFICIENT_ROLE,
+        "not promote",
+    ),
+    (
+        "pipeline overrides",
+        lambda: PIPELINE.sign(cmd(CommandKind.START, artifact="v2", override=True), now=NOW),
+        Check.INSUFFICIENT_ROLE,
+        "only operators override",
+    ),
     ("pipeline resumes", lambda: PIPELINE.sign(cmd(CommandKind.RESUME), now=NOW), Check.INSUFFICIENT_ROLE, "resume"),
-    ("short nonce", lambda: sign_command(cmd(CommandKind.PAUSE), OPERATOR.key, "alice", now=NOW, nonce="abcd"),
-     Check.BAD_NONCE, "128"),
-    ("non-hex nonce", lambda: sign_command(cmd(CommandKind.PAUSE), OPERATOR.key, "alice", now=NOW, nonce="z" * 40),
-     Check.BAD_NONCE, "hex"),
+    (
+        "short nonce",
+        lambda: sign_command(cmd(CommandKind.PAUSE), OPERATOR.key, "alice", now=NOW, nonce="abcd"),
+        Check.BAD_NONCE,
+        "128",
+    ),
+    (
+        "non-hex nonce",
+        lambda: sign_command(cmd(CommandKind.PAUSE), OPERATOR.key, "alice", now=NOW, nonce="z" * 40),
+        Check.BAD_NONCE,
+        "hex",
+    ),
     ("stale", lambda: OPERATOR.sign(cmd(CommandKind.PAUSE), now=NOW - MAX_AGE - 1), Check.STALE, "301 s old"),
-    ("from the future", lambda: OPERATOR.sign(cmd(CommandKind.PAUSE), now=NOW + MAX_AGE + 5), Check.STALE,
-     "in the future"),
+    (
+        "from the future",
+        lambda: OPERATOR.sign(cmd(CommandKind.PAUSE), now=NOW + MAX_AGE + 5),
+        Check.STALE,
+        "in the future",
+    ),
     ("no time", lambda: sign_command(cmd(CommandKind.PAUSE), OPERATOR.key, "alice", now=0.0), Check.STALE, "old"),
 ]
 
@@ -224,6 +298,7 @@ def test_issued_by_is_the_verified_key_name() -> None:
 
 
 # --- replay protection ------------------------------------------------------------------------------------------------
+
 
 def test_a_replayed_command_is_refused_even_when_its_first_delivery_was_refused() -> None:
     state = canary()
@@ -268,6 +343,7 @@ def test_nonces_are_bounded_and_eviction_raises_the_floor() -> None:
 
 # --- only verified artifacts start ------------------------------------------------------------------------------------
 
+
 def test_a_start_of_a_never_verified_artifact_is_refused_whoever_signs_it() -> None:
     state = RolloutState(router_id="r", clock=1000.0)
     for signer in (OPERATOR, PIPELINE):
@@ -303,24 +379,35 @@ def test_artifact_verified_needs_a_digest_and_keeps_the_rollout_as_it_is() -> No
 
 # --- overrides ------------------------------------------------------------------------------------
 
+
 def test_promotion_past_gates_is_an_operator_override_with_a_record() -> None:
-    state = on_look(canary(), look(1060.0, WindowStats(count=40), WindowStats(count=900)),
-                    evaluate=failing, wall=NOW, policy=POLICY).state
+    state = on_look(
+        canary(), look(1060.0, WindowStats(count=40), WindowStats(count=900)), evaluate=failing, wall=NOW, policy=POLICY
+    ).state
     plain = send(state, OPERATOR.sign(cmd(CommandKind.PROMOTE), now=NOW))
     assert "gates not passing at 5%: cost_per_task insufficient" in plain.state.last_command.reason  # type: ignore[union-attr]
     assert "--override --reason" in plain.state.last_command.reason  # type: ignore[union-attr]
-    decision = send(state, OPERATOR.sign(cmd(CommandKind.PROMOTE, override=True, reason="incident 7: need it now"),
-                                         now=NOW + 3), wall=NOW + 3)
+    decision = send(
+        state,
+        OPERATOR.sign(cmd(CommandKind.PROMOTE, override=True, reason="incident 7: need it now"), now=NOW + 3),
+        wall=NOW + 3,
+    )
     promoted = decision.state
     assert promoted.last_command.accepted and promoted.stage_index == 1  # type: ignore[union-attr]
     record = promoted.overrides[-1]
     assert decision.override == record
-    assert (record.by, record.at, record.canary_version, record.reason) == ("alice", NOW + 3, "v2", "incident 7: need it now")
+    assert (record.by, record.at, record.canary_version, record.reason) == (
+        "alice",
+        NOW + 3,
+        "v2",
+        "incident 7: need it now",
+    )
     assert (record.from_stage_percent, record.to_stage_percent, record.gates_evaluated) == (5.0, 25.0, True)
     assert [(g.gate, g.status) for g in record.failing_gates] == [("cost_per_task", GateStatus.INSUFFICIENT)]
     # Straight after a stage starts no gate has run: an override records that too.
-    again = send(promoted, OPERATOR.sign(cmd(CommandKind.PROMOTE, override=True, reason="still"), now=NOW + 4),
-                 wall=NOW + 4).state
+    again = send(
+        promoted, OPERATOR.sign(cmd(CommandKind.PROMOTE, override=True, reason="still"), now=NOW + 4), wall=NOW + 4
+    ).state
     assert again.overrides[-1].gates_evaluated is False and again.overrides[-1].failing_gates == []
     assert len(again.overrides) == 2 and again.stage_index == 2
 
@@ -330,19 +417,29 @@ def test_override_records_are_bounded() -> None:
     policy = RolloutPolicy(min_stage_seconds=900, min_samples=100, stages=(0.01, 0.02, 0.03, 1.0), max_overrides=2)
     state = msgspec.structs.replace(state, stages=[0.01, 0.02, 0.03, 1.0])
     for i in range(3):
-        state = send(state, OPERATOR.sign(cmd(CommandKind.PROMOTE, override=True, reason=f"r{i}"), now=NOW + i),
-                     wall=NOW + i, policy=policy).state
+        state = send(
+            state,
+            OPERATOR.sign(cmd(CommandKind.PROMOTE, override=True, reason=f"r{i}"), now=NOW + i),
+            wall=NOW + i,
+            policy=policy,
+        ).state
     assert [o.reason for o in state.overrides] == ["r1", "r2"] and state.phase is Phase.PROMOTED
 
 
 def test_plain_promotion_with_every_gate_passing_is_no_override() -> None:
-    state = on_look(canary(), look(1060.0, WindowStats(count=500), WindowStats(count=500)),
-                    evaluate=healthy, wall=NOW, policy=POLICY).state
+    state = on_look(
+        canary(),
+        look(1060.0, WindowStats(count=500), WindowStats(count=500)),
+        evaluate=healthy,
+        wall=NOW,
+        policy=POLICY,
+    ).state
     decision = send(state, OPERATOR.sign(cmd(CommandKind.PROMOTE), now=NOW))
     assert decision.state.stage_index == 1 and decision.override is None and decision.state.overrides == []
 
 
 # --- emergency stop sticks ------------------------------------------------------------------------
+
 
 def test_emergency_stop_sticks_until_an_operator_resumes() -> None:
     stopped = applied(canary(), OPERATOR.sign(cmd(CommandKind.EMERGENCY_STOP, reason="incident 42"), now=NOW), wall=NOW)
@@ -358,8 +455,9 @@ def test_emergency_stop_sticks_until_an_operator_resumes() -> None:
     pause = send(stopped, OPERATOR.sign(cmd(CommandKind.PAUSE), now=NOW + 63), wall=NOW + 63)
     assert pause.state.last_command.reason == f"cannot pause: {expected}"  # type: ignore[union-attr]
     # Windows do not restart it either.
-    assert not on_look(stopped, look(5000.0, WindowStats(count=900), WindowStats(count=900)),
-                       evaluate=healthy, wall=NOW, policy=POLICY).changed
+    assert not on_look(
+        stopped, look(5000.0, WindowStats(count=900), WindowStats(count=900)), evaluate=healthy, wall=NOW, policy=POLICY
+    ).changed
     resumed = applied(stopped, OPERATOR.sign(cmd(CommandKind.RESUME), now=NOW + 70), wall=NOW + 70)
     assert resumed.phase is Phase.IDLE and resumed.stopped is None and resumed.weights == {"v1": 1.0}
     assert "resumed by alice" in (resumed.reason or "")

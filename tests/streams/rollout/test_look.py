@@ -17,16 +17,36 @@ WS = 60
 def arm_stats(n: int, latency: float = 200.0, errors: int = 0) -> WindowStats:
     stats = WindowStats()
     for i in range(n):
-        stats.add_event(RoutingEvent(request_id=str(i), ts=1.0, router_id="r", arm="a", model="m", provider="p",
-                                     bucket=Bucket.MID, latency_ms=latency + i % 5, cost_usd=0.01,
-                                     success=i >= errors))
+        stats.add_event(
+            RoutingEvent(
+                request_id=str(i),
+                ts=1.0,
+                router_id="r",
+                arm="a",
+                model="m",
+                provider="p",
+                bucket=Bucket.MID,
+                latency_ms=latency + i % 5,
+                cost_usd=0.01,
+                success=i >= errors,
+            )
+        )
     return stats
 
 
 def partial(start: int, partition: int, offset: int, arms: dict[str, WindowStats]) -> bytes:
-    return encode_partial(WindowPartial(router_id="r", window_start=start, window_seconds=WS, source_topic="events",
-                                        partition=partition, last_offset=offset, max_event_ts=start + 30.5,
-                                        arms=arms))
+    return encode_partial(
+        WindowPartial(
+            router_id="r",
+            window_start=start,
+            window_seconds=WS,
+            source_topic="events",
+            partition=partition,
+            last_offset=offset,
+            max_event_ts=start + 30.5,
+            arms=arms,
+        )
+    )
 
 
 def store() -> RouterWindows:

@@ -37,13 +37,32 @@ def test_entering_a_stage_resets_its_figures() -> None:
 
 def test_status_shows_time_in_stage_samples_blockers_and_each_gates_test() -> None:
     state = RolloutState(
-        router_id="r", phase=Phase.CANARY, control_version="v1", canary_version="v2", stage_index=0,
-        weights={"v1": 0.95, "v2": 0.05}, since=1_700_000_000.0, clock=1_700_000_000.0 + 23 * 60,
-        covered_seconds=1200.0, alpha_share=0.5, canary_samples=412, control_samples=7_830,
+        router_id="r",
+        phase=Phase.CANARY,
+        control_version="v1",
+        canary_version="v2",
+        stage_index=0,
+        weights={"v1": 0.95, "v2": 0.05},
+        since=1_700_000_000.0,
+        clock=1_700_000_000.0 + 23 * 60,
+        covered_seconds=1200.0,
+        alpha_share=0.5,
+        canary_samples=412,
+        control_samples=7_830,
         blockers=["slo_p95 blocked: canary 2,700 ms above the SLO"],
         gates=[
-            GateResult(gate="latency_p95", status=GateStatus.PASS, canary=812.0, control=790.0, statistic=-0.0213,
-                       bound=0.01, alpha=0.0015, canary_samples=412, control_samples=7830, evidence=0.02),
+            GateResult(
+                gate="latency_p95",
+                status=GateStatus.PASS,
+                canary=812.0,
+                control=790.0,
+                statistic=-0.0213,
+                bound=0.01,
+                alpha=0.0015,
+                canary_samples=412,
+                control_samples=7830,
+                evidence=0.02,
+            ),
             GateResult(gate="slo_p95", status=GateStatus.BLOCKED, statistic=2700.0, bound=2500.0),
             GateResult(gate="win_rate", status=GateStatus.INSUFFICIENT, bound=0.002, note="too few samples"),
         ],
@@ -55,8 +74,16 @@ def test_status_shows_time_in_stage_samples_blockers_and_each_gates_test() -> No
     assert "statistic -0.0213 vs bound 0.01 (fails above)  α 0.0015  n 412/7,830" in text
     assert "canary P95 2700 ms vs SLO ≤ 2500" in text
     assert "no statistic yet (bound 0.002)" in text
-    clear = render_state(RolloutState(router_id="r", phase=Phase.CANARY, control_version="v1", canary_version="v2",
-                                      stage_index=1, gates=state.gates[:1]))
+    clear = render_state(
+        RolloutState(
+            router_id="r",
+            phase=Phase.CANARY,
+            control_version="v1",
+            canary_version="v2",
+            stage_index=1,
+            gates=state.gates[:1],
+        )
+    )
     assert "nothing blocks promotion" in clear
 
 
@@ -67,7 +94,8 @@ def test_unknown_means_no_windows_and_no_rollout_state() -> None:
     refused = apply_command(RolloutState(router_id="ghost"), command(CommandKind.PAUSE), arm_traffic={}, wall=1.0).state
     assert refused.last_command is not None and not refused.last_command.accepted
     assert not router_known(refused, has_windows=False)
-    verified = RolloutState(router_id="new", verified=[VerifiedArtifact(version="v1", sha256="0" * 64,
-                                                                        verified_by="pipeline", at=1.0)])
+    verified = RolloutState(
+        router_id="new", verified=[VerifiedArtifact(version="v1", sha256="0" * 64, verified_by="pipeline", at=1.0)]
+    )
     assert router_known(verified, has_windows=False)
     assert router_known(RolloutState(router_id="old", phase=Phase.PROMOTED, control_version="v2"), has_windows=False)

@@ -12,16 +12,24 @@ from bifrost.streams.rollup.store import RouterWindows
 WS = 60
 
 
-def stats(count: int, *, errors: int = 0, latency: float = 100.0, cost: float = 0.01, wins: int = 0,
-          losses: int = 0) -> WindowStats:
+def stats(
+    count: int, *, errors: int = 0, latency: float = 100.0, cost: float = 0.01, wins: int = 0, losses: int = 0
+) -> WindowStats:
     s = WindowStats(count=count, errors=errors, cost_usd=cost * count, wins=wins, losses=losses)
     s.latency_ms.add_many([latency] * count)
     return s
 
 
 def partial(start: int, partition: int, **arms: WindowStats) -> WindowPartial:
-    return WindowPartial(router_id="web", window_start=start, window_seconds=WS, source_topic="ev",
-                         partition=partition, last_offset=start, arms=dict(arms))
+    return WindowPartial(
+        router_id="web",
+        window_start=start,
+        window_seconds=WS,
+        source_topic="ev",
+        partition=partition,
+        last_offset=start,
+        arms=dict(arms),
+    )
 
 
 def test_points_merge_partitions_and_windows() -> None:

@@ -15,19 +15,22 @@ from bifrost.streams.web.auth import auth_headers, bearer_matches, token_middlew
 TOKEN = "0123456789abcdef-token"
 
 
-@pytest.mark.parametrize(("header", "ok"), [
-    (f"Bearer {TOKEN}", True),
-    (f"bearer {TOKEN}", True),
-    (f"  Bearer   {TOKEN}  ", True),
-    (f"Bearer {TOKEN}x", False),
-    (f"Bearer {TOKEN[:-1]}", False),
-    (f"Basic {TOKEN}", False),
-    (TOKEN, False),
-    ("Bearer ", False),
-    ("", False),
-    (None, False),
-    ("Bearer töken", False),
-])
+@pytest.mark.parametrize(
+    ("header", "ok"),
+    [
+        (f"Bearer {TOKEN}", True),
+        (f"bearer {TOKEN}", True),
+        (f"  Bearer   {TOKEN}  ", True),
+        (f"Bearer {TOKEN}x", False),
+        (f"Bearer {TOKEN[:-1]}", False),
+        (f"Basic {TOKEN}", False),
+        (TOKEN, False),
+        ("Bearer ", False),
+        ("", False),
+        (None, False),
+        ("Bearer töken", False),
+    ],
+)
 def test_bearer_matches(header: str | None, ok: bool) -> None:
     assert bearer_matches(header, TOKEN) is ok
 
@@ -46,8 +49,15 @@ async def test_every_path_but_health_needs_the_token() -> None:
         app.router.add_get(path, ok)
     async with TestClient(TestServer(app)) as client:
         assert (await client.get("/health")).status == 200
-        for path in ("/v1/routers", "/v1/routers/r/metrics?since=1h", "/metrics", "/table/x/", "/health/",
-                     "/nowhere", "/health/../metrics"):
+        for path in (
+            "/v1/routers",
+            "/v1/routers/r/metrics?since=1h",
+            "/metrics",
+            "/table/x/",
+            "/health/",
+            "/nowhere",
+            "/health/../metrics",
+        ):
             refused = await client.get(path)
             assert refused.status == 401, path
             assert refused.headers["WWW-Authenticate"].startswith("Bearer")
@@ -69,7 +79,9 @@ def test_token_from_the_variable_or_the_file(tmp_path: Path) -> None:
     assert Settings.from_env(both).web_token_value() == "from-the-variable-0123"
 
 
-@pytest.mark.parametrize("content", ["short", "", "has space in the token", "bad\x00char-0123456789", "ünïcödé-0123456789ab"])
+@pytest.mark.parametrize(
+    "content", ["short", "", "has space in the token", "bad\x00char-0123456789", "ünïcödé-0123456789ab"]
+)
 def test_bad_tokens_are_refused_without_echoing_them(tmp_path: Path, content: str) -> None:
     file = tmp_path / "token"
     file.write_bytes(content.encode())

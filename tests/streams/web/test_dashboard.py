@@ -26,33 +26,36 @@ from bifrost.streams.web.feed import Activity
 TOKEN = "0123456789abcdef-token"
 
 
-@pytest.mark.parametrize(("method", "path", "public_read", "open_"), [
-    ("GET", "/health", False, True),
-    ("GET", "/dashboard", False, True),
-    ("GET", "/dashboard/static/dashboard.js", False, True),
-    ("HEAD", "/dashboard/static/uPlot.min.css", False, True),
-    ("POST", "/dashboard", False, False),
-    ("GET", "/dashboard/static/../../metrics", False, False),
-    ("GET", "/dashboard/static/.hidden", False, False),
-    ("GET", "/dashboard/\n", False, False),
-    ("GET", "/dashboard\n", False, False),
-    ("GET", "/v1/routers", False, False),
-    ("GET", "/v1/routers", True, True),
-    ("GET", "/v1/routers/web/metrics", True, True),
-    ("GET", "/v1/routers/web/series", True, True),
-    ("GET", "/v1/routers/web/rollout", True, True),
-    ("GET", "/v1/dashboard/config", True, True),
-    ("GET", "/v1/dashboard/activity", True, True),
-    ("GET", "/v1/dashboard/routers", True, True),
-    ("GET", "/v1/lag", True, True),
-    ("GET", "/v1/routers/a/b/metrics", True, False),
-    ("POST", "/v1/routers/web/commands", True, False),
-    ("GET", "/v1/routers/web/commands", True, False),
-    ("POST", "/v1/retrain", True, False),
-    ("GET", "/metrics", True, False),
-    ("GET", "/table/router-windows/", True, False),
-    ("GET", "/router/", True, False),
-])
+@pytest.mark.parametrize(
+    ("method", "path", "public_read", "open_"),
+    [
+        ("GET", "/health", False, True),
+        ("GET", "/dashboard", False, True),
+        ("GET", "/dashboard/static/dashboard.js", False, True),
+        ("HEAD", "/dashboard/static/uPlot.min.css", False, True),
+        ("POST", "/dashboard", False, False),
+        ("GET", "/dashboard/static/../../metrics", False, False),
+        ("GET", "/dashboard/static/.hidden", False, False),
+        ("GET", "/dashboard/\n", False, False),
+        ("GET", "/dashboard\n", False, False),
+        ("GET", "/v1/routers", False, False),
+        ("GET", "/v1/routers", True, True),
+        ("GET", "/v1/routers/web/metrics", True, True),
+        ("GET", "/v1/routers/web/series", True, True),
+        ("GET", "/v1/routers/web/rollout", True, True),
+        ("GET", "/v1/dashboard/config", True, True),
+        ("GET", "/v1/dashboard/activity", True, True),
+        ("GET", "/v1/dashboard/routers", True, True),
+        ("GET", "/v1/lag", True, True),
+        ("GET", "/v1/routers/a/b/metrics", True, False),
+        ("POST", "/v1/routers/web/commands", True, False),
+        ("GET", "/v1/routers/web/commands", True, False),
+        ("POST", "/v1/retrain", True, False),
+        ("GET", "/metrics", True, False),
+        ("GET", "/table/router-windows/", True, False),
+        ("GET", "/router/", True, False),
+    ],
+)
 def test_what_passes_without_the_token(method: str, path: str, public_read: bool, open_: bool) -> None:
     assert open_without_token(method, path, public_read=public_read) is open_
 
@@ -62,13 +65,24 @@ async def test_public_read_opens_reads_only() -> None:
         return web.json_response({"path": request.path})
 
     app = web.Application(middlewares=[root_redirect, token_middleware(TOKEN, public_read=True)])
-    for path in ("/dashboard", "/v1/routers", "/v1/routers/{router}/metrics", "/metrics", "/v1/routers/{router}/commands"):
+    for path in (
+        "/dashboard",
+        "/v1/routers",
+        "/v1/routers/{router}/metrics",
+        "/metrics",
+        "/v1/routers/{router}/commands",
+    ):
         app.router.add_get(path, ok)
     app.router.add_post("/v1/routers/{router}/commands", ok)
     async with TestClient(TestServer(app)) as client:
         for path in ("/dashboard", "/v1/routers", "/v1/routers/r/metrics?since=1h"):
             assert (await client.get(path)).status == 200, path
-        for path in ("/metrics", "/v1/routers/r/commands", "/v1/routers/../../metrics", "/v1/routers/r/../../../metrics"):
+        for path in (
+            "/metrics",
+            "/v1/routers/r/commands",
+            "/v1/routers/../../metrics",
+            "/v1/routers/r/../../../metrics",
+        ):
             response = await client.get(path)
             assert response.status in (401, 404), path
             assert "bifrost_" not in await response.text()
@@ -95,11 +109,15 @@ def test_actions_parse_and_refuse_with_reasons() -> None:
     rollback = parse_action(b'{"action": "rollback", "reason": "  p95 up  ", "artifact": "v2"}')
     assert (rollback.reason, rollback.artifact) == ("p95 up", "v2")
     assert set(ACTIONS) == {"pause", "resume", "promote", "approve", "rollback", "stop"}
-    for body, fragment in ((b'{"action": "rollback"}', "needs a reason"), (b'{"action": "stop", "reason": " "}', "needs a reason"),
-                           (b'{"action": "start", "artifact": "v9"}', "is not one of"),
-                           (b'{"action": "promote", "override": true}', "not a valid"),
-                           (b"not json", "not a valid"), (b"[" * 5000, "larger than"),
-                           (b'{"action": "pause", "reason": "' + b"x" * 1001 + b'"}', "longer than 1000")):
+    for body, fragment in (
+        (b'{"action": "rollback"}', "needs a reason"),
+        (b'{"action": "stop", "reason": " "}', "needs a reason"),
+        (b'{"action": "start", "artifact": "v9"}', "is not one of"),
+        (b'{"action": "promote", "override": true}', "not a valid"),
+        (b"not json", "not a valid"),
+        (b"[" * 5000, "larger than"),
+        (b'{"action": "pause", "reason": "' + b"x" * 1001 + b'"}', "longer than 1000"),
+    ):
         with pytest.raises(BadAction, match=fragment):
             parse_action(body)
 
@@ -124,43 +142,86 @@ def test_control_status_says_why_actions_are_off(tmp_path: Path) -> None:
     off = control_status(settings, "", signer, "", listed)
     assert not off.actions_enabled and not off.retrain_enabled and "BIFROST_WEB_TOKEN" in off.actions_reason
     no_key = control_status(settings, TOKEN, None, "", listed)
-    assert not no_key.actions_enabled and no_key.retrain_enabled and "BIFROST_DASHBOARD_COMMAND_KEY_FILE" in no_key.actions_reason
+    assert (
+        not no_key.actions_enabled
+        and no_key.retrain_enabled
+        and "BIFROST_DASHBOARD_COMMAND_KEY_FILE" in no_key.actions_reason
+    )
     for keyring in (Keyring({}), as_pipeline, other):
         refused = control_status(settings, TOKEN, signer, "", keyring)
-        assert not refused.actions_enabled and public_line("dashboard", "operator", signer.key) in refused.actions_reason
+        assert (
+            not refused.actions_enabled and public_line("dashboard", "operator", signer.key) in refused.actions_reason
+        )
     on = control_status(settings, TOKEN, signer, "", listed)
     assert on.actions_enabled and on.key_name == "dashboard" and on.actions == list(ACTIONS)
 
 
 def rollback(router: str, n: int) -> bytes:
-    return msgspec.json.encode(RollbackEvent(router_id=router, canary_version=f"v{n}", control_version="v1", gate="latency_p95",
-                                             stage_index=0, stage_percent=5.0, evidence=[], reason="p95", window_end=60.0 * n,
-                                             at=float(n), revision=n))
+    return msgspec.json.encode(
+        RollbackEvent(
+            router_id=router,
+            canary_version=f"v{n}",
+            control_version="v1",
+            gate="latency_p95",
+            stage_index=0,
+            stage_percent=5.0,
+            evidence=[],
+            reason="p95",
+            window_end=60.0 * n,
+            at=float(n),
+            revision=n,
+        )
+    )
 
 
 def test_activity_keeps_the_newest_and_joins_runs_with_artifacts() -> None:
     activity = Activity(max_rollbacks=3, max_artifacts=2, max_triggers=2)
     for n in range(5):
         assert activity.add_rollback(rollback("web" if n % 2 == 0 else "api", n))
-    assert not activity.add_rollback(b"{not json") and not activity.add_trigger(b"[]") and not activity.add_artifact(b"\xff")
+    assert (
+        not activity.add_rollback(b"{not json")
+        and not activity.add_trigger(b"[]")
+        and not activity.add_artifact(b"\xff")
+    )
     for n in range(3):
-        trigger = TrainingTrigger(trigger_id=f"t{n}", reason=TriggerReason.MANUAL, window_from=0.0, window_to=1.0,
-                                  requested_by="cli", created_at=float(n))
+        trigger = TrainingTrigger(
+            trigger_id=f"t{n}",
+            reason=TriggerReason.MANUAL,
+            window_from=0.0,
+            window_to=1.0,
+            requested_by="cli",
+            created_at=float(n),
+        )
         activity.add_trigger(msgspec.json.encode(trigger))
-    announced = ArtifactPublished(version="v9", sha256="a" * 64, signature="c2ln", location="/x/v9", router_ids=["web"],
-                                  trigger_id="t2", published_at=5.0, validation={"quality": 0.8})
+    announced = ArtifactPublished(
+        version="v9",
+        sha256="a" * 64,
+        signature="c2ln",
+        location="/x/v9",
+        router_ids=["web"],
+        trigger_id="t2",
+        published_at=5.0,
+        validation={"quality": 0.8},
+    )
     activity.add_artifact(msgspec.json.encode(announced))
-    activity.add_artifact(msgspec.json.encode(msgspec.structs.replace(announced, published_at=6.0)))  # same version again
-    refused = TrainingOutcome(trigger_id="t1", outcome=OutcomeKind.REJECTED, reason="too few rows", stopped_at="data_quality",
-                              finished_at=9.0)
+    activity.add_artifact(
+        msgspec.json.encode(msgspec.structs.replace(announced, published_at=6.0))
+    )  # same version again
+    refused = TrainingOutcome(
+        trigger_id="t1", outcome=OutcomeKind.REJECTED, reason="too few rows", stopped_at="data_quality", finished_at=9.0
+    )
     assert activity.add_outcome(msgspec.json.encode(refused))
-    activity.add_outcome(msgspec.json.encode(msgspec.structs.replace(refused, duplicate=True, reason="again")))  # kept: first
+    activity.add_outcome(
+        msgspec.json.encode(msgspec.structs.replace(refused, duplicate=True, reason="again"))
+    )  # kept: first
 
     view = activity.view("web")
     assert [r.canary_version for r in view.rollbacks] == ["v4", "v2"]  # newest first, of the three kept
     assert [r.canary_version for r in activity.view().rollbacks] == ["v4", "v3", "v2"]
     assert [(r.trigger_id, r.outcome, r.version, r.detail) for r in view.trainer_runs] == [
-        ("t2", "published", "v9", ""), ("t1", "rejected", None, "too few rows (stopped at data_quality)")]
+        ("t2", "published", "v9", ""),
+        ("t1", "rejected", None, "too few rows (stopped at data_quality)"),
+    ]
     assert [(a.version, a.published_at) for a in view.artifacts] == [("v9", 6.0)]
     assert view.undecodable == 3
     assert "signature" not in msgspec.json.encode(view).decode()

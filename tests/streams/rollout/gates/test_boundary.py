@@ -167,10 +167,18 @@ def _fieller_by_bisection(num: float, num_var: float, den: float, den_var: float
 
 @pytest.mark.parametrize(
     ("num", "num_var", "den", "den_var", "z"),
-    [(2.0, 0.01, 1.0, 0.001, 4.0), (0.9, 0.0004, 0.81, 0.0009, 4.2), (1.0, 0.5, 1.0, 0.0, 3.0),
-     (0.03, 1e-5, 0.02, 1e-6, 4.0), (5.0, 0.1, 0.1, 0.01, 4.0), (1.0, 1.0, 1.0, 1.0, 4.0)],
+    [
+        (2.0, 0.01, 1.0, 0.001, 4.0),
+        (0.9, 0.0004, 0.81, 0.0009, 4.2),
+        (1.0, 0.5, 1.0, 0.0, 3.0),
+        (0.03, 1e-5, 0.02, 1e-6, 4.0),
+        (5.0, 0.1, 0.1, 0.01, 4.0),
+        (1.0, 1.0, 1.0, 1.0, 4.0),
+    ],
 )
-def test_fieller_closed_form_matches_bisection(num: float, num_var: float, den: float, den_var: float, z: float) -> None:
+def test_fieller_closed_form_matches_bisection(
+    num: float, num_var: float, den: float, den_var: float, z: float
+) -> None:
     assert ratio_lower_bound(num, num_var, den, den_var, z) == pytest.approx(
         _fieller_by_bisection(num, num_var, den, den_var, z), rel=1e-9, abs=1e-12
     )

@@ -26,11 +26,28 @@ def test_json(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_scenario_options_reach_the_configs() -> None:
-    args = parser().parse_args([
-        "--latency", "lognormal:1.5@600", "--split", "exact", "--cluster-size", "20", "--cluster-metrics",
-        "errors,judgements", "--rate", "500", "--diurnal", "0.4", "--stages", "0.1,0.5,1.0",
-        "--stage-timeout-seconds", "1800", "--alpha", "0.02",
-    ])
+    args = parser().parse_args(
+        [
+            "--latency",
+            "lognormal:1.5@600",
+            "--split",
+            "exact",
+            "--cluster-size",
+            "20",
+            "--cluster-metrics",
+            "errors,judgements",
+            "--rate",
+            "500",
+            "--diurnal",
+            "0.4",
+            "--stages",
+            "0.1,0.5,1.0",
+            "--stage-timeout-seconds",
+            "1800",
+            "--alpha",
+            "0.02",
+        ]
+    )
     config, traffic, policy = configs(args)
     assert config.alpha == 0.02
     assert (traffic.latency.kind, traffic.latency.sigma, traffic.latency.median_ms) == ("lognormal", 1.5, 600.0)
@@ -50,11 +67,25 @@ def test_suite_counts() -> None:
 
 @pytest.mark.parametrize(
     "argv",
-    [["--rollouts", "0"], ["--rollouts", "many"], ["--seed", "x"], ["--bogus"], ["--split", "random"],
-     ["--alpha", "0"], ["--workers", "-1"], ["--latency", "weibull:2"], ["--latency", "lognormal:x"],
-     ["--cluster-metrics", "tokens"], ["--stages", "0.5,0.2,1.0"], ["--diurnal", "2"], ["--cluster-size", "0.5"],
-     ["--mode", "forever"], ["--latency", "pareto:0.01"], ["--latency", "lognormal:100"],
-     ["--latency", "lognormal:1@1e300"]],
+    [
+        ["--rollouts", "0"],
+        ["--rollouts", "many"],
+        ["--seed", "x"],
+        ["--bogus"],
+        ["--split", "random"],
+        ["--alpha", "0"],
+        ["--workers", "-1"],
+        ["--latency", "weibull:2"],
+        ["--latency", "lognormal:x"],
+        ["--cluster-metrics", "tokens"],
+        ["--stages", "0.5,0.2,1.0"],
+        ["--diurnal", "2"],
+        ["--cluster-size", "0.5"],
+        ["--mode", "forever"],
+        ["--latency", "pareto:0.01"],
+        ["--latency", "lognormal:100"],
+        ["--latency", "lognormal:1@1e300"],
+    ],
 )
 def test_misuse_is_a_usage_error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     assert main_simulate_gates(argv) == 2

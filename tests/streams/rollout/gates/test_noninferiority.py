@@ -56,8 +56,9 @@ def test_an_identical_canary_is_shown_within_tolerance_with_enough_data() -> Non
     control = _estimate([rng.expovariate(1.0) for _ in range(57_000)])
     upper = noninferiority.mean_increase_upper(canary, control, 0.0125, COST_SHAPE)
     assert upper is not None and 0 < upper < 0.3
-    few = noninferiority.mean_increase_upper(_estimate(canary_values := [rng.expovariate(1.0) for _ in range(20)]),
-                                             control, 0.0125, COST_SHAPE)
+    few = noninferiority.mean_increase_upper(
+        _estimate(canary_values := [rng.expovariate(1.0) for _ in range(20)]), control, 0.0125, COST_SHAPE
+    )
     assert few is None or few > upper, canary_values[:3]
 
 
@@ -83,8 +84,9 @@ def test_the_error_ratio_bound_needs_errors_and_respects_dispersion() -> None:
 
 
 def test_a_passing_gate_not_shown_within_its_limit_blocks_promotion_with_its_figures() -> None:
-    held = GateResult(gate="cost_per_task", status=GateStatus.PASS, threshold=0.3, upper=0.42, upper_limit=0.3,
-                      degradation=0.12)
+    held = GateResult(
+        gate="cost_per_task", status=GateStatus.PASS, threshold=0.3, upper=0.42, upper_limit=0.3, degradation=0.12
+    )
     free = GateResult(gate="latency_p95", status=GateStatus.PASS, threshold=0.5, upper=0.1, upper_limit=0.5)
     unbounded = GateResult(gate="error_rate", status=GateStatus.PASS, threshold=0.1, upper=None, upper_limit=1.0)
     no_claim = GateResult(gate="win_rate", status=GateStatus.PASS, threshold=0.1)

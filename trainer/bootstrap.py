@@ -24,7 +24,7 @@ Steps (each logged as ``event=trainer.step step=…`` and timed):
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import lightgbm as lgb
@@ -118,7 +118,8 @@ class BootstrapReport(msgspec.Struct, kw_only=True):
         lines = [
             f"# Training run {self.version}",
             "",
-            f"Dataset `{self.dataset}`; rows {self.rows}; parent {self.parent or '—'}; sha256 " f"`{self.sha256}`; key {self.key_id}",
+            f"Dataset `{self.dataset}`; rows {self.rows}; parent {self.parent or '—'}; sha256 "
+            f"`{self.sha256}`; key {self.key_id}",
             "",
             f"{self.rows.get('dropped_overlap', 0)} rows of the train split share their prompt text with another split "
             "(the evaluation split) and were dropped before anything was fitted; copies of a prompt stay on one side "
@@ -129,44 +130,71 @@ class BootstrapReport(msgspec.Struct, kw_only=True):
             "",
             f"{o.folds}-fold CV; cost per `{o.cost_per}`, unit {o.cost_unit_usd:.4g} USD (the reference model's mean "
             f"cost). Mean log-loss {o.mean_logloss:.4f}, Brier {o.mean_brier:.4f}, calibration error {o.mean_ece:.4f}."
-            + (f" q̂ = {o.linear_blend:g}·LightGBM + {1 - o.linear_blend:g}·logistic regression (L2 {o.linear_l2:g}); "
-               "the table's figures are the blend's, out-of-fold." if o.linear_blend is not None else "")
-            + (" Chosen by grouped CV (out-of-fold routing score over cost shares "
-               f"{', '.join(f'{b:.0%}' for b in o.blend_choice.band)}): "
-               + ", ".join(f"{c.weight:g}/L2 {c.l2:g}: {c.value:.4f}" for c in o.blend_choice.candidates) + "."
-               if o.blend_choice is not None else ""),
+            + (
+                f" q̂ = {o.linear_blend:g}·LightGBM + {1 - o.linear_blend:g}·logistic regression (L2 {o.linear_l2:g}); "
+                "the table's figures are the blend's, out-of-fold."
+                if o.linear_blend is not None
+                else ""
+            )
+            + (
+                " Chosen by grouped CV (out-of-fold routing score over cost shares "
+                f"{', '.join(f'{b:.0%}' for b in o.blend_choice.band)}): "
+                + ", ".join(f"{c.weight:g}/L2 {c.l2:g}: {c.value:.4f}" for c in o.blend_choice.candidates)
+                + "."
+                if o.blend_choice is not None
+                else ""
+            ),
             "",
             "| model | rows | mean label | log-loss | Brier | AUC | ECE | rounds | cost MAPE | cost rounds |",
             "|---|---|---|---|---|---|---|---|---|---|",
-            *(f"| {m} | {f.rows} | {f.mean_label:.3f} | {f.logloss:.4f} | {f.brier:.4f} | "
-              f"{'—' if f.auc is None else f'{f.auc:.3f}'} | {f.ece:.4f} | {f.quality_rounds} | {f.cost_mape:.3f} | "
-              f"{f.cost_rounds} |" for m, f in o.per_model.items()),
+            *(
+                f"| {m} | {f.rows} | {f.mean_label:.3f} | {f.logloss:.4f} | {f.brier:.4f} | "
+                f"{'—' if f.auc is None else f'{f.auc:.3f}'} | {f.ece:.4f} | {f.quality_rounds} | {f.cost_mape:.3f} | "
+                f"{f.cost_rounds} |"
+                for m, f in o.per_model.items()
+            ),
             "",
             "## Buckets (learned) and triage (LightGBM, cheap/mid/hard)",
             "",
-            "Buckets: " + "; ".join(f"{name}: {', '.join(m)}" for name, m in b.buckets.items()) + ". Learned at "
-            + ", ".join(f"budget {budget:.3g} (λ={w:.3g})" for budget, w in zip(b.budgets, b.cost_weights)) + ".",
+            "Buckets: "
+            + "; ".join(f"{name}: {', '.join(m)}" for name, m in b.buckets.items())
+            + ". Learned at "
+            + ", ".join(f"budget {budget:.3g} (λ={w:.3g})" for budget, w in zip(b.budgets, b.cost_weights))
+            + ".",
             "",
-            f"{cv.folds}-fold CV: log-loss {cv.logloss:.4f}, accuracy {cv.accuracy:.4f} (majority " f"class {cv.majority_accuracy:.4f}), "
+            f"{cv.folds}-fold CV: log-loss {cv.logloss:.4f}, accuracy {cv.accuracy:.4f} (majority "
+            f"class {cv.majority_accuracy:.4f}), "
             f"macro-F1 {cv.macro_f1:.4f}, recall {cv.recall}, final model {cv.rounds} rounds.",
             "",
             "| fold | rows | log-loss | accuracy | macro-F1 | rounds |",
             "|---|---|---|---|---|---|",
-            *(f"| {f.fold} | {f.rows} | {f.logloss:.4f} | {f.accuracy:.4f} | {f.macro_f1:.4f} | " f"{f.best_iteration} |" for f in cv.per_fold),
+            *(
+                f"| {f.fold} | {f.rows} | {f.logloss:.4f} | {f.accuracy:.4f} | {f.macro_f1:.4f} | {f.best_iteration} |"
+                for f in cv.per_fold
+            ),
             "",
             "## Search (Optuna TPE, out-of-fold estimates)",
             "",
-            (f"Escalation gate {'kept' if s.gate == 'on' else 'OFF (τ_hard = 0: every prompt may use every model)'}: "
-             f"the best gated trial beats the best policy without it by {s.gate_gain:+.4f} (objective), one SE "
-             f"{s.gate_gain_se:.4f}." if s.gate_gain is not None else ""),
+            (
+                f"Escalation gate {'kept' if s.gate == 'on' else 'OFF (τ_hard = 0: every prompt may use every model)'}"
+                ": "
+                f"the best gated trial beats the best policy without it by {s.gate_gain:+.4f} (objective), one SE "
+                f"{s.gate_gain_se:.4f}."
+                if s.gate_gain is not None
+                else ""
+            ),
             "",
             f"{s.trials} trials, seed {s.seed}; best trial {s.best_trial}: α={s.alpha:.4f}, τ_cheap={s.tau_cheap:.4f}, "
-            f"τ_hard={s.tau_hard:.4f}; objective: {s.objective.describe()} " f"({'feasible' if s.feasible else 'NOT feasible'}); "
+            f"τ_hard={s.tau_hard:.4f}; objective: {s.objective.describe()} "
+            f"({'feasible' if s.feasible else 'NOT feasible'}); "
             f"estimated score {s.score:.4f} at {s.cost_ratio:.1%} of {s.reference_model}'s cost "
-            f"(its score {s.reference_score:.4f}); buckets {s.bucket_share}; models {s.model_share}."
-            + _bounds_text(s),
+            f"(its score {s.reference_score:.4f}); buckets {s.bucket_share}; models {s.model_share}." + _bounds_text(s),
             "",
-            *([f"Gate check on the holdout (rows the search never saw): {self.gate_check}.", ""] if self.gate_check else []),
+            *(
+                [f"Gate check on the holdout (rows the search never saw): {self.gate_check}.", ""]
+                if self.gate_check
+                else []
+            ),
             self.validation.to_markdown(),
             "## Timings (s)",
             "",
@@ -179,11 +207,14 @@ class BootstrapReport(msgspec.Struct, kw_only=True):
 
 def _bounds_text(s: SearchReport) -> str:
     parts = ([f"cost share ≤ {s.cost_upper:.1%}"] if s.cost_upper is not None else []) + (
-        [f"score share ≥ {s.share_lower:.1%}"] if s.share_lower is not None else [])
+        [f"score share ≥ {s.share_lower:.1%}"] if s.share_lower is not None else []
+    )
     if not parts or s.objective.confidence is None:
         return ""
-    return (f" Constraint bounds ({s.objective.confidence:.0%}, a prediction bound for {s.rows} out-of-fold and "
-            f"{s.holdout_rows} held-out prompts): " + "; ".join(parts) + ".")
+    return (
+        f" Constraint bounds ({s.objective.confidence:.0%}, a prediction bound for {s.rows} out-of-fold and "
+        f"{s.holdout_rows} held-out prompts): " + "; ".join(parts) + "."
+    )
 
 
 def holdout_mask(tasks: np.ndarray, fraction: float, *, seed: int, groups: np.ndarray | None = None) -> np.ndarray:
@@ -254,8 +285,14 @@ def bootstrap_artifact(
         # Never train on a prompt that is evaluated on: rows of the train split whose normalized
         # text is in another split are dropped (the quality report's split_overlap counts them).
         train, dropped = full.training_split(config.train_split)
-        step("quality", rows=len(full), train=len(train), dropped_overlap=dropped, checks=len(quality.checks),
-             passed=quality.passed)
+        step(
+            "quality",
+            rows=len(full),
+            train=len(train),
+            dropped_overlap=dropped,
+            checks=len(quality.checks),
+            passed=quality.passed,
+        )
 
     with timings.measure("cluster"):
         groups = prompt_groups(train.prompts)
@@ -267,8 +304,14 @@ def bootstrap_artifact(
         clustering = spherical_kmeans(dense, config.clusters, seed=config.seed)
         k = clustering.centroids.shape[0]
         centroids = np.round(clustering.centroids, DECIMALS)
-        step("cluster", fit=len(fit), holdout=len(holdout), k=k, mean_similarity=clustering.mean_similarity,
-             iterations=clustering.iterations)
+        step(
+            "cluster",
+            fit=len(fit),
+            holdout=len(holdout),
+            k=k,
+            mean_similarity=clustering.mean_similarity,
+            iterations=clustering.iterations,
+        )
 
     with timings.measure("features"):
         schema = FeatureSchema.build(text, k)
@@ -284,17 +327,32 @@ def bootstrap_artifact(
     with timings.measure("outcomes", folds=config.folds, models=len(models)):
         _, task_codes = np.unique(fit.tasks.astype(str), return_inverse=True)
         outcome_folds = stratified_folds(task_codes, config.folds, seed=config.seed, groups=fit_groups)
-        outcomes = train_outcome_models(X, fit.scores, fit.costs, outcome_folds, models=models,
-                                        feature_names=list(schema.names), cost_unit_usd=cost_unit, seed=config.seed,
-                                        linear_blend=config.linear_blend, linear_l2=config.linear_l2,
-                                        choose_linear=config.choose_blend and config.linear_blend is not None)
+        outcomes = train_outcome_models(
+            X,
+            fit.scores,
+            fit.costs,
+            outcome_folds,
+            models=models,
+            feature_names=list(schema.names),
+            cost_unit_usd=cost_unit,
+            seed=config.seed,
+            linear_blend=config.linear_blend,
+            linear_l2=config.linear_l2,
+            choose_linear=config.choose_blend and config.linear_blend is not None,
+        )
 
     with timings.measure("buckets"):
         bucket_report, labels = buckets_and_labels(outcomes, config.label_tolerance)
         buckets = bucket_report.buckets
-        require(assess_training_set(quality, clusters, labels, n_clusters=k, classes=BUCKETS, thresholds=config.quality))
-        step("buckets", cheap=len(buckets["cheap"]), mid=len(buckets["mid"]),
-             labels=dict(zip(BUCKETS, np.bincount(labels, minlength=3).tolist())))
+        require(
+            assess_training_set(quality, clusters, labels, n_clusters=k, classes=BUCKETS, thresholds=config.quality)
+        )
+        step(
+            "buckets",
+            cheap=len(buckets["cheap"]),
+            mid=len(buckets["mid"]),
+            labels=dict(zip(BUCKETS, np.bincount(labels, minlength=3).tolist())),
+        )
 
     with timings.measure("cv", folds=config.folds):
         folds = stratified_folds(labels, config.folds, seed=config.seed, groups=fit_groups)
@@ -306,9 +364,21 @@ def bootstrap_artifact(
 
         def assemble(alpha: float, tau_cheap: float, tau_hard: float, penalties: np.ndarray) -> Artifact:
             return _artifact(
-                version=version, parent=parent, alpha=alpha, tau_cheap=tau_cheap, tau_hard=tau_hard,
-                penalties=penalties, models=models, qhat=qhat, chat=chat, buckets=buckets, context=full.context,
-                centroids=centroids, model_string=triage.model_string, schema=schema, outcomes=outcomes,
+                version=version,
+                parent=parent,
+                alpha=alpha,
+                tau_cheap=tau_cheap,
+                tau_hard=tau_hard,
+                penalties=penalties,
+                models=models,
+                qhat=qhat,
+                chat=chat,
+                buckets=buckets,
+                context=full.context,
+                centroids=centroids,
+                model_string=triage.model_string,
+                schema=schema,
+                outcomes=outcomes,
             )
 
         base = assemble(1.0, 1.0, 1.0, np.zeros(len(models)))
@@ -322,7 +392,9 @@ def bootstrap_artifact(
             tokens=X[:, list(schema.names).index("tokens_approx")],
             holdout_rows=len(holdout),
         )
-        search = search_policy(data, trials=config.trials, seed=config.seed, objective=config.objective, space=config.space)
+        search = search_policy(
+            data, trials=config.trials, seed=config.seed, objective=config.objective, space=config.space
+        )
 
     gate_check: dict[str, float | str] = {}
     if search.gate == "on" and search.ungated_alpha is not None and len(holdout):
@@ -333,29 +405,49 @@ def bootstrap_artifact(
         raise TargetUnreachable(_unreachable(search))
 
     with timings.measure("validate", rows=len(holdout)):
-        candidate = assemble(search.alpha, search.tau_cheap, search.tau_hard,
-                             np.array([search.penalties[m] for m in models]))
+        candidate = assemble(
+            search.alpha, search.tau_cheap, search.tau_hard, np.array([search.penalties[m] for m in models])
+        )
         validation = validate_candidate(
-            ReferenceRouter(candidate), holdout if len(holdout) else fit,
+            ReferenceRouter(candidate),
+            holdout if len(holdout) else fit,
             parent=ReferenceRouter(parent) if parent is not None else None,
-            quality_tolerance=config.quality_tolerance, decision_slo_ms=config.decision_slo_ms,
-            confidence=config.confidence, min_rows=config.min_validation_rows, seed=config.seed,
-            reference=models[reference], max_cost_share=config.objective.max_cost_share,
+            quality_tolerance=config.quality_tolerance,
+            decision_slo_ms=config.decision_slo_ms,
+            confidence=config.confidence,
+            min_rows=config.min_validation_rows,
+            seed=config.seed,
+            reference=models[reference],
+            max_cost_share=config.objective.max_cost_share,
             min_quality_share=config.objective.min_quality_share,
         )
-        step("validate", passed=validation.passed, score=validation.candidate.score,
-             cost_vs_best=validation.candidate.cost_vs_best, decision_ms_p50=validation.decision_ms["p50"])
+        step(
+            "validate",
+            passed=validation.passed,
+            score=validation.candidate.score,
+            cost_vs_best=validation.candidate.cost_vs_best,
+            decision_ms_p50=validation.decision_ms["p50"],
+        )
 
     report = BootstrapReport(
         version=version,
         parent=parent.version if parent else None,
         dataset=full.source,
         config=config,
-        rows={"dataset": len(full), "train": len(train), "dropped_overlap": dropped, "fit": len(fit),
-              "holdout": len(holdout)},
+        rows={
+            "dataset": len(full),
+            "train": len(train),
+            "dropped_overlap": dropped,
+            "fit": len(fit),
+            "holdout": len(holdout),
+        },
         quality=quality,
         buckets=bucket_report,
-        clustering={"k": k, "mean_similarity": round(clustering.mean_similarity, 6), "iterations": clustering.iterations},
+        clustering={
+            "k": k,
+            "mean_similarity": round(clustering.mean_similarity, 6),
+            "iterations": clustering.iterations,
+        },
         outcomes=outcomes.report,
         cv=triage.cv,
         search=search,
@@ -368,12 +460,21 @@ def bootstrap_artifact(
         raise ValidationFailed(validation)
 
     with timings.measure("export"):
-        training = msgspec.to_builtins({
-            "dataset": full.source, "rows": report.rows, "config": config, "quality": quality,
-            "buckets": bucket_report, "clustering": report.clustering, "outcomes": outcomes.report, "cv": triage.cv,
-            "search": search, "gate_check": gate_check,
-            "timings_s": rounded_timings(timings),
-        })
+        training = msgspec.to_builtins(
+            {
+                "dataset": full.source,
+                "rows": report.rows,
+                "config": config,
+                "quality": quality,
+                "buckets": bucket_report,
+                "clustering": report.clustering,
+                "outcomes": outcomes.report,
+                "cv": triage.cv,
+                "search": search,
+                "gate_check": gate_check,
+                "timings_s": rounded_timings(timings),
+            }
+        )
         signed = sign_artifact(candidate, training=training, validation=msgspec.to_builtins(validation), key=key)
     return finish_run(report, signed, timings, version), report
 
@@ -399,7 +500,7 @@ def _artifact(
     r = DECIMALS
     return Artifact(
         version=version,
-        created_at=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        created_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         parent=parent.version if parent is not None else None,
         alpha=round(float(alpha), r),
         thresholds=Thresholds(cheap=round(float(tau_cheap), r), hard=round(float(tau_hard), r)),
@@ -414,8 +515,9 @@ def _artifact(
     ).check()
 
 
-def _check_gate(search: SearchReport, holdout: FullInfoDataset, assemble, config: BootstrapConfig,
-                models: tuple[str, ...]) -> tuple[SearchReport, dict[str, float | str]]:
+def _check_gate(
+    search: SearchReport, holdout: FullInfoDataset, assemble, config: BootstrapConfig, models: tuple[str, ...]
+) -> tuple[SearchReport, dict[str, float | str]]:
     """Keep the escalation gate only if it beats the best policy without it on the holdout.
 
     Two candidates, the gated winner and the ungated one, are routed from prompt text on
@@ -427,8 +529,9 @@ def _check_gate(search: SearchReport, holdout: FullInfoDataset, assemble, config
     from bifrost.router.policy import choose
     from bifrost.trainer.evaluate import route_dataset
 
-    gated = ReferenceRouter(assemble(search.alpha, search.tau_cheap, search.tau_hard,
-                                     np.array([search.penalties[m] for m in models])))
+    gated = ReferenceRouter(
+        assemble(search.alpha, search.tau_cheap, search.tau_hard, np.array([search.penalties[m] for m in models]))
+    )
     columns, batch = route_dataset(gated, holdout)
     assert batch.quality is not None and batch.cost is not None  # route_dataset fills both
     assert search.ungated_alpha is not None  # the caller runs this check only then
@@ -437,8 +540,12 @@ def _check_gate(search: SearchReport, holdout: FullInfoDataset, assemble, config
     tokens = batch.features[:, list(gated.artifact.gbdt.feature_schema.names).index("tokens_approx")]
     best = int(np.argmax(S.mean(axis=0)))
     ref_s, ref_c = float(S[:, best].mean()), float(C[:, best].mean()) or 1.0
-    ungated = gated.tables.with_params(alpha=search.ungated_alpha, tau_cheap=config.space.tau_cheap[1],
-                                       tau_hard=config.space.tau_hard[0], penalty=np.zeros(len(models)))
+    ungated = gated.tables.with_params(
+        alpha=search.ungated_alpha,
+        tau_cheap=config.space.tau_cheap[1],
+        tau_hard=config.space.tau_hard[0],
+        penalty=np.zeros(len(models)),
+    )
     outcomes = {}
     for name, tables in (("gated", gated.tables), ("ungated", ungated)):
         chosen, _, _, _ = choose(tables, batch.probabilities, batch.quality, batch.cost, tokens)
@@ -448,38 +555,68 @@ def _check_gate(search: SearchReport, holdout: FullInfoDataset, assemble, config
     se = float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else 0.0
     gain = outcomes["gated"][1] - outcomes["ungated"][1]
     keep = gain > NormalDist().inv_cdf(config.confidence) * se
-    check: dict[str, float | str] = {"rows": len(holdout), "objective_gain": round(gain, 6), "score_diff_se": round(se, 6),
-                                     "verdict": "gate kept" if keep else "gate off (not better on the holdout)"}
+    check: dict[str, float | str] = {
+        "rows": len(holdout),
+        "objective_gain": round(gain, 6),
+        "score_diff_se": round(se, 6),
+        "verdict": "gate kept" if keep else "gate off (not better on the holdout)",
+    }
     step("gate", rows=len(holdout), gain=gain, se=se, keep=keep)
     if keep:
         return search, check
     return msgspec.structs.replace(
-        search, gate="off", alpha=search.ungated_alpha, tau_cheap=config.space.tau_cheap[1],
-        tau_hard=config.space.tau_hard[0], best_trial=-1, value=search.ungated_value, score=search.ungated_score,
-        cost_ratio=search.ungated_cost_ratio, cost_usd=(search.ungated_cost_ratio or 0.0) * search.reference_cost_usd,
-        bucket_share={"cheap": 0.0, "mid": 0.0, "hard": 1.0}, model_share={},
-        cost_upper=search.ungated_cost_upper, share_lower=search.ungated_share_lower,
-        feasible=bool(search.ungated_feasible)), check
+        search,
+        gate="off",
+        alpha=search.ungated_alpha,
+        tau_cheap=config.space.tau_cheap[1],
+        tau_hard=config.space.tau_hard[0],
+        best_trial=-1,
+        value=search.ungated_value,
+        score=search.ungated_score,
+        cost_ratio=search.ungated_cost_ratio,
+        cost_usd=(search.ungated_cost_ratio or 0.0) * search.reference_cost_usd,
+        bucket_share={"cheap": 0.0, "mid": 0.0, "hard": 1.0},
+        model_share={},
+        cost_upper=search.ungated_cost_upper,
+        share_lower=search.ungated_share_lower,
+        feasible=bool(search.ungated_feasible),
+    ), check
 
 
 def _unreachable(search: SearchReport) -> str:
     """Why the knob's target cannot be met, with the figures the search reached."""
     o, ref = search.objective, search.reference_model
     bounded = o.confidence is not None and (search.best_share_lower is not None or search.lowest_cost_upper is not None)
-    how = (f" with {o.confidence:.0%} confidence on new prompts (a prediction bound for {search.rows} out-of-fold "
-           f"and {search.holdout_rows} held-out prompts)" if bounded else " (out-of-fold estimates)")
+    how = (
+        f" with {o.confidence:.0%} confidence on new prompts (a prediction bound for {search.rows} out-of-fold "
+        f"and {search.holdout_rows} held-out prompts)"
+        if bounded
+        else " (out-of-fold estimates)"
+    )
     parts = []
     share = search.score / search.reference_score if search.reference_score > 0 else search.score
-    if o.min_quality_share is not None and (search.share_lower if search.share_lower is not None else share) < o.min_quality_share:
-        reached = (f"the highest bound any policy reached is {search.best_share_lower:.1%} (best estimate "
-                   f"{search.best_share or 0.0:.1%})" if bounded and search.best_share_lower is not None
-                   else f"the best estimate any policy reached is {search.best_share or 0.0:.1%}")
+    if (
+        o.min_quality_share is not None
+        and (search.share_lower if search.share_lower is not None else share) < o.min_quality_share
+    ):
+        reached = (
+            f"the highest bound any policy reached is {search.best_share_lower:.1%} (best estimate "
+            f"{search.best_share or 0.0:.1%})"
+            if bounded and search.best_share_lower is not None
+            else f"the best estimate any policy reached is {search.best_share or 0.0:.1%}"
+        )
         parts.append(f"no searched policy scores ≥ {o.min_quality_share:.1%} of {ref}'s score{how}: {reached}")
     upper = search.cost_upper if search.cost_upper is not None else search.cost_ratio
     if o.max_cost_share is not None and upper > o.max_cost_share:
-        reached = (f"the lowest bound any policy reached is {search.lowest_cost_upper:.1%} (lowest estimate "
-                   f"{search.lowest_cost_ratio or 0.0:.1%})" if bounded and search.lowest_cost_upper is not None
-                   else f"the lowest estimate any policy reached is {search.lowest_cost_ratio or 0.0:.1%}")
+        reached = (
+            f"the lowest bound any policy reached is {search.lowest_cost_upper:.1%} (lowest estimate "
+            f"{search.lowest_cost_ratio or 0.0:.1%})"
+            if bounded and search.lowest_cost_upper is not None
+            else f"the lowest estimate any policy reached is {search.lowest_cost_ratio or 0.0:.1%}"
+        )
         parts.append(f"no searched policy costs ≤ {o.max_cost_share:.1%} of {ref}'s cost{how}: {reached}")
-    return ("the requested target cannot be met: " + "; ".join(parts or ["no feasible policy"])
-            + "; nothing was signed (ask for a reachable target, or train on more data)")
+    return (
+        "the requested target cannot be met: "
+        + "; ".join(parts or ["no feasible policy"])
+        + "; nothing was signed (ask for a reachable target, or train on more data)"
+    )

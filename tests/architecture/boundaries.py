@@ -15,7 +15,7 @@ development code:
 
 * production code imports only what its row lists, at any depth (module level, inside
   functions, under ``TYPE_CHECKING``);
-* development code (``devkafka``, ``devtools``, ``bench``, ``tests``, ``cli.up``) is never imported by
+* development code (``devkafka``, ``bench``, ``tests``, ``cli.up``, the gate simulator) is never imported by
   production code at module level. A production unit may list a development unit under
   ``lazy``: it may then import it only inside a function (the dev-only command that needs
   it), so ``import bifrost.cli.main`` never loads a broker launcher;
@@ -68,6 +68,9 @@ _PRODUCTION = (
     "webhooks",
     "cli",
 )
+
+#: The gate simulator's modules: dev-only modules inside ``streams.rollout.gates`` (see their row).
+GATE_SIMULATOR = tuple(f"streams.rollout.gates.{name}" for name in ("simulation", "suite", "table", "traffic", "cli"))
 
 TABLE: dict[str, Unit] = {
     # Leaves.
@@ -139,19 +142,26 @@ TABLE: dict[str, Unit] = {
     ),
     "cli": _unit(
         *(name for name in _PRODUCTION if name != "cli"),
-        lazy=("devkafka", "devtools", "cli.up"),
+        lazy=("devkafka", "cli.up", *GATE_SIMULATOR),
         why="the command line composes everything; `kafka`, `up` and `simulate-gates` are dev-only "
         "commands that load their dev modules when run",
     ),
     # Development and test code.
     "devkafka": _unit("kafka", "common", dev=True, why="a throwaway local broker for development and tests"),
-    "devtools": _unit(
-        "streams",
-        "schemas",
-        "common",
-        dev=True,
-        why="the gate simulator: synthetic traffic through the real gates and controller",
-    ),
+    **{
+        module: _unit(
+            "streams",
+            "schemas",
+            "common",
+            dev=True,
+            why="the gate simulator (Monte-Carlo rollouts through the real gates and controller, the "
+            "README's scenario suite, `bifrost-opt simulate-gates`): development code that still lives in "
+            "the production package, because moving it had to wait for the gates' own work (issue 11) to "
+            "land and did not fit before this table's deadline; the table keeps production code from "
+            "importing it, and the worker is checked not to load it",
+        )
+        for module in GATE_SIMULATOR
+    },
     "cli.up": _unit(
         *(name for name in _PRODUCTION if name != "cli"),
         "cli",
@@ -162,13 +172,13 @@ TABLE: dict[str, Unit] = {
     "bench": _unit(
         *_PRODUCTION,
         "devkafka",
-        "devtools",
+        *GATE_SIMULATOR,
         "cli.up",
         "tests",
         dev=True,
         why="benchmarks (they reuse the test harness)",
     ),
-    "tests": _unit(*_PRODUCTION, "devkafka", "devtools", "cli.up", "bench", dev=True, why="tests"),
+    "tests": _unit(*_PRODUCTION, "devkafka", *GATE_SIMULATOR, "cli.up", "bench", dev=True, why="tests"),
 }
 
 #: Imports the table does not allow that the tree still has: (importing module, imported unit) -> why.

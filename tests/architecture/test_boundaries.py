@@ -150,7 +150,13 @@ def test_the_checker_fails_on_a_wrong_import_written_into_the_tree(tmp_path: Pat
     )
 
 
-DEV_CODE = ("bifrost.devkafka", "bifrost.devtools", "bifrost.cli.up", "bench", "tests")
+DEV_CODE = (
+    "bifrost.devkafka",
+    "bifrost.cli.up",
+    "bench",
+    "tests",
+    *(f"bifrost.{m}" for m in boundaries.GATE_SIMULATOR),
+)
 
 
 @pytest.mark.parametrize(

@@ -90,20 +90,27 @@ def main(argv: list[str] | None = None) -> int:
         if key in done:
             summaries.append(done[key])
             continue
-        print(f"[{i}/{len(rows)}] {scenario.name}: {count} rollouts ({workers} workers)...", file=sys.stderr, flush=True)
+        print(
+            f"[{i}/{len(rows)}] {scenario.name}: {count} rollouts ({workers} workers)...", file=sys.stderr, flush=True
+        )
         report = simulate_gates(GateConfig(), [scenario], rollouts=count, seed=args.seed, workers=workers)
         summary = report.scenarios[0]
-        print(f"  {summary.rolled_back}/{count} rolled back, {summary.promoted} promoted, {summary.paused} paused "
-              f"in {report.seconds:.0f} s", file=sys.stderr, flush=True)
+        print(
+            f"  {summary.rolled_back}/{count} rolled back, {summary.promoted} promoted, {summary.paused} paused "
+            f"in {report.seconds:.0f} s",
+            file=sys.stderr,
+            flush=True,
+        )
         with partial.open("a") as f:
             f.write(f"{key} {msgspec.json.encode(summary).decode()}\n")
         summaries.append(summary)
         last = report
     template = last or simulate_gates(GateConfig(), rows[:1], rollouts=1, seed=args.seed, workers=1)
-    report = msgspec.structs.replace(template, scenarios=summaries, rollouts=args.rollouts,
-                                     seconds=round(time.perf_counter() - started, 1))
+    report = msgspec.structs.replace(
+        template, scenarios=summaries, rollouts=args.rollouts, seconds=round(time.perf_counter() - started, 1)
+    )
     result = BenchResult(
-        created_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         python=platform.python_version(),
         platform=platform.platform(),
         cpus=os.cpu_count() or 1,
@@ -112,15 +119,17 @@ def main(argv: list[str] | None = None) -> int:
         report=report,
     )
     (args.out / "gates.json").write_bytes(msgspec.json.format(msgspec.json.encode(result), indent=2) + b"\n")
-    markdown = "\n".join([
-        "# Rollback gates through the real controller",
-        "",
-        f"`bench/gates_bench.py --rollouts {args.rollouts} --regression-rollouts {args.regression_rollouts} "
-        f"--seed {args.seed}` — {result.created_at}, Python {result.python}, {workers} worker processes on "
-        f"{result.cpus} CPUs (shared machine).",
-        "",
-        to_markdown(report),
-    ])
+    markdown = "\n".join(
+        [
+            "# Rollback gates through the real controller",
+            "",
+            f"`bench/gates_bench.py --rollouts {args.rollouts} --regression-rollouts {args.regression_rollouts} "
+            f"--seed {args.seed}` — {result.created_at}, Python {result.python}, {workers} worker processes on "
+            f"{result.cpus} CPUs (shared machine).",
+            "",
+            to_markdown(report),
+        ]
+    )
     (args.out / "gates.md").write_text(markdown)
     print(markdown)
     return 0

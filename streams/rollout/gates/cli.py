@@ -23,7 +23,6 @@ from bifrost.streams.rollout.gates.suite import suite
 from bifrost.streams.rollout.gates.table import to_markdown
 from bifrost.streams.rollout.gates.traffic import Clustering, LatencyModel
 
-
 MAX_COUNT = 10_000_000  # rollouts, requests per window, windows: beyond this a run would not finish
 
 
@@ -57,9 +56,7 @@ def _seed(text: str) -> int:
     return value
 
 
-def _number(
-    low: float, high: float, *, low_open: bool = False, high_open: bool = False
-) -> Callable[[str], float]:
+def _number(low: float, high: float, *, low_open: bool = False, high_open: bool = False) -> Callable[[str], float]:
     """A finite float within the bounds (NaN, infinities and out-of-range values are usage errors)."""
     left, right = "(" if low_open else "[", ")" if high_open else "]"
 
@@ -68,8 +65,13 @@ def _number(
             value = float(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-        if (not math.isfinite(value) or value < low or value > high or (low_open and value == low)
-                or (high_open and value == high)):
+        if (
+            not math.isfinite(value)
+            or value < low
+            or value > high
+            or (low_open and value == low)
+            or (high_open and value == high)
+        ):
             raise argparse.ArgumentTypeError(f"must be a number in {left}{low:g}, {high:g}{right}, got {text[:40]!r}")
         return value
 
@@ -130,43 +132,108 @@ def parser(prog: str = "bifrost-opt simulate-gates") -> argparse.ArgumentParser:
         "promotions and paused stages. No Kafka.",
     )
     p.add_argument("--rollouts", type=_positive, default=1000, help="rollouts per scenario (default 1000)")
-    p.add_argument("--regression-rollouts", type=_positive, default=None,
-                   help="rollouts per regression or missing-data scenario (default: --rollouts)")
+    p.add_argument(
+        "--regression-rollouts",
+        type=_positive,
+        default=None,
+        help="rollouts per regression or missing-data scenario (default: --rollouts)",
+    )
     p.add_argument("--seed", type=_seed, default=7, help="base seed (default 7)")
-    p.add_argument("--suite", action="store_true",
-                   help="run the README suite: A/A under every traffic shape, regressions, missing data "
-                   "(ignores the traffic options below)")
-    p.add_argument("--scenarios", choices=sorted(SCENARIO_SETS), default="default",
-                   help="canaries to simulate without --suite (default: A/A and the regressions)")
-    p.add_argument("--mode", choices=("rollout", "stage"), default="rollout",
-                   help="rollout: whole rollouts through every stage; stage: hold the first stage for --max-windows")
-    p.add_argument("--gates", choices=("sequential", "naive"), default="sequential",
-                   help="the sequential gates, or the naive fixed-threshold baseline")
+    p.add_argument(
+        "--suite",
+        action="store_true",
+        help="run the README suite: A/A under every traffic shape, regressions, missing data "
+        "(ignores the traffic options below)",
+    )
+    p.add_argument(
+        "--scenarios",
+        choices=sorted(SCENARIO_SETS),
+        default="default",
+        help="canaries to simulate without --suite (default: A/A and the regressions)",
+    )
+    p.add_argument(
+        "--mode",
+        choices=("rollout", "stage"),
+        default="rollout",
+        help="rollout: whole rollouts through every stage; stage: hold the first stage for --max-windows",
+    )
+    p.add_argument(
+        "--gates",
+        choices=("sequential", "naive"),
+        default="sequential",
+        help="the sequential gates, or the naive fixed-threshold baseline",
+    )
     traffic = p.add_argument_group("traffic")
     traffic.add_argument("--rate", type=_positive, default=2000, help="requests per 1-minute window (default 2000)")
-    traffic.add_argument("--split", choices=("exact", "binomial"), default="binomial",
-                         help="binomial: each request assigned at random (default); exact: weighted round-robin")
-    traffic.add_argument("--latency", type=_latency, default=LatencyModel(),
-                         help="mix (default: the simulator's three models), lognormal:SIGMA or pareto:SHAPE, "
-                         "optionally @MEDIAN_MS (default 400)")
-    traffic.add_argument("--cluster-size", type=_number(1.0, 1000.0), default=1.0,
-                         help="mean size of event clusters (geometric; 1 = independent requests)")
-    traffic.add_argument("--cluster-metrics", type=_metrics, default=frozenset({"errors"}),
-                         help="what comes in clusters: errors, latency, cost, judgements (default errors)")
-    traffic.add_argument("--diurnal", type=_number(0.0, 1.0, high_open=True), default=0.0,
-                         help="amplitude of the daily swing of the request rate (0.5 = ±50%%; default 0)")
-    traffic.add_argument("--looks-per-window", type=_positive, default=10,
-                         help="batches (gate evaluations) per 1-minute window (default 10)")
-    traffic.add_argument("--history-windows", type=_non_negative, default=60,
-                         help="windows of traffic before the rollout the gates learn dispersion from (default 60)")
-    traffic.add_argument("--max-windows", type=_positive, default=400,
-                         help="cap on a rollout's windows (in --mode stage: the held stage's length; default 400)")
+    traffic.add_argument(
+        "--split",
+        choices=("exact", "binomial"),
+        default="binomial",
+        help="binomial: each request assigned at random (default); exact: weighted round-robin",
+    )
+    traffic.add_argument(
+        "--latency",
+        type=_latency,
+        default=LatencyModel(),
+        help="mix (default: the simulator's three models), lognormal:SIGMA or pareto:SHAPE, "
+        "optionally @MEDIAN_MS (default 400)",
+    )
+    traffic.add_argument(
+        "--cluster-size",
+        type=_number(1.0, 1000.0),
+        default=1.0,
+        help="mean size of event clusters (geometric; 1 = independent requests)",
+    )
+    traffic.add_argument(
+        "--cluster-metrics",
+        type=_metrics,
+        default=frozenset({"errors"}),
+        help="what comes in clusters: errors, latency, cost, judgements (default errors)",
+    )
+    traffic.add_argument(
+        "--diurnal",
+        type=_number(0.0, 1.0, high_open=True),
+        default=0.0,
+        help="amplitude of the daily swing of the request rate (0.5 = ±50%%; default 0)",
+    )
+    traffic.add_argument(
+        "--looks-per-window",
+        type=_positive,
+        default=10,
+        help="batches (gate evaluations) per 1-minute window (default 10)",
+    )
+    traffic.add_argument(
+        "--history-windows",
+        type=_non_negative,
+        default=60,
+        help="windows of traffic before the rollout the gates learn dispersion from (default 60)",
+    )
+    traffic.add_argument(
+        "--max-windows",
+        type=_positive,
+        default=400,
+        help="cap on a rollout's windows (in --mode stage: the held stage's length; default 400)",
+    )
     policy = p.add_argument_group("rollout policy")
     policy.add_argument("--stages", type=_stages, default=RolloutPolicy().stages, help="default 0.05,0.25,0.5,1.0")
-    policy.add_argument("--min-stage-seconds", type=_number(0.0, 1e7, low_open=True), default=900.0, help="data coverage a stage needs (default 900)")
-    policy.add_argument("--stage-timeout-seconds", type=_number(0.0, 1e8), default=0.0,
-                        help="traffic time before an undecided stage pauses (default 0 = 4x the minimum)")
-    p.add_argument("--alpha", type=_number(0.0, 0.5, low_open=True), default=GateConfig().alpha, help="false-rollback budget per rollout (default 0.01)")
+    policy.add_argument(
+        "--min-stage-seconds",
+        type=_number(0.0, 1e7, low_open=True),
+        default=900.0,
+        help="data coverage a stage needs (default 900)",
+    )
+    policy.add_argument(
+        "--stage-timeout-seconds",
+        type=_number(0.0, 1e8),
+        default=0.0,
+        help="traffic time before an undecided stage pauses (default 0 = 4x the minimum)",
+    )
+    p.add_argument(
+        "--alpha",
+        type=_number(0.0, 0.5, low_open=True),
+        default=GateConfig().alpha,
+        help="false-rollback budget per rollout (default 0.01)",
+    )
     p.add_argument("--workers", type=_non_negative, default=0, help="processes (default 0 = all cores)")
     p.add_argument("--json", action="store_true", help="print the report as JSON instead of a table")
     return p
@@ -176,14 +243,22 @@ def configs(args: argparse.Namespace) -> tuple[GateConfig, TrafficConfig, Rollou
     """The gate config, traffic and policy the arguments describe (``ValueError`` if invalid)."""
     config = GateConfig(alpha=args.alpha)
     traffic = TrafficConfig(
-        requests_per_window=args.rate, split=args.split, latency=args.latency,
-        clustering=Clustering(args.cluster_size, args.cluster_metrics), diurnal=args.diurnal,
-        looks_per_window=args.looks_per_window, history_windows=args.history_windows, max_windows=args.max_windows,
+        requests_per_window=args.rate,
+        split=args.split,
+        latency=args.latency,
+        clustering=Clustering(args.cluster_size, args.cluster_metrics),
+        diurnal=args.diurnal,
+        looks_per_window=args.looks_per_window,
+        history_windows=args.history_windows,
+        max_windows=args.max_windows,
     )
     if not args.min_stage_seconds > 0 or args.stage_timeout_seconds < 0:
         raise ValueError("--min-stage-seconds must be positive and --stage-timeout-seconds not negative")
-    policy = RolloutPolicy(stages=args.stages, min_stage_seconds=args.min_stage_seconds,
-                           stage_timeout_seconds=args.stage_timeout_seconds or None)
+    policy = RolloutPolicy(
+        stages=args.stages,
+        min_stage_seconds=args.min_stage_seconds,
+        stage_timeout_seconds=args.stage_timeout_seconds or None,
+    )
     return config, traffic, policy
 
 
@@ -202,8 +277,17 @@ def run(args: argparse.Namespace, p: argparse.ArgumentParser) -> SimulationRepor
     except ValueError as exc:
         p.error(str(exc))
     chosen, counts = scenarios_of(args)
-    return simulate_gates(config, chosen, rollouts=counts, seed=args.seed, traffic=traffic, policy=policy,
-                          mode=args.mode, gates=args.gates, workers=args.workers)
+    return simulate_gates(
+        config,
+        chosen,
+        rollouts=counts,
+        seed=args.seed,
+        traffic=traffic,
+        policy=policy,
+        mode=args.mode,
+        gates=args.gates,
+        workers=args.workers,
+    )
 
 
 def main_simulate_gates(argv: list[str] | None = None) -> int:
@@ -222,4 +306,3 @@ def main_simulate_gates(argv: list[str] | None = None) -> int:
     else:
         sys.stdout.write(to_markdown(report))
     return 0
-

@@ -46,7 +46,14 @@ from bifrost.streams.rollout.gates.config import GateConfig
 from bifrost.streams.rollout.gates.dispersion import ArmFigures, StageWindow, WindowSums
 from bifrost.streams.rollout.gates.gates import evaluate_gates
 from bifrost.streams.rollout.gates.naive import naive_gates
-from bifrost.streams.rollout.gates.traffic import NO_CLUSTERS, ArmProfile, ArmSampler, Clustering, LatencyModel, binomial
+from bifrost.streams.rollout.gates.traffic import (
+    NO_CLUSTERS,
+    ArmProfile,
+    ArmSampler,
+    Clustering,
+    LatencyModel,
+    binomial,
+)
 
 Split = Literal["exact", "binomial"]
 Mode = Literal["rollout", "stage"]
@@ -90,15 +97,21 @@ class TrafficConfig:
 
     def describe(self) -> str:
         """One line for tables."""
-        parts = [f"{self.requests_per_window:,} req/min", self.latency.label,
-                 "random assignment" if self.split == "binomial" else "exact split"]
+        parts = [
+            f"{self.requests_per_window:,} req/min",
+            self.latency.label,
+            "random assignment" if self.split == "binomial" else "exact split",
+        ]
         if self.clustering.size > 1:
             parts.append(f"{'/'.join(sorted(self.clustering.metrics))} in clusters of mean {self.clustering.size:g}")
         if self.diurnal:
             parts.append(f"diurnal ±{self.diurnal:.0%}")
         if self.history_windows != 60:
-            parts.append("no history before the rollout" if self.history_windows == 0
-                         else f"{self.history_windows} min of history")
+            parts.append(
+                "no history before the rollout"
+                if self.history_windows == 0
+                else f"{self.history_windows} min of history"
+            )
         return ", ".join(parts)
 
 
@@ -126,32 +139,63 @@ HISTORY_SECONDS = 3600
 #: The canary behaviours: A/A, the regressions of the brief, and what the table would hide.
 DEFAULT_SCENARIOS: tuple[Scenario, ...] = (
     Scenario("A/A", "canary identical to control", _BASE),
-    Scenario("latency x1.5", "every canary latency x1.5 (P95 +50%)",
-             ArmProfile(latency_factor=1.5), "latency_p95"),
-    Scenario("errors x1.1", "canary error rate 2.2% vs 2.0% (+10%)",
-             ArmProfile(error_rate=_BASE.error_rate * 1.1), "error_rate"),
-    Scenario("errors x1.5", "canary error rate 3.0% vs 2.0% (+50%)",
-             ArmProfile(error_rate=_BASE.error_rate * 1.5), "error_rate"),
-    Scenario("errors x3", "canary error rate 6% vs 2% (gross regression)",
-             ArmProfile(error_rate=_BASE.error_rate * 3.0), "error_rate"),
-    Scenario("cost x1.3", "every canary cost x1.3 (+30%)",
-             ArmProfile(cost_factor=1.3), "cost_per_task"),
-    Scenario("win rate x0.9", "canary win rate 0.81 vs 0.90 (-10%)",
-             ArmProfile(win_probability=_BASE.win_probability - 0.09), "win_rate"),
-    Scenario("latency tail", "6% of canary requests x10 slower (P95 +52%, median +8%)",
-             ArmProfile(tail_fraction=0.06, tail_factor=10.0), "latency_p95"),
+    Scenario("latency x1.5", "every canary latency x1.5 (P95 +50%)", ArmProfile(latency_factor=1.5), "latency_p95"),
+    Scenario(
+        "errors x1.1",
+        "canary error rate 2.2% vs 2.0% (+10%)",
+        ArmProfile(error_rate=_BASE.error_rate * 1.1),
+        "error_rate",
+    ),
+    Scenario(
+        "errors x1.5",
+        "canary error rate 3.0% vs 2.0% (+50%)",
+        ArmProfile(error_rate=_BASE.error_rate * 1.5),
+        "error_rate",
+    ),
+    Scenario(
+        "errors x3",
+        "canary error rate 6% vs 2% (gross regression)",
+        ArmProfile(error_rate=_BASE.error_rate * 3.0),
+        "error_rate",
+    ),
+    Scenario("cost x1.3", "every canary cost x1.3 (+30%)", ArmProfile(cost_factor=1.3), "cost_per_task"),
+    Scenario(
+        "win rate x0.9",
+        "canary win rate 0.81 vs 0.90 (-10%)",
+        ArmProfile(win_probability=_BASE.win_probability - 0.09),
+        "win_rate",
+    ),
+    Scenario(
+        "latency tail",
+        "6% of canary requests x10 slower (P95 +52%, median +8%)",
+        ArmProfile(tail_fraction=0.06, tail_factor=10.0),
+        "latency_p95",
+    ),
 )
 
 #: Canaries whose data are missing: they must never be promoted.
 MISSING_SCENARIOS: tuple[Scenario, ...] = (
-    Scenario("canary latency 0", "the canary reports latency 0 for every request",
-             ArmProfile(latency_zero_fraction=1.0), expected="no promotion"),
-    Scenario("canary latency 0 for 20%", "the canary reports latency 0 for a fifth of its requests",
-             ArmProfile(latency_zero_fraction=0.2), expected="no promotion"),
-    Scenario("canary unjudged", "no judgements for canary requests (the control has them)",
-             ArmProfile(judged_fraction=0.0), expected="no promotion"),
-    Scenario("canary without cost", "the canary reports cost 0",
-             ArmProfile(reports_cost=False), expected="no promotion"),
+    Scenario(
+        "canary latency 0",
+        "the canary reports latency 0 for every request",
+        ArmProfile(latency_zero_fraction=1.0),
+        expected="no promotion",
+    ),
+    Scenario(
+        "canary latency 0 for 20%",
+        "the canary reports latency 0 for a fifth of its requests",
+        ArmProfile(latency_zero_fraction=0.2),
+        expected="no promotion",
+    ),
+    Scenario(
+        "canary unjudged",
+        "no judgements for canary requests (the control has them)",
+        ArmProfile(judged_fraction=0.0),
+        expected="no promotion",
+    ),
+    Scenario(
+        "canary without cost", "the canary reports cost 0", ArmProfile(reports_cost=False), expected="no promotion"
+    ),
 )
 
 
@@ -212,8 +256,9 @@ class SimulationReport(msgspec.Struct, frozen=True, kw_only=True):
     seconds: float
 
 
-_VERIFY = RolloutCommand(command_id="sim-verified", router_id="sim", kind=CommandKind.ARTIFACT_VERIFIED,
-                         artifact="canary", sha256="0" * 64)
+_VERIFY = RolloutCommand(
+    command_id="sim-verified", router_id="sim", kind=CommandKind.ARTIFACT_VERIFIED, artifact="canary", sha256="0" * 64
+)
 _START = RolloutCommand(command_id="sim", router_id="sim", kind=CommandKind.START, artifact="canary", control="control")
 
 
@@ -221,8 +266,9 @@ def _canary_state(policy: RolloutPolicy) -> RolloutState:
     # Only verified versions start: record the (simulated) canary as verified first.
     state = RolloutState(router_id="sim")
     for command in (_VERIFY, _START):
-        state = apply_command(state, command, arm_traffic={"control": 1}, wall=0.0, policy=policy,
-                              issued_by="simulation").state
+        state = apply_command(
+            state, command, arm_traffic={"control": 1}, wall=0.0, policy=policy, issued_by="simulation"
+        ).state
     assert state.phase is Phase.CANARY, state.last_command
     return state
 
@@ -238,9 +284,15 @@ def _evaluator(config: GateConfig, gates: Gates, share_scale: float) -> Evaluate
         return lambda look, share: naive_gates(look.canary, look.control, config)
     # ``look.history`` here already sums the stage's closed windows too (run_rollout keeps
     # it up to date), so only the open window is summed at each look: the same sums.
-    return lambda look, share: evaluate_gates(look.canary, look.control, config, windows=look.windows[-1:],
-                                              history=look.history, alpha_share=share * share_scale,
-                                              totals=look.totals)
+    return lambda look, share: evaluate_gates(
+        look.canary,
+        look.control,
+        config,
+        windows=look.windows[-1:],
+        history=look.history,
+        alpha_share=share * share_scale,
+        totals=look.totals,
+    )
 
 
 def _batches(n: int, parts: int) -> list[int]:
@@ -280,7 +332,7 @@ def run_rollout(
         control_sampler.add_window(before, rng, traffic.requests_per_window, clustering)
         past.append(StageWindow(minute * ws, ArmFigures(), ArmFigures.of(before)))
     # history + the stage's closed windows
-    sums = WindowSums.of(past[-traffic.history_windows:]) if traffic.history_windows else WindowSums()
+    sums = WindowSums.of(past[-traffic.history_windows :]) if traffic.history_windows else WindowSums()
     totals = (ArmFigures(), ArmFigures())  # both arms' figures summed over the stage
     closed: list[StageWindow] = []
     canary_cum, control_cum = WindowStats(), WindowStats()
@@ -290,7 +342,9 @@ def run_rollout(
     for minute in range(traffic.max_windows):
         rate = traffic.requests_per_window
         if traffic.diurnal:
-            rate = round(rate * (1.0 + traffic.diurnal * math.sin(2.0 * math.pi * (minute + phase) / traffic.diurnal_period)))
+            rate = round(
+                rate * (1.0 + traffic.diurnal * math.sin(2.0 * math.pi * (minute + phase) / traffic.diurnal_period))
+            )
         start = minute * ws
         canary_w, control_w = WindowStats(), WindowStats()
         canary_f, control_f = ArmFigures(), ArmFigures()
@@ -316,26 +370,48 @@ def run_rollout(
             total_canary += n_canary
             minutes = minute + (b + 1) / looks
             windows = [*closed, StageWindow(start, canary_f, control_f)]
-            look = Look(clock=start + ws * (b + 1) / looks, window_seconds=ws, windows=windows,
-                        canary=canary_cum, control=control_cum, history=sums, totals=totals)
+            look = Look(
+                clock=start + ws * (b + 1) / looks,
+                window_seconds=ws,
+                windows=windows,
+                canary=canary_cum,
+                control=control_cum,
+                history=sums,
+                totals=totals,
+            )
             decision = on_look(state, look, evaluate=evaluate, wall=0.0, policy=policy)
             new = decision.state
             stage_minutes = minutes - stage_start
             if decision.rollback is not None:
-                return RolloutRecord("rolled_back", state.stage_index, decision.rollback.gate, canary_cum.count,
-                                     stage_minutes, minutes, total_canary)
+                return RolloutRecord(
+                    "rolled_back",
+                    state.stage_index,
+                    decision.rollback.gate,
+                    canary_cum.count,
+                    stage_minutes,
+                    minutes,
+                    total_canary,
+                )
             if new.phase is Phase.PAUSED:
-                return RolloutRecord("paused", state.stage_index, _reason_gate(new), canary_cum.count,
-                                     stage_minutes, minutes, total_canary)
+                return RolloutRecord(
+                    "paused",
+                    state.stage_index,
+                    _reason_gate(new),
+                    canary_cum.count,
+                    stage_minutes,
+                    minutes,
+                    total_canary,
+                )
             if new.phase is Phase.PROMOTED:
-                return RolloutRecord("promoted", new.stage_index, None, canary_cum.count, stage_minutes, minutes,
-                                     total_canary)
+                return RolloutRecord(
+                    "promoted", new.stage_index, None, canary_cum.count, stage_minutes, minutes, total_canary
+                )
             if new.stage_index != state.stage_index:
                 # The new stage starts at the current window (its since is the frontier).
                 # Like the LookBuilder, the new stage's history is the hour before it: the
                 # earlier stages' windows too (and what is left of the traffic before the rollout).
                 past += closed
-                sums = WindowSums.of(past[-max(1, HISTORY_SECONDS // ws):])
+                sums = WindowSums.of(past[-max(1, HISTORY_SECONDS // ws) :])
                 closed = []
                 canary_cum, control_cum = merged([canary_w]), merged([control_w])
                 totals = (canary_f, control_f)
@@ -345,8 +421,9 @@ def run_rollout(
         finished = StageWindow(start, canary_f, control_f)
         closed.append(finished)
         sums = sums + WindowSums.of([finished])
-    return RolloutRecord("running", state.stage_index, None, canary_cum.count, minutes - stage_start, minutes,
-                         total_canary)
+    return RolloutRecord(
+        "running", state.stage_index, None, canary_cum.count, minutes - stage_start, minutes, total_canary
+    )
 
 
 def _reason_gate(state: RolloutState) -> str:
@@ -363,7 +440,9 @@ def _reason_gate(state: RolloutState) -> str:
     return " ".join(words[:3] if words[1:3] == ["not", "shown"] else words[:2])
 
 
-def _run_chunk(args: tuple[range, int, GateConfig, Scenario, TrafficConfig, RolloutPolicy, Mode, Gates]) -> list[RolloutRecord]:
+def _run_chunk(
+    args: tuple[range, int, GateConfig, Scenario, TrafficConfig, RolloutPolicy, Mode, Gates],
+) -> list[RolloutRecord]:
     indices, seed, config, scenario, traffic, policy, mode, gates = args
     return [run_rollout(i, seed, config, scenario, traffic, policy, mode=mode, gates=gates) for i in indices]
 
@@ -384,8 +463,9 @@ def _median(values: Sequence[float]) -> float | None:
     return float(ordered[mid]) if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2.0
 
 
-def summarize(scenario: Scenario, traffic: TrafficConfig, records: list[RolloutRecord], stages: int,
-              min_stage_minutes: float) -> ScenarioSummary:
+def summarize(
+    scenario: Scenario, traffic: TrafficConfig, records: list[RolloutRecord], stages: int, min_stage_minutes: float
+) -> ScenarioSummary:
     """Rates and figures of one scenario's rollouts."""
     n = len(records)
     back = [r for r in records if r.outcome == "rolled_back"]
@@ -418,8 +498,9 @@ def summarize(scenario: Scenario, traffic: TrafficConfig, records: list[RolloutR
         p95_samples=_percentile(samples, 0.95),
         median_minutes=_median([r.minutes for r in records]),
         median_canary_requests=_median([r.canary_requests for r in records]),
-        median_stage_minutes_promoted=_median([r.minutes / max(r.stage, 1) for r in records
-                                               if r.outcome == "promoted"]),
+        median_stage_minutes_promoted=_median(
+            [r.minutes / max(r.stage, 1) for r in records if r.outcome == "promoted"]
+        ),
     )
 
 
@@ -463,8 +544,10 @@ def simulate_gates(
     tasks = []
     for scenario, count in zip(scenarios, counts):
         chunk = max(1, min(25, math.ceil(count / (4 * workers))))
-        tasks += [(range(i, min(i + chunk, count)), seed, config, scenario, traffic, policy, mode, gates)
-                  for i in range(0, count, chunk)]
+        tasks += [
+            (range(i, min(i + chunk, count)), seed, config, scenario, traffic, policy, mode, gates)
+            for i in range(0, count, chunk)
+        ]
     results: dict[str, list[RolloutRecord]] = {name: [] for name in names}
     total, done = sum(counts), 0
 

@@ -57,7 +57,13 @@ def healthy(look: Look, share: float) -> Verdict:
 
 
 def slow(look: Look, share: float) -> Verdict:
-    return Verdict([GateResult(gate="latency_p95", status=GateStatus.FAIL, canary=3000.0, control=1000.0, statistic=0.8, bound=0.25)])
+    return Verdict(
+        [
+            GateResult(
+                gate="latency_p95", status=GateStatus.FAIL, canary=3000.0, control=1000.0, statistic=0.8, bound=0.25
+            )
+        ]
+    )
 
 
 def blocked(look: Look, share: float) -> Verdict:
@@ -72,8 +78,10 @@ def command(kind: CommandKind, **kw: object) -> RolloutCommand:
     return RolloutCommand(command_id=f"c-{kind.value}-{kw.get('artifact', '')}", router_id="r", kind=kind, **kw)  # type: ignore[arg-type]
 
 
-VERIFIED = [VerifiedArtifact(version=v, sha256=f"{i:064x}", verified_by="pipeline", at=0.0)
-            for i, v in enumerate(("v1", "v2", "v3"))]
+VERIFIED = [
+    VerifiedArtifact(version=v, sha256=f"{i:064x}", verified_by="pipeline", at=0.0)
+    for i, v in enumerate(("v1", "v2", "v3"))
+]
 
 
 def fresh(**fields: object) -> RolloutState:
@@ -83,25 +91,42 @@ def fresh(**fields: object) -> RolloutState:
 
 def started(**policy: object) -> RolloutState:
     state = fresh(clock=1000.0)
-    decision = apply_command(state, command(CommandKind.START, artifact="v2"), arm_traffic=TRAFFIC, wall=1.0,
-                             policy=RolloutPolicy(**policy) if policy else POLICY)  # type: ignore[arg-type]
+    decision = apply_command(
+        state,
+        command(CommandKind.START, artifact="v2"),
+        arm_traffic=TRAFFIC,
+        wall=1.0,
+        policy=RolloutPolicy(**policy) if policy else POLICY,
+    )  # type: ignore[arg-type]
     assert decision.state.last_command and decision.state.last_command.accepted, decision.state.last_command
     return decision.state
 
 
-def look_at(state: RolloutState, clock: float, n: int = 500, *, starts: list[int] | None = None,
-            canary_windows: bool = True) -> Look:
+def look_at(
+    state: RolloutState, clock: float, n: int = 500, *, starts: list[int] | None = None, canary_windows: bool = True
+) -> Look:
     """A look at event time ``clock``: windows from the stage's start up to the open one that
     starts at ``clock`` (or exactly ``starts``), ``n`` requests per arm in all."""
     starts = list(range(int(state.since), int(clock) + 1, 60)) if starts is None else starts
     per = max(1, n // max(len(starts), 1))
     windows = [StageWindow(s, ArmFigures(count=per if canary_windows else 0), ArmFigures(count=per)) for s in starts]
-    return Look(clock=clock + 1.0, window_seconds=60, windows=windows, canary=stats(n if canary_windows else 0),
-                control=stats(n))
+    return Look(
+        clock=clock + 1.0,
+        window_seconds=60,
+        windows=windows,
+        canary=stats(n if canary_windows else 0),
+        control=stats(n),
+    )
 
 
-def window(state: RolloutState, clock: float, evaluate=healthy, n: int = 500, policy: RolloutPolicy = POLICY,  # type: ignore[no-untyped-def]
-           **kw: object) -> Decision:
+def window(
+    state: RolloutState,
+    clock: float,
+    evaluate=healthy,
+    n: int = 500,
+    policy: RolloutPolicy = POLICY,  # type: ignore[no-untyped-def]
+    **kw: object,
+) -> Decision:
     """The look at ``clock``: every window before it has closed (a window close, as before)."""
     return on_look(state, look_at(state, clock, n, **kw), evaluate=evaluate, wall=2.0, policy=policy)  # type: ignore[arg-type]
 
@@ -130,8 +155,8 @@ def test_healthy_canary_walks_every_stage_and_is_promoted() -> None:
 
 def test_stage_waits_for_duration_samples_and_gates() -> None:
     state = started()
-    assert window(state, 1000 + 840).state.stage_index == 0          # 14 windows covered: too early
-    assert window(state, 1000 + 900, n=50).state.stage_index == 0     # too few samples
+    assert window(state, 1000 + 840).state.stage_index == 0  # 14 windows covered: too early
+    assert window(state, 1000 + 900, n=50).state.stage_index == 0  # too few samples
     assert window(state, 1000 + 900, evaluate=blocked).state.stage_index == 0
     assert window(state, 1000 + 900, evaluate=blocked).state.promotion_blocked_by == ["slo_p95"]
     ripe = window(state, 1000 + 900).state
@@ -155,13 +180,19 @@ def test_failed_gate_rolls_back_with_evidence() -> None:
 
 @pytest.mark.parametrize(
     ("kind", "phase_after"),
-    [(CommandKind.PAUSE, Phase.PAUSED), (CommandKind.FORCE_ROLLBACK, Phase.ROLLED_BACK), (CommandKind.EMERGENCY_STOP, Phase.EMERGENCY_STOPPED)],
+    [
+        (CommandKind.PAUSE, Phase.PAUSED),
+        (CommandKind.FORCE_ROLLBACK, Phase.ROLLED_BACK),
+        (CommandKind.EMERGENCY_STOP, Phase.EMERGENCY_STOPPED),
+    ],
 )
 def test_operator_commands(kind: CommandKind, phase_after: Phase) -> None:
     decision = apply_command(started(), command(kind, reason="drill"), arm_traffic=TRAFFIC, wall=5.0, policy=POLICY)
     assert decision.state.phase is phase_after and decision.state.last_command.accepted  # type: ignore[union-attr]
     if kind is CommandKind.FORCE_ROLLBACK:
-        assert decision.rollback is not None and decision.rollback.gate == "manual" and decision.rollback.reason == "drill"
+        assert (
+            decision.rollback is not None and decision.rollback.gate == "manual" and decision.rollback.reason == "drill"
+        )
     if kind is CommandKind.EMERGENCY_STOP:
         assert decision.state.weights == {"v1": 1.0} and decision.state.canary_version is None
 
@@ -199,14 +230,22 @@ def test_approval_gate() -> None:
         (fresh, command(CommandKind.START, artifact="v1"), TRAFFIC, "already"),
         (fresh, command(CommandKind.START, artifact="never-signed-v666"), TRAFFIC, "is not verified for router r"),
         # An outside test set an arbitrary control name, which then got 95% and the emergency stop's 100%.
-        (fresh, command(CommandKind.START, artifact="v2", control="v-attacker-control"), TRAFFIC,
-         "neither the router's current artifact, nor serving its traffic, nor a verified version"),
+        (
+            fresh,
+            command(CommandKind.START, artifact="v2", control="v-attacker-control"),
+            TRAFFIC,
+            "neither the router's current artifact, nor serving its traffic, nor a verified version",
+        ),
         (started, command(CommandKind.RESUME), TRAFFIC, "cannot resume while canary"),
         (started, command(CommandKind.APPROVE), TRAFFIC, "cannot approve"),
         (started, command(CommandKind.PROMOTE, artifact="v9"), TRAFFIC, "canary is v2"),
         (started, command(CommandKind.PROMOTE), TRAFFIC, "no gate has been evaluated at 5% yet"),
-        (lambda: window(started(), 1060, evaluate=blocked).state, command(CommandKind.PROMOTE), TRAFFIC,
-         "gates not passing at 5%: slo_p95 blocked"),
+        (
+            lambda: window(started(), 1060, evaluate=blocked).state,
+            command(CommandKind.PROMOTE),
+            TRAFFIC,
+            "gates not passing at 5%: slo_p95 blocked",
+        ),
         (started, command(CommandKind.PROMOTE, override=True), TRAFFIC, "an override needs a reason"),
         (started, command(CommandKind.PAUSE, override=True, reason="x"), TRAFFIC, "override applies only to promote"),
         (lambda: fresh(revision=3), command(CommandKind.EMERGENCY_STOP), TRAFFIC, "no last good"),
@@ -222,6 +261,7 @@ def test_illegal_commands_are_refused_with_a_reason(state_factory, cmd, traffic,
 
 
 # --- stage timing from data -----------------------------------------------------------------------
+
 
 def test_a_clock_gap_without_data_does_not_ripen_a_stage() -> None:
     state = started()
@@ -284,6 +324,7 @@ def test_coverage_counts_closed_windows_once() -> None:
 
 # --- no stuck stages ------------------------------------------------------------------------------
 
+
 def test_a_stage_blocked_until_its_timeout_pauses_with_the_reason() -> None:
     state = started()
     clock = 1000.0
@@ -309,12 +350,16 @@ def test_the_timeout_is_configurable_and_names_missing_coverage() -> None:
     decision = window(started(), 1000 + 600, canary_windows=False, policy=policy)
     assert decision.state.phase is Phase.PAUSED
     reasons = decision.state.stall.reasons  # type: ignore[union-attr]
-    assert reasons[0] == "only 0 of 15 min covered by data in both arms (canary traffic in 0 of 10 closed " "windows, control in 10)"
+    assert (
+        reasons[0] == "only 0 of 15 min covered by data in both arms (canary traffic in 0 of 10 closed "
+        "windows, control in 10)"
+    )
     assert reasons[1].startswith("too few requests: canary 0")
     assert RolloutPolicy(stage_timeout_seconds=0).timeout_seconds == float("inf")
 
 
 # --- α per rollout --------------------------------------------------------------------------------
+
 
 def test_each_stage_spends_its_share_of_the_rollouts_alpha() -> None:
     shares: list[float] = []
@@ -333,8 +378,16 @@ def test_each_stage_spends_its_share_of_the_rollouts_alpha() -> None:
 
 # --- with the real gates: missing data never promote, stuck stages say why ------------------------
 
-def real_stage(canary_profile: ArmProfile, *, minutes: int, seed: int = 3, latency: LatencyModel = LatencyModel(),
-               config: GateConfig = GateConfig(), trace: list[RolloutState] | None = None) -> RolloutState:
+
+def real_stage(
+    canary_profile: ArmProfile,
+    *,
+    minutes: int,
+    seed: int = 3,
+    latency: LatencyModel = LatencyModel(),
+    config: GateConfig = GateConfig(),
+    trace: list[RolloutState] | None = None,
+) -> RolloutState:
     """Run the real gates on simulated traffic (2,000 requests a minute, 5% canary) until the
     stage leaves the canary phase or ``minutes`` pass (``trace`` collects the state after each window)."""
     rng = random.Random(seed)
@@ -351,12 +404,22 @@ def real_stage(canary_profile: ArmProfile, *, minutes: int, seed: int = 3, laten
         control_sampler.add_window(control, rng, 2000 - n)
         windows.append((start, canary, control))
         stage = [w for w in windows if w[0] >= state.since]
-        look = Look(clock=start + 59.0, window_seconds=60,
-                    windows=[StageWindow(s, ArmFigures.of(c), ArmFigures.of(k)) for s, c, k in stage],
-                    canary=merged([c for _, c, _ in stage]), control=merged([k for _, _, k in stage]))
-        state = on_look(state, look, wall=0.0, policy=POLICY,
-                        evaluate=lambda lk, share: evaluate_gates(lk.canary, lk.control, config, windows=lk.windows,
-                                                                  alpha_share=share)).state
+        look = Look(
+            clock=start + 59.0,
+            window_seconds=60,
+            windows=[StageWindow(s, ArmFigures.of(c), ArmFigures.of(k)) for s, c, k in stage],
+            canary=merged([c for _, c, _ in stage]),
+            control=merged([k for _, _, k in stage]),
+        )
+        state = on_look(
+            state,
+            look,
+            wall=0.0,
+            policy=POLICY,
+            evaluate=lambda lk, share: evaluate_gates(
+                lk.canary, lk.control, config, windows=lk.windows, alpha_share=share
+            ),
+        ).state
         if trace is not None:
             trace.append(state)
         if state.phase is not Phase.CANARY:
@@ -408,8 +471,13 @@ def test_a_regression_the_data_cannot_yet_condemn_is_held_then_paused_not_promot
     assert all(s.stage_index == 0 and s.phase is not Phase.ROLLED_BACK for s in trace)
     # Ripe (15 min covered, samples, no gate failing), yet held by the cost gate's upper bound.
     ripe = [s for s in trace if s.phase is Phase.CANARY and s.covered_seconds >= POLICY.min_stage_seconds]
-    assert ripe and all(any(line.startswith("cost_per_task not shown within tolerance: upper bound +")
-                            and "needs below +30%" in line for line in s.blockers) for s in ripe)
+    assert ripe and all(
+        any(
+            line.startswith("cost_per_task not shown within tolerance: upper bound +") and "needs below +30%" in line
+            for line in s.blockers
+        )
+        for s in ripe
+    )
     assert all("cost_per_task" in s.promotion_blocked_by for s in ripe)
     cost = next(g for g in trace[-1].gates if g.gate == "cost_per_task")
     assert cost.status is GateStatus.PASS and cost.upper is not None and cost.upper_limit == 0.3

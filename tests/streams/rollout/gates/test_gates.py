@@ -19,9 +19,9 @@ from bifrost.streams.rollout.gates import (
     GateResult,
     GateStatus,
     evaluate_gates,
+    inference,
     naive_gates,
 )
-from bifrost.streams.rollout.gates import inference
 from bifrost.streams.rollout.gates.config import EXCEEDANCE_PRIOR
 from bifrost.streams.rollout.gates.traffic import ArmProfile, ArmSampler, add_keys, latency_key_table
 
@@ -118,7 +118,9 @@ def test_tail_test_catches_a_regression_confined_to_the_tail() -> None:
     assert outcome.statistic is not None and outcome.statistic > 0.05 == outcome.bound
     aa = QuantileSketch()
     add_keys(aa, Counter(rng.choices(base, k=2000)))
-    assert not inference.tail_exceedance_test(aa, control, 0.05, 0.95, 0.000625, 0.000625, 100.0, EXCEEDANCE_PRIOR).reject
+    assert not inference.tail_exceedance_test(
+        aa, control, 0.05, 0.95, 0.000625, 0.000625, 100.0, EXCEEDANCE_PRIOR
+    ).reject
 
 
 def test_below_min_samples_is_insufficient() -> None:
@@ -163,8 +165,19 @@ def test_slo_gates_block_promotion_without_rolling_back() -> None:
 
 def test_report_properties() -> None:
     def result(gate: str, status: GateStatus) -> GateResult:
-        return GateResult(gate=gate, status=status, canary=None, control=None, threshold=None, statistic=None,
-                          bound=None, method="m", alpha=None, canary_samples=0, control_samples=0)
+        return GateResult(
+            gate=gate,
+            status=status,
+            canary=None,
+            control=None,
+            threshold=None,
+            statistic=None,
+            bound=None,
+            method="m",
+            alpha=None,
+            canary_samples=0,
+            control_samples=0,
+        )
 
     passing = [result(g, GateStatus.PASS) for g in [*ROLLBACK_GATES, "slo_p95", "slo_win_rate"]]
     assert GateReport(results=passing).rollback is None
@@ -182,8 +195,13 @@ def test_report_properties() -> None:
 
 def test_statistic_exceeds_bound_exactly_when_a_gate_fails() -> None:
     rng = random.Random(4)
-    profiles = [ArmProfile(), ArmProfile(latency_factor=1.15), ArmProfile(error_rate=0.035),
-                ArmProfile(cost_factor=1.2), ArmProfile(win_probability=0.8)]
+    profiles = [
+        ArmProfile(),
+        ArmProfile(latency_factor=1.15),
+        ArmProfile(error_rate=0.035),
+        ArmProfile(cost_factor=1.2),
+        ArmProfile(win_probability=0.8),
+    ]
     for i in range(30):
         n = rng.choice([150, 600, 2500])
         report = evaluate_gates(arm(n, rng.choice(profiles), seed=i), arm(19 * n, seed=1000 + i))
@@ -208,8 +226,15 @@ def test_gate_config_validation() -> None:
     # alpha is per whole rollout: a stage spends its share, split over the gates.
     assert GateConfig().gate_alpha("latency_p95", 0.5) == pytest.approx(0.01 * 0.5 * 0.6)
     assert sum(GateConfig().gate_alpha(g) for g in ROLLBACK_GATES) == pytest.approx(0.01)
-    for bad in ({"alpha": 0.0}, {"alpha": 1.5}, {"min_samples": 0}, {"error_rate_increase": -0.1},
-                {"win_rate_decrease": 1.0}, {"slo_p95_ms": 0.0}, {"slo_min_win_rate": 2.0}):
+    for bad in (
+        {"alpha": 0.0},
+        {"alpha": 1.5},
+        {"min_samples": 0},
+        {"error_rate_increase": -0.1},
+        {"win_rate_decrease": 1.0},
+        {"slo_p95_ms": 0.0},
+        {"slo_min_win_rate": 2.0},
+    ):
         with pytest.raises(ValueError):
             GateConfig(**bad)  # type: ignore[arg-type]
 
@@ -222,8 +247,20 @@ def test_win_rate_without_any_judged_samples_does_not_block_promotion() -> None:
     def arm(n: int) -> WindowStats:
         stats = WindowStats()
         for i in range(n):
-            stats.add_event(RoutingEvent(request_id=str(i), ts=1.0, router_id="r", arm="a", model="m", provider="p",
-                                         bucket=Bucket.MID, latency_ms=100.0 + i % 7, cost_usd=0.01, success=True))
+            stats.add_event(
+                RoutingEvent(
+                    request_id=str(i),
+                    ts=1.0,
+                    router_id="r",
+                    arm="a",
+                    model="m",
+                    provider="p",
+                    bucket=Bucket.MID,
+                    latency_ms=100.0 + i % 7,
+                    cost_usd=0.01,
+                    success=True,
+                )
+            )
         return stats
 
     report = evaluate_gates(arm(500), arm(5000))
@@ -233,6 +270,7 @@ def test_win_rate_without_any_judged_samples_does_not_block_promotion() -> None:
 
 
 # --- clustered events, missing data, holding ------------------------------------------------------
+
 
 def stage(profile: ArmProfile, minutes: int, clustering, seed: int = 1, history: int = 60):  # type: ignore[no-untyped-def]
     """Per-window canary/control stats at 2,000 requests a minute, 5% canary, plus ``history``
@@ -298,8 +336,9 @@ def test_partly_missing_latency_blocks_but_a_slow_canary_still_rolls_back() -> N
     partial = evaluate_gates(arm(2000, ArmProfile(latency_zero_fraction=0.2), seed=5), arm(38_000, seed=6))
     assert partial.get("latency_p95").status is GateStatus.INSUFFICIENT  # type: ignore[union-attr]
     assert "has a latency for 8" in partial.get("latency_p95").note  # type: ignore[union-attr]
-    slow = evaluate_gates(arm(2000, ArmProfile(latency_zero_fraction=0.2, latency_factor=2.0), seed=5),
-                          arm(38_000, seed=6))
+    slow = evaluate_gates(
+        arm(2000, ArmProfile(latency_zero_fraction=0.2, latency_factor=2.0), seed=5), arm(38_000, seed=6)
+    )
     assert slow.rollback is not None and slow.rollback.gate == "latency_p95"
 
 
@@ -356,37 +395,54 @@ def test_latency_waits_for_enough_windows_to_measure_its_dispersion_without_hist
 
 # --- invalid input --------------------------------------------------------------------------------
 
+
 def _corrupt(edit) -> WindowStats:  # type: ignore[no-untyped-def]
     stats = arm(2000, ArmProfile(cost_factor=3.0, latency_factor=2.0, error_rate=0.2), seed=31)
     edit(stats)
     return stats
 
 
-@pytest.mark.parametrize(("label", "edit", "reason"), [
-    ("NaN cost", lambda s: setattr(s, "cost_usd", float("nan")), "cost_usd is nan"),
-    ("infinite cost", lambda s: setattr(s, "cost_usd", float("inf")), "cost_usd is inf"),
-    ("NaN cost_sq", lambda s: setattr(s, "cost_sq", float("nan")), "cost_sq is nan"),
-    ("inconsistent cost_sq", lambda s: setattr(s, "cost_sq", 0.0), "inconsistent sums"),
-    ("errors > count", lambda s: setattr(s, "errors", s.count + 1), "errors for 2,000 requests"),
-    ("negative errors", lambda s: setattr(s, "errors", -1), "negative errors"),
-    ("wins > count", lambda s: setattr(s, "wins", s.count * 2), "judged"),
-    ("negative wins", lambda s: setattr(s, "wins", -5), "negative wins"),
-    ("NaN quality", lambda s: setattr(s, "quality_sum", float("nan")), "quality_sum"),
-    ("count 0, sketch full", lambda s: [setattr(s, f, 0) for f in ("count", "errors", "wins", "losses", "ties")],
-     "latencies for 0 requests"),
-    ("negative bin", lambda s: s.latency_ms.bins.update({k: -c for k, c in s.latency_ms.bins.items()}), "negative latency bin"),
-    ("absurd bin index", lambda s: s.latency_ms.bins.update({10**9: 5}), "outside"),
-    ("absurd negative bin index", lambda s: s.latency_ms.bins.update({-10**6: 500}), "outside"),
-    ("bins disagree with count", lambda s: setattr(s.latency_ms, "count", s.latency_ms.count - 7), "latency bins hold"),
-])
+@pytest.mark.parametrize(
+    ("label", "edit", "reason"),
+    [
+        ("NaN cost", lambda s: setattr(s, "cost_usd", float("nan")), "cost_usd is nan"),
+        ("infinite cost", lambda s: setattr(s, "cost_usd", float("inf")), "cost_usd is inf"),
+        ("NaN cost_sq", lambda s: setattr(s, "cost_sq", float("nan")), "cost_sq is nan"),
+        ("inconsistent cost_sq", lambda s: setattr(s, "cost_sq", 0.0), "inconsistent sums"),
+        ("errors > count", lambda s: setattr(s, "errors", s.count + 1), "errors for 2,000 requests"),
+        ("negative errors", lambda s: setattr(s, "errors", -1), "negative errors"),
+        ("wins > count", lambda s: setattr(s, "wins", s.count * 2), "judged"),
+        ("negative wins", lambda s: setattr(s, "wins", -5), "negative wins"),
+        ("NaN quality", lambda s: setattr(s, "quality_sum", float("nan")), "quality_sum"),
+        (
+            "count 0, sketch full",
+            lambda s: [setattr(s, f, 0) for f in ("count", "errors", "wins", "losses", "ties")],
+            "latencies for 0 requests",
+        ),
+        (
+            "negative bin",
+            lambda s: s.latency_ms.bins.update({k: -c for k, c in s.latency_ms.bins.items()}),
+            "negative latency bin",
+        ),
+        ("absurd bin index", lambda s: s.latency_ms.bins.update({10**9: 5}), "outside"),
+        ("absurd negative bin index", lambda s: s.latency_ms.bins.update({-(10**6): 500}), "outside"),
+        (
+            "bins disagree with count",
+            lambda s: setattr(s.latency_ms, "count", s.latency_ms.count - 7),
+            "latency bins hold",
+        ),
+    ],
+)
 def test_invalid_data_are_insufficient_with_a_reason_never_a_pass_fail_or_exception(label, edit, reason) -> None:  # type: ignore[no-untyped-def]
     control = arm(38_000, seed=32)
     for canary, ctl, arm_name in ((_corrupt(edit), control, "canary"), (arm(2000, seed=33), _corrupt(edit), "control")):
         report = evaluate_gates(canary, ctl)
         assert report.rollback is None and report.promotion_blocked, label
         assert all(r.status is GateStatus.INSUFFICIENT for r in report.results), label
-        assert all(r.note.startswith(f"invalid {arm_name} data: ") and reason in r.note for r in report.results), \
-            (label, report.results[0].note)
+        assert all(r.note.startswith(f"invalid {arm_name} data: ") and reason in r.note for r in report.results), (
+            label,
+            report.results[0].note,
+        )
 
 
 def test_invalid_window_figures_are_rejected() -> None:

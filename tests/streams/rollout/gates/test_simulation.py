@@ -27,9 +27,14 @@ FAST = TrafficConfig(looks_per_window=4, history_windows=30)
 
 @pytest.fixture(scope="module")
 def aa_report() -> SimulationReport:
-    bursts = Scenario("A/A bursts", "errors in clusters of mean 20", ArmProfile(),
-                      traffic=TrafficConfig(looks_per_window=4, history_windows=30,
-                                            clustering=Clustering(20.0, frozenset({"errors"}))))
+    bursts = Scenario(
+        "A/A bursts",
+        "errors in clusters of mean 20",
+        ArmProfile(),
+        traffic=TrafficConfig(
+            looks_per_window=4, history_windows=30, clustering=Clustering(20.0, frozenset({"errors"}))
+        ),
+    )
     return simulate_gates(GateConfig(), [AA, bursts], rollouts=40, seed=2024, workers=2, traffic=FAST)
 
 
@@ -69,9 +74,15 @@ def test_results_do_not_depend_on_scenario_set_or_workers() -> None:
 
 
 def test_exact_split_and_clustering_options() -> None:
-    traffic = TrafficConfig(max_windows=3, split="exact", looks_per_window=2, history_windows=3,
-                            clustering=Clustering(5.0, frozenset({"errors", "cost", "judgements", "latency"})),
-                            diurnal=0.5, latency=LatencyModel("pareto", shape=1.5))
+    traffic = TrafficConfig(
+        max_windows=3,
+        split="exact",
+        looks_per_window=2,
+        history_windows=3,
+        clustering=Clustering(5.0, frozenset({"errors", "cost", "judgements", "latency"})),
+        diurnal=0.5,
+        latency=LatencyModel("pareto", shape=1.5),
+    )
     report = simulate_gates(GateConfig(), [AA, LATENCY], rollouts=2, seed=1, traffic=traffic)
     table = to_markdown(report)
     assert "| A/A (false rollbacks) |" in table and "| latency x1.5 |" in table
@@ -84,7 +95,10 @@ def test_the_suite_covers_every_traffic_shape_and_the_brief() -> None:
     names = [s.name for s in rows]
     assert len(set(names)) == len(names)
     assert {f"A/A · {shape}" for shape in TRAFFIC} <= set(names)
-    assert ("latency x1.5", "lognormal σ 1.0") in REGRESSION_ROWS and ("latency x1.5", "lognormal σ 1.5") in REGRESSION_ROWS
+    assert ("latency x1.5", "lognormal σ 1.0") in REGRESSION_ROWS and (
+        "latency x1.5",
+        "lognormal σ 1.5",
+    ) in REGRESSION_ROWS
     assert {"errors x3 · mix", "cost x1.3 · mix", "win rate x0.9 · mix"} <= set(names)
     assert TRAFFIC["error clusters 20"].clustering.size == 20.0
 
@@ -108,8 +122,7 @@ def test_clustered_latency_without_router_history_does_not_roll_back_identical_c
     # No windows before the rollout: the latency gate waits for the stage's own windows to
     # measure the clustering, and later stages inherit the earlier stages' windows as their
     # hour of history (as the LookBuilder gives them). Before: 57% of such rollouts rolled back.
-    traffic = TrafficConfig(looks_per_window=2, history_windows=0,
-                            clustering=Clustering(5.0, frozenset({"latency"})))
+    traffic = TrafficConfig(looks_per_window=2, history_windows=0, clustering=Clustering(5.0, frozenset({"latency"})))
     report = simulate_gates(GateConfig(), [AA], rollouts=16, seed=3, traffic=traffic, workers=2)
     aa = report.scenarios[0]
     assert aa.rolled_back <= 1 and aa.promoted >= 15, aa

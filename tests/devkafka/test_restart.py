@@ -160,6 +160,9 @@ async def test_stop_and_start_on_the_same_port_while_clients_keep_sending(tmp_pa
         # 3. Its own port taken by someone else: start says so instead of moving elsewhere.
         await asyncio.to_thread(broker.stop)
         with socket.socket() as squatter:
+            # The broker's side of closed connections may sit in TIME_WAIT on this port; a
+            # listening socket still takes the port, which is what this step needs.
+            squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             squatter.bind(("127.0.0.1", port))
             squatter.listen()
             with pytest.raises(BrokerError, match=rf"port {port} on 127\.0\.0\.1 \(this broker's own port"):

@@ -19,6 +19,7 @@ COPY catalog catalog
 COPY webhooks webhooks
 COPY common common
 COPY storage storage
+COPY gatesim gatesim
 # The bundled full-information dataset: `bifrost-opt init` bootstraps the first artifact from it.
 COPY data/routing-eval data/routing-eval
 RUN pip install --no-cache-dir '.[rocksdb]'

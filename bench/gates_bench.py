@@ -1,6 +1,6 @@
 """Rollback gates through the real controller: false rollbacks per whole rollout, detection.
 
-Runs the README suite (:mod:`bifrost.streams.rollout.gates.suite`): A/A rollouts under every
+Runs the README suite (:mod:`bifrost.gatesim.suite`): A/A rollouts under every
 traffic shape (mix, exact split, lognormal σ 1.0 / 1.5, Pareto, errors in clusters of mean
 5 and 20, everything clustered, a diurnal swing, 500 and 10,000 requests a minute),
 regressions where they are hard, and canaries with missing data — each rollout through
@@ -28,12 +28,12 @@ from pathlib import Path
 
 import msgspec
 
+from bifrost.gatesim.simulation import ScenarioSummary, SimulationReport, TrafficConfig, simulate_gates
+from bifrost.gatesim.suite import suite
+from bifrost.gatesim.table import to_markdown
 from bifrost.streams.rollout.controller import RolloutPolicy
 from bifrost.streams.rollout.gates import GateConfig
 from bifrost.streams.rollout.gates import config as gate_constants
-from bifrost.streams.rollout.gates.simulation import ScenarioSummary, SimulationReport, TrafficConfig, simulate_gates
-from bifrost.streams.rollout.gates.suite import suite
-from bifrost.streams.rollout.gates.table import to_markdown
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

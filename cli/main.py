@@ -224,7 +224,7 @@ def _kafka_main() -> Callable[[list[str]], int]:
 
 
 def _gates_main() -> Callable[[list[str]], int]:
-    from bifrost.streams.rollout.gates.cli import main_simulate_gates
+    from bifrost.gatesim.cli import main_simulate_gates
 
     return main_simulate_gates
 

@@ -10,11 +10,12 @@ Categorical splits and linear trees are not supported (the trainer uses neither)
 
 Several models (the triage classifier, one quality model and one cost model per LLM) are
 evaluated in one walk: :meth:`TreeEnsemble.concat` stacks their trees into one ensemble
-whose outputs are the models' outputs side by side. For one row, trees that are no deeper
-than ``_COMPLETE_MAX_DEPTH`` are also kept as *complete* binary trees (a leaf above the
-bottom level is repeated below itself), so the walk is a fixed number of levels with a
-handful of array operations each and no bookkeeping of which trees are still descending;
-a row with NaN, or a model with missing-value splits, takes the general walk.
+whose outputs are the models' outputs side by side. Trees that are no deeper than
+``_COMPLETE_MAX_DEPTH`` are also kept as *complete* binary trees (a leaf above the bottom
+level is repeated below itself), so the walk, for one row or a batch, is a fixed number of
+levels with a handful of array operations each and no bookkeeping of which trees are still
+descending (a batch walks 2–3× faster than the general walk); a row with NaN, or a model
+with missing-value splits, takes the general walk.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import numpy as np
 
 _ZERO_THRESHOLD = 1e-35
 _COMPLETE_MAX_DEPTH = 8
-_CHUNK_NODES = 4_000_000
+_CHUNK_NODES = 250_000  # rows × trees per chunk: larger chunks fall out of the CPU caches (2× slower at 4M)
 _MISSING_NONE, _MISSING_ZERO, _MISSING_NAN = 0, 1, 2
 
 
@@ -241,6 +242,34 @@ class TreeEnsemble:
         return self._raw_scores(X)
 
     def _raw_scores(self, X: np.ndarray) -> np.ndarray:
+        if self._complete is None:
+            return self._raw_scores_general(X)
+        nan_rows = np.isnan(X).any(axis=1)
+        if not nan_rows.any():
+            return self._raw_scores_complete(X)
+        out = np.empty((X.shape[0], self.num_class))
+        out[~nan_rows] = self._raw_scores_complete(X[~nan_rows])
+        out[nan_rows] = self._raw_scores_general(X[nan_rows])
+        return out
+
+    def _raw_scores_complete(self, X: np.ndarray) -> np.ndarray:
+        """The fixed-depth walk of :meth:`raw_scores_one` for many rows (no NaN) at once."""
+        assert self._complete is not None
+        depth, _, feature, threshold, leaf, base, leaf_base = self._complete
+        rows = X.shape[0]
+        position = np.zeros((rows, len(base)), dtype=np.int64)
+        flat_x = X.ravel()
+        row_offset = (np.arange(rows, dtype=np.int64) * X.shape[1])[:, None]
+        for _ in range(depth):
+            slot = base + position
+            position = 2 * position + 1 + (flat_x[row_offset + feature[slot]] > threshold[slot])
+        contributions = leaf[leaf_base + position]
+        out = np.zeros((rows, self.num_class))
+        for k in range(self.num_class):
+            out[:, k] = contributions[:, self.tree_class == k].sum(axis=1)
+        return out
+
+    def _raw_scores_general(self, X: np.ndarray) -> np.ndarray:
         rows = X.shape[0]
         node = np.broadcast_to(self.roots, (rows, self.roots.size)).copy()
         row_index = np.broadcast_to(np.arange(rows)[:, None], node.shape)

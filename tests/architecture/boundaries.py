@@ -15,10 +15,10 @@ development code:
 
 * production code imports only what its row lists, at any depth (module level, inside
   functions, under ``TYPE_CHECKING``);
-* development code (``devkafka``, ``bench``, ``tests``, ``cli.up``, the gate simulator) is never imported by
+* development code (``devkafka``, ``gatesim``, ``bench``, ``tests``, ``cli.up``) is never imported by
   production code at module level. A production unit may list a development unit under
   ``lazy``: it may then import it only inside a function (the dev-only command that needs
-  it), so ``import bifrost.cli.main`` never loads a broker launcher;
+  it), so ``import bifrost.cli.main`` never loads a broker launcher nor the gate simulator;
 * a module may always import its own package, except a production module importing a
   development module of that package, which again must be lazy.
 
@@ -68,9 +68,6 @@ _PRODUCTION = (
     "webhooks",
     "cli",
 )
-
-#: The gate simulator's modules: dev-only modules inside ``streams.rollout.gates`` (see their row).
-GATE_SIMULATOR = tuple(f"streams.rollout.gates.{name}" for name in ("simulation", "suite", "table", "traffic", "cli"))
 
 TABLE: dict[str, Unit] = {
     # Leaves.
@@ -142,26 +139,20 @@ TABLE: dict[str, Unit] = {
     ),
     "cli": _unit(
         *(name for name in _PRODUCTION if name != "cli"),
-        lazy=("devkafka", "cli.up", *GATE_SIMULATOR),
+        lazy=("devkafka", "cli.up", "gatesim"),
         why="the command line composes everything; `kafka`, `up` and `simulate-gates` are dev-only "
         "commands that load their dev modules when run",
     ),
     # Development and test code.
     "devkafka": _unit("kafka", "common", dev=True, why="a throwaway local broker for development and tests"),
-    **{
-        module: _unit(
-            "streams",
-            "schemas",
-            "common",
-            dev=True,
-            why="the gate simulator (Monte-Carlo rollouts through the real gates and controller, the "
-            "README's scenario suite, `bifrost-opt simulate-gates`): development code that still lives in "
-            "the production package, because moving it had to wait for the gates' own work (issue 11) to "
-            "land and did not fit before this table's deadline; the table keeps production code from "
-            "importing it, and the worker is checked not to load it",
-        )
-        for module in GATE_SIMULATOR
-    },
+    "gatesim": _unit(
+        "streams",
+        "schemas",
+        dev=True,
+        why="the gate simulator (Monte-Carlo rollouts through the real gates and controller, the "
+        "README's scenario suite, the naive baseline, `bifrost-opt simulate-gates`): it measures the "
+        "worker's gates and must never ship inside them, so the worker is checked not to load it",
+    ),
     "cli.up": _unit(
         *(name for name in _PRODUCTION if name != "cli"),
         "cli",
@@ -172,13 +163,13 @@ TABLE: dict[str, Unit] = {
     "bench": _unit(
         *_PRODUCTION,
         "devkafka",
-        *GATE_SIMULATOR,
+        "gatesim",
         "cli.up",
         "tests",
         dev=True,
         why="benchmarks (they reuse the test harness)",
     ),
-    "tests": _unit(*_PRODUCTION, "devkafka", *GATE_SIMULATOR, "cli.up", "bench", dev=True, why="tests"),
+    "tests": _unit(*_PRODUCTION, "devkafka", "gatesim", "cli.up", "bench", dev=True, why="tests"),
 }
 
 #: Imports the table does not allow that the tree still has: (importing module, imported unit) -> why.

@@ -11,7 +11,7 @@ import pytest
 
 from bifrost.cli import main as cli_main
 from bifrost.devkafka.__main__ import build_parser as kafka_parser
-from bifrost.streams.rollout.gates.cli import parser as gates_parser
+from bifrost.gatesim.cli import parser as gates_parser
 from bifrost.trainer.cli import artifacts_parser, evaluate_parser, service_parser, train_parser
 from tests.integration.harness import free_port
 

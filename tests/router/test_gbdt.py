@@ -68,6 +68,7 @@ def test_matches_lightgbm_multiclass(params: dict[str, object]) -> None:
     assert ensemble.objective == "multiclass"
     Xt = edge_rows(rng)
     expected = booster.predict(Xt)
+    assert isinstance(expected, np.ndarray)
     got = ensemble.predict_proba(Xt)
     assert got.shape == expected.shape == (len(Xt), 3)
     assert np.abs(got - expected).max() < 1e-9
@@ -246,6 +247,18 @@ def test_deep_trees_and_missing_values_take_the_general_walk() -> None:
     row[[0, 2]] = np.nan
     assert plain._complete is not None
     assert np.abs(plain.raw_scores_one(row) - raw_of(boosters, row[None, :])[0]).max() < 1e-9
+
+
+def test_a_batch_mixing_rows_with_and_without_nan_takes_both_walks_and_matches_lightgbm() -> None:
+    rng = np.random.default_rng(9)
+    X, boosters = stacked_models(rng)
+    plain = TreeEnsemble.concat([TreeEnsemble.from_model_string(b.model_to_string()) for b in boosters])
+    assert plain._complete is not None
+    Xt = X[:200].copy()
+    Xt[::3, 1] = np.nan  # every third row goes the general way, the others the complete-tree way
+    got = plain.raw_scores(Xt)
+    assert np.abs(got - raw_of(boosters, Xt)).max() < 1e-9
+    assert all(np.array_equal(plain.raw_scores_one(row), want) for row, want in zip(Xt, got))
 
 
 def test_batches_are_evaluated_in_chunks() -> None:

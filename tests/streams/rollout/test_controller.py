@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from bifrost.gatesim.traffic import ArmProfile, ArmSampler, LatencyModel
 from bifrost.schemas.rollout import (
     CommandKind,
     GateResult,
@@ -28,7 +29,6 @@ from bifrost.streams.rollout.controller import (
 )
 from bifrost.streams.rollout.gates import GateConfig, evaluate_gates
 from bifrost.streams.rollout.gates.dispersion import ArmFigures, StageWindow
-from bifrost.streams.rollout.gates.traffic import ArmProfile, ArmSampler, LatencyModel
 
 POLICY = RolloutPolicy(min_stage_seconds=900, min_samples=100)
 TRAFFIC = {"v1": 5000}

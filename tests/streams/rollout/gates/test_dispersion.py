@@ -6,6 +6,7 @@ import random
 
 import pytest
 
+from bifrost.gatesim.traffic import ArmProfile, ArmSampler, Clustering
 from bifrost.streams.aggregates.stats import WindowStats
 from bifrost.streams.rollout.gates.config import DispersionPrior
 from bifrost.streams.rollout.gates.dispersion import (
@@ -17,7 +18,6 @@ from bifrost.streams.rollout.gates.dispersion import (
     estimate,
     pearson,
 )
-from bifrost.streams.rollout.gates.traffic import ArmProfile, ArmSampler, Clustering
 
 FLAT = DispersionPrior(phi=1.0, weight=0.0)
 

@@ -9,6 +9,8 @@ from collections import Counter
 import msgspec
 import pytest
 
+from bifrost.gatesim.naive import naive_gates
+from bifrost.gatesim.traffic import ArmProfile, ArmSampler, add_keys, latency_key_table
 from bifrost.schemas import rollout as schema
 from bifrost.streams.aggregates.sketch import QuantileSketch
 from bifrost.streams.aggregates.stats import WindowStats
@@ -20,10 +22,8 @@ from bifrost.streams.rollout.gates import (
     GateStatus,
     evaluate_gates,
     inference,
-    naive_gates,
 )
 from bifrost.streams.rollout.gates.config import EXCEEDANCE_PRIOR
-from bifrost.streams.rollout.gates.traffic import ArmProfile, ArmSampler, add_keys, latency_key_table
 
 
 def arm(n: int, profile: ArmProfile = ArmProfile(), seed: int = 1, windows: int = 10) -> WindowStats:
@@ -297,7 +297,7 @@ def stage(profile: ArmProfile, minutes: int, clustering, seed: int = 1, history:
 
 
 def test_a_burst_of_errors_in_the_canary_fails_the_independent_test_but_not_the_dispersion_aware_one() -> None:
-    from bifrost.streams.rollout.gates.traffic import Clustering
+    from bifrost.gatesim.traffic import Clustering
 
     bursts = Clustering(20.0, frozenset({"errors"}))
     canary, control, windows, history = stage(ArmProfile(), 15, bursts, seed=4)
@@ -313,7 +313,7 @@ def test_a_burst_of_errors_in_the_canary_fails_the_independent_test_but_not_the_
 
 
 def test_independent_traffic_keeps_full_power_with_windows() -> None:
-    from bifrost.streams.rollout.gates.traffic import NO_CLUSTERS
+    from bifrost.gatesim.traffic import NO_CLUSTERS
 
     canary, control, windows, history = stage(ArmProfile(error_rate=0.06), 10, NO_CLUSTERS, seed=2)
     report = evaluate_gates(canary, control, windows=windows, history=history)
@@ -371,8 +371,8 @@ def test_alpha_share_scales_every_gates_budget() -> None:
 def test_latency_waits_for_enough_windows_to_measure_its_dispersion_without_history() -> None:
     # A router without history: clustered latencies in the stage's first windows cannot be
     # told from independent ones yet, so the latency gate neither passes nor fails.
+    from bifrost.gatesim.traffic import Clustering
     from bifrost.streams.rollout.gates.config import LATENCY_MIN_DISPERSION_DF
-    from bifrost.streams.rollout.gates.traffic import Clustering
 
     clusters = Clustering(5.0, frozenset({"latency"}))
     canary, control, windows, history = stage(ArmProfile(), 3, clusters, seed=5, history=0)

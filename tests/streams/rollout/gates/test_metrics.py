@@ -9,10 +9,10 @@ from collections import Counter
 
 import pytest
 
+from bifrost.gatesim.traffic import add_keys
 from bifrost.streams.aggregates.sketch import QuantileSketch
 from bifrost.streams.aggregates.stats import WindowStats
 from bifrost.streams.rollout.gates import metrics
-from bifrost.streams.rollout.gates.traffic import add_keys
 
 
 def _latencies(seed: int, n: int = 5000) -> list[float]:

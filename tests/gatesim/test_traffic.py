@@ -8,8 +8,7 @@ import statistics
 
 import pytest
 
-from bifrost.streams.aggregates.stats import WindowStats
-from bifrost.streams.rollout.gates.traffic import (
+from bifrost.gatesim.traffic import (
     LATENCY_TABLE_SIZE,
     ArmProfile,
     ArmSampler,
@@ -17,6 +16,7 @@ from bifrost.streams.rollout.gates.traffic import (
     cost_table,
     latency_key_table,
 )
+from bifrost.streams.aggregates.stats import WindowStats
 
 
 @pytest.mark.parametrize(("n", "p"), [(1900, 0.02), (2000, 0.3), (100, 0.9), (50, 0.5), (3, 0.0), (7, 1.0)])

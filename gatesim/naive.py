@@ -23,7 +23,8 @@ def naive_gates(canary: WindowStats, control: WindowStats, config: GateConfig = 
     """Fixed-threshold gates on point estimates: the baseline the sequential gates beat.
 
     ``statistic`` is the point estimate of the relative degradation, ``bound`` the
-    configured tolerance. Same result shape as :func:`.evaluate_gates`.
+    configured tolerance. Same result shape as
+    :func:`~bifrost.streams.rollout.gates.evaluate_gates`.
     """
     judged_c, judged_k = metrics.judged(canary), metrics.judged(control)
     return GateReport(

@@ -5,8 +5,8 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from bifrost.streams.rollout.gates.cli import configs, main_simulate_gates, parser, scenarios_of
-from bifrost.streams.rollout.gates.simulation import SimulationReport
+from bifrost.gatesim.cli import configs, main_simulate_gates, parser, scenarios_of
+from bifrost.gatesim.simulation import SimulationReport
 
 TINY = ["--rollouts", "2", "--max-windows", "2", "--workers", "1", "--looks-per-window", "2", "--history-windows", "2"]
 

@@ -39,14 +39,8 @@ from typing import Any, Literal
 
 import msgspec
 
-from bifrost.schemas.rollout import CommandKind, Phase, RolloutCommand, RolloutState
-from bifrost.streams.aggregates.stats import WindowStats, merged
-from bifrost.streams.rollout.controller import Evaluate, Look, RolloutPolicy, apply_command, on_look
-from bifrost.streams.rollout.gates.config import GateConfig
-from bifrost.streams.rollout.gates.dispersion import ArmFigures, StageWindow, WindowSums
-from bifrost.streams.rollout.gates.gates import evaluate_gates
-from bifrost.streams.rollout.gates.naive import naive_gates
-from bifrost.streams.rollout.gates.traffic import (
+from bifrost.gatesim.naive import naive_gates
+from bifrost.gatesim.traffic import (
     NO_CLUSTERS,
     ArmProfile,
     ArmSampler,
@@ -54,6 +48,12 @@ from bifrost.streams.rollout.gates.traffic import (
     LatencyModel,
     binomial,
 )
+from bifrost.schemas.rollout import CommandKind, Phase, RolloutCommand, RolloutState
+from bifrost.streams.aggregates.stats import WindowStats, merged
+from bifrost.streams.rollout.controller import Evaluate, Look, RolloutPolicy, apply_command, on_look
+from bifrost.streams.rollout.gates.config import GateConfig
+from bifrost.streams.rollout.gates.dispersion import ArmFigures, StageWindow, WindowSums
+from bifrost.streams.rollout.gates.gates import evaluate_gates
 
 Split = Literal["exact", "binomial"]
 Mode = Literal["rollout", "stage"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bifrost.streams.rollout.gates.simulation import ScenarioSummary, SimulationReport
+from bifrost.gatesim.simulation import ScenarioSummary, SimulationReport
 
 
 def _samples(value: float | None) -> str:

@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from bifrost.streams.rollout.controller import RolloutPolicy
-from bifrost.streams.rollout.gates import GateConfig
-from bifrost.streams.rollout.gates.simulation import (
+from bifrost.gatesim.simulation import (
     DEFAULT_SCENARIOS,
     MISSING_SCENARIOS,
     Scenario,
@@ -17,9 +15,11 @@ from bifrost.streams.rollout.gates.simulation import (
     run_rollout,
     simulate_gates,
 )
-from bifrost.streams.rollout.gates.suite import REGRESSION_ROWS, TRAFFIC, suite
-from bifrost.streams.rollout.gates.table import to_markdown
-from bifrost.streams.rollout.gates.traffic import ArmProfile, Clustering, LatencyModel
+from bifrost.gatesim.suite import REGRESSION_ROWS, TRAFFIC, suite
+from bifrost.gatesim.table import to_markdown
+from bifrost.gatesim.traffic import ArmProfile, Clustering, LatencyModel
+from bifrost.streams.rollout.controller import RolloutPolicy
+from bifrost.streams.rollout.gates import GateConfig
 
 AA, LATENCY = DEFAULT_SCENARIOS[0], DEFAULT_SCENARIOS[1]
 FAST = TrafficConfig(looks_per_window=4, history_windows=30)

@@ -9,9 +9,7 @@ from collections.abc import Callable
 
 import msgspec
 
-from bifrost.streams.rollout.controller import RolloutPolicy
-from bifrost.streams.rollout.gates.config import GateConfig
-from bifrost.streams.rollout.gates.simulation import (
+from bifrost.gatesim.simulation import (
     DEFAULT_SCENARIOS,
     MISSING_SCENARIOS,
     Scenario,
@@ -19,9 +17,11 @@ from bifrost.streams.rollout.gates.simulation import (
     TrafficConfig,
     simulate_gates,
 )
-from bifrost.streams.rollout.gates.suite import suite
-from bifrost.streams.rollout.gates.table import to_markdown
-from bifrost.streams.rollout.gates.traffic import Clustering, LatencyModel
+from bifrost.gatesim.suite import suite
+from bifrost.gatesim.table import to_markdown
+from bifrost.gatesim.traffic import Clustering, LatencyModel
+from bifrost.streams.rollout.controller import RolloutPolicy
+from bifrost.streams.rollout.gates.config import GateConfig
 
 MAX_COUNT = 10_000_000  # rollouts, requests per window, windows: beyond this a run would not finish
 

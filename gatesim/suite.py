@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from bifrost.streams.rollout.gates.simulation import MISSING_SCENARIOS, Scenario, TrafficConfig
-from bifrost.streams.rollout.gates.traffic import ArmProfile, Clustering, LatencyModel
+from bifrost.gatesim.simulation import MISSING_SCENARIOS, Scenario, TrafficConfig
+from bifrost.gatesim.traffic import ArmProfile, Clustering, LatencyModel
 
 _BASE = ArmProfile()
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import numpy as np
+import numpy.typing as npt
 
 from bifrost.router.artifact import BUCKETS, Artifact
 
@@ -60,8 +61,8 @@ class PolicyTables:
         alpha: float,
         tau_cheap: float,
         tau_hard: float,
-        penalty: np.ndarray | None = None,
-        bucket_mask: np.ndarray | None = None,
+        penalty: npt.ArrayLike | None = None,
+        bucket_mask: npt.ArrayLike | None = None,
     ) -> PolicyTables:
         """The same tables with other search parameters."""
         return replace(

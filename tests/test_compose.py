@@ -11,6 +11,7 @@ service mounts.
 
 from __future__ import annotations
 
+import argparse
 import re
 import tomllib
 from pathlib import Path, PurePosixPath
@@ -112,7 +113,8 @@ def test_the_entry_point_is_the_packages_console_script() -> None:
 @pytest.mark.parametrize("name", sorted(BUILT))
 def test_every_command_line_parses_with_the_cli(name: str) -> None:
     command = BUILT[name]["command"]
-    subcommands = set(_parser()._subparsers._group_actions[0].choices)  # type: ignore[union-attr]
+    (actions,) = [a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    subcommands = set(actions.choices)
     assert command[0] in subcommands, f"{name}: bifrost-opt has no command {command[0]!r}"
     if command[0] == "trainer":
         service_parser().parse_args(command[1:])
@@ -175,6 +177,7 @@ def test_workers_get_only_the_public_key_read_only_and_never_the_operators() -> 
     operator_volume = volume_of(SERVICES["bootstrap"], f"{boot.operator_keys}/{OPERATOR_KEY}")
     worker_volume = volume_of(SERVICES["bootstrap"], f"{boot.worker_keys}/{SIGNING_PUBLIC}")
     assert len({signing_volume, operator_volume, worker_volume}) == 3
+    assert signing_volume is not None and worker_volume is not None
     assert SIGNING_PUBLIC.endswith(".pub.pem")
     for name, service in BUILT.items():
         sources = {source: mode for source, _, mode in mounts(service)}

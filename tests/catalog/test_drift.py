@@ -181,6 +181,7 @@ def test_a_malformed_price_keeps_the_last_known_one_so_the_next_valid_price_drif
     first = merge({}, [listed("0.0000002")], mode=FULL, now=T0)
     assert first["openrouter:a/m1"].pricing == Pricing(input=0.2, output=0.2)
     bad_listing = listed(bad)
+    assert bad_listing.listing is not None
     assert list(bad_listing.listing.invalid_prices) == ["openrouter:a/m1"]  # counted, with its reason
     second = merge(first, [bad_listing], mode=FULL, now=T1)
     kept = second["openrouter:a/m1"]

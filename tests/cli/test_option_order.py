@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -27,7 +29,9 @@ from bifrost.trainer.cli import artifacts_parser, evaluate_parser, train_parser
         (kafka_parser, ["-v", "stop"], ["stop", "-v"], "verbose", True),
     ],
 )
-def test_options_in_any_order(build, before: list[str], after: list[str], field: str, value: object) -> None:  # type: ignore[no-untyped-def]
+def test_options_in_any_order(
+    build: Callable[[], argparse.ArgumentParser], before: list[str], after: list[str], field: str, value: object
+) -> None:
     assert getattr(build().parse_args(before), field) == value
     assert getattr(build().parse_args(after), field) == value
 

@@ -16,6 +16,7 @@ from bifrost.router.keys import (
     SIGNING_KEY_ENV,
     SIGNING_KEY_FILE_ENV,
     VERIFY_KEY_ENV,
+    PublicKeySource,
     SigningKeyError,
     find_public_key,
     generate_private_key,
@@ -184,7 +185,7 @@ def test_load_public_key_from_every_source(tmp_path: Path) -> None:
     private_file.write_bytes(PEM)
     b64_file = tmp_path / "verify.b64"
     b64_file.write_text(raw_b64)
-    sources = [
+    sources: list[PublicKeySource] = [
         KEY,
         KEY.public_key(),
         public_pem,
@@ -282,9 +283,12 @@ def test_find_public_key_order_path_then_environment_then_default(tmp_path: Path
     given_file.write_bytes(public_key_pem(given))
     default_file.write_bytes(public_key_pem(fallback))
     environ = {VERIFY_KEY_ENV: public_key_pem(inline).decode()}
-    assert key_id(find_public_key(given_file, default=default_file, environ=environ)) == key_id(given)
-    assert key_id(find_public_key(default=default_file, environ=environ)) == key_id(inline)
-    assert key_id(find_public_key(default=default_file, environ={})) == key_id(fallback)
+    found = [
+        find_public_key(given_file, default=default_file, environ=environ),
+        find_public_key(default=default_file, environ=environ),
+        find_public_key(default=default_file, environ={}),
+    ]
+    assert [key and key_id(key) for key in found] == [key_id(given), key_id(inline), key_id(fallback)]
     assert find_public_key(default=tmp_path / "missing.pem", environ={}) is None
     with pytest.raises(SigningKeyError, match="does not exist"):
         find_public_key(tmp_path / "missing.pem", environ={})

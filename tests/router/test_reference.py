@@ -222,6 +222,7 @@ def test_route_a_logged_feature_vector_matches_routing_the_prompt() -> None:
     router = ReferenceRouter(make_artifact())
     for prompt in CODE_PROMPTS + QUESTION_PROMPTS:
         from_text = router.route(prompt)
+        assert from_text.features is not None  # routing a prompt logs its vector
         from_vector = router.route(np.asarray(from_text.features))
         assert from_vector.features is None
         assert (from_vector.model, from_vector.bucket, from_vector.cluster_id) == (
@@ -289,6 +290,7 @@ def test_a_blended_linear_model_enters_the_quality() -> None:
     )
     for prompt in CODE_PROMPTS + QUESTION_PROMPTS:
         one = router.route(prompt)
+        assert one.features is not None
         x = one.features[symbols]
         assert one.quality["medium"] == pytest.approx(
             0.25 * (0.6 if x > 0.5 else 0.78) + 0.75 * sigmoid((x - 2.0) / 4.0)

@@ -12,6 +12,7 @@ from typing import Any, ClassVar, Protocol, TypeVar
 from bifrost.client.publisher import Publisher
 from bifrost.client.simulator.model import TrafficConfig, TrafficSource, WeightLookup, generate
 from bifrost.kafka.security import KafkaSecurity
+from bifrost.schemas.events import FeedbackEvent, RoutingEvent
 from bifrost.schemas.topics import Topics
 
 log = logging.getLogger("bifrost.simulate")
@@ -62,6 +63,21 @@ class Span(Protocol):
 SpanT = TypeVar("SpanT", bound=Span)
 
 
+class EventSink(Protocol):
+    """What the runner publishes through: a :class:`Publisher` (or a test's recorder)."""
+
+    @property
+    def topics(self) -> Topics: ...
+
+    async def publish(self, event: RoutingEvent) -> None: ...
+
+    async def publish_feedback(self, feedback: FeedbackEvent) -> None: ...
+
+    async def send_raw(self, topic: str, key: bytes, value: bytes) -> None: ...
+
+    async def flush(self) -> None: ...
+
+
 def anchored(config: SpanT, *, speed: float, now: float) -> SpanT:
     """Place the simulated span so that it ends at wall-clock ``now + duration/speed``.
 
@@ -73,7 +89,7 @@ def anchored(config: SpanT, *, speed: float, now: float) -> SpanT:
 
 
 async def run_simulation(
-    publisher: Publisher,
+    publisher: EventSink,
     config: Span,
     *,
     speed: float = 60.0,

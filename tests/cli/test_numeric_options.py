@@ -67,7 +67,9 @@ def numeric_options(parser: argparse.ArgumentParser, path: tuple[str, ...]) -> I
                 yield path, max(action.option_strings, key=len)
 
 
-def _number(kind: Callable[[str], object], text: str) -> bool:
+def _number(kind: Callable[[str], object] | str, text: str) -> bool:
+    if isinstance(kind, str):  # a name in the parser's type registry, not a callable to probe
+        return False
     try:
         value = kind(text)
     except (argparse.ArgumentTypeError, ValueError, TypeError):

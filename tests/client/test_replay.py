@@ -52,6 +52,12 @@ def events(items: list[Generated]) -> list[RoutingEvent]:
     return [item.event for item in items if item.event is not None]
 
 
+def replayed(item: Generated) -> tuple[RoutingEvent, int]:
+    """A replayed request's event and dataset row (a replay without malformed records sets both)."""
+    assert item.event is not None and item.row is not None
+    return item.event, item.row
+
+
 def within(observed: float, expected: float, n: int, sigmas: float = 4.0) -> bool:
     """|observed − expected| within ``sigmas`` binomial standard errors."""
     return abs(observed - expected) <= sigmas * math.sqrt(max(expected * (1 - expected), 1e-12) / n)
@@ -74,19 +80,21 @@ def test_logged_propensity_is_the_probability_of_the_served_model(world: World) 
     traffic = ReplayTraffic(world.dataset, {"a": world.router}, split="test", error_rate=0.0)
     config = ReplayConfig(arms={"a": 1.0}, exploration=epsilon, rate_per_second=100, duration_seconds=200)
     items = list(traffic.generate(config))
-    decisions = {row: world.router.route(world.dataset.prompts[row]) for row in {i.row for i in items}}
+    decisions = {row: world.router.route(world.dataset.prompts[row]) for row in {replayed(i)[1] for i in items}}
     greedy_hits: dict[int, list[bool]] = defaultdict(list)
     ips_terms, greedy_values = [], []
     for item in items:
-        event, decision = item.event, decisions[item.row]
+        event, row = replayed(item)
+        decision = decisions[row]
         eligible = list(decision.scores)
         assert event.features == decision.features and event.bucket.value == decision.bucket
         assert event.model in eligible
         assert event.propensity == propensity(event.model, decision.model, len(eligible), epsilon)
         greedy_hits[len(eligible)].append(event.model == decision.model)
         served_greedy = event.model == decision.model
+        assert event.propensity is not None and event.quality is not None  # no errors in this replay
         ips_terms.append(served_greedy / event.propensity * event.quality)
-        greedy_values.append(world.dataset.scores[item.row, world.dataset.models.index(decision.model)])
+        greedy_values.append(world.dataset.scores[row, world.dataset.models.index(decision.model)])
     for n, hits in greedy_hits.items():
         expected = 1.0 if n == 1 else (1 - epsilon) + epsilon / n
         assert within(float(np.mean(hits)), expected, len(hits)), (n, np.mean(hits), expected)
@@ -102,8 +110,9 @@ def test_exploration_serves_every_eligible_model_uniformly(world: World) -> None
     by_size: dict[int, Counter[str]] = defaultdict(Counter)
     counts: Counter[int] = Counter()
     for item in traffic.generate(config):
-        routed = traffic.routed("a", item.row)
-        by_size[len(routed.eligible)][str(routed.eligible.index(item.event.model))] += 1
+        event, row = replayed(item)
+        routed = traffic.routed("a", row)
+        by_size[len(routed.eligible)][str(routed.eligible.index(event.model))] += 1
         counts[len(routed.eligible)] += 1
     for n, served in by_size.items():
         for position in range(n):
@@ -120,7 +129,7 @@ def test_outcomes_are_looked_up_in_the_dataset(world: World) -> None:
     catalog = read_catalog(dataset.source)
     failed = 0
     for item in items:
-        event, row = item.event, item.row
+        event, row = replayed(item)
         column = dataset.models.index(event.model)
         assert dataset.splits[row] == "test"
         assert event.cost_usd == dataset.costs[row, column]
@@ -139,7 +148,8 @@ def test_rows_cycle_through_the_split_before_repeating(world: World) -> None:
     traffic = ReplayTraffic(world.dataset, {"a": world.router}, split="test")
     n = len(traffic.rows)
     rows = [
-        item.row for item in traffic.generate(ReplayConfig(arms={"a": 1.0}, rate_per_second=1, duration_seconds=2 * n))
+        replayed(item)[1]
+        for item in traffic.generate(ReplayConfig(arms={"a": 1.0}, rate_per_second=1, duration_seconds=2 * n))
     ]
     assert sorted(rows[:n]) == sorted(traffic.rows.tolist()) == sorted(rows[n:])
     assert rows[:n] != rows[n:]
@@ -155,12 +165,13 @@ def test_feedback_compares_with_the_baseline_in_the_dataset(world: World) -> Non
     with_feedback = [item for item in traffic.generate(config) if item.feedback is not None]
     assert 0.4 * 5000 < len(with_feedback) < 0.6 * 5000
     for item in with_feedback:
-        feedback: FeedbackEvent = item.feedback
-        served = dataset.scores[item.row, dataset.models.index(item.event.model)]
-        base = dataset.scores[item.row, dataset.models.index(baseline)]
+        feedback, (event, row) = item.feedback, replayed(item)
+        assert feedback is not None
+        served = dataset.scores[row, dataset.models.index(event.model)]
+        base = dataset.scores[row, dataset.models.index(baseline)]
         expected = Outcome.WIN if served > base else Outcome.LOSS if served < base else Outcome.TIE
         assert feedback.outcome is expected and feedback.grade is None
-        assert (feedback.request_id, feedback.arm, feedback.model) == (item.event.request_id, "a", item.event.model)
+        assert (feedback.request_id, feedback.arm, feedback.model) == (event.request_id, "a", event.model)
 
 
 def test_latency_medians_follow_price_rank_unless_the_catalog_has_them(world: World) -> None:
@@ -256,7 +267,8 @@ def test_replayed_events_pass_the_workers_validation(world: World) -> None:
     )
     routing, feedback = EventDecoder(RoutingEvent), EventDecoder(FeedbackEvent)
     for item in traffic.generate(config):
-        assert routing.decode(encode(item.event), now=item.ts) == item.event
+        event, _ = replayed(item)
+        assert routing.decode(encode(event), now=item.ts) == event
         if item.feedback is not None:
             assert feedback.decode(encode(item.feedback), now=item.ts) == item.feedback
 
@@ -292,7 +304,7 @@ async def test_run_simulation_publishes_a_replay_unchanged(world: World) -> None
         publisher,
         config,
         speed=0,
-        source=lambda weights: traffic.generate(config, weights),  # type: ignore[arg-type]
+        source=lambda weights: traffic.generate(config, weights),
     )
     assert publisher.events == events(list(traffic.generate(config)))
     assert report.events == 600 and report.feedback == len(publisher.feedback) > 0

@@ -22,6 +22,7 @@ DEFAULT_MAX_EVENT_BYTES = 64 * 1024
 DEFAULT_MAX_FUTURE_SKEW_S = 300.0
 
 E = TypeVar("E", RoutingEvent, FeedbackEvent)
+S = TypeVar("S", bound=msgspec.Struct)
 
 
 class InvalidEvent(ValueError):
@@ -127,6 +128,6 @@ def encode(value: msgspec.Struct) -> bytes:
     return _encoder.encode(value)
 
 
-def decode_as(raw: bytes, value_type: type[msgspec.Struct]) -> msgspec.Struct:
+def decode_as(raw: bytes, value_type: type[S]) -> S:
     """Decode JSON bytes into ``value_type`` (for internal records we wrote ourselves)."""
     return msgspec.json.decode(raw, type=value_type)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from bifrost.devkafka import BrokerError, LocalBroker
@@ -39,7 +40,9 @@ def test_certificates_name_localhost_and_chain_to_the_ca_whose_key_is_not_kept(t
     (ca,) = x509.load_pem_x509_certificates(files.ca_file.read_bytes())
     assert ca_in_chain == ca and leaf.issuer == ca.subject
     assert leaf.public_key() == key.public_key()
-    ca.public_key().verify(leaf.signature, leaf.tbs_certificate_bytes, leaf.signature_algorithm_parameters)
+    ca_key, signed_with = ca.public_key(), leaf.signature_algorithm_parameters
+    assert isinstance(ca_key, ec.EllipticCurvePublicKey) and isinstance(signed_with, ec.ECDSA)  # P-256 keys
+    ca_key.verify(leaf.signature, leaf.tbs_certificate_bytes, signed_with)
     names = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert names.get_values_for_type(x509.IPAddress) == [ipaddress.ip_address("127.0.0.1")]
     assert names.get_values_for_type(x509.DNSName) == ["localhost"]

@@ -42,10 +42,11 @@ from bifrost.schemas.recommendations import (
     RecommendationKind,
     recommendation_id,
 )
+from bifrost.streams.aggregates.mergeable import merged_all
 from bifrost.streams.aggregates.stats import WindowStats
 from bifrost.streams.optimizer.counterfactual import Difference, Replay, compare, value
 from bifrost.streams.optimizer.goals import GoalStatus, share_above
-from bifrost.streams.optimizer.series import DAY, WEEK, merge_all, span_stats
+from bifrost.streams.optimizer.series import DAY, WEEK, span_stats
 from bifrost.streams.rollup.query import MergedStats
 
 
@@ -204,7 +205,7 @@ def finalize(
     findings: Sequence[Finding], inputs: RuleInputs, *, period_seconds: float, now: float
 ) -> list[Recommendation]:
     """Ids, period, score and priority; sorted best first."""
-    router = merge_all(h for hour in _window_hours(inputs) for h in hour.arms.values())
+    router = merged_all(WindowStats, (h for hour in _window_hours(inputs) for h in hour.arms.values()))
     summary = router.summary()
     missed = {g.goal for g in inputs.goals if g.status in ("missed", "breached")}
     period = period_label(inputs.clock, period_seconds)
@@ -598,7 +599,7 @@ def _goal_window(inputs: RuleInputs) -> MergedStats:
 def slow_provider(inputs: RuleInputs, config: RuleConfig) -> list[Finding]:
     """A model behind a large share of the requests over the P95 goal (upper-bound impact)."""
     window = _goal_window(inputs)
-    router = merge_all(window.arms.values())
+    router = merged_all(WindowStats, window.arms.values())
     if router.count < config.min_samples:
         return []
     slow_total = share_above(router.latency_ms, inputs.p95_goal_ms) * router.count
@@ -611,7 +612,7 @@ def slow_provider(inputs: RuleInputs, config: RuleConfig) -> list[Finding]:
         slow = share_above(stats.latency_ms, inputs.p95_goal_ms) * stats.count
         if share < config.min_model_share or slow / slow_total < config.min_slow_share:
             continue
-        rest = merge_all(s for m, s in window.models.items() if m != model)
+        rest = merged_all(WindowStats, (s for m, s in window.models.items() if m != model))
         without = rest.latency_ms.quantile(0.95)
         model_p95 = stats.latency_ms.quantile(0.95)
         if without is None or model_p95 is None or without >= p95:
@@ -659,7 +660,7 @@ def slow_provider(inputs: RuleInputs, config: RuleConfig) -> list[Finding]:
 def rate_limit_hotspot(inputs: RuleInputs, config: RuleConfig) -> list[Finding]:
     """A model answering 429 for more than the threshold share of its requests (beyond noise)."""
     window = _goal_window(inputs)
-    router = merge_all(window.arms.values())
+    router = merged_all(WindowStats, window.arms.values())
     if router.count < config.min_samples:
         return []
     findings = []
@@ -709,7 +710,7 @@ def rate_limit_hotspot(inputs: RuleInputs, config: RuleConfig) -> list[Finding]:
 def thinking_budget(inputs: RuleInputs, config: RuleConfig) -> list[Finding]:
     """A model spending far more output tokens than the others without better quality."""
     window = _goal_window(inputs)
-    router = merge_all(window.arms.values())
+    router = merged_all(WindowStats, window.arms.values())
     if router.count < config.min_samples or router.cost_usd <= 0:
         return []
     outs = {m: s.tokens_out / s.count for m, s in window.models.items() if s.count >= config.min_samples}

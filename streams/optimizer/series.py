@@ -7,11 +7,12 @@ picks what a point aggregates: the whole router (every arm), one bucket or one m
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
+from bifrost.streams.aggregates.mergeable import merged_all
 from bifrost.streams.aggregates.sketch import QuantileSketch
 from bifrost.streams.aggregates.stats import WindowStats
 from bifrost.streams.rollup.query import MergedStats
@@ -103,17 +104,10 @@ def smooth_quantile(sketch: QuantileSketch, q: float) -> float | None:
     return sketch.max
 
 
-def merge_all(parts: Iterable[WindowStats]) -> WindowStats:
-    total = WindowStats()
-    for part in parts:
-        total.merge(part)
-    return total
-
-
 def scope_stats(hour: MergedStats, scope: str) -> WindowStats | None:
     """The hour's statistics for ``scope``: ``router``, ``bucket:<name>`` or ``model:<name>``."""
     if scope == "router":
-        return merge_all(hour.arms.values()) if hour.arms else None
+        return merged_all(WindowStats, hour.arms.values()) if hour.arms else None
     kind, _, name = scope.partition(":")
     if kind == "bucket":
         return hour.buckets.get(name)
@@ -131,13 +125,8 @@ def scopes(hours: Mapping[int, MergedStats]) -> list[str]:
 
 def span_stats(hours: Mapping[int, MergedStats], scope: str, from_ts: int, to_ts: int) -> WindowStats:
     """``scope`` merged over the hours starting in ``[from_ts, to_ts)``."""
-    total = WindowStats()
-    for start, hour in hours.items():
-        if from_ts <= start < to_ts:
-            stats = scope_stats(hour, scope)
-            if stats is not None:
-                total.merge(stats)
-    return total
+    in_span = (scope_stats(hour, scope) for start, hour in hours.items() if from_ts <= start < to_ts)
+    return merged_all(WindowStats, (stats for stats in in_span if stats is not None))
 
 
 def hourly_points(

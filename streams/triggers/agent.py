@@ -11,6 +11,7 @@ import faust
 from bifrost.config import Settings
 from bifrost.schemas.codec import encode
 from bifrost.schemas.triggers import TrainingTrigger
+from bifrost.streams.aggregates.mergeable import merged_all
 from bifrost.streams.aggregates.stats import WindowStats
 from bifrost.streams.rollup.store import RouterWindows
 from bifrost.streams.triggers.rules import DAY, WEEK, degradation_trigger, degradations, schedule_trigger
@@ -82,24 +83,21 @@ class TriggerEmitter:
             await self.emit(degradation_trigger(router_id, found, now=float(clock)))
 
     def _span(self, windows: RouterWindows, router_id: str, from_ts: int, to_ts: int) -> WindowStats:
-        total = WindowStats()
-        for hour in range(from_ts, to_ts, 3600):
-            key = (router_id, hour)
-            stats = self._hours.get(key)
-            if stats is None:
-                stats = self._hours[key] = _all_arms(windows, router_id, hour, hour + 3600)
-            total.merge(stats)
+        total = merged_all(WindowStats, (self._hour(windows, router_id, hour) for hour in range(from_ts, to_ts, 3600)))
         horizon = to_ts - int(WEEK) - 3600
         for key in [k for k in self._hours if k[0] == router_id and k[1] < horizon]:
             del self._hours[key]
         return total
 
-
-def _all_arms(windows: RouterWindows, router_id: str, from_ts: int, to_ts: int) -> WindowStats:
-    total = WindowStats()
-    for stats in windows.merged(router_id, from_ts, to_ts).arms.values():
-        total.merge(stats)
-    return total
+    def _hour(self, windows: RouterWindows, router_id: str, hour: int) -> WindowStats:
+        """All arms of ``router_id`` merged over the hour starting at ``hour`` (cached)."""
+        key = (router_id, hour)
+        stats = self._hours.get(key)
+        if stats is None:
+            stats = self._hours[key] = merged_all(
+                WindowStats, windows.merged(router_id, hour, hour + 3600).arms.values()
+            )
+        return stats
 
 
 def register_triggers(app: faust.App, settings: Settings) -> TriggerEmitter:

@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable
 
 import orjson
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 OPEN_PATHS = frozenset({"/health"})
 DASHBOARD_SHELL = re.compile(r"/dashboard(?:/static/[A-Za-z0-9_-][A-Za-z0-9._-]{0,127})?")
@@ -72,9 +73,7 @@ def open_without_token(method: str, path: str, *, public_read: bool = False) -> 
     return bool(DASHBOARD_SHELL.fullmatch(path) or (public_read and PUBLIC_READ.fullmatch(path)))
 
 
-def token_middleware(
-    token: str, *, public_read: bool = False
-) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+def token_middleware(token: str, *, public_read: bool = False) -> Middleware:
     """An aiohttp middleware that requires ``token`` on every request :func:`open_without_token` does not let by."""
 
     @web.middleware

@@ -133,7 +133,7 @@ def handle(record: Record, monkeypatch: pytest.MonkeyPatch) -> tuple[ArtifactLis
     monkeypatch.setattr(listener, "verify_key", lambda settings: Ed25519PrivateKey.generate().public_key())
     settings = Settings(dlq_max_payload_bytes=1000)
     handler, producer = ArtifactListener(settings), Producer()
-    asyncio.run(handler._handle(record, producer))  # type: ignore[arg-type]
+    asyncio.run(handler._handle(record, producer))
     return handler, producer
 
 

@@ -9,6 +9,8 @@ from bifrost.streams.aggregates.partial import WindowPartial, decode_partial
 from bifrost.streams.ingest.fold import BatchFolder, InputRecord, PartitionState, WindowPolicy, rebuild_partition_state
 from tests.streams.ingest.fold_store import DictStore
 
+States = dict[tuple[str, int], PartitionState]  # what BatchFolder.fold keeps between batches
+
 NOW = 1_764_000_000.0
 T0 = 1_763_989_980  # a window boundary (divisible by 60)
 
@@ -54,7 +56,7 @@ def records(values: list[bytes], topic: str = "ev", partition: int = 0, start: i
 
 
 def test_counts_and_dlq_account_for_every_record() -> None:
-    store, states = DictStore(), {}
+    store, states = DictStore(), States()
     values = [routing(T0 + i, arm="v1" if i % 3 else "v2") for i in range(90)]
     values[7] = b"{oops"
     values[20] = routing(T0, latency_ms=-1)
@@ -70,7 +72,7 @@ def test_counts_and_dlq_account_for_every_record() -> None:
 
 
 def test_redelivered_records_are_not_counted_twice() -> None:
-    store, states = DictStore(), {}
+    store, states = DictStore(), States()
     batch = records([routing(T0 + i) for i in range(50)])
     first = folder().fold(batch, load=store.load, states=states, now=NOW)
     store.apply(first.changed, first.expired)
@@ -85,7 +87,7 @@ def test_redelivered_records_are_not_counted_twice() -> None:
 
 
 def test_late_events_inside_grace_count_and_beyond_grace_go_to_dlq() -> None:
-    store, states = DictStore(), {}
+    store, states = DictStore(), States()
     f = folder(grace_seconds=120)
     head = f.fold(records([routing(T0 + 600)]), load=store.load, states=states, now=NOW)
     store.apply(head.changed, head.expired)
@@ -100,7 +102,7 @@ def test_late_events_inside_grace_count_and_beyond_grace_go_to_dlq() -> None:
 
 
 def test_feedback_counts_in_the_requests_window_with_its_own_grace() -> None:
-    store, states = DictStore(), {}
+    store, states = DictStore(), States()
     f = folder(grace_seconds=60, feedback_grace_seconds=7200)
     fb = [feedback(T0 + 3000), feedback(T0)]  # second arrives ~50 min late: still counts
     result = f.fold(records(fb, topic="fb", partition=2), load=store.load, states=states, now=NOW)
@@ -113,7 +115,7 @@ def test_feedback_counts_in_the_requests_window_with_its_own_grace() -> None:
 
 
 def test_old_windows_expire_after_retention() -> None:
-    store, states = DictStore(), {}
+    store, states = DictStore(), States()
     f = folder(retention_seconds=600, grace_seconds=30)
     first = f.fold(records([routing(T0)]), load=store.load, states=states, now=NOW)
     store.apply(first.changed, first.expired)
@@ -124,7 +126,7 @@ def test_old_windows_expire_after_retention() -> None:
 
 
 def test_partitions_keep_separate_partials_and_watermarks() -> None:
-    store, states = DictStore(), {}
+    store, states = DictStore(), States()
     batch = records([routing(T0 + 1000)], partition=0) + records([routing(T0)], partition=1)
     result = folder(grace_seconds=10).fold(batch, load=store.load, states=states, now=NOW)
     assert result.accepted["ev"] == 2  # partition 1's old event is not late for partition 1
@@ -141,7 +143,7 @@ def test_rebuild_partition_state_from_partials() -> None:
 
 
 def test_a_backlog_longer_than_retention_still_reports_every_window() -> None:
-    store, states = DictStore(), {}
+    store, states = DictStore(), States()
     f = folder(retention_seconds=600, grace_seconds=30)
     values = [routing(T0 + 60 * i) for i in range(60)]  # one hour of windows in one batch
     result = f.fold(records(values), load=store.load, states=states, now=NOW)

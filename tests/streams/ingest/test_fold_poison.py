@@ -19,7 +19,7 @@ from bifrost.schemas import Limits, RejectReason, encode
 from bifrost.schemas.dlq import MAX_PAYLOAD_BYTES_CEILING
 from bifrost.streams.ingest.fold import BatchFolder, InputRecord, WindowPolicy
 from tests.streams.ingest.fold_store import DictStore as Store
-from tests.streams.ingest.test_fold import NOW, T0, feedback, routing
+from tests.streams.ingest.test_fold import NOW, T0, States, feedback, routing
 
 LIMIT = 512 * 1024  # above 100,000 levels of nesting (200 KB), below the 900 KB payload
 MB = 1024 * 1024
@@ -132,7 +132,7 @@ def test_each_poison_costs_one_dead_letter(
 
 def test_all_poison_in_one_batch_with_valid_events() -> None:
     records, expected = mixed(POISON)
-    store, states = Store(), {}
+    store, states = Store(), States()
     result = folder().fold(records, load=store.load, states=states, now=NOW)
     store.apply(result.changed, result.expired)
     assert sum(result.accepted.values()) + len(result.dead_letters) == len(records)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import pytest
@@ -24,6 +27,9 @@ from bifrost.streams.rollout.auth import (
 )
 from bifrost.streams.rollout.controller import Decision, Look, RolloutPolicy, handle_command, on_look
 
+if TYPE_CHECKING:  # the gate stand-ins are imported where used: importing a test module collects its tests
+    from tests.streams.rollout.test_controller import Verdict
+
 NOW = 1_700_000_000.0
 MAX_AGE = 300.0
 TRAFFIC = {"v1": 5000}
@@ -38,10 +44,10 @@ KEYRING = Keyring.parse(
 )
 
 
-def cmd(kind: CommandKind, router: str = "r", **fields: object) -> RolloutCommand:
+def cmd(kind: CommandKind, router: str = "r", **fields: Any) -> RolloutCommand:
     return RolloutCommand(
         command_id=f"c-{kind.value}-{fields.get('artifact', '')}", router_id=router, kind=kind, **fields
-    )  # type: ignore[arg-type]
+    )
 
 
 def send(
@@ -63,8 +69,8 @@ def send(
     )
 
 
-def applied(state: RolloutState, command: RolloutCommand, **kw: object) -> RolloutState:
-    decision = send(state, command, **kw)  # type: ignore[arg-type]
+def applied(state: RolloutState, command: RolloutCommand, **kw: Any) -> RolloutState:
+    decision = send(state, command, **kw)
     assert decision.unauthorized is None, decision.unauthorized
     outcome = decision.state.last_command
     assert outcome is not None and outcome.accepted, outcome
@@ -82,13 +88,13 @@ def canary(version: str = "v2") -> RolloutState:
     return applied(state, PIPELINE.sign(cmd(CommandKind.START, artifact=version), now=NOW))
 
 
-def healthy(look: Look, share: float):  # type: ignore[no-untyped-def]
+def healthy(look: Look, share: float) -> Verdict:
     from tests.streams.rollout.test_controller import Verdict
 
     return Verdict([GateResult(gate="latency_p95", status=GateStatus.PASS)])
 
 
-def failing(look: Look, share: float):  # type: ignore[no-untyped-def]
+def failing(look: Look, share: float) -> Verdict:
     from tests.streams.rollout.test_controller import Verdict
 
     return Verdict(
@@ -162,7 +168,7 @@ def test_nonces_are_fresh_128_bit_hex() -> None:
 # --- the allow-list -----------------------------------------------------------------------------------------------
 
 
-def test_keyring_entries_by_comma_newline_and_file(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_keyring_entries_by_comma_newline_and_file(tmp_path: Path) -> None:
     bob = Ed25519PrivateKey.generate()
     file = tmp_path / "keys.txt"
     file.write_text(f"# operators\n{public_line('bob', 'operator', bob)}\n\n")
@@ -191,7 +197,7 @@ def test_bad_allow_list_entries_are_settings_errors(text: str, fragment: str) ->
         load_keyring(text, "")
 
 
-def test_an_unreadable_keys_file_is_a_settings_error(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_an_unreadable_keys_file_is_a_settings_error(tmp_path: Path) -> None:
     with pytest.raises(KeyringError, match="cannot be read"):
         load_keyring("", str(tmp_path / "missing.txt"))
 
@@ -276,7 +282,9 @@ REFUSALS: list[tuple[str, object, Check, str]] = [
 
 
 @pytest.mark.parametrize(("make", "check", "fragment"), [r[1:] for r in REFUSALS], ids=[r[0] for r in REFUSALS])
-def test_authentication_refusals_name_the_check_and_change_nothing(make, check: Check, fragment: str) -> None:  # type: ignore[no-untyped-def]
+def test_authentication_refusals_name_the_check_and_change_nothing(
+    make: Callable[[], RolloutCommand], check: Check, fragment: str
+) -> None:
     before = canary()
     decision = send(before, make())
     assert decision.unauthorized is not None and decision.unauthorized.check is check, decision.unauthorized

@@ -4,7 +4,9 @@ from data (gaps and future-dated windows never ripen a stage), timeouts, α per 
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 
@@ -21,6 +23,7 @@ from bifrost.schemas.rollout import (
 from bifrost.streams.aggregates.stats import WindowStats, merged
 from bifrost.streams.rollout.controller import (
     Decision,
+    Evaluate,
     Look,
     RolloutPolicy,
     apply_command,
@@ -74,8 +77,8 @@ def stats(n: int) -> WindowStats:
     return WindowStats(count=n)
 
 
-def command(kind: CommandKind, **kw: object) -> RolloutCommand:
-    return RolloutCommand(command_id=f"c-{kind.value}-{kw.get('artifact', '')}", router_id="r", kind=kind, **kw)  # type: ignore[arg-type]
+def command(kind: CommandKind, **kw: Any) -> RolloutCommand:
+    return RolloutCommand(command_id=f"c-{kind.value}-{kw.get('artifact', '')}", router_id="r", kind=kind, **kw)
 
 
 VERIFIED = [
@@ -84,12 +87,12 @@ VERIFIED = [
 ]
 
 
-def fresh(**fields: object) -> RolloutState:
+def fresh(**fields: Any) -> RolloutState:
     """A router state whose artifacts v1..v3 were verified (only verified versions start)."""
-    return RolloutState(router_id="r", verified=VERIFIED, **fields)  # type: ignore[arg-type]
+    return RolloutState(router_id="r", verified=VERIFIED, **fields)
 
 
-def started(**policy: object) -> RolloutState:
+def started(**policy: Any) -> RolloutState:
     state = fresh(clock=1000.0)
     decision = apply_command(
         state,
@@ -97,7 +100,7 @@ def started(**policy: object) -> RolloutState:
         arm_traffic=TRAFFIC,
         wall=1.0,
         policy=RolloutPolicy(**policy) if policy else POLICY,
-    )  # type: ignore[arg-type]
+    )
     assert decision.state.last_command and decision.state.last_command.accepted, decision.state.last_command
     return decision.state
 
@@ -122,13 +125,13 @@ def look_at(
 def window(
     state: RolloutState,
     clock: float,
-    evaluate=healthy,
+    evaluate: Evaluate = healthy,
     n: int = 500,
-    policy: RolloutPolicy = POLICY,  # type: ignore[no-untyped-def]
-    **kw: object,
+    policy: RolloutPolicy = POLICY,
+    **kw: Any,
 ) -> Decision:
     """The look at ``clock``: every window before it has closed (a window close, as before)."""
-    return on_look(state, look_at(state, clock, n, **kw), evaluate=evaluate, wall=2.0, policy=policy)  # type: ignore[arg-type]
+    return on_look(state, look_at(state, clock, n, **kw), evaluate=evaluate, wall=2.0, policy=policy)
 
 
 def test_start_enters_first_stage_with_weights() -> None:
@@ -251,7 +254,9 @@ def test_approval_gate() -> None:
         (lambda: fresh(revision=3), command(CommandKind.EMERGENCY_STOP), TRAFFIC, "no last good"),
     ],
 )
-def test_illegal_commands_are_refused_with_a_reason(state_factory, cmd, traffic, fragment) -> None:  # type: ignore[no-untyped-def]
+def test_illegal_commands_are_refused_with_a_reason(
+    state_factory: Callable[[], RolloutState], cmd: RolloutCommand, traffic: dict[str, int], fragment: str
+) -> None:
     before = state_factory()
     decision = apply_command(before, cmd, arm_traffic=traffic, wall=9.0, policy=POLICY)
     outcome = decision.state.last_command
@@ -336,7 +341,7 @@ def test_a_stage_blocked_until_its_timeout_pauses_with_the_reason() -> None:
     assert decision is not None and state.phase is Phase.PAUSED
     assert clock - 1000 == POLICY.timeout_seconds == 4 * 900  # four times the minimum, of traffic
     assert decision.stalled is not None and decision.stalled == state.stall
-    assert state.stall.reasons == ["slo_p95 blocked"]  # type: ignore[union-attr]
+    assert state.stall.reasons == ["slo_p95 blocked"]
     assert "timed out after 60 min of traffic" in (state.reason or "") and "slo_p95 blocked" in (state.reason or "")
     # Paused, the gates still protect; a resume counts the timeout again from there.
     assert window(state, clock + 60, evaluate=slow).state.phase is Phase.ROLLED_BACK
@@ -485,12 +490,14 @@ def test_a_regression_the_data_cannot_yet_condemn_is_held_then_paused_not_promot
     # After the timeout (60 min of traffic) it pauses, and says why.
     assert state.stall is not None and state.stall.timeout_seconds == 4 * POLICY.min_stage_seconds
     assert any(r.startswith("cost_per_task not shown within tolerance") for r in state.stall.reasons)
-    assert "cost_per_task not shown within tolerance" in state.reason
+    assert "cost_per_task not shown within tolerance" in (state.reason or "")
 
 
 def test_an_identical_canary_shows_non_inferiority_and_is_promoted() -> None:
     trace: list[RolloutState] = []
     state = real_stage(ArmProfile(), minutes=240, config=UNCONDEMNABLE, trace=trace)
     assert state.phase is Phase.PROMOTED
-    shown = [g for s in trace for g in s.gates if g.upper_limit is not None and g.upper is not None]
-    assert shown and any(g.upper < g.upper_limit for g in shown)
+    shown = [
+        (g.upper, g.upper_limit) for s in trace for g in s.gates if g.upper_limit is not None and g.upper is not None
+    ]
+    assert shown and any(upper < limit for upper, limit in shown)

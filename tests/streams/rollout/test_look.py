@@ -3,6 +3,8 @@ and the frontier a future-dated window cannot move."""
 
 from __future__ import annotations
 
+import pytest
+
 from bifrost.schemas.events import Bucket, RoutingEvent
 from bifrost.schemas.rollout import RolloutState
 from bifrost.streams.aggregates.partial import WindowPartial, encode_partial
@@ -75,7 +77,7 @@ def test_look_holds_the_stages_windows_sums_and_history() -> None:
     assert control_sums.windows == 10 and control_sums.s == 10.0 and canary_sums.windows == 0
 
 
-def test_only_the_changed_window_is_read_again() -> None:
+def test_only_the_changed_window_is_read_again(monkeypatch: pytest.MonkeyPatch) -> None:
     windows = store()
     windows.store(partial(0, 0, 1, {"v1": arm_stats(10), "v2": arm_stats(2)}))
     windows.store(partial(60, 0, 2, {"v1": arm_stats(10), "v2": arm_stats(2)}))
@@ -84,11 +86,11 @@ def test_only_the_changed_window_is_read_again() -> None:
     reads: list[int] = []
     original = windows.window_partials
 
-    def counting(router_id: str, window_start: int):  # type: ignore[no-untyped-def]
+    def counting(router_id: str, window_start: int) -> list[WindowPartial]:
         reads.append(window_start)
         return original(router_id, window_start)
 
-    windows.window_partials = counting  # type: ignore[method-assign]
+    monkeypatch.setattr(windows, "window_partials", counting)
     windows.store(partial(60, 0, 3, {"v1": arm_stats(15), "v2": arm_stats(3)}))
     second = builder.look(state(0.0))
     assert reads == [60]

@@ -74,5 +74,6 @@ def test_freshness_per_source_stale_and_newest_changes_first() -> None:
             "stale_since": None,
         },
     }
-    assert [c.snapshot for c in view["last_changes"]] == ["s4", "s3"]  # type: ignore[union-attr]
+    changes = view["last_changes"]
+    assert isinstance(changes, list) and [c.snapshot for c in changes] == ["s4", "s3"]
     assert view["significant"] == 1  # of the 3 kept

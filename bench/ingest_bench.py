@@ -2030,10 +2030,10 @@ def diagnosis_markdown(title: str, diagnosis: dict[str, Any]) -> list[str]:
         f"## Diagnosis: stage-1 timings, {title}",
         "",
         "Wall times measured inside the worker by `bench/ingest_worker_diag.py` (p50 / p90 / max, ms). A batch is "
-        "one `IngestService._process` call (streams/ingest/service.py): fold, then one transaction per input "
-        "partition with records (`PartitionWriter.commit`, streams/ingest/transactions.py), "
-        "all awaited before the "
-        "next `getmany`. Transaction phases: sends queued (incl. AddPartitionsToTxn wait) / "
+        "one `IngestService._fold_and_submit` call (streams/ingest/service.py): the fold of one `getmany`, its "
+        "writes handed to each input partition's commit lane (streams/ingest/lanes.py), which commits them in "
+        "its own transaction (`PartitionWriter.commit`, streams/ingest/transactions.py) while the loop fetches "
+        "the next batch. Transaction phases: sends queued (incl. AddPartitionsToTxn wait) / "
         "`send_offsets_to_transaction` (AddOffsetsToTxn + TxnOffsetCommit) / awaiting the deliveries / "
         "`commit_transaction` (EndTxn).",
         "",
@@ -2048,7 +2048,7 @@ def diagnosis_markdown(title: str, diagnosis: dict[str, Any]) -> list[str]:
 
     rows = [
         ("window length", lambda d: f"{d['seconds']:.1f} s"),
-        ("batch (`_process`)", lambda d: cell(d["batches"])),
+        ("batch (`_fold_and_submit`)", lambda d: cell(d["batches"])),
         (
             "records / input partitions per batch (p50)",
             lambda d: f"{d['records_per_batch_p50'] or 0:,.0f} / {d['input_partitions_per_batch_p50'] or 0}",

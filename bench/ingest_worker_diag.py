@@ -3,8 +3,9 @@
 Runs exactly the worker (``bifrost.cli.main.main(["worker"])``) after wrapping, at run
 time and without changing any source file:
 
-- ``IngestService._process`` (streams/ingest/service.py): wall time, records and input
-  partitions of every batch;
+- ``IngestService._fold_and_submit`` (streams/ingest/service.py): wall time, records and
+  input partitions of every fetched batch (folded, then handed to the partitions' commit
+  lanes, streams/ingest/lanes.py, which run the transactions concurrently);
 - ``BatchFolder.fold`` (streams/ingest/fold.py): wall time of each fold;
 - ``PartitionWriter.commit`` (streams/ingest/transactions.py): wall time of each
   transaction, split into sends queued / ``send_offsets_to_transaction`` (AddOffsetsToTxn
@@ -43,14 +44,14 @@ class _Collect(logging.Handler):
 def _instrument() -> None:
     from bifrost.streams.ingest import fold, service, transactions
 
-    process = service.IngestService._process
+    fold_and_submit = service.IngestService._fold_and_submit
 
-    async def timed_process(self: Any, batches: dict[Any, list[Any]]) -> None:
+    def timed_fold_and_submit(self: Any, batches: dict[Any, list[Any]]) -> None:
         t0 = time.monotonic()
-        await process(self, batches)
+        fold_and_submit(self, batches)
         samples["process"].append((t0, time.monotonic() - t0, sum(len(r) for r in batches.values()), len(batches)))
 
-    service.IngestService._process = timed_process  # type: ignore[method-assign]
+    service.IngestService._fold_and_submit = timed_fold_and_submit  # type: ignore[method-assign]
 
     folder_fold = fold.BatchFolder.fold
 
@@ -101,7 +102,7 @@ def _instrument() -> None:
                     marks["end"] - marks["offsets_done"],
                     marks["end_done"] - marks["end"],
                 )
-            samples["commit"].append((t0, t1 - t0, len(writes.changed), ok, phases))
+            samples["commit"].append((t0, t1 - t0, len(writes.snapshots), ok, phases))
 
     transactions.PartitionWriter.commit = timed_commit  # type: ignore[method-assign]
 

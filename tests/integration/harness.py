@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 from aiokafka import AIOKafkaConsumer
 
@@ -128,10 +128,23 @@ class WorkerProcess:
             return ""
 
 
+@overload
 async def eventually(
-    probe: Callable[[], T | Awaitable[T]], *, timeout: float = 60.0, interval: float = 0.25, what: str = "condition"
-) -> T:
-    """Poll ``probe`` until it returns a truthy value; fail with the last value otherwise."""
+    probe: Callable[[], Awaitable[T | None]], *, timeout: float = 60.0, interval: float = 0.25, what: str = "condition"
+) -> T: ...
+
+
+@overload
+async def eventually(
+    probe: Callable[[], T | None], *, timeout: float = 60.0, interval: float = 0.25, what: str = "condition"
+) -> T: ...
+
+
+async def eventually(
+    probe: Callable[[], Any], *, timeout: float = 60.0, interval: float = 0.25, what: str = "condition"
+) -> Any:
+    """Poll ``probe`` (a function or a coroutine function) until it returns a truthy value, and return
+    that (so never None); fail with the last value otherwise."""
     deadline = time.monotonic() + timeout
     last: Any = None
     while time.monotonic() < deadline:
@@ -173,7 +186,7 @@ async def read_dead_letters(bootstrap: str, topic: str, expected: int, timeout: 
         while time.monotonic() < deadline:
             batch = await consumer.getmany(timeout_ms=500)
             for records in batch.values():
-                letters.extend(decode_as(r.value, DeadLetter) for r in records)  # type: ignore[misc]
+                letters.extend(decode_as(r.value, DeadLetter) for r in records)
             tps = consumer.assignment()
             if len(letters) >= expected and tps:
                 ends = await consumer.end_offsets(list(tps))
@@ -191,7 +204,7 @@ async def collect(bootstrap: str, topic: str, value_type: type[Any], want: int, 
     found: list[Any] = []
 
     async def run() -> None:
-        async for value in follow(bootstrap, topic, value_type):  # type: ignore[attr-defined]
+        async for value in follow(bootstrap, topic, value_type):
             found.append(value)
             if len(found) >= want:
                 return

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -33,7 +33,7 @@ from bifrost.schemas.catalog import CatalogChange, CatalogEntry, ChangeKind
 from bifrost.schemas.triggers import TrainingTrigger, TriggerReason
 from bifrost.storage.artifact_store import ArtifactStore
 from tests.catalog.providers import GEMINI_KEY, OPENAI_KEY, Fault, ProviderServer
-from tests.integration.harness import collect, eventually
+from tests.integration.harness import WorkerProcess, collect, eventually
 from tests.router.artifacts import make_artifact, signed
 
 pytestmark = [pytest.mark.kafka, pytest.mark.asyncio(loop_scope="session")]
@@ -189,7 +189,7 @@ async def test_the_worker_serves_catalog_freshness_and_last_changes(
     settings: Settings,
     providers: ProviderServer,
     tmp_path: Path,
-    start_worker,  # type: ignore[no-untyped-def]
+    start_worker: Callable[..., WorkerProcess],
 ) -> None:
     s = Settings.from_env(
         catalog_settings(settings, providers, tmp_path).to_env(),

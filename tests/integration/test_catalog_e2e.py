@@ -212,7 +212,7 @@ async def test_planted_price_change_reaches_a_new_artifacts_cost_model(
     processes.append(await spawn(s, ["refresher"], logs / "refresher.log"))
     snapshots = SnapshotStore(s.catalog_dir)
     first = await eventually(
-        lambda: (c := snapshots.current()) is not None and c.published and c,
+        lambda: c if (c := snapshots.current()) is not None and c.published else None,
         timeout=120,
         what="the refresher's first snapshot",
     )

@@ -181,7 +181,9 @@ async def test_two_workers_share_partitions_and_figures_stay_exact(
         want = expected_counts(events, router)
         # Ask both workers: the view routes to whichever owns the router's partition.
         for worker in (a, b):
-            await eventually(
-                lambda w=worker, r=router, n=want: arm_counts(w, r) == n, timeout=120, what=f"{router} via {worker.url}"
-            )
+
+            def counted(w: WorkerProcess = worker, r: str = router, n: dict[str, int] = want) -> bool:
+                return arm_counts(w, r) == n
+
+            await eventually(counted, timeout=120, what=f"{router} via {worker.url}")
     assert a.owns_inputs().isdisjoint(b.owns_inputs())

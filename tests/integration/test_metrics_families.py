@@ -135,6 +135,7 @@ async def test_metrics_families_after_traffic_a_canary_and_a_rollback(
         )
         # The 2.5 s bucket (the SLO) holds the latencies up to 2.5 s, within the sketch's 2% at the bound.
         le_slo = one(samples, "bifrost_router_request_latency_seconds_bucket", router=ROUTER, arm=arm, le="2.5")
+        assert le_slo is not None
         assert sum(e.latency_ms <= 2450 for e in mine) <= le_slo <= sum(e.latency_ms <= 2550 for e in mine)
         assert one(samples, "bifrost_router_request_latency_seconds_bucket", router=ROUTER, arm=arm, le="+Inf") == len(
             mine

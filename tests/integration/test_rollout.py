@@ -39,7 +39,7 @@ def keys(tmp_path: Path) -> CommandKeys:
 
 
 @pytest.fixture
-def settings(kafka_bootstrap: str, settings: Settings, keys: CommandKeys) -> Settings:  # type: ignore[override]
+def settings(kafka_bootstrap: str, settings: Settings, keys: CommandKeys) -> Settings:
     return keys.worker(Settings.from_env(settings.to_env(), partitions=2, batch_within_seconds=0.05))
 
 
@@ -126,7 +126,7 @@ async def test_healthy_canary_is_promoted_stage_by_stage(
         await eventually(
             lambda: (s := latest(states)) is not None and s.phase is Phase.PROMOTED, timeout=120, what="promotion"
         )
-    stages = []
+    stages: list[float] = []
     for state in states.items:
         if state.stage_percent is not None and (not stages or stages[-1] != state.stage_percent):
             stages.append(state.stage_percent)
@@ -253,9 +253,9 @@ async def test_operator_commands_from_the_cli(
         stopped = cli("stop", "--reason", "incident 42")
         assert stopped.returncode == 0 and "emergency_stopped" in stopped.stdout, stopped.stderr
         assert "stopped by operator at" in stopped.stdout
-        status = cli("status", "--json")
-        assert status.returncode == 0 and '"phase": "emergency_stopped"' in status.stdout
-        assert '"v1": 1.0' in status.stdout
+        as_json = cli("status", "--json")
+        assert as_json.returncode == 0 and '"phase": "emergency_stopped"' in as_json.stdout
+        assert '"v1": 1.0' in as_json.stdout
         # Emergency stop does not restart by itself: a healthy window changes nothing, and a
         # start (even of a verified version) is refused until an operator resumes.
         await asyncio.sleep(2 * 60 / SPEED)

@@ -47,7 +47,7 @@ def keys(tmp_path: Path) -> CommandKeys:
 
 
 @pytest.fixture
-def settings(kafka_bootstrap: str, settings: Settings, keys: CommandKeys) -> Settings:  # type: ignore[override]
+def settings(kafka_bootstrap: str, settings: Settings, keys: CommandKeys) -> Settings:
     return keys.worker(Settings.from_env(settings.to_env(), partitions=2, batch_within_seconds=0.05))
 
 

@@ -66,7 +66,7 @@ def keys(tmp_path: Path) -> CommandKeys:
 
 
 @pytest.fixture
-def settings(secure_broker: LocalBroker, keys: CommandKeys) -> Settings:  # type: ignore[override]
+def settings(secure_broker: LocalBroker, keys: CommandKeys) -> Settings:
     base = isolated_settings(
         secure_broker.bootstrap, kafka_security=secure_broker.client_security(), partitions=2, batch_within_seconds=0.05
     )

@@ -298,7 +298,9 @@ async def test_logged_traffic_to_signed_artifact_to_canary(
     outcome = answer["outcome"]
     assert isinstance(outcome, dict) and outcome["trigger_id"] == answer["trigger_id"], text
     if outcome["outcome"] == "published":
-        canary = answer["canaries"]["router-a"]  # type: ignore[index]
-        assert code == 1 and not canary["accepted"] and f"a rollout of {version} is canary" in canary["reason"], text
+        canaries = answer["canaries"]
+        assert isinstance(canaries, dict), text
+        start = canaries["router-a"]
+        assert code == 1 and not start["accepted"] and f"a rollout of {version} is canary" in start["reason"], text
     else:
         assert code == 1 and outcome["outcome"] == "rejected" and outcome["reason"], text

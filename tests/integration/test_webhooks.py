@@ -163,7 +163,8 @@ async def test_signed_delivery_after_a_receiver_outage_and_no_redelivery_after_r
 
 async def test_a_receiver_down_for_a_while_gets_the_alert_once_it_is_back(settings: Settings, tmp_path: Path) -> None:
     receiver = await Receiver().start()
-    port = receiver.server.port  # type: ignore[union-attr]
+    assert receiver.server is not None and receiver.server.port is not None
+    port = receiver.server.port
     url = receiver.url
     await receiver.close()  # nothing listens: connections are refused
     s = hook_settings(

@@ -38,7 +38,7 @@ def announcement(location: str, **overrides: object) -> bytes:
 def rejected(value: object, key: Ed25519PrivateKey | None = None, store: Path | str = "/nonexistent-store") -> Rejected:
     public = (key or Ed25519PrivateKey.generate()).public_key()
     with pytest.raises(Rejected) as info:
-        accept(value, public, store_root=store)  # type: ignore[arg-type]
+        accept(value, public, store_root=store)  # type: ignore[arg-type]  # some tests hand over non-bytes on purpose
     return info.value
 
 
@@ -83,14 +83,14 @@ def test_a_fifo_does_not_block_the_listener(tmp_path: Path, inside: bool) -> Non
     store.mkdir()
     fifo = (store if inside else tmp_path) / "pipe"
     os.mkfifo(fifo)
-    outcome: list[BaseException] = []
+    outcome: list[Rejected] = []
     thread = threading.Thread(
         target=lambda: outcome.append(rejected(announcement(str(fifo)), store=store)), daemon=True
     )
     thread.start()
     thread.join(timeout=5)
     assert not thread.is_alive(), "reading a FIFO blocked"
-    assert outcome[0].reason is RejectReason.UNVERIFIED  # type: ignore[attr-defined]
+    assert outcome[0].reason is RejectReason.UNVERIFIED
     assert ("not a regular file" if inside else "not a file inside the artifact store") in str(outcome[0])
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
 
 from bifrost.schemas import RejectReason
@@ -47,8 +49,8 @@ def feedback(ts: float, arm: str = "v1") -> bytes:
     )
 
 
-def folder(**policy: float) -> BatchFolder:
-    return BatchFolder(routing_topic="ev", feedback_topic="fb", policy=WindowPolicy(**policy))  # type: ignore[arg-type]
+def folder(**policy: Any) -> BatchFolder:
+    return BatchFolder(routing_topic="ev", feedback_topic="fb", policy=WindowPolicy(**policy))
 
 
 def records(values: list[bytes], topic: str = "ev", partition: int = 0, start: int = 0) -> list[InputRecord]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 
@@ -98,7 +99,7 @@ def test_groups_derive_from_settings() -> None:
     groups = project_groups(settings)
     # Each name is the one its service joins.
     assert ingest_group(settings) in groups and settings.app_id in groups
-    assert WarehouseSink(settings, settings.warehouse_dir).group_id in groups  # type: ignore[arg-type]
+    assert WarehouseSink(settings, Path(settings.warehouse_dir)).group_id in groups
     assert "acme-trainer" in groups and "acme-artifacts" in groups
     assert watched_groups(settings) == [*groups, "extra"]
 

@@ -300,9 +300,11 @@ def test_an_unknown_router_gets_no_state_from_an_unauthenticated_command() -> No
 
 def test_issued_by_is_the_verified_key_name() -> None:
     state = applied(canary(), OPERATOR.sign(cmd(CommandKind.PAUSE, reason="look"), now=NOW))
-    assert state.last_command.issued_by == "alice"  # type: ignore[union-attr]
+    assert state.last_command is not None
+    assert state.last_command.issued_by == "alice"
     started = canary()
-    assert started.last_command.issued_by == "pipeline" and started.verified[0].verified_by == "pipeline"  # type: ignore[union-attr]
+    assert started.last_command is not None
+    assert started.last_command.issued_by == "pipeline" and started.verified[0].verified_by == "pipeline"
 
 
 # --- replay protection ------------------------------------------------------------------------------------------------
@@ -319,7 +321,8 @@ def test_a_replayed_command_is_refused_even_when_its_first_delivery_was_refused(
     # survives the changelog (a restarted worker decodes the state from it).
     resume = OPERATOR.sign(cmd(CommandKind.RESUME), now=NOW)
     refused = send(state, resume)
-    assert refused.unauthorized is None and not refused.state.last_command.accepted  # type: ignore[union-attr]
+    assert refused.state.last_command is not None
+    assert refused.unauthorized is None and not refused.state.last_command.accepted
     restored = msgspec.json.decode(encode(refused.state), type=RolloutState)
     assert resume.nonce in restored.seen_nonces
     replay = send(restored, resume, wall=NOW + 5)
@@ -370,19 +373,23 @@ def test_the_verified_set_is_bounded_newest_kept_and_one_version_has_one_digest(
     state = verified(state, "v5", f"{5:064x}")  # verified again: becomes the newest
     assert [v.version for v in state.verified][-2:] == ["v54", "v5"] and len(state.verified) == 50
     conflict = send(state, PIPELINE.sign(cmd(CommandKind.ARTIFACT_VERIFIED, artifact="v54", sha256=SHA), now=NOW))
-    assert not conflict.state.last_command.accepted and "two contents" in conflict.state.last_command.reason  # type: ignore[union-attr]
+    assert conflict.state.last_command is not None
+    assert not conflict.state.last_command.accepted and "two contents" in conflict.state.last_command.reason
     evicted = send(state, PIPELINE.sign(cmd(CommandKind.START, artifact="v4"), now=NOW))
-    assert "not verified" in evicted.state.last_command.reason  # type: ignore[union-attr]
+    assert evicted.state.last_command is not None
+    assert "not verified" in evicted.state.last_command.reason
     assert send(state, PIPELINE.sign(cmd(CommandKind.START, artifact="v54"), now=NOW)).state.phase is Phase.CANARY
 
 
 def test_artifact_verified_needs_a_digest_and_keeps_the_rollout_as_it_is() -> None:
     state = canary()
     missing = send(state, PIPELINE.sign(cmd(CommandKind.ARTIFACT_VERIFIED, artifact="v3"), now=NOW))
-    assert "needs the artifact version and its sha256" in missing.state.last_command.reason  # type: ignore[union-attr]
+    assert missing.state.last_command is not None
+    assert "needs the artifact version and its sha256" in missing.state.last_command.reason
     recorded = verified(state, "v3")
     assert recorded.phase is Phase.CANARY and recorded.weights == state.weights and recorded.reason == state.reason
-    assert "v3 verified" in recorded.last_command.reason  # type: ignore[union-attr]
+    assert recorded.last_command is not None
+    assert "v3 verified" in recorded.last_command.reason
 
 
 # --- overrides ------------------------------------------------------------------------------------
@@ -393,15 +400,17 @@ def test_promotion_past_gates_is_an_operator_override_with_a_record() -> None:
         canary(), look(1060.0, WindowStats(count=40), WindowStats(count=900)), evaluate=failing, wall=NOW, policy=POLICY
     ).state
     plain = send(state, OPERATOR.sign(cmd(CommandKind.PROMOTE), now=NOW))
-    assert "gates not passing at 5%: cost_per_task insufficient" in plain.state.last_command.reason  # type: ignore[union-attr]
-    assert "--override --reason" in plain.state.last_command.reason  # type: ignore[union-attr]
+    assert plain.state.last_command is not None
+    assert "gates not passing at 5%: cost_per_task insufficient" in plain.state.last_command.reason
+    assert "--override --reason" in plain.state.last_command.reason
     decision = send(
         state,
         OPERATOR.sign(cmd(CommandKind.PROMOTE, override=True, reason="incident 7: need it now"), now=NOW + 3),
         wall=NOW + 3,
     )
     promoted = decision.state
-    assert promoted.last_command.accepted and promoted.stage_index == 1  # type: ignore[union-attr]
+    assert promoted.last_command is not None
+    assert promoted.last_command.accepted and promoted.stage_index == 1
     record = promoted.overrides[-1]
     assert decision.override == record
     assert (record.by, record.at, record.canary_version, record.reason) == (
@@ -457,11 +466,14 @@ def test_emergency_stop_sticks_until_an_operator_resumes() -> None:
     stopped = verified(stopped, "v3", wall=NOW + 60)
     auto = send(stopped, PIPELINE.sign(cmd(CommandKind.START, artifact="v3"), now=NOW + 61), wall=NOW + 61)
     expected = "router stopped by alice at 2023-11-14T22:13:20Z; an operator must resume"
-    assert auto.state.last_command.reason == expected and auto.state.phase is Phase.EMERGENCY_STOPPED  # type: ignore[union-attr]
+    assert auto.state.last_command is not None
+    assert auto.state.last_command.reason == expected and auto.state.phase is Phase.EMERGENCY_STOPPED
     by_hand = send(stopped, OPERATOR.sign(cmd(CommandKind.START, artifact="v3"), now=NOW + 62), wall=NOW + 62)
-    assert by_hand.state.last_command.reason == expected  # type: ignore[union-attr]
+    assert by_hand.state.last_command is not None
+    assert by_hand.state.last_command.reason == expected
     pause = send(stopped, OPERATOR.sign(cmd(CommandKind.PAUSE), now=NOW + 63), wall=NOW + 63)
-    assert pause.state.last_command.reason == f"cannot pause: {expected}"  # type: ignore[union-attr]
+    assert pause.state.last_command is not None
+    assert pause.state.last_command.reason == f"cannot pause: {expected}"
     # Windows do not restart it either.
     assert not on_look(
         stopped, look(5000.0, WindowStats(count=900), WindowStats(count=900)), evaluate=healthy, wall=NOW, policy=POLICY

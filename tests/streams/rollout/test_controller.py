@@ -191,7 +191,8 @@ def test_failed_gate_rolls_back_with_evidence() -> None:
 )
 def test_operator_commands(kind: CommandKind, phase_after: Phase) -> None:
     decision = apply_command(started(), command(kind, reason="drill"), arm_traffic=TRAFFIC, wall=5.0, policy=POLICY)
-    assert decision.state.phase is phase_after and decision.state.last_command.accepted  # type: ignore[union-attr]
+    assert decision.state.last_command is not None
+    assert decision.state.phase is phase_after and decision.state.last_command.accepted
     if kind is CommandKind.FORCE_ROLLBACK:
         assert (
             decision.rollback is not None and decision.rollback.gate == "manual" and decision.rollback.reason == "drill"
@@ -213,7 +214,8 @@ def test_promote_skips_the_wait_only_with_every_gate_passing() -> None:
     evaluated = window(started(), 1060).state  # one window: every gate passes, the stage is not ripe yet
     assert evaluated.stage_index == 0
     state = apply_command(evaluated, command(CommandKind.PROMOTE), arm_traffic=TRAFFIC, wall=5.0, policy=POLICY).state
-    assert state.stage_index == 1 and state.weights["v2"] == 0.25 and state.last_command.accepted  # type: ignore[union-attr]
+    assert state.last_command is not None
+    assert state.stage_index == 1 and state.weights["v2"] == 0.25 and state.last_command.accepted
     assert state.overrides == []
 
 
@@ -354,7 +356,8 @@ def test_the_timeout_is_configurable_and_names_missing_coverage() -> None:
     policy = RolloutPolicy(min_stage_seconds=900, min_samples=100, stage_timeout_seconds=600)
     decision = window(started(), 1000 + 600, canary_windows=False, policy=policy)
     assert decision.state.phase is Phase.PAUSED
-    reasons = decision.state.stall.reasons  # type: ignore[union-attr]
+    assert decision.state.stall is not None
+    reasons = decision.state.stall.reasons
     assert (
         reasons[0] == "only 0 of 15 min covered by data in both arms (canary traffic in 0 of 10 closed "
         "windows, control in 10)"
@@ -440,26 +443,30 @@ def test_a_healthy_canary_on_real_gates_is_promoted_stage_by_stage() -> None:
 def test_a_canary_reporting_latency_zero_is_never_promoted() -> None:
     state = real_stage(ArmProfile(latency_zero_fraction=1.0), minutes=120)
     assert state.phase is Phase.PAUSED and state.stage_index == 0
-    reasons = " | ".join(state.stall.reasons)  # type: ignore[union-attr]
+    assert state.stall is not None
+    reasons = " | ".join(state.stall.reasons)
     assert "latency_p95 insufficient: missing: the canary reports no latency for its" in reasons
     assert "slo_p95 insufficient: missing" in reasons
 
 
 def test_a_canary_with_a_fifth_of_latencies_zero_is_never_promoted() -> None:
     state = real_stage(ArmProfile(latency_zero_fraction=0.2), minutes=120)
-    assert state.phase is Phase.PAUSED and "has a latency for" in " ".join(state.stall.reasons)  # type: ignore[union-attr]
+    assert state.stall is not None
+    assert state.phase is Phase.PAUSED and "has a latency for" in " ".join(state.stall.reasons)
 
 
 def test_an_unjudged_canary_pauses_with_the_reason() -> None:
     state = real_stage(ArmProfile(judged_fraction=0.0), minutes=120)
     assert state.phase is Phase.PAUSED
-    assert any("win_rate insufficient: missing: the canary reports no judgement" in r for r in state.stall.reasons)  # type: ignore[union-attr]
+    assert state.stall is not None
+    assert any("win_rate insufficient: missing: the canary reports no judgement" in r for r in state.stall.reasons)
 
 
 def test_an_slo_breached_by_both_arms_pauses_with_the_reason() -> None:
     state = real_stage(ArmProfile(), minutes=120, latency=LatencyModel("lognormal", sigma=1.5))
     assert state.phase is Phase.PAUSED
-    assert any("above the SLO in both arms" in r for r in state.stall.reasons)  # type: ignore[union-attr]
+    assert state.stall is not None
+    assert any("above the SLO in both arms" in r for r in state.stall.reasons)
 
 
 # --- promotion needs shown non-inferiority, not the absence of a rollback -------------------------

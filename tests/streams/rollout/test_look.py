@@ -73,7 +73,8 @@ def test_look_holds_the_stages_windows_sums_and_history() -> None:
     assert look.canary.count == 3 and look.control.count == 3 * 29
     assert look.windows[0].control == ArmFigures.of(arm_stats(19)) + ArmFigures.of(arm_stats(10))
     assert look.clock == 750.5  # the newest event time, not a window boundary
-    canary_sums, control_sums = look.history.metric("error_rate")  # type: ignore[union-attr]
+    assert look.history is not None
+    canary_sums, control_sums = look.history.metric("error_rate")
     assert control_sums.windows == 10 and control_sums.s == 10.0 and canary_sums.windows == 0
 
 

@@ -55,5 +55,6 @@ def test_up_creates_the_operator_and_pipeline_keys_once(tmp_path: Path) -> None:
     assert all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in (operator, pipeline))
     keyring = Keyring.parse((allow_list, "up"))
     assert {(k.name, k.role) for k in keyring} == {("operator", Role.OPERATOR), ("pipeline", Role.PIPELINE)}
-    assert keyring.get("operator").public_key == load_private_key(operator).public_key()  # type: ignore[union-attr]
+    entry = keyring.get("operator")
+    assert entry is not None and entry.public_key == load_private_key(operator).public_key()
     assert _command_keys(tmp_path / "keys") == (allow_list, operator, pipeline)  # reused, not replaced

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from typing import Any
 
 import msgspec
 
@@ -23,8 +24,8 @@ from bifrost.schemas.triggers import OutcomeKind, TrainingOutcome
 TOPICS = Topics("t.")
 
 
-def outcome(kind: OutcomeKind, trigger_id: str = "manual-1", **fields: object) -> bytes:
-    return msgspec.json.encode(TrainingOutcome(trigger_id=trigger_id, outcome=kind, **fields))  # type: ignore[arg-type]
+def outcome(kind: OutcomeKind, trigger_id: str = "manual-1", **fields: Any) -> bytes:
+    return msgspec.json.encode(TrainingOutcome(trigger_id=trigger_id, outcome=kind, **fields))
 
 
 def state(router: str, command_id: str, *, accepted: bool, reason: str, phase: Phase = Phase.CANARY) -> bytes:

@@ -7,6 +7,7 @@ import ipaddress
 import ssl
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography import x509
@@ -97,9 +98,9 @@ def test_property_values_escape_line_breaks_and_backslashes() -> None:
         ({"security": "sasl_ssl", "sasl_username": "a b"}, "sasl_username='a b'"),
     ],
 )
-def test_bad_broker_options_are_clear_errors(kwargs: dict[str, str], message: str) -> None:
+def test_bad_broker_options_are_clear_errors(kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(BrokerError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        LocalBroker(**kwargs)  # type: ignore[arg-type]
+        LocalBroker(**kwargs)
 
 
 def test_security_details_need_a_sasl_ssl_broker() -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from bifrost.router.keys import (
     SIGNING_KEY_ENV,
@@ -226,8 +226,9 @@ def test_load_public_key_errors(tmp_path: Path) -> None:
 def test_public_key_from_environment(tmp_path: Path) -> None:
     expected = raw_public(KEY)
 
-    def raw(key: object) -> bytes:
-        return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)  # type: ignore[attr-defined]
+    def raw(key: Ed25519PublicKey | None) -> bytes:
+        assert key is not None
+        return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
     assert public_key_from_environment({}) is None
     assert raw(public_key_from_environment({VERIFY_KEY_ENV: public_key_pem(KEY).decode()})) == expected

@@ -42,7 +42,7 @@ from bifrost.schemas.recommendations import (
     RecommendationKind,
     recommendation_id,
 )
-from bifrost.streams.aggregates.mergeable import merged_all
+from bifrost.streams.aggregates.mergeable import merge_keyed, merged_all
 from bifrost.streams.aggregates.stats import WindowStats
 from bifrost.streams.optimizer.counterfactual import Difference, Replay, compare, value
 from bifrost.streams.optimizer.goals import GoalStatus, share_above
@@ -585,15 +585,23 @@ def caching(inputs: RuleInputs, config: RuleConfig) -> list[Finding]:
 
 
 def _goal_window(inputs: RuleInputs) -> MergedStats:
+    """Per arm and per model statistics over the goal window (the hours of the windowed tables)."""
     merged = MergedStats()
     for hour in _window_hours(inputs):
-        for target, source in ((merged.arms, hour.arms), (merged.models, hour.models)):
-            for name, stats in source.items():
-                total = target.get(name)
-                if total is None:
-                    total = target[name] = WindowStats()
-                total.merge(stats)
+        merge_keyed(merged.arms, hour.arms)
+        merge_keyed(merged.models, hour.models)
     return merged
+
+
+def _goal_window_evidence(inputs: RuleInputs, samples: int, figures: dict[str, float | int | str | None]) -> Evidence:
+    """Evidence from the windowed tables over the goal window."""
+    return Evidence(
+        window_from=inputs.clock - inputs.goal_window_seconds,
+        window_to=inputs.clock,
+        samples=samples,
+        source="windows",
+        figures=figures,
+    )
 
 
 def slow_provider(inputs: RuleInputs, config: RuleConfig) -> list[Finding]:
@@ -633,12 +641,10 @@ def slow_provider(inputs: RuleInputs, config: RuleConfig) -> list[Finding]:
                     "region, add a latency "
                     "penalty for it, or prefer a faster model of similar quality."
                 ),
-                evidence=Evidence(
-                    window_from=inputs.clock - inputs.goal_window_seconds,
-                    window_to=inputs.clock,
-                    samples=stats.count,
-                    source="windows",
-                    figures={
+                evidence=_goal_window_evidence(
+                    inputs,
+                    stats.count,
+                    {
                         "model_p95_ms": round(model_p95, 1),
                         "router_p95_ms": round(p95, 1),
                         "share_of_requests": round(share, 4),
@@ -684,12 +690,10 @@ def rate_limit_hotspot(inputs: RuleInputs, config: RuleConfig) -> list[Finding]:
                     f"{inputs.goal_window_seconds / 3600:.0f} h. Raise the quota, spread the traffic over more keys or "
                     "regions, or add a fallback model."
                 ),
-                evidence=Evidence(
-                    window_from=inputs.clock - inputs.goal_window_seconds,
-                    window_to=inputs.clock,
-                    samples=stats.count,
-                    source="windows",
-                    figures={
+                evidence=_goal_window_evidence(
+                    inputs,
+                    stats.count,
+                    {
                         "rate_limited": stats.rate_limited,
                         "requests": stats.count,
                         "rate_limited_share": round(rate, 4),
@@ -742,12 +746,10 @@ def thinking_budget(inputs: RuleInputs, config: RuleConfig) -> list[Finding]:
                     f"router's ({router_quality if router_quality is not None else float('nan'):.3f}); a reasoning/"
                     f"thinking budget near {others:.0f} tokens would cut its cost."
                 ),
-                evidence=Evidence(
-                    window_from=inputs.clock - inputs.goal_window_seconds,
-                    window_to=inputs.clock,
-                    samples=stats.count,
-                    source="windows",
-                    figures={
+                evidence=_goal_window_evidence(
+                    inputs,
+                    stats.count,
+                    {
                         "mean_tokens_out": round(mean_out, 1),
                         "others_median_tokens_out": round(others, 1),
                         "model_cost_usd": round(stats.cost_usd, 6),

@@ -21,6 +21,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -208,11 +209,11 @@ async def test_the_worker_serves_catalog_freshness_and_last_changes(
         await refresher.close()
     assert first is not None and second is not None
 
-    def catalog() -> dict[str, object] | None:
+    def catalog() -> dict[str, Any] | None:
         status, body = worker.get("/v1/catalog?limit=5")
         return body if status == 200 and body["entries"] == len(second.entries) and body["last_changes"] else None
 
     view = await eventually(catalog, timeout=60, what="/v1/catalog with both snapshots")
-    assert view["sources"]["gemini"]["stale"] == 5 and view["sources"]["openrouter"]["stale"] == 0  # type: ignore[index]
-    assert view["last_changes"][0]["kind"] == "price" and view["last_changes"][0]["slug"] == "openai/gpt-4o-mini"  # type: ignore[index]
+    assert view["sources"]["gemini"]["stale"] == 5 and view["sources"]["openrouter"]["stale"] == 0
+    assert view["last_changes"][0]["kind"] == "price" and view["last_changes"][0]["slug"] == "openai/gpt-4o-mini"
     assert worker.get("/v1/catalog?limit=x")[0] == 400

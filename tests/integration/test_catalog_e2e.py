@@ -29,6 +29,7 @@ import time
 import zlib
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import numpy as np
@@ -96,7 +97,7 @@ def write_warehouse(dataset: FullInfoDataset, parent: Artifact, root: Path, topi
         start_ts=end - HOURS * 3600,
         seed=3,
     )
-    files: dict[tuple[int, str], list[dict[str, object]]] = {}
+    files: dict[tuple[int, str], list[dict[str, Any]]] = {}
     offsets = [0] * PARTITIONS
     written = 0
     for item in replay.generate(config):
@@ -109,7 +110,7 @@ def write_warehouse(dataset: FullInfoDataset, parent: Artifact, root: Path, topi
         files.setdefault((partition, hour_of(item.event.ts)), []).append(row)
         written += 1
     for (partition, hour), rows in files.items():
-        span = FileSpan(partition, int(rows[0]["_offset"]), int(rows[-1]["_offset"]))  # type: ignore[call-overload]
+        span = FileSpan(partition, int(rows[0]["_offset"]), int(rows[-1]["_offset"]))
         write_atomically(file_path(root, topic, hour, span), rows)
     return written
 
@@ -118,7 +119,7 @@ class Receiver:
     """A webhook receiver that keeps what verifies."""
 
     def __init__(self) -> None:
-        self.accepted: list[dict[str, object]] = []
+        self.accepted: list[dict[str, Any]] = []  # JSON bodies
         self.server: TestServer | None = None
 
     async def start(self) -> Receiver:
@@ -238,7 +239,7 @@ async def test_planted_price_change_reaches_a_new_artifacts_cost_model(
     # The alert reaches the webhook receiver, signed (the receiver verified it).
     await eventually(lambda: receiver.accepted, timeout=60, what="the drift alert at the webhook receiver")
     assert receiver.accepted[0]["type"] == "alert.catalog_drift"
-    assert receiver.accepted[0]["data"]["evidence"]["trigger_id"] == second.trigger_id  # type: ignore[index]
+    assert receiver.accepted[0]["data"]["evidence"]["trigger_id"] == second.trigger_id
 
     # The trainer retrains on the catalog's prices.
     runs = tmp_path / "trainer"

@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import orjson
 import pytest
@@ -46,7 +46,7 @@ def expected_counts(events: list[RoutingEvent], router: str) -> dict[str, int]:
     return dict(Counter(e.arm for e in events if e.router_id == router))
 
 
-async def publish(settings: Settings, events: list[RoutingEvent], raw: list[bytes] = ()) -> None:  # type: ignore[assignment]
+async def publish(settings: Settings, events: list[RoutingEvent], raw: Sequence[bytes] = ()) -> None:
     async with Publisher(settings.kafka_bootstrap, settings.topics) as publisher:
         for event in events:
             await publisher.publish(event)

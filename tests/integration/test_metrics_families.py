@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import orjson
@@ -80,7 +80,7 @@ def events(n: int, *, seed: int, start: float) -> list[RoutingEvent]:
     return [g.event for g in generate(config) if g.event is not None]
 
 
-async def publish(settings: Settings, items: list[RoutingEvent], raw: list[bytes] = ()) -> None:  # type: ignore[assignment]
+async def publish(settings: Settings, items: list[RoutingEvent], raw: Sequence[bytes] = ()) -> None:
     async with Publisher(settings.kafka_bootstrap, settings.topics) as publisher:
         for event in items:
             await publisher.publish(event)

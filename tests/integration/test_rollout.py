@@ -277,14 +277,17 @@ async def test_unknown_router_and_illegal_commands_are_refused(
         return await wait_for_outcome(settings.kafka_bootstrap, settings.topics, keys.operator.sign(new_command(**kw)))
 
     unknown = await ask(router_id="ghost", kind=CommandKind.START, artifact="v2")
-    assert unknown is not None and not unknown.last_command.accepted  # type: ignore[union-attr]
-    assert "unknown router" in unknown.last_command.reason  # type: ignore[union-attr]
+    assert unknown is not None and unknown.last_command is not None
+    assert not unknown.last_command.accepted
+    assert "unknown router" in unknown.last_command.reason
     async with traffic(settings):
         await started_canary(settings, worker, keys)
         wrong = await ask(router_id=ROUTER, kind=CommandKind.PROMOTE, artifact="v9")
-        assert wrong is not None and "canary is v2" in wrong.last_command.reason  # type: ignore[union-attr]
+        assert wrong is not None and wrong.last_command is not None
+        assert "canary is v2" in wrong.last_command.reason
         twice = await ask(router_id=ROUTER, kind=CommandKind.START, artifact="v3")
-        assert twice is not None and not twice.last_command.accepted and twice.phase is Phase.CANARY  # type: ignore[union-attr]
+        assert twice is not None and twice.last_command is not None
+        assert not twice.last_command.accepted and twice.phase is Phase.CANARY
     assert "event=rollout.command" in worker.log_tail(400) and "accepted=False" in worker.log_tail(400)
 
 
@@ -307,7 +310,8 @@ async def test_restart_mid_rollout_resumes_the_stage_without_duplicate_rollbacks
         second = start_worker(settings, web_port=first.settings.web_port, data_dir=first.settings.data_dir)
         await ready(second)
         status, body = second.get(f"/v1/routers/{ROUTER}/rollout")
-        assert status == 200 and body["stage_index"] >= at_kill.stage_index and body["phase"] in ("canary", "promoted")  # type: ignore[union-attr]
+        assert at_kill is not None
+        assert status == 200 and body["stage_index"] >= at_kill.stage_index and body["phase"] in ("canary", "promoted")
         await eventually(
             lambda: (s := latest(states)) is not None and s.phase is Phase.PROMOTED,
             timeout=120,

@@ -90,7 +90,8 @@ async def test_unsigned_forged_unknown_stale_replayed_and_wrong_role_commands_go
         await started_canary(settings, worker, keys)
         pause = keys.operator.sign(new_command(ROUTER, CommandKind.PAUSE, reason="look at it"))
         paused = await ask(pause)
-        assert paused is not None and paused.phase is Phase.PAUSED and paused.last_command.issued_by == "operator"  # type: ignore[union-attr]
+        assert paused is not None and paused.last_command is not None
+        assert paused.phase is Phase.PAUSED and paused.last_command.issued_by == "operator"
         before = rollout_of(worker)
 
         # The tester's raw emergency stop, claiming to come from the artifact pipeline.
@@ -249,10 +250,12 @@ async def test_only_verified_artifacts_start_overrides_are_recorded_and_a_stop_s
             what="canary of the verified v2",
         )
         verified = seen(states.items, uuid.uuid5(uuid.NAMESPACE_URL, f"v2/{ROUTER}/verified").hex)
-        assert verified is not None and verified.last_command.accepted and verified.last_command.issued_by == "pipeline"  # type: ignore[union-attr]
+        assert verified is not None and verified.last_command is not None
+        assert verified.last_command.accepted and verified.last_command.issued_by == "pipeline"
         assert [(v.version, v.sha256) for v in verified.verified] == [("v2", good.sha256)]
         start = seen(states.items, listener_command_id("v2"))
-        assert start is not None and start.last_command.issued_by == "pipeline" and start.weights["v2"] == 0.05  # type: ignore[union-attr]
+        assert start is not None and start.last_command is not None
+        assert start.last_command.issued_by == "pipeline" and start.weights["v2"] == 0.05
 
         # Promotion past gates that have not passed is an operator override, on the record.
         override = cli("promote", "--override", "--reason", "hotfix for incident 7")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -42,13 +43,13 @@ async def publish(bootstrap: str, topic: str, numbers: range, router: str = "web
         await producer.stop()
 
 
-async def take(bootstrap: str, topic: str, group: str, count: int, **kw: object) -> list[int]:
+async def take(bootstrap: str, topic: str, group: str, count: int, **kw: Any) -> list[int]:
     """Revisions of the first ``count`` records the group's subscriber yields; it stops after receiving
     the last one, without asking for more (so that one is handed out but not consumed)."""
     seen: list[int] = []
 
     async def run() -> None:
-        async for event in follow(bootstrap, topic, RollbackEvent, group_id=group, **kw):  # type: ignore[arg-type]
+        async for event in follow(bootstrap, topic, RollbackEvent, group_id=group, **kw):
             seen.append(event.revision)
             if len(seen) == count:
                 return

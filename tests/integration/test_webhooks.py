@@ -15,6 +15,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiohttp import web
@@ -41,7 +42,7 @@ class Receiver:
     plan: list[int] = field(default_factory=list)
     always: int | None = None
     attempts: list[dict[str, str]] = field(default_factory=list)
-    accepted: list[dict[str, object]] = field(default_factory=list)
+    accepted: list[dict[str, Any]] = field(default_factory=list)  # JSON bodies
     rejected: list[str] = field(default_factory=list)
     server: TestServer | None = None
 
@@ -104,8 +105,8 @@ def alert(n: int, *, resolved: bool = False) -> Alert:
     )
 
 
-async def started(settings: Settings, url: str, **kwargs: object) -> tuple[EndpointDeliverer, asyncio.Task[None]]:
-    deliverer = EndpointDeliverer(settings, Endpoint(url), key=secret_of(settings), **kwargs)  # type: ignore[arg-type]
+async def started(settings: Settings, url: str, **kwargs: Any) -> tuple[EndpointDeliverer, asyncio.Task[None]]:
+    deliverer = EndpointDeliverer(settings, Endpoint(url), key=secret_of(settings), **kwargs)
     task = asyncio.create_task(deliverer.run())
     await asyncio.wait_for(deliverer.ready.wait(), 60)
     return deliverer, task
@@ -140,7 +141,7 @@ async def test_signed_delivery_after_a_receiver_outage_and_no_redelivery_after_r
     assert len(receiver.attempts) == 4  # two failed attempts, then one per alert
     first, second = receiver.accepted
     assert first["id"] == "catalog_drift:test-1" and second["id"] == "catalog_drift:test-1:resolved"
-    assert first["type"] == "alert.catalog_drift" and first["data"]["message"] == "test alert 1"  # type: ignore[index]
+    assert first["type"] == "alert.catalog_drift" and first["data"]["message"] == "test alert 1"
     # Same webhook-id on the retries of one alert: receivers de-duplicate on it.
     assert {a["webhook-id"] for a in receiver.attempts[:3]} == {"catalog_drift:test-1"}
     assert not DeliveryState(s.webhook_state_dir, deliverer.group).path.exists()
@@ -205,7 +206,8 @@ async def test_a_receiver_down_for_good_ends_in_the_dlq_and_retries_survive_a_re
     )
     await stop(task)  # stopped mid-retry (the next attempt is 1-2 s away)
     spent = len(receiver.attempts)
-    assert 2 <= spent < 5 and state.load().attempts == spent  # type: ignore[union-attr]
+    loaded = state.load()
+    assert 2 <= spent < 5 and loaded is not None and loaded.attempts == spent
 
     deliverer, task = await started(s, receiver.url)  # resumes the same alert with 2 attempts spent
     try:

@@ -11,9 +11,9 @@ echo "lint: ruff format --check"
 "$BIN/ruff" format --check .
 
 # The folders are installed as bifrost.<folder> (pyproject's package-dir), which mypy cannot
-# follow: a tree of links gives it the same names. The tests are checked too, as the package
-# `tests` (found from the repository root, like pytest imports them), resolving `bifrost.*`
-# through the same links; what they import from `bench` is followed as the namespace `bench`.
+# follow: a tree of links gives it the same names. The tests and benchmarks are checked too, as
+# the package `tests` and the namespace package `bench` (found from the repository root, as
+# pytest and the bench scripts import them), resolving `bifrost.*` through the same links.
 # Settings (and the paths not yet checked) come from pyproject.toml.
 echo "lint: mypy"
 SRC=.cache/mypy-src
@@ -24,4 +24,4 @@ for init in */__init__.py; do
   [ "$pkg" = tests ] && continue
   ln -s "$PWD/$pkg" "$SRC/bifrost/$pkg"
 done
-MYPYPATH="$SRC" "$BIN/mypy" --cache-dir .cache/mypy -p bifrost -p tests
+MYPYPATH="$SRC" "$BIN/mypy" --cache-dir .cache/mypy -p bifrost -p tests -p bench

@@ -23,7 +23,7 @@ from bifrost.router.artifact import (
 from bifrost.router.features import BASE_FEATURES, FeatureExtractor
 from bifrost.router.keys import PublicKeySource
 from bifrost.router.policy import PolicyTables, choose, eligible
-from bifrost.router.prompt_models import PromptScorer
+from bifrost.router.prompt_models import Predictions, PromptScorer
 
 ARTIFACT_FILE = "artifact.json"
 SIGNATURE_FILE = "artifact.sig"
@@ -166,13 +166,20 @@ class ReferenceRouter:
         X = np.asarray(vectors, dtype=np.float64).reshape(len(vectors), len(self.artifact.gbdt.feature_schema.names))
         return self.route_features(X, np.asarray(clusters, dtype=np.int64))
 
-    def route_features(self, X: np.ndarray, clusters: np.ndarray | None = None) -> BatchDecisions:
-        """Route many already-extracted feature vectors ``(rows, features)`` (same rule as :meth:`route`)."""
+    def route_features(
+        self, X: np.ndarray, clusters: np.ndarray | None = None, *, predicted: Predictions | None = None
+    ) -> BatchDecisions:
+        """Route many already-extracted feature vectors ``(rows, features)`` (same rule as :meth:`route`).
+
+        ``predicted``: the scorer's predictions for ``X`` computed elsewhere (e.g.
+        :func:`bifrost.router.batch.predict_many` for large batches); computed here when absent.
+        """
         X = np.asarray(X, dtype=np.float64).reshape(-1, len(self.artifact.gbdt.feature_schema.names))
         if clusters is None:
             k = self.artifact.gbdt.feature_schema.clusters
             clusters = np.argmax(X[:, X.shape[1] - k :], axis=1) if k and len(X) else np.zeros(len(X), dtype=np.int64)
-        predicted = self.scorer.predict(X)
+        if predicted is None:
+            predicted = self.scorer.predict(X)
         chosen, buckets, _, _ = choose(
             self.tables, predicted.probabilities, predicted.quality, predicted.cost, X[:, _TOKENS]
         )

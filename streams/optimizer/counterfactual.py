@@ -26,6 +26,7 @@ import msgspec
 import numpy as np
 from scipy.stats import norm
 
+from bifrost.router.batch import predict_many
 from bifrost.router.features import BASE_FEATURES
 from bifrost.router.offpolicy import Estimate, dr_terms, estimate
 from bifrost.router.policy import choose
@@ -146,7 +147,7 @@ def build_replay(
     if rows.size > max_rows:
         rows = np.sort(np.random.default_rng(seed).choice(rows, size=max_rows, replace=False))
     X = data.features[rows].astype(np.float64)
-    decisions = router.route_features(X)
+    decisions = router.route_features(X, predicted=predict_many(router.scorer, X, seed=seed).predictions)
     served = served_all[rows]
     quality = data.quality[rows].astype(np.float64)
     cost = data.cost[rows].astype(np.float64)

@@ -2,7 +2,8 @@
 
 Sources: ``env`` (the variable is set), ``default`` (it is not), or ``file PATH`` for a
 secret read from its ``*_FILE`` variable. Secrets are never shown, only whether they are
-set.
+set; a secret's file that is missing, unreadable or empty is shown as such (``(file
+missing)``, ``(file unreadable: …)``, ``(file empty)``), not as set.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Any
 
 HIDDEN = "(set, hidden)"
@@ -73,9 +75,25 @@ def _row(env: str, value: Any, secret: bool, doc: str, environ: Mapping[str, str
         if given:
             return SettingRow(env, HIDDEN, "env", doc)
         if file_env and environ.get(file_env):
-            return SettingRow(env, HIDDEN, f"file {environ[file_env]}", doc)
+            path = environ[file_env]
+            return SettingRow(env, secret_file_state(path), f"file {path}", doc)
         return SettingRow(env, "(not set)", "default", doc)
     return SettingRow(env, _show(value), "env" if given else "default", doc)
+
+
+def secret_file_state(path: str) -> str:
+    """``(set, hidden)`` when the file at ``path`` holds a secret, else why it does not; never its content.
+
+    >>> secret_file_state("/nonexistent/bifrost-token")
+    '(file missing)'
+    """
+    try:
+        content = Path(path).read_bytes()
+    except FileNotFoundError:
+        return "(file missing)"
+    except OSError as exc:
+        return f"(file unreadable: {exc.strerror or type(exc).__name__})"
+    return HIDDEN if content.strip() else "(file empty)"
 
 
 def _show(value: Any) -> str:

@@ -107,3 +107,24 @@ def test_config_never_prints_secrets() -> None:
     assert "BIFROST_WEB_TOKEN" in result.stdout and "BIFROST_WEB_TOKEN_FILE" in result.stdout
     assert "BIFROST_ARTIFACT_STORE" in result.stdout
     assert TOKEN not in result.stdout + result.stderr and "sasl-secret-value" not in result.stdout
+
+
+def test_config_says_when_a_secret_file_is_missing_unreadable_or_empty(tmp_path: Path) -> None:
+    secret = "file-secret-0123456789abcdef"
+    (tmp_path / "token").write_text(secret + "\n")
+    (tmp_path / "empty").write_text("\n")
+    env = {
+        "BIFROST_WEB_TOKEN_FILE": str(tmp_path / "token"),
+        "BIFROST_WEBHOOK_SECRET_FILE": str(tmp_path / "missing"),
+        "BIFROST_OPENAI_API_KEY_FILE": str(tmp_path / "empty"),
+        "BIFROST_GEMINI_API_KEY_FILE": str(tmp_path),  # a folder: cannot be read as a file
+    }
+    result = run("config", "--json", env=env)
+    assert result.returncode == 0, result.stderr
+    rows = {row["variable"]: row for row in json.loads(result.stdout)}
+    assert rows["BIFROST_WEB_TOKEN"]["value"] == "(set, hidden)"
+    assert rows["BIFROST_WEB_TOKEN"]["source"] == f"file {tmp_path / 'token'}"
+    assert rows["BIFROST_WEBHOOK_SECRET"]["value"] == "(file missing)"
+    assert rows["BIFROST_OPENAI_API_KEY"]["value"] == "(file empty)"
+    assert rows["BIFROST_GEMINI_API_KEY"]["value"].startswith("(file unreadable: ")
+    assert secret not in result.stdout + result.stderr

@@ -38,11 +38,9 @@ if str(_REPO) not in sys.path:  # run as a script: make `bench.*` and `tests.*` 
 
 import argparse  # noqa: E402
 import asyncio  # noqa: E402
-import datetime as dt  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
 import os  # noqa: E402
-import platform  # noqa: E402
 import random  # noqa: E402
 import shutil  # noqa: E402
 import signal  # noqa: E402
@@ -551,18 +549,13 @@ def machine_info(config: ChaosConfig, code: str) -> dict[str, Any]:
     import aiokafka
     import faust
 
-    return {
-        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "cpu_count": os.cpu_count(),
-        "cpu_model": machine.cpu_model(),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "aiokafka": aiokafka.__version__,
-        "faust": faust.__version__,
-        "commit": machine.commit(),
-        "code_under_test": code,
-        "working_tree_changes": _dirty_files() if "working tree" in code else [],
-    }
+    return machine.describe(
+        aiokafka=aiokafka.__version__,
+        faust=faust.__version__,
+        commit=machine.commit(),
+        code_under_test=code,
+        working_tree_changes=_dirty_files() if "working tree" in code else [],
+    )
 
 
 def _dirty_files() -> list[str]:

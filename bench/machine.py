@@ -1,9 +1,13 @@
-"""What a benchmark ran on: CPU model and the commit (shared by the bench scripts)."""
+"""What a benchmark ran on: date, CPU, platform, the commit (shared by the bench scripts)."""
 
 from __future__ import annotations
 
+import datetime as dt
+import os
+import platform
 import subprocess
 from pathlib import Path
+from typing import Any
 
 REPO_DIR = Path(__file__).resolve().parents[1]
 
@@ -24,3 +28,24 @@ def commit() -> str:
     return subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], cwd=REPO_DIR, capture_output=True, text=True
     ).stdout.strip()
+
+
+def changed(folder: str) -> bool:
+    """Whether the working tree has uncommitted changes under ``folder`` (relative to the repository)."""
+    return bool(
+        subprocess.run(
+            ["git", "status", "--porcelain", "--", folder], cwd=REPO_DIR, capture_output=True, text=True
+        ).stdout.strip()
+    )
+
+
+def describe(**extra: Any) -> dict[str, Any]:
+    """Date, CPU count and model, platform and Python of this run, then ``extra`` (versions, commit...)."""
+    return {
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "cpu_count": os.cpu_count(),
+        "cpu_model": cpu_model(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        **extra,
+    }

@@ -35,15 +35,12 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import datetime as dt
 import gc
 import itertools
 import json
 import logging
 import os
-import platform
 import pstats
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -299,21 +296,12 @@ def profile_route(router: ReferenceRouter, prompts: Sequence[str], n: int) -> di
 
 def machine_info() -> dict[str, Any]:
     """What the numbers were measured on."""
-    cpu_model, commit = machine.cpu_model(), machine.commit()
-    dirty = subprocess.run(
-        ["git", "status", "--porcelain", "--", "router"], cwd=REPO_DIR, capture_output=True, text=True
-    ).stdout.strip()
-    return {
-        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "cpu_count": os.cpu_count(),
-        "cpu_model": cpu_model,
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "lightgbm": lightgbm.__version__,
-        "git_commit": commit + (" (router/ modified)" if dirty else ""),
-        "load_average_start": [round(v, 2) for v in os.getloadavg()],
-    }
+    return machine.describe(
+        numpy=np.__version__,
+        lightgbm=lightgbm.__version__,
+        git_commit=machine.commit() + (" (router/ modified)" if machine.changed("router") else ""),
+        load_average_start=[round(v, 2) for v in os.getloadavg()],
+    )
 
 
 def fmt_us(value: float) -> str:
@@ -333,47 +321,21 @@ MEASURE_LABELS = {
 }
 
 
-def table_rows(report: dict[str, Any]) -> list[tuple[str, str, str, str, str, str, str]]:
+Row = tuple[str, str, str, str, str, str, str]
+
+
+def latency_row(label: str, s: dict[str, Any]) -> Row:
+    """One measure's row: its rate, then mean, p50, p95, p99 and max latency in µs."""
+    latencies = (fmt_us(s[key]) for key in ("mean_us_per_item", "p50_us", "p95_us", "p99_us", "max_us"))
+    return (label, f"{s['per_second']:,.0f}", *latencies)
+
+
+def table_rows(report: dict[str, Any]) -> list[Row]:
     """(measure, decisions/s, mean, p50, p95, p99, max) rows; latencies in µs per call."""
-    rows = []
-    m = report["measures"]
-    for key, label in MEASURE_LABELS.items():
-        s = m[key]
-        rows.append(
-            (
-                label,
-                f"{s['per_second']:,.0f}",
-                fmt_us(s["mean_us_per_item"]),
-                fmt_us(s["p50_us"]),
-                fmt_us(s["p95_us"]),
-                fmt_us(s["p99_us"]),
-                fmt_us(s["max_us"]),
-            )
-        )
-    for s in report["batched"]:
-        rows.append(
-            (
-                f"(c) `route_many` × {s['items_per_call']} (latency per batch)",
-                f"{s['per_second']:,.0f}",
-                fmt_us(s["mean_us_per_item"]),
-                fmt_us(s["p50_us"]),
-                fmt_us(s["p95_us"]),
-                fmt_us(s["p99_us"]),
-                fmt_us(s["max_us"]),
-            )
-        )
+    rows = [latency_row(label, report["measures"][key]) for key, label in MEASURE_LABELS.items()]
+    rows += [latency_row(f"(c) `route_many` × {s['items_per_call']} (latency per batch)", s) for s in report["batched"]]
     s = report["lightgbm_batch"]
-    rows.append(
-        (
-            f"(d) LightGBM `predict(X)` × {s['items_per_call']} (latency per batch)",
-            f"{s['per_second']:,.0f}",
-            fmt_us(s["mean_us_per_item"]),
-            fmt_us(s["p50_us"]),
-            fmt_us(s["p95_us"]),
-            fmt_us(s["p99_us"]),
-            fmt_us(s["max_us"]),
-        )
-    )
+    rows.append(latency_row(f"(d) LightGBM `predict(X)` × {s['items_per_call']} (latency per batch)", s))
     return rows
 
 

@@ -36,10 +36,8 @@ import hashlib
 import json
 import logging
 import os
-import platform
 import pstats
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -515,24 +513,15 @@ def profile_pass(run: Callable[[], TrainerRun], path: Path) -> dict[str, Any]:
 
 
 def machine_info() -> dict[str, Any]:
-    cpu_model, commit = machine.cpu_model(), machine.commit()
-    dirty = subprocess.run(
-        ["git", "status", "--porcelain", "--", "trainer"], cwd=REPO_DIR, capture_output=True, text=True
-    ).stdout.strip()
-    return {
-        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "cpu_count": os.cpu_count(),
-        "cpu_affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "cpu_model": cpu_model,
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "lightgbm": lightgbm.__version__,
-        "optuna": optuna.__version__,
-        "pyarrow": pa.__version__,
-        "msgspec": msgspec.__version__,
-        "git_commit": commit + ("+trainer changes" if dirty else ""),
-    }
+    return machine.describe(
+        cpu_affinity=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        numpy=np.__version__,
+        lightgbm=lightgbm.__version__,
+        optuna=optuna.__version__,
+        pyarrow=pa.__version__,
+        msgspec=msgspec.__version__,
+        git_commit=machine.commit() + ("+trainer changes" if machine.changed("trainer") else ""),
+    )
 
 
 def summarize(run: TrainerRun) -> dict[str, Any]:

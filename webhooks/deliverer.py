@@ -25,13 +25,15 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import ipaddress
 import logging
 import random
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import aiohttp
 import msgspec
@@ -74,7 +76,11 @@ class Endpoint:
 
 
 def endpoints(settings: Settings) -> list[Endpoint]:
-    """``BIFROST_WEBHOOK_URLS`` as endpoints (SettingsError for anything but http(s) URLs)."""
+    """``BIFROST_WEBHOOK_URLS`` as endpoints.
+
+    SettingsError for anything but http(s) URLs, and for a link-local address
+    (169.254.0.0/16, fe80::/10: where cloud metadata services answer, never a receiver).
+    """
     found: list[Endpoint] = []
     for url in (u.strip() for u in settings.webhook_urls.split(",")):
         if not url:
@@ -82,8 +88,38 @@ def endpoints(settings: Settings) -> list[Endpoint]:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise SettingsError(f"BIFROST_WEBHOOK_URLS: entry {len(found) + 1} is not an http(s) URL")
+        if is_link_local(parts.hostname):
+            raise SettingsError(
+                f"BIFROST_WEBHOOK_URLS: entry {len(found) + 1} ({parts.hostname}) is a link-local address "
+                "(169.254.0.0/16, fe80::/10, where cloud metadata services answer): refused"
+            )
         found.append(Endpoint(url))
     return found
+
+
+def is_link_local(host: str) -> bool:
+    """Whether ``host`` (a URL's hostname) is a link-local IP address, in any spelling a resolver accepts.
+
+    Checks the literal only (names are not resolved): IPv6 with a zone, IPv4-mapped IPv6,
+    and the legacy IPv4 forms ``inet_aton`` reads (``0xa9fea9fe``, ``2852039166``).
+
+    >>> [is_link_local(h) for h in ("169.254.169.254", "fe80::1%25eth0", "::ffff:169.254.1.1", "2852039166")]
+    [True, True, True, True]
+    >>> [is_link_local(h) for h in ("10.0.0.5", "127.0.0.1", "fd00::1", "hooks.example.com")]
+    [False, False, False, False]
+    """
+    host = unquote(host).strip("[]")
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        try:
+            address = ipaddress.IPv4Address(socket.inet_aton(host))
+        except OSError:
+            return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_link_local
 
 
 def policy_of(settings: Settings) -> DeliveryPolicy:

@@ -159,8 +159,6 @@ class WorkerSlots:
         assert slot.process is not None
         slot.expected_down = True
         slot.process.kill()
-        if slot.process._log:  # noqa: SLF001 - the harness keeps the log open
-            slot.process._log.close()  # noqa: SLF001
         slot.killed += 1
 
     def stop_all(self) -> None:
@@ -178,7 +176,7 @@ class WorkerSlots:
 
     def alive(self, index: int) -> bool:
         slot = self.slots.get(index)
-        return bool(slot and slot.process and slot.process.process and slot.process.process.poll() is None)
+        return bool(slot and slot.process and slot.process.alive())
 
     def check_exits(self) -> None:
         """Record any exit nobody asked for."""

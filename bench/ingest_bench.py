@@ -55,13 +55,11 @@ import argparse
 import array
 import asyncio
 import cProfile
-import datetime as dt
 import itertools
 import json
 import logging
 import math
 import os
-import platform
 import pstats
 import re
 import shutil
@@ -87,7 +85,6 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from profiling import top_functions
-from prometheus_client.parser import text_string_to_metric_families
 
 from bifrost.client import Publisher
 from bifrost.client.simulator import TrafficConfig, generate
@@ -97,7 +94,14 @@ from bifrost.kafka.preflight import probe_kafka
 from bifrost.kafka.topics import TopicSpec, ensure_topics
 from bifrost.schemas import Bucket, RoutingEvent, Topics, encode
 from bifrost.streams.ingest.fold import BatchFolder, InputRecord, PartitionState
-from tests.integration.harness import free_port
+from tests.integration.harness import (
+    Samples,
+    WorkerProcess,
+    free_port,
+    input_partitions,
+    metric_samples,
+    metric_sum,
+)
 from tests.streams.ingest.fold_store import DictStore
 
 log = logging.getLogger("bench.ingest")
@@ -494,21 +498,7 @@ class CpuMark:
 # --------------------------------------------------------------------------- worker process
 
 
-def parse_prometheus(text: str) -> dict[str, list[tuple[dict[str, str], float]]]:
-    """Prometheus text exposition → {sample name: [(labels, value), ...]} (prometheus-client's parser)."""
-    out: dict[str, list[tuple[dict[str, str], float]]] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            out.setdefault(sample.name, []).append((dict(sample.labels), float(sample.value)))
-    return out
-
-
-def metric_sum(metrics: dict[str, list[tuple[dict[str, str], float]]], name: str) -> float:
-    """Sum of all series of ``name``."""
-    return sum(value for _, value in metrics.get(name, []))
-
-
-def histogram_quantile(metrics: dict[str, list[tuple[dict[str, str], float]]], name: str, q: float) -> float | None:
+def histogram_quantile(metrics: Samples, name: str, q: float) -> float | None:
     """Prometheus-style quantile from cumulative ``<name>_bucket`` series (linear in a bucket)."""
     buckets = sorted((float(labels["le"]), value) for labels, value in metrics.get(f"{name}_bucket", []))
     if not buckets or buckets[-1][1] == 0:
@@ -618,33 +608,31 @@ def worker_command(profile_path: Path | None, diagnose: bool = False) -> list[st
     return [str(script), "worker"] if script.is_file() else [sys.executable, "-m", "bifrost.cli.main", "worker"]
 
 
-class WorkerProcess:
-    """One worker child in its own session and working directory, plus its RSS sampler."""
+class BenchWorker(WorkerProcess):
+    """The test harness's worker process, started at once in the configuration's working directory
+    with only its environment, plus what the benchmark reads: spawn time, RSS, async HTTP, log counts."""
 
     def __init__(self, config: Configuration, profile_path: Path | None = None) -> None:
         self.config = config
-        self.settings = config.settings
-        self.log_path = config.cwd / "worker.log"
         self.profile_path = profile_path
-        self.command = worker_command(profile_path, config.diagnose)
         self.diag_path = config.cwd / "diag.json" if config.diagnose else None
-        env = {k: v for k, v in os.environ.items() if not k.startswith("BIFROST_")}
-        env.update(config.env)
+        env = dict(config.env)
         if self.diag_path is not None:
             env["BIFROST_BENCH_DIAG_OUT"] = str(self.diag_path)
-        with self.log_path.open("ab") as sink:
-            self.process = subprocess.Popen(
-                self.command, env=env, cwd=config.cwd, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True
-            )
+        super().__init__(
+            config.settings,
+            config.cwd / "worker.log",
+            command=worker_command(profile_path, config.diagnose),
+            env=env,
+            cwd=config.cwd,
+        )
+        self.start()
+        assert self.process is not None
         self.pid = self.process.pid
         self.spawned_at = time.perf_counter()
         self.rss = RssSampler(self.pid)
-        self.url = f"http://127.0.0.1:{self.settings.web_port}"
 
-    def alive(self) -> bool:
-        return self.process.poll() is None
-
-    async def get(self, http: aiohttp.ClientSession, path: str) -> tuple[int, bytes]:
+    async def fetch(self, http: aiohttp.ClientSession, path: str) -> tuple[int, bytes]:
         """(status, body) of a GET; status 0 when nothing answers."""
         try:
             async with http.get(self.url + path) as response:
@@ -652,46 +640,28 @@ class WorkerProcess:
         except (TimeoutError, aiohttp.ClientError, OSError):
             return 0, b""
 
-    async def metrics(self, http: aiohttp.ClientSession) -> dict[str, list[tuple[dict[str, str], float]]]:
-        status, body = await self.get(http, "/metrics")
-        return parse_prometheus(body.decode()) if status == 200 else {}
+    async def metrics(self, http: aiohttp.ClientSession) -> Samples:
+        status, body = await self.fetch(http, "/metrics")
+        return metric_samples(body.decode()) if status == 200 else {}
 
     async def owned_inputs(self, http: aiohttp.ClientSession) -> int:
         """Input partitions assigned, once recovered (``/health`` is 200), else 0."""
-        status, body = await self.get(http, "/health")
-        if status != 200:
-            return 0
-        prefix = self.settings.topics.routing_events + ":"
-        return sum(1 for tp in orjson.loads(body).get("assigned", []) if tp.startswith(prefix))
+        status, body = await self.fetch(http, "/health")
+        return len(input_partitions(self.settings, orjson.loads(body))) if status == 200 else 0
 
     async def router_count(self, http: aiohttp.ClientSession, router: str) -> int:
         """Requests of ``router`` in the per-router view (0 while it does not exist)."""
-        status, body = await self.get(http, f"/v1/routers/{router}/metrics?since=30d")
+        status, body = await self.fetch(http, f"/v1/routers/{router}/metrics?since=30d")
         if status != 200:
             return 0
         return sum(stats["count"] for stats in orjson.loads(body)["arms"].values())
 
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60.0) -> tuple[int | None, float]:
-        """Signal the process group; SIGKILL if it has not exited within ``timeout``; (code, seconds)."""
-        started = time.perf_counter()
-        if self.process.poll() is None:
-            try:
-                os.killpg(self.pid, sig)
-                self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                log.warning("worker pid=%d did not exit %.0f s after signal %d; killing", self.pid, timeout, sig)
-                os.killpg(self.pid, signal.SIGKILL)
-                self.process.wait(timeout=10)
-            except ProcessLookupError:
-                pass
-        self.rss.stop()
-        return self.process.returncode, time.perf_counter() - started
-
-    def log_tail(self, lines: int = 30) -> str:
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60.0) -> int | None:
+        """The harness's stop (with a longer wait by default), then the RSS sampler's."""
         try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except FileNotFoundError:
-            return ""
+            return super().stop(sig, timeout)
+        finally:
+            self.rss.stop()
 
     def log_counts(self) -> dict[str, int]:
         """How often trouble shows in the worker's log (honesty check for the report)."""
@@ -709,7 +679,7 @@ class WorkerProcess:
         }
 
 
-async def wait_until(probe: Any, *, timeout: float, interval: float, what: str, worker: WorkerProcess) -> Any:
+async def wait_until(probe: Any, *, timeout: float, interval: float, what: str, worker: BenchWorker) -> Any:
     """Await ``probe()`` until truthy; fail with the worker's log tail on timeout or death."""
     deadline = time.perf_counter() + timeout
     while time.perf_counter() < deadline:
@@ -717,9 +687,8 @@ async def wait_until(probe: Any, *, timeout: float, interval: float, what: str, 
         if value:
             return value
         if not worker.alive():
-            raise RuntimeError(
-                f"worker exited (code {worker.process.returncode}) while waiting for {what}:\n{worker.log_tail()}"
-            )
+            code = worker.process.returncode if worker.process is not None else None
+            raise RuntimeError(f"worker exited (code {code}) while waiting for {what}:\n{worker.log_tail()}")
         await asyncio.sleep(interval)
     raise RuntimeError(f"timed out after {timeout:.0f} s waiting for {what}:\n{worker.log_tail()}")
 
@@ -762,7 +731,7 @@ class DrainResult:
 
 
 async def drain(
-    worker: WorkerProcess,
+    worker: BenchWorker,
     watch: KafkaWatch,
     http: aiohttp.ClientSession,
     ends: dict[int, int],
@@ -939,10 +908,10 @@ class LoadResult:
 
 
 def histogram_delta(
-    before: dict[str, list[tuple[dict[str, str], float]]],
-    after: dict[str, list[tuple[dict[str, str], float]]],
+    before: Samples,
+    after: Samples,
     name: str,
-) -> dict[str, list[tuple[dict[str, str], float]]]:
+) -> Samples:
     """``after - before`` of one histogram's series (for quantiles over an interval)."""
     old = {tuple(sorted(labels.items())): v for labels, v in before.get(name, [])}
     return {name: [(labels, v - old.get(tuple(sorted(labels.items())), 0.0)) for labels, v in after.get(name, [])]}
@@ -994,7 +963,7 @@ async def read_json_line(process: subprocess.Popen[str], timeout: float) -> dict
 
 
 async def latency_under_load(
-    worker: WorkerProcess,
+    worker: BenchWorker,
     watch: KafkaWatch,
     http: aiohttp.ClientSession,
     bootstrap: str,
@@ -1207,7 +1176,7 @@ async def run_configuration(
 ) -> ConfigurationResult:
     """Spawn the worker, drain, (optionally) measure latency under load, stop it."""
     loadavg = os.getloadavg()
-    worker = WorkerProcess(config)
+    worker = BenchWorker(config)
     log.info(
         "%s: pid %d, %s, cwd %s, env %s",
         config.name,
@@ -1255,7 +1224,9 @@ async def run_configuration(
                 out.load = asdict(loaded)
             out.rss_end_mib = worker.rss.now()
     finally:
-        out.exit_code, out.stop_seconds = worker.stop()
+        stopping = time.perf_counter()
+        out.exit_code = worker.stop()
+        out.stop_seconds = time.perf_counter() - stopping
         out.log = worker.log_counts()
     out.rss_start_mib = out.drain.get("rss_ready_mib")
     out.rss_peak_mib = worker.rss.peak()
@@ -1328,7 +1299,7 @@ async def memory_check(
     partitions = config.settings.partitions
     await create_topic(bootstrap, topic, partitions)
     ends, produce_seconds = await produce_streaming(bootstrap, topic, events, seed)
-    worker = WorkerProcess(config)
+    worker = BenchWorker(config)
     log.info("memory-check: pid %d on %s (%d events)", worker.pid, topic, events)
     out: dict[str, Any] = {
         "events": events,
@@ -1378,7 +1349,7 @@ async def memory_check(
                     log.info("memory-check: %d/%d folded, RSS %.0f MiB", done, events, worker.rss.now() or 0)
                 await asyncio.sleep(0.1)
     finally:
-        out["exit_code"], _ = worker.stop()
+        out["exit_code"] = worker.stop()
         out["rss_peak_mib"] = worker.rss.peak()
         out["rss_samples"] = [(round(t - worker.spawned_at, 1), round(r, 1)) for t, r in worker.rss.samples[::25]]
         out["log"] = worker.log_counts()
@@ -1417,7 +1388,7 @@ async def profile_worker(
 ) -> WorkerProfile:
     """Drain the backlog with a profiled worker; SIGINT it and read its profile."""
     profile_path = run_dir / "worker.prof"
-    worker = WorkerProcess(config, profile_path=profile_path)
+    worker = BenchWorker(config, profile_path=profile_path)
     log.info("profile: pid %d under cProfile -> %s", worker.pid, profile_path)
     seconds = rate = None
     try:
@@ -1429,7 +1400,7 @@ async def profile_worker(
         seconds, rate = drained.ingest_seconds, drained.ingest_events_per_second
         log.info("profile: ingest drained in %.2f s under cProfile (%.0f ev/s)", seconds, rate)
     finally:
-        code, _ = worker.stop(signal.SIGINT, timeout=90)
+        code = worker.stop(signal.SIGINT, timeout=90)
     if not profile_path.is_file() or profile_path.stat().st_size == 0:
         return WorkerProfile(False, f"no profile written (exit code {code})", seconds, rate, code)
     stats = pstats.Stats(str(profile_path))
@@ -1585,19 +1556,14 @@ def code_state() -> dict[str, Any]:
 
 def machine_info(kafka: str) -> dict[str, Any]:
     """What the numbers were measured on."""
-    return {
-        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "cpu_count": os.cpu_count(),
-        "cpu_model": machine.cpu_model(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "kafka": kafka,
-        "aiokafka": aiokafka.__version__,
-        "faust_streaming": faust.__version__,
-        "msgspec": msgspec.__version__,
-        "orjson": orjson.__version__,
-        "git_commit": machine.commit(),
-    }
+    return machine.describe(
+        kafka=kafka,
+        aiokafka=aiokafka.__version__,
+        faust_streaming=faust.__version__,
+        msgspec=msgspec.__version__,
+        orjson=orjson.__version__,
+        git_commit=machine.commit(),
+    )
 
 
 def fmt_rate(value: float | None) -> str:

@@ -1,9 +1,10 @@
-"""Real processes for integration tests: workers as subprocesses, polling helpers."""
+"""Real processes for integration tests (and the benchmarks): workers as subprocesses, polling helpers."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -12,19 +13,27 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar, overload
 
 from aiokafka import AIOKafkaConsumer
+from prometheus_client.parser import text_string_to_metric_families
 
+from bifrost.client.simulator import SimulationReport, TrafficConfig, anchored, simulate
 from bifrost.config import Settings
 from bifrost.devkafka import free_listener_port
 from bifrost.schemas import DeadLetter
 from bifrost.schemas.codec import decode_as
 
 T = TypeVar("T")
+
+log = logging.getLogger("tests.harness")
+
+#: Prometheus samples by name: ``[(labels, value), ...]`` (see :func:`metric_samples`).
+Samples = dict[str, list[tuple[dict[str, str], float]]]
 
 
 def free_port() -> int:
@@ -47,20 +56,60 @@ def isolated_settings(bootstrap: str, **overrides: Any) -> Settings:
     return Settings.from_env({}, **values)
 
 
+def child_env(bifrost: Mapping[str, str]) -> dict[str, str]:
+    """This process's environment without its BIFROST_* variables, plus ``bifrost``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BIFROST_")}
+    env.update(bifrost)
+    return env
+
+
 def settings_env(settings: Settings) -> dict[str, str]:
     """BIFROST_* variables that reproduce ``settings`` in a child process."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BIFROST_")}
-    env.update(settings.to_env())
-    return env
+    return child_env(settings.to_env())
+
+
+def worker_command() -> list[str]:
+    """``bifrost-opt worker``, run as the module (no console script needed)."""
+    return [sys.executable, "-m", "bifrost.cli.main", "worker"]
+
+
+def input_partitions(settings: Settings, health: Mapping[str, Any]) -> set[str]:
+    """The routing-events partitions (``topic:partition``) a worker's ``/health`` lists as assigned."""
+    prefix = settings.topics.routing_events + ":"
+    return {tp for tp in health.get("assigned", []) if tp.startswith(prefix)}
+
+
+def metric_samples(text: str) -> Samples:
+    """Prometheus text exposition → {sample name: [(labels, value), ...]} (prometheus-client's parser)."""
+    out: Samples = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            out.setdefault(sample.name, []).append((dict(sample.labels), float(sample.value)))
+    return out
+
+
+def metric_sum(samples: Samples, name: str, **labels: str) -> float:
+    """Sum of the series of ``name`` whose labels include ``labels``."""
+    want = labels.items()
+    return sum(value for have, value in samples.get(name, []) if want <= have.items())
 
 
 @dataclass
 class WorkerProcess:
-    """One `bifrost-opt worker` child process."""
+    """One `bifrost-opt worker` child process, in its own session (process group).
+
+    By default the child gets every setting of ``settings`` as BIFROST_* variables and runs
+    :func:`worker_command`; ``env`` (its only BIFROST_* variables), ``command`` and ``cwd``
+    change that (the ingest benchmark runs it with only what it sets, under cProfile, in its
+    own working directory).
+    """
 
     settings: Settings
     log_path: Path
     process: subprocess.Popen[bytes] | None = None
+    command: list[str] = field(default_factory=worker_command)
+    env: Mapping[str, str] | None = None
+    cwd: Path | None = None
     _log: Any = field(default=None, repr=False)
 
     @property
@@ -70,13 +119,17 @@ class WorkerProcess:
     def start(self) -> WorkerProcess:
         self._log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "bifrost.cli.main", "worker"],
-            env=settings_env(self.settings),
+            self.command,
+            env=settings_env(self.settings) if self.env is None else child_env(self.env),
+            cwd=self.cwd,
             stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         return self
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
 
     def get(self, path: str) -> tuple[int, Any]:
         try:
@@ -99,25 +152,34 @@ class WorkerProcess:
         return body if status == 200 else None
 
     def owns_inputs(self) -> set[str]:
-        health = self.health() or {}
-        prefix = self.settings.topics.routing_events + ":"
-        return {tp for tp in health.get("assigned", []) if tp.startswith(prefix)}
+        return input_partitions(self.settings, self.health() or {})
 
     def kill(self) -> None:
         """SIGKILL: no clean shutdown, no final commit."""
         assert self.process is not None
         os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait(timeout=30)
+        self._close_log()
 
-    def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=10)
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int | None:
+        """Signal the process group; SIGKILL if it has not exited within ``timeout``. The exit code."""
+        process = self.process
+        if process is None:
+            return None
+        if process.poll() is None:
+            try:
+                os.killpg(process.pid, sig)
+                process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                log.warning("worker pid=%d did not exit %.0f s after signal %d; killing", process.pid, timeout, sig)
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=10)
+            except ProcessLookupError:  # exited between the poll and the signal
+                process.wait(timeout=10)
+        self._close_log()
+        return process.returncode
+
+    def _close_log(self) -> None:
         if self._log:
             self._log.close()
 
@@ -164,14 +226,10 @@ def arm_counts(worker: WorkerProcess, router: str, *, since: str = "30d") -> dic
     return {arm: stats["count"] for arm, stats in body["arms"].items()}
 
 
-def duplicates_skipped(worker: WorkerProcess) -> float:
-    """Re-delivered records the worker recognised and skipped (from its /metrics)."""
-    _, text = worker.get("/metrics")
-    return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in str(text).splitlines()
-        if line.startswith("bifrost_ingest_duplicates_total{")
-    )
+def worker_metrics(worker: WorkerProcess) -> Samples:
+    """The worker's ``/metrics`` (empty when it does not answer)."""
+    status, text = worker.get("/metrics")
+    return metric_samples(text) if status == 200 else {}
 
 
 async def read_dead_letters(bootstrap: str, topic: str, expected: int, timeout: float = 60.0) -> list[DeadLetter]:
@@ -214,3 +272,20 @@ async def collect(bootstrap: str, topic: str, value_type: type[Any], want: int, 
     except TimeoutError:
         pass
     return found
+
+
+@asynccontextmanager
+async def simulated_traffic(
+    settings: Settings, config: TrafficConfig, *, speed: float
+) -> AsyncIterator[SimulationReport]:
+    """``config``'s traffic, anchored at now, published at ``speed`` while the block runs (stopped at its end)."""
+    anchored_config = anchored(config, speed=speed, now=time.time())
+    report = SimulationReport()
+    task = asyncio.ensure_future(
+        simulate(settings.kafka_bootstrap, settings.topics, anchored_config, speed=speed, report=report)
+    )
+    try:
+        yield report
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)

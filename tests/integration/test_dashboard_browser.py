@@ -35,7 +35,7 @@ from bifrost.schemas.command_signing import CommandSigner
 from bifrost.schemas.rollout import CommandKind, Phase, RolloutState
 from bifrost.streams.rollout.auth import public_line
 from tests.integration.command_keys import CommandKeys, command_keys, mark_verified
-from tests.integration.harness import WorkerProcess, arm_counts, eventually
+from tests.integration.harness import WorkerProcess, arm_counts, eventually, simulated_traffic
 
 pytestmark = pytest.mark.kafka
 
@@ -113,16 +113,8 @@ async def traffic(settings: Settings) -> AsyncIterator[SimulationReport]:
         feedback_fraction=0.6,
         seed=5,
     )
-    config = anchored(config, speed=SPEED, now=time.time())
-    report = SimulationReport()
-    task = asyncio.ensure_future(
-        simulate(settings.kafka_bootstrap, settings.topics, config, speed=SPEED, report=report)
-    )
-    try:
+    async with simulated_traffic(settings, config, speed=SPEED) as report:
         yield report
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
 
 
 async def test_dashboard_in_chromium(

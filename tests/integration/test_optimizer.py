@@ -22,7 +22,15 @@ from bifrost.schemas.alerts import Alert
 from bifrost.schemas.recommendations import Recommendation, RecommendationKind
 from bifrost.schemas.triggers import TrainingTrigger, TriggerReason
 from tests.integration.command_keys import command_keys
-from tests.integration.harness import WorkerProcess, collect, eventually, isolated_settings, settings_env
+from tests.integration.harness import (
+    WorkerProcess,
+    collect,
+    eventually,
+    isolated_settings,
+    metric_sum,
+    settings_env,
+    worker_metrics,
+)
 
 pytestmark = pytest.mark.kafka
 
@@ -146,12 +154,7 @@ async def test_a_restarted_worker_does_not_publish_earlier_recommendations_again
     alerts_after = await optimizer_alerts(settings)
     assert sorted(a.alert_id for a in alerts_after) == sorted(a.alert_id for a in alerts_before)
     assert after_status["alerts_published"] == 0
-    _, text = restarted.get("/metrics")
-    suppressed = sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in str(text).splitlines()
-        if line.startswith("bifrost_optimizer_recommendations_total{") and 'outcome="suppressed"' in line
-    )
+    suppressed = metric_sum(worker_metrics(restarted), "bifrost_optimizer_recommendations_total", outcome="suppressed")
     assert suppressed >= len(before)
 
 

@@ -21,11 +21,11 @@ from typing import Any
 import pytest
 
 from bifrost.client.rollout import follow, new_command, wait_for_outcome
-from bifrost.client.simulator import ArmEffect, SimulationReport, TrafficConfig, anchored, simulate
+from bifrost.client.simulator import ArmEffect, SimulationReport, TrafficConfig
 from bifrost.config import Settings
 from bifrost.schemas.rollout import CommandKind, Phase, RollbackEvent, RolloutState
 from tests.integration.command_keys import CommandKeys, command_keys, mark_verified
-from tests.integration.harness import WorkerProcess, arm_counts, eventually, settings_env
+from tests.integration.harness import WorkerProcess, arm_counts, eventually, settings_env, simulated_traffic
 
 pytestmark = pytest.mark.kafka
 
@@ -79,16 +79,8 @@ async def traffic(settings: Settings, effects: dict[str, ArmEffect] | None = Non
         feedback_fraction=0.6,
         seed=11,
     )
-    config = anchored(config, speed=SPEED, now=time.time())
-    report = SimulationReport()
-    task = asyncio.ensure_future(
-        simulate(settings.kafka_bootstrap, settings.topics, config, speed=SPEED, report=report)
-    )
-    try:
+    async with simulated_traffic(settings, config, speed=SPEED) as report:
         yield report
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
 
 
 async def started_canary(

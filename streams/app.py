@@ -33,6 +33,7 @@ from bifrost.streams.rollup.store import RouterWindows
 from bifrost.streams.triggers.agent import register_triggers
 from bifrost.streams.warehouse.sink import WarehouseSink
 from bifrost.streams.web.auth import token_middleware
+from bifrost.streams.web.bad_requests import quiet_bad_requests
 from bifrost.streams.web.catalog_view import register_catalog_view
 from bifrost.streams.web.dashboard import mount_dashboard, root_redirect
 from bifrost.streams.web.views import register_views
@@ -61,6 +62,7 @@ TABLE_NAMES = (ROUTER_WINDOWS_TABLE, ROLLOUT_STATE_TABLE)
 
 def create_app(settings: Settings) -> Worker:
     """Build the worker's Faust app from ``settings``."""
+    quiet_bad_requests()  # a malformed request: one log line and aiohttp's 400, no traceback
     app = faust.App(
         settings.app_id,
         # bifrost:// is Faust's aiokafka transport with read_committed consumers.

@@ -20,12 +20,17 @@ Steps (each logged as ``event=trainer.step step=…`` and timed):
    (:mod:`bifrost.trainer.validate`: a paired non-inferiority test against the parent)
    or nothing is signed.
 9. ``export``: canonical bytes, sha256, Ed25519 signature.
+
+Steps 4–9 are the one pipeline every run takes (:func:`bifrost.trainer.pipeline.run_pipeline`);
+:class:`FullInformationSource` is what this data source supplies to it (steps 1–3, the
+search on full-information rows, the gate check, validation on the holdout).
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import lightgbm as lgb
 import msgspec
@@ -41,20 +46,24 @@ from bifrost.router.text import HashedTfidf, fit_idf
 from bifrost.storage.dataset import FullInfoDataset, load_dataset, prompt_groups
 from bifrost.trainer.clustering import spherical_kmeans
 from bifrost.trainer.estimates import normalized_costs, quality_table
-from bifrost.trainer.export import sign_artifact
-from bifrost.trainer.outcomes import OutcomeModels, OutcomeReport, train_outcome_models
+from bifrost.trainer.outcomes import OutcomeModels, OutcomeReport
 from bifrost.trainer.pipeline import (
     DECIMALS,
-    buckets_and_labels,
-    finish_run,
+    Block,
+    Fitted,
+    OutcomeSettings,
+    SearchSetup,
+    TrainingRows,
+    TriageSettings,
     new_version,
     prompt_models_of,
     rounded_timings,
+    run_pipeline,
 )
 from bifrost.trainer.progress import Timings, step
 from bifrost.trainer.quality import QualityReport, QualityThresholds, assess_dataset, assess_training_set, require
-from bifrost.trainer.search import SearchData, SearchObjective, SearchReport, SearchSpace, search_policy
-from bifrost.trainer.triage import BucketReport, CvReport, stratified_folds, train_triage
+from bifrost.trainer.search import SearchObjective, SearchReport, SearchSpace
+from bifrost.trainer.triage import BucketReport, CvReport, stratified_folds
 from bifrost.trainer.validate import TargetUnreachable, ValidationFailed, ValidationReport, validate_candidate
 
 
@@ -274,150 +283,209 @@ def bootstrap_artifact(
     """
     config = msgspec.structs.replace(config or BootstrapConfig(), trials=trials, seed=seed)
     key = signing_key if isinstance(signing_key, Ed25519PrivateKey) else load_private_key(signing_key)
-    timings = Timings()
     version = version or new_version()
     step("start", version=version, trials=config.trials, seed=config.seed, clusters=config.clusters)
+    source = FullInformationSource(dataset, config=config, parent=parent, version=version)
+    artifact = run_pipeline(source, version=version, key=key)
+    return artifact, source.report
 
-    with timings.measure("load"):
-        full = dataset if isinstance(dataset, FullInfoDataset) else load_dataset(dataset)
-    with timings.measure("quality"):
-        quality = require(assess_dataset(full, config.quality, train_split=config.train_split))
-        # Never train on a prompt that is evaluated on: rows of the train split whose normalized
-        # text is in another split are dropped (the quality report's split_overlap counts them).
-        train, dropped = full.training_split(config.train_split)
-        step(
-            "quality",
-            rows=len(full),
-            train=len(train),
-            dropped_overlap=dropped,
-            checks=len(quality.checks),
-            passed=quality.passed,
-        )
 
-    with timings.measure("cluster"):
-        groups = prompt_groups(train.prompts)
-        held = holdout_mask(train.tasks, config.holdout_fraction, seed=config.seed, groups=groups)
-        fit, holdout = train.take(~held), train.take(held)
-        fit_groups = groups[~held]
-        text = fit_idf(fit.prompts, dimensions=config.dimensions)
-        dense = HashedTfidf(text).dense(fit.prompts)
-        clustering = spherical_kmeans(dense, config.clusters, seed=config.seed)
-        k = clustering.centroids.shape[0]
-        centroids = np.round(clustering.centroids, DECIMALS)
-        step(
-            "cluster",
-            fit=len(fit),
-            holdout=len(holdout),
-            k=k,
-            mean_similarity=clustering.mean_similarity,
-            iterations=clustering.iterations,
-        )
+class FullInformationSource:
+    """A full-information dataset as the pipeline's data source (:class:`bifrost.trainer.pipeline.DataSource`).
 
-    with timings.measure("features"):
-        schema = FeatureSchema.build(text, k)
-        extractor = FeatureExtractor(schema, centroids)
-        extracted = [extractor.extract(p) for p in fit.prompts]
-        X = np.asarray([v for v, _ in extracted], dtype=np.float64)
-        clusters = np.asarray([c for _, c in extracted], dtype=np.int64)
-        models = fit.models
-        reference = int(np.argmax(fit.scores.mean(axis=0)))
-        cost_unit = float(fit.costs[:, reference].mean()) or 1.0
-        step("features", rows=len(X), features=X.shape[1], reference=models[reference], cost_unit_usd=cost_unit)
+    Every model's score and cost is known on every row, so the search replays a policy on
+    the out-of-fold rows exactly, the holdout is a stratified-by-task share of the train
+    split (copies of a prompt together), the escalation gate is checked once more on it,
+    and validation routes the holdout from prompt text (:func:`validate_candidate`).
+    """
 
-    with timings.measure("outcomes", folds=config.folds, models=len(models)):
+    def __init__(
+        self, dataset: str | Path | FullInfoDataset, *, config: BootstrapConfig, parent: Artifact | None, version: str
+    ) -> None:
+        self.dataset, self.config, self.parent, self.version = dataset, config, parent, version
+        self.timings = Timings()
+        self.trials, self.seed, self.label_tolerance = config.trials, config.seed, config.label_tolerance
+        self._report: BootstrapReport | None = None
+        self._gate_check: dict[str, float | str] = {}
+        self._validation: ValidationReport | None = None
+
+    # -- prepare: load, quality, holdout, text features and clusters, feature vectors ----------------------------
+
+    def prepare(self) -> TrainingRows:
+        config, timings = self.config, self.timings
+        with timings.measure("load"):
+            full = self.dataset if isinstance(self.dataset, FullInfoDataset) else load_dataset(self.dataset)
+        with timings.measure("quality"):
+            quality = require(assess_dataset(full, config.quality, train_split=config.train_split))
+            # Never train on a prompt that is evaluated on: rows of the train split whose normalized
+            # text is in another split are dropped (the quality report's split_overlap counts them).
+            train, dropped = full.training_split(config.train_split)
+            step(
+                "quality",
+                rows=len(full),
+                train=len(train),
+                dropped_overlap=dropped,
+                checks=len(quality.checks),
+                passed=quality.passed,
+            )
+
+        with timings.measure("cluster"):
+            groups = prompt_groups(train.prompts)
+            held = holdout_mask(train.tasks, config.holdout_fraction, seed=config.seed, groups=groups)
+            fit, holdout = train.take(~held), train.take(held)
+            fit_groups = groups[~held]
+            text = fit_idf(fit.prompts, dimensions=config.dimensions)
+            dense = HashedTfidf(text).dense(fit.prompts)
+            clustering = spherical_kmeans(dense, config.clusters, seed=config.seed)
+            k = clustering.centroids.shape[0]
+            centroids = np.round(clustering.centroids, DECIMALS)
+            step(
+                "cluster",
+                fit=len(fit),
+                holdout=len(holdout),
+                k=k,
+                mean_similarity=clustering.mean_similarity,
+                iterations=clustering.iterations,
+            )
+
+        with timings.measure("features"):
+            schema = FeatureSchema.build(text, k)
+            extractor = FeatureExtractor(schema, centroids)
+            extracted = [extractor.extract(p) for p in fit.prompts]
+            X = np.asarray([v for v, _ in extracted], dtype=np.float64)
+            clusters = np.asarray([c for _, c in extracted], dtype=np.int64)
+            models = fit.models
+            reference = int(np.argmax(fit.scores.mean(axis=0)))
+            cost_unit = float(fit.costs[:, reference].mean()) or 1.0
+            step("features", rows=len(X), features=X.shape[1], reference=models[reference], cost_unit_usd=cost_unit)
+
+        self.full, self.quality, self.dropped = full, quality, dropped
+        self.train, self.fit, self.holdout, self.fit_groups = train, fit, holdout, fit_groups
+        self.clustering, self.k, self.centroids, self.schema = clustering, k, centroids, schema
+        self.clusters, self.reference, self.cost_unit = clusters, reference, cost_unit
         _, task_codes = np.unique(fit.tasks.astype(str), return_inverse=True)
-        outcome_folds = stratified_folds(task_codes, config.folds, seed=config.seed, groups=fit_groups)
-        outcomes = train_outcome_models(
-            X,
-            fit.scores,
-            fit.costs,
-            outcome_folds,
+        return TrainingRows(
+            X=X,
+            scores=fit.scores,
+            costs=fit.costs,
+            folds=stratified_folds(task_codes, config.folds, seed=config.seed, groups=fit_groups),
             models=models,
             feature_names=list(schema.names),
-            cost_unit_usd=cost_unit,
+        )
+
+    # -- the shared model-fitting steps, with this source's settings ---------------------------------------------
+
+    @property
+    def blocks(self) -> tuple[Block, ...]:
+        return (
+            Block("outcomes", ("outcomes",), {"folds": self.config.folds, "models": len(self.fit.models)}),
+            Block("buckets", ("labels",)),
+            Block("cv", ("triage",), {"folds": self.config.folds}),
+        )
+
+    def outcome_settings(self, rows: TrainingRows) -> OutcomeSettings:
+        config = self.config
+        return OutcomeSettings(
+            cost_unit_usd=self.cost_unit,
             seed=config.seed,
             linear_blend=config.linear_blend,
             linear_l2=config.linear_l2,
             choose_linear=config.choose_blend and config.linear_blend is not None,
         )
 
-    with timings.measure("buckets"):
-        bucket_report, labels = buckets_and_labels(outcomes, config.label_tolerance)
-        buckets = bucket_report.buckets
+    def check_labels(self, rows: TrainingRows, buckets: BucketReport, labels: np.ndarray) -> None:
+        config = self.config
         require(
-            assess_training_set(quality, clusters, labels, n_clusters=k, classes=BUCKETS, thresholds=config.quality)
+            assess_training_set(
+                self.quality, self.clusters, labels, n_clusters=self.k, classes=BUCKETS, thresholds=config.quality
+            )
         )
         step(
             "buckets",
-            cheap=len(buckets["cheap"]),
-            mid=len(buckets["mid"]),
+            cheap=len(buckets.buckets["cheap"]),
+            mid=len(buckets.buckets["mid"]),
             labels=dict(zip(BUCKETS, np.bincount(labels, minlength=3).tolist())),
         )
 
-    with timings.measure("cv", folds=config.folds):
-        folds = stratified_folds(labels, config.folds, seed=config.seed, groups=fit_groups)
-        triage = train_triage(X, labels, folds, feature_names=list(schema.names), seed=config.seed)
+    def triage_settings(self) -> TriageSettings:
+        return TriageSettings(seed=self.config.seed)
 
-    with timings.measure("search", trials=config.trials):
-        qhat = quality_table(fit.scores, clusters, k, prior_strength=config.prior_strength)
-        chat = normalized_costs(fit.costs)
+    def triage_folds(self, rows: TrainingRows, labels: np.ndarray) -> np.ndarray:
+        return stratified_folds(labels, self.config.folds, seed=self.config.seed, groups=self.fit_groups)
 
-        def assemble(alpha: float, tau_cheap: float, tau_hard: float, penalties: np.ndarray) -> Artifact:
-            return _artifact(
-                version=version,
-                parent=parent,
-                alpha=alpha,
-                tau_cheap=tau_cheap,
-                tau_hard=tau_hard,
-                penalties=penalties,
-                models=models,
-                qhat=qhat,
-                chat=chat,
-                buckets=buckets,
-                context=full.context,
-                centroids=centroids,
-                model_string=triage.model_string,
-                schema=schema,
-                outcomes=outcomes,
-            )
+    # -- search on full-information rows, the gate check on the holdout -------------------------------------------
 
-        base = assemble(1.0, 1.0, 1.0, np.zeros(len(models)))
-        data = SearchData(
+    def search_setup(self, fitted: Fitted) -> SearchSetup:
+        fit, config = self.fit, self.config
+        self.qhat = quality_table(fit.scores, self.clusters, self.k, prior_strength=config.prior_strength)
+        self.chat = normalized_costs(fit.costs)
+        base = self._assemble(fitted, 1.0, 1.0, 1.0, np.zeros(len(fit.models)))
+        return SearchSetup(
             tables=PolicyTables.from_artifact(base),
-            probabilities=triage.oof,
-            quality=outcomes.oof_quality,
-            cost=outcomes.oof_cost,
+            objective=config.objective,
+            space=config.space,
             scores=fit.scores,
             costs=fit.costs,
-            tokens=X[:, list(schema.names).index("tokens_approx")],
-            holdout_rows=len(holdout),
-        )
-        search = search_policy(
-            data, trials=config.trials, seed=config.seed, objective=config.objective, space=config.space
+            holdout_rows=len(self.holdout),
         )
 
-    gate_check: dict[str, float | str] = {}
-    if search.gate == "on" and search.ungated_alpha is not None and len(holdout):
-        with timings.measure("gate", rows=len(holdout)):
-            search, gate_check = _check_gate(search, holdout, assemble, config, models)
+    def settle(self, fitted: Fitted, search: SearchReport) -> SearchReport:
+        if search.gate == "on" and search.ungated_alpha is not None and len(self.holdout):
+            with self.timings.measure("gate", rows=len(self.holdout)):
+                search, self._gate_check = _check_gate(
+                    search,
+                    self.holdout,
+                    lambda *params: self._assemble(fitted, *params),
+                    self.config,
+                    self.fit.models,
+                )
+        if not search.feasible:
+            raise TargetUnreachable(_unreachable(search))
+        return search
 
-    if not search.feasible:
-        raise TargetUnreachable(_unreachable(search))
+    def assemble(self, fitted: Fitted, search: SearchReport) -> Artifact:
+        penalties = np.array([search.penalties[m] for m in self.fit.models])
+        return self._assemble(fitted, search.alpha, search.tau_cheap, search.tau_hard, penalties)
 
-    with timings.measure("validate", rows=len(holdout)):
-        candidate = assemble(
-            search.alpha, search.tau_cheap, search.tau_hard, np.array([search.penalties[m] for m in models])
+    def _assemble(
+        self, fitted: Fitted, alpha: float, tau_cheap: float, tau_hard: float, penalties: np.ndarray
+    ) -> Artifact:
+        return _artifact(
+            version=self.version,
+            parent=self.parent,
+            alpha=alpha,
+            tau_cheap=tau_cheap,
+            tau_hard=tau_hard,
+            penalties=penalties,
+            models=self.fit.models,
+            qhat=self.qhat,
+            chat=self.chat,
+            buckets=fitted.buckets.buckets,
+            context=self.full.context,
+            centroids=self.centroids,
+            model_string=fitted.triage.model_string,
+            schema=self.schema,
+            outcomes=fitted.outcomes,
         )
+
+    # -- validation: the candidate routes the holdout from prompt text ---------------------------------------------
+
+    @property
+    def holdout_rows(self) -> int:
+        return len(self.holdout)
+
+    def validate(self, fitted: Fitted, search: SearchReport, candidate: Artifact) -> bool:
+        config, parent = self.config, self.parent
         validation = validate_candidate(
             ReferenceRouter(candidate),
-            holdout if len(holdout) else fit,
+            self.holdout if len(self.holdout) else self.fit,
             parent=ReferenceRouter(parent) if parent is not None else None,
             quality_tolerance=config.quality_tolerance,
             decision_slo_ms=config.decision_slo_ms,
             confidence=config.confidence,
             min_rows=config.min_validation_rows,
             seed=config.seed,
-            reference=models[reference],
+            reference=self.fit.models[self.reference],
             max_cost_share=config.objective.max_cost_share,
             min_quality_share=config.objective.min_quality_share,
         )
@@ -428,55 +496,68 @@ def bootstrap_artifact(
             cost_vs_best=validation.candidate.cost_vs_best,
             decision_ms_p50=validation.decision_ms["p50"],
         )
+        self._validation = validation
+        self._report = self._run_report(fitted, search)
+        return validation.passed
 
-    report = BootstrapReport(
-        version=version,
-        parent=parent.version if parent else None,
-        dataset=full.source,
-        config=config,
-        rows={
-            "dataset": len(full),
-            "train": len(train),
-            "dropped_overlap": dropped,
-            "fit": len(fit),
-            "holdout": len(holdout),
-        },
-        quality=quality,
-        buckets=bucket_report,
-        clustering={
-            "k": k,
-            "mean_similarity": round(clustering.mean_similarity, 6),
-            "iterations": clustering.iterations,
-        },
-        outcomes=outcomes.report,
-        cv=triage.cv,
-        search=search,
-        validation=validation,
-        gate_check=gate_check,
-        timings={},
-    )
-    if not validation.passed:
-        report.timings = rounded_timings(timings)
-        raise ValidationFailed(validation)
+    def _run_report(self, fitted: Fitted, search: SearchReport) -> BootstrapReport:
+        assert self._validation is not None, "validate before the report"
+        clustering = self.clustering
+        return BootstrapReport(
+            version=self.version,
+            parent=self.parent.version if self.parent else None,
+            dataset=self.full.source,
+            config=self.config,
+            rows={
+                "dataset": len(self.full),
+                "train": len(self.train),
+                "dropped_overlap": self.dropped,
+                "fit": len(self.fit),
+                "holdout": len(self.holdout),
+            },
+            quality=self.quality,
+            buckets=fitted.buckets,
+            clustering={
+                "k": self.k,
+                "mean_similarity": round(clustering.mean_similarity, 6),
+                "iterations": clustering.iterations,
+            },
+            outcomes=fitted.outcomes.report,
+            cv=fitted.triage.cv,
+            search=search,
+            validation=self._validation,
+            gate_check=self._gate_check,
+            timings={},
+        )
 
-    with timings.measure("export"):
+    @property
+    def report(self) -> BootstrapReport:
+        assert self._report is not None, "the report exists once the candidate is validated"
+        return self._report
+
+    def refusal(self) -> Exception:
+        assert self._validation is not None
+        self.report.timings = rounded_timings(self.timings)
+        return ValidationFailed(self._validation)
+
+    def sections(self, fitted: Fitted, search: SearchReport) -> tuple[dict[str, Any], dict[str, Any]]:
+        report = self.report
         training = msgspec.to_builtins(
             {
-                "dataset": full.source,
+                "dataset": self.full.source,
                 "rows": report.rows,
-                "config": config,
-                "quality": quality,
-                "buckets": bucket_report,
+                "config": self.config,
+                "quality": self.quality,
+                "buckets": fitted.buckets,
                 "clustering": report.clustering,
-                "outcomes": outcomes.report,
-                "cv": triage.cv,
+                "outcomes": fitted.outcomes.report,
+                "cv": fitted.triage.cv,
                 "search": search,
-                "gate_check": gate_check,
-                "timings_s": rounded_timings(timings),
+                "gate_check": self._gate_check,
+                "timings_s": rounded_timings(self.timings),
             }
         )
-        signed = sign_artifact(candidate, training=training, validation=msgspec.to_builtins(validation), key=key)
-    return finish_run(report, signed, timings, version), report
+        return training, msgspec.to_builtins(self._validation)
 
 
 def _artifact(

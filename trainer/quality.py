@@ -122,7 +122,7 @@ def assess_dataset(
 
     malformed = len(dataset.problems) / max(dataset.lines, 1)
     report.add(
-        _limit(
+        at_most(
             "malformed_lines",
             malformed,
             thresholds.max_malformed_fraction,
@@ -132,15 +132,7 @@ def assess_dataset(
     )
 
     n_models = len(dataset.models)
-    report.add(
-        Check(
-            name="models",
-            status="pass" if n_models >= thresholds.min_models else "fail",
-            value=n_models,
-            threshold=f">= {thresholds.min_models}",
-            message="models with labels",
-        )
-    )
+    report.add(at_least("models", n_models, thresholds.min_models, "models with labels"))
 
     for j, model in enumerate(dataset.models):
         have = np.isfinite(dataset.scores[:, j]) & np.isfinite(dataset.costs[:, j])
@@ -153,12 +145,11 @@ def assess_dataset(
     coverage = min((s.coverage for s in report.per_model.values()), default=0.0)
     worst = min(report.per_model, key=lambda m: report.per_model[m].coverage) if report.per_model else "-"
     report.add(
-        Check(
-            name="label_coverage",
-            status="pass" if coverage >= thresholds.min_label_coverage else "fail",
-            value=round(coverage, 4),
-            threshold=f">= {thresholds.min_label_coverage}",
-            message=f"lowest: {worst} (share of rows with its score and cost)",
+        at_least(
+            "label_coverage",
+            coverage,
+            thresholds.min_label_coverage,
+            f"lowest: {worst} (share of rows with its score and cost)",
         )
     )
 
@@ -167,7 +158,7 @@ def assess_dataset(
     empty_prompts = sum(1 for p in dataset.prompts if not p.strip())
     invalid = 1.0 - report.usable_rows / max(len(dataset), 1)
     report.add(
-        _limit(
+        at_most(
             "null_or_out_of_range",
             invalid,
             thresholds.max_invalid_fraction,
@@ -179,7 +170,7 @@ def assess_dataset(
     keyed = list(zip(dataset.splits.tolist(), dataset.prompt_ids))
     duplicates = len(keyed) - len(set(keyed))
     report.add(
-        _limit(
+        at_most(
             "duplicate_prompt_ids",
             duplicates / max(len(dataset), 1),
             thresholds.max_duplicate_fraction,
@@ -221,12 +212,11 @@ def assess_dataset(
 
     train_rows = int((is_train & valid).sum()) - overlap
     report.add(
-        Check(
-            name="train_rows",
-            status="pass" if train_rows >= thresholds.min_train_rows else "fail",
-            value=train_rows,
-            threshold=f">= {thresholds.min_train_rows}",
-            message=f"usable rows in split '{train_split}' whose prompt is in no other split",
+        at_least(
+            "train_rows",
+            train_rows,
+            thresholds.min_train_rows,
+            f"usable rows in split '{train_split}' whose prompt is in no other split",
         )
     )
     return report
@@ -289,11 +279,31 @@ def require(report: QualityReport) -> QualityReport:
     return report
 
 
-def _limit(name: str, value: float, limit: float, message: str) -> Check:
+def at_most(name: str, value: float, limit: float, message: str) -> Check:
+    """A check that fails above ``limit`` (``value`` kept to 4 decimals).
+
+    >>> at_most("nulls", 0.02, 0.01, "null labels").status
+    'fail'
+    """
     return Check(
         name=name,
         status="pass" if value <= limit else "fail",
         value=round(value, 4),
         threshold=f"<= {limit}",
+        message=message,
+    )
+
+
+def at_least(name: str, value: float, limit: float, message: str) -> Check:
+    """A check that fails below ``limit`` (``value`` kept to 4 decimals; a count stays a count).
+
+    >>> at_least("rows", 300, 2000, "usable rows").value, at_least("coverage", 0.99951, 0.99, "labels").value
+    (300, 0.9995)
+    """
+    return Check(
+        name=name,
+        status="pass" if value >= limit else "fail",
+        value=round(value, 4),
+        threshold=f">= {limit}",
         message=message,
     )

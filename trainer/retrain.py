@@ -24,6 +24,10 @@ P95 latency of the models the candidate picks within the SLO; with a full-inform
 evaluation set, a paired bootstrap on its test rows must pass the same test. Too few
 labelled holdout rows (``min_decision_rows``) refuse the run with that reason. A candidate
 that fails is not signed.
+
+The steps are the one pipeline a bootstrap takes too (:func:`bifrost.trainer.pipeline.run_pipeline`);
+:class:`LoggedSource` is what logged data supplies to it (quality checks, the holdout,
+the served-model labels, doubly robust search estimates, the successor, validation).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from statistics import NormalDist
+from typing import Any
 
 import lightgbm as lgb
 import msgspec
@@ -44,23 +49,35 @@ from bifrost.router.policy import PolicyTables, choose
 from bifrost.storage.dataset import FullInfoDataset
 from bifrost.storage.logged import LoggedData
 from bifrost.trainer.evaluate import evaluate_artifact
-from bifrost.trainer.export import sign_artifact
-from bifrost.trainer.outcomes import OutcomeReport, group_folds, train_outcome_models
+from bifrost.trainer.outcomes import OutcomeModels, OutcomeReport, group_folds
 from bifrost.trainer.pipeline import (
     DECIMALS,
-    buckets_and_labels,
-    finish_run,
+    Block,
+    Fitted,
+    OutcomeSettings,
+    SearchSetup,
+    TrainingRows,
+    TriageSettings,
     new_version,
     prompt_models_of,
     rounded_timings,
+    run_pipeline,
 )
 from bifrost.trainer.predict import predict_rows
 from bifrost.trainer.progress import Timings, step
-from bifrost.trainer.quality import Check, DataQualityError, QualityReport, Status, class_balance
-from bifrost.trainer.search import SearchData, SearchObjective, SearchReport, search_policy
+from bifrost.trainer.quality import (
+    Check,
+    DataQualityError,
+    QualityReport,
+    Status,
+    at_least,
+    at_most,
+    class_balance,
+)
+from bifrost.trainer.search import SearchObjective, SearchReport
 from bifrost.trainer.stats import PairedComparison, paired_bootstrap, paired_normal
-from bifrost.trainer.triage import BucketReport, CvReport, train_triage
-from bifrost.trainer.validate import ValidationCheck
+from bifrost.trainer.triage import BucketReport, CvReport
+from bifrost.trainer.validate import ValidationCheck, non_inferiority, not_costlier
 
 
 class RetrainConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -267,15 +284,14 @@ def assess_logged(
     report.usable_rows = int(usable.sum())
     n = max(len(data), 1)
 
-    report.add(_at_least("rows", report.usable_rows, config.min_rows, "usable logged requests in the window"))
+    report.add(at_least("rows", report.usable_rows, config.min_rows, "usable logged requests in the window"))
     invalid = float((~(finite & features_ok)).sum()) / n
     report.add(
-        Check(
-            name="null_or_out_of_range",
-            status="pass" if invalid <= config.max_invalid_fraction else "fail",
-            value=round(invalid, 4),
-            threshold=f"<= {config.max_invalid_fraction}",
-            message=f"rows with missing/negative cost or latency, or a feature vector not {width} wide "
+        at_most(
+            "null_or_out_of_range",
+            invalid,
+            config.max_invalid_fraction,
+            f"rows with missing/negative cost or latency, or a feature vector not {width} wide "
             f"(schema {parent.gbdt.feature_schema.name} v{parent.gbdt.feature_schema.version})",
         )
     )
@@ -291,23 +307,21 @@ def assess_logged(
     )
     coverage = float(propensity_ok.sum()) / n
     report.add(
-        Check(
-            name="propensity_coverage",
-            status="pass" if coverage >= config.min_propensity_coverage else "fail",
-            value=round(coverage, 4),
-            threshold=f">= {config.min_propensity_coverage}",
-            message="rows with a logged propensity in (0, 1]; off-policy estimates need them",
+        at_least(
+            "propensity_coverage",
+            coverage,
+            config.min_propensity_coverage,
+            "rows with a logged propensity in (0, 1]; off-policy estimates need them",
         )
     )
     labelled = usable & np.isfinite(data.quality) & (data.quality >= 0) & (data.quality <= 1)
     label_coverage = float(labelled.sum()) / max(report.usable_rows, 1)
     report.add(
-        Check(
-            name="label_coverage",
-            status="pass" if label_coverage >= config.min_label_coverage else "fail",
-            value=round(label_coverage, 4),
-            threshold=f">= {config.min_label_coverage}",
-            message="usable rows with a quality label (logged or from feedback)",
+        at_least(
+            "label_coverage",
+            label_coverage,
+            config.min_label_coverage,
+            "usable rows with a quality label (logged or from feedback)",
         )
     )
     per_model = (
@@ -348,15 +362,7 @@ def assess_logged(
         f"traffic in {len(hours)} of the {span_hours} hours between the first and the last event; "
         f"the window has {window_hours} hours"
     )
-    report.add(
-        Check(
-            name="time_coverage",
-            status="pass" if time_coverage >= config.min_time_coverage else "fail",
-            value=round(time_coverage, 4),
-            threshold=f">= {config.min_time_coverage}",
-            message=report.time_coverage,
-        )
-    )
+    report.add(at_least("time_coverage", time_coverage, config.min_time_coverage, report.time_coverage))
     window_share = span_hours / window_hours
     report.add(
         Check(
@@ -391,7 +397,6 @@ def retrain_from_logs(
         RetrainStopped: data quality or validation failed; the report says why and
             nothing was signed.
     """
-    timings = Timings()
     version = version or new_version()
     report = RetrainReport(
         version=version,
@@ -402,57 +407,98 @@ def retrain_from_logs(
         catalog_prices=dict(catalog_prices or {}),
     )
     step("start", version=version, parent=parent.version, rows=len(data), trials=config.trials)
+    source = LoggedSource(data, parent, config=config, report=report, evaluation_set=evaluation_set)
+    artifact = run_pipeline(source, version=version, key=signing_key)
+    return artifact, report
 
-    def stop(where: str, reason: str) -> RetrainStopped:
+
+class LoggedSource:
+    """A window of logged traffic as the pipeline's data source (:class:`bifrost.trainer.pipeline.DataSource`).
+
+    Only the served model's outcome is known, so the outcome models learn each model from
+    the rows it served (falling back to the current artifact's), the search scores a policy
+    by a pessimistic doubly robust estimate against the current artifact, the holdout is
+    the prompts first seen last in the window, and validation pairs the DR terms of the
+    candidate and of the current artifact on it (module docstring).
+    """
+
+    def __init__(
+        self,
+        data: LoggedData,
+        parent: Artifact,
+        *,
+        config: RetrainConfig,
+        report: RetrainReport,
+        evaluation_set: FullInfoDataset | None,
+    ) -> None:
+        self.data, self.parent, self.config, self.evaluation_set = data, parent, config, evaluation_set
+        self.report = report
+        self.timings = Timings()
+        self.trials, self.seed, self.label_tolerance = config.trials, config.seed, config.label_tolerance
+        self.blocks = (Block("cv", ("outcomes", "labels", "triage")),)
+        self.models = tuple(parent.models)
+
+    def stop(self, where: str, reason: str) -> RetrainStopped:
+        """The run stops here: the report says where and why, with the timings so far."""
+        report = self.report
         report.stopped_at, report.reason = where, reason
-        report.timings = rounded_timings(timings)
+        report.timings = rounded_timings(self.timings)
         step("stopped", at=where, reason=reason)
         return RetrainStopped(report)
 
-    with timings.measure("quality", rows=len(data)):
-        quality, usable, served = assess_logged(data, parent, config)
-        report.quality = quality
-    if not quality.passed:
-        raise stop("quality", str(DataQualityError(quality)))
+    # -- prepare: quality, the newest prompts held out, Q̂ cells, a sample of the training rows ---------------------
 
-    with timings.measure("prepare"):
-        rows = np.flatnonzero(usable)
-        train_rows, hold_rows = newest_prompts_holdout(data.features[rows], data.ts[rows], config.holdout_fraction)
-        train_rows, hold_rows = rows[train_rows], rows[hold_rows]
-        models = tuple(parent.models)
-        k = parent.gbdt.feature_schema.clusters
-        names = list(parent.gbdt.feature_schema.names)
-        token_column = names.index("tokens_approx")
-        clusters = np.argmax(data.features[:, len(names) - k :], axis=1) if k else np.zeros(len(data), dtype=np.int64)
-        prior = np.array([parent.qhat[m] for m in models])
-        qhat, cell_counts = cell_means(
-            data.quality[train_rows],
-            served[train_rows],
-            clusters[train_rows],
-            len(models),
-            k,
-            prior=prior,
-            prior_strength=config.prior_strength,
-        )
-        held_labelled = int(np.isfinite(data.quality[hold_rows]).sum())
-        report.rows = {
-            "logged": len(data),
-            "usable": int(len(rows)),
-            "train": int(len(train_rows)),
-            "holdout": int(len(hold_rows)),
-            "labelled_train": int(np.isfinite(data.quality[train_rows]).sum()),
-            "labelled_holdout": held_labelled,
-        }
-        step("prepare", train=len(train_rows), holdout=len(hold_rows), labelled_holdout=held_labelled)
-    if held_labelled < config.min_decision_rows:
-        raise stop(
-            "validate",
-            f"too few rows for a decision: {held_labelled} labelled rows in the newest "
-            f"{config.holdout_fraction:.0%} of the window, a non-inferiority test needs "
-            f"{config.min_decision_rows}",
-        )
+    def prepare(self) -> TrainingRows:
+        data, parent, config, report, timings = self.data, self.parent, self.config, self.report, self.timings
+        with timings.measure("quality", rows=len(data)):
+            quality, usable, served = assess_logged(data, parent, config)
+            report.quality = quality
+        if not quality.passed:
+            raise self.stop("quality", str(DataQualityError(quality)))
 
-    with timings.measure("cv"):
+        with timings.measure("prepare"):
+            rows = np.flatnonzero(usable)
+            train_rows, hold_rows = newest_prompts_holdout(data.features[rows], data.ts[rows], config.holdout_fraction)
+            train_rows, hold_rows = rows[train_rows], rows[hold_rows]
+            models = self.models
+            k = parent.gbdt.feature_schema.clusters
+            names = list(parent.gbdt.feature_schema.names)
+            token_column = names.index("tokens_approx")
+            clusters = (
+                np.argmax(data.features[:, len(names) - k :], axis=1) if k else np.zeros(len(data), dtype=np.int64)
+            )
+            prior = np.array([parent.qhat[m] for m in models])
+            qhat, _ = cell_means(
+                data.quality[train_rows],
+                served[train_rows],
+                clusters[train_rows],
+                len(models),
+                k,
+                prior=prior,
+                prior_strength=config.prior_strength,
+            )
+            held_labelled = int(np.isfinite(data.quality[hold_rows]).sum())
+            report.rows = {
+                "logged": len(data),
+                "usable": int(len(rows)),
+                "train": int(len(train_rows)),
+                "holdout": int(len(hold_rows)),
+                "labelled_train": int(np.isfinite(data.quality[train_rows]).sum()),
+                "labelled_holdout": held_labelled,
+            }
+            step("prepare", train=len(train_rows), holdout=len(hold_rows), labelled_holdout=held_labelled)
+        if held_labelled < config.min_decision_rows:
+            raise self.stop(
+                "validate",
+                f"too few rows for a decision: {held_labelled} labelled rows in the newest "
+                f"{config.holdout_fraction:.0%} of the window, a non-inferiority test needs "
+                f"{config.min_decision_rows}",
+            )
+        self.served, self.train_rows, self.hold_rows = served, train_rows, hold_rows
+        self.token_column, self.qhat, self.held_labelled = token_column, qhat, held_labelled
+
+        # The outcome models, the triage CV and the search run on a uniform sample of the training rows; a
+        # model's scores and costs are known only where it was served.
         rng = np.random.default_rng(config.seed)
         sample = (
             train_rows
@@ -467,44 +513,52 @@ def retrain_from_logs(
         known = np.isfinite(quality_s)
         scores[np.flatnonzero(known), served_s[known]] = quality_s[known]
         costs[np.arange(n), served_s] = data.cost[sample]
-        outcome_folds = group_folds(X, config.folds, seed=config.seed + 1)
-        pm = parent.prompt_models
-        outcomes = train_outcome_models(
-            X,
-            scores,
-            costs,
-            outcome_folds,
+        self.sample = sample
+        return TrainingRows(
+            X=X,
+            scores=scores,
+            costs=costs,
+            folds=group_folds(X, config.folds, seed=config.seed + 1),
             models=models,
             feature_names=names,
+        )
+
+    # -- the shared model-fitting steps, with this source's settings ---------------------------------------------
+
+    def outcome_settings(self, rows: TrainingRows) -> OutcomeSettings:
+        pm = self.parent.prompt_models
+        return OutcomeSettings(
             cost_per=pm.cost_per,
             cost_unit_usd=pm.cost_unit_usd,
-            seed=config.seed,
-            max_rounds=config.max_rounds,
-            fallback={m: (pm.quality[m], pm.calibration[m], pm.cost[m]) for m in models},
-            min_rows=config.min_model_rows,
+            seed=self.config.seed,
+            max_rounds=self.config.max_rounds,
+            fallback={m: (pm.quality[m], pm.calibration[m], pm.cost[m]) for m in self.models},
+            min_rows=self.config.min_model_rows,
         )
-        report.outcomes = outcomes.report
-        bucket_report, labels = buckets_and_labels(outcomes, config.label_tolerance)
-        report.buckets = bucket_report
-        counts = np.bincount(labels, minlength=len(BUCKETS))
-        quality.add(class_balance(counts, BUCKETS))
-        # The outcome models' prompt-grouped folds: a prompt logged again must not make the triage look accurate.
-        triage = train_triage(
-            X,
-            labels,
-            outcome_folds,
-            feature_names=names,
-            seed=config.seed,
-            params={"learning_rate": 0.1},
-            max_rounds=config.max_rounds,
-        )
-        report.cv = triage.cv
 
-    with timings.measure("search", trials=config.trials):
-        unit = pm.cost_unit_usd
+    def check_labels(self, rows: TrainingRows, buckets: BucketReport, labels: np.ndarray) -> None:
+        assert self.report.quality is not None
+        self.report.quality.add(class_balance(np.bincount(labels, minlength=len(BUCKETS)), BUCKETS))
+
+    def triage_settings(self) -> TriageSettings:
+        return TriageSettings(seed=self.config.seed, params={"learning_rate": 0.1}, max_rounds=self.config.max_rounds)
+
+    def triage_folds(self, rows: TrainingRows, labels: np.ndarray) -> np.ndarray:
+        # The outcome models' prompt-grouped folds: a prompt logged again must not make the triage look accurate.
+        return rows.folds
+
+    # -- search on doubly robust estimates against the current artifact ------------------------------------------
+
+    def search_setup(self, fitted: Fitted) -> SearchSetup:
+        data, parent, config = self.data, self.parent, self.config
+        outcomes, triage, X = fitted.outcomes, fitted.triage, fitted.rows.X
+        sample, served = self.sample, self.served
+        n = len(sample)
+        unit = parent.prompt_models.cost_unit_usd
+        quality_s, served_s = data.quality[sample], served[sample]
         labelled = np.isfinite(quality_s)
         weight = 1.0 / np.clip(data.propensity[sample], 1e-3, 1.0)
-        cost_t, tokens_t = data.cost[sample], X[:, token_column]
+        cost_t, tokens_t = data.cost[sample], fitted.rows.tokens
         served_l, weight_l = served_s[labelled], weight[labelled]
         quality_l, reward_l = quality_s[labelled], outcomes.oof_quality[labelled]
         cost_rows = outcomes.oof_cost * unit
@@ -515,7 +569,7 @@ def retrain_from_logs(
         # The search is pessimistic, as validation will be: a policy's quality is the current
         # artifact's DR estimate plus the lower confidence bound of the paired DR difference,
         # its standard error scaled to the holdout's size (what the validation test will see).
-        inflate = math.sqrt(max(len(rows_l), 1) / max(held_labelled, 1))
+        inflate = math.sqrt(max(len(rows_l), 1) / max(self.held_labelled, 1))
 
         def quality_terms(chosen_l: np.ndarray) -> np.ndarray:
             correction = np.where(chosen_l == served_l, weight_l * (quality_l - reward_l[rows_l, served_l]), 0.0)
@@ -543,71 +597,67 @@ def retrain_from_logs(
                 chosen,
             )
 
-        base = PolicyTables.from_artifact(msgspec.structs.replace(parent, buckets=bucket_report.buckets))
-        search = search_policy(
-            SearchData(
-                tables=base,
-                probabilities=triage.oof,
-                quality=outcomes.oof_quality,
-                cost=outcomes.oof_cost,
-                scores=np.zeros((n, 0)),
-                costs=np.zeros((n, 0)),
-                tokens=tokens_t,
-            ),
-            trials=config.trials,
-            seed=config.seed,
+        return SearchSetup(
+            tables=PolicyTables.from_artifact(msgspec.structs.replace(parent, buckets=fitted.buckets.buckets)),
             objective=config.objective,
+            scores=np.zeros((n, 0)),
+            costs=np.zeros((n, 0)),
             estimator=estimator,
             reference=(f"current {parent.version}", current_q, current_c),
             corners=[{"alpha": parent.alpha, "tau_cheap": parent.thresholds.cheap, "tau_hard": parent.thresholds.hard}],
         )
-        report.search = search
 
-    with timings.measure("validate", rows=len(hold_rows)):
-        candidate = _successor(
-            parent,
-            version=version,
+    def settle(self, fitted: Fitted, search: SearchReport) -> SearchReport:
+        report = self.report
+        report.outcomes, report.buckets, report.cv = fitted.outcomes.report, fitted.buckets, fitted.triage.cv
+        report.search = search
+        return search
+
+    def assemble(self, fitted: Fitted, search: SearchReport) -> Artifact:
+        return _successor(
+            self.parent,
+            version=self.report.version,
             search=search,
-            qhat=qhat,
-            buckets=bucket_report.buckets,
-            model_string=triage.model_string,
-            outcomes=outcomes,
+            qhat=self.qhat,
+            buckets=fitted.buckets.buckets,
+            model_string=fitted.triage.model_string,
+            outcomes=fitted.outcomes,
         )
+
+    # -- validation: paired DR terms on the newest prompts (and the evaluation set, if any) ----------------------
+
+    @property
+    def holdout_rows(self) -> int:
+        return len(self.hold_rows)
+
+    def validate(self, fitted: Fitted, search: SearchReport, candidate: Artifact) -> bool:
+        data, parent, config, report = self.data, self.parent, self.config, self.report
         holdout = _Holdout.of(
-            data, served, hold_rows, token_column, _latency_samples(data, served, train_rows, len(models)), config.seed
+            data,
+            self.served,
+            self.hold_rows,
+            self.token_column,
+            _latency_samples(data, self.served, self.train_rows, len(self.models)),
+            config.seed,
         )
         reward = holdout.reward(candidate)
-        mine, mine_terms = holdout.estimate("candidate " + version, candidate, reward)
+        mine, mine_terms = holdout.estimate("candidate " + report.version, candidate, reward)
         theirs, their_terms = holdout.estimate("current " + parent.version, parent, reward)
         report.candidate, report.current = mine, theirs
         difference = paired_normal(
             mine_terms, their_terms, confidence=config.confidence, method="paired doubly robust terms"
         )
         report.difference = difference
-        margin = config.quality_tolerance * theirs.quality.dr
-        resolvable = difference.difference - difference.lower < margin
         report.checks = [
-            ValidationCheck(
-                name="quality_non_inferior",
-                passed=difference.lower >= -margin,
-                value=difference.lower,
-                threshold=-margin,
-                message=f"{config.confidence:.0%} lower bound of the paired DR quality difference vs current "
-                f"({difference.difference:+.4f} ± {difference.standard_error:.4f} SE) ≥ "
-                f"−{config.quality_tolerance:.0%} of its DR quality ({theirs.quality.dr:.4f})"
-                + (
-                    ""
-                    if resolvable or difference.lower >= -margin
-                    else "; these rows cannot resolve a difference that small (too few rows for a decision)"
-                ),
+            non_inferiority(
+                "quality_non_inferior",
+                difference,
+                theirs.quality.dr,
+                config.quality_tolerance,
+                measured=f"{config.confidence:.0%} lower bound of the paired DR quality difference vs current",
+                bound=f"≥ −{config.quality_tolerance:.0%} of its DR quality ({theirs.quality.dr:.4f})",
             ),
-            ValidationCheck(
-                name="cost_not_higher",
-                passed=mine.cost_usd.dr <= theirs.cost_usd.dr * (1 + 1e-9),
-                value=mine.cost_usd.dr,
-                threshold=theirs.cost_usd.dr,
-                message="DR mean cost vs current",
-            ),
+            not_costlier("cost_not_higher", mine.cost_usd.dr, theirs.cost_usd.dr, "DR mean cost vs current"),
             ValidationCheck(
                 name="latency_slo",
                 passed=mine.latency_p95_ms <= config.slo_p95_ms,
@@ -616,8 +666,8 @@ def retrain_from_logs(
                 message="P95 latency of the models the candidate picks (logged latencies)",
             ),
         ]
-        if evaluation_set is not None:
-            report.checks += _full_information_checks(candidate, parent, evaluation_set, config, report)
+        if self.evaluation_set is not None:
+            report.checks += _full_information_checks(candidate, parent, self.evaluation_set, config, report)
         passed = all(c.passed for c in report.checks)
         step(
             "validate",
@@ -630,36 +680,38 @@ def retrain_from_logs(
             current_cost=theirs.cost_usd.dr,
             p95_ms=mine.latency_p95_ms,
         )
-    if not passed:
-        failed = "; ".join(f"{c.name} {c.value:.4g} vs {c.threshold:.4g}" for c in report.checks if not c.passed)
-        raise stop("validate", f"candidate not shown non-inferior to the current artifact: {failed}")
+        return passed
 
-    with timings.measure("export"):
+    def refusal(self) -> Exception:
+        failed = "; ".join(f"{c.name} {c.value:.4g} vs {c.threshold:.4g}" for c in self.report.checks if not c.passed)
+        return self.stop("validate", f"candidate not shown non-inferior to the current artifact: {failed}")
+
+    def sections(self, fitted: Fitted, search: SearchReport) -> tuple[dict[str, Any], dict[str, Any]]:
+        report = self.report
         report.passed = True
-        report.timings = rounded_timings(timings)
+        report.timings = rounded_timings(self.timings)
         training = {
             "source": "logged",
-            "trigger_id": trigger_id,
-            "window": list(data.window),
+            "trigger_id": report.trigger_id,
+            "window": list(self.data.window),
             "rows": report.rows,
-            "quality": msgspec.to_builtins(quality),
-            "outcomes": msgspec.to_builtins(outcomes.report),
-            "buckets": msgspec.to_builtins(bucket_report),
-            "cv": msgspec.to_builtins(triage.cv),
+            "quality": msgspec.to_builtins(report.quality),
+            "outcomes": msgspec.to_builtins(fitted.outcomes.report),
+            "buckets": msgspec.to_builtins(fitted.buckets),
+            "cv": msgspec.to_builtins(fitted.triage.cv),
             "search": msgspec.to_builtins(search),
             "timings_s": report.timings,
             "catalog_prices": report.catalog_prices,
         }
         validation = {
             "passed": True,
-            "candidate": msgspec.to_builtins(mine),
-            "current": msgspec.to_builtins(theirs),
+            "candidate": msgspec.to_builtins(report.candidate),
+            "current": msgspec.to_builtins(report.current),
             "difference": msgspec.to_builtins(report.difference),
             "checks": msgspec.to_builtins(report.checks),
             "full_information": report.full_information,
         }
-        signed = sign_artifact(candidate, training=training, validation=validation, key=signing_key)
-    return finish_run(report, signed, timings, version), report
+        return training, validation
 
 
 def newest_prompts_holdout(features: np.ndarray, ts: np.ndarray, fraction: float) -> tuple[np.ndarray, np.ndarray]:
@@ -687,12 +739,6 @@ def newest_prompts_holdout(features: np.ndarray, ts: np.ndarray, fraction: float
     held[newest_first[:k]] = True
     mask = held[group]
     return np.flatnonzero(~mask), np.flatnonzero(mask)
-
-
-def _at_least(name: str, value: int, limit: int, message: str) -> Check:
-    return Check(
-        name=name, status="pass" if value >= limit else "fail", value=value, threshold=f">= {limit}", message=message
-    )
 
 
 def _tokens(data: LoggedData, rows: np.ndarray, token_column: int) -> np.ndarray:
@@ -806,30 +852,20 @@ def _full_information_checks(
         "difference": round(difference.difference, 6),
         "lower": round(difference.lower, 6),
     }
-    margin = config.quality_tolerance * theirs.score
     return [
-        ValidationCheck(
-            name="full_information_quality",
-            passed=difference.lower >= -margin,
-            value=difference.lower,
-            threshold=-margin,
-            message=f"{config.confidence:.0%} lower bound of the paired score difference on {split} rows of "
-            f"the evaluation set ({difference.difference:+.4f} ± {difference.standard_error:.4f} "
-            "SE) "
-            f"≥ −{config.quality_tolerance:.0%} of the current's score"
-            + (
-                ""
-                if difference.lower >= -margin or difference.difference - difference.lower < margin
-                else f"; its {evaluation.rows} rows cannot resolve a difference that small (too few "
-                "rows for a decision)"
-            ),
+        non_inferiority(
+            "full_information_quality",
+            difference,
+            theirs.score,
+            config.quality_tolerance,
+            measured=f"{config.confidence:.0%} lower bound of the paired score difference on {split} rows of "
+            "the evaluation set",
+            bound=f"≥ −{config.quality_tolerance:.0%} of the current's score",
+            unresolved=f"its {evaluation.rows} rows cannot resolve a difference that small (too few rows for a "
+            "decision)",
         ),
-        ValidationCheck(
-            name="full_information_cost",
-            passed=mine.cost_usd <= theirs.cost_usd * (1 + 1e-9),
-            value=mine.cost_usd,
-            threshold=theirs.cost_usd,
-            message="mean cost on the evaluation set vs current",
+        not_costlier(
+            "full_information_cost", mine.cost_usd, theirs.cost_usd, "mean cost on the evaluation set vs current"
         ),
     ]
 
@@ -842,7 +878,7 @@ def _successor(
     qhat: np.ndarray,
     buckets: dict[str, list[str]],
     model_string: str,
-    outcomes,
+    outcomes: OutcomeModels,
 ) -> Artifact:
     r = DECIMALS
     models = parent.models

@@ -96,6 +96,55 @@ class ValidationFailed(RuntimeError):
         super().__init__(f"candidate failed validation ({failed})")
 
 
+UNRESOLVED = "these rows cannot resolve a difference that small (too few rows for a decision)"
+
+
+def non_inferiority(
+    name: str,
+    difference: PairedComparison,
+    baseline: float,
+    tolerance: float,
+    *,
+    measured: str,
+    bound: str,
+    unresolved: str = UNRESOLVED,
+) -> ValidationCheck:
+    """The non-inferiority check of a paired difference (candidate − current), whatever estimated it.
+
+    Passes when the one-sided lower bound is ≥ ``−tolerance × baseline`` (the current's
+    quality). A failure whose bound is wider than the margin says the rows cannot decide.
+
+    >>> from bifrost.trainer.stats import PairedComparison
+    >>> d = PairedComparison(
+    ...     method="m", rows=9, candidate=0.499, current=0.5, difference=-0.001, standard_error=0.01,
+    ...     confidence=0.95, lower=-0.02, upper=0.02,
+    ... )
+    >>> check = non_inferiority("q", d, 0.5, 0.02, measured="lower bound", bound="≥ −2%")
+    >>> check.passed, check.threshold, check.message.endswith("(too few rows for a decision)")
+    (False, -0.01, True)
+    """
+    margin = tolerance * baseline
+    passed = difference.lower >= -margin
+    resolvable = difference.difference - difference.lower < margin
+    return ValidationCheck(
+        name=name,
+        passed=passed,
+        value=difference.lower,
+        threshold=-margin,
+        message=f"{measured} ({difference.difference:+.4f} ± {difference.standard_error:.4f} SE) {bound}"
+        + ("" if resolvable or passed else f"; {unresolved}"),
+    )
+
+
+def not_costlier(name: str, mine: float, theirs: float, message: str) -> ValidationCheck:
+    """The candidate's mean cost is not above the current's (up to rounding).
+
+    >>> not_costlier("cost", 1.0, 1.0 + 1e-12, "mean cost").passed
+    True
+    """
+    return ValidationCheck(name=name, passed=mine <= theirs * (1 + 1e-9), value=mine, threshold=theirs, message=message)
+
+
 def decision_times(router: ReferenceRouter, prompts: list[str], *, sample: int = 200) -> dict[str, float]:
     """Median, P99 and mean wall time of single ``route(prompt)`` calls, in milliseconds."""
     chosen = prompts[:sample]
@@ -154,33 +203,18 @@ def validate_candidate(
                 message="held-out prompts; fewer are too few for a decision",
             )
         )
-        margin = quality_tolerance * theirs.score
-        resolvable = difference.difference - difference.lower < margin
         checks.append(
-            ValidationCheck(
-                name="quality_non_inferior",
-                passed=difference.lower >= -margin,
-                value=difference.lower,
-                threshold=-margin,
-                message=f"{confidence:.0%} lower bound of the paired score difference vs current {theirs.name} "
-                f"({difference.difference:+.4f} ± {difference.standard_error:.4f} SE) must be ≥ "
-                f"−{quality_tolerance:.0%}"
-                f" of its score"
-                + (
-                    ""
-                    if resolvable or difference.lower >= -margin
-                    else "; these rows cannot resolve a difference that small (too few rows for a decision)"
-                ),
+            non_inferiority(
+                "quality_non_inferior",
+                difference,
+                theirs.score,
+                quality_tolerance,
+                measured=f"{confidence:.0%} lower bound of the paired score difference vs current {theirs.name}",
+                bound=f"must be ≥ −{quality_tolerance:.0%} of its score",
             )
         )
         checks.append(
-            ValidationCheck(
-                name="cost_not_higher",
-                passed=mine.cost_usd <= theirs.cost_usd * (1 + 1e-9),
-                value=mine.cost_usd,
-                threshold=theirs.cost_usd,
-                message=f"mean cost vs current {theirs.name}",
-            )
+            not_costlier("cost_not_higher", mine.cost_usd, theirs.cost_usd, f"mean cost vs current {theirs.name}")
         )
     else:
         floor = evaluation.cheapest_single.score

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-import bifrost.trainer.bootstrap as bootstrap_module
 import bifrost.trainer.export as export_module
+import bifrost.trainer.pipeline as pipeline_module
 from bifrost.router.artifact import Artifact, Thresholds, encode, load_verified, sha256_hex
 from bifrost.router.keys import key_id
 from bifrost.router.reference import ReferenceRouter
@@ -270,13 +270,13 @@ def test_copies_of_a_prompt_stay_on_one_side(
         source="copies",
     )
     seen: dict[str, np.ndarray] = {}
-    original = bootstrap_module.train_outcome_models
+    original = pipeline_module.train_outcome_models  # the one pipeline fits every run's outcome models
 
     def spy(X, scores, costs, folds, **kwargs):  # type: ignore[no-untyped-def]
         seen["X"], seen["folds"] = np.asarray(X), np.asarray(folds)
         return original(X, scores, costs, folds, **kwargs)
 
-    monkeypatch.setattr(bootstrap_module, "train_outcome_models", spy)
+    monkeypatch.setattr(pipeline_module, "train_outcome_models", spy)
     _, report = bootstrap_artifact(data, trials=3, seed=0, signing_key=signing_key, config=CONFIG)
     assert report.rows["dropped_overlap"] == 40  # both copies of the 20 prompts that are also test prompts
     assert report.rows["train"] == 760 and report.rows["fit"] + report.rows["holdout"] == 760

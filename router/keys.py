@@ -166,6 +166,19 @@ def _raw_base64(data: bytes) -> bytes | None:
     return raw if len(raw) == 32 else None
 
 
+def _not_ed25519(key: object, where: str) -> SigningKeyError:
+    """The error for a PEM file holding another kind of key."""
+    return SigningKeyError(f"{where} holds a {type(key).__name__}, not an Ed25519 key")
+
+
+def _raw_key(data: bytes, where: str, what: str) -> bytes:
+    """The 32 bytes of a base64 key file; else the error for a file that is neither PEM nor that."""
+    raw = _raw_base64(data)
+    if raw is None:
+        raise SigningKeyError(f"{where} is neither a PEM key nor a base64 32-byte Ed25519 {what}")
+    return raw
+
+
 def _private_from_bytes(data: bytes, where: str) -> Ed25519PrivateKey:
     if data.lstrip().startswith(b"-----BEGIN"):
         try:
@@ -173,12 +186,9 @@ def _private_from_bytes(data: bytes, where: str) -> Ed25519PrivateKey:
         except (ValueError, TypeError):
             raise SigningKeyError(f"{where} is not an unencrypted PEM private key") from None
         if not isinstance(key, Ed25519PrivateKey):
-            raise SigningKeyError(f"{where} holds a {type(key).__name__}, not an Ed25519 key")
+            raise _not_ed25519(key, where)
         return key
-    raw = _raw_base64(data)
-    if raw is None:
-        raise SigningKeyError(f"{where} is neither a PEM key nor a base64 32-byte Ed25519 seed")
-    return Ed25519PrivateKey.from_private_bytes(raw)
+    return Ed25519PrivateKey.from_private_bytes(_raw_key(data, where, "seed"))
 
 
 def _public_from_bytes(data: bytes, where: str) -> Ed25519PublicKey:
@@ -190,9 +200,6 @@ def _public_from_bytes(data: bytes, where: str) -> Ed25519PublicKey:
         except ValueError:
             raise SigningKeyError(f"{where} is not a PEM public key") from None
         if not isinstance(key, Ed25519PublicKey):
-            raise SigningKeyError(f"{where} holds a {type(key).__name__}, not an Ed25519 key")
+            raise _not_ed25519(key, where)
         return key
-    raw = _raw_base64(data)
-    if raw is None:
-        raise SigningKeyError(f"{where} is neither a PEM key nor a base64 32-byte Ed25519 public key")
-    return Ed25519PublicKey.from_public_bytes(raw)
+    return Ed25519PublicKey.from_public_bytes(_raw_key(data, where, "public key"))

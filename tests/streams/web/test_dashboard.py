@@ -104,6 +104,27 @@ def test_same_origin() -> None:
     assert not same_origin(request(Origin="null"))
 
 
+@pytest.mark.parametrize(
+    ("host", "origin", "same"),
+    [
+        ("127.0.0.1:6066", "http://127.0.0.1:6066", True),
+        ("localhost:6066", "http://localhost:6066", True),
+        ("[::1]:6066", "http://[::1]:6066", True),
+        # Another origin for the browser, though the same worker: a page at localhost posting to 127.0.0.1.
+        ("127.0.0.1:6066", "http://localhost:6066", False),
+        ("localhost:6066", "http://127.0.0.1:6066", False),
+        ("127.0.0.1:6066", "http://127.0.0.1:8000", False),  # another port
+        ("127.0.0.1:6066", "https://127.0.0.1:6066", False),  # another scheme
+        ("127.0.0.1:6066", "http://127.0.0.1", False),
+    ],
+)
+def test_same_origin_compares_scheme_host_and_port(host: str, origin: str, same: bool) -> None:
+    from aiohttp.test_utils import make_mocked_request
+
+    request = make_mocked_request("POST", "/v1/retrain", headers={"Host": host, "Origin": origin})
+    assert same_origin(request) is same
+
+
 def test_actions_parse_and_refuse_with_reasons() -> None:
     assert parse_action(b'{"action": "pause"}').reason is None
     rollback = parse_action(b'{"action": "rollback", "reason": "  p95 up  ", "artifact": "v2"}')

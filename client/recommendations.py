@@ -40,12 +40,14 @@ async def follow_recommendations(
     group_id: str | None = None,
     from_beginning: bool = True,
     security: KafkaSecurity | None = None,
+    idle_timeout: float | None = None,
 ) -> AsyncGenerator[Recommendation, None]:
     """Yield recommendations as they are published (of ``router`` only, when given).
 
     With ``group_id`` the subscriber joins that consumer group and resumes after the last
     record it finished (:func:`bifrost.client.rollout.follow`: at least once); without it,
-    it reads from the beginning (or only new records) and remembers nothing.
+    it reads from the beginning (or only new records) and remembers nothing. With
+    ``idle_timeout`` it ends after that many seconds without a recommendation (as ``follow``).
     """
     async for rec in follow(
         bootstrap,
@@ -55,6 +57,7 @@ async def follow_recommendations(
         from_beginning=from_beginning,
         security=security,
         group_id=group_id,
+        idle_timeout=idle_timeout,
     ):
         yield rec
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import TypeVar
@@ -96,6 +97,7 @@ async def follow(
     from_beginning: bool = True,
     security: KafkaSecurity | None = None,
     group_id: str | None = None,
+    idle_timeout: float | None = None,
 ) -> AsyncIterator[S]:
     """Yield decoded records of a router-keyed topic.
 
@@ -112,11 +114,18 @@ async def follow(
 
     Records that do not decode as ``value_type`` are skipped (logged), never raised.
 
+    It follows forever by default. With ``idle_timeout`` (seconds, > 0) the iteration
+    ends once no record was yielded for that long (counted from subscribing, then from
+    each time the loop asks for the next record; as ``kafka-console-consumer
+    --timeout-ms``): on an empty or missing topic it ends after ``idle_timeout``.
+
     Example:
         >>> pager = follow(bootstrap, Topics().rollbacks, RollbackEvent, group_id="pager")  # doctest: +SKIP
         >>> async for rollback in pager:  # doctest: +SKIP
         ...     page_oncall(rollback)
     """
+    if idle_timeout is not None and not idle_timeout > 0:
+        raise ValueError(f"idle_timeout must be > 0 seconds (None: follow forever), not {idle_timeout!r}")
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
         group_id=group_id,
@@ -130,8 +139,15 @@ async def follow(
         consumer.subscribe([topic])
         decoder = msgspec.json.Decoder(value_type)
         consumed: dict[TopicPartition, OffsetAndMetadata] = {}
+        idle_since = time.monotonic()
         while True:
-            batches = await consumer.getmany(timeout_ms=1000)
+            wait = 1.0
+            if idle_timeout is not None:
+                left = idle_timeout - (time.monotonic() - idle_since)
+                if left <= 0:
+                    break
+                wait = min(wait, left)
+            batches = await consumer.getmany(timeout_ms=max(1, int(wait * 1000)))
             for tp, records in batches.items():
                 for record in records:
                     consumed[tp] = OffsetAndMetadata(record.offset + 1, "")
@@ -147,6 +163,7 @@ async def follow(
                         continue
                     if routers is None or value.router_id in routers:
                         yield value
+                        idle_since = time.monotonic()  # the caller's time with the record is not idle time
                         if group_id is not None:  # the caller asked for the next one: this one is consumed
                             await _commit(consumer, consumed)
             if group_id is not None and consumed:

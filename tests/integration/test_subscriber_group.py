@@ -91,3 +91,24 @@ async def test_a_group_subscriber_resumes_after_the_last_consumed_record(kafka_b
         n += 1
         await asyncio.sleep(1)
     assert (await late)[0] >= 8  # nothing from before it joined
+
+
+async def test_idle_timeout_ends_the_loop_on_an_empty_topic_and_after_the_last_record(kafka_bootstrap: str) -> None:
+    async def every(topic: str, **kw: Any) -> list[int]:
+        """Revisions yielded until the subscriber ends by itself (wait_for only guards against a hang)."""
+
+        async def run() -> list[int]:
+            return [event.revision async for event in follow(kafka_bootstrap, topic, RollbackEvent, **kw)]
+
+        return await asyncio.wait_for(run(), 60)
+
+    topic = f"t{uuid.uuid4().hex[:8]}.rollbacks"
+    assert await every(topic, idle_timeout=2) == []  # the topic does not even exist
+    await publish(kafka_bootstrap, topic, range(1, 4))
+    assert await every(topic, idle_timeout=2) == [1, 2, 3]
+    group = f"pager-{uuid.uuid4().hex[:8]}"
+    assert await every(topic, group_id=group, idle_timeout=2) == [1, 2, 3]
+    # Asked for the next record after 3, then idle: 3 was consumed and committed, nothing comes again.
+    assert await every(topic, group_id=group, idle_timeout=2) == []
+    with pytest.raises(ValueError, match="idle_timeout must be > 0"):
+        await every(topic, idle_timeout=0)

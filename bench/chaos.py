@@ -47,7 +47,7 @@ import signal  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 import uuid  # noqa: E402
-from collections.abc import Awaitable, Callable, Sequence  # noqa: E402
+from collections.abc import Callable, Coroutine, Sequence  # noqa: E402
 from dataclasses import asdict, dataclass, field, replace  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -361,7 +361,7 @@ async def run_experiment(
         ready_s = await wait_ready(run, [0], config.ready_timeout_seconds)
         run.log(f"worker 0 owns all {config.partitions} input partitions after {ready_s:.1f} s")
         monitor.start()
-        driver: Callable[[Run], Awaitable[None]] = {
+        driver: Callable[[Run], Coroutine[Any, Any, None]] = {
             "kill_restart": drive_kill_restart,
             "scale_out_kill": drive_scale_out_kill,
             "broker_restart": lambda r: drive_broker_restart(r, broker),  # type: ignore[arg-type]

@@ -79,13 +79,13 @@ from typing import Any
 import aiohttp
 import aiokafka
 import faust
-import machine  # bench/machine.py (scripts run from bench/ on sys.path)
 import msgspec
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from profiling import top_functions
 
+from bench import machine
+from bench.profiling import top_functions
 from bifrost.client import Publisher
 from bifrost.client.simulator import TrafficConfig, generate
 from bifrost.config import Settings

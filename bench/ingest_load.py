@@ -20,6 +20,7 @@ import itertools
 import json
 import sys
 import time
+from typing import Any
 
 import msgspec
 from aiokafka import AIOKafkaProducer
@@ -42,7 +43,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-async def publish(args: argparse.Namespace, events: list, started_cpu: float) -> dict:  # type: ignore[type-arg]
+async def publish(args: argparse.Namespace, events: list[Any], started_cpu: float) -> dict[str, Any]:
     producer = AIOKafkaProducer(
         bootstrap_servers=args.bootstrap,
         acks=1,
@@ -83,7 +84,7 @@ async def publish(args: argparse.Namespace, events: list, started_cpu: float) ->
                     if batch.append(key=event.request_id.encode(), value=value, timestamp=None) is None:  # type: ignore[attr-defined]
                         futures.append(await producer.send_batch(batch, args.topic, partition=partition))
                         batch = batches[partition] = producer.create_batch()
-                        batch.append(key=event.request_id.encode(), value=value, timestamp=None)  # type: ignore[attr-defined]
+                        batch.append(key=event.request_id.encode(), value=value, timestamp=None)
                 for partition, batch in batches.items():
                     futures.append(await producer.send_batch(batch, args.topic, partition=partition))
                 sent = due

@@ -7,7 +7,7 @@ import pstats
 from collections.abc import Callable
 from typing import Any
 
-from machine import REPO_DIR
+from bench.machine import REPO_DIR
 
 
 def short_name(func: tuple[str, int, str]) -> str:

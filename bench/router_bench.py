@@ -48,11 +48,14 @@ from pathlib import Path
 from typing import Any
 
 import lightgbm
-import machine  # bench/machine.py (scripts run from bench/ on sys.path)
 import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from profiling import top_functions
 
+if str(Path(__file__).resolve().parents[1]) not in sys.path:  # run as a script: make `bench.*` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench import machine
+from bench.profiling import top_functions
 from bifrost.router import ReferenceRouter, base_features, encode
 from bifrost.storage.dataset import load_dataset
 from bifrost.trainer.bootstrap import bootstrap_artifact
@@ -326,8 +329,8 @@ Row = tuple[str, str, str, str, str, str, str]
 
 def latency_row(label: str, s: dict[str, Any]) -> Row:
     """One measure's row: its rate, then mean, p50, p95, p99 and max latency in µs."""
-    latencies = (fmt_us(s[key]) for key in ("mean_us_per_item", "p50_us", "p95_us", "p99_us", "max_us"))
-    return (label, f"{s['per_second']:,.0f}", *latencies)
+    mean, p50, p95, p99, top = (fmt_us(s[key]) for key in ("mean_us_per_item", "p50_us", "p95_us", "p99_us", "max_us"))
+    return (label, f"{s['per_second']:,.0f}", mean, p50, p95, p99, top)
 
 
 def table_rows(report: dict[str, Any]) -> list[Row]:
@@ -342,7 +345,7 @@ def table_rows(report: dict[str, Any]) -> list[Row]:
 HEADER = ("measure", "decisions/s", "mean µs", "p50 µs", "p95 µs", "p99 µs", "max µs")
 
 
-def print_table(rows: list[tuple[str, ...]]) -> None:
+def print_table(rows: Sequence[tuple[str, ...]]) -> None:
     """A plain fixed-width table on stdout."""
     rows = [HEADER, *rows]
     widths = [max(len(r[i]) for r in rows) for i in range(len(HEADER))]
@@ -417,7 +420,7 @@ def interpret(report: dict[str, Any]) -> str:
     return text
 
 
-def write_markdown(report: dict[str, Any], rows: list[tuple[str, ...]], path: Path) -> None:
+def write_markdown(report: dict[str, Any], rows: Sequence[tuple[str, ...]], path: Path) -> None:
     """``router.md``: the table, the check, the profile, and the interpretation paragraph."""
     mach, art, chk, prof = report["machine"], report["artifact"], report["check"], report["profile"]
     lines = [

@@ -48,7 +48,6 @@ from pathlib import Path
 from typing import Any
 
 import lightgbm
-import machine  # bench/machine.py (scripts run from bench/ on sys.path)
 import msgspec
 import numpy as np
 import optuna
@@ -56,6 +55,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+if str(Path(__file__).resolve().parents[1]) not in sys.path:  # run as a script: make `bench.*` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench import machine
 from bifrost.client.simulator.replay import ReplayConfig, ReplayTraffic
 from bifrost.router import ReferenceRouter
 from bifrost.router.artifact import Artifact, Thresholds, decode, encode, sign

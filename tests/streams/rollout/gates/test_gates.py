@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from collections.abc import Callable
 
 import msgspec
 import pytest
 
 from bifrost.gatesim.naive import naive_gates
-from bifrost.gatesim.traffic import ArmProfile, ArmSampler, add_keys, latency_key_table
+from bifrost.gatesim.traffic import ArmProfile, ArmSampler, Clustering, add_keys, latency_key_table
 from bifrost.schemas import rollout as schema
 from bifrost.streams.aggregates.sketch import QuantileSketch
 from bifrost.streams.aggregates.stats import WindowStats
@@ -24,6 +25,7 @@ from bifrost.streams.rollout.gates import (
     inference,
 )
 from bifrost.streams.rollout.gates.config import EXCEEDANCE_PRIOR
+from bifrost.streams.rollout.gates.dispersion import ArmFigures, StageWindow, WindowSums
 
 
 def arm(n: int, profile: ArmProfile = ArmProfile(), seed: int = 1, windows: int = 10) -> WindowStats:
@@ -84,7 +86,7 @@ def test_clear_regression_fails_with_evidence(gate: str, profile: ArmProfile, ca
     assert result.canary is not None and result.control is not None
     assert result.threshold == config.tolerance(gate)
     assert result.bound == pytest.approx(config.margin(gate))
-    assert result.statistic is not None and result.statistic > result.bound
+    assert result.statistic is not None and result.bound is not None and result.statistic > result.bound
     assert result.method and result.alpha == pytest.approx(config.gate_alpha(gate))
     assert result.evidence == 1.0 and result.degradation is not None and result.z is not None
     assert result.canary_samples > 0 and result.control_samples > result.canary_samples
@@ -208,6 +210,7 @@ def test_statistic_exceeds_bound_exactly_when_a_gate_fails() -> None:
         for result in report.results[:4]:
             if result.status is GateStatus.INSUFFICIENT or result.statistic is None:
                 continue
+            assert result.bound is not None
             assert (result.status is GateStatus.FAIL) == (result.statistic > result.bound), result
 
 
@@ -236,7 +239,7 @@ def test_gate_config_validation() -> None:
         {"slo_min_win_rate": 2.0},
     ):
         with pytest.raises(ValueError):
-            GateConfig(**bad)  # type: ignore[arg-type]
+            GateConfig(**bad)
 
 
 def test_win_rate_without_any_judged_samples_does_not_block_promotion() -> None:
@@ -272,11 +275,12 @@ def test_win_rate_without_any_judged_samples_does_not_block_promotion() -> None:
 # --- clustered events, missing data, holding ------------------------------------------------------
 
 
-def stage(profile: ArmProfile, minutes: int, clustering, seed: int = 1, history: int = 60):  # type: ignore[no-untyped-def]
+def stage(
+    profile: ArmProfile, minutes: int, clustering: Clustering, seed: int = 1, history: int = 60
+) -> tuple[WindowStats, WindowStats, list[StageWindow], WindowSums]:
     """Per-window canary/control stats at 2,000 requests a minute, 5% canary, plus ``history``
     windows of control-only traffic before it."""
     from bifrost.streams.aggregates.stats import merged
-    from bifrost.streams.rollout.gates.dispersion import ArmFigures, StageWindow, WindowSums
 
     rng = random.Random(seed)
     canary_sampler, control_sampler = ArmSampler.for_profile(profile), ArmSampler.for_profile(ArmProfile())
@@ -396,7 +400,12 @@ def test_latency_waits_for_enough_windows_to_measure_its_dispersion_without_hist
 # --- invalid input --------------------------------------------------------------------------------
 
 
-def _corrupt(edit) -> WindowStats:  # type: ignore[no-untyped-def]
+def _zero_counts(stats: WindowStats) -> None:
+    for name in ("count", "errors", "wins", "losses", "ties"):
+        setattr(stats, name, 0)
+
+
+def _corrupt(edit: Callable[[WindowStats], object]) -> WindowStats:
     stats = arm(2000, ArmProfile(cost_factor=3.0, latency_factor=2.0, error_rate=0.2), seed=31)
     edit(stats)
     return stats
@@ -416,7 +425,7 @@ def _corrupt(edit) -> WindowStats:  # type: ignore[no-untyped-def]
         ("NaN quality", lambda s: setattr(s, "quality_sum", float("nan")), "quality_sum"),
         (
             "count 0, sketch full",
-            lambda s: [setattr(s, f, 0) for f in ("count", "errors", "wins", "losses", "ties")],
+            _zero_counts,
             "latencies for 0 requests",
         ),
         (
@@ -433,7 +442,9 @@ def _corrupt(edit) -> WindowStats:  # type: ignore[no-untyped-def]
         ),
     ],
 )
-def test_invalid_data_are_insufficient_with_a_reason_never_a_pass_fail_or_exception(label, edit, reason) -> None:  # type: ignore[no-untyped-def]
+def test_invalid_data_are_insufficient_with_a_reason_never_a_pass_fail_or_exception(
+    label: str, edit: Callable[[WindowStats], object], reason: str
+) -> None:
     control = arm(38_000, seed=32)
     for canary, ctl, arm_name in ((_corrupt(edit), control, "canary"), (arm(2000, seed=33), _corrupt(edit), "control")):
         report = evaluate_gates(canary, ctl)

@@ -359,7 +359,8 @@ def evaluate_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--plot",
         metavar="PNG",
-        help="with --frontier: write the frontier plot here (default frontier.png; its folder must exist)",
+        help="with --frontier: also write the frontier plot to this PNG file (its folder must exist; "
+        "without --plot no file is written)",
     )
     return parser
 
@@ -368,8 +369,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     dataset = _dataset_file(args.dataset)
     if args.plot is not None and not args.frontier:
         raise _Usage("--plot needs --frontier (the plot is of the frontier)")
-    if args.frontier:
-        folder = Path(args.plot or "frontier.png").parent
+    if args.plot is not None:
+        folder = Path(args.plot).parent
         if not folder.is_dir():
             raise _Usage(f"--plot {args.plot}: folder {folder} does not exist")
     key = _verify_key(args.key)
@@ -395,8 +396,9 @@ def _evaluate(args: argparse.Namespace) -> int:
         from bifrost.trainer.frontier import frontier_report, plot_frontier
 
         frontier = frontier_report(router, full, split=args.split, fitted=fitted)
-        plot = plot_frontier(frontier, args.plot or "frontier.png")
-        _say(f"frontier plot written to {plot}")
+        if args.plot is not None:  # only where asked: never a file in the current folder by default
+            plot = plot_frontier(frontier, args.plot)
+            _say(f"frontier plot written to {plot}")
     if args.json:
         payload = {"evaluation": msgspec.to_builtins(report)}
         if frontier is not None:

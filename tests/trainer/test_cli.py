@@ -584,3 +584,26 @@ def test_train_over_an_artifact_of_an_older_format(
     assert f"note: artifact {old} has format 1; this router reads format 2; training without a parent" in err
     new = ArtifactStore(store_dir).current()
     assert new != old and ArtifactStore(store_dir).meta(new).parent is None
+
+
+def test_frontier_writes_a_png_only_where_asked(
+    tmp_path: Path, key_file: Path, dataset_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = tmp_path / "store"
+    base = ["--dataset", dataset_file, "--store", store, "--key", key_file]
+    code, _, err = run(main_train, [*base, "--trials", "5", "--clusters", "4", "--quiet", "--no-parent"], capsys)
+    assert code == 0, err
+    version = ArtifactStore(store).current()
+    assert version is not None
+    before = set(Path.cwd().iterdir())  # the autouse `isolated` fixture made tmp_path the cwd
+    for extra in (["--json"], []):
+        code, out, err = run(main_evaluate, [version, *base, "--frontier", *extra], capsys)
+        assert code == 0, err
+        assert set(Path.cwd().iterdir()) == before, "a PNG nobody asked for"
+        assert "frontier plot written" not in err
+    plot = tmp_path / "plots" / "f.png"
+    plot.parent.mkdir()
+    code, out, err = run(main_evaluate, [version, *base, "--frontier", "--json", "--plot", plot], capsys)
+    assert code == 0, err
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"frontier plot written to {plot}" in err
+    assert json.loads(out)["frontier"]["artifact_curve"]  # stdout stays JSON only

@@ -14,18 +14,26 @@ the all-in-one local loop that starts a throwaway broker). Each unit is producti
 development code:
 
 * production code imports only what its row lists, at any depth (module level, inside
-  functions, under ``TYPE_CHECKING``);
+  functions, under ``TYPE_CHECKING``). An import is an ``import``/``from`` statement or a
+  call ``importlib.import_module("bifrost.…")`` / ``__import__("bifrost.…")`` with a string
+  literal naming one of our modules (``bifrost.``, ``bench.``, ``tests.``): eager at module
+  level (``_q = __import__("bifrost.x")`` too), lazy inside a function;
 * development code (``devkafka``, ``gatesim``, ``bench``, ``tests``, ``cli.up``) is never imported by
   production code at module level. A production unit may list a development unit under
   ``lazy``: it may then import it only inside a function (the dev-only command that needs
-  it), so ``import bifrost.cli.main`` never loads a broker launcher nor the gate simulator;
+  it), so ``import bifrost.cli.main`` never loads a broker launcher nor the gate simulator.
+  A row's ``lazy_in`` narrows that to the modules that host the dev-only commands: the
+  ``cli`` row allows its lazy imports (``devkafka``, ``cli.up``, ``gatesim``) in
+  ``cli.main`` only, which dispatches ``kafka``, ``up`` and ``simulate-gates``; any other
+  ``cli`` module (``cli/rollout_cmd.py``…) importing them, even inside a function, fails;
 * a module may always import its own package, except a production module importing a
-  development module of that package, which again must be lazy.
+  development module of that package, which again must be lazy (and in ``lazy_in``).
 
-The rules the table must keep (checked by ``table_problems``): ``schemas`` and ``router``
-are leaves (they import no other bifrost package, ``common`` aside); ``streams`` and
-``trainer`` never import each other; no production unit lists a development unit among
-its eager imports.
+The rules the table must keep (checked by ``table_problems``, over the transitive closure
+of the rows, so a chain of individually harmless edits is caught too): ``schemas`` and
+``router`` are leaves (they reach no other bifrost package, ``common`` aside); ``streams``
+and ``trainer`` never reach each other through any chain of eager or lazy imports; no
+production unit reaches a development unit through eager imports.
 """
 
 from __future__ import annotations
@@ -48,10 +56,12 @@ class Unit:
     imports: frozenset[str]
     why: str
     lazy: frozenset[str] = field(default_factory=frozenset)
+    #: Modules (dotted, below ``bifrost.``) that may hold the ``lazy`` imports; empty: any module of the unit.
+    lazy_in: frozenset[str] = field(default_factory=frozenset)
 
 
-def _unit(*imports: str, why: str, dev: bool = False, lazy: Iterable[str] = ()) -> Unit:
-    return Unit(dev=dev, imports=frozenset(imports), why=why, lazy=frozenset(lazy))
+def _unit(*imports: str, why: str, dev: bool = False, lazy: Iterable[str] = (), lazy_in: Iterable[str] = ()) -> Unit:
+    return Unit(dev=dev, imports=frozenset(imports), why=why, lazy=frozenset(lazy), lazy_in=frozenset(lazy_in))
 
 
 _PRODUCTION = (
@@ -140,8 +150,9 @@ TABLE: dict[str, Unit] = {
     "cli": _unit(
         *(name for name in _PRODUCTION if name != "cli"),
         lazy=("devkafka", "cli.up", "gatesim"),
+        lazy_in=("cli.main",),
         why="the command line composes everything; `kafka`, `up` and `simulate-gates` are dev-only "
-        "commands that load their dev modules when run",
+        "commands, dispatched by cli.main, that load their dev modules when run (no other cli module may)",
     ),
     # Development and test code.
     "devkafka": _unit("kafka", "common", dev=True, why="a throwaway local broker for development and tests"),
@@ -260,6 +271,8 @@ def imports_of(source: str, module: str, path: Path, *, is_package: bool = False
                 Import(module, path, node.lineno, f"{base}.{alias.name}" if alias.name != "*" else base, lazy)
                 for alias in node.names
             )
+        elif isinstance(node, ast.Call) and (target := _dynamic_target(node)) is not None:
+            found.append(Import(module, path, node.lineno, target, lazy))
         for child in ast.iter_child_nodes(node):
             inner = (
                 lazy
@@ -270,6 +283,28 @@ def imports_of(source: str, module: str, path: Path, *, is_package: bool = False
 
     visit(ast.parse(source, filename=str(path)), False)
     return found
+
+
+#: Prefixes of a string literal passed to ``importlib.import_module`` / ``__import__`` that name our code.
+_OUR_PREFIXES = (f"{NAMESPACE}.", *(f"{folder}." for folder in DEV_FOLDERS))
+
+
+def _dynamic_target(call: ast.Call) -> str | None:
+    """The module a call ``importlib.import_module("…")`` / ``import_module("…")`` / ``__import__("…")`` loads.
+
+    Only a string literal naming our code counts (``bifrost.…``, ``bench.…``, ``tests.…``): a
+    computed name cannot be checked statically, and a third-party name is not the table's business.
+    """
+    func = call.func
+    dynamic = (isinstance(func, ast.Name) and func.id in ("__import__", "import_module")) or (
+        isinstance(func, ast.Attribute) and func.attr == "import_module"
+    )
+    if not dynamic or not call.args:
+        return None
+    first = call.args[0]
+    if isinstance(first, ast.Constant) and isinstance(first.value, str) and first.value.startswith(_OUR_PREFIXES):
+        return first.value
+    return None
 
 
 def unit_of(dotted: str, table: Mapping[str, Unit] = TABLE) -> str | None:
@@ -297,6 +332,9 @@ def check_import(imp: Import, table: Mapping[str, Unit] = TABLE) -> Violation | 
         return Violation(imp, source, target, "imported package is not in the table")
     row, imported = table[source], table[target]
     same_package = target.split(".")[0] == source.split(".")[0]
+    if target in row.lazy and row.lazy_in and not _in_modules(imp.module, row.lazy_in):
+        where = ", ".join(sorted(row.lazy_in))
+        return Violation(imp, source, target, f"allowed only in {where}, inside the command that needs it")
     if imported.dev and not row.dev:
         if target in row.lazy and imp.lazy:
             return None
@@ -308,6 +346,12 @@ def check_import(imp: Import, table: Mapping[str, Unit] = TABLE) -> Violation | 
     if target in row.lazy:
         return None if imp.lazy else Violation(imp, source, target, "allowed only inside a function")
     return Violation(imp, source, target, "not allowed by the table")
+
+
+def _in_modules(module: str, modules: Iterable[str]) -> bool:
+    """Whether dotted ``module`` is one of ``modules`` (named below ``bifrost.``) or inside one."""
+    name = module.removeprefix(f"{NAMESPACE}.")
+    return any(name == m or name.startswith(f"{m}.") for m in modules)
 
 
 def check_source(
@@ -337,22 +381,50 @@ def split_exceptions(
     return [v for v in violations if (v.imp.module, v.target) not in exceptions], sorted(exceptions.keys() - used)
 
 
+def reach(table: Mapping[str, Unit], start: str, *, eager_only: bool = False) -> dict[str, list[str]]:
+    """Every unit ``start`` reaches through chains of rows, each with one chain to it (``[start, …, unit]``).
+
+    Edges are a row's ``imports`` and (unless ``eager_only``) its ``lazy`` units; units missing
+    from the table end a chain (``table_problems`` reports them). Breadth first: the chain is a shortest one.
+    """
+    paths = {start: [start]}
+    queue = [start]
+    while queue:
+        current = queue.pop(0)
+        row = table.get(current)
+        if row is None:
+            continue
+        for nxt in sorted(row.imports if eager_only else row.imports | row.lazy):
+            if nxt not in paths:
+                paths[nxt] = [*paths[current], nxt]
+                queue.append(nxt)
+    del paths[start]
+    return paths
+
+
 def table_problems(table: Mapping[str, Unit] = TABLE) -> list[str]:
-    """Rules the table itself must keep (so that editing it cannot quietly undo the architecture)."""
+    """Rules the table itself must keep (so that editing it cannot quietly undo the architecture).
+
+    Checked on the transitive closure: adding ``trainer`` to the ``client`` row breaks
+    "streams never reaches trainer", since ``streams`` lists ``client``.
+    """
     problems = []
     for leaf in ("schemas", "router"):
-        extra = (table[leaf].imports | table[leaf].lazy) - {"schemas", "router", "common"}
+        extra = sorted(reach(table, leaf).keys() - {"common"})
         if extra:
-            problems.append(f"{leaf} is a leaf but may import {sorted(extra)}")
+            problems.append(f"{leaf} is a leaf but reaches {extra}")
     for one, other in (("streams", "trainer"), ("trainer", "streams")):
-        if other in table[one].imports | table[one].lazy:
-            problems.append(f"{one} may import {other}")
+        chain = reach(table, one).get(other)
+        if chain:
+            problems.append(f"{one} reaches {other}: {' -> '.join(chain)}")
     for name, row in table.items():
         unknown = (row.imports | row.lazy) - table.keys()
         if unknown:
             problems.append(f"{name} lists unknown units {sorted(unknown)}")
         if not row.dev:
-            dev = sorted(t for t in row.imports if table[t].dev) if not unknown else []
+            eager = reach(table, name, eager_only=True)
+            dev = sorted(t for t in eager if t in table and table[t].dev)
             if dev:
-                problems.append(f"production {name} imports development code {dev} eagerly")
+                chains = "; ".join(" -> ".join(eager[t]) for t in dev)
+                problems.append(f"production {name} reaches development code {dev} eagerly ({chains})")
     return problems

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -44,6 +45,8 @@ def test_every_python_folder_is_checked() -> None:
 
 
 STREAMS_MODULE = Path("streams/fake.py")
+STREAMS = "bifrost.streams.fake", STREAMS_MODULE
+CLI_MAIN = "bifrost.cli.main", Path("cli/main.py")
 
 
 @pytest.mark.parametrize(
@@ -143,13 +146,89 @@ def test_a_table_that_breaks_the_rules_is_reported() -> None:
     broken["router"] = Unit(dev=False, imports=frozenset({"config"}), why="")
     broken["streams"] = Unit(dev=False, imports=TABLE["streams"].imports | {"trainer", "devkafka"}, why="")
     assert table_problems(broken) == [
-        "router is a leaf but may import ['config']",
-        "streams may import trainer",
-        "production streams imports development code ['devkafka'] eagerly",
+        "router is a leaf but reaches ['config', 'kafka', 'schemas']",
+        "streams reaches trainer: streams -> trainer",
+        "production streams reaches development code ['devkafka'] eagerly (streams -> devkafka)",
+        # every production unit that lists streams now loads the broker too
+        "production webhooks reaches development code ['devkafka'] eagerly (webhooks -> streams -> devkafka)",
+        "production catalog reaches development code ['devkafka'] eagerly (catalog -> streams -> devkafka)",
+        "production cli reaches development code ['devkafka'] eagerly (cli -> streams -> devkafka)",
     ]
 
 
-def test_the_checker_fails_on_a_wrong_import_written_into_the_tree(tmp_path: Path) -> None:
+def _with(table: dict[str, Unit], name: str, *, add: str = "", lazy: str = "") -> dict[str, Unit]:
+    """A copy of ``table`` whose row ``name`` also lists ``add`` (eagerly) and/or ``lazy``."""
+    row = table[name]
+    changed = dict(table)
+    changed[name] = replace(
+        row,
+        imports=row.imports | ({add} if add else set()),
+        lazy=row.lazy | ({lazy} if lazy else set()),
+    )
+    return changed
+
+
+def test_table_rules_are_checked_through_chains_of_rows() -> None:
+    """Each edit below passes a row-by-row check; the closure catches them (the reviewer's client -> trainer)."""
+    via_client = table_problems(_with(dict(TABLE), "client", add="trainer"))
+    assert "streams reaches trainer: streams -> client -> trainer" in via_client
+    via_lazy = table_problems(_with(dict(TABLE), "storage", lazy="catalog"))  # trainer -> storage ~> catalog -> streams
+    assert "trainer reaches streams: trainer -> storage -> catalog -> streams" in via_lazy
+    leaf = table_problems(_with(dict(TABLE), "common", add="kafka"))  # router -> common -> kafka
+    assert "router is a leaf but reaches ['kafka']" in leaf
+    assert "schemas is a leaf but reaches ['kafka']" in leaf
+    dev_by_chain = table_problems(_with(dict(TABLE), "kafka", add="devkafka"))  # config -> kafka -> devkafka
+    assert (
+        "production config reaches development code ['devkafka'] eagerly (config -> kafka -> devkafka)" in dev_by_chain
+    )
+    assert table_problems(_with(dict(TABLE), "kafka", lazy="devkafka")) == []  # lazy dev edges are the checker's job
+
+
+def test_dynamic_imports_of_our_modules_count_as_imports() -> None:
+    eager_call = check_source('import importlib\nq = importlib.import_module("bifrost.trainer.quality")\n', *STREAMS)
+    eager_dunder = check_source('_b = __import__("bifrost.devkafka.broker")\n', *STREAMS)
+    bare = check_source('from importlib import import_module\nimport_module("bifrost.trainer.store")\n', *STREAMS)
+    lazy = check_source('def f():\n    return __import__("bifrost.devkafka.broker")\n', *CLI_MAIN)
+    dev_folder = check_source('__import__("bench.chaos")\n', *STREAMS)
+    assert [(v.target, v.imp.line, v.imp.lazy) for v in eager_call] == [("trainer", 2, False)]
+    assert [(v.target, v.imp.lazy) for v in eager_dunder] == [("devkafka", False)]
+    assert [v.target for v in bare] == ["trainer"]
+    assert lazy == []  # cli.main may load devkafka inside its dev-only command
+    assert [v.target for v in dev_folder] == ["bench"]
+    eager_in_cli = check_source('_b = __import__("bifrost.devkafka.broker")\n', *CLI_MAIN)
+    assert [v.reason for v in eager_in_cli] == ["development code: import it inside the dev-only command"]
+    # Computed names and third-party modules are not the table's business.
+    assert check_source('import importlib\nimportlib.import_module(NAME)\n__import__("gzip")\n', *STREAMS) == []
+
+
+def test_the_checker_finds_a_dynamic_import_written_into_the_tree(tmp_path: Path) -> None:
+    tree = _tree(tmp_path)
+    (tree / "streams" / "kafka_transport.py").write_text('import os\n\n_q = __import__("bifrost.trainer.quality")\n')
+    (violation,) = check(tree)
+    assert (violation.imp.module, violation.imp.line, violation.target) == (
+        "bifrost.streams.kafka_transport",
+        3,
+        "trainer",
+    )
+
+
+def test_only_cli_main_may_lazily_import_the_dev_code() -> None:
+    """The reviewer's breach: a lazy devkafka import in an ordinary command module of the cli package."""
+    rollout_cmd = "bifrost.cli.rollout_cmd", Path("cli/rollout_cmd.py")
+    for source in (
+        "def run():\n    from bifrost.devkafka.broker import LocalBroker\n",
+        "def run():\n    from bifrost.gatesim.cli import main_simulate_gates\n",
+        "def run():\n    from bifrost.cli import up\n",
+        'def run():\n    __import__("bifrost.devkafka.broker")\n',
+    ):
+        (violation,) = check_source(source, *rollout_cmd)
+        assert violation.reason == "allowed only in cli.main, inside the command that needs it", source
+    assert check_source("def kafka():\n    from bifrost.devkafka.broker import LocalBroker\n", *CLI_MAIN) == []
+    assert TABLE["cli"].lazy_in == frozenset({"cli.main"})
+
+
+def _tree(tmp_path: Path) -> Path:
+    """A small repository: packages streams and trainer, folders bench and tests."""
     tree = tmp_path / "repo"
     (tree / "streams").mkdir(parents=True)
     (tree / "trainer").mkdir()
@@ -159,6 +238,11 @@ def test_the_checker_fails_on_a_wrong_import_written_into_the_tree(tmp_path: Pat
     for folder in ("streams", "trainer", "bench", "tests"):
         (tree / folder).mkdir(exist_ok=True)
         (tree / folder / "__init__.py").write_text("")
+    return tree
+
+
+def test_the_checker_fails_on_a_wrong_import_written_into_the_tree(tmp_path: Path) -> None:
+    tree = _tree(tmp_path)
     (tree / "streams" / "ok.py").write_text("from bifrost.schemas.events import RoutingEvent\n")
     assert check(tree) == []
     (tree / "streams" / "leak.py").write_text("import os\n\n\ndef f():\n    from bifrost.trainer.retrain import run\n")

@@ -39,6 +39,10 @@ production unit reaches a development unit through eager imports.
 from __future__ import annotations
 
 import ast
+import json
+import os
+import subprocess
+import sys
 import tomllib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -428,3 +432,60 @@ def table_problems(table: Mapping[str, Unit] = TABLE) -> list[str]:
                 chains = "; ".join(" -> ".join(eager[t]) for t in dev)
                 problems.append(f"production {name} reaches development code {dev} eagerly ({chains})")
     return problems
+
+
+def production_modules(root: Path = ROOT, table: Mapping[str, Unit] = TABLE) -> list[str]:
+    """Dotted names of every production module under ``root`` (dev units such as ``cli.up`` left out)."""
+    return [
+        module
+        for module, _ in iter_modules(root)
+        if (unit := unit_of(module, table)) is not None and unit in table and not table[unit].dev
+    ]
+
+
+def dev_prefixes(table: Mapping[str, Unit] = TABLE) -> tuple[str, ...]:
+    """Dotted names whose modules (and submodules) are development code: ``bifrost.devkafka``, ``tests``…"""
+    return tuple(
+        sorted(name if name in DEV_FOLDERS else f"{NAMESPACE}.{name}" for name, row in table.items() if row.dev)
+    )
+
+
+_PROBE = """
+import importlib, json, sys
+modules, dev = json.loads(sys.stdin.read())
+def is_dev(name):
+    return any(name == p or name.startswith(p + ".") for p in dev)
+culprit, loaded = "(interpreter start)", sorted(filter(is_dev, sys.modules))
+for name in modules:
+    if loaded:
+        break
+    importlib.import_module(name)
+    culprit, loaded = name, sorted(filter(is_dev, sys.modules))
+print(json.dumps([culprit, loaded] if loaded else None))
+"""
+
+
+def load_probe(
+    modules: Iterable[str], dev: Iterable[str], *, path: Iterable[Path] = ()
+) -> tuple[str, list[str]] | None:
+    """Import ``modules`` one at a time in one fresh interpreter; the first that loads a ``dev`` module.
+
+    Returns (that module, the dev modules then in ``sys.modules``), or None if all of them
+    imported without loading any. Runs from ``/`` so that the repository's ``tests`` and
+    ``bench`` folders are importable only if something puts them on the path; ``path`` is
+    prepended to ``PYTHONPATH`` (for synthetic trees).
+    """
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([*map(str, path), *filter(None, [env.get("PYTHONPATH")])])
+    done = subprocess.run(
+        [sys.executable, "-c", _PROBE],
+        input=json.dumps([list(modules), list(dev)]),
+        capture_output=True,
+        text=True,
+        cwd="/",
+        env=env,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"the import probe failed:\n{done.stderr}")
+    found = json.loads(done.stdout)
+    return None if found is None else (found[0], found[1])

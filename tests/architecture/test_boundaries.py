@@ -283,3 +283,30 @@ def test_importing_a_service_loads_no_dev_code_nor_the_other_service(
     names = loaded.stdout.split()
     assert entry_point in names
     assert [n for n in names if n in never_loaded or n.startswith(tuple(f"{p}." for p in never_loaded))] == []
+
+
+def test_importing_every_production_module_loads_no_dev_code() -> None:
+    """Every production module, not only the entry points: a dev import hidden in a command module shows here."""
+    modules = boundaries.production_modules()
+    assert {"bifrost.cli.rollout_cmd", "bifrost.streams.kafka_transport", "bifrost.webhooks.deliverer"} <= set(modules)
+    assert not [m for m in modules if m.startswith(("bifrost.cli.up", "bifrost.devkafka", "bifrost.gatesim"))]
+    assert boundaries.dev_prefixes() == ("bench", "bifrost.cli.up", "bifrost.devkafka", "bifrost.gatesim", "tests")
+    assert boundaries.load_probe(modules, boundaries.dev_prefixes()) is None
+
+
+def test_the_probe_names_the_first_module_that_loads_dev_code(tmp_path: Path) -> None:
+    package = tmp_path / "fakeprod"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "ok.py").write_text("import json\n")
+    (package / "leak.py").write_text('import importlib\n_b = importlib.import_module("fakedev.broker")\n')
+    (package / "after.py").write_text("")
+    (tmp_path / "fakedev").mkdir()
+    (tmp_path / "fakedev" / "__init__.py").write_text("")
+    (tmp_path / "fakedev" / "broker.py").write_text("")
+    modules = ["fakeprod.ok", "fakeprod.leak", "fakeprod.after"]
+    assert boundaries.load_probe(modules, ["fakedev"], path=[tmp_path]) == (
+        "fakeprod.leak",
+        ["fakedev", "fakedev.broker"],
+    )
+    assert boundaries.load_probe(["fakeprod.ok", "fakeprod.after"], ["fakedev"], path=[tmp_path]) is None

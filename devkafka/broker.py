@@ -89,6 +89,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 from bifrost.common.errors import ExitCode
+from bifrost.common.files import write_atomic
 from bifrost.devkafka.secure import (
     SCRAM_MECHANISMS,
     SecureFiles,
@@ -505,13 +506,7 @@ def _escape_property(value: str) -> str:
 
 def _write_properties(path: Path, props: Mapping[str, str], header: str, *, private: bool = False) -> None:
     body = "".join(f"{key}={_escape_property(value)}\n" for key, value in props.items())
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if private else 0o644)
-    with os.fdopen(fd, "w") as handle:
-        if private:
-            os.fchmod(handle.fileno(), 0o600)  # also when tmp was left behind with other bits
-        handle.write(f"# {header}\n{body}")
-    tmp.replace(path)
+    write_atomic(path, f"# {header}\n{body}".encode(), mode=0o600 if private else 0o644)
 
 
 def _random_cluster_id() -> str:
@@ -1284,9 +1279,7 @@ class LocalBroker:
             path.unlink(missing_ok=True)
             return
         info = {k: v for k, v in self.client_security().to_env().items()}
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(info, indent=2) + "\n")
-        tmp.replace(path)
+        write_atomic(path, (json.dumps(info, indent=2) + "\n").encode())
 
     def _write_config(self, data_dir: Path) -> None:
         _write_properties(

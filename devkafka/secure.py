@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
-import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +30,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from bifrost.common.files import write_atomic
 
 SECURE_DIR = "sasl-ssl"
 CA_FILE = "ca.pem"
@@ -80,15 +81,7 @@ def secure_files(data_dir: Path) -> SecureFiles:
 
 def write_secret(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` readable by the owner only (created 0600, replaced atomically)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    tmp.replace(path)
+    write_atomic(path, text.encode(), mode=0o600)
 
 
 def new_password() -> str:
@@ -195,10 +188,7 @@ def ensure_certificates(files: SecureFiles, hosts: tuple[str, ...] = CERT_HOSTS)
     )
     chain = cert.public_bytes(serialization.Encoding.PEM) + ca_cert.public_bytes(serialization.Encoding.PEM)
     write_secret(files.keystore_file, key_pem.decode() + chain.decode())
-    ca_tmp = files.ca_file.with_name(f".{CA_FILE}.{os.getpid()}.tmp")
-    ca_tmp.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
-    ca_tmp.chmod(0o644)
-    ca_tmp.replace(files.ca_file)
+    write_atomic(files.ca_file, ca_cert.public_bytes(serialization.Encoding.PEM), mode=0o644)
     return True
 
 

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from bifrost.devkafka import BrokerError, LocalBroker
-from bifrost.devkafka.broker import _escape_property
+from bifrost.devkafka.broker import _escape_property, _read_properties, _write_properties
 from bifrost.devkafka.secure import (
     ensure_certificates,
     ensure_password,
@@ -64,6 +64,26 @@ def test_certificates_and_password_are_made_once_per_data_dir(tmp_path: Path) ->
     assert created and len(password) >= 32 and _mode(files.password_file) == 0o600
     assert ensure_password(files) == (password, False)
     assert ensure_password(secure_files(tmp_path / "other"))[0] != password  # random per data dir
+
+
+def test_secure_files_are_written_with_their_modes_and_leave_no_temp_files(tmp_path: Path) -> None:
+    files = secure_files(tmp_path)
+    ensure_certificates(files)
+    ensure_password(files)
+    assert _mode(files.ca_file) == 0o644  # public: clients read it
+    assert _mode(files.keystore_file) == 0o600 and _mode(files.password_file) == 0o600
+    assert sorted(p.name for p in files.folder.iterdir()) == ["broker.pem", "ca.pem", "password"]
+
+
+def test_properties_files_are_replaced_whole_with_their_modes(tmp_path: Path) -> None:
+    public, private = tmp_path / "log4j.properties", tmp_path / "server.properties"
+    _write_properties(public, {"a": "1"}, "header")
+    _write_properties(private, {"secret": "x\ny"}, "header", private=True)
+    private.chmod(0o644)  # a file left behind with other bits is made private again on rewrite
+    _write_properties(private, {"secret": "z"}, "again", private=True)
+    assert _mode(public) == 0o644 and _mode(private) == 0o600
+    assert public.read_text() == "# header\na=1\n" and _read_properties(private) == {"secret": "z"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["log4j.properties", "server.properties"]
 
 
 def test_scram_arguments_cover_both_mechanisms() -> None:

@@ -171,7 +171,7 @@ class WorkerSlots:
                     log.warning("stopping worker %d failed: %r", slot.index, exc)
                     try:
                         slot.process.kill()
-                    except Exception:  # noqa: BLE001
+                    except Exception:  # noqa: BLE001 - already gone: nothing left to kill
                         pass
 
     def alive(self, index: int) -> bool:
@@ -297,7 +297,7 @@ class ProgressMonitor:
             finally:
                 try:
                     await admin.close()
-                except Exception:  # noqa: BLE001
+                except Exception:  # noqa: BLE001 - closing the admin client is best effort
                     pass
         return self.latest()
 
@@ -331,7 +331,7 @@ class ProgressMonitor:
                 if admin is not None:
                     try:
                         await admin.close()
-                    except Exception:  # noqa: BLE001
+                    except Exception:  # noqa: BLE001 - closing the admin client is best effort
                         pass
                     admin = None
             await asyncio.sleep(self.interval)

@@ -22,7 +22,7 @@ class ReadCommittedConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
     def _create_worker_consumer(self, transport: Any) -> aiokafka.AIOKafkaConsumer:
         consumer = super()._create_worker_consumer(transport)
         # Read by the fetcher created in start(); no public setter exists after construction.
-        consumer._isolation_level = "read_committed"  # noqa: SLF001
+        consumer._isolation_level = "read_committed"  # noqa: SLF001 - no public setter after construction
         return consumer
 
 

@@ -171,7 +171,7 @@ class PartitionWriter:
             raise
 
     async def _try_abort(self) -> None:
-        txn = self._producer._txn_manager  # noqa: SLF001
+        txn = self._producer._txn_manager  # noqa: SLF001 - aiokafka exposes no transaction state publicly
         if txn is None or not txn.is_in_transaction() or txn.is_fatal_error():
             return
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 from bifrost.client.simulator.replay import ReplayConfig, ReplayTraffic
 from bifrost.router.artifact import Artifact
@@ -39,7 +40,7 @@ def replayed_logs(
     index = {m: j for j, m in enumerate(models)}
     buckets = {"cheap": 0, "mid": 1, "hard": 2}
 
-    def column(name: str, dtype: object = np.float64) -> np.ndarray:
+    def column(name: str, dtype: DTypeLike = np.float64) -> np.ndarray:
         return np.array([np.nan if getattr(e, name) is None else getattr(e, name) for e in rows], dtype=dtype)
 
     features = np.array([e.features for e in rows], dtype=np.float32)

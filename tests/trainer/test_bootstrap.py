@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC
+from typing import Any
 
 import msgspec
 import numpy as np
@@ -17,6 +18,7 @@ from bifrost.router.keys import key_id
 from bifrost.router.reference import ReferenceRouter
 from bifrost.storage.dataset import FullInfoDataset, prompt_groups, prompt_key
 from bifrost.trainer.bootstrap import BootstrapConfig, BootstrapReport, bootstrap_artifact, holdout_mask, new_version
+from bifrost.trainer.outcomes import OutcomeModels
 from bifrost.trainer.quality import DataQualityError
 from bifrost.trainer.triage import stratified_folds
 from bifrost.trainer.validate import ValidationFailed
@@ -191,7 +193,12 @@ def test_a_candidate_worse_than_its_parent_is_not_signed(
         first, version="v-cheap", alpha=0.0, thresholds=Thresholds(cheap=0.0, hard=1.0)
     ).check()
     signatures: list[bytes] = []
-    monkeypatch.setattr(export_module, "sign", lambda data, key: signatures.append(data) or "sig")
+
+    def fake_sign(data: bytes, key: Ed25519PrivateKey) -> str:
+        signatures.append(data)
+        return "sig"
+
+    monkeypatch.setattr(export_module, "sign", fake_sign)
     with pytest.raises(ValidationFailed) as caught:
         bootstrap_artifact(
             sample, trials=TRIALS, seed=0, signing_key=signing_key, version="v-bad", config=CONFIG, parent=cheap_parent
@@ -272,7 +279,7 @@ def test_copies_of_a_prompt_stay_on_one_side(
     seen: dict[str, np.ndarray] = {}
     original = pipeline_module.train_outcome_models  # the one pipeline fits every run's outcome models
 
-    def spy(X, scores, costs, folds, **kwargs):  # type: ignore[no-untyped-def]
+    def spy(X: np.ndarray, scores: np.ndarray, costs: np.ndarray, folds: np.ndarray, **kwargs: Any) -> OutcomeModels:
         seen["X"], seen["folds"] = np.asarray(X), np.asarray(folds)
         return original(X, scores, costs, folds, **kwargs)
 

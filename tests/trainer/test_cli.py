@@ -220,7 +220,7 @@ def test_train_list_show_verify_evaluate_rollback(
 ) -> None:
     store_dir = tmp_path / "store"
     store = ArtifactStore(store_dir)
-    train = [
+    train: list[str | Path] = [
         "--dataset",
         dataset_file,
         "--trials",
@@ -408,7 +408,7 @@ def test_knob_frontier_baseline_and_stress(
     tmp_path: Path, key_file: Path, dataset_file: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     store_dir = tmp_path / "store"
-    base = [
+    base: list[str | Path] = [
         "--dataset",
         dataset_file,
         "--trials",
@@ -430,12 +430,15 @@ def test_knob_frontier_baseline_and_stress(
     assert "logistic baseline (λ chosen on train)" in out and "artifact − baseline" in out
     assert "no test prompt was trained on" in out
     tight = ArtifactStore(store_dir).current()
+    assert tight is not None
     report = json.loads((store_dir / tight / "report.json").read_text())
     assert report["search"]["cost_upper"] <= 0.3 and report["validation"]["candidate"]["cost_vs_best"] <= 0.3
     code, out, err = run(main_train, [*base, "--min-quality-share", "0.9"], capsys)
     assert code == 0, err
     assert "search: lowest cost with score ≥ 90% of the reference's" in out
-    report = json.loads((store_dir / ArtifactStore(store_dir).current() / "report.json").read_text())
+    current = ArtifactStore(store_dir).current()
+    assert current is not None
+    report = json.loads((store_dir / current / "report.json").read_text())
     assert report["search"]["objective"]["min_quality_share"] == 0.9
     assert report["search"]["objective"]["max_cost_share"] is None
     assert report["search"]["share_lower"] >= 0.9 and report["validation"]["candidate"]["score_vs_best"] >= 0.9
@@ -498,6 +501,7 @@ def test_knob_frontier_baseline_and_stress(
     code, out, err = run(main_train, [*base, "--stress", "specialist"], capsys)
     assert code == 0, err
     special = ArtifactStore(store_dir).current()
+    assert special is not None
     assert any(
         m.startswith("specialist-")
         for m in ArtifactStore(store_dir).verify(special, load_key(key_file).public_key()).models
@@ -559,7 +563,7 @@ def test_train_over_an_artifact_of_an_older_format(
     from bifrost.router.artifact import ArtifactVersionError
 
     store_dir = tmp_path / "store"
-    args = [
+    args: list[str | Path] = [
         "--dataset",
         dataset_file,
         "--trials",
@@ -583,14 +587,14 @@ def test_train_over_an_artifact_of_an_older_format(
     assert code == 0, err
     assert f"note: artifact {old} has format 1; this router reads format 2; training without a parent" in err
     new = ArtifactStore(store_dir).current()
-    assert new != old and ArtifactStore(store_dir).meta(new).parent is None
+    assert new is not None and new != old and ArtifactStore(store_dir).meta(new).parent is None
 
 
 def test_frontier_writes_a_png_only_where_asked(
     tmp_path: Path, key_file: Path, dataset_file: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     store = tmp_path / "store"
-    base = ["--dataset", dataset_file, "--store", store, "--key", key_file]
+    base: list[str | Path] = ["--dataset", dataset_file, "--store", store, "--key", key_file]
     code, _, err = run(main_train, [*base, "--trials", "5", "--clusters", "4", "--quiet", "--no-parent"], capsys)
     assert code == 0, err
     version = ArtifactStore(store).current()

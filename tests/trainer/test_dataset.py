@@ -78,7 +78,7 @@ def test_malformed_lines_are_counted_not_fatal(tmp_path: Path) -> None:
             row("p1"),
             "{not json",
             json.dumps({"prompt_id": "p2"}),  # missing fields
-            json.dumps(row("p3", scores={"a": "high"})),  # wrong type
+            json.dumps({**row("p3"), "scores": {"a": "high"}}),  # wrong type
             b"\xff\xfe garbage",
             row("p4"),
         ],

@@ -46,7 +46,7 @@ def test_evaluation_by_hand() -> None:
     report = evaluate_artifact(make_artifact(), tiny())
     assert report.rows == 6 and report.split == "test" and report.artifact == "v-test-1"
     p = report.policy
-    assert (p.name, p.score, p.cost_usd) == ("artifact v-test-1", 0.75, pytest.approx(0.2))
+    assert p.name == "artifact v-test-1" and p.score == 0.75 and p.cost_usd == pytest.approx(0.2)
     assert (p.score_vs_best, p.cost_vs_best) == (0.75, 0.2)
     assert report.best_single.name == "large" and report.best_single.score == 1.0
     assert report.cheapest_single.name == "small" and report.cheapest_single.score == 0.25
@@ -57,14 +57,9 @@ def test_evaluation_by_hand() -> None:
     assert report.model_share == {"large": 0.0, "medium": 0.5, "small": 0.5}
     assert report.bucket_share == {"cheap": 0.0, "mid": 1.0, "hard": 0.0}
     code, qa = report.per_task["code"], report.per_task["qa"]
-    assert (code.rows, code.score, code.cost_usd, code.oracle_score) == (3, 1.0, pytest.approx(0.3), 1.0)
-    assert (qa.rows, qa.score, qa.cost_usd, qa.best_single_score, qa.oracle_score) == (
-        3,
-        0.5,
-        pytest.approx(0.1),
-        1.0,
-        1.0,
-    )
+    assert (code.rows, code.score, code.oracle_score) == (3, 1.0, 1.0) and code.cost_usd == pytest.approx(0.3)
+    assert (qa.rows, qa.score, qa.best_single_score, qa.oracle_score) == (3, 0.5, 1.0, 1.0)
+    assert qa.cost_usd == pytest.approx(0.1)
     assert code.against_score is None
     goal = report.goal
     assert goal.score_floor == 0.98 and goal.cost_ceiling_usd == 0.5
@@ -152,6 +147,7 @@ def test_validation_against_a_better_parent_fails() -> None:
     checks = {c.name: c for c in report.checks}
     assert checks["enough_rows"].passed
     assert not checks["quality_non_inferior"].passed
+    assert report.parent is not None
     # The test reads the lower confidence bound of the paired difference against −2% of the parent's score.
     assert checks["quality_non_inferior"].threshold == pytest.approx(-0.02 * report.parent.score)
     assert report.difference is not None and checks["quality_non_inferior"].value == report.difference.lower
@@ -186,6 +182,7 @@ def test_a_point_estimate_inside_the_margin_is_not_enough() -> None:
     report = validate_candidate(candidate, data, parent=parent, decision_slo_ms=1000.0, min_rows=10)
     assert report.difference is not None
     assert report.difference.difference == pytest.approx(-1 / 60)  # −3/60 + 2/60
+    assert report.parent is not None
     assert -0.02 * report.parent.score < report.difference.difference  # the point estimate alone would pass
     check = next(c for c in report.checks if c.name == "quality_non_inferior")
     assert not check.passed and "too few rows for a decision" in check.message
@@ -224,7 +221,7 @@ def test_bootstrapped_artifact_on_the_real_test_split(bootstrapped: tuple[Artifa
     report = evaluate_artifact(artifact, require_real_dataset())
     assert report.rows == 500 and report.dataset == str(REAL_DATASET)
     means = {s.name: s.score for s in report.singles}
-    assert report.best_single.name == max(means, key=means.get)
+    assert report.best_single.name == max(means, key=means.__getitem__)
     assert report.best_single.score_vs_best == 1.0 and report.best_single.cost_vs_best == 1.0
     assert report.cheapest_single.cost_usd == min(s.cost_usd for s in report.singles)
     assert report.oracle.score >= max(means.values())

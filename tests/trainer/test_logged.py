@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import msgspec
@@ -45,7 +46,7 @@ def event(
     )
 
 
-def write(root: Path, topic: str, hour: str, name: str, rows: list[msgspec.Struct]) -> None:
+def write(root: Path, topic: str, hour: str, name: str, rows: Sequence[msgspec.Struct]) -> None:
     folder = root / topic / hour
     folder.mkdir(parents=True, exist_ok=True)
     pq.write_table(pa.Table.from_pylist([msgspec.to_builtins(r) for r in rows]), folder / name)

@@ -80,12 +80,14 @@ def test_best_single_parent_two_hours_either_refused_with_the_reason_or_within_2
         assert report.stopped_at == "validate" and report.signature == "" and report.difference is not None
         failed = [c for c in report.checks if not c.passed]
         assert failed and all(c.message for c in failed)
+        assert report.current is not None
         assert report.difference.lower < -0.02 * report.current.quality.dr or any(
             c.name != "quality_non_inferior" for c in failed
         )
         return
     held_out = evaluate_artifact(artifact, real_dataset, split="test", against=parent)
     assert held_out.against is not None and held_out.policy.score >= 0.98 * held_out.against.score
+    assert report.current is not None
     assert report.difference is not None and report.difference.lower >= -0.02 * report.current.quality.dr
 
 
@@ -100,6 +102,7 @@ def test_two_hours_of_logs_publish_a_non_inferior_cheaper_artifact(
     # The decision: the DR lower bound of the paired quality difference above −2% of the parent's, cost lower.
     d = report.difference
     assert d is not None and d.method == "paired doubly robust terms" and d.rows == report.rows["labelled_holdout"]
+    assert report.current is not None and report.candidate is not None
     assert d.lower >= -0.02 * report.current.quality.dr
     assert report.candidate.cost_usd.dr < report.current.cost_usd.dr
     # New per-prompt models for every explored model, learned from their own logged rows.

@@ -55,6 +55,7 @@ def test_bad_or_thin_data_stops_with_a_report_naming_the_check(data: dict, faile
         retrain_from_logs(window, parent, signing_key=Ed25519PrivateKey.generate(), config=RetrainConfig(trials=5))
     report = stopped.value.report
     assert report.stopped_at == "quality" and not report.passed and report.signature == ""
+    assert report.quality is not None
     assert failed in [c.name for c in report.quality.failures]
     assert "FAILED" in report.to_markdown() and failed in report.to_markdown()
 
@@ -63,4 +64,5 @@ def test_feature_vectors_of_another_schema_are_not_trained_on() -> None:
     parent = make_artifact()
     with pytest.raises(RetrainStopped) as stopped:
         retrain_from_logs(logged(3000, width=5), parent, signing_key=Ed25519PrivateKey.generate())
-    assert "null_or_out_of_range" in [c.name for c in stopped.value.report.quality.failures]
+    quality = stopped.value.report.quality
+    assert quality is not None and "null_or_out_of_range" in [c.name for c in quality.failures]

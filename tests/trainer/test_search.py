@@ -156,13 +156,15 @@ def test_the_gate_is_kept_only_when_it_beats_the_simpler_policy() -> None:
     # Per-prompt estimates already separate easy rows: the gate adds nothing, the simpler policy is kept.
     informative = search_policy(problem(), trials=30, seed=0, objective=SearchObjective(max_cost_share=0.8))
     assert informative.gate == "off" and informative.tau_hard == 0.0 and informative.best_trial == -1
-    assert informative.gate_gain is not None and informative.gate_gain <= informative.gate_gain_se
+    assert informative.gate_gain is not None and informative.gate_gain_se is not None
+    assert informative.gate_gain <= informative.gate_gain_se
     assert informative.ungated_alpha == informative.alpha and informative.ungated_score == informative.score
     assert informative.bucket_share["hard"] == 1.0
     # Only the triage separates them (flat q̂): the gate is what makes the policy cheap, and it stays.
     gate_only = search_policy(
         problem(informative=False), trials=30, seed=0, objective=SearchObjective(max_cost_share=0.8)
     )
+    assert gate_only.gate_gain is not None and gate_only.gate_gain_se is not None
     assert gate_only.gate == "on" and gate_only.gate_gain > gate_only.gate_gain_se
     assert gate_only.bucket_share["cheap"] > 0.5
 
@@ -229,7 +231,7 @@ def test_the_cost_cap_is_a_cap_not_a_preference() -> None:
     shares = {}
     for cap in (0.3, 0.5, 0.7, 1.5):
         report = search_policy(data, trials=20, seed=0, objective=SearchObjective(max_cost_share=cap))
-        assert report.feasible and report.cost_upper <= cap
+        assert report.feasible and report.cost_upper is not None and report.cost_upper <= cap
         shares[cap] = (report.cost_ratio, report.score, report.alpha)
     costs = [shares[c][0] for c in (0.3, 0.5, 0.7, 1.5)]
     scores = [shares[c][1] for c in (0.3, 0.5, 0.7, 1.5)]

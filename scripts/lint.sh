@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Lint, format check and type check, exactly as CI runs them (scripts/test.sh runs this
-# before pytest and stops at the first failure). Needs the dev tools: `bash scripts/setup.sh`.
+# before pytest and stops at the first failure). Needs the dev extra (ruff, mypy) AND the test
+# extra: mypy checks tests/ and bench/ too, so it must find pytest, hypothesis and their types,
+# or it reports missing imports. `bash scripts/setup.sh` installs both (`pip install -e '.[test,dev]'`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin

@@ -1,12 +1,13 @@
 """How the ``bifrost-opt`` command line explains a failure: one line of text and its exit code.
 
 Exit codes are not decided here: every failure type carries its own (``exit_code``, see
-:mod:`bifrost.common.errors`, the one table); this module only words the message.
+:mod:`bifrost.common.errors`, the one table), and the message is worded there too
+(:func:`~bifrost.common.errors.explain`, re-exported); this module keeps the CLI's names.
 """
 
 from __future__ import annotations
 
-from bifrost.common.errors import BifrostError, ExitCode, NotAuthorized, Unavailable, UsageError, exit_code_of
+from bifrost.common.errors import BifrostError, ExitCode, NotAuthorized, Unavailable, UsageError, explain
 
 EXIT_OK = int(ExitCode.OK)
 EXIT_FAILURE = int(ExitCode.FAILURE)
@@ -29,13 +30,3 @@ __all__ = [
     "UsageError",
     "explain",
 ]
-
-
-def explain(exc: BaseException) -> tuple[int, str]:
-    """Exit code and message for an exception that carries an exit code; re-raises any other."""
-    code = exit_code_of(exc)
-    if code is None:
-        raise exc
-    message = str(exc).strip("'\"") if isinstance(exc, KeyError) else str(exc)
-    hint = getattr(exc, "hint", "")
-    return code, f"{message} ({hint})" if hint else message

@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING
 
 import orjson
 
-from bifrost.cli.errors import EXIT_OK, UsageError, explain
+from bifrost.cli.errors import EXIT_OK, UsageError
 from bifrost.cli.options import bounded_float, bounded_int, router_id
-from bifrost.common.errors import ExitCode
+from bifrost.common.errors import run_guarded
 from bifrost.config import Settings
 
 if TYPE_CHECKING:  # imported where used, so that other commands do not load the simulator
@@ -254,16 +254,10 @@ def _guarded(run: Callable[[], int]) -> int:
     # aiokafka logs every failed connection attempt; our own error message says it once.
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     try:
-        return run()
-    except KeyboardInterrupt:
-        return int(ExitCode.INTERRUPTED)
+        return run_guarded(run, prefix="bifrost-opt: error: ", interrupted=None)
     except BrokenPipeError:  # `bifrost-opt config | head`: the reader left; say nothing more
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
-    except Exception as exc:  # noqa: BLE001 - explain() re-raises what it does not know
-        code, message = explain(exc)
-        print(f"bifrost-opt: error: {message}", file=sys.stderr)
-        return code
 
 
 def _dispatch(args: argparse.Namespace) -> int:

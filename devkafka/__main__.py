@@ -25,7 +25,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from bifrost.common.errors import ExitCode, exit_code_of
+from bifrost.common.errors import ExitCode, run_guarded
 from bifrost.devkafka.broker import (
     DEFAULT_KAFKA_VERSION,
     DEFAULT_SASL_USERNAME,
@@ -283,27 +283,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # argparse already printed usage + message
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     _setup_logging(args.verbose)
-    try:
-        if args.command == "start":
-            return _start(args)
-        if args.command == "stop":
-            return _stop(args)
-        if args.command == "status":
-            return _status(args)
-        if args.command == "env":
-            return _env(args)
-        if args.command == "fetch":
-            print(ensure_kafka_jars(args.kafka_version))
-            return EXIT_OK
-    except KeyboardInterrupt:
-        _err("interrupted")
-        return int(ExitCode.INTERRUPTED)
-    except Exception as exc:
-        code = exit_code_of(exc)  # BrokerError carries 1; anything without an exit code is a bug
-        if code is None:
-            raise
-        _err(f"error: {exc}")
-        return code
+    # BrokerError carries 1; anything without an exit code is a bug and keeps its traceback.
+    return run_guarded(lambda: _dispatch(args))
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "start":
+        return _start(args)
+    if args.command == "stop":
+        return _stop(args)
+    if args.command == "status":
+        return _status(args)
+    if args.command == "env":
+        return _env(args)
+    if args.command == "fetch":
+        print(ensure_kafka_jars(args.kafka_version))
+        return EXIT_OK
     _err(f"error: unknown command {args.command!r}")  # pragma: no cover - argparse rejects it first
     return EXIT_USAGE  # pragma: no cover
 

@@ -24,7 +24,7 @@ import msgspec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from bifrost.common.argtypes import bounded_int
-from bifrost.common.errors import ExitCode, Unavailable, UsageError, exit_code_of
+from bifrost.common.errors import ExitCode, Unavailable, UsageError, run_guarded
 from bifrost.common.variables import ARTIFACT_STORE
 from bifrost.router.artifact import ArtifactVerificationError, ArtifactVersionError
 from bifrost.router.keys import (
@@ -59,29 +59,12 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _guard(run: Callable[[], int]) -> int:
-    """Run a command: a failure that carries its exit code becomes one line on stderr (after
-    its report) and that code."""
+    """Run a command in the shared guard (:func:`run_guarded`): a failure that carries its
+    exit code becomes one line on stderr (after its report) and that code."""
     try:
-        return run()
+        return run_guarded(run, report_note="; nothing was published")
     except SystemExit as exc:  # --help
         return int(exc.code or 0)
-    except KeyboardInterrupt:
-        _say("interrupted")
-        return int(ExitCode.INTERRUPTED)
-    except FileNotFoundError as exc:  # a built-in cannot carry a code: a missing input is misuse
-        _say(f"error: {exc}")
-        return EXIT_USAGE
-    except Exception as exc:
-        code = exit_code_of(exc)
-        if code is None:
-            raise
-        report = getattr(exc, "report", None)  # DataQualityError, ValidationFailed: say what failed
-        if report is not None:
-            _say(report.to_markdown())
-            _say(f"error: {exc}; nothing was published")
-        else:
-            _say(f"error: {exc}")
-        return code
 
 
 def _default_store() -> str:

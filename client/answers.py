@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 import msgspec
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer
 
 from bifrost.client.publisher import connect
+from bifrost.kafka.producer import new_producer
 from bifrost.kafka.security import KafkaSecurity
 from bifrost.schemas.dlq import DeadLetter
 
@@ -39,12 +40,7 @@ async def send_command_record(
     bootstrap: str, topic: str, key: bytes, value: bytes, *, security: KafkaSecurity | None = None
 ) -> Sent:
     """Publish one command record (idempotent, ``acks=all``); where it was written."""
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap,
-        acks="all",
-        enable_idempotence=True,
-        **(security or KafkaSecurity()).client_options(),
-    )
+    producer = new_producer(bootstrap, client_options=(security or KafkaSecurity()).client_options())
     await connect(producer, bootstrap, security)
     try:
         sent = await producer.send_and_wait(topic, value, key=key)

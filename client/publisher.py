@@ -7,11 +7,11 @@ import logging
 from types import TracebackType
 from typing import Protocol, Self
 
-from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError, KafkaError
 
 from bifrost.common.errors import ExitCode
 from bifrost.kafka.preflight import check_kafka
+from bifrost.kafka.producer import new_producer
 from bifrost.kafka.security import KafkaSecurity
 from bifrost.schemas.codec import encode
 from bifrost.schemas.events import FeedbackEvent, RoutingEvent
@@ -77,14 +77,12 @@ class Publisher:
         self.bootstrap = bootstrap
         self.topics = topics
         self._security = security or KafkaSecurity()
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap,
-            acks="all",
-            enable_idempotence=True,
+        self._producer = new_producer(
+            bootstrap,
+            client_id=client_id,
+            client_options=self._security.client_options(),
             linger_ms=linger_ms,
             max_batch_size=max_batch_bytes,
-            client_id=client_id,
-            **self._security.client_options(),
         )
         self._pending: list[asyncio.Future[object]] = []
         self._max_in_flight = max_in_flight

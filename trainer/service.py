@@ -35,6 +35,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bifrost.common.files import write_atomic
+from bifrost.kafka.producer import start_producer
 from bifrost.kafka.topics import TopicSpec, ensure_topics
 from bifrost.router.artifact import encode
 from bifrost.schemas.artifacts import ArtifactPublished
@@ -116,30 +117,30 @@ class TrainerService:
             max_poll_interval_ms=30 * 60 * 1000,
             **s.kafka_options(),
         )
-        producer = AIOKafkaProducer(
-            bootstrap_servers=s.kafka_bootstrap, acks="all", enable_idempotence=True, **s.kafka_options()
-        )
         await consumer.start()
-        await producer.start()
-        metrics.serve(s.metrics_host, s.metrics_port)
-        metrics.set_current_artifact(self.store.current())
-        log.info(
-            "event=trainer.started group=%s-trainer topic=%s store=%s",
-            s.app_id,
-            topics.training_triggers,
-            self.store.root,
-        )
         try:
-            while stop_after is None or self.handled < stop_after:
-                batches = await consumer.getmany(timeout_ms=1000, max_records=1)
-                for records in batches.values():
-                    for record in records:
-                        await self.handle(record.value, producer)
-                        await consumer.commit()
-                        self.handled += 1
+            # Started inside the try: a producer that cannot start still stops the consumer.
+            producer = await start_producer(s.kafka_bootstrap, client_options=s.kafka_options())
+            try:
+                metrics.serve(s.metrics_host, s.metrics_port)
+                metrics.set_current_artifact(self.store.current())
+                log.info(
+                    "event=trainer.started group=%s-trainer topic=%s store=%s",
+                    s.app_id,
+                    topics.training_triggers,
+                    self.store.root,
+                )
+                while stop_after is None or self.handled < stop_after:
+                    batches = await consumer.getmany(timeout_ms=1000, max_records=1)
+                    for records in batches.values():
+                        for record in records:
+                            await self.handle(record.value, producer)
+                            await consumer.commit()
+                            self.handled += 1
+            finally:
+                await producer.stop()
         finally:
             await consumer.stop()
-            await producer.stop()
 
     async def handle(self, value: bytes | None, producer: AIOKafkaProducer) -> Outcome | None:
         """Handle one trigger record; returns its outcome (None for an undecodable record)."""

@@ -45,6 +45,7 @@ from bifrost.catalog import metrics
 from bifrost.catalog.http import parse_retry_after
 from bifrost.config import Settings
 from bifrost.config.settings import SettingsError
+from bifrost.kafka.producer import new_producer
 from bifrost.kafka.topics import TopicSpec, ensure_topics
 from bifrost.schemas.codec import encode
 from bifrost.schemas.dlq import RejectReason, SourceRecord, dead_letter
@@ -233,13 +234,7 @@ class EndpointDeliverer:
             client_id=self.group,
             **options,
         )
-        producer = AIOKafkaProducer(
-            bootstrap_servers=s.kafka_bootstrap,
-            acks="all",
-            enable_idempotence=True,
-            client_id=f"{self.group}-dlq",
-            **options,
-        )
+        producer = new_producer(s.kafka_bootstrap, client_id=f"{self.group}-dlq", client_options=options)
         await consumer.start()
         try:
             await producer.start()

@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from bifrost.config import Settings
 from bifrost.config.settings import SettingsError
+from bifrost.kafka.producer import start_producer
 from bifrost.kafka.topics import TopicSpec, ensure_topics
 from bifrost.router.artifact import ArtifactError, load_verified, sha256_hex
 from bifrost.router.keys import (
@@ -300,20 +301,22 @@ class ArtifactListener:
             auto_offset_reset="earliest",
             **options,
         )
-        producer = AIOKafkaProducer(bootstrap_servers=s.kafka_bootstrap, acks="all", enable_idempotence=True, **options)
         await consumer.start()
-        await producer.start()
         try:
-            while True:
-                batches = await consumer.getmany(timeout_ms=1000)
-                for records in batches.values():
-                    for record in records:
-                        await self._handle(record, producer)
-                if batches:
-                    await consumer.commit()
+            # Started inside the try: a producer that cannot start still stops the consumer.
+            producer = await start_producer(s.kafka_bootstrap, client_options=options)
+            try:
+                while True:
+                    batches = await consumer.getmany(timeout_ms=1000)
+                    for records in batches.values():
+                        for record in records:
+                            await self._handle(record, producer)
+                    if batches:
+                        await consumer.commit()
+            finally:
+                await producer.stop()
         finally:
             await consumer.stop()
-            await producer.stop()
 
     async def _handle(self, record: ConsumerRecord, producer: AIOKafkaProducer) -> None:
         topics = self.settings.topics

@@ -21,6 +21,7 @@ from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 
 from bifrost.config import Settings
+from bifrost.kafka.producer import new_producer
 from bifrost.schemas.codec import encode
 from bifrost.schemas.dlq import RejectReason, dead_letter
 from bifrost.schemas.recommendations import Recommendation, RecommendationApplied, RecommendationCommand
@@ -83,13 +84,7 @@ class ApplyListener:
             client_id=f"{s.app_id}-apply",
             **s.kafka_options(),
         )
-        producer = AIOKafkaProducer(
-            bootstrap_servers=s.kafka_bootstrap,
-            acks="all",
-            enable_idempotence=True,
-            client_id=f"{s.app_id}-apply",
-            **s.kafka_options(),
-        )
+        producer = new_producer(s.kafka_bootstrap, client_id=f"{s.app_id}-apply", client_options=s.kafka_options())
         await consumer.start()
         try:
             await producer.start()

@@ -8,7 +8,6 @@ password) never appear in ``repr``, logs or ``bifrost-opt config``.
 
 from __future__ import annotations
 
-import os
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -74,19 +73,14 @@ class KafkaSecurity:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> KafkaSecurity:
         """The group from ``environ`` (default ``os.environ``); empty values mean unset."""
-        environ = os.environ if environ is None else environ
-        values: dict[str, Any] = {}
+        try:
+            values = envsettings.read_env(cls, environ)
+        except envsettings.SettingsError as exc:
+            raise KafkaSecurityError(str(exc)) from None
+        # Names and paths lose a stray space or newline; a secret is used exactly as given.
         for f in fields(cls):
-            raw = environ.get(f.metadata["env"])
-            if raw is None or raw == "":
-                continue
-            if f.type in (bool, "bool"):
-                try:
-                    values[f.name] = envsettings.parse(raw, "bool", f.metadata["env"])
-                except envsettings.SettingsError as exc:
-                    raise KafkaSecurityError(str(exc)) from None
-            else:
-                values[f.name] = raw.strip() if not f.metadata["secret"] else raw
+            if isinstance(values.get(f.name), str) and not f.metadata["secret"]:
+                values[f.name] = values[f.name].strip()
         security = cls(**values)
         security.validate()
         return security

@@ -43,7 +43,7 @@ class AlertConfig:
     cost_increase: float = 0.20
     degradation_tolerance: float = 0.05
     alpha: float = 0.001
-    trend_alpha: float = 0.005  # exact one-sided p of the 7-day test on 7 day levels: at most one pair out of order
+    trend_alpha: float = 0.005  # one-sided p of the 7-day test (t of the day levels' least-squares slope, 5 df)
     min_samples: int = 200  # requests per side before a cost increase is judged
     min_hour_samples: int = 30  # observations an hour needs to be a trend point
     min_trend_points: int = 72  # hourly points (of 168) a 7-day trend needs
@@ -71,7 +71,7 @@ class CostIncrease(msgspec.Struct, frozen=True, kw_only=True):
 def trends_of(
     hours: Mapping[int, MergedStats], scopes: Sequence[str], clock: int, config: AlertConfig
 ) -> list[TrendRow]:
-    """24-hour (Mann-Kendall on hourly points) and 7-day (exact Mann-Kendall on day levels)
+    """24-hour (Mann-Kendall on hourly points) and 7-day (least-squares line through the day levels, t test)
     trends of every metric of every scope; 7-day rows of the router scope carry ``degraded``."""
     rows: list[TrendRow] = []
     week = [t for t in sorted(hours) if clock - WEEK <= t < clock]
@@ -215,9 +215,9 @@ def alerts_of(
                 severity=Severity.WARNING,
                 subject=f"{router_id}/{row.metric}",
                 message=(
-                    f"router {router_id}: {row.metric} trends {t.change:+.1%} over 7 days (Sen's slope "
-                    f"{t.slope:+.4g}/day, {t.confidence:.0%} CI {t.slope_ci[0]:+.4g}…{t.slope_ci[1]:+.4g}; exact "
-                    f"Mann-Kendall on {t.days} day levels p={min(t.p_increase, t.p_decrease):.2g}, "
+                    f"router {router_id}: {row.metric} trends {t.change:+.1%} over 7 days (slope of the "
+                    f"{t.days} day levels {t.slope:+.4g}/day, {t.confidence:.0%} CI {t.slope_ci[0]:+.4g}…"
+                    f"{t.slope_ci[1]:+.4g}; t={t.z:.3g}, p={min(t.p_increase, t.p_decrease):.2g}, "
                     f"{t.points} hourly points)"
                 ),
                 evidence={

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
 
 import msgspec
 import numpy as np
@@ -12,83 +14,112 @@ from bifrost.schemas.alerts import AlertKind
 from bifrost.schemas.triggers import TriggerReason
 from bifrost.streams.aggregates.stats import WindowStats
 from bifrost.streams.optimizer.alerting import AlertConfig, cost_increase, rule_degradations
-from bifrost.streams.optimizer.analysis import OptimizerConfig, analyze
+from bifrost.streams.optimizer.analysis import Analysis, OptimizerConfig, analyze
 from bifrost.streams.optimizer.series import metric_value, scope_stats
 from bifrost.streams.optimizer.trends import trend_test
+from bifrost.streams.rollup.query import MergedStats
 from bifrost.streams.triggers.rules import WEEK
 from tests.streams.optimizer import day_shapes
 from tests.streams.optimizer.traffic import DAY, Profile, week
 
-SEEDS = range(100)
+SEEDS = range(100)  # the must-show's minimum
 RATE = 1000.0  # requests per hour (0.28/s): a small router
 
-# Stable weeks whose days share a level (every hour of a day moves together). None is a
-# trend; each fooled the earlier seasonal test on hourly points (13% false alerts at 3% wobble).
-STABLE_SHAPES = {
-    "wobble 1%": day_shapes.wobble(0.01),
-    "wobble 3%": day_shapes.wobble(0.03),
-    "odd first day -30%": day_shapes.odd_day(0.30, at_start=True),
-    "odd last day +30%": day_shapes.odd_day(0.30, at_start=False),
-    "weekend +5% at the end": day_shapes.weekend(0.05, at_start=False),
-    "weekend +10% at the end": day_shapes.weekend(0.10, at_start=False),
+
+@dataclass(frozen=True)
+class Case:
+    """A simulated week: a day-level latency shape on :func:`week`, with the generator's other knobs."""
+
+    shape: Callable[[np.random.Generator], np.ndarray]
+    growth: float = 0.0
+    rate: float = RATE
+    hour_noise_df: float | None = None
+
+    def week(self, seed: int) -> tuple[dict[int, MergedStats], int]:
+        return week(
+            seed,
+            rate_per_hour=self.rate,
+            latency_growth_per_day=self.growth,
+            hour_noise_df=self.hour_noise_df,
+            day_factor=self.shape(np.random.default_rng(10_000 + seed)),
+        )
+
+
+# Stable weeks: none is a trend. Days share a level (every hour of a day moves together);
+# the earlier seasonal test on hourly points called 13% of the 3%-wobble weeks a trend.
+STABLE = {
+    "wobble 1%": Case(day_shapes.wobble(0.01)),
+    "wobble 3%": Case(day_shapes.wobble(0.03)),
+    "odd first day -30%": Case(day_shapes.odd_day(0.30, at_start=True)),
+    "odd last day +30%": Case(day_shapes.odd_day(0.30, at_start=False)),
+    "heavy-tailed hour noise (t, 2 df)": Case(day_shapes.wobble(0.01), hour_noise_df=2.0),
+    "100 requests per hour": Case(day_shapes.wobble(0.01), rate=100.0),
+    "weekend -10% at the start": Case(day_shapes.weekend(0.10, at_start=True)),  # one level shift, not a line
+    "weekend +10% at the end": Case(day_shapes.weekend(0.10, at_start=False)),
 }
-# Shapes the daily test does not hold to 1% (README): bounded at the rate measured on these seeds.
-ABOVE_GOAL_SHAPES = {
-    "AR(1) 0.6, 2%": day_shapes.ar1(0.6, 0.02),  # 2 of 100
-    "weekend -5% at the start": day_shapes.weekend(0.05, at_start=True),  # 1 of 100 (3 of 200 with seeds 100-199)
-    "weekend -10% at the start": day_shapes.weekend(0.10, at_start=True),  # 1 of 100 (4 of 200)
+# Stable shapes the 7-day test does not hold to 1% (README, bench/results/optimizer_trends.md):
+# bounded just above the rate measured on these seeds (4, 4 and 3 of 100) so that a regression shows.
+ABOVE_GOAL = {
+    "AR(1) 0.6, 2%": (Case(day_shapes.ar1(0.6, 0.02)), 0.06),
+    "weekend -5% at the start": (Case(day_shapes.weekend(0.05, at_start=True)), 0.06),
+    "weekend +5% at the end": (Case(day_shapes.weekend(0.05, at_start=False)), 0.06),
 }
 
 
-def false_alerts(shape: Callable[[np.random.Generator], np.ndarray]) -> list[tuple[int, list[str]]]:
+@cache
+def analysis_of(case: Case, seed: int) -> Analysis:
+    """One analysed week, shared by the tests that read the same case (weeks are regenerated, analyses kept)."""
+    hours, clock = case.week(seed)
+    return analyze("router-a", clock, hours, OptimizerConfig())
+
+
+def false_alerts(case: Case) -> list[tuple[int, list[str]]]:
     """Seeds whose stable week raised a trend or cost alert or a trigger.
 
     An SLO breach is not counted: an odd last day 30% slower does breach the P95 goal that day.
     """
-    config = OptimizerConfig()
     alerted = []
     for seed in SEEDS:
-        hours, clock = week(seed, rate_per_hour=RATE, day_factor=shape(np.random.default_rng(10_000 + seed)))
-        analysis = analyze("router-a", clock, hours, config)
+        analysis = analysis_of(case, seed)
         found = [a.alert_id for a in analysis.alerts if a.kind is not AlertKind.SLO_BREACH]
         if found or analysis.trigger is not None:
             alerted.append((seed, found))
     return alerted
 
 
-@pytest.mark.parametrize("name", list(STABLE_SHAPES))
+@pytest.mark.parametrize("name", list(STABLE))
 def test_stable_noisy_weeks_raise_at_most_one_percent_false_alerts(name: str) -> None:
     """100 seeds of a stable week (daily cycles, hour noise, a day-level shape): no trend alert, no trigger in ≥ 99%."""
-    alerted = false_alerts(STABLE_SHAPES[name])
+    alerted = false_alerts(STABLE[name])
     assert len(alerted) / len(SEEDS) <= 0.01, alerted
 
 
 def test_stable_weeks_with_one_percent_wobble_raise_nothing_at_all() -> None:
-    config = OptimizerConfig()
-    for seed in range(30):
-        hours, clock = week(seed, rate_per_hour=RATE)
-        analysis = analyze("router-a", clock, hours, config)
+    for seed in range(30):  # the same weeks as the "wobble 1%" case above
+        analysis = analysis_of(STABLE["wobble 1%"], seed)
         assert not analysis.alerts and analysis.trigger is None, (seed, [a.alert_id for a in analysis.alerts])
 
 
-@pytest.mark.parametrize("name", list(ABOVE_GOAL_SHAPES))
-def test_persistent_or_stepped_day_levels_are_where_the_daily_test_misses_its_goal(name: str) -> None:
-    """AR(1) day levels and a weekend step at the start of the window: up to 2% false alerts, not ≤ 1% (README).
+@pytest.mark.parametrize("name", list(ABOVE_GOAL))
+def test_persistent_or_stepped_day_levels_are_where_the_weekly_test_misses_its_goal(name: str) -> None:
+    """AR(1) day levels and a 5% weekend step at either end of the window: above 1% (README).
 
-    Seven positively correlated day levels, or two low days then five high ones, look like a
-    rise; no test on seven points tells them apart from a trend without knowing the shape.
-    The bound guards the measured rates.
+    Seven positively correlated day levels, or two days 5% off the other five (within the
+    day noise, so one step does not fit clearly better than a line), look like a +6% rise;
+    seven points cannot tell them from a trend without knowing the weekly shape. The bound
+    guards the measured rates.
     """
-    alerted = false_alerts(ABOVE_GOAL_SHAPES[name])
-    assert len(alerted) / len(SEEDS) <= 0.03, alerted
+    case, bound = ABOVE_GOAL[name]
+    alerted = false_alerts(case)
+    assert len(alerted) / len(SEEDS) <= bound, alerted
 
 
 def test_the_seasonal_test_on_hourly_points_is_what_day_level_wobble_fooled() -> None:
-    # The reason for the daily test: at 3% day-to-day wobble the hourly seasonal Kendall
+    # The reason for testing days: at 3% day-to-day wobble the hourly seasonal Kendall
     # calls a stable week a significant trend far more often than its alpha.
     significant = 0
     for seed in range(40):
-        hours, clock = week(seed, rate_per_hour=RATE, day_noise=0.03)
+        hours, clock = STABLE["wobble 3%"].week(seed)
         t = np.asarray(sorted(hours), dtype=np.float64)
         v = np.asarray([metric_value(scope_stats(hours[int(x)], "router"), "p95_ms", min_samples=30) for x in t])
         trend = trend_test(t, v, seasons=((t // 3600) % 24).astype(np.int64), span_days=7.0)
@@ -97,35 +128,39 @@ def test_the_seasonal_test_on_hourly_points_is_what_day_level_wobble_fooled() ->
     assert significant >= 10, significant
 
 
-def test_a_one_percent_a_day_latency_drift_gives_a_degradation_alert_and_trigger() -> None:
-    """+1%/day P95 over 7 days (+7.2%): caught when the day-to-day wobble is small, rarely under 1% wobble.
+@pytest.mark.parametrize(("wobble", "at_least"), [(0.0, 0.75), (0.01, 0.35)])
+def test_a_one_percent_a_day_latency_drift_gives_a_degradation_alert_and_trigger(
+    wobble: float, at_least: float
+) -> None:
+    """+1%/day P95 over 7 days (+7.2%): a degradation alert and a retrain, in most weeks without day wobble.
 
-    Seven day levels are all a week holds about a trend once days move together: the test
-    needs them in order but for one pair (p ≤ 7/5040) and the change over 5% with either end
-    day left out. Without day-to-day wobble (hour noise only) that holds in most weeks;
-    with 1% wobble in about a quarter (README, "Trend test").
+    Seven day levels decide: with 1% day-to-day wobble the estimated 7-day change falls under
+    5% in ~15% of weeks and the slope's t (5 df) misses p ≤ 0.005 in many more (README,
+    "Trend test": 80% and 44% of 200 weeks). Every detected week also gets the training
+    trigger, from the optimizer or from the trainer's own last-day rule.
     """
-    config = OptimizerConfig()
+    drift = Case(day_shapes.wobble(wobble), growth=0.01)
     detected = by_rule = 0
     for seed in range(40):
-        hours, clock = week(seed, latency_growth_per_day=0.01, rate_per_hour=RATE, day_noise=0.0)
-        analysis = analyze("router-a", clock, hours, config)
+        hours, clock = drift.week(seed)
+        analysis = analyze("router-a", clock, hours, OptimizerConfig())
         kinds = {(a.kind, a.subject) for a in analysis.alerts}
-        if (AlertKind.DEGRADATION, "router-a/p95_ms") in kinds:
-            detected += 1
-            if rule_degradations(hours, clock, 0.05):  # the trainer's rule fired too: it sends the trigger
-                by_rule += 1
-                assert analysis.trigger is None
-                continue
-            trigger = analysis.trigger
-            assert trigger is not None and trigger.reason is TriggerReason.DEGRADATION
-            assert trigger.router_id == "router-a" and trigger.details["source"] == "optimizer-7d-trend"
-            assert trigger.trigger_id.startswith("degradation-router-a-")  # the trainer's rule's id: at most once
-            assert trigger.window_to - trigger.window_from == WEEK
-            assert float(trigger.details["p95_ms.change"]) > 0.05
         assert not any(a.kind is AlertKind.SLO_BREACH for a in analysis.alerts)
-    assert detected >= 10, detected  # measured: 46 of 100 seeds (README)
-    assert by_rule <= 8, by_rule  # mostly the trend alone sees a slow drift
+        if (AlertKind.DEGRADATION, "router-a/p95_ms") not in kinds:
+            continue
+        detected += 1
+        if rule_degradations(hours, clock, 0.05):  # the trainer's rule fired too: it sends the trigger
+            by_rule += 1
+            assert analysis.trigger is None
+            continue
+        trigger = analysis.trigger
+        assert trigger is not None and trigger.reason is TriggerReason.DEGRADATION
+        assert trigger.router_id == "router-a" and trigger.details["source"] == "optimizer-7d-trend"
+        assert trigger.trigger_id.startswith("degradation-router-a-")  # the trainer's rule's id: at most once
+        assert trigger.window_to - trigger.window_from == WEEK
+        assert float(trigger.details["p95_ms.change"]) > 0.05
+    assert detected >= at_least * 40, detected
+    assert by_rule <= detected / 2, (by_rule, detected)  # mostly the trend alone sees a slow drift
 
 
 def test_no_trigger_when_the_trainers_rule_already_flags_the_router() -> None:

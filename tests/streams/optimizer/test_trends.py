@@ -1,4 +1,4 @@
-"""Mann-Kendall, seasonal Kendall and Sen's slope against values worked out independently."""
+"""Mann-Kendall, seasonal Kendall, Sen's slope and the daily least-squares test against independent values."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import math
 
 import numpy as np
 import pytest
-from scipy.stats import kendalltau, norm
+from scipy.stats import kendalltau, linregress, norm
+from scipy.stats import t as student_t
 
 from bifrost.streams.optimizer.trends import daily_trend_test, day_levels, trend_test, worse
 
@@ -115,34 +116,70 @@ def test_day_levels_remove_the_daily_cycle_and_keep_the_days() -> None:
     assert found - found.mean() == pytest.approx(np.asarray(levels) - np.mean(levels), abs=1e-9)
 
 
-def test_daily_test_p_values_are_exact_permutation_probabilities() -> None:
-    ordered = [100.0, 101.0, 102.0, 103.0, 104.0, 105.0, 106.0]
-    one_swap = [100.0, 102.0, 101.0, 103.0, 104.0, 105.0, 106.0]
-    for levels, inversions_at_most in ((ordered, 1), (one_swap, 7)):  # orders with 0 / ≤ 1 inversion
-        trend = daily_trend_test(*hourly_week(levels), origin=0.0, span_days=7.0)
-        assert trend is not None and trend.days == 7 and trend.method == "daily-mann-kendall"
-        assert trend.s == brute_force_s(levels)
-        assert trend.p_increase == pytest.approx(inversions_at_most / math.factorial(7))
+def test_daily_test_is_a_least_squares_line_through_the_day_levels() -> None:
+    levels = [100.0, 101.5, 101.0, 103.5, 103.0, 105.5, 106.0]
+    trend = daily_trend_test(*hourly_week(levels), origin=0.0, span_days=7.0, confidence=0.9)
+    assert trend is not None and trend.days == 7 and trend.method == "daily-least-squares"
+    centres = np.arange(7) + 0.5  # day k's level sits at its centre
+    fit = linregress(centres, levels)
+    assert trend.slope == pytest.approx(fit.slope)
+    assert trend.z == pytest.approx(fit.slope / fit.stderr)
+    assert trend.p_increase == pytest.approx(student_t.sf(fit.slope / fit.stderr, 5))
+    assert trend.p_decrease == pytest.approx(student_t.cdf(fit.slope / fit.stderr, 5))
+    half = student_t.ppf(0.95, 5) * fit.stderr
+    assert trend.slope_ci == pytest.approx([fit.slope - half, fit.slope + half])
+    assert trend.change == pytest.approx(fit.slope * 7 / fit.intercept)  # the rise over 7 days / the line at day 0
+    assert trend.s == brute_force_s(levels)
     flat = daily_trend_test(*hourly_week([100.0] * 7, noise=1.0), origin=0.0, span_days=7.0)
     assert flat is not None and flat.p_increase > 0.01 and flat.p_decrease > 0.01
 
 
+def test_daily_test_false_positives_stay_at_alpha_whatever_the_day_noise() -> None:
+    # Exchangeable (i.i.d. normal) day levels, 1% and 10% wide: the t test's residual
+    # variance comes from the days themselves, so its one-sided p is uniform at any width.
+    for width in (1.0, 10.0):
+        rng = np.random.default_rng(int(width))
+        p = []
+        for _ in range(300):
+            times, values = hourly_week(list(100.0 + rng.normal(0.0, width, 7)), cycle=5.0)
+            trend = daily_trend_test(times, values, origin=0.0, span_days=7.0)
+            assert trend is not None
+            p.append(trend.p_increase)
+        assert 0.05 <= np.mean(np.asarray(p) <= 0.1) <= 0.15, width
+
+
 def test_an_odd_day_at_either_end_is_not_a_trend() -> None:
     base = [100.0, 100.5, 99.5, 100.2, 99.8, 100.1, 99.9]
-    for levels in ([*base[:-1], 140.0], [70.0, *base[1:]]):
+    for levels in ([*base[:-1], 140.0], [70.0, *base[1:]], [*base[:-1], 110.0]):
         trend = daily_trend_test(*hourly_week(levels, noise=0.5), origin=0.0, span_days=7.0)
-        assert trend is not None and trend.change_range is not None
-        assert trend.change_range[0] < 0.05  # without the odd day the week is flat
+        assert trend is not None
+        assert trend.change > 0.05  # the line does rise…
+        assert trend.z < 2.0  # …but the odd day leaves it far from significant (t ≈ 1.7 whatever its size)
         assert not worse(trend, higher_is_worse=True, tolerance=0.05, alpha=0.005)
 
 
-def test_a_steady_drift_is_worse_with_and_without_its_end_days() -> None:
-    trend = daily_trend_test(*hourly_week([100.0 * 1.012**k for k in range(7)], noise=0.5), origin=0.0, span_days=7.0)
-    assert trend is not None and trend.change_range is not None
-    assert trend.p_increase == pytest.approx(1 / 5040)
-    assert trend.change_range[0] > 0.05
+def test_one_level_shift_is_not_a_trend() -> None:
+    # Three days at one level, four 8% higher: the line rises 12% and its t alone would pass
+    # at 0.01, but one step describes the days far better (AIC), so the week is no trend.
+    shifted = daily_trend_test(*hourly_week([100.0] * 3 + [108.0] * 4, noise=0.5), origin=0.0, span_days=7.0)
+    assert shifted is not None and shifted.line_vs_step is not None
+    assert shifted.p_increase <= 0.01 and shifted.change > 0.05
+    assert shifted.line_vs_step > 0
+    assert not worse(shifted, higher_is_worse=True, tolerance=0.05, alpha=0.01)
+    drift = daily_trend_test(*hourly_week([100.0 + 1.3 * k for k in range(7)], noise=0.5), origin=0.0, span_days=7.0)
+    assert drift is not None and drift.line_vs_step is not None and drift.line_vs_step < 0
+
+
+def test_a_steady_drift_is_worse() -> None:
+    trend = daily_trend_test(*hourly_week([100.0 * 1.01**k for k in range(7)], noise=0.5), origin=0.0, span_days=7.0)
+    assert trend is not None
+    assert trend.p_increase < 1e-4
+    assert trend.change == pytest.approx(0.072, abs=0.005)  # 1%/day over the 7-day window, not the 6 between centres
     assert worse(trend, higher_is_worse=True, tolerance=0.05, alpha=0.005)
     assert not worse(trend, higher_is_worse=False, tolerance=0.05, alpha=0.005)
+    smaller = daily_trend_test(*hourly_week([100.0 * 1.006**k for k in range(7)], noise=0.5), origin=0.0, span_days=7.0)
+    assert smaller is not None and smaller.p_increase < 1e-4 and smaller.change < 0.05  # significant, under 5%
+    assert not worse(smaller, higher_is_worse=True, tolerance=0.05, alpha=0.005)
 
 
 def test_daily_test_needs_four_days_with_enough_hours() -> None:

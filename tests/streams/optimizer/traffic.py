@@ -79,6 +79,7 @@ def week(
     models: dict[str, tuple[float, Profile]] | None = None,
     latency_growth_per_day: float = 0.0,
     hour_noise: float = 0.03,
+    hour_noise_df: float | None = None,
     day_noise: float = 0.01,
     days: int = 7,
     start: int = START,
@@ -90,6 +91,8 @@ def week(
     noise and a small day-to-day wobble, and grows by ``latency_growth_per_day`` (compounded).
     ``day_factor`` (one multiplier per day) replaces the i.i.d. wobble of width ``day_noise``
     with another day-level shape (see :mod:`tests.streams.optimizer.day_shapes`).
+    ``hour_noise_df`` makes the hour-to-hour noise heavy-tailed: Student's t with that many
+    degrees of freedom times ``hour_noise`` (in log) instead of a normal.
     """
     rng = np.random.default_rng(seed)
     models = models or {
@@ -103,11 +106,12 @@ def week(
         t = start + h * HOUR
         cycle = 2 * math.pi * (h % 24) / 24
         n_total = int(rng.poisson(rate_per_hour * (1 + 0.5 * math.sin(cycle))))
+        noise = hour_noise * float(rng.standard_t(hour_noise_df)) if hour_noise_df else rng.normal(0.0, hour_noise)
         factor = (
             (1 + latency_growth_per_day) ** (h / 24)
             * (1 + 0.1 * math.sin(cycle))
             * day_factor[h // 24]
-            * math.exp(rng.normal(0.0, hour_noise))
+            * math.exp(noise)
         )
         merged = MergedStats()
         arm = WindowStats()

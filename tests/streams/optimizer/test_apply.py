@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import msgspec
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -23,7 +25,7 @@ from bifrost.schemas.recommendations import (
 )
 from bifrost.schemas.rollout import CommandKind, RolloutCommand
 from bifrost.schemas.triggers import TriggerReason
-from bifrost.streams.optimizer.apply import decide_apply
+from bifrost.streams.optimizer.apply import ApplyDecision, decide_apply
 from bifrost.streams.rollout.auth import Check, Keyring, public_line
 
 NOW = 1_800_000_000.0
@@ -60,7 +62,7 @@ def command(signer: CommandSigner = OPERATOR, *, router: str = "web", at: float 
 
 def decide(
     cmd: RecommendationCommand, found: Recommendation | None = None, previous: RecommendationApplied | None = None
-):  # type: ignore[no-untyped-def]
+) -> ApplyDecision:
     return decide_apply(cmd, found, previous, KEYRING, wall=NOW, max_age=300.0)
 
 
@@ -99,7 +101,9 @@ def test_acknowledge_actions_send_nothing() -> None:
         (lambda c: command(at=NOW + 301), Check.STALE),
     ],
 )
-def test_refusals_name_the_failing_check(mutate, check) -> None:  # type: ignore[no-untyped-def]
+def test_refusals_name_the_failing_check(
+    mutate: Callable[[RecommendationCommand], RecommendationCommand], check: Check
+) -> None:
     decision = decide(mutate(command()), rec())
     assert decision.unauthorized is not None and decision.unauthorized.check is check
     assert decision.outcome is None and decision.trigger is None

@@ -14,6 +14,7 @@ from tests.architecture.boundaries import (
     ROOT,
     TABLE,
     Unit,
+    _unit,
     check,
     check_source,
     iter_modules,
@@ -181,7 +182,7 @@ def test_table_rules_are_checked_through_chains_of_rows() -> None:
     assert (
         "production config reaches development code ['devkafka'] eagerly (config -> kafka -> devkafka)" in dev_by_chain
     )
-    assert table_problems(_with(dict(TABLE), "kafka", lazy="devkafka")) == []  # lazy dev edges are the checker's job
+    assert table_problems(_with(dict(TABLE), "catalog", lazy="trainer")) == []  # a lazy production edge is a row matter
 
 
 def test_dynamic_imports_of_our_modules_count_as_imports() -> None:
@@ -279,7 +280,7 @@ def test_importing_a_service_loads_no_dev_code_nor_the_other_service(
 ) -> None:
     """The same rules at run time: what a fresh interpreter has loaded after importing the entry point."""
     probe = f"import importlib, sys; importlib.import_module({entry_point!r}); print(*sorted(sys.modules))"
-    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd="/")
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT)
     names = loaded.stdout.split()
     assert entry_point in names
     assert [n for n in names if n in never_loaded or n.startswith(tuple(f"{p}." for p in never_loaded))] == []
@@ -310,3 +311,196 @@ def test_the_probe_names_the_first_module_that_loads_dev_code(tmp_path: Path) ->
         ["fakedev", "fakedev.broker"],
     )
     assert boundaries.load_probe(["fakeprod.ok", "fakeprod.after"], ["fakedev"], path=[tmp_path]) is None
+
+
+# Second review: string literals naming our code in any call, eager decorators and defaults,
+# TYPE_CHECKING only from typing, the table's hard rules from every row, the probe's blind spots.
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        '_im = __import__("importlib").import_module\n_im("bifrost.trainer.quality")\n',
+        'import importlib\nimportlib.__import__("bifrost.trainer.quality")\n',
+        'import builtins\nbuiltins.__import__("bifrost.trainer.quality")\n',
+        '__import__("bifrost", fromlist=["trainer"])\n',
+        '__import__("bifrost", None, None, ("trainer",))\n',
+        'import importlib\nimportlib.import_module(".trainer.quality", "bifrost")\n',
+        'import importlib\nimportlib.import_module("..trainer", package="bifrost.streams")\n',
+        'import runpy\nrunpy.run_module("bifrost.trainer.cli", run_name="__main__")\n',
+        'import runpy\nrunpy.run_module(mod_name="bifrost.trainer.cli")\n',
+        'from importlib.util import find_spec\nfind_spec("bifrost.trainer")\n',
+        'import pkgutil\nscore = pkgutil.resolve_name("bifrost.trainer.quality:score")\n',
+        'exec("import bifrost.trainer.quality")\n',
+        'exec("from bifrost.trainer import quality")\n',
+        'eval(compile("__import__(\'bifrost.trainer\')", "<x>", "eval"))\n',
+    ],
+)
+def test_a_string_naming_our_code_passed_to_any_call_is_an_import(source: str) -> None:
+    (violation,) = check_source(source, *STREAMS)
+    assert (violation.source, violation.target, violation.imp.lazy) == ("streams", "trainer", False), source
+    assert violation.imp.target.startswith("bifrost.trainer"), violation.imp.target
+
+
+def test_strings_that_only_look_like_our_modules_are_not_imports() -> None:
+    source = (
+        "import logging\n"
+        'log = logging.getLogger("bifrost.trainer")\n'  # a logger name, not a module
+        'log.info("bifrost.trainer started")\n'  # a message
+        'send("bifrost.routing-events")\n'  # a topic: a hyphen is no module name
+        'send(topic="bifrost.routing.decisions")\n'  # "routing" is no package of ours
+        'f("bifrost.trainer.")\n'
+        'exec("x = 1")\n'
+    )
+    assert check_source(source, *STREAMS) == []
+
+
+def test_the_checker_finds_an_aliased_dynamic_import_written_into_the_tree(tmp_path: Path) -> None:
+    tree = _tree(tmp_path)
+    (tree / "streams" / "quality_view.py").write_text(
+        'import runpy\n\n_im = __import__("importlib").import_module\n_q = _im("bifrost.trainer.quality")\n'
+        'TOPIC = "bifrost.routing-events"\n'
+    )
+    (violation,) = check(tree)
+    assert (violation.imp.module, violation.imp.line, violation.target) == (
+        "bifrost.streams.quality_view",
+        4,
+        "trainer",
+    )
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "def f(x=__import__('bifrost.devkafka.broker')):\n    return x\n",
+        "def f(*, x=__import__('bifrost.devkafka.broker')):\n    return x\n",
+        "@__import__('bifrost.devkafka.broker').wrap\ndef f():\n    pass\n",
+        "class C:\n    def f(self, x=__import__('bifrost.devkafka.broker')):\n        return x\n",
+        "g = lambda x=__import__('bifrost.devkafka.broker'): x\n",
+    ],
+)
+def test_decorators_and_default_values_run_at_import(source: str) -> None:
+    """cli.main may load devkafka only inside a function body: a default or a decorator runs with the def."""
+    (violation,) = check_source(source, *CLI_MAIN)
+    assert (violation.target, violation.imp.lazy) == ("devkafka", False)
+    assert violation.reason == "development code: import it inside the dev-only command"
+    body = check_source("def f(x=1):\n    return __import__('bifrost.devkafka.broker')\n", *CLI_MAIN)
+    assert body == []  # the body itself still runs only when called
+
+
+@pytest.mark.parametrize(
+    ("source", "trusted"),
+    [
+        ("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import bifrost.devkafka\n", True),
+        ("import typing\nif typing.TYPE_CHECKING:\n    import bifrost.devkafka\n", True),
+        ("from typing import TYPE_CHECKING as TC\nif TC:\n    import bifrost.devkafka\n", True),
+        ("TYPE_CHECKING = True\nif TYPE_CHECKING:\n    import bifrost.devkafka\n", False),
+        ("from settings import TYPE_CHECKING\nif TYPE_CHECKING:\n    import bifrost.devkafka\n", False),
+        ("import os as typing\nif typing.TYPE_CHECKING:\n    import bifrost.devkafka\n", False),
+        (
+            "from typing import TYPE_CHECKING\nTYPE_CHECKING = True\nif TYPE_CHECKING:\n    import bifrost.devkafka\n",
+            False,
+        ),
+    ],
+)
+def test_only_typing_type_checking_makes_an_import_lazy(source: str, trusted: bool) -> None:
+    violations = check_source(source, *CLI_MAIN)  # cli.main: devkafka lazily yes, eagerly no
+    assert boundaries.imports_of(source, *CLI_MAIN)[-1].lazy is trusted, source
+    expected = [] if trusted else ["development code: import it inside the dev-only command"]
+    assert [v.reason for v in violations] == expected
+
+
+def test_a_sub_module_row_is_part_of_its_package_for_the_hard_rules() -> None:
+    compat = dict(TABLE, **{"streams.compat": _unit("trainer", why="")})
+    assert table_problems(compat) == [
+        "streams reaches trainer: streams -> streams.compat -> trainer",
+        "streams.compat reaches trainer: streams.compat -> trainer",
+    ]
+    extra = dict(TABLE, **{"router.extra": _unit("config", why="")})
+    assert table_problems(extra) == [
+        "router is a leaf but reaches ['config', 'kafka', 'schemas']",
+        "router.extra is a leaf but reaches ['config', 'kafka', 'schemas']",
+    ]
+    back = dict(TABLE, **{"trainer.bridge": _unit("client", "catalog", why="")})  # catalog -> streams
+    assert "trainer.bridge reaches streams: trainer.bridge -> catalog -> streams" in table_problems(back)
+    dev = dict(TABLE, **{"storage.fixtures": _unit("devkafka", why="")})
+    assert (
+        "production storage reaches development code ['devkafka'] eagerly (storage -> storage.fixtures -> devkafka)"
+        in table_problems(dev)
+    )
+
+
+def test_only_the_cli_row_may_list_dev_code_under_lazy_pinned_to_cli_main() -> None:
+    webhooks = table_problems(_with(dict(TABLE), "webhooks", lazy="devkafka"))
+    assert webhooks == [
+        "production webhooks lists development code ['devkafka'] under lazy: only the cli row may, "
+        "pinned to cli.main by lazy_in"
+    ]
+    unpinned = dict(TABLE, cli=replace(TABLE["cli"], lazy_in=frozenset()))
+    assert [p.split(":")[0] for p in table_problems(unpinned)] == [
+        "production cli lists development code ['cli.up', 'devkafka', 'gatesim'] under lazy"
+    ]
+
+
+def test_an_exception_may_not_waive_a_hard_rule() -> None:
+    exceptions = {
+        ("bifrost.streams.fake", "trainer"): "",
+        ("bifrost.router.fake", "config"): "",
+        ("bifrost.webhooks.fake", "devkafka"): "",
+        ("bifrost.client.fake", "trainer"): "",  # not a hard rule: a row matter
+    }
+    assert table_problems(TABLE, exceptions) == [
+        "exception (bifrost.streams.fake, trainer) waives a hard rule: streams never reaches trainer",
+        "exception (bifrost.router.fake, config) waives a hard rule: router is a leaf",
+        "exception (bifrost.webhooks.fake, devkafka) waives a hard rule: "
+        "production code never imports development code",
+    ]
+
+
+def test_no_streams_module_loads_the_trainer_nor_the_other_way_round() -> None:
+    modules = boundaries.production_modules()
+    assert len([m for m in modules if m.startswith(("bifrost.streams.", "bifrost.trainer."))]) > 20
+    assert boundaries.apart_probe(modules) == []
+
+
+def _fake_packages(tmp_path: Path, files: dict[str, str]) -> Path:
+    for name, text in files.items():
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return tmp_path
+
+
+def test_the_apart_probe_names_the_first_module_that_loads_the_other_package(tmp_path: Path) -> None:
+    _fake_packages(
+        tmp_path,
+        {
+            "fakeworker/__init__.py": "",
+            "fakeworker/ok.py": "import json\n",
+            "fakeworker/leak.py": "from faketrainer import quality\n",
+            "faketrainer/__init__.py": "",
+            # Loaded by fakeworker.leak in the first run; in its own run, seen loading fakeworker.
+            "faketrainer/quality.py": "import fakeworker.ok\n",
+        },
+    )
+    modules = ["fakeworker.ok", "fakeworker.leak", "faketrainer.quality"]
+    pairs = [("fakeworker", "faketrainer"), ("faketrainer", "fakeworker")]
+    assert boundaries.apart_probe(modules, pairs, path=[tmp_path]) == [
+        ("fakeworker", "fakeworker.leak", ["faketrainer", "faketrainer.quality"]),
+        ("faketrainer", "faketrainer.quality", ["fakeworker", "fakeworker.ok"]),
+    ]
+    assert boundaries.apart_probe(["fakeworker.ok"], pairs, path=[tmp_path]) == []
+
+
+def test_the_probe_runs_from_the_repository_root(tmp_path: Path) -> None:
+    """A swallowed ImportError hid this: run from ``/``, ``import tests…`` fails and the module seems clean."""
+    _fake_packages(
+        tmp_path,
+        {
+            "fakeprod/__init__.py": "",
+            "fakeprod/hidden.py": "try:\n    import tests.architecture\nexcept ImportError:\n    pass\n",
+        },
+    )
+    culprit = boundaries.load_probe(["fakeprod.hidden"], ["tests", "bench"], path=[tmp_path])
+    assert culprit is not None and culprit[0] == "fakeprod.hidden"
+    assert "tests.architecture" in culprit[1]

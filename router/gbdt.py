@@ -264,10 +264,7 @@ class TreeEnsemble:
             slot = base + position
             position = 2 * position + 1 + (flat_x[row_offset + feature[slot]] > threshold[slot])
         contributions = leaf[leaf_base + position]
-        out = np.zeros((rows, self.num_class))
-        for k in range(self.num_class):
-            out[:, k] = contributions[:, self.tree_class == k].sum(axis=1)
-        return out
+        return self._class_sums(contributions)
 
     def _raw_scores_general(self, X: np.ndarray) -> np.ndarray:
         rows = X.shape[0]
@@ -284,7 +281,11 @@ class TreeEnsemble:
             active = node >= 0
         leaves = -node - 1
         contributions = self.leaf_value[leaves]
-        out = np.zeros((rows, self.num_class))
+        return self._class_sums(contributions)
+
+    def _class_sums(self, contributions: np.ndarray) -> np.ndarray:
+        """Per row, the leaf values ``(rows, trees)`` summed by the class each tree belongs to."""
+        out = np.zeros((contributions.shape[0], self.num_class))
         for k in range(self.num_class):
             out[:, k] = contributions[:, self.tree_class == k].sum(axis=1)
         return out

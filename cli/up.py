@@ -137,7 +137,6 @@ def run_local_loop(args: argparse.Namespace, settings: Settings) -> int:
         )
         return 0
     except Stopped as stop:
-        print(f"\nstopping ({signal.Signals(stop.signum).name})…", flush=True)
         return 128 + stop.signum
     finally:
         try:
@@ -190,6 +189,10 @@ class Shutdown:
         """
 
         def stop() -> None:
+            # Said here, not where the main thread unwinds: a publisher flushing to a broker
+            # that is going away can hold the main thread until the exit grace ends it.
+            with contextlib.suppress(OSError, ValueError):
+                print(f"\nstopping ({signal.Signals(signum).name})…", flush=True)
             self.run()
             time.sleep(EXIT_GRACE_SECONDS)
             os._exit(128 + signum)

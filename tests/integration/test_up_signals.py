@@ -119,6 +119,7 @@ def test_a_signal_after_the_banner_stops_every_child(tmp_path: Path, signum: sig
         left = [pid for pid in seen | descendants(up.pid) if alive(pid)]
         assert not left, (left, [Path(f"/proc/{p}/cmdline").read_bytes()[:200] for p in left])
         assert not [g for g in groups if group_alive(g)]
+        reader.join(timeout=10)  # the pipe is closed once every writer is gone; read what is left
         assert "stopping" in "".join(lines)
     finally:
         for pid in seen | (descendants(up.pid) if up.poll() is None else set()):

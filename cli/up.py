@@ -260,7 +260,7 @@ def _first_artifact(dataset: Path, store: Path, key_file: Path) -> None:
 
     if ArtifactStore(store).current() is not None:
         return
-    print(f"training the first artifact from {dataset.name} (LightGBM + 200 Optuna trials, about 10 s)…", flush=True)
+    print(f"training the first artifact from {dataset.name} (LightGBM + 200 Optuna trials, about 20 s)…", flush=True)
     if not key_file.exists():
         from bifrost.router.keys import generate_private_key
 

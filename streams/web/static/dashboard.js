@@ -100,7 +100,10 @@
         return;
       }
       const m = result.body;
-      const span = Math.max(1, m.to_ts - m.from_ts);
+      // Requests per second of event time over the windows that hold data: a router younger
+      // than the range (or idle for part of it) is not diluted by time it did not exist.
+      const windowSeconds = (state.config && state.config.window_seconds) || 60;
+      const span = Math.max(1, Math.min(m.to_ts - m.from_ts, m.windows * windowSeconds));
       setText($("arms-range"), `${when(m.from_ts)} → ${when(m.to_ts)} (event time, ${m.windows} windows)`);
       const weights = (state.rollout && state.rollout.weights) || {};
       const rows = Object.entries(m.arms).map(([arm, s]) => {

@@ -17,9 +17,10 @@ import logging
 from dataclasses import dataclass, field
 
 import orjson
-from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka import TopicPartition
 from aiokafka.errors import InvalidProducerEpoch, KafkaError, ProducerFenced
 
+from bifrost.kafka.producer import new_producer
 from bifrost.schemas.codec import encode
 from bifrost.schemas.dlq import DeadLetter
 from bifrost.streams.aggregates.partial import WindowPartial, encode_partial, partition_of_key
@@ -113,8 +114,8 @@ class PartitionWriter:
         self.tp = tp
         self._group_id = group_id
         self._outputs = outputs
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap,
+        self._producer = new_producer(
+            bootstrap,
             transactional_id=transactional_id(app_id, tp),
             transaction_timeout_ms=transaction_timeout_ms,
             client_id=f"{app_id}-ingest-{tp.topic}-{tp.partition}",
@@ -126,7 +127,7 @@ class PartitionWriter:
             retry_backoff_ms=10,
             max_batch_size=1024 * 1024,
             max_request_size=4 * 1024 * 1024,
-            **(client_options or {}),
+            client_options=client_options,
         )
         self._started = False
 

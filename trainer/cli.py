@@ -41,7 +41,7 @@ from bifrost.router.keys import (
 from bifrost.router.reference import ReferenceRouter
 from bifrost.storage.artifact_store import DEFAULT_ROOT, ArtifactStore, StoreError
 from bifrost.storage.dataset import load_dataset
-from bifrost.trainer.evaluate import evaluate_artifact
+from bifrost.trainer.evaluate import EvaluationError, evaluate_artifact
 from bifrost.trainer.settings import TrainerSettings
 from bifrost.trainer.stress import VARIANTS, stress_variant
 
@@ -353,6 +353,10 @@ def _evaluate(args: argparse.Namespace) -> int:
     if args.plot is not None and not args.frontier:
         raise _Usage("--plot needs --frontier (the plot is of the frontier)")
     if args.plot is not None:
+        if Path(args.plot).is_dir():
+            raise _Usage(
+                f"--plot {args.plot} is a folder: give the PNG file to write, e.g. {Path(args.plot) / 'frontier.png'}"
+            )
         folder = Path(args.plot).parent
         if not folder.is_dir():
             raise _Usage(f"--plot {args.plot}: folder {folder} does not exist")
@@ -372,6 +376,9 @@ def _evaluate(args: argparse.Namespace) -> int:
     report = evaluate_artifact(
         router, full, split=args.split, against=against, baseline=baseline and fitted is not None, fitted=fitted
     )
+    problem = report.unusable_problem()
+    if problem is not None:
+        raise EvaluationError(problem)
     frontier = None
     if args.frontier:
         if fitted is None:

@@ -117,6 +117,37 @@ class EvaluationReport(msgspec.Struct, frozen=True, kw_only=True):
     baseline: BaselineComparison | None = None
     reference_chosen_on: str = "evaluated rows"
     best_on_split: PolicyMetrics | None = None  # the evaluated rows' own best model, when it is not the reference
+    #: Rows of the split left out (a score outside [0, 1], a cost missing or negative, an empty
+    #: prompt) and undecodable lines of the file (their split unknown): said, never silent.
+    unusable_rows: int = 0
+    malformed_lines: int = 0
+    file_lines: int = 0
+
+    def unusable_problem(self) -> str | None:
+        """Why these figures should not be trusted, when more than ``MAX_UNUSABLE_FRACTION`` of
+        the split's rows were unusable or of the file's lines malformed; None otherwise.
+
+        >>> def report(rows, unusable, malformed=0, lines=6000):
+        ...     fields = {f: None for f in EvaluationReport.__struct_fields__}
+        ...     fields.update(split="test", rows=rows, unusable_rows=unusable)
+        ...     fields.update(malformed_lines=malformed, file_lines=lines)
+        ...     return EvaluationReport(**fields)
+        >>> print(report(490, 10).unusable_problem()[:47])
+        10 of the 500 rows of split 'test' are unusable
+        >>> report(996, 4).unusable_problem() is None
+        True
+        """
+        total = self.rows + self.unusable_rows
+        if self.unusable_rows > MAX_UNUSABLE_FRACTION * total or self.malformed_lines > MAX_UNUSABLE_FRACTION * max(
+            self.file_lines, 1
+        ):
+            return (
+                f"{self.unusable_rows} of the {total} rows of split {self.split!r} are unusable (score outside "
+                f"[0, 1], cost missing or negative, or an empty prompt) and {self.malformed_lines} of the file's "
+                f"{self.file_lines} lines are malformed — more than {MAX_UNUSABLE_FRACTION:.0%} allows: fix the "
+                "dataset (the figures would be about the rows left, not the ones asked for)"
+            )
+        return None
 
     def to_json(self) -> bytes:
         return msgspec.json.format(msgspec.json.encode(self), indent=2)
@@ -133,6 +164,16 @@ class EvaluationReport(msgspec.Struct, frozen=True, kw_only=True):
         lines = [
             f"## Evaluation of {self.artifact} on {Path(self.dataset).name} ({self.split}, {self.rows} prompts)",
             "",
+            *(
+                [
+                    f"Left out: {self.unusable_rows} unusable rows of this split (score outside [0, 1], cost "
+                    f"missing or negative, or an empty prompt) and {self.malformed_lines} malformed lines of the "
+                    "file; the figures below are over the rest.",
+                    "",
+                ]
+                if self.unusable_rows or self.malformed_lines
+                else []
+            ),
             "| policy | mean score | mean cost (USD) | score vs best single | cost vs best single |",
             "|---|---|---|---|---|",
         ]
@@ -372,6 +413,12 @@ def _cross(o: tuple[float, float], a: tuple[float, float], b: tuple[float, float
     return (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0])
 
 
+#: More than this share of the evaluated split's rows unusable (or of the file's lines
+#: malformed) and ``bifrost-opt evaluate`` refuses, as ``train`` does: the verdict would
+#: silently be about the rows left (:meth:`EvaluationReport.unusable_problem`).
+MAX_UNUSABLE_FRACTION = 0.01
+
+
 def evaluate_artifact(
     artifact: Artifact | ReferenceRouter,
     dataset: str | Path | FullInfoDataset,
@@ -400,9 +447,11 @@ def evaluate_artifact(
     router = artifact if isinstance(artifact, ReferenceRouter) else ReferenceRouter(artifact)
     full = dataset if isinstance(dataset, FullInfoDataset) else load_dataset(dataset)
     data = full if split == "all" else full.split(split)
+    in_split = len(data)
     data = data.take(data.valid_rows())
     if len(data) == 0:
         raise EvaluationError(f"the dataset has no usable rows in split {split!r}")
+    unusable = in_split - len(data)
     S, C = data.scores, data.costs
     rows = np.arange(len(data))
     columns, batch = route_dataset(router, data)
@@ -495,6 +544,9 @@ def evaluate_artifact(
         dataset=data.source,
         split=split,
         rows=len(data),
+        unusable_rows=unusable,
+        malformed_lines=len(full.problems),
+        file_lines=full.lines,
         policy=policy,
         best_single=metrics(data.models[best], S[:, best], C[:, best]),
         cheapest_single=metrics(data.models[cheapest], S[:, cheapest], C[:, cheapest]),

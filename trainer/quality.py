@@ -133,6 +133,16 @@ def assess_dataset(
 
     n_models = len(dataset.models)
     report.add(at_least("models", n_models, thresholds.min_models, "models with labels"))
+    unnamed = sum(1 for m in dataset.models if not m.strip())
+    report.add(
+        Check(
+            name="model_names",
+            status="fail" if unnamed else "pass",
+            value=unnamed,
+            threshold="0 empty",
+            message="model ids that are empty or only whitespace (a router cannot call them)",
+        )
+    )
 
     for j, model in enumerate(dataset.models):
         have = np.isfinite(dataset.scores[:, j]) & np.isfinite(dataset.costs[:, j])
@@ -210,6 +220,7 @@ def assess_dataset(
         )
     )
 
+    report.add(_reference_priced(dataset, is_train & valid))
     train_rows = int((is_train & valid).sum()) - overlap
     report.add(
         at_least(
@@ -277,6 +288,23 @@ def require(report: QualityReport) -> QualityReport:
     if not report.passed:
         raise DataQualityError(report)
     return report
+
+
+def _reference_priced(dataset: FullInfoDataset, rows: np.ndarray) -> Check:
+    """The best single model on the usable train rows must cost something: every cost (the
+    search's, the knob's, the baseline's) is a share of its mean cost."""
+    if not rows.any() or not len(dataset.models):
+        return Check(name="reference_priced", status="pass", value="-", threshold="> 0", message="no train rows")
+    best = int(np.argmax(dataset.scores[rows].mean(axis=0)))
+    mean_cost = float(dataset.costs[rows, best].mean())
+    return Check(
+        name="reference_priced",
+        status="pass" if mean_cost > 0 else "fail",
+        value=mean_cost,
+        threshold="> 0",
+        message=f"mean cost of the best single model ({dataset.models[best]}) on the train rows: costs are "
+        "measured as shares of it, so it needs a price (are all costs zero?)",
+    )
 
 
 def at_most(name: str, value: float, limit: float, message: str) -> Check:

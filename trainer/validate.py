@@ -5,7 +5,7 @@ search), the candidate is routed from prompt text exactly as a router would. Wit
 current artifact (the parent) this is a **non-inferiority test** on paired outcomes:
 
 * ``enough_rows``: at least ``min_rows`` held-out prompts, else the run is refused
-  (too few rows for a decision);
+  (too few rows for a decision) — with or without a parent;
 * ``quality_non_inferior``: the one-sided ``confidence`` lower bound of the paired score
   difference (candidate − parent, bootstrap over prompts) is above ``−tolerance ×``
   the parent's score — a point estimate that happens to clear −2% is not enough;
@@ -188,21 +188,22 @@ def validate_candidate(
         candidate, holdout, split="all", against=parent, seed=seed, reference=reference
     )
     mine = evaluation.policy
-    checks = []
+    # Every decision needs rows, the first artifact's too: its knob targets and quality floor
+    # are read on the holdout as much as a successor's non-inferiority.
+    checks = [
+        ValidationCheck(
+            name="enough_rows",
+            passed=evaluation.rows >= min_rows,
+            value=evaluation.rows,
+            threshold=min_rows,
+            message="held-out prompts; fewer are too few for a decision",
+        )
+    ]
     difference = None
     if parent is not None and evaluation.against is not None:
         theirs = evaluation.against
         difference = evaluation.against_difference
         assert difference is not None
-        checks.append(
-            ValidationCheck(
-                name="enough_rows",
-                passed=evaluation.rows >= min_rows,
-                value=evaluation.rows,
-                threshold=min_rows,
-                message="held-out prompts; fewer are too few for a decision",
-            )
-        )
         checks.append(
             non_inferiority(
                 "quality_non_inferior",

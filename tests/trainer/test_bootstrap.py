@@ -96,7 +96,12 @@ def test_bootstrap_report(bootstrapped: tuple[Artifact, BootstrapReport], sample
     assert report.cv.folds == 5 and sum(report.cv.label_counts.values()) == rows["fit"]
     assert report.search.trials == TRIALS and report.search.rows == rows["fit"]
     assert report.validation.passed and report.validation.rows == rows["holdout"]
-    assert [c.name for c in report.validation.checks] == ["quality_floor", "cost_share", "decision_latency"]
+    assert [c.name for c in report.validation.checks] == [
+        "enough_rows",
+        "quality_floor",
+        "cost_share",
+        "decision_latency",
+    ]
     # The default knob (≤ 45% of the reference's cost) binds on the held-out figure, with the search's bound.
     assert report.validation.candidate.cost_vs_best <= 0.45
     assert report.search.feasible and report.search.cost_upper is not None and report.search.cost_upper <= 0.45

@@ -147,6 +147,10 @@ def test_train_and_evaluate_say_what_is_wrong_with_their_options(
     )
     assert code == 2 and one_error_line(err) == f"error: --plot {missing}: folder {missing.parent} does not exist"
     assert not missing.parent.exists()
+    code, _, err = run(
+        main_evaluate, ["v1", "--dataset", dataset_file, "--key", key_file, "--frontier", "--plot", tmp_path], capsys
+    )
+    assert code == 2 and one_error_line(err).startswith(f"error: --plot {tmp_path} is a folder")
 
 
 def test_evaluate_misuse(

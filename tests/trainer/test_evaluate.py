@@ -129,10 +129,12 @@ def test_routed_choices_map_to_dataset_columns() -> None:
 
 
 def test_validation_without_parent_uses_the_cheapest_model_floor() -> None:
-    report = validate_candidate(ReferenceRouter(make_artifact()), tiny().split("test"), decision_slo_ms=1000.0)
+    report = validate_candidate(
+        ReferenceRouter(make_artifact()), tiny().split("test"), decision_slo_ms=1000.0, min_rows=5
+    )
     assert report.passed and report.parent is None and report.rows == 6  # the unlabelled row is dropped
-    assert [c.name for c in report.checks] == ["quality_floor", "decision_latency"]
-    floor = report.checks[0]
+    assert [c.name for c in report.checks] == ["enough_rows", "quality_floor", "decision_latency"]
+    floor = report.checks[1]
     assert floor.passed and floor.threshold == report.cheapest_single.score
     assert set(report.decision_ms) == {"p50", "p99", "mean"}
     assert "## Validation: passed (6 held-out prompts)" in report.to_markdown()
@@ -200,9 +202,29 @@ def test_too_few_rows_for_a_decision_are_refused() -> None:
     assert "enough_rows" in str(ValidationFailed(report))
 
 
+def test_a_first_artifact_needs_enough_rows_too() -> None:
+    # No parent: the knob and the quality floor are read on the holdout, so 6 rows are still too few.
+    report = validate_candidate(ReferenceRouter(make_artifact()), tiny().split("test"), decision_slo_ms=1000.0)
+    assert not report.passed and report.parent is None
+    assert [c.name for c in report.checks if not c.passed] == ["enough_rows"]
+
+
+def test_unusable_rows_are_said_and_refused_above_one_percent() -> None:
+    data = tiny()
+    report = evaluate_artifact(make_artifact(), data, split="all")
+    assert report.rows == 7 and report.unusable_rows == 1  # the unlabelled row is left out, and counted
+    assert report.unusable_problem() is not None and "1 of the 8 rows" in str(report.unusable_problem())
+    assert "Left out: 1 unusable rows" in report.to_markdown()
+    clean = evaluate_artifact(make_artifact(), data, split="train")
+    assert clean.unusable_rows == 0 and clean.unusable_problem() is None
+    assert "Left out" not in clean.to_markdown()
+
+
 def test_latency_check_is_reported() -> None:
     # A negative budget cannot be met whatever the machine: the check fails and says so.
-    report = validate_candidate(ReferenceRouter(make_artifact()), tiny().split("test"), decision_slo_ms=-1.0)
+    report = validate_candidate(
+        ReferenceRouter(make_artifact()), tiny().split("test"), decision_slo_ms=-1.0, min_rows=5
+    )
     assert [c.name for c in report.checks if not c.passed] == ["decision_latency"]
 
 
@@ -242,16 +264,28 @@ def test_bootstrapped_artifact_on_the_real_test_split(bootstrapped: tuple[Artifa
 def test_the_knob_is_checked_on_the_held_out_figures() -> None:
     # The candidate scores 0.75 at 20% of the cost of "large" (the holdout's best) on these rows.
     rows, router = tiny().split("test"), ReferenceRouter(make_artifact())
-    ok = validate_candidate(router, rows, decision_slo_ms=1000.0, max_cost_share=0.25, min_quality_share=0.7)
+    ok = validate_candidate(
+        router, rows, decision_slo_ms=1000.0, max_cost_share=0.25, min_quality_share=0.7, min_rows=5
+    )
     assert ok.passed
-    assert [c.name for c in ok.checks] == ["quality_floor", "cost_share", "quality_share", "decision_latency"]
-    bad = validate_candidate(router, rows, decision_slo_ms=1000.0, max_cost_share=0.15, min_quality_share=0.8)
+    assert [c.name for c in ok.checks] == [
+        "enough_rows",
+        "quality_floor",
+        "cost_share",
+        "quality_share",
+        "decision_latency",
+    ]
+    bad = validate_candidate(
+        router, rows, decision_slo_ms=1000.0, max_cost_share=0.15, min_quality_share=0.8, min_rows=5
+    )
     assert [c.name for c in bad.checks if not c.passed] == ["cost_share", "quality_share"]
     message = str(ValidationFailed(bad))
     assert "held-out mean cost share of large's (requested ≤ 15%)" in message
     assert "held-out score share of large's (requested ≥ 80%)" in message
     # Shares are relative to the reference the caller names (the training rows' best), not the holdout's own best.
-    medium = validate_candidate(router, rows, decision_slo_ms=1000.0, reference="medium", max_cost_share=0.5)
+    medium = validate_candidate(
+        router, rows, decision_slo_ms=1000.0, reference="medium", max_cost_share=0.5, min_rows=5
+    )
     share = next(c for c in medium.checks if c.name == "cost_share")
     assert not share.passed and share.value == pytest.approx(0.2 / 0.3, abs=1e-6)
 

@@ -67,11 +67,13 @@ def test_good_synthetic_file_passes(tmp_path: Path) -> None:
     assert {c.name for c in report.checks} == {
         "malformed_lines",
         "models",
+        "model_names",
         "label_coverage",
         "null_or_out_of_range",
         "duplicate_prompt_ids",
         "split_overlap",
         "duplicate_prompts",
+        "reference_priced",
         "train_rows",
     }
 
@@ -212,3 +214,23 @@ def test_class_balance_warns_on_a_small_share() -> None:
     assert check(report, "class_balance") == ("warn", 0.02)
     assert check(report, "cluster_sizes")[0] == "pass"
     assert report.passed
+
+
+def test_all_costs_zero_is_refused_with_the_reason(tmp_path: Path) -> None:
+    # Every cost is a share of the best model's: with no price the run would divide by zero.
+    free = [
+        row(f"train-{i}", prompt=f"question {i}", task="math" if i % 2 else "code", costs={"a": 0.0, "b": 0.0})
+        for i in range(20)
+    ]
+    report = assess_dataset(load_dataset(write_lines(tmp_path / "d.jsonl", free)), SMALL)
+    assert failing(report) == ["reference_priced"]
+    assert check(report, "reference_priced") == ("fail", 0.0)
+    # A free model that is not the best one is fine: only the reference needs a price.
+    cheap_b = [{**r, "cost_usd": {"a": 0.002, "b": 0.0}} for r in free]
+    assert assess_dataset(load_dataset(write_lines(tmp_path / "e.jsonl", cheap_b)), SMALL).passed
+
+
+def test_an_empty_model_id_is_refused(tmp_path: Path) -> None:
+    rows = [{**r, "scores": {"a": 1.0, " ": 0.0}, "cost_usd": {"a": 0.002, " ": 0.001}} for r in good_rows(20)]
+    report = assess_dataset(load_dataset(write_lines(tmp_path / "d.jsonl", rows)), SMALL)
+    assert failing(report) == ["model_names"] and check(report, "model_names") == ("fail", 1)

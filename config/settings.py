@@ -48,7 +48,9 @@ class Settings:
     data_dir: str = _setting("var/worker", "BIFROST_DATA_DIR", "Worker data directory (RocksDB tables).")
     window_seconds: int = _setting(60, "BIFROST_WINDOW_SECONDS", "Tumbling window size, by event time.")
     grace_seconds: int = _setting(
-        300, "BIFROST_GRACE_SECONDS", "Late events this far behind a partition's newest event time still count."
+        300,
+        "BIFROST_GRACE_SECONDS",
+        "Late events this far behind their router's newest event time (per partition) still count.",
     )
     feedback_grace_seconds: int = _setting(
         86400,

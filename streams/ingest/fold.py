@@ -50,13 +50,18 @@ class WindowPolicy:
 class PartitionState:
     """What the fold remembers per input partition between batches.
 
-    ``watermark`` is the newest accepted event time; ``windows`` maps each live partial
-    key of this partition to its window start (for expiry). Rebuilt from the partials read
-    back from the changelog after a rebalance or restart, with :func:`rebuild_partition_state`.
+    ``routers`` holds each router's newest accepted event time in this partition: lateness
+    is judged against the event's own router, because routers sharing a partition need not
+    share a clock (a replay of last week next to live traffic, a router whose clock is off)
+    and one router's events must not make another's "too late". ``watermark`` is the newest
+    of them (windows expire by it); ``windows`` maps each live partial key of this partition
+    to its window start. Rebuilt from the partials read back from the changelog after a
+    rebalance or restart, with :func:`rebuild_partition_state`.
     """
 
     watermark: float = 0.0
     windows: dict[str, int] = field(default_factory=dict)
+    routers: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -167,21 +172,26 @@ class BatchFolder:
                 result.duplicates[record.topic] += 1
                 continue
             grace = policy.grace_seconds if is_routing else policy.feedback_grace_seconds
-            watermark = max(state.watermark, event.ts)
-            if start + size + grace < watermark:
+            watermark = max(state.routers.get(event.router_id, 0.0), event.ts)
+            late = start + size + grace < watermark
+            if late or start < expiry_horizon(state, policy):
+                reason = (
+                    f"event time {event.ts:.3f} is {watermark - event.ts:.0f} s behind router "
+                    f"{event.router_id!r}'s newest event time in this partition; windows close {grace:.0f} s "
+                    "after their end (BIFROST_GRACE_SECONDS / BIFROST_FEEDBACK_GRACE_SECONDS)"
+                    if late
+                    else f"event time {event.ts:.3f} is older than the partition's retention "
+                    f"({policy.retention_seconds:.0f} s behind its newest event time): its window is gone"
+                )
                 result.dead_letters.append(
                     dead_letter(
-                        record,
-                        RejectReason.TOO_LATE,
-                        f"event time {event.ts:.3f} is {watermark - event.ts:.0f} s behind the "
-                        f"partition's newest event time; windows close {grace:.0f} s after their "
-                        "end (BIFROST_GRACE_SECONDS / BIFROST_FEEDBACK_GRACE_SECONDS)",
-                        now,
-                        max_payload_bytes=self.dlq_max_payload_bytes,
+                        record, RejectReason.TOO_LATE, reason, now, max_payload_bytes=self.dlq_max_payload_bytes
                     )
                 )
                 continue
-            state.watermark = watermark
+            state.routers[event.router_id] = watermark
+            if watermark > state.watermark:
+                state.watermark = watermark
             if partial is None:
                 partial = WindowPartial(
                     router_id=event.router_id,
@@ -233,12 +243,22 @@ def _fold_feedback(partial: WindowPartial, feedback: FeedbackEvent) -> None:
         _stats(partial.buckets, feedback.bucket.value).add_feedback(feedback)
 
 
+def expiry_horizon(state: PartitionState, policy: WindowPolicy) -> float:
+    """Windows starting before this are expired: they ended the retention period before the watermark."""
+    return state.watermark - policy.retention_seconds - policy.window_seconds
+
+
 def expire(state: PartitionState, policy: WindowPolicy) -> list[str]:
-    """Keys of windows that ended more than the retention period before the watermark."""
-    horizon = state.watermark - policy.retention_seconds - policy.window_seconds
+    """Keys of windows that ended more than the retention period before the watermark.
+
+    Routers whose newest event is older than that have no window left: forgotten too.
+    """
+    horizon = expiry_horizon(state, policy)
     old = [key for key, start in state.windows.items() if start < horizon]
     for key in old:
         del state.windows[key]
+    for router in [r for r, mark in state.routers.items() if mark < horizon]:
+        del state.routers[router]
     return old
 
 
@@ -252,4 +272,5 @@ def rebuild_partition_state(partials: Iterable[WindowPartial]) -> dict[tuple[str
             state = states[tp] = PartitionState()
         state.windows[partial.key] = partial.window_start
         state.watermark = max(state.watermark, partial.max_event_ts)
+        state.routers[partial.router_id] = max(state.routers.get(partial.router_id, 0.0), partial.max_event_ts)
     return states

@@ -147,7 +147,7 @@ class DlqSurgeDetector:
 
 
 _HINTS = {
-    "too_late": "event times fall behind the partition's newest event time by more than the grace period "
+    "too_late": "event times fall behind their router's newest event time by more than the grace period "
     "(BIFROST_GRACE_SECONDS): a producer with real-time timestamps mixed with compressed-time or "
     "replayed traffic for the same router, or a producer's clock far behind",
     "bad_json": "a producer sends payloads that are not JSON",

@@ -141,7 +141,38 @@ def test_rebuild_partition_state_from_partials() -> None:
         router_id="a", window_start=60, window_seconds=60, source_topic="ev", partition=3, max_event_ts=99.0
     )
     states = rebuild_partition_state([p])
-    assert states[("ev", 3)] == PartitionState(watermark=99.0, windows={p.key: 60})
+    assert states[("ev", 3)] == PartitionState(watermark=99.0, windows={p.key: 60}, routers={"a": 99.0})
+
+
+def test_lateness_is_judged_per_router_within_a_partition() -> None:
+    # A replay of last week next to live traffic in one partition: the live router's clock
+    # must not make the replay's events "too late" (an outside test saw a whole replay DLQ'd).
+    store, states = DictStore(), States()
+    f = folder(grace_seconds=60, retention_seconds=8 * 86_400)
+    live = routing(T0 + 4 * 86_400, router_id="live")
+    replay = [routing(T0 + i) for i in range(0, 600, 60)]
+    result = f.fold(records([live, *replay]), load=store.load, states=states, now=NOW + 4 * 86_400)
+    assert result.accepted["ev"] == 11 and not result.dead_letters
+    assert states[("ev", 0)].routers == {"live": T0 + 4 * 86_400, "router-a": T0 + 540}
+    assert states[("ev", 0)].watermark == T0 + 4 * 86_400
+    # Each router's own late events are still late.
+    late = f.fold(records([routing(T0)], start=11), load=store.load, states=states, now=NOW + 4 * 86_400)
+    assert [d.reason for d in late.dead_letters] == [RejectReason.TOO_LATE]
+    assert "behind router 'router-a'" in late.dead_letters[0].error
+
+
+def test_an_event_older_than_the_partitions_retention_is_too_late_and_its_router_forgotten() -> None:
+    store, states = DictStore(), States()
+    f = folder(grace_seconds=60, retention_seconds=3600)
+    first = f.fold(records([routing(T0)]), load=store.load, states=states, now=NOW)
+    store.apply(first.changed, first.expired)
+    later = f.fold(records([routing(T0 + 7200, router_id="other")], start=1), load=store.load, states=states, now=NOW)
+    store.apply(later.changed, later.expired)
+    assert len(later.expired) == 1 and states[("ev", 0)].routers == {"other": T0 + 7200}
+    # router-a's next event would land in a window that is already gone: refused, not re-created.
+    old = f.fold(records([routing(T0 + 120)], start=2), load=store.load, states=states, now=NOW)
+    assert [d.reason for d in old.dead_letters] == [RejectReason.TOO_LATE] and not old.changed
+    assert "older than the partition's retention" in old.dead_letters[0].error
 
 
 def test_a_backlog_longer_than_retention_still_reports_every_window() -> None:

@@ -171,7 +171,10 @@ def _train(args: argparse.Namespace) -> int:
     for name in ("max_cost_share", "min_quality_share"):
         value = getattr(args, name)
         if value is not None and not 0.0 < value <= 10.0:
-            raise _Usage(f"--{name.replace('_', '-')} must be a positive share (e.g. 0.5), not {value}")
+            raise _Usage(
+                f"--{name.replace('_', '-')} must be a share of the best single model's above 0 and at most 10 "
+                f"(e.g. 0.5 for half), not {value}"
+            )
     dataset = _dataset_file(args.dataset)
     _setup_logging(not args.quiet)
     key = _signing_key(args.key)

@@ -552,7 +552,12 @@ def test_knob_frontier_baseline_and_stress(
     )
 
     code, _, err = run(main_train, [*base, "--max-cost-share", "0"], capsys)
-    assert code == 2 and one_error_line(err) == "error: --max-cost-share must be a positive share (e.g. 0.5), not 0.0"
+    assert code == 2 and one_error_line(err) == (
+        "error: --max-cost-share must be a share of the best single model's above 0 and at most 10 "
+        "(e.g. 0.5 for half), not 0.0"
+    )
+    code, _, err = run(main_train, [*base, "--min-quality-share", "1e9"], capsys)
+    assert code == 2 and "--min-quality-share must be a share" in one_error_line(err) and "at most 10" in err
 
 
 def test_train_over_an_artifact_of_an_older_format(

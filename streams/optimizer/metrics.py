@@ -8,7 +8,7 @@ from bifrost.streams.observability import REGISTRY
 
 ANALYSES = Counter(
     "bifrost_optimizer_analyses_total",
-    "Scheduled optimizer analyses of the routers this worker owns, by outcome (ok, failed).",
+    "Scheduled optimizer analyses of the routers this worker owns, by outcome (ok, failed, skipped: too few requests).",
     ["outcome"],
     registry=REGISTRY,
 )

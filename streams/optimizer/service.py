@@ -125,6 +125,12 @@ class RouterRun:
     last_error: str = ""
 
 
+#: A scheduled analysis needs at least this many requests in its lookback (24 h by default):
+#: below it no figure or trend means anything, and 10,000 near-empty router ids would each
+#: cost a full analysis. ``analyze`` on demand still runs for any router.
+MIN_SCHEDULED_REQUESTS = 100
+
+
 @dataclass
 class OptimizerStats:
     """Counters for ``/v1/optimizer/status`` (and tests)."""
@@ -136,6 +142,7 @@ class OptimizerStats:
     alerts_suppressed: int = 0
     triggers: int = 0
     failures: int = 0
+    skipped: int = 0  # scheduled analyses left out: fewer than MIN_SCHEDULED_REQUESTS in the lookback
     last_at: dict[str, float] = field(default_factory=dict)
 
 
@@ -169,6 +176,10 @@ class Optimizer:
         self._tasks: set[asyncio.Task[None]] = set()
         self._producer: AIOKafkaProducer | None = None
         self._publish_lock = asyncio.Lock()
+        # One scheduled analysis at a time: thousands of routers crossing a period together
+        # must queue here, not in the default thread pool that on-demand `analyze` (and the
+        # shutdown) also wait on — an outside test with 10,000 router ids timed `analyze` out.
+        self._scheduled_slot = asyncio.Semaphore(1)
         self.stats = OptimizerStats()
 
     # -- scheduling ---------------------------------------------------------------------------
@@ -202,8 +213,17 @@ class Optimizer:
     async def _scheduled(self, router_id: str, clock: int) -> None:
         run = self._runs[router_id]
         try:
-            with metrics.ANALYSIS_SECONDS.time():
-                analysis = await self.analyze(router_id, clock, scheduled=True)
+            async with self._scheduled_slot:
+                requests = self._requests_in_lookback(router_id, clock)
+                if requests < MIN_SCHEDULED_REQUESTS:
+                    self.stats.skipped += 1
+                    metrics.ANALYSES.labels("skipped").inc()
+                    log.debug(
+                        "event=optimizer.analysis.skipped router=%s clock=%d requests=%d", router_id, clock, requests
+                    )
+                    return
+                with metrics.ANALYSIS_SECONDS.time():
+                    analysis = await self.analyze(router_id, clock, scheduled=True)
             await self.publish(analysis)
             run.last, run.last_error = analysis, ""
             metrics.ANALYSES.labels("ok").inc()
@@ -219,6 +239,12 @@ class Optimizer:
             pending, run.pending = run.pending, None
             if pending is not None:
                 self._start(router_id, pending)
+
+    def _requests_in_lookback(self, router_id: str, clock: int) -> int:
+        """Requests of ``router_id`` in the analysis lookback before ``clock`` (hours already rolled up)."""
+        lookback = int(self.settings.optimizer_lookback_seconds)
+        hours = self.rollup.hours(router_id, clock - lookback, clock)
+        return sum(stats.count for hour in hours.values() for stats in hour.arms.values())
 
     def forget(self) -> None:
         """Partitions moved: schedule afresh from the next progress (cached hours stay valid)."""
@@ -388,6 +414,7 @@ class Optimizer:
             "alerts_suppressed": self.stats.alerts_suppressed,
             "triggers": self.stats.triggers,
             "failures": self.stats.failures,
+            "skipped": self.stats.skipped,
             "ledger_records": self.recommendations.records,
             "routers": {
                 router: {

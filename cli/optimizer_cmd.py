@@ -161,6 +161,8 @@ def render_analysis(a: dict[str, Any]) -> str:
 
 
 def run_recommendations(args: argparse.Namespace, settings: Settings) -> int:
+    if args.group is not None and not args.group.strip():
+        raise UsageError("--group: give a consumer group name (an empty one is not a group)")
     if args.action == "apply":
         if args.follow or args.group:
             raise UsageError("recommendations apply: --follow and --group are for listing, not applying")
@@ -236,7 +238,7 @@ def _apply(args: argparse.Namespace, settings: Settings) -> int:
         raise UsageError("recommendations apply: give the RECOMMENDATION_ID (`bifrost-opt recommendations` lists them)")
     if not rec_id.startswith("rec-") or len(rec_id) != len(REC_ID):
         raise UsageError(f"{rec_id[:40]!r} is not a recommendation id (rec- and 20 hex digits)")
-    signer = operator_signer(settings)
+    signer = operator_signer(settings, what="applied recommendations")
     router = args.router
     if router is None:
         known = {

@@ -154,14 +154,17 @@ def run_rollout(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def operator_signer(settings: Settings) -> CommandSigner:
-    """The CLI's signing key (``BIFROST_OPERATOR_KEY_FILE`` + ``BIFROST_OPERATOR_KEY_NAME``), or how to get one."""
+def operator_signer(settings: Settings, what: str = "rollout commands") -> CommandSigner:
+    """The CLI's signing key (``BIFROST_OPERATOR_KEY_FILE`` + ``BIFROST_OPERATOR_KEY_NAME``), or how to get one.
+
+    ``what`` names the commands that need it in the message (rollout commands, applying a recommendation).
+    """
     from bifrost.router.keys import SigningKeyError
     from bifrost.streams.rollout.auth import load_signer
 
     if not settings.operator_key_file:
         raise UsageError(
-            "rollout commands are signed, and no operator key is configured. Create one:\n"
+            f"{what} are signed, and no operator key is configured. Create one:\n"
             "  bifrost-opt keys create --name NAME --role operator --out var/keys\n"
             "add the line it prints to the workers' BIFROST_COMMAND_KEYS (or BIFROST_COMMAND_KEYS_FILE), then\n"
             "  export BIFROST_OPERATOR_KEY_FILE=var/keys/NAME.pem BIFROST_OPERATOR_KEY_NAME=NAME"

@@ -59,6 +59,8 @@ def get_json(base: str, path: str, token: str, *, timeout: float) -> Any:
 
     Failures become CLI errors (400 usage, 401 token, 404 not found, else unavailable).
     """
+    if not base.lower().startswith(("http://", "https://")):
+        raise UsageError(f"worker URL {base!r} is not an http(s) URL; e.g. http://127.0.0.1:6066")
     try:
         with open_worker(base + path, token, timeout=timeout) as response:
             return orjson.loads(response.read())
@@ -73,6 +75,11 @@ def get_json(base: str, path: str, token: str, *, timeout: float) -> Any:
         raise Unavailable(f"worker at {base} answered {exc.code}: {detail}") from None
     except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
         reason = getattr(exc, "reason", exc)
+        if isinstance(reason, TimeoutError) or isinstance(exc, TimeoutError):
+            raise Unavailable(
+                f"the worker at {base} did not answer {path.split('?')[0]} within {timeout:g} s (it is reachable "
+                "but busy, or the request is slow); try again, or raise the command's --timeout if it has one"
+            ) from None
         raise Unavailable(
             f"cannot reach a worker at {base} ({reason}); start one with `bifrost-opt worker` or point "
             "BIFROST_WORKER_URL / --worker-url at one"

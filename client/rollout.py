@@ -126,6 +126,8 @@ async def follow(
     """
     if idle_timeout is not None and not idle_timeout > 0:
         raise ValueError(f"idle_timeout must be > 0 seconds (None: follow forever), not {idle_timeout!r}")
+    if group_id is not None and not group_id.strip():
+        raise ValueError("group_id must name a consumer group (None: no group); an empty name is not one")
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
         group_id=group_id,

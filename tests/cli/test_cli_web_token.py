@@ -128,3 +128,31 @@ def test_config_says_when_a_secret_file_is_missing_unreadable_or_empty(tmp_path:
     assert rows["BIFROST_OPENAI_API_KEY"]["value"] == "(file empty)"
     assert rows["BIFROST_GEMINI_API_KEY"]["value"].startswith("(file unreadable: ")
     assert secret not in result.stdout + result.stderr
+
+
+class SlowWorker(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:  # http.server's name
+        threading.Event().wait(3.0)  # longer than the client's timeout below
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_a_slow_worker_is_a_timeout_and_a_non_url_is_a_usage_error() -> None:
+    from bifrost.cli.errors import Unavailable, UsageError
+    from bifrost.cli.worker_http import get_json
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), SlowWorker)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        with pytest.raises(Unavailable, match=r"did not answer /v1/routers/a/analysis within 0.5 s"):
+            get_json(base, "/v1/routers/a/analysis?x=1", "", timeout=0.5)
+    finally:
+        server.shutdown()
+    for bad in ("notaurl", "localhost:6066", "ftp://127.0.0.1:6066"):
+        with pytest.raises(UsageError, match="is not an http"):
+            get_json(bad, "/health", "", timeout=1.0)
+    notaurl = run("analyze", "--router", "a", "--worker-url", "notaurl")
+    assert notaurl.returncode == 2 and "is not an http(s) URL" in notaurl.stderr and "Traceback" not in notaurl.stderr

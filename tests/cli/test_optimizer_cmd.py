@@ -46,6 +46,7 @@ def test_impact_text_labels_how_it_was_estimated() -> None:
         (["recommendations", "apply"], "give the RECOMMENDATION_ID"),
         (["recommendations", "apply", "nope"], "is not a recommendation id"),
         (["recommendations", "--group", "g"], "--group only with --follow"),
+        (["recommendations", "--follow", "--group", ""], "--group: give a consumer group name"),
         (["recommendations", "list", "rec-00000000000000000000"], "did you mean"),
         (["recommendations", "apply", "rec-00000000000000000000", "--follow"], "for listing, not applying"),
         (["recommendations", "--note", "x"], "--note is for"),

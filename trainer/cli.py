@@ -24,7 +24,7 @@ import msgspec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from bifrost.common.argtypes import bounded_int
-from bifrost.common.errors import ExitCode, Unavailable, UsageError, run_guarded
+from bifrost.common.errors import ExitCode, Unavailable, UsageError, exit_code_of, run_guarded
 from bifrost.common.variables import ARTIFACT_STORE
 from bifrost.router.artifact import ArtifactVerificationError, ArtifactVersionError
 from bifrost.router.keys import (
@@ -200,9 +200,14 @@ def _train(args: argparse.Namespace) -> int:
             f"--clusters {args.clusters} is too many for {train_rows} training prompts (at most "
             f"{max(1, train_rows // 10)}: a tenth of them, so a cluster has prompts to describe)"
         )
-    artifact, report = bootstrap_artifact(
-        full, trials=args.trials, seed=args.seed, signing_key=key, parent=parent, config=config
-    )
+    try:
+        artifact, report = bootstrap_artifact(
+            full, trials=args.trials, seed=args.seed, signing_key=key, parent=parent, config=config
+        )
+    except Exception as exc:
+        if args.json and exit_code_of(exc) is not None:  # a refusal: say it on stdout too, as JSON
+            sys.stdout.write(_refusal_json(exc) + "\n")
+        raise
     from bifrost.router.artifact import encode
 
     test = None
@@ -255,6 +260,18 @@ def _train(args: argparse.Namespace) -> int:
                 )
         print("timings (s): " + ", ".join(f"{k} {v:.2f}" for k, v in report.timings.items()))
     return EXIT_OK
+
+
+def _refusal_json(exc: BaseException) -> str:
+    """``train --json``'s answer when the run is refused: the reason, the exit code and the report it carries."""
+    payload: dict[str, object] = {"refused": True, "error": str(exc), "exit_code": exit_code_of(exc)}
+    detail = getattr(exc, "report", None)
+    if detail is not None:
+        try:
+            payload["report"] = msgspec.to_builtins(detail)
+        except TypeError:  # a report type msgspec cannot encode: the message still says why
+            pass
+    return msgspec.json.encode(payload).decode()
 
 
 def _signing_key(path: str | None) -> Ed25519PrivateKey:

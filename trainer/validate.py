@@ -122,17 +122,25 @@ def non_inferiority(
     >>> check = non_inferiority("q", d, 0.5, 0.02, measured="lower bound", bound="≥ −2%")
     >>> check.passed, check.threshold, check.message.endswith("(too few rows for a decision)")
     (False, -0.01, True)
+    >>> worse = msgspec.structs.replace(d, difference=-0.03, lower=-0.05, upper=-0.008)
+    >>> non_inferiority("q", worse, 0.5, 0.02, measured="lower bound", bound="≥ −2%").message.split("; ")[1]
+    'the candidate is worse than the current (even the upper bound, -0.0080, is below 0)'
     """
     margin = tolerance * baseline
     passed = difference.lower >= -margin
     resolvable = difference.difference - difference.lower < margin
+    if passed or resolvable:
+        why = ""
+    elif difference.upper < 0:  # wide, but worse whatever the width: not a question of rows
+        why = f"; the candidate is worse than the current (even the upper bound, {difference.upper:+.4f}, is below 0)"
+    else:
+        why = f"; {unresolved}"
     return ValidationCheck(
         name=name,
         passed=passed,
         value=difference.lower,
         threshold=-margin,
-        message=f"{measured} ({difference.difference:+.4f} ± {difference.standard_error:.4f} SE) {bound}"
-        + ("" if resolvable or passed else f"; {unresolved}"),
+        message=f"{measured} ({difference.difference:+.4f} ± {difference.standard_error:.4f} SE) {bound}{why}",
     )
 
 

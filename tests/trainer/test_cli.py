@@ -213,6 +213,14 @@ def test_data_quality_failure(tmp_path: Path, key_file: Path, capsys: pytest.Cap
     last = err.strip().splitlines()[-1]
     assert last.startswith("error: data quality check failed (train_rows:") and last.endswith("nothing was published")
     assert "Traceback" not in err
+    # --json: the refusal is on stdout too, as one JSON object with the report.
+    code, out, err = run(
+        main_train, ["--dataset", small, "--store", store, "--key", key_file, "--quiet", "--json"], capsys
+    )
+    refusal = json.loads(out)
+    assert code == 1 and refusal["refused"] is True and refusal["exit_code"] == 1
+    assert refusal["error"].startswith("data quality check failed (train_rows:")
+    assert any(c["name"] == "train_rows" and c["status"] == "fail" for c in refusal["report"]["checks"])
     assert ArtifactStore(store).list() == []
 
 

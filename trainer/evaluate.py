@@ -31,6 +31,7 @@ from bifrost.router.artifact import BUCKETS, Artifact
 from bifrost.router.reference import BatchDecisions, ReferenceRouter
 from bifrost.storage.dataset import FullInfoDataset, load_dataset, prompt_groups
 from bifrost.trainer import baseline as lr
+from bifrost.trainer.quality import QualityThresholds
 from bifrost.trainer.stats import PairedComparison, paired_bootstrap
 
 
@@ -124,8 +125,10 @@ class EvaluationReport(msgspec.Struct, frozen=True, kw_only=True):
     file_lines: int = 0
 
     def unusable_problem(self) -> str | None:
-        """Why these figures should not be trusted, when more than ``MAX_UNUSABLE_FRACTION`` of
-        the split's rows were unusable or of the file's lines malformed; None otherwise.
+        """Why these figures should not be trusted, when more of the split's rows were unusable
+        or of the file's lines malformed than ``train`` accepts (:class:`QualityThresholds`'
+        ``max_invalid_fraction`` / ``max_malformed_fraction``); None otherwise. ``bifrost-opt
+        evaluate`` refuses then: the verdict would silently be about the rows left.
 
         >>> def report(rows, unusable, malformed=0, lines=6000):
         ...     fields = {f: None for f in EvaluationReport.__struct_fields__}
@@ -137,15 +140,18 @@ class EvaluationReport(msgspec.Struct, frozen=True, kw_only=True):
         >>> report(996, 4).unusable_problem() is None
         True
         """
+        limits = QualityThresholds()
         total = self.rows + self.unusable_rows
-        if self.unusable_rows > MAX_UNUSABLE_FRACTION * total or self.malformed_lines > MAX_UNUSABLE_FRACTION * max(
-            self.file_lines, 1
+        if (
+            self.unusable_rows > limits.max_invalid_fraction * total
+            or self.malformed_lines > limits.max_malformed_fraction * max(self.file_lines, 1)
         ):
             return (
                 f"{self.unusable_rows} of the {total} rows of split {self.split!r} are unusable (score outside "
                 f"[0, 1], cost missing or negative, or an empty prompt) and {self.malformed_lines} of the file's "
-                f"{self.file_lines} lines are malformed — more than {MAX_UNUSABLE_FRACTION:.0%} allows: fix the "
-                "dataset (the figures would be about the rows left, not the ones asked for)"
+                f"{self.file_lines} lines are malformed — more than {limits.max_invalid_fraction:.0%} / "
+                f"{limits.max_malformed_fraction:.0%} allow: fix the dataset (the figures would be about the rows "
+                "left, not the ones asked for)"
             )
         return None
 
@@ -411,12 +417,6 @@ def _upper_envelope_at(curve: list[tuple[float, float]], cost: float) -> float:
 
 def _cross(o: tuple[float, float], a: tuple[float, float], b: tuple[float, float]) -> float:
     return (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0])
-
-
-#: More than this share of the evaluated split's rows unusable (or of the file's lines
-#: malformed) and ``bifrost-opt evaluate`` refuses, as ``train`` does: the verdict would
-#: silently be about the rows left (:meth:`EvaluationReport.unusable_problem`).
-MAX_UNUSABLE_FRACTION = 0.01
 
 
 def evaluate_artifact(

@@ -53,7 +53,7 @@ from bifrost.streams.optimizer.analysis import Analysis, OptimizerConfig, analyz
 from bifrost.streams.optimizer.counterfactual import Replay, ReplayUnavailable, build_replay
 from bifrost.streams.optimizer.ledger import LedgerUnavailable, TopicLedger
 from bifrost.streams.optimizer.rules import Repeats, repeated_prompts
-from bifrost.streams.optimizer.series import DAY, HOUR, WEEK
+from bifrost.streams.optimizer.series import DAY, HOUR, WEEK, span_stats
 from bifrost.streams.rollup.query import MergedStats
 from bifrost.streams.rollup.store import RouterWindows
 
@@ -244,7 +244,7 @@ class Optimizer:
         """Requests of ``router_id`` in the analysis lookback before ``clock`` (hours already rolled up)."""
         lookback = int(self.settings.optimizer_lookback_seconds)
         hours = self.rollup.hours(router_id, clock - lookback, clock)
-        return sum(stats.count for hour in hours.values() for stats in hour.arms.values())
+        return span_stats(hours, "router", clock - lookback, clock).count
 
     def forget(self) -> None:
         """Partitions moved: schedule afresh from the next progress (cached hours stay valid)."""

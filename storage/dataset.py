@@ -30,6 +30,13 @@ import numpy as np
 
 from bifrost.common.errors import ExitCode
 
+#: The highest cost (USD) one call may have for a row to be valid. The dearest models bill
+#: tens of dollars for a call at their full context; a thousand dollars is no real call but a
+#: unit mistake (micro-dollars, tokens) or corrupt data, and a cost like 1e300 overflows the
+#: means every cost share is taken of to inf. Rows above it are invalid, like a negative or
+#: non-finite cost (:meth:`FullInfoDataset.valid_rows`).
+MAX_COST_USD_PER_CALL = 1000.0
+
 
 class DatasetError(ValueError):
     """The dataset file cannot be read at all (missing, unreadable, empty)."""
@@ -122,12 +129,35 @@ class FullInfoDataset:
         return split.take(keep), int((~keep).sum())
 
     def valid_rows(self) -> np.ndarray:
-        """Mask of rows whose every score is in [0, 1] and every cost finite and ≥ 0."""
+        """Mask of rows whose every score is in [0, 1], every cost in [0, :data:`MAX_COST_USD_PER_CALL`]
+        (so finite) and whose prompt is not empty."""
         ok_scores = (
             np.isfinite(self.scores).all(axis=1) & (self.scores >= 0).all(axis=1) & (self.scores <= 1).all(axis=1)
         )
-        ok_costs = np.isfinite(self.costs).all(axis=1) & (self.costs >= 0).all(axis=1)
+        ok_costs = valid_costs(self.costs).all(axis=1)
         return ok_scores & ok_costs & np.array([bool(p.strip()) for p in self.prompts], dtype=bool)
+
+
+def best_model(scores: np.ndarray) -> int:
+    """Column of the best single model of a ``(rows, models)`` score array: the highest mean
+    score, the first such column on a tie (columns follow ``models``, sorted).
+
+    Everything "vs best" is measured against it: the data-quality check that it has a price,
+    the evaluation's reference and the baseline's cost unit.
+
+    >>> best_model(np.array([[0.5, 0.9, 0.9], [0.5, 0.3, 0.3]]))  # means 0.5, 0.6, 0.6
+    1
+    """
+    return int(np.argmax(scores.mean(axis=0)))
+
+
+def valid_costs(costs: np.ndarray) -> np.ndarray:
+    """Mask of the costs a row may carry: finite, ≥ 0 and ≤ :data:`MAX_COST_USD_PER_CALL`.
+
+    >>> valid_costs(np.array([0.0, 0.002, -1.0, 1e300, np.inf, np.nan])).tolist()
+    [True, True, False, False, False, False]
+    """
+    return np.isfinite(costs) & (costs >= 0) & (costs <= MAX_COST_USD_PER_CALL)
 
 
 def load_dataset(path: str | Path) -> FullInfoDataset:

@@ -40,8 +40,9 @@ from bifrost.router.keys import (
 )
 from bifrost.router.reference import ReferenceRouter
 from bifrost.storage.artifact_store import DEFAULT_ROOT, ArtifactStore, StoreError
-from bifrost.storage.dataset import load_dataset
-from bifrost.trainer.evaluate import EvaluationError, evaluate_artifact
+from bifrost.storage.dataset import FullInfoDataset, load_dataset
+from bifrost.trainer.evaluate import EvaluationError, evaluate_artifact, training_rows_warning
+from bifrost.trainer.quality import Check, DataQualityError, QualityThresholds, assess_dataset
 from bifrost.trainer.settings import TrainerSettings
 from bifrost.trainer.stress import VARIANTS, stress_variant
 
@@ -205,8 +206,14 @@ def _train(args: argparse.Namespace) -> int:
             full, trials=args.trials, seed=args.seed, signing_key=key, parent=parent, config=config
         )
     except Exception as exc:
-        if args.json and exit_code_of(exc) is not None:  # a refusal: say it on stdout too, as JSON
-            sys.stdout.write(_refusal_json(exc) + "\n")
+        if exit_code_of(exc) is not None:  # a refusal: repeat the data-quality warnings; --json: say it on stdout
+            warnings = _quality_warnings(exc, full, config.quality, config.train_split)
+            for check in warnings:
+                _say(
+                    f"warning: data quality {check.name} = {check.value} (threshold {check.threshold}): {check.message}"
+                )
+            if args.json:
+                sys.stdout.write(_refusal_json(exc, warnings) + "\n")
         raise
     from bifrost.router.artifact import encode
 
@@ -262,9 +269,26 @@ def _train(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _refusal_json(exc: BaseException) -> str:
-    """``train --json``'s answer when the run is refused: the reason, the exit code and the report it carries."""
-    payload: dict[str, object] = {"refused": True, "error": str(exc), "exit_code": exit_code_of(exc)}
+def _quality_warnings(
+    exc: BaseException, full: FullInfoDataset, thresholds: QualityThresholds, train_split: str
+) -> list[Check]:
+    """The data-quality warnings a refused ``train`` had collected: the failed report's own (a
+    data-quality refusal carries it, training-set checks included), else those of the dataset
+    checks, assessed again as training assessed them (same rows, thresholds and train split)."""
+    if isinstance(exc, DataQualityError):
+        return exc.report.warnings
+    return assess_dataset(full, thresholds, train_split=train_split).warnings
+
+
+def _refusal_json(exc: BaseException, warnings: Sequence[Check] = ()) -> str:
+    """``train --json``'s answer when the run is refused: the reason, the exit code, the data-quality
+    warnings collected before it and the report it carries."""
+    payload: dict[str, object] = {
+        "refused": True,
+        "error": str(exc),
+        "exit_code": exit_code_of(exc),
+        "warnings": msgspec.to_builtins(list(warnings)),
+    }
     detail = getattr(exc, "report", None)
     if detail is not None:
         try:
@@ -399,6 +423,10 @@ def _evaluate(args: argparse.Namespace) -> int:
     problem = report.unusable_problem()
     if problem is not None:
         raise EvaluationError(problem)
+    if args.split == "all" and (warning := training_rows_warning("all", int((full.splits == "train").sum()))):
+        report = msgspec.structs.replace(report, warnings=[*report.warnings, warning])
+    for warning in report.warnings:
+        _say(f"warning: {warning}")
     frontier = None
     if args.frontier:
         if fitted is None:

@@ -29,7 +29,7 @@ import numpy as np
 from bifrost.common.errors import ExitCode
 from bifrost.router.artifact import BUCKETS, Artifact
 from bifrost.router.reference import BatchDecisions, ReferenceRouter
-from bifrost.storage.dataset import FullInfoDataset, load_dataset, prompt_groups
+from bifrost.storage.dataset import MAX_COST_USD_PER_CALL, FullInfoDataset, best_model, load_dataset, prompt_groups
 from bifrost.trainer import baseline as lr
 from bifrost.trainer.quality import QualityThresholds
 from bifrost.trainer.stats import PairedComparison, paired_bootstrap
@@ -118,11 +118,14 @@ class EvaluationReport(msgspec.Struct, frozen=True, kw_only=True):
     baseline: BaselineComparison | None = None
     reference_chosen_on: str = "evaluated rows"
     best_on_split: PolicyMetrics | None = None  # the evaluated rows' own best model, when it is not the reference
-    #: Rows of the split left out (a score outside [0, 1], a cost missing or negative, an empty
-    #: prompt) and undecodable lines of the file (their split unknown): said, never silent.
+    #: Rows of the split left out (a score outside [0, 1], a cost missing, negative or absurd, an
+    #: empty prompt) and undecodable lines of the file (their split unknown): said, never silent.
     unusable_rows: int = 0
     malformed_lines: int = 0
     file_lines: int = 0
+    #: Why the figures may mislead without being wrong, e.g. rows the artifact was fitted on
+    #: (:func:`training_rows_warning`); ``bifrost-opt evaluate`` repeats them on stderr.
+    warnings: list[str] = []
 
     def unusable_problem(self) -> str | None:
         """Why these figures should not be trusted, when more of the split's rows were unusable
@@ -148,10 +151,10 @@ class EvaluationReport(msgspec.Struct, frozen=True, kw_only=True):
         ):
             return (
                 f"{self.unusable_rows} of the {total} rows of split {self.split!r} are unusable (score outside "
-                f"[0, 1], cost missing or negative, or an empty prompt) and {self.malformed_lines} of the file's "
-                f"{self.file_lines} lines are malformed — more than {limits.max_invalid_fraction:.0%} / "
-                f"{limits.max_malformed_fraction:.0%} allow: fix the dataset (the figures would be about the rows "
-                "left, not the ones asked for)"
+                f"[0, 1], cost missing, negative or above {MAX_COST_USD_PER_CALL:g} USD, or an empty prompt) and "
+                f"{self.malformed_lines} of the file's {self.file_lines} lines are malformed — more than "
+                f"{limits.max_invalid_fraction:.0%} / {limits.max_malformed_fraction:.0%} allow: fix the dataset "
+                "(the figures would be about the rows left, not the ones asked for)"
             )
         return None
 
@@ -170,11 +173,12 @@ class EvaluationReport(msgspec.Struct, frozen=True, kw_only=True):
         lines = [
             f"## Evaluation of {self.artifact} on {Path(self.dataset).name} ({self.split}, {self.rows} prompts)",
             "",
+            *(line for warning in self.warnings for line in (f"**Warning:** {warning}", "")),
             *(
                 [
                     f"Left out: {self.unusable_rows} unusable rows of this split (score outside [0, 1], cost "
-                    f"missing or negative, or an empty prompt) and {self.malformed_lines} malformed lines of the "
-                    "file; the figures below are over the rest.",
+                    f"missing, negative or above {MAX_COST_USD_PER_CALL:g} USD, or an empty prompt) and "
+                    f"{self.malformed_lines} malformed lines of the file; the figures below are over the rest.",
                     "",
                 ]
                 if self.unusable_rows or self.malformed_lines
@@ -291,13 +295,37 @@ def check_models(router: ReferenceRouter, dataset: FullInfoDataset) -> None:
         )
 
 
+def training_rows_warning(split: str, train_rows: int, *, train_split: str = "train") -> str | None:
+    """The warning for an evaluation on rows the artifact was fitted on: ``split`` is the training
+    split, or ``all`` with ``train_rows`` of it among the rows; None otherwise. Its scores there
+    are optimistic, not an estimate for new prompts; it is said, not refused.
+
+    >>> training_rows_warning("test", 0) is None
+    True
+    >>> print(training_rows_warning("train", 5608).split(":")[0])
+    split 'train' is the training split
+    >>> print(training_rows_warning("all", 5608).split(":")[0])
+    split 'all' includes the 5608 rows of the training split 'train'
+    """
+    if split == train_split:
+        where = f"split {split!r} is the training split"
+    elif split == "all" and train_rows:
+        where = f"split 'all' includes the {train_rows} rows of the training split {train_split!r}"
+    else:
+        return None
+    return (
+        f"{where}: the artifact was fitted on these rows, so its scores on them are optimistic, "
+        "not an estimate for new prompts; evaluate on a held-out split (the default, 'test') for that"
+    )
+
+
 def reference_model(full: FullInfoDataset, data: FullInfoDataset, *, train_split: str = "train") -> tuple[int, str]:
     """(column of the reference model, where it was chosen): the best mean score on ``train_split``'s
-    rows whose prompt is in no other split, else on ``data`` itself."""
+    rows whose prompt is in no other split, else on ``data`` itself (:func:`best_model`)."""
     train, _ = full.training_split(train_split)
     if len(train):
-        return int(np.argmax(train.scores.mean(axis=0))), f"{train_split} split"
-    return int(np.argmax(data.scores.mean(axis=0))), "evaluated rows"
+        return best_model(train.scores), f"{train_split} split"
+    return best_model(data.scores), "evaluated rows"
 
 
 def fit_baseline(
@@ -322,7 +350,7 @@ def fit_baseline(
     X_train = np.asarray([router.extractor.extract(p)[0] for p in train.prompts], dtype=np.float64)
     size_column = list(router.artifact.gbdt.feature_schema.names).index("tokens_approx")
     S_train, C_train = train.scores[:, cols], train.costs[:, cols]
-    best_train = int(np.argmax(train.scores.mean(axis=0)))
+    best_train = best_model(train.scores)
     unit = float(train.costs[:, best_train].mean()) or 1.0
     price = lr.price_per_unit(X_train[:, size_column], C_train) / unit
     groups = prompt_groups(train.prompts)  # copies of a prompt in one fold
@@ -365,7 +393,7 @@ def baseline_comparison(
     cols = np.array([column[m] for m in router.tables.models], dtype=np.int64)
     X_eval = features if features is not None else np.asarray([router.extractor.extract(p)[0] for p in data.prompts])
     S, C = data.scores[:, cols], data.costs[:, cols]
-    ref = column[fitted.reference] if fitted.reference in column else int(np.argmax(data.scores.mean(axis=0)))
+    ref = column[fitted.reference] if fitted.reference in column else best_model(data.scores)
     ref_s, ref_c = float(data.scores[:, ref].mean()), float(data.costs[:, ref].mean()) or 1.0
     target = float(artifact_costs.mean()) / ref_c
     train_cost = fitted.train_features[:, fitted.size_column, None] * fitted.price
@@ -436,7 +464,8 @@ def evaluate_artifact(
     Args:
         artifact: the artifact, or a router built from it.
         dataset: a dataset path or a loaded dataset.
-        split: which rows (``test`` unless told otherwise; ``all`` for every row).
+        split: which rows (``test`` unless told otherwise; ``all`` for every row). On
+            ``train_split`` the report carries a warning (:func:`training_rows_warning`).
         against: another artifact to compare with (e.g. the current one).
         baseline: also fit and compare the logistic baseline (needs a ``train`` split).
         fitted: the baseline already fitted (:func:`fit_baseline`), to fit it once.
@@ -468,9 +497,9 @@ def evaluate_artifact(
         best, chosen_on = (
             reference_model(full, data, train_split=train_split)
             if split != "all"
-            else (int(np.argmax(means_s)), "evaluated rows")
+            else (best_model(S), "evaluated rows")
         )
-    own_best = int(np.argmax(means_s))
+    own_best = best_model(S)
     cheapest = int(np.argmin(means_c))
     ref_s, ref_c = float(means_s[best]), float(means_c[best])
 
@@ -539,6 +568,9 @@ def evaluate_artifact(
         )
     diff = S[rows, chosen] - S[:, best]
     se = float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else 0.0
+    # Only a split named as the training one: ``all`` is also how validation evaluates a holdout
+    # (rows labelled train, never fitted on); the CLI, evaluating a whole file, warns for ``all``.
+    warning = None if split == "all" else training_rows_warning(split, len(data), train_split=train_split)
     return EvaluationReport(
         artifact=router.version,
         dataset=data.source,
@@ -574,6 +606,7 @@ def evaluate_artifact(
         baseline=compared,
         reference_chosen_on=chosen_on,
         best_on_split=None if own_best == best else metrics(data.models[own_best], S[:, own_best], C[:, own_best]),
+        warnings=[warning] if warning else [],
     )
 
 

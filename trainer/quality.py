@@ -16,7 +16,7 @@ import msgspec
 import numpy as np
 
 from bifrost.common.errors import ExitCode
-from bifrost.storage.dataset import FullInfoDataset, prompt_key
+from bifrost.storage.dataset import MAX_COST_USD_PER_CALL, FullInfoDataset, best_model, prompt_key, valid_costs
 
 Status = Literal["pass", "warn", "fail"]
 
@@ -76,6 +76,11 @@ class QualityReport(msgspec.Struct, kw_only=True):
     @property
     def failures(self) -> list[Check]:
         return [c for c in self.checks if c.status == "fail"]
+
+    @property
+    def warnings(self) -> list[Check]:
+        """The checks that warn: training goes on, but a refusal should repeat them."""
+        return [c for c in self.checks if c.status == "warn"]
 
     def to_markdown(self) -> str:
         """A human-readable report: verdict, checks, and the sample counts."""
@@ -163,19 +168,7 @@ def assess_dataset(
         )
     )
 
-    nulls = int((~np.isfinite(dataset.scores)).sum() + (~np.isfinite(dataset.costs)).sum())
-    out_of_range = int(((dataset.scores < 0) | (dataset.scores > 1)).sum() + (dataset.costs < 0).sum())
-    empty_prompts = sum(1 for p in dataset.prompts if not p.strip())
-    invalid = 1.0 - report.usable_rows / max(len(dataset), 1)
-    report.add(
-        at_most(
-            "null_or_out_of_range",
-            invalid,
-            thresholds.max_invalid_fraction,
-            f"{nulls} null labels, {out_of_range} out of range (score ∉ [0,1] or cost < 0), "
-            f"{empty_prompts} empty prompts; such rows are dropped",
-        )
-    )
+    report.add(_invalid_values(dataset, report.usable_rows, thresholds))
 
     keyed = list(zip(dataset.splits.tolist(), dataset.prompt_ids))
     duplicates = len(keyed) - len(set(keyed))
@@ -290,12 +283,30 @@ def require(report: QualityReport) -> QualityReport:
     return report
 
 
+def _invalid_values(dataset: FullInfoDataset, usable_rows: int, thresholds: QualityThresholds) -> Check:
+    """The share of rows :meth:`FullInfoDataset.valid_rows` drops, and why: null labels, scores
+    outside [0, 1], costs negative, infinite or above :data:`MAX_COST_USD_PER_CALL` (an absurd
+    per-call price would swamp every mean cost), empty prompts."""
+    nulls = int(np.isnan(dataset.scores).sum() + np.isnan(dataset.costs).sum())
+    bad_scores = int(((dataset.scores < 0) | (dataset.scores > 1)).sum())
+    bad_costs = int((~valid_costs(dataset.costs) & ~np.isnan(dataset.costs)).sum())
+    empty_prompts = sum(1 for p in dataset.prompts if not p.strip())
+    return at_most(
+        "null_or_out_of_range",
+        1.0 - usable_rows / max(len(dataset), 1),
+        thresholds.max_invalid_fraction,
+        f"{nulls} null labels, {bad_scores + bad_costs} out of range ({bad_scores} scores ∉ [0,1], {bad_costs} "
+        f"costs negative, infinite or above {MAX_COST_USD_PER_CALL:g} USD per call), "
+        f"{empty_prompts} empty prompts; such rows are dropped",
+    )
+
+
 def _reference_priced(dataset: FullInfoDataset, rows: np.ndarray) -> Check:
     """The best single model on the usable train rows must cost something: every cost (the
     search's, the knob's, the baseline's) is a share of its mean cost."""
     if not rows.any() or not len(dataset.models):
         return Check(name="reference_priced", status="pass", value="-", threshold="> 0", message="no train rows")
-    best = int(np.argmax(dataset.scores[rows].mean(axis=0)))
+    best = best_model(dataset.scores[rows])
     mean_cost = float(dataset.costs[rows, best].mean())
     return Check(
         name="reference_priced",

@@ -19,7 +19,8 @@ from bifrost.storage.artifact_store import ArtifactStore
 from bifrost.storage.dataset import load_dataset
 from bifrost.trainer.bootstrap import BootstrapConfig
 from bifrost.trainer.cli import main_artifacts, main_evaluate, main_train
-from tests.router.artifacts import make_artifact, prompt_models
+from bifrost.trainer.validate import TargetUnreachable
+from tests.router.artifacts import CODE_PROMPTS, QUESTION_PROMPTS, make_artifact, prompt_models
 from tests.trainer.conftest import write_sample_file
 from tests.trainer.synthetic import row, write_lines
 
@@ -67,6 +68,14 @@ def one_error_line(err: str) -> str:
     assert len(lines) == 1, err
     assert lines[0].startswith("error: ") and "Traceback" not in err
     return lines[0]
+
+
+def refusal_line(err: str) -> str:
+    """The error line of a refused ``train`` without a report: one line, after the data-quality warnings it repeats."""
+    *warnings, last = err.strip().splitlines()
+    assert all(w.startswith("warning: data quality ") for w in warnings), err
+    assert last.startswith("error: ") and "Traceback" not in err
+    return last
 
 
 def load_key(path: Path) -> Ed25519PrivateKey:
@@ -354,6 +363,7 @@ def test_train_refused_by_validation_publishes_nothing(
     )
     assert code == 1 and out == ""
     assert "## Validation: FAILED" in err and "| cost_not_higher | NO |" in err
+    assert "warning: data quality split_overlap = 6 (threshold 0):" in err  # the warning before the refusal
     last = err.strip().splitlines()[-1]
     assert last.startswith("error: candidate failed validation (cost_not_higher:")
     assert last.endswith("nothing was published")
@@ -458,13 +468,13 @@ def test_knob_frontier_baseline_and_stress(
     published = [m.version for m in ArtifactStore(store_dir).list()]
     code, out, err = run(main_train, [*base, "--min-quality-share", "2"], capsys)
     assert code == 1 and out == ""
-    assert one_error_line(err).startswith(
+    assert refusal_line(err).startswith(
         "error: the requested target cannot be met: no searched policy scores ≥ "
         "200.0% of llama-3.1-nemotron-51b-instruct's score with 95% confidence"
     )
     assert "nothing was signed" in err
     code, _, err = run(main_train, [*base, "--max-cost-share", "0.02"], capsys)
-    assert code == 1 and "no searched policy costs ≤ 2.0% of" in one_error_line(err)
+    assert code == 1 and "no searched policy costs ≤ 2.0% of" in refusal_line(err)
     assert [m.version for m in ArtifactStore(store_dir).list()] == published
 
     # evaluate: the baseline comparison, and --frontier with its PNG.
@@ -628,3 +638,87 @@ def test_frontier_writes_a_png_only_where_asked(
     assert code == 0, err
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"frontier plot written to {plot}" in err
     assert json.loads(out)["frontier"]["artifact_curve"]  # stdout stays JSON only
+
+
+# -- warnings: evaluating on training rows, and the data-quality warnings of a refused train ----------------
+
+
+def test_evaluate_on_training_rows_warns(tmp_path: Path, key_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    prompts = CODE_PROMPTS + QUESTION_PROMPTS
+    lines = [
+        row(
+            f"{split}-{i}",
+            split=split,
+            prompt=prompt,
+            scores={"large": 1.0, "medium": 0.9, "small": 0.5},
+            costs={"large": 1.0, "medium": 0.3, "small": 0.1},
+        )
+        for split in ("train", "test")
+        for i, prompt in enumerate(prompts)
+    ]
+    dataset = write_lines(tmp_path / "d.jsonl", lines)
+    store_dir = tmp_path / "store"
+    data = encode(make_artifact(version="v-hand"))
+    ArtifactStore(store_dir).publish(data, sign(data, load_key(key_file)))
+    evaluate: list[str | Path] = [
+        "v-hand",
+        "--dataset",
+        dataset,
+        "--store",
+        store_dir,
+        "--key",
+        key_file,
+        "--no-baseline",
+    ]
+
+    code, out, err = run(main_evaluate, [*evaluate, "--split", "train"], capsys)
+    assert code == 0 and out.startswith("## Evaluation of v-hand on d.jsonl (train, 6 prompts)")
+    assert err.startswith("warning: split 'train' is the training split") and "optimistic" in err
+    assert "**Warning:** split 'train' is the training split" in out
+    code, out, err = run(main_evaluate, [*evaluate, "--split", "train", "--json"], capsys)
+    assert code == 0 and "optimistic" in err
+    assert len(json.loads(out)["warnings"]) == 1 and "optimistic" in json.loads(out)["warnings"][0]
+    code, out, err = run(main_evaluate, [*evaluate, "--split", "all", "--json"], capsys)
+    assert code == 0 and err.startswith("warning: split 'all' includes the 6 rows of the training split 'train'")
+    assert json.loads(out)["warnings"][0].startswith("split 'all' includes the 6 rows")
+    code, out, err = run(main_evaluate, [*evaluate, "--json"], capsys)  # the test split: nothing to warn about
+    assert code == 0 and err == "" and json.loads(out)["warnings"] == []
+
+
+def test_a_data_quality_refusal_repeats_the_warnings(
+    tmp_path: Path, key_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Too few rows (a failure) and a test row with the train rows' prompt (a warning: split_overlap).
+    small = write_lines(tmp_path / "small.jsonl", [row(f"p{i}") for i in range(30)] + [row("t0", split="test")])
+    train: list[str | Path] = ["--dataset", small, "--store", tmp_path / "store", "--key", key_file, "--quiet"]
+    code, out, err = run(main_train, train, capsys)
+    assert code == 1 and out == ""
+    assert "warning: data quality split_overlap = 30 (threshold 0): rows of split 'train'" in err
+    assert err.strip().splitlines()[-1].startswith("error: data quality check failed (train_rows:")
+    code, out, err = run(main_train, [*train, "--json"], capsys)
+    refusal = json.loads(out)
+    assert code == 1 and refusal["refused"] is True
+    assert [(c["name"], c["status"], c["value"]) for c in refusal["warnings"]] == [("split_overlap", "warn", 30)]
+
+
+def test_a_refusal_after_the_quality_checks_repeats_their_warnings(
+    tmp_path: Path, key_file: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The data passes with a warning (one train prompt is also a test prompt); the run is then refused
+    # (here the knob's target, as a validation failure would be): the refusal repeats the warning.
+    lines = [row(f"p{i}", prompt=f"question {i}: 2 + {i}?") for i in range(250)]
+    dataset = write_lines(tmp_path / "d.jsonl", [*lines, row("t0", split="test", prompt="question 7: 2 + 7?")])
+
+    def unreachable(*args: object, **kwargs: object) -> None:
+        raise TargetUnreachable("no searched policy scores ≥ 99.0% of a's score")
+
+    monkeypatch.setattr(bootstrap_module, "bootstrap_artifact", unreachable)
+    train: list[str | Path] = ["--dataset", dataset, "--store", tmp_path / "store", "--key", key_file, "--quiet"]
+    code, out, err = run(main_train, train, capsys)
+    assert code == 1 and out == ""
+    assert "warning: data quality split_overlap = 1 (threshold 0):" in err
+    assert err.strip().splitlines()[-1].startswith("error: no searched policy scores")
+    code, out, err = run(main_train, [*train, "--json"], capsys)
+    refusal = json.loads(out)
+    assert code == 1 and refusal["error"].startswith("no searched policy")
+    assert [(c["name"], c["value"]) for c in refusal["warnings"]] == [("split_overlap", 1)]

@@ -9,8 +9,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bifrost.storage.dataset import DatasetError, FullInfoDataset, load_dataset, models_file
-from tests.trainer.synthetic import row, write_lines
+from bifrost.storage.dataset import (
+    MAX_COST_USD_PER_CALL,
+    DatasetError,
+    FullInfoDataset,
+    best_model,
+    load_dataset,
+    models_file,
+    valid_costs,
+)
+from tests.trainer.synthetic import make_dataset, row, write_lines
 
 
 def test_real_dataset(real_dataset: FullInfoDataset) -> None:
@@ -147,3 +155,20 @@ def test_context_windows_from_the_models_file(tmp_path: Path) -> None:
     assert load_dataset(path).context == {}
     (tmp_path / "d.models.json").write_text("[1, 2]")
     assert load_dataset(path).context == {}
+
+
+def test_costs_must_be_finite_non_negative_and_sane() -> None:
+    # A per-call cost above MAX_COST_USD_PER_CALL (1e300, inf) is as invalid as a negative one:
+    # kept, it would swamp (or overflow to inf) every mean cost shares are taken of.
+    costs = np.array(
+        [[0.001, 0.002], [MAX_COST_USD_PER_CALL, 0.0], [1e300, 0.001], [np.inf, 0.001], [0.001, -0.5], [0.001, 1000.01]]
+    )
+    data = make_dataset(np.full(costs.shape, 0.5), costs)
+    assert data.valid_rows().tolist() == [True, True, False, False, False, False]
+    assert valid_costs(costs).all(axis=1).tolist() == data.valid_rows().tolist()
+
+
+def test_best_model_is_the_highest_mean_score_first_on_a_tie() -> None:
+    scores = np.array([[0.2, 0.9, 0.9, 0.1], [0.4, 0.5, 0.5, 1.0]])  # means 0.3, 0.7, 0.7, 0.55
+    assert best_model(scores) == 1
+    assert best_model(scores[:, ::-1]) == 1  # reversed: columns 1 and 2 tie again, the first wins

@@ -318,3 +318,27 @@ def test_the_reference_model_is_chosen_on_the_train_split() -> None:
     assert alone.best_single.name == "large" and alone.reference_chosen_on == "evaluated rows"
     explicit = evaluate_artifact(make_artifact(), data, reference="large")
     assert explicit.best_single.name == "large" and explicit.reference_chosen_on == "caller's choice"
+
+
+def test_the_training_split_is_evaluated_with_a_warning() -> None:
+    # The artifact was fitted on the train split: its scores there are optimistic, said, not refused.
+    base = tiny()
+    data = make_dataset(
+        np.vstack([base.scores[:6], base.scores[:6]]),
+        np.vstack([base.costs[:6], base.costs[:6]]),
+        prompts=[*base.prompts[:6], *base.prompts[:6]],
+        tasks=["code"] * 3 + ["qa"] * 3 + ["code"] * 3 + ["qa"] * 3,
+        splits=["test"] * 6 + ["train"] * 6,
+        models=MODELS,
+    )
+    train = evaluate_artifact(make_artifact(), data, split="train")
+    assert train.rows == 6 and len(train.warnings) == 1
+    assert train.warnings[0].startswith("split 'train' is the training split: the artifact was fitted on these rows")
+    assert "optimistic" in train.warnings[0]
+    assert f"**Warning:** {train.warnings[0]}" in train.to_markdown()
+    assert msgspec.json.decode(train.to_json())["warnings"] == train.warnings
+    assert evaluate_artifact(make_artifact(), data, split="train", train_split="test").warnings == []
+    # The held-out split, and "all" (how validation evaluates a holdout labelled train), carry none.
+    assert evaluate_artifact(make_artifact(), data).warnings == []
+    assert evaluate_artifact(make_artifact(), data, split="all").warnings == []
+    assert "Warning" not in evaluate_artifact(make_artifact(), data).to_markdown()

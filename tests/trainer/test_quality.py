@@ -234,3 +234,36 @@ def test_an_empty_model_id_is_refused(tmp_path: Path) -> None:
     rows = [{**r, "scores": {"a": 1.0, " ": 0.0}, "cost_usd": {"a": 0.002, " ": 0.001}} for r in good_rows(20)]
     report = assess_dataset(load_dataset(write_lines(tmp_path / "d.jsonl", rows)), SMALL)
     assert failing(report) == ["model_names"] and check(report, "model_names") == ("fail", 1)
+
+
+def test_absurd_costs_count_as_invalid_values(tmp_path: Path) -> None:
+    # 1e300 USD for a call decodes fine but is no price: it counts toward max_invalid_fraction like a
+    # negative cost, the report says how many, and the row is dropped rather than swamping the means.
+    absurd = [row("x1", costs={"a": 1e300, "b": 0.001}), row("x2", costs={"a": 0.002, "b": 1000.5})]
+    d = load_dataset(write_lines(tmp_path / "d.jsonl", good_rows(20) + absurd))
+    report = assess_dataset(d, SMALL)
+    assert failing(report) == ["null_or_out_of_range"] and report.usable_rows == 20
+    assert check(report, "null_or_out_of_range")[1] == pytest.approx(2 / 22, abs=1e-4)
+    message = next(c.message for c in report.checks if c.name == "null_or_out_of_range")
+    assert "2 out of range (0 scores ∉ [0,1], 2 costs negative, infinite or above 1000 USD per call)" in message
+    # Within a tolerant threshold the rows are dropped: the reference's mean cost is the real one.
+    tolerant = assess_dataset(d, QualityThresholds(min_train_rows=10, max_invalid_fraction=0.1))
+    assert tolerant.passed and check(tolerant, "reference_priced")[1] == pytest.approx(0.002)
+
+
+def test_non_finite_costs_in_memory_are_invalid_not_null() -> None:
+    costs = np.full((200, 2), 0.001)
+    costs[0, 0], costs[1, 1], costs[2, 0] = np.inf, -np.inf, np.nan
+    d = make_dataset(np.full((200, 2), 0.5), costs, prompts=[f"prompt {i}" for i in range(200)])
+    report = assess_dataset(d, QualityThresholds(min_train_rows=10, max_invalid_fraction=0.0))
+    assert "null_or_out_of_range" in failing(report) and report.usable_rows == 197
+    message = next(c.message for c in report.checks if c.name == "null_or_out_of_range")
+    assert message.startswith("1 null labels, 2 out of range (0 scores ∉ [0,1], 2 costs negative, infinite")
+
+
+def test_warnings_are_the_checks_that_warn(tmp_path: Path) -> None:
+    d = load_dataset(
+        write_lines(tmp_path / "d.jsonl", good_rows(20) + [row("t0", split="test", prompt="train question 3: 2 + 3?")])
+    )
+    report = assess_dataset(d, SMALL)
+    assert report.passed and [c.name for c in report.warnings] == ["split_overlap"]

@@ -22,6 +22,7 @@ import orjson
 
 from bifrost.cli.errors import CliError, NotAuthorized, Unavailable, UsageError
 from bifrost.cli.options import bounded_float, bounded_int, router_id
+from bifrost.cli.text import printable, utc
 from bifrost.cli.worker_http import get_json
 from bifrost.config import Settings
 from bifrost.schemas.recommendations import Recommendation
@@ -124,7 +125,7 @@ def impact_text(impact: dict[str, Any]) -> str:
 def render_analysis(a: dict[str, Any]) -> str:
     """The human-readable analysis of one router."""
     lines = [
-        f"router {a['router_id']}  analysed up to {a['analysis_at']}  ({a['hours']} hours of data, "
+        f"router {a['router_id']}  analysed up to {utc(a['analysis_at'])}  ({a['hours']} hours of data, "
         f"{a['counterfactual_rows']} logged requests replayed; artifact {a.get('artifact_version') or '-'})",
         "",
         "goals (last day):",
@@ -154,7 +155,7 @@ def render_analysis(a: dict[str, Any]) -> str:
         lines.append(f"retrain trigger: {a['trigger']['trigger_id']}")
     for note in a.get("notes", []):
         lines.append(f"note: {note}")
-    return "\n".join(lines)
+    return printable("\n".join(lines))
 
 
 # -- recommendations ------------------------------------------------------------------------
@@ -199,7 +200,7 @@ def run_recommendations(args: argparse.Namespace, settings: Settings) -> int:
 
 def render_recommendation(rec: Recommendation) -> str:
     impact = impact_text(msgspec.to_builtins(rec.impact))
-    return (
+    return printable(
         f"P{rec.priority} {rec.recommendation_id}  {rec.router_id}  [{rec.kind.value}] {rec.title}\n"
         f"    impact: {impact}\n    period {rec.period}; evidence: {rec.evidence.samples} samples "
         f"({rec.evidence.source}); apply: {rec.action.kind.value}"

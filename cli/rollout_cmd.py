@@ -14,6 +14,7 @@ import orjson
 
 from bifrost.cli.errors import CliError, NotAuthorized, Unavailable, UsageError
 from bifrost.cli.options import bounded_float, router_id
+from bifrost.cli.text import utc
 from bifrost.cli.worker_http import error_text, open_worker, unauthorized
 from bifrost.client.rollout import CommandUnauthorized, new_command, send_command, wait_for_outcome
 from bifrost.config import Settings
@@ -223,8 +224,8 @@ def render_state(state: RolloutState) -> str:
     if state.since > 0 and state.clock >= state.since:
         what = f"stage {stage}" if active else state.phase.value
         lines.append(
-            f"  {what} for {_minutes(state.clock - state.since)} of event time (since {_utc(state.since)}, "
-            f"newest data {_utc(state.clock)})"
+            f"  {what} for {_minutes(state.clock - state.since)} of event time (since {utc(state.since)}, "
+            f"newest data {utc(state.clock)})"
         )
     if active:
         share = f", spends {state.alpha_share:.0%} of the rollout's false-rollback budget" if state.alpha_share else ""
@@ -247,14 +248,14 @@ def render_state(state: RolloutState) -> str:
         lines.extend(f"    - {reason}" for reason in stall.reasons)
         lines.append("    (resume to keep waiting, promote --override --reason to advance, rollback to end it)")
     if state.stopped is not None:
-        lines.append(f"  stopped by {state.stopped.by} at {_utc(state.stopped.at)}; an operator must resume")
+        lines.append(f"  stopped by {state.stopped.by} at {utc(state.stopped.at)}; an operator must resume")
     if state.overrides:
         last = state.overrides[-1]
         failing = ", ".join(f"{g.gate} {g.status.value}" for g in last.failing_gates) or (
             "none" if last.gates_evaluated else "no gate evaluated yet"
         )
         lines.append(
-            f"  last override: {last.by} at {_utc(last.at)}, {last.canary_version} "
+            f"  last override: {last.by} at {utc(last.at)}, {last.canary_version} "
             f"{last.from_stage_percent or 0:.0f}% → {last.to_stage_percent or 0:.0f}%, not "
             f"passing: {failing}; "
             f"reason: {last.reason}"
@@ -307,7 +308,3 @@ def _minutes(seconds: float) -> str:
     if seconds < 3 * 3600:
         return f"{seconds / 60:.0f} min"
     return f"{seconds / 3600:.1f} h"
-
-
-def _utc(epoch: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import msgspec
 import orjson
 import pytest
@@ -24,6 +26,19 @@ def test_an_analysis_renders_goals_trends_recommendations_and_alerts() -> None:
     assert "note: counterfactual rules" in text
     rec = analysis.recommendations[0]
     assert rec.recommendation_id in render_recommendation(rec)
+
+
+def test_the_rendering_shows_utc_times_and_escapes_control_characters_in_names() -> None:
+    models = {"m-\u202esmall\x1b[2J": (0.6, Profile(rate_limit_rate=0.05)), "m-large": (0.4, Profile())}
+    hours, clock = week(2, models=models)
+    analysis = analyze("web\u200b", clock, hours, OptimizerConfig(targets=GoalTargets()))
+    text = render_analysis(orjson.loads(msgspec.json.encode(analysis)))
+    assert time.strftime("analysed up to %Y-%m-%dT%H:%M:%SZ", time.gmtime(clock)) in text
+    assert "router web\\u200b" in text
+    assert not any(ch in text for ch in "\u202e\u200b\x1b")
+    for rec in analysis.recommendations:
+        shown = render_recommendation(rec)
+        assert not any(ch in shown for ch in "\u202e\u200b\x1b")
 
 
 def test_impact_text_labels_how_it_was_estimated() -> None:

@@ -18,6 +18,7 @@ from faust.web import Request, Response, View
 
 from bifrost.streams.optimizer.ledger import LedgerUnavailable
 from bifrost.streams.optimizer.service import Optimizer
+from bifrost.streams.web.paths import ROUTER_PATH
 from bifrost.streams.web.views import BadQuery, parse_epoch
 
 MAX_LIMIT = 500
@@ -34,7 +35,7 @@ def _json(view: View, payload: object, status: int = 200) -> Response:
 def register_optimizer_views(app: faust.App, optimizer: Optimizer, *, router_table: faust.Table) -> None:
     """Mount the optimizer's views on the worker's web server."""
 
-    @app.page("/v1/routers/{router}/analysis")
+    @app.page(f"{ROUTER_PATH}/analysis")
     class AnalysisView(View):
         """The router's analysis now (or up to ``until``), from the worker that owns it."""
 

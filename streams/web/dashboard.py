@@ -47,6 +47,7 @@ from bifrost.streams.web.control import (
     parse_retrain,
 )
 from bifrost.streams.web.feed import Activity, ActivityFollower
+from bifrost.streams.web.paths import ROUTER_PATH
 from bifrost.streams.web.views import BadDuration, BadQuery, metrics_query, parse_duration
 
 POLL_SECONDS = 5
@@ -212,7 +213,7 @@ def register_dashboard(
             router = request.query.get("router") or None
             return _json(self, activity.view(router[:128] if router else None))
 
-    @app.page("/v1/routers/{router}/series")
+    @app.page(f"{ROUTER_PATH}/series")
     class RouterSeriesView(View):
         """Per-arm series for charts. Query: ``since`` (default 1h), ``until``, ``step`` (a multiple of the window)."""
 
@@ -247,7 +248,7 @@ def register_dashboard(
     async def body_of(request: Request) -> bytes:
         return await _aiohttp(request).content.read(64 * 1024)
 
-    @app.page("/v1/routers/{router}/commands")
+    @app.page(f"{ROUTER_PATH}/commands")
     class RouterCommandsView(View):
         """A control action on the router's rollout, signed with the dashboard's key (see ``control``)."""
 

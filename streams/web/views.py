@@ -19,6 +19,7 @@ from bifrost.streams.ingest.service import IngestStatus
 from bifrost.streams.rollout.agent import RolloutStates
 from bifrost.streams.rollout.controller import router_known
 from bifrost.streams.rollup.store import RouterWindows
+from bifrost.streams.web.paths import ROUTER_PATH
 
 _DURATION = re.compile(r"^([0-9]+)([smhd]?)$")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -108,7 +109,7 @@ def register_views(
 ) -> None:
     """Mount the HTTP views on the worker's web server."""
 
-    @app.page("/v1/routers/{router}/metrics")
+    @app.page(f"{ROUTER_PATH}/metrics")
     class RouterMetricsView(View):
         """Per-arm, per-model and per-bucket figures of one router.
 
@@ -135,7 +136,7 @@ def register_views(
         async def get(self, request: Request) -> Response:
             return _json(self, {"routers": windows.routers()})
 
-    @app.page("/v1/routers/{router}/rollout")
+    @app.page(f"{ROUTER_PATH}/rollout")
     class RolloutView(View):
         """The router's rollout state (what routers obey), from its controller."""
 

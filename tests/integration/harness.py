@@ -220,7 +220,7 @@ async def eventually(
 
 
 def arm_counts(worker: WorkerProcess, router: str, *, since: str = "30d") -> dict[str, int]:
-    status, body = worker.get(f"/v1/routers/{router}/metrics?since={since}")
+    status, body = worker.get(f"/v1/routers/{urllib.parse.quote(router, safe='')}/metrics?since={since}")
     if status != 200:
         return {}
     return {arm: stats["count"] for arm, stats in body["arms"].items()}

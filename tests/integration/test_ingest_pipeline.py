@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import time
+import urllib.parse
 from collections import Counter
 from collections.abc import Callable, Sequence
 
@@ -139,6 +140,45 @@ async def test_late_events_inside_grace_count_in_their_window(
     letters = await read_dead_letters(settings.kafka_bootstrap, settings.topics.dlq, 1)
     assert [letter.reason for letter in letters] == [RejectReason.TOO_LATE]
     assert orjson.loads(letters[0].original)["request_id"] == "late-101"
+
+
+async def test_router_ids_with_slashes_braces_and_spaces_are_reachable_through_the_views(
+    kafka_bootstrap: str, start_worker: Callable[..., WorkerProcess], settings: Settings
+) -> None:
+    settings = Settings.from_env(settings.to_env(), partitions=1)
+    worker = start_worker(settings)
+    await ready(worker, partitions=1)
+    ids = ["team/web", "x{y}", "sp ace", "ünï-%41", "a{b}/c"]
+    now = time.time()
+    events = [
+        RoutingEvent(
+            request_id=f"odd-{i}-{n}",
+            ts=now - n,
+            router_id=router,
+            arm="v1",
+            model="m",
+            provider="p",
+            bucket=Bucket.CHEAP,
+            latency_ms=100.0,
+            cost_usd=0.001,
+            success=True,
+        )
+        for i, router in enumerate(ids)
+        for n in range(i + 1)
+    ]
+    await publish(settings, events)
+    want = {router: {"v1": i + 1} for i, router in enumerate(ids)}
+    await eventually(lambda: {r: arm_counts(worker, r) for r in ids} == want, what="every odd router id counted")
+    status, body = worker.get(f"/v1/routers/{urllib.parse.quote('a{b}/c', safe='')}/rollout")
+    assert status != 404 or "unknown" in str(body), (status, body)  # routed to the view, not aiohttp's 404
+    out = subprocess.run(
+        [sys.executable, "-m", "bifrost.cli.main", "metrics", "--router", "a{b}/c", "--since", "30d"]
+        + ["--worker-url", worker.url, "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert json.loads(out)["arms"]["v1"]["count"] == len(ids)
 
 
 @pytest.mark.parametrize("store", ["memory://", "rocksdb://"])

@@ -5,7 +5,7 @@ Every week is one router (the pure tests' generator, :mod:`tests.streams.optimiz
 unless the case says otherwise) with a day-level latency shape
 (:mod:`tests.streams.optimizer.day_shapes`), analysed whole by
 :func:`bifrost.streams.optimizer.analysis.analyze`. Prints, per case, the weeks with any trend
-or cost alert or trigger (SLO breaches not counted), with a P95 degradation alert, and with
+or cost alert or trigger (SLO breaches not counted), with a latency degradation alert (P95 or median), and with
 the optimizer's trigger, each with its share and a 95% Clopper-Pearson interval.
 
     nice -n 10 .venv/bin/python bench/optimizer_trend_rates.py [--seeds 200] [--first-seed 0] [CASE ...]
@@ -46,9 +46,10 @@ from bifrost.streams.optimizer.series import DAY, WEEK, metric_value, scope_stat
 from bifrost.streams.optimizer.trends import _line_vs_step, _trimmed_mean, day_levels
 from bifrost.streams.rollup.query import MergedStats
 from tests.streams.optimizer import day_shapes as ds
-from tests.streams.optimizer.traffic import week
+from tests.streams.optimizer.traffic import two_models, week
 
 Shape = Callable[[np.random.Generator], np.ndarray]
+LATENCY_SUBJECTS = {"router-a/p95_ms", "router-a/p50_ms"}  # a latency degradation: the P95 or the median
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,8 @@ class Case:
     growth: float = 0.0  # latency growth per day (compounded); 0 = a stable week
     rate: float = 1000.0  # requests per hour
     hour_noise_df: float | None = None  # Student's t hour noise (heavy tails) instead of normal
+    hour_noise: float = 0.03  # a latency factor every request of an hour shares (log sd)
+    request_sigma: float | None = None  # per-request log-latency sd of both models (None: the generator's 0.4)
 
 
 CASES: dict[str, Case] = {
@@ -75,6 +78,9 @@ CASES: dict[str, Case] = {
     "weekend_end10": Case(ds.weekend(0.10, at_start=False)),
     "heavy_tail": Case(ds.wobble(0.01), hour_noise_df=2.0),
     "low_traffic": Case(ds.wobble(0.01), rate=100.0),
+    "iid_s0.5": Case(ds.wobble(0.0), hour_noise=0.0, request_sigma=0.5),
+    "iid_s1.0": Case(ds.wobble(0.0), hour_noise=0.0, request_sigma=1.0),
+    "iid_s1.5_low": Case(ds.wobble(0.0), rate=100.0, hour_noise=0.0, request_sigma=1.5),
     "drift_w0": Case(ds.wobble(0.0), 0.01),
     "drift_w1": Case(ds.wobble(0.01), 0.01),
     "drift_w3": Case(ds.wobble(0.03), 0.01),
@@ -82,6 +88,8 @@ CASES: dict[str, Case] = {
     "drift_weekend_low_end5": Case(ds.weekend(-0.05, at_start=False), 0.01),
     "drift_heavy_tail": Case(ds.wobble(0.01), 0.01, hour_noise_df=2.0),
     "drift_low_traffic": Case(ds.wobble(0.01), 0.01, rate=100.0),
+    "drift_iid_s0.5": Case(ds.wobble(0.0), 0.01, hour_noise=0.0, request_sigma=0.5),
+    "drift_iid_s1.0": Case(ds.wobble(0.0), 0.01, hour_noise=0.0, request_sigma=1.0),
 }
 
 
@@ -104,7 +112,9 @@ def simulated(case: Case, seed: int) -> tuple[dict[int, MergedStats], int]:
         rate_per_hour=case.rate,
         latency_growth_per_day=case.growth,
         hour_noise_df=case.hour_noise_df,
+        hour_noise=case.hour_noise,
         day_factor=case.shape(np.random.default_rng(10_000 + seed)),
+        models=None if case.request_sigma is None else two_models(case.request_sigma),
     )
 
 
@@ -308,7 +318,7 @@ def main() -> None:
             hours, clock = simulated(case, seed)
             analysis = analyze("router-a", clock, hours, config)
             alerted += bool([a for a in analysis.alerts if a.kind is not AlertKind.SLO_BREACH] or analysis.trigger)
-            degraded += any(a.kind is AlertKind.DEGRADATION and a.subject == "router-a/p95_ms" for a in analysis.alerts)
+            degraded += any(a.kind is AlertKind.DEGRADATION and a.subject in LATENCY_SUBJECTS for a in analysis.alerts)
             triggered += analysis.trigger is not None
         n = len(seeds)
         print(

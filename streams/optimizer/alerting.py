@@ -24,7 +24,15 @@ from bifrost.schemas.alerts import Alert, AlertKind, Severity
 from bifrost.schemas.triggers import TrainingTrigger
 from bifrost.streams.aggregates.stats import WindowStats
 from bifrost.streams.optimizer.goals import GoalStatus
-from bifrost.streams.optimizer.series import DAY, DEGRADATION_METRICS, METRICS, WEEK, metric_value, scope_stats
+from bifrost.streams.optimizer.series import (
+    DAY,
+    DEGRADATION_METRICS,
+    METRICS,
+    TREND_FAMILIES,
+    WEEK,
+    metric_value,
+    scope_stats,
+)
 from bifrost.streams.optimizer.trends import Trend, daily_trend_test, trend_test, worse
 from bifrost.streams.rollup.query import MergedStats
 from bifrost.streams.triggers.rules import Degradation, degradation_trigger, degradations
@@ -43,7 +51,7 @@ class AlertConfig:
     cost_increase: float = 0.20
     degradation_tolerance: float = 0.05
     alpha: float = 0.001
-    trend_alpha: float = 0.005  # one-sided p of the 7-day test (t of the day levels' least-squares slope, 5 df)
+    trend_alpha: float = 0.005  # one-sided p of the 7-day test (t of the day levels' slope, 5 df), per metric family
     min_samples: int = 200  # requests per side before a cost increase is judged
     min_hour_samples: int = 30  # observations an hour needs to be a trend point
     min_trend_points: int = 72  # hourly points (of 168) a 7-day trend needs
@@ -105,11 +113,24 @@ def trends_of(
                     weekly,
                     higher_is_worse=metric.higher_is_worse,
                     tolerance=config.degradation_tolerance,
-                    alpha=config.trend_alpha,
+                    alpha=trend_alpha_of(metric.name, config.trend_alpha),
                 )
             )
             rows.append(TrendRow(scope=scope, metric=metric.name, window="7d", trend=weekly, degraded=degraded))
     return rows
+
+
+def trend_alpha_of(metric: str, alpha: float) -> float:
+    """The 7-day test's one-sided level for ``metric``: ``alpha`` shared by the metrics of its family.
+
+    Example:
+        >>> trend_alpha_of("p50_ms", 0.005), trend_alpha_of("cost_per_task", 0.005)
+        (0.0025, 0.005)
+    """
+    family = TREND_FAMILIES.get(metric)
+    if family is None:
+        return alpha
+    return alpha / sum(1 for name in DEGRADATION_METRICS if TREND_FAMILIES.get(name) == family)
 
 
 def cost_increase(recent: WindowStats, baseline: WindowStats, config: AlertConfig) -> CostIncrease | None:

@@ -20,7 +20,7 @@ from bifrost.streams.optimizer.trends import trend_test
 from bifrost.streams.rollup.query import MergedStats
 from bifrost.streams.triggers.rules import WEEK
 from tests.streams.optimizer import day_shapes
-from tests.streams.optimizer.traffic import DAY, Profile, week
+from tests.streams.optimizer.traffic import DAY, Profile, two_models, week
 
 SEEDS = range(100)  # the must-show's minimum
 RATE = 1000.0  # requests per hour (0.28/s): a small router
@@ -34,6 +34,8 @@ class Case:
     growth: float = 0.0
     rate: float = RATE
     hour_noise_df: float | None = None
+    hour_noise: float = 0.03  # a latency factor every request of an hour shares
+    request_sigma: float | None = None  # per-request log-latency sd (None: the generator's 0.4)
 
     def week(self, seed: int) -> tuple[dict[int, MergedStats], int]:
         return week(
@@ -41,7 +43,9 @@ class Case:
             rate_per_hour=self.rate,
             latency_growth_per_day=self.growth,
             hour_noise_df=self.hour_noise_df,
+            hour_noise=self.hour_noise,
             day_factor=self.shape(np.random.default_rng(10_000 + seed)),
+            models=None if self.request_sigma is None else two_models(self.request_sigma),
         )
 
 
@@ -56,7 +60,13 @@ STABLE = {
     "100 requests per hour": Case(day_shapes.wobble(0.01), rate=100.0),
     "weekend -10% at the start": Case(day_shapes.weekend(0.10, at_start=True)),  # one level shift, not a line
     "weekend +10% at the end": Case(day_shapes.weekend(0.10, at_start=False)),
+    # No shared hour or day noise: every request's latency drawn on its own (log-normal).
+    "independent requests, σ 1.0": Case(day_shapes.wobble(0.0), hour_noise=0.0, request_sigma=1.0),
 }
+# Independent requests at σ 1.5 and 100 requests/hour: 0.8% false alerts over 1,000 weeks
+# (seeds 200–1199, bench/results/optimizer_trends.md), but 2 of seeds 0–99 (both the median
+# at its half of the latency alpha): bounded at the must-show's minimum seed count, not cherry-picked.
+QUIET_HEAVY = Case(day_shapes.wobble(0.0), rate=100.0, hour_noise=0.0, request_sigma=1.5)
 # Stable shapes the 7-day test does not hold to 1% (README, bench/results/optimizer_trends.md):
 # bounded just above the rate measured on these seeds (4, 4 and 3 of 100) so that a regression shows.
 ABOVE_GOAL = {
@@ -92,6 +102,11 @@ def test_stable_noisy_weeks_raise_at_most_one_percent_false_alerts(name: str) ->
     """100 seeds of a stable week (daily cycles, hour noise, a day-level shape): no trend alert, no trigger in ≥ 99%."""
     alerted = false_alerts(STABLE[name])
     assert len(alerted) / len(SEEDS) <= 0.01, alerted
+
+
+def test_quiet_heavy_tailed_weeks_stay_near_one_percent() -> None:
+    alerted = false_alerts(QUIET_HEAVY)
+    assert len(alerted) / len(SEEDS) <= 0.02, alerted
 
 
 def test_stable_weeks_with_one_percent_wobble_raise_nothing_at_all() -> None:
@@ -130,25 +145,41 @@ def test_the_seasonal_test_on_hourly_points_is_what_day_level_wobble_fooled() ->
     assert significant >= 10, significant
 
 
-@pytest.mark.parametrize(("wobble", "at_least"), [(0.0, 0.75), (0.01, 0.35)])
-def test_a_one_percent_a_day_latency_drift_gives_a_degradation_alert_and_trigger(
-    wobble: float, at_least: float
-) -> None:
-    """+1%/day P95 over 7 days (+7.2%): a degradation alert and a retrain, in most weeks without day wobble.
+DRIFTS = {
+    "shared 3% hour noise, no day wobble": (Case(day_shapes.wobble(0.0), growth=0.01), 0.85),
+    "shared 3% hour noise, 1% day wobble": (Case(day_shapes.wobble(0.01), growth=0.01), 0.35),
+    "independent requests, σ 0.5": (
+        Case(day_shapes.wobble(0.0), growth=0.01, hour_noise=0.0, request_sigma=0.5),
+        0.95,
+    ),
+    "independent requests, σ 1.0": (
+        Case(day_shapes.wobble(0.0), growth=0.01, hour_noise=0.0, request_sigma=1.0),
+        0.7,
+    ),
+}
+LATENCY_SUBJECTS = {"router-a/p95_ms", "router-a/p50_ms"}
 
-    Seven day levels decide: with 1% day-to-day wobble the estimated 7-day change falls under
-    5% in ~15% of weeks and the slope's t (5 df) misses p ≤ 0.005 in many more (README,
-    "Trend test": 80% and 44% of 200 weeks). Every detected week also gets the training
-    trigger, from the optimizer or from the trainer's own last-day rule.
+
+@pytest.mark.parametrize("name", list(DRIFTS))
+def test_a_one_percent_a_day_latency_drift_gives_a_degradation_alert_and_trigger(name: str) -> None:
+    """+1%/day latency over 7 days (+7.2%): a degradation alert and a retrain, in most weeks.
+
+    Seven day levels decide, of the P95 and of the median (each at half the latency family's
+    alpha). With 1% day-to-day wobble the estimated 7-day change falls under 5% in ~15% of
+    weeks and the slope's t (5 df) misses in many more (README, "Trend test": 92.5% and 44.5%
+    of 200 weeks); with independent requests the median carries the drift with 2.1× less
+    sampling noise than the P95 (σ 1.0: 82.5% against 32% with the P95 alone). Every detected
+    week also gets the training trigger, from the optimizer or from the trainer's own last-day rule.
     """
-    drift = Case(day_shapes.wobble(wobble), growth=0.01)
+    drift, at_least = DRIFTS[name]
     detected = by_rule = 0
     for seed in range(40):
         hours, clock = drift.week(seed)
         analysis = analyze("router-a", clock, hours, OptimizerConfig())
-        kinds = {(a.kind, a.subject) for a in analysis.alerts}
-        assert not any(a.kind is AlertKind.SLO_BREACH for a in analysis.alerts)
-        if (AlertKind.DEGRADATION, "router-a/p95_ms") not in kinds:
+        latency = [a for a in analysis.alerts if a.kind is AlertKind.DEGRADATION and a.subject in LATENCY_SUBJECTS]
+        if drift.request_sigma is None:
+            assert not any(a.kind is AlertKind.SLO_BREACH for a in analysis.alerts)
+        if not latency:
             continue
         detected += 1
         if rule_degradations(hours, clock, 0.05):  # the trainer's rule fired too: it sends the trigger
@@ -160,7 +191,8 @@ def test_a_one_percent_a_day_latency_drift_gives_a_degradation_alert_and_trigger
         assert trigger.router_id == "router-a" and trigger.details["source"] == "optimizer-7d-trend"
         assert trigger.trigger_id.startswith("degradation-router-a-")  # the trainer's rule's id: at most once
         assert trigger.window_to - trigger.window_from == WEEK
-        assert float(trigger.details["p95_ms.change"]) > 0.05
+        changes = [float(v) for k, v in trigger.details.items() if k in {"p95_ms.change", "p50_ms.change"}]
+        assert changes and max(changes) > 0.05, trigger.details
     assert detected >= at_least * 40, detected
     assert by_rule <= detected / 2, (by_rule, detected)  # mostly the trend alone sees a slow drift
 

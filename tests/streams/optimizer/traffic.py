@@ -72,6 +72,15 @@ def hour_stats(rng: np.random.Generator, n: int, p: Profile, *, latency_factor: 
     )
 
 
+def two_models(latency_sigma: float = 0.4) -> dict[str, tuple[float, Profile]]:
+    """The generator's default router: ``m-small`` (60%, 600 ms, $0.004) and ``m-large`` (40%, 1000 ms, $0.02),
+    with per-request log-latency sd ``latency_sigma``."""
+    return {
+        "m-small": (0.6, Profile(latency_median_ms=600.0, latency_sigma=latency_sigma, cost_mean=0.004)),
+        "m-large": (0.4, Profile(latency_median_ms=1000.0, latency_sigma=latency_sigma, cost_mean=0.02)),
+    }
+
+
 def week(
     seed: int,
     *,
@@ -95,10 +104,7 @@ def week(
     degrees of freedom times ``hour_noise`` (in log) instead of a normal.
     """
     rng = np.random.default_rng(seed)
-    models = models or {
-        "m-small": (0.6, Profile(latency_median_ms=600.0, cost_mean=0.004)),
-        "m-large": (0.4, Profile(latency_median_ms=1000.0, cost_mean=0.02)),
-    }
+    models = models or two_models()
     wobble = np.exp(rng.normal(0.0, day_noise, days))
     day_factor = wobble if day_factor is None else np.asarray(day_factor, dtype=np.float64)
     hours: dict[int, MergedStats] = {}

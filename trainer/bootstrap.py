@@ -43,7 +43,7 @@ from bifrost.router.keys import load_private_key
 from bifrost.router.policy import PolicyTables
 from bifrost.router.reference import ReferenceRouter
 from bifrost.router.text import HashedTfidf, fit_idf
-from bifrost.storage.dataset import FullInfoDataset, load_dataset, prompt_groups
+from bifrost.storage.dataset import FullInfoDataset, best_model, load_dataset, prompt_groups
 from bifrost.trainer.clustering import spherical_kmeans
 from bifrost.trainer.estimates import normalized_costs, quality_table
 from bifrost.trainer.outcomes import OutcomeModels, OutcomeReport
@@ -355,7 +355,7 @@ class FullInformationSource:
             X = np.asarray([v for v, _ in extracted], dtype=np.float64)
             clusters = np.asarray([c for _, c in extracted], dtype=np.int64)
             models = fit.models
-            reference = int(np.argmax(fit.scores.mean(axis=0)))
+            reference = best_model(fit.scores)
             cost_unit = float(fit.costs[:, reference].mean()) or 1.0
             step("features", rows=len(X), features=X.shape[1], reference=models[reference], cost_unit_usd=cost_unit)
 
@@ -619,7 +619,7 @@ def _check_gate(
     S, C = holdout.scores[:, columns], holdout.costs[:, columns]
     rows = np.arange(len(holdout))
     tokens = batch.features[:, list(gated.artifact.gbdt.feature_schema.names).index("tokens_approx")]
-    best = int(np.argmax(S.mean(axis=0)))
+    best = best_model(S)
     ref_s, ref_c = float(S[:, best].mean()), float(C[:, best].mean()) or 1.0
     ungated = gated.tables.with_params(
         alpha=search.ungated_alpha,

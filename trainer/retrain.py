@@ -46,7 +46,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from bifrost.router.artifact import BUCKETS, Artifact, Reports, Thresholds
 from bifrost.router.offpolicy import Estimate, cell_means, dr_terms, dr_value, estimate
 from bifrost.router.policy import PolicyTables, choose
-from bifrost.storage.dataset import FullInfoDataset
+from bifrost.storage.dataset import MAX_COST_USD_PER_CALL, FullInfoDataset, valid_costs
 from bifrost.storage.logged import LoggedData
 from bifrost.trainer.evaluate import evaluate_artifact
 from bifrost.trainer.outcomes import OutcomeModels, OutcomeReport, group_folds
@@ -277,7 +277,7 @@ def assess_logged(
     served = to_parent[data.model] if len(data) else np.zeros(0, dtype=np.int64)
     width = len(parent.gbdt.feature_schema.names)
     features_ok = data.features_ok & (data.features.shape[1] == width) if len(data) else np.zeros(0, dtype=bool)
-    finite = np.isfinite(data.cost) & (data.cost >= 0) & np.isfinite(data.latency) & (data.latency >= 0)
+    finite = valid_costs(data.cost) & np.isfinite(data.latency) & (data.latency >= 0)
     known_model = served >= 0
     propensity_ok = np.isfinite(data.propensity) & (data.propensity > 0) & (data.propensity <= 1)
     usable = features_ok & finite & known_model & propensity_ok
@@ -291,7 +291,8 @@ def assess_logged(
             "null_or_out_of_range",
             invalid,
             config.max_invalid_fraction,
-            f"rows with missing/negative cost or latency, or a feature vector not {width} wide "
+            f"rows with missing/negative latency, a cost missing, negative or above {MAX_COST_USD_PER_CALL:g} USD "
+            f"per call, or a feature vector not {width} wide "
             f"(schema {parent.gbdt.feature_schema.name} v{parent.gbdt.feature_schema.version})",
         )
     )

@@ -48,6 +48,7 @@ import numpy as np
 import optuna
 
 from bifrost.router.policy import PolicyTables, alpha_of, choose, cost_weight_of
+from bifrost.storage.dataset import best_model
 from bifrost.trainer.progress import step
 
 PENALTY_MODES = ("model", "none")
@@ -233,7 +234,7 @@ def search_policy(
     ref_column: int | None = None
     if reference is None:
         mean_scores = data.scores.mean(axis=0)
-        ref_column = int(np.argmax(mean_scores))
+        ref_column = best_model(data.scores)
         reference = (models[ref_column], float(mean_scores[ref_column]), float(data.costs[:, ref_column].mean()))
     reference_name, reference_score, reference_cost = reference[0], reference[1], reference[2] or 1.0
     estimate = estimator or (lambda tables: replay(data, tables))

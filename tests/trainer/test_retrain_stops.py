@@ -66,3 +66,18 @@ def test_feature_vectors_of_another_schema_are_not_trained_on() -> None:
         retrain_from_logs(logged(3000, width=5), parent, signing_key=Ed25519PrivateKey.generate())
     quality = stopped.value.report.quality
     assert quality is not None and "null_or_out_of_range" in [c.name for c in quality.failures]
+
+
+def test_absurd_logged_costs_are_out_of_range_not_trained_on() -> None:
+    # An event's cost is only "finite and ≥ 0" on the wire; 1e300 USD would overflow every mean.
+    parent = make_artifact()
+    window = logged(3000, width=len(parent.gbdt.feature_schema.names))
+    cost = window.cost.copy()
+    cost[::10] = 1e300
+    with pytest.raises(RetrainStopped) as stopped:
+        retrain_from_logs(
+            LoggedData(**{**window.__dict__, "cost": cost}), parent, signing_key=Ed25519PrivateKey.generate()
+        )
+    quality = stopped.value.report.quality
+    assert quality is not None and "null_or_out_of_range" in [c.name for c in quality.failures]
+    assert quality.usable_rows == 2700

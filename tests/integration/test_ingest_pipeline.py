@@ -55,6 +55,22 @@ async def publish(settings: Settings, events: list[RoutingEvent], raw: Sequence[
             await publisher.send_raw(settings.topics.routing_events, b"bad", value)
 
 
+def one_event(request_id: str, ts: float, router_id: str) -> RoutingEvent:
+    """A minimal valid routing event of arm ``v1``."""
+    return RoutingEvent(
+        request_id=request_id,
+        ts=ts,
+        router_id=router_id,
+        arm="v1",
+        model="m",
+        provider="p",
+        bucket=Bucket.CHEAP,
+        latency_ms=100.0,
+        cost_usd=0.001,
+        success=True,
+    )
+
+
 async def ready(worker: WorkerProcess, partitions: int = 4) -> None:
     await eventually(
         lambda: len(worker.owns_inputs()) == partitions, timeout=90, what="worker to own all input partitions"
@@ -115,18 +131,7 @@ async def test_late_events_inside_grace_count_in_their_window(
     worker = start_worker(settings)
     await ready(worker, partitions=1)
     base = (int(time.time()) // 60) * 60 - 3600
-    make = lambda ts, i: RoutingEvent(  # noqa: E731
-        request_id=f"late-{i}",
-        ts=ts,
-        router_id="router-late",
-        arm="v1",
-        model="m",
-        provider="p",
-        bucket=Bucket.CHEAP,
-        latency_ms=100.0,
-        cost_usd=0.001,
-        success=True,
-    )
+    make = lambda ts, i: one_event(f"late-{i}", ts, "router-late")  # noqa: E731
     head = [make(base + 600 + i, i) for i in range(5)]
     await publish(settings, head)
     await eventually(lambda: arm_counts(worker, "router-late") == {"v1": 5}, what="head events")
@@ -150,22 +155,7 @@ async def test_router_ids_with_slashes_braces_and_spaces_are_reachable_through_t
     await ready(worker, partitions=1)
     ids = ["team/web", "x{y}", "sp ace", "ünï-%41", "a{b}/c"]
     now = time.time()
-    events = [
-        RoutingEvent(
-            request_id=f"odd-{i}-{n}",
-            ts=now - n,
-            router_id=router,
-            arm="v1",
-            model="m",
-            provider="p",
-            bucket=Bucket.CHEAP,
-            latency_ms=100.0,
-            cost_usd=0.001,
-            success=True,
-        )
-        for i, router in enumerate(ids)
-        for n in range(i + 1)
-    ]
+    events = [one_event(f"odd-{i}-{n}", now - n, router) for i, router in enumerate(ids) for n in range(i + 1)]
     await publish(settings, events)
     want = {router: {"v1": i + 1} for i, router in enumerate(ids)}
     await eventually(lambda: {r: arm_counts(worker, r) for r in ids} == want, what="every odd router id counted")

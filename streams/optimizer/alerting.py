@@ -51,7 +51,7 @@ class AlertConfig:
     cost_increase: float = 0.20
     degradation_tolerance: float = 0.05
     alpha: float = 0.001
-    trend_alpha: float = 0.005  # one-sided p of the 7-day test (t of the day levels' slope, 5 df), per metric family
+    trend_alpha: float = 0.01  # a router's 7-day-test budget, shared by its degradation metrics (trend_alpha_of)
     min_samples: int = 200  # requests per side before a cost increase is judged
     min_hour_samples: int = 30  # observations an hour needs to be a trend point
     min_trend_points: int = 72  # hourly points (of 168) a 7-day trend needs
@@ -121,16 +121,20 @@ def trends_of(
 
 
 def trend_alpha_of(metric: str, alpha: float) -> float:
-    """The 7-day test's one-sided level for ``metric``: ``alpha`` shared by the metrics of its family.
+    """The 7-day test's one-sided level for ``metric``: ``alpha`` is a router's whole budget.
+
+    It is shared equally by the degradation families (win rate, cost per task, latency), and a
+    family's share by its metrics (the P95 and the median): a stable week of a router raises
+    a degradation alert with probability at most ``alpha`` (Bonferroni), not ``alpha`` per metric.
 
     Example:
-        >>> trend_alpha_of("p50_ms", 0.005), trend_alpha_of("cost_per_task", 0.005)
-        (0.0025, 0.005)
+        >>> round(trend_alpha_of("p50_ms", 0.01), 5), round(trend_alpha_of("cost_per_task", 0.01), 5)
+        (0.00167, 0.00333)
     """
-    family = TREND_FAMILIES.get(metric)
-    if family is None:
-        return alpha
-    return alpha / sum(1 for name in DEGRADATION_METRICS if TREND_FAMILIES.get(name) == family)
+    family = TREND_FAMILIES.get(metric, metric)
+    families = {TREND_FAMILIES.get(name, name) for name in DEGRADATION_METRICS}
+    members = sum(1 for name in DEGRADATION_METRICS if TREND_FAMILIES.get(name, name) == family)
+    return alpha / len(families) / members
 
 
 def cost_increase(recent: WindowStats, baseline: WindowStats, config: AlertConfig) -> CostIncrease | None:

@@ -64,8 +64,8 @@ STABLE = {
     "independent requests, σ 1.0": Case(day_shapes.wobble(0.0), hour_noise=0.0, request_sigma=1.0),
 }
 # Independent requests at σ 1.5 and 100 requests/hour: 0.8% false alerts over 1,000 weeks
-# (seeds 200–1199, bench/results/optimizer_trends.md), but 2 of seeds 0–99 (both the median
-# at its half of the latency alpha): bounded at the must-show's minimum seed count, not cherry-picked.
+# (seeds 200–1199, the median at 0.0025; bench/results/optimizer_trends.md), but 2 of seeds
+# 0–99 (both median alerts): bounded at the must-show's minimum seed count, not cherry-picked.
 QUIET_HEAVY = Case(day_shapes.wobble(0.0), rate=100.0, hour_noise=0.0, request_sigma=1.5)
 # Stable shapes the 7-day test does not hold to 1% (README, bench/results/optimizer_trends.md):
 # bounded just above the rate measured on these seeds (4, 4 and 3 of 100) so that a regression shows.
@@ -164,11 +164,11 @@ LATENCY_SUBJECTS = {"router-a/p95_ms", "router-a/p50_ms"}
 def test_a_one_percent_a_day_latency_drift_gives_a_degradation_alert_and_trigger(name: str) -> None:
     """+1%/day latency over 7 days (+7.2%): a degradation alert and a retrain, in most weeks.
 
-    Seven day levels decide, of the P95 and of the median (each at half the latency family's
+    Seven day levels decide, of the P95 and of the median (each at a sixth of the router's
     alpha). With 1% day-to-day wobble the estimated 7-day change falls under 5% in ~15% of
-    weeks and the slope's t (5 df) misses in many more (README, "Trend test": 92.5% and 44.5%
+    weeks and the slope's t (5 df) misses in many more (README, "Trend test": 89% and 39.5%
     of 200 weeks); with independent requests the median carries the drift with 2.1× less
-    sampling noise than the P95 (σ 1.0: 82.5% against 32% with the P95 alone). Every detected
+    sampling noise than the P95 (σ 1.0: 77.5% against 32% with the P95 alone). Every detected
     week also gets the training trigger, from the optimizer or from the trainer's own last-day rule.
     """
     drift, at_least = DRIFTS[name]

@@ -19,6 +19,7 @@ import orjson
 from bifrost.cli.errors import EXIT_OK, UsageError
 from bifrost.cli.options import bounded_float, bounded_int, router_id
 from bifrost.common.errors import run_guarded
+from bifrost.common.text import one_line_log_records
 from bifrost.config import Settings
 
 if TYPE_CHECKING:  # imported where used, so that other commands do not load the simulator
@@ -251,6 +252,7 @@ PASSTHROUGH: dict[str, Callable[[], Callable[[list[str]], int]]] = {
 def _guarded(run: Callable[[], int]) -> int:
     """Run a command; explain known failures instead of showing a traceback."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    one_line_log_records()
     # aiokafka logs every failed connection attempt; our own error message says it once.
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     try:

@@ -6,7 +6,7 @@ import urllib.error
 import urllib.parse
 from typing import Any
 
-from bifrost.cli.worker_http import get_json
+from bifrost.cli.worker_http import expect_object, get_json
 
 COLUMNS = (
     ("count", "count", "{:d}"),
@@ -31,7 +31,7 @@ def fetch_metrics(
     if until is not None:
         query["until"] = str(until)
     path = f"/v1/routers/{urllib.parse.quote(router, safe='')}/metrics?{urllib.parse.urlencode(query)}"
-    result: dict[str, Any] = get_json(worker_url.rstrip("/"), path, token, timeout=timeout)
+    result = expect_object(get_json(worker_url.rstrip("/"), path, token, timeout=timeout), "the metrics", worker_url)
     return result
 
 

@@ -23,7 +23,7 @@ import orjson
 from bifrost.cli.errors import CliError, NotAuthorized, Unavailable, UsageError
 from bifrost.cli.options import bounded_float, bounded_int, router_id
 from bifrost.cli.text import printable, utc
-from bifrost.cli.worker_http import get_json
+from bifrost.cli.worker_http import expect_object, get_json
 from bifrost.config import Settings
 from bifrost.schemas.recommendations import Recommendation
 
@@ -80,23 +80,35 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 def run_analyze(args: argparse.Namespace, settings: Settings) -> int:
     base = (args.worker_url or settings.worker_url).rstrip("/")
     token = settings.web_token_value()
-    routers = [args.router] if args.router else _routers(base, token)
+    routers = [args.router] if args.router else _routers(base, token, args.timeout)
     if not routers:
         raise CliError(f"the workers at {base} know no router yet (no traffic)")
     analyses = [
-        get_json(base, f"/v1/routers/{urllib.parse.quote(r, safe='')}/analysis", token, timeout=args.timeout)
+        expect_object(
+            get_json(base, f"/v1/routers/{urllib.parse.quote(r, safe='')}/analysis", token, timeout=args.timeout),
+            "the analysis",
+            base,
+        )
         for r in routers
     ]
     if args.json:
         print(orjson.dumps(analyses[0] if args.router else analyses, option=orjson.OPT_INDENT_2).decode())
-    else:
-        print("\n\n".join(render_analysis(a) for a in analyses))
+        return 0
+    try:
+        text = "\n\n".join(render_analysis(a) for a in analyses)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:  # not the worker's Analysis shape
+        raise Unavailable(
+            f"the worker at {base} answered an analysis of an unexpected shape ({type(exc).__name__}: {exc}); "
+            "is it a bifrost worker of this version? (--json prints what it sent)"
+        ) from None
+    print(text)
     return 0
 
 
-def _routers(base: str, token: str) -> list[str]:
-    body = get_json(base, "/v1/dashboard/routers", token, timeout=30.0)
-    return [r for r in body.get("routers", []) if isinstance(r, str)]
+def _routers(base: str, token: str, timeout: float) -> list[str]:
+    body = expect_object(get_json(base, "/v1/dashboard/routers", token, timeout=timeout), "the router list", base)
+    listed = body.get("routers", [])
+    return [r for r in listed if isinstance(r, str)] if isinstance(listed, list) else []
 
 
 def _pct(value: float | None) -> str:
@@ -137,7 +149,7 @@ def render_analysis(a: dict[str, Any]) -> str:
         )
     degraded = [t for t in a["trends"] if t.get("degraded")]
     weekly = ", ".join(
-        f"{t['metric']} {t['trend']['change']:+.1%} (p={min(t['trend']['p_increase'], t['trend']['p_decrease']):.2g})"
+        f"{t['metric']} {_signed_pct(t['trend'].get('change'))} (p={_p_text(t['trend'])})"
         for t in a["trends"]
         if t["scope"] == "router" and t["window"] == "7d" and t.get("trend")
     )
@@ -155,7 +167,17 @@ def render_analysis(a: dict[str, Any]) -> str:
         lines.append(f"retrain trigger: {a['trigger']['trigger_id']}")
     for note in a.get("notes", []):
         lines.append(f"note: {note}")
-    return printable("\n".join(lines))
+    return "\n".join(printable(line) for line in lines)
+
+
+def _signed_pct(value: float | None) -> str:
+    """A relative change, or "n/a" (a level of 0 has no relative change: no errors, free models)."""
+    return "n/a" if value is None else f"{value:+.1%}"
+
+
+def _p_text(trend: dict[str, Any]) -> str:
+    ps = [p for p in (trend.get("p_increase"), trend.get("p_decrease")) if isinstance(p, int | float)]
+    return f"{min(ps):.2g}" if ps else "n/a"
 
 
 # -- recommendations ------------------------------------------------------------------------
@@ -200,12 +222,13 @@ def run_recommendations(args: argparse.Namespace, settings: Settings) -> int:
 
 def render_recommendation(rec: Recommendation) -> str:
     impact = impact_text(msgspec.to_builtins(rec.impact))
-    return printable(
-        f"P{rec.priority} {rec.recommendation_id}  {rec.router_id}  [{rec.kind.value}] {rec.title}\n"
-        f"    impact: {impact}\n    period {rec.period}; evidence: {rec.evidence.samples} samples "
-        f"({rec.evidence.source}); apply: {rec.action.kind.value}"
-        + (f" {dict(rec.action.parameters)}" if rec.action.parameters else "")
-    )
+    lines = [
+        f"P{rec.priority} {rec.recommendation_id}  {rec.router_id}  [{rec.kind.value}] {rec.title}",
+        f"    impact: {impact}",
+        f"    period {rec.period}; evidence: {rec.evidence.samples} samples ({rec.evidence.source}); "
+        f"apply: {rec.action.kind.value}" + (f" {dict(rec.action.parameters)}" if rec.action.parameters else ""),
+    ]
+    return "\n".join(printable(line) for line in lines)
 
 
 async def _follow(args: argparse.Namespace, settings: Settings) -> int:

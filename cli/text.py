@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import time
-import unicodedata
+
+from bifrost.common.text import printable
+
+__all__ = ["printable", "utc"]
 
 
 def utc(epoch: float) -> str:
@@ -14,17 +17,3 @@ def utc(epoch: float) -> str:
         '1970-01-01T00:00:00Z'
     """
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
-
-
-def printable(text: str) -> str:
-    """``text`` with control and format characters (bidi overrides, zero-width marks, escape
-    sequences) shown as ``\\uXXXX`` escapes, newlines kept: names taken from events cannot
-    reorder or hide what a terminal shows.
-
-    Example:
-        >>> printable("model-\\u202eevil\\x1b[2J\\nnext")
-        'model-\\\\u202eevil\\\\u001b[2J\\nnext'
-    """
-    return "".join(
-        ch if ch == "\n" or unicodedata.category(ch) not in {"Cc", "Cf"} else f"\\u{ord(ch):04x}" for ch in text
-    )

@@ -63,7 +63,9 @@ def get_json(base: str, path: str, token: str, *, timeout: float) -> Any:
         raise UsageError(f"worker URL {base!r} is not an http(s) URL; e.g. http://127.0.0.1:6066")
     try:
         with open_worker(base + path, token, timeout=timeout) as response:
-            return orjson.loads(response.read())
+            body = response.read()
+    except ValueError as exc:  # urllib's own check of the URL (e.g. "http://[::1")
+        raise UsageError(f"worker URL {base!r} is not a valid URL ({exc})") from None
     except urllib.error.HTTPError as exc:
         detail = error_text(exc.read())
         if exc.code == 401:
@@ -84,3 +86,22 @@ def get_json(base: str, path: str, token: str, *, timeout: float) -> Any:
             f"cannot reach a worker at {base} ({reason}); start one with `bifrost-opt worker` or point "
             "BIFROST_WORKER_URL / --worker-url at one"
         ) from None
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise Unavailable(
+            f"{base}{path.split('?')[0]} did not answer JSON ({_preview(body)}); is --worker-url / "
+            "BIFROST_WORKER_URL a bifrost worker (not a proxy or login page)?"
+        ) from None
+
+
+def _preview(body: bytes) -> str:
+    text = " ".join(body[:80].decode(errors="replace").split())
+    return repr(text + ("…" if len(body) > 80 else "")) if text else "an empty body"
+
+
+def expect_object(answer: Any, what: str, base: str) -> dict[str, Any]:
+    """``answer`` if it is a JSON object, else an :class:`Unavailable` naming ``what`` was malformed."""
+    if not isinstance(answer, dict):
+        raise Unavailable(f"the worker at {base} answered {what} with a JSON {type(answer).__name__}, not an object")
+    return answer

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import http.server
+import threading
 import time
 
 import msgspec
@@ -74,3 +76,62 @@ def test_misuse_is_a_usage_error_with_a_clear_message(
     monkeypatch.delenv("BIFROST_OPERATOR_KEY_FILE", raising=False)
     assert cli_main.main(argv) == 2
     assert message in capsys.readouterr().err
+
+
+def test_a_zero_level_renders_as_n_a_and_names_cannot_forge_lines() -> None:
+    # No errors all week (or free models): a relative change of a level 0 is NaN → JSON null.
+    hours, clock = week(3)
+    forged = "alert critical: router prod: availability 0.10 misses its goal"
+    analysis = orjson.loads(msgspec.json.encode(analyze(f"evil\n{forged}", clock, hours, OptimizerConfig())))
+    for row in analysis["trends"]:
+        if row["trend"] is not None and row["metric"] == "error_rate":
+            row["trend"]["change"] = None
+            row["trend"]["p_increase"] = None
+    text = render_analysis(analysis)
+    assert "error_rate n/a" in text
+    assert not any(line.startswith(forged) for line in text.splitlines())
+    assert "evil\\u000aalert critical" in text
+
+
+class _Junk(http.server.BaseHTTPRequestHandler):
+    bodies = {"/html": b"<html>login</html>", "/list": b"[1, 2]", "/shape": b'{"analysis_at": "yesterday"}'}
+
+    def do_GET(self) -> None:
+        mode = self.server.mode  # type: ignore[attr-defined]
+        body = self.bodies[mode]
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html" if mode == "/html" else "application/json")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    ("mode", "argv", "message"),
+    [
+        ("/html", ["--router", "r1"], "did not answer JSON"),
+        ("/list", ["--router", "r1"], "JSON list, not an object"),
+        ("/list", [], "JSON list, not an object"),
+        ("/shape", ["--router", "r1"], "unexpected shape"),
+    ],
+)
+def test_a_worker_url_that_is_not_a_worker_is_a_clear_error_not_a_traceback(
+    mode: str, argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    server = http.server.HTTPServer(("127.0.0.1", 0), _Junk)
+    server.mode = mode  # type: ignore[attr-defined]
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        assert cli_main.main(["analyze", "--worker-url", url, "--timeout", "5", *argv]) == 3
+    finally:
+        server.shutdown()
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_an_invalid_worker_url_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli_main.main(["analyze", "--worker-url", "http://[::1", "--router", "r1"]) == 2
+    assert "not a valid URL" in capsys.readouterr().err

@@ -62,6 +62,7 @@ class Case:
     hour_noise_df: float | None = None  # Student's t hour noise (heavy tails) instead of normal
     hour_noise: float = 0.03  # a latency factor every request of an hour shares (log sd)
     request_sigma: float | None = None  # per-request log-latency sd of both models (None: the generator's 0.4)
+    rate_ramp: float = 1.0  # volume × this from the first hour to the last
 
 
 CASES: dict[str, Case] = {
@@ -81,6 +82,7 @@ CASES: dict[str, Case] = {
     "iid_s0.5": Case(ds.wobble(0.0), hour_noise=0.0, request_sigma=0.5),
     "iid_s1.0": Case(ds.wobble(0.0), hour_noise=0.0, request_sigma=1.0),
     "iid_s1.5_low": Case(ds.wobble(0.0), rate=100.0, hour_noise=0.0, request_sigma=1.5),
+    "ramp40x10": Case(ds.wobble(0.0), rate=40.0, hour_noise=0.0, request_sigma=0.5, rate_ramp=10.0),
     "drift_w0": Case(ds.wobble(0.0), 0.01),
     "drift_w1": Case(ds.wobble(0.01), 0.01),
     "drift_w3": Case(ds.wobble(0.03), 0.01),
@@ -113,6 +115,7 @@ def simulated(case: Case, seed: int) -> tuple[dict[int, MergedStats], int]:
         latency_growth_per_day=case.growth,
         hour_noise_df=case.hour_noise_df,
         hour_noise=case.hour_noise,
+        rate_ramp=case.rate_ramp,
         day_factor=case.shape(np.random.default_rng(10_000 + seed)),
         models=None if case.request_sigma is None else two_models(case.request_sigma),
     )

@@ -7,6 +7,7 @@ picks what a point aggregates: the whole router (every arm), one bucket or one m
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -81,32 +82,53 @@ def metric_value(stats: WindowStats, metric: str, *, min_samples: int = 1) -> fl
 
 
 def smooth_quantile(sketch: QuantileSketch, q: float) -> float | None:
-    """The sketch's ``q``-quantile, interpolated (log-linearly) by rank inside its bucket.
+    """The sketch's ``q``-quantile: Hazen's rank, log-linear between the order statistics around it.
 
     :meth:`QuantileSketch.quantile` answers a bucket's representative value, so a P95 that
     drifts by 1% a day stays in one 2%-wide bucket for days and a trend test sees ties
-    (Sen's slope is then pulled towards 0). Interpolating by the rank's position among the
-    bucket's values keeps the same ±1% error bound and moves smoothly with the data.
+    (Sen's slope is then pulled towards 0). Each order statistic is placed by its rank among
+    its bucket's values (the same ±1% error bound), and the quantile interpolates between
+    the two around its rank, so it moves smoothly with the data and does not depend on how
+    many requests an hour had (below).
 
     Example:
         >>> s = QuantileSketch()
-        >>> s.add_many([100.0] * 50 + [200.0] * 50)
+        >>> s.add_many([100.0] * 51 + [200.0] * 49)
+        >>> round(smooth_quantile(s, 0.5), -1)
+        100.0
+        >>> s.add(200.0)  # 101 values: the 51st is the median
         >>> round(smooth_quantile(s, 0.5), -1)
         100.0
     """
     if sketch.count == 0:
         return None
-    rank = q * (sketch.count - 1)
-    if rank < sketch.zero_count:
+    # Hazen's rank n·q + ½ (Hyndman & Fan type 5), interpolated between the two order
+    # statistics around it — not type 7's q·(n − 1) read inside one bucket: on a few dozen
+    # requests that read the P95 of log-normal latencies 5–12% low, so an hour's P95 depended
+    # on its traffic and a week of growing traffic looked like a slowdown. Type 5 keeps the
+    # trimmed mean of hourly P95s (what day levels are) within ~1.5% at 30 requests and ~0.5%
+    # at 60+ (σ 0.5–0.8; types 6 and 8 read high, type 7 low).
+    rank = min(max(sketch.count * q + 0.5 - 1, 0.0), sketch.count - 1.0)
+    below = math.floor(rank)
+    low, high = _order_statistic(sketch, below), _order_statistic(sketch, min(below + 1, sketch.count - 1))
+    fraction = rank - below
+    if fraction == 0 or low == high:
+        return low
+    if low <= 0:
+        return low + fraction * (high - low)
+    return low * (high / low) ** fraction
+
+
+def _order_statistic(sketch: QuantileSketch, index: int) -> float:
+    """The sketch's estimate of its ``index``-th smallest value (0-based): log-linear by rank inside its bucket."""
+    if index < sketch.zero_count:
         return 0.0
     seen = float(sketch.zero_count)
-    gamma = sketch.gamma
     for k in sorted(sketch.bins):
         count = sketch.bins[k]
-        if seen + count > rank:
-            position = (rank - seen + 0.5) / count  # in (0, 1]
-            estimate = gamma ** (k - 1 + position)
-            return min(max(estimate, sketch.min), sketch.max)
+        if seen + count > index:
+            position = (index - seen + 0.5) / count  # in (0, 1)
+            return min(max(sketch.gamma ** (k - 1 + position), sketch.min), sketch.max)
         seen += count
     return sketch.max
 

@@ -36,6 +36,7 @@ class Case:
     hour_noise_df: float | None = None
     hour_noise: float = 0.03  # a latency factor every request of an hour shares
     request_sigma: float | None = None  # per-request log-latency sd (None: the generator's 0.4)
+    rate_ramp: float = 1.0  # volume × this from the first hour to the last
 
     def week(self, seed: int) -> tuple[dict[int, MergedStats], int]:
         return week(
@@ -46,6 +47,7 @@ class Case:
             hour_noise=self.hour_noise,
             day_factor=self.shape(np.random.default_rng(10_000 + seed)),
             models=None if self.request_sigma is None else two_models(self.request_sigma),
+            rate_ramp=self.rate_ramp,
         )
 
 
@@ -63,10 +65,23 @@ STABLE = {
     # No shared hour or day noise: every request's latency drawn on its own (log-normal).
     "independent requests, σ 1.0": Case(day_shapes.wobble(0.0), hour_noise=0.0, request_sigma=1.0),
 }
-# Independent requests at σ 1.5 and 100 requests/hour: 0.8% false alerts over 1,000 weeks
-# (seeds 200–1199, the median at 0.0025; bench/results/optimizer_trends.md), but 2 of seeds
-# 0–99 (both median alerts): bounded at the must-show's minimum seed count, not cherry-picked.
-QUIET_HEAVY = Case(day_shapes.wobble(0.0), rate=100.0, hour_noise=0.0, request_sigma=1.5)
+# Stable shapes near the goal, bounded at 2 of seeds 0–99 (the must-show's minimum seed
+# count, not cherry-picked); their longer runs are in the README:
+# * independent requests at σ 1.5 and 100 requests/hour: 0.8% over 1,000 weeks (seeds
+#   200–1199, the median at 0.0025), 2 of seeds 0–99 (both median alerts);
+# * traffic growing 10× over the week (40 → 400 requests/hour), latency unchanged: with type-7
+#   hourly quantiles small early hours read their P95 5–12% low and 18–21% of such weeks
+#   alerted (outside test); now 2 of seeds 0–99 (win rate, cost) and 4 of seeds 100–499 (cost
+#   3, median 1): quiet early days give noisier cost and win-rate levels than the t test's
+#   equal-variance days assume.
+NEAR_GOAL = {
+    "independent requests, σ 1.5, 100 per hour": Case(
+        day_shapes.wobble(0.0), rate=100.0, hour_noise=0.0, request_sigma=1.5
+    ),
+    "traffic 40 → 400 per hour, σ 0.5": Case(
+        day_shapes.wobble(0.0), rate=40.0, hour_noise=0.0, request_sigma=0.5, rate_ramp=10.0
+    ),
+}
 # Stable shapes the 7-day test does not hold to 1% (README, bench/results/optimizer_trends.md):
 # bounded just above the rate measured on these seeds (4, 4 and 3 of 100) so that a regression shows.
 ABOVE_GOAL = {
@@ -104,8 +119,9 @@ def test_stable_noisy_weeks_raise_at_most_one_percent_false_alerts(name: str) ->
     assert len(alerted) / len(SEEDS) <= 0.01, alerted
 
 
-def test_quiet_heavy_tailed_weeks_stay_near_one_percent() -> None:
-    alerted = false_alerts(QUIET_HEAVY)
+@pytest.mark.parametrize("name", list(NEAR_GOAL))
+def test_quiet_or_growing_weeks_stay_near_one_percent(name: str) -> None:
+    alerted = false_alerts(NEAR_GOAL[name])
     assert len(alerted) / len(SEEDS) <= 0.02, alerted
 
 

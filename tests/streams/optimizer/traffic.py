@@ -93,6 +93,7 @@ def week(
     days: int = 7,
     start: int = START,
     day_factor: np.ndarray | None = None,
+    rate_ramp: float = 1.0,
 ) -> tuple[dict[int, MergedStats], int]:
     """``days`` of hourly statistics of one router (arm ``v1``) and the clock at their end.
 
@@ -101,7 +102,8 @@ def week(
     ``day_factor`` (one multiplier per day) replaces the i.i.d. wobble of width ``day_noise``
     with another day-level shape (see :mod:`tests.streams.optimizer.day_shapes`).
     ``hour_noise_df`` makes the hour-to-hour noise heavy-tailed: Student's t with that many
-    degrees of freedom times ``hour_noise`` (in log) instead of a normal.
+    degrees of freedom times ``hour_noise`` (in log) instead of a normal. ``rate_ramp``
+    multiplies the volume by that factor from the first hour to the last (growing traffic).
     """
     rng = np.random.default_rng(seed)
     models = models or two_models()
@@ -111,7 +113,8 @@ def week(
     for h in range(days * 24):
         t = start + h * HOUR
         cycle = 2 * math.pi * (h % 24) / 24
-        n_total = int(rng.poisson(rate_per_hour * (1 + 0.5 * math.sin(cycle))))
+        ramp = rate_ramp ** (h / max(days * 24 - 1, 1))
+        n_total = int(rng.poisson(rate_per_hour * ramp * (1 + 0.5 * math.sin(cycle))))
         noise = hour_noise * float(rng.standard_t(hour_noise_df)) if hour_noise_df else rng.normal(0.0, hour_noise)
         factor = (
             (1 + latency_growth_per_day) ** (h / 24)

@@ -22,8 +22,9 @@ import orjson
 
 from bifrost.cli.errors import CliError, NotAuthorized, Unavailable, UsageError
 from bifrost.cli.options import bounded_float, bounded_int, router_id
-from bifrost.cli.text import printable, utc
+from bifrost.cli.text import utc
 from bifrost.cli.worker_http import expect_object, get_json
+from bifrost.common.text import printable
 from bifrost.config import Settings
 from bifrost.schemas.recommendations import Recommendation
 

@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import time
 
-from bifrost.common.text import printable
-
-__all__ = ["printable", "utc"]
-
 
 def utc(epoch: float) -> str:
     """An epoch time as ISO 8601 UTC to the second.

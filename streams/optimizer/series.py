@@ -110,7 +110,7 @@ def smooth_quantile(sketch: QuantileSketch, q: float) -> float | None:
     # at 60+ (σ 0.5–0.8; types 6 and 8 read high, type 7 low).
     rank = min(max(sketch.count * q + 0.5 - 1, 0.0), sketch.count - 1.0)
     below = math.floor(rank)
-    low, high = _order_statistic(sketch, below), _order_statistic(sketch, min(below + 1, sketch.count - 1))
+    low, high = _order_statistics(sketch, below, min(below + 1, sketch.count - 1))
     fraction = rank - below
     if fraction == 0 or low == high:
         return low
@@ -119,18 +119,25 @@ def smooth_quantile(sketch: QuantileSketch, q: float) -> float | None:
     return low * (high / low) ** fraction
 
 
-def _order_statistic(sketch: QuantileSketch, index: int) -> float:
-    """The sketch's estimate of its ``index``-th smallest value (0-based): log-linear by rank inside its bucket."""
-    if index < sketch.zero_count:
-        return 0.0
+def _order_statistics(sketch: QuantileSketch, first: int, second: int) -> tuple[float, float]:
+    """The sketch's estimates of its ``first``-th and ``second``-th smallest values (0-based,
+    ``first ≤ second``), in one pass over its buckets: log-linear by rank inside a bucket."""
+    found: list[float] = []
+    wanted = [first, second]
     seen = float(sketch.zero_count)
-    for k in sorted(sketch.bins):
+    while wanted and wanted[0] < seen:
+        wanted.pop(0)
+        found.append(0.0)
+    for k in sorted(sketch.bins) if wanted else ():
         count = sketch.bins[k]
-        if seen + count > index:
-            position = (index - seen + 0.5) / count  # in (0, 1)
-            return min(max(sketch.gamma ** (k - 1 + position), sketch.min), sketch.max)
+        while wanted and wanted[0] < seen + count:
+            position = (wanted.pop(0) - seen + 0.5) / count  # in (0, 1)
+            found.append(min(max(sketch.gamma ** (k - 1 + position), sketch.min), sketch.max))
+        if not wanted:
+            break
         seen += count
-    return sketch.max
+    found.extend(sketch.max for _ in wanted)
+    return found[0], found[1]
 
 
 def scope_stats(hour: MergedStats, scope: str) -> WindowStats | None:

@@ -321,14 +321,16 @@ class ArmSampler:
         if clustering.on("cost"):
             sizes = cluster_sizes(rng, n, clustering.size)
             costs = rng.choices(self.costs, k=len(sizes))
-            cost_sum = sum(map(mul, costs, sizes))
-            cost_sq = sum(c * c * size for c, size in zip(costs, sizes))
         else:
+            sizes = [1] * n
             costs = rng.choices(self.costs, k=n)
-            cost_sum, cost_sq = sum(costs), sum(map(mul, costs, costs))
         if p.reports_cost:
-            stats.cost_usd += cost_sum
-            stats.cost_sq += cost_sq
+            logs = list(map(math.log, costs))
+            stats.cost_usd += sum(map(mul, costs, sizes))
+            stats.cost_sq += sum(c * c * size for c, size in zip(costs, sizes))
+            stats.cost_paid += n
+            stats.cost_log += sum(map(mul, logs, sizes))
+            stats.cost_log_sq += sum(x * x * size for x, size in zip(logs, sizes))
         self._judgements(stats, rng, n, clustering)
         zeros = binomial(rng, n, p.latency_zero_fraction) if p.latency_zero_fraction > 0 else 0
         timed = n - zeros

@@ -10,6 +10,8 @@ metric is one annotated field plus the line that folds it in.
 
 from __future__ import annotations
 
+import math
+
 import msgspec
 
 from bifrost.schemas.events import FeedbackEvent, Outcome, RoutingEvent
@@ -40,7 +42,9 @@ class StatsSummary(msgspec.Struct, kw_only=True):
 class WindowStats(Mergeable, msgspec.Struct, kw_only=True):
     """Counts, sums and a latency sketch for one key in one window (mergeable).
 
-    ``cost_sq`` (sum of squared costs) lets gates estimate the variance of cost per task.
+    ``cost_sq`` (sum of squared costs) lets gates estimate the variance of cost per task;
+    ``cost_paid``, ``cost_log`` and ``cost_log_sq`` (count, sum and sum of squares of the
+    logs of the positive costs) let them test a shift of the whole cost distribution.
     """
 
     count: Count = 0
@@ -49,6 +53,9 @@ class WindowStats(Mergeable, msgspec.Struct, kw_only=True):
     fallbacks: Count = 0
     cost_usd: Sum = 0.0
     cost_sq: Sum = 0.0
+    cost_paid: Count = 0
+    cost_log: Sum = 0.0
+    cost_log_sq: Sum = 0.0
     tokens_in: Count = 0
     tokens_out: Count = 0
     latency_ms: Sketch = msgspec.field(default_factory=QuantileSketch)
@@ -71,6 +78,11 @@ class WindowStats(Mergeable, msgspec.Struct, kw_only=True):
             self.fallbacks += 1
         self.cost_usd += event.cost_usd
         self.cost_sq += event.cost_usd * event.cost_usd
+        if event.cost_usd > 0:
+            log_cost = math.log(event.cost_usd)
+            self.cost_paid += 1
+            self.cost_log += log_cost
+            self.cost_log_sq += log_cost * log_cost
         self.tokens_in += event.tokens_in
         self.tokens_out += event.tokens_out
         self.latency_ms.add(event.latency_ms)

@@ -34,6 +34,7 @@ TAIL_QUANTILE = 0.95
 #: regressions that take longer). Data-independent, so validity is unaffected.
 LATENCY_SHAPE: tuple[float, float, float] = (150.0, 0.8, 1500.0)
 COST_SHAPE: tuple[float, float, float] = (1500.0, 0.8, 10000.0)
+COST_SHIFT_SHAPE: tuple[float, float, float] = (1500.0, 0.8, 10000.0)
 WIN_RATE_SHAPE: tuple[float, float, float] = (450.0, 0.8, 4500.0)
 #: Intrinsic time (0.05 × control samples) for the control's P95 upper bound.
 CONTROL_TAIL_V_OPT = 100.0
@@ -55,6 +56,17 @@ GATE_ALPHA_SHARES: dict[str, float] = {
     "win_rate": 0.4 / 3.0,
 }
 LATENCY_SHIFT_SHARE = 0.9
+#: Inside the cost gate: the log-cost shift test gets most, the mean-cost test the rest.
+#: Per-request cost is a mixture of model prices (coefficient of variation ~2) and a
+#: regression multiplies the canary's variance too, so the mean test alone caught +30%
+#: within a 15-minute first stage in ~65% of rollouts; the shift of log cost (log-sd ~1.8,
+#: unchanged by the regression) in ~95% (README.md). The mean test stays for regressions
+#: that move the mean and not the typical request (a few more calls to a premium model).
+COST_SHIFT_SHARE = 0.75
+#: The shift test is about the geometric mean; it rolls back only when the mean cost per
+#: task is up by at least this fraction of the tolerance in the data too, so a canary
+#: that makes cheap requests dearer while cutting the mean is never rolled back by it.
+COST_SHIFT_MIN_FRACTION = 0.25
 LATENCY_CONTROL_TAIL_SHARE = 0.05
 LATENCY_CANARY_TAIL_SHARE = 0.05
 

@@ -45,6 +45,9 @@ class ArmFigures:
     errors: int = 0
     cost: float = 0.0
     cost_sq: float = 0.0
+    cost_paid: int = 0  # requests with a positive cost (the log-cost moments' count)
+    cost_log: float = 0.0
+    cost_log_sq: float = 0.0
     judged: int = 0
     win: float = 0.0  # wins + ties/2
     win_sq: float = 0.0  # wins + ties/4
@@ -58,6 +61,9 @@ class ArmFigures:
             self.errors + other.errors,
             self.cost + other.cost,
             self.cost_sq + other.cost_sq,
+            self.cost_paid + other.cost_paid,
+            self.cost_log + other.cost_log,
+            self.cost_log_sq + other.cost_log_sq,
             self.judged + other.judged,
             self.win + other.win,
             self.win_sq + other.win_sq,
@@ -79,6 +85,9 @@ class ArmFigures:
             errors=stats.errors,
             cost=stats.cost_usd,
             cost_sq=stats.cost_sq,
+            cost_paid=stats.cost_paid,
+            cost_log=stats.cost_log,
+            cost_log_sq=stats.cost_log_sq,
             judged=stats.wins + stats.losses + stats.ties,
             win=stats.wins + 0.5 * stats.ties,
             win_sq=stats.wins + 0.25 * stats.ties,
@@ -114,6 +123,10 @@ def cost_of(f: ArmFigures) -> Moments:
     return float(f.count), f.cost, f.cost_sq
 
 
+def cost_log_of(f: ArmFigures) -> Moments:
+    return float(f.cost_paid), f.cost_log, f.cost_log_sq
+
+
 def win_of(f: ArmFigures) -> Moments:
     return float(f.judged), f.win, f.win_sq
 
@@ -123,6 +136,8 @@ METRICS: dict[str, Metric] = {
     "latency_p95": latency_of,
     "cost_per_task": cost_of,
     "win_rate": win_of,
+    # Not a gate of its own: the cost gate's shift test (log cost) has its own dispersion.
+    "cost_shift": cost_log_of,
 }
 
 
@@ -176,8 +191,8 @@ class WindowSums:
     summed without keeping every window.
     """
 
-    canary: tuple[Sums, ...] = tuple(Sums() for _ in range(4))
-    control: tuple[Sums, ...] = tuple(Sums() for _ in range(4))
+    canary: tuple[Sums, ...] = tuple(Sums() for _ in range(5))
+    control: tuple[Sums, ...] = tuple(Sums() for _ in range(5))
 
     @classmethod
     def of(cls, windows: Sequence[StageWindow]) -> WindowSums:
@@ -201,7 +216,7 @@ class WindowSums:
         return self.canary[i], self.control[i]
 
 
-METRIC_ORDER: tuple[str, ...] = ("error_rate", "latency_p95", "cost_per_task", "win_rate")
+METRIC_ORDER: tuple[str, ...] = ("error_rate", "latency_p95", "cost_per_task", "win_rate", "cost_shift")
 
 
 def pearson(moments: Sequence[Moments]) -> tuple[float, int]:

@@ -23,6 +23,9 @@ from bifrost.streams.rollout.gates.config import (
     CONTROL_TAIL_V_OPT,
     COST_DISPERSION,
     COST_SHAPE,
+    COST_SHIFT_MIN_FRACTION,
+    COST_SHIFT_SHAPE,
+    COST_SHIFT_SHARE,
     ERROR_DISPERSION,
     ERROR_PRIOR_CONCENTRATION,
     EXCEEDANCE_PRIOR,
@@ -52,6 +55,7 @@ PRIORS: dict[str, DispersionPrior] = {
     "latency_p95": LATENCY_DISPERSION,
     "cost_per_task": COST_DISPERSION,
     "win_rate": WIN_DISPERSION,
+    "cost_shift": COST_DISPERSION,
 }
 
 
@@ -127,7 +131,7 @@ def evaluate_gates(
         results=[
             _error_rate(canary, control, config, alpha_share, phi("error_rate")),
             _latency(canary, control, config, alpha_share, phi_latency, p95, totals, latency_df),
-            _cost(canary, control, config, alpha_share, phi("cost_per_task")),
+            _cost(canary, control, config, alpha_share, phi("cost_per_task"), phi("cost_shift")),
             _win_rate(canary, control, config, alpha_share, phi_win),
             *slo_results(canary, control, config, latency_dispersion=phi_latency, win_dispersion=phi_win, p95=p95),
         ]
@@ -357,7 +361,18 @@ def _latency(
     )
 
 
-def _cost(canary: WindowStats, control: WindowStats, config: GateConfig, share: float, phi: float) -> GateResult:
+def _cost(
+    canary: WindowStats, control: WindowStats, config: GateConfig, share: float, phi: float, phi_shift: float = 1.0
+) -> GateResult:
+    """Fails if either the mean-cost test or the log-cost shift test rejects.
+
+    The mean test is literally "canary cost per task > (1+margin) × control's"; the shift
+    test (the latency gate's, on log cost over requests with a positive cost) catches the
+    common regression — every request dearer by a factor — with far fewer samples, because
+    log cost varies less than cost and does not grow with the regression. It rolls back
+    only when the mean cost per task is up by ``COST_SHIFT_MIN_FRACTION`` of the tolerance
+    in the data as well.
+    """
     gate = "cost_per_task"
     alpha = config.gate_alpha(gate, share)
     c_est, k_est = metrics.cost_estimate(canary), metrics.cost_estimate(control)
@@ -374,7 +389,12 @@ def _cost(canary: WindowStats, control: WindowStats, config: GateConfig, share: 
     outcome = None
     upper: tuple[float | None, float | None] = (None, None)
     if not control_missing and c_est is not None and k_est is not None and _enough(config, c_est.n, k_est.n):
-        outcome = inference.mean_increase_test(c_est, k_est, config.margin(gate), alpha, COST_SHAPE, phi)
+        margin = config.margin(gate)
+        outcome = inference.mean_increase_test(c_est, k_est, margin, alpha * (1.0 - COST_SHIFT_SHARE), COST_SHAPE, phi)
+        shift = _cost_shift(canary, control, config, margin, alpha * COST_SHIFT_SHARE, phi_shift)
+        if shift is not None and shift.reject and not outcome.reject:
+            if (outcome.degradation or 0.0) >= COST_SHIFT_MIN_FRACTION * config.tolerance(gate):
+                outcome = shift
         upper = (
             noninferiority.mean_increase_upper(c_est, k_est, config.promotion_gate_alpha(), COST_SHAPE, phi),
             config.promotion_limit(gate),
@@ -393,6 +413,15 @@ def _cost(canary: WindowStats, control: WindowStats, config: GateConfig, share: 
         missing,
         upper,
     )
+
+
+def _cost_shift(
+    canary: WindowStats, control: WindowStats, config: GateConfig, margin: float, alpha: float, phi: float
+) -> inference.Outcome | None:
+    c_log, k_log = metrics.log_cost_estimate(canary), metrics.log_cost_estimate(control)
+    if c_log is None or k_log is None or not _enough(config, c_log.n, k_log.n):
+        return None
+    return inference.log_shift_test(c_log, k_log, margin, alpha, COST_SHIFT_SHAPE, phi, quantity="cost")
 
 
 def _win_rate(canary: WindowStats, control: WindowStats, config: GateConfig, share: float, phi: float) -> GateResult:

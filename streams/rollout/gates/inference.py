@@ -175,8 +175,9 @@ def log_shift_test(
     alpha: float,
     points: Points,
     dispersion: float = 1.0,
+    quantity: str = "latency",
 ) -> Outcome:
-    """Reject "canary log latency shifted up by at most ``log(1+margin)``".
+    """Reject "canary log latency (or log ``quantity``) shifted up by at most ``log(1+margin)``".
 
     A uniform slow-down by a factor ``f`` shifts every quantile (P95 included) and the mean
     of log latency by ``log f``. Statistic: lower bound of the geometric-mean ratio − 1.
@@ -191,7 +192,7 @@ def log_shift_test(
         reject=z > z_crit,
         statistic=math.expm1(lower),
         bound=margin,
-        method="log-latency shift: " + LR_MIXTURE,
+        method=f"log-{quantity} shift: " + LR_MIXTURE,
         log_e=_log_e(z, t, alpha, points),
         log_threshold=math.log(1.0 / alpha),
         degradation=math.expm1(canary.mean - control.mean),

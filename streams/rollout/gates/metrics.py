@@ -47,6 +47,16 @@ def cost_estimate(stats: WindowStats) -> MeanEstimate | None:
     return MeanEstimate(n=n, mean=mean, variance=variance)
 
 
+def log_cost_estimate(stats: WindowStats) -> MeanEstimate | None:
+    """Mean and variance of ``log(cost)`` over the requests with a positive cost, ``None`` without any."""
+    n = stats.cost_paid
+    if n <= 0:
+        return None
+    mean = stats.cost_log / n
+    variance = max(stats.cost_log_sq - stats.cost_log * mean, 0.0) / (n - 1) if n > 1 else 0.0
+    return MeanEstimate(n=n, mean=mean, variance=variance)
+
+
 def judged(stats: WindowStats) -> int:
     """Samples with a win/tie/loss outcome."""
     return stats.wins + stats.losses + stats.ties

@@ -68,21 +68,29 @@ def stats_problem(stats: WindowStats) -> str | None:
         return f"cost_sq {stats.cost_sq:.4g} below cost² / count ({stats.cost_usd**2 / n:.4g}): inconsistent sums"
     if not math.isfinite(stats.quality_sum):
         return f"quality_sum is {stats.quality_sum!r}"
-    return sketch_problem(stats.latency_ms, n)
+    return sketch_problem(stats.latency_ms, n) or _log_cost_problem(stats)
+
+
+def _log_cost_problem(stats: WindowStats) -> str | None:
+    if not 0 <= stats.cost_paid <= stats.count:
+        return f"{stats.cost_paid:,} requests with a cost for {stats.count:,} requests"
+    if not (math.isfinite(stats.cost_log) and _finite_nonnegative(stats.cost_log_sq)):
+        return f"log-cost sums ({stats.cost_log!r}, {stats.cost_log_sq!r}) must be finite"
+    return None
 
 
 def figures_problem(figures: ArmFigures) -> str | None:
     """Why one arm's figures in one window are invalid, or ``None``."""
-    for name in ("count", "errors", "judged", "latency_n"):
+    for name in ("count", "errors", "judged", "latency_n", "cost_paid"):
         if getattr(figures, name) < 0:
             return f"negative {name}"
-    if figures.errors > figures.count or figures.judged > figures.count or figures.latency_n > figures.count:
-        return "errors, judgements or latencies exceed the requests"
-    for name in ("cost", "cost_sq", "win", "win_sq", "latency_k2"):
+    if max(figures.errors, figures.judged, figures.latency_n, figures.cost_paid) > figures.count:
+        return "errors, judgements, latencies or costs exceed the requests"
+    for name in ("cost", "cost_sq", "cost_log_sq", "win", "win_sq", "latency_k2"):
         if not _finite_nonnegative(getattr(figures, name)):
             return f"{name} is {getattr(figures, name)!r}"
-    if not math.isfinite(figures.latency_k):
-        return "latency_k is not finite"
+    if not (math.isfinite(figures.latency_k) and math.isfinite(figures.cost_log)):
+        return "latency_k or cost_log is not finite"
     return None
 
 

@@ -77,3 +77,17 @@ def test_merge_is_order_independent(groups: list[list[float]]) -> None:
     assert forward.errors == backward.errors
     assert forward.latency_ms.bins == backward.latency_ms.bins
     assert forward.summary().p99_ms == backward.summary().p99_ms
+
+
+def test_log_cost_moments_count_only_positive_costs_and_merge() -> None:
+    import math
+
+    a, b = WindowStats(), WindowStats()
+    for cost in (0.0, 0.01, 0.04):
+        a.add_event(event(cost=cost))
+    b.add_event(event(cost=0.02))
+    assert a.cost_paid == 2 and a.count == 3
+    assert math.isclose(a.cost_log, math.log(0.01) + math.log(0.04))
+    assert math.isclose(a.cost_log_sq, math.log(0.01) ** 2 + math.log(0.04) ** 2)
+    both = merged([a, b])
+    assert both.cost_paid == 3 and math.isclose(both.cost_log, a.cost_log + math.log(0.02))

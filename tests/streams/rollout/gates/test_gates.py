@@ -23,8 +23,9 @@ from bifrost.streams.rollout.gates import (
     GateStatus,
     evaluate_gates,
     inference,
+    metrics,
 )
-from bifrost.streams.rollout.gates.config import EXCEEDANCE_PRIOR
+from bifrost.streams.rollout.gates.config import COST_SHAPE, EXCEEDANCE_PRIOR
 from bifrost.streams.rollout.gates.dispersion import ArmFigures, StageWindow, WindowSums
 
 
@@ -353,9 +354,9 @@ def test_canary_without_cost_is_insufficient() -> None:
 
 
 def test_a_regression_building_up_holds_promotion() -> None:
-    # Cost +30% at 900 canary requests: not yet enough for the always-valid test, but a
+    # Cost +30% at 600 canary requests: not yet enough for the always-valid tests, but a
     # significant excess of more than half the tolerance: the gate passes and holds.
-    report = evaluate_gates(arm(900, ArmProfile(cost_factor=1.3), seed=21), arm(17_100, seed=22))
+    report = evaluate_gates(arm(600, ArmProfile(cost_factor=1.3), seed=25), arm(11_400, seed=26))
     cost = report.get("cost_per_task")
     assert cost is not None and cost.status is GateStatus.PASS, cost
     assert cost.z is not None and cost.z >= 2.5 and cost.degradation is not None and cost.degradation >= 0.15
@@ -473,3 +474,47 @@ def test_a_control_without_cost_is_missing_not_a_cheaper_control() -> None:
     assert cost is not None and cost.status is GateStatus.INSUFFICIENT
     assert cost.note == "missing: the control reports no cost for its 38,000 requests"
     assert report.rollback is None and report.promotion_blocked
+
+
+def test_every_request_dearer_is_caught_by_the_log_cost_shift_before_the_mean_test() -> None:
+    # +30% on every request at 1,200 canary samples: the mean test (cost's coefficient of
+    # variation ~2, grown by the regression) is not there yet; the log-cost shift is.
+    report = evaluate_gates(arm(1200, ArmProfile(cost_factor=1.3), seed=3), arm(22_800, seed=4))
+    cost = report.get("cost_per_task")
+    assert cost is not None and cost.status is GateStatus.FAIL, cost
+    assert cost.method.startswith("log-cost shift")
+    mean_only = inference.mean_increase_test(
+        metrics.cost_estimate(arm(1200, ArmProfile(cost_factor=1.3), seed=3)),  # type: ignore[arg-type]
+        metrics.cost_estimate(arm(22_800, seed=4)),  # type: ignore[arg-type]
+        GateConfig().margin("cost_per_task"),
+        cost.alpha,  # type: ignore[arg-type]
+        COST_SHAPE,
+    )
+    assert not mean_only.reject
+
+
+def test_log_cost_shift_alone_never_rolls_back_a_canary_whose_mean_cost_is_lower() -> None:
+    # Cheap requests dearer (geometric mean ×2.7), the mean cost per task 10% lower.
+    control = WindowStats(count=20_000, cost_usd=20.0, cost_sq=20_000 * 4e-6, cost_paid=20_000)
+    control.cost_log, control.cost_log_sq = 20_000 * -8.0, 20_000 * (64.0 + 1.0)
+    canary = WindowStats(count=2_000, cost_usd=1.8, cost_sq=2_000 * 3e-6, cost_paid=2_000)
+    canary.cost_log, canary.cost_log_sq = 2_000 * -7.0, 2_000 * (49.0 + 1.0)
+    for stats in (control, canary):
+        stats.latency_ms.add_many([100.0] * stats.count)
+    cost = evaluate_gates(canary, control).get("cost_per_task")
+    assert cost is not None and cost.status is GateStatus.PASS, cost
+    shifted = inference.log_shift_test(
+        metrics.log_cost_estimate(canary),  # type: ignore[arg-type]
+        metrics.log_cost_estimate(control),  # type: ignore[arg-type]
+        0.006,
+        0.001,
+        COST_SHAPE,
+    )
+    assert shifted.reject  # the shift alone is strong; the mean's direction vetoes it
+
+
+def test_more_costed_requests_than_requests_are_invalid() -> None:
+    canary = arm(2000, seed=1)
+    canary.cost_paid = canary.count + 1
+    cost = evaluate_gates(canary, arm(38_000, seed=2)).get("cost_per_task")
+    assert cost is not None and cost.status is GateStatus.INSUFFICIENT and "with a cost" in cost.note

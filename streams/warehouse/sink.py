@@ -99,8 +99,9 @@ class WarehouseSink:
     the files covering them exist. The consumer uses static membership
     (``settings.group_instance_id``) and the configured session timeout.
 
-    Counters for tests and logs: ``files_written``, ``records_skipped``, ``write_failures``,
-    ``peak_bytes`` (highest buffered + in-flight estimate seen).
+    Counters for tests and logs: ``records_read`` (buffered or skipped), ``files_written``,
+    ``records_skipped``, ``write_failures``, ``peak_bytes`` (highest buffered + in-flight
+    estimate seen).
     """
 
     def __init__(
@@ -151,6 +152,7 @@ class WarehouseSink:
         self._in_flight_bytes = 0
         self._executor: ThreadPoolExecutor | None = None
         self._consumer: AIOKafkaConsumer | None = None
+        self.records_read = 0
         self.files_written = 0
         self.records_skipped = 0
         self.write_failures = 0
@@ -223,6 +225,7 @@ class WarehouseSink:
                 hour = int(decoder.decode(value).ts // _SECONDS_PER_HOUR)
             except Exception as exc:  # noqa: BLE001 - any bad record is skipped, never a crash
                 self._skip(tp, offset, exc)
+                self.records_read += 1
                 continue
             cost = row_cost(len(value))
             if self.held_bytes + cost > self.max_buffer_bytes:
@@ -230,6 +233,7 @@ class WarehouseSink:
                 if self._generation != generation or tp not in self._owned:
                     return
             self._append(tp, offset, value, hour, cost)
+            self.records_read += 1
 
     def _append(self, tp: TopicPartition, offset: int, value: bytes, hour: int, cost: int) -> None:
         buffer = self._buffers.get(tp)

@@ -287,6 +287,23 @@ def cluster_sizes(rng: random.Random, n: int, mean: float) -> list[int]:
     return sizes
 
 
+def _fold_costs(stats: WindowStats, costs: list[float], sizes: list[int] | None = None) -> None:
+    """Add requests' costs (each repeated ``sizes[i]`` times, or once) to the cost moments."""
+    logs = list(map(math.log, costs))
+    if sizes is None:
+        stats.cost_usd += sum(costs)
+        stats.cost_sq += sum(c * c for c in costs)
+        stats.cost_paid += len(costs)
+        stats.cost_log += sum(logs)
+        stats.cost_log_sq += sum(x * x for x in logs)
+        return
+    stats.cost_usd += sum(map(mul, costs, sizes))
+    stats.cost_sq += sum(c * c * size for c, size in zip(costs, sizes))
+    stats.cost_paid += sum(sizes)
+    stats.cost_log += sum(map(mul, logs, sizes))
+    stats.cost_log_sq += sum(x * x * size for x, size in zip(logs, sizes))
+
+
 @dataclass(frozen=True, slots=True)
 class ArmSampler:
     """Draws batches of one arm's traffic (tables prepared once per profile)."""
@@ -321,16 +338,12 @@ class ArmSampler:
         if clustering.on("cost"):
             sizes = cluster_sizes(rng, n, clustering.size)
             costs = rng.choices(self.costs, k=len(sizes))
+            if p.reports_cost:
+                _fold_costs(stats, costs, sizes)
         else:
-            sizes = [1] * n
             costs = rng.choices(self.costs, k=n)
-        if p.reports_cost:
-            logs = list(map(math.log, costs))
-            stats.cost_usd += sum(map(mul, costs, sizes))
-            stats.cost_sq += sum(c * c * size for c, size in zip(costs, sizes))
-            stats.cost_paid += n
-            stats.cost_log += sum(map(mul, logs, sizes))
-            stats.cost_log_sq += sum(x * x * size for x, size in zip(logs, sizes))
+            if p.reports_cost:
+                _fold_costs(stats, costs)
         self._judgements(stats, rng, n, clustering)
         zeros = binomial(rng, n, p.latency_zero_fraction) if p.latency_zero_fraction > 0 else 0
         timed = n - zeros

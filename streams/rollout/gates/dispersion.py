@@ -139,6 +139,7 @@ METRICS: dict[str, Metric] = {
     # Not a gate of its own: the cost gate's shift test (log cost) has its own dispersion.
     "cost_shift": cost_log_of,
 }
+METRIC_ORDER: tuple[str, ...] = tuple(METRICS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,8 +192,8 @@ class WindowSums:
     summed without keeping every window.
     """
 
-    canary: tuple[Sums, ...] = tuple(Sums() for _ in range(5))
-    control: tuple[Sums, ...] = tuple(Sums() for _ in range(5))
+    canary: tuple[Sums, ...] = tuple(Sums() for _ in METRIC_ORDER)
+    control: tuple[Sums, ...] = tuple(Sums() for _ in METRIC_ORDER)
 
     @classmethod
     def of(cls, windows: Sequence[StageWindow]) -> WindowSums:
@@ -214,9 +215,6 @@ class WindowSums:
     def metric(self, gate: str) -> tuple[Sums, Sums]:
         i = METRIC_ORDER.index(gate)
         return self.canary[i], self.control[i]
-
-
-METRIC_ORDER: tuple[str, ...] = ("error_rate", "latency_p95", "cost_per_task", "win_rate", "cost_shift")
 
 
 def pearson(moments: Sequence[Moments]) -> tuple[float, int]:

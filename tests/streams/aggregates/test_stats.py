@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -80,8 +82,6 @@ def test_merge_is_order_independent(groups: list[list[float]]) -> None:
 
 
 def test_log_cost_moments_count_only_positive_costs_and_merge() -> None:
-    import math
-
     a, b = WindowStats(), WindowStats()
     for cost in (0.0, 0.01, 0.04):
         a.add_event(event(cost=cost))

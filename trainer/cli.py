@@ -154,7 +154,7 @@ def train_parser() -> argparse.ArgumentParser:
         choices=VARIANTS,
         help="train on a stress variant of the dataset, made in code "
         "(binary: scores binarized at 0.5; premium: the best model ×15 price, best on a minority; "
-        "specialist: a cheap model good on one task only)",
+        "specialist: a cheap model good on one task only; noisy: binary, then 15%% of outcomes flipped)",
     )
     parser.add_argument("--no-parent", action="store_true", help="do not validate against the store's current artifact")
     parser.add_argument("--no-publish", action="store_true", help="train and validate only")

@@ -11,6 +11,8 @@ set does not, so the trainer is checked on the general case, not on one file:
   margin that only that minority carries, and 12–15× the price of the next tier.
 * ``specialist`` — a new model, half the price of the cheapest one, that is as good as the
   best model on one task (the oracle's score there) and as bad as the worst elsewhere.
+* ``noisy`` — ``binary``, then 15% of the (prompt, model) outcomes flipped at random (seed
+  fixed): pass/fail labels from a noisy judge, in training and in evaluation alike.
 
 Every rule is deterministic and uses only the dataset's own rows and task names.
 """
@@ -23,10 +25,12 @@ import numpy as np
 
 from bifrost.storage.dataset import FullInfoDataset
 
-VARIANTS: tuple[str, ...] = ("binary", "premium", "specialist")
+VARIANTS: tuple[str, ...] = ("binary", "premium", "specialist", "noisy")
 PREMIUM_PRICE_FACTOR = 15.0
 PREMIUM_MINORITY = 0.2
 SPECIALIST_PRICE_FACTOR = 0.5
+NOISY_FLIP_SHARE = 0.15
+NOISY_SEED = 15
 
 
 def stress_variant(dataset: FullInfoDataset, name: str, *, train_split: str = "train") -> FullInfoDataset:
@@ -37,6 +41,8 @@ def stress_variant(dataset: FullInfoDataset, name: str, *, train_split: str = "t
         return premium(dataset, train_split=train_split)
     if name == "specialist":
         return specialist(dataset, train_split=train_split)
+    if name == "noisy":
+        return noisy(dataset)
     raise ValueError(f"unknown stress variant {name!r} (one of {', '.join(VARIANTS)})")
 
 
@@ -44,6 +50,14 @@ def binarized(dataset: FullInfoDataset, *, at: float = 0.5) -> FullInfoDataset:
     """Scores ≥ ``at`` become 1, others 0 (NaN stays NaN)."""
     scores = np.where(np.isnan(dataset.scores), np.nan, (dataset.scores >= at).astype(np.float64))
     return replace(dataset, scores=scores, source=f"{dataset.source}#binary")
+
+
+def noisy(dataset: FullInfoDataset, *, flip: float = NOISY_FLIP_SHARE, seed: int = NOISY_SEED) -> FullInfoDataset:
+    """Binarized at 0.5, then each known outcome flipped with probability ``flip`` (seeded)."""
+    scores = binarized(dataset).scores
+    flipped = np.random.default_rng(seed).random(scores.shape) < flip
+    scores = np.where(flipped & ~np.isnan(scores), 1.0 - scores, scores)
+    return replace(dataset, scores=scores, source=f"{dataset.source}#noisy({flip:g})")
 
 
 def _train_rows(dataset: FullInfoDataset, train_split: str) -> np.ndarray:

@@ -17,12 +17,13 @@ from __future__ import annotations
 import pytest
 
 from bifrost.storage.dataset import FullInfoDataset
-from bifrost.trainer.goals import DATASETS, goal_row
+from bifrost.trainer.goals import PROMISED, goal_row
 
 TRIALS = 30
 
 
-@pytest.mark.parametrize("name", DATASETS)
+# Not ``noisy``: the README reports the goal missed there on 4 of 5 seeds (a known gap, not a promise).
+@pytest.mark.parametrize("name", PROMISED)
 def test_goal_and_baseline(real_dataset: FullInfoDataset, name: str) -> None:
     row = goal_row(real_dataset, name, trials=TRIALS, seed=0)
     assert row.rows == 500 and row.dropped_overlap == 119

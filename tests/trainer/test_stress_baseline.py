@@ -61,7 +61,19 @@ def test_specialist_variant() -> None:
         assert np.array_equal(s.scores[:, s.models.index(m)], d.scores[:, d.models.index(m)])
     with pytest.raises(ValueError, match="unknown stress variant"):
         stress_variant(d, "nope")
-    assert VARIANTS == ("binary", "premium", "specialist")
+    assert VARIANTS == ("binary", "premium", "specialist", "noisy")
+
+
+def test_noisy_variant_flips_a_share_of_the_binary_outcomes_the_same_way_every_time() -> None:
+    d = small()
+    d.scores[3, 1] = np.nan  # an unknown outcome stays unknown
+    binary, noisy = stress_variant(d, "binary"), stress_variant(d, "noisy")
+    known = ~np.isnan(binary.scores)
+    assert np.isnan(noisy.scores[3, 1]) and set(np.unique(noisy.scores[known]).tolist()) == {0.0, 1.0}
+    flipped = (noisy.scores != binary.scores) & known
+    assert 0.12 < flipped.sum() / known.sum() < 0.18  # 15% of 899 outcomes, give or take the draw
+    assert np.array_equal(noisy.scores, stress_variant(d, "noisy").scores, equal_nan=True)
+    assert np.array_equal(noisy.costs, d.costs) and noisy.source.endswith("#noisy(0.15)")
 
 
 def test_paired_bootstrap_and_normal_agree_on_a_simple_difference() -> None:

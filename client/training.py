@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -41,6 +42,10 @@ class CanaryAnswer:
     stage_percent: float | None = None
 
 
+#: Bytes of rollout-state and DLQ records kept while the outcome (hence the version) is unknown.
+EARLY_RECORDS_BYTES = 8 << 20
+
+
 @dataclass(slots=True)
 class TriggerProgress:
     """Everything seen about one trigger so far; :attr:`finished` once nothing more is to come."""
@@ -49,6 +54,17 @@ class TriggerProgress:
     outcome: TrainingOutcome | None = None
     canaries: dict[str, CanaryAnswer] = field(default_factory=dict)
     announcement_error: str | None = None  # the artifact's announcement was dead-lettered (e.g. unverified)
+    # Records from other topics read before the outcome: a consumer reads topics in no fixed
+    # order, and the worker can answer the canary start before the outcome record is fetched.
+    early: deque[tuple[str, bytes]] = field(default_factory=deque)
+    early_bytes: int = 0
+
+    def keep_early(self, topic: str, value: bytes) -> None:
+        """Hold a record until the outcome names the version (newest kept within EARLY_RECORDS_BYTES)."""
+        self.early.append((topic, value))
+        self.early_bytes += len(value)
+        while self.early_bytes > EARLY_RECORDS_BYTES and self.early:
+            self.early_bytes -= len(self.early.popleft()[1])
 
     @property
     def waiting_for(self) -> list[str]:
@@ -102,8 +118,14 @@ def observe(progress: TriggerProgress, topics: Topics, topic: str, value: bytes)
             if outcome.trigger_id != progress.trigger_id or progress.outcome is not None:
                 return False
             progress.outcome = outcome
+            early, progress.early, progress.early_bytes = progress.early, deque(), 0
+            for earlier_topic, earlier in early:
+                observe(progress, topics, earlier_topic, earlier)
             return True
-        version = progress.outcome.version if progress.outcome is not None else None
+        if progress.outcome is None:
+            progress.keep_early(topic, value)
+            return False
+        version = progress.outcome.version
         if version is None:
             return False
         if topic == topics.rollout_state:

@@ -116,3 +116,33 @@ def test_no_answer_is_said_plainly_and_garbage_is_ignored() -> None:
     assert not observe(progress, TOPICS, TOPICS.rollout_state, b"[]")
     code, line = judge(progress, 30)
     assert code == 3 and "no trainer answered within 30 s" in line
+
+
+def test_an_answer_read_before_the_outcome_still_counts() -> None:
+    # The consumer reads topics in no fixed order: the worker's refusal of the canary start can be
+    # fetched before the trainer's outcome that names the version (seen in an integration run).
+    progress = TriggerProgress("manual-1")
+    start = pipeline_command_id("v2", "a", CommandKind.START)
+    refused = state("a", start, accepted=False, reason="a rollout of v1 is canary")
+    assert not observe(progress, TOPICS, TOPICS.rollout_state, refused)
+    assert not observe(progress, TOPICS, TOPICS.rollout_state, state("a", "someone-else", accepted=True, reason="x"))
+    assert observe(
+        progress, TOPICS, TOPICS.training_outcomes, outcome(OutcomeKind.PUBLISHED, version="v2", router_ids=["a"])
+    )
+    assert progress.finished and progress.canaries["a"].reason == "a rollout of v1 is canary"
+    assert not progress.early and progress.early_bytes == 0
+    assert "early" not in progress.as_dict()
+
+
+def test_early_records_are_bounded_newest_kept(monkeypatch: Any) -> None:
+    import bifrost.client.training as training
+
+    monkeypatch.setattr(training, "EARLY_RECORDS_BYTES", 1000)
+    progress = TriggerProgress("manual-1")
+    for i in range(50):
+        observe(progress, TOPICS, TOPICS.rollout_state, state("a", f"other-{i}", accepted=True, reason="x" * 40))
+    start = pipeline_command_id("v2", "a", CommandKind.START)
+    observe(progress, TOPICS, TOPICS.rollout_state, state("a", start, accepted=True, reason="canary v2 started"))
+    assert progress.early_bytes <= 1000 and len(progress.early) < 51
+    observe(progress, TOPICS, TOPICS.training_outcomes, outcome(OutcomeKind.PUBLISHED, version="v2", router_ids=["a"]))
+    assert progress.succeeded and progress.canaries["a"].reason == "canary v2 started"

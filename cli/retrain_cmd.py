@@ -130,6 +130,11 @@ def judge(progress: TriggerProgress, waited: float) -> tuple[int, str]:
     if outcome.outcome is not OutcomeKind.PUBLISHED:
         step = f" at {outcome.stopped_at}" if outcome.stopped_at else ""
         return EXIT_FAILURE, f"bifrost-opt: error: {outcome.outcome.value}{step}: {outcome.reason}"
+    if outcome.version is None:
+        return EXIT_FAILURE, (
+            "bifrost-opt: error: the trainer reported a publication without an artifact version; "
+            f"nothing to follow (its outcome is on the training-outcomes topic: {outcome.reason or 'no reason given'})"
+        )
     if progress.announcement_error is not None:
         return (
             EXIT_FAILURE,

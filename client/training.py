@@ -12,6 +12,9 @@ end in the DLQ instead. :func:`follow_trigger` watches all three and returns wha
 from __future__ import annotations
 
 import asyncio
+import base64
+import math
+import re
 import time
 from collections import deque
 from collections.abc import Callable
@@ -44,6 +47,8 @@ class CanaryAnswer:
 
 #: Bytes of rollout-state and DLQ records kept while the outcome (hence the version) is unknown.
 EARLY_RECORDS_BYTES = 8 << 20
+#: What each kept record counts for besides its bytes (the tuple and deque slot it takes).
+EARLY_RECORD_OVERHEAD = 128
 
 
 @dataclass(slots=True)
@@ -62,9 +67,9 @@ class TriggerProgress:
     def keep_early(self, topic: str, value: bytes) -> None:
         """Hold a record until the outcome names the version (newest kept within EARLY_RECORDS_BYTES)."""
         self.early.append((topic, value))
-        self.early_bytes += len(value)
+        self.early_bytes += len(value) + EARLY_RECORD_OVERHEAD
         while self.early_bytes > EARLY_RECORDS_BYTES and self.early:
-            self.early_bytes -= len(self.early.popleft()[1])
+            self.early_bytes -= len(self.early.popleft()[1]) + EARLY_RECORD_OVERHEAD
 
     @property
     def waiting_for(self) -> list[str]:
@@ -79,7 +84,7 @@ class TriggerProgress:
             return False
         if self.outcome.outcome is not OutcomeKind.PUBLISHED or self.announcement_error is not None:
             return True
-        return not self.waiting_for
+        return self.outcome.version is None or not self.waiting_for  # no version: nothing to follow
 
     @property
     def succeeded(self) -> bool:
@@ -123,7 +128,8 @@ def observe(progress: TriggerProgress, topics: Topics, topic: str, value: bytes)
                 observe(progress, topics, earlier_topic, earlier)
             return True
         if progress.outcome is None:
-            progress.keep_early(topic, value)
+            if _may_answer(topics, topic, value):
+                progress.keep_early(topic, value)
             return False
         version = progress.outcome.version
         if version is None:
@@ -137,17 +143,18 @@ def observe(progress: TriggerProgress, topics: Topics, topic: str, value: bytes)
                 or answer.command_id != pipeline_command_id(version, state.router_id, CommandKind.START)
             ):
                 return False
+            percent = state.stage_percent if state.phase in (Phase.CANARY, Phase.PAUSED) else None
             progress.canaries[state.router_id] = CanaryAnswer(
                 router_id=state.router_id,
                 accepted=answer.accepted,
                 reason=answer.reason,
                 phase=state.phase.value,
-                stage_percent=state.stage_percent if state.phase in (Phase.CANARY, Phase.PAUSED) else None,
+                stage_percent=percent if percent is not None and math.isfinite(percent) else None,
             )
             return True
         if topic == topics.dlq:
             letter = msgspec.json.decode(value, type=DeadLetter)
-            if letter.source_topic == topics.artifacts and f"artifact {version}" in letter.error:
+            if letter.source_topic == topics.artifacts and _announces(letter, version):
                 progress.announcement_error = f"{letter.reason.value}: {letter.error}"
                 return True
             if letter.source_topic == topics.rollout_commands and not letter.truncated:
@@ -162,6 +169,29 @@ def observe(progress: TriggerProgress, topics: Topics, topic: str, value: bytes)
     except (msgspec.DecodeError, RecursionError, ValueError):
         return False
     return False
+
+
+def _may_answer(topics: Topics, topic: str, value: bytes) -> bool:
+    """Whether a record read before the outcome could answer some trigger's canary start.
+
+    Only these are kept until the version is known: rollout states answering a ``start``,
+    and dead letters of announcements or rollout commands — not the rest of the DLQ.
+    """
+    if topic == topics.rollout_state:
+        answer = msgspec.json.decode(value, type=RolloutState).last_command
+        return answer is not None and answer.kind is CommandKind.START
+    if topic == topics.dlq:
+        source = msgspec.json.decode(value, type=DeadLetter).source_topic
+        return source in (topics.artifacts, topics.rollout_commands)
+    return False
+
+
+def _announces(letter: DeadLetter, version: str) -> bool:
+    """Whether a dead-lettered announcement is of ``version``: by its key (announcements are
+    keyed by version), else by the version standing alone in the error text."""
+    if letter.key_b64 is not None and not letter.key_truncated:
+        return base64.b64decode(letter.key_b64, validate=True) == version.encode()
+    return re.search(rf"(?<![\w.-]){re.escape(version)}(?![\w.-])", letter.error) is not None
 
 
 async def ensure_outcomes_topic(bootstrap: str, topics: Topics, security: KafkaSecurity | None = None) -> None:

@@ -146,3 +146,87 @@ def test_early_records_are_bounded_newest_kept(monkeypatch: Any) -> None:
     assert progress.early_bytes <= 1000 and len(progress.early) < 51
     observe(progress, TOPICS, TOPICS.training_outcomes, outcome(OutcomeKind.PUBLISHED, version="v2", router_ids=["a"]))
     assert progress.succeeded and progress.canaries["a"].reason == "canary v2 started"
+
+
+def letter_of(source: str, error: str, *, key: bytes | None = None, original: bytes = b"") -> bytes:
+    return msgspec.json.encode(
+        DeadLetter(
+            source_topic=source,
+            partition=0,
+            offset=1,
+            reason=RejectReason.UNVERIFIED,
+            error=error,
+            original_b64=base64.b64encode(original).decode(),
+            key_b64=None if key is None else base64.b64encode(key).decode(),
+        )
+    )
+
+
+def test_unrelated_dead_letters_before_the_outcome_do_not_push_the_answer_out(monkeypatch: Any) -> None:
+    import bifrost.client.training as training
+
+    monkeypatch.setattr(training, "EARLY_RECORDS_BYTES", 20_000)
+    progress = TriggerProgress("manual-1")
+    start = pipeline_command_id("v2", "a", CommandKind.START)
+    refused = state("a", start, accepted=False, reason="a rollout of v1 is canary")
+    observe(progress, TOPICS, TOPICS.rollout_state, refused)
+    for _ in range(200):  # poison events of the input topics: DLQ traffic with nothing to do with the trigger
+        observe(progress, TOPICS, TOPICS.dlq, letter_of(TOPICS.routing_events, "bad json", original=b"x" * 8000))
+    observe(progress, TOPICS, TOPICS.rollout_state, b"{not json")
+    assert len(progress.early) == 1
+    observe(progress, TOPICS, TOPICS.training_outcomes, outcome(OutcomeKind.PUBLISHED, version="v2", router_ids=["a"]))
+    assert judge(progress, 900) == (1, "bifrost-opt: error: v2 canary on a refused: a rollout of v1 is canary")
+
+
+def test_every_kept_record_counts_its_overhead_against_the_bound() -> None:
+    import bifrost.client.training as training
+
+    progress = TriggerProgress("manual-1")
+    tiny = state("a", "x", accepted=True, reason="")
+    for _ in range(100_000):
+        progress.keep_early(TOPICS.rollout_state, tiny)
+    per_record = len(tiny) + training.EARLY_RECORD_OVERHEAD
+    assert len(progress.early) == training.EARLY_RECORDS_BYTES // per_record
+    assert progress.early_bytes <= training.EARLY_RECORDS_BYTES
+
+
+def test_a_dead_lettered_announcement_is_matched_by_its_key_not_a_prefix_of_the_text() -> None:
+    def verdict(letter: bytes) -> int:
+        progress = TriggerProgress("manual-1")
+        observe(progress, TOPICS, TOPICS.dlq, letter)  # early or late: the same answer
+        observe(
+            progress, TOPICS, TOPICS.training_outcomes, outcome(OutcomeKind.PUBLISHED, version="v2", router_ids=["a"])
+        )
+        return judge(progress, 5)[0]
+
+    # Keyed by version, as the trainer publishes: whatever the error text says.
+    assert verdict(letter_of(TOPICS.artifacts, "announced v2 but the signed artifact is v9", key=b"v2")) == 1
+    assert verdict(letter_of(TOPICS.artifacts, "internal error while checking the announcement", key=b"v2")) == 1
+    assert verdict(letter_of(TOPICS.artifacts, "artifact v20 rejected: bad signature", key=b"v20")) == 3
+    # No key: the version must stand alone in the text.
+    assert verdict(letter_of(TOPICS.artifacts, "artifact v2 rejected: bad signature")) == 1
+    assert verdict(letter_of(TOPICS.artifacts, "artifact v2.1 rejected: bad signature")) == 3
+    assert verdict(letter_of(TOPICS.artifacts, "artifact v20 rejected: bad signature")) == 3
+    assert verdict(letter_of(TOPICS.artifacts, "artifact v2 rejected", key=b"%%%not base64")) == 3
+
+
+def test_a_publication_without_a_version_or_with_an_absurd_stage_ends_plainly() -> None:
+    import json
+
+    progress = TriggerProgress("manual-1")
+    observe(progress, TOPICS, TOPICS.training_outcomes, outcome(OutcomeKind.PUBLISHED, router_ids=["a"]))
+    code, line = judge(progress, 5)
+    assert progress.finished and code == 1 and "without an artifact version" in line
+    progress = TriggerProgress("manual-1")
+    observe(progress, TOPICS, TOPICS.training_outcomes, outcome(OutcomeKind.PUBLISHED, version="v2", router_ids=["a"]))
+    answer = CommandOutcome(
+        command_id=pipeline_command_id("v2", "a", CommandKind.START),
+        kind=CommandKind.START,
+        accepted=True,
+        reason="canary v2 started",
+        at=1.0,
+    )
+    absurd = RolloutState(router_id="a", phase=Phase.CANARY, stage_index=0, stages=[1e308], last_command=answer)
+    assert observe(progress, TOPICS, TOPICS.rollout_state, msgspec.json.encode(absurd))
+    assert progress.canaries["a"].stage_percent is None
+    json.dumps(progress.as_dict(), allow_nan=False)

@@ -19,7 +19,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 echo "setup: installing Python packages"
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e '.[test,dev]'
+.venv/bin/python -m pip install -q -e '.[test,dev]' -c constraints.txt
 echo "setup: fetching the Kafka broker (cached after the first run)"
 .venv/bin/python -m bifrost.devkafka fetch
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import math
 import re
 import time
 from collections import deque
@@ -143,13 +142,12 @@ def observe(progress: TriggerProgress, topics: Topics, topic: str, value: bytes)
                 or answer.command_id != pipeline_command_id(version, state.router_id, CommandKind.START)
             ):
                 return False
-            percent = state.stage_percent if state.phase in (Phase.CANARY, Phase.PAUSED) else None
             progress.canaries[state.router_id] = CanaryAnswer(
                 router_id=state.router_id,
                 accepted=answer.accepted,
                 reason=answer.reason,
                 phase=state.phase.value,
-                stage_percent=percent if percent is not None and math.isfinite(percent) else None,
+                stage_percent=state.stage_percent if state.phase in (Phase.CANARY, Phase.PAUSED) else None,
             )
             return True
         if topic == topics.dlq:

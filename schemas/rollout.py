@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import math
 from typing import Annotated
 
 import msgspec
@@ -235,9 +236,11 @@ class RolloutState(msgspec.Struct, frozen=True, kw_only=True):
 
     @property
     def stage_percent(self) -> float | None:
-        """Canary share of the current stage in percent (None outside a rollout)."""
+        """Canary share of the current stage in percent (None outside a rollout, or for a
+        non-finite stage share in a record from elsewhere)."""
         if 0 <= self.stage_index < len(self.stages):
-            return self.stages[self.stage_index] * 100.0
+            percent = self.stages[self.stage_index] * 100.0
+            return percent if math.isfinite(percent) else None
         return None
 
 

@@ -5,7 +5,8 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends libgomp1 \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
-COPY pyproject.toml README.md ./
+# constraints.txt pins the versions CI tested (the same pins scripts/setup.sh installs).
+COPY pyproject.toml README.md constraints.txt ./
 COPY schemas schemas
 COPY streams streams
 COPY trainer trainer
@@ -22,7 +23,7 @@ COPY storage storage
 COPY gatesim gatesim
 # The bundled full-information dataset: `bifrost-opt init` bootstraps the first artifact from it.
 COPY data/routing-eval data/routing-eval
-RUN pip install --no-cache-dir '.[rocksdb]'
+RUN pip install --no-cache-dir '.[rocksdb]' -c constraints.txt
 ENV BIFROST_STORE=rocksdb:// BIFROST_DATA_DIR=/var/lib/bifrost BIFROST_WEB_HOST=0.0.0.0
 EXPOSE 6066
 ENTRYPOINT ["bifrost-opt"]

@@ -87,6 +87,12 @@ def test_the_image_has_libgomp_and_installs_the_package_with_rocksdb() -> None:
     assert "rocksdb" in PYPROJECT["project"]["optional-dependencies"]
 
 
+def test_the_image_installs_the_versions_ci_tested() -> None:
+    assert "-c constraints.txt" in IMAGE.run
+    assert any("constraints.txt" in sources for sources, _ in IMAGE.copies)
+    assert (ROOT / "constraints.txt").is_file()
+
+
 def test_every_copied_source_exists_and_every_package_folder_is_copied() -> None:
     ignored = [
         line.strip()

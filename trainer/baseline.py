@@ -75,6 +75,31 @@ def out_of_fold(X: np.ndarray, Y: np.ndarray, folds: np.ndarray, *, l2: float = 
     return out
 
 
+def fold_average(X: np.ndarray, Y: np.ndarray, folds: np.ndarray, *, l2: float = DEFAULT_L2) -> LogisticModels:
+    """One set of regressions whose logits are the mean of the per-fold fits' logits.
+
+    Each fold's fit (every row but that fold's) is re-expressed over the standardization
+    of all rows, so the average is again a plain :class:`LogisticModels`.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    mean = X.mean(axis=0)
+    scale = X.std(axis=0)
+    scale[scale == 0] = 1.0
+    total: np.ndarray | None = None
+    count = 0
+    for fold in np.unique(folds):
+        part = fit_logistic(X[folds != fold], Y[folds != fold], l2=l2)
+        # logit = ((x − m_f)/s_f)·W_f + b_f = ((x − mean)/scale)·(W_f·scale/s_f) + b_f + ((mean − m_f)/s_f)·W_f
+        slopes = part.weights[:-1] * (scale / part.scale)[:, None]
+        intercept = part.weights[-1] + ((mean - part.mean) / part.scale) @ part.weights[:-1]
+        weights = np.vstack([slopes, intercept])
+        total = weights if total is None else total + weights
+        count += 1
+    if total is None:
+        return fit_logistic(X, Y, l2=l2)
+    return LogisticModels(mean=mean, scale=scale, weights=total / count)
+
+
 def price_per_unit(size: np.ndarray, costs: np.ndarray) -> np.ndarray:
     """Mean cost per unit of ``size`` (e.g. approximate tokens) per model."""
     size = np.asarray(size, dtype=np.float64)

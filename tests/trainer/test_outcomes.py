@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import lightgbm as lgb
 import numpy as np
 import pytest
 
 from bifrost.router.gbdt import TreeEnsemble
-from bifrost.trainer.outcomes import group_folds, platt, train_outcome_models
+from bifrost.trainer import baseline as lr
+from bifrost.trainer.outcomes import (
+    EARLY_STOPPING,
+    MAX_ROUNDS,
+    TREE_PARAMS,
+    average_models,
+    group_folds,
+    platt,
+    train_outcome_models,
+)
 
 NAMES = ["chars", "tokens_approx", "x0", "x1", "x2"]
 
@@ -156,3 +166,56 @@ def test_chosen_blend_is_the_one_routed_with() -> None:
     # The chosen blend never routes worse out-of-fold than the fixed 0.5/10 it was compared with.
     fixed_value = next(c.value for c in choice.candidates if (c.weight, c.l2) == (0.5, 10.0))
     assert choice.value >= fixed_value
+
+
+def test_the_final_quality_model_is_the_fold_models_average() -> None:
+    X, scores, _ = synthetic(1000, seed=6)
+    folds = np.arange(len(X)) % 4
+    y = scores[:, 0]
+    params = {**TREE_PARAMS, "objective": "cross_entropy", "seed": 0}
+    fold_raw = []
+    for fold in range(4):
+        fit, held = folds != fold, folds == fold
+        train = lgb.Dataset(X[fit], y[fit], feature_name=NAMES, free_raw_data=False)
+        booster = lgb.train(
+            params,
+            train,
+            num_boost_round=MAX_ROUNDS,
+            valid_sets=[lgb.Dataset(X[held], y[held], reference=train)],
+            callbacks=[lgb.early_stopping(EARLY_STOPPING, verbose=False)],
+        )
+        fold_raw.append(booster.predict(X, num_iteration=booster.best_iteration, raw_score=True))
+    models = train_outcome_models(
+        X, scores, scores * 1e-3 + 1e-6, folds, models=("a", "b", "c"), feature_names=NAMES, cost_unit_usd=1e-3
+    )
+    expected = np.mean(fold_raw, axis=0)
+    # What the router evaluates (numpy) and what LightGBM loads are both the folds' mean raw score.
+    assert np.allclose(TreeEnsemble.from_model_string(models.quality["a"]).raw_scores(X)[:, 0], expected, atol=1e-9)
+    assert np.allclose(lgb.Booster(model_str=models.quality["a"]).predict(X, raw_score=True), expected, atol=1e-9)
+
+
+def test_average_models_of_one_model_is_that_model_and_of_none_an_error() -> None:
+    X, scores, _ = synthetic(400, seed=7)
+    booster = lgb.train({**TREE_PARAMS, "objective": "cross_entropy"}, lgb.Dataset(X, scores[:, 0]), 15)
+    one = average_models([booster.model_to_string()])
+    assert np.allclose(lgb.Booster(model_str=one).predict(X, raw_score=True), booster.predict(X, raw_score=True))
+    twice = average_models([booster.model_to_string()] * 2)
+    assert TreeEnsemble.from_model_string(twice).roots.size == 30
+    assert np.allclose(TreeEnsemble.from_model_string(twice).raw_scores(X)[:, 0], booster.predict(X, raw_score=True))
+    with pytest.raises(ValueError, match="no models"):
+        average_models([])
+
+
+def test_fold_average_logits_are_the_mean_of_the_fold_fits() -> None:
+    X, scores, _ = synthetic(800, seed=8)
+    X = X * np.array([1.0, 1.0, 3.0, 0.5, 1.0]) + np.array([0.0, 0.0, 2.0, -1.0, 0.0])  # unequal scales
+    labels = np.where(np.random.default_rng(9).random(scores.shape) < 0.1, np.nan, scores)  # some labels missing
+    folds = np.arange(len(X)) % 5
+
+    def logits(m: lr.LogisticModels) -> np.ndarray:
+        p = m.predict(X)
+        return np.log(p / (1 - p))
+
+    fits = [lr.fit_logistic(X[folds != f], labels[folds != f], l2=10.0) for f in range(5)]
+    averaged = lr.fold_average(X, labels, folds, l2=10.0)
+    assert np.allclose(logits(averaged), np.mean([logits(m) for m in fits], axis=0), atol=1e-8)

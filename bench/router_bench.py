@@ -437,7 +437,7 @@ def write_markdown(report: dict[str, Any], rows: Sequence[tuple[str, ...]], path
             if "loaded_from" not in report["bootstrap"]
             else f"Artifact `{art['version']}` loaded from `{report['bootstrap']['loaded_from']}` "
             "(trained by `bifrost-opt "
-            f"train` on `{report['dataset']}`, nice'd, before this run)"
+            f"train` on `{report['dataset']}`, before this run)"
         )
         + f" ({report['bootstrap']['trials']} trials, seed {report['bootstrap']['seed']}"
         + (

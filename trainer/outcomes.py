@@ -23,7 +23,10 @@ final quality model is the fold models' average** (one LightGBM model string who
 are every fold model's, at its early-stopped round, with leaf values divided by k; the
 blended logistic regression likewise averages the fold fits' logits). One refit on every
 row carries the variance of one fit; the average of k fits routes more steadily from seed
-to seed (measured in the README, "Per-prompt routing"). The cost model is refitted on every row
+to seed (measured in the README, "Per-prompt routing"). The Platt calibration fitted on the
+fold models' out-of-fold raw scores is applied to the average, whose raw scores spread a
+little less (typically slightly under-confident; each model's ranking of
+prompts unchanged). The cost model is refitted on every row
 with the folds' median number of rounds. Rows where a model has no label (logged data:
 only the served model's outcome) are left out of that model's fits but still get
 predictions.

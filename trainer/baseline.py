@@ -68,6 +68,8 @@ def fit_logistic(X: np.ndarray, Y: np.ndarray, *, l2: float = DEFAULT_L2, max_it
 
 def out_of_fold(X: np.ndarray, Y: np.ndarray, folds: np.ndarray, *, l2: float = DEFAULT_L2) -> np.ndarray:
     """``(rows, models)`` predictions, each row by the regressions fitted without its fold."""
+    if np.unique(folds).size < 2:
+        raise ValueError("out-of-fold predictions need at least two folds")
     out = np.zeros(Y.shape)
     for fold in np.unique(folds):
         held = folds == fold
@@ -81,6 +83,8 @@ def fold_average(X: np.ndarray, Y: np.ndarray, folds: np.ndarray, *, l2: float =
     Each fold's fit (every row but that fold's) is re-expressed over the standardization
     of all rows, so the average is again a plain :class:`LogisticModels`.
     """
+    if np.unique(folds).size < 2:
+        raise ValueError("fold_average needs at least two folds (each fit leaves one out)")
     X = np.asarray(X, dtype=np.float64)
     mean = X.mean(axis=0)
     scale = X.std(axis=0)
@@ -95,8 +99,7 @@ def fold_average(X: np.ndarray, Y: np.ndarray, folds: np.ndarray, *, l2: float =
         weights = np.vstack([slopes, intercept])
         total = weights if total is None else total + weights
         count += 1
-    if total is None:
-        return fit_logistic(X, Y, l2=l2)
+    assert total is not None  # at least two folds
     return LogisticModels(mean=mean, scale=scale, weights=total / count)
 
 

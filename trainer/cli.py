@@ -40,7 +40,7 @@ from bifrost.router.keys import (
 )
 from bifrost.router.reference import ReferenceRouter
 from bifrost.storage.artifact_store import DEFAULT_ROOT, ArtifactStore, StoreError
-from bifrost.storage.dataset import FullInfoDataset, load_dataset
+from bifrost.storage.dataset import FullInfoDataset, load_dataset, prompt_key
 from bifrost.trainer.evaluate import EvaluationError, evaluate_artifact, training_rows_warning
 from bifrost.trainer.quality import Check, DataQualityError, QualityThresholds, assess_dataset
 from bifrost.trainer.settings import TrainerSettings
@@ -195,11 +195,12 @@ def _train(args: argparse.Namespace) -> int:
     full = load_dataset(dataset)
     if args.stress:
         full = stress_variant(full, args.stress)
-    train_rows = int((full.splits == config.train_split).sum())
-    if args.clusters is not None and args.clusters > max(1, train_rows // 10):
+    in_train = full.splits == config.train_split
+    train_prompts = len({prompt_key(p) for p, ok in zip(full.prompts, in_train) if ok})
+    if args.clusters is not None and args.clusters > max(1, train_prompts // 10):
         raise _Usage(
-            f"--clusters {args.clusters} is too many for {train_rows} training prompts (at most "
-            f"{max(1, train_rows // 10)}: a tenth of them, so a cluster has prompts to describe)"
+            f"--clusters {args.clusters} is too many for {train_prompts} distinct training prompts (at most "
+            f"{max(1, train_prompts // 10)}: a tenth of them, so a cluster has prompts to describe)"
         )
     try:
         artifact, report = bootstrap_artifact(

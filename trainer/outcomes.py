@@ -248,6 +248,7 @@ def _fit(
 
 _TREE_VALUES = re.compile(r"^(leaf_value=|internal_value=)(.*)$", re.MULTILINE)
 _TREE_INDEX = re.compile(r"^Tree=\d+", re.MULTILINE)
+_LINEAR_TREE = re.compile(r"^is_linear=1\b", re.MULTILINE)
 
 
 def average_models(model_strings: list[str]) -> str:
@@ -277,6 +278,8 @@ def average_models(model_strings: list[str]) -> str:
         for block in body.split("\nTree="):
             if not block.strip():
                 continue
+            if _LINEAR_TREE.search(block):
+                raise ValueError("linear trees cannot be averaged by their leaf values")
             block = block if block.startswith("Tree=") else "Tree=" + block
             block = _TREE_INDEX.sub(f"Tree={len(trees)}", _TREE_VALUES.sub(divided, block), count=1)
             trees.append(block.strip("\n"))

@@ -4,7 +4,8 @@ On held-out rows (never used for clustering, the outcome models, the triage mode
 search), the candidate is routed from prompt text exactly as a router would. With a
 current artifact (the parent) this is a **non-inferiority test** on paired outcomes:
 
-* ``enough_rows``: at least ``min_rows`` held-out prompts, else the run is refused
+* ``enough_rows``: at least ``min_rows`` *distinct* held-out prompts (copies of one prompt
+  count once: 250 copies of one prompt are one observation), else the run is refused
   (too few rows for a decision) — with or without a parent;
 * ``quality_non_inferior``: the one-sided ``confidence`` lower bound of the paired score
   difference (candidate − parent, bootstrap over prompts) is above ``−tolerance ×``
@@ -31,7 +32,7 @@ import numpy as np
 
 from bifrost.common.errors import ExitCode
 from bifrost.router.reference import ReferenceRouter
-from bifrost.storage.dataset import FullInfoDataset
+from bifrost.storage.dataset import FullInfoDataset, prompt_groups
 from bifrost.trainer.evaluate import EvaluationReport, PolicyMetrics, evaluate_artifact
 from bifrost.trainer.stats import DEFAULT_CONFIDENCE, PairedComparison
 
@@ -198,13 +199,16 @@ def validate_candidate(
     mine = evaluation.policy
     # Every decision needs rows, the first artifact's too: its knob targets and quality floor
     # are read on the holdout as much as a successor's non-inferiority.
+    usable = holdout.valid_rows()
+    distinct = int(np.unique(prompt_groups(p for p, ok in zip(holdout.prompts, usable) if ok)).size)
     checks = [
         ValidationCheck(
             name="enough_rows",
-            passed=evaluation.rows >= min_rows,
-            value=evaluation.rows,
+            passed=min(evaluation.rows, distinct) >= min_rows,
+            value=min(evaluation.rows, distinct),
             threshold=min_rows,
-            message="held-out prompts; fewer are too few for a decision",
+            message="distinct held-out prompts; fewer are too few for a decision"
+            + (f" ({evaluation.rows} rows, copies counted once)" if distinct < evaluation.rows else ""),
         )
     ]
     difference = None

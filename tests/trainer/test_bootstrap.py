@@ -289,7 +289,9 @@ def test_copies_of_a_prompt_stay_on_one_side(
         return original(X, scores, costs, folds, **kwargs)
 
     monkeypatch.setattr(pipeline_module, "train_outcome_models", spy)
-    _, report = bootstrap_artifact(data, trials=3, seed=0, signing_key=signing_key, config=CONFIG)
+    # ~57 distinct held-out prompts (each twice): validation counts distinct prompts, so lower its floor here.
+    config = msgspec.structs.replace(CONFIG, min_validation_rows=50)
+    _, report = bootstrap_artifact(data, trials=3, seed=0, signing_key=signing_key, config=config)
     assert report.rows["dropped_overlap"] == 40  # both copies of the 20 prompts that are also test prompts
     assert report.rows["train"] == 760 and report.rows["fit"] + report.rows["holdout"] == 760
     assert report.rows["holdout"] % 2 == 0 and report.rows["fit"] % 2 == 0  # whole pairs on each side

@@ -342,3 +342,14 @@ def test_the_training_split_is_evaluated_with_a_warning() -> None:
     assert evaluate_artifact(make_artifact(), data).warnings == []
     assert evaluate_artifact(make_artifact(), data, split="all").warnings == []
     assert "Warning" not in evaluate_artifact(make_artifact(), data).to_markdown()
+
+
+def test_copies_of_a_few_prompts_are_not_enough_rows() -> None:
+    # 150 held-out rows that are 25 copies each of 6 prompts: six observations, not 150.
+    holdout = tiny().split("test")
+    usable = np.flatnonzero(holdout.valid_rows())
+    copies = holdout.take(np.repeat(usable, 25))
+    report = validate_candidate(ReferenceRouter(make_artifact()), copies, decision_slo_ms=1000.0)
+    enough = next(c for c in report.checks if c.name == "enough_rows")
+    assert not report.passed and not enough.passed and enough.value == len(usable)
+    assert f"({25 * len(usable)} rows, copies counted once)" in enough.message

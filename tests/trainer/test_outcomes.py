@@ -219,3 +219,16 @@ def test_fold_average_logits_are_the_mean_of_the_fold_fits() -> None:
     fits = [lr.fit_logistic(X[folds != f], labels[folds != f], l2=10.0) for f in range(5)]
     averaged = lr.fold_average(X, labels, folds, l2=10.0)
     assert np.allclose(logits(averaged), np.mean([logits(m) for m in fits], axis=0), atol=1e-8)
+
+
+def test_one_fold_and_linear_trees_are_refused_not_averaged_into_nonsense() -> None:
+    X, scores, _ = synthetic(300, seed=10)
+    with pytest.raises(ValueError, match="at least two folds"):
+        lr.fold_average(X, scores, np.zeros(len(X), dtype=np.int64))
+    with pytest.raises(ValueError, match="at least two folds"):
+        lr.out_of_fold(X, scores, np.zeros(len(X), dtype=np.int64))
+    linear = lgb.train(
+        {**TREE_PARAMS, "objective": "cross_entropy", "linear_tree": True}, lgb.Dataset(X, scores[:, 0]), 5
+    )
+    with pytest.raises(ValueError, match="linear trees"):
+        average_models([linear.model_to_string()] * 2)

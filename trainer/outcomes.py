@@ -205,15 +205,19 @@ def _fit(
     seed: int,
     *,
     average_folds: bool = False,
-) -> tuple[np.ndarray, str, int]:
-    """k-fold OOF raw predictions for every row, the final model string, and its rounds.
+) -> tuple[np.ndarray, str, int, np.ndarray]:
+    """k-fold OOF raw predictions for every row, the final model string, its rounds, and
+    which rows have a true out-of-fold prediction.
 
     The final model is refitted on ``rows`` (labelled) with the folds' median rounds, or,
     with ``average_folds``, is the fold models' average (:func:`average_models`). At most
-    ``max_rows`` labelled rows (a uniform sample) are fitted on per fit.
+    ``max_rows`` labelled rows (a uniform sample) are fitted on per fit. A fold whose
+    complement has too few labelled rows to fit is skipped: its rows get the mean of the
+    others' out-of-fold predictions (no information either way) and are not ``covered``.
     """
     k = int(folds.max()) + 1
     oof = np.zeros(len(X))
+    covered = np.zeros(len(X), dtype=bool)
     iterations = []
     fold_models: list[str] = []
     if rows.sum() > max_rows:
@@ -235,15 +239,21 @@ def _fit(
         best = int(booster.best_iteration or booster.current_iteration() or max_rounds)
         iterations.append(best)
         oof[held] = booster.predict(X[held], num_iteration=best, raw_score=True)
+        covered |= held
         if average_folds:
             fold_models.append(booster.model_to_string(num_iteration=best))
+    if iterations and not covered.all():
+        known = covered & rows if (covered & rows).any() else covered
+        oof[~covered] = float(oof[known].mean())
+        step("outcomes", skipped_folds=k - len(iterations), uncovered_rows=int((~covered & rows).sum()))
     rounds = max(1, int(np.median(iterations))) if iterations else max_rounds // 4
     if fold_models:
-        return oof, average_models(fold_models), rounds
+        return oof, average_models(fold_models), rounds, covered
     final = lgb.train(params, lgb.Dataset(X[rows], y[rows], feature_name=feature_names), num_boost_round=rounds)
     if not iterations:  # too few labelled rows for any fold: the final model's in-sample predictions
         oof = np.asarray(final.predict(X, raw_score=True))
-    return oof, final.model_to_string(), rounds
+        covered = np.ones(len(X), dtype=bool)
+    return oof, final.model_to_string(), rounds, covered
 
 
 _TREE_VALUES = re.compile(r"^(leaf_value=|internal_value=)(.*)$", re.MULTILINE)
@@ -374,14 +384,15 @@ def train_outcome_models(
             step("outcomes", model=model, rows=int(labelled.sum()), fallback="current")
             continue
         y = np.clip(np.nan_to_num(scores[:, j]), 0.0, 1.0)
-        raw, q_string, q_rounds = _fit(
+        raw, q_string, q_rounds, covered = _fit(
             quality_params, X, y, folds, labelled, max_rounds, feature_names, max_rows, seed, average_folds=True
         )
-        a, b = platt(raw[labelled], y[labelled])
+        calibrate = labelled & covered if (labelled & covered).any() else labelled
+        a, b = platt(raw[calibrate], y[calibrate])
         oof_q[:, j] = _sigmoid(a * raw + b)
         quality[model], calibration[model] = q_string, [round(a, 6), round(b, 6)]
         ratio = np.maximum(np.nan_to_num(ratio_all[:, j]), floor)
-        c_raw, cost[model], c_rounds = _fit(
+        c_raw, cost[model], c_rounds, _ = _fit(
             cost_params, X, ratio, folds, costed, max_rounds, feature_names, max_rows, seed
         )
         oof_c[:, j] = np.exp(c_raw) * size / cost_unit_usd

@@ -232,3 +232,18 @@ def test_one_fold_and_linear_trees_are_refused_not_averaged_into_nonsense() -> N
     )
     with pytest.raises(ValueError, match="linear trees"):
         average_models([linear.model_to_string()] * 2)
+
+
+def test_a_fold_too_big_to_leave_out_gives_no_fake_out_of_fold_predictions() -> None:
+    # Fold 0 holds 290 of 300 rows: its complement (10 rows) is too small to fit, so fold 0 has no
+    # out-of-fold prediction. Its rows get one uninformative value, and Platt is fitted on the rest.
+    X, scores, costs = synthetic(300, seed=11)
+    folds = np.where(np.arange(300) < 290, 0, 1)
+    models = train_outcome_models(
+        X, scores, costs, folds, models=("a", "b", "c"), feature_names=NAMES, cost_unit_usd=1e-3
+    )
+    q = models.oof_quality[:, 0]
+    assert np.unique(q[:290]).size == 1  # one value, not raw 0 pushed through the calibration
+    raw_fold1 = TreeEnsemble.from_model_string(models.quality["a"]).raw_scores(X[290:])[:, 0]
+    a, b = platt(raw_fold1, np.clip(scores[290:, 0], 0.0, 1.0))
+    assert models.calibration["a"] == [round(a, 6), round(b, 6)]

@@ -66,41 +66,47 @@ def fit_logistic(X: np.ndarray, Y: np.ndarray, *, l2: float = DEFAULT_L2, max_it
     return LogisticModels(mean=mean, scale=scale, weights=result.x.reshape(d, m))
 
 
-def out_of_fold(X: np.ndarray, Y: np.ndarray, folds: np.ndarray, *, l2: float = DEFAULT_L2) -> np.ndarray:
-    """``(rows, models)`` predictions, each row by the regressions fitted without its fold."""
+def fold_fits(X: np.ndarray, Y: np.ndarray, folds: np.ndarray, *, l2: float = DEFAULT_L2) -> dict[int, LogisticModels]:
+    """Per fold, the regressions fitted on every row but that fold's."""
     if np.unique(folds).size < 2:
-        raise ValueError("out-of-fold predictions need at least two folds")
-    out = np.zeros(Y.shape)
-    for fold in np.unique(folds):
+        raise ValueError("out-of-fold fits need at least two folds (each leaves one out)")
+    X = np.asarray(X, dtype=np.float64)
+    return {int(fold): fit_logistic(X[folds != fold], Y[folds != fold], l2=l2) for fold in np.unique(folds)}
+
+
+def predict_out_of_fold(X: np.ndarray, folds: np.ndarray, fits: dict[int, LogisticModels]) -> np.ndarray:
+    """``(rows, models)`` predictions, each row by the fit of its fold (:func:`fold_fits`)."""
+    X = np.asarray(X, dtype=np.float64)
+    out = np.zeros((len(X), next(iter(fits.values())).weights.shape[1]))
+    for fold, fit in fits.items():
         held = folds == fold
-        out[held] = fit_logistic(X[~held], Y[~held], l2=l2).predict(X[held])
+        out[held] = fit.predict(X[held])
     return out
 
 
-def fold_average(X: np.ndarray, Y: np.ndarray, folds: np.ndarray, *, l2: float = DEFAULT_L2) -> LogisticModels:
-    """One set of regressions whose logits are the mean of the per-fold fits' logits.
+def out_of_fold(X: np.ndarray, Y: np.ndarray, folds: np.ndarray, *, l2: float = DEFAULT_L2) -> np.ndarray:
+    """``(rows, models)`` predictions, each row by the regressions fitted without its fold."""
+    return predict_out_of_fold(X, folds, fold_fits(X, Y, folds, l2=l2))
 
-    Each fold's fit (every row but that fold's) is re-expressed over the standardization
-    of all rows, so the average is again a plain :class:`LogisticModels`.
+
+def average_fits(X: np.ndarray, fits: dict[int, LogisticModels]) -> LogisticModels:
+    """One set of regressions whose logits are the mean of ``fits``' logits.
+
+    Each fit is re-expressed over the standardization of all rows of ``X``, so the
+    average is again a plain :class:`LogisticModels`.
     """
-    if np.unique(folds).size < 2:
-        raise ValueError("fold_average needs at least two folds (each fit leaves one out)")
     X = np.asarray(X, dtype=np.float64)
     mean = X.mean(axis=0)
     scale = X.std(axis=0)
     scale[scale == 0] = 1.0
-    total: np.ndarray | None = None
-    count = 0
-    for fold in np.unique(folds):
-        part = fit_logistic(X[folds != fold], Y[folds != fold], l2=l2)
+
+    def over_all_rows(part: LogisticModels) -> np.ndarray:
         # logit = ((x − m_f)/s_f)·W_f + b_f = ((x − mean)/scale)·(W_f·scale/s_f) + b_f + ((mean − m_f)/s_f)·W_f
         slopes = part.weights[:-1] * (scale / part.scale)[:, None]
         intercept = part.weights[-1] + ((mean - part.mean) / part.scale) @ part.weights[:-1]
-        weights = np.vstack([slopes, intercept])
-        total = weights if total is None else total + weights
-        count += 1
-    assert total is not None  # at least two folds
-    return LogisticModels(mean=mean, scale=scale, weights=total / count)
+        return np.vstack([slopes, intercept])
+
+    return LogisticModels(mean=mean, scale=scale, weights=np.mean([over_all_rows(f) for f in fits.values()], axis=0))
 
 
 def price_per_unit(size: np.ndarray, costs: np.ndarray) -> np.ndarray:

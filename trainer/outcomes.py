@@ -349,7 +349,8 @@ def train_outcome_models(
         if not 0.0 <= linear_blend <= 1.0:
             raise ValueError(f"linear_blend must be in [0, 1], not {linear_blend}")
         l2s = sorted({*DEFAULT_L2S, linear_l2}) if choose_linear else [linear_l2]
-        oof_linear = {l2: lr.out_of_fold(X, labels, folds, l2=l2) for l2 in l2s}
+        linear_fits = {l2: lr.fold_fits(X, labels, folds, l2=l2) for l2 in l2s}
+        oof_linear = {l2: lr.predict_out_of_fold(X, folds, fits) for l2, fits in linear_fits.items()}
     for j, model in enumerate(models):
         labelled = np.isfinite(scores[:, j])
         costed = np.isfinite(costs[:, j]) & (size > 0)
@@ -408,7 +409,7 @@ def train_outcome_models(
             )
             weight, l2 = choice.weight, choice.l2
             step("outcomes", blend=weight, l2=l2, value=choice.value)
-        logistic = lr.fold_average(X, labels, folds, l2=l2)
+        logistic = lr.average_fits(X, linear_fits[l2])  # the fold fits the CV already made
         linear = LinearModels(mean=logistic.mean, scale=logistic.scale, weights=logistic.weights, blend=weight)
         oof_q = weight * tree_q + (1.0 - weight) * oof_linear[l2]
         linear_l2 = l2

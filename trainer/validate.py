@@ -32,7 +32,7 @@ import numpy as np
 
 from bifrost.common.errors import ExitCode
 from bifrost.router.reference import ReferenceRouter
-from bifrost.storage.dataset import FullInfoDataset, prompt_groups
+from bifrost.storage.dataset import FullInfoDataset, prompt_key
 from bifrost.trainer.evaluate import EvaluationReport, PolicyMetrics, evaluate_artifact
 from bifrost.trainer.stats import DEFAULT_CONFIDENCE, PairedComparison
 
@@ -199,13 +199,12 @@ def validate_candidate(
     mine = evaluation.policy
     # Every decision needs rows, the first artifact's too: its knob targets and quality floor
     # are read on the holdout as much as a successor's non-inferiority.
-    usable = holdout.valid_rows()
-    distinct = int(np.unique(prompt_groups(p for p, ok in zip(holdout.prompts, usable) if ok)).size)
+    distinct = len({prompt_key(p) for p, ok in zip(holdout.prompts, holdout.valid_rows()) if ok})
     checks = [
         ValidationCheck(
             name="enough_rows",
-            passed=min(evaluation.rows, distinct) >= min_rows,
-            value=min(evaluation.rows, distinct),
+            passed=distinct >= min_rows,
+            value=distinct,
             threshold=min_rows,
             message="distinct held-out prompts; fewer are too few for a decision"
             + (f" ({evaluation.rows} rows, copies counted once)" if distinct < evaluation.rows else ""),

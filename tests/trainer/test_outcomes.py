@@ -206,7 +206,7 @@ def test_average_models_of_one_model_is_that_model_and_of_none_an_error() -> Non
         average_models([])
 
 
-def test_fold_average_logits_are_the_mean_of_the_fold_fits() -> None:
+def test_averaged_logits_are_the_mean_of_the_fold_fits() -> None:
     X, scores, _ = synthetic(800, seed=8)
     X = X * np.array([1.0, 1.0, 3.0, 0.5, 1.0]) + np.array([0.0, 0.0, 2.0, -1.0, 0.0])  # unequal scales
     labels = np.where(np.random.default_rng(9).random(scores.shape) < 0.1, np.nan, scores)  # some labels missing
@@ -217,14 +217,14 @@ def test_fold_average_logits_are_the_mean_of_the_fold_fits() -> None:
         return np.log(p / (1 - p))
 
     fits = [lr.fit_logistic(X[folds != f], labels[folds != f], l2=10.0) for f in range(5)]
-    averaged = lr.fold_average(X, labels, folds, l2=10.0)
+    averaged = lr.average_fits(X, lr.fold_fits(X, labels, folds, l2=10.0))
     assert np.allclose(logits(averaged), np.mean([logits(m) for m in fits], axis=0), atol=1e-8)
 
 
 def test_one_fold_and_linear_trees_are_refused_not_averaged_into_nonsense() -> None:
     X, scores, _ = synthetic(300, seed=10)
     with pytest.raises(ValueError, match="at least two folds"):
-        lr.fold_average(X, scores, np.zeros(len(X), dtype=np.int64))
+        lr.fold_fits(X, scores, np.zeros(len(X), dtype=np.int64))
     with pytest.raises(ValueError, match="at least two folds"):
         lr.out_of_fold(X, scores, np.zeros(len(X), dtype=np.int64))
     linear = lgb.train(

@@ -35,16 +35,30 @@ class LogisticModels:
     def predict(self, X: np.ndarray) -> np.ndarray:
         Z = (np.asarray(X, dtype=np.float64) - self.mean) / self.scale
         logits = Z @ self.weights[:-1] + self.weights[-1]
-        return 1.0 / (1.0 + np.exp(-logits))
+        with np.errstate(over="ignore"):  # exp overflow gives p = 0, which is right
+            return 1.0 / (1.0 + np.exp(-logits))
+
+
+def standardization(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, scale) per column, finite for any finite ``X``: a column whose square
+    overflows is divided by its largest magnitude first."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        mean, scale = X.mean(axis=0), X.std(axis=0)
+    huge = ~(np.isfinite(mean) & np.isfinite(scale))
+    if huge.any():
+        peak = np.abs(X[:, huge]).max(axis=0)
+        peak = np.where((peak > 0) & np.isfinite(peak), peak, 1.0)
+        unit = X[:, huge] / peak
+        mean[huge], scale[huge] = unit.mean(axis=0) * peak, unit.std(axis=0) * peak
+    scale[~(scale > 0) | ~np.isfinite(scale)] = 1.0
+    return mean, scale
 
 
 def fit_logistic(X: np.ndarray, Y: np.ndarray, *, l2: float = DEFAULT_L2, max_iter: int = 400) -> LogisticModels:
     """Fit every model's regression at once (labels in [0, 1]; NaN labels are left out)."""
     X = np.asarray(X, dtype=np.float64)
     Y = np.asarray(Y, dtype=np.float64)
-    mean = X.mean(axis=0)
-    scale = X.std(axis=0)
-    scale[scale == 0] = 1.0
+    mean, scale = standardization(X)
     Z = np.hstack([(X - mean) / scale, np.ones((len(X), 1))])
     known = np.isfinite(Y)
     target = np.where(known, Y, 0.0)
@@ -54,7 +68,8 @@ def fit_logistic(X: np.ndarray, Y: np.ndarray, *, l2: float = DEFAULT_L2, max_it
     def loss(w: np.ndarray) -> tuple[float, np.ndarray]:
         W = w.reshape(d, m)
         logits = Z @ W
-        p = 1.0 / (1.0 + np.exp(-logits))
+        with np.errstate(over="ignore"):
+            p = 1.0 / (1.0 + np.exp(-logits))
         terms = np.where(known, np.logaddexp(0.0, logits) - target * logits, 0.0)
         value = float((terms.sum(axis=0) / counts).sum() + 0.5 * l2 * (W[:-1] ** 2).sum() / counts.mean())
         grad = Z.T @ (np.where(known, p - target, 0.0) / counts)
@@ -96,9 +111,7 @@ def average_fits(X: np.ndarray, fits: dict[int, LogisticModels]) -> LogisticMode
     average is again a plain :class:`LogisticModels`.
     """
     X = np.asarray(X, dtype=np.float64)
-    mean = X.mean(axis=0)
-    scale = X.std(axis=0)
-    scale[scale == 0] = 1.0
+    mean, scale = standardization(X)
 
     def over_all_rows(part: LogisticModels) -> np.ndarray:
         # logit = ((x − m_f)/s_f)·W_f + b_f = ((x − mean)/scale)·(W_f·scale/s_f) + b_f + ((mean − m_f)/s_f)·W_f

@@ -107,6 +107,19 @@ def test_logistic_regression_fits_soft_labels_and_skips_missing_ones() -> None:
     assert oof.shape == Y.shape
 
 
+def test_a_feature_at_1e200_scales_like_any_other() -> None:
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(2000, 2))
+    Y = (rng.random((2000, 1)) < 1 / (1 + np.exp(-2 * X[:, :1]))).astype(float)
+    huge = X * np.array([1e200, 1.0])  # squares overflow in a plain std()
+    with np.errstate(all="raise"):
+        plain, scaled = lr.fit_logistic(X, Y).predict(X), lr.fit_logistic(huge, Y).predict(huge)
+        folds = np.arange(2000) % 5
+        averaged = lr.average_fits(huge, lr.fold_fits(huge, Y, folds)).predict(huge)
+    assert np.isfinite(scaled).all() and np.abs(scaled - plain).max() < 1e-6
+    assert np.isfinite(averaged).all() and np.corrcoef(averaged[:, 0], plain[:, 0])[0, 1] > 0.999
+
+
 def test_lambda_for_a_cost_share() -> None:
     rng = np.random.default_rng(3)
     q = rng.random((500, 3)) * [0.5, 0.7, 0.9]

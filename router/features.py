@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import msgspec
 import numpy as np
@@ -68,7 +68,7 @@ def _single_words(pattern: re.Pattern[str]) -> frozenset[str]:
     return frozenset(words)
 
 
-# Keyword counts of ASCII text from one tokenization: a ``\b(?:…)\b`` alternation of
+# Keyword counts from one tokenization: a ``\b(?:…)\b`` alternation of
 # single words matches exactly the maximal ``\w+`` runs equal to one of them, so counting
 # tokens gives the same numbers as the four ``findall`` scans (asserted on the dataset in
 # tests/router/test_text_features.py); the two-word "how many" / "how much" keep a regex.
@@ -82,16 +82,13 @@ for _bit, _words in enumerate(_KEYWORD_SETS):
 def _keyword_counts(lower: str, words: list[str], ascii_text: bool) -> tuple[int, int, int, int]:
     """(math words, code keywords, reasoning words, instruction words) of the lower-cased text."""
     if not ascii_text:
-        return (
-            len(_MATH_WORDS.findall(lower)),
-            len(_CODE_KEYWORDS.findall(lower)),
-            len(_REASONING_WORDS.findall(lower)),
-            len(_INSTRUCTION_WORDS.findall(lower)),
-        )
+        # Lower-casing can split a word ("İ" → "i" + a combining dot, not a \w): tokenize the
+        # lower-cased text itself, as the scans read it; its tokens need no further lowering.
+        words = _WORD.findall(lower)
     counts = [0, 0, 0, 0]
     bits = _KEYWORD_BITS
     for word in words:
-        hit = bits.get(word.lower())
+        hit = bits.get(word if not ascii_text else word.lower())
         if hit:
             for bit in range(4):
                 if hit >> bit & 1:
@@ -164,6 +161,16 @@ def _math_operators(text: str, raw: bytes | None) -> int:
     return count + (len(_MINUS_BETWEEN_DIGITS.findall(text)) if "-" in text else 0)
 
 
+def _char_counts(text: str) -> Iterable[tuple[str, int]]:
+    """(character, count) of every distinct character; numpy's sort beats ``Counter`` on long text."""
+    if len(text) < 200:
+        return Counter(text).items()
+    codes, counts = np.unique(
+        np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32), return_counts=True
+    )
+    return zip(map(chr, codes.tolist()), counts.tolist())
+
+
 def base_features(prompt: str, *, max_chars: int = DEFAULT_MAX_CHARS) -> list[float]:
     """The ``BASE_FEATURES`` of one prompt, in order (lengths are of the whole prompt, the
     other signals of its first ``max_chars`` characters)."""
@@ -182,7 +189,7 @@ def base_features(prompt: str, *, max_chars: int = DEFAULT_MAX_CHARS) -> list[fl
     else:  # one pass per distinct character, not per character
         raw = None
         digits = upper = non_ascii = alnum_space = 0
-        for ch, k in Counter(text).items():
+        for ch, k in _char_counts(text):
             digits += k if ch.isdigit() else 0
             upper += k if ch.isupper() else 0
             non_ascii += k if ord(ch) > 127 else 0

@@ -61,7 +61,14 @@ from bifrost.trainer.pipeline import (
     run_pipeline,
 )
 from bifrost.trainer.progress import Timings, step
-from bifrost.trainer.quality import QualityReport, QualityThresholds, assess_dataset, assess_training_set, require
+from bifrost.trainer.quality import (
+    QualityReport,
+    QualityThresholds,
+    assess_dataset,
+    assess_training_set,
+    require,
+    shift_from_parent,
+)
 from bifrost.trainer.search import SearchObjective, SearchReport, SearchSpace
 from bifrost.trainer.triage import BucketReport, CvReport, stratified_folds
 from bifrost.trainer.validate import TargetUnreachable, ValidationFailed, ValidationReport, validate_candidate
@@ -317,6 +324,9 @@ class FullInformationSource:
             full = self.dataset if isinstance(self.dataset, FullInfoDataset) else load_dataset(self.dataset)
         with timings.measure("quality"):
             quality = require(assess_dataset(full, config.quality, train_split=config.train_split))
+            if self.parent is not None:
+                for check in shift_from_parent(quality, self.parent.reports.training.get("quality") or {}):
+                    quality.add(check)
             # Never train on a prompt that is evaluated on: rows of the train split whose normalized
             # text is in another split are dropped (the quality report's split_overlap counts them).
             train, dropped = full.training_split(config.train_split)

@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from bifrost.common.argtypes import bounded_int
 from bifrost.common.errors import ExitCode, Unavailable, UsageError, exit_code_of, run_guarded
 from bifrost.common.variables import ARTIFACT_STORE
-from bifrost.router.artifact import ArtifactVerificationError, ArtifactVersionError
+from bifrost.router.artifact import Artifact, ArtifactVerificationError, ArtifactVersionError
 from bifrost.router.keys import (
     DEFAULT_KEY_PATH,
     SIGNING_KEY_ENV,
@@ -42,7 +42,7 @@ from bifrost.router.reference import ReferenceRouter
 from bifrost.storage.artifact_store import DEFAULT_ROOT, ArtifactStore, StoreError
 from bifrost.storage.dataset import FullInfoDataset, load_dataset, prompt_key
 from bifrost.trainer.evaluate import EvaluationError, evaluate_artifact, training_rows_warning
-from bifrost.trainer.quality import Check, DataQualityError, QualityThresholds, assess_dataset
+from bifrost.trainer.quality import Check, DataQualityError, QualityThresholds, assess_dataset, shift_from_parent
 from bifrost.trainer.settings import TrainerSettings
 from bifrost.trainer.stress import VARIANTS, stress_variant
 
@@ -208,16 +208,14 @@ def _train(args: argparse.Namespace) -> int:
         )
     except Exception as exc:
         if exit_code_of(exc) is not None:  # a refusal: repeat the data-quality warnings; --json: say it on stdout
-            warnings = _quality_warnings(exc, full, config.quality, config.train_split)
-            for check in warnings:
-                _say(
-                    f"warning: data quality {check.name} = {check.value} (threshold {check.threshold}): {check.message}"
-                )
+            warnings = _quality_warnings(exc, full, config.quality, config.train_split, parent)
+            _say_warnings(warnings)
             if args.json:
                 sys.stdout.write(_refusal_json(exc, warnings) + "\n")
         raise
     from bifrost.router.artifact import encode
 
+    _say_warnings(report.quality.warnings)  # even with --quiet: they are not progress
     test = None
     if (full.splits == "test").any():
         test = evaluate_artifact(artifact, full, split="test", baseline=True, seed=args.seed)
@@ -270,15 +268,29 @@ def _train(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _say_warnings(checks: Sequence[Check]) -> None:
+    for check in checks:
+        _say(f"warning: data quality {check.name} = {check.value} (threshold {check.threshold}): {check.message}")
+
+
 def _quality_warnings(
-    exc: BaseException, full: FullInfoDataset, thresholds: QualityThresholds, train_split: str
+    exc: BaseException,
+    full: FullInfoDataset,
+    thresholds: QualityThresholds,
+    train_split: str,
+    parent: Artifact | None = None,
 ) -> list[Check]:
     """The data-quality warnings a refused ``train`` had collected: the failed report's own (a
     data-quality refusal carries it, training-set checks included), else those of the dataset
-    checks, assessed again as training assessed them (same rows, thresholds and train split)."""
+    checks, assessed again as training assessed them (same rows, thresholds, train split and
+    comparison with the parent's training data)."""
     if isinstance(exc, DataQualityError):
         return exc.report.warnings
-    return assess_dataset(full, thresholds, train_split=train_split).warnings
+    report = assess_dataset(full, thresholds, train_split=train_split)
+    if parent is not None:
+        for check in shift_from_parent(report, parent.reports.training.get("quality") or {}):
+            report.add(check)
+    return report.warnings
 
 
 def _refusal_json(exc: BaseException, warnings: Sequence[Check] = ()) -> str:

@@ -9,8 +9,10 @@ bucket and the class balance of the triage labels. A failed check raises
 
 from __future__ import annotations
 
+import math
 from collections import Counter
-from typing import Literal
+from collections.abc import Mapping
+from typing import Any, Literal
 
 import msgspec
 import numpy as np
@@ -346,3 +348,71 @@ def at_least(name: str, value: float, limit: float, message: str) -> Check:
         threshold=f">= {limit}",
         message=message,
     )
+
+
+def shift_from_parent(
+    report: QualityReport,
+    parent_quality: Mapping[str, Any],
+    *,
+    min_change: float = 0.05,
+    z: float = 4.0,
+) -> list[Check]:
+    """Warnings where this data's labels differ from the data the parent was trained on.
+
+    Validation compares candidate and parent on *this* data's labels, so labels that moved
+    (a model's pass rate drifting, or a broken judge scoring one model low) pass it unseen:
+    a model whose mean score moved by at least ``min_change`` and by more than ``z`` standard
+    errors (scores lie in [0, 1], so ``m(1 − m)/n`` bounds each mean's variance), and a change
+    of the best model by mean score, are named. A genuine change is a reason to retrain, so
+    these warn; they never refuse. ``parent_quality``: the parent's ``reports.training["quality"]``.
+
+    >>> now = QualityReport(source="new", usable_rows=4000, per_model={
+    ...     "a": ModelStats(coverage=1.0, mean_score=0.43, mean_cost_usd=1.0),
+    ...     "b": ModelStats(coverage=1.0, mean_score=0.55, mean_cost_usd=1.0)})
+    >>> old = {"usable_rows": 4000, "per_model": {"a": {"mean_score": 0.62}, "b": {"mean_score": 0.55}}}
+    >>> [(c.name, c.status) for c in shift_from_parent(now, old)]
+    [('label_shift', 'warn'), ('best_model_shift', 'warn')]
+    """
+    before_models = parent_quality.get("per_model") or {}
+    n_before = int(parent_quality.get("usable_rows") or 0)
+    before = {
+        m: float(s["mean_score"])
+        for m, s in before_models.items()
+        if isinstance(s, Mapping) and isinstance(s.get("mean_score"), int | float) and math.isfinite(s["mean_score"])
+    }
+    now = {m: s.mean_score for m, s in report.per_model.items() if math.isfinite(s.mean_score)}
+    shared = sorted(set(before) & set(now))
+    if not shared or n_before < 1 or report.usable_rows < 1:
+        return []
+    moved = []
+    for m in shared:
+        a, b = before[m], now[m]
+        se = math.sqrt(a * (1 - a) / n_before + b * (1 - b) / report.usable_rows)
+        if abs(b - a) >= min_change and abs(b - a) > z * se:
+            moved.append(f"{m} {a:.3f} → {b:.3f}")
+    checks = []
+    if moved:
+        checks.append(
+            Check(
+                name="label_shift",
+                status="warn",
+                value=len(moved),
+                threshold=f"|Δ mean score| < {min_change} or within {z:g} SE of the parent's training data",
+                message="mean scores moved since the parent's training data: "
+                + "; ".join(moved)
+                + " (validation compares with the parent on these labels only: check the judge if this is unexpected)",
+            )
+        )
+    best_before, best_now = max(shared, key=before.__getitem__), max(shared, key=now.__getitem__)
+    if best_before != best_now:
+        checks.append(
+            Check(
+                name="best_model_shift",
+                status="warn",
+                value=best_now,
+                threshold=best_before,
+                message=f"the best model by mean score was {best_before} in the parent's training data "
+                f"and is {best_now} here (the reference every cost and score share is measured against moves with it)",
+            )
+        )
+    return checks

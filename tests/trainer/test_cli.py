@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gzip
 import json
+import random
 import stat
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -722,3 +724,30 @@ def test_a_refusal_after_the_quality_checks_repeats_their_warnings(
     refusal = json.loads(out)
     assert code == 1 and refusal["error"].startswith("no searched policy")
     assert [(c["name"], c["value"]) for c in refusal["warnings"]] == [("split_overlap", 1)]
+
+
+def test_retraining_on_labels_that_moved_warns_even_when_quiet(
+    tmp_path: Path, key_file: Path, dataset_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # An outside test poisoned one model's labels (30% of its passes on train prompts set to 0):
+    # validation compares with the parent on those labels only, so the retrain was signed unremarked.
+    store_dir = tmp_path / "store"
+    base: list[str | Path] = ["--trials", "20", "--clusters", "8", "--store", store_dir, "--key", key_file, "--quiet"]
+    code, _, err = run(main_train, ["--dataset", dataset_file, *base], capsys)
+    assert code == 0, err
+    assert "warning: data quality split_overlap = 6" in err  # warnings are not progress: --quiet keeps them
+    assert "label_shift" not in err and "best_model_shift" not in err
+    # The same data again: nothing moved.
+    code, _, err = run(main_train, ["--dataset", dataset_file, *base], capsys)
+    assert "label_shift" not in err and "best_model_shift" not in err
+    lines = [json.loads(line) for line in gzip.open(dataset_file, "rt")]
+    best = max(lines[0]["scores"], key=lambda m: sum(r["scores"][m] for r in lines))
+    rng = random.Random(0)
+    for r in lines:
+        if r["split"] == "train" and r["scores"][best] > 0.5 and rng.random() < 0.3:
+            r["scores"][best] = 0.0
+    poisoned = write_lines(tmp_path / "poisoned.jsonl", lines)
+    code, _, err = run(main_train, ["--dataset", poisoned, *base], capsys)
+    assert code in (0, 1), err  # signed or refused: either way the shift is named
+    assert "warning: data quality label_shift = 1 (threshold |Δ mean score| < 0.05" in err
+    assert f"{best} 0." in err and "check the judge" in err

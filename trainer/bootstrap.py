@@ -28,6 +28,7 @@ search on full-information rows, the gate check, validation on the holdout).
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,7 @@ from bifrost.trainer.quality import (
     QualityThresholds,
     assess_dataset,
     assess_training_set,
+    cost_tails,
     require,
     shift_from_parent,
 )
@@ -330,6 +332,10 @@ class FullInformationSource:
             # Never train on a prompt that is evaluated on: rows of the train split whose normalized
             # text is in another split are dropped (the quality report's split_overlap counts them).
             train, dropped = full.training_split(config.train_split)
+            tails, caps = cost_tails(train.costs, train.models)
+            quality.add(tails)
+            if caps is not None:
+                train = dataclasses.replace(train, costs=np.minimum(train.costs, caps))
             step(
                 "quality",
                 rows=len(full),

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import msgspec
@@ -416,3 +416,55 @@ def shift_from_parent(
             )
         )
     return checks
+
+
+_ONE_CALL_SHARE = 0.1
+COST_CAP_QUANTILE = 0.999
+
+
+def cost_tails(costs: np.ndarray, models: Sequence[str]) -> tuple[Check, np.ndarray | None]:
+    """(check, per-model cost caps or ``None``): are per-call costs too heavy-tailed to average?
+
+    Means and the normal bounds on them need a model's cost variance spread over many
+    calls. When one call carries more than a tenth of it (or 20/n on small data), a
+    handful of runaway calls decide every cost figure: an outside test multiplied costs by
+    ``1 + Pareto(1.1)`` and the cost bound of a policy estimated at 10% of the reference's
+    cost read 101%, so nothing could be trained. Such a model's costs are capped at its
+    99.9th percentile for training (search, bounds, holdout validation); the check warns,
+    and evaluation on other splits still reads the real costs.
+
+    >>> calm = np.tile([1.0, 2.0, 3.0], (400, 1)) + np.arange(400)[:, None] % 7
+    >>> cost_tails(calm, ["a", "b", "c"])[0].status
+    'pass'
+    >>> wild = calm.copy()
+    >>> wild[5, 1] = 1e6
+    >>> check, caps = cost_tails(wild, ["a", "b", "c"])
+    >>> check.status, check.value, bool(np.isinf(caps[0])), bool(caps[1] < 1e6)
+    ('warn', 1, True, True)
+    """
+    n = len(costs)
+    limit = max(_ONE_CALL_SHARE, 20.0 / max(n, 1))
+    caps = np.full(costs.shape[1], np.inf)
+    heavy: list[str] = []
+    for j, model in enumerate(models):
+        column = costs[:, j]
+        deviations = (column - column.mean()) ** 2
+        total = float(deviations.sum())
+        if n > 2 and total > 0 and float(deviations.max()) > limit * total:
+            caps[j] = float(np.quantile(column, COST_CAP_QUANTILE))
+            heavy.append(f"{model} ({float(deviations.max()) / total:.0%} in one call)")
+    check = Check(
+        name="cost_tails",
+        status="warn" if heavy else "pass",
+        value=len(heavy),
+        threshold=f"one call ≤ {limit:.0%} of a model's cost variance",
+        message=(
+            "heavy-tailed per-call costs: "
+            + ", ".join(heavy)
+            + f"; training reads them capped at each model's {COST_CAP_QUANTILE:.1%} quantile (typical calls), "
+            "so cost shares on new traffic vary with rare runaway calls"
+        )
+        if heavy
+        else "models whose cost variance sits in a few calls",
+    )
+    return check, caps if heavy else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from datetime import UTC
 from typing import Any
@@ -19,7 +20,7 @@ from bifrost.router.reference import ReferenceRouter
 from bifrost.storage.dataset import FullInfoDataset, prompt_groups, prompt_key
 from bifrost.trainer.bootstrap import BootstrapConfig, BootstrapReport, bootstrap_artifact, holdout_mask, new_version
 from bifrost.trainer.outcomes import OutcomeModels
-from bifrost.trainer.quality import DataQualityError
+from bifrost.trainer.quality import DataQualityError, cost_tails
 from bifrost.trainer.triage import stratified_folds
 from bifrost.trainer.validate import ValidationFailed
 from tests.trainer.conftest import CLUSTERS, TRIALS
@@ -335,3 +336,26 @@ def test_new_version_is_sortable_and_unique() -> None:
     version = new_version(datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC))
     assert re.fullmatch(r"v20250102-030405-[0-9a-f]{6}", version)
     assert new_version() != new_version()
+
+
+def test_heavy_tailed_costs_are_capped_for_training_and_warned_about(
+    sample: FullInfoDataset, signing_key: Ed25519PrivateKey
+) -> None:
+    # An outside test multiplied every cost by 1 + Pareto(1.1): one call carried ~95% of a model's
+    # cost variance, and the search's cost bound (101% for a policy estimated at 10%) refused
+    # every policy. Training now reads costs capped at each model's 99.9th percentile and warns.
+    rng = np.random.default_rng(0)
+    costs = sample.costs * (1.0 + rng.pareto(1.1, sample.costs.shape))
+    costs[np.flatnonzero(sample.splits == "train")[0]] *= 1e4  # and one runaway call on every model
+    heavy = dataclasses.replace(sample, costs=costs)
+    artifact, report = bootstrap_artifact(
+        heavy, trials=TRIALS, seed=0, signing_key=signing_key, version="v-heavy", config=CONFIG
+    )
+    tails = next(c for c in report.quality.checks if c.name == "cost_tails")
+    assert tails.status == "warn" and tails.value == len(sample.models), tails
+    assert "capped at each model's 99.9% quantile" in tails.message
+    assert report.search.feasible and report.search.cost_upper is not None and report.search.cost_upper <= 0.45
+    # The sample's own (real) costs are not touched.
+    train, _ = sample.training_split("train")
+    calm, caps = cost_tails(train.costs, train.models)
+    assert calm.status == "pass" and calm.value == 0 and caps is None

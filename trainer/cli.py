@@ -77,8 +77,10 @@ def _dataset_file(value: str) -> Path:
     path = Path(value)
     if path.is_dir():
         raise _Usage(f"--dataset {path} is a directory; pass a full-information JSONL(.gz) file")
-    if not path.is_file():
+    if not path.exists():
         raise _Usage(f"--dataset {path} does not exist")
+    if not path.is_file():
+        raise _Usage(f"--dataset {path} is not a regular file; pass a full-information JSONL(.gz) file")
     return path
 
 
@@ -178,7 +180,7 @@ def _train(args: argparse.Namespace) -> int:
             )
     dataset = _dataset_file(args.dataset)
     _setup_logging(not args.quiet)
-    key = _signing_key(args.key)
+    key, key_source = _signing_key(args.key)
     store = ArtifactStore(args.store)
     parent = None
     if not args.no_parent and (current := store.current()):
@@ -186,6 +188,11 @@ def _train(args: argparse.Namespace) -> int:
             parent = store.verify(current, key.public_key())
         except ArtifactVersionError as exc:  # an artifact of an older format cannot be compared: train without it
             _say(f"note: {exc}; training without a parent (the new artifact does not claim to be non-inferior to it)")
+        except ArtifactVerificationError as exc:
+            raise ArtifactVerificationError(
+                f"{exc}. The current artifact {current} in {store.root} was checked with signing key "
+                f"{key_id(key)} ({key_source}): pass --key with the key that signed it, or --no-parent"
+            ) from None
     config = BootstrapConfig() if args.clusters is None else BootstrapConfig(clusters=args.clusters)
     if args.max_cost_share is not None or args.min_quality_share is not None:
         config = msgspec.structs.replace(
@@ -195,6 +202,12 @@ def _train(args: argparse.Namespace) -> int:
     full = load_dataset(dataset)
     if args.stress:
         full = stress_variant(full, args.stress)
+    if parent is not None and (missing := sorted(set(parent.models) - set(full.models))):
+        raise EvaluationError(
+            f"the current artifact {parent.version} routes to {', '.join(missing)}, which {dataset.name} has no "
+            "labels for: validation could not compare the new artifact with it. Train on a dataset with every "
+            "model the current artifact routes to, or pass --no-parent"
+        )
     in_train = full.splits == config.train_split
     train_prompts = len({prompt_key(p) for p, ok in zip(full.prompts, in_train) if ok})
     if args.clusters is not None and args.clusters > max(1, train_prompts // 10):
@@ -238,7 +251,7 @@ def _train(args: argparse.Namespace) -> int:
             f"{report.search.cost_ratio:.1%} ({'feasible' if report.search.feasible else 'NOT feasible'})"
         )
         print(
-            f"holdout ({v.rows} prompts): score {v.candidate.score:.4f} at {v.candidate.cost_vs_best:.1%} of "
+            f"holdout ({v.rows} rows): score {v.candidate.score:.4f} at {v.candidate.cost_vs_best:.1%} of "
             f"{v.best_single.name}'s cost (its score {v.best_single.score:.4f}); oracle {v.oracle.score:.4f}"
         )
         if test is not None:
@@ -311,21 +324,22 @@ def _refusal_json(exc: BaseException, warnings: Sequence[Check] = ()) -> str:
     return msgspec.json.encode(payload).decode()
 
 
-def _signing_key(path: str | None) -> Ed25519PrivateKey:
+def _signing_key(path: str | None) -> tuple[Ed25519PrivateKey, str]:
+    """(the signing key, where it came from: for messages that must say which key was used)."""
     if path is not None:
-        return load_private_key(path)
+        return load_private_key(path), f"--key {path}"
     try:
-        return load_private_key()
+        return load_private_key(), f"${SIGNING_KEY_ENV} or ${SIGNING_KEY_FILE_ENV}"
     except SigningKeyError:
         pass
     if DEFAULT_KEY_PATH.exists():
-        return load_private_key(DEFAULT_KEY_PATH)
+        return load_private_key(DEFAULT_KEY_PATH), f"the default {DEFAULT_KEY_PATH.resolve()}"
     key = generate_private_key(DEFAULT_KEY_PATH)
     _say(
-        f"note: no signing key configured; created {DEFAULT_KEY_PATH} ({key_id(key)}). Keep it secret; "
+        f"note: no signing key configured; created {DEFAULT_KEY_PATH.resolve()} ({key_id(key)}). Keep it secret; "
         f"routers verify with its public half."
     )
-    return key
+    return key, f"the default {DEFAULT_KEY_PATH.resolve()}, just created"
 
 
 VERIFY_KEY_FILE_ENV = "BIFROST_VERIFY_KEY_FILE"

@@ -171,6 +171,7 @@ def assess_dataset(
     )
 
     report.add(_invalid_values(dataset, report.usable_rows, thresholds))
+    report.add(_label_signal(dataset.scores[(dataset.splits == train_split) & valid]))
 
     keyed = list(zip(dataset.splits.tolist(), dataset.prompt_ids))
     duplicates = len(keyed) - len(set(keyed))
@@ -283,6 +284,27 @@ def require(report: QualityReport) -> QualityReport:
     if not report.passed:
         raise DataQualityError(report)
     return report
+
+
+def _label_signal(scores: np.ndarray) -> Check:
+    """Fails when every model scores the same on every training prompt: there is nothing to
+    route by, and the reference model would be picked by a tie (an outside test set every
+    score to 1.0 and got a refusal about costs instead).
+
+    >>> _label_signal(np.ones((5, 3))).status, _label_signal(np.eye(3)).status
+    ('fail', 'pass')
+    """
+    known = scores[np.isfinite(scores)]
+    constant = known.size > 0 and float(known.max()) == float(known.min())
+    return Check(
+        name="label_signal",
+        status="fail" if constant else "pass",
+        value=f"every score {float(known[0]):g}" if constant else "scores differ",
+        threshold="scores differ between models or prompts",
+        message="every model scores the same on every training prompt: nothing to learn which model to use"
+        if constant
+        else "",
+    )
 
 
 def _invalid_values(dataset: FullInfoDataset, usable_rows: int, thresholds: QualityThresholds) -> Check:

@@ -60,7 +60,7 @@ class ValidationReport(msgspec.Struct, frozen=True, kw_only=True):
     difference: PairedComparison | None = None
 
     def to_markdown(self) -> str:
-        lines = [f"## Validation: {'passed' if self.passed else 'FAILED'} ({self.rows} held-out prompts)", ""]
+        lines = [f"## Validation: {'passed' if self.passed else 'FAILED'} ({self.rows} held-out rows)", ""]
         if self.difference is not None:
             lines += [f"Score difference candidate − current: {self.difference.describe()}.", ""]
         lines += ["| check | passed | value | threshold | note |", "|---|---|---|---|---|"]

@@ -114,6 +114,9 @@ def test_train_misuse(tmp_path: Path, key_file: Path, dataset_file: Path, capsys
     assert code == 2 and out == ""
     assert one_error_line(err) == f"error: --dataset {tmp_path / 'missing.jsonl'} does not exist"
 
+    code, out, err = run(main_train, ["--dataset", "/dev/null", "--key", key_file], capsys)
+    assert code == 2 and one_error_line(err).startswith("error: --dataset /dev/null is not a regular file")
+
     code, _, err = run(main_train, ["--dataset", dataset_file, "--trials", "0", "--key", key_file], capsys)
     assert (
         code == 2
@@ -325,6 +328,15 @@ def test_train_list_show_verify_evaluate_rollback(
     assert one_error_line(err) == f"error: {second} is newer than the current {first}; use activate to move forward"
     assert store.current() == first
 
+    # Another signing key cannot vouch for the current parent: the error names the key used and its source.
+    other = tmp_path / "other.pem"
+    generate_private_key(other)
+    code, out, err = run(main_train, [*train[:-2], other, "--quiet"], capsys)
+    assert code != 0 and out == "" and "Traceback" not in err
+    assert f"checked with signing key {key_id(load_key(other))} (--key {other})" in one_error_line(err)
+    assert one_error_line(err).endswith("pass --key with the key that signed it, or --no-parent")
+    assert store.current() == first
+
     # Tampering: verify fails with exit code 1 and FAILED, for the artifact and for a wiped digest.
     path = store_dir / second / ARTIFACT_FILE
     path.write_bytes(path.read_bytes().replace(b'"alpha":', b'"alpha": ', 1))
@@ -421,9 +433,7 @@ def test_train_creates_a_default_key_when_none_is_configured(
     assert code == 0, err
     created = tmp_path / "var" / "keys" / "artifact-signing.pem"
     assert created.is_file() and stat.S_IMODE(created.stat().st_mode) == 0o600
-    assert (
-        f"note: no signing key configured; created var/keys/artifact-signing.pem ({key_id(load_key(created))})" in err
-    )
+    assert f"note: no signing key configured; created {created.resolve()} ({key_id(load_key(created))})" in err
     assert "not published (--no-publish)" in out
     assert created.read_text() not in err
 
@@ -751,3 +761,34 @@ def test_retraining_on_labels_that_moved_warns_even_when_quiet(
     assert code in (0, 1), err  # signed or refused: either way the shift is named
     assert "warning: data quality label_shift = 1 (threshold |Δ mean score| < 0.05" in err
     assert f"{best} 0." in err and "check the judge" in err
+
+
+def test_a_parent_routing_to_a_model_the_data_lacks_is_refused_before_training(
+    tmp_path: Path, key_file: Path, dataset_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store_dir = tmp_path / "store"
+    store = ArtifactStore(store_dir)
+    models = (*load_dataset(dataset_file).models, "ghost-model")
+    data = encode(cheapest_only(make_artifact(version="v-ghost"), models))
+    store.publish(data, sign(data, load_key(key_file)))
+    train: list[str | Path] = ["--dataset", dataset_file, "--store", store_dir, "--key", key_file, "--quiet"]
+    code, out, err = run(main_train, train, capsys)
+    assert code == 1 and out == ""
+    assert one_error_line(err) == (
+        "error: the current artifact v-ghost routes to ghost-model, which sample.jsonl.gz has no labels for: "
+        "validation could not compare the new artifact with it. Train on a dataset with every model the current "
+        "artifact routes to, or pass --no-parent"
+    )
+    assert store.current() == "v-ghost"
+
+
+def test_labels_without_signal_are_refused_as_such(
+    tmp_path: Path, key_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lines = [row(f"p{i}", prompt=f"question {i}?", scores={"a": 1.0, "b": 1.0}) for i in range(300)]
+    dataset = write_lines(tmp_path / "ones.jsonl", lines)
+    code, out, err = run(
+        main_train, ["--dataset", dataset, "--store", tmp_path / "store", "--key", key_file, "--quiet"], capsys
+    )
+    assert code == 1 and out == ""
+    assert err.strip().splitlines()[-1].startswith("error: data quality check failed (label_signal:")

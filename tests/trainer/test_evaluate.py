@@ -137,7 +137,7 @@ def test_validation_without_parent_uses_the_cheapest_model_floor() -> None:
     floor = report.checks[1]
     assert floor.passed and floor.threshold == report.cheapest_single.score
     assert set(report.decision_ms) == {"p50", "p99", "mean"}
-    assert "## Validation: passed (6 held-out prompts)" in report.to_markdown()
+    assert "## Validation: passed (6 held-out rows)" in report.to_markdown()
 
 
 def test_validation_against_a_better_parent_fails() -> None:

@@ -68,6 +68,7 @@ def test_good_synthetic_file_passes(tmp_path: Path) -> None:
         "malformed_lines",
         "models",
         "model_names",
+        "label_signal",
         "label_coverage",
         "null_or_out_of_range",
         "duplicate_prompt_ids",
@@ -186,13 +187,13 @@ def test_repeated_prompts_with_conflicting_scores_warn(tmp_path: Path) -> None:
 
 
 def test_single_model_fails(tmp_path: Path) -> None:
-    rows = [row(f"p{i}", scores={"a": 0.5}, costs={"a": 0.1}) for i in range(20)]
+    rows = [row(f"p{i}", scores={"a": 0.5 * (i % 2)}, costs={"a": 0.1}) for i in range(20)]
     report = assess_dataset(load_dataset(write_lines(tmp_path / "d.jsonl", rows)), SMALL)
     assert failing(report) == ["models"]
 
 
 def test_training_set_checks() -> None:
-    d = make_dataset(np.ones((40, 2)), np.ones((40, 2)))
+    d = make_dataset(np.tile([1.0, 0.0], (40, 1)), np.ones((40, 2)))
     report = assess_dataset(d, SMALL)
     clusters = np.array([0] * 20 + [1] * 18 + [2] * 2)
     labels = np.array([0] * 20 + [1] * 12 + [2] * 8)

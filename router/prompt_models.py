@@ -104,11 +104,12 @@ class PromptScorer:
             triage /= triage.sum(axis=1, keepdims=True)
         else:
             triage = np.tile(GATE_OFF_PROBABILITIES, (len(raw), 1))
-        quality = 1.0 / (1.0 + np.exp(-(self.scale * raw[:, o : o + n] + self.shift)))
-        if self.linear is not None:
-            mean, scale, weights, bias, blend = self.linear
-            linear = 1.0 / (1.0 + np.exp(-(((X - mean) / scale) @ weights + bias)))
-            quality = blend * quality + (1.0 - blend) * linear
+        with np.errstate(over="ignore"):  # a huge feature (a 5M-character prompt) saturates p at 0 or 1
+            quality = 1.0 / (1.0 + np.exp(-(self.scale * raw[:, o : o + n] + self.shift)))
+            if self.linear is not None:
+                mean, scale, weights, bias, blend = self.linear
+                linear = 1.0 / (1.0 + np.exp(-(((X - mean) / scale) @ weights + bias)))
+                quality = blend * quality + (1.0 - blend) * linear
         per_unit = np.exp(raw[:, o + n : o + 2 * n])
         size = 1.0 if self.cost_column is None else np.maximum(X[:, self.cost_column], 0.0)[:, None]
         cost = np.maximum(per_unit * size, _COST_FLOOR) / self.cost_unit

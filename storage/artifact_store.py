@@ -211,6 +211,8 @@ class ArtifactStore:
             target = self.root / version
             if target.exists():
                 raise StoreError(f"version {version} already exists in {self.root}; versions are immutable")
+            if make_current:
+                self._read_index(strict=True)  # refuse before writing anything
             meta = VersionMeta(
                 version=version,
                 created_at=artifact.created_at,
@@ -302,18 +304,32 @@ class ArtifactStore:
         if sha256_hex(data) != digest:
             raise ArtifactVerificationError(f"version {version}: artifact.json no longer matches artifact.sha256")
 
-    def _read_index(self) -> Index:
+    def check_index(self) -> None:
+        """Raise :class:`StoreError` when the index is damaged and has no readable backup (reads
+        then see no current artifact; a write would start a new history)."""
+        self._read_index(strict=True)
+
+    def _read_index(self, *, strict: bool = False) -> Index:
+        damaged = []
         for name in (INDEX_FILE, BACKUP_FILE):
             try:
                 return msgspec.json.decode((self.root / name).read_bytes(), type=Index)
             except FileNotFoundError:
                 continue
-            except (OSError, msgspec.DecodeError):
-                continue  # a damaged index: fall back to the backup
+            except (OSError, msgspec.DecodeError) as exc:
+                damaged.append(f"{name}: {exc}")  # fall back to the backup
+        if damaged and strict:
+            # An empty index here reads as "no current artifact": a trainer would skip the comparison
+            # with the current one, and a write would drop the history. Readers (routers) go on.
+            raise StoreError(
+                f"the index of {self.root} is damaged and has no readable backup ({'; '.join(damaged)}); "
+                f"nothing was changed. Repair {INDEX_FILE}, or move it aside to start a new history "
+                "(the versions themselves are untouched)"
+            )
         return Index()
 
     def _set_current(self, version: str, *, action: str, reason: str) -> None:
-        index = self._read_index()
+        index = self._read_index(strict=True)
         entry = IndexEntry(ts=time.time(), action=action, version=version, previous=index.current, reason=reason)
         self._write_index(Index(current=version, history=[*index.history, entry], invalidated=dict(index.invalidated)))
 

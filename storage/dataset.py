@@ -19,6 +19,7 @@ holdouts keep every copy of a prompt on one side.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import unicodedata
 from collections.abc import Iterable
@@ -47,6 +48,16 @@ class DatasetError(ValueError):
 def prompt_key(text: str) -> str:
     """A prompt's identity for leakage and grouping: NFKC, case-folded, whitespace collapsed."""
     return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
+
+
+def prompt_digest(text: str) -> str:
+    """A short, stable digest of :func:`prompt_key` (64-bit BLAKE2b, hex): what an artifact records
+    of the prompts it was trained on, so a successor is never compared with it on them.
+
+    >>> prompt_digest("What is  2+2?") == prompt_digest("what is 2+2?")
+    True
+    """
+    return hashlib.blake2b(prompt_key(text).encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
 
 
 def prompt_groups(prompts: Iterable[str]) -> np.ndarray:

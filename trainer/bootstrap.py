@@ -39,12 +39,12 @@ import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bifrost.router.artifact import BUCKETS, Artifact, Gbdt, Thresholds
-from bifrost.router.features import FeatureExtractor, FeatureSchema
+from bifrost.router.features import CHARS_PER_TOKEN, FeatureExtractor, FeatureSchema
 from bifrost.router.keys import load_private_key
 from bifrost.router.policy import PolicyTables
 from bifrost.router.reference import ReferenceRouter
 from bifrost.router.text import HashedTfidf, fit_idf
-from bifrost.storage.dataset import FullInfoDataset, best_model, load_dataset, prompt_groups
+from bifrost.storage.dataset import FullInfoDataset, best_model, load_dataset, prompt_digest, prompt_groups
 from bifrost.trainer.clustering import spherical_kmeans
 from bifrost.trainer.estimates import normalized_costs, quality_table
 from bifrost.trainer.outcomes import OutcomeModels, OutcomeReport
@@ -73,7 +73,14 @@ from bifrost.trainer.quality import (
 )
 from bifrost.trainer.search import SearchObjective, SearchReport, SearchSpace
 from bifrost.trainer.triage import BucketReport, CvReport, stratified_folds
-from bifrost.trainer.validate import TargetUnreachable, ValidationFailed, ValidationReport, validate_candidate
+from bifrost.trainer.validate import (
+    TRAINED_PROMPTS,
+    TargetUnreachable,
+    ValidationFailed,
+    ValidationReport,
+    trained_prompts,
+    validate_candidate,
+)
 
 
 class BootstrapConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -332,10 +339,11 @@ class FullInformationSource:
             # Never train on a prompt that is evaluated on: rows of the train split whose normalized
             # text is in another split are dropped (the quality report's split_overlap counts them).
             train, dropped = full.training_split(config.train_split)
-            tails, caps = cost_tails(train.costs, train.models)
+            sizes = np.array([len(p) / CHARS_PER_TOKEN for p in train.prompts])  # the router's tokens_approx
+            tails, capped = cost_tails(train.costs, train.models, sizes)
             quality.add(tails)
-            if caps is not None:
-                train = dataclasses.replace(train, costs=np.minimum(train.costs, caps))
+            if capped is not None:
+                train = dataclasses.replace(train, costs=capped)
             step(
                 "quality",
                 rows=len(full),
@@ -496,6 +504,7 @@ class FullInformationSource:
             ReferenceRouter(candidate),
             self.holdout if len(self.holdout) else self.fit,
             parent=ReferenceRouter(parent) if parent is not None else None,
+            parent_trained=trained_prompts(parent) if parent is not None else None,
             quality_tolerance=config.quality_tolerance,
             decision_slo_ms=config.decision_slo_ms,
             confidence=config.confidence,
@@ -571,6 +580,8 @@ class FullInformationSource:
                 "search": search,
                 "gate_check": self._gate_check,
                 "timings_s": rounded_timings(self.timings),
+                # What a successor's validation must not compare this artifact on (trainer/validate.py).
+                TRAINED_PROMPTS: sorted({prompt_digest(p) for p in self.fit.prompts}),
             }
         )
         return training, msgspec.to_builtins(self._validation)

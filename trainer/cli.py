@@ -182,6 +182,7 @@ def _train(args: argparse.Namespace) -> int:
     _setup_logging(not args.quiet)
     key, key_source = _signing_key(args.key)
     store = ArtifactStore(args.store)
+    store.check_index()  # a damaged index would read as "no current artifact": no comparison, lost history
     parent = None
     if not args.no_parent and (current := store.current()):
         try:

@@ -31,8 +31,9 @@ import msgspec
 import numpy as np
 
 from bifrost.common.errors import ExitCode
+from bifrost.router.artifact import Artifact
 from bifrost.router.reference import ReferenceRouter
-from bifrost.storage.dataset import FullInfoDataset, prompt_key
+from bifrost.storage.dataset import FullInfoDataset, prompt_digest, prompt_key
 from bifrost.trainer.evaluate import EvaluationReport, PolicyMetrics, evaluate_artifact
 from bifrost.trainer.stats import DEFAULT_CONFIDENCE, PairedComparison
 
@@ -186,16 +187,30 @@ def validate_candidate(
     reference: str | None = None,
     max_cost_share: float | None = None,
     min_quality_share: float | None = None,
+    parent_trained: frozenset[str] | None = None,
 ) -> ValidationReport:
     """Check the candidate on held-out rows; returns the report (see ``passed``).
 
     ``reference`` is the model shares are relative to (the training rows' best single
     model; default the holdout's own best); ``max_cost_share`` / ``min_quality_share`` are
-    the knob's targets, checked on the held-out figures.
+    the knob's targets, checked on the held-out figures. ``parent_trained``: the
+    :func:`~bifrost.storage.dataset.prompt_digest` of every prompt the parent was trained
+    on (:func:`trained_prompts`); the comparison with the parent reads only the held-out
+    prompts outside it (an outside test: another seed or 50 fewer rows moved the holdout
+    onto the parent's training rows, and the parent, scored on what it had learned, looked
+    5 points better than a candidate that was better on the test split).
     """
+    unseen = None
+    if parent is not None and parent_trained:
+        unseen = np.array([prompt_digest(p) not in parent_trained for p in holdout.prompts], dtype=bool)
     evaluation: EvaluationReport = evaluate_artifact(
-        candidate, holdout, split="all", against=parent, seed=seed, reference=reference
+        candidate, holdout, split="all", against=parent if unseen is None else None, seed=seed, reference=reference
     )
+    compared = evaluation
+    if parent is not None and unseen is not None and unseen.any():
+        compared = evaluate_artifact(
+            candidate, holdout.take(unseen), split="all", against=parent, seed=seed, reference=reference
+        )
     mine = evaluation.policy
     # Every decision needs rows, the first artifact's too: its knob targets and quality floor
     # are read on the holdout as much as a successor's non-inferiority.
@@ -210,10 +225,24 @@ def validate_candidate(
             + (f" ({evaluation.rows} rows, copies counted once)" if distinct < evaluation.rows else ""),
         )
     ]
+    if unseen is not None:
+        new_rows = holdout.take(unseen)
+        fresh = len({prompt_key(p) for p, ok in zip(new_rows.prompts, new_rows.valid_rows()) if ok})
+        checks.append(
+            ValidationCheck(
+                name="enough_unseen_rows",
+                passed=fresh >= min_rows,
+                value=fresh,
+                threshold=min_rows,
+                message="distinct held-out prompts the current artifact was not trained on: the comparison "
+                "with it reads only these (retrain with the current artifact's seed and data to keep its "
+                "holdout held out)",
+            )
+        )
     difference = None
-    if parent is not None and evaluation.against is not None:
-        theirs = evaluation.against
-        difference = evaluation.against_difference
+    if parent is not None and compared.against is not None:
+        theirs = compared.against
+        difference = compared.against_difference
         assert difference is not None
         checks.append(
             non_inferiority(
@@ -226,7 +255,9 @@ def validate_candidate(
             )
         )
         checks.append(
-            not_costlier("cost_not_higher", mine.cost_usd, theirs.cost_usd, f"mean cost vs current {theirs.name}")
+            not_costlier(
+                "cost_not_higher", compared.policy.cost_usd, theirs.cost_usd, f"mean cost vs current {theirs.name}"
+            )
         )
     else:
         floor = evaluation.cheapest_single.score
@@ -274,7 +305,7 @@ def validate_candidate(
         passed=all(c.passed for c in checks),
         rows=evaluation.rows,
         candidate=mine,
-        parent=evaluation.against,
+        parent=compared.against,
         best_single=evaluation.best_single,
         cheapest_single=evaluation.cheapest_single,
         oracle=evaluation.oracle,
@@ -282,3 +313,13 @@ def validate_candidate(
         checks=checks,
         difference=difference,
     )
+
+
+TRAINED_PROMPTS = "trained_prompts"
+
+
+def trained_prompts(artifact: Artifact) -> frozenset[str] | None:
+    """The prompt digests an artifact records as trained on (``None``: an artifact from before
+    they were recorded, or one trained from logs, which carry features, not prompts)."""
+    recorded = artifact.reports.training.get(TRAINED_PROMPTS)
+    return frozenset(str(d) for d in recorded) if isinstance(recorded, list) and recorded else None

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 import bifrost.trainer.export as export_module
 import bifrost.trainer.pipeline as pipeline_module
-from bifrost.router.artifact import Artifact, Thresholds, encode, load_verified, sha256_hex
+from bifrost.router.artifact import Artifact, Reports, Thresholds, encode, load_verified, sha256_hex
 from bifrost.router.keys import key_id
 from bifrost.router.reference import ReferenceRouter
 from bifrost.storage.dataset import FullInfoDataset, prompt_groups, prompt_key
@@ -22,7 +22,7 @@ from bifrost.trainer.bootstrap import BootstrapConfig, BootstrapReport, bootstra
 from bifrost.trainer.outcomes import OutcomeModels
 from bifrost.trainer.quality import DataQualityError, cost_tails
 from bifrost.trainer.triage import stratified_folds
-from bifrost.trainer.validate import ValidationFailed
+from bifrost.trainer.validate import ValidationFailed, trained_prompts
 from tests.trainer.conftest import CLUSTERS, TRIALS
 
 CONFIG = BootstrapConfig(clusters=CLUSTERS, decision_slo_ms=1000.0)
@@ -173,12 +173,15 @@ def test_parent_makes_validation_compare_against_it(
     validation = report.validation
     assert [c.name for c in validation.checks] == [
         "enough_rows",
+        "enough_unseen_rows",
         "quality_non_inferior",
         "cost_not_higher",
         "cost_share",
         "decision_latency",
     ]
     assert validation.difference is not None and validation.difference.difference == 0.0
+    # Same seed, same data: the parent never trained on this holdout, so every held-out row is compared.
+    assert validation.checks[1].value == validation.checks[0].value and validation.difference.rows == validation.rows
     assert validation.parent is not None and validation.parent.name == "against v-boot-1"
     # Same parameters: exactly the parent's score and cost on the holdout.
     assert validation.candidate.score == validation.parent.score
@@ -353,9 +356,33 @@ def test_heavy_tailed_costs_are_capped_for_training_and_warned_about(
     )
     tails = next(c for c in report.quality.checks if c.name == "cost_tails")
     assert tails.status == "warn" and tails.value == len(sample.models), tails
-    assert "capped at each model's 99.9% quantile" in tails.message
+    assert "quantile" in tails.message and "cost per unit of prompt size capped" in tails.message
     assert report.search.feasible and report.search.cost_upper is not None and report.search.cost_upper <= 0.45
     # The sample's own (real) costs are not touched.
     train, _ = sample.training_split("train")
-    calm, caps = cost_tails(train.costs, train.models)
-    assert calm.status == "pass" and calm.value == 0 and caps is None
+    calm, capped = cost_tails(train.costs, train.models, np.array([len(p) / 4.0 for p in train.prompts]))
+    assert calm.status == "pass" and calm.value == 0 and capped is None
+
+
+def test_the_parent_is_compared_only_on_prompts_it_was_not_trained_on(
+    bootstrapped: tuple[Artifact, BootstrapReport], sample: FullInfoDataset, signing_key: Ed25519PrivateKey
+) -> None:
+    # An outside test: another seed (or a few rows fewer) moves the holdout onto the parent's training
+    # rows; scored on what it had learned, the parent looked 5 points better than a better candidate.
+    parent, _ = bootstrapped
+    trained = trained_prompts(parent)
+    assert trained is not None and len(trained) > 500
+    config = msgspec.structs.replace(CONFIG, min_validation_rows=10)
+    try:  # signed or refused (e.g. on cost): either way the comparison read only the parent's unseen rows
+        validation = bootstrap_artifact(
+            sample, trials=TRIALS, seed=1, signing_key=signing_key, version="v-seed-1", config=config, parent=parent
+        )[1].validation
+    except ValidationFailed as refused:
+        validation = refused.report
+    checks = {c.name: c for c in validation.checks}
+    assert 10 <= checks["enough_unseen_rows"].value < checks["enough_rows"].value / 2
+    assert validation.difference is not None
+    assert validation.difference.rows == checks["enough_unseen_rows"].value  # no copies in the sample
+    # An artifact without the record (older, or trained from logs) is compared on every held-out row.
+    unrecorded = msgspec.structs.replace(parent, reports=Reports(training={}, validation={}))
+    assert trained_prompts(unrecorded) is None

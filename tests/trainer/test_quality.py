@@ -11,11 +11,13 @@ from bifrost.router.artifact import BUCKETS
 from bifrost.storage.dataset import FullInfoDataset, load_dataset
 from bifrost.trainer.quality import (
     DataQualityError,
+    ModelStats,
     QualityReport,
     QualityThresholds,
     assess_dataset,
     assess_training_set,
     require,
+    shift_from_parent,
 )
 from tests.trainer.synthetic import make_dataset, row, write_lines
 
@@ -268,3 +270,30 @@ def test_warnings_are_the_checks_that_warn(tmp_path: Path) -> None:
     )
     report = assess_dataset(d, SMALL)
     assert report.passed and [c.name for c in report.warnings] == ["split_overlap"]
+
+
+def test_shift_from_parent_is_relative_to_the_scale_and_sees_new_models() -> None:
+    def report(means: dict[str, float], rows: int = 5600) -> QualityReport:
+        stats = {m: ModelStats(coverage=1.0, mean_score=v, mean_cost_usd=1.0) for m, v in means.items()}
+        return QualityReport(source="x", usable_rows=rows, per_model=stats)
+
+    def parent(means: dict[str, float], rows: int = 5600) -> dict[str, object]:
+        return {"usable_rows": rows, "per_model": {m: {"mean_score": v} for m, v in means.items()}}
+
+    def names(now: QualityReport, before: dict[str, object]) -> list[str]:
+        return [c.name for c in shift_from_parent(now, before)]
+
+    # Scores on a 0–0.08 scale: one model's passes zeroed (0.049 → 0.001) is a shift though it is < 0.05.
+    assert names(report({"a": 0.001, "b": 0.04}), parent({"a": 0.049, "b": 0.04})) == [
+        "label_shift",
+        "best_model_shift",
+    ]
+    assert names(report({"a": 0.049, "b": 0.001}), parent({"a": 0.049, "b": 0.04})) == ["label_shift"]
+    # 3% poisoning of the best model (0.617 → 0.598) is noise-sized: no warning; the same data: none.
+    assert names(report({"a": 0.598, "b": 0.55}), parent({"a": 0.617, "b": 0.55})) == []
+    assert names(report({"a": 0.617, "b": 0.55}), parent({"a": 0.617, "b": 0.55})) == []
+    # A new model that is now the best is named as such.
+    checks = shift_from_parent(report({"a": 0.617, "b": 0.55, "new": 0.7}), parent({"a": 0.617, "b": 0.55}))
+    assert [c.name for c in checks] == ["best_model_shift"] and "did not have" in checks[0].message
+    # Nothing recorded: nothing to compare.
+    assert names(report({"a": 0.5}), {}) == []

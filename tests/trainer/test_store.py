@@ -233,9 +233,15 @@ def test_damaged_index_falls_back_to_the_backup(store: ArtifactStore) -> None:
 def test_index_of_the_wrong_shape_is_damaged(store: ArtifactStore) -> None:
     publish(store, "v1")
     (store.root / INDEX_FILE).write_text('{"current": 3}')
-    assert store.current() is None  # no backup yet: an empty index
+    assert store.current() is None  # no backup yet: readers see no current artifact…
+    with pytest.raises(StoreError, match="damaged and has no readable backup"):
+        store.check_index()
+    with pytest.raises(StoreError, match="nothing was changed"):  # …and no write starts a new history over it
+        publish(store, "v2")
+    assert json.loads((store.root / INDEX_FILE).read_text()) == {"current": 3}
     (store.root / INDEX_FILE).unlink()
     assert store.current() is None
+    store.check_index()  # no index at all: a new store
 
 
 def test_listing_order_is_publication_order(store: ArtifactStore) -> None:

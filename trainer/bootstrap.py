@@ -65,11 +65,11 @@ from bifrost.trainer.progress import Timings, step
 from bifrost.trainer.quality import (
     QualityReport,
     QualityThresholds,
+    add_shift_from_parent,
     assess_dataset,
     assess_training_set,
     cost_tails,
     require,
-    shift_from_parent,
 )
 from bifrost.trainer.search import SearchObjective, SearchReport, SearchSpace
 from bifrost.trainer.triage import BucketReport, CvReport, stratified_folds
@@ -334,8 +334,7 @@ class FullInformationSource:
         with timings.measure("quality"):
             quality = require(assess_dataset(full, config.quality, train_split=config.train_split))
             if self.parent is not None:
-                for check in shift_from_parent(quality, self.parent.reports.training.get("quality") or {}):
-                    quality.add(check)
+                add_shift_from_parent(quality, self.parent.reports.training)
             # Never train on a prompt that is evaluated on: rows of the train split whose normalized
             # text is in another split are dropped (the quality report's split_overlap counts them).
             train, dropped = full.training_split(config.train_split)

@@ -42,7 +42,13 @@ from bifrost.router.reference import ReferenceRouter
 from bifrost.storage.artifact_store import DEFAULT_ROOT, ArtifactStore, StoreError
 from bifrost.storage.dataset import FullInfoDataset, load_dataset, prompt_key
 from bifrost.trainer.evaluate import EvaluationError, evaluate_artifact, training_rows_warning
-from bifrost.trainer.quality import Check, DataQualityError, QualityThresholds, assess_dataset, shift_from_parent
+from bifrost.trainer.quality import (
+    Check,
+    DataQualityError,
+    QualityThresholds,
+    add_shift_from_parent,
+    assess_dataset,
+)
 from bifrost.trainer.settings import TrainerSettings
 from bifrost.trainer.stress import VARIANTS, stress_variant
 
@@ -302,8 +308,7 @@ def _quality_warnings(
         return exc.report.warnings
     report = assess_dataset(full, thresholds, train_split=train_split)
     if parent is not None:
-        for check in shift_from_parent(report, parent.reports.training.get("quality") or {}):
-            report.add(check)
+        add_shift_from_parent(report, parent.reports.training)
     return report.warnings
 
 

@@ -447,6 +447,14 @@ def shift_from_parent(
     return checks
 
 
+def add_shift_from_parent(report: QualityReport, parent_training: Mapping[str, Any]) -> QualityReport:
+    """Add :func:`shift_from_parent`'s warnings to ``report``; ``parent_training``: the parent's
+    ``reports.training``. Returns the report."""
+    for check in shift_from_parent(report, parent_training.get("quality") or {}):
+        report.add(check)
+    return report
+
+
 _TOP_SHARE = 0.01  # the calls a heavy tail is judged by, and capped above
 _TOP_LIMIT = 0.5
 COST_CAP_QUANTILE = 1.0 - _TOP_SHARE

@@ -207,14 +207,13 @@ def validate_candidate(
         candidate, holdout, split="all", against=parent if unseen is None else None, seed=seed, reference=reference
     )
     compared = evaluation
-    if parent is not None and unseen is not None and unseen.any():
-        compared = evaluate_artifact(
-            candidate, holdout.take(unseen), split="all", against=parent, seed=seed, reference=reference
-        )
+    new_rows = holdout.take(unseen) if unseen is not None else None
+    if parent is not None and new_rows is not None and len(new_rows):
+        compared = evaluate_artifact(candidate, new_rows, split="all", against=parent, seed=seed, reference=reference)
     mine = evaluation.policy
     # Every decision needs rows, the first artifact's too: its knob targets and quality floor
     # are read on the holdout as much as a successor's non-inferiority.
-    distinct = len({prompt_key(p) for p, ok in zip(holdout.prompts, holdout.valid_rows()) if ok})
+    distinct = _distinct_prompts(holdout)
     checks = [
         ValidationCheck(
             name="enough_rows",
@@ -225,9 +224,8 @@ def validate_candidate(
             + (f" ({evaluation.rows} rows, copies counted once)" if distinct < evaluation.rows else ""),
         )
     ]
-    if unseen is not None:
-        new_rows = holdout.take(unseen)
-        fresh = len({prompt_key(p) for p, ok in zip(new_rows.prompts, new_rows.valid_rows()) if ok})
+    if new_rows is not None:
+        fresh = _distinct_prompts(new_rows)
         checks.append(
             ValidationCheck(
                 name="enough_unseen_rows",
@@ -313,6 +311,11 @@ def validate_candidate(
         checks=checks,
         difference=difference,
     )
+
+
+def _distinct_prompts(rows: FullInfoDataset) -> int:
+    """Distinct usable prompts (copies of one prompt count once)."""
+    return len({prompt_key(p) for p, ok in zip(rows.prompts, rows.valid_rows()) if ok})
 
 
 TRAINED_PROMPTS = "trained_prompts"

@@ -140,7 +140,7 @@ class ArtifactStore:
         for meta in self.list():
             if meta.version == version:
                 return meta
-        raise StoreError(f"no complete version {version!r} in {self.root}" + self._known())
+        raise StoreError(f"no complete version {version!r} in {self.root}" + self._known(version))
 
     def read(self, version: str) -> tuple[bytes, str, str]:
         """(artifact bytes, base64 signature, published sha256) of a version."""
@@ -258,7 +258,7 @@ class ArtifactStore:
             current = self._read_index().current
             versions = [m.version for m in self.list()]
             if to_version not in versions:
-                raise StoreError(f"no complete version {to_version!r} in {self.root}" + self._known())
+                raise StoreError(f"no complete version {to_version!r} in {self.root}" + self._known(to_version))
             if current == to_version:
                 raise StoreError(f"{to_version} is already the current version")
             if current in versions and versions.index(to_version) > versions.index(current):
@@ -295,7 +295,12 @@ class ArtifactStore:
 
     # -- internals -----------------------------------------------------------------------
 
-    def _known(self) -> str:
+    def _known(self, version: str | None = None) -> str:
+        folder = self.root / version if version and _VERSION.match(version) else None
+        if folder is not None and folder.is_dir():
+            missing = [name for name in _REQUIRED if not (folder / name).is_file()]
+            what = f"missing {', '.join(missing)}" if missing else f"{META_FILE} unreadable or not for this version"
+            return f" (its folder {folder} is incomplete: {what}; the version cannot be used)"
         versions = [m.version for m in self.list()]
         return f" (known: {', '.join(versions[-5:])})" if versions else " (the store is empty)"
 

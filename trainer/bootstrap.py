@@ -29,6 +29,7 @@ search on full-information rows, the gate check, validation on the holdout).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -242,28 +243,36 @@ def _bounds_text(s: SearchReport) -> str:
     )
 
 
-def holdout_mask(tasks: np.ndarray, fraction: float, *, seed: int, groups: np.ndarray | None = None) -> np.ndarray:
-    """Rows kept aside for validation: ``fraction`` of every task (at least one if it has ≥ 2 rows).
+def holdout_mask(prompts: Sequence[str], tasks: np.ndarray, fraction: float) -> np.ndarray:
+    """Rows kept aside for validation: about ``fraction`` of every task's distinct prompts.
 
-    With ``groups`` (same prompt text → same group), whole groups are held out: a prompt
-    is never both trained on and validated on. A group's task is its first row's.
+    A prompt is held out when its :func:`~bifrost.storage.dataset.prompt_digest`, read as a
+    number in [0, 1), is below ``fraction`` — a property of the text, not of the seed or of
+    the other rows. So a retrain with another seed, or on grown or trimmed data, holds out the
+    same prompts, and its parent (which never trained on them) is compared with it on all of
+    them. Copies of a prompt (same :func:`~bifrost.storage.dataset.prompt_key`) fall on one
+    side. Per task (a prompt's task is its first row's): with ≥ 2 distinct prompts, at least
+    one is held out (the lowest digest) and at least one is kept (the highest).
     """
-    rng = np.random.default_rng(seed + 7919)
     mask = np.zeros(len(tasks), dtype=bool)
-    if fraction <= 0:
+    if fraction <= 0 or not len(tasks):
         return mask
-    if groups is None:
-        groups = np.arange(len(tasks))
-    _, first, inverse = np.unique(np.asarray(groups), return_index=True, return_inverse=True)
+    digests = [prompt_digest(p) for p in prompts]
+    _, first, inverse = np.unique(np.asarray(digests, dtype=object), return_index=True, return_inverse=True)
     inverse = inverse.reshape(-1)
+    position = np.array([int(digests[i], 16) / 2.0**64 for i in first])
     group_tasks = np.asarray(tasks)[first]
-    for task in sorted(set(group_tasks.tolist())):
+    held = position < fraction
+    for task in set(group_tasks.tolist()):
         members = np.flatnonzero(group_tasks == task)
         if len(members) < 2:
+            held[members] = False
             continue
-        rng.shuffle(members)
-        mask[np.isin(inverse, members[: max(1, int(round(fraction * len(members))))])] = True
-    return mask
+        if not held[members].any():
+            held[members[np.argmin(position[members])]] = True
+        if held[members].all():
+            held[members[np.argmax(position[members])]] = False
+    return held[inverse]
 
 
 def bootstrap_artifact(
@@ -354,7 +363,7 @@ class FullInformationSource:
 
         with timings.measure("cluster"):
             groups = prompt_groups(train.prompts)
-            held = holdout_mask(train.tasks, config.holdout_fraction, seed=config.seed, groups=groups)
+            held = holdout_mask(train.prompts, train.tasks, config.holdout_fraction)
             fit, holdout = train.take(~held), train.take(held)
             fit_groups = groups[~held]
             text = fit_idf(fit.prompts, dimensions=config.dimensions)

@@ -434,6 +434,11 @@ def _evaluate(args: argparse.Namespace) -> int:
             raise _Usage(
                 f"--plot {args.plot} is a folder: give the PNG file to write, e.g. {Path(args.plot) / 'frontier.png'}"
             )
+        if Path(args.plot).suffix.lower() != ".png":
+            raise _Usage(
+                f"--plot {args.plot}: the plot is written as PNG; give a file name ending in .png, "
+                f"e.g. {Path(args.plot).with_suffix('.png')}"
+            )
         folder = Path(args.plot).parent
         if not folder.is_dir():
             raise _Usage(f"--plot {args.plot}: folder {folder} does not exist")

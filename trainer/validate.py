@@ -233,8 +233,9 @@ def validate_candidate(
                 value=fresh,
                 threshold=min_rows,
                 message="distinct held-out prompts the current artifact was not trained on: the comparison "
-                "with it reads only these (retrain with the current artifact's seed and data to keep its "
-                "holdout held out)",
+                "with it reads only these (holdouts are assigned by prompt digest, so a current artifact "
+                "trained from a full-information dataset by this version never saw them; one trained "
+                "before that, or on other data holding these prompts, did)",
             )
         )
     difference = None

@@ -165,6 +165,15 @@ def test_train_and_evaluate_say_what_is_wrong_with_their_options(
         main_evaluate, ["v1", "--dataset", dataset_file, "--key", key_file, "--frontier", "--plot", tmp_path], capsys
     )
     assert code == 2 and one_error_line(err).startswith(f"error: --plot {tmp_path} is a folder")
+    jpeg = tmp_path / "frontier.jpg"
+    code, _, err = run(
+        main_evaluate, ["v1", "--dataset", dataset_file, "--key", key_file, "--frontier", "--plot", jpeg], capsys
+    )
+    assert code == 2 and one_error_line(err) == (
+        f"error: --plot {jpeg}: the plot is written as PNG; give a file name ending in .png, "
+        f"e.g. {tmp_path / 'frontier.png'}"
+    )
+    assert not jpeg.exists()
 
 
 def test_evaluate_misuse(

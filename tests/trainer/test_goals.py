@@ -33,8 +33,11 @@ def test_goal_and_baseline(real_dataset: FullInfoDataset, name: str) -> None:
     assert row.reference_chosen_on == "train split"
     # The knob's default (≤ 45% of the reference's cost) held on the train split's holdout.
     assert row.holdout_cost_share is not None and row.holdout_cost_share <= 0.45
-    # At (about) equal cost: the baseline is given the artifact's cost share and spends at least as much.
-    assert row.baseline_cost_vs_best >= row.cost_vs_best - 0.01, row
+    # The baseline's λ is chosen on the train split to spend the artifact's cost share; on the test
+    # split's task mix it spends within a few points of it (premium, seed 0: 34.8% vs 38.4%).
+    assert abs(row.baseline_cost_vs_best - row.cost_vs_best) <= 0.05, row
     assert row.diff_vs_baseline >= -2.0 * row.diff_vs_baseline_se, row
+    # At exactly equal cost: the baseline's own frontier on the test rows, interpolated at the artifact's cost.
+    assert row.score >= row.baseline_frontier_at_cost - 2.0 * row.diff_vs_baseline_se, row
     # Below the oracle, as any policy.
     assert row.score <= row.oracle_score

@@ -43,6 +43,16 @@ def test_empty_store(store: ArtifactStore) -> None:
         store.router(None, KEY)
 
 
+def test_an_incomplete_version_is_named_as_such(store: ArtifactStore) -> None:
+    data, signature = signed(make_artifact(version="v1"), KEY)
+    store.publish(data, signature)
+    (store.root / "v1" / "artifact.json").unlink()  # e.g. removed by hand or by a broken copy
+    with pytest.raises(StoreError, match=r"no complete version 'v1' .*incomplete: missing artifact\.json"):
+        store.meta("v1")
+    with pytest.raises(StoreError, match="the store is empty"):  # nothing else in it
+        store.meta("v2")
+
+
 def test_publish_list_current_show_verify(store: ArtifactStore) -> None:
     data, signature = signed(make_artifact(version="v1"), KEY)
     meta = store.publish(data, signature, reports={"report.md": b"# hi\n", "report.json": b"{}"})

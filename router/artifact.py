@@ -41,7 +41,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bifrost.common.errors import ExitCode
 from bifrost.router.features import FeatureSchema
-from bifrost.router.keys import PublicKeySource, SigningKeyError, load_public_key
+from bifrost.router.keys import PublicKeySource, SigningKeyError, key_id, load_public_key
 
 ARTIFACT_FORMAT = 2
 BUCKETS: tuple[str, ...] = ("cheap", "mid", "hard")
@@ -311,7 +311,8 @@ def verify(
         key.verify(raw, artifact_bytes)
     except InvalidSignature:
         raise ArtifactVerificationError(
-            f"signature check failed for artifact sha256 {digest[:16]}…: it was modified, or signed by another key"
+            f"signature check failed for artifact sha256 {digest[:16]}…: it was modified, or signed by another "
+            f"key than the one it was checked with ({key_id(key)})"
         ) from None
     return digest
 

@@ -22,7 +22,7 @@ from bifrost.router.artifact import (
     sign,
     verify,
 )
-from bifrost.router.keys import public_key_pem
+from bifrost.router.keys import key_id, public_key_pem
 from tests.router.artifacts import MODELS, make_artifact, signed
 
 KEY = Ed25519PrivateKey.generate()
@@ -314,8 +314,9 @@ def test_wrong_sha256_fails(artifact: Artifact) -> None:
 
 def test_another_key_fails(artifact: Artifact) -> None:
     data, signature = signed(artifact, KEY)
-    with pytest.raises(ArtifactVerificationError, match="signed by another key"):
+    with pytest.raises(ArtifactVerificationError, match="signed by another key") as failed:
         verify(data, signature, OTHER_KEY.public_key())
+    assert f"checked with ({key_id(OTHER_KEY)})" in str(failed.value)  # which key, so the operator can tell
     with pytest.raises(ArtifactVerificationError):
         load_verified(data, signature, OTHER_KEY.public_key())
     _, other_signature = signed(artifact, OTHER_KEY)

@@ -46,8 +46,16 @@ class DatasetError(ValueError):
 
 
 def prompt_key(text: str) -> str:
-    """A prompt's identity for leakage and grouping: NFKC, case-folded, whitespace collapsed."""
-    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
+    """A prompt's identity for leakage and grouping: NFKC, case-folded, invisible format
+    characters (Unicode category Cf: zero-width spaces and joiners, BOM, soft hyphen, bidi
+    controls) removed, whitespace collapsed.
+
+    >>> prompt_key("What is\u200b 2+2?\ufeff") == prompt_key("what is 2+2?")
+    True
+    """
+    folded = unicodedata.normalize("NFKC", text).casefold()
+    visible = "".join(ch for ch in folded if unicodedata.category(ch) != "Cf") if not folded.isascii() else folded
+    return " ".join(visible.split())
 
 
 def prompt_digest(text: str) -> str:

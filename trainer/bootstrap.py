@@ -48,6 +48,7 @@ from bifrost.router.text import HashedTfidf, fit_idf
 from bifrost.storage.dataset import FullInfoDataset, best_model, load_dataset, prompt_digest, prompt_groups
 from bifrost.trainer.clustering import spherical_kmeans
 from bifrost.trainer.estimates import normalized_costs, quality_table
+from bifrost.trainer.evaluate import TRAINED_PROMPTS, trained_prompts
 from bifrost.trainer.outcomes import OutcomeModels, OutcomeReport
 from bifrost.trainer.pipeline import (
     DECIMALS,
@@ -74,14 +75,7 @@ from bifrost.trainer.quality import (
 )
 from bifrost.trainer.search import SearchObjective, SearchReport, SearchSpace
 from bifrost.trainer.triage import BucketReport, CvReport, stratified_folds
-from bifrost.trainer.validate import (
-    TRAINED_PROMPTS,
-    TargetUnreachable,
-    ValidationFailed,
-    ValidationReport,
-    trained_prompts,
-    validate_candidate,
-)
+from bifrost.trainer.validate import TargetUnreachable, ValidationFailed, ValidationReport, validate_candidate
 
 
 class BootstrapConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -252,7 +246,9 @@ def holdout_mask(prompts: Sequence[str], tasks: np.ndarray, fraction: float) -> 
     same prompts, and its parent (which never trained on them) is compared with it on all of
     them. Copies of a prompt (same :func:`~bifrost.storage.dataset.prompt_key`) fall on one
     side. Per task (a prompt's task is its first row's): with ≥ 2 distinct prompts, at least
-    one is held out (the lowest digest) and at least one is kept (the highest).
+    one is held out (the lowest digest) and at least one is kept (the highest). Tasks of a
+    single prompt are pooled into one such stratum (an outside test gave every prompt its own
+    task: nothing was held out, and validation read the training rows).
     """
     mask = np.zeros(len(tasks), dtype=bool)
     if fraction <= 0 or not len(tasks):
@@ -261,10 +257,12 @@ def holdout_mask(prompts: Sequence[str], tasks: np.ndarray, fraction: float) -> 
     _, first, inverse = np.unique(np.asarray(digests, dtype=object), return_index=True, return_inverse=True)
     inverse = inverse.reshape(-1)
     position = np.array([int(digests[i], 16) / 2.0**64 for i in first])
-    group_tasks = np.asarray(tasks)[first]
+    _, strata = np.unique(np.asarray(tasks)[first].astype(str), return_inverse=True)
+    strata = strata.reshape(-1)
+    strata[np.bincount(strata)[strata] < 2] = -1  # one-prompt tasks: one pooled stratum
     held = position < fraction
-    for task in set(group_tasks.tolist()):
-        members = np.flatnonzero(group_tasks == task)
+    for stratum in np.unique(strata):
+        members = np.flatnonzero(strata == stratum)
         if len(members) < 2:
             held[members] = False
             continue

@@ -447,6 +447,9 @@ def _evaluate(args: argparse.Namespace) -> int:
     router = _open(args.artifact, store, key)
     against = _open(args.against, store, key) if args.against else None
     full = load_dataset(dataset)
+    splits = sorted(set(full.splits.tolist()))
+    if args.split != "all" and args.split not in splits:
+        raise _Usage(f"--split {args.split}: {dataset} has splits {', '.join(splits) or 'none'} (or 'all')")
     if args.stress:
         full = stress_variant(full, args.stress)
     baseline = not args.no_baseline and (full.splits == "train").any()

@@ -29,10 +29,17 @@ import numpy as np
 from bifrost.common.errors import ExitCode
 from bifrost.router.artifact import BUCKETS, Artifact
 from bifrost.router.reference import BatchDecisions, ReferenceRouter
-from bifrost.storage.dataset import MAX_COST_USD_PER_CALL, FullInfoDataset, best_model, load_dataset, prompt_groups
+from bifrost.storage.dataset import (
+    MAX_COST_USD_PER_CALL,
+    FullInfoDataset,
+    best_model,
+    load_dataset,
+    prompt_digest,
+    prompt_groups,
+)
 from bifrost.trainer import baseline as lr
 from bifrost.trainer.quality import QualityThresholds
-from bifrost.trainer.stats import PairedComparison, paired_bootstrap
+from bifrost.trainer.stats import PairedComparison, grouped_standard_error, paired_bootstrap
 
 
 class EvaluationError(ValueError):
@@ -319,6 +326,32 @@ def training_rows_warning(split: str, train_rows: int, *, train_split: str = "tr
     )
 
 
+TRAINED_PROMPTS = "trained_prompts"
+
+
+def trained_prompts(artifact: Artifact) -> frozenset[str] | None:
+    """The prompt digests an artifact records as trained on (``None``: an artifact from before
+    they were recorded, or one trained from logs, which carry features, not prompts)."""
+    recorded = artifact.reports.training.get(TRAINED_PROMPTS)
+    return frozenset(str(d) for d in recorded) if isinstance(recorded, list) and recorded else None
+
+
+def trained_rows_warning(artifact: Artifact, data: FullInfoDataset) -> str | None:
+    """The warning for an evaluation on prompts the artifact records as fitted on (any split's
+    rows: an outside test relabelled the test rows as train, trained, then evaluated on the
+    original file and read 114% of the best model with no warning); None when there are none."""
+    trained = trained_prompts(artifact)
+    if not trained:
+        return None
+    seen = sum(prompt_digest(p) in trained for p in data.prompts)
+    if not seen:
+        return None
+    return (
+        f"{seen} of the {len(data)} evaluated rows have a prompt this artifact was fitted on "
+        f"(its record of trained prompts): its scores on them are optimistic, not an estimate for new prompts"
+    )
+
+
 def reference_model(full: FullInfoDataset, data: FullInfoDataset, *, train_split: str = "train") -> tuple[int, str]:
     """(column of the reference model, where it was chosen): the best mean score on ``train_split``'s
     rows whose prompt is in no other split, else on ``data`` itself (:func:`best_model`)."""
@@ -420,7 +453,7 @@ def baseline_comparison(
             score_vs_best=round(score / ref_s, 6) if ref_s else 0.0,
             cost_vs_best=round(cost / ref_c, 6),
         ),
-        score_difference=paired_bootstrap(artifact_scores, b_scores, seed=seed),
+        score_difference=paired_bootstrap(artifact_scores, b_scores, seed=seed, groups=prompt_groups(data.prompts)),
         cost_difference_vs_best=round(float((artifact_costs.mean() - cost) / ref_c), 6),
         frontier_score_at_cost=round(at_cost, 6),
     )
@@ -483,6 +516,7 @@ def evaluate_artifact(
     unusable = in_split - len(data)
     S, C = data.scores, data.costs
     rows = np.arange(len(data))
+    groups = prompt_groups(data.prompts)  # copies of a prompt are one piece of evidence in every standard error
     columns, batch = route_dataset(router, data)
     chosen, buckets = columns[batch.chosen], batch.buckets
 
@@ -541,7 +575,7 @@ def evaluate_artifact(
     floor, ceiling = 0.98 * ref_s, 0.5 * ref_c
     against_difference = None
     if against_chosen is not None:
-        against_difference = paired_bootstrap(S[rows, chosen], S[rows, against_chosen], seed=seed)
+        against_difference = paired_bootstrap(S[rows, chosen], S[rows, against_chosen], seed=seed, groups=groups)
     compared = None
     if baseline:
         if fitted is None:
@@ -567,10 +601,12 @@ def evaluate_artifact(
             train_split=train_split,
         )
     diff = S[rows, chosen] - S[:, best]
-    se = float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else 0.0
+    se = grouped_standard_error(diff, groups)
     # Only a split named as the training one: ``all`` is also how validation evaluates a holdout
     # (rows labelled train, never fitted on); the CLI, evaluating a whole file, warns for ``all``.
     warning = None if split == "all" else training_rows_warning(split, len(data), train_split=train_split)
+    if warning is None and split != "all":  # a held-out split the artifact was nevertheless fitted on
+        warning = trained_rows_warning(router.artifact, data)
     return EvaluationReport(
         artifact=router.version,
         dataset=data.source,

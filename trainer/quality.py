@@ -218,12 +218,15 @@ def assess_dataset(
 
     report.add(_reference_priced(dataset, is_train & valid))
     train_rows = int((is_train & valid).sum()) - overlap
+    distinct = sum(1 for k in groups if k not in elsewhere)
     report.add(
         at_least(
             "train_rows",
-            train_rows,
+            # Copies of a prompt are one observation: a file of one prompt 5,000 times is one row of evidence.
+            distinct,
             thresholds.min_train_rows,
-            f"usable rows in split '{train_split}' whose prompt is in no other split",
+            f"distinct prompts in split '{train_split}' that are in no other split"
+            + (f" ({train_rows} rows, copies counted once)" if distinct < train_rows else ""),
         )
     )
     return report

@@ -48,8 +48,16 @@ def paired_bootstrap(
     confidence: float = DEFAULT_CONFIDENCE,
     resamples: int = DEFAULT_RESAMPLES,
     seed: int = 0,
+    groups: np.ndarray | None = None,
 ) -> PairedComparison:
-    """Percentile bootstrap of the mean paired difference (rows resampled with replacement)."""
+    """Percentile bootstrap of the mean paired difference.
+
+    Rows are resampled with replacement; with ``groups`` (e.g. the same prompt text → the same
+    group), whole groups are: copies of a prompt are one piece of evidence, so they do not
+    shrink the standard error (an outside test padded a holdout with five copies of every
+    prompt, the SE fell from 0.0070 to 0.0030, and a candidate significantly worse on the test
+    split was signed). With one row per group this is exactly the row bootstrap.
+    """
     a = np.asarray(candidate, dtype=np.float64)
     b = np.asarray(current, dtype=np.float64)
     d = a - b
@@ -66,14 +74,28 @@ def paired_bootstrap(
             lower=math.nan,
             upper=math.nan,
         )
+    sums: np.ndarray
+    sizes: np.ndarray
+    if groups is None:
+        sums, sizes = d, np.ones(n)
+    else:
+        _, first, inverse = np.unique(np.asarray(groups), return_index=True, return_inverse=True)
+        order = np.argsort(first, kind="stable")  # groups in first-seen order: one row each = the row bootstrap
+        rank = np.empty_like(order)
+        rank[order] = np.arange(len(order))
+        index = rank[inverse.reshape(-1)]
+        sums = np.bincount(index, weights=d, minlength=len(order))
+        sizes = np.bincount(index, minlength=len(order)).astype(np.float64)
+    k = len(sums)
     rng = np.random.default_rng(seed)
     means = np.empty(resamples)
-    block = max(1, 2_000_000 // max(n, 1))
+    block = max(1, 2_000_000 // max(k, 1))
     for lo in range(0, resamples, block):
         hi = min(resamples, lo + block)
-        means[lo:hi] = d[rng.integers(n, size=(hi - lo, n))].mean(axis=1)
+        picks = rng.integers(k, size=(hi - lo, k))
+        means[lo:hi] = sums[picks].sum(axis=1) / sizes[picks].sum(axis=1)
     return PairedComparison(
-        method="paired bootstrap",
+        method="paired bootstrap" if groups is None or k == n else f"paired bootstrap over {k} prompts",
         rows=n,
         candidate=float(a.mean()),
         current=float(b.mean()),
@@ -83,6 +105,31 @@ def paired_bootstrap(
         lower=float(np.quantile(means, 1.0 - confidence)),
         upper=float(np.quantile(means, confidence)),
     )
+
+
+def grouped_standard_error(values: np.ndarray, groups: np.ndarray | None = None) -> float:
+    """Standard error of ``mean(values)`` with rows of one group (copies of a prompt) dependent.
+
+    The cluster-robust form: per-group sums of deviations from the mean; with one row per group
+    it is exactly ``sd / √n``.
+
+    >>> round(grouped_standard_error(np.array([0.0, 1.0, 0.0, 1.0])), 4)
+    0.2887
+    >>> round(grouped_standard_error(np.array([0.0, 0.0, 1.0, 1.0]), np.array([0, 0, 1, 1])), 4)
+    0.5
+    """
+    v = np.asarray(values, dtype=np.float64)
+    n = len(v)
+    if n < 2:
+        return 0.0
+    if groups is None:
+        return float(v.std(ddof=1) / math.sqrt(n))
+    _, inverse = np.unique(np.asarray(groups), return_inverse=True)
+    residual = np.bincount(inverse.reshape(-1), weights=v - v.mean())
+    k = len(residual)
+    if k < 2:
+        return 0.0
+    return float(math.sqrt(float((residual**2).sum()) * k / (k - 1)) / n)
 
 
 def paired_normal(

@@ -136,20 +136,26 @@ def stratified_folds(labels: np.ndarray, k: int, *, seed: int = 0, groups: np.nd
     rng = np.random.default_rng(seed)
     labels = np.asarray(labels)
     if groups is None:
-        folds = np.zeros(len(labels), dtype=np.int64)
-        for value in np.unique(labels):
-            rows = np.flatnonzero(labels == value)
-            rng.shuffle(rows)
-            folds[rows] = np.arange(len(rows)) % k
-        return folds
+        return _spread(labels, k, rng)
     _, first, inverse = np.unique(np.asarray(groups), return_index=True, return_inverse=True)
-    group_labels = labels[first]
-    fold_of_group = np.zeros(len(first), dtype=np.int64)
-    for value in np.unique(group_labels):
-        members = np.flatnonzero(group_labels == value)
+    return _spread(labels[first], k, rng)[inverse.reshape(-1)]
+
+
+def _spread(labels: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    """Fold per item: each class dealt round-robin from fold 0. Classes smaller than ``k`` cannot
+    be spread within themselves, so they are dealt together, continuing one count (an outside
+    test gave every prompt its own task: all landed in fold 0 and training crashed)."""
+    folds = np.zeros(len(labels), dtype=np.int64)
+    dealt = 0
+    for value in np.unique(labels):
+        members = np.flatnonzero(labels == value)
         rng.shuffle(members)
-        fold_of_group[members] = np.arange(len(members)) % k
-    return fold_of_group[inverse.reshape(-1)]
+        if len(members) >= k:
+            folds[members] = np.arange(len(members)) % k
+        else:
+            folds[members] = (dealt + np.arange(len(members))) % k
+            dealt += len(members)
+    return folds
 
 
 class FoldMetrics(msgspec.Struct, frozen=True, kw_only=True):

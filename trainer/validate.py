@@ -31,7 +31,6 @@ import msgspec
 import numpy as np
 
 from bifrost.common.errors import ExitCode
-from bifrost.router.artifact import Artifact
 from bifrost.router.reference import ReferenceRouter
 from bifrost.storage.dataset import FullInfoDataset, prompt_digest, prompt_key
 from bifrost.trainer.evaluate import EvaluationReport, PolicyMetrics, evaluate_artifact
@@ -152,7 +151,12 @@ def not_costlier(name: str, mine: float, theirs: float, message: str) -> Validat
     >>> not_costlier("cost", 1.0, 1.0 + 1e-12, "mean cost").passed
     True
     """
-    return ValidationCheck(name=name, passed=mine <= theirs * (1 + 1e-9), value=mine, threshold=theirs, message=message)
+    more = (
+        f" ({mine:.4g} vs {theirs:.4g}, {mine / theirs - 1:+.1%})" if theirs > 0 else f" ({mine:.4g} vs {theirs:.4g})"
+    )
+    return ValidationCheck(
+        name=name, passed=mine <= theirs * (1 + 1e-9), value=mine, threshold=theirs, message=message + more
+    )
 
 
 def decision_times(router: ReferenceRouter, prompts: list[str], *, sample: int = 200) -> dict[str, float]:
@@ -195,7 +199,7 @@ def validate_candidate(
     model; default the holdout's own best); ``max_cost_share`` / ``min_quality_share`` are
     the knob's targets, checked on the held-out figures. ``parent_trained``: the
     :func:`~bifrost.storage.dataset.prompt_digest` of every prompt the parent was trained
-    on (:func:`trained_prompts`); the comparison with the parent reads only the held-out
+    on (:func:`~bifrost.trainer.evaluate.trained_prompts`); the comparison with the parent reads only the held-out
     prompts outside it (an outside test: another seed or 50 fewer rows moved the holdout
     onto the parent's training rows, and the parent, scored on what it had learned, looked
     5 points better than a candidate that was better on the test split).
@@ -317,13 +321,3 @@ def validate_candidate(
 def _distinct_prompts(rows: FullInfoDataset) -> int:
     """Distinct usable prompts (copies of one prompt count once)."""
     return len({prompt_key(p) for p, ok in zip(rows.prompts, rows.valid_rows()) if ok})
-
-
-TRAINED_PROMPTS = "trained_prompts"
-
-
-def trained_prompts(artifact: Artifact) -> frozenset[str] | None:
-    """The prompt digests an artifact records as trained on (``None``: an artifact from before
-    they were recorded, or one trained from logs, which carry features, not prompts)."""
-    recorded = artifact.reports.training.get(TRAINED_PROMPTS)
-    return frozenset(str(d) for d in recorded) if isinstance(recorded, list) and recorded else None

@@ -15,18 +15,18 @@ from bifrost.storage.dataset import FullInfoDataset
 def row(
     prompt_id: str,
     *,
-    prompt: str = "What is 2 + 2?",
+    prompt: str | None = None,
     split: str = "train",
     task: str = "math",
     scores: dict[str, float | None] | None = None,
     costs: dict[str, float | None] | None = None,
 ) -> dict[str, object]:
-    """One dataset line as a dict (two models ``a`` and ``b`` unless told)."""
+    """One dataset line as a dict (two models ``a`` and ``b`` unless told; a prompt of its own unless told)."""
     return {
         "prompt_id": prompt_id,
         "split": split,
         "task": task,
-        "prompt": prompt,
+        "prompt": prompt if prompt is not None else f"What is 2 + 2? ({prompt_id})",
         "scores": scores if scores is not None else {"a": 1.0, "b": 0.0},
         "cost_usd": costs if costs is not None else {"a": 0.002, "b": 0.001},
     }

@@ -19,10 +19,11 @@ from bifrost.router.keys import key_id
 from bifrost.router.reference import ReferenceRouter
 from bifrost.storage.dataset import FullInfoDataset, prompt_digest, prompt_groups, prompt_key
 from bifrost.trainer.bootstrap import BootstrapConfig, BootstrapReport, bootstrap_artifact, holdout_mask, new_version
+from bifrost.trainer.evaluate import TRAINED_PROMPTS, trained_prompts
 from bifrost.trainer.outcomes import OutcomeModels
 from bifrost.trainer.quality import DataQualityError, cost_tails
 from bifrost.trainer.triage import stratified_folds
-from bifrost.trainer.validate import TRAINED_PROMPTS, ValidationFailed, trained_prompts
+from bifrost.trainer.validate import ValidationFailed
 from tests.trainer.conftest import CLUSTERS, TRIALS
 
 CONFIG = BootstrapConfig(clusters=CLUSTERS, decision_slo_ms=1000.0)
@@ -332,6 +333,9 @@ def test_holdout_mask_is_stratified_by_task() -> None:
     assert int(mask[tasks == "c"].sum()) == 0  # a task with one prompt stays in training
     assert 1 <= int(mask[tasks == "d"].sum()) <= 2
     assert not holdout_mask(prompts, tasks, 0.0).any()
+    # Every prompt its own task (an outside test): pooled, so about the fraction is still held out.
+    singles = np.array([f"task-{i}" for i in range(2000)], dtype=object)
+    assert 0.13 < holdout_mask(prompts[:2000], singles, 0.15).mean() < 0.17
 
 
 def test_holdout_mask_depends_on_the_prompt_only() -> None:
@@ -357,6 +361,31 @@ def test_holdout_mask_depends_on_the_prompt_only() -> None:
         [True, True],
         [False, False],
     )
+
+
+def test_invisible_characters_do_not_hide_a_test_prompt_in_training(real_dataset: FullInfoDataset) -> None:
+    # An outside test appended U+200B to every test prompt and copied them into the train split: the
+    # overlap check missed all 500 and the test score rose from 0.5766 to 0.6206.
+    test = real_dataset.split("test")
+    padded = dataclasses.replace(
+        test.take(np.arange(100)),
+        prompts=[
+            p + "\u200b" if i % 2 else "\ufeff" + p.replace(" ", " \u00ad", 1) for i, p in enumerate(test.prompts[:100])
+        ],
+        splits=np.array(["train"] * 100, dtype=object),
+        prompt_ids=[f"leak-{i}" for i in range(100)],
+    )
+    combined = dataclasses.replace(
+        real_dataset,
+        prompt_ids=real_dataset.prompt_ids + padded.prompt_ids,
+        prompts=real_dataset.prompts + padded.prompts,
+        tasks=np.concatenate([real_dataset.tasks, padded.tasks]),
+        splits=np.concatenate([real_dataset.splits, padded.splits]),
+        scores=np.concatenate([real_dataset.scores, padded.scores]),
+        costs=np.concatenate([real_dataset.costs, padded.costs]),
+    )
+    kept, dropped = combined.training_split("train")
+    assert dropped == 119 + 100 and len(kept) == 5608 - 119
 
 
 def test_new_version_is_sortable_and_unique() -> None:

@@ -704,13 +704,23 @@ def test_evaluate_on_training_rows_warns(tmp_path: Path, key_file: Path, capsys:
     assert json.loads(out)["warnings"][0].startswith("split 'all' includes the 6 rows")
     code, out, err = run(main_evaluate, [*evaluate, "--json"], capsys)  # the test split: nothing to warn about
     assert code == 0 and err == "" and json.loads(out)["warnings"] == []
+    code, out, err = run(main_evaluate, [*evaluate, "--split", "nosuch"], capsys)
+    assert (
+        code == 2
+        and out == ""
+        and one_error_line(err) == f"error: --split nosuch: {dataset} has splits test, train (or 'all')"
+    )
 
 
 def test_a_data_quality_refusal_repeats_the_warnings(
     tmp_path: Path, key_file: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # Too few rows (a failure) and a test row with the train rows' prompt (a warning: split_overlap).
-    small = write_lines(tmp_path / "small.jsonl", [row(f"p{i}") for i in range(30)] + [row("t0", split="test")])
+    same = "What is 2 + 2?"
+    small = write_lines(
+        tmp_path / "small.jsonl",
+        [row(f"p{i}", prompt=same) for i in range(30)] + [row("t0", prompt=same, split="test")],
+    )
     train: list[str | Path] = ["--dataset", small, "--store", tmp_path / "store", "--key", key_file, "--quiet"]
     code, out, err = run(main_train, train, capsys)
     assert code == 1 and out == ""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import msgspec
@@ -10,9 +11,9 @@ import pytest
 
 from bifrost.router.artifact import Artifact
 from bifrost.router.reference import ReferenceRouter
-from bifrost.storage.dataset import FullInfoDataset
+from bifrost.storage.dataset import FullInfoDataset, prompt_digest
 from bifrost.trainer.bootstrap import BootstrapReport
-from bifrost.trainer.evaluate import EvaluationError, evaluate_artifact, fit_baseline, routed_choices
+from bifrost.trainer.evaluate import EvaluationError, evaluate_artifact, fit_baseline, routed_choices, trained_prompts
 from bifrost.trainer.validate import ValidationFailed, decision_times, validate_candidate
 from tests.router.artifacts import CODE_PROMPTS, QUESTION_PROMPTS, make_artifact
 from tests.trainer.conftest import REAL_DATASET, require_real_dataset
@@ -164,6 +165,9 @@ def test_validation_against_a_better_parent_fails() -> None:
         parent, tiny().split("test"), parent=ReferenceRouter(make_artifact()), decision_slo_ms=1000.0, min_rows=5
     )
     assert [c.name for c in reverse.checks if not c.passed] == ["cost_not_higher"]
+    costly = next(c for c in reverse.checks if c.name == "cost_not_higher")
+    # The one-line refusal carries the figures, not only the check's name.
+    assert f"({costly.value:.4g} vs {costly.threshold:.4g}, +" in str(ValidationFailed(reverse))
 
 
 def test_a_point_estimate_inside_the_margin_is_not_enough() -> None:
@@ -353,3 +357,56 @@ def test_copies_of_a_few_prompts_are_not_enough_rows() -> None:
     enough = next(c for c in report.checks if c.name == "enough_rows")
     assert not report.passed and not enough.passed and enough.value == len(usable)
     assert f"({25 * len(usable)} rows, copies counted once)" in enough.message
+
+
+def test_copies_of_held_out_prompts_do_not_narrow_the_bound() -> None:
+    # An outside test padded the (public, digest-assigned) holdout with 5 copies of every prompt: the
+    # bootstrap resampled rows, its SE fell from 0.0070 to 0.0030, and a candidate significantly worse
+    # on the test split was signed. Prompts are resampled now, so copies add no evidence.
+    n = 60
+    scores = np.column_stack([np.ones(n), np.ones(n), np.ones(n)])
+    scores[:3, 1] = 0.0
+    scores[3:5, 0] = 0.0
+    data = make_dataset(
+        scores,
+        np.column_stack([np.full(n, 1.0), np.full(n, 0.3), np.full(n, 0.1)]),
+        prompts=[CODE_PROMPTS[i % 3] + f" #{i}" for i in range(n)],
+        models=MODELS,
+    )
+    parent = ReferenceRouter(make_artifact(alpha=1.0, hard=0.3, version="v-quality"))
+    candidate = ReferenceRouter(make_artifact())
+    once = validate_candidate(candidate, data, parent=parent, decision_slo_ms=1000.0, min_rows=10)
+    padded = validate_candidate(
+        candidate, data.take(np.repeat(np.arange(n), 5)), parent=parent, decision_slo_ms=1000.0, min_rows=10
+    )
+    assert once.difference is not None and padded.difference is not None
+    assert padded.difference.difference == pytest.approx(once.difference.difference)
+    assert padded.difference.standard_error == pytest.approx(once.difference.standard_error, rel=0.15)
+    assert once.parent is not None and padded.difference.lower < -0.02 * once.parent.score  # still refused
+    assert not padded.passed and "over 60 prompts" in padded.difference.method
+    # The same rows resampled one by one (the old bootstrap) read a bound √5 narrower.
+    from bifrost.trainer.stats import paired_bootstrap
+
+    rows = paired_bootstrap(
+        np.repeat(np.r_[np.zeros(3), np.ones(57)], 5), np.repeat(np.r_[np.ones(3), np.zeros(2), np.ones(55)], 5)
+    )
+    assert rows.standard_error < 0.6 * padded.difference.standard_error
+
+
+def test_evaluating_prompts_the_artifact_was_fitted_on_is_said(
+    bootstrapped: tuple[Artifact, BootstrapReport], sample: FullInfoDataset
+) -> None:
+    # An outside test relabelled the test rows as train, trained, then evaluated on the original file:
+    # 114% of the best model, "goal met", and no warning. The artifact's record of fitted prompts says so.
+    artifact, _ = bootstrapped
+    clean = evaluate_artifact(artifact, sample, split="test")
+    assert clean.warnings == []
+    train, _ = sample.training_split("train")
+    relabelled = dataclasses.replace(train.take(np.arange(200)), splits=np.array(["test"] * 200, dtype=object))
+    report = evaluate_artifact(artifact, relabelled, split="test")
+    fitted = sum(prompt_digest(p) in (trained_prompts(artifact) or ()) for p in relabelled.prompts)
+    assert fitted > 100  # most train rows are fit rows (the rest: the holdout)
+    assert report.warnings == [
+        f"{fitted} of the 200 evaluated rows have a prompt this artifact was fitted on (its record of trained "
+        "prompts): its scores on them are optimistic, not an estimate for new prompts"
+    ]

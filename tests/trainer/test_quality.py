@@ -88,7 +88,7 @@ def test_too_few_rows_fails_with_the_check_named(tmp_path: Path) -> None:
     with pytest.raises(DataQualityError) as caught:
         require(report)
     assert caught.value.report is report
-    assert "train_rows" in str(caught.value) and "usable rows in split 'train'" in str(caught.value)
+    assert "train_rows" in str(caught.value) and "distinct prompts in split 'train'" in str(caught.value)
     assert "| train_rows | fail | 9 | >= 10 |" in report.to_markdown()
     assert report.to_markdown().startswith("## Data quality: FAILED")
 

@@ -149,17 +149,26 @@ class EvaluationReport(msgspec.Struct, frozen=True, kw_only=True):
         10 of the 500 rows of split 'test' are unusable
         >>> report(996, 4).unusable_problem() is None
         True
+
+        A malformed line's split is unknown, so it also counts as a missing row of this split (an
+        outside test broke 50 of the 500 test rows' JSON: under 1% of the file, so the verdict
+        was silently about 450 rows):
+
+        >>> print(report(450, 0, malformed=50).unusable_problem()[:46])
+        0 of the 450 rows of split 'test' are unusable
         """
         limits = QualityThresholds()
         total = self.rows + self.unusable_rows
         if (
             self.unusable_rows > limits.max_invalid_fraction * total
             or self.malformed_lines > limits.max_malformed_fraction * max(self.file_lines, 1)
+            or self.unusable_rows + self.malformed_lines > limits.max_invalid_fraction * (total + self.malformed_lines)
         ):
             return (
                 f"{self.unusable_rows} of the {total} rows of split {self.split!r} are unusable (score outside "
                 f"[0, 1], cost missing, negative or above {MAX_COST_USD_PER_CALL:g} USD, or an empty prompt) and "
-                f"{self.malformed_lines} of the file's {self.file_lines} lines are malformed — more than "
+                f"{self.malformed_lines} of the file's {self.file_lines} lines are malformed (any of them may be a "
+                f"row of this split) — more than "
                 f"{limits.max_invalid_fraction:.0%} / {limits.max_malformed_fraction:.0%} allow: fix the dataset "
                 "(the figures would be about the rows left, not the ones asked for)"
             )
@@ -536,6 +545,11 @@ def evaluate_artifact(
     own_best = best_model(S)
     cheapest = int(np.argmin(means_c))
     ref_s, ref_c = float(means_s[best]), float(means_c[best])
+    if not ref_c > 0:
+        raise EvaluationError(
+            f"the reference model {data.models[best]!r} (best single, chosen on the {chosen_on}) costs nothing on "
+            "these rows: a share of its cost is undefined, so the goal cannot be read; fix its costs"
+        )
 
     def metrics(name: str, s: np.ndarray, c: np.ndarray) -> PolicyMetrics:
         score, cost = float(s.mean()), float(c.mean())

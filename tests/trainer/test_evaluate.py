@@ -410,3 +410,12 @@ def test_evaluating_prompts_the_artifact_was_fitted_on_is_said(
         f"{fitted} of the 200 evaluated rows have a prompt this artifact was fitted on (its record of trained "
         "prompts): its scores on them are optimistic, not an estimate for new prompts"
     ]
+
+
+def test_a_reference_that_costs_nothing_is_refused() -> None:
+    # An outside test added a model labelled (score 1, cost 0) only on the evaluated rows: it became the
+    # reference and the report read "cost … vs ceiling 0 (0.0% of the best model's cost)".
+    data = tiny()
+    free = dataclasses.replace(data, costs=np.where(np.arange(3) == 0, 0.0, data.costs))
+    with pytest.raises(EvaluationError, match="reference model 'large' .* costs nothing on these rows"):
+        evaluate_artifact(make_artifact(), free)

@@ -39,6 +39,9 @@ from bifrost.common.errors import ExitCode
 MAX_COST_USD_PER_CALL = 1000.0
 
 
+MAX_LINE_BYTES = 64 << 20  # one dataset row; the longest bundled line is ~0.1 MB
+
+
 class DatasetError(ValueError):
     """The dataset file cannot be read at all (missing, unreadable, empty)."""
 
@@ -200,7 +203,16 @@ def load_dataset(path: str | Path) -> FullInfoDataset:
     lines = 0
     try:
         with opener(path, "rb") as handle:
-            for number, line in enumerate(handle, start=1):
+            number = 0
+            # Bounded reads: a compressed file of one endless line (an outside test: 6.8 MB of gzip,
+            # 1.5 GB without a newline) must not be read whole into memory.
+            while line := handle.readline(MAX_LINE_BYTES + 1):
+                number += 1
+                if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
+                    raise DatasetError(
+                        f"dataset {path}: line {number} is longer than {MAX_LINE_BYTES / 2**20:g} MiB; "
+                        "not a dataset row (split very long prompts, or fix the file)"
+                    )
                 if not line.strip():
                     continue
                 lines += 1

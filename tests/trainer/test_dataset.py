@@ -172,3 +172,19 @@ def test_best_model_is_the_highest_mean_score_first_on_a_tie() -> None:
     scores = np.array([[0.2, 0.9, 0.9, 0.1], [0.4, 0.5, 0.5, 1.0]])  # means 0.3, 0.7, 0.7, 0.55
     assert best_model(scores) == 1
     assert best_model(scores[:, ::-1]) == 1  # reversed: columns 1 and 2 tie again, the first wins
+
+
+def test_an_endless_line_is_refused_without_reading_it_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # An outside test: 6.8 MB of gzip holding one 1.5 GB line without a newline ran out of memory.
+    import gzip
+
+    import bifrost.storage.dataset as dataset_module
+
+    monkeypatch.setattr(dataset_module, "MAX_LINE_BYTES", 2000)
+    path = tmp_path / "bomb.jsonl.gz"
+    with gzip.open(path, "wb") as f:
+        f.write(json.dumps(row("p0")).encode() + b"\n" + b"x" * 100_000)
+    with pytest.raises(DatasetError, match="line 2 is longer than"):
+        load_dataset(path)
+    ok = write_lines(tmp_path / "ok.jsonl", [row("p0"), row("p1", prompt="y" * 900)])  # under the limit
+    assert len(load_dataset(ok)) == 2

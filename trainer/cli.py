@@ -500,6 +500,11 @@ def _open(reference: str, store: ArtifactStore, key: Ed25519PublicKey) -> Refere
             raise StoreError(f"{store.root} has no current artifact")
         reference = current
     path = Path(reference)
+    if path.is_dir() and not (path / "artifact.json").is_file():
+        raise StoreError(
+            f"{reference} is a folder without artifact.json: give a version folder, an artifact.json, "
+            f"a version in {store.root} or 'current'"
+        )
     if path.exists():
         return ReferenceRouter.load(path, key)
     if any(m.version == reference for m in store.list()):

@@ -188,6 +188,10 @@ def test_evaluate_misuse(
     )
     assert code == 2
     assert one_error_line(err) == f"error: 'v-unknown' is neither a file nor a version in {store}"
+    code, _, err = run(
+        main_evaluate, [tmp_path, "--dataset", dataset_file, "--store", store, "--key", key_file], capsys
+    )
+    assert code == 2 and one_error_line(err).startswith(f"error: {tmp_path} is a folder without artifact.json")
 
     code, _, err = run(
         main_evaluate, ["current", "--dataset", dataset_file, "--store", store, "--key", key_file], capsys

@@ -21,6 +21,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import re
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -39,6 +40,7 @@ from bifrost.common.errors import ExitCode
 MAX_COST_USD_PER_CALL = 1000.0
 
 
+_SPLIT_FIELD = re.compile(rb'"split"\s*:\s*"([^"\\]{0,64})"')  # a broken line's split, when still readable
 MAX_LINE_BYTES = 64 << 20  # one dataset row; the longest bundled line is ~0.1 MB
 
 
@@ -48,16 +50,26 @@ class DatasetError(ValueError):
     exit_code = ExitCode.USAGE
 
 
-def prompt_key(text: str) -> str:
-    """A prompt's identity for leakage and grouping: NFKC, case-folded, invisible format
-    characters (Unicode category Cf: zero-width spaces and joiners, BOM, soft hyphen, bidi
-    controls) removed, whitespace collapsed.
+# Unicode's Default_Ignorable_Code_Point ranges (DerivedCoreProperties) plus U+2800: characters that
+# render as nothing, so a copy of a prompt carrying them reads the same to a person.
+_INVISIBLE = re.compile(
+    "[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e\u2060-\u206f"
+    "\u2800\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufff8\U0001bca0-\U0001bca3\U0001d173-\U0001d17a"
+    "\U000e0000-\U000e0fff]"
+)
 
-    >>> prompt_key("What is\u200b 2+2?\ufeff") == prompt_key("what is 2+2?")
+
+def prompt_key(text: str) -> str:
+    """A prompt's identity for leakage and grouping: NFKC, case-folded, invisible characters
+    removed (format characters — zero-width spaces and joiners, BOM, soft hyphen, bidi controls
+    — and Unicode's other default-ignorable code points: variation selectors, the combining
+    grapheme joiner, Hangul fillers, tags; and the blank braille pattern), whitespace collapsed.
+
+    >>> prompt_key("What is\u200b 2+2?\ufeff") == prompt_key("what is 2+2?\ufe0f\u3164\u034f")
     True
     """
     folded = unicodedata.normalize("NFKC", text).casefold()
-    visible = "".join(ch for ch in folded if unicodedata.category(ch) != "Cf") if not folded.isascii() else folded
+    visible = _INVISIBLE.sub("", folded) if not folded.isascii() else folded
     return " ".join(visible.split())
 
 
@@ -103,6 +115,8 @@ class FullInfoDataset:
     source: str = ""
     lines: int = 0
     problems: list[str] = field(default_factory=list)
+    #: malformed lines per split named in them ("" when the line does not say)
+    malformed_by_split: dict[str, int] = field(default_factory=dict)
     context: dict[str, int] = field(default_factory=dict)
 
     def __len__(self) -> int:
@@ -122,6 +136,7 @@ class FullInfoDataset:
             source=self.source,
             lines=self.lines,
             problems=self.problems,
+            malformed_by_split=self.malformed_by_split,
             context=self.context,
         )
 
@@ -200,6 +215,7 @@ def load_dataset(path: str | Path) -> FullInfoDataset:
     decoder = msgspec.json.Decoder(_Row)
     rows: list[_Row] = []
     problems: list[str] = []
+    malformed_by_split: dict[str, int] = {}
     lines = 0
     try:
         with opener(path, "rb") as handle:
@@ -220,6 +236,9 @@ def load_dataset(path: str | Path) -> FullInfoDataset:
                     rows.append(decoder.decode(line))
                 except msgspec.DecodeError as exc:
                     problems.append(f"line {number}: {exc}")
+                    named = _SPLIT_FIELD.search(line)
+                    split = named.group(1).decode("utf-8", "replace") if named else ""
+                    malformed_by_split[split] = malformed_by_split.get(split, 0) + 1
     except (OSError, EOFError) as exc:
         raise DatasetError(f"dataset {path} cannot be read: {exc}") from None
     if not rows:
@@ -246,6 +265,7 @@ def load_dataset(path: str | Path) -> FullInfoDataset:
         source=str(path),
         lines=lines,
         problems=problems,
+        malformed_by_split=malformed_by_split,
         context=_context_windows(path, models),
     )
 

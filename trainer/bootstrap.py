@@ -29,6 +29,7 @@ search on full-information rows, the gate check, validation on the holdout).
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -247,8 +248,8 @@ def holdout_mask(prompts: Sequence[str], tasks: np.ndarray, fraction: float) -> 
     them. Copies of a prompt (same :func:`~bifrost.storage.dataset.prompt_key`) fall on one
     side. Per task (a prompt's task is its first row's): with ≥ 2 distinct prompts, at least
     one is held out (the lowest digest) and at least one is kept (the highest). Tasks of a
-    single prompt are pooled into one such stratum (an outside test gave every prompt its own
-    task: nothing was held out, and validation read the training rows).
+    few prompts (under 1/``fraction``) are pooled into one such stratum (an outside test gave
+    every prompt its own task: nothing was held out, and validation read the training rows).
     """
     mask = np.zeros(len(tasks), dtype=bool)
     if fraction <= 0 or not len(tasks):
@@ -259,7 +260,9 @@ def holdout_mask(prompts: Sequence[str], tasks: np.ndarray, fraction: float) -> 
     position = np.array([int(digests[i], 16) / 2.0**64 for i in first])
     _, strata = np.unique(np.asarray(tasks)[first].astype(str), return_inverse=True)
     strata = strata.reshape(-1)
-    strata[np.bincount(strata)[strata] < 2] = -1  # one-prompt tasks: one pooled stratum
+    # Tasks too small to hold out about ``fraction`` of (fewer than 1/fraction prompts) share one
+    # pooled stratum: a 2-prompt task would otherwise hold out half (an outside test: 49% held out).
+    strata[np.bincount(strata)[strata] < max(2, math.ceil(1 / fraction))] = -1
     held = position < fraction
     for stratum in np.unique(strata):
         members = np.flatnonzero(strata == stratum)

@@ -130,6 +130,8 @@ class EvaluationReport(msgspec.Struct, frozen=True, kw_only=True):
     unusable_rows: int = 0
     malformed_lines: int = 0
     file_lines: int = 0
+    #: malformed lines that may be rows of this split: naming it, or no readable split
+    malformed_in_split: int = 0
     #: Why the figures may mislead without being wrong, e.g. rows the artifact was fitted on
     #: (:func:`training_rows_warning`); ``bifrost-opt evaluate`` repeats them on stderr.
     warnings: list[str] = []
@@ -143,33 +145,40 @@ class EvaluationReport(msgspec.Struct, frozen=True, kw_only=True):
         >>> def report(rows, unusable, malformed=0, lines=6000):
         ...     fields = {f: None for f in EvaluationReport.__struct_fields__}
         ...     fields.update(split="test", rows=rows, unusable_rows=unusable)
-        ...     fields.update(malformed_lines=malformed, file_lines=lines)
+        ...     fields.update(malformed_lines=malformed, file_lines=lines, malformed_in_split=0)
         ...     return EvaluationReport(**fields)
         >>> print(report(490, 10).unusable_problem()[:47])
         10 of the 500 rows of split 'test' are unusable
         >>> report(996, 4).unusable_problem() is None
         True
 
-        A malformed line's split is unknown, so it also counts as a missing row of this split (an
-        outside test broke 50 of the 500 test rows' JSON: under 1% of the file, so the verdict
-        was silently about 450 rows):
+        A malformed line that names this split, or no readable split, also counts as a missing
+        row of it (an outside test broke 50 of the 500 test rows' JSON: under 1% of the file, so
+        the verdict was silently about 450 rows):
 
-        >>> print(report(450, 0, malformed=50).unusable_problem()[:46])
-        0 of the 450 rows of split 'test' are unusable
+        >>> def broken(malformed, in_split):
+        ...     r = report(490, 0, malformed=malformed)
+        ...     return msgspec.structs.replace(r, malformed_in_split=in_split).unusable_problem()
+        >>> print(broken(50, 50)[:46])
+        0 of the 490 rows of split 'test' are unusable
+        >>> broken(6, 0) is None  # six broken train lines do not block a clean test split
+        True
         """
         limits = QualityThresholds()
         total = self.rows + self.unusable_rows
         if (
             self.unusable_rows > limits.max_invalid_fraction * total
             or self.malformed_lines > limits.max_malformed_fraction * max(self.file_lines, 1)
-            or self.unusable_rows + self.malformed_lines > limits.max_invalid_fraction * (total + self.malformed_lines)
+            or self.unusable_rows + self.malformed_in_split
+            > limits.max_invalid_fraction * (total + self.malformed_in_split)
         ):
             return (
                 f"{self.unusable_rows} of the {total} rows of split {self.split!r} are unusable (score outside "
                 f"[0, 1], cost missing, negative or above {MAX_COST_USD_PER_CALL:g} USD, or an empty prompt) and "
-                f"{self.malformed_lines} of the file's {self.file_lines} lines are malformed (any of them may be a "
-                f"row of this split) — more than "
-                f"{limits.max_invalid_fraction:.0%} / {limits.max_malformed_fraction:.0%} allow: fix the dataset "
+                f"{self.malformed_lines} of the file's {self.file_lines} lines are malformed "
+                f"({self.malformed_in_split} of them rows of this split or of no readable split) — more than "
+                f"the {limits.max_invalid_fraction:.0%} of the split's rows / {limits.max_malformed_fraction:.0%} of "
+                "the file's lines allowed: fix the dataset "
                 "(the figures would be about the rows left, not the ones asked for)"
             )
         return None
@@ -628,6 +637,7 @@ def evaluate_artifact(
         rows=len(data),
         unusable_rows=unusable,
         malformed_lines=len(full.problems),
+        malformed_in_split=sum(n for name, n in full.malformed_by_split.items() if split in ("all", name) or not name),
         file_lines=full.lines,
         policy=policy,
         best_single=metrics(data.models[best], S[:, best], C[:, best]),

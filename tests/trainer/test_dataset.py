@@ -188,3 +188,12 @@ def test_an_endless_line_is_refused_without_reading_it_whole(tmp_path: Path, mon
         load_dataset(path)
     ok = write_lines(tmp_path / "ok.jsonl", [row("p0"), row("p1", prompt="y" * 900)])  # under the limit
     assert len(load_dataset(ok)) == 2
+
+
+def test_malformed_lines_are_counted_by_the_split_they_name(tmp_path: Path) -> None:
+    good = [row(f"p{i}") for i in range(5)]
+    broken = [b'{"prompt_id": "x", "split": "train", "task": "math", "prompt": "cut sho', b"not json at all"]
+    data = load_dataset(write_lines(tmp_path / "d.jsonl", [*good, *broken]))
+    assert len(data) == 5 and len(data.problems) == 2
+    assert data.malformed_by_split == {"train": 1, "": 1}
+    assert data.take(np.arange(2)).malformed_by_split == {"train": 1, "": 1}  # carried with the rows

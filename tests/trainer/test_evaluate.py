@@ -383,7 +383,22 @@ def test_copies_of_held_out_prompts_do_not_narrow_the_bound() -> None:
     assert padded.difference.difference == pytest.approx(once.difference.difference)
     assert padded.difference.standard_error == pytest.approx(once.difference.standard_error, rel=0.15)
     assert once.parent is not None and padded.difference.lower < -0.02 * once.parent.score  # still refused
-    assert not padded.passed and "over 60 prompts" in padded.difference.method
+    assert not padded.passed and padded.rows == 60  # validation reads one row per prompt
+    # Near-copies (case, spacing, invisible characters: one prompt key) that the router may route
+    # differently: still one row each, not an average of several decisions (an outside test's bypass).
+    variants = [str.upper, lambda p: p.replace(" ", "   "), lambda p: p + "\u200b", lambda p: "\ufeff" + p]
+    near = data.take(np.tile(np.arange(n), 5))
+    near = dataclasses.replace(
+        near,
+        prompts=data.prompts + [v(p) for v in variants for p in data.prompts],
+        prompt_ids=[f"r{i}" for i in range(5 * n)],
+    )
+    nearly = validate_candidate(candidate, near, parent=parent, decision_slo_ms=1000.0, min_rows=10)
+    assert nearly.rows == 60 and nearly.difference is not None
+    assert nearly.difference.standard_error == once.difference.standard_error
+    # evaluate itself resamples prompts (copies in one group), so its SE does not shrink either.
+    direct = evaluate_artifact(candidate, data.take(np.repeat(np.arange(n), 5)), split="all", against=parent)
+    assert direct.against_difference is not None and "over 60 prompts" in direct.against_difference.method
     # The same rows resampled one by one (the old bootstrap) read a bound √5 narrower.
     from bifrost.trainer.stats import paired_bootstrap
 

@@ -432,8 +432,12 @@ def baseline_comparison(
     seed: int = 0,
     features: np.ndarray | None = None,
     fitted: FittedBaseline | None = None,
+    groups: np.ndarray | None = None,
 ) -> BaselineComparison:
     """The logistic baseline on ``data`` (λ chosen on ``train_split``) against the artifact's per-row outcomes.
+
+    ``features`` and ``groups`` (:func:`~bifrost.storage.dataset.prompt_groups` of ``data``), when
+    the caller has them, save computing them again.
 
     Cost shares on both sides are relative to the same model, the one chosen on the train
     split (:attr:`FittedBaseline.reference`): λ is picked so the baseline's out-of-fold
@@ -471,7 +475,9 @@ def baseline_comparison(
             score_vs_best=round(score / ref_s, 6) if ref_s else 0.0,
             cost_vs_best=round(cost / ref_c, 6),
         ),
-        score_difference=paired_bootstrap(artifact_scores, b_scores, seed=seed, groups=prompt_groups(data.prompts)),
+        score_difference=paired_bootstrap(
+            artifact_scores, b_scores, seed=seed, groups=prompt_groups(data.prompts) if groups is None else groups
+        ),
         cost_difference_vs_best=round(float((artifact_costs.mean() - cost) / ref_c), 6),
         frontier_score_at_cost=round(at_cost, 6),
     )
@@ -622,6 +628,7 @@ def evaluate_artifact(
             features=batch.features,
             fitted=fitted,
             train_split=train_split,
+            groups=groups,
         )
     diff = S[rows, chosen] - S[:, best]
     se = grouped_standard_error(diff, groups)

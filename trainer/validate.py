@@ -223,26 +223,23 @@ def validate_candidate(
     mine = evaluation.policy
     # Every decision needs rows, the first artifact's too: its knob targets and quality floor
     # are read on the holdout as much as a successor's non-inferiority.
-    distinct = _distinct_prompts(holdout)
+    # One row per distinct usable prompt now, so the row counts are the prompt counts.
     checks = [
-        ValidationCheck(
-            name="enough_rows",
-            passed=distinct >= min_rows,
-            value=distinct,
-            threshold=min_rows,
-            message="distinct held-out prompts; fewer are too few for a decision"
-            + (f" ({usable} rows, copies counted once)" if distinct < usable else ""),
+        _enough(
+            "enough_rows",
+            len(holdout),
+            min_rows,
+            "distinct held-out prompts; fewer are too few for a decision"
+            + (f" ({usable} rows, copies counted once)" if len(holdout) < usable else ""),
         )
     ]
     if new_rows is not None:
-        fresh = _distinct_prompts(new_rows)
         checks.append(
-            ValidationCheck(
-                name="enough_unseen_rows",
-                passed=fresh >= min_rows,
-                value=fresh,
-                threshold=min_rows,
-                message="distinct held-out prompts the current artifact was not trained on: the comparison "
+            _enough(
+                "enough_unseen_rows",
+                len(new_rows),
+                min_rows,
+                "distinct held-out prompts the current artifact was not trained on: the comparison "
                 "with it reads only these (holdouts are assigned by prompt digest, so a current artifact "
                 "trained from a full-information dataset by this version never saw them; one trained "
                 "before that, or on other data holding these prompts, did)",
@@ -336,6 +333,6 @@ def _one_row_per_prompt(rows: FullInfoDataset) -> FullInfoDataset:
     return rows if len(keep) == len(rows) else rows.take(np.asarray(keep, dtype=np.int64))
 
 
-def _distinct_prompts(rows: FullInfoDataset) -> int:
-    """Distinct usable prompts (copies of one prompt count once)."""
-    return len({prompt_key(p) for p, ok in zip(rows.prompts, rows.valid_rows()) if ok})
+def _enough(name: str, count: int, min_rows: int, message: str) -> ValidationCheck:
+    """A check that ``count`` prompts are enough for a decision."""
+    return ValidationCheck(name=name, passed=count >= min_rows, value=count, threshold=min_rows, message=message)

@@ -9,7 +9,8 @@ Lines that do not decode are counted (``problems``), not fatal here: the data-qu
 step decides whether the file is usable. A model missing from a row is NaN.
 
 **Evaluation rows never train.** A prompt is identified by its normalized text
-(:func:`prompt_key`: Unicode NFKC, case-folded, whitespace runs collapsed), not by its
+(:func:`prompt_key`: case, punctuation, spacing, accents, invisible characters and look-alike
+letters ignored), not by its
 ``prompt_id``: public benchmarks repeat the same prompt under different ids and splits.
 :meth:`FullInfoDataset.training_split` drops every training row whose normalized text
 also appears in another split, and :func:`prompt_groups` lets cross-validation and
@@ -18,10 +19,12 @@ holdouts keep every copy of a prompt on one side.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import json
 import re
+import sys
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -58,29 +61,73 @@ _INVISIBLE = re.compile(
     "\U000e0000-\U000e0fff]"
 )
 
+# Latin look-alikes in other scripts, after case folding: a near-copy spelt with them reads the
+# same to a person (an outside test leaked test prompts into training with Cyrillic letters).
+# The common Cyrillic and Greek ones; full-width forms are NFKC's already.
+_LOOK_ALIKES = {
+    "а": "a", "в": "b", "е": "e", "ё": "e", "к": "k", "м": "m", "н": "h", "о": "o", "р": "p", "с": "c",
+    "т": "t", "у": "y", "х": "x", "ѕ": "s", "і": "i", "ї": "i", "ј": "j", "һ": "h", "ԁ": "d", "ԛ": "q",
+    "ԝ": "w", "ӏ": "l", "ɡ": "g", "α": "a", "β": "b", "ε": "e", "ζ": "z", "η": "n", "ι": "i", "κ": "k",
+    "μ": "u", "ν": "v", "ο": "o", "ρ": "p", "τ": "t", "υ": "u", "χ": "x", "ϲ": "c", "ϳ": "j",
+}  # fmt: skip
+
+#: The version of :func:`prompt_key` an artifact's record of trained prompts was made with.
+PROMPT_KEY_VERSION = 2
+
+
+@functools.cache
+def _key_table() -> dict[int, str | None]:
+    """``str.translate`` table of :func:`prompt_key`: look-alikes to their Latin letter;
+    punctuation, separators (spaces), combining marks and invisible characters deleted."""
+    table: dict[int, str | None] = {ord(k): v for k, v in _LOOK_ALIKES.items()}
+    for code in range(sys.maxunicode + 1):
+        char = chr(code)
+        category = unicodedata.category(char)
+        if category[0] in "PZM" or category in ("Cc", "Cf", "Cs") or _INVISIBLE.match(char):
+            table[code] = None
+    return table
+
 
 def prompt_key(text: str) -> str:
-    """A prompt's identity for leakage and grouping: NFKC, case-folded, invisible characters
-    removed (format characters — zero-width spaces and joiners, BOM, soft hyphen, bidi controls
-    — and Unicode's other default-ignorable code points: variation selectors, the combining
-    grapheme joiner, Hangul fillers, tags; and the blank braille pattern), whitespace collapsed.
+    """A prompt's identity for leakage and grouping: what is left of it when everything a person
+    would not read as a different prompt is taken away.
 
-    >>> prompt_key("What is\u200b 2+2?\ufeff") == prompt_key("what is 2+2?\ufe0f\u3164\u034f")
+    NFKC, case-folded, decomposed; then punctuation, whitespace, combining marks (accents) and
+    invisible characters (format and control characters, Unicode's default-ignorable code
+    points, the blank braille pattern) are removed, and common Cyrillic and Greek look-alikes
+    read as their Latin letter. Letters, digits and symbols (``+``, ``=``, ``$``, emoji) stay.
+    Outside tests leaked held-out prompts into training with a trailing ".", Cyrillic "а"/"е"
+    or zero-width characters. Coarse on purpose: two prompts that differ only in punctuation
+    are one prompt here, so they are never on both sides of a split.
+
+    >>> prompt_key("What is\u200b 2+2?\ufeff") == prompt_key("what is 2+2\ufe0f\u3164\u034f.")
     True
+    >>> prompt_key("Résumé: саfе") == prompt_key("resume cafe")
+    True
+    >>> prompt_key("2+2") == prompt_key("2=2")
+    False
     """
+    return unicodedata.normalize("NFD", unicodedata.normalize("NFKC", text).casefold()).translate(_key_table())
+
+
+def _prompt_key_v1(text: str) -> str:
+    """:func:`prompt_key` before version 2 (NFKC, case-folded, invisible characters removed, whitespace
+    collapsed): how artifacts trained before it recorded their trained prompts."""
     folded = unicodedata.normalize("NFKC", text).casefold()
     visible = _INVISIBLE.sub("", folded) if not folded.isascii() else folded
     return " ".join(visible.split())
 
 
-def prompt_digest(text: str) -> str:
+def prompt_digest(text: str, *, version: int = PROMPT_KEY_VERSION) -> str:
     """A short, stable digest of :func:`prompt_key` (64-bit BLAKE2b, hex): what an artifact records
     of the prompts it was trained on, so a successor is never compared with it on them.
+    ``version``: of the key (1 reads an older artifact's record).
 
-    >>> prompt_digest("What is  2+2?") == prompt_digest("what is 2+2?")
+    >>> prompt_digest("What is  2+2?") == prompt_digest("what is 2+2")
     True
     """
-    return hashlib.blake2b(prompt_key(text).encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
+    key = prompt_key(text) if version >= PROMPT_KEY_VERSION else _prompt_key_v1(text)
+    return hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
 
 
 def prompt_groups(prompts: Iterable[str]) -> np.ndarray:
@@ -155,15 +202,24 @@ class FullInfoDataset:
         """(the usable rows of split ``name`` whose prompt is in no other split, how many were dropped).
 
         A training row whose normalized text (:func:`prompt_key`) appears in any other
-        split (the evaluation split) is dropped, so nothing evaluated on was trained on.
+        split (the evaluation split) is dropped, so nothing evaluated on was trained on. The rows
+        come in a canonical order (:meth:`canonical`), so the file's row order does not change
+        what is trained.
         """
         others = {prompt_key(p) for p, s in zip(self.prompts, self.splits) if s != name}
         split = self.split(name)
-        split = split.take(split.valid_rows())
+        split = split.take(split.valid_rows()).canonical()
         if not others:
             return split, 0
         keep = np.array([prompt_key(p) not in others for p in split.prompts], dtype=bool)
         return split.take(keep), int((~keep).sum())
+
+    def canonical(self) -> FullInfoDataset:
+        """These rows ordered by prompt digest, then prompt id, then text: an order that belongs to
+        the rows, not to the file (shuffling the file's lines used to train another artifact)."""
+        digests = [prompt_digest(p) for p in self.prompts]
+        order = sorted(range(len(self)), key=lambda i: (digests[i], self.prompt_ids[i], self.prompts[i]))
+        return self.take(np.asarray(order, dtype=np.int64))
 
     def valid_rows(self) -> np.ndarray:
         """Mask of rows whose every score is in [0, 1], every cost in [0, :data:`MAX_COST_USD_PER_CALL`]

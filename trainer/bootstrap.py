@@ -49,7 +49,7 @@ from bifrost.router.text import HashedTfidf, fit_idf
 from bifrost.storage.dataset import FullInfoDataset, best_model, load_dataset, prompt_digest, prompt_groups
 from bifrost.trainer.clustering import spherical_kmeans
 from bifrost.trainer.estimates import normalized_costs, quality_table
-from bifrost.trainer.evaluate import TRAINED_PROMPTS, trained_prompts
+from bifrost.trainer.evaluate import TrainedPrompts, trained_prompts
 from bifrost.trainer.outcomes import OutcomeModels, OutcomeReport
 from bifrost.trainer.pipeline import (
     DECIMALS,
@@ -590,7 +590,7 @@ class FullInformationSource:
                 "gate_check": self._gate_check,
                 "timings_s": rounded_timings(self.timings),
                 # What a successor's validation must not compare this artifact on (trainer/validate.py).
-                TRAINED_PROMPTS: sorted({prompt_digest(p) for p in self.fit.prompts}),
+                **TrainedPrompts.of(self.fit.prompts).record(),
             }
         )
         return training, msgspec.to_builtins(self._validation)

@@ -20,8 +20,10 @@ another split: like the artifact, it never sees a prompt it is evaluated on.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import numpy as np
@@ -31,6 +33,7 @@ from bifrost.router.artifact import BUCKETS, Artifact
 from bifrost.router.reference import BatchDecisions, ReferenceRouter
 from bifrost.storage.dataset import (
     MAX_COST_USD_PER_CALL,
+    PROMPT_KEY_VERSION,
     FullInfoDataset,
     best_model,
     load_dataset,
@@ -345,13 +348,42 @@ def training_rows_warning(split: str, train_rows: int, *, train_split: str = "tr
 
 
 TRAINED_PROMPTS = "trained_prompts"
+TRAINED_PROMPTS_KEY = "trained_prompts_key"  # the prompt_key version the record was made with (absent: 1)
 
 
-def trained_prompts(artifact: Artifact) -> frozenset[str] | None:
-    """The prompt digests an artifact records as trained on (``None``: an artifact from before
-    they were recorded, or one trained from logs, which carry features, not prompts)."""
+@dataclass(frozen=True)
+class TrainedPrompts:
+    """An artifact's record of the prompts it was fitted on: their digests and the
+    :func:`~bifrost.storage.dataset.prompt_key` version they were taken with."""
+
+    digests: frozenset[str]
+    key_version: int = PROMPT_KEY_VERSION
+
+    def __len__(self) -> int:
+        return len(self.digests)
+
+    def __contains__(self, prompt: object) -> bool:
+        """Whether this prompt (its text) is one the artifact was fitted on."""
+        return isinstance(prompt, str) and prompt_digest(prompt, version=self.key_version) in self.digests
+
+    def record(self) -> dict[str, Any]:
+        """The fields :func:`trained_prompts` reads back from ``reports.training``."""
+        return {TRAINED_PROMPTS: sorted(self.digests), TRAINED_PROMPTS_KEY: self.key_version}
+
+    @classmethod
+    def of(cls, prompts: Iterable[str]) -> TrainedPrompts:
+        """The record of these prompts, with the current key."""
+        return cls(frozenset(prompt_digest(p) for p in prompts))
+
+
+def trained_prompts(artifact: Artifact) -> TrainedPrompts | None:
+    """The prompts an artifact records as trained on (``None``: an artifact from before they were
+    recorded, or one trained from logs, which carry features, not prompts)."""
     recorded = artifact.reports.training.get(TRAINED_PROMPTS)
-    return frozenset(str(d) for d in recorded) if isinstance(recorded, list) and recorded else None
+    if not isinstance(recorded, list) or not recorded:
+        return None
+    version = artifact.reports.training.get(TRAINED_PROMPTS_KEY, 1)
+    return TrainedPrompts(frozenset(str(d) for d in recorded), version if isinstance(version, int) else 1)
 
 
 def trained_rows_warning(artifact: Artifact, data: FullInfoDataset) -> str | None:
@@ -361,7 +393,7 @@ def trained_rows_warning(artifact: Artifact, data: FullInfoDataset) -> str | Non
     trained = trained_prompts(artifact)
     if not trained:
         return None
-    seen = sum(prompt_digest(p) in trained for p in data.prompts)
+    seen = sum(p in trained for p in data.prompts)
     if not seen:
         return None
     return (

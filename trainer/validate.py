@@ -32,8 +32,8 @@ import numpy as np
 
 from bifrost.common.errors import ExitCode
 from bifrost.router.reference import ReferenceRouter
-from bifrost.storage.dataset import FullInfoDataset, prompt_digest, prompt_key
-from bifrost.trainer.evaluate import EvaluationReport, PolicyMetrics, evaluate_artifact
+from bifrost.storage.dataset import FullInfoDataset, prompt_key
+from bifrost.trainer.evaluate import EvaluationReport, PolicyMetrics, TrainedPrompts, evaluate_artifact
 from bifrost.trainer.stats import DEFAULT_CONFIDENCE, PairedComparison
 
 
@@ -191,18 +191,18 @@ def validate_candidate(
     reference: str | None = None,
     max_cost_share: float | None = None,
     min_quality_share: float | None = None,
-    parent_trained: frozenset[str] | None = None,
+    parent_trained: TrainedPrompts | None = None,
 ) -> ValidationReport:
     """Check the candidate on held-out rows; returns the report (see ``passed``).
 
     ``reference`` is the model shares are relative to (the training rows' best single
     model; default the holdout's own best); ``max_cost_share`` / ``min_quality_share`` are
-    the knob's targets, checked on the held-out figures. ``parent_trained``: the
-    :func:`~bifrost.storage.dataset.prompt_digest` of every prompt the parent was trained
-    on (:func:`~bifrost.trainer.evaluate.trained_prompts`); the comparison with the parent reads only the held-out
-    prompts outside it (an outside test: another seed or 50 fewer rows moved the holdout
-    onto the parent's training rows, and the parent, scored on what it had learned, looked
-    5 points better than a candidate that was better on the test split).
+    the knob's targets, checked on the held-out figures. ``parent_trained``: the prompts
+    the parent was trained on (:func:`~bifrost.trainer.evaluate.trained_prompts`); the
+    comparison with the parent reads only the held-out prompts outside it (an outside test:
+    another seed or 50 fewer rows moved the holdout onto the parent's training rows, and the
+    parent, scored on what it had learned, looked 5 points better than a candidate that was
+    better on the test split).
     """
     usable = int(holdout.valid_rows().sum())
     # One row per prompt: copies are one observation, and near-copies (case, spacing, invisible
@@ -212,7 +212,7 @@ def validate_candidate(
     holdout = _one_row_per_prompt(holdout)
     unseen = None
     if parent is not None and parent_trained:
-        unseen = np.array([prompt_digest(p) not in parent_trained for p in holdout.prompts], dtype=bool)
+        unseen = np.array([p not in parent_trained for p in holdout.prompts], dtype=bool)
     evaluation: EvaluationReport = evaluate_artifact(
         candidate, holdout, split="all", against=parent if unseen is None else None, seed=seed, reference=reference
     )

@@ -17,9 +17,9 @@ import bifrost.trainer.pipeline as pipeline_module
 from bifrost.router.artifact import Artifact, Reports, Thresholds, encode, load_verified, sha256_hex
 from bifrost.router.keys import key_id
 from bifrost.router.reference import ReferenceRouter
-from bifrost.storage.dataset import FullInfoDataset, prompt_digest, prompt_groups, prompt_key
+from bifrost.storage.dataset import PROMPT_KEY_VERSION, FullInfoDataset, prompt_digest, prompt_groups, prompt_key
 from bifrost.trainer.bootstrap import BootstrapConfig, BootstrapReport, bootstrap_artifact, holdout_mask, new_version
-from bifrost.trainer.evaluate import TRAINED_PROMPTS, trained_prompts
+from bifrost.trainer.evaluate import TRAINED_PROMPTS, TRAINED_PROMPTS_KEY, trained_prompts
 from bifrost.trainer.outcomes import OutcomeModels
 from bifrost.trainer.quality import DataQualityError, cost_tails
 from bifrost.trainer.triage import stratified_folds
@@ -49,9 +49,10 @@ def routing_parameters(artifact: Artifact) -> dict[str, object]:
 def rerun(
     sample: FullInfoDataset, signing_key: Ed25519PrivateKey, bootstrapped: tuple[Artifact, BootstrapReport]
 ) -> tuple[Artifact, BootstrapReport]:
-    """The same bootstrap again (same seed), validated against the first artifact as its parent."""
+    """The same bootstrap again (same seed, the rows shuffled), validated against the first artifact
+    as its parent."""
     return bootstrap_artifact(
-        sample,
+        sample.take(np.random.default_rng(7).permutation(len(sample))),
         trials=TRIALS,
         seed=0,
         signing_key=signing_key,
@@ -155,7 +156,7 @@ def test_bootstrapped_artifact_routes_prompts(
     assert len(set(batch.clusters.tolist())) > 1  # prompts spread over clusters
 
 
-def test_same_seed_same_routing_parameters(
+def test_same_seed_same_routing_parameters_whatever_the_row_order(
     bootstrapped: tuple[Artifact, BootstrapReport], rerun: tuple[Artifact, BootstrapReport]
 ) -> None:
     first, first_report = bootstrapped
@@ -366,18 +367,26 @@ def test_holdout_mask_depends_on_the_prompt_only() -> None:
     )
 
 
-def test_invisible_characters_do_not_hide_a_test_prompt_in_training(real_dataset: FullInfoDataset) -> None:
-    # An outside test appended U+200B to every test prompt and copied them into the train split: the
-    # overlap check missed all 500 and the test score rose from 0.5766 to 0.6206.
+def test_near_copies_do_not_hide_a_test_prompt_in_training(real_dataset: FullInfoDataset) -> None:
+    # Outside tests copied test prompts into the train split, changed so a person reads the same prompt:
+    # U+200B appended (the overlap check missed all 500; the test score rose from 0.5766 to 0.6206), a
+    # trailing "." (+0.034), Cyrillic look-alike letters (+0.012).
     test = real_dataset.split("test")
+    look_alikes = str.maketrans({"a": "а", "e": "е", "o": "о", "p": "р", "c": "с", "x": "х"})
+    disguises = [
+        lambda p: p + "\u200b",
+        lambda p: "\ufeff" + p.replace(" ", " \u00ad", 1),
+        lambda p: p.rstrip() + ".",
+        lambda p: p.translate(look_alikes),
+        lambda p: p.replace(",", "").replace("  ", " ").replace("?", " ?").upper(),
+    ]
     padded = dataclasses.replace(
         test.take(np.arange(100)),
-        prompts=[
-            p + "\u200b" if i % 2 else "\ufeff" + p.replace(" ", " \u00ad", 1) for i, p in enumerate(test.prompts[:100])
-        ],
+        prompts=[disguises[i % len(disguises)](p) for i, p in enumerate(test.prompts[:100])],
         splits=np.array(["train"] * 100, dtype=object),
         prompt_ids=[f"leak-{i}" for i in range(100)],
     )
+    assert all(a != b for a, b in zip(padded.prompts, test.prompts[:100], strict=True))
     combined = dataclasses.replace(
         real_dataset,
         prompt_ids=real_dataset.prompt_ids + padded.prompt_ids,
@@ -459,15 +468,17 @@ def test_the_parent_is_compared_only_on_prompts_it_was_not_trained_on(
         for p, h in zip(train.prompts, holdout_mask(train.prompts, train.tasks, CONFIG.holdout_fraction), strict=True)
         if h
     ]
-    seen = trained | {prompt_digest(p) for p in held[::2]}
-    older = msgspec.structs.replace(
-        parent,
-        reports=Reports(training={**parent.reports.training, TRAINED_PROMPTS: sorted(seen)}, validation={}),
-    )
-    validation = validation_against(older, seed=1)
-    checks = {c.name: c for c in validation.checks}
-    assert checks["enough_unseen_rows"].value == len(held) - len(held[::2]) < checks["enough_rows"].value
-    assert validation.difference is not None
-    assert validation.difference.rows == checks["enough_unseen_rows"].value  # no copies in the sample
+    fitted = [p for p in train.prompts if p in trained]
+    # Recorded with the current prompt key, or (an artifact from before it) with version 1's.
+    for version in (PROMPT_KEY_VERSION, 1):
+        seen = {prompt_digest(p, version=version) for p in [*fitted, *held[::2]]}
+        record = {TRAINED_PROMPTS: sorted(seen)} | ({TRAINED_PROMPTS_KEY: version} if version > 1 else {})
+        training = {k: v for k, v in parent.reports.training.items() if k != TRAINED_PROMPTS_KEY} | record
+        older = msgspec.structs.replace(parent, reports=Reports(training=training, validation={}))
+        validation = validation_against(older, seed=1)
+        checks = {c.name: c for c in validation.checks}
+        assert checks["enough_unseen_rows"].value == len(held) - len(held[::2]) < checks["enough_rows"].value
+        assert validation.difference is not None
+        assert validation.difference.rows == checks["enough_unseen_rows"].value  # no copies in the sample
     unrecorded = msgspec.structs.replace(parent, reports=Reports(training={}, validation={}))
     assert trained_prompts(unrecorded) is None

@@ -49,7 +49,7 @@ from bifrost.router.text import HashedTfidf, fit_idf
 from bifrost.storage.dataset import FullInfoDataset, best_model, load_dataset, prompt_digest, prompt_groups
 from bifrost.trainer.clustering import spherical_kmeans
 from bifrost.trainer.estimates import normalized_costs, quality_table
-from bifrost.trainer.evaluate import TrainedPrompts, trained_prompts
+from bifrost.trainer.evaluate import LINEAGE_ROOT, TrainedPrompts, lineage_root, trained_prompts
 from bifrost.trainer.outcomes import OutcomeModels, OutcomeReport
 from bifrost.trainer.pipeline import (
     DECIMALS,
@@ -92,9 +92,11 @@ class BootstrapConfig(msgspec.Struct, frozen=True, kw_only=True):
     prior_strength: float = 5.0
     train_split: str = "train"
     # The goal is ≤ 50% of the best model's cost on prompts never seen: the search keeps the
-    # 95% prediction bound of the held-out cost share ≤ 45% (the bound covers sampling noise;
-    # the 5 points cover a task mix unlike the training rows'), and validation checks the holdout.
-    objective: SearchObjective = SearchObjective(max_cost_share=0.45)
+    # 95% prediction bound of the held-out cost share ≤ 40% (the bound covers sampling noise;
+    # the other 10 points are for a task mix unlike the training rows': the bundled test split
+    # cost 3–11 points more than the holdout at 45%, and 45% missed 50% on 7 of 10 bundled and
+    # binary runs once the held-out prompts moved), and validation checks the holdout.
+    objective: SearchObjective = SearchObjective(max_cost_share=0.40)
     space: SearchSpace = SearchSpace()
     quality: QualityThresholds = QualityThresholds()
     # q̂ = w·LightGBM + (1 − w)·logistic regression on the same features. With choose_blend,
@@ -285,6 +287,7 @@ def bootstrap_artifact(
     parent: Artifact | None = None,
     config: BootstrapConfig | None = None,
     version: str | None = None,
+    root: Artifact | None = None,
 ) -> tuple[Artifact, BootstrapReport]:
     """Train, validate and sign a first artifact from a full-information dataset.
 
@@ -297,6 +300,9 @@ def bootstrap_artifact(
             in quality and not more expensive, and it becomes the ``parent``.
         config: other knobs (:class:`BootstrapConfig`).
         version: the artifact version (default: time-based, unique).
+        root: the first artifact of the parent's lineage (:func:`lineage_root`), when it is
+            not the parent: the candidate must be non-inferior to it too, so retrains cannot
+            drift from it step by step.
 
     Returns:
         The signed artifact (``encode(artifact)`` is the signed bytes) and the run report
@@ -311,7 +317,7 @@ def bootstrap_artifact(
     key = signing_key if isinstance(signing_key, Ed25519PrivateKey) else load_private_key(signing_key)
     version = version or new_version()
     step("start", version=version, trials=config.trials, seed=config.seed, clusters=config.clusters)
-    source = FullInformationSource(dataset, config=config, parent=parent, version=version)
+    source = FullInformationSource(dataset, config=config, parent=parent, version=version, root=root)
     artifact = run_pipeline(source, version=version, key=key)
     return artifact, source.report
 
@@ -326,9 +332,16 @@ class FullInformationSource:
     """
 
     def __init__(
-        self, dataset: str | Path | FullInfoDataset, *, config: BootstrapConfig, parent: Artifact | None, version: str
+        self,
+        dataset: str | Path | FullInfoDataset,
+        *,
+        config: BootstrapConfig,
+        parent: Artifact | None,
+        version: str,
+        root: Artifact | None = None,
     ) -> None:
         self.dataset, self.config, self.parent, self.version = dataset, config, parent, version
+        self.root = root if root is not None and parent is not None and root.version != parent.version else None
         self.timings = Timings()
         self.trials, self.seed, self.label_tolerance = config.trials, config.seed, config.label_tolerance
         self._report: BootstrapReport | None = None
@@ -514,6 +527,8 @@ class FullInformationSource:
             self.holdout if len(self.holdout) else self.fit,
             parent=ReferenceRouter(parent) if parent is not None else None,
             parent_trained=trained_prompts(parent) if parent is not None else None,
+            root=ReferenceRouter(self.root) if self.root is not None else None,
+            root_trained=trained_prompts(self.root) if self.root is not None else None,
             quality_tolerance=config.quality_tolerance,
             decision_slo_ms=config.decision_slo_ms,
             confidence=config.confidence,
@@ -591,6 +606,7 @@ class FullInformationSource:
                 "timings_s": rounded_timings(self.timings),
                 # What a successor's validation must not compare this artifact on (trainer/validate.py).
                 **TrainedPrompts.of(self.fit.prompts).record(),
+                LINEAGE_ROOT: lineage_root(self.parent),
             }
         )
         return training, msgspec.to_builtins(self._validation)

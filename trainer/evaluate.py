@@ -386,6 +386,19 @@ def trained_prompts(artifact: Artifact) -> TrainedPrompts | None:
     return TrainedPrompts(frozenset(str(d) for d in recorded), version if isinstance(version, int) else 1)
 
 
+LINEAGE_ROOT = "lineage_root"
+
+
+def lineage_root(parent: Artifact | None) -> str | None:
+    """The version of the first artifact of the lineage a child of ``parent`` belongs to (``None``:
+    no parent, the child starts one). Recorded in ``reports.training`` so a later retrain finds it
+    without walking the store; an artifact from before the record is its own lineage's root."""
+    if parent is None:
+        return None
+    recorded = parent.reports.training.get(LINEAGE_ROOT)
+    return recorded if isinstance(recorded, str) and recorded else parent.version
+
+
 def trained_rows_warning(artifact: Artifact, data: FullInfoDataset) -> str | None:
     """The warning for an evaluation on prompts the artifact records as fitted on (any split's
     rows: an outside test relabelled the test rows as train, trained, then evaluated on the

@@ -53,6 +53,10 @@ from bifrost.trainer.progress import step
 
 PENALTY_MODES = ("model", "none")
 _STEEP = 50.0
+# Below every feasible policy's value: a constraint is a constraint, not a price. With the slope alone, a
+# policy 0.5 points short of the share target at 20% of the cost out-valued a feasible one at 90%, and a
+# run whose search had reached a 101% bound was refused as unable to reach 98%.
+_INFEASIBLE = 1e3
 
 
 class SearchObjective(msgspec.Struct, frozen=True, kw_only=True):
@@ -81,12 +85,14 @@ class SearchObjective(msgspec.Struct, frozen=True, kw_only=True):
         ``share_lower`` the bounds the constraints read (default: the estimates)."""
         upper = cost_ratio if cost_upper is None else cost_upper
         over = max(0.0, upper - self.max_cost_share) if self.max_cost_share is not None else 0.0
-        if self.min_quality_share is None:
-            return score - self.cost_weight * cost_ratio - _STEEP * over
         share = score / reference_score if reference_score > 0 else score
-        lower = share if share_lower is None else share_lower
-        short = max(0.0, self.min_quality_share - lower)
-        return -cost_ratio + 0.01 * share - _STEEP * (short + over)
+        if self.min_quality_share is None:
+            short, value = 0.0, score - self.cost_weight * cost_ratio
+        else:
+            lower = share if share_lower is None else share_lower
+            short, value = max(0.0, self.min_quality_share - lower), -cost_ratio + 0.01 * share
+        violation = short + over
+        return value - _STEEP * violation - (_INFEASIBLE if violation > 1e-12 else 0.0)
 
     def feasible(
         self,

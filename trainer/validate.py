@@ -192,6 +192,8 @@ def validate_candidate(
     max_cost_share: float | None = None,
     min_quality_share: float | None = None,
     parent_trained: TrainedPrompts | None = None,
+    root: ReferenceRouter | None = None,
+    root_trained: TrainedPrompts | None = None,
 ) -> ValidationReport:
     """Check the candidate on held-out rows; returns the report (see ``passed``).
 
@@ -202,7 +204,10 @@ def validate_candidate(
     comparison with the parent reads only the held-out prompts outside it (an outside test:
     another seed or 50 fewer rows moved the holdout onto the parent's training rows, and the
     parent, scored on what it had learned, looked 5 points better than a candidate that was
-    better on the test split).
+    better on the test split). ``root`` (and ``root_trained``): the first artifact of the
+    parent's lineage, when it is not the parent: the candidate must be non-inferior to it as
+    well, on the held-out prompts it was not trained on, so a chain of retrains, each within
+    the margin of its parent, cannot drift further than the margin from where it started.
     """
     usable = int(holdout.valid_rows().sum())
     # One row per prompt: copies are one observation, and near-copies (case, spacing, invisible
@@ -265,6 +270,12 @@ def validate_candidate(
                 "cost_not_higher", compared.policy.cost_usd, theirs.cost_usd, f"mean cost vs current {theirs.name}"
             )
         )
+        if root is not None:
+            checks.append(
+                _root_check(
+                    candidate, holdout, root, root_trained, quality_tolerance, confidence, min_rows, seed, reference
+                )
+            )
     else:
         floor = evaluation.cheapest_single.score
         checks.append(
@@ -318,6 +329,42 @@ def validate_candidate(
         decision_ms=timing,
         checks=checks,
         difference=difference,
+    )
+
+
+def _root_check(
+    candidate: ReferenceRouter,
+    holdout: FullInfoDataset,
+    root: ReferenceRouter,
+    root_trained: TrainedPrompts | None,
+    tolerance: float,
+    confidence: float,
+    min_rows: int,
+    seed: int,
+    reference: str | None,
+) -> ValidationCheck:
+    """Non-inferiority to the lineage's first artifact, on the held-out prompts it did not train on."""
+    name = root.artifact.version
+    rows = holdout if not root_trained else holdout.take(np.array([p not in root_trained for p in holdout.prompts]))
+    if len(rows) < min_rows:
+        return ValidationCheck(
+            name="quality_non_inferior_to_root",
+            passed=False,
+            value=float(len(rows)),
+            threshold=float(min_rows),
+            message=f"distinct held-out prompts the lineage's first artifact {name} was not trained on: fewer "
+            f"than {min_rows} are too few to compare with it; retrain with --no-parent to start a new lineage",
+        )
+    compared = evaluate_artifact(candidate, rows, split="all", against=root, seed=seed, reference=reference)
+    assert compared.against is not None and compared.against_difference is not None  # against= given
+    return non_inferiority(
+        "quality_non_inferior_to_root",
+        compared.against_difference,
+        compared.against.score,
+        tolerance,
+        measured=f"{confidence:.0%} lower bound of the paired score difference vs the lineage's first artifact "
+        f"{name} ({len(rows)} held-out prompts it did not train on)",
+        bound=f"must be ≥ −{tolerance:.0%} of its score: retrains may not drift further than that from it",
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import random
+import shutil
 import stat
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -361,6 +362,39 @@ def test_train_list_show_verify_evaluate_rollback(
     assert code == 1 and err.startswith(f"FAILED {first}:") and "Traceback" not in err
 
 
+def test_retrains_are_compared_with_the_lineages_first_artifact(
+    tmp_path: Path, key_file: Path, dataset_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A chain of retrains, each within the margin of its parent, drifted −0.030 from the first (an
+    # outside test): from the third artifact on, validation also compares with the lineage's first.
+    store_dir = tmp_path / "store"
+    store = ArtifactStore(store_dir)
+    train: list[str | Path] = [
+        *("--dataset", dataset_file, "--trials", "20", "--clusters", "8"),
+        *("--store", store_dir, "--key", key_file, "--quiet"),
+    ]
+    versions: list[str] = []
+    for _ in range(3):
+        code, _, err = run(main_train, train, capsys)
+        assert code == 0, err
+        current = store.current()
+        assert current is not None
+        versions.append(current)
+    first, second, third = versions
+    checks = {c["name"]: c for c in json.loads((store_dir / third / "report.json").read_text())["validation"]["checks"]}
+    assert checks["quality_non_inferior"]["passed"] and f"against {second}" in checks["quality_non_inferior"]["message"]
+    root = checks["quality_non_inferior_to_root"]
+    assert root["passed"] and f"first artifact {first}" in root["message"]
+    second_checks = json.loads((store_dir / second / "report.json").read_text())["validation"]["checks"]
+    assert "quality_non_inferior_to_root" not in {c["name"] for c in second_checks}  # its parent is the first
+    # The first artifact gone from the store: said, and the parent alone is compared with.
+    shutil.rmtree(store_dir / first)
+    code, _, err = run(main_train, train, capsys)
+    assert code == 0, err
+    assert f"note: the lineage's first artifact {first} cannot be compared with" in err
+    assert "validated against its parent only" in err
+
+
 def test_train_refused_by_validation_publishes_nothing(
     tmp_path: Path, key_file: Path, dataset_file: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -469,7 +503,7 @@ def test_knob_frontier_baseline_and_stress(
         "--quiet",
         "--no-parent",
     ]
-    # The knob: a tight cost budget, then non-inferiority (≥ 90% of the best single model's score: on this
+    # The knob: a tight cost budget, then non-inferiority (≥ 75% of the best single model's score: on this
     # 1,500-row sample a 95% prediction bound for ~200 held-out prompts cannot promise 98%).
     code, out, err = run(main_train, [*base, "--max-cost-share", "0.3"], capsys)
     assert code == 0, err
@@ -480,17 +514,22 @@ def test_knob_frontier_baseline_and_stress(
     assert tight is not None
     report = json.loads((store_dir / tight / "report.json").read_text())
     assert report["search"]["cost_upper"] <= 0.3 and report["validation"]["candidate"]["cost_vs_best"] <= 0.3
-    code, out, err = run(main_train, [*base, "--min-quality-share", "0.9"], capsys)
+    code, out, err = run(main_train, [*base, "--min-quality-share", "0.75"], capsys)
     assert code == 0, err
-    assert "search: lowest cost with score ≥ 90% of the reference's" in out
+    assert "search: lowest cost with score ≥ 75% of the reference's" in out
     current = ArtifactStore(store_dir).current()
     assert current is not None
     report = json.loads((store_dir / current / "report.json").read_text())
-    assert report["search"]["objective"]["min_quality_share"] == 0.9
+    assert report["search"]["objective"]["min_quality_share"] == 0.75
     assert report["search"]["objective"]["max_cost_share"] is None
-    assert report["search"]["share_lower"] >= 0.9 and report["validation"]["candidate"]["score_vs_best"] >= 0.9
-    # Unreachable targets are refused with the figures the search reached; nothing is published.
+    assert report["search"]["share_lower"] >= 0.75 and report["validation"]["candidate"]["score_vs_best"] >= 0.75
     published = [m.version for m in ArtifactStore(store_dir).list()]
+    # The search's bound is a forecast from its own rows; validation measures on the held-out prompts. On this
+    # sample the policy the search found for 90% measures 88.5% there: refused, with the measured share.
+    code, out, err = run(main_train, [*base, "--min-quality-share", "0.9"], capsys)
+    assert code == 1 and "| quality_share | NO | 0.8" in err  # 0.88…: measured, under the 0.9 asked for
+    assert "candidate failed validation (quality_share" in err and "nothing was published" in err
+    # Unreachable targets are refused with the figures the search reached; nothing is published.
     code, out, err = run(main_train, [*base, "--min-quality-share", "2"], capsys)
     assert code == 1 and out == ""
     assert refusal_line(err).startswith(

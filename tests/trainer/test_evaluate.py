@@ -13,7 +13,14 @@ from bifrost.router.artifact import Artifact
 from bifrost.router.reference import ReferenceRouter
 from bifrost.storage.dataset import FullInfoDataset
 from bifrost.trainer.bootstrap import BootstrapReport
-from bifrost.trainer.evaluate import EvaluationError, evaluate_artifact, fit_baseline, routed_choices, trained_prompts
+from bifrost.trainer.evaluate import (
+    EvaluationError,
+    TrainedPrompts,
+    evaluate_artifact,
+    fit_baseline,
+    routed_choices,
+    trained_prompts,
+)
 from bifrost.trainer.validate import ValidationFailed, decision_times, validate_candidate
 from tests.router.artifacts import CODE_PROMPTS, QUESTION_PROMPTS, make_artifact
 from tests.trainer.conftest import REAL_DATASET, require_real_dataset
@@ -168,6 +175,38 @@ def test_validation_against_a_better_parent_fails() -> None:
     costly = next(c for c in reverse.checks if c.name == "cost_not_higher")
     # The one-line refusal carries the figures, not only the check's name.
     assert f"({costly.value:.4g} vs {costly.threshold:.4g}, +" in str(ValidationFailed(reverse))
+
+
+def test_a_chain_of_retrains_cannot_drift_from_its_first_artifact() -> None:
+    # An outside test retrained four times, each within the margin of its parent, and the last
+    # was −0.030 ± 0.012 below the first. The lineage's first artifact is compared with too.
+    data = tiny().split("test")
+    first = ReferenceRouter(make_artifact(alpha=1.0, hard=0.3, version="v-first"))
+    step = ReferenceRouter(make_artifact(version="v-step"))  # the candidate's parent: the same routing
+    drifted = validate_candidate(
+        ReferenceRouter(make_artifact()), data, parent=step, root=first, decision_slo_ms=1000.0, min_rows=5
+    )
+    checks = {c.name: c for c in drifted.checks}
+    assert checks["quality_non_inferior"].passed and checks["cost_not_higher"].passed  # fine against its parent
+    assert not drifted.passed and not checks["quality_non_inferior_to_root"].passed
+    assert "v-first" in checks["quality_non_inferior_to_root"].message
+    same = validate_candidate(
+        ReferenceRouter(make_artifact()), data, parent=step, root=step, decision_slo_ms=1000.0, min_rows=5
+    )
+    assert same.passed and {c.name: c for c in same.checks}["quality_non_inferior_to_root"].passed
+    # A first artifact that trained on the held-out prompts cannot be compared with: refused, saying how to go on.
+    seen = TrainedPrompts.of(data.prompts)
+    blind = validate_candidate(
+        ReferenceRouter(make_artifact()),
+        data,
+        parent=step,
+        root=step,
+        root_trained=seen,
+        decision_slo_ms=1000.0,
+        min_rows=5,
+    )
+    check = {c.name: c for c in blind.checks}["quality_non_inferior_to_root"]
+    assert not check.passed and check.value == 0 and "--no-parent" in check.message
 
 
 def test_a_point_estimate_inside_the_margin_is_not_enough() -> None:

@@ -6,7 +6,7 @@ with a test prompt) and scores the 500 test prompts: score ≥ best single model
 the train split) −2% at ≤ 50% of its cost, and against the per-model logistic-regression
 baseline whose λ was chosen on the train split to spend what the artifact spends: not
 significantly worse (the paired difference above −2 standard errors). "At or above the
-baseline" is what the README reports per seed (it held on all 20 promised rows at 200
+baseline" is what the README reports per seed (it held on 19 of the 20 promised rows at 200
 trials), but 500 test prompts cannot separate the two (differences of ±0.01, SE ≈ 0.011),
 so a test asserting it would fail by chance. README figures:
 the same code with 200 trials and seeds 0–4 (``python -m bifrost.trainer.goals``,
@@ -31,11 +31,12 @@ def test_goal_and_baseline(real_dataset: FullInfoDataset, name: str) -> None:
     assert row.goal_met, row
     assert row.score >= 0.98 * row.best_single_score and row.cost_vs_best <= 0.5
     assert row.reference_chosen_on == "train split"
-    # The knob's default (≤ 45% of the reference's cost) held on the train split's holdout.
-    assert row.holdout_cost_share is not None and row.holdout_cost_share <= 0.45
-    # The baseline's λ is chosen on the train split to spend the artifact's cost share; on the test
-    # split's task mix it spends within a few points of it (premium, seed 0: 34.8% vs 38.4%).
-    assert abs(row.baseline_cost_vs_best - row.cost_vs_best) <= 0.05, row
+    # The knob's default (≤ 40% of the reference's cost) held on the train split's holdout.
+    assert row.holdout_cost_share is not None and row.holdout_cost_share <= 0.40
+    # The baseline's λ is chosen on the train split to spend the artifact's cost share. The test split's
+    # task mix moves the two apart (bundled, 30 trials: the artifact 40.4%, the baseline 48.6%); the
+    # comparison must not flatter the artifact by letting the baseline spend clearly less.
+    assert row.baseline_cost_vs_best >= row.cost_vs_best - 0.05, row
     assert row.diff_vs_baseline >= -2.0 * row.diff_vs_baseline_se, row
     # At exactly equal cost: the baseline's own frontier on the test rows, interpolated at the artifact's cost.
     assert row.score >= row.baseline_frontier_at_cost - 2.0 * row.diff_vs_baseline_se, row

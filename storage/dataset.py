@@ -28,6 +28,7 @@ import sys
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 
 import msgspec
@@ -76,6 +77,28 @@ PROMPT_KEY_VERSION = 2
 
 
 @functools.cache
+def _confusables_table() -> dict[int, str]:
+    """``str.translate`` table from every non-ASCII character Unicode's confusables data
+    (UTS #39, as packaged by ``confusable-homoglyphs``) lists as a look-alike of ASCII to that
+    ASCII: Greek capitals (Η, Ν), Armenian (օ, ս), Cherokee, small capitals, dotless ı, the minus
+    sign, the modifier apostrophe… Applied before case folding, so a capital look-alike reads as
+    the capital it imitates (an outside test leaked test prompts with Greek capitals and Armenian
+    letters that the hand-written table below missed)."""
+    text = resources.files("confusable_homoglyphs").joinpath("confusables.json").read_text("utf-8")
+    table: dict[int, str] = {}
+    for char, homoglyphs in json.loads(text).items():
+        if len(char) != 1 or char.isascii():
+            continue  # ASCII stays itself: "0" and "O", "1" and "l" are different prompts
+        ascii_forms = sorted(
+            {h["c"] for h in homoglyphs if h["c"].isascii() and h["c"].strip()},
+            key=lambda form: (not form.isalnum(), len(form), form),
+        )
+        if ascii_forms:
+            table[ord(char)] = ascii_forms[0]
+    return table
+
+
+@functools.cache
 def _key_table() -> dict[int, str | None]:
     """``str.translate`` table of :func:`prompt_key`: look-alikes to their Latin letter;
     punctuation, separators (spaces), combining marks and invisible characters deleted."""
@@ -92,22 +115,29 @@ def prompt_key(text: str) -> str:
     """A prompt's identity for leakage and grouping: what is left of it when everything a person
     would not read as a different prompt is taken away.
 
-    NFKC, case-folded, decomposed; then punctuation, whitespace, combining marks (accents) and
+    NFKC; every character Unicode's confusables data lists as a look-alike of ASCII read as that
+    ASCII; case-folded, decomposed; then punctuation, whitespace, combining marks (accents) and
     invisible characters (format and control characters, Unicode's default-ignorable code
-    points, the blank braille pattern) are removed, and common Cyrillic and Greek look-alikes
-    read as their Latin letter. Letters, digits and symbols (``+``, ``=``, ``$``, emoji) stay.
-    Outside tests leaked held-out prompts into training with a trailing ".", Cyrillic "а"/"е"
-    or zero-width characters. Coarse on purpose: two prompts that differ only in punctuation
-    are one prompt here, so they are never on both sides of a split.
+    points, the blank braille pattern) are removed, and common lower-case Cyrillic and Greek
+    look-alikes read as their Latin letter. Letters, digits and symbols (``+``, ``=``, ``$``,
+    emoji) stay. Outside tests leaked held-out prompts into training with a trailing ".",
+    Cyrillic "а"/"е", Greek capitals, Armenian letters or zero-width characters. Coarse on
+    purpose: two prompts that differ only in punctuation (``x = -1.5`` and ``x = 15`` too) are
+    one prompt here, so they are never on both sides of a split.
 
     >>> prompt_key("What is\u200b 2+2?\ufeff") == prompt_key("what is 2+2\ufe0f\u3164\u034f.")
     True
     >>> prompt_key("Résumé: саfе") == prompt_key("resume cafe")
     True
+    >>> prompt_key("HONEY \u2212 h\u0585ney") == prompt_key("\u0397\u039fNEY - honey")
+    True
     >>> prompt_key("2+2") == prompt_key("2=2")
     False
     """
-    return unicodedata.normalize("NFD", unicodedata.normalize("NFKC", text).casefold()).translate(_key_table())
+    composed = unicodedata.normalize("NFKC", text)
+    if not composed.isascii():
+        composed = composed.translate(_confusables_table())
+    return unicodedata.normalize("NFD", composed.casefold()).translate(_key_table())
 
 
 def _prompt_key_v1(text: str) -> str:
@@ -298,7 +328,8 @@ def load_dataset(path: str | Path) -> FullInfoDataset:
     except (OSError, EOFError) as exc:
         raise DatasetError(f"dataset {path} cannot be read: {exc}") from None
     if not rows:
-        raise DatasetError(f"dataset {path} has no readable rows ({lines} lines, {len(problems)} malformed)")
+        first = f"; first: {problems[0]}" if problems else ""
+        raise DatasetError(f"dataset {path} has no readable rows ({lines} lines, {len(problems)} malformed{first})")
     models = tuple(sorted({m for row in rows for m in row.scores} | {m for row in rows for m in row.cost_usd}))
     scores = np.full((len(rows), len(models)), np.nan)
     costs = np.full((len(rows), len(models)), np.nan)

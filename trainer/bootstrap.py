@@ -95,8 +95,9 @@ class BootstrapConfig(msgspec.Struct, frozen=True, kw_only=True):
     # 95% prediction bound of the held-out cost share ≤ 40% (the bound covers sampling noise;
     # the other 10 points are for a task mix unlike the training rows': the bundled test split
     # cost 3–11 points more than the holdout at 45%, and 45% missed 50% on 7 of 10 bundled and
-    # binary runs once the held-out prompts moved), and validation checks the holdout.
-    objective: SearchObjective = SearchObjective(max_cost_share=0.40)
+    # binary runs once the held-out prompts moved), and validation holds the holdout to the goal's
+    # 50% (the 40% is a search bound, and a 95% bound is exceeded in about one run in twenty).
+    objective: SearchObjective = SearchObjective(max_cost_share=0.40, validate_cost_share=0.50)
     space: SearchSpace = SearchSpace()
     quality: QualityThresholds = QualityThresholds()
     # q̂ = w·LightGBM + (1 − w)·logistic regression on the same features. With choose_blend,
@@ -535,7 +536,11 @@ class FullInformationSource:
             min_rows=config.min_validation_rows,
             seed=config.seed,
             reference=self.fit.models[self.reference],
-            max_cost_share=config.objective.max_cost_share,
+            max_cost_share=(
+                config.objective.max_cost_share
+                if config.objective.validate_cost_share is None
+                else config.objective.validate_cost_share
+            ),
             min_quality_share=config.objective.min_quality_share,
         )
         step(
@@ -728,25 +733,38 @@ def _unreachable(search: SearchReport) -> str:
     )
     parts = []
     share = search.score / search.reference_score if search.reference_score > 0 else search.score
+    both = o.min_quality_share is not None and o.max_cost_share is not None
     if (
         o.min_quality_share is not None
         and (search.share_lower if search.share_lower is not None else share) < o.min_quality_share
     ):
-        reached = (
-            f"the highest bound any policy reached is {search.best_share_lower:.1%} (best estimate "
-            f"{search.best_share or 0.0:.1%})"
-            if bounded and search.best_share_lower is not None
-            else f"the best estimate any policy reached is {search.best_share or 0.0:.1%}"
-        )
-        parts.append(f"no searched policy scores ≥ {o.min_quality_share:.1%} of {ref}'s score{how}: {reached}")
+        within = f" at ≤ {o.max_cost_share:.1%} of its cost" if both and o.max_cost_share is not None else ""
+        if search.best_share is None:
+            reached = "no searched policy met the cost cap at all"
+        elif bounded and search.best_share_lower is not None:
+            reached = (
+                f"the highest bound any policy{' within the cost cap' if both else ''} reached is "
+                f"{search.best_share_lower:.1%} (best estimate {search.best_share:.1%}; the bound is computed "
+                "for this target)"
+            )
+        else:
+            where = " within the cost cap" if both else ""
+            reached = f"the best estimate any policy{where} reached is {search.best_share:.1%}"
+        parts.append(f"no searched policy scores ≥ {o.min_quality_share:.1%} of {ref}'s score{within}{how}: {reached}")
     upper = search.cost_upper if search.cost_upper is not None else search.cost_ratio
-    if o.max_cost_share is not None and upper > o.max_cost_share:
-        reached = (
-            f"the lowest bound any policy reached is {search.lowest_cost_upper:.1%} (lowest estimate "
-            f"{search.lowest_cost_ratio or 0.0:.1%})"
-            if bounded and search.lowest_cost_upper is not None
-            else f"the lowest estimate any policy reached is {search.lowest_cost_ratio or 0.0:.1%}"
-        )
+    if o.max_cost_share is not None and upper > o.max_cost_share and not (both and parts):
+        if search.lowest_cost_ratio is None:
+            reached = "no searched policy met the quality target at all"
+        elif bounded and search.lowest_cost_upper is not None:
+            reached = (
+                f"the lowest bound any policy{' at the quality target' if both else ''} reached is "
+                f"{search.lowest_cost_upper:.1%} (lowest estimate {search.lowest_cost_ratio:.1%})"
+            )
+        else:
+            reached = (
+                f"the lowest estimate any policy{' at the quality target' if both else ''} reached is "
+                f"{search.lowest_cost_ratio:.1%}"
+            )
         parts.append(f"no searched policy costs ≤ {o.max_cost_share:.1%} of {ref}'s cost{how}: {reached}")
     return (
         "the requested target cannot be met: "

@@ -134,8 +134,9 @@ def non_inferiority(
         why = ""
     elif difference.upper < 0:  # wide, but worse whatever the width: not a question of rows
         why = f"; the candidate is worse than the current (even the upper bound, {difference.upper:+.4f}, is below 0)"
-    else:
-        why = f"; {unresolved}"
+    else:  # the interval is as wide as the margin: more rows (or a clearer difference) would decide
+        half = difference.difference - difference.lower
+        why = f"; the interval's half-width {half:.4f} is not under the margin {margin:.4f}: {unresolved}"
     return ValidationCheck(
         name=name,
         passed=passed,

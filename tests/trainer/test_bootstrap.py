@@ -105,8 +105,10 @@ def test_bootstrap_report(bootstrapped: tuple[Artifact, BootstrapReport], sample
         "cost_share",
         "decision_latency",
     ]
-    # The default knob (≤ 40% of the reference's cost) binds on the held-out figure, with the search's bound.
-    assert report.validation.candidate.cost_vs_best <= 0.40
+    # The default knob: the search's 95% bound ≤ 40% of the reference's cost; validation holds the holdout to
+    # the goal's 50% (a 95% bound is exceeded in about one run in twenty: a default run was refused at 40.5%).
+    share = next(c for c in report.validation.checks if c.name == "cost_share")
+    assert share.passed and share.threshold == 0.50 and share.value == report.validation.candidate.cost_vs_best
     assert report.search.feasible and report.search.cost_upper is not None and report.search.cost_upper <= 0.40
     assert report.search.cost_upper > report.search.cost_ratio
     assert {"load", "quality", "cluster", "features", "cv", "search", "validate", "export", "total"} <= set(
@@ -373,15 +375,22 @@ def test_holdout_mask_depends_on_the_prompt_only() -> None:
 def test_near_copies_do_not_hide_a_test_prompt_in_training(real_dataset: FullInfoDataset) -> None:
     # Outside tests copied test prompts into the train split, changed so a person reads the same prompt:
     # U+200B appended (the overlap check missed all 500; the test score rose from 0.5766 to 0.6206), a
-    # trailing "." (+0.034), Cyrillic look-alike letters (+0.012).
+    # trailing "." (+0.034), Cyrillic look-alike letters (+0.012), Greek capitals and Armenian letters
+    # (+0.010 overall, +0.042 on the prompts leaked), the minus sign and the modifier apostrophe.
     test = real_dataset.split("test")
     look_alikes = str.maketrans({"a": "а", "e": "е", "o": "о", "p": "р", "c": "с", "x": "х"})
+    greek_capitals = str.maketrans({"H": "Η", "N": "Ν", "M": "Μ", "Y": "Υ", "E": "Ε", "T": "Τ"})
+    armenian = str.maketrans({"o": "օ", "u": "ս", "h": "հ", "n": "ո", "q": "զ"})
+    others = str.maketrans({"i": "ı", "'": "ʼ", "-": "−", "A": "Ꭺ", "o": "ᴏ"})
     disguises = [
         lambda p: p + "\u200b",
         lambda p: "\ufeff" + p.replace(" ", " \u00ad", 1),
         lambda p: p.rstrip() + ".",
         lambda p: p.translate(look_alikes),
         lambda p: p.replace(",", "").replace("  ", " ").replace("?", " ?").upper(),
+        lambda p: p.upper().translate(greek_capitals),
+        lambda p: p.translate(armenian),
+        lambda p: p.translate(others) + "\u200b",
     ]
     padded = dataclasses.replace(
         test.take(np.arange(100)),

@@ -517,6 +517,11 @@ def test_knob_frontier_baseline_and_stress(
     code, out, err = run(main_train, [*base, "--min-quality-share", "0.75"], capsys)
     assert code == 0, err
     assert "search: lowest cost with score ≥ 75% of the reference's" in out
+    # --no-parent over a current artifact: said, and kept in the store's history (an outside test replaced a
+    # better artifact with a worse one and nothing showed it).
+    assert f"note: --no-parent: the store's current artifact {tight} will be replaced without a comparison" in err
+    last = ArtifactStore(store_dir).history()[-1]
+    assert last.reason.endswith(f"(--no-parent: replaced {tight} without a comparison)")
     current = ArtifactStore(store_dir).current()
     assert current is not None
     report = json.loads((store_dir / current / "report.json").read_text())

@@ -110,8 +110,13 @@ def test_missing_file(tmp_path: Path) -> None:
 
 
 def test_no_readable_rows(tmp_path: Path) -> None:
-    with pytest.raises(DatasetError, match=r"no readable rows \(2 lines, 2 malformed\)"):
+    with pytest.raises(DatasetError, match=r"no readable rows \(2 lines, 2 malformed; first: line 1: "):
         load_dataset(write_lines(tmp_path / "bad.jsonl", ["nope", "{}"]))
+    # Scores written as booleans: the message says what is wrong with them (an outside test read only
+    # "6108 lines, 6108 malformed").
+    boolean = '{"prompt_id": "a", "prompt": "p", "split": "train", "scores": {"m": true}, "cost_usd": {"m": 0.1}}'
+    with pytest.raises(DatasetError, match=r"first: line 1: Expected `float \| null`, got `bool` - at `\$.scores"):
+        load_dataset(write_lines(tmp_path / "bool.jsonl", [boolean]))
     empty = tmp_path / "empty.jsonl"
     empty.write_bytes(b"")
     with pytest.raises(DatasetError, match=r"no readable rows \(0 lines"):

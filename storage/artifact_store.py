@@ -310,8 +310,10 @@ class ArtifactStore:
             raise ArtifactVerificationError(f"version {version}: artifact.json no longer matches artifact.sha256")
 
     def check_index(self) -> None:
-        """Raise :class:`StoreError` when the index is damaged and has no readable backup (reads
-        then see no current artifact; a write would start a new history)."""
+        """Raise :class:`StoreError` when the store's path is a file, or the index is damaged and has
+        no readable backup (reads then see no current artifact; a write would start a new history)."""
+        if self.root.exists() and not self.root.is_dir():
+            raise StoreError(f"artifact store {self.root} is a file, not a folder: give a folder (it is created)")
         self._read_index(strict=True)
 
     def _read_index(self, *, strict: bool = False) -> Index:

@@ -54,13 +54,18 @@ class DatasetError(ValueError):
     exit_code = ExitCode.USAGE
 
 
-# Unicode's Default_Ignorable_Code_Point ranges (DerivedCoreProperties) plus U+2800: characters that
-# render as nothing, so a copy of a prompt carrying them reads the same to a person.
+# Unicode's Default_Ignorable_Code_Point ranges (DerivedCoreProperties) plus characters that render
+# as nothing or as a placeholder (U+2800 blank braille, U+1D159 null notehead, U+FFFC/U+FFFD), so a
+# copy of a prompt carrying them reads the same to a person.
 _INVISIBLE = re.compile(
     "[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e\u2060-\u206f"
-    "\u2800\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufff8\U0001bca0-\U0001bca3\U0001d173-\U0001d17a"
+    "\u2800\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufffd\U0001bca0-\U0001bca3\U0001d159\U0001d173-\U0001d17a"
     "\U000e0000-\U000e0fff]"
 )
+# A letter named after a Latin letter ("LATIN SMALL LETTER O WITH STROKE", "NEGATIVE SQUARED LATIN
+# CAPITAL LETTER A", "REGIONAL INDICATOR SYMBOL LETTER A") reads as that letter: ø, ł, đ, 🅰 and 🇦
+# do not decompose, and an outside test leaked prompts with them.
+_NAMED_LATIN = re.compile(r"(?:LATIN|REGIONAL INDICATOR)\b.*\bLETTER ([A-Z])(?: |$)")
 
 # Latin look-alikes in other scripts, after case folding: a near-copy spelt with them reads the
 # same to a person (an outside test leaked test prompts into training with Cyrillic letters).
@@ -103,10 +108,18 @@ def _key_table() -> dict[int, str | None]:
     """``str.translate`` table of :func:`prompt_key`: look-alikes to their Latin letter;
     punctuation, separators (spaces), combining marks and invisible characters deleted."""
     table: dict[int, str | None] = {ord(k): v for k, v in _LOOK_ALIKES.items()}
-    for code in range(sys.maxunicode + 1):
+    for code in range(0x80, sys.maxunicode + 1):
         char = chr(code)
         category = unicodedata.category(char)
-        if category[0] in "PZM" or category in ("Cc", "Cf", "Cs") or _INVISIBLE.match(char):
+        # Deleted: punctuation, separators, marks, controls, format, surrogates, private use and
+        # unassigned code points (they show as nothing or a box), modifier letters (ʼ, the Arabic
+        # tatweel that only stretches a word) and the invisible characters above.
+        if category[0] in "PZM" or category in ("Cc", "Cf", "Cs", "Co", "Cn", "Lm") or _INVISIBLE.match(char):
+            table[code] = None
+        elif code not in table and (named := _NAMED_LATIN.search(unicodedata.name(char, ""))):
+            table[code] = named.group(1).lower()
+    for code in range(0x80):  # ASCII: punctuation, spaces and controls go; letters and digits stay
+        if unicodedata.category(chr(code))[0] in "PZC":
             table[code] = None
     return table
 
@@ -116,12 +129,14 @@ def prompt_key(text: str) -> str:
     would not read as a different prompt is taken away.
 
     NFKC; every character Unicode's confusables data lists as a look-alike of ASCII read as that
-    ASCII; case-folded, decomposed; then punctuation, whitespace, combining marks (accents) and
-    invisible characters (format and control characters, Unicode's default-ignorable code
-    points, the blank braille pattern) are removed, and common lower-case Cyrillic and Greek
-    look-alikes read as their Latin letter. Letters, digits and symbols (``+``, ``=``, ``$``,
-    emoji) stay. Outside tests leaked held-out prompts into training with a trailing ".",
-    Cyrillic "а"/"е", Greek capitals, Armenian letters or zero-width characters. Coarse on
+    ASCII (before and after case folding); case-folded, decomposed; then punctuation, whitespace,
+    combining marks (accents), modifier letters and invisible characters (format, control,
+    private-use and unassigned code points, Unicode's default-ignorable ones, the blank braille
+    pattern, placeholders) are removed, letters named after a Latin letter (ø, ł, 🅰, 🇦) read as
+    it, and common lower-case Cyrillic and Greek look-alikes read as their Latin letter. Letters,
+    digits and symbols (``+``, ``=``, ``$``, emoji) stay. Outside tests leaked held-out prompts
+    into training with a trailing "." or U+1D159, Cyrillic "а"/"е", Greek capitals, Armenian or
+    stroke letters, or zero-width characters. Coarse on
     purpose: two prompts that differ only in punctuation (``x = -1.5`` and ``x = 15`` too) are
     one prompt here, so they are never on both sides of a split.
 
@@ -131,13 +146,19 @@ def prompt_key(text: str) -> str:
     True
     >>> prompt_key("HONEY \u2212 h\u0585ney") == prompt_key("\u0397\u039fNEY - honey")
     True
+    >>> prompt_key("capita\u0142 \u00f8f Wh\uab7at \U0001f170\U0001d159\ue000") == prompt_key("capital of what a")
+    True
     >>> prompt_key("2+2") == prompt_key("2=2")
     False
     """
     composed = unicodedata.normalize("NFKC", text)
-    if not composed.isascii():
-        composed = composed.translate(_confusables_table())
-    return unicodedata.normalize("NFD", composed.casefold()).translate(_key_table())
+    if composed.isascii():
+        return composed.casefold().translate(_key_table())
+    # Look-alikes before case folding (a capital imitates a capital) and after it (case folding turns
+    # Cherokee small letters into Cherokee capitals, which imitate Latin ones).
+    folded = composed.translate(_confusables_table()).casefold()
+    folded = folded.translate(_confusables_table()).casefold()
+    return unicodedata.normalize("NFD", folded).translate(_key_table())
 
 
 def _prompt_key_v1(text: str) -> str:

@@ -382,6 +382,9 @@ def test_near_copies_do_not_hide_a_test_prompt_in_training(real_dataset: FullInf
     greek_capitals = str.maketrans({"H": "Η", "N": "Ν", "M": "Μ", "Y": "Υ", "E": "Ε", "T": "Τ"})
     armenian = str.maketrans({"o": "օ", "u": "ս", "h": "հ", "n": "ո", "q": "զ"})
     others = str.maketrans({"i": "ı", "'": "ʼ", "-": "−", "A": "Ꭺ", "o": "ᴏ"})
+    # A second outside round: stroke letters, Cherokee small letters, negative squared letters, a
+    # trailing null notehead (+0.030 on the test score with all 500 copied), private-use characters.
+    strokes = str.maketrans({"o": "ø", "l": "ł", "d": "đ", "a": "ꭺ", "T": "🆃", "e": "e\ue000"})
     disguises = [
         lambda p: p + "\u200b",
         lambda p: "\ufeff" + p.replace(" ", " \u00ad", 1),
@@ -391,6 +394,7 @@ def test_near_copies_do_not_hide_a_test_prompt_in_training(real_dataset: FullInf
         lambda p: p.upper().translate(greek_capitals),
         lambda p: p.translate(armenian),
         lambda p: p.translate(others) + "\u200b",
+        lambda p: p.translate(strokes) + "\U0001d159",
     ]
     padded = dataclasses.replace(
         test.take(np.arange(100)),

@@ -264,3 +264,11 @@ def test_listing_order_is_publication_order(store: ArtifactStore) -> None:
     meta = msgspec.json.decode((store.root / "va" / META_FILE).read_bytes())
     assert set(meta) == {"version", "created_at", "parent", "sha256", "published_at", "size"}
     assert meta["sha256"] == sha256_hex(encode(make_artifact(version="va")))
+
+
+def test_a_store_path_that_is_a_file_is_named_as_such(tmp_path: Path) -> None:
+    # An outside test gave `train --store` a key file and read "the index of … is damaged".
+    not_a_folder = tmp_path / "k.pem"
+    not_a_folder.write_text("not a store")
+    with pytest.raises(StoreError, match=r"k\.pem is a file, not a folder"):
+        ArtifactStore(not_a_folder).check_index()

@@ -170,7 +170,7 @@ def train_parser() -> argparse.ArgumentParser:
         help="cost/quality knob (non-inferiority): the lowest cost whose score is ≥ Q × the best "
         "single model's on new prompts drawn like the training prompts (95%% prediction bound, "
         "checked on the holdout), e.g. 0.98; not a promise for another task mix (0.98 gave "
-        "97.9-99.4%% on the bundled test split's); alone it lifts the default cost cap, with "
+        "97.7-98.7%% on the bundled test split's); alone it lifts the default cost cap, with "
         "--max-cost-share both must hold; unreachable targets are refused",
     )
     parser.add_argument(

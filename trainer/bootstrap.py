@@ -721,6 +721,19 @@ def _check_gate(
     ), check
 
 
+def _reached(
+    extreme: str, estimate: float | None, bound: float | None, *, where: str, missing: str, note: str = ""
+) -> str:
+    """What the search reached on one constraint: its ``extreme`` ("highest"/"lowest") bound and
+    estimate among the policies that met the other (``where``), or ``missing`` when none did."""
+    if estimate is None:
+        return missing
+    if bound is not None:
+        best = "best" if extreme == "highest" else "lowest"
+        return f"the {extreme} bound any policy{where} reached is {bound:.1%} ({best} estimate {estimate:.1%}{note})"
+    return f"the {'best' if extreme == 'highest' else 'lowest'} estimate any policy{where} reached is {estimate:.1%}"
+
+
 def _unreachable(search: SearchReport) -> str:
     """Why the knob's target cannot be met, with the figures the search reached."""
     o, ref = search.objective, search.reference_model
@@ -739,32 +752,24 @@ def _unreachable(search: SearchReport) -> str:
         and (search.share_lower if search.share_lower is not None else share) < o.min_quality_share
     ):
         within = f" at ≤ {o.max_cost_share:.1%} of its cost" if both and o.max_cost_share is not None else ""
-        if search.best_share is None:
-            reached = "no searched policy met the cost cap at all"
-        elif bounded and search.best_share_lower is not None:
-            reached = (
-                f"the highest bound any policy{' within the cost cap' if both else ''} reached is "
-                f"{search.best_share_lower:.1%} (best estimate {search.best_share:.1%}; the bound is computed "
-                "for this target)"
-            )
-        else:
-            where = " within the cost cap" if both else ""
-            reached = f"the best estimate any policy{where} reached is {search.best_share:.1%}"
+        reached = _reached(
+            "highest",
+            search.best_share,
+            search.best_share_lower if bounded else None,
+            where=" within the cost cap" if both else "",
+            missing="no searched policy met the cost cap at all",
+            note="; the bound is computed for this target",
+        )
         parts.append(f"no searched policy scores ≥ {o.min_quality_share:.1%} of {ref}'s score{within}{how}: {reached}")
     upper = search.cost_upper if search.cost_upper is not None else search.cost_ratio
     if o.max_cost_share is not None and upper > o.max_cost_share and not (both and parts):
-        if search.lowest_cost_ratio is None:
-            reached = "no searched policy met the quality target at all"
-        elif bounded and search.lowest_cost_upper is not None:
-            reached = (
-                f"the lowest bound any policy{' at the quality target' if both else ''} reached is "
-                f"{search.lowest_cost_upper:.1%} (lowest estimate {search.lowest_cost_ratio:.1%})"
-            )
-        else:
-            reached = (
-                f"the lowest estimate any policy{' at the quality target' if both else ''} reached is "
-                f"{search.lowest_cost_ratio:.1%}"
-            )
+        reached = _reached(
+            "lowest",
+            search.lowest_cost_ratio,
+            search.lowest_cost_upper if bounded else None,
+            where=" at the quality target" if both else "",
+            missing="no searched policy met the quality target at all",
+        )
         parts.append(f"no searched policy costs ≤ {o.max_cost_share:.1%} of {ref}'s cost{how}: {reached}")
     return (
         "the requested target cannot be met: "

@@ -196,7 +196,8 @@ class TreeEnsemble:
 
     def _build_complete(self) -> None:
         """Complete-tree arrays for the one-row walk (see the module docstring)."""
-        self._complete = None
+        self._complete: tuple[int, int, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._one_row: tuple[np.ndarray, np.ndarray] = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
         if not self._plain or not len(self.roots):
             return
         depth = self.depth
@@ -219,15 +220,12 @@ class TreeEnsemble:
                 threshold[t, slot] = self.threshold[node]
                 stack.append((int(self.left[node]), level + 1, 2 * position))
                 stack.append((int(self.right[node]), level + 1, 2 * position + 1))
-        self._complete = (
-            depth,
-            n_internal,
-            feature.ravel(),
-            threshold.ravel(),
-            leaf.ravel(),
-            np.arange(n_trees, dtype=np.int64) * max(n_internal, 1),
-            np.arange(n_trees, dtype=np.int64) * (1 << depth) - n_internal,
-        )
+        base = np.arange(n_trees, dtype=np.int64) * max(n_internal, 1)
+        leaf_base = np.arange(n_trees, dtype=np.int64) * (1 << depth) - n_internal
+        self._complete = (depth, n_internal, feature.ravel(), threshold.ravel(), leaf.ravel(), base, leaf_base)
+        # The one-row walk keeps each tree's flat slot itself: the child of slot s (at position
+        # s − base) is 2s + 1 − base (+1 to the right), and its leaf is s − base + leaf_base.
+        self._one_row = (1 - base, leaf_base - base)
 
     def raw_scores(self, X: np.ndarray) -> np.ndarray:
         """Summed leaf values per class, ``(rows, num_class)`` (in chunks of rows: memory ∝ chunk × trees)."""
@@ -321,12 +319,12 @@ class TreeEnsemble:
         if x.shape != (self.num_features,):
             raise ValueError(f"model expects {self.num_features} features, got {x.shape}")
         if self._complete is not None and not np.isnan(x).any():
-            depth, n_internal, feature, threshold, leaf, base, leaf_base = self._complete
-            position = np.zeros(len(base), dtype=np.int64)
+            depth, _, feature, threshold, leaf, base, _ = self._complete
+            child_offset, leaf_offset = self._one_row
+            slot = base
             for _ in range(depth):
-                slot = base + position
-                position = 2 * position + 1 + (x[feature[slot]] > threshold[slot])
-            return np.bincount(self.tree_class, weights=leaf[leaf_base + position], minlength=self.num_class)
+                slot = 2 * slot + child_offset + (x.take(feature.take(slot)) > threshold.take(slot))
+            return np.bincount(self.tree_class, weights=leaf.take(slot + leaf_offset), minlength=self.num_class)
         node = self.roots.copy()
         walking = np.flatnonzero(node >= 0)
         check_missing = not self._plain or bool(np.isnan(x).any())

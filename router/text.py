@@ -69,10 +69,18 @@ class HashedTfidf:
         The bigram hash ``(a·0x9E3779B1) ^ b`` of two 32-bit CRCs is below 2⁶⁴, so uint64
         arithmetic gives exactly the Python-int values.
         """
+        return self.buckets_of_tokens(self.tokens(text))
+
+    def tokens(self, text: str) -> list[str]:
+        """The tokens of ``text``'s first ``max_chars`` characters, lower-cased (with repeats)."""
+        tokens: list[str] = TOKEN_PATTERN.findall(text[: self.spec.max_chars].lower())
+        return tokens
+
+    def buckets_of_tokens(self, tokens: list[str]) -> np.ndarray:
+        """:meth:`buckets` of text already split by :meth:`tokens`."""
         cache = self._cache
         if len(cache) > _CACHE_LIMIT:
             cache.clear()
-        tokens = TOKEN_PATTERN.findall(text[: self.spec.max_chars].lower())
         if not tokens:
             return np.zeros(0, dtype=np.int64)
         for token in set(tokens).difference(cache):
@@ -85,7 +93,11 @@ class HashedTfidf:
 
     def sparse(self, text: str) -> tuple[np.ndarray, np.ndarray]:
         """(bucket indices, unit-norm weights) of ``text``; empty arrays for empty text."""
-        buckets = self.buckets(text)
+        return self.sparse_of_tokens(self.tokens(text))
+
+    def sparse_of_tokens(self, tokens: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`sparse` of text already split by :meth:`tokens`."""
+        buckets = self.buckets_of_tokens(tokens)
         if not buckets.size:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
         idx, counts = np.unique(buckets, return_counts=True)

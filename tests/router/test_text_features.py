@@ -21,7 +21,7 @@ from bifrost.router.features import (
     FeatureSchema,
     base_features,
 )
-from bifrost.router.text import HashedTfidf, TextSpec, fit_idf
+from bifrost.router.text import DEFAULT_MAX_CHARS, HashedTfidf, TextSpec, fit_idf
 from tests.router.artifacts import CODE_PROMPTS, QUESTION_PROMPTS
 
 CORPUS = CODE_PROMPTS + QUESTION_PROMPTS + ["Solve 3x + 5 = 20 for x.", "Explain why the sky is blue, step by step."]
@@ -358,3 +358,24 @@ def test_keyword_counts_from_tokens_equal_the_regex_scans() -> None:
         text = text[:20_000]
         got = features._keyword_counts(text.lower(), features._WORD.findall(text), text.isascii())
         assert got == _keyword_scans(text), text[:80]
+
+
+def test_base_features_from_the_tfidf_tokens_equal_the_scans() -> None:
+    # The router passes the TF-IDF's tokens to base_features (no second word scan on ASCII
+    # text); every value must be exactly what the scans give, at any max_chars.
+    from bifrost.storage.dataset import load_dataset
+    from tests.datasets import routing_eval
+
+    prompts = list(load_dataset(routing_eval()).prompts)
+    rng = np.random.default_rng(1)
+    pieces = list("abcXYZ_019 \n\t\x0b\x0c\x1c\x1f\r.,;:()-?!'\"$\\{}[]*+=<>")
+    pieces += ["def ", "How many ", "WRITE", "é", "İ", "ǅ"]
+    for _ in range(5_000):
+        prompts.append("".join(pieces[i] for i in rng.integers(len(pieces), size=int(rng.integers(0, 80)))))
+    for max_chars in (DEFAULT_MAX_CHARS, 7):
+        vectorizer = HashedTfidf(TextSpec(dimensions=64, max_chars=max_chars))
+        for text in prompts:
+            tokens = vectorizer.tokens(text)
+            assert base_features(text, max_chars=max_chars, tokens=tokens) == base_features(
+                text, max_chars=max_chars
+            ), text[:80]

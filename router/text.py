@@ -100,8 +100,9 @@ class HashedTfidf:
         buckets = self.buckets_of_tokens(tokens)
         if not buckets.size:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
-        idx, counts = np.unique(buckets, return_counts=True)
-        weights = (1.0 + np.log(counts)) * self.idf[idx]
+        counts = np.bincount(buckets, minlength=self.dimensions)  # = np.unique's counts, without a sort
+        idx = np.flatnonzero(counts)
+        weights = (1.0 + np.log(counts[idx])) * self.idf[idx]
         norm = math.sqrt(float(weights @ weights))
         if norm > 0:
             weights /= norm

@@ -98,3 +98,62 @@ def test_add_keys_fills_the_same_bins_as_add() -> None:
     assert by_keys.count == by_add.count
     for q in (0.5, 0.95, 0.99):
         assert by_keys.quantile(q) == pytest.approx(by_add.quantile(q), rel=0.021)
+
+
+def test_win_variance_is_read_at_the_null() -> None:
+    observed = metrics.MeanEstimate(n=450, mean=0.81, variance=0.15)
+    # A [0, 1] score whose mean the null allows (≥ 0.9) has variance ≤ 0.9 · 0.1.
+    assert metrics.win_variance_under_null(observed, 0.9).variance == pytest.approx(0.09)
+    # Below ½ the bound is ¼; a smaller observed variance is kept as it is.
+    assert metrics.win_variance_under_null(observed, 0.3).variance == pytest.approx(0.15)
+    assert metrics.win_variance_under_null(metrics.MeanEstimate(450, 0.9, 0.05), 0.9).variance == 0.05
+    capped = metrics.win_variance_under_null(observed, 0.9)
+    assert (capped.n, capped.mean) == (450, 0.81)
+
+
+def _win_z(canary: WindowStats, control: WindowStats, margin: float, capped: bool) -> float:
+    from bifrost.streams.rollout.gates import inference
+    from bifrost.streams.rollout.gates.config import WIN_RATE_SHAPE
+
+    c, k = metrics.win_estimate(canary), metrics.win_estimate(control)
+    assert c is not None and k is not None
+    if capped:
+        c = metrics.win_variance_under_null(c, (1.0 - margin) * k.mean)
+    z = inference.mean_decrease_test(c, k, margin, 0.002, WIN_RATE_SHAPE).z
+    assert z is not None
+    return z
+
+
+def _judged(rng: random.Random, n: int, win: float, tie: float) -> WindowStats:
+    stats = WindowStats()
+    for _ in range(n):
+        u = rng.random()
+        if u < win:
+            stats.wins += 1
+        elif u < win + tie:
+            stats.ties += 1
+        else:
+            stats.losses += 1
+    stats.count = n
+    return stats
+
+
+def test_win_variance_at_the_null_keeps_the_level_and_adds_power() -> None:
+    # Canary exactly at the null's boundary with the largest variance its mean allows (no
+    # ties: wins and losses only) against a control with ties: the capped statistic exceeds
+    # a one-sided 5% critical value no more often than 5% (plus Monte Carlo noise).
+    rng = random.Random(11)
+    margin = 0.002
+    control_win, control_tie = 0.86, 0.08  # mean 0.90
+    boundary = (1.0 - margin) * 0.90
+    z_null = [
+        _win_z(_judged(rng, 450, boundary, 0.0), _judged(rng, 8550, control_win, control_tie), margin, capped=True)
+        for _ in range(2000)
+    ]
+    assert sum(z > 1.645 for z in z_null) / len(z_null) < 0.065
+    # Win −10% (wins 0.86 → 0.774, ties kept): the capped statistic is larger, by ~0.9 SE.
+    gains = []
+    for _ in range(300):
+        canary, control = _judged(rng, 450, 0.774, 0.08), _judged(rng, 8550, control_win, control_tie)
+        gains.append(_win_z(canary, control, margin, capped=True) - _win_z(canary, control, margin, capped=False))
+    assert min(gains) >= 0.0 and statistics.fmean(gains) > 0.5

@@ -21,6 +21,11 @@ import numpy as np
 
 DEFAULT_MAX_CHARS = 2000
 TOKEN_PATTERN = re.compile(r"[a-z0-9_]+|[^\sa-z0-9_]")
+# TOKEN_PATTERN with the one-character tokens grouped into runs, expanded afterwards: text
+# written without spaces (Chinese, Japanese) is then a handful of matches instead of one per
+# character (10× faster); the tokens are the same (asserted in the tests).
+_RUN_PATTERN = re.compile(r"[a-z0-9_]+|[^\sa-z0-9_]+")
+_WORD_START = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_")
 _BIGRAM_MULTIPLIER = 0x9E3779B1
 _CACHE_LIMIT = 200_000
 
@@ -73,7 +78,16 @@ class HashedTfidf:
 
     def tokens(self, text: str) -> list[str]:
         """The tokens of ``text``'s first ``max_chars`` characters, lower-cased (with repeats)."""
-        tokens: list[str] = TOKEN_PATTERN.findall(text[: self.spec.max_chars].lower())
+        lower = text[: self.spec.max_chars].lower()
+        if lower.isascii() or 2 * len(lower.encode("ascii", "ignore")) > len(lower):
+            tokens: list[str] = TOKEN_PATTERN.findall(lower)
+            return tokens
+        tokens = []
+        for run in _RUN_PATTERN.findall(lower):
+            if run[0] in _WORD_START:
+                tokens.append(run)
+            else:
+                tokens.extend(run)
         return tokens
 
     def buckets_of_tokens(self, tokens: list[str]) -> np.ndarray:

@@ -21,7 +21,7 @@ from bifrost.router.features import (
     FeatureSchema,
     base_features,
 )
-from bifrost.router.text import DEFAULT_MAX_CHARS, HashedTfidf, TextSpec, fit_idf
+from bifrost.router.text import DEFAULT_MAX_CHARS, TOKEN_PATTERN, HashedTfidf, TextSpec, fit_idf
 from tests.router.artifacts import CODE_PROMPTS, QUESTION_PROMPTS
 
 CORPUS = CODE_PROMPTS + QUESTION_PROMPTS + ["Solve 3x + 5 = 20 for x.", "Explain why the sky is blue, step by step."]
@@ -379,3 +379,26 @@ def test_base_features_from_the_tfidf_tokens_equal_the_scans() -> None:
             assert base_features(text, max_chars=max_chars, tokens=tokens) == base_features(
                 text, max_chars=max_chars
             ), text[:80]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("ab_9 \u3000\n.,,。、我们的é✓Ωİ\u00a0\u2028Ab")), max_size=60))
+def test_tokens_equal_the_token_pattern_on_any_script(text: str) -> None:
+    vectorizer = HashedTfidf(TextSpec(dimensions=64))
+    lower = text.lower()
+    assert vectorizer.tokens(text) == TOKEN_PATTERN.findall(lower)
+
+
+def test_tokens_of_text_without_spaces_equal_the_token_pattern() -> None:
+    from bifrost.storage.dataset import load_dataset
+    from tests.datasets import routing_eval
+
+    vectorizer = HashedTfidf(TextSpec(dimensions=64, max_chars=10**9))
+    samples = [
+        "我们今天讨论一下这个问题的解决方案。请用Python写一个函数，返回列表的和！" * 40,
+        "日本語のテキスト、カタカナ、ひらがな。ABC_def 123" * 30,
+        "Ω≈ç√∫" * 400,
+        "Ünïcödé wörds – mostly Latin; but ß and İ appear." * 20,
+    ]
+    for text in [*samples, *load_dataset(routing_eval()).prompts]:
+        assert vectorizer.tokens(text) == TOKEN_PATTERN.findall(text.lower()), text[:60]

@@ -446,9 +446,7 @@ def _win_rate(canary: WindowStats, control: WindowStats, config: GateConfig, sha
     outcome = None
     upper: tuple[float | None, float | None] = (None, None)
     if c_est is not None and k_est is not None and _enough(config, c_est.n, k_est.n):
-        margin = config.margin(gate)
-        c_null = metrics.win_variance_under_null(c_est, (1.0 - margin) * k_est.mean)
-        outcome = inference.mean_decrease_test(c_null, k_est, margin, alpha, WIN_RATE_SHAPE, phi)
+        outcome = inference.mean_decrease_test(c_est, k_est, config.margin(gate), alpha, WIN_RATE_SHAPE, phi)
         upper = (
             noninferiority.mean_decrease_upper(c_est, k_est, config.promotion_gate_alpha(), WIN_RATE_SHAPE, phi),
             config.promotion_limit(gate),

@@ -79,20 +79,6 @@ def win_estimate(stats: WindowStats) -> MeanEstimate | None:
     return MeanEstimate(n=j, mean=mean, variance=variance)
 
 
-def win_variance_under_null(canary: MeanEstimate, null_mean: float) -> MeanEstimate:
-    """``canary`` with its variance read where the win-rate test's null hypothesis puts it.
-
-    A score in [0, 1] with mean ``μ`` has variance at most ``μ(1 − μ)``, and every mean the
-    null allows (``≥ null_mean``) has at most ``null_mean·(1 − null_mean)`` (¼ below ½). So
-    the canary's variance is capped there: at the null's boundary it is the observed one (as
-    before), while a regressed canary, whose mean falls toward ½ and whose variance grows
-    with it, no longer dilutes its own evidence (the score test's variance, not Wald's).
-    """
-    p = min(max(null_mean, 0.0), 1.0)
-    bound = p * (1.0 - p) if p >= 0.5 else 0.25
-    return MeanEstimate(n=canary.n, mean=canary.mean, variance=min(canary.variance, bound))
-
-
 def _log_gamma(sketch: QuantileSketch) -> float:
     rel = sketch.relative_accuracy
     return math.log((1.0 + rel) / (1.0 - rel))

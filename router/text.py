@@ -69,11 +69,7 @@ class HashedTfidf:
         return indices
 
     def buckets(self, text: str) -> np.ndarray:
-        """:meth:`hashes` as an int64 array: unigrams, then bigrams.
-
-        The bigram hash ``(a·0x9E3779B1) ^ b`` of two 32-bit CRCs is below 2⁶⁴, so uint64
-        arithmetic gives exactly the Python-int values.
-        """
+        """:meth:`hashes` as an int64 array: unigrams, then bigrams (see :meth:`buckets_of_tokens`)."""
         return self.buckets_of_tokens(self.tokens(text))
 
     def tokens(self, text: str) -> list[str]:
@@ -91,7 +87,11 @@ class HashedTfidf:
         return tokens
 
     def buckets_of_tokens(self, tokens: list[str]) -> np.ndarray:
-        """:meth:`buckets` of text already split by :meth:`tokens`."""
+        """:meth:`buckets` of text already split by :meth:`tokens`.
+
+        The bigram hash ``(a·0x9E3779B1) ^ b`` of two 32-bit CRCs is below 2⁶⁴, so uint64
+        arithmetic gives exactly the Python-int values.
+        """
         cache = self._cache
         if len(cache) > _CACHE_LIMIT:
             cache.clear()

@@ -380,8 +380,8 @@ def test_each_stage_spends_its_share_of_the_rollouts_alpha() -> None:
     while state.phase is Phase.CANARY:
         clock += 60
         state = window(state, clock, evaluate=recording).state
-    assert sorted(set(shares), reverse=True) == [0.5, 0.25] and sum(POLICY.alpha_share(i) for i in range(4)) == 1.0
-    assert [POLICY.alpha_share(i) for i in range(4)] == [0.5, 0.25, 0.25, 0.0]
+    assert sorted(set(shares), reverse=True) == [0.8, 0.1] and sum(POLICY.alpha_share(i) for i in range(4)) == 1.0
+    assert [POLICY.alpha_share(i) for i in range(4)] == [0.8, 0.1, 0.1, 0.0]
 
 
 # --- with the real gates: missing data never promote, stuck stages say why ------------------------

@@ -228,7 +228,7 @@ def test_naive_gates_trip_on_noise_that_sequential_gates_ignore() -> None:
 def test_gate_config_validation() -> None:
     assert GateConfig().margin("latency_p95") == pytest.approx(0.01)
     # alpha is per whole rollout: a stage spends its share, split over the gates.
-    assert GateConfig().gate_alpha("latency_p95", 0.5) == pytest.approx(0.01 * 0.5 * 0.6)
+    assert GateConfig().gate_alpha("latency_p95", 0.8) == pytest.approx(0.01 * 0.8 * 0.4)
     assert sum(GateConfig().gate_alpha(g) for g in ROLLBACK_GATES) == pytest.approx(0.01)
     for bad in (
         {"alpha": 0.0},

@@ -361,6 +361,17 @@ def profile_markdown(title: str, rows: list[dict[str, Any]]) -> list[str]:
     return lines + [""]
 
 
+#: A 1-minute load average at the start at or above this means other jobs were running.
+BUSY_LOAD = 0.5
+
+
+def machine_sharing(machine: dict[str, Any]) -> str:
+    """Whether the CPUs were shared, read from the load average when the run started."""
+    if machine["load_average_start"][0] >= BUSY_LOAD:
+        return "shared with other jobs"
+    return "idle when the run started (the end figure includes this benchmark)"
+
+
 def interpret(report: dict[str, Any]) -> str:
     """One paragraph derived from the numbers, so a re-run rewrites it consistently.
 
@@ -410,7 +421,8 @@ def interpret(report: dict[str, Any]) -> str:
         f"Batching amortizes the GBDT and the policy: `route_many` over {big['items_per_call']} prompts makes "
         f"{big['per_second']:,.0f} decisions/s ({big['mean_us_per_item']:.0f} µs each, nearly all of it feature "
         "extraction, which stays per prompt). "
-        f"Measured on {report['machine']['cpu_count']} CPUs shared with other jobs (1-minute load average "
+        f"Measured on {report['machine']['cpu_count']} CPUs, {machine_sharing(report['machine'])} "
+        "(1-minute load average "
         f"{report['machine']['load_average_start'][0]:.2f} at the start, "
         f"{report['machine']['load_average_end'][0]:.2f} "
         f"at the end), with the test split's {report['prompts']} prompts cycled (mean "
@@ -428,7 +440,7 @@ def write_markdown(report: dict[str, Any], rows: Sequence[tuple[str, ...]], path
         "",
         f"{mach['date']} · {mach['cpu_count']} CPUs ({mach['cpu_model']}) · Python {mach['python']} · "
         f"numpy {mach['numpy']} · lightgbm {mach['lightgbm']} · commit {mach['git_commit']} · load average "
-        f"{mach['load_average_start'][0]:.2f} → {mach['load_average_end'][0]:.2f} (1 min; other jobs shared the CPUs)",
+        f"{mach['load_average_start'][0]:.2f} → {mach['load_average_end'][0]:.2f} (1 min; {machine_sharing(mach)})",
         "",
         f"Command: `{report['command']}`",
         "",
@@ -467,7 +479,7 @@ def write_markdown(report: dict[str, Any], rows: Sequence[tuple[str, ...]], path
         f"Goal < 1 ms per decision, `route(prompt)`: p50 {g['p50_us']:,.0f} µs "
         f"({'met' if g['p50_met'] else 'NOT met'}), mean {g['mean_us']:,.0f} µs "
         f"({'met' if g['mean_met'] else 'NOT met'}), "
-        f"p99 {g['p99_us']:,.0f} µs (**{'met' if g['met'] else 'NOT met'}**) in wall time on this shared machine; "
+        f"p99 {g['p99_us']:,.0f} µs (**{'met' if g['met'] else 'NOT met'}**) in wall time on this machine; "
         f"in CPU time (what a dedicated core would see) p99 {g['cpu_p99_us']:,.0f} µs "
         f"(**{'met' if g['cpu_met'] else 'NOT met'}**). When the wall p99 is far above the CPU p99, the difference is "
         "time this process was descheduled: `route(feature_vector)`, which does no text work, has the same tail.",

@@ -11,6 +11,7 @@ pass, fail or raise a math error on them.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 
 from bifrost.streams.aggregates.sketch import QuantileSketch
@@ -20,6 +21,10 @@ from bifrost.streams.rollout.gates.dispersion import ArmFigures, StageWindow
 #: Latency beyond which a bucket index is corrupt rather than slow (far above anything
 #: real or simulated; indices within it keep every moment and quantile finite).
 MAX_LATENCY_MS = 1e30
+#: Largest count taken as real: every integer up to it is exact in a float, so the gates'
+#: float arithmetic on counts cannot round a difference of counts below zero (2^53 requests
+#: is ~285 years at a million requests a second).
+MAX_COUNT = 2**53
 #: Relative slack for ``Σ cost² ≥ (Σ cost)² / n`` (Cauchy–Schwarz), against rounding.
 _SLACK = 1e-9
 
@@ -28,19 +33,32 @@ def _finite_nonnegative(value: float) -> bool:
     return isinstance(value, (int, float)) and math.isfinite(value) and value >= 0
 
 
+def count_problem(name: str, value: object) -> str | None:
+    """Why ``value`` is not a count (an integer in ``[0, MAX_COUNT]``), or ``None``."""
+    if not isinstance(value, numbers.Integral):
+        return f"{name} is {value!r} (must be an integer)"
+    value = int(value)
+    if value < 0:
+        return f"negative {name} ({value})"
+    if value > MAX_COUNT:
+        return f"{name} {value:,} above {MAX_COUNT:,} (no router counts that many)"
+    return None
+
+
 def sketch_problem(sketch: QuantileSketch, count: int) -> str | None:
     """Why a latency sketch of an arm with ``count`` requests is invalid, or ``None``."""
     if not (0 < sketch.relative_accuracy < 1):
         return f"relative accuracy {sketch.relative_accuracy!r} outside (0, 1)"
-    if sketch.count < 0 or sketch.zero_count < 0:
-        return f"negative sketch count ({sketch.count}, zeros {sketch.zero_count})"
+    reason = count_problem("sketch count", sketch.count) or count_problem("sketch zero count", sketch.zero_count)
+    if reason:
+        return reason
     if sketch.count > count:
         return f"{sketch.count:,} latencies for {count:,} requests"
     bound = sketch.key(MAX_LATENCY_MS)
     total = sketch.zero_count
     for k, c in sketch.bins.items():
-        if c < 0:
-            return f"negative latency bin count {c} at index {k}"
+        if not isinstance(c, numbers.Integral) or c < 0:
+            return f"latency bin count {c!r} at index {k} (must be an integer ≥ 0)"
         if abs(k) > bound:
             return f"latency bin index {k} outside ±{bound} (beyond {MAX_LATENCY_MS:g} ms)"
         total += c
@@ -52,10 +70,10 @@ def sketch_problem(sketch: QuantileSketch, count: int) -> str | None:
 def stats_problem(stats: WindowStats) -> str | None:
     """Why one arm's cumulative statistics are invalid, or ``None``."""
     n = stats.count
-    for name in ("count", "errors", "wins", "losses", "ties", "quality_count"):
-        value = getattr(stats, name)
-        if value < 0:
-            return f"negative {name} ({value})"
+    for name in ("count", "errors", "wins", "losses", "ties", "quality_count", "cost_paid"):
+        reason = count_problem(name, getattr(stats, name))
+        if reason:
+            return reason
     if stats.errors > n:
         return f"{stats.errors:,} errors for {n:,} requests"
     judged = stats.wins + stats.losses + stats.ties
@@ -82,8 +100,9 @@ def _log_cost_problem(stats: WindowStats) -> str | None:
 def figures_problem(figures: ArmFigures) -> str | None:
     """Why one arm's figures in one window are invalid, or ``None``."""
     for name in ("count", "errors", "judged", "latency_n", "cost_paid"):
-        if getattr(figures, name) < 0:
-            return f"negative {name}"
+        reason = count_problem(name, getattr(figures, name))
+        if reason:
+            return reason
     if max(figures.errors, figures.judged, figures.latency_n, figures.cost_paid) > figures.count:
         return "errors, judgements, latencies or costs exceed the requests"
     for name in ("cost", "cost_sq", "cost_log_sq", "win", "win_sq", "latency_k2"):

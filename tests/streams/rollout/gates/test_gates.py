@@ -432,8 +432,12 @@ def _corrupt(edit: Callable[[WindowStats], object]) -> WindowStats:
         (
             "negative bin",
             lambda s: s.latency_ms.bins.update({k: -c for k, c in s.latency_ms.bins.items()}),
-            "negative latency bin",
+            "latency bin count -",
         ),
+        ("NaN count", lambda s: setattr(s, "count", float("nan")), "count is nan (must be an integer)"),
+        ("float errors", lambda s: setattr(s, "errors", 3.5), "errors is 3.5"),
+        ("count 2^62", lambda s: setattr(s, "count", 2**62), "above"),
+        ("NaN bin count", lambda s: s.latency_ms.bins.update({7: float("nan")}), "latency bin count nan"),
         ("absurd bin index", lambda s: s.latency_ms.bins.update({10**9: 5}), "outside"),
         ("absurd negative bin index", lambda s: s.latency_ms.bins.update({-(10**6): 500}), "outside"),
         (
@@ -455,6 +459,18 @@ def test_invalid_data_are_insufficient_with_a_reason_never_a_pass_fail_or_except
             label,
             report.results[0].note,
         )
+
+
+def test_huge_counts_in_both_arms_are_invalid_not_a_math_error() -> None:
+    # Found by an outside tester: counts of 2^62 rounded a difference of counts below zero
+    # inside the error test's Beta mixture (math domain error).
+    canary, control = arm(2000, seed=41), arm(38_000, seed=42)
+    for stats in (canary, control):
+        stats.count = stats.latency_ms.count = 2**62
+        stats.errors = 2**62 - 3
+    report = evaluate_gates(canary, control)
+    assert report.rollback is None and report.promotion_blocked
+    assert all(r.status is GateStatus.INSUFFICIENT and "above" in r.note for r in report.results)
 
 
 def test_invalid_window_figures_are_rejected() -> None:

@@ -105,9 +105,26 @@ def evaluate_gates(
     if not 0 < alpha_share <= 1:
         raise ValueError(f"alpha_share must be within (0, 1], got {alpha_share}")
 
-    invalid = validity.problem(canary, control, windows or ())
+    invalid = validity.problem(canary, control, windows or (), history, totals)
     if invalid:
         return _invalid(invalid, config, alpha_share)
+    try:
+        return _evaluate(canary, control, config, windows, history, alpha_share, totals)
+    except (ArithmeticError, TypeError, ValueError) as exc:
+        # Data no validity rule foresaw: a gate that cannot compute is insufficient, and the
+        # controller goes on (its stage timeout still applies) instead of failing the look.
+        return _invalid(f"data the gates cannot compute with: {type(exc).__name__}: {exc}", config, alpha_share)
+
+
+def _evaluate(
+    canary: WindowStats,
+    control: WindowStats,
+    config: GateConfig,
+    windows: Sequence[StageWindow] | None,
+    history: WindowSums | None,
+    alpha_share: float,
+    totals: tuple[ArmFigures, ArmFigures] | None,
+) -> GateReport:
 
     sums: WindowSums | None = None
     if windows is not None or history is not None:
@@ -300,10 +317,9 @@ def _latency(
     c_sketch, k_sketch = canary.latency_ms, control.latency_ms
     c_measured, k_measured = metrics.measured_latency(c_sketch), metrics.measured_latency(k_sketch)
     missing = None
-    if c_sketch.count >= config.min_samples:
-        missing = metrics.missing_share(
-            c_measured, c_sketch.count, k_measured, k_sketch.count, "latency", dispersion=phi
-        )
+    if canary.count >= config.min_samples:
+        # Out of the requests, not the sketch: a latency never recorded is missing too.
+        missing = metrics.missing_share(c_measured, canary.count, k_measured, control.count, "latency", dispersion=phi)
     outcome = None
     upper: tuple[float | None, float | None] = (None, config.promotion_limit(gate))
     unmeasured = dispersion_df is not None and dispersion_df < LATENCY_MIN_DISPERSION_DF

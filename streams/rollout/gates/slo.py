@@ -45,10 +45,8 @@ def _p95(
     c_measured, k_measured = metrics.measured_latency(c_sketch), metrics.measured_latency(k_sketch)
     p95, control_p95 = both
     missing = None
-    if c_sketch.count >= config.min_samples:
-        missing = metrics.missing_share(
-            c_measured, c_sketch.count, k_measured, k_sketch.count, "latency", dispersion=phi
-        )
+    if canary.count >= config.min_samples:
+        missing = metrics.missing_share(c_measured, canary.count, k_measured, control.count, "latency", dispersion=phi)
     return _point_check(
         "slo_p95",
         "P95",

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from bifrost.streams.aggregates.sketch import QuantileSketch
 from bifrost.streams.aggregates.stats import WindowStats
-from bifrost.streams.rollout.gates.dispersion import ArmFigures, StageWindow
+from bifrost.streams.rollout.gates.dispersion import METRIC_ORDER, ArmFigures, StageWindow, WindowSums
 
 #: Latency beyond which a bucket index is corrupt rather than slow (far above anything
 #: real or simulated; indices within it keep every moment and quantile finite).
@@ -29,13 +29,21 @@ MAX_COUNT = 2**53
 _SLACK = 1e-9
 
 
-def _finite_nonnegative(value: float) -> bool:
-    return isinstance(value, (int, float)) and math.isfinite(value) and value >= 0
+#: Largest |mean log cost| taken as real (e^±700 USD: beyond any price, still finite in exp).
+MAX_MEAN_LOG_COST = 700.0
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _finite_nonnegative(value: object) -> bool:
+    return _number(value) and value >= 0  # type: ignore[operator]
 
 
 def count_problem(name: str, value: object) -> str | None:
     """Why ``value`` is not a count (an integer in ``[0, MAX_COUNT]``), or ``None``."""
-    if not isinstance(value, numbers.Integral):
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool):
         return f"{name} is {value!r} (must be an integer)"
     value = int(value)
     if value < 0:
@@ -47,7 +55,7 @@ def count_problem(name: str, value: object) -> str | None:
 
 def sketch_problem(sketch: QuantileSketch, count: int) -> str | None:
     """Why a latency sketch of an arm with ``count`` requests is invalid, or ``None``."""
-    if not (0 < sketch.relative_accuracy < 1):
+    if not (_number(sketch.relative_accuracy) and 0 < sketch.relative_accuracy < 1):
         return f"relative accuracy {sketch.relative_accuracy!r} outside (0, 1)"
     reason = count_problem("sketch count", sketch.count) or count_problem("sketch zero count", sketch.zero_count)
     if reason:
@@ -57,13 +65,31 @@ def sketch_problem(sketch: QuantileSketch, count: int) -> str | None:
     bound = sketch.key(MAX_LATENCY_MS)
     total = sketch.zero_count
     for k, c in sketch.bins.items():
-        if not isinstance(c, numbers.Integral) or c < 0:
+        if not isinstance(k, numbers.Integral) or isinstance(k, bool):
+            return f"latency bin index {k!r} (must be an integer)"
+        if not isinstance(c, numbers.Integral) or isinstance(c, bool) or c < 0:
             return f"latency bin count {c!r} at index {k} (must be an integer ≥ 0)"
         if abs(k) > bound:
             return f"latency bin index {k} outside ±{bound} (beyond {MAX_LATENCY_MS:g} ms)"
         total += c
     if total != sketch.count:
         return f"latency bins hold {total:,} values, the sketch says {sketch.count:,}"
+    return _extremes_problem(sketch)
+
+
+def _extremes_problem(sketch: QuantileSketch) -> str | None:
+    """``min``/``max`` must lie where the bins say: quantiles are clamped to them."""
+    if not sketch.bins:
+        return None
+    if not (_finite_nonnegative(sketch.min) and _finite_nonnegative(sketch.max) and sketch.min <= sketch.max):
+        return f"latency min/max ({sketch.min!r}, {sketch.max!r}) must be finite, ≥ 0 and ordered"
+    gamma = (1 + sketch.relative_accuracy) / (1 - sketch.relative_accuracy)
+    top, bottom = max(sketch.bins), min(sketch.bins)
+    # Bin k holds values in (γ^(k−1), γ^k]; the lowest bins may have been merged upwards.
+    if sketch.max < gamma ** (top - 1) * (1 - _SLACK) or sketch.max > gamma**top * (1 + _SLACK):
+        return f"latency max {sketch.max:.6g} ms outside its bin {top} (the slowest value recorded)"
+    if sketch.min > gamma**bottom * (1 + _SLACK):
+        return f"latency min {sketch.min:.6g} ms above its bin {bottom} (the fastest value recorded)"
     return None
 
 
@@ -82,18 +108,27 @@ def stats_problem(stats: WindowStats) -> str | None:
     for name in ("cost_usd", "cost_sq"):
         if not _finite_nonnegative(getattr(stats, name)):
             return f"{name} is {getattr(stats, name)!r} (must be finite and ≥ 0)"
-    if n > 0 and stats.cost_sq * n < stats.cost_usd * stats.cost_usd * (1 - _SLACK):
-        return f"cost_sq {stats.cost_sq:.4g} below cost² / count ({stats.cost_usd**2 / n:.4g}): inconsistent sums"
-    if not math.isfinite(stats.quality_sum):
+    # Σ cost² ≥ (Σ cost)²/n, compared as quotients: the squares may overflow a float.
+    if n > 0 and stats.cost_usd > 0 and stats.cost_sq / stats.cost_usd < stats.cost_usd / n * (1 - _SLACK):
+        return f"cost_sq {stats.cost_sq:.4g} below cost² / count for cost {stats.cost_usd:.4g}: inconsistent sums"
+    if not _number(stats.quality_sum):
         return f"quality_sum is {stats.quality_sum!r}"
     return sketch_problem(stats.latency_ms, n) or _log_cost_problem(stats)
 
 
 def _log_cost_problem(stats: WindowStats) -> str | None:
-    if not 0 <= stats.cost_paid <= stats.count:
-        return f"{stats.cost_paid:,} requests with a cost for {stats.count:,} requests"
-    if not (math.isfinite(stats.cost_log) and _finite_nonnegative(stats.cost_log_sq)):
-        return f"log-cost sums ({stats.cost_log!r}, {stats.cost_log_sq!r}) must be finite"
+    paid, total, squares = stats.cost_paid, stats.cost_log, stats.cost_log_sq
+    if not 0 <= paid <= stats.count:
+        return f"{paid:,} requests with a cost for {stats.count:,} requests"
+    if not (_number(total) and _finite_nonnegative(squares)):
+        return f"log-cost sums ({total!r}, {squares!r}) must be finite"
+    if paid == 0:
+        return None if total == 0 and squares == 0 else "log-cost sums without any request with a cost"
+    mean = total / paid
+    if abs(mean) > MAX_MEAN_LOG_COST:
+        return f"mean log cost {mean:.4g} (beyond any price)"
+    if squares / paid < mean * mean * (1 - _SLACK) - 1e-12:
+        return "cost_log_sq below cost_log² / cost_paid: inconsistent log-cost sums"
     return None
 
 
@@ -108,12 +143,30 @@ def figures_problem(figures: ArmFigures) -> str | None:
     for name in ("cost", "cost_sq", "cost_log_sq", "win", "win_sq", "latency_k2"):
         if not _finite_nonnegative(getattr(figures, name)):
             return f"{name} is {getattr(figures, name)!r}"
-    if not (math.isfinite(figures.latency_k) and math.isfinite(figures.cost_log)):
+    if not (_number(figures.latency_k) and _number(figures.cost_log)):
         return "latency_k or cost_log is not finite"
     return None
 
 
-def problem(canary: WindowStats, control: WindowStats, windows: Sequence[StageWindow] = ()) -> str | None:
+def sums_problem(sums: WindowSums) -> str | None:
+    """Why dispersion sums (the ``history`` before a stage) are invalid, or ``None``."""
+    for arm, per_metric in (("canary", sums.canary), ("control", sums.control)):
+        for name, acc in zip(METRIC_ORDER, per_metric):
+            if not all(_finite_nonnegative(v) for v in (acc.n, acc.q, acc.between)) or not _number(acc.s):
+                return f"{arm} {name} sums ({acc.n!r}, {acc.s!r}, {acc.q!r}, {acc.between!r}) must be finite"
+            reason = count_problem(f"{arm} {name} windows", acc.windows)
+            if reason:
+                return reason
+    return None
+
+
+def problem(
+    canary: WindowStats,
+    control: WindowStats,
+    windows: Sequence[StageWindow] = (),
+    history: WindowSums | None = None,
+    totals: tuple[ArmFigures, ArmFigures] | None = None,
+) -> str | None:
     """Why the gates cannot use these data (``"invalid canary data: …"``), or ``None``."""
     for arm, stats in (("canary", canary), ("control", control)):
         reason = stats_problem(stats)
@@ -124,4 +177,12 @@ def problem(canary: WindowStats, control: WindowStats, windows: Sequence[StageWi
             reason = figures_problem(figures)
             if reason:
                 return f"invalid {arm} data in the window starting at {w.start}: {reason}"
+    if history is not None:
+        reason = sums_problem(history)
+        if reason:
+            return f"invalid history before the stage: {reason}"
+    for arm, figures in zip(("canary", "control"), totals or ()):
+        reason = figures_problem(figures)
+        if reason:
+            return f"invalid {arm} stage totals: {reason}"
     return None

@@ -406,6 +406,10 @@ def _zero_counts(stats: WindowStats) -> None:
         setattr(stats, name, 0)
 
 
+def _overflowing_cost(stats: WindowStats) -> None:
+    stats.cost_usd, stats.cost_sq = 1e200, 1.0  # cost² overflows a float
+
+
 def _corrupt(edit: Callable[[WindowStats], object]) -> WindowStats:
     stats = arm(2000, ArmProfile(cost_factor=3.0, latency_factor=2.0, error_rate=0.2), seed=31)
     edit(stats)
@@ -438,6 +442,19 @@ def _corrupt(edit: Callable[[WindowStats], object]) -> WindowStats:
         ("float errors", lambda s: setattr(s, "errors", 3.5), "errors is 3.5"),
         ("count 2^62", lambda s: setattr(s, "count", 2**62), "above"),
         ("NaN bin count", lambda s: s.latency_ms.bins.update({7: float("nan")}), "latency bin count nan"),
+        # Found by an outside tester (2026-12-03): each raised, passed or bypassed an SLO.
+        ("huge mean log cost", lambda s: setattr(s, "cost_log", 1e6 * s.cost_paid), "beyond any price"),
+        ("cost² overflows", _overflowing_cost, "inconsistent"),
+        ("None log cost", lambda s: setattr(s, "cost_log", None), "log-cost sums (None"),
+        ("None quality", lambda s: setattr(s, "quality_sum", None), "quality_sum is None"),
+        ("log-cost squares too small", lambda s: setattr(s, "cost_log_sq", 0.0), "inconsistent log-cost"),
+        ("log sums without costs", lambda s: setattr(s, "cost_paid", 0), "without any request with a cost"),
+        ("bool count", lambda s: setattr(s, "errors", True), "errors is True"),
+        ("bool cost", lambda s: setattr(s, "cost_usd", True), "cost_usd is True"),
+        ("NaN bin index", lambda s: s.latency_ms.bins.update({float("nan"): 0}), "latency bin index nan"),
+        ("max below the bins", lambda s: setattr(s.latency_ms, "max", s.latency_ms.min * 1.01), "latency max"),
+        ("min above the bins", lambda s: setattr(s.latency_ms, "min", 1e9), "latency min"),
+        ("None accuracy", lambda s: setattr(s.latency_ms, "relative_accuracy", None), "relative accuracy None"),
         ("absurd bin index", lambda s: s.latency_ms.bins.update({10**9: 5}), "outside"),
         ("absurd negative bin index", lambda s: s.latency_ms.bins.update({-(10**6): 500}), "outside"),
         (
@@ -471,6 +488,28 @@ def test_huge_counts_in_both_arms_are_invalid_not_a_math_error() -> None:
     report = evaluate_gates(canary, control)
     assert report.rollback is None and report.promotion_blocked
     assert all(r.status is GateStatus.INSUFFICIENT and "above" in r.note for r in report.results)
+
+
+def test_invalid_history_and_totals_are_insufficient_not_an_exception_or_a_silent_change() -> None:
+    from bifrost.streams.rollout.gates.dispersion import ArmFigures, StageWindow, WindowSums
+
+    canary, control = arm(2000, seed=51), arm(38_000, seed=52)
+    nan_window = StageWindow(-60, ArmFigures(), ArmFigures(count=100, latency_n=100, latency_k2=float("nan")))
+    for report in (
+        evaluate_gates(canary, control, history=WindowSums.of([nan_window])),
+        evaluate_gates(canary, control, totals=(ArmFigures(count=10, latency_k=float("nan")), ArmFigures())),
+    ):
+        assert report.rollback is None and report.promotion_blocked
+        assert all(r.status is GateStatus.INSUFFICIENT and r.note.startswith("invalid") for r in report.results)
+
+
+def test_a_canary_whose_slow_requests_are_missing_from_its_sketch_is_not_a_pass() -> None:
+    # 10% of the canary's requests (its timeouts) never reach the latency sketch.
+    canary = arm(2000, seed=53)
+    canary.count = canary.count * 10 // 9
+    latency = evaluate_gates(canary, arm(38_000, seed=54)).get("latency_p95")
+    assert latency is not None and latency.status is GateStatus.INSUFFICIENT
+    assert latency.note.startswith("missing: the canary has a latency for 90.0% of requests")
 
 
 def test_invalid_window_figures_are_rejected() -> None:

@@ -44,6 +44,7 @@ from bifrost.gatesim.traffic import (
     NO_CLUSTERS,
     ArmProfile,
     ArmSampler,
+    BurstCarry,
     Clustering,
     LatencyModel,
     binomial,
@@ -327,9 +328,10 @@ def run_rollout(
     phase = rng.random() * traffic.diurnal_period
     state = _canary_state(policy)
     past: list[StageWindow] = []  # closed windows before the current stage
+    canary_bursts, control_bursts = BurstCarry(), BurstCarry()
     for minute in range(-traffic.history_windows, 0):
         before = WindowStats()
-        control_sampler.add_window(before, rng, traffic.requests_per_window, clustering)
+        control_sampler.add_window(before, rng, traffic.requests_per_window, clustering, control_bursts)
         past.append(StageWindow(minute * ws, ArmFigures(), ArmFigures.of(before)))
     # history + the stage's closed windows
     sums = WindowSums.of(past[-traffic.history_windows :]) if traffic.history_windows else WindowSums()
@@ -358,8 +360,8 @@ def run_rollout(
             else:
                 n_canary = binomial(rng, n, share)
             batch_c, batch_k = WindowStats(), WindowStats()
-            canary_sampler.add_window(batch_c, rng, n_canary, clustering)
-            control_sampler.add_window(batch_k, rng, n - n_canary, clustering)
+            canary_sampler.add_window(batch_c, rng, n_canary, clustering, canary_bursts)
+            control_sampler.add_window(batch_k, rng, n - n_canary, clustering, control_bursts)
             for target in (canary_w, canary_cum):
                 target.merge(batch_c)
             for target in (control_w, control_cum):

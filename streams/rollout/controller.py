@@ -57,6 +57,9 @@ from bifrost.streams.rollout.gates.config import stage_alpha_shares
 from bifrost.streams.rollout.gates.dispersion import ArmFigures, StageWindow, WindowSums
 
 ACTIVE = (Phase.CANARY, Phase.PAUSED)
+#: A window counts toward a stage's time only with at least this share of the busiest
+#: window's control traffic (see :func:`_credible`).
+CREDIBLE_TRAFFIC_SHARE = 0.125
 STARTABLE = (Phase.IDLE, Phase.PROMOTED, Phase.ROLLED_BACK)
 
 
@@ -523,7 +526,7 @@ def _roll_back(
     return new_state, event
 
 
-def _closed(look: Look) -> list[StageWindow]:
+def _closed(windows: Sequence[StageWindow], ws: int) -> list[StageWindow]:
     """The look's closed windows, oldest first.
 
     A window has closed when the window after it on the grid (starting within one window
@@ -531,9 +534,8 @@ def _closed(look: Look) -> list[StageWindow]:
     end (traffic resumed after a gap). One window dated ahead of the data — a skewed
     clock — therefore never closes the still-open newest window, nor is itself closed.
     """
-    windows = sorted(look.windows, key=lambda w: w.start)
+    windows = sorted(windows, key=lambda w: w.start)
     starts = [w.start for w in windows]
-    ws = look.window_seconds
     closed = []
     for w in windows:
         end = w.start + ws
@@ -563,14 +565,35 @@ def coverage(state: RolloutState, look: Look) -> tuple[float, float, float]:
     window counts only once a later one has data). ``active``: the union of closed windows
     with requests in either arm since the timeout began counting — what times a stage out.
     """
-    closed = _closed(look)
     ws = look.window_seconds
-    frontier = max(state.frontier, max(w.start for w in closed) + ws) if closed else state.frontier
-    both = _union_seconds([w for w in closed if w.canary.count > 0 and w.control.count > 0], ws)
+    closed = _closed(look.windows, ws)
+    credible = _closed(_credible(look.windows), ws)
+    frontier = max(state.frontier, max(w.start for w in credible) + ws) if credible else state.frontier
+    both = _union_seconds([w for w in credible if w.canary.count > 0 and w.control.count > 0], ws)
     active = _union_seconds(
         [w for w in closed if w.start >= state.timeout_from and (w.canary.count > 0 or w.control.count > 0)], ws
     )
     return frontier, both, active
+
+
+def _credible(windows: Sequence[StageWindow]) -> list[StageWindow]:
+    """The windows whose control traffic is at least ``CREDIBLE_TRAFFIC_SHARE`` of the busiest's.
+
+    A few windows dated ahead of the data with a handful of requests (a skewed clock, a
+    stray producer) would otherwise close one another and count as minutes of the stage:
+    16 of them ripened a stage after 3 real minutes and moved the next stage's start a
+    day ahead (outside tester, 2026-12-03). The control carries most of the traffic and
+    changes slowly (a ±95% daily swing moves it by a quarter an hour at most), so real
+    windows are never near the cut; a window with a burst of traffic can only make the
+    others not count, which delays ripening (the stage timeout still runs on all windows).
+    """
+    if not windows:
+        return []
+    busiest = max(w.control.count for w in windows)
+    # The newest window is still filling (a look comes every batch): it never counts
+    # itself, it only closes the one before, so its traffic so far is not held against it.
+    newest = max(w.start for w in windows)
+    return [w for w in windows if w.start == newest or w.control.count >= CREDIBLE_TRAFFIC_SHARE * busiest]
 
 
 def on_look(
@@ -715,10 +738,13 @@ def promotion_blockers(look: Look, covered: float, gate_blockers: Sequence[str],
 
 
 def _coverage_reason(look: Look, covered: float, policy: RolloutPolicy) -> str:
-    closed = _closed(look)
+    closed = _closed(look.windows, look.window_seconds)
     canary_windows = sum(1 for w in closed if w.canary.count > 0)
     control_windows = sum(1 for w in closed if w.control.count > 0)
+    thin = len(closed) - len(_closed(_credible(look.windows), look.window_seconds))
     return (
         f"only {covered / 60:.0f} of {policy.min_stage_seconds / 60:.0f} min covered by data in both arms "
-        f"(canary traffic in {canary_windows} of {len(closed)} closed windows, control in {control_windows})"
+        f"(canary traffic in {canary_windows} of {len(closed)} closed windows, control in {control_windows}"
+        + (f"; {thin} with too little traffic to count" if thin > 0 else "")
+        + ")"
     )

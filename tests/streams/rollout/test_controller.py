@@ -303,6 +303,32 @@ def test_a_future_dated_window_never_ripens_a_stage_or_moves_its_start() -> None
     assert state.since == 1900.0 < future
 
 
+def test_many_thin_windows_dated_ahead_neither_ripen_a_stage_nor_move_the_next_ones_start() -> None:
+    # Outside tester: 16 adjacent windows a day ahead with one request per arm closed one
+    # another, ripened the 5% stage after 3 real minutes and moved the 25% stage's start a
+    # day ahead (past all the traffic still arriving).
+    state = started()
+    ahead = [StageWindow(1000 + 86_400 + 60 * i, ArmFigures(count=1), ArmFigures(count=1)) for i in range(16)]
+    clock = 1000
+    while state.stage_index == 0 and clock < 1000 + 3600:
+        clock += 60
+        real = [StageWindow(s, ArmFigures(count=100), ArmFigures(count=1900)) for s in range(1000, clock + 1, 60)]
+        n = len(real)
+        look = Look(
+            clock=clock + 1.0,
+            window_seconds=60,
+            windows=[*real, *ahead],
+            canary=stats(100 * n + 16),
+            control=stats(1900 * n + 16),
+        )
+        decision = on_look(state, look, evaluate=healthy, wall=2.0, policy=POLICY)
+        state = decision.state
+        if clock == 1000 + 300:
+            assert state.covered_seconds == 300.0 and "with too little traffic to count" in state.blockers[0]
+    assert state.stage_index == 1 and clock == 1000 + 900  # 15 real minutes, as without them
+    assert state.since == 1900.0
+
+
 def test_windows_with_traffic_in_one_arm_only_do_not_count() -> None:
     decision = window(started(), 1000 + 1200, canary_windows=False)
     assert decision.state.stage_index == 0 and decision.state.covered_seconds == 0.0

@@ -30,6 +30,7 @@ simulator that compresses an hour into seconds runs a whole rollout in seconds.
 from __future__ import annotations
 
 import bisect
+import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -57,7 +58,7 @@ from bifrost.streams.rollout.gates.config import stage_alpha_shares
 from bifrost.streams.rollout.gates.dispersion import ArmFigures, StageWindow, WindowSums
 
 ACTIVE = (Phase.CANARY, Phase.PAUSED)
-#: A window counts toward a stage's time only with at least this share of the busiest
+#: A window counts toward a stage's time only with at least this share of the typical
 #: window's control traffic (see :func:`_credible`).
 CREDIBLE_TRAFFIC_SHARE = 0.125
 STARTABLE = (Phase.IDLE, Phase.PROMOTED, Phase.ROLLED_BACK)
@@ -566,8 +567,9 @@ def coverage(state: RolloutState, look: Look) -> tuple[float, float, float]:
     with requests in either arm since the timeout began counting — what times a stage out.
     """
     ws = look.window_seconds
-    closed = _closed(look.windows, ws)
-    credible = _closed(_credible(look.windows), ws)
+    windows = _dated(look.windows)
+    closed = _closed(windows, ws)
+    credible = _closed(_credible(windows), ws)
     frontier = max(state.frontier, max(w.start for w in credible) + ws) if credible else state.frontier
     both = _union_seconds([w for w in credible if w.canary.count > 0 and w.control.count > 0], ws)
     active = _union_seconds(
@@ -577,23 +579,38 @@ def coverage(state: RolloutState, look: Look) -> tuple[float, float, float]:
 
 
 def _credible(windows: Sequence[StageWindow]) -> list[StageWindow]:
-    """The windows whose control traffic is at least ``CREDIBLE_TRAFFIC_SHARE`` of the busiest's.
+    """The windows that may count toward a stage's time (see ``CREDIBLE_TRAFFIC_SHARE``).
 
-    A few windows dated ahead of the data with a handful of requests (a skewed clock, a
-    stray producer) would otherwise close one another and count as minutes of the stage:
-    16 of them ripened a stage after 3 real minutes and moved the next stage's start a
-    day ahead (outside tester, 2026-12-03). The control carries most of the traffic and
-    changes slowly (a ±95% daily swing moves it by a quarter an hour at most), so real
-    windows are never near the cut; a window with a burst of traffic can only make the
-    others not count, which delays ripening (the stage timeout still runs on all windows).
+    A window needs at least ``CREDIBLE_TRAFFIC_SHARE`` of the *typical*
+    window's control traffic: the traffic-weighted median (half the control's requests
+    are in windows at least that busy). A few windows dated ahead of the data with a
+    handful of requests (a skewed clock, a stray producer) would otherwise close one
+    another and count as minutes of the stage: 16 of them ripened a stage after 3 real
+    minutes and moved the next stage's start a day ahead (outside tester, 2026-12-03).
+    The weighted median ignores them, and a single spike of traffic is not the reference
+    unless it holds half the stage's requests (against the busiest window, one 9× minute
+    made every other window too thin and paused the rollout). The control carries most of
+    the traffic and changes slowly (a ±95% daily swing moves it by a quarter an hour at
+    most), so real windows are never near the cut.
     """
     if not windows:
         return []
-    busiest = max(w.control.count for w in windows)
+    counts = sorted((w.control.count for w in windows), reverse=True)
+    half, seen, typical = sum(counts) / 2.0, 0, 0
+    for typical in counts:
+        seen += typical
+        if seen >= half:
+            break
     # The newest window is still filling (a look comes every batch): it never counts
     # itself, it only closes the one before, so its traffic so far is not held against it.
     newest = max(w.start for w in windows)
-    return [w for w in windows if w.start == newest or w.control.count >= CREDIBLE_TRAFFIC_SHARE * busiest]
+    return [w for w in windows if w.start == newest or w.control.count >= CREDIBLE_TRAFFIC_SHARE * typical]
+
+
+def _dated(windows: Sequence[StageWindow]) -> list[StageWindow]:
+    """The windows with a usable start (a finite number): an infinite, absurd-typed or
+    missing start is no point in time, and would move the frontier to it."""
+    return [w for w in windows if isinstance(w.start, (int, float)) and math.isfinite(w.start)]
 
 
 def on_look(
@@ -738,10 +755,11 @@ def promotion_blockers(look: Look, covered: float, gate_blockers: Sequence[str],
 
 
 def _coverage_reason(look: Look, covered: float, policy: RolloutPolicy) -> str:
-    closed = _closed(look.windows, look.window_seconds)
+    windows = _dated(look.windows)
+    closed = _closed(windows, look.window_seconds)
     canary_windows = sum(1 for w in closed if w.canary.count > 0)
     control_windows = sum(1 for w in closed if w.control.count > 0)
-    thin = len(closed) - len(_closed(_credible(look.windows), look.window_seconds))
+    thin = len(closed) - len(_closed(_credible(windows), look.window_seconds))
     return (
         f"only {covered / 60:.0f} of {policy.min_stage_seconds / 60:.0f} min covered by data in both arms "
         f"(canary traffic in {canary_windows} of {len(closed)} closed windows, control in {control_windows}"

@@ -329,6 +329,44 @@ def test_many_thin_windows_dated_ahead_neither_ripen_a_stage_nor_move_the_next_o
     assert state.since == 1900.0
 
 
+def _real_look(clock: int, extra: list[StageWindow], counts: dict[int, int] | None = None) -> Look:
+    """Windows of 100 canary / 1,900 control requests from 1000 up to ``clock`` (``counts``
+    overrides the control's in some), plus ``extra``."""
+    real = [
+        StageWindow(s, ArmFigures(count=100), ArmFigures(count=(counts or {}).get(s, 1900)))
+        for s in range(1000, clock + 1, 60)
+    ]
+    windows = [*real, *extra]
+    return Look(
+        clock=clock + 1.0,
+        window_seconds=60,
+        windows=windows,
+        canary=stats(sum(w.canary.count for w in windows)),
+        control=stats(sum(w.control.count for w in windows)),
+    )
+
+
+def test_one_spike_of_traffic_does_not_make_the_other_windows_too_thin_to_count() -> None:
+    # A 9× minute at 1180: against the busiest window every other one fell below 1/8 and the
+    # rollout paused after an hour (outside tester); the typical window is the reference.
+    state, clock = started(), 1000
+    while state.stage_index == 0 and clock < 1000 + 3600:
+        clock += 60
+        state = on_look(state, _real_look(clock, [], {1180: 9 * 1900}), evaluate=healthy, wall=2.0).state
+    assert state.stage_index == 1 and clock == 1000 + 900
+
+
+def test_windows_without_a_usable_start_are_ignored_not_a_frontier_or_an_exception() -> None:
+    state = started()
+    odd = [
+        StageWindow(float("inf"), ArmFigures(count=100), ArmFigures(count=1900)),  # type: ignore[arg-type]
+        StageWindow(float("nan"), ArmFigures(count=100), ArmFigures(count=1900)),  # type: ignore[arg-type]
+        StageWindow(None, ArmFigures(count=100), ArmFigures(count=1900)),  # type: ignore[arg-type]
+    ]
+    decision = on_look(state, _real_look(1300, odd), evaluate=healthy, wall=2.0, policy=POLICY)
+    assert decision.state.frontier == 1300.0 and decision.state.covered_seconds == 300.0
+
+
 def test_windows_with_traffic_in_one_arm_only_do_not_count() -> None:
     decision = window(started(), 1000 + 1200, canary_windows=False)
     assert decision.state.stage_index == 0 and decision.state.covered_seconds == 0.0

@@ -65,9 +65,11 @@ def sketch_problem(sketch: QuantileSketch, count: int) -> str | None:
     bound = sketch.key(MAX_LATENCY_MS)
     total = sketch.zero_count
     for k, c in sketch.bins.items():
-        if not isinstance(k, numbers.Integral) or isinstance(k, bool):
+        # Python ints only: the gates sum c·k², which wraps around silently in numpy's
+        # fixed-width integers (what a decoded sketch never holds).
+        if type(k) is not int:
             return f"latency bin index {k!r} (must be an integer)"
-        if not isinstance(c, numbers.Integral) or isinstance(c, bool) or c < 0:
+        if type(c) is not int or c < 0:
             return f"latency bin count {c!r} at index {k} (must be an integer ≥ 0)"
         if abs(k) > bound:
             return f"latency bin index {k} outside ±{bound} (beyond {MAX_LATENCY_MS:g} ms)"
@@ -129,6 +131,12 @@ def _log_cost_problem(stats: WindowStats) -> str | None:
         return f"mean log cost {mean:.4g} (beyond any price)"
     if squares / paid < mean * mean * (1 - _SLACK) - 1e-12:
         return "cost_log_sq below cost_log² / cost_paid: inconsistent log-cost sums"
+    # The mean cost of the costed requests is at least their geometric mean (AM ≥ GM).
+    if stats.cost_usd / paid < math.exp(mean) * (1 - 1e-6):
+        return (
+            f"mean cost {stats.cost_usd / paid:.4g} below the geometric mean {math.exp(mean):.4g} "
+            "the log-cost sums imply: inconsistent cost sums"
+        )
     return None
 
 

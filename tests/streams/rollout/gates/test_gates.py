@@ -8,6 +8,7 @@ from collections import Counter
 from collections.abc import Callable
 
 import msgspec
+import numpy as np
 import pytest
 
 from bifrost.gatesim.naive import naive_gates
@@ -455,6 +456,8 @@ def _corrupt(edit: Callable[[WindowStats], object]) -> WindowStats:
         ("max below the bins", lambda s: setattr(s.latency_ms, "max", s.latency_ms.min * 1.01), "latency max"),
         ("min above the bins", lambda s: setattr(s.latency_ms, "min", 1e9), "latency min"),
         ("None accuracy", lambda s: setattr(s.latency_ms, "relative_accuracy", None), "relative accuracy None"),
+        ("mean cost below its geometric mean", lambda s: setattr(s, "cost_usd", s.cost_usd * 1e-3), "geometric mean"),
+        ("numpy bin count", lambda s: s.latency_ms.bins.update({7: np.int32(0)}), "latency bin count np.int32"),
         ("absurd bin index", lambda s: s.latency_ms.bins.update({10**9: 5}), "outside"),
         ("absurd negative bin index", lambda s: s.latency_ms.bins.update({-(10**6): 500}), "outside"),
         (
@@ -523,7 +526,8 @@ def test_invalid_window_figures_are_rejected() -> None:
 
 def test_a_control_without_cost_is_missing_not_a_cheaper_control() -> None:
     control = arm(38_000, seed=8)
-    control.cost_usd = control.cost_sq = 0.0
+    control.cost_usd = control.cost_sq = control.cost_log = control.cost_log_sq = 0.0
+    control.cost_paid = 0
     report = evaluate_gates(arm(2000, seed=7), control)
     cost = report.get("cost_per_task")
     assert cost is not None and cost.status is GateStatus.INSUFFICIENT
@@ -549,11 +553,11 @@ def test_every_request_dearer_is_caught_by_the_log_cost_shift_before_the_mean_te
 
 
 def test_log_cost_shift_alone_never_rolls_back_a_canary_whose_mean_cost_is_lower() -> None:
-    # Cheap requests dearer (geometric mean ×2.7), the mean cost per task 10% lower.
+    # Cheap requests dearer (geometric mean ×2.6), the mean cost per task 10% lower.
     control = WindowStats(count=20_000, cost_usd=20.0, cost_sq=20_000 * 4e-6, cost_paid=20_000)
     control.cost_log, control.cost_log_sq = 20_000 * -8.0, 20_000 * (64.0 + 1.0)
     canary = WindowStats(count=2_000, cost_usd=1.8, cost_sq=2_000 * 3e-6, cost_paid=2_000)
-    canary.cost_log, canary.cost_log_sq = 2_000 * -7.0, 2_000 * (49.0 + 1.0)
+    canary.cost_log, canary.cost_log_sq = 2_000 * -7.05, 2_000 * (7.05**2 + 1.0)  # mean ≥ geometric mean
     for stats in (control, canary):
         stats.latency_ms.add_many([100.0] * stats.count)
     cost = evaluate_gates(canary, control).get("cost_per_task")

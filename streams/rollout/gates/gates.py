@@ -316,10 +316,7 @@ def _latency(
     alpha = config.gate_alpha(gate, share)
     c_sketch, k_sketch = canary.latency_ms, control.latency_ms
     c_measured, k_measured = metrics.measured_latency(c_sketch), metrics.measured_latency(k_sketch)
-    missing = None
-    if canary.count >= config.min_samples:
-        # Out of the requests, not the sketch: a latency never recorded is missing too.
-        missing = metrics.missing_share(c_measured, canary.count, k_measured, control.count, "latency", dispersion=phi)
+    missing = metrics.missing_latency(canary, control, config.min_samples, phi)
     outcome = None
     upper: tuple[float | None, float | None] = (None, config.promotion_limit(gate))
     unmeasured = dispersion_df is not None and dispersion_df < LATENCY_MIN_DISPERSION_DF

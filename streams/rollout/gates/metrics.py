@@ -175,6 +175,24 @@ def measured_quantile(sketch: QuantileSketch, q: float) -> float | None:
     return sketch.max
 
 
+def missing_latency(canary: WindowStats, control: WindowStats, min_samples: int, dispersion: float) -> str | None:
+    """Why the canary's latencies are missing (:func:`missing_share`), or ``None``.
+
+    Counted out of the requests, not the sketch: a latency never recorded is missing too.
+    Not judged before the canary has ``min_samples`` requests.
+    """
+    if canary.count < min_samples:
+        return None
+    return missing_share(
+        measured_latency(canary.latency_ms),
+        canary.count,
+        measured_latency(control.latency_ms),
+        control.count,
+        "latency",
+        dispersion=dispersion,
+    )
+
+
 def missing_share(
     have_canary: int,
     n_canary: int,

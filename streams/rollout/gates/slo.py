@@ -44,9 +44,7 @@ def _p95(
     c_sketch, k_sketch = canary.latency_ms, control.latency_ms
     c_measured, k_measured = metrics.measured_latency(c_sketch), metrics.measured_latency(k_sketch)
     p95, control_p95 = both
-    missing = None
-    if canary.count >= config.min_samples:
-        missing = metrics.missing_share(c_measured, canary.count, k_measured, control.count, "latency", dispersion=phi)
+    missing = metrics.missing_latency(canary, control, config.min_samples, phi)
     return _point_check(
         "slo_p95",
         "P95",

@@ -25,12 +25,10 @@ MAX_LATENCY_MS = 1e30
 #: float arithmetic on counts cannot round a difference of counts below zero (2^53 requests
 #: is ~285 years at a million requests a second).
 MAX_COUNT = 2**53
-#: Relative slack for ``Σ cost² ≥ (Σ cost)² / n`` (Cauchy–Schwarz), against rounding.
-_SLACK = 1e-9
-
-
 #: Largest |mean log cost| taken as real (e^±700 USD: beyond any price, still finite in exp).
 MAX_MEAN_LOG_COST = 700.0
+#: Relative slack for ``Σ cost² ≥ (Σ cost)² / n`` (Cauchy–Schwarz), against rounding.
+_SLACK = 1e-9
 
 
 def _number(value: object) -> bool:

@@ -210,6 +210,10 @@ class RolloutRecord(msgspec.Struct, frozen=True, array_like=True):
     stage_minutes: float  # minutes of traffic the stage had run at the end
     minutes: float  # minutes of traffic of the whole rollout
     canary_requests: int  # canary requests over the whole rollout
+    #: Rolled back at or before the stage's first look ripe by data (``min_stage_seconds``
+    #: covered, ``min_samples`` per arm): within the stage's minimum length, before it could
+    #: have advanced.
+    by_ripe_look: bool = False
 
 
 class ScenarioSummary(msgspec.Struct, frozen=True, kw_only=True):
@@ -231,7 +235,7 @@ class ScenarioSummary(msgspec.Struct, frozen=True, kw_only=True):
     running: int
     first_stage: int  # rolled back in the first stage
     within_budget: int  # ... at most detection_budget canary samples into it
-    within_min_stage: int  # ... within min_stage_seconds of traffic
+    within_min_stage: int  # ... at or before its first look ripe by data (min_stage_seconds covered)
     median_samples: float | None  # canary samples at first-stage rollbacks
     p95_samples: float | None
     median_minutes: float | None  # rollout duration (minutes of traffic)
@@ -293,6 +297,7 @@ def _evaluator(config: GateConfig, gates: Gates, share_scale: float) -> Evaluate
         history=look.history,
         alpha_share=share * share_scale,
         totals=look.totals,
+        final_look=look.final,
     )
 
 
@@ -393,6 +398,7 @@ def run_rollout(
                     stage_minutes,
                     minutes,
                     total_canary,
+                    by_ripe_look=not state.final_look_done,
                 )
             if new.phase is Phase.PAUSED:
                 return RolloutRecord(
@@ -495,7 +501,7 @@ def summarize(
         running=sum(1 for r in records if r.outcome == "running"),
         first_stage=len(first),
         within_budget=sum(1 for s in samples if s <= traffic.detection_budget),
-        within_min_stage=sum(1 for r in first if r.stage_minutes <= min_stage_minutes + 1e-9),
+        within_min_stage=sum(1 for r in first if r.by_ripe_look),
         median_samples=_median(samples),
         p95_samples=_percentile(samples, 0.95),
         median_minutes=_median([r.minutes for r in records]),

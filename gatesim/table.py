@@ -49,7 +49,8 @@ def to_markdown(report: SimulationReport) -> str:
         f"seed {report.seed}.",
         "",
         f"| Scenario | Traffic | Rollouts | Rolled back | By stage | First stage: within {budget} canary samples "
-        f"| within {minutes:g} min | Median / P95 canary samples (first stage) | Promoted to 100% "
+        f"| within its {minutes:g} min (by the first ripe look) | Median / P95 canary samples (first stage) "
+        "| Promoted to 100% "
         f"| Median min per stage (promoted) | Paused (why) |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -68,7 +69,10 @@ def to_markdown(report: SimulationReport) -> str:
     lines.append("")
     lines.append(
         "Rolled back: per whole rollout (false rollbacks for A/A rows, detection otherwise). First-stage columns: "
-        "share of all rollouts rolled back in the first stage within the budget. Samples: canary requests in the "
+        "share of all rollouts rolled back in the first stage within the budget, and within the stage's "
+        "minimum length: at or before its first look ripe by data (the look after the last of its minimum minutes "
+        "covered by data closes, 6 s of traffic later here; the earliest the stage could advance). "
+        "Samples: canary requests in the "
         "stage when it rolled back. Median min per stage: minutes of traffic per gated stage of the promoted rollouts "
         "(a stage advances only once every gate has shown the canary within tolerance). Paused: the stage timed out "
         "without a decision (the controller's first reason)."

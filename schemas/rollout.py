@@ -226,6 +226,8 @@ class RolloutState(msgspec.Struct, frozen=True, kw_only=True):
     active_seconds: float = 0.0
     timeout_from: float = 0.0
     alpha_share: float | None = None
+    # Whether the stage's one fixed-horizon look (its first look ripe by data) was made.
+    final_look_done: bool = False
     stall: StallRecord | None = None
     # At the newest look of an active stage: requests per arm in the stage so far, and
     # everything that keeps the stage from advancing now (coverage, samples, each gate

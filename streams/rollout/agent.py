@@ -179,7 +179,13 @@ def register_router_loop(
 
     def evaluate(look: Look, share: float) -> GateReport:
         return evaluate_gates(
-            look.canary, look.control, config, windows=look.windows, history=look.history, alpha_share=share
+            look.canary,
+            look.control,
+            config,
+            windows=look.windows,
+            history=look.history,
+            alpha_share=share,
+            final_look=look.final,
         )
 
     # mode types handlers with mypy_extensions' NamedArg, which no def matches under mypy 2

@@ -30,6 +30,7 @@ simulator that compresses an hour into seconds runs a whole rollout in seconds.
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -132,6 +133,9 @@ class Look:
     control: WindowStats = field(default_factory=WindowStats)
     history: WindowSums | None = None
     totals: tuple[ArmFigures, ArmFigures] | None = None  # the arms' figures summed over ``windows``
+    #: Set by :func:`on_look`, not by the caller: this is the stage's one fixed-horizon look
+    #: (its first look ripe by data), at which the gates may add a look-once test.
+    final: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -468,6 +472,7 @@ def _enter_stage(state: RolloutState, index: int, policy: RolloutPolicy, *, reas
         active_seconds=0.0,
         timeout_from=since,
         alpha_share=policy.alpha_share(index),
+        final_look_done=False,
         stall=None,
         canary_samples=0,
         control_samples=0,
@@ -648,7 +653,15 @@ def on_look(
         active_seconds=active,
         alpha_share=share,
     )
-    verdict = evaluate(look, share)
+    ripe = covered >= policy.min_stage_seconds
+    enough = look.canary.count >= policy.min_samples and look.control.count >= policy.min_samples
+    # The one fixed-horizon look of the stage: the first look ripe by data. Its moment is set
+    # by traffic coverage and counts, never by the values the gates test, and it is recorded
+    # in the state so that a restart or a later look cannot repeat it.
+    final = state.phase is Phase.CANARY and ripe and enough and not state.final_look_done
+    if final:
+        state = msgspec.structs.replace(state, final_look_done=True)
+    verdict = evaluate(dataclasses.replace(look, final=True) if final else look, share)
     tripped = verdict.rollback
     if tripped is not None:
         reason = f"gate {tripped.gate} failed at stage {state.stage_percent:.0f}%"
@@ -658,8 +671,6 @@ def on_look(
     blockers = verdict.blockers()
     blocked_by = [r.gate for r in verdict.results if r.status is not GateStatus.PASS]
     blocked_by += [line.split(" ", 1)[0] for line in blockers if " holding:" in line or " not shown " in line]
-    ripe = covered >= policy.min_stage_seconds
-    enough = look.canary.count >= policy.min_samples and look.control.count >= policy.min_samples
     reasons = promotion_blockers(look, covered, blockers, policy)
     held = msgspec.structs.replace(
         state,

@@ -60,6 +60,15 @@ GATE_ALPHA_SHARES: dict[str, float] = {
     "win_rate": 0.25,
 }
 LATENCY_SHIFT_SHARE = 0.9
+#: Cost and win rate must decide within the stage's first 15 minutes on ~1,500 canary
+#: requests, near the information limit, where looking after every batch costs an
+#: always-valid test ~0.7 standard errors against one look at a fixed time. So these two
+#: gates spend this share of their budget on a single fixed-horizon z-test at the stage's
+#: one ripe look (the first look with ``min_stage_seconds`` covered by data and
+#: ``min_samples`` per arm: a moment set by traffic, never by the values tested) and the
+#: rest on the always-valid test at every look, which still rolls a gross regression back
+#: within seconds (Bonferroni: level ≤ the gate's α at any number of looks).
+FINAL_LOOK_SHARE: dict[str, float] = {"cost_per_task": 0.75, "win_rate": 0.75}
 #: Inside the cost gate: the log-cost shift test gets most, the mean-cost test the rest.
 #: Per-request cost is a mixture of model prices (coefficient of variation ~2) and a
 #: regression multiplies the canary's variance too, so the mean test alone caught +30%

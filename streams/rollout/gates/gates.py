@@ -29,6 +29,7 @@ from bifrost.streams.rollout.gates.config import (
     ERROR_DISPERSION,
     ERROR_PRIOR_CONCENTRATION,
     EXCEEDANCE_PRIOR,
+    FINAL_LOOK_SHARE,
     LATENCY_CANARY_TAIL_SHARE,
     LATENCY_CONFIDENT_DF,
     LATENCY_CONTROL_TAIL_SHARE,
@@ -68,6 +69,7 @@ def evaluate_gates(
     history: WindowSums | None = None,
     alpha_share: float = 1.0,
     totals: tuple[ArmFigures, ArmFigures] | None = None,
+    final_look: bool = False,
 ) -> GateReport:
     """Evaluate every gate on the cumulative statistics of both arms since the stage began.
 
@@ -85,6 +87,10 @@ def evaluate_gates(
             spends (:func:`.config.stage_alpha_shares`); 1 spends it all here.
         totals: optionally, the arms' :class:`ArmFigures` summed over the stage (the same
             figures ``canary``/``control`` hold; saves reading the sketches' buckets again).
+        final_look: this is the stage's one fixed-horizon look (the controller sets it at
+            the first look at which the stage is ripe by data, once per stage): the cost
+            and win-rate gates add their z-test at ``FINAL_LOOK_SHARE`` of their budget.
+            Setting it at more than one look of a stage voids the guarantee below.
 
     Returns:
         A :class:`GateReport`: results for ``error_rate``, ``latency_p95``,
@@ -109,7 +115,7 @@ def evaluate_gates(
     if invalid:
         return _invalid(invalid, config, alpha_share)
     try:
-        return _evaluate(canary, control, config, windows, history, alpha_share, totals)
+        return _evaluate(canary, control, config, windows, history, alpha_share, totals, final_look)
     except (ArithmeticError, TypeError, ValueError) as exc:
         # Data no validity rule foresaw: a gate that cannot compute is insufficient, and the
         # controller goes on (its stage timeout still applies) instead of failing the look.
@@ -124,6 +130,7 @@ def _evaluate(
     history: WindowSums | None,
     alpha_share: float,
     totals: tuple[ArmFigures, ArmFigures] | None,
+    final_look: bool = False,
 ) -> GateReport:
 
     sums: WindowSums | None = None
@@ -148,8 +155,8 @@ def _evaluate(
         results=[
             _error_rate(canary, control, config, alpha_share, phi("error_rate")),
             _latency(canary, control, config, alpha_share, phi_latency, p95, totals, latency_df),
-            _cost(canary, control, config, alpha_share, phi("cost_per_task"), phi("cost_shift")),
-            _win_rate(canary, control, config, alpha_share, phi_win),
+            _cost(canary, control, config, alpha_share, phi("cost_per_task"), phi("cost_shift"), final_look),
+            _win_rate(canary, control, config, alpha_share, phi_win, final_look),
             *slo_results(canary, control, config, latency_dispersion=phi_latency, win_dispersion=phi_win, p95=p95),
         ]
     )
@@ -374,8 +381,20 @@ def _latency(
     )
 
 
+def _split(gate: str, alpha: float, final_look: bool) -> tuple[float, float | None]:
+    """(always-valid α, fixed-look α or None) of a gate whose budget is ``alpha``."""
+    final_share = FINAL_LOOK_SHARE.get(gate, 0.0)
+    return alpha * (1.0 - final_share), (alpha * final_share if final_look and final_share > 0 else None)
+
+
 def _cost(
-    canary: WindowStats, control: WindowStats, config: GateConfig, share: float, phi: float, phi_shift: float = 1.0
+    canary: WindowStats,
+    control: WindowStats,
+    config: GateConfig,
+    share: float,
+    phi: float,
+    phi_shift: float = 1.0,
+    final_look: bool = False,
 ) -> GateResult:
     """Fails if either the mean-cost test or the log-cost shift test rejects.
 
@@ -403,8 +422,12 @@ def _cost(
     upper: tuple[float | None, float | None] = (None, None)
     if not control_missing and c_est is not None and k_est is not None and _enough(config, c_est.n, k_est.n):
         margin = config.margin(gate)
-        outcome = inference.mean_increase_test(c_est, k_est, margin, alpha * (1.0 - COST_SHIFT_SHARE), COST_SHAPE, phi)
-        shift = _cost_shift(canary, control, config, margin, alpha * COST_SHIFT_SHARE, phi_shift)
+        # The fixed look's budget goes to the shift test, the one that decides within the stage.
+        sequential, final = _split(gate, alpha, final_look)
+        outcome = inference.mean_increase_test(
+            c_est, k_est, margin, sequential * (1.0 - COST_SHIFT_SHARE), COST_SHAPE, phi
+        )
+        shift = _cost_shift(canary, control, config, margin, (sequential * COST_SHIFT_SHARE, final), phi_shift)
         if shift is not None and shift.reject and not outcome.reject:
             if (outcome.degradation or 0.0) >= COST_SHIFT_MIN_FRACTION * config.tolerance(gate):
                 outcome = shift
@@ -429,15 +452,25 @@ def _cost(
 
 
 def _cost_shift(
-    canary: WindowStats, control: WindowStats, config: GateConfig, margin: float, alpha: float, phi: float
+    canary: WindowStats,
+    control: WindowStats,
+    config: GateConfig,
+    margin: float,
+    alphas: tuple[float, float | None],
+    phi: float,
 ) -> inference.Outcome | None:
     c_log, k_log = metrics.log_cost_estimate(canary), metrics.log_cost_estimate(control)
     if c_log is None or k_log is None or not _enough(config, c_log.n, k_log.n):
         return None
-    return inference.log_shift_test(c_log, k_log, margin, alpha, COST_SHIFT_SHAPE, phi, quantity="cost")
+    sequential, final = alphas
+    return inference.log_shift_test(
+        c_log, k_log, margin, sequential, COST_SHIFT_SHAPE, phi, quantity="cost", final_alpha=final
+    )
 
 
-def _win_rate(canary: WindowStats, control: WindowStats, config: GateConfig, share: float, phi: float) -> GateResult:
+def _win_rate(
+    canary: WindowStats, control: WindowStats, config: GateConfig, share: float, phi: float, final_look: bool = False
+) -> GateResult:
     gate = "win_rate"
     alpha = config.gate_alpha(gate, share)
     judged_c, judged_k = metrics.judged(canary), metrics.judged(control)
@@ -459,7 +492,10 @@ def _win_rate(canary: WindowStats, control: WindowStats, config: GateConfig, sha
     outcome = None
     upper: tuple[float | None, float | None] = (None, None)
     if c_est is not None and k_est is not None and _enough(config, c_est.n, k_est.n):
-        outcome = inference.mean_decrease_test(c_est, k_est, config.margin(gate), alpha, WIN_RATE_SHAPE, phi)
+        sequential, final = _split(gate, alpha, final_look)
+        outcome = inference.mean_decrease_test(
+            c_est, k_est, config.margin(gate), sequential, WIN_RATE_SHAPE, phi, final_alpha=final
+        )
         upper = (
             noninferiority.mean_decrease_upper(c_est, k_est, config.promotion_gate_alpha(), WIN_RATE_SHAPE, phi),
             config.promotion_limit(gate),

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
+from statistics import NormalDist
 
 from bifrost.streams.aggregates.sketch import QuantileSketch
 from bifrost.streams.rollout.gates import metrics
@@ -42,6 +44,7 @@ LR_MIXTURE = "Gaussian likelihood-ratio mixture e-process (Robbins 1970; asympto
 BERNOULLI_MIXTURE = "Beta-Bernoulli mixture martingale (Robbins 1970; Lindon & Malek 2022)"
 # Kept for callers of the previous name.
 NORMAL_MIXTURE = LR_MIXTURE
+FIXED_LOOK = "fixed-horizon z-test at the stage's one ripe look"
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +100,32 @@ def _clock(n: float, dispersion: float) -> float:
     return max(n / dispersion, 1.0)
 
 
+@lru_cache(maxsize=64)
+def fixed_z_threshold(alpha: float) -> float:
+    """One-sided critical value of a z-test that looks once: ``Φ⁻¹(1 − α)``."""
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must be within (0, 1), got {alpha}")
+    return NormalDist().inv_cdf(1.0 - alpha)
+
+
+def _critical(t: float, alpha: float, points: Points, final_alpha: float | None) -> tuple[float, bool]:
+    """The critical z at this look and whether the one fixed-horizon look sets it.
+
+    ``final_alpha`` is given only at the stage's single ripe look (the controller makes
+    it once per stage, at a moment set by traffic coverage, never by the values tested):
+    there the null is rejected by either test, so the level is ``alpha + final_alpha``.
+    """
+    z_crit = lr_mixture_z_threshold(t, alpha, points)
+    if final_alpha is None:
+        return z_crit, False
+    z_fixed = fixed_z_threshold(final_alpha)
+    return (z_fixed, True) if z_fixed < z_crit else (z_crit, False)
+
+
+def _method(base: str, fixed: bool) -> str:
+    return f"{base}; {FIXED_LOOK}" if fixed else base
+
+
 def _log_e(z: float, t: float, alpha: float, points: Points) -> float:
     return (
         lr_mixture_log_e(z * math.sqrt(t), t, alpha, points) if math.isfinite(z) else (math.inf if z > 0 else -math.inf)
@@ -110,10 +139,11 @@ def mean_increase_test(
     alpha: float,
     points: Points,
     dispersion: float = 1.0,
+    final_alpha: float | None = None,
 ) -> Outcome:
     """Reject ``μ_c ≤ (1+margin)·μ_k``; statistic: lower bound of ``μ_c/μ_k − 1``."""
     t = _clock(canary.n, dispersion)
-    z_crit = lr_mixture_z_threshold(t, alpha, points)
+    z_crit, fixed = _critical(t, alpha, points, final_alpha)
     r0 = 1.0 + margin
     vc, vk = dispersion * canary.variance_of_mean, dispersion * control.variance_of_mean
     contrast = canary.mean - r0 * control.mean
@@ -125,7 +155,7 @@ def mean_increase_test(
         reject=z > z_crit,
         statistic=_finite(lower - 1.0),
         bound=margin,
-        method=LR_MIXTURE,
+        method=_method(LR_MIXTURE, fixed),
         log_e=_log_e(z, t, alpha, points),
         log_threshold=math.log(1.0 / alpha),
         degradation=degradation,
@@ -140,6 +170,7 @@ def mean_decrease_test(
     alpha: float,
     points: Points,
     dispersion: float = 1.0,
+    final_alpha: float | None = None,
 ) -> Outcome:
     """Reject ``μ_c ≥ (1−margin)·μ_k``; statistic: lower bound of ``1 − μ_c/μ_k``.
 
@@ -147,7 +178,7 @@ def mean_decrease_test(
     so that Fieller's bound on ``μ_k/μ_c`` is monotone and agrees with the decision.
     """
     t = _clock(canary.n, dispersion)
-    z_crit = lr_mixture_z_threshold(t, alpha, points)
+    z_crit, fixed = _critical(t, alpha, points, final_alpha)
     q0 = 1.0 / (1.0 - margin)
     vc, vk = dispersion * canary.variance_of_mean, dispersion * control.variance_of_mean
     contrast = control.mean - q0 * canary.mean
@@ -160,7 +191,7 @@ def mean_decrease_test(
         reject=z > z_crit,
         statistic=statistic,
         bound=margin,
-        method=LR_MIXTURE,
+        method=_method(LR_MIXTURE, fixed),
         log_e=_log_e(z, t, alpha, points),
         log_threshold=math.log(1.0 / alpha),
         degradation=degradation,
@@ -176,6 +207,7 @@ def log_shift_test(
     points: Points,
     dispersion: float = 1.0,
     quantity: str = "latency",
+    final_alpha: float | None = None,
 ) -> Outcome:
     """Reject "canary log latency (or log ``quantity``) shifted up by at most ``log(1+margin)``".
 
@@ -183,7 +215,7 @@ def log_shift_test(
     of log latency by ``log f``. Statistic: lower bound of the geometric-mean ratio − 1.
     """
     t = _clock(canary.n, dispersion)
-    z_crit = lr_mixture_z_threshold(t, alpha, points)
+    z_crit, fixed = _critical(t, alpha, points, final_alpha)
     excess = canary.mean - control.mean - math.log1p(margin)
     se = math.sqrt(dispersion * (canary.variance_of_mean + control.variance_of_mean))
     z = excess / se if se > 0 else (math.inf if excess > 0 else 0.0)
@@ -192,7 +224,7 @@ def log_shift_test(
         reject=z > z_crit,
         statistic=math.expm1(lower),
         bound=margin,
-        method=f"log-{quantity} shift: " + LR_MIXTURE,
+        method=_method(f"log-{quantity} shift: " + LR_MIXTURE, fixed),
         log_e=_log_e(z, t, alpha, points),
         log_threshold=math.log(1.0 / alpha),
         degradation=math.expm1(canary.mean - control.mean),

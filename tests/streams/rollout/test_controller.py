@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
 import pytest
 
 from bifrost.gatesim.traffic import ArmProfile, ArmSampler, LatencyModel
@@ -572,3 +573,46 @@ def test_an_identical_canary_shows_non_inferiority_and_is_promoted() -> None:
         (g.upper, g.upper_limit) for s in trace for g in s.gates if g.upper_limit is not None and g.upper is not None
     ]
     assert shown and any(upper < limit for upper, limit in shown)
+
+
+def test_the_fixed_horizon_look_happens_once_per_stage_at_its_first_ripe_look() -> None:
+    """The gates' look-once test is valid only if it is made once per stage, at a moment set
+    by coverage (never by the values tested); the state remembers it across looks and
+    restarts, and a new stage gets its own."""
+    seen: list[tuple[int, float, bool]] = []
+
+    def recording(look: Look, share: float) -> Verdict:
+        seen.append((len(seen), look.clock, look.final))
+        return blocked(look, share)  # held: the stage stays ripe and keeps looking
+
+    state = started()
+    for clock in range(1060, 1000 + 1200, 60):
+        state = window(state, clock, evaluate=recording).state
+    finals = [clock for _, clock, final in seen if final]
+    assert len(finals) == 1, seen
+    ripe_at = finals[0]
+    assert all(not final for _, clock, final in seen if clock < ripe_at)
+    assert state.final_look_done and state.stage_index == 0
+    # A restart reads the state back: the look is not repeated.
+    state = msgspec.json.decode(msgspec.json.encode(state), type=RolloutState)
+    state = window(state, 1000 + 1260, evaluate=recording).state
+    assert sum(final for _, _, final in seen) == 1 and state.stage_index == 0
+    # The next stage has a fixed look of its own.
+    advanced = window(state, 1000 + 1320).state
+    assert advanced.stage_index == 1 and not advanced.final_look_done
+
+
+def test_no_fixed_look_before_the_stage_is_ripe_by_data() -> None:
+    finals: list[bool] = []
+
+    def recording(look: Look, share: float) -> Verdict:
+        finals.append(look.final)
+        return healthy(look, share)
+
+    state = started()
+    for clock in range(1060, 1000 + 900, 60):  # 14 closed windows: not ripe yet
+        state = window(state, clock, evaluate=recording).state
+    assert not any(finals) and not state.final_look_done
+    # Ripe by time but too few requests: still not the fixed look.
+    thin = window(state, 1000 + 960, evaluate=recording, n=50).state
+    assert not finals[-1] and not thin.final_look_done

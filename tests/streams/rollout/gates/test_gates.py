@@ -577,3 +577,59 @@ def test_more_costed_requests_than_requests_are_invalid() -> None:
     canary.cost_paid = canary.count + 1
     cost = evaluate_gates(canary, arm(38_000, seed=2)).get("cost_per_task")
     assert cost is not None and cost.status is GateStatus.INSUFFICIENT and "with a cost" in cost.note
+
+
+def test_the_stage_fixed_look_catches_a_cost_regression_the_always_valid_test_has_not_yet() -> None:
+    # +15% on every request at 1,500 canary samples (a 15-minute 5% stage): between the
+    # always-valid threshold and the look-once one.
+    canary, control = arm(1500, ArmProfile(cost_factor=1.15), seed=3), arm(28_500, seed=4)
+    before = evaluate_gates(canary, control).get("cost_per_task")
+    at_ripe = evaluate_gates(canary, control, final_look=True).get("cost_per_task")
+    assert before is not None and before.status is GateStatus.PASS, before
+    assert at_ripe is not None and at_ripe.status is GateStatus.FAIL, at_ripe
+    assert inference.FIXED_LOOK in at_ripe.method and at_ripe.alpha == before.alpha
+    # An identical canary passes the fixed look too.
+    same = evaluate_gates(arm(1500, seed=3), control, final_look=True).get("cost_per_task")
+    assert same is not None and same.status is GateStatus.PASS, same
+
+
+def _estimate(values: np.ndarray) -> metrics.MeanEstimate:
+    return metrics.MeanEstimate(n=len(values), mean=float(values.mean()), variance=float(values.var(ddof=1)))
+
+
+@pytest.mark.parametrize("test", ["log_shift", "mean_decrease"])
+def test_always_valid_test_plus_one_fixed_look_keeps_its_level_and_repeating_the_fixed_look_does_not(
+    test: str,
+) -> None:
+    """At the null's boundary, looked at 30 times with the fixed-horizon look once (at a time
+    set in advance), the level is at most α_sequential + α_fixed; the same fixed look at every
+    look is a different, invalid test (which is why the controller makes it once per stage)."""
+    rng = np.random.default_rng(11)
+    sims, looks, per_look = 2000, 30, 40
+    sequential, fixed = 0.02, 0.03
+    margin = 0.1
+    once = every = 0
+    for _ in range(sims):
+        if test == "log_shift":
+            canary = rng.normal(np.log1p(margin), 1.0, looks * per_look)
+            control = rng.normal(0.0, 1.0, looks * per_look * 10)
+        else:  # mean_decrease: canary's mean exactly (1 − margin) × control's
+            canary = rng.normal(0.9 * 0.5, 0.5, looks * per_look)
+            control = rng.normal(0.5, 0.5, looks * per_look * 10)
+        rejected_once = rejected_every = False
+        for k in range(1, looks + 1):
+            c = _estimate(canary[: k * per_look])
+            m = _estimate(control[: k * per_look * 10])
+
+            def run(final: float | None, c: metrics.MeanEstimate = c, m: metrics.MeanEstimate = m) -> bool:
+                if test == "log_shift":
+                    return inference.log_shift_test(c, m, margin, sequential, COST_SHAPE, final_alpha=final).reject
+                return inference.mean_decrease_test(c, m, margin, sequential, COST_SHAPE, final_alpha=final).reject
+
+            rejected_once |= run(fixed if k == looks // 2 else None)
+            rejected_every |= run(fixed)
+        once += rejected_once
+        every += rejected_every
+    bound = sequential + fixed
+    assert once / sims <= bound + 3 * (bound / sims) ** 0.5, once / sims
+    assert every / sims > bound + 3 * (bound / sims) ** 0.5, every / sims

@@ -13,6 +13,10 @@ No Kafka; pure CPU (every core unless ``--workers`` says otherwise). Long: run i
 ``nice``. Finished scenarios are kept in ``bench/results/gates.partial.jsonl`` (same seed,
 counts and code settings), so an interrupted run resumes where it stopped with
 ``--resume``.
+
+The baseline runs in the same command: the naive gates (a fixed threshold on point
+estimates, :mod:`bifrost.gatesim.naive`) through the same controller on a few of the same
+rows (``--baseline-rollouts`` each, 200 by default), in a second table.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from pathlib import Path
 
 import msgspec
 
-from bifrost.gatesim.simulation import ScenarioSummary, SimulationReport, TrafficConfig, simulate_gates
+from bifrost.gatesim.simulation import Scenario, ScenarioSummary, SimulationReport, TrafficConfig, simulate_gates
 from bifrost.gatesim.suite import suite
 from bifrost.gatesim.table import to_markdown
 from bifrost.streams.rollout.controller import RolloutPolicy
@@ -36,6 +40,15 @@ from bifrost.streams.rollout.gates import GateConfig
 from bifrost.streams.rollout.gates import config as gate_constants
 
 RESULTS = Path(__file__).resolve().parent / "results"
+#: The rows the naive baseline runs on: false rollbacks and each kind of regression.
+BASELINE_ROWS: tuple[str, ...] = (
+    "A/A · mix",
+    "A/A · error clusters 5",
+    "latency x1.5 · lognormal σ 1.0",
+    "errors x3 · mix",
+    "cost x1.3 · mix",
+    "win rate x0.9 · mix",
+)
 
 
 class BenchResult(msgspec.Struct, kw_only=True):
@@ -48,6 +61,7 @@ class BenchResult(msgspec.Struct, kw_only=True):
     workers: int
     seconds: float
     report: SimulationReport
+    baseline: SimulationReport | None = None  # the naive gates on BASELINE_ROWS, same run
 
 
 def _fingerprint(seed: int, count: int, name: str) -> str:
@@ -64,11 +78,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=7, help="base seed (default 7)")
     p.add_argument("--only", default="", help="run only rows whose name contains this text")
     p.add_argument("--resume", action="store_true", help="reuse finished rows from gates.partial.jsonl")
+    p.add_argument(
+        "--baseline-rollouts", type=int, default=200, help="rollouts per naive-baseline row (default 200; 0: none)"
+    )
     p.add_argument("--workers", type=int, default=0, help="processes (default 0 = all cores)")
     p.add_argument("--out", type=Path, default=RESULTS, help="results directory")
     args = p.parse_args(argv)
     if args.rollouts < 1 or args.regression_rollouts < 1:
         p.error("--rollouts and --regression-rollouts must be at least 1")
+    if args.baseline_rollouts < 0:
+        p.error("--baseline-rollouts must be at least 0")
     workers = args.workers or os.cpu_count() or 1
     args.out.mkdir(parents=True, exist_ok=True)
     partial = args.out / "gates.partial.jsonl"
@@ -105,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
             f.write(f"{key} {msgspec.json.encode(summary).decode()}\n")
         summaries.append(summary)
         last = report
+    baseline = _baseline(args, rows, done, partial, workers)
     template = last or simulate_gates(GateConfig(), rows[:1], rollouts=1, seed=args.seed, workers=1)
     report = msgspec.structs.replace(
         template, scenarios=summaries, rollouts=args.rollouts, seconds=round(time.perf_counter() - started, 1)
@@ -117,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         workers=workers,
         seconds=report.seconds,
         report=report,
+        baseline=baseline,
     )
     (args.out / "gates.json").write_bytes(msgspec.json.format(msgspec.json.encode(result), indent=2) + b"\n")
     markdown = "\n".join(
@@ -128,11 +149,58 @@ def main(argv: list[str] | None = None) -> int:
             f"{result.cpus} CPUs (shared machine).",
             "",
             to_markdown(report),
+            *(
+                [
+                    "",
+                    "## Baseline in the same run: naive gates",
+                    "",
+                    f"The same controller, traffic and seed with the naive gates "
+                    f"(`--baseline-rollouts {args.baseline_rollouts}`): a fixed threshold on point estimates "
+                    "(canary beyond the configured tolerance once both arms have `min_samples`), looked at "
+                    "after every batch like the gates above.",
+                    "",
+                    to_markdown(baseline),
+                ]
+                if baseline is not None
+                else []
+            ),
         ]
     )
     (args.out / "gates.md").write_text(markdown)
     print(markdown)
     return 0
+
+
+def _baseline(
+    args: argparse.Namespace,
+    rows: list[Scenario],
+    done: dict[str, ScenarioSummary],
+    partial: Path,
+    workers: int,
+) -> SimulationReport | None:
+    """The naive gates on the rows of ``BASELINE_ROWS`` that this run covers (``None``: none)."""
+    chosen = [s for s in rows if s.name in BASELINE_ROWS]
+    if args.baseline_rollouts == 0 or not chosen:
+        return None
+    summaries = []
+    for scenario in chosen:
+        key = "naive-" + _fingerprint(args.seed, args.baseline_rollouts, scenario.name)
+        if key not in done:
+            print(f"[baseline] {scenario.name}: {args.baseline_rollouts} rollouts, naive gates...", file=sys.stderr)
+            report = simulate_gates(
+                GateConfig(),
+                [scenario],
+                rollouts=args.baseline_rollouts,
+                seed=args.seed,
+                workers=workers,
+                gates="naive",
+            )
+            done[key] = report.scenarios[0]
+            with partial.open("a") as f:
+                f.write(f"{key} {msgspec.json.encode(done[key]).decode()}\n")
+        summaries.append(done[key])
+    template = simulate_gates(GateConfig(), chosen[:1], rollouts=1, seed=args.seed, workers=1, gates="naive")
+    return msgspec.structs.replace(template, scenarios=summaries, rollouts=args.baseline_rollouts)
 
 
 if __name__ == "__main__":

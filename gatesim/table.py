@@ -45,8 +45,13 @@ def to_markdown(report: SimulationReport) -> str:
         f"{mode}: stages {', '.join(f'{100 * s:g}%' for s in report.stages)}; a stage advances after "
         f"{minutes:g} min covered by data and every gate passing, pauses after "
         f"{report.stage_timeout_seconds / 60:g} min of traffic without a decision; the gates look after every batch "
-        f"({report.looks_per_window} per 1-minute window); alpha {report.config['alpha']} per whole rollout; "
-        f"seed {report.seed}.",
+        f"({report.looks_per_window} per 1-minute window); "
+        + (
+            "no error budget (thresholds on point estimates); "
+            if report.gates == "naive"
+            else f"alpha {report.config['alpha']} per whole rollout; "
+        )
+        + f"seed {report.seed}.",
         "",
         f"| Scenario | Traffic | Rollouts | Rolled back | By stage | First stage: within {budget} canary samples "
         f"| within its {minutes:g} min (by the first ripe look) | Median / P95 canary samples (first stage) "

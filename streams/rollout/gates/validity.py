@@ -187,8 +187,36 @@ def problem(
         reason = sums_problem(history)
         if reason:
             return f"invalid history before the stage: {reason}"
-    for arm, figures in zip(("canary", "control"), totals or ()):
-        reason = figures_problem(figures)
+    for arm, stats, figures in zip(("canary", "control"), (canary, control), totals or ()):
+        reason = figures_problem(figures) or totals_mismatch(stats, figures)
         if reason:
             return f"invalid {arm} stage totals: {reason}"
+    return None
+
+
+def totals_mismatch(stats: WindowStats, figures: ArmFigures) -> str | None:
+    """Why an arm's stage ``totals`` do not describe the same data as its statistics, or ``None``.
+
+    The totals only spare the gates a pass over the sketch's bins; figures that disagree
+    with the statistics they summarize (another stage's, a stale copy) would test one set
+    of requests with another's dispersion. Counts must match exactly, sums to rounding.
+    """
+    judged = stats.wins + stats.losses + stats.ties
+    latencies = stats.latency_ms.count - stats.latency_ms.zero_count
+    for name, expected, got in (
+        ("count", stats.count, figures.count),
+        ("errors", stats.errors, figures.errors),
+        ("judged", judged, figures.judged),
+        ("cost_paid", stats.cost_paid, figures.cost_paid),
+        ("latency_n", latencies, figures.latency_n),
+    ):
+        if expected != got:
+            return f"{name} {got!r} where the arm's statistics say {expected!r}"
+    for name, expected_sum, got_sum in (
+        ("cost", stats.cost_usd, figures.cost),
+        ("cost_log", stats.cost_log, figures.cost_log),
+        ("win", stats.wins + 0.5 * stats.ties, figures.win),
+    ):
+        if not math.isclose(expected_sum, got_sum, rel_tol=1e-6, abs_tol=1e-9):
+            return f"{name} {got_sum:.6g} where the arm's statistics say {expected_sum:.6g}"
     return None

@@ -3,6 +3,7 @@ insufficient, SLOs block promotion; the report's verdicts; the naive baseline.""
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections import Counter
 from collections.abc import Callable
@@ -633,3 +634,15 @@ def test_always_valid_test_plus_one_fixed_look_keeps_its_level_and_repeating_the
     bound = sequential + fixed
     assert once / sims <= bound + 3 * (bound / sims) ** 0.5, once / sims
     assert every / sims > bound + 3 * (bound / sims) ** 0.5, every / sims
+
+
+def test_stage_totals_must_describe_the_arms_they_come_with() -> None:
+    canary, control = arm(2000, seed=61), arm(38_000, seed=62)
+    good = (ArmFigures.of(canary), ArmFigures.of(control))
+    assert evaluate_gates(canary, control, totals=good).results == evaluate_gates(canary, control).results
+    stale = (ArmFigures.of(arm(1000, seed=61)), good[1])  # another stage's (an earlier look's) totals
+    dearer = (dataclasses.replace(good[0], cost=good[0].cost * 1.3), good[1])
+    for totals, named in ((stale, "count"), (dearer, "cost")):
+        report = evaluate_gates(canary, control, totals=totals)
+        assert report.rollback is None and report.promotion_blocked
+        assert all(r.note.startswith(f"invalid canary stage totals: {named} ") for r in report.results), report

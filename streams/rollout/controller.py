@@ -710,7 +710,8 @@ def on_look(
             revision=state.revision + 1,
         )
         return Decision(paused, True, stalled=stall)
-    changed = window_closed or not state.gates
+    # The fixed look must be stored at once: a look that is not stored is made again.
+    changed = window_closed or not state.gates or final
     return Decision(msgspec.structs.replace(held, revision=state.revision + (1 if changed else 0)), changed)
 
 

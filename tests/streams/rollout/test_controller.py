@@ -616,3 +616,15 @@ def test_no_fixed_look_before_the_stage_is_ripe_by_data() -> None:
     # Ripe by time but too few requests: still not the fixed look.
     thin = window(state, 1000 + 960, evaluate=recording, n=50).state
     assert not finals[-1] and not thin.final_look_done
+
+
+def test_the_fixed_look_is_published_even_when_no_window_closes() -> None:
+    """The worker stores a state only when a decision is ``changed``: a fixed look made at a
+    look that closes no window (the stage ripened by its request count) must be stored, or
+    the next look would make it again."""
+    state = started()
+    for clock in range(1060, 1000 + 960, 60):
+        state = window(state, clock, n=50).state  # ripe by time, too few requests
+    assert not state.final_look_done
+    decision = window(state, 1000 + 900, n=500, evaluate=blocked)  # same windows, more requests
+    assert decision.state.final_look_done and decision.changed

@@ -297,7 +297,16 @@ def _evaluator(config: GateConfig, gates: Gates, share_scale: float) -> Evaluate
         history=look.history,
         alpha_share=share * share_scale,
         totals=look.totals,
-        final_look=look.final,
+        fixed_looks=look.fixed_looks,
+    )
+
+
+def _ripe(state: RolloutState, policy: RolloutPolicy) -> bool:
+    """Whether the stage was ripe by data at this look (what the controller's fixed look waits for)."""
+    return (
+        state.covered_seconds >= policy.min_stage_seconds
+        and state.canary_samples >= policy.min_samples
+        and state.control_samples >= policy.min_samples
     )
 
 
@@ -344,6 +353,7 @@ def run_rollout(
     closed: list[StageWindow] = []
     canary_cum, control_cum = WindowStats(), WindowStats()
     stage_start = 0.0
+    ripe_before = False  # a look of this stage before the current one was ripe by data
     total_canary = 0
     minutes = 0.0
     for minute in range(traffic.max_windows):
@@ -398,7 +408,7 @@ def run_rollout(
                     stage_minutes,
                     minutes,
                     total_canary,
-                    by_ripe_look=not state.final_look_done,
+                    by_ripe_look=not ripe_before,
                 )
             if new.phase is Phase.PAUSED:
                 return RolloutRecord(
@@ -425,6 +435,9 @@ def run_rollout(
                 totals = (canary_f, control_f)
                 stage_start = minute
                 owed = 0.0
+                ripe_before = False
+            else:
+                ripe_before = ripe_before or _ripe(new, policy)
             state = new
         finished = StageWindow(start, canary_f, control_f)
         closed.append(finished)

@@ -119,6 +119,8 @@ class GateResult(msgspec.Struct, frozen=True, kw_only=True):
     # relative degradation and the limit it must be below (None: not measured, no claim).
     upper: float | None = None
     upper_limit: float | None = None
+    # This evaluation made the gate's one fixed-horizon look of the stage (cost, win rate).
+    fixed_look: bool = False
 
 
 class CommandOutcome(msgspec.Struct, frozen=True, kw_only=True):
@@ -226,8 +228,9 @@ class RolloutState(msgspec.Struct, frozen=True, kw_only=True):
     active_seconds: float = 0.0
     timeout_from: float = 0.0
     alpha_share: float | None = None
-    # Whether the stage's one fixed-horizon look (its first look ripe by data) was made.
-    final_look_done: bool = False
+    # The gates whose one fixed-horizon look of the stage was made (at the first look ripe
+    # by data at which the gate could test).
+    fixed_looks_done: list[str] = []
     stall: StallRecord | None = None
     # At the newest look of an active stage: requests per arm in the stage so far, and
     # everything that keeps the stage from advancing now (coverage, samples, each gate

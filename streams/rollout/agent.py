@@ -185,7 +185,7 @@ def register_router_loop(
             windows=look.windows,
             history=look.history,
             alpha_share=share,
-            final_look=look.final,
+            fixed_looks=look.fixed_looks,
         )
 
     # mode types handlers with mypy_extensions' NamedArg, which no def matches under mypy 2

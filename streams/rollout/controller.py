@@ -55,7 +55,7 @@ from bifrost.schemas.rollout import (
 )
 from bifrost.streams.aggregates.stats import WindowStats
 from bifrost.streams.rollout.auth import Keyring, Unauthorized, authenticate, remember_nonce
-from bifrost.streams.rollout.gates.config import stage_alpha_shares
+from bifrost.streams.rollout.gates.config import ROLLBACK_GATES, stage_alpha_shares
 from bifrost.streams.rollout.gates.dispersion import ArmFigures, StageWindow, WindowSums
 
 ACTIVE = (Phase.CANARY, Phase.PAUSED)
@@ -133,9 +133,10 @@ class Look:
     control: WindowStats = field(default_factory=WindowStats)
     history: WindowSums | None = None
     totals: tuple[ArmFigures, ArmFigures] | None = None  # the arms' figures summed over ``windows``
-    #: Set by :func:`on_look`, not by the caller: this is the stage's one fixed-horizon look
-    #: (its first look ripe by data), at which the gates may add a look-once test.
-    final: bool = False
+    #: Set by :func:`on_look` (whatever the caller put here): the rollback gates that may
+    #: make their one fixed-horizon look of the stage at this look (the stage is ripe by data
+    #: and they have not made it yet).
+    fixed_looks: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -472,7 +473,7 @@ def _enter_stage(state: RolloutState, index: int, policy: RolloutPolicy, *, reas
         active_seconds=0.0,
         timeout_from=since,
         alpha_share=policy.alpha_share(index),
-        final_look_done=False,
+        fixed_looks_done=[],
         stall=None,
         canary_samples=0,
         control_samples=0,
@@ -655,13 +656,14 @@ def on_look(
     )
     ripe = covered >= policy.min_stage_seconds
     enough = look.canary.count >= policy.min_samples and look.control.count >= policy.min_samples
-    # The one fixed-horizon look of the stage: the first look ripe by data. Its moment is set
-    # by traffic coverage and counts, never by the values the gates test, and it is recorded
-    # in the state so that a restart or a later look cannot repeat it.
-    final = state.phase is Phase.CANARY and ripe and enough and not state.final_look_done
-    if final:
-        state = msgspec.structs.replace(state, final_look_done=True)
-    verdict = evaluate(dataclasses.replace(look, final=True) if final else look, share)
+    # Each gate's one fixed-horizon look of the stage: at the first look ripe by data at which
+    # the gate can test (paused or not). Its moment is set by traffic coverage and counts,
+    # never by the values tested; the state records it, so no restart or later look repeats it.
+    pending = frozenset(ROLLBACK_GATES).difference(state.fixed_looks_done) if ripe and enough else frozenset()
+    verdict = evaluate(dataclasses.replace(look, fixed_looks=pending), share)
+    made = [r.gate for r in verdict.results if r.fixed_look and r.gate in pending]
+    if made:
+        state = msgspec.structs.replace(state, fixed_looks_done=[*state.fixed_looks_done, *made])
     tripped = verdict.rollback
     if tripped is not None:
         reason = f"gate {tripped.gate} failed at stage {state.stage_percent:.0f}%"
@@ -711,7 +713,7 @@ def on_look(
         )
         return Decision(paused, True, stalled=stall)
     # The fixed look must be stored at once: a look that is not stored is made again.
-    changed = window_closed or not state.gates or final
+    changed = window_closed or not state.gates or bool(made)
     return Decision(msgspec.structs.replace(held, revision=state.revision + (1 if changed else 0)), changed)
 
 

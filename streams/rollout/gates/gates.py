@@ -14,7 +14,7 @@ See README.md for the choices and the simulation behind them.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from bifrost.schemas.rollout import GateResult, GateStatus
 from bifrost.streams.aggregates.stats import WindowStats
@@ -69,7 +69,7 @@ def evaluate_gates(
     history: WindowSums | None = None,
     alpha_share: float = 1.0,
     totals: tuple[ArmFigures, ArmFigures] | None = None,
-    final_look: bool = False,
+    fixed_looks: Collection[str] = (),
 ) -> GateReport:
     """Evaluate every gate on the cumulative statistics of both arms since the stage began.
 
@@ -87,10 +87,12 @@ def evaluate_gates(
             spends (:func:`.config.stage_alpha_shares`); 1 spends it all here.
         totals: optionally, the arms' :class:`ArmFigures` summed over the stage (the same
             figures ``canary``/``control`` hold; saves reading the sketches' buckets again).
-        final_look: this is the stage's one fixed-horizon look (the controller sets it at
-            the first look at which the stage is ripe by data, once per stage): the cost
-            and win-rate gates add their z-test at ``FINAL_LOOK_SHARE`` of their budget.
-            Setting it at more than one look of a stage voids the guarantee below.
+        fixed_looks: the gates that may make their one fixed-horizon look of the stage
+            now (the controller passes them from the first look at which the stage is ripe
+            by data until each has made it). The cost and win-rate gates then add a z-test
+            at ``FINAL_LOOK_SHARE`` of their budget if they can test at all, and say so in
+            ``GateResult.fixed_look``. Letting a gate make it at more than one look of a
+            stage voids the guarantee below.
 
     Returns:
         A :class:`GateReport`: results for ``error_rate``, ``latency_p95``,
@@ -115,7 +117,7 @@ def evaluate_gates(
     if invalid:
         return _invalid(invalid, config, alpha_share)
     try:
-        return _evaluate(canary, control, config, windows, history, alpha_share, totals, final_look)
+        return _evaluate(canary, control, config, windows, history, alpha_share, totals, frozenset(fixed_looks))
     except (ArithmeticError, TypeError, ValueError) as exc:
         # Data no validity rule foresaw: a gate that cannot compute is insufficient, and the
         # controller goes on (its stage timeout still applies) instead of failing the look.
@@ -130,7 +132,7 @@ def _evaluate(
     history: WindowSums | None,
     alpha_share: float,
     totals: tuple[ArmFigures, ArmFigures] | None,
-    final_look: bool = False,
+    fixed_looks: frozenset[str] = frozenset(),
 ) -> GateReport:
 
     sums: WindowSums | None = None
@@ -155,8 +157,16 @@ def _evaluate(
         results=[
             _error_rate(canary, control, config, alpha_share, phi("error_rate")),
             _latency(canary, control, config, alpha_share, phi_latency, p95, totals, latency_df),
-            _cost(canary, control, config, alpha_share, phi("cost_per_task"), phi("cost_shift"), final_look),
-            _win_rate(canary, control, config, alpha_share, phi_win, final_look),
+            _cost(
+                canary,
+                control,
+                config,
+                alpha_share,
+                phi("cost_per_task"),
+                phi("cost_shift"),
+                "cost_per_task" in fixed_looks,
+            ),
+            _win_rate(canary, control, config, alpha_share, phi_win, "win_rate" in fixed_looks),
             *slo_results(canary, control, config, latency_dispersion=phi_latency, win_dispersion=phi_win, p95=p95),
         ]
     )
@@ -192,6 +202,7 @@ def _result(
     phi: float,
     missing: str | None = None,
     upper: tuple[float | None, float | None] = (None, None),
+    fixed_look: bool = False,
 ) -> GateResult:
     """A gate's result: fail on rejection; insufficient without a test or with missing data.
 
@@ -234,6 +245,7 @@ def _result(
         z=z,
         upper=_finite_or_none(upper[0]) if outcome is not None else None,
         upper_limit=upper[1] if outcome is not None else None,
+        fixed_look=fixed_look,
     )
 
 
@@ -419,6 +431,7 @@ def _cost(
         # Like latency 0: a control without cost is a missing measurement, not a free model.
         missing = f"missing: the control reports no cost for its {control.count:,} requests"
     outcome = None
+    looked = False  # made the stage's fixed look (the shift test could test)
     upper: tuple[float | None, float | None] = (None, None)
     if not control_missing and c_est is not None and k_est is not None and _enough(config, c_est.n, k_est.n):
         margin = config.margin(gate)
@@ -428,6 +441,7 @@ def _cost(
             c_est, k_est, margin, sequential * (1.0 - COST_SHIFT_SHARE), COST_SHAPE, phi
         )
         shift = _cost_shift(canary, control, config, margin, (sequential * COST_SHIFT_SHARE, final), phi_shift)
+        looked = shift is not None and final is not None
         if shift is not None and shift.reject and not outcome.reject:
             if (outcome.degradation or 0.0) >= COST_SHIFT_MIN_FRACTION * config.tolerance(gate):
                 outcome = shift
@@ -448,6 +462,7 @@ def _cost(
         phi,
         missing,
         upper,
+        looked,
     )
 
 
@@ -490,9 +505,11 @@ def _win_rate(
         missing = metrics.missing_share(judged_c, canary.count, judged_k, control.count, "judgement", dispersion=phi)
     c_est, k_est = metrics.win_estimate(canary), metrics.win_estimate(control)
     outcome = None
+    looked = False
     upper: tuple[float | None, float | None] = (None, None)
     if c_est is not None and k_est is not None and _enough(config, c_est.n, k_est.n):
         sequential, final = _split(gate, alpha, final_look)
+        looked = final is not None
         outcome = inference.mean_decrease_test(
             c_est, k_est, config.margin(gate), sequential, WIN_RATE_SHAPE, phi, final_alpha=final
         )
@@ -513,4 +530,5 @@ def _win_rate(
         phi,
         missing,
         upper,
+        looked,
     )

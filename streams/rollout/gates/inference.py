@@ -176,11 +176,19 @@ def mean_decrease_test(
 
     Tested as ``μ_k − Q0·μ_c > 0`` with ``Q0 = 1/(1−margin)`` (the same hypothesis, scaled)
     so that Fieller's bound on ``μ_k/μ_c`` is monotone and agrees with the decision.
+
+    The canary's per-sample variance is taken as at least the control's: for scores in
+    [0, 1] (win rates) a canary that happens to score low at a low win rate also estimates
+    a small variance, which inflated ``z`` — at win rate 0.1 and ~120 judged canary samples
+    a z-test at the stage's fixed look rejected an identical canary at 5.8× its level (outside
+    tester, 2026-12-03). Under the null the arms' variances are nearly equal, and the
+    control's estimate (many more samples) does not move with the canary's mean.
     """
     t = _clock(canary.n, dispersion)
     z_crit, fixed = _critical(t, alpha, points, final_alpha)
     q0 = 1.0 / (1.0 - margin)
-    vc, vk = dispersion * canary.variance_of_mean, dispersion * control.variance_of_mean
+    canary_variance = max(canary.variance, control.variance) / canary.n if canary.n else math.inf
+    vc, vk = dispersion * canary_variance, dispersion * control.variance_of_mean
     contrast = control.mean - q0 * canary.mean
     se = math.sqrt(vk + q0 * q0 * vc)
     z = contrast / se if se > 0 else (math.inf if contrast > 0 else 0.0)

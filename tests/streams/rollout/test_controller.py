@@ -3,6 +3,7 @@ from data (gaps and future-dated windows never ripen a stage), timeouts, α per 
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ from bifrost.streams.rollout.controller import (
     on_look,
 )
 from bifrost.streams.rollout.gates import GateConfig, evaluate_gates
+from bifrost.streams.rollout.gates.config import ROLLBACK_GATES
 from bifrost.streams.rollout.gates.dispersion import ArmFigures, StageWindow
 
 POLICY = RolloutPolicy(min_stage_seconds=900, min_samples=100)
@@ -575,47 +577,81 @@ def test_an_identical_canary_shows_non_inferiority_and_is_promoted() -> None:
     assert shown and any(upper < limit for upper, limit in shown)
 
 
+def _looking(gates: frozenset[str], seen: list[frozenset[str]], then: Evaluate = blocked) -> Evaluate:
+    """A stand-in evaluation that records the fixed looks offered and makes those of ``gates``."""
+
+    def evaluate(look: Look, share: float) -> Verdict:
+        seen.append(look.fixed_looks)
+        verdict = then(look, share)
+        made = [GateResult(gate=g, status=GateStatus.PASS, fixed_look=True) for g in sorted(look.fixed_looks & gates)]
+        return Verdict([*verdict.results, *made])
+
+    return evaluate
+
+
 def test_the_fixed_horizon_look_happens_once_per_stage_at_its_first_ripe_look() -> None:
     """The gates' look-once test is valid only if it is made once per stage, at a moment set
     by coverage (never by the values tested); the state remembers it across looks and
     restarts, and a new stage gets its own."""
-    seen: list[tuple[int, float, bool]] = []
-
-    def recording(look: Look, share: float) -> Verdict:
-        seen.append((len(seen), look.clock, look.final))
-        return blocked(look, share)  # held: the stage stays ripe and keeps looking
-
+    seen: list[frozenset[str]] = []
+    both = frozenset({"cost_per_task", "win_rate"})
+    recording = _looking(both, seen)  # held by an SLO: the stage stays ripe and keeps looking
     state = started()
-    for clock in range(1060, 1000 + 1200, 60):
+    clocks = list(range(1060, 1000 + 1200, 60))
+    for clock in clocks:
         state = window(state, clock, evaluate=recording).state
-    finals = [clock for _, clock, final in seen if final]
-    assert len(finals) == 1, seen
-    ripe_at = finals[0]
-    assert all(not final for _, clock, final in seen if clock < ripe_at)
-    assert state.final_look_done and state.stage_index == 0
+    offered = [i for i, gates in enumerate(seen) if gates & both]
+    assert len(offered) == 1, seen
+    assert clocks[offered[0]] == 1000 + 900  # the first look with 15 closed windows
+    assert sorted(state.fixed_looks_done) == sorted(both) and state.stage_index == 0
     # A restart reads the state back: the look is not repeated.
     state = msgspec.json.decode(msgspec.json.encode(state), type=RolloutState)
     state = window(state, 1000 + 1260, evaluate=recording).state
-    assert sum(final for _, _, final in seen) == 1 and state.stage_index == 0
-    # The next stage has a fixed look of its own.
+    assert not seen[-1] & both and state.stage_index == 0
+    # The next stage has fixed looks of its own.
     advanced = window(state, 1000 + 1320).state
-    assert advanced.stage_index == 1 and not advanced.final_look_done
+    assert advanced.stage_index == 1 and not advanced.fixed_looks_done
 
 
-def test_no_fixed_look_before_the_stage_is_ripe_by_data() -> None:
-    finals: list[bool] = []
+def test_a_gate_that_could_not_test_at_the_ripe_look_makes_its_fixed_look_later() -> None:
+    seen: list[frozenset[str]] = []
+    state = started()
+    for clock in range(1060, 1000 + 1020, 60):
+        state = window(state, clock, evaluate=_looking(frozenset({"cost_per_task"}), seen)).state
+    assert state.fixed_looks_done == ["cost_per_task"] and "win_rate" in seen[-1]
+    state = window(state, 1000 + 1020, evaluate=_looking(frozenset({"win_rate"}), seen)).state
+    assert sorted(state.fixed_looks_done) == ["cost_per_task", "win_rate"]
+    state = window(state, 1000 + 1080, evaluate=_looking(frozenset({"win_rate"}), seen)).state
+    assert not seen[-1] & {"cost_per_task", "win_rate"}
 
-    def recording(look: Look, share: float) -> Verdict:
-        finals.append(look.final)
-        return healthy(look, share)
 
+def test_no_fixed_look_before_the_stage_is_ripe_by_data_and_a_caller_cannot_force_one() -> None:
+    seen: list[frozenset[str]] = []
+    recording = _looking(frozenset(ROLLBACK_GATES), seen, then=healthy)
     state = started()
     for clock in range(1060, 1000 + 900, 60):  # 14 closed windows: not ripe yet
         state = window(state, clock, evaluate=recording).state
-    assert not any(finals) and not state.final_look_done
+    assert not any(seen) and not state.fixed_looks_done
     # Ripe by time but too few requests: still not the fixed look.
     thin = window(state, 1000 + 960, evaluate=recording, n=50).state
-    assert not finals[-1] and not thin.final_look_done
+    assert not seen[-1] and not thin.fixed_looks_done
+    # A look built with fixed looks already set is overridden by the controller.
+    forced = dataclasses.replace(look_at(state, 1000 + 600), fixed_looks=frozenset(ROLLBACK_GATES))
+    on_look(state, forced, evaluate=recording, wall=2.0, policy=POLICY)
+    assert not seen[-1]
+
+
+def test_a_paused_stage_makes_its_fixed_look_when_it_ripens_not_when_resumed() -> None:
+    """The operator must not choose the moment: a stage ripening while paused looks then."""
+    seen: list[frozenset[str]] = []
+    recording = _looking(frozenset({"cost_per_task"}), seen, then=healthy)
+    state = window(started(), 1000 + 300, evaluate=recording).state
+    paused = apply_command(state, command(CommandKind.PAUSE), arm_traffic=TRAFFIC, wall=3.0, policy=POLICY).state
+    assert paused.phase is Phase.PAUSED
+    for clock in range(1000 + 360, 1000 + 1200, 60):
+        paused = window(paused, clock, evaluate=recording).state
+    assert paused.phase is Phase.PAUSED and paused.fixed_looks_done == ["cost_per_task"]
+    assert sum("cost_per_task" in gates for gates in seen) == 1
 
 
 def test_the_fixed_look_is_published_even_when_no_window_closes() -> None:
@@ -625,6 +661,6 @@ def test_the_fixed_look_is_published_even_when_no_window_closes() -> None:
     state = started()
     for clock in range(1060, 1000 + 960, 60):
         state = window(state, clock, n=50).state  # ripe by time, too few requests
-    assert not state.final_look_done
-    decision = window(state, 1000 + 900, n=500, evaluate=blocked)  # same windows, more requests
-    assert decision.state.final_look_done and decision.changed
+    assert not state.fixed_looks_done
+    decision = window(state, 1000 + 900, n=500, evaluate=_looking(frozenset({"cost_per_task"}), []))
+    assert decision.state.fixed_looks_done == ["cost_per_task"] and decision.changed

@@ -585,13 +585,43 @@ def test_the_stage_fixed_look_catches_a_cost_regression_the_always_valid_test_ha
     # always-valid threshold and the look-once one.
     canary, control = arm(1500, ArmProfile(cost_factor=1.15), seed=3), arm(28_500, seed=4)
     before = evaluate_gates(canary, control).get("cost_per_task")
-    at_ripe = evaluate_gates(canary, control, final_look=True).get("cost_per_task")
+    at_ripe = evaluate_gates(canary, control, fixed_looks={"cost_per_task"}).get("cost_per_task")
     assert before is not None and before.status is GateStatus.PASS, before
     assert at_ripe is not None and at_ripe.status is GateStatus.FAIL, at_ripe
     assert inference.FIXED_LOOK in at_ripe.method and at_ripe.alpha == before.alpha
+    assert at_ripe.fixed_look and not before.fixed_look
     # An identical canary passes the fixed look too.
-    same = evaluate_gates(arm(1500, seed=3), control, final_look=True).get("cost_per_task")
-    assert same is not None and same.status is GateStatus.PASS, same
+    same = evaluate_gates(arm(1500, seed=3), control, fixed_looks={"cost_per_task"}).get("cost_per_task")
+    assert same is not None and same.status is GateStatus.PASS and same.fixed_look, same
+
+
+def test_a_gate_that_cannot_test_yet_does_not_use_up_its_fixed_look() -> None:
+    # 60 judged canary samples (min_samples is 100): the win-rate gate is insufficient and
+    # keeps its fixed look for a later look; the cost gate can test and makes its own.
+    canary, control = arm(200, seed=5), arm(3800, seed=6)
+    report = evaluate_gates(canary, control, fixed_looks={"cost_per_task", "win_rate"})
+    win, cost = report.get("win_rate"), report.get("cost_per_task")
+    assert win is not None and win.status is GateStatus.INSUFFICIENT and not win.fixed_look, win
+    assert cost is not None and cost.fixed_look, cost
+    # Gates never asked to look make none.
+    assert not any(r.fixed_look for r in evaluate_gates(arm(1500, seed=3), arm(28_500, seed=4)).results)
+
+
+def test_a_low_scoring_canary_is_not_taken_as_more_certain_at_a_low_win_rate() -> None:
+    """Win rate 0.1, 120 judged canary samples, canary exactly at the null's boundary: with the
+    canary's own variance (small when it happens to score low) a fixed-horizon z-test at 1%
+    rejected ~3%; with the variance at least the control's it keeps its level."""
+    rng = np.random.default_rng(5)
+    margin, n_c, n_k, sims, level = 0.002, 120, 2280, 4000, 0.01
+    p_k = 0.1
+    p_c = (1.0 - margin) * p_k
+    rejected = 0
+    for _ in range(sims):
+        wins_c, wins_k = int(rng.binomial(n_c, p_c)), int(rng.binomial(n_k, p_k))
+        c = metrics.MeanEstimate(n_c, wins_c / n_c, wins_c * (n_c - wins_c) / n_c / (n_c - 1))
+        k = metrics.MeanEstimate(n_k, wins_k / n_k, wins_k * (n_k - wins_k) / n_k / (n_k - 1))
+        rejected += inference.mean_decrease_test(c, k, margin, 1e-9, COST_SHAPE, final_alpha=level).reject
+    assert rejected / sims <= level + 3 * (level / sims) ** 0.5, rejected / sims
 
 
 def _estimate(values: np.ndarray) -> metrics.MeanEstimate:

@@ -121,3 +121,10 @@ def test_artifacts_verify_uses_the_verify_key_file(tmp_path: Path) -> None:
         env={"BIFROST_VERIFY_KEY_FILE": str(tmp_path / "absent.pem")},
     )
     assert missing.returncode == 2 and "absent.pem" in missing.stderr
+
+
+def test_python_dash_m_runs_the_same_cli() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "bifrost.cli", "--version"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0 and result.stdout.startswith("bifrost-opt "), result.stderr

@@ -301,15 +301,6 @@ def _evaluator(config: GateConfig, gates: Gates, share_scale: float) -> Evaluate
     )
 
 
-def _ripe(state: RolloutState, policy: RolloutPolicy) -> bool:
-    """Whether the stage was ripe by data at this look (what the controller's fixed look waits for)."""
-    return (
-        state.covered_seconds >= policy.min_stage_seconds
-        and state.canary_samples >= policy.min_samples
-        and state.control_samples >= policy.min_samples
-    )
-
-
 def _batches(n: int, parts: int) -> list[int]:
     base, extra = divmod(n, parts)
     return [base + (1 if i < extra else 0) for i in range(parts)]
@@ -437,7 +428,7 @@ def run_rollout(
                 owed = 0.0
                 ripe_before = False
             else:
-                ripe_before = ripe_before or _ripe(new, policy)
+                ripe_before = ripe_before or policy.ripe(new.covered_seconds, new.canary_samples, new.control_samples)
             state = new
         finished = StageWindow(start, canary_f, control_f)
         closed.append(finished)

@@ -109,6 +109,15 @@ class RolloutPolicy:
             return 4.0 * self.min_stage_seconds
         return self.stage_timeout_seconds if self.stage_timeout_seconds > 0 else float("inf")
 
+    def ripe(self, covered_seconds: float, canary_requests: int, control_requests: int) -> bool:
+        """Whether a stage is ripe by data: ``min_stage_seconds`` covered and ``min_samples``
+        requests per arm (when it may advance, and when the gates make their fixed look)."""
+        return (
+            covered_seconds >= self.min_stage_seconds
+            and canary_requests >= self.min_samples
+            and control_requests >= self.min_samples
+        )
+
     def alpha_share(self, index: int) -> float:
         """Share of the rollout's false-rollback budget stage ``index`` spends."""
         shares = stage_alpha_shares(self.stages)
@@ -654,12 +663,11 @@ def on_look(
         active_seconds=active,
         alpha_share=share,
     )
-    ripe = covered >= policy.min_stage_seconds
-    enough = look.canary.count >= policy.min_samples and look.control.count >= policy.min_samples
+    ripe = policy.ripe(covered, look.canary.count, look.control.count)
     # Each gate's one fixed-horizon look of the stage: at the first look ripe by data at which
     # the gate can test (paused or not). Its moment is set by traffic coverage and counts,
     # never by the values tested; the state records it, so no restart or later look repeats it.
-    pending = frozenset(ROLLBACK_GATES).difference(state.fixed_looks_done) if ripe and enough else frozenset()
+    pending = frozenset(ROLLBACK_GATES).difference(state.fixed_looks_done) if ripe else frozenset()
     verdict = evaluate(dataclasses.replace(look, fixed_looks=pending), share)
     made = [r.gate for r in verdict.results if r.fixed_look and r.gate in pending]
     if made:
@@ -682,7 +690,7 @@ def on_look(
         control_samples=look.control.count,
         blockers=reasons if state.phase is Phase.CANARY else [_PAUSED_BLOCKER, *reasons],
     )
-    if state.phase is Phase.CANARY and ripe and enough and not blockers:
+    if state.phase is Phase.CANARY and ripe and not blockers:
         advanced = _advance(
             held,
             policy,

@@ -64,9 +64,9 @@ LATENCY_SHIFT_SHARE = 0.9
 #: Cost and win rate must decide within the stage's first 15 minutes on ~1,500 canary
 #: requests, near the information limit, where looking after every batch costs an
 #: always-valid test ~0.7 standard errors against one look at a fixed time. So these two
-#: gates spend this share of their budget on a single fixed-horizon z-test at the stage's
-#: one ripe look (the first look with ``min_stage_seconds`` covered by data and
-#: ``min_samples`` per arm: a moment set by traffic, never by the values tested) and the
+#: gates spend this share of their budget on a single fixed-horizon z-test per stage, at
+#: the first look ripe by data (``RolloutPolicy.ripe``) at which the gate can test: a moment
+#: set by traffic and counts, never by the values tested; and the
 #: rest on the always-valid test at every look, which still rolls a gross regression back
 #: within seconds (Bonferroni: level ≤ the gate's α at any number of looks).
 FINAL_LOOK_SHARE: dict[str, float] = {"cost_per_task": 0.75, "win_rate": 0.75}

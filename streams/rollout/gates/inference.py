@@ -139,11 +139,10 @@ def mean_increase_test(
     alpha: float,
     points: Points,
     dispersion: float = 1.0,
-    final_alpha: float | None = None,
 ) -> Outcome:
     """Reject ``μ_c ≤ (1+margin)·μ_k``; statistic: lower bound of ``μ_c/μ_k − 1``."""
     t = _clock(canary.n, dispersion)
-    z_crit, fixed = _critical(t, alpha, points, final_alpha)
+    z_crit = lr_mixture_z_threshold(t, alpha, points)
     r0 = 1.0 + margin
     vc, vk = dispersion * canary.variance_of_mean, dispersion * control.variance_of_mean
     contrast = canary.mean - r0 * control.mean
@@ -155,7 +154,7 @@ def mean_increase_test(
         reject=z > z_crit,
         statistic=_finite(lower - 1.0),
         bound=margin,
-        method=_method(LR_MIXTURE, fixed),
+        method=LR_MIXTURE,
         log_e=_log_e(z, t, alpha, points),
         log_threshold=math.log(1.0 / alpha),
         degradation=degradation,

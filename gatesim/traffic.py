@@ -10,7 +10,8 @@ would take minutes in pure Python, so each window is drawn in bulk:
   ``random.choices`` draw of bucket keys, counted into the sketch's bins (the same
   bins ``QuantileSketch.add`` would fill; the tests check that);
 * cost: a 4,096-atom quantile table of the simulator's cost model (bucket price ×
-  tokens in and out), scaled by the arm's cost factor; sum and sum of squares per window;
+  tokens in and out), scaled by the arm's cost factor; sum and sum of squares per window,
+  the log-cost moments and the cost sketch;
 * errors and win/tie/loss outcomes: binomial counts (Hörmann's BTRS sampler).
 
 Latency and cost are drawn independently (the gates look at each marginal alone).
@@ -288,20 +289,28 @@ def cluster_sizes(rng: random.Random, n: int, mean: float) -> list[int]:
 
 
 def _fold_costs(stats: WindowStats, costs: list[float], sizes: list[int] | None = None) -> None:
-    """Add requests' costs (each repeated ``sizes[i]`` times, or once) to the cost moments."""
+    """Add requests' costs (each repeated ``sizes[i]`` times, or once) to the cost moments
+    and the cost sketch (every cost here is far above the sketch's zero)."""
     logs = list(map(math.log, costs))
-    if sizes is None:
-        stats.cost_usd += sum(costs)
-        stats.cost_sq += sum(c * c for c in costs)
-        stats.cost_paid += len(costs)
-        stats.cost_log += sum(logs)
-        stats.cost_log_sq += sum(x * x for x in logs)
-        return
-    stats.cost_usd += sum(map(mul, costs, sizes))
-    stats.cost_sq += sum(c * c * size for c, size in zip(costs, sizes))
-    stats.cost_paid += sum(sizes)
-    stats.cost_log += sum(map(mul, logs, sizes))
-    stats.cost_log_sq += sum(x * x * size for x, size in zip(logs, sizes))
+    weights = sizes if sizes is not None else [1] * len(costs)
+    stats.cost_usd += sum(map(mul, costs, weights))
+    stats.cost_sq += sum(c * c * w for c, w in zip(costs, weights))
+    stats.cost_paid += sum(weights)
+    stats.cost_log += sum(map(mul, logs, weights))
+    stats.cost_log_sq += sum(x * x * w for x, w in zip(logs, weights))
+    sketch = stats.cost_sketch
+    scale = 1.0 / math.log(sketch.gamma)
+    bins = sketch.bins
+    for x, w in zip(logs, weights):
+        k = math.ceil(x * scale)
+        bins[k] = bins.get(k, 0) + w
+    low, high = min(costs), max(costs)
+    if sketch.count == 0:
+        sketch.min, sketch.max = low, high
+    else:
+        sketch.min, sketch.max = min(sketch.min, low), max(sketch.max, high)
+    sketch.count += sum(weights)
+    sketch.total += sum(map(mul, costs, weights))
 
 
 @dataclass(slots=True)

@@ -44,7 +44,8 @@ class WindowStats(Mergeable, msgspec.Struct, kw_only=True):
 
     ``cost_sq`` (sum of squared costs) lets gates estimate the variance of cost per task;
     ``cost_paid``, ``cost_log`` and ``cost_log_sq`` (count, sum and sum of squares of the
-    logs of the positive costs) let them test a shift of the whole cost distribution.
+    logs of the positive costs) let them test a shift of the whole cost distribution, and
+    ``cost_sketch`` (the positive costs, USD) test it against the width of one price tier.
     """
 
     count: Count = 0
@@ -56,6 +57,7 @@ class WindowStats(Mergeable, msgspec.Struct, kw_only=True):
     cost_paid: Count = 0
     cost_log: Sum = 0.0
     cost_log_sq: Sum = 0.0
+    cost_sketch: Sketch = msgspec.field(default_factory=QuantileSketch)
     tokens_in: Count = 0
     tokens_out: Count = 0
     latency_ms: Sketch = msgspec.field(default_factory=QuantileSketch)
@@ -83,6 +85,7 @@ class WindowStats(Mergeable, msgspec.Struct, kw_only=True):
             self.cost_paid += 1
             self.cost_log += log_cost
             self.cost_log_sq += log_cost * log_cost
+            self.cost_sketch.add(event.cost_usd)
         self.tokens_in += event.tokens_in
         self.tokens_out += event.tokens_out
         self.latency_ms.add(event.latency_ms)

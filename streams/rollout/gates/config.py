@@ -52,8 +52,8 @@ ERROR_PRIOR_CONCENTRATION = 100.0
 #: decide within the first 15 minutes on ~1,500 canary requests (~450 judged), so they get a
 #: quarter each; errors ×3 is caught with room to spare (median ~500 canary requests) at a
 #: tenth. (Was 60% / 13.3% each: cost +30% and win −10% were caught within 15 minutes in
-#: 90.8% / 90.4% of rollouts, 95.8% / 94.8% with this split, 98.8% / 99.6% with the fixed look
-#: of ``FINAL_LOOK_SHARE``; README.md.)
+#: 90.8% / 90.4% of rollouts, 95.8% / 94.8% with this split, 98.8% / 99.6% with a fixed look
+#: for both; cost now has the score test of :mod:`.score` instead; README.md.)
 GATE_ALPHA_SHARES: dict[str, float] = {
     "error_rate": 0.1,
     "latency_p95": 0.4,
@@ -61,22 +61,31 @@ GATE_ALPHA_SHARES: dict[str, float] = {
     "win_rate": 0.25,
 }
 LATENCY_SHIFT_SHARE = 0.9
-#: Cost and win rate must decide within the stage's first 15 minutes on ~1,500 canary
+#: The win rate must decide within the stage's first 15 minutes on ~450 judged canary
 #: requests, near the information limit, where looking after every batch costs an
-#: always-valid test ~0.7 standard errors against one look at a fixed time. So these two
-#: gates spend this share of their budget on a single fixed-horizon z-test per stage, at
+#: always-valid test ~0.7 standard errors against one look at a fixed time. So this gate
+#: spends this share of its budget on a single fixed-horizon z-test per stage, at
 #: the first look ripe by data (``RolloutPolicy.ripe``) at which the gate can test: a moment
 #: set by traffic and counts, never by the values tested; and the
 #: rest on the always-valid test at every look, which still rolls a gross regression back
-#: within seconds (Bonferroni: level ≤ the gate's α at any number of looks).
-FINAL_LOOK_SHARE: dict[str, float] = {"cost_per_task": 0.75, "win_rate": 0.75}
-#: Inside the cost gate: the log-cost shift test gets most, the mean-cost test the rest.
-#: Per-request cost is a mixture of model prices (coefficient of variation ~2) and a
-#: regression multiplies the canary's variance too, so the mean test alone caught +30%
-#: within a 15-minute first stage in ~65% of rollouts; the shift of log cost (log-sd ~1.8,
-#: unchanged by the regression) in ~95% (README.md). The mean test stays for regressions
-#: that move the mean and not the typical request (a few more calls to a premium model).
-COST_SHIFT_SHARE = 0.75
+#: within seconds (Bonferroni: level ≤ the gate's α at any number of looks). The cost gate
+#: had one too (on the log-cost shift test) until its score test made it unnecessary: that
+#: catches +30% a few minutes into the stage, and the fixed look had cost the gate the
+#: budget that decides later when costs come in clusters.
+FINAL_LOOK_SHARE: dict[str, float] = {"win_rate": 0.75}
+#: Inside the cost gate, its budget is split over three always-valid tests. Per-request
+#: cost is a mixture of model prices (coefficient of variation ~2) and a regression
+#: multiplies the canary's variance too, so the mean test alone caught +30% within a
+#: 15-minute first stage in ~65% of rollouts; the shift of log cost (log-sd ~1.8, unchanged
+#: by the regression) in ~95% (README.md). The efficient score of the shift (:mod:`.score`)
+#: measures it against the width of one price tier's mode rather than the spread between
+#: tiers: ~2× the log test's z at the same sample size on the simulator's costs, so it rolls
+#: +30% back minutes into the stage. The mean test stays for regressions that move the mean
+#: and not the typical request (a few more calls to a premium model), the log-mean test for
+#: a dearer mix of tiers, which the score does not see.
+COST_MEAN_SHARE = 0.25
+COST_SHIFT_SHARE = 0.35
+COST_SCORE_SHARE = 0.40
 #: The shift test is about the geometric mean; it rolls back only when the mean cost per
 #: task is up by at least this fraction of the tolerance in the data too, so a canary
 #: that makes cheap requests dearer while cutting the mean is never rolled back by it.

@@ -22,6 +22,8 @@ from bifrost.streams.rollout.gates import dispersion, inference, metrics, noninf
 from bifrost.streams.rollout.gates.config import (
     CONTROL_TAIL_V_OPT,
     COST_DISPERSION,
+    COST_MEAN_SHARE,
+    COST_SCORE_SHARE,
     COST_SHAPE,
     COST_SHIFT_MIN_FRACTION,
     COST_SHIFT_SHAPE,
@@ -48,6 +50,7 @@ from bifrost.streams.rollout.gates.config import (
 )
 from bifrost.streams.rollout.gates.dispersion import ArmFigures, StageWindow, WindowSums
 from bifrost.streams.rollout.gates.report import GateReport
+from bifrost.streams.rollout.gates.score import shift_score
 from bifrost.streams.rollout.gates.slo import slo_results
 
 _DEFAULT = GateConfig()
@@ -157,15 +160,7 @@ def _evaluate(
         results=[
             _error_rate(canary, control, config, alpha_share, phi("error_rate")),
             _latency(canary, control, config, alpha_share, phi_latency, p95, totals, latency_df),
-            _cost(
-                canary,
-                control,
-                config,
-                alpha_share,
-                phi("cost_per_task"),
-                phi("cost_shift"),
-                "cost_per_task" in fixed_looks,
-            ),
+            _cost(canary, control, config, alpha_share, phi("cost_per_task"), phi("cost_shift")),
             _win_rate(canary, control, config, alpha_share, phi_win, "win_rate" in fixed_looks),
             *slo_results(canary, control, config, latency_dispersion=phi_latency, win_dispersion=phi_win, p95=p95),
         ]
@@ -406,16 +401,16 @@ def _cost(
     share: float,
     phi: float,
     phi_shift: float = 1.0,
-    final_look: bool = False,
 ) -> GateResult:
-    """Fails if either the mean-cost test or the log-cost shift test rejects.
+    """Fails if the mean-cost test, the log-cost shift test or the shift's score test rejects.
 
     The mean test is literally "canary cost per task > (1+margin) × control's"; the shift
     test (the latency gate's, on log cost over requests with a positive cost) catches the
     common regression — every request dearer by a factor — with far fewer samples, because
-    log cost varies less than cost and does not grow with the regression. It rolls back
-    only when the mean cost per task is up by ``COST_SHIFT_MIN_FRACTION`` of the tolerance
-    in the data as well.
+    log cost varies less than cost and does not grow with the regression; the score test
+    (:mod:`.score`, on the arms' cost sketches) catches it with fewer still. The two shift
+    tests roll back only when the mean cost per task is up by ``COST_SHIFT_MIN_FRACTION``
+    of the tolerance in the data as well.
     """
     gate = "cost_per_task"
     alpha = config.gate_alpha(gate, share)
@@ -431,20 +426,14 @@ def _cost(
         # Like latency 0: a control without cost is a missing measurement, not a free model.
         missing = f"missing: the control reports no cost for its {control.count:,} requests"
     outcome = None
-    looked = False  # made the stage's fixed look (the shift test could test)
     upper: tuple[float | None, float | None] = (None, None)
     if not control_missing and c_est is not None and k_est is not None and _enough(config, c_est.n, k_est.n):
         margin = config.margin(gate)
-        # The fixed look's budget goes to the shift test, the one that decides within the stage.
-        sequential, final = _split(gate, alpha, final_look)
-        outcome = inference.mean_increase_test(
-            c_est, k_est, margin, sequential * (1.0 - COST_SHIFT_SHARE), COST_SHAPE, phi
-        )
-        shift = _cost_shift(canary, control, config, margin, (sequential * COST_SHIFT_SHARE, final), phi_shift)
-        looked = shift is not None and final is not None
-        if shift is not None and shift.reject and not outcome.reject:
-            if (outcome.degradation or 0.0) >= COST_SHIFT_MIN_FRACTION * config.tolerance(gate):
-                outcome = shift
+        outcome = inference.mean_increase_test(c_est, k_est, margin, alpha * COST_MEAN_SHARE, COST_SHAPE, phi)
+        shift = _cost_shift(canary, control, config, margin, alpha * COST_SHIFT_SHARE, phi_shift)
+        score = _cost_score(canary, control, config, margin, alpha * COST_SCORE_SHARE, phi_shift)
+        if not outcome.reject and (outcome.degradation or 0.0) >= COST_SHIFT_MIN_FRACTION * config.tolerance(gate):
+            outcome = next((o for o in (shift, score) if o is not None and o.reject), outcome)
         upper = (
             noninferiority.mean_increase_upper(c_est, k_est, config.promotion_gate_alpha(), COST_SHAPE, phi),
             config.promotion_limit(gate),
@@ -462,7 +451,6 @@ def _cost(
         phi,
         missing,
         upper,
-        looked,
     )
 
 
@@ -471,16 +459,35 @@ def _cost_shift(
     control: WindowStats,
     config: GateConfig,
     margin: float,
-    alphas: tuple[float, float | None],
+    alpha: float,
     phi: float,
 ) -> inference.Outcome | None:
     c_log, k_log = metrics.log_cost_estimate(canary), metrics.log_cost_estimate(control)
     if c_log is None or k_log is None or not _enough(config, c_log.n, k_log.n):
         return None
-    sequential, final = alphas
-    return inference.log_shift_test(
-        c_log, k_log, margin, sequential, COST_SHIFT_SHAPE, phi, quantity="cost", final_alpha=final
-    )
+    return inference.log_shift_test(c_log, k_log, margin, alpha, COST_SHIFT_SHAPE, phi, quantity="cost")
+
+
+def _cost_score(
+    canary: WindowStats,
+    control: WindowStats,
+    config: GateConfig,
+    margin: float,
+    alpha: float,
+    phi: float,
+) -> inference.Outcome | None:
+    """The score test of the log-cost shift, when both arms' cost sketches hold every paid request."""
+    sketches = (canary.cost_sketch, control.cost_sketch)
+    if any(s.count == 0 or s.count != stats.cost_paid for s, stats in zip(sketches, (canary, control))):
+        return None  # windows from workers that did not keep the sketch: the other two tests decide
+    if not _enough(config, *(s.count - s.zero_count for s in sketches)):
+        return None
+    score = shift_score(*sketches, margin)
+    if score is None:
+        return None
+    # Clustered requests share their cost, so the log-cost dispersion φ inflates this
+    # statistic's variance as it does the log mean's.
+    return inference.shift_score_test(score, alpha, COST_SHIFT_SHAPE, phi)
 
 
 def _win_rate(

@@ -39,6 +39,7 @@ from bifrost.streams.rollout.gates.boundary import (
     normal_mixture_bound,
 )
 from bifrost.streams.rollout.gates.metrics import MeanEstimate
+from bifrost.streams.rollout.gates.score import ShiftScore
 
 LR_MIXTURE = "Gaussian likelihood-ratio mixture e-process (Robbins 1970; asymptotic, Waudby-Smith et al. 2024)"
 BERNOULLI_MIXTURE = "Beta-Bernoulli mixture martingale (Robbins 1970; Lindon & Malek 2022)"
@@ -214,7 +215,6 @@ def log_shift_test(
     points: Points,
     dispersion: float = 1.0,
     quantity: str = "latency",
-    final_alpha: float | None = None,
 ) -> Outcome:
     """Reject "canary log latency (or log ``quantity``) shifted up by at most ``log(1+margin)``".
 
@@ -222,7 +222,7 @@ def log_shift_test(
     of log latency by ``log f``. Statistic: lower bound of the geometric-mean ratio − 1.
     """
     t = _clock(canary.n, dispersion)
-    z_crit, fixed = _critical(t, alpha, points, final_alpha)
+    z_crit = lr_mixture_z_threshold(t, alpha, points)
     excess = canary.mean - control.mean - math.log1p(margin)
     se = math.sqrt(dispersion * (canary.variance_of_mean + control.variance_of_mean))
     z = excess / se if se > 0 else (math.inf if excess > 0 else 0.0)
@@ -231,10 +231,40 @@ def log_shift_test(
         reject=z > z_crit,
         statistic=math.expm1(lower),
         bound=margin,
-        method=_method(f"log-{quantity} shift: " + LR_MIXTURE, fixed),
+        method=f"log-{quantity} shift: " + LR_MIXTURE,
         log_e=_log_e(z, t, alpha, points),
         log_threshold=math.log(1.0 / alpha),
         degradation=math.expm1(canary.mean - control.mean),
+        z=_finite(z),
+    )
+
+
+def shift_score_test(
+    score: ShiftScore,
+    alpha: float,
+    points: Points,
+    dispersion: float = 1.0,
+    quantity: str = "cost",
+) -> Outcome:
+    """Reject "canary log ``quantity`` shifted up by at most ``score.offset``" (:mod:`.score`).
+
+    The standardized score difference is the z statistic, with the canary's effective
+    sample count as clock like the mean tests. Statistic: the one-step lower bound of the
+    shift factor − 1, compared with ``expm1(offset)``.
+    """
+    t = _clock(score.n_canary, dispersion)
+    z_crit = lr_mixture_z_threshold(t, alpha, points)
+    se = math.sqrt(dispersion) * score.standard_error
+    z = score.difference / se
+    lower = score.offset + (score.difference - z_crit * se) / score.information
+    return Outcome(
+        reject=z > z_crit,
+        statistic=math.expm1(lower),
+        bound=math.expm1(score.offset),
+        method=f"log-{quantity} shift, efficient score (kernel density of both arms): " + LR_MIXTURE,
+        log_e=_log_e(z, t, alpha, points),
+        log_threshold=math.log(1.0 / alpha),
+        degradation=math.expm1(score.shift),
         z=_finite(z),
     )
 

@@ -3,7 +3,7 @@
 The gates read sums and a latency sketch that arrive from partitions, the API or a store.
 Figures no router can produce — NaN or infinite sums, negative counts, more errors or
 judgements than requests, sketch bins that do not add up to the sketch's count, bucket
-indices for absurd latencies — are not evidence for or against the
+indices for absurd latencies or costs — are not evidence for or against the
 canary: the gates say the data are invalid (``insufficient``, with the reason) rather than
 pass, fail or raise a math error on them.
 """
@@ -14,13 +14,15 @@ import math
 import numbers
 from collections.abc import Sequence
 
-from bifrost.streams.aggregates.sketch import QuantileSketch
+from bifrost.streams.aggregates.sketch import MIN_INDEXABLE, QuantileSketch
 from bifrost.streams.aggregates.stats import WindowStats
 from bifrost.streams.rollout.gates.dispersion import METRIC_ORDER, ArmFigures, StageWindow, WindowSums
 
 #: Latency beyond which a bucket index is corrupt rather than slow (far above anything
 #: real or simulated; indices within it keep every moment and quantile finite).
 MAX_LATENCY_MS = 1e30
+#: Cost per request beyond which a cost-sketch bucket is corrupt rather than dear.
+MAX_COST_USD = 1e30
 #: Largest count taken as real: every integer up to it is exact in a float, so the gates'
 #: float arithmetic on counts cannot round a difference of counts below zero (2^53 requests
 #: is ~285 years at a million requests a second).
@@ -51,46 +53,73 @@ def count_problem(name: str, value: object) -> str | None:
     return None
 
 
-def sketch_problem(sketch: QuantileSketch, count: int) -> str | None:
-    """Why a latency sketch of an arm with ``count`` requests is invalid, or ``None``."""
+def sketch_problem(
+    sketch: QuantileSketch,
+    count: int,
+    *,
+    quantity: str = "latency",
+    unit: str = " ms",
+    largest: float = MAX_LATENCY_MS,
+    smallest: float = 0.0,
+) -> str | None:
+    """Why a sketch of ``quantity`` for an arm with ``count`` values at most is invalid, or ``None``."""
     if not (_number(sketch.relative_accuracy) and 0 < sketch.relative_accuracy < 1):
         return f"relative accuracy {sketch.relative_accuracy!r} outside (0, 1)"
     reason = count_problem("sketch count", sketch.count) or count_problem("sketch zero count", sketch.zero_count)
     if reason:
         return reason
     if sketch.count > count:
-        return f"{sketch.count:,} latencies for {count:,} requests"
-    bound = sketch.key(MAX_LATENCY_MS)
+        return f"{sketch.count:,} {'latencies' if quantity == 'latency' else quantity + 's'} for {count:,} requests"
+    top = sketch.key(largest)
+    bottom = sketch.key(smallest) if smallest > 0 else -top
     total = sketch.zero_count
     for k, c in sketch.bins.items():
         # Python ints only: the gates sum c·k², which wraps around silently in numpy's
         # fixed-width integers (what a decoded sketch never holds).
         if type(k) is not int:
-            return f"latency bin index {k!r} (must be an integer)"
+            return f"{quantity} bin index {k!r} (must be an integer)"
         if type(c) is not int or c < 0:
-            return f"latency bin count {c!r} at index {k} (must be an integer ≥ 0)"
-        if abs(k) > bound:
-            return f"latency bin index {k} outside ±{bound} (beyond {MAX_LATENCY_MS:g} ms)"
+            return f"{quantity} bin count {c!r} at index {k} (must be an integer ≥ 0)"
+        if not bottom <= k <= top:
+            return f"{quantity} bin index {k} outside [{bottom}, {top}] (beyond {smallest:g}–{largest:g}{unit})"
         total += c
     if total != sketch.count:
-        return f"latency bins hold {total:,} values, the sketch says {sketch.count:,}"
-    return _extremes_problem(sketch)
+        return f"{quantity} bins hold {total:,} values, the sketch says {sketch.count:,}"
+    return _extremes_problem(sketch, quantity, unit)
 
 
-def _extremes_problem(sketch: QuantileSketch) -> str | None:
+def _extremes_problem(sketch: QuantileSketch, quantity: str = "latency", unit: str = " ms") -> str | None:
     """``min``/``max`` must lie where the bins say: quantiles are clamped to them."""
     if not sketch.bins:
         return None
     if not (_finite_nonnegative(sketch.min) and _finite_nonnegative(sketch.max) and sketch.min <= sketch.max):
-        return f"latency min/max ({sketch.min!r}, {sketch.max!r}) must be finite, ≥ 0 and ordered"
+        return f"{quantity} min/max ({sketch.min!r}, {sketch.max!r}) must be finite, ≥ 0 and ordered"
     gamma = (1 + sketch.relative_accuracy) / (1 - sketch.relative_accuracy)
     top, bottom = max(sketch.bins), min(sketch.bins)
     # Bin k holds values in (γ^(k−1), γ^k]; the lowest bins may have been merged upwards.
     if sketch.max < gamma ** (top - 1) * (1 - _SLACK) or sketch.max > gamma**top * (1 + _SLACK):
-        return f"latency max {sketch.max:.6g} ms outside its bin {top} (the slowest value recorded)"
+        return f"{quantity} max {sketch.max:.6g}{unit} outside its bin {top} (the largest value recorded)"
     if sketch.min > gamma**bottom * (1 + _SLACK):
-        return f"latency min {sketch.min:.6g} ms above its bin {bottom} (the fastest value recorded)"
+        return f"{quantity} min {sketch.min:.6g}{unit} above its bin {bottom} (the smallest value recorded)"
     return None
+
+
+def cost_sketch_problem(stats: WindowStats) -> str | None:
+    """Why an arm's cost sketch is invalid, or ``None``.
+
+    It holds the positive costs, so never more values than ``cost_paid``; fewer (none at
+    all, or windows from a worker that did not keep it) only leaves the cost gate's score
+    test out.
+    """
+    sketch = stats.cost_sketch
+    if sketch.count == 0 and not sketch.bins and sketch.zero_count == 0:
+        return None
+    reason = count_problem("cost_paid", stats.cost_paid)
+    if reason:
+        return reason
+    return sketch_problem(
+        sketch, stats.cost_paid, quantity="cost", unit=" USD", largest=MAX_COST_USD, smallest=MIN_INDEXABLE
+    )
 
 
 def stats_problem(stats: WindowStats) -> str | None:
@@ -113,7 +142,7 @@ def stats_problem(stats: WindowStats) -> str | None:
         return f"cost_sq {stats.cost_sq:.4g} below cost² / count for cost {stats.cost_usd:.4g}: inconsistent sums"
     if not _number(stats.quality_sum):
         return f"quality_sum is {stats.quality_sum!r}"
-    return sketch_problem(stats.latency_ms, n) or _log_cost_problem(stats)
+    return sketch_problem(stats.latency_ms, n) or _log_cost_problem(stats) or cost_sketch_problem(stats)
 
 
 def _log_cost_problem(stats: WindowStats) -> str | None:

@@ -91,3 +91,22 @@ def test_log_cost_moments_count_only_positive_costs_and_merge() -> None:
     assert math.isclose(a.cost_log_sq, math.log(0.01) ** 2 + math.log(0.04) ** 2)
     both = merged([a, b])
     assert both.cost_paid == 3 and math.isclose(both.cost_log, a.cost_log + math.log(0.02))
+
+
+def test_positive_costs_go_to_the_cost_sketch_and_old_records_decode_without_it() -> None:
+    import msgspec
+
+    stats = WindowStats()
+    for cost in (0.002, 0.02, 0.0, 0.2):
+        stats.add_event(event(cost=cost))
+    assert stats.cost_paid == 3 and stats.cost_sketch.count == 3
+    assert stats.cost_sketch.min == 0.002 and stats.cost_sketch.max == 0.2
+    both = merged([stats, stats])
+    assert both.cost_sketch.count == 6 and both.cost_sketch.bins == {
+        k: 2 * c for k, c in stats.cost_sketch.bins.items()
+    }
+    # A window stored before the field existed: no sketch, nothing else lost.
+    raw = msgspec.json.decode(msgspec.json.encode(stats))
+    del raw["cost_sketch"]
+    old = msgspec.json.decode(msgspec.json.encode(raw), type=WindowStats)
+    assert old.cost_sketch.count == 0 and old.cost_paid == 3 and old.cost_usd == stats.cost_usd

@@ -88,6 +88,9 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--rollouts and --regression-rollouts must be at least 1")
     if args.baseline_rollouts < 0:
         p.error("--baseline-rollouts must be at least 0")
+    if not any(args.only in s.name for s in suite()):
+        names = ", ".join(s.name for s in suite())
+        p.error(f"no scenario name contains {args.only!r}; the scenarios are: {names}")
     workers = args.workers or os.cpu_count() or 1
     args.out.mkdir(parents=True, exist_ok=True)
     partial = args.out / "gates.partial.jsonl"

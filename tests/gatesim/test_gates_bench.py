@@ -6,6 +6,8 @@ import importlib.util
 import json
 from pathlib import Path
 
+import pytest
+
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "gates_bench.py"
 
 
@@ -26,3 +28,19 @@ def test_the_gates_bench_writes_the_suite_and_the_naive_baseline_of_the_same_run
     before = (tmp_path / "gates.partial.jsonl").read_text()
     assert bench.main([*argv, "--only", "cost x1.3 · mix", "--out", str(tmp_path), "--resume"]) == 0
     assert (tmp_path / "gates.partial.jsonl").read_text() == before
+
+
+def test_an_only_that_matches_no_scenario_is_a_usage_error_and_keeps_the_partial_results(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = importlib.util.spec_from_file_location("gates_bench", BENCH)
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    partial = tmp_path / "gates.partial.jsonl"
+    partial.write_text("kept\n")
+    with pytest.raises(SystemExit) as exit_info:
+        bench.main(["--only", "A/A · mix (false rollbacks)", "--out", str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert "no scenario name contains 'A/A · mix (false rollbacks)'" in capsys.readouterr().err
+    assert partial.read_text() == "kept\n"

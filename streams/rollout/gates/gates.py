@@ -113,6 +113,7 @@ def evaluate_gates(
         >>> evaluate_gates(WindowStats(), WindowStats()).results[0].status.value
         'insufficient'
     """
+    _check_argument_types(canary, control, windows, history, totals, alpha_share)
     if not 0 < alpha_share <= 1:
         raise ValueError(f"alpha_share must be within (0, 1], got {alpha_share}")
 
@@ -125,6 +126,25 @@ def evaluate_gates(
         # Data no validity rule foresaw: a gate that cannot compute is insufficient, and the
         # controller goes on (its stage timeout still applies) instead of failing the look.
         return _invalid(f"data the gates cannot compute with: {type(exc).__name__}: {exc}", config, alpha_share)
+
+
+def _check_argument_types(
+    canary: object, control: object, windows: object, history: object, totals: object, alpha_share: object
+) -> None:
+    """A programming error (not data) is a ``TypeError`` naming the argument, before any reading."""
+    for name, value in (("canary", canary), ("control", control)):
+        if not isinstance(value, WindowStats):
+            raise TypeError(f"{name} must be a WindowStats, not {type(value).__name__}")
+    if windows is not None and not (isinstance(windows, Sequence) and all(isinstance(w, StageWindow) for w in windows)):
+        raise TypeError("windows must be a sequence of StageWindow (or None)")
+    if history is not None and not isinstance(history, WindowSums):
+        raise TypeError(f"history must be a WindowSums (or None), not {type(history).__name__}")
+    if totals is not None and not (
+        isinstance(totals, tuple) and len(totals) == 2 and all(isinstance(t, ArmFigures) for t in totals)
+    ):
+        raise TypeError("totals must be a pair of ArmFigures (canary, control) or None")
+    if isinstance(alpha_share, bool) or not isinstance(alpha_share, (int, float)):
+        raise TypeError(f"alpha_share must be a number, not {type(alpha_share).__name__}")
 
 
 def _evaluate(

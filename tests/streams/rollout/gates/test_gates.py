@@ -679,3 +679,19 @@ def test_stage_totals_must_describe_the_arms_they_come_with() -> None:
         report = evaluate_gates(canary, control, totals=totals)
         assert report.rollback is None and report.promotion_blocked
         assert all(r.note.startswith(f"invalid canary stage totals: {named} ") for r in report.results), report
+
+
+@pytest.mark.parametrize(
+    "kwargs, named",
+    [
+        ({"windows": [None]}, "windows"),
+        ({"totals": (None, None)}, "totals"),
+        ({"alpha_share": "0.5"}, "alpha_share"),
+        ({"history": {}}, "history"),
+    ],
+)
+def test_arguments_of_the_wrong_type_are_a_clear_type_error(kwargs: dict[str, object], named: str) -> None:
+    with pytest.raises(TypeError, match=named):
+        evaluate_gates(arm(200), arm(2000), **kwargs)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="canary must be a WindowStats"):
+        evaluate_gates(None, arm(2000))  # type: ignore[arg-type]

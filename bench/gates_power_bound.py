@@ -82,6 +82,8 @@ def error_rate_z(canary: WindowStats, control: WindowStats, margin: float) -> fl
 
 def cost_score_z(canary: WindowStats, control: WindowStats, margin: float) -> float:
     """z of the cost gate's efficient score test of a log-cost shift (on the cost sketches)."""
+    if canary.cost_sketch is None or control.cost_sketch is None:
+        return 0.0
     score = shift_score(canary.cost_sketch, control.cost_sketch, margin)
     return score.difference / score.standard_error if score is not None else 0.0
 

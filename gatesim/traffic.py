@@ -298,6 +298,8 @@ def _fold_costs(stats: WindowStats, costs: list[float], sizes: list[int] | None 
     stats.cost_paid += sum(weights)
     stats.cost_log += sum(map(mul, logs, weights))
     stats.cost_log_sq += sum(x * x * w for x, w in zip(logs, weights))
+    if stats.cost_sketch is None:
+        stats.cost_sketch = QuantileSketch()
     sketch = stats.cost_sketch
     scale = 1.0 / math.log(sketch.gamma)
     bins = sketch.bins

@@ -67,6 +67,21 @@ class _MergeInPlace:
         return "MERGE"
 
 
+class _MergeOptional:
+    """Like MERGE for a value that may be absent (``None``): absent on one side takes the other's."""
+
+    def merge(self, mine: Any, theirs: Any) -> Any:
+        if theirs is None:
+            return mine
+        if mine is None:
+            return theirs.copy()
+        mine.merge(theirs)
+        return mine
+
+    def __repr__(self) -> str:
+        return "MERGE_OPTIONAL"
+
+
 class _KeyWise:
     """A ``dict`` of mergeables: a key missing on this side starts from an empty value."""
 
@@ -89,6 +104,7 @@ class _SetUnion:
 
 ADD: Kind = _Add()
 MERGE: Kind = _MergeInPlace()
+MERGE_OPTIONAL: Kind = _MergeOptional()
 KEYED: Kind = _KeyWise()
 UNION: Kind = _SetUnion()
 
@@ -98,6 +114,8 @@ Sum = Annotated[float, ADD]
 """A sum of values (cost, squared cost, grades…): partials add up."""
 Sketch = Annotated[QuantileSketch, MERGE]
 """A latency (or any positive value) distribution: bucket counts add up."""
+OptionalSketch = Annotated[QuantileSketch | None, MERGE_OPTIONAL]
+"""A sketch kept only where it is read (``None`` elsewhere: nothing to fold, merge or store)."""
 Keyed = Annotated[dict[str, T], KEYED]
 """Named mergeables (per arm, model, bucket): merged name by name."""
 Distinct = Annotated[set[int], UNION]

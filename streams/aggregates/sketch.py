@@ -19,8 +19,12 @@ import math
 from collections.abc import Iterable
 
 import msgspec
+import numpy as np
 
 DEFAULT_RELATIVE_ACCURACY = 0.01
+#: Below this many values :meth:`QuantileSketch.add_batch` adds them one by one (numpy's
+#: per-call overhead is larger than the loop's).
+_VECTOR_MIN = 32
 DEFAULT_MAX_BINS = 2048
 MIN_INDEXABLE = 1e-9
 
@@ -80,6 +84,52 @@ class QuantileSketch(msgspec.Struct, kw_only=True, dict=True):
         bins[k] = bins.get(k, 0) + 1
         if len(bins) > self.max_bins:
             self._collapse()
+
+    def add_log(self, value: float, log_value: float) -> None:
+        """Count one value above zero whose ``math.log`` the caller has already computed
+        (the same bucket as :meth:`add`, without a second logarithm)."""
+        if value <= MIN_INDEXABLE:
+            self.add(value)
+            return
+        if self.count == 0:
+            self.min = self.max = value
+        elif value < self.min:
+            self.min = value
+        elif value > self.max:
+            self.max = value
+        self.count += 1
+        self.total += value
+        k = math.ceil(log_value * self._inv_log_gamma)
+        bins = self.bins
+        bins[k] = bins.get(k, 0) + 1
+        if len(bins) > self.max_bins:
+            self._collapse()
+
+    def add_batch(self, values: list[float]) -> None:
+        """Count many values at once: the same counts as :meth:`add` for each, with the
+        bucket indices computed by numpy when there are enough values to pay for it."""
+        if len(values) < _VECTOR_MIN:
+            for value in values:
+                self.add(value)
+            return
+        array = np.asarray(values, dtype=np.float64)
+        positive = array[array > MIN_INDEXABLE]
+        zeros = len(array) - len(positive)
+        low, high = float(array.min()), float(array.max())
+        if self.count == 0:
+            self.min, self.max = low, high
+        else:
+            self.min, self.max = min(self.min, low), max(self.max, high)
+        self.count += len(array)
+        self.total += float(array.sum())
+        self.zero_count += zeros
+        if len(positive):
+            keys, counts = np.unique(np.ceil(np.log(positive) * self._inv_log_gamma), return_counts=True)
+            bins = self.bins
+            for k, c in zip(keys.astype(np.int64).tolist(), counts.tolist()):  # Python ints in the bins
+                bins[k] = bins.get(k, 0) + c
+            if len(bins) > self.max_bins:
+                self._collapse()
 
     def add_many(self, values: Iterable[float]) -> None:
         """Count many values."""

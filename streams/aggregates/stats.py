@@ -15,7 +15,7 @@ import math
 import msgspec
 
 from bifrost.schemas.events import FeedbackEvent, Outcome, RoutingEvent
-from bifrost.streams.aggregates.mergeable import Count, Mergeable, Sketch, Sum, merged_all
+from bifrost.streams.aggregates.mergeable import Count, Mergeable, OptionalSketch, Sketch, Sum, merged_all
 from bifrost.streams.aggregates.sketch import QuantileSketch
 
 
@@ -45,7 +45,9 @@ class WindowStats(Mergeable, msgspec.Struct, kw_only=True):
     ``cost_sq`` (sum of squared costs) lets gates estimate the variance of cost per task;
     ``cost_paid``, ``cost_log`` and ``cost_log_sq`` (count, sum and sum of squares of the
     logs of the positive costs) let them test a shift of the whole cost distribution, and
-    ``cost_sketch`` (the positive costs, USD) test it against the width of one price tier.
+    ``cost_sketch`` (the positive costs, USD; ``None`` until one is added, and kept by the
+    worker for the arms only, which the gates read) test it against the width of one price
+    tier.
     """
 
     count: Count = 0
@@ -57,7 +59,7 @@ class WindowStats(Mergeable, msgspec.Struct, kw_only=True):
     cost_paid: Count = 0
     cost_log: Sum = 0.0
     cost_log_sq: Sum = 0.0
-    cost_sketch: Sketch = msgspec.field(default_factory=QuantileSketch)
+    cost_sketch: OptionalSketch = None
     tokens_in: Count = 0
     tokens_out: Count = 0
     latency_ms: Sketch = msgspec.field(default_factory=QuantileSketch)
@@ -69,8 +71,13 @@ class WindowStats(Mergeable, msgspec.Struct, kw_only=True):
     task_success: Count = 0
     task_feedback: Count = 0
 
-    def add_event(self, event: RoutingEvent) -> None:
-        """Fold one routing event in."""
+    def add_event(self, event: RoutingEvent, *, cost_sketch: bool = True) -> None:
+        """Fold one routing event in.
+
+        ``cost_sketch=False`` leaves the event's cost out of ``cost_sketch`` only: a caller
+        folding a batch adds the batch's positive costs at once
+        (:meth:`QuantileSketch.add_batch`), which is several times cheaper per event.
+        """
         self.count += 1
         if not event.success:
             self.errors += 1
@@ -85,7 +92,10 @@ class WindowStats(Mergeable, msgspec.Struct, kw_only=True):
             self.cost_paid += 1
             self.cost_log += log_cost
             self.cost_log_sq += log_cost * log_cost
-            self.cost_sketch.add(event.cost_usd)
+            if cost_sketch:
+                if self.cost_sketch is None:
+                    self.cost_sketch = QuantileSketch()
+                self.cost_sketch.add_log(event.cost_usd, log_cost)
         self.tokens_in += event.tokens_in
         self.tokens_out += event.tokens_out
         self.latency_ms.add(event.latency_ms)

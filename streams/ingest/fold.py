@@ -22,6 +22,7 @@ from bifrost.schemas.dlq import (
 )
 from bifrost.schemas.events import FeedbackEvent, RoutingEvent
 from bifrost.streams.aggregates.partial import WindowPartial, partial_key, window_start_of
+from bifrost.streams.aggregates.sketch import QuantileSketch
 from bifrost.streams.aggregates.stats import WindowStats
 
 
@@ -144,6 +145,7 @@ class BatchFolder:
         # bucket) — a handful per batch — and merged into the partial's three views at
         # the end: one statistics update per event instead of three.
         combos: dict[tuple[str, str, str, str], WindowStats] = {}
+        costs: dict[tuple[str, str], list[float]] = {}  # each (window, arm)'s positive costs, sketched at once
         for record in records:
             is_routing = record.topic == self.routing_topic
             tp = (record.topic, record.partition)
@@ -211,7 +213,12 @@ class BatchFolder:
                 combo = combos.get(combo_key)
                 if combo is None:
                     combo = combos[combo_key] = WindowStats()
-                combo.add_event(event)
+                combo.add_event(event, cost_sketch=False)
+                if event.cost_usd > 0:
+                    paid = costs.get((key, event.arm))
+                    if paid is None:
+                        paid = costs[(key, event.arm)] = []
+                    paid.append(event.cost_usd)
             else:
                 _fold_feedback(partial, event)
             result.accepted[record.topic] += 1
@@ -222,6 +229,14 @@ class BatchFolder:
             _stats(partial.arms, arm).merge(combo)
             _stats(partial.models, model).merge(combo)
             _stats(partial.buckets, bucket).merge(combo)
+        # Only the arms carry the cost sketch: the gates read it there, and in the model and
+        # bucket views it would cost every fold, merge and (de)serialization of a partial for
+        # nothing (bench/aggregates_bench.py). One batch add per (window, arm), not per event.
+        for (key, arm), paid in costs.items():
+            stats = changed[key].arms[arm]
+            if stats.cost_sketch is None:
+                stats.cost_sketch = QuantileSketch()
+            stats.cost_sketch.add_batch(paid)
         for tp in touched:
             result.expired.extend(expire(states[tp], policy))
         # A partial that expired in this very batch (a backlog spanning more than the

@@ -497,12 +497,16 @@ def _cost_score(
     phi: float,
 ) -> inference.Outcome | None:
     """The score test of the log-cost shift, when both arms' cost sketches hold every paid request."""
-    sketches = (canary.cost_sketch, control.cost_sketch)
-    if any(s.count == 0 or s.count != stats.cost_paid for s, stats in zip(sketches, (canary, control))):
+    c_sketch, k_sketch = canary.cost_sketch, control.cost_sketch
+    if (
+        c_sketch is None
+        or k_sketch is None
+        or (c_sketch.count, k_sketch.count) != (canary.cost_paid, control.cost_paid)
+    ):
         return None  # windows from workers that did not keep the sketch: the other two tests decide
-    if not _enough(config, *(s.count - s.zero_count for s in sketches)):
+    if not _enough(config, c_sketch.count - c_sketch.zero_count, k_sketch.count - k_sketch.zero_count):
         return None
-    score = shift_score(*sketches, margin)
+    score = shift_score(c_sketch, k_sketch, margin)
     if score is None:
         return None
     # Clustered requests share their cost, so the log-cost dispersion φ inflates this

@@ -112,8 +112,10 @@ def cost_sketch_problem(stats: WindowStats) -> str | None:
     test out.
     """
     sketch = stats.cost_sketch
-    if sketch.count == 0 and not sketch.bins and sketch.zero_count == 0:
+    if sketch is None:
         return None
+    if not isinstance(sketch, QuantileSketch):
+        return f"cost_sketch is {type(sketch).__name__} (must be a QuantileSketch or None)"
     reason = count_problem("cost_paid", stats.cost_paid)
     if reason:
         return reason

@@ -78,3 +78,33 @@ def test_empty_and_invalid_queries() -> None:
         sketch.quantile(1.5)
     with pytest.raises(IncompatibleSketches):
         sketch.merge(QuantileSketch(relative_accuracy=0.05))
+
+
+def test_add_log_fills_the_same_buckets_as_add() -> None:
+    rng = random.Random(3)
+    values = [rng.lognormvariate(-7.0, 2.0) for _ in range(2_000)] + [1e-12, 5e-10]
+    plain, logged = QuantileSketch(), QuantileSketch()
+    for v in values:
+        plain.add(v)
+        logged.add_log(v, math.log(v))
+    assert logged == plain
+
+
+@pytest.mark.parametrize("n", [5, 31, 32, 500])
+def test_add_batch_counts_what_add_counts(n: int) -> None:
+    rng = random.Random(n)
+    values = [rng.lognormvariate(-7.0, 2.0) for _ in range(n)] + [0.0, 1e-12]
+    plain, batched = QuantileSketch(), QuantileSketch()
+    plain.add(0.5)
+    batched.add(0.5)
+    for v in values:
+        plain.add(v)
+    batched.add_batch(values)
+    assert batched.bins == plain.bins and all(type(k) is int and type(c) is int for k, c in batched.bins.items())
+    assert (batched.count, batched.zero_count, batched.min, batched.max) == (
+        plain.count,
+        plain.zero_count,
+        plain.min,
+        plain.max,
+    )
+    assert math.isclose(batched.total, plain.total, rel_tol=1e-12)

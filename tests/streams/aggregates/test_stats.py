@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import msgspec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -94,19 +95,18 @@ def test_log_cost_moments_count_only_positive_costs_and_merge() -> None:
 
 
 def test_positive_costs_go_to_the_cost_sketch_and_old_records_decode_without_it() -> None:
-    import msgspec
-
     stats = WindowStats()
+    assert stats.cost_sketch is None  # nothing to fold, merge or store until a cost arrives
     for cost in (0.002, 0.02, 0.0, 0.2):
         stats.add_event(event(cost=cost))
-    assert stats.cost_paid == 3 and stats.cost_sketch.count == 3
-    assert stats.cost_sketch.min == 0.002 and stats.cost_sketch.max == 0.2
-    both = merged([stats, stats])
-    assert both.cost_sketch.count == 6 and both.cost_sketch.bins == {
-        k: 2 * c for k, c in stats.cost_sketch.bins.items()
-    }
+    sketch = stats.cost_sketch
+    assert sketch is not None and stats.cost_paid == 3 and sketch.count == 3
+    assert sketch.min == 0.002 and sketch.max == 0.2
+    both = merged([stats, stats]).cost_sketch
+    assert both is not None and both.count == 6 and both.bins == {k: 2 * c for k, c in sketch.bins.items()}
+    assert merged([WindowStats(), stats]).cost_sketch == sketch == merged([stats, WindowStats()]).cost_sketch
     # A window stored before the field existed: no sketch, nothing else lost.
     raw = msgspec.json.decode(msgspec.json.encode(stats))
     del raw["cost_sketch"]
     old = msgspec.json.decode(msgspec.json.encode(raw), type=WindowStats)
-    assert old.cost_sketch.count == 0 and old.cost_paid == 3 and old.cost_usd == stats.cost_usd
+    assert old.cost_sketch is None and old.cost_paid == 3 and old.cost_usd == stats.cost_usd

@@ -6,8 +6,10 @@ from typing import Any
 
 import orjson
 
-from bifrost.schemas import RejectReason
+from bifrost.schemas import RejectReason, RoutingEvent
+from bifrost.schemas.codec import EventDecoder
 from bifrost.streams.aggregates.partial import WindowPartial, decode_partial
+from bifrost.streams.aggregates.stats import WindowStats
 from bifrost.streams.ingest.fold import BatchFolder, InputRecord, PartitionState, WindowPolicy, rebuild_partition_state
 from tests.streams.ingest.fold_store import DictStore
 
@@ -186,3 +188,23 @@ def test_a_backlog_longer_than_retention_still_reports_every_window() -> None:
     assert set(result.expired) <= set(result.changed) and len(result.expired) > 40
     store.apply(result.changed, result.expired)
     assert len(store.data) == 60 - len(result.expired)
+
+
+def test_the_fold_sketches_every_positive_cost_of_an_arm_as_add_event_would() -> None:
+    store, states = DictStore(), States()
+    values = [routing(T0 + i % 60, cost_usd=0.0 if i % 7 == 0 else 0.001 * (1 + i % 13)) for i in range(200)]
+    result = folder().fold(records(values), load=store.load, states=states, now=NOW)
+    store.apply(result.changed, result.expired)
+    (partial,) = map(decode_partial, store.data.values())
+    expected = WindowStats()
+    decoder = EventDecoder(RoutingEvent)
+    for value in values:
+        expected.add_event(decoder.decode(value, now=NOW))
+    (arm,) = partial.arms.values()
+    assert arm.cost_sketch is not None and expected.cost_sketch is not None
+    assert arm.cost_sketch.bins == expected.cost_sketch.bins
+    assert arm.cost_sketch.count == arm.cost_paid == expected.cost_paid
+    # The model and bucket views do not carry it (the gates read arms only).
+    for table in (partial.models, partial.buckets):
+        (stats,) = table.values()
+        assert stats.cost_sketch is None and stats.cost_paid == expected.cost_paid

@@ -122,6 +122,7 @@ def test_a_canary_whose_mean_cost_is_lower_is_never_rolled_back_by_the_score() -
     )
     canary, control = arm(20_000, 5, factor=1.08, mix=cheaper_mix), arm(40_000, 6)
     assert canary.cost_usd / canary.count < control.cost_usd / control.count
+    assert canary.cost_sketch is not None and control.cost_sketch is not None
     score = shift_score(canary.cost_sketch, control.cost_sketch, MARGIN)
     assert score is not None and inference.shift_score_test(score, 0.001, COST_SHIFT_SHAPE).reject
     cost = evaluate_gates(canary, control).get("cost_per_task")
@@ -130,6 +131,7 @@ def test_a_canary_whose_mean_cost_is_lower_is_never_rolled_back_by_the_score() -
 
 def test_a_cost_sketch_with_more_values_than_costed_requests_is_invalid_and_a_partial_one_is_left_out() -> None:
     canary, control = arm(2_000, 1), arm(38_000, 2)
+    assert canary.cost_sketch is not None
     canary.cost_sketch.add(0.01)
     cost = evaluate_gates(canary, control).get("cost_per_task")
     assert cost is not None and cost.status is GateStatus.INSUFFICIENT and "costs for" in cost.note, cost
@@ -138,5 +140,8 @@ def test_a_cost_sketch_with_more_values_than_costed_requests_is_invalid_and_a_pa
     dearer = arm(2_000, 3, factor=1.3)
     dearer.cost_sketch = QuantileSketch()
     dearer.cost_sketch.add_many([0.01] * 10)
+    cost = evaluate_gates(dearer, control).get("cost_per_task")
+    assert cost is not None and cost.status is GateStatus.FAIL and "efficient score" not in cost.method, cost
+    dearer.cost_sketch = None  # no sketch at all: the same
     cost = evaluate_gates(dearer, control).get("cost_per_task")
     assert cost is not None and cost.status is GateStatus.FAIL and "efficient score" not in cost.method, cost

@@ -68,29 +68,28 @@ class QuantileSketch(msgspec.Struct, kw_only=True, dict=True):
 
     def add(self, value: float) -> None:
         """Count one value (values ≤ 1e-9 count as zero)."""
-        if self.count == 0:
-            self.min = self.max = value
-        elif value < self.min:
-            self.min = value
-        elif value > self.max:
-            self.max = value
-        self.count += 1
-        self.total += value
-        if value <= MIN_INDEXABLE:
-            self.zero_count += 1
+        if value > MIN_INDEXABLE:
+            self.add_log(value, math.log(value))
             return
-        k = math.ceil(math.log(value) * self._inv_log_gamma)
-        bins = self.bins
-        bins[k] = bins.get(k, 0) + 1
-        if len(bins) > self.max_bins:
-            self._collapse()
+        self._note(value, value, 1, value)
+        self.zero_count += 1
+
+    def _note(self, low: float, high: float, n: int, total: float) -> None:
+        """Extend the range and the count and total by ``n`` values (not the bins)."""
+        if self.count == 0:
+            self.min, self.max = low, high
+        else:
+            self.min, self.max = min(self.min, low), max(self.max, high)
+        self.count += n
+        self.total += total
 
     def add_log(self, value: float, log_value: float) -> None:
         """Count one value above zero whose ``math.log`` the caller has already computed
         (the same bucket as :meth:`add`, without a second logarithm)."""
         if value <= MIN_INDEXABLE:
-            self.add(value)
+            self.add(value)  # counted as zero
             return
+        # Inline rather than ``_note``: this is the per-event path of every latency.
         if self.count == 0:
             self.min = self.max = value
         elif value < self.min:
@@ -115,13 +114,7 @@ class QuantileSketch(msgspec.Struct, kw_only=True, dict=True):
         array = np.asarray(values, dtype=np.float64)
         positive = array[array > MIN_INDEXABLE]
         zeros = len(array) - len(positive)
-        low, high = float(array.min()), float(array.max())
-        if self.count == 0:
-            self.min, self.max = low, high
-        else:
-            self.min, self.max = min(self.min, low), max(self.max, high)
-        self.count += len(array)
-        self.total += float(array.sum())
+        self._note(float(array.min()), float(array.max()), len(array), float(array.sum()))
         self.zero_count += zeros
         if len(positive):
             keys, counts = np.unique(np.ceil(np.log(positive) * self._inv_log_gamma), return_counts=True)

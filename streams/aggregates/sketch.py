@@ -53,6 +53,10 @@ class QuantileSketch(msgspec.Struct, kw_only=True, dict=True):
     max: float = 0.0
 
     def __post_init__(self) -> None:
+        if not 1e-9 <= self.relative_accuracy < 1:  # also False for NaN
+            # A decoded record with it is refused (msgspec reports the ValueError) rather
+            # than dividing by log γ = 0 later.
+            raise ValueError(f"relative_accuracy must be within [1e-9, 1), got {self.relative_accuracy!r}")
         gamma = (1 + self.relative_accuracy) / (1 - self.relative_accuracy)
         self._gamma = gamma
         self._inv_log_gamma = 1.0 / math.log(gamma)

@@ -22,6 +22,7 @@ from bifrost.streams.rollout.gates import dispersion, inference, metrics, noninf
 from bifrost.streams.rollout.gates.config import (
     CONTROL_TAIL_V_OPT,
     COST_DISPERSION,
+    COST_GUARD_ALPHA,
     COST_MEAN_SHARE,
     COST_SCORE_SHARE,
     COST_SHAPE,
@@ -122,7 +123,7 @@ def evaluate_gates(
         return _invalid(invalid, config, alpha_share)
     try:
         return _evaluate(canary, control, config, windows, history, alpha_share, totals, frozenset(fixed_looks))
-    except (ArithmeticError, TypeError, ValueError) as exc:
+    except (ArithmeticError, MemoryError, TypeError, ValueError) as exc:
         # Data no validity rule foresaw: a gate that cannot compute is insufficient, and the
         # controller goes on (its stage timeout still applies) instead of failing the look.
         return _invalid(f"data the gates cannot compute with: {type(exc).__name__}: {exc}", config, alpha_share)
@@ -430,7 +431,8 @@ def _cost(
     log cost varies less than cost and does not grow with the regression; the score test
     (:mod:`.score`, on the arms' cost sketches) catches it with fewer still. The two shift
     tests roll back only when the mean cost per task is up by ``COST_SHIFT_MIN_FRACTION``
-    of the tolerance in the data as well.
+    of the tolerance in the data and shown up by the always-valid mean test at
+    ``COST_GUARD_ALPHA`` (config.py).
     """
     gate = "cost_per_task"
     alpha = config.gate_alpha(gate, share)
@@ -452,7 +454,11 @@ def _cost(
         outcome = inference.mean_increase_test(c_est, k_est, margin, alpha * COST_MEAN_SHARE, COST_SHAPE, phi)
         shift = _cost_shift(canary, control, config, margin, alpha * COST_SHIFT_SHARE, phi_shift)
         score = _cost_score(canary, control, config, margin, alpha * COST_SCORE_SHARE, phi_shift)
-        if not outcome.reject and (outcome.degradation or 0.0) >= COST_SHIFT_MIN_FRACTION * config.tolerance(gate):
+        if (
+            not outcome.reject
+            and (outcome.degradation or 0.0) >= COST_SHIFT_MIN_FRACTION * config.tolerance(gate)
+            and _typical_cost_shown_up(canary, control, phi_shift)
+        ):
             outcome = next((o for o in (shift, score) if o is not None and o.reject), outcome)
         upper = (
             noninferiority.mean_increase_upper(c_est, k_est, config.promotion_gate_alpha(), COST_SHAPE, phi),
@@ -486,6 +492,14 @@ def _cost_shift(
     if c_log is None or k_log is None or not _enough(config, c_log.n, k_log.n):
         return None
     return inference.log_shift_test(c_log, k_log, margin, alpha, COST_SHIFT_SHAPE, phi, quantity="cost")
+
+
+def _typical_cost_shown_up(canary: WindowStats, control: WindowStats, phi: float) -> bool:
+    """The geometric mean of cost shown up at all (always-valid, ``COST_GUARD_ALPHA``, margin 0)."""
+    c_log, k_log = metrics.log_cost_estimate(canary), metrics.log_cost_estimate(control)
+    if c_log is None or k_log is None:
+        return False
+    return inference.log_shift_test(c_log, k_log, 0.0, COST_GUARD_ALPHA, COST_SHIFT_SHAPE, phi).reject
 
 
 def _cost_score(

@@ -23,6 +23,9 @@ from bifrost.streams.rollout.gates.dispersion import METRIC_ORDER, ArmFigures, S
 MAX_LATENCY_MS = 1e30
 #: Cost per request beyond which a cost-sketch bucket is corrupt rather than dear.
 MAX_COST_USD = 1e30
+#: Relative accuracies a cost sketch may have (the worker's is 1%): finer ones would make
+#: the score test's bucket grid absurdly large, coarser ones carry no shape.
+COST_SKETCH_ACCURACY = (1e-3, 0.2)
 #: Largest count taken as real: every integer up to it is exact in a float, so the gates'
 #: float arithmetic on counts cannot round a difference of counts below zero (2^53 requests
 #: is ~285 years at a million requests a second).
@@ -116,6 +119,14 @@ def cost_sketch_problem(stats: WindowStats) -> str | None:
         return None
     if not isinstance(sketch, QuantileSketch):
         return f"cost_sketch is {type(sketch).__name__} (must be a QuantileSketch or None)"
+    if not (
+        _number(sketch.relative_accuracy)
+        and COST_SKETCH_ACCURACY[0] <= sketch.relative_accuracy <= COST_SKETCH_ACCURACY[1]
+    ):
+        return (
+            f"cost sketch relative accuracy {sketch.relative_accuracy!r} outside "
+            f"[{COST_SKETCH_ACCURACY[0]:g}, {COST_SKETCH_ACCURACY[1]:g}]"
+        )
     reason = count_problem("cost_paid", stats.cost_paid)
     if reason:
         return reason
@@ -209,6 +220,13 @@ def problem(
         reason = stats_problem(stats)
         if reason:
             return f"invalid {arm} data: {reason}"
+    sketches = (canary.cost_sketch, control.cost_sketch)
+    if sketches[0] is not None and sketches[1] is not None:
+        if sketches[0].relative_accuracy != sketches[1].relative_accuracy:
+            return (
+                f"invalid canary data: its cost sketch's relative accuracy {sketches[0].relative_accuracy:g} "
+                f"is not the control's {sketches[1].relative_accuracy:g}"
+            )
     for w in windows:
         for arm, figures in (("canary", w.canary), ("control", w.control)):
             reason = figures_problem(figures)
